@@ -1,0 +1,29 @@
+"""Command line: ``python -m hw3lib {bench,download,train,report} ...``.
+
+Expected failures (bad data, bad arguments) end in a one-line message and exit status 2,
+never a traceback.
+"""
+import importlib
+import sys
+
+COMMANDS = {
+    "bench": ("hw3lib.bench", "time a training epoch against PyTorch"),
+}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] not in COMMANDS:
+        lines = [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
+        print("usage: python -m hw3lib COMMAND [options]\n\ncommands:\n" + "\n".join(lines))
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    module = importlib.import_module(COMMANDS[argv[0]][0])
+    try:
+        return module.main(argv[1:]) or 0
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Finite-difference gradient checks shared by the tests and the notebooks."""
+import numpy as np
+
+
+def numerical_gradient(f, x, eps=1e-6):
+    """Central differences of the scalar ``f()`` w.r.t. the array ``x`` (perturbed in place
+    and restored), shape of ``x``."""
+    grad = np.zeros_like(x, dtype=np.float64)
+    flat, gflat = x.reshape(-1), grad.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + eps
+        plus = f()
+        flat[i] = old - eps
+        minus = f()
+        flat[i] = old
+        gflat[i] = (plus - minus) / (2 * eps)
+    return grad
+
+
+def relative_error(a, b):
+    """``||a - b|| / (||a|| + ||b||)`` (0 when both are 0)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    scale = np.linalg.norm(a) + np.linalg.norm(b)
+    return 0.0 if scale == 0 else float(np.linalg.norm(a - b) / scale)
+
+
+def gradcheck(f, arrays, analytic, eps=1e-6):
+    """Relative error of each analytic gradient against finite differences.
+
+    ``f()`` returns a scalar loss that reads the arrays in ``arrays`` (a dict name -> array);
+    ``analytic`` maps the same names to their gradients. Returns ``{name: relative error}``.
+    """
+    return {name: relative_error(analytic[name], numerical_gradient(f, x, eps))
+            for name, x in arrays.items()}
+
+
+def gradcheck_layer(layer, x, seed=0, eps=1e-6):
+    """Check a layer's ``dx`` and parameter gradients on the loss ``sum(forward(x) * r)``
+    with a fixed random ``r``. Use float64. Returns ``{"x": err, "W": err, "b": err}``."""
+    r = np.random.default_rng(seed).standard_normal(layer.forward(x).shape)
+
+    def loss():
+        return float(np.sum(layer.forward(x) * r))
+
+    layer.forward(x)
+    analytic = {"x": layer.backward(r), **layer.grads}
+    return gradcheck(loss, {"x": x, **layer.params}, analytic, eps)

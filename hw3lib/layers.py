@@ -1,0 +1,229 @@
+"""Layers with ``forward(x)`` and ``backward(dout) -> dx``.
+
+Parameters live in ``layer.params`` and their gradients in ``layer.grads``, both keyed
+``"W"`` and ``"b"``, in PyTorch's layouts (``Conv2D.W (F, C, kh, kw)``, ``Dense.W (out, in)``)
+so that weights can be exchanged with a PyTorch ``state_dict``. ``backward`` returns the
+gradient of whatever scalar loss ``dout`` came from; no layer rescales it.
+"""
+import numpy as np
+
+from .im2col import check_window, col2im, conv_output_size, im2col, pair
+
+
+class Layer:
+    """Base class: a layer without parameters."""
+
+    def __init__(self):
+        self.params, self.grads = {}, {}
+
+    def output_shape(self, input_shape):
+        """Shape of one sample's output for one sample's input shape, e.g. ``(C, H, W)``."""
+        return tuple(input_shape)
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+def _uniform(rng, bound, shape, dtype):
+    return rng.uniform(-bound, bound, size=shape).astype(dtype)
+
+
+class Conv2D(Layer):
+    """2-D convolution by im2col and one matrix product: ``(N, C, H, W) -> (N, F, OH, OW)``.
+
+    Initialised like PyTorch's default, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for ``W`` and ``b``.
+    ``needs_input_grad = False`` makes ``backward`` skip ``dx`` (for a network's first layer).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 rng=None, dtype=np.float32):
+        super().__init__()
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride, self.padding = pair(stride, "stride"), pair(padding, "padding")
+        if min(self.in_channels, self.out_channels) < 1:
+            raise ValueError(f"channels must be >= 1, got in={in_channels}, out={out_channels}")
+        check_window(self.kernel_size, self.stride, self.padding)
+        rng = np.random.default_rng(rng)
+        kh, kw = self.kernel_size
+        bound = 1.0 / np.sqrt(self.in_channels * kh * kw)
+        self.params["W"] = _uniform(rng, bound, (self.out_channels, self.in_channels, kh, kw), dtype)
+        self.params["b"] = _uniform(rng, bound, (self.out_channels,), dtype)
+        self.needs_input_grad = True
+
+    def output_shape(self, input_shape):
+        c, h, w = input_shape
+        if c != self.in_channels:
+            raise ValueError(f"{self!r} expects {self.in_channels} input channels, got {c}")
+        return (self.out_channels, *conv_output_size((h, w), self.kernel_size, self.stride, self.padding))
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        if c != self.in_channels:
+            raise ValueError(f"{self!r} expects input (N, {self.in_channels}, H, W), got {x.shape}")
+        f, (kh, kw) = self.out_channels, self.kernel_size
+        oh, ow = conv_output_size((h, w), (kh, kw), self.stride, self.padding)
+        self.x_shape = x.shape
+        self.cols = im2col(x, kh, kw, self.stride, self.padding)  # (C*kh*kw, N*OH*OW)
+        out = self.params["W"].reshape(f, -1) @ self.cols  # (F, N*OH*OW)
+        out += self.params["b"][:, None]
+        # A (N, F, OH, OW) view of (F, N, OH, OW) memory: elementwise layers keep that order,
+        # which makes the next im2col and this layer's backward cheap.
+        return out.reshape(f, n, oh, ow).transpose(1, 0, 2, 3)
+
+    def backward(self, dout):
+        f, (kh, kw) = self.out_channels, self.kernel_size
+        dout_mat = dout.transpose(1, 0, 2, 3).reshape(f, -1)  # (F, N*OH*OW)
+        self.grads["W"] = (dout_mat @ self.cols.T).reshape(self.params["W"].shape)
+        self.grads["b"] = dout_mat.sum(axis=1)
+        if not self.needs_input_grad:
+            return None
+        dcols = self.params["W"].reshape(f, -1).T @ dout_mat
+        return col2im(dcols, self.x_shape, kh, kw, self.stride, self.padding)
+
+    def __repr__(self):
+        return (f"Conv2D({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding})")
+
+
+class _Pool2D(Layer):
+    """Shared window bookkeeping of the pooling layers (stride defaults to the kernel size).
+
+    A pooling window is visited as ``kh * kw`` strided slices of the input, one per offset
+    ``(i, j)`` inside the window, each of the output's shape ``(N, C, OH, OW)``.
+    """
+
+    def __init__(self, kernel_size=2, stride=None):
+        super().__init__()
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else pair(stride, "stride")
+        check_window(self.kernel_size, self.stride)
+
+    def output_shape(self, input_shape):
+        c, h, w = input_shape
+        return (c, *conv_output_size((h, w), self.kernel_size, self.stride))
+
+    def _slices(self, x_shape):
+        """The index of ``x (N, C, H, W)`` that each window offset ``(i, j)`` reads."""
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        oh, ow = conv_output_size(x_shape[2:], (kh, kw), (sh, sw))
+        return [(slice(None), slice(None), slice(i, i + sh * oh, sh), slice(j, j + sw * ow, sw))
+                for i in range(kh) for j in range(kw)]
+
+    def __repr__(self):
+        return f"{type(self).__name__}(kernel_size={self.kernel_size}, stride={self.stride})"
+
+
+class MaxPool2D(_Pool2D):
+    """Max over each window: ``(N, C, H, W) -> (N, C, OH, OW)``; the gradient goes to the
+    first maximum of each window, as in PyTorch."""
+
+    def forward(self, x):
+        first, *rest = self._slices(x.shape)
+        out = x[first].copy()
+        for index in rest:
+            np.maximum(out, x[index], out=out)
+        self.x, self.out = x, out
+        return out
+
+    def backward(self, dout):
+        dx = np.zeros_like(self.x, dtype=dout.dtype)  # x's memory order keeps later copies cheap
+        taken = np.zeros(dout.shape, dtype=bool)
+        for index in self._slices(self.x.shape):
+            hit = self.x[index] == self.out
+            hit &= ~taken
+            taken |= hit
+            dx[index] += np.where(hit, dout, 0)
+        return dx
+
+
+class AvgPool2D(_Pool2D):
+    """Mean over each window: ``(N, C, H, W) -> (N, C, OH, OW)``."""
+
+    def forward(self, x):
+        first, *rest = self._slices(x.shape)
+        out = x[first].copy()
+        for index in rest:
+            out += x[index]
+        out /= self.kernel_size[0] * self.kernel_size[1]
+        self.x = x
+        return out
+
+    def backward(self, dout):
+        share = dout / (self.kernel_size[0] * self.kernel_size[1])
+        dx = np.zeros_like(self.x, dtype=dout.dtype)
+        for index in self._slices(self.x.shape):
+            dx[index] += share
+        return dx
+
+
+class ReLU(Layer):
+    """``max(x, 0)`` elementwise, any shape."""
+
+    def forward(self, x):
+        self.mask = x > 0
+        return np.where(self.mask, x, 0)
+
+    def backward(self, dout):
+        return np.where(self.mask, dout, 0)
+
+
+class Tanh(Layer):
+    """``tanh(x)`` elementwise, any shape."""
+
+    def forward(self, x):
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, dout):
+        return dout * (1 - self.out * self.out)
+
+
+class Flatten(Layer):
+    """``(N, C, H, W) -> (N, C * H * W)``."""
+
+    def output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout):
+        return dout.reshape(self.x_shape)
+
+
+class Dense(Layer):
+    """Fully connected: ``(N, in) -> (N, out)``, ``y = x @ W.T + b`` with ``W (out, in)``.
+
+    Initialised like PyTorch's ``nn.Linear``, ``U(-1/sqrt(in), 1/sqrt(in))``.
+    """
+
+    def __init__(self, in_features, out_features, rng=None, dtype=np.float32):
+        super().__init__()
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        if min(self.in_features, self.out_features) < 1:
+            raise ValueError(f"features must be >= 1, got in={in_features}, out={out_features}")
+        rng = np.random.default_rng(rng)
+        bound = 1.0 / np.sqrt(self.in_features)
+        self.params["W"] = _uniform(rng, bound, (self.out_features, self.in_features), dtype)
+        self.params["b"] = _uniform(rng, bound, (self.out_features,), dtype)
+
+    def output_shape(self, input_shape):
+        if tuple(input_shape) != (self.in_features,):
+            raise ValueError(f"{self!r} expects {self.in_features} input features, got {input_shape}")
+        return (self.out_features,)
+
+    def forward(self, x):
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"{self!r} expects input (N, {self.in_features}), got {x.shape}")
+        self.x = x
+        return x @ self.params["W"].T + self.params["b"]
+
+    def backward(self, dout):
+        self.grads["W"] = dout.T @ self.x
+        self.grads["b"] = dout.sum(axis=0)
+        return dout @ self.params["W"]
+
+    def __repr__(self):
+        return f"Dense({self.in_features}, {self.out_features})"

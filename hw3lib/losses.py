@@ -1,0 +1,56 @@
+"""Softmax and the cross-entropy loss of the report (on probabilities, mean over the batch)."""
+import numpy as np
+
+
+def softmax(logits):
+    """Row-wise softmax of ``logits (N, K)``, stable for any finite logits (shifted by the row max)."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def one_hot(y, num_classes, dtype=np.float32):
+    """Integer labels ``y (N,)`` -> ``(N, num_classes)``; labels outside the range raise."""
+    y = np.asarray(y)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"labels must be a 1-D integer array, got dtype {y.dtype} shape {y.shape}")
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+        raise ValueError(f"labels must lie in [0, {num_classes - 1}], got min {y.min()} max {y.max()}")
+    out = np.zeros((y.size, num_classes), dtype=dtype)
+    out[np.arange(y.size), y] = 1
+    return out
+
+
+def as_targets(y, y_pred):
+    """Labels as integers ``(N,)`` or one-hot ``(N, K)`` -> one-hot ``(N, K)`` in ``y_pred``'s dtype."""
+    y = np.asarray(y)
+    n, k = y_pred.shape
+    if y.ndim == 1:
+        targets = one_hot(y, k, y_pred.dtype)
+    elif y.shape == (n, k):
+        targets = y.astype(y_pred.dtype, copy=False)
+    else:
+        raise ValueError(f"labels must be (N,) integers or (N, {k}) one-hot for predictions "
+                         f"{y_pred.shape}, got shape {y.shape}")
+    if targets.shape[0] != n:
+        raise ValueError(f"{n} predictions but {targets.shape[0]} labels")
+    return targets
+
+
+class CrossEntropyLoss:
+    """Mean cross-entropy ``-1/N sum_n sum_k y_nk log p_nk`` of probabilities ``(N, K)``.
+
+    Probabilities are clipped at the dtype's smallest normal number before the log, so the
+    loss stays finite when a probability underflows to 0.
+    """
+
+    def get(self, y_pred, y):
+        """The loss (a Python float) of probabilities ``y_pred (N, K)`` for labels ``y``."""
+        targets = as_targets(y, y_pred)
+        tiny = np.finfo(y_pred.dtype).tiny
+        return float(-(targets * np.log(np.maximum(y_pred, tiny))).sum() / y_pred.shape[0])
+
+    def backward(self, y_pred, y):
+        """Gradient of the loss w.r.t. the *logits* that ``y_pred = softmax(logits)`` came
+        from: ``(y_pred - y) / N``, shape ``(N, K)``."""
+        return (y_pred - as_targets(y, y_pred)) / y_pred.shape[0]

@@ -1,0 +1,131 @@
+"""LeNet-5 with the report's interface: ``forward``, ``backward``, ``get_params``, ``set_params``."""
+import numpy as np
+
+from .layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Tanh
+from .losses import CrossEntropyLoss, softmax
+
+ACTIVATIONS = {"relu": ReLU, "tanh": Tanh}
+POOLINGS = {"max": MaxPool2D, "avg": AvgPool2D}
+
+
+class Sequential:
+    """Layers applied in order; parameters named ``W1, b1, W2, b2, ...`` in the order of the
+    layers that have them (the report's naming)."""
+
+    def __init__(self, layers, input_shape):
+        self.layers = list(layers)
+        self.input_shape = tuple(input_shape)
+        self.shapes = [self.input_shape]
+        for layer in self.layers:
+            self.shapes.append(layer.output_shape(self.shapes[-1]))
+        self.param_layers = [layer for layer in self.layers if layer.params]
+
+    def logits(self, x):
+        """Forward pass ``x (N, *input_shape) -> (N, K)`` logits."""
+        if x.shape[1:] != self.input_shape:
+            raise ValueError(f"the model expects input (N, {', '.join(map(str, self.input_shape))}), "
+                             f"got {x.shape}; check the data's channel mode and image size")
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward_logits(self, dlogits):
+        """Backward pass from ``dlogits (N, K)``; fills every layer's ``grads``."""
+        d = dlogits
+        for layer in reversed(self.layers):
+            d = layer.backward(d)
+            if d is None:  # a first layer that skips its input gradient
+                break
+        return self._named(lambda layer: layer.grads, prefix="d")
+
+    def _named(self, pick, prefix=""):
+        return {f"{prefix}{key}{i}": value
+                for i, layer in enumerate(self.param_layers, start=1)
+                for key, value in pick(layer).items()}
+
+    def get_params(self):
+        """The parameter arrays themselves (not copies), keyed ``W1, b1, ...``."""
+        return self._named(lambda layer: layer.params)
+
+    def set_params(self, params):
+        """Copy ``params`` into the model's arrays, checking names and shapes."""
+        own = self.get_params()
+        if set(params) != set(own):
+            raise ValueError(f"parameter names differ: expected {sorted(own)}, got {sorted(params)}")
+        wrong = [f"{k}: expected {own[k].shape}, got {np.shape(params[k])}"
+                 for k in own if np.shape(params[k]) != own[k].shape]
+        if wrong:
+            raise ValueError("parameter shapes differ (another architecture?): " + "; ".join(wrong))
+        for k, p in own.items():
+            if params[k] is not p:
+                np.copyto(p, params[k])
+
+    def num_params(self):
+        return sum(p.size for p in self.get_params().values())
+
+    def summary(self):
+        """Rows ``(layer, output shape, parameter count)``, the input first."""
+        rows = [("Input", self.input_shape, 0)]
+        for layer, shape in zip(self.layers, self.shapes[1:]):
+            rows.append((repr(layer), shape, sum(p.size for p in layer.params.values())))
+        return rows
+
+
+class LeNet5(Sequential):
+    """LeNet-5 for ``(N, in_channels, H, W)`` images, ``H, W = input_size``:
+
+    conv k x k -> c1, activation, pool 2 -> conv k x k -> c2, activation, pool 2 -> flatten ->
+    dense h1, activation -> dense h2, activation -> dense ``num_classes`` -> softmax.
+
+    ``activation`` is ``"relu"`` or ``"tanh"``, ``pooling`` ``"max"`` or ``"avg"`` (``"tanh"``
+    with ``"avg"`` is the classic variant of the report's source). Weights are drawn from
+    ``np.random.default_rng(seed)`` with PyTorch's default initialisation,
+    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``. The first convolution never computes its input
+    gradient.
+    """
+
+    def __init__(self, in_channels=1, num_classes=3, input_size=32, conv_channels=(6, 16),
+                 kernel_size=5, hidden=(120, 84), activation="relu", pooling="max", seed=0,
+                 dtype=np.float32):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {sorted(POOLINGS)}, got {pooling!r}")
+        if int(num_classes) < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        self.config = dict(in_channels=in_channels, num_classes=num_classes, input_size=input_size,
+                           conv_channels=tuple(conv_channels), kernel_size=kernel_size,
+                           hidden=tuple(hidden), activation=activation, pooling=pooling, seed=seed)
+        self.num_classes = int(num_classes)
+        self.cost = CrossEntropyLoss()
+        rng = np.random.default_rng(seed)
+        act, pool = ACTIVATIONS[activation], POOLINGS[pooling]
+        (c1, c2), (h1, h2) = conv_channels, hidden
+        features = [Conv2D(in_channels, c1, kernel_size, rng=rng, dtype=dtype), act(), pool(2),
+                    Conv2D(c1, c2, kernel_size, rng=rng, dtype=dtype), act(), pool(2), Flatten()]
+        height, width = (input_size, input_size) if np.isscalar(input_size) else input_size
+        shape = (in_channels, height, width)
+        try:
+            for layer in features:
+                shape = layer.output_shape(shape)
+        except ValueError as err:
+            raise ValueError(f"LeNet5 with kernel_size={kernel_size} does not fit {height}x{width} "
+                             f"inputs ({err}); use a smaller kernel or larger images") from None
+        head = [Dense(shape[0], h1, rng=rng, dtype=dtype), act(),
+                Dense(h1, h2, rng=rng, dtype=dtype), act(),
+                Dense(h2, num_classes, rng=rng, dtype=dtype)]
+        features[0].needs_input_grad = False
+        super().__init__(features + head, (in_channels, height, width))
+
+    def forward(self, X):
+        """Class probabilities ``(N, num_classes)`` for images ``X (N, C, H, W)``."""
+        return softmax(self.logits(X))
+
+    def backward(self, y_pred, y):
+        """Gradients ``{"dW1": ..., "db1": ...}`` of the batch-mean cross-entropy, from the
+        probabilities ``y_pred`` of the last ``forward`` and labels ``y``."""
+        return self.backward_logits(self.cost.backward(y_pred, y))
+
+    def predict(self, X):
+        """Predicted labels ``(N,)``."""
+        return self.logits(X).argmax(axis=1)

@@ -1,0 +1,36 @@
+import os
+
+import numpy as np
+import pytest
+
+
+def pytest_configure(config):
+    # CI sets HW3_REQUIRE_TORCH=1: there the PyTorch oracle must run, never be skipped.
+    if os.environ.get("HW3_REQUIRE_TORCH") == "1":
+        try:
+            import torch  # noqa: F401
+        except ImportError as err:
+            raise pytest.UsageError(
+                f"HW3_REQUIRE_TORCH=1 but PyTorch is not importable ({err}): "
+                "install it with `pip install torch==2.13.0`") from None
+
+
+def random_configs(count, seed):
+    """Random convolution geometries: batch 1-4, channels 1-5, non-square inputs 5-17,
+    non-square kernels 1-5, stride 1-3, padding 0-2 (kernels always fit)."""
+    rng = np.random.default_rng(seed)
+    configs = []
+    while len(configs) < count:
+        h, w = rng.integers(5, 18, size=2)
+        kh, kw = rng.integers(1, 6, size=2)
+        p = int(rng.integers(0, 3))
+        if kh > h + 2 * p or kw > w + 2 * p:
+            continue
+        configs.append(dict(n=int(rng.integers(1, 5)), c=int(rng.integers(1, 6)),
+                            f=int(rng.integers(1, 6)), h=int(h), w=int(w), kh=int(kh),
+                            kw=int(kw), stride=int(rng.integers(1, 4)), padding=p))
+    return configs
+
+
+def config_id(cfg):
+    return "n{n}c{c}f{f}_{h}x{w}_k{kh}x{kw}_s{stride}p{padding}".format(**cfg)

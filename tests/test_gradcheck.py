@@ -1,0 +1,66 @@
+"""Finite differences in float64 for every layer and for the whole LeNet5 (relative error < 1e-6)."""
+import numpy as np
+import pytest
+
+from hw3lib import (AvgPool2D, Conv2D, CrossEntropyLoss, Dense, Flatten, LeNet5, MaxPool2D, ReLU,
+                    Tanh, gradcheck, gradcheck_layer, numerical_gradient, relative_error)
+
+TOL = 1e-6
+RNG = np.random.default_rng
+
+
+def layers():
+    yield "conv", Conv2D(3, 4, 3, rng=0, dtype=np.float64), (2, 3, 7, 6)
+    yield "conv_stride_pad_rect", Conv2D(2, 3, (3, 2), stride=2, padding=1, rng=1, dtype=np.float64), (2, 2, 7, 8)
+    yield "maxpool", MaxPool2D(2), (2, 3, 8, 6)
+    yield "maxpool_overlap", MaxPool2D(3, stride=2), (2, 2, 7, 9)
+    yield "avgpool", AvgPool2D(2), (2, 3, 8, 6)
+    yield "avgpool_rect", AvgPool2D((2, 3), stride=(1, 2)), (1, 2, 5, 9)
+    yield "relu", ReLU(), (3, 4, 5)
+    yield "tanh", Tanh(), (3, 4, 5)
+    yield "flatten", Flatten(), (2, 3, 4, 5)
+    yield "dense", Dense(7, 5, rng=2, dtype=np.float64), (4, 7)
+
+
+@pytest.mark.parametrize("name,layer,shape", list(layers()), ids=lambda v: v if isinstance(v, str) else "")
+def test_layer_gradients_match_finite_differences(name, layer, shape):
+    x = RNG(5).standard_normal(shape)
+    errors = gradcheck_layer(layer, x)
+    assert set(errors) == {"x", *layer.params}
+    assert max(errors.values()) < TOL, errors
+
+
+def test_conv_without_input_grad_returns_none_but_fills_param_grads():
+    layer = Conv2D(2, 3, 3, rng=0, dtype=np.float64)
+    layer.needs_input_grad = False
+    out = layer.forward(RNG(0).standard_normal((2, 2, 5, 5)))
+    assert layer.backward(np.ones_like(out)) is None
+    assert layer.grads["W"].shape == (3, 2, 3, 3)
+
+
+@pytest.mark.parametrize("activation,pooling", [("relu", "max"), ("tanh", "avg")])
+def test_whole_lenet5_gradients_match_finite_differences(activation, pooling):
+    model = LeNet5(in_channels=2, num_classes=3, input_size=(16, 20), conv_channels=(3, 4),
+                   kernel_size=3, hidden=(10, 8), activation=activation, pooling=pooling,
+                   seed=1, dtype=np.float64)
+    X, y = RNG(2).standard_normal((4, 2, 16, 20)), np.array([0, 1, 2, 1])
+    cost, params = CrossEntropyLoss(), model.get_params()
+    grads = model.backward(model.forward(X), y)
+    errors = gradcheck(lambda: cost.get(model.forward(X), y), params,
+                       {k: grads["d" + k] for k in params})
+    assert max(errors.values()) < TOL, errors
+
+
+def test_loss_gradient_wrt_logits():
+    logits, y = RNG(0).standard_normal((5, 4)), np.array([0, 3, 1, 1, 2])
+    cost = CrossEntropyLoss()
+    from hw3lib import softmax
+    err = relative_error(cost.backward(softmax(logits), y),
+                         numerical_gradient(lambda: cost.get(softmax(logits), y), logits))
+    assert err < TOL
+
+
+def test_relative_error_is_scale_free_and_zero_for_zeros():
+    assert relative_error(np.zeros(3), np.zeros(3)) == 0.0
+    assert relative_error([1.0, 2.0], [1.0, 2.0]) == 0.0
+    assert relative_error([1.0], [-1.0]) == pytest.approx(1.0)

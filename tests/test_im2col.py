@@ -1,0 +1,76 @@
+"""im2col/col2im against the naive loops, and col2im as the exact adjoint of im2col."""
+import inspect
+
+import numpy as np
+import pytest
+from conftest import config_id, random_configs
+
+from hw3lib import Conv2D, col2im, conv2d_naive, conv2d_naive_backward, im2col
+
+CONFIGS = random_configs(24, seed=2)
+
+
+def make(cfg, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"]))
+    layer = Conv2D(cfg["c"], cfg["f"], (cfg["kh"], cfg["kw"]), cfg["stride"], cfg["padding"],
+                   rng=seed, dtype=np.float64)
+    return x, layer
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=config_id)
+def test_im2col_conv_equals_naive_forward_and_backward(cfg):
+    x, layer = make(cfg)
+    W, b = layer.params["W"], layer.params["b"]
+    out = layer.forward(x)
+    ref = conv2d_naive(x, W, b, cfg["stride"], cfg["padding"])
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+    dout = np.random.default_rng(1).standard_normal(out.shape)
+    dx = layer.backward(dout)
+    dx_ref, dW_ref, db_ref = conv2d_naive_backward(dout, x, W, cfg["stride"], cfg["padding"])
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["W"], dW_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["b"], db_ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=config_id)
+def test_col2im_is_the_adjoint_of_im2col(cfg):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"]))
+    args = (cfg["kh"], cfg["kw"], cfg["stride"], cfg["padding"])
+    cols = im2col(x, *args)
+    c = rng.standard_normal(cols.shape)
+    lhs, rhs = np.vdot(cols, c), np.vdot(x, col2im(c, x.shape, *args))
+    assert abs(lhs - rhs) <= 1e-12 * max(1.0, abs(lhs))
+
+
+def test_im2col_layout_on_a_hand_example():
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    cols = im2col(x, 3, 3)
+    assert cols.shape == (9, 4)
+    np.testing.assert_array_equal(cols[:, 0], [0, 1, 2, 4, 5, 6, 8, 9, 10])
+    np.testing.assert_array_equal(cols[:, 3], [5, 6, 7, 9, 10, 11, 13, 14, 15])
+    # padding 1, stride 2: the first field is the top-left corner with a zero border
+    cols = im2col(x, 3, 3, stride=2, padding=1)
+    assert cols.shape == (9, 4)
+    np.testing.assert_array_equal(cols[:, 0], [0, 0, 0, 0, 0, 1, 0, 4, 5])
+
+
+def test_col2im_counts_overlaps():
+    ones = np.ones((9, 4))
+    counts = col2im(ones, (1, 1, 4, 4), 3, 3)[0, 0]
+    np.testing.assert_array_equal(counts, [[1, 2, 2, 1], [2, 4, 4, 2], [2, 4, 4, 2], [1, 2, 2, 1]])
+
+
+def test_col2im_uses_no_add_at():
+    # np.add.at (a ufunc method) cannot be patched, so read the source instead
+    assert ".at(" not in inspect.getsource(col2im)
+
+
+def test_kernel_larger_than_input_is_refused_clearly():
+    with pytest.raises(ValueError, match="does not fit"):
+        im2col(np.zeros((1, 1, 4, 4)), 5, 5)
+    with pytest.raises(ValueError, match="stride"):
+        im2col(np.zeros((1, 1, 4, 4)), 2, 2, stride=0)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        im2col(np.zeros((4, 4)), 2, 2)

@@ -1,0 +1,138 @@
+"""The report's training loop, LeNet5's behaviour, the loss and the optimizers' contracts."""
+import numpy as np
+import pytest
+
+from hw3lib import SGD, AdamGD, CrossEntropyLoss, LeNet5, softmax
+
+RNG = np.random.default_rng
+
+
+def report_loop(model, X, y, lr, steps, batch_size):
+    """The report's loop, verbatim, over ``steps`` batches; returns the losses."""
+    cost = CrossEntropyLoss()
+    optimizer = AdamGD(lr=lr, beta1=0.9, beta2=0.999, epsilon=1e-8, params=model.get_params())
+    losses = []
+    for step in range(steps):
+        i = (step * batch_size) % len(X)
+        X_batch, y_batch = X[i:i + batch_size], y[i:i + batch_size]
+        y_pred = model.forward(X_batch)
+        loss = cost.get(y_pred, y_batch)
+        grads = model.backward(y_pred, y_batch)
+        params = optimizer.update_params(grads)
+        model.set_params(params)
+        losses.append(loss)
+    return losses
+
+
+def separable_data(n, channels=1, seed=0):
+    """Random images whose class sets the mean brightness of one quadrant."""
+    rng = RNG(seed)
+    y = rng.integers(0, 3, n)
+    X = rng.random((n, channels, 32, 32), dtype=np.float32) * 0.5
+    for k in range(3):
+        X[y == k, :, (k % 2) * 16:(k % 2) * 16 + 16, (k // 2) * 16:(k // 2) * 16 + 16] += 0.5
+    return X, y
+
+
+def test_report_loop_runs_and_the_loss_falls():
+    X, y = separable_data(96)
+    losses = report_loop(LeNet5(seed=0), X, y, lr=2e-3, steps=60, batch_size=32)
+    assert np.mean(losses[-6:]) < 0.5 * np.mean(losses[:6])
+
+
+def test_twenty_samples_are_overfitted_to_full_accuracy():
+    X, y = RNG(1).random((20, 4, 32, 32), dtype=np.float32), np.arange(20) % 3
+    model = LeNet5(in_channels=4, seed=1)
+    report_loop(model, X, y, lr=2e-3, steps=150, batch_size=20)
+    assert (model.predict(X) == y).mean() == 1.0
+
+
+def test_fresh_model_loss_is_close_to_log_num_classes():
+    X, y = RNG(2).random((64, 1, 32, 32), dtype=np.float32), RNG(3).integers(0, 3, 64)
+    loss = CrossEntropyLoss().get(LeNet5(seed=4).forward(X), y)
+    assert abs(loss - np.log(3)) < 0.05
+
+
+def test_float32_stays_float32_and_float64_stays_float64():
+    for dtype in (np.float32, np.float64):
+        model = LeNet5(seed=0, dtype=dtype)
+        X, y = RNG(0).random((4, 1, 32, 32)).astype(dtype), np.array([0, 1, 2, 0])
+        p = model.forward(X)
+        grads = model.backward(p, y)
+        assert p.dtype == dtype and all(g.dtype == dtype for g in grads.values())
+        params = AdamGD(1e-3, 0.9, 0.999, 1e-8, model.get_params()).update_params(grads)
+        assert all(v.dtype == dtype for v in params.values())
+
+
+def test_same_seed_same_weights_other_seed_other_weights():
+    a, b, c = LeNet5(seed=5).get_params(), LeNet5(seed=5).get_params(), LeNet5(seed=6).get_params()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["W1"], c["W1"])
+
+
+def test_lenet5_layout_and_summary():
+    model = LeNet5(in_channels=4)
+    shapes = {k: v.shape for k, v in model.get_params().items()}
+    assert shapes == {"W1": (6, 4, 5, 5), "b1": (6,), "W2": (16, 6, 5, 5), "b2": (16,),
+                      "W3": (120, 400), "b3": (120,), "W4": (84, 120), "b4": (84,),
+                      "W5": (3, 84), "b5": (3,)}
+    rows = model.summary()
+    assert rows[-1][1] == (3,) and sum(r[2] for r in rows) == model.num_params() == 61_561
+
+
+def test_lenet5_variants_and_bad_configurations():
+    assert LeNet5(activation="tanh", pooling="avg", input_size=(28, 36)).forward(
+        np.zeros((2, 1, 28, 36), np.float32)).shape == (2, 3)
+    with pytest.raises(ValueError, match="does not fit"):
+        LeNet5(kernel_size=9, input_size=16)
+    with pytest.raises(ValueError, match="activation"):
+        LeNet5(activation="gelu")
+    with pytest.raises(ValueError, match="expects input"):
+        LeNet5(in_channels=1).forward(np.zeros((2, 4, 32, 32), np.float32))
+
+
+def test_set_params_rejects_other_shapes_and_names():
+    model = LeNet5()
+    params = {k: v.copy() for k, v in model.get_params().items()}
+    params["W3"] = np.zeros((120, 401), np.float32)
+    with pytest.raises(ValueError, match=r"W3: expected \(120, 400\)"):
+        model.set_params(params)
+    with pytest.raises(ValueError, match="names differ"):
+        model.set_params({"W1": params["W1"]})
+
+
+def test_loss_finite_for_underflowing_probabilities_and_one_hot_labels():
+    cost = CrossEntropyLoss()
+    for dtype in (np.float32, np.float64):
+        p = softmax(np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 0.0]], dtype=dtype))
+        assert np.isfinite(p).all()
+        loss = cost.get(p, np.array([1, 0]))
+        assert np.isfinite(loss) and loss > 80
+        assert cost.get(p, np.eye(3, dtype=dtype)[[1, 0]]) == loss
+    with pytest.raises(ValueError, match=r"lie in \[0, 2\]"):
+        cost.get(softmax(np.zeros((2, 3))), np.array([0, 3]))
+
+
+def test_report_adamgd_formula_without_bias_correction():
+    p0, g = np.array([1.0, -2.0]), np.array([0.5, -0.25])
+    params = {"W": p0.copy()}
+    AdamGD(0.1, 0.9, 0.999, 1e-8, params, bias_correction=False).update_params({"dW": g})
+    m, v = 0.1 * g, 0.001 * g * g
+    np.testing.assert_allclose(params["W"], p0 - 0.1 * m / (np.sqrt(v) + 1e-8), rtol=1e-14)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(lr=0.0), "lr"), (dict(lr=float("nan")), "lr"), (dict(lr=-1), "lr"),
+    (dict(beta1=1.0), "beta1"), (dict(beta2=-0.1), "beta2"), (dict(epsilon=0), "epsilon")])
+def test_adamgd_hyperparameters_out_of_range_are_refused(kwargs, match):
+    args = dict(lr=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, params={"W": np.zeros(2)}) | kwargs
+    with pytest.raises(ValueError, match=match):
+        AdamGD(**args)
+
+
+def test_optimizers_name_a_missing_or_misshaped_gradient():
+    params = {"W": np.zeros(2)}
+    with pytest.raises(KeyError, match="'dW'"):
+        SGD(0.1, params).update_params({"W": np.zeros(2)})
+    with pytest.raises(ValueError, match="shape"):
+        SGD(0.1, params).update_params({"dW": np.zeros(3)})

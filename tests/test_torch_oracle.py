@@ -1,0 +1,133 @@
+"""PyTorch as the oracle, in float64: layers, loss, optimizers, and the whole LeNet5."""
+import numpy as np
+import pytest
+from conftest import config_id, random_configs
+
+from hw3lib import (SGD, AdamGD, AvgPool2D, Conv2D, CrossEntropyLoss, Dense, Flatten, LeNet5,
+                    MaxPool2D, ReLU, Tanh, softmax)
+from hw3lib.oracle import torch_lenet5
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+RNG = np.random.default_rng
+
+
+def T(a, grad=False):
+    return torch.tensor(a, dtype=torch.float64, requires_grad=grad)
+
+
+def assert_close(ours, theirs, what):
+    theirs = theirs.detach().numpy() if hasattr(theirs, "detach") else theirs
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12, err_msg=what)
+
+
+def check_layer(layer, torch_fn, x, params=()):
+    """Forward, dx and parameter gradients of ``layer`` against ``torch_fn(x, *params)``."""
+    out = layer.forward(x)
+    dout = RNG(9).standard_normal(out.shape)
+    dx = layer.backward(dout)
+    xt = T(x, True)
+    pt = [T(layer.params[k], True) for k in params]
+    ref = torch_fn(xt, *pt)
+    ref.backward(T(dout))
+    assert_close(out, ref, "output")
+    assert_close(dx, xt.grad, "input gradient")
+    for k, p in zip(params, pt):
+        assert_close(layer.grads[k], p.grad, f"gradient of {k}")
+
+
+@pytest.mark.parametrize("cfg", random_configs(12, seed=7), ids=config_id)
+def test_conv2d(cfg):
+    layer = Conv2D(cfg["c"], cfg["f"], (cfg["kh"], cfg["kw"]), cfg["stride"], cfg["padding"],
+                   rng=0, dtype=np.float64)
+    x = RNG(1).standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"]))
+    check_layer(layer, lambda x, W, b: F.conv2d(x, W, b, cfg["stride"], cfg["padding"]), x, "Wb")
+
+
+@pytest.mark.parametrize("kernel,stride,shape", [(2, None, (3, 4, 8, 10)), (3, 2, (2, 3, 9, 7)),
+                                                 ((2, 3), (1, 2), (2, 2, 6, 9)), (2, 1, (1, 2, 5, 5))])
+def test_pools(kernel, stride, shape):
+    x = RNG(2).standard_normal(shape)
+    check_layer(MaxPool2D(kernel, stride), lambda x: F.max_pool2d(x, kernel, stride), x)
+    check_layer(AvgPool2D(kernel, stride), lambda x: F.avg_pool2d(x, kernel, stride), x)
+
+
+def test_maxpool_ties_route_to_the_first_maximum_like_torch():
+    x = np.zeros((1, 1, 4, 4))
+    x[0, 0, 2:, 2:] = [[3, 3], [3, 1]]
+    check_layer(MaxPool2D(2), lambda x: F.max_pool2d(x, 2), x)
+
+
+def test_activations_flatten_dense():
+    x = RNG(3).standard_normal((4, 3, 5, 5))
+    check_layer(ReLU(), torch.relu, x)
+    check_layer(Tanh(), torch.tanh, x)
+    check_layer(Flatten(), lambda x: x.flatten(1), x)
+    check_layer(Dense(7, 5, rng=0, dtype=np.float64), F.linear, RNG(4).standard_normal((6, 7)), "Wb")
+
+
+@pytest.mark.parametrize("labels", ["int", "onehot"])
+def test_softmax_cross_entropy_and_its_gradient(labels):
+    logits, y = RNG(5).standard_normal((8, 3)) * 4, RNG(6).integers(0, 3, 8)
+    target = y if labels == "int" else np.eye(3)[y]
+    lt = T(logits, True)
+    ref = F.cross_entropy(lt, torch.from_numpy(y))
+    ref.backward()
+    cost, p = CrossEntropyLoss(), softmax(logits)
+    assert_close(p, torch.softmax(lt, 1), "softmax")
+    assert cost.get(p, target) == pytest.approx(ref.item(), rel=1e-12)
+    assert_close(cost.backward(p, target), lt.grad, "gradient w.r.t. logits")
+
+
+def test_whole_lenet5_forward_and_parameter_gradients():
+    model = LeNet5(in_channels=4, seed=3, dtype=np.float64)
+    net = torch_lenet5(model)
+    X, y = RNG(7).random((6, 4, 32, 32)), np.array([0, 1, 2, 2, 1, 0])
+    p = model.forward(X)
+    grads = model.backward(p, y)
+    logits = net(T(X))
+    F.cross_entropy(logits, torch.from_numpy(y)).backward()
+    assert_close(p, torch.softmax(logits, 1), "probabilities")
+    params = [m for m in net if hasattr(m, "weight")]
+    for i, module in enumerate(params, start=1):
+        assert_close(grads[f"dW{i}"], module.weight.grad, f"dW{i}")
+        assert_close(grads[f"db{i}"], module.bias.grad, f"db{i}")
+
+
+def run_steps(make_ours, make_theirs, steps=50):
+    """``steps`` updates of a small model's parameters by our optimizer and by torch's on the
+    same quadratic-ish loss gradients; returns both parameter sets."""
+    rng = RNG(8)
+    ours = {"W1": rng.standard_normal((3, 4)), "b1": rng.standard_normal(3)}
+    theirs = {k: T(v.copy(), True) for k, v in ours.items()}
+    opt, topt = make_ours(ours), make_theirs(list(theirs.values()))
+    targets = {k: rng.standard_normal(v.shape) for k, v in ours.items()}
+    for step in range(steps):
+        loss = sum(((theirs[k] - T(targets[k])) ** 4).sum() + (step % 3) * theirs[k].sum()
+                   for k in theirs)
+        topt.zero_grad()
+        loss.backward()
+        grads = {"d" + k: 4 * (ours[k] - targets[k]) ** 3 + (step % 3) for k in ours}
+        ours = opt.update_params(grads)
+        topt.step()
+    return ours, theirs
+
+
+def test_adamgd_equals_torch_adam_for_50_steps():
+    ours, theirs = run_steps(lambda p: AdamGD(0.01, 0.9, 0.999, 1e-8, p),
+                             lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999), eps=1e-8))
+    for k in ours:
+        np.testing.assert_allclose(ours[k], theirs[k].detach().numpy(), rtol=0, atol=1e-10)
+
+
+def test_sgd_with_momentum_equals_torch_sgd_for_50_steps():
+    ours, theirs = run_steps(lambda p: SGD(0.001, p, momentum=0.9),
+                             lambda p: torch.optim.SGD(p, lr=0.001, momentum=0.9))
+    for k in ours:
+        np.testing.assert_allclose(ours[k], theirs[k].detach().numpy(), rtol=0, atol=1e-10)
+
+
+def test_report_adamgd_without_bias_correction_differs_from_torch():
+    ours, theirs = run_steps(lambda p: AdamGD(0.01, 0.9, 0.999, 1e-8, p, bias_correction=False),
+                             lambda p: torch.optim.Adam(p, lr=0.01), steps=5)
+    assert np.abs(ours["W1"] - theirs["W1"].detach().numpy()).max() > 1e-3
