@@ -30,7 +30,7 @@ install: $(VENV)/.main
 install-dev: $(VENV)/.dev
 
 data: $(VENV)/.main
-	$(PY) -m hw3lib download --if-missing "$(HW3_DATA)"
+	$(PY) -m hw3lib download "$(HW3_DATA)"
 
 report: data
 	$(PY) -m hw3lib report

@@ -6,8 +6,12 @@ never a traceback.
 import importlib
 import sys
 
+from .data import DataError
+
+# name -> ("module" or "module:function", help); the function takes argv and returns an exit status
 COMMANDS = {
     "bench": ("hw3lib.bench", "time a training epoch against PyTorch"),
+    "download": ("hw3lib.data:main_download", "fetch and verify the fruit dataset"),
 }
 
 
@@ -17,10 +21,11 @@ def main(argv=None):
         lines = [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
         print("usage: python -m hw3lib COMMAND [options]\n\ncommands:\n" + "\n".join(lines))
         return 0 if argv and argv[0] in ("-h", "--help") else 2
-    module = importlib.import_module(COMMANDS[argv[0]][0])
+    module_name, _, function = COMMANDS[argv[0]][0].partition(":")
+    command = getattr(importlib.import_module(module_name), function or "main")
     try:
-        return module.main(argv[1:]) or 0
-    except (ValueError, OSError) as err:
+        return command(argv[1:]) or 0
+    except (ValueError, OSError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,664 @@
+"""Tests for hw3lib.data. Real-data tests need HW3_DATA (or data/) holding Data_train/ and Data_test/."""
+
+import functools
+import hashlib
+import http.server
+import io
+import itertools
+import os
+import shutil
+import socket
+import threading
+import time
+import tomllib
+from fnmatch import fnmatch
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from hw3lib import data
+from hw3lib.data import DataError
+
+DATA = Path(os.environ.get("HW3_DATA", Path(__file__).parents[1] / "data"))
+HAVE_DATA = (DATA / "Data_train").is_dir()
+NO_DATA = f"real dataset not found at {DATA}: set HW3_DATA to the folder holding Data_train/ and Data_test/"
+needs_data = pytest.mark.skipif(not HAVE_DATA, reason=NO_DATA)
+CLASSES = ["Carambula", "Lychee", "Pear"]
+FIRST_FILE = "Data_test/Carambula/Carambula_test_0.png"  # first in manifest order
+
+
+def png_bytes(value: int, size=(32, 32)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("LA", size, (value, 255)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_png(path: Path, value: int = 128, size=(32, 32)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png_bytes(value, size))
+
+
+SEED_PNG = png_bytes(77)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def make_root(base: Path, classes=("A", "B"), n=3, test_classes=None) -> Path:
+    """A tiny dataset: n images per class, pixel value 10 * index + class number."""
+    for split, names in (("train", classes), ("test", test_classes or classes)):
+        for c, name in enumerate(names):
+            for i in range(n):
+                write_png(base / data.SPLITS[split] / name / f"{name}_{split}_{i}.png", 10 * i + c)
+    return base
+
+
+def copy_splits(src: Path, dst: Path) -> Path:
+    for split_dir in data.SPLITS.values():
+        shutil.copytree(src / split_dir, dst / split_dir)
+    return dst
+
+
+def grey(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("L"), dtype=np.float32) / 255
+
+
+# ---------------------------------------------------------------- load_split (real data)
+
+
+@pytest.fixture(scope="module")
+def train():
+    return data.load_split(DATA, "train")
+
+
+@needs_data
+def test_train_split_shapes_labels_and_range(train):
+    X, y, classes = train
+    assert X.shape == (1470, 1, 32, 32) and X.dtype == np.float32 and X.flags.c_contiguous
+    assert 0 <= X.min() and X.max() <= 1
+    assert y.dtype == np.int64 and np.bincount(y).tolist() == [490, 490, 490]
+    assert np.all(np.diff(y) >= 0)  # grouped by class
+    assert classes == CLASSES
+
+
+@needs_data
+def test_order_is_natural_within_each_class(train):
+    X, _, _ = train
+    for c, name in enumerate(CLASSES):
+        for i in (0, 1, 2, 10, 100, 489):  # plain string order would put _10 at index 2
+            np.testing.assert_array_equal(
+                X[490 * c + i, 0], grey(DATA / "Data_train" / name / f"{name}_train_{i}.png")
+            )
+
+
+@needs_data
+def test_test_split():
+    X, y, classes = data.load_split(DATA, "test")
+    assert X.shape == (498, 1, 32, 32) and np.bincount(y).tolist() == [166] * 3
+    assert classes == CLASSES
+
+
+@needs_data
+@pytest.mark.parametrize("mode, channels", [("L", 1), ("LA", 2), ("RGB", 3), ("RGBA", 4)])
+def test_modes(mode, channels):
+    X, _, _ = data.load_split(DATA, "test", mode)
+    X_l, _, _ = data.load_split(DATA, "test")
+    assert X.shape == (498, channels, 32, 32)
+    np.testing.assert_array_equal(X[:, :1], X_l)  # grey in the first channel
+    if channels >= 3:
+        np.testing.assert_array_equal(X[:, 1:3], np.repeat(X_l, 2, axis=1))
+    if mode.endswith("A"):
+        assert np.all(X[:, -1] == 1)  # alpha 255 everywhere
+
+
+def test_root_from_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("HW3_DATA", str(make_root(tmp_path, classes=("E", "F", "G"))))
+    X, y, classes = data.load_split(split="test")
+    assert classes == ["E", "F", "G"] and y.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    np.testing.assert_allclose(X[:, 0, 0, 0] * 255, [0, 10, 20, 1, 11, 21, 2, 12, 22], atol=1e-4)
+
+
+def test_default_root_is_repo_data_folder(monkeypatch, tmp_path):
+    assert data.DEFAULT_ROOT == Path(data.__file__).resolve().parent.parent / "data"
+    monkeypatch.delenv("HW3_DATA", raising=False)
+    monkeypatch.setattr(data, "DEFAULT_ROOT", make_root(tmp_path))
+    assert data.load_split()[2] == ["A", "B"]
+
+
+@pytest.mark.parametrize("kwargs, words", [({"split": "val"}, ["train", "test"]), ({"mode": "P"}, ["L", "LA", "RGB", "RGBA"])])
+def test_invalid_split_or_mode(tmp_path, kwargs, words):
+    with pytest.raises(ValueError) as err:
+        data.load_split(tmp_path / "missing", **kwargs)  # checked before the disk is touched
+    assert all(repr(w) in str(err.value) for w in words)
+
+
+# ---------------------------------------------------------------- errors on disk
+
+
+def test_missing_root_says_where_to_put_data(tmp_path):
+    with pytest.raises(DataError) as err:
+        data.load_split(tmp_path / "nowhere")
+    msg = str(err.value)
+    assert str(tmp_path / "nowhere" / "Data_train") in msg
+    assert "HW3_DATA" in msg and str(data.DEFAULT_ROOT) in msg and "python -m hw3lib download" in msg
+
+
+def test_split_without_class_folders(tmp_path):
+    (tmp_path / "Data_train").mkdir()
+    with pytest.raises(DataError, match="no class folders"):
+        data.load_split(tmp_path)
+
+
+def test_empty_class_folder(tmp_path):
+    root = make_root(tmp_path)
+    for f in (root / "Data_train" / "B").iterdir():
+        f.unlink()
+    with pytest.raises(DataError, match=r"class folder .*B holds no .png images"):
+        data.load_split(root)
+
+
+def test_corrupt_png_names_file(tmp_path):
+    bad = make_root(tmp_path) / "Data_train" / "A" / "A_train_1.png"
+    bad.write_bytes(bad.read_bytes()[:40])
+    with pytest.raises(DataError, match="A_train_1.png is not a valid PNG"):
+        data.load_split(tmp_path)
+
+
+def test_other_image_format_is_rejected(tmp_path):
+    bad = make_root(tmp_path) / "Data_train" / "A" / "A_train_1.png"
+    Image.new("L", (32, 32)).save(bad, format="BMP")
+    with pytest.raises(DataError, match="A_train_1.png is not a valid PNG"):
+        data.load_split(tmp_path)
+
+
+def test_wrong_size_names_file_and_size(tmp_path):
+    write_png(make_root(tmp_path) / "Data_train" / "B" / "B_train_0.png", size=(32, 31))
+    with pytest.raises(DataError, match=r"B_train_0.png is 32x31 pixels, expected 32x32"):
+        data.load_split(tmp_path)
+
+
+@pytest.mark.parametrize("where", ["Data_train/A/notes.txt", "Data_train/README", "Data_train/A/sub/x.png"])
+def test_non_image_entries_are_rejected(tmp_path, where):
+    root = make_root(tmp_path)
+    (root / where).parent.mkdir(parents=True, exist_ok=True)
+    (root / where).write_text("x")
+    with pytest.raises(DataError, match="unexpected") as err:
+        data.load_split(root)
+    assert str(root / Path(where).parts[0] / Path(where).parts[1]) in str(err.value)
+
+
+def test_unlistable_folder(tmp_path, monkeypatch):
+    root = make_root(tmp_path)
+    listdir = os.listdir
+
+    def fake(path):
+        if Path(path) == root / "Data_train" / "B":
+            raise PermissionError(13, "Permission denied")
+        return listdir(path)
+
+    monkeypatch.setattr(os, "listdir", fake)
+    with pytest.raises(DataError, match=r"cannot list .*Data_train/B: Permission denied.*permissions"):
+        data.load_split(root)
+
+
+def test_hidden_files_are_skipped(tmp_path):
+    root = make_root(tmp_path)
+    (root / "Data_train" / ".DS_Store").write_bytes(b"\0")
+    (root / "Data_train" / "A" / ".DS_Store").write_bytes(b"\0")
+    (root / "Data_train" / "A" / "._A_train_0.png").write_bytes(b"junk")
+    X, y, classes = data.load_split(root)
+    assert X.shape == (6, 1, 32, 32) and classes == ["A", "B"]
+    assert data.compute_manifest(root).keys().isdisjoint({"Data_train/.DS_Store", "Data_train/A/.DS_Store"})
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode; see the simulated test below")
+def test_unreadable_file_real_permissions(tmp_path):
+    bad = make_root(tmp_path) / "Data_train" / "A" / "A_train_2.png"
+    bad.chmod(0)
+    with pytest.raises(DataError, match=r"cannot read .*A_train_2.png.*permissions"):
+        data.load_split(tmp_path)
+
+
+def test_unreadable_file_simulated(tmp_path, monkeypatch):
+    bad = make_root(tmp_path) / "Data_train" / "A" / "A_train_2.png"
+    read_bytes = Path.read_bytes
+
+    def fake(self):
+        if self == bad:
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", fake)
+    with pytest.raises(DataError, match=r"cannot read .*A_train_2.png: Permission denied.*permissions"):
+        data.load_split(tmp_path)
+
+
+def test_test_classes_must_match_train_classes(tmp_path):
+    make_root(tmp_path, classes=("A", "B", "C"), test_classes=("A", "B", "D"))
+    with pytest.raises(DataError, match=r"missing from test: \['C'\], only in test: \['D'\]"):
+        data.load_dataset(tmp_path)
+
+
+@st.composite
+def mutated_png(draw):
+    body = bytearray(SEED_PNG)
+    for pos, value in draw(st.lists(st.tuples(st.integers(0, len(body) - 1), st.integers(0, 255)), max_size=8)):
+        body[pos] = value
+    return bytes(body[: draw(st.one_of(st.just(len(body)), st.integers(0, len(body))))])
+
+
+@pytest.fixture(scope="module")
+def one_file_root(tmp_path_factory):
+    root = make_root(tmp_path_factory.mktemp("fuzz"), classes=("A",), n=1)
+    return root, root / "Data_train" / "A" / "A_train_0.png"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.binary(max_size=600), st.binary(max_size=600).map(PNG_SIGNATURE.__add__), mutated_png()))
+def test_random_bytes_only_raise_data_error(one_file_root, body):
+    root, path = one_file_root
+    path.write_bytes(body)
+    try:
+        X, _, _ = data.load_split(root)
+    except DataError as exc:
+        assert "A_train_0.png" in str(exc)
+    else:  # a mutated PNG can still decode
+        assert X.shape == (1, 1, 32, 32) and X.dtype == np.float32 and 0 <= X.min() <= X.max() <= 1
+
+
+# ---------------------------------------------------------------- train_val_split
+
+
+def toy(n_per_class=490, n_classes=3):
+    y = np.repeat(np.arange(n_classes, dtype=np.int64), n_per_class)
+    return np.arange(len(y), dtype=np.float32).reshape(-1, 1, 1, 1), y  # X holds each sample's index
+
+
+@needs_data
+def test_split_sizes_on_real_data(train):
+    X_tr, y_tr, X_va, y_va = data.train_val_split(*train[:2])
+    assert (len(X_tr), len(X_va)) == (1029, 441)
+    assert np.bincount(y_va).tolist() == [147] * 3 and np.bincount(y_tr).tolist() == [343] * 3
+
+
+def test_split_is_a_stratified_partition():
+    X, y = toy()
+    X_tr, y_tr, X_va, y_va = data.train_val_split(X, y, 0.3, seed=1)
+    ids_tr, ids_va = X_tr.ravel().astype(int), X_va.ravel().astype(int)
+    assert sorted(np.concatenate([ids_tr, ids_va]).tolist()) == list(range(len(y)))
+    np.testing.assert_array_equal(y[ids_tr], y_tr)
+    np.testing.assert_array_equal(y[ids_va], y_va)
+    assert np.bincount(y_va).tolist() == [147] * 3
+    assert not np.all(np.diff(ids_va) == 1)  # random, not the first 147 of each class
+
+
+def test_split_is_deterministic_per_seed():
+    X, y = toy()
+    a, b, c = (data.train_val_split(X, y, seed=s)[2] for s in (0, 0, 1))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("fraction", [0, 1, -0.1, 1.5, float("nan")])
+def test_split_rejects_bad_fraction(fraction):
+    with pytest.raises(ValueError, match=r"val_fraction must be in \(0, 1\)"):
+        data.train_val_split(*toy(), val_fraction=fraction)
+
+
+def test_split_rejects_length_mismatch():
+    X, y = toy()
+    with pytest.raises(ValueError, match="differ in length"):
+        data.train_val_split(X, y[:-1])
+
+
+# ---------------------------------------------------------------- normalisation
+
+
+def test_fit_normalizer_is_per_channel():
+    rng = np.random.default_rng(0)
+    X = (rng.random((20, 3, 4, 4)) * np.array([1, 2, 3])[None, :, None, None]).astype(np.float32)
+    mean, std = data.fit_normalizer(X)
+    assert mean.shape == std.shape == (3,) and mean.dtype == std.dtype == np.float32
+    np.testing.assert_allclose(mean, [X[:, c].mean() for c in range(3)], rtol=1e-6)
+    np.testing.assert_allclose(std, [X[:, c].std() for c in range(3)], rtol=1e-6)
+    Z = data.normalize(X, mean, std)
+    assert Z.dtype == np.float32 and Z.shape == X.shape
+    np.testing.assert_allclose(Z.mean(axis=(0, 2, 3)), 0, atol=1e-5)
+    np.testing.assert_allclose(Z.std(axis=(0, 2, 3)), 1, atol=1e-5)
+
+
+def test_constant_channel_normalises_to_zero():
+    X = np.ones((5, 2, 3, 3), dtype=np.float32)
+    X[:, 0] = np.arange(5)[:, None, None]
+    mean, std = data.fit_normalizer(X)
+    assert std[1] == 1
+    Z = data.normalize(X, mean, std)
+    assert np.all(np.isfinite(Z)) and np.all(Z[:, 1] == 0)
+
+
+def test_normalize_does_not_upcast_and_checks_shapes():
+    X = np.zeros((2, 2, 3, 3), dtype=np.float32)
+    assert data.normalize(X, np.zeros(2), np.ones(2)).dtype == np.float32  # float64 stats
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        data.normalize(X, np.zeros(3), np.ones(3))
+
+
+@needs_data
+def test_load_dataset_fits_normalizer_on_train_part_only():
+    ds = data.load_dataset(DATA, mode="RGBA")
+    assert ds.classes == CLASSES
+    assert (len(ds.X_train), len(ds.X_val), len(ds.X_test)) == (1029, 441, 498)
+    assert ds.X_train.shape[1:] == (4, 32, 32)
+    for got, want in zip((ds.mean, ds.std), data.fit_normalizer(ds.X_train)):
+        np.testing.assert_array_equal(got, want)
+    everything = np.concatenate([ds.X_train, ds.X_val, ds.X_test])
+    assert not np.array_equal(ds.mean, data.fit_normalizer(everything)[0])
+    np.testing.assert_array_equal(ds.X_val, data.train_val_split(*data.load_split(DATA, mode="RGBA")[:2])[2])
+
+
+# ---------------------------------------------------------------- dataloader
+
+
+def test_dataloader_covers_every_sample_once_with_partial_last_batch():
+    X, y = toy(n_per_class=5, n_classes=2)
+    batches = list(data.dataloader(X, y, batch_size=4, seed=3))
+    assert [len(b) for b, _ in batches] == [4, 4, 2]
+    ids = np.concatenate([b.ravel() for b, _ in batches]).astype(int)
+    assert sorted(ids.tolist()) == list(range(10))
+    np.testing.assert_array_equal(np.concatenate([t for _, t in batches]), y[ids])
+
+
+def test_dataloader_order_per_seed_and_epoch():
+    X, y = toy(n_per_class=50, n_classes=2)
+
+    def order(**kw):
+        return np.concatenate([b.ravel() for b, _ in data.dataloader(X, y, 16, **kw)])
+
+    np.testing.assert_array_equal(order(seed=1, epoch=2), order(seed=1, epoch=2))
+    assert not np.array_equal(order(seed=1, epoch=2), order(seed=1, epoch=3))
+    assert not np.array_equal(order(seed=1, epoch=2), order(seed=2, epoch=2))
+    np.testing.assert_array_equal(order(shuffle=False), np.arange(100))
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True, "4", None])
+def test_dataloader_rejects_bad_batch_size_at_call(batch_size):
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        data.dataloader(*toy(2, 2), batch_size)  # no next(): checked eagerly
+
+
+def test_dataloader_accepts_numpy_int_and_checks_lengths():
+    X, y = toy(2, 2)
+    assert len(list(data.dataloader(X, y, np.int64(3)))) == 2
+    with pytest.raises(ValueError, match="differ in length"):
+        data.dataloader(X, y[:-1], 2)
+
+
+# ---------------------------------------------------------------- manifest, verify, dataset_sha256
+
+
+def sums(path: Path) -> dict[str, str]:
+    return {rel: sha for sha, rel in (line.split("  ", 1) for line in path.read_text().splitlines())}
+
+
+@needs_data
+def test_committed_manifest_matches_shared_sums():
+    if not (DATA / "SHA256SUMS").is_file():
+        pytest.skip(f"{DATA} has no SHA256SUMS to compare with")
+    manifest = data.read_manifest()
+    assert len(manifest) == 1968
+    assert manifest == sums(DATA / "SHA256SUMS")
+
+
+@needs_data
+def test_manifest_is_generated_by_write_manifest(tmp_path):
+    data.write_manifest(DATA, tmp_path / "m.sha256")
+    assert (tmp_path / "m.sha256").read_bytes() == data.MANIFEST_PATH.read_bytes()
+
+
+@needs_data
+def test_verify_shared_data_ok():
+    report = data.verify(DATA)
+    assert report.ok and str(report) == "all files match the manifest"
+
+
+def test_pyproject_ships_manifest():
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["hw3lib"]
+    assert any(fnmatch(data.MANIFEST_PATH.name, p) for p in patterns)
+    assert data.MANIFEST_PATH.parent.name == "hw3lib"
+
+
+@pytest.fixture
+def data_copy(tmp_path):
+    if not HAVE_DATA:
+        pytest.skip(NO_DATA)
+    return copy_splits(DATA, tmp_path / "copy")
+
+
+def test_verify_reports_changed_missing_extra(data_copy):
+    (data_copy / "Data_train/Pear/Pear_train_7.png").write_bytes(SEED_PNG)
+    (data_copy / "Data_test/Lychee/Lychee_test_3.png").unlink()
+    (data_copy / "Data_test/Lychee/stray.png").write_bytes(SEED_PNG)
+    (data_copy / "Data_test/Lychee/.DS_Store").write_bytes(b"ignored")
+    report = data.verify(data_copy)
+    assert not report.ok
+    assert report.changed == ["Data_train/Pear/Pear_train_7.png"]
+    assert report.missing == ["Data_test/Lychee/Lychee_test_3.png"]
+    assert report.extra == ["Data_test/Lychee/stray.png"]
+    assert "1 missing (first: Data_test/Lychee/Lychee_test_3.png)" in str(report)
+
+
+def test_verify_accepts_mapping_and_file(tmp_path):
+    root = make_root(tmp_path / "root")
+    manifest = data.compute_manifest(root)
+    assert len(manifest) == 12 and list(manifest) == sorted(manifest)
+    data.write_manifest(root, tmp_path / "m.sha256")
+    assert data.verify(root, manifest).ok and data.verify(root, tmp_path / "m.sha256").ok
+    assert data.verify(tmp_path / "absent", manifest).missing == list(manifest)
+
+
+def test_read_manifest_rejects_malformed_line(tmp_path):
+    (tmp_path / "m").write_text("abc  Data_train/x.png\n")
+    with pytest.raises(DataError, match=r"m:1: expected 'sha256  relative/path'"):
+        data.read_manifest(tmp_path / "m")
+
+
+@needs_data
+def test_dataset_sha256_is_hash_of_manifest():
+    expected = hashlib.sha256(data.MANIFEST_PATH.read_bytes()).hexdigest()
+    assert data.dataset_sha256(DATA) == expected
+
+
+def test_dataset_sha256_follows_content_and_env(tmp_path, monkeypatch):
+    root = make_root(tmp_path)
+    monkeypatch.setenv("HW3_DATA", str(root))
+    before = data.dataset_sha256()
+    assert before == data.dataset_sha256(root)
+    write_png(root / "Data_test/B/B_test_0.png", 200)
+    assert data.dataset_sha256(root) != before
+
+
+def test_dataset_sha256_without_data(tmp_path):
+    with pytest.raises(DataError, match="no dataset files under .*python -m hw3lib download"):
+        data.dataset_sha256(tmp_path)
+
+
+# ---------------------------------------------------------------- download
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        if not self.path.startswith("/truncated/"):
+            return super().do_GET()
+        self.send_response(200)  # promise 1000 bytes, send 10, hang up
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        self.wfile.write(b"\x89PNG\r\n\x1a\n..")
+        self.close_connection = True
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A local HTTP server with good/, changed/ and missing/ copies of the data; yields its URL."""
+    if not HAVE_DATA:
+        pytest.skip(NO_DATA)
+    served = tmp_path_factory.mktemp("served")
+    for name in ("good", "changed", "missing"):
+        copy_splits(DATA, served / name)
+    (served / "changed" / FIRST_FILE).write_bytes(SEED_PNG)
+    (served / "missing" / "Data_train/Lychee/Lychee_train_5.png").unlink()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=served))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_for_localhost(monkeypatch):
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(var, "127.0.0.1,localhost")
+
+
+def leftovers(parent: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if ".download-" in p.name)
+
+
+def test_download_success_into_existing_folder(tmp_path, site):
+    dest = tmp_path / "data"
+    dest.mkdir()
+    (dest / "README.md").write_text("kept")
+    assert data.download(dest, base_url=f"{site}/good/", progress=False) == dest
+    assert data.verify(dest).ok
+    assert sorted(p.name for p in dest.iterdir()) == ["Data_test", "Data_train", "README.md"]
+    assert leftovers(tmp_path) == []
+    assert data.dataset_sha256(dest) == hashlib.sha256(data.MANIFEST_PATH.read_bytes()).hexdigest()
+
+
+@needs_data
+def test_download_skips_verified_copy(monkeypatch):
+    def no_network(url, timeout):
+        raise AssertionError(f"fetched {url}")
+
+    monkeypatch.setattr(data, "_fetch", no_network)
+    assert data.download(DATA, progress=False) == DATA  # read-only shared copy: nothing written
+
+
+def test_download_refuses_to_overwrite_other_data(tmp_path):
+    write_png(tmp_path / "Data_train" / "A" / "x.png")
+    with pytest.raises(DataError, match="already holds .*differ from the manifest.*move or delete"):
+        data.download(tmp_path, base_url="http://127.0.0.1:9", progress=False)
+    assert (tmp_path / "Data_train" / "A" / "x.png").is_file()
+
+
+def test_download_rejects_changed_bytes_and_leaves_nothing(tmp_path, site):
+    dest = tmp_path / "new" / "fruits"
+    with pytest.raises(DataError) as err:
+        data.download(dest, base_url=f"{site}/changed", progress=False)
+    msg = str(err.value)
+    assert f"{site}/changed/{FIRST_FILE}" in msg and "SHA-256" in msg and "Fix:" in msg
+    assert not dest.exists() and leftovers(dest.parent) == []
+
+
+def test_download_missing_file_404_leaves_nothing(tmp_path, site):
+    dest = tmp_path / "data"
+    dest.mkdir()
+    (dest / "README.md").write_text("kept")
+    with pytest.raises(DataError, match=rf"{site}/missing/Data_train/Lychee/Lychee_train_5.png: HTTP 404.*Fix: check that base_url"):
+        data.download(dest, base_url=f"{site}/missing", progress=False)
+    assert [p.name for p in dest.iterdir()] == ["README.md"] and leftovers(tmp_path) == []
+
+
+def test_download_cut_off_body(tmp_path, site):
+    with pytest.raises(DataError, match=rf"could not fetch {site}/truncated/.*IncompleteRead"):
+        data.download(tmp_path / "d", base_url=f"{site}/truncated", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_interrupted_leaves_nothing(tmp_path, site, monkeypatch):
+    calls = itertools.count()
+    fetch = data._fetch
+
+    def interrupt_later(url, timeout):
+        if next(calls) == 100:
+            raise KeyboardInterrupt
+        return fetch(url, timeout)
+
+    monkeypatch.setattr(data, "_fetch", interrupt_later)
+    with pytest.raises(KeyboardInterrupt):
+        data.download(tmp_path / "d", base_url=f"{site}/good", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_disk_error(tmp_path, site, monkeypatch):
+    def disk_full(self, body):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    with pytest.raises(DataError, match=r"cannot write the download next to .*No space left.*Fix: choose a writable"):
+        data.download(tmp_path / "d", base_url=f"{site}/good", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_verifies_files_on_disk(tmp_path, site, monkeypatch):
+    write_bytes = Path.write_bytes
+
+    def bad_disk(self, body):
+        return write_bytes(self, body[:-1] + b"!" if self.name == "Pear_train_0.png" else body)
+
+    monkeypatch.setattr(Path, "write_bytes", bad_disk)
+    with pytest.raises(DataError, match=r"fail verification \(1 changed \(first: Data_train/Pear/Pear_train_0.png\)\)"):
+        data.download(tmp_path / "d", base_url=f"{site}/good", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_dest_is_a_file(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(DataError, match="f exists and is not a folder"):
+        data.download(tmp_path / "f", progress=False)
+
+
+def test_move_into_rolls_back_half_done_move(tmp_path, monkeypatch):
+    staged = make_root(tmp_path / "staged")
+    dest = tmp_path / "dest"
+    rename = os.rename
+
+    def fail_on_test_split(src, dst):
+        if Path(dst).name == "Data_test" and Path(dst).parent == dest:
+            raise OSError(18, "Invalid cross-device link")
+        rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", fail_on_test_split)
+    with pytest.raises(DataError, match="could not move the downloaded files into .*dest"):
+        data._move_into(staged, dest)
+    assert not dest.exists() and sorted(p.name for p in staged.iterdir()) == ["Data_test", "Data_train"]
+
+
+def test_download_times_out(tmp_path):
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        start = time.monotonic()
+        with pytest.raises(DataError, match="could not fetch .*timed out"):
+            data.download(tmp_path / "d", base_url=f"http://127.0.0.1:{silent.getsockname()[1]}", progress=False, timeout=0.3)
+    assert time.monotonic() - start < 10
+    assert list(tmp_path.iterdir()) == []
+
+
+@needs_data
+def test_main_download_success(capsys):
+    assert data.main_download([str(DATA), "--no-progress"]) == 0  # already verified: no network
+    assert f"verified dataset at {DATA}" in capsys.readouterr().out
+
+
+def test_main_download_failure(tmp_path, capsys):
+    assert data.main_download([str(tmp_path / "d"), "--base-url", "http://127.0.0.1:9", "--no-progress"]) == 1
+    assert "error: could not fetch http://127.0.0.1:9/" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
