@@ -10,9 +10,14 @@ export HW3_DATA ?= $(CURDIR)/data
 # One BLAS thread: two-thread runs on small matrices stall at random on these machines.
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
-export MPLBACKEND ?= Agg
 
-.PHONY: report test install install-dev data clean
+.PHONY: report test install install-dev data system-deps clean
+
+# From Debian, for the PDF and its checks: headless Chromium prints the report, the fonts draw
+# its Latin, math and Chinese text, poppler-utils reads the PDF back. Installed only when
+# missing (sudo only when not root); without them the report is HTML only and says so.
+SYSTEM_PACKAGES := chromium fonts-liberation fonts-dejavu-extra fonts-noto-cjk poppler-utils
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 $(VENV)/.main: requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "hw3lib needs Python 3.11 or newer, found " + sys.version.split()[0]'
@@ -32,11 +37,22 @@ install-dev: $(VENV)/.dev
 data: $(VENV)/.main
 	$(PY) -m hw3lib download "$(HW3_DATA)"
 
-report: data
+system-deps:
+	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
+	  if ! command -v apt-get >/dev/null; then \
+	    echo "system-deps: no apt-get here; install $(SYSTEM_PACKAGES) or their equivalents for the PDF"; \
+	  else \
+	    echo "system-deps: installing $(SYSTEM_PACKAGES) with apt-get"; \
+	    { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	        apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; } \
+	    || echo "system-deps: apt-get failed; the report stays HTML only until $(SYSTEM_PACKAGES) are installed"; \
+	  fi; }
+
+report: system-deps data
 	$(PY) -m hw3lib report
 
-test: $(VENV)/.dev data
+test: system-deps $(VENV)/.dev data
 	$(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
 clean:
-	rm -rf $(VENV) report/*.html report/*.pdf
+	rm -rf $(VENV) report/*.html report/*.pdf report/build

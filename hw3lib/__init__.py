@@ -5,11 +5,12 @@ from .layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Tanh
 from .losses import CrossEntropyLoss, softmax
 from .model import LeNet5, Sequential
 from .optim import SGD, AdamGD
+from .tables import Table
 
 __version__ = "0.1.0"
 __all__ = [
     "AdamGD", "AvgPool2D", "Conv2D", "CrossEntropyLoss", "Dense", "Flatten", "LeNet5", "MaxPool2D",
-    "ReLU", "SGD", "Sequential", "Tanh", "col2im", "conv2d_naive", "conv2d_naive_backward",
+    "ReLU", "SGD", "Sequential", "Table", "Tanh", "col2im", "conv2d_naive", "conv2d_naive_backward",
     "conv_output_size", "gradcheck", "gradcheck_layer", "im2col", "numerical_gradient",
     "relative_error", "softmax",
 ]

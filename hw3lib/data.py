@@ -17,6 +17,10 @@ class, deliberately not a ``ValueError``) whose message names the file or URL an
 Bad arguments (unknown ``mode``/``split``, ``val_fraction`` outside (0, 1), a bad
 ``batch_size``) raise ``ValueError``.
 
+Analysis (notebook 01): :func:`inspect_pngs` reports the files' format as stored;
+:func:`channel_stats`, :func:`class_balance` and :func:`pixel_stats` return a :class:`Table`
+whose ``str()`` prints the same text on every machine.
+
 Integrity: :data:`MANIFEST_PATH` (``hw3lib/fruits.sha256``) lists the SHA-256 of all 1968
 files in ``sha256sum`` format, written by :func:`write_manifest` and checked by
 :func:`verify` and :func:`download`.
@@ -36,7 +40,8 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +49,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
+
+from .tables import Table
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "data"
 MANIFEST_PATH = Path(__file__).with_name("fruits.sha256")
@@ -111,6 +118,14 @@ class Dataset:
     mean: np.ndarray
     std: np.ndarray
 
+    def splits(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """``{"train": (X_train, y_train), "val": (X_val, y_val), "test": (X_test, y_test)}``."""
+        return {
+            "train": (self.X_train, self.y_train),
+            "val": (self.X_val, self.y_val),
+            "test": (self.X_test, self.y_test),
+        }
+
 
 def _resolve_root(root: str | os.PathLike | None) -> Path:
     if root is not None:
@@ -157,23 +172,47 @@ def _entries(folder: Path, want_dirs: bool) -> list[Path]:
     return paths
 
 
-def _load_image(path: Path, mode: str) -> np.ndarray:
-    """Decode one PNG to uint8 ``(H, W, C)``; any failure becomes a DataError naming ``path``."""
+def _decode_png(path: Path) -> Image.Image:
+    """Read and fully decode one PNG as stored; any failure becomes a DataError naming ``path``."""
     body = _read_bytes(path)
     try:
-        with Image.open(io.BytesIO(body), formats=["PNG"]) as im:
-            if im.size[::-1] != IMAGE_SHAPE:
-                raise DataError(
-                    f"{path} is {im.size[0]}x{im.size[1]} pixels, expected "
-                    f"{IMAGE_SHAPE[1]}x{IMAGE_SHAPE[0]}. {_FIX_REFETCH}"
-                )
-            return np.asarray(im.convert(mode)).reshape(*IMAGE_SHAPE, -1)
-    except DataError:
-        raise
+        im = Image.open(io.BytesIO(body), formats=["PNG"])
+        im.load()
+        return im
     except Exception as exc:  # Pillow reports corrupt data with many exception types
         raise DataError(
             f"{path} is not a valid PNG image ({type(exc).__name__}: {exc}). {_FIX_REFETCH}"
         ) from exc
+
+
+def _load_image(path: Path, mode: str) -> np.ndarray:
+    """Decode one 32x32 PNG to uint8 ``(H, W, C)`` in Pillow ``mode``; DataError names ``path``."""
+    im = _decode_png(path)
+    if im.size[::-1] != IMAGE_SHAPE:
+        raise DataError(
+            f"{path} is {im.size[0]}x{im.size[1]} pixels, expected "
+            f"{IMAGE_SHAPE[1]}x{IMAGE_SHAPE[0]}. {_FIX_REFETCH}"
+        )
+    return np.asarray(im.convert(mode)).reshape(*IMAGE_SHAPE, -1)
+
+
+def _split_files(root: Path, split: str) -> tuple[list[Path], list[int], list[str]]:
+    """``(files, labels, classes)`` of one split, in :func:`load_split` order; DataError as there."""
+    split_dir = root / SPLITS[split]
+    if not split_dir.is_dir():
+        raise DataError(f"no dataset at {root}: folder {split_dir} does not exist. {_FIX_WHERE}")
+    classes = sorted(p.name for p in _entries(split_dir, want_dirs=True))
+    if not classes:
+        raise DataError(f"{split_dir} holds no class folders. {_FIX_WHERE}")
+    files: list[Path] = []
+    labels: list[int] = []
+    for label, name in enumerate(classes):
+        images = sorted(_entries(split_dir / name, want_dirs=False), key=lambda p: _natural_key(p.name))
+        if not images:
+            raise DataError(f"class folder {split_dir / name} holds no .png images. {_FIX_REFETCH}")
+        files += images
+        labels += [label] * len(images)
+    return files, labels, classes
 
 
 def load_split(
@@ -196,21 +235,7 @@ def load_split(
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
-    root = _resolve_root(root)
-    split_dir = root / SPLITS[split]
-    if not split_dir.is_dir():
-        raise DataError(f"no dataset at {root}: folder {split_dir} does not exist. {_FIX_WHERE}")
-    classes = sorted(p.name for p in _entries(split_dir, want_dirs=True))
-    if not classes:
-        raise DataError(f"{split_dir} holds no class folders. {_FIX_WHERE}")
-    files: list[Path] = []
-    labels: list[int] = []
-    for label, name in enumerate(classes):
-        images = sorted(_entries(split_dir / name, want_dirs=False), key=lambda p: _natural_key(p.name))
-        if not images:
-            raise DataError(f"class folder {split_dir / name} holds no .png images. {_FIX_REFETCH}")
-        files += images
-        labels += [label] * len(images)
+    files, labels, classes = _split_files(_resolve_root(root), split)
     pixels = np.empty((len(files), *IMAGE_SHAPE, MODES[mode]), dtype=np.uint8)
     for i, path in enumerate(files):
         pixels[i] = _load_image(path, mode)
@@ -306,6 +331,120 @@ def load_dataset(
     X_train, y_train, X_val, y_val = train_val_split(X, y, val_fraction, seed)
     mean, std = fit_normalizer(X_train)
     return Dataset(X_train, y_train, X_val, y_val, X_test, y_test, classes, mean, std)
+
+
+# ---------------------------------------------------------------- analysis (notebook 01)
+
+
+@dataclass(frozen=True)
+class PngReport:
+    """What :func:`inspect_pngs` found, one entry per file in :func:`load_split` order.
+
+    ``files`` POSIX paths relative to the root; ``modes`` the Pillow mode as stored ("LA");
+    ``sizes`` ``(width, height)``; ``alpha_min``/``alpha_max`` uint8 ``(N,)``, the alpha that
+    Pillow's RGBA conversion gives (what ``mode="RGBA"`` feeds a network: 255 where a file
+    stores none). ``str()`` counts the files per mode, size and alpha range.
+    """
+
+    files: list[str]
+    modes: list[str]
+    sizes: list[tuple[int, int]]
+    alpha_min: np.ndarray
+    alpha_max: np.ndarray
+
+    def __str__(self) -> str:
+        groups = {
+            "mode": self.modes,
+            "size": [f"{w}x{h}" for w, h in self.sizes],
+            "alpha": [f"min {lo}, max {hi}" for lo, hi in zip(self.alpha_min, self.alpha_max)],
+        }
+        lines = [f"{len(self.files)} files"]
+        for kind, values in groups.items():
+            lines += [f"{kind} {value}: {n} files" for value, n in sorted(Counter(values).items())]
+        return "\n".join(lines)
+
+
+def inspect_pngs(root: str | os.PathLike | None = None) -> PngReport:
+    """Open every image of both splits as stored and record its format (see :class:`PngReport`).
+
+    Unlike :func:`load_split` it reports odd sizes instead of rejecting them; missing folders
+    and unreadable or corrupt files raise DataError as there.
+    """
+    root = _resolve_root(root)
+    files, modes, sizes, alpha = [], [], [], []
+    for split in SPLITS:
+        for path in _split_files(root, split)[0]:
+            im = _decode_png(path)
+            files.append(path.relative_to(root).as_posix())
+            modes.append(im.mode)
+            sizes.append(im.size)
+            alpha.append(im.convert("RGBA").getchannel("A").getextrema())
+    lo, hi = np.array(alpha, dtype=np.uint8).reshape(-1, 2).T
+    return PngReport(files, modes, sizes, lo, hi)
+
+
+def channel_stats(X: np.ndarray, names: Sequence[str]) -> Table:
+    """Min, max, mean, std of each channel of ``X`` ``(N, C, H, W)``, and whether it equals channel 0.
+
+    ``names`` labels the C channels (e.g. "RGBA"). A copy of channel 0 or a constant channel
+    (std 0) adds nothing a network could learn from.
+    """
+    if X.ndim != 4 or X.shape[1] != len(names):
+        raise ValueError(f"X {X.shape} must be (N, C, H, W) with C = len(names) = {len(names)}")
+    rows = [
+        (name, X[:, c].min(), X[:, c].max(), X[:, c].mean(dtype=np.float64),
+         X[:, c].std(dtype=np.float64), np.array_equal(X[:, c], X[:, 0]))
+        for c, name in enumerate(names)
+    ]
+    return Table(["channel", "min", "max", "mean", "std", f"same as {names[0]}"], rows)
+
+
+def _check_labels(splits: Mapping[str, tuple[np.ndarray, np.ndarray]], classes: Sequence[str]) -> None:
+    for name, (_, y) in splits.items():
+        if len(y) and not 0 <= y.min() <= y.max() < len(classes):
+            raise ValueError(
+                f"labels of split {name!r} span {y.min()}..{y.max()}, but {len(classes)} classes "
+                f"were given ({list(classes)}): pass the class names the labels index"
+            )
+
+
+def class_balance(splits: Mapping[str, tuple[np.ndarray, np.ndarray]], classes: Sequence[str]) -> Table:
+    """Images per class (columns, plus "total") and split (rows, plus "all").
+
+    ``splits`` maps a split name to ``(X, y)``, as :meth:`Dataset.splits` gives; only ``y`` is used.
+    """
+    if not splits:
+        raise ValueError("splits is empty: pass {split name: (X, y)}, e.g. Dataset.splits()")
+    _check_labels(splits, classes)
+    counts = [(name, np.bincount(y, minlength=len(classes))) for name, (_, y) in splits.items()]
+    counts.append(("all", sum(c for _, c in counts)))
+    return Table(["split", *classes, "total"], [(name, *c.tolist(), int(c.sum())) for name, c in counts])
+
+
+def _pixel_row(X: np.ndarray) -> tuple:
+    if not len(X):
+        return 0, None, None, None, None
+    return len(X), X.min(), X.max(), X.mean(dtype=np.float64), X.std(dtype=np.float64)
+
+
+def pixel_stats(
+    splits: Mapping[str, tuple[np.ndarray, np.ndarray]], classes: Sequence[str] | None = None
+) -> Table:
+    """Images and pixel min, max, mean, std over all channels, per split (rows).
+
+    ``splits`` maps a split name to ``(X (N, C, H, W), y (N,))`` as :meth:`Dataset.splits`
+    gives. With ``classes`` each split gets one row per class and an "all" row; a class a
+    split lacks shows 0 images and "-".
+    """
+    stats = ["images", "min", "max", "mean", "std"]
+    if classes is None:
+        return Table(["split", *stats], [(name, *_pixel_row(X)) for name, (X, _) in splits.items()])
+    _check_labels(splits, classes)
+    rows = []
+    for name, (X, y) in splits.items():
+        rows += [(name, cls, *_pixel_row(X[y == c])) for c, cls in enumerate(classes)]
+        rows.append((name, "all", *_pixel_row(X)))
+    return Table(["split", "class", *stats], rows)
 
 
 def _sha256(data: bytes) -> str:

@@ -1,5 +1,6 @@
 import os
 
+import matplotlib
 import numpy as np
 import pytest
 
@@ -34,3 +35,8 @@ def random_configs(count, seed):
 
 def config_id(cfg):
     return "n{n}c{c}f{f}_{h}x{w}_k{kh}x{kw}_s{stride}p{padding}".format(**cfg)
+
+
+# Figures in the test process render off-screen. (Not through MPLBACKEND: nbval's kernels
+# would inherit it and store no figures.)
+matplotlib.use("Agg")

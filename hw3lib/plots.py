@@ -1,0 +1,194 @@
+"""Every figure the notebooks and the report show: plain functions, each returning a
+matplotlib ``Figure`` with a title and labelled axes. Show one with ``plt.show()``."""
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import ListedColormap
+
+HIGHLIGHT = "tab:orange"
+
+
+def _matrix(ax, values, title, highlight=None, xlabel="column", ylabel="row", fmt="{:g}"):
+    """Draw a 2-D array as a grid of numbers; cells where ``highlight`` is True are coloured."""
+    values = np.asarray(values)
+    mask = np.zeros(values.shape, bool) if highlight is None else highlight
+    ax.imshow(mask, cmap=ListedColormap(["white", HIGHLIGHT]), vmin=0, vmax=1, aspect="equal")
+    for (i, j), v in np.ndenumerate(values):
+        ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=9)
+    ax.set_xticks(range(values.shape[1]))
+    ax.set_yticks(range(values.shape[0]))
+    ax.set_xticks(np.arange(values.shape[1] + 1) - 0.5, minor=True)
+    ax.set_yticks(np.arange(values.shape[0] + 1) - 0.5, minor=True)
+    ax.grid(which="minor", color="0.7", linewidth=0.8)
+    ax.tick_params(which="both", length=0, labelsize=8)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+
+
+def _window_mask(shape, top, left, kh, kw):
+    mask = np.zeros(shape, bool)
+    mask[top:top + kh, left:left + kw] = True
+    return mask
+
+
+def plot_conv_example(x, W, out, pixel=(0, 0), stride=1):
+    """One channel's convolution with numbers: ``x (H, W)``, kernel ``W (kh, kw)`` and
+    ``out (OH, OW)``; the receptive field of output ``pixel = (row, col)`` and that output
+    are coloured."""
+    x, W, out = np.asarray(x), np.asarray(W), np.asarray(out)
+    kh, kw = W.shape
+    r, q = pixel
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.4), width_ratios=[x.shape[1], kw, out.shape[1]])
+    _matrix(axes[0], x, "input x", _window_mask(x.shape, r * stride, q * stride, kh, kw), "j", "i")
+    _matrix(axes[1], W, "kernel W", None, "j'", "i'")
+    _matrix(axes[2], out, "output y", _window_mask(out.shape, r, q, 1, 1), "q", "r")
+    fig.suptitle(f"Output pixel ({r}, {q}) is the coloured patch of x times W, summed, plus b")
+    fig.tight_layout()
+    return fig
+
+
+def plot_im2col(x, cols, kh, kw, pixel=(0, 0), stride=1, label="input x"):
+    """im2col of one image with one channel: ``x (H, W)`` (already padded, if the convolution
+    pads) and its ``cols (kh * kw, OH * OW)``; the receptive field of output
+    ``pixel = (row, col)`` and the column it becomes are coloured."""
+    x, cols = np.asarray(x), np.asarray(cols)
+    r, q = pixel
+    ow = (x.shape[1] - kw) // stride + 1
+    column = np.zeros(cols.shape, bool)
+    column[:, r * ow + q] = True
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), width_ratios=[x.shape[1] + 1, cols.shape[1]])
+    _matrix(axes[0], x, f"{label} ({x.shape[0]}x{x.shape[1]}), field of output ({r}, {q})",
+            _window_mask(x.shape, r * stride, q * stride, kh, kw), "column j", "row i")
+    _matrix(axes[1], cols, f"im2col(x): column {r * ow + q} = that field, read row by row", column,
+            "output pixel p = r * OW + q", "kernel offset (i', j') as i' * kw + j'")
+    fig.suptitle(f"Each {kh}x{kw} receptive field becomes one column of the im2col matrix")
+    fig.tight_layout()
+    return fig
+
+
+def plot_ladder(rows):
+    """The performance ladder from :func:`hw3lib.ladder.time_ladder`: milliseconds per image
+    of each rung, one group of bars per layer, log scale, speed-ups written at the bars."""
+    shapes = list(dict.fromkeys(r["shape"] for r in rows))
+    rungs = list(dict.fromkeys(r["rung"] for r in rows))
+    fig, ax = plt.subplots(figsize=(8, 1.0 + 0.35 * len(rows) + 0.3 * len(shapes)))
+    height = 0.8 / len(rungs)
+    for k, rung in enumerate(rungs):
+        mine = {r["shape"]: r for r in rows if r["rung"] == rung}
+        ys = [i + k * height for i, s in enumerate(shapes) if s in mine]
+        ms = [1e3 * mine[s]["per_image"] for s in shapes if s in mine]
+        ax.barh(ys, ms, height, label=rung, color=f"C{k}")
+        for y, v, s in zip(ys, ms, [s for s in shapes if s in mine]):
+            ax.text(v, y, f" {mine[s]['speedup']:.0f}x", va="center", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_yticks([i + 0.4 - height / 2 for i in range(len(shapes))], shapes)
+    ax.invert_yaxis()
+    ax.set(title="One convolution layer, forward + backward, 1 thread (speed-up vs naive loops)",
+           xlabel="milliseconds per image (log scale)", ylabel="layer")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_step_sizes(curves, title="Adam's first steps under a constant gradient"):
+    """Step sizes over the first steps: ``curves`` maps a label to ``(T,)`` values for steps
+    ``t = 1..T`` (e.g. ``|p_t - p_{t-1}| / lr``); log-scaled step axis."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, values in curves.items():
+        values = np.asarray(values)
+        ax.plot(np.arange(1, len(values) + 1), values, label=label)
+    ax.set_xscale("log")
+    ax.set(title=title, xlabel="step t (log scale)", ylabel="step size / learning rate")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_trajectories(objective, paths, extent, levels=20):
+    """Optimizer paths on a 2-D function. ``objective`` is a
+    :class:`hw3lib.trajectories.Objective`, ``paths`` maps a label to a ``(K + 1, 2)`` path,
+    ``extent = (xmin, xmax, ymin, ymax)``; contours are log-spaced. The paths share their start."""
+    xmin, xmax, ymin, ymax = extent
+    gx, gy = np.meshgrid(np.linspace(xmin, xmax, 300), np.linspace(ymin, ymax, 300))
+    fz = objective.f(gx, gy)
+    low = max(float(fz.min()), 1e-3 * float(fz.max()), 1e-12)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.contour(gx, gy, fz, levels=np.geomspace(low, float(fz.max()), levels), colors="0.75",
+               linewidths=0.7)
+    for k, (label, path) in enumerate(paths.items()):
+        path = np.asarray(path)
+        ax.plot(path[:, 0], path[:, 1], "o-", color=f"C{k}", markersize=2.5, linewidth=1.2,
+                label=f"{label} ({len(path) - 1} steps)")
+    first = np.asarray(next(iter(paths.values())))[0]
+    ax.plot(*first, "ks", markersize=6, label="start")
+    ax.plot(*objective.minimum, "k*", markersize=12, label="minimum")
+    ax.set(xlim=(xmin, xmax), ylim=(ymin, ymax), title=f"Optimizer paths on the {objective.name}",
+           xlabel="x", ylabel="y")
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def _image_panel(ax, image, xlabel, ylabel=""):
+    """One grey image in [0, 1], pixels shown as squares, without ticks."""
+    shown = ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel)
+    return shown
+
+
+def plot_samples(X, y, classes, per_class=8, seed=0, title="Sample images per class"):
+    """A grid of images, one row per class: ``per_class`` of each class drawn at random
+    (``seed``) from ``X (N, C, H, W)`` in [0, 1], channel 0 in grey, with labels ``y (N,)``
+    indexing ``classes``. Each image is captioned with its index in ``X``."""
+    if per_class < 1:
+        raise ValueError(f"per_class must be at least 1, got {per_class!r}")
+    rng = np.random.default_rng(seed)
+    fig, axes = plt.subplots(len(classes), per_class, squeeze=False,
+                             figsize=(1.1 * per_class + 0.6, 1.3 * len(classes) + 0.8))
+    for c, (name, row) in enumerate(zip(classes, axes)):
+        members = np.flatnonzero(y == c)
+        picks = np.sort(rng.choice(members, size=min(per_class, len(members)), replace=False))
+        for k, ax in enumerate(row):
+            if k < len(picks):
+                _image_panel(ax, X[picks[k], 0], f"#{picks[k]}", name if k == 0 else "")
+            else:
+                ax.set_axis_off()
+    fig.suptitle(title)
+    fig.supxlabel("image index in X", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_class_means(X, y, classes, title="Mean image per class"):
+    """The mean of each class's images, ``X (N, C, H, W)`` in [0, 1] (channel 0) with labels
+    ``y (N,)`` indexing ``classes``: one panel per class on one grey scale."""
+    fig, axes = plt.subplots(1, len(classes), squeeze=False, figsize=(2.2 * len(classes) + 1.0, 3.0),
+                             layout="constrained")
+    for c, (name, ax) in enumerate(zip(classes, axes[0])):
+        members = X[y == c, 0]
+        shown = _image_panel(ax, members.mean(axis=0), f"mean of {len(members)} images")
+        ax.set_title(name)
+    fig.colorbar(shown, ax=axes[0].tolist(), label="grey level (0 black, 1 white)")
+    fig.suptitle(title)
+    return fig
+
+
+def plot_pixel_histograms(X, y, classes, bins=32, title="Grey levels per class"):
+    """Share of pixels in each of ``bins`` equal grey-level bins over [0, 1], one step line per
+    class, from ``X (N, C, H, W)`` (all channels) with labels ``y (N,)`` indexing ``classes``;
+    log-scaled shares, so the white background and the fruit both show."""
+    edges = np.linspace(0, 1, bins + 1)
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for c, name in enumerate(classes):
+        values = X[y == c].ravel()
+        counts, _ = np.histogram(values, edges)
+        ax.stairs(counts / max(values.size, 1), edges, label=name, linewidth=1.6)
+    ax.set_yscale("log")
+    ax.set(title=title, xlabel="grey level (0 black, 1 white)", ylabel="share of pixels (log scale)",
+           xlim=(0, 1))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig

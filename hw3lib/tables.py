@@ -1,0 +1,38 @@
+"""Small text tables that print the same on every machine (notebooks compare them with nbval)."""
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Table:
+    """A small analysis result: ``columns`` and ``rows`` of values; ``str()`` prints it.
+
+    Text columns are left-aligned, numbers right-aligned, floats printed with ``digits``
+    decimals (a rounded -0 prints as 0), booleans as yes/no and None as "-", so the text is
+    the same on every machine.
+    """
+
+    columns: list[str]
+    rows: list[tuple]
+    digits: int = 3
+
+    def _cell(self, value) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, (bool, np.bool_)):
+            return "yes" if value else "no"
+        if isinstance(value, (int, np.integer)):
+            return str(int(value))
+        if isinstance(value, (float, np.floating)):
+            return f"{round(float(value), self.digits) + 0.0:.{self.digits}f}"
+        return str(value)
+
+    def __str__(self) -> str:
+        cells = [[self._cell(v) for v in row] for row in self.rows]
+        widths = [max(len(c) for c in column) for column in zip(self.columns, *cells)]
+        left = [all(isinstance(row[i], str) for row in self.rows) for i in range(len(self.columns))]
+        return "\n".join(
+            "  ".join(c.ljust(w) if lft else c.rjust(w) for c, w, lft in zip(line, widths, left)).rstrip()
+            for line in [list(self.columns), *cells]
+        )
