@@ -12,6 +12,8 @@ from .data import DataError
 COMMANDS = {
     "bench": ("hw3lib.bench", "time a training epoch against PyTorch"),
     "download": ("hw3lib.data:main_download", "fetch and verify the fruit dataset"),
+    "train": ("hw3lib.train", "train LeNet5 on the fruit data"),
+    "report": ("hw3lib.report", "execute the notebooks and export the HW3 report"),
 }
 
 

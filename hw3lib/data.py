@@ -127,7 +127,8 @@ class Dataset:
         }
 
 
-def _resolve_root(root: str | os.PathLike | None) -> Path:
+def resolve_root(root: str | os.PathLike | None = None) -> Path:
+    """The dataset root: ``root``, else ``$HW3_DATA``, else :data:`DEFAULT_ROOT`."""
     if root is not None:
         return Path(root)
     env = os.environ.get("HW3_DATA")
@@ -235,7 +236,7 @@ def load_split(
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
-    files, labels, classes = _split_files(_resolve_root(root), split)
+    files, labels, classes = _split_files(resolve_root(root), split)
     pixels = np.empty((len(files), *IMAGE_SHAPE, MODES[mode]), dtype=np.uint8)
     for i, path in enumerate(files):
         pixels[i] = _load_image(path, mode)
@@ -318,7 +319,7 @@ def load_dataset(
 
     Raises DataError when the test split's class folders differ from the training split's.
     """
-    root = _resolve_root(root)
+    root = resolve_root(root)
     X, y, classes = load_split(root, "train", mode)
     X_test, y_test, test_classes = load_split(root, "test", mode)
     if test_classes != classes:
@@ -370,7 +371,7 @@ def inspect_pngs(root: str | os.PathLike | None = None) -> PngReport:
     Unlike :func:`load_split` it reports odd sizes instead of rejecting them; missing folders
     and unreadable or corrupt files raise DataError as there.
     """
-    root = _resolve_root(root)
+    root = resolve_root(root)
     files, modes, sizes, alpha = [], [], [], []
     for split in SPLITS:
         for path in _split_files(root, split)[0]:
@@ -499,7 +500,7 @@ def verify(
     """
     if not isinstance(manifest, Mapping):
         manifest = read_manifest(MANIFEST_PATH if manifest is None else manifest)
-    actual = compute_manifest(_resolve_root(root))
+    actual = compute_manifest(resolve_root(root))
     return VerifyReport(
         missing=sorted(manifest.keys() - actual.keys()),
         extra=sorted(actual.keys() - manifest.keys()),
@@ -512,7 +513,7 @@ def dataset_sha256(root: str | os.PathLike | None = None) -> str:
 
     Equals the SHA-256 of ``hw3lib/fruits.sha256`` when the data is intact; for checkpoint stamps.
     """
-    root = _resolve_root(root)
+    root = resolve_root(root)
     manifest = compute_manifest(root)
     if not manifest:
         raise DataError(f"no dataset files under {root}. {_FIX_WHERE}")
@@ -640,7 +641,7 @@ def main_download(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     try:
-        dest = download(_resolve_root(args.dest), args.base_url, progress=not args.no_progress)
+        dest = download(resolve_root(args.dest), args.base_url, progress=not args.no_progress)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,487 @@
+"""The HW3 report: execute the notebooks, assemble the tagged cells, export HTML and PDF.
+
+``python -m hw3lib report [--notebooks DIR] [--out DIR] [--no-execute] [--timeout S]`` executes
+``notebooks/0[1-6]_*.ipynb`` from scratch (in this Python's kernel, working directory
+``notebooks/``, ``HW3_DATA`` made absolute), keeps the executed copies in ``report/build/``,
+assembles one report notebook from their tagged cells and writes ``report/hw3_report.html``
+(code hidden, figures embedded, equations as MathML: no JavaScript, nothing fetched) and
+``report/hw3_report.pdf`` (A4, printed by Debian's headless Chromium).
+
+Contract with the notebook authors (one tag per cell, in the cell's ``tags`` metadata):
+
+==================  =====================================================================
+``report:1``        1. the CNN implementation (architecture table, Conv2D, im2col/col2im)
+``report:2``        2. the loss function and AdamGD (formulas, the bias-correction finding)
+``report:3``        3. results and images (curves, accuracy/loss table, confusion matrix, ...)
+``report:4``        4. the problem met and its solution (naive loops against im2col, timings)
+``report:stamp``    the reproducibility stamp, after the rows the export writes itself
+==================  =====================================================================
+
+- A tagged markdown cell is kept as narrative; its headings move two levels down (``#``
+  becomes ``###``) so that they sit under the section title.
+- A tagged code cell shows its outputs only, never its code; it must have an output.
+- Cells go to their section in notebook order (01 to 06), then cell order.
+- The export refuses, naming the notebook and cell: a cell that raises while executing, and in
+  a tagged cell an error output, a traceback, text on stderr (warnings), a widget (it would
+  print as blank space) or an absolute path; a bare ``report`` tag or an unknown section; a
+  section without cells.
+- In the PDF, an equation, text output or table wider than the page is shrunk to fit.
+"""
+import argparse
+import copy
+import datetime
+import html
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import nbformat
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+OUT_DIR = REPO_ROOT / "report"
+NOTEBOOK_GLOB = "0[1-6]_*.ipynb"
+REPORT_NAME = "hw3_report"
+TITLE = "HW3: CNN implementation · CNN 實作"
+INTRO = (
+    "A LeNet-5 convolutional network written from scratch in NumPy and trained on three fruit "
+    "classes (Carambula, Lychee, Pear; 32×32 grey images). The notebooks 01 to 06 were executed "
+    "from scratch by `python -m hw3lib report`; every number, table and figure below comes from "
+    "that run."
+)
+TAG_PREFIX = "report:"
+SECTIONS = {  # tag suffix -> section title, in the order of the original report
+    "1": "1. The CNN implementation · CNN 實作",
+    "2": "2. The loss function and AdamGD · 損失函數與 AdamGD",
+    "3": "3. Results and images · 結果與圖片",
+    "4": "4. The problem met and its solution · 遇到的問題與解決方法",
+    "stamp": "Reproducibility · 可重現性",
+}
+CHROMIUM_NAMES = ("chromium", "chromium-browser")
+PDF_INSTALL = ("sudo apt-get install -y --no-install-recommends chromium fonts-liberation "
+               "fonts-dejavu-extra fonts-noto-cjk")
+DEFAULT_TIMEOUT = 1800  # seconds per cell: training is the slowest cell
+
+_WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+_TRACEBACK = "Traceback (most recent call last)"
+# An absolute POSIX path (a '/' after a space, quote, bracket, '=' or ':' or at a line start,
+# then at least one more '/': URLs do not match) or a Windows drive path.
+_ABSOLUTE_PATH = re.compile(r"(?:^|(?<=[\s'\"(\[=:,]))(?:/[\w.~+-]+/[\w./~+-]*|[A-Za-z]:\\\w)",
+                            re.MULTILINE)
+
+
+class ReportError(ValueError):
+    """The report cannot be built; the message names the notebook, the cell and the fix."""
+
+
+def find_notebooks(folder):
+    """The notebooks ``folder/0[1-6]_*.ipynb`` in order; at least one must exist."""
+    paths = sorted(Path(folder).glob(NOTEBOOK_GLOB))
+    if not paths:
+        raise ReportError(f"no notebooks matching {NOTEBOOK_GLOB} in {folder}; "
+                          "pass the folder that holds them with --notebooks")
+    return paths
+
+
+def _where(name, index, cell):
+    first = next((line.strip() for line in cell.source.splitlines() if line.strip()), "")
+    return f"{name}, cell {index} ({first[:50]!r})"
+
+
+def execute_notebook(path, build_dir, timeout=DEFAULT_TIMEOUT, env=None):
+    """Execute the notebook at ``path`` from scratch in this Python's kernel, with the
+    notebook's folder as working directory and ``env`` as environment; write the executed copy
+    to ``build_dir`` and return it. A failing cell raises :class:`ReportError` naming it."""
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    class CurrentPython(KernelSpecManager):
+        """Every kernel name means ipykernel in this interpreter (this virtual environment)."""
+
+        def get_kernel_spec(self, kernel_name):
+            return KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher", "-f",
+                                    "{connection_file}", "--IPKernelApp.log_level=ERROR"],
+                              display_name="Python (hw3lib)", language="python")
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    current = {}
+    client = NotebookClient(
+        nb, timeout=timeout, km=AsyncKernelManager(kernel_spec_manager=CurrentPython()),
+        resources={"metadata": {"path": str(path.parent)}},
+        on_cell_start=lambda cell, cell_index: current.update(cell=cell, index=cell_index + 1))
+    at = lambda: _where(path.name, current["index"], current["cell"])  # noqa: E731
+    try:
+        client.execute(env=env)
+    except CellExecutionError as err:
+        raise ReportError(f"{at()} raised {err.ename}: {err.evalue}; run the notebook in "
+                          "JupyterLab to see the traceback and fix it") from None
+    except CellTimeoutError:
+        raise ReportError(f"{at()} ran longer than {timeout} s; raise the limit with "
+                          "--timeout") from None
+    except DeadKernelError:
+        raise ReportError(f"the kernel died in {at()} (out of memory?); run the notebook in "
+                          "JupyterLab to find out") from None
+    build_dir.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, build_dir / path.name)
+    return nb
+
+
+def _output_text(output):
+    """The text a reader would see of one output (images excluded)."""
+    if output.output_type == "stream":
+        return output.text
+    if output.output_type == "error":
+        return "\n".join(output.traceback)
+    return "\n".join(value if isinstance(value, str) else "\n".join(value)
+                     for mime, value in output.get("data", {}).items() if mime.startswith("text/"))
+
+
+def _check_cell(where, cell):
+    """Raise :class:`ReportError` when the tagged ``cell`` would show something a reader must
+    never see, or nothing at all."""
+    if cell.cell_type == "markdown":
+        texts = [cell.source]
+    elif cell.cell_type == "code":
+        if not cell.outputs:
+            raise ReportError(f"{where} is tagged for the report but has no output (a figure "
+                              "needs plt.show()); run the notebook or remove the tag")
+        texts = []
+        for output in cell.outputs:
+            if output.output_type == "error":
+                raise ReportError(f"{where} shows an error ({output.ename}: {output.evalue}); "
+                                  "fix the cell")
+            if output.output_type == "stream" and output.name == "stderr":
+                raise ReportError(f"{where} writes to stderr ({output.text.strip()[:80]!r}); "
+                                  "fix the cause of the warning or move it out of the report")
+            if _WIDGET_MIME in output.get("data", {}):
+                raise ReportError(f"{where} shows a widget, which a static report prints as "
+                                  "blank space; keep widgets and progress bars out of the report")
+            texts.append(_output_text(output))
+    else:
+        raise ReportError(f"{where} is a {cell.cell_type} cell; tag only markdown and code cells")
+    for text in texts:
+        if _TRACEBACK in text:
+            raise ReportError(f"{where} shows a traceback; fix the cell")
+        found = _ABSOLUTE_PATH.search(text)
+        if found:
+            raise ReportError(f"{where} shows the absolute path {found.group()!r}; print paths "
+                              "relative to the repository (or not at all)")
+
+
+def _caption(cells, index):
+    """The first line of the markdown cell after ``cells[index]``, else ``"Figure"``."""
+    after = cells[index + 1] if index + 1 < len(cells) else None
+    lines = after.source.strip().splitlines() if after and after.cell_type == "markdown" else []
+    return lines[0][:200] if lines else "Figure"
+
+
+def report_cells(name, nb):
+    """Copies of the cells of ``nb`` (named ``name`` in messages) tagged for the report,
+    checked, as ``{section: [cell, ...]}`` in cell order. Each PNG output gets the caption
+    below it as alternative text (``output.metadata["alt"]``)."""
+    sections = {}
+    for index, cell in enumerate(nb.cells):
+        tags = [t for t in cell.get("metadata", {}).get("tags", [])
+                if t.startswith(TAG_PREFIX) or t == TAG_PREFIX.rstrip(":")]  # "report" is a slip
+        if not tags:
+            continue
+        where = _where(name, index + 1, cell)
+        if len(tags) > 1 or tags[0][len(TAG_PREFIX):] not in SECTIONS:
+            raise ReportError(f"{where} has the tags {tags}; give it one of "
+                              + ", ".join(TAG_PREFIX + key for key in SECTIONS))
+        _check_cell(where, cell)
+        cell = copy.deepcopy(cell)
+        for output in cell.get("outputs", []):
+            if "image/png" in output.get("data", {}):
+                output.metadata["alt"] = _caption(nb.cells, index)
+        sections.setdefault(tags[0][len(TAG_PREFIX):], []).append(cell)
+    return sections
+
+
+def _git(*args):
+    return subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def _git_commit():
+    """The checkout's commit, and whether files differ from it."""
+    try:
+        changed = " with uncommitted changes" if _git("status", "--porcelain") else ""
+        return _git("rev-parse", "--short=12", "HEAD") + changed
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+
+
+def stamp_rows(executed, data_root=None):
+    """``(what, value)`` rows of the export's own stamp: versions, commit, dataset, time."""
+    from . import __version__
+    from .data import DataError, dataset_sha256
+
+    rows = [("hw3lib", f"{__version__}, commit {_git_commit()}"),
+            ("Python, NumPy", f"{platform.python_version()}, {np.__version__}"),
+            ("Platform", f"{platform.system()} {platform.machine()}")]
+    if data_root is not None:
+        try:
+            rows.append(("Dataset SHA-256", dataset_sha256(data_root)))
+        except DataError:
+            rows.append(("Dataset SHA-256", "not found"))
+    rows.append(("Notebooks", "executed from scratch by python -m hw3lib report" if executed
+                 else "stored outputs (python -m hw3lib report --no-execute)"))
+    rows.append(("Built", datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")))
+    return rows
+
+
+def _markdown(source, tags=()):
+    return nbformat.v4.new_markdown_cell(source, metadata={"tags": list(tags)})
+
+
+def assemble(notebooks, stamp):
+    """One report notebook from ``notebooks`` (``[(name, nb), ...]`` in order) and the stamp
+    rows: title, the four sections, the stamp. Raises :class:`ReportError` for an empty
+    section."""
+    sections = {key: [] for key in SECTIONS}
+    for name, nb in notebooks:
+        for key, cells in report_cells(name, nb).items():
+            sections[key].extend(cells)
+    empty = [TAG_PREFIX + key for key, cells in sections.items() if not cells and key != "stamp"]
+    if empty:
+        raise ReportError(f"no cells are tagged {', '.join(empty)} in "
+                          f"{', '.join(name for name, _ in notebooks)}; every section of the "
+                          "report needs at least one (see hw3lib/report.py)")
+    table = "".join(f"<tr><th>{html.escape(what)}</th><td>{html.escape(value)}</td></tr>"
+                    for what, value in stamp)
+    cells = [_markdown(f'<h1 id="title">{TITLE}</h1>\n\n{INTRO}')]
+    for number, (key, title) in enumerate(SECTIONS.items()):
+        # the first section follows the title on page 1; each other starts a new page
+        cells.append(_markdown(f'<h2 id="section-{key}">{title}</h2>',
+                               tags=["newpage"] if number else []))
+        if key == "stamp":
+            cells.append(_markdown(f"<table>{table}</table>"))
+        cells.extend(sections[key])
+    report = nbformat.v4.new_notebook(cells=cells)
+    report.metadata.update(title=TITLE, language_info={"name": "python"})
+    return report
+
+
+REPORT_CSS = """
+@page { size: A4; margin: 16mm 15mm 18mm 15mm;
+        @bottom-center { content: counter(page) " / " counter(pages); font-size: 8pt;
+                         color: #666; } }
+:root { --jp-content-font-family: "Liberation Sans", "Noto Sans CJK TC", sans-serif;
+        --jp-code-font-family: "DejaVu Sans Mono", "Noto Sans Mono CJK TC", monospace;
+        --jp-content-font-size1: 10.5pt; --jp-code-font-size: 8.5pt; }
+body.jp-Notebook { padding: 0; max-width: 50em; margin: 0 auto; }
+.jp-Cell { padding: 0; }
+h1, h2, h3, h4, h5, h6 { break-after: avoid; break-inside: avoid; }
+.jp-RenderedHTMLCommon h1 { font-size: 20pt; margin-top: 0; }
+.jp-RenderedHTMLCommon h2 { font-size: 15pt; border-bottom: 1px solid #999; padding-bottom: 2pt; }
+.celltag_newpage { break-before: page; }
+.jp-RenderedHTMLCommon p { break-inside: avoid; }
+img { max-width: 100%; height: auto; break-inside: avoid; }
+.jp-OutputArea-output, .jp-Cell-outputWrapper, math[display="block"] { break-inside: avoid; }
+.jp-RenderedHTMLCommon table { width: auto; max-width: 100%; font-size: 9pt; break-inside: avoid; }
+.jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { overflow-wrap: anywhere; }
+.jp-RenderedHTMLCommon td:first-child, .jp-RenderedHTMLCommon th:first-child { text-align: left; }
+.jp-RenderedText pre { white-space: pre; overflow-x: auto; }
+math { font-family: "DejaVu Math TeX Gyre", math; font-size: 1.1em; }
+math[display="block"] { margin: 0.6em 0; overflow-x: auto; }
+@media print { /* no scroll bars on paper: FIT_TO_WIDTH shrinks what is too wide */
+  .jp-OutputArea, .jp-OutputArea-child, .jp-OutputArea-output, .jp-RenderedText pre, math {
+    overflow: visible !important; } }
+mtd[columnalign="left"] { text-align: left; }
+mtd[columnalign="right"] { text-align: right; }
+"""
+
+_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block html_head_css -%}
+<style type="text/css">{{ resources.report_css }}</style>
+{%- endblock html_head_css -%}
+{%- block data_png scoped -%}
+<div class="jp-RenderedImage jp-OutputArea-output">
+<img src="data:image/png;base64,{{ output.data['image/png'] | escape_html }}"
+     alt="{{ output.metadata.alt | escape_html }}">
+</div>
+{%- endblock data_png -%}
+"""
+
+
+def latex_to_mathml(latex, display):
+    """MathML for a LaTeX formula, ``display`` ``"block"`` or ``"inline"``; Chromium and
+    Firefox render it without JavaScript. ``aligned`` is read as ``align*``."""
+    from latex2mathml.converter import convert
+
+    source = latex.replace("{aligned}", "{align*}")
+    try:
+        mathml = convert(source, display=display)
+        ET.fromstring(mathml)
+        unknown = re.search(r">(\\[A-Za-z]+)<", mathml)  # latex2mathml prints these as text
+        if unknown:
+            raise ValueError(f"unknown command {unknown.group(1)}")
+    except Exception as err:  # latex2mathml raises many kinds, the XML parser its own
+        raise ReportError(f"cannot convert the equation {latex!r} to MathML ({err}); "
+                          "write it with simpler LaTeX") from None
+    return mathml
+
+
+def to_html(nb, notebooks_dir):
+    """The report notebook ``nb`` as one self-contained HTML page (code hidden, images as
+    base64, math as MathML); relative image links resolve against ``notebooks_dir``."""
+    from jinja2 import DictLoader, pass_context
+    from nbconvert import HTMLExporter
+    from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+
+    class Renderer(IPythonRenderer):
+        """Markdown headings two levels down (under the sections); math as MathML."""
+
+        def heading(self, text, level, **attrs):
+            return super().heading(text, min(level + 2, 6), **attrs)
+
+        def block_math(self, body):
+            return latex_to_mathml(body, "block")
+
+        def latex_environment(self, name, body):
+            return latex_to_mathml(f"\\begin{{{name}}}{body}\\end{{{name}}}", "block")
+
+        def inline_math(self, body):
+            return latex_to_mathml(body, "inline")
+
+    class Exporter(HTMLExporter):
+        @pass_context
+        def markdown2html(self, context, source):
+            cell = context.get("cell", {})
+            renderer = Renderer(escape=False, attachments=cell.get("attachments", {}),
+                                embed_images=True, path=str(notebooks_dir),
+                                exclude_anchor_links=True, **self.lexer_options)
+            return MarkdownWithMath(renderer=renderer).render(source)
+
+    exporter = Exporter(extra_loaders=[DictLoader({"hw3_report.html.j2": _TEMPLATE})],
+                        template_file="hw3_report.html.j2", exclude_input=True,
+                        exclude_input_prompt=True, exclude_output_prompt=True,
+                        exclude_anchor_links=True, embed_images=True)
+    page, _ = exporter.from_notebook_node(nb, resources={
+        "metadata": {"name": REPORT_NAME, "path": str(notebooks_dir)}, "report_css": REPORT_CSS})
+    linked = re.findall(r'<img[^>]*\ssrc="(?!data:)([^"]*)"', page)
+    if linked:
+        raise ReportError(f"images {linked} could not be embedded; put them next to the "
+                          "notebooks or attach them to the markdown cell")
+    return page
+
+
+# Run in the copy that Chromium prints: shrink each equation, text output or table wider than
+# its column to fit (text shrunk below 60% wraps instead). The HTML itself has no JavaScript.
+FIT_TO_WIDTH = """<script>
+for (const el of document.querySelectorAll(
+    'math[display="block"], .jp-RenderedText pre, .jp-RenderedHTMLCommon table')) {
+  const fit = el.parentElement.clientWidth / el.scrollWidth;
+  if (fit >= 1) continue;
+  if (fit < 0.6 && el.tagName === "PRE") el.style.whiteSpace = "pre-wrap";
+  else el.style.zoom = fit.toFixed(3);
+}
+</script>"""
+
+
+def find_chromium():
+    """The path of Debian's ``chromium`` (or ``chromium-browser``) on PATH, else None."""
+    return next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
+
+
+def print_pdf(chromium, html_path, pdf_path, timeout=120):
+    """Print ``html_path`` to ``pdf_path`` with headless ``chromium`` (A4 from the page's CSS,
+    no browser header or footer, wide blocks shrunk to the width by :data:`FIT_TO_WIDTH`)."""
+    pdf_path = Path(pdf_path).resolve()
+    pdf_path.unlink(missing_ok=True)
+    page = Path(html_path).read_text(encoding="utf-8").replace("</body>", FIT_TO_WIDTH + "</body>")
+    with tempfile.TemporaryDirectory(prefix="hw3-chromium-") as scratch:
+        printed = Path(scratch, "print.html")
+        printed.write_text(page, encoding="utf-8")
+        cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu",
+               "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--no-first-run", f"--user-data-dir={scratch}/profile",
+               "--no-pdf-header-footer", f"--print-to-pdf={pdf_path}", printed.as_uri()]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ReportError(f"{chromium} did not print the PDF within {timeout} s") from None
+    if proc.returncode or not pdf_path.is_file() or pdf_path.stat().st_size == 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        raise ReportError(f"{chromium} failed to print {pdf_path.name} "
+                          f"(exit status {proc.returncode}):\n{tail}")
+
+
+def build(notebooks_dir=NOTEBOOKS_DIR, out_dir=OUT_DIR, execute=True, timeout=DEFAULT_TIMEOUT,
+          data_root=None, require_pdf=False, log=print):
+    """Build the report from ``notebooks_dir`` into ``out_dir``; return ``(html_path,
+    pdf_path)``, ``pdf_path`` None when Chromium is missing (unless ``require_pdf``).
+
+    ``execute`` runs every notebook from scratch first (its copy goes to ``out_dir/build``),
+    with ``HW3_DATA`` set to ``data_root`` when given; otherwise their stored outputs are used.
+    """
+    notebooks_dir, out_dir = Path(notebooks_dir), Path(out_dir)
+    build_dir = out_dir / "build"
+    env = {**os.environ, "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+           "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    if data_root is not None:
+        env["HW3_DATA"] = str(Path(data_root).resolve())
+    notebooks = []
+    for path in find_notebooks(notebooks_dir):
+        if execute:
+            start = time.perf_counter()
+            nb = execute_notebook(path, build_dir, timeout, env)
+            log(f"executed {path.name} in {time.perf_counter() - start:.1f} s")
+        else:
+            nb = nbformat.read(path, as_version=4)
+        notebooks.append((path.name, nb))
+    report = assemble(notebooks, stamp_rows(execute, data_root))
+    build_dir.mkdir(parents=True, exist_ok=True)
+    nbformat.write(report, build_dir / f"{REPORT_NAME}.ipynb")
+    html_path, pdf_path = out_dir / f"{REPORT_NAME}.html", out_dir / f"{REPORT_NAME}.pdf"
+    html_path.write_text(to_html(report, notebooks_dir), encoding="utf-8")
+    log(f"wrote {html_path}")
+    chromium = find_chromium()
+    if chromium is None:
+        pdf_path.unlink(missing_ok=True)  # never leave an old PDF beside a new HTML
+        message = f"PDF skipped: Chromium is missing; install it with `{PDF_INSTALL}` and rerun"
+        if require_pdf:
+            raise ReportError(message.replace("PDF skipped: ", "no PDF: "))
+        log(message)
+        return html_path, None
+    print_pdf(chromium, html_path, pdf_path)
+    log(f"wrote {pdf_path}")
+    return html_path, pdf_path
+
+
+def main(argv=None):
+    """``python -m hw3lib report``: get the data, execute the notebooks, export the report."""
+    from .data import resolve_root, download
+
+    parser = argparse.ArgumentParser(prog="python -m hw3lib report",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS_DIR, metavar="DIR",
+                        help="folder of the notebooks 0[1-6]_*.ipynb (default: notebooks/)")
+    parser.add_argument("--out", type=Path, default=OUT_DIR, metavar="DIR",
+                        help="folder for hw3_report.html/.pdf and build/ (default: report/)")
+    parser.add_argument("--no-execute", action="store_true",
+                        help="export the notebooks' stored outputs instead of executing them")
+    parser.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help=f"seconds one cell may run (default: {DEFAULT_TIMEOUT})")
+    args = parser.parse_args(argv)
+    data_root = resolve_root(None)
+    if not args.no_execute:
+        download(data_root)  # a verified copy is left alone, an absent one fetched and verified
+    build(args.notebooks, args.out, execute=not args.no_execute, timeout=args.timeout,
+          data_root=data_root, require_pdf=os.environ.get("HW3_REQUIRE_PDF") == "1")
+    return 0

@@ -1,0 +1,298 @@
+"""The report export: fixture notebooks -> executed -> one HTML page and an A4 PDF."""
+import base64
+import html
+import io
+import os
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+from PIL import Image
+
+from hw3lib import LeNet5
+from hw3lib.__main__ import main as cli
+from hw3lib.report import SECTIONS, TITLE, ReportError, assemble, build, latex_to_mathml
+
+INPUT_MARKER = "INPUT_MARKER_never_in_the_report"
+SUMMARY_TABLE = f"""# {INPUT_MARKER}
+from html import escape
+from IPython.display import HTML
+rows = LeNet5(seed=0).summary()
+HTML('<table><tr><th>layer</th><th>output shape</th><th>parameters</th></tr>'
+     + ''.join(f'<tr><td>{{escape(layer)}}</td><td>{{shape}}</td><td>{{count}}</td></tr>'
+               for layer, shape, count in rows) + '</table>')"""
+FIGURE = """fig, ax = plt.subplots(figsize=(4, 2.5))
+ax.plot(np.arange(10), np.random.default_rng(0).random(10))
+ax.set(title='{title}', xlabel='epoch', ylabel='loss')
+plt.show()"""
+
+
+def cell(kind, source, tag=None):
+    new = new_markdown_cell if kind == "md" else new_code_cell
+    return new(source, metadata={"tags": [tag]} if tag else {})
+
+
+def write_notebooks(folder, notebooks):
+    """Write ``{name: [cells]}`` as notebooks into ``folder``; return ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, cells in notebooks.items():
+        nb = new_notebook(cells=cells, metadata={"kernelspec": {
+            "name": "python3", "display_name": "Python 3", "language": "python"}})
+        nbformat.write(nb, folder / name)
+    return folder
+
+
+def fixture_notebooks():
+    """Two small notebooks covering every section: a table computed by hw3lib, two figures
+    (one untagged, which must stay out), equations (one far too long for a line), a text line
+    too wide for the page, Chinese text."""
+    imports = cell("code", "import matplotlib.pyplot as plt\nimport numpy as np\n"
+                           "from hw3lib import LeNet5")
+    return {
+        "01_model.ipynb": [
+            imports,
+            cell("md", "# LeNet-5 架構\n\nThe convolution as one product, "
+                       "$Y = W_{col}\\,\\mathrm{im2col}(X)$:", "report:1"),
+            cell("code", SUMMARY_TABLE, "report:1"),
+            cell("code", FIGURE.format(title="untagged figure")),
+            cell("md", "Adam with bias correction:\n\n$$\\begin{aligned} m_t &= \\beta_1 m_{t-1}"
+                       " + (1-\\beta_1) g_t \\\\ \\hat m_t &= \\frac{m_t}{1-\\beta_1^t}"
+                       "\\end{aligned}$$", "report:2"),
+        ],
+        "02_results.ipynb": [
+            imports,
+            cell("code", FIGURE.format(title="training loss"), "report:3"),
+            cell("md", "Figure 1: the training loss per epoch.", "report:3"),
+            cell("code", "print('naive 1.00 s, im2col 0.01 s, ratio 100x')", "report:4"),
+            cell("md", "A long equation: $$L = " + " + ".join(f"w_{{{i}}} x_{{{i}}}^2"
+                                                            for i in range(40)) + "$$", "report:4"),
+            cell("code", "print('  '.join(f'col{i:02d}' for i in range(30)))", "report:4"),
+            cell("code", "print('seed 0')", "report:stamp"),
+            cell("code", "import os, pathlib\nassert os.path.isabs(os.environ['HW3_DATA'])\n"
+                         "assert pathlib.Path.cwd().name == 'notebooks'"),
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The report of the executed fixture notebooks: ``(html_path, pdf_path, html_text)``.
+    Built as `make test` runs it, with MPLBACKEND=Agg (figures must still show) and a
+    relative data folder (the kernel, working in notebooks/, gets it absolute)."""
+    root = tmp_path_factory.mktemp("report")
+    folder = write_notebooks(root / "notebooks", fixture_notebooks())
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MPLBACKEND", "Agg")
+        html_path, pdf_path = build(folder, root / "out", data_root=os.path.relpath(root),
+                                    log=lambda *a: None)
+    return html_path, pdf_path, html_path.read_text(encoding="utf-8")
+
+
+def run(*cmd):
+    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+
+
+def missing_pdf_tools(pdf_path):
+    """What the PDF checks lack here: Chromium (no PDF), poppler-utils, fonts-noto-cjk."""
+    missing = ["chromium"] if pdf_path is None else []
+    missing += [tool for tool in ("pdftotext", "pdfinfo") if not shutil.which(tool)]
+    if not shutil.which("fc-match") or "NotoSansCJK" not in run("fc-match", "Noto Sans CJK TC"):
+        missing.append("fonts-noto-cjk")
+    return missing
+
+
+@pytest.fixture
+def pdf(built):
+    """The PDF; skipped only where a tool is missing and HW3_REQUIRE_PDF != 1."""
+    missing = missing_pdf_tools(built[1])
+    if missing:
+        reason = f"missing {', '.join(missing)}; `make system-deps` installs them"
+        if os.environ.get("HW3_REQUIRE_PDF") == "1":
+            pytest.fail(f"HW3_REQUIRE_PDF=1 but {reason}")
+        pytest.skip(reason)
+    return built[1]
+
+
+class Page(HTMLParser):
+    """A page's ``<img>`` attributes (``images``, dicts) and every ``<table>`` as a list of
+    rows of cell texts (``tables``)."""
+
+    def __init__(self, page):
+        super().__init__()
+        self.images, self.tables, self.cell = [], [], None
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs))
+        elif tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self.cell = ""
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self.tables[-1][-1].append(self.cell.strip())
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell += data
+
+
+def test_html_embeds_the_tagged_figures_and_only_them(built):
+    tagged_figures = sum("plt.show()" in c.source for cells in fixture_notebooks().values()
+                         for c in cells if c.metadata.get("tags"))
+    images = Page(built[2]).images
+    assert len(images) == tagged_figures, "the untagged figure stays out"
+    for image in images:
+        assert image["src"].startswith("data:image/png;base64,")
+        png = base64.b64decode(image["src"][len("data:image/png;base64,"):])
+        assert Image.open(io.BytesIO(png)).size[0] > 100
+    assert [image["alt"] for image in images] == ["Figure 1: the training loss per epoch."]
+
+
+def test_html_table_values_equal_hw3lib(built):
+    rows = [[layer, str(shape), str(count)] for layer, shape, count in LeNet5(seed=0).summary()]
+    tables = Page(built[2]).tables
+    assert [["layer", "output shape", "parameters"]] + rows in tables
+
+
+def test_html_hides_code_and_fetches_nothing(built):
+    page = built[2]
+    assert INPUT_MARKER not in page and "hl-ipython" not in page, "no code cell's input"
+    assert "<script" not in page, "no JavaScript: MathJax, require.js and widgets stay out"
+    assert "<math" in page and "$" not in page.split("<body", 1)[1], "equations become MathML"
+
+
+def test_html_has_the_sections_in_order_and_demoted_headings(built):
+    page = built[2]
+    positions = [page.index(html.escape(title, quote=False)) for title in SECTIONS.values()]
+    assert positions == sorted(positions)
+    before_heading = page.split("LeNet-5 架構")[0]
+    assert before_heading.rsplit("<", 1)[1].startswith("h3"), "the author's # moves to ###"
+    assert "ratio 100x" in page and "seed 0" in page
+
+
+def test_pdf_is_a4_with_the_title_and_the_sections_in_order(pdf):
+    text = " ".join(run("pdftotext", "-layout", str(pdf), "-").split())
+    positions = [text.find(title) for title in [TITLE, *SECTIONS.values()]]
+    assert -1 not in positions and positions == sorted(positions), text[:500]
+    assert "ratio 100x" in text and "seed 0" in text
+    info = run("pdfinfo", str(pdf))
+    # section 1 follows the title on page 1, each other section starts a page
+    assert "(A4)" in info and int(re.search(r"Pages:\s+(\d+)", info).group(1)) == len(SECTIONS)
+
+
+def test_pdf_keeps_every_word_inside_the_margins(pdf):
+    """Long equations and wide text outputs are shrunk to the text width, never cut."""
+    words = run("pdftotext", "-bbox", str(pdf), "-")
+    page_width = float(re.search(r'<page width="([\d.]+)"', words).group(1))
+    right_edge = page_width - 15 / 25.4 * 72  # the 15 mm right margin of REPORT_CSS
+    assert "col29" in words and "w" in words
+    assert max(float(x) for x in re.findall(r'xMax="([\d.]+)"', words)) <= right_edge + 1
+
+
+def refused(tmp_path, cells, execute=False):
+    folder = write_notebooks(tmp_path / "nb", {"01_x.ipynb": cells})
+    with pytest.raises(ReportError) as info:
+        build(folder, tmp_path / "out", execute=execute, log=lambda *a: None)
+    return str(info.value)
+
+
+def test_a_failing_cell_names_the_notebook_and_cell(tmp_path):
+    message = refused(tmp_path, [cell("code", "x = 1"), cell("code", "raise RuntimeError('boom')")],
+                      execute=True)
+    assert "01_x.ipynb, cell 2" in message and "RuntimeError: boom" in message
+
+
+def with_output(output, tag="report:1"):
+    code = cell("code", "something()", tag)
+    code.outputs = [output]
+    return code
+
+
+@pytest.mark.parametrize("output, expected", [
+    (new_output("stream", name="stdout", text="data in /home/ann/fruits/Data_train\n"),
+     "absolute path '/home/ann/fruits/Data_train'"),
+    (new_output("display_data", data={"text/plain": "see C:\\Users\\ann"}), "absolute path"),
+    (new_output("stream", name="stderr", text="UserWarning: glyph missing\n"), "stderr"),
+    (new_output("stream", name="stdout", text="Traceback (most recent call last):\n"),
+     "traceback"),
+    (new_output("error", ename="KeyError", evalue="'x'", traceback=[]), "KeyError"),
+    (new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {},
+                                      "text/plain": "HBox()"}), "widget"),
+])
+def test_a_leaking_output_is_refused_naming_the_cell(tmp_path, output, expected):
+    message = refused(tmp_path, [cell("md", "x", "report:2"), with_output(output)])
+    assert "01_x.ipynb, cell 2 ('something()')" in message and expected in message
+
+
+def one_cell_per_section(text):
+    """Code cells with stored outputs ``text`` and the section key, one per section."""
+    return [with_output(new_output("stream", name="stdout", text=f"{text} {key}\n"),
+                        tag=f"report:{key}") for key in SECTIONS]
+
+
+def test_urls_and_relative_paths_are_not_absolute_paths():
+    text = "see https://example.org/a/b, data/Data_train/x.png, 3/4 and and/or"
+    assert assemble([("01_x.ipynb", new_notebook(cells=one_cell_per_section(text)))], [])
+
+
+def test_bad_tags_empty_sections_and_silent_cells_are_refused(tmp_path):
+    assert "report:5" in refused(tmp_path, [cell("md", "x", "report:5")])
+    assert "has the tags ['report']; give it one of report:1" in refused(
+        tmp_path, [cell("md", "x", "report")])
+    assert "no cells are tagged report:2, report:3, report:4" in refused(
+        tmp_path, [cell("md", "x", "report:1")])
+    assert "has no output" in refused(tmp_path, [cell("code", "x = 1", "report:1")])
+
+
+@pytest.mark.parametrize("latex", [r"\notacommand{x}", r"a & b", r"\frac{1}{"])
+def test_unconvertible_latex_is_refused_with_the_formula(latex):
+    with pytest.raises(ReportError, match=re.escape(repr(latex))):
+        latex_to_mathml(latex, "block")
+
+
+def test_cli_exports_stored_outputs_and_reports_errors(tmp_path, capsys):
+    folder = write_notebooks(tmp_path / "nb", {"01_x.ipynb": one_cell_per_section("section")})
+    assert cli(["report", "--notebooks", str(folder), "--out", str(tmp_path / "out"),
+                "--no-execute"]) == 0
+    assert "section 4" in (tmp_path / "out" / "hw3_report.html").read_text(encoding="utf-8")
+    assert cli(["report", "--notebooks", str(tmp_path / "none"), "--no-execute"]) == 2
+    assert "no notebooks matching" in capsys.readouterr().err
+
+
+def test_without_chromium_the_html_is_written_and_the_pdf_tool_named(tmp_path, monkeypatch,
+                                                                      capsys):
+    folder = write_notebooks(tmp_path / "nb", {"01_x.ipynb": one_cell_per_section("section")})
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "hw3_report.pdf").write_bytes(b"an old PDF")
+    monkeypatch.setattr("hw3lib.report.find_chromium", lambda: None)
+    monkeypatch.delenv("HW3_REQUIRE_PDF", raising=False)
+    args = ["report", "--notebooks", str(folder), "--out", str(tmp_path / "out"), "--no-execute"]
+    assert cli(args) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "PDF skipped: Chromium is missing; install it with `sudo apt-get install -y "
+        "--no-install-recommends chromium fonts-liberation fonts-dejavu-extra fonts-noto-cjk` "
+        "and rerun")
+    assert (tmp_path / "out" / "hw3_report.html").is_file()
+    assert not (tmp_path / "out" / "hw3_report.pdf").exists(), "no stale PDF beside a new HTML"
+    monkeypatch.setenv("HW3_REQUIRE_PDF", "1")
+    assert cli(args) == 2 and "no PDF: Chromium is missing" in capsys.readouterr().err
+
+
+def test_cli_checks_the_data_before_executing(tmp_path, monkeypatch, capsys):
+    (tmp_path / "data" / "Data_train").mkdir(parents=True)
+    (tmp_path / "data" / "Data_train" / "stray.png").write_bytes(b"not the dataset")
+    monkeypatch.setenv("HW3_DATA", str(tmp_path / "data"))
+    folder = write_notebooks(tmp_path / "nb", {"01_x.ipynb": [cell("code", "x = 1")]})
+    assert cli(["report", "--notebooks", str(folder), "--out", str(tmp_path / "out")]) == 2
+    assert "differ from the manifest" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists(), "nothing is executed on data that fails its check"
