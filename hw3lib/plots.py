@@ -98,7 +98,7 @@ def plot_step_sizes(curves, title="Adam's first steps under a constant gradient"
     ax.set_xscale("log")
     ax.set(title=title, xlabel="step t (log scale)", ylabel="step size / learning rate")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="best")
     fig.tight_layout()
     return fig
 
@@ -123,7 +123,7 @@ def plot_trajectories(objective, paths, extent, levels=20):
     ax.plot(*objective.minimum, "k*", markersize=12, label="minimum")
     ax.set(xlim=(xmin, xmax), ylim=(ymin, ymax), title=f"Optimizer paths on the {objective.name}",
            xlabel="x", ylabel="y")
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig
 
@@ -190,5 +190,34 @@ def plot_pixel_histograms(X, y, classes, bins=32, title="Grey levels per class")
            xlim=(0, 1))
     ax.grid(alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_live_curves(history, batches=(), title="Loss and accuracy", figure=None):
+    """Loss and accuracy of one training run, drawn while it runs (the playground's curves).
+
+    ``history`` is :func:`hw3lib.train.fit`'s dict of lists (``epoch, train_loss, train_acc,
+    val_loss, val_acc``), one value per completed epoch; ``batches`` holds rows
+    ``(position, running_loss, running_acc)`` per batch, ``position`` in epochs (batch 5 of
+    20 in epoch 2 is 1.25). ``figure``: draw into this ``matplotlib.figure.Figure`` (one made
+    without pyplot, which is safe in a background thread); by default a new pyplot figure."""
+    fig = figure if figure is not None else plt.figure(figsize=(9, 3.4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    trace = np.asarray(batches, dtype=float).reshape(-1, 3)
+    right = max([1, *history["epoch"], *trace[:, 0]])
+    # the running means restart with each epoch: a gap (NaN row) before each epoch's first batch
+    trace = np.insert(trace, np.flatnonzero(np.diff(np.ceil(trace[:, 0] - 1e-9))) + 1, np.nan, axis=0)
+    for ax, column, name in ((ax_loss, 1, "loss"), (ax_acc, 2, "acc")):
+        ax.plot(trace[:, 0], trace[:, column], color="C0", alpha=0.45, linewidth=1,
+                label="training: running mean of the epoch's batches")
+        ax.plot(history["epoch"], history[f"train_{name}"], "o-", color="C0", label="training: after each epoch")
+        ax.plot(history["epoch"], history[f"val_{name}"], "s-", color="C1", label="validation: after each epoch")
+        ax.set_xlim(0, right)
+        ax.grid(alpha=0.3)
+    ax_loss.set(title="cross-entropy loss", xlabel="epoch", ylabel="loss (mean per image)")
+    ax_acc.set(title="accuracy", xlabel="epoch", ylabel="fraction correct", ylim=(0, 1.02))
+    ax_acc.legend(fontsize=8, loc="lower right")
+    fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -1,0 +1,84 @@
+"""Optimizers on small problems (notebook 04): 2-D test functions, the path an optimizer
+takes on them, and the step sizes it takes for a given sequence of gradients.
+
+An optimizer is given as ``make_optimizer(params) -> optimizer``, e.g.
+``lambda p: AdamGD(0.1, 0.9, 0.999, 1e-8, p)``; it is run on ``params = {"p": array}``
+with ``grads = {"dp": ...}``, the interface of :mod:`hw3lib.optim`.
+"""
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A 2-D test function: ``f(x, y)`` works on arrays (for contour grids), ``grad(p)`` maps a
+    point ``(2,)`` to its gradient ``(2,)``; ``minimum`` is the minimiser ``(x, y)``."""
+
+    name: str
+    f: Callable
+    grad: Callable
+    minimum: tuple
+
+
+def quadratic(condition=20.0):
+    """``f = (x^2 + condition * y^2) / 2``, an elongated bowl whose Hessian has condition
+    number ``condition``; minimum at the origin."""
+    if not condition >= 1:
+        raise ValueError(f"condition must be >= 1, got {condition!r}")
+    return Objective(f"quadratic, condition number {condition:g}",
+                     lambda x, y: 0.5 * (x * x + condition * y * y),
+                     lambda p: np.array([p[0], condition * p[1]]),
+                     (0.0, 0.0))
+
+
+def rosenbrock(a=1.0, b=100.0):
+    """``f = (a - x)^2 + b (y - x^2)^2``, a curved valley; minimum at ``(a, a^2)``."""
+    return Objective(f"Rosenbrock (a={a:g}, b={b:g})",
+                     lambda x, y: (a - x) ** 2 + b * (y - x * x) ** 2,
+                     lambda p: np.array([-2 * (a - p[0]) - 4 * b * p[0] * (p[1] - p[0] ** 2),
+                                         2 * b * (p[1] - p[0] ** 2)]),
+                     (a, a * a))
+
+
+def run_optimizer(make_optimizer, grad, start, steps):
+    """Run ``steps`` updates from ``start (d,)`` with gradients ``grad(p) (d,)``; returns the
+    path ``(steps + 1, d)``, float64, starting at ``start``."""
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    params = {"p": np.array(start, dtype=np.float64)}
+    optimizer = make_optimizer(params)
+    path = [params["p"].copy()]
+    for _ in range(steps):
+        params = optimizer.update_params({"dp": np.asarray(grad(params["p"]), dtype=np.float64)})
+        path.append(params["p"].copy())
+    return np.array(path)
+
+
+def step_sizes(make_optimizer, gradients):
+    """The update ``p_{t-1} - p_t`` at each step when the optimizer is fed ``gradients
+    (T, d)`` in turn (whatever ``p`` is); returns ``(T, d)``."""
+    gradients = np.asarray(gradients, dtype=np.float64)
+    if gradients.ndim != 2:
+        raise ValueError(f"gradients must have shape (T, d), got {gradients.shape}")
+    feed = iter(gradients)
+    path = run_optimizer(make_optimizer, lambda p: next(feed), np.zeros(gradients.shape[1]),
+                         len(gradients))
+    return -np.diff(path, axis=0)
+
+
+def torch_path(grad, start, steps, make_torch_optimizer):
+    """:func:`run_optimizer` for a PyTorch optimizer, ``make_torch_optimizer([tensor])``, e.g.
+    ``lambda ps: torch.optim.Adam(ps, lr=0.1)``: the path ``(steps + 1, d)`` in float64 with the
+    same ``grad``. Needs PyTorch."""
+    import torch
+
+    p = torch.tensor(np.array(start, dtype=np.float64), requires_grad=True)
+    optimizer = make_torch_optimizer([p])
+    path = [p.detach().numpy().copy()]
+    for _ in range(steps):
+        p.grad = torch.from_numpy(np.asarray(grad(p.detach().numpy()), dtype=np.float64))
+        optimizer.step()
+        path.append(p.detach().numpy().copy())
+    return np.array(path)

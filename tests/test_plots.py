@@ -1,0 +1,95 @@
+"""Every figure of hw3lib.plots on small inputs: a title, labelled axes and the expected artists."""
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.contour import QuadContourSet
+from matplotlib.patches import Rectangle
+
+from hw3lib import conv2d_naive, im2col, plots
+from hw3lib.trajectories import quadratic
+
+plt.switch_backend("Agg")  # headless, as under MPLBACKEND=Agg
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def assert_labelled(fig):
+    """A figure title (or one per axes) and both axis labels on every axes."""
+    title = fig._suptitle.get_text() if fig._suptitle else ""
+    for ax in fig.axes:
+        assert title or ax.get_title(), "missing title"
+        assert ax.get_xlabel() and ax.get_ylabel(), f"unlabelled axes {ax.get_title()!r}"
+
+
+def highlighted(ax):
+    """The boolean mask a matrix panel colours."""
+    return ax.images[0].get_array().astype(bool)
+
+
+def test_plot_conv_example_colours_the_field_and_its_output():
+    x, W = np.arange(16.0).reshape(4, 4), np.arange(9.0).reshape(3, 3)
+    out = conv2d_naive(x[None, None], W[None, None], np.zeros(1))[0, 0]
+    fig = plots.plot_conv_example(x, W, out, pixel=(1, 0))
+    assert_labelled(fig)
+    ax_x, _, ax_out = fig.axes
+    expected = np.zeros((4, 4), bool)
+    expected[1:4, 0:3] = True
+    np.testing.assert_array_equal(highlighted(ax_x), expected)
+    np.testing.assert_array_equal(highlighted(ax_out), [[False, False], [True, False]])
+    assert [len(ax.texts) for ax in fig.axes] == [16, 9, 4]
+    assert ax_out.texts[2].get_text() == f"{out[1, 0]:g}"
+
+
+def test_plot_im2col_colours_the_field_and_its_column():
+    x = np.arange(25.0).reshape(5, 5)
+    cols = im2col(x[None, None], 3, 3)
+    fig = plots.plot_im2col(x, cols, 3, 3, pixel=(1, 2))
+    assert_labelled(fig)
+    ax_x, ax_cols = fig.axes
+    mask = highlighted(ax_cols)
+    assert mask[:, 5].all() and mask.sum() == 9
+    np.testing.assert_array_equal(np.sort(x[highlighted(ax_x)]), np.sort(cols[:, 5]))
+    assert len(ax_cols.texts) == cols.size
+
+
+def test_plot_ladder_one_bar_per_row_on_a_log_axis():
+    rungs = (("naive", 1e-2, 1.0), ("fast", 1e-4, 100.0))
+    rows = [dict(shape=s, rung=r, per_image=t, speedup=up)
+            for s in ("conv1", "conv2") for r, t, up in rungs]
+    fig = plots.plot_ladder(rows)
+    assert_labelled(fig)
+    ax = fig.axes[0]
+    bars = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert sorted(round(b.get_width(), 6) for b in bars) == [0.1, 0.1, 10.0, 10.0]
+    assert ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["naive", "fast"]
+    assert sorted(t.get_text().strip() for t in ax.texts) == ["100x", "100x", "1x", "1x"]
+
+
+def test_plot_step_sizes_one_line_per_curve():
+    curves = {"a": np.linspace(3, 1, 10), "b": np.ones(10)}
+    fig = plots.plot_step_sizes(curves)
+    assert_labelled(fig)
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 2
+    np.testing.assert_array_equal(lines[0].get_xdata(), np.arange(1, 11))
+    np.testing.assert_array_equal(lines[0].get_ydata(), curves["a"])
+
+
+def test_plot_trajectories_paths_start_minimum_and_contours():
+    objective = quadratic(4.0)
+    paths = {"one": np.array([[-2.0, 1.0], [-1.0, 0.5], [0.0, 0.0]]),
+             "two": np.array([[-2.0, 1.0], [-1.5, -0.5]])}
+    fig = plots.plot_trajectories(objective, paths, (-3, 1, -2, 2))
+    assert_labelled(fig)
+    ax = fig.axes[0]
+    lines = ax.get_lines()
+    assert len(lines) == 4  # two paths, the start, the minimum
+    np.testing.assert_array_equal(lines[0].get_xydata(), paths["one"])
+    assert lines[3].get_xydata().tolist() == [[0.0, 0.0]]
+    assert any(isinstance(c, QuadContourSet) for c in ax.collections)
+    assert "one (2 steps)" in [t.get_text() for t in ax.get_legend().get_texts()]

@@ -1,0 +1,60 @@
+"""2-D test functions, optimizer paths and Adam's step sizes."""
+import numpy as np
+import pytest
+
+from hw3lib import SGD, AdamGD, numerical_gradient
+from hw3lib.trajectories import quadratic, rosenbrock, run_optimizer, step_sizes, torch_path
+
+
+@pytest.mark.parametrize("objective", [quadratic(7.0), rosenbrock()], ids=lambda o: o.name)
+def test_gradients_match_finite_differences_and_vanish_at_the_minimum(objective):
+    for p in np.random.default_rng(0).uniform(-2, 2, size=(5, 2)):
+        numeric = numerical_gradient(lambda: objective.f(*p), p)
+        np.testing.assert_allclose(objective.grad(p), numeric, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(objective.grad(np.array(objective.minimum)), [0, 0])
+
+
+def test_sgd_path_on_the_quadratic_is_the_closed_form():
+    path = run_optimizer(lambda p: SGD(0.05, p), quadratic(10.0).grad, (3.0, -1.0), 20)
+    t = np.arange(21)
+    np.testing.assert_allclose(path, np.stack([3 * 0.95**t, -(0.5**t)], axis=1), rtol=1e-12)
+
+
+def test_adam_step_sizes_under_a_constant_gradient():
+    lr, b1, b2, grads = 0.01, 0.9, 0.999, np.full((200, 2), 3.0)
+    t = np.arange(1, 201)[:, None]
+    raw = step_sizes(lambda p: AdamGD(lr, b1, b2, 1e-8, p, bias_correction=False), grads)
+    schedule = (1 - b1**t) / np.sqrt(1 - b2**t)
+    np.testing.assert_allclose(raw, lr * schedule * np.ones((1, 2)), rtol=1e-6)
+    corrected = step_sizes(lambda p: AdamGD(lr, b1, b2, 1e-8, p), grads)
+    np.testing.assert_allclose(corrected, lr, rtol=1e-6)
+
+
+def test_uncorrected_over_corrected_step_is_a_schedule_whatever_the_gradients():
+    grads = np.random.default_rng(1).standard_normal((100, 3))
+    t = np.arange(1, 101)[:, None]
+    raw = step_sizes(lambda p: AdamGD(0.1, 0.9, 0.99, 1e-12, p, bias_correction=False), grads)
+    corrected = step_sizes(lambda p: AdamGD(0.1, 0.9, 0.99, 1e-12, p), grads)
+    schedule = (1 - 0.9**t) / np.sqrt(1 - 0.99**t)
+    np.testing.assert_allclose(raw / corrected, schedule * np.ones((1, 3)), rtol=1e-8)
+
+
+def test_torch_adam_follows_the_same_path():
+    torch = pytest.importorskip("torch")
+    objective = rosenbrock()
+    start = (-1.0, 1.5)
+    ours = run_optimizer(lambda p: AdamGD(0.05, 0.9, 0.999, 1e-8, p), objective.grad, start, 60)
+    theirs = torch_path(objective.grad, start, 60, lambda ps: torch.optim.Adam(ps, lr=0.05))
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
+    report = run_optimizer(lambda p: AdamGD(0.05, 0.9, 0.999, 1e-8, p, bias_correction=False),
+                           objective.grad, start, 60)
+    assert np.abs(report - theirs).max() > 1e-2
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="condition must be >= 1"):
+        quadratic(0.5)
+    with pytest.raises(ValueError, match="steps must be >= 0"):
+        run_optimizer(lambda p: SGD(0.1, p), quadratic().grad, (0.0, 0.0), -1)
+    with pytest.raises(ValueError, match=r"shape \(T, d\)"):
+        step_sizes(lambda p: SGD(0.1, p), np.ones(5))
