@@ -1,0 +1,163 @@
+"""Checkpoints: round trip, atomic writes (a writer killed mid-write), refusing bad files."""
+import io
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+
+import numpy as np
+import pytest
+from test_train import TINY, assert_same_params, params_of, tiny_config, tiny_data
+
+from hw3lib.model import LeNet5
+from hw3lib.train import CheckpointError, fit, load_checkpoint, save_checkpoint
+
+
+@pytest.fixture
+def saved(tmp_path):
+    """A 2-epoch run's result and its checkpoint path."""
+    data, config, path = tiny_data(), tiny_config(epochs=2), tmp_path / "c.npz"
+    result = fit(config.build_model(3), data, config, checkpoint_path=path,
+                 data_sha256="ab" * 32, progress=False)
+    return result, path
+
+
+def test_round_trip_keeps_everything(saved):
+    result, path = saved
+    ckpt = load_checkpoint(path)
+    assert ckpt.config == tiny_config(epochs=2) and ckpt.epoch == 2
+    assert ckpt.best_epoch == result.best_epoch and ckpt.history == result.history
+    assert ckpt.classes == ["a", "b", "c"] and ckpt.data_sha256 == "ab" * 32
+    assert np.array_equal(ckpt.mean, result.mean) and np.array_equal(ckpt.std, result.std)
+    assert set(ckpt.optimizer) == {"t"} | {f"{m}.{k}" for m in "mv" for k in ckpt.params}
+    assert int(ckpt.optimizer["t"]) == 2 * 5
+    assert_same_params(ckpt.best_params, params_of(result.model))
+    assert_same_params(params_of(ckpt.build_model()), params_of(result.model))
+    assert_same_params(params_of(ckpt.build_model(best=False)), ckpt.params)
+    assert ckpt.build_model().get_params()["W1"].dtype == np.float32
+    model = LeNet5(num_classes=3, seed=7, **TINY)
+    load_checkpoint(path, model)
+    assert_same_params(params_of(model), params_of(result.model))
+    with zipfile.ZipFile(path) as z:  # plain arrays and a JSON string: nothing to unpickle
+        assert "meta.npy" in z.namelist() and "params.W1.npy" in z.namelist()
+
+
+def test_another_architecture_is_refused_listing_the_shapes(saved):
+    _, path = saved
+    model = LeNet5(in_channels=3, num_classes=3, **{**TINY, "hidden": (9, 8)})
+    with pytest.raises(CheckpointError, match="another architecture") as info:
+        load_checkpoint(path, model)
+    message = str(info.value)
+    assert "W1: file (2, 1, 3, 3) vs model (2, 3, 3, 3)" in message
+    assert "W3: file (8, 4) vs model (9, 4)" in message and "b3: file (8,) vs model (9,)" in message
+    assert "W4: file (8, 8) vs model (8, 9)" in message and "W2" not in message
+    load_checkpoint(path, LeNet5(num_classes=3, **TINY))  # the same architecture loads
+
+
+@pytest.mark.parametrize("keep", [0, 10, 0.5, -1])
+def test_truncated_file_is_refused(saved, keep):
+    _, path = saved
+    body = path.read_bytes()
+    path.write_bytes(body[:int(keep * len(body)) if isinstance(keep, float) else keep])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(path)
+
+
+class Trap:
+    """Unpickling this object would create the file ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_pickled_objects_are_refused_and_never_unpickled(saved, tmp_path):
+    _, path = saved
+    marker = tmp_path / "unpickled"
+    arrays = dict(np.load(path))
+    arrays["meta"] = np.array([Trap(marker)], dtype=object)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)  # numpy pickles the object array
+    path.write_bytes(buf.getvalue())
+    with pytest.raises(CheckpointError, match="pickled object"):
+        load_checkpoint(path)
+    path.write_bytes(pickle.dumps(Trap(marker)))
+    with pytest.raises(CheckpointError, match="pickled object"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_other_files_are_refused(saved, tmp_path):
+    _, path = saved
+    arrays = dict(np.load(path))
+    np.savez(tmp_path / "no_meta.npz", **{k: v for k, v in arrays.items() if k != "meta"})
+    with pytest.raises(CheckpointError, match="not a valid checkpoint"):
+        load_checkpoint(tmp_path / "no_meta.npz")
+    np.savez(tmp_path / "other.npz", meta=np.array('{"format": "something else"}'))
+    with pytest.raises(CheckpointError, match="is not a hw3lib-checkpoint version 1"):
+        load_checkpoint(tmp_path / "other.npz")
+    np.save(tmp_path / "single.npy", np.zeros(3))
+    with pytest.raises(CheckpointError, match="single .npy array"):
+        load_checkpoint(tmp_path / "single.npy")
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "absent.npz")
+
+
+def test_a_failed_write_leaves_the_previous_checkpoint_and_no_temporary_file(saved, monkeypatch):
+    _, path = saved
+    before = path.read_bytes()
+    ckpt = load_checkpoint(path)
+
+    def broken_savez(file, **arrays):
+        file.write(b"PK half an archive")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, ckpt)
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from hw3lib.train import Checkpoint, TrainConfig, save_checkpoint
+
+    path, weights = sys.argv[1], np.empty(4_000_000, np.float32)  # 16 MB per copy
+    for i in range(1, 10**9):
+        weights.fill(i)
+        save_checkpoint(path, Checkpoint(TrainConfig(), {}, {"W1": weights}, {"W1": weights},
+                                         {"t": np.array(i)}, i, i, {}, np.zeros(1), np.ones(1), []))
+        print(i, flush=True)
+""")
+
+
+def test_a_writer_killed_mid_write_leaves_the_previous_checkpoint(tmp_path):
+    """Kill -9 a process that rewrites a 32 MB checkpoint in a loop, at several moments: the
+    file always loads as one complete earlier version. Some kills must land mid-write (they
+    leave a temporary file behind), or the test would prove nothing."""
+    path, mid_write = tmp_path / "big.npz", 0
+    for delay in (0.0, 0.02, 0.05, 0.1, 0.15, 0.2):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE,
+                                text=True)
+        assert proc.stdout.readline().strip() == "1"  # one complete checkpoint exists
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        proc.stdout.close()
+        ckpt = load_checkpoint(path)
+        assert ckpt.epoch >= 1 and int(ckpt.optimizer["t"]) == ckpt.epoch
+        for weights in (ckpt.params["W1"], ckpt.best_params["W1"]):
+            assert weights.shape == (4_000_000,) and (weights == ckpt.epoch).all()
+        leftovers = [p for p in tmp_path.iterdir() if p != path]
+        assert all(p.name.startswith(".big.npz.") and p.suffix == ".tmp" for p in leftovers)
+        mid_write += bool(leftovers)
+        for p in leftovers:
+            p.unlink()
+    assert mid_write >= 3

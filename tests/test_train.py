@@ -1,0 +1,446 @@
+"""hw3lib.train: the loop, its history, refusals, divergence, interrupts, resume, the command."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import hw3lib.train as train
+from hw3lib.__main__ import main as hw3lib_main
+from hw3lib.data import Dataset, dataset_sha256, fit_normalizer, normalize
+from hw3lib.losses import softmax
+from hw3lib.model import LeNet5
+from hw3lib.train import (CheckpointError, TrainConfig, TrainingError, _random_hflips, evaluate,
+                          fit, load_checkpoint)
+
+TINY = dict(input_size=12, conv_channels=(2, 4), kernel_size=3, hidden=(8, 8))
+DATA = Path(os.environ.get("HW3_DATA", Path(__file__).parents[1] / "data"))
+HAVE_DATA = (DATA / "Data_train").is_dir() and (DATA / "Data_test").is_dir()
+
+
+def patterned(n, channels, size, rng):
+    """Images ``(n, channels, size, size)`` whose class k (0-2) brightens the k-th third of the
+    rows (a cue that left-right flips keep), and their labels ``(n,)``."""
+    y = np.arange(n) % 3
+    X = rng.random((n, channels, size, size), dtype=np.float32) * 0.6
+    third = size // 3
+    for k in range(3):
+        X[y == k, :, k * third:(k + 1) * third] += 0.4
+    return X, y
+
+
+def tiny_data(channels=1, size=12, n_train=48, n_val=21, seed=0):
+    """A small Dataset: 48 training images (batches of 10 leave a last batch of 8)."""
+    rng = np.random.default_rng(seed)
+    (X, y), (Xv, yv), (Xt, yt) = (patterned(n, channels, size, rng) for n in (n_train, n_val, n_val))
+    mean, std = fit_normalizer(X)
+    return Dataset(X, y, Xv, yv, Xt, yt, ["a", "b", "c"], mean, std)
+
+
+def tiny_config(**changes):
+    return TrainConfig(**{**dict(epochs=3, batch_size=10, lr=0.01, model=TINY), **changes})
+
+
+def params_of(model):
+    return {k: v.copy() for k, v in model.get_params().items()}
+
+
+def assert_same_params(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), f"{k} differs"
+
+
+def without_seconds(history):
+    return {k: v for k, v in history.items() if k != "seconds"}
+
+
+# --- settings -------------------------------------------------------------------------------
+
+def test_defaults_are_the_reports_plus_flips():
+    c = TrainConfig()
+    assert (c.epochs, c.batch_size, c.lr, c.beta1, c.beta2, c.eps) == (24, 32, 5e-4, 0.9, 0.999, 1e-8)
+    assert c.hflip and c.bias_correction and c.mode == "L" and c.val_fraction == 0.3
+    assert c.build_model(3).input_shape == (1, 32, 32)
+
+
+@pytest.mark.parametrize("changes, match", [
+    (dict(lr=0.0), "lr must be a positive finite"), (dict(lr=-1e-3), "lr must be a positive finite"),
+    (dict(lr=float("nan")), "lr must be a positive finite"), (dict(lr=float("inf")), "lr"),
+    (dict(lr=True), "lr"), (dict(batch_size=0), "batch_size must be an integer >= 1"),
+    (dict(batch_size=-4), "batch_size"), (dict(batch_size=2.5), "batch_size"),
+    (dict(epochs=0), "epochs must be an integer >= 1"), (dict(seed=-1), "seed"),
+    (dict(beta1=1.0), "beta1"), (dict(beta2=-0.1), "beta2"), (dict(eps=0.0), "epsilon"),
+    (dict(mode="CMYK"), "mode must be one of"), (dict(val_fraction=1.0), "val_fraction"),
+    (dict(model=dict(kernel_size=40)), "kernel_size=40 does not fit 32x32"),
+    (dict(model=dict(input_size=8)), "does not fit 8x8"),
+    (dict(model=dict(depth=3)), "LeNet5 arguments among"),
+    (dict(model=dict(hidden=np.ones(2))), "lists"),
+    (dict(model=dict(activation="sigmoid")), "activation must be one of"),
+])
+def test_config_refuses_bad_settings(changes, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**changes)
+
+
+def bad_data(kind):
+    data = tiny_data()
+    if kind == "channels":
+        return tiny_data(channels=3)
+    if kind == "size":
+        return tiny_data(size=16)
+    if kind == "label too large":
+        return replace(data, y_train=np.where(data.y_train == 2, 3, data.y_train))
+    if kind == "negative label":
+        return replace(data, y_val=np.where(data.y_val == 0, -1, data.y_val))
+    if kind == "float labels":
+        return replace(data, y_train=data.y_train.astype(np.float32))
+    if kind == "classes":
+        return replace(data, classes=["a", "b", "c", "d"])
+    if kind == "nan pixel":
+        X = data.X_train.copy()
+        X[0, 0, 0, 0] = np.nan
+        return replace(data, X_train=X)
+    return replace(data, y_val=data.y_val[:-1])  # lengths
+
+
+@pytest.mark.parametrize("kind, match", [
+    ("channels", "the data has 3 channel\\(s\\) and the model 1"), ("size", "check the image size"),
+    ("label too large", "labels from 0 to 3, but the model has 3 classes"),
+    ("negative label", "y_val holds labels from -1"), ("float labels", "integer labels"),
+    ("classes", "the data has 4 classes"), ("nan pixel", "NaN"), ("lengths", "same number"),
+])
+def test_fit_refuses_bad_data_before_any_work(tmp_path, kind, match):
+    model, calls = tiny_config().build_model(3), []
+    before = params_of(model)
+    with pytest.raises(ValueError, match=match):
+        fit(model, bad_data(kind), tiny_config(), on_batch=calls.append,
+            checkpoint_path=tmp_path / "c.npz", progress=False)
+    assert calls == [] and not (tmp_path / "c.npz").exists()
+    assert_same_params(params_of(model), before)
+
+
+# --- the loop and its history ---------------------------------------------------------------
+
+def test_evaluate_is_the_per_sample_mean_with_the_last_partial_batch_weighted():
+    data, model = tiny_data(), tiny_config().build_model(3)
+    X = normalize(data.X_train, data.mean, data.std)
+    p = softmax(model.logits(X).astype(np.float64))
+    loss = -np.log(p[np.arange(len(X)), data.y_train]).mean()
+    acc = (p.argmax(axis=1) == data.y_train).mean()
+    for batch_size in (7, 10, 48, 500):  # 48 = 6 * 7 + 6: a last batch of 6
+        got_loss, got_acc = evaluate(model, X, data.y_train, batch_size)
+        assert got_loss == pytest.approx(loss, rel=1e-5) and got_acc == acc
+
+
+def test_history_rows_are_evaluation_passes_of_the_kept_weights():
+    data, config = tiny_data(), tiny_config(epochs=4)
+    result = fit(config.build_model(3), data, config, progress=False)
+    h = result.history
+    assert list(h) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
+    assert h["epoch"] == [1, 2, 3, 4] and all(len(v) == 4 for v in h.values())
+    assert json.loads(json.dumps(h)) == h
+    best = result.best_epoch - 1
+    keys = list(zip(h["val_acc"], np.negative(h["val_loss"])))
+    assert keys[best] == max(keys)
+    for split in ("train", "val"):
+        X, y = normalize(getattr(data, f"X_{split}"), data.mean, data.std), getattr(data, f"y_{split}")
+        assert evaluate(result.model, X, y) == (h[f"{split}_loss"][best], h[f"{split}_acc"][best])
+        assert result.evaluate(getattr(data, f"X_{split}"), y) == evaluate(result.model, X, y)
+
+
+def test_training_learns_and_is_deterministic():
+    data, config = tiny_data(), tiny_config(epochs=6, lr=0.02)
+    first = fit(config.build_model(3), data, config, progress=False)
+    again = fit(config.build_model(3), data, config, progress=False)
+    assert first.history["val_acc"][first.best_epoch - 1] == 1.0
+    assert first.history["train_loss"][-1] < 0.5 * first.history["train_loss"][0]
+    assert without_seconds(first.history) == without_seconds(again.history)
+    assert_same_params(params_of(first.model), params_of(again.model))
+    other = fit(replace(config, seed=1).build_model(3), data, replace(config, seed=1), progress=False)
+    assert other.history["train_loss"] != first.history["train_loss"]
+
+
+def test_validation_data_never_changes_the_weights():
+    data, config = tiny_data(), tiny_config()
+    shuffled = replace(data, y_val=np.roll(data.y_val, 1), X_val=data.X_val[::-1].copy())
+    a = fit(config.build_model(3), data, config, progress=False, restore_best=False)
+    b = fit(config.build_model(3), shuffled, config, progress=False, restore_best=False)
+    assert_same_params(params_of(a.model), params_of(b.model))
+    assert a.history["train_loss"] == b.history["train_loss"]
+    assert a.history["val_loss"] != b.history["val_loss"]
+
+
+def test_on_batch_reports_running_means_weighted_by_batch_size():
+    seen = []
+    fit(tiny_config().build_model(3), tiny_data(), tiny_config(epochs=1), on_batch=seen.append,
+        progress=False)
+    assert [s["batch"] for s in seen] == [1, 2, 3, 4, 5] and {s["batches"] for s in seen} == {5}
+    sizes = np.array([10, 10, 10, 10, 8])
+    losses = np.array([s["loss"] for s in seen])
+    assert seen[-1]["running_loss"] == pytest.approx((losses * sizes).sum() / 48, rel=1e-12)
+    assert 0 <= seen[-1]["running_acc"] <= 1
+
+
+def test_hflip_mirrors_about_half_of_the_training_images_and_nothing_else():
+    X, y = np.random.default_rng(0).random((200, 2, 4, 5)), np.arange(200)
+    batches = [(X[i:i + 32], y[i:i + 32]) for i in range(0, 200, 32)]
+    out = list(_random_hflips(iter(batches), np.random.default_rng(1)))
+    Xf, yf = np.concatenate([b[0] for b in out]), np.concatenate([b[1] for b in out])
+    flipped = np.array([np.array_equal(a, b[..., ::-1]) for a, b in zip(Xf, X)])
+    kept = np.array([np.array_equal(a, b) for a, b in zip(Xf, X)])
+    assert np.array_equal(yf, y) and (flipped ^ kept).all() and 70 < flipped.sum() < 130
+    again = np.concatenate([b[0] for b in _random_hflips(iter(batches), np.random.default_rng(1))])
+    assert np.array_equal(again, Xf)
+
+
+def test_hflip_changes_nothing_for_mirror_symmetric_images():
+    data = tiny_data()
+    sym = replace(data, X_train=(data.X_train + data.X_train[..., ::-1]) / 2)
+    runs = {(name, flip): fit(tiny_config().build_model(3), d, tiny_config(hflip=flip), progress=False,
+                              restore_best=False)
+            for name, d in (("sym", sym), ("plain", data)) for flip in (True, False)}
+    assert_same_params(params_of(runs["sym", True].model), params_of(runs["sym", False].model))
+    assert not np.array_equal(runs["plain", True].model.get_params()["W1"],
+                              runs["plain", False].model.get_params()["W1"])
+
+
+# --- divergence -------------------------------------------------------------------------------
+
+def test_a_huge_learning_rate_stops_at_the_first_bad_batch(tmp_path):
+    config = tiny_config(lr=1e8)
+    model = config.build_model(3)
+    initial = params_of(model)
+    match = r"loss became nan at epoch 1, batch 2/5 with lr=1e\+08"
+    with pytest.raises(TrainingError, match=match) as info:
+        fit(model, tiny_data(), config, checkpoint_path=tmp_path / "c.npz", progress=False)
+    message = str(info.value)
+    assert "smaller learning rate, e.g. lr=1e+07" in message and "nothing was saved" in message
+    assert info.value.result.history["epoch"] == [] and info.value.result.best_epoch == 0
+    assert_same_params(params_of(model), initial)
+    assert not (tmp_path / "c.npz").exists()
+
+
+def test_divergence_keeps_the_last_good_checkpoint_and_the_history(tmp_path):
+    def blow_up(stats):  # a diverging update at epoch 2, batch 2
+        if (stats["epoch"], stats["batch"]) == (2, 2):
+            model.get_params()["W5"][...] = np.inf
+
+    config, path = tiny_config(), tmp_path / "c.npz"
+    model = config.build_model(3)
+    with pytest.raises(TrainingError, match="at epoch 2, batch 3/5") as info:
+        fit(model, tiny_data(), config, on_batch=blow_up, checkpoint_path=path, progress=False)
+    assert f"{path} keeps epoch 1" in str(info.value)
+    assert info.value.result.history["epoch"] == [1]
+    saved = load_checkpoint(path)
+    assert saved.epoch == 1 and saved.history == info.value.result.history
+    assert_same_params(params_of(model), saved.best_params)  # finite: epoch 1's weights
+
+
+# --- interrupts, stop, resume -----------------------------------------------------------------
+
+def test_interrupt_keeps_history_and_checkpoint_and_resume_is_bit_exact(tmp_path):
+    data, config = tiny_data(), tiny_config(epochs=4)
+    full_path, cut_path = tmp_path / "full.npz", tmp_path / "cut.npz"
+    fit(config.build_model(3), data, config, checkpoint_path=full_path, progress=False)
+
+    def interrupt(stats):
+        if (stats["epoch"], stats["batch"]) == (3, 2):
+            raise KeyboardInterrupt
+
+    cut = fit(config.build_model(3), data, config, on_batch=interrupt, checkpoint_path=cut_path,
+              progress=False)
+    assert cut.stopped == "interrupted" and cut.history["epoch"] == [1, 2]
+    saved = load_checkpoint(cut_path)
+    assert saved.epoch == 2 and saved.history == cut.history
+    assert_same_params(params_of(cut.model), saved.best_params)
+
+    other_init = LeNet5(num_classes=3, seed=99, **TINY)  # the checkpoint sets every weight
+    resumed = fit(other_init, data, config, resume=cut_path, checkpoint_path=cut_path, progress=False)
+    full, again = load_checkpoint(full_path), load_checkpoint(cut_path)
+    assert resumed.stopped is None and again.epoch == full.epoch == 4
+    for a, b in [(full.params, again.params), (full.best_params, again.best_params),
+                 (full.optimizer, again.optimizer)]:
+        assert_same_params(a, b)
+    assert without_seconds(full.history) == without_seconds(again.history)
+    assert full.best_epoch == again.best_epoch == resumed.best_epoch
+
+
+def test_ctrl_c_while_saving_keeps_checkpoint_and_history_in_step(tmp_path, monkeypatch):
+    """A SIGINT that arrives while epoch 2's checkpoint is written is held back until the
+    save and the history agree, then ends the run."""
+    real_save = train.save_checkpoint
+
+    def save_then_sigint(path, ckpt):
+        if ckpt.epoch == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        real_save(path, ckpt)
+
+    monkeypatch.setattr(train, "save_checkpoint", save_then_sigint)
+    path = tmp_path / "c.npz"
+    result = fit(tiny_config().build_model(3), tiny_data(), tiny_config(), checkpoint_path=path,
+                 progress=False)
+    assert result.stopped == "interrupted" and result.history["epoch"] == [1, 2]
+    assert load_checkpoint(path).history == result.history
+
+
+@pytest.mark.parametrize("use_event", [True, False])
+def test_stop_flag_ends_the_run_after_the_current_batch(use_event):
+    event, calls = threading.Event(), []
+
+    def on_batch(stats):
+        calls.append((stats["epoch"], stats["batch"]))
+        if (stats["epoch"], stats["batch"]) == (2, 3):
+            event.set()
+
+    stop = event if use_event else event.is_set
+    result = fit(tiny_config().build_model(3), tiny_data(), tiny_config(), on_batch=on_batch,
+                 stop=stop, progress=False)
+    assert result.stopped == "stopped" and calls[-1] == (2, 3) and len(calls) == 8
+    assert result.history["epoch"] == [1] and result.best_epoch == 1
+
+
+def test_stop_before_any_epoch_keeps_the_initial_weights():
+    model = tiny_config().build_model(3)
+    initial = params_of(model)
+    result = fit(model, tiny_data(), tiny_config(), stop=lambda: True, progress=False)
+    assert result.stopped == "stopped" and result.best_epoch == 0 and result.history["epoch"] == []
+    assert_same_params(params_of(model), initial)
+
+
+def test_resume_refuses_another_run(tmp_path):
+    data, config, path = tiny_data(), tiny_config(epochs=1), tmp_path / "c.npz"
+    fit(config.build_model(3), data, config, checkpoint_path=path, data_sha256="a" * 64, progress=False)
+    with pytest.raises(CheckpointError, match=r"lr=0.01 \(this run: 0.02\)"):
+        fit(config.build_model(3), data, replace(config, lr=0.02), resume=path, progress=False)
+    wide = replace(config, model={**TINY, "hidden": (9, 8)})
+    match = r"another architecture.*W3: file \(8, 4\) vs model \(9, 4\)"
+    with pytest.raises(CheckpointError, match=match):
+        fit(wide.build_model(3), data, wide, resume=path, progress=False)
+    with pytest.raises(CheckpointError, match="other statistics"):
+        fit(config.build_model(3), replace(data, mean=data.mean + 1), config, resume=path,
+            progress=False)
+    with pytest.raises(CheckpointError, match="other data"):
+        fit(config.build_model(3), data, config, resume=path, data_sha256="0" * 64, progress=False)
+
+
+def test_resume_of_a_finished_run_trains_nothing(tmp_path):
+    data, config, path = tiny_data(), tiny_config(epochs=2), tmp_path / "c.npz"
+    done = fit(config.build_model(3), data, config, checkpoint_path=path, progress=False)
+    calls = []
+    again = fit(config.build_model(3), data, config, resume=path, on_batch=calls.append, progress=False)
+    assert calls == [] and again.history == done.history
+    assert_same_params(params_of(again.model), params_of(done.model))
+
+
+# --- the command ----------------------------------------------------------------------------
+
+def fake_root(tmp_path, per_class=(12, 6)):
+    """A dataset folder of 32x32 LA PNGs, 3 classes, a brightened quadrant per class."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "fruits"
+    for split, n in zip(("train", "test"), per_class):
+        X, y = patterned(3 * n, 1, 32, rng)
+        for i, (x, label) in enumerate(zip(X, y)):
+            folder = root / f"Data_{split}" / "ABC"[label]
+            folder.mkdir(parents=True, exist_ok=True)
+            gray = (x[0] * 255).astype(np.uint8)
+            pixels = np.stack([gray, np.full_like(gray, 255)], -1)
+            Image.fromarray(pixels, "LA").save(folder / f"{i}.png")
+    return root
+
+
+def run_cli(capsys, *argv):
+    code = hw3lib_main(["train", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_command_trains_writes_files_and_ends_with_a_json_line(tmp_path, capsys):
+    root, out_dir = fake_root(tmp_path), tmp_path / "run"
+    code, out, err = run_cli(capsys, "--data", root, "--epochs", 2, "--batch-size", 8, "--lr", 0.002,
+                             "--out", out_dir, "--no-progress")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[1].split() == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
+    assert [line.split()[0] for line in lines[2:4]] == ["1", "2"]
+    summary = json.loads(lines[-1])
+    assert {"train_acc", "val_acc", "test_acc", "train_loss", "val_loss", "test_loss", "epochs",
+            "seconds_per_epoch"} <= set(summary) and summary["epochs"] == 2
+    history = json.loads((out_dir / "history.json").read_text())
+    saved = load_checkpoint(out_dir / "checkpoint.npz")
+    assert history == saved.history and history["epoch"] == [1, 2]
+    assert saved.data_sha256 == dataset_sha256(root) and saved.classes == ["A", "B", "C"]
+    best = summary["best_epoch"] - 1
+    assert summary["val_acc"] == round(history["val_acc"][best], 6)
+
+    code, out, err = run_cli(capsys, "--data", root, "--epochs", 3, "--batch-size", 8, "--lr", 0.002,
+                             "--out", out_dir, "--no-progress", "--resume")
+    assert code == 0, err
+    assert "resuming after epoch 2" in out and json.loads(out.splitlines()[-1])["epochs"] == 3
+    assert json.loads((out_dir / "history.json").read_text())["epoch"] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--lr", "nan"], "lr must be a positive finite number"), (["--lr", "0"], "lr must be"),
+    (["--lr", "-0.1"], "lr must be"), (["--batch-size", "0"], "batch_size must be"),
+    (["--epochs", "0"], "epochs must be"), (["--epochs", "two"], "invalid int value: 'two'"),
+    (["--channels", "CMYK"], "invalid choice: 'CMYK'"), (["--bogus"], "unrecognized arguments"),
+    (["--seed", "-2"], "seed must be"),
+])
+def test_command_refuses_bad_arguments_in_one_line(tmp_path, capsys, argv, match):
+    code, out, err = run_cli(capsys, *argv, "--out", tmp_path / "run")
+    assert code == 2 and out == "" and len(err.splitlines()) == 1
+    assert err.startswith("error: ") and match in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_command_reports_missing_data_bad_resume_and_divergence_in_one_line(tmp_path, capsys):
+    root, out_dir = fake_root(tmp_path), tmp_path / "run"
+    cases = [(["--data", tmp_path / "nowhere"], "no dataset at"),
+             (["--data", root, "--resume"], "no checkpoint at"),
+             (["--data", root, "--lr", "1e8", "--batch-size", "8"], "at epoch 1, batch 2/")]
+    for argv, match in cases:
+        code, out, err = run_cli(capsys, *argv, "--out", out_dir, "--no-progress")
+        assert code == 2 and len(err.splitlines()) == 1 and match in err, err
+    assert json.loads((out_dir / "history.json").read_text())["epoch"] == []
+    (out_dir / "checkpoint.npz").write_bytes(b"PK\x03\x04 truncated")
+    code, out, err = run_cli(capsys, "--data", root, "--resume", "--out", out_dir)
+    assert code == 2 and len(err.splitlines()) == 1 and "truncated or corrupt" in err
+
+
+def test_command_ctrl_c_keeps_history_and_checkpoint(tmp_path):
+    """A real SIGINT to a running `python -m hw3lib train`: exit 130, one line, files kept."""
+    root, out_dir = fake_root(tmp_path), tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "hw3lib", "train", "--data", str(root),
+                             "--epochs", "100000", "--out", str(out_dir), "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out_dir / "history.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "go on with --resume" in err
+    history = json.loads((out_dir / "history.json").read_text())
+    assert load_checkpoint(out_dir / "checkpoint.npz").history == history and history["epoch"]
+
+
+@pytest.mark.skipif(not HAVE_DATA, reason=f"real dataset not found at {DATA}: set HW3_DATA")
+def test_command_on_the_real_data_two_epochs(tmp_path):
+    """The 70/30 split's sizes, and learning well above chance (1/3) in two epochs."""
+    proc = subprocess.run([sys.executable, "-m", "hw3lib", "train", "--epochs", "2",
+                           "--data", str(DATA), "--out", str(tmp_path), "--no-progress"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout.splitlines()[-1])
+    assert summary["epochs"] == 2 and summary["val_acc"] > 0.85 and summary["test_acc"] > 0.6
+    assert "1029 training, 441 validation, 498 test images" in proc.stdout
