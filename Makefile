@@ -13,9 +13,10 @@ export OMP_NUM_THREADS ?= 1
 
 .PHONY: report test install install-dev data system-deps clean
 
-# From Debian, for the PDF and its checks: headless Chromium prints the report, the fonts draw
-# its Latin, math and Chinese text, poppler-utils reads the PDF back. Installed only when
-# missing (sudo only when not root); without them the report is HTML only and says so.
+# From Debian, for the PDF and its checks: headless Chromium prints the report (and, driven by
+# Playwright, runs the playground's browser test), the fonts draw its Latin, math and Chinese
+# text, poppler-utils reads the PDF back. Installed only when missing (sudo only when not
+# root); without them the report is HTML only and says so.
 SYSTEM_PACKAGES := chromium fonts-liberation fonts-dejavu-extra fonts-noto-cjk poppler-utils
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 

@@ -18,6 +18,7 @@ from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.data import Dataset, dataset_sha256, fit_normalizer, normalize
 from hw3lib.losses import softmax
 from hw3lib.model import LeNet5
+from hw3lib.optim import SGD, AdamGD
 from hw3lib.train import (CheckpointError, TrainConfig, TrainingError, _random_hflips, evaluate,
                           fit, load_checkpoint)
 
@@ -85,10 +86,20 @@ def test_defaults_are_the_reports_plus_flips():
     (dict(model=dict(depth=3)), "LeNet5 arguments among"),
     (dict(model=dict(hidden=np.ones(2))), "lists"),
     (dict(model=dict(activation="sigmoid")), "activation must be one of"),
+    (dict(optimizer="rmsprop"), "optimizer must be one of"),
+    (dict(optimizer="sgd", momentum=1.0), "momentum"),
 ])
 def test_config_refuses_bad_settings(changes, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**changes)
+
+
+def test_config_builds_the_chosen_optimizer():
+    params = {"W": np.zeros(2)}
+    sgd = TrainConfig(optimizer="sgd", momentum=0.9, lr=0.1).build_optimizer(params)
+    adam = TrainConfig(bias_correction=False).build_optimizer(params)
+    assert isinstance(sgd, SGD) and sgd.momentum == 0.9 and sgd.lr == 0.1
+    assert isinstance(adam, AdamGD) and not adam.bias_correction and adam.lr == 5e-4
 
 
 def bad_data(kind):

@@ -1,0 +1,371 @@
+"""The hyperparameter playground of notebook 07: a panel of widgets that trains LeNet-5 on the
+fruit data and keeps a table of the session's runs to compare.
+
+Nothing trains when a control moves. **Train** reads every control into a
+:class:`RunSettings`, checks the combination before any work (a kernel larger than its feature
+map, say, is refused with a message in the panel, never a traceback) and trains with
+:func:`hw3lib.train.fit` in a background thread, so **Stop** ends the run after the current
+batch. The progress bar and the loss and accuracy curves update during the run (curves: every
+epoch and at most every :data:`REDRAW_SECONDS` within one); the runs table gets one row per
+run (hyperparameters, best validation accuracy, test accuracy of those weights, seconds).
+
+In a notebook::
+
+    panel = Playground()
+    panel                                   # shows the panel
+
+Without a browser (tests, scripts), the same handlers run synchronously::
+
+    panel = Playground(threaded=False)
+    panel.controls["epochs"].value = 1
+    panel.train_button.click()              # trains before it returns
+    panel.history["val_acc"], print(panel.runs_table())
+
+The logic is in :class:`RunSettings` (one field per control), :func:`prepare` (the checks) and
+:meth:`PreparedRun.train`; :class:`Playground` only reads widgets and shows results.
+"""
+import html
+import io
+import threading
+import time
+from dataclasses import dataclass, replace
+
+import ipywidgets as w
+import numpy as np
+from matplotlib.figure import Figure
+
+from .data import MODES, DataError, Dataset
+from .plots import plot_live_curves
+from .tables import Table
+from .train import HISTORY_KEYS, TrainConfig, TrainingError, fit
+
+REDRAW_SECONDS = 0.5
+BATCH_SIZES = (8, 16, 32, 64, 128, 256)
+# the panel's two columns of controls: training, then the model and its input
+CONTROL_COLUMNS = (("lr", "batch_size", "epochs", "optimizer", "train_size", "seed"),
+                   ("conv1", "conv2", "kernel_size", "activation", "pooling", "mode", "hflip"))
+
+
+# the panel's optimizer choices, as TrainConfig fields
+OPTIMIZERS = {
+    "AdamGD": dict(optimizer="adam"),
+    "AdamGD, no bias correction": dict(optimizer="adam", bias_correction=False),
+    "SGD": dict(optimizer="sgd"),
+    "SGD, momentum 0.9": dict(optimizer="sgd", momentum=0.9),
+}
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """One run's hyperparameters, one field per control of the panel.
+
+    ``conv1``/``conv2`` are the two convolutions' output channels, ``mode`` the images' channel
+    mode (``"L"``, ``"LA"``, ``"RGB"``, ``"RGBA"``), ``train_size`` how many images of the
+    training split the run trains on (drawn by ``seed``), ``hflip`` whether training images are
+    mirrored at random (:class:`TrainConfig`)."""
+
+    lr: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 3
+    optimizer: str = "AdamGD"
+    conv1: int = 6
+    conv2: int = 16
+    kernel_size: int = 5
+    activation: str = "relu"
+    pooling: str = "max"
+    mode: str = "L"
+    seed: int = 0
+    train_size: int = 600
+    hflip: bool = TrainConfig.hflip
+
+    def config(self):
+        """The run's :class:`TrainConfig`; ValueError names a setting that cannot work (an
+        unknown optimizer, a kernel larger than its feature map, a bad learning rate, ...)."""
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                           **OPTIMIZERS[self.optimizer], seed=self.seed, mode=self.mode, hflip=self.hflip,
+                           model=dict(conv_channels=[self.conv1, self.conv2], kernel_size=self.kernel_size,
+                                      activation=self.activation, pooling=self.pooling))
+
+
+def subset(data, size, seed):
+    """``data`` (a :class:`hw3lib.data.Dataset`) with ``size`` of its training images, drawn
+    at random by ``seed`` and kept in their order; validation, test and the normaliser (the
+    whole training split's ``mean``/``std``) stay as they are."""
+    n = len(data.y_train)
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= n:
+        raise ValueError(f"train_size must be an integer from 1 to {n} (the training split's size), "
+                         f"got {size!r}")
+    if size == n:
+        return data
+    keep = np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+    return replace(data, X_train=data.X_train[keep], y_train=data.y_train[keep])
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One finished run: its ``settings``, fit's ``history`` (dict of lists, one value per
+    completed epoch), ``best_epoch`` (0: none completed), ``test_acc`` of the best weights
+    (None without a completed epoch), wall-clock ``seconds`` (training and test), ``status``
+    (``"done"``, ``"stopped"``, ``"interrupted"`` or ``"diverged"``) and, when it diverged,
+    fit's ``message``."""
+
+    settings: RunSettings
+    history: dict
+    best_epoch: int
+    test_acc: float | None
+    seconds: float
+    status: str
+    message: str | None = None
+
+    @property
+    def best_val_acc(self):
+        return self.history["val_acc"][self.best_epoch - 1] if self.best_epoch else None
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """A run whose settings passed every check: its ``config`` and its ``data`` (training
+    split cut to ``settings.train_size``)."""
+
+    settings: RunSettings
+    config: TrainConfig
+    data: Dataset
+
+    def train(self, *, on_batch=None, on_epoch=None, stop=None):
+        """Train a fresh model with :func:`fit` (``on_batch``, ``on_epoch``, ``stop`` as
+        there) and return its :class:`RunRecord`. A run that diverges is recorded, not raised."""
+        start = time.perf_counter()
+        model = self.config.build_model(len(self.data.classes))
+        message = None
+        try:
+            result = fit(model, self.data, self.config, on_batch=on_batch, on_epoch=on_epoch, stop=stop,
+                         progress=False)
+        except TrainingError as err:
+            result, message = err.result, str(err)
+        test_acc = result.evaluate(self.data.X_test, self.data.y_test)[1] if result.best_epoch else None
+        return RunRecord(self.settings, result.history, result.best_epoch, test_acc,
+                         time.perf_counter() - start, "diverged" if message else result.stopped or "done",
+                         message)
+
+
+def prepare(settings, load):
+    """Check ``settings`` and load its data with ``load(config) -> Dataset``, before any
+    training. Raises ValueError naming what cannot work, or DataError from ``load``."""
+    config = settings.config()
+    return PreparedRun(settings, config, subset(load(config), settings.train_size, settings.seed))
+
+
+def runs_table(runs):
+    """One row per :class:`RunRecord`: the hyperparameters, the epochs done of those asked,
+    the best validation accuracy, the test accuracy of those weights, seconds and status."""
+    rows = []
+    for number, run in enumerate(runs, start=1):
+        s = run.settings
+        epochs = f"{len(run.history['epoch'])}/{s.epochs}"
+        rows.append((number, s.optimizer, f"{s.lr:.2g}", s.batch_size, epochs, f"{s.conv1}-{s.conv2}",
+                     s.kernel_size, s.activation, s.pooling, s.mode, s.seed, s.train_size, s.hflip,
+                     run.best_val_acc, run.test_acc, run.seconds, run.status))
+    return Table(["run", "optimizer", "lr", "batch", "epochs", "conv", "kernel", "act", "pool", "mode",
+                  "seed", "images", "flips", "best val acc", "test acc", "seconds", "status"], rows)
+
+
+def _png(fig):
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    return buffer.getvalue()
+
+
+def _controls(s, train_max):
+    """One widget per :class:`RunSettings` field, holding ``s``'s values."""
+    def labelled(widget, description):
+        widget.description, widget.style = description, {"description_width": "8.5em"}
+        widget.layout = w.Layout(width="26em")
+        return widget
+
+    modes = [(f"{mode} ({c} channel{'s' * (c > 1)})", mode) for mode, c in MODES.items()]
+    return {
+        "lr": labelled(w.FloatLogSlider(value=s.lr, base=10, min=-5, max=0, step=0.1,
+                                        readout_format=".1e"), "learning rate"),
+        "batch_size": labelled(w.SelectionSlider(options=BATCH_SIZES, value=s.batch_size), "batch size"),
+        "epochs": labelled(w.IntSlider(value=s.epochs, min=1, max=30), "epochs"),
+        "optimizer": labelled(w.Dropdown(options=list(OPTIMIZERS), value=s.optimizer), "optimizer"),
+        "train_size": labelled(w.IntSlider(value=s.train_size, min=min(10, train_max), max=train_max),
+                               "training images"),
+        "seed": labelled(w.BoundedIntText(value=s.seed, min=0, max=2**31 - 1), "seed"),
+        "conv1": labelled(w.IntSlider(value=s.conv1, min=1, max=32), "conv1 channels"),
+        "conv2": labelled(w.IntSlider(value=s.conv2, min=1, max=64), "conv2 channels"),
+        "kernel_size": labelled(w.IntSlider(value=s.kernel_size, min=1, max=15), "kernel size"),
+        "activation": labelled(w.Dropdown(options=["relu", "tanh"], value=s.activation), "activation"),
+        "pooling": labelled(w.Dropdown(options=["max", "avg"], value=s.pooling), "pooling"),
+        "mode": labelled(w.Dropdown(options=modes, value=s.mode), "input channels"),
+        "hflip": labelled(w.Checkbox(value=s.hflip), "random flips"),
+    }
+
+
+class Playground:
+    """The panel: controls, Train and Stop, a progress bar, a message line, live curves and
+    the runs table. Show it as a notebook cell's last expression.
+
+    ``settings``: the controls' first values. ``load(config) -> Dataset`` loads the data of a
+    run's channel mode and seed (default :meth:`TrainConfig.load_data`: ``$HW3_DATA``, then
+    ``data/``); each dataset is loaded once. ``threaded=True`` trains in a background thread
+    (Stop works in a live kernel); ``False`` trains inside the Train button's handler.
+
+    ``runs`` holds a :class:`RunRecord` per run, ``history`` the current (or last) run's
+    history, ``batches`` its rows ``(position in epochs, running loss, running accuracy)``.
+    """
+
+    def __init__(self, settings=RunSettings(), *, load=TrainConfig.load_data, threaded=True):
+        self.threaded, self._load, self._datasets = threaded, load, {}
+        self.runs, self.history, self.batches = [], {k: [] for k in HISTORY_KEYS}, []
+        self.running, self._thread, self._stop, self._drawn = False, None, threading.Event(), 0.0
+        self.message = w.HTML()
+        try:  # the training split's size bounds the "training images" slider
+            train_max = len(self._dataset(settings.config()).y_train)
+            self._say("Set the controls, then press Train.")
+        except DataError as err:
+            train_max = settings.train_size
+            self._say(f"Cannot load the data: {err}", error=True)
+        self.controls = _controls(settings, train_max)
+        self.train_button = w.Button(description="Train", button_style="success", icon="play")
+        self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+        self.train_button.on_click(self.train)
+        self.stop_button.on_click(self.stop)
+        self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0, description="no run yet",
+                                        style={"description_width": "8.5em"}, layout=w.Layout(width="34em"))
+        self.curves = w.Image(format="png")
+        self.table = w.HTML()
+        self._title = "No run yet: press Train"
+        self._draw()
+        self._show_table()
+        c = self.controls
+        self.widget = w.VBox([
+            w.HTML("<b>LeNet-5 playground</b>: set the controls, press Train; every run goes into "
+                   "the table below."),
+            w.HBox([w.VBox([c[name] for name in column]) for column in CONTROL_COLUMNS]),
+            w.HBox([self.train_button, self.stop_button, self.progress]),
+            self.message, self.curves, self.table])
+        for widget, name in ((self.widget, "playground"), (self.curves, "curves"), (self.table, "runs"),
+                             (self.message, "message")):
+            widget.add_class(f"hw3-{name}")
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        bundle["text/plain"] = "LeNet-5 playground (a panel of widgets: open the notebook in JupyterLab)"
+        return bundle
+
+    def settings(self):
+        """The controls' values as a :class:`RunSettings`."""
+        return RunSettings(**{name: widget.value for name, widget in self.controls.items()})
+
+    def runs_table(self):
+        """The session's runs as a :class:`Table` (:func:`runs_table`)."""
+        return runs_table(self.runs)
+
+    def train(self, _button=None):
+        """What Train does: check the controls' settings and start a run, or say in the panel
+        why not (invalid settings, missing data, a run in progress)."""
+        if self.running:
+            self._say("A run is in progress: press Stop to end it first.", error=True)
+            return
+        settings = self.settings()
+        try:
+            prepared = prepare(settings, self._dataset)
+        except DataError as err:
+            self._say(f"Cannot load the data: {err}", error=True)
+            return
+        except ValueError as err:
+            self._say(f"Refused, nothing was trained: {err}", error=True)
+            return
+        number = len(self.runs) + 1
+        self.history, self.batches, self._drawn = {k: [] for k in HISTORY_KEYS}, [], 0.0
+        self._title = f"Run {number}: {settings.optimizer}, lr {settings.lr:.2g}, batch {settings.batch_size}"
+        self._stop.clear()
+        self._set_running(True)
+        self.progress.value, self.progress.bar_style, self.progress.description = 0.0, "", "starting"
+        self._say(f"Run {number}: training on {settings.train_size} images for {settings.epochs} epoch(s)...")
+        self._draw()
+        if self.threaded:
+            self._thread = threading.Thread(target=self._run, args=(prepared, number), daemon=True)
+            self._thread.start()
+        else:
+            self._run(prepared, number)
+
+    def stop(self, _button=None):
+        """What Stop does: end the run after the current batch (its finished epochs count)."""
+        if self.running:
+            self._stop.set()
+            self._say("Stopping after the current batch...")
+
+    def wait(self, timeout=None):
+        """Wait for a threaded run to end; True when no run is going on."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.running
+
+    def _dataset(self, config):
+        key = (config.mode, config.seed, config.val_fraction)
+        if key not in self._datasets:
+            self._datasets[key] = self._load(config)
+        return self._datasets[key]
+
+    def _run(self, prepared, number):
+        epochs = prepared.config.epochs
+
+        def on_batch(stats):
+            position = stats["epoch"] - 1 + stats["batch"] / stats["batches"]
+            self.batches.append((position, stats["running_loss"], stats["running_acc"]))
+            self.progress.value = position / epochs
+            self.progress.description = f"epoch {stats['epoch']}/{epochs}"
+            if time.perf_counter() - self._drawn >= REDRAW_SECONDS:
+                self._draw()
+
+        def on_epoch(history):
+            self.history = history
+            self._draw()
+
+        try:
+            record = prepared.train(on_batch=on_batch, on_epoch=on_epoch, stop=self._stop)
+            self.runs.append(record)
+            self.history = record.history
+            self._draw()
+            self._show_table()
+            self._report(number, record)
+        except BaseException as err:
+            self._say(f"Run {number} failed: {type(err).__name__}: {err}", error=True)
+            raise
+        finally:
+            self._set_running(False)
+
+    def _report(self, number, record):
+        done = len(record.history["epoch"])
+        self.progress.bar_style = {"done": "success", "diverged": "danger"}.get(record.status, "warning")
+        self.progress.description = f"{record.status} {done}/{record.settings.epochs}"
+        if record.status == "diverged":
+            self._say(f"Run {number} diverged: {record.message}", error=True)
+        elif record.best_epoch:
+            self._say(f"Run {number} {record.status} after {done} epoch(s) in {record.seconds:.1f} s: best "
+                      f"validation accuracy {record.best_val_acc:.3f} (epoch {record.best_epoch}), test "
+                      f"accuracy {record.test_acc:.3f}.")
+        else:
+            self._say(f"Run {number} {record.status} before its first epoch ended: nothing to evaluate.")
+
+    def _set_running(self, running):
+        self.running = running
+        self.train_button.disabled, self.stop_button.disabled = running, not running
+
+    def _say(self, text, error=False):
+        color = "#b00020" if error else "inherit"
+        self.message.value = f'<span style="color: {color}">{html.escape(text)}</span>'
+
+    def _draw(self):
+        figure = Figure(figsize=(9, 3.4))
+        self.curves.value = _png(plot_live_curves(self.history, self.batches, self._title, figure=figure))
+        self._drawn = time.perf_counter()
+
+    def _show_table(self):
+        text = str(self.runs_table()) if self.runs else "No runs yet."
+        self.table.value = (f"<b>Runs of this session</b><pre style='font-size: 12px; overflow-x: auto'>"
+                            f"{html.escape(text)}</pre>")

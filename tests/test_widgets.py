@@ -1,0 +1,319 @@
+"""hw3lib.widgets, the playground panel, without a browser: build it, set the controls, press
+its buttons, check the runs, the history, the curves and the table; and plot_live_curves."""
+import os
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from hw3lib.data import Dataset, DataError, dataloader, fit_normalizer, normalize
+from hw3lib.losses import CrossEntropyLoss
+from hw3lib.optim import SGD
+from hw3lib.plots import plot_live_curves
+from hw3lib.train import evaluate
+from hw3lib.widgets import OPTIMIZERS, Playground, RunSettings, prepare, subset
+
+DATA = Path(os.environ.get("HW3_DATA", Path(__file__).parents[1] / "data"))
+HAVE_DATA = (DATA / "Data_train").is_dir() and (DATA / "Data_test").is_dir()
+# Small and fast: 40 of 60 synthetic training images, batches of 16 (3 per epoch, the last of 8).
+SMALL = RunSettings(epochs=2, batch_size=16, train_size=40, conv1=3, conv2=4)
+
+
+def patterned(n, channels, rng):
+    """32x32 images ``(n, channels, 32, 32)`` whose class (0-2) brightens one quadrant, and labels."""
+    y = np.arange(n) % 3
+    X = rng.random((n, channels, 32, 32), dtype=np.float32) * 0.6
+    for k in range(3):
+        X[y == k, :, (k // 2) * 16:(k // 2) * 16 + 16, (k % 2) * 16:(k % 2) * 16 + 16] += 0.4
+    return X, y
+
+
+class FakeLoad:
+    """``load(config)`` for the panel: synthetic data of the config's channels, counting calls."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, config):
+        self.calls.append((config.mode, config.seed))
+        rng = np.random.default_rng(config.seed)
+        (X, y), (Xv, yv), (Xt, yt) = (patterned(n, config.channels, rng) for n in (60, 30, 30))
+        mean, std = fit_normalizer(X)
+        return Dataset(X, y, Xv, yv, Xt, yt, ["a", "b", "c"], mean, std)
+
+
+def panel_of(settings=SMALL, threaded=False, load=None):
+    return Playground(settings, load=load or FakeLoad(), threaded=threaded)
+
+
+def table_rows(panel):
+    """The runs table's text lines after the header."""
+    return str(panel.runs_table()).splitlines()[1:]
+
+
+def without_seconds(history):
+    return {k: v for k, v in history.items() if k != "seconds"}
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+# --- the panel's controls -------------------------------------------------------------------
+
+def test_there_is_one_control_per_setting_holding_its_value():
+    panel = panel_of()
+    assert set(panel.controls) == {f.name for f in fields(RunSettings)}
+    assert panel.settings() == SMALL
+    assert panel.controls["train_size"].max == 60  # the training split's size
+    assert panel.controls["optimizer"].options == tuple(OPTIMIZERS) and len(OPTIMIZERS) == 4
+    bundle = panel._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle and "playground" in bundle["text/plain"]
+
+
+def test_moving_the_controls_trains_nothing():
+    panel = panel_of(threaded=True)
+    curves = panel.curves.value
+    new = dict(lr=0.01, batch_size=8, epochs=5, optimizer="SGD", conv1=4, conv2=8, kernel_size=3,
+               activation="tanh", pooling="avg", mode="RGB", seed=3, train_size=30, hflip=False)
+    for name, value in new.items():
+        panel.controls[name].value = value
+    assert panel.settings() == RunSettings(**new)
+    assert panel.runs == [] and panel.batches == [] and panel._thread is None and not panel.running
+    assert panel.progress.value == 0 and panel.curves.value == curves and "No runs yet" in panel.table.value
+
+
+# --- a run ----------------------------------------------------------------------------------
+
+def test_train_runs_the_controls_settings_and_updates_history_progress_curves_and_table():
+    panel = panel_of()
+    panel.controls["lr"].value = 0.01
+    panel.controls["optimizer"].value = "AdamGD, no bias correction"
+    empty_curves = panel.curves.value
+    panel.train_button.click()
+    [run] = panel.runs
+    assert run.settings == panel.settings() and run.status == "done"
+    assert panel.history is run.history and run.history["epoch"] == [1, 2]
+    assert run.best_val_acc == max(run.history["val_acc"]) and 0 <= run.test_acc <= 1
+    assert len(panel.batches) == 2 * 3 and panel.batches[-1][0] == 2.0
+    assert panel.progress.value == 1.0 and panel.progress.bar_style == "success"
+    assert panel.curves.value != empty_curves and bytes(panel.curves.value).startswith(b"\x89PNG")
+    assert not panel.train_button.disabled and panel.stop_button.disabled
+    assert "Run 1 done after 2 epoch(s)" in panel.message.value
+    [row] = table_rows(panel)
+    assert row.split()[:5] == ["1", "AdamGD,", "no", "bias", "correction"]
+    assert f"{run.best_val_acc:.3f}" in row and f"{run.test_acc:.3f}" in row and row.endswith("done")
+    assert row in panel.table.value
+
+
+def test_the_table_keeps_every_run_and_equal_settings_give_equal_runs():
+    panel = panel_of()
+    for optimizer in ["AdamGD", "SGD, momentum 0.9", "AdamGD"]:
+        panel.controls["optimizer"].value = optimizer
+        panel.train_button.click()
+    first, second, third = panel.runs
+    assert without_seconds(first.history) == without_seconds(third.history)
+    assert first.test_acc == third.test_acc
+    assert without_seconds(first.history) != without_seconds(second.history)
+    rows = table_rows(panel)
+    assert [r.split()[:2] for r in rows] == [["1", "AdamGD"], ["2", "SGD,"], ["3", "AdamGD"]]
+
+
+@pytest.mark.parametrize("optimizer, momentum", [("SGD", 0.0), ("SGD, momentum 0.9", 0.9)])
+def test_sgd_runs_take_plain_sgd_steps(optimizer, momentum):
+    """An SGD run of the panel is exactly the report's loop with hw3lib.SGD."""
+    load = FakeLoad()
+    settings = RunSettings(epochs=1, batch_size=16, train_size=40, optimizer=optimizer, lr=0.05, hflip=False)
+    record = prepare(settings, load).train()
+    config = settings.config()
+    data = subset(load(config), 40, settings.seed)
+    model, cost = config.build_model(3), CrossEntropyLoss()
+    optimizer = SGD(settings.lr, model.get_params(), momentum)
+    for X, y in dataloader(normalize(data.X_train, data.mean, data.std), data.y_train, 16, seed=0, epoch=1):
+        y_pred = model.forward(X)
+        cost.get(y_pred, y)
+        model.set_params(optimizer.update_params(model.backward(y_pred, y)))
+    expected = evaluate(model, normalize(data.X_val, data.mean, data.std), data.y_val)
+    assert (record.history["val_loss"][0], record.history["val_acc"][0]) == expected
+
+
+def test_adam_with_and_without_bias_correction_differ():
+    runs = [prepare(RunSettings(**{**SMALL.__dict__, "optimizer": name}), FakeLoad()).train()
+            for name in ("AdamGD", "AdamGD, no bias correction")]
+    assert runs[0].history["train_loss"] != runs[1].history["train_loss"]
+
+
+def test_the_data_of_a_mode_and_seed_is_loaded_once_and_the_model_follows_the_mode():
+    load = FakeLoad()
+    panel = panel_of(load=load)
+    panel.train_button.click()
+    panel.controls["mode"].value = "RGBA"
+    panel.train_button.click()
+    panel.train_button.click()
+    assert load.calls == [("L", 0), ("RGBA", 0)]
+    assert [run.status for run in panel.runs] == ["done"] * 3
+
+
+# --- refusals, stops, divergence --------------------------------------------------------------
+
+@pytest.mark.parametrize("kernel", [12, 15])
+def test_a_kernel_larger_than_its_feature_map_is_refused_in_the_panel(kernel):
+    panel = panel_of()
+    panel.controls["kernel_size"].value = kernel
+    panel.train_button.click()
+    assert "Refused, nothing was trained" in panel.message.value
+    assert f"kernel_size={kernel} does not fit 32x32" in panel.message.value
+    assert panel.runs == [] and panel.batches == [] and panel.progress.value == 0
+    assert not panel.running and not panel.train_button.disabled
+
+
+def test_settings_refuse_what_cannot_work():
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        RunSettings(optimizer="Adam").config()
+    with pytest.raises(ValueError, match="train_size must be an integer from 1 to 60"):
+        prepare(RunSettings(train_size=61), FakeLoad())
+
+
+def test_missing_data_is_said_in_the_panel():
+    def load(config):
+        raise DataError("no dataset files under /nowhere. Fix: set HW3_DATA")
+
+    panel = Playground(SMALL, load=load, threaded=False)
+    assert "Cannot load the data: no dataset files under /nowhere" in panel.message.value
+    panel.message.value = ""
+    panel.train_button.click()
+    assert "Cannot load the data" in panel.message.value and panel.runs == []
+
+
+def stop_at(panel, epoch, batch):
+    """Press Stop when batch ``batch`` of epoch ``epoch`` has been reported."""
+    def watch(change):
+        if panel.batches and panel.batches[-1][0] == epoch - 1 + batch / 3:
+            panel.stop_button.click()
+    panel.progress.observe(watch, "value")
+
+
+def test_stop_ends_the_run_after_the_current_batch_and_keeps_the_finished_epochs():
+    panel = panel_of()
+    stop_at(panel, epoch=2, batch=1)
+    panel.train_button.click()
+    [run] = panel.runs
+    assert run.status == "stopped" and run.history["epoch"] == [1] and run.best_epoch == 1
+    assert len(panel.batches) == 4 and run.test_acc is not None
+    assert table_rows(panel)[0].split()[4] == "1/2" and table_rows(panel)[0].endswith("stopped")
+    assert "Run 1 stopped after 1 epoch(s)" in panel.message.value
+    assert panel.progress.bar_style == "warning" and not panel.running and panel.stop_button.disabled
+
+
+def test_stop_in_the_first_epoch_records_a_run_without_accuracy():
+    panel = panel_of()
+    stop_at(panel, epoch=1, batch=2)
+    panel.train_button.click()
+    [run] = panel.runs
+    assert run.history["epoch"] == [] and run.best_val_acc is None and run.test_acc is None
+    assert "before its first epoch ended" in panel.message.value
+    assert table_rows(panel)[0].split()[-4:-2] == ["-", "-"]
+
+
+def test_a_diverging_run_is_recorded_with_fits_message_not_raised():
+    panel = panel_of(RunSettings(optimizer="SGD, momentum 0.9", lr=1.0, epochs=3, batch_size=8, train_size=40,
+                                 pooling="avg"))
+    panel.train_button.click()
+    [run] = panel.runs
+    assert run.status == "diverged" and "Try a smaller learning rate" in run.message
+    assert "diverged" in panel.message.value and "Try a smaller learning rate" in panel.message.value
+    assert panel.progress.bar_style == "danger" and table_rows(panel)[0].endswith("diverged")
+
+
+# --- the background thread ------------------------------------------------------------------
+
+def wait_for(condition, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_a_threaded_run_equals_a_synchronous_one():
+    threaded, synchronous = panel_of(threaded=True), panel_of()
+    threaded.train_button.click()
+    synchronous.train_button.click()
+    assert threaded.wait(timeout=60)
+    assert without_seconds(threaded.runs[0].history) == without_seconds(synchronous.runs[0].history)
+    assert threaded.runs[0].test_acc == synchronous.runs[0].test_acc
+    assert table_rows(threaded)[0].split()[:-2] == table_rows(synchronous)[0].split()[:-2]
+
+
+def test_stop_ends_a_threaded_run_and_train_is_refused_meanwhile():
+    panel = panel_of(RunSettings(**{**SMALL.__dict__, "epochs": 30, "batch_size": 8}), threaded=True)
+    panel.train_button.click()
+    wait_for(lambda: panel.batches)
+    assert panel.running and panel.train_button.disabled and not panel.stop_button.disabled
+    panel.train_button.click()
+    assert "A run is in progress" in panel.message.value
+    panel.stop_button.click()
+    assert panel.wait(timeout=60)
+    [run] = panel.runs
+    assert run.status == "stopped" and len(run.history["epoch"]) < 30
+    assert not panel.train_button.disabled and panel.stop_button.disabled
+
+
+# --- subset and the curves ------------------------------------------------------------------
+
+def test_subset_draws_the_training_images_by_seed_and_keeps_the_rest():
+    data = FakeLoad()(SMALL.config())
+    part = subset(data, 20, seed=1)
+    assert len(part.y_train) == 20 and part.X_val is data.X_val and part.X_test is data.X_test
+    assert part.mean is data.mean and part.std is data.std
+    rows = {data.X_train[i].tobytes(): i for i in range(60)}
+    picked = [rows[x.tobytes()] for x in part.X_train]
+    assert picked == sorted(picked) and np.array_equal(part.y_train, data.y_train[picked])
+    assert np.array_equal(subset(data, 20, seed=1).X_train, part.X_train)
+    assert not np.array_equal(subset(data, 20, seed=2).X_train, part.X_train)
+    assert subset(data, 60, seed=1) is data
+    for bad in (0, 61, 2.5, True):
+        with pytest.raises(ValueError, match="train_size must be an integer from 1 to 60"):
+            subset(data, bad, seed=0)
+
+
+def test_plot_live_curves_draws_batches_with_a_gap_per_epoch_and_the_epoch_points():
+    history = dict(epoch=[1, 2], train_loss=[1.0, 0.5], train_acc=[0.5, 0.8], val_loss=[1.1, 0.6],
+                   val_acc=[0.4, 0.7], seconds=[0.1, 0.1])
+    batches = [(0.5, 1.2, 0.3), (1.0, 1.1, 0.4), (1.5, 0.9, 0.6), (2.0, 0.7, 0.7)]
+    fig = plot_live_curves(history, batches, title="Run 1")
+    assert fig._suptitle.get_text() == "Run 1"
+    ax_loss, ax_acc = fig.axes
+    for ax, column, name in ((ax_loss, 1, "loss"), (ax_acc, 2, "acc")):
+        assert ax.get_title() and ax.get_xlabel() == "epoch" and ax.get_ylabel()
+        trace, train, val = ax.lines
+        assert np.array_equal(trace.get_xdata(), [0.5, 1.0, np.nan, 1.5, 2.0], equal_nan=True)
+        assert np.array_equal(trace.get_ydata(), [b[column] for b in batches[:2]] + [np.nan]
+                              + [b[column] for b in batches[2:]], equal_nan=True)
+        assert list(train.get_ydata()) == history[f"train_{name}"]
+        assert list(val.get_ydata()) == history[f"val_{name}"]
+        assert ax.get_xlim() == pytest.approx((0, 2.06))
+    assert [t.get_text() for t in ax_acc.get_legend().get_texts()][2].startswith("validation")
+
+
+def test_plot_live_curves_draws_an_empty_run_into_a_given_figure_off_pyplot():
+    empty = dict(epoch=[], train_loss=[], train_acc=[], val_loss=[], val_acc=[], seconds=[])
+    figure = Figure()
+    assert plot_live_curves(empty, figure=figure) is figure
+    assert plt.get_fignums() == [] and figure.axes[0].get_xlim() == pytest.approx((0, 1.03))
+
+
+# --- the real data ------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not HAVE_DATA, reason=f"real dataset not found at {DATA}: set HW3_DATA")
+def test_the_default_panel_learns_the_fruits():
+    panel = Playground(threaded=False)
+    panel.train_button.click()
+    [run] = panel.runs
+    assert panel.controls["train_size"].max == 1029 and run.settings == RunSettings()
+    assert run.best_val_acc > 0.95 and run.test_acc > 0.9
