@@ -186,9 +186,19 @@ def _decode_png(path: Path) -> Image.Image:
         ) from exc
 
 
-def _load_image(path: Path, mode: str) -> np.ndarray:
-    """Decode one 32x32 PNG to uint8 ``(H, W, C)`` in Pillow ``mode``; DataError names ``path``."""
+def _load_image(path: Path, mode: str, first: tuple[str, Path] | None = None) -> np.ndarray:
+    """Decode one 32x32 PNG to uint8 ``(H, W, C)`` in Pillow ``mode``; DataError names ``path``.
+
+    ``first`` is ``(stored mode, path)`` of the split's first image: every image of a split
+    must be stored in the same mode (all "LA" here), so a stray colour or palette file is
+    caught rather than silently converted.
+    """
     im = _decode_png(path)
+    if first is not None and im.mode != first[0]:
+        raise DataError(
+            f"{path} is stored in mode {im.mode}, the other images in mode {first[0]} "
+            f"(e.g. {first[1]}). Fix: save it in mode {first[0]} like the rest, or replace it."
+        )
     if im.size[::-1] != IMAGE_SHAPE:
         raise DataError(
             f"{path} is {im.size[0]}x{im.size[1]} pixels, expected "
@@ -229,8 +239,8 @@ def load_split(
 
     Hidden entries (names starting with ".", e.g. .DS_Store) are skipped; any other entry that
     is not a class folder, or not a .png file inside a class folder, raises DataError, as do a
-    missing root, an empty class folder, an unreadable or corrupt PNG and an image that is not
-    32x32.
+    missing root, an empty class folder, an unreadable or corrupt PNG, an image that is not
+    32x32 and an image stored in another mode than the split's first.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
@@ -238,8 +248,9 @@ def load_split(
         raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
     files, labels, classes = _split_files(resolve_root(root), split)
     pixels = np.empty((len(files), *IMAGE_SHAPE, MODES[mode]), dtype=np.uint8)
+    first = (_decode_png(files[0]).mode, files[0])
     for i, path in enumerate(files):
-        pixels[i] = _load_image(path, mode)
+        pixels[i] = _load_image(path, mode, first)
     X = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2), dtype=np.float32)
     X /= 255
     return X, np.array(labels, dtype=np.int64), classes

@@ -180,6 +180,14 @@ def test_wrong_size_names_file_and_size(tmp_path):
         data.load_split(tmp_path)
 
 
+@pytest.mark.parametrize("other", ["RGB", "P", "L"])
+def test_image_stored_in_another_mode_names_file_and_modes(tmp_path, other):
+    bad = make_root(tmp_path) / "Data_train" / "B" / "B_train_1.png"
+    Image.new(other, (32, 32)).save(bad)
+    with pytest.raises(DataError, match=rf"B_train_1.png is stored in mode {other}, the other images in mode LA"):
+        data.load_split(tmp_path)
+
+
 @pytest.mark.parametrize("where", ["Data_train/A/notes.txt", "Data_train/README", "Data_train/A/sub/x.png"])
 def test_non_image_entries_are_rejected(tmp_path, where):
     root = make_root(tmp_path)
