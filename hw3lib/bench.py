@@ -1,21 +1,40 @@
-"""Training-epoch benchmark: hw3lib against PyTorch CPU, single-threaded, interleaved runs.
+"""Benchmark: LeNet5 in hw3lib against PyTorch CPU, single-threaded, in interleaved runs.
 
-``python -m hw3lib bench`` times one epoch of LeNet5 (forward, loss, backward, Adam) on 1029
-random images, batch 32, float32, for 1- and 4-channel input. Each repetition runs the
-implementations back to back, so that the machine's slow and fast moments hit them alike;
-the medians and their ratio are printed. PyTorch is optional.
+``python -m hw3lib bench`` measures, in one run, for 1- and 4-channel 32x32 input:
+
+- a training epoch (1029 random images, batch 32, float32: forward, loss, backward, Adam) and
+  an evaluation (forward over 441 images, in batches of ``hw3lib.train.EVAL_BATCH``): the
+  median seconds of hw3lib and of PyTorch at one thread and their ratio, with PyTorch at two
+  threads beside them (noisy on a shared machine);
+- the GFLOP/s of hw3lib's training epoch (:func:`epoch_flops`) and its fraction of the
+  machine's float32 matrix-product peak at one thread (:func:`matmul_peak`);
+- the peak resident memory (RSS) of the process training hw3lib's model, measured before
+  PyTorch is imported, after each of a few epochs, so that growth would show
+  (:func:`training_rss`);
+- the naive nested loops (:func:`hw3lib.conv2d_naive` and its backward) on the two
+  convolutions, timed on a few images and extrapolated to one epoch (:func:`naive_epoch`).
+
+Each repetition runs the implementations back to back, so that the machine's slow and fast
+moments hit them alike; medians are reported. PyTorch is optional: without it the hw3lib
+figures are printed alone.
 """
 import argparse
+import importlib.util
+import resource
 import statistics
 import time
 
 import numpy as np
 
+from .im2col import conv2d_naive, conv2d_naive_backward
+from .layers import Conv2D, Dense, Flatten
 from .losses import CrossEntropyLoss
 from .model import LeNet5
 from .optim import AdamGD
+from .train import EVAL_BATCH
 
-TRAIN_SIZE, BATCH = 1029, 32
+TRAIN_SIZE, EVAL_SIZE, BATCH = 1029, 441, 32  # the 70/30 split of the 1470 fruit images
+CHANNELS = (1, 4)
 
 
 def epoch_data(channels, n=TRAIN_SIZE, seed=0):
@@ -24,9 +43,9 @@ def epoch_data(channels, n=TRAIN_SIZE, seed=0):
     return rng.random((n, channels, 32, 32), dtype=np.float32), rng.integers(0, 3, n)
 
 
-def hw3lib_epoch(channels):
+def hw3lib_epoch(channels, n=TRAIN_SIZE):
     """A function running one training epoch of a hw3lib LeNet5 (the report's loop)."""
-    X, y = epoch_data(channels)
+    X, y = epoch_data(channels, n)
     model, cost = LeNet5(in_channels=channels, seed=0), CrossEntropyLoss()
     optimizer = AdamGD(5e-4, 0.9, 0.999, 1e-8, model.get_params())
 
@@ -38,13 +57,13 @@ def hw3lib_epoch(channels):
     return run
 
 
-def torch_epoch(channels):
+def torch_epoch(channels, n=TRAIN_SIZE):
     """The same epoch in PyTorch (same model, initial weights, data and optimizer)."""
     import torch
 
     from .oracle import torch_lenet5
 
-    X, y = epoch_data(channels)
+    X, y = epoch_data(channels, n)
     net = torch_lenet5(LeNet5(in_channels=channels, seed=0))
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
     optimizer = torch.optim.Adam(net.parameters(), lr=5e-4, betas=(0.9, 0.999), eps=1e-8)
@@ -56,6 +75,46 @@ def torch_epoch(channels):
             loss_fn(net(Xt[i:i + BATCH]), yt[i:i + BATCH]).backward()
             optimizer.step()
     return run
+
+
+def hw3lib_eval(channels, n=EVAL_SIZE):
+    """A function computing hw3lib's class probabilities for ``n`` images."""
+    X, _ = epoch_data(channels, n, seed=1)
+    model = LeNet5(in_channels=channels, seed=0)
+
+    def run():
+        for i in range(0, len(X), EVAL_BATCH):
+            model.forward(X[i:i + EVAL_BATCH])
+    return run
+
+
+def torch_eval(channels, n=EVAL_SIZE):
+    """The same evaluation in PyTorch (``no_grad``, softmax of the logits)."""
+    import torch
+
+    from .oracle import torch_lenet5
+
+    X = torch.from_numpy(epoch_data(channels, n, seed=1)[0])
+    net = torch_lenet5(LeNet5(in_channels=channels, seed=0))
+
+    def run():
+        with torch.no_grad():
+            for i in range(0, len(X), EVAL_BATCH):
+                torch.softmax(net(X[i:i + EVAL_BATCH]), dim=1)
+    return run
+
+
+def with_torch_threads(run, n):
+    """``run`` with PyTorch on ``n`` threads, back to one afterwards."""
+    import torch
+
+    def wrapped():
+        torch.set_num_threads(n)
+        try:
+            run()
+        finally:
+            torch.set_num_threads(1)
+    return wrapped
 
 
 def interleaved_medians(runs, repeats, warmup=1):
@@ -71,35 +130,185 @@ def interleaved_medians(runs, repeats, warmup=1):
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def set_threads(n):
-    """Limit BLAS (and PyTorch, when installed) to ``n`` threads."""
-    from threadpoolctl import threadpool_limits
+def epoch_flops(model, n_images=TRAIN_SIZE):
+    """Floating-point operations of the matrix products in one training epoch of ``model``.
 
-    threadpool_limits(n)
+    Per image, a ``Conv2D`` from ``C`` to ``F`` channels with a ``kh x kw`` kernel and an
+    ``OH x OW`` output does ``2 F C kh kw OH OW`` operations per product, a ``Dense`` from
+    ``in`` to ``out`` features ``2 in out``; training does three products per layer (forward,
+    weight gradient, input gradient), two for a first layer that skips its input gradient::
+
+        flops = n_images * sum(products(layer) * 2 * weight.size * output positions)
+
+    For LeNet5 on 4x32x32 images that is 3.78 GFLOP per 1029 images (2.33 GFLOP for 1
+    channel); counting the first layer's input gradient too, which neither hw3lib nor
+    PyTorch computes, gives 4.75 GFLOP. Elementwise work (bias, activations, pooling, loss,
+    Adam) is not counted.
+    """
+    per_image = 0
+    for layer, out_shape in zip(model.layers, model.shapes[1:]):
+        if isinstance(layer, Conv2D):
+            positions = out_shape[1] * out_shape[2]
+        elif isinstance(layer, Dense):
+            positions = 1
+        else:
+            continue
+        products = 3 if getattr(layer, "needs_input_grad", True) else 2
+        per_image += products * 2 * layer.params["W"].size * positions
+    return per_image * n_images
+
+
+def matmul_peak(size=1024, repeats=5):
+    """The best float32 matrix-product rate, GFLOP/s, of ``(size, size) @ (size, size)``
+    in ``repeats`` tries on the current BLAS threads."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.random((size, size), dtype=np.float32) for _ in range(2))
+    best = float("inf")
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def naive_epoch(channels, images=2, n=TRAIN_SIZE):
+    """Seconds per epoch of ``n`` images that the naive loops (:func:`conv2d_naive` and
+    :func:`conv2d_naive_backward`) would take on LeNet5's two convolutions, measured on
+    ``images`` images and scaled linearly (the loops do the same work per image)."""
+    model = LeNet5(in_channels=channels, seed=0)
+    x, seconds = epoch_data(channels, images)[0], 0.0
+    for layer in model.layers:
+        if isinstance(layer, Flatten):
+            break
+        if not isinstance(layer, Conv2D):  # the activations and pools between them, untimed
+            x = layer.forward(x)
+            continue
+        W, b = layer.params["W"], layer.params["b"]
+        start = time.perf_counter()
+        out = conv2d_naive(x, W, b, layer.stride, layer.padding)
+        conv2d_naive_backward(np.ones_like(out), x, W, layer.stride, layer.padding)
+        seconds += time.perf_counter() - start
+        x = out
+    return seconds * n / images
+
+
+def training_rss(channels, epochs=5, n=TRAIN_SIZE):
+    """Peak resident memory (MB, ``resource.getrusage``) of this process while it builds
+    hw3lib's data and model and trains ``epochs`` epochs: ``[built, after epoch 1, ...]``.
+    Values that stop rising after the first epochs (the allocator settles within a few)
+    mean that nothing allocated per batch grows.
+
+    The figure is the process's high-water mark, so call this before importing PyTorch (and
+    anything large), or it reports their memory instead.
+    """
+    def peak_mb():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+    run = hw3lib_epoch(channels, n)
+    peaks = [peak_mb()]
+    for _ in range(epochs):
+        run()
+        peaks.append(peak_mb())
+    return peaks
+
+
+def cpu_name():
+    """The processor's model name (``lscpu``'s "Model name"), or the machine type."""
     try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def measure(repeats=7, channels=CHANNELS, train_size=TRAIN_SIZE, eval_size=EVAL_SIZE,
+            naive_images=2, rss_epochs=5, use_torch=True):
+    """Everything :func:`main` prints, as a dict (see :func:`report`). BLAS should already be
+    limited to one thread. Runs in an order that keeps the measurements apart: memory first,
+    before PyTorch is imported; PyTorch on two threads last, as its second thread can keep
+    spinning after a run and slow whatever runs next."""
+    results = {"repeats": repeats, "train_size": train_size, "eval_size": eval_size,
+               "torch": use_torch, "rows": [],
+               "rss": {c: training_rss(c, rss_epochs, train_size) for c in channels}}
+    if use_torch:
         import torch
-    except ImportError:
-        return False
-    torch.set_num_threads(n)
-    return True
+
+        torch.set_num_threads(1)
+        results["torch_version"] = f", torch {torch.__version__}"
+    results["peak"] = matmul_peak()
+    tasks = (("train", hw3lib_epoch, torch_epoch, train_size), ("eval", hw3lib_eval, torch_eval, eval_size))
+    two_threads = {}
+    for c in channels:
+        for task, ours, theirs, size in tasks:
+            runs = {"hw3lib": ours(c, size)}
+            if use_torch:
+                runs["torch"] = theirs(c, size)
+                two_threads[task, c] = with_torch_threads(theirs(c, size), 2)
+            row = {"task": task, "channels": c, **interleaved_medians(runs, repeats)}
+            if task == "train":
+                row["flops"] = epoch_flops(LeNet5(in_channels=c), train_size)
+                row["naive"] = naive_epoch(c, naive_images, train_size)
+            results["rows"].append(row)
+    if two_threads:
+        medians = interleaved_medians(two_threads, repeats)
+        for row in results["rows"]:
+            row["torch2"] = medians[row["task"], row["channels"]]
+    return results
+
+
+def report(results):
+    """The printed table of :func:`measure`'s ``results``."""
+    torch_on, peak = results["torch"], results["peak"]
+    lines = [f"LeNet5, float32, random 32x32 images; medians of {results['repeats']} interleaved "
+             f"runs, 1 thread unless marked",
+             f"{cpu_name()}; numpy {np.__version__}{results.get('torch_version', '')}; "
+             f"float32 matrix-product peak {peak:.0f} GFLOP/s (1024^3 sgemm, 1 thread)"]
+    if not torch_on:
+        lines.append("PyTorch is not installed: hw3lib alone (pip install torch==2.13.0 to compare)")
+    tasks = {"train": f"training epoch ({results['train_size']} images, batch {BATCH})",
+             "eval": f"evaluation (forward over {results['eval_size']} images, batch {EVAL_BATCH})"}
+    for task, title in tasks.items():
+        lines += ["", title]
+        head = f"  {'input':<8} {'hw3lib s':>9}"
+        if torch_on:
+            head += f" {'torch s':>8} {'ratio':>6} {'torch 2 threads s (noisy)':>26} {'ratio':>6}"
+        if task == "train":
+            head += f" {'GFLOP':>6} {'GFLOP/s':>8} {'of peak':>8} {'naive loops s':>14} {'x hw3lib':>9}"
+        lines.append(head)
+        for row in results["rows"]:
+            if row["task"] != task:
+                continue
+            line = f"  {row['channels']}x32x32  {row['hw3lib']:9.3f}"
+            if torch_on:
+                line += (f" {row['torch']:8.3f} {row['hw3lib'] / row['torch']:6.2f}"
+                         f" {row['torch2']:26.3f} {row['hw3lib'] / row['torch2']:6.2f}")
+            if task == "train":
+                rate = row["flops"] / row["hw3lib"] / 1e9
+                line += (f" {row['flops'] / 1e9:6.2f} {rate:8.1f} {rate / peak:8.0%}"
+                         f" {row['naive']:14.0f} {row['naive'] / row['hw3lib']:9.0f}")
+            lines.append(line)
+    lines += ["", "naive loops: conv2d_naive and its backward on the two convolutions only, "
+              "timed on a few images and scaled to the epoch",
+              "", "peak resident memory (RSS, MB) of this process training hw3lib, before PyTorch "
+              "is imported (a high-water mark: each line includes the ones above):"]
+    for c, peaks in results["rss"].items():
+        after = ", ".join(f"{p:.0f}" for p in peaks[1:])
+        lines.append(f"  {c}x32x32: {peaks[0]:.0f} with data and model built; after each epoch: {after}")
+    return "\n".join(lines)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m hw3lib bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=7, help="timed epochs per implementation")
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs per implementation")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
-    has_torch = set_threads(1)
-    print(f"LeNet5 training epoch: {TRAIN_SIZE} images, batch {BATCH}, float32, 1 thread, "
-          f"median of {args.repeats} interleaved runs")
-    if not has_torch:
-        print("PyTorch is not installed: showing hw3lib alone (pip install torch==2.13.0 to compare)")
-    print(f"{'input':>10} {'hw3lib s':>10} {'torch s':>10} {'ratio':>7}")
-    for channels in (1, 4):
-        runs = {"hw3lib": hw3lib_epoch(channels)}
-        if has_torch:
-            runs["torch"] = torch_epoch(channels)
-        med = interleaved_medians(runs, args.repeats)
-        torch_s = f"{med['torch']:10.3f} {med['hw3lib'] / med['torch']:7.2f}" if has_torch else ""
-        print(f"{channels:>4}x32x32 {med['hw3lib']:10.3f} {torch_s}")
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # BLAS; measure() sets PyTorch's threads after the memory figures
+    print(report(measure(args.repeats, use_torch=importlib.util.find_spec("torch") is not None)))

@@ -100,16 +100,20 @@ class AdamGD(Optimizer):
         if self.bias_correction:
             step = self.lr / (1 - b1**self.t)
             root_v_scale = 1.0 / math.sqrt(1 - b2**self.t)
+        # step * m / (sqrt(v) * scale + eps) == (step / scale) * m / (sqrt(v) + eps / scale):
+        # one whole-array operation fewer per parameter
+        step, eps = step / root_v_scale, self.epsilon / root_v_scale
         for key, p in self.params.items():
             g, m, v = self._grad(grads, key), self.m[key], self.v[key]
             m *= b1
             m += (1 - b1) * g
             v *= b2
             v += (1 - b2) * g * g
-            denom = np.sqrt(v)
-            denom *= root_v_scale
-            denom += self.epsilon
-            p -= step * m / denom
+            update = np.sqrt(v)
+            update += eps
+            np.divide(m, update, out=update)  # in place: no temporary arrays
+            update *= step
+            p -= update
         return self.params
 
     def state_dict(self):

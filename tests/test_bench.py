@@ -1,0 +1,72 @@
+"""The benchmark's functions on tiny inputs (a smoke test, not a timing test), its FLOP count,
+and that training allocates nothing per batch that grows from one epoch to the next."""
+import importlib.util
+import tracemalloc
+
+import pytest
+
+from hw3lib import LeNet5
+from hw3lib.bench import epoch_flops, hw3lib_epoch, interleaved_medians, main, measure, report
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+def test_epoch_flops_counts_three_products_per_layer_and_two_for_the_first():
+    conv1 = 2 * 6 * (4 * 5 * 5) * (28 * 28)  # one product: 2 F C kh kw OH OW
+    conv2 = 2 * 16 * (6 * 5 * 5) * (10 * 10)
+    dense = 2 * (400 * 120 + 120 * 84 + 84 * 3)
+    model = LeNet5(in_channels=4)
+    assert epoch_flops(model, 1) == 2 * conv1 + 3 * conv2 + 3 * dense
+    assert epoch_flops(model) == 1029 * (2 * conv1 + 3 * conv2 + 3 * dense)  # 3.78 GFLOP
+    model.layers[0].needs_input_grad = True  # the issue's count, 4.75 GFLOP
+    assert round(epoch_flops(model) / 1e9, 2) == 4.75
+
+
+def test_interleaved_medians_alternates_the_runs_and_skips_the_warmup():
+    calls = []
+    medians = interleaved_medians({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                                  repeats=3, warmup=1)
+    assert calls == ["a", "b"] * 4
+    assert set(medians) == {"a", "b"} and all(t >= 0 for t in medians.values())
+
+
+@pytest.mark.parametrize("use_torch", [False, pytest.param(True, marks=pytest.mark.skipif(
+    not HAS_TORCH, reason="PyTorch is not installed"))])
+def test_measure_and_report_on_tiny_inputs(use_torch):
+    results = measure(repeats=1, channels=(1,), train_size=40, eval_size=20, naive_images=1,
+                      rss_epochs=2, use_torch=use_torch)
+    train, evaluation = results["rows"]
+    assert (train["task"], evaluation["task"]) == ("train", "eval")
+    assert train["hw3lib"] > 0 and train["naive"] > 0 and train["flops"] > 0
+    assert results["peak"] > 0 and len(results["rss"][1]) == 3
+    assert ("torch" in train and "torch2" in evaluation) == use_torch
+    text = report(results)
+    assert "training epoch (40 images, batch 32)" in text
+    assert "evaluation (forward over 20 images" in text
+    assert "1x32x32" in text and "peak resident memory" in text
+    assert ("torch 2 threads s (noisy)" in text) == use_torch
+    assert ("PyTorch is not installed" in text) != use_torch
+
+
+def test_main_refuses_zero_repeats():
+    with pytest.raises(SystemExit):
+        main(["--repeats", "0"])
+
+
+def test_training_memory_does_not_grow_across_epochs():
+    run = hw3lib_epoch(4, n=70)  # batches of 32, 32 and 6 images
+    run()  # the first epoch creates the layers' caches
+    tracemalloc.start()
+    try:
+        run()  # every cache is now a traced allocation
+        current, peak = [], []
+        for _ in range(3):
+            tracemalloc.reset_peak()
+            run()
+            now, high = tracemalloc.get_traced_memory()
+            current.append(now)
+            peak.append(high)
+    finally:
+        tracemalloc.stop()
+    assert max(current) - min(current) < 64 * 1024, current
+    assert max(peak) - min(peak) < 64 * 1024, peak
