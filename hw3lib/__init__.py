@@ -6,11 +6,12 @@ from .losses import CrossEntropyLoss, softmax
 from .model import LeNet5, Sequential
 from .optim import SGD, AdamGD
 from .tables import Table
+from .train import TrainConfig, evaluate, fit, load_checkpoint, save_checkpoint
 
 __version__ = "0.1.0"
 __all__ = [
     "AdamGD", "AvgPool2D", "Conv2D", "CrossEntropyLoss", "Dense", "Flatten", "LeNet5", "MaxPool2D",
-    "ReLU", "SGD", "Sequential", "Table", "Tanh", "col2im", "conv2d_naive", "conv2d_naive_backward",
-    "conv_output_size", "gradcheck", "gradcheck_layer", "im2col", "numerical_gradient",
-    "relative_error", "softmax",
+    "ReLU", "SGD", "Sequential", "Table", "Tanh", "TrainConfig", "col2im", "conv2d_naive",
+    "conv2d_naive_backward", "conv_output_size", "evaluate", "fit", "gradcheck", "gradcheck_layer",
+    "im2col", "load_checkpoint", "numerical_gradient", "relative_error", "save_checkpoint", "softmax",
 ]

@@ -211,13 +211,124 @@ def plot_live_curves(history, batches=(), title="Loss and accuracy", figure=None
     for ax, column, name in ((ax_loss, 1, "loss"), (ax_acc, 2, "acc")):
         ax.plot(trace[:, 0], trace[:, column], color="C0", alpha=0.45, linewidth=1,
                 label="training: running mean of the epoch's batches")
-        ax.plot(history["epoch"], history[f"train_{name}"], "o-", color="C0", label="training: after each epoch")
-        ax.plot(history["epoch"], history[f"val_{name}"], "s-", color="C1", label="validation: after each epoch")
-        ax.set_xlim(0, right)
+        ax.plot(history["epoch"], history[f"train_{name}"], "o-", color="C0",
+                label="training: after each epoch")
+        ax.plot(history["epoch"], history[f"val_{name}"], "s-", color="C1",
+                label="validation: after each epoch")
+        ax.set_xlim(0, 1.03 * right)  # room for the last epoch's markers
         ax.grid(alpha=0.3)
     ax_loss.set(title="cross-entropy loss", xlabel="epoch", ylabel="loss (mean per image)")
-    ax_acc.set(title="accuracy", xlabel="epoch", ylabel="fraction correct", ylim=(0, 1.02))
+    ax_acc.set(title="accuracy", xlabel="epoch", ylabel="fraction correct", ylim=(0, 1.05))
     ax_acc.legend(fontsize=8, loc="lower right")
     fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def plot_run_curves(histories, title="Training and validation, per epoch"):
+    """Finished runs side by side: ``histories`` maps a run's label to :func:`hw3lib.train.fit`'s
+    history (``epoch, train_loss, train_acc, val_loss, val_acc``). Loss on a log scale (left),
+    accuracy (right); one colour per run, solid training, dashed validation."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for k, (label, history) in enumerate(histories.items()):
+        for split, style in (("train", "-"), ("val", "--")):
+            name = "training" if split == "train" else "validation"
+            ax_loss.plot(history["epoch"], history[f"{split}_loss"], style, color=f"C{k}",
+                         marker="o", markersize=2.5, label=f"{label}: {name}")
+            ax_acc.plot(history["epoch"], history[f"{split}_acc"], style, color=f"C{k}",
+                        marker="o", markersize=2.5, label=f"{label}: {name}")
+    ax_loss.set_yscale("log")
+    ax_loss.set(title="cross-entropy loss", xlabel="epoch", ylabel="loss, mean per image (log scale)")
+    ax_acc.set(title="accuracy", xlabel="epoch", ylabel="fraction correct")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+    ax_acc.legend(fontsize=8, loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion(matrices, classes, title="Confusion matrices on the test set"):
+    """One panel per confusion matrix: ``matrices`` maps a label to ``(K, K)`` counts (rows the
+    true class, columns the predicted one, :func:`hw3lib.metrics.confusion_matrix`), ``classes``
+    names the K classes. Cells off the diagonal that hold errors are coloured."""
+    fig, axes = plt.subplots(1, len(matrices), squeeze=False,
+                             figsize=(3.6 * len(matrices) + 0.6, 3.8))
+    for ax, (label, cm) in zip(axes[0], matrices.items()):
+        cm = np.asarray(cm)
+        _matrix(ax, cm, label, (cm > 0) & ~np.eye(len(cm), dtype=bool), "predicted class",
+                "true class")
+        ax.set_xticks(range(len(classes)), classes)
+        ax.set_yticks(range(len(classes)), classes, rotation=90, va="center")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_misclassified(X, y_true, y_pred, indices, classes, confidence=None, columns=8,
+                       title="Misclassified test images"):
+    """The images ``X[indices]`` (``X (N, C, H, W)`` in [0, 1], channel 0 in grey), each
+    captioned with its index, its true and predicted class (labels ``(N,)`` indexing
+    ``classes``) and, given ``confidence (N,)``, the predicted class's probability."""
+    indices = np.asarray(indices, dtype=int)
+    if len(indices) == 0:
+        raise ValueError("no images to show: indices is empty (no misclassified images?)")
+    rows = -(-len(indices) // columns)
+    fig, axes = plt.subplots(rows, columns, squeeze=False,
+                             figsize=(1.25 * columns + 0.4, 1.55 * rows + 0.7))
+    for ax in axes.flat[len(indices):]:
+        ax.set_axis_off()
+    for ax, i in zip(axes.flat, indices):
+        note = "" if confidence is None else f" {confidence[i]:.2f}"
+        _image_panel(ax, X[i, 0], f"#{i} {classes[y_true[i]]}\n-> {classes[y_pred[i]]}{note}")
+    fig.suptitle(title)
+    fig.supxlabel("index in the test set, true class -> predicted class"
+                  + ("" if confidence is None else " and its probability"), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_filters(W, title="Learned filters of the first convolution"):
+    """The kernels ``W (C_out, C_in, kh, kw)`` of a convolution, one panel per (output, input)
+    channel pair (rows: input channels), on one colour scale symmetric about 0."""
+    W = np.asarray(W)
+    if W.ndim != 4:
+        raise ValueError(f"W must be (C_out, C_in, kh, kw), got shape {W.shape}")
+    c_out, c_in = W.shape[:2]
+    limit = float(np.abs(W).max()) or 1.0
+    fig, axes = plt.subplots(c_in, c_out, squeeze=False, figsize=(1.3 * c_out + 1.2, 1.4 * c_in + 0.9),
+                             layout="constrained")
+    for (i, o), ax in np.ndenumerate(axes):
+        shown = ax.imshow(W[o, i], cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel(f"filter {o + 1}", fontsize=8)
+        ax.set_ylabel(f"input channel {i + 1}" if o == 0 and c_in > 1 else "")
+    fig.colorbar(shown, ax=axes.ravel().tolist(), label="weight")
+    fig.suptitle(title)
+    return fig
+
+
+def plot_feature_maps(images, maps, labels, title="Feature maps of the first convolution"):
+    """One row per image: ``images (N, C, H, W)`` in [0, 1] (channel 0 in grey) labelled
+    ``labels`` (N strings), then its maps ``maps (N, F, h, w)`` (e.g.
+    :func:`hw3lib.results.feature_maps`) on one colour scale shared by all rows."""
+    images, maps = np.asarray(images), np.asarray(maps)
+    if maps.ndim != 4 or len(maps) != len(images) or len(labels) != len(images):
+        raise ValueError(f"need maps (N, F, h, w) and N labels for N = {len(images)} images, got "
+                         f"maps {maps.shape} and {len(labels)} labels")
+    n, f = maps.shape[:2]
+    low, high = float(maps.min()), float(maps.max())
+    fig, axes = plt.subplots(n, f + 1, squeeze=False, figsize=(1.2 * (f + 1) + 1.2, 1.35 * n + 0.9),
+                             layout="constrained")
+    for r, row in enumerate(axes):
+        _image_panel(row[0], images[r, 0], "input" if r == n - 1 else "", labels[r])
+        for c, ax in enumerate(row[1:]):
+            shown = ax.imshow(maps[r, c], cmap="viridis", vmin=low, vmax=high, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == n - 1:
+                ax.set_xlabel(f"map {c + 1}", fontsize=8)
+    fig.colorbar(shown, ax=axes[:, 1:].ravel().tolist(), label="activation")
+    fig.suptitle(title)
     return fig

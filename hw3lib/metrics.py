@@ -1,0 +1,77 @@
+"""Classification metrics from labels: accuracy, the confusion matrix, per-class precision,
+recall and F1, and a printable table of them.
+
+Labels are integer class indices ``y (N,)`` in ``[0, K)``. Conventions (scikit-learn's):
+the confusion matrix has the TRUE class in rows and the PREDICTED class in columns;
+precision of class k = correct k / predicted k, recall = correct k / true k, F1 their harmonic
+mean. A ratio with a zero denominator (a class never predicted, or absent) is reported as 0.
+"""
+import numpy as np
+
+from .tables import Table
+
+
+def _labels(y, name):
+    y = np.asarray(y)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{name} must be 1-D integer class indices (N,), got dtype {y.dtype} "
+                         f"shape {y.shape}")
+    return y
+
+
+def _check_pair(y_true, y_pred):
+    y_true, y_pred = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
+    if len(y_true) != len(y_pred) or len(y_true) == 0:
+        raise ValueError(f"y_true and y_pred must hold the same number (>= 1) of labels, got "
+                         f"{len(y_true)} and {len(y_pred)}")
+    return y_true, y_pred
+
+
+def accuracy(y_true, y_pred):
+    """The fraction of labels ``y_pred (N,)`` equal to ``y_true (N,)``."""
+    y_true, y_pred = _check_pair(y_true, y_pred)
+    return float(np.mean(y_true == y_pred))
+
+
+def confusion_matrix(y_true, y_pred, num_classes):
+    """``(K, K)`` int64 counts, ``K = num_classes``: entry ``[i, j]`` is the number of samples
+    of true class ``i`` predicted as class ``j`` (rows true, columns predicted)."""
+    y_true, y_pred = _check_pair(y_true, y_pred)
+    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        if y.min() < 0 or y.max() >= num_classes:
+            raise ValueError(f"{name} holds labels from {y.min()} to {y.max()}, outside [0, "
+                             f"{num_classes}); pass num_classes = the number of classes")
+    return np.bincount(y_true * num_classes + y_pred, minlength=num_classes ** 2).reshape(
+        num_classes, num_classes).astype(np.int64)
+
+
+def _ratio(num, den):
+    return np.divide(num, den, out=np.zeros(len(num)), where=den > 0)
+
+
+def per_class(cm):
+    """Per-class metrics of a confusion matrix ``cm (K, K)`` (rows true, columns predicted):
+    a dict of ``(K,)`` arrays ``precision``, ``recall``, ``f1`` and ``support`` (true samples)."""
+    cm = np.asarray(cm)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or (cm < 0).any():
+        raise ValueError(f"cm must be a square (K, K) matrix of counts >= 0, got shape {cm.shape}")
+    correct = np.diag(cm).astype(float)
+    precision, recall = _ratio(correct, cm.sum(axis=0)), _ratio(correct, cm.sum(axis=1))
+    f1 = _ratio(2 * precision * recall, precision + recall)
+    return dict(precision=precision, recall=recall, f1=f1, support=cm.sum(axis=1))
+
+
+def metrics_table(cm, classes, digits=3):
+    """:class:`Table` of precision, recall, F1 and support per class of ``cm (K, K)``, then their
+    unweighted mean over classes (``macro mean``, support: the total) and the accuracy."""
+    m = per_class(cm)
+    cm = np.asarray(cm)
+    if len(classes) != len(cm) or cm.sum() == 0:
+        raise ValueError(f"metrics_table needs one class name per row of a non-empty confusion "
+                         f"matrix, got {len(classes)} names for shape {cm.shape}, {cm.sum()} samples")
+    rows = [(name, m["precision"][k], m["recall"][k], m["f1"][k], int(m["support"][k]))
+            for k, name in enumerate(classes)]
+    rows.append(("macro mean", m["precision"].mean(), m["recall"].mean(), m["f1"].mean(),
+                 int(cm.sum())))
+    rows.append(("accuracy", None, None, np.trace(cm) / cm.sum(), int(cm.sum())))
+    return Table(["class", "precision", "recall", "F1", "support"], rows, digits=digits)

@@ -1,0 +1,243 @@
+"""What notebooks 05 and 06 compute from trained models: cached runs, the comparison with the
+original report, seeds sweeps, predictions, the misclassified images, feature maps, the stamp.
+
+Training is bit-deterministic on one machine (same settings, same data, any BLAS thread
+count), so a finished run is cached as a checkpoint under ``runs/notebooks/`` (git ignores
+``runs/``), named after a hash of its :class:`~hw3lib.train.TrainConfig`, and reused only when
+its settings and the data's SHA-256 match::
+
+    result = load_or_train(TrainConfig())       # trains once, then loads runs/notebooks/...
+    result.evaluate(data.X_test, data.y_test)   # (mean cross-entropy, accuracy)
+"""
+import hashlib
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from .data import dataset_sha256, normalize, resolve_root
+from .tables import Table
+from .train import EVAL_BATCH, CheckpointError, FitResult, fit, load_checkpoint
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RUNS_DIR = REPO_ROOT / "runs" / "notebooks"
+# The original report's figures (4-channel RGBA input, its own AdamGD without bias correction):
+# split -> (accuracy, loss). Its test loss was computed inconsistently with the other two.
+ORIGINAL = {"train": (0.995, 0.009), "val": (0.943, 0.0065), "test": (0.956, 1.066)}
+
+
+def one_blas_thread():
+    """A context in which BLAS uses one thread: on a shared 2-core machine two threads on
+    LeNet-5's small matrices stall at random, and the results are the same bit for bit."""
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def config_key(config):
+    """12 hex digits naming ``config``: a SHA-256 of its settings as sorted JSON."""
+    text = json.dumps(config.to_dict(), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def checkpoint_path(config, folder=None):
+    """Where the run of ``config`` is cached: ``folder/lenet5-<config_key>.npz``, ``folder``
+    (created if missing) by default ``runs/notebooks/`` in the repository."""
+    folder = Path(folder if folder is not None else RUNS_DIR)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"lenet5-{config_key(config)}.npz"
+
+
+def relative(path):
+    """``path`` as a POSIX path relative to the repository (for printing), else its name."""
+    path = Path(path).resolve()
+    return path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else path.name
+
+
+def load_or_train(config, path=None, *, data=None, root=None, progress=False):
+    """The :class:`~hw3lib.train.FitResult` of training with ``config`` on the data at
+    ``root`` (default ``$HW3_DATA``, then ``data/``), its best weights in ``result.model``.
+
+    The checkpoint at ``path`` (default :func:`checkpoint_path`) is reused when it finished
+    ``config.epochs`` epochs with exactly ``config`` on data of the same SHA-256; a run of
+    the same settings cut short is resumed (bit-exact); anything else (absent, other
+    settings, other data, unreadable) is trained afresh with one BLAS thread and written there.
+    ``data``: the :class:`~hw3lib.data.Dataset` of ``config`` at ``root``, if already loaded.
+    A Ctrl-C while training raises KeyboardInterrupt; the checkpoint keeps the finished epochs.
+    """
+    path = Path(path) if path is not None else checkpoint_path(config)
+    sha = dataset_sha256(root)
+    ckpt = None
+    if path.is_file():
+        try:
+            ckpt = load_checkpoint(path)
+        except CheckpointError:
+            ckpt = None
+    if ckpt is not None and (ckpt.config != config or ckpt.data_sha256 != sha):
+        ckpt = None
+    if ckpt is not None and ckpt.epoch >= config.epochs:
+        return FitResult(ckpt.build_model(), ckpt.history, ckpt.best_epoch, None, ckpt.mean,
+                         ckpt.std, path)
+    data = data if data is not None else config.load_data(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with one_blas_thread():
+        result = fit(config.build_model(len(data.classes)), data, config, checkpoint_path=path,
+                     resume=ckpt, data_sha256=sha, progress=progress)
+    if result.stopped:
+        raise KeyboardInterrupt(f"training {relative(path)} was {result.stopped} after "
+                                f"{len(result.history['epoch'])} epoch(s); run again to resume")
+    return result
+
+
+def probabilities(result, X, batch_size=EVAL_BATCH):
+    """Class probabilities ``(N, K)`` of ``result.model`` for raw images ``X (N, C, H, W)`` in
+    [0, 1], normalised with the training split's statistics first."""
+    X = normalize(X, result.mean, result.std)
+    return np.concatenate([result.model.forward(X[i:i + batch_size])
+                           for i in range(0, len(X), batch_size)])
+
+
+def misclassified(y_true, probs, limit=None):
+    """Indices ``(M,)``, in increasing order, of the samples whose most probable class in
+    ``probs (N, K)`` differs from ``y_true (N,)``; at most ``limit`` of them."""
+    probs, y_true = np.asarray(probs), np.asarray(y_true)
+    if probs.ndim != 2 or len(probs) != len(y_true):
+        raise ValueError(f"probs must be (N, K) for N = len(y_true) = {len(y_true)} labels, got "
+                         f"{probs.shape}")
+    return np.flatnonzero(probs.argmax(axis=1) != y_true)[:limit]
+
+
+def one_per_class(y, num_classes):
+    """The index of the first sample of each class ``0..num_classes-1`` in ``y (N,)``."""
+    y = np.asarray(y)
+    missing = [k for k in range(num_classes) if not (y == k).any()]
+    if missing:
+        raise ValueError(f"no sample of class(es) {missing} in y; pass labels holding every class")
+    return np.array([np.flatnonzero(y == k)[0] for k in range(num_classes)])
+
+
+def feature_maps(result, X, layers=2):
+    """The activations ``(N, C', H', W')`` after the first ``layers`` layers of
+    ``result.model`` (2: the first convolution and its activation) for raw images
+    ``X (N, C, H, W)`` in [0, 1]."""
+    model = result.model
+    if not 1 <= layers <= len(model.layers):
+        raise ValueError(f"layers must lie in 1..{len(model.layers)}, got {layers}")
+    out = normalize(X, result.mean, result.std)
+    for layer in model.layers[:layers]:
+        out = layer.forward(out)
+    return out
+
+
+def summary_table(model):
+    """:class:`Table` of ``model``'s layers (``model.summary()``): output shape per image and
+    parameter count, then the total."""
+    rows = [(layer, "x".join(map(str, shape)), count) for layer, shape, count in model.summary()]
+    return Table(["layer", "output shape", "parameters"], rows + [("total", "", model.num_params())])
+
+
+def _fixed(value, digits):
+    return f"{value:.{digits}f}"
+
+
+def comparison_table(runs, data):
+    """:class:`Table` of the accuracy (3 decimals) and mean cross-entropy (2 significant
+    digits: the last digits of small float32 losses vary with the CPU's BLAS kernels) on the
+    training, validation and test splits of ``data``: the original report's (:data:`ORIGINAL`,
+    as it printed them) beside those of each run in ``runs`` (label -> FitResult)."""
+    measured = {label: {split: result.evaluate(getattr(data, f"X_{split}"), getattr(data, f"y_{split}"))
+                        for split in ORIGINAL} for label, result in runs.items()}
+    rows = [(split, f"{orig_acc:g}", *(_fixed(measured[label][split][1], 3) for label in runs),
+             f"{orig_loss:g}", *(f"{measured[label][split][0]:.1e}" for label in runs))
+            for split, (orig_acc, orig_loss) in ORIGINAL.items()]
+    columns = [f"{what} {label}" for what in ("acc", "loss") for label in ("original", *runs)]
+    return Table(["split", *columns[:len(runs) + 1], *columns[len(runs) + 1:]], rows)
+
+
+def history_table(history):
+    """:class:`Table` of a run's ``history``, one row per epoch: accuracies with 3 decimals,
+    losses with 4 (the seconds left out: they change from run to run)."""
+    keys = ("train_loss", "train_acc", "val_loss", "val_acc")
+    rows = [(epoch, *(_fixed(v, 4 if k.endswith("loss") else 3) for k, v in zip(keys, values)))
+            for epoch, *values in zip(*(history[k] for k in ("epoch", *keys)))]
+    return Table(["epoch", "train loss", "train acc", "val loss", "val acc"], rows)
+
+
+def nearest_distances(X, X_ref):
+    """For each image of ``X (N, C, H, W)``, the Euclidean distance (over all C*H*W pixels,
+    float64) to its nearest image in ``X_ref (M, C, H, W)``: ``(N,)``."""
+    if X.shape[1:] != X_ref.shape[1:] or len(X_ref) == 0:
+        raise ValueError(f"X {X.shape} and X_ref {X_ref.shape} must be non-empty images of one shape")
+    A, B = (np.asarray(Z, np.float64).reshape(len(Z), -1) for Z in (X, X_ref))
+    squared = (A ** 2).sum(1)[:, None] + (B ** 2).sum(1)[None, :] - 2 * A @ B.T
+    return np.sqrt(np.maximum(squared.min(axis=1), 0))
+
+
+def seed_sweep(config, seeds, *, root=None, folder=None, progress=False):
+    """Train (or load, see :func:`load_or_train`) ``config`` once per seed in ``seeds`` and
+    return a :class:`Table`: per seed its best epoch, validation accuracy there, test accuracy
+    and test loss (3 decimals), then their mean, min and max over the seeds."""
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds is empty: pass e.g. range(5)")
+    rows = []
+    for seed in seeds:
+        cfg = replace(config, seed=seed)
+        data = cfg.load_data(root)
+        result = load_or_train(cfg, checkpoint_path(cfg, folder), data=data, root=root,
+                               progress=progress)
+        test_loss, test_acc = result.evaluate(data.X_test, data.y_test)
+        rows.append((seed, result.best_epoch, result.history["val_acc"][result.best_epoch - 1],
+                     test_acc, test_loss))
+    values = np.array([row[2:] for row in rows])
+    summary = [(name, None, *map(float, fn(values, axis=0)))
+               for name, fn in (("mean", np.mean), ("min", np.min), ("max", np.max))]
+    return Table(["seed", "best epoch", "val acc", "test acc", "test loss"], rows + summary)
+
+
+def weights_sha256(model):
+    """A SHA-256 over ``model``'s parameter arrays (names sorted, raw bytes): equal hashes,
+    equal weights bit for bit."""
+    digest = hashlib.sha256()
+    for name, value in sorted(model.get_params().items()):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    return digest.hexdigest()
+
+
+def _blas():
+    libs = [f"{lib['internal_api']} {lib['version']}, {lib.get('architecture') or 'generic'} "
+            f"kernels, {lib['num_threads']} threads by default"
+            for lib in threadpool_info() if lib["user_api"] == "blas"]
+    return "; ".join(libs) or "none found by threadpoolctl"
+
+
+def stamp_table(result=None, config=None, *, environment=True, data_root=None):
+    """The reproducibility stamp as a two-column :class:`Table`.
+
+    With ``environment``: the rows the report's export writes itself
+    (:func:`hw3lib.report.stamp_rows`: hw3lib version and git commit, Python and NumPy,
+    platform, the SHA-256 of the data at ``data_root``, default ``$HW3_DATA``). With a
+    ``result`` of :func:`~hw3lib.train.fit` and its ``config``: the run's own rows, its seed,
+    settings, BLAS library and threads, and the SHA-256 of its kept weights (:func:`weights_sha256`)."""
+    from .report import stamp_rows  # the export's own rows; report.py loads nbformat
+
+    if (result is None) != (config is None) or (result is None and not environment):
+        raise ValueError("stamp_table needs a result together with its config, or environment=True")
+    rows = []
+    if environment:
+        rows += [row for row in stamp_rows(True, resolve_root(data_root))
+                 if row[0] not in ("Notebooks", "Built")]
+    if result is not None:
+        rows += [("Seed", str(config.seed)),
+                 ("Optimizer", f"AdamGD lr {config.lr:g}, betas {config.beta1:g}/{config.beta2:g}, "
+                               f"eps {config.eps:g}, bias correction "
+                               f"{'on' if config.bias_correction else 'off'}"),
+                 ("Schedule", f"{config.epochs} epochs, batch {config.batch_size}, validation "
+                              f"{config.val_fraction:g}"),
+                 ("Images", f"mode {config.mode}, flips {'on' if config.hflip else 'off'}"),
+                 ("BLAS", _blas()),
+                 ("Threads", f"1 BLAS thread while training; {os.cpu_count()} CPU cores"),
+                 ("Weights SHA-256", weights_sha256(result.model))]
+    return Table(["item", "value"], rows)

@@ -1,0 +1,73 @@
+"""hw3lib.metrics against examples computed by hand."""
+import numpy as np
+import pytest
+
+from hw3lib.metrics import accuracy, confusion_matrix, metrics_table, per_class
+
+# 10 samples of 3 classes. By hand:
+#   true 0 (4 samples): predicted 0, 0, 1, 2    -> row [2, 1, 1]
+#   true 1 (3 samples): predicted 1, 1, 0       -> row [1, 2, 0]
+#   true 2 (3 samples): predicted 2, 2, 2       -> row [0, 0, 3]
+Y_TRUE = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
+Y_PRED = np.array([0, 0, 1, 2, 1, 1, 0, 2, 2, 2])
+CM = np.array([[2, 1, 1], [1, 2, 0], [0, 0, 3]])
+
+
+def test_accuracy_by_hand():
+    assert accuracy(Y_TRUE, Y_PRED) == 7 / 10
+    assert accuracy([1, 2], [1, 2]) == 1.0
+
+
+def test_confusion_matrix_rows_true_columns_predicted():
+    cm = confusion_matrix(Y_TRUE, Y_PRED, 3)
+    np.testing.assert_array_equal(cm, CM)
+    assert cm.dtype == np.int64
+    # a class that never occurs still gets its row and column
+    np.testing.assert_array_equal(confusion_matrix([0, 0], [0, 1], 4),
+                                  [[1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
+
+
+def test_per_class_by_hand():
+    m = per_class(CM)
+    # precision = diagonal / column sums (3, 3, 4); recall = diagonal / row sums (4, 3, 3)
+    np.testing.assert_allclose(m["precision"], [2 / 3, 2 / 3, 3 / 4])
+    np.testing.assert_allclose(m["recall"], [2 / 4, 2 / 3, 3 / 3])
+    # F1 = 2 p r / (p + r): class 0: 2 (2/3)(1/2) / (7/6) = 4/7; class 2: 2 (3/4) / (7/4) = 6/7
+    np.testing.assert_allclose(m["f1"], [4 / 7, 2 / 3, 6 / 7])
+    np.testing.assert_array_equal(m["support"], [4, 3, 3])
+
+
+def test_per_class_zero_denominators_give_zero():
+    # class 1 is never predicted (precision 0/0) and never true (recall 0/0); class 2 neither
+    m = per_class([[2, 1, 0], [0, 0, 0], [0, 0, 0]])
+    np.testing.assert_allclose(m["precision"], [1, 0, 0])
+    np.testing.assert_allclose(m["recall"], [2 / 3, 0, 0])
+    np.testing.assert_allclose(m["f1"], [0.8, 0, 0])
+
+
+def test_metrics_table_text():
+    text = str(metrics_table(CM, ["apple", "kiwi", "plum"]))
+    assert text.splitlines() == [
+        "class       precision  recall     F1  support",
+        "apple           0.667   0.500  0.571        4",
+        "kiwi            0.667   0.667  0.667        3",
+        "plum            0.750   1.000  0.857        3",
+        "macro mean      0.694   0.722  0.698       10",
+        "accuracy            -       -  0.700       10",
+    ]
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: accuracy([0, 1], [0]), "same number"),
+    (lambda: accuracy([], []), "integer"),
+    (lambda: accuracy([0.0, 1.0], [0, 1]), "integer class indices"),
+    (lambda: confusion_matrix([[0, 1]], [[0, 1]], 2), r"1-D"),
+    (lambda: confusion_matrix([0, 3], [0, 1], 3), r"y_true holds labels from 0 to 3, outside \[0, 3\)"),
+    (lambda: confusion_matrix([0, 1], [-1, 1], 3), "y_pred holds labels from -1"),
+    (lambda: per_class([[1, 2, 3]]), "square"),
+    (lambda: metrics_table(CM, ["a", "b"]), "one class name per row"),
+    (lambda: metrics_table(np.zeros((2, 2), int), ["a", "b"]), "0 samples"),
+])
+def test_bad_input_is_named(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

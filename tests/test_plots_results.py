@@ -1,0 +1,109 @@
+"""The results figures of hw3lib.plots (notebook 06) on small synthetic inputs: titles, labels,
+artists and the data they draw."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from hw3lib import plots  # noqa: E402
+
+CLASSES = ["a", "b", "c"]
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def history(scale):
+    epochs = [1, 2, 3]
+    return dict(epoch=epochs, train_loss=[scale, scale / 10, scale / 100],
+                val_loss=[2 * scale, scale / 5, scale / 50], train_acc=[0.5, 0.9, 1.0],
+                val_acc=[0.4, 0.8, 0.95], seconds=[1.0, 1.0, 1.0])
+
+
+def test_plot_run_curves_one_solid_and_one_dashed_line_per_run_and_panel():
+    runs = {"first": history(1.0), "second": history(0.5)}
+    fig = plots.plot_run_curves(runs, title="two runs")
+    ax_loss, ax_acc = fig.axes
+    assert fig._suptitle.get_text() == "two runs"
+    assert ax_loss.get_yscale() == "log" and ax_acc.get_yscale() == "linear"
+    assert ax_loss.get_xlabel() == ax_acc.get_xlabel() == "epoch"
+    assert "loss" in ax_loss.get_ylabel() and ax_acc.get_ylabel() == "fraction correct"
+    for ax, quantity in ((ax_loss, "loss"), (ax_acc, "acc")):
+        lines = {line.get_label(): line for line in ax.lines}
+        assert sorted(lines) == ["first: training", "first: validation", "second: training",
+                                 "second: validation"]
+        for label, run in runs.items():
+            train, val = lines[f"{label}: training"], lines[f"{label}: validation"]
+            np.testing.assert_array_equal(train.get_ydata(), run[f"train_{quantity}"])
+            np.testing.assert_array_equal(val.get_ydata(), run[f"val_{quantity}"])
+            assert train.get_linestyle() == "-" and val.get_linestyle() == "--"
+            assert train.get_color() == val.get_color()
+        assert lines["first: training"].get_color() != lines["second: training"].get_color()
+
+
+def test_plot_confusion_one_panel_per_matrix_errors_coloured():
+    cm = np.array([[5, 0, 1], [0, 6, 0], [2, 0, 4]])
+    fig = plots.plot_confusion({"run 1": cm, "run 2": np.diag([6, 6, 6])}, CLASSES)
+    assert fig._suptitle.get_text() == "Confusion matrices on the test set"
+    assert [ax.get_title() for ax in fig.axes] == ["run 1", "run 2"]
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted class", "true class")
+    assert [t.get_text() for t in ax.get_xticklabels()] == CLASSES
+    assert [t.get_text() for t in ax.get_yticklabels()] == CLASSES
+    # every count is written in its cell: text at (column j, row i) is cm[i, j]
+    written = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts}
+    assert written == {(i, j): str(v) for (i, j), v in np.ndenumerate(cm)}
+    coloured = ax.images[0].get_array()
+    np.testing.assert_array_equal(coloured, [[0, 0, 1], [0, 0, 0], [1, 0, 0]])
+    assert not fig.axes[1].images[0].get_array().any()  # no errors, nothing coloured
+
+
+def test_plot_misclassified_captions_each_image():
+    X = np.arange(5)[:, None, None, None] / 10 * np.ones((1, 1, 4, 4))
+    y_true, y_pred = np.array([0, 1, 2, 0, 1]), np.array([0, 2, 2, 1, 1])
+    conf = np.array([0.9, 0.61, 0.8, 0.55, 0.7])
+    fig = plots.plot_misclassified(X, y_true, y_pred, [1, 3], CLASSES, confidence=conf, columns=3)
+    assert fig._suptitle.get_text() == "Misclassified test images"
+    assert "probability" in fig._supxlabel.get_text()
+    shown = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_xlabel() for ax in shown] == ["#1 b\n-> c 0.61", "#3 a\n-> b 0.55"]
+    np.testing.assert_array_equal(shown[1].images[0].get_array(), X[3, 0])
+    assert len(fig.axes) == 3 and not fig.axes[2].axison  # one row of 3, the last empty
+    no_conf = plots.plot_misclassified(X, y_true, y_pred, [1], CLASSES)
+    assert no_conf.axes[0].get_xlabel() == "#1 b\n-> c"
+    with pytest.raises(ValueError, match="indices is empty"):
+        plots.plot_misclassified(X, y_true, y_pred, [], CLASSES)
+
+
+def test_plot_filters_one_panel_per_kernel_on_a_symmetric_scale():
+    W = np.arange(2 * 3 * 2 * 2, dtype=float).reshape(3, 2, 2, 2) - 5  # C_out 3, C_in 2, 2x2
+    fig = plots.plot_filters(W)
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 6 and fig._suptitle.get_text() == "Learned filters of the first convolution"
+    np.testing.assert_array_equal(panels[4].images[0].get_array(), W[1, 1])  # row: input 1, col: filter 2
+    assert panels[4].get_xlabel() == "filter 2"
+    assert panels[3].get_ylabel() == "input channel 2"
+    assert all(ax.images[0].get_clim() == (-18, 18) for ax in panels)
+    assert any(ax.get_ylabel() == "weight" for ax in fig.axes)  # the colour bar
+    with pytest.raises(ValueError, match=r"\(C_out, C_in, kh, kw\)"):
+        plots.plot_filters(W[0])
+
+
+def test_plot_feature_maps_rows_of_input_then_maps():
+    images = np.linspace(0, 1, 2 * 8 * 8).reshape(2, 1, 8, 8)
+    maps = np.arange(2 * 3 * 4 * 4, dtype=float).reshape(2, 3, 4, 4)
+    fig = plots.plot_feature_maps(images, maps, ["x", "y"])
+    grid = np.reshape([ax for ax in fig.axes if ax.images], (2, 4))
+    assert [row[0].get_ylabel() for row in grid] == ["x", "y"]
+    np.testing.assert_array_equal(grid[1, 0].images[0].get_array(), images[1, 0])
+    np.testing.assert_array_equal(grid[1, 2].images[0].get_array(), maps[1, 1])
+    assert grid[1, 2].get_xlabel() == "map 2" and grid[1, 0].get_xlabel() == "input"
+    assert all(ax.images[0].get_clim() == (0, 95) for ax in grid[:, 1:].ravel())
+    assert fig._suptitle.get_text() == "Feature maps of the first convolution"
+    with pytest.raises(ValueError, match="N labels"):
+        plots.plot_feature_maps(images, maps, ["x"])

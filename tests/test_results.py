@@ -1,0 +1,268 @@
+"""hw3lib.results: cached runs (reuse, retrain, resume), tables, selections, feature maps, stamp."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import hw3lib.results as results
+from hw3lib.data import normalize
+from hw3lib.model import LeNet5
+from hw3lib.train import TrainConfig, fit, load_checkpoint
+
+CONFIG = TrainConfig(epochs=2, batch_size=8, lr=0.002)
+
+
+def fake_root(tmp_path, per_class=(10, 4)):
+    """A dataset folder of 32x32 LA PNGs, classes A, B, C; class k brightens the k-th third
+    of the rows."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "fruits"
+    for split, n in zip(("train", "test"), per_class):
+        for k, name in enumerate("ABC"):
+            folder = root / f"Data_{split}" / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                grey = rng.integers(0, 150, (32, 32), dtype=np.uint8)
+                grey[k * 10:(k + 1) * 10] += 100
+                pixels = np.stack([grey, np.full_like(grey, 255)], -1)
+                Image.fromarray(pixels, "LA").save(folder / f"{i}.png")
+    return root
+
+
+@pytest.fixture
+def root(tmp_path):
+    return fake_root(tmp_path)
+
+
+@pytest.fixture
+def count_fits(monkeypatch):
+    """Counts the calls of fit inside hw3lib.results (and records their resume argument)."""
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("resume"))
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(results, "fit", counted)
+    return calls
+
+
+def assert_same_run(a, b):
+    assert a.best_epoch == b.best_epoch
+    for key in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc"):
+        assert a.history[key] == b.history[key], key
+    pa, pb = a.model.get_params(), b.model.get_params()
+    assert pa.keys() == pb.keys() and all(np.array_equal(pa[k], pb[k]) for k in pa)
+    assert np.array_equal(a.mean, b.mean) and np.array_equal(a.std, b.std)
+
+
+def test_the_training_api_is_exported_by_the_package():
+    import hw3lib
+    import hw3lib.train as train
+
+    for name in ("TrainConfig", "fit", "evaluate", "load_checkpoint", "save_checkpoint"):
+        assert getattr(hw3lib, name) is getattr(train, name) and name in hw3lib.__all__
+
+
+def test_checkpoint_path_is_named_by_the_settings_and_creates_its_folder(tmp_path):
+    folder = tmp_path / "cache"
+    path = results.checkpoint_path(CONFIG, folder)
+    assert folder.is_dir() and path.parent == folder and path.suffix == ".npz"
+    assert path == results.checkpoint_path(TrainConfig(epochs=2, batch_size=8, lr=0.002), folder)
+    others = {results.checkpoint_path(replace(CONFIG, **change), folder)
+              for change in ({"seed": 1}, {"hflip": False}, {"epochs": 3}, {"lr": 0.001})}
+    assert len(others) == 4 and path not in others
+    assert results.checkpoint_path(TrainConfig()).parent == results.REPO_ROOT / "runs" / "notebooks"
+
+
+def test_relative_paths_for_printing(tmp_path):
+    assert results.relative(results.REPO_ROOT / "runs" / "a.npz") == "runs/a.npz"
+    assert results.relative(tmp_path / "b.npz") == "b.npz"
+
+
+def test_load_or_train_trains_once_then_reuses_the_checkpoint(root, tmp_path, count_fits):
+    path = results.checkpoint_path(CONFIG, tmp_path / "cache")
+    first = results.load_or_train(CONFIG, path, root=root)
+    assert count_fits == [None] and path.is_file()
+    assert load_checkpoint(path).data_sha256 == results.dataset_sha256(root)
+    again = results.load_or_train(CONFIG, path, root=root)
+    assert count_fits == [None]  # loaded, not trained
+    assert_same_run(first, again)
+    data = CONFIG.load_data(root)
+    assert first.evaluate(data.X_test, data.y_test) == again.evaluate(data.X_test, data.y_test)
+
+
+def test_load_or_train_is_bit_deterministic(root, tmp_path):
+    a = results.load_or_train(CONFIG, tmp_path / "a.npz", root=root)
+    b = results.load_or_train(CONFIG, tmp_path / "b.npz", root=root)
+    assert_same_run(a, b)
+
+
+def test_other_settings_other_data_or_a_corrupt_file_train_afresh(root, tmp_path, count_fits):
+    path = tmp_path / "run.npz"
+    results.load_or_train(CONFIG, path, root=root)
+    other = replace(CONFIG, lr=0.001)
+    retrained = results.load_or_train(other, path, root=root)  # same file, other settings
+    assert len(count_fits) == 2 and load_checkpoint(path).config == other
+    assert_same_run(retrained, results.load_or_train(other, tmp_path / "fresh.npz", root=root))
+
+    png = next((root / "Data_test" / "A").glob("*.png"))  # the data changes: its SHA-256 too
+    Image.fromarray(np.zeros((32, 32, 2), np.uint8), "LA").save(png)
+    results.load_or_train(other, path, root=root)
+    assert len(count_fits) == 4 and load_checkpoint(path).data_sha256 == results.dataset_sha256(root)
+
+    path.write_bytes(b"not a checkpoint")
+    results.load_or_train(other, path, root=root)
+    assert len(count_fits) == 5 and load_checkpoint(path).config == other
+
+
+def test_a_run_cut_short_is_resumed_bit_exactly(root, tmp_path, count_fits):
+    data, path = CONFIG.load_data(root), tmp_path / "cut.npz"
+
+    def interrupt(stats):
+        if stats["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    cut = fit(CONFIG.build_model(3), data, CONFIG, on_batch=interrupt, checkpoint_path=path,
+              data_sha256=results.dataset_sha256(root), progress=False)
+    assert cut.stopped == "interrupted" and load_checkpoint(path).epoch == 1
+    resumed = results.load_or_train(CONFIG, path, root=root)
+    assert len(count_fits) == 1 and count_fits[0] is not None  # fit was given the checkpoint
+    assert_same_run(resumed, results.load_or_train(CONFIG, tmp_path / "whole.npz", root=root))
+
+
+def test_a_stopped_training_raises_keyboard_interrupt_and_keeps_its_epochs(root, tmp_path, monkeypatch):
+    def stopping_fit(*args, **kwargs):  # the stop flag is set once the first epoch is done
+        done = []
+        return fit(*args, **kwargs, on_epoch=done.append, stop=lambda: bool(done))
+
+    monkeypatch.setattr(results, "fit", stopping_fit)
+    path = tmp_path / "run.npz"
+    with pytest.raises(KeyboardInterrupt, match=r"run.npz was stopped after 1 epoch\(s\); run again"):
+        results.load_or_train(CONFIG, path, root=root)
+    assert load_checkpoint(path).epoch == 1
+
+
+def test_probabilities_and_feature_maps_use_the_training_statistics(root, tmp_path):
+    result = results.load_or_train(CONFIG, tmp_path / "run.npz", root=root)
+    data = CONFIG.load_data(root)
+    X = normalize(data.X_test, result.mean, result.std)
+    probs = results.probabilities(result, data.X_test, batch_size=5)  # several batches
+    np.testing.assert_allclose(probs, result.model.forward(X), rtol=1e-6)
+    maps = results.feature_maps(result, data.X_test[:2])
+    conv, relu = result.model.layers[:2]
+    np.testing.assert_array_equal(maps, relu.forward(conv.forward(X[:2])))
+    assert maps.shape == (2, 6, 28, 28)
+    everything = results.feature_maps(result, data.X_test[:2], layers=len(result.model.layers))
+    np.testing.assert_array_equal(everything, result.model.logits(X[:2]))
+    with pytest.raises(ValueError, match="layers must lie in 1..12"):
+        results.feature_maps(result, data.X_test, layers=0)
+
+
+def test_misclassified_and_one_per_class_by_hand():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.5, 0.4], [0.3, 0.3, 0.4], [0.2, 0.7, 0.1]])
+    y = np.array([0, 2, 2, 0])  # predicted 0, 1, 2, 1: samples 1 and 3 are wrong
+    np.testing.assert_array_equal(results.misclassified(y, probs), [1, 3])
+    np.testing.assert_array_equal(results.misclassified(y, probs, limit=1), [1])
+    np.testing.assert_array_equal(results.one_per_class([2, 0, 2, 1, 0], 3), [1, 3, 0])
+    with pytest.raises(ValueError, match="no sample of class"):
+        results.one_per_class([0, 0, 2], 3)
+    with pytest.raises(ValueError, match=r"probs must be \(N, K\)"):
+        results.misclassified(y, probs[:3])
+
+
+def test_nearest_distances_by_hand():
+    X_ref = np.zeros((2, 1, 1, 2))
+    X_ref[1, 0, 0] = [3, 4]
+    X = np.array([[[[3.0, 4.0]]], [[[1.0, 0.0]]], [[[6.0, 8.0]]]])
+    np.testing.assert_allclose(results.nearest_distances(X, X_ref), [0, 1, 5])
+    with pytest.raises(ValueError, match="one shape"):
+        results.nearest_distances(X, np.zeros((2, 1, 2, 1)))
+
+
+def test_history_table_rounds_accuracy_to_3_and_loss_to_4_decimals():
+    history = dict(epoch=[1, 2], train_loss=[0.58874, 0.00016], train_acc=[0.85234, 1.0],
+                   val_loss=[0.57136, 0.00024], val_acc=[0.85261, 0.99773], seconds=[3.1, 2.9])
+    assert str(results.history_table(history)).splitlines() == [
+        "epoch  train loss  train acc  val loss  val acc",
+        "    1  0.5887      0.852      0.5714    0.853",
+        "    2  0.0002      1.000      0.0002    0.998",
+    ]
+
+
+def test_comparison_table_puts_each_run_beside_the_original(root, tmp_path):
+    data = CONFIG.load_data(root)
+    runs = {"a": results.load_or_train(CONFIG, tmp_path / "a.npz", data=data, root=root),
+            "b": results.load_or_train(replace(CONFIG, lr=0.001), tmp_path / "b.npz", root=root)}
+    lines = str(results.comparison_table(runs, data)).splitlines()
+    assert lines[0].split() == ["split", "acc", "original", "acc", "a", "acc", "b", "loss",
+                                "original", "loss", "a", "loss", "b"]
+    for line, split in zip(lines[1:], ("train", "val", "test")):
+        X, y = getattr(data, f"X_{split}"), getattr(data, f"y_{split}")
+        (loss_a, acc_a), (loss_b, acc_b) = runs["a"].evaluate(X, y), runs["b"].evaluate(X, y)
+        acc, loss = results.ORIGINAL[split]
+        assert line.split() == [split, f"{acc:g}", f"{acc_a:.3f}", f"{acc_b:.3f}", f"{loss:g}",
+                                f"{loss_a:.1e}", f"{loss_b:.1e}"]
+    assert [line.split()[1] for line in lines[1:]] == ["0.995", "0.943", "0.956"]
+    assert [line.split()[4] for line in lines[1:]] == ["0.009", "0.0065", "1.066"]
+
+
+def test_seed_sweep_rows_summary_and_reuse(root, tmp_path, count_fits):
+    config = replace(CONFIG, epochs=1)
+    table = results.seed_sweep(config, [3, 5], root=root, folder=tmp_path)
+    assert len(count_fits) == 2
+    rows = table.rows
+    assert [row[0] for row in rows] == [3, 5, "mean", "min", "max"]
+    for row, seed in zip(rows, (3, 5)):
+        cfg = replace(config, seed=seed)
+        result = results.load_or_train(cfg, results.checkpoint_path(cfg, tmp_path), root=root)
+        data = cfg.load_data(root)
+        test_loss, test_acc = result.evaluate(data.X_test, data.y_test)
+        assert row == (seed, 1, result.history["val_acc"][0], test_acc, test_loss)
+    values = np.array([row[2:] for row in rows[:2]])
+    np.testing.assert_allclose(rows[2][2:], values.mean(0))
+    np.testing.assert_allclose(rows[3][2:], values.min(0))
+    np.testing.assert_allclose(rows[4][2:], values.max(0))
+    assert rows[2][1] is None and str(table).splitlines()[3].split()[:2] == ["mean", "-"]
+    assert len(count_fits) == 2  # the checks above loaded the sweep's checkpoints
+    results.seed_sweep(config, [3, 5], root=root, folder=tmp_path)
+    assert len(count_fits) == 2
+    with pytest.raises(ValueError, match="seeds is empty"):
+        results.seed_sweep(config, [], root=root)
+
+
+def test_summary_table_lists_every_layer_and_the_total():
+    model = LeNet5()
+    lines = str(results.summary_table(model)).splitlines()
+    assert lines[0].split() == ["layer", "output", "shape", "parameters"]
+    assert lines[1].split() == ["Input", "1x32x32", "0"]
+    assert lines[2].endswith("6x28x28              156")
+    assert lines[-1].split() == ["total", "61111"] and len(lines) == 2 + len(model.layers) + 1
+
+
+def test_weights_sha256_names_the_weights_bit_for_bit():
+    a, b = LeNet5(seed=0), LeNet5(seed=0)
+    assert results.weights_sha256(a) == results.weights_sha256(b)
+    b.get_params()["b5"][0] = np.nextafter(b.get_params()["b5"][0], np.float32(1))
+    assert results.weights_sha256(a) != results.weights_sha256(b)
+
+
+def test_stamp_table_rows(root, tmp_path):
+    result = results.load_or_train(CONFIG, tmp_path / "run.npz", root=root)
+    full = dict(results.stamp_table(result, CONFIG, data_root=root).rows)
+    assert full["Dataset SHA-256"] == results.dataset_sha256(root)
+    assert full["hw3lib"].startswith("0.1.0, commit ") and full["Seed"] == "0"
+    assert "Python, NumPy" in full and "Notebooks" not in full and "Built" not in full
+    assert full["Optimizer"] == "AdamGD lr 0.002, betas 0.9/0.999, eps 1e-08, bias correction on"
+    assert full["Schedule"] == "2 epochs, batch 8, validation 0.3"
+    assert full["Images"] == "mode L, flips on" and full["Threads"].startswith("1 BLAS thread")
+    assert full["Weights SHA-256"] == results.weights_sha256(result.model)
+    own = dict(results.stamp_table(result, CONFIG, environment=False).rows)
+    assert list(own) == ["Seed", "Optimizer", "Schedule", "Images", "BLAS", "Threads", "Weights SHA-256"]
+    assert str(tmp_path) not in str(results.stamp_table(result, CONFIG, data_root=root))
+    env = dict(results.stamp_table(data_root=root).rows)
+    assert list(env) == ["hw3lib", "Python, NumPy", "Platform", "Dataset SHA-256"]
+    for call in (lambda: results.stamp_table(result), lambda: results.stamp_table(environment=False)):
+        with pytest.raises(ValueError, match="needs a result together with its config"):
+            call()
