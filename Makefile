@@ -1,7 +1,8 @@
 # The two commands of the README:
 #   make report   run the main job: install, get the data, execute the notebooks, export the report
 #   make test     install the test tools and run every test, notebooks included
-# Both build a virtual environment in .venv with the pinned requirements.
+# Both build a virtual environment in .venv with the pinned requirements (requirements-dev.txt
+# adds the test tools and PyTorch's CPU build, the oracle the tests and notebooks compare with).
 
 PYTHON ?= python3
 VENV := .venv
@@ -49,7 +50,8 @@ system-deps:
 	    || echo "system-deps: apt-get failed; the report stays HTML only until $(SYSTEM_PACKAGES) are installed"; \
 	  fi; }
 
-report: system-deps data
+# The report's notebooks compare against PyTorch (the oracle checks, the speed ladder): install it too.
+report: system-deps $(VENV)/.dev data
 	$(PY) -m hw3lib report
 
 test: system-deps $(VENV)/.dev data

@@ -6,7 +6,7 @@ import tracemalloc
 import pytest
 
 from hw3lib import LeNet5
-from hw3lib.bench import epoch_flops, hw3lib_epoch, interleaved_medians, main, measure, report
+from hw3lib.bench import epoch_comparison, epoch_flops, hw3lib_epoch, interleaved_medians, main, measure, report
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
@@ -70,3 +70,12 @@ def test_training_memory_does_not_grow_across_epochs():
         tracemalloc.stop()
     assert max(current) - min(current) < 64 * 1024, current
     assert max(peak) - min(peak) < 64 * 1024, peak
+
+
+def test_epoch_comparison_lists_every_engine_against_hw3lib():
+    table = epoch_comparison(channels=1, repeats=1, naive_images=1, n=64)
+    names = [row[0] for row in table.rows]
+    assert names[:2] == ["naive loops (convolutions only)", "hw3lib (im2col)"]
+    assert ("PyTorch CPU" in names) == HAS_TORCH
+    assert dict((r[0], r[2]) for r in table.rows)["hw3lib (im2col)"] == 1.0
+    assert all(r[1] > 0 for r in table.rows)
