@@ -125,39 +125,64 @@ def test_a_failed_write_leaves_the_previous_checkpoint_and_no_temporary_file(sav
 
 
 WRITER = textwrap.dedent("""
-    import sys
+    import io, sys, time
     import numpy as np
     from hw3lib.train import Checkpoint, TrainConfig, save_checkpoint
 
-    path, weights = sys.argv[1], np.empty(4_000_000, np.float32)  # 16 MB per copy
+    path, stall, weights = sys.argv[1], sys.argv[2] == "stall", np.empty(4_000_000, np.float32)
     for i in range(1, 10**9):
-        weights.fill(i)
+        if stall and i == 2:  # from now on, write half of each file, say so, and hang there
+            savez = np.savez
+
+            def half_then_hang(f, **arrays):
+                buffer = io.BytesIO()
+                savez(buffer, **arrays)
+                f.write(buffer.getvalue()[: buffer.tell() // 2])
+                f.flush()
+                print("mid-write", flush=True)
+                time.sleep(60)
+            np.savez = half_then_hang
+        weights.fill(i)  # 16 MB per copy, two copies
         save_checkpoint(path, Checkpoint(TrainConfig(), {}, {"W1": weights}, {"W1": weights},
                                          {"t": np.array(i)}, i, i, {}, np.zeros(1), np.ones(1), []))
         print(i, flush=True)
 """)
 
 
-def test_a_writer_killed_mid_write_leaves_the_previous_checkpoint(tmp_path):
-    """Kill -9 a process that rewrites a 32 MB checkpoint in a loop, at several moments: the
-    file always loads as one complete earlier version. Some kills must land mid-write (they
-    leave a temporary file behind), or the test would prove nothing."""
-    path, mid_write = tmp_path / "big.npz", 0
-    for delay in (0.0, 0.02, 0.05, 0.1, 0.15, 0.2):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE,
-                                text=True)
+def kill_writer(path, stall, delay=0.0):
+    """Start a writer, wait for its first complete checkpoint (and, with ``stall``, until it
+    is halfway through the second), kill -9 it; return the files left beside ``path``."""
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), "stall" if stall else "loop"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
         assert proc.stdout.readline().strip() == "1"  # one complete checkpoint exists
+        if stall:
+            assert proc.stdout.readline().strip() == "mid-write"
         time.sleep(delay)
+    finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         proc.stdout.close()
-        ckpt = load_checkpoint(path)
-        assert ckpt.epoch >= 1 and int(ckpt.optimizer["t"]) == ckpt.epoch
-        for weights in (ckpt.params["W1"], ckpt.best_params["W1"]):
-            assert weights.shape == (4_000_000,) and (weights == ckpt.epoch).all()
-        leftovers = [p for p in tmp_path.iterdir() if p != path]
-        assert all(p.name.startswith(".big.npz.") and p.suffix == ".tmp" for p in leftovers)
-        mid_write += bool(leftovers)
-        for p in leftovers:
-            p.unlink()
-    assert mid_write >= 3
+    ckpt = load_checkpoint(path)
+    assert ckpt.epoch >= 1 and int(ckpt.optimizer["t"]) == ckpt.epoch
+    for weights in (ckpt.params["W1"], ckpt.best_params["W1"]):
+        assert weights.shape == (4_000_000,) and (weights == ckpt.epoch).all()
+    leftovers = [p for p in path.parent.iterdir() if p != path]
+    assert all(p.name.startswith(f".{path.name}.") and p.suffix == ".tmp" for p in leftovers)
+    for p in leftovers:
+        p.unlink()
+    return ckpt, leftovers
+
+
+def test_a_writer_killed_mid_write_leaves_the_previous_checkpoint(tmp_path):
+    """Kill -9 a writer that is halfway through writing checkpoint 2 (it says so, then hangs):
+    checkpoint 1 loads whole, and only the half-written temporary file is left behind."""
+    ckpt, leftovers = kill_writer(tmp_path / "big.npz", stall=True)
+    assert ckpt.epoch == 1 and len(leftovers) == 1
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.15])
+def test_a_writer_killed_at_any_moment_leaves_a_complete_checkpoint(tmp_path, delay):
+    """Kill -9 a writer that rewrites a 32 MB checkpoint in a loop, at an arbitrary moment:
+    the file always loads as one complete version."""
+    kill_writer(tmp_path / "big.npz", stall=False, delay=delay)
