@@ -263,9 +263,10 @@ def assemble(notebooks, stamp):
                     for what, value in stamp)
     cells = [_markdown(f'<h1 id="title">{TITLE}</h1>\n\n{INTRO}')]
     for number, (key, title) in enumerate(SECTIONS.items()):
-        # the first section follows the title on page 1; each other starts a new page
+        # section 1 follows the title on page 1, sections 2-4 start new pages, the short
+        # stamp follows section 4 (a forced break there can leave a blank page before it)
         cells.append(_markdown(f'<h2 id="section-{key}">{title}</h2>',
-                               tags=["newpage"] if number else []))
+                               tags=["newpage"] if 0 < number < 4 else []))
         if key == "stamp":
             cells.append(_markdown(f"<table>{table}</table>"))
         cells.extend(sections[key])
