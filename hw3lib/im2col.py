@@ -97,7 +97,7 @@ def fold_width(windows, x_shape, kernel_w, stride=1, padding=0):
     -> ``(N, C, H, W)``. Like :func:`spread_rows`, each kernel column's block is copied to
     the image columns it was read from, then the ``kw`` copies are summed."""
     n, c, h, w = x_shape
-    (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
+    sw, (ph, pw) = pair(stride, "stride")[1], pair(padding, "padding")
     ow = windows.shape[-1]
     windows = windows.reshape(n, c, kernel_w, h + 2 * ph, ow)
     spread = np.zeros((n, c, kernel_w, h + 2 * ph, w + 2 * pw), dtype=windows.dtype)

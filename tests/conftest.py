@@ -40,3 +40,12 @@ def config_id(cfg):
 # Figures in the test process render off-screen. (Not through MPLBACKEND: nbval's kernels
 # would inherit it and store no figures.)
 matplotlib.use("Agg")
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    """Close the figures a test made, so that they do not pile up across tests."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

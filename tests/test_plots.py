@@ -1,21 +1,10 @@
 """Every figure of hw3lib.plots on small inputs: a title, labelled axes and the expected artists."""
-import matplotlib.pyplot as plt
 import numpy as np
-import pytest
 from matplotlib.contour import QuadContourSet
 from matplotlib.patches import Rectangle
 
 from hw3lib import conv2d_naive, im2col, plots
 from hw3lib.trajectories import quadratic
-
-plt.switch_backend("Agg")  # headless, as under MPLBACKEND=Agg
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
-
 
 def assert_labelled(fig):
     """A figure title (or one per axes) and both axis labels on every axes."""

@@ -1,21 +1,11 @@
 """The data figures of hw3lib.plots (notebook 01) on small synthetic images: titles, labels, artists."""
-import matplotlib
+import numpy as np
+import pytest
+from matplotlib.patches import StepPatch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.patches import StepPatch  # noqa: E402
-
-from hw3lib import plots  # noqa: E402
+from hw3lib import plots
 
 CLASSES = ["a", "b", "c"]
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
 
 
 @pytest.fixture

@@ -1,21 +1,11 @@
 """The results figures of hw3lib.plots (notebook 06) on small synthetic inputs: titles, labels,
 artists and the data they draw."""
-import matplotlib
+import numpy as np
+import pytest
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from hw3lib import plots  # noqa: E402
+from hw3lib import plots
 
 CLASSES = ["a", "b", "c"]
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
 
 
 def history(scale):
