@@ -8,6 +8,7 @@ import itertools
 import os
 import shutil
 import socket
+import tempfile
 import threading
 import time
 import tomllib
@@ -222,12 +223,48 @@ def test_hidden_files_are_skipped(tmp_path):
     assert data.compute_manifest(root).keys().isdisjoint({"Data_train/.DS_Store", "Data_train/A/.DS_Store"})
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode; see the simulated test below")
-def test_unreadable_file_real_permissions(tmp_path):
-    bad = make_root(tmp_path) / "Data_train" / "A" / "A_train_2.png"
-    bad.chmod(0)
-    with pytest.raises(DataError, match=r"cannot read .*A_train_2.png.*permissions"):
-        data.load_split(tmp_path)
+def load_as_nobody(root):
+    """``data.load_split(root)`` in a forked child that runs as the unprivileged user
+    ``nobody`` when the tests run as root (root reads any file, whatever its mode); returns
+    the child's ``repr`` of the exception it met, or "" when it loaded without one."""
+    data.load_split(root.parent / "warm")  # Pillow's PNG plugin is imported before the fork
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report through the pipe, exit without pytest's teardown
+        try:
+            os.close(read_end)
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            try:
+                data.load_split(root)
+                outcome = ""
+            except Exception as err:
+                outcome = f"{type(err).__name__}: {err}"
+            os.write(write_end, outcome.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        outcome = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return outcome
+
+
+def test_unreadable_file_real_permissions():
+    base = Path(tempfile.mkdtemp())  # under /tmp, which the user nobody can enter
+    try:
+        base.chmod(0o755)
+        make_root(base / "warm")
+        root = make_root(base / "data")
+        for path in [base, *base.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        (root / "Data_train" / "A" / "A_train_2.png").chmod(0)
+        outcome = load_as_nobody(root)
+    finally:
+        shutil.rmtree(base)
+    assert outcome.startswith("DataError: cannot read "), outcome
+    assert "A_train_2.png" in outcome and "permissions" in outcome
 
 
 def test_unreadable_file_simulated(tmp_path, monkeypatch):
