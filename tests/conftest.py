@@ -33,6 +33,21 @@ def random_configs(count, seed):
     return configs
 
 
+def image_and_window(cfg, seed):
+    """``(rng, x, window)`` for a config of :func:`random_configs`: a random ``x (N, C, H, W)``
+    in float64 and ``window = (kh, kw, stride, padding)``."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"]))
+    return rng, x, (cfg["kh"], cfg["kw"], cfg["stride"], cfg["padding"])
+
+
+def assert_adjoint(unfold, fold, x, rng):
+    """``<unfold(x), r> == <x, fold(r)>`` for a random ``r``: ``fold`` is the adjoint of ``unfold``."""
+    r = rng.standard_normal(unfold(x).shape)
+    lhs, rhs = np.vdot(unfold(x), r), np.vdot(x, fold(r))
+    assert abs(lhs - rhs) <= 1e-12 * max(1.0, abs(lhs)), (lhs, rhs)
+
+
 def config_id(cfg):
     return "n{n}c{c}f{f}_{h}x{w}_k{kh}x{kw}_s{stride}p{padding}".format(**cfg)
 

@@ -3,7 +3,7 @@ import inspect
 
 import numpy as np
 import pytest
-from conftest import config_id, random_configs
+from conftest import assert_adjoint, config_id, image_and_window, random_configs
 
 from hw3lib import Conv2D, col2im, conv2d_naive, conv2d_naive_backward, im2col
 
@@ -35,13 +35,8 @@ def test_im2col_conv_equals_naive_forward_and_backward(cfg):
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=config_id)
 def test_col2im_is_the_adjoint_of_im2col(cfg):
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"]))
-    args = (cfg["kh"], cfg["kw"], cfg["stride"], cfg["padding"])
-    cols = im2col(x, *args)
-    c = rng.standard_normal(cols.shape)
-    lhs, rhs = np.vdot(cols, c), np.vdot(x, col2im(c, x.shape, *args))
-    assert abs(lhs - rhs) <= 1e-12 * max(1.0, abs(lhs))
+    rng, x, window = image_and_window(cfg, seed=3)
+    assert_adjoint(lambda x: im2col(x, *window), lambda c: col2im(c, x.shape, *window), x, rng)
 
 
 def test_im2col_layout_on_a_hand_example():

@@ -1,7 +1,7 @@
 """The performance ladder: the "before" im2col/col2im and every rung against the naive loops."""
 import numpy as np
 import pytest
-from conftest import config_id, random_configs
+from conftest import config_id, image_and_window, random_configs
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from hw3lib import Conv2D, LeNet5, col2im, gradcheck_layer, im2col
@@ -14,9 +14,7 @@ CONFIGS = random_configs(16, seed=11)
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=config_id)
 def test_fancy_im2col_and_add_at_col2im_equal_the_library(cfg):
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"]))
-    args = (cfg["kh"], cfg["kw"], cfg["stride"], cfg["padding"])
+    rng, x, args = image_and_window(cfg, seed=0)
     cols = im2col(x, *args)
     np.testing.assert_array_equal(im2col_fancy(x, *args), cols)
     c = rng.standard_normal(cols.shape)

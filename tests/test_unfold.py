@@ -1,20 +1,15 @@
 """The kernel-row lowering under Conv2D: unfold_rows, its adjoint fold_rows, and its memory."""
 import numpy as np
 import pytest
-from conftest import config_id, random_configs
+from conftest import assert_adjoint, config_id, image_and_window, random_configs
 
 from hw3lib.im2col import fold_rows, im2col, spread_rows, unfold_rows
 
 
 @pytest.mark.parametrize("cfg", random_configs(12, seed=11), ids=config_id)
 def test_fold_rows_is_the_adjoint_of_unfold_rows(cfg):
-    rng = np.random.default_rng(4)
-    x = rng.standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"]))
-    args = (cfg["kh"], cfg["kw"], cfg["stride"], cfg["padding"])
-    rows = unfold_rows(x, *args)
-    r = rng.standard_normal(rows.shape)
-    lhs, rhs = np.vdot(rows, r), np.vdot(x, fold_rows(r, x.shape, *args))
-    assert abs(lhs - rhs) <= 1e-12 * max(1.0, abs(lhs))
+    rng, x, window = image_and_window(cfg, seed=4)
+    assert_adjoint(lambda x: unfold_rows(x, *window), lambda r: fold_rows(r, x.shape, *window), x, rng)
 
 
 def test_kernel_rows_are_views_of_the_width_windows_for_stride_one():
