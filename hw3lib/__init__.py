@@ -6,7 +6,9 @@ from .losses import CrossEntropyLoss, softmax
 from .model import LeNet5, Sequential
 from .optim import SGD, AdamGD
 from .tables import Table
-from .train import TrainConfig, evaluate, fit, load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .train import evaluate, fit
 
 __version__ = "0.1.0"
 __all__ = [

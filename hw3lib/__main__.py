@@ -11,8 +11,8 @@ from .data import DataError
 # name -> ("module" or "module:function", help); the function takes argv and returns an exit status
 COMMANDS = {
     "bench": ("hw3lib.bench", "time a training epoch against PyTorch"),
-    "download": ("hw3lib.data:main_download", "fetch and verify the fruit dataset"),
-    "train": ("hw3lib.train", "train LeNet5 on the fruit data"),
+    "download": ("hw3lib.download:main_download", "fetch and verify the fruit dataset"),
+    "train": ("hw3lib.train_cli", "train LeNet5 on the fruit data"),
     "report": ("hw3lib.report", "execute the notebooks and export the HW3 report"),
 }
 

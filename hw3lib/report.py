@@ -226,7 +226,8 @@ def _git_commit():
 def stamp_rows(executed, data_root=None):
     """``(what, value)`` rows of the export's own stamp: versions, commit, dataset, time."""
     from . import __version__
-    from .data import DataError, dataset_sha256
+    from .data import DataError
+    from .download import dataset_sha256
 
     rows = [("hw3lib", f"{__version__}, commit {_git_commit()}"),
             ("Python, NumPy", f"{platform.python_version()}, {np.__version__}"),
@@ -467,7 +468,8 @@ def build(notebooks_dir=NOTEBOOKS_DIR, out_dir=OUT_DIR, execute=True, timeout=DE
 
 def main(argv=None):
     """``python -m hw3lib report``: get the data, execute the notebooks, export the report."""
-    from .data import resolve_root, download
+    from .data import resolve_root
+    from .download import download
 
     parser = argparse.ArgumentParser(prog="python -m hw3lib report",
                                      description=__doc__.split("\n\n")[0])

@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from .data import dataset_sha256, normalize, resolve_root
+from .data import normalize, resolve_root
+from .download import dataset_sha256
 from .tables import Table
-from .train import EVAL_BATCH, CheckpointError, FitResult, fit, load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint
+from .train import EVAL_BATCH, FitResult, fit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUNS_DIR = REPO_ROOT / "runs" / "notebooks"

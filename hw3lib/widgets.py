@@ -37,7 +37,8 @@ from matplotlib.figure import Figure
 from .data import MODES, DataError, Dataset
 from .plots import plot_live_curves
 from .tables import Table
-from .train import HISTORY_KEYS, TrainConfig, TrainingError, fit
+from .config import TrainConfig
+from .train import HISTORY_KEYS, TrainingError, fit
 
 REDRAW_SECONDS = 0.5
 BATCH_SIZES = (8, 16, 32, 64, 128, 256)

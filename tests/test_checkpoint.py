@@ -13,7 +13,8 @@ import pytest
 from test_train import TINY, assert_same_params, params_of, tiny_config, tiny_data
 
 from hw3lib.model import LeNet5
-from hw3lib.train import CheckpointError, fit, load_checkpoint, save_checkpoint
+from hw3lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from hw3lib.train import fit
 
 
 @pytest.fixture
@@ -127,7 +128,8 @@ def test_a_failed_write_leaves_the_previous_checkpoint_and_no_temporary_file(sav
 WRITER = textwrap.dedent("""
     import io, sys, time
     import numpy as np
-    from hw3lib.train import Checkpoint, TrainConfig, save_checkpoint
+    from hw3lib.checkpoint import Checkpoint, save_checkpoint
+    from hw3lib.config import TrainConfig
 
     path, stall, weights = sys.argv[1], sys.argv[2] == "stall", np.empty(4_000_000, np.float32)
     for i in range(1, 10**9):

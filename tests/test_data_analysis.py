@@ -1,4 +1,4 @@
-"""Tests for the analysis half of hw3lib.data (notebook 01): Table, inspect_pngs, channel_stats,
+"""Tests for hw3lib.analysis (notebook 01): Table, inspect_pngs, channel_stats,
 class_balance, pixel_stats, Dataset.splits. Real-data tests need HW3_DATA (or data/)."""
 
 import os
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hw3lib import data
+from hw3lib import analysis, data, download
 from hw3lib.data import DataError
 from hw3lib.tables import Table
 
@@ -62,7 +62,7 @@ def mixed_root(tmp_path):
 
 
 def test_inspect_pngs_records_each_file_in_load_order(mixed_root):
-    report = data.inspect_pngs(mixed_root)
+    report = analysis.inspect_pngs(mixed_root)
     assert report.files == [
         "Data_train/A/A_2.png", "Data_train/A/A_10.png", "Data_train/B/B_0.png", "Data_test/A/A_0.png"
     ]
@@ -74,7 +74,7 @@ def test_inspect_pngs_records_each_file_in_load_order(mixed_root):
 
 
 def test_inspect_pngs_summary_counts_files(mixed_root):
-    assert str(data.inspect_pngs(mixed_root)).splitlines() == [
+    assert str(analysis.inspect_pngs(mixed_root)).splitlines() == [
         "4 files",
         "mode L: 1 files",
         "mode LA: 2 files",
@@ -89,25 +89,25 @@ def test_inspect_pngs_summary_counts_files(mixed_root):
 
 def test_inspect_pngs_reads_root_from_env(mixed_root, monkeypatch):
     monkeypatch.setenv("HW3_DATA", str(mixed_root))
-    assert len(data.inspect_pngs().files) == 4
+    assert len(analysis.inspect_pngs().files) == 4
 
 
 def test_inspect_pngs_corrupt_file_names_it(mixed_root):
     bad = mixed_root / "Data_train/B/B_1.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     with pytest.raises(DataError, match="B_1.png is not a valid PNG"):
-        data.inspect_pngs(mixed_root)
+        analysis.inspect_pngs(mixed_root)
 
 
 def test_inspect_pngs_missing_root(tmp_path):
     with pytest.raises(DataError, match="HW3_DATA"):
-        data.inspect_pngs(tmp_path / "nowhere")
+        analysis.inspect_pngs(tmp_path / "nowhere")
 
 
 @needs_data
 def test_inspect_pngs_real_data_is_grey_plus_constant_alpha():
-    report = data.inspect_pngs(DATA)
-    assert len(report.files) == 1968 and set(report.files) == set(data.read_manifest())
+    report = analysis.inspect_pngs(DATA)
+    assert len(report.files) == 1968 and set(report.files) == set(download.read_manifest())
     assert set(report.modes) == {"LA"} and set(report.sizes) == {(32, 32)}
     assert np.all(report.alpha_min == 255) and np.all(report.alpha_max == 255)
 
@@ -121,7 +121,7 @@ def test_channel_stats_flags_copies_and_constants():
     other = grey.copy()
     other[2, 0, 1, 1] += 0.5
     X = np.concatenate([grey, grey, other, np.ones_like(grey)], axis=1)
-    table = data.channel_stats(X, "RGBA")
+    table = analysis.channel_stats(X, "RGBA")
     assert table.columns == ["channel", "min", "max", "mean", "std", "same as R"]
     assert [row[0] for row in table.rows] == list("RGBA")
     assert [row[-1] for row in table.rows] == [True, True, False, False]
@@ -133,7 +133,7 @@ def test_channel_stats_flags_copies_and_constants():
 
 def test_channel_stats_checks_names_against_channels():
     with pytest.raises(ValueError, match=r"C = len\(names\) = 3"):
-        data.channel_stats(np.zeros((2, 4, 3, 3)), "RGB")
+        analysis.channel_stats(np.zeros((2, 4, 3, 3)), "RGB")
 
 
 # ---------------------------------------------------------------- class_balance, pixel_stats
@@ -151,7 +151,7 @@ def splits_of(*label_lists):
 
 
 def test_class_balance_counts_per_split_with_totals():
-    table = data.class_balance(splits_of([0, 0, 2, 1], [2, 2]), ["a", "b", "c"])
+    table = analysis.class_balance(splits_of([0, 0, 2, 1], [2, 2]), ["a", "b", "c"])
     assert table.columns == ["split", "a", "b", "c", "total"]
     assert table.rows == [("s0", 2, 1, 1, 4), ("s1", 0, 0, 2, 2), ("all", 2, 1, 3, 6)]
 
@@ -159,17 +159,17 @@ def test_class_balance_counts_per_split_with_totals():
 @pytest.mark.parametrize("labels", [[0, 3], [-1, 0]])
 def test_class_balance_rejects_labels_outside_classes(labels):
     with pytest.raises(ValueError, match="labels of split 's0' span"):
-        data.class_balance(splits_of(labels), ["a", "b", "c"])
+        analysis.class_balance(splits_of(labels), ["a", "b", "c"])
 
 
 def test_class_balance_rejects_no_splits():
     with pytest.raises(ValueError, match="splits is empty"):
-        data.class_balance({}, ["a"])
+        analysis.class_balance({}, ["a"])
 
 
 def test_pixel_stats_per_class_and_split():
     splits = splits_of([0, 1, 0], [1])
-    table = data.pixel_stats(splits, ["a", "b"])
+    table = analysis.pixel_stats(splits, ["a", "b"])
     assert table.columns == ["split", "class", "images", "min", "max", "mean", "std"]
     assert [row[:3] for row in table.rows] == [
         ("s0", "a", 2), ("s0", "b", 1), ("s0", "all", 3), ("s1", "a", 0), ("s1", "b", 1), ("s1", "all", 1)
@@ -183,7 +183,7 @@ def test_pixel_stats_per_class_and_split():
 
 def test_pixel_stats_per_split_only_without_classes():
     splits = splits_of([0, 1, 0], [1])
-    table = data.pixel_stats(splits)
+    table = analysis.pixel_stats(splits)
     assert table.columns == ["split", "images", "min", "max", "mean", "std"]
     assert [row[:2] for row in table.rows] == [("s0", 3), ("s1", 1)]
     np.testing.assert_allclose(table.rows[1][2:], [0.1, 0.1, 0.1, 0.0], atol=1e-7)
@@ -191,7 +191,7 @@ def test_pixel_stats_per_split_only_without_classes():
 
 def test_pixel_stats_checks_labels():
     with pytest.raises(ValueError, match="2 classes"):
-        data.pixel_stats(splits_of([0, 2]), ["a", "b"])
+        analysis.pixel_stats(splits_of([0, 2]), ["a", "b"])
 
 
 # ---------------------------------------------------------------- Dataset.splits

@@ -8,7 +8,9 @@ from PIL import Image
 import hw3lib.results as results
 from hw3lib.data import normalize
 from hw3lib.model import LeNet5
-from hw3lib.train import TrainConfig, fit, load_checkpoint
+from hw3lib.checkpoint import load_checkpoint
+from hw3lib.config import TrainConfig
+from hw3lib.train import fit
 
 CONFIG = TrainConfig(epochs=2, batch_size=8, lr=0.002)
 
@@ -59,10 +61,11 @@ def assert_same_run(a, b):
 
 def test_the_training_api_is_exported_by_the_package():
     import hw3lib
-    import hw3lib.train as train
+    from hw3lib import checkpoint, config, train
 
-    for name in ("TrainConfig", "fit", "evaluate", "load_checkpoint", "save_checkpoint"):
-        assert getattr(hw3lib, name) is getattr(train, name) and name in hw3lib.__all__
+    for module, name in ((config, "TrainConfig"), (train, "fit"), (train, "evaluate"),
+                         (checkpoint, "load_checkpoint"), (checkpoint, "save_checkpoint")):
+        assert getattr(hw3lib, name) is getattr(module, name) and name in hw3lib.__all__
 
 
 def test_checkpoint_path_is_named_by_the_settings_and_creates_its_folder(tmp_path):

@@ -15,12 +15,14 @@ from PIL import Image
 
 import hw3lib.train as train
 from hw3lib.__main__ import main as hw3lib_main
-from hw3lib.data import Dataset, dataset_sha256, fit_normalizer, normalize
+from hw3lib.data import Dataset, fit_normalizer, normalize
+from hw3lib.download import dataset_sha256
 from hw3lib.losses import softmax
 from hw3lib.model import LeNet5
 from hw3lib.optim import SGD, AdamGD
-from hw3lib.train import (CheckpointError, TrainConfig, TrainingError, _random_hflips, evaluate,
-                          fit, load_checkpoint)
+from hw3lib.checkpoint import CheckpointError, load_checkpoint
+from hw3lib.config import TrainConfig
+from hw3lib.train import TrainingError, _random_hflips, evaluate, fit
 
 TINY = dict(input_size=12, conv_channels=(2, 4), kernel_size=3, hidden=(8, 8))
 DATA = Path(os.environ.get("HW3_DATA", Path(__file__).parents[1] / "data"))

@@ -1,0 +1,169 @@
+"""Checkpoints: a run's state as an ``.npz`` file, written whole or not at all, read without pickles.
+
+Checkpoints are ``.npz`` archives without pickled objects (loaded with ``allow_pickle=False``)
+written to a temporary file in the target's folder and renamed over the target
+(:func:`atomic_write`), so a writer killed mid-write leaves the previous checkpoint intact.
+"""
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import TrainConfig
+from .model import LeNet5
+
+FORMAT = "hw3lib-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is truncated, corrupt, pickled, or does not fit the model or run."""
+
+
+@dataclass
+class Checkpoint:
+    """The state of a run after ``epoch`` completed epochs.
+
+    ``params`` are the latest weights (to resume from), ``best_params`` those of
+    ``best_epoch`` (0: none completed, the initial weights); ``optimizer`` is
+    :meth:`AdamGD.state_dict`; ``history`` the dict of lists of :func:`fit`; ``mean`` and
+    ``std`` (``(C,)``) the training split's normalisation; ``model_config`` the
+    :class:`LeNet5` arguments; ``data_sha256`` the dataset's stamp (or ``None``).
+    """
+
+    config: TrainConfig
+    model_config: dict
+    params: dict
+    best_params: dict
+    optimizer: dict
+    epoch: int
+    best_epoch: int
+    history: dict
+    mean: np.ndarray
+    std: np.ndarray
+    classes: list
+    data_sha256: str | None = None
+
+    def build_model(self, best=True):
+        """A :class:`LeNet5` holding the best (or, with ``best=False``, the latest) weights."""
+        kwargs = dict(self.model_config)
+        model = LeNet5(dtype=np.dtype(kwargs.pop("dtype")), **kwargs)
+        model.set_params(self.best_params if best else self.params)
+        return model
+
+
+def architecture_mismatch(model, params, source):
+    """A message listing every parameter whose shape differs between ``model`` and ``params``."""
+    own = model.get_params()
+    diffs = [f"{k}: file {params[k].shape if k in params else 'missing'} vs model "
+             f"{own[k].shape if k in own else 'missing'}"
+             for k in sorted(set(own) | set(params))
+             if k not in own or k not in params or own[k].shape != params[k].shape]
+    if diffs:
+        return (f"{source} was saved from another architecture; mismatched parameters: "
+                + "; ".join(diffs) + ". Build the model with the checkpoint's settings "
+                "(Checkpoint.build_model()) or train it afresh")
+    return None
+
+
+def atomic_write(path, write):
+    """Call ``write(file)`` on a temporary file next to ``path``, flush it to disk, then rename
+    it over ``path``: readers see the old file or the new one, never a part. On any failure
+    (KeyboardInterrupt included) the temporary file is removed and ``path`` is untouched."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def save_checkpoint(path, checkpoint):
+    """Write ``checkpoint`` to the ``.npz`` file ``path`` atomically (see :func:`atomic_write`).
+
+    Arrays are stored as ``params.W1``, ``best.W1``, ``optim.m.W1``, ``mean``, ``std``; all the
+    rest as one JSON string ``meta``. Nothing is pickled."""
+    ckpt = checkpoint
+    meta = dict(format=FORMAT, version=FORMAT_VERSION, config=ckpt.config.to_dict(),
+                model_config=ckpt.model_config, epoch=int(ckpt.epoch), best_epoch=int(ckpt.best_epoch),
+                history=ckpt.history, classes=list(ckpt.classes), data_sha256=ckpt.data_sha256)
+    arrays = {"meta": np.array(json.dumps(meta, allow_nan=False)),
+              "mean": np.asarray(ckpt.mean), "std": np.asarray(ckpt.std),
+              **{f"params.{k}": v for k, v in ckpt.params.items()},
+              **{f"best.{k}": v for k, v in ckpt.best_params.items()},
+              **{f"optim.{k}": v for k, v in ckpt.optimizer.items()}}
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def _read_npz(path):
+    """Every array of the ``.npz`` file ``path``, read without unpickling anything."""
+    try:
+        npz = np.load(path, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise CheckpointError(f"{path} is a single .npy array, not an .npz checkpoint")
+        with npz:
+            return {key: npz[key] for key in npz.files}
+    except (CheckpointError, FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except ValueError as err:
+        if "pickle" in str(err):
+            raise CheckpointError(f"{path} holds a pickled object; checkpoints are loaded with "
+                                  f"allow_pickle=False and never unpickle ({err})") from None
+        raise CheckpointError(f"{path} is not a readable checkpoint ({err})") from None
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as err:
+        raise CheckpointError(f"{path} is truncated or corrupt ({type(err).__name__}: {err}); "
+                              "use an earlier checkpoint or train again") from None
+
+
+def load_checkpoint(path, model=None):
+    """Read a checkpoint written by :func:`save_checkpoint`, never unpickling anything.
+
+    Raises :class:`CheckpointError` for a truncated or corrupt file, a pickled object, a file
+    from another program or format version. With ``model``, also checks that its architecture
+    matches (the message lists the mismatched shapes) and loads the best weights into it.
+    """
+    arrays = _read_npz(path)
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+        if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
+            raise CheckpointError(f"{path} is not a {FORMAT} version {FORMAT_VERSION} file "
+                                  f"(format {meta.get('format')!r}, version {meta.get('version')!r})")
+        groups = {"params": {}, "best": {}, "optim": {}}
+        for key, value in arrays.items():
+            group, _, name = key.partition(".")
+            if group in groups:
+                groups[group][name] = value
+        ckpt = Checkpoint(config=TrainConfig(**meta["config"]), model_config=meta["model_config"],
+                          params=groups["params"], best_params=groups["best"],
+                          optimizer=groups["optim"], epoch=meta["epoch"], best_epoch=meta["best_epoch"],
+                          history=meta["history"], mean=arrays["mean"], std=arrays["std"],
+                          classes=meta["classes"], data_sha256=meta["data_sha256"])
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a valid checkpoint ({type(err).__name__}: {err})"
+                              ) from None
+    if set(ckpt.params) != set(ckpt.best_params):
+        raise CheckpointError(f"{path} is inconsistent: latest and best weights have different names")
+    if model is not None:
+        message = architecture_mismatch(model, ckpt.best_params, path)
+        if message:
+            raise CheckpointError(message)
+        model.set_params(ckpt.best_params)
+    return ckpt

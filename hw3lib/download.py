@@ -1,0 +1,257 @@
+"""The course's copy of the fruit images: its SHA-256 manifest, verification and download.
+
+:data:`MANIFEST_PATH` (``hw3lib/fruits.sha256``) lists the SHA-256 of all 1968 files in
+``sha256sum`` format, written by :func:`write_manifest` and checked by :func:`verify` and
+:func:`download`; :func:`dataset_sha256` stamps checkpoints with the data they were trained on.
+Failures raise :class:`hw3lib.data.DataError` naming the file or URL and the fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import os
+import re
+import shutil
+import sys
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .data import FIX_WHERE, DEFAULT_ROOT, SPLITS, DataError, read_bytes, resolve_root
+
+MANIFEST_PATH = Path(__file__).with_name("fruits.sha256")
+SOURCE_REPO = "Joker1367/EE6550_ML"
+SOURCE_COMMIT = "c2e804f9e271d0c75dbde0fd9c9b1aa1f2439d4a"
+DEFAULT_BASE_URL = f"https://raw.githubusercontent.com/{SOURCE_REPO}/{SOURCE_COMMIT}/HW2/Data"
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Result of :func:`verify`: relative POSIX paths that are missing, extra or changed."""
+
+    missing: list[str]
+    extra: list[str]
+    changed: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.extra or self.changed)
+
+    def __str__(self) -> str:
+        if self.ok:
+            return "all files match the manifest"
+        parts = {"missing": self.missing, "extra": self.extra, "changed": self.changed}
+        return ", ".join(
+            f"{len(paths)} {kind} (first: {paths[0]})" for kind, paths in parts.items() if paths
+        )
+
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def compute_manifest(root: str | os.PathLike) -> dict[str, str]:
+    """SHA-256 of every non-hidden file under ``root``/Data_train and Data_test.
+
+    Returns ``{relative POSIX path: hex digest}`` sorted by path; absent folders give no entries.
+    """
+    root = Path(root)
+    manifest = {}
+    for split_dir in SPLITS.values():
+        for dirpath, dirnames, filenames in os.walk(root / split_dir):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                if not name.startswith("."):
+                    path = Path(dirpath, name)
+                    manifest[path.relative_to(root).as_posix()] = _sha256(read_bytes(path))
+    return dict(sorted(manifest.items()))
+
+
+def _format_manifest(manifest: Mapping[str, str]) -> str:
+    return "".join(f"{sha}  {rel}\n" for rel, sha in sorted(manifest.items()))
+
+
+def write_manifest(root: str | os.PathLike, path: str | os.PathLike = MANIFEST_PATH) -> None:
+    """Write :func:`compute_manifest` of ``root`` to ``path`` in ``sha256sum`` format."""
+    Path(path).write_text(_format_manifest(compute_manifest(root)), encoding="utf-8")
+
+
+def read_manifest(path: str | os.PathLike = MANIFEST_PATH) -> dict[str, str]:
+    """Parse a ``sha256sum``-format file into ``{relative path: hex digest}``."""
+    path = Path(path)
+    manifest = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        sha, _, rel = line.partition("  ")
+        if not re.fullmatch(r"[0-9a-f]{64}", sha) or not rel:
+            raise DataError(f"{path}:{number}: expected 'sha256  relative/path', got {line!r}")
+        manifest[rel] = sha
+    return manifest
+
+
+def verify(
+    root: str | os.PathLike | None = None,
+    manifest: Mapping[str, str] | str | os.PathLike | None = None,
+) -> VerifyReport:
+    """Compare the files under ``root`` with ``manifest`` (a mapping, a file, or the packaged one).
+
+    Hidden files are ignored, as in :func:`load_split`; a missing root reports every file missing.
+    """
+    if not isinstance(manifest, Mapping):
+        manifest = read_manifest(MANIFEST_PATH if manifest is None else manifest)
+    actual = compute_manifest(resolve_root(root))
+    return VerifyReport(
+        missing=sorted(manifest.keys() - actual.keys()),
+        extra=sorted(actual.keys() - manifest.keys()),
+        changed=sorted(rel for rel in manifest.keys() & actual.keys() if manifest[rel] != actual[rel]),
+    )
+
+
+def dataset_sha256(root: str | os.PathLike | None = None) -> str:
+    """One SHA-256 over the manifest (sorted ``sha256sum`` lines) of the data present under ``root``.
+
+    Equals the SHA-256 of ``hw3lib/fruits.sha256`` when the data is intact; for checkpoint stamps.
+    """
+    root = resolve_root(root)
+    manifest = compute_manifest(root)
+    if not manifest:
+        raise DataError(f"no dataset files under {root}. {FIX_WHERE}")
+    return _sha256(_format_manifest(manifest).encode("utf-8"))
+
+
+def _fetch(url: str, timeout: float) -> bytes:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.read()
+    except urllib.error.HTTPError as exc:
+        raise DataError(
+            f"{url}: HTTP {exc.code} {exc.reason}. Fix: check that base_url points at the folder "
+            f"holding Data_train/ and Data_test/ (default {DEFAULT_BASE_URL})."
+        ) from exc
+    except (OSError, http.client.HTTPException) as exc:  # URLError, timeout, reset, cut-off body
+        raise DataError(
+            f"could not fetch {url}: {exc}. Fix: check the network connection and run the "
+            "download again, or copy Data_train/ and Data_test/ by hand (see data/README.md)."
+        ) from exc
+
+
+def _fetch_all(
+    manifest: Mapping[str, str], base_url: str, target: Path, progress: bool, timeout: float, workers: int
+) -> None:
+    """Fetch every manifest file into ``target``, checking each SHA-256 before writing it."""
+    pool = ThreadPoolExecutor(workers)
+    try:
+        urls = {rel: f"{base_url.rstrip('/')}/{urllib.parse.quote(rel)}" for rel in manifest}
+        futures = {pool.submit(_fetch, url, timeout): rel for rel, url in urls.items()}
+        with tqdm(total=len(futures), disable=not progress, unit="file", desc="fruits") as bar:
+            for future in as_completed(futures):
+                rel = futures[future]
+                body = future.result()
+                if _sha256(body) != manifest[rel]:
+                    raise DataError(
+                        f"{urls[rel]} returned bytes with SHA-256 {_sha256(body)}, but the manifest "
+                        f"expects {manifest[rel]} for {rel}. Fix: point base_url at the pinned copy "
+                        f"(default {DEFAULT_BASE_URL})."
+                    )
+                path = target / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(body)
+                bar.update()
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def _move_into(staged: Path, dest: Path) -> None:
+    """Rename ``staged``/Data_train and Data_test into ``dest``, undoing a half-done move."""
+    created = not dest.exists()
+    dest.mkdir(exist_ok=True)
+    moved = []
+    try:
+        for split_dir in SPLITS.values():
+            os.rename(staged / split_dir, dest / split_dir)
+            moved.append(split_dir)
+    except BaseException as exc:
+        for split_dir in moved:
+            os.rename(dest / split_dir, staged / split_dir)
+        if created:
+            dest.rmdir()
+        if isinstance(exc, OSError):
+            raise DataError(f"could not move the downloaded files into {dest}: {exc}") from exc
+        raise
+
+
+def download(
+    dest: str | os.PathLike,
+    base_url: str = DEFAULT_BASE_URL,
+    progress: bool = True,
+    timeout: float = 30.0,
+    workers: int = 8,
+) -> Path:
+    """Fetch the 1968 images into ``dest``/Data_train and ``dest``/Data_test; return ``dest``.
+
+    Files are listed by the packaged manifest and fetched as ``base_url + "/" + relpath`` (by
+    default the pinned commit of the course repository on GitHub), ``timeout`` seconds per
+    request. Each file's SHA-256 is checked; everything lands in a temporary folder next to
+    ``dest`` and is renamed into place only when complete, so a failure (HTTP error, changed
+    bytes, interruption, a full disk) leaves ``dest`` as it was and removes the temporary folder. A ``dest``
+    that already holds a verified copy is left alone; one holding anything else raises DataError.
+    """
+    dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise DataError(f"{dest} exists and is not a folder. Fix: choose another destination.")
+    if any((dest / split_dir).exists() for split_dir in SPLITS.values()):
+        report = verify(dest)
+        if report.ok:
+            return dest
+        raise DataError(
+            f"{dest} already holds Data_train/ or Data_test/ that differ from the manifest ({report}). "
+            "Fix: move or delete them, then download again."
+        )
+    manifest = read_manifest()
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.download-", dir=dest.parent))
+        try:
+            staged = staging / "data"
+            _fetch_all(manifest, base_url, staged, progress, timeout, workers)
+            report = verify(staged, manifest)  # re-read from disk: what gets renamed is what was checked
+            if not report.ok:
+                raise DataError(f"the files written to {staged} fail verification ({report}). Fix: retry.")
+            _move_into(staged, dest)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except OSError as exc:
+        raise DataError(
+            f"cannot write the download next to {dest}: {exc}. "
+            "Fix: choose a writable destination with about 10 MB free."
+        ) from exc
+    return dest
+
+
+def main_download(argv: list[str] | None = None) -> int:
+    """``python -m hw3lib download [DEST]``: fetch and verify the dataset; exit status 0 or 1."""
+    parser = argparse.ArgumentParser(
+        prog="python -m hw3lib download", description="Fetch and verify the fruit images."
+    )
+    parser.add_argument(
+        "dest", nargs="?", type=Path, help=f"target folder (default: $HW3_DATA or {DEFAULT_ROOT})"
+    )
+    parser.add_argument("--base-url", default=DEFAULT_BASE_URL, help="folder URL holding Data_train/")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = parser.parse_args(argv)
+    try:
+        dest = download(resolve_root(args.dest), args.base_url, progress=not args.no_progress)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"verified dataset at {dest}")
+    return 0

@@ -1,0 +1,47 @@
+"""Helpers shared by the data tests: where the real dataset is, and tiny datasets made on the spot."""
+import io
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from hw3lib import data
+
+DATA = Path(os.environ.get("HW3_DATA", Path(__file__).parents[1] / "data"))
+HAVE_DATA = (DATA / "Data_train").is_dir()
+NO_DATA = f"real dataset not found at {DATA}: set HW3_DATA to the folder holding Data_train/ and Data_test/"
+needs_data = pytest.mark.skipif(not HAVE_DATA, reason=NO_DATA)
+CLASSES = ["Carambula", "Lychee", "Pear"]
+FIRST_FILE = "Data_test/Carambula/Carambula_test_0.png"  # first in manifest order
+
+
+def png_bytes(value: int, size=(32, 32)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("LA", size, (value, 255)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_png(path: Path, value: int = 128, size=(32, 32)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png_bytes(value, size))
+
+
+SEED_PNG = png_bytes(77)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def make_root(base: Path, classes=("A", "B"), n=3, test_classes=None) -> Path:
+    """A tiny dataset: n images per class, pixel value 10 * index + class number."""
+    for split, names in (("train", classes), ("test", test_classes or classes)):
+        for c, name in enumerate(names):
+            for i in range(n):
+                write_png(base / data.SPLITS[split] / name / f"{name}_{split}_{i}.png", 10 * i + c)
+    return base
+
+
+def copy_splits(src: Path, dst: Path) -> Path:
+    for split_dir in data.SPLITS.values():
+        shutil.copytree(src / split_dir, dst / split_dir)
+    return dst

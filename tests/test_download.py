@@ -1,0 +1,287 @@
+"""Tests for hw3lib.download: the manifest, verify, dataset_sha256 and the download itself."""
+
+import functools
+import hashlib
+import http.server
+import itertools
+import os
+import socket
+import threading
+import time
+import tomllib
+from fnmatch import fnmatch
+from pathlib import Path
+
+import pytest
+
+from hw3lib import download
+from hw3lib.data import DataError
+from datasets import DATA, FIRST_FILE, HAVE_DATA, NO_DATA, SEED_PNG, copy_splits, make_root, needs_data, write_png
+
+
+# ---------------------------------------------------------------- manifest, verify, dataset_sha256
+
+
+def sums(path: Path) -> dict[str, str]:
+    return {rel: sha for sha, rel in (line.split("  ", 1) for line in path.read_text().splitlines())}
+
+
+@needs_data
+def test_committed_manifest_matches_shared_sums():
+    if not (DATA / "SHA256SUMS").is_file():
+        pytest.skip(f"{DATA} has no SHA256SUMS to compare with")
+    manifest = download.read_manifest()
+    assert len(manifest) == 1968
+    assert manifest == sums(DATA / "SHA256SUMS")
+
+
+@needs_data
+def test_manifest_is_generated_by_write_manifest(tmp_path):
+    download.write_manifest(DATA, tmp_path / "m.sha256")
+    assert (tmp_path / "m.sha256").read_bytes() == download.MANIFEST_PATH.read_bytes()
+
+
+@needs_data
+def test_verify_shared_data_ok():
+    report = download.verify(DATA)
+    assert report.ok and str(report) == "all files match the manifest"
+
+
+def test_pyproject_ships_manifest():
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["hw3lib"]
+    assert any(fnmatch(download.MANIFEST_PATH.name, p) for p in patterns)
+    assert download.MANIFEST_PATH.parent.name == "hw3lib"
+
+
+@pytest.fixture
+def data_copy(tmp_path):
+    if not HAVE_DATA:
+        pytest.skip(NO_DATA)
+    return copy_splits(DATA, tmp_path / "copy")
+
+
+def test_verify_reports_changed_missing_extra(data_copy):
+    (data_copy / "Data_train/Pear/Pear_train_7.png").write_bytes(SEED_PNG)
+    (data_copy / "Data_test/Lychee/Lychee_test_3.png").unlink()
+    (data_copy / "Data_test/Lychee/stray.png").write_bytes(SEED_PNG)
+    (data_copy / "Data_test/Lychee/.DS_Store").write_bytes(b"ignored")
+    report = download.verify(data_copy)
+    assert not report.ok
+    assert report.changed == ["Data_train/Pear/Pear_train_7.png"]
+    assert report.missing == ["Data_test/Lychee/Lychee_test_3.png"]
+    assert report.extra == ["Data_test/Lychee/stray.png"]
+    assert "1 missing (first: Data_test/Lychee/Lychee_test_3.png)" in str(report)
+
+
+def test_verify_accepts_mapping_and_file(tmp_path):
+    root = make_root(tmp_path / "root")
+    manifest = download.compute_manifest(root)
+    assert len(manifest) == 12 and list(manifest) == sorted(manifest)
+    download.write_manifest(root, tmp_path / "m.sha256")
+    assert download.verify(root, manifest).ok and download.verify(root, tmp_path / "m.sha256").ok
+    assert download.verify(tmp_path / "absent", manifest).missing == list(manifest)
+
+
+def test_read_manifest_rejects_malformed_line(tmp_path):
+    (tmp_path / "m").write_text("abc  Data_train/x.png\n")
+    with pytest.raises(DataError, match=r"m:1: expected 'sha256  relative/path'"):
+        download.read_manifest(tmp_path / "m")
+
+
+@needs_data
+def test_dataset_sha256_is_hash_of_manifest():
+    expected = hashlib.sha256(download.MANIFEST_PATH.read_bytes()).hexdigest()
+    assert download.dataset_sha256(DATA) == expected
+
+
+def test_dataset_sha256_follows_content_and_env(tmp_path, monkeypatch):
+    root = make_root(tmp_path)
+    monkeypatch.setenv("HW3_DATA", str(root))
+    before = download.dataset_sha256()
+    assert before == download.dataset_sha256(root)
+    write_png(root / "Data_test/B/B_test_0.png", 200)
+    assert download.dataset_sha256(root) != before
+
+
+def test_dataset_sha256_without_data(tmp_path):
+    with pytest.raises(DataError, match="no dataset files under .*python -m hw3lib download"):
+        download.dataset_sha256(tmp_path)
+
+
+# ---------------------------------------------------------------- download
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        if not self.path.startswith("/truncated/"):
+            return super().do_GET()
+        self.send_response(200)  # promise 1000 bytes, send 10, hang up
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        self.wfile.write(b"\x89PNG\r\n\x1a\n..")
+        self.close_connection = True
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A local HTTP server with good/, changed/ and missing/ copies of the data; yields its URL."""
+    if not HAVE_DATA:
+        pytest.skip(NO_DATA)
+    served = tmp_path_factory.mktemp("served")
+    for name in ("good", "changed", "missing"):
+        copy_splits(DATA, served / name)
+    (served / "changed" / FIRST_FILE).write_bytes(SEED_PNG)
+    (served / "missing" / "Data_train/Lychee/Lychee_train_5.png").unlink()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=served))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_for_localhost(monkeypatch):
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(var, "127.0.0.1,localhost")
+
+
+def leftovers(parent: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if ".download-" in p.name)
+
+
+def test_download_success_into_existing_folder(tmp_path, site):
+    dest = tmp_path / "data"
+    dest.mkdir()
+    (dest / "README.md").write_text("kept")
+    assert download.download(dest, base_url=f"{site}/good/", progress=False) == dest
+    assert download.verify(dest).ok
+    assert sorted(p.name for p in dest.iterdir()) == ["Data_test", "Data_train", "README.md"]
+    assert leftovers(tmp_path) == []
+    assert download.dataset_sha256(dest) == hashlib.sha256(download.MANIFEST_PATH.read_bytes()).hexdigest()
+
+
+@needs_data
+def test_download_skips_verified_copy(monkeypatch):
+    def no_network(url, timeout):
+        raise AssertionError(f"fetched {url}")
+
+    monkeypatch.setattr(download, "_fetch", no_network)
+    assert download.download(DATA, progress=False) == DATA  # read-only shared copy: nothing written
+
+
+def test_download_refuses_to_overwrite_other_data(tmp_path):
+    write_png(tmp_path / "Data_train" / "A" / "x.png")
+    with pytest.raises(DataError, match="already holds .*differ from the manifest.*move or delete"):
+        download.download(tmp_path, base_url="http://127.0.0.1:9", progress=False)
+    assert (tmp_path / "Data_train" / "A" / "x.png").is_file()
+
+
+def test_download_rejects_changed_bytes_and_leaves_nothing(tmp_path, site):
+    dest = tmp_path / "new" / "fruits"
+    with pytest.raises(DataError) as err:
+        download.download(dest, base_url=f"{site}/changed", progress=False)
+    msg = str(err.value)
+    assert f"{site}/changed/{FIRST_FILE}" in msg and "SHA-256" in msg and "Fix:" in msg
+    assert not dest.exists() and leftovers(dest.parent) == []
+
+
+def test_download_missing_file_404_leaves_nothing(tmp_path, site):
+    dest = tmp_path / "data"
+    dest.mkdir()
+    (dest / "README.md").write_text("kept")
+    with pytest.raises(DataError, match=rf"{site}/missing/Data_train/Lychee/Lychee_train_5.png: HTTP 404.*Fix: check that base_url"):
+        download.download(dest, base_url=f"{site}/missing", progress=False)
+    assert [p.name for p in dest.iterdir()] == ["README.md"] and leftovers(tmp_path) == []
+
+
+def test_download_cut_off_body(tmp_path, site):
+    with pytest.raises(DataError, match=rf"could not fetch {site}/truncated/.*IncompleteRead"):
+        download.download(tmp_path / "d", base_url=f"{site}/truncated", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_interrupted_leaves_nothing(tmp_path, site, monkeypatch):
+    calls = itertools.count()
+    fetch = download._fetch
+
+    def interrupt_later(url, timeout):
+        if next(calls) == 100:
+            raise KeyboardInterrupt
+        return fetch(url, timeout)
+
+    monkeypatch.setattr(download, "_fetch", interrupt_later)
+    with pytest.raises(KeyboardInterrupt):
+        download.download(tmp_path / "d", base_url=f"{site}/good", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_disk_error(tmp_path, site, monkeypatch):
+    def disk_full(self, body):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    with pytest.raises(DataError, match=r"cannot write the download next to .*No space left.*Fix: choose a writable"):
+        download.download(tmp_path / "d", base_url=f"{site}/good", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_verifies_files_on_disk(tmp_path, site, monkeypatch):
+    write_bytes = Path.write_bytes
+
+    def bad_disk(self, body):
+        return write_bytes(self, body[:-1] + b"!" if self.name == "Pear_train_0.png" else body)
+
+    monkeypatch.setattr(Path, "write_bytes", bad_disk)
+    with pytest.raises(DataError, match=r"fail verification \(1 changed \(first: Data_train/Pear/Pear_train_0.png\)\)"):
+        download.download(tmp_path / "d", base_url=f"{site}/good", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_dest_is_a_file(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(DataError, match="f exists and is not a folder"):
+        download.download(tmp_path / "f", progress=False)
+
+
+def test_move_into_rolls_back_half_done_move(tmp_path, monkeypatch):
+    staged = make_root(tmp_path / "staged")
+    dest = tmp_path / "dest"
+    rename = os.rename
+
+    def fail_on_test_split(src, dst):
+        if Path(dst).name == "Data_test" and Path(dst).parent == dest:
+            raise OSError(18, "Invalid cross-device link")
+        rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", fail_on_test_split)
+    with pytest.raises(DataError, match="could not move the downloaded files into .*dest"):
+        download._move_into(staged, dest)
+    assert not dest.exists() and sorted(p.name for p in staged.iterdir()) == ["Data_test", "Data_train"]
+
+
+def test_download_times_out(tmp_path):
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        start = time.monotonic()
+        with pytest.raises(DataError, match="could not fetch .*timed out"):
+            download.download(tmp_path / "d", base_url=f"http://127.0.0.1:{silent.getsockname()[1]}", progress=False, timeout=0.3)
+    assert time.monotonic() - start < 10
+    assert list(tmp_path.iterdir()) == []
+
+
+@needs_data
+def test_main_download_success(capsys):
+    assert download.main_download([str(DATA), "--no-progress"]) == 0  # already verified: no network
+    assert f"verified dataset at {DATA}" in capsys.readouterr().out
+
+
+def test_main_download_failure(tmp_path, capsys):
+    assert download.main_download([str(tmp_path / "d"), "--base-url", "http://127.0.0.1:9", "--no-progress"]) == 1
+    assert "error: could not fetch http://127.0.0.1:9/" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
