@@ -1,4 +1,4 @@
-"""Command line: ``python -m hw3lib {bench,download,train,report} ...``.
+"""Command line: ``python -m hw3lib {bench,download,train,report,sweep} ...``.
 
 Expected failures (bad data, bad arguments) end in a one-line message and exit status 2,
 never a traceback.
@@ -14,6 +14,7 @@ COMMANDS = {
     "download": ("hw3lib.download:main_download", "fetch and verify the fruit dataset"),
     "train": ("hw3lib.train_cli", "train LeNet5 on the fruit data"),
     "report": ("hw3lib.report", "execute the notebooks and export the HW3 report"),
+    "sweep": ("hw3lib.sweep_cli", "train many settings and seeds in parallel (Optuna)"),
 }
 
 
