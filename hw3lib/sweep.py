@@ -663,7 +663,7 @@ class SweepResult:
         """:class:`~hw3lib.tables.Table`, best first: the swept settings, the runs done of
         the seeds, the validation accuracy's mean, spread (standard deviation), min and max
         over the seeds, the mean training seconds per run, the runs' states."""
-        settings = sorted(self.settings(), key=lambda s: -1.0 if s.mean is None else -s.mean)
+        settings = sorted(self.settings(), key=lambda s: (s.mean is None, -(s.mean or 0.0)))
         rows = [(*(s.params[name] for name in self.sweep.space),
                  f"{sum(r.state == 'done' for r in s.runs)}/{len(self.sweep.seeds)}",
                  s.mean, s.spread, min(s.values, default=None), max(s.values, default=None),

@@ -88,7 +88,7 @@ def main(argv=None):
                              "V1,V2,... (a grid) or a range LOW:HIGH[:log] (sampled); repeatable")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a fixed setting of every run (default: TrainConfig's), e.g. epochs=12")
-    parser.add_argument("--seeds", type=parse_seeds, default=[0],
+    parser.add_argument("--seeds", default="0",
                         help="the seeds of every setting, FIRST-LAST or a list; default 0")
     parser.add_argument("--trials", type=int, help="a sampled search: how many settings to try")
     parser.add_argument("--workers", type=int, default=default_workers(),
@@ -132,7 +132,7 @@ def _sweep_command(args):
         base = TrainConfig(**fixed)
     except ValueError as err:
         raise ValueError(f"--set: {err}") from None
-    result = run_sweep(space, base, seeds=args.seeds, trials=args.trials, workers=args.workers,
+    result = run_sweep(space, base, seeds=parse_seeds(args.seeds), trials=args.trials, workers=args.workers,
                        out=args.out, storage=args.storage, study_name=args.study_name,
                        pruner=args.pruner, root=args.data, progress=not args.no_progress)
     print(result.table())
