@@ -56,6 +56,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import sqlalchemy
 from optuna.distributions import (BaseDistribution, CategoricalDistribution, FloatDistribution,
                                   IntDistribution, distribution_to_json, json_to_distribution)
 from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning, UpdateFinishedTrialError
@@ -231,18 +232,24 @@ def open_storage(storage):
     """An Optuna storage: a database URL (``postgresql://...``, ``sqlite:///...``) with
     heartbeats, or else the path of a journal file (created with its folder)."""
     storage = str(storage)
-    if "://" in storage:
+    if "://" not in storage:
+        Path(storage).parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(storage))
+    for attempt in range(5):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
             try:
                 return RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS,
                                   grace_period=GRACE_SECONDS,
                                   heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as err:
+                # machines starting together on a new database both create Optuna's tables
+                error = err
+                time.sleep(0.5 + attempt)
             except Exception as err:  # SQLAlchemy's errors name the driver or the server
-                raise OSError(f"cannot open the storage {_safe_url(storage)}: "
-                              f"{str(err).splitlines()[0]}") from None
-    Path(storage).parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(storage))
+                error = err
+                break
+    raise OSError(f"cannot open the storage {_safe_url(storage)}: {str(error).splitlines()[0]}")
 
 
 def _safe_url(url):
