@@ -502,7 +502,7 @@ def default_workers():
 
 def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="runs/sweep",
               storage=None, study_name=None, pruner="percentile", root=None, checkpoints=None,
-              progress=True, on_progress=None):
+              progress=True, on_progress=None, stop=None):
     """Run (or go on with) the sweep of ``space`` around ``base`` (a :class:`TrainConfig`,
     default the report's settings) with ``seeds``; return its :class:`SweepResult`.
 
@@ -519,8 +519,9 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
       :meth:`Sweep.pruner_for_study`; ``progress``: a bar over runs; ``on_progress(done,
       total)`` after each look at the study.
 
-    Ctrl-C stops the workers after their current batch (their runs are queued again) and
-    raises KeyboardInterrupt; :class:`SweepError` when workers died with runs left.
+    Ctrl-C, or setting the ``threading.Event`` ``stop``, stops the workers after their current
+    batch (their runs are queued again) and raises KeyboardInterrupt; :class:`SweepError` when
+    workers died with runs left.
     """
     sweep = Sweep.define(space, base, seeds, trials, pruner)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created ..."
@@ -545,6 +546,8 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
                 on_progress(done, sweep.total)
             if not alive:
                 break
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt
             time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:
         _stop_workers(procs)
