@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +22,11 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from datasets import write_banded_root
+from hw3lib import results
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.config import TrainConfig
 from hw3lib.plots import plot_sweep, plot_sweep_heatmap
+from hw3lib.results import checkpoint_path, load_or_train
 from hw3lib.sweep import JOURNAL, Sweep, load_sweep, open_storage, open_study, run_sweep, work
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,6 +90,17 @@ def test_two_workers_on_the_journal_finish_a_grid_each_run_once_and_a_rerun_trai
     assert again.runs == result.runs
     assert [(t.number, t.datetime_complete) for t in trials_of(tmp_path / JOURNAL, result.study_name)] \
         == [(t.number, t.datetime_complete) for t in trials]
+
+
+def test_load_or_train_finds_the_runs_of_a_sweep_in_its_checkpoint_folder(tmp_path, root, monkeypatch):
+    """A notebook sweeps first (both cores), then loads each run with load_or_train, untrained."""
+    result = run_sweep({"hflip": [False, True]}, BASE, seeds=[0, 1], workers=2, out=tmp_path / "sweep",
+                       checkpoints=tmp_path / "runs", root=root, progress=False)
+    monkeypatch.setattr(results, "fit", lambda *args, **kwargs: pytest.fail("trained again"))
+    for run in result.runs:
+        config = replace(BASE, hflip=run.params["hflip"], seed=run.seed)
+        loaded = load_or_train(config, checkpoint_path(config, tmp_path / "runs"), root=root)
+        assert loaded.history["val_acc"] == run.curve and loaded.best_epoch == run.best_epoch
 
 
 def test_a_sampled_search_draws_each_setting_once_and_runs_it_with_every_seed(tmp_path, root):
