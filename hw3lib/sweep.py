@@ -57,8 +57,8 @@ from pathlib import Path
 import numpy as np
 import optuna
 import sqlalchemy
-from optuna.distributions import (BaseDistribution, CategoricalDistribution, FloatDistribution,
-                                  IntDistribution, distribution_to_json, json_to_distribution)
+from optuna.distributions import (BaseDistribution, CategoricalDistribution, IntDistribution,
+                                  distribution_to_json, json_to_distribution)
 from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.storages._heartbeat import get_heartbeat_thread  # what Study.optimize wraps a trial in
@@ -652,10 +652,10 @@ class SweepResult:
         return [r for r in self.runs if r.state == "failed"]
 
     def settings(self):
-        """The settings with at least one run sampled, each with its runs by seed."""
+        """The settings, each with its runs by seed (in a sampled search: those sampled yet)."""
         groups = {}
         for run in sorted(self.runs, key=lambda r: r.seed):
-            if run.params:
+            if run.params or self.sweep.grid:
                 groups.setdefault(json.dumps(run.params, sort_keys=True), []).append(run)
         return [Setting(runs[0].params, runs, config_for(self.sweep.base, runs[0].params))
                 for runs in groups.values()]
@@ -685,6 +685,8 @@ class SweepResult:
         """Validation accuracy against each swept setting (:func:`hw3lib.plots.plot_sweep`)."""
         from .plots import plot_sweep  # matplotlib: not loaded by the worker processes
 
+        if not self.sweep.space:
+            raise ValueError("a sweep of seeds alone has no setting to plot against")
         settings = self.settings()
         return plot_sweep([s.params for s in settings], [s.values for s in settings],
                           list(self.sweep.space), log=self._log_names(), title=title)

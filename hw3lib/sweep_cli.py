@@ -118,9 +118,10 @@ def main(argv=None):
 
 def _sweep_command(args):
     space = dict(parse_param(text) for text in args.param)
-    if not space:
-        raise ValueError("no --param given: name at least one setting to sweep, e.g. --param "
-                         "lr=2.5e-4,5e-4,1e-3")
+    seeds = parse_seeds(args.seeds)
+    if not space and len(seeds) < 2:
+        raise ValueError("nothing to sweep: name a setting (e.g. --param lr=2.5e-4,5e-4,1e-3) or "
+                         "several seeds (--seeds 0-4)")
     names = {f.name for f in fields(TrainConfig)}
     fixed = {}
     for text in args.set:
@@ -132,14 +133,14 @@ def _sweep_command(args):
         base = TrainConfig(**fixed)
     except ValueError as err:
         raise ValueError(f"--set: {err}") from None
-    result = run_sweep(space, base, seeds=parse_seeds(args.seeds), trials=args.trials, workers=args.workers,
+    result = run_sweep(space, base, seeds=seeds, trials=args.trials, workers=args.workers,
                        out=args.out, storage=args.storage, study_name=args.study_name,
                        pruner=args.pruner, root=args.data, progress=not args.no_progress)
     print(result.table())
     for run in result.failures():
         print(f"run {run.number} ({_shown(run.params)}, seed {run.seed}) failed: {run.error}")
     matplotlib.use("Agg")
-    figures = [("sweep.png", result.plot())]
+    figures = [("sweep.png", result.plot())] if space else []
     if len(space) >= 2:
         figures.append(("heatmap.png", result.heatmap()))
     for name, figure in figures:
@@ -148,7 +149,7 @@ def _sweep_command(args):
     if best is not None:
         print(f"best: {_shown(best.params)}, validation accuracy {best.mean:.4f} over "
               f"{len(best.values)} seed(s)")
-    print(f"study {result.study_name}; wrote {', '.join(str(args.out / n) for n, _ in figures)}")
+    print(f"study {result.study_name}" + "".join(f"; wrote {args.out / n}" for n, _ in figures))
     counts = {state: sum(r.state == state for r in result.runs) for state in ("done", "pruned", "failed")}
     print(json.dumps(dict(study=result.study_name, best=best.params if best else None,
                           val_acc=round(best.mean, 6) if best else None, runs=counts)))

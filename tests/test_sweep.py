@@ -103,6 +103,14 @@ def test_load_or_train_finds_the_runs_of_a_sweep_in_its_checkpoint_folder(tmp_pa
         assert loaded.history["val_acc"] == run.curve and loaded.best_epoch == run.best_epoch
 
 
+def test_a_sweep_of_seeds_alone_repeats_the_base_settings(tmp_path, root):
+    result = run_sweep({}, BASE, seeds=[0, 1, 2], workers=2, out=tmp_path, root=root, progress=False)
+    [setting] = result.settings()
+    assert setting.params == {} and setting.config == BASE and [r.seed for r in setting.runs] == [0, 1, 2]
+    assert result.best == setting and len(str(result.table()).splitlines()) == 2
+    assert setting.spread == pytest.approx(np.std(setting.values, ddof=1))
+
+
 def test_a_sampled_search_draws_each_setting_once_and_runs_it_with_every_seed(tmp_path, root):
     space = {"lr": FloatDistribution(1e-3, 3e-2, log=True), "hflip": [True, False]}
     result = run_sweep(space, BASE, seeds=[0, 1], trials=3, workers=2, out=tmp_path, root=root,
@@ -194,7 +202,7 @@ def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsy
         (["--param", "lr=1e-3", "--set", "epochs=0"], "error: --set: epochs must be an integer >= 1"),
         (["--param", "lr=1e-3", "--set", "epoch=3"], "error: --set 'epoch=3': unknown setting 'epoch'"),
         (["--param", "lr=1e-3", "--seeds", "a-b"], "error: --seeds 'a-b': give FIRST-LAST"),
-        ([], "error: no --param given"),
+        ([], "error: nothing to sweep: name a setting"),
     ]:
         assert hw3lib_main(["sweep", *argv, "--out", str(tmp_path / "out"), "--data", str(root)]) == 2
         err = capsys.readouterr().err
