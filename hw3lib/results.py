@@ -80,7 +80,7 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False):
         ckpt = None
     if ckpt is not None and ckpt.epoch >= config.epochs:
         return FitResult(ckpt.build_model(), ckpt.history, ckpt.best_epoch, None, ckpt.mean,
-                         ckpt.std, path)
+                         ckpt.std, path, ckpt.test_evaluations, ckpt.test)
     data = data if data is not None else config.load_data(root)
     path.parent.mkdir(parents=True, exist_ok=True)
     with one_blas_thread():
