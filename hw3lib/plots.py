@@ -332,3 +332,41 @@ def plot_feature_maps(images, maps, labels, title="Feature maps of the first con
     fig.colorbar(shown, ax=axes[:, 1:].ravel().tolist(), label="activation")
     fig.suptitle(title)
     return fig
+
+
+def plot_leakage(audit, title="How far held-out images are from the nearest training image"):
+    """The leakage audit (:func:`hw3lib.leakage.leakage_audit`): left, the distribution of the
+    distance from each validation image to its nearest training image under each split
+    method, and from each test image (all audited seeds pooled), with the near-duplicate
+    threshold ``audit.near`` marked; right, the share of near duplicates per method and pair."""
+    methods = sorted({method for method, _, _ in audit.distances})
+    pairs = list(dict.fromkeys(pair for _, _, pair in audit.distances))
+    pooled = {(m, p): np.concatenate([d for (m2, _, p2), d in audit.distances.items()
+                                      if (m2, p2) == (m, p)]) for m in methods for p in pairs}
+    fig, (ax_hist, ax_bar) = plt.subplots(1, 2, figsize=(11, 3.9), width_ratios=[3, 2])
+    edges = np.linspace(0, max(d.max() for d in pooled.values()) * 1.02, 41)
+    for k, method in enumerate(methods):
+        for pair, style in ((pairs[0], "-"), (pairs[1], ":")):
+            values = pooled[method, pair]
+            ax_hist.stairs(np.histogram(values, edges)[0] / len(values), edges, color=f"C{k}",
+                           linestyle=style, linewidth=1.8, label=f"{method} split: {pair}")
+    ax_hist.axvline(audit.near, color="0.3", linewidth=1)
+    ax_hist.text(audit.near, ax_hist.get_ylim()[1] * 0.95, " near-duplicate threshold",
+                 fontsize=8, va="top")
+    ax_hist.set(title="distance to the nearest training image", xlabel="Euclidean distance "
+                "(pixel values in [0, 1])", ylabel="share of images")
+    ax_hist.legend(fontsize=8)
+    width = 0.8 / len(methods)
+    for k, method in enumerate(methods):
+        shares = [100 * np.mean(pooled[method, pair] <= audit.near) for pair in pairs]
+        bars = ax_bar.bar(np.arange(len(pairs)) + (k - (len(methods) - 1) / 2) * width, shares,
+                          width, color=f"C{k}", label=f"{method} split")
+        ax_bar.bar_label(bars, fmt="%.0f%%", fontsize=8)
+    ax_bar.set_xticks(range(len(pairs)), [p.replace(" -> ", "\nnear ") for p in pairs], fontsize=8)
+    ax_bar.set(title="near duplicates", ylabel="% of images", ylim=(0, 105))
+    ax_bar.legend(fontsize=8)
+    for ax in (ax_hist, ax_bar):
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -166,16 +166,6 @@ def history_table(history):
     return Table(["epoch", "train loss", "train acc", "val loss", "val acc"], rows)
 
 
-def nearest_distances(X, X_ref):
-    """For each image of ``X (N, C, H, W)``, the Euclidean distance (over all C*H*W pixels,
-    float64) to its nearest image in ``X_ref (M, C, H, W)``: ``(N,)``."""
-    if X.shape[1:] != X_ref.shape[1:] or len(X_ref) == 0:
-        raise ValueError(f"X {X.shape} and X_ref {X_ref.shape} must be non-empty images of one shape")
-    A, B = (np.asarray(Z, np.float64).reshape(len(Z), -1) for Z in (X, X_ref))
-    squared = (A ** 2).sum(1)[:, None] + (B ** 2).sum(1)[None, :] - 2 * A @ B.T
-    return np.sqrt(np.maximum(squared.min(axis=1), 0))
-
-
 def seed_sweep(config, seeds, *, root=None, folder=None, progress=False):
     """Train (or load, see :func:`load_or_train`) ``config`` once per seed in ``seeds`` and
     return a :class:`Table`: per seed its best epoch, validation accuracy there, test accuracy

@@ -175,15 +175,6 @@ def test_misclassified_and_one_per_class_by_hand():
         results.misclassified(y, probs[:3])
 
 
-def test_nearest_distances_by_hand():
-    X_ref = np.zeros((2, 1, 1, 2))
-    X_ref[1, 0, 0] = [3, 4]
-    X = np.array([[[[3.0, 4.0]]], [[[1.0, 0.0]]], [[[6.0, 8.0]]]])
-    np.testing.assert_allclose(results.nearest_distances(X, X_ref), [0, 1, 5])
-    with pytest.raises(ValueError, match="one shape"):
-        results.nearest_distances(X, np.zeros((2, 1, 2, 1)))
-
-
 def test_history_table_rounds_accuracy_to_3_and_loss_to_4_decimals():
     history = dict(epoch=[1, 2], train_loss=[0.58874, 0.00016], train_acc=[0.85234, 1.0],
                    val_loss=[0.57136, 0.00024], val_acc=[0.85261, 0.99773], seconds=[3.1, 2.9])
