@@ -204,6 +204,12 @@ def plot_live_curves(history, batches=(), title="Loss and accuracy", figure=None
     without pyplot, which is safe in a background thread); by default a new pyplot figure."""
     fig = figure if figure is not None else plt.figure(figsize=(9, 3.4))
     ax_loss, ax_acc = fig.subplots(1, 2)
+    if not history["epoch"] and not len(batches):
+        _no_run_hint((ax_loss, ax_acc))
+        ax_loss.set(title="cross-entropy loss")
+        ax_acc.set(title="accuracy")
+        fig.suptitle(title)
+        return fig
     trace = np.asarray(batches, dtype=float).reshape(-1, 3)
     right = max([1, *history["epoch"], *trace[:, 0]])
     # the running means restart with each epoch: a gap (NaN row) before each epoch's first batch
@@ -225,13 +231,30 @@ def plot_live_curves(history, batches=(), title="Loss and accuracy", figure=None
     return fig
 
 
-def plot_run_curves(histories, title="Training and validation, per epoch"):
+def _no_run_hint(axes, text="No run yet: press Train"):
+    """Say on empty axes what fills them, instead of showing a blank -0.04..0.04 frame."""
+    for ax in axes:
+        ax.set(xlim=(0, 1), ylim=(0, 1), xticks=[], yticks=[])
+        ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.4")
+
+
+def plot_run_curves(histories, title="Training and validation, per epoch", splits=("train", "val"),
+                    figure=None):
     """Finished runs side by side: ``histories`` maps a run's label to :func:`hw3lib.train.fit`'s
     history (``epoch, train_loss, train_acc, val_loss, val_acc``). Loss on a log scale (left),
-    accuracy (right); one colour per run, solid training, dashed validation."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    accuracy (right); one colour per run, solid training, dashed validation (``splits`` says
+    which of the two to draw). ``figure``: draw into this ``Figure`` (see
+    :func:`plot_live_curves`); by default a new pyplot figure."""
+    fig = figure if figure is not None else plt.figure(figsize=(10, 3.8))
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    if not any(h["epoch"] for h in histories.values()):
+        _no_run_hint((ax_loss, ax_acc), "No finished epoch yet: press Train, then compare")
+        fig.suptitle(title)
+        return fig
     for k, (label, history) in enumerate(histories.items()):
         for split, style in (("train", "-"), ("val", "--")):
+            if split not in splits:
+                continue
             name = "training" if split == "train" else "validation"
             ax_loss.plot(history["epoch"], history[f"{split}_loss"], style, color=f"C{k}",
                          marker="o", markersize=2.5, label=f"{label}: {name}")

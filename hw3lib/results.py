@@ -312,7 +312,7 @@ def stamp_table(result=None, config=None, *, environment=True, data_root=None):
                                f"eps {config.eps:g}, bias correction "
                                f"{'on' if config.bias_correction else 'off'}"),
                  ("Schedule", f"{config.epochs} epochs, batch {config.batch_size}, validation "
-                              f"{config.val_fraction:g}"),
+                              f"{config.val_fraction:g} ({config.split} split)"),
                  ("Images", f"mode {config.mode}, flips {'on' if config.hflip else 'off'}"),
                  ("BLAS", _blas()),
                  ("Threads", f"1 BLAS thread while training; {os.cpu_count()} CPU cores"),

@@ -278,7 +278,7 @@ def test_stamp_table_rows(root, tmp_path):
     assert full["hw3lib"].startswith("0.1.0, commit ") and full["Seed"] == "0"
     assert "Python, NumPy" in full and "Notebooks" not in full and "Built" not in full
     assert full["Optimizer"] == "AdamGD lr 0.002, betas 0.9/0.999, eps 1e-08, bias correction on"
-    assert full["Schedule"] == "2 epochs, batch 8, validation 0.3"
+    assert full["Schedule"] == "2 epochs, batch 8, validation 0.3 (blocked split)"
     assert full["Images"] == "mode L, flips on" and full["Threads"].startswith("1 BLAS thread")
     assert full["Weights SHA-256"] == results.weights_sha256(result.model)
     own = dict(results.stamp_table(result, CONFIG, environment=False).rows)
