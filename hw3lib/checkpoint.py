@@ -4,6 +4,7 @@ Checkpoints are ``.npz`` archives without pickled objects (loaded with ``allow_p
 written to a temporary file in the target's folder and renamed over the target
 (:func:`atomic_write`), so a writer killed mid-write leaves the previous checkpoint intact.
 """
+import hashlib
 import json
 import os
 import tempfile
@@ -17,7 +18,22 @@ from .config import TrainConfig
 from .model import LeNet5
 
 FORMAT = "hw3lib-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 added TrainConfig.split and the test record; 1 is read as split "random"
+
+
+@dataclass(frozen=True)
+class TestRecord:
+    """The evaluation of a run's kept weights (those of ``epoch``) on the test split.
+
+    ``loss`` is the mean cross-entropy per image, ``accuracy`` the fraction correct, ``probs``
+    the class probabilities ``(N, K)``; ``data_sha256`` names the test images and labels it was
+    computed on (:func:`test_data_sha256`)."""
+
+    epoch: int
+    loss: float
+    accuracy: float
+    probs: np.ndarray
+    data_sha256: str
 
 
 class CheckpointError(ValueError):
@@ -32,7 +48,9 @@ class Checkpoint:
     ``best_epoch`` (0: none completed, the initial weights); ``optimizer`` is
     :meth:`AdamGD.state_dict`; ``history`` the dict of lists of :func:`fit`; ``mean`` and
     ``std`` (``(C,)``) the training split's normalisation; ``model_config`` the
-    :class:`LeNet5` arguments; ``data_sha256`` the dataset's stamp (or ``None``).
+    :class:`LeNet5` arguments; ``data_sha256`` the dataset's stamp (or ``None``);
+    ``test_evaluations`` how many times the test split was evaluated during the run's life,
+    ``test`` the latest such evaluation (:class:`TestRecord`, or ``None``).
     """
 
     config: TrainConfig
@@ -47,6 +65,19 @@ class Checkpoint:
     std: np.ndarray
     classes: list
     data_sha256: str | None = None
+    test_evaluations: int = 0
+    test: TestRecord | None = None
+
+    def check_settings(self, config, source="the checkpoint"):
+        """Raise :class:`CheckpointError` naming each setting in which ``config`` (a
+        :class:`TrainConfig`) differs from this run's, ``epochs`` aside: resuming goes on with
+        the same settings only."""
+        ours, theirs = config.to_dict(), self.config.to_dict()
+        diffs = [f"{k}={theirs[k]!r} (this run: {ours[k]!r})"
+                 for k in ours if k != "epochs" and ours[k] != theirs[k]]
+        if diffs:
+            raise CheckpointError(f"{source} was trained with other settings: {', '.join(diffs)}; "
+                                  "resume with the same settings (only epochs may change)")
 
     def build_model(self, best=True):
         """A :class:`LeNet5` holding the best (or, with ``best=False``, the latest) weights."""
@@ -54,6 +85,15 @@ class Checkpoint:
         model = LeNet5(dtype=np.dtype(kwargs.pop("dtype")), **kwargs)
         model.set_params(self.best_params if best else self.params)
         return model
+
+
+def test_data_sha256(X, y):
+    """A SHA-256 over test images ``X (N, C, H, W)`` and labels ``y (N,)`` (their bytes and shapes)."""
+    digest = hashlib.sha256()
+    for array in (np.ascontiguousarray(X), np.ascontiguousarray(y)):
+        digest.update(str((array.dtype.str, array.shape)).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def architecture_mismatch(model, params, source):
@@ -97,13 +137,19 @@ def atomic_write(path, write):
 def save_checkpoint(path, checkpoint):
     """Write ``checkpoint`` to the ``.npz`` file ``path`` atomically (see :func:`atomic_write`).
 
-    Arrays are stored as ``params.W1``, ``best.W1``, ``optim.m.W1``, ``mean``, ``std``; all the
-    rest as one JSON string ``meta``. Nothing is pickled."""
+    Arrays are stored as ``params.W1``, ``best.W1``, ``optim.m.W1``, ``mean``, ``std`` and
+    ``test.probs``; all the rest as one JSON string ``meta``. Nothing is pickled."""
     ckpt = checkpoint
     meta = dict(format=FORMAT, version=FORMAT_VERSION, config=ckpt.config.to_dict(),
                 model_config=ckpt.model_config, epoch=int(ckpt.epoch), best_epoch=int(ckpt.best_epoch),
-                history=ckpt.history, classes=list(ckpt.classes), data_sha256=ckpt.data_sha256)
-    arrays = {"meta": np.array(json.dumps(meta, allow_nan=False)),
+                history=ckpt.history, classes=list(ckpt.classes), data_sha256=ckpt.data_sha256,
+                test_evaluations=int(ckpt.test_evaluations), test=None)
+    test = {}
+    if ckpt.test is not None:
+        meta["test"] = dict(epoch=int(ckpt.test.epoch), loss=float(ckpt.test.loss),
+                            accuracy=float(ckpt.test.accuracy), data_sha256=ckpt.test.data_sha256)
+        test = {"test.probs": np.asarray(ckpt.test.probs)}
+    arrays = {"meta": np.array(json.dumps(meta, allow_nan=False)), **test,
               "mean": np.asarray(ckpt.mean), "std": np.asarray(ckpt.std),
               **{f"params.{k}": v for k, v in ckpt.params.items()},
               **{f"best.{k}": v for k, v in ckpt.best_params.items()},
@@ -141,9 +187,15 @@ def load_checkpoint(path, model=None):
     arrays = _read_npz(path)
     try:
         meta = json.loads(str(arrays.pop("meta")))
-        if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
+        if meta.get("format") != FORMAT or meta.get("version") not in (1, FORMAT_VERSION):
             raise CheckpointError(f"{path} is not a {FORMAT} version {FORMAT_VERSION} file "
                                   f"(format {meta.get('format')!r}, version {meta.get('version')!r})")
+        if meta["version"] == 1:  # written before the blocked split existed
+            meta["config"] = {**meta["config"], "split": "random"}
+        test = meta.get("test")
+        if test is not None:
+            test = TestRecord(test["epoch"], test["loss"], test["accuracy"], arrays["test.probs"],
+                              test["data_sha256"])
         groups = {"params": {}, "best": {}, "optim": {}}
         for key, value in arrays.items():
             group, _, name = key.partition(".")
@@ -153,7 +205,8 @@ def load_checkpoint(path, model=None):
                           params=groups["params"], best_params=groups["best"],
                           optimizer=groups["optim"], epoch=meta["epoch"], best_epoch=meta["best_epoch"],
                           history=meta["history"], mean=arrays["mean"], std=arrays["std"],
-                          classes=meta["classes"], data_sha256=meta["data_sha256"])
+                          classes=meta["classes"], data_sha256=meta["data_sha256"],
+                          test_evaluations=meta.get("test_evaluations", 0), test=test)
     except CheckpointError:
         raise
     except (KeyError, TypeError, ValueError) as err:

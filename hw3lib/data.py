@@ -36,6 +36,9 @@ DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "data"
 SPLITS = {"train": "Data_train", "test": "Data_test"}
 MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}  # Pillow mode -> number of channels C
 IMAGE_SHAPE = (32, 32)  # (H, W)
+# How Data_train is split into training and validation (see train_val_split).
+SPLIT_METHODS = ("blocked", "random")
+VAL_BLOCKS = 10  # "blocked": each class's files in natural order, cut into this many runs
 
 FIX_WHERE = (
     "Fix: set HW3_DATA to a folder holding Data_train/ and Data_test/, put those two folders "
@@ -211,22 +214,41 @@ def load_split(
 
 
 def train_val_split(
-    X: np.ndarray, y: np.ndarray, val_fraction: float = 0.3, seed: int = 0
+    X: np.ndarray, y: np.ndarray, val_fraction: float = 0.3, seed: int = 0, split: str = "blocked"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Stratified split into ``(X_train, y_train, X_val, y_val)``, deterministic for ``seed``.
 
-    Each class with n samples sends ``round(n * val_fraction)`` randomly chosen ones to
-    validation (147 of 490 at 0.3). Both parts keep the input order.
+    Each class with n samples sends ``round(n * val_fraction)`` of them to validation (147 of
+    490 at 0.3); both parts keep the input order, which :func:`load_split` makes the files'
+    natural order. ``split`` says which samples:
+
+    - ``"blocked"`` (default): the class's samples, in input order, are cut into
+      :data:`VAL_BLOCKS` contiguous runs of (nearly) equal length; runs drawn in a seeded order
+      go to validation whole until the count is reached (the last one cut short if needed).
+      The fruit images are frames of videos, so neighbouring files are near-copies: holding
+      out whole runs keeps a validation image's neighbours out of training (10 runs of 49 per
+      class at 0.3: 3 runs to validation).
+    - ``"random"``: ``round(n * val_fraction)`` samples drawn at random, the original report's
+      split. Nearly every validation frame then has its neighbour in training, so validation
+      accuracy says little about unseen data (:mod:`hw3lib.leakage` measures it).
     """
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    if split not in SPLIT_METHODS:
+        raise ValueError(f"split must be one of {list(SPLIT_METHODS)}, got {split!r}")
     if len(X) != len(y):
         raise ValueError(f"X and y differ in length: {len(X)} != {len(y)}")
     rng = np.random.default_rng(seed)
     is_val = np.zeros(len(y), dtype=bool)
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)
-        is_val[rng.permutation(idx)[: round(len(idx) * val_fraction)]] = True
+        count = round(len(idx) * val_fraction)
+        if split == "random":
+            is_val[rng.permutation(idx)[:count]] = True
+            continue
+        runs = np.array_split(idx, min(VAL_BLOCKS, len(idx)))
+        chosen = np.concatenate([runs[i] for i in rng.permutation(len(runs))])
+        is_val[chosen[:count]] = True
     return X[~is_val], y[~is_val], X[is_val], y[is_val]
 
 
@@ -278,9 +300,14 @@ def dataloader(
 
 
 def load_dataset(
-    root: str | os.PathLike | None = None, mode: str = "L", val_fraction: float = 0.3, seed: int = 0
+    root: str | os.PathLike | None = None,
+    mode: str = "L",
+    val_fraction: float = 0.3,
+    seed: int = 0,
+    split: str = "blocked",
 ) -> Dataset:
-    """Load both splits, split train stratified into train/val, fit the normaliser on train.
+    """Load both splits, split train stratified into train/val (:func:`train_val_split` with
+    ``split`` "blocked" or "random"), fit the normaliser on train.
 
     Raises DataError when the test split's class folders differ from the training split's.
     """
@@ -294,6 +321,6 @@ def load_dataset(
             f"only in test: {sorted(set(test_classes) - set(classes))}. "
             "Fix: give both splits the same class folders."
         )
-    X_train, y_train, X_val, y_val = train_val_split(X, y, val_fraction, seed)
+    X_train, y_train, X_val, y_val = train_val_split(X, y, val_fraction, seed, split)
     mean, std = fit_normalizer(X_train)
     return Dataset(X_train, y_train, X_val, y_val, X_test, y_test, classes, mean, std)

@@ -75,3 +75,24 @@ def metrics_table(cm, classes, digits=3):
                  int(cm.sum())))
     rows.append(("accuracy", None, None, np.trace(cm) / cm.sum(), int(cm.sum())))
     return Table(["class", "precision", "recall", "F1", "support"], rows, digits=digits)
+
+
+def bootstrap_interval(correct, level=0.95, resamples=2000, seed=0):
+    """A percentile bootstrap interval ``(low, high)`` for the mean accuracy over runs.
+
+    ``correct (S, N)`` (bool) says which of N test images each of S runs (e.g. seeds)
+    classified correctly. Each of ``resamples`` rounds draws N test images with replacement,
+    the same images for every run, and takes the mean accuracy over the runs; the interval
+    holds the central ``level`` of those means. It measures how much the figure depends on
+    which test images were drawn; the spread between the runs is the standard deviation."""
+    correct = np.asarray(correct, dtype=float)
+    if correct.ndim != 2 or correct.size == 0:
+        raise ValueError(f"correct must be (S runs, N images) and non-empty, got shape {correct.shape}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    rng = np.random.default_rng(seed)
+    per_image = correct.mean(axis=0)  # the runs' mean accuracy on each image
+    draws = rng.integers(0, len(per_image), size=(resamples, len(per_image)))
+    means = per_image[draws].mean(axis=1)
+    tail = 100 * (1 - level) / 2
+    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))

@@ -204,6 +204,12 @@ def plot_live_curves(history, batches=(), title="Loss and accuracy", figure=None
     without pyplot, which is safe in a background thread); by default a new pyplot figure."""
     fig = figure if figure is not None else plt.figure(figsize=(9, 3.4))
     ax_loss, ax_acc = fig.subplots(1, 2)
+    if not history["epoch"] and not len(batches):
+        _no_run_hint((ax_loss, ax_acc))
+        ax_loss.set(title="cross-entropy loss")
+        ax_acc.set(title="accuracy")
+        fig.suptitle(title)
+        return fig
     trace = np.asarray(batches, dtype=float).reshape(-1, 3)
     right = max([1, *history["epoch"], *trace[:, 0]])
     # the running means restart with each epoch: a gap (NaN row) before each epoch's first batch
@@ -225,13 +231,30 @@ def plot_live_curves(history, batches=(), title="Loss and accuracy", figure=None
     return fig
 
 
-def plot_run_curves(histories, title="Training and validation, per epoch"):
+def _no_run_hint(axes, text="No run yet: press Train"):
+    """Say on empty axes what fills them, instead of showing a blank -0.04..0.04 frame."""
+    for ax in axes:
+        ax.set(xlim=(0, 1), ylim=(0, 1), xticks=[], yticks=[])
+        ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.4")
+
+
+def plot_run_curves(histories, title="Training and validation, per epoch", splits=("train", "val"),
+                    figure=None):
     """Finished runs side by side: ``histories`` maps a run's label to :func:`hw3lib.train.fit`'s
     history (``epoch, train_loss, train_acc, val_loss, val_acc``). Loss on a log scale (left),
-    accuracy (right); one colour per run, solid training, dashed validation."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    accuracy (right); one colour per run, solid training, dashed validation (``splits`` says
+    which of the two to draw). ``figure``: draw into this ``Figure`` (see
+    :func:`plot_live_curves`); by default a new pyplot figure."""
+    fig = figure if figure is not None else plt.figure(figsize=(10, 3.8))
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    if not any(h["epoch"] for h in histories.values()):
+        _no_run_hint((ax_loss, ax_acc), "No finished epoch yet: press Train, then compare")
+        fig.suptitle(title)
+        return fig
     for k, (label, history) in enumerate(histories.items()):
         for split, style in (("train", "-"), ("val", "--")):
+            if split not in splits:
+                continue
             name = "training" if split == "train" else "validation"
             ax_loss.plot(history["epoch"], history[f"{split}_loss"], style, color=f"C{k}",
                          marker="o", markersize=2.5, label=f"{label}: {name}")
@@ -331,6 +354,74 @@ def plot_feature_maps(images, maps, labels, title="Feature maps of the first con
                 ax.set_xlabel(f"map {c + 1}", fontsize=8)
     fig.colorbar(shown, ax=axes[:, 1:].ravel().tolist(), label="activation")
     fig.suptitle(title)
+    return fig
+
+
+def plot_leakage(audit, title="How far held-out images are from the nearest training image"):
+    """The leakage audit (:func:`hw3lib.leakage.leakage_audit`): left, the distribution of the
+    distance from each validation image to its nearest training image under each split
+    method, and from each test image (all audited seeds pooled), with the near-duplicate
+    threshold ``audit.near`` marked; right, the share of near duplicates per method and pair."""
+    methods = sorted({method for method, _, _ in audit.distances})
+    pairs = list(dict.fromkeys(pair for _, _, pair in audit.distances))
+    pooled = {(m, p): np.concatenate([d for (m2, _, p2), d in audit.distances.items()
+                                      if (m2, p2) == (m, p)]) for m in methods for p in pairs}
+    fig, (ax_hist, ax_bar) = plt.subplots(1, 2, figsize=(11, 3.9), width_ratios=[3, 2])
+    edges = np.linspace(0, max(d.max() for d in pooled.values()) * 1.02, 41)
+    for k, method in enumerate(methods):
+        for pair, style in ((pairs[0], "-"), (pairs[1], ":")):
+            values = pooled[method, pair]
+            ax_hist.stairs(np.histogram(values, edges)[0] / len(values), edges, color=f"C{k}",
+                           linestyle=style, linewidth=1.8, label=f"{method} split: {pair}")
+    ax_hist.axvline(audit.near, color="0.3", linewidth=1)
+    ax_hist.text(audit.near, ax_hist.get_ylim()[1] * 0.95, " near-duplicate threshold",
+                 fontsize=8, va="top")
+    ax_hist.set(title="distance to the nearest training image", xlabel="Euclidean distance "
+                "(pixel values in [0, 1])", ylabel="share of images")
+    ax_hist.legend(fontsize=8)
+    width = 0.8 / len(methods)
+    for k, method in enumerate(methods):
+        shares = [100 * np.mean(pooled[method, pair] <= audit.near) for pair in pairs]
+        bars = ax_bar.bar(np.arange(len(pairs)) + (k - (len(methods) - 1) / 2) * width, shares,
+                          width, color=f"C{k}", label=f"{method} split")
+        ax_bar.bar_label(bars, fmt="%.0f%%", fontsize=8)
+    ax_bar.set_xticks(range(len(pairs)), [p.replace(" -> ", "\nnear ") for p in pairs], fontsize=8)
+    ax_bar.set(title="near duplicates", ylabel="% of images", ylim=(0, 105))
+    ax_bar.legend(fontsize=8)
+    for ax in (ax_hist, ax_bar):
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_settings_study(study, title="Validation accuracy of each setting over seeds"):
+    """A settings study (:func:`hw3lib.results.settings_study` of two settings): the last
+    setting on the x axis (log scale when numeric and positive), one line per value of the
+    first; each seed's validation accuracy at its kept epoch as a dot, the mean with a bar of
+    plus and minus one standard deviation."""
+    group, x_name = list(study.settings[0])[0], list(study.settings[0])[-1]
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    values = list(dict.fromkeys(s[group] for s in study.settings))
+    for k, value in enumerate(values):
+        idx = [i for i, s in enumerate(study.settings) if s[group] == value]
+        xs = np.array([study.settings[i][x_name] for i in idx], dtype=float)
+        scores = [study.scores(i) for i in idx]
+        ax.errorbar(xs, [s.mean() for s in scores], yerr=[s.std() for s in scores], color=f"C{k}",
+                    marker="o", capsize=4, label=f"{group} = {value}: mean, +-1 std")
+        for x, s in zip(xs, scores):
+            ax.plot(np.full(len(s), x), s, ".", color=f"C{k}", alpha=0.5)
+        if (xs > 0).all():
+            ax.set_xscale("log")
+            ax.set_xticks(xs, [f"{x:g}" for x in xs])
+            ax.minorticks_off()
+    best = study.settings[study.best]
+    ax.plot([best[x_name]], [study.scores(study.best).mean()], "*", color="k", markersize=14,
+            label="chosen: best mean")
+    ax.set(title=title, xlabel=x_name, ylabel="validation accuracy at the kept epoch")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
     return fig
 
 

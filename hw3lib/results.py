@@ -10,9 +10,10 @@ its settings and the data's SHA-256 match::
     result.evaluate(data.X_test, data.y_test)   # (mean cross-entropy, accuracy)
 """
 import hashlib
+import itertools
 import json
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +21,11 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from .data import normalize, resolve_root
 from .download import dataset_sha256
-from .tables import Table
+from .metrics import bootstrap_interval
 from .checkpoint import CheckpointError, load_checkpoint
-from .train import EVAL_BATCH, FitResult, fit
+from .config import TrainConfig
+from .tables import Table
+from .train import FitResult, fit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUNS_DIR = REPO_ROOT / "runs" / "notebooks"
@@ -82,7 +85,7 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False, on
         ckpt = None
     if ckpt is not None and ckpt.epoch >= config.epochs:
         return FitResult(ckpt.build_model(), ckpt.history, ckpt.best_epoch, None, ckpt.mean,
-                         ckpt.std, path)
+                         ckpt.std, path, ckpt.test_evaluations, ckpt.test)
     data = data if data is not None else config.load_data(root)
     path.parent.mkdir(parents=True, exist_ok=True)
     with one_blas_thread():
@@ -92,14 +95,6 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False, on
         raise KeyboardInterrupt(f"training {relative(path)} was {result.stopped} after "
                                 f"{len(result.history['epoch'])} epoch(s); run again to resume")
     return result
-
-
-def probabilities(result, X, batch_size=EVAL_BATCH):
-    """Class probabilities ``(N, K)`` of ``result.model`` for raw images ``X (N, C, H, W)`` in
-    [0, 1], normalised with the training split's statistics first."""
-    X = normalize(X, result.mean, result.std)
-    return np.concatenate([result.model.forward(X[i:i + batch_size])
-                           for i in range(0, len(X), batch_size)])
 
 
 def misclassified(y_true, probs, limit=None):
@@ -145,13 +140,21 @@ def _fixed(value, digits):
     return f"{value:.{digits}f}"
 
 
-def comparison_table(runs, data):
+def _measure(result, data):
+    """``{split: (loss, accuracy)}`` of a run on its own training and validation splits and,
+    through its one test evaluation (:meth:`FitResult.test`), on the test split."""
+    test = result.test(data.X_test, data.y_test)
+    return {"train": result.evaluate(data.X_train, data.y_train),
+            "val": result.evaluate(data.X_val, data.y_val), "test": (test.loss, test.accuracy)}
+
+
+def comparison_table(runs):
     """:class:`Table` of the accuracy (3 decimals) and mean cross-entropy (2 significant
     digits: the last digits of small float32 losses vary with the CPU's BLAS kernels) on the
-    training, validation and test splits of ``data``: the original report's (:data:`ORIGINAL`,
-    as it printed them) beside those of each run in ``runs`` (label -> FitResult)."""
-    measured = {label: {split: result.evaluate(getattr(data, f"X_{split}"), getattr(data, f"y_{split}"))
-                        for split in ORIGINAL} for label, result in runs.items()}
+    training, validation and test splits: the original report's (:data:`ORIGINAL`, as it
+    printed them) beside those of each run in ``runs`` (label -> ``(FitResult, Dataset)``,
+    each run measured on its own data's splits)."""
+    measured = {label: _measure(result, data) for label, (result, data) in runs.items()}
     rows = [(split, f"{orig_acc:g}", *(_fixed(measured[label][split][1], 3) for label in runs),
              f"{orig_loss:g}", *(f"{measured[label][split][0]:.1e}" for label in runs))
             for split, (orig_acc, orig_loss) in ORIGINAL.items()]
@@ -168,36 +171,108 @@ def history_table(history):
     return Table(["epoch", "train loss", "train acc", "val loss", "val acc"], rows)
 
 
-def nearest_distances(X, X_ref):
-    """For each image of ``X (N, C, H, W)``, the Euclidean distance (over all C*H*W pixels,
-    float64) to its nearest image in ``X_ref (M, C, H, W)``: ``(N,)``."""
-    if X.shape[1:] != X_ref.shape[1:] or len(X_ref) == 0:
-        raise ValueError(f"X {X.shape} and X_ref {X_ref.shape} must be non-empty images of one shape")
-    A, B = (np.asarray(Z, np.float64).reshape(len(Z), -1) for Z in (X, X_ref))
-    squared = (A ** 2).sum(1)[:, None] + (B ** 2).sum(1)[None, :] - 2 * A @ B.T
-    return np.sqrt(np.maximum(squared.min(axis=1), 0))
-
-
-def seed_sweep(config, seeds, *, root=None, folder=None, progress=False):
-    """Train (or load, see :func:`load_or_train`) ``config`` once per seed in ``seeds`` and
-    return a :class:`Table`: per seed its best epoch, validation accuracy there, test accuracy
-    and test loss (3 decimals), then their mean, min and max over the seeds."""
+def _runs(config, seeds, root, folder, progress):
+    """``{seed: (FitResult, Dataset)}``: ``config`` trained (or loaded) once per seed."""
     seeds = list(seeds)
     if not seeds:
-        raise ValueError("seeds is empty: pass e.g. range(5)")
-    rows = []
+        raise ValueError("seeds is empty: pass e.g. range(3)")
+    runs = {}
     for seed in seeds:
         cfg = replace(config, seed=seed)
         data = cfg.load_data(root)
-        result = load_or_train(cfg, checkpoint_path(cfg, folder), data=data, root=root,
-                               progress=progress)
-        test_loss, test_acc = result.evaluate(data.X_test, data.y_test)
-        rows.append((seed, result.best_epoch, result.history["val_acc"][result.best_epoch - 1],
-                     test_acc, test_loss))
-    values = np.array([row[2:] for row in rows])
-    summary = [(name, None, *map(float, fn(values, axis=0)))
-               for name, fn in (("mean", np.mean), ("min", np.min), ("max", np.max))]
-    return Table(["seed", "best epoch", "val acc", "test acc", "test loss"], rows + summary)
+        runs[seed] = load_or_train(cfg, checkpoint_path(cfg, folder), data=data, root=root,
+                                   progress=progress), data
+    return runs
+
+
+def _kept(result, key):
+    return result.history[key][result.best_epoch - 1]
+
+
+@dataclass
+class SettingsStudy:
+    """What :func:`settings_study` measured: ``settings`` (one dict of changed
+    :class:`TrainConfig` fields per setting), ``runs[i][seed]`` the :class:`FitResult` of
+    setting ``i`` and ``seed``. Nothing here has looked at the test split."""
+
+    base: TrainConfig
+    settings: list
+    runs: list
+
+    def scores(self, i):
+        """Validation accuracies ``(S,)`` at the kept epochs of setting ``i``, one per seed."""
+        return np.array([_kept(r, "val_acc") for r in self.runs[i].values()])
+
+    def losses(self, i):
+        """Validation losses ``(S,)`` at the kept epochs of setting ``i``, one per seed."""
+        return np.array([_kept(r, "val_loss") for r in self.runs[i].values()])
+
+    @property
+    def best(self):
+        """The index of the best setting: the highest mean validation accuracy over seeds
+        (ties: the lower mean validation loss)."""
+        return max(range(len(self.settings)), key=lambda i: (self.scores(i).mean(),
+                                                             -self.losses(i).mean()))
+
+    def config(self, i=None):
+        """The :class:`TrainConfig` of setting ``i`` (default: the best)."""
+        return replace(self.base, **self.settings[self.best if i is None else i])
+
+    def table(self):
+        """:class:`Table`, one row per setting: its values, then over the seeds the mean,
+        standard deviation, min and max of the validation accuracy at the kept epoch, the
+        mean validation loss there and the kept epochs; the best setting is marked."""
+        names = list(self.settings[0])
+        rows = []
+        for i, setting in enumerate(self.settings):
+            acc, epochs = self.scores(i), [r.best_epoch for r in self.runs[i].values()]
+            rows.append((*(_setting(setting[n]) for n in names), acc.mean(), acc.std(), acc.min(),
+                         acc.max(), f"{self.losses(i).mean():.4f}", ",".join(map(str, epochs)),
+                         "best" if i == self.best else ""))
+        return Table([*names, "val acc mean", "std", "min", "max", "val loss", "kept epochs", ""],
+                     rows)
+
+
+def _setting(value):
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def settings_study(base, grid, seeds, *, root=None, folder=None, progress=False):
+    """Train ``base`` (a :class:`TrainConfig`) with every combination of ``grid`` (field name
+    -> values, e.g. ``{"hflip": [False, True], "lr": [2.5e-4, 5e-4, 1e-3]}``) for each seed,
+    scored on the validation split only (each run keeps its best validation epoch); returns a
+    :class:`SettingsStudy`. Runs are cached as :func:`load_or_train` caches them."""
+    if not grid or not all(len(values) for values in grid.values()):
+        raise ValueError(f"grid must map each setting to a non-empty list of values, got {grid!r}")
+    settings = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    configs = [replace(base, **setting) for setting in settings]  # refuses a bad value up front
+    runs = [{seed: result for seed, (result, _) in _runs(config, seeds, root, folder, progress).items()}
+            for config in configs]
+    return SettingsStudy(base, settings, runs)
+
+
+def test_over_seeds(configs, seeds, *, root=None, folder=None, progress=False):
+    """Train (or load) each :class:`TrainConfig` of ``configs`` (label -> config) once per
+    seed and evaluate each run's kept weights on the test split, once (:meth:`FitResult.test`).
+
+    Returns ``(runs, table)``: ``runs[label][seed]`` is ``(FitResult, TestRecord)``; the
+    :class:`Table` has one row per label: the seeds, the test accuracy's mean, standard
+    deviation over the seeds, 95% bootstrap interval (test images resampled,
+    :func:`hw3lib.metrics.bootstrap_interval`), min and max, and the mean test loss."""
+    runs, rows = {}, []
+    for label, config in configs.items():
+        runs[label] = {}
+        for seed, (result, data) in _runs(config, seeds, root, folder, progress).items():
+            runs[label][seed] = result, result.test(data.X_test, data.y_test)
+        records = [record for _, record in runs[label].values()]
+        acc = np.array([record.accuracy for record in records])
+        correct = [record.probs.argmax(axis=1) == data.y_test for record in records]
+        low, high = bootstrap_interval(correct)
+        rows.append((label, ",".join(map(str, runs[label])), acc.mean(), acc.std(),
+                     f"{low:.3f}-{high:.3f}", acc.min(), acc.max(),
+                     float(np.mean([record.loss for record in records]))))
+    return runs, Table(["setting", "seeds", "test acc mean", "std", "95% interval", "min", "max",
+                        "test loss"], rows)
 
 
 def weights_sha256(model):
@@ -239,7 +314,7 @@ def stamp_table(result=None, config=None, *, environment=True, data_root=None):
                                f"eps {config.eps:g}, bias correction "
                                f"{'on' if config.bias_correction else 'off'}"),
                  ("Schedule", f"{config.epochs} epochs, batch {config.batch_size}, validation "
-                              f"{config.val_fraction:g}"),
+                              f"{config.val_fraction:g} ({config.split} split)"),
                  ("Images", f"mode {config.mode}, flips {'on' if config.hflip else 'off'}"),
                  ("BLAS", _blas()),
                  ("Threads", f"1 BLAS thread while training; {os.cpu_count()} CPU cores"),

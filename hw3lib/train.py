@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .checkpoint import Checkpoint, CheckpointError, architecture_mismatch, load_checkpoint, save_checkpoint
+from .checkpoint import (Checkpoint, CheckpointError, TestRecord, architecture_mismatch, load_checkpoint,
+                         save_checkpoint, test_data_sha256)
 from .data import dataloader, normalize
 from .losses import CrossEntropyLoss
 from .model import LeNet5
@@ -114,12 +115,7 @@ def _check_resume(ckpt, model, data, config, data_sha256, source):
     message = architecture_mismatch(model, ckpt.params, source)
     if message:
         raise CheckpointError(message)
-    ours, theirs = config.to_dict(), ckpt.config.to_dict()
-    diffs = [f"{k}={theirs[k]!r} (this run: {ours[k]!r})"
-             for k in ours if k != "epochs" and ours[k] != theirs[k]]
-    if diffs:
-        raise CheckpointError(f"{source} was trained with other settings: {', '.join(diffs)}; "
-                              "resume with the same settings (only epochs may change)")
+    ckpt.check_settings(config, source)
     if data_sha256 and ckpt.data_sha256 and data_sha256 != ckpt.data_sha256:
         raise CheckpointError(f"{source} was trained on other data (SHA-256 {ckpt.data_sha256}, "
                               f"this data {data_sha256})")
@@ -137,6 +133,10 @@ class FitResult:
     val_loss, val_acc, seconds`` to one value per completed epoch (JSON-serialisable);
     ``stopped`` is ``None`` for a run that finished, ``"interrupted"`` (KeyboardInterrupt) or
     ``"stopped"`` (the ``stop`` flag); ``mean``/``std`` normalise inputs for :meth:`evaluate`.
+
+    The test split is for the end: :meth:`test` evaluates it once on the kept weights and
+    records it (``test_record``), counting each real evaluation in ``test_evaluations``, also
+    in the checkpoint at ``checkpoint_path``; a later call returns the record.
     """
 
     model: LeNet5
@@ -146,6 +146,38 @@ class FitResult:
     mean: np.ndarray
     std: np.ndarray
     checkpoint_path: Path | None = None
+    test_evaluations: int = 0
+    test_record: TestRecord | None = None
+
+    def predict(self, X, batch_size=EVAL_BATCH):
+        """Class probabilities ``(N, K)`` of the model for raw images ``X (N, C, H, W)`` in
+        [0, 1], normalised with the training split's ``mean``/``std`` first."""
+        X = normalize(X, self.mean, self.std)
+        return np.concatenate([self.model.forward(X[i:i + batch_size])
+                               for i in range(0, len(X), batch_size)])
+
+    def test(self, X_test, y_test):
+        """The :class:`TestRecord` of the kept weights on the test split ``X_test (N, C, H, W)``
+        (raw, in [0, 1]), ``y_test (N,)``: evaluated once, then recorded.
+
+        Only a new evaluation (none recorded yet for these weights and test data) adds 1 to
+        ``test_evaluations`` and, when the run has a checkpoint, is written into it."""
+        sha = test_data_sha256(X_test, y_test)
+        record = self.test_record
+        if record is not None and record.epoch == self.best_epoch and record.data_sha256 == sha:
+            return record
+        y_test = np.asarray(y_test)
+        probs = self.predict(X_test)
+        loss = CrossEntropyLoss().get(probs, y_test)
+        accuracy = float((probs.argmax(axis=1) == y_test).mean())
+        self.test_record = TestRecord(self.best_epoch, loss, accuracy, probs, sha)
+        self.test_evaluations += 1
+        if self.checkpoint_path is not None and self.checkpoint_path.is_file():
+            ckpt = load_checkpoint(self.checkpoint_path)
+            ckpt.test_evaluations, ckpt.test = self.test_evaluations, self.test_record
+            with _interrupts_deferred():
+                save_checkpoint(self.checkpoint_path, ckpt)
+        return self.test_record
 
     def evaluate(self, X, y, batch_size=EVAL_BATCH):
         """``(loss, accuracy)`` on raw images ``X (N, C, H, W)`` in [0, 1], normalised with the
@@ -219,8 +251,10 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
         model.set_params(ckpt.params)
         optimizer.load_state_dict(ckpt.optimizer)
         rows, best_epoch, best_params = _rows(ckpt.history), ckpt.best_epoch, _copy(ckpt.best_params)
+        tested = (ckpt.test_evaluations, ckpt.test)  # what the run's test split has seen so far
     else:
         rows, best_epoch, best_params = [], 0, _copy(model.get_params())
+        tested = (0, None)
     # One tuple, replaced whole at each epoch's end, so an interrupt never leaves it half-updated.
     state = (rows, best_epoch, best_params)
     model_config = {**getattr(model, "config", {}), "dtype": model.get_params()["W1"].dtype.name}
@@ -233,7 +267,7 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
         if restore_best:
             model.set_params(best_params)
         return FitResult(model, _columns(rows), best_epoch, stopped, data.mean, data.std,
-                         Path(checkpoint_path) if checkpoint_path else None)
+                         Path(checkpoint_path) if checkpoint_path else None, *tested)
 
     def diverged(what, epoch, batch):
         rows, best_epoch, _ = state
@@ -277,7 +311,7 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
                         save_checkpoint(checkpoint_path, Checkpoint(
                             config, model_config, model.get_params(), best_params,
                             optimizer.state_dict(), epoch, best_epoch, history, data.mean,
-                            data.std, list(data.classes), data_sha256))
+                            data.std, list(data.classes), data_sha256, *tested))
                     state = (rows + [row], best_epoch, best_params)
                 bar.set_postfix(val_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.3f}")
                 if on_epoch is not None:

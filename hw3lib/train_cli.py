@@ -9,7 +9,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import atomic_write, load_checkpoint
 from .config import TrainConfig
-from .data import MODES
+from .data import MODES, SPLIT_METHODS
 from .download import dataset_sha256
 from .train import HISTORY_KEYS, TrainingError, fit
 
@@ -45,6 +45,10 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=defaults.seed,
                         help="seeds the split, the initial weights, the batch order and the flips; "
                              "default %(default)s")
+    parser.add_argument("--split", choices=list(SPLIT_METHODS), default=defaults.split,
+                        help="how validation is held out of Data_train: 'blocked' (whole runs of "
+                             "neighbouring files, honest for video frames) or 'random' (the "
+                             "original report's); default %(default)s")
     parser.add_argument("--channels", choices=list(MODES), default=defaults.mode,
                         help="image mode: 1 to 4 channels; default %(default)s")
     parser.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=defaults.hflip,
@@ -63,7 +67,7 @@ def main(argv=None):
 
 def _train_command(args):
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         seed=args.seed, mode=args.channels, hflip=args.hflip)
+                         seed=args.seed, mode=args.channels, hflip=args.hflip, split=args.split)
     checkpoint_path, history_path = args.out / "checkpoint.npz", args.out / "history.json"
     resume = None
     if args.resume:
@@ -71,13 +75,15 @@ def _train_command(args):
             raise ValueError(f"--resume: no checkpoint at {checkpoint_path}; run without --resume "
                              "to start afresh")
         resume = load_checkpoint(checkpoint_path)
+        resume.check_settings(config, str(checkpoint_path))  # before loading data or printing
     data = config.load_data(args.data)
     sha = dataset_sha256(args.data)
     model = config.build_model(len(data.classes))
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"LeNet5 ({config.mode}, {config.channels} channel(s)) on {len(data.y_train)} training, "
           f"{len(data.y_val)} validation, {len(data.y_test)} test images; Adam lr={config.lr:g}, "
-          f"batch {config.batch_size}, seed {config.seed}, flips {'on' if config.hflip else 'off'}"
+          f"batch {config.batch_size}, seed {config.seed}, {config.split} validation split, "
+          f"flips {'on' if config.hflip else 'off'}"
           + (f"; resuming after epoch {resume.epoch}" if resume else ""))
     print(TABLE.format("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"))
 
@@ -92,19 +98,23 @@ def _train_command(args):
     except TrainingError as err:
         _write_json(history_path, err.result.history)
         raise
-    _write_json(history_path, result.history)
     done = len(result.history["epoch"])
     if result.stopped:
+        _write_json(history_path, result.history)
         print(f"error: interrupted after {done} epoch(s); {checkpoint_path} and {history_path} keep "
               "them: go on with --resume", file=sys.stderr)
         return 130
     best = {k: v[result.best_epoch - 1] for k, v in result.history.items()}
-    test_loss, test_acc = result.evaluate(data.X_test, data.y_test)
-    print(f"best validation accuracy at epoch {result.best_epoch}; wrote {checkpoint_path} and "
+    test = result.test(data.X_test, data.y_test)  # once, at the end, on the weights kept on validation
+    _write_json(history_path, {**result.history, "test": dict(
+        epoch=test.epoch, loss=test.loss, accuracy=test.accuracy, evaluations=result.test_evaluations)})
+    print(f"best validation accuracy at epoch {result.best_epoch}; test evaluated "
+          f"{result.test_evaluations} time(s) in this run's life; wrote {checkpoint_path} and "
           f"{history_path}")
     print(json.dumps(dict(train_acc=round(best["train_acc"], 6), val_acc=round(best["val_acc"], 6),
-                          test_acc=round(test_acc, 6), train_loss=round(best["train_loss"], 6),
-                          val_loss=round(best["val_loss"], 6), test_loss=round(test_loss, 6),
+                          test_acc=round(test.accuracy, 6), train_loss=round(best["train_loss"], 6),
+                          val_loss=round(best["val_loss"], 6), test_loss=round(test.loss, 6),
+                          split=config.split, test_evaluations=result.test_evaluations,
                           epochs=done, best_epoch=result.best_epoch,
                           seconds_per_epoch=round(float(np.mean(result.history["seconds"])), 3))))
     return 0

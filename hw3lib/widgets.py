@@ -7,7 +7,9 @@ map, say, is refused with a message in the panel, never a traceback) and trains 
 :func:`hw3lib.train.fit` in a background thread, so **Stop** ends the run after the current
 batch. The progress bar and the loss and accuracy curves update during the run (curves: every
 epoch and at most every :data:`REDRAW_SECONDS` within one); the runs table gets one row per
-run (hyperparameters, best validation accuracy, test accuracy of those weights, seconds).
+run (hyperparameters, best validation accuracy, seconds). **Compare** overlays the validation
+curves of the session's runs. The test split is kept for the end: a run's test accuracy is
+evaluated only when asked for, with that run's **Test** button, once.
 
 In a notebook::
 
@@ -32,14 +34,14 @@ import html
 import io
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import ipywidgets as w
 import numpy as np
 from matplotlib.figure import Figure
 
 from .data import MODES, DataError, Dataset
-from .plots import plot_live_curves
+from .plots import plot_live_curves, plot_run_curves
 from .tables import Table
 from .config import TrainConfig
 from .sweep import run_sweep
@@ -49,8 +51,11 @@ REDRAW_SECONDS = 0.5
 SWEEP_SEEDS = (0, 1)
 BATCH_SIZES = (8, 16, 32, 64, 128, 256)
 # the panel's two columns of controls: training, then the model and its input
-CONTROL_COLUMNS = (("lr", "batch_size", "epochs", "optimizer", "train_size", "seed"),
+CONTROL_COLUMNS = (("lr", "batch_size", "epochs", "optimizer", "train_size", "seed", "split"),
                    ("conv1", "conv2", "kernel_size", "activation", "pooling", "mode", "hflip"))
+TEST_NOTE = ("Test accuracy is shown only on request: choose a run by its validation accuracy "
+             "first, then test that one. A test split used to choose between runs no longer "
+             "measures how a run does on new images.")
 
 
 # the panel's optimizer choices, as TrainConfig fields
@@ -68,8 +73,9 @@ class RunSettings:
 
     ``conv1``/``conv2`` are the two convolutions' output channels, ``mode`` the images' channel
     mode (``"L"``, ``"LA"``, ``"RGB"``, ``"RGBA"``), ``train_size`` how many images of the
-    training split the run trains on (drawn by ``seed``), ``hflip`` whether training images are
-    mirrored at random (:class:`TrainConfig`)."""
+    training split the run trains on (drawn by ``seed``), ``split`` how validation is held out
+    (``"blocked"`` or ``"random"``), ``hflip`` whether training images are mirrored at random
+    (:class:`TrainConfig`)."""
 
     lr: float = 1e-3
     batch_size: int = 32
@@ -83,6 +89,7 @@ class RunSettings:
     mode: str = "L"
     seed: int = 0
     train_size: int = 600
+    split: str = TrainConfig.split
     hflip: bool = TrainConfig.hflip
 
     def config(self):
@@ -91,7 +98,8 @@ class RunSettings:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                           **OPTIMIZERS[self.optimizer], seed=self.seed, mode=self.mode, hflip=self.hflip,
+                           **OPTIMIZERS[self.optimizer], seed=self.seed, mode=self.mode, split=self.split,
+                           hflip=self.hflip,
                            model=dict(conv_channels=[self.conv1, self.conv2], kernel_size=self.kernel_size,
                                       activation=self.activation, pooling=self.pooling))
 
@@ -110,25 +118,35 @@ def subset(data, size, seed):
     return replace(data, X_train=data.X_train[keep], y_train=data.y_train[keep])
 
 
-@dataclass(frozen=True)
+@dataclass
 class RunRecord:
     """One finished run: its ``settings``, fit's ``history`` (dict of lists, one value per
-    completed epoch), ``best_epoch`` (0: none completed), ``test_acc`` of the best weights
-    (None without a completed epoch), wall-clock ``seconds`` (training and test), ``status``
-    (``"done"``, ``"stopped"``, ``"interrupted"`` or ``"diverged"``) and, when it diverged,
-    fit's ``message``."""
+    completed epoch), ``best_epoch`` (0: none completed), wall-clock ``seconds`` of training,
+    ``status`` (``"done"``, ``"stopped"``, ``"interrupted"`` or ``"diverged"``), when it
+    diverged fit's ``message``, and what :meth:`test` needs: fit's ``result`` and the run's
+    ``data``. ``test_acc`` is None until :meth:`test` is called."""
 
     settings: RunSettings
     history: dict
     best_epoch: int
-    test_acc: float | None
     seconds: float
     status: str
     message: str | None = None
+    result: object = field(default=None, repr=False, compare=False)
+    data: Dataset | None = field(default=None, repr=False, compare=False)
+    test_acc: float | None = None
 
     @property
     def best_val_acc(self):
         return self.history["val_acc"][self.best_epoch - 1] if self.best_epoch else None
+
+    def test(self):
+        """The test accuracy of the kept weights, evaluated once (:meth:`FitResult.test`)."""
+        if not self.best_epoch:
+            raise ValueError("the run ended before its first epoch: there are no kept weights to test")
+        if self.test_acc is None:
+            self.test_acc = self.result.test(self.data.X_test, self.data.y_test).accuracy
+        return self.test_acc
 
 
 @dataclass(frozen=True)
@@ -151,10 +169,9 @@ class PreparedRun:
                          progress=False)
         except TrainingError as err:
             result, message = err.result, str(err)
-        test_acc = result.evaluate(self.data.X_test, self.data.y_test)[1] if result.best_epoch else None
-        return RunRecord(self.settings, result.history, result.best_epoch, test_acc,
-                         time.perf_counter() - start, "diverged" if message else result.stopped or "done",
-                         message)
+        return RunRecord(self.settings, result.history, result.best_epoch, time.perf_counter() - start,
+                         "diverged" if message else result.stopped or "done", message, result,
+                         self.data)
 
 
 def prepare(settings, load):
@@ -166,16 +183,18 @@ def prepare(settings, load):
 
 def runs_table(runs):
     """One row per :class:`RunRecord`: the hyperparameters, the epochs done of those asked,
-    the best validation accuracy, the test accuracy of those weights, seconds and status."""
+    the best validation accuracy, the test accuracy of those weights ("-" until tested),
+    seconds of training and status."""
     rows = []
     for number, run in enumerate(runs, start=1):
         s = run.settings
         epochs = f"{len(run.history['epoch'])}/{s.epochs}"
         rows.append((number, s.optimizer, f"{s.lr:.2g}", s.batch_size, epochs, f"{s.conv1}-{s.conv2}",
-                     s.kernel_size, s.activation, s.pooling, s.mode, s.seed, s.train_size, s.hflip,
-                     run.best_val_acc, run.test_acc, run.seconds, run.status))
+                     s.kernel_size, s.activation, s.pooling, s.mode, s.seed, s.train_size, s.split,
+                     s.hflip, run.best_val_acc, run.test_acc, run.seconds, run.status))
     return Table(["run", "optimizer", "lr", "batch", "epochs", "conv", "kernel", "act", "pool", "mode",
-                  "seed", "images", "flips", "best val acc", "test acc", "seconds", "status"], rows)
+                  "seed", "images", "split", "flips", "best val acc", "test acc", "seconds", "status"],
+                 rows)
 
 
 def _png(fig):
@@ -207,6 +226,9 @@ def _controls(s, train_max):
         "activation": labelled(w.Dropdown(options=["relu", "tanh"], value=s.activation), "activation"),
         "pooling": labelled(w.Dropdown(options=["max", "avg"], value=s.pooling), "pooling"),
         "mode": labelled(w.Dropdown(options=modes, value=s.mode), "input channels"),
+        "split": labelled(w.Dropdown(options=[("blocked (runs of frames)", "blocked"),
+                                              ("random (the report's)", "random")], value=s.split),
+                          "validation split"),
         "hflip": labelled(w.Checkbox(value=s.hflip), "random flips"),
     }
 
@@ -221,9 +243,11 @@ class Playground:
     (Stop works in a live kernel); ``False`` trains inside the Train button's handler.
 
     ``runs`` holds a :class:`RunRecord` per run, ``history`` the current (or last) run's
-    history, ``batches`` its rows ``(position in epochs, running loss, running accuracy)``;
-    ``sweep_result`` the last sweep's :class:`hw3lib.sweep.SweepResult`, its storage and
-    checkpoints under ``sweep_out``.
+    history, ``batches`` its rows ``(position in epochs, running loss, running accuracy)``.
+    ``compare`` (a toggle) switches the curves to the validation curves of every run;
+    ``test_buttons`` holds one button per run that evaluates it on the test split
+    (:meth:`test`); ``sweep_result`` the last sweep's :class:`hw3lib.sweep.SweepResult`, its
+    storage and checkpoints under ``sweep_out``.
     """
 
     def __init__(self, settings=RunSettings(), *, load=TrainConfig.load_data, threaded=True,
@@ -250,7 +274,12 @@ class Playground:
         self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0, description="no run yet",
                                         style={"description_width": "8.5em"}, layout=w.Layout(width="34em"))
         self.curves = w.Image(format="png")
+        self.compare = w.ToggleButton(value=False, description="Compare runs", icon="line-chart",
+                                      tooltip="overlay the validation curves of this session's runs")
+        self.compare.observe(lambda _change: self._draw(), names="value")
         self.table, self.sweep_table = w.HTML(), w.HTML()
+        self.test_note = w.HTML(f"<i>{html.escape(TEST_NOTE)}</i>")
+        self.test_buttons = w.HBox([])
         self._title = "No run yet: press Train"
         self._draw()
         self._show_table()
@@ -259,8 +288,8 @@ class Playground:
             w.HTML("<b>LeNet-5 playground</b>: set the controls, press Train; every run goes into "
                    "the table below."),
             w.HBox([w.VBox([c[name] for name in column]) for column in CONTROL_COLUMNS]),
-            w.HBox([self.train_button, self.stop_button, self.sweep_button, self.progress]),
-            self.message, self.curves, self.table, self.sweep_table])
+            w.HBox([self.train_button, self.stop_button, self.sweep_button, self.compare, self.progress]),
+            self.message, self.curves, self.table, self.test_note, self.test_buttons, self.sweep_table])
         for widget, name in ((self.widget, "playground"), (self.curves, "curves"), (self.table, "runs"),
                              (self.message, "message"), (self.sweep_table, "sweep")):
             widget.add_class(f"hw3-{name}")
@@ -351,6 +380,18 @@ class Playground:
         self.sweep_table.value = (f"<b>Sweep of the learning rate</b><pre style='font-size: 12px'>"
                                   f"{html.escape(str(self.sweep_result.table()))}</pre>")
 
+    def test(self, number):
+        """Evaluate run ``number`` (1-based) on the test split, once, and show it in the table."""
+        run = self.runs[number - 1]
+        try:
+            accuracy = run.test()
+        except ValueError as err:
+            self._say(f"Run {number}: {err}", error=True)
+            return
+        self._show_table()
+        self._say(f"Run {number}: test accuracy {accuracy:.3f} (best validation accuracy "
+                  f"{run.best_val_acc:.3f}, epoch {run.best_epoch}).")
+
     def stop(self, _button=None):
         """What Stop does: end the run (or the sweep) after the current batch (its finished
         epochs count)."""
@@ -365,7 +406,7 @@ class Playground:
         return not self.running
 
     def _dataset(self, config):
-        key = (config.mode, config.seed, config.val_fraction)
+        key = (config.mode, config.seed, config.val_fraction, config.split)
         if key not in self._datasets:
             self._datasets[key] = self._load(config)
         return self._datasets[key]
@@ -406,8 +447,7 @@ class Playground:
             self._say(f"Run {number} diverged: {record.message}", error=True)
         elif record.best_epoch:
             self._say(f"Run {number} {record.status} after {done} epoch(s) in {record.seconds:.1f} s: best "
-                      f"validation accuracy {record.best_val_acc:.3f} (epoch {record.best_epoch}), test "
-                      f"accuracy {record.test_acc:.3f}.")
+                      f"validation accuracy {record.best_val_acc:.3f} (epoch {record.best_epoch}).")
         else:
             self._say(f"Run {number} {record.status} before its first epoch ended: nothing to evaluate.")
 
@@ -422,10 +462,27 @@ class Playground:
 
     def _draw(self):
         figure = Figure(figsize=(9, 3.4))
-        self.curves.value = _png(plot_live_curves(self.history, self.batches, self._title, figure=figure))
+        if self.compare.value:
+            histories = {f"run {n}": run.history for n, run in enumerate(self.runs, start=1)}
+            if self.running:
+                histories[f"run {len(self.runs) + 1} (running)"] = self.history
+            plot_run_curves(histories, "Validation curves of this session's runs", splits=("val",),
+                            figure=figure)
+        else:
+            plot_live_curves(self.history, self.batches, self._title, figure=figure)
+        self.curves.value = _png(figure)
         self._drawn = time.perf_counter()
 
     def _show_table(self):
         text = str(self.runs_table()) if self.runs else "No runs yet."
         self.table.value = (f"<b>Runs of this session</b><pre style='font-size: 12px; overflow-x: auto'>"
                             f"{html.escape(text)}</pre>")
+        buttons = []
+        for number, run in enumerate(self.runs, start=1):
+            tested = run.test_acc is not None
+            button = w.Button(description=f"Test run {number}", icon="check" if tested else "flask",
+                              disabled=tested or not run.best_epoch,
+                              tooltip="evaluate this run's kept weights on the test split, once")
+            button.on_click(lambda _button, number=number: self.test(number))
+            buttons.append(button)
+        self.test_buttons.children = buttons

@@ -100,7 +100,7 @@ def test_other_files_are_refused(saved, tmp_path):
     with pytest.raises(CheckpointError, match="not a valid checkpoint"):
         load_checkpoint(tmp_path / "no_meta.npz")
     np.savez(tmp_path / "other.npz", meta=np.array('{"format": "something else"}'))
-    with pytest.raises(CheckpointError, match="is not a hw3lib-checkpoint version 1"):
+    with pytest.raises(CheckpointError, match="is not a hw3lib-checkpoint version 2"):
         load_checkpoint(tmp_path / "other.npz")
     np.save(tmp_path / "single.npy", np.zeros(3))
     with pytest.raises(CheckpointError, match="single .npy array"):

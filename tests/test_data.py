@@ -1,5 +1,6 @@
 """Tests for hw3lib.data. Real-data tests need HW3_DATA (or data/) holding Data_train/ and Data_test/."""
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -277,29 +278,69 @@ def toy(n_per_class=490, n_classes=3):
     return np.arange(len(y), dtype=np.float32).reshape(-1, 1, 1, 1), y  # X holds each sample's index
 
 
+def val_ids(split, seed=0, fraction=0.3, **toy_args):
+    """The indices (ascending) that ``train_val_split`` sends to validation from :func:`toy` data."""
+    return data.train_val_split(*toy(**toy_args), fraction, seed, split)[2].ravel().astype(np.int64)
+
+
+def runs_of(ids):
+    """Contiguous runs ``[(first, last), ...]`` of sorted indices."""
+    breaks = np.flatnonzero(np.diff(ids) != 1)
+    return list(zip(ids[np.r_[0, breaks + 1]], ids[np.r_[breaks, len(ids) - 1]]))
+
+
 @needs_data
-def test_split_sizes_on_real_data(train):
-    X_tr, y_tr, X_va, y_va = data.train_val_split(*train[:2])
+@pytest.mark.parametrize("split", data.SPLIT_METHODS)
+def test_split_sizes_on_real_data(train, split):
+    X_tr, y_tr, X_va, y_va = data.train_val_split(*train[:2], split=split)
     assert (len(X_tr), len(X_va)) == (1029, 441)
     assert np.bincount(y_va).tolist() == [147] * 3 and np.bincount(y_tr).tolist() == [343] * 3
 
 
-def test_split_is_a_stratified_partition():
+@pytest.mark.parametrize("split", data.SPLIT_METHODS)
+def test_split_is_a_stratified_partition(split):
     X, y = toy()
-    X_tr, y_tr, X_va, y_va = data.train_val_split(X, y, 0.3, seed=1)
+    X_tr, y_tr, X_va, y_va = data.train_val_split(X, y, 0.3, seed=1, split=split)
     ids_tr, ids_va = X_tr.ravel().astype(int), X_va.ravel().astype(int)
     assert sorted(np.concatenate([ids_tr, ids_va]).tolist()) == list(range(len(y)))
     np.testing.assert_array_equal(y[ids_tr], y_tr)
     np.testing.assert_array_equal(y[ids_va], y_va)
     assert np.bincount(y_va).tolist() == [147] * 3
-    assert not np.all(np.diff(ids_va) == 1)  # random, not the first 147 of each class
+    assert not np.all(np.diff(ids_va) == 1)  # not the first 147 of each class
 
 
-def test_split_is_deterministic_per_seed():
-    X, y = toy()
-    a, b, c = (data.train_val_split(X, y, seed=s)[2] for s in (0, 0, 1))
+@pytest.mark.parametrize("split", data.SPLIT_METHODS)
+def test_split_is_deterministic_per_seed(split):
+    a, b, c = (val_ids(split, seed=s) for s in (0, 0, 1))
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+def test_blocked_split_holds_out_whole_runs_of_neighbouring_files():
+    for seed in range(5):
+        ids = val_ids("blocked", seed)
+        for c in range(3):  # 490 files per class in 10 runs of 49: 3 whole runs (neighbours merge)
+            runs = runs_of(ids[ids // 490 == c] % 490)
+            assert all(first % 49 == 0 and (last + 1) % 49 == 0 for first, last in runs)
+            assert sum(last - first + 1 for first, last in runs) == 147 and 1 <= len(runs) <= 3
+
+
+def test_blocked_split_cuts_the_last_run_to_reach_the_count():
+    ids = val_ids("blocked", seed=2, fraction=0.25, n_per_class=37, n_classes=2)  # 9 of 37 per class
+    assert np.bincount(ids // 37).tolist() == [9, 9]
+    assert len(runs_of(ids)) <= 2 * 3  # runs of 3-4 files: at most 3 pieces per class
+
+
+def test_random_split_is_the_original_reports():
+    # The ids of the original (pre-"blocked") implementation for seed 0, pinned by their hash.
+    ids = val_ids("random", seed=0)
+    assert hashlib.sha256(ids.tobytes()).hexdigest()[:16] == "4cb4ad840b0257cb"
+    assert len(runs_of(ids)) > 200  # scattered: most validation files sit next to training files
+
+
+def test_split_rejects_unknown_method():
+    with pytest.raises(ValueError, match=r"split must be one of \['blocked', 'random'\], got 'video'"):
+        data.train_val_split(*toy(), split="video")
 
 
 @pytest.mark.parametrize("fraction", [0, 1, -0.1, 1.5, float("nan")])
@@ -357,6 +398,8 @@ def test_load_dataset_fits_normalizer_on_train_part_only():
     everything = np.concatenate([ds.X_train, ds.X_val, ds.X_test])
     assert not np.array_equal(ds.mean, data.fit_normalizer(everything)[0])
     np.testing.assert_array_equal(ds.X_val, data.train_val_split(*data.load_split(DATA, mode="RGBA")[:2])[2])
+    random = data.load_dataset(DATA, split="random")
+    assert not np.array_equal(random.X_val, data.load_dataset(DATA).X_val)
 
 
 # ---------------------------------------------------------------- dataloader

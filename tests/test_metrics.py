@@ -71,3 +71,23 @@ def test_metrics_table_text():
 def test_bad_input_is_named(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_bootstrap_interval_brackets_the_mean_and_follows_the_images():
+    from hw3lib.metrics import bootstrap_interval
+
+    rng = np.random.default_rng(1)
+    correct = rng.random((3, 400)) < 0.9
+    low, high = bootstrap_interval(correct)
+    mean = correct.mean()
+    # the normal approximation of the same resampling: the per-image mean's spread over sqrt(N)
+    normal = 2 * 1.96 * correct.mean(axis=0).std() / np.sqrt(400)
+    assert low < mean < high and high - low == pytest.approx(normal, rel=0.2)
+    assert bootstrap_interval(correct) == (low, high)  # seeded
+    assert bootstrap_interval(np.ones((2, 50), bool)) == (1.0, 1.0)  # no error left to resample
+    narrow = bootstrap_interval(correct, level=0.5)
+    assert low < narrow[0] < narrow[1] < high
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_interval(correct, level=1.0)
+    with pytest.raises(ValueError, match="S runs, N images"):
+        bootstrap_interval(np.ones(5, bool))

@@ -147,7 +147,7 @@ def test_probabilities_and_feature_maps_use_the_training_statistics(root, tmp_pa
     result = results.load_or_train(CONFIG, tmp_path / "run.npz", root=root)
     data = CONFIG.load_data(root)
     X = normalize(data.X_test, result.mean, result.std)
-    probs = results.probabilities(result, data.X_test, batch_size=5)  # several batches
+    probs = result.predict(data.X_test, batch_size=5)  # several batches
     np.testing.assert_allclose(probs, result.model.forward(X), rtol=1e-6)
     maps = results.feature_maps(result, data.X_test[:2])
     conv, relu = result.model.layers[:2]
@@ -171,15 +171,6 @@ def test_misclassified_and_one_per_class_by_hand():
         results.misclassified(y, probs[:3])
 
 
-def test_nearest_distances_by_hand():
-    X_ref = np.zeros((2, 1, 1, 2))
-    X_ref[1, 0, 0] = [3, 4]
-    X = np.array([[[[3.0, 4.0]]], [[[1.0, 0.0]]], [[[6.0, 8.0]]]])
-    np.testing.assert_allclose(results.nearest_distances(X, X_ref), [0, 1, 5])
-    with pytest.raises(ValueError, match="one shape"):
-        results.nearest_distances(X, np.zeros((2, 1, 2, 1)))
-
-
 def test_history_table_rounds_accuracy_to_3_and_loss_to_4_decimals():
     history = dict(epoch=[1, 2], train_loss=[0.58874, 0.00016], train_acc=[0.85234, 1.0],
                    val_loss=[0.57136, 0.00024], val_acc=[0.85261, 0.99773], seconds=[3.1, 2.9])
@@ -192,43 +183,72 @@ def test_history_table_rounds_accuracy_to_3_and_loss_to_4_decimals():
 
 def test_comparison_table_puts_each_run_beside_the_original(root, tmp_path):
     data = CONFIG.load_data(root)
-    runs = {"a": results.load_or_train(CONFIG, tmp_path / "a.npz", data=data, root=root),
-            "b": results.load_or_train(replace(CONFIG, lr=0.001), tmp_path / "b.npz", root=root)}
-    lines = str(results.comparison_table(runs, data)).splitlines()
+    other = replace(CONFIG, lr=0.001, split="random")
+    data_b = other.load_data(root)
+    runs = {"a": (results.load_or_train(CONFIG, tmp_path / "a.npz", data=data, root=root), data),
+            "b": (results.load_or_train(other, tmp_path / "b.npz", root=root), data_b)}
+    lines = str(results.comparison_table(runs)).splitlines()
     assert lines[0].split() == ["split", "acc", "original", "acc", "a", "acc", "b", "loss",
                                 "original", "loss", "a", "loss", "b"]
     for line, split in zip(lines[1:], ("train", "val", "test")):
-        X, y = getattr(data, f"X_{split}"), getattr(data, f"y_{split}")
-        (loss_a, acc_a), (loss_b, acc_b) = runs["a"].evaluate(X, y), runs["b"].evaluate(X, y)
+        (loss_a, acc_a), (loss_b, acc_b) = (run.evaluate(getattr(d, f"X_{split}"), getattr(d, f"y_{split}"))
+                                            for run, d in runs.values())  # each on its own split
         acc, loss = results.ORIGINAL[split]
         assert line.split() == [split, f"{acc:g}", f"{acc_a:.3f}", f"{acc_b:.3f}", f"{loss:g}",
                                 f"{loss_a:.1e}", f"{loss_b:.1e}"]
     assert [line.split()[1] for line in lines[1:]] == ["0.995", "0.943", "0.956"]
     assert [line.split()[4] for line in lines[1:]] == ["0.009", "0.0065", "1.066"]
+    assert [run.test_evaluations for run, _ in runs.values()] == [1, 1]  # test looked at once each
+    results.comparison_table(runs)
+    assert [run.test_evaluations for run, _ in runs.values()] == [1, 1]
 
 
-def test_seed_sweep_rows_summary_and_reuse(root, tmp_path, count_fits):
-    config = replace(CONFIG, epochs=1)
-    table = results.seed_sweep(config, [3, 5], root=root, folder=tmp_path)
-    assert len(count_fits) == 2
-    rows = table.rows
-    assert [row[0] for row in rows] == [3, 5, "mean", "min", "max"]
-    for row, seed in zip(rows, (3, 5)):
-        cfg = replace(config, seed=seed)
-        result = results.load_or_train(cfg, results.checkpoint_path(cfg, tmp_path), root=root)
-        data = cfg.load_data(root)
-        test_loss, test_acc = result.evaluate(data.X_test, data.y_test)
-        assert row == (seed, 1, result.history["val_acc"][0], test_acc, test_loss)
-    values = np.array([row[2:] for row in rows[:2]])
-    np.testing.assert_allclose(rows[2][2:], values.mean(0))
-    np.testing.assert_allclose(rows[3][2:], values.min(0))
-    np.testing.assert_allclose(rows[4][2:], values.max(0))
-    assert rows[2][1] is None and str(table).splitlines()[3].split()[:2] == ["mean", "-"]
-    assert len(count_fits) == 2  # the checks above loaded the sweep's checkpoints
-    results.seed_sweep(config, [3, 5], root=root, folder=tmp_path)
-    assert len(count_fits) == 2
+def test_settings_study_scores_on_validation_only_and_picks_the_best(root, tmp_path, count_fits):
+    base = replace(CONFIG, epochs=1)
+    study = results.settings_study(base, {"hflip": [False, True], "lr": [0.002, 0.004]}, [3, 5],
+                                   root=root, folder=tmp_path)
+    assert len(count_fits) == 8 and len(study.settings) == 4
+    assert study.settings[1] == {"hflip": False, "lr": 0.004}
+    for i, setting in enumerate(study.settings):
+        for seed in (3, 5):
+            result = study.runs[i][seed]
+            assert result.test_evaluations == 0  # the study never looks at test
+            assert load_checkpoint(result.checkpoint_path).config == replace(base, seed=seed, **setting)
+        assert study.scores(i).tolist() == [study.runs[i][s].history["val_acc"][0] for s in (3, 5)]
+    means = [(study.scores(i).mean(), -study.losses(i).mean()) for i in range(4)]
+    assert means[study.best] == max(means)
+    assert study.config() == replace(base, **study.settings[study.best])
+    lines = str(study.table()).splitlines()
+    assert lines[0].split()[:4] == ["hflip", "lr", "val", "acc"] and len(lines) == 5
+    assert lines[1 + study.best].rstrip().endswith("best") and sum("best" in line for line in lines) == 1
+    assert lines[2].split()[:3] == ["False", "0.004", f"{study.scores(1).mean():.3f}"]
+    results.settings_study(base, {"hflip": [False, True], "lr": [0.002, 0.004]}, [3, 5], root=root,
+                           folder=tmp_path)
+    assert len(count_fits) == 8  # cached
+    with pytest.raises(ValueError, match="lr must be a positive"):
+        results.settings_study(base, {"lr": [0.01, -1.0]}, [0], root=root, folder=tmp_path)
+    with pytest.raises(ValueError, match="grid must map"):
+        results.settings_study(base, {"lr": []}, [0], root=root)
     with pytest.raises(ValueError, match="seeds is empty"):
-        results.seed_sweep(config, [], root=root)
+        results.settings_study(base, {"lr": [0.01]}, [], root=root)
+
+
+def test_test_over_seeds_tests_each_run_once_with_a_bootstrap_interval(root, tmp_path):
+    configs = {"one": replace(CONFIG, epochs=1), "two": replace(CONFIG, epochs=2)}
+    runs, table = results.test_over_seeds(configs, [3, 5], root=root, folder=tmp_path)
+    for (label, config), row in zip(configs.items(), table.rows):
+        records = [runs[label][seed][1] for seed in (3, 5)]
+        acc = np.array([r.accuracy for r in records])
+        data = replace(config, seed=3).load_data(root)
+        for seed in (3, 5):
+            result, record = runs[label][seed]
+            assert result.test_evaluations == 1 and load_checkpoint(result.checkpoint_path).test_evaluations == 1
+            assert (record.loss, record.accuracy) == pytest.approx(result.evaluate(data.X_test, data.y_test))
+        low, high = map(float, row[4].split("-"))
+        assert row[:4] == (label, "3,5", acc.mean(), acc.std()) and low <= acc.mean() <= high
+        assert row[5:7] == (acc.min(), acc.max())
+    again, _ = results.test_over_seeds(configs, [3, 5], root=root, folder=tmp_path)
+    assert again["one"][3][0].test_evaluations == 1  # reloaded with its record: not evaluated again
 
 
 def test_summary_table_lists_every_layer_and_the_total():
@@ -254,7 +274,7 @@ def test_stamp_table_rows(root, tmp_path):
     assert full["hw3lib"].startswith("0.1.0, commit ") and full["Seed"] == "0"
     assert "Python, NumPy" in full and "Notebooks" not in full and "Built" not in full
     assert full["Optimizer"] == "AdamGD lr 0.002, betas 0.9/0.999, eps 1e-08, bias correction on"
-    assert full["Schedule"] == "2 epochs, batch 8, validation 0.3"
+    assert full["Schedule"] == "2 epochs, batch 8, validation 0.3 (blocked split)"
     assert full["Images"] == "mode L, flips on" and full["Threads"].startswith("1 BLAS thread")
     assert full["Weights SHA-256"] == results.weights_sha256(result.model)
     own = dict(results.stamp_table(result, CONFIG, environment=False).rows)

@@ -72,6 +72,7 @@ def test_defaults_are_the_reports_plus_flips():
     c = TrainConfig()
     assert (c.epochs, c.batch_size, c.lr, c.beta1, c.beta2, c.eps) == (24, 32, 5e-4, 0.9, 0.999, 1e-8)
     assert c.hflip and c.bias_correction and c.mode == "L" and c.val_fraction == 0.3
+    assert c.split == "blocked"
     assert c.build_model(3).input_shape == (1, 32, 32)
 
 
@@ -83,6 +84,7 @@ def test_defaults_are_the_reports_plus_flips():
     (dict(epochs=0), "epochs must be an integer >= 1"), (dict(seed=-1), "seed"),
     (dict(beta1=1.0), "beta1"), (dict(beta2=-0.1), "beta2"), (dict(eps=0.0), "epsilon"),
     (dict(mode="CMYK"), "mode must be one of"), (dict(val_fraction=1.0), "val_fraction"),
+    (dict(split="stratified"), r"split must be one of \['blocked', 'random'\]"),
     (dict(model=dict(kernel_size=40)), "kernel_size=40 does not fit 32x32"),
     (dict(model=dict(input_size=8)), "does not fit 8x8"),
     (dict(model=dict(depth=3)), "LeNet5 arguments among"),
@@ -345,6 +347,45 @@ def test_resume_refuses_another_run(tmp_path):
         fit(config.build_model(3), data, config, resume=path, data_sha256="0" * 64, progress=False)
 
 
+def test_resume_refuses_another_validation_split(tmp_path):
+    data, config, path = tiny_data(), tiny_config(epochs=1, split="random"), tmp_path / "c.npz"
+    fit(config.build_model(3), data, config, checkpoint_path=path, progress=False)
+    assert load_checkpoint(path).config.split == "random"
+    with pytest.raises(CheckpointError, match=r"split='random' \(this run: 'blocked'\)"):
+        fit(config.build_model(3), data, replace(config, split="blocked"), resume=path, progress=False)
+
+
+def test_a_version_1_checkpoint_reads_as_the_random_split(tmp_path):
+    data, config, path = tiny_data(), tiny_config(epochs=1), tmp_path / "c.npz"
+    fit(config.build_model(3), data, config, checkpoint_path=path, progress=False)
+    arrays = dict(np.load(path))
+    meta = json.loads(str(arrays["meta"]))
+    meta["version"] = 1
+    del meta["config"]["split"], meta["test_evaluations"], meta["test"]
+    np.savez(path, **{**arrays, "meta": np.array(json.dumps(meta))})
+    assert load_checkpoint(path).config.split == "random" and load_checkpoint(path).test is None
+
+
+def test_test_split_is_evaluated_once_and_counted_in_the_checkpoint(tmp_path):
+    data, config, path = tiny_data(), tiny_config(epochs=2), tmp_path / "c.npz"
+    result = fit(config.build_model(3), data, config, checkpoint_path=path, progress=False)
+    assert result.test_evaluations == 0 and load_checkpoint(path).test_evaluations == 0  # fit never looks
+    record = result.test(data.X_test, data.y_test)
+    assert (record.loss, record.accuracy) == pytest.approx(result.evaluate(data.X_test, data.y_test))
+    assert record.epoch == result.best_epoch and record.probs.shape == (len(data.y_test), 3)
+    assert result.test(data.X_test, data.y_test) is record and result.test_evaluations == 1
+    saved = load_checkpoint(path)
+    assert saved.test_evaluations == 1 and saved.test.accuracy == record.accuracy
+    np.testing.assert_array_equal(saved.test.probs, record.probs)
+    # Other test data is a new evaluation, and counted as one.
+    result.test(data.X_test[:-1], data.y_test[:-1])
+    assert result.test_evaluations == 2 and load_checkpoint(path).test_evaluations == 2
+    # Training on after a look at test keeps the count: the run has seen test twice.
+    more = fit(config.build_model(3), data, replace(config, epochs=3), checkpoint_path=path,
+               resume=path, progress=False)
+    assert more.test_evaluations == 2 and load_checkpoint(path).test_evaluations == 2
+
+
 def test_resume_of_a_finished_run_trains_nothing(tmp_path):
     data, config, path = tiny_data(), tiny_config(epochs=2), tmp_path / "c.npz"
     done = fit(config.build_model(3), data, config, checkpoint_path=path, progress=False)
@@ -388,9 +429,13 @@ def test_command_trains_writes_files_and_ends_with_a_json_line(tmp_path, capsys)
     summary = json.loads(lines[-1])
     assert {"train_acc", "val_acc", "test_acc", "train_loss", "val_loss", "test_loss", "epochs",
             "seconds_per_epoch"} <= set(summary) and summary["epochs"] == 2
+    assert summary["split"] == "blocked" and summary["test_evaluations"] == 1
     history = json.loads((out_dir / "history.json").read_text())
     saved = load_checkpoint(out_dir / "checkpoint.npz")
+    test = history.pop("test")
     assert history == saved.history and history["epoch"] == [1, 2]
+    assert test["evaluations"] == saved.test_evaluations == 1
+    assert test["accuracy"] == saved.test.accuracy and round(test["accuracy"], 6) == summary["test_acc"]
     assert saved.data_sha256 == dataset_sha256(root) and saved.classes == ["A", "B", "C"]
     best = summary["best_epoch"] - 1
     assert summary["val_acc"] == round(history["val_acc"][best], 6)
@@ -399,6 +444,13 @@ def test_command_trains_writes_files_and_ends_with_a_json_line(tmp_path, capsys)
                              "--out", out_dir, "--no-progress", "--resume")
     assert code == 0, err
     assert "resuming after epoch 2" in out and json.loads(out.splitlines()[-1])["epochs"] == 3
+    assert json.loads(out.splitlines()[-1])["test_evaluations"] == 2  # once after each finished run
+    code, out, err = run_cli(capsys, "--data", root, "--epochs", 4, "--batch-size", 8, "--lr", 0.002,
+                             "--out", out_dir, "--no-progress", "--resume", "--split", "random")
+    assert code == 2 and "split='blocked' (this run: 'random')" in err and out == ""
+    code, out, err = run_cli(capsys, "--data", root, "--epochs", 1, "--out", tmp_path / "random",
+                             "--no-progress", "--split", "random")
+    assert code == 0 and json.loads(out.splitlines()[-1])["split"] == "random", err
     assert json.loads((out_dir / "history.json").read_text())["epoch"] == [1, 2, 3]
 
 

@@ -15,6 +15,7 @@ from datasets import write_banded_root
 from hw3lib.data import Dataset, DataError, dataloader, fit_normalizer, normalize
 from hw3lib.losses import CrossEntropyLoss
 from hw3lib.optim import SGD
+from hw3lib import plots
 from hw3lib.plots import plot_live_curves
 from hw3lib.train import evaluate
 from hw3lib.widgets import OPTIMIZERS, Playground, RunSettings, prepare, subset
@@ -41,7 +42,7 @@ class FakeLoad:
         self.calls = []
 
     def __call__(self, config):
-        self.calls.append((config.mode, config.seed))
+        self.calls.append((config.mode, config.seed, config.split))
         rng = np.random.default_rng(config.seed)
         (X, y), (Xv, yv), (Xt, yt) = (patterned(n, config.channels, rng) for n in (60, 30, 30))
         mean, std = fit_normalizer(X)
@@ -83,7 +84,8 @@ def test_moving_the_controls_trains_nothing():
     panel = panel_of(threaded=True)
     curves = panel.curves.value
     new = dict(lr=0.01, batch_size=8, epochs=5, optimizer="SGD", conv1=4, conv2=8, kernel_size=3,
-               activation="tanh", pooling="avg", mode="RGB", seed=3, train_size=30, hflip=False)
+               activation="tanh", pooling="avg", mode="RGB", seed=3, train_size=30, split="random",
+               hflip=False)
     for name, value in new.items():
         panel.controls[name].value = value
     assert panel.settings() == RunSettings(**new)
@@ -102,7 +104,7 @@ def test_train_runs_the_controls_settings_and_updates_history_progress_curves_an
     [run] = panel.runs
     assert run.settings == panel.settings() and run.status == "done"
     assert panel.history is run.history and run.history["epoch"] == [1, 2]
-    assert run.best_val_acc == max(run.history["val_acc"]) and 0 <= run.test_acc <= 1
+    assert run.best_val_acc == max(run.history["val_acc"]) and run.test_acc is None  # test on request
     assert len(panel.batches) == 2 * 3 and panel.batches[-1][0] == 2.0
     assert panel.progress.value == 1.0 and panel.progress.bar_style == "success"
     assert panel.curves.value != empty_curves and bytes(panel.curves.value).startswith(b"\x89PNG")
@@ -110,8 +112,45 @@ def test_train_runs_the_controls_settings_and_updates_history_progress_curves_an
     assert "Run 1 done after 2 epoch(s)" in panel.message.value
     [row] = table_rows(panel)
     assert row.split()[:5] == ["1", "AdamGD,", "no", "bias", "correction"]
-    assert f"{run.best_val_acc:.3f}" in row and f"{run.test_acc:.3f}" in row and row.endswith("done")
-    assert row in panel.table.value
+    assert f"{run.best_val_acc:.3f}" in row and row.split()[-3] == "-" and row.endswith("done")
+    assert row in panel.table.value and "blocked" in row.split()
+
+
+def test_test_accuracy_is_shown_only_on_request_once_per_run():
+    panel = panel_of()
+    panel.train_button.click()
+    panel.train_button.click()
+    first, second = panel.runs
+    assert "only on request" in panel.test_note.value
+    buttons = panel.test_buttons.children
+    assert [b.description for b in buttons] == ["Test run 1", "Test run 2"]
+    assert not any(b.disabled for b in buttons) and first.result.test_evaluations == 0
+    buttons[1].click()
+    assert first.test_acc is None and second.test_acc == second.result.test_record.accuracy
+    expected = second.result.evaluate(second.data.X_test, second.data.y_test)[1]
+    assert second.test_acc == expected and second.result.test_evaluations == 1
+    assert f"Run 2: test accuracy {expected:.3f}" in panel.message.value
+    assert table_rows(panel)[1].split()[-3] == f"{expected:.3f}" and table_rows(panel)[0].split()[-3] == "-"
+    assert panel.test_buttons.children[1].disabled and not panel.test_buttons.children[0].disabled
+    panel.test(2)
+    assert second.result.test_evaluations == 1  # asked again: the recorded evaluation, not a new one
+
+
+def test_compare_overlays_the_validation_curves_of_every_run():
+    panel = panel_of()
+    panel.compare.value = True
+    hint = panel.curves.value
+    panel.train_button.click()
+    panel.controls["lr"].value = 0.01
+    panel.train_button.click()
+    figure = Figure()
+    plots.plot_run_curves({f"run {n}": run.history for n, run in enumerate(panel.runs, start=1)},
+                          splits=("val",), figure=figure)
+    assert len(figure.axes[1].lines) == 2  # one validation line per run, no training lines
+    assert [line.get_label() for line in figure.axes[1].lines] == ["run 1: validation", "run 2: validation"]
+    assert panel.curves.value != hint
+    panel.compare.value = False  # back to the live curves of the last run
+    assert panel.curves.value != hint
 
 
 def test_the_table_keeps_every_run_and_equal_settings_give_equal_runs():
@@ -121,7 +160,7 @@ def test_the_table_keeps_every_run_and_equal_settings_give_equal_runs():
         panel.train_button.click()
     first, second, third = panel.runs
     assert without_seconds(first.history) == without_seconds(third.history)
-    assert first.test_acc == third.test_acc
+    assert first.test() == third.test()
     assert without_seconds(first.history) != without_seconds(second.history)
     rows = table_rows(panel)
     assert [r.split()[:2] for r in rows] == [["1", "AdamGD"], ["2", "SGD,"], ["3", "AdamGD"]]
@@ -158,7 +197,7 @@ def test_the_data_of_a_mode_and_seed_is_loaded_once_and_the_model_follows_the_mo
     panel.controls["mode"].value = "RGBA"
     panel.train_button.click()
     panel.train_button.click()
-    assert load.calls == [("L", 0), ("RGBA", 0)]
+    assert load.calls == [("L", 0, "blocked"), ("RGBA", 0, "blocked")]
     assert [run.status for run in panel.runs] == ["done"] * 3
 
 
@@ -207,7 +246,7 @@ def test_stop_ends_the_run_after_the_current_batch_and_keeps_the_finished_epochs
     panel.train_button.click()
     [run] = panel.runs
     assert run.status == "stopped" and run.history["epoch"] == [1] and run.best_epoch == 1
-    assert len(panel.batches) == 4 and run.test_acc is not None
+    assert len(panel.batches) == 4 and run.test() is not None
     assert table_rows(panel)[0].split()[4] == "1/2" and table_rows(panel)[0].endswith("stopped")
     assert "Run 1 stopped after 1 epoch(s)" in panel.message.value
     assert panel.progress.bar_style == "warning" and not panel.running and panel.stop_button.disabled
@@ -220,6 +259,9 @@ def test_stop_in_the_first_epoch_records_a_run_without_accuracy():
     [run] = panel.runs
     assert run.history["epoch"] == [] and run.best_val_acc is None and run.test_acc is None
     assert "before its first epoch ended" in panel.message.value
+    assert panel.test_buttons.children[0].disabled
+    panel.test(1)
+    assert "no kept weights to test" in panel.message.value
     assert table_rows(panel)[0].split()[-4:-2] == ["-", "-"]
 
 
@@ -248,7 +290,7 @@ def test_a_threaded_run_equals_a_synchronous_one():
     synchronous.train_button.click()
     assert threaded.wait(timeout=60)
     assert without_seconds(threaded.runs[0].history) == without_seconds(synchronous.runs[0].history)
-    assert threaded.runs[0].test_acc == synchronous.runs[0].test_acc
+    assert threaded.runs[0].test() == synchronous.runs[0].test()
     assert table_rows(threaded)[0].split()[:-2] == table_rows(synchronous)[0].split()[:-2]
 
 
@@ -333,7 +375,8 @@ def test_plot_live_curves_draws_an_empty_run_into_a_given_figure_off_pyplot():
     empty = dict(epoch=[], train_loss=[], train_acc=[], val_loss=[], val_acc=[], seconds=[])
     figure = Figure()
     assert plot_live_curves(empty, figure=figure) is figure
-    assert plt.get_fignums() == [] and figure.axes[0].get_xlim() == pytest.approx((0, 1.03))
+    assert plt.get_fignums() == [] and figure.axes[0].get_xlim() == pytest.approx((0, 1))
+    assert [t.get_text() for t in figure.axes[0].texts] == ["No run yet: press Train"]
 
 
 # --- the real data ------------------------------------------------------------------------------
@@ -344,4 +387,4 @@ def test_the_default_panel_learns_the_fruits():
     panel.train_button.click()
     [run] = panel.runs
     assert panel.controls["train_size"].max == 1029 and run.settings == RunSettings()
-    assert run.best_val_acc > 0.95 and run.test_acc > 0.9
+    assert run.best_val_acc > 0.95 and run.test() > 0.9

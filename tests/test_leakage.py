@@ -1,0 +1,106 @@
+"""hw3lib.leakage: nearest distances, exact and near duplicates, the audit of both split methods."""
+import numpy as np
+import pytest
+
+from hw3lib import data
+from hw3lib.leakage import PAIRS, exact_duplicates, frame_step, leakage_audit, nearest
+
+
+def test_nearest_by_hand():
+    X_ref = np.zeros((2, 1, 1, 2))
+    X_ref[1, 0, 0] = [3, 4]
+    X = np.array([[[[3.0, 4.0]]], [[[1.0, 0.0]]], [[[6.0, 8.0]]]])
+    distances, indices = nearest(X, X_ref)
+    np.testing.assert_allclose(distances, [0, 1, 5])
+    assert indices.tolist() == [1, 0, 1]
+    with pytest.raises(ValueError, match="one shape"):
+        nearest(X, np.zeros((2, 1, 2, 1)))
+
+
+def test_nearest_in_chunks_equals_brute_force():
+    rng = np.random.default_rng(0)
+    X, X_ref = rng.random((37, 2, 3, 3)), rng.random((11, 2, 3, 3))
+    brute = np.linalg.norm(X.reshape(37, 1, -1) - X_ref.reshape(1, 11, -1), axis=2)
+    distances, indices = nearest(X, X_ref, chunk=5)
+    np.testing.assert_allclose(distances, brute.min(axis=1), atol=1e-12)
+    assert indices.tolist() == brute.argmin(axis=1).tolist()
+
+
+def test_exact_duplicates_compare_values_not_distances():
+    X_ref = np.arange(12, dtype=np.float32).reshape(3, 1, 2, 2) / 255
+    X = np.stack([X_ref[2], X_ref[0] + np.float32(1e-7), X_ref[0]])
+    assert exact_duplicates(X, X_ref).tolist() == [True, False, True]
+
+
+def test_frame_step_is_the_median_step_within_each_class():
+    X = np.array([0, 1, 3, 10, 10.5, 20], dtype=np.float64).reshape(-1, 1, 1, 1)
+    y = np.array([0, 0, 0, 1, 1, 1])
+    assert frame_step(X, y) == pytest.approx(np.median([1, 2, 0.5, 9.5]))  # never across classes
+    with pytest.raises(ValueError, match="two images"):
+        frame_step(X[:1], y[:1])
+
+
+def videos(frames=100, classes=3, seed=0):
+    """Each class one "video": a random walk of 4x4 images with small steps, in file order."""
+    rng = np.random.default_rng(seed)
+    X = np.concatenate([rng.random((1, 1, 4, 4)) * 5 + np.cumsum(
+        rng.normal(0, 0.05, (frames, 1, 4, 4)), axis=0) for _ in range(classes)])
+    return X.astype(np.float32), np.repeat(np.arange(classes), frames)
+
+
+def test_audit_finds_planted_duplicates_and_the_random_splits_leak():
+    X, y = videos()
+    X_test = np.concatenate([X[[0, 1, 2]], X[[50]] + np.float32(1e-3),  # 3 exact, 1 near copies
+                             np.full((6, 1, 4, 4), 100, np.float32)])    # 6 far from everything
+    audit = leakage_audit(X, y, X_test, seeds=(0, 1))
+    assert audit.near == frame_step(X, y)
+    assert set(audit.distances) == {(m, s, p) for m in ("blocked", "random") for s in (0, 1) for p in PAIRS}
+    for method in ("blocked", "random"):
+        for seed in (0, 1):
+            X_train, _, X_val, _ = data.train_val_split(X, y, 0.3, seed, method)
+            in_train = [any(np.array_equal(X[i], t) for t in X_train) for i in (0, 1, 2, 50)]
+            exact = audit.exact[method, seed, "test -> training"]
+            assert exact.tolist() == in_train[:3] + [False] * 7  # a planted copy counts when trained on
+            near = audit.distances[method, seed, "test -> training"] <= audit.near
+            brute = np.linalg.norm((X_test[3] - X_train).reshape(len(X_train), -1), axis=1).min()
+            assert all(near[i] for i in range(3) if in_train[i])  # trained-on copies are near
+            assert near[3] == (brute <= audit.near) and not near[4:].any()
+            np.testing.assert_allclose(audit.distances[method, seed, "validation -> training"],
+                                       nearest(X_val, X_train)[0])
+    # On videos a random split puts a near-copy of most validation frames into training,
+    # the blocked split only of the frames at the edges of its held-out runs.
+    random_median, random_near = audit.summary("random", "validation -> training")
+    blocked_median, blocked_near = audit.summary("blocked", "validation -> training")
+    assert random_near > 0.5 and blocked_near < 0.25 and blocked_median > 1.5 * random_median
+    lines = str(audit.table()).splitlines()
+    assert lines[0].split()[:4] == ["split", "seed", "images", "->"] and len(lines) == 1 + 12
+    key = ("random", 0, "test -> training")
+    row = lines[1 + list(audit.distances).index(key)].split()
+    near_count = int((audit.distances[key] <= audit.near).sum())
+    assert row[:6] == ["random", "0", "test", "->", "training", "10"]
+    assert row[-3:] == [str(int(audit.exact[key].sum())), str(near_count), f"{10 * near_count}%"]
+
+
+def test_audit_takes_a_threshold_and_refuses_no_seeds():
+    X, y = videos(frames=20)
+    assert leakage_audit(X, y, X[:3], seeds=(0,), near=0.25).near == 0.25
+    with pytest.raises(ValueError, match="seeds is empty"):
+        leakage_audit(X, y, X[:3], seeds=())
+
+
+def test_summary_table_and_figure_follow_the_audit():
+    X, y = videos(frames=40)
+    audit = leakage_audit(X, y, X[::7] + np.float32(0.5), seeds=(0, 1))
+    lines = str(audit.summary_table()).splitlines()
+    assert len(lines) == 1 + 2 * len(PAIRS)
+    d = [audit.distances["random", s, "validation -> training"] for s in (0, 1)]
+    medians = sorted(float(np.median(x)) for x in d)
+    near = sorted(100 * float(np.mean(x <= audit.near)) for x in d)
+    row = next(line for line in lines if line.startswith("random") and "validation" in line).split()
+    assert row[-3:] == [f"{medians[0]:.2f}-{medians[1]:.2f}", "0", f"{near[0]:.0f}-{near[1]:.0f}%"]
+    from hw3lib import plots
+    fig = plots.plot_leakage(audit)
+    hist, bars = fig.axes
+    assert hist.lines[0].get_xdata()[0] == audit.near  # the threshold line
+    shares = [patch.get_height() for patch in bars.patches]
+    assert len(shares) == 2 * len(PAIRS) and max(shares) <= 100
