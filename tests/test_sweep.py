@@ -92,15 +92,22 @@ def test_two_workers_on_the_journal_finish_a_grid_each_run_once_and_a_rerun_trai
         == [(t.number, t.datetime_complete) for t in trials]
 
 
-def test_load_or_train_finds_the_runs_of_a_sweep_in_its_checkpoint_folder(tmp_path, root, monkeypatch):
-    """A notebook sweeps first (both cores), then loads each run with load_or_train, untrained."""
-    result = run_sweep({"hflip": [False, True]}, BASE, seeds=[0, 1], workers=2, out=tmp_path / "sweep",
-                       checkpoints=tmp_path / "runs", root=root, progress=False)
+def test_notebook_06_studies_find_the_runs_of_a_sweep_in_its_checkpoint_folder(tmp_path, root, monkeypatch):
+    """A notebook sweeps first (every core), then settings_study, test_over_seeds and
+    load_or_train load each run from the checkpoints, training nothing."""
+    grid = {"hflip": [False, True]}
+    result = run_sweep(grid, BASE, seeds=[0, 1], workers=2, out=tmp_path / "sweep",
+                       checkpoints=tmp_path / "runs", root=root, pruner="none", progress=False)
     monkeypatch.setattr(results, "fit", lambda *args, **kwargs: pytest.fail("trained again"))
     for run in result.runs:
         config = replace(BASE, hflip=run.params["hflip"], seed=run.seed)
         loaded = load_or_train(config, checkpoint_path(config, tmp_path / "runs"), root=root)
         assert loaded.history["val_acc"] == run.curve and loaded.best_epoch == run.best_epoch
+    study = results.settings_study(BASE, grid, [0, 1], root=root, folder=tmp_path / "runs")
+    means = {s.params["hflip"]: s.mean for s in result.settings()}
+    assert [study.scores(i).mean() for i in range(2)] == [means[False], means[True]]
+    assert study.config() == result.best.config
+    results.test_over_seeds({"best": result.best.config}, [0, 1], root=root, folder=tmp_path / "runs")
 
 
 def test_a_sweep_of_seeds_alone_repeats_the_base_settings(tmp_path, root):
