@@ -481,8 +481,8 @@ def plot_sweep_heatmap(params, means, x, y, title=None):
         if not np.isnan(value):
             ax.text(j, i, f"{value:.3f}", ha="center", va="center",
                     color="black" if value >= np.nanmean(grid) else "white", fontsize=9)
-    ax.set_xticks(range(len(xs)), [f"{v:g}" if isinstance(v, float) else str(v) for v in xs])
-    ax.set_yticks(range(len(ys)), [f"{v:g}" if isinstance(v, float) else str(v) for v in ys])
+    ax.set_xticks(range(len(xs)), [f"{v:.3g}" if isinstance(v, float) else str(v) for v in xs])
+    ax.set_yticks(range(len(ys)), [f"{v:.3g}" if isinstance(v, float) else str(v) for v in ys])
     ax.set(xlabel=x, ylabel=y, title=title or "Mean validation accuracy over the seeds")
     fig.colorbar(image, ax=ax, label="validation accuracy")
     fig.tight_layout()

@@ -674,7 +674,7 @@ class SweepResult:
         the seeds, the validation accuracy's mean, spread (standard deviation), min and max
         over the seeds, the mean training seconds per run, the runs' states."""
         settings = sorted(self.settings(), key=lambda s: (s.mean is None, -(s.mean or 0.0)))
-        rows = [(*(s.params[name] for name in self.sweep.space),
+        rows = [(*(_shown(s.params[name]) for name in self.sweep.space),
                  f"{sum(r.state == 'done' for r in s.runs)}/{len(self.sweep.seeds)}",
                  s.mean, s.spread, min(s.values, default=None), max(s.values, default=None),
                  float(np.mean([r.seconds for r in s.runs])), s.status) for s in settings]
@@ -713,6 +713,11 @@ class SweepResult:
                 return len(numbers) == len(d.choices) and min(numbers) > 0 and max(numbers) >= 10 * min(numbers)
             return d.log
         return [name for name, d in self.sweep.space.items() if log(d)]
+
+
+def _shown(value):
+    """A setting's value for the table: floats with 3 significant digits (sampled ones have more)."""
+    return f"{value:.3g}" if isinstance(value, float) else value
 
 
 def load_sweep(storage, study_name):

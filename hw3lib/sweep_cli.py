@@ -149,7 +149,8 @@ def _sweep_command(args):
     if best is not None:
         print(f"best: {_shown(best.params)}, validation accuracy {best.mean:.4f} over "
               f"{len(best.values)} seed(s)")
-    print(f"study {result.study_name}" + "".join(f"; wrote {args.out / n}" for n, _ in figures))
+    wrote = ", ".join(str(args.out / name) for name, _ in figures)
+    print(f"study {result.study_name}" + (f"; wrote {wrote}" if wrote else ""))
     counts = {state: sum(r.state == state for r in result.runs) for state in ("done", "pruned", "failed")}
     print(json.dumps(dict(study=result.study_name, best=best.params if best else None,
                           val_acc=round(best.mean, 6) if best else None, runs=counts)))
