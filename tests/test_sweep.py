@@ -335,7 +335,7 @@ def postgres_url():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    run = dict(user=user, check=True, capture_output=True, text=True, timeout=120)
+    run = dict(user=user, cwd=folder, check=True, capture_output=True, text=True, timeout=120)
     try:
         subprocess.run([bin_dir / "initdb", "-D", folder / "db", "-U", "postgres", "-A", "trust"], **run)
         subprocess.run([bin_dir / "pg_ctl", "-D", folder / "db", "-l", folder / "log", "-w", "start",
@@ -343,7 +343,7 @@ def postgres_url():
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run([bin_dir / "pg_ctl", "-D", folder / "db", "-m", "fast", "-w", "stop"], user=user,
-                       capture_output=True, timeout=120)
+                       cwd=folder, capture_output=True, timeout=120)
         shutil.rmtree(folder, ignore_errors=True)
 
 
