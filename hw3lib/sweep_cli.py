@@ -105,7 +105,7 @@ def main(argv=None):
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     # a plain `kill` stops the workers as Ctrl-C does, instead of leaving them running alone
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return _sweep_command(args)
     except KeyboardInterrupt as err:
@@ -114,6 +114,8 @@ def main(argv=None):
     except SweepError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _sweep_command(args):

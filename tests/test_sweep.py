@@ -294,6 +294,18 @@ def test_an_interrupted_sweep_stops_its_workers_and_resumes_without_repeating_fi
     assert runs(retried) == runs(interrupted)
 
 
+def test_a_plain_kill_of_the_command_stops_its_workers_too(tmp_path, root):
+    process, args = start_sweep(tmp_path, root)
+    name, _ = wait_until_runs_done(process, tmp_path, 1)
+    process.terminate()  # SIGTERM to the command alone, not to its workers
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "interrupted with" in stderr
+    trials = trials_of(tmp_path / JOURNAL, name)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]  # the workers recorded their runs
+    for worker in {t.user_attrs["worker"] for t in trials if "worker" in t.user_attrs}:
+        assert not Path(f"/proc/{worker.split(':')[1]}").exists()
+
+
 def test_runs_of_killed_workers_are_failed_and_run_again_on_resume(tmp_path, root):
     process, args = start_sweep(tmp_path, root)
     name, done_before = wait_until_runs_done(process, tmp_path, 1)
