@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 
 from datasets import write_banded_root
 from hw3lib import results
+from hw3lib import sweep as sweep_module
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.config import TrainConfig
 from hw3lib.plots import plot_sweep, plot_sweep_heatmap
@@ -378,6 +379,28 @@ def test_two_machines_share_one_study_on_a_postgresql_server(tmp_path, root, pos
     assert len({t.user_attrs["worker"] for t in trials}) == 2  # both machines trained runs
     checkpoints = [len(list((tmp_path / f"machine{i}" / "checkpoints").glob("*.npz"))) for i in (1, 2)]
     assert sum(checkpoints) == 12 and min(checkpoints) > 0
+
+
+def test_a_run_whose_machine_stopped_answering_is_failed_and_run_again(tmp_path, root, postgres_url,
+                                                                      monkeypatch):
+    """Another machine took a run and died: once its heartbeat is older than the grace period,
+    a worker here fails it, and the run is queued again and trained once."""
+    monkeypatch.setattr(sweep_module, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(sweep_module, "GRACE_SECONDS", 2)
+    sweep = Sweep.define({"lr": [3e-3, 1e-2]}, BASE, pruner="none")
+    study = open_study(sweep, postgres_url, "crashed")
+    storage, taken = study._storage, study._pop_waiting_trial_id()  # as the other machine did
+    storage.set_trial_user_attr(taken, "worker", "another-machine:4242:1")
+    storage.record_heartbeat(taken)
+    time.sleep(3)
+    deadline = time.monotonic() + 60  # a worker waits while a run is RUNNING: do not hang here
+    work(postgres_url, "crashed", root=root, checkpoints=tmp_path, stop=lambda: time.monotonic() > deadline)
+    trials = optuna.load_study(study_name="crashed", storage=postgres_url).get_trials()
+    assert_every_run_done_once(trials, sweep)
+    [dead] = [t for t in trials if t._trial_id == taken]
+    [retry] = [t for t in trials if t.system_attrs.get("failed_trial") == dead.number]
+    assert dead.state == TrialState.FAIL and retry.state == TrialState.COMPLETE
+    assert retry.params == dead.system_attrs["fixed_params"] and len(trials) == 3
 
 
 # --- figures ---------------------------------------------------------------------------------
