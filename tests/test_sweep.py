@@ -66,10 +66,11 @@ def environment():
 # --- a grid on two worker processes --------------------------------------------------------
 
 def test_two_workers_on_the_journal_finish_a_grid_each_run_once_and_a_rerun_trains_nothing(tmp_path, root):
-    space = {"lr": [3e-3, 1e-2, 3e-2], "hflip": [True, False]}
-    result = run_sweep(space, BASE, seeds=[0, 1], workers=2, out=tmp_path, root=root,
+    space, base = {"lr": [3e-3, 1e-2, 3e-2], "hflip": [True, False]}, replace(BASE, epochs=12)
+    # 12 epochs: long enough that the second worker starts before the first has done them all
+    result = run_sweep(space, base, seeds=[0, 1], workers=2, out=tmp_path, root=root,
                        pruner="none", progress=False)
-    sweep = Sweep.define(space, BASE, (0, 1), pruner="none")
+    sweep = Sweep.define(space, base, (0, 1), pruner="none")
     trials = trials_of(tmp_path / JOURNAL, result.study_name)
     assert len(trials) == 12 == sweep.total
     assert_every_run_done_once(trials, sweep)
@@ -77,16 +78,16 @@ def test_two_workers_on_the_journal_finish_a_grid_each_run_once_and_a_rerun_trai
     assert len(list((tmp_path / "checkpoints").glob("*.npz"))) == 12
     assert [r.state for r in result.runs] == ["done"] * 12
     for run in result.runs:
-        assert run.epochs == 4 and run.val_acc == max(run.curve) and len(run.curve) == 4
+        assert run.epochs == 12 and run.val_acc == max(run.curve) and len(run.curve) == 12
     rows = str(result.table()).splitlines()
     assert rows[0].split() == ["lr", "hflip", "seeds", "done", "val", "acc", "spread", "min", "max",
                                "s/run", "runs"]
     assert len(rows) == 7 and all(" 2/2 " in row and row.endswith("2 done") for row in rows[1:])
     best = result.best
     assert best.mean == max(s.mean for s in result.settings()) and len(best.values) == 2
-    assert best.config == TrainConfig(**{**BASE.to_dict(), **best.params})
+    assert best.config == replace(base, **best.params)
 
-    again = run_sweep(space, BASE, seeds=[0, 1], workers=2, out=tmp_path, root=root, pruner="none",
+    again = run_sweep(space, base, seeds=[0, 1], workers=2, out=tmp_path, root=root, pruner="none",
                       progress=False)
     assert again.runs == result.runs
     assert [(t.number, t.datetime_complete) for t in trials_of(tmp_path / JOURNAL, result.study_name)] \
@@ -364,7 +365,7 @@ def test_two_machines_share_one_study_on_a_postgresql_server(tmp_path, root, pos
     """Two sweep commands with the same --storage, each with its own folder and one worker, as
     two machines would run them: together they train every run of the grid once."""
     args = ["--param", "lr=3e-3,1e-2,2e-2", "--param", "hflip=true,false", "--seeds", "0-1",
-            "--set", "epochs=6", *TINY_SETS, "--pruner", "none", "--workers", "1",
+            "--set", "epochs=15", *TINY_SETS, "--pruner", "none", "--workers", "1",
             "--storage", postgres_url, "--study-name", "shared"]
     machines = [subprocess.Popen(command(*args, out=tmp_path / f"machine{i}", root=root), env=environment(),
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (1, 2)]
