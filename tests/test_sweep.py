@@ -212,8 +212,11 @@ def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsy
         (["--param", "lr=1e-3", "--set", "epoch=3"], "error: --set 'epoch=3': unknown setting 'epoch'"),
         (["--param", "lr=1e-3", "--seeds", "a-b"], "error: --seeds 'a-b': give FIRST-LAST"),
         ([], "error: nothing to sweep: name a setting"),
+        (["--param", "lr=1e-3", "--storage", "postgresql://me:secret@127.0.0.1:1/db"],
+         "error: cannot open the storage postgresql://me@127.0.0.1:1/db: "),  # no password shown
+        (["--param", "lr=1e-3", "--data", str(tmp_path / "nowhere")], "error: no dataset at "),
     ]:
-        assert hw3lib_main(["sweep", *argv, "--out", str(tmp_path / "out"), "--data", str(root)]) == 2
+        assert hw3lib_main(["sweep", "--data", str(root), *argv, "--out", str(tmp_path / "out")]) == 2
         err = capsys.readouterr().err
         assert err.startswith(message) and err.count("\n") == 1, err
     assert not (tmp_path / "out").exists()
