@@ -44,6 +44,7 @@ from .data import MODES, DataError, Dataset
 from .plots import plot_live_curves, plot_run_curves
 from .tables import Table
 from .config import TrainConfig
+from .results import RUNS_DIR
 from .sweep import run_sweep
 from .train import HISTORY_KEYS, TrainingError, fit
 
@@ -247,11 +248,12 @@ class Playground:
     ``compare`` (a toggle) switches the curves to the validation curves of every run;
     ``test_buttons`` holds one button per run that evaluates it on the test split
     (:meth:`test`); ``sweep_result`` the last sweep's :class:`hw3lib.sweep.SweepResult`, its
-    storage and checkpoints under ``sweep_out``.
+    storage and checkpoints under ``sweep_out`` (default ``runs/playground-sweep/`` in the
+    repository, which git ignores).
     """
 
     def __init__(self, settings=RunSettings(), *, load=TrainConfig.load_data, threaded=True,
-                 sweep_out="runs/playground-sweep"):
+                 sweep_out=RUNS_DIR.parent / "playground-sweep"):
         self.sweep_out, self.sweep_result = sweep_out, None
         self.threaded, self._load, self._datasets = threaded, load, {}
         self.runs, self.history, self.batches = [], {k: [] for k in HISTORY_KEYS}, []
