@@ -215,9 +215,9 @@ class Sweep:
 
     def pruner_for_study(self):
         """The Optuna pruner: the 25th percentile (``"percentile"``: a run in the bottom
-        quarter of the runs at the same epoch is stopped) or the median, after 4 finished runs
-        and a quarter of the epochs; none with a single setting (its seeds would only prune
-        each other)."""
+        quarter of the finished runs at the same epoch is stopped) or the median, after 4
+        finished runs and a quarter of the epochs (and never at a run's last epoch, see
+        :func:`run_trial`); none with a single setting (its seeds would only prune each other)."""
         settings = len(self.settings()) if self.grid else self.trials
         if self.pruner == "none" or settings < 2:
             return optuna.pruners.NopPruner()
@@ -392,7 +392,7 @@ def run_trial(study, trial, sweep, *, root=None, checkpoints=None, stop=None):
             if epoch not in reported:
                 trial.report(acc, epoch)
                 reported.add(epoch)
-        if trial.should_prune():
+        if h["epoch"][-1] < config.epochs and trial.should_prune():  # a finished run is kept
             raise optuna.TrialPruned(f"validation accuracy {h['val_acc'][-1]:.3f} after epoch "
                                      f"{h['epoch'][-1]}")
 

@@ -25,7 +25,8 @@ Without a browser (tests, scripts), the same handlers run synchronously::
 
 **Sweep** trains the controls' settings at half, once and twice their learning rate, with
 :data:`SWEEP_SEEDS` each, in worker processes on every core (:func:`hw3lib.sweep.run_sweep`, on
-the whole training split of ``$HW3_DATA``), and shows the sweep's table; Stop ends it too.
+the whole training split of ``$HW3_DATA``, every run to its last epoch: too few runs to prune),
+and shows the sweep's table; Stop ends it too.
 
 The logic is in :class:`RunSettings` (one field per control), :func:`prepare` (the checks) and
 :meth:`PreparedRun.train`; :class:`Playground` only reads widgets and shows results.
@@ -367,7 +368,7 @@ class Playground:
             self.progress.value, self.progress.description = done / total, f"sweep {done}/{total}"
 
         try:
-            self.sweep_result = run_sweep(space, base, seeds=SWEEP_SEEDS, out=self.sweep_out,
+            self.sweep_result = run_sweep(space, base, seeds=SWEEP_SEEDS, out=self.sweep_out, pruner="none",
                                           progress=False, on_progress=on_progress, stop=self._stop)
         except (ValueError, OSError, DataError, KeyboardInterrupt) as err:
             self.progress.bar_style = "warning"
