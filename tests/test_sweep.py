@@ -171,6 +171,9 @@ def test_runs_clearly_behind_are_pruned(tmp_path, root):
     assert [r.state for r in by_lr[1e-8].runs] == ["pruned"] * 2
     assert all(r.epochs < 6 for r in by_lr[1e-8].runs)
     assert "2 pruned" in str(result.table())
+    one_epoch = run_here(tmp_path / "one", root, {"lr": [3e-3, 1e-2, 1e-8]}, replace_base(epochs=1),
+                         pruner="percentile")
+    assert [r.state for r in one_epoch.runs] == ["done"] * 6  # nothing to save at the last epoch
 
 
 @pytest.mark.parametrize("space, kwargs, message", [
