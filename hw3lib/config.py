@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .data import MODES, load_dataset
+from .images import parse_image_size
 from .model import LeNet5
 from .optim import SGD, AdamGD
 
@@ -39,6 +40,9 @@ class TrainConfig:
     - ``seed`` draws the train/validation split, the initial weights, every epoch's batch
       order and flips.
     - ``mode``: the images' channel mode, ``"L"``, ``"LA"``, ``"RGB"`` or ``"RGBA"`` (C = 1 to 4).
+    - ``image_size``: ``None`` (the images' own size, which all must share) or ``(H, W)`` (also
+      given as ``S`` or ``"HxW"``) to resize every image to as it loads
+      (:func:`hw3lib.data.load_split`); the model is built for the data's size.
     - ``model``: further :class:`LeNet5` arguments (``conv_channels``, ``kernel_size``,
       ``hidden``, ``activation``, ``pooling``, ``input_size``).
     """
@@ -54,6 +58,7 @@ class TrainConfig:
     momentum: float = 0.0
     seed: int = 0
     mode: str = "L"
+    image_size: tuple | None = None
     val_fraction: float = 0.3
     hflip: bool = True
     model: dict = field(default_factory=dict)
@@ -72,6 +77,7 @@ class TrainConfig:
         self.build_optimizer(params={})  # checks lr, betas, eps, momentum
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
+        object.__setattr__(self, "image_size", parse_image_size(self.image_size))
         if not (isinstance(self.val_fraction, (int, float)) and 0 < self.val_fraction < 1):
             raise ValueError(f"val_fraction must lie in (0, 1), got {self.val_fraction!r}")
         for name in ("bias_correction", "hflip"):
@@ -84,6 +90,10 @@ class TrainConfig:
             object.__setattr__(self, "model", json.loads(json.dumps(self.model)))
         except TypeError as err:
             raise ValueError(f"model arguments must be numbers, strings or lists ({err})") from None
+        if self.image_size and "input_size" in self.model and (
+                parse_image_size(self.model["input_size"]) != self.image_size):
+            raise ValueError(f"model input_size {self.model['input_size']!r} differs from image_size "
+                             f"{self.image_size}; set only image_size")
         self.build_model(num_classes=2)  # refuses a kernel larger than its input, a bad activation
 
     @property
@@ -98,14 +108,20 @@ class TrainConfig:
         return AdamGD(self.lr, self.beta1, self.beta2, self.eps, params,
                       bias_correction=self.bias_correction)
 
-    def build_model(self, num_classes=3):
-        """A fresh :class:`LeNet5` for ``(N, C, H, W)`` images of this ``mode``, seeded by ``seed``."""
-        return LeNet5(in_channels=self.channels, num_classes=num_classes, seed=self.seed, **self.model)
+    def build_model(self, num_classes=3, input_size=None):
+        """A fresh :class:`LeNet5` for ``(N, C, H, W)`` images of this ``mode``, seeded by ``seed``.
+
+        ``(H, W)`` is ``input_size`` (pass the data's, :attr:`hw3lib.data.Dataset.image_size`),
+        else ``image_size``, else 32 x 32; ``model["input_size"]`` overrides them."""
+        kwargs = {"input_size": input_size or self.image_size or 32, **self.model}
+        return LeNet5(in_channels=self.channels, num_classes=num_classes, seed=self.seed, **kwargs)
 
     def load_data(self, root=None):
-        """The fruit data in this ``mode``, split ``1 - val_fraction : val_fraction`` by ``seed``
-        (:func:`hw3lib.data.load_dataset`; ``root`` defaults to ``$HW3_DATA``, then ``data/``)."""
-        return load_dataset(root, mode=self.mode, val_fraction=self.val_fraction, seed=self.seed)
+        """The data in this ``mode`` and ``image_size``, split ``1 - val_fraction : val_fraction``
+        by ``seed`` (:func:`hw3lib.data.load_dataset`; ``root`` defaults to ``$HW3_DATA``, then
+        ``data/``)."""
+        return load_dataset(root, mode=self.mode, val_fraction=self.val_fraction, seed=self.seed,
+                            image_size=self.image_size)
 
     def to_dict(self):
         return asdict(self)
