@@ -2,8 +2,9 @@
 
 Exit status: 0 done; 2 an error, said in one line ``error: ...`` (bad arguments, bad data, an
 unknown command), never a traceback; 3 ``train`` ran but the model did not learn; 130
-interrupted (Ctrl-C). After the first Ctrl-C further ones are ignored, so the command's
-clean-up (temporary files, the files of finished epochs) always completes.
+interrupted (Ctrl-C). After the first Ctrl-C further ones are ignored until the process ends,
+so the command's clean-up (temporary files, the files of finished epochs) always completes and
+the status stays 130.
 """
 import importlib
 import signal
@@ -51,7 +52,7 @@ def main(argv=None):
         print("error: interrupted", file=sys.stderr)
         return 130
     finally:
-        if main_thread:
+        if main_thread and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # no Ctrl-C came
             signal.signal(signal.SIGINT, previous)
 
 
