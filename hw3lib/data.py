@@ -150,6 +150,9 @@ def split_dir(root: Path, split: str) -> Path:
         raise DataError(f"no dataset at {root}: the folder does not exist. Fix: check the path "
                         f"(--data, HW3_DATA); {_LAYOUT}.")
     held = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if root.name in (name for names in SPLIT_FOLDERS.values() for name in names):
+        raise DataError(f"no dataset at {root}: it is itself a split folder. Fix: give the folder "
+                        f"that holds it, {root.parent}, as the dataset.")
     raise DataError(
         f"no {split} split in {root}: neither {root / SPLITS[split]}/ nor {root / split}/ exists"
         + (f" (it holds {', '.join(held)})" if held else "") + f". Fix: {_LAYOUT}"

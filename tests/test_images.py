@@ -245,7 +245,12 @@ def test_split_folder_errors_name_the_layout(tmp_path):
     with pytest.raises(DataError, match=r"no test split in .*own: neither .*Data_test/ nor .*test/ "
                                         r"exists \(it holds train\). Fix: .*one in five"):
         data.load_dataset(own)
-    with pytest.raises(DataError, match=r"no train split in .*: neither .* exists \(it holds cats, dogs\)"):
+    for name in ("cats", "dogs"):
+        write_png(tmp_path / "flat" / name / "0.png")
+    with pytest.raises(DataError, match=r"no train split in .*flat: neither .* exists \(it holds cats, dogs\)"):
+        data.load_split(tmp_path / "flat")
+    with pytest.raises(DataError, match=r"it is itself a split folder. Fix: give the folder that holds "
+                                        r"it, .*own, as the dataset"):
         data.load_split(own / "train")
 
 
