@@ -25,7 +25,7 @@ Use your own images:
   stretches every image to that size (bilinear). --channels: L (grey) for grey images or when
   colour does not matter, RGB for colour photos, LA/RGBA to keep transparency. Flips
   (--no-hflip to turn off) suit the fruit images but hurt data whose mirror image means
-  something else, such as digits. 70% of each class of train/ (drawn by --seed) trains, the
+  something else, such as digits and text. 70% of each class of train/ (drawn by --seed) trains, the
   other 30% validates; test/ tests.
   e.g. python -m hw3lib train --data ~/digits --image-size 28 --no-hflip --out runs/digits
 
