@@ -18,16 +18,17 @@ from .train import HISTORY_KEYS, TrainingError, fit, learning_warning
 
 OWN_IMAGES = f"""\
 Use your own images:
-  --data DIR, where DIR holds train/ and test/ (or Data_train/ and Data_test/), each with one
-  folder per class (2 or more, the same in both), e.g. DIR/train/cat/001.jpg. Files:
-  {", ".join(SUFFIXES)} (hidden files are skipped; anything else is refused); any size, grey or
-  colour, 8- or 16-bit, palette. Images of different sizes need --image-size H[xW], which
-  stretches every image to that size (bilinear). --channels: L (grey) for grey images or when
-  colour does not matter, RGB for colour photos, LA/RGBA to keep transparency. Flips
-  (--no-hflip to turn off) suit the fruit images but hurt data whose mirror image means
-  something else, such as digits and text. 70% of each class of train/ (drawn by --seed) trains, the
-  other 30% validates; test/ tests.
-  e.g. python -m hw3lib train --data ~/digits --image-size 28 --no-hflip --out runs/digits
+  --data DIR, where DIR holds train/ and test/ (or Data_train/ and Data_test/), each with
+  one folder per class (2 or more, the same in both), e.g. DIR/train/cat/001.jpg.
+  Files: {", ".join(SUFFIXES)}; hidden files are skipped,
+  anything else is refused. Any size, grey or colour, 8- or 16-bit, palette. Images of
+  different sizes need --image-size H[xW], which stretches each to that size (bilinear).
+  --channels: L (grey) for grey images or when colour does not matter, RGB for colour
+  photos, LA or RGBA to keep transparency. Flips (--no-hflip turns them off) suit the
+  fruit images but hurt data whose mirror image means something else: digits, text.
+  70% of each class of train/ (drawn by --seed) trains, the other 30% validates; test/
+  tests. Example:
+    python -m hw3lib train --data ~/digits --image-size 28 --no-hflip --out runs/digits
 
 Exit status: 0 done; 2 an error (one line "error: ...": bad option, data or --out); 3 the
 model did not learn (no better than chance; a "warning:" line says so and the JSON line holds
