@@ -243,9 +243,10 @@ def load_split(
     size = parse_image_size(image_size)
     root = resolve_root(root)
     files, labels, classes = split_files(root, split)
+    course_root = is_course_data(root)
     X = None
     for i, path in enumerate(files):
-        course = is_course_data(root, path)
+        course = course_root and is_course_data(root, path)
         pixels = read_image(path, mode, size, fix=_FIX_REFETCH if course else None)
         if X is None:
             first, need = path, len(files) * pixels.size * 4

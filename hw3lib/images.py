@@ -112,9 +112,10 @@ def decode_image(path: Path, fix: str | None = None) -> Image.Image:
         advice = f"rename it to end in {suffix} ({found} is read too)"
     else:
         try:
-            with Image.open(io.BytesIO(body), formats=[found]) as opened:
-                opened.load()
-                return ImageOps.exif_transpose(opened)
+            im = Image.open(io.BytesIO(body), formats=[found])
+            im.load()
+            ImageOps.exif_transpose(im, in_place=True)
+            return im
         except Exception as exc:  # Pillow reports corrupt data with many exception types
             cause = f"{path} is a truncated or corrupt {found} file ({type(exc).__name__}: {exc})"
             advice = "replace it with an intact copy or remove it"
