@@ -12,7 +12,7 @@ channel modes of :data:`MODES`:
   reads 16-bit colour PNGs at 8-bit precision. 32-bit integer and floating-point images
   (modes ``I`` and ``F``) have no known range and are refused.
 - **Channels**: a palette image goes through its palette to RGB (RGBA when it has
-  transparency) first. Colour becomes grey by Pillow's ITU-R 601-2 luma,
+  transparency) first, as does an image with a transparent colour (PNG ``tRNS``). Colour becomes grey by Pillow's ITU-R 601-2 luma,
   ``L = 0.299 R + 0.587 G + 0.114 B``; grey becomes colour by repeating it; an image without
   alpha gets alpha 1. An image with transparent pixels is refused for a mode without alpha
   ("L", "RGB"), which would show whatever colour those pixels hide.
@@ -132,9 +132,9 @@ def to_pixels(im: Image.Image, mode: str, path: Path) -> np.ndarray:
     if im.mode in ("I", "F"):
         raise DataError(f"{path} holds 32-bit {'integer' if im.mode == 'I' else 'floating-point'} "
                         "pixels, whose range is unknown. Fix: save it with 8 or 16 bits per channel.")
-    if im.mode in ("P", "PA"):
+    if im.mode in ("P", "PA") or "transparency" in im.info:  # a palette, or a transparent colour
         im = im.convert("RGBA" if im.mode == "PA" or "transparency" in im.info else "RGB")
-    if "A" in im.getbands() and not mode.endswith("A"):
+    if im.mode in ("LA", "La", "RGBA", "RGBa") and not mode.endswith("A"):
         lowest = im.getchannel("A").getextrema()[0]
         if lowest < 255:
             raise DataError(f"{path} has transparent pixels (alpha down to {lowest} of 255), which "

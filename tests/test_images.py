@@ -1,6 +1,7 @@
 """hw3lib.images and one's own datasets: formats, bit depths, palettes, modes, sizes, layouts, advice."""
-import os
+import struct
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,27 @@ def test_16_bit_grey_is_scaled_not_clipped(tmp_path):
     assert (X == 1).mean() < 0.01 and len(np.unique(X)) == 1024
 
 
+def png16(pixels, colour_type):
+    """A 16-bit PNG (Pillow writes none in colour) of ``pixels (H, W, C)``."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    h, w = pixels.shape[:2]
+    rows = b"".join(b"\0" + row.astype(">u2").tobytes() for row in pixels)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("mode, colour_type, channels", [("LA", 4, 2), ("RGB", 2, 3), ("RGBA", 6, 4)])
+def test_16_bit_colour_is_scaled_at_8_bit_precision(tmp_path, mode, colour_type, channels):
+    pixels = np.random.default_rng(0).integers(0, 65536, (5, 7, channels))
+    if mode.endswith("A"):
+        pixels[..., -1] = 65535
+    path = tmp_path / "deep.png"
+    path.write_bytes(png16(pixels, colour_type))
+    got = images.read_image(path, mode)
+    np.testing.assert_allclose(got, pixels / 65535, rtol=0, atol=1 / 255)
+
+
 def test_jpeg_files_load_by_either_name_and_a_renamed_one_is_named(tmp_path):
     ramp = np.add.outer(np.arange(20) * 4, np.arange(24) * 3)
     pixels = np.stack([ramp, ramp[::-1], 255 - ramp], -1).astype(np.uint8)  # smooth: JPEG keeps it
@@ -204,6 +226,20 @@ def test_transparency_is_kept_or_refused_never_dropped(tmp_path):
         data.load_split(tmp_path, mode="RGB")
     X, _, _ = data.load_split(tmp_path, mode="RGBA")
     assert np.all(X[3, 3] == 0) and np.all(X[[0, 1, 2, 4, 5, 6], 3] == 1)
+
+
+def test_a_transparent_colour_counts_as_transparency_and_lab_bands_do_not(tmp_path):
+    grey = Image.new("L", (32, 32), 7)
+    grey.info["transparency"] = 7  # PNG tRNS: grey 7 is transparent
+    grey.save(make_root(tmp_path) / "Data_train" / "A" / "key.png")
+    with pytest.raises(DataError, match="key.png has transparent pixels"):
+        data.load_split(tmp_path)
+    X = data.load_split(tmp_path, mode="LA")[0]
+    np.testing.assert_allclose(X[3], np.broadcast_to([[[7 / 255]], [[0]]], (2, 32, 32)), rtol=1e-6)
+    (tmp_path / "Data_train" / "A" / "key.png").unlink()
+    Image.new("LAB", (32, 32), (50, 0, 0)).save(tmp_path / "Data_train" / "A" / "lab.tif")
+    with pytest.raises(DataError, match="lab.tif is stored in mode LAB, which Pillow cannot convert"):
+        data.load_split(tmp_path)  # its "A" band is no alpha: not called transparent
 
 
 @pytest.mark.parametrize("value, size", [(28, (28, 28)), ("64", (64, 64)), ("28x32", (28, 32)),
