@@ -32,7 +32,8 @@ class TrainConfig:
     - ``hflip``: mirror each training image left-right with probability 1/2, drawn from
       ``(seed, epoch)`` (validation and test images never change). The test split shows a
       pear unlike the training pears; flips took the worst test accuracy of seeds 0-9 from
-      0.968 to 1.000. ``False`` runs the report's loop exactly.
+      0.968 to 1.000. ``False`` runs the report's loop exactly. Flips are a choice for this
+      fruit data: they hurt data whose mirror image means something else (digits, text).
     - ``optimizer``: ``"adam"`` (:class:`hw3lib.AdamGD` with ``beta1``, ``beta2``, ``eps`` and
       ``bias_correction``) or ``"sgd"`` (:class:`hw3lib.SGD` with ``momentum``).
     - ``bias_correction``: ``True`` is ``torch.optim.Adam``, ``False`` the report's formula

@@ -1,6 +1,7 @@
 """Checkpoints: round trip, atomic writes (a writer killed mid-write), refusing bad files."""
 import errno
 import io
+import os
 import pickle
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 from test_train import TINY, assert_same_params, params_of, tiny_config, tiny_data
 
 from hw3lib.model import LeNet5
-from hw3lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from hw3lib.checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
 from hw3lib.train import fit
 
 
@@ -138,6 +139,19 @@ def test_a_failed_write_names_the_target_not_the_temporary_file(saved, monkeypat
         save_checkpoint(path, load_checkpoint(path))
     assert err.value.errno == errno.ENOSPC and err.value.filename == str(path)
     assert path.read_bytes() == before and [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_ctrl_c_twice_during_a_write_waits_for_it_and_leaves_no_temporary_file(tmp_path):
+    def write(f):
+        f.write(b"first half ")
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        f.write(b"second half")
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(tmp_path / "history.json", write)
+    assert (tmp_path / "history.json").read_bytes() == b"first half second half"
+    assert [p.name for p in tmp_path.iterdir()] == ["history.json"]
 
 
 def test_a_failed_write_leaves_the_previous_checkpoint_and_no_temporary_file(saved, monkeypatch):

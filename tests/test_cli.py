@@ -15,6 +15,7 @@ from PIL import Image
 from hw3lib import checkpoint
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.checkpoint import load_checkpoint
+from hw3lib.config import TrainConfig
 from test_train import fake_root, run_cli
 
 QUICK = ("--epochs", 2, "--batch-size", 8, "--lr", 0.002, "--no-progress")
@@ -131,6 +132,15 @@ def test_unknown_and_missing_commands_are_named(capsys):
     assert err.startswith("error: unknown command 'trian'") and "train" in err
     assert hw3lib_main([]) == 2 and capsys.readouterr().err.startswith("error: no command given")
     assert hw3lib_main(["--help"]) == 0 and "commands:" in capsys.readouterr().out
+
+
+def test_ctrl_c_outside_training_is_status_130_in_one_line(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TrainConfig, "load_data", interrupted)
+    code, stdout, err = run_cli(capsys, "--data", tmp_path, "--out", tmp_path / "run")
+    assert code == 130 and err == "error: interrupted\n"
 
 
 def test_help_tells_how_to_use_own_images_and_the_exit_statuses(capsys):
