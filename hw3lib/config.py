@@ -59,10 +59,10 @@ class TrainConfig:
     momentum: float = 0.0
     seed: int = 0
     mode: str = "L"
-    image_size: tuple | None = None
     val_fraction: float = 0.3
     hflip: bool = True
     model: dict = field(default_factory=dict)
+    image_size: tuple | None = None
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):

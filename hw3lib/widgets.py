@@ -77,10 +77,10 @@ class RunSettings:
     activation: str = "relu"
     pooling: str = "max"
     mode: str = "L"
-    image_size: int | None = None
     seed: int = 0
     train_size: int = 600
     hflip: bool = TrainConfig.hflip
+    image_size: int | None = None
 
     def config(self):
         """The run's :class:`TrainConfig`; ValueError names a setting that cannot work (an
