@@ -1,10 +1,15 @@
 """Command line: ``python -m hw3lib {bench,download,train,report,sweep} ...``.
 
-Expected failures (bad data, bad arguments) end in a one-line message and exit status 2,
-never a traceback.
+Exit status: 0 done; 2 an error, said in one line ``error: ...`` (bad arguments, bad data, an
+unknown command), never a traceback; 3 ``train`` ran but the model did not learn; 130
+interrupted (Ctrl-C). After the first Ctrl-C further ones are ignored until the process ends,
+so the command's clean-up (temporary files, the files of finished epochs) always completes and
+the status stays 130.
 """
 import importlib
+import signal
 import sys
+import threading
 
 from .data import DataError
 
@@ -12,25 +17,44 @@ from .data import DataError
 COMMANDS = {
     "bench": ("hw3lib.bench", "time a training epoch against PyTorch"),
     "download": ("hw3lib.download:main_download", "fetch and verify the fruit dataset"),
-    "train": ("hw3lib.train_cli", "train LeNet5 on the fruit data"),
+    "train": ("hw3lib.train_cli", "train LeNet5 on the fruit data or your own images"),
     "report": ("hw3lib.report", "execute the notebooks and export the HW3 report"),
     "sweep": ("hw3lib.sweep_cli", "train many settings and seeds in parallel (Optuna)"),
 }
+USAGE = "usage: python -m hw3lib COMMAND [options]   (COMMAND --help for its options)\n\ncommands:\n" + \
+    "\n".join(f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items())
+
+
+def _interrupt_once(signum, frame):
+    """The first Ctrl-C raises KeyboardInterrupt; any later one is ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] in (["-h"], ["--help"]):
+        print(USAGE)
+        return 0
     if not argv or argv[0] not in COMMANDS:
-        lines = [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
-        print("usage: python -m hw3lib COMMAND [options]\n\ncommands:\n" + "\n".join(lines))
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
-    module_name, _, function = COMMANDS[argv[0]][0].partition(":")
-    command = getattr(importlib.import_module(module_name), function or "main")
+        problem = f"unknown command {argv[0]!r}" if argv else "no command given"
+        print(f"error: {problem}\n{USAGE}", file=sys.stderr)
+        return 2
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _interrupt_once) if main_thread else None
     try:
+        module_name, _, function = COMMANDS[argv[0]][0].partition(":")
+        command = getattr(importlib.import_module(module_name), function or "main")
         return command(argv[1:]) or 0
     except (ValueError, OSError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if main_thread and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # no Ctrl-C came
+            signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":

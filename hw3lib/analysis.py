@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import SPLITS, decode_png, resolve_root, split_files
+from .data import SPLITS, resolve_root, split_files
+from .images import decode_image
 from .tables import Table
 
 
@@ -56,7 +57,7 @@ def inspect_pngs(root: str | os.PathLike | None = None) -> PngReport:
     files, modes, sizes, alpha = [], [], [], []
     for split in SPLITS:
         for path in split_files(root, split)[0]:
-            im = decode_png(path)
+            im = decode_image(path)
             files.append(path.relative_to(root).as_posix())
             modes.append(im.mode)
             sizes.append(im.size)

@@ -4,10 +4,13 @@ Checkpoints are ``.npz`` archives without pickled objects (loaded with ``allow_p
 written to a temporary file in the target's folder and renamed over the target
 (:func:`atomic_write`), so a writer killed mid-write leaves the previous checkpoint intact.
 """
+import contextlib
 import hashlib
 import json
 import os
+import signal
 import tempfile
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +37,12 @@ class TestRecord:
     accuracy: float
     probs: np.ndarray
     data_sha256: str
+PICKLED = "holds a pickled object; checkpoints are loaded with allow_pickle=False and never unpickle"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file is truncated, corrupt, pickled, or does not fit the model or run."""
+    """A checkpoint file is missing its target, empty, truncated, corrupt, pickled, not a
+    checkpoint at all, or does not fit the model or run."""
 
 
 @dataclass
@@ -110,22 +115,49 @@ def architecture_mismatch(model, params, source):
     return None
 
 
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Hold a Ctrl-C (SIGINT, also the notebook's stop button) back until the block has run,
+    then raise it; several count as one. Signals reach only the main thread; in other threads,
+    or while SIGINT is ignored, this does nothing."""
+    if threading.current_thread() is not threading.main_thread() or not callable(
+            signal.getsignal(signal.SIGINT)):
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        previous(signal.SIGINT, received[0])
+
+
 def atomic_write(path, write):
     """Call ``write(file)`` on a temporary file next to ``path``, flush it to disk, then rename
-    it over ``path``: readers see the old file or the new one, never a part. On any failure
-    (KeyboardInterrupt included) the temporary file is removed and ``path`` is untouched."""
+    it over ``path``: readers see the old file or the new one, never a part. Ctrl-C waits
+    until the write is done (:func:`interrupts_deferred`). On any failure the temporary file is
+    removed and ``path`` is untouched; an OSError (a full disk, a read-only folder, ``path``
+    a folder) is raised again naming ``path`` as its ``filename``, never the temporary file."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with interrupts_deferred():
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        except OSError as err:
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        try:
+            os.fchmod(fd, 0o644)
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException as err:
+            Path(tmp).unlink(missing_ok=True)
+            if isinstance(err, OSError):
+                raise OSError(err.errno, err.strerror, str(path)) from err
+            raise
     if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable
         dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
@@ -157,20 +189,46 @@ def save_checkpoint(path, checkpoint):
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
+def _check_file(path):
+    """Refuse what is no checkpoint file by its kind and first bytes, naming what it is."""
+    if path.is_symlink() and not path.exists():
+        raise CheckpointError(f"{path} is a broken symbolic link (to {os.readlink(path)}); point it "
+                              "at a checkpoint file or remove it")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file; move it away or name "
+                              "the checkpoint file inside it")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except FileNotFoundError:
+        raise
+    except OSError as err:
+        raise CheckpointError(f"cannot read {path}: {err.strerror}; check its permissions") from None
+    if not head:
+        raise CheckpointError(f"{path} is empty (0 bytes), not a checkpoint; use an earlier "
+                              "checkpoint or train again")
+    if head.startswith(b"\x80"):  # pickle protocol 2 and later
+        raise CheckpointError(f"{path} {PICKLED}")
+    if not head.startswith((b"PK", b"\x93NUMPY")):
+        raise CheckpointError(f"{path} is not a checkpoint (an .npz archive written by `python -m "
+                              f"hw3lib train` or fit; it starts with {head!r}); give the path of one")
+
+
 def _read_npz(path):
     """Every array of the ``.npz`` file ``path``, read without unpickling anything."""
+    path = Path(path)
+    _check_file(path)
     try:
         npz = np.load(path, allow_pickle=False)
         if not isinstance(npz, np.lib.npyio.NpzFile):
             raise CheckpointError(f"{path} is a single .npy array, not an .npz checkpoint")
         with npz:
             return {key: npz[key] for key in npz.files}
-    except (CheckpointError, FileNotFoundError, IsADirectoryError, PermissionError):
+    except (CheckpointError, FileNotFoundError):
         raise
     except ValueError as err:
         if "pickle" in str(err):
-            raise CheckpointError(f"{path} holds a pickled object; checkpoints are loaded with "
-                                  f"allow_pickle=False and never unpickle ({err})") from None
+            raise CheckpointError(f"{path} {PICKLED} ({err})") from None
         raise CheckpointError(f"{path} is not a readable checkpoint ({err})") from None
     except (zipfile.BadZipFile, EOFError, OSError, KeyError) as err:
         raise CheckpointError(f"{path} is truncated or corrupt ({type(err).__name__}: {err}); "
@@ -180,8 +238,9 @@ def _read_npz(path):
 def load_checkpoint(path, model=None):
     """Read a checkpoint written by :func:`save_checkpoint`, never unpickling anything.
 
-    Raises :class:`CheckpointError` for a truncated or corrupt file, a pickled object, a file
-    from another program or format version. With ``model``, also checks that its architecture
+    Raises :class:`CheckpointError` naming what ``path`` is instead: a broken symbolic link, a
+    folder, an unreadable or empty file, a pickled object, a file that is no checkpoint at all,
+    a truncated or corrupt one, one from another program or format version. With ``model``, also checks that its architecture
     matches (the message lists the mismatched shapes) and loads the best weights into it.
     """
     arrays = _read_npz(path)

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .data import MODES, SPLIT_METHODS, load_dataset
+from .images import parse_image_size
 from .model import LeNet5
 from .optim import SGD, AdamGD
 
@@ -34,7 +35,8 @@ class TrainConfig:
       study, scored on the blocked validation split with the test split untouched, found
       flips on better at every learning rate tried (validation accuracy 1.000 for every seed
       against 0.979-0.998 without). ``False`` with ``split="random"`` runs the report's loop
-      exactly. Flips suit this fruit data; on other images (digits, text) they may hurt.
+      exactly. Flips are a choice for this fruit data: they hurt data whose mirror image
+      means something else (digits, text).
     - ``optimizer``: ``"adam"`` (:class:`hw3lib.AdamGD` with ``beta1``, ``beta2``, ``eps`` and
       ``bias_correction``) or ``"sgd"`` (:class:`hw3lib.SGD` with ``momentum``).
     - ``bias_correction``: ``True`` is ``torch.optim.Adam``, ``False`` the report's formula
@@ -47,6 +49,9 @@ class TrainConfig:
       validation images are near-copies of training images); see
       :func:`hw3lib.data.train_val_split`.
     - ``mode``: the images' channel mode, ``"L"``, ``"LA"``, ``"RGB"`` or ``"RGBA"`` (C = 1 to 4).
+    - ``image_size``: ``None`` (the images' own size, which all must share) or ``(H, W)`` (also
+      given as ``S`` or ``"HxW"``) to resize every image to as it loads
+      (:func:`hw3lib.data.load_split`); the model is built for the data's size.
     - ``model``: further :class:`LeNet5` arguments (``conv_channels``, ``kernel_size``,
       ``hidden``, ``activation``, ``pooling``, ``input_size``).
     """
@@ -66,6 +71,7 @@ class TrainConfig:
     split: str = "blocked"
     hflip: bool = True
     model: dict = field(default_factory=dict)
+    image_size: tuple | None = None
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
@@ -81,6 +87,7 @@ class TrainConfig:
         self.build_optimizer(params={})  # checks lr, betas, eps, momentum
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
+        object.__setattr__(self, "image_size", parse_image_size(self.image_size))
         if not (isinstance(self.val_fraction, (int, float)) and 0 < self.val_fraction < 1):
             raise ValueError(f"val_fraction must lie in (0, 1), got {self.val_fraction!r}")
         if self.split not in SPLIT_METHODS:
@@ -95,6 +102,10 @@ class TrainConfig:
             object.__setattr__(self, "model", json.loads(json.dumps(self.model)))
         except TypeError as err:
             raise ValueError(f"model arguments must be numbers, strings or lists ({err})") from None
+        if self.image_size and "input_size" in self.model and (
+                parse_image_size(self.model["input_size"]) != self.image_size):
+            raise ValueError(f"model input_size {self.model['input_size']!r} differs from image_size "
+                             f"{self.image_size}; set only image_size")
         self.build_model(num_classes=2)  # refuses a kernel larger than its input, a bad activation
 
     @property
@@ -109,15 +120,20 @@ class TrainConfig:
         return AdamGD(self.lr, self.beta1, self.beta2, self.eps, params,
                       bias_correction=self.bias_correction)
 
-    def build_model(self, num_classes=3):
-        """A fresh :class:`LeNet5` for ``(N, C, H, W)`` images of this ``mode``, seeded by ``seed``."""
-        return LeNet5(in_channels=self.channels, num_classes=num_classes, seed=self.seed, **self.model)
+    def build_model(self, num_classes=3, input_size=None):
+        """A fresh :class:`LeNet5` for ``(N, C, H, W)`` images of this ``mode``, seeded by ``seed``.
+
+        ``(H, W)`` is ``input_size`` (pass the data's, :attr:`hw3lib.data.Dataset.image_size`),
+        else ``image_size``, else 32 x 32; ``model["input_size"]`` overrides them."""
+        kwargs = {"input_size": input_size or self.image_size or 32, **self.model}
+        return LeNet5(in_channels=self.channels, num_classes=num_classes, seed=self.seed, **kwargs)
 
     def load_data(self, root=None):
-        """The data in this ``mode``, split ``1 - val_fraction : val_fraction`` by ``split`` and
-        ``seed`` (:func:`hw3lib.data.load_dataset`; ``root`` defaults to ``$HW3_DATA``, then ``data/``)."""
+        """The data in this ``mode`` and ``image_size``, split ``1 - val_fraction : val_fraction``
+        by ``split`` and ``seed`` (:func:`hw3lib.data.load_dataset`; ``root`` defaults to
+        ``$HW3_DATA``, then ``data/``)."""
         return load_dataset(root, mode=self.mode, val_fraction=self.val_fraction, seed=self.seed,
-                            split=self.split)
+                            split=self.split, image_size=self.image_size)
 
     def to_dict(self):
         return asdict(self)

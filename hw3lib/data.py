@@ -1,41 +1,50 @@
-"""The image dataset: loading the splits, the train/validation split, normalisation, batches.
+"""The image dataset: its folders, loading the splits, the train/validation split, normalisation, batches.
 
 Layout of a dataset root (never committed to the repository)::
 
-    <root>/Data_train/<Class>/<Class>_train_<i>.png   490 per class
-    <root>/Data_test/<Class>/<Class>_test_<i>.png     166 per class
+    <root>/Data_train/<Class>/<any name>.png     or  <root>/train/<Class>/...
+    <root>/Data_test/<Class>/<any name>.png      or  <root>/test/<Class>/...
 
-Every file is a 32x32 PNG in mode ``LA`` whose alpha is 255 everywhere, so ``mode="L"``
-loses nothing. The root is the ``root`` argument, else the environment variable
-``HW3_DATA``, else ``data/`` at the repository root (:data:`DEFAULT_ROOT`).
+The course's fruit images use the first names (490 and 166 images per class, 32x32 PNGs in mode
+``LA`` whose alpha is 255 everywhere, so ``mode="L"`` loses nothing); one's own data may use
+either. Two or more class folders, the same in both splits, each holding images in any format,
+size, bit depth and channel mode that :mod:`hw3lib.images` reads: every image is converted to
+the requested ``mode`` by the rules stated there (16-bit scaled exactly, palettes through their
+palette, colour to grey by luma), so a split may mix them. Without ``image_size`` all images must
+have one size; with it each is resized as it loads. The root is the ``root`` argument, else the
+environment variable ``HW3_DATA``, else ``data/`` at the repository root (:data:`DEFAULT_ROOT`).
 
-Arrays are ``X`` float32 ``(N, C, 32, 32)`` in [0, 1] and ``y`` int64 ``(N,)`` holding
+Arrays are ``X`` float32 ``(N, C, H, W)`` in [0, 1] and ``y`` int64 ``(N,)`` holding
 indices into the sorted class names.
 
 Errors: problems with files on disk raise :class:`DataError` (its own class, deliberately
-not a ``ValueError``) whose message names the file and the fix. Bad arguments (unknown
-``mode``/``split``, ``val_fraction`` outside (0, 1), a bad ``batch_size``) raise ``ValueError``.
+not a ``ValueError``) whose message names the file and the fix: the course's fixes (restore a
+file, download a fresh copy) for the course's data (:func:`is_course_data`), other advice for
+one's own. Bad arguments (unknown ``mode``/``split``, ``val_fraction`` outside (0, 1), a bad
+``image_size`` or ``batch_size``) raise ``ValueError``.
 
-Neighbours: :mod:`hw3lib.download` fetches and verifies the course's copy;
-:mod:`hw3lib.analysis` describes the files and arrays (notebook 01).
+Neighbours: :mod:`hw3lib.images` reads one file; :mod:`hw3lib.download` fetches and verifies
+the course's copy; :mod:`hw3lib.analysis` describes the files and arrays (notebook 01).
 """
 
 from __future__ import annotations
 
-import io
+import functools
 import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image
+
+from .images import MODES, SUFFIXES, DataError, parse_image_size, read_image
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "data"
-SPLITS = {"train": "Data_train", "test": "Data_test"}
-MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}  # Pillow mode -> number of channels C
-IMAGE_SHAPE = (32, 32)  # (H, W)
+SPLITS = {"train": "Data_train", "test": "Data_test"}  # the course's split folders
+SPLIT_FOLDERS = {split: (course, split) for split, course in SPLITS.items()}  # the names accepted
+MANIFEST_PATH = Path(__file__).with_name("fruits.sha256")  # the course's files (hw3lib.download)
+MAX_BYTES = 2**31  # the largest split (as float32) loaded without image_size
 # How Data_train is split into training and validation (see train_val_split).
 SPLIT_METHODS = ("blocked", "random")
 VAL_BLOCKS = 10  # "blocked": each class's files in natural order, cut into this many runs
@@ -49,17 +58,17 @@ _FIX_REFETCH = (
     "Fix: restore the original file (hw3lib.download.verify(root) lists what differs) "
     "or fetch a fresh copy with `python -m hw3lib download`."
 )
-
-
-class DataError(Exception):
-    """A dataset file or folder is missing, unreadable, malformed, or fails its checksum."""
+_LAYOUT = (
+    "a dataset folder holds train/ and test/ (or Data_train/ and Data_test/), each with one "
+    "folder of images per class (README: Use your own images)"
+)
 
 
 @dataclass(frozen=True)
 class Dataset:
     """Train/validation/test arrays from :func:`load_dataset`.
 
-    ``X_*`` are float32 ``(N, C, 32, 32)`` in [0, 1], not normalised; ``y_*`` int64 ``(N,)``.
+    ``X_*`` are float32 ``(N, C, H, W)`` in [0, 1], not normalised; ``y_*`` int64 ``(N,)``.
     ``mean`` and ``std`` (float32 ``(C,)``) come from :func:`fit_normalizer` on ``X_train``
     only, so validation and test statistics never leak into the inputs:
     ``normalize(ds.X_val, ds.mean, ds.std)``.
@@ -74,6 +83,11 @@ class Dataset:
     classes: list[str]
     mean: np.ndarray
     std: np.ndarray
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """``(H, W)`` of the images."""
+        return tuple(self.X_train.shape[2:])
 
     def splits(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """``{"train": (X_train, y_train), "val": (X_val, y_val), "test": (X_test, y_test)}``."""
@@ -92,24 +106,72 @@ def resolve_root(root: str | os.PathLike | None = None) -> Path:
     return Path(env) if env else DEFAULT_ROOT
 
 
+@functools.cache
+def _course_paths() -> tuple[frozenset[str], frozenset[str]]:
+    """The course's files and class folders, relative POSIX paths from :data:`MANIFEST_PATH`."""
+    files = frozenset(line.partition("  ")[2]
+                      for line in MANIFEST_PATH.read_text(encoding="utf-8").splitlines())
+    return files, frozenset(str(PurePosixPath(f).parent) for f in files)
+
+
+def is_course_data(root: Path, path: Path | None = None) -> bool:
+    """Whether a problem with the file ``path`` under ``root`` (None: with the root's folders)
+    concerns the course's fruit data, which gets the course's fixes (restore the file, download
+    a fresh copy); everything else is one's own data, with advice of its own.
+
+    A file is the course's when its path relative to ``root`` is listed in the packaged
+    manifest (:data:`MANIFEST_PATH`); the folders are when ``root`` is :data:`DEFAULT_ROOT` or
+    holds one of the course's class folders (``Data_train/Carambula``, ...).
+    """
+    files, folders = _course_paths()
+    if path is not None:
+        return path.relative_to(root).as_posix() in files
+    return root.resolve() == DEFAULT_ROOT or any((root / f).is_dir() for f in folders)
+
+
+def split_folders(root: Path, split: str) -> list[Path]:
+    """The folders of ``split`` ("train" or "test") that exist under ``root``, course name first."""
+    return [root / name for name in SPLIT_FOLDERS[split] if (root / name).is_dir()]
+
+
+def split_dir(root: Path, split: str) -> Path:
+    """The folder of ``split``: ``Data_train``/``Data_test`` or ``train``/``test`` under ``root``.
+
+    DataError when neither exists (or the root does not), or both do.
+    """
+    found = split_folders(root, split)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise DataError(f"{root} holds both {found[0].name}/ and {found[1].name}/: which is the "
+                        f"{split} split? Fix: merge them into one of the two.")
+    if is_course_data(root):
+        missing = (f"folder {root / SPLITS[split]} does not exist" if root.is_dir()
+                   else "the folder does not exist")
+        raise DataError(f"no dataset at {root}: {missing}. {FIX_WHERE}")
+    if not root.is_dir():
+        raise DataError(f"no dataset at {root}: the folder does not exist. Fix: check the path "
+                        f"(--data, HW3_DATA); {_LAYOUT}.")
+    held = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if root.name in (name for names in SPLIT_FOLDERS.values() for name in names):
+        raise DataError(f"no dataset at {root}: it is itself a split folder. Fix: give the folder "
+                        f"that holds it, {root.parent}, as the dataset.")
+    raise DataError(
+        f"no {split} split in {root}: neither {root / SPLITS[split]}/ nor {root / split}/ exists"
+        + (f" (it holds {', '.join(held)})" if held else "") + f". Fix: {_LAYOUT}"
+        + ("; keep some images of each class apart for testing, e.g. one in five." if split == "test" else ".")
+    )
+
+
 def _natural_key(name: str) -> tuple[list[int | str], str]:
     """Sort key with digit runs compared as numbers: ``x_2`` before ``x_10``."""
     parts = re.split(r"(\d+)", name)
     return [int(p) if i % 2 else p for i, p in enumerate(parts)], name
 
 
-def read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise DataError(
-            f"cannot read {path}: {exc.strerror or exc}. "
-            "Fix: make the file readable (check its permissions) or replace it."
-        ) from exc
-
-
 def _entries(folder: Path, want_dirs: bool) -> list[Path]:
-    """Non-hidden entries of ``folder``; each must be a folder (``want_dirs``) or a .png file."""
+    """Non-hidden entries of ``folder``; each must be a folder (``want_dirs``) or an image file
+    (a name ending as in :data:`hw3lib.images.SUFFIXES`)."""
     try:
         names = [n for n in os.listdir(folder) if not n.startswith(".")]
     except OSError as exc:
@@ -120,96 +182,88 @@ def _entries(folder: Path, want_dirs: bool) -> list[Path]:
     paths = [folder / n for n in names]
     for path in paths:
         is_dir = path.is_dir()
-        if not (is_dir if want_dirs else not is_dir and path.suffix.lower() == ".png"):
-            expected = "class folders" if want_dirs else ".png images"
+        if not (is_dir if want_dirs else not is_dir and path.suffix.lower() in SUFFIXES):
+            expected = "class folders" if want_dirs else f"images ({', '.join(SUFFIXES)})"
             raise DataError(
                 f"unexpected {'folder' if is_dir else 'file'} {path}: {folder} must hold "
                 f"only {expected} (hidden files such as .DS_Store are skipped). "
-                "Fix: move it out of the dataset folder."
+                "Fix: move it out of the dataset folder"
+                + ("." if want_dirs or is_dir else ", or convert it to PNG or JPEG if it is an image.")
             )
     return paths
 
 
-def decode_png(path: Path) -> Image.Image:
-    """Read and fully decode one PNG as stored; any failure becomes a DataError naming ``path``."""
-    body = read_bytes(path)
-    try:
-        im = Image.open(io.BytesIO(body), formats=["PNG"])
-        im.load()
-        return im
-    except Exception as exc:  # Pillow reports corrupt data with many exception types
-        raise DataError(
-            f"{path} is not a valid PNG image ({type(exc).__name__}: {exc}). {_FIX_REFETCH}"
-        ) from exc
-
-
-def _load_image(path: Path, mode: str, first: tuple[str, Path] | None = None) -> np.ndarray:
-    """Decode one 32x32 PNG to uint8 ``(H, W, C)`` in Pillow ``mode``; DataError names ``path``.
-
-    ``first`` is ``(stored mode, path)`` of the split's first image: every image of a split
-    must be stored in the same mode (all "LA" here), so a stray colour or palette file is
-    caught rather than silently converted.
-    """
-    im = decode_png(path)
-    if first is not None and im.mode != first[0]:
-        raise DataError(
-            f"{path} is stored in mode {im.mode}, the other images in mode {first[0]} "
-            f"(e.g. {first[1]}). Fix: save it in mode {first[0]} like the rest, or replace it."
-        )
-    if im.size[::-1] != IMAGE_SHAPE:
-        raise DataError(
-            f"{path} is {im.size[0]}x{im.size[1]} pixels, expected "
-            f"{IMAGE_SHAPE[1]}x{IMAGE_SHAPE[0]}. {_FIX_REFETCH}"
-        )
-    return np.asarray(im.convert(mode)).reshape(*IMAGE_SHAPE, -1)
-
-
 def split_files(root: Path, split: str) -> tuple[list[Path], list[int], list[str]]:
     """``(files, labels, classes)`` of one split, in :func:`load_split` order; DataError as there."""
-    split_dir = root / SPLITS[split]
-    if not split_dir.is_dir():
-        raise DataError(f"no dataset at {root}: folder {split_dir} does not exist. {FIX_WHERE}")
-    classes = sorted(p.name for p in _entries(split_dir, want_dirs=True))
+    folder = split_dir(root, split)
+    classes = sorted(p.name for p in _entries(folder, want_dirs=True))
     if not classes:
-        raise DataError(f"{split_dir} holds no class folders. {FIX_WHERE}")
+        raise DataError(f"{folder} holds no class folders. "
+                        + (FIX_WHERE if is_course_data(root) else f"Fix: {_LAYOUT}."))
     files: list[Path] = []
     labels: list[int] = []
     for label, name in enumerate(classes):
-        images = sorted(_entries(split_dir / name, want_dirs=False), key=lambda p: _natural_key(p.name))
+        images = sorted(_entries(folder / name, want_dirs=False), key=lambda p: _natural_key(p.name))
         if not images:
-            raise DataError(f"class folder {split_dir / name} holds no .png images. {_FIX_REFETCH}")
+            fix = _FIX_REFETCH if is_course_data(root) else "Fix: add its images or remove the folder."
+            raise DataError(f"class folder {folder / name} holds no images. {fix}")
         files += images
         labels += [label] * len(images)
     return files, labels, classes
 
 
+def _sizes_differ(first: Path, first_size: tuple[int, int], other: Path, size: tuple[int, int]) -> str:
+    """The message for two images of different sizes ``(H, W)``."""
+    return (f"images of different sizes: {other} is {size[0]}x{size[1]} pixels (height x width), "
+            f"{first} {first_size[0]}x{first_size[1]}. Fix: resize them as they load, e.g. with "
+            f"--image-size {first_size[0]}x{first_size[1]} (TrainConfig(image_size=...), "
+            "load_dataset(..., image_size=...)).")
+
+
 def load_split(
-    root: str | os.PathLike | None = None, split: str = "train", mode: str = "L"
+    root: str | os.PathLike | None = None, split: str = "train", mode: str = "L", image_size=None
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Load one split as ``(X, y, classes)``.
 
-    ``X`` float32 ``(N, C, 32, 32)`` in [0, 1] with C = 1, 2, 3, 4 for ``mode`` "L" (default;
-    the alpha channel carries nothing), "LA", "RGB", "RGBA" (the original report's
-    four-channel input); ``y`` int64 ``(N,)``; ``classes`` the sorted class-folder names.
-    Samples are ordered by class, then by file name in natural order (``_2`` before ``_10``).
-    ``split`` is "train" (``Data_train``) or "test" (``Data_test``).
+    ``X`` float32 ``(N, C, H, W)`` in [0, 1] with C = 1, 2, 3, 4 for ``mode`` "L" (default;
+    the course's alpha channel carries nothing), "LA", "RGB", "RGBA"; ``y`` int64 ``(N,)``;
+    ``classes`` the sorted class-folder names. Samples are ordered by class, then by file name
+    in natural order (``_2`` before ``_10``). ``split`` is "train" (``Data_train`` or ``train``)
+    or "test" (``Data_test`` or ``test``). ``image_size`` (``S`` or ``(H, W)``, see
+    :func:`hw3lib.images.parse_image_size`) resizes every image to ``(H, W)``; without it, (H, W) is
+    the images' own size, which all must share.
 
     Hidden entries (names starting with ".", e.g. .DS_Store) are skipped; any other entry that
-    is not a class folder, or not a .png file inside a class folder, raises DataError, as do a
-    missing root, an empty class folder, an unreadable or corrupt PNG, an image that is not
-    32x32 and an image stored in another mode than the split's first.
+    is not a class folder, or not an image file inside a class folder, raises DataError, as do
+    a missing root or split, a split without class folders, an empty class folder, an unreadable,
+    empty, corrupt or misnamed image, images of different sizes without ``image_size``, and a
+    split too large for memory (over :data:`MAX_BYTES` as float32) without ``image_size``.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
-    files, labels, classes = split_files(resolve_root(root), split)
-    pixels = np.empty((len(files), *IMAGE_SHAPE, MODES[mode]), dtype=np.uint8)
-    first = (decode_png(files[0]).mode, files[0])
+    size = parse_image_size(image_size)
+    root = resolve_root(root)
+    files, labels, classes = split_files(root, split)
+    course_root = is_course_data(root)
+    X = None
     for i, path in enumerate(files):
-        pixels[i] = _load_image(path, mode, first)
-    X = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2), dtype=np.float32)
-    X /= 255
+        course = course_root and is_course_data(root, path)
+        pixels = read_image(path, mode, size, fix=_FIX_REFETCH if course else None)
+        if X is None:
+            first, need = path, len(files) * pixels.size * 4
+            if need > MAX_BYTES:
+                raise DataError(f"{len(files)} images of {pixels.shape[0]}x{pixels.shape[1]} pixels "
+                                f"(e.g. {path}) take {need / 2**30:.1f} GiB as float32. Fix: shrink them "
+                                "as they load with --image-size, e.g. 64 (TrainConfig(image_size=64)).")
+            X = np.empty((len(files), pixels.shape[2], *pixels.shape[:2]), dtype=np.float32)
+        elif pixels.shape[:2] != X.shape[2:]:
+            if course:
+                raise DataError(f"{path} is {pixels.shape[0]}x{pixels.shape[1]} pixels (height x width), "
+                                f"the course's images {X.shape[2]}x{X.shape[3]}. {_FIX_REFETCH}")
+            raise DataError(_sizes_differ(first, X.shape[2:], path, pixels.shape[:2]))
+        X[i] = pixels.transpose(2, 0, 1)
     return X, np.array(labels, dtype=np.int64), classes
 
 
@@ -305,18 +359,28 @@ def load_dataset(
     val_fraction: float = 0.3,
     seed: int = 0,
     split: str = "blocked",
+    image_size=None,
 ) -> Dataset:
     """Load both splits, split train stratified into train/val (:func:`train_val_split` with
     ``split`` "blocked" or "random"), fit the normaliser on train.
 
-    Raises DataError when the test split's class folders differ from the training split's.
+    ``image_size`` (``S`` or ``(H, W)``) resizes every image as it loads (:func:`load_split`).
+    Raises DataError when the training split holds fewer than 2 classes, or the test split's
+    class folders or image size differ from the training split's.
     """
     root = resolve_root(root)
-    X, y, classes = load_split(root, "train", mode)
-    X_test, y_test, test_classes = load_split(root, "test", mode)
+    classes = split_files(root, "train")[2]
+    if len(classes) < 2:
+        raise DataError(f"{split_dir(root, 'train')} holds only the class folder {classes[0]}: a "
+                        "classifier needs 2 or more. Fix: add one folder of images per class.")
+    X, y, classes = load_split(root, "train", mode, image_size)
+    X_test, y_test, test_classes = load_split(root, "test", mode, image_size)
+    if X_test.shape[2:] != X.shape[2:]:
+        first_train, first_test = (split_files(root, split)[0][0] for split in SPLITS)
+        raise DataError(_sizes_differ(first_train, X.shape[2:], first_test, X_test.shape[2:]))
     if test_classes != classes:
         raise DataError(
-            f"class folders differ between {root / SPLITS['train']} and {root / SPLITS['test']}: "
+            f"class folders differ between {split_dir(root, 'train')} and {split_dir(root, 'test')}: "
             f"missing from test: {sorted(set(classes) - set(test_classes))}, "
             f"only in test: {sorted(set(test_classes) - set(classes))}. "
             "Fix: give both splits the same class folders."

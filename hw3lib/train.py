@@ -21,10 +21,7 @@ From a terminal: ``python -m hw3lib train --epochs 24 --out runs/lenet5`` (:mod:
 After each epoch :func:`fit` can write a checkpoint (:mod:`hw3lib.checkpoint`); a run resumed
 from it reaches the same weights, bit for bit, as an uninterrupted run with the same settings.
 """
-import contextlib
 import math
-import signal
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +29,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .checkpoint import (Checkpoint, CheckpointError, TestRecord, architecture_mismatch, load_checkpoint,
-                         save_checkpoint, test_data_sha256)
+from .checkpoint import (Checkpoint, CheckpointError, TestRecord, architecture_mismatch,
+                         interrupts_deferred, load_checkpoint, save_checkpoint, test_data_sha256)
 from .data import dataloader, normalize
 from .losses import CrossEntropyLoss
 from .model import LeNet5
@@ -59,6 +56,31 @@ def evaluate(model, X, y, batch_size=EVAL_BATCH):
         loss_sum += cost.get(probs, yb) * len(yb)
         correct += int((probs.argmax(axis=1) == yb).sum())
     return loss_sum / len(X), correct / len(X)
+
+
+def learning_warning(history, best_epoch, y_train, y_val):
+    """A one-line warning (containing "chance") when a run did not learn, else None.
+
+    A run did not learn when its best validation accuracy is no better than always predicting
+    the largest class of the validation split, or when its training loss never fell below
+    chance level: the loss of always predicting the training split's class frequencies (their
+    entropy, ln K for K balanced classes), about where an untrained model starts. (Chance level
+    rather than the first epoch's loss: a good run can reach its lowest loss in epoch 1.)
+    ``history`` and ``best_epoch`` are :func:`fit`'s; ``y_*`` int labels ``(N,)``. The warning
+    ends "try a smaller learning rate" for the caller to add an example. None when no epoch
+    completed.
+    """
+    if not best_epoch:
+        return None
+    majority = np.bincount(y_val).max() / len(y_val)
+    freq = np.bincount(y_train) / len(y_train)
+    chance_loss = float(-(freq[freq > 0] * np.log(freq[freq > 0])).sum())
+    best_acc, lowest = history["val_acc"][best_epoch - 1], min(history["train_loss"])
+    if best_acc > majority and lowest < chance_loss:
+        return None
+    return (f"the model did not learn: best validation accuracy {best_acc:.3f} against {majority:.3f} "
+            f"by chance (always the largest class), lowest training loss {lowest:.4g} against "
+            f"{chance_loss:.4g} by chance; try a smaller learning rate")
 
 
 def _copy(params):
@@ -175,7 +197,7 @@ class FitResult:
         if self.checkpoint_path is not None and self.checkpoint_path.is_file():
             ckpt = load_checkpoint(self.checkpoint_path)
             ckpt.test_evaluations, ckpt.test = self.test_evaluations, self.test_record
-            with _interrupts_deferred():
+            with interrupts_deferred():
                 save_checkpoint(self.checkpoint_path, ckpt)
         return self.test_record
 
@@ -183,24 +205,6 @@ class FitResult:
         """``(loss, accuracy)`` on raw images ``X (N, C, H, W)`` in [0, 1], normalised with the
         training split's ``mean``/``std`` first (:func:`evaluate`)."""
         return evaluate(self.model, normalize(X, self.mean, self.std), np.asarray(y), batch_size)
-
-
-@contextlib.contextmanager
-def _interrupts_deferred():
-    """Hold a Ctrl-C (SIGINT, also the notebook's stop button) back until the block has run,
-    then raise it. Signals reach only the main thread; in other threads this does nothing."""
-    if threading.current_thread() is not threading.main_thread() or not callable(
-            signal.getsignal(signal.SIGINT)):
-        yield
-        return
-    received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:
-        previous(signal.SIGINT, received[0])
 
 
 def _stop_requested(stop):
@@ -306,7 +310,7 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
                 if _better(row, rows[best_epoch - 1] if best_epoch else None):
                     best_epoch, best_params = epoch, _copy(model.get_params())
                 history = _columns(rows + [row])
-                with _interrupts_deferred():  # the checkpoint and the state describe the same epoch
+                with interrupts_deferred():  # the checkpoint and the state describe the same epoch
                     if checkpoint_path is not None:
                         save_checkpoint(checkpoint_path, Checkpoint(
                             config, model_config, model.get_params(), best_params,

@@ -1,7 +1,9 @@
 """``python -m hw3lib train``: a training run from the command line, its table and JSON summary."""
 import argparse
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,11 +13,38 @@ from .checkpoint import atomic_write, load_checkpoint
 from .config import TrainConfig
 from .data import MODES, SPLIT_METHODS
 from .download import dataset_sha256
-from .train import HISTORY_KEYS, TrainingError, fit
+from .images import SUFFIXES, parse_image_size
+from .train import HISTORY_KEYS, TrainingError, fit, learning_warning
+
+OWN_IMAGES = f"""\
+Use your own images:
+  --data DIR, where DIR holds train/ and test/ (or Data_train/ and Data_test/), each with
+  one folder per class (2 or more, the same in both), e.g. DIR/train/cat/001.jpg.
+  Files: {", ".join(SUFFIXES)}; hidden files are skipped,
+  anything else is refused. Any size, grey or colour, 8- or 16-bit, palette. Images of
+  different sizes need --image-size H[xW], which stretches each to that size (bilinear).
+  --channels: L (grey) for grey images or when colour does not matter, RGB for colour
+  photos, LA or RGBA to keep transparency. Flips (--no-hflip turns them off) suit the
+  fruit images but hurt data whose mirror image means something else: digits, text.
+  70% of each class of train/ (drawn by --seed) trains, the other 30% validates; test/
+  tests. Example:
+    python -m hw3lib train --data ~/digits --image-size 28 --no-hflip --out runs/digits
+
+Exit status: 0 done; 2 an error (one line "error: ...": bad option, data or --out); 3 the
+model did not learn (no better than chance; a "warning:" line says so and the JSON line holds
+"learned": false); 130 interrupted (Ctrl-C; the finished epochs are kept: go on with --resume).
+"""
 
 
 def _write_json(path, obj):
     atomic_write(path, lambda f: f.write((json.dumps(obj, indent=1, allow_nan=False) + "\n").encode()))
+
+
+def _image_size(text):
+    try:
+        return parse_image_size(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).replace("image_size", "--image-size")) from None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,11 +61,13 @@ def main(argv=None):
     """``python -m hw3lib train``: train, write OUT/checkpoint.npz and OUT/history.json, print a
     per-epoch table and, as the last line, one JSON object of the best model's figures."""
     defaults = TrainConfig()
-    parser = _Parser(prog="python -m hw3lib train",
-                     description="Train LeNet5 on the fruit images: Data_train split 70/30 into "
-                                 "training and validation, tested on Data_test.")
-    parser.add_argument("--data", type=Path, help="folder holding Data_train/ and Data_test/ "
-                                                  "(default: $HW3_DATA, then data/)")
+    parser = _Parser(prog="python -m hw3lib train", epilog=OWN_IMAGES,
+                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                     description="Train LeNet5 on the fruit images, or on your own (see below): "
+                                 "70%% of the training split trains, 30%% validates, the test split "
+                                 "tests.")
+    parser.add_argument("--data", type=Path, help="folder holding Data_train/ and Data_test/ (or "
+                                                  "train/ and test/); default: $HW3_DATA, then data/")
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="default %(default)s")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
                         help="default %(default)s")
@@ -51,39 +82,74 @@ def main(argv=None):
                              "original report's); default %(default)s")
     parser.add_argument("--channels", choices=list(MODES), default=defaults.mode,
                         help="image mode: 1 to 4 channels; default %(default)s")
+    parser.add_argument("--image-size", type=_image_size, metavar="H[xW]",
+                        help="resize every image to H x W pixels (H alone: square); default: the "
+                             "images' own size, which all must share")
     parser.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=defaults.hflip,
-                        help="randomly mirror training images left-right; default %(default)s")
+                        help="randomly mirror training images left-right (right for the fruit, "
+                             "wrong for digits or text); default %(default)s")
     parser.add_argument("--out", type=Path, default=Path("runs/lenet5"),
                         help="output folder, default %(default)s")
     parser.add_argument("--resume", action="store_true", help="go on from OUT/checkpoint.npz")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    args = parser.parse_args(argv)
+    return _train_command(parser.parse_args(argv))
+
+
+def _prepare_out(out, files):
+    """Create the folder ``out`` and refuse, before any work, what would stop a run writing
+    ``files`` there: ValueError naming ``out`` as given and the fix."""
     try:
-        return _train_command(args)
-    except KeyboardInterrupt:  # outside fit (loading, testing): nothing to keep
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ValueError(f"--out {out} is a file, not a folder; give a folder (it is created if "
+                         "missing)") from None
+    except NotADirectoryError:
+        blocker = next(p for p in reversed(out.parents) if p.exists() and not p.is_dir())
+        raise ValueError(f"--out {out}: {blocker} is a file, not a folder; give another --out") from None
+    except OSError as err:
+        raise ValueError(f"cannot create --out {out}: {err.strerror}; choose a writable folder") from None
+    for path in files:
+        if path.is_dir():
+            raise ValueError(f"{path} is a folder, where the run writes its {path.name}; move it "
+                             "away or give another --out")
+
+
+def _check_space(out, nbytes):
+    """Write and sync ``nbytes`` in ``out`` (then remove them): ValueError when the folder is
+    read-only or too full for a checkpoint, before any training."""
+    try:
+        with tempfile.TemporaryFile(dir=out) as f:
+            f.write(bytes(nbytes))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        raise ValueError(f"cannot write to --out {out}: {err.strerror}; choose a writable folder "
+                         f"with {nbytes / 1e6:.1f} MB free for the checkpoint") from None
 
 
 def _train_command(args):
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         seed=args.seed, mode=args.channels, hflip=args.hflip, split=args.split)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                         mode=args.channels, image_size=args.image_size, split=args.split,
+                         hflip=args.hflip)
     checkpoint_path, history_path = args.out / "checkpoint.npz", args.out / "history.json"
+    _prepare_out(args.out, (checkpoint_path, history_path))
     resume = None
     if args.resume:
-        if not checkpoint_path.is_file():
+        if not (checkpoint_path.exists() or checkpoint_path.is_symlink()):
             raise ValueError(f"--resume: no checkpoint at {checkpoint_path}; run without --resume "
                              "to start afresh")
         resume = load_checkpoint(checkpoint_path)
         resume.check_settings(config, str(checkpoint_path))  # before loading data or printing
     data = config.load_data(args.data)
     sha = dataset_sha256(args.data)
-    model = config.build_model(len(data.classes))
-    args.out.mkdir(parents=True, exist_ok=True)
-    print(f"LeNet5 ({config.mode}, {config.channels} channel(s)) on {len(data.y_train)} training, "
-          f"{len(data.y_val)} validation, {len(data.y_test)} test images; Adam lr={config.lr:g}, "
-          f"batch {config.batch_size}, seed {config.seed}, {config.split} validation split, "
-          f"flips {'on' if config.hflip else 'off'}"
+    model = config.build_model(len(data.classes), data.image_size)
+    # the checkpoint holds the latest and best weights and Adam's two moments: 4 copies
+    _check_space(args.out, 4 * sum(p.nbytes for p in model.get_params().values()) + 2**20)
+    height, width = data.image_size
+    print(f"LeNet5 ({config.mode}, {config.channels} channel(s), {height}x{width}, "
+          f"{len(data.classes)} classes) on {len(data.y_train)} training, {len(data.y_val)} validation, "
+          f"{len(data.y_test)} test images; Adam lr={config.lr:g}, batch {config.batch_size}, seed "
+          f"{config.seed}, {config.split} validation split, flips {'on' if config.hflip else 'off'}"
           + (f"; resuming after epoch {resume.epoch}" if resume else ""))
     print(TABLE.format("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"))
 
@@ -98,6 +164,10 @@ def _train_command(args):
     except TrainingError as err:
         _write_json(history_path, err.result.history)
         raise
+    except OSError as err:  # a full disk: the files hold the epochs before, whole
+        raise ValueError(f"cannot write {err.filename or args.out}: {err.strerror}; {checkpoint_path} "
+                         f"and {history_path} keep the epochs completed before. Free some space "
+                         "(or make the folder writable), then go on with --resume") from None
     done = len(result.history["epoch"])
     if result.stopped:
         _write_json(history_path, result.history)
@@ -108,13 +178,17 @@ def _train_command(args):
     test = result.test(data.X_test, data.y_test)  # once, at the end, on the weights kept on validation
     _write_json(history_path, {**result.history, "test": dict(
         epoch=test.epoch, loss=test.loss, accuracy=test.accuracy, evaluations=result.test_evaluations)})
+    warning = learning_warning(result.history, result.best_epoch, data.y_train, data.y_val)
     print(f"best validation accuracy at epoch {result.best_epoch}; test evaluated "
           f"{result.test_evaluations} time(s) in this run's life; wrote {checkpoint_path} and "
           f"{history_path}")
+    if warning:
+        print(f"warning: {warning}, e.g. --lr {config.lr / 10:g}", file=sys.stderr)
     print(json.dumps(dict(train_acc=round(best["train_acc"], 6), val_acc=round(best["val_acc"], 6),
                           test_acc=round(test.accuracy, 6), train_loss=round(best["train_loss"], 6),
                           val_loss=round(best["val_loss"], 6), test_loss=round(test.loss, 6),
                           split=config.split, test_evaluations=result.test_evaluations,
                           epochs=done, best_epoch=result.best_epoch,
-                          seconds_per_epoch=round(float(np.mean(result.history["seconds"])), 3))))
-    return 0
+                          seconds_per_epoch=round(float(np.mean(result.history["seconds"])), 3),
+                          learned=warning is None)))
+    return 3 if warning else 0

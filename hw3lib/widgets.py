@@ -47,14 +47,15 @@ from .tables import Table
 from .config import TrainConfig
 from .results import RUNS_DIR
 from .sweep import run_sweep
-from .train import HISTORY_KEYS, TrainingError, fit
+from .train import HISTORY_KEYS, TrainingError, fit, learning_warning
 
 REDRAW_SECONDS = 0.5
 SWEEP_SEEDS = (0, 1)
 BATCH_SIZES = (8, 16, 32, 64, 128, 256)
+IMAGE_SIZES = (("as stored", None), ("16 x 16", 16), ("28 x 28", 28), ("32 x 32", 32), ("64 x 64", 64))
 # the panel's two columns of controls: training, then the model and its input
 CONTROL_COLUMNS = (("lr", "batch_size", "epochs", "optimizer", "train_size", "seed", "split"),
-                   ("conv1", "conv2", "kernel_size", "activation", "pooling", "mode", "hflip"))
+                   ("conv1", "conv2", "kernel_size", "activation", "pooling", "mode", "image_size", "hflip"))
 TEST_NOTE = ("Test accuracy is shown only on request: choose a run by its validation accuracy "
              "first, then test that one. A test split used to choose between runs no longer "
              "measures how a run does on new images.")
@@ -74,7 +75,8 @@ class RunSettings:
     """One run's hyperparameters, one field per control of the panel.
 
     ``conv1``/``conv2`` are the two convolutions' output channels, ``mode`` the images' channel
-    mode (``"L"``, ``"LA"``, ``"RGB"``, ``"RGBA"``), ``train_size`` how many images of the
+    mode (``"L"``, ``"LA"``, ``"RGB"``, ``"RGBA"``), ``image_size`` the size ``S`` (S x S) to
+    resize every image to (``None``: as stored), ``train_size`` how many images of the
     training split the run trains on (drawn by ``seed``), ``split`` how validation is held out
     (``"blocked"`` or ``"random"``), ``hflip`` whether training images are mirrored at random
     (:class:`TrainConfig`)."""
@@ -93,6 +95,7 @@ class RunSettings:
     train_size: int = 600
     split: str = TrainConfig.split
     hflip: bool = TrainConfig.hflip
+    image_size: int | None = None
 
     def config(self):
         """The run's :class:`TrainConfig`; ValueError names a setting that cannot work (an
@@ -100,8 +103,8 @@ class RunSettings:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                           **OPTIMIZERS[self.optimizer], seed=self.seed, mode=self.mode, split=self.split,
-                           hflip=self.hflip,
+                           **OPTIMIZERS[self.optimizer], seed=self.seed, mode=self.mode,
+                           image_size=self.image_size, split=self.split, hflip=self.hflip,
                            model=dict(conv_channels=[self.conv1, self.conv2], kernel_size=self.kernel_size,
                                       activation=self.activation, pooling=self.pooling))
 
@@ -125,8 +128,9 @@ class RunRecord:
     """One finished run: its ``settings``, fit's ``history`` (dict of lists, one value per
     completed epoch), ``best_epoch`` (0: none completed), wall-clock ``seconds`` of training,
     ``status`` (``"done"``, ``"stopped"``, ``"interrupted"`` or ``"diverged"``), when it
-    diverged fit's ``message``, and what :meth:`test` needs: fit's ``result`` and the run's
-    ``data``. ``test_acc`` is None until :meth:`test` is called."""
+    diverged fit's ``message``, when it did not learn the ``warning`` of
+    :func:`hw3lib.train.learning_warning`, and what :meth:`test` needs: fit's ``result`` and
+    the run's ``data``. ``test_acc`` is None until :meth:`test` is called."""
 
     settings: RunSettings
     history: dict
@@ -134,6 +138,7 @@ class RunRecord:
     seconds: float
     status: str
     message: str | None = None
+    warning: str | None = None
     result: object = field(default=None, repr=False, compare=False)
     data: Dataset | None = field(default=None, repr=False, compare=False)
     test_acc: float | None = None
@@ -164,16 +169,17 @@ class PreparedRun:
         """Train a fresh model with :func:`fit` (``on_batch``, ``on_epoch``, ``stop`` as
         there) and return its :class:`RunRecord`. A run that diverges is recorded, not raised."""
         start = time.perf_counter()
-        model = self.config.build_model(len(self.data.classes))
+        model = self.config.build_model(len(self.data.classes), self.data.image_size)
         message = None
         try:
             result = fit(model, self.data, self.config, on_batch=on_batch, on_epoch=on_epoch, stop=stop,
                          progress=False)
         except TrainingError as err:
             result, message = err.result, str(err)
+        warning = learning_warning(result.history, result.best_epoch, self.data.y_train, self.data.y_val)
         return RunRecord(self.settings, result.history, result.best_epoch, time.perf_counter() - start,
-                         "diverged" if message else result.stopped or "done", message, result,
-                         self.data)
+                         "diverged" if message else result.stopped or "done", message, warning,
+                         result, self.data)
 
 
 def prepare(settings, load):
@@ -228,6 +234,7 @@ def _controls(s, train_max):
         "activation": labelled(w.Dropdown(options=["relu", "tanh"], value=s.activation), "activation"),
         "pooling": labelled(w.Dropdown(options=["max", "avg"], value=s.pooling), "pooling"),
         "mode": labelled(w.Dropdown(options=modes, value=s.mode), "input channels"),
+        "image_size": labelled(w.Dropdown(options=IMAGE_SIZES, value=s.image_size), "image size"),
         "split": labelled(w.Dropdown(options=[("blocked (runs of frames)", "blocked"),
                                               ("random (the report's)", "random")], value=s.split),
                           "validation split"),
@@ -409,7 +416,7 @@ class Playground:
         return not self.running
 
     def _dataset(self, config):
-        key = (config.mode, config.seed, config.val_fraction, config.split)
+        key = (config.mode, config.image_size, config.seed, config.val_fraction, config.split)
         if key not in self._datasets:
             self._datasets[key] = self._load(config)
         return self._datasets[key]
@@ -450,7 +457,11 @@ class Playground:
             self._say(f"Run {number} diverged: {record.message}", error=True)
         elif record.best_epoch:
             self._say(f"Run {number} {record.status} after {done} epoch(s) in {record.seconds:.1f} s: best "
-                      f"validation accuracy {record.best_val_acc:.3f} (epoch {record.best_epoch}).")
+                      f"validation accuracy {record.best_val_acc:.3f} (epoch {record.best_epoch})."
+                      + (f" Warning: {record.warning}, e.g. {record.settings.lr / 10:.1e}."
+                         if record.warning else ""), error=bool(record.warning))
+            if record.warning:
+                self.progress.bar_style = "warning"
         else:
             self._say(f"Run {number} {record.status} before its first epoch ended: nothing to evaluate.")
 

@@ -1,5 +1,7 @@
 """Checkpoints: round trip, atomic writes (a writer killed mid-write), refusing bad files."""
+import errno
 import io
+import os
 import pickle
 import signal
 import subprocess
@@ -13,7 +15,7 @@ import pytest
 from test_train import TINY, assert_same_params, params_of, tiny_config, tiny_data
 
 from hw3lib.model import LeNet5
-from hw3lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from hw3lib.checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
 from hw3lib.train import fit
 
 
@@ -58,7 +60,7 @@ def test_another_architecture_is_refused_listing_the_shapes(saved):
     load_checkpoint(path, LeNet5(num_classes=3, **TINY))  # the same architecture loads
 
 
-@pytest.mark.parametrize("keep", [0, 10, 0.5, -1])
+@pytest.mark.parametrize("keep", [10, 0.5, -1])
 def test_truncated_file_is_refused(saved, keep):
     _, path = saved
     body = path.read_bytes()
@@ -107,6 +109,49 @@ def test_other_files_are_refused(saved, tmp_path):
         load_checkpoint(tmp_path / "single.npy")
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "absent.npz")
+
+
+def test_what_is_no_checkpoint_is_named_for_what_it_is(tmp_path):
+    cases = {"random.npz": b"\x13\x07\xc4 random bytes, no archive", "empty.npz": b""}
+    for name, body in cases.items():
+        (tmp_path / name).write_bytes(body)
+    (tmp_path / "dangling.npz").symlink_to(tmp_path / "gone.npz")
+    (tmp_path / "folder.npz").mkdir()
+    expected = {"random.npz": "is not a checkpoint (an .npz archive", "empty.npz": "is empty (0 bytes)",
+                "dangling.npz": "is a broken symbolic link (to ", "folder.npz": "is a folder, not a checkpoint"}
+    for name, words in expected.items():
+        with pytest.raises(CheckpointError) as err:
+            load_checkpoint(tmp_path / name)
+        assert str(tmp_path / name) in str(err.value) and words in str(err.value)
+        assert "pickle" not in str(err.value) and "permissions" not in str(err.value)
+
+
+def test_a_failed_write_names_the_target_not_the_temporary_file(saved, monkeypatch):
+    _, path = saved
+    before = path.read_bytes()
+
+    def full_disk(file, **arrays):
+        file.write(b"PK half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    with pytest.raises(OSError) as err:
+        save_checkpoint(path, load_checkpoint(path))
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(path)
+    assert path.read_bytes() == before and [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_ctrl_c_twice_during_a_write_waits_for_it_and_leaves_no_temporary_file(tmp_path):
+    def write(f):
+        f.write(b"first half ")
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        f.write(b"second half")
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(tmp_path / "history.json", write)
+    assert (tmp_path / "history.json").read_bytes() == b"first half second half"
+    assert [p.name for p in tmp_path.iterdir()] == ["history.json"]
 
 
 def test_a_failed_write_leaves_the_previous_checkpoint_and_no_temporary_file(saved, monkeypatch):

@@ -95,12 +95,22 @@ def test_invalid_split_or_mode(tmp_path, kwargs, words):
 # ---------------------------------------------------------------- errors on disk
 
 
-def test_missing_root_says_where_to_put_data(tmp_path):
+def test_missing_default_root_says_where_to_put_the_course_data(monkeypatch, tmp_path):
+    monkeypatch.delenv("HW3_DATA", raising=False)
+    monkeypatch.setattr(data, "DEFAULT_ROOT", tmp_path / "nowhere")
+    with pytest.raises(DataError) as err:
+        data.load_split()
+    msg = str(err.value)
+    assert f"no dataset at {tmp_path / 'nowhere'}: the folder does not exist" in msg
+    assert "HW3_DATA" in msg and "python -m hw3lib download" in msg
+
+
+def test_missing_own_root_gets_own_advice_not_the_download(tmp_path):
     with pytest.raises(DataError) as err:
         data.load_split(tmp_path / "nowhere")
     msg = str(err.value)
-    assert str(tmp_path / "nowhere" / "Data_train") in msg
-    assert "HW3_DATA" in msg and str(data.DEFAULT_ROOT) in msg and "python -m hw3lib download" in msg
+    assert f"no dataset at {tmp_path / 'nowhere'}: the folder does not exist" in msg
+    assert "check the path" in msg and "train/ and test/" in msg and "download" not in msg
 
 
 def test_split_without_class_folders(tmp_path):
@@ -109,40 +119,57 @@ def test_split_without_class_folders(tmp_path):
         data.load_split(tmp_path)
 
 
+def test_a_dataset_needs_two_classes(tmp_path):
+    with pytest.raises(DataError, match="holds only the class folder A: a classifier needs 2 or more"):
+        data.load_dataset(make_root(tmp_path, classes=("A",)))
+
+
 def test_empty_class_folder(tmp_path):
     root = make_root(tmp_path)
     for f in (root / "Data_train" / "B").iterdir():
         f.unlink()
-    with pytest.raises(DataError, match=r"class folder .*B holds no .png images"):
+    with pytest.raises(DataError, match=r"class folder .*B holds no images. Fix: add its images"):
         data.load_split(root)
 
 
 def test_corrupt_png_names_file(tmp_path):
     bad = make_root(tmp_path) / "Data_train" / "A" / "A_train_1.png"
     bad.write_bytes(bad.read_bytes()[:40])
-    with pytest.raises(DataError, match="A_train_1.png is not a valid PNG"):
+    with pytest.raises(DataError, match="A_train_1.png is a truncated or corrupt PNG file.*Fix: replace"):
         data.load_split(tmp_path)
 
 
-def test_other_image_format_is_rejected(tmp_path):
+def test_other_image_format_under_a_png_name_is_named(tmp_path):
     bad = make_root(tmp_path) / "Data_train" / "A" / "A_train_1.png"
     Image.new("L", (32, 32)).save(bad, format="BMP")
-    with pytest.raises(DataError, match="A_train_1.png is not a valid PNG"):
+    with pytest.raises(DataError, match="A_train_1.png is a BMP file, but its name says PNG. Fix: rename "
+                                        "it to end in .bmp"):
         data.load_split(tmp_path)
 
 
-def test_wrong_size_names_file_and_size(tmp_path):
+def test_images_of_different_sizes_name_two_files_and_the_option(tmp_path):
     write_png(make_root(tmp_path) / "Data_train" / "B" / "B_train_0.png", size=(32, 31))
-    with pytest.raises(DataError, match=r"B_train_0.png is 32x31 pixels, expected 32x32"):
+    with pytest.raises(DataError) as err:
         data.load_split(tmp_path)
+    assert (f"{tmp_path / 'Data_train/B/B_train_0.png'} is 31x32 pixels (height x width), "
+            f"{tmp_path / 'Data_train/A/A_train_0.png'} 32x32" in str(err.value))
+    assert "--image-size 32x32" in str(err.value)
+    X, _, _ = data.load_split(tmp_path, image_size=32)
+    assert X.shape == (6, 1, 32, 32)
 
 
-@pytest.mark.parametrize("other", ["RGB", "P", "L"])
-def test_image_stored_in_another_mode_names_file_and_modes(tmp_path, other):
-    bad = make_root(tmp_path) / "Data_train" / "B" / "B_train_1.png"
-    Image.new(other, (32, 32)).save(bad)
-    with pytest.raises(DataError, match=rf"B_train_1.png is stored in mode {other}, the other images in mode LA"):
-        data.load_split(tmp_path)
+@pytest.mark.parametrize("other", ["RGB", "P", "L", "I;16"])
+def test_an_image_stored_in_another_mode_is_converted_like_the_rest(tmp_path, other):
+    """The split stores LA; one image in another mode holds the same grey 40, which every
+    conversion keeps (16 bit: 40 * 257 / 65535 = 40 / 255)."""
+    path = make_root(tmp_path) / "Data_train" / "B" / "B_train_1.png"
+    grey = {"RGB": (40, 40, 40), "P": 0, "L": 40, "I;16": 40 * 257}[other]
+    im = Image.new(other, (32, 32), grey)
+    if other == "P":
+        im.putpalette([40, 40, 40] * 256)
+    im.save(path)
+    X, _, _ = data.load_split(tmp_path)
+    np.testing.assert_allclose(X[4], 40 / 255, rtol=1e-6)
 
 
 @pytest.mark.parametrize("where", ["Data_train/A/notes.txt", "Data_train/README", "Data_train/A/sub/x.png"])

@@ -95,7 +95,7 @@ def test_inspect_pngs_reads_root_from_env(mixed_root, monkeypatch):
 def test_inspect_pngs_corrupt_file_names_it(mixed_root):
     bad = mixed_root / "Data_train/B/B_1.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
-    with pytest.raises(DataError, match="B_1.png is not a valid PNG"):
+    with pytest.raises(DataError, match="B_1.png is a truncated or corrupt PNG file"):
         analysis.inspect_pngs(mixed_root)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from hw3lib import download
+from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.data import DataError
 from datasets import DATA, FIRST_FILE, HAVE_DATA, NO_DATA, SEED_PNG, copy_splits, make_root, needs_data, write_png
 
@@ -281,7 +282,8 @@ def test_main_download_success(capsys):
     assert f"verified dataset at {DATA}" in capsys.readouterr().out
 
 
-def test_main_download_failure(tmp_path, capsys):
-    assert download.main_download([str(tmp_path / "d"), "--base-url", "http://127.0.0.1:9", "--no-progress"]) == 1
+def test_main_download_failure_is_exit_status_2(tmp_path, capsys):
+    argv = ["download", str(tmp_path / "d"), "--base-url", "http://127.0.0.1:9", "--no-progress"]
+    assert hw3lib_main(argv) == 2
     assert "error: could not fetch http://127.0.0.1:9/" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []

@@ -111,7 +111,7 @@ def test_other_settings_other_data_or_a_corrupt_file_train_afresh(root, tmp_path
     assert_same_run(retrained, results.load_or_train(other, tmp_path / "fresh.npz", root=root))
 
     png = next((root / "Data_test" / "A").glob("*.png"))  # the data changes: its SHA-256 too
-    Image.fromarray(np.zeros((32, 32, 2), np.uint8), "LA").save(png)
+    Image.fromarray(np.zeros((32, 32), np.uint8), "L").save(png)  # opaque black
     results.load_or_train(other, path, root=root)
     assert len(count_fits) == 4 and load_checkpoint(path).data_sha256 == results.dataset_sha256(root)
 

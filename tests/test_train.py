@@ -98,6 +98,23 @@ def test_config_refuses_bad_settings(changes, match):
         TrainConfig(**changes)
 
 
+def test_image_size_is_normalised_checked_and_kept_in_the_checkpoint(tmp_path):
+    assert TrainConfig(image_size=28).image_size == (28, 28)
+    assert TrainConfig(image_size="20x24").image_size == (20, 24) == TrainConfig(image_size=[20, 24]).image_size
+    with pytest.raises(ValueError, match="image_size must be"):
+        TrainConfig(image_size=0)
+    with pytest.raises(ValueError, match="differs from image_size"):
+        TrainConfig(image_size=28, model={"input_size": 32})
+    config = tiny_config(image_size=12, model={k: v for k, v in TINY.items() if k != "input_size"})
+    data = tiny_data()
+    model = config.build_model(3, data.image_size)
+    assert model.input_shape == (1, 12, 12) and config.build_model().input_shape == (1, 12, 12)
+    fit(model, data, config, checkpoint_path=tmp_path / "c.npz", progress=False)
+    assert load_checkpoint(tmp_path / "c.npz").config == config
+    fit(config.build_model(3, data.image_size), data, replace(config, epochs=4), resume=tmp_path / "c.npz",
+        progress=False)
+
+
 def test_config_builds_the_chosen_optimizer():
     params = {"W": np.zeros(2)}
     sgd = TrainConfig(optimizer="sgd", momentum=0.9, lr=0.1).build_optimizer(params)

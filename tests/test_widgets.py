@@ -3,7 +3,7 @@ its buttons, check the runs, the history, the curves and the table; and plot_liv
 import html
 import os
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -199,6 +199,38 @@ def test_the_data_of_a_mode_and_seed_is_loaded_once_and_the_model_follows_the_mo
     panel.train_button.click()
     assert load.calls == [("L", 0, "blocked"), ("RGBA", 0, "blocked")]
     assert [run.status for run in panel.runs] == ["done"] * 3
+
+
+def test_the_image_size_control_resizes_the_data_and_the_model_follows():
+    sizes = []
+
+    def load(config):
+        sizes.append(config.image_size)
+        data = FakeLoad()(config)
+        size = config.image_size or (32, 32)
+        return replace(data, **{f"X_{split}": getattr(data, f"X_{split}")[..., :size[0], :size[1]]
+                                for split in ("train", "val", "test")})
+
+    panel = panel_of(load=load)
+    assert panel.controls["image_size"].value is None  # as stored
+    panel.controls["image_size"].value = 28
+    panel.train_button.click()
+    assert sizes == [None, (28, 28)] and panel.runs[-1].status == "done"
+    assert panel.settings().config().build_model().input_shape == (1, 28, 28)
+
+
+def test_a_run_that_does_not_learn_is_said_in_the_panel():
+    panel = panel_of(replace(SMALL, lr=1.0))
+    panel.train_button.click()
+    record = panel.runs[-1]
+    assert record.status == "done" and "chance" in record.warning
+    assert "Warning: the model did not learn" in panel.message.value
+    assert "smaller learning rate, e.g. 1.0e-01" in panel.message.value
+    assert panel.progress.bar_style == "warning"
+    panel.controls["lr"].value = 0.003
+    panel.controls["epochs"].value = 8
+    panel.train_button.click()
+    assert panel.runs[-1].warning is None and "Warning" not in panel.message.value
 
 
 # --- refusals, stops, divergence --------------------------------------------------------------

@@ -1,0 +1,166 @@
+"""One image file to pixels: its format, bit depth, palette and channel mode, and resizing.
+
+:func:`read_image` turns a file into float32 pixels ``(H, W, C)`` in [0, 1] for one of the
+channel modes of :data:`MODES`:
+
+- **Formats**: PNG, JPEG, BMP, GIF, TIFF and WebP (the names of :data:`SUFFIXES`), recognised
+  by their first bytes. A file whose bytes are of another format than its name says (a JPEG
+  named ``.png``) is refused naming both. Animated GIFs and multi-page TIFFs give their first
+  frame; a photo's EXIF orientation is applied, as image viewers do.
+- **Bit depth**: 8-bit values are divided by 255, 16-bit grey values (Pillow mode ``I;16``)
+  by 65535: exact, never clipped (Pillow's own ``convert("L")`` clips them at 255). Pillow
+  reads 16-bit colour PNGs at 8-bit precision. 32-bit integer and floating-point images
+  (modes ``I`` and ``F``) have no known range and are refused.
+- **Channels**: a palette image goes through its palette to RGB (RGBA when it has
+  transparency) first, as does an image with a transparent colour (PNG ``tRNS``). Colour becomes grey by Pillow's ITU-R 601-2 luma,
+  ``L = 0.299 R + 0.587 G + 0.114 B``; grey becomes colour by repeating it; an image without
+  alpha gets alpha 1. An image with transparent pixels is refused for a mode without alpha
+  ("L", "RGB"), which would show whatever colour those pixels hide.
+- **Resizing** (``size``): each channel is resized in float32 with Pillow's bilinear filter
+  (``Image.resize(..., Image.Resampling.BILINEAR)``, which averages every covered source pixel
+  when shrinking), stretched to ``(H, W)``: the aspect ratio is not kept.
+
+Errors are :class:`DataError` naming the file, its cause and a fix.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}  # Pillow mode -> number of channels C
+# file name ending -> format; the first ending of each format is the one to rename a file to
+SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".gif": "GIF",
+            ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
+SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"BM": "BMP", b"GIF87a": "GIF",
+              b"GIF89a": "GIF", b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
+RESAMPLE = Image.Resampling.BILINEAR
+
+
+class DataError(Exception):
+    """A dataset file or folder is missing, unreadable, malformed, or fails its checksum."""
+
+
+def parse_image_size(value) -> tuple[int, int] | None:
+    """``(H, W)`` from ``None`` (no resizing), an int ``S`` (``S x S``), ``"H"``, ``"HxW"`` or
+    a pair; ValueError unless both are integers >= 1."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, str):
+            parts = [int(part) for part in value.lower().split("x")]
+        elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            parts = [int(value)]
+        elif len(value) == 2 and all(isinstance(part, (int, np.integer))
+                                     and not isinstance(part, bool) for part in value):
+            parts = [int(part) for part in value]
+        else:
+            parts = []
+        if len(parts) == 1:
+            parts *= 2
+        if len(parts) == 2 and min(parts) >= 1:
+            return parts[0], parts[1]
+    except (TypeError, ValueError):
+        pass
+    raise ValueError(f"image_size must be an integer S (S x S pixels) or 'HxW' with H, W >= 1, "
+                     f"e.g. 32 or 28x28, got {value!r}")
+
+
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes; DataError for a broken symbolic link or an unreadable file."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        if path.is_symlink() and not path.exists():
+            raise DataError(f"{path} is a broken symbolic link (to {os.readlink(path)}). "
+                            "Fix: point it at an existing file or remove it.") from None
+        raise DataError(
+            f"cannot read {path}: {exc.strerror or exc}. "
+            "Fix: make the file readable (check its permissions) or replace it."
+        ) from exc
+
+
+def sniff(body: bytes) -> str | None:
+    """The image format (a value of :data:`SUFFIXES`) that ``body`` starts with, or None."""
+    if body[:4] == b"RIFF" and body[8:12] == b"WEBP":
+        return "WEBP"
+    return next((fmt for sig, fmt in SIGNATURES.items() if body.startswith(sig)), None)
+
+
+def decode_image(path: Path, fix: str | None = None) -> Image.Image:
+    """Read and fully decode one image file as stored (EXIF orientation applied, first frame).
+
+    DataError names ``path`` and the cause: empty, not an image, of another format than its
+    name, truncated or corrupt; ``fix`` (one sentence) replaces the advice that goes with it.
+    """
+    body = read_bytes(path)
+    expected = SUFFIXES.get(path.suffix.lower())
+    found = sniff(body)
+    if not body:
+        cause, advice = f"{path} is empty (0 bytes)", "replace it with the image or remove it"
+    elif found is None:
+        cause = (f"{path} is not an image file that hw3lib reads (it starts with {body[:8]!r}; "
+                 f"readable: {', '.join(sorted(set(SUFFIXES.values())))})")
+        advice = "replace it with the image, or remove it"
+    elif expected is not None and found != expected:
+        suffix = next(s for s, fmt in SUFFIXES.items() if fmt == found)
+        cause = f"{path} is a {found} file, but its name says {expected}"
+        advice = f"rename it to end in {suffix} ({found} is read too)"
+    else:
+        try:
+            im = Image.open(io.BytesIO(body), formats=[found])
+            im.load()
+            ImageOps.exif_transpose(im, in_place=True)
+            return im
+        except Exception as exc:  # Pillow reports corrupt data with many exception types
+            cause = f"{path} is a truncated or corrupt {found} file ({type(exc).__name__}: {exc})"
+            advice = "replace it with an intact copy or remove it"
+    raise DataError(f"{cause}. {fix or f'Fix: {advice}.'}")
+
+
+def to_pixels(im: Image.Image, mode: str, path: Path) -> np.ndarray:
+    """float32 ``(H, W, C)`` in [0, 1] of ``im`` in ``mode`` (a key of :data:`MODES`), converted
+    as the module docstring says; DataError (naming ``path``) where that would corrupt it."""
+    if im.mode.startswith("I;16"):
+        grey = np.asarray(im).astype(np.float32) / 65535
+        channels = [grey] * (3 if mode.startswith("RGB") else 1)
+        return np.stack(channels + [np.ones_like(grey)] * mode.endswith("A"), axis=-1)
+    if im.mode in ("I", "F"):
+        raise DataError(f"{path} holds 32-bit {'integer' if im.mode == 'I' else 'floating-point'} "
+                        "pixels, whose range is unknown. Fix: save it with 8 or 16 bits per channel.")
+    if im.mode in ("P", "PA") or "transparency" in im.info:  # a palette, or a transparent colour
+        im = im.convert("RGBA" if im.mode == "PA" or "transparency" in im.info else "RGB")
+    if im.mode in ("LA", "La", "RGBA", "RGBa") and not mode.endswith("A"):
+        lowest = im.getchannel("A").getextrema()[0]
+        if lowest < 255:
+            raise DataError(f"{path} has transparent pixels (alpha down to {lowest} of 255), which "
+                            f"mode {mode} would drop. Fix: use --channels {mode}A (TrainConfig"
+                            f"(mode={mode + 'A'!r})) to keep the alpha, or flatten the image.")
+    try:
+        pixels = np.asarray(im.convert(mode), dtype=np.float32)
+    except ValueError as exc:
+        raise DataError(f"{path} is stored in mode {im.mode}, which Pillow cannot convert to "
+                        f"{mode} ({exc}). Fix: save it as 8-bit grey or RGB.") from None
+    return pixels.reshape(im.height, im.width, -1) / 255
+
+
+def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``pixels`` float32 ``(H, W, C)`` resized to ``size`` ``(H', W')`` with :data:`RESAMPLE`
+    (values stay within the input's range)."""
+    if pixels.shape[:2] == tuple(size):
+        return pixels
+    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(pixels[..., c]))
+                                .resize(size[::-1], RESAMPLE)) for c in range(pixels.shape[2])], axis=-1)
+
+
+def read_image(path: Path, mode: str, size: tuple[int, int] | None = None,
+               fix: str | None = None) -> np.ndarray:
+    """One image file as float32 ``(H, W, C)`` in [0, 1], ``C = MODES[mode]``, resized to
+    ``size`` ``(H, W)`` when given. DataError names the file and the cause; ``fix`` replaces
+    the advice for a problem with the file itself (:func:`decode_image`)."""
+    pixels = to_pixels(decode_image(path, fix), mode, path)
+    return pixels if size is None else resize(pixels, size)

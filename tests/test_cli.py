@@ -1,0 +1,173 @@
+"""The command line with one's own images: --image-size, --out checked first, runs that do not
+learn, a full disk, exit statuses, unknown commands, repeated Ctrl-C."""
+import errno
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hw3lib import checkpoint
+from hw3lib.__main__ import main as hw3lib_main
+from hw3lib.checkpoint import load_checkpoint
+from hw3lib.config import TrainConfig
+from test_train import fake_root, run_cli
+
+QUICK = ("--epochs", 2, "--batch-size", 8, "--lr", 0.002, "--no-progress")
+
+
+def digits_root(base, size=(28, 28), classes=10, per_class=4):
+    """train/ and test/ folders of ``classes`` classes, 16-bit grey PNGs of ``size`` (H, W)
+    whose class k lights up the k-th band of rows."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for k in range(classes):
+            for i in range(per_class):
+                pixels = rng.integers(0, 20000, size)
+                band = size[0] * k // classes
+                pixels[band:band + max(1, size[0] // classes)] += 40000
+                path = base / split / f"digit{k}" / f"{i}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(pixels.astype(np.uint16)).save(path)
+    return base
+
+
+def test_own_images_of_another_size_and_class_count_train(tmp_path, capsys):
+    root, out = digits_root(tmp_path / "digits"), tmp_path / "run"
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--no-hflip", "--out", out)
+    assert code in (0, 3), err
+    assert "28x28, 10 classes" in stdout and json.loads(stdout.splitlines()[-1])["epochs"] == 2
+    model = load_checkpoint(out / "checkpoint.npz").build_model()
+    assert model.input_shape == (1, 28, 28) and model.num_classes == 10
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--image-size", "20x24", "--channels",
+                                "RGB", "--out", tmp_path / "run2")
+    assert code in (0, 3), err
+    assert load_checkpoint(tmp_path / "run2" / "checkpoint.npz").build_model().input_shape == (3, 20, 24)
+
+
+def test_mixed_sizes_are_refused_naming_the_option_and_bad_sizes_too(tmp_path, capsys):
+    root = digits_root(tmp_path / "digits")
+    Image.new("L", (64, 64)).save(root / "train" / "digit3" / "big.png")
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--out", tmp_path / "run")
+    assert code == 2 and len(err.splitlines()) == 1 and "--image-size" in err and "big.png is 64x64" in err
+    for bad in ("0", "28x", "axb"):
+        code, stdout, err = run_cli(capsys, "--data", root, "--image-size", bad, "--out", tmp_path / "run")
+        assert code == 2 and "--image-size must be" in err and len(err.splitlines()) == 1
+
+
+def test_a_run_that_does_not_learn_warns_and_exits_3(tmp_path, capsys):
+    root, out = fake_root(tmp_path), tmp_path / "run"
+    code, stdout, err = run_cli(capsys, "--data", root, "--lr", 10, "--epochs", 2, "--no-progress",
+                                "--out", out)
+    assert code == 3
+    warning = err.strip().splitlines()
+    assert len(warning) == 1 and warning[0].startswith("warning: ") and "chance" in warning[0]
+    assert "smaller learning rate, e.g. --lr 1" in warning[0]
+    assert json.loads(stdout.splitlines()[-1])["learned"] is False
+    assert load_checkpoint(out / "checkpoint.npz").epoch == 2  # kept, like any run
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--epochs", 6, "--out", tmp_path / "ok")
+    assert code == 0 and err == "" and json.loads(stdout.splitlines()[-1])["learned"] is True
+
+
+@pytest.mark.parametrize("case", ["file", "parent file", "checkpoint folder", "history folder"])
+def test_out_that_cannot_hold_a_run_is_refused_at_once(tmp_path, capsys, case):
+    root = fake_root(tmp_path)
+    out = tmp_path / "out"
+    if case == "file":
+        out.write_text("x")
+    elif case == "parent file":
+        (tmp_path / "plain").write_text("x")
+        out = tmp_path / "plain" / "run"
+    else:
+        (out / ("checkpoint.npz" if case == "checkpoint folder" else "history.json")).mkdir(parents=True)
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--out", out)
+    assert code == 2 and stdout == "" and len(err.splitlines()) == 1 and str(out) in err
+    assert "Errno" not in err and ".tmp" not in err
+    if case.endswith("folder"):
+        assert f"{out / case.replace(' folder', '')}" in err or "is a folder" in err
+        assert not (out / "history.json").is_file()
+
+
+@pytest.mark.parametrize("problem", [(errno.ENOSPC, "No space left on device"),
+                                     (errno.EROFS, "Read-only file system"),
+                                     (errno.EACCES, "Permission denied")])
+def test_a_full_or_read_only_out_is_refused_before_training(tmp_path, capsys, monkeypatch, problem):
+    def refuse(*args, **kwargs):
+        raise OSError(*problem)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    code, stdout, err = run_cli(capsys, "--data", fake_root(tmp_path), *QUICK, "--out", tmp_path / "run")
+    assert code == 2 and stdout == "" and len(err.splitlines()) == 1
+    assert f"cannot write to --out {tmp_path / 'run'}: {problem[1]}" in err
+    assert list((tmp_path / "run").iterdir()) == []
+
+
+def test_a_disk_filling_up_mid_run_names_the_path_and_keeps_what_was_written(tmp_path, capsys, monkeypatch):
+    root, out = fake_root(tmp_path), tmp_path / "run"
+    savez, calls = np.savez, []
+
+    def fills_up(file, **arrays):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        savez(file, **arrays)
+
+    monkeypatch.setattr(checkpoint.np, "savez", fills_up)
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--epochs", 3, "--out", out)
+    assert code == 2 and len(err.splitlines()) == 1
+    assert f"cannot write {out / 'checkpoint.npz'}: No space left on device" in err and "--resume" in err
+    assert load_checkpoint(out / "checkpoint.npz").epoch == 1
+    assert json.loads((out / "history.json").read_text())["epoch"] == [1]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "history.json"]
+
+
+def test_unknown_and_missing_commands_are_named(capsys):
+    assert hw3lib_main(["trian"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown command 'trian'") and "train" in err
+    assert hw3lib_main([]) == 2 and capsys.readouterr().err.startswith("error: no command given")
+    assert hw3lib_main(["--help"]) == 0 and "commands:" in capsys.readouterr().out
+
+
+def test_ctrl_c_outside_training_is_status_130_in_one_line(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TrainConfig, "load_data", interrupted)
+    code, stdout, err = run_cli(capsys, "--data", tmp_path, "--out", tmp_path / "run")
+    assert code == 130 and err == "error: interrupted\n"
+
+
+def test_help_tells_how_to_use_own_images_and_the_exit_statuses(capsys):
+    with pytest.raises(SystemExit) as done:
+        hw3lib_main(["train", "--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    for words in ("Use your own images", "train/ and test/", ".jpg", "--image-size H[xW]", "16-bit",
+                  "--channels", "digits", "python -m hw3lib train --data", "Exit status", "3 the\nmodel"):
+        assert words in text, words
+
+
+def test_repeated_ctrl_c_ends_with_130_and_leaves_no_temporary_file(tmp_path):
+    """Five SIGINTs in quick succession, the first while training: exit 130, one line, no
+    temporary file, the finished epochs kept."""
+    root, out = fake_root(tmp_path), tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "hw3lib", "train", "--data", str(root),
+                             "--epochs", "100000", "--out", str(out), "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / "history.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for _ in range(5):
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.002)
+    stdout, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "history.json"]
+    assert load_checkpoint(out / "checkpoint.npz").history == json.loads((out / "history.json").read_text())

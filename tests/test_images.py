@@ -1,0 +1,308 @@
+"""hw3lib.images and one's own datasets: formats, bit depths, palettes, modes, sizes, layouts, advice."""
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from hw3lib import data, images
+from hw3lib.data import DataError
+from datasets import make_root, write_png
+
+# how each stored kind is written: Pillow mode, numpy dtype, file formats that keep it losslessly
+KINDS = {"1": ("1", bool, ["PNG", "BMP", "TIFF"]), "L": ("L", np.uint8, ["PNG", "BMP", "TIFF", "GIF"]),
+         "LA": ("LA", np.uint8, ["PNG", "TIFF"]), "RGB": ("RGB", np.uint8, ["PNG", "BMP", "TIFF"]),
+         "RGBA": ("RGBA", np.uint8, ["PNG", "TIFF"]), "I;16": ("I;16", np.uint16, ["PNG", "TIFF"]),
+         "P": ("P", np.uint8, ["PNG", "BMP", "GIF"])}
+SUFFIX = {"PNG": ".png", "BMP": ".bmp", "TIFF": ".tif", "GIF": ".gif"}
+
+
+def luma(rgb):
+    """Pillow's ITU-R 601-2 luma of 8-bit ``rgb (..., 3)``, in [0, 255]."""
+    return (rgb[..., 0] * 19595 + rgb[..., 1] * 38470 + rgb[..., 2] * 7471 + 0x8000) >> 16
+
+
+@st.composite
+def stored_images(draw):
+    """``(image, expected)``: a random Pillow image and its values as float RGBA ``(H, W, 4)``
+    in [0, 1] (for grey: R = G = B), with ``expected_grey`` the "L" values, and the format."""
+    kind = draw(st.sampled_from(sorted(KINDS)))
+    mode, dtype, formats = KINDS[kind]
+    h, w = draw(st.integers(1, 40)), draw(st.integers(1, 40))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    channels = {"1": 1, "L": 1, "LA": 2, "RGB": 3, "RGBA": 4, "I;16": 1, "P": 1}[kind]
+    high = {bool: 2, np.uint8: 256, np.uint16: 65536}[dtype]
+    if channels in (2, 4) and draw(st.booleans()):  # opaque alpha, or random
+        pixels = rng.integers(0, high, (h, w, channels))
+        pixels[..., -1] = 255
+    else:
+        pixels = rng.integers(0, high, (h, w, channels))
+    if kind == "P":
+        palette = rng.integers(0, 256, (256, 3))
+        image = Image.frombytes("P", (w, h), pixels[..., 0].astype(np.uint8).tobytes())
+        image.putpalette(palette.astype(np.uint8).ravel().tolist())
+        rgb = palette[pixels[..., 0]]
+        rgba, grey = np.concatenate([rgb, np.full((h, w, 1), 255)], -1) / 255, luma(rgb) / 255
+    elif kind == "1":
+        image = Image.fromarray(pixels[..., 0].astype(bool))
+        g = pixels[..., 0].astype(float)
+        rgba, grey = np.stack([g, g, g, np.ones_like(g)], -1), g
+    elif kind == "I;16":
+        image = Image.fromarray(pixels[..., 0].astype(np.uint16))
+        g = pixels[..., 0] / 65535
+        rgba, grey = np.stack([g, g, g, np.ones_like(g)], -1), g
+    else:
+        image = Image.fromarray(pixels.astype(np.uint8).squeeze(-1) if channels == 1 else
+                                pixels.astype(np.uint8), mode)
+        rgb = pixels[..., :3] if channels >= 3 else np.repeat(pixels[..., :1], 3, -1)
+        alpha = pixels[..., -1:] if channels in (2, 4) else np.full((h, w, 1), 255)
+        rgba = np.concatenate([rgb, alpha], -1) / 255
+        grey = (luma(rgb) if channels >= 3 else pixels[..., 0]) / 255
+    assert image.mode == mode
+    return image, rgba, grey, draw(st.sampled_from(formats))
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory):
+    return tmp_path_factory.mktemp("property")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stored_images(), st.sampled_from(list(images.MODES)),
+       st.one_of(st.none(), st.tuples(st.integers(1, 24), st.integers(1, 24))))
+def test_random_sizes_modes_and_bit_depths_load_exactly_or_raise_data_error(scratch, stored, mode, size):
+    """Any image written in a random mode, bit depth, size and format either loads as the
+    values written (converted to ``mode``; resized values stay within their range) or raises
+    a DataError naming the file, and only for transparency that ``mode`` would drop."""
+    image, rgba, grey, fmt = stored
+    folder = Path(tempfile.mkdtemp(dir=scratch))
+    path = folder / "Data_train" / "A" / f"x{SUFFIX[fmt]}"
+    path.parent.mkdir(parents=True)
+    image.save(path, format=fmt)
+    transparent = rgba[..., 3].min() < 1
+    try:
+        X, y, classes = data.load_split(folder, "train", mode, image_size=size)
+    except DataError as err:
+        assert transparent and not mode.endswith("A") and "transparent pixels" in str(err)
+        assert str(path) in str(err)
+        return
+    assert not (transparent and not mode.endswith("A"))
+    want = {"L": grey[..., None], "LA": np.stack([grey, rgba[..., 3]], -1), "RGB": rgba[..., :3],
+            "RGBA": rgba}[mode].transpose(2, 0, 1)
+    assert X.dtype == np.float32 and y.tolist() == [0] and classes == ["A"]
+    if size is None:
+        colour_to_grey = mode in ("L", "LA") and image.mode in ("RGB", "RGBA", "P")
+        np.testing.assert_allclose(X[0], want, rtol=0, atol=0.5 / 255 if colour_to_grey else 1e-6)
+    else:
+        assert X.shape == (1, len(mode), *size)
+        lo, hi = want.min(axis=(1, 2)), want.max(axis=(1, 2))
+        assert np.all(X[0] >= lo[:, None, None] - 1e-5) and np.all(X[0] <= hi[:, None, None] + 1e-5)
+
+
+def test_16_bit_grey_is_scaled_not_clipped(tmp_path):
+    """The issue's case: 16-bit PNGs, most values above 255, came out as 1.0 everywhere."""
+    values = np.linspace(0, 65535, 32 * 32).astype(np.uint16).reshape(32, 32)
+    for split in ("train", "test"):
+        for name in "AB":
+            path = tmp_path / split / name / "x.png"
+            path.parent.mkdir(parents=True)
+            Image.fromarray(values).save(path)
+    ds = data.load_dataset(tmp_path)
+    X = np.concatenate([ds.X_train, ds.X_val])
+    np.testing.assert_array_equal(X[0, 0], values.astype(np.float32) / 65535)
+    assert (X == 1).mean() < 0.01 and len(np.unique(X)) == 1024
+
+
+def png16(pixels, colour_type):
+    """A 16-bit PNG (Pillow writes none in colour) of ``pixels (H, W, C)``."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    h, w = pixels.shape[:2]
+    rows = b"".join(b"\0" + row.astype(">u2").tobytes() for row in pixels)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("mode, colour_type, channels", [("LA", 4, 2), ("RGB", 2, 3), ("RGBA", 6, 4)])
+def test_16_bit_colour_is_scaled_at_8_bit_precision(tmp_path, mode, colour_type, channels):
+    pixels = np.random.default_rng(0).integers(0, 65536, (5, 7, channels))
+    if mode.endswith("A"):
+        pixels[..., -1] = 65535
+    path = tmp_path / "deep.png"
+    path.write_bytes(png16(pixels, colour_type))
+    got = images.read_image(path, mode)
+    np.testing.assert_allclose(got, pixels / 65535, rtol=0, atol=1 / 255)
+
+
+def test_jpeg_files_load_by_either_name_and_a_renamed_one_is_named(tmp_path):
+    ramp = np.add.outer(np.arange(20) * 4, np.arange(24) * 3)
+    pixels = np.stack([ramp, ramp[::-1], 255 - ramp], -1).astype(np.uint8)  # smooth: JPEG keeps it
+    make_root(tmp_path)
+    for name in ("photo.jpg", "photo2.JPEG"):
+        Image.fromarray(pixels).save(tmp_path / "Data_train" / "A" / name, format="JPEG", quality=95,
+                                     subsampling=0)
+    X, _, _ = data.load_split(tmp_path, mode="RGB", image_size=(20, 24))
+    np.testing.assert_allclose(X[3], pixels.transpose(2, 0, 1) / 255, atol=8 / 255)  # lossy; after A_*
+    Image.fromarray(pixels).save(tmp_path / "Data_train" / "B" / "B_train_0.png", format="JPEG")
+    with pytest.raises(DataError, match=r"B_train_0.png is a JPEG file, but its name says PNG. "
+                                        r"Fix: rename it to end in .jpg"):
+        data.load_split(tmp_path, image_size=32)
+
+
+@pytest.mark.parametrize("body, cause", [(b"", "is empty \\(0 bytes\\)"),
+                                         (b"hello world", "is not an image file that hw3lib reads"),
+                                         (b"\xff\xd8\xff\xe0 cut", "is a truncated or corrupt JPEG file")])
+def test_empty_foreign_and_corrupt_files_say_so(tmp_path, body, cause):
+    path = make_root(tmp_path) / "Data_train" / "A" / "z.jpg"
+    path.write_bytes(body)
+    with pytest.raises(DataError, match=f"z.jpg {cause}.* Fix: "):
+        data.load_split(tmp_path)
+
+
+def test_a_broken_symbolic_link_says_so(tmp_path):
+    link = make_root(tmp_path) / "Data_train" / "A" / "gone.png"
+    link.symlink_to(tmp_path / "elsewhere.png")
+    with pytest.raises(DataError, match=r"gone.png is a broken symbolic link \(to .*elsewhere.png\)"):
+        data.load_split(tmp_path)
+
+
+def test_the_course_data_gets_course_advice_and_own_data_its_own(tmp_path):
+    """A corrupt file listed in the manifest: restore or download. The same in one's own data:
+    replace it, no download."""
+    course, own = tmp_path / "course", tmp_path / "own"
+    make_root(course, classes=("Carambula", "Lychee", "Pear"))
+    bad = course / "Data_train" / "Carambula" / "Carambula_train_1.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n")
+    with pytest.raises(DataError, match="restore the original file.*python -m hw3lib download"):
+        data.load_split(course)
+    bad = make_root(own) / "Data_train" / "A" / "A_train_1.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n")
+    with pytest.raises(DataError, match="Fix: replace it with an intact copy or remove it.$"):
+        data.load_split(own)
+    assert data.is_course_data(course) and not data.is_course_data(own)
+
+
+def test_other_image_names_are_read_and_other_files_refused(tmp_path):
+    root = make_root(tmp_path)
+    Image.new("RGB", (32, 32), (9, 9, 9)).save(root / "Data_train" / "A" / "w.webp", lossless=True)
+    Image.new("L", (32, 32), 9).save(root / "Data_train" / "A" / "t.TIFF")
+    X, _, _ = data.load_split(root)
+    assert X.shape == (8, 1, 32, 32) and np.all(X[[3, 4], 0] == 9 / 255)  # after A_train_*: t, w
+    (root / "Data_train" / "B" / "IMG_1.HEIC").write_bytes(b"\0")
+    with pytest.raises(DataError, match="unexpected file .*IMG_1.HEIC.*convert it to PNG or JPEG"):
+        data.load_split(root)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    root = make_root(tmp_path)
+    pixels = np.zeros((32, 32), np.uint8)
+    pixels[0, :] = 255  # top row white; orientation 6 (rotate 90 clockwise to view)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(pixels).save(root / "Data_train" / "A" / "p.jpg", exif=exif, quality=100)
+    X, _, _ = data.load_split(root)
+    assert X[3, 0, :, -1].mean() > 0.9 and X[3, 0, 0, :].mean() < 0.6  # now the right column
+
+
+@pytest.mark.parametrize("mode, array", [("I", np.full((8, 8), 70000, np.int32)),
+                                         ("F", np.full((8, 8), 0.5, np.float32))])
+def test_32_bit_images_are_refused(tmp_path, mode, array):
+    path = make_root(tmp_path) / "Data_train" / "A" / "deep.tif"
+    Image.fromarray(array).save(path)
+    with pytest.raises(DataError, match="deep.tif holds 32-bit .* pixels.*8 or 16 bits"):
+        data.load_split(tmp_path, image_size=32)
+
+
+def test_transparency_is_kept_or_refused_never_dropped(tmp_path):
+    path = make_root(tmp_path) / "Data_train" / "A" / "icon.png"
+    Image.new("RGBA", (32, 32), (200, 0, 0, 0)).save(path)
+    with pytest.raises(DataError, match="icon.png has transparent pixels .* --channels RGBA"):
+        data.load_split(tmp_path, mode="RGB")
+    X, _, _ = data.load_split(tmp_path, mode="RGBA")
+    assert np.all(X[3, 3] == 0) and np.all(X[[0, 1, 2, 4, 5, 6], 3] == 1)
+
+
+def test_a_transparent_colour_counts_as_transparency_and_lab_bands_do_not(tmp_path):
+    grey = Image.new("L", (32, 32), 7)
+    grey.info["transparency"] = 7  # PNG tRNS: grey 7 is transparent
+    grey.save(make_root(tmp_path) / "Data_train" / "A" / "key.png")
+    with pytest.raises(DataError, match="key.png has transparent pixels"):
+        data.load_split(tmp_path)
+    X = data.load_split(tmp_path, mode="LA")[0]
+    np.testing.assert_allclose(X[3], np.broadcast_to([[[7 / 255]], [[0]]], (2, 32, 32)), rtol=1e-6)
+    (tmp_path / "Data_train" / "A" / "key.png").unlink()
+    Image.new("LAB", (32, 32), (50, 0, 0)).save(tmp_path / "Data_train" / "A" / "lab.tif")
+    with pytest.raises(DataError, match="lab.tif is stored in mode LAB, which Pillow cannot convert"):
+        data.load_split(tmp_path)  # its "A" band is no alpha: not called transparent
+
+
+@pytest.mark.parametrize("value, size", [(28, (28, 28)), ("64", (64, 64)), ("28x32", (28, 32)),
+                                         ("28X32", (28, 32)), ([28, 32], (28, 32)), (None, None)])
+def test_parse_image_size(value, size):
+    assert images.parse_image_size(value) == size
+
+
+@pytest.mark.parametrize("value", [0, -3, "0x4", "28x", "axb", "1x2x3", True, 2.5, (28, True), [1]])
+def test_parse_image_size_refuses(value):
+    with pytest.raises(ValueError, match="image_size must be"):
+        images.parse_image_size(value)
+
+
+def test_train_and_test_folders_any_size_and_many_classes(tmp_path):
+    """The layout train/ and test/, 10 classes of 28x20 colour images, loaded as they are and
+    resized."""
+    rng = np.random.default_rng(1)
+    for split in ("train", "test"):
+        for digit in range(10):
+            for i in range(4):
+                path = tmp_path / split / str(digit) / f"{i}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(rng.integers(0, 256, (28, 20, 3), dtype=np.uint8)).save(path)
+    ds = data.load_dataset(tmp_path, mode="RGB", val_fraction=0.25)
+    assert ds.classes == [str(d) for d in range(10)] and ds.image_size == (28, 20)
+    assert ds.X_train.shape == (30, 3, 28, 20) and ds.X_test.shape == (40, 3, 28, 20)
+    assert data.load_dataset(tmp_path, image_size=16).X_test.shape == (40, 1, 16, 16)
+
+
+def test_split_folder_errors_name_the_layout(tmp_path):
+    make_root(tmp_path)
+    (tmp_path / "train").mkdir()
+    with pytest.raises(DataError, match="holds both Data_train/ and train/"):
+        data.load_split(tmp_path)
+    own = tmp_path / "own"
+    for name in ("cats", "dogs"):
+        write_png(own / "train" / name / "0.png")
+    with pytest.raises(DataError, match=r"no test split in .*own: neither .*Data_test/ nor .*test/ "
+                                        r"exists \(it holds train\). Fix: .*one in five"):
+        data.load_dataset(own)
+    for name in ("cats", "dogs"):
+        write_png(tmp_path / "flat" / name / "0.png")
+    with pytest.raises(DataError, match=r"no train split in .*flat: neither .* exists \(it holds cats, dogs\)"):
+        data.load_split(tmp_path / "flat")
+    with pytest.raises(DataError, match=r"it is itself a split folder. Fix: give the folder that holds "
+                                        r"it, .*own, as the dataset"):
+        data.load_split(own / "train")
+
+
+def test_train_and_test_sizes_must_agree(tmp_path):
+    make_root(tmp_path)
+    for name in "AB":
+        for i in range(3):
+            write_png(tmp_path / "Data_test" / name / f"{name}_test_{i}.png", size=(28, 28))
+    with pytest.raises(DataError, match=r"Data_test/A/A_test_0.png is 28x28 .*Data_train/A/A_train_0.png "
+                                        r"32x32. Fix: .*--image-size 32x32"):
+        data.load_dataset(tmp_path)
+    assert data.load_dataset(tmp_path, image_size=28).image_size == (28, 28)
+
+
+def test_a_split_too_large_for_memory_asks_for_image_size(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "MAX_BYTES", 6 * 32 * 32 * 4 - 1)
+    with pytest.raises(DataError, match=r"6 images of 32x32 pixels .* --image-size"):
+        data.load_split(make_root(tmp_path))
+    assert data.load_split(tmp_path, image_size=8)[0].shape == (6, 1, 8, 8)
