@@ -40,9 +40,11 @@ From a terminal: ``python -m hw3lib sweep --param lr=2.5e-4,5e-4,1e-3 --seeds 0-
 - **Failures**: a diverging run (:class:`~hw3lib.train.TrainingError`) or any other error of
   one run is recorded as a failed trial with its message (user attribute ``error``); the
   other runs go on.
+
+The space and its checks are in :mod:`hw3lib.sweep_space`, the table, best setting and
+figures in :mod:`hw3lib.sweep_results`; this module stores, queues and runs.
 """
 import hashlib
-import itertools
 import json
 import multiprocessing
 import os
@@ -51,14 +53,11 @@ import socket
 import threading
 import time
 import warnings
-from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-import numpy as np
 import optuna
 import sqlalchemy
-from optuna.distributions import (BaseDistribution, CategoricalDistribution, IntDistribution,
-                                  distribution_to_json, json_to_distribution)
+from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.storages._heartbeat import get_heartbeat_thread  # what Study.optimize wraps a trial in
@@ -66,13 +65,15 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
-from .config import MODEL_KEYS, TrainConfig
 from .download import dataset_sha256
 from .results import checkpoint_path, load_or_train, one_blas_thread
-from .tables import Table
+from .sweep_results import SweepResult, run_summary, sweep_result
+from .sweep_space import PRUNERS, Sweep, config_for
+
+__all__ = ["JOURNAL", "PRUNERS", "Sweep", "SweepError", "SweepResult", "default_workers",
+           "load_sweep", "open_storage", "open_study", "recover", "run_sweep", "run_trial", "work"]
 
 JOURNAL = "optuna-journal.log"
-PRUNERS = ("percentile", "median", "none")
 HEARTBEAT_SECONDS = 10  # database storages: a running trial's heartbeat, this often
 GRACE_SECONDS = 60      # ... older than this, and the trial is failed and queued again
 POLL_SECONDS = 0.5
@@ -81,149 +82,6 @@ STOP_SECONDS = 60       # after Ctrl-C, how long workers may take to record thei
 
 class SweepError(Exception):
     """The sweep could not finish: its workers stopped with runs left to do."""
-
-
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _check_name(name):
-    names = [f.name for f in fields(TrainConfig) if f.name not in ("seed", "model")]
-    if name == "seed":
-        raise ValueError("seed: seeds repeat every setting; give them as seeds (--seeds), not as a "
-                         "swept setting")
-    if name.startswith("model.") and name[6:] in MODEL_KEYS:
-        return
-    if name not in names:
-        raise ValueError(f"unknown setting {name!r}: sweep one of {names} or model.KEY with KEY in "
-                         f"{list(MODEL_KEYS)}")
-
-
-def distributions(space):
-    """``space`` (``{name: values}``) as Optuna distributions, in its order: a list, tuple or
-    range of numbers, strings or booleans becomes a ``CategoricalDistribution`` (a grid axis);
-    an Optuna distribution is kept. Names are TrainConfig fields or ``model.KEY``."""
-    out = {}
-    for name, values in dict(space).items():
-        _check_name(name)
-        if isinstance(values, BaseDistribution):
-            out[name] = values
-            continue
-        if not isinstance(values, (list, tuple, range)) or not values:
-            raise ValueError(f"{name}: give a non-empty list of values (a grid) or an Optuna "
-                             f"distribution such as FloatDistribution(1e-4, 1e-2, log=True), got "
-                             f"{values!r}")
-        values = [_plain(v) for v in values]
-        for value in values:
-            if not isinstance(value, (bool, int, float, str)):
-                raise ValueError(f"{name}={value!r}: a swept value must be a number, a string or "
-                                 "True/False")
-        if len({json.dumps(v) for v in values}) < len(values):
-            raise ValueError(f"{name} lists a value twice: {values}")
-        out[name] = CategoricalDistribution(values)
-    return out
-
-
-def config_for(base, params, seed=None):
-    """``base`` with the swept ``params`` (``model.KEY`` goes into its ``model`` dict) and
-    ``seed``; a ValueError names the settings that TrainConfig refuses, and why."""
-    fields_ = {k: v for k, v in params.items() if not k.startswith("model.")}
-    model = {**base.model, **{k[6:]: v for k, v in params.items() if k.startswith("model.")}}
-    try:
-        return replace(base, **fields_, model=model, **({} if seed is None else {"seed": seed}))
-    except ValueError as err:
-        shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or f"seed={seed!r}"
-        raise ValueError(f"{shown}: {err}") from None
-
-
-def _ends(dist):
-    """The values that stand for ``dist`` when checking: its choices, or its two ends."""
-    return list(dist.choices) if isinstance(dist, CategoricalDistribution) else [dist.low, dist.high]
-
-
-@dataclass(frozen=True)
-class Sweep:
-    """What a sweep runs: ``base`` settings, the ``space`` (name -> Optuna distribution), the
-    ``seeds`` of every setting, ``trials`` (the number of sampled settings; None for a grid)
-    and the ``pruner`` (one of :data:`PRUNERS`). :meth:`define` checks all of it."""
-
-    base: TrainConfig
-    space: dict
-    seeds: tuple
-    trials: int | None
-    pruner: str
-
-    @classmethod
-    def define(cls, space, base=None, seeds=(0,), trials=None, pruner="percentile"):
-        """A checked :class:`Sweep`: every grid setting (or every combination of a sampled
-        range's ends) and seed is built as a TrainConfig, so nothing can fail later for its
-        settings. ValueError names what is refused."""
-        base = base if base is not None else TrainConfig()
-        if not isinstance(base, TrainConfig):
-            raise ValueError(f"base must be a TrainConfig, got {type(base).__name__}")
-        space = distributions(space)
-        seeds = tuple(_plain(s) for s in seeds)
-        if not seeds or len(set(seeds)) < len(seeds):
-            raise ValueError(f"seeds must be a non-empty list of different seeds, got {list(seeds)}")
-        for seed in seeds:
-            config_for(base, {}, seed)
-        grid = all(isinstance(d, CategoricalDistribution) for d in space.values())
-        if grid and trials is not None:
-            raise ValueError("trials: a grid runs each of its settings once; trials counts the "
-                             "settings of a sampled search (give a range, e.g. lr=1e-4:1e-2:log)")
-        if not grid and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
-            raise ValueError(f"trials: a sampled search needs the number of settings to try "
-                             f"(an integer >= 1), got {trials!r}")
-        if pruner not in PRUNERS:
-            raise ValueError(f"pruner must be one of {list(PRUNERS)}, got {pruner!r}")
-        for values in itertools.product(*map(_ends, space.values())):
-            config_for(base, dict(zip(space, values)))
-        return cls(base, space, seeds, trials, pruner)
-
-    @property
-    def grid(self):
-        return self.trials is None
-
-    def settings(self):
-        """The grid's settings (dicts name -> value) in order; a sampled search has none up front."""
-        if not self.grid:
-            return []
-        return [dict(zip(self.space, values))
-                for values in itertools.product(*(d.choices for d in self.space.values()))]
-
-    @property
-    def total(self):
-        """How many runs the sweep trains: settings times seeds."""
-        return (len(self.settings()) if self.grid else self.trials) * len(self.seeds)
-
-    def to_json(self):
-        """The definition as a JSON-ready dict (stored with the study)."""
-        return dict(base=self.base.to_dict(), seeds=list(self.seeds), trials=self.trials,
-                    pruner=self.pruner,
-                    space={name: json.loads(distribution_to_json(d)) for name, d in self.space.items()})
-
-    @classmethod
-    def from_json(cls, d):
-        space = {name: json_to_distribution(json.dumps(j)) for name, j in d["space"].items()}
-        return cls(TrainConfig(**d["base"]), space, tuple(d["seeds"]), d["trials"], d["pruner"])
-
-    @property
-    def name(self):
-        """The default study name: ``sweep-`` and 12 hex digits of a hash of the definition."""
-        text = json.dumps(self.to_json(), sort_keys=True)
-        return "sweep-" + hashlib.sha256(text.encode()).hexdigest()[:12]
-
-    def pruner_for_study(self):
-        """The Optuna pruner: the 25th percentile (``"percentile"``: a run in the bottom
-        quarter of the finished runs at the same epoch is stopped) or the median, after 4
-        finished runs and a quarter of the epochs (and never at a run's last epoch, see
-        :func:`run_trial`); none with a single setting (its seeds would only prune each other)."""
-        settings = len(self.settings()) if self.grid else self.trials
-        if self.pruner == "none" or settings < 2:
-            return optuna.pruners.NopPruner()
-        warmup = max(1, self.base.epochs // 4)
-        percentile = 25.0 if self.pruner == "percentile" else 50.0
-        return optuna.pruners.PercentilePruner(percentile, n_startup_trials=4, n_warmup_steps=warmup)
 
 
 # --- storage and study ---------------------------------------------------------------------
@@ -362,16 +220,6 @@ def _queue_seeds(study, params, seeds):
             study.enqueue_trial(params, user_attrs={"seed": seed})
 
 
-def _summary(history):
-    """A run's record from fit's ``history``: epochs done, the best epoch (highest validation
-    accuracy, then lowest loss, as fit keeps it), its accuracy and loss, training seconds."""
-    if not history["epoch"]:
-        return dict(epochs=0, best_epoch=0, val_acc=None, val_loss=None, seconds=0.0)
-    best = max(range(len(history["epoch"])), key=lambda i: (history["val_acc"][i], -history["val_loss"][i]))
-    return dict(epochs=len(history["epoch"]), best_epoch=best + 1, val_acc=history["val_acc"][best],
-                val_loss=history["val_loss"][best], seconds=float(sum(history["seconds"])))
-
-
 def run_trial(study, trial, sweep, *, root=None, checkpoints=None, stop=None):
     """Train the run of ``trial`` (its setting and its ``seed`` user attribute), report the
     validation accuracy after each epoch (the pruner may stop it there) and tell the study how
@@ -402,7 +250,7 @@ def run_trial(study, trial, sweep, *, root=None, checkpoints=None, stop=None):
             result = load_or_train(config, checkpoint_path(config, checkpoints), root=root,
                                    on_epoch=on_epoch, stop=stop)
             history = result.history
-            state, value = TrialState.COMPLETE, _summary(history)["val_acc"]
+            state, value = TrialState.COMPLETE, run_summary(history)["val_acc"]
             for epoch, acc in zip(history["epoch"], history["val_acc"]):
                 if epoch not in reported:  # a finished checkpoint: no epoch went through on_epoch
                     trial.report(acc, epoch)
@@ -415,7 +263,7 @@ def run_trial(study, trial, sweep, *, root=None, checkpoints=None, stop=None):
             history = getattr(getattr(err, "result", None), "history", history)
             trial.set_user_attr("error", f"{type(err).__name__}: {err}")
     if "val_acc" in history:
-        trial.set_user_attr("run", _summary(history))
+        trial.set_user_attr("run", run_summary(history))
     frozen = study.tell(trial, value, state=state)
     if retry:
         RetryHeartbeatStaleTrialCallback()(study, frozen)
@@ -564,161 +412,7 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     return result
 
 
-# --- results -------------------------------------------------------------------------------
-
-STATES = {TrialState.COMPLETE: "done", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
-          TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
-
-
-@dataclass(frozen=True)
-class Run:
-    """One run as the study holds it: trial ``number``, swept ``params``, ``seed``, ``state``
-    (``done``, ``pruned``, ``failed``, ``running``, ``waiting``), the best epoch's validation
-    ``val_acc`` and ``val_loss``, ``epochs`` done, training ``seconds``, the validation
-    accuracy per epoch (``curve``) and, when it failed, ``error``."""
-
-    number: int
-    params: dict
-    seed: int
-    state: str
-    val_acc: float | None
-    val_loss: float | None
-    best_epoch: int
-    epochs: int
-    seconds: float
-    curve: list
-    error: str | None
-
-
-def _run_of(trial):
-    summary = trial.user_attrs.get("run", _summary({"epoch": []}))
-    curve = [trial.intermediate_values[k] for k in sorted(trial.intermediate_values)]
-    error = trial.user_attrs.get("error") if trial.state == TrialState.FAIL else None
-    return Run(trial.number, dict(trial.params or trial.system_attrs.get("fixed_params", {})),
-               trial.user_attrs.get("seed"), STATES[trial.state], summary["val_acc"],
-               summary["val_loss"], summary["best_epoch"], summary["epochs"], summary["seconds"],
-               curve, error)
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One setting's ``params`` and its ``runs`` (one per seed), with ``config``, the
-    TrainConfig it trains (with the base seed)."""
-
-    params: dict
-    runs: list
-    config: TrainConfig
-
-    @property
-    def values(self):
-        """The best validation accuracy of each run that trained an epoch or more."""
-        return [r.val_acc for r in self.runs if r.val_acc is not None and r.state in ("done", "pruned")]
-
-    @property
-    def mean(self):
-        return float(np.mean(self.values)) if self.values else None
-
-    @property
-    def spread(self):
-        """The standard deviation over the seeds (N - 1 in the denominator); None for one."""
-        return float(np.std(self.values, ddof=1)) if len(self.values) > 1 else None
-
-    @property
-    def complete(self):
-        return all(r.state == "done" for r in self.runs)
-
-    @property
-    def status(self):
-        counts = {}
-        for run in self.runs:
-            counts[run.state] = counts.get(run.state, 0) + 1
-        return ", ".join(f"{n} {state}" for state, n in counts.items())
-
-
-@dataclass(frozen=True)
-class SweepResult:
-    """A sweep as its study holds it (:func:`load_sweep`): its :class:`Sweep`, its
-    ``study_name`` and ``runs``, the latest attempt of each run."""
-
-    sweep: Sweep
-    study_name: str
-    runs: list
-
-    def finished(self):
-        """The runs that ended (done, pruned or failed)."""
-        return [r for r in self.runs if r.state in ("done", "pruned", "failed")]
-
-    def failures(self):
-        return [r for r in self.runs if r.state == "failed"]
-
-    def settings(self):
-        """The settings, each with its runs by seed (in a sampled search: those sampled yet)."""
-        groups = {}
-        for run in sorted(self.runs, key=lambda r: r.seed):
-            if run.params or self.sweep.grid:
-                groups.setdefault(json.dumps(run.params, sort_keys=True), []).append(run)
-        return [Setting(runs[0].params, runs, config_for(self.sweep.base, runs[0].params))
-                for runs in groups.values()]
-
-    @property
-    def best(self):
-        """The :class:`Setting` with the highest mean validation accuracy among those whose
-        runs all finished (ties: the lower mean validation loss); None before any did."""
-        done = [s for s in self.settings() if s.complete]
-        if not done:
-            return None
-        return max(done, key=lambda s: (s.mean, -float(np.mean([r.val_loss for r in s.runs]))))
-
-    def table(self):
-        """:class:`~hw3lib.tables.Table`, best first: the swept settings, the runs done of
-        the seeds, the validation accuracy's mean, spread (standard deviation), min and max
-        over the seeds, the mean training seconds per run, the runs' states."""
-        settings = sorted(self.settings(), key=lambda s: (s.mean is None, -(s.mean or 0.0)))
-        rows = [(*(_shown(s.params[name]) for name in self.sweep.space),
-                 f"{sum(r.state == 'done' for r in s.runs)}/{len(self.sweep.seeds)}",
-                 s.mean, s.spread, min(s.values, default=None), max(s.values, default=None),
-                 float(np.mean([r.seconds for r in s.runs])), s.status) for s in settings]
-        return Table([*self.sweep.space, "seeds done", "val acc", "spread", "min", "max",
-                      "s/run", "runs"], rows)
-
-    def plot(self, title=None):
-        """Validation accuracy against each swept setting (:func:`hw3lib.plots.plot_sweep`)."""
-        from .plots import plot_sweep  # matplotlib: not loaded by the worker processes
-
-        if not self.sweep.space:
-            raise ValueError("a sweep of seeds alone has no setting to plot against")
-        settings = self.settings()
-        return plot_sweep([s.params for s in settings], [s.values for s in settings],
-                          list(self.sweep.space), log=self._log_names(), title=title)
-
-    def heatmap(self, x=None, y=None, title=None):
-        """The mean validation accuracy over two swept settings (default the first two; the
-        best mean over the others) as a heat map (:func:`hw3lib.plots.plot_sweep_heatmap`)."""
-        from .plots import plot_sweep_heatmap
-
-        names = list(self.sweep.space)
-        x, y = x or names[0], y or (names[1] if len(names) > 1 else None)
-        if y is None or {x, y} - set(names) or x == y:
-            raise ValueError(f"a heat map needs two different swept settings among {names}, got "
-                             f"x={x!r}, y={y!r}")
-        settings = [s for s in self.settings() if s.values]
-        return plot_sweep_heatmap([s.params for s in settings], [s.mean for s in settings], x, y,
-                                  title=title)
-
-    def _log_names(self):
-        """Settings drawn on a log scale, or listed as positive numbers spanning a factor of 10."""
-        def log(d):
-            if isinstance(d, CategoricalDistribution):
-                numbers = [v for v in d.choices if isinstance(v, (int, float)) and not isinstance(v, bool)]
-                return len(numbers) == len(d.choices) and min(numbers) > 0 and max(numbers) >= 10 * min(numbers)
-            return d.log
-        return [name for name, d in self.sweep.space.items() if log(d)]
-
-
-def _shown(value):
-    """A setting's value for the table: floats with 3 significant digits (sampled ones have more)."""
-    return f"{value:.3g}" if isinstance(value, float) else value
-
+# --- reading a sweep back ----------------------------------------------------------------
 
 def load_sweep(storage, study_name):
     """The :class:`SweepResult` of the study ``study_name`` in ``storage`` (path or URL)."""
@@ -731,12 +425,3 @@ def load_sweep(storage, study_name):
     return sweep_result(study)
 
 
-def sweep_result(study):
-    """The :class:`SweepResult` of an open sweep ``study``: the latest attempt of each run."""
-    latest = {}
-    for trial in study.get_trials(deepcopy=False):
-        first = trial.system_attrs.get("failed_trial", trial.number)  # a retry names the first attempt
-        if first not in latest or trial.number > latest[first].number:
-            latest[first] = trial
-    runs = [_run_of(t) for t in sorted(latest.values(), key=lambda t: t.number)]
-    return SweepResult(Sweep.from_json(study.user_attrs["sweep"]), study.study_name, runs)
