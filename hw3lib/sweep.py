@@ -230,7 +230,6 @@ def run_trial(study, trial, sweep, *, root=None, checkpoints=None, stop=None):
     params = {name: _suggest(trial, name, dist) for name, dist in sweep.space.items()}
     if not sweep.grid and seed == sweep.seeds[0]:
         _queue_seeds(study, params, sweep.seeds[1:])
-    config = config_for(sweep.base, params, seed)
     history, reported = {"epoch": []}, set()
 
     def on_epoch(h):
@@ -247,6 +246,7 @@ def run_trial(study, trial, sweep, *, root=None, checkpoints=None, stop=None):
     state, value, retry = TrialState.FAIL, None, False
     with get_heartbeat_thread(trial._trial_id, study._storage):
         try:
+            config = config_for(sweep.base, params, seed)  # a sampled value inside checked ends
             result = load_or_train(config, checkpoint_path(config, checkpoints), root=root,
                                    on_epoch=on_epoch, stop=stop)
             history = result.history
@@ -259,7 +259,7 @@ def run_trial(study, trial, sweep, *, root=None, checkpoints=None, stop=None):
         except KeyboardInterrupt:
             trial.set_user_attr("error", "interrupted; queued again")
             retry = True
-        except Exception as err:  # a diverging run (TrainingError), unreadable data: recorded
+        except Exception as err:  # a diverging run (TrainingError), unreadable data, ...: recorded
             history = getattr(getattr(err, "result", None), "history", history)
             trial.set_user_attr("error", f"{type(err).__name__}: {err}")
     if "val_acc" in history:
