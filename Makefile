@@ -17,8 +17,9 @@ export OMP_NUM_THREADS ?= 1
 # From Debian, for the PDF and its checks: headless Chromium prints the report (and, driven by
 # Playwright, runs the playground's browser test), the fonts draw its Latin, math and Chinese
 # text, poppler-utils reads the PDF back. Installed only when missing (sudo only when not
-# root); without them the report is HTML only and says so.
-SYSTEM_PACKAGES := chromium fonts-liberation fonts-dejavu-extra fonts-noto-cjk poppler-utils
+# root); without them the report is HTML only and says so. PostgreSQL's server: the sweep
+# test starts one of its own on 127.0.0.1 (a study shared by several machines) and stops it.
+SYSTEM_PACKAGES := chromium fonts-liberation fonts-dejavu-extra fonts-noto-cjk poppler-utils postgresql
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 $(VENV)/.main: requirements.txt pyproject.toml
@@ -47,7 +48,7 @@ system-deps:
 	    echo "system-deps: installing $(SYSTEM_PACKAGES) with apt-get"; \
 	    { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
 	        apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; } \
-	    || echo "system-deps: apt-get failed; the report stays HTML only until $(SYSTEM_PACKAGES) are installed"; \
+	    || echo "system-deps: apt-get failed; the report stays HTML only (and the PostgreSQL sweep test skips) until $(SYSTEM_PACKAGES) are installed"; \
 	  fi; }
 
 # The report's notebooks compare against PyTorch (the oracle checks, the speed ladder): install it too.

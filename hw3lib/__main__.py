@@ -1,4 +1,4 @@
-"""Command line: ``python -m hw3lib {bench,download,train,report} ...``.
+"""Command line: ``python -m hw3lib {bench,download,train,report,sweep} ...``.
 
 Exit status: 0 done; 2 an error, said in one line ``error: ...`` (bad arguments, bad data, an
 unknown command), never a traceback; 3 ``train`` ran but the model did not learn; 130
@@ -19,6 +19,7 @@ COMMANDS = {
     "download": ("hw3lib.download:main_download", "fetch and verify the fruit dataset"),
     "train": ("hw3lib.train_cli", "train LeNet5 on the fruit data or your own images"),
     "report": ("hw3lib.report", "execute the notebooks and export the HW3 report"),
+    "sweep": ("hw3lib.sweep_cli", "train many settings and seeds in parallel (Optuna)"),
 }
 USAGE = "usage: python -m hw3lib COMMAND [options]   (COMMAND --help for its options)\n\ncommands:\n" + \
     "\n".join(f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items())

@@ -423,3 +423,67 @@ def plot_settings_study(study, title="Validation accuracy of each setting over s
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _axis_values(values):
+    """Positions for ``values`` on an axis: the numbers themselves when all are numbers
+    (booleans not), else 0, 1, ... in sorted order of their text, with the tick labels."""
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return {v: v for v in values}, None
+    labels = sorted({str(v) for v in values})
+    return {v: labels.index(str(v)) for v in values}, labels
+
+
+def plot_sweep(params, values, names, log=(), title=None):
+    """Validation accuracy against each swept setting, one panel per name in ``names``.
+
+    ``params[i]`` is a setting (dict name -> value) and ``values[i]`` its runs' validation
+    accuracies (one per seed): each run is a dot at its setting's value, and a line joins the
+    mean over every run that shares that value. Names in ``log`` get a log-scale axis."""
+    fig, axes = plt.subplots(1, len(names), squeeze=False, figsize=(3.6 * len(names) + 0.6, 3.4),
+                             sharey=True)
+    for ax, name in zip(axes[0], names):
+        position, labels = _axis_values([p[name] for p in params])
+        xs = [position[p[name]] for p, v in zip(params, values) for _ in v]
+        ax.plot(xs, [a for v in values for a in v], "o", color="C0", alpha=0.5, label="a run (one seed)")
+        by_x = {}
+        for p, v in zip(params, values):
+            by_x.setdefault(position[p[name]], []).extend(v)
+        line = sorted((x, np.mean(v)) for x, v in by_x.items() if v)
+        ax.plot([x for x, _ in line], [m for _, m in line], "s-", color="C1", label="mean of its runs")
+        if labels is not None:
+            ax.set_xticks(range(len(labels)), labels)
+        elif name in log:
+            ax.set_xscale("log")
+        ax.set(xlabel=name, title=name)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("best validation accuracy")
+    axes[0][-1].legend(fontsize=8, loc="lower right")
+    fig.suptitle(title or "Validation accuracy against each swept setting")
+    fig.tight_layout()
+    return fig
+
+
+def plot_sweep_heatmap(params, means, x, y, title=None):
+    """The mean validation accuracy over two swept settings ``x`` and ``y`` as a heat map:
+    ``params[i]`` is a setting (dict name -> value), ``means[i]`` its mean over seeds; where
+    other settings vary too, each cell shows the best of their means. Cells with no run are
+    blank."""
+    xs = sorted({p[x] for p in params}, key=lambda v: (isinstance(v, str), v))
+    ys = sorted({p[y] for p in params}, key=lambda v: (isinstance(v, str), v))
+    grid = np.full((len(ys), len(xs)), np.nan)
+    for p, m in zip(params, means):
+        i, j = ys.index(p[y]), xs.index(p[x])
+        grid[i, j] = m if np.isnan(grid[i, j]) else max(grid[i, j], m)
+    fig, ax = plt.subplots(figsize=(1.1 * len(xs) + 2.4, 0.7 * len(ys) + 1.8))
+    image = ax.imshow(grid, cmap="viridis", aspect="auto")
+    for (i, j), value in np.ndenumerate(grid):
+        if not np.isnan(value):
+            ax.text(j, i, f"{value:.3f}", ha="center", va="center",
+                    color="black" if value >= np.nanmean(grid) else "white", fontsize=9)
+    ax.set_xticks(range(len(xs)), [f"{v:.3g}" if isinstance(v, float) else str(v) for v in xs])
+    ax.set_yticks(range(len(ys)), [f"{v:.3g}" if isinstance(v, float) else str(v) for v in ys])
+    ax.set(xlabel=x, ylabel=y, title=title or "Mean validation accuracy over the seeds")
+    fig.colorbar(image, ax=ax, label="validation accuracy")
+    fig.tight_layout()
+    return fig

@@ -60,7 +60,7 @@ def relative(path):
     return path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else path.name
 
 
-def load_or_train(config, path=None, *, data=None, root=None, progress=False):
+def load_or_train(config, path=None, *, data=None, root=None, progress=False, on_epoch=None, stop=None):
     """The :class:`~hw3lib.train.FitResult` of training with ``config`` on the data at
     ``root`` (default ``$HW3_DATA``, then ``data/``), its best weights in ``result.model``.
 
@@ -68,8 +68,10 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False):
     ``config.epochs`` epochs with exactly ``config`` on data of the same SHA-256; a run of
     the same settings cut short is resumed (bit-exact); anything else (absent, other
     settings, other data, unreadable) is trained afresh with one BLAS thread and written there.
-    ``data``: the :class:`~hw3lib.data.Dataset` of ``config`` at ``root``, if already loaded.
-    A Ctrl-C while training raises KeyboardInterrupt; the checkpoint keeps the finished epochs.
+    ``data``: the :class:`~hw3lib.data.Dataset` of ``config`` at ``root``, if already loaded;
+    ``on_epoch`` and ``stop`` go to :func:`~hw3lib.train.fit` (a sweep reports and prunes there).
+    A Ctrl-C or ``stop`` while training raises KeyboardInterrupt; the checkpoint keeps the
+    finished epochs.
     """
     path = Path(path) if path is not None else checkpoint_path(config)
     sha = dataset_sha256(root)
@@ -88,7 +90,7 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False):
     path.parent.mkdir(parents=True, exist_ok=True)
     with one_blas_thread():
         result = fit(config.build_model(len(data.classes)), data, config, checkpoint_path=path,
-                     resume=ckpt, data_sha256=sha, progress=progress)
+                     resume=ckpt, data_sha256=sha, progress=progress, on_epoch=on_epoch, stop=stop)
     if result.stopped:
         raise KeyboardInterrupt(f"training {relative(path)} was {result.stopped} after "
                                 f"{len(result.history['epoch'])} epoch(s); run again to resume")

@@ -23,6 +23,11 @@ Without a browser (tests, scripts), the same handlers run synchronously::
     panel.train_button.click()              # trains before it returns
     panel.history["val_acc"], print(panel.runs_table())
 
+**Sweep** trains the controls' settings at half, once and twice their learning rate, with
+:data:`SWEEP_SEEDS` each, in worker processes on every core (:func:`hw3lib.sweep.run_sweep`, on
+the whole training split of ``$HW3_DATA``, every run to its last epoch: too few runs to prune),
+and shows the sweep's table; Stop ends it too.
+
 The logic is in :class:`RunSettings` (one field per control), :func:`prepare` (the checks) and
 :meth:`PreparedRun.train`; :class:`Playground` only reads widgets and shows results.
 """
@@ -40,9 +45,12 @@ from .data import MODES, DataError, Dataset
 from .plots import plot_live_curves, plot_run_curves
 from .tables import Table
 from .config import TrainConfig
+from .results import RUNS_DIR
+from .sweep import run_sweep
 from .train import HISTORY_KEYS, TrainingError, fit, learning_warning
 
 REDRAW_SECONDS = 0.5
+SWEEP_SEEDS = (0, 1)
 BATCH_SIZES = (8, 16, 32, 64, 128, 256)
 IMAGE_SIZES = (("as stored", None), ("16 x 16", 16), ("28 x 28", 28), ("32 x 32", 32), ("64 x 64", 64))
 # the panel's two columns of controls: training, then the model and its input
@@ -247,10 +255,14 @@ class Playground:
     history, ``batches`` its rows ``(position in epochs, running loss, running accuracy)``.
     ``compare`` (a toggle) switches the curves to the validation curves of every run;
     ``test_buttons`` holds one button per run that evaluates it on the test split
-    (:meth:`test`).
+    (:meth:`test`); ``sweep_result`` the last sweep's :class:`hw3lib.sweep.SweepResult`, its
+    storage and checkpoints under ``sweep_out`` (default ``runs/playground-sweep/`` in the
+    repository, which git ignores).
     """
 
-    def __init__(self, settings=RunSettings(), *, load=TrainConfig.load_data, threaded=True):
+    def __init__(self, settings=RunSettings(), *, load=TrainConfig.load_data, threaded=True,
+                 sweep_out=RUNS_DIR.parent / "playground-sweep"):
+        self.sweep_out, self.sweep_result = sweep_out, None
         self.threaded, self._load, self._datasets = threaded, load, {}
         self.runs, self.history, self.batches = [], {k: [] for k in HISTORY_KEYS}, []
         self.running, self._thread, self._stop, self._drawn = False, None, threading.Event(), 0.0
@@ -264,15 +276,18 @@ class Playground:
         self.controls = _controls(settings, train_max)
         self.train_button = w.Button(description="Train", button_style="success", icon="play")
         self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+        self.sweep_button = w.Button(description="Sweep lr", icon="th",
+                                     tooltip="the learning rate x1/2, x1, x2, two seeds each, on every core")
         self.train_button.on_click(self.train)
         self.stop_button.on_click(self.stop)
+        self.sweep_button.on_click(self.sweep)
         self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0, description="no run yet",
                                         style={"description_width": "8.5em"}, layout=w.Layout(width="34em"))
         self.curves = w.Image(format="png")
         self.compare = w.ToggleButton(value=False, description="Compare runs", icon="line-chart",
                                       tooltip="overlay the validation curves of this session's runs")
         self.compare.observe(lambda _change: self._draw(), names="value")
-        self.table = w.HTML()
+        self.table, self.sweep_table = w.HTML(), w.HTML()
         self.test_note = w.HTML(f"<i>{html.escape(TEST_NOTE)}</i>")
         self.test_buttons = w.HBox([])
         self._title = "No run yet: press Train"
@@ -283,10 +298,10 @@ class Playground:
             w.HTML("<b>LeNet-5 playground</b>: set the controls, press Train; every run goes into "
                    "the table below."),
             w.HBox([w.VBox([c[name] for name in column]) for column in CONTROL_COLUMNS]),
-            w.HBox([self.train_button, self.stop_button, self.compare, self.progress]),
-            self.message, self.curves, self.table, self.test_note, self.test_buttons])
+            w.HBox([self.train_button, self.stop_button, self.sweep_button, self.compare, self.progress]),
+            self.message, self.curves, self.table, self.test_note, self.test_buttons, self.sweep_table])
         for widget, name in ((self.widget, "playground"), (self.curves, "curves"), (self.table, "runs"),
-                             (self.message, "message")):
+                             (self.message, "message"), (self.sweep_table, "sweep")):
             widget.add_class(f"hw3-{name}")
 
     def _repr_mimebundle_(self, **kwargs):
@@ -331,6 +346,50 @@ class Playground:
         else:
             self._run(prepared, number)
 
+    def sweep(self, _button=None):
+        """What Sweep does: check the controls' settings, then sweep their learning rate (x1/2,
+        x1, x2) over :data:`SWEEP_SEEDS` in worker processes, or say in the panel why not."""
+        if self.running:
+            self._say("A run is in progress: press Stop to end it first.", error=True)
+            return
+        settings = self.settings()
+        try:
+            base = settings.config()
+        except ValueError as err:
+            self._say(f"Refused, nothing was trained: {err}", error=True)
+            return
+        space = {"lr": [settings.lr / 2, settings.lr, settings.lr * 2]}
+        self._stop.clear()
+        self._set_running(True)
+        self.progress.value, self.progress.bar_style, self.progress.description = 0.0, "", "sweep"
+        self._say(f"Sweep: learning rates {', '.join(f'{lr:.2g}' for lr in space['lr'])}, "
+                  f"{len(SWEEP_SEEDS)} seeds each, on the whole training split...")
+        if self.threaded:
+            self._thread = threading.Thread(target=self._sweep, args=(space, base), daemon=True)
+            self._thread.start()
+        else:
+            self._sweep(space, base)
+
+    def _sweep(self, space, base):
+        def on_progress(done, total):
+            self.progress.value, self.progress.description = done / total, f"sweep {done}/{total}"
+
+        try:
+            self.sweep_result = run_sweep(space, base, seeds=SWEEP_SEEDS, out=self.sweep_out, pruner="none",
+                                          progress=False, on_progress=on_progress, stop=self._stop)
+        except (ValueError, OSError, DataError, KeyboardInterrupt) as err:
+            self.progress.bar_style = "warning"
+            self._say(f"Sweep ended early: {err}", error=True)
+            return
+        finally:
+            self._set_running(False)
+        best = self.sweep_result.best
+        self.progress.bar_style = "success"
+        self._say(f"Sweep done: best learning rate {best.params['lr']:.2g}, mean validation accuracy "
+                  f"{best.mean:.3f} over {len(best.values)} seeds." if best else "Sweep done.")
+        self.sweep_table.value = (f"<b>Sweep of the learning rate</b><pre style='font-size: 12px'>"
+                                  f"{html.escape(str(self.sweep_result.table()))}</pre>")
+
     def test(self, number):
         """Evaluate run ``number`` (1-based) on the test split, once, and show it in the table."""
         run = self.runs[number - 1]
@@ -344,7 +403,8 @@ class Playground:
                   f"{run.best_val_acc:.3f}, epoch {run.best_epoch}).")
 
     def stop(self, _button=None):
-        """What Stop does: end the run after the current batch (its finished epochs count)."""
+        """What Stop does: end the run (or the sweep) after the current batch (its finished
+        epochs count)."""
         if self.running:
             self._stop.set()
             self._say("Stopping after the current batch...")
@@ -407,7 +467,8 @@ class Playground:
 
     def _set_running(self, running):
         self.running = running
-        self.train_button.disabled, self.stop_button.disabled = running, not running
+        self.train_button.disabled = self.sweep_button.disabled = running
+        self.stop_button.disabled = not running
 
     def _say(self, text, error=False):
         color = "#b00020" if error else "inherit"

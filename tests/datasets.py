@@ -4,6 +4,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -45,3 +46,18 @@ def copy_splits(src: Path, dst: Path) -> Path:
     for split_dir in data.SPLITS.values():
         shutil.copytree(src / split_dir, dst / split_dir)
     return dst
+
+
+def write_banded_root(base: Path, per_class=60, test_per_class=6, seed=0) -> Path:
+    """A learnable dataset of grey 32x32 noise, each class (A, B, C) brightening its own band
+    of rows, so left-right flips keep the class: ``per_class`` training images per class."""
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", per_class), ("test", test_per_class)):
+        for k, name in enumerate("ABC"):
+            folder = base / data.SPLITS[split] / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                x = (rng.random((32, 32)) * 150).astype(np.uint8)
+                x[k * 10:k * 10 + 10] += 100
+                Image.fromarray(x, "L").save(folder / f"{name}_{split}_{i}.png")
+    return base

@@ -35,7 +35,7 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "-
 # Every wait is bounded: the server gets SERVER_START_S to answer, then all the browser's waits
 # share BROWSER_BUDGET_S; stopping the server takes at most 20 s. A run takes about 15 s.
 SERVER_START_S = 20
-BROWSER_BUDGET_S = 50
+BROWSER_BUDGET_S = 80
 
 
 @pytest.fixture
@@ -140,6 +140,11 @@ def test_the_playground_trains_in_jupyterlab(lab, chromium, tmp_path):
             expect(panel.locator(".hw3-runs pre")).to_contain_text(runs, timeout=left())
             expect(panel.locator(".hw3-message")).to_contain_text("Run 1 done after 1 epoch(s)", timeout=left())
             assert curves.get_attribute("src", timeout=left()) != before
+
+            panel.get_by_role("button", name="Sweep lr").click(timeout=left())  # worker processes
+            expect(panel.locator(".hw3-message")).to_contain_text("Sweep done", timeout=left())
+            expect(panel.locator(".hw3-sweep pre")).to_contain_text(re.compile(r"2/2[^\n]*\n[^\n]*2/2[^\n]*\n[^\n]*2/2"),
+                                                                    timeout=left())
             panel.screenshot(path=screenshot, timeout=left())
         finally:
             browser.close()

@@ -135,15 +135,11 @@ def test_a_run_cut_short_is_resumed_bit_exactly(root, tmp_path, count_fits):
     assert_same_run(resumed, results.load_or_train(CONFIG, tmp_path / "whole.npz", root=root))
 
 
-def test_a_stopped_training_raises_keyboard_interrupt_and_keeps_its_epochs(root, tmp_path, monkeypatch):
-    def stopping_fit(*args, **kwargs):  # the stop flag is set once the first epoch is done
-        done = []
-        return fit(*args, **kwargs, on_epoch=done.append, stop=lambda: bool(done))
-
-    monkeypatch.setattr(results, "fit", stopping_fit)
+def test_a_stopped_training_raises_keyboard_interrupt_and_keeps_its_epochs(root, tmp_path):
+    done = []  # the stop flag is set once the first epoch is done
     path = tmp_path / "run.npz"
     with pytest.raises(KeyboardInterrupt, match=r"run.npz was stopped after 1 epoch\(s\); run again"):
-        results.load_or_train(CONFIG, path, root=root)
+        results.load_or_train(CONFIG, path, root=root, on_epoch=done.append, stop=lambda: bool(done))
     assert load_checkpoint(path).epoch == 1
 
 

@@ -1,5 +1,6 @@
 """hw3lib.widgets, the playground panel, without a browser: build it, set the controls, press
 its buttons, check the runs, the history, the curves and the table; and plot_live_curves."""
+import html
 import os
 import time
 from dataclasses import fields, replace
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
+from datasets import write_banded_root
 from hw3lib.data import Dataset, DataError, dataloader, fit_normalizer, normalize
 from hw3lib.losses import CrossEntropyLoss
 from hw3lib.optim import SGD
@@ -336,6 +338,32 @@ def test_stop_ends_a_threaded_run_and_train_is_refused_meanwhile():
     [run] = panel.runs
     assert run.status == "stopped" and len(run.history["epoch"]) < 30
     assert not panel.train_button.disabled and panel.stop_button.disabled
+
+
+# --- the sweep ------------------------------------------------------------------------------
+
+def test_sweep_trains_three_learning_rates_with_two_seeds_each_and_shows_the_table(tmp_path, monkeypatch):
+    monkeypatch.setenv("HW3_DATA", str(write_banded_root(tmp_path / "data")))
+    panel = Playground(RunSettings(**{**SMALL.__dict__, "lr": 0.01}), load=FakeLoad(), threaded=False,
+                       sweep_out=tmp_path / "sweep")
+    panel.sweep_button.click()
+    result = panel.sweep_result
+    assert sorted(s.params["lr"] for s in result.settings()) == [0.005, 0.01, 0.02]
+    assert [r.seed for r in result.runs] == [0, 1] * 3 and {r.epochs for r in result.runs} == {2}
+    assert all(r.state in ("done", "pruned") for r in result.runs)
+    assert str(result.table()).splitlines()[1] in html.unescape(panel.sweep_table.value)
+    assert "Sweep done: best learning rate" in panel.message.value
+    assert panel.progress.value == 1.0 and panel.progress.description == "sweep 6/6"
+    assert not panel.running and not panel.sweep_button.disabled and panel.runs == []
+
+
+def test_sweep_refuses_bad_settings_before_any_work(tmp_path):
+    panel = panel_of()
+    panel.sweep_out = tmp_path / "sweep"
+    panel.controls["kernel_size"].value = 15
+    panel.sweep_button.click()
+    assert "Refused, nothing was trained: LeNet5 with kernel_size=15" in panel.message.value
+    assert not (tmp_path / "sweep").exists() and panel.sweep_result is None and not panel.running
 
 
 # --- subset and the curves ------------------------------------------------------------------

@@ -1,0 +1,427 @@
+"""Hyperparameter sweeps over :class:`~hw3lib.config.TrainConfig` fields, run by Optuna.
+
+A *setting* gives one value to each swept field; its *seeds* repeat it (averaged in the
+table: mean and spread), they are never searched. One *run* trains one setting with one
+seed, and each run is one Optuna trial: the workers share runs, not settings, so the seeds of
+one setting train side by side on both cores, and the pruner compares runs epoch by epoch
+(intermediate value: the validation accuracy) and stops those clearly behind.
+
+Typical use (a notebook)::
+
+    result = run_sweep({"lr": [2.5e-4, 5e-4, 1e-3], "hflip": [True, False]},
+                       TrainConfig(epochs=12), seeds=range(3))
+    print(result.table()); result.best.config; result.plot(); result.heatmap()
+
+From a terminal: ``python -m hw3lib sweep --param lr=2.5e-4,5e-4,1e-3 --seeds 0-2``
+(:mod:`hw3lib.sweep_cli`).
+
+- **Space**: ``{field: [values]}`` is a grid; an Optuna distribution
+  (``FloatDistribution(1e-4, 1e-2, log=True)``, ``IntDistribution``) makes it a sampled search
+  of ``trials`` settings by Optuna's TPE sampler, the lists becoming categorical choices.
+  ``model.KEY`` sweeps a :class:`~hw3lib.model.LeNet5` argument. Every setting is checked by
+  :class:`TrainConfig` itself before any work (a sampled range at its ends), so a bad value is
+  refused with TrainConfig's message naming the field.
+- **Trials are queued once**: the process that creates the study enqueues every run (a grid:
+  each setting and seed; a sampled search: ``trials`` empty trials that TPE fills when a worker
+  takes one, which then queues its setting's other seeds). Optuna's queue hands each waiting
+  trial to exactly one worker (WAITING to RUNNING is one atomic storage update), which
+  ``GridSampler`` alone does not promise to several workers (its documentation says a point
+  may run twice).
+- **Storage**: by default an Optuna journal file, ``OUT/optuna-journal.log``: no server, an
+  append-only log written under a file lock, the storage Optuna recommends for several
+  processes on one machine (SQLite through SQLAlchemy answers concurrent writers with
+  "database is locked"). A database URL (``postgresql://user@host/db``) lets workers on
+  several machines share the study; there Optuna's heartbeat fails a trial whose machine
+  stopped answering (:data:`GRACE_SECONDS`) and queues it again.
+- **Resuming**: the study's name is a hash of the sweep's definition, so the same command on
+  the same storage goes on with the trials it has. Finished runs are never repeated; a run cut
+  short (Ctrl-C, or its worker killed: its process is gone, or its heartbeat is stale) is
+  recorded as failed with the reason and queued again, and its checkpoint resumes it.
+- **Failures**: a diverging run (:class:`~hw3lib.train.TrainingError`) or any other error of
+  one run is recorded as a failed trial with its message (user attribute ``error``); the
+  other runs go on.
+
+The space and its checks are in :mod:`hw3lib.sweep_space`, the table, best setting and
+figures in :mod:`hw3lib.sweep_results`; this module stores, queues and runs.
+"""
+import hashlib
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+import sqlalchemy
+from optuna.distributions import CategoricalDistribution, IntDistribution
+from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning, UpdateFinishedTrialError
+from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.storages._heartbeat import get_heartbeat_thread  # what Study.optimize wraps a trial in
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+from tqdm.auto import tqdm
+
+from .download import dataset_sha256
+from .results import checkpoint_path, load_or_train, one_blas_thread
+from .sweep_results import SweepResult, run_summary, sweep_result
+from .sweep_space import PRUNERS, Sweep, config_for
+
+__all__ = ["JOURNAL", "PRUNERS", "Sweep", "SweepError", "SweepResult", "default_workers",
+           "load_sweep", "open_storage", "open_study", "recover", "run_sweep", "run_trial", "work"]
+
+JOURNAL = "optuna-journal.log"
+HEARTBEAT_SECONDS = 10  # database storages: a running trial's heartbeat, this often
+GRACE_SECONDS = 60      # ... older than this, and the trial is failed and queued again
+POLL_SECONDS = 0.5
+STOP_SECONDS = 60       # after Ctrl-C, how long workers may take to record their runs
+
+
+class SweepError(Exception):
+    """The sweep could not finish: its workers stopped with runs left to do."""
+
+
+# --- storage and study ---------------------------------------------------------------------
+
+def open_storage(storage):
+    """An Optuna storage: a database URL (``postgresql://...``, ``sqlite:///...``) with
+    heartbeats, or else the path of a journal file (created with its folder)."""
+    storage = str(storage)
+    if "://" not in storage:
+        Path(storage).parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(storage))
+    for attempt in range(5):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            try:
+                return RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS,
+                                  grace_period=GRACE_SECONDS,
+                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as err:
+                # machines starting together on a new database both create Optuna's tables
+                error = err
+                time.sleep(0.5 + attempt)
+            except Exception as err:  # SQLAlchemy's errors name the driver or the server
+                error = err
+                break
+    raise OSError(f"cannot open the storage {_safe_url(storage)}: {str(error).splitlines()[0]}")
+
+
+def _safe_url(url):
+    """``url`` without its password."""
+    scheme, _, rest = url.partition("://")
+    user, at, host = rest.rpartition("@")
+    return f"{scheme}://{user.split(':')[0]}{at}{host}"
+
+
+def open_study(sweep, storage, study_name=None, data_sha256=None):
+    """The study of ``sweep`` in ``storage`` (a path or URL, :func:`open_storage`): created
+    with every run queued, or loaded when it exists, after checking that it holds the same
+    sweep (and was run on the same data, when ``data_sha256`` is given)."""
+    name = study_name or sweep.name
+    store = open_storage(storage)
+    try:
+        study = optuna.create_study(storage=store, study_name=name, direction="maximize")
+    except DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=store)
+        _check_same(study, sweep, data_sha256)
+        return study
+    if sweep.grid:
+        for params in sweep.settings():
+            for seed in sweep.seeds:
+                study.enqueue_trial(params, user_attrs={"seed": seed})
+    else:
+        for _ in range(sweep.trials):
+            study.enqueue_trial({}, user_attrs={"seed": sweep.seeds[0]})
+    study.set_user_attr("data_sha256", data_sha256)
+    study.set_user_attr("sweep", sweep.to_json())  # last: the study is complete
+    return study
+
+
+def _check_same(study, sweep, data_sha256):
+    deadline = time.monotonic() + 30  # its creator may be queueing the runs right now
+    while "sweep" not in study.user_attrs:
+        if time.monotonic() > deadline:
+            raise ValueError(f"the study {study.study_name!r} has no sweep definition (its creator "
+                             "stopped while setting it up, or it is not a sweep): choose another "
+                             "study name")
+        time.sleep(POLL_SECONDS)
+    ours, theirs = sweep.to_json(), study.user_attrs["sweep"]
+    diffs = [f"{key}: {theirs.get(key)!r} there, {ours[key]!r} here" for key in ours
+             if json.dumps(ours[key], sort_keys=True) != json.dumps(theirs.get(key), sort_keys=True)]
+    if diffs:
+        raise ValueError(f"the study {study.study_name!r} runs another sweep ({'; '.join(diffs)}): "
+                         "give the same settings or another study name")
+    stored = study.user_attrs.get("data_sha256")
+    if data_sha256 and stored and stored != data_sha256:
+        raise ValueError(f"the study {study.study_name!r} was run on other data (SHA-256 {stored}, "
+                         f"this data {data_sha256}): give every worker the same data")
+
+
+# --- workers -------------------------------------------------------------------------------
+
+def _start_time(pid):
+    try:  # field 22 of /proc/PID/stat, the process's start in clock ticks after boot
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except OSError:
+        return "gone"
+
+
+def worker_id(pid=None):
+    """``host:pid:start``, naming a process on this machine even after its pid is reused."""
+    pid = pid or os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
+
+
+def _dead_here(worker):
+    host, pid, _ = worker.split(":")
+    return host == socket.gethostname() and worker_id(int(pid)) != worker
+
+
+def recover(study):
+    """Fail, with the reason, and queue again the runs left RUNNING by workers that stopped:
+    on a database storage those whose heartbeat is stale (any machine), on any storage those
+    whose worker process on this machine is gone."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        fail_stale_trials(study)
+    storage = study._storage
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = trial.user_attrs.get("worker")
+        if not worker or not _dead_here(worker):
+            continue
+        try:
+            storage.set_trial_user_attr(trial._trial_id, "error", f"its worker {worker} stopped "
+                                        "before the run ended; queued again")
+            failed = storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        except UpdateFinishedTrialError:  # another worker recovered it first
+            continue
+        if failed:
+            RetryHeartbeatStaleTrialCallback()(study, storage.get_trial(trial._trial_id))
+
+
+def _suggest(trial, name, dist):
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(name, dist.choices)
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+
+
+def _queue_seeds(study, params, seeds):
+    """Queue runs of ``params`` for those of ``seeds`` that no trial has yet."""
+    have = {t.user_attrs.get("seed") for t in study.get_trials(deepcopy=False)
+            if (t.params or t.system_attrs.get("fixed_params")) == params}
+    for seed in seeds:
+        if seed not in have:
+            study.enqueue_trial(params, user_attrs={"seed": seed})
+
+
+def run_trial(study, trial, sweep, *, root=None, checkpoints=None, stop=None):
+    """Train the run of ``trial`` (its setting and its ``seed`` user attribute), report the
+    validation accuracy after each epoch (the pruner may stop it there) and tell the study how
+    it ended: COMPLETE with its best validation accuracy, PRUNED, or FAIL with the reason
+    (a Ctrl-C or ``stop``: FAIL and queued again)."""
+    trial.set_user_attr("worker", worker_id())
+    seed = trial.user_attrs["seed"]
+    params = {name: _suggest(trial, name, dist) for name, dist in sweep.space.items()}
+    if not sweep.grid and seed == sweep.seeds[0]:
+        _queue_seeds(study, params, sweep.seeds[1:])
+    history, reported = {"epoch": []}, set()
+
+    def on_epoch(h):
+        nonlocal history
+        history = h
+        for epoch, acc in zip(h["epoch"], h["val_acc"]):  # a resumed run reports its earlier epochs too
+            if epoch not in reported:
+                trial.report(acc, epoch)
+                reported.add(epoch)
+        if h["epoch"][-1] < config.epochs and trial.should_prune():  # a finished run is kept
+            raise optuna.TrialPruned(f"validation accuracy {h['val_acc'][-1]:.3f} after epoch "
+                                     f"{h['epoch'][-1]}")
+
+    state, value, retry = TrialState.FAIL, None, False
+    with get_heartbeat_thread(trial._trial_id, study._storage):
+        try:
+            config = config_for(sweep.base, params, seed)  # a sampled value inside checked ends
+            result = load_or_train(config, checkpoint_path(config, checkpoints), root=root,
+                                   on_epoch=on_epoch, stop=stop)
+            history = result.history
+            state, value = TrialState.COMPLETE, run_summary(history)["val_acc"]
+            for epoch, acc in zip(history["epoch"], history["val_acc"]):
+                if epoch not in reported:  # a finished checkpoint: no epoch went through on_epoch
+                    trial.report(acc, epoch)
+        except optuna.TrialPruned:
+            state = TrialState.PRUNED
+        except KeyboardInterrupt:
+            trial.set_user_attr("error", "interrupted; queued again")
+            retry = True
+        except Exception as err:  # a diverging run (TrainingError), unreadable data, ...: recorded
+            history = getattr(getattr(err, "result", None), "history", history)
+            trial.set_user_attr("error", f"{type(err).__name__}: {err}")
+    if "val_acc" in history:
+        trial.set_user_attr("run", run_summary(history))
+    frozen = study.tell(trial, value, state=state)
+    if retry:
+        RetryHeartbeatStaleTrialCallback()(study, frozen)
+    return frozen
+
+
+def _study_for_worker(storage, study_name, index):
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+    sweep = Sweep.from_json(study.user_attrs["sweep"])
+    study.pruner = sweep.pruner_for_study()
+    # workers on several machines must not propose the same setting from the same history
+    seed = int(hashlib.sha256(f"{socket.gethostname()}:{index}".encode()).hexdigest()[:8], 16)
+    study.sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+    return study, sweep
+
+
+def work(storage, study_name, *, index=0, root=None, checkpoints=None, stop=None):
+    """Take waiting runs of the study and train them, one at a time, until none is waiting
+    or running (a running one may yet be queued again, or queue its seeds), or ``stop()``."""
+    study, sweep = _study_for_worker(storage, study_name, index)
+    stop = stop or (lambda: False)
+    while not stop():
+        recover(study)
+        trial_id = study._pop_waiting_trial_id()  # Study.ask's first step, without making a new trial
+        if trial_id is not None:
+            run_trial(study, optuna.Trial(study, trial_id), sweep, root=root, checkpoints=checkpoints,
+                      stop=stop)
+        elif study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            time.sleep(POLL_SECONDS)
+        else:
+            return
+
+
+def _worker_main(storage, study_name, index, root, checkpoints, parent):
+    """A worker process: one BLAS thread; Ctrl-C or SIGTERM (or its parent gone) ends its run
+    after the current batch, recorded to go on later."""
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    with one_blas_thread():
+        work(storage, study_name, index=index, root=root, checkpoints=checkpoints,
+             stop=lambda: stopping.is_set() or os.getppid() != parent)
+
+
+def _start_workers(count, storage, study_name, root, checkpoints):
+    """``count`` spawned worker processes (no fork after BLAS started its threads), each with
+    one BLAS thread from its start."""
+    context = multiprocessing.get_context("spawn")
+    blas = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    saved = {name: os.environ.get(name) for name in blas}
+    os.environ.update(blas)
+    try:
+        workers = [context.Process(target=_worker_main, name=f"hw3lib-sweep-{index}",
+                                   args=(storage, study_name, index, root, checkpoints, os.getpid()))
+                   for index in range(count)]
+        for process in workers:
+            process.start()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name)
+            else:
+                os.environ[name] = value
+    return workers
+
+
+def _stop_workers(workers):
+    for process in workers:
+        if process.is_alive():
+            os.kill(process.pid, signal.SIGINT)
+    deadline = time.monotonic() + STOP_SECONDS
+    for process in workers:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():  # its run stays RUNNING until the next start recovers it
+            process.kill()
+            process.join()
+
+
+def default_workers():
+    """One worker per core this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="runs/sweep",
+              storage=None, study_name=None, pruner="percentile", root=None, checkpoints=None,
+              progress=True, on_progress=None, stop=None):
+    """Run (or go on with) the sweep of ``space`` around ``base`` (a :class:`TrainConfig`,
+    default the report's settings) with ``seeds``; return its :class:`SweepResult`.
+
+    - ``space``: ``{name: [values]}`` (a grid) or Optuna distributions (a sampled search of
+      ``trials`` settings), see :class:`Sweep`. Checked before any work: ValueError.
+    - ``workers`` processes on this machine (default one per core, one BLAS thread each).
+    - ``storage``: a database URL, or the journal file (default ``out/optuna-journal.log``);
+      ``study_name`` defaults to :attr:`Sweep.name`, so running the same sweep again goes on
+      from the trials it has and another machine with the same storage joins it.
+    - checkpoints go to ``checkpoints`` (default ``out/checkpoints``), one per run, named by
+      :func:`hw3lib.results.checkpoint_path`, so an interrupted run resumes and
+      :func:`~hw3lib.results.load_or_train` finds every finished run's weights.
+    - ``root``: the data (default ``$HW3_DATA``, then ``data/``); ``pruner``: see
+      :meth:`Sweep.pruner_for_study`; ``progress``: a bar over runs; ``on_progress(done,
+      total)`` after each look at the study.
+
+    Ctrl-C, or setting the ``threading.Event`` ``stop``, stops the workers after their current
+    batch (their runs are queued again) and raises KeyboardInterrupt; :class:`SweepError` when
+    workers died with runs left.
+    """
+    sweep = Sweep.define(space, base, seeds, trials, pruner)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created ..."
+    workers = default_workers() if workers is None else workers
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    out = Path(out)
+    storage = str(storage if storage is not None else out / JOURNAL)
+    checkpoints = Path(checkpoints) if checkpoints is not None else out / "checkpoints"
+    sweep.base.load_data(root)  # DataError now rather than in every run
+    study = open_study(sweep, storage, study_name, dataset_sha256(root))
+    recover(study)
+    procs = _start_workers(workers, storage, study.study_name, root, checkpoints)
+    bar = tqdm(total=sweep.total, unit="run", desc=study.study_name, disable=not progress)
+    try:
+        while True:
+            alive = any(p.is_alive() for p in procs)
+            result = sweep_result(study)
+            done = len(result.finished())
+            bar.update(done - bar.n)
+            if on_progress is not None:
+                on_progress(done, sweep.total)
+            if not alive:
+                break
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt
+            time.sleep(POLL_SECONDS)
+    except KeyboardInterrupt:
+        _stop_workers(procs)
+        done = len(sweep_result(study).finished())
+        raise KeyboardInterrupt(f"sweep {study.study_name} interrupted with {done} of {sweep.total} "
+                                f"runs finished, kept in {storage}: run it again to go on") from None
+    finally:
+        bar.close()
+    left = sweep.total - done
+    if left:
+        codes = sorted({p.exitcode for p in procs})
+        raise SweepError(f"the workers stopped (exit status {codes}) with {left} of {sweep.total} "
+                         f"runs of {study.study_name} not done: run the sweep again to go on")
+    return result
+
+
+# --- reading a sweep back ----------------------------------------------------------------
+
+def load_sweep(storage, study_name):
+    """The :class:`SweepResult` of the study ``study_name`` in ``storage`` (path or URL)."""
+    try:
+        study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+    except KeyError:
+        raise ValueError(f"no study {study_name!r} in {storage}") from None
+    if "sweep" not in study.user_attrs:
+        raise ValueError(f"the study {study_name!r} in {storage} is not a sweep of hw3lib")
+    return sweep_result(study)
+
+

@@ -1,0 +1,163 @@
+"""``python -m hw3lib sweep``: a hyperparameter sweep from the command line (:mod:`hw3lib.sweep`)."""
+import argparse
+import json
+import signal
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import matplotlib
+from optuna.distributions import FloatDistribution, IntDistribution
+
+from .config import TrainConfig
+from .sweep import JOURNAL, PRUNERS, SweepError, default_workers, run_sweep
+
+EXAMPLES = """examples:
+  python -m hw3lib sweep --param lr=2.5e-4,5e-4,1e-3 --param hflip=true,false --seeds 0-2
+  python -m hw3lib sweep --param lr=1e-4:1e-2:log --param batch_size=16,32,64 --trials 20
+  python -m hw3lib sweep --param model.kernel_size=3,5 --set epochs=12 --workers 2
+several machines share one study through a database (the same command on each):
+  python -m hw3lib sweep --param lr=1e-4:1e-2:log --trials 40 --storage postgresql://USER:PASSWORD@HOST/DB
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors become one-line ValueErrors (the dispatcher prints them, exit 2)."""
+
+    def error(self, message):
+        raise ValueError(f"{message} (python -m hw3lib sweep --help lists the options)")
+
+
+def _value(text):
+    """A command-line value: JSON where it parses (numbers, true/false), else the text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _assignment(text, option):
+    name, equals, value = text.partition("=")
+    if not equals or not name or not value:
+        raise ValueError(f"{option} {text!r}: write NAME=VALUE")
+    return name.strip(), value.strip()
+
+
+def parse_param(text):
+    """``NAME=V1,V2,...`` (a grid axis) or ``NAME=LOW:HIGH[:log]`` (a range, sampled) as
+    ``(name, values or an Optuna distribution)``; a range whose ends are both integers draws
+    integers, unless the field's default is a float (lr=1:10 stays a float range)."""
+    name, value = _assignment(text, "--param")
+    if ":" not in value:
+        return name, [_value(v.strip()) for v in value.split(",")]
+    low, high, *scale = (v.strip() for v in value.split(":"))
+    if scale not in ([], ["log"]):
+        raise ValueError(f"--param {text!r}: a range is LOW:HIGH or LOW:HIGH:log")
+    low, high, log = _value(low), _value(high), scale == ["log"]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
+        raise ValueError(f"--param {text!r}: a range's ends must be numbers")
+    try:
+        if isinstance(low, int) and isinstance(high, int) and not isinstance(getattr(TrainConfig, name, None), float):
+            return name, IntDistribution(low, high, log=log)
+        return name, FloatDistribution(low, high, log=log)
+    except ValueError as err:  # Optuna's: low > high, log of a value <= 0
+        raise ValueError(f"--param {text!r}: {err}") from None
+
+
+def parse_seeds(text):
+    """``0-4`` or ``0,1,2`` as a list of seeds."""
+    try:
+        if "-" in text:
+            first, last = (int(v) for v in text.split("-"))
+            return list(range(first, last + 1))
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--seeds {text!r}: give FIRST-LAST (0-4) or a list (0,1,2)") from None
+
+
+def main(argv=None):
+    """``python -m hw3lib sweep``: run (or go on with) a sweep, print its table, the best
+    setting and the failures, write the figures, and as the last line one JSON object."""
+    parser = _Parser(prog="python -m hw3lib sweep", epilog=EXAMPLES,
+                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                     description="Train LeNet5 with many settings, several seeds each, in parallel, "
+                                 "through Optuna; scored on the validation split. Run the same "
+                                 "command again to go on after an interruption.")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUES",
+                        help="a swept setting: a TrainConfig field or model.KEY, with values "
+                             "V1,V2,... (a grid) or a range LOW:HIGH[:log] (sampled); repeatable")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a fixed setting of every run (default: TrainConfig's), e.g. epochs=12")
+    parser.add_argument("--seeds", default="0",
+                        help="the seeds of every setting, FIRST-LAST or a list; default 0")
+    parser.add_argument("--trials", type=int, help="a sampled search: how many settings to try")
+    parser.add_argument("--workers", type=int, default=default_workers(),
+                        help="worker processes on this machine; default %(default)s (one per core)")
+    parser.add_argument("--out", type=Path, default=Path("runs/sweep"),
+                        help="checkpoints, figures and the default storage; default %(default)s")
+    parser.add_argument("--storage", help=f"a database URL shared by several machines "
+                                          f"(default: the journal file OUT/{JOURNAL})")
+    parser.add_argument("--study-name", help="default: sweep- and a hash of the sweep's settings")
+    parser.add_argument("--pruner", choices=PRUNERS, default="percentile",
+                        help="stop runs clearly behind the others; default %(default)s")
+    parser.add_argument("--data", type=Path, help="folder holding Data_train/ and Data_test/ "
+                                                  "(default: $HW3_DATA, then data/)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = parser.parse_args(argv)
+    # a plain `kill` stops the workers as Ctrl-C does, instead of leaving them running alone
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return _sweep_command(args)
+    except KeyboardInterrupt as err:
+        print(f"error: {err or 'interrupted'}", file=sys.stderr)
+        return 130
+    except SweepError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _sweep_command(args):
+    space = dict(parse_param(text) for text in args.param)
+    seeds = parse_seeds(args.seeds)
+    if not space and len(seeds) < 2:
+        raise ValueError("nothing to sweep: name a setting (e.g. --param lr=2.5e-4,5e-4,1e-3) or "
+                         "several seeds (--seeds 0-4)")
+    names = {f.name for f in fields(TrainConfig)}
+    fixed = {}
+    for text in args.set:
+        name, value = _assignment(text, "--set")
+        if name not in names:
+            raise ValueError(f"--set {text!r}: unknown setting {name!r}; TrainConfig has {sorted(names)}")
+        fixed[name] = _value(value)
+    try:
+        base = TrainConfig(**fixed)
+    except ValueError as err:
+        raise ValueError(f"--set: {err}") from None
+    result = run_sweep(space, base, seeds=seeds, trials=args.trials, workers=args.workers,
+                       out=args.out, storage=args.storage, study_name=args.study_name,
+                       pruner=args.pruner, root=args.data, progress=not args.no_progress)
+    print(result.table())
+    for run in result.failures():
+        print(f"run {run.number} ({_shown(run.params)}, seed {run.seed}) failed: {run.error}")
+    matplotlib.use("Agg")
+    figures = [("sweep.png", result.plot())] if space else []
+    if len(space) >= 2:
+        figures.append(("heatmap.png", result.heatmap()))
+    for name, figure in figures:
+        figure.savefig(args.out / name, dpi=100)
+    best = result.best
+    if best is not None:
+        print(f"best: {_shown(best.params)}, validation accuracy {best.mean:.4f} over "
+              f"{len(best.values)} seed(s)")
+    wrote = ", ".join(str(args.out / name) for name, _ in figures)
+    print(f"study {result.study_name}" + (f"; wrote {wrote}" if wrote else ""))
+    counts = {state: sum(r.state == state for r in result.runs) for state in ("done", "pruned", "failed")}
+    print(json.dumps(dict(study=result.study_name, best=best.params if best else None,
+                          val_acc=round(best.mean, 6) if best else None, runs=counts)))
+    return 0
+
+
+def _shown(params):
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())

@@ -1,0 +1,187 @@
+"""What a sweep found (:mod:`hw3lib.sweep`): its runs as the study holds them, grouped by
+setting, the table, the best setting and the figures."""
+import json
+from dataclasses import dataclass
+
+import numpy as np
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState
+
+from .config import TrainConfig
+from .sweep_space import Sweep, config_for
+from .tables import Table
+
+
+def run_summary(history):
+    """A run's record from fit's ``history``: epochs done, the best epoch (highest validation
+    accuracy, then lowest loss, as fit keeps it), its accuracy and loss, training seconds."""
+    if not history["epoch"]:
+        return dict(epochs=0, best_epoch=0, val_acc=None, val_loss=None, seconds=0.0)
+    best = max(range(len(history["epoch"])), key=lambda i: (history["val_acc"][i], -history["val_loss"][i]))
+    return dict(epochs=len(history["epoch"]), best_epoch=best + 1, val_acc=history["val_acc"][best],
+                val_loss=history["val_loss"][best], seconds=float(sum(history["seconds"])))
+
+
+STATES = {TrialState.COMPLETE: "done", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
+          TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run as the study holds it: trial ``number``, swept ``params``, ``seed``, ``state``
+    (``done``, ``pruned``, ``failed``, ``running``, ``waiting``), the best epoch's validation
+    ``val_acc`` and ``val_loss``, ``epochs`` done, training ``seconds``, the validation
+    accuracy per epoch (``curve``) and, when it failed, ``error``."""
+
+    number: int
+    params: dict
+    seed: int
+    state: str
+    val_acc: float | None
+    val_loss: float | None
+    best_epoch: int
+    epochs: int
+    seconds: float
+    curve: list
+    error: str | None
+
+
+def _run_of(trial):
+    summary = trial.user_attrs.get("run", run_summary({"epoch": []}))
+    curve = [trial.intermediate_values[k] for k in sorted(trial.intermediate_values)]
+    error = trial.user_attrs.get("error") if trial.state == TrialState.FAIL else None
+    return Run(trial.number, dict(trial.params or trial.system_attrs.get("fixed_params", {})),
+               trial.user_attrs.get("seed"), STATES[trial.state], summary["val_acc"],
+               summary["val_loss"], summary["best_epoch"], summary["epochs"], summary["seconds"],
+               curve, error)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting's ``params`` and its ``runs`` (one per seed), with ``config``, the
+    TrainConfig it trains (with the base seed)."""
+
+    params: dict
+    runs: list
+    config: TrainConfig
+
+    @property
+    def values(self):
+        """The best validation accuracy of each run that trained an epoch or more."""
+        return [r.val_acc for r in self.runs if r.val_acc is not None and r.state in ("done", "pruned")]
+
+    @property
+    def mean(self):
+        return float(np.mean(self.values)) if self.values else None
+
+    @property
+    def spread(self):
+        """The standard deviation over the seeds (N - 1 in the denominator); None for one."""
+        return float(np.std(self.values, ddof=1)) if len(self.values) > 1 else None
+
+    @property
+    def complete(self):
+        return all(r.state == "done" for r in self.runs)
+
+    @property
+    def status(self):
+        counts = {}
+        for run in self.runs:
+            counts[run.state] = counts.get(run.state, 0) + 1
+        return ", ".join(f"{n} {state}" for state, n in counts.items())
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """A sweep as its study holds it (:func:`load_sweep`): its :class:`Sweep`, its
+    ``study_name`` and ``runs``, the latest attempt of each run."""
+
+    sweep: Sweep
+    study_name: str
+    runs: list
+
+    def finished(self):
+        """The runs that ended (done, pruned or failed)."""
+        return [r for r in self.runs if r.state in ("done", "pruned", "failed")]
+
+    def failures(self):
+        return [r for r in self.runs if r.state == "failed"]
+
+    def settings(self):
+        """The settings, each with its runs by seed (in a sampled search: those sampled yet)."""
+        groups = {}
+        for run in sorted(self.runs, key=lambda r: r.seed):
+            if run.params or self.sweep.grid:
+                groups.setdefault(json.dumps(run.params, sort_keys=True), []).append(run)
+        return [Setting(runs[0].params, runs, config_for(self.sweep.base, runs[0].params))
+                for runs in groups.values()]
+
+    @property
+    def best(self):
+        """The :class:`Setting` with the highest mean validation accuracy among those whose
+        runs all finished (ties: the lower mean validation loss); None before any did."""
+        done = [s for s in self.settings() if s.complete]
+        if not done:
+            return None
+        return max(done, key=lambda s: (s.mean, -float(np.mean([r.val_loss for r in s.runs]))))
+
+    def table(self):
+        """:class:`~hw3lib.tables.Table`, best first: the swept settings, the runs done of
+        the seeds, the validation accuracy's mean, spread (standard deviation), min and max
+        over the seeds, the mean training seconds per run, the runs' states."""
+        settings = sorted(self.settings(), key=lambda s: (s.mean is None, -(s.mean or 0.0)))
+        rows = [(*(_shown(s.params[name]) for name in self.sweep.space),
+                 f"{sum(r.state == 'done' for r in s.runs)}/{len(self.sweep.seeds)}",
+                 s.mean, s.spread, min(s.values, default=None), max(s.values, default=None),
+                 float(np.mean([r.seconds for r in s.runs])), s.status) for s in settings]
+        return Table([*self.sweep.space, "seeds done", "val acc", "spread", "min", "max",
+                      "s/run", "runs"], rows)
+
+    def plot(self, title=None):
+        """Validation accuracy against each swept setting (:func:`hw3lib.plots.plot_sweep`)."""
+        from .plots import plot_sweep  # matplotlib: not loaded by the worker processes
+
+        if not self.sweep.space:
+            raise ValueError("a sweep of seeds alone has no setting to plot against")
+        settings = self.settings()
+        return plot_sweep([s.params for s in settings], [s.values for s in settings],
+                          list(self.sweep.space), log=self._log_names(), title=title)
+
+    def heatmap(self, x=None, y=None, title=None):
+        """The mean validation accuracy over two swept settings (default the first two; the
+        best mean over the others) as a heat map (:func:`hw3lib.plots.plot_sweep_heatmap`)."""
+        from .plots import plot_sweep_heatmap
+
+        names = list(self.sweep.space)
+        x, y = x or names[0], y or (names[1] if len(names) > 1 else None)
+        if y is None or {x, y} - set(names) or x == y:
+            raise ValueError(f"a heat map needs two different swept settings among {names}, got "
+                             f"x={x!r}, y={y!r}")
+        settings = [s for s in self.settings() if s.values]
+        return plot_sweep_heatmap([s.params for s in settings], [s.mean for s in settings], x, y,
+                                  title=title)
+
+    def _log_names(self):
+        """Settings drawn on a log scale, or listed as positive numbers spanning a factor of 10."""
+        def log(d):
+            if isinstance(d, CategoricalDistribution):
+                numbers = [v for v in d.choices if isinstance(v, (int, float)) and not isinstance(v, bool)]
+                return len(numbers) == len(d.choices) and min(numbers) > 0 and max(numbers) >= 10 * min(numbers)
+            return d.log
+        return [name for name, d in self.sweep.space.items() if log(d)]
+
+
+def _shown(value):
+    """A setting's value for the table: floats with 3 significant digits (sampled ones have more)."""
+    return f"{value:.3g}" if isinstance(value, float) else value
+
+
+def sweep_result(study):
+    """The :class:`SweepResult` of an open sweep ``study``: the latest attempt of each run."""
+    latest = {}
+    for trial in study.get_trials(deepcopy=False):
+        first = trial.system_attrs.get("failed_trial", trial.number)  # a retry names the first attempt
+        if first not in latest or trial.number > latest[first].number:
+            latest[first] = trial
+    runs = [_run_of(t) for t in sorted(latest.values(), key=lambda t: t.number)]
+    return SweepResult(Sweep.from_json(study.user_attrs["sweep"]), study.study_name, runs)

@@ -1,0 +1,158 @@
+"""What a sweep runs (:mod:`hw3lib.sweep`): the search space over :class:`TrainConfig` fields
+as Optuna distributions, the seeds, and the checks that refuse a bad setting before any work."""
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+import optuna
+from optuna.distributions import (BaseDistribution, CategoricalDistribution, distribution_to_json,
+                                  json_to_distribution)
+
+from .config import MODEL_KEYS, TrainConfig
+
+PRUNERS = ("percentile", "median", "none")
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _check_name(name):
+    names = [f.name for f in fields(TrainConfig) if f.name not in ("seed", "model")]
+    if name == "seed":
+        raise ValueError("seed: seeds repeat every setting; give them as seeds (--seeds), not as a "
+                         "swept setting")
+    if name.startswith("model.") and name[6:] in MODEL_KEYS:
+        return
+    if name not in names:
+        raise ValueError(f"unknown setting {name!r}: sweep one of {names} or model.KEY with KEY in "
+                         f"{list(MODEL_KEYS)}")
+
+
+def distributions(space):
+    """``space`` (``{name: values}``) as Optuna distributions, in its order: a list, tuple or
+    range of numbers, strings or booleans becomes a ``CategoricalDistribution`` (a grid axis);
+    an Optuna distribution is kept. Names are TrainConfig fields or ``model.KEY``."""
+    out = {}
+    for name, values in dict(space).items():
+        _check_name(name)
+        if isinstance(values, BaseDistribution):
+            out[name] = values
+            continue
+        if not isinstance(values, (list, tuple, range)) or not values:
+            raise ValueError(f"{name}: give a non-empty list of values (a grid) or an Optuna "
+                             f"distribution such as FloatDistribution(1e-4, 1e-2, log=True), got "
+                             f"{values!r}")
+        values = [_plain(v) for v in values]
+        for value in values:
+            if not isinstance(value, (bool, int, float, str)):
+                raise ValueError(f"{name}={value!r}: a swept value must be a number, a string or "
+                                 "True/False")
+        if len({json.dumps(v) for v in values}) < len(values):
+            raise ValueError(f"{name} lists a value twice: {values}")
+        out[name] = CategoricalDistribution(values)
+    return out
+
+
+def config_for(base, params, seed=None):
+    """``base`` with the swept ``params`` (``model.KEY`` goes into its ``model`` dict) and
+    ``seed``; a ValueError names the settings that TrainConfig refuses, and why."""
+    fields_ = {k: v for k, v in params.items() if not k.startswith("model.")}
+    model = {**base.model, **{k[6:]: v for k, v in params.items() if k.startswith("model.")}}
+    try:
+        return replace(base, **fields_, model=model, **({} if seed is None else {"seed": seed}))
+    except ValueError as err:
+        shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or f"seed={seed!r}"
+        raise ValueError(f"{shown}: {err}") from None
+
+
+def _ends(dist):
+    """The values that stand for ``dist`` when checking: its choices, or its two ends."""
+    return list(dist.choices) if isinstance(dist, CategoricalDistribution) else [dist.low, dist.high]
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """What a sweep runs: ``base`` settings, the ``space`` (name -> Optuna distribution), the
+    ``seeds`` of every setting, ``trials`` (the number of sampled settings; None for a grid)
+    and the ``pruner`` (one of :data:`PRUNERS`). :meth:`define` checks all of it."""
+
+    base: TrainConfig
+    space: dict
+    seeds: tuple
+    trials: int | None
+    pruner: str
+
+    @classmethod
+    def define(cls, space, base=None, seeds=(0,), trials=None, pruner="percentile"):
+        """A checked :class:`Sweep`: every grid setting (or every combination of a sampled
+        range's ends) and seed is built as a TrainConfig, so nothing can fail later for its
+        settings. ValueError names what is refused."""
+        base = base if base is not None else TrainConfig()
+        if not isinstance(base, TrainConfig):
+            raise ValueError(f"base must be a TrainConfig, got {type(base).__name__}")
+        space = distributions(space)
+        seeds = tuple(_plain(s) for s in seeds)
+        if not seeds or len(set(seeds)) < len(seeds):
+            raise ValueError(f"seeds must be a non-empty list of different seeds, got {list(seeds)}")
+        for seed in seeds:
+            config_for(base, {}, seed)
+        grid = all(isinstance(d, CategoricalDistribution) for d in space.values())
+        if grid and trials is not None:
+            raise ValueError("trials: a grid runs each of its settings once; trials counts the "
+                             "settings of a sampled search (give a range, e.g. lr=1e-4:1e-2:log)")
+        if not grid and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
+            raise ValueError(f"trials: a sampled search needs the number of settings to try "
+                             f"(an integer >= 1), got {trials!r}")
+        if pruner not in PRUNERS:
+            raise ValueError(f"pruner must be one of {list(PRUNERS)}, got {pruner!r}")
+        for values in itertools.product(*map(_ends, space.values())):
+            config_for(base, dict(zip(space, values)))
+        return cls(base, space, seeds, trials, pruner)
+
+    @property
+    def grid(self):
+        return self.trials is None
+
+    def settings(self):
+        """The grid's settings (dicts name -> value) in order; a sampled search has none up front."""
+        if not self.grid:
+            return []
+        return [dict(zip(self.space, values))
+                for values in itertools.product(*(d.choices for d in self.space.values()))]
+
+    @property
+    def total(self):
+        """How many runs the sweep trains: settings times seeds."""
+        return (len(self.settings()) if self.grid else self.trials) * len(self.seeds)
+
+    def to_json(self):
+        """The definition as a JSON-ready dict (stored with the study)."""
+        return dict(base=self.base.to_dict(), seeds=list(self.seeds), trials=self.trials,
+                    pruner=self.pruner,
+                    space={name: json.loads(distribution_to_json(d)) for name, d in self.space.items()})
+
+    @classmethod
+    def from_json(cls, d):
+        space = {name: json_to_distribution(json.dumps(j)) for name, j in d["space"].items()}
+        return cls(TrainConfig(**d["base"]), space, tuple(d["seeds"]), d["trials"], d["pruner"])
+
+    @property
+    def name(self):
+        """The default study name: ``sweep-`` and 12 hex digits of a hash of the definition."""
+        text = json.dumps(self.to_json(), sort_keys=True)
+        return "sweep-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def pruner_for_study(self):
+        """The Optuna pruner: the 25th percentile (``"percentile"``: a run in the bottom
+        quarter of the finished runs at the same epoch is stopped) or the median, after 4
+        finished runs and a quarter of the epochs (and never at a run's last epoch, see
+        :func:`run_trial`); none with a single setting (its seeds would only prune each other)."""
+        settings = len(self.settings()) if self.grid else self.trials
+        if self.pruner == "none" or settings < 2:
+            return optuna.pruners.NopPruner()
+        warmup = max(1, self.base.epochs // 4)
+        percentile = 25.0 if self.pruner == "percentile" else 50.0
+        return optuna.pruners.PercentilePruner(percentile, n_startup_trials=4, n_warmup_steps=warmup)

@@ -1,0 +1,438 @@
+"""hw3lib.sweep and the sweep command: grids and sampled searches over TrainConfig fields run by
+worker processes through Optuna, on a journal file or a real PostgreSQL server; interrupted and
+killed sweeps resume; failed runs are recorded; bad settings are refused before any work.
+
+Every sweep here trains a tiny LeNet-5 on a tiny generated dataset (60 images per class)."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
+
+from datasets import write_banded_root
+from hw3lib import results
+from hw3lib import sweep as sweep_module
+from hw3lib.__main__ import main as hw3lib_main
+from hw3lib.config import TrainConfig
+from hw3lib.plots import plot_sweep, plot_sweep_heatmap
+from hw3lib.results import checkpoint_path, load_or_train
+from hw3lib.sweep import JOURNAL, Sweep, load_sweep, open_storage, open_study, run_sweep, work
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = dict(conv_channels=[3, 4], hidden=[16, 8])
+BASE = TrainConfig(epochs=4, batch_size=8, lr=3e-3, model=TINY)
+TINY_SETS = ["--set", "batch_size=8", "--set", 'model={"conv_channels": [3, 4], "hidden": [16, 8]}']
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return write_banded_root(tmp_path_factory.mktemp("banded"))
+
+
+def trials_of(storage, name):
+    return optuna.load_study(study_name=name, storage=open_storage(storage)).get_trials(deepcopy=False)
+
+
+def assert_every_run_done_once(trials, sweep):
+    """Each (setting, seed) of ``sweep`` has exactly one COMPLETE trial, and nothing else is left."""
+    done = [(json.dumps(t.params, sort_keys=True), t.user_attrs["seed"]) for t in trials
+            if t.state == TrialState.COMPLETE]
+    expected = {(json.dumps(s, sort_keys=True), seed) for s in sweep.settings() for seed in sweep.seeds}
+    assert sorted(done) == sorted(expected)
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
+def command(*args, out, root):
+    return [sys.executable, "-m", "hw3lib", "sweep", *args, "--out", str(out), "--data", str(root),
+            "--no-progress"]
+
+
+def environment():
+    return {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+# --- a grid on two worker processes --------------------------------------------------------
+
+def test_two_workers_on_the_journal_finish_a_grid_each_run_once_and_a_rerun_trains_nothing(tmp_path, root):
+    space, base = {"lr": [3e-3, 1e-2, 3e-2], "hflip": [True, False]}, replace(BASE, epochs=12)
+    # 12 epochs: long enough that the second worker starts before the first has done them all
+    result = run_sweep(space, base, seeds=[0, 1], workers=2, out=tmp_path, root=root,
+                       pruner="none", progress=False)
+    sweep = Sweep.define(space, base, (0, 1), pruner="none")
+    trials = trials_of(tmp_path / JOURNAL, result.study_name)
+    assert len(trials) == 12 == sweep.total
+    assert_every_run_done_once(trials, sweep)
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both workers took runs
+    assert len(list((tmp_path / "checkpoints").glob("*.npz"))) == 12
+    assert [r.state for r in result.runs] == ["done"] * 12
+    for run in result.runs:
+        assert run.epochs == 12 and run.val_acc == max(run.curve) and len(run.curve) == 12
+    rows = str(result.table()).splitlines()
+    assert rows[0].split() == ["lr", "hflip", "seeds", "done", "val", "acc", "spread", "min", "max",
+                               "s/run", "runs"]
+    assert len(rows) == 7 and all(" 2/2 " in row and row.endswith("2 done") for row in rows[1:])
+    best = result.best
+    assert best.mean == max(s.mean for s in result.settings()) and len(best.values) == 2
+    assert best.config == replace(base, **best.params)
+
+    again = run_sweep(space, base, seeds=[0, 1], workers=2, out=tmp_path, root=root, pruner="none",
+                      progress=False)
+    assert again.runs == result.runs
+    assert [(t.number, t.datetime_complete) for t in trials_of(tmp_path / JOURNAL, result.study_name)] \
+        == [(t.number, t.datetime_complete) for t in trials]
+
+
+def test_notebook_06_studies_find_the_runs_of_a_sweep_in_its_checkpoint_folder(tmp_path, root, monkeypatch):
+    """A notebook sweeps first (every core), then settings_study, test_over_seeds and
+    load_or_train load each run from the checkpoints, training nothing."""
+    grid = {"hflip": [False, True]}
+    result = run_sweep(grid, BASE, seeds=[0, 1], workers=2, out=tmp_path / "sweep",
+                       checkpoints=tmp_path / "runs", root=root, pruner="none", progress=False)
+    monkeypatch.setattr(results, "fit", lambda *args, **kwargs: pytest.fail("trained again"))
+    for run in result.runs:
+        config = replace(BASE, hflip=run.params["hflip"], seed=run.seed)
+        loaded = load_or_train(config, checkpoint_path(config, tmp_path / "runs"), root=root)
+        assert loaded.history["val_acc"] == run.curve and loaded.best_epoch == run.best_epoch
+    study = results.settings_study(BASE, grid, [0, 1], root=root, folder=tmp_path / "runs")
+    means = {s.params["hflip"]: s.mean for s in result.settings()}
+    assert [study.scores(i).mean() for i in range(2)] == [means[False], means[True]]
+    assert study.config() == result.best.config
+    results.test_over_seeds({"best": result.best.config}, [0, 1], root=root, folder=tmp_path / "runs")
+
+
+def test_a_sweep_of_seeds_alone_repeats_the_base_settings(tmp_path, root):
+    result = run_sweep({}, BASE, seeds=[0, 1, 2], workers=2, out=tmp_path, root=root, progress=False)
+    [setting] = result.settings()
+    assert setting.params == {} and setting.config == BASE and [r.seed for r in setting.runs] == [0, 1, 2]
+    assert result.best == setting and len(str(result.table()).splitlines()) == 2
+    assert setting.spread == pytest.approx(np.std(setting.values, ddof=1))
+
+
+def test_a_sampled_search_draws_each_setting_once_and_runs_it_with_every_seed(tmp_path, root):
+    space = {"lr": FloatDistribution(1e-3, 3e-2, log=True), "hflip": [True, False]}
+    result = run_sweep(space, BASE, seeds=[0, 1], trials=3, workers=2, out=tmp_path, root=root,
+                       progress=False)
+    settings = result.settings()
+    assert len(settings) == 3 and len(result.runs) == 6
+    for setting in settings:
+        assert sorted(r.seed for r in setting.runs) == [0, 1]
+        assert 1e-3 <= setting.params["lr"] <= 3e-2 and setting.params["hflip"] in (True, False)
+    assert all(r.state in ("done", "pruned") for r in result.runs)
+
+
+# --- failures, pruning, refusals -------------------------------------------------------------
+
+def run_here(tmp_path, root, space, base=BASE, seeds=(0, 1), pruner="none"):
+    """Create the study and run its one worker in this process."""
+    sweep = Sweep.define(space, base, seeds, pruner=pruner)
+    storage = tmp_path / JOURNAL
+    study = open_study(sweep, storage)
+    work(storage, study.study_name, root=root, checkpoints=tmp_path / "checkpoints")
+    return load_sweep(storage, study.study_name)
+
+
+def test_a_diverging_run_is_recorded_as_failed_with_its_reason_and_the_others_finish(tmp_path, root):
+    result = run_here(tmp_path, root, {"lr": [1e-2, 1e300]}, replace_base(optimizer="sgd"))
+    by_lr = {s.params["lr"]: s for s in result.settings()}
+    assert [r.state for r in by_lr[1e-2].runs] == ["done", "done"]
+    failed = by_lr[1e300].runs  # the first step's weights overflow
+    assert [r.state for r in failed] == ["failed", "failed"] and result.failures() == failed
+    for run in failed:
+        assert run.error.startswith("TrainingError: the weights stopped being finite at epoch 1, batch 1/")
+        assert "Try a smaller learning rate" in run.error and run.val_acc is None
+    assert result.best.params == {"lr": 1e-2}
+    assert str(result.table()).splitlines()[-1].split()[-2:] == ["2", "failed"]
+
+
+def replace_base(**changes):
+    return TrainConfig(**{**BASE.to_dict(), **changes})
+
+
+def test_runs_clearly_behind_are_pruned(tmp_path, root):
+    """Runs that stay at chance (a learning rate far too small) fall below the 25th percentile of
+    the finished runs and stop early; the others train every epoch."""
+    result = run_here(tmp_path, root, {"lr": [3e-3, 1e-2, 1e-8]}, replace_base(epochs=6),
+                      pruner="percentile")
+    by_lr = {s.params["lr"]: s for s in result.settings()}
+    for lr in (3e-3, 1e-2):
+        assert [(r.state, r.epochs) for r in by_lr[lr].runs] == [("done", 6)] * 2
+    assert [r.state for r in by_lr[1e-8].runs] == ["pruned"] * 2
+    assert all(r.epochs < 6 for r in by_lr[1e-8].runs)
+    assert "2 pruned" in str(result.table())
+    one_epoch = run_here(tmp_path / "one", root, {"lr": [3e-3, 1e-2, 1e-8]}, replace_base(epochs=1),
+                         pruner="percentile")
+    assert [r.state for r in one_epoch.runs] == ["done"] * 6  # nothing to save at the last epoch
+
+
+@pytest.mark.parametrize("space, kwargs, message", [
+    ({"lr": [1e-3, 0.0]}, {}, "lr=0.0: lr must be a positive finite number"),
+    ({"lr": FloatDistribution(0.0, 1e-2)}, {"trials": 2}, "lr=0.0: lr must be a positive finite number"),
+    ({"model.kernel_size": [5, 40]}, {}, "model.kernel_size=40: LeNet5 with kernel_size=40 does not fit"),
+    ({"optimiser": ["adam"]}, {}, "unknown setting 'optimiser'"),
+    ({"seed": [0, 1]}, {}, "seed: seeds repeat every setting"),
+    ({"lr": []}, {}, "lr: give a non-empty list"),
+    ({"lr": [1e-3, 1e-3]}, {}, "lr lists a value twice"),
+    ({"lr": FloatDistribution(1e-4, 1e-2)}, {}, "trials: a sampled search needs the number"),
+    ({"lr": [1e-3]}, {"trials": 5}, "trials: a grid runs each of its settings once"),
+    ({"lr": [1e-3]}, {"seeds": []}, "seeds must be a non-empty list"),
+    ({"lr": [1e-3]}, {"seeds": [-1]}, "seed=-1: seed must be an integer >= 0"),
+    ({"lr": [1e-3]}, {"workers": 0}, "workers must be an integer >= 1"),
+    ({"lr": [1e-3]}, {"pruner": "hyperband"}, "pruner must be one of"),
+])
+def test_bad_settings_are_refused_before_any_work_naming_the_setting(tmp_path, root, space, kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        run_sweep(space, BASE, out=tmp_path / "out", root=root, progress=False, **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_study_name_holding_another_sweep_is_refused(tmp_path, root):
+    storage = tmp_path / JOURNAL
+    open_study(Sweep.define({"lr": [1e-3, 1e-2]}, BASE), storage, "mine")
+    with pytest.raises(ValueError, match=r"the study 'mine' runs another sweep \(space: "):
+        open_study(Sweep.define({"lr": [1e-3, 3e-2]}, BASE), storage, "mine")
+    with pytest.raises(ValueError, match="the study 'mine' runs another sweep"):
+        open_study(Sweep.define({"lr": [1e-3, 1e-2]}, BASE, seeds=(0, 1)), storage, "mine")
+
+
+def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsys):
+    for argv, message in [
+        (["--param", "lr=1e-3,0"], "error: lr=0: lr must be a positive finite number, got 0"),
+        (["--param", "lr=1e-3:1e-2:cubic"], "error: --param 'lr=1e-3:1e-2:cubic': a range is LOW:HIGH"),
+        (["--param", "lr"], "error: --param 'lr': write NAME=VALUE"),
+        (["--param", "lr=1e-3", "--set", "epochs=0"], "error: --set: epochs must be an integer >= 1"),
+        (["--param", "lr=1e-3", "--set", "epoch=3"], "error: --set 'epoch=3': unknown setting 'epoch'"),
+        (["--param", "lr=1e-3", "--seeds", "a-b"], "error: --seeds 'a-b': give FIRST-LAST"),
+        ([], "error: nothing to sweep: name a setting"),
+        (["--param", "lr=1e-3", "--storage", "postgresql://me:secret@127.0.0.1:1/db"],
+         "error: cannot open the storage postgresql://me@127.0.0.1:1/db: "),  # no password shown
+        (["--param", "lr=1e-3", "--data", str(tmp_path / "nowhere")], "error: no dataset at "),
+    ]:
+        assert hw3lib_main(["sweep", "--data", str(root), *argv, "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(message) and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+# --- the command ------------------------------------------------------------------------------
+
+def test_the_sweep_command_prints_the_table_failures_best_and_writes_the_figures(tmp_path, root, capsys):
+    argv = ["sweep", "--param", "lr=0.01,1e300", "--param", "momentum=0,0.9", "--set", "optimizer=sgd",
+            "--set", "epochs=2", *TINY_SETS, "--workers", "2",
+            "--out", str(tmp_path), "--data", str(root), "--no-progress"]
+    assert hw3lib_main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:3] == ["lr", "momentum", "seeds"]
+    assert sum("failed" in line for line in out[1:5]) == 2
+    failures = [line for line in out if line.startswith("run ")]
+    assert len(failures) == 2 and all("lr=1e+300" in f and "failed: TrainingError" in f for f in failures)
+    assert out[-3].startswith("best: lr=0.01, momentum=")
+    summary = json.loads(out[-1])
+    assert summary["best"]["lr"] == 0.01 and summary["runs"] == {"done": 2, "pruned": 0, "failed": 2}
+    assert (tmp_path / "sweep.png").stat().st_size > 0 and (tmp_path / "heatmap.png").stat().st_size > 0
+
+
+# --- interrupted and killed sweeps resume --------------------------------------------------------
+
+def start_sweep(tmp_path, root):
+    """The sweep command in its own process group, as a terminal runs it: 3 settings x 2 seeds,
+    20 epochs each (about a second a run)."""
+    args = ["--param", "lr=3e-3,1e-2,2e-2", "--seeds", "0-1", "--set", "epochs=20", *TINY_SETS,
+            "--pruner", "none", "--workers", "2"]
+    return subprocess.Popen(command(*args, out=tmp_path, root=root), env=environment(),
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True), args
+
+
+def wait_until_runs_done(process, tmp_path, count, timeout=120):
+    """Wait until ``count`` runs are done and another is running; return the done trials."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        if (tmp_path / JOURNAL).exists():
+            names = optuna.get_all_study_names(open_storage(tmp_path / JOURNAL))
+            trials = trials_of(tmp_path / JOURNAL, names[0]) if names else []
+            done = [t for t in trials if t.state == TrialState.COMPLETE]
+            if len(done) >= count and any(t.state == TrialState.RUNNING for t in trials):
+                return names[0], done
+        time.sleep(0.1)
+    raise AssertionError("the sweep did not get going")
+
+
+def resume_and_check(tmp_path, root, args, name, done_before):
+    """Run the same command again: it finishes every run once and leaves the done ones alone."""
+    finished = subprocess.run(command(*args, out=tmp_path, root=root), env=environment(),
+                              capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    trials = trials_of(tmp_path / JOURNAL, name)
+    sweep = load_sweep(tmp_path / JOURNAL, name).sweep
+    assert_every_run_done_once(trials, sweep)
+    by_number = {t.number: t for t in trials}
+    for t in done_before:
+        assert by_number[t.number].datetime_complete == t.datetime_complete
+    return trials
+
+
+def test_an_interrupted_sweep_stops_its_workers_and_resumes_without_repeating_finished_runs(tmp_path, root):
+    process, args = start_sweep(tmp_path, root)
+    name, done_before = wait_until_runs_done(process, tmp_path, 2)
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal: the parent and its workers
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert stderr.strip().splitlines()[-1].startswith(f"error: sweep {name} interrupted with ")
+    assert stderr.strip().endswith("run it again to go on")
+    interrupted = [t for t in trials_of(tmp_path / JOURNAL, name) if t.state == TrialState.FAIL]
+    assert interrupted and all(t.user_attrs["error"] == "interrupted; queued again" for t in interrupted)
+    trials = resume_and_check(tmp_path, root, args, name, done_before)
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") in {i.number for i in interrupted}]
+    assert len(retried) == len(interrupted) and all(t.state == TrialState.COMPLETE for t in retried)
+    def runs(trials):
+        return sorted((json.dumps(t.params, sort_keys=True), t.user_attrs["seed"]) for t in trials)
+    assert runs(retried) == runs(interrupted)
+
+
+def test_a_plain_kill_of_the_command_stops_its_workers_too(tmp_path, root):
+    process, args = start_sweep(tmp_path, root)
+    name, _ = wait_until_runs_done(process, tmp_path, 1)
+    process.terminate()  # SIGTERM to the command alone, not to its workers
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "interrupted with" in stderr
+    trials = trials_of(tmp_path / JOURNAL, name)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]  # the workers recorded their runs
+    for worker in {t.user_attrs["worker"] for t in trials if "worker" in t.user_attrs}:
+        assert not Path(f"/proc/{worker.split(':')[1]}").exists()
+
+
+def test_runs_of_killed_workers_are_failed_and_run_again_on_resume(tmp_path, root):
+    process, args = start_sweep(tmp_path, root)
+    name, done_before = wait_until_runs_done(process, tmp_path, 1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.communicate(timeout=60)
+    left = [t for t in trials_of(tmp_path / JOURNAL, name) if t.state == TrialState.RUNNING]
+    assert left  # killed mid-run: nobody recorded their end
+    trials = resume_and_check(tmp_path, root, args, name, done_before)
+    by_number = {t.number: t for t in trials}
+    for t in left:
+        assert by_number[t.number].state == TrialState.FAIL
+        assert "stopped before the run ended; queued again" in by_number[t.number].user_attrs["error"]
+
+
+# --- PostgreSQL, as several machines share a study --------------------------------------------
+
+def _postgres_bin():
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(found).resolve().parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    return versions[-1].parent if versions else None
+
+
+@pytest.fixture
+def postgres_url():
+    """A PostgreSQL server of Debian's package on 127.0.0.1 (as the user nobody when run as root),
+    in a temporary folder, stopped afterwards. CI (HW3_REQUIRE_POSTGRES=1) fails without it."""
+    bin_dir = _postgres_bin()
+    if bin_dir is None:
+        message = "PostgreSQL's server (Debian: apt-get install postgresql) is not installed"
+        if os.environ.get("HW3_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"HW3_REQUIRE_POSTGRES=1: {message}")
+        pytest.skip(message)
+    folder = Path(tempfile.mkdtemp(prefix="hw3-postgres-"))
+    user = "nobody" if os.geteuid() == 0 else None  # the server refuses to run as root
+    if user:
+        shutil.chown(folder, user)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = dict(user=user, cwd=folder, check=True, capture_output=True, text=True, timeout=120)
+    try:
+        subprocess.run([bin_dir / "initdb", "-D", folder / "db", "-U", "postgres", "-A", "trust"], **run)
+        subprocess.run([bin_dir / "pg_ctl", "-D", folder / "db", "-l", folder / "log", "-w", "start",
+                        "-o", f"-h 127.0.0.1 -p {port} -k {folder} -c fsync=off"], **run)
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([bin_dir / "pg_ctl", "-D", folder / "db", "-m", "fast", "-w", "stop"], user=user,
+                       cwd=folder, capture_output=True, timeout=120)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_two_machines_share_one_study_on_a_postgresql_server(tmp_path, root, postgres_url):
+    """Two sweep commands with the same --storage, each with its own folder and one worker, as
+    two machines would run them: together they train every run of the grid once."""
+    args = ["--param", "lr=3e-3,1e-2,2e-2", "--param", "hflip=true,false", "--seeds", "0-1",
+            "--set", "epochs=15", *TINY_SETS, "--pruner", "none", "--workers", "1",
+            "--storage", postgres_url, "--study-name", "shared"]
+    machines = [subprocess.Popen(command(*args, out=tmp_path / f"machine{i}", root=root), env=environment(),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (1, 2)]
+    for machine in machines:
+        _, stderr = machine.communicate(timeout=300)
+        assert machine.returncode == 0, stderr
+    study = optuna.load_study(study_name="shared", storage=postgres_url)
+    trials = study.get_trials()
+    sweep = Sweep.from_json(study.user_attrs["sweep"])
+    assert len(trials) == sweep.total == 12
+    assert_every_run_done_once(trials, sweep)
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both machines trained runs
+    checkpoints = [len(list((tmp_path / f"machine{i}" / "checkpoints").glob("*.npz"))) for i in (1, 2)]
+    assert sum(checkpoints) == 12 and min(checkpoints) > 0
+
+
+def test_a_run_whose_machine_stopped_answering_is_failed_and_run_again(tmp_path, root, postgres_url,
+                                                                      monkeypatch):
+    """Another machine took a run and died: once its heartbeat is older than the grace period,
+    a worker here fails it, and the run is queued again and trained once."""
+    monkeypatch.setattr(sweep_module, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(sweep_module, "GRACE_SECONDS", 2)
+    sweep = Sweep.define({"lr": [3e-3, 1e-2]}, BASE, pruner="none")
+    study = open_study(sweep, postgres_url, "crashed")
+    storage, taken = study._storage, study._pop_waiting_trial_id()  # as the other machine did
+    storage.set_trial_user_attr(taken, "worker", "another-machine:4242:1")
+    storage.record_heartbeat(taken)
+    time.sleep(3)
+    deadline = time.monotonic() + 60  # a worker waits while a run is RUNNING: do not hang here
+    work(postgres_url, "crashed", root=root, checkpoints=tmp_path, stop=lambda: time.monotonic() > deadline)
+    trials = optuna.load_study(study_name="crashed", storage=postgres_url).get_trials()
+    assert_every_run_done_once(trials, sweep)
+    [dead] = [t for t in trials if t._trial_id == taken]
+    [retry] = [t for t in trials if t.system_attrs.get("failed_trial") == dead.number]
+    assert dead.state == TrialState.FAIL and retry.state == TrialState.COMPLETE
+    assert retry.params == dead.system_attrs["fixed_params"] and len(trials) == 3
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+def test_plot_sweep_draws_every_run_and_the_mean_per_value_of_each_setting():
+    params = [dict(lr=1e-3, hflip=True), dict(lr=1e-2, hflip=True), dict(lr=1e-3, hflip=False)]
+    values = [[0.9, 0.8], [0.5, 0.7], [1.0, 1.0]]
+    fig = plot_sweep(params, values, ["lr", "hflip"], log=["lr"])
+    ax_lr, ax_flip = fig.axes
+    runs, means = ax_lr.lines
+    assert list(runs.get_xdata()) == [1e-3, 1e-3, 1e-2, 1e-2, 1e-3, 1e-3]
+    assert list(runs.get_ydata()) == [0.9, 0.8, 0.5, 0.7, 1.0, 1.0]
+    assert list(means.get_xdata()) == [1e-3, 1e-2] and list(means.get_ydata()) == pytest.approx([0.925, 0.6])
+    assert ax_lr.get_xscale() == "log" and ax_lr.get_xlabel() == "lr"
+    assert [t.get_text() for t in ax_flip.get_xticklabels()] == ["False", "True"]
+    assert list(ax_flip.lines[1].get_ydata()) == pytest.approx([1.0, 0.725])
+
+
+def test_plot_sweep_heatmap_shows_the_best_mean_of_each_pair():
+    params = [dict(lr=1e-3, hflip=True, bs=8), dict(lr=1e-3, hflip=True, bs=16),
+              dict(lr=1e-2, hflip=False, bs=8)]
+    fig = plot_sweep_heatmap(params, [0.5, 0.75, 0.9], "lr", "hflip")
+    ax = fig.axes[0]
+    grid = ax.images[0].get_array()
+    assert grid.shape == (2, 2) and grid[1, 0] == 0.75 and grid[0, 1] == 0.9
+    assert np.isnan(np.ma.filled(grid, np.nan)[[0, 1], [0, 1]]).all()  # no run: blank
+    assert sorted(t.get_text() for t in ax.texts) == ["0.750", "0.900"]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("lr", "hflip")
