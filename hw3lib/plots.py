@@ -395,36 +395,6 @@ def plot_leakage(audit, title="How far held-out images are from the nearest trai
     return fig
 
 
-def plot_settings_study(study, title="Validation accuracy of each setting over seeds"):
-    """A settings study (:func:`hw3lib.results.settings_study` of two settings): the last
-    setting on the x axis (log scale when numeric and positive), one line per value of the
-    first; each seed's validation accuracy at its kept epoch as a dot, the mean with a bar of
-    plus and minus one standard deviation."""
-    group, x_name = list(study.settings[0])[0], list(study.settings[0])[-1]
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    values = list(dict.fromkeys(s[group] for s in study.settings))
-    for k, value in enumerate(values):
-        idx = [i for i, s in enumerate(study.settings) if s[group] == value]
-        xs = np.array([study.settings[i][x_name] for i in idx], dtype=float)
-        scores = [study.scores(i) for i in idx]
-        ax.errorbar(xs, [s.mean() for s in scores], yerr=[s.std() for s in scores], color=f"C{k}",
-                    marker="o", capsize=4, label=f"{group} = {value}: mean, +-1 std")
-        for x, s in zip(xs, scores):
-            ax.plot(np.full(len(s), x), s, ".", color=f"C{k}", alpha=0.5)
-        if (xs > 0).all():
-            ax.set_xscale("log")
-            ax.set_xticks(xs, [f"{x:g}" for x in xs])
-            ax.minorticks_off()
-    best = study.settings[study.best]
-    ax.plot([best[x_name]], [study.scores(study.best).mean()], "*", color="k", markersize=14,
-            label="chosen: best mean")
-    ax.set(title=title, xlabel=x_name, ylabel="validation accuracy at the kept epoch")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
 def _axis_values(values):
     """Positions for ``values`` on an axis: the numbers themselves when all are numbers
     (booleans not), else 0, 1, ... in sorted order of their text, with the tick labels."""

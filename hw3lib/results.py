@@ -10,10 +10,9 @@ its settings and the data's SHA-256 match::
     result.evaluate(data.X_test, data.y_test)   # (mean cross-entropy, accuracy)
 """
 import hashlib
-import itertools
 import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,6 @@ from .data import normalize, resolve_root
 from .download import dataset_sha256
 from .metrics import bootstrap_interval
 from .checkpoint import CheckpointError, load_checkpoint
-from .config import TrainConfig
 from .tables import Table
 from .train import FitResult, fit
 
@@ -183,72 +181,6 @@ def _runs(config, seeds, root, folder, progress):
         runs[seed] = load_or_train(cfg, checkpoint_path(cfg, folder), data=data, root=root,
                                    progress=progress), data
     return runs
-
-
-def _kept(result, key):
-    return result.history[key][result.best_epoch - 1]
-
-
-@dataclass
-class SettingsStudy:
-    """What :func:`settings_study` measured: ``settings`` (one dict of changed
-    :class:`TrainConfig` fields per setting), ``runs[i][seed]`` the :class:`FitResult` of
-    setting ``i`` and ``seed``. Nothing here has looked at the test split."""
-
-    base: TrainConfig
-    settings: list
-    runs: list
-
-    def scores(self, i):
-        """Validation accuracies ``(S,)`` at the kept epochs of setting ``i``, one per seed."""
-        return np.array([_kept(r, "val_acc") for r in self.runs[i].values()])
-
-    def losses(self, i):
-        """Validation losses ``(S,)`` at the kept epochs of setting ``i``, one per seed."""
-        return np.array([_kept(r, "val_loss") for r in self.runs[i].values()])
-
-    @property
-    def best(self):
-        """The index of the best setting: the highest mean validation accuracy over seeds
-        (ties: the lower mean validation loss)."""
-        return max(range(len(self.settings)), key=lambda i: (self.scores(i).mean(),
-                                                             -self.losses(i).mean()))
-
-    def config(self, i=None):
-        """The :class:`TrainConfig` of setting ``i`` (default: the best)."""
-        return replace(self.base, **self.settings[self.best if i is None else i])
-
-    def table(self):
-        """:class:`Table`, one row per setting: its values, then over the seeds the mean,
-        standard deviation, min and max of the validation accuracy at the kept epoch, the
-        mean validation loss there and the kept epochs; the best setting is marked."""
-        names = list(self.settings[0])
-        rows = []
-        for i, setting in enumerate(self.settings):
-            acc, epochs = self.scores(i), [r.best_epoch for r in self.runs[i].values()]
-            rows.append((*(_setting(setting[n]) for n in names), acc.mean(), acc.std(), acc.min(),
-                         acc.max(), f"{self.losses(i).mean():.4f}", ",".join(map(str, epochs)),
-                         "best" if i == self.best else ""))
-        return Table([*names, "val acc mean", "std", "min", "max", "val loss", "kept epochs", ""],
-                     rows)
-
-
-def _setting(value):
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def settings_study(base, grid, seeds, *, root=None, folder=None, progress=False):
-    """Train ``base`` (a :class:`TrainConfig`) with every combination of ``grid`` (field name
-    -> values, e.g. ``{"hflip": [False, True], "lr": [2.5e-4, 5e-4, 1e-3]}``) for each seed,
-    scored on the validation split only (each run keeps its best validation epoch); returns a
-    :class:`SettingsStudy`. Runs are cached as :func:`load_or_train` caches them."""
-    if not grid or not all(len(values) for values in grid.values()):
-        raise ValueError(f"grid must map each setting to a non-empty list of values, got {grid!r}")
-    settings = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
-    configs = [replace(base, **setting) for setting in settings]  # refuses a bad value up front
-    runs = [{seed: result for seed, (result, _) in _runs(config, seeds, root, folder, progress).items()}
-            for config in configs]
-    return SettingsStudy(base, settings, runs)
 
 
 def test_over_seeds(configs, seeds, *, root=None, folder=None, progress=False):

@@ -84,6 +84,16 @@ class Setting:
         return all(r.state == "done" for r in self.runs)
 
     @property
+    def loss(self):
+        """The mean validation loss at the runs' kept epochs; None before any run trained."""
+        losses = [r.val_loss for r in self.runs if r.val_loss is not None]
+        return float(np.mean(losses)) if losses else None
+
+    def rank(self):
+        """Sort key, best first: the higher mean validation accuracy, then the lower mean loss."""
+        return self.mean is None, -(self.mean or 0.0), self.loss if self.loss is not None else np.inf
+
+    @property
     def status(self):
         counts = {}
         for run in self.runs:
@@ -123,19 +133,24 @@ class SweepResult:
         done = [s for s in self.settings() if s.complete]
         if not done:
             return None
-        return max(done, key=lambda s: (s.mean, -float(np.mean([r.val_loss for r in s.runs]))))
+        return min(done, key=Setting.rank)
 
-    def table(self):
+    def table(self, timings=True):
         """:class:`~hw3lib.tables.Table`, best first: the swept settings, the runs done of
         the seeds, the validation accuracy's mean, spread (standard deviation), min and max
-        over the seeds, the mean training seconds per run, the runs' states."""
-        settings = sorted(self.settings(), key=lambda s: (s.mean is None, -(s.mean or 0.0)))
-        rows = [(*(_shown(s.params[name]) for name in self.sweep.space),
-                 f"{sum(r.state == 'done' for r in s.runs)}/{len(self.sweep.seeds)}",
-                 s.mean, s.spread, min(s.values, default=None), max(s.values, default=None),
-                 float(np.mean([r.seconds for r in s.runs])), s.status) for s in settings]
-        return Table([*self.sweep.space, "seeds done", "val acc", "spread", "min", "max",
-                      "s/run", "runs"], rows)
+        over the seeds, the mean validation loss at the kept epochs (the tie-break of
+        :attr:`best`) and each seed's kept epoch, the mean training seconds per run (unless
+        ``timings`` is False: they change from machine to machine), the runs' states."""
+        rows = []
+        for s in sorted(self.settings(), key=Setting.rank):
+            seconds = [float(np.mean([r.seconds for r in s.runs]))] if timings else []
+            rows.append((*(_shown(s.params[name]) for name in self.sweep.space),
+                         f"{sum(r.state == 'done' for r in s.runs)}/{len(self.sweep.seeds)}",
+                         s.mean, s.spread, min(s.values, default=None), max(s.values, default=None),
+                         None if s.loss is None else f"{s.loss:.4f}",
+                         ",".join(str(r.best_epoch) for r in s.runs), *seconds, s.status))
+        return Table([*self.sweep.space, "seeds done", "val acc", "spread", "min", "max", "val loss",
+                      "kept epochs", *(["s/run"] if timings else []), "runs"], rows)
 
     def plot(self, title=None):
         """Validation accuracy against each swept setting (:func:`hw3lib.plots.plot_sweep`)."""

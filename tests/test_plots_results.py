@@ -97,20 +97,3 @@ def test_plot_feature_maps_rows_of_input_then_maps():
     assert fig._suptitle.get_text() == "Feature maps of the first convolution"
     with pytest.raises(ValueError, match="N labels"):
         plots.plot_feature_maps(images, maps, ["x"])
-
-
-def test_settings_study_plot_has_a_line_per_group_and_marks_the_best():
-    class Study:
-        settings = [{"hflip": f, "lr": lr} for f in (False, True) for lr in (1e-4, 1e-3)]
-        best = 3
-
-        def scores(self, i):
-            return np.array([0.8, 0.9]) + 0.01 * i
-
-    fig = plots.plot_settings_study(Study())
-    ax = fig.axes[0]
-    assert ax.get_xscale() == "log" and ax.get_xlabel() == "lr"
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert sorted(labels) == ["chosen: best mean", "hflip = False: mean, +-1 std", "hflip = True: mean, +-1 std"]
-    star = [line for line in ax.lines if line.get_marker() == "*"][0]
-    assert star.get_xdata()[0] == 1e-3 and star.get_ydata()[0] == pytest.approx(0.88)

@@ -203,36 +203,6 @@ def test_comparison_table_puts_each_run_beside_the_original(root, tmp_path):
     assert [run.test_evaluations for run, _ in runs.values()] == [1, 1]
 
 
-def test_settings_study_scores_on_validation_only_and_picks_the_best(root, tmp_path, count_fits):
-    base = replace(CONFIG, epochs=1)
-    study = results.settings_study(base, {"hflip": [False, True], "lr": [0.002, 0.004]}, [3, 5],
-                                   root=root, folder=tmp_path)
-    assert len(count_fits) == 8 and len(study.settings) == 4
-    assert study.settings[1] == {"hflip": False, "lr": 0.004}
-    for i, setting in enumerate(study.settings):
-        for seed in (3, 5):
-            result = study.runs[i][seed]
-            assert result.test_evaluations == 0  # the study never looks at test
-            assert load_checkpoint(result.checkpoint_path).config == replace(base, seed=seed, **setting)
-        assert study.scores(i).tolist() == [study.runs[i][s].history["val_acc"][0] for s in (3, 5)]
-    means = [(study.scores(i).mean(), -study.losses(i).mean()) for i in range(4)]
-    assert means[study.best] == max(means)
-    assert study.config() == replace(base, **study.settings[study.best])
-    lines = str(study.table()).splitlines()
-    assert lines[0].split()[:4] == ["hflip", "lr", "val", "acc"] and len(lines) == 5
-    assert lines[1 + study.best].rstrip().endswith("best") and sum("best" in line for line in lines) == 1
-    assert lines[2].split()[:3] == ["False", "0.004", f"{study.scores(1).mean():.3f}"]
-    results.settings_study(base, {"hflip": [False, True], "lr": [0.002, 0.004]}, [3, 5], root=root,
-                           folder=tmp_path)
-    assert len(count_fits) == 8  # cached
-    with pytest.raises(ValueError, match="lr must be a positive"):
-        results.settings_study(base, {"lr": [0.01, -1.0]}, [0], root=root, folder=tmp_path)
-    with pytest.raises(ValueError, match="grid must map"):
-        results.settings_study(base, {"lr": []}, [0], root=root)
-    with pytest.raises(ValueError, match="seeds is empty"):
-        results.settings_study(base, {"lr": [0.01]}, [], root=root)
-
-
 def test_test_over_seeds_tests_each_run_once_with_a_bootstrap_interval(root, tmp_path):
     configs = {"one": replace(CONFIG, epochs=1), "two": replace(CONFIG, epochs=2)}
     runs, table = results.test_over_seeds(configs, [3, 5], root=root, folder=tmp_path)

@@ -81,7 +81,12 @@ def test_two_workers_on_the_journal_finish_a_grid_each_run_once_and_a_rerun_trai
         assert run.epochs == 12 and run.val_acc == max(run.curve) and len(run.curve) == 12
     rows = str(result.table()).splitlines()
     assert rows[0].split() == ["lr", "hflip", "seeds", "done", "val", "acc", "spread", "min", "max",
-                               "s/run", "runs"]
+                               "val", "loss", "kept", "epochs", "s/run", "runs"]
+    best_row = rows[1].split()  # best first: the loss and kept epochs of the best setting's runs
+    assert best_row[7:9] == [f"{np.mean([r.val_loss for r in result.best.runs]):.4f}",
+                             ",".join(str(r.best_epoch) for r in result.best.runs)]
+    untimed = str(result.table(timings=False)).splitlines()
+    assert "s/run" not in untimed[0] and [r.split()[:2] for r in untimed] == [r.split()[:2] for r in rows]
     assert len(rows) == 7 and all(" 2/2 " in row and row.endswith("2 done") for row in rows[1:])
     best = result.best
     assert best.mean == max(s.mean for s in result.settings()) and len(best.values) == 2
@@ -95,8 +100,8 @@ def test_two_workers_on_the_journal_finish_a_grid_each_run_once_and_a_rerun_trai
 
 
 def test_notebook_06_studies_find_the_runs_of_a_sweep_in_its_checkpoint_folder(tmp_path, root, monkeypatch):
-    """A notebook sweeps first (every core), then settings_study, test_over_seeds and
-    load_or_train load each run from the checkpoints, training nothing."""
+    """A notebook sweeps first (every core), then test_over_seeds and load_or_train load each
+    run from the checkpoints, training nothing."""
     grid = {"hflip": [False, True]}
     result = run_sweep(grid, BASE, seeds=[0, 1], workers=2, out=tmp_path / "sweep",
                        checkpoints=tmp_path / "runs", root=root, pruner="none", progress=False)
@@ -105,11 +110,9 @@ def test_notebook_06_studies_find_the_runs_of_a_sweep_in_its_checkpoint_folder(t
         config = replace(BASE, hflip=run.params["hflip"], seed=run.seed)
         loaded = load_or_train(config, checkpoint_path(config, tmp_path / "runs"), root=root)
         assert loaded.history["val_acc"] == run.curve and loaded.best_epoch == run.best_epoch
-    study = results.settings_study(BASE, grid, [0, 1], root=root, folder=tmp_path / "runs")
-    means = {s.params["hflip"]: s.mean for s in result.settings()}
-    assert [study.scores(i).mean() for i in range(2)] == [means[False], means[True]]
-    assert study.config() == result.best.config
-    results.test_over_seeds({"best": result.best.config}, [0, 1], root=root, folder=tmp_path / "runs")
+    runs, _ = results.test_over_seeds({"best": result.best.config}, [0, 1], root=root,
+                                      folder=tmp_path / "runs")
+    assert [r.test_evaluations for r, _ in runs["best"].values()] == [1, 1]
 
 
 def test_a_sweep_of_seeds_alone_repeats_the_base_settings(tmp_path, root):
