@@ -289,6 +289,7 @@ h1, h2, h3, h4, h5, h6 { break-after: avoid; break-inside: avoid; }
 .jp-RenderedHTMLCommon h1 { font-size: 20pt; margin-top: 0; }
 .jp-RenderedHTMLCommon h2 { font-size: 15pt; border-bottom: 1px solid #999; padding-bottom: 2pt; }
 .celltag_newpage { break-before: page; }
+.jp-RenderedHTMLCommon > :last-child { margin-bottom: 0; }
 .jp-RenderedHTMLCommon p { break-inside: avoid; }
 img { max-width: 100%; height: auto; break-inside: avoid; }
 .jp-OutputArea-output, .jp-Cell-outputWrapper, math[display="block"] { break-inside: avoid; }
