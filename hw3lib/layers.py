@@ -7,9 +7,8 @@ gradient of whatever scalar loss ``dout`` came from; no layer rescales it.
 """
 import numpy as np
 
-from .im2col import check_window, conv_output_size, fold_width, pair, spread_rows, unfold_rows
-
-CACHE_BYTES = 1 << 20  # intermediate results this size stay in a core's cache (L2 is 1-2 MiB)
+from .im2col import (check_window, conv_output_size, fold_width, pair, stack_rows, unfold_width,
+                     unstack_product)
 
 
 class Layer:
@@ -33,9 +32,14 @@ def _uniform(rng, bound, shape, dtype):
 class Conv2D(Layer):
     """2-D convolution as matrix products over im2col columns: ``(N, C, H, W) -> (N, F, OH, OW)``.
 
-    The columns come one kernel row at a time from :func:`~hw3lib.im2col.unfold_rows` (strided
-    views, so the full im2col matrix is never built); the input gradient goes back through
-    their adjoints :func:`~hw3lib.im2col.spread_rows` and :func:`~hw3lib.im2col.fold_width`.
+    The input's width windows are copied once by :func:`~hw3lib.im2col.unfold_width`, image
+    row by image row with the batch inside; the im2col matrix of each output row is then a
+    contiguous block of them (:func:`~hw3lib.im2col.stack_rows`), so the forward pass, the
+    weight gradient and the input gradient are each one stacked product over the output rows,
+    ``(F, kh C kw) @ (kh C kw, N OW)`` and its transposes, as wide as the batch. The input
+    gradient goes back through :func:`~hw3lib.im2col.unstack_product` (no zeros multiplied)
+    and :func:`~hw3lib.im2col.fold_width`. The output is a view whose memory is laid out
+    ``(OH, F, N, OW)``, the order the next layers and the backward pass read it in.
 
     Initialised like PyTorch's default, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for ``W`` and ``b``.
     ``needs_input_grad = False`` makes ``backward`` skip ``dx`` (for a network's first layer).
@@ -64,49 +68,34 @@ class Conv2D(Layer):
         return (self.out_channels, *conv_output_size((h, w), self.kernel_size, self.stride, self.padding))
 
     def _kernel_rows(self):
-        """``W`` as one ``(F, C * kw)`` matrix per kernel row: ``(kh, F, C * kw)``."""
+        """``W`` in the row order of :func:`~hw3lib.im2col.stack_rows`: ``(F, kh, C * kw)``."""
         f, c, kh, kw = self.params["W"].shape
-        return self.params["W"].transpose(2, 0, 1, 3).reshape(kh, f, c * kw)
+        return self.params["W"].transpose(0, 2, 1, 3).reshape(f, kh, c * kw)
 
     def forward(self, x):
         n, c, h, w = x.shape
         if c != self.in_channels:
             raise ValueError(f"{self!r} expects input (N, {self.in_channels}, H, W), got {x.shape}")
-        (kh, kw), f = self.kernel_size, self.out_channels
-        oh, ow = conv_output_size((h, w), (kh, kw), self.stride, self.padding)
+        (kh, kw), (sh, sw), f = self.kernel_size, self.stride, self.out_channels
+        oh, ow = conv_output_size((h, w), (kh, kw), (sh, sw), self.padding)
         self.x_shape = x.shape
-        self.rows = unfold_rows(x, kh, kw, self.stride, self.padding)  # (N, kh, C*kw, OH*OW)
-        # One (F, C*kw) @ (C*kw, OH*OW) product per image and kernel row, summed over the rows:
-        # the sums of W @ im2col(x), read from a matrix kh times smaller. Products this small
-        # stay in cache (measured with OpenBLAS: 2-4x the speed of one long, skinny (F, K) @
-        # (K, N*OH*OW) product with F = 6), and a chunk of images at a time keeps the kh
-        # partial results there until they are summed.
-        w_rows = self._kernel_rows()
-        out = np.empty((n, f, oh * ow), dtype=np.result_type(x, w_rows))
-        chunk = max(1, CACHE_BYTES // (kh * f * oh * ow * out.itemsize))
-        for i in range(0, n, chunk):
-            part = out[i:i + chunk]
-            np.sum(w_rows @ self.rows[i:i + chunk], axis=1, out=part)
-            part += self.params["b"][:, None]
-        return out.reshape(n, f, oh, ow)
+        self.X = unfold_width(x, kw, sw, self.padding)  # (Hp, C*kw, N*OW)
+        out = np.matmul(self._kernel_rows().reshape(f, -1), stack_rows(self.X, kh, sh))  # (OH, F, N*OW)
+        out += self.params["b"][:, None]
+        return out.reshape(oh, f, n, ow).transpose(2, 1, 0, 3)
 
     def backward(self, dout):
         n, f, oh, ow = dout.shape
-        (kh, kw), c = self.kernel_size, self.in_channels
-        d = dout.reshape(n, 1, f, oh * ow)
-        dW = (d @ self.rows.transpose(0, 1, 3, 2)).sum(axis=0)  # sum_n dout_n @ rows[n, i].T
-        self.grads["W"] = dW.reshape(kh, f, c, kw).transpose(1, 2, 0, 3).copy()
-        self.grads["b"] = d.sum(axis=(0, 1, 3))
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        G = np.ascontiguousarray(dout.transpose(2, 1, 0, 3)).reshape(oh, f, n * ow)  # free for our own output's layout
+        S = stack_rows(self.X, kh, sh)  # (OH, kh*C*kw, N*OW)
+        dW = np.matmul(G, S.transpose(0, 2, 1)).sum(axis=0)  # sum over output rows of G[oh] @ S[oh].T
+        self.grads["W"] = dW.reshape(f, kh, self.in_channels, kw).transpose(0, 2, 1, 3).copy()
+        self.grads["b"] = G.sum(axis=(0, 2))
         if not self.needs_input_grad:
             return None
-        # dx folds W_i.T @ dout back through kernel row i's view, for every i. Spreading dout
-        # over the image rows first turns the sum over i into part of one product per image.
-        padded_h = self.x_shape[2] + 2 * self.padding[0]
-        spread = spread_rows(np.broadcast_to(dout[:, None], (n, kh, f, oh, ow)), padded_h,
-                             self.stride[0])  # (N, kh, F, Hp, OW)
-        windows = self._kernel_rows().reshape(kh * f, c * kw).T @ spread.reshape(n, kh * f, -1)
-        return fold_width(windows.reshape(n, c * kw, padded_h, ow), self.x_shape, kw,
-                          self.stride, self.padding)
+        dX = unstack_product(self._kernel_rows(), G, self.X.shape[0], sh)  # (Hp, C*kw, N*OW)
+        return fold_width(dX, self.x_shape, kw, sw, self.padding)
 
     def __repr__(self):
         return (f"Conv2D({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
