@@ -106,7 +106,9 @@ class _Pool2D(Layer):
     """Shared window bookkeeping of the pooling layers (stride defaults to the kernel size).
 
     A pooling window is visited as ``kh * kw`` strided slices of the input, one per offset
-    ``(i, j)`` inside the window, each of the output's shape ``(N, C, OH, OW)``.
+    ``(i, j)`` inside the window, each of the output's shape ``(N, C, OH, OW)``. Outputs and
+    gradients keep the input's memory layout (``order="K"``), e.g. the ``(H, C, N, W)`` of a
+    ``Conv2D`` output, so that every elementwise step runs through memory in one order.
     """
 
     def __init__(self, kernel_size=2, stride=None):
@@ -139,21 +141,32 @@ class _Pool2D(Layer):
         return f"{type(self).__name__}(kernel_size={self.kernel_size}, stride={self.stride})"
 
 
+def _layout_of(ref, a):
+    """``a`` (of ``ref``'s shape) with ``ref``'s memory layout: ``a`` itself when it has it,
+    else a copy."""
+    if a.strides == ref.strides and a.dtype == ref.dtype:
+        return a
+    out = np.empty_like(ref, dtype=a.dtype)
+    out[...] = a
+    return out
+
+
 class MaxPool2D(_Pool2D):
     """Max over each window: ``(N, C, H, W) -> (N, C, OH, OW)``; the gradient goes to the
     first maximum of each window, as in PyTorch."""
 
     def forward(self, x):
         first, *rest = self._slices(x.shape)
-        out = x[first].copy()
+        out = x[first].copy(order="K")
         for index in rest:
             np.maximum(out, x[index], out=out)
         self.x, self.out = x, out
         return out
 
     def backward(self, dout):
+        dout = _layout_of(self.out, dout)
         dx = np.zeros_like(self.x, dtype=dout.dtype)
-        free = np.ones(dout.shape, dtype=bool)  # windows whose maximum has no gradient yet
+        free = np.ones_like(self.out, dtype=bool)  # windows whose maximum has no gradient yet
         for index in self._slices(self.x.shape):
             hit = self.x[index] == self.out
             hit &= free
@@ -167,15 +180,15 @@ class AvgPool2D(_Pool2D):
 
     def forward(self, x):
         first, *rest = self._slices(x.shape)
-        out = x[first].copy()
+        out = x[first].copy(order="K")
         for index in rest:
             out += x[index]
         out /= self.kernel_size[0] * self.kernel_size[1]
-        self.x = x
+        self.x, self.out = x, out
         return out
 
     def backward(self, dout):
-        share = dout / (self.kernel_size[0] * self.kernel_size[1])
+        share = _layout_of(self.out, dout) / (self.kernel_size[0] * self.kernel_size[1])
         dx = np.zeros_like(self.x, dtype=dout.dtype)
         for index in self._slices(self.x.shape):
             self._put(dx, index, share)
