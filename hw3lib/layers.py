@@ -89,8 +89,10 @@ class Conv2D(Layer):
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         G = np.ascontiguousarray(dout.transpose(2, 1, 0, 3)).reshape(oh, f, n * ow)  # free for our own output's layout
         S = stack_rows(self.X, kh, sh)  # (OH, kh*C*kw, N*OW)
-        dW = np.matmul(G, S.transpose(0, 2, 1)).sum(axis=0)  # sum over output rows of G[oh] @ S[oh].T
-        self.grads["W"] = dW.reshape(f, kh, self.in_channels, kw).transpose(0, 2, 1, 3).copy()
+        # dW.T = sum over output rows of S[oh] @ G[oh].T: with OpenBLAS about twice the speed
+        # of G[oh] @ S[oh].T, whose long, skinny transposed operand suits its kernels less
+        dW_T = np.matmul(S, G.transpose(0, 2, 1)).sum(axis=0)  # (kh*C*kw, F)
+        self.grads["W"] = dW_T.T.reshape(f, kh, self.in_channels, kw).transpose(0, 2, 1, 3).copy()
         self.grads["b"] = G.sum(axis=(0, 2))
         if not self.needs_input_grad:
             return None
