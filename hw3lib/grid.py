@@ -175,8 +175,12 @@ def _start(engine, point, threads):
             else:
                 os.environ[k] = v
     child.close()
-    if parent.recv() != "ready":
-        raise RuntimeError(f"the {engine} worker failed to start")
+    try:
+        parent.recv()  # "ready"
+    except EOFError:
+        process.join()
+        raise RuntimeError(f"the {engine} worker process failed to start (exit code "
+                           f"{process.exitcode}); its error is printed above") from None
     return process, parent
 
 

@@ -10,6 +10,8 @@ import numpy as np
 from .im2col import (check_window, conv_output_size, fold_width, pair, stack_rows, unfold_width,
                      unstack_product)
 
+KEEP_BYTES = 32 << 20  # Conv2D keeps windows up to this size for backward, rebuilds larger ones
+
 
 class Layer:
     """Base class: a layer without parameters."""
@@ -40,6 +42,10 @@ class Conv2D(Layer):
     gradient goes back through :func:`~hw3lib.im2col.unstack_product` (no zeros multiplied)
     and :func:`~hw3lib.im2col.fold_width`. The output is a view whose memory is laid out
     ``(OH, F, N, OW)``, the order the next layers and the backward pass read it in.
+
+    The windows (``kw`` copies of the input) are kept for the backward pass up to
+    ``KEEP_BYTES``; larger ones are rebuilt there from the input, which costs one copy but
+    frees them while the rest of the network runs (at 3x128x128, batch 128, conv1's are 122 MB).
 
     Initialised like PyTorch's default, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for ``W`` and ``b``.
     ``needs_input_grad = False`` makes ``backward`` skip ``dx`` (for a network's first layer).
@@ -78,17 +84,24 @@ class Conv2D(Layer):
             raise ValueError(f"{self!r} expects input (N, {self.in_channels}, H, W), got {x.shape}")
         (kh, kw), (sh, sw), f = self.kernel_size, self.stride, self.out_channels
         oh, ow = conv_output_size((h, w), (kh, kw), (sh, sw), self.padding)
-        self.x_shape = x.shape
-        self.X = unfold_width(x, kw, sw, self.padding)  # (Hp, C*kw, N*OW)
-        out = np.matmul(self._kernel_rows().reshape(f, -1), stack_rows(self.X, kh, sh))  # (OH, F, N*OW)
+        X = unfold_width(x, kw, sw, self.padding)  # (Hp, C*kw, N*OW)
+        out = np.matmul(self._kernel_rows().reshape(f, -1), stack_rows(X, kh, sh))  # (OH, F, N*OW)
         out += self.params["b"][:, None]
+        self.x, self.X = x, (X if X.nbytes <= KEEP_BYTES else None)
         return out.reshape(oh, f, n, ow).transpose(2, 1, 0, 3)
+
+    def _windows(self):
+        """The forward pass's :func:`~hw3lib.im2col.unfold_width` of ``x``, kept or rebuilt."""
+        if self.X is not None:
+            return self.X
+        return unfold_width(self.x, self.kernel_size[1], self.stride[1], self.padding)
 
     def backward(self, dout):
         n, f, oh, ow = dout.shape
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         G = np.ascontiguousarray(dout.transpose(2, 1, 0, 3)).reshape(oh, f, n * ow)  # free for our own output's layout
-        S = stack_rows(self.X, kh, sh)  # (OH, kh*C*kw, N*OW)
+        X = self._windows()
+        S = stack_rows(X, kh, sh)  # (OH, kh*C*kw, N*OW)
         # dW.T = sum over output rows of S[oh] @ G[oh].T: with OpenBLAS about twice the speed
         # of G[oh] @ S[oh].T, whose long, skinny transposed operand suits its kernels less
         dW_T = np.matmul(S, G.transpose(0, 2, 1)).sum(axis=0)  # (kh*C*kw, F)
@@ -96,8 +109,8 @@ class Conv2D(Layer):
         self.grads["b"] = G.sum(axis=(0, 2))
         if not self.needs_input_grad:
             return None
-        dX = unstack_product(self._kernel_rows(), G, self.X.shape[0], sh)  # (Hp, C*kw, N*OW)
-        return fold_width(dX, self.x_shape, kw, sw, self.padding)
+        dX = unstack_product(self._kernel_rows(), G, X.shape[0], sh)  # (Hp, C*kw, N*OW)
+        return fold_width(dX, self.x.shape, kw, sw, self.padding)
 
     def __repr__(self):
         return (f"Conv2D({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

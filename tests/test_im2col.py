@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import assert_adjoint, config_id, image_and_window, random_configs
 
-from hw3lib import Conv2D, col2im, conv2d_naive, conv2d_naive_backward, im2col
+from hw3lib import Conv2D, col2im, conv2d_naive, conv2d_naive_backward, im2col, layers
 
 CONFIGS = random_configs(24, seed=2)
 
@@ -69,3 +69,17 @@ def test_kernel_larger_than_input_is_refused_clearly():
         im2col(np.zeros((1, 1, 4, 4)), 2, 2, stride=0)
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         im2col(np.zeros((4, 4)), 2, 2)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS[:8], ids=config_id)
+def test_conv_rebuilding_its_windows_in_backward_gives_the_same_gradients(cfg, monkeypatch):
+    x, layer = make(cfg)
+    out = layer.forward(x)
+    dout = np.random.default_rng(1).standard_normal(out.shape)
+    kept = layer.backward(dout), layer.grads["W"], layer.grads["b"]
+    monkeypatch.setattr(layers, "KEEP_BYTES", 0)  # every window now rebuilt in backward
+    np.testing.assert_array_equal(layer.forward(x), out)
+    assert layer.X is None
+    rebuilt = layer.backward(dout), layer.grads["W"], layer.grads["b"]
+    for a, b in zip(rebuilt, kept):
+        np.testing.assert_array_equal(a, b)
