@@ -115,24 +115,26 @@ def unstack_rows(S, padded_h, kernel_h, stride_h=1):
     return out
 
 
-def unstack_product(W, G, padded_h, stride_h=1):
+def unstack_product(W, G, padded_h, stride_h=1, out=None):
     """``unstack_rows(W.T @ G)`` without the ``kh`` times larger ``W.T @ G``: for kernel rows
-    ``W (F, kh, K)`` and ``G (OH, F, M)``, returns ``(Hp, K, M)`` with
-    ``out[h] = sum over (oh, i) with oh * sh + i = h of W[:, i].T @ G[oh]``.
+    ``W (F, kh, K)`` and ``G (OH, F, M)``, returns ``(Hp, K, M)`` (written into ``out`` when
+    given) with ``out[h] = sum over (oh, i) with oh * sh + i = h of W[:, i].T @ G[oh]``.
 
-    Image row ``h`` is one product over the output rows that read it, a contiguous block of
-    ``G``, so only the products that are needed are done: no zeros are multiplied."""
+    Image row ``h`` is one product over the output rows that read it, a block of ``G``, so
+    only the products that are needed are done: no zeros are multiplied."""
     f, kh, k = W.shape
     oh, _, m = G.shape
-    out = np.zeros((padded_h, k, m), dtype=np.result_type(W, G))
+    if out is None:
+        out = np.empty((padded_h, k, m), dtype=np.result_type(W, G))
     Wt = W.transpose(2, 1, 0)  # (K, kh, F)
     for h in range(padded_h):
         first, last = max(0, -(-(h - kh + 1) // stride_h)), min(oh - 1, h // stride_h)
         if first > last:
-            continue  # a row no window reads (stride > kernel)
+            out[h] = 0  # a row no window reads (stride > kernel)
+            continue
         i = h - first * stride_h  # the kernel row that output row `first` reads h with
         rows = Wt[:, i - stride_h * (last - first) : i + 1 : stride_h][:, ::-1]  # (K, m, F)
-        np.matmul(rows.reshape(k, -1), G[first : last + 1].reshape(-1, m), out=out[h])
+        np.matmul(rows.reshape(k, -1), G[first : last + 1].reshape(-1, m), out=out[h])  # (K, M)
     return out
 
 
