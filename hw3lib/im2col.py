@@ -78,15 +78,18 @@ def unfold_width(x, kernel_w, stride_w=1, padding=0):
     return X.reshape(h + 2 * ph, c * kernel_w, n * ow)
 
 
-def fold_width(X, x_shape, kernel_w, stride_w=1, padding=0):
+def fold_width(X, x_shape, kernel_w, stride_w=1, padding=0, out=None):
     """The adjoint of :func:`unfold_width`: ``X (Hp, C * kw, N * OW)`` -> ``(N, C, H, W)``,
     summing where windows overlap (``kw`` strided slice additions, no ``np.add.at``). The
-    result is a view whose memory is laid out ``(H, C, N, W)``."""
+    sums go into ``out``, the padded ``(Hp, C, N, Wp)``, when given (else a new array); the
+    result is its unpadded part, a view whose memory is laid out ``(H, C, N, W)``."""
     n, c, h, w = x_shape
     ph, pw = pair(padding, "padding")
     hp, ow = X.shape[0], X.shape[2] // n
     X = X.reshape(hp, c, kernel_w, n, ow)
-    out = np.zeros((hp, c, n, w + 2 * pw), dtype=X.dtype)
+    if out is None:
+        out = np.empty((hp, c, n, w + 2 * pw), dtype=X.dtype)
+    out[...] = 0
     for j in range(kernel_w):
         out[..., j : j + stride_w * ow : stride_w] += X[:, :, j]
     return out[ph : ph + h, :, :, pw : pw + w].transpose(2, 1, 0, 3)

@@ -12,6 +12,7 @@ from .im2col import (check_window, conv_output_size, fold_width, pair, stack_row
 
 KEEP_BYTES = 32 << 20  # Conv2D keeps windows up to this size for backward, rebuilds larger ones
 CACHE_BYTES = 256 << 10  # a block of windows this size stays in a core's L2 cache across output rows
+MIN_COLUMNS = 512  # but no narrower product blocks: below this BLAS overheads cost more than misses
 
 
 class Layer:
@@ -44,9 +45,10 @@ class Conv2D(Layer):
     and :func:`~hw3lib.im2col.fold_width`. The output is a view whose memory is laid out
     ``(OH, F, N, OW)``, the order the next layers and the backward pass read it in.
 
+    The batch is processed in blocks of whole images sized for the cache (:meth:`_image_blocks`).
     The windows (``kw`` copies of the input) are kept for the backward pass up to
-    ``KEEP_BYTES``; larger ones are rebuilt there from the input, which costs one copy but
-    frees them while the rest of the network runs (at 3x128x128, batch 128, conv1's are 122 MB).
+    ``KEEP_BYTES`` in all; larger ones are rebuilt there block by block from the input, which
+    costs one more copy but never holds them whole (at 3x128x128, batch 128, conv1's are 122 MB).
 
     Initialised like PyTorch's default, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for ``W`` and ``b``.
     ``needs_input_grad = False`` makes ``backward`` skip ``dx`` (for a network's first layer).
@@ -79,55 +81,64 @@ class Conv2D(Layer):
         f, c, kh, kw = self.params["W"].shape
         return self.params["W"].transpose(0, 2, 1, 3).reshape(f, kh, c * kw)
 
+    def _image_blocks(self, n, ow):
+        """The batch as slices of whole images whose windows ``S[oh]`` (``kh * C * kw`` rows,
+        one column per image and output column) fit in ``CACHE_BYTES``: the products run
+        block by block, so that each image row, read by ``kh`` output rows in turn, is still in
+        cache for the next (at 3x128x128, batch 32, conv1's products run 2-3x faster than over
+        the whole batch); but blocks are at least ``MIN_COLUMNS`` wide, which matters for wide
+        layers, whose products are compute-bound."""
+        rows = self.params["W"][0].size  # kh * C * kw
+        per = max(CACHE_BYTES // (rows * ow * self.params["W"].itemsize), -(-MIN_COLUMNS // ow))
+        return [slice(i, min(n, i + per)) for i in range(0, n, per)]
+
+    def _windows(self, images):
+        """:func:`~hw3lib.im2col.unfold_width` of the images ``x[images]`` of the forward pass:
+        ``(Hp, C * kw, len(images) * OW)``."""
+        return unfold_width(self.x[images], self.kernel_size[1], self.stride[1], self.padding)
+
     def forward(self, x):
         n, c, h, w = x.shape
         if c != self.in_channels:
             raise ValueError(f"{self!r} expects input (N, {self.in_channels}, H, W), got {x.shape}")
         (kh, kw), (sh, sw), f = self.kernel_size, self.stride, self.out_channels
         oh, ow = conv_output_size((h, w), (kh, kw), (sh, sw), self.padding)
-        X = unfold_width(x, kw, sw, self.padding)  # (Hp, C*kw, N*OW)
-        S, W = stack_rows(X, kh, sh), self._kernel_rows().reshape(f, -1)  # (OH, kh*C*kw, N*OW)
-        out = np.empty((oh, f, n * ow), dtype=np.result_type(W, X))
-        for cols in self._image_blocks(S, n):
-            np.matmul(W, S[..., cols], out=out[..., cols])
+        self.x, self.blocks = x, self._image_blocks(n, ow)
+        keep = (h + 2 * self.padding[0]) * c * kw * n * ow * x.itemsize <= KEEP_BYTES
+        W = self._kernel_rows().reshape(f, -1)
+        out = np.empty((oh, f, n * ow), dtype=np.result_type(W, x))
+        self.X = []  # the blocks' windows, when kept for backward
+        for images in self.blocks:
+            X = self._windows(images)  # (Hp, C*kw, images*OW)
+            np.matmul(W, stack_rows(X, kh, sh), out=out[..., images.start * ow : images.stop * ow])
+            if keep:
+                self.X.append(X)
         out += self.params["b"][:, None]
-        self.x, self.X = x, (X if X.nbytes <= KEEP_BYTES else None)
         return out.reshape(oh, f, n, ow).transpose(2, 1, 0, 3)
-
-    @staticmethod
-    def _image_blocks(S, n):
-        """Column slices of ``S (OH, kh * C * kw, N * OW)``, whole images of the ``n`` each, whose blocks
-        ``S[oh][:, cols]`` fit in ``CACHE_BYTES``: the products run block by block, so that
-        each image row, read by ``kh`` output rows in turn, is still in cache for the next
-        (at 3x128x128, batch 32, conv1's products run 2-3x faster than over the whole batch)."""
-        width = S.shape[2] // n  # OW
-        per = max(1, CACHE_BYTES // (S.shape[1] * width * S.itemsize))
-        return [slice(i * width, min(n, i + per) * width) for i in range(0, n, per)]
-
-    def _windows(self):
-        """The forward pass's :func:`~hw3lib.im2col.unfold_width` of ``x``, kept or rebuilt."""
-        if self.X is not None:
-            return self.X
-        return unfold_width(self.x, self.kernel_size[1], self.stride[1], self.padding)
 
     def backward(self, dout):
         n, f, oh, ow = dout.shape
-        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        _, c, h, w = self.x.shape
         G = np.ascontiguousarray(dout.transpose(2, 1, 0, 3)).reshape(oh, f, n * ow)  # free for our own output's layout
-        X = self._windows()
-        S = stack_rows(X, kh, sh)  # (OH, kh*C*kw, N*OW)
-        blocks = self._image_blocks(S, n)
-        # dW.T = sum over output rows of S[oh] @ G[oh].T: with OpenBLAS about twice the speed
-        # of G[oh] @ S[oh].T, whose long, skinny transposed operand suits its kernels less
-        dW_T = sum(np.matmul(S[..., c], G[..., c].transpose(0, 2, 1)).sum(axis=0) for c in blocks)
-        self.grads["W"] = dW_T.T.reshape(f, kh, self.in_channels, kw).transpose(0, 2, 1, 3).copy()
         self.grads["b"] = G.sum(axis=(0, 2))
+        dW_T = 0  # (kh*C*kw, F)
+        if self.needs_input_grad:
+            dxp = np.empty((h + 2 * ph, c, n, w + 2 * pw), dtype=G.dtype)  # padded dx, (H, C, N, W) in memory
+        for k, images in enumerate(self.blocks):
+            X = self.X[k] if self.X else self._windows(images)
+            Gb = G[..., images.start * ow : images.stop * ow]  # (OH, F, images*OW)
+            block_shape = (images.stop - images.start, c, h, w)
+            # dW.T = sum over output rows of S[oh] @ G[oh].T: with OpenBLAS about twice the
+            # speed of G[oh] @ S[oh].T, whose long, skinny transposed operand suits it less
+            dW_T = dW_T + np.matmul(stack_rows(X, kh, sh), Gb.transpose(0, 2, 1)).sum(axis=0)
+            if self.needs_input_grad:
+                dX = unstack_product(self._kernel_rows(), Gb, len(X), sh)  # (Hp, C*kw, images*OW)
+                fold_width(dX, block_shape, kw, sw, self.padding, out=dxp[:, :, images])
+        self.grads["W"] = dW_T.T.reshape(f, kh, c, kw).transpose(0, 2, 1, 3).copy()
         if not self.needs_input_grad:
             return None
-        dX = np.empty_like(X)  # (Hp, C*kw, N*OW)
-        for c in blocks:
-            unstack_product(self._kernel_rows(), G[..., c], X.shape[0], sh, out=dX[..., c])
-        return fold_width(dX, self.x.shape, kw, sw, self.padding)
+        return dxp[ph : ph + h, :, :, pw : pw + w].transpose(2, 1, 0, 3)
 
     def __repr__(self):
         return (f"Conv2D({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
