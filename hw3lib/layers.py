@@ -171,14 +171,31 @@ class _Pool2D(Layer):
         return [(slice(None), slice(None), slice(i, i + sh * oh, sh), slice(j, j + sw * ow, sw))
                 for i in range(kh) for j in range(kw)]
 
-    def _put(self, dx, index, grad):
-        """Add one window offset's gradient ``grad (N, C, OH, OW)`` into ``dx[index]``. Windows
-        that do not overlap never share a pixel, so there it is a plain strided copy, ~3x
-        faster than a strided ``+=``."""
-        if self.stride[0] >= self.kernel_size[0] and self.stride[1] >= self.kernel_size[1]:
-            dx[index] = grad
-        else:
-            dx[index] += grad
+    def _pool(self, x, combine):
+        """Combine each window of ``x (N, C, H, W)`` by the ufunc ``combine`` (``np.maximum``,
+        ``np.add``) -> ``(N, C, OH, OW)``, separably: first over the window's rows, whole image
+        rows at a time, then over its columns; ``kh + kw - 2`` operations, the first ones on
+        long contiguous runs (about twice the speed of ``kh * kw - 1`` on strided slices)."""
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        oh, ow = conv_output_size(x.shape[2:], (kh, kw), (sh, sw))
+        rows = x[:, :, : sh * oh : sh].copy(order="K")  # (N, C, OH, W)
+        for i in range(1, kh):
+            combine(rows, x[:, :, i : i + sh * oh : sh], out=rows)
+        out = rows[..., : sw * ow : sw].copy(order="K")
+        for j in range(1, kw):
+            combine(out, rows[..., j : j + sw * ow : sw], out=out)
+        return out
+
+    def _gradient_buffer(self, dtype):
+        """``(dx, disjoint)``: an array for the input gradient in the input's layout, and whether
+        the windows are disjoint, so that each window offset's gradient can be written into its
+        strided slice (``out=``, ~3x faster than a strided ``+=``). Where the windows also
+        cover the input exactly (stride = kernel, sizes divisible), every pixel is written
+        once and ``dx`` needs no zero fill."""
+        disjoint = all(s >= k for s, k in zip(self.stride, self.kernel_size))
+        covers = self.stride == self.kernel_size and all(
+            size % k == 0 for size, k in zip(self.x.shape[2:], self.kernel_size))
+        return (np.empty_like if covers else np.zeros_like)(self.x, dtype=dtype), disjoint
 
     def __repr__(self):
         return f"{type(self).__name__}(kernel_size={self.kernel_size}, stride={self.stride})"
@@ -199,22 +216,21 @@ class MaxPool2D(_Pool2D):
     first maximum of each window, as in PyTorch."""
 
     def forward(self, x):
-        first, *rest = self._slices(x.shape)
-        out = x[first].copy(order="K")
-        for index in rest:
-            np.maximum(out, x[index], out=out)
-        self.x, self.out = x, out
-        return out
+        self.x, self.out = x, self._pool(x, np.maximum)
+        return self.out
 
     def backward(self, dout):
         dout = _layout_of(self.out, dout)
-        dx = np.zeros_like(self.x, dtype=dout.dtype)
+        dx, disjoint = self._gradient_buffer(dout.dtype)
         free = np.ones_like(self.out, dtype=bool)  # windows whose maximum has no gradient yet
         for index in self._slices(self.x.shape):
             hit = self.x[index] == self.out
             hit &= free
             free ^= hit
-            self._put(dx, index, dout * hit)  # a product with a bool mask: ~15x faster than np.where
+            if disjoint:  # a product with a bool mask: ~15x faster than np.where
+                np.multiply(dout, hit, out=dx[index])
+            else:
+                dx[index] += dout * hit
         return dx
 
 
@@ -222,19 +238,19 @@ class AvgPool2D(_Pool2D):
     """Mean over each window: ``(N, C, H, W) -> (N, C, OH, OW)``."""
 
     def forward(self, x):
-        first, *rest = self._slices(x.shape)
-        out = x[first].copy(order="K")
-        for index in rest:
-            out += x[index]
+        out = self._pool(x, np.add)
         out /= self.kernel_size[0] * self.kernel_size[1]
         self.x, self.out = x, out
         return out
 
     def backward(self, dout):
         share = _layout_of(self.out, dout) / (self.kernel_size[0] * self.kernel_size[1])
-        dx = np.zeros_like(self.x, dtype=dout.dtype)
+        dx, disjoint = self._gradient_buffer(share.dtype)
         for index in self._slices(self.x.shape):
-            self._put(dx, index, share)
+            if disjoint:
+                dx[index] = share
+            else:
+                dx[index] += share
         return dx
 
 
