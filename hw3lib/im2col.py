@@ -89,8 +89,11 @@ def fold_width(X, x_shape, kernel_w, stride_w=1, padding=0, out=None):
     X = X.reshape(hp, c, kernel_w, n, ow)
     if out is None:
         out = np.empty((hp, c, n, w + 2 * pw), dtype=X.dtype)
-    out[...] = 0
-    for j in range(kernel_w):
+    if stride_w == 1:  # kernel column 0 covers columns 0 to OW - 1: copied, the rest zeroed
+        out[..., :ow], out[..., ow:] = X[:, :, 0], 0
+    else:
+        out[...] = 0
+    for j in range(1 if stride_w == 1 else 0, kernel_w):
         out[..., j : j + stride_w * ow : stride_w] += X[:, :, j]
     return out[ph : ph + h, :, :, pw : pw + w].transpose(2, 1, 0, 3)
 
