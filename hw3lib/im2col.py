@@ -127,13 +127,21 @@ def unstack_product(W, G, padded_h, stride_h=1, out=None):
     given) with ``out[h] = sum over (oh, i) with oh * sh + i = h of W[:, i].T @ G[oh]``.
 
     Image row ``h`` is one product over the output rows that read it, a block of ``G``, so
-    only the products that are needed are done: no zeros are multiplied."""
+    only the products that are needed are done: no zeros are multiplied. With stride 1 the
+    rows read by all ``kh`` kernel rows (``kh - 1`` to ``OH - 1``) are one stacked product
+    over windows of ``G`` (:func:`stack_rows` again); only the ``2 (kh - 1)`` border rows
+    are done one by one."""
     f, kh, k = W.shape
     oh, _, m = G.shape
     if out is None:
         out = np.empty((padded_h, k, m), dtype=np.result_type(W, G))
     Wt = W.transpose(2, 1, 0)  # (K, kh, F)
+    inner = range(kh - 1, oh) if stride_h == 1 else range(0)
+    if inner:  # G[h - kh + 1 : h + 1] meets kernel rows kh - 1, ..., 0
+        np.matmul(Wt[:, ::-1].reshape(k, -1), stack_rows(G, kh), out=out[inner.start : inner.stop])
     for h in range(padded_h):
+        if h in inner:
+            continue
         first, last = max(0, -(-(h - kh + 1) // stride_h)), min(oh - 1, h // stride_h)
         if first > last:
             out[h] = 0  # a row no window reads (stride > kernel)
