@@ -266,6 +266,7 @@ def header(engines):
 def growth(results, engine):
     """Time ratios of consecutive input sizes among the training points that differ only in
     size (3 channels, batch 32, widths (6, 16)): ``[(size, next size, ratio), ...]``."""
+    base = replace(COURSE, channels=3)
     series = sorted((r["point"].size, r[engine]["median"]) for r in results
-                    if replace(r["point"], size=32, images=COURSE.images) == replace(COURSE, channels=3))
+                    if replace(r["point"], size=base.size, images=base.images) == base)
     return [(a, b, tb / ta) for (a, ta), (b, tb) in zip(series, series[1:])]

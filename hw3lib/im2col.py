@@ -61,7 +61,7 @@ def _check_image(x):
 
 def unfold_width(x, kernel_w, stride_w=1, padding=0):
     """The width windows of ``x (N, C, H, W)``, image row by image row, the batch inside:
-    ``X (Hp, C * kw, N * OW)`` with ``X[h, c * kw + j, n * OW + ow] = x_padded[n, c, h, ow * sw + j]``.
+    ``X (Hp, C * kw, N * OW)``, ``X[h, c * kw + j, n * OW + ow] = x_padded[n, c, h, ow * sw + j]``.
 
     Each image row ``h`` is one contiguous ``(C * kw, N * OW)`` matrix, so the ``kh`` rows
     that an output row reads are one contiguous block of ``X`` (see :func:`stack_rows`).
@@ -73,7 +73,8 @@ def unfold_width(x, kernel_w, stride_w=1, padding=0):
     ow = conv_output_size((h, w), (1, kernel_w), (1, stride_w), (0, pw))[1]
     if ph or pw:
         x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    windows = sliding_window_view(x, kernel_w, axis=3)[:, :, :, : stride_w * ow : stride_w]  # (N, C, Hp, OW, kw)
+    # (N, C, Hp, OW, kw): every sw-th window of kw columns
+    windows = sliding_window_view(x, kernel_w, axis=3)[..., : stride_w * ow : stride_w, :]
     X = np.ascontiguousarray(windows.transpose(2, 1, 4, 0, 3))  # (Hp, C, kw, N, OW)
     return X.reshape(h + 2 * ph, c * kernel_w, n * ow)
 
@@ -138,7 +139,7 @@ def unstack_product(W, G, padded_h, stride_h=1, out=None):
     Wt = W.transpose(2, 1, 0)  # (K, kh, F)
     inner = range(kh - 1, oh) if stride_h == 1 else range(0)
     if inner:  # G[h - kh + 1 : h + 1] meets kernel rows kh - 1, ..., 0
-        np.matmul(Wt[:, ::-1].reshape(k, -1), stack_rows(G, kh), out=out[inner.start : inner.stop])
+        np.matmul(Wt[:, ::-1].reshape(k, -1), stack_rows(G, kh), out=out[kh - 1 : oh])
     for h in range(padded_h):
         if h in inner:
             continue
@@ -165,7 +166,7 @@ def im2col(x, kernel_h, kernel_w, stride=1, padding=0):
     conv_output_size(x.shape[2:], (kernel_h, kernel_w), (sh, sw), (ph, pw))  # checks the fit
     S = stack_rows(unfold_width(x, kernel_w, sw, (ph, pw)), kernel_h, sh)  # (OH, kh*C*kw, N*OW)
     oh = S.shape[0]
-    S = S.reshape(oh, kernel_h, c, kernel_w, n, -1).transpose(2, 1, 3, 4, 0, 5)  # (C, kh, kw, N, OH, OW)
+    S = S.reshape(oh, kernel_h, c, kernel_w, n, -1).transpose(2, 1, 3, 4, 0, 5)  # (C,kh,kw,N,OH,OW)
     return S.reshape(c * kernel_h * kernel_w, -1)
 
 
@@ -179,7 +180,7 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride=1, padding=0):
     expected = (c * kernel_h * kernel_w, n * oh * ow)
     if cols.shape != expected:
         raise ValueError(f"cols has shape {cols.shape}, expected {expected} for x_shape {x_shape}")
-    S = cols.reshape(c, kernel_h, kernel_w, n, oh, ow).transpose(4, 1, 0, 2, 3, 5)  # (OH, kh, C, kw, N, OW)
+    S = cols.reshape(c, kernel_h, kernel_w, n, oh, ow).transpose(4, 1, 0, 2, 3, 5)  # (OH,kh,C,kw,N,OW)
     X = unstack_rows(S.reshape(oh, kernel_h * c * kernel_w, n * ow), h + 2 * ph, kernel_h, sh)
     return fold_width(X, x_shape, kernel_w, sw, (ph, pw))
 

@@ -120,11 +120,12 @@ class Conv2D(Layer):
         n, f, oh, ow = dout.shape
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         _, c, h, w = self.x.shape
-        G = np.ascontiguousarray(dout.transpose(2, 1, 0, 3)).reshape(oh, f, n * ow)  # free for our own output's layout
+        # G (OH, F, N*OW): a free view when dout has the memory layout of our own output
+        G = np.ascontiguousarray(dout.transpose(2, 1, 0, 3)).reshape(oh, f, n * ow)
         self.grads["b"] = G.sum(axis=(0, 2))
-        dW_T = 0  # (kh*C*kw, F)
-        if self.needs_input_grad:
-            dxp = np.empty((h + 2 * ph, c, n, w + 2 * pw), dtype=G.dtype)  # padded dx, (H, C, N, W) in memory
+        dW_T, W = 0, self._kernel_rows()  # (kh*C*kw, F), (F, kh, C*kw)
+        if self.needs_input_grad:  # the padded dx, laid out (Hp, C, N, Wp) in memory
+            dxp = np.empty((h + 2 * ph, c, n, w + 2 * pw), dtype=G.dtype)
         for k, images in enumerate(self.blocks):
             X = self.X[k] if self.X else self._windows(images)
             Gb = G[..., images.start * ow : images.stop * ow]  # (OH, F, images*OW)
@@ -133,7 +134,7 @@ class Conv2D(Layer):
             # speed of G[oh] @ S[oh].T, whose long, skinny transposed operand suits it less
             dW_T = dW_T + np.matmul(stack_rows(X, kh, sh), Gb.transpose(0, 2, 1)).sum(axis=0)
             if self.needs_input_grad:
-                dX = unstack_product(self._kernel_rows(), Gb, len(X), sh)  # (Hp, C*kw, images*OW)
+                dX = unstack_product(W, Gb, len(X), sh)  # (Hp, C*kw, images*OW)
                 fold_width(dX, block_shape, kw, sw, self.padding, out=dxp[:, :, images])
         self.grads["W"] = dW_T.T.reshape(f, kh, c, kw).transpose(0, 2, 1, 3).copy()
         if not self.needs_input_grad:

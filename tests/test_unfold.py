@@ -13,7 +13,8 @@ CONFIGS = random_configs(12, seed=11)
 @pytest.mark.parametrize("cfg", CONFIGS, ids=config_id)
 def test_fold_width_is_the_adjoint_of_unfold_width(cfg):
     rng, x, (_, kw, s, p) = image_and_window(cfg, seed=4)
-    assert_adjoint(lambda x: unfold_width(x, kw, s, p), lambda X: fold_width(X, x.shape, kw, s, p), x, rng)
+    assert_adjoint(lambda x: unfold_width(x, kw, s, p), lambda X: fold_width(X, x.shape, kw, s, p),
+                   x, rng)
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=config_id)
