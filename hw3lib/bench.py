@@ -14,15 +14,21 @@
 - the naive nested loops (:func:`hw3lib.conv2d_naive` and its backward) on the two
   convolutions, timed on a few images and extrapolated to one epoch (:func:`naive_epoch`).
 
+``python -m hw3lib bench --grid`` measures instead the grid of growing workloads of
+:mod:`hw3lib.grid` (batch 8-512, input 32-128, wide convolutions, evaluation, float64, peak
+memory), each engine in its own worker process; ``--threads 2`` its two-thread points.
+
 Each repetition runs the implementations back to back, so that the machine's slow and fast
 moments hit them alike; medians are reported. PyTorch is optional: without it the hw3lib
 figures are printed alone.
 """
 import argparse
 import importlib.util
+import os
 import resource
 import statistics
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -130,8 +136,9 @@ def interleaved_medians(runs, repeats, warmup=1):
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def epoch_flops(model, n_images=TRAIN_SIZE):
-    """Floating-point operations of the matrix products in one training epoch of ``model``.
+def epoch_flops(model, n_images=TRAIN_SIZE, training=True):
+    """Floating-point operations of the matrix products in one training epoch of ``model``
+    (with ``training=False``: in its forward passes over ``n_images``, one product per layer).
 
     Per image, a ``Conv2D`` from ``C`` to ``F`` channels with a ``kh x kw`` kernel and an
     ``OH x OW`` output does ``2 F C kh kw OH OW`` operations per product, a ``Dense`` from
@@ -153,7 +160,7 @@ def epoch_flops(model, n_images=TRAIN_SIZE):
             positions = 1
         else:
             continue
-        products = 3 if getattr(layer, "needs_input_grad", True) else 2
+        products = (3 if getattr(layer, "needs_input_grad", True) else 2) if training else 1
         per_image += products * 2 * layer.params["W"].size * positions
     return per_image * n_images
 
@@ -320,13 +327,60 @@ def report(results):
     return "\n".join(lines)
 
 
+def blas_name():
+    """The BLAS library NumPy uses and its kernel, e.g. ``"openblas 0.3.31 (Haswell)"``."""
+    from threadpoolctl import threadpool_info
+
+    for info in threadpool_info():
+        if info["user_api"] == "blas":
+            return f"{info['internal_api']} {info['version']} ({info.get('architecture')})"
+    return "no BLAS found"
+
+
+def grid_main(args, use_torch):
+    """``bench --grid``: the workloads of :mod:`hw3lib.grid`, printed point by point."""
+    from . import grid
+
+    points = grid.default_grid(EVAL_BATCH) if args.threads == 1 else grid.two_thread_grid()
+    if args.images:
+        points = [replace(p, images=args.images) for p in points]
+    engines = grid.ENGINES if use_torch else ("hw3lib",)
+    versions = f"numpy {np.__version__}"
+    if use_torch:
+        import torch
+
+        versions += f", torch {torch.__version__}"
+    print(f"LeNet5 on random images; {args.threads} thread(s) per engine, each engine in its own "
+          f"worker process; medians of {args.rounds} interleaved rounds after one warm-up\n"
+          f"{cpu_name()}, {os.cpu_count()} cores; {versions}; {blas_name()}\n"
+          f"ratio = hw3lib / PyTorch; GF/s of the matrix products; MB = peak memory the runs add "
+          f"to the worker; UNSTABLE = an engine's slowest run > {grid.UNSTABLE} x its fastest\n")
+    print(grid.header(engines), flush=True)
+    results = grid.run_grid(points, engines, args.rounds, args.threads,
+                            progress=lambda r: print(grid.format_row(r), flush=True))
+    for engine in engines:
+        steps = ", ".join(f"{a}->{b}: x{g:.1f}" for a, b, g in grid.growth(results, engine))
+        if steps:
+            print(f"{engine} time growth with input size (3 channels, batch 32): {steps}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m hw3lib bench", description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per implementation")
+    parser.add_argument("--grid", action="store_true",
+                        help="measure the grid of growing workloads (hw3lib.grid) instead")
+    parser.add_argument("--rounds", type=int, default=5, help="--grid: timed rounds per point")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="--grid: threads per engine (above 1: the two-thread points only)")
+    parser.add_argument("--images", type=int, default=0,
+                        help="--grid: images per point instead of 1024")
     args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error("--repeats must be at least 1")
+    if args.repeats < 1 or args.rounds < 1 or args.threads < 1 or args.images < 0:
+        parser.error("--repeats, --rounds and --threads must be at least 1, --images at least 0")
+    use_torch = importlib.util.find_spec("torch") is not None
+    if args.grid:
+        return grid_main(args, use_torch)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)  # BLAS; measure() sets PyTorch's threads after the memory figures
-    print(report(measure(args.repeats, use_torch=importlib.util.find_spec("torch") is not None)))
+    print(report(measure(args.repeats, use_torch=use_torch)))

@@ -5,9 +5,14 @@ Layout conventions (PyTorch's): images ``x`` are ``(N, C, H, W)``, kernels ``W``
 ``cols`` of shape ``(C * kh * kw, N * OH * OW)``; the row order is ``(c, i, j)``, so that
 ``W.reshape(F, -1) @ cols`` is the convolution, and the column order is ``(n, oh, ow)``.
 
-``unfold_rows`` builds that matrix one kernel row at a time, as strided views of the
-input's width windows; ``Conv2D`` multiplies those views directly, so the full matrix,
-``kh`` times larger, exists only when ``im2col`` is asked for it.
+``Conv2D`` does not build that matrix. :func:`unfold_width` copies the width windows of the
+input once, laid out image row by image row with the batch inside, ``(Hp, C * kw, N * OW)``;
+the im2col matrix of output row ``oh`` is then ``kh`` consecutive image rows of it, a
+contiguous block, and :func:`stack_rows` stacks those blocks as one view ``(OH, kh * C * kw,
+N * OW)``. Every product of the layer becomes one stacked matrix product over output rows,
+each as large as the whole batch; the full matrix, ``kh`` times larger, exists only when
+``im2col`` is asked for it. The adjoints :func:`unstack_rows` (or :func:`unstack_product`,
+which folds a product without building it) and :func:`fold_width` carry gradients back.
 """
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -54,95 +59,130 @@ def _check_image(x):
         raise ValueError(f"expected images of shape (N, C, H, W), got shape {x.shape}")
 
 
-def unfold_rows(x, kernel_h, kernel_w, stride=1, padding=0):
-    """The im2col matrix of each kernel row: ``x (N, C, H, W)`` -> ``rows (N, kh, C * kw, OH * OW)``.
+def unfold_width(x, kernel_w, stride_w=1, padding=0):
+    """The width windows of ``x (N, C, H, W)``, image row by image row, the batch inside:
+    ``X (Hp, C * kw, N * OW)``, ``X[h, c * kw + j, n * OW + ow] = x_padded[n, c, h, ow * sw + j]``.
 
-    ``rows[n, i]`` holds, for every output pixel ``(oh, ow)`` of image ``n``, the ``kw`` inputs
-    of each channel that kernel row ``i`` meets, in ``(c, j)`` order: stacking ``rows[n, :]``
-    gives image ``n``'s columns of :func:`im2col`. Only the width windows ``(N, C, kw, H, OW)``
-    are copied (``kw`` times ``x``); for a vertical stride of 1 each kernel row is a strided
-    view of them, so the ``kh`` times larger im2col matrix is never built.
+    Each image row ``h`` is one contiguous ``(C * kw, N * OW)`` matrix, so the ``kh`` rows
+    that an output row reads are one contiguous block of ``X`` (see :func:`stack_rows`).
+    ``X`` holds ``kw`` copies of ``x``; ``padding`` is ``(ph, pw)`` or an int.
     """
     _check_image(x)
     n, c, h, w = x.shape
-    (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
-    oh, ow = conv_output_size((h, w), (kernel_h, kernel_w), (sh, sw), (ph, pw))
+    ph, pw = pair(padding, "padding")
+    ow = conv_output_size((h, w), (1, kernel_w), (1, stride_w), (0, pw))[1]
     if ph or pw:
         x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    windows = sliding_window_view(x, kernel_w, axis=3)[:, :, :, : sw * ow : sw]  # (N, C, Hp, OW, kw)
-    windows = np.ascontiguousarray(windows.transpose(0, 1, 4, 2, 3))  # (N, C, kw, Hp, OW)
-    # kernel row i reads image rows i, i + sh, ..., a window of the rows axis
-    rows = sliding_window_view(windows, sh * (oh - 1) + 1, axis=3)[:, :, :, :kernel_h, :, ::sh]
-    rows = rows.transpose(0, 3, 1, 2, 5, 4)  # (N, kh, C, kw, OH, OW)
-    return rows.reshape(n, kernel_h, c * kernel_w, oh * ow)  # a view when sh == 1
+    # (N, C, Hp, OW, kw): every sw-th window of kw columns
+    windows = sliding_window_view(x, kernel_w, axis=3)[..., : stride_w * ow : stride_w, :]
+    X = np.ascontiguousarray(windows.transpose(2, 1, 4, 0, 3))  # (Hp, C, kw, N, OW)
+    return X.reshape(h + 2 * ph, c * kernel_w, n * ow)
 
 
-def spread_rows(rows, padded_h, stride_h=1):
-    """Put each kernel row's block back on the image rows it was read from:
-    ``rows (N, kh, K, OH, OW)`` -> ``(N, kh, K, padded_h, OW)``, zero elsewhere.
+def fold_width(X, x_shape, kernel_w, stride_w=1, padding=0, out=None):
+    """The adjoint of :func:`unfold_width`: ``X (Hp, C * kw, N * OW)`` -> ``(N, C, H, W)``,
+    summing where windows overlap (``kw`` strided slice additions, no ``np.add.at``). The
+    sums go into ``out``, the padded ``(Hp, C, N, Wp)``, when given (else a new array); the
+    result is its unpadded part, a view whose memory is laid out ``(H, C, N, W)``."""
+    n, c, h, w = x_shape
+    ph, pw = pair(padding, "padding")
+    hp, ow = X.shape[0], X.shape[2] // n
+    X = X.reshape(hp, c, kernel_w, n, ow)
+    if out is None:
+        out = np.empty((hp, c, n, w + 2 * pw), dtype=X.dtype)
+    if stride_w == 1:  # kernel column 0 covers columns 0 to OW - 1: copied, the rest zeroed
+        out[..., :ow], out[..., ow:] = X[:, :, 0], 0
+    else:
+        out[...] = 0
+    for j in range(1 if stride_w == 1 else 0, kernel_w):
+        out[..., j : j + stride_w * ow : stride_w] += X[:, :, j]
+    return out[ph : ph + h, :, :, pw : pw + w].transpose(2, 1, 0, 3)
 
-    Summed over the kernel rows (axis 1), this is the adjoint of the row views of
-    :func:`unfold_rows`. Each block is a strided copy, about 3x faster in NumPy than the
-    strided ``+=`` that summing in place would need.
-    """
-    n, kh, k, oh, ow = rows.shape
-    out = np.zeros((n, kh, k, padded_h, ow), dtype=rows.dtype)
-    for i in range(kh):
-        out[:, i, :, i : i + stride_h * oh : stride_h] = rows[:, i]
+
+def stack_rows(X, kernel_h, stride_h=1):
+    """The im2col matrix of every output row, as one read-only view of ``X (Hp, K, M)`` from
+    :func:`unfold_width`: ``(OH, kh * K, M)``, element ``oh`` being the image rows
+    ``oh * sh ... oh * sh + kh - 1`` of ``X``, a contiguous block (rows ``(i, c, j)``,
+    columns ``(n, ow)``). Nothing is copied: stacked, they are the ``kh`` times larger im2col."""
+    hp, k, m = X.shape
+    oh = (hp - kernel_h) // stride_h + 1
+    return np.lib.stride_tricks.as_strided(X, (oh, kernel_h * k, m),
+                                           (stride_h * X.strides[0], *X.strides[1:]),
+                                           writeable=False)
+
+
+def unstack_rows(S, padded_h, kernel_h, stride_h=1):
+    """The adjoint of :func:`stack_rows`: ``S (OH, kh * K, M)`` -> ``(Hp, K, M)``, adding each
+    output row's block back onto the image rows it was read from (``kh`` strided additions)."""
+    oh, _, m = S.shape
+    S = S.reshape(oh, kernel_h, -1, m)
+    out = np.zeros((padded_h, S.shape[2], m), dtype=S.dtype)
+    for i in range(kernel_h):
+        out[i : i + stride_h * oh : stride_h] += S[:, i]
     return out
 
 
-def fold_width(windows, x_shape, kernel_w, stride=1, padding=0):
-    """The adjoint of the width windows of :func:`unfold_rows`: ``windows (N, C * kw, Hp, OW)``
-    -> ``(N, C, H, W)``. Like :func:`spread_rows`, each kernel column's block is copied to
-    the image columns it was read from, then the ``kw`` copies are summed."""
-    n, c, h, w = x_shape
-    sw, (ph, pw) = pair(stride, "stride")[1], pair(padding, "padding")
-    ow = windows.shape[-1]
-    windows = windows.reshape(n, c, kernel_w, h + 2 * ph, ow)
-    spread = np.zeros((n, c, kernel_w, h + 2 * ph, w + 2 * pw), dtype=windows.dtype)
-    for j in range(kernel_w):
-        spread[:, :, j, :, j : j + sw * ow : sw] = windows[:, :, j]
-    return spread.sum(axis=2)[:, :, ph : ph + h, pw : pw + w]
+def unstack_product(W, G, padded_h, stride_h=1, out=None):
+    """``unstack_rows(W.T @ G)`` without the ``kh`` times larger ``W.T @ G``: for kernel rows
+    ``W (F, kh, K)`` and ``G (OH, F, M)``, returns ``(Hp, K, M)`` (written into ``out`` when
+    given) with ``out[h] = sum over (oh, i) with oh * sh + i = h of W[:, i].T @ G[oh]``.
 
-
-def fold_rows(rows, x_shape, kernel_h, kernel_w, stride=1, padding=0):
-    """The adjoint of :func:`unfold_rows`: ``rows (N, kh, C * kw, OH * OW)`` -> ``(N, C, H, W)``,
-    summing where windows overlap (no ``np.add.at``)."""
-    n, c, h, w = x_shape
-    (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
-    oh, ow = conv_output_size((h, w), (kernel_h, kernel_w), (sh, sw), (ph, pw))
-    rows = rows.reshape(n, kernel_h, c * kernel_w, oh, ow)
-    windows = spread_rows(rows, h + 2 * ph, sh).sum(axis=1)  # (N, C*kw, Hp, OW)
-    return fold_width(windows, x_shape, kernel_w, stride, padding)
+    Image row ``h`` is one product over the output rows that read it, a block of ``G``, so
+    only the products that are needed are done: no zeros are multiplied. With stride 1 the
+    rows read by all ``kh`` kernel rows (``kh - 1`` to ``OH - 1``) are one stacked product
+    over windows of ``G`` (:func:`stack_rows` again); only the ``2 (kh - 1)`` border rows
+    are done one by one."""
+    f, kh, k = W.shape
+    oh, _, m = G.shape
+    if out is None:
+        out = np.empty((padded_h, k, m), dtype=np.result_type(W, G))
+    Wt = W.transpose(2, 1, 0)  # (K, kh, F)
+    inner = range(kh - 1, oh) if stride_h == 1 else range(0)
+    if inner:  # G[h - kh + 1 : h + 1] meets kernel rows kh - 1, ..., 0
+        np.matmul(Wt[:, ::-1].reshape(k, -1), stack_rows(G, kh), out=out[kh - 1 : oh])
+    for h in range(padded_h):
+        if h in inner:
+            continue
+        first, last = max(0, -(-(h - kh + 1) // stride_h)), min(oh - 1, h // stride_h)
+        if first > last:
+            out[h] = 0  # a row no window reads (stride > kernel)
+            continue
+        i = h - first * stride_h  # the kernel row that output row `first` reads h with
+        rows = Wt[:, i - stride_h * (last - first) : i + 1 : stride_h][:, ::-1]  # (K, m, F)
+        np.matmul(rows.reshape(k, -1), G[first : last + 1].reshape(-1, m), out=out[h])  # (K, M)
+    return out
 
 
 def im2col(x, kernel_h, kernel_w, stride=1, padding=0):
     """Unfold ``x (N, C, H, W)`` into ``cols (C * kernel_h * kernel_w, N * OH * OW)``.
 
     Column ``(n * OH + oh) * OW + ow`` holds the receptive field of output pixel ``(oh, ow)``
-    of image ``n``, flattened in ``(c, i, j)`` order: the kernel rows of :func:`unfold_rows`,
-    stacked.
+    of image ``n``, flattened in ``(c, i, j)`` order: the output rows of :func:`stack_rows`,
+    rearranged.
     """
+    _check_image(x)
     n, c = x.shape[:2]
-    rows = unfold_rows(x, kernel_h, kernel_w, stride, padding)  # (N, kh, C*kw, OH*OW)
-    rows = rows.reshape(n, kernel_h, c, kernel_w, -1).transpose(2, 1, 3, 0, 4)  # (C, kh, kw, N, OH*OW)
-    return rows.reshape(c * kernel_h * kernel_w, -1)
+    (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
+    conv_output_size(x.shape[2:], (kernel_h, kernel_w), (sh, sw), (ph, pw))  # checks the fit
+    S = stack_rows(unfold_width(x, kernel_w, sw, (ph, pw)), kernel_h, sh)  # (OH, kh*C*kw, N*OW)
+    oh = S.shape[0]
+    S = S.reshape(oh, kernel_h, c, kernel_w, n, -1).transpose(2, 1, 3, 4, 0, 5)  # (C,kh,kw,N,OH,OW)
+    return S.reshape(c * kernel_h * kernel_w, -1)
 
 
 def col2im(cols, x_shape, kernel_h, kernel_w, stride=1, padding=0):
     """The adjoint of :func:`im2col`: fold ``cols (C * kh * kw, N * OH * OW)`` back into
-    ``(N, C, H, W)``, summing where receptive fields overlap (by :func:`fold_rows`: ``kh``
-    strided copies, one sum and ``kw`` strided slice additions, no ``np.add.at``)."""
+    ``(N, C, H, W)``, summing where receptive fields overlap (by :func:`unstack_rows` and
+    :func:`fold_width`: strided slice additions, no ``np.add.at``)."""
     n, c, h, w = x_shape
     (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
     oh, ow = conv_output_size((h, w), (kernel_h, kernel_w), (sh, sw), (ph, pw))
     expected = (c * kernel_h * kernel_w, n * oh * ow)
     if cols.shape != expected:
         raise ValueError(f"cols has shape {cols.shape}, expected {expected} for x_shape {x_shape}")
-    rows = cols.reshape(c, kernel_h, kernel_w, n, oh * ow).transpose(3, 1, 0, 2, 4)  # (N, kh, C, kw, OH*OW)
-    return fold_rows(rows.reshape(n, kernel_h, c * kernel_w, oh * ow), x_shape, kernel_h, kernel_w,
-                     stride, padding)
+    S = cols.reshape(c, kernel_h, kernel_w, n, oh, ow).transpose(4, 1, 0, 2, 3, 5)  # (OH,kh,C,kw,N,OW)
+    X = unstack_rows(S.reshape(oh, kernel_h * c * kernel_w, n * ow), h + 2 * ph, kernel_h, sh)
+    return fold_width(X, x_shape, kernel_w, sw, (ph, pw))
 
 
 def conv2d_naive(x, W, b, stride=1, padding=0):

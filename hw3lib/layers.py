@@ -7,9 +7,12 @@ gradient of whatever scalar loss ``dout`` came from; no layer rescales it.
 """
 import numpy as np
 
-from .im2col import check_window, conv_output_size, fold_width, pair, spread_rows, unfold_rows
+from .im2col import (check_window, conv_output_size, fold_width, pair, stack_rows, unfold_width,
+                     unstack_product)
 
-CACHE_BYTES = 1 << 20  # intermediate results this size stay in a core's cache (L2 is 1-2 MiB)
+KEEP_BYTES = 32 << 20  # Conv2D keeps windows up to this size for backward, rebuilds larger ones
+CACHE_BYTES = 256 << 10  # a block of windows this size stays in a core's L2 cache across output rows
+MIN_COLUMNS = 512  # but no narrower product blocks: below this BLAS overheads cost more than misses
 
 
 class Layer:
@@ -33,9 +36,19 @@ def _uniform(rng, bound, shape, dtype):
 class Conv2D(Layer):
     """2-D convolution as matrix products over im2col columns: ``(N, C, H, W) -> (N, F, OH, OW)``.
 
-    The columns come one kernel row at a time from :func:`~hw3lib.im2col.unfold_rows` (strided
-    views, so the full im2col matrix is never built); the input gradient goes back through
-    their adjoints :func:`~hw3lib.im2col.spread_rows` and :func:`~hw3lib.im2col.fold_width`.
+    The input's width windows are copied once by :func:`~hw3lib.im2col.unfold_width`, image
+    row by image row with the batch inside; the im2col matrix of each output row is then a
+    contiguous block of them (:func:`~hw3lib.im2col.stack_rows`), so the forward pass, the
+    weight gradient and the input gradient are each one stacked product over the output rows,
+    ``(F, kh C kw) @ (kh C kw, N OW)`` and its transposes, as wide as the batch. The input
+    gradient goes back through :func:`~hw3lib.im2col.unstack_product` (no zeros multiplied)
+    and :func:`~hw3lib.im2col.fold_width`. The output is a view whose memory is laid out
+    ``(OH, F, N, OW)``, the order the next layers and the backward pass read it in.
+
+    The batch is processed in blocks of whole images sized for the cache (:meth:`_image_blocks`).
+    The windows (``kw`` copies of the input) are kept for the backward pass up to
+    ``KEEP_BYTES`` in all; larger ones are rebuilt there block by block from the input, which
+    costs one more copy but never holds them whole (at 3x128x128, batch 128, conv1's are 122 MB).
 
     Initialised like PyTorch's default, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for ``W`` and ``b``.
     ``needs_input_grad = False`` makes ``backward`` skip ``dx`` (for a network's first layer).
@@ -64,49 +77,69 @@ class Conv2D(Layer):
         return (self.out_channels, *conv_output_size((h, w), self.kernel_size, self.stride, self.padding))
 
     def _kernel_rows(self):
-        """``W`` as one ``(F, C * kw)`` matrix per kernel row: ``(kh, F, C * kw)``."""
+        """``W`` in the row order of :func:`~hw3lib.im2col.stack_rows`: ``(F, kh, C * kw)``."""
         f, c, kh, kw = self.params["W"].shape
-        return self.params["W"].transpose(2, 0, 1, 3).reshape(kh, f, c * kw)
+        return self.params["W"].transpose(0, 2, 1, 3).reshape(f, kh, c * kw)
+
+    def _image_blocks(self, n, ow):
+        """The batch as slices of whole images whose windows ``S[oh]`` (``kh * C * kw`` rows,
+        one column per image and output column) fit in ``CACHE_BYTES``: the products run
+        block by block, so that each image row, read by ``kh`` output rows in turn, is still in
+        cache for the next (at 3x128x128, batch 32, conv1's products run 2-3x faster than over
+        the whole batch); but blocks are at least ``MIN_COLUMNS`` wide, which matters for wide
+        layers, whose products are compute-bound."""
+        rows = self.params["W"][0].size  # kh * C * kw
+        per = max(CACHE_BYTES // (rows * ow * self.params["W"].itemsize), -(-MIN_COLUMNS // ow))
+        return [slice(i, min(n, i + per)) for i in range(0, n, per)]
+
+    def _windows(self, images):
+        """:func:`~hw3lib.im2col.unfold_width` of the images ``x[images]`` of the forward pass:
+        ``(Hp, C * kw, len(images) * OW)``."""
+        return unfold_width(self.x[images], self.kernel_size[1], self.stride[1], self.padding)
 
     def forward(self, x):
         n, c, h, w = x.shape
         if c != self.in_channels:
             raise ValueError(f"{self!r} expects input (N, {self.in_channels}, H, W), got {x.shape}")
-        (kh, kw), f = self.kernel_size, self.out_channels
-        oh, ow = conv_output_size((h, w), (kh, kw), self.stride, self.padding)
-        self.x_shape = x.shape
-        self.rows = unfold_rows(x, kh, kw, self.stride, self.padding)  # (N, kh, C*kw, OH*OW)
-        # One (F, C*kw) @ (C*kw, OH*OW) product per image and kernel row, summed over the rows:
-        # the sums of W @ im2col(x), read from a matrix kh times smaller. Products this small
-        # stay in cache (measured with OpenBLAS: 2-4x the speed of one long, skinny (F, K) @
-        # (K, N*OH*OW) product with F = 6), and a chunk of images at a time keeps the kh
-        # partial results there until they are summed.
-        w_rows = self._kernel_rows()
-        out = np.empty((n, f, oh * ow), dtype=np.result_type(x, w_rows))
-        chunk = max(1, CACHE_BYTES // (kh * f * oh * ow * out.itemsize))
-        for i in range(0, n, chunk):
-            part = out[i:i + chunk]
-            np.sum(w_rows @ self.rows[i:i + chunk], axis=1, out=part)
-            part += self.params["b"][:, None]
-        return out.reshape(n, f, oh, ow)
+        (kh, kw), (sh, sw), f = self.kernel_size, self.stride, self.out_channels
+        oh, ow = conv_output_size((h, w), (kh, kw), (sh, sw), self.padding)
+        self.x, self.blocks = x, self._image_blocks(n, ow)
+        keep = (h + 2 * self.padding[0]) * c * kw * n * ow * x.itemsize <= KEEP_BYTES
+        W = self._kernel_rows().reshape(f, -1)
+        out = np.empty((oh, f, n * ow), dtype=np.result_type(W, x))
+        self.X = []  # the blocks' windows, when kept for backward
+        for images in self.blocks:
+            X = self._windows(images)  # (Hp, C*kw, images*OW)
+            np.matmul(W, stack_rows(X, kh, sh), out=out[..., images.start * ow : images.stop * ow])
+            if keep:
+                self.X.append(X)
+        out += self.params["b"][:, None]
+        return out.reshape(oh, f, n, ow).transpose(2, 1, 0, 3)
 
     def backward(self, dout):
         n, f, oh, ow = dout.shape
-        (kh, kw), c = self.kernel_size, self.in_channels
-        d = dout.reshape(n, 1, f, oh * ow)
-        dW = (d @ self.rows.transpose(0, 1, 3, 2)).sum(axis=0)  # sum_n dout_n @ rows[n, i].T
-        self.grads["W"] = dW.reshape(kh, f, c, kw).transpose(1, 2, 0, 3).copy()
-        self.grads["b"] = d.sum(axis=(0, 1, 3))
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        _, c, h, w = self.x.shape
+        # G (OH, F, N*OW): a free view when dout has the memory layout of our own output
+        G = np.ascontiguousarray(dout.transpose(2, 1, 0, 3)).reshape(oh, f, n * ow)
+        self.grads["b"] = G.sum(axis=(0, 2))
+        dW_T, W = 0, self._kernel_rows()  # (kh*C*kw, F), (F, kh, C*kw)
+        if self.needs_input_grad:  # the padded dx, laid out (Hp, C, N, Wp) in memory
+            dxp = np.empty((h + 2 * ph, c, n, w + 2 * pw), dtype=G.dtype)
+        for k, images in enumerate(self.blocks):
+            X = self.X[k] if self.X else self._windows(images)
+            Gb = G[..., images.start * ow : images.stop * ow]  # (OH, F, images*OW)
+            block_shape = (images.stop - images.start, c, h, w)
+            # dW.T = sum over output rows of S[oh] @ G[oh].T: with OpenBLAS about twice the
+            # speed of G[oh] @ S[oh].T, whose long, skinny transposed operand suits it less
+            dW_T = dW_T + np.matmul(stack_rows(X, kh, sh), Gb.transpose(0, 2, 1)).sum(axis=0)
+            if self.needs_input_grad:
+                dX = unstack_product(W, Gb, len(X), sh)  # (Hp, C*kw, images*OW)
+                fold_width(dX, block_shape, kw, sw, self.padding, out=dxp[:, :, images])
+        self.grads["W"] = dW_T.T.reshape(f, kh, c, kw).transpose(0, 2, 1, 3).copy()
         if not self.needs_input_grad:
             return None
-        # dx folds W_i.T @ dout back through kernel row i's view, for every i. Spreading dout
-        # over the image rows first turns the sum over i into part of one product per image.
-        padded_h = self.x_shape[2] + 2 * self.padding[0]
-        spread = spread_rows(np.broadcast_to(dout[:, None], (n, kh, f, oh, ow)), padded_h,
-                             self.stride[0])  # (N, kh, F, Hp, OW)
-        windows = self._kernel_rows().reshape(kh * f, c * kw).T @ spread.reshape(n, kh * f, -1)
-        return fold_width(windows.reshape(n, c * kw, padded_h, ow), self.x_shape, kw,
-                          self.stride, self.padding)
+        return dxp[ph : ph + h, :, :, pw : pw + w].transpose(2, 1, 0, 3)
 
     def __repr__(self):
         return (f"Conv2D({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -117,7 +150,9 @@ class _Pool2D(Layer):
     """Shared window bookkeeping of the pooling layers (stride defaults to the kernel size).
 
     A pooling window is visited as ``kh * kw`` strided slices of the input, one per offset
-    ``(i, j)`` inside the window, each of the output's shape ``(N, C, OH, OW)``.
+    ``(i, j)`` inside the window, each of the output's shape ``(N, C, OH, OW)``. Outputs and
+    gradients keep the input's memory layout (``order="K"``), e.g. the ``(H, C, N, W)`` of a
+    ``Conv2D`` output, so that every elementwise step runs through memory in one order.
     """
 
     def __init__(self, kernel_size=2, stride=None):
@@ -137,17 +172,44 @@ class _Pool2D(Layer):
         return [(slice(None), slice(None), slice(i, i + sh * oh, sh), slice(j, j + sw * ow, sw))
                 for i in range(kh) for j in range(kw)]
 
-    def _put(self, dx, index, grad):
-        """Add one window offset's gradient ``grad (N, C, OH, OW)`` into ``dx[index]``. Windows
-        that do not overlap never share a pixel, so there it is a plain strided copy, ~3x
-        faster than a strided ``+=``."""
-        if self.stride[0] >= self.kernel_size[0] and self.stride[1] >= self.kernel_size[1]:
-            dx[index] = grad
-        else:
-            dx[index] += grad
+    def _pool(self, x, combine):
+        """Combine each window of ``x (N, C, H, W)`` by the ufunc ``combine`` (``np.maximum``,
+        ``np.add``) -> ``(N, C, OH, OW)``, separably: first over the window's rows, whole image
+        rows at a time, then over its columns; ``kh + kw - 2`` operations, the first ones on
+        long contiguous runs (about twice the speed of ``kh * kw - 1`` on strided slices)."""
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        oh, ow = conv_output_size(x.shape[2:], (kh, kw), (sh, sw))
+        rows = x[:, :, : sh * oh : sh].copy(order="K")  # (N, C, OH, W)
+        for i in range(1, kh):
+            combine(rows, x[:, :, i : i + sh * oh : sh], out=rows)
+        out = rows[..., : sw * ow : sw].copy(order="K")
+        for j in range(1, kw):
+            combine(out, rows[..., j : j + sw * ow : sw], out=out)
+        return out
+
+    def _gradient_buffer(self, dtype):
+        """``(dx, disjoint)``: an array for the input gradient in the input's layout, and whether
+        the windows are disjoint, so that each window offset's gradient can be written into its
+        strided slice (``out=``, ~3x faster than a strided ``+=``). Where the windows also
+        cover the input exactly (stride = kernel, sizes divisible), every pixel is written
+        once and ``dx`` needs no zero fill."""
+        disjoint = all(s >= k for s, k in zip(self.stride, self.kernel_size))
+        covers = self.stride == self.kernel_size and all(
+            size % k == 0 for size, k in zip(self.x.shape[2:], self.kernel_size))
+        return (np.empty_like if covers else np.zeros_like)(self.x, dtype=dtype), disjoint
 
     def __repr__(self):
         return f"{type(self).__name__}(kernel_size={self.kernel_size}, stride={self.stride})"
+
+
+def _layout_of(ref, a):
+    """``a`` (of ``ref``'s shape) with ``ref``'s memory layout: ``a`` itself when it has it,
+    else a copy."""
+    if a.strides == ref.strides and a.dtype == ref.dtype:
+        return a
+    out = np.empty_like(ref, dtype=a.dtype)
+    out[...] = a
+    return out
 
 
 class MaxPool2D(_Pool2D):
@@ -155,21 +217,21 @@ class MaxPool2D(_Pool2D):
     first maximum of each window, as in PyTorch."""
 
     def forward(self, x):
-        first, *rest = self._slices(x.shape)
-        out = x[first].copy()
-        for index in rest:
-            np.maximum(out, x[index], out=out)
-        self.x, self.out = x, out
-        return out
+        self.x, self.out = x, self._pool(x, np.maximum)
+        return self.out
 
     def backward(self, dout):
-        dx = np.zeros_like(self.x, dtype=dout.dtype)
-        free = np.ones(dout.shape, dtype=bool)  # windows whose maximum has no gradient yet
+        dout = _layout_of(self.out, dout)
+        dx, disjoint = self._gradient_buffer(dout.dtype)
+        free = np.ones_like(self.out, dtype=bool)  # windows whose maximum has no gradient yet
         for index in self._slices(self.x.shape):
             hit = self.x[index] == self.out
             hit &= free
             free ^= hit
-            self._put(dx, index, dout * hit)  # a product with a bool mask: ~15x faster than np.where
+            if disjoint:  # a product with a bool mask: ~15x faster than np.where
+                np.multiply(dout, hit, out=dx[index])
+            else:
+                dx[index] += dout * hit
         return dx
 
 
@@ -177,19 +239,19 @@ class AvgPool2D(_Pool2D):
     """Mean over each window: ``(N, C, H, W) -> (N, C, OH, OW)``."""
 
     def forward(self, x):
-        first, *rest = self._slices(x.shape)
-        out = x[first].copy()
-        for index in rest:
-            out += x[index]
+        out = self._pool(x, np.add)
         out /= self.kernel_size[0] * self.kernel_size[1]
-        self.x = x
+        self.x, self.out = x, out
         return out
 
     def backward(self, dout):
-        share = dout / (self.kernel_size[0] * self.kernel_size[1])
-        dx = np.zeros_like(self.x, dtype=dout.dtype)
+        share = _layout_of(self.out, dout) / (self.kernel_size[0] * self.kernel_size[1])
+        dx, disjoint = self._gradient_buffer(share.dtype)
         for index in self._slices(self.x.shape):
-            self._put(dx, index, share)
+            if disjoint:
+                dx[index] = share
+            else:
+                dx[index] += share
         return dx
 
 

@@ -14,6 +14,8 @@ def layers():
     yield "conv_stride_pad_rect", Conv2D(2, 3, (3, 2), stride=2, padding=1, rng=1, dtype=np.float64), (2, 2, 7, 8)
     yield "maxpool", MaxPool2D(2), (2, 3, 8, 6)
     yield "maxpool_overlap", MaxPool2D(3, stride=2), (2, 2, 7, 9)
+    yield "maxpool_uncovered", MaxPool2D(2), (2, 2, 7, 9)
+    yield "avgpool_gaps", AvgPool2D(2, stride=3), (1, 2, 8, 8)
     yield "avgpool", AvgPool2D(2), (2, 3, 8, 6)
     yield "avgpool_rect", AvgPool2D((2, 3), stride=(1, 2)), (1, 2, 5, 9)
     yield "relu", ReLU(), (3, 4, 5)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import assert_adjoint, config_id, image_and_window, random_configs
 
-from hw3lib import Conv2D, col2im, conv2d_naive, conv2d_naive_backward, im2col
+from hw3lib import Conv2D, col2im, conv2d_naive, conv2d_naive_backward, im2col, layers
 
 CONFIGS = random_configs(24, seed=2)
 
@@ -69,3 +69,21 @@ def test_kernel_larger_than_input_is_refused_clearly():
         im2col(np.zeros((1, 1, 4, 4)), 2, 2, stride=0)
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         im2col(np.zeros((4, 4)), 2, 2)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS[:8], ids=config_id)
+def test_conv_one_image_per_block_and_rebuilt_windows_equal_the_naive_loops(cfg, monkeypatch):
+    monkeypatch.setattr(layers, "CACHE_BYTES", 0)
+    monkeypatch.setattr(layers, "MIN_COLUMNS", 1)  # every product block one image wide
+    monkeypatch.setattr(layers, "KEEP_BYTES", 0)  # every window rebuilt in backward
+    x, layer = make(cfg)
+    W, b = layer.params["W"], layer.params["b"]
+    out = layer.forward(x)
+    assert layer.X == [] and len(layer.blocks) == cfg["n"]
+    np.testing.assert_allclose(out, conv2d_naive(x, W, b, cfg["stride"], cfg["padding"]),
+                               rtol=1e-12, atol=1e-12)
+    dout = np.random.default_rng(1).standard_normal(out.shape)
+    dx = layer.backward(dout)
+    dx_ref, dW_ref, db_ref = conv2d_naive_backward(dout, x, W, cfg["stride"], cfg["padding"])
+    for ours, ref in ((dx, dx_ref), (layer.grads["W"], dW_ref), (layer.grads["b"], db_ref)):
+        np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12)

@@ -1,30 +1,56 @@
-"""The kernel-row lowering under Conv2D: unfold_rows, its adjoint fold_rows, and its memory."""
+"""The row-stacked lowering under Conv2D: unfold_width and stack_rows, their adjoints
+fold_width and unstack_rows, unstack_product, and what is copied."""
 import numpy as np
 import pytest
 from conftest import assert_adjoint, config_id, image_and_window, random_configs
 
-from hw3lib.im2col import fold_rows, im2col, spread_rows, unfold_rows
+from hw3lib.im2col import (fold_width, im2col, stack_rows, unfold_width, unstack_product,
+                           unstack_rows)
+
+CONFIGS = random_configs(12, seed=11)
 
 
-@pytest.mark.parametrize("cfg", random_configs(12, seed=11), ids=config_id)
-def test_fold_rows_is_the_adjoint_of_unfold_rows(cfg):
-    rng, x, window = image_and_window(cfg, seed=4)
-    assert_adjoint(lambda x: unfold_rows(x, *window), lambda r: fold_rows(r, x.shape, *window), x, rng)
+@pytest.mark.parametrize("cfg", CONFIGS, ids=config_id)
+def test_fold_width_is_the_adjoint_of_unfold_width(cfg):
+    rng, x, (_, kw, s, p) = image_and_window(cfg, seed=4)
+    assert_adjoint(lambda x: unfold_width(x, kw, s, p), lambda X: fold_width(X, x.shape, kw, s, p),
+                   x, rng)
 
 
-def test_kernel_rows_are_views_of_the_width_windows_for_stride_one():
+@pytest.mark.parametrize("cfg", CONFIGS, ids=config_id)
+def test_unstack_rows_is_the_adjoint_of_stack_rows(cfg):
+    rng, x, (kh, kw, s, p) = image_and_window(cfg, seed=5)
+    X = unfold_width(x, kw, s, p)
+    assert_adjoint(lambda X: stack_rows(X, kh, s), lambda S: unstack_rows(S, len(X), kh, s), X, rng)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=config_id)
+def test_unstack_product_equals_unstacking_the_whole_product(cfg):
+    rng, x, (kh, kw, s, p) = image_and_window(cfg, seed=6)
+    X = unfold_width(x, kw, s, p)
+    oh = stack_rows(X, kh, s).shape[0]
+    W = rng.standard_normal((cfg["f"], kh, X.shape[1]))
+    G = rng.standard_normal((oh, cfg["f"], X.shape[2]))
+    whole = np.matmul(W.reshape(cfg["f"], -1).T, G)  # (OH, kh*K, M): kh times larger
+    np.testing.assert_allclose(unstack_product(W, G, len(X), s), unstack_rows(whole, len(X), kh, s),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_output_rows_are_one_view_of_the_width_windows():
     x = np.random.default_rng(0).standard_normal((4, 3, 12, 10))
-    rows = unfold_rows(x, 5, 3)  # kernel 5x3: output 8x8, rows (4, 5, 3 * 3, 8 * 8)
-    assert rows.shape == (4, 5, 9, 64) and not rows.flags.owndata
-    assert np.shares_memory(rows[:, 0], rows[:, 1])
-    base = rows.base
-    while base.base is not None:
-        base = base.base
-    assert base.size == 4 * 3 * 3 * 12 * 8  # N C kw H OW: one copy of x per kernel column
-    assert im2col(x, 5, 3).size == 5 * base.size * 8 // 12  # im2col: one per kernel offset
+    X = unfold_width(x, 3)  # kernel 5x3: output 8x8
+    assert X.shape == (12, 3 * 3, 4 * 8) and X.size == 3 * x.size * 8 // 10  # kw copies of x
+    S = stack_rows(X, 5)
+    assert S.shape == (8, 5 * 9, 32) and np.shares_memory(S, X) and not S.flags.writeable
+    np.testing.assert_array_equal(S[2], X[2:7].reshape(45, 32))  # output row 2 reads image rows 2-6
+    cols = im2col(x, 5, 3)
+    assert cols.size == 5 * X.size * 8 // 12  # im2col: one copy per kernel offset
+    # column (n, oh, ow) of im2col is column (n, ow) of output row oh, rows reordered (c, i, j)
+    field = S[2].reshape(5, 3, 3, 4, 8)[:, :, :, 1, 6].transpose(1, 0, 2).ravel()
+    np.testing.assert_array_equal(cols[:, (1 * 8 + 2) * 8 + 6], field)
 
 
-def test_spread_rows_puts_each_block_on_the_rows_it_read():
-    rows = np.arange(1.0, 3.0).reshape(1, 2, 1, 1, 1)  # kernel rows 0 and 1, one output row
-    spread = spread_rows(rows, padded_h=3, stride_h=1)
-    np.testing.assert_array_equal(spread[0, :, 0, :, 0], [[1, 0, 0], [0, 2, 0]])
+def test_width_windows_hold_the_hand_example():
+    x = np.arange(8.0).reshape(1, 1, 2, 4)
+    X = unfold_width(x, 2, stride_w=2, padding=(0, 1))  # padded row [0, a, b, c, d, 0]: 3 windows
+    np.testing.assert_array_equal(X[0], [[0, 1, 3], [0, 2, 0]])  # rows: j = 0, 1; columns: ow

@@ -1,0 +1,272 @@
+"""The benchmark grid: hw3lib against PyTorch as the work grows (``python -m hw3lib bench --grid``).
+
+Each :class:`Point` is one workload: training (forward, loss, backward, Adam) over
+``images`` random images, or evaluation (forward passes only, batches of ``batch``), of a
+LeNet5 with the point's input, convolution widths and dtype. For every point two *worker
+processes* are started, one per engine, each building its own data and model (the same
+weights), and driven over a pipe: one warm-up run, then ``rounds`` timed runs, the engines
+alternated round by round (the first engine of a round alternates too), so that the
+machine's slow and fast moments hit both alike. Each worker limits its BLAS (and PyTorch)
+threads before its first run and, with more than one thread, sleeps ``PAUSE`` seconds
+before each timed run so that the other engine's spinning threads have gone idle.
+
+Per point it reports the median seconds of each engine, their ratio, GFLOP/s of the matrix
+products (:func:`hw3lib.bench.epoch_flops`), the memory the runs add to each worker (peak
+resident memory after the data and model are built, ``VmHWM`` reset through
+``/proc/self/clear_refs``, minus the resident memory at that moment), and flags a point as
+unstable when an engine's slowest run over its fastest exceeds ``UNSTABLE`` (1.5).
+"""
+import multiprocessing
+import os
+import statistics
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+PAUSE = 0.5  # seconds of sleep before each timed run with more than one thread
+UNSTABLE = 1.5  # max/min of an engine's runs above which a point is flagged
+ENGINES = ("hw3lib", "torch")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One workload of the grid: ``task`` is ``"train"`` or ``"eval"``."""
+
+    task: str = "train"
+    channels: int = 1
+    size: int = 32
+    batch: int = 32
+    widths: tuple = (6, 16)
+    dtype: str = "float32"
+    images: int = 1024
+
+    def label(self):
+        image = f"{self.channels}x{self.size}x{self.size}"
+        return (f"{self.task:<5} {image:<9} b{self.batch:<3} {'(%d,%d)' % self.widths:<8} "
+                f"{self.dtype.replace('float', 'f')}")
+
+    def model(self):
+        from .model import LeNet5
+
+        return LeNet5(in_channels=self.channels, input_size=self.size, conv_channels=self.widths,
+                      seed=0, dtype=np.dtype(self.dtype))
+
+    def data(self):
+        """Random images ``(images, C, size, size)`` of the point's dtype and labels."""
+        rng = np.random.default_rng(0 if self.task == "train" else 1)
+        X = rng.random((self.images, self.channels, self.size, self.size)).astype(self.dtype)
+        return X, rng.integers(0, 3, self.images)
+
+
+COURSE = Point()  # LeNet-5 on 1x32x32, batch 32: the course's workload
+
+
+def default_grid(eval_batch):
+    """The issue's grid: batch 8-512 at 1x32x32; input 32-128 at 3 channels; wide
+    convolutions; evaluation; float64 once; the memory point 3x128x128 batch 128."""
+    three = replace(COURSE, channels=3)
+    return ([replace(COURSE, batch=b) for b in (8, 32, 128, 512)]
+            + [replace(three, size=s) for s in (32, 64, 128)]
+            + [replace(three, widths=w) for w in ((32, 64), (64, 128))]
+            + [replace(COURSE, task="eval", batch=eval_batch),
+               replace(three, task="eval", batch=eval_batch, widths=(32, 64))]
+            + [replace(COURSE, dtype="float64"), replace(three, size=128, batch=128)])
+
+
+def two_thread_grid():
+    """The issue's two-thread points: the course's workload and 3x128x128, batch 32."""
+    return [COURSE, replace(COURSE, channels=3, size=128)]
+
+
+def make_run(engine, point):
+    """A function of no arguments running ``point`` once in ``engine`` (``"hw3lib"`` or
+    ``"torch"``); data, model and optimizer are built here, outside the timing."""
+    X, y = point.data()
+    model, b = point.model(), point.batch
+    if engine == "hw3lib":
+        from .losses import CrossEntropyLoss
+        from .optim import AdamGD
+
+        cost, optimizer = CrossEntropyLoss(), AdamGD(5e-4, 0.9, 0.999, 1e-8, model.get_params())
+
+        def train():
+            for i in range(0, len(X), b):
+                y_pred = model.forward(X[i:i + b])
+                cost.get(y_pred, y[i:i + b])
+                model.set_params(optimizer.update_params(model.backward(y_pred, y[i:i + b])))
+
+        def evaluate():
+            for i in range(0, len(X), b):
+                model.forward(X[i:i + b])
+        return train if point.task == "train" else evaluate
+
+    import torch
+
+    from .oracle import torch_lenet5
+
+    net, Xt, yt = torch_lenet5(model), torch.from_numpy(X), torch.from_numpy(y)
+    optimizer = torch.optim.Adam(net.parameters(), lr=5e-4, betas=(0.9, 0.999), eps=1e-8)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def train():
+        for i in range(0, len(X), b):
+            optimizer.zero_grad()
+            loss_fn(net(Xt[i:i + b]), yt[i:i + b]).backward()
+            optimizer.step()
+
+    def evaluate():
+        with torch.no_grad():
+            for i in range(0, len(X), b):
+                torch.softmax(net(Xt[i:i + b]), dim=1)
+    return train if point.task == "train" else evaluate
+
+
+def _memory_kb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _worker(conn, engine, point, threads):
+    """Worker process: build ``point`` for ``engine``, then answer ``"run"`` with the seconds
+    of one run and ``"stop"`` with the MB the runs added to the resident memory."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)
+    if engine == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    run = make_run(engine, point)
+    try:  # from here, VmHWM is the peak of the runs alone (Linux >= 4.0)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    base = _memory_kb("VmRSS")
+    conn.send("ready")
+    while (command := conn.recv()) == "run":
+        if threads > 1:
+            time.sleep(PAUSE)
+        start = time.perf_counter()
+        run()
+        conn.send(time.perf_counter() - start)
+    conn.send((_memory_kb("VmHWM") - base) / 1024)
+    conn.close()
+
+
+def _start(engine, point, threads):
+    """A worker process for ``engine`` (spawned, so that its memory is its own), with the
+    BLAS library told its thread count before NumPy loads it."""
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    saved = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    os.environ.update({k: str(threads) for k in saved})
+    try:
+        process = context.Process(target=_worker, args=(child, engine, point, threads), daemon=True)
+        process.start()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    child.close()
+    try:
+        parent.recv()  # "ready"
+    except EOFError:
+        process.join()
+        raise RuntimeError(f"the {engine} worker process failed to start (exit code "
+                           f"{process.exitcode}); its error is printed above") from None
+    return process, parent
+
+
+def unstable(times):
+    """Whether runs ``times`` (seconds) vary too much to trust: slowest / fastest > UNSTABLE."""
+    return max(times) / min(times) > UNSTABLE
+
+
+def measure_point(point, engines=ENGINES, rounds=5, threads=1):
+    """Time ``point`` in each engine (interleaved rounds after one warm-up); return a dict with
+    the point, ``threads``, and per engine its ``times``, ``median``, ``gflops`` and ``mb``."""
+    from .bench import epoch_flops
+
+    workers = {engine: _start(engine, point, threads) for engine in engines}
+    times = {engine: [] for engine in engines}
+    try:
+        for round_ in range(rounds + 1):
+            order = engines if round_ % 2 == 0 else engines[::-1]
+            for engine in order:
+                workers[engine][1].send("run")
+                seconds = workers[engine][1].recv()
+                if round_ > 0:
+                    times[engine].append(seconds)
+        mb = {}
+        for engine, (process, conn) in workers.items():
+            conn.send("stop")
+            mb[engine] = conn.recv()
+    finally:
+        for process, conn in workers.values():
+            process.join(timeout=30)
+            if process.is_alive():
+                process.terminate()
+    flops = epoch_flops(point.model(), point.images, training=point.task == "train")
+    result = {"point": point, "threads": threads}
+    for engine in engines:
+        median = statistics.median(times[engine])
+        result[engine] = {"times": times[engine], "median": median, "gflops": flops / median / 1e9,
+                          "mb": mb[engine]}
+    return result
+
+
+def run_grid(points, engines=ENGINES, rounds=5, threads=1, progress=None):
+    """:func:`measure_point` for every point, in order; ``progress(result)`` after each."""
+    results = []
+    for point in points:
+        results.append(measure_point(point, engines, rounds, threads))
+        if progress:
+            progress(results[-1])
+    return results
+
+
+def format_row(result):
+    """One line of the grid's table for one :func:`measure_point` result."""
+    point, engines = result["point"], [e for e in ENGINES if e in result]
+    line = f"{point.label()}  {point.images:>6}"
+    for engine in engines:
+        line += f" {result[engine]['median']:9.3f}"
+    if len(engines) == 2:
+        line += f" {result['hw3lib']['median'] / result['torch']['median']:6.2f}"
+    for engine in engines:
+        line += f" {result[engine]['gflops']:7.1f}"
+    for engine in engines:
+        line += f" {result[engine]['mb']:7.0f}"
+    shaky = [e for e in engines if unstable(result[e]["times"])]
+    if shaky:
+        spread = ", ".join(f"{e} max/min {max(result[e]['times']) / min(result[e]['times']):.1f}"
+                           for e in shaky)
+        line += f"  UNSTABLE ({spread})"
+    return line
+
+
+def header(engines):
+    """The column titles of :func:`format_row`."""
+    line = f"{'task  input     batch widths   dtype':<35} {'images':>6}"
+    line += "".join(f" {e + ' s':>9}" for e in engines)
+    if len(engines) == 2:
+        line += f" {'ratio':>6}"
+    line += "".join(f" {e[:6] + ' GF/s':>7}" for e in engines)
+    line += "".join(f" {e[:6] + ' MB':>7}" for e in engines)
+    return line
+
+
+def growth(results, engine):
+    """Time ratios of consecutive input sizes among the training points that differ only in
+    size (3 channels, batch 32, widths (6, 16)): ``[(size, next size, ratio), ...]``."""
+    base = replace(COURSE, channels=3)
+    series = sorted((r["point"].size, r[engine]["median"]) for r in results
+                    if replace(r["point"], size=base.size, images=base.images) == base)
+    return [(a, b, tb / ta) for (a, ta), (b, tb) in zip(series, series[1:])]

@@ -1,0 +1,71 @@
+"""The benchmark grid (``bench --grid``) on tiny points: its workers, rows, flags and growth
+lines (structure only; speed is measured by the command, never here)."""
+import importlib.util
+from dataclasses import replace
+
+import pytest
+
+from hw3lib import grid
+from hw3lib.bench import main
+
+ENGINES = grid.ENGINES if importlib.util.find_spec("torch") else ("hw3lib",)
+TINY = replace(grid.COURSE, channels=3, size=16, images=4, batch=2, widths=(2, 3))
+
+
+def test_default_grid_covers_the_issue_workloads():
+    points = grid.default_grid(eval_batch=256)
+    train = [p for p in points if p.task == "train"]
+    assert {p.batch for p in train if p.channels == 1} == {8, 32, 128, 512}
+    assert {p.size for p in train if p.channels == 3} == {32, 64, 128}
+    assert {p.widths for p in points} == {(6, 16), (32, 64), (64, 128)}
+    assert {p.dtype for p in points} == {"float32", "float64"}
+    evaluation = {(p.widths, p.batch) for p in points if p.task == "eval"}
+    assert evaluation == {((6, 16), 256), ((32, 64), 256)}
+    assert replace(grid.COURSE, channels=3, size=128, batch=128) in points
+    assert grid.two_thread_grid() == [grid.COURSE, replace(grid.COURSE, channels=3, size=128)]
+
+
+def test_unstable_flags_a_spread_above_one_and_a_half():
+    assert not grid.unstable([1.0, 1.2, 1.5])
+    assert grid.unstable([1.0, 1.2, 1.51])
+
+
+@pytest.mark.parametrize("task", ["train", "eval"])
+def test_measure_point_runs_each_engine_in_its_worker(task):
+    result = grid.measure_point(replace(TINY, task=task), ENGINES, rounds=2)
+    assert result["point"].task == task and result["threads"] == 1
+    for engine in ENGINES:
+        r = result[engine]
+        assert len(r["times"]) == 2 and r["median"] > 0 and r["gflops"] > 0 and r["mb"] >= 0
+    row = grid.format_row(result).split()
+    assert row[:3] == [task, "3x16x16", "b2"] and row[5] == "4"  # task, input, batch, ..., images
+    columns = 6 + 3 * len(ENGINES) + (len(ENGINES) == 2)  # then seconds, ratio, GF/s, MB
+    assert len(row) == columns or row[columns] == "UNSTABLE"
+
+
+def test_format_row_marks_unstable_engines_only():
+    fake = {"point": TINY, "threads": 1,
+            "hw3lib": {"times": [1.0, 2.0], "median": 1.5, "gflops": 1.0, "mb": 3.0},
+            "torch": {"times": [1.0, 1.1], "median": 1.05, "gflops": 1.0, "mb": 3.0}}
+    row = grid.format_row(fake)
+    assert "UNSTABLE (hw3lib max/min 2.0)" in row and "torch max" not in row
+    assert " 1.43 " in row  # the ratio hw3lib / torch
+    fake["hw3lib"]["times"] = [1.0, 1.4]
+    assert "UNSTABLE" not in grid.format_row(fake)
+
+
+def test_growth_pairs_consecutive_input_sizes():
+    results = [{"point": replace(grid.COURSE, channels=3, size=s, images=8), "hw3lib": {"median": t}}
+               for s, t in ((64, 3.0), (32, 1.0), (128, 12.0))]
+    results.append({"point": grid.COURSE, "hw3lib": {"median": 100.0}})  # not in the series
+    assert grid.growth(results, "hw3lib") == [(32, 64, 3.0), (64, 128, 4.0)]
+
+
+def test_bench_grid_command_prints_every_point_and_the_growth(monkeypatch, capsys):
+    points = [replace(grid.COURSE, channels=3, size=s) for s in (32, 64)]
+    monkeypatch.setattr(grid, "default_grid", lambda eval_batch: points)
+    main(["--grid", "--rounds", "1", "--images", "2"])
+    out = capsys.readouterr().out
+    assert "medians of 1 interleaved rounds" in out and "cores" in out
+    assert "train 3x32x32" in out and "train 3x64x64" in out
+    assert "hw3lib time growth with input size (3 channels, batch 32): 32->64: x" in out

@@ -1,0 +1,56 @@
+"""Pooling against naive loops over windows, in float64: forward, and backward with the
+gradient routed to each window's first maximum; for windows that tile the input (the fast path
+with no zero fill), that leave pixels uncovered, that leave gaps, that overlap, and for inputs
+in a Conv2D output's memory layout."""
+import numpy as np
+import pytest
+
+from hw3lib import AvgPool2D, MaxPool2D
+
+GEOMETRIES = [(2, None, (2, 3, 8, 6)),         # tiles the input: written, no zero fill
+              (2, None, (2, 2, 7, 9)),         # disjoint, the last row and column uncovered
+              (2, 3, (1, 2, 8, 8)),            # gaps between the windows
+              (3, 2, (2, 2, 7, 9)),            # overlapping
+              ((2, 3), (1, 2), (1, 2, 5, 9))]  # rectangular, overlapping rows
+
+
+def windows(shape, kernel, stride):
+    """Every window as ``(n, c, oh, ow, rows, cols)`` slices, by loops."""
+    (kh, kw), (sh, sw) = kernel, stride
+    n, c, h, w = shape
+    for a in range(n):
+        for b in range(c):
+            for r in range((h - kh) // sh + 1):
+                for q in range((w - kw) // sw + 1):
+                    yield a, b, r, q, slice(r * sh, r * sh + kh), slice(q * sw, q * sw + kw)
+
+
+def naive_pool(x, dout, layer, kind):
+    """Forward and backward of one pooling layer by loops over its windows."""
+    out, dx = np.zeros_like(dout), np.zeros_like(x)
+    for a, b, r, q, rows, cols in windows(x.shape, layer.kernel_size, layer.stride):
+        field = x[a, b, rows, cols]
+        if kind == "max":
+            out[a, b, r, q] = field.max()
+            i, j = np.unravel_index(np.argmax(field), field.shape)  # the first maximum
+            dx[a, b, rows, cols][i, j] += dout[a, b, r, q]
+        else:
+            out[a, b, r, q] = field.mean()
+            dx[a, b, rows, cols] += dout[a, b, r, q] / field.size
+    return out, dx
+
+
+@pytest.mark.parametrize("kernel,stride,shape", GEOMETRIES)
+@pytest.mark.parametrize("kind,cls", [("max", MaxPool2D), ("avg", AvgPool2D)])
+@pytest.mark.parametrize("layout", ["NCHW", "HCNW"])
+def test_pool_equals_naive_loops(kernel, stride, shape, kind, cls, layout):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).round(1)  # rounded: ties within windows happen
+    if layout == "HCNW":  # the memory layout of a Conv2D output
+        x = np.ascontiguousarray(x.transpose(2, 1, 0, 3)).transpose(2, 1, 0, 3)
+    layer = cls(kernel, stride)
+    out = layer.forward(x)
+    dout = rng.standard_normal(out.shape)
+    ref_out, ref_dx = naive_pool(x, dout, layer, kind)
+    np.testing.assert_allclose(out, ref_out, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.backward(dout), ref_dx, rtol=1e-12, atol=1e-12)
