@@ -219,6 +219,9 @@ def _controls(s, train_max):
         return widget
 
     modes = [(f"{mode} ({c} channel{'s' * (c > 1)})", mode) for mode, c in MODES.items()]
+    sizes = [size for _, size in IMAGE_SIZES]
+    if s.image_size not in sizes:
+        raise ValueError(f"image_size must be one of {sizes} in the playground, got {s.image_size!r}")
     return {
         "lr": labelled(w.FloatLogSlider(value=s.lr, base=10, min=-5, max=0, step=0.1,
                                         readout_format=".1e"), "learning rate"),
@@ -234,7 +237,9 @@ def _controls(s, train_max):
         "activation": labelled(w.Dropdown(options=["relu", "tanh"], value=s.activation), "activation"),
         "pooling": labelled(w.Dropdown(options=["max", "avg"], value=s.pooling), "pooling"),
         "mode": labelled(w.Dropdown(options=modes, value=s.mode), "input channels"),
-        "image_size": labelled(w.Dropdown(options=IMAGE_SIZES, value=s.image_size), "image size"),
+        # by index: a Dropdown given value=None shows no choice at all, not "as stored"
+        "image_size": labelled(w.Dropdown(options=IMAGE_SIZES, index=sizes.index(s.image_size)),
+                               "image size"),
         "split": labelled(w.Dropdown(options=[("blocked (runs of frames)", "blocked"),
                                               ("random (the report's)", "random")], value=s.split),
                           "validation split"),

@@ -212,11 +212,14 @@ def test_the_image_size_control_resizes_the_data_and_the_model_follows():
                                 for split in ("train", "val", "test")})
 
     panel = panel_of(load=load)
-    assert panel.controls["image_size"].value is None  # as stored
+    assert panel.controls["image_size"].value is None and panel.controls["image_size"].label == "as stored"
     panel.controls["image_size"].value = 28
     panel.train_button.click()
     assert sizes == [None, (28, 28)] and panel.runs[-1].status == "done"
     assert panel.settings().config().build_model().input_shape == (1, 28, 28)
+    assert panel_of(replace(SMALL, image_size=28)).controls["image_size"].label == "28 x 28"
+    with pytest.raises(ValueError, match=r"image_size must be one of \[None, 16, 28, 32, 64\]"):
+        panel_of(replace(SMALL, image_size=40))
 
 
 def test_a_run_that_does_not_learn_is_said_in_the_panel():
