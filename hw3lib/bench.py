@@ -49,38 +49,46 @@ def epoch_data(channels, n=TRAIN_SIZE, seed=0):
     return rng.random((n, channels, 32, 32), dtype=np.float32), rng.integers(0, 3, n)
 
 
-def hw3lib_epoch(channels, n=TRAIN_SIZE):
-    """A function running one training epoch of a hw3lib LeNet5 (the report's loop)."""
-    X, y = epoch_data(channels, n)
-    model, cost = LeNet5(in_channels=channels, seed=0), CrossEntropyLoss()
-    optimizer = AdamGD(5e-4, 0.9, 0.999, 1e-8, model.get_params())
+def hw3lib_trainer(model, X, y, batch=BATCH):
+    """A function of no arguments running one epoch of the report's loop (``AdamGD`` with the
+    report's settings) for ``model`` over ``X (N, C, H, W)``, ``y (N,)`` in batches of ``batch``."""
+    cost, optimizer = CrossEntropyLoss(), AdamGD(5e-4, 0.9, 0.999, 1e-8, model.get_params())
 
     def run():
-        for i in range(0, len(X), BATCH):
-            y_pred = model.forward(X[i:i + BATCH])
-            cost.get(y_pred, y[i:i + BATCH])
-            model.set_params(optimizer.update_params(model.backward(y_pred, y[i:i + BATCH])))
+        for i in range(0, len(X), batch):
+            y_pred = model.forward(X[i:i + batch])
+            cost.get(y_pred, y[i:i + batch])
+            model.set_params(optimizer.update_params(model.backward(y_pred, y[i:i + batch])))
     return run
 
 
-def torch_epoch(channels, n=TRAIN_SIZE):
-    """The same epoch in PyTorch (same model, initial weights, data and optimizer)."""
+def torch_trainer(model, X, y, batch=BATCH):
+    """The same epoch for the PyTorch twin of ``model`` (same initial weights,
+    ``torch.optim.Adam`` with the same settings, ``X`` and ``y`` shared as tensors)."""
     import torch
 
     from .oracle import torch_lenet5
 
-    X, y = epoch_data(channels, n)
-    net = torch_lenet5(LeNet5(in_channels=channels, seed=0))
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    net, Xt, yt = torch_lenet5(model), torch.from_numpy(X), torch.from_numpy(y)
     optimizer = torch.optim.Adam(net.parameters(), lr=5e-4, betas=(0.9, 0.999), eps=1e-8)
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def run():
-        for i in range(0, len(X), BATCH):
+        for i in range(0, len(X), batch):
             optimizer.zero_grad()
-            loss_fn(net(Xt[i:i + BATCH]), yt[i:i + BATCH]).backward()
+            loss_fn(net(Xt[i:i + batch]), yt[i:i + batch]).backward()
             optimizer.step()
     return run
+
+
+def hw3lib_epoch(channels, n=TRAIN_SIZE):
+    """A function running one training epoch of a hw3lib LeNet5 (the report's loop)."""
+    return hw3lib_trainer(LeNet5(in_channels=channels, seed=0), *epoch_data(channels, n))
+
+
+def torch_epoch(channels, n=TRAIN_SIZE):
+    """The same epoch in PyTorch (same model, initial weights, data and optimizer)."""
+    return torch_trainer(LeNet5(in_channels=channels, seed=0), *epoch_data(channels, n))
 
 
 def hw3lib_eval(channels, n=EVAL_SIZE):

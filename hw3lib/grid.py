@@ -84,42 +84,27 @@ def make_run(engine, point):
     ``"torch"``); data, model and optimizer are built here, outside the timing."""
     X, y = point.data()
     model, b = point.model(), point.batch
+    from .bench import hw3lib_trainer, torch_trainer
+
+    if point.task == "train":
+        return (hw3lib_trainer if engine == "hw3lib" else torch_trainer)(model, X, y, b)
     if engine == "hw3lib":
-        from .losses import CrossEntropyLoss
-        from .optim import AdamGD
-
-        cost, optimizer = CrossEntropyLoss(), AdamGD(5e-4, 0.9, 0.999, 1e-8, model.get_params())
-
-        def train():
-            for i in range(0, len(X), b):
-                y_pred = model.forward(X[i:i + b])
-                cost.get(y_pred, y[i:i + b])
-                model.set_params(optimizer.update_params(model.backward(y_pred, y[i:i + b])))
-
         def evaluate():
             for i in range(0, len(X), b):
                 model.forward(X[i:i + b])
-        return train if point.task == "train" else evaluate
+        return evaluate
 
     import torch
 
     from .oracle import torch_lenet5
 
-    net, Xt, yt = torch_lenet5(model), torch.from_numpy(X), torch.from_numpy(y)
-    optimizer = torch.optim.Adam(net.parameters(), lr=5e-4, betas=(0.9, 0.999), eps=1e-8)
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def train():
-        for i in range(0, len(X), b):
-            optimizer.zero_grad()
-            loss_fn(net(Xt[i:i + b]), yt[i:i + b]).backward()
-            optimizer.step()
+    net, Xt = torch_lenet5(model), torch.from_numpy(X)
 
     def evaluate():
         with torch.no_grad():
             for i in range(0, len(X), b):
                 torch.softmax(net(Xt[i:i + b]), dim=1)
-    return train if point.task == "train" else evaluate
+    return evaluate
 
 
 def _memory_kb(field):
@@ -148,7 +133,7 @@ def _worker(conn, engine, point, threads):
         pass
     base = _memory_kb("VmRSS")
     conn.send("ready")
-    while (command := conn.recv()) == "run":
+    while conn.recv() == "run":
         if threads > 1:
             time.sleep(PAUSE)
         start = time.perf_counter()
