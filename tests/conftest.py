@@ -16,6 +16,15 @@ def pytest_configure(config):
                 "install it with `pip install torch==2.13.0`") from None
 
 
+def missing(tool, env_var):
+    """Skip the test for want of ``tool`` (a sentence saying what is missing and how to get it),
+    or fail it where ``env_var`` is "1": CI sets such variables so that nothing it must test is
+    skipped."""
+    if os.environ.get(env_var) == "1":
+        pytest.fail(f"{env_var}=1 but {tool}")
+    pytest.skip(tool)
+
+
 def random_configs(count, seed):
     """Random convolution geometries: batch 1-4, channels 1-5, non-square inputs 5-17,
     non-square kernels 1-5, stride 1-3, padding 0-2 (kernels always fit)."""

@@ -3,8 +3,6 @@ learn, a full disk, exit statuses, unknown commands, repeated Ctrl-C."""
 import errno
 import json
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -16,7 +14,7 @@ from hw3lib import checkpoint
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.checkpoint import load_checkpoint
 from hw3lib.config import TrainConfig
-from test_train import fake_root, run_cli
+from test_train import fake_root, run_cli, start_training
 
 QUICK = ("--epochs", 2, "--batch-size", 8, "--lr", 0.002, "--no-progress")
 
@@ -157,12 +155,7 @@ def test_repeated_ctrl_c_ends_with_130_and_leaves_no_temporary_file(tmp_path):
     """Five SIGINTs in quick succession, the first while training: exit 130, one line, no
     temporary file, the finished epochs kept."""
     root, out = fake_root(tmp_path), tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "hw3lib", "train", "--data", str(root),
-                             "--epochs", "100000", "--out", str(out), "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not (out / "history.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    proc = start_training(root, out)
     for _ in range(5):
         proc.send_signal(signal.SIGINT)
         time.sleep(0.002)

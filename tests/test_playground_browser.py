@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from conftest import missing
+
 from hw3lib.report import find_chromium
 
 ROOT = Path(__file__).parents[1]
@@ -42,10 +44,7 @@ BROWSER_BUDGET_S = 80
 def chromium():
     path = find_chromium()
     if path is None:
-        reason = "Chromium not found (apt-get install chromium)"
-        if os.environ.get("HW3_REQUIRE_PDF") == "1":
-            pytest.fail(f"HW3_REQUIRE_PDF=1 but {reason}")
-        pytest.skip(reason)
+        missing("Chromium not found (apt-get install chromium)", "HW3_REQUIRE_PDF")
     return path
 
 

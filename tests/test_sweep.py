@@ -22,6 +22,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from datasets import write_banded_root
+from conftest import missing
 from hw3lib import results
 from hw3lib import sweep as sweep_module
 from hw3lib.__main__ import main as hw3lib_main
@@ -347,10 +348,8 @@ def postgres_url():
     in a temporary folder, stopped afterwards. CI (HW3_REQUIRE_POSTGRES=1) fails without it."""
     bin_dir = _postgres_bin()
     if bin_dir is None:
-        message = "PostgreSQL's server (Debian: apt-get install postgresql) is not installed"
-        if os.environ.get("HW3_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"HW3_REQUIRE_POSTGRES=1: {message}")
-        pytest.skip(message)
+        missing("PostgreSQL's server (Debian: apt-get install postgresql) is not installed",
+                "HW3_REQUIRE_POSTGRES")
     folder = Path(tempfile.mkdtemp(prefix="hw3-postgres-"))
     user = "nobody" if os.geteuid() == 0 else None  # the server refuses to run as root
     if user:

@@ -499,15 +499,22 @@ def test_command_reports_missing_data_bad_resume_and_divergence_in_one_line(tmp_
     assert code == 2 and len(err.splitlines()) == 1 and "truncated or corrupt" in err
 
 
+def start_training(root, out):
+    """A `python -m hw3lib train` process on ``root`` writing to ``out``, returned once it has
+    finished its first epoch (``out``/history.json exists), or after 60 s."""
+    proc = subprocess.Popen([sys.executable, "-m", "hw3lib", "train", "--data", str(root),
+                             "--epochs", "100000", "--out", str(out), "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / "history.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return proc
+
+
 def test_command_ctrl_c_keeps_history_and_checkpoint(tmp_path):
     """A real SIGINT to a running `python -m hw3lib train`: exit 130, one line, files kept."""
     root, out_dir = fake_root(tmp_path), tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "hw3lib", "train", "--data", str(root),
-                             "--epochs", "100000", "--out", str(out_dir), "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not (out_dir / "history.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    proc = start_training(root, out_dir)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err
