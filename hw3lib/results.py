@@ -19,9 +19,9 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from .data import normalize, resolve_root
+from .checkpoint import CheckpointError, load_checkpoint
 from .download import dataset_sha256
 from .metrics import bootstrap_interval
-from .checkpoint import CheckpointError, load_checkpoint
 from .tables import Table
 from .train import FitResult, fit
 
@@ -87,7 +87,7 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False, on
     data = data if data is not None else config.load_data(root)
     path.parent.mkdir(parents=True, exist_ok=True)
     with one_blas_thread():
-        result = fit(config.build_model(len(data.classes)), data, config, checkpoint_path=path,
+        result = fit(config.build_model(len(data.classes), data.image_size), data, config, checkpoint_path=path,
                      resume=ckpt, data_sha256=sha, progress=progress, on_epoch=on_epoch, stop=stop)
     if result.stopped:
         raise KeyboardInterrupt(f"training {relative(path)} was {result.stopped} after "
@@ -194,11 +194,12 @@ def test_over_seeds(configs, seeds, *, root=None, folder=None, progress=False):
     runs, rows = {}, []
     for label, config in configs.items():
         runs[label] = {}
+        correct = []
         for seed, (result, data) in _runs(config, seeds, root, folder, progress).items():
             runs[label][seed] = result, result.test(data.X_test, data.y_test)
+            correct.append(runs[label][seed][1].probs.argmax(axis=1) == data.y_test)
         records = [record for _, record in runs[label].values()]
         acc = np.array([record.accuracy for record in records])
-        correct = [record.probs.argmax(axis=1) == data.y_test for record in records]
         low, high = bootstrap_interval(correct)
         rows.append((label, ",".join(map(str, runs[label])), acc.mean(), acc.std(),
                      f"{low:.3f}-{high:.3f}", acc.min(), acc.max(),

@@ -156,6 +156,10 @@ def _sweep_command(args):
     counts = {state: sum(r.state == state for r in result.runs) for state in ("done", "pruned", "failed")}
     print(json.dumps(dict(study=result.study_name, best=best.params if best else None,
                           val_acc=round(best.mean, 6) if best else None, runs=counts)))
+    if counts["done"] == 0 and counts["failed"]:
+        print(f"error: every run of the sweep failed (the first: {result.failures()[0].error})",
+              file=sys.stderr)
+        return 2
     return 0
 
 

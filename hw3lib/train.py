@@ -12,7 +12,7 @@ Typical use (a notebook)::
 
     config = TrainConfig(epochs=24)              # the report's Adam settings by default
     data = config.load_data()                    # hw3lib.data.Dataset, 70/30 split
-    model = config.build_model(len(data.classes))
+    model = config.build_model(len(data.classes), data.image_size)
     result = fit(model, data, config, checkpoint_path="runs/lenet5/checkpoint.npz")
     result.history["val_acc"], result.evaluate(data.X_test, data.y_test)
 

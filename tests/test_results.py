@@ -15,9 +15,9 @@ from hw3lib.train import fit
 CONFIG = TrainConfig(epochs=2, batch_size=8, lr=0.002)
 
 
-def fake_root(tmp_path, per_class=(10, 4)):
-    """A dataset folder of 32x32 LA PNGs, classes A, B, C; class k brightens the k-th third
-    of the rows."""
+def fake_root(tmp_path, per_class=(10, 4), size=(32, 32)):
+    """A dataset folder of LA PNGs of ``size`` (height, width), classes A, B, C; class k
+    brightens the k-th third of the rows."""
     rng = np.random.default_rng(0)
     root = tmp_path / "fruits"
     for split, n in zip(("train", "test"), per_class):
@@ -25,7 +25,7 @@ def fake_root(tmp_path, per_class=(10, 4)):
             folder = root / f"Data_{split}" / name
             folder.mkdir(parents=True)
             for i in range(n):
-                grey = rng.integers(0, 150, (32, 32), dtype=np.uint8)
+                grey = rng.integers(0, 150, size, dtype=np.uint8)
                 grey[k * 10:(k + 1) * 10] += 100
                 pixels = np.stack([grey, np.full_like(grey, 255)], -1)
                 Image.fromarray(pixels, "LA").save(folder / f"{i}.png")
@@ -94,6 +94,12 @@ def test_load_or_train_trains_once_then_reuses_the_checkpoint(root, tmp_path, co
     assert_same_run(first, again)
     data = CONFIG.load_data(root)
     assert first.evaluate(data.X_test, data.y_test) == again.evaluate(data.X_test, data.y_test)
+
+
+def test_load_or_train_builds_the_model_for_the_datas_image_size(tmp_path):
+    root = fake_root(tmp_path, size=(36, 28))
+    result = results.load_or_train(CONFIG, tmp_path / "run.npz", root=root)
+    assert result.model.input_shape == (1, 36, 28) and len(result.history["epoch"]) == 2
 
 
 def test_load_or_train_is_bit_deterministic(root, tmp_path):

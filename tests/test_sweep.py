@@ -247,6 +247,15 @@ def test_the_sweep_command_prints_the_table_failures_best_and_writes_the_figures
     assert (tmp_path / "sweep.png").stat().st_size > 0 and (tmp_path / "heatmap.png").stat().st_size > 0
 
 
+def test_a_sweep_whose_every_run_failed_ends_with_an_error(tmp_path, root, capsys):
+    argv = ["sweep", "--param", "lr=1e300,2e300", "--set", "optimizer=sgd", "--set", "epochs=1",
+            *TINY_SETS, "--workers", "1", "--out", str(tmp_path), "--data", str(root), "--no-progress"]
+    assert hw3lib_main(argv) == 2
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.splitlines()[-1])["runs"] == {"done": 0, "pruned": 0, "failed": 2}
+    assert captured.err.startswith("error: every run of the sweep failed (the first: TrainingError")
+
+
 # --- interrupted and killed sweeps resume --------------------------------------------------------
 
 def start_sweep(tmp_path, root):
