@@ -5,17 +5,23 @@ Layout conventions (PyTorch's): images ``x`` are ``(N, C, H, W)``, kernels ``W``
 ``cols`` of shape ``(C * kh * kw, N * OH * OW)``; the row order is ``(c, i, j)``, so that
 ``W.reshape(F, -1) @ cols`` is the convolution, and the column order is ``(n, oh, ow)``.
 
-``Conv2D`` does not build that matrix. :func:`unfold_width` copies the width windows of the
-input once, laid out image row by image row with the batch inside, ``(Hp, C * kw, N * OW)``;
-the im2col matrix of output row ``oh`` is then ``kh`` consecutive image rows of it, a
-contiguous block, and :func:`stack_rows` stacks those blocks as one view ``(OH, kh * C * kw,
-N * OW)``. Every product of the layer becomes one stacked matrix product over output rows,
-each as large as the whole batch; the full matrix, ``kh`` times larger, exists only when
-``im2col`` is asked for it. The adjoints :func:`unstack_rows` (or :func:`unstack_product`,
-which folds a product without building it) and :func:`fold_width` carry gradients back.
+``Conv2D`` does not build that matrix. :func:`padded_rows` lays the input out image row by
+image row with the batch innermost, ``(Hp, C, Wp, N)``, and :func:`width_windows` copies its
+width windows once, ``(Hp, C * kw, OW * N)``; the im2col matrix of output row ``oh`` is then
+``kh`` consecutive image rows of it, a contiguous block, and :func:`stack_rows` stacks those
+blocks as one view ``(OH, kh * C * kw, OW * N)``. Every product of the layer becomes one
+stacked matrix product over output rows, each as large as the whole batch; the full matrix,
+``kh`` times larger, exists only when ``im2col`` is asked for it. The adjoints
+:func:`unstack_rows` (or :func:`unstack_product`, which folds a product without building it)
+and :func:`fold_windows` carry gradients back. :func:`unfold_width` and :func:`fold_width`
+are the same steps for ``(N, C, H, W)`` arrays.
 """
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
+# images moved at a time when the batch goes innermost: from (N, C, H, W) memory, 2-3x faster
+# than all at once (at 128x3x128x128: 6 ms, not 18 ms), the reads staying in cache
+BATCH_BLOCK = 16
 
 
 def pair(value, name="value"):
@@ -59,51 +65,82 @@ def _check_image(x):
         raise ValueError(f"expected images of shape (N, C, H, W), got shape {x.shape}")
 
 
-def unfold_width(x, kernel_w, stride_w=1, padding=0):
-    """The width windows of ``x (N, C, H, W)``, image row by image row, the batch inside:
-    ``X (Hp, C * kw, N * OW)``, ``X[h, c * kw + j, n * OW + ow] = x_padded[n, c, h, ow * sw + j]``.
-
-    Each image row ``h`` is one contiguous ``(C * kw, N * OW)`` matrix, so the ``kh`` rows
-    that an output row reads are one contiguous block of ``X`` (see :func:`stack_rows`).
-    ``X`` holds ``kw`` copies of ``x``; ``padding`` is ``(ph, pw)`` or an int.
-    """
+def padded_rows(x, padding=0):
+    """``x (N, C, H, W)`` zero-padded and laid out image row by image row, the batch innermost:
+    ``(Hp, C, Wp, N)``, the form :func:`width_windows` reads. No copy when ``x`` already has
+    that memory layout (a ``Conv2D`` or pooling output) and there is no padding."""
     _check_image(x)
     n, c, h, w = x.shape
     ph, pw = pair(padding, "padding")
-    ow = conv_output_size((h, w), (1, kernel_w), (1, stride_w), (0, pw))[1]
-    if ph or pw:
-        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    # (N, C, Hp, OW, kw): every sw-th window of kw columns
-    windows = sliding_window_view(x, kernel_w, axis=3)[..., : stride_w * ow : stride_w, :]
-    X = np.ascontiguousarray(windows.transpose(2, 1, 4, 0, 3))  # (Hp, C, kw, N, OW)
-    return X.reshape(h + 2 * ph, c * kernel_w, n * ow)
+    x_rows = x.transpose(2, 1, 3, 0)
+    if not (ph or pw) and x_rows.flags.c_contiguous:
+        return x_rows
+    rows = (np.zeros if ph or pw else np.empty)((h + 2 * ph, c, w + 2 * pw, n), dtype=x.dtype)
+    for i in range(0, n, BATCH_BLOCK):
+        rows[ph : ph + h, :, pw : pw + w, i : i + BATCH_BLOCK] = x_rows[..., i : i + BATCH_BLOCK]
+    return rows
 
 
-def fold_width(X, x_shape, kernel_w, stride_w=1, padding=0, out=None):
-    """The adjoint of :func:`unfold_width`: ``X (Hp, C * kw, N * OW)`` -> ``(N, C, H, W)``,
-    summing where windows overlap (``kw`` strided slice additions, no ``np.add.at``). The
-    sums go into ``out``, the padded ``(Hp, C, N, Wp)``, when given (else a new array); the
-    result is its unpadded part, a view whose memory is laid out ``(H, C, N, W)``."""
+def _window_span(rows_shape, kernel_w, stride_w, columns):
+    """``(first, count)`` of the output columns that the slice ``columns`` (None: all) selects."""
+    ow = (rows_shape[2] - kernel_w) // stride_w + 1
+    first, stop, _ = (columns or slice(None)).indices(ow)
+    return first, stop - first
+
+
+def width_windows(rows, kernel_w, stride_w=1, columns=None):
+    """The width windows of padded rows ``(Hp, C, Wp, N)`` (:func:`padded_rows`) for the output
+    columns ``columns`` (a slice; None: all): ``X (Hp, C * kw, OWb * N)`` with
+    ``X[h, c * kw + j, ow * N + n] = rows[h, c, (columns.start + ow) * sw + j, n]``.
+
+    Each image row ``h`` is one contiguous ``(C * kw, OWb * N)`` matrix, so the ``kh`` rows that
+    an output row reads are one contiguous block of ``X`` (see :func:`stack_rows`). ``X`` holds
+    ``kw`` copies of the rows it reads; with the batch innermost, each copy is of runs of
+    ``OWb * N`` contiguous numbers (stride 1), not of short image rows."""
+    hp, c, _, n = rows.shape
+    first, count = _window_span(rows.shape, kernel_w, stride_w, columns)
+    span = rows[:, :, first * stride_w : (first + count - 1) * stride_w + kernel_w]
+    windows = sliding_window_view(span, kernel_w, axis=2)[:, :, ::stride_w]  # (Hp, C, OWb, N, kw)
+    X = np.ascontiguousarray(windows.transpose(0, 1, 4, 2, 3))  # (Hp, C, kw, OWb, N)
+    return X.reshape(hp, c * kernel_w, count * n)
+
+
+def fold_windows(X, rows, kernel_w, stride_w=1, columns=None):
+    """The adjoint of :func:`width_windows`: adds ``X (Hp, C * kw, OWb * N)`` onto the padded
+    rows ``rows (Hp, C, Wp, N)`` it was read from, in place (``kw`` strided slice additions,
+    no ``np.add.at``), and returns ``rows``."""
+    hp, c, _, n = rows.shape
+    first, count = _window_span(rows.shape, kernel_w, stride_w, columns)
+    X = X.reshape(hp, c, kernel_w, count, n)
+    for j in range(kernel_w):
+        start = first * stride_w + j
+        rows[:, :, start : start + (count - 1) * stride_w + 1 : stride_w] += X[:, :, j]
+    return rows
+
+
+def unfold_width(x, kernel_w, stride_w=1, padding=0):
+    """The width windows of ``x (N, C, H, W)``: ``X (Hp, C * kw, OW * N)``,
+    ``X[h, c * kw + j, ow * N + n] = x_padded[n, c, h, ow * sw + j]`` (:func:`width_windows`
+    of :func:`padded_rows`); ``padding`` is ``(ph, pw)`` or an int."""
+    rows = padded_rows(x, padding)
+    conv_output_size(rows.shape[::2], (1, kernel_w), (1, stride_w))  # checks the fit
+    return width_windows(rows, kernel_w, stride_w)
+
+
+def fold_width(X, x_shape, kernel_w, stride_w=1, padding=0):
+    """The adjoint of :func:`unfold_width`: ``X (Hp, C * kw, OW * N)`` -> ``(N, C, H, W)``,
+    summing where windows overlap; the result is a view whose memory is laid out ``(H, C, W, N)``."""
     n, c, h, w = x_shape
     ph, pw = pair(padding, "padding")
-    hp, ow = X.shape[0], X.shape[2] // n
-    X = X.reshape(hp, c, kernel_w, n, ow)
-    if out is None:
-        out = np.empty((hp, c, n, w + 2 * pw), dtype=X.dtype)
-    if stride_w == 1:  # kernel column 0 covers columns 0 to OW - 1: copied, the rest zeroed
-        out[..., :ow], out[..., ow:] = X[:, :, 0], 0
-    else:
-        out[...] = 0
-    for j in range(1 if stride_w == 1 else 0, kernel_w):
-        out[..., j : j + stride_w * ow : stride_w] += X[:, :, j]
-    return out[ph : ph + h, :, :, pw : pw + w].transpose(2, 1, 0, 3)
+    rows = fold_windows(X, np.zeros((h + 2 * ph, c, w + 2 * pw, n), dtype=X.dtype), kernel_w, stride_w)
+    return rows[ph : ph + h, :, pw : pw + w].transpose(3, 1, 0, 2)
 
 
 def stack_rows(X, kernel_h, stride_h=1):
     """The im2col matrix of every output row, as one read-only view of ``X (Hp, K, M)`` from
     :func:`unfold_width`: ``(OH, kh * K, M)``, element ``oh`` being the image rows
     ``oh * sh ... oh * sh + kh - 1`` of ``X``, a contiguous block (rows ``(i, c, j)``,
-    columns ``(n, ow)``). Nothing is copied: stacked, they are the ``kh`` times larger im2col."""
+    columns ``(ow, n)``). Nothing is copied: stacked, they are the ``kh`` times larger im2col."""
     hp, k, m = X.shape
     oh = (hp - kernel_h) // stride_h + 1
     return np.lib.stride_tricks.as_strided(X, (oh, kernel_h * k, m),
@@ -166,7 +203,7 @@ def im2col(x, kernel_h, kernel_w, stride=1, padding=0):
     conv_output_size(x.shape[2:], (kernel_h, kernel_w), (sh, sw), (ph, pw))  # checks the fit
     S = stack_rows(unfold_width(x, kernel_w, sw, (ph, pw)), kernel_h, sh)  # (OH, kh*C*kw, N*OW)
     oh = S.shape[0]
-    S = S.reshape(oh, kernel_h, c, kernel_w, n, -1).transpose(2, 1, 3, 4, 0, 5)  # (C,kh,kw,N,OH,OW)
+    S = S.reshape(oh, kernel_h, c, kernel_w, -1, n).transpose(2, 1, 3, 5, 0, 4)  # (C,kh,kw,N,OH,OW)
     return S.reshape(c * kernel_h * kernel_w, -1)
 
 
@@ -180,8 +217,8 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride=1, padding=0):
     expected = (c * kernel_h * kernel_w, n * oh * ow)
     if cols.shape != expected:
         raise ValueError(f"cols has shape {cols.shape}, expected {expected} for x_shape {x_shape}")
-    S = cols.reshape(c, kernel_h, kernel_w, n, oh, ow).transpose(4, 1, 0, 2, 3, 5)  # (OH,kh,C,kw,N,OW)
-    X = unstack_rows(S.reshape(oh, kernel_h * c * kernel_w, n * ow), h + 2 * ph, kernel_h, sh)
+    S = cols.reshape(c, kernel_h, kernel_w, n, oh, ow).transpose(4, 1, 0, 2, 5, 3)  # (OH,kh,C,kw,OW,N)
+    X = unstack_rows(S.reshape(oh, kernel_h * c * kernel_w, ow * n), h + 2 * ph, kernel_h, sh)
     return fold_width(X, x_shape, kernel_w, sw, (ph, pw))
 
 

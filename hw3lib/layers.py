@@ -7,8 +7,8 @@ gradient of whatever scalar loss ``dout`` came from; no layer rescales it.
 """
 import numpy as np
 
-from .im2col import (check_window, conv_output_size, fold_width, pair, stack_rows, unfold_width,
-                     unstack_product)
+from .im2col import (check_window, conv_output_size, fold_windows, pair, padded_rows, stack_rows,
+                     unstack_product, width_windows)
 
 KEEP_BYTES = 32 << 20  # Conv2D keeps windows up to this size for backward, rebuilds larger ones
 CACHE_BYTES = 256 << 10  # a block of windows this size stays in a core's L2 cache across output rows
@@ -36,19 +36,23 @@ def _uniform(rng, bound, shape, dtype):
 class Conv2D(Layer):
     """2-D convolution as matrix products over im2col columns: ``(N, C, H, W) -> (N, F, OH, OW)``.
 
-    The input's width windows are copied once by :func:`~hw3lib.im2col.unfold_width`, image
-    row by image row with the batch inside; the im2col matrix of each output row is then a
+    The input is laid out image row by image row with the batch innermost
+    (:func:`~hw3lib.im2col.padded_rows`, ``(Hp, C, Wp, N)``) and its width windows are copied
+    once (:func:`~hw3lib.im2col.width_windows`); the im2col matrix of each output row is then a
     contiguous block of them (:func:`~hw3lib.im2col.stack_rows`), so the forward pass, the
     weight gradient and the input gradient are each one stacked product over the output rows,
-    ``(F, kh C kw) @ (kh C kw, N OW)`` and its transposes, as wide as the batch. The input
+    ``(F, kh C kw) @ (kh C kw, OW N)`` and its transposes, as wide as the batch. The input
     gradient goes back through :func:`~hw3lib.im2col.unstack_product` (no zeros multiplied)
-    and :func:`~hw3lib.im2col.fold_width`. The output is a view whose memory is laid out
-    ``(OH, F, N, OW)``, the order the next layers and the backward pass read it in.
+    and :func:`~hw3lib.im2col.fold_windows`. The output is a view whose memory is laid out
+    ``(OH, F, OW, N)``, the layout the next layers, the next ``Conv2D`` and the backward pass
+    read without copying; with the batch innermost, every copy and every elementwise step runs
+    over contiguous runs of ``N`` numbers or more, however narrow the images.
 
-    The batch is processed in blocks of whole images sized for the cache (:meth:`_image_blocks`).
+    The products run in blocks of output columns sized for the cache (:meth:`_column_blocks`).
     The windows (``kw`` copies of the input) are kept for the backward pass up to
-    ``KEEP_BYTES`` in all; larger ones are rebuilt there block by block from the input, which
-    costs one more copy but never holds them whole (at 3x128x128, batch 128, conv1's are 122 MB).
+    ``KEEP_BYTES`` in all; larger ones are rebuilt there block by block from the padded
+    rows, which costs one more copy but never holds them whole (at 3x128x128, batch 128,
+    conv1's are 122 MB).
 
     Initialised like PyTorch's default, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for ``W`` and ``b``.
     ``needs_input_grad = False`` makes ``backward`` skip ``dx`` (for a network's first layer).
@@ -81,21 +85,16 @@ class Conv2D(Layer):
         f, c, kh, kw = self.params["W"].shape
         return self.params["W"].transpose(0, 2, 1, 3).reshape(f, kh, c * kw)
 
-    def _image_blocks(self, n, ow):
-        """The batch as slices of whole images whose windows ``S[oh]`` (``kh * C * kw`` rows,
-        one column per image and output column) fit in ``CACHE_BYTES``: the products run
-        block by block, so that each image row, read by ``kh`` output rows in turn, is still in
-        cache for the next (at 3x128x128, batch 32, conv1's products run 2-3x faster than over
-        the whole batch); but blocks are at least ``MIN_COLUMNS`` wide, which matters for wide
-        layers, whose products are compute-bound."""
+    def _column_blocks(self, n, ow):
+        """The output columns as slices whose windows ``S[oh]`` (``kh * C * kw`` rows, ``N``
+        columns per output column) fit in ``CACHE_BYTES``: the products run block by block,
+        so that each image row, read by ``kh`` output rows in turn, is still in cache for the
+        next (at 3x128x128, batch 32, conv1's products run 2-3x faster than over the whole
+        batch); but blocks are at least ``MIN_COLUMNS`` wide, which matters for wide layers,
+        whose products are compute-bound."""
         rows = self.params["W"][0].size  # kh * C * kw
-        per = max(CACHE_BYTES // (rows * ow * self.params["W"].itemsize), -(-MIN_COLUMNS // ow))
-        return [slice(i, min(n, i + per)) for i in range(0, n, per)]
-
-    def _windows(self, images):
-        """:func:`~hw3lib.im2col.unfold_width` of the images ``x[images]`` of the forward pass:
-        ``(Hp, C * kw, len(images) * OW)``."""
-        return unfold_width(self.x[images], self.kernel_size[1], self.stride[1], self.padding)
+        per = max(CACHE_BYTES // (rows * n * self.params["W"].itemsize), -(-MIN_COLUMNS // n), 1)
+        return [slice(i, min(ow, i + per)) for i in range(0, ow, per)]
 
     def forward(self, x):
         n, c, h, w = x.shape
@@ -103,43 +102,43 @@ class Conv2D(Layer):
             raise ValueError(f"{self!r} expects input (N, {self.in_channels}, H, W), got {x.shape}")
         (kh, kw), (sh, sw), f = self.kernel_size, self.stride, self.out_channels
         oh, ow = conv_output_size((h, w), (kh, kw), (sh, sw), self.padding)
-        self.x, self.blocks = x, self._image_blocks(n, ow)
-        keep = (h + 2 * self.padding[0]) * c * kw * n * ow * x.itemsize <= KEEP_BYTES
+        self.x_shape, self.blocks = x.shape, self._column_blocks(n, ow)
+        self.rows = padded_rows(x, self.padding)  # (Hp, C, Wp, N)
+        keep = self.rows.shape[0] * c * kw * ow * n * x.itemsize <= KEEP_BYTES
         W = self._kernel_rows().reshape(f, -1)
-        out = np.empty((oh, f, n * ow), dtype=np.result_type(W, x))
+        out = np.empty((oh, f, ow * n), dtype=np.result_type(W, x))
         self.X = []  # the blocks' windows, when kept for backward
-        for images in self.blocks:
-            X = self._windows(images)  # (Hp, C*kw, images*OW)
-            np.matmul(W, stack_rows(X, kh, sh), out=out[..., images.start * ow : images.stop * ow])
+        for columns in self.blocks:
+            X = width_windows(self.rows, kw, sw, columns)  # (Hp, C*kw, columns*N)
+            np.matmul(W, stack_rows(X, kh, sh), out=out[..., columns.start * n : columns.stop * n])
             if keep:
                 self.X.append(X)
         out += self.params["b"][:, None]
-        return out.reshape(oh, f, n, ow).transpose(2, 1, 0, 3)
+        return out.reshape(oh, f, ow, n).transpose(3, 1, 0, 2)
 
     def backward(self, dout):
         n, f, oh, ow = dout.shape
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        _, c, h, w = self.x.shape
-        # G (OH, F, N*OW): a free view when dout has the memory layout of our own output
-        G = np.ascontiguousarray(dout.transpose(2, 1, 0, 3)).reshape(oh, f, n * ow)
+        h, w = self.x_shape[2:]
+        # G (OH, F, OW*N): a free view when dout has the memory layout of our own output
+        G = np.ascontiguousarray(dout.transpose(2, 1, 3, 0)).reshape(oh, f, ow * n)
         self.grads["b"] = G.sum(axis=(0, 2))
         dW_T, W = 0, self._kernel_rows()  # (kh*C*kw, F), (F, kh, C*kw)
-        if self.needs_input_grad:  # the padded dx, laid out (Hp, C, N, Wp) in memory
-            dxp = np.empty((h + 2 * ph, c, n, w + 2 * pw), dtype=G.dtype)
-        for k, images in enumerate(self.blocks):
-            X = self.X[k] if self.X else self._windows(images)
-            Gb = G[..., images.start * ow : images.stop * ow]  # (OH, F, images*OW)
-            block_shape = (images.stop - images.start, c, h, w)
+        if self.needs_input_grad:  # the gradient of the padded rows (Hp, C, Wp, N)
+            drows = np.zeros_like(self.rows, dtype=G.dtype)
+        for k, columns in enumerate(self.blocks):
+            X = self.X[k] if self.X else width_windows(self.rows, kw, sw, columns)
+            Gb = G[..., columns.start * n : columns.stop * n]  # (OH, F, columns*N)
             # dW.T = sum over output rows of S[oh] @ G[oh].T: with OpenBLAS about twice the
             # speed of G[oh] @ S[oh].T, whose long, skinny transposed operand suits it less
             dW_T = dW_T + np.matmul(stack_rows(X, kh, sh), Gb.transpose(0, 2, 1)).sum(axis=0)
             if self.needs_input_grad:
-                dX = unstack_product(W, Gb, len(X), sh)  # (Hp, C*kw, images*OW)
-                fold_width(dX, block_shape, kw, sw, self.padding, out=dxp[:, :, images])
-        self.grads["W"] = dW_T.T.reshape(f, kh, c, kw).transpose(0, 2, 1, 3).copy()
+                dX = unstack_product(W, Gb, len(X), sh)  # (Hp, C*kw, columns*N)
+                fold_windows(dX, drows, kw, sw, columns)
+        self.grads["W"] = dW_T.T.reshape(f, kh, self.in_channels, kw).transpose(0, 2, 1, 3).copy()
         if not self.needs_input_grad:
             return None
-        return dxp[ph : ph + h, :, :, pw : pw + w].transpose(2, 1, 0, 3)
+        return drows[ph : ph + h, :, pw : pw + w].transpose(3, 1, 0, 2)
 
     def __repr__(self):
         return (f"Conv2D({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -151,7 +150,7 @@ class _Pool2D(Layer):
 
     A pooling window is visited as ``kh * kw`` strided slices of the input, one per offset
     ``(i, j)`` inside the window, each of the output's shape ``(N, C, OH, OW)``. Outputs and
-    gradients keep the input's memory layout (``order="K"``), e.g. the ``(H, C, N, W)`` of a
+    gradients keep the input's memory layout (``order="K"``), e.g. the ``(H, C, W, N)`` of a
     ``Conv2D`` output, so that every elementwise step runs through memory in one order.
     """
 

@@ -74,12 +74,12 @@ def test_kernel_larger_than_input_is_refused_clearly():
 @pytest.mark.parametrize("cfg", CONFIGS[:8], ids=config_id)
 def test_conv_one_image_per_block_and_rebuilt_windows_equal_the_naive_loops(cfg, monkeypatch):
     monkeypatch.setattr(layers, "CACHE_BYTES", 0)
-    monkeypatch.setattr(layers, "MIN_COLUMNS", 1)  # every product block one image wide
+    monkeypatch.setattr(layers, "MIN_COLUMNS", 1)  # every product block one output column wide
     monkeypatch.setattr(layers, "KEEP_BYTES", 0)  # every window rebuilt in backward
     x, layer = make(cfg)
     W, b = layer.params["W"], layer.params["b"]
     out = layer.forward(x)
-    assert layer.X == [] and len(layer.blocks) == cfg["n"]
+    assert layer.X == [] and len(layer.blocks) == out.shape[3]
     np.testing.assert_allclose(out, conv2d_naive(x, W, b, cfg["stride"], cfg["padding"]),
                                rtol=1e-12, atol=1e-12)
     dout = np.random.default_rng(1).standard_normal(out.shape)

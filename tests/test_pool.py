@@ -42,12 +42,12 @@ def naive_pool(x, dout, layer, kind):
 
 @pytest.mark.parametrize("kernel,stride,shape", GEOMETRIES)
 @pytest.mark.parametrize("kind,cls", [("max", MaxPool2D), ("avg", AvgPool2D)])
-@pytest.mark.parametrize("layout", ["NCHW", "HCNW"])
+@pytest.mark.parametrize("layout", ["NCHW", "HCWN"])
 def test_pool_equals_naive_loops(kernel, stride, shape, kind, cls, layout):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape).round(1)  # rounded: ties within windows happen
-    if layout == "HCNW":  # the memory layout of a Conv2D output
-        x = np.ascontiguousarray(x.transpose(2, 1, 0, 3)).transpose(2, 1, 0, 3)
+    if layout == "HCWN":  # the memory layout of a Conv2D output
+        x = np.ascontiguousarray(x.transpose(2, 1, 3, 0)).transpose(3, 1, 0, 2)
     layer = cls(kernel, stride)
     out = layer.forward(x)
     dout = rng.standard_normal(out.shape)

@@ -45,8 +45,8 @@ def test_output_rows_are_one_view_of_the_width_windows():
     np.testing.assert_array_equal(S[2], X[2:7].reshape(45, 32))  # output row 2 reads image rows 2-6
     cols = im2col(x, 5, 3)
     assert cols.size == 5 * X.size * 8 // 12  # im2col: one copy per kernel offset
-    # column (n, oh, ow) of im2col is column (n, ow) of output row oh, rows reordered (c, i, j)
-    field = S[2].reshape(5, 3, 3, 4, 8)[:, :, :, 1, 6].transpose(1, 0, 2).ravel()
+    # column (n, oh, ow) of im2col is column (ow, n) of output row oh, rows reordered (c, i, j)
+    field = S[2].reshape(5, 3, 3, 8, 4)[:, :, :, 6, 1].transpose(1, 0, 2).ravel()
     np.testing.assert_array_equal(cols[:, (1 * 8 + 2) * 8 + 6], field)
 
 
