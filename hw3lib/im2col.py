@@ -173,10 +173,10 @@ def unstack_product(W, G, padded_h, stride_h=1, out=None):
     oh, _, m = G.shape
     if out is None:
         out = np.empty((padded_h, k, m), dtype=np.result_type(W, G))
-    Wt = W.transpose(2, 1, 0)  # (K, kh, F)
+    Wr = np.ascontiguousarray(W[:, ::-1].transpose(2, 1, 0))  # (K, kh, F), kernel rows reversed
     inner = range(kh - 1, oh) if stride_h == 1 else range(0)
     if inner:  # G[h - kh + 1 : h + 1] meets kernel rows kh - 1, ..., 0
-        np.matmul(Wt[:, ::-1].reshape(k, -1), stack_rows(G, kh), out=out[kh - 1 : oh])
+        np.matmul(Wr.reshape(k, -1), stack_rows(G, kh), out=out[kh - 1 : oh])
     for h in range(padded_h):
         if h in inner:
             continue
@@ -184,8 +184,9 @@ def unstack_product(W, G, padded_h, stride_h=1, out=None):
         if first > last:
             out[h] = 0  # a row no window reads (stride > kernel)
             continue
-        i = h - first * stride_h  # the kernel row that output row `first` reads h with
-        rows = Wt[:, i - stride_h * (last - first) : i + 1 : stride_h][:, ::-1]  # (K, m, F)
+        # output rows first..last read h with kernel rows i, i - sh, ...: reversed, a slice of Wr
+        r = kh - 1 - (h - first * stride_h)
+        rows = Wr[:, r : r + stride_h * (last - first) + 1 : stride_h]  # (K, m, F), a view
         np.matmul(rows.reshape(k, -1), G[first : last + 1].reshape(-1, m), out=out[h])  # (K, M)
     return out
 

