@@ -138,7 +138,7 @@ def fold_width(X, x_shape, kernel_w, stride_w=1, padding=0):
 
 def stack_rows(X, kernel_h, stride_h=1):
     """The im2col matrix of every output row, as one read-only view of ``X (Hp, K, M)`` from
-    :func:`unfold_width`: ``(OH, kh * K, M)``, element ``oh`` being the image rows
+    :func:`width_windows`: ``(OH, kh * K, M)``, element ``oh`` being the image rows
     ``oh * sh ... oh * sh + kh - 1`` of ``X``, a contiguous block (rows ``(i, c, j)``,
     columns ``(ow, n)``). Nothing is copied: stacked, they are the ``kh`` times larger im2col."""
     hp, k, m = X.shape
@@ -202,7 +202,7 @@ def im2col(x, kernel_h, kernel_w, stride=1, padding=0):
     n, c = x.shape[:2]
     (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
     conv_output_size(x.shape[2:], (kernel_h, kernel_w), (sh, sw), (ph, pw))  # checks the fit
-    S = stack_rows(unfold_width(x, kernel_w, sw, (ph, pw)), kernel_h, sh)  # (OH, kh*C*kw, N*OW)
+    S = stack_rows(unfold_width(x, kernel_w, sw, (ph, pw)), kernel_h, sh)  # (OH, kh*C*kw, OW*N)
     oh = S.shape[0]
     S = S.reshape(oh, kernel_h, c, kernel_w, -1, n).transpose(2, 1, 3, 5, 0, 4)  # (C,kh,kw,N,OH,OW)
     return S.reshape(c * kernel_h * kernel_w, -1)

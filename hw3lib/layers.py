@@ -279,17 +279,18 @@ class Tanh(Layer):
 
 
 class Flatten(Layer):
-    """``(N, C, H, W) -> (N, C * H * W)``."""
+    """``(N, C, H, W) -> (N, C * H * W)``; the gradient goes back in the input's memory layout
+    (e.g. a ``Conv2D`` output's), which the layers before it read fastest."""
 
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
 
     def forward(self, x):
-        self.x_shape = x.shape
+        self.x = x
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dout):
-        return dout.reshape(self.x_shape)
+        return _layout_of(self.x, dout.reshape(self.x.shape))
 
 
 class Dense(Layer):

@@ -32,6 +32,20 @@ def test_layer_gradients_match_finite_differences(name, layer, shape):
     assert max(errors.values()) < TOL, errors
 
 
+def test_conv_in_blocks_of_one_output_column_matches_finite_differences(monkeypatch):
+    from hw3lib import layers
+
+    monkeypatch.setattr(layers, "CACHE_BYTES", 0)
+    monkeypatch.setattr(layers, "MIN_COLUMNS", 1)  # every product block one output column wide
+    monkeypatch.setattr(layers, "KEEP_BYTES", 0)  # every window rebuilt in backward
+    layer = Conv2D(2, 3, (3, 2), stride=2, padding=1, rng=1, dtype=np.float64)
+    x = RNG(5).standard_normal((2, 2, 7, 8))
+    out = layer.forward(x)
+    assert len(layer.blocks) == out.shape[3] > 1 and layer.X == []
+    errors = gradcheck_layer(layer, x)
+    assert max(errors.values()) < TOL, errors
+
+
 def test_conv_without_input_grad_returns_none_but_fills_param_grads():
     layer = Conv2D(2, 3, 3, rng=0, dtype=np.float64)
     layer.needs_input_grad = False

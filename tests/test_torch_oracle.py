@@ -5,6 +5,7 @@ from conftest import config_id, random_configs
 
 from hw3lib import (SGD, AdamGD, AvgPool2D, Conv2D, CrossEntropyLoss, Dense, Flatten, LeNet5,
                     MaxPool2D, ReLU, Tanh, softmax)
+from hw3lib import layers
 from hw3lib.oracle import torch_lenet5
 
 torch = pytest.importorskip("torch")
@@ -36,8 +37,12 @@ def check_layer(layer, torch_fn, x, params=()):
         assert_close(layer.grads[k], p.grad, f"gradient of {k}")
 
 
+@pytest.mark.parametrize("blocks", ["whole", "one_column"])
 @pytest.mark.parametrize("cfg", random_configs(12, seed=7), ids=config_id)
-def test_conv2d(cfg):
+def test_conv2d(cfg, blocks, monkeypatch):
+    if blocks == "one_column":  # every product block one output column wide, windows rebuilt
+        for name, value in (("CACHE_BYTES", 0), ("MIN_COLUMNS", 1), ("KEEP_BYTES", 0)):
+            monkeypatch.setattr(layers, name, value)
     layer = Conv2D(cfg["c"], cfg["f"], (cfg["kh"], cfg["kw"]), cfg["stride"], cfg["padding"],
                    rng=0, dtype=np.float64)
     x = RNG(1).standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"]))
