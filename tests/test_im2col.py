@@ -72,7 +72,7 @@ def test_kernel_larger_than_input_is_refused_clearly():
 
 
 @pytest.mark.parametrize("cfg", CONFIGS[:8], ids=config_id)
-def test_conv_one_image_per_block_and_rebuilt_windows_equal_the_naive_loops(cfg, monkeypatch):
+def test_conv_one_output_column_per_block_and_rebuilt_windows_equal_the_naive_loops(cfg, monkeypatch):
     monkeypatch.setattr(layers, "CACHE_BYTES", 0)
     monkeypatch.setattr(layers, "MIN_COLUMNS", 1)  # every product block one output column wide
     monkeypatch.setattr(layers, "KEEP_BYTES", 0)  # every window rebuilt in backward
