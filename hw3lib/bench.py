@@ -366,10 +366,11 @@ def grid_main(args, use_torch):
     print(grid.header(engines), flush=True)
     results = grid.run_grid(points, engines, args.rounds, args.threads,
                             progress=lambda r: print(grid.format_row(r), flush=True))
-    for engine in engines:
+    for engine in (None, *engines):
         steps = ", ".join(f"{a}->{b}: x{g:.1f}" for a, b, g in grid.growth(results, engine))
         if steps:
-            print(f"{engine} time growth with input size (3 channels, batch 32): {steps}")
+            what = "work (GFLOP)" if engine is None else f"{engine} time"
+            print(f"{what} growth with input size (3 channels, batch 32): {steps}")
 
 
 def main(argv=None):

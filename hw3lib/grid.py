@@ -176,7 +176,8 @@ def unstable(times):
 
 def measure_point(point, engines=ENGINES, rounds=5, threads=1):
     """Time ``point`` in each engine (interleaved rounds after one warm-up); return a dict with
-    the point, ``threads``, and per engine its ``times``, ``median``, ``gflops`` and ``mb``."""
+    the point, ``threads``, the work of one run ``gflop`` (of the matrix products), and per
+    engine its ``times``, ``median``, ``gflops`` (GFLOP/s) and ``mb``."""
     from .bench import epoch_flops
 
     workers = {engine: _start(engine, point, threads) for engine in engines}
@@ -199,7 +200,7 @@ def measure_point(point, engines=ENGINES, rounds=5, threads=1):
             if process.is_alive():
                 process.terminate()
     flops = epoch_flops(point.model(), point.images, training=point.task == "train")
-    result = {"point": point, "threads": threads}
+    result = {"point": point, "threads": threads, "gflop": flops / 1e9}
     for engine in engines:
         median = statistics.median(times[engine])
         result[engine] = {"times": times[engine], "median": median, "gflops": flops / median / 1e9,
@@ -248,10 +249,13 @@ def header(engines):
     return line
 
 
-def growth(results, engine):
-    """Time ratios of consecutive input sizes among the training points that differ only in
-    size (3 channels, batch 32, widths (6, 16)): ``[(size, next size, ratio), ...]``."""
+def growth(results, engine=None):
+    """Ratios between consecutive input sizes among the training points that differ only in
+    size (3 channels, batch 32, widths (6, 16)): ``[(size, next size, ratio), ...]`` of
+    ``engine``'s median time, or, with ``engine=None``, of the work itself (the GFLOP of the
+    matrix products, the same for every engine)."""
     base = replace(COURSE, channels=3)
-    series = sorted((r["point"].size, r[engine]["median"]) for r in results
+    series = sorted((r["point"].size, r["gflop"] if engine is None else r[engine]["median"])
+                    for r in results
                     if replace(r["point"], size=base.size, images=base.images) == base)
-    return [(a, b, tb / ta) for (a, ta), (b, tb) in zip(series, series[1:])]
+    return [(a, b, vb / va) for (a, va), (b, vb) in zip(series, series[1:])]

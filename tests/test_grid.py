@@ -37,6 +37,7 @@ def test_measure_point_runs_each_engine_in_its_worker(task):
     for engine in ENGINES:
         r = result[engine]
         assert len(r["times"]) == 2 and r["median"] > 0 and r["gflops"] > 0 and r["mb"] >= 0
+        assert r["gflops"] == pytest.approx(result["gflop"] / r["median"])
     row = grid.format_row(result).split()
     assert row[:3] == [task, "3x16x16", "b2"] and row[5] == "4"  # task, input, batch, ..., images
     columns = 6 + 3 * len(ENGINES) + (len(ENGINES) == 2)  # then seconds, ratio, GF/s, MB
@@ -55,10 +56,12 @@ def test_format_row_marks_unstable_engines_only():
 
 
 def test_growth_pairs_consecutive_input_sizes():
-    results = [{"point": replace(grid.COURSE, channels=3, size=s, images=8), "hw3lib": {"median": t}}
-               for s, t in ((64, 3.0), (32, 1.0), (128, 12.0))]
-    results.append({"point": grid.COURSE, "hw3lib": {"median": 100.0}})  # not in the series
+    results = [{"point": replace(grid.COURSE, channels=3, size=s, images=8), "gflop": w,
+                "hw3lib": {"median": t}}
+               for s, t, w in ((64, 3.0, 10.0), (32, 1.0, 2.0), (128, 12.0, 50.0))]
+    results.append({"point": grid.COURSE, "gflop": 1.0, "hw3lib": {"median": 100.0}})  # not in it
     assert grid.growth(results, "hw3lib") == [(32, 64, 3.0), (64, 128, 4.0)]
+    assert grid.growth(results) == [(32, 64, 5.0), (64, 128, 5.0)]  # the work's own growth
 
 
 def test_bench_grid_command_prints_every_point_and_the_growth(monkeypatch, capsys):
@@ -69,3 +72,5 @@ def test_bench_grid_command_prints_every_point_and_the_growth(monkeypatch, capsy
     assert "medians of 1 interleaved rounds" in out and "cores" in out
     assert "train 3x32x32" in out and "train 3x64x64" in out
     assert "hw3lib time growth with input size (3 channels, batch 32): 32->64: x" in out
+    # LeNet's work grows faster than the pixels: 5.7 times from 32x32 to 64x64 (see README)
+    assert "work (GFLOP) growth with input size (3 channels, batch 32): 32->64: x5.7" in out
