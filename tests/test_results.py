@@ -1,9 +1,13 @@
 """hw3lib.results: cached runs (reuse, retrain, resume), tables, selections, feature maps, stamp."""
+import json
+import re
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from threadpoolctl import threadpool_info
 
 import hw3lib.results as results
 from hw3lib.data import normalize
@@ -154,8 +158,7 @@ def test_probabilities_and_feature_maps_use_the_training_statistics(root, tmp_pa
     data = CONFIG.load_data(root)
     X = normalize(data.X_test, result.mean, result.std)
     probs = result.predict(data.X_test, batch_size=5)  # several batches
-    # float32 in batches of 5 against one batch: the products add in other orders
-    np.testing.assert_allclose(probs, result.model.forward(X), rtol=1e-5)
+    np.testing.assert_allclose(probs, result.model.forward(X), rtol=1e-6)
     maps = results.feature_maps(result, data.X_test[:2])
     conv, relu = result.model.layers[:2]
     np.testing.assert_array_equal(maps, relu.forward(conv.forward(X[:2])))
@@ -268,12 +271,6 @@ def test_the_notebooks_run_under_the_blas_kernels_of_their_stored_outputs():
     """OpenBLAS picks its kernels by CPU and they add in different orders, which notebook 06's
     stored outputs show after 24 epochs: the kernels they were made with (its stamp names them)
     must be the ones here, as the Makefile pins them for ``make test`` and ``make report``."""
-    import json
-    import re
-    from pathlib import Path
-
-    from threadpoolctl import threadpool_info
-
     notebook = json.loads((results.REPO_ROOT / "notebooks" / "06_results.ipynb").read_text())
     stamp = next("".join(output.get("text", "")) for cell in notebook["cells"]
                  if "report:stamp" in cell.get("metadata", {}).get("tags", [])
