@@ -42,6 +42,24 @@ def random_configs(count, seed):
     return configs
 
 
+def winograd_configs(count, seed):
+    """Random stride-1 geometries with square kernels of 2-5: batch 1-3, channels 1-4,
+    inputs up to 12, padding 0-2, odd and even outputs."""
+    rng = np.random.default_rng(seed)
+    configs = []
+    while len(configs) < count:
+        r, p = int(rng.integers(2, 6)), int(rng.integers(0, 3))
+        h, w = (int(v) for v in rng.integers(1, 13, size=2))
+        if min(h, w) + 2 * p >= r:
+            configs.append(dict(n=int(rng.integers(1, 4)), c=int(rng.integers(1, 5)),
+                                f=int(rng.integers(1, 5)), h=h, w=w, r=r, padding=p))
+    return configs
+
+
+def winograd_config_id(cfg):
+    return "n{n}c{c}f{f}_{h}x{w}_k{r}p{padding}".format(**cfg)
+
+
 def image_and_window(cfg, seed):
     """``(rng, x, window)`` for a config of :func:`random_configs`: a random ``x (N, C, H, W)``
     in float64 and ``window = (kh, kw, stride, padding)``."""

@@ -12,6 +12,8 @@ RNG = np.random.default_rng
 def layers():
     yield "conv", Conv2D(3, 4, 3, rng=0, dtype=np.float64), (2, 3, 7, 6)
     yield "conv_stride_pad_rect", Conv2D(2, 3, (3, 2), stride=2, padding=1, rng=1, dtype=np.float64), (2, 2, 7, 8)
+    yield "conv_winograd_pad_odd", Conv2D(2, 3, 5, padding=1, rng=3, dtype=np.float64,
+                                          algorithm="winograd"), (2, 2, 8, 7)
     yield "maxpool", MaxPool2D(2), (2, 3, 8, 6)
     yield "maxpool_overlap", MaxPool2D(3, stride=2), (2, 2, 7, 9)
     yield "maxpool_uncovered", MaxPool2D(2), (2, 2, 7, 9)

@@ -1,7 +1,7 @@
 """PyTorch as the oracle, in float64: layers, loss, optimizers, and the whole LeNet5."""
 import numpy as np
 import pytest
-from conftest import config_id, random_configs
+from conftest import config_id, random_configs, winograd_config_id, winograd_configs
 
 from hw3lib import (SGD, AdamGD, AvgPool2D, Conv2D, CrossEntropyLoss, Dense, Flatten, LeNet5,
                     MaxPool2D, ReLU, Tanh, softmax)
@@ -49,6 +49,14 @@ def test_conv2d(cfg, blocks, monkeypatch):
     check_layer(layer, lambda x, W, b: F.conv2d(x, W, b, cfg["stride"], cfg["padding"]), x, "Wb")
 
 
+@pytest.mark.parametrize("cfg", winograd_configs(10, seed=8), ids=winograd_config_id)
+def test_conv2d_winograd(cfg):
+    layer = Conv2D(cfg["c"], cfg["f"], cfg["r"], padding=cfg["padding"], rng=0, dtype=np.float64,
+                   algorithm="winograd")
+    x = RNG(1).standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"]))
+    check_layer(layer, lambda x, W, b: F.conv2d(x, W, b, 1, cfg["padding"]), x, "Wb")
+
+
 @pytest.mark.parametrize("kernel,stride,shape", [(2, None, (3, 4, 8, 10)), (3, 2, (2, 3, 9, 7)),
                                                  ((2, 3), (1, 2), (2, 2, 6, 9)), (2, 1, (1, 2, 5, 5)),
                                                  (2, None, (2, 2, 7, 9)), (2, 3, (1, 2, 8, 8))])
@@ -85,8 +93,11 @@ def test_softmax_cross_entropy_and_its_gradient(labels):
     assert_close(cost.backward(p, target), lt.grad, "gradient w.r.t. logits")
 
 
-def test_whole_lenet5_forward_and_parameter_gradients():
-    model = LeNet5(in_channels=4, seed=3, dtype=np.float64)
+@pytest.mark.parametrize("widths", [(6, 16), (64, 128)], ids=["im2col", "winograd_conv2"])
+def test_whole_lenet5_forward_and_parameter_gradients(widths):
+    model = LeNet5(in_channels=4, conv_channels=widths, seed=3, dtype=np.float64)
+    assert [layer.algorithm for layer in model.layers[::3][:2]] == (
+        ["im2col", "winograd"] if widths == (64, 128) else ["im2col", "im2col"])
     net = torch_lenet5(model)
     X, y = RNG(7).random((6, 4, 32, 32)), np.array([0, 1, 2, 2, 1, 0])
     p = model.forward(X)

@@ -1,0 +1,123 @@
+"""Winograd's F(2x2, r x r): its transforms, their adjoints, and Conv2D(algorithm="winograd")
+against the naive loops (the finite differences are in test_gradcheck, PyTorch in
+test_torch_oracle)."""
+import numpy as np
+import pytest
+from conftest import assert_adjoint, winograd_config_id as config_id, winograd_configs
+
+from hw3lib import Conv2D, conv2d_naive, conv2d_naive_backward, layers, winograd
+from hw3lib.im2col import padded_rows
+
+
+CONFIGS = winograd_configs(16, seed=4)
+
+
+@pytest.mark.parametrize("r", winograd.KERNELS)
+def test_the_1d_transforms_compute_two_outputs_of_a_correlation(r):
+    AT, G, BT = winograd.transforms_1d(r)
+    assert AT.shape == (2, r + 1) and G.shape == (r + 1, r) and BT.shape == (r + 1, r + 1)
+    rng = np.random.default_rng(r)
+    for _ in range(5):
+        d, g = rng.standard_normal(r + 1), rng.standard_normal(r)
+        np.testing.assert_allclose(AT @ ((G @ g) * (BT @ d)), np.correlate(d, g, "valid"),
+                                   rtol=1e-12, atol=1e-12)
+
+
+def test_the_transforms_of_a_3x3_kernel_are_the_published_ones():
+    # Lavin and Gray (2016), F(2, 3), up to the order of the points and the signs of rows
+    AT, G, BT = winograd.transforms_1d(3)
+    np.testing.assert_array_equal(AT, [[1, 1, 1, 0], [0, 1, -1, 1]])
+    np.testing.assert_allclose(np.abs(BT), [[1, 0, 1, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 1, 0, 1]],
+                               atol=1e-15)
+    np.testing.assert_allclose(np.abs(G), [[1, 0, 0], [.5, .5, .5], [.5, .5, .5], [0, 0, 1]],
+                               atol=1e-15)
+
+
+def test_kernels_without_transforms_are_refused():
+    with pytest.raises(ValueError, match="kernels of 2-5, got 6"):
+        winograd.transforms_1d(6)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS[:6], ids=config_id)
+def test_each_transform_has_its_adjoint(cfg):
+    rng = np.random.default_rng(5)
+    r, n = cfg["r"], cfg["n"]
+    x = rng.standard_normal((n, cfg["c"], cfg["h"], cfg["w"]))
+    rows = padded_rows(x, cfg["padding"])
+    assert_adjoint(lambda rows: winograd.input_transform(rows, r),
+                   lambda dV: winograd.input_transform_adjoint(dV, rows.shape, r), rows, rng)
+    W = rng.standard_normal((cfg["f"], cfg["c"], r, r))
+    assert_adjoint(winograd.kernel_transform,
+                   lambda dU: winograd.kernel_transform_adjoint(dU, r), W, rng)
+    out_hw = (rows.shape[0] - r + 1, rows.shape[2] - r + 1)
+    M = rng.standard_normal(((r + 1) ** 2, cfg["f"], -(-out_hw[0] // 2) * -(-out_hw[1] // 2) * n))
+    out = np.empty((out_hw[0], cfg["f"], out_hw[1] * n))
+    assert_adjoint(lambda M: winograd.output_transform(M, r, out, n).copy(),
+                   lambda G: winograd.output_transform_adjoint(G, r, n), M, rng)
+
+
+@pytest.mark.parametrize("split", ["whole", "one_tile_row_rebuilt"])
+@pytest.mark.parametrize("cfg", CONFIGS, ids=config_id)
+def test_winograd_conv_equals_the_naive_loops(cfg, split, monkeypatch):
+    if split == "one_tile_row_rebuilt":  # a block per tile row, transformed inputs rebuilt
+        monkeypatch.setattr(layers, "TILE_BLOCK_BYTES", 0)
+        monkeypatch.setattr(layers, "KEEP_BYTES", 0)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"]))
+    layer = Conv2D(cfg["c"], cfg["f"], cfg["r"], padding=cfg["padding"], rng=0, dtype=np.float64,
+                   algorithm="winograd")
+    W, b, p = layer.params["W"], layer.params["b"], cfg["padding"]
+    out = layer.forward(x)
+    tile_rows = -(-out.shape[2] // 2)
+    assert len(layer.blocks) == (tile_rows if split != "whole" else 1)
+    assert (layer.V == []) == (split != "whole")
+    np.testing.assert_allclose(out, conv2d_naive(x, W, b, 1, p), rtol=1e-11, atol=1e-11)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    dx_ref, dW_ref, db_ref = conv2d_naive_backward(dout, x, W, 1, p)
+    for ours, ref in ((dx, dx_ref), (layer.grads["W"], dW_ref), (layer.grads["b"], db_ref)):
+        np.testing.assert_allclose(ours, ref, rtol=1e-11, atol=1e-11)
+
+
+def test_in_float32_winograd_stays_within_a_few_ulps_of_im2col_on_a_wide_layer():
+    x = np.random.default_rng(7).random((8, 64, 14, 14), dtype=np.float32)
+    ours, ref = (Conv2D(64, 128, 5, rng=0, algorithm=a) for a in ("winograd", "im2col"))
+    out, out_ref = ours.forward(x), ref.forward(x)
+    dout = np.random.default_rng(8).standard_normal(out.shape).astype(np.float32)
+    pairs = [(out, out_ref), (ours.backward(dout), ref.backward(dout)),
+             (ours.grads["W"], ref.grads["W"])]
+    for a, b in pairs:
+        assert a.dtype == np.float32
+        assert np.abs(a - b).max() <= 2e-5 * np.abs(b).max()
+
+
+def test_auto_takes_winograd_only_for_wide_stride_1_square_kernels():
+    wide = layers.WINOGRAD_MIN_CHANNELS  # a harmonic mean of the channel counts
+    assert Conv2D(wide, wide, 5).algorithm == "winograd"
+    assert Conv2D(wide, wide, 3, padding=1).algorithm == "winograd"
+    assert Conv2D(64, 128, 5).algorithm == "winograd"  # harmonic mean 85
+    assert Conv2D(64, 64, 5).algorithm == "im2col"
+    assert Conv2D(wide - 1, wide, 5).algorithm == "im2col"
+    assert Conv2D(6, 16, 5).algorithm == "im2col"  # the course's LeNet
+    assert Conv2D(wide, wide, 5, stride=2).algorithm == "im2col"
+    assert Conv2D(wide, wide, (5, 3)).algorithm == "im2col"
+    assert Conv2D(wide, wide, 7).algorithm == "im2col"
+    assert Conv2D(wide, wide, 5, algorithm="im2col").algorithm == "im2col"
+    assert Conv2D(1, 1, 2, algorithm="winograd").algorithm == "winograd"
+    assert "algorithm='winograd'" in repr(Conv2D(wide, wide, 5))
+    assert "algorithm" not in repr(Conv2D(1, 1, 5))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(stride=2), "needs stride 1"), (dict(kernel_size=(5, 3)), "square kernel"),
+    (dict(kernel_size=7), "of 2-5, got kernel"), (dict(kernel_size=1), "use 'im2col'"),
+])
+def test_winograd_where_it_cannot_run_is_refused_clearly(kwargs, match):
+    args = dict(in_channels=2, out_channels=3, kernel_size=5) | kwargs
+    with pytest.raises(ValueError, match=match):
+        Conv2D(**args, algorithm="winograd")
+
+
+def test_an_unknown_algorithm_is_refused():
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        Conv2D(2, 3, 5, algorithm="fft")
