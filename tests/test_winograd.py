@@ -121,3 +121,15 @@ def test_winograd_where_it_cannot_run_is_refused_clearly(kwargs, match):
 def test_an_unknown_algorithm_is_refused():
     with pytest.raises(ValueError, match="algorithm must be one of"):
         Conv2D(2, 3, 5, algorithm="fft")
+
+
+def test_a_first_winograd_layer_skips_its_input_gradient_but_not_its_parameters():
+    x = np.random.default_rng(9).standard_normal((2, 3, 9, 8))
+    first, full = (Conv2D(3, 4, 3, padding=1, rng=0, dtype=np.float64, algorithm="winograd")
+                   for _ in range(2))
+    first.needs_input_grad = False
+    dout = np.random.default_rng(10).standard_normal(first.forward(x).shape)
+    full.forward(x)
+    assert first.backward(dout) is None and full.backward(dout) is not None
+    for key in ("W", "b"):
+        np.testing.assert_allclose(first.grads[key], full.grads[key], rtol=1e-12, atol=1e-12)
