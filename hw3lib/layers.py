@@ -17,13 +17,15 @@ MIN_COLUMNS = 256  # but no narrower product blocks: below this BLAS overheads c
 # (than 512: 10-24% faster at batch 128 and over, where OpenBLAS ran a 16-filter product at
 # about 190 GFLOP/s 320-384 columns wide and about 120 at 512)
 ALGORITHMS = ("auto", "im2col", "winograd")
-# "auto" takes Winograd where the channel counts' harmonic mean 2 C F / (C + F) is at least this:
-# its transforms cost in proportion to C + F, the multiplications it saves to C F. Measured on
-# LeNet's second convolution (5x5, 14x14 input, batch 32), a training step's time over im2col's:
-# (64, 128) 0.72-0.86, (64, 64) 0.81-1.05, (32, 64) 1.08-1.27.
-WINOGRAD_MIN_CHANNELS = 80
+# "auto" takes Winograd for kernels of 3-5 where the channel counts' harmonic mean 2 C F / (C + F)
+# is at least this: its transforms cost in proportion to C + F, the multiplications it saves to
+# C F. Measured on one 5x5 layer, forward and backward, batch 32, inputs 14-128, Winograd's time
+# over im2col's: (64, 128) 0.43-0.55, (32, 64) 0.56-0.73, (24, 24) 0.96-1.11, (16, 32)
+# 0.77-0.96, (16, 16) 1.65-2.23, (6, 16) 0.97-1.49; 3x3: (32, 64) 0.69, (16, 32) 0.90-1.32;
+# 2x2 kernels gain too little (64 -> 128: 0.85-1.74).
+WINOGRAD_MIN_CHANNELS = 40
 TILE_BLOCK_BYTES = 4 << 20  # Winograd runs in blocks of tile rows whose products take about this
-# (at (64, 128) channels, 32x32, batch 32: 1 tile row a block 6% faster than all 5 at once)
+# (at (64, 128) channels, 32x32, batch 32: 1 tile row a block 14-26% faster than all at once)
 
 
 class Layer:
@@ -65,12 +67,12 @@ class Conv2D(Layer):
     rows, which costs one more copy but never holds them whole (at 3x128x128, batch 128,
     conv1's are 122 MB).
 
-    ``algorithm="winograd"`` computes the same convolution with Winograd's F(2x2, r x r)
+    ``algorithm="winograd"`` computes the same convolution with Winograd's F(4x4, r x r)
     (:mod:`~hw3lib.winograd`; stride 1, square kernels of 2-5): fewer multiplications for
     more passes over memory, in blocks of tile rows (:meth:`_tile_blocks`), its transformed
-    input kept for backward up to ``KEEP_BYTES`` too. ``"auto"`` (the default) takes it where
-    it fits and the channel counts' harmonic mean is at least ``WINOGRAD_MIN_CHANNELS``, else
-    im2col.
+    input kept for backward up to ``KEEP_BYTES`` too. ``"auto"`` (the default) takes it for
+    kernels of 3-5 where the channel counts' harmonic mean is at least
+    ``WINOGRAD_MIN_CHANNELS``, else im2col.
 
     Initialised like PyTorch's default, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for ``W`` and ``b``.
     ``needs_input_grad = False`` makes ``backward`` skip ``dx`` (for a network's first layer).
@@ -104,7 +106,7 @@ class Conv2D(Layer):
                              f"{self.kernel_size}, stride {self.stride}; use 'im2col'")
         if algorithm == "auto":
             c, f = self.in_channels, self.out_channels
-            wide = 2 * c * f >= WINOGRAD_MIN_CHANNELS * (c + f)
+            wide = 2 * c * f >= WINOGRAD_MIN_CHANNELS * (c + f) and kh >= 3
             return "winograd" if fits and wide else "im2col"
         return algorithm
 
@@ -132,17 +134,22 @@ class Conv2D(Layer):
         return [slice(i, min(ow, i + per)) for i in range(0, ow, per)]
 
     def _tile_blocks(self, out_hw, n):
-        """Blocks of 2x2 output tile rows as ``(padded rows read, output rows written)``
-        slices, each block's products ``(t*t, max(F, C), tiles)`` within ``TILE_BLOCK_BYTES``
-        (but at least one tile row), as even as the fewest blocks allow."""
-        (oh, ow), r = out_hw, self.kernel_size[0]
-        th, tw = winograd.tile_grid(out_hw)
-        row_bytes = ((r + 1) ** 2 * max(self.in_channels, self.out_channels) * tw * n
-                     * self.params["W"].itemsize)
+        """Blocks of output tile rows (``m = winograd.TILE`` high) as ``(padded rows read,
+        output rows written)`` slices, each block's products ``(t*t, max(F, C), tiles)``
+        within ``TILE_BLOCK_BYTES`` (but at least one tile row), as even as the fewest blocks
+        allow."""
+        (oh, _), (th, tw) = out_hw, winograd.tile_grid(out_hw)
+        m, t = winograd.TILE, self._tile_size()
+        itemsize = self.params["W"].itemsize
+        row_bytes = t * t * max(self.in_channels, self.out_channels) * tw * n * itemsize
         most = max(TILE_BLOCK_BYTES // row_bytes, 1)
         per = -(-th // -(-th // most))
-        return [(slice(2 * a, 2 * min(a + per, th) + r - 1), slice(2 * a, min(2 * (a + per), oh)))
+        return [(slice(m * a, m * min(a + per, th) + t - m), slice(m * a, min(m * (a + per), oh)))
                 for a in range(0, th, per)]
+
+    def _tile_size(self):
+        """``t = m + r - 1``: the side of Winograd's input tiles."""
+        return winograd.TILE + self.kernel_size[0] - 1
 
     def forward(self, x):
         n, c, h, w = x.shape
@@ -176,13 +183,13 @@ class Conv2D(Layer):
 
     def _winograd_forward(self, out_hw, n):
         """The output ``(OH, F, OW * N)`` without bias, as Winograd products (one stacked
-        product ``U @ V`` per block of 2-row tiles, :meth:`_tile_blocks`)."""
+        product ``U @ V`` per block of tile rows, :meth:`_tile_blocks`)."""
         r, f = self.kernel_size[0], self.out_channels
         U = winograd.kernel_transform(self.params["W"])  # (t*t, F, C)
         out = np.empty((out_hw[0], f, out_hw[1] * n), dtype=np.result_type(U, self.rows))
         self.blocks, self.V = self._tile_blocks(out_hw, n), []
         tiles = np.prod(winograd.tile_grid(out_hw)) * n
-        keep = (r + 1) ** 2 * self.in_channels * tiles * self.rows.itemsize <= KEEP_BYTES
+        keep = self._tile_size() ** 2 * self.in_channels * tiles * self.rows.itemsize <= KEEP_BYTES
         for rows_in, rows_out in self.blocks:
             V = winograd.input_transform(self.rows[rows_in], r)  # (t*t, C, tiles)
             winograd.output_transform(U @ V, r, out[rows_out], n)

@@ -1,4 +1,4 @@
-"""Winograd's F(2x2, r x r): its transforms, their adjoints, and Conv2D(algorithm="winograd")
+"""Winograd's F(4x4, r x r): its transforms, their adjoints, and Conv2D(algorithm="winograd")
 against the naive loops (the finite differences are in test_gradcheck, PyTorch in
 test_torch_oracle)."""
 import numpy as np
@@ -12,20 +12,22 @@ from hw3lib.im2col import padded_rows
 CONFIGS = winograd_configs(16, seed=4)
 
 
+@pytest.mark.parametrize("m", [2, winograd.TILE])
 @pytest.mark.parametrize("r", winograd.KERNELS)
-def test_the_1d_transforms_compute_two_outputs_of_a_correlation(r):
-    AT, G, BT = winograd.transforms_1d(r)
-    assert AT.shape == (2, r + 1) and G.shape == (r + 1, r) and BT.shape == (r + 1, r + 1)
+def test_the_1d_transforms_compute_m_outputs_of_a_correlation(r, m):
+    AT, G, BT = winograd.transforms_1d(r, m)
+    t = m + r - 1
+    assert AT.shape == (m, t) and G.shape == (t, r) and BT.shape == (t, t)
     rng = np.random.default_rng(r)
     for _ in range(5):
-        d, g = rng.standard_normal(r + 1), rng.standard_normal(r)
+        d, g = rng.standard_normal(t), rng.standard_normal(r)
         np.testing.assert_allclose(AT @ ((G @ g) * (BT @ d)), np.correlate(d, g, "valid"),
                                    rtol=1e-12, atol=1e-12)
 
 
 def test_the_transforms_of_a_3x3_kernel_are_the_published_ones():
     # Lavin and Gray (2016), F(2, 3), up to the order of the points and the signs of rows
-    AT, G, BT = winograd.transforms_1d(3)
+    AT, G, BT = winograd.transforms_1d(3, m=2)
     np.testing.assert_array_equal(AT, [[1, 1, 1, 0], [0, 1, -1, 1]])
     np.testing.assert_allclose(np.abs(BT), [[1, 0, 1, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 1, 0, 1]],
                                atol=1e-15)
@@ -34,8 +36,10 @@ def test_the_transforms_of_a_3x3_kernel_are_the_published_ones():
 
 
 def test_kernels_without_transforms_are_refused():
-    with pytest.raises(ValueError, match="kernels of 2-5, got 6"):
+    with pytest.raises(ValueError, match="4x4 tiles are built for kernels of 2-5, got 6"):
         winograd.transforms_1d(6)
+    with pytest.raises(ValueError, match="got 1"):
+        winograd.transforms_1d(1)
 
 
 @pytest.mark.parametrize("cfg", CONFIGS[:6], ids=config_id)
@@ -50,7 +54,8 @@ def test_each_transform_has_its_adjoint(cfg):
     assert_adjoint(winograd.kernel_transform,
                    lambda dU: winograd.kernel_transform_adjoint(dU, r), W, rng)
     out_hw = (rows.shape[0] - r + 1, rows.shape[2] - r + 1)
-    M = rng.standard_normal(((r + 1) ** 2, cfg["f"], -(-out_hw[0] // 2) * -(-out_hw[1] // 2) * n))
+    t, tiles = winograd.TILE + r - 1, np.prod(winograd.tile_grid(out_hw))
+    M = rng.standard_normal((t * t, cfg["f"], tiles * n))
     out = np.empty((out_hw[0], cfg["f"], out_hw[1] * n))
     assert_adjoint(lambda M: winograd.output_transform(M, r, out, n).copy(),
                    lambda G: winograd.output_transform_adjoint(G, r, n), M, rng)
@@ -68,7 +73,7 @@ def test_winograd_conv_equals_the_naive_loops(cfg, split, monkeypatch):
                    algorithm="winograd")
     W, b, p = layer.params["W"], layer.params["b"], cfg["padding"]
     out = layer.forward(x)
-    tile_rows = -(-out.shape[2] // 2)
+    tile_rows = -(-out.shape[2] // winograd.TILE)
     assert len(layer.blocks) == (tile_rows if split != "whole" else 1)
     assert (layer.V == []) == (split != "whole")
     np.testing.assert_allclose(out, conv2d_naive(x, W, b, 1, p), rtol=1e-11, atol=1e-11)
@@ -91,14 +96,16 @@ def test_in_float32_winograd_stays_within_a_few_ulps_of_im2col_on_a_wide_layer()
         assert np.abs(a - b).max() <= 2e-5 * np.abs(b).max()
 
 
-def test_auto_takes_winograd_only_for_wide_stride_1_square_kernels():
+def test_auto_takes_winograd_only_for_wide_stride_1_square_kernels_of_3_to_5():
     wide = layers.WINOGRAD_MIN_CHANNELS  # a harmonic mean of the channel counts
     assert Conv2D(wide, wide, 5).algorithm == "winograd"
     assert Conv2D(wide, wide, 3, padding=1).algorithm == "winograd"
     assert Conv2D(64, 128, 5).algorithm == "winograd"  # harmonic mean 85
-    assert Conv2D(64, 64, 5).algorithm == "im2col"
+    assert Conv2D(32, 64, 5).algorithm == "winograd"  # 43
+    assert Conv2D(16, 32, 5).algorithm == "im2col"  # 21
     assert Conv2D(wide - 1, wide, 5).algorithm == "im2col"
     assert Conv2D(6, 16, 5).algorithm == "im2col"  # the course's LeNet
+    assert Conv2D(wide, wide, 2).algorithm == "im2col"
     assert Conv2D(wide, wide, 5, stride=2).algorithm == "im2col"
     assert Conv2D(wide, wide, (5, 3)).algorithm == "im2col"
     assert Conv2D(wide, wide, 7).algorithm == "im2col"
