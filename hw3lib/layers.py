@@ -47,7 +47,8 @@ def _uniform(rng, bound, shape, dtype):
 
 
 class Conv2D(Layer):
-    """2-D convolution as matrix products over im2col columns: ``(N, C, H, W) -> (N, F, OH, OW)``.
+    """2-D convolution as matrix products, over im2col columns or, in wide layers, Winograd's
+    tiles: ``(N, C, H, W) -> (N, F, OH, OW)``.
 
     The input is laid out image row by image row with the batch innermost
     (:func:`~hw3lib.im2col.padded_rows`, ``(Hp, C, Wp, N)``) and its width windows are copied
