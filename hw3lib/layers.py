@@ -97,6 +97,8 @@ class Conv2D(Layer):
         self.algorithm = self._choose(algorithm)
 
     def _choose(self, algorithm):
+        """``"im2col"`` or ``"winograd"``: ``algorithm`` checked against this layer's geometry,
+        ``"auto"`` resolved (see the class docstring)."""
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
         kh, kw = self.kernel_size
