@@ -55,11 +55,12 @@ def transforms_1d(r, m=TILE):
 
 
 @functools.lru_cache(maxsize=None)
-def transforms(r, dtype, m=TILE):
-    """The 2-D transforms ``(KA (m*m, t*t), KB (t*t, t*t), KG (t*t, r*r))`` in ``dtype``:
+def transforms(r, dtype):
+    """The 2-D transforms ``(KA (m*m, t*t), KB (t*t, t*t), KG (t*t, r*r))`` in ``dtype``
+    (``m = TILE``):
     ``KB @ d.reshape(t*t, -1)`` is ``BT d BT.T`` of every tile ``d`` at once (row-major
     flattening), ``KA`` and ``KG`` likewise. Read-only: they are shared."""
-    AT, G, BT = transforms_1d(r, m)
+    AT, G, BT = transforms_1d(r)
     out = tuple(np.kron(M, M).astype(dtype) for M in (AT, BT, G))
     for M in out:
         M.flags.writeable = False
