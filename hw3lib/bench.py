@@ -33,7 +33,7 @@ from dataclasses import replace
 import numpy as np
 
 from .im2col import conv2d_naive, conv2d_naive_backward
-from .layers import Conv2D, Dense, Flatten
+from .layers import Conv2D, Flatten
 from .losses import CrossEntropyLoss
 from .model import LeNet5
 from .optim import AdamGD
@@ -146,31 +146,15 @@ def interleaved_medians(runs, repeats, warmup=1):
 
 def epoch_flops(model, n_images=TRAIN_SIZE, training=True):
     """Floating-point operations of the matrix products in one training epoch of ``model``
-    (with ``training=False``: in its forward passes over ``n_images``, one product per layer).
-
-    Per image, a ``Conv2D`` from ``C`` to ``F`` channels with a ``kh x kw`` kernel and an
-    ``OH x OW`` output does ``2 F C kh kw OH OW`` operations per product, a ``Dense`` from
-    ``in`` to ``out`` features ``2 in out``; training does three products per layer (forward,
-    weight gradient, input gradient), two for a first layer that skips its input gradient::
-
-        flops = n_images * sum(products(layer) * 2 * weight.size * output positions)
+    over ``n_images`` (with ``training=False``: in its forward passes), ``n_images`` times
+    :meth:`hw3lib.model.Sequential.flops`.
 
     For LeNet5 on 4x32x32 images that is 3.78 GFLOP per 1029 images (2.33 GFLOP for 1
     channel); counting the first layer's input gradient too, which neither hw3lib nor
     PyTorch computes, gives 4.75 GFLOP. Elementwise work (bias, activations, pooling, loss,
     Adam) is not counted.
     """
-    per_image = 0
-    for layer, out_shape in zip(model.layers, model.shapes[1:]):
-        if isinstance(layer, Conv2D):
-            positions = out_shape[1] * out_shape[2]
-        elif isinstance(layer, Dense):
-            positions = 1
-        else:
-            continue
-        products = (3 if getattr(layer, "needs_input_grad", True) else 2) if training else 1
-        per_image += products * 2 * layer.params["W"].size * positions
-    return per_image * n_images
+    return model.flops(training) * n_images
 
 
 def matmul_peak(size=1024, repeats=5):

@@ -77,6 +77,24 @@ class Sequential:
     def num_params(self):
         return sum(p.size for p in self.get_params().values())
 
+    def flops(self, training=True):
+        """Floating-point operations of the matrix products of one image's training step (with
+        ``training=False``: of its forward pass, one product per layer).
+
+        A ``Conv2D`` from ``C`` to ``F`` channels with a ``kh x kw`` kernel and an ``OH x OW``
+        output does ``2 F C kh kw OH OW`` operations per product, a ``Dense`` from ``in`` to
+        ``out`` features ``2 in out``; training does three products per layer (forward, weight
+        gradient, input gradient), two for a first layer that skips its input gradient.
+        Elementwise work (bias, activations, pooling, loss, the optimizer) is not counted."""
+        total = 0
+        for layer, shape in zip(self.layers, self.shapes[1:]):
+            if not isinstance(layer, (Conv2D, Dense)):
+                continue
+            positions = shape[1] * shape[2] if isinstance(layer, Conv2D) else 1
+            products = (3 if getattr(layer, "needs_input_grad", True) else 2) if training else 1
+            total += products * 2 * layer.params["W"].size * positions
+        return total
+
     def summary(self):
         """Rows ``(layer, output shape, parameter count)``, the input first."""
         rows = [("Input", self.input_shape, 0)]
