@@ -37,6 +37,7 @@ from .layers import Conv2D, Flatten
 from .losses import CrossEntropyLoss
 from .model import LeNet5
 from .optim import AdamGD
+from .parallel import SplitBatch
 from .train import EVAL_BATCH
 
 TRAIN_SIZE, EVAL_SIZE, BATCH = 1029, 441, 32  # the 70/30 split of the 1470 fruit images
@@ -49,16 +50,19 @@ def epoch_data(channels, n=TRAIN_SIZE, seed=0):
     return rng.random((n, channels, 32, 32), dtype=np.float32), rng.integers(0, 3, n)
 
 
-def hw3lib_trainer(model, X, y, batch=BATCH):
+def hw3lib_trainer(model, X, y, batch=BATCH, threads=1):
     """A function of no arguments running one epoch of the report's loop (``AdamGD`` with the
-    report's settings) for ``model`` over ``X (N, C, H, W)``, ``y (N,)`` in batches of ``batch``."""
+    report's settings) for ``model`` over ``X (N, C, H, W)``, ``y (N,)`` in batches of ``batch``,
+    each split over up to ``threads`` threads where that pays (:class:`hw3lib.parallel.SplitBatch`;
+    BLAS's threads are the caller's to set)."""
     cost, optimizer = CrossEntropyLoss(), AdamGD(5e-4, 0.9, 0.999, 1e-8, model.get_params())
+    net = SplitBatch(model, threads)
 
     def run():
         for i in range(0, len(X), batch):
-            y_pred = model.forward(X[i:i + batch])
+            y_pred = net.forward(X[i:i + batch])
             cost.get(y_pred, y[i:i + batch])
-            model.set_params(optimizer.update_params(model.backward(y_pred, y[i:i + batch])))
+            net.set_params(optimizer.update_params(net.backward(y_pred, y[i:i + batch])))
     return run
 
 
@@ -336,7 +340,7 @@ def grid_main(args, use_torch):
     points = grid.default_grid(EVAL_BATCH) if args.threads == 1 else grid.two_thread_grid()
     if args.images:
         points = [replace(p, images=args.images) for p in points]
-    engines = grid.ENGINES if use_torch else ("hw3lib",)
+    engines = grid.engines_for(args.threads, use_torch)
     versions = f"numpy {np.__version__}"
     if use_torch:
         import torch
@@ -346,7 +350,9 @@ def grid_main(args, use_torch):
           f"worker process; medians of {args.rounds} interleaved rounds after one warm-up\n"
           f"{cpu_name()}, {os.cpu_count()} cores; {versions}; {blas_name()}\n"
           f"ratio = hw3lib / PyTorch; GF/s of the matrix products; MB = peak memory the runs add "
-          f"to the worker; UNSTABLE = an engine's slowest run > {grid.UNSTABLE} x its fastest\n")
+          f"to the worker; UNSTABLE = an engine's slowest run > {grid.UNSTABLE} x its fastest"
+          + ("; hw3lib splits each batch over its threads where that pays, each on one BLAS "
+             "thread; blas = hw3lib on BLAS's threads alone" if args.threads > 1 else "") + "\n")
     print(grid.header(engines), flush=True)
     results = grid.run_grid(points, engines, args.rounds, args.threads,
                             progress=lambda r: print(grid.format_row(r), flush=True))

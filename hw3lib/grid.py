@@ -2,15 +2,20 @@
 
 Each :class:`Point` is one workload: training (forward, loss, backward, Adam) over
 ``images`` random images, or evaluation (forward passes only, batches of ``batch``), of a
-LeNet5 with the point's input, convolution widths and dtype. For every point two *worker
-processes* are started, one per engine, each building its own data and model (the same
-weights), and driven over a pipe: one warm-up run, then ``rounds`` timed runs, the engines
-alternated round by round (the first engine of a round alternates too), so that the
-machine's slow and fast moments hit both alike. Each worker limits its BLAS (and PyTorch)
-threads before its first run and, with more than one thread, sleeps ``PAUSE`` seconds
-before each timed run so that the other engine's spinning threads have gone idle.
+LeNet5 with the point's input, convolution widths and dtype. For every point a *worker
+process* is started per engine, each building its own data and model (the same weights), and
+driven over a pipe: one warm-up run, then ``rounds`` timed runs, the engines alternated round
+by round (the first engine of a round alternates too), so that the machine's slow and fast
+moments hit them alike. Each worker limits its BLAS (and PyTorch) threads before its first
+run and, with more than one thread, sleeps ``PAUSE`` seconds before each timed run so that
+the other engines' spinning threads have gone idle.
 
-Per point it reports the median seconds of each engine, their ratio, GFLOP/s of the matrix
+The engines (``ENGINES``): ``"hw3lib"`` uses threads as training does (``fit(threads=...)``:
+one BLAS thread, and above one thread each batch split over threads where that pays,
+:mod:`hw3lib.parallel`); ``"hw3lib-blas"``, measured beside it only with more than one thread,
+is one model on BLAS's threads; ``"torch"`` is PyTorch on its intra-op threads.
+
+Per point it reports the median seconds of each engine, their ratios to PyTorch, GFLOP/s of the matrix
 products (:func:`hw3lib.bench.epoch_flops`), the memory the runs add to each worker (peak
 resident memory after the data and model are built, ``VmHWM`` reset through
 ``/proc/self/clear_refs``, minus the resident memory at that moment), and flags a point as
@@ -26,7 +31,9 @@ import numpy as np
 
 PAUSE = 0.5  # seconds of sleep before each timed run with more than one thread
 UNSTABLE = 1.5  # max/min of an engine's runs above which a point is flagged
-ENGINES = ("hw3lib", "torch")
+ENGINES = ("hw3lib", "hw3lib-blas", "torch")  # in the table's order
+SHORT = {"hw3lib": "hw3lib", "hw3lib-blas": "blas", "torch": "torch"}  # in column titles
+TITLE = "task  input     batch widths   dtype"  # the titles above Point.label()
 
 
 @dataclass(frozen=True)
@@ -74,24 +81,37 @@ def default_grid(eval_batch):
             + [replace(COURSE, dtype="float64"), replace(three, size=128, batch=128)])
 
 
+def engines_for(threads, torch=True):
+    """The engines a grid run at ``threads`` measures: hw3lib on BLAS's threads only beside
+    hw3lib's own use of them (above one thread), PyTorch when ``torch``."""
+    return tuple(e for e in ENGINES if (threads > 1 or e != "hw3lib-blas") and (torch or e != "torch"))
+
+
 def two_thread_grid():
     """The issue's two-thread points: the course's workload and 3x128x128, batch 32."""
     return [COURSE, replace(COURSE, channels=3, size=128)]
 
 
-def make_run(engine, point):
-    """A function of no arguments running ``point`` once in ``engine`` (``"hw3lib"`` or
-    ``"torch"``); data, model and optimizer are built here, outside the timing."""
+def make_run(engine, point, threads=1):
+    """A function of no arguments running ``point`` once in ``engine`` (one of ``ENGINES``)
+    with ``threads`` threads; data, model and optimizer are built here, outside the timing.
+    BLAS's threads are the caller's to set."""
     X, y = point.data()
     model, b = point.model(), point.batch
     from .bench import hw3lib_trainer, torch_trainer
+    from .parallel import SplitBatch
 
+    split = threads if engine == "hw3lib" else 1
     if point.task == "train":
-        return (hw3lib_trainer if engine == "hw3lib" else torch_trainer)(model, X, y, b)
-    if engine == "hw3lib":
+        if engine == "torch":
+            return torch_trainer(model, X, y, b)
+        return hw3lib_trainer(model, X, y, b, threads=split)
+    if engine != "torch":
+        net = SplitBatch(model, split)
+
         def evaluate():
             for i in range(0, len(X), b):
-                model.forward(X[i:i + b])
+                net.forward(X[i:i + b])
         return evaluate
 
     import torch
@@ -120,12 +140,12 @@ def _worker(conn, engine, point, threads):
     of one run and ``"stop"`` with the MB the runs added to the resident memory."""
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(threads)
+    threadpool_limits(1 if engine == "hw3lib" else threads)  # hw3lib's threads split batches
     if engine == "torch":
         import torch
 
         torch.set_num_threads(threads)
-    run = make_run(engine, point)
+    run = make_run(engine, point, threads)
     try:  # from here, VmHWM is the peak of the runs alone (Linux >= 4.0)
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -174,12 +194,14 @@ def unstable(times):
     return max(times) / min(times) > UNSTABLE
 
 
-def measure_point(point, engines=ENGINES, rounds=5, threads=1):
-    """Time ``point`` in each engine (interleaved rounds after one warm-up); return a dict with
+def measure_point(point, engines=None, rounds=5, threads=1):
+    """Time ``point`` in each engine (default :func:`engines_for` ``threads``; interleaved
+    rounds after one warm-up); return a dict with
     the point, ``threads``, the work of one run ``gflop`` (of the matrix products), and per
     engine its ``times``, ``median``, ``gflops`` (GFLOP/s) and ``mb``."""
     from .bench import epoch_flops
 
+    engines = engines or engines_for(threads)
     workers = {engine: _start(engine, point, threads) for engine in engines}
     times = {engine: [] for engine in engines}
     try:
@@ -208,7 +230,7 @@ def measure_point(point, engines=ENGINES, rounds=5, threads=1):
     return result
 
 
-def run_grid(points, engines=ENGINES, rounds=5, threads=1, progress=None):
+def run_grid(points, engines=None, rounds=5, threads=1, progress=None):
     """:func:`measure_point` for every point, in order; ``progress(result)`` after each."""
     results = []
     for point in points:
@@ -218,18 +240,25 @@ def run_grid(points, engines=ENGINES, rounds=5, threads=1, progress=None):
     return results
 
 
+def _ratios(engines):
+    """``(engine, column title)`` of each ratio to PyTorch in the table: every other engine's."""
+    if "torch" not in engines:
+        return []
+    return [(e, "ratio" if e == "hw3lib" else f"{SHORT[e]} ratio") for e in engines if e != "torch"]
+
+
 def format_row(result):
     """One line of the grid's table for one :func:`measure_point` result."""
     point, engines = result["point"], [e for e in ENGINES if e in result]
-    line = f"{point.label()}  {point.images:>6}"
+    line = f"{point.label():<{len(TITLE)}} {point.images:>6}"
     for engine in engines:
         line += f" {result[engine]['median']:9.3f}"
-    if len(engines) == 2:
-        line += f" {result['hw3lib']['median'] / result['torch']['median']:6.2f}"
+    for engine, title in _ratios(engines):
+        line += f" {result[engine]['median'] / result['torch']['median']:{max(6, len(title))}.2f}"
     for engine in engines:
-        line += f" {result[engine]['gflops']:7.1f}"
+        line += f" {result[engine]['gflops']:{len(SHORT[engine]) + 5}.1f}"
     for engine in engines:
-        line += f" {result[engine]['mb']:7.0f}"
+        line += f" {result[engine]['mb']:{max(7, len(SHORT[engine]) + 3)}.0f}"
     shaky = [e for e in engines if unstable(result[e]["times"])]
     if shaky:
         spread = ", ".join(f"{e} max/min {max(result[e]['times']) / min(result[e]['times']):.1f}"
@@ -240,12 +269,11 @@ def format_row(result):
 
 def header(engines):
     """The column titles of :func:`format_row`."""
-    line = f"{'task  input     batch widths   dtype':<35} {'images':>6}"
-    line += "".join(f" {e + ' s':>9}" for e in engines)
-    if len(engines) == 2:
-        line += f" {'ratio':>6}"
-    line += "".join(f" {e[:6] + ' GF/s':>7}" for e in engines)
-    line += "".join(f" {e[:6] + ' MB':>7}" for e in engines)
+    line = f"{TITLE} {'images':>6}"
+    line += "".join(f" {SHORT[e] + ' s':>9}" for e in engines)
+    line += "".join(f" {title:>6}" for _, title in _ratios(engines))
+    line += "".join(f" {SHORT[e] + ' GF/s'}" for e in engines)
+    line += "".join(f" {SHORT[e] + ' MB':>7}" for e in engines)
     return line
 
 

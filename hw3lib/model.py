@@ -1,4 +1,6 @@
 """LeNet-5 with the report's interface: ``forward``, ``backward``, ``get_params``, ``set_params``."""
+import copy
+
 import numpy as np
 
 from .layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Tanh
@@ -94,6 +96,17 @@ class Sequential:
             products = (3 if getattr(layer, "needs_input_grad", True) else 2) if training else 1
             total += products * 2 * layer.params["W"].size * positions
         return total
+
+    def replica(self):
+        """A model whose layers share this model's parameter arrays (updates to them show in
+        both) but keep their own inputs, caches and gradients: for passes over parts of a
+        batch side by side (:mod:`hw3lib.parallel`)."""
+        twin = copy.copy(self)
+        twin.layers = [copy.copy(layer) for layer in self.layers]
+        for layer in twin.layers:
+            layer.grads = {}
+        twin.param_layers = [layer for layer in twin.layers if layer.params]
+        return twin
 
     def summary(self):
         """Rows ``(layer, output shape, parameter count)``, the input first."""

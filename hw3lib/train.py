@@ -19,7 +19,8 @@ Typical use (a notebook)::
 From a terminal: ``python -m hw3lib train --epochs 24 --out runs/lenet5`` (:mod:`hw3lib.train_cli`).
 
 After each epoch :func:`fit` can write a checkpoint (:mod:`hw3lib.checkpoint`); a run resumed
-from it reaches the same weights, bit for bit, as an uninterrupted run with the same settings.
+from it reaches the same weights, bit for bit, as an uninterrupted run with the same settings
+(and ``threads``).
 """
 import math
 import time
@@ -34,6 +35,7 @@ from .checkpoint import (Checkpoint, CheckpointError, TestRecord, architecture_m
 from .data import dataloader, normalize
 from .losses import CrossEntropyLoss
 from .model import LeNet5
+from .parallel import SplitBatch, check_threads
 
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
 EVAL_BATCH = 256
@@ -214,7 +216,7 @@ def _stop_requested(stop):
 
 
 def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpoint_path=None,
-        resume=None, data_sha256=None, progress=True, restore_best=True):
+        resume=None, data_sha256=None, progress=True, restore_best=True, threads=1):
     """Train ``model`` on ``data`` (a :class:`hw3lib.data.Dataset`) as ``config`` says.
 
     Inputs are normalised with ``data.mean``/``data.std`` (the training split's statistics).
@@ -236,6 +238,10 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
       (``config.epochs`` may be larger) to go on from; the result equals an uninterrupted
       run's bit for bit. ``data_sha256`` stamps the checkpoint (and must match on resume).
     - ``restore_best``: at the end the model holds the best validation weights.
+    - ``threads``: split each batch over up to this many threads where that pays
+      (:class:`hw3lib.parallel.SplitBatch`: large images or wide layers; the course's 32x32
+      LeNet stays on one). A run is the same, bit for bit, every time with the same
+      ``threads``; with other ``threads`` it differs in rounding.
 
     Bad settings or data (wrong channel count or image size, labels outside
     ``[0, num_classes)``, a checkpoint of another run) raise ValueError before any work.
@@ -244,6 +250,7 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
     so far, and the checkpoint file the last good epoch.
     """
     _check_fit_inputs(model, data, config)
+    threads = check_threads(threads)
     if resume is not None:
         ckpt = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)
         _check_resume(ckpt, model, data, config, data_sha256,
@@ -289,19 +296,19 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
     bar = tqdm(total=batches * max(config.epochs - first + 1, 0), disable=not progress, unit="batch")
     try:
         # Overflow shows up below as a non-finite loss or weight, reported with its batch.
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"), SplitBatch(model, threads) as net:
             for epoch in range(first, config.epochs + 1):
                 bar.set_description(f"epoch {epoch}/{config.epochs}")
                 start = time.perf_counter()
                 loader = dataloader(X_train, y_train, config.batch_size, seed=config.seed, epoch=epoch)
                 if config.hflip:
                     loader = _random_hflips(loader, np.random.default_rng((config.seed, epoch, 1)))
-                if _train_epoch(model, optimizer, loader, epoch, batches, bar, on_batch, stop,
+                if _train_epoch(net, optimizer, loader, epoch, batches, bar, on_batch, stop,
                                 diverged):
                     stopped = "stopped"
                     break
-                train_loss, train_acc = evaluate(model, X_train, y_train)
-                val_loss, val_acc = evaluate(model, X_val, y_val)
+                train_loss, train_acc = evaluate(net, X_train, y_train)
+                val_loss, val_acc = evaluate(net, X_val, y_val)
                 if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
                     raise diverged("the evaluation loss became non-finite", epoch, batches)
                 row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,

@@ -14,6 +14,7 @@ from .config import TrainConfig
 from .data import MODES, SPLIT_METHODS
 from .download import dataset_sha256
 from .images import SUFFIXES, parse_image_size
+from .parallel import check_threads
 from .train import HISTORY_KEYS, TrainingError, fit, learning_warning
 
 OWN_IMAGES = f"""\
@@ -45,6 +46,13 @@ def _image_size(text):
         return parse_image_size(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err).replace("image_size", "--image-size")) from None
+
+
+def _threads(text):
+    try:
+        return check_threads(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -91,6 +99,9 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=Path("runs/lenet5"),
                         help="output folder, default %(default)s")
     parser.add_argument("--resume", action="store_true", help="go on from OUT/checkpoint.npz")
+    parser.add_argument("--threads", type=_threads, default=1, metavar="N",
+                        help="split each batch over up to N threads where that pays (large images, "
+                             "wide layers; the course's 32x32 LeNet stays on one); default 1")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return _train_command(parser.parse_args(argv))
 
@@ -150,6 +161,7 @@ def _train_command(args):
           f"{len(data.classes)} classes) on {len(data.y_train)} training, {len(data.y_val)} validation, "
           f"{len(data.y_test)} test images; Adam lr={config.lr:g}, batch {config.batch_size}, seed "
           f"{config.seed}, {config.split} validation split, flips {'on' if config.hflip else 'off'}"
+          + (f", up to {args.threads} threads" if args.threads > 1 else "")
           + (f"; resuming after epoch {resume.epoch}" if resume else ""))
     print(TABLE.format("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"))
 
@@ -160,7 +172,8 @@ def _train_command(args):
 
     try:
         result = fit(model, data, config, on_epoch=on_epoch, checkpoint_path=checkpoint_path,
-                     resume=resume, data_sha256=sha, progress=not args.no_progress)
+                     resume=resume, data_sha256=sha, progress=not args.no_progress,
+                     threads=args.threads)
     except TrainingError as err:
         _write_json(history_path, err.result.history)
         raise

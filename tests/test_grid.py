@@ -8,7 +8,8 @@ import pytest
 from hw3lib import grid
 from hw3lib.bench import main
 
-ENGINES = grid.ENGINES if importlib.util.find_spec("torch") else ("hw3lib",)
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+ENGINES = grid.engines_for(1, HAS_TORCH)
 TINY = replace(grid.COURSE, channels=3, size=16, images=4, batch=2, widths=(2, 3))
 
 
@@ -23,6 +24,21 @@ def test_default_grid_covers_the_issue_workloads():
     assert evaluation == {((6, 16), 256), ((32, 64), 256)}
     assert replace(grid.COURSE, channels=3, size=128, batch=128) in points
     assert grid.two_thread_grid() == [grid.COURSE, replace(grid.COURSE, channels=3, size=128)]
+
+
+def test_engines_add_hw3lib_on_blas_threads_beside_its_own_split_above_one_thread():
+    assert grid.engines_for(1) == ("hw3lib", "torch")
+    assert grid.engines_for(2) == ("hw3lib", "hw3lib-blas", "torch")
+    assert grid.engines_for(2, torch=False) == ("hw3lib", "hw3lib-blas")
+
+
+def test_measure_point_at_two_threads_runs_three_engines_and_prints_two_ratios():
+    engines = grid.engines_for(2, HAS_TORCH)
+    result = grid.measure_point(TINY, engines, rounds=1, threads=2)
+    assert result["threads"] == 2 and all(result[e]["median"] > 0 for e in engines)
+    row, titles = grid.format_row(result), grid.header(engines)
+    assert ("blas ratio" in titles) == HAS_TORCH and "blas GF/s" in titles and "blas MB" in titles
+    assert len(row.split("  UNSTABLE")[0]) == len(titles)  # columns right-aligned under titles
 
 
 def test_unstable_flags_a_spread_above_one_and_a_half():
@@ -40,8 +56,9 @@ def test_measure_point_runs_each_engine_in_its_worker(task):
         assert r["gflops"] == pytest.approx(result["gflop"] / r["median"])
     row = grid.format_row(result).split()
     assert row[:3] == [task, "3x16x16", "b2"] and row[5] == "4"  # task, input, batch, ..., images
-    columns = 6 + 3 * len(ENGINES) + (len(ENGINES) == 2)  # then seconds, ratio, GF/s, MB
+    columns = 6 + 3 * len(ENGINES) + HAS_TORCH  # then seconds, ratio, GF/s, MB
     assert len(row) == columns or row[columns] == "UNSTABLE"
+    assert len(grid.format_row(result).split("  UNSTABLE")[0]) == len(grid.header(ENGINES))
 
 
 def test_format_row_marks_unstable_engines_only():

@@ -1,0 +1,111 @@
+"""Several cores for one model: each batch split over threads, one replica of the model each.
+
+NumPy lets go of Python's lock (the GIL) inside its ufuncs and matrix products, so replicas of
+a model that share its parameter arrays (:meth:`hw3lib.model.Sequential.replica`) can run the
+passes over parts of a batch side by side, each thread calling BLAS with one thread of its
+own. The gradient of the batch-mean loss is the parts' gradients, each weighted by its share
+of the batch.
+
+Only large batches gain: between its NumPy calls each thread needs the lock back, and with
+small arrays the threads spend their time waiting for it. Measured on two cores (AMD EPYC,
+training epochs, interleaved; README, "Two cores"): at 3x128x128, batch 32, splitting over two
+threads took 0.60 of one thread's time and two BLAS threads 0.93 of it; at the course's
+1x32x32, batch 32, splitting took 1.8 times one thread's time. So a batch is split only into
+parts that each do at least ``MIN_PART_FLOPS`` of a training step's matrix products
+(:meth:`hw3lib.model.Sequential.flops`): over fewer threads than offered when it is smaller,
+and not at all (one thread) below twice that.
+"""
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+# Measured on two cores, training (work of a batch, GFLOP of products: split over two threads
+# against one thread's time): 1x32x32 b32 (0.07) 1.5-1.9x slower, b128 (0.29) 1.15x slower;
+# 3x64x64 b32 (0.58) even; convolution widths (32, 64) (1.3) 0.90, (64, 128) (4.5) 0.82;
+# 1x32x32 b512 (1.2) 0.72; 3x128x128 b32 (2.7) 0.60-0.68.
+MIN_PART_FLOPS = 0.5e9
+
+
+def check_threads(threads):
+    """``threads`` as an int >= 1, or a ValueError that says what was wrong."""
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+    return int(threads)
+
+
+class SplitBatch:
+    """The passes of ``model`` (a :class:`hw3lib.LeNet5`) with each batch split over up to
+    ``threads`` threads, for the training loop: ``forward(X (N, C, H, W)) -> (N, K)``
+    probabilities, then ``backward(y_pred, y)`` -> the gradients of the batch-mean loss, keyed
+    like ``model.backward``'s; ``get_params`` and ``set_params`` are ``model``'s own.
+
+    The parts are consecutive slices of the batch (:meth:`parts`) and their results are
+    joined in that order, so a run is the same, bit for bit, every time with the same
+    ``threads``; against one thread the gradients differ in rounding only. A batch of one
+    part runs on ``model`` itself, exactly as without the split. Use it as a context manager:
+    inside, BLAS runs one thread per call (when ``threads > 1``), and on leaving, the threads
+    stop."""
+
+    def __init__(self, model, threads=1):
+        self.model, self.threads = model, check_threads(threads)
+        self.step_flops = model.flops()  # of one image's training step
+        self.replicas = [model] + [model.replica() for _ in range(self.threads - 1)]
+        self.pool = (ThreadPoolExecutor(self.threads - 1, thread_name_prefix="hw3lib-split")
+                     if self.threads > 1 else None)
+        self._blas, self._parts = None, None
+
+    def __enter__(self):
+        if self.threads > 1:
+            self._blas = threadpool_limits(limits=1, user_api="blas")
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        """Stop the threads and give BLAS its threads back."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        if self._blas is not None:
+            self._blas.restore_original_limits()
+            self._blas = None
+
+    def parts(self, n):
+        """The slices of a batch of ``n`` images: as many as threads, but each with at least
+        ``MIN_PART_FLOPS`` of work, at least one, their sizes differing by at most one."""
+        k = min(self.threads, n, int(n * self.step_flops // MIN_PART_FLOPS))
+        if k <= 1:
+            return [slice(0, n)]
+        bounds = np.linspace(0, n, k + 1).round().astype(int).tolist()
+        return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def _run(self, method, *arrays):
+        """``method`` of each replica on its part of ``arrays``, the first part on this thread,
+        the others in the pool (with this thread's NumPy error settings)."""
+        calls = [(getattr(replica, method), [a[part] for a in arrays])
+                 for replica, part in zip(self.replicas, self._parts)]
+        later = [self.pool.submit(contextvars.copy_context().run, f, *args) for f, args in calls[1:]]
+        first = calls[0][0](*calls[0][1])
+        return [first] + [future.result() for future in later]
+
+    def forward(self, X):
+        self._parts = self.parts(len(X))
+        if len(self._parts) == 1:
+            return self.model.forward(X)
+        return np.concatenate(self._run("forward", X))
+
+    def backward(self, y_pred, y):
+        """Gradients of the batch-mean loss over the batch of the last :meth:`forward`."""
+        if len(self._parts) == 1:
+            return self.model.backward(y_pred, y)
+        grads = self._run("backward", y_pred, np.asarray(y))
+        shares = [(part.stop - part.start) / len(y) for part in self._parts]
+        return {key: sum(g[key] * share for g, share in zip(grads, shares)) for key in grads[0]}
+
+    def get_params(self):
+        return self.model.get_params()
+
+    def set_params(self, params):
+        self.model.set_params(params)
