@@ -9,6 +9,7 @@ import pytest
 from threadpoolctl import threadpool_info
 
 import hw3lib.parallel as parallel
+from hw3lib.checkpoint import load_checkpoint
 from hw3lib.model import LeNet5
 from hw3lib.parallel import SplitBatch, check_threads
 from hw3lib.train import fit
@@ -161,3 +162,23 @@ def test_train_command_takes_threads_and_refuses_bad_counts(tmp_path, capsys, al
         code, stdout, err = run_cli(capsys, "--data", root, "--threads", bad, "--out", tmp_path / "r")
         assert code == 2 and len(err.splitlines()) == 1
         assert f"--threads: must be an integer >= 1, got '{bad}'" in err
+
+
+def test_an_interrupt_on_threads_stops_them_and_a_resume_on_threads_is_bit_exact(always_split,
+                                                                                 tmp_path):
+    data, config = tiny_data(), tiny_config(epochs=3)
+    full_path, cut_path = tmp_path / "full.npz", tmp_path / "cut.npz"
+    fit(config.build_model(3), data, config, checkpoint_path=full_path, progress=False, threads=2)
+
+    def interrupt(stats):
+        if (stats["epoch"], stats["batch"]) == (2, 3):
+            raise KeyboardInterrupt
+
+    cut = fit(config.build_model(3), data, config, on_batch=interrupt, checkpoint_path=cut_path,
+              progress=False, threads=2)
+    assert cut.stopped == "interrupted" and cut.history["epoch"] == [1]
+    assert not any(t.name.startswith("hw3lib-split") for t in threading.enumerate())
+    fit(config.build_model(3), data, config, resume=cut_path, checkpoint_path=cut_path,
+        progress=False, threads=2)
+    full, again = load_checkpoint(full_path), load_checkpoint(cut_path)
+    assert all(full.params[k].tobytes() == again.params[k].tobytes() for k in full.params)
