@@ -1,9 +1,12 @@
-"""Finite differences in float64 for every layer and for the whole LeNet5 (relative error < 1e-6)."""
+"""Finite differences in float64 for every layer and for the whole LeNet5, also with its batch split
+over threads (relative error < 1e-6)."""
 import numpy as np
 import pytest
 
 from hw3lib import (AvgPool2D, Conv2D, CrossEntropyLoss, Dense, Flatten, LeNet5, MaxPool2D, ReLU,
                     Tanh, gradcheck, gradcheck_layer, numerical_gradient, relative_error)
+from hw3lib import parallel
+from hw3lib.parallel import SplitBatch
 
 TOL = 1e-6
 RNG = np.random.default_rng
@@ -56,14 +59,19 @@ def test_conv_without_input_grad_returns_none_but_fills_param_grads():
     assert layer.grads["W"].shape == (3, 2, 3, 3)
 
 
-@pytest.mark.parametrize("activation,pooling", [("relu", "max"), ("tanh", "avg")])
-def test_whole_lenet5_gradients_match_finite_differences(activation, pooling):
+@pytest.mark.parametrize("activation,pooling,threads", [("relu", "max", 1), ("tanh", "avg", 1),
+                                                       ("relu", "max", 3)])
+def test_whole_lenet5_gradients_match_finite_differences(activation, pooling, threads, monkeypatch):
+    """With ``threads=3`` the gradient is that of the batch split over three threads."""
+    monkeypatch.setattr(parallel, "MIN_PART_FLOPS", 1)  # split even this small batch
     model = LeNet5(in_channels=2, num_classes=3, input_size=(16, 20), conv_channels=(3, 4),
                    kernel_size=3, hidden=(10, 8), activation=activation, pooling=pooling,
                    seed=1, dtype=np.float64)
     X, y = RNG(2).standard_normal((4, 2, 16, 20)), np.array([0, 1, 2, 1])
     cost, params = CrossEntropyLoss(), model.get_params()
-    grads = model.backward(model.forward(X), y)
+    with SplitBatch(model, threads) as split:
+        assert len(split.parts(len(X))) == threads
+        grads = split.backward(split.forward(X), y)
     errors = gradcheck(lambda: cost.get(model.forward(X), y), params,
                        {k: grads["d" + k] for k in params})
     assert max(errors.values()) < TOL, errors

@@ -1,12 +1,14 @@
-"""PyTorch as the oracle, in float64: layers, loss, optimizers, and the whole LeNet5."""
+"""PyTorch as the oracle, in float64: layers, loss, optimizers, and the whole LeNet5 (also with
+its batch split over threads)."""
 import numpy as np
 import pytest
 from conftest import config_id, random_configs, winograd_config_id, winograd_configs
 
 from hw3lib import (SGD, AdamGD, AvgPool2D, Conv2D, CrossEntropyLoss, Dense, Flatten, LeNet5,
                     MaxPool2D, ReLU, Tanh, softmax)
-from hw3lib import layers
+from hw3lib import layers, parallel
 from hw3lib.oracle import torch_lenet5
+from hw3lib.parallel import SplitBatch
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -93,15 +95,19 @@ def test_softmax_cross_entropy_and_its_gradient(labels):
     assert_close(cost.backward(p, target), lt.grad, "gradient w.r.t. logits")
 
 
-@pytest.mark.parametrize("widths", [(6, 16), (64, 128)], ids=["im2col", "winograd_conv2"])
-def test_whole_lenet5_forward_and_parameter_gradients(widths):
+@pytest.mark.parametrize("widths,threads", [((6, 16), 1), ((64, 128), 1), ((6, 16), 3)],
+                         ids=["im2col", "winograd_conv2", "split_over_threads"])
+def test_whole_lenet5_forward_and_parameter_gradients(widths, threads, monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_PART_FLOPS", 1)  # split even this small batch
     model = LeNet5(in_channels=4, conv_channels=widths, seed=3, dtype=np.float64)
     assert [layer.algorithm for layer in model.layers[::3][:2]] == (
         ["im2col", "winograd"] if widths == (64, 128) else ["im2col", "im2col"])
     net = torch_lenet5(model)
     X, y = RNG(7).random((6, 4, 32, 32)), np.array([0, 1, 2, 2, 1, 0])
-    p = model.forward(X)
-    grads = model.backward(p, y)
+    with SplitBatch(model, threads) as split:
+        assert len(split.parts(len(X))) == threads
+        p = split.forward(X)
+        grads = split.backward(p, y)
     logits = net(T(X))
     F.cross_entropy(logits, torch.from_numpy(y)).backward()
     assert_close(p, torch.softmax(logits, 1), "probabilities")
