@@ -182,3 +182,11 @@ def test_an_interrupt_on_threads_stops_them_and_a_resume_on_threads_is_bit_exact
         progress=False, threads=2)
     full, again = load_checkpoint(full_path), load_checkpoint(cut_path)
     assert all(full.params[k].tobytes() == again.params[k].tobytes() for k in full.params)
+
+
+def test_the_course_lenet_stays_on_one_thread_and_3x128x128_splits():
+    """The rule as the README states it, with the real MIN_PART_FLOPS."""
+    assert len(SplitBatch(LeNet5(), 2).parts(32)) == 1
+    assert len(SplitBatch(LeNet5(), 2).parts(256)) == 1  # its evaluation batches too
+    assert len(SplitBatch(LeNet5(in_channels=3, input_size=128), 2).parts(32)) == 2
+    assert len(SplitBatch(LeNet5(in_channels=3, input_size=64), 2).parts(32)) == 1  # break-even
