@@ -62,7 +62,8 @@ def hw3lib_trainer(model, X, y, batch=BATCH, threads=1):
         for i in range(0, len(X), batch):
             y_pred = net.forward(X[i:i + batch])
             cost.get(y_pred, y[i:i + batch])
-            net.set_params(optimizer.update_params(net.backward(y_pred, y[i:i + batch])))
+            grads = net.backward(y_pred, y[i:i + batch])
+            net.set_params(optimizer.update_params(grads, net.spread))
     return run
 
 

@@ -20,7 +20,14 @@ def _check_unit(name, value):
 
 
 class Optimizer:
-    """Base class: holds ``params`` and checks the ``grads`` dict against them."""
+    """Base class: holds ``params``, checks the ``grads`` dict against them and runs a step.
+
+    A step updates each parameter from its gradient elementwise, so it can be done in pieces:
+    :meth:`update_params` takes an optional ``spread(work, arrays)`` that calls ``work(key,
+    part)`` for parts covering every array of ``arrays`` (``part`` a slice of its flattened
+    elements, or None for all of it), in any order or side by side, as
+    :meth:`hw3lib.parallel.SplitBatch.spread` does over threads; the result is the same, bit
+    for bit."""
 
     def __init__(self, lr, params):
         _check_positive("lr", lr)
@@ -36,12 +43,44 @@ class Optimizer:
             raise ValueError(f"grad 'd{key}' has shape {g.shape}, parameter has {self.params[key].shape}")
         return g
 
+    def update_params(self, grads, spread=None):
+        """One step: every parameter updated in place from ``grads`` (keyed ``"d" + name``),
+        in the pieces that ``spread`` gives (see the class docstring; default: whole, in
+        turn); returns ``params``."""
+        grads = {key: self._grad(grads, key) for key in self.params}
+        self.t += 1
+        constants = self._constants()
+        (spread or whole)(lambda key, part: self._update(key, grads[key], part, *constants),
+                          self.params)
+        return self.params
+
+    def _constants(self):
+        """This step's scalars, passed to every :meth:`_update` call."""
+        return ()
+
+    def _update(self, key, g, part, *constants):
+        """Update ``params[key]`` (the elements ``part`` of it) from its gradient ``g``."""
+        raise NotImplementedError
+
     def state_dict(self):
         """Optimizer state as a flat dict of arrays (for ``.npz`` checkpoints)."""
         return {"t": np.array(self.t)}
 
     def load_state_dict(self, state):
         self.t = int(state["t"])
+
+
+def whole(work, arrays):
+    """The default ``spread`` of :meth:`Optimizer.update_params`: ``work(key, None)`` for
+    every key of ``arrays``, in turn."""
+    for key in arrays:
+        work(key, None)
+
+
+def piece(a, part):
+    """The elements ``part`` (a slice; None: all) of ``a`` flattened, as a view: a ValueError
+    for a slice of an array that flattens only into a copy, whose update would be lost."""
+    return a if part is None else np.reshape(a, -1, copy=False)[part]
 
 
 class SGD(Optimizer):
@@ -54,17 +93,14 @@ class SGD(Optimizer):
         self.momentum = float(momentum)
         self.velocity = {k: np.zeros_like(p) for k, p in params.items()}
 
-    def update_params(self, grads):
-        self.t += 1
-        for key, p in self.params.items():
-            g = self._grad(grads, key)
-            if self.momentum:
-                v = self.velocity[key]
-                v *= self.momentum
-                v += g
-                g = v
-            p -= self.lr * g
-        return self.params
+    def _update(self, key, g, part):
+        p, g = piece(self.params[key], part), piece(g, part)
+        if self.momentum:
+            v = piece(self.velocity[key], part)
+            v *= self.momentum
+            v += g
+            g = v
+        p -= self.lr * g
 
     def state_dict(self):
         return {**super().state_dict(), **{f"velocity.{k}": v for k, v in self.velocity.items()}}
@@ -93,28 +129,27 @@ class AdamGD(Optimizer):
         self.m = {k: np.zeros_like(p) for k, p in params.items()}
         self.v = {k: np.zeros_like(p) for k, p in params.items()}
 
-    def update_params(self, grads):
-        self.t += 1
-        b1, b2 = self.beta1, self.beta2
+    def _constants(self):
         step, root_v_scale = self.lr, 1.0
         if self.bias_correction:
-            step = self.lr / (1 - b1**self.t)
-            root_v_scale = 1.0 / math.sqrt(1 - b2**self.t)
+            step = self.lr / (1 - self.beta1**self.t)
+            root_v_scale = 1.0 / math.sqrt(1 - self.beta2**self.t)
         # step * m / (sqrt(v) * scale + eps) == (step / scale) * m / (sqrt(v) + eps / scale):
         # one whole-array operation fewer per parameter
-        step, eps = step / root_v_scale, self.epsilon / root_v_scale
-        for key, p in self.params.items():
-            g, m, v = self._grad(grads, key), self.m[key], self.v[key]
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            v += (1 - b2) * g * g
-            update = np.sqrt(v)
-            update += eps
-            np.divide(m, update, out=update)  # in place: no temporary arrays
-            update *= step
-            p -= update
-        return self.params
+        return step / root_v_scale, self.epsilon / root_v_scale
+
+    def _update(self, key, g, part, step, eps):
+        b1, b2 = self.beta1, self.beta2
+        p, m, v, g = (piece(a, part) for a in (self.params[key], self.m[key], self.v[key], g))
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * g * g
+        update = np.sqrt(v)
+        update += eps
+        np.divide(m, update, out=update)  # in place: no temporary arrays
+        update *= step
+        p -= update
 
     def state_dict(self):
         return {**super().state_dict(),

@@ -354,7 +354,7 @@ def _train_epoch(model, optimizer, loader, epoch, batches, bar, on_batch, stop, 
         if not math.isfinite(loss):
             raise diverged(f"the loss became {loss}", epoch, batch)
         grads = model.backward(y_pred, y_batch)
-        params = optimizer.update_params(grads)
+        params = optimizer.update_params(grads, model.spread)
         model.set_params(params)
         if not all(np.isfinite(p).all() for p in params.values()):
             raise diverged("the weights stopped being finite", epoch, batch)

@@ -173,3 +173,39 @@ def test_relu_runs_after_the_max_pools_that_follow_it_with_the_same_outputs_and_
         for key in ("W", "b"):
             assert np.array_equal(model.layers[i].grads[key], listed[i].grads[key])
     assert set(grads) == {"dW1", "db1", "dW2", "db2"}
+
+
+def in_thirds_backwards(work, arrays):
+    """A ``spread`` that updates every array in three pieces, the last first."""
+    for key, a in arrays.items():
+        for part in reversed([slice(0, a.size // 3), slice(a.size // 3, 2 * a.size // 3),
+                              slice(2 * a.size // 3, a.size)]):
+            work(key, part)
+
+
+@pytest.mark.parametrize("make", [lambda p: AdamGD(1e-2, 0.9, 0.999, 1e-8, p),
+                                  lambda p: SGD(0.1, p, momentum=0.9), lambda p: SGD(0.1, p)])
+def test_an_update_in_pieces_is_the_update_whole_bit_for_bit(make):
+    rng = np.random.default_rng(0)
+    shapes = {"W": (4, 3, 5), "b": (7,)}
+    whole, pieces = ({k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+                     for _ in range(2))
+    for k in pieces:
+        pieces[k][...] = whole[k]
+    start = whole["W"].copy()
+    one, cut = make(whole), make(pieces)
+    for _ in range(3):
+        grads = {f"d{k}": rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+        one.update_params(grads)
+        assert cut.update_params(grads, in_thirds_backwards) is pieces
+    assert all(whole[k].tobytes() == pieces[k].tobytes() for k in whole)
+    assert not np.array_equal(whole["W"], start)  # the steps moved the weights
+
+
+def test_a_piece_of_an_array_that_cannot_be_flattened_in_place_is_refused():
+    params = {"W": np.zeros((3, 4)).T}  # flattened, a copy: an update of a piece would be lost
+    with pytest.raises(ValueError):
+        AdamGD(0.1, 0.9, 0.999, 1e-8, params).update_params({"dW": np.ones((4, 3))},
+                                                           in_thirds_backwards)
+    AdamGD(0.1, 0.9, 0.999, 1e-8, params).update_params({"dW": np.ones((4, 3))})  # whole: fine
+    assert (params["W"] < 0).all()

@@ -190,3 +190,41 @@ def test_the_course_lenet_stays_on_one_thread_and_3x128x128_splits():
     assert len(SplitBatch(LeNet5(), 2).parts(256)) == 1  # its evaluation batches too
     assert len(SplitBatch(LeNet5(in_channels=3, input_size=128), 2).parts(32)) == 2
     assert len(SplitBatch(LeNet5(in_channels=3, input_size=64), 2).parts(32)) == 1  # break-even
+
+
+def test_spread_cuts_large_contiguous_arrays_one_piece_per_thread(monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_PIECE", 4)
+    arrays = {"two": np.zeros(10), "three": np.zeros((13, 1)), "small": np.zeros(7),
+              "strided": np.zeros((4, 5)).T}
+    done, lock = [], threading.Lock()
+
+    def work(key, part):
+        with lock:
+            done.append((key, part, threading.current_thread().name))
+    with SplitBatch(model64(), 3) as split:
+        split.spread(work, arrays)
+    parts = {key: sorted((p.start, p.stop) if p else None for k, p, _ in done if k == key)
+             for key in arrays}
+    assert parts == {"two": [(0, 5), (5, 10)], "three": [(0, 4), (4, 9), (9, 13)],
+                     "small": [None], "strided": [None]}
+    main = threading.current_thread().name  # the first pieces and whole arrays here, the rest in the pool
+    assert {name == main for k, p, name in done} == {True, False}
+    assert all((name == main) == (p is None or p.start == 0) for k, p, name in done)
+
+
+def test_one_thread_spreads_nothing():
+    done = []
+    SplitBatch(model64(), 1).spread(lambda key, part: done.append((key, part)),
+                                    {"W": np.zeros(10**6)})
+    assert done == [("W", None)]
+
+
+def test_gradients_combined_and_updated_in_pieces_are_the_same_bit_for_bit(always_split,
+                                                                           monkeypatch):
+    data, config = tiny_data(), tiny_config(epochs=2)
+    runs = []
+    for min_piece in (10**9, 1):  # every parameter whole, then in pieces over the threads
+        monkeypatch.setattr(parallel, "MIN_PIECE", min_piece)
+        runs.append(params_of(fit(config.build_model(3), data, config, progress=False,
+                                  threads=3).model))
+    assert all(runs[0][k].tobytes() == runs[1][k].tobytes() for k in runs[0])
