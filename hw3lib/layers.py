@@ -207,20 +207,19 @@ class Conv2D(Layer):
         G = np.ascontiguousarray(dout.transpose(2, 1, 3, 0)).reshape(oh, f, ow * n)
         # db as a product with ones: about 3x faster than G.sum(axis=(0, 2)), a strided reduction
         self.grads["b"] = np.matmul(G, np.ones(G.shape[2], dtype=G.dtype)).sum(axis=0)
-        # the gradient of the padded rows (Hp, C, Wp, N)
-        drows = np.zeros_like(self.rows, dtype=G.dtype) if self.needs_input_grad else None
         if self.algorithm == "winograd":
-            self.grads["W"] = self._winograd_backward(G, drows, n)
+            self.grads["W"], drows = self._winograd_backward(G, n)
         else:
-            self.grads["W"] = self._im2col_backward(G, drows, n)
+            self.grads["W"], drows = self._im2col_backward(G, n)
         if drows is None:
             return None
         return drows[ph : ph + h, :, pw : pw + w].transpose(3, 1, 0, 2)
 
-    def _im2col_backward(self, G, drows, n):
-        """``dW (F, C, kh, kw)`` from ``G (OH, F, OW * N)``; adds the input gradient to
-        ``drows`` unless it is None."""
+    def _im2col_backward(self, G, n):
+        """``(dW (F, C, kh, kw), drows)`` from ``G (OH, F, OW * N)``: ``drows`` the gradient of
+        the padded rows ``(Hp, C, Wp, N)``, None unless ``needs_input_grad``."""
         (kh, kw), (sh, sw), f = self.kernel_size, self.stride, self.out_channels
+        drows = np.zeros_like(self.rows, dtype=G.dtype) if self.needs_input_grad else None
         dW_T, W = 0, self._kernel_rows()  # (kh*C*kw, F), (F, kh, C*kw)
         for k, columns in enumerate(self.blocks):
             X = self.X[k] if self.X else width_windows(self.rows, kw, sw, columns)
@@ -231,20 +230,25 @@ class Conv2D(Layer):
             if drows is not None:
                 dX = unstack_product(W, Gb, len(X), sh)  # (Hp, C*kw, columns*N)
                 fold_windows(dX, drows, kw, sw, columns)
-        return dW_T.T.reshape(f, kh, self.in_channels, kw).transpose(0, 2, 1, 3).copy()
+        dW = dW_T.T.reshape(f, kh, self.in_channels, kw).transpose(0, 2, 1, 3).copy()
+        return dW, drows
 
-    def _winograd_backward(self, G, drows, n):
-        """:meth:`_im2col_backward` for the Winograd products: each step's adjoint in turn."""
+    def _winograd_backward(self, G, n):
+        """:meth:`_im2col_backward` for the Winograd products: each step's adjoint in turn,
+        ``drows`` as far as the tiles reach (:func:`~hw3lib.winograd.tiled_shape`)."""
         r = self.kernel_size[0]
         U, dU = winograd.kernel_transform(self.params["W"]), 0  # (t*t, F, C)
+        drows = None
+        if self.needs_input_grad:
+            drows = np.zeros(winograd.tiled_shape(self.rows.shape, r), dtype=G.dtype)
         for k, (rows_in, rows_out) in enumerate(self.blocks):
             V = self.V[k] if self.V else winograd.input_transform(self.rows[rows_in], r)
             dM = winograd.output_transform_adjoint(G[rows_out], r, n)  # (t*t, F, tiles)
             dU = dU + dM @ V.transpose(0, 2, 1)
             if drows is not None:
                 dV = U.transpose(0, 2, 1) @ dM  # (t*t, C, tiles)
-                drows[rows_in] += winograd.input_transform_adjoint(dV, drows[rows_in].shape, r)
-        return winograd.kernel_transform_adjoint(dU, r)
+                winograd.input_transform_adjoint(dV, r, drows[rows_in])
+        return winograd.kernel_transform_adjoint(dU, r), drows
 
     def __repr__(self):
         algorithm = ", algorithm='winograd'" if self.algorithm == "winograd" else ""

@@ -82,13 +82,20 @@ def _output_size(rows_shape, r):
     return rows_shape[0] - r + 1, rows_shape[2] - r + 1
 
 
+def tiled_shape(rows_shape, r):
+    """``(m TH + r - 1, C, m TW + r - 1, N)``: the padded rows ``(Hp, C, Wp, N)`` as far as
+    their tiles reach, past the edge where the last tiles pass the output's."""
+    (th, tw), (_, c, _, n) = tile_grid(_output_size(rows_shape, r)), rows_shape
+    return TILE * th + r - 1, c, TILE * tw + r - 1, n
+
+
 def _tiles(rows, r):
     """The input tiles of padded rows ``(Hp, C, Wp, N)``, as a view ``(t, t, C, TH, TW, N)``
-    of ``rows`` zero-extended where the last tiles pass the output's edge."""
+    of ``rows`` zero-extended to :func:`tiled_shape`."""
     m, (th, tw) = TILE, tile_grid(_output_size(rows.shape, r))
     t, (hp, c, wp, n) = m + r - 1, rows.shape
-    if (m * th + r - 1, m * tw + r - 1) != (hp, wp):
-        extended = np.zeros((m * th + r - 1, c, m * tw + r - 1, n), dtype=rows.dtype)
+    if tiled_shape(rows.shape, r) != rows.shape:
+        extended = np.zeros(tiled_shape(rows.shape, r), dtype=rows.dtype)
         extended[:hp, :, :wp] = rows
         rows = extended
     s0, s1, s2, s3 = rows.strides
@@ -104,18 +111,23 @@ def input_transform(rows, r):
     return (transforms(r, rows.dtype)[1] @ D).reshape(t * t, c, -1)
 
 
-def input_transform_adjoint(dV, rows_shape, r):
-    """The adjoint of :func:`input_transform`: ``dV (t*t, C, TH * TW * N)`` -> the gradient
-    of the padded rows, ``(Hp, C, Wp, N)`` (overlapping tiles summed, ``t * t`` strided
-    additions)."""
-    m, (th, tw) = TILE, tile_grid(_output_size(rows_shape, r))
-    t, (hp, c, wp, n) = m + r - 1, rows_shape
+def input_transform_adjoint(dV, r, drows):
+    """The adjoint of :func:`input_transform`: adds the gradient of the padded rows that
+    ``dV (t*t, C, TH * TW * N)`` gives to ``drows``, of :func:`tiled_shape`
+    ``(m TH + r - 1, C, m TW + r - 1, N)`` (overlapping tiles summed); returns ``drows``."""
+    m, t, (hp, c, wp, n) = TILE, TILE + r - 1, drows.shape
+    th, tw = (hp - t) // m + 1, (wp - t) // m + 1
     dD = (transforms(r, dV.dtype)[1].T @ dV.reshape(t * t, -1)).reshape(t, t, c, th, tw, n)
-    drows = np.zeros((m * th + r - 1, c, m * tw + r - 1, n), dtype=dV.dtype)
-    for i in range(t):
-        for j in range(t):
-            drows[i : i + m * th : m, :, j : j + m * tw : m] += dD[i, j].transpose(1, 0, 2, 3)
-    return drows[:hp, :, :wp]
+    # over the width, in two passes: the tiles' first m columns (j < m) are one whole block of
+    # m columns each, their last r - 1 (j >= m) overlap the next tile's, one block further on
+    cols = np.empty((t, th, c, tw + 1, m, n), dtype=dD.dtype)
+    cols[:, :, :, tw] = 0
+    cols[:, :, :, :tw] = dD[:, :m].transpose(0, 3, 2, 4, 1, 5)
+    cols[:, :, :, 1:, : t - m] += dD[:, m:].transpose(0, 3, 2, 4, 1, 5)
+    cols = cols.reshape(t, th, c, (tw + 1) * m, n)[:, :, :, :wp]
+    for i in range(t):  # over the height: tile row i adds to image rows i, i + m, ...
+        drows[i : i + m * th : m] += cols[i]
+    return drows
 
 
 def kernel_transform(W):

@@ -56,8 +56,13 @@ def test_each_transform_has_its_adjoint(cfg):
     r, n = cfg["r"], cfg["n"]
     x = rng.standard_normal((n, cfg["c"], cfg["h"], cfg["w"]))
     rows = padded_rows(x, cfg["padding"])
+    hp, _, wp, _ = rows.shape
+    tiled = winograd.tiled_shape(rows.shape, r)
+    assert tiled[1::2] == rows.shape[1::2] and hp <= tiled[0] < hp + winograd.TILE
+    assert wp <= tiled[2] < wp + winograd.TILE
     assert_adjoint(lambda rows: winograd.input_transform(rows, r),
-                   lambda dV: winograd.input_transform_adjoint(dV, rows.shape, r), rows, rng)
+                   lambda dV: winograd.input_transform_adjoint(dV, r, np.zeros(tiled))[:hp, :, :wp],
+                   rows, rng)
     W = rng.standard_normal((cfg["f"], cfg["c"], r, r))
     assert_adjoint(winograd.kernel_transform,
                    lambda dU: winograd.kernel_transform_adjoint(dU, r), W, rng)
@@ -67,6 +72,19 @@ def test_each_transform_has_its_adjoint(cfg):
     out = np.empty((out_hw[0], cfg["f"], out_hw[1] * n))
     assert_adjoint(lambda M: winograd.output_transform(M, r, out, n).copy(),
                    lambda G: winograd.output_transform_adjoint(G, r, n), M, rng)
+
+
+def test_the_input_transform_adjoint_adds_to_what_is_there():
+    rng = np.random.default_rng(7)
+    rows_shape, r = (13, 3, 11, 2), 5  # outputs 9x7: the last tiles pass the edge
+    tiled = winograd.tiled_shape(rows_shape, r)
+    assert tiled == (4 * 3 + 4, 3, 4 * 2 + 4, 2)
+    dV = rng.standard_normal(winograd.input_transform(np.zeros(rows_shape), r).shape)
+    before = rng.standard_normal(tiled)
+    drows = before.copy()
+    assert winograd.input_transform_adjoint(dV, r, drows) is drows
+    alone = winograd.input_transform_adjoint(dV, r, np.zeros(tiled))
+    np.testing.assert_allclose(drows, before + alone, rtol=1e-13, atol=1e-13)
 
 
 @pytest.mark.parametrize("split", ["whole", "one_tile_row_rebuilt"])
