@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+FLUSH_EVERY = 16  # steps between flushes of the optimizers' subnormal state (flush_subnormals)
+
 
 def _check_positive(name, value):
     if not (isinstance(value, (int, float, np.floating)) and math.isfinite(value) and value > 0):
@@ -83,6 +85,18 @@ def piece(a, part):
     return a if part is None else np.reshape(a, -1, copy=False)[part]
 
 
+def flush_subnormals(*arrays):
+    """Set the subnormal numbers of ``arrays`` (below ``np.finfo(dtype).tiny``) to zero, in
+    place, with no arithmetic on them. A moment whose gradients stay zero (a dead ReLU's
+    weights) decays by a constant factor each step, through 150 steps of subnormal numbers
+    at Adam's ``b1 = 0.9``, and Intel CPUs compute with subnormal numbers many times slower:
+    after the report's 24 epochs 18% of ``m["W3"]`` was subnormal, and Adam's step took 0.82
+    ms instead of 0.36. The optimizers flush their state every ``FLUSH_EVERY`` steps; the
+    weights move by less than ``lr * tiny / eps`` either way, far below their float32 ulp."""
+    for a in arrays:
+        np.copyto(a, 0, where=np.abs(a) < np.finfo(a.dtype).tiny)
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum, as ``torch.optim.SGD``:
     ``v = momentum * v + g``; ``p -= lr * v``."""
@@ -101,6 +115,8 @@ class SGD(Optimizer):
             v += g
             g = v
         p -= self.lr * g
+        if self.momentum and self.t % FLUSH_EVERY == 0:
+            flush_subnormals(g)
 
     def state_dict(self):
         return {**super().state_dict(), **{f"velocity.{k}": v for k, v in self.velocity.items()}}
@@ -150,6 +166,8 @@ class AdamGD(Optimizer):
         np.divide(m, update, out=update)  # in place: no temporary arrays
         update *= step
         p -= update
+        if self.t % FLUSH_EVERY == 0:
+            flush_subnormals(m, v)
 
     def state_dict(self):
         return {**super().state_dict(),

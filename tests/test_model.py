@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from hw3lib import SGD, AdamGD, CrossEntropyLoss, LeNet5, softmax
+from hw3lib import SGD, AdamGD, CrossEntropyLoss, LeNet5, optim, softmax
 
 RNG = np.random.default_rng
 
@@ -200,6 +200,37 @@ def test_an_update_in_pieces_is_the_update_whole_bit_for_bit(make):
         assert cut.update_params(grads, in_thirds_backwards) is pieces
     assert all(whole[k].tobytes() == pieces[k].tobytes() for k in whole)
     assert not np.array_equal(whole["W"], start)  # the steps moved the weights
+
+
+@pytest.mark.parametrize("kind", ["adam", "sgd"])
+def test_subnormal_optimizer_state_is_flushed_and_the_weights_do_not_notice(kind, monkeypatch):
+    tiny = np.finfo(np.float32).tiny
+    start = np.array([0.5, -0.25, 0.125, 1.0], dtype=np.float32)
+
+    def run(flush_every):
+        monkeypatch.setattr(optim, "FLUSH_EVERY", flush_every)
+        params = {"W": start.copy()}
+        if kind == "adam":
+            opt = AdamGD(1e-3, 0.9, 0.999, 1e-8, params)
+            state = [opt.m["W"], opt.v["W"]]
+            state[1][...] = [tiny / 4, tiny, 1e-6, 0]
+        else:
+            opt = SGD(1e-3, params, momentum=0.9)
+            state = [opt.velocity["W"]]
+        state[0][...] = [tiny * 3, -tiny / 2, 1e-3, 0]  # dead units' moments decaying
+        for _ in range(16):
+            opt.update_params({"dW": np.zeros(4, dtype=np.float32)})
+        return params["W"], state
+
+    kept_w, kept = run(10**9)
+    flushed_w, flushed = run(16)
+    subnormal = [(a != 0) & (np.abs(a) < tiny) for a in kept]
+    assert subnormal[0][:2].all()  # without flushing, the decay leaves subnormal numbers
+    for a, b, sub in zip(flushed, kept, subnormal):
+        assert not ((a != 0) & (np.abs(a) < tiny)).any()
+        np.testing.assert_array_equal(a[~sub], b[~sub])  # the normal numbers are untouched
+    assert flushed_w.tobytes() == kept_w.tobytes()
+    assert not np.array_equal(flushed_w[:3], start[:3])
 
 
 def test_a_piece_of_an_array_that_cannot_be_flattened_in_place_is_refused():
