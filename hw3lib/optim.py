@@ -116,7 +116,7 @@ class SGD(Optimizer):
             g = v
         p -= self.lr * g
         if self.momentum and self.t % FLUSH_EVERY == 0:
-            flush_subnormals(g)
+            flush_subnormals(g)  # the velocity
 
     def state_dict(self):
         return {**super().state_dict(), **{f"velocity.{k}": v for k, v in self.velocity.items()}}

@@ -93,9 +93,9 @@ def _tiles(rows, r):
     """The input tiles of padded rows ``(Hp, C, Wp, N)``, as a view ``(t, t, C, TH, TW, N)``
     of ``rows`` zero-extended to :func:`tiled_shape`."""
     m, (th, tw) = TILE, tile_grid(_output_size(rows.shape, r))
-    t, (hp, c, wp, n) = m + r - 1, rows.shape
-    if tiled_shape(rows.shape, r) != rows.shape:
-        extended = np.zeros(tiled_shape(rows.shape, r), dtype=rows.dtype)
+    t, (hp, c, wp, n), tiled = m + r - 1, rows.shape, tiled_shape(rows.shape, r)
+    if tiled != rows.shape:
+        extended = np.zeros(tiled, dtype=rows.dtype)
         extended[:hp, :, :wp] = rows
         rows = extended
     s0, s1, s2, s3 = rows.strides
