@@ -11,12 +11,12 @@ optimizer's update, are elementwise: large parameters are cut into one piece per
 
 Only large batches gain: between its NumPy calls each thread needs the lock back, and with
 small arrays the threads spend their time waiting for it. Measured on two cores (AMD EPYC,
-training epochs, interleaved; README, "Two cores"): at 3x128x128, batch 32, splitting over two
-threads took 0.60 of one thread's time and two BLAS threads 0.93 of it; at the course's
-1x32x32, batch 32, splitting took 1.8 times one thread's time. So a batch is split only into
-parts that each do at least ``MIN_PART_FLOPS`` of a training step's matrix products
-(:meth:`hw3lib.model.Sequential.flops`): over fewer threads than offered when it is smaller,
-and not at all (one thread) below twice that.
+training epochs, interleaved; docs/performance.md, "Two cores"): at 3x128x128, batch 32,
+splitting over two threads took 0.60 of one thread's time and two BLAS threads 0.93 of it;
+at the course's 1x32x32, batch 32, splitting took 1.8 times one thread's time. So a batch is
+split only into parts that each do at least ``MIN_PART_FLOPS`` of a training step's matrix
+products (:meth:`hw3lib.model.Sequential.flops`): over fewer threads than offered when it is
+smaller, and not at all (one thread) below twice that.
 """
 import contextvars
 from concurrent.futures import ThreadPoolExecutor
