@@ -17,6 +17,8 @@
 ``python -m hw3lib bench --grid`` measures instead the grid of growing workloads of
 :mod:`hw3lib.grid` (batch 8-512, input 32-128, wide convolutions, evaluation, float64, peak
 memory), each engine in its own worker process; ``--threads 2`` its two-thread points.
+``python -m hw3lib bench --profile 3x128x128`` prints instead where one training step spends its
+time, layer by layer (:mod:`hw3lib.profiler`).
 
 Each repetition runs the implementations back to back, so that the machine's slow and fast
 moments hit them alike; medians are reported. PyTorch is optional: without it the hw3lib
@@ -364,6 +366,60 @@ def grid_main(args, use_torch):
             print(f"{what} growth with input size (3 channels, batch 32): {steps}")
 
 
+def parse_input(text):
+    """``"CxSxS"`` (e.g. ``"3x128x128"``) -> ``(C, S)``; a ValueError naming the form otherwise."""
+    parts = text.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts) or parts[1] != parts[2]:
+        raise ValueError(f"--profile takes the input as CxSxS, channels and a square size "
+                         f"(e.g. 3x128x128), got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def profile_main(args):
+    """``bench --profile``: where one training step of a LeNet5 spends its time, one thread."""
+    from threadpoolctl import threadpool_limits
+
+    from . import grid, profiler
+
+    channels, size = parse_input(args.profile)
+    point = grid.Point(channels=channels, size=size, batch=args.batch, widths=args.widths,
+                       images=4 * args.batch)
+    model, (X, y) = point.model(), point.data()
+    threadpool_limits(1)
+    result = profiler.profile_training(model, X, y, args.batch, args.steps)
+    step, width = result["step"], max(len(repr(layer)) for layer, _, _ in result["layers"])
+
+    def ms(seconds):
+        return "-" if seconds is None else f"{seconds * 1e3:.3f}"
+    print(f"Where a training step spends its time: LeNet5 on {channels}x{size}x{size} random "
+          f"images, batch {args.batch}, conv widths {args.widths}, float32, 1 thread\n"
+          f"{cpu_name()}; numpy {np.__version__}; {blas_name()}; medians of {args.steps} steps "
+          f"after 3 warm-up steps, each part timed inside the training loop\n")
+    print(f"{'layer, in the order the forward pass runs them':<{width}} {'forward ms':>11} "
+          f"{'backward ms':>12} {'of the step':>12}")
+    for layer, forward, backward in result["layers"]:
+        share = ((forward or 0) + (backward or 0)) / step
+        print(f"{layer!r:<{width}} {ms(forward):>11} {ms(backward):>12} {share:12.0%}")
+    parts = sum((f or 0) + (b or 0) for _, f, b in result["layers"]) + result["update"]
+    flops = model.flops() * args.batch
+    for name, seconds in (("AdamGD's update", result["update"]),
+                          ("the rest: softmax, loss, batch slices, timers", step - parts)):
+        print(f"{name:<{width}} {ms(seconds):>11} {'':>12} {seconds / step:12.0%}")
+    print(f"{'the whole step':<{width}} {ms(step):>11} {'':>12} {1:12.0%}   "
+          f"({flops / 1e9:.3f} GFLOP of products, {flops / step / 1e9:.1f} GFLOP/s)")
+
+
+def _widths(text):
+    """``"6,16"`` -> ``(6, 16)``, for ``--widths``."""
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        widths = ()
+    if len(widths) != 2 or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"takes two positive channel counts like 6,16, got {text!r}")
+    return widths
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m hw3lib bench", description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per implementation")
@@ -374,9 +430,19 @@ def main(argv=None):
                         help="--grid: threads per engine (above 1: the two-thread points only)")
     parser.add_argument("--images", type=int, default=0,
                         help="--grid: images per point instead of 1024")
+    parser.add_argument("--profile", nargs="?", const="3x128x128", metavar="CxSxS",
+                        help="time each layer of one training step instead, inside the training "
+                             "loop, for input CxSxS (default 3x128x128)")
+    parser.add_argument("--batch", type=int, default=BATCH, help="--profile: batch size")
+    parser.add_argument("--widths", type=_widths, default=(6, 16),
+                        help="--profile: the two convolutions' output channels (default 6,16)")
+    parser.add_argument("--steps", type=int, default=20, help="--profile: timed steps")
     args = parser.parse_args(argv)
-    if args.repeats < 1 or args.rounds < 1 or args.threads < 1 or args.images < 0:
-        parser.error("--repeats, --rounds and --threads must be at least 1, --images at least 0")
+    if min(args.repeats, args.rounds, args.threads, args.batch, args.steps) < 1 or args.images < 0:
+        parser.error("--repeats, --rounds, --threads, --batch and --steps must be at least 1, "
+                     "--images at least 0")
+    if args.profile:
+        return profile_main(args)
     use_torch = importlib.util.find_spec("torch") is not None
     if args.grid:
         return grid_main(args, use_torch)

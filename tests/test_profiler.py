@@ -1,0 +1,79 @@
+"""The per-layer profile of a training step (``bench --profile``): that it times every layer
+where training runs it, computes what training computes, and leaves the model as it was."""
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+from hw3lib import LeNet5
+from hw3lib.bench import hw3lib_trainer, main, parse_input
+from hw3lib.layers import MaxPool2D, ReLU
+from hw3lib.profiler import profile_training, timed_layers
+
+
+def data(n, channels=1, size=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, channels, size, size), dtype=np.float32), rng.integers(0, 3, n)
+
+
+def test_the_profile_times_every_layer_in_the_order_training_runs_them():
+    model = LeNet5(input_size=16, seed=0)
+    result = profile_training(model, *data(12), batch=4, steps=3, warmup=1)
+    layers = [layer for layer, _, _ in result["layers"]]
+    assert sorted(map(id, layers)) == sorted(map(id, model.layers))
+    # the ReLU after each convolution runs after the max-pool that follows it
+    assert [type(layer) for layer in layers[1:3]] == [MaxPool2D, ReLU]
+    assert all(f > 0 and b > 0 for _, f, b in result["layers"])
+    assert result["update"] > 0 and result["step"] > 0
+
+
+def test_profiled_training_computes_what_training_computes_and_restores_the_layers():
+    X, y = data(12)
+    profiled, plain = LeNet5(input_size=16, seed=0), LeNet5(input_size=16, seed=0)
+    profile_training(profiled, X, y, batch=4, steps=2, warmup=1)  # three steps over the 12 images
+    hw3lib_trainer(plain, X, y, batch=4)()  # one epoch: the same three steps
+    for key, value in plain.get_params().items():
+        np.testing.assert_array_equal(profiled.get_params()[key], value)
+    assert not any("forward" in vars(layer) or "backward" in vars(layer) for layer in profiled.layers)
+
+
+def test_the_layers_are_restored_when_a_step_fails():
+    model = LeNet5(input_size=16, seed=0)
+    with pytest.raises(ValueError, match="expects input"):
+        with timed_layers(model, defaultdict(list)):
+            model.forward(np.zeros((2, 3, 16, 16), np.float32))  # the wrong channel count
+    assert not any(vars(layer).keys() & {"forward", "backward"} for layer in model.layers)
+
+
+def test_the_batches_cycle_over_the_data_and_bad_settings_are_refused():
+    result = profile_training(LeNet5(input_size=16, seed=0), *data(4), batch=4, steps=3, warmup=0)
+    assert result["step"] > 0
+    with pytest.raises(ValueError, match="batch <= 4"):
+        profile_training(LeNet5(input_size=16), *data(4), batch=5)
+    with pytest.raises(ValueError, match="steps >= 1"):
+        profile_training(LeNet5(input_size=16), *data(4), batch=4, steps=0)
+
+
+def test_bench_profile_prints_a_line_per_layer_and_the_whole_step(capsys):
+    main(["--profile", "3x16x16", "--batch", "2", "--steps", "2", "--widths", "4,8"])
+    out = capsys.readouterr().out
+    assert "LeNet5 on 3x16x16 random images, batch 2, conv widths (4, 8)" in out
+    for layer in ("Conv2D(3, 4,", "Conv2D(4, 8,", "MaxPool2D(", "Dense(8, 120)", "AdamGD's update",
+                  "the whole step"):
+        assert layer in out
+    assert out.count("ReLU()") == 4 and "GFLOP/s" in out
+
+
+@pytest.mark.parametrize("text", ["3x16", "3x16x17", "0x16x16", "ax16x16"])
+def test_the_profile_input_must_be_channels_and_a_square_size(text):
+    with pytest.raises(ValueError, match="CxSxS"):
+        parse_input(text)
+    assert parse_input("3X128x128") == (3, 128)
+
+
+def test_bench_refuses_bad_profile_settings(capsys):
+    with pytest.raises(SystemExit):
+        main(["--profile", "--widths", "6"])
+    assert "two positive channel counts" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--profile", "--steps", "0"])
