@@ -211,6 +211,32 @@ def test_an_update_in_pieces_is_the_update_whole_bit_for_bit(make):
     assert not np.array_equal(whole["W"], start)  # the steps moved the weights
 
 
+def test_the_default_update_goes_in_cache_sized_pieces(monkeypatch):
+    monkeypatch.setattr(optim, "PIECE", 8)
+    done = []
+    optim.in_turn(lambda key, part: done.append((key, part)),
+                  {"W": np.zeros((4, 5)), "b": np.zeros(8), "T": np.zeros((5, 4)).T})
+    assert done == [("W", slice(0, 8)), ("W", slice(8, 16)), ("W", slice(16, 20)),
+                    ("b", None), ("T", None)]  # small or not contiguous: whole
+    assert optim.pieces(np.zeros(20), slice(3, 19)) == [slice(3, 11), slice(11, 19)]
+
+
+@pytest.mark.parametrize("make", [lambda p: AdamGD(1e-2, 0.9, 0.999, 1e-8, p),
+                                  lambda p: SGD(0.1, p, momentum=0.9)])
+def test_the_default_update_in_pieces_is_the_update_whole_bit_for_bit(make, monkeypatch):
+    rng = np.random.default_rng(1)
+    start = rng.standard_normal((6, 7)).astype(np.float32)
+    runs = []
+    for piece in (10**9, 5):
+        monkeypatch.setattr(optim, "PIECE", piece)
+        params = {"W": start.copy()}
+        opt, grads = make(params), np.random.default_rng(2)
+        for _ in range(3):  # a gradient that is not contiguous is read as one that is
+            opt.update_params({"dW": grads.standard_normal((7, 6)).astype(np.float32).T})
+        runs.append(params["W"])
+    assert runs[0].tobytes() == runs[1].tobytes() and not np.array_equal(runs[0], start)
+
+
 @pytest.mark.parametrize("kind", ["adam", "sgd"])
 def test_subnormal_optimizer_state_is_flushed_and_the_weights_do_not_notice(kind, monkeypatch):
     tiny = np.finfo(np.float32).tiny

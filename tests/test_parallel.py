@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
+import hw3lib.optim as optim
 import hw3lib.parallel as parallel
 from hw3lib.checkpoint import load_checkpoint
 from hw3lib.model import LeNet5
@@ -212,11 +213,30 @@ def test_spread_cuts_large_contiguous_arrays_one_piece_per_thread(monkeypatch):
     assert all((name == main) == (p is None or p.start == 0) for k, p, name in done)
 
 
-def test_one_thread_spreads_nothing():
+def test_each_thread_does_its_share_in_cache_sized_pieces(monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_PIECE", 4)
+    monkeypatch.setattr(optim, "PIECE", 2)
+    done, lock = [], threading.Lock()
+
+    def work(key, part):
+        with lock:
+            done.append((part.start, part.stop, threading.current_thread().name))
+    with SplitBatch(model64(), 2) as split:
+        split.spread(work, {"W": np.zeros(10)})
+    assert sorted(p[:2] for p in done) == [(0, 2), (2, 4), (4, 5), (5, 7), (7, 9), (9, 10)]
+    first = {name for start, stop, name in done if stop <= 5}
+    second = {name for start, stop, name in done if start >= 5}
+    assert len(first) == len(second) == 1 and first != second
+
+
+def test_one_thread_does_every_piece_itself_in_order(monkeypatch):
+    monkeypatch.setattr(optim, "PIECE", 4)
     done = []
-    SplitBatch(model64(), 1).spread(lambda key, part: done.append((key, part)),
-                                    {"W": np.zeros(10**6)})
-    assert done == [("W", None)]
+    SplitBatch(model64(), 1).spread(lambda key, part: done.append((key, part, threading.current_thread())),
+                                    {"W": np.zeros(10), "b": np.zeros(3)})
+    assert [(key, part) for key, part, _ in done] == [
+        ("W", slice(0, 4)), ("W", slice(4, 8)), ("W", slice(8, 10)), ("b", None)]
+    assert {thread for _, _, thread in done} == {threading.current_thread()}
 
 
 def test_gradients_combined_and_updated_in_pieces_are_the_same_bit_for_bit(always_split,
