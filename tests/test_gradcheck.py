@@ -51,6 +51,20 @@ def test_conv_in_blocks_of_one_output_column_matches_finite_differences(monkeypa
     assert max(errors.values()) < TOL, errors
 
 
+@pytest.mark.parametrize("kernel,stride,shape", [(2, None, (2, 3, 8, 6)), (3, 2, (2, 2, 7, 9)),
+                                                 (2, None, (2, 2, 7, 9))])
+def test_maxpool_in_blocks_of_one_output_row_matches_finite_differences(kernel, stride, shape,
+                                                                        monkeypatch):
+    from hw3lib import layers
+
+    monkeypatch.setattr(layers, "POOL_BLOCK_BYTES", 1)
+    layer = MaxPool2D(kernel, stride)
+    layer.forward(RNG(5).standard_normal(shape))
+    assert len(layer._row_blocks()) == layer.out.shape[2] > 1
+    errors = gradcheck_layer(layer, RNG(5).standard_normal(shape))
+    assert max(errors.values()) < TOL, errors
+
+
 def test_conv_without_input_grad_returns_none_but_fills_param_grads():
     layer = Conv2D(2, 3, 3, rng=0, dtype=np.float64)
     layer.needs_input_grad = False

@@ -5,7 +5,7 @@ in a Conv2D output's memory layout."""
 import numpy as np
 import pytest
 
-from hw3lib import AvgPool2D, MaxPool2D
+from hw3lib import AvgPool2D, MaxPool2D, layers
 
 GEOMETRIES = [(2, None, (2, 3, 8, 6)),         # tiles the input: written, no zero fill
               (2, None, (2, 2, 7, 9)),         # disjoint, the last row and column uncovered
@@ -43,7 +43,9 @@ def naive_pool(x, dout, layer, kind):
 @pytest.mark.parametrize("kernel,stride,shape", GEOMETRIES)
 @pytest.mark.parametrize("kind,cls", [("max", MaxPool2D), ("avg", AvgPool2D)])
 @pytest.mark.parametrize("layout", ["NCHW", "HCWN"])
-def test_pool_equals_naive_loops(kernel, stride, shape, kind, cls, layout):
+@pytest.mark.parametrize("block_bytes", [layers.POOL_BLOCK_BYTES, 1], ids=["one block", "a row a block"])
+def test_pool_equals_naive_loops(kernel, stride, shape, kind, cls, layout, block_bytes, monkeypatch):
+    monkeypatch.setattr(layers, "POOL_BLOCK_BYTES", block_bytes)  # MaxPool2D's backward in blocks
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape).round(1)  # rounded: ties within windows happen
     if layout == "HCWN":  # the memory layout of a Conv2D output

@@ -68,6 +68,16 @@ def test_pools(kernel, stride, shape):
     check_layer(AvgPool2D(kernel, stride), lambda x: F.avg_pool2d(x, kernel, stride), x)
 
 
+@pytest.mark.parametrize("kernel,stride,shape", [(2, None, (3, 4, 8, 10)), (3, 2, (2, 3, 9, 7)),
+                                                 ((2, 3), (1, 2), (2, 2, 6, 9))])
+def test_maxpool_in_blocks_of_one_output_row(kernel, stride, shape, monkeypatch):
+    from hw3lib import layers
+
+    monkeypatch.setattr(layers, "POOL_BLOCK_BYTES", 1)
+    x = RNG(2).standard_normal(shape).round(1)  # rounded: ties within windows
+    check_layer(MaxPool2D(kernel, stride), lambda x: F.max_pool2d(x, kernel, stride), x)
+
+
 def test_maxpool_ties_route_to_the_first_maximum_like_torch():
     x = np.zeros((1, 1, 4, 4))
     x[0, 0, 2:, 2:] = [[3, 3], [3, 1]]
