@@ -394,7 +394,7 @@ def profile_main(args):
     print(f"Where a training step spends its time: LeNet5 on {channels}x{size}x{size} random "
           f"images, batch {args.batch}, conv widths {args.widths}, float32, 1 thread\n"
           f"{cpu_name()}; numpy {np.__version__}; {blas_name()}; medians of {args.steps} steps "
-          f"after 3 warm-up steps, each part timed inside the training loop\n")
+          f"after {profiler.WARMUP} warm-up steps, each part timed inside the training loop\n")
     print(f"{'layer, in the order the forward pass runs them':<{width}} {'forward ms':>11} "
           f"{'backward ms':>12} {'of the step':>12}")
     for layer, forward, backward in result["layers"]:

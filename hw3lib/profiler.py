@@ -17,6 +17,7 @@ from .model import run_order
 from .optim import AdamGD
 
 PHASES = ("forward", "backward")
+WARMUP = 3  # steps run before the timed ones
 
 
 @contextmanager
@@ -45,7 +46,7 @@ def timed_layers(model, seconds):
                 vars(layer).pop(phase, None)
 
 
-def profile_training(model, X, y, batch, steps=20, warmup=3):
+def profile_training(model, X, y, batch, steps=20, warmup=WARMUP):
     """Train ``model`` on batches of ``batch`` images of ``X (N, C, H, W)``, ``y (N,)`` in turn
     (from the first again after the last) with the report's loop (``AdamGD``, lr 5e-4), for
     ``warmup + steps`` steps, and return the medians over the last ``steps``, in seconds:
