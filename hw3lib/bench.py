@@ -36,9 +36,9 @@ import numpy as np
 
 from .im2col import conv2d_naive, conv2d_naive_backward
 from .layers import Conv2D, Flatten
+from .config import TrainConfig
 from .losses import CrossEntropyLoss
 from .model import LeNet5
-from .optim import AdamGD
 from .parallel import SplitBatch
 from .train import EVAL_BATCH
 
@@ -57,7 +57,7 @@ def hw3lib_trainer(model, X, y, batch=BATCH, threads=1):
     report's settings) for ``model`` over ``X (N, C, H, W)``, ``y (N,)`` in batches of ``batch``,
     each split over up to ``threads`` threads where that pays (:class:`hw3lib.parallel.SplitBatch`;
     BLAS's threads are the caller's to set)."""
-    cost, optimizer = CrossEntropyLoss(), AdamGD(5e-4, 0.9, 0.999, 1e-8, model.get_params())
+    cost, optimizer = CrossEntropyLoss(), TrainConfig().build_optimizer(model.get_params())
     net = SplitBatch(model, threads)
 
     def run():

@@ -12,9 +12,9 @@ import time
 from collections import defaultdict
 from contextlib import contextmanager
 
+from .config import TrainConfig
 from .losses import CrossEntropyLoss
 from .model import run_order
-from .optim import AdamGD
 
 PHASES = ("forward", "backward")
 WARMUP = 3  # steps run before the timed ones
@@ -48,7 +48,7 @@ def timed_layers(model, seconds):
 
 def profile_training(model, X, y, batch, steps=20, warmup=WARMUP):
     """Train ``model`` on batches of ``batch`` images of ``X (N, C, H, W)``, ``y (N,)`` in turn
-    (from the first again after the last) with the report's loop (``AdamGD``, lr 5e-4), for
+    (from the first again after the last) with the report's loop (``TrainConfig``'s AdamGD), for
     ``warmup + steps`` steps, and return the medians over the last ``steps``, in seconds:
     ``{"layers": [(layer, forward, backward), ...], "update": ..., "step": ...}``, the layers
     in the order the forward pass runs them (:func:`~hw3lib.model.run_order`; a backward pass
@@ -56,7 +56,7 @@ def profile_training(model, X, y, batch, steps=20, warmup=WARMUP):
     if steps < 1 or warmup < 0 or not 1 <= batch <= len(X):
         raise ValueError(f"need steps >= 1, warmup >= 0 and 1 <= batch <= {len(X)} images, "
                          f"got steps={steps}, warmup={warmup}, batch={batch}")
-    cost, optimizer = CrossEntropyLoss(), AdamGD(5e-4, 0.9, 0.999, 1e-8, model.get_params())
+    cost, optimizer = CrossEntropyLoss(), TrainConfig().build_optimizer(model.get_params())
     starts = range(0, len(X) - batch + 1, batch)
     seconds, update, step = defaultdict(list), [], []
     with timed_layers(model, seconds):
