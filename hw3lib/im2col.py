@@ -88,7 +88,7 @@ def _window_span(rows_shape, kernel_w, stride_w, columns):
     return first, stop - first
 
 
-def width_windows(rows, kernel_w, stride_w=1, columns=None):
+def width_windows(rows, kernel_w, stride_w=1, columns=None, buffer=None):
     """The width windows of padded rows ``(Hp, C, Wp, N)`` (:func:`padded_rows`) for the output
     columns ``columns`` (a slice; None: all): ``X (Hp, C * kw, OWb * N)`` with
     ``X[h, c * kw + j, ow * N + n] = rows[h, c, (columns.start + ow) * sw + j, n]``.
@@ -96,12 +96,18 @@ def width_windows(rows, kernel_w, stride_w=1, columns=None):
     Each image row ``h`` is one contiguous ``(C * kw, OWb * N)`` matrix, so the ``kh`` rows that
     an output row reads are one contiguous block of ``X`` (see :func:`stack_rows`). ``X`` holds
     ``kw`` copies of the rows it reads; with the batch innermost, each copy is of runs of
-    ``OWb * N`` contiguous numbers (stride 1), not of short image rows."""
+    ``OWb * N`` contiguous numbers (stride 1), not of short image rows. ``X`` is written into
+    ``buffer`` (a flat array of at least ``X.size`` numbers) when one is given, else is new."""
     hp, c, _, n = rows.shape
     first, count = _window_span(rows.shape, kernel_w, stride_w, columns)
     span = rows[:, :, first * stride_w : (first + count - 1) * stride_w + kernel_w]
     windows = sliding_window_view(span, kernel_w, axis=2)[:, :, ::stride_w]  # (Hp, C, OWb, N, kw)
-    X = np.ascontiguousarray(windows.transpose(0, 1, 4, 2, 3))  # (Hp, C, kw, OWb, N)
+    windows = windows.transpose(0, 1, 4, 2, 3)  # (Hp, C, kw, OWb, N)
+    if buffer is None:
+        X = np.ascontiguousarray(windows)
+    else:
+        X = buffer[: windows.size].reshape(windows.shape)
+        np.copyto(X, windows)
     return X.reshape(hp, c * kernel_w, count * n)
 
 

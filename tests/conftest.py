@@ -91,3 +91,28 @@ def close_figures():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def split_conv(split, monkeypatch):
+    """Make every ``Conv2D`` on im2col split its windows as finely as it can: ``"one_column"``,
+    product blocks one output column wide, their windows rebuilt in backward; ``"one_row"``,
+    bands of one output row, built in one reused buffer and rebuilt in backward."""
+    from hw3lib import layers
+
+    if split == "one_column":
+        for name, value in (("CACHE_BYTES", 0), ("MIN_COLUMNS", 1), ("WINDOW_KEEP_BYTES", 0)):
+            monkeypatch.setattr(layers, name, value)
+    else:
+        for name, value in (("WINDOW_KEEP_BYTES", 0), ("WINDOW_BAND_BYTES", 0)):
+            monkeypatch.setattr(layers, name, value)
+
+
+def assert_split(split, layer, out):
+    """Check that ``layer``'s forward pass, which gave ``out (N, F, OH, OW)``, was split as
+    :func:`split_conv` asked, keeping no windows."""
+    oh, ow = out.shape[2:]
+    assert layer.X == []
+    if split == "one_column":
+        assert len(layer.blocks) == ow
+    else:
+        assert [len(bands) for bands in layer.bands] == [oh] * len(layer.blocks)

@@ -2,6 +2,7 @@
 over threads (relative error < 1e-6)."""
 import numpy as np
 import pytest
+from conftest import assert_split, split_conv
 
 from hw3lib import (AvgPool2D, Conv2D, CrossEntropyLoss, Dense, Flatten, LeNet5, MaxPool2D, ReLU,
                     Tanh, gradcheck, gradcheck_layer, numerical_gradient, relative_error)
@@ -37,16 +38,14 @@ def test_layer_gradients_match_finite_differences(name, layer, shape):
     assert max(errors.values()) < TOL, errors
 
 
-def test_conv_in_blocks_of_one_output_column_matches_finite_differences(monkeypatch):
-    from hw3lib import layers
-
-    monkeypatch.setattr(layers, "CACHE_BYTES", 0)
-    monkeypatch.setattr(layers, "MIN_COLUMNS", 1)  # every product block one output column wide
-    monkeypatch.setattr(layers, "KEEP_BYTES", 0)  # every window rebuilt in backward
+@pytest.mark.parametrize("split", ["one_column", "one_row"])
+def test_conv_in_blocks_of_one_output_column_or_row_matches_finite_differences(split, monkeypatch):
+    split_conv(split, monkeypatch)
     layer = Conv2D(2, 3, (3, 2), stride=2, padding=1, rng=1, dtype=np.float64)
     x = RNG(5).standard_normal((2, 2, 7, 8))
     out = layer.forward(x)
-    assert len(layer.blocks) == out.shape[3] > 1 and layer.X == []
+    assert min(out.shape[2:]) > 1
+    assert_split(split, layer, out)
     errors = gradcheck_layer(layer, x)
     assert max(errors.values()) < TOL, errors
 

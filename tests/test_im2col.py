@@ -3,9 +3,10 @@ import inspect
 
 import numpy as np
 import pytest
-from conftest import assert_adjoint, config_id, image_and_window, random_configs
+from conftest import (assert_adjoint, assert_split, config_id, image_and_window, random_configs,
+                      split_conv)
 
-from hw3lib import Conv2D, col2im, conv2d_naive, conv2d_naive_backward, im2col, layers
+from hw3lib import Conv2D, col2im, conv2d_naive, conv2d_naive_backward, im2col
 
 CONFIGS = random_configs(24, seed=2)
 
@@ -71,15 +72,14 @@ def test_kernel_larger_than_input_is_refused_clearly():
         im2col(np.zeros((4, 4)), 2, 2)
 
 
+@pytest.mark.parametrize("split", ["one_column", "one_row"])
 @pytest.mark.parametrize("cfg", CONFIGS[:8], ids=config_id)
-def test_conv_one_output_column_per_block_and_rebuilt_windows_equal_the_naive_loops(cfg, monkeypatch):
-    monkeypatch.setattr(layers, "CACHE_BYTES", 0)
-    monkeypatch.setattr(layers, "MIN_COLUMNS", 1)  # every product block one output column wide
-    monkeypatch.setattr(layers, "KEEP_BYTES", 0)  # every window rebuilt in backward
+def test_conv_in_blocks_of_one_output_column_or_row_equals_the_naive_loops(cfg, split, monkeypatch):
+    split_conv(split, monkeypatch)
     x, layer = make(cfg)
     W, b = layer.params["W"], layer.params["b"]
     out = layer.forward(x)
-    assert layer.X == [] and len(layer.blocks) == out.shape[3]
+    assert_split(split, layer, out)
     np.testing.assert_allclose(out, conv2d_naive(x, W, b, cfg["stride"], cfg["padding"]),
                                rtol=1e-12, atol=1e-12)
     dout = np.random.default_rng(1).standard_normal(out.shape)

@@ -2,7 +2,8 @@
 its batch split over threads)."""
 import numpy as np
 import pytest
-from conftest import config_id, random_configs, winograd_config_id, winograd_configs
+from conftest import (config_id, random_configs, split_conv, winograd_config_id,
+                      winograd_configs)
 
 from hw3lib import (SGD, AdamGD, AvgPool2D, Conv2D, CrossEntropyLoss, Dense, Flatten, LeNet5,
                     MaxPool2D, ReLU, Tanh, softmax)
@@ -39,12 +40,11 @@ def check_layer(layer, torch_fn, x, params=()):
         assert_close(layer.grads[k], p.grad, f"gradient of {k}")
 
 
-@pytest.mark.parametrize("blocks", ["whole", "one_column"])
+@pytest.mark.parametrize("split", ["whole", "one_column", "one_row"])
 @pytest.mark.parametrize("cfg", random_configs(12, seed=7), ids=config_id)
-def test_conv2d(cfg, blocks, monkeypatch):
-    if blocks == "one_column":  # every product block one output column wide, windows rebuilt
-        for name, value in (("CACHE_BYTES", 0), ("MIN_COLUMNS", 1), ("KEEP_BYTES", 0)):
-            monkeypatch.setattr(layers, name, value)
+def test_conv2d(cfg, split, monkeypatch):
+    if split != "whole":
+        split_conv(split, monkeypatch)
     layer = Conv2D(cfg["c"], cfg["f"], (cfg["kh"], cfg["kw"]), cfg["stride"], cfg["padding"],
                    rng=0, dtype=np.float64)
     x = RNG(1).standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"]))
@@ -71,8 +71,6 @@ def test_pools(kernel, stride, shape):
 @pytest.mark.parametrize("kernel,stride,shape", [(2, None, (3, 4, 8, 10)), (3, 2, (2, 3, 9, 7)),
                                                  ((2, 3), (1, 2), (2, 2, 6, 9))])
 def test_maxpool_in_blocks_of_one_output_row(kernel, stride, shape, monkeypatch):
-    from hw3lib import layers
-
     monkeypatch.setattr(layers, "POOL_BLOCK_BYTES", 1)
     x = RNG(2).standard_normal(shape).round(1)  # rounded: ties within windows
     check_layer(MaxPool2D(kernel, stride), lambda x: F.max_pool2d(x, kernel, stride), x)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from conftest import assert_adjoint, config_id, image_and_window, random_configs
 
-from hw3lib.im2col import (fold_width, im2col, stack_rows, unfold_width, unstack_product,
-                           unstack_rows)
+from hw3lib.im2col import (fold_width, im2col, padded_rows, stack_rows, unfold_width,
+                           unstack_product, unstack_rows, width_windows)
 
 CONFIGS = random_configs(12, seed=11)
 
@@ -48,6 +48,15 @@ def test_output_rows_are_one_view_of_the_width_windows():
     # column (n, oh, ow) of im2col is column (ow, n) of output row oh, rows reordered (c, i, j)
     field = S[2].reshape(5, 3, 3, 8, 4)[:, :, :, 6, 1].transpose(1, 0, 2).ravel()
     np.testing.assert_array_equal(cols[:, (1 * 8 + 2) * 8 + 6], field)
+
+
+def test_width_windows_written_into_a_buffer_are_the_same_windows():
+    rows = padded_rows(np.random.default_rng(2).standard_normal((3, 2, 7, 9)), (1, 2))
+    buffer = np.full(10_000, np.nan)
+    for stride, columns in ((1, None), (2, slice(1, 4)), (3, slice(0, 1))):
+        X = width_windows(rows, 3, stride, columns, buffer)
+        assert np.shares_memory(X, buffer)
+        np.testing.assert_array_equal(X, width_windows(rows, 3, stride, columns))
 
 
 def test_width_windows_hold_the_hand_example():
