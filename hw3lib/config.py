@@ -106,7 +106,7 @@ class TrainConfig:
                 parse_image_size(self.model["input_size"]) != self.image_size):
             raise ValueError(f"model input_size {self.model['input_size']!r} differs from image_size "
                              f"{self.image_size}; set only image_size")
-        self.build_model(num_classes=2)  # refuses a kernel larger than its input, a bad activation
+        LeNet5.check(**self._model_arguments(num_classes=2))  # a kernel larger than the input, ...
 
     @property
     def channels(self):
@@ -125,8 +125,11 @@ class TrainConfig:
 
         ``(H, W)`` is ``input_size`` (pass the data's, :attr:`hw3lib.data.Dataset.image_size`),
         else ``image_size``, else 32 x 32; ``model["input_size"]`` overrides them."""
-        kwargs = {"input_size": input_size or self.image_size or 32, **self.model}
-        return LeNet5(in_channels=self.channels, num_classes=num_classes, seed=self.seed, **kwargs)
+        return LeNet5(**self._model_arguments(num_classes, input_size))
+
+    def _model_arguments(self, num_classes, input_size=None):
+        return {"in_channels": self.channels, "num_classes": num_classes, "seed": self.seed,
+                "input_size": input_size or self.image_size or 32, **self.model}
 
     def load_data(self, root=None):
         """The data in this ``mode`` and ``image_size``, split ``1 - val_fraction : val_fraction``

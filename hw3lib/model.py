@@ -1,5 +1,6 @@
 """LeNet-5 with the report's interface: ``forward``, ``backward``, ``get_params``, ``set_params``."""
 import copy
+import inspect
 
 import numpy as np
 
@@ -8,6 +9,26 @@ from .losses import CrossEntropyLoss, softmax
 
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh}
 POOLINGS = {"max": MaxPool2D, "avg": AvgPool2D}
+MAX_WEIGHT_BYTES = 2**31  # the largest first dense layer built: larger ones are refused
+
+
+def _output_shape(layers, input_shape):
+    """The shape that ``layers`` give one input of ``input_shape``; ValueError where it does
+    not fit a layer."""
+    for layer in layers:
+        input_shape = layer.output_shape(input_shape)
+    return input_shape
+
+
+def _smallest_input(layers, channels):
+    """The smallest side ``S`` of an ``S x S`` input that fits every one of ``layers``."""
+    side = 1
+    while True:
+        try:
+            _output_shape(layers, (channels, side, side))
+            return side
+        except ValueError:
+            side += 1
 
 
 def run_order(layers):
@@ -132,35 +153,61 @@ class LeNet5(Sequential):
     def __init__(self, in_channels=1, num_classes=3, input_size=32, conv_channels=(6, 16),
                  kernel_size=5, hidden=(120, 84), activation="relu", pooling="max", seed=0,
                  dtype=np.float32):
+        self.config = dict(in_channels=in_channels, num_classes=num_classes, input_size=input_size,
+                           conv_channels=tuple(conv_channels), kernel_size=kernel_size,
+                           hidden=tuple(hidden), activation=activation, pooling=pooling, seed=seed)
+        self.num_classes = int(num_classes)
+        self.cost = CrossEntropyLoss()
+        features, input_shape, flat, rng = self._features(**self.config, dtype=dtype)
+        act, (h1, h2) = ACTIVATIONS[activation], hidden
+        head = [Dense(flat, h1, rng=rng, dtype=dtype), act(),
+                Dense(h1, h2, rng=rng, dtype=dtype), act(),
+                Dense(h2, num_classes, rng=rng, dtype=dtype)]
+        features[0].needs_input_grad = False
+        super().__init__(features + head, input_shape)
+
+    @classmethod
+    def check(cls, **kwargs):
+        """The ValueError that ``LeNet5(**kwargs)`` would raise, without building its dense
+        layers (at large inputs, the first one is most of the model)."""
+        arguments = inspect.signature(cls).bind(**kwargs)
+        arguments.apply_defaults()
+        cls._features(**arguments.arguments)
+
+    @staticmethod
+    def _features(in_channels, num_classes, input_size, conv_channels, kernel_size, hidden,
+                  activation, pooling, seed, dtype):
+        """The layers up to ``Flatten``, the input shape ``(C, H, W)``, the number of features
+        they give the first dense layer and the random generator of ``seed`` that drew their
+        weights, to draw the rest; ValueError for an argument out of range, a kernel larger
+        than its input or a first dense layer over ``MAX_WEIGHT_BYTES``."""
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {sorted(POOLINGS)}, got {pooling!r}")
         if int(num_classes) < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-        self.config = dict(in_channels=in_channels, num_classes=num_classes, input_size=input_size,
-                           conv_channels=tuple(conv_channels), kernel_size=kernel_size,
-                           hidden=tuple(hidden), activation=activation, pooling=pooling, seed=seed)
-        self.num_classes = int(num_classes)
-        self.cost = CrossEntropyLoss()
-        rng = np.random.default_rng(seed)
         act, pool = ACTIVATIONS[activation], POOLINGS[pooling]
-        (c1, c2), (h1, h2) = conv_channels, hidden
+        rng, (c1, c2) = np.random.default_rng(seed), conv_channels
         features = [Conv2D(in_channels, c1, kernel_size, rng=rng, dtype=dtype), act(), pool(2),
                     Conv2D(c1, c2, kernel_size, rng=rng, dtype=dtype), act(), pool(2), Flatten()]
         height, width = (input_size, input_size) if np.isscalar(input_size) else input_size
-        shape = (in_channels, height, width)
+        input_shape = (in_channels, height, width)
         try:
-            for layer in features:
-                shape = layer.output_shape(shape)
-        except ValueError as err:
-            raise ValueError(f"LeNet5 with kernel_size={kernel_size} does not fit {height}x{width} "
-                             f"inputs ({err}); use a smaller kernel or larger images") from None
-        head = [Dense(shape[0], h1, rng=rng, dtype=dtype), act(),
-                Dense(h1, h2, rng=rng, dtype=dtype), act(),
-                Dense(h2, num_classes, rng=rng, dtype=dtype)]
-        features[0].needs_input_grad = False
-        super().__init__(features + head, (in_channels, height, width))
+            (flat,) = _output_shape(features, input_shape)
+        except ValueError:
+            raise ValueError(
+                f"LeNet5 with kernel_size={kernel_size} does not fit {height}x{width} inputs: it needs "
+                f"at least {_smallest_input(features, in_channels)} pixels a side. Fix: larger images "
+                "(image_size; --image-size on the command line) or a smaller kernel_size") from None
+        weights = flat * hidden[0]
+        if weights * np.dtype(dtype).itemsize > MAX_WEIGHT_BYTES:
+            raise ValueError(
+                f"LeNet5 on {height}x{width} inputs would have {weights:,} weights in its first dense "
+                f"layer, {weights * np.dtype(dtype).itemsize / 2**30:.2f} GiB (at most "
+                f"{MAX_WEIGHT_BYTES / 2**30:g} GiB). Fix: shrink the images (image_size; --image-size "
+                "on the command line), e.g. to 64")
+        return features, input_shape, flat, rng
 
     def forward(self, X):
         """Class probabilities ``(N, num_classes)`` for images ``X (N, C, H, W)``."""

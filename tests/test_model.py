@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from hw3lib import SGD, AdamGD, CrossEntropyLoss, LeNet5, optim, softmax
+from hw3lib import model as model_module
 
 RNG = np.random.default_rng
 
@@ -83,8 +84,13 @@ def test_lenet5_layout_and_summary():
 def test_lenet5_variants_and_bad_configurations():
     assert LeNet5(activation="tanh", pooling="avg", input_size=(28, 36)).forward(
         np.zeros((2, 1, 28, 36), np.float32)).shape == (2, 3)
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(ValueError, match="does not fit 16x16 inputs: it needs at least 28 pixels a side"):
         LeNet5(kernel_size=9, input_size=16)
+    LeNet5(kernel_size=9, input_size=28)
+    for side in (15, (15, 40), (40, 15)):  # the second pool's input is 1 pixel high or wide
+        with pytest.raises(ValueError, match="it needs at least 16 pixels a side.*--image-size"):
+            LeNet5(input_size=side)
+    LeNet5(input_size=16)
     with pytest.raises(ValueError, match="activation"):
         LeNet5(activation="gelu")
     with pytest.raises(ValueError, match="expects input"):
@@ -275,3 +281,31 @@ def test_a_piece_of_an_array_that_cannot_be_flattened_in_place_is_refused():
                                                            in_thirds_backwards)
     AdamGD(0.1, 0.9, 0.999, 1e-8, params).update_params({"dW": np.ones((4, 3))})  # whole: fine
     assert (params["W"] < 0).all()
+
+
+def test_lenet5_refuses_a_first_dense_layer_over_the_limit_before_building_it(monkeypatch):
+    monkeypatch.setattr(model_module, "MAX_WEIGHT_BYTES", 16 * 29 * 29 * 120 * 4)
+    assert LeNet5(input_size=128).get_params()["W3"].shape == (120, 16 * 29 * 29)
+    with pytest.raises(ValueError, match=r"on 132x128 inputs would have 1,670,400 weights .* --image-size"):
+        LeNet5(input_size=(132, 128))
+    monkeypatch.undo()
+    built = []
+    monkeypatch.setattr(model_module, "Dense", lambda *args, **kwargs: built.append(args))
+    with pytest.raises(ValueError, match=r"would have 1,908,497,280 weights in its first dense layer, 7.11 GiB \(at most 2 GiB\)"):
+        LeNet5(input_size=4000)  # 7.1 GiB, and twice that for the float64 draw: never allocated
+    assert built == []
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(input_size=15), dict(kernel_size=40), dict(activation="gelu"), dict(pooling="min"),
+    dict(num_classes=1), dict(input_size=4000), dict(conv_channels=(0, 16)), dict(kernel_size=0),
+])
+def test_lenet5_check_raises_what_building_raises(kwargs):
+    with pytest.raises(ValueError) as building:
+        LeNet5(**kwargs)
+    with pytest.raises(ValueError) as checking:
+        LeNet5.check(**kwargs)
+    assert str(checking.value) == str(building.value)
+    LeNet5.check(input_size=(28, 36), activation="tanh", pooling="avg", in_channels=4)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        LeNet5.check(channels=3)
