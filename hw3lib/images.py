@@ -12,7 +12,8 @@ channel modes of :data:`MODES`:
   reads 16-bit colour PNGs at 8-bit precision. 32-bit integer and floating-point images
   (modes ``I`` and ``F``) have no known range and are refused.
 - **Channels**: a palette image goes through its palette to RGB (RGBA when it has
-  transparency) first, as does an image with a transparent colour (PNG ``tRNS``). Colour becomes grey by Pillow's ITU-R 601-2 luma,
+  transparency) first, as does an image with a transparent colour (PNG ``tRNS``; in a 16-bit
+  grey image, its pixels of that value get alpha 0). Colour becomes grey by Pillow's ITU-R 601-2 luma,
   ``L = 0.299 R + 0.587 G + 0.114 B``; grey becomes colour by repeating it; an image without
   alpha gets alpha 1. An image with transparent pixels is refused for a mode without alpha
   ("L", "RGB"), which would show whatever colour those pixels hide.
@@ -122,24 +123,33 @@ def decode_image(path: Path, fix: str | None = None) -> Image.Image:
     raise DataError(f"{cause}. {fix or f'Fix: {advice}.'}")
 
 
+def _refuse_dropped_alpha(path: Path, mode: str, lowest: int) -> None:
+    """DataError when ``mode`` has no alpha and the image at ``path`` has transparent pixels
+    (its ``lowest`` alpha, of 255, below 255)."""
+    if lowest < 255 and not mode.endswith("A"):
+        raise DataError(f"{path} has transparent pixels (alpha down to {lowest} of 255), which "
+                        f"mode {mode} would drop. Fix: use --channels {mode}A (TrainConfig"
+                        f"(mode={mode + 'A'!r})) to keep the alpha, or flatten the image.")
+
+
 def to_pixels(im: Image.Image, mode: str, path: Path) -> np.ndarray:
     """float32 ``(H, W, C)`` in [0, 1] of ``im`` in ``mode`` (a key of :data:`MODES`), converted
     as the module docstring says; DataError (naming ``path``) where that would corrupt it."""
     if im.mode.startswith("I;16"):
-        grey = np.asarray(im).astype(np.float32) / 65535
+        raw = np.asarray(im)
+        grey, alpha = raw.astype(np.float32) / 65535, np.ones(raw.shape, np.float32)
+        if "transparency" in im.info:  # PNG tRNS: one grey value is transparent
+            alpha[raw == im.info["transparency"]] = 0
+            _refuse_dropped_alpha(path, mode, lowest=255 * int(alpha.min()))
         channels = [grey] * (3 if mode.startswith("RGB") else 1)
-        return np.stack(channels + [np.ones_like(grey)] * mode.endswith("A"), axis=-1)
+        return np.stack(channels + [alpha] * mode.endswith("A"), axis=-1)
     if im.mode in ("I", "F"):
         raise DataError(f"{path} holds 32-bit {'integer' if im.mode == 'I' else 'floating-point'} "
                         "pixels, whose range is unknown. Fix: save it with 8 or 16 bits per channel.")
     if im.mode in ("P", "PA") or "transparency" in im.info:  # a palette, or a transparent colour
         im = im.convert("RGBA" if im.mode == "PA" or "transparency" in im.info else "RGB")
-    if im.mode in ("LA", "La", "RGBA", "RGBa") and not mode.endswith("A"):
-        lowest = im.getchannel("A").getextrema()[0]
-        if lowest < 255:
-            raise DataError(f"{path} has transparent pixels (alpha down to {lowest} of 255), which "
-                            f"mode {mode} would drop. Fix: use --channels {mode}A (TrainConfig"
-                            f"(mode={mode + 'A'!r})) to keep the alpha, or flatten the image.")
+    if im.mode in ("LA", "La", "RGBA", "RGBa"):
+        _refuse_dropped_alpha(path, mode, lowest=im.getchannel("A").getextrema()[0])
     try:
         pixels = np.asarray(im.convert(mode), dtype=np.float32)
     except ValueError as exc:

@@ -306,3 +306,20 @@ def test_a_split_too_large_for_memory_asks_for_image_size(tmp_path, monkeypatch)
     with pytest.raises(DataError, match=r"6 images of 32x32 pixels .* --image-size"):
         data.load_split(make_root(tmp_path))
     assert data.load_split(tmp_path, image_size=8)[0].shape == (6, 1, 8, 8)
+
+
+def test_a_transparent_grey_in_a_16_bit_image_is_kept_or_refused(tmp_path):
+    raw = np.full((32, 32), 40 * 257, np.uint16)
+    raw[:4] = 7
+    path = make_root(tmp_path) / "Data_train" / "A" / "deep_key.png"
+    image = Image.fromarray(raw)
+    image.save(path, transparency=7)  # PNG tRNS of a 16-bit grey image: grey 7 is transparent
+    assert Image.open(path).mode == "I;16" and Image.open(path).info["transparency"] == 7
+    for mode in ("L", "RGB"):
+        with pytest.raises(DataError, match="deep_key.png has transparent pixels .* --channels " + mode + "A"):
+            data.load_split(tmp_path, mode=mode)
+    X = data.load_split(tmp_path, mode="RGBA")[0][3]
+    np.testing.assert_allclose(X[:3, :4], 7 / 65535, rtol=1e-6)
+    np.testing.assert_allclose(X[:3, 4:], 40 / 255, rtol=1e-6)
+    np.testing.assert_array_equal(X[3, :4], 0)
+    np.testing.assert_array_equal(X[3, 4:], 1)
