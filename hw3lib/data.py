@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -150,8 +151,9 @@ def split_dir(root: Path, split: str) -> Path:
                    else "the folder does not exist")
         raise DataError(f"no dataset at {root}: {missing}. {FIX_WHERE}")
     if not root.is_dir():
-        raise DataError(f"no dataset at {root}: the folder does not exist. Fix: check the path "
-                        f"(--data, HW3_DATA); {_LAYOUT}.")
+        what = "it is a file, not a folder" if root.exists() else "the folder does not exist"
+        raise DataError(f"no dataset at {root}: {what}. Fix: check the path (--data, HW3_DATA); "
+                        f"{_LAYOUT}.")
     held = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if root.name in (name for names in SPLIT_FOLDERS.values() for name in names):
         raise DataError(f"no dataset at {root}: it is itself a split folder. Fix: give the folder "
@@ -196,17 +198,24 @@ def _entries(folder: Path, want_dirs: bool) -> list[Path]:
 def split_files(root: Path, split: str) -> tuple[list[Path], list[int], list[str]]:
     """``(files, labels, classes)`` of one split, in :func:`load_split` order; DataError as there."""
     folder = split_dir(root, split)
-    classes = sorted(p.name for p in _entries(folder, want_dirs=True))
+    # class names in Unicode's composed form: macOS and archives made there may store "Ä" as
+    # "A" + a combining mark, and a class is the same class however its folder is spelled
+    folders = sorted(_entries(folder, want_dirs=True), key=lambda p: unicodedata.normalize("NFC", p.name))
+    classes = [unicodedata.normalize("NFC", p.name) for p in folders]
     if not classes:
         raise DataError(f"{folder} holds no class folders. "
                         + (FIX_WHERE if is_course_data(root) else f"Fix: {_LAYOUT}."))
+    twins = sorted({name for name in classes if classes.count(name) > 1})
+    if twins:
+        raise DataError(f"{folder} holds class folders whose names differ only in how their letters "
+                        f"are encoded (Unicode), which read the same: {twins[0]}. Fix: merge them.")
     files: list[Path] = []
     labels: list[int] = []
-    for label, name in enumerate(classes):
-        images = sorted(_entries(folder / name, want_dirs=False), key=lambda p: _natural_key(p.name))
+    for label, class_folder in enumerate(folders):
+        images = sorted(_entries(class_folder, want_dirs=False), key=lambda p: _natural_key(p.name))
         if not images:
             fix = _FIX_REFETCH if is_course_data(root) else "Fix: add its images or remove the folder."
-            raise DataError(f"class folder {folder / name} holds no images. {fix}")
+            raise DataError(f"class folder {class_folder} holds no images. {fix}")
         files += images
         labels += [label] * len(images)
     return files, labels, classes

@@ -4,6 +4,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +112,9 @@ def test_missing_own_root_gets_own_advice_not_the_download(tmp_path):
     msg = str(err.value)
     assert f"no dataset at {tmp_path / 'nowhere'}: the folder does not exist" in msg
     assert "check the path" in msg and "train/ and test/" in msg and "download" not in msg
+    (tmp_path / "images.zip").write_bytes(b"PK")
+    with pytest.raises(DataError, match=r"no dataset at .*images.zip: it is a file, not a folder\. Fix"):
+        data.load_split(tmp_path / "images.zip")
 
 
 def test_split_without_class_folders(tmp_path):
@@ -267,6 +271,18 @@ def test_unreadable_file_simulated(tmp_path, monkeypatch):
 def test_test_classes_must_match_train_classes(tmp_path):
     make_root(tmp_path, classes=("A", "B", "C"), test_classes=("A", "B", "D"))
     with pytest.raises(DataError, match=r"missing from test: \['C'\], only in test: \['D'\]"):
+        data.load_dataset(tmp_path)
+
+
+def test_class_names_spelled_in_either_unicode_form_are_one_class(tmp_path):
+    composed, decomposed = unicodedata.normalize("NFC", "Äpfel"), unicodedata.normalize("NFD", "Äpfel")
+    assert composed != decomposed
+    make_root(tmp_path, classes=(composed, "Birnen"), test_classes=(decomposed, "Birnen"))
+    dataset = data.load_dataset(tmp_path)
+    assert dataset.classes == ["Birnen", composed] and sorted(set(dataset.y_test)) == [0, 1]
+    make_root(tmp_path, classes=(decomposed,))
+    with pytest.raises(DataError, match="Data_train holds class folders whose names differ only in how "
+                                        "their letters are encoded .* Äpfel. Fix: merge them"):
         data.load_dataset(tmp_path)
 
 
