@@ -35,8 +35,10 @@ From a terminal: ``python -m hw3lib sweep --param lr=2.5e-4,5e-4,1e-3 --seeds 0-
   stopped answering (:data:`GRACE_SECONDS`) and queues it again.
 - **Resuming**: the study's name is a hash of the sweep's definition, so the same command on
   the same storage goes on with the trials it has. Finished runs are never repeated; a run cut
-  short (Ctrl-C, or its worker killed: its process is gone, or its heartbeat is stale) is
-  recorded as failed with the reason and queued again, and its checkpoint resumes it.
+  short (Ctrl-C, or its worker killed: its process is gone, or its heartbeat is stale, or it
+  never named itself in the run) is recorded as failed with the reason and queued again, and
+  its checkpoint resumes it. A journal's lock left by a killed process is broken after
+  :data:`LOCK_GRACE_SECONDS`.
 - **Failures**: a diverging run (:class:`~hw3lib.train.TrainingError`) or any other error of
   one run is recorded as a failed trial with its message (user attribute ``error``); the
   other runs go on.
@@ -61,7 +63,7 @@ from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.storages._heartbeat import get_heartbeat_thread  # what Study.optimize wraps a trial in
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
@@ -78,6 +80,8 @@ HEARTBEAT_SECONDS = 10  # database storages: a running trial's heartbeat, this o
 GRACE_SECONDS = 60      # ... older than this, and the trial is failed and queued again
 POLL_SECONDS = 0.5
 STOP_SECONDS = 60       # after Ctrl-C, how long workers may take to record their runs
+UNNAMED_SECONDS = 60    # a trial RUNNING this long without its worker's name: that worker died
+LOCK_GRACE_SECONDS = 30  # a journal's lock held this long was left by a killed process: broken
 
 
 class SweepError(Exception):
@@ -91,8 +95,9 @@ def open_storage(storage):
     heartbeats, or else the path of a journal file (created with its folder)."""
     storage = str(storage)
     if "://" not in storage:
-        Path(storage).parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(storage))
+        path = str(Path(storage).absolute())  # the lock links to it: a relative link would dangle
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(path, JournalFileSymlinkLock(path, LOCK_GRACE_SECONDS)))
     for attempt in range(5):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
@@ -184,18 +189,22 @@ def _dead_here(worker):
 def recover(study):
     """Fail, with the reason, and queue again the runs left RUNNING by workers that stopped:
     on a database storage those whose heartbeat is stale (any machine), on any storage those
-    whose worker process on this machine is gone."""
+    whose worker process on this machine is gone, and those that a worker took but stopped
+    before naming itself in them (:data:`UNNAMED_SECONDS` after it took them)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         fail_stale_trials(study)
     storage = study._storage
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.user_attrs.get("worker")
-        if not worker or not _dead_here(worker):
+        if worker and _dead_here(worker):
+            reason = f"its worker {worker} stopped before the run ended"
+        elif not worker and time.time() - trial.datetime_start.timestamp() > UNNAMED_SECONDS:
+            reason = "its worker stopped right after taking it, before naming itself"
+        else:
             continue
         try:
-            storage.set_trial_user_attr(trial._trial_id, "error", f"its worker {worker} stopped "
-                                        "before the run ended; queued again")
+            storage.set_trial_user_attr(trial._trial_id, "error", f"{reason}; queued again")
             failed = storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         except UpdateFinishedTrialError:  # another worker recovered it first
             continue

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -336,9 +337,50 @@ def test_runs_of_killed_workers_are_failed_and_run_again_on_resume(tmp_path, roo
     assert left  # killed mid-run: nobody recorded their end
     trials = resume_and_check(tmp_path, root, args, name, done_before)
     by_number = {t.number: t for t in trials}
-    for t in left:
+    for t in left:  # killed with its run, or between taking the run and naming itself in it
         assert by_number[t.number].state == TrialState.FAIL
-        assert "stopped before the run ended; queued again" in by_number[t.number].user_attrs["error"]
+        assert by_number[t.number].user_attrs["error"].endswith(("stopped before the run ended; queued again",
+                                                                 "before naming itself; queued again"))
+
+
+def test_a_run_taken_by_a_worker_that_died_before_naming_itself_is_run_again(tmp_path, root, monkeypatch):
+    sweep = Sweep.define({"lr": [3e-3, 1e-2]}, BASE, (0,), pruner="none")
+    study = open_study(sweep, tmp_path / JOURNAL)
+    taken = study._pop_waiting_trial_id()  # Study.ask's first step: RUNNING, before run_trial names its worker
+    sweep_module.recover(study)
+    assert study._storage.get_trial(taken).state == TrialState.RUNNING  # its worker may be naming itself now
+    monkeypatch.setattr(sweep_module, "UNNAMED_SECONDS", 0)
+    sweep_module.recover(study)
+    orphan = study._storage.get_trial(taken)
+    assert orphan.state == TrialState.FAIL
+    assert orphan.user_attrs["error"] == "its worker stopped right after taking it, before naming itself; queued again"
+    stop = threading.Event()  # without the recovery, the sweep would wait for that run forever
+    deadline = threading.Timer(120, stop.set)
+    deadline.start()
+    try:
+        result = run_sweep({"lr": [3e-3, 1e-2]}, BASE, seeds=[0], workers=1, out=tmp_path, root=root,
+                           pruner="none", progress=False, stop=stop)
+    finally:
+        deadline.cancel()
+    trials = trials_of(tmp_path / JOURNAL, result.study_name)
+    assert_every_run_done_once(trials, sweep)
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == orphan.number]
+    assert [(t.state, t.params) for t in retried] == [(TrialState.COMPLETE, orphan.system_attrs["fixed_params"])]
+
+
+def test_a_journal_lock_left_by_a_killed_process_is_broken_after_the_grace_period(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sweep_module, "LOCK_GRACE_SECONDS", 3)
+    relative = Path("sweep") / JOURNAL  # --out sweep: Optuna's lock links to the journal's path as given
+    open_storage(relative)._backend._lock.acquire()  # as a process killed while writing leaves it
+    assert Path(f"{relative}.lock").is_symlink() and Path(f"{relative}.lock").exists()
+    started = time.monotonic()
+    created = []
+    writer = threading.Thread(target=lambda: created.append(optuna.create_study(storage=open_storage(relative))),
+                              daemon=True)
+    writer.start()
+    writer.join(timeout=60)  # a dangling link is never broken: the writer would wait forever
+    assert created and 3 <= time.monotonic() - started < 60
 
 
 # --- PostgreSQL, as several machines share a study --------------------------------------------
