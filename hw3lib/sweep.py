@@ -49,6 +49,7 @@ figures in :mod:`hw3lib.sweep_results`; this module stores, queues and runs.
 import hashlib
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import socket
@@ -209,7 +210,40 @@ def recover(study):
         except UpdateFinishedTrialError:  # another worker recovered it first
             continue
         if failed:
-            RetryHeartbeatStaleTrialCallback()(study, storage.get_trial(trial._trial_id))
+            _queue_again(study, storage.get_trial(trial._trial_id))
+
+
+def _queue_again(study, trial):
+    """Queue a failed ``trial``'s run again (Optuna's retry, which names the first attempt
+    in the new trial's ``failed_trial``), without Optuna's notice that the retry is experimental."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        RetryHeartbeatStaleTrialCallback()(study, trial)
+
+
+def _first_attempt(trial):
+    """The number of the first attempt at ``trial``'s run (a retry names it)."""
+    return trial.system_attrs.get("failed_trial", trial.number)
+
+
+def _repeated(study, number, params, seed):
+    """The number of an earlier run with the same ``params`` and ``seed`` as the trial
+    ``number`` (a sampler may draw a setting twice), or None."""
+    trials = study.get_trials(deepcopy=False)
+    for other in trials[:number]:
+        if (_first_attempt(other) != _first_attempt(trials[number])
+                and "repeat_of" not in other.user_attrs and other.user_attrs.get("seed") == seed
+                and (other.params or other.system_attrs.get("fixed_params")) == params):
+            return _first_attempt(other)
+    return None
+
+
+def _undrawn(study, sweep, seed):
+    """In a space of finitely many settings, the first that no run with ``seed`` has (a
+    sampler that keeps drawing the same ones would never end); else ``{}``, a fresh draw."""
+    drawn = [t.params or t.system_attrs.get("fixed_params") for t in study.get_trials(deepcopy=False)
+             if t.user_attrs.get("seed") == seed]
+    return next((s for s in sweep.every_setting() or () if s not in drawn), {})
 
 
 def _suggest(trial, name, dist):
@@ -233,11 +267,19 @@ def run_trial(study, trial, sweep, *, root=None, checkpoints=None, stop=None):
     """Train the run of ``trial`` (its setting and its ``seed`` user attribute), report the
     validation accuracy after each epoch (the pruner may stop it there) and tell the study how
     it ended: COMPLETE with its best validation accuracy, PRUNED, or FAIL with the reason
-    (a Ctrl-C or ``stop``: FAIL and queued again)."""
+    (a Ctrl-C or ``stop``: FAIL and queued again; in a sampled search, a setting drawn again
+    for the same seed: FAIL, the user attribute ``repeat_of`` naming the run, and another
+    drawn)."""
     trial.set_user_attr("worker", worker_id())
     seed = trial.user_attrs["seed"]
     params = {name: _suggest(trial, name, dist) for name, dist in sweep.space.items()}
     if not sweep.grid and seed == sweep.seeds[0]:
+        earlier = _repeated(study, trial.number, params, seed)
+        if earlier is not None:  # not trained twice: failed, left out of the results, and redrawn
+            trial.set_user_attr("repeat_of", earlier)
+            trial.set_user_attr("error", f"the sampler drew run {earlier}'s setting again; another drawn")
+            study.enqueue_trial(_undrawn(study, sweep, seed), user_attrs={"seed": seed})
+            return study.tell(trial, state=TrialState.FAIL)
         _queue_seeds(study, params, sweep.seeds[1:])
     history, reported = {"epoch": []}, set()
 
@@ -275,7 +317,7 @@ def run_trial(study, trial, sweep, *, root=None, checkpoints=None, stop=None):
         trial.set_user_attr("run", run_summary(history))
     frozen = study.tell(trial, value, state=state)
     if retry:
-        RetryHeartbeatStaleTrialCallback()(study, frozen)
+        _queue_again(study, frozen)
     return frozen
 
 
@@ -320,11 +362,16 @@ def _worker_main(storage, study_name, index, root, checkpoints, parent):
 
 def _start_workers(count, storage, study_name, root, checkpoints):
     """``count`` spawned worker processes (no fork after BLAS started its threads), each with
-    one BLAS thread from its start."""
+    one BLAS thread from its start and, when started from the main thread, Ctrl-C ignored
+    until it sets its own handler (a Ctrl-C while it imports would end it with tracebacks;
+    :func:`_stop_workers` asks again). This process ignores Ctrl-C while it starts them, for
+    a few milliseconds."""
     context = multiprocessing.get_context("spawn")
     blas = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     saved = {name: os.environ.get(name) for name in blas}
     os.environ.update(blas)
+    main = threading.current_thread() is threading.main_thread()  # the one that sets handlers
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # inherited: exec keeps it
     try:
         workers = [context.Process(target=_worker_main, name=f"hw3lib-sweep-{index}",
                                    args=(storage, study_name, index, root, checkpoints, os.getpid()))
@@ -337,16 +384,20 @@ def _start_workers(count, storage, study_name, root, checkpoints):
                 os.environ.pop(name)
             else:
                 os.environ[name] = value
+        if main:
+            signal.signal(signal.SIGINT, handler)
     return workers
 
 
 def _stop_workers(workers):
-    for process in workers:
-        if process.is_alive():
-            os.kill(process.pid, signal.SIGINT)
+    """Ask the workers to stop with Ctrl-C, again each second (one still starting ignores it),
+    for up to :data:`STOP_SECONDS`; kill those left."""
     deadline = time.monotonic() + STOP_SECONDS
+    while (alive := [p for p in workers if p.is_alive()]) and time.monotonic() < deadline:
+        for process in alive:
+            os.kill(process.pid, signal.SIGINT)
+        multiprocessing.connection.wait([p.sentinel for p in alive], timeout=1)
     for process in workers:
-        process.join(max(0.0, deadline - time.monotonic()))
         if process.is_alive():  # its run stays RUNNING until the next start recovers it
             process.kill()
             process.join()

@@ -29,7 +29,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _value(text):
-    """A command-line value: JSON where it parses (numbers, true/false), else the text."""
+    """A command-line value: JSON where it parses (numbers, true/false, also True/False),
+    else the text."""
+    if text in ("True", "False"):
+        return text == "True"
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -48,6 +51,10 @@ def parse_param(text):
     ``(name, values or an Optuna distribution)``; a range whose ends are both integers draws
     integers, unless the field's default is a float (lr=1:10 stays a float range)."""
     name, value = _assignment(text, "--param")
+    if "[" in value:
+        example = json.dumps({name.removeprefix("model."): [4, 8]})
+        raise ValueError(f"--param {text!r}: a sweep varies single values, not lists; fix a list "
+                         f"for every run with --set, e.g. --set 'model={example}'")
     if ":" not in value:
         return name, [_value(v.strip()) for v in value.split(",")]
     low, high, *scale = (v.strip() for v in value.split(":"))
@@ -109,7 +116,7 @@ def main(argv=None):
     try:
         return _sweep_command(args)
     except KeyboardInterrupt as err:
-        print(f"error: {err or 'interrupted'}", file=sys.stderr)
+        print(f"error: {str(err) or 'interrupted: run the same command again to go on'}", file=sys.stderr)
         return 130
     except SweepError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -119,7 +126,11 @@ def main(argv=None):
 
 
 def _sweep_command(args):
-    space = dict(parse_param(text) for text in args.param)
+    space = {}
+    for name, values in map(parse_param, args.param):
+        if name in space:
+            raise ValueError(f"--param {name} is given twice: list all its values in one --param")
+        space[name] = values
     seeds = parse_seeds(args.seeds)
     if not space and len(seeds) < 2:
         raise ValueError("nothing to sweep: name a setting (e.g. --param lr=2.5e-4,5e-4,1e-3) or "
@@ -130,6 +141,10 @@ def _sweep_command(args):
         name, value = _assignment(text, "--set")
         if name not in names:
             raise ValueError(f"--set {text!r}: unknown setting {name!r}; TrainConfig has {sorted(names)}")
+        if name == "seed":
+            raise ValueError(f"--set {text!r}: a sweep's seeds are --seeds (e.g. --seeds {value})")
+        if name in space:
+            raise ValueError(f"--set {text!r}: {name} is swept by --param; give it one or the other")
         fixed[name] = _value(value)
     try:
         base = TrainConfig(**fixed)

@@ -192,9 +192,12 @@ def _shown(value):
 
 
 def sweep_result(study):
-    """The :class:`SweepResult` of an open sweep ``study``: the latest attempt of each run."""
+    """The :class:`SweepResult` of an open sweep ``study``: the latest attempt of each run
+    (a setting that the sampler drew again is not a run)."""
     latest = {}
     for trial in study.get_trials(deepcopy=False):
+        if "repeat_of" in trial.user_attrs:
+            continue
         first = trial.system_attrs.get("failed_trial", trial.number)  # a retry names the first attempt
         if first not in latest or trial.number > latest[first].number:
             latest[first] = trial

@@ -3,12 +3,13 @@ as Optuna distributions, the seeds, and the checks that refuse a bad setting bef
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import optuna
-from optuna.distributions import (BaseDistribution, CategoricalDistribution, distribution_to_json,
-                                  json_to_distribution)
+from optuna.distributions import (BaseDistribution, CategoricalDistribution, IntDistribution,
+                                  distribution_to_json, json_to_distribution)
 
 from .config import MODEL_KEYS, TrainConfig
 
@@ -68,6 +69,17 @@ def config_for(base, params, seed=None):
         raise ValueError(f"{shown}: {err}") from None
 
 
+def _values(dist):
+    """The values ``dist`` can take, in order; None for a continuous range."""
+    if isinstance(dist, CategoricalDistribution):
+        return list(dist.choices)
+    if isinstance(dist, IntDistribution):
+        return range(dist.low, dist.high + 1, dist.step)
+    if dist.step is None:
+        return None
+    return [dist.low + i * dist.step for i in range(round((dist.high - dist.low) / dist.step) + 1)]
+
+
 def _ends(dist):
     """The values that stand for ``dist`` when checking: its choices, or its two ends."""
     return list(dist.choices) if isinstance(dist, CategoricalDistribution) else [dist.low, dist.high]
@@ -106,6 +118,11 @@ class Sweep:
         if not grid and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
             raise ValueError(f"trials: a sampled search needs the number of settings to try "
                              f"(an integer >= 1), got {trials!r}")
+        values = [_values(d) for d in space.values()]
+        if not grid and None not in values and math.prod(map(len, values)) < trials:
+            raise ValueError(f"trials: the space holds {math.prod(map(len, values))} settings in all, "
+                             f"fewer than trials={trials}; try fewer, or list the values as a grid, "
+                             "which runs each setting once")
         if pruner not in PRUNERS:
             raise ValueError(f"pruner must be one of {list(PRUNERS)}, got {pruner!r}")
         for values in itertools.product(*map(_ends, space.values())):
@@ -122,6 +139,14 @@ class Sweep:
             return []
         return [dict(zip(self.space, values))
                 for values in itertools.product(*(d.choices for d in self.space.values()))]
+
+    def every_setting(self):
+        """Every setting the space holds (dicts name -> value), lazily, in order; None when a
+        range is continuous."""
+        values = [_values(d) for d in self.space.values()]
+        if None in values:
+            return None
+        return (dict(zip(self.space, combination)) for combination in itertools.product(*values))
 
     @property
     def total(self):
@@ -153,6 +178,6 @@ class Sweep:
         settings = len(self.settings()) if self.grid else self.trials
         if self.pruner == "none" or settings < 2:
             return optuna.pruners.NopPruner()
-        warmup = max(1, self.base.epochs // 4)
+        warmup = -(-self.base.epochs // 4)  # Optuna prunes from this epoch on: a quarter done
         percentile = 25.0 if self.pruner == "percentile" else 50.0
         return optuna.pruners.PercentilePruner(percentile, n_startup_trials=4, n_warmup_steps=warmup)

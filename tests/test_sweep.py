@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
-from optuna.distributions import FloatDistribution
+from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
 from datasets import write_banded_root
 from conftest import missing
 from hw3lib import results
 from hw3lib import sweep as sweep_module
+from hw3lib import sweep_cli
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.config import TrainConfig
 from hw3lib.plots import plot_sweep, plot_sweep_heatmap
@@ -181,6 +182,23 @@ def test_runs_clearly_behind_are_pruned(tmp_path, root):
     assert [r.state for r in one_epoch.runs] == ["done"] * 6  # nothing to save at the last epoch
 
 
+@pytest.mark.parametrize("epochs, first", [(4, 1), (5, 2), (6, 2), (24, 6)])
+def test_the_pruner_stops_a_run_only_once_a_quarter_of_its_epochs_are_done(epochs, first):
+    pruner = Sweep.define({"lr": [1e-3, 1e-2]}, replace(BASE, epochs=epochs)).pruner_for_study()
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for _ in range(4):  # finished runs far ahead at every epoch
+        ahead = study.ask()
+        for epoch in range(1, epochs + 1):
+            ahead.report(0.9, epoch)
+        study.tell(ahead, 0.9)
+    behind = study.ask()
+    for epoch in range(1, epochs + 1):
+        behind.report(0.1, epoch)
+        if behind.should_prune():
+            break
+    assert epoch == first
+
+
 @pytest.mark.parametrize("space, kwargs, message", [
     ({"lr": [1e-3, 0.0]}, {}, "lr=0.0: lr must be a positive finite number"),
     ({"lr": FloatDistribution(0.0, 1e-2)}, {"trials": 2}, "lr=0.0: lr must be a positive finite number"),
@@ -191,6 +209,8 @@ def test_runs_clearly_behind_are_pruned(tmp_path, root):
     ({"lr": [1e-3, 1e-3]}, {}, "lr lists a value twice"),
     ({"lr": FloatDistribution(1e-4, 1e-2)}, {}, "trials: a sampled search needs the number"),
     ({"lr": [1e-3]}, {"trials": 5}, "trials: a grid runs each of its settings once"),
+    ({"epochs": IntDistribution(1, 3), "hflip": [True, False]}, {"trials": 7},
+     "trials: the space holds 6 settings in all, fewer than trials=7"),
     ({"lr": [1e-3]}, {"seeds": []}, "seeds must be a non-empty list"),
     ({"lr": [1e-3]}, {"seeds": [-1]}, "seed=-1: seed must be an integer >= 0"),
     ({"lr": [1e-3]}, {"workers": 0}, "workers must be an integer >= 1"),
@@ -219,6 +239,13 @@ def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsy
         (["--param", "lr=1e-3", "--set", "epochs=0"], "error: --set: epochs must be an integer >= 1"),
         (["--param", "lr=1e-3", "--set", "epoch=3"], "error: --set 'epoch=3': unknown setting 'epoch'"),
         (["--param", "lr=1e-3", "--seeds", "a-b"], "error: --seeds 'a-b': give FIRST-LAST"),
+        (["--param", "lr=1e-3", "--param", "lr=5e-4"], "error: --param lr is given twice"),
+        (["--param", "lr=1e-3", "--set", "seed=5"], "error: --set 'seed=5': a sweep's seeds are --seeds"),
+        (["--param", "lr=1e-3", "--set", "lr=5e-4"], "error: --set 'lr=5e-4': lr is swept by --param"),
+        (["--param", "model.hidden=[16,8],[8,4]"],
+         """error: --param 'model.hidden=[16,8],[8,4]': a sweep varies single values, not lists; fix a """
+         """list for every run with --set, e.g. --set 'model={"hidden": [4, 8]}'"""),
+        (["--param", "hflip=True,False", "--set", "epochs=0"], "error: --set: epochs must be"),  # True parses
         ([], "error: nothing to sweep: name a setting"),
         (["--param", "lr=1e-3", "--storage", "postgresql://me:secret@127.0.0.1:1/db"],
          "error: cannot open the storage postgresql://me@127.0.0.1:1/db: "),  # no password shown
@@ -228,6 +255,25 @@ def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsy
         err = capsys.readouterr().err
         assert err.startswith(message) and err.count("\n") == 1, err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_setting_drawn_again_is_not_trained_twice_and_an_undrawn_one_runs_instead(tmp_path, root, monkeypatch):
+    class Lowest(optuna.samplers.RandomSampler):  # a sampler that keeps drawing the same setting
+        def sample_independent(self, study, trial, name, distribution):
+            return distribution.low
+
+    monkeypatch.setattr(optuna.samplers, "TPESampler", lambda **kwargs: Lowest())
+    sweep = Sweep.define({"epochs": IntDistribution(1, 3)}, BASE, seeds=(0, 1), trials=2, pruner="none")
+    study = open_study(sweep, tmp_path / JOURNAL)
+    work(tmp_path / JOURNAL, study.study_name, root=root, checkpoints=tmp_path)
+    trials = trials_of(tmp_path / JOURNAL, study.study_name)
+    repeats = [t for t in trials if "repeat_of" in t.user_attrs]
+    assert [(t.params, t.user_attrs["repeat_of"], t.state) for t in repeats] == [({"epochs": 1}, 0, TrialState.FAIL)]
+    assert len(trials) == 5  # 2 settings x 2 seeds, and the repeat
+    result = load_sweep(tmp_path / JOURNAL, study.study_name)
+    assert sorted((r.params["epochs"], r.seed, r.state) for r in result.runs) == [
+        (1, 0, "done"), (1, 1, "done"), (2, 0, "done"), (2, 1, "done")]
+    assert result.failures() == []
 
 
 # --- the command ------------------------------------------------------------------------------
@@ -314,6 +360,28 @@ def test_an_interrupted_sweep_stops_its_workers_and_resumes_without_repeating_fi
     def runs(trials):
         return sorted((json.dumps(t.params, sort_keys=True), t.user_attrs["seed"]) for t in trials)
     assert runs(retried) == runs(interrupted)
+
+
+def test_ctrl_c_while_the_workers_start_is_one_line_too(tmp_path, root):
+    process, _ = start_sweep(tmp_path, root)
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    deadline = time.monotonic() + 60
+    while len(children.read_text().split()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(0.05)  # past the milliseconds in which the command starts them, ignoring Ctrl-C
+    os.killpg(process.pid, signal.SIGINT)  # the workers are importing hw3lib now (~0.5 s)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert stderr.startswith("error: sweep ") and stderr.count("\n") == 1, stderr
+
+
+def test_ctrl_c_before_the_sweep_starts_says_so(tmp_path, root, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep_cli, "run_sweep", interrupted)
+    assert hw3lib_main(["sweep", "--param", "lr=1e-3,5e-4", "--out", str(tmp_path), "--data", str(root)]) == 130
+    assert capsys.readouterr().err == "error: interrupted: run the same command again to go on\n"
 
 
 def test_a_plain_kill_of_the_command_stops_its_workers_too(tmp_path, root):
