@@ -440,6 +440,9 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     storage = str(storage if storage is not None else out / JOURNAL)
     checkpoints = Path(checkpoints) if checkpoints is not None else out / "checkpoints"
     sweep.base.load_data(root)  # DataError now rather than in every run
+    in_the_way = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if in_the_way is not None:
+        raise ValueError(f"out {out}: {in_the_way} is a file, not a folder; choose another out")
     study = open_study(sweep, storage, study_name, dataset_sha256(root))
     recover(study)
     procs = _start_workers(workers, storage, study.study_name, root, checkpoints)

@@ -164,7 +164,7 @@ def _sweep_command(args):
         figure.savefig(args.out / name, dpi=100)
     best = result.best
     if best is not None:
-        print(f"best: {_shown(best.params)}, validation accuracy {best.mean:.4f} over "
+        print(f"best: {_shown(best.params) or 'the base settings'}, validation accuracy {best.mean:.4f} over "
               f"{len(best.values)} seed(s)")
     wrote = ", ".join(str(args.out / name) for name, _ in figures)
     print(f"study {result.study_name}" + (f"; wrote {wrote}" if wrote else ""))

@@ -126,6 +126,13 @@ def test_a_sweep_of_seeds_alone_repeats_the_base_settings(tmp_path, root):
     assert setting.spread == pytest.approx(np.std(setting.values, ddof=1))
 
 
+def test_the_command_names_the_base_settings_best_of_a_sweep_of_seeds_alone(tmp_path, root, capsys):
+    argv = ["sweep", "--seeds", "0-1", "--set", "epochs=1", *TINY_SETS, "--out", str(tmp_path),
+            "--data", str(root), "--no-progress"]
+    assert hw3lib_main(argv) == 0
+    assert "\nbest: the base settings, validation accuracy " in capsys.readouterr().out
+
+
 def test_a_sampled_search_draws_each_setting_once_and_runs_it_with_every_seed(tmp_path, root):
     space = {"lr": FloatDistribution(1e-3, 3e-2, log=True), "hflip": [True, False]}
     result = run_sweep(space, BASE, seeds=[0, 1], trials=3, workers=2, out=tmp_path, root=root,
@@ -255,6 +262,11 @@ def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsy
         err = capsys.readouterr().err
         assert err.startswith(message) and err.count("\n") == 1, err
     assert not (tmp_path / "out").exists()
+    a_file = tmp_path / "a_file"
+    a_file.touch()
+    for out in (a_file, a_file / "sweep"):
+        assert hw3lib_main(["sweep", "--data", str(root), "--param", "lr=1e-3", "--out", str(out)]) == 2
+        assert capsys.readouterr().err == f"error: out {out}: {a_file} is a file, not a folder; choose another out\n"
 
 
 def test_a_setting_drawn_again_is_not_trained_twice_and_an_undrawn_one_runs_instead(tmp_path, root, monkeypatch):
