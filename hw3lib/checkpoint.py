@@ -7,6 +7,7 @@ written to a temporary file in the target's folder and renamed over the target
 import contextlib
 import hashlib
 import json
+import math
 import os
 import signal
 import tempfile
@@ -22,6 +23,7 @@ from .model import LeNet5
 
 FORMAT = "hw3lib-checkpoint"
 FORMAT_VERSION = 2  # 2 added TrainConfig.split and the test record; 1 is read as split "random"
+HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
 
 
 @dataclass(frozen=True)
@@ -86,10 +88,98 @@ class Checkpoint:
 
     def build_model(self, best=True):
         """A :class:`LeNet5` holding the best (or, with ``best=False``, the latest) weights."""
-        kwargs = dict(self.model_config)
-        model = LeNet5(dtype=np.dtype(kwargs.pop("dtype")), **kwargs)
+        model = self._fresh_model()
         model.set_params(self.best_params if best else self.params)
         return model
+
+    def _fresh_model(self):
+        kwargs = dict(self.model_config)
+        return LeNet5(dtype=np.dtype(kwargs.pop("dtype")), **kwargs)
+
+    def problem(self):
+        """What makes this checkpoint unusable, in words, or None: weights, optimizer state or
+        normalisation that do not fit the model of ``model_config`` and the optimizer of
+        ``config``, numbers that are not finite, a history that is not one row per epoch up to
+        ``epoch`` (``best_epoch`` among them), classes or a test record that do not fit."""
+        try:
+            model = self._fresh_model()
+        except (KeyError, TypeError, ValueError) as err:
+            return (f"its model_config {self.model_config!r} builds no model "
+                    f"({type(err).__name__}: {err})")
+        own, channels = model.get_params(), model.input_shape[0]
+        normaliser = {"mean": np.zeros(channels), "std": np.ones(channels)}
+        for prefix, arrays, expected in (
+                ("params.", self.params, own), ("best.", self.best_params, own),
+                ("optim.", self.optimizer, self.config.build_optimizer(own).state_dict()),
+                ("", {"mean": self.mean, "std": self.std}, normaliser)):
+            problem = _arrays_problem(prefix, arrays, expected)
+            if problem:
+                return problem
+        if not (self.std > 0).all():
+            return "its std holds a number <= 0"
+        if self.optimizer["t"] < 0:
+            return f"its optimizer step count optim.t is {self.optimizer['t']}, below 0"
+        epoch, best, history = self.epoch, self.best_epoch, self.history
+        if not (_is_count(epoch) and _is_count(best) and best <= epoch and (best == 0) == (epoch == 0)):
+            return f"its epoch {epoch!r} and best_epoch {best!r} do not fit (1 <= best_epoch <= epoch)"
+        if not (isinstance(history, dict) and all(
+                isinstance(history.get(k), list) and len(history[k]) == epoch for k in HISTORY_KEYS)):
+            return (f"its history does not hold one row of {', '.join(HISTORY_KEYS)} for each of "
+                    f"its {epoch} epoch(s)")
+        if history["epoch"] != list(range(1, epoch + 1)) or not all(
+                _is_finite_number(v) for k in HISTORY_KEYS for v in history[k]):
+            return f"its history is not epochs 1 to {epoch} with a finite number in every column"
+        if not (isinstance(self.classes, list) and len(self.classes) == model.num_classes
+                and all(isinstance(c, str) for c in self.classes)):
+            return f"its classes {self.classes!r} are not {model.num_classes} names, one per output"
+        if not (self.data_sha256 is None or isinstance(self.data_sha256, str)):
+            return f"its data_sha256 {self.data_sha256!r} is not a string"
+        return self._test_problem(model.num_classes)
+
+    def _test_problem(self, num_classes):
+        test, count = self.test, self.test_evaluations
+        if not (_is_count(count) and (test is None or count >= 1)):
+            return f"its test_evaluations {count!r} is no count of its test evaluations"
+        if test is None:
+            return None
+        probs = test.probs
+        if not (_is_count(test.epoch) and test.epoch <= self.epoch and isinstance(test.data_sha256, str)
+                and _is_finite_number(test.loss) and _is_finite_number(test.accuracy)):
+            return "its test record is not an epoch, a finite loss and accuracy and a data SHA-256"
+        if not (probs.ndim == 2 and probs.shape[1] == num_classes and probs.dtype.kind == "f"
+                and np.isfinite(probs).all()):
+            return (f"its test.probs is {probs.dtype} {probs.shape}, not finite probabilities "
+                    f"(N, {num_classes})")
+        return None
+
+
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_finite_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _arrays_problem(prefix, arrays, expected):
+    """How the arrays ``arrays`` (named ``prefix`` + key in the file) differ from ``expected``:
+    missing or extra names, another shape or kind of number, numbers that are not finite; or None."""
+    missing = [key for key in expected if key not in arrays]
+    extra = sorted(set(arrays) - set(expected))
+    if missing or extra:
+        names = [prefix + k for k in missing or extra]
+        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+        return (f"{'it lacks' if missing else 'it has the unexpected'} array(s) "
+                f"{', '.join(names[:3])}{more}")
+    for key, want in expected.items():
+        got, name = arrays[key], prefix + key
+        if got.shape != want.shape:
+            return f"{name} has shape {got.shape}, where its model and optimizer need {want.shape}"
+        if got.dtype.kind != want.dtype.kind:
+            return f"{name} holds {got.dtype} values, where its model and optimizer need {want.dtype}"
+        if got.dtype.kind == "f" and not np.isfinite(got).all():
+            return f"{name} holds NaN or infinite numbers"
+    return None
 
 
 def test_data_sha256(X, y):
@@ -189,6 +279,11 @@ def save_checkpoint(path, checkpoint):
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
+def _corrupt(path, why):
+    return CheckpointError(f"{path} is truncated or corrupt ({why}); use an earlier checkpoint or "
+                           "train again")
+
+
 def _check_file(path):
     """Refuse what is no checkpoint file by its kind and first bytes, naming what it is."""
     if path.is_symlink() and not path.exists():
@@ -212,6 +307,8 @@ def _check_file(path):
     if not head.startswith((b"PK", b"\x93NUMPY")):
         raise CheckpointError(f"{path} is not a checkpoint (an .npz archive written by `python -m "
                               f"hw3lib train` or fit; it starts with {head!r}); give the path of one")
+    if not head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):  # numpy's magic numbers
+        raise _corrupt(path, f"it starts with {head!r}, no archive")
 
 
 def _read_npz(path):
@@ -227,12 +324,32 @@ def _read_npz(path):
     except (CheckpointError, FileNotFoundError):
         raise
     except ValueError as err:
-        if "pickle" in str(err):
+        if "Object arrays cannot be loaded" in str(err):  # numpy's words for a pickled array
             raise CheckpointError(f"{path} {PICKLED} ({err})") from None
-        raise CheckpointError(f"{path} is not a readable checkpoint ({err})") from None
+        raise _corrupt(path, err) from None
     except (zipfile.BadZipFile, EOFError, OSError, KeyError) as err:
-        raise CheckpointError(f"{path} is truncated or corrupt ({type(err).__name__}: {err}); "
-                              "use an earlier checkpoint or train again") from None
+        raise _corrupt(path, f"{type(err).__name__}: {err}") from None
+
+
+def _invalid(path, problem):
+    """The error for a file that reads as an archive but holds no usable checkpoint."""
+    return CheckpointError(f"{path} is not a valid checkpoint: {problem}. It cannot be resumed or "
+                           "loaded: train afresh, into another --out (or delete it)")
+
+
+def _read_meta(path, arrays):
+    """The JSON object of the ``meta`` array of ``arrays``, of this format and a version read."""
+    text = arrays.pop("meta", None)
+    try:
+        meta = json.loads(str(text)) if text is not None and text.ndim == 0 else None
+    except ValueError:  # not JSON
+        meta = None
+    if not isinstance(meta, dict):
+        raise _invalid(path, "it has no meta array holding a JSON object")
+    if meta.get("format") != FORMAT or meta.get("version") not in (1, FORMAT_VERSION):
+        raise CheckpointError(f"{path} is not a {FORMAT} version {FORMAT_VERSION} file "
+                              f"(format {meta.get('format')!r}, version {meta.get('version')!r})")
+    return meta
 
 
 def load_checkpoint(path, model=None):
@@ -240,15 +357,14 @@ def load_checkpoint(path, model=None):
 
     Raises :class:`CheckpointError` naming what ``path`` is instead: a broken symbolic link, a
     folder, an unreadable or empty file, a pickled object, a file that is no checkpoint at all,
-    a truncated or corrupt one, one from another program or format version. With ``model``, also checks that its architecture
-    matches (the message lists the mismatched shapes) and loads the best weights into it.
+    a truncated or corrupt one, one from another program or format version, one whose contents
+    do not fit together (:meth:`Checkpoint.problem`). With ``model``, also checks that its
+    architecture matches (the message lists the mismatched shapes) and loads the best weights
+    into it.
     """
     arrays = _read_npz(path)
+    meta = _read_meta(path, arrays)
     try:
-        meta = json.loads(str(arrays.pop("meta")))
-        if meta.get("format") != FORMAT or meta.get("version") not in (1, FORMAT_VERSION):
-            raise CheckpointError(f"{path} is not a {FORMAT} version {FORMAT_VERSION} file "
-                                  f"(format {meta.get('format')!r}, version {meta.get('version')!r})")
         if meta["version"] == 1:  # written before the blocked split existed
             meta["config"] = {**meta["config"], "split": "random"}
         test = meta.get("test")
@@ -266,13 +382,13 @@ def load_checkpoint(path, model=None):
                           history=meta["history"], mean=arrays["mean"], std=arrays["std"],
                           classes=meta["classes"], data_sha256=meta["data_sha256"],
                           test_evaluations=meta.get("test_evaluations", 0), test=test)
-    except CheckpointError:
-        raise
-    except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"{path} is not a valid checkpoint ({type(err).__name__}: {err})"
-                              ) from None
-    if set(ckpt.params) != set(ckpt.best_params):
-        raise CheckpointError(f"{path} is inconsistent: latest and best weights have different names")
+    except KeyError as err:
+        raise _invalid(path, f"it has no {err.args[0]!r} entry") from None
+    except (TypeError, ValueError) as err:
+        raise _invalid(path, f"its meta does not load ({type(err).__name__}: {err})") from None
+    problem = ckpt.problem()
+    if problem:
+        raise _invalid(path, problem)
     if model is not None:
         message = architecture_mismatch(model, ckpt.best_params, path)
         if message:

@@ -30,14 +30,14 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .checkpoint import (Checkpoint, CheckpointError, TestRecord, architecture_mismatch,
-                         interrupts_deferred, load_checkpoint, save_checkpoint, test_data_sha256)
+from .checkpoint import (HISTORY_KEYS, Checkpoint, CheckpointError, TestRecord,
+                         architecture_mismatch, interrupts_deferred, load_checkpoint, save_checkpoint,
+                         test_data_sha256)
 from .data import dataloader, normalize
 from .losses import CrossEntropyLoss
 from .model import LeNet5
 from .parallel import SplitBatch, check_threads
 
-HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
 EVAL_BATCH = 256
 
 

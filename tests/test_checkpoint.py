@@ -1,6 +1,7 @@
 """Checkpoints: round trip, atomic writes (a writer killed mid-write), refusing bad files."""
 import errno
 import io
+import json
 import os
 import pickle
 import signal
@@ -111,6 +112,81 @@ def test_other_files_are_refused(saved, tmp_path):
         load_checkpoint(tmp_path / "absent.npz")
 
 
+def rewrite(path, change):
+    """Rewrite the checkpoint ``path`` after ``change(arrays, meta)`` edited its arrays and its
+    decoded ``meta`` in place (an array ``meta`` replaces the latter), as any program could."""
+    arrays = dict(np.load(path))
+    meta = json.loads(str(arrays.pop("meta")))
+    change(arrays, meta)
+    np.savez(path, **{"meta": np.array(json.dumps(meta)), **arrays})
+
+
+def drop_optimizer(arrays, meta):
+    for key in [k for k in arrays if k.startswith("optim.")]:
+        del arrays[key]
+
+
+def set_entry(key, value):
+    return lambda arrays, meta: meta.update({key: value})
+
+
+def shorten_history(arrays, meta):
+    meta["history"] = {k: v[:-1] for k, v in meta["history"].items()}
+
+
+def set_array(key, value):
+    return lambda arrays, meta: arrays.update({key: value})
+
+
+def nan_weight(arrays, meta):
+    arrays["params.W1"][0, 0, 0, 0] = np.nan
+
+
+def nan_history(arrays, meta):
+    meta["history"]["val_loss"][0] = float("nan")
+
+
+MALFORMED = {  # what is wrong -> (the change, words of the message)
+    "no optimizer state": (drop_optimizer, "it lacks array(s) optim.t, optim.m.W1"),
+    "history null": (set_entry("history", None), "its history does not hold one row"),
+    "history shorter than epoch": (shorten_history, "for each of its 2 epoch(s)"),
+    "best epoch beyond the last": (set_entry("best_epoch", 7), "epoch 2 and best_epoch 7 do not fit"),
+    "meta a JSON list": (set_array("meta", np.array("[1, 2]")), "no meta array holding a JSON object"),
+    "wrong-shaped moment": (set_array("optim.m.W1", np.zeros(3, np.float32)),
+                            "optim.m.W1 has shape (3,), where its model and optimizer need ("),
+    "NaN weights": (nan_weight, "params.W1 holds NaN or infinite numbers"),
+    "NaN in the history": (nan_history, "with a finite number in every column"),
+    "mean of another shape": (set_array("mean", np.zeros(3)), "mean has shape (3,)"),
+    "weights of text": (set_array("best.b1", np.array(["a", "b"])), "best.b1 holds <U1 values"),
+    "classes": (set_entry("classes", ["a"]), "its classes ['a'] are not 3 names"),
+    "model_config": (set_entry("model_config", {"dtype": "float32", "pooling": "median"}),
+                     "its model_config"),
+    "config": (set_entry("config", {"lr": -1}), "lr must be a positive finite number"),
+    "no mean": (lambda arrays, meta: arrays.pop("mean"), "it has no 'mean' entry"),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_a_malformed_checkpoint_is_refused_in_one_line_naming_the_file_and_the_fix(saved, case):
+    _, path = saved
+    change, words = MALFORMED[case]
+    rewrite(path, change)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    message = str(err.value)
+    assert message.startswith(f"{path} is not a valid checkpoint: ") and words in message, message
+    assert message.endswith("train afresh, into another --out (or delete it)") and "\n" not in message
+
+
+def test_random_bytes_after_pk_are_a_corrupt_file_not_a_pickle(tmp_path):
+    path = tmp_path / "checkpoint.npz"
+    for head in (b"PK", b"PK\x03\x04"):
+        path.write_bytes(head + np.random.default_rng(0).bytes(100_000))
+        with pytest.raises(CheckpointError, match="is truncated or corrupt") as err:
+            load_checkpoint(path)
+        assert "pickle" not in str(err.value)
+
+
 def test_what_is_no_checkpoint_is_named_for_what_it_is(tmp_path):
     cases = {"random.npz": b"\x13\x07\xc4 random bytes, no archive", "empty.npz": b""}
     for name, body in cases.items():
@@ -173,10 +249,15 @@ def test_a_failed_write_leaves_the_previous_checkpoint_and_no_temporary_file(sav
 WRITER = textwrap.dedent("""
     import io, sys, time
     import numpy as np
-    from hw3lib.checkpoint import Checkpoint, save_checkpoint
+    from hw3lib.checkpoint import HISTORY_KEYS, Checkpoint, save_checkpoint
     from hw3lib.config import TrainConfig
 
-    path, stall, weights = sys.argv[1], sys.argv[2] == "stall", np.empty(4_000_000, np.float32)
+    path, stall = sys.argv[1], sys.argv[2] == "stall"
+    config = TrainConfig(image_size=140)  # 2 million weights in W3: 8 MB per copy, four copies
+    model = config.build_model(3)
+    params = model.get_params()
+    optimizer = config.build_optimizer(params).state_dict()
+    model_config = {**model.config, "dtype": "float32"}
     for i in range(1, 10**9):
         if stall and i == 2:  # from now on, write half of each file, say so, and hang there
             savez = np.savez
@@ -189,9 +270,12 @@ WRITER = textwrap.dedent("""
                 print("mid-write", flush=True)
                 time.sleep(60)
             np.savez = half_then_hang
-        weights.fill(i)  # 16 MB per copy, two copies
-        save_checkpoint(path, Checkpoint(TrainConfig(), {}, {"W1": weights}, {"W1": weights},
-                                         {"t": np.array(i)}, i, i, {}, np.zeros(1), np.ones(1), []))
+        for weights in params.values():
+            weights.fill(i)
+        history = {key: list(range(1, i + 1)) for key in HISTORY_KEYS}
+        save_checkpoint(path, Checkpoint(config, model_config, params, params,
+                                         {**optimizer, "t": np.array(i)}, i, i, history,
+                                         np.zeros(1), np.ones(1), ["a", "b", "c"]))
         print(i, flush=True)
 """)
 
@@ -212,8 +296,8 @@ def kill_writer(path, stall, delay=0.0):
         proc.stdout.close()
     ckpt = load_checkpoint(path)
     assert ckpt.epoch >= 1 and int(ckpt.optimizer["t"]) == ckpt.epoch
-    for weights in (ckpt.params["W1"], ckpt.best_params["W1"]):
-        assert weights.shape == (4_000_000,) and (weights == ckpt.epoch).all()
+    for weights in (ckpt.params["W3"], ckpt.best_params["W3"]):
+        assert weights.shape == (120, 16 * 32 * 32) and (weights == ckpt.epoch).all()
     leftovers = [p for p in path.parent.iterdir() if p != path]
     assert all(p.name.startswith(f".{path.name}.") and p.suffix == ".tmp" for p in leftovers)
     for p in leftovers:
@@ -230,6 +314,6 @@ def test_a_writer_killed_mid_write_leaves_the_previous_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("delay", [0.0, 0.05, 0.15])
 def test_a_writer_killed_at_any_moment_leaves_a_complete_checkpoint(tmp_path, delay):
-    """Kill -9 a writer that rewrites a 32 MB checkpoint in a loop, at an arbitrary moment:
+    """Kill -9 a writer that rewrites a 31 MB checkpoint in a loop, at an arbitrary moment:
     the file always loads as one complete version."""
     kill_writer(tmp_path / "big.npz", stall=False, delay=delay)
