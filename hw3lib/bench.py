@@ -34,6 +34,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from .cli import Parser, int_at_least
 from .im2col import conv2d_naive, conv2d_naive_backward
 from .layers import Conv2D, Flatten
 from .config import TrainConfig
@@ -421,26 +422,25 @@ def _widths(text):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m hw3lib bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=7, help="timed runs per implementation")
+    parser = Parser(prog="python -m hw3lib bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int_at_least(1), default=7,
+                        help="timed runs per implementation")
     parser.add_argument("--grid", action="store_true",
                         help="measure the grid of growing workloads (hw3lib.grid) instead")
-    parser.add_argument("--rounds", type=int, default=5, help="--grid: timed rounds per point")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--rounds", type=int_at_least(1), default=5,
+                        help="--grid: timed rounds per point")
+    parser.add_argument("--threads", type=int_at_least(1), default=1,
                         help="--grid: threads per engine (above 1: the two-thread points only)")
-    parser.add_argument("--images", type=int, default=0,
+    parser.add_argument("--images", type=int_at_least(0), default=0,
                         help="--grid: images per point instead of 1024")
     parser.add_argument("--profile", nargs="?", const="3x128x128", metavar="CxSxS",
                         help="time each layer of one training step instead, inside the training "
                              "loop, for input CxSxS (default 3x128x128)")
-    parser.add_argument("--batch", type=int, default=BATCH, help="--profile: batch size")
+    parser.add_argument("--batch", type=int_at_least(1), default=BATCH, help="--profile: batch size")
     parser.add_argument("--widths", type=_widths, default=(6, 16),
                         help="--profile: the two convolutions' output channels (default 6,16)")
-    parser.add_argument("--steps", type=int, default=20, help="--profile: timed steps")
+    parser.add_argument("--steps", type=int_at_least(1), default=20, help="--profile: timed steps")
     args = parser.parse_args(argv)
-    if min(args.repeats, args.rounds, args.threads, args.batch, args.steps) < 1 or args.images < 0:
-        parser.error("--repeats, --rounds, --threads, --batch and --steps must be at least 1, "
-                     "--images at least 0")
     if args.profile:
         return profile_main(args)
     use_torch = importlib.util.find_spec("torch") is not None

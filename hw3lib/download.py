@@ -8,7 +8,6 @@ Failures raise :class:`hw3lib.data.DataError` naming the file or URL and the fix
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.client
 import os
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .cli import Parser
 from .data import FIX_WHERE, DEFAULT_ROOT, MANIFEST_PATH, SPLITS, DataError, resolve_root, split_folders
 from .images import read_bytes
 
@@ -240,9 +240,7 @@ def download(
 def main_download(argv: list[str] | None = None) -> int:
     """``python -m hw3lib download [DEST]``: fetch and verify the dataset. Exit status 0; a
     failure raises DataError, which ``python -m hw3lib`` prints as one line, exit status 2."""
-    parser = argparse.ArgumentParser(
-        prog="python -m hw3lib download", description="Fetch and verify the fruit images."
-    )
+    parser = Parser(prog="python -m hw3lib download", description="Fetch and verify the fruit images.")
     parser.add_argument(
         "dest", nargs="?", type=Path, help=f"target folder (default: $HW3_DATA or {DEFAULT_ROOT})"
     )

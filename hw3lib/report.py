@@ -27,7 +27,6 @@ Contract with the notebook authors (one tag per cell, in the cell's ``tags`` met
   section without cells.
 - In the PDF, an equation, text output or table wider than the page is shrunk to fit.
 """
-import argparse
 import copy
 import datetime
 import html
@@ -44,6 +43,8 @@ from pathlib import Path
 
 import nbformat
 import numpy as np
+
+from .cli import Parser
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -472,8 +473,7 @@ def main(argv=None):
     from .data import resolve_root
     from .download import download
 
-    parser = argparse.ArgumentParser(prog="python -m hw3lib report",
-                                     description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="python -m hw3lib report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS_DIR, metavar="DIR",
                         help="folder of the notebooks 0[1-6]_*.ipynb (default: notebooks/)")
     parser.add_argument("--out", type=Path, default=OUT_DIR, metavar="DIR",

@@ -10,6 +10,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .checkpoint import atomic_write, load_checkpoint
+from .cli import Parser, folder
 from .config import TrainConfig
 from .data import MODES, SPLIT_METHODS
 from .download import dataset_sha256
@@ -55,13 +56,6 @@ def _threads(text):
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
 
 
-class _Parser(argparse.ArgumentParser):
-    """Argument errors become one-line ValueErrors (the dispatcher prints them, exit 2)."""
-
-    def error(self, message):
-        raise ValueError(f"{message} (python -m hw3lib train --help lists the options)")
-
-
 TABLE = "{:>5} {:>10} {:>9} {:>10} {:>9} {:>8}"
 
 
@@ -69,11 +63,11 @@ def main(argv=None):
     """``python -m hw3lib train``: train, write OUT/checkpoint.npz and OUT/history.json, print a
     per-epoch table and, as the last line, one JSON object of the best model's figures."""
     defaults = TrainConfig()
-    parser = _Parser(prog="python -m hw3lib train", epilog=OWN_IMAGES,
-                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                     description="Train LeNet5 on the fruit images, or on your own (see below): "
-                                 "70%% of the training split trains, 30%% validates, the test split "
-                                 "tests.")
+    parser = Parser(prog="python -m hw3lib train", epilog=OWN_IMAGES,
+                    formatter_class=argparse.RawDescriptionHelpFormatter,
+                    description="Train LeNet5 on the fruit images, or on your own (see below): "
+                                "70%% of the training split trains, 30%% validates, the test split "
+                                "tests.")
     parser.add_argument("--data", type=Path, help="folder holding Data_train/ and Data_test/ (or "
                                                   "train/ and test/); default: $HW3_DATA, then data/")
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="default %(default)s")
@@ -96,7 +90,7 @@ def main(argv=None):
     parser.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=defaults.hflip,
                         help="randomly mirror training images left-right (right for the fruit, "
                              "wrong for digits or text); default %(default)s")
-    parser.add_argument("--out", type=Path, default=Path("runs/lenet5"),
+    parser.add_argument("--out", type=folder, default=Path("runs/lenet5"),
                         help="output folder, default %(default)s")
     parser.add_argument("--resume", action="store_true", help="go on from OUT/checkpoint.npz")
     parser.add_argument("--threads", type=_threads, default=1, metavar="N",

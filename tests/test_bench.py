@@ -48,8 +48,8 @@ def test_measure_and_report_on_tiny_inputs(use_torch):
     assert ("PyTorch is not installed" in text) != use_torch
 
 
-def test_main_refuses_zero_repeats():
-    with pytest.raises(SystemExit):
+def test_main_refuses_zero_repeats_naming_the_option():
+    with pytest.raises(ValueError, match="argument --repeats: must be an integer >= 1, got '0'"):
         main(["--repeats", "0"])
 
 

@@ -164,3 +164,21 @@ def test_repeated_ctrl_c_ends_with_130_and_leaves_no_temporary_file(tmp_path):
     assert len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "history.json"]
     assert load_checkpoint(out / "checkpoint.npz").history == json.loads((out / "history.json").read_text())
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["bench", "--repeats", "0"], "argument --repeats: must be an integer >= 1, got '0'"),
+    (["bench", "--images", "-1"], "argument --images: must be an integer >= 0"),
+    (["bench", "--bogus"], "unrecognized arguments: --bogus"),
+    (["report", "--bogus"], "unrecognized arguments: --bogus"),
+    (["download", "--bogus"], "unrecognized arguments: --bogus"),
+    (["train", "--out", ""], "argument --out: must name a folder, got an empty string"),
+])
+def test_every_commands_argument_errors_are_one_line_naming_the_option(tmp_path, capsys, monkeypatch,
+                                                                       argv, option):
+    monkeypatch.chdir(tmp_path)
+    assert hw3lib_main(argv) == 2
+    stdout, err = capsys.readouterr()
+    assert stdout == "" and len(err.splitlines()) == 1
+    assert err.startswith(f"error: {option}") and f"python -m hw3lib {argv[0]} --help" in err
+    assert list(tmp_path.iterdir()) == []

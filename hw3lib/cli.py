@@ -1,0 +1,35 @@
+"""What the commands share: an argument parser whose errors are one line, and argument types.
+
+``python -m hw3lib`` (:mod:`hw3lib.__main__`) prints a command's ValueError as one line
+``error: ...`` with exit status 2.
+"""
+import argparse
+from pathlib import Path
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose argument errors raise one ValueError naming the option, instead
+    of printing the usage and exiting."""
+
+    def error(self, message):
+        raise ValueError(f"{message} ({self.prog} --help lists the options)")
+
+
+def int_at_least(low):
+    """An argparse ``type``: an integer >= ``low``."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
+        return value
+    return parse
+
+
+def folder(text):
+    """An argparse ``type``: a folder's path, never empty (``Path("")`` is the current folder)."""
+    if not text:
+        raise argparse.ArgumentTypeError("must name a folder, got an empty string")
+    return Path(text)
