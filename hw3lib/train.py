@@ -135,17 +135,23 @@ def _check_fit_inputs(model, data, config):
                          f"{np.shape(data.mean)} and {np.shape(data.std)}")
 
 
-def _check_resume(ckpt, model, data, config, data_sha256, source):
+def check_resume(ckpt, model, data, config, data_sha256, source):
+    """Refuse to resume the :class:`Checkpoint` ``ckpt`` (read from ``source``, named in the
+    message) with ``model``, ``data``, ``config`` and the data stamp ``data_sha256``: a
+    CheckpointError for other data, another architecture, other settings (``epochs`` aside)
+    or another training split."""
+    other = ("resume with the data it was trained on (the same --data), or train afresh into "
+             "another checkpoint (another --out)")
+    if data_sha256 and ckpt.data_sha256 and data_sha256 != ckpt.data_sha256:
+        raise CheckpointError(f"{source} was trained on other data (SHA-256 {ckpt.data_sha256}, "
+                              f"this data {data_sha256}): {other}")
     message = architecture_mismatch(model, ckpt.params, source)
     if message:
         raise CheckpointError(message)
     ckpt.check_settings(config, source)
-    if data_sha256 and ckpt.data_sha256 and data_sha256 != ckpt.data_sha256:
-        raise CheckpointError(f"{source} was trained on other data (SHA-256 {ckpt.data_sha256}, "
-                              f"this data {data_sha256})")
     if not (np.array_equal(ckpt.mean, data.mean) and np.array_equal(ckpt.std, data.std)):
         raise CheckpointError(f"{source} was trained on a training split with other statistics "
-                              "(mean/std differ): other data or another split")
+                              f"(mean/std differ), other data or another split: {other}")
 
 
 @dataclass
@@ -253,8 +259,8 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
     threads = check_threads(threads)
     if resume is not None:
         ckpt = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)
-        _check_resume(ckpt, model, data, config, data_sha256,
-                      "the checkpoint" if isinstance(resume, Checkpoint) else str(resume))
+        check_resume(ckpt, model, data, config, data_sha256,
+                     "the checkpoint" if isinstance(resume, Checkpoint) else str(resume))
     X_train, X_val = (normalize(X, data.mean, data.std) for X in (data.X_train, data.X_val))
     y_train, y_val = np.asarray(data.y_train), np.asarray(data.y_val)
     optimizer = config.build_optimizer(model.get_params())

@@ -16,7 +16,7 @@ from .data import MODES, SPLIT_METHODS
 from .download import dataset_sha256
 from .images import SUFFIXES, parse_image_size
 from .parallel import check_threads
-from .train import HISTORY_KEYS, TrainingError, fit, learning_warning
+from .train import HISTORY_KEYS, TrainingError, check_resume, fit, learning_warning
 
 OWN_IMAGES = f"""\
 Use your own images:
@@ -91,7 +91,8 @@ def main(argv=None):
                         help="randomly mirror training images left-right (right for the fruit, "
                              "wrong for digits or text); default %(default)s")
     parser.add_argument("--out", type=folder, default=Path("runs/lenet5"),
-                        help="output folder, default %(default)s")
+                        help="output folder, default %(default)s; a fresh run refuses one that "
+                             "holds a run's checkpoint.npz")
     parser.add_argument("--resume", action="store_true", help="go on from OUT/checkpoint.npz")
     parser.add_argument("--threads", type=_threads, default=1, metavar="N",
                         help="split each batch over up to N threads where that pays (large images, "
@@ -100,23 +101,27 @@ def main(argv=None):
     return _train_command(parser.parse_args(argv))
 
 
-def _prepare_out(out, files):
-    """Create the folder ``out`` and refuse, before any work, what would stop a run writing
-    ``files`` there: ValueError naming ``out`` as given and the fix."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
+def _check_out(out, files):
+    """Refuse, before any work and creating nothing, an ``out`` that could not hold a run's
+    ``files``: ValueError naming ``out`` as given and the fix."""
+    blocker = next(p for p in (out, *out.parents) if p.exists() or p.is_symlink())
+    if blocker == out and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder; give a folder (it is created if "
-                         "missing)") from None
-    except NotADirectoryError:
-        blocker = next(p for p in reversed(out.parents) if p.exists() and not p.is_dir())
-        raise ValueError(f"--out {out}: {blocker} is a file, not a folder; give another --out") from None
-    except OSError as err:
-        raise ValueError(f"cannot create --out {out}: {err.strerror}; choose a writable folder") from None
+                         "missing)")
+    if not blocker.is_dir():
+        raise ValueError(f"--out {out}: {blocker} is a file, not a folder; give another --out")
     for path in files:
         if path.is_dir():
             raise ValueError(f"{path} is a folder, where the run writes its {path.name}; move it "
                              "away or give another --out")
+
+
+def _make_out(out):
+    """Create the folder ``out`` (and its parents): ValueError when that fails."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create --out {out}: {err.strerror}; choose a writable folder") from None
 
 
 def _check_space(out, nbytes):
@@ -137,17 +142,24 @@ def _train_command(args):
                          mode=args.channels, image_size=args.image_size, split=args.split,
                          hflip=args.hflip)
     checkpoint_path, history_path = args.out / "checkpoint.npz", args.out / "history.json"
-    _prepare_out(args.out, (checkpoint_path, history_path))
+    _check_out(args.out, (checkpoint_path, history_path))
+    has_run = checkpoint_path.exists() or checkpoint_path.is_symlink()
     resume = None
     if args.resume:
-        if not (checkpoint_path.exists() or checkpoint_path.is_symlink()):
+        if not has_run:
             raise ValueError(f"--resume: no checkpoint at {checkpoint_path}; run without --resume "
                              "to start afresh")
         resume = load_checkpoint(checkpoint_path)
-        resume.check_settings(config, str(checkpoint_path))  # before loading data or printing
+        resume.check_settings(config, str(checkpoint_path))  # before loading data
+    elif has_run:  # its checkpoint (and its count of test evaluations) would be lost
+        raise ValueError(f"--out {args.out} already holds a run ({checkpoint_path}): go on with it "
+                         "with --resume, or choose another --out (or delete it)")
     data = config.load_data(args.data)
     sha = dataset_sha256(args.data)
     model = config.build_model(len(data.classes), data.image_size)
+    if resume:
+        check_resume(resume, model, data, config, sha, checkpoint_path)  # before printing
+    _make_out(args.out)
     # the checkpoint holds the latest and best weights and Adam's two moments: 4 copies
     _check_space(args.out, 4 * sum(p.nbytes for p in model.get_params().values()) + 2**20)
     height, width = data.image_size
@@ -177,9 +189,11 @@ def _train_command(args):
                          "(or make the folder writable), then go on with --resume") from None
     done = len(result.history["epoch"])
     if result.stopped:
-        _write_json(history_path, result.history)
-        print(f"error: interrupted after {done} epoch(s); {checkpoint_path} and {history_path} keep "
-              "them: go on with --resume", file=sys.stderr)
+        kept = "nothing was saved: run the same command again (without --resume)"
+        if done:
+            _write_json(history_path, result.history)
+            kept = f"{checkpoint_path} and {history_path} keep them: go on with --resume"
+        print(f"error: interrupted after {done} epoch(s); {kept}", file=sys.stderr)
         return 130
     best = {k: v[result.best_epoch - 1] for k, v in result.history.items()}
     test = result.test(data.X_test, data.y_test)  # once, at the end, on the weights kept on validation

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hw3lib import checkpoint
+from hw3lib import checkpoint, train
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.checkpoint import load_checkpoint
 from hw3lib.config import TrainConfig
+from test_checkpoint import MALFORMED, rewrite
 from test_train import fake_root, run_cli, start_training
 
 QUICK = ("--epochs", 2, "--batch-size", 8, "--lr", 0.002, "--no-progress")
@@ -166,6 +167,55 @@ def test_repeated_ctrl_c_ends_with_130_and_leaves_no_temporary_file(tmp_path):
     assert load_checkpoint(out / "checkpoint.npz").history == json.loads((out / "history.json").read_text())
 
 
+def test_a_fresh_run_into_an_out_holding_a_run_is_refused_and_loses_nothing(tmp_path, capsys):
+    root, out = fake_root(tmp_path), tmp_path / "run"
+    assert run_cli(capsys, "--data", root, *QUICK, "--out", out)[0] == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--lr", 0.01, "--out", out)
+    assert code == 2 and stdout == "" and err == (
+        f"error: --out {out} already holds a run ({out / 'checkpoint.npz'}): go on with it with "
+        "--resume, or choose another --out (or delete it)\n")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--epochs", 3, "--resume", "--out", out)
+    assert code == 0 and json.loads(stdout.splitlines()[-1])["epochs"] == 3, err
+
+
+@pytest.mark.parametrize("case", ["no optimizer state", "history null", "best epoch beyond the last",
+                                  "meta a JSON list", "wrong-shaped moment", "NaN weights"])
+def test_resuming_a_malformed_checkpoint_says_what_is_wrong_with_the_file(tmp_path, capsys, case):
+    root, out = fake_root(tmp_path), tmp_path / "run"
+    assert run_cli(capsys, "--data", root, *QUICK, "--out", out)[0] == 0
+    rewrite(out / "checkpoint.npz", MALFORMED[case][0])
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--epochs", 3, "--resume", "--out", out)
+    assert code == 2 and stdout == "" and len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: {out / 'checkpoint.npz'} is not a valid checkpoint: ")
+    assert MALFORMED[case][1] in err and "train afresh" in err and "learning rate" not in err
+
+
+def test_ctrl_c_in_the_first_epoch_says_nothing_was_saved(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    root, out = fake_root(tmp_path), tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(train, "_train_epoch", interrupted)
+        code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--out", out)
+    assert code == 130 and err == ("error: interrupted after 0 epoch(s); nothing was saved: run the "
+                                   "same command again (without --resume)\n")
+    assert list(out.iterdir()) == []
+    assert run_cli(capsys, "--data", root, *QUICK, "--out", out)[0] == 0  # as it says
+
+
+def test_resuming_on_other_data_is_refused_before_printing_naming_the_file(tmp_path, capsys):
+    root, out = fake_root(tmp_path), tmp_path / "run"
+    other = fake_root(tmp_path / "other", per_class=(10, 6))
+    assert run_cli(capsys, "--data", root, *QUICK, "--out", out)[0] == 0
+    code, stdout, err = run_cli(capsys, "--data", other, *QUICK, "--epochs", 3, "--resume", "--out", out)
+    assert code == 2 and stdout == "" and len(err.splitlines()) == 1
+    assert err.startswith(f"error: {out / 'checkpoint.npz'} was trained on other data")
+    assert "the same --data" in err and "another --out" in err
+
+
 @pytest.mark.parametrize("argv, option", [
     (["bench", "--repeats", "0"], "argument --repeats: must be an integer >= 1, got '0'"),
     (["bench", "--images", "-1"], "argument --images: must be an integer >= 0"),
@@ -182,3 +232,11 @@ def test_every_commands_argument_errors_are_one_line_naming_the_option(tmp_path,
     assert stdout == "" and len(err.splitlines()) == 1
     assert err.startswith(f"error: {option}") and f"python -m hw3lib {argv[0]} --help" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_checks_that_fail_create_no_out_folder(tmp_path, capsys):
+    root, out = fake_root(tmp_path), tmp_path / "run"
+    for argv, words in ((["--data", tmp_path / "nowhere"], "no dataset at"),
+                        (["--data", root, "--resume"], "no checkpoint at")):
+        code, stdout, err = run_cli(capsys, *argv, *QUICK, "--out", out)
+        assert code == 2 and words in err and not out.exists()
