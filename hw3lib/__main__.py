@@ -2,15 +2,16 @@
 
 Exit status: 0 done; 2 an error, said in one line ``error: ...`` (bad arguments, bad data, an
 unknown command), never a traceback; 3 ``train`` ran but the model did not learn; 130
-interrupted (Ctrl-C). After the first Ctrl-C further ones are ignored until the process ends,
-so the command's clean-up (temporary files, the files of finished epochs) always completes and
-the status stays 130.
+interrupted (Ctrl-C, or SIGTERM: a plain ``kill``). After the first interrupt further ones are
+ignored until the process ends, so the command's clean-up (temporary files, the files of
+finished epochs) always completes and the status stays 130.
 """
 import importlib
 import signal
 import sys
 import threading
 
+from .checkpoint import INTERRUPTS
 from .data import DataError
 
 # name -> ("module" or "module:function", help); the function takes argv and returns an exit status
@@ -26,8 +27,9 @@ USAGE = "usage: python -m hw3lib COMMAND [options]   (COMMAND --help for its opt
 
 
 def _interrupt_once(signum, frame):
-    """The first Ctrl-C raises KeyboardInterrupt; any later one is ignored."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """The first Ctrl-C or SIGTERM raises KeyboardInterrupt; any later one is ignored."""
+    for interrupt in INTERRUPTS:
+        signal.signal(interrupt, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -41,7 +43,8 @@ def main(argv=None):
         print(f"error: {problem}\n{USAGE}", file=sys.stderr)
         return 2
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, _interrupt_once) if main_thread else None
+    previous = {signum: signal.signal(signum, _interrupt_once)
+                for signum in (INTERRUPTS if main_thread else ())}
     try:
         module_name, _, function = COMMANDS[argv[0]][0].partition(":")
         command = getattr(importlib.import_module(module_name), function or "main")
@@ -53,8 +56,9 @@ def main(argv=None):
         print("error: interrupted", file=sys.stderr)
         return 130
     finally:
-        if main_thread and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # no Ctrl-C came
-            signal.signal(signal.SIGINT, previous)
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # no interrupt came
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from .model import LeNet5
 FORMAT = "hw3lib-checkpoint"
 FORMAT_VERSION = 2  # 2 added TrainConfig.split and the test record; 1 is read as split "random"
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C and a plain `kill`
 
 
 @dataclass(frozen=True)
@@ -207,21 +208,25 @@ def architecture_mismatch(model, params, source):
 
 @contextlib.contextmanager
 def interrupts_deferred():
-    """Hold a Ctrl-C (SIGINT, also the notebook's stop button) back until the block has run,
-    then raise it; several count as one. Signals reach only the main thread; in other threads,
-    or while SIGINT is ignored, this does nothing."""
-    if threading.current_thread() is not threading.main_thread() or not callable(
-            signal.getsignal(signal.SIGINT)):
+    """Hold a Ctrl-C (SIGINT, also the notebook's stop button) or a SIGTERM back until the
+    block has run, then raise it; several count as one. Signals reach only the main thread; in
+    other threads, or for a signal that is ignored or left to its default, this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
     received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+    previous = {signum: signal.getsignal(signum) for signum in INTERRUPTS
+                if callable(signal.getsignal(signum))}
+    for signum in previous:
+        signal.signal(signum, lambda signum, frame: received.append((signum, frame)))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if received:
-        previous(signal.SIGINT, received[0])
+        signum, frame = received[0]
+        previous[signum](signum, frame)
 
 
 def atomic_write(path, write):

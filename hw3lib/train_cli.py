@@ -34,7 +34,8 @@ Use your own images:
 
 Exit status: 0 done; 2 an error (one line "error: ...": bad option, data or --out); 3 the
 model did not learn (no better than chance; a "warning:" line says so and the JSON line holds
-"learned": false); 130 interrupted (Ctrl-C; the finished epochs are kept: go on with --resume).
+"learned": false); 130 interrupted (Ctrl-C or a plain kill; the finished epochs are kept: go on
+with --resume).
 """
 
 

@@ -152,17 +152,18 @@ def test_help_tells_how_to_use_own_images_and_the_exit_statuses(capsys):
         assert words in text, words
 
 
-def test_repeated_ctrl_c_ends_with_130_and_leaves_no_temporary_file(tmp_path):
-    """Five SIGINTs in quick succession, the first while training: exit 130, one line, no
-    temporary file, the finished epochs kept."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_repeated_interrupts_end_with_130_and_leave_no_temporary_file(tmp_path, signum):
+    """Five SIGINTs (Ctrl-C) or SIGTERMs (a plain kill) in quick succession, the first while
+    training: exit 130, one line, no temporary file, the finished epochs kept."""
     root, out = fake_root(tmp_path), tmp_path / "run"
     proc = start_training(root, out)
     for _ in range(5):
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         time.sleep(0.002)
     stdout, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err, err
-    assert len(err.strip().splitlines()) == 1
+    assert len(err.strip().splitlines()) == 1 and "go on with --resume" in err
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "history.json"]
     assert load_checkpoint(out / "checkpoint.npz").history == json.loads((out / "history.json").read_text())
 
