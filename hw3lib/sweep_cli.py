@@ -1,7 +1,6 @@
 """``python -m hw3lib sweep``: a hyperparameter sweep from the command line (:mod:`hw3lib.sweep`)."""
 import argparse
 import json
-import signal
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -9,6 +8,7 @@ from pathlib import Path
 import matplotlib
 from optuna.distributions import FloatDistribution, IntDistribution
 
+from .cli import Parser, folder
 from .config import TrainConfig
 from .sweep import JOURNAL, PRUNERS, SweepError, default_workers, run_sweep
 
@@ -19,13 +19,6 @@ EXAMPLES = """examples:
 several machines share one study through a database (the same command on each):
   python -m hw3lib sweep --param lr=1e-4:1e-2:log --trials 40 --storage postgresql://USER:PASSWORD@HOST/DB
 """
-
-
-class _Parser(argparse.ArgumentParser):
-    """Argument errors become one-line ValueErrors (the dispatcher prints them, exit 2)."""
-
-    def error(self, message):
-        raise ValueError(f"{message} (python -m hw3lib sweep --help lists the options)")
 
 
 def _value(text):
@@ -85,7 +78,7 @@ def parse_seeds(text):
 def main(argv=None):
     """``python -m hw3lib sweep``: run (or go on with) a sweep, print its table, the best
     setting and the failures, write the figures, and as the last line one JSON object."""
-    parser = _Parser(prog="python -m hw3lib sweep", epilog=EXAMPLES,
+    parser = Parser(prog="python -m hw3lib sweep", epilog=EXAMPLES,
                      formatter_class=argparse.RawDescriptionHelpFormatter,
                      description="Train LeNet5 with many settings, several seeds each, in parallel, "
                                  "through Optuna; scored on the validation split. Run the same "
@@ -100,7 +93,7 @@ def main(argv=None):
     parser.add_argument("--trials", type=int, help="a sampled search: how many settings to try")
     parser.add_argument("--workers", type=int, default=default_workers(),
                         help="worker processes on this machine; default %(default)s (one per core)")
-    parser.add_argument("--out", type=Path, default=Path("runs/sweep"),
+    parser.add_argument("--out", type=folder, default=Path("runs/sweep"),
                         help="checkpoints, figures and the default storage; default %(default)s")
     parser.add_argument("--storage", help=f"a database URL shared by several machines "
                                           f"(default: the journal file OUT/{JOURNAL})")
@@ -111,9 +104,7 @@ def main(argv=None):
                                                   "(default: $HW3_DATA, then data/)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
-    # a plain `kill` stops the workers as Ctrl-C does, instead of leaving them running alone
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
+    try:  # a plain `kill` is a Ctrl-C too (hw3lib.__main__): the workers stop, their runs kept
         return _sweep_command(args)
     except KeyboardInterrupt as err:
         print(f"error: {str(err) or 'interrupted: run the same command again to go on'}", file=sys.stderr)
@@ -121,8 +112,6 @@ def main(argv=None):
     except SweepError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _sweep_command(args):

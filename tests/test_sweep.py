@@ -247,6 +247,7 @@ def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsy
         (["--param", "lr=1e-3", "--set", "epoch=3"], "error: --set 'epoch=3': unknown setting 'epoch'"),
         (["--param", "lr=1e-3", "--seeds", "a-b"], "error: --seeds 'a-b': give FIRST-LAST"),
         (["--param", "lr=1e-3", "--param", "lr=5e-4"], "error: --param lr is given twice"),
+        (["--param", "lr=1e-3", "--out", ""], "error: argument --out: must name a folder"),
         (["--param", "lr=1e-3", "--set", "seed=5"], "error: --set 'seed=5': a sweep's seeds are --seeds"),
         (["--param", "lr=1e-3", "--set", "lr=5e-4"], "error: --set 'lr=5e-4': lr is swept by --param"),
         (["--param", "model.hidden=[16,8],[8,4]"],
@@ -258,7 +259,7 @@ def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsy
          "error: cannot open the storage postgresql://me@127.0.0.1:1/db: "),  # no password shown
         (["--param", "lr=1e-3", "--data", str(tmp_path / "nowhere")], "error: no dataset at "),
     ]:
-        assert hw3lib_main(["sweep", "--data", str(root), *argv, "--out", str(tmp_path / "out")]) == 2
+        assert hw3lib_main(["sweep", "--data", str(root), "--out", str(tmp_path / "out"), *argv]) == 2
         err = capsys.readouterr().err
         assert err.startswith(message) and err.count("\n") == 1, err
     assert not (tmp_path / "out").exists()
