@@ -4,7 +4,7 @@ A config builds what a run needs: its data (:meth:`TrainConfig.load_data`), its 
 (:meth:`TrainConfig.build_model`) and its optimizer (:meth:`TrainConfig.build_optimizer`).
 """
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
@@ -74,6 +74,9 @@ class TrainConfig:
     image_size: tuple | None = None
 
     def __post_init__(self):
+        for f in fields(self):  # numpy numbers as Python's: the settings are stored as JSON
+            if isinstance(getattr(self, f.name), np.generic):
+                object.__setattr__(self, f.name, getattr(self, f.name).item())
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
@@ -85,6 +88,7 @@ class TrainConfig:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
         self.build_optimizer(params={})  # checks lr, betas, eps, momentum
+        SGD(self.lr, {}, momentum=self.momentum)  # momentum, also where unused: it is stored
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
         object.__setattr__(self, "image_size", parse_image_size(self.image_size))

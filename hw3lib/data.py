@@ -301,11 +301,18 @@ def train_val_split(
         raise ValueError(f"split must be one of {list(SPLIT_METHODS)}, got {split!r}")
     if len(X) != len(y):
         raise ValueError(f"X and y differ in length: {len(X)} != {len(y)}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     rng = np.random.default_rng(seed)
     is_val = np.zeros(len(y), dtype=bool)
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)
         count = round(len(idx) * val_fraction)
+        if not 0 < count < len(idx):
+            raise ValueError(f"class {c} has {len(idx)} training image(s), and val_fraction "
+                             f"{val_fraction} sends {count} of them to validation; each class needs "
+                             "at least one in each split: add images, or choose a val_fraction that "
+                             "leaves one on each side")
         if split == "random":
             is_val[rng.permutation(idx)[:count]] = True
             continue

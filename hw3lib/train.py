@@ -52,6 +52,8 @@ def evaluate(model, X, y, batch_size=EVAL_BATCH):
     Forward passes only; the weights do not change."""
     if len(X) == 0 or len(X) != len(y):
         raise ValueError(f"evaluate needs as many labels as images (>= 1), got {len(X)} and {len(y)}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     cost, loss_sum, correct = CrossEntropyLoss(), 0.0, 0
     for i in range(0, len(X), batch_size):
         probs, yb = model.forward(X[i:i + batch_size]), y[i:i + batch_size]
@@ -126,13 +128,16 @@ def _check_fit_inputs(model, data, config):
                              f"{model.num_classes} classes (labels 0 to {model.num_classes - 1})")
         if not np.isfinite(X).all():
             raise ValueError(f"X_{split} contains NaN or infinite values")
-    if data.classes and len(data.classes) != model.num_classes:
+    if len(data.classes) != model.num_classes:
         raise ValueError(f"the data has {len(data.classes)} classes {list(data.classes)}, the model "
                          f"{model.num_classes} outputs; build it with "
                          f"config.build_model({len(data.classes)})")
     if np.shape(data.mean) != (expected[0],) or np.shape(data.std) != (expected[0],):
         raise ValueError(f"data.mean and data.std must have shape ({expected[0]},), got "
                          f"{np.shape(data.mean)} and {np.shape(data.std)}")
+    if not (np.isfinite(data.mean).all() and np.isfinite(data.std).all() and (data.std > 0).all()):
+        raise ValueError(f"data.mean {data.mean} and data.std {data.std} must be finite, std > 0: "
+                         "take them from hw3lib.data.fit_normalizer(X_train)")
 
 
 def check_resume(ckpt, model, data, config, data_sha256, source):
@@ -257,6 +262,11 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
     """
     _check_fit_inputs(model, data, config)
     threads = check_threads(threads)
+    if checkpoint_path is not None:  # now, not after the first epoch's work
+        if Path(checkpoint_path).is_dir():
+            raise ValueError(f"checkpoint_path {checkpoint_path} is a folder; give a file's path, "
+                             "e.g. runs/lenet5/checkpoint.npz")
+        Path(checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
     if resume is not None:
         ckpt = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)
         check_resume(ckpt, model, data, config, data_sha256,

@@ -392,6 +392,19 @@ def test_split_rejects_bad_fraction(fraction):
         data.train_val_split(*toy(), val_fraction=fraction)
 
 
+@pytest.mark.parametrize("fraction, count", [(0.001, 0), (0.999, 490)])
+def test_split_refuses_a_fraction_that_leaves_a_split_without_a_class(fraction, count):
+    with pytest.raises(ValueError, match=f"class 0 has 490 training image\\(s\\), and val_fraction "
+                                         f"{fraction} sends {count} of them to validation"):
+        data.train_val_split(*toy(), val_fraction=fraction)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "0"])
+def test_split_refuses_a_seed_that_is_no_count(seed):
+    with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+        data.train_val_split(*toy(), seed=seed)
+
+
 def test_split_rejects_length_mismatch():
     X, y = toy()
     with pytest.raises(ValueError, match="differ in length"):

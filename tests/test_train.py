@@ -92,6 +92,7 @@ def test_defaults_are_the_reports_plus_flips():
     (dict(model=dict(activation="sigmoid")), "activation must be one of"),
     (dict(optimizer="rmsprop"), "optimizer must be one of"),
     (dict(optimizer="sgd", momentum=1.0), "momentum"),
+    (dict(momentum=1.5), "momentum"),  # unused by Adam, but stored with the run
 ])
 def test_config_refuses_bad_settings(changes, match):
     with pytest.raises(ValueError, match=match):
@@ -137,6 +138,12 @@ def bad_data(kind):
         return replace(data, y_train=data.y_train.astype(np.float32))
     if kind == "classes":
         return replace(data, classes=["a", "b", "c", "d"])
+    if kind == "no classes":
+        return replace(data, classes=[])
+    if kind == "zero std":
+        return replace(data, std=np.zeros_like(data.std))
+    if kind == "negative std":
+        return replace(data, std=-data.std)
     if kind == "nan pixel":
         X = data.X_train.copy()
         X[0, 0, 0, 0] = np.nan
@@ -149,6 +156,7 @@ def bad_data(kind):
     ("label too large", "labels from 0 to 3, but the model has 3 classes"),
     ("negative label", "y_val holds labels from -1"), ("float labels", "integer labels"),
     ("classes", "the data has 4 classes"), ("nan pixel", "NaN"), ("lengths", "same number"),
+    ("no classes", "the data has 0 classes"), ("zero std", "std > 0"), ("negative std", "std > 0"),
 ])
 def test_fit_refuses_bad_data_before_any_work(tmp_path, kind, match):
     model, calls = tiny_config().build_model(3), []
@@ -158,6 +166,32 @@ def test_fit_refuses_bad_data_before_any_work(tmp_path, kind, match):
             checkpoint_path=tmp_path / "c.npz", progress=False)
     assert calls == [] and not (tmp_path / "c.npz").exists()
     assert_same_params(params_of(model), before)
+
+
+def test_numpy_numbers_in_the_settings_are_stored_as_python_numbers(tmp_path):
+    config = tiny_config(epochs=np.int64(1), seed=np.int64(0), batch_size=np.int32(16), lr=np.float32(1e-3),
+                         hflip=np.bool_(False), val_fraction=np.float64(0.3))
+    assert [type(getattr(config, k)) for k in ("epochs", "seed", "batch_size", "lr", "hflip", "val_fraction")] \
+        == [int, int, int, float, bool, float]
+    fit(config.build_model(3), tiny_data(), config, checkpoint_path=tmp_path / "c.npz", progress=False)
+    assert load_checkpoint(tmp_path / "c.npz").config == config  # numpy's int64 is no JSON: no file before
+
+
+def test_fit_makes_the_checkpoints_folder_and_refuses_a_folder_before_any_work(tmp_path):
+    config, calls = tiny_config(epochs=1), []
+    path = tmp_path / "runs" / "lenet5" / "checkpoint.npz"
+    fit(config.build_model(3), tiny_data(), config, checkpoint_path=path, progress=False)
+    assert load_checkpoint(path).epoch == 1
+    with pytest.raises(ValueError, match="checkpoint_path .*lenet5 is a folder; give a file's path"):
+        fit(config.build_model(3), tiny_data(), config, checkpoint_path=path.parent, on_batch=calls.append,
+            progress=False)
+    assert calls == []
+
+
+def test_evaluate_refuses_a_batch_size_below_one():
+    data = tiny_data()
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
+        evaluate(tiny_config().build_model(3), data.X_val, data.y_val, batch_size=0)
 
 
 # --- the loop and its history ---------------------------------------------------------------
