@@ -37,10 +37,49 @@ KEEP_BYTES = 32 << 20  # and keeps its transformed input up to this size in all 
 
 
 class Layer:
-    """Base class: a layer without parameters."""
+    """Base class: a layer without parameters.
+
+    Subclasses compute in ``_forward(x)`` and ``_backward(dout)``; :meth:`forward` and
+    :meth:`backward` check the arrays first (their dtypes and shapes only, no pass over them),
+    so that a wrong one is refused in one line naming the layer, not deep inside NumPy.
+    """
+
+    input_axes = None  # forward's input axes, a name for any size, an int for that size; None: any
 
     def __init__(self):
         self.params, self.grads = {}, {}
+        self.last_out_shape = None  # the shape of the last output, which backward's gradient has
+
+    def forward(self, x):
+        """``x`` (a float array of :attr:`input_axes`) -> the layer's output."""
+        self._check_float(x, "forward", "input")
+        axes = self.input_axes
+        if axes is not None and (x.ndim != len(axes) or any(
+                size != axis for size, axis in zip(x.shape, axes) if isinstance(axis, int))):
+            raise ValueError(f"{self!r} expects input ({', '.join(map(str, axes))}), "
+                             f"got shape {x.shape}")
+        out = self._forward(x)
+        self.last_out_shape = out.shape
+        return out
+
+    def backward(self, dout):
+        """``dout`` (a float array of the last output's shape) -> the input gradient ``dx``, of
+        the last input's shape (None where a layer skips it); fills :attr:`grads`."""
+        if self.last_out_shape is None:
+            raise ValueError(f"{self!r}.backward called before forward: run forward on the batch first")
+        self._check_float(dout, "backward", "gradient")
+        if dout.shape != self.last_out_shape:
+            raise ValueError(f"{self!r}.backward expects a gradient of shape {self.last_out_shape}, "
+                             f"the shape of its last output; got {dout.shape}")
+        return self._backward(dout)
+
+    def _check_float(self, a, method, what):
+        """Refuse an ``a`` that is not a NumPy array of floats: integers fail in the in-place
+        steps or turn silently into float64."""
+        if not (isinstance(a, np.ndarray) and a.dtype.kind == "f"):
+            got = f"dtype {a.dtype}" if isinstance(a, np.ndarray) else f"a {type(a).__name__}"
+            raise ValueError(f"{self!r}.{method} expects the {what} as a float32 or float64 NumPy "
+                             f"array, got {got}; convert it with np.asarray(..., dtype=np.float32)")
 
     def output_shape(self, input_shape):
         """Shape of one sample's output for one sample's input shape, e.g. ``(C, H, W)``."""
@@ -112,6 +151,7 @@ class Conv2D(Layer):
         self.params["b"] = _uniform(rng, bound, (self.out_channels,), dtype)
         self.needs_input_grad = True
         self.algorithm = self._choose(algorithm)
+        self.input_axes = ("N", self.in_channels, "H", "W")
 
     def _choose(self, algorithm):
         """``"im2col"`` or ``"winograd"``: ``algorithm`` checked against this layer's geometry,
@@ -148,7 +188,7 @@ class Conv2D(Layer):
         next (at 3x128x128, batch 32, conv1's products run 2-3x faster than in one block);
         but blocks are at least ``MIN_COLUMNS`` wide, which matters for wide layers, whose
         products are compute-bound."""
-        rows = self.params["W"][0].size  # kh * C * kw
+        rows, n = self.params["W"][0].size, max(n, 1)  # kh * C * kw; an empty batch as one image
         most = max(CACHE_BYTES // (rows * n * self.params["W"].itemsize), -(-MIN_COLUMNS // n), 1)
         per = _even_block(ow, most)
         return [slice(i, min(ow, i + per)) for i in range(0, ow, per)]
@@ -161,7 +201,7 @@ class Conv2D(Layer):
         (kh, kw), sh = self.kernel_size, self.stride[0]
         bands, largest = [], 0
         for columns in self.blocks:
-            row = self.in_channels * kw * (columns.stop - columns.start) * n  # numbers per image row
+            row = self.in_channels * kw * (columns.stop - columns.start) * max(n, 1)  # per image row
             most = (most_bytes // (row * self.rows.itemsize) - kh) // sh + 1
             per = _even_block(oh, max(most, 1))
             outs = [slice(o, min(o + per, oh)) for o in range(0, oh, per)]
@@ -183,7 +223,7 @@ class Conv2D(Layer):
         (oh, _), (th, tw) = out_hw, winograd.tile_grid(out_hw)
         m, t = winograd.TILE, self._tile_size()
         itemsize = self.params["W"].itemsize
-        row_bytes = t * t * max(self.in_channels, self.out_channels) * tw * n * itemsize
+        row_bytes = t * t * max(self.in_channels, self.out_channels) * tw * max(n, 1) * itemsize
         per = _even_block(th, max(TILE_BLOCK_BYTES // row_bytes, 1))
         return [(slice(m * a, m * min(a + per, th) + t - m), slice(m * a, min(m * (a + per), oh)))
                 for a in range(0, th, per)]
@@ -192,10 +232,8 @@ class Conv2D(Layer):
         """``t = m + r - 1``: the side of Winograd's input tiles."""
         return winograd.TILE + self.kernel_size[0] - 1
 
-    def forward(self, x):
-        n, c, h, w = x.shape
-        if c != self.in_channels:
-            raise ValueError(f"{self!r} expects input (N, {self.in_channels}, H, W), got {x.shape}")
+    def _forward(self, x):
+        n, _, h, w = x.shape
         out_hw = conv_output_size((h, w), self.kernel_size, self.stride, self.padding)
         self.x_shape = x.shape
         self.rows = padded_rows(x, self.padding)  # (Hp, C, Wp, N)
@@ -244,7 +282,7 @@ class Conv2D(Layer):
                 self.V.append(V)
         return out
 
-    def backward(self, dout):
+    def _backward(self, dout):
         n, f, oh, ow = dout.shape
         (ph, pw), (h, w) = self.padding, self.x_shape[2:]
         # G (OH, F, OW*N): a free view when dout has the memory layout of our own output
@@ -315,6 +353,8 @@ class _Pool2D(Layer):
     ``Conv2D`` output, so that every elementwise step runs through memory in one order.
     """
 
+    input_axes = ("N", "C", "H", "W")
+
     def __init__(self, kernel_size=2, stride=None):
         super().__init__()
         self.kernel_size = pair(kernel_size, "kernel_size")
@@ -376,11 +416,11 @@ class MaxPool2D(_Pool2D):
     """Max over each window: ``(N, C, H, W) -> (N, C, OH, OW)``; the gradient goes to the
     first maximum of each window, as in PyTorch."""
 
-    def forward(self, x):
+    def _forward(self, x):
         self.x, self.out = x, self._pool(x, np.maximum)
         return self.out
 
-    def backward(self, dout):
+    def _backward(self, dout):
         """In blocks of output rows (:meth:`_row_blocks`), so that a block's output, gradient
         and masks stay in the cache across the window's offsets."""
         dout = _layout_of(self.out, dout)
@@ -403,7 +443,7 @@ class MaxPool2D(_Pool2D):
         """``(output rows, input rows)`` slices: the output rows in blocks whose input rows take
         about ``POOL_BLOCK_BYTES`` (at least one row), as even as the fewest blocks allow."""
         (kh, _), (sh, _) = self.kernel_size, self.stride
-        oh, row_bytes = self.out.shape[2], self.x[:, :, 0].nbytes * sh
+        oh, row_bytes = self.out.shape[2], max(self.x[:, :, 0].nbytes, 1) * sh  # 0 for N = 0
         per = _even_block(oh, max(POOL_BLOCK_BYTES // row_bytes, 1))
         return [(slice(i, min(oh, i + per)), slice(i * sh, (min(oh, i + per) - 1) * sh + kh))
                 for i in range(0, oh, per)]
@@ -412,13 +452,13 @@ class MaxPool2D(_Pool2D):
 class AvgPool2D(_Pool2D):
     """Mean over each window: ``(N, C, H, W) -> (N, C, OH, OW)``."""
 
-    def forward(self, x):
+    def _forward(self, x):
         out = self._pool(x, np.add)
         out /= self.kernel_size[0] * self.kernel_size[1]
         self.x, self.out = x, out
         return out
 
-    def backward(self, dout):
+    def _backward(self, dout):
         share = _layout_of(self.out, dout) / (self.kernel_size[0] * self.kernel_size[1])
         dx, disjoint = self._gradient_buffer(share.dtype)
         for index in self._slices(self.x.shape):
@@ -432,22 +472,22 @@ class AvgPool2D(_Pool2D):
 class ReLU(Layer):
     """``max(x, 0)`` elementwise, any shape."""
 
-    def forward(self, x):
+    def _forward(self, x):
         self.out = np.maximum(x, 0)  # the mask is left to backward: evaluation never needs it
         return self.out
 
-    def backward(self, dout):
+    def _backward(self, dout):
         return dout * (self.out > 0)  # a product with a bool mask is ~15x faster than np.where
 
 
 class Tanh(Layer):
     """``tanh(x)`` elementwise, any shape."""
 
-    def forward(self, x):
+    def _forward(self, x):
         self.out = np.tanh(x)
         return self.out
 
-    def backward(self, dout):
+    def _backward(self, dout):
         return dout * (1 - self.out * self.out)
 
 
@@ -458,11 +498,11 @@ class Flatten(Layer):
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
 
-    def forward(self, x):
+    def _forward(self, x):
         self.x = x
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(len(x), *self.output_shape(x.shape[1:]))  # not -1: N may be 0
 
-    def backward(self, dout):
+    def _backward(self, dout):
         return _layout_of(self.x, dout.reshape(self.x.shape))
 
 
@@ -481,20 +521,19 @@ class Dense(Layer):
         bound = 1.0 / np.sqrt(self.in_features)
         self.params["W"] = _uniform(rng, bound, (self.out_features, self.in_features), dtype)
         self.params["b"] = _uniform(rng, bound, (self.out_features,), dtype)
+        self.input_axes = ("N", self.in_features)
 
     def output_shape(self, input_shape):
         if tuple(input_shape) != (self.in_features,):
             raise ValueError(f"{self!r} expects {self.in_features} input features, got {input_shape}")
         return (self.out_features,)
 
-    def forward(self, x):
-        if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ValueError(f"{self!r} expects input (N, {self.in_features}), got {x.shape}")
+    def _forward(self, x):
         self.x = x
         # (W @ x.T).T, not x @ W.T: the same product, which OpenBLAS runs about 1.7x as fast
         return (self.params["W"] @ x.T).T + self.params["b"]
 
-    def backward(self, dout):
+    def _backward(self, dout):
         self.grads["W"] = dout.T @ self.x
         self.grads["b"] = dout.sum(axis=0)
         return dout @ self.params["W"]
