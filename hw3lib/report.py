@@ -52,12 +52,14 @@ OUT_DIR = REPO_ROOT / "report"
 NOTEBOOK_GLOB = "0[1-6]_*.ipynb"
 REPORT_NAME = "hw3_report"
 TITLE = "HW3: CNN implementation · CNN 實作"
-INTRO = (
-    "A LeNet-5 convolutional network written from scratch in NumPy and trained on three fruit "
-    "classes (Carambula, Lychee, Pear; 32×32 grey images). The notebooks 01 to 06 were executed "
-    "from scratch by `python -m hw3lib report`; every number, table and figure below comes from "
-    "that run."
-)
+INTRO = ("A LeNet-5 convolutional network written from scratch in NumPy and trained on three "
+         "fruit classes (Carambula, Lychee, Pear; 32×32 grey images). ")
+PROVENANCE = {  # executed -> where the numbers come from, said after INTRO
+    True: "The notebooks 01 to 06 were executed from scratch by `python -m hw3lib report`; every "
+          "number, table and figure below comes from that run.",
+    False: "The notebooks 01 to 06 were not executed for this report: every number, table and "
+           "figure below is an output stored in them (`python -m hw3lib report --no-execute`).",
+}
 TAG_PREFIX = "report:"
 SECTIONS = {  # tag suffix -> section title, in the order of the original report
     "1": "1. The CNN implementation · CNN 實作",
@@ -248,10 +250,10 @@ def _markdown(source, tags=()):
     return nbformat.v4.new_markdown_cell(source, metadata={"tags": list(tags)})
 
 
-def assemble(notebooks, stamp):
+def assemble(notebooks, stamp, executed=True):
     """One report notebook from ``notebooks`` (``[(name, nb), ...]`` in order) and the stamp
-    rows: title, the four sections, the stamp. Raises :class:`ReportError` for an empty
-    section."""
+    rows: title, the four sections, the stamp; the introduction says whether the notebooks were
+    ``executed`` for it. Raises :class:`ReportError` for an empty section."""
     sections = {key: [] for key in SECTIONS}
     for name, nb in notebooks:
         for key, cells in report_cells(name, nb).items():
@@ -263,7 +265,7 @@ def assemble(notebooks, stamp):
                           "report needs at least one (see hw3lib/report.py)")
     table = "".join(f"<tr><th>{html.escape(what)}</th><td>{html.escape(value)}</td></tr>"
                     for what, value in stamp)
-    cells = [_markdown(f'<h1 id="title">{TITLE}</h1>\n\n{INTRO}')]
+    cells = [_markdown(f'<h1 id="title">{TITLE}</h1>\n\n{INTRO}{PROVENANCE[executed]}')]
     for number, (key, title) in enumerate(SECTIONS.items()):
         # section 1 follows the title on page 1, sections 2-4 start new pages, the short
         # stamp follows section 4 (a forced break there can leave a blank page before it)
@@ -449,7 +451,7 @@ def build(notebooks_dir=NOTEBOOKS_DIR, out_dir=OUT_DIR, execute=True, timeout=DE
         else:
             nb = nbformat.read(path, as_version=4)
         notebooks.append((path.name, nb))
-    report = assemble(notebooks, stamp_rows(execute, data_root))
+    report = assemble(notebooks, stamp_rows(execute, data_root), executed=execute)
     build_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(report, build_dir / f"{REPORT_NAME}.ipynb")
     html_path, pdf_path = out_dir / f"{REPORT_NAME}.html", out_dir / f"{REPORT_NAME}.pdf"

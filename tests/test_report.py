@@ -268,6 +268,15 @@ def test_cli_exports_stored_outputs_and_reports_errors(tmp_path, capsys):
     assert "no notebooks matching" in capsys.readouterr().err
 
 
+def test_the_intro_says_whether_the_notebooks_were_executed(tmp_path, built):
+    assert "were executed from scratch" in built[2]
+    folder = write_notebooks(tmp_path / "nb", {"01_x.ipynb": one_cell_per_section("section")})
+    html_path, _ = build(folder, tmp_path / "out", execute=False, log=lambda *a: None)
+    page = html_path.read_text(encoding="utf-8")
+    assert "were not executed for this report" in page and "output stored in them" in page
+    assert "executed from scratch" not in page
+
+
 def test_without_chromium_the_html_is_written_and_the_pdf_tool_named(tmp_path, monkeypatch,
                                                                       capsys):
     folder = write_notebooks(tmp_path / "nb", {"01_x.ipynb": one_cell_per_section("section")})
