@@ -8,17 +8,19 @@ Failures raise :class:`hw3lib.data.DataError` naming the file or URL and the fix
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
+import queue
 import re
 import shutil
 import tempfile
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,15 +149,35 @@ def _fetch(url: str, timeout: float) -> bytes:
 def _fetch_all(
     manifest: Mapping[str, str], base_url: str, target: Path, progress: bool, timeout: float, workers: int
 ) -> None:
-    """Fetch every manifest file into ``target``, checking each SHA-256 before writing it."""
-    pool = ThreadPoolExecutor(workers)
+    """Fetch every manifest file into ``target``, checking each SHA-256 before writing it.
+
+    ``workers`` daemon threads fetch; this thread checks and writes. On an error or Ctrl-C it
+    returns at once: fetches still waiting on the network (up to ``timeout``) are left to end
+    on their own and never hold up the exit."""
+    urls = {rel: f"{base_url.rstrip('/')}/{urllib.parse.quote(rel)}" for rel in manifest}
+    todo, done, stop = queue.SimpleQueue(), queue.SimpleQueue(), threading.Event()
+    for rel in urls:
+        todo.put(rel)
+
+    def fetch():
+        while not stop.is_set():
+            try:
+                rel = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                done.put((rel, _fetch(urls[rel], timeout), None))
+            except BaseException as exc:  # handed to the writing thread, raised there
+                done.put((rel, None, exc))
+
+    for _ in range(min(workers, len(urls))):
+        threading.Thread(target=fetch, daemon=True).start()
     try:
-        urls = {rel: f"{base_url.rstrip('/')}/{urllib.parse.quote(rel)}" for rel in manifest}
-        futures = {pool.submit(_fetch, url, timeout): rel for rel, url in urls.items()}
-        with tqdm(total=len(futures), disable=not progress, unit="file", desc="fruits") as bar:
-            for future in as_completed(futures):
-                rel = futures[future]
-                body = future.result()
+        with tqdm(total=len(urls), disable=not progress, unit="file", desc="fruits") as bar:
+            for _ in urls:
+                rel, body, exc = done.get()
+                if exc is not None:
+                    raise exc
                 if _sha256(body) != manifest[rel]:
                     raise DataError(
                         f"{urls[rel]} returned bytes with SHA-256 {_sha256(body)}, but the manifest "
@@ -167,7 +189,7 @@ def _fetch_all(
                 path.write_bytes(body)
                 bar.update()
     finally:
-        pool.shutdown(cancel_futures=True)
+        stop.set()
 
 
 def _move_into(staged: Path, dest: Path) -> None:
@@ -217,6 +239,7 @@ def download(
             "Fix: move or delete them, then download again."
         )
     manifest = read_manifest()
+    made = [p for p in (dest.parent, *dest.parent.parents) if not p.exists()]  # deepest first
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.download-", dir=dest.parent))
@@ -229,11 +252,14 @@ def download(
             _move_into(staged, dest)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    except OSError as exc:
-        raise DataError(
-            f"cannot write the download next to {dest}: {exc}. "
-            "Fix: choose a writable destination with about 10 MB free."
-        ) from exc
+    except BaseException as exc:
+        for folder in made:  # the folders made for it go too
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if isinstance(exc, OSError):
+            raise DataError(f"cannot write the download next to {dest}: {exc}. "
+                            "Fix: choose a writable destination with about 10 MB free.") from exc
+        raise
     return dest
 
 

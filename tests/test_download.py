@@ -5,7 +5,10 @@ import hashlib
 import http.server
 import itertools
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import tomllib
@@ -188,7 +191,7 @@ def test_download_rejects_changed_bytes_and_leaves_nothing(tmp_path, site):
         download.download(dest, base_url=f"{site}/changed", progress=False)
     msg = str(err.value)
     assert f"{site}/changed/{FIRST_FILE}" in msg and "SHA-256" in msg and "Fix:" in msg
-    assert not dest.exists() and leftovers(dest.parent) == []
+    assert not dest.parent.exists()  # nor the folder made for it
 
 
 def test_download_missing_file_404_leaves_nothing(tmp_path, site):
@@ -287,3 +290,26 @@ def test_main_download_failure_is_exit_status_2(tmp_path, capsys):
     assert hw3lib_main(argv) == 2
     assert "error: could not fetch http://127.0.0.1:9/" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+    argv[1] = str(tmp_path / "new" / "deeper" / "d")  # the folders made for it are removed too
+    assert hw3lib_main(argv) == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_ends_a_download_stalled_on_the_network_at_once(tmp_path):
+    """A server that accepts and never answers: each fetch would wait its 30 s timeout."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(64)
+        dest = tmp_path / "fruits"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hw3lib", "download", str(dest), "--no-progress",
+             "--base-url", f"http://127.0.0.1:{server.getsockname()[1]}"],
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+            stderr=subprocess.PIPE, text=True)
+        time.sleep(3)  # the fetches are waiting now
+        process.send_signal(signal.SIGINT)
+        interrupted = time.monotonic()
+        _, stderr = process.communicate(timeout=25)  # before the fix: ~27 s, the fetches' timeouts
+    assert time.monotonic() - interrupted < 10
+    assert process.returncode == 130 and stderr == "error: interrupted\n"
+    assert list(tmp_path.iterdir()) == []  # no destination, no staging folder
