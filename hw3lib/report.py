@@ -101,12 +101,14 @@ def _where(name, index, cell):
 
 def execute_notebook(path, build_dir, timeout=DEFAULT_TIMEOUT, env=None):
     """Execute the notebook at ``path`` from scratch in this Python's kernel, with the
-    notebook's folder as working directory and ``env`` as environment; write the executed copy
-    to ``build_dir`` and return it. A failing cell raises :class:`ReportError` naming it."""
+    notebook's folder as working directory and ``env`` as environment (default: this process's);
+    write the executed copy to ``build_dir`` and return it. A failing cell raises
+    :class:`ReportError` naming it. The kernel is shut down and its connection file removed."""
     from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    from traitlets import default
 
     class CurrentPython(KernelSpecManager):
         """Every kernel name means ipykernel in this interpreter (this virtual environment)."""
@@ -116,16 +118,24 @@ def execute_notebook(path, build_dir, timeout=DEFAULT_TIMEOUT, env=None):
                                     "{connection_file}", "--IPKernelApp.log_level=ERROR"],
                               display_name="Python (hw3lib)", language="python")
 
+    class CurrentPythonKernel(AsyncKernelManager):
+        """A kernel manager of :class:`CurrentPython`; given as a class, not an instance, so that
+        nbclient owns it: it shuts the kernel down and removes its connection file."""
+
+        @default("kernel_spec_manager")
+        def _kernel_spec_manager_default(self):
+            return CurrentPython(data_dir=self.data_dir)
+
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     current = {}
     client = NotebookClient(
-        nb, timeout=timeout, km=AsyncKernelManager(kernel_spec_manager=CurrentPython()),
+        nb, timeout=timeout, kernel_manager_class=CurrentPythonKernel,
         resources={"metadata": {"path": str(path.parent)}},
         on_cell_start=lambda cell, cell_index: current.update(cell=cell, index=cell_index + 1))
     at = lambda: _where(path.name, current["index"], current["cell"])  # noqa: E731
     try:
-        client.execute(env=env)
+        client.execute(env=dict(os.environ) if env is None else env)
     except CellExecutionError as err:
         raise ReportError(f"{at()} raised {err.ename}: {err.evalue}; run the notebook in "
                           "JupyterLab to see the traceback and fix it") from None

@@ -17,7 +17,8 @@ from conftest import missing as missing_tool
 
 from hw3lib import LeNet5
 from hw3lib.__main__ import main as cli
-from hw3lib.report import SECTIONS, TITLE, ReportError, assemble, build, latex_to_mathml
+from hw3lib.report import (SECTIONS, TITLE, ReportError, assemble, build, execute_notebook,
+                           latex_to_mathml)
 
 INPUT_MARKER = "INPUT_MARKER_never_in_the_report"
 SUMMARY_TABLE = f"""# {INPUT_MARKER}
@@ -209,6 +210,20 @@ def test_a_failing_cell_names_the_notebook_and_cell(tmp_path):
     message = refused(tmp_path, [cell("code", "x = 1"), cell("code", "raise RuntimeError('boom')")],
                       execute=True)
     assert "01_x.ipynb, cell 2" in message and "RuntimeError: boom" in message
+
+
+def test_executing_leaves_no_kernel_connection_file(tmp_path, monkeypatch):
+    """The connection file (it holds the kernel's key) goes to the temporary folder; the
+    default environment is this process's."""
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("HW3_MARKER", "from the parent")
+    folder = write_notebooks(tmp_path / "nb", {"01_x.ipynb": [
+        cell("code", "import os\nprint(os.environ['HW3_MARKER'])")]})
+    nb = execute_notebook(folder / "01_x.ipynb", tmp_path / "build")
+    assert nb.cells[0].outputs[0].text == "from the parent\n"
+    assert (tmp_path / "build" / "01_x.ipynb").is_file()
+    assert list((tmp_path / "tmp").iterdir()) == []
 
 
 def with_output(output, tag="report:1"):
