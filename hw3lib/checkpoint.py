@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import TrainConfig
-from .model import LeNet5
+from .model import LeNet5, architecture
 
 FORMAT = "hw3lib-checkpoint"
 FORMAT_VERSION = 2  # 2 added TrainConfig.split and the test record; 1 is read as split "random"
@@ -192,17 +192,27 @@ def test_data_sha256(X, y):
     return digest.hexdigest()
 
 
-def architecture_mismatch(model, params, source):
-    """A message listing every parameter whose shape differs between ``model`` and ``params``."""
+def architecture_mismatch(model, params, source, model_config=None):
+    """A message naming every parameter whose shape differs between ``model`` and ``params``
+    and, given a checkpoint's ``model_config``, every setting of :func:`hw3lib.model.architecture`
+    (activation, pooling, sizes; not seed or dtype) in which it differs from the model's
+    ``config``; None where nothing differs."""
     own = model.get_params()
-    diffs = [f"{k}: file {params[k].shape if k in params else 'missing'} vs model "
-             f"{own[k].shape if k in own else 'missing'}"
-             for k in sorted(set(own) | set(params))
-             if k not in own or k not in params or own[k].shape != params[k].shape]
-    if diffs:
-        return (f"{source} was saved from another architecture; mismatched parameters: "
-                + "; ".join(diffs) + ". Build the model with the checkpoint's settings "
-                "(Checkpoint.build_model()) or train it afresh")
+    shapes = [f"{k}: file {params[k].shape if k in params else 'missing'} vs model "
+              f"{own[k].shape if k in own else 'missing'}"
+              for k in sorted(set(own) | set(params))
+              if k not in own or k not in params or own[k].shape != params[k].shape]
+    settings = []
+    if model_config is not None and hasattr(model, "config"):
+        theirs, ours = architecture(model_config), architecture(model.config)
+        settings = [f"{k} {theirs[k]!r} in the file, {ours[k]!r} in the model"
+                    for k in ours if theirs[k] != ours[k]]
+    parts = [f"mismatched {what}: " + "; ".join(diffs)
+             for what, diffs in (("settings", settings), ("parameters", shapes)) if diffs]
+    if parts:
+        return (f"{source} was saved from another architecture; " + "; ".join(parts)
+                + ". Build the model with the checkpoint's settings (Checkpoint.build_model()) "
+                "or train it afresh")
     return None
 
 
@@ -364,8 +374,8 @@ def load_checkpoint(path, model=None):
     folder, an unreadable or empty file, a pickled object, a file that is no checkpoint at all,
     a truncated or corrupt one, one from another program or format version, one whose contents
     do not fit together (:meth:`Checkpoint.problem`). With ``model``, also checks that its
-    architecture matches (the message lists the mismatched shapes) and loads the best weights
-    into it.
+    architecture matches (the message lists the mismatched settings, such as the activation,
+    and parameter shapes) and loads the best weights into it.
     """
     arrays = _read_npz(path)
     meta = _read_meta(path, arrays)
@@ -395,7 +405,7 @@ def load_checkpoint(path, model=None):
     if problem:
         raise _invalid(path, problem)
     if model is not None:
-        message = architecture_mismatch(model, ckpt.best_params, path)
+        message = architecture_mismatch(model, ckpt.best_params, path, ckpt.model_config)
         if message:
             raise CheckpointError(message)
         model.set_params(ckpt.best_params)

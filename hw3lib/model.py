@@ -10,6 +10,63 @@ from .losses import CrossEntropyLoss, softmax
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh}
 POOLINGS = {"max": MaxPool2D, "avg": AvgPool2D}
 MAX_WEIGHT_BYTES = 2**31  # the largest first dense layer built: larger ones are refused
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _integer(name, value, least, what):
+    """``value`` as a Python int; ValueError unless it is an integer >= ``least``."""
+    if not (_is_int(value) and value >= least):
+        raise ValueError(f"{name} must be an integer >= {least} ({what}), got {value!r}")
+    return int(value)
+
+
+def _pair(name, value, what, example, square=False):
+    """``value`` (two integers >= 1; with ``square``, also one for both) as a tuple of two
+    Python ints; ValueError naming ``name``, ``value`` and what it must be otherwise."""
+    values = value.tolist() if isinstance(value, np.ndarray) else value
+    if square and _is_int(value):
+        values = (value, value)
+    if not (isinstance(values, (tuple, list)) and len(values) == 2
+            and all(_is_int(v) and v >= 1 for v in values)):
+        form = "an integer or a pair of integers" if square else "two integers"
+        raise ValueError(f"{name} must be {form} >= 1 ({what}), e.g. {example}; got {value!r}")
+    return tuple(int(v) for v in values)
+
+
+def _float_dtype(dtype):
+    """``dtype`` as a numpy dtype; ValueError unless it is float32 or float64."""
+    try:
+        if np.dtype(dtype) in DTYPES:
+            return np.dtype(dtype)
+    except TypeError:  # no dtype at all
+        pass
+    raise ValueError(f"dtype must be float32 or float64 (the weights' precision), got {dtype!r}")
+
+
+def architecture(arguments):
+    """The settings that decide a :class:`LeNet5`'s layers, from its ``arguments`` (a dict
+    such as ``LeNet5.config``; ``seed`` and ``dtype`` are not among them), checked and in one
+    form: counts as Python ints, pairs as tuples (an ``input_size`` of 32 is ``(32, 32)``);
+    ValueError naming an argument that LeNet5 cannot take, what it is and what it must be."""
+    for name, choices in (("activation", ACTIVATIONS), ("pooling", POOLINGS)):
+        if not (isinstance(arguments[name], str) and arguments[name] in choices):
+            raise ValueError(f"{name} must be one of {sorted(choices)}, got {arguments[name]!r}")
+    return dict(
+        in_channels=_integer("in_channels", arguments["in_channels"], 1, "the images' channels"),
+        num_classes=_integer("num_classes", arguments["num_classes"], 2, "one output per class"),
+        input_size=_pair("input_size", arguments["input_size"], "the images' height and width in "
+                         "pixels", "32 or (28, 36)", square=True),
+        conv_channels=_pair("conv_channels", arguments["conv_channels"],
+                            "the output channels of the two convolutions", "(6, 16)"),
+        kernel_size=_pair("kernel_size", arguments["kernel_size"],
+                          "the convolutions' kernel height and width", "5 or (5, 3)", square=True),
+        hidden=_pair("hidden", arguments["hidden"], "the widths of the two hidden dense layers",
+                     "(120, 84)"),
+        activation=arguments["activation"], pooling=arguments["pooling"])
 
 
 def _output_shape(layers, input_shape):
@@ -147,24 +204,25 @@ class LeNet5(Sequential):
     with ``"avg"`` is the classic variant of the report's source). Weights are drawn from
     ``np.random.default_rng(seed)`` with PyTorch's default initialisation,
     ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``. The first convolution never computes its input
-    gradient.
+    gradient. ``config`` holds the arguments, ``dtype`` aside, in one form (see
+    :func:`architecture`), as checkpoints store them.
     """
 
     def __init__(self, in_channels=1, num_classes=3, input_size=32, conv_channels=(6, 16),
                  kernel_size=5, hidden=(120, 84), activation="relu", pooling="max", seed=0,
                  dtype=np.float32):
-        self.config = dict(in_channels=in_channels, num_classes=num_classes, input_size=input_size,
-                           conv_channels=tuple(conv_channels), kernel_size=kernel_size,
-                           hidden=tuple(hidden), activation=activation, pooling=pooling, seed=seed)
-        self.num_classes = int(num_classes)
+        self.config, features, flat, rng = self._features(
+            in_channels=in_channels, num_classes=num_classes, input_size=input_size,
+            conv_channels=conv_channels, kernel_size=kernel_size, hidden=hidden,
+            activation=activation, pooling=pooling, seed=seed, dtype=dtype)
+        self.num_classes = self.config["num_classes"]
         self.cost = CrossEntropyLoss()
-        features, input_shape, flat, rng = self._features(**self.config, dtype=dtype)
-        act, (h1, h2) = ACTIVATIONS[activation], hidden
+        act, (h1, h2) = ACTIVATIONS[activation], self.config["hidden"]
         head = [Dense(flat, h1, rng=rng, dtype=dtype), act(),
                 Dense(h1, h2, rng=rng, dtype=dtype), act(),
-                Dense(h2, num_classes, rng=rng, dtype=dtype)]
+                Dense(h2, self.num_classes, rng=rng, dtype=dtype)]
         features[0].needs_input_grad = False
-        super().__init__(features + head, input_shape)
+        super().__init__(features + head, (self.config["in_channels"], *self.config["input_size"]))
 
     @classmethod
     def check(cls, **kwargs):
@@ -175,39 +233,36 @@ class LeNet5(Sequential):
         cls._features(**arguments.arguments)
 
     @staticmethod
-    def _features(in_channels, num_classes, input_size, conv_channels, kernel_size, hidden,
-                  activation, pooling, seed, dtype):
-        """The layers up to ``Flatten``, the input shape ``(C, H, W)``, the number of features
-        they give the first dense layer and the random generator of ``seed`` that drew their
-        weights, to draw the rest; ValueError for an argument out of range, a kernel larger
-        than its input or a first dense layer over ``MAX_WEIGHT_BYTES``."""
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {sorted(POOLINGS)}, got {pooling!r}")
-        if int(num_classes) < 2:
-            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-        act, pool = ACTIVATIONS[activation], POOLINGS[pooling]
-        rng, (c1, c2) = np.random.default_rng(seed), conv_channels
-        features = [Conv2D(in_channels, c1, kernel_size, rng=rng, dtype=dtype), act(), pool(2),
-                    Conv2D(c1, c2, kernel_size, rng=rng, dtype=dtype), act(), pool(2), Flatten()]
-        height, width = (input_size, input_size) if np.isscalar(input_size) else input_size
-        input_shape = (in_channels, height, width)
+    def _features(seed, dtype, **arguments):
+        """The model's ``config`` (its :func:`architecture` and ``seed``), its layers up to
+        ``Flatten``, the number of features they give the first dense layer and the random
+        generator of ``seed`` that drew their weights, to draw the rest; ValueError for an
+        argument out of range, a ``dtype`` other than float32 and float64, a kernel larger than
+        its input or a first dense layer over ``MAX_WEIGHT_BYTES``."""
+        config = {**architecture(arguments), "seed": seed}
+        itemsize = _float_dtype(dtype).itemsize
+        act, pool = ACTIVATIONS[config["activation"]], POOLINGS[config["pooling"]]
+        (c1, c2), kernel = config["conv_channels"], config["kernel_size"]
+        in_channels, rng = config["in_channels"], np.random.default_rng(seed)
+        features = [Conv2D(in_channels, c1, kernel, rng=rng, dtype=dtype), act(), pool(2),
+                    Conv2D(c1, c2, kernel, rng=rng, dtype=dtype), act(), pool(2), Flatten()]
+        height, width = config["input_size"]
         try:
-            (flat,) = _output_shape(features, input_shape)
+            (flat,) = _output_shape(features, (in_channels, height, width))
         except ValueError:
             raise ValueError(
-                f"LeNet5 with kernel_size={kernel_size} does not fit {height}x{width} inputs: it needs "
-                f"at least {_smallest_input(features, in_channels)} pixels a side. Fix: larger images "
-                "(image_size; --image-size on the command line) or a smaller kernel_size") from None
-        weights = flat * hidden[0]
-        if weights * np.dtype(dtype).itemsize > MAX_WEIGHT_BYTES:
+                f"LeNet5 with kernel_size={arguments['kernel_size']} does not fit {height}x{width} "
+                f"inputs: it needs at least {_smallest_input(features, in_channels)} pixels a side. "
+                "Fix: larger images (image_size; --image-size on the command line) or a smaller "
+                "kernel_size") from None
+        weights = flat * config["hidden"][0]
+        if weights * itemsize > MAX_WEIGHT_BYTES:
             raise ValueError(
                 f"LeNet5 on {height}x{width} inputs would have {weights:,} weights in its first dense "
-                f"layer, {weights * np.dtype(dtype).itemsize / 2**30:.2f} GiB (at most "
+                f"layer, {weights * itemsize / 2**30:.2f} GiB (at most "
                 f"{MAX_WEIGHT_BYTES / 2**30:g} GiB). Fix: shrink the images (image_size; --image-size "
                 "on the command line), e.g. to 64")
-        return features, input_shape, flat, rng
+        return config, features, flat, rng
 
     def forward(self, X):
         """Class probabilities ``(N, num_classes)`` for images ``X (N, C, H, W)``."""

@@ -12,14 +12,47 @@ FLUSH_EVERY = 16  # steps between flushes of the optimizers' subnormal state (fl
 PIECE = 1 << 16  # elements of a parameter that a step updates at a time (pieces)
 
 
+def _is_number(value):
+    """A real number, numpy's included, and no bool."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
 def _check_positive(name, value):
-    if not (isinstance(value, (int, float, np.floating)) and math.isfinite(value) and value > 0):
+    if not (_is_number(value) and math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
 
 
 def _check_unit(name, value):
-    if not (isinstance(value, (int, float, np.floating)) and 0 <= value < 1):
-        raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
+    if not (_is_number(value) and 0 <= value < 1):
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+
+
+def _listed(names):
+    """``names`` joined by commas, the first three of them."""
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    return ", ".join(names[:3]) + more
+
+
+def _state_problem(state, own):
+    """What keeps ``state`` from loading into an optimizer whose :meth:`Optimizer.state_dict`
+    is ``own``, in words, or None: names missing or unexpected, another shape (arrays are
+    copied as they are, never broadcast), arrays not of numbers, a step count ``t`` that is
+    no integer >= 0."""
+    missing = [key for key in own if key not in state]
+    extra = [key for key in state if key not in own]
+    if missing or extra:
+        return "; ".join(f"{words} {_listed(keys)}" for words, keys in
+                         (("it lacks", missing), ("it has the unexpected", extra)) if keys)
+    t = np.asarray(state["t"])
+    if not (t.shape == () and t.dtype.kind in "iu" and t >= 0):
+        return f"its step count t must be an integer >= 0, got {t.tolist()!r}"
+    for key, want in own.items():
+        got = np.asarray(state[key])
+        if got.shape != want.shape:
+            return f"{key} has shape {got.shape}, where the parameters need {want.shape}"
+        if got.dtype.kind not in "iuf":
+            return f"{key} holds {got.dtype} values, not numbers"
+    return None
 
 
 class Optimizer:
@@ -66,11 +99,24 @@ class Optimizer:
         raise NotImplementedError
 
     def state_dict(self):
-        """Optimizer state as a flat dict of arrays (for ``.npz`` checkpoints)."""
+        """Optimizer state as a flat dict of arrays (for ``.npz`` checkpoints): the step count
+        ``t`` and the optimizer's own state arrays themselves, not copies."""
         return {"t": np.array(self.t)}
 
     def load_state_dict(self, state):
+        """Copy ``state``, a :meth:`state_dict` of the same kind of optimizer over parameters
+        of the same names and shapes, into this one; ValueError naming what does not fit, with
+        nothing changed."""
+        own = self.state_dict()
+        problem = _state_problem(state, own)
+        if problem:
+            kind = type(self).__name__
+            raise ValueError(f"the optimizer state does not fit this {kind}: {problem}. Load the "
+                             f"state_dict() of another {kind} over the same parameters")
         self.t = int(state["t"])
+        for key, array in own.items():
+            if key != "t":
+                np.copyto(array, state[key])
 
 
 def in_turn(work, arrays):
@@ -139,11 +185,6 @@ class SGD(Optimizer):
     def state_dict(self):
         return {**super().state_dict(), **{f"velocity.{k}": v for k, v in self.velocity.items()}}
 
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        for k, v in self.velocity.items():
-            v[...] = state[f"velocity.{k}"]
-
 
 class AdamGD(Optimizer):
     """Adam. With the moments ``m = b1 m + (1 - b1) g`` and ``v = b2 v + (1 - b2) g^2``:
@@ -159,6 +200,8 @@ class AdamGD(Optimizer):
         _check_unit("beta2", beta2)
         _check_positive("epsilon", epsilon)
         self.beta1, self.beta2, self.epsilon = float(beta1), float(beta2), float(epsilon)
+        if not isinstance(bias_correction, (bool, np.bool_)):
+            raise ValueError(f"bias_correction must be True or False, got {bias_correction!r}")
         self.bias_correction = bool(bias_correction)
         self.m = {k: np.zeros_like(p) for k, p in params.items()}
         self.v = {k: np.zeros_like(p) for k, p in params.items()}
@@ -191,9 +234,3 @@ class AdamGD(Optimizer):
         return {**super().state_dict(),
                 **{f"m.{k}": a for k, a in self.m.items()},
                 **{f"v.{k}": a for k, a in self.v.items()}}
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        for k in self.params:
-            self.m[k][...] = state[f"m.{k}"]
-            self.v[k][...] = state[f"v.{k}"]

@@ -61,6 +61,37 @@ def test_another_architecture_is_refused_listing_the_shapes(saved):
     load_checkpoint(path, LeNet5(num_classes=3, **TINY))  # the same architecture loads
 
 
+@pytest.mark.parametrize("settings,words", [
+    (dict(activation="tanh"), "activation 'relu' in the file, 'tanh' in the model"),
+    (dict(pooling="avg"), "pooling 'max' in the file, 'avg' in the model"),
+    (dict(activation="tanh", pooling="avg"),
+     "activation 'relu' in the file, 'tanh' in the model; pooling 'max' in the file, 'avg' in the model"),
+])
+def test_another_activation_or_pooling_is_refused_naming_the_settings(saved, settings, words):
+    _, path = saved
+    model = LeNet5(num_classes=3, **TINY, **settings)
+    before = params_of(model)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path, model)
+    assert str(info.value) == (f"{path} was saved from another architecture; mismatched settings: "
+                               f"{words}. Build the model with the checkpoint's settings "
+                               "(Checkpoint.build_model()) or train it afresh")
+    assert_same_params(params_of(model), before)  # nothing loaded
+
+
+def test_settings_and_shapes_that_differ_are_named_together(saved):
+    _, path = saved
+    with pytest.raises(CheckpointError, match=r"mismatched settings: hidden \(8, 8\) in the file, "
+                       r"\(9, 8\) in the model; mismatched parameters: W3: file \(8, 4\) vs model"):
+        load_checkpoint(path, LeNet5(num_classes=3, **{**TINY, "hidden": (9, 8)}))
+
+
+def test_settings_written_as_single_numbers_are_the_same_architecture(saved):
+    _, path = saved
+    rewrite(path, lambda arrays, meta: meta["model_config"].update(input_size=12, kernel_size=3))
+    load_checkpoint(path, LeNet5(num_classes=3, **{**TINY, "input_size": (12, 12)}))
+
+
 @pytest.mark.parametrize("keep", [10, 0.5, -1])
 def test_truncated_file_is_refused(saved, keep):
     _, path = saved

@@ -1,9 +1,12 @@
 """The report's training loop, LeNet5's behaviour, the loss and the optimizers' contracts."""
+import json
+
 import numpy as np
 import pytest
 
 from hw3lib import SGD, AdamGD, CrossEntropyLoss, LeNet5, optim, softmax
 from hw3lib import model as model_module
+from hw3lib.config import TrainConfig
 
 RNG = np.random.default_rng
 
@@ -129,11 +132,89 @@ def test_report_adamgd_formula_without_bias_correction():
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(lr=0.0), "lr"), (dict(lr=float("nan")), "lr"), (dict(lr=-1), "lr"),
-    (dict(beta1=1.0), "beta1"), (dict(beta2=-0.1), "beta2"), (dict(epsilon=0), "epsilon")])
+    (dict(beta1=1.0), "beta1"), (dict(beta2=-0.1), "beta2"), (dict(epsilon=0), "epsilon"),
+    (dict(lr=True), "lr must be a positive finite number, got True"),
+    (dict(beta1=False), r"beta1 must be a number in \[0, 1\), got False"),
+    (dict(epsilon="1e-8"), "epsilon must be a positive finite number, got '1e-8'"),
+    (dict(bias_correction="no"), "bias_correction must be True or False, got 'no'"),
+    (dict(bias_correction=1), "bias_correction must be True or False, got 1")])
 def test_adamgd_hyperparameters_out_of_range_are_refused(kwargs, match):
     args = dict(lr=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, params={"W": np.zeros(2)}) | kwargs
     with pytest.raises(ValueError, match=match):
         AdamGD(**args)
+
+
+def test_optimizers_take_numpy_numbers_as_the_numbers_they_are():
+    adam = AdamGD(np.int64(1), np.float32(0.5), np.float64(0.999), np.float32(1e-8),
+                  {"W": np.zeros(2)}, bias_correction=np.True_)
+    assert (adam.lr, adam.beta1, adam.bias_correction) == (1.0, 0.5, True)
+    assert type(adam.lr) is float and SGD(np.int32(2), {"W": np.zeros(2)}, np.float32(0.5)).momentum == 0.5
+
+
+@pytest.mark.parametrize("momentum", [True, False, 1, 1.5, -0.1, float("nan"), "0.9", None])
+def test_sgd_momentum_outside_0_to_1_or_not_a_number_is_refused(momentum):
+    with pytest.raises(ValueError, match=rf"momentum must be a number in \[0, 1\), got {momentum!r}"):
+        SGD(0.1, {"W": np.zeros(2)}, momentum=momentum)
+    SGD(0.1, {"W": np.zeros(2)}, momentum=0)
+
+
+def stepped(make):
+    """An optimizer made by ``make(params)`` over two parameters, after two steps."""
+    params = {"W": np.ones((3, 4)), "b": np.ones(3)}
+    optimizer = make(params)
+    for _ in range(2):
+        optimizer.update_params({"dW": np.full((3, 4), 0.5), "db": np.full(3, -0.25)})
+    return optimizer
+
+
+def adam(params):
+    return AdamGD(0.1, 0.9, 0.999, 1e-8, params)
+
+
+def momentum_sgd(params):
+    return SGD(0.1, params, momentum=0.9)
+
+
+def test_a_state_dict_loads_into_a_fresh_optimizer_as_it_was():
+    for make in (adam, momentum_sgd):
+        state = {k: np.copy(v) for k, v in stepped(make).state_dict().items()}
+        fresh = make({"W": np.ones((3, 4)), "b": np.ones(3)})
+        fresh.load_state_dict(state)
+        assert fresh.t == 2 and all(np.array_equal(fresh.state_dict()[k], v) for k, v in state.items())
+
+
+BAD_STATES = {  # the change to an AdamGD's state -> words of the message
+    "a name missing": (lambda s: s.pop("m.W"), "it lacks m.W"),
+    "a name more": (lambda s: s.update({"m.X": np.zeros(3)}), "it has the unexpected m.X"),
+    "another shape": (lambda s: s.update({"v.W": np.zeros((2, 2))}),
+                      r"v.W has shape \(2, 2\), where the parameters need \(3, 4\)"),
+    "a shape that broadcasts": (lambda s: s.update({"m.W": np.zeros(4)}),
+                                r"m.W has shape \(4,\), where the parameters need \(3, 4\)"),
+    "letters": (lambda s: s.update({"m.b": np.array(["a", "b", "c"])}), "m.b holds <U1 values, not numbers"),
+    "t below 0": (lambda s: s.update({"t": np.array(-5)}), "step count t must be an integer >= 0, got -5"),
+    "t a fraction": (lambda s: s.update({"t": np.array(2.7)}), "integer >= 0, got 2.7"),
+    "t a bool": (lambda s: s.update({"t": True}), "integer >= 0, got True"),
+    "t an array": (lambda s: s.update({"t": np.array([1, 2])}), r"integer >= 0, got \[1, 2\]"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_STATES)
+def test_a_state_that_does_not_fit_is_refused_naming_what_and_nothing_changes(case):
+    change, words = BAD_STATES[case]
+    optimizer = stepped(adam)
+    before = {k: np.copy(v) for k, v in optimizer.state_dict().items()}
+    state = {k: np.zeros_like(v) for k, v in before.items()}
+    change(state)
+    with pytest.raises(ValueError, match=f"does not fit this AdamGD: .*{words}.*Load the state_dict"):
+        optimizer.load_state_dict(state)
+    assert optimizer.t == 2 and all(np.array_equal(optimizer.state_dict()[k], v)
+                                    for k, v in before.items())
+
+
+def test_another_optimizers_state_is_refused_naming_the_names():
+    with pytest.raises(ValueError, match="does not fit this SGD: it lacks velocity.W, velocity.b; "
+                                         "it has the unexpected m.W, m.b, v.W and 1 more"):
+        stepped(momentum_sgd).load_state_dict(stepped(adam).state_dict())
 
 
 def test_optimizers_name_a_missing_or_misshaped_gradient():
@@ -296,9 +377,60 @@ def test_lenet5_refuses_a_first_dense_layer_over_the_limit_before_building_it(mo
     assert built == []
 
 
+BAD_ARGUMENTS = [  # LeNet5 arguments -> words of the message
+    (dict(hidden=(120,)), r"hidden must be two integers >= 1 \(the widths of the two hidden dense "
+                          r"layers\), e.g. \(120, 84\); got \(120,\)"),
+    (dict(hidden=(0, 84)), r"hidden must be two integers >= 1 .*got \(0, 84\)"),
+    (dict(hidden="ab"), "hidden must be two integers >= 1 .*got 'ab'"),
+    (dict(hidden=None), "hidden must be two integers >= 1 .*got None"),
+    (dict(conv_channels=(6,)), r"conv_channels must be two integers >= 1 .*got \(6,\)"),
+    (dict(conv_channels=[6.5, 16]), r"conv_channels must be two integers >= 1 .*got \[6.5, 16\]"),
+    (dict(conv_channels=6), "conv_channels must be two integers >= 1 .*got 6"),
+    (dict(input_size="32"), "input_size must be an integer or a pair of integers >= 1 .*e.g. 32 "
+                            r"or \(28, 36\); got '32'"),
+    (dict(input_size=(32, True)), r"input_size must be .*got \(32, True\)"),
+    (dict(input_size=(32, 32, 32)), r"input_size must be .*got \(32, 32, 32\)"),
+    (dict(kernel_size=True), "kernel_size must be an integer or a pair of integers >= 1 .*got True"),
+    (dict(kernel_size=2.5), "kernel_size must be .*got 2.5"),
+    (dict(kernel_size=0), "kernel_size must be .*got 0"),
+    (dict(num_classes="3"), "num_classes must be an integer >= 2 .*got '3'"),
+    (dict(num_classes=1), "num_classes must be an integer >= 2 .*got 1"),
+    (dict(in_channels=0), "in_channels must be an integer >= 1 .*got 0"),
+    (dict(activation=["relu"]), r"activation must be one of \['relu', 'tanh'\], got \['relu'\]"),
+    (dict(dtype=np.int32), "dtype must be float32 or float64 .*got <class 'numpy.int32'>"),
+    (dict(dtype="float16"), "dtype must be float32 or float64 .*got 'float16'"),
+    (dict(dtype="no type"), "dtype must be float32 or float64 .*got 'no type'"),
+]
+
+
+@pytest.mark.parametrize("kwargs,words", BAD_ARGUMENTS)
+def test_lenet5_refuses_an_argument_naming_it_the_value_and_what_it_must_be(kwargs, words):
+    with pytest.raises(ValueError, match=words):
+        LeNet5(**kwargs)
+
+
+def test_train_config_refuses_a_model_argument_up_front():
+    with pytest.raises(ValueError, match=r"hidden must be two integers >= 1 .*got \[120\]"):
+        TrainConfig(model={"hidden": [120]})
+
+
+def test_lenet5_takes_numpy_integers_and_keeps_its_arguments_in_one_form():
+    plain = LeNet5(input_size=(12, 12), conv_channels=(2, 4), kernel_size=(3, 3), hidden=(8, 8),
+                   seed=3, dtype="float64")
+    numpy = LeNet5(input_size=np.int64(12), conv_channels=np.array([2, 4]), kernel_size=3,
+                   hidden=[8, np.int32(8)], seed=3, dtype=np.float64)
+    assert numpy.config == plain.config == dict(
+        in_channels=1, num_classes=3, input_size=(12, 12), conv_channels=(2, 4), kernel_size=(3, 3),
+        hidden=(8, 8), activation="relu", pooling="max", seed=3)
+    assert json.loads(json.dumps(numpy.config))["hidden"] == [8, 8]  # checkpoints store it
+    assert all(np.array_equal(plain.get_params()[k], v) for k, v in numpy.get_params().items())
+    assert numpy.get_params()["W1"].dtype == np.float64
+
+
 @pytest.mark.parametrize("kwargs", [
     dict(input_size=15), dict(kernel_size=40), dict(activation="gelu"), dict(pooling="min"),
     dict(num_classes=1), dict(input_size=4000), dict(conv_channels=(0, 16)), dict(kernel_size=0),
+    *(kwargs for kwargs, _ in BAD_ARGUMENTS),
 ])
 def test_lenet5_check_raises_what_building_raises(kwargs):
     with pytest.raises(ValueError) as building:
