@@ -308,17 +308,17 @@ def train_val_split(
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)
         count = round(len(idx) * val_fraction)
-        if not 0 < count < len(idx):
-            raise ValueError(f"class {c} has {len(idx)} training image(s), and val_fraction "
-                             f"{val_fraction} sends {count} of them to validation; each class needs "
-                             "at least one in each split: add images, or choose a val_fraction that "
-                             "leaves one on each side")
         if split == "random":
             is_val[rng.permutation(idx)[:count]] = True
             continue
         runs = np.array_split(idx, min(VAL_BLOCKS, len(idx)))
         chosen = np.concatenate([runs[i] for i in rng.permutation(len(runs))])
         is_val[chosen[:count]] = True
+    if is_val.all() or not is_val.any():
+        counts = np.unique(y, return_counts=True)[1].tolist()
+        raise ValueError(f"val_fraction {val_fraction} of {counts} images per class leaves the "
+                         f"{'training' if is_val.all() else 'validation'} split empty: "
+                         "choose one that sends some of each class's images to each split")
     return X[~is_val], y[~is_val], X[is_val], y[is_val]
 
 

@@ -150,7 +150,7 @@ def check_resume(ckpt, model, data, config, data_sha256, source):
     if data_sha256 and ckpt.data_sha256 and data_sha256 != ckpt.data_sha256:
         raise CheckpointError(f"{source} was trained on other data (SHA-256 {ckpt.data_sha256}, "
                               f"this data {data_sha256}): {other}")
-    message = architecture_mismatch(model, ckpt.params, source)
+    message = architecture_mismatch(model, ckpt.params, source, ckpt.model_config)
     if message:
         raise CheckpointError(message)
     ckpt.check_settings(config, source)

@@ -110,9 +110,9 @@ def test_16_bit_grey_is_scaled_not_clipped(tmp_path):
     values = np.linspace(0, 65535, 32 * 32).astype(np.uint16).reshape(32, 32)
     for split in ("train", "test"):
         for name in "AB":
-            path = tmp_path / split / name / "x.png"
-            path.parent.mkdir(parents=True)
-            Image.fromarray(values).save(path)
+            (tmp_path / split / name).mkdir(parents=True)
+            for image in ("x.png", "y.png"):  # two: one to train on, one to validate
+                Image.fromarray(values).save(tmp_path / split / name / image)
     ds = data.load_dataset(tmp_path)
     X = np.concatenate([ds.X_train, ds.X_val])
     np.testing.assert_array_equal(X[0, 0], values.astype(np.float32) / 65535)

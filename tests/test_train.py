@@ -391,6 +391,8 @@ def test_resume_refuses_another_run(tmp_path):
     match = r"another architecture.*W3: file \(8, 4\) vs model \(9, 4\)"
     with pytest.raises(CheckpointError, match=match):
         fit(wide.build_model(3), data, wide, resume=path, progress=False)
+    with pytest.raises(CheckpointError, match="activation"):  # the same shapes, another model
+        fit(LeNet5(num_classes=3, seed=0, activation="tanh", **TINY), data, config, resume=path, progress=False)
     with pytest.raises(CheckpointError, match="other statistics"):
         fit(config.build_model(3), replace(data, mean=data.mean + 1), config, resume=path,
             progress=False)
