@@ -27,6 +27,7 @@ Contract with the notebook authors (one tag per cell, in the cell's ``tags`` met
   section without cells.
 - In the PDF, an equation, text output or table wider than the page is shrunk to fit.
 """
+import asyncio
 import copy
 import datetime
 import html
@@ -37,6 +38,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -99,11 +101,51 @@ def _where(name, index, cell):
     return f"{name}, cell {index} ({first[:50]!r})"
 
 
+def _run_interruptibly(coroutine, on_interrupt):
+    """Run ``coroutine`` in a thread of its own and return its result. There asyncio (nbclient)
+    cannot take SIGINT and SIGTERM over, so they stay with this thread: a KeyboardInterrupt
+    here calls ``on_interrupt()``, cancels the coroutine, waits for its clean-up and is
+    re-raised, whatever the coroutine raised meanwhile."""
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(coroutine)
+    done = threading.Event()  # not Thread.join: an interrupted join can return early later
+
+    async def run_to_the_end():  # a cancelled nbclient leaves tasks of its own: end them too
+        try:
+            await task
+        finally:
+            left = asyncio.all_tasks() - {asyncio.current_task()}
+            for other in left:
+                other.cancel()
+            await asyncio.gather(*left, return_exceptions=True)
+
+    def run():
+        try:
+            loop.run_until_complete(run_to_the_end())
+        except BaseException:  # noqa: S110 - task.result() raises it in the caller
+            pass
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        on_interrupt()
+        loop.call_soon_threadsafe(task.cancel)
+        done.wait()
+        raise
+    finally:
+        loop.close()
+    return task.result()
+
+
 def execute_notebook(path, build_dir, timeout=DEFAULT_TIMEOUT, env=None):
     """Execute the notebook at ``path`` from scratch in this Python's kernel, with the
     notebook's folder as working directory and ``env`` as environment (default: this process's);
     write the executed copy to ``build_dir`` and return it. A failing cell raises
-    :class:`ReportError` naming it. The kernel is shut down and its connection file removed."""
+    :class:`ReportError` naming it. The kernel is shut down and its connection file removed,
+    also when Ctrl-C or SIGTERM (a KeyboardInterrupt, re-raised) stops the execution."""
     from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
@@ -134,8 +176,19 @@ def execute_notebook(path, build_dir, timeout=DEFAULT_TIMEOUT, env=None):
         resources={"metadata": {"path": str(path.parent)}},
         on_cell_start=lambda cell, cell_index: current.update(cell=cell, index=cell_index + 1))
     at = lambda: _where(path.name, current["index"], current["cell"])  # noqa: E731
+
+    async def execute():
+        try:
+            await client.async_execute(env=dict(os.environ) if env is None else env)
+        finally:  # nbclient shuts its kernel down, unless cancelled while starting it
+            if client.km is not None and client.km.has_kernel:
+                await client.km.shutdown_kernel(now=True)
+
+    def kill_kernel_at_once():  # no graceful shutdown (and no ZMQ traceback) mid-cell
+        client.shutdown_kernel = "immediate"
+
     try:
-        client.execute(env=dict(os.environ) if env is None else env)
+        _run_interruptibly(execute(), on_interrupt=kill_kernel_at_once)
     except CellExecutionError as err:
         raise ReportError(f"{at()} raised {err.ename}: {err.evalue}; run the notebook in "
                           "JupyterLab to see the traceback and fix it") from None

@@ -5,8 +5,12 @@ import io
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from html.parser import HTMLParser
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -224,6 +228,45 @@ def test_executing_leaves_no_kernel_connection_file(tmp_path, monkeypatch):
     assert nb.cells[0].outputs[0].text == "from the parent\n"
     assert (tmp_path / "build" / "01_x.ipynb").is_file()
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+# the report command with the data check left out (the notebook below needs no data)
+REPORT_WITHOUT_DATA = """import sys, hw3lib.download
+hw3lib.download.download = lambda root: None
+from hw3lib.__main__ import main
+sys.exit(main(sys.argv[1:]))"""
+
+
+@pytest.mark.parametrize("interrupt", ["SIGTERM to the command", "Ctrl-C to its process group"])
+def test_an_interrupted_report_shuts_its_kernel_down_and_says_so_in_one_line(tmp_path,
+                                                                             interrupt):
+    """Interrupted while a cell runs: exit 130, one line, the kernel gone, no connection file
+    left in the temporary folder, no report written."""
+    (tmp_path / "tmp").mkdir()
+    folder = write_notebooks(tmp_path / "nb", {"01_x.ipynb": [cell("code", (
+        "import os, pathlib, time\npathlib.Path('pid.tmp').write_text(str(os.getpid()))\n"
+        "os.replace('pid.tmp', 'kernel.pid')\ntime.sleep(600)"))]})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", REPORT_WITHOUT_DATA, "report", "--notebooks", str(folder),
+         "--out", str(tmp_path / "out")], start_new_session=True, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "TMPDIR": str(tmp_path / "tmp"),
+             "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    deadline = time.monotonic() + 120
+    while not (folder / "kernel.pid").exists():  # the cell is running
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    kernel = int((folder / "kernel.pid").read_text())
+    if interrupt == "SIGTERM to the command":
+        proc.terminate()
+    else:
+        os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err == "error: interrupted\n", err
+    with pytest.raises(ProcessLookupError):
+        os.kill(kernel, 0)
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert not (tmp_path / "out" / "hw3_report.html").exists()
 
 
 def with_output(output, tag="report:1"):
