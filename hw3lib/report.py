@@ -46,7 +46,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 
-from .cli import Parser
+from .cli import Parser, folder, int_at_least
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -539,15 +539,20 @@ def main(argv=None):
     from .download import download
 
     parser = Parser(prog="python -m hw3lib report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS_DIR, metavar="DIR",
+    parser.add_argument("--notebooks", type=folder, default=NOTEBOOKS_DIR, metavar="DIR",
                         help="folder of the notebooks 0[1-6]_*.ipynb (default: notebooks/)")
-    parser.add_argument("--out", type=Path, default=OUT_DIR, metavar="DIR",
+    parser.add_argument("--out", type=folder, default=OUT_DIR, metavar="DIR",
                         help="folder for hw3_report.html/.pdf and build/ (default: report/)")
     parser.add_argument("--no-execute", action="store_true",
                         help="export the notebooks' stored outputs instead of executing them")
-    parser.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+    parser.add_argument("--timeout", type=int_at_least(1), default=DEFAULT_TIMEOUT,
+                        metavar="SECONDS",
                         help=f"seconds one cell may run (default: {DEFAULT_TIMEOUT})")
     args = parser.parse_args(argv)
+    existing = next(path for path in [args.out, *args.out.parents] if path.exists())
+    if not existing.is_dir():  # refused before any work, not after executing the notebooks
+        raise ValueError(f"--out {args.out} cannot be a folder: {existing} is a file; "
+                         "choose another --out")
     data_root = resolve_root(None)
     if not args.no_execute:
         download(data_root)  # a verified copy is left alone, an absent one fetched and verified

@@ -354,6 +354,27 @@ def test_without_chromium_the_html_is_written_and_the_pdf_tool_named(tmp_path, m
     assert cli(args) == 2 and "no PDF: Chromium is missing" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("args, expected", [
+    (["--timeout", "0"], "argument --timeout: must be an integer >= 1, got '0'"),
+    (["--timeout", "-5"], "argument --timeout: must be an integer >= 1, got '-5'"),
+    (["--out", ""], "argument --out: must name a folder, got an empty string"),
+    (["--out", "{file}"], "--out {file} cannot be a folder: {file} is a file"),
+    (["--out", "{file}/sub"], "--out {file}/sub cannot be a folder: {file} is a file"),
+])
+def test_cli_refuses_a_bad_timeout_or_out_before_any_work(tmp_path, monkeypatch, capsys, args,
+                                                          expected):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("hw3lib.download.download", lambda root: pytest.fail("data fetched"))
+    (tmp_path / "afile").write_text("not a folder")
+    file = str(tmp_path / "afile")
+    folder = write_notebooks(tmp_path / "nb", {"01_x.ipynb": one_cell_per_section("section")})
+    argv = ["report", "--notebooks", str(folder), *(a.format(file=file) for a in args)]
+    assert cli(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: " + expected.format(file=file)) and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "nb"], "nothing written"
+
+
 def test_cli_checks_the_data_before_executing(tmp_path, monkeypatch, capsys):
     (tmp_path / "data" / "Data_train").mkdir(parents=True)
     (tmp_path / "data" / "Data_train" / "stray.png").write_bytes(b"not the dataset")
