@@ -441,7 +441,9 @@ def main(argv=None):
                         help="--profile: the two convolutions' output channels (default 6,16)")
     parser.add_argument("--steps", type=int_at_least(1), default=20, help="--profile: timed steps")
     args = parser.parse_args(argv)
-    if args.profile:
+    if args.profile is not None:  # "--profile=" too: parse_input refuses it
+        if args.grid:
+            raise ValueError("--profile and --grid are two different measurements: give one of them")
         return profile_main(args)
     use_torch = importlib.util.find_spec("torch") is not None
     if args.grid:

@@ -224,6 +224,7 @@ def test_resuming_on_other_data_is_refused_before_printing_naming_the_file(tmp_p
     (["report", "--bogus"], "unrecognized arguments: --bogus"),
     (["download", "--bogus"], "unrecognized arguments: --bogus"),
     (["train", "--out", ""], "argument --out: must name a folder, got an empty string"),
+    (["download", ""], "argument dest: must name a folder, got an empty string"),
 ])
 def test_every_commands_argument_errors_are_one_line_naming_the_option(tmp_path, capsys, monkeypatch,
                                                                        argv, option):

@@ -76,3 +76,7 @@ def test_bench_refuses_bad_profile_settings():
         main(["--profile", "--widths", "6"])
     with pytest.raises(ValueError, match="argument --steps: must be an integer >= 1, got '0'"):
         main(["--profile", "--steps", "0"])
+    with pytest.raises(ValueError, match="--profile takes the input as CxSxS.*got ''"):
+        main(["--profile="])  # empty: not the whole benchmark
+    with pytest.raises(ValueError, match="--profile and --grid are two different measurements"):
+        main(["--profile", "--grid"])
