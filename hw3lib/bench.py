@@ -441,9 +441,15 @@ def main(argv=None):
                         help="--profile: the two convolutions' output channels (default 6,16)")
     parser.add_argument("--steps", type=int_at_least(1), default=20, help="--profile: timed steps")
     args = parser.parse_args(argv)
+    if args.profile is not None and args.grid:
+        raise ValueError("--profile and --grid are two different measurements: give one of them")
+    mode = "--profile" if args.profile is not None else "--grid" if args.grid else "the benchmark"
+    for owner, names in (("the benchmark", ("repeats",)), ("--grid", ("rounds", "threads", "images")),
+                         ("--profile", ("batch", "widths", "steps"))):
+        given = [name for name in names if getattr(args, name) != parser.get_default(name)]
+        if given and owner != mode:  # silently ignored otherwise
+            raise ValueError(f"--{given[0]} applies to {owner}, not to {mode}: leave it out")
     if args.profile is not None:  # "--profile=" too: parse_input refuses it
-        if args.grid:
-            raise ValueError("--profile and --grid are two different measurements: give one of them")
         return profile_main(args)
     use_torch = importlib.util.find_spec("torch") is not None
     if args.grid:

@@ -80,3 +80,9 @@ def test_bench_refuses_bad_profile_settings():
         main(["--profile="])  # empty: not the whole benchmark
     with pytest.raises(ValueError, match="--profile and --grid are two different measurements"):
         main(["--profile", "--grid"])
+    for argv, message in ((["--threads", "2"], "--threads applies to --grid, not to the benchmark"),
+                          (["--grid", "--steps", "5"], "--steps applies to --profile, not to --grid"),
+                          (["--profile", "--rounds", "3"], "--rounds applies to --grid, not to --profile"),
+                          (["--grid", "--repeats", "3"], "--repeats applies to the benchmark, not to --grid")):
+        with pytest.raises(ValueError, match=message):  # each was silently ignored
+            main(argv)
