@@ -193,8 +193,7 @@ def unstack_product(W, G, padded_h, stride_h=1, out=None):
         # output rows first..last read h with kernel rows i, i - sh, ...: reversed, a slice of Wr
         r = kh - 1 - (h - first * stride_h)
         rows = Wr[:, r : r + stride_h * (last - first) + 1 : stride_h]  # (K, m, F), a view
-        G_rows = G[first : last + 1].reshape((last + 1 - first) * f, m)  # not -1: M may be 0
-        np.matmul(rows.reshape(k, -1), G_rows, out=out[h])  # (K, M)
+        np.matmul(rows.reshape(k, -1), G[first : last + 1].reshape(-1, m), out=out[h])  # (K, M)
     return out
 
 

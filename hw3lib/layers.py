@@ -41,7 +41,9 @@ class Layer:
 
     Subclasses compute in ``_forward(x)`` and ``_backward(dout)``; :meth:`forward` and
     :meth:`backward` check the arrays first (their dtypes and shapes only, no pass over them),
-    so that a wrong one is refused in one line naming the layer, not deep inside NumPy.
+    so that a wrong one is refused in one line naming the layer, not deep inside NumPy, and
+    answer an empty batch (N = 0) themselves: an empty output, empty or no input gradient
+    (``needs_input_grad``), zero parameter gradients.
     """
 
     input_axes = None  # forward's input axes, a name for any size, an int for that size; None: any
@@ -58,7 +60,12 @@ class Layer:
                 size != axis for size, axis in zip(x.shape, axes) if isinstance(axis, int))):
             raise ValueError(f"{self!r} expects input ({', '.join(map(str, axes))}), "
                              f"got shape {x.shape}")
-        out = self._forward(x)
+        self.last_in_shape = x.shape
+        if len(x) == 0:  # an empty batch: nothing to compute, here for every layer
+            dtype = np.result_type(x, *self.params.values())
+            out = np.zeros((0, *self.output_shape(x.shape[1:])), dtype)
+        else:
+            out = self._forward(x)
         self.last_out_shape = out.shape
         return out
 
@@ -71,6 +78,10 @@ class Layer:
         if dout.shape != self.last_out_shape:
             raise ValueError(f"{self!r}.backward expects a gradient of shape {self.last_out_shape}, "
                              f"the shape of its last output; got {dout.shape}")
+        if len(dout) == 0:
+            self.grads = {key: np.zeros_like(p) for key, p in self.params.items()}
+            skip = not getattr(self, "needs_input_grad", True)
+            return None if skip else np.zeros(self.last_in_shape, dout.dtype)
         return self._backward(dout)
 
     def _check_float(self, a, method, what):
@@ -188,7 +199,7 @@ class Conv2D(Layer):
         next (at 3x128x128, batch 32, conv1's products run 2-3x faster than in one block);
         but blocks are at least ``MIN_COLUMNS`` wide, which matters for wide layers, whose
         products are compute-bound."""
-        rows, n = self.params["W"][0].size, max(n, 1)  # kh * C * kw; an empty batch as one image
+        rows = self.params["W"][0].size  # kh * C * kw
         most = max(CACHE_BYTES // (rows * n * self.params["W"].itemsize), -(-MIN_COLUMNS // n), 1)
         per = _even_block(ow, most)
         return [slice(i, min(ow, i + per)) for i in range(0, ow, per)]
@@ -201,7 +212,7 @@ class Conv2D(Layer):
         (kh, kw), sh = self.kernel_size, self.stride[0]
         bands, largest = [], 0
         for columns in self.blocks:
-            row = self.in_channels * kw * (columns.stop - columns.start) * max(n, 1)  # per image row
+            row = self.in_channels * kw * (columns.stop - columns.start) * n  # numbers per image row
             most = (most_bytes // (row * self.rows.itemsize) - kh) // sh + 1
             per = _even_block(oh, max(most, 1))
             outs = [slice(o, min(o + per, oh)) for o in range(0, oh, per)]
@@ -223,7 +234,7 @@ class Conv2D(Layer):
         (oh, _), (th, tw) = out_hw, winograd.tile_grid(out_hw)
         m, t = winograd.TILE, self._tile_size()
         itemsize = self.params["W"].itemsize
-        row_bytes = t * t * max(self.in_channels, self.out_channels) * tw * max(n, 1) * itemsize
+        row_bytes = t * t * max(self.in_channels, self.out_channels) * tw * n * itemsize
         per = _even_block(th, max(TILE_BLOCK_BYTES // row_bytes, 1))
         return [(slice(m * a, m * min(a + per, th) + t - m), slice(m * a, min(m * (a + per), oh)))
                 for a in range(0, th, per)]
@@ -443,7 +454,7 @@ class MaxPool2D(_Pool2D):
         """``(output rows, input rows)`` slices: the output rows in blocks whose input rows take
         about ``POOL_BLOCK_BYTES`` (at least one row), as even as the fewest blocks allow."""
         (kh, _), (sh, _) = self.kernel_size, self.stride
-        oh, row_bytes = self.out.shape[2], max(self.x[:, :, 0].nbytes, 1) * sh  # 0 for N = 0
+        oh, row_bytes = self.out.shape[2], self.x[:, :, 0].nbytes * sh
         per = _even_block(oh, max(POOL_BLOCK_BYTES // row_bytes, 1))
         return [(slice(i, min(oh, i + per)), slice(i * sh, (min(oh, i + per) - 1) * sh + kh))
                 for i in range(0, oh, per)]
@@ -500,7 +511,7 @@ class Flatten(Layer):
 
     def _forward(self, x):
         self.x = x
-        return x.reshape(len(x), *self.output_shape(x.shape[1:]))  # not -1: N may be 0
+        return x.reshape(x.shape[0], -1)
 
     def _backward(self, dout):
         return _layout_of(self.x, dout.reshape(self.x.shape))

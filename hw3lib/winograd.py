@@ -149,7 +149,7 @@ def output_transform(M, r, out, n):
     """``AT m AT.T`` of every tile ``m`` of ``M (t*t, F, TH * TW * N)``, cropped to and written
     into ``out (OH, F, OW * N)`` (contiguous); returns ``out``."""
     oh, f, _ = out.shape
-    ow = out.shape[2] // max(n, 1)  # 0 for an empty batch, which has nothing to write
+    ow = out.shape[2] // n
     th, tw = tile_grid((oh, ow))
     m = TILE
     Y = (transforms(r, M.dtype)[0] @ M.reshape(len(M), -1)).reshape(m, m, f, th, tw, n)
@@ -165,7 +165,7 @@ def output_transform_adjoint(G, r, n):
     """The adjoint of :func:`output_transform`: ``G (OH, F, OW * N)`` ->
     ``dM (t*t, F, TH * TW * N)``."""
     oh, f, _ = G.shape
-    ow = G.shape[2] // max(n, 1)  # 0 for an empty batch
+    ow = G.shape[2] // n
     th, tw = tile_grid((oh, ow))
     m = TILE
     dY = np.zeros((m, m, f, th, tw, n), dtype=G.dtype)  # zero where tiles pass the output
@@ -174,5 +174,4 @@ def output_transform_adjoint(G, r, n):
         for j in range(m):
             tiles = dY[i, j, :, : -(-(oh - i) // m), : -(-(ow - j) // m)]
             tiles[...] = rows[i::m, :, j::m].transpose(1, 0, 2, 3)
-    dM = transforms(r, G.dtype)[0].T @ dY.reshape(m * m, -1)  # (t*t, F * TH * TW * N)
-    return dM.reshape(len(dM), f, th * tw * n)  # not -1: N may be 0
+    return (transforms(r, G.dtype)[0].T @ dY.reshape(m * m, -1)).reshape(-1, f, th * tw * n)
