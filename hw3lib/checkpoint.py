@@ -4,7 +4,9 @@ Checkpoints are ``.npz`` archives without pickled objects (loaded with ``allow_p
 written to a temporary file in the target's folder and renamed over the target
 (:func:`atomic_write`), so a writer killed mid-write leaves the previous checkpoint intact.
 """
+import ast
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_info
 
 from .config import TrainConfig
 from .model import LeNet5, architecture
@@ -25,6 +28,7 @@ FORMAT = "hw3lib-checkpoint"
 FORMAT_VERSION = 2  # 2 added TrainConfig.split and the test record; 1 is read as split "random"
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C and a plain `kill`
+ENGINE_ROOT = "train"  # the module whose imports within hw3lib are everything a run computes with
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,8 @@ class Checkpoint:
     ``std`` (``(C,)``) the training split's normalisation; ``model_config`` the
     :class:`LeNet5` arguments; ``data_sha256`` the dataset's stamp (or ``None``);
     ``test_evaluations`` how many times the test split was evaluated during the run's life,
-    ``test`` the latest such evaluation (:class:`TestRecord`, or ``None``).
+    ``test`` the latest such evaluation (:class:`TestRecord`, or ``None``); ``engine`` the
+    :func:`engine_stamp` of the code that trained it (``None`` in files written before it).
     """
 
     config: TrainConfig
@@ -75,6 +80,7 @@ class Checkpoint:
     data_sha256: str | None = None
     test_evaluations: int = 0
     test: TestRecord | None = None
+    engine: str | None = None
 
     def check_settings(self, config, source="the checkpoint"):
         """Raise :class:`CheckpointError` naming each setting in which ``config`` (a
@@ -133,8 +139,9 @@ class Checkpoint:
         if not (isinstance(self.classes, list) and len(self.classes) == model.num_classes
                 and all(isinstance(c, str) for c in self.classes)):
             return f"its classes {self.classes!r} are not {model.num_classes} names, one per output"
-        if not (self.data_sha256 is None or isinstance(self.data_sha256, str)):
-            return f"its data_sha256 {self.data_sha256!r} is not a string"
+        for name in ("data_sha256", "engine"):
+            if not (getattr(self, name) is None or isinstance(getattr(self, name), str)):
+                return f"its {name} {getattr(self, name)!r} is not a string"
         return self._test_problem(model.num_classes)
 
     def _test_problem(self, num_classes):
@@ -190,6 +197,35 @@ def test_data_sha256(X, y):
         digest.update(str((array.dtype.str, array.shape)).encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
+
+
+def engine_modules(root=ENGINE_ROOT):
+    """The hw3lib modules that ``root`` imports (relative imports, also those inside functions),
+    transitively, and ``root`` itself: their names, sorted."""
+    package, seen, todo = Path(__file__).parent, set(), [root]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            for node in ast.walk(ast.parse((package / f"{name}.py").read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and node.level == 1:
+                    todo += [node.module] if node.module else [alias.name for alias in node.names]
+    return sorted(seen)
+
+
+@functools.cache
+def engine_stamp():
+    """What a run is computed with, in one line: a SHA-256 of the source of the modules that
+    training runs (:func:`engine_modules`), NumPy's version and the BLAS library's version and
+    kernels. Training is the same bit for bit only where all of them are: a checkpoint cached
+    under another stamp holds weights that this code would not compute. Read once a process,
+    from the modules' files (edit one, then restart the kernel)."""
+    digest = hashlib.sha256()
+    for name in engine_modules():
+        digest.update(name.encode() + b"\0" + (Path(__file__).parent / f"{name}.py").read_bytes())
+    blas = [f"{lib['internal_api']} {lib['version']} ({lib.get('architecture') or 'generic'})"
+            for lib in threadpool_info() if lib["user_api"] == "blas"]
+    return f"hw3lib {digest.hexdigest()[:12]}, numpy {np.__version__}, {', '.join(blas) or 'no BLAS'}"
 
 
 def architecture_mismatch(model, params, source, model_config=None):
@@ -280,7 +316,7 @@ def save_checkpoint(path, checkpoint):
     meta = dict(format=FORMAT, version=FORMAT_VERSION, config=ckpt.config.to_dict(),
                 model_config=ckpt.model_config, epoch=int(ckpt.epoch), best_epoch=int(ckpt.best_epoch),
                 history=ckpt.history, classes=list(ckpt.classes), data_sha256=ckpt.data_sha256,
-                test_evaluations=int(ckpt.test_evaluations), test=None)
+                test_evaluations=int(ckpt.test_evaluations), test=None, engine=ckpt.engine)
     test = {}
     if ckpt.test is not None:
         meta["test"] = dict(epoch=int(ckpt.test.epoch), loss=float(ckpt.test.loss),
@@ -396,7 +432,8 @@ def load_checkpoint(path, model=None):
                           optimizer=groups["optim"], epoch=meta["epoch"], best_epoch=meta["best_epoch"],
                           history=meta["history"], mean=arrays["mean"], std=arrays["std"],
                           classes=meta["classes"], data_sha256=meta["data_sha256"],
-                          test_evaluations=meta.get("test_evaluations", 0), test=test)
+                          test_evaluations=meta.get("test_evaluations", 0), test=test,
+                          engine=meta.get("engine"))
     except KeyError as err:
         raise _invalid(path, f"it has no {err.args[0]!r} entry") from None
     except (TypeError, ValueError) as err:

@@ -4,7 +4,8 @@ original report, seeds sweeps, predictions, the misclassified images, feature ma
 Training is bit-deterministic on one machine (same settings, same data, any BLAS thread
 count), so a finished run is cached as a checkpoint under ``runs/notebooks/`` (git ignores
 ``runs/``), named after a hash of its :class:`~hw3lib.train.TrainConfig`, and reused only when
-its settings and the data's SHA-256 match::
+its settings, the data's SHA-256 and the engine that trained it
+(:func:`~hw3lib.checkpoint.engine_stamp`: hw3lib's training code, NumPy, BLAS) match::
 
     result = load_or_train(TrainConfig())       # trains once, then loads runs/notebooks/...
     result.evaluate(data.X_test, data.y_test)   # (mean cross-entropy, accuracy)
@@ -19,7 +20,7 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from .data import normalize, resolve_root
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, engine_stamp, load_checkpoint
 from .download import dataset_sha256
 from .metrics import bootstrap_interval
 from .tables import Table
@@ -52,6 +53,16 @@ def checkpoint_path(config, folder=None):
     return folder / f"lenet5-{config_key(config)}.npz"
 
 
+def sweeps_dir(root=None):
+    """Where the notebooks keep their sweeps' Optuna journal: a folder of ``runs/notebooks/sweeps``
+    named after the data at ``root`` (its SHA-256) and the engine (:func:`engine_stamp`). A
+    sweep's journal holds its runs' scores; under other data or edited training code they are
+    another sweep's, so the notebook starts one afresh there, as :func:`load_or_train` trains
+    its runs afresh."""
+    key = hashlib.sha256(f"{dataset_sha256(root)} {engine_stamp()}".encode()).hexdigest()[:12]
+    return RUNS_DIR / "sweeps" / key
+
+
 def relative(path):
     """``path`` as a POSIX path relative to the repository (for printing), else its name."""
     path = Path(path).resolve()
@@ -63,9 +74,11 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False, on
     ``root`` (default ``$HW3_DATA``, then ``data/``), its best weights in ``result.model``.
 
     The checkpoint at ``path`` (default :func:`checkpoint_path`) is reused when it finished
-    ``config.epochs`` epochs with exactly ``config`` on data of the same SHA-256; a run of
-    the same settings cut short is resumed (bit-exact); anything else (absent, other
-    settings, other data, unreadable) is trained afresh with one BLAS thread and written there.
+    ``config.epochs`` epochs with exactly ``config`` on data of the same SHA-256, trained by
+    this engine (:func:`~hw3lib.checkpoint.engine_stamp`); a run of the same settings, data and
+    engine cut short is resumed (bit-exact); anything else (absent, other settings, other data,
+    edited training code, another NumPy or BLAS, unreadable) is trained afresh with one BLAS
+    thread and written there.
     ``data``: the :class:`~hw3lib.data.Dataset` of ``config`` at ``root``, if already loaded;
     ``on_epoch`` and ``stop`` go to :func:`~hw3lib.train.fit` (a sweep reports and prunes there).
     A Ctrl-C or ``stop`` while training raises KeyboardInterrupt; the checkpoint keeps the
@@ -79,7 +92,7 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False, on
             ckpt = load_checkpoint(path)
         except CheckpointError:
             ckpt = None
-    if ckpt is not None and (ckpt.config != config or ckpt.data_sha256 != sha):
+    if ckpt is not None and (ckpt.config, ckpt.data_sha256, ckpt.engine) != (config, sha, engine_stamp()):
         ckpt = None
     if ckpt is not None and ckpt.epoch >= config.epochs:
         return FitResult(ckpt.build_model(), ckpt.history, ckpt.best_epoch, None, ckpt.mean,

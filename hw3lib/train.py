@@ -31,8 +31,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .checkpoint import (HISTORY_KEYS, Checkpoint, CheckpointError, TestRecord,
-                         architecture_mismatch, interrupts_deferred, load_checkpoint, save_checkpoint,
-                         test_data_sha256)
+                         architecture_mismatch, engine_stamp, interrupts_deferred, load_checkpoint,
+                         save_checkpoint, test_data_sha256)
 from .data import dataloader, normalize
 from .losses import CrossEntropyLoss
 from .model import LeNet5
@@ -338,7 +338,7 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
                         save_checkpoint(checkpoint_path, Checkpoint(
                             config, model_config, model.get_params(), best_params,
                             optimizer.state_dict(), epoch, best_epoch, history, data.mean,
-                            data.std, list(data.classes), data_sha256, *tested))
+                            data.std, list(data.classes), data_sha256, *tested, engine_stamp()))
                     state = (rows + [row], best_epoch, best_params)
                 bar.set_postfix(val_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.3f}")
                 if on_epoch is not None:

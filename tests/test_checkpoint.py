@@ -4,19 +4,25 @@ import io
 import json
 import os
 import pickle
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info
 from test_train import TINY, assert_same_params, params_of, tiny_config, tiny_data
 
 from hw3lib.model import LeNet5
-from hw3lib.checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
+from hw3lib import checkpoint
+from hw3lib.checkpoint import (CheckpointError, atomic_write, engine_modules, engine_stamp,
+                               load_checkpoint, save_checkpoint)
 from hw3lib.train import fit
 
 
@@ -35,6 +41,7 @@ def test_round_trip_keeps_everything(saved):
     assert ckpt.config == tiny_config(epochs=2) and ckpt.epoch == 2
     assert ckpt.best_epoch == result.best_epoch and ckpt.history == result.history
     assert ckpt.classes == ["a", "b", "c"] and ckpt.data_sha256 == "ab" * 32
+    assert ckpt.engine == engine_stamp()
     assert np.array_equal(ckpt.mean, result.mean) and np.array_equal(ckpt.std, result.std)
     assert set(ckpt.optimizer) == {"t"} | {f"{m}.{k}" for m in "mv" for k in ckpt.params}
     assert int(ckpt.optimizer["t"]) == 2 * 5
@@ -47,6 +54,38 @@ def test_round_trip_keeps_everything(saved):
     assert_same_params(params_of(model), params_of(result.model))
     with zipfile.ZipFile(path) as z:  # plain arrays and a JSON string: nothing to unpickle
         assert "meta.npy" in z.namelist() and "params.W1.npy" in z.namelist()
+
+
+def test_a_file_written_before_the_engine_stamp_loads_without_one(saved):
+    _, path = saved
+    rewrite(path, lambda arrays, meta: meta.pop("engine"))
+    assert load_checkpoint(path).engine is None
+
+
+def test_the_engine_is_the_code_training_runs_numpy_and_blas():
+    modules = engine_modules()
+    assert {"train", "layers", "im2col", "winograd", "optim", "losses", "model", "data",
+            "images", "checkpoint"} <= set(modules)
+    assert not {"results", "report", "plots", "widgets", "bench", "sweep"} & set(modules)
+    stamp = engine_stamp()
+    assert re.fullmatch(r"hw3lib [0-9a-f]{12}, numpy \S+, .+", stamp) and np.__version__ in stamp
+    assert any(lib["internal_api"] in stamp for lib in threadpool_info() if lib["user_api"] == "blas")
+
+
+def test_the_engine_stamp_changes_with_any_line_of_the_training_code(tmp_path, monkeypatch):
+    package = tmp_path / "hw3lib"
+    package.mkdir()
+    for name in engine_modules() + ["plots"]:
+        shutil.copy(Path(checkpoint.__file__).with_name(f"{name}.py"), package)
+    monkeypatch.setattr(checkpoint, "__file__", str(package / "checkpoint.py"))
+    stamp = engine_stamp.__wrapped__  # uncached
+    assert stamp() == engine_stamp()
+    with open(package / "plots.py", "a") as f:  # not run in training
+        f.write("# a comment\n")
+    assert stamp() == engine_stamp()
+    with open(package / "im2col.py", "a") as f:
+        f.write("# a comment\n")
+    assert stamp() != engine_stamp()
 
 
 def test_another_architecture_is_refused_listing_the_shapes(saved):
@@ -193,6 +232,7 @@ MALFORMED = {  # what is wrong -> (the change, words of the message)
     "model_config": (set_entry("model_config", {"dtype": "float32", "pooling": "median"}),
                      "its model_config"),
     "config": (set_entry("config", {"lr": -1}), "lr must be a positive finite number"),
+    "engine": (set_entry("engine", 3), "its engine 3 is not a string"),
     "no mean": (lambda arrays, meta: arrays.pop("mean"), "it has no 'mean' entry"),
 }
 

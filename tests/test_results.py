@@ -12,7 +12,7 @@ from threadpoolctl import threadpool_info
 import hw3lib.results as results
 from hw3lib.data import normalize
 from hw3lib.model import LeNet5
-from hw3lib.checkpoint import load_checkpoint
+from hw3lib.checkpoint import engine_stamp, load_checkpoint, save_checkpoint
 from hw3lib.config import TrainConfig
 from hw3lib.train import fit
 
@@ -128,6 +128,30 @@ def test_other_settings_other_data_or_a_corrupt_file_train_afresh(root, tmp_path
     path.write_bytes(b"not a checkpoint")
     results.load_or_train(other, path, root=root)
     assert len(count_fits) == 5 and load_checkpoint(path).config == other
+
+
+def test_a_run_of_another_engine_is_trained_afresh_finished_or_cut_short(root, tmp_path, count_fits):
+    path = tmp_path / "run.npz"
+    results.load_or_train(CONFIG, path, root=root)
+    assert load_checkpoint(path).engine == engine_stamp()
+    for epochs in (CONFIG.epochs, 1):  # a finished run, then one cut short after its first epoch
+        ckpt = load_checkpoint(path)
+        ckpt.engine, ckpt.epoch, ckpt.best_epoch = "hw3lib 000000000000, numpy 1.0", epochs, 1
+        ckpt.history = {key: column[:epochs] for key, column in ckpt.history.items()}
+        save_checkpoint(path, ckpt)
+        results.load_or_train(CONFIG, path, root=root)
+        assert count_fits[-1] is None and load_checkpoint(path).engine == engine_stamp()
+    assert len(count_fits) == 3
+
+
+def test_the_notebooks_sweeps_are_kept_apart_by_data_and_engine(root, tmp_path, monkeypatch):
+    folder = results.sweeps_dir(root)
+    assert folder.parent == results.RUNS_DIR / "sweeps" and folder == results.sweeps_dir(root)
+    assert results.sweeps_dir(fake_root(tmp_path / "other", size=(36, 28))) != folder
+    monkeypatch.setattr(results, "engine_stamp", lambda: "hw3lib 000000000000, numpy 1.0")
+    assert results.sweeps_dir(root) != folder
+    notebook = json.loads((results.REPO_ROOT / "notebooks" / "06_results.ipynb").read_text())
+    assert any("out=sweeps_dir()" in "".join(cell["source"]) for cell in notebook["cells"])
 
 
 def test_a_run_cut_short_is_resumed_bit_exactly(root, tmp_path, count_fits):
