@@ -6,6 +6,7 @@ interrupted (Ctrl-C, or SIGTERM: a plain ``kill``). After the first interrupt fu
 ignored until the process ends, so the command's clean-up (temporary files, the files of
 finished epochs) always completes and the status stays 130.
 """
+import difflib
 import importlib
 import signal
 import sys
@@ -39,8 +40,12 @@ def main(argv=None):
         print(USAGE)
         return 0
     if not argv or argv[0] not in COMMANDS:
-        problem = f"unknown command {argv[0]!r}" if argv else "no command given"
-        print(f"error: {problem}\n{USAGE}", file=sys.stderr)
+        problem = "no command given"
+        if argv:
+            close = difflib.get_close_matches(argv[0], COMMANDS, n=1)
+            problem = f"unknown command {argv[0]!r}" + (f" (did you mean {close[0]}?)" if close else "")
+        print(f"error: {problem}; the commands are {', '.join(COMMANDS)} (python -m hw3lib --help "
+              "says what each does)", file=sys.stderr)
         return 2
     main_thread = threading.current_thread() is threading.main_thread()
     previous = {signum: signal.signal(signum, _interrupt_once)

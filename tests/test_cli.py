@@ -128,8 +128,12 @@ def test_a_disk_filling_up_mid_run_names_the_path_and_keeps_what_was_written(tmp
 def test_unknown_and_missing_commands_are_named(capsys):
     assert hw3lib_main(["trian"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: unknown command 'trian'") and "train" in err
-    assert hw3lib_main([]) == 2 and capsys.readouterr().err.startswith("error: no command given")
+    assert err.startswith("error: unknown command 'trian' (did you mean train?); the commands are "
+                          "bench, download, train, report, sweep") and len(err.splitlines()) == 1
+    assert hw3lib_main(["zzz"]) == 2 and "did you mean" not in capsys.readouterr().err
+    assert hw3lib_main([]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no command given; the commands are") and len(err.splitlines()) == 1
     assert hw3lib_main(["--help"]) == 0 and "commands:" in capsys.readouterr().out
 
 
