@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_info
 
+from .checks import is_int, is_number
 from .config import TrainConfig
 from .model import LeNet5, architecture
 
@@ -162,11 +163,11 @@ class Checkpoint:
 
 
 def _is_count(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return is_int(value) and value >= 0
 
 
 def _is_finite_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return is_number(value) and math.isfinite(value)
 
 
 def _arrays_problem(prefix, arrays, expected):

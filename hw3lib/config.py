@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from .checks import integer
 from .data import MODES, SPLIT_METHODS, load_dataset
 from .images import parse_image_size
 from .model import LeNet5
@@ -16,10 +17,6 @@ from .optim import SGD, AdamGD
 # LeNet5 arguments that TrainConfig.model may set; the rest come from the data and the seed.
 MODEL_KEYS = ("input_size", "conv_channels", "kernel_size", "hidden", "activation", "pooling")
 OPTIMIZERS = ("adam", "sgd")
-
-
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -77,12 +74,8 @@ class TrainConfig:
         for f in fields(self):  # numpy numbers as Python's: the settings are stored as JSON
             if isinstance(getattr(self, f.name), np.generic):
                 object.__setattr__(self, f.name, getattr(self, f.name).item())
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if not _is_int(self.seed) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        for name, least in (("epochs", 1), ("batch_size", 1), ("seed", 0)):
+            integer(name, getattr(self, name), least)
         if isinstance(self.lr, bool):
             raise ValueError(f"lr must be a positive finite number, got {self.lr!r}")
         if self.optimizer not in OPTIMIZERS:

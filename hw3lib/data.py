@@ -39,6 +39,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from .checks import integer
 from .images import MODES, SUFFIXES, DataError, parse_image_size, read_image
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "data"
@@ -301,8 +302,7 @@ def train_val_split(
         raise ValueError(f"split must be one of {list(SPLIT_METHODS)}, got {split!r}")
     if len(X) != len(y):
         raise ValueError(f"X and y differ in length: {len(X)} != {len(y)}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    integer("seed", seed, 0)
     rng = np.random.default_rng(seed)
     is_val = np.zeros(len(y), dtype=bool)
     for c in np.unique(y):
@@ -361,8 +361,7 @@ def dataloader(
     for the same ``(seed, epoch)``, different from epoch to epoch. Arguments are checked when
     called, before the first batch.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    integer("batch_size", batch_size)
     if len(X) != len(y):
         raise ValueError(f"X and y differ in length: {len(X)} != {len(y)}")
     order = np.random.default_rng((seed, epoch)).permutation(len(y)) if shuffle else np.arange(len(y))

@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from .checks import is_int
+
 MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}  # Pillow mode -> number of channels C
 # file name ending -> format; the first ending of each format is the one to rename a file to
 SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".gif": "GIF",
@@ -54,10 +56,9 @@ def parse_image_size(value) -> tuple[int, int] | None:
     try:
         if isinstance(value, str):
             parts = [int(part) for part in value.lower().split("x")]
-        elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        elif is_int(value):
             parts = [int(value)]
-        elif len(value) == 2 and all(isinstance(part, (int, np.integer))
-                                     and not isinstance(part, bool) for part in value):
+        elif len(value) == 2 and all(is_int(part) for part in value):
             parts = [int(part) for part in value]
         else:
             parts = []

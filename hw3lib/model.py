@@ -4,6 +4,7 @@ import inspect
 
 import numpy as np
 
+from .checks import integer, is_int
 from .layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Tanh
 from .losses import CrossEntropyLoss, softmax
 
@@ -13,25 +14,14 @@ MAX_WEIGHT_BYTES = 2**31  # the largest first dense layer built: larger ones are
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _integer(name, value, least, what):
-    """``value`` as a Python int; ValueError unless it is an integer >= ``least``."""
-    if not (_is_int(value) and value >= least):
-        raise ValueError(f"{name} must be an integer >= {least} ({what}), got {value!r}")
-    return int(value)
-
-
 def _pair(name, value, what, example, square=False):
     """``value`` (two integers >= 1; with ``square``, also one for both) as a tuple of two
     Python ints; ValueError naming ``name``, ``value`` and what it must be otherwise."""
     values = value.tolist() if isinstance(value, np.ndarray) else value
-    if square and _is_int(value):
+    if square and is_int(value):
         values = (value, value)
     if not (isinstance(values, (tuple, list)) and len(values) == 2
-            and all(_is_int(v) and v >= 1 for v in values)):
+            and all(is_int(v) and v >= 1 for v in values)):
         form = "an integer or a pair of integers" if square else "two integers"
         raise ValueError(f"{name} must be {form} >= 1 ({what}), e.g. {example}; got {value!r}")
     return tuple(int(v) for v in values)
@@ -56,8 +46,8 @@ def architecture(arguments):
         if not (isinstance(arguments[name], str) and arguments[name] in choices):
             raise ValueError(f"{name} must be one of {sorted(choices)}, got {arguments[name]!r}")
     return dict(
-        in_channels=_integer("in_channels", arguments["in_channels"], 1, "the images' channels"),
-        num_classes=_integer("num_classes", arguments["num_classes"], 2, "one output per class"),
+        in_channels=integer("in_channels", arguments["in_channels"], 1, "the images' channels"),
+        num_classes=integer("num_classes", arguments["num_classes"], 2, "one output per class"),
         input_size=_pair("input_size", arguments["input_size"], "the images' height and width in "
                          "pixels", "32 or (28, 36)", square=True),
         conv_channels=_pair("conv_channels", arguments["conv_channels"],

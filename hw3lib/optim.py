@@ -8,22 +8,19 @@ import math
 
 import numpy as np
 
+from .checks import is_number
+
 FLUSH_EVERY = 16  # steps between flushes of the optimizers' subnormal state (flush_subnormals)
 PIECE = 1 << 16  # elements of a parameter that a step updates at a time (pieces)
 
 
-def _is_number(value):
-    """A real number, numpy's included, and no bool."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
 def _check_positive(name, value):
-    if not (_is_number(value) and math.isfinite(value) and value > 0):
+    if not (is_number(value) and math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
 
 
 def _check_unit(name, value):
-    if not (_is_number(value) and 0 <= value < 1):
+    if not (is_number(value) and 0 <= value < 1):
         raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
 
 

@@ -25,6 +25,7 @@ from functools import partial
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from .checks import integer
 from .optim import piece, pieces
 
 # Measured on two cores, training (work of a batch, GFLOP of products: split over two threads
@@ -41,9 +42,7 @@ MIN_PIECE = 1 << 17
 
 def check_threads(threads):
     """``threads`` as an int >= 1, or a ValueError that says what was wrong."""
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
-    return int(threads)
+    return integer("threads", threads)
 
 
 class SplitBatch:

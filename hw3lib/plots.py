@@ -4,6 +4,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import ListedColormap
 
+from .checks import is_number
+
 HIGHLIGHT = "tab:orange"
 
 
@@ -398,7 +400,7 @@ def plot_leakage(audit, title="How far held-out images are from the nearest trai
 def _axis_values(values):
     """Positions for ``values`` on an axis: the numbers themselves when all are numbers
     (booleans not), else 0, 1, ... in sorted order of their text, with the tick labels."""
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+    if all(is_number(v) for v in values):
         return {v: v for v in values}, None
     labels = sorted({str(v) for v in values})
     return {v: labels.index(str(v)) for v in values}, labels

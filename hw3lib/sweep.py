@@ -68,6 +68,7 @@ from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
+from .checks import integer
 from .download import dataset_sha256
 from .results import checkpoint_path, load_or_train, one_blas_thread
 from .sweep_results import SweepResult, run_summary, sweep_result
@@ -434,8 +435,7 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     sweep = Sweep.define(space, base, seeds, trials, pruner)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created ..."
     workers = default_workers() if workers is None else workers
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    workers = integer("workers", workers)
     out = Path(out)
     storage = str(storage if storage is not None else out / JOURNAL)
     checkpoints = Path(checkpoints) if checkpoints is not None else out / "checkpoints"

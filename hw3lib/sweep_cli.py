@@ -8,6 +8,7 @@ from pathlib import Path
 import matplotlib
 from optuna.distributions import FloatDistribution, IntDistribution
 
+from .checks import is_number
 from .cli import Parser, folder
 from .config import TrainConfig
 from .sweep import JOURNAL, PRUNERS, SweepError, default_workers, run_sweep
@@ -54,7 +55,7 @@ def parse_param(text):
     if scale not in ([], ["log"]):
         raise ValueError(f"--param {text!r}: a range is LOW:HIGH or LOW:HIGH:log")
     low, high, log = _value(low), _value(high), scale == ["log"]
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
+    if not all(is_number(v) for v in (low, high)):
         raise ValueError(f"--param {text!r}: a range's ends must be numbers")
     try:
         if isinstance(low, int) and isinstance(high, int) and not isinstance(getattr(TrainConfig, name, None), float):

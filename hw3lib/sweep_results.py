@@ -7,6 +7,7 @@ import numpy as np
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
+from .checks import is_number
 from .config import TrainConfig
 from .sweep_space import Sweep, config_for
 from .tables import Table
@@ -180,7 +181,7 @@ class SweepResult:
         """Settings drawn on a log scale, or listed as positive numbers spanning a factor of 10."""
         def log(d):
             if isinstance(d, CategoricalDistribution):
-                numbers = [v for v in d.choices if isinstance(v, (int, float)) and not isinstance(v, bool)]
+                numbers = [v for v in d.choices if is_number(v)]
                 return len(numbers) == len(d.choices) and min(numbers) > 0 and max(numbers) >= 10 * min(numbers)
             return d.log
         return [name for name, d in self.sweep.space.items() if log(d)]

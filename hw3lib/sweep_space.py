@@ -11,6 +11,7 @@ import optuna
 from optuna.distributions import (BaseDistribution, CategoricalDistribution, IntDistribution,
                                   distribution_to_json, json_to_distribution)
 
+from .checks import is_int
 from .config import MODEL_KEYS, TrainConfig
 
 PRUNERS = ("percentile", "median", "none")
@@ -115,7 +116,7 @@ class Sweep:
         if grid and trials is not None:
             raise ValueError("trials: a grid runs each of its settings once; trials counts the "
                              "settings of a sampled search (give a range, e.g. lr=1e-4:1e-2:log)")
-        if not grid and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
+        if not grid and not (is_int(trials) and trials >= 1):
             raise ValueError(f"trials: a sampled search needs the number of settings to try "
                              f"(an integer >= 1), got {trials!r}")
         values = [_values(d) for d in space.values()]

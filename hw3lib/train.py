@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from .checks import integer
 from .checkpoint import (HISTORY_KEYS, Checkpoint, CheckpointError, TestRecord,
                          architecture_mismatch, engine_stamp, interrupts_deferred, load_checkpoint,
                          save_checkpoint, test_data_sha256)
@@ -52,8 +53,7 @@ def evaluate(model, X, y, batch_size=EVAL_BATCH):
     Forward passes only; the weights do not change."""
     if len(X) == 0 or len(X) != len(y):
         raise ValueError(f"evaluate needs as many labels as images (>= 1), got {len(X)} and {len(y)}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    integer("batch_size", batch_size)
     cost, loss_sum, correct = CrossEntropyLoss(), 0.0, 0
     for i in range(0, len(X), batch_size):
         probs, yb = model.forward(X[i:i + batch_size]), y[i:i + batch_size]

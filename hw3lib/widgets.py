@@ -41,6 +41,7 @@ import ipywidgets as w
 import numpy as np
 from matplotlib.figure import Figure
 
+from .checks import is_int
 from .data import MODES, DataError, Dataset
 from .plots import plot_live_curves, plot_run_curves
 from .tables import Table
@@ -114,7 +115,7 @@ def subset(data, size, seed):
     at random by ``seed`` and kept in their order; validation, test and the normaliser (the
     whole training split's ``mean``/``std``) stay as they are."""
     n = len(data.y_train)
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= n:
+    if not (is_int(size) and 1 <= size <= n):
         raise ValueError(f"train_size must be an integer from 1 to {n} (the training split's size), "
                          f"got {size!r}")
     if size == n:

@@ -484,7 +484,7 @@ def test_dataloader_order_per_seed_and_epoch():
 
 @pytest.mark.parametrize("batch_size", [0, -1, 2.5, True, "4", None])
 def test_dataloader_rejects_bad_batch_size_at_call(batch_size):
-    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got"):
         data.dataloader(*toy(2, 2), batch_size)  # no next(): checked eagerly
 
 
