@@ -67,7 +67,7 @@ def main(argv=None):
     parser = Parser(prog="python -m hw3lib train", epilog=OWN_IMAGES,
                     formatter_class=argparse.RawDescriptionHelpFormatter,
                     description="Train LeNet5 on the fruit images, or on your own (see below): "
-                                "70%% of the training split trains, 30%% validates, the test split "
+                                "70% of the training split trains, 30% validates, the test split "
                                 "tests.")
     parser.add_argument("--data", type=Path, help="folder holding Data_train/ and Data_test/ (or "
                                                   "train/ and test/); default: $HW3_DATA, then data/")
@@ -152,6 +152,10 @@ def _train_command(args):
                              "to start afresh")
         resume = load_checkpoint(checkpoint_path)
         resume.check_settings(config, str(checkpoint_path))  # before loading data
+        if resume.epoch >= config.epochs:
+            raise ValueError(f"--resume: {checkpoint_path} has trained {resume.epoch} epoch(s) "
+                             f"already, --epochs {config.epochs} asks for no more: nothing to train. "
+                             f"Give --epochs above {resume.epoch} to go on")
     elif has_run:  # its checkpoint (and its count of test evaluations) would be lost
         raise ValueError(f"--out {args.out} already holds a run ({checkpoint_path}): go on with it "
                          "with --resume, or choose another --out (or delete it)")

@@ -154,6 +154,7 @@ def test_help_tells_how_to_use_own_images_and_the_exit_statuses(capsys):
     for words in ("Use your own images", "train/ and test/", ".jpg", "--image-size H[xW]", "16-bit",
                   "--channels", "digits", "python -m hw3lib train --data", "Exit status", "3 the\nmodel"):
         assert words in text, words
+    assert "70% of the training split" in text and "%%" not in text
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -183,6 +184,12 @@ def test_a_fresh_run_into_an_out_holding_a_run_is_refused_and_loses_nothing(tmp_
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--epochs", 3, "--resume", "--out", out)
     assert code == 0 and json.loads(stdout.splitlines()[-1])["epochs"] == 3, err
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--epochs", 2, "--resume", "--out", out)
+    assert code == 2 and stdout == "" and err == (
+        f"error: --resume: {out / 'checkpoint.npz'} has trained 3 epoch(s) already, --epochs 2 asks "
+        "for no more: nothing to train. Give --epochs above 3 to go on\n")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 @pytest.mark.parametrize("case", ["no optimizer state", "history null", "best epoch beyond the last",
