@@ -360,7 +360,7 @@ h1, h2, h3, h4, h5, h6 { break-after: avoid; break-inside: avoid; }
 img { max-width: 100%; height: auto; break-inside: avoid; }
 .jp-OutputArea-output, .jp-Cell-outputWrapper, math[display="block"] { break-inside: avoid; }
 .jp-RenderedHTMLCommon table { width: auto; max-width: 100%; font-size: 9pt; break-inside: avoid; }
-.jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { overflow-wrap: anywhere; }
+.jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { overflow-wrap: break-word; }
 .jp-RenderedHTMLCommon td:first-child, .jp-RenderedHTMLCommon th:first-child { text-align: left; }
 .jp-RenderedText pre { white-space: pre; overflow-x: auto; }
 math { font-family: "DejaVu Math TeX Gyre", math; font-size: 1.1em; }
