@@ -271,8 +271,8 @@ def measure(repeats=7, channels=CHANNELS, train_size=TRAIN_SIZE, eval_size=EVAL_
 def epoch_comparison(channels=1, repeats=5, naive_images=2, n=TRAIN_SIZE):
     """One training epoch of LeNet5 (``n`` random images, batch 32) by the naive loops
     (convolutions only, extrapolated), hw3lib and PyTorch CPU when installed, as a
-    :class:`~hw3lib.tables.Table` of seconds per epoch and each one's time over hw3lib's.
-    BLAS (and PyTorch) should already be limited to one thread."""
+    :class:`~hw3lib.tables.Table` of seconds per epoch and each one's time over hw3lib's (3
+    significant digits: "820x"). BLAS (and PyTorch) should already be limited to one thread."""
     from .oracle import torch_available
     from .tables import Table
 
@@ -283,7 +283,8 @@ def epoch_comparison(channels=1, repeats=5, naive_images=2, n=TRAIN_SIZE):
                **interleaved_medians(runs, repeats)}
     ours = seconds["hw3lib (im2col)"]
     return Table(["engine", "s/epoch", "x hw3lib"],
-                 [(name, s, s / ours) for name, s in seconds.items()], digits=2)
+                 [(name, s, s / ours) for name, s in seconds.items()], digits=2,
+                 formats={"x hw3lib": "{:.3g}x"})
 
 
 def report(results):

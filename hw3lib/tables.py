@@ -1,5 +1,5 @@
 """Small text tables that print the same on every machine (notebooks compare them with nbval)."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -10,16 +10,20 @@ class Table:
 
     Text columns are left-aligned, numbers right-aligned, floats printed with ``digits``
     decimals (a rounded -0 prints as 0), booleans as yes/no and None as "-", so the text is
-    the same on every machine.
+    the same on every machine. ``formats`` maps a column to a format of its own, e.g.
+    ``{"ratio": "{:.3g}x"}``.
     """
 
     columns: list[str]
     rows: list[tuple]
     digits: int = 3
+    formats: dict = field(default_factory=dict)
 
-    def _cell(self, value) -> str:
+    def _cell(self, value, column=None) -> str:
         if value is None:
             return "-"
+        if column in self.formats:
+            return self.formats[column].format(value)
         if isinstance(value, (bool, np.bool_)):
             return "yes" if value else "no"
         if isinstance(value, (int, np.integer)):
@@ -29,7 +33,7 @@ class Table:
         return str(value)
 
     def __str__(self) -> str:
-        cells = [[self._cell(v) for v in row] for row in self.rows]
+        cells = [[self._cell(v, c) for v, c in zip(row, self.columns)] for row in self.rows]
         widths = [max(len(c) for c in column) for column in zip(self.columns, *cells)]
         left = [all(isinstance(row[i], str) for row in self.rows) for i in range(len(self.columns))]
         return "\n".join(

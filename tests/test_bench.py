@@ -79,3 +79,4 @@ def test_epoch_comparison_lists_every_engine_against_hw3lib():
     assert ("PyTorch CPU" in names) == HAS_TORCH
     assert dict((r[0], r[2]) for r in table.rows)["hw3lib (im2col)"] == 1.0
     assert all(r[1] > 0 for r in table.rows)
+    assert str(table).splitlines()[2].endswith(" 1x")  # ratios to 3 significant digits

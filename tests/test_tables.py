@@ -1,0 +1,13 @@
+"""hw3lib.tables.Table: a column with a format of its own."""
+from hw3lib.tables import Table
+
+
+def test_a_column_format_overrides_the_decimals_and_keeps_numbers_right_aligned():
+    table = Table(["engine", "s", "x ours"], [("loops", 61.44, 819.66), ("ours", 0.07, 1.0),
+                                              ("torch", 0.13, 1.684), ("none", 0.5, None)],
+                  digits=2, formats={"x ours": "{:.3g}x"})
+    assert str(table) == ("engine      s  x ours\n"
+                          "loops   61.44    820x\n"
+                          "ours     0.07      1x\n"
+                          "torch    0.13   1.68x\n"
+                          "none     0.50       -")
