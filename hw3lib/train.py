@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
+from tqdm import autonotebook, std  # after tqdm.auto, which imports autonotebook without a warning
 
 from .checks import integer
 from .checkpoint import (HISTORY_KEYS, Checkpoint, CheckpointError, TestRecord,
@@ -309,7 +310,7 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
                              f"training stopped{kept}{saved}. Try a smaller learning rate, e.g. "
                              f"lr={config.lr / 10:g}")
 
-    bar = tqdm(total=batches * max(config.epochs - first + 1, 0), disable=not progress, unit="batch")
+    bar, shown = _progress_bar(batches * max(config.epochs - first + 1, 0), progress)
     try:
         # Overflow shows up below as a non-finite loss or weight, reported with its batch.
         with np.errstate(over="ignore", invalid="ignore"), SplitBatch(model, threads) as net:
@@ -350,7 +351,21 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
         raise
     finally:
         bar.close()
+        if shown is not None:
+            shown.update(bar.container)  # the saved text: how the run ended, not its start
     return snapshot()
+
+
+def _progress_bar(total, progress):
+    """tqdm.auto's bar over ``total`` batches, and in a notebook its display handle. There
+    the bar is a widget, saved with the plain text it had when shown (0%) for viewers
+    without widgets; updating the handle when the bar closes saves its end instead."""
+    if not progress or autonotebook.tqdm is std.tqdm:  # no bar, or a text bar in a terminal
+        return tqdm(total=total, disable=not progress, unit="batch"), None
+    from IPython.display import display
+
+    bar = tqdm(total=total, unit="batch", display=False)
+    return bar, display(bar.container, display_id=True)
 
 
 def _random_hflips(loader, rng):

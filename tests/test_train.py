@@ -235,6 +235,24 @@ def test_training_learns_and_is_deterministic():
     assert other.history["train_loss"] != first.history["train_loss"]
 
 
+def test_in_a_notebook_the_saved_progress_bar_shows_the_end_of_the_run(tmp_path):
+    """The bar is a widget there; its plain text, what a notebook shows without widgets, is
+    saved as the bar ended (100%), not as it started (0%)."""
+    import nbformat
+
+    from hw3lib.report import execute_notebook
+
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+            "from test_train import tiny_config, tiny_data\n"
+            "from hw3lib.train import fit\n"
+            "result = fit(tiny_config().build_model(3), tiny_data(), tiny_config())")
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]),
+                   tmp_path / "bar.ipynb")
+    [output] = execute_notebook(tmp_path / "bar.ipynb", tmp_path / "out").cells[0].outputs
+    assert "application/vnd.jupyter.widget-view+json" in output.data
+    assert "100%" in output.data["text/plain"] and "15/15" in output.data["text/plain"]
+
+
 def test_validation_data_never_changes_the_weights():
     data, config = tiny_data(), tiny_config()
     shuffled = replace(data, y_val=np.roll(data.y_val, 1), X_val=data.X_val[::-1].copy())
