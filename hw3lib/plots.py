@@ -31,10 +31,10 @@ def _window_mask(shape, top, left, kh, kw):
     return mask
 
 
-def plot_conv_example(x, W, out, pixel=(0, 0), stride=1):
-    """One channel's convolution with numbers: ``x (H, W)``, kernel ``W (kh, kw)`` and
-    ``out (OH, OW)``; the receptive field of output ``pixel = (row, col)`` and that output
-    are coloured."""
+def plot_conv_example(x, W, out, pixel=(0, 0), stride=1, b=None):
+    """One channel's convolution with numbers: ``x (H, W)``, kernel ``W (kh, kw)``, bias ``b``
+    (a number, named in the title when given) and ``out (OH, OW)``; the receptive field of
+    output ``pixel = (row, col)`` and that output are coloured."""
     x, W, out = np.asarray(x), np.asarray(W), np.asarray(out)
     kh, kw = W.shape
     r, q = pixel
@@ -42,7 +42,8 @@ def plot_conv_example(x, W, out, pixel=(0, 0), stride=1):
     _matrix(axes[0], x, "input x", _window_mask(x.shape, r * stride, q * stride, kh, kw), "j", "i")
     _matrix(axes[1], W, "kernel W", None, "j'", "i'")
     _matrix(axes[2], out, "output y", _window_mask(out.shape, r, q, 1, 1), "q", "r")
-    fig.suptitle(f"Output pixel ({r}, {q}) is the coloured patch of x times W, summed, plus b")
+    bias = "b" if b is None else f"b = {float(b):g}"
+    fig.suptitle(f"Output pixel ({r}, {q}) is the coloured patch of x times W, summed, plus {bias}")
     fig.tight_layout()
     return fig
 
@@ -93,15 +94,14 @@ def plot_ladder(rows):
 def plot_step_sizes(curves, title="Adam's first steps under a constant gradient"):
     """Step sizes over the first steps: ``curves`` maps a label to ``(T,)`` values for steps
     ``t = 1..T`` (e.g. ``|p_t - p_{t-1}| / lr``); log-scaled step axis."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.3), layout="constrained")
     for label, values in curves.items():
         values = np.asarray(values)
         ax.plot(np.arange(1, len(values) + 1), values, label=label)
     ax.set_xscale("log")
     ax.set(title=title, xlabel="step t (log scale)", ylabel="step size / learning rate")
     ax.grid(alpha=0.3)
-    ax.legend(loc="best")
-    fig.tight_layout()
+    fig.legend(loc="outside lower center", ncols=2, fontsize=9)  # below: clear of every curve
     return fig
 
 
@@ -324,7 +324,8 @@ def plot_filters(W, title="Learned filters of the first convolution"):
     fig, axes = plt.subplots(c_in, c_out, squeeze=False, figsize=(1.3 * c_out + 1.2, 1.4 * c_in + 0.9),
                              layout="constrained")
     for (i, o), ax in np.ndenumerate(axes):
-        shown = ax.imshow(W[o, i], cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+        shown = ax.imshow(W[o, i], cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest",
+                          aspect="equal")
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_xlabel(f"filter {o + 1}", fontsize=8)
@@ -397,25 +398,34 @@ def plot_leakage(audit, title="How far held-out images are from the nearest trai
     return fig
 
 
+def _value_text(value):
+    """A setting's value as a tick label: booleans no/yes (as the tables print them), floats
+    with 3 significant digits."""
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def _axis_values(values):
     """Positions for ``values`` on an axis: the numbers themselves when all are numbers
     (booleans not), else 0, 1, ... in sorted order of their text, with the tick labels."""
     if all(is_number(v) for v in values):
         return {v: v for v in values}, None
-    labels = sorted({str(v) for v in values})
-    return {v: labels.index(str(v)) for v in values}, labels
+    labels = sorted({_value_text(v) for v in values})
+    return {v: labels.index(_value_text(v)) for v in values}, labels
 
 
-def plot_sweep(params, values, names, log=(), title=None):
+def plot_sweep(params, values, names, log=(), title=None, labels=None):
     """Validation accuracy against each swept setting, one panel per name in ``names``.
 
     ``params[i]`` is a setting (dict name -> value) and ``values[i]`` its runs' validation
     accuracies (one per seed): each run is a dot at its setting's value, and a line joins the
-    mean over every run that shares that value. Names in ``log`` get a log-scale axis."""
+    mean over every run that shares that value. Names in ``log`` get a log-scale axis;
+    ``labels`` maps a name to its axis label (default: the name)."""
     fig, axes = plt.subplots(1, len(names), squeeze=False, figsize=(3.6 * len(names) + 0.6, 3.4),
                              sharey=True)
     for ax, name in zip(axes[0], names):
-        position, labels = _axis_values([p[name] for p in params])
+        position, ticks = _axis_values([p[name] for p in params])
         xs = [position[p[name]] for p, v in zip(params, values) for _ in v]
         ax.plot(xs, [a for v in values for a in v], "o", color="C0", alpha=0.5, label="a run (one seed)")
         by_x = {}
@@ -423,11 +433,12 @@ def plot_sweep(params, values, names, log=(), title=None):
             by_x.setdefault(position[p[name]], []).extend(v)
         line = sorted((x, np.mean(v)) for x, v in by_x.items() if v)
         ax.plot([x for x, _ in line], [m for _, m in line], "s-", color="C1", label="mean of its runs")
-        if labels is not None:
-            ax.set_xticks(range(len(labels)), labels)
+        if ticks is not None:
+            ax.set_xticks(range(len(ticks)), ticks)
         elif name in log:
             ax.set_xscale("log")
-        ax.set(xlabel=name, title=name)
+        label = (labels or {}).get(name, name)
+        ax.set(xlabel=label, title=label)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("best validation accuracy")
     axes[0][-1].legend(fontsize=8, loc="lower right")
@@ -436,26 +447,31 @@ def plot_sweep(params, values, names, log=(), title=None):
     return fig
 
 
-def plot_sweep_heatmap(params, means, x, y, title=None):
+def plot_sweep_heatmap(params, means, x, y, title=None, labels=None, floor=0.95):
     """The mean validation accuracy over two swept settings ``x`` and ``y`` as a heat map:
     ``params[i]`` is a setting (dict name -> value), ``means[i]`` its mean over seeds; where
-    other settings vary too, each cell shows the best of their means. Cells with no run are
-    blank."""
+    other settings vary too, each cell shows the best of their means. Each cell is written
+    with its value; cells with no run are blank. ``labels`` maps a name to its axis label
+    (default: the name). The colours span ``min(floor, lowest mean)`` to 1, so that a few
+    thousandths do not look like a large difference."""
     xs = sorted({p[x] for p in params}, key=lambda v: (isinstance(v, str), v))
     ys = sorted({p[y] for p in params}, key=lambda v: (isinstance(v, str), v))
     grid = np.full((len(ys), len(xs)), np.nan)
     for p, m in zip(params, means):
         i, j = ys.index(p[y]), xs.index(p[x])
         grid[i, j] = m if np.isnan(grid[i, j]) else max(grid[i, j], m)
+    low = min(floor, float(np.nanmin(grid)))
     fig, ax = plt.subplots(figsize=(1.1 * len(xs) + 2.4, 0.7 * len(ys) + 1.8))
-    image = ax.imshow(grid, cmap="viridis", aspect="auto")
+    image = ax.imshow(grid, cmap="viridis", vmin=low, vmax=1.0, aspect="auto")
     for (i, j), value in np.ndenumerate(grid):
-        if not np.isnan(value):
-            ax.text(j, i, f"{value:.3f}", ha="center", va="center",
-                    color="black" if value >= np.nanmean(grid) else "white", fontsize=9)
-    ax.set_xticks(range(len(xs)), [f"{v:.3g}" if isinstance(v, float) else str(v) for v in xs])
-    ax.set_yticks(range(len(ys)), [f"{v:.3g}" if isinstance(v, float) else str(v) for v in ys])
-    ax.set(xlabel=x, ylabel=y, title=title or "Mean validation accuracy over the seeds")
+        if not np.isnan(value):  # white on viridis's dark lower half
+            ax.text(j, i, f"{value:.3f}", ha="center", va="center", fontsize=9,
+                    color="white" if value < (low + 1.0) / 2 else "black")
+    ax.set_xticks(range(len(xs)), [_value_text(v) for v in xs])
+    ax.set_yticks(range(len(ys)), [_value_text(v) for v in ys])
+    labels = labels or {}
+    ax.set(xlabel=labels.get(x, x), ylabel=labels.get(y, y),
+           title=title or "Mean validation accuracy over the seeds")
     fig.colorbar(image, ax=ax, label="validation accuracy")
     fig.tight_layout()
     return fig

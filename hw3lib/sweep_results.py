@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 
 from .checks import is_number
 from .config import TrainConfig
-from .sweep_space import Sweep, config_for
+from .sweep_space import Sweep, config_for, setting_label
 from .tables import Table
 
 
@@ -94,11 +94,14 @@ class Setting:
         """Sort key, best first: the higher mean validation accuracy, then the lower mean loss."""
         return self.mean is None, -(self.mean or 0.0), self.loss if self.loss is not None else np.inf
 
-    @property
-    def status(self):
+    def status(self, seeds):
+        """Its runs by state, and those of its ``seeds`` not queued yet: "3 done",
+        "2 done, 1 pruned", "1 running, 2 not queued"."""
         counts = {}
         for run in self.runs:
             counts[run.state] = counts.get(run.state, 0) + 1
+        if seeds > len(self.runs):
+            counts["not queued"] = seeds - len(self.runs)
         return ", ".join(f"{n} {state}" for state, n in counts.items())
 
 
@@ -137,20 +140,21 @@ class SweepResult:
         return min(done, key=Setting.rank)
 
     def table(self, timings=True):
-        """:class:`~hw3lib.tables.Table`, best first: the swept settings, the runs done of
-        the seeds, the validation accuracy's mean, spread (standard deviation), min and max
-        over the seeds, the mean validation loss at the kept epochs (the tie-break of
-        :attr:`best`) and each seed's kept epoch, the mean training seconds per run (unless
-        ``timings`` is False: they change from machine to machine), the runs' states."""
+        """:class:`~hw3lib.tables.Table`, best first: the swept settings, the validation
+        accuracy's mean, spread (standard deviation), min and max over the seeds, the mean
+        validation loss at the kept epochs (the tie-break of :attr:`best`) and each seed's
+        kept epoch, the mean training seconds per run (unless ``timings`` is False: they
+        change from machine to machine), the runs of the seeds by state
+        (:meth:`Setting.status`)."""
         rows = []
         for s in sorted(self.settings(), key=Setting.rank):
             seconds = [float(np.mean([r.seconds for r in s.runs]))] if timings else []
             rows.append((*(_shown(s.params[name]) for name in self.sweep.space),
-                         f"{sum(r.state == 'done' for r in s.runs)}/{len(self.sweep.seeds)}",
                          s.mean, s.spread, min(s.values, default=None), max(s.values, default=None),
                          None if s.loss is None else f"{s.loss:.4f}",
-                         ",".join(str(r.best_epoch) for r in s.runs), *seconds, s.status))
-        return Table([*self.sweep.space, "seeds done", "val acc", "spread", "min", "max", "val loss",
+                         ",".join(str(r.best_epoch) for r in s.runs), *seconds,
+                         s.status(len(self.sweep.seeds))))
+        return Table([*self.sweep.space, "val acc", "spread", "min", "max", "val loss",
                       "kept epochs", *(["s/run"] if timings else []), "runs"], rows)
 
     def plot(self, title=None):
@@ -161,11 +165,13 @@ class SweepResult:
             raise ValueError("a sweep of seeds alone has no setting to plot against")
         settings = self.settings()
         return plot_sweep([s.params for s in settings], [s.values for s in settings],
-                          list(self.sweep.space), log=self._log_names(), title=title)
+                          list(self.sweep.space), log=self._log_names(), title=title,
+                          labels={name: setting_label(name) for name in self.sweep.space})
 
     def heatmap(self, x=None, y=None, title=None):
         """The mean validation accuracy over two swept settings (default the first two; the
-        best mean over the others) as a heat map (:func:`hw3lib.plots.plot_sweep_heatmap`)."""
+        best mean over the others) as a heat map (:func:`hw3lib.plots.plot_sweep_heatmap`),
+        its axes named by :func:`hw3lib.sweep_space.setting_label`."""
         from .plots import plot_sweep_heatmap
 
         names = list(self.sweep.space)
@@ -175,7 +181,7 @@ class SweepResult:
                              f"x={x!r}, y={y!r}")
         settings = [s for s in self.settings() if s.values]
         return plot_sweep_heatmap([s.params for s in settings], [s.mean for s in settings], x, y,
-                                  title=title)
+                                  title=title, labels={x: setting_label(x), y: setting_label(y)})
 
     def _log_names(self):
         """Settings drawn on a log scale, or listed as positive numbers spanning a factor of 10."""

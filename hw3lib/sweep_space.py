@@ -15,6 +15,15 @@ from .checks import is_int
 from .config import MODEL_KEYS, TrainConfig
 
 PRUNERS = ("percentile", "median", "none")
+# settings whose field name says little to a reader of a figure
+LABELS = {"lr": "learning rate", "hflip": "random flips", "eps": "epsilon",
+          "val_fraction": "validation fraction", "split": "validation split", "mode": "channel mode"}
+
+
+def setting_label(name):
+    """A swept setting's name for people: ``lr`` is "learning rate", ``hflip`` "random flips",
+    ``model.conv_channels`` "conv channels" (underscores as spaces)."""
+    return LABELS.get(name, name.removeprefix("model.").replace("_", " "))
 
 
 def _plain(value):

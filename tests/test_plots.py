@@ -22,8 +22,9 @@ def highlighted(ax):
 def test_plot_conv_example_colours_the_field_and_its_output():
     x, W = np.arange(16.0).reshape(4, 4), np.arange(9.0).reshape(3, 3)
     out = conv2d_naive(x[None, None], W[None, None], np.zeros(1))[0, 0]
-    fig = plots.plot_conv_example(x, W, out, pixel=(1, 0))
+    fig = plots.plot_conv_example(x, W, out, pixel=(1, 0), b=1.0)
     assert_labelled(fig)
+    assert fig._suptitle.get_text().endswith("summed, plus b = 1")
     ax_x, _, ax_out = fig.axes
     expected = np.zeros((4, 4), bool)
     expected[1:4, 0:3] = True
@@ -67,6 +68,8 @@ def test_plot_step_sizes_one_line_per_curve():
     assert len(lines) == 2
     np.testing.assert_array_equal(lines[0].get_xdata(), np.arange(1, 11))
     np.testing.assert_array_equal(lines[0].get_ydata(), curves["a"])
+    [legend] = fig.legends  # below the axes, clear of the curves
+    assert [t.get_text() for t in legend.get_texts()] == ["a", "b"]
 
 
 def test_plot_trajectories_paths_start_minimum_and_contours():

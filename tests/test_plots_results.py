@@ -79,6 +79,7 @@ def test_plot_filters_one_panel_per_kernel_on_a_symmetric_scale():
     assert panels[4].get_xlabel() == "filter 2"
     assert panels[3].get_ylabel() == "input channel 2"
     assert all(ax.images[0].get_clim() == (-18, 18) for ax in panels)
+    assert all(ax.get_aspect() == 1 for ax in panels)  # square pixels
     assert any(ax.get_ylabel() == "weight" for ax in fig.axes)  # the colour bar
     with pytest.raises(ValueError, match=r"\(C_out, C_in, kh, kw\)"):
         plots.plot_filters(W[0])

@@ -28,10 +28,13 @@ from hw3lib import results
 from hw3lib import sweep as sweep_module
 from hw3lib import sweep_cli
 from hw3lib.__main__ import main as hw3lib_main
+from hw3lib.checkpoint import engine_code
 from hw3lib.config import TrainConfig
 from hw3lib.plots import plot_sweep, plot_sweep_heatmap
 from hw3lib.results import checkpoint_path, load_or_train
 from hw3lib.sweep import JOURNAL, Sweep, load_sweep, open_storage, open_study, run_sweep, work
+from hw3lib.sweep_results import Run, Setting
+from hw3lib.sweep_space import setting_label
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(conv_channels=[3, 4], hidden=[16, 8])
@@ -83,14 +86,14 @@ def test_two_workers_on_the_journal_finish_a_grid_each_run_once_and_a_rerun_trai
     for run in result.runs:
         assert run.epochs == 12 and run.val_acc == max(run.curve) and len(run.curve) == 12
     rows = str(result.table()).splitlines()
-    assert rows[0].split() == ["lr", "hflip", "seeds", "done", "val", "acc", "spread", "min", "max",
+    assert rows[0].split() == ["lr", "hflip", "val", "acc", "spread", "min", "max",
                                "val", "loss", "kept", "epochs", "s/run", "runs"]
     best_row = rows[1].split()  # best first: the loss and kept epochs of the best setting's runs
-    assert best_row[7:9] == [f"{np.mean([r.val_loss for r in result.best.runs]):.4f}",
+    assert best_row[6:8] == [f"{np.mean([r.val_loss for r in result.best.runs]):.4f}",
                              ",".join(str(r.best_epoch) for r in result.best.runs)]
     untimed = str(result.table(timings=False)).splitlines()
     assert "s/run" not in untimed[0] and [r.split()[:2] for r in untimed] == [r.split()[:2] for r in rows]
-    assert len(rows) == 7 and all(" 2/2 " in row and row.endswith("2 done") for row in rows[1:])
+    assert len(rows) == 7 and all(row.endswith(" 2 done") for row in rows[1:])
     best = result.best
     assert best.mean == max(s.mean for s in result.settings()) and len(best.values) == 2
     assert best.config == replace(base, **best.params)
@@ -238,6 +241,22 @@ def test_a_study_name_holding_another_sweep_is_refused(tmp_path, root):
         open_study(Sweep.define({"lr": [1e-3, 1e-2]}, BASE, seeds=(0, 1)), storage, "mine")
 
 
+def test_a_study_of_other_data_or_other_code_is_refused(tmp_path, root):
+    storage, sweep = tmp_path / JOURNAL, Sweep.define({"lr": [1e-3, 1e-2]}, BASE)
+    open_study(sweep, storage, "mine", "a" * 64, "hw3lib 000000000000")
+    open_study(sweep, storage, "mine", "a" * 64, "hw3lib 000000000000")  # the same: joined
+    with pytest.raises(ValueError, match="the study 'mine' was run on other data"):
+        open_study(sweep, storage, "mine", "b" * 64, "hw3lib 000000000000")
+    with pytest.raises(ValueError, match=r"the study 'mine' was run by other code \(hw3lib "
+                       r"000000000000; this code is hw3lib 111111111111\), .* under another --out"):
+        open_study(sweep, storage, "mine", "a" * 64, "hw3lib 111111111111")
+    run_sweep({"lr": [1e-3]}, replace(BASE, epochs=1), out=tmp_path / "out", root=root, progress=False,
+              workers=1)
+    study = optuna.load_study(study_name=Sweep.define({"lr": [1e-3]}, replace(BASE, epochs=1)).name,
+                              storage=open_storage(tmp_path / "out" / JOURNAL))
+    assert study.user_attrs["code"] == engine_code()
+
+
 def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsys):
     for argv, message in [
         (["--param", "lr=1e-3,0"], "error: lr=0: lr must be a positive finite number, got 0"),
@@ -297,7 +316,7 @@ def test_the_sweep_command_prints_the_table_failures_best_and_writes_the_figures
             "--out", str(tmp_path), "--data", str(root), "--no-progress"]
     assert hw3lib_main(argv) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split()[:3] == ["lr", "momentum", "seeds"]
+    assert out[0].split()[:4] == ["lr", "momentum", "val", "acc"]
     assert sum("failed" in line for line in out[1:5]) == 2
     failures = [line for line in out if line.startswith("run ")]
     assert len(failures) == 2 and all("lr=1e+300" in f and "failed: TrainingError" in f for f in failures)
@@ -550,17 +569,33 @@ def test_a_run_whose_machine_stopped_answering_is_failed_and_run_again(tmp_path,
 
 # --- figures ---------------------------------------------------------------------------------
 
+def test_a_settings_status_counts_its_runs_by_state_and_the_seeds_not_queued_yet():
+    def run(state):
+        return Run(0, {}, 0, state, None, None, 0, 0, 0.0, [], None)
+
+    done = Setting({}, [run("done")] * 3, BASE)
+    assert done.status(3) == "3 done"
+    assert Setting({}, [run("done"), run("pruned"), run("done")], BASE).status(3) == "2 done, 1 pruned"
+    assert Setting({}, [run("running")], BASE).status(3) == "1 running, 2 not queued"
+
+
+def test_swept_settings_are_named_for_people():
+    assert [setting_label(n) for n in ("lr", "hflip", "batch_size", "model.conv_channels")] == \
+        ["learning rate", "random flips", "batch size", "conv channels"]
+
+
 def test_plot_sweep_draws_every_run_and_the_mean_per_value_of_each_setting():
     params = [dict(lr=1e-3, hflip=True), dict(lr=1e-2, hflip=True), dict(lr=1e-3, hflip=False)]
     values = [[0.9, 0.8], [0.5, 0.7], [1.0, 1.0]]
-    fig = plot_sweep(params, values, ["lr", "hflip"], log=["lr"])
+    fig = plot_sweep(params, values, ["lr", "hflip"], log=["lr"], labels={"hflip": "random flips"})
     ax_lr, ax_flip = fig.axes
     runs, means = ax_lr.lines
     assert list(runs.get_xdata()) == [1e-3, 1e-3, 1e-2, 1e-2, 1e-3, 1e-3]
     assert list(runs.get_ydata()) == [0.9, 0.8, 0.5, 0.7, 1.0, 1.0]
     assert list(means.get_xdata()) == [1e-3, 1e-2] and list(means.get_ydata()) == pytest.approx([0.925, 0.6])
     assert ax_lr.get_xscale() == "log" and ax_lr.get_xlabel() == "lr"
-    assert [t.get_text() for t in ax_flip.get_xticklabels()] == ["False", "True"]
+    assert [t.get_text() for t in ax_flip.get_xticklabels()] == ["no", "yes"]
+    assert ax_flip.get_xlabel() == ax_flip.get_title() == "random flips"
     assert list(ax_flip.lines[1].get_ydata()) == pytest.approx([1.0, 0.725])
 
 
@@ -574,3 +609,16 @@ def test_plot_sweep_heatmap_shows_the_best_mean_of_each_pair():
     assert np.isnan(np.ma.filled(grid, np.nan)[[0, 1], [0, 1]]).all()  # no run: blank
     assert sorted(t.get_text() for t in ax.texts) == ["0.750", "0.900"]
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("lr", "hflip")
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["no", "yes"]
+    assert ax.images[0].get_clim() == (0.75, 1.0)  # from the lowest mean, below 0.95
+
+
+def test_plot_sweep_heatmap_names_its_axes_and_keeps_small_differences_small():
+    params = [dict(lr=lr, hflip=flip) for flip in (False, True) for lr in (1e-3, 2e-3)]
+    fig = plot_sweep_heatmap(params, [0.979, 0.998, 1.0, 1.0], "lr", "hflip",
+                             labels={"lr": "learning rate", "hflip": "random flips"})
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("learning rate", "random flips")
+    assert ax.images[0].get_clim() == (0.95, 1.0)  # not 0.979 to 1
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.001", "0.002"]
+    assert sorted(t.get_text() for t in ax.texts) == ["0.979", "0.998", "1.000", "1.000"]
