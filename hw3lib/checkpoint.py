@@ -6,7 +6,6 @@ written to a temporary file in the target's folder and renamed over the target
 """
 import ast
 import contextlib
-import functools
 import hashlib
 import json
 import math
@@ -214,19 +213,44 @@ def engine_modules(root=ENGINE_ROOT):
     return sorted(seen)
 
 
-@functools.cache
-def engine_stamp():
-    """What a run is computed with, in one line: a SHA-256 of the source of the modules that
-    training runs (:func:`engine_modules`), NumPy's version and the BLAS library's version and
-    kernels. Training is the same bit for bit only where all of them are: a checkpoint cached
-    under another stamp holds weights that this code would not compute. Read once a process,
-    from the modules' files (edit one, then restart the kernel)."""
+def _engine_sources(names):
+    """``{name: bytes}``: the files of the hw3lib modules ``names`` as they are now."""
+    return {name: (Path(__file__).parent / f"{name}.py").read_bytes() for name in names}
+
+
+# The engine as this process imported it: importing hw3lib imports every module training runs.
+_IMPORTED = _engine_sources(engine_modules())
+
+
+class EngineChanged(ValueError):
+    """A module of the engine differs on disk from what this process imported and runs."""
+
+
+def engine_code():
+    """``hw3lib`` and 12 hex digits of a SHA-256 of the source of the modules that training
+    runs (:func:`engine_modules`) as this process imported them.
+
+    Raises :class:`EngineChanged` when one of those files has changed since the import (edited
+    in an open kernel, or reloaded by ``%autoreload``): what runs then has no name."""
+    changed = [name for name, source in _engine_sources(_IMPORTED).items() if source != _IMPORTED[name]]
+    if changed:
+        files = ", ".join(f"hw3lib/{name}.py" for name in changed)
+        raise EngineChanged(f"{files} changed since this Python process imported hw3lib, so the "
+                            "code that runs is not the code on disk: restart the kernel (or the "
+                            "process) to run the edited code")
     digest = hashlib.sha256()
-    for name in engine_modules():
-        digest.update(name.encode() + b"\0" + (Path(__file__).parent / f"{name}.py").read_bytes())
+    for name, source in sorted(_IMPORTED.items()):
+        digest.update(name.encode() + b"\0" + source)
+    return f"hw3lib {digest.hexdigest()[:12]}"
+
+
+def engine_stamp():
+    """What a run is computed with, in one line: :func:`engine_code`, NumPy's version and the
+    BLAS library's version and kernels. Training is the same bit for bit only where all of
+    them are: a checkpoint cached under another stamp holds weights this code would not compute."""
     blas = [f"{lib['internal_api']} {lib['version']} ({lib.get('architecture') or 'generic'})"
             for lib in threadpool_info() if lib["user_api"] == "blas"]
-    return f"hw3lib {digest.hexdigest()[:12]}, numpy {np.__version__}, {', '.join(blas) or 'no BLAS'}"
+    return f"{engine_code()}, numpy {np.__version__}, {', '.join(blas) or 'no BLAS'}"
 
 
 def architecture_mismatch(model, params, source, model_config=None):

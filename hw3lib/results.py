@@ -29,7 +29,8 @@ from .train import FitResult, fit
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUNS_DIR = REPO_ROOT / "runs" / "notebooks"
 # The original report's figures (4-channel RGBA input, its own AdamGD without bias correction):
-# split -> (accuracy, loss). Its test loss was computed inconsistently with the other two.
+# split -> (accuracy, loss). Its losses were not computed alike: its validation loss is below
+# what a mean cross-entropy per image can be at its validation accuracy (see notebook 06).
 ORIGINAL = {"train": (0.995, 0.009), "val": (0.943, 0.0065), "test": (0.956, 1.066)}
 
 
@@ -45,22 +46,23 @@ def config_key(config):
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def checkpoint_path(config, folder=None):
+def run_folder(root=None):
+    """Where the notebooks keep the runs of the data at ``root`` (default ``$HW3_DATA``, then
+    ``data/``) trained by this engine, and their sweeps: ``runs/notebooks/<12 hex digits>``,
+    named after the data's SHA-256 and :func:`~hw3lib.checkpoint.engine_stamp`. Other data
+    or edited training code get a folder of their own, so that their runs and sweep scores
+    never stand in for (or overwrite, test counts and all) those of this data and code, and
+    going back finds these again."""
+    key = hashlib.sha256(f"{dataset_sha256(root)} {engine_stamp()}".encode()).hexdigest()[:12]
+    return RUNS_DIR / key
+
+
+def checkpoint_path(config, folder=None, root=None):
     """Where the run of ``config`` is cached: ``folder/lenet5-<config_key>.npz``, ``folder``
-    (created if missing) by default ``runs/notebooks/`` in the repository."""
-    folder = Path(folder if folder is not None else RUNS_DIR)
+    (created if missing) by default :func:`run_folder` of the data at ``root``."""
+    folder = Path(folder if folder is not None else run_folder(root))
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"lenet5-{config_key(config)}.npz"
-
-
-def sweeps_dir(root=None):
-    """Where the notebooks keep their sweeps' Optuna journal: a folder of ``runs/notebooks/sweeps``
-    named after the data at ``root`` (its SHA-256) and the engine (:func:`engine_stamp`). A
-    sweep's journal holds its runs' scores; under other data or edited training code they are
-    another sweep's, so the notebook starts one afresh there, as :func:`load_or_train` trains
-    its runs afresh."""
-    key = hashlib.sha256(f"{dataset_sha256(root)} {engine_stamp()}".encode()).hexdigest()[:12]
-    return RUNS_DIR / "sweeps" / key
 
 
 def relative(path):
@@ -84,7 +86,7 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False, on
     A Ctrl-C or ``stop`` while training raises KeyboardInterrupt; the checkpoint keeps the
     finished epochs.
     """
-    path = Path(path) if path is not None else checkpoint_path(config)
+    path = Path(path) if path is not None else checkpoint_path(config, root=root)
     sha = dataset_sha256(root)
     ckpt = None
     if path.is_file():
@@ -191,7 +193,7 @@ def _runs(config, seeds, root, folder, progress):
     for seed in seeds:
         cfg = replace(config, seed=seed)
         data = cfg.load_data(root)
-        runs[seed] = load_or_train(cfg, checkpoint_path(cfg, folder), data=data, root=root,
+        runs[seed] = load_or_train(cfg, checkpoint_path(cfg, folder, root), data=data, root=root,
                                    progress=progress), data
     return runs
 
@@ -201,8 +203,8 @@ def test_over_seeds(configs, seeds, *, root=None, folder=None, progress=False):
     seed and evaluate each run's kept weights on the test split, once (:meth:`FitResult.test`).
 
     Returns ``(runs, table)``: ``runs[label][seed]`` is ``(FitResult, TestRecord)``; the
-    :class:`Table` has one row per label: the seeds, the test accuracy's mean, standard
-    deviation over the seeds, 95% bootstrap interval (test images resampled,
+    :class:`Table` has one row per label: the seeds, the test accuracy's mean, sample standard
+    deviation over the seeds (None for one seed), 95% bootstrap interval (test images resampled,
     :func:`hw3lib.metrics.bootstrap_interval`), min and max, and the mean test loss."""
     runs, rows = {}, []
     for label, config in configs.items():
@@ -214,7 +216,8 @@ def test_over_seeds(configs, seeds, *, root=None, folder=None, progress=False):
         records = [record for _, record in runs[label].values()]
         acc = np.array([record.accuracy for record in records])
         low, high = bootstrap_interval(correct)
-        rows.append((label, ",".join(map(str, runs[label])), acc.mean(), acc.std(),
+        spread = float(acc.std(ddof=1)) if len(acc) > 1 else None  # as the sweep's tables
+        rows.append((label, ",".join(map(str, runs[label])), acc.mean(), spread,
                      f"{low:.3f}-{high:.3f}", acc.min(), acc.max(),
                      float(np.mean([record.loss for record in records]))))
     return runs, Table(["setting", "seeds", "test acc mean", "std", "95% interval", "min", "max",
@@ -233,7 +236,7 @@ def weights_sha256(model):
 
 def _blas():
     libs = [f"{lib['internal_api']} {lib['version']}, {lib.get('architecture') or 'generic'} "
-            f"kernels, {lib['num_threads']} threads by default"
+            f"kernels, {lib['num_threads']} thread{'s' if lib['num_threads'] != 1 else ''} by default"
             for lib in threadpool_info() if lib["user_api"] == "blas"]
     return "; ".join(libs) or "none found by threadpoolctl"
 

@@ -68,6 +68,7 @@ from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
+from .checkpoint import engine_code
 from .checks import integer
 from .download import dataset_sha256
 from .results import checkpoint_path, load_or_train, one_blas_thread
@@ -124,17 +125,18 @@ def _safe_url(url):
     return f"{scheme}://{user.split(':')[0]}{at}{host}"
 
 
-def open_study(sweep, storage, study_name=None, data_sha256=None):
+def open_study(sweep, storage, study_name=None, data_sha256=None, code=None):
     """The study of ``sweep`` in ``storage`` (a path or URL, :func:`open_storage`): created
     with every run queued, or loaded when it exists, after checking that it holds the same
-    sweep (and was run on the same data, when ``data_sha256`` is given)."""
+    sweep (and was run on the same data and by the same hw3lib code, when ``data_sha256`` and
+    ``code``, an :func:`~hw3lib.checkpoint.engine_code`, are given)."""
     name = study_name or sweep.name
     store = open_storage(storage)
     try:
         study = optuna.create_study(storage=store, study_name=name, direction="maximize")
     except DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=store)
-        _check_same(study, sweep, data_sha256)
+        _check_same(study, sweep, data_sha256, code)
         return study
     if sweep.grid:
         for params in sweep.settings():
@@ -144,11 +146,12 @@ def open_study(sweep, storage, study_name=None, data_sha256=None):
         for _ in range(sweep.trials):
             study.enqueue_trial({}, user_attrs={"seed": sweep.seeds[0]})
     study.set_user_attr("data_sha256", data_sha256)
+    study.set_user_attr("code", code)
     study.set_user_attr("sweep", sweep.to_json())  # last: the study is complete
     return study
 
 
-def _check_same(study, sweep, data_sha256):
+def _check_same(study, sweep, data_sha256, code):
     deadline = time.monotonic() + 30  # its creator may be queueing the runs right now
     while "sweep" not in study.user_attrs:
         if time.monotonic() > deadline:
@@ -166,6 +169,11 @@ def _check_same(study, sweep, data_sha256):
     if data_sha256 and stored and stored != data_sha256:
         raise ValueError(f"the study {study.study_name!r} was run on other data (SHA-256 {stored}, "
                          f"this data {data_sha256}): give every worker the same data")
+    stored = study.user_attrs.get("code")
+    if code and stored and stored != code:
+        raise ValueError(f"the study {study.study_name!r} was run by other code ({stored}; this "
+                         f"code is {code}), so its scores are not this code's: give every worker "
+                         "the same hw3lib, or run this code's sweep under another --out or study name")
 
 
 # --- workers -------------------------------------------------------------------------------
@@ -443,7 +451,7 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     in_the_way = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
     if in_the_way is not None:
         raise ValueError(f"out {out}: {in_the_way} is a file, not a folder; choose another out")
-    study = open_study(sweep, storage, study_name, dataset_sha256(root))
+    study = open_study(sweep, storage, study_name, dataset_sha256(root), engine_code())
     recover(study)
     procs = _start_workers(workers, storage, study.study_name, root, checkpoints)
     bar = tqdm(total=sweep.total, unit="run", desc=study.study_name, disable=not progress)

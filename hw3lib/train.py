@@ -245,7 +245,9 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
     - ``stop``: a ``threading.Event`` or a callable, checked after each batch; when set, the
       run ends (``stopped="stopped"``). A KeyboardInterrupt ends it the same way
       (``stopped="interrupted"``). Either way the unfinished epoch is dropped.
-    - ``checkpoint_path``: after each epoch a :class:`Checkpoint` is written there atomically.
+    - ``checkpoint_path``: after each epoch a :class:`Checkpoint` is written there atomically,
+      stamped with the engine (:func:`~hw3lib.checkpoint.engine_stamp`; EngineChanged, a
+      ValueError, when hw3lib's training code was edited after it was imported).
     - ``resume``: a checkpoint (path or :class:`Checkpoint`) of a run with the same settings
       (``config.epochs`` may be larger) to go on from; the result equals an uninterrupted
       run's bit for bit. ``data_sha256`` stamps the checkpoint (and must match on resume).
@@ -263,10 +265,12 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
     """
     _check_fit_inputs(model, data, config)
     threads = check_threads(threads)
+    engine = None
     if checkpoint_path is not None:  # now, not after the first epoch's work
         if Path(checkpoint_path).is_dir():
             raise ValueError(f"checkpoint_path {checkpoint_path} is a folder; give a file's path, "
                              "e.g. runs/lenet5/checkpoint.npz")
+        engine = engine_stamp()  # the code this run is trained by (refused if edited since import)
         Path(checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
     if resume is not None:
         ckpt = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)
@@ -339,7 +343,7 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
                         save_checkpoint(checkpoint_path, Checkpoint(
                             config, model_config, model.get_params(), best_params,
                             optimizer.state_dict(), epoch, best_epoch, history, data.mean,
-                            data.std, list(data.classes), data_sha256, *tested, engine_stamp()))
+                            data.std, list(data.classes), data_sha256, *tested, engine))
                     state = (rows + [row], best_epoch, best_params)
                 bar.set_postfix(val_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.3f}")
                 if on_epoch is not None:

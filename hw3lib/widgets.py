@@ -46,8 +46,8 @@ from .data import MODES, DataError, Dataset
 from .plots import plot_live_curves, plot_run_curves
 from .tables import Table
 from .config import TrainConfig
-from .results import RUNS_DIR
-from .sweep import run_sweep
+from .results import run_folder
+from .sweep import SweepError, run_sweep
 from .train import HISTORY_KEYS, TrainingError, fit, learning_warning
 
 REDRAW_SECONDS = 0.5
@@ -262,12 +262,12 @@ class Playground:
     ``compare`` (a toggle) switches the curves to the validation curves of every run;
     ``test_buttons`` holds one button per run that evaluates it on the test split
     (:meth:`test`); ``sweep_result`` the last sweep's :class:`hw3lib.sweep.SweepResult`, its
-    storage and checkpoints under ``sweep_out`` (default ``runs/playground-sweep/`` in the
-    repository, which git ignores).
+    storage and checkpoints under ``sweep_out`` (default: ``playground-sweep`` in the
+    :func:`~hw3lib.results.run_folder` of the data and the training code, which git ignores).
     """
 
     def __init__(self, settings=RunSettings(), *, load=TrainConfig.load_data, threaded=True,
-                 sweep_out=RUNS_DIR.parent / "playground-sweep"):
+                 sweep_out=None):
         self.sweep_out, self.sweep_result = sweep_out, None
         self.threaded, self._load, self._datasets = threaded, load, {}
         self.runs, self.history, self.batches = [], {k: [] for k in HISTORY_KEYS}, []
@@ -381,9 +381,10 @@ class Playground:
             self.progress.value, self.progress.description = done / total, f"sweep {done}/{total}"
 
         try:
-            self.sweep_result = run_sweep(space, base, seeds=SWEEP_SEEDS, out=self.sweep_out, pruner="none",
+            out = self.sweep_out if self.sweep_out is not None else run_folder() / "playground-sweep"
+            self.sweep_result = run_sweep(space, base, seeds=SWEEP_SEEDS, out=out, pruner="none",
                                           progress=False, on_progress=on_progress, stop=self._stop)
-        except (ValueError, OSError, DataError, KeyboardInterrupt) as err:
+        except (ValueError, OSError, DataError, SweepError, KeyboardInterrupt) as err:
             self.progress.bar_style = "warning"
             self._say(f"Sweep ended early: {err}", error=True)
             return

@@ -72,20 +72,29 @@ def test_the_engine_is_the_code_training_runs_numpy_and_blas():
     assert any(lib["internal_api"] in stamp for lib in threadpool_info() if lib["user_api"] == "blas")
 
 
-def test_the_engine_stamp_changes_with_any_line_of_the_training_code(tmp_path, monkeypatch):
+def test_the_engine_stamp_names_the_code_as_imported_and_refuses_code_edited_since(
+        tmp_path, monkeypatch):
     package = tmp_path / "hw3lib"
     package.mkdir()
     for name in engine_modules() + ["plots"]:
         shutil.copy(Path(checkpoint.__file__).with_name(f"{name}.py"), package)
     monkeypatch.setattr(checkpoint, "__file__", str(package / "checkpoint.py"))
-    stamp = engine_stamp.__wrapped__  # uncached
-    assert stamp() == engine_stamp()
+    stamp = engine_stamp()
     with open(package / "plots.py", "a") as f:  # not run in training
         f.write("# a comment\n")
-    assert stamp() == engine_stamp()
-    with open(package / "im2col.py", "a") as f:
+    assert engine_stamp() == stamp
+    with open(package / "im2col.py", "a") as f:  # run in training, and not imported
         f.write("# a comment\n")
-    assert stamp() != engine_stamp()
+    with pytest.raises(checkpoint.EngineChanged, match=r"^hw3lib/im2col.py changed since this "
+                       r"Python process imported hw3lib, .*restart the kernel"):
+        engine_stamp()
+    data, config = tiny_data(), tiny_config(epochs=1)
+    with pytest.raises(checkpoint.EngineChanged):  # before any work, with nothing written
+        fit(config.build_model(3), data, config, checkpoint_path=tmp_path / "c.npz", progress=False)
+    assert not (tmp_path / "c.npz").exists()
+    imported = checkpoint._engine_sources(engine_modules())  # what a restarted process imports
+    monkeypatch.setattr(checkpoint, "_IMPORTED", imported)
+    assert engine_stamp() != stamp and engine_stamp().split(",")[1:] == stamp.split(",")[1:]
 
 
 def test_another_architecture_is_refused_listing_the_shapes(saved):

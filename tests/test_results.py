@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
 import hw3lib.results as results
 from hw3lib.data import normalize
@@ -80,7 +80,7 @@ def test_checkpoint_path_is_named_by_the_settings_and_creates_its_folder(tmp_pat
     others = {results.checkpoint_path(replace(CONFIG, **change), folder)
               for change in ({"seed": 1}, {"hflip": False}, {"epochs": 3}, {"lr": 0.001})}
     assert len(others) == 4 and path not in others
-    assert results.checkpoint_path(TrainConfig()).parent == results.REPO_ROOT / "runs" / "notebooks"
+    assert results.checkpoint_path(TrainConfig()).parent.parent == results.REPO_ROOT / "runs" / "notebooks"
 
 
 def test_relative_paths_for_printing(tmp_path):
@@ -144,14 +144,15 @@ def test_a_run_of_another_engine_is_trained_afresh_finished_or_cut_short(root, t
     assert len(count_fits) == 3
 
 
-def test_the_notebooks_sweeps_are_kept_apart_by_data_and_engine(root, tmp_path, monkeypatch):
-    folder = results.sweeps_dir(root)
-    assert folder.parent == results.RUNS_DIR / "sweeps" and folder == results.sweeps_dir(root)
-    assert results.sweeps_dir(fake_root(tmp_path / "other", size=(36, 28))) != folder
+def test_the_notebooks_runs_are_kept_apart_by_data_and_engine(root, tmp_path, monkeypatch):
+    folder = results.run_folder(root)
+    assert folder.parent == results.RUNS_DIR and folder == results.run_folder(root)
+    assert results.checkpoint_path(CONFIG, root=root).parent == folder
+    assert results.run_folder(fake_root(tmp_path / "other", size=(36, 28))) != folder
     monkeypatch.setattr(results, "engine_stamp", lambda: "hw3lib 000000000000, numpy 1.0")
-    assert results.sweeps_dir(root) != folder
+    assert results.run_folder(root) != folder
     notebook = json.loads((results.REPO_ROOT / "notebooks" / "06_results.ipynb").read_text())
-    assert any("out=sweeps_dir()" in "".join(cell["source"]) for cell in notebook["cells"])
+    assert any("RUNS = run_folder()" in "".join(cell["source"]) for cell in notebook["cells"])
 
 
 def test_a_run_cut_short_is_resumed_bit_exactly(root, tmp_path, count_fits):
@@ -249,10 +250,12 @@ def test_test_over_seeds_tests_each_run_once_with_a_bootstrap_interval(root, tmp
             assert result.test_evaluations == 1 and load_checkpoint(result.checkpoint_path).test_evaluations == 1
             assert (record.loss, record.accuracy) == pytest.approx(result.evaluate(data.X_test, data.y_test))
         low, high = map(float, row[4].split("-"))
-        assert row[:4] == (label, "3,5", acc.mean(), acc.std()) and low <= acc.mean() <= high
+        assert row[:4] == (label, "3,5", acc.mean(), acc.std(ddof=1)) and low <= acc.mean() <= high
         assert row[5:7] == (acc.min(), acc.max())
     again, _ = results.test_over_seeds(configs, [3, 5], root=root, folder=tmp_path)
     assert again["one"][3][0].test_evaluations == 1  # reloaded with its record: not evaluated again
+    _, single = results.test_over_seeds({"one": configs["one"]}, [3], root=root, folder=tmp_path)
+    assert single.rows[0][3] is None  # no spread over a single seed
 
 
 def test_summary_table_lists_every_layer_and_the_total():
@@ -280,6 +283,8 @@ def test_stamp_table_rows(root, tmp_path):
     assert full["Optimizer"] == "AdamGD lr 0.002, betas 0.9/0.999, eps 1e-08, bias correction on"
     assert full["Schedule"] == "2 epochs, batch 8, validation 0.3 (blocked split)"
     assert full["Images"] == "mode L, flips on" and full["Threads"].startswith("1 BLAS thread")
+    with threadpool_limits(limits=1, user_api="blas"):  # the default a process starts with here
+        assert "kernels, 1 thread by default" in results._blas()
     assert full["Weights SHA-256"] == results.weights_sha256(result.model)
     own = dict(results.stamp_table(result, CONFIG, environment=False).rows)
     assert list(own) == ["Seed", "Optimizer", "Schedule", "Images", "BLAS", "Threads", "Weights SHA-256"]

@@ -360,6 +360,23 @@ def test_sweep_trains_three_learning_rates_with_two_seeds_each_and_shows_the_tab
     assert not panel.running and not panel.sweep_button.disabled and panel.runs == []
 
 
+def test_sweep_goes_to_the_folder_of_the_data_and_code_and_says_when_workers_died(tmp_path, monkeypatch):
+    import hw3lib.widgets as widgets
+
+    seen = []
+    monkeypatch.setattr(widgets, "run_folder", lambda: tmp_path / "key")
+
+    def died(space, base, **kwargs):
+        seen.append(kwargs["out"])
+        raise widgets.SweepError("the workers stopped (exit status [1]) with 6 of 6 runs not done")
+
+    monkeypatch.setattr(widgets, "run_sweep", died)
+    panel = panel_of()
+    panel.sweep_button.click()
+    assert seen == [tmp_path / "key" / "playground-sweep"]
+    assert "Sweep ended early: the workers stopped" in panel.message.value and not panel.running
+
+
 def test_sweep_refuses_bad_settings_before_any_work(tmp_path):
     panel = panel_of()
     panel.sweep_out = tmp_path / "sweep"
