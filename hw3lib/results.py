@@ -97,8 +97,7 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False, on
     if ckpt is not None and (ckpt.config, ckpt.data_sha256, ckpt.engine) != (config, sha, engine_stamp()):
         ckpt = None
     if ckpt is not None and ckpt.epoch >= config.epochs:
-        return FitResult(ckpt.build_model(), ckpt.history, ckpt.best_epoch, None, ckpt.mean,
-                         ckpt.std, path, ckpt.test_evaluations, ckpt.test)
+        return FitResult.from_checkpoint(ckpt, path)
     data = data if data is not None else config.load_data(root)
     path.parent.mkdir(parents=True, exist_ok=True)
     with one_blas_thread():

@@ -35,7 +35,9 @@ from .checks import integer
 from .checkpoint import (HISTORY_KEYS, Checkpoint, CheckpointError, TestRecord,
                          architecture_mismatch, engine_stamp, interrupts_deferred, load_checkpoint,
                          save_checkpoint, test_data_sha256)
+from .config import TrainConfig
 from .data import dataloader, normalize
+from .images import read_image
 from .losses import CrossEntropyLoss
 from .model import LeNet5
 from .parallel import SplitBatch, check_threads
@@ -168,7 +170,11 @@ class FitResult:
     completed: the initial weights); ``history`` maps each of ``epoch, train_loss, train_acc,
     val_loss, val_acc, seconds`` to one value per completed epoch (JSON-serialisable);
     ``stopped`` is ``None`` for a run that finished, ``"interrupted"`` (KeyboardInterrupt) or
-    ``"stopped"`` (the ``stop`` flag); ``mean``/``std`` normalise inputs for :meth:`evaluate`.
+    ``"stopped"`` (the ``stop`` flag); ``mean``/``std`` normalise inputs for :meth:`evaluate`;
+    ``classes`` names the model's outputs and ``config`` is the run's :class:`TrainConfig`.
+    :meth:`load` reads a run back from its checkpoint; :meth:`predict`, :meth:`predict_files`
+    and :meth:`evaluate` take raw images and normalise them as in training (the bare ``model``
+    expects normalised ones).
 
     The test split is for the end: :meth:`test` evaluates it once on the kept weights and
     records it (``test_record``), counting each real evaluation in ``test_evaluations``, also
@@ -184,6 +190,20 @@ class FitResult:
     checkpoint_path: Path | None = None
     test_evaluations: int = 0
     test_record: TestRecord | None = None
+    classes: list | None = None
+    config: TrainConfig | None = None
+
+    @classmethod
+    def from_checkpoint(cls, ckpt, path):
+        """The run of :class:`Checkpoint` ``ckpt``, read from ``path``, with its kept weights."""
+        return cls(ckpt.build_model(), ckpt.history, ckpt.best_epoch, None, ckpt.mean, ckpt.std,
+                   Path(path), ckpt.test_evaluations, ckpt.test, list(ckpt.classes), ckpt.config)
+
+    @classmethod
+    def load(cls, path):
+        """The run saved at ``path`` by :func:`fit` or ``python -m hw3lib train`` (its
+        ``checkpoint.npz``), holding the weights it kept (:class:`CheckpointError` otherwise)."""
+        return cls.from_checkpoint(load_checkpoint(path), path)
 
     def predict(self, X, batch_size=EVAL_BATCH):
         """Class probabilities ``(N, K)`` of the model for raw images ``X (N, C, H, W)`` in
@@ -191,6 +211,14 @@ class FitResult:
         X = normalize(X, self.mean, self.std)
         return np.concatenate([self.model.forward(X[i:i + batch_size])
                                for i in range(0, len(X), batch_size)])
+
+    def predict_files(self, paths):
+        """Class probabilities ``(N, K)`` for image files (any format, size and bit depth
+        :func:`~hw3lib.images.read_image` reads), each read in the run's channel mode and
+        resized to the model's input size; ``self.classes[probs.argmax(axis=1)]`` names them."""
+        size = self.model.input_shape[1:]
+        X = np.stack([read_image(Path(p), self.config.mode, size) for p in paths]).transpose(0, 3, 1, 2)
+        return self.predict(X)
 
     def test(self, X_test, y_test):
         """The :class:`TestRecord` of the kept weights on the test split ``X_test (N, C, H, W)``
@@ -299,7 +327,8 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
         if restore_best:
             model.set_params(best_params)
         return FitResult(model, _columns(rows), best_epoch, stopped, data.mean, data.std,
-                         Path(checkpoint_path) if checkpoint_path else None, *tested)
+                         Path(checkpoint_path) if checkpoint_path else None, *tested,
+                         list(data.classes), config)
 
     def diverged(what, epoch, batch):
         rows, best_epoch, _ = state

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from threadpoolctl import threadpool_info
 from test_train import TINY, assert_same_params, params_of, tiny_config, tiny_data
 
@@ -23,7 +24,7 @@ from hw3lib.model import LeNet5
 from hw3lib import checkpoint
 from hw3lib.checkpoint import (CheckpointError, atomic_write, engine_modules, engine_stamp,
                                load_checkpoint, save_checkpoint)
-from hw3lib.train import fit
+from hw3lib.train import FitResult, fit
 
 
 @pytest.fixture
@@ -54,6 +55,23 @@ def test_round_trip_keeps_everything(saved):
     assert_same_params(params_of(model), params_of(result.model))
     with zipfile.ZipFile(path) as z:  # plain arrays and a JSON string: nothing to unpickle
         assert "meta.npy" in z.namelist() and "params.W1.npy" in z.namelist()
+
+
+def test_a_run_read_back_predicts_raw_images_and_image_files_as_in_training(saved, tmp_path):
+    result, path = saved
+    run, data = FitResult.load(str(path)), tiny_data()
+    assert run.classes == result.classes == ["a", "b", "c"] and run.config == result.config
+    assert run.checkpoint_path == path and run.best_epoch == result.best_epoch
+    assert np.array_equal(run.predict(data.X_val), result.predict(data.X_val))
+    assert run.evaluate(data.X_val, data.y_val) == result.evaluate(data.X_val, data.y_val)
+    grey = np.round(data.X_val[:3, 0] * 255).astype(np.uint8)  # (3, 12, 12) as 8-bit files
+    files = [tmp_path / f"{i}.png" for i in range(3)]
+    for image, file in zip(grey, files):
+        Image.fromarray(image, "L").save(file)
+    probs = run.predict_files([str(f) for f in files])
+    assert np.allclose(probs, run.predict(grey[:, None] / np.float32(255)), atol=1e-6)
+    Image.fromarray(np.kron(grey[0], np.ones((3, 2), np.uint8)), "L").save(tmp_path / "big.png")
+    assert run.predict_files([tmp_path / "big.png"]).shape == (1, 3)  # 36x24, resized to 12x12
 
 
 def test_a_file_written_before_the_engine_stamp_loads_without_one(saved):

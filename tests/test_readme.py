@@ -1,0 +1,46 @@
+"""The README's Python examples run as written (the one that trains many runs: compiled only)."""
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_train import HAVE_DATA, tiny_config, tiny_data
+
+from hw3lib.train import fit
+
+README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+
+
+def block(words):
+    """The one Python block of the README that contains ``words``."""
+    [found] = [b for b in BLOCKS if words in b]
+    return found
+
+
+def test_every_python_block_compiles():
+    assert len(BLOCKS) >= 3
+    for code in BLOCKS:
+        compile(code, "README.md", "exec")
+    assert "from hw3lib import TrainConfig" in block("run_sweep(")
+
+
+@pytest.mark.skipif(not HAVE_DATA, reason="needs the fruit data ($HW3_DATA)")
+def test_the_report_loop_example_trains_an_epoch():
+    scope = {}
+    exec(block("optimizer.update_params(grads)"), scope)
+    assert np.isfinite(scope["loss"]) and scope["loss"] < np.log(3)  # below chance after an epoch
+
+
+def test_the_prediction_example_names_a_class_per_file(tmp_path, monkeypatch, capsys):
+    data, config = tiny_data(), tiny_config(epochs=2)
+    fit(config.build_model(3), data, config, checkpoint_path=tmp_path / "runs/lenet5/checkpoint.npz",
+        progress=False)
+    grey = np.round(data.X_val[0, 0] * 255).astype(np.uint8)
+    Image.fromarray(np.kron(grey, np.ones((4, 4), np.uint8)), "L").save(tmp_path / "my_pear.png")
+    Image.fromarray(grey, "L").convert("RGB").save(tmp_path / "my_lychee.jpg")
+    monkeypatch.chdir(tmp_path)
+    exec(block("FitResult.load("), {})
+    names = eval(capsys.readouterr().out)
+    assert len(names) == 2 and set(names) <= {"a", "b", "c"}
