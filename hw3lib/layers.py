@@ -47,6 +47,10 @@ class Layer:
     """
 
     input_axes = None  # forward's input axes, a name for any size, an int for that size; None: any
+    # True where max-pooling and this layer commute, outputs and gradients (ties included), so
+    # that a model may pool first (hw3lib.model.run_order): elementwise, non-decreasing, and
+    # tie-preserving (equal outputs only from equal inputs, or from inputs whose gradient is 0)
+    commutes_with_max_pool = False
 
     def __init__(self):
         self.params, self.grads = {}, {}
@@ -481,7 +485,11 @@ class AvgPool2D(_Pool2D):
 
 
 class ReLU(Layer):
-    """``max(x, 0)`` elementwise, any shape."""
+    """``max(x, 0)`` elementwise, any shape. It commutes with max-pooling (a model pools first,
+    on a quarter of the numbers): edit ``_forward`` into anything but a non-decreasing function
+    that is flat only where its gradient is 0 (SiLU is not), and set that to False."""
+
+    commutes_with_max_pool = True
 
     def _forward(self, x):
         self.out = np.maximum(x, 0)  # the mask is left to backward: evaluation never needs it

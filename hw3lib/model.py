@@ -79,14 +79,15 @@ def _smallest_input(layers, channels):
 
 
 def run_order(layers):
-    """``layers`` in the order a forward pass runs them: as listed, except that a ``ReLU``
-    directly followed by ``MaxPool2D`` layers runs after them. The two commute, outputs and
-    gradients alike, ties included (a window whose maximum is positive sends its gradient to
-    the same first maximum either way; one whose maximum is not gets none either way), and the
-    ReLU then touches a quarter of the numbers (2x2 pools)."""
+    """``layers`` in the order a forward pass runs them: as listed, except that a layer that
+    commutes with max-pooling (``commutes_with_max_pool``: ``ReLU``) directly followed by
+    ``MaxPool2D`` layers runs after them. For ReLU outputs and gradients are the same, ties
+    included (a window whose maximum is positive sends its gradient to the same first maximum
+    either way; one whose maximum is not gets none either way), and the ReLU then touches a
+    quarter of the numbers (2x2 pools)."""
     order = list(layers)
     for i in range(len(order) - 1):
-        if type(order[i]) is ReLU and type(order[i + 1]) is MaxPool2D:
+        if getattr(order[i], "commutes_with_max_pool", False) and type(order[i + 1]) is MaxPool2D:
             order[i], order[i + 1] = order[i + 1], order[i]
     return order
 

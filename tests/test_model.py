@@ -225,6 +225,18 @@ def test_optimizers_name_a_missing_or_misshaped_gradient():
         SGD(0.1, params).update_params({"dW": np.zeros(3)})
 
 
+def test_only_layers_that_declare_they_commute_with_max_pooling_run_after_it():
+    from hw3lib import AvgPool2D, MaxPool2D, ReLU, Tanh
+    from hw3lib.model import run_order
+
+    class Edited(ReLU):  # e.g. a student's SiLU, which does not commute
+        commutes_with_max_pool = False
+
+    layers = [ReLU(), MaxPool2D(), Tanh(), MaxPool2D(), Edited(), MaxPool2D(), ReLU(), AvgPool2D()]
+    assert [type(layer).__name__ for layer in run_order(layers)] == [
+        "MaxPool2D", "ReLU", "Tanh", "MaxPool2D", "Edited", "MaxPool2D", "ReLU", "AvgPool2D"]
+
+
 @pytest.mark.parametrize("pools", [[(2, None)], [(3, 2)], [(2, None), (2, 1)]])
 def test_relu_runs_after_the_max_pools_that_follow_it_with_the_same_outputs_and_gradients(pools):
     """Sequential runs ReLU after the MaxPool2D layers that directly follow it (a quarter of the
