@@ -233,9 +233,14 @@ def weights_sha256(model):
     return digest.hexdigest()
 
 
+def _count(n, noun):
+    """``"1 thread"``, ``"2 threads"``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _blas():
     libs = [f"{lib['internal_api']} {lib['version']}, {lib.get('architecture') or 'generic'} "
-            f"kernels, {lib['num_threads']} thread{'s' if lib['num_threads'] != 1 else ''} by default"
+            f"kernels, {_count(lib['num_threads'], 'thread')} by default"
             for lib in threadpool_info() if lib["user_api"] == "blas"]
     return "; ".join(libs) or "none found by threadpoolctl"
 
@@ -265,6 +270,6 @@ def stamp_table(result=None, config=None, *, environment=True, data_root=None):
                               f"{config.val_fraction:g} ({config.split} split)"),
                  ("Images", f"mode {config.mode}, flips {'on' if config.hflip else 'off'}"),
                  ("BLAS", _blas()),
-                 ("Threads", f"1 BLAS thread while training; {os.cpu_count()} CPU cores"),
+                 ("Threads", f"1 BLAS thread while training; {_count(os.cpu_count(), 'CPU core')}"),
                  ("Weights SHA-256", weights_sha256(result.model))]
     return Table(["item", "value"], rows)
