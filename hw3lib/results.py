@@ -233,6 +233,16 @@ def weights_sha256(model):
     return digest.hexdigest()
 
 
+def _optimizer(config):
+    """The optimizer of ``config`` in words."""
+    if config.optimizer == "sgd":
+        return f"SGD, learning rate {config.lr:g}, momentum {config.momentum:g}"
+    kind = ("Adam with bias correction (AdamGD, as torch.optim.Adam)" if config.bias_correction
+            else "the report's AdamGD (no bias correction)")
+    return (f"{kind}, learning rate {config.lr:g}, betas {config.beta1:g}/{config.beta2:g}, "
+            f"eps {config.eps:g}")
+
+
 def _count(n, noun):
     """``"1 thread"``, ``"2 threads"``."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
@@ -263,9 +273,7 @@ def stamp_table(result=None, config=None, *, environment=True, data_root=None):
                  if row[0] not in ("Notebooks", "Built")]
     if result is not None:
         rows += [("Seed", str(config.seed)),
-                 ("Optimizer", f"AdamGD lr {config.lr:g}, betas {config.beta1:g}/{config.beta2:g}, "
-                               f"eps {config.eps:g}, bias correction "
-                               f"{'on' if config.bias_correction else 'off'}"),
+                 ("Optimizer", _optimizer(config)),
                  ("Schedule", f"{config.epochs} epochs, batch {config.batch_size}, validation "
                               f"{config.val_fraction:g} ({config.split} split)"),
                  ("Images", f"mode {config.mode}, flips {'on' if config.hflip else 'off'}"),

@@ -280,7 +280,11 @@ def test_stamp_table_rows(root, tmp_path):
     assert full["Dataset SHA-256"] == results.dataset_sha256(root)
     assert full["hw3lib"].startswith("0.1.0, commit ") and full["Seed"] == "0"
     assert "Python, NumPy" in full and "Notebooks" not in full and "Built" not in full
-    assert full["Optimizer"] == "AdamGD lr 0.002, betas 0.9/0.999, eps 1e-08, bias correction on"
+    assert full["Optimizer"] == ("Adam with bias correction (AdamGD, as torch.optim.Adam), learning "
+                                 "rate 0.002, betas 0.9/0.999, eps 1e-08")
+    for changes, text in ((dict(bias_correction=False), "the report's AdamGD (no bias correction), "),
+                          (dict(optimizer="sgd", momentum=0.9), "SGD, learning rate 0.002, momentum 0.9")):
+        assert results._optimizer(replace(CONFIG, **changes)).startswith(text)
     assert full["Schedule"] == "2 epochs, batch 8, validation 0.3 (blocked split)"
     assert full["Images"] == "mode L, flips on" and full["Threads"].startswith("1 BLAS thread")
     with threadpool_limits(limits=1, user_api="blas"):  # the default a process starts with here
