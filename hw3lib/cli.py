@@ -4,12 +4,18 @@
 ``error: ...`` with exit status 2.
 """
 import argparse
+import re
 from pathlib import Path
 
 
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose argument errors raise one ValueError naming the option, instead
-    of printing the usage and exiting."""
+    of printing the usage and exiting; a negative number in exponent form (``--lr -1e-3``) is
+    read as the option's value, to be refused for what it is, not taken for an option."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
     def error(self, message):
         raise ValueError(f"{message} ({self.prog} --help lists the options)")

@@ -247,6 +247,14 @@ def test_every_commands_argument_errors_are_one_line_naming_the_option(tmp_path,
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("value", ["-1e-3", "-0.5", "-2", "-.5E+2"])
+def test_a_negative_number_is_read_as_the_value_and_refused_for_what_it_is(tmp_path, capsys, value):
+    assert hw3lib_main(["train", "--lr", value, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: lr must be a positive finite number, got {float(value)!r}\n"
+    assert not (tmp_path / "run").exists()
+
+
 def test_checks_that_fail_create_no_out_folder(tmp_path, capsys):
     root, out = fake_root(tmp_path), tmp_path / "run"
     for argv, words in ((["--data", tmp_path / "nowhere"], "no dataset at"),
