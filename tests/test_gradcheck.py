@@ -30,7 +30,7 @@ def layers():
     yield "dense", Dense(7, 5, rng=2, dtype=np.float64), (4, 7)
 
 
-@pytest.mark.parametrize("name,layer,shape", list(layers()), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("name,layer,shape", [pytest.param(*case, id=case[0]) for case in layers()])
 def test_layer_gradients_match_finite_differences(name, layer, shape):
     x = RNG(5).standard_normal(shape)
     errors = gradcheck_layer(layer, x)
