@@ -109,6 +109,19 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False, on
     return result
 
 
+def quoted_figures(figures):
+    """One line saying whether the figures that a notebook's text quotes are still this run's:
+    ``figures`` maps a name to ``(as the text writes it, as this run gives it)``, both text.
+    The narrative is written for the stored results; retrained with other code, data or
+    settings, the runs may differ, and this line names every figure the text must change."""
+    stale = [f"{name} {written} (this run: {now})" for name, (written, now) in figures.items()
+             if str(written) != str(now)]
+    if not stale:
+        return f"The {len(figures)} figures the text quotes are this run's."
+    return ("The text quotes figures this run does not give; rewrite what it says about: "
+            + "; ".join(stale))
+
+
 def misclassified(y_true, probs, limit=None):
     """Indices ``(M,)``, in increasing order, of the samples whose most probable class in
     ``probs (N, K)`` differs from ``y_true (N,)``; at most ``limit`` of them."""

@@ -194,6 +194,15 @@ def test_probabilities_and_feature_maps_use_the_training_statistics(root, tmp_pa
         results.feature_maps(result, data.X_test, layers=0)
 
 
+def test_quoted_figures_names_each_figure_the_text_must_change():
+    assert results.quoted_figures({"kept epoch": ("23", 23), "mean": ("0.991", "0.991")}) == (
+        "The 2 figures the text quotes are this run's.")
+    assert results.quoted_figures({"kept epoch": ("23", 18), "mean": ("0.991", "0.991"),
+                                   "rate": ("0.002", "0.001")}) == (
+        "The text quotes figures this run does not give; rewrite what it says about: kept epoch 23 "
+        "(this run: 18); rate 0.002 (this run: 0.001)")
+
+
 def test_misclassified_and_one_per_class_by_hand():
     probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.5, 0.4], [0.3, 0.3, 0.4], [0.2, 0.7, 0.1]])
     y = np.array([0, 2, 2, 0])  # predicted 0, 1, 2, 1: samples 1 and 3 are wrong
