@@ -65,29 +65,94 @@ def evaluate(model, X, y, batch_size=EVAL_BATCH):
     return loss_sum / len(X), correct / len(X)
 
 
-def learning_warning(history, best_epoch, y_train, y_val):
-    """A one-line warning (containing "chance") when a run did not learn, else None.
+# the evidence a run must give to count as learning (learning_warning)
+LEARNING_LEVEL = 0.001  # the chance of a validation score as high by guessing
+FEW_STEPS = 100  # fewer optimizer steps: a run too short to judge its learning rate
 
-    A run did not learn when its best validation accuracy is no better than always predicting
-    the largest class of the validation split, or when its training loss never fell below
-    chance level: the loss of always predicting the training split's class frequencies (their
-    entropy, ln K for K balanced classes), about where an untrained model starts. (Chance level
-    rather than the first epoch's loss: a good run can reach its lowest loss in epoch 1.)
-    ``history`` and ``best_epoch`` are :func:`fit`'s; ``y_*`` int labels ``(N,)``. The warning
-    ends "try a smaller learning rate" for the caller to add an example. None when no epoch
-    completed.
+
+def chance_of_score(correct, n, rate):
+    """The chance that guessing right with probability ``rate`` on each of ``n`` images gets
+    ``correct`` or more of them right: the one-sided binomial tail P(X >= correct), X ~
+    Binomial(n, rate), summed in logarithms (any ``n``)."""
+    if correct <= 0 or rate >= 1:
+        return 1.0
+    if correct > n or rate <= 0:
+        return 0.0
+    log_rate, log_miss = math.log(rate), math.log1p(-rate)
+    log_n = math.lgamma(n + 1)
+    terms = [log_n - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_rate + (n - i) * log_miss
+             for i in range(correct, n + 1)]
+    top = max(terms)
+    return min(1.0, math.exp(top) * math.fsum(math.exp(t - top) for t in terms))
+
+
+def learning_warning(history, best_epoch, y_train, y_val, config):
+    """A one-line warning (containing "chance") when a run did not learn, saying why and what to
+    change, else None.
+
+    A run learned when guessing right at the rate of always the validation split's largest
+    class would get as many validation images right as its best epoch with a chance under
+    ``LEARNING_LEVEL``, 0.001 (a one-sided binomial tail, :func:`chance_of_score`; on a split
+    too small for any score to be that unlikely, when every image is right), and its training
+    loss fell below chance level: the loss of always predicting the training split's class
+    frequencies (their entropy, ln K for K balanced classes), about where an untrained model
+    starts. (Chance level rather than the first epoch's loss: a good run can reach its lowest
+    loss in epoch 1.) So 148 of 441 images right, against 147 for the largest class, is not
+    learning: guessing does as well about half the time.
+
+    The advice goes by the first cause that the training losses and ``config`` (a
+    :class:`hw3lib.config.TrainConfig`: its ``batch_size`` and ``lr``) show:
+
+    1. the loss went up: above 1.05 x chance, or, still near chance (above 0.9 x), ending above
+       its first epoch's: a smaller learning rate (lr / 10);
+    2. the loss fell well below chance (under 0.5 x, or under 0.9 x in ``FEW_STEPS`` optimizer
+       steps or more) while validation did not follow: the model fits training images it does
+       not generalise from: more, or more varied, training images;
+    3. fewer than ``FEW_STEPS`` optimizer steps (epochs x batches per epoch): train longer,
+       with more epochs or a smaller batch size;
+    4. else the loss hardly fell over many steps: a larger learning rate (lr x 10).
+
+    ``history`` and ``best_epoch`` are :func:`fit`'s; ``y_*`` int labels ``(N,)``. None when
+    no epoch completed.
     """
     if not best_epoch:
         return None
-    majority = np.bincount(y_val).max() / len(y_val)
-    freq = np.bincount(y_train) / len(y_train)
+    n_val, n_train = len(y_val), len(y_train)
+    majority = np.bincount(y_val).max() / n_val
+    freq = np.bincount(y_train) / n_train
     chance_loss = float(-(freq[freq > 0] * np.log(freq[freq > 0])).sum())
-    best_acc, lowest = history["val_acc"][best_epoch - 1], min(history["train_loss"])
-    if best_acc > majority and lowest < chance_loss:
+    best_acc, losses = history["val_acc"][best_epoch - 1], history["train_loss"]
+    lowest = min(losses)
+    correct = round(best_acc * n_val)
+    odds = chance_of_score(correct, n_val, majority)
+    beats_chance = odds < LEARNING_LEVEL or correct == n_val
+    if beats_chance and lowest < chance_loss:
         return None
-    return (f"the model did not learn: best validation accuracy {best_acc:.3f} against {majority:.3f} "
-            f"by chance (always the largest class), lowest training loss {lowest:.4g} against "
-            f"{chance_loss:.4g} by chance; try a smaller learning rate")
+    steps = len(losses) * math.ceil(n_train / config.batch_size)
+    found = f"best validation accuracy {best_acc:.3f} ({correct} of {n_val} images) "
+    if beats_chance:
+        found += (f"is above chance, but the training loss never fell below chance level (lowest "
+                  f"{lowest:.4g} against {chance_loss:.4g})")
+    else:
+        found += (f"is not clearly above chance, {majority:.3f} for always the largest class "
+                  f"(guessing does as well with probability {odds:.2g}, learning needs under "
+                  f"{LEARNING_LEVEL:g}); lowest training loss {lowest:.4g} against {chance_loss:.4g} "
+                  f"by chance")
+    if max(losses) > 1.05 * chance_loss or (lowest >= 0.9 * chance_loss and losses[-1] > losses[0]):
+        advice = (f"the training loss went up (to {max(losses):.4g}): learning rate {config.lr:g} is "
+                  f"too large, try a smaller one, e.g. {config.lr / 10:g}")
+    elif lowest < 0.5 * chance_loss or (lowest < 0.9 * chance_loss and steps >= FEW_STEPS):
+        advice = (f"the model fits its {n_train} training images but does not generalise from them "
+                  f"to the validation images: train on more, or more varied, images")
+    elif steps < FEW_STEPS:
+        per_epoch = steps // len(losses)
+        advice = (f"only {steps} optimizer step(s) ({len(losses)} epoch(s) of {per_epoch} batch(es) of "
+                  f"{config.batch_size}), too few to learn: train longer, with more epochs or a smaller "
+                  f"batch size")
+    else:
+        advice = (f"the training loss hardly fell in {steps} optimizer steps: learning rate "
+                  f"{config.lr:g} is too small, try a larger one, e.g. {config.lr * 10:g}")
+    return f"the model did not learn: {found}; {advice}"
 
 
 def _copy(params):

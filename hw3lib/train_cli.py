@@ -33,9 +33,10 @@ Use your own images:
     python -m hw3lib train --data ~/digits --image-size 28 --no-hflip --out runs/digits
 
 Exit status: 0 done; 2 an error (one line "error: ...": bad option, data or --out); 3 the
-model did not learn (no better than chance; a "warning:" line says so and the JSON line holds
-"learned": false); 130 interrupted (Ctrl-C or a plain kill; the finished epochs are kept: go on
-with --resume).
+model did not learn (validation accuracy not clearly above chance, or the training loss never
+below it; a "warning:" line says so, why, and what to change, and the JSON line holds "learned":
+false); 130 interrupted (Ctrl-C or a plain kill; the finished epochs are kept: go on with
+--resume).
 """
 
 
@@ -174,6 +175,11 @@ def _train_command(args):
           f"{config.seed}, {config.split} validation split, flips {'on' if config.hflip else 'off'}"
           + (f", up to {args.threads} threads" if args.threads > 1 else "")
           + (f"; resuming after epoch {resume.epoch}" if resume else ""))
+    n_train = len(data.y_train)
+    if config.batch_size > n_train:
+        print(f"note: --batch-size {config.batch_size} is more than the {n_train} training images, so "
+              f"each epoch is one batch of all of them (one optimizer step); a smaller --batch-size "
+              f"gives more steps per epoch")
     print(TABLE.format("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"))
 
     def on_epoch(history):
@@ -204,12 +210,12 @@ def _train_command(args):
     test = result.test(data.X_test, data.y_test)  # once, at the end, on the weights kept on validation
     _write_json(history_path, {**result.history, "test": dict(
         epoch=test.epoch, loss=test.loss, accuracy=test.accuracy, evaluations=result.test_evaluations)})
-    warning = learning_warning(result.history, result.best_epoch, data.y_train, data.y_val)
+    warning = learning_warning(result.history, result.best_epoch, data.y_train, data.y_val, config)
     print(f"best validation accuracy at epoch {result.best_epoch}; test evaluated "
           f"{result.test_evaluations} time(s) in this run's life; wrote {checkpoint_path} and "
           f"{history_path}")
     if warning:
-        print(f"warning: {warning}, e.g. --lr {config.lr / 10:g}", file=sys.stderr)
+        print(f"warning: {warning}", file=sys.stderr)
     print(json.dumps(dict(train_acc=round(best["train_acc"], 6), val_acc=round(best["val_acc"], 6),
                           test_acc=round(test.accuracy, 6), train_loss=round(best["train_loss"], 6),
                           val_loss=round(best["val_loss"], 6), test_loss=round(test.loss, 6),

@@ -177,7 +177,8 @@ class PreparedRun:
                          progress=False)
         except TrainingError as err:
             result, message = err.result, str(err)
-        warning = learning_warning(result.history, result.best_epoch, self.data.y_train, self.data.y_val)
+        warning = learning_warning(result.history, result.best_epoch, self.data.y_train, self.data.y_val,
+                                   self.config)
         return RunRecord(self.settings, result.history, result.best_epoch, time.perf_counter() - start,
                          "diverged" if message else result.stopped or "done", message, warning,
                          result, self.data)
@@ -465,8 +466,8 @@ class Playground:
         elif record.best_epoch:
             self._say(f"Run {number} {record.status} after {done} epoch(s) in {record.seconds:.1f} s: best "
                       f"validation accuracy {record.best_val_acc:.3f} (epoch {record.best_epoch})."
-                      + (f" Warning: {record.warning}, e.g. {record.settings.lr / 10:.1e}."
-                         if record.warning else ""), error=bool(record.warning))
+                      + (f" Warning: {record.warning}." if record.warning else ""),
+                      error=bool(record.warning))
             if record.warning:
                 self.progress.bar_style = "warning"
         else:

@@ -15,7 +15,7 @@ from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.checkpoint import load_checkpoint
 from hw3lib.config import TrainConfig
 from test_checkpoint import MALFORMED, rewrite
-from test_train import fake_root, run_cli, start_training
+from test_train import DATA, HAVE_DATA, fake_root, run_cli, start_training
 
 QUICK = ("--epochs", 2, "--batch-size", 8, "--lr", 0.002, "--no-progress")
 
@@ -66,11 +66,37 @@ def test_a_run_that_does_not_learn_warns_and_exits_3(tmp_path, capsys):
     assert code == 3
     warning = err.strip().splitlines()
     assert len(warning) == 1 and warning[0].startswith("warning: ") and "chance" in warning[0]
-    assert "smaller learning rate, e.g. --lr 1" in warning[0]
+    assert warning[0].endswith("learning rate 10 is too large, try a smaller one, e.g. 1")
     assert json.loads(stdout.splitlines()[-1])["learned"] is False
     assert load_checkpoint(out / "checkpoint.npz").epoch == 2  # kept, like any run
     code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--epochs", 6, "--out", tmp_path / "ok")
     assert code == 0 and err == "" and json.loads(stdout.splitlines()[-1])["learned"] is True
+    assert "note:" not in stdout  # batches of 8 of 24 training images
+
+
+def test_a_batch_larger_than_the_training_split_is_noted_and_too_few_steps_are_said(tmp_path, capsys):
+    """Two epochs of one batch each: the advice is to train longer, not a smaller learning rate."""
+    code, stdout, err = run_cli(capsys, "--data", fake_root(tmp_path), "--batch-size", 100000, "--epochs", 2,
+                                "--lr", 1e-4, "--no-progress", "--out", tmp_path / "run")
+    notes = [line for line in stdout.splitlines() if line.startswith("note:")]
+    assert notes == ["note: --batch-size 100000 is more than the 24 training images, so each epoch is one "
+                     "batch of all of them (one optimizer step); a smaller --batch-size gives more steps "
+                     "per epoch"]
+    assert code == 3 and len(err.splitlines()) == 1
+    assert err.strip().endswith("only 2 optimizer step(s) (2 epoch(s) of 1 batch(es) of 100000), too few to "
+                                "learn: train longer, with more epochs or a smaller batch size")
+    assert "smaller one" not in err
+
+
+@pytest.mark.skipif(not HAVE_DATA, reason=f"real dataset not found at {DATA}: set HW3_DATA")
+def test_one_image_above_chance_on_the_real_data_is_not_learning(tmp_path, capsys):
+    """The audit's run: 148 of 441 validation images right, against 147 by always the largest class."""
+    code, stdout, err = run_cli(capsys, "--data", DATA, "--batch-size", 100000, "--epochs", 2,
+                                "--no-progress", "--out", tmp_path / "run")
+    summary = json.loads(stdout.splitlines()[-1])
+    assert code == 3 and summary["val_acc"] == 0.335601 and summary["learned"] is False
+    assert "(148 of 441 images) is not clearly above chance, 0.333" in err and "too few to learn" in err
+    assert "note: --batch-size 100000 is more than the 1029 training images" in stdout
 
 
 @pytest.mark.parametrize("case", ["file", "parent file", "checkpoint folder", "history folder"])

@@ -7,6 +7,8 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from fractions import Fraction
+from math import comb
 from pathlib import Path
 
 import numpy as np
@@ -466,6 +468,84 @@ def test_resume_of_a_finished_run_trains_nothing(tmp_path):
     assert_same_params(params_of(again.model), params_of(done.model))
 
 
+# --- did the run learn? -----------------------------------------------------------------------
+
+def warning_of(train_loss, val_acc, n_train=1029, n_val=441, **config):
+    """learning_warning for 3 balanced classes (``n_val`` a multiple of 3), the best epoch the
+    one of the highest ``val_acc``."""
+    history = dict(epoch=list(range(1, len(train_loss) + 1)), train_loss=list(train_loss),
+                   val_acc=list(val_acc))
+    best = int(np.argmax(val_acc)) + 1
+    settings = {**dict(batch_size=32, lr=5e-4), **config}
+    return train.learning_warning(history, best, np.arange(n_train) % 3, np.arange(n_val) % 3,
+                                  TrainConfig(**settings))
+
+
+def test_chance_of_score_is_the_exact_binomial_tail():
+    cases = ((12, Fraction(1, 3), range(13)), (441, Fraction(1, 3), (0, 147, 148, 178, 179, 300, 441)),
+             (30, Fraction(1, 2), range(31)), (7, Fraction(5, 7), range(8)))
+    for n, rate, counts in cases:
+        for correct in counts:
+            exact = sum(comb(n, i) * rate**i * (1 - rate)**(n - i) for i in range(correct, n + 1))
+            assert train.chance_of_score(correct, n, float(rate)) == pytest.approx(float(exact), rel=1e-9)
+    assert train.chance_of_score(0, 5, 0.5) == 1.0 and train.chance_of_score(6, 5, 0.5) == 0.0
+    # large splits neither overflow nor lose the tail (about the normal approximation's 0.1326)
+    assert train.chance_of_score(33_500, 100_000, 1 / 3) == pytest.approx(0.1326, abs=1e-3)
+    assert train.chance_of_score(40_000, 100_000, 1 / 3) == 0.0
+
+
+def test_one_image_above_the_largest_class_is_not_learning():
+    """The audit's run: 148 of 441 right against 147 for always the largest class."""
+    warning = warning_of([1.0911, 1.0839], [147 / 441, 148 / 441], batch_size=100_000)
+    assert warning.startswith("the model did not learn: best validation accuracy 0.336 (148 of 441 "
+                              "images) is not clearly above chance, 0.333 for always the largest class")
+    assert "probability 0.48, learning needs under 0.001" in warning and "\n" not in warning
+    # the least count that clears the level learns; one fewer does not
+    least = next(k for k in range(147, 442) if train.chance_of_score(k, 441, 1 / 3) < train.LEARNING_LEVEL)
+    assert least == 179
+    assert warning_of([0.9, 0.8], [0.3, 179 / 441]) is None
+    assert "(178 of 441 images) is not clearly above chance" in warning_of([0.9, 0.8], [0.3, 178 / 441])
+
+
+def test_a_split_too_small_to_clear_the_level_learns_only_with_every_image_right():
+    # 6 validation images, 2 per class: even 6 of 6 happen by guessing with probability 1/729
+    assert warning_of([0.5], [1.0], n_train=60, n_val=6) is None
+    assert "(5 of 6 images) is not clearly above chance" in warning_of([0.5], [5 / 6], n_train=60, n_val=6)
+
+
+def test_a_training_loss_never_below_chance_is_not_learning_even_with_good_validation():
+    warning = warning_of([1.2, 1.15], [0.9, 0.95])
+    assert "is above chance, but the training loss never fell below chance level (lowest 1.15" in warning
+
+
+@pytest.mark.parametrize("losses, config, advice, wrong", [
+    # the loss blew up, or rose while near chance: the step is too large
+    ([3.5, 1.3], {}, "the training loss went up (to 3.5): learning rate 0.0005 is too large, try a "
+                     "smaller one, e.g. 5e-05", "larger"),
+    ([1.099, 1.104, 1.114], dict(lr=0.1), "went up (to 1.114): learning rate 0.1 is too large, try a "
+                                          "smaller one, e.g. 0.01", "larger"),
+    # far below chance on training images, chance on validation: the data, not the optimizer
+    ([0.4, 0.05], {}, "the model fits its 1029 training images but does not generalise from them to "
+                      "the validation images: train on more, or more varied, images", "learning rate"),
+    # the audit's 2 epochs of one batch: too few steps, where a smaller rate would be worse
+    ([1.0911, 1.0839], dict(batch_size=100_000), "only 2 optimizer step(s) (2 epoch(s) of 1 batch(es) "
+     "of 100000), too few to learn: train longer, with more epochs or a smaller batch size", "learning rate"),
+    # many steps, the loss barely moving down: the step is too small
+    ([1.0985, 1.098, 1.0975, 1.097], dict(lr=1e-6), "the training loss hardly fell in 132 optimizer "
+     "steps: learning rate 1e-06 is too small, try a larger one, e.g. 1e-05", "smaller"),
+])
+def test_the_advice_follows_the_cause(losses, config, advice, wrong):
+    warning = warning_of(losses, [1 / 3] * len(losses), **config)
+    assert warning.endswith(advice) and wrong not in warning.split("by chance; ")[1]
+    assert "\n" not in warning
+
+
+def test_a_run_that_learned_gets_no_warning_and_one_without_epochs_none():
+    assert warning_of([0.9, 0.3], [0.6, 0.95]) is None
+    assert train.learning_warning(dict(epoch=[], train_loss=[], val_acc=[]), 0, np.arange(9) % 3,
+                                  np.arange(6) % 3, TrainConfig()) is None
+
+
 # --- the command ----------------------------------------------------------------------------
 
 def fake_root(tmp_path, per_class=(12, 6)):
@@ -519,8 +599,8 @@ def test_command_trains_writes_files_and_ends_with_a_json_line(tmp_path, capsys)
     code, out, err = run_cli(capsys, "--data", root, "--epochs", 4, "--batch-size", 8, "--lr", 0.002,
                              "--out", out_dir, "--no-progress", "--resume", "--split", "random")
     assert code == 2 and "split='blocked' (this run: 'random')" in err and out == ""
-    code, out, err = run_cli(capsys, "--data", root, "--epochs", 1, "--out", tmp_path / "random",
-                             "--no-progress", "--split", "random")
+    code, out, err = run_cli(capsys, "--data", root, "--epochs", 6, "--batch-size", 8, "--lr", 0.002,
+                             "--out", tmp_path / "random", "--no-progress", "--split", "random")
     assert code == 0 and json.loads(out.splitlines()[-1])["split"] == "random", err
     assert json.loads((out_dir / "history.json").read_text())["epoch"] == [1, 2, 3]
 

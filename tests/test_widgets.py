@@ -228,12 +228,23 @@ def test_a_run_that_does_not_learn_is_said_in_the_panel():
     record = panel.runs[-1]
     assert record.status == "done" and "chance" in record.warning
     assert "Warning: the model did not learn" in panel.message.value
-    assert "smaller learning rate, e.g. 1.0e-01" in panel.message.value
+    assert "learning rate 1 is too large, try a smaller one, e.g. 0.1." in panel.message.value
     assert panel.progress.bar_style == "warning"
     panel.controls["lr"].value = 0.003
     panel.controls["epochs"].value = 8
     panel.train_button.click()
     assert panel.runs[-1].warning is None and "Warning" not in panel.message.value
+
+
+def test_a_run_of_too_few_steps_is_told_to_train_longer_in_the_panel():
+    """One epoch of one batch (40 images, batches of 64): the advice follows the run's settings."""
+    panel = panel_of(replace(SMALL, epochs=1, batch_size=64, lr=1e-5))
+    panel.train_button.click()
+    assert panel.runs[-1].warning.endswith("only 1 optimizer step(s) (1 epoch(s) of 1 batch(es) of 64), "
+                                           "too few to learn: train longer, with more epochs or a smaller "
+                                           "batch size")
+    assert "Warning: the model did not learn" in panel.message.value
+    assert "smaller one" not in panel.message.value
 
 
 # --- refusals, stops, divergence --------------------------------------------------------------
