@@ -337,6 +337,12 @@ def save_checkpoint(path, checkpoint):
 
     Arrays are stored as ``params.W1``, ``best.W1``, ``optim.m.W1``, ``mean``, ``std`` and
     ``test.probs``; all the rest as one JSON string ``meta``. Nothing is pickled."""
+    if not isinstance(checkpoint, Checkpoint) or isinstance(path, Checkpoint):
+        got = type(path if isinstance(path, Checkpoint) else checkpoint).__name__
+        raise TypeError(f"save_checkpoint(path, checkpoint) takes a path and a Checkpoint, got a "
+                        f"{got} where the {'path' if isinstance(path, Checkpoint) else 'Checkpoint'} "
+                        "goes. A run's checkpoint is written by fit(..., checkpoint_path=...) or "
+                        "`python -m hw3lib train`; model.get_params() gives a model's weights")
     ckpt = checkpoint
     meta = dict(format=FORMAT, version=FORMAT_VERSION, config=ckpt.config.to_dict(),
                 model_config=ckpt.model_config, epoch=int(ckpt.epoch), best_epoch=int(ckpt.best_epoch),

@@ -74,6 +74,16 @@ def test_a_run_read_back_predicts_raw_images_and_image_files_as_in_training(save
     assert run.predict_files([tmp_path / "big.png"]).shape == (1, 3)  # 36x24, resized to 12x12
 
 
+def test_save_checkpoint_refuses_what_is_no_checkpoint_naming_what_writes_one(saved, tmp_path):
+    result, path = saved
+    with pytest.raises(TypeError, match=r"takes a path and a Checkpoint, got a LeNet5 where the "
+                                        r"Checkpoint goes\. .*fit\(\.\.\., checkpoint_path="):
+        save_checkpoint(tmp_path / "m.npz", result.model)
+    with pytest.raises(TypeError, match="got a Checkpoint where the path goes"):
+        save_checkpoint(load_checkpoint(path), tmp_path / "m.npz")
+    assert list(tmp_path.glob("m.npz*")) == []
+
+
 def test_a_file_written_before_the_engine_stamp_loads_without_one(saved):
     _, path = saved
     rewrite(path, lambda arrays, meta: meta.pop("engine"))
