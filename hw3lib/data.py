@@ -73,7 +73,8 @@ class Dataset:
     ``X_*`` are float32 ``(N, C, H, W)`` in [0, 1], not normalised; ``y_*`` int64 ``(N,)``.
     ``mean`` and ``std`` (float32 ``(C,)``) come from :func:`fit_normalizer` on ``X_train``
     only, so validation and test statistics never leak into the inputs:
-    ``normalize(ds.X_val, ds.mean, ds.std)``.
+    ``normalize(ds.X_val, ds.mean, ds.std)``. ``root`` is the folder it was loaded from
+    (None for one built by hand).
     """
 
     X_train: np.ndarray
@@ -85,6 +86,7 @@ class Dataset:
     classes: list[str]
     mean: np.ndarray
     std: np.ndarray
+    root: Path | None = None
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -402,4 +404,4 @@ def load_dataset(
         )
     X_train, y_train, X_val, y_val = train_val_split(X, y, val_fraction, seed, split)
     mean, std = fit_normalizer(X_train)
-    return Dataset(X_train, y_train, X_val, y_val, X_test, y_test, classes, mean, std)
+    return Dataset(X_train, y_train, X_val, y_val, X_test, y_test, classes, mean, std, root)

@@ -81,11 +81,17 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False, on
     engine cut short is resumed (bit-exact); anything else (absent, other settings, other data,
     edited training code, another NumPy or BLAS, unreadable) is trained afresh with one BLAS
     thread and written there.
-    ``data``: the :class:`~hw3lib.data.Dataset` of ``config`` at ``root``, if already loaded;
+    ``data``: the :class:`~hw3lib.data.Dataset` of ``config``, if already loaded (its folder
+    is then the root; one built by hand must be of the data at ``root``);
     ``on_epoch`` and ``stop`` go to :func:`~hw3lib.train.fit` (a sweep reports and prunes there).
     A Ctrl-C or ``stop`` while training raises KeyboardInterrupt; the checkpoint keeps the
     finished epochs.
     """
+    if data is not None and data.root is not None:  # the data's own folder names it
+        if root is not None and Path(root).resolve() != data.root.resolve():
+            raise ValueError(f"load_or_train was given data loaded from {data.root} and root "
+                             f"{root}: give one, or the same folder")
+        root = data.root
     path = Path(path) if path is not None else checkpoint_path(config, root=root)
     sha = dataset_sha256(root)
     ckpt = None

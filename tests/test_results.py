@@ -100,6 +100,19 @@ def test_load_or_train_trains_once_then_reuses_the_checkpoint(root, tmp_path, co
     assert first.evaluate(data.X_test, data.y_test) == again.evaluate(data.X_test, data.y_test)
 
 
+def test_data_given_without_root_is_filed_under_its_own_folder(root, tmp_path, monkeypatch, count_fits):
+    monkeypatch.setenv("HW3_DATA", str(root))
+    monkeypatch.setattr(results, "RUNS_DIR", tmp_path / "runs")
+    other = fake_root(tmp_path / "other", size=(36, 28))
+    result = results.load_or_train(CONFIG, data=CONFIG.load_data(other))
+    assert result.checkpoint_path.parent == results.run_folder(other) != results.run_folder(root)
+    assert load_checkpoint(result.checkpoint_path).data_sha256 == results.dataset_sha256(other)
+    results.load_or_train(CONFIG)  # $HW3_DATA's data: not the other folder's run
+    assert len(count_fits) == 2
+    with pytest.raises(ValueError, match="given data loaded from .* and root .*: give one"):
+        results.load_or_train(CONFIG, data=CONFIG.load_data(other), root=root)
+
+
 def test_load_or_train_builds_the_model_for_the_datas_image_size(tmp_path):
     root = fake_root(tmp_path, size=(36, 28))
     result = results.load_or_train(CONFIG, tmp_path / "run.npz", root=root)
