@@ -80,7 +80,8 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False, on
     this engine (:func:`~hw3lib.checkpoint.engine_stamp`); a run of the same settings, data and
     engine cut short is resumed (bit-exact); anything else (absent, other settings, other data,
     edited training code, another NumPy or BLAS, unreadable) is trained afresh with one BLAS
-    thread and written there.
+    thread and written there; but a ValueError where that would overwrite another run whose
+    test split was evaluated.
     ``data``: the :class:`~hw3lib.data.Dataset` of ``config``, if already loaded (its folder
     is then the root; one built by hand must be of the data at ``root``);
     ``on_epoch`` and ``stop`` go to :func:`~hw3lib.train.fit` (a sweep reports and prunes there).
@@ -101,6 +102,10 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False, on
         except CheckpointError:
             ckpt = None
     if ckpt is not None and (ckpt.config, ckpt.data_sha256, ckpt.engine) != (config, sha, engine_stamp()):
+        if ckpt.test_evaluations:  # a record the test-once rule counts on
+            raise ValueError(f"{path} holds another run (other settings, data or training code) "
+                             f"whose test split was evaluated {ckpt.test_evaluations} time(s); "
+                             "training this one there would lose that record: give another path")
         ckpt = None
     if ckpt is not None and ckpt.epoch >= config.epochs:
         return FitResult.from_checkpoint(ckpt, path)

@@ -143,6 +143,19 @@ def test_other_settings_other_data_or_a_corrupt_file_train_afresh(root, tmp_path
     assert len(count_fits) == 5 and load_checkpoint(path).config == other
 
 
+def test_another_run_whose_test_split_was_evaluated_is_never_overwritten(root, tmp_path):
+    path = tmp_path / "run.npz"
+    tested = results.load_or_train(CONFIG, path, root=root)
+    data = CONFIG.load_data(root)
+    tested.test(data.X_test, data.y_test)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=r"run.npz holds another run .* evaluated 1 time\(s\); "
+                                         r"training this one there would lose that record"):
+        results.load_or_train(replace(CONFIG, lr=0.001), path, root=root)
+    assert path.read_bytes() == before
+    assert results.load_or_train(CONFIG, path, root=root).test_evaluations == 1  # its own: loaded
+
+
 def test_a_run_of_another_engine_is_trained_afresh_finished_or_cut_short(root, tmp_path, count_fits):
     path = tmp_path / "run.npz"
     results.load_or_train(CONFIG, path, root=root)
