@@ -53,8 +53,13 @@ def run_folder(root=None):
     or edited training code get a folder of their own, so that their runs and sweep scores
     never stand in for (or overwrite, test counts and all) those of this data and code, and
     going back finds these again."""
-    key = hashlib.sha256(f"{dataset_sha256(root)} {engine_stamp()}".encode()).hexdigest()[:12]
-    return RUNS_DIR / key
+    return RUNS_DIR / run_key(root)
+
+
+def run_key(root=None):
+    """12 hex digits naming the data at ``root`` and this engine together: a SHA-256 of the
+    data's SHA-256 and :func:`~hw3lib.checkpoint.engine_stamp`."""
+    return hashlib.sha256(f"{dataset_sha256(root)} {engine_stamp()}".encode()).hexdigest()[:12]
 
 
 def checkpoint_path(config, folder=None, root=None):

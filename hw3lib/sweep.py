@@ -71,7 +71,7 @@ from tqdm.auto import tqdm
 from .checkpoint import engine_code
 from .checks import integer
 from .download import dataset_sha256
-from .results import checkpoint_path, load_or_train, one_blas_thread
+from .results import checkpoint_path, load_or_train, one_blas_thread, run_key
 from .sweep_results import SweepResult, run_summary, sweep_result
 from .sweep_space import PRUNERS, Sweep, config_for
 
@@ -172,8 +172,9 @@ def _check_same(study, sweep, data_sha256, code):
     stored = study.user_attrs.get("code")
     if code and stored and stored != code:
         raise ValueError(f"the study {study.study_name!r} was run by other code ({stored}; this "
-                         f"code is {code}), so its scores are not this code's: give every worker "
-                         "the same hw3lib, or run this code's sweep under another --out or study name")
+                         f"code is {code}), so its scores are not this code's: if you edited "
+                         "hw3lib's training code, revert it or run this code's sweep under another "
+                         "--out (or study name); every machine of a sweep needs the same hw3lib")
 
 
 # --- workers -------------------------------------------------------------------------------
@@ -429,7 +430,9 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     - ``storage``: a database URL, or the journal file (default ``out/optuna-journal.log``);
       ``study_name`` defaults to :attr:`Sweep.name`, so running the same sweep again goes on
       from the trials it has and another machine with the same storage joins it.
-    - checkpoints go to ``checkpoints`` (default ``out/checkpoints``), one per run, named by
+    - checkpoints go to ``checkpoints`` (default ``out/checkpoints/<key>``, the key naming the
+      data and the engine, :func:`hw3lib.results.run_key`, so that other data, edited code or
+      other BLAS kernels never overwrite these runs), one per run, named by
       :func:`hw3lib.results.checkpoint_path`, so an interrupted run resumes and
       :func:`~hw3lib.results.load_or_train` finds every finished run's weights.
     - ``root``: the data (default ``$HW3_DATA``, then ``data/``); ``pruner``: see
@@ -446,8 +449,8 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     workers = integer("workers", workers)
     out = Path(out)
     storage = str(storage if storage is not None else out / JOURNAL)
-    checkpoints = Path(checkpoints) if checkpoints is not None else out / "checkpoints"
     sweep.base.load_data(root)  # DataError now rather than in every run
+    checkpoints = Path(checkpoints) if checkpoints is not None else out / "checkpoints" / run_key(root)
     in_the_way = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
     if in_the_way is not None:
         raise ValueError(f"out {out}: {in_the_way} is a file, not a folder; choose another out")
