@@ -1,5 +1,6 @@
 """The hyperparameter playground of notebook 07: a panel of widgets that trains LeNet-5 on the
-fruit data and keeps a table of the session's runs to compare.
+fruit data (or the images of another folder: ``Playground(root=...)``) and keeps a table of the
+session's runs to compare.
 
 Nothing trains when a control moves. **Train** reads every control into a
 :class:`RunSettings`, checks the combination before any work (a kernel larger than its feature
@@ -15,6 +16,7 @@ In a notebook::
 
     panel = Playground()
     panel                                   # shows the panel
+    Playground(root="/my/images")           # the same on the data of another folder
 
 Without a browser (tests, scripts), the same handlers run synchronously::
 
@@ -25,8 +27,10 @@ Without a browser (tests, scripts), the same handlers run synchronously::
 
 **Sweep** trains the controls' settings at half, once and twice their learning rate, with
 :data:`SWEEP_SEEDS` each, in worker processes on every core (:func:`hw3lib.sweep.run_sweep`, on
-the whole training split of ``$HW3_DATA``, every run to its last epoch: too few runs to prune),
-and shows the sweep's table; Stop ends it too.
+the whole training split of the panel's data folder ``root``, every run to its last epoch: too
+few runs to prune), and shows the sweep's table; Stop ends it too. A panel given its own ``load``
+sweeps only when also given the ``root`` that ``load`` reads: it cannot tell which data ``load``
+loads, and sweeping other data would report another data's learning rate.
 
 The logic is in :class:`RunSettings` (one field per control), :func:`prepare` (the checks) and
 :meth:`PreparedRun.train`; :class:`Playground` only reads widgets and shows results.
@@ -42,7 +46,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .checks import is_int
-from .data import MODES, DataError, Dataset
+from .data import MODES, DataError, Dataset, resolve_root
 from .plots import plot_live_curves, plot_run_curves
 from .tables import Table
 from .config import TrainConfig
@@ -253,10 +257,15 @@ class Playground:
     """The panel: controls, Train and Stop, a progress bar, a message line, live curves and
     the runs table. Show it as a notebook cell's last expression.
 
-    ``settings``: the controls' first values. ``load(config) -> Dataset`` loads the data of a
-    run's channel mode and seed (default :meth:`TrainConfig.load_data`: ``$HW3_DATA``, then
-    ``data/``); each dataset is loaded once. ``threaded=True`` trains in a background thread
-    (Stop works in a live kernel); ``False`` trains inside the Train button's handler.
+    ``settings``: the controls' first values. ``root``: the data folder (holding
+    ``Data_train/`` and ``Data_test/``; default ``$HW3_DATA``, then ``data/``, read when the
+    panel is made), which Train and Sweep both use. ``load(config) -> Dataset`` loads the data
+    of a run's channel mode and seed for Train (default ``config.load_data(root)``, see
+    :meth:`TrainConfig.load_data`); each dataset is loaded once. The sweep trains in worker
+    processes, which load the data themselves from ``root``: a panel given its own ``load``
+    but no ``root`` does not sweep (Sweep says in the panel to pass ``root=``), since it cannot
+    know which data ``load`` reads. ``threaded=True`` trains in a background thread (Stop
+    works in a live kernel); ``False`` trains inside the Train button's handler.
 
     ``runs`` holds a :class:`RunRecord` per run, ``history`` the current (or last) run's
     history, ``batches`` its rows ``(position in epochs, running loss, running accuracy)``.
@@ -264,11 +273,17 @@ class Playground:
     ``test_buttons`` holds one button per run that evaluates it on the test split
     (:meth:`test`); ``sweep_result`` the last sweep's :class:`hw3lib.sweep.SweepResult`, its
     storage and checkpoints under ``sweep_out`` (default: ``playground-sweep`` in the
-    :func:`~hw3lib.results.run_folder` of the data and the training code, which git ignores).
+    :func:`~hw3lib.results.run_folder` of the data at ``root`` and the training code, which
+    git ignores). ``root`` holds the data folder the sweep uses (None: the panel's ``load``
+    reads data the sweep cannot know).
     """
 
-    def __init__(self, settings=RunSettings(), *, load=TrainConfig.load_data, threaded=True,
-                 sweep_out=None):
+    def __init__(self, settings=RunSettings(), *, root=None, load=None, threaded=True, sweep_out=None):
+        if load is None or load is TrainConfig.load_data:  # the default: the data at root
+            self.root = resolve_root(root)
+            load = self._load_root
+        else:  # a load of its own: the sweep knows its data only when told its root
+            self.root = None if root is None else resolve_root(root)
         self.sweep_out, self.sweep_result = sweep_out, None
         self.threaded, self._load, self._datasets = threaded, load, {}
         self.runs, self.history, self.batches = [], {k: [] for k in HISTORY_KEYS}, []
@@ -359,6 +374,11 @@ class Playground:
         if self.running:
             self._say("A run is in progress: press Stop to end it first.", error=True)
             return
+        if self.root is None:
+            self._say("Not swept: this panel loads its data with its own load, so the sweep cannot "
+                      "tell which data to train on. Pass the folder that load reads (holding "
+                      "Data_train/ and Data_test/): Playground(..., load=..., root=FOLDER).", error=True)
+            return
         settings = self.settings()
         try:
             base = settings.config()
@@ -370,7 +390,7 @@ class Playground:
         self._set_running(True)
         self.progress.value, self.progress.bar_style, self.progress.description = 0.0, "", "sweep"
         self._say(f"Sweep: learning rates {', '.join(f'{lr:.2g}' for lr in space['lr'])}, "
-                  f"{len(SWEEP_SEEDS)} seeds each, on the whole training split...")
+                  f"{len(SWEEP_SEEDS)} seeds each, on the whole training split of {self.root}...")
         if self.threaded:
             self._thread = threading.Thread(target=self._sweep, args=(space, base), daemon=True)
             self._thread.start()
@@ -382,9 +402,10 @@ class Playground:
             self.progress.value, self.progress.description = done / total, f"sweep {done}/{total}"
 
         try:
-            out = self.sweep_out if self.sweep_out is not None else run_folder() / "playground-sweep"
+            out = self.sweep_out if self.sweep_out is not None else run_folder(self.root) / "playground-sweep"
             self.sweep_result = run_sweep(space, base, seeds=SWEEP_SEEDS, out=out, pruner="none",
-                                          progress=False, on_progress=on_progress, stop=self._stop)
+                                          root=self.root, progress=False, on_progress=on_progress,
+                                          stop=self._stop)
         except (ValueError, OSError, DataError, SweepError, KeyboardInterrupt) as err:
             self.progress.bar_style = "warning"
             self._say(f"Sweep ended early: {err}", error=True)
@@ -422,6 +443,9 @@ class Playground:
         if self._thread is not None:
             self._thread.join(timeout)
         return not self.running
+
+    def _load_root(self, config):
+        return config.load_data(self.root)
 
     def _dataset(self, config):
         key = (config.mode, config.image_size, config.seed, config.val_fraction, config.split)

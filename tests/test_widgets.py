@@ -16,6 +16,7 @@ from hw3lib.data import Dataset, DataError, dataloader, fit_normalizer, normaliz
 from hw3lib.losses import CrossEntropyLoss
 from hw3lib.optim import SGD
 from hw3lib import plots
+from hw3lib.config import TrainConfig
 from hw3lib.plots import plot_live_curves
 from hw3lib.train import evaluate
 from hw3lib.widgets import OPTIMIZERS, Playground, RunSettings, prepare, subset
@@ -357,11 +358,14 @@ def test_stop_ends_a_threaded_run_and_train_is_refused_meanwhile():
 # --- the sweep ------------------------------------------------------------------------------
 
 def test_sweep_trains_three_learning_rates_with_two_seeds_each_and_shows_the_table(tmp_path, monkeypatch):
-    monkeypatch.setenv("HW3_DATA", str(write_banded_root(tmp_path / "data")))
-    panel = Playground(RunSettings(**{**SMALL.__dict__, "lr": 0.01}), load=FakeLoad(), threaded=False,
-                       sweep_out=tmp_path / "sweep")
+    """On the panel's root, not $HW3_DATA (here a folder without data)."""
+    monkeypatch.setenv("HW3_DATA", str(tmp_path / "not-this-data"))
+    root = write_banded_root(tmp_path / "data")
+    panel = Playground(RunSettings(**{**SMALL.__dict__, "lr": 0.01}), root=root, load=FakeLoad(),
+                       threaded=False, sweep_out=tmp_path / "sweep")
     panel.sweep_button.click()
     result = panel.sweep_result
+    assert result is not None, html.unescape(panel.message.value)
     assert sorted(s.params["lr"] for s in result.settings()) == [0.005, 0.01, 0.02]
     assert [r.seed for r in result.runs] == [0, 1] * 3 and {r.epochs for r in result.runs} == {2}
     assert all(r.state in ("done", "pruned") for r in result.runs)
@@ -371,26 +375,70 @@ def test_sweep_trains_three_learning_rates_with_two_seeds_each_and_shows_the_tab
     assert not panel.running and not panel.sweep_button.disabled and panel.runs == []
 
 
-def test_sweep_goes_to_the_folder_of_the_data_and_code_and_says_when_workers_died(tmp_path, monkeypatch):
+def fake_sweep(monkeypatch, tmp_path):
+    """Replace run_folder (a folder per data root) and run_sweep (workers that die at once);
+    returns the list of ``(out, root)`` of each sweep started."""
     import hw3lib.widgets as widgets
 
     seen = []
-    monkeypatch.setattr(widgets, "run_folder", lambda: tmp_path / "key")
+    monkeypatch.setattr(widgets, "run_folder", lambda root=None: tmp_path / "runs" / Path(root).name)
 
     def died(space, base, **kwargs):
-        seen.append(kwargs["out"])
+        seen.append((kwargs["out"], kwargs["root"]))
         raise widgets.SweepError("the workers stopped (exit status [1]) with 6 of 6 runs not done")
 
     monkeypatch.setattr(widgets, "run_sweep", died)
-    panel = panel_of()
+    return seen
+
+
+def test_sweep_goes_to_the_folder_of_the_data_and_code_and_says_when_workers_died(tmp_path, monkeypatch):
+    seen = fake_sweep(monkeypatch, tmp_path)
+    panel = Playground(SMALL, root=tmp_path / "mine", load=FakeLoad(), threaded=False)
     panel.sweep_button.click()
-    assert seen == [tmp_path / "key" / "playground-sweep"]
+    assert seen == [(tmp_path / "runs" / "mine" / "playground-sweep", tmp_path / "mine")]
     assert "Sweep ended early: the workers stopped" in panel.message.value and not panel.running
 
 
-def test_sweep_refuses_bad_settings_before_any_work(tmp_path):
+@pytest.mark.parametrize("load", [None, TrainConfig.load_data])
+def test_the_default_load_trains_and_sweeps_the_data_at_root_not_hw3_data(tmp_path, monkeypatch, load):
+    monkeypatch.setenv("HW3_DATA", str(tmp_path / "not-this-data"))
+    root = write_banded_root(tmp_path / "mine", per_class=20, test_per_class=2)
+    seen = fake_sweep(monkeypatch, tmp_path)
+    panel = Playground(replace(SMALL, epochs=1, train_size=10), root=root, load=load, threaded=False)
+    assert panel.root == root
+    assert panel.controls["train_size"].max == len(SMALL.config().load_data(root).y_train)
+    panel.train_button.click()
+    assert panel.runs[-1].status == "done" and panel.runs[-1].data.classes == ["A", "B", "C"]
+    panel.sweep_button.click()
+    assert seen == [(tmp_path / "runs" / "mine" / "playground-sweep", root)]
+
+
+def test_without_root_the_default_panel_uses_hw3_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("HW3_DATA", str(tmp_path / "env"))
+    seen = fake_sweep(monkeypatch, tmp_path)
+    panel = Playground(SMALL, threaded=False)
+    assert panel.root == tmp_path / "env" and "Cannot load the data" in panel.message.value
+    panel.sweep_button.click()
+    assert seen == [(tmp_path / "runs" / "env" / "playground-sweep", tmp_path / "env")]
+
+
+def test_a_custom_load_without_root_is_not_swept_on_other_data(tmp_path, monkeypatch):
+    """The sweep's workers cannot call load: without root they would sweep $HW3_DATA, not load's data."""
+    seen = fake_sweep(monkeypatch, tmp_path)
     panel = panel_of()
     panel.sweep_out = tmp_path / "sweep"
+    panel.sweep_button.click()
+    message = html.unescape(panel.message.value)
+    assert "Not swept" in message and "root=FOLDER" in message and "\n" not in message
+    assert seen == [] and panel.sweep_result is None and not (tmp_path / "sweep").exists()
+    assert not panel.running and not panel.sweep_button.disabled and panel.progress.value == 0
+    panel.train_button.click()  # Train still trains on load's data
+    assert panel.runs[-1].status == "done"
+
+
+def test_sweep_refuses_bad_settings_before_any_work(tmp_path):
+    panel = Playground(SMALL, root=tmp_path / "data", load=FakeLoad(), threaded=False,
+                       sweep_out=tmp_path / "sweep")
     panel.controls["kernel_size"].value = 15
     panel.sweep_button.click()
     assert "Refused, nothing was trained: LeNet5 with kernel_size=15" in panel.message.value
