@@ -73,13 +73,18 @@ def parse_image_size(value) -> tuple[int, int] | None:
 
 
 def read_bytes(path: Path) -> bytes:
-    """The file's bytes; DataError for a broken symbolic link or an unreadable file."""
+    """The file's bytes; DataError for a broken symbolic link, a missing file (moved or deleted
+    since its folder was listed, or a wrong path) or an unreadable file."""
     try:
         return path.read_bytes()
     except OSError as exc:
         if path.is_symlink() and not path.exists():
             raise DataError(f"{path} is a broken symbolic link (to {os.readlink(path)}). "
                             "Fix: point it at an existing file or remove it.") from None
+        if isinstance(exc, FileNotFoundError):
+            raise DataError(f"no file {path}: check the path (a file of a folder being read may have "
+                            "been moved or deleted meanwhile). Fix: give an existing file's path, "
+                            "or read the folder again.") from None
         raise DataError(
             f"cannot read {path}: {exc.strerror or exc}. "
             "Fix: make the file readable (check its permissions) or replace it."

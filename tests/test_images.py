@@ -172,6 +172,24 @@ def test_a_broken_symbolic_link_says_so(tmp_path):
         data.load_split(tmp_path)
 
 
+def test_a_missing_file_says_to_check_the_path_not_its_permissions(tmp_path, monkeypatch):
+    with pytest.raises(DataError, match=r"^no file .*missing.png: check the path") as err:
+        images.read_bytes(tmp_path / "missing.png")
+    assert "cannot read" not in str(err.value) and "permissions" not in str(err.value)
+    # a file that goes away between the folder's listing and its reading
+    gone = make_root(tmp_path / "data") / "Data_train" / "A" / "A_train_2.png"
+    read_bytes = Path.read_bytes
+
+    def vanishing(self):
+        if self == gone:
+            self.unlink()
+        return read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", vanishing)
+    with pytest.raises(DataError, match=r"no file .*A_train_2.png: check the path.*moved or deleted"):
+        data.load_split(tmp_path / "data")
+
+
 def test_the_course_data_gets_course_advice_and_own_data_its_own(tmp_path):
     """A corrupt file listed in the manifest: restore or download. The same in one's own data:
     replace it, no download."""
