@@ -23,6 +23,7 @@ from it reaches the same weights, bit for bit, as an uninterrupted run with the 
 (and ``threads``).
 """
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ from .checkpoint import (HISTORY_KEYS, Checkpoint, CheckpointError, TestRecord,
                          save_checkpoint, test_data_sha256)
 from .config import TrainConfig
 from .data import dataloader, normalize
-from .images import read_image
+from .images import TransparentPixels, read_image
 from .losses import CrossEntropyLoss
 from .model import LeNet5
 from .parallel import SplitBatch, check_threads
@@ -227,6 +228,21 @@ def check_resume(ckpt, model, data, config, data_sha256, source):
                               f"(mean/std differ), other data or another split: {other}")
 
 
+def _raw_images(X):
+    """``X``, refused unless it holds raw images: floats in [0, 1]. Integer pixels and values
+    outside [0, 1] (8-bit ones, or images normalised already) would give answers at chance."""
+    X = np.asarray(X)
+    if X.dtype.kind != "f":
+        raise ValueError(f"expected raw images as floats in [0, 1], got {X.dtype} values: divide "
+                         "8-bit pixels by 255 (16-bit ones by 65535), or give the image files to "
+                         "predict_files")
+    if X.size and (X.min() < 0 or X.max() > 1):
+        raise ValueError(f"expected raw images in [0, 1], got values from {X.min():.3g} to "
+                         f"{X.max():.3g}: divide 8-bit pixels by 255; images normalised already go "
+                         "to run.model.forward")
+    return X
+
+
 @dataclass
 class FitResult:
     """What :func:`fit` returns.
@@ -273,16 +289,25 @@ class FitResult:
     def predict(self, X, batch_size=EVAL_BATCH):
         """Class probabilities ``(N, K)`` of the model for raw images ``X (N, C, H, W)`` in
         [0, 1], normalised with the training split's ``mean``/``std`` first."""
-        X = normalize(X, self.mean, self.std)
+        X = normalize(_raw_images(X), self.mean, self.std)
         return np.concatenate([self.model.forward(X[i:i + batch_size])
                                for i in range(0, len(X), batch_size)])
 
     def predict_files(self, paths):
-        """Class probabilities ``(N, K)`` for image files (any format, size and bit depth
-        :func:`~hw3lib.images.read_image` reads), each read in the run's channel mode and
-        resized to the model's input size; ``self.classes[probs.argmax(axis=1)]`` names them."""
-        size = self.model.input_shape[1:]
-        X = np.stack([read_image(Path(p), self.config.mode, size) for p in paths]).transpose(0, 3, 1, 2)
+        """Class probabilities ``(N, K)`` for image files ``paths`` (or one path: ``(1, K)``)
+        of any format, size and bit depth :func:`~hw3lib.images.read_image` reads, each read in
+        the run's channel mode and resized to the model's input size;
+        ``self.classes[probs.argmax(axis=1)]`` names them. DataError names a file that cannot be."""
+        paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        if not paths:
+            raise ValueError("predict_files needs at least one image file")
+        mode, size = self.config.mode, self.model.input_shape[1:]
+        try:
+            X = np.stack([read_image(Path(p), mode, size) for p in paths]).transpose(0, 3, 1, 2)
+        except TransparentPixels as err:
+            raise TransparentPixels(f"{str(err).partition(', which')[0]}, which this run, trained on "
+                                    f"mode {mode} images, cannot take. Fix: flatten the image onto "
+                                    "a background (e.g. white, as the fruit images have) first") from None
         return self.predict(X)
 
     def test(self, X_test, y_test):
@@ -311,7 +336,8 @@ class FitResult:
     def evaluate(self, X, y, batch_size=EVAL_BATCH):
         """``(loss, accuracy)`` on raw images ``X (N, C, H, W)`` in [0, 1], normalised with the
         training split's ``mean``/``std`` first (:func:`evaluate`)."""
-        return evaluate(self.model, normalize(X, self.mean, self.std), np.asarray(y), batch_size)
+        return evaluate(self.model, normalize(_raw_images(X), self.mean, self.std), np.asarray(y),
+                        batch_size)
 
 
 def _stop_requested(stop):

@@ -430,3 +430,27 @@ def test_a_writer_killed_at_any_moment_leaves_a_complete_checkpoint(tmp_path, de
     """Kill -9 a writer that rewrites a 31 MB checkpoint in a loop, at an arbitrary moment:
     the file always loads as one complete version."""
     kill_writer(tmp_path / "big.npz", stall=False, delay=delay)
+
+
+def test_a_run_refuses_images_that_are_not_raw_and_files_it_cannot_take(saved, tmp_path):
+    from hw3lib.images import TransparentPixels
+
+    run, data = FitResult.load(saved[1]), tiny_data()
+    for bad, words in ((np.round(data.X_val * 255).astype(np.uint8), "got uint8 values: divide 8-bit"),
+                       (data.X_val * 255, r"got values from .* to 255: divide 8-bit pixels by 255"),
+                       (data.X_val - 0.5, "images normalised already go to run.model.forward")):
+        for call in (run.predict, lambda X: run.evaluate(X, data.y_val)):
+            with pytest.raises(ValueError, match=words):
+                call(bad)
+    grey = np.round(data.X_val[0, 0] * 255).astype(np.uint8)
+    Image.fromarray(grey, "L").save(tmp_path / "one.png")
+    assert run.predict_files(tmp_path / "one.png").shape == (1, 3)  # one path, not its letters
+    with pytest.raises(ValueError, match="needs at least one image file"):
+        run.predict_files([])
+    alpha = np.full_like(grey, 255)
+    alpha[0, 0] = 0
+    Image.fromarray(np.stack([grey, alpha], -1), "LA").save(tmp_path / "cut.png")
+    with pytest.raises(TransparentPixels, match=r"cut.png has transparent pixels \(alpha down to 0 "
+                       r"of 255\), which this run, trained on mode L images, cannot take. Fix: "
+                       r"flatten the image onto a background"):
+        run.predict_files([tmp_path / "cut.png"])
