@@ -129,11 +129,15 @@ def decode_image(path: Path, fix: str | None = None) -> Image.Image:
     raise DataError(f"{cause}. {fix or f'Fix: {advice}.'}")
 
 
+class TransparentPixels(DataError):
+    """An image has transparent pixels, which the channel mode it is read in would drop."""
+
+
 def _refuse_dropped_alpha(path: Path, mode: str, lowest: int) -> None:
-    """DataError when ``mode`` has no alpha and the image at ``path`` has transparent pixels
-    (its ``lowest`` alpha, of 255, below 255)."""
+    """:class:`TransparentPixels` when ``mode`` has no alpha and the image at ``path`` has
+    transparent pixels (its ``lowest`` alpha, of 255, below 255)."""
     if lowest < 255 and not mode.endswith("A"):
-        raise DataError(f"{path} has transparent pixels (alpha down to {lowest} of 255), which "
+        raise TransparentPixels(f"{path} has transparent pixels (alpha down to {lowest} of 255), which "
                         f"mode {mode} would drop. Fix: use --channels {mode}A (TrainConfig"
                         f"(mode={mode + 'A'!r})) to keep the alpha, or flatten the image.")
 
