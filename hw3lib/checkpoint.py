@@ -214,8 +214,25 @@ def engine_modules(root=ENGINE_ROOT):
 
 
 def _engine_sources(names):
-    """``{name: bytes}``: the files of the hw3lib modules ``names`` as they are now."""
-    return {name: (Path(__file__).parent / f"{name}.py").read_bytes() for name in names}
+    """``{name: code}``: the hw3lib modules ``names`` as their files are now, each as its parsed
+    syntax tree (so that comments and blank lines do not count; docstrings do), or, for a file
+    that is gone or does not parse, a line that says so."""
+    sources = {}
+    for name in names:
+        path = Path(__file__).parent / f"{name}.py"
+        stat = path.stat() if path.is_file() else None
+        key = (stat.st_mtime_ns, stat.st_size) if stat else None
+        if key is None or _PARSED.get(path, (None,))[0] != key:
+            try:
+                code = ast.dump(ast.parse(path.read_bytes()))
+            except (OSError, SyntaxError, ValueError) as err:
+                code = f"unreadable: {type(err).__name__}"
+            _PARSED[path] = (key, code)
+        sources[name] = _PARSED[path][1]
+    return sources
+
+
+_PARSED = {}  # path -> ((mtime, size) of the file, its code): a file is parsed again once changed
 
 
 # The engine as this process imported it: importing hw3lib imports every module training runs.
@@ -240,7 +257,7 @@ def engine_code():
                             "process) to run the edited code")
     digest = hashlib.sha256()
     for name, source in sorted(_IMPORTED.items()):
-        digest.update(name.encode() + b"\0" + source)
+        digest.update(f"{name}\0{source}\0".encode())
     return f"hw3lib {digest.hexdigest()[:12]}"
 
 

@@ -109,10 +109,12 @@ def test_the_engine_stamp_names_the_code_as_imported_and_refuses_code_edited_sin
     monkeypatch.setattr(checkpoint, "__file__", str(package / "checkpoint.py"))
     stamp = engine_stamp()
     with open(package / "plots.py", "a") as f:  # not run in training
-        f.write("# a comment\n")
+        f.write("PLOTS_EDITED = 1\n")
+    with open(package / "im2col.py", "a") as f:  # a comment and a blank line change no code
+        f.write("\n# a comment\n")
     assert engine_stamp() == stamp
-    with open(package / "im2col.py", "a") as f:  # run in training, and not imported
-        f.write("# a comment\n")
+    with open(package / "im2col.py", "a") as f:  # code run in training, and not imported
+        f.write("IM2COL_EDITED = 1\n")
     with pytest.raises(checkpoint.EngineChanged, match=r"^hw3lib/im2col.py changed since this "
                        r"Python process imported hw3lib, .*restart the kernel"):
         engine_stamp()
@@ -123,6 +125,9 @@ def test_the_engine_stamp_names_the_code_as_imported_and_refuses_code_edited_sin
     imported = checkpoint._engine_sources(engine_modules())  # what a restarted process imports
     monkeypatch.setattr(checkpoint, "_IMPORTED", imported)
     assert engine_stamp() != stamp and engine_stamp().split(",")[1:] == stamp.split(",")[1:]
+    (package / "winograd.py").rename(package / "winograd.py.away")  # a branch switched under it
+    with pytest.raises(checkpoint.EngineChanged, match="^hw3lib/winograd.py changed since"):
+        engine_stamp()
 
 
 def test_another_architecture_is_refused_listing_the_shapes(saved):
