@@ -88,6 +88,24 @@ def test_a_batch_larger_than_the_training_split_is_noted_and_too_few_steps_are_s
     assert "smaller one" not in err
 
 
+def test_classes_of_pure_noise_may_not_be_told_apart(tmp_path, capsys):
+    """3 classes of random pixels: the model learns its training images by heart, validation
+    stays at chance, and the advice says the classes may not be distinguishable at all."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 20), ("test", 5)):
+        for k in range(3):
+            for i in range(n):
+                path = tmp_path / "noise" / split / f"class{k}" / f"{i}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8)).save(path)
+    code, stdout, err = run_cli(capsys, "--data", tmp_path / "noise", "--epochs", 60, "--no-progress",
+                                "--out", tmp_path / "run")
+    assert code == 3 and len(err.splitlines()) == 1 and "is not clearly above chance" in err
+    assert err.strip().endswith("the model fits its 42 training images but does not generalise from them "
+                                "to the validation images: train on more, or more varied, images, or the "
+                                "classes may not be told apart from these images")
+
+
 @pytest.mark.skipif(not HAVE_DATA, reason=f"real dataset not found at {DATA}: set HW3_DATA")
 def test_one_image_above_chance_on_the_real_data_is_not_learning(tmp_path, capsys):
     """The audit's run: 148 of 441 validation images right, against 147 by always the largest class."""

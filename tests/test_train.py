@@ -526,18 +526,72 @@ def test_a_training_loss_never_below_chance_is_not_learning_even_with_good_valid
                                           "smaller one, e.g. 0.01", "larger"),
     # far below chance on training images, chance on validation: the data, not the optimizer
     ([0.4, 0.05], {}, "the model fits its 1029 training images but does not generalise from them to "
-                      "the validation images: train on more, or more varied, images", "learning rate"),
+                      "the validation images: train on more, or more varied, images, or the classes may "
+                      "not be told apart from these images", "learning rate"),
     # the audit's 2 epochs of one batch: too few steps, where a smaller rate would be worse
     ([1.0911, 1.0839], dict(batch_size=100_000), "only 2 optimizer step(s) (2 epoch(s) of 1 batch(es) "
      "of 100000), too few to learn: train longer, with more epochs or a smaller batch size", "learning rate"),
-    # many steps, the loss barely moving down: the step is too small
-    ([1.0985, 1.098, 1.0975, 1.097], dict(lr=1e-6), "the training loss hardly fell in 132 optimizer "
-     "steps: learning rate 1e-06 is too small, try a larger one, e.g. 1e-05", "smaller"),
+    # many steps, the loss not moving from chance: the step is too small
+    ([1.0985, 1.098, 1.0975, 1.097], dict(lr=1e-6), "the training loss stayed within 2% of chance level "
+     "in 132 optimizer steps, so training longer will not help: learning rate 1e-06 is too small, try a "
+     "larger one, e.g. 1e-05", "smaller"),
+    # many steps, the loss falling slowly, not below 0.9 x chance: the step is too small
+    ([1.09, 1.07, 1.05, 1.03], dict(lr=1e-5), "the training loss hardly fell in 132 optimizer steps: "
+     "learning rate 1e-05 is too small, try a larger one, e.g. 0.0001", "smaller"),
 ])
 def test_the_advice_follows_the_cause(losses, config, advice, wrong):
     warning = warning_of(losses, [1 / 3] * len(losses), **config)
     assert warning.endswith(advice) and wrong not in warning.split("by chance; ")[1]
     assert "\n" not in warning
+
+
+def test_a_loss_that_did_not_move_blames_the_learning_rate_whatever_the_step_count():
+    """The audit's --lr 1e-7 runs: 3 epochs of 33 batches (99 steps) and 4 (132), the loss at
+    chance level throughout, get the same advice; only a run of under 20 steps, where even a
+    good rate moves the loss too little to tell, or one whose loss fell, is told to train longer."""
+    still = [1.0991, 1.099, 1.099, 1.099]
+    for epochs in (3, 4):
+        warning = warning_of(still[:epochs], [1 / 3] * epochs, lr=1e-7)
+        assert warning.endswith(f"the training loss stayed within 2% of chance level in {33 * epochs} "
+                                "optimizer steps, so training longer will not help: learning rate 1e-07 "
+                                "is too small, try a larger one, e.g. 1e-06")
+        assert "too few" not in warning and "\n" not in warning
+    # one step per epoch: 19 steps are too few to judge the rate, 20 are not
+    assert "only 19 optimizer step(s)" in warning_of([1.0986] * 19, [1 / 3] * 19, batch_size=100_000, lr=1e-7)
+    assert "stayed within 2% of chance level in 20 optimizer steps" in warning_of(
+        [1.0986] * 20, [1 / 3] * 20, batch_size=100_000, lr=1e-7)
+    # the loss moved (5% below chance) in 99 steps: too few steps, not too small a rate
+    assert warning_of([1.08, 1.06, 1.045], [1 / 3] * 3).endswith(
+        "only 99 optimizer step(s) (3 epoch(s) of 33 batch(es) of 32), too few to learn: train longer, "
+        "with more epochs or a smaller batch size")
+
+
+def two_class_warning(val_acc, n_train, n_val, train_loss=(0.5, 0.01)):
+    history = dict(epoch=list(range(1, len(train_loss) + 1)), train_loss=list(train_loss),
+                   val_acc=[val_acc] * len(train_loss))
+    return train.learning_warning(history, len(train_loss), np.arange(n_train) % 2, np.arange(n_val) % 2,
+                                  TrainConfig(batch_size=32, lr=5e-4))
+
+
+def test_a_validation_split_too_small_to_show_learning_is_said_not_a_failure_to_generalise():
+    """The audit's own data: 2 classes of 10 images, 14 train and 6 validate; 5 of 6 right
+    (test accuracy 0.9) was said not to generalise. On 6 images even 5 right happens by
+    guessing with probability 0.11, so only 6 of 6 counts: the split is too small to tell."""
+    warning = two_class_warning(5 / 6, 14, 6)
+    assert warning.endswith("the model fits its 14 training images, but the validation split of 6 images "
+                            "is too small to show learning unless every image is right: add images (on "
+                            "14 or more validation images, one may be wrong)")
+    assert "generalise" not in warning and "told apart" not in warning and "\n" not in warning
+    assert "split of 6 images is too small" in two_class_warning(3 / 6, 14, 6)
+    assert two_class_warning(1.0, 14, 6) is None
+    # 14 validation images: 13 right would count, so 12 right is a failure to generalise
+    assert train.chance_of_score(13, 14, 0.5) < train.LEARNING_LEVEL <= train.chance_of_score(11, 12, 0.5)
+    assert two_class_warning(13 / 14, 32, 14) is None
+    assert "does not generalise" in two_class_warning(12 / 14, 32, 14)
+    assert "split of 12 images is too small" in two_class_warning(10 / 12, 28, 12)
+    # 3 balanced classes: one may be wrong from 9 validation images on (warning_of's 3 classes)
+    assert "split of 6 images is too small" in warning_of([0.5, 0.01], [4 / 6, 5 / 6], n_train=14, n_val=6)
+    assert "(on 9 or more validation images" in warning_of([0.5, 0.01], [5 / 6], n_train=14, n_val=6)
 
 
 def test_a_run_that_learned_gets_no_warning_and_one_without_epochs_none():
