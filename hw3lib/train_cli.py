@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .checkpoint import atomic_write, load_checkpoint
+from .checkpoint import atomic_write, engine_stamp, load_checkpoint
 from .cli import Parser, folder
 from .config import TrainConfig
 from .data import MODES, SPLIT_METHODS
@@ -163,8 +163,14 @@ def _train_command(args):
     data = config.load_data(args.data)
     sha = dataset_sha256(args.data)
     model = config.build_model(len(data.classes), data.image_size)
+    mixed = None
     if resume:
         check_resume(resume, model, data, config, sha, checkpoint_path)  # before printing
+        current = engine_stamp()
+        if resume.engine and resume.engine != current:  # files written before the stamp have none
+            mixed = (f"note: {checkpoint_path} was trained by other code ({resume.engine}); resuming "
+                     f"goes on with this code ({current}), so the run mixes the two; train afresh "
+                     f"into another --out for a run of this code alone")
     _make_out(args.out)
     # the checkpoint holds the latest and best weights and Adam's two moments: 4 copies
     _check_space(args.out, 4 * sum(p.nbytes for p in model.get_params().values()) + 2**20)
@@ -175,6 +181,8 @@ def _train_command(args):
           f"{config.seed}, {config.split} validation split, flips {'on' if config.hflip else 'off'}"
           + (f", up to {args.threads} threads" if args.threads > 1 else "")
           + (f"; resuming after epoch {resume.epoch}" if resume else ""))
+    if mixed:
+        print(mixed)
     n_train = len(data.y_train)
     if config.batch_size > n_train:
         print(f"note: --batch-size {config.batch_size} is more than the {n_train} training images, so "

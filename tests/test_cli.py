@@ -12,7 +12,7 @@ from PIL import Image
 
 from hw3lib import checkpoint, train
 from hw3lib.__main__ import main as hw3lib_main
-from hw3lib.checkpoint import load_checkpoint
+from hw3lib.checkpoint import engine_stamp, load_checkpoint, save_checkpoint
 from hw3lib.config import TrainConfig
 from test_checkpoint import MALFORMED, rewrite
 from test_train import DATA, HAVE_DATA, fake_root, run_cli, start_training
@@ -270,6 +270,31 @@ def test_resuming_on_other_data_is_refused_before_printing_naming_the_file(tmp_p
     assert code == 2 and stdout == "" and len(err.splitlines()) == 1
     assert err.startswith(f"error: {out / 'checkpoint.npz'} was trained on other data")
     assert "the same --data" in err and "another --out" in err
+
+
+def test_resuming_a_run_of_other_code_notes_that_the_run_mixes_the_two(tmp_path, capsys):
+    root, out = fake_root(tmp_path), tmp_path / "run"
+    path = out / "checkpoint.npz"
+    assert run_cli(capsys, "--data", root, *QUICK, "--out", out)[0] == 0
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--epochs", 3, "--resume", "--out", out)
+    assert code == 0 and "note:" not in stdout, err  # the same code goes on silently
+    ckpt = load_checkpoint(path)
+    ckpt.engine = "hw3lib 0123456789ab, numpy 1.0.0, openblas 0.0.1 (Generic)"
+    save_checkpoint(path, ckpt)
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--epochs", 4, "--resume", "--out", out)
+    assert code == 0 and err == "", err
+    notes = [line for line in stdout.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: {path} was trained by other code (hw3lib 0123456789ab, numpy 1.0.0, openblas "
+                     f"0.0.1 (Generic)); resuming goes on with this code ({engine_stamp()}), so the run "
+                     "mixes the two; train afresh into another --out for a run of this code alone"]
+    assert stdout.splitlines()[1] == notes[0] and "resuming after epoch 3" in stdout.splitlines()[0]
+    assert load_checkpoint(path).engine == engine_stamp()
+    # a checkpoint written before the stamp existed has no engine: no note
+    ckpt = load_checkpoint(path)
+    ckpt.engine = None
+    save_checkpoint(path, ckpt)
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--epochs", 5, "--resume", "--out", out)
+    assert code == 0 and "note:" not in stdout and json.loads(stdout.splitlines()[-1])["epochs"] == 5, err
 
 
 @pytest.mark.parametrize("argv, option", [
