@@ -127,13 +127,23 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False, on
 
 def quoted_figures(figures):
     """One line saying whether the figures that a notebook's text quotes are still this run's:
-    ``figures`` maps a name to ``(as the text writes it, as this run gives it)``, both text.
-    The narrative is written for the stored results; retrained with other code, data or
-    settings, the runs may differ, and this line names every figure the text must change."""
-    stale = [f"{name} {written} (this run: {now})" for name, (written, now) in figures.items()
-             if str(written) != str(now)]
+    ``figures`` maps a name to ``(as the text writes it, as this run gives it)``, the latter
+    text or a function returning it (a run without that figure, such as one of fewer epochs,
+    gives "none in this run"). The narrative is written for the stored results; retrained with
+    other code, data or settings, the runs may differ, and this line names each checked figure
+    that the text must change."""
+    def now(value):
+        if callable(value):
+            try:
+                value = value()
+            except (IndexError, KeyError, ValueError, StopIteration):
+                return "none in this run"
+        return str(value)
+
+    stale = [f"{name} {written} (this run: {current})" for name, (written, value) in figures.items()
+             if str(written) != (current := now(value))]
     if not stale:
-        return f"The {len(figures)} figures the text quotes are this run's."
+        return f"The {len(figures)} figures of the text checked here are this run's."
     return ("The text quotes figures this run does not give; rewrite what it says about: "
             + "; ".join(stale))
 

@@ -221,8 +221,13 @@ def test_probabilities_and_feature_maps_use_the_training_statistics(root, tmp_pa
 
 
 def test_quoted_figures_names_each_figure_the_text_must_change():
-    assert results.quoted_figures({"kept epoch": ("23", 23), "mean": ("0.991", "0.991")}) == (
-        "The 2 figures the text quotes are this run's.")
+    losses = [0.5, 0.1]
+    assert results.quoted_figures({"kept epoch": ("23", 23), "mean": ("0.991", "0.991"),
+                                   "loss 2": ("0.1", lambda: losses[1])}) == (
+        "The 3 figures of the text checked here are this run's.")
+    assert results.quoted_figures({"loss 4": ("0.02", lambda: losses[3])}) == (
+        "The text quotes figures this run does not give; rewrite what it says about: loss 4 0.02 "
+        "(this run: none in this run)")
     assert results.quoted_figures({"kept epoch": ("23", 18), "mean": ("0.991", "0.991"),
                                    "rate": ("0.002", "0.001")}) == (
         "The text quotes figures this run does not give; rewrite what it says about: kept epoch 23 "
