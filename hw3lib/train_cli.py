@@ -16,7 +16,8 @@ from .data import MODES, SPLIT_METHODS
 from .download import dataset_sha256
 from .images import SUFFIXES, parse_image_size
 from .parallel import check_threads
-from .train import HISTORY_KEYS, TrainingError, check_resume, fit, learning_warning
+from .learning import learning_warning
+from .train import HISTORY_KEYS, TrainingError, check_resume, fit
 
 OWN_IMAGES = f"""\
 Use your own images:

@@ -52,7 +52,8 @@ from .tables import Table
 from .config import TrainConfig
 from .results import run_folder
 from .sweep import SweepError, run_sweep
-from .train import HISTORY_KEYS, TrainingError, fit, learning_warning
+from .learning import learning_warning
+from .train import HISTORY_KEYS, TrainingError, fit
 
 REDRAW_SECONDS = 0.5
 SWEEP_SEEDS = (0, 1)
@@ -134,7 +135,7 @@ class RunRecord:
     completed epoch), ``best_epoch`` (0: none completed), wall-clock ``seconds`` of training,
     ``status`` (``"done"``, ``"stopped"``, ``"interrupted"`` or ``"diverged"``), when it
     diverged fit's ``message``, when it did not learn the ``warning`` of
-    :func:`hw3lib.train.learning_warning`, and what :meth:`test` needs: fit's ``result`` and
+    :func:`hw3lib.learning.learning_warning`, and what :meth:`test` needs: fit's ``result`` and
     the run's ``data``. ``test_acc`` is None until :meth:`test` is called."""
 
     settings: RunSettings

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import hw3lib.learning as learning
 import hw3lib.train as train
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.data import Dataset, fit_normalizer, normalize
@@ -477,7 +478,7 @@ def warning_of(train_loss, val_acc, n_train=1029, n_val=441, **config):
                    val_acc=list(val_acc))
     best = int(np.argmax(val_acc)) + 1
     settings = {**dict(batch_size=32, lr=5e-4), **config}
-    return train.learning_warning(history, best, np.arange(n_train) % 3, np.arange(n_val) % 3,
+    return learning.learning_warning(history, best, np.arange(n_train) % 3, np.arange(n_val) % 3,
                                   TrainConfig(**settings))
 
 
@@ -487,11 +488,11 @@ def test_chance_of_score_is_the_exact_binomial_tail():
     for n, rate, counts in cases:
         for correct in counts:
             exact = sum(comb(n, i) * rate**i * (1 - rate)**(n - i) for i in range(correct, n + 1))
-            assert train.chance_of_score(correct, n, float(rate)) == pytest.approx(float(exact), rel=1e-9)
-    assert train.chance_of_score(0, 5, 0.5) == 1.0 and train.chance_of_score(6, 5, 0.5) == 0.0
+            assert learning.chance_of_score(correct, n, float(rate)) == pytest.approx(float(exact), rel=1e-9)
+    assert learning.chance_of_score(0, 5, 0.5) == 1.0 and learning.chance_of_score(6, 5, 0.5) == 0.0
     # large splits neither overflow nor lose the tail (about the normal approximation's 0.1326)
-    assert train.chance_of_score(33_500, 100_000, 1 / 3) == pytest.approx(0.1326, abs=1e-3)
-    assert train.chance_of_score(40_000, 100_000, 1 / 3) == 0.0
+    assert learning.chance_of_score(33_500, 100_000, 1 / 3) == pytest.approx(0.1326, abs=1e-3)
+    assert learning.chance_of_score(40_000, 100_000, 1 / 3) == 0.0
 
 
 def test_one_image_above_the_largest_class_is_not_learning():
@@ -501,7 +502,7 @@ def test_one_image_above_the_largest_class_is_not_learning():
                               "images) is not clearly above chance, 0.333 for always the largest class")
     assert "probability 0.48, learning needs under 0.001" in warning and "\n" not in warning
     # the least count that clears the level learns; one fewer does not
-    least = next(k for k in range(147, 442) if train.chance_of_score(k, 441, 1 / 3) < train.LEARNING_LEVEL)
+    least = next(k for k in range(147, 442) if learning.chance_of_score(k, 441, 1 / 3) < learning.LEARNING_LEVEL)
     assert least == 179
     assert warning_of([0.9, 0.8], [0.3, 179 / 441]) is None
     assert "(178 of 441 images) is not clearly above chance" in warning_of([0.9, 0.8], [0.3, 178 / 441])
@@ -569,7 +570,7 @@ def test_a_loss_that_did_not_move_blames_the_learning_rate_whatever_the_step_cou
 def two_class_warning(val_acc, n_train, n_val, train_loss=(0.5, 0.01)):
     history = dict(epoch=list(range(1, len(train_loss) + 1)), train_loss=list(train_loss),
                    val_acc=[val_acc] * len(train_loss))
-    return train.learning_warning(history, len(train_loss), np.arange(n_train) % 2, np.arange(n_val) % 2,
+    return learning.learning_warning(history, len(train_loss), np.arange(n_train) % 2, np.arange(n_val) % 2,
                                   TrainConfig(batch_size=32, lr=5e-4))
 
 
@@ -585,7 +586,7 @@ def test_a_validation_split_too_small_to_show_learning_is_said_not_a_failure_to_
     assert "split of 6 images is too small" in two_class_warning(3 / 6, 14, 6)
     assert two_class_warning(1.0, 14, 6) is None
     # 14 validation images: 13 right would count, so 12 right is a failure to generalise
-    assert train.chance_of_score(13, 14, 0.5) < train.LEARNING_LEVEL <= train.chance_of_score(11, 12, 0.5)
+    assert learning.chance_of_score(13, 14, 0.5) < learning.LEARNING_LEVEL <= learning.chance_of_score(11, 12, 0.5)
     assert two_class_warning(13 / 14, 32, 14) is None
     assert "does not generalise" in two_class_warning(12 / 14, 32, 14)
     assert "split of 12 images is too small" in two_class_warning(10 / 12, 28, 12)
@@ -596,7 +597,7 @@ def test_a_validation_split_too_small_to_show_learning_is_said_not_a_failure_to_
 
 def test_a_run_that_learned_gets_no_warning_and_one_without_epochs_none():
     assert warning_of([0.9, 0.3], [0.6, 0.95]) is None
-    assert train.learning_warning(dict(epoch=[], train_loss=[], val_acc=[]), 0, np.arange(9) % 3,
+    assert learning.learning_warning(dict(epoch=[], train_loss=[], val_acc=[]), 0, np.arange(9) % 3,
                                   np.arange(6) % 3, TrainConfig()) is None
 
 
