@@ -181,13 +181,14 @@ class Sweep:
         return "sweep-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def pruner_for_study(self):
-        """The Optuna pruner: the 25th percentile (``"percentile"``: a run in the bottom
-        quarter of the finished runs at the same epoch is stopped) or the median, after 4
+        """The Optuna pruner: ``"percentile"`` stops a run in the bottom quarter of the
+        finished runs at the same epoch (Optuna's ``PercentilePruner(75)``, which keeps the top
+        three quarters), ``"median"`` one in the bottom half, after 4
         finished runs and a quarter of the epochs (and never at a run's last epoch, see
         :func:`run_trial`); none with a single setting (its seeds would only prune each other)."""
         settings = len(self.settings()) if self.grid else self.trials
         if self.pruner == "none" or settings < 2:
             return optuna.pruners.NopPruner()
         warmup = -(-self.base.epochs // 4)  # Optuna prunes from this epoch on: a quarter done
-        percentile = 25.0 if self.pruner == "percentile" else 50.0
+        percentile = 75.0 if self.pruner == "percentile" else 50.0  # the share of runs kept
         return optuna.pruners.PercentilePruner(percentile, n_startup_trials=4, n_warmup_steps=warmup)

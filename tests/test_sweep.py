@@ -192,6 +192,24 @@ def test_runs_clearly_behind_are_pruned(tmp_path, root):
     assert [r.state for r in one_epoch.runs] == ["done"] * 6  # nothing to save at the last epoch
 
 
+@pytest.mark.parametrize("pruner, stopped", [("percentile", [0.15]), ("median", [0.15, 0.22])])
+def test_the_percentile_pruner_stops_the_bottom_quarter_and_the_median_the_bottom_half(pruner, stopped):
+    sweep = Sweep.define({"lr": [1e-3, 1e-2]}, replace(BASE, epochs=4), pruner=pruner)
+    study = optuna.create_study(direction="maximize", pruner=sweep.pruner_for_study())
+    for value in (0.1, 0.2, 0.3, 0.4):  # finished runs at epoch 1: quartiles 0.175, 0.25, 0.325
+        done = study.ask()
+        done.report(value, 1)
+        study.tell(done, value)
+    pruned = []
+    for value in (0.15, 0.22, 0.30, 0.36):
+        run = study.ask()
+        run.report(value, 1)
+        if run.should_prune():
+            pruned.append(value)
+        study.tell(run, state=TrialState.PRUNED)  # the finished runs stay the four above
+    assert pruned == stopped
+
+
 @pytest.mark.parametrize("epochs, first", [(4, 1), (5, 2), (6, 2), (24, 6)])
 def test_the_pruner_stops_a_run_only_once_a_quarter_of_its_epochs_are_done(epochs, first):
     pruner = Sweep.define({"lr": [1e-3, 1e-2]}, replace(BASE, epochs=epochs)).pruner_for_study()
