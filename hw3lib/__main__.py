@@ -54,6 +54,11 @@ def main(argv=None):
         module_name, _, function = COMMANDS[argv[0]][0].partition(":")
         command = getattr(importlib.import_module(module_name), function or "main")
         return command(argv[1:]) or 0
+    except ModuleNotFoundError as err:  # a tool of the report or playground, not the library's
+        print(f"error: {argv[0]} needs the Python package {err.name!r}, which is not installed: "
+              "install the pinned tools with `pip install -r requirements.txt` (make report "
+              "does)", file=sys.stderr)
+        return 2
     except (ValueError, OSError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -58,7 +58,7 @@ class Checkpoint:
 
     ``params`` are the latest weights (to resume from), ``best_params`` those of
     ``best_epoch`` (0: none completed, the initial weights); ``optimizer`` is
-    :meth:`AdamGD.state_dict`; ``history`` the dict of lists of :func:`fit`; ``mean`` and
+    the optimizer's ``state_dict()`` (AdamGD's or SGD's); ``history`` the dict of lists of :func:`fit`; ``mean`` and
     ``std`` (``(C,)``) the training split's normalisation; ``model_config`` the
     :class:`LeNet5` arguments; ``data_sha256`` the dataset's stamp (or ``None``);
     ``test_evaluations`` how many times the test split was evaluated during the run's life,

@@ -1,8 +1,8 @@
 """What notebooks 05 and 06 compute from trained models: cached runs, the comparison with the
 original report, seeds sweeps, predictions, the misclassified images, feature maps, the stamp.
 
-Training is bit-deterministic on one machine (same settings, same data, any BLAS thread
-count), so a finished run is cached as a checkpoint under ``runs/notebooks/`` (git ignores
+Training is bit-deterministic on one machine (same settings, same data, same number of BLAS
+threads: :func:`load_or_train` always trains on one), so a finished run is cached as a checkpoint under ``runs/notebooks/`` (git ignores
 ``runs/``), named after a hash of its :class:`~hw3lib.train.TrainConfig`, and reused only when
 its settings, the data's SHA-256 and the engine that trained it
 (:func:`~hw3lib.checkpoint.engine_stamp`: hw3lib's training code, NumPy, BLAS) match::
@@ -36,7 +36,7 @@ ORIGINAL = {"train": (0.995, 0.009), "val": (0.943, 0.0065), "test": (0.956, 1.0
 
 def one_blas_thread():
     """A context in which BLAS uses one thread: on a shared 2-core machine two threads on
-    LeNet-5's small matrices stall at random, and the results are the same bit for bit."""
+    LeNet-5's small matrices stall at random (and runs on other thread counts differ in rounding)."""
     return threadpool_limits(limits=1, user_api="blas")
 
 

@@ -481,8 +481,10 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     left = sweep.total - done
     if left:
         codes = sorted({p.exitcode for p in procs})
+        guard = ("; workers that stop at once, from a script, mean it lacks `if __name__ == "
+                 "'__main__':` around run_sweep" if done == 0 else "")
         raise SweepError(f"the workers stopped (exit status {codes}) with {left} of {sweep.total} "
-                         f"runs of {study.study_name} not done: run the sweep again to go on")
+                         f"runs of {study.study_name} not done: run the sweep again to go on{guard}")
     return result
 
 

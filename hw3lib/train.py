@@ -158,7 +158,7 @@ class FitResult:
     """What :func:`fit` returns.
 
     ``model`` holds the best validation weights (those of ``best_epoch``; 0 when no epoch
-    completed: the initial weights); ``history`` maps each of ``epoch, train_loss, train_acc,
+    completed: the initial weights; the latest with ``fit(..., restore_best=False)``); ``history`` maps each of ``epoch, train_loss, train_acc,
     val_loss, val_acc, seconds`` to one value per completed epoch (JSON-serialisable);
     ``stopped`` is ``None`` for a run that finished, ``"interrupted"`` (KeyboardInterrupt) or
     ``"stopped"`` (the ``stop`` flag); ``mean``/``std`` normalise inputs for :meth:`evaluate`;
@@ -193,7 +193,8 @@ class FitResult:
     @classmethod
     def load(cls, path):
         """The run saved at ``path`` by :func:`fit` or ``python -m hw3lib train`` (its
-        ``checkpoint.npz``), holding the weights it kept (:class:`CheckpointError` otherwise)."""
+        ``checkpoint.npz``), holding the weights it kept (FileNotFoundError for a missing
+        file, :class:`CheckpointError` for one that is no checkpoint)."""
         return cls.from_checkpoint(load_checkpoint(path), path)
 
     def predict(self, X, batch_size=EVAL_BATCH):
@@ -207,7 +208,8 @@ class FitResult:
         """Class probabilities ``(N, K)`` for image files ``paths`` (or one path: ``(1, K)``)
         of any format, size and bit depth :func:`~hw3lib.images.read_image` reads, each read in
         the run's channel mode and resized to the model's input size;
-        ``self.classes[probs.argmax(axis=1)]`` names them. DataError names a file that cannot be."""
+        ``[self.classes[k] for k in probs.argmax(axis=1)]`` names them. DataError names a file
+        that cannot be read."""
         paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
         if not paths:
             raise ValueError("predict_files needs at least one image file")

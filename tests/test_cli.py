@@ -169,6 +169,17 @@ def test_a_disk_filling_up_mid_run_names_the_path_and_keeps_what_was_written(tmp
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "history.json"]
 
 
+def test_a_command_whose_tool_is_not_installed_names_it_in_one_line(capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "nbformat", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "hw3lib.report", raising=False)
+    assert hw3lib_main(["report", "--help"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: report needs the Python package 'nbformat', which is not installed: install "
+                   "the pinned tools with `pip install -r requirements.txt` (make report does)\n")
+
+
 def test_unknown_and_missing_commands_are_named(capsys):
     assert hw3lib_main(["trian"]) == 2
     err = capsys.readouterr().err

@@ -250,6 +250,20 @@ def test_bad_settings_are_refused_before_any_work_naming_the_setting(tmp_path, r
     assert not (tmp_path / "out").exists()
 
 
+def test_workers_that_stop_at_once_are_said_to_need_the_main_guard(tmp_path, root, monkeypatch):
+    class Dead:  # a worker process that exited at once, as one without the __main__ guard does
+        exitcode = 1
+
+        def is_alive(self):
+            return False
+
+    monkeypatch.setattr(sweep_module, "_start_workers", lambda count, *args: [Dead()] * count)
+    with pytest.raises(sweep_module.SweepError, match=r"the workers stopped \(exit status \[1\]\) "
+                       r"with 1 of 1 runs .* not done: run the sweep again to go on; workers that "
+                       r"stop at once, from a script, mean it lacks `if __name__ == '__main__':`"):
+        run_sweep({"lr": [1e-3]}, BASE, out=tmp_path, root=root, progress=False, workers=1)
+
+
 def test_a_study_name_holding_another_sweep_is_refused(tmp_path, root):
     storage = tmp_path / JOURNAL
     open_study(Sweep.define({"lr": [1e-3, 1e-2]}, BASE), storage, "mine")
