@@ -53,13 +53,13 @@ def run_folder(root=None):
     or edited training code get a folder of their own, so that their runs and sweep scores
     never stand in for (or overwrite, test counts and all) those of this data and code, and
     going back finds these again."""
-    return RUNS_DIR / run_key(root)
+    return RUNS_DIR / run_key(dataset_sha256(root))
 
 
-def run_key(root=None):
-    """12 hex digits naming the data at ``root`` and this engine together: a SHA-256 of the
-    data's SHA-256 and :func:`~hw3lib.checkpoint.engine_stamp`."""
-    return hashlib.sha256(f"{dataset_sha256(root)} {engine_stamp()}".encode()).hexdigest()[:12]
+def run_key(data_sha256):
+    """12 hex digits naming data (its :func:`~hw3lib.download.dataset_sha256`) and this engine
+    together: a SHA-256 of the two, the data's and :func:`~hw3lib.checkpoint.engine_stamp`."""
+    return hashlib.sha256(f"{data_sha256} {engine_stamp()}".encode()).hexdigest()[:12]
 
 
 def checkpoint_path(config, folder=None, root=None):
@@ -98,8 +98,8 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False, on
             raise ValueError(f"load_or_train was given data loaded from {data.root} and root "
                              f"{root}: give one, or the same folder")
         root = data.root
-    path = Path(path) if path is not None else checkpoint_path(config, root=root)
-    sha = dataset_sha256(root)
+    sha = dataset_sha256(root)  # reads every file of the data: once
+    path = Path(path) if path is not None else checkpoint_path(config, RUNS_DIR / run_key(sha))
     ckpt = None
     if path.is_file():
         try:

@@ -450,11 +450,12 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     out = Path(out)
     storage = str(storage if storage is not None else out / JOURNAL)
     sweep.base.load_data(root)  # DataError now rather than in every run
-    checkpoints = Path(checkpoints) if checkpoints is not None else out / "checkpoints" / run_key(root)
+    sha = dataset_sha256(root)
+    checkpoints = Path(checkpoints) if checkpoints is not None else out / "checkpoints" / run_key(sha)
     in_the_way = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
     if in_the_way is not None:
         raise ValueError(f"out {out}: {in_the_way} is a file, not a folder; choose another out")
-    study = open_study(sweep, storage, study_name, dataset_sha256(root), engine_code())
+    study = open_study(sweep, storage, study_name, sha, engine_code())
     recover(study)
     procs = _start_workers(workers, storage, study.study_name, root, checkpoints)
     bar = tqdm(total=sweep.total, unit="run", desc=study.study_name, disable=not progress)

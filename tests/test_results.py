@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from threadpoolctl import threadpool_info, threadpool_limits
 
+import hw3lib.download
 import hw3lib.results as results
 from hw3lib.data import normalize
 from hw3lib.model import LeNet5
@@ -111,6 +112,16 @@ def test_data_given_without_root_is_filed_under_its_own_folder(root, tmp_path, m
     assert len(count_fits) == 2
     with pytest.raises(ValueError, match="given data loaded from .* and root .*: give one"):
         results.load_or_train(CONFIG, data=CONFIG.load_data(other), root=root)
+
+
+def test_load_or_train_reads_the_data_files_for_their_sha256_once(root, tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "RUNS_DIR", tmp_path / "runs")
+    calls = []
+    monkeypatch.setattr(results, "dataset_sha256",
+                        lambda r=None: calls.append(r) or hw3lib.download.dataset_sha256(r))
+    results.load_or_train(CONFIG, root=root)  # trains
+    results.load_or_train(CONFIG, root=root)  # loads
+    assert calls == [root, root]
 
 
 def test_load_or_train_builds_the_model_for_the_datas_image_size(tmp_path):

@@ -81,7 +81,7 @@ def test_two_workers_on_the_journal_finish_a_grid_each_run_once_and_a_rerun_trai
     assert len(trials) == 12 == sweep.total
     assert_every_run_done_once(trials, sweep)
     assert len({t.user_attrs["worker"] for t in trials}) == 2  # both workers took runs
-    assert len(list((tmp_path / "checkpoints" / results.run_key(root)).glob("*.npz"))) == 12
+    assert len(list((tmp_path / "checkpoints" / results.run_key(results.dataset_sha256(root))).glob("*.npz"))) == 12
     assert [r.state for r in result.runs] == ["done"] * 12
     for run in result.runs:
         assert run.epochs == 12 and run.val_acc == max(run.curve) and len(run.curve) == 12
@@ -287,13 +287,13 @@ def test_a_study_of_other_data_or_other_code_is_refused(tmp_path, root):
     study = optuna.load_study(study_name=Sweep.define({"lr": [1e-3]}, replace(BASE, epochs=1)).name,
                               storage=open_storage(tmp_path / "out" / JOURNAL))
     assert study.user_attrs["code"] == engine_code()
-    ours = tmp_path / "out" / "checkpoints" / results.run_key(root)
+    ours = tmp_path / "out" / "checkpoints" / results.run_key(results.dataset_sha256(root))
     before = {p.name: p.read_bytes() for p in ours.iterdir()}
     other = write_banded_root(tmp_path / "other", seed=1)  # other data, another study, same --out
     run_sweep({"lr": [1e-3]}, replace(BASE, epochs=1), out=tmp_path / "out", root=other,
               study_name="other data", progress=False, workers=1)
     assert {p.name: p.read_bytes() for p in ours.iterdir()} == before  # not overwritten
-    assert len(list((tmp_path / "out" / "checkpoints" / results.run_key(other)).glob("*.npz"))) == 1
+    assert len(list((tmp_path / "out" / "checkpoints" / results.run_key(results.dataset_sha256(other))).glob("*.npz"))) == 1
 
 
 def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsys):
