@@ -252,6 +252,19 @@ class FitResult:
                         batch_size)
 
 
+def _refuse_to_overwrite_a_tested_run(path):
+    """ValueError when ``path`` holds a run whose test split was evaluated: a fresh run written
+    there would lose the record that the test-once rule counts on."""
+    try:
+        held = load_checkpoint(path) if path.is_file() else None
+    except CheckpointError:  # no readable run: nothing to lose
+        held = None
+    if held is not None and held.test_evaluations:
+        raise ValueError(f"{path} holds another run whose test split was evaluated "
+                         f"{held.test_evaluations} time(s); training a fresh one there would lose "
+                         "that record: give another path, or resume that run")
+
+
 def _stop_requested(stop):
     if stop is None:
         return False
@@ -278,7 +291,8 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
       (``stopped="interrupted"``). Either way the unfinished epoch is dropped.
     - ``checkpoint_path``: after each epoch a :class:`Checkpoint` is written there atomically,
       stamped with the engine (:func:`~hw3lib.checkpoint.engine_stamp`; EngineChanged, a
-      ValueError, when hw3lib's training code was edited after it was imported).
+      ValueError, when hw3lib's training code was edited after it was imported). A fresh run
+      (no ``resume``) refuses a path holding a run whose test split was evaluated: ValueError.
     - ``resume``: a checkpoint (path or :class:`Checkpoint`) of a run with the same settings
       (``config.epochs`` may be larger) to go on from; the result equals an uninterrupted
       run's bit for bit. ``data_sha256`` stamps the checkpoint (and must match on resume).
@@ -302,6 +316,8 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
             raise ValueError(f"checkpoint_path {checkpoint_path} is a folder; give a file's path, "
                              "e.g. runs/lenet5/checkpoint.npz")
         engine = engine_stamp()  # the code this run is trained by (refused if edited since import)
+        if resume is None:
+            _refuse_to_overwrite_a_tested_run(Path(checkpoint_path))
         Path(checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
     if resume is not None:
         ckpt = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)

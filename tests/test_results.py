@@ -160,9 +160,11 @@ def test_another_run_whose_test_split_was_evaluated_is_never_overwritten(root, t
     data = CONFIG.load_data(root)
     tested.test(data.X_test, data.y_test)
     before = path.read_bytes()
-    with pytest.raises(ValueError, match=r"run.npz holds another run .* evaluated 1 time\(s\); "
-                                         r"training this one there would lose that record"):
+    with pytest.raises(ValueError, match=r"run.npz holds another run whose test split was evaluated "
+                                         r"1 time\(s\); training a fresh one there would lose that record"):
         results.load_or_train(replace(CONFIG, lr=0.001), path, root=root)
+    with pytest.raises(ValueError, match="training a fresh one there would lose that record"):
+        fit(CONFIG.build_model(3), CONFIG.load_data(root), CONFIG, checkpoint_path=path, progress=False)
     assert path.read_bytes() == before
     assert results.load_or_train(CONFIG, path, root=root).test_evaluations == 1  # its own: loaded
 
