@@ -202,37 +202,40 @@ def test_data_sha256(X, y):
 def engine_modules(root=ENGINE_ROOT):
     """The hw3lib modules that ``root`` imports (relative imports, also those inside functions),
     transitively, and ``root`` itself: their names, sorted."""
-    package, seen, todo = Path(__file__).parent, set(), [root]
+    seen, todo = set(), [root]
     while todo:
         name = todo.pop()
         if name not in seen:
             seen.add(name)
-            for node in ast.walk(ast.parse((package / f"{name}.py").read_text(encoding="utf-8"))):
+            for node in ast.walk(_parsed(name)[0]):
                 if isinstance(node, ast.ImportFrom) and node.level == 1:
                     todo += [node.module] if node.module else [alias.name for alias in node.names]
     return sorted(seen)
 
 
+def _parsed(name):
+    """``(tree, code)`` of the hw3lib module ``name`` as its file is now: its syntax tree and
+    that tree as text (so that comments and blank lines do not count; docstrings do), or, for a
+    file that is gone or does not parse, an empty tree and a line that says so. Parsed again
+    only once the file changed."""
+    path = Path(__file__).parent / f"{name}.py"
+    stat = path.stat() if path.is_file() else None
+    key = (stat.st_mtime_ns, stat.st_size) if stat else None
+    if key is None or _PARSED.get(path, (None,))[0] != key:
+        try:
+            tree = ast.parse(path.read_bytes())
+            _PARSED[path] = (key, tree, ast.dump(tree))
+        except (OSError, SyntaxError, ValueError) as err:
+            _PARSED[path] = (key, ast.Module(body=[], type_ignores=[]), f"unreadable: {type(err).__name__}")
+    return _PARSED[path][1:]
+
+
+_PARSED = {}  # path -> ((mtime, size) of the file, its tree, its code)
+
+
 def _engine_sources(names):
-    """``{name: code}``: the hw3lib modules ``names`` as their files are now, each as its parsed
-    syntax tree (so that comments and blank lines do not count; docstrings do), or, for a file
-    that is gone or does not parse, a line that says so."""
-    sources = {}
-    for name in names:
-        path = Path(__file__).parent / f"{name}.py"
-        stat = path.stat() if path.is_file() else None
-        key = (stat.st_mtime_ns, stat.st_size) if stat else None
-        if key is None or _PARSED.get(path, (None,))[0] != key:
-            try:
-                code = ast.dump(ast.parse(path.read_bytes()))
-            except (OSError, SyntaxError, ValueError) as err:
-                code = f"unreadable: {type(err).__name__}"
-            _PARSED[path] = (key, code)
-        sources[name] = _PARSED[path][1]
-    return sources
-
-
-_PARSED = {}  # path -> ((mtime, size) of the file, its code): a file is parsed again once changed
+    """``{name: code}``: the hw3lib modules ``names`` as their files are now (:func:`_parsed`)."""
+    return {name: _parsed(name)[1] for name in names}
 
 
 # The engine as this process imported it: importing hw3lib imports every module training runs.
