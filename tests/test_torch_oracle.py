@@ -1,13 +1,15 @@
-"""PyTorch as the oracle, in float64: layers, loss, optimizers, and the whole LeNet5 (also with
-its batch split over threads)."""
+"""PyTorch as the oracle, in float64: layers, loss, optimizers, the whole LeNet5 (also with
+its batch split over threads), and the report's training loop end to end."""
 import numpy as np
 import pytest
 from conftest import (config_id, random_configs, split_conv, winograd_config_id,
                       winograd_configs)
+from datasets import DATA, HAVE_DATA
 
 from hw3lib import (SGD, AdamGD, AvgPool2D, Conv2D, CrossEntropyLoss, Dense, Flatten, LeNet5,
                     MaxPool2D, ReLU, Tanh, softmax)
-from hw3lib import layers, parallel
+from hw3lib import TrainConfig, fit, layers, parallel
+from hw3lib.data import dataloader, normalize
 from hw3lib.oracle import torch_lenet5
 from hw3lib.parallel import SplitBatch
 
@@ -162,3 +164,40 @@ def test_report_adamgd_without_bias_correction_differs_from_torch():
     ours, theirs = run_steps(lambda p: AdamGD(0.01, 0.9, 0.999, 1e-8, p, bias_correction=False),
                              lambda p: torch.optim.Adam(p, lr=0.01), steps=5)
     assert np.abs(ours["W1"] - theirs["W1"].detach().numpy()).max() > 1e-3
+
+
+def torch_report_loop(net, data, config):
+    """The report's loop in PyTorch: ``config``'s epochs of Adam on the batches ``fit`` draws
+    (:func:`hw3lib.data.dataloader`, same seed and epochs), float64, no flips."""
+    X = T(normalize(data.X_train, data.mean, data.std))
+    y = torch.as_tensor(np.asarray(data.y_train))
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr, betas=(config.beta1, config.beta2),
+                           eps=config.eps)
+    for epoch in range(1, config.epochs + 1):
+        order = [i for _, batch in dataloader(np.arange(len(y))[:, None, None, None],
+                                              np.arange(len(y)), config.batch_size,
+                                              seed=config.seed, epoch=epoch) for i in batch]
+        for start in range(0, len(order), config.batch_size):
+            index = order[start:start + config.batch_size]
+            opt.zero_grad()
+            F.cross_entropy(net(X[index]), y[index]).backward()
+            opt.step()
+
+
+@pytest.mark.skipif(not HAVE_DATA, reason=f"real dataset not found at {DATA}: set HW3_DATA")
+def test_the_report_loop_trained_by_pytorch_ends_at_the_same_weights_and_test_predictions():
+    """README's "Results": the report's loop (random split, no flips, 24 epochs, seed 0) in
+    hw3lib and in PyTorch, from the same initial weights on the same batches, in float64."""
+    config = TrainConfig(split="random", hflip=False)
+    data = config.load_data(DATA)
+    model = LeNet5(seed=config.seed, dtype=np.float64)
+    net = torch_lenet5(model)
+    result = fit(model, data, config, progress=False, restore_best=False)
+    torch_report_loop(net, data, config)
+    for layer, module in zip(model.layers, net):
+        if layer.params:
+            np.testing.assert_allclose(layer.params["W"], module.weight.detach().numpy(),
+                                       rtol=1e-8, atol=1e-10)
+    X_test = normalize(data.X_test, data.mean, data.std)
+    theirs = net(T(X_test)).argmax(axis=1).numpy()
+    np.testing.assert_array_equal(result.predict(data.X_test).argmax(axis=1), theirs)
