@@ -19,20 +19,23 @@ are the same steps for ``(N, C, H, W)`` arrays.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .checks import is_int
+
 # images moved at a time when the batch goes innermost: from (N, C, H, W) memory, 2-3x faster
 # than all at once (at 128x3x128x128: 6 ms, not 18 ms), the reads staying in cache
 BATCH_BLOCK = 16
 
 
 def pair(value, name="value"):
-    """Return ``(a, b)`` for an int or a pair of ints, checking both are positive ints."""
-    if isinstance(value, (int, np.integer)):
+    """``(a, b)`` as Python ints for an int or a pair of ints (NumPy's included, no bools);
+    ValueError naming ``name`` otherwise. Their range is :func:`check_window`'s."""
+    if is_int(value):
         value = (int(value), int(value))
     try:
         a, b = value
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}") from None
-    if not all(isinstance(v, (int, np.integer)) for v in (a, b)):
+    if not all(is_int(v) for v in (a, b)):
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
     return int(a), int(b)
 

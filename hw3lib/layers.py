@@ -8,6 +8,7 @@ gradient of whatever scalar loss ``dout`` came from; no layer rescales it.
 import numpy as np
 
 from . import winograd
+from .checks import integer
 from .im2col import (check_window, conv_output_size, fold_windows, pair, padded_rows, stack_rows,
                      unstack_product, width_windows)
 
@@ -34,6 +35,17 @@ POOL_BLOCK_BYTES = 1 << 20  # MaxPool2D's backward runs in blocks of output rows
 TILE_BLOCK_BYTES = 4 << 20  # Winograd runs in blocks of tile rows whose products take about this
 # (at (64, 128) channels, 32x32, batch 32: 1 tile row a block 14-26% faster than all at once)
 KEEP_BYTES = 32 << 20  # and keeps its transformed input up to this size in all for backward
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # the floats that layers compute in
+
+
+def float_dtype(dtype):
+    """``dtype`` as a NumPy dtype; ValueError unless it is float32 or float64."""
+    try:
+        if np.dtype(dtype) in DTYPES:
+            return np.dtype(dtype)
+    except TypeError:  # no dtype at all
+        pass
+    raise ValueError(f"dtype must be float32 or float64 (the weights' precision), got {dtype!r}")
 
 
 class Layer:
@@ -89,9 +101,9 @@ class Layer:
         return self._backward(dout)
 
     def _check_float(self, a, method, what):
-        """Refuse an ``a`` that is not a NumPy array of floats: integers fail in the in-place
-        steps or turn silently into float64."""
-        if not (isinstance(a, np.ndarray) and a.dtype.kind == "f"):
+        """Refuse an ``a`` that is not a float32 or float64 NumPy array: integers fail in the
+        in-place steps or turn silently into float64."""
+        if not (isinstance(a, np.ndarray) and a.dtype in DTYPES):
             got = f"dtype {a.dtype}" if isinstance(a, np.ndarray) else f"a {type(a).__name__}"
             raise ValueError(f"{self!r}.{method} expects the {what} as a float32 or float64 NumPy "
                              f"array, got {got}; convert it with np.asarray(..., dtype=np.float32)")
@@ -153,11 +165,11 @@ class Conv2D(Layer):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  rng=None, dtype=np.float32, algorithm="auto"):
         super().__init__()
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.in_channels = integer("in_channels", in_channels, 1, "the input's channels")
+        self.out_channels = integer("out_channels", out_channels, 1, "the output's channels")
         self.kernel_size = pair(kernel_size, "kernel_size")
         self.stride, self.padding = pair(stride, "stride"), pair(padding, "padding")
-        if min(self.in_channels, self.out_channels) < 1:
-            raise ValueError(f"channels must be >= 1, got in={in_channels}, out={out_channels}")
+        dtype = float_dtype(dtype)
         check_window(self.kernel_size, self.stride, self.padding)
         rng = np.random.default_rng(rng)
         kh, kw = self.kernel_size
@@ -533,9 +545,9 @@ class Dense(Layer):
 
     def __init__(self, in_features, out_features, rng=None, dtype=np.float32):
         super().__init__()
-        self.in_features, self.out_features = int(in_features), int(out_features)
-        if min(self.in_features, self.out_features) < 1:
-            raise ValueError(f"features must be >= 1, got in={in_features}, out={out_features}")
+        self.in_features = integer("in_features", in_features, 1, "the input's width")
+        self.out_features = integer("out_features", out_features, 1, "the output's width")
+        dtype = float_dtype(dtype)
         rng = np.random.default_rng(rng)
         bound = 1.0 / np.sqrt(self.in_features)
         self.params["W"] = _uniform(rng, bound, (self.out_features, self.in_features), dtype)

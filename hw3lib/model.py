@@ -5,13 +5,12 @@ import inspect
 import numpy as np
 
 from .checks import integer, is_int
-from .layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Tanh
+from .layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Tanh, float_dtype
 from .losses import CrossEntropyLoss, softmax
 
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh}
 POOLINGS = {"max": MaxPool2D, "avg": AvgPool2D}
 MAX_WEIGHT_BYTES = 2**31  # the largest first dense layer built: larger ones are refused
-DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _pair(name, value, what, example, square=False):
@@ -25,16 +24,6 @@ def _pair(name, value, what, example, square=False):
         form = "an integer or a pair of integers" if square else "two integers"
         raise ValueError(f"{name} must be {form} >= 1 ({what}), e.g. {example}; got {value!r}")
     return tuple(int(v) for v in values)
-
-
-def _float_dtype(dtype):
-    """``dtype`` as a numpy dtype; ValueError unless it is float32 or float64."""
-    try:
-        if np.dtype(dtype) in DTYPES:
-            return np.dtype(dtype)
-    except TypeError:  # no dtype at all
-        pass
-    raise ValueError(f"dtype must be float32 or float64 (the weights' precision), got {dtype!r}")
 
 
 def architecture(arguments):
@@ -231,7 +220,7 @@ class LeNet5(Sequential):
         argument out of range, a ``dtype`` other than float32 and float64, a kernel larger than
         its input or a first dense layer over ``MAX_WEIGHT_BYTES``."""
         config = {**architecture(arguments), "seed": seed}
-        itemsize = _float_dtype(dtype).itemsize
+        itemsize = float_dtype(dtype).itemsize
         act, pool = ACTIVATIONS[config["activation"]], POOLINGS[config["pooling"]]
         (c1, c2), kernel = config["conv_channels"], config["kernel_size"]
         in_channels, rng = config["in_channels"], np.random.default_rng(seed)

@@ -139,3 +139,43 @@ def test_empty_batch(name, needs_input_grad, dtype):
     assert dx is None if not needs_input_grad else dx.shape == x.shape
     for key, grad in layer.grads.items():
         assert grad.shape == layer.params[key].shape and not grad.any()
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda: Conv2D(2.5, 4, 3), "in_channels must be an integer >= 1 (the input's channels), got 2.5"),
+    (lambda: Conv2D("3", 4, 3), "in_channels must be an integer >= 1 (the input's channels), got '3'"),
+    (lambda: Conv2D(True, 4, 3), "in_channels must be an integer >= 1 (the input's channels), got True"),
+    (lambda: Conv2D(3, 0, 3), "out_channels must be an integer >= 1 (the output's channels), got 0"),
+    (lambda: Conv2D(1, 1, True), "kernel_size must be an int or a pair of ints, got True"),
+    (lambda: Conv2D(1, 1, 3, stride=(1, False)), "stride must be an int or a pair of ints, got (1, False)"),
+    (lambda: Conv2D(1, 1, 3, padding=0.5), "padding must be an int or a pair of ints, got 0.5"),
+    (lambda: Dense(2.7, 3), "in_features must be an integer >= 1 (the input's width), got 2.7"),
+    (lambda: Dense(3, np.float64(2)), "out_features must be an integer >= 1 (the output's width), got"),
+    (lambda: MaxPool2D(True), "kernel_size must be an int or a pair of ints, got True"),
+    (lambda: AvgPool2D(2, stride=1.0), "stride must be an int or a pair of ints, got 1.0"),
+])
+def test_constructors_refuse_what_is_no_count_naming_the_argument(make, words):
+    """Floats, strings and bools are refused, not truncated to ints or taken as 1."""
+    with pytest.raises(ValueError) as err:
+        make()
+    assert str(err.value).startswith(words)
+
+
+@pytest.mark.parametrize("make", [lambda dtype: Conv2D(1, 4, 3, dtype=dtype),
+                                  lambda dtype: Dense(3, 2, dtype=dtype)])
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, bool, np.float16, np.longdouble, "x"])
+def test_constructors_refuse_a_dtype_other_than_float32_and_float64(make, dtype):
+    """An integer dtype would draw all-zero weights that no optimizer can update."""
+    with pytest.raises(ValueError, match=r"dtype must be float32 or float64 \(the weights' "
+                                         r"precision\), got"):
+        make(dtype)
+
+
+@pytest.mark.parametrize("name", LAYERS)
+@pytest.mark.parametrize("dtype", [np.float16, np.longdouble])
+def test_forward_refuses_other_floats_as_it_says(name, dtype):
+    """The check says float32 or float64, and takes no other float."""
+    make, shape = LAYERS[name]
+    with pytest.raises(ValueError, match=rf"expects the input as a float32 or float64 NumPy "
+                                         rf"array, got dtype {np.dtype(dtype)}"):
+        make().forward(np.ones(shape, dtype))
