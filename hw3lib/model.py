@@ -92,6 +92,7 @@ class Sequential:
         for layer in self.layers:
             self.shapes.append(layer.output_shape(self.shapes[-1]))
         self.param_layers = [layer for layer in self.layers if layer.params]
+        self.ran = self.last_logits = None  # the last pass's run order and output (None: no pass yet)
 
     def logits(self, x):
         """Forward pass ``x (N, *input_shape) -> (N, K)`` logits."""
@@ -101,10 +102,15 @@ class Sequential:
         self.ran = run_order(self.layers)
         for layer in self.ran:
             x = layer.forward(x)
+        self.last_logits = x
         return x
 
     def backward_logits(self, dlogits):
-        """Backward pass from ``dlogits (N, K)``; fills every layer's ``grads``."""
+        """Backward pass from ``dlogits (N, K)``, the gradient of the last :meth:`logits`
+        output; fills every layer's ``grads``."""
+        if self.ran is None:
+            raise ValueError(f"{type(self).__name__}.backward_logits called before logits: run "
+                             "logits (or forward) on the batch first")
         d = dlogits
         for layer in reversed(self.ran):
             d = layer.backward(d)
@@ -250,7 +256,18 @@ class LeNet5(Sequential):
 
     def backward(self, y_pred, y):
         """Gradients ``{"dW1": ..., "db1": ...}`` of the batch-mean cross-entropy, from the
-        probabilities ``y_pred`` of the last ``forward`` and labels ``y``."""
+        probabilities ``y_pred (N, num_classes)`` of the last ``forward`` (or a copy) and labels
+        ``y``; ValueError for any other ``y_pred``: the layers keep only the last pass's
+        activations, so gradients from another pass's output would be silently wrong."""
+        if self.last_logits is None:
+            raise ValueError("LeNet5.backward called before forward: run forward on the batch "
+                             "first, then backward on its output")
+        if not np.array_equal(y_pred, softmax(self.last_logits), equal_nan=True):
+            raise ValueError(
+                "LeNet5.backward takes the probabilities that the last forward returned, but "
+                "y_pred differs from them: forward, predict or logits ran on other images since, "
+                "and the layers keep only the last pass's activations. Fix: run forward on this "
+                "batch right before backward, and predict other images after backward")
         return self.backward_logits(self.cost.backward(y_pred, y))
 
     def predict(self, X):

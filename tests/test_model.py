@@ -100,6 +100,32 @@ def test_lenet5_variants_and_bad_configurations():
         LeNet5(in_channels=1).forward(np.zeros((2, 4, 32, 32), np.float32))
 
 
+def test_backward_refuses_probabilities_of_another_pass_and_takes_a_copy_of_the_last():
+    """The layers keep only the last pass's activations: after a forward, predict or logits on
+    other images, the first pass's probabilities would give silently wrong gradients."""
+    model, y = LeNet5(seed=0, dtype=np.float64), np.array([0, 1, 2, 0])
+    Xa, Xb = RNG(0).standard_normal((2, 4, 1, 32, 32))
+    expected = {k: g.copy() for k, g in model.backward(model.forward(Xa), y).items()}
+    for other in (model.predict, model.forward, model.logits):
+        p = model.forward(Xa)
+        other(Xb)
+        with pytest.raises(ValueError, match="forward, predict or logits ran on other images "
+                                             "since.*Fix: run forward on this batch right before"):
+            model.backward(p, y)
+    grads = model.backward(model.forward(Xa).copy(), y)
+    assert all(np.array_equal(grads[k], expected[k]) for k in expected)
+
+
+def test_backward_before_any_pass_says_what_to_run_first():
+    from hw3lib import Dense
+    from hw3lib.model import Sequential
+    with pytest.raises(ValueError, match="LeNet5.backward called before forward: run forward"):
+        LeNet5().backward(np.full((1, 3), 1 / 3, np.float32), [0])
+    with pytest.raises(ValueError, match="Sequential.backward_logits called before logits: run "
+                                         "logits"):
+        Sequential([Dense(3, 2, rng=0)], (3,)).backward_logits(np.zeros((1, 2)))
+
+
 def test_set_params_rejects_other_shapes_and_names():
     model = LeNet5()
     params = {k: v.copy() for k, v in model.get_params().items()}
