@@ -72,6 +72,9 @@ class Optimizer:
         except KeyError:
             raise KeyError(f"grads has no entry 'd{key}' for parameter '{key}'; "
                            f"got keys {sorted(grads)}") from None
+        if not isinstance(g, np.ndarray):
+            raise ValueError(f"grad 'd{key}' must be a NumPy array, as model.backward returns, got "
+                             f"a {type(g).__name__}; convert it with np.asarray")
         if g.shape != self.params[key].shape:
             raise ValueError(f"grad 'd{key}' has shape {g.shape}, parameter has {self.params[key].shape}")
         return np.ascontiguousarray(g)  # read in pieces of its flattened elements

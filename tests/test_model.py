@@ -243,12 +243,15 @@ def test_another_optimizers_state_is_refused_naming_the_names():
         stepped(momentum_sgd).load_state_dict(stepped(adam).state_dict())
 
 
-def test_optimizers_name_a_missing_or_misshaped_gradient():
+def test_optimizers_name_a_missing_misshaped_or_non_array_gradient():
     params = {"W": np.zeros(2)}
     with pytest.raises(KeyError, match="'dW'"):
         SGD(0.1, params).update_params({"W": np.zeros(2)})
     with pytest.raises(ValueError, match="shape"):
         SGD(0.1, params).update_params({"dW": np.zeros(3)})
+    with pytest.raises(ValueError, match="grad 'dW' must be a NumPy array, as model.backward "
+                                         "returns, got a list; convert it with np.asarray"):
+        AdamGD(1e-3, 0.9, 0.999, 1e-8, params).update_params({"dW": [0.0, 0.0]})
 
 
 def test_only_layers_that_declare_they_commute_with_max_pooling_run_after_it():
