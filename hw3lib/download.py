@@ -63,15 +63,21 @@ def _sha256(data: bytes) -> str:
 
 def compute_manifest(root: str | os.PathLike) -> dict[str, str]:
     """SHA-256 of every non-hidden file under ``root``'s split folders (Data_train and Data_test,
-    or train and test: :func:`hw3lib.data.split_folders`).
+    or train and test: :func:`hw3lib.data.split_folders`), following symbolic links to folders
+    as :func:`hw3lib.data.load_split` does (a link back to a folder above it is not followed).
 
     Returns ``{relative POSIX path: hex digest}`` sorted by path; absent folders give no entries.
     """
     root = Path(root)
     manifest = {}
     for folder in (folder for split in SPLITS for folder in split_folders(root, split)):
-        for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        above = {str(folder): {os.path.realpath(folder)}}  # each folder's real path and its parents'
+        for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+            reals = above.pop(dirpath)
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")
+                           and os.path.realpath(os.path.join(dirpath, d)) not in reals]
+            above.update({os.path.join(dirpath, d): reals | {os.path.realpath(os.path.join(dirpath, d))}
+                          for d in dirnames})
             for name in filenames:
                 if not name.startswith("."):
                     path = Path(dirpath, name)
@@ -122,12 +128,13 @@ def dataset_sha256(root: str | os.PathLike | None = None) -> str:
     """One SHA-256 over the manifest (sorted ``sha256sum`` lines) of the data present under ``root``.
 
     Equals the SHA-256 of ``hw3lib/fruits.sha256`` when the data is intact; for checkpoint stamps.
+    Paths count as their bytes on disk (:func:`os.fsencode`), so names that are not UTF-8 hash too.
     """
     root = resolve_root(root)
     manifest = compute_manifest(root)
     if not manifest:
         raise DataError(f"no dataset files under {root}. {FIX_WHERE}")
-    return _sha256(_format_manifest(manifest).encode("utf-8"))
+    return _sha256(os.fsencode(_format_manifest(manifest)))
 
 
 def _fetch(url: str, timeout: float) -> bytes:

@@ -108,6 +108,31 @@ def test_dataset_sha256_follows_content_and_env(tmp_path, monkeypatch):
     assert download.dataset_sha256(root) != before
 
 
+def test_manifest_follows_symlinked_folders_as_the_loader_does_and_stops_at_a_cycle(tmp_path):
+    real = make_root(tmp_path / "real", n=2)
+    linked = tmp_path / "linked"
+    for split in ("Data_train", "Data_test"):
+        for name in ("A", "B"):
+            (linked / split).mkdir(parents=True, exist_ok=True)
+            (linked / split / name).symlink_to(real / split / name, target_is_directory=True)
+    assert download.compute_manifest(linked) == download.compute_manifest(real)
+    before = download.dataset_sha256(linked)
+    assert before == download.dataset_sha256(real)
+    write_png(real / "Data_train/A/A_train_0.png", 200)  # an image reached through a link counts
+    assert download.dataset_sha256(linked) != before
+    (real / "Data_train/A/up").symlink_to(real / "Data_train", target_is_directory=True)
+    assert "Data_train/A/up/B/B_train_0.png" in download.compute_manifest(linked)
+    assert not any("up/A" in rel for rel in download.compute_manifest(linked))  # not round again
+
+
+def test_names_that_are_not_utf8_hash_by_their_bytes(tmp_path):
+    root = make_root(tmp_path / "d")
+    before = download.dataset_sha256(root)
+    for split in ("Data_train", "Data_test"):
+        os.rename(root / split / "B", root / split / os.fsdecode(b"caf\xe9"))  # Latin-1, not UTF-8
+    assert download.dataset_sha256(root) != before
+
+
 def test_dataset_sha256_without_data(tmp_path):
     with pytest.raises(DataError, match="no dataset files under .*python -m hw3lib download"):
         download.dataset_sha256(tmp_path)
