@@ -356,13 +356,21 @@ def save_checkpoint(path, checkpoint):
     """Write ``checkpoint`` to the ``.npz`` file ``path`` atomically (see :func:`atomic_write`).
 
     Arrays are stored as ``params.W1``, ``best.W1``, ``optim.m.W1``, ``mean``, ``std`` and
-    ``test.probs``; all the rest as one JSON string ``meta``. Nothing is pickled."""
+    ``test.probs``; all the rest as one JSON string ``meta``. Nothing is pickled. A
+    checkpoint that :func:`load_checkpoint` would refuse (:meth:`Checkpoint.problem`: weights
+    of other shapes, NaN in its history, ...) is a ValueError, and nothing is written."""
     if not isinstance(checkpoint, Checkpoint) or isinstance(path, Checkpoint):
         got = type(path if isinstance(path, Checkpoint) else checkpoint).__name__
         raise TypeError(f"save_checkpoint(path, checkpoint) takes a path and a Checkpoint, got a "
                         f"{got} where the {'path' if isinstance(path, Checkpoint) else 'Checkpoint'} "
                         "goes. A run's checkpoint is written by fit(..., checkpoint_path=...) or "
                         "`python -m hw3lib train`; model.get_params() gives a model's weights")
+    problem = checkpoint.problem()
+    if problem:
+        raise ValueError(f"not saving {path}: load_checkpoint would refuse this checkpoint, as "
+                         f"{problem}. Save what a run holds: its model's get_params(), its "
+                         "optimizer's state_dict() and fit's history (fit and `python -m hw3lib "
+                         "train` write checkpoints themselves)")
     ckpt = checkpoint
     meta = dict(format=FORMAT, version=FORMAT_VERSION, config=ckpt.config.to_dict(),
                 model_config=ckpt.model_config, epoch=int(ckpt.epoch), best_epoch=int(ckpt.best_epoch),

@@ -84,6 +84,26 @@ def test_save_checkpoint_refuses_what_is_no_checkpoint_naming_what_writes_one(sa
     assert list(tmp_path.glob("m.npz*")) == []
 
 
+@pytest.mark.parametrize("change, words", [
+    (lambda ckpt: ckpt.params.update(W1=np.zeros(3, np.float32)),
+     "params.W1 has shape (3,), where its model and optimizer need ("),
+    (lambda ckpt: ckpt.history["val_loss"].__setitem__(0, float("nan")),
+     "its history is not epochs 1 to 2 with a finite number in every column"),
+])
+def test_save_checkpoint_refuses_what_load_would_refuse_and_writes_nothing(saved, tmp_path,
+                                                                            change, words):
+    """Weights of other shapes were written, then refused on load; NaN in the history was a
+    bare 'Out of range float values are not JSON compliant'."""
+    _, path = saved
+    ckpt = load_checkpoint(path)
+    change(ckpt)
+    with pytest.raises(ValueError) as err:
+        save_checkpoint(tmp_path / "m.npz", ckpt)
+    assert str(err.value).startswith(f"not saving {tmp_path / 'm.npz'}: load_checkpoint would "
+                                     f"refuse this checkpoint, as {words}"), str(err.value)
+    assert list(tmp_path.glob("m.npz*")) == []
+
+
 def test_a_file_written_before_the_engine_stamp_loads_without_one(saved):
     _, path = saved
     rewrite(path, lambda arrays, meta: meta.pop("engine"))
