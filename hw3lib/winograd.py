@@ -9,7 +9,9 @@ multiplications per 4x4 outputs instead of 400. The transforms are extra passes 
 (``V`` holds ``t * t / m^2`` numbers per input channel and output position, 4 for a 5x5
 kernel), so this pays only when the products dominate, in wide layers
 (:class:`~hw3lib.layers.Conv2D` decides). With the points 0, 1, -1, 2, -2, 1/2, -1/2 its
-float32 results stay within a few 1e-6 of the largest value (im2col's within a few 1e-7).
+float32 outputs and gradients differ from the exact ones by up to 2e-5 of the largest value
+(measured 2e-6 to 1.6e-5 over 16-512 input channels and kernels 2-5), im2col's by under
+1e-6 (tests/test_winograd.py checks both).
 
 The 2-D transforms are the Kronecker squares of the 1-D ones (:func:`transforms`), applied to
 all tiles at once as one matrix product. Layouts are ``Conv2D``'s: padded rows
