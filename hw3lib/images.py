@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +103,8 @@ def decode_image(path: Path, fix: str | None = None) -> Image.Image:
     """Read and fully decode one image file as stored (EXIF orientation applied, first frame).
 
     DataError names ``path`` and the cause: empty, not an image, of another format than its
-    name, truncated or corrupt; ``fix`` (one sentence) replaces the advice that goes with it.
+    name, too large for Pillow, truncated or corrupt; ``fix`` (one sentence) replaces the advice
+    that goes with it.
     """
     body = read_bytes(path)
     expected = SUFFIXES.get(path.suffix.lower())
@@ -123,6 +125,11 @@ def decode_image(path: Path, fix: str | None = None) -> Image.Image:
             im.load()
             ImageOps.exif_transpose(im, in_place=True)
             return im
+        except Image.DecompressionBombError as exc:  # "Image size (N pixels) exceeds limit of ..."
+            pixels = int(re.search(r"\d+", str(exc))[0])
+            cause = (f"{path} is too large: {pixels:,} pixels, over the {2 * Image.MAX_IMAGE_PIXELS:,} "
+                     "that Pillow reads (its guard against decompression bombs)")
+            advice = "downscale it (a few thousand pixels a side at most) or remove it"
         except Exception as exc:  # Pillow reports corrupt data with many exception types
             cause = f"{path} is a truncated or corrupt {found} file ({type(exc).__name__}: {exc})"
             advice = "replace it with an intact copy or remove it"

@@ -165,6 +165,14 @@ def test_empty_foreign_and_corrupt_files_say_so(tmp_path, body, cause):
         data.load_split(tmp_path)
 
 
+def test_an_image_over_pillows_pixel_limit_is_too_large_not_corrupt(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 32x32 = 1,024 pixels, over twice 100
+    make_root(tmp_path)
+    with pytest.raises(DataError, match=r"A_train_0.png is too large: 1,024 pixels, over the 200 that "
+                                        r"Pillow reads .*Fix: downscale it"):
+        data.load_split(tmp_path)
+
+
 def test_a_broken_symbolic_link_says_so(tmp_path):
     link = make_root(tmp_path) / "Data_train" / "A" / "gone.png"
     link.symlink_to(tmp_path / "elsewhere.png")
