@@ -75,10 +75,13 @@ def parse_image_size(value) -> tuple[int, int] | None:
 
 def read_bytes(path: Path) -> bytes:
     """The file's bytes; DataError for a broken symbolic link, a missing file (moved or deleted
-    since its folder was listed, or a wrong path) or an unreadable file."""
+    since its folder was listed, or a wrong path), a folder or an unreadable file."""
     try:
         return path.read_bytes()
     except OSError as exc:
+        if isinstance(exc, IsADirectoryError):
+            raise DataError(f"{path} is a folder, not an image file. Fix: give the paths of image "
+                            "files (e.g. those in it, sorted(Path(folder).iterdir())).") from None
         if path.is_symlink() and not path.exists():
             raise DataError(f"{path} is a broken symbolic link (to {os.readlink(path)}). "
                             "Fix: point it at an existing file or remove it.") from None

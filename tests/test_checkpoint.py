@@ -458,7 +458,7 @@ def test_a_writer_killed_at_any_moment_leaves_a_complete_checkpoint(tmp_path, de
 
 
 def test_a_run_refuses_images_that_are_not_raw_and_files_it_cannot_take(saved, tmp_path):
-    from hw3lib.images import TransparentPixels
+    from hw3lib.images import DataError, TransparentPixels
 
     run, data = FitResult.load(saved[1]), tiny_data()
     for bad, words in ((np.round(data.X_val * 255).astype(np.uint8), "got uint8 values: divide 8-bit"),
@@ -472,6 +472,8 @@ def test_a_run_refuses_images_that_are_not_raw_and_files_it_cannot_take(saved, t
     assert run.predict_files(tmp_path / "one.png").shape == (1, 3)  # one path, not its letters
     with pytest.raises(ValueError, match="needs at least one image file"):
         run.predict_files([])
+    with pytest.raises(DataError, match=r"is a folder, not an image file. Fix: give the paths of image files"):
+        run.predict_files([tmp_path])
     alpha = np.full_like(grey, 255)
     alpha[0, 0] = 0
     Image.fromarray(np.stack([grey, alpha], -1), "LA").save(tmp_path / "cut.png")
