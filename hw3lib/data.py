@@ -119,17 +119,18 @@ def _course_paths() -> tuple[frozenset[str], frozenset[str]]:
 
 
 def is_course_data(root: Path, path: Path | None = None) -> bool:
-    """Whether a problem with the file ``path`` under ``root`` (None: with the root's folders)
-    concerns the course's fruit data, which gets the course's fixes (restore the file, download
-    a fresh copy); everything else is one's own data, with advice of its own.
+    """Whether a problem with the file or class folder ``path`` under ``root`` (None: with the
+    root's folders) concerns the course's fruit data, which gets the course's fixes (restore
+    the file, download a fresh copy); everything else is one's own data, with advice of its own.
 
-    A file is the course's when its path relative to ``root`` is listed in the packaged
-    manifest (:data:`MANIFEST_PATH`); the folders are when ``root`` is :data:`DEFAULT_ROOT` or
-    holds one of the course's class folders (``Data_train/Carambula``, ...).
+    A file or class folder (``Data_train/Carambula``, ...) is the course's when its path
+    relative to ``root`` is in the packaged manifest (:data:`MANIFEST_PATH`); the root's
+    folders are when ``root`` is :data:`DEFAULT_ROOT` or holds one of the course's class folders.
     """
     files, folders = _course_paths()
     if path is not None:
-        return path.relative_to(root).as_posix() in files
+        rel = path.relative_to(root).as_posix()
+        return rel in files or rel in folders
     return root.resolve() == DEFAULT_ROOT or any((root / f).is_dir() for f in folders)
 
 
@@ -217,7 +218,8 @@ def split_files(root: Path, split: str) -> tuple[list[Path], list[int], list[str
     for label, class_folder in enumerate(folders):
         images = sorted(_entries(class_folder, want_dirs=False), key=lambda p: _natural_key(p.name))
         if not images:
-            fix = _FIX_REFETCH if is_course_data(root) else "Fix: add its images or remove the folder."
+            course = is_course_data(root) and is_course_data(root, class_folder)  # not a class of one's own
+            fix = _FIX_REFETCH if course else "Fix: add its images or remove the folder."
             raise DataError(f"class folder {class_folder} holds no images. {fix}")
         files += images
         labels += [label] * len(images)

@@ -136,6 +136,20 @@ def test_empty_class_folder(tmp_path):
         data.load_split(root)
 
 
+def test_an_empty_class_folder_added_to_the_course_data_is_ones_own(tmp_path):
+    """The course's class folder emptied: restore it; a class of one's own added empty: add its
+    images or remove it."""
+    root = make_root(tmp_path, classes=("Carambula", "Lychee", "Pear"), n=1)
+    (root / "Data_train" / "Apple").mkdir()
+    with pytest.raises(DataError, match=r"class folder .*Apple holds no images. Fix: add its images "
+                                        r"or remove the folder.$"):
+        data.load_split(root)
+    (root / "Data_train" / "Apple").rmdir()
+    (root / "Data_train" / "Pear" / "Pear_train_0.png").unlink()
+    with pytest.raises(DataError, match=r"class folder .*Pear holds no images. Fix: restore the original"):
+        data.load_split(root)
+
+
 def test_corrupt_png_names_file(tmp_path):
     bad = make_root(tmp_path) / "Data_train" / "A" / "A_train_1.png"
     bad.write_bytes(bad.read_bytes()[:40])
