@@ -56,6 +56,9 @@ class Layer:
     so that a wrong one is refused in one line naming the layer, not deep inside NumPy, and
     answer an empty batch (N = 0) themselves: an empty output, empty or no input gradient
     (``needs_input_grad``), zero parameter gradients.
+
+    ``forward`` keeps its input (and some layers their output) for ``backward``, not a copy:
+    do not modify it in place before ``backward``, whose gradients would be silently wrong.
     """
 
     input_axes = None  # forward's input axes, a name for any size, an int for that size; None: any
