@@ -444,7 +444,10 @@ def _layout_of(ref, a):
 
 class MaxPool2D(_Pool2D):
     """Max over each window: ``(N, C, H, W) -> (N, C, OH, OW)``; the gradient goes to the
-    first maximum of each window, as in PyTorch."""
+    first maximum of each window, as in PyTorch. A window holding NaN gives NaN, as in
+    PyTorch, but its gradient goes nowhere (PyTorch's goes to the window's last NaN): finding
+    the NaNs would cost the backward pass more work on every window, and training stops on the
+    NaN loss anyway."""
 
     def _forward(self, x):
         self.x, self.out = x, self._pool(x, np.maximum)

@@ -56,3 +56,14 @@ def test_pool_equals_naive_loops(kernel, stride, shape, kind, cls, layout, block
     ref_out, ref_dx = naive_pool(x, dout, layer, kind)
     np.testing.assert_allclose(out, ref_out, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(layer.backward(dout), ref_dx, rtol=1e-12, atol=1e-12)
+
+
+def test_a_window_holding_nan_gives_nan_and_sends_its_gradient_nowhere():
+    """As MaxPool2D's docstring says (PyTorch sends it to the window's last NaN); the other
+    windows are untouched."""
+    x = np.array([[[[1.0, np.nan, 3.0, 4.0], [0.0, 2.0, 5.0, 3.0]]]])
+    layer = MaxPool2D(2)
+    out = layer.forward(x)
+    assert np.isnan(out[..., 0]).all() and out[..., 1] == 5.0
+    dx = layer.backward(np.ones_like(out))
+    assert dx.tolist() == [[[[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]]]]
