@@ -9,7 +9,7 @@ The course's fruit images use the first names (490 and 166 images per class, 32x
 ``LA`` whose alpha is 255 everywhere, so ``mode="L"`` loses nothing); one's own data may use
 either. Two or more class folders, the same in both splits, each holding images in any format,
 size, bit depth and channel mode that :mod:`hw3lib.images` reads: every image is converted to
-the requested ``mode`` by the rules stated there (16-bit scaled exactly, palettes through their
+the requested ``mode`` by the rules stated there (16-bit grey scaled exactly, palettes through their
 palette, colour to grey by luma), so a split may mix them. Without ``image_size`` all images must
 have one size; with it each is resized as it loads. The root is the ``root`` argument, else the
 environment variable ``HW3_DATA``, else ``data/`` at the repository root (:data:`DEFAULT_ROOT`).

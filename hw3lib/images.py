@@ -9,8 +9,8 @@ channel modes of :data:`MODES`:
   frame; a photo's EXIF orientation is applied, as image viewers do.
 - **Bit depth**: 8-bit values are divided by 255, 16-bit grey values (Pillow mode ``I;16``)
   by 65535: exact, never clipped (Pillow's own ``convert("L")`` clips them at 255). Pillow
-  reads 16-bit colour PNGs at 8-bit precision. 32-bit integer and floating-point images
-  (modes ``I`` and ``F``) have no known range and are refused.
+  reads 16-bit colour PNGs, and 16-bit grey PNGs with alpha, at 8-bit precision. 32-bit
+  integer and floating-point images (modes ``I`` and ``F``) have no known range and are refused.
 - **Channels**: a palette image goes through its palette to RGB (RGBA when it has
   transparency) first, as does an image with a transparent colour (PNG ``tRNS``; in a 16-bit
   grey image, its pixels of that value get alpha 0). Colour becomes grey by Pillow's ITU-R 601-2 luma,

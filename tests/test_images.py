@@ -130,7 +130,9 @@ def png16(pixels, colour_type):
 
 
 @pytest.mark.parametrize("mode, colour_type, channels", [("LA", 4, 2), ("RGB", 2, 3), ("RGBA", 6, 4)])
-def test_16_bit_colour_is_scaled_at_8_bit_precision(tmp_path, mode, colour_type, channels):
+def test_16_bit_colour_and_grey_with_alpha_are_scaled_at_8_bit_precision(tmp_path, mode, colour_type,
+                                                                          channels):
+    """As the module docstring and README say: only 16-bit grey without alpha is read exactly."""
     pixels = np.random.default_rng(0).integers(0, 65536, (5, 7, channels))
     if mode.endswith("A"):
         pixels[..., -1] = 65535
@@ -138,6 +140,7 @@ def test_16_bit_colour_is_scaled_at_8_bit_precision(tmp_path, mode, colour_type,
     path.write_bytes(png16(pixels, colour_type))
     got = images.read_image(path, mode)
     np.testing.assert_allclose(got, pixels / 65535, rtol=0, atol=1 / 255)
+    np.testing.assert_array_equal(got * 255, np.round(got * 255))  # 8-bit steps
 
 
 def test_jpeg_files_load_by_either_name_and_a_renamed_one_is_named(tmp_path):
