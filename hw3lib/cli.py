@@ -1,4 +1,5 @@
-"""What the commands share: an argument parser whose errors are one line, and argument types.
+"""What the commands share: an argument parser whose errors are one line, argument types, and
+the wording of settings in messages.
 
 ``python -m hw3lib`` (:mod:`hw3lib.__main__`) prints a command's ValueError as one line
 ``error: ...`` with exit status 2.
@@ -6,6 +7,9 @@
 import argparse
 import re
 from pathlib import Path
+
+# how the library's messages name a setting to change: TrainConfig(image_size=64), TrainConfig(mode='LA')
+SETTING = re.compile(r"TrainConfig\((\w+)=([^)]*)\)")
 
 
 class Parser(argparse.ArgumentParser):
@@ -39,3 +43,9 @@ def folder(text):
     if not text:
         raise argparse.ArgumentTypeError("must name a folder, got an empty string")
     return Path(text)
+
+
+def phrase_settings(message, option):
+    """``message`` with each setting it names as the library does, ``TrainConfig(NAME=VALUE)``,
+    put as a command gives it: ``option(NAME, VALUE)`` (e.g. ``--image-size 64``)."""
+    return SETTING.sub(lambda m: option(m[1], m[2].strip("'")), message)

@@ -230,8 +230,7 @@ def _sizes_differ(first: Path, first_size: tuple[int, int], other: Path, size: t
     """The message for two images of different sizes ``(H, W)``."""
     return (f"images of different sizes: {other} is {size[0]}x{size[1]} pixels (height x width), "
             f"{first} {first_size[0]}x{first_size[1]}. Fix: resize them as they load, e.g. with "
-            f"--image-size {first_size[0]}x{first_size[1]} (TrainConfig(image_size=...), "
-            "load_dataset(..., image_size=...)).")
+            f"TrainConfig(image_size='{first_size[0]}x{first_size[1]}').")
 
 
 def load_split(
@@ -270,7 +269,7 @@ def load_split(
             if need > MAX_BYTES:
                 raise DataError(f"{len(files)} images of {pixels.shape[0]}x{pixels.shape[1]} pixels "
                                 f"(e.g. {path}) take {need / 2**30:.1f} GiB as float32. Fix: shrink them "
-                                "as they load with --image-size, e.g. 64 (TrainConfig(image_size=64)).")
+                                "as they load, e.g. with TrainConfig(image_size=64).")
             X = np.empty((len(files), pixels.shape[2], *pixels.shape[:2]), dtype=np.float32)
         elif pixels.shape[:2] != X.shape[2:]:
             if course:

@@ -148,8 +148,8 @@ def _refuse_dropped_alpha(path: Path, mode: str, lowest: int) -> None:
     transparent pixels (its ``lowest`` alpha, of 255, below 255)."""
     if lowest < 255 and not mode.endswith("A"):
         raise TransparentPixels(f"{path} has transparent pixels (alpha down to {lowest} of 255), which "
-                        f"mode {mode} would drop. Fix: use --channels {mode}A (TrainConfig"
-                        f"(mode={mode + 'A'!r})) to keep the alpha, or flatten the image.")
+                        f"mode {mode} would drop. Fix: keep the alpha with TrainConfig(mode='{mode}A'), "
+                        "or flatten the image.")
 
 
 def to_pixels(im: Image.Image, mode: str, path: Path) -> np.ndarray:

@@ -236,18 +236,18 @@ class LeNet5(Sequential):
         try:
             (flat,) = _output_shape(features, (in_channels, height, width))
         except ValueError:
+            side = _smallest_input(features, in_channels)
             raise ValueError(
                 f"LeNet5 with kernel_size={arguments['kernel_size']} does not fit {height}x{width} "
-                f"inputs: it needs at least {_smallest_input(features, in_channels)} pixels a side. "
-                "Fix: larger images (image_size; --image-size on the command line) or a smaller "
-                "kernel_size") from None
+                f"inputs: it needs at least {side} pixels a side. Fix: larger images, e.g. "
+                f"TrainConfig(image_size={side}), or a smaller kernel_size") from None
         weights = flat * config["hidden"][0]
         if weights * itemsize > MAX_WEIGHT_BYTES:
             raise ValueError(
                 f"LeNet5 on {height}x{width} inputs would have {weights:,} weights in its first dense "
                 f"layer, {weights * itemsize / 2**30:.2f} GiB (at most "
-                f"{MAX_WEIGHT_BYTES / 2**30:g} GiB). Fix: shrink the images (image_size; --image-size "
-                "on the command line), e.g. to 64")
+                f"{MAX_WEIGHT_BYTES / 2**30:g} GiB). Fix: shrink the images, e.g. with "
+                "TrainConfig(image_size=64)")
         return config, features, flat, rng
 
     def forward(self, X):

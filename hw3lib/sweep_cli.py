@@ -9,8 +9,9 @@ import matplotlib
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from .checks import is_number
-from .cli import Parser, folder
+from .cli import Parser, folder, phrase_settings
 from .config import TrainConfig
+from .data import DataError
 from .sweep import JOURNAL, PRUNERS, SweepError, default_workers, run_sweep
 
 EXAMPLES = """examples:
@@ -88,7 +89,9 @@ def main(argv=None):
                         help="a swept setting: a TrainConfig field or model.KEY, with values "
                              "V1,V2,... (a grid) or a range LOW:HIGH[:log] (sampled); repeatable")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="a fixed setting of every run (default: TrainConfig's), e.g. epochs=12")
+                        help="a fixed setting of every run (default: TrainConfig's), e.g. epochs=12, "
+                             "image_size=28 (resizes every image; or HxW), mode=RGB (the channels), "
+                             "val_fraction=0.2")
     parser.add_argument("--seeds", default="0",
                         help="the seeds of every setting, FIRST-LAST or a list; default 0")
     parser.add_argument("--trials", type=int, help="a sampled search: how many settings to try")
@@ -113,6 +116,14 @@ def main(argv=None):
     except SweepError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except (DataError, ValueError) as err:  # the library names settings as TrainConfig(NAME=VALUE)
+        err.args = (_phrased(str(err)),)
+        raise
+
+
+def _phrased(message):
+    """``message`` with the settings it names put as --set gives them."""
+    return phrase_settings(message, lambda name, value: f"--set {name}={value}")
 
 
 def _sweep_command(args):
@@ -145,7 +156,7 @@ def _sweep_command(args):
                        pruner=args.pruner, root=args.data, progress=not args.no_progress)
     print(result.table())
     for run in result.failures():
-        print(f"run {run.number} ({_shown(run.params)}, seed {run.seed}) failed: {run.error}")
+        print(f"run {run.number} ({_shown(run.params)}, seed {run.seed}) failed: {_phrased(run.error)}")
     matplotlib.use("Agg")
     figures = [("sweep.png", result.plot())] if space else []
     if len(space) >= 2:
@@ -162,7 +173,7 @@ def _sweep_command(args):
     print(json.dumps(dict(study=result.study_name, best=best.params if best else None,
                           val_acc=round(best.mean, 6) if best else None, runs=counts)))
     if counts["done"] == 0 and counts["failed"]:
-        print(f"error: every run of the sweep failed (the first: {result.failures()[0].error})",
+        print(f"error: every run of the sweep failed (the first: {_phrased(result.failures()[0].error)})",
               file=sys.stderr)
         return 2
     return 0

@@ -10,9 +10,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .checkpoint import atomic_write, engine_stamp, load_checkpoint
-from .cli import Parser, folder
+from .cli import Parser, folder, phrase_settings
 from .config import TrainConfig
-from .data import MODES, SPLIT_METHODS
+from .data import MODES, SPLIT_METHODS, DataError
 from .download import dataset_sha256
 from .images import SUFFIXES, parse_image_size
 from .parallel import check_threads
@@ -59,6 +59,8 @@ def _threads(text):
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
 
 
+# the option of each setting that the library's messages name (hw3lib.cli.phrase_settings)
+OPTIONS = {"mode": "--channels", "image_size": "--image-size"}
 TABLE = "{:>5} {:>10} {:>9} {:>10} {:>9} {:>8}"
 
 
@@ -101,7 +103,12 @@ def main(argv=None):
                         help="split each batch over up to N threads where that pays (large images, "
                              "wide layers; the course's 32x32 LeNet stays on one); default 1")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return _train_command(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    try:
+        return _train_command(args)
+    except (DataError, ValueError) as err:  # the library names settings as TrainConfig(NAME=VALUE)
+        err.args = (phrase_settings(str(err), lambda name, value: f"{OPTIONS[name]} {value}"),)
+        raise
 
 
 def _check_out(out, files):

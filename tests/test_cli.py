@@ -59,6 +59,25 @@ def test_mixed_sizes_are_refused_naming_the_option_and_bad_sizes_too(tmp_path, c
         assert code == 2 and "--image-size must be" in err and len(err.splitlines()) == 1
 
 
+def test_data_advice_names_the_option_of_the_command_that_runs(tmp_path, capsys):
+    """train says --image-size and --channels, sweep --set image_size= and --set mode=: the
+    library names the setting (TrainConfig(image_size=...)), each command its option."""
+    mixed = digits_root(tmp_path / "mixed", classes=2)
+    Image.new("L", (64, 64)).save(mixed / "train" / "digit1" / "big.png")
+    clear = digits_root(tmp_path / "clear", classes=2)
+    Image.new("LA", (28, 28)).save(clear / "train" / "digit0" / "0.png")  # alpha 0 everywhere
+    sweep = ["sweep", "--param", "lr=1e-3,5e-4", "--no-progress", "--out", str(tmp_path / "sweep")]
+    for root, train_words, sweep_words in ((mixed, "--image-size 28x28", "--set image_size=28x28"),
+                                           (clear, "--channels LA", "--set mode=LA")):
+        code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--out", tmp_path / "run")
+        assert code == 2 and f"Fix: {'resize' if root == mixed else 'keep'}" in err and train_words in err
+        assert hw3lib_main([*sweep, "--data", str(root)]) == 2
+        err = capsys.readouterr().err
+        assert sweep_words in err and train_words not in err and "TrainConfig(" not in err, err
+    assert hw3lib_main([*sweep, "--data", str(mixed), "--set", "image_size=8"]) == 2
+    assert "Fix: larger images, e.g. --set image_size=16, or" in capsys.readouterr().err
+
+
 def test_a_run_that_does_not_learn_warns_and_exits_3(tmp_path, capsys):
     root, out = fake_root(tmp_path), tmp_path / "run"
     code, stdout, err = run_cli(capsys, "--data", root, "--lr", 10, "--epochs", 2, "--no-progress",

@@ -171,7 +171,7 @@ def test_images_of_different_sizes_name_two_files_and_the_option(tmp_path):
         data.load_split(tmp_path)
     assert (f"{tmp_path / 'Data_train/B/B_train_0.png'} is 31x32 pixels (height x width), "
             f"{tmp_path / 'Data_train/A/A_train_0.png'} 32x32" in str(err.value))
-    assert "--image-size 32x32" in str(err.value)
+    assert "TrainConfig(image_size='32x32')" in str(err.value)
     X, _, _ = data.load_split(tmp_path, image_size=32)
     assert X.shape == (6, 1, 32, 32)
 

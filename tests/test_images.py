@@ -251,7 +251,7 @@ def test_32_bit_images_are_refused(tmp_path, mode, array):
 def test_transparency_is_kept_or_refused_never_dropped(tmp_path):
     path = make_root(tmp_path) / "Data_train" / "A" / "icon.png"
     Image.new("RGBA", (32, 32), (200, 0, 0, 0)).save(path)
-    with pytest.raises(DataError, match="icon.png has transparent pixels .* --channels RGBA"):
+    with pytest.raises(DataError, match=r"icon.png has transparent pixels .* TrainConfig\(mode='RGBA'\)"):
         data.load_split(tmp_path, mode="RGB")
     X, _, _ = data.load_split(tmp_path, mode="RGBA")
     assert np.all(X[3, 3] == 0) and np.all(X[[0, 1, 2, 4, 5, 6], 3] == 1)
@@ -325,14 +325,14 @@ def test_train_and_test_sizes_must_agree(tmp_path):
         for i in range(3):
             write_png(tmp_path / "Data_test" / name / f"{name}_test_{i}.png", size=(28, 28))
     with pytest.raises(DataError, match=r"Data_test/A/A_test_0.png is 28x28 .*Data_train/A/A_train_0.png "
-                                        r"32x32. Fix: .*--image-size 32x32"):
+                                        r"32x32. Fix: .*TrainConfig\(image_size='32x32'\)"):
         data.load_dataset(tmp_path)
     assert data.load_dataset(tmp_path, image_size=28).image_size == (28, 28)
 
 
 def test_a_split_too_large_for_memory_asks_for_image_size(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "MAX_BYTES", 6 * 32 * 32 * 4 - 1)
-    with pytest.raises(DataError, match=r"6 images of 32x32 pixels .* --image-size"):
+    with pytest.raises(DataError, match=r"6 images of 32x32 pixels .* TrainConfig\(image_size=64\)"):
         data.load_split(make_root(tmp_path))
     assert data.load_split(tmp_path, image_size=8)[0].shape == (6, 1, 8, 8)
 
@@ -345,7 +345,7 @@ def test_a_transparent_grey_in_a_16_bit_image_is_kept_or_refused(tmp_path):
     image.save(path, transparency=7)  # PNG tRNS of a 16-bit grey image: grey 7 is transparent
     assert Image.open(path).mode == "I;16" and Image.open(path).info["transparency"] == 7
     for mode in ("L", "RGB"):
-        with pytest.raises(DataError, match="deep_key.png has transparent pixels .* --channels " + mode + "A"):
+        with pytest.raises(DataError, match=rf"deep_key.png has transparent pixels .* TrainConfig\(mode='{mode}A'\)"):
             data.load_split(tmp_path, mode=mode)
     X = data.load_split(tmp_path, mode="RGBA")[0][3]
     np.testing.assert_allclose(X[:3, :4], 7 / 65535, rtol=1e-6)

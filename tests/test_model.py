@@ -91,7 +91,7 @@ def test_lenet5_variants_and_bad_configurations():
         LeNet5(kernel_size=9, input_size=16)
     LeNet5(kernel_size=9, input_size=28)
     for side in (15, (15, 40), (40, 15)):  # the second pool's input is 1 pixel high or wide
-        with pytest.raises(ValueError, match="it needs at least 16 pixels a side.*--image-size"):
+        with pytest.raises(ValueError, match=r"it needs at least 16 pixels a side.*TrainConfig\(image_size=16\)"):
             LeNet5(input_size=side)
     LeNet5(input_size=16)
     with pytest.raises(ValueError, match="activation"):
@@ -408,7 +408,7 @@ def test_a_piece_of_an_array_that_cannot_be_flattened_in_place_is_refused():
 def test_lenet5_refuses_a_first_dense_layer_over_the_limit_before_building_it(monkeypatch):
     monkeypatch.setattr(model_module, "MAX_WEIGHT_BYTES", 16 * 29 * 29 * 120 * 4)
     assert LeNet5(input_size=128).get_params()["W3"].shape == (120, 16 * 29 * 29)
-    with pytest.raises(ValueError, match=r"on 132x128 inputs would have 1,670,400 weights .* --image-size"):
+    with pytest.raises(ValueError, match=r"on 132x128 inputs would have 1,670,400 weights .* TrainConfig\(image_size=64\)"):
         LeNet5(input_size=(132, 128))
     monkeypatch.undo()
     built = []
