@@ -319,9 +319,14 @@ def train_val_split(
         is_val[chosen[:count]] = True
     if is_val.all() or not is_val.any():
         counts = np.unique(y, return_counts=True)[1].tolist()
-        raise ValueError(f"val_fraction {val_fraction} of {counts} images per class leaves the "
-                         f"{'training' if is_val.all() else 'validation'} split empty: "
-                         "choose one that sends some of each class's images to each split")
+        empty = "training" if is_val.all() else "validation"
+        if max(counts) < 2:  # no val_fraction helps
+            raise ValueError(f"one image per class leaves the {empty} split empty: each class's one "
+                             "image goes to training or to validation. Fix: add training images, 2 or "
+                             "more per class (dozens, for a model to learn)")
+        raise ValueError(f"val_fraction {val_fraction} of {counts} images per class leaves the {empty} "
+                         "split empty. Fix: choose one that sends some images to each split, e.g. "
+                         "TrainConfig(val_fraction=0.3)")  # 0.3 does, for 2 or more in a class
     return X[~is_val], y[~is_val], X[is_val], y[is_val]
 
 

@@ -29,8 +29,8 @@ Use your own images:
   --channels: L (grey) for grey images or when colour does not matter, RGB for colour
   photos, LA or RGBA to keep transparency. Flips (--no-hflip turns them off) suit the
   fruit images but hurt data whose mirror image means something else: digits, text.
-  70% of each class of train/ (drawn by --seed) trains, the other 30% validates; test/
-  tests. Example:
+  --val-fraction of each class of train/ (30% by default, drawn by --seed) validates, the
+  rest trains; test/ tests. Example:
     python -m hw3lib train --data ~/digits --image-size 28 --no-hflip --out runs/digits
 
 Exit status: 0 done; 2 an error (one line "error: ...": bad option, data or --out); 3 the
@@ -52,6 +52,16 @@ def _image_size(text):
         raise argparse.ArgumentTypeError(str(err).replace("image_size", "--image-size")) from None
 
 
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0
+    if not 0 < value < 1:  # nan too
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, e.g. 0.3, got {text!r}")
+    return value
+
+
 def _threads(text):
     try:
         return check_threads(int(text))
@@ -60,7 +70,7 @@ def _threads(text):
 
 
 # the option of each setting that the library's messages name (hw3lib.cli.phrase_settings)
-OPTIONS = {"mode": "--channels", "image_size": "--image-size"}
+OPTIONS = {"mode": "--channels", "image_size": "--image-size", "val_fraction": "--val-fraction"}
 TABLE = "{:>5} {:>10} {:>9} {:>10} {:>9} {:>8}"
 
 
@@ -71,8 +81,8 @@ def main(argv=None):
     parser = Parser(prog="python -m hw3lib train", epilog=OWN_IMAGES,
                     formatter_class=argparse.RawDescriptionHelpFormatter,
                     description="Train LeNet5 on the fruit images, or on your own (see below): "
-                                "70% of the training split trains, 30% validates, the test split "
-                                "tests.")
+                                "--val-fraction (30%) of the training split validates, the rest trains, "
+                                "the test split tests.")
     parser.add_argument("--data", type=Path, help="folder holding Data_train/ and Data_test/ (or "
                                                   "train/ and test/); default: $HW3_DATA, then data/")
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="default %(default)s")
@@ -87,6 +97,9 @@ def main(argv=None):
                         help="how validation is held out of Data_train: 'blocked' (whole runs of "
                              "neighbouring files, honest for video frames) or 'random' (the "
                              "original report's); default %(default)s")
+    parser.add_argument("--val-fraction", type=_fraction, default=defaults.val_fraction, metavar="F",
+                        help="the share of each class of the training split that validates; "
+                             "default %(default)s")
     parser.add_argument("--channels", choices=list(MODES), default=defaults.mode,
                         help="image mode: 1 to 4 channels; default %(default)s")
     parser.add_argument("--image-size", type=_image_size, metavar="H[xW]",
@@ -150,7 +163,7 @@ def _check_space(out, nbytes):
 def _train_command(args):
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                          mode=args.channels, image_size=args.image_size, split=args.split,
-                         hflip=args.hflip)
+                         hflip=args.hflip, val_fraction=args.val_fraction)
     checkpoint_path, history_path = args.out / "checkpoint.npz", args.out / "history.json"
     _check_out(args.out, (checkpoint_path, history_path))
     has_run = checkpoint_path.exists() or checkpoint_path.is_symlink()

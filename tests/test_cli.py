@@ -78,6 +78,23 @@ def test_data_advice_names_the_option_of_the_command_that_runs(tmp_path, capsys)
     assert "Fix: larger images, e.g. --set image_size=16, or" in capsys.readouterr().err
 
 
+def test_val_fraction_is_an_option_and_one_image_per_class_asks_for_more(tmp_path, capsys):
+    root = digits_root(tmp_path / "d", classes=2, per_class=4)
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--val-fraction", 0.5, "--out", tmp_path / "a")
+    assert code in (0, 3) and "on 4 training, 4 validation, 8 test images" in stdout, err
+    assert load_checkpoint(tmp_path / "a" / "checkpoint.npz").config.val_fraction == 0.5
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--val-fraction", 0.1, "--out", tmp_path / "b")
+    assert code == 2 and "leaves the validation split empty. Fix: choose one that sends some images to " \
+                         "each split, e.g. --val-fraction 0.3" in err
+    for bad in ("1", "0", "nan", "a"):
+        code, stdout, err = run_cli(capsys, "--data", root, "--val-fraction", bad, "--out", tmp_path / "c")
+        assert code == 2 and "argument --val-fraction: must be a number between 0 and 1" in err
+    one = digits_root(tmp_path / "one", classes=2, per_class=1)
+    code, stdout, err = run_cli(capsys, "--data", one, *QUICK, "--out", tmp_path / "d")
+    assert code == 2 and "one image per class leaves the validation split empty" in err
+    assert "Fix: add training images, 2 or more per class" in err and "val_fraction" not in err
+
+
 def test_a_run_that_does_not_learn_warns_and_exits_3(tmp_path, capsys):
     root, out = fake_root(tmp_path), tmp_path / "run"
     code, stdout, err = run_cli(capsys, "--data", root, "--lr", 10, "--epochs", 2, "--no-progress",
@@ -228,7 +245,7 @@ def test_help_tells_how_to_use_own_images_and_the_exit_statuses(capsys):
     for words in ("Use your own images", "train/ and test/", ".jpg", "--image-size H[xW]", "16-bit",
                   "--channels", "digits", "python -m hw3lib train --data", "Exit status", "3 the\nmodel"):
         assert words in text, words
-    assert "70% of the training split" in text and "%%" not in text
+    assert "--val-fraction (30%) of the training split validates" in text and "%%" not in text
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
