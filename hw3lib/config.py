@@ -131,9 +131,12 @@ class TrainConfig:
     def load_data(self, root=None):
         """The data in this ``mode`` and ``image_size``, split ``1 - val_fraction : val_fraction``
         by ``split`` and ``seed`` (:func:`hw3lib.data.load_dataset`; ``root`` defaults to
-        ``$HW3_DATA``, then ``data/``)."""
+        ``$HW3_DATA``, then ``data/``). Images of a size the model cannot take (a first dense
+        layer over its limit, a kernel larger than the input) are refused (ValueError) from the
+        first one, before the others load."""
         return load_dataset(root, mode=self.mode, val_fraction=self.val_fraction, seed=self.seed,
-                            split=self.split, image_size=self.image_size)
+                            split=self.split, image_size=self.image_size,
+                            check_size=lambda size: LeNet5.check(**self._model_arguments(2, size)))
 
     def to_dict(self):
         return asdict(self)

@@ -234,7 +234,8 @@ def _sizes_differ(first: Path, first_size: tuple[int, int], other: Path, size: t
 
 
 def load_split(
-    root: str | os.PathLike | None = None, split: str = "train", mode: str = "L", image_size=None
+    root: str | os.PathLike | None = None, split: str = "train", mode: str = "L", image_size=None,
+    check_size=None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Load one split as ``(X, y, classes)``.
 
@@ -244,7 +245,8 @@ def load_split(
     in natural order (``_2`` before ``_10``). ``split`` is "train" (``Data_train`` or ``train``)
     or "test" (``Data_test`` or ``test``). ``image_size`` (``S`` or ``(H, W)``, see
     :func:`hw3lib.images.parse_image_size`) resizes every image to ``(H, W)``; without it, (H, W) is
-    the images' own size, which all must share.
+    the images' own size, which all must share. ``check_size``, when given, is called with the
+    first image's ``(H, W)`` before the others load, to refuse a size at once by raising.
 
     Hidden entries (names starting with ".", e.g. .DS_Store) are skipped; any other entry that
     is not a class folder, or not an image file inside a class folder, raises DataError, as do
@@ -270,6 +272,8 @@ def load_split(
                 raise DataError(f"{len(files)} images of {pixels.shape[0]}x{pixels.shape[1]} pixels "
                                 f"(e.g. {path}) take {need / 2**30:.1f} GiB as float32. Fix: shrink them "
                                 "as they load, e.g. with TrainConfig(image_size=64).")
+            if check_size is not None:
+                check_size(pixels.shape[:2])
             X = np.empty((len(files), pixels.shape[2], *pixels.shape[:2]), dtype=np.float32)
         elif pixels.shape[:2] != X.shape[2:]:
             if course:
@@ -383,11 +387,13 @@ def load_dataset(
     seed: int = 0,
     split: str = "blocked",
     image_size=None,
+    check_size=None,
 ) -> Dataset:
     """Load both splits, split train stratified into train/val (:func:`train_val_split` with
     ``split`` "blocked" or "random"), fit the normaliser on train.
 
-    ``image_size`` (``S`` or ``(H, W)``) resizes every image as it loads (:func:`load_split`).
+    ``image_size`` (``S`` or ``(H, W)``) resizes every image as it loads, and ``check_size`` sees
+    the first training image's size (:func:`load_split`).
     Raises DataError when the training split holds fewer than 2 classes, or the test split's
     class folders or image size differ from the training split's.
     """
@@ -396,7 +402,7 @@ def load_dataset(
     if len(classes) < 2:
         raise DataError(f"{split_dir(root, 'train')} holds only the class folder {classes[0]}: a "
                         "classifier needs 2 or more. Fix: add one folder of images per class.")
-    X, y, classes = load_split(root, "train", mode, image_size)
+    X, y, classes = load_split(root, "train", mode, image_size, check_size)
     X_test, y_test, test_classes = load_split(root, "test", mode, image_size)
     if X_test.shape[2:] != X.shape[2:]:
         first_train, first_test = (split_files(root, split)[0][0] for split in SPLITS)

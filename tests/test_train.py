@@ -26,6 +26,7 @@ from hw3lib.optim import SGD, AdamGD
 from hw3lib.checkpoint import CheckpointError, load_checkpoint
 from hw3lib.config import TrainConfig
 from hw3lib.train import TrainingError, _random_hflips, evaluate, fit
+from datasets import make_root, write_png
 
 TINY = dict(input_size=12, conv_channels=(2, 4), kernel_size=3, hidden=(8, 8))
 DATA = Path(os.environ.get("HW3_DATA", Path(__file__).parents[1] / "data"))
@@ -117,6 +118,17 @@ def test_image_size_is_normalised_checked_and_kept_in_the_checkpoint(tmp_path):
     assert load_checkpoint(tmp_path / "c.npz").config == config
     fit(config.build_model(3, data.image_size), data, replace(config, epochs=4), resume=tmp_path / "c.npz",
         progress=False)
+
+
+def test_load_data_refuses_a_model_that_does_not_fit_the_first_image_before_loading_the_rest(tmp_path):
+    """The first image's size decides at once: the others are not read (a corrupt one and one
+    of another size would otherwise be what the error names)."""
+    root = make_root(tmp_path)
+    write_png(root / "Data_train" / "A" / "A_train_0.png", size=(8, 8))
+    (root / "Data_train" / "B" / "B_train_1.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    with pytest.raises(ValueError, match=r"does not fit 8x8 inputs: it needs at least 16 pixels a side. "
+                                         r"Fix: larger images, e.g. TrainConfig\(image_size=16\)"):
+        TrainConfig().load_data(root)
 
 
 def test_config_builds_the_chosen_optimizer():
