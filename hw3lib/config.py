@@ -128,15 +128,15 @@ class TrainConfig:
         return {"in_channels": self.channels, "num_classes": num_classes, "seed": self.seed,
                 "input_size": input_size or self.image_size or 32, **self.model}
 
-    def load_data(self, root=None):
+    def load_data(self, root=None, check_model=True):
         """The data in this ``mode`` and ``image_size``, split ``1 - val_fraction : val_fraction``
         by ``split`` and ``seed`` (:func:`hw3lib.data.load_dataset`; ``root`` defaults to
-        ``$HW3_DATA``, then ``data/``). Images of a size the model cannot take (a first dense
-        layer over its limit, a kernel larger than the input) are refused (ValueError) from the
-        first one, before the others load."""
+        ``$HW3_DATA``, then ``data/``). With ``check_model``, images of a size this config's
+        model cannot take (a first dense layer over its limit, a kernel larger than the input)
+        are refused (ValueError) from the first one, before the others load."""
+        check = (lambda size: LeNet5.check(**self._model_arguments(2, size))) if check_model else None
         return load_dataset(root, mode=self.mode, val_fraction=self.val_fraction, seed=self.seed,
-                            split=self.split, image_size=self.image_size,
-                            check_size=lambda size: LeNet5.check(**self._model_arguments(2, size)))
+                            split=self.split, image_size=self.image_size, check_size=check)
 
     def to_dict(self):
         return asdict(self)

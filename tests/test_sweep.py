@@ -22,7 +22,7 @@ import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from datasets import write_banded_root
+from datasets import make_root, write_banded_root, write_png
 from conftest import missing
 from hw3lib import results
 from hw3lib import sweep as sweep_module
@@ -262,6 +262,19 @@ def test_workers_that_stop_at_once_are_said_to_need_the_main_guard(tmp_path, roo
                        r"with 1 of 1 runs .* not done: run the sweep again to go on; workers that "
                        r"stop at once, from a script, mean it lacks `if __name__ == '__main__':`"):
         run_sweep({"lr": [1e-3]}, BASE, out=tmp_path, root=root, progress=False, workers=1)
+
+
+def test_images_the_base_model_cannot_take_are_refused_at_once_unless_a_swept_setting_changes_it(
+        tmp_path, monkeypatch):
+    small = make_root(tmp_path / "small")
+    for image in small.glob("*/*/*.png"):
+        write_png(image, size=(12, 12))  # LeNet5's 5x5 kernels need 16x16
+    with pytest.raises(ValueError, match=r"does not fit 12x12 inputs.*TrainConfig\(image_size=16\)"):
+        run_sweep({"lr": [1e-3]}, BASE, out=tmp_path / "a", root=small, progress=False, workers=1)
+    monkeypatch.setattr(sweep_module, "_start_workers", lambda count, *args: [])  # past the data checks
+    for space in ({"image_size": [16, 20]}, {"model.kernel_size": [3]}):
+        with pytest.raises(sweep_module.SweepError, match="the workers stopped"):
+            run_sweep(space, BASE, out=tmp_path / "b", root=small, progress=False, workers=1)
 
 
 def test_a_study_name_holding_another_sweep_is_refused(tmp_path, root):
