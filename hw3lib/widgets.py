@@ -261,8 +261,8 @@ class Playground:
     ``settings``: the controls' first values. ``root``: the data folder (holding
     ``Data_train/`` and ``Data_test/``; default ``$HW3_DATA``, then ``data/``, read when the
     panel is made), which Train and Sweep both use. ``load(config) -> Dataset`` loads the data
-    of a run's channel mode and seed for Train (default ``config.load_data(root)``, see
-    :meth:`TrainConfig.load_data`); each dataset is loaded once. The sweep trains in worker
+    of a run's channel mode and seed for Train (default ``config.load_data(root,
+    check_model=False)``, see :meth:`TrainConfig.load_data`); each dataset is loaded once. The sweep trains in worker
     processes, which load the data themselves from ``root``: a panel given its own ``load``
     but no ``root`` does not sweep (Sweep says in the panel to pass ``root=``), since it cannot
     know which data ``load`` reads. ``threaded=True`` trains in a background thread (Stop
@@ -446,7 +446,7 @@ class Playground:
         return not self.running
 
     def _load_root(self, config):
-        return config.load_data(self.root)
+        return config.load_data(self.root, check_model=False)  # cached for every model the panel sets
 
     def _dataset(self, config):
         key = (config.mode, config.image_size, config.seed, config.val_fraction, config.split)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from datasets import write_banded_root
+from datasets import png_bytes, write_banded_root
 from hw3lib.data import Dataset, DataError, dataloader, fit_normalizer, normalize
 from hw3lib.losses import CrossEntropyLoss
 from hw3lib.optim import SGD
@@ -411,6 +411,16 @@ def test_the_default_load_trains_and_sweeps_the_data_at_root_not_hw3_data(tmp_pa
     assert panel.runs[-1].status == "done" and panel.runs[-1].data.classes == ["A", "B", "C"]
     panel.sweep_button.click()
     assert seen == [(tmp_path / "runs" / "mine" / "playground-sweep", root)]
+
+
+def test_the_default_load_keeps_images_for_every_model_the_panel_may_set(tmp_path):
+    """12x12 images are too small for the panel's 5x5 kernels, not for 3x3 ones: the panel loads
+    them (its data serve every model), as TrainConfig.load_data without check_model does."""
+    root = write_banded_root(tmp_path / "small", per_class=4, test_per_class=1)
+    for image in root.glob("*/*/*.png"):
+        image.write_bytes(png_bytes(100, size=(12, 12)))
+    panel = Playground(SMALL, root=root, threaded=False)
+    assert panel.controls["train_size"].max == 9 and "Set the controls" in panel.message.value
 
 
 def test_without_root_the_default_panel_uses_hw3_data(tmp_path, monkeypatch):
