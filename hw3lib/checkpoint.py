@@ -201,45 +201,81 @@ def test_data_sha256(X, y):
 
 def engine_modules(root=ENGINE_ROOT):
     """The hw3lib modules that ``root`` imports (relative imports, also those inside functions),
-    transitively, and ``root`` itself: their names, sorted."""
+    transitively, and ``root`` itself, as their files are now: their names, sorted."""
+    return _closure(root, lambda name: _parsed(name)[0])
+
+
+def _closure(root, tree_of):
+    """``root`` and the hw3lib modules it imports, transitively, ``tree_of(name)`` giving each
+    module's syntax tree: their names, sorted."""
     seen, todo = set(), [root]
     while todo:
         name = todo.pop()
         if name not in seen:
             seen.add(name)
-            for node in ast.walk(_parsed(name)[0]):
+            for node in ast.walk(tree_of(name)):
                 if isinstance(node, ast.ImportFrom) and node.level == 1:
                     todo += [node.module] if node.module else [alias.name for alias in node.names]
     return sorted(seen)
 
 
+def _module_path(name):
+    return Path(__file__).parent / f"{name}.py"
+
+
+def _read(path):
+    """The bytes of the file ``path``, or None when it is gone."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _syntax(source):
+    """``(tree, code)`` of a module's ``source`` bytes: its syntax tree and that tree as text (so
+    that comments and blank lines do not count; docstrings do), or, for None (a file gone) or
+    a file that does not parse, an empty tree and a line that says so."""
+    try:
+        if source is None:
+            raise FileNotFoundError
+        tree = ast.parse(source)
+        return tree, ast.dump(tree)
+    except (OSError, SyntaxError, ValueError) as err:
+        return ast.Module(body=[], type_ignores=[]), f"unreadable: {type(err).__name__}"
+
+
 def _parsed(name):
-    """``(tree, code)`` of the hw3lib module ``name`` as its file is now: its syntax tree and
-    that tree as text (so that comments and blank lines do not count; docstrings do), or, for a
-    file that is gone or does not parse, an empty tree and a line that says so. Parsed again
-    only once the file changed."""
-    path = Path(__file__).parent / f"{name}.py"
+    """:func:`_syntax` of the hw3lib module ``name`` as its file is now; parsed again only once
+    the file changed."""
+    path = _module_path(name)
     stat = path.stat() if path.is_file() else None
     key = (stat.st_mtime_ns, stat.st_size) if stat else None
     if key is None or _PARSED.get(path, (None,))[0] != key:
-        try:
-            tree = ast.parse(path.read_bytes())
-            _PARSED[path] = (key, tree, ast.dump(tree))
-        except (OSError, SyntaxError, ValueError) as err:
-            _PARSED[path] = (key, ast.Module(body=[], type_ignores=[]), f"unreadable: {type(err).__name__}")
+        _PARSED[path] = (key, *_syntax(_read(path)))
     return _PARSED[path][1:]
 
 
 _PARSED = {}  # path -> ((mtime, size) of the file, its tree, its code)
 
 
-def _engine_sources(names):
-    """``{name: code}``: the hw3lib modules ``names`` as their files are now (:func:`_parsed`)."""
-    return {name: _parsed(name)[1] for name in names}
+# The package's sources as this process imported them (importing hw3lib imports every module
+# training runs), kept as bytes: parsing them, about 0.1 s, waits for the first engine_code().
+_SOURCES = {path.stem: path.read_bytes() for path in Path(__file__).parent.glob("*.py")}
+_IMPORTED = None  # {name: code} of the engine's modules in _SOURCES, once engine_code() asked
 
 
-# The engine as this process imported it: importing hw3lib imports every module training runs.
-_IMPORTED = _engine_sources(engine_modules())
+def _imported():
+    """``{name: code}`` of the modules training runs (:func:`engine_modules`) as this process
+    imported them, from ``_SOURCES``."""
+    global _IMPORTED
+    if _IMPORTED is None:
+        syntax = {}
+
+        def tree_of(name):
+            syntax.setdefault(name, _syntax(_SOURCES.get(name)))
+            return syntax[name][0]
+        _IMPORTED = {name: syntax[name][1] for name in _closure(ENGINE_ROOT, tree_of)}
+    return _IMPORTED
 
 
 class EngineChanged(ValueError):
@@ -252,15 +288,17 @@ def engine_code():
 
     Raises :class:`EngineChanged` when one of those files has changed since the import (edited
     in an open kernel, or reloaded by ``%autoreload``): what runs then has no name."""
-    changed = [name for name, source in _engine_sources(_IMPORTED).items() if source != _IMPORTED[name]]
+    imported = _imported()
+    changed = [name for name, code in imported.items()  # bytes first: no parsing when unchanged
+               if _read(_module_path(name)) != _SOURCES.get(name) and _parsed(name)[1] != code]
     if changed:
         files = ", ".join(f"hw3lib/{name}.py" for name in changed)
         raise EngineChanged(f"{files} changed since this Python process imported hw3lib, so the "
                             "code that runs is not the code on disk: restart the kernel (or the "
                             "process) to run the edited code")
     digest = hashlib.sha256()
-    for name, source in sorted(_IMPORTED.items()):
-        digest.update(f"{name}\0{source}\0".encode())
+    for name, code in sorted(imported.items()):
+        digest.update(f"{name}\0{code}\0".encode())
     return f"hw3lib {digest.hexdigest()[:12]}"
 
 

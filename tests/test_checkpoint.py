@@ -142,7 +142,7 @@ def test_the_engine_stamp_names_the_code_as_imported_and_refuses_code_edited_sin
     with pytest.raises(checkpoint.EngineChanged):  # before any work, with nothing written
         fit(config.build_model(3), data, config, checkpoint_path=tmp_path / "c.npz", progress=False)
     assert not (tmp_path / "c.npz").exists()
-    imported = checkpoint._engine_sources(engine_modules())  # what a restarted process imports
+    imported = {name: checkpoint._parsed(name)[1] for name in engine_modules()}  # as on restart
     monkeypatch.setattr(checkpoint, "_IMPORTED", imported)
     assert engine_stamp() != stamp and engine_stamp().split(",")[1:] == stamp.split(",")[1:]
     (package / "winograd.py").rename(package / "winograd.py.away")  # a branch switched under it
