@@ -31,9 +31,9 @@ class TrainConfig:
       ``(seed, epoch)`` (validation and test images never change). Notebook 06's settings
       study, scored on the blocked validation split with the test split untouched, found
       flips on better at every learning rate tried (validation accuracy 1.000 for every seed,
-      against means of 0.979-0.998 over the seeds without). ``False`` with ``split="random"`` runs the report's loop
-      exactly. Flips are a choice for this fruit data: they hurt data whose mirror image
-      means something else (digits, text).
+      against means of 0.979-0.998 over the seeds without). ``False`` with
+      ``split="random"`` runs the report's loop exactly. Flips are a choice for this fruit
+      data: they hurt data whose mirror image means something else (digits, text).
     - ``optimizer``: ``"adam"`` (:class:`hw3lib.AdamGD` with ``beta1``, ``beta2``, ``eps`` and
       ``bias_correction``) or ``"sgd"`` (:class:`hw3lib.SGD` with ``momentum``).
     - ``bias_correction``: ``True`` is ``torch.optim.Adam``, ``False`` the report's formula
