@@ -450,8 +450,8 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     out = Path(out)
     storage = str(storage if storage is not None else out / JOURNAL)
     # DataError now rather than in every run; the model's fit too, unless a swept setting changes it
-    sweep.base.load_data(root, check_model=not any(name == "image_size" or name.startswith("model.")
-                                                   for name in sweep.space))
+    sweep.data_config().load_data(root, check_model=not any(
+        name == "image_size" or name.startswith("model.") for name in sweep.space))
     sha = dataset_sha256(root)
     checkpoints = Path(checkpoints) if checkpoints is not None else out / "checkpoints" / run_key(sha)
     in_the_way = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)

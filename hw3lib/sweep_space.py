@@ -15,6 +15,7 @@ from .checks import is_int
 from .config import MODEL_KEYS, TrainConfig
 
 PRUNERS = ("percentile", "median", "none")
+DATA_SETTINGS = ("mode", "image_size", "val_fraction", "split")  # they change how the data loads
 # settings whose field name says little to a reader of a figure
 LABELS = {"lr": "learning rate", "hflip": "random flips", "eps": "epsilon",
           "val_fraction": "validation fraction", "split": "validation split", "mode": "channel mode"}
@@ -157,6 +158,13 @@ class Sweep:
         if None in values:
             return None
         return (dict(zip(self.space, combination)) for combination in itertools.product(*values))
+
+    def data_config(self):
+        """The settings to check the data with before a sweep: ``base``, with each swept
+        setting that changes how the data loads (:data:`DATA_SETTINGS`) at its first value:
+        images of mixed sizes load when ``image_size`` is swept, though ``base`` has none."""
+        return config_for(self.base, {name: _ends(dist)[0] for name, dist in self.space.items()
+                                      if name in DATA_SETTINGS})
 
     @property
     def total(self):

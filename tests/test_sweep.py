@@ -30,6 +30,7 @@ from hw3lib import sweep_cli
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.checkpoint import engine_code
 from hw3lib.config import TrainConfig
+from hw3lib.data import DataError
 from hw3lib.plots import plot_sweep, plot_sweep_heatmap
 from hw3lib.results import checkpoint_path, load_or_train
 from hw3lib.sweep import JOURNAL, Sweep, load_sweep, open_storage, open_study, run_sweep, work
@@ -275,6 +276,19 @@ def test_images_the_base_model_cannot_take_are_refused_at_once_unless_a_swept_se
     for space in ({"image_size": [16, 20]}, {"model.kernel_size": [3]}):
         with pytest.raises(sweep_module.SweepError, match="the workers stopped"):
             run_sweep(space, BASE, out=tmp_path / "b", root=small, progress=False, workers=1)
+
+
+def test_images_of_mixed_sizes_pass_the_data_check_when_image_size_is_swept(tmp_path, monkeypatch):
+    mixed = make_root(tmp_path / "mixed")
+    write_png(sorted(mixed.glob("*/*/*.png"))[-1], size=(40, 36))
+    with pytest.raises(DataError, match="images of different sizes"):
+        run_sweep({"lr": [1e-3]}, BASE, out=tmp_path / "a", root=mixed, progress=False, workers=1)
+    monkeypatch.setattr(sweep_module, "_start_workers", lambda count, *args: [])  # past the data checks
+    with pytest.raises(sweep_module.SweepError, match="the workers stopped"):
+        run_sweep({"image_size": [32, 36]}, BASE, out=tmp_path / "b", root=mixed, progress=False,
+                  workers=1)
+    assert Sweep.define({"image_size": [32, 36], "lr": [1e-3]}, BASE).data_config() == replace(
+        BASE, image_size=(32, 32))
 
 
 def test_a_study_name_holding_another_sweep_is_refused(tmp_path, root):
