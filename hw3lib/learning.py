@@ -48,17 +48,18 @@ def learning_warning(history, best_epoch, y_train, y_val, config):
     ``LEARNING_LEVEL``, 0.001 (a one-sided binomial tail, :func:`chance_of_score`; on a split
     too small for any score to be that unlikely, when every image is right), and its training
     loss fell below chance level: the loss of always predicting the training split's class
-    frequencies (their entropy, ln K for K balanced classes), about where an untrained model
-    starts. (Chance level rather than the first epoch's loss: a good run can reach its lowest
-    loss in epoch 1.) So 148 of 441 images right, against 147 for the largest class, is not
+    frequencies (their entropy: ln K for K balanced classes, where an untrained model starts,
+    its outputs about uniform; less for unbalanced ones). (Chance level rather than the first
+    epoch's loss: a good run can reach its lowest loss in epoch 1.) So 148 of 441 images right, against 147 for the largest class, is not
     learning: guessing does as well about half the time.
 
     The advice goes by the first cause that the training losses and ``config`` (a
     :class:`hw3lib.config.TrainConfig`: its ``batch_size`` and ``lr``) show, ``steps`` being
     the run's optimizer steps (epochs x batches per epoch):
 
-    1. the loss went up: above 1.05 x chance, or, still near chance (above 0.9 x), ending above
-       its first epoch's: a smaller learning rate (lr / 10);
+    1. the loss went up: above 1.05 x where an untrained model starts (ln K, or chance level
+       where that is higher), or, still near chance (above 0.9 x), ending over 1% above its
+       first epoch's: a smaller learning rate (lr / 10);
     2. the loss fell well below chance (under 0.5 x, or under 0.9 x in ``FEW_STEPS`` steps or
        more) while validation did not follow: on a validation split too small for any score
        but a perfect one to count (even all but one right is as likely as ``LEARNING_LEVEL``
@@ -101,7 +102,8 @@ def learning_warning(history, best_epoch, y_train, y_val, config):
                   f"{LEARNING_LEVEL:g}); lowest training loss {lowest:.4g} against {chance_loss:.4g} "
                   f"by chance")
     larger = f"learning rate {config.lr:g} is too small, try a larger one, e.g. {config.lr * 10:g}"
-    if max(losses) > 1.05 * chance_loss or (lowest >= 0.9 * chance_loss and losses[-1] > losses[0]):
+    untrained = max(chance_loss, math.log(len(freq)))  # about where a run's loss starts
+    if max(losses) > 1.05 * untrained or (lowest >= 0.9 * chance_loss and losses[-1] > 1.01 * losses[0]):
         advice = (f"the training loss went up (to {max(losses):.4g}): learning rate {config.lr:g} is "
                   f"too large, try a smaller one, e.g. {config.lr / 10:g}")
     elif lowest < 0.5 * chance_loss or (lowest < 0.9 * chance_loss and steps >= FEW_STEPS):

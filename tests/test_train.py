@@ -579,6 +579,23 @@ def test_a_loss_that_did_not_move_blames_the_learning_rate_whatever_the_step_cou
         "with more epochs or a smaller batch size")
 
 
+def test_an_untrained_loss_on_unbalanced_classes_is_not_said_to_have_gone_up():
+    """The audit's playground run: 10 training images of classes 6/2/2 (chance level 0.95, an
+    untrained model starting near ln 3 = 1.099), batch 256, a loss flat or falling from there:
+    too few steps, not too large a learning rate."""
+    y_train, y_val = np.array([0] * 6 + [1] * 2 + [2] * 2), np.arange(441) % 3
+    for losses in ([1.078, 1.078, 1.078], [1.051, 0.95, 0.85, 0.76, 0.657]):
+        history = dict(epoch=list(range(1, len(losses) + 1)), train_loss=losses,
+                       val_acc=[1 / 3] * len(losses))
+        warning = learning.learning_warning(history, 1, y_train, y_val, TrainConfig(batch_size=256))
+        assert warning.endswith(f"only {len(losses)} optimizer step(s) ({len(losses)} epoch(s) of 1 "
+                                "batch(es) of 256), too few to learn: train longer, with more epochs or "
+                                "a smaller batch size")
+    history = dict(epoch=[1, 2], train_loss=[1.1, 1.3], val_acc=[1 / 3] * 2)  # above 1.05 x ln 3
+    assert "the training loss went up (to 1.3)" in learning.learning_warning(
+        history, 1, y_train, y_val, TrainConfig(batch_size=256))
+
+
 def two_class_warning(val_acc, n_train, n_val, train_loss=(0.5, 0.01)):
     history = dict(epoch=list(range(1, len(train_loss) + 1)), train_loss=list(train_loss),
                    val_acc=[val_acc] * len(train_loss))
