@@ -305,7 +305,7 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
     Bad settings or data (wrong channel count or image size, labels outside
     ``[0, num_classes)``, a checkpoint of another run) raise ValueError before any work.
     A loss or weight that is no longer finite raises :class:`TrainingError` at that batch,
-    naming it; the model then holds the best weights, ``error.result`` the :class:`FitResult`
+    naming it (an optimizer state that overflowed, at the end of its epoch); the model then holds the best weights, ``error.result`` the :class:`FitResult`
     so far, and the checkpoint file the last good epoch.
     """
     _check_fit_inputs(model, data, config)
@@ -376,6 +376,9 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
                                 diverged):
                     stopped = "stopped"
                     break
+                if not all(np.isfinite(a).all() for a in optimizer.state_dict().values()):
+                    raise diverged("the optimizer's state (its gradient moments) overflowed", epoch,
+                                   batches)
                 train_loss, train_acc = evaluate(net, X_train, y_train)
                 val_loss, val_acc = evaluate(net, X_val, y_val)
                 if not (math.isfinite(train_loss) and math.isfinite(val_loss)):

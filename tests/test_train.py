@@ -328,6 +328,18 @@ def test_a_huge_learning_rate_stops_at_the_first_bad_batch(tmp_path):
     assert not (tmp_path / "c.npz").exists()
 
 
+def test_an_optimizer_state_that_overflowed_stops_the_run_as_divergence(tmp_path):
+    """lr 1e5 on the tiny data: the loss and the weights stay finite, Adam's second moments
+    overflow; the run stops there (the checkpoint would not load) and says why."""
+    config = tiny_config(lr=1e5)
+    with pytest.raises(TrainingError, match=r"the optimizer's state \(its gradient moments\) "
+                       r"overflowed at epoch 1, batch 5/5 with lr=100000: .* nothing was saved .*"
+                       r"smaller learning rate, e.g. lr=10000"):
+        fit(config.build_model(3), tiny_data(), config, checkpoint_path=tmp_path / "c.npz",
+            progress=False)
+    assert not (tmp_path / "c.npz").exists()
+
+
 def test_divergence_keeps_the_last_good_checkpoint_and_the_history(tmp_path):
     def blow_up(stats):  # a diverging update at epoch 2, batch 2
         if (stats["epoch"], stats["batch"]) == (2, 2):
