@@ -45,7 +45,7 @@ import ipywidgets as w
 import numpy as np
 from matplotlib.figure import Figure
 
-from .checks import is_int
+from .checks import is_int, is_number
 from .data import MODES, DataError, Dataset, resolve_root
 from .plots import plot_live_curves, plot_run_curves
 from .tables import Table
@@ -59,6 +59,7 @@ REDRAW_SECONDS = 0.5
 SWEEP_SEEDS = (0, 1)
 BATCH_SIZES = (8, 16, 32, 64, 128, 256)
 IMAGE_SIZES = (("as stored", None), ("16 x 16", 16), ("28 x 28", 28), ("32 x 32", 32), ("64 x 64", 64))
+SPLITS = (("blocked (runs of frames)", "blocked"), ("random (the report's)", "random"))
 # the panel's two columns of controls: training, then the model and its input
 CONTROL_COLUMNS = (("lr", "batch_size", "epochs", "optimizer", "train_size", "seed", "split"),
                    ("conv1", "conv2", "kernel_size", "activation", "pooling", "mode", "image_size", "hflip"))
@@ -113,6 +114,35 @@ class RunSettings:
                            image_size=self.image_size, split=self.split, hflip=self.hflip,
                            model=dict(conv_channels=[self.conv1, self.conv2], kernel_size=self.kernel_size,
                                       activation=self.activation, pooling=self.pooling))
+
+
+def control_ranges(train_max):
+    """What each control can hold, by :class:`RunSettings` field: ``(low, high)`` for a slider
+    or number box, a list of the choices otherwise. ``train_max``: the training split's size."""
+    return {"lr": (1e-5, 1.0), "batch_size": list(BATCH_SIZES), "epochs": (1, 30),
+            "optimizer": list(OPTIMIZERS), "train_size": (min(10, train_max), train_max),
+            "seed": (0, 2**31 - 1), "conv1": (1, 32), "conv2": (1, 64), "kernel_size": (1, 15),
+            "activation": ["relu", "tanh"], "pooling": ["max", "avg"], "mode": list(MODES),
+            "image_size": [size for _, size in IMAGE_SIZES], "split": [value for _, value in SPLITS],
+            "hflip": [False, True]}
+
+
+def check_settings(settings, train_max):
+    """ValueError naming the first field of ``settings`` that the panel's control cannot hold
+    (:func:`control_ranges`): a slider would clamp it, and Train run other settings than asked."""
+    for name, allowed in control_ranges(train_max).items():
+        value = getattr(settings, name)
+        if isinstance(allowed, list):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed} in the playground, got {value!r}")
+        else:
+            low, high = allowed
+            integers = is_int(low)
+            if not ((is_int(value) if integers else is_number(value)) and low <= value <= high):
+                what = "an integer" if integers else "a number"
+                raise ValueError(f"{name} must be {what} from {low:g} to {high:g} in the playground"
+                                 + " (the training split's size)" * (name == "train_size")
+                                 + f", got {value!r}")
 
 
 def subset(data, size, seed):
@@ -219,37 +249,42 @@ def _png(fig):
 
 
 def _controls(s, train_max):
-    """One widget per :class:`RunSettings` field, holding ``s``'s values."""
+    """One widget per :class:`RunSettings` field, holding ``s``'s values (ValueError for one it
+    cannot hold, :func:`check_settings`)."""
     def labelled(widget, description):
         widget.description, widget.style = description, {"description_width": "8.5em"}
         widget.layout = w.Layout(width="26em")
         return widget
 
+    check_settings(s, train_max)
+    r = control_ranges(train_max)
+
+    def ints(name, description, kind=w.IntSlider):
+        low, high = r[name]
+        return labelled(kind(value=getattr(s, name), min=low, max=high), description)
+
+    def choice(name, description, options=None):
+        return labelled(w.Dropdown(options=options or r[name], value=getattr(s, name)), description)
+
     modes = [(f"{mode} ({c} channel{'s' * (c > 1)})", mode) for mode, c in MODES.items()]
-    sizes = [size for _, size in IMAGE_SIZES]
-    if s.image_size not in sizes:
-        raise ValueError(f"image_size must be one of {sizes} in the playground, got {s.image_size!r}")
     return {
-        "lr": labelled(w.FloatLogSlider(value=s.lr, base=10, min=-5, max=0, step=0.1,
-                                        readout_format=".1e"), "learning rate"),
-        "batch_size": labelled(w.SelectionSlider(options=BATCH_SIZES, value=s.batch_size), "batch size"),
-        "epochs": labelled(w.IntSlider(value=s.epochs, min=1, max=30), "epochs"),
-        "optimizer": labelled(w.Dropdown(options=list(OPTIMIZERS), value=s.optimizer), "optimizer"),
-        "train_size": labelled(w.IntSlider(value=s.train_size, min=min(10, train_max), max=train_max),
-                               "training images"),
-        "seed": labelled(w.BoundedIntText(value=s.seed, min=0, max=2**31 - 1), "seed"),
-        "conv1": labelled(w.IntSlider(value=s.conv1, min=1, max=32), "conv1 channels"),
-        "conv2": labelled(w.IntSlider(value=s.conv2, min=1, max=64), "conv2 channels"),
-        "kernel_size": labelled(w.IntSlider(value=s.kernel_size, min=1, max=15), "kernel size"),
-        "activation": labelled(w.Dropdown(options=["relu", "tanh"], value=s.activation), "activation"),
-        "pooling": labelled(w.Dropdown(options=["max", "avg"], value=s.pooling), "pooling"),
-        "mode": labelled(w.Dropdown(options=modes, value=s.mode), "input channels"),
+        "lr": labelled(w.FloatLogSlider(value=s.lr, base=10, min=np.log10(r["lr"][0]), max=np.log10(r["lr"][1]),
+                                        step=0.1, readout_format=".1e"), "learning rate"),
+        "batch_size": labelled(w.SelectionSlider(options=r["batch_size"], value=s.batch_size), "batch size"),
+        "epochs": ints("epochs", "epochs"),
+        "optimizer": choice("optimizer", "optimizer"),
+        "train_size": ints("train_size", "training images"),
+        "seed": ints("seed", "seed", w.BoundedIntText),
+        "conv1": ints("conv1", "conv1 channels"),
+        "conv2": ints("conv2", "conv2 channels"),
+        "kernel_size": ints("kernel_size", "kernel size"),
+        "activation": choice("activation", "activation"),
+        "pooling": choice("pooling", "pooling"),
+        "mode": choice("mode", "input channels", modes),
         # by index: a Dropdown given value=None shows no choice at all, not "as stored"
-        "image_size": labelled(w.Dropdown(options=IMAGE_SIZES, index=sizes.index(s.image_size)),
+        "image_size": labelled(w.Dropdown(options=IMAGE_SIZES, index=r["image_size"].index(s.image_size)),
                                "image size"),
-        "split": labelled(w.Dropdown(options=[("blocked (runs of frames)", "blocked"),
-                                              ("random (the report's)", "random")], value=s.split),
-                          "validation split"),
+        "split": choice("split", "validation split", SPLITS),
         "hflip": labelled(w.Checkbox(value=s.hflip), "random flips"),
     }
 
@@ -293,8 +328,12 @@ class Playground:
         try:  # the training split's size bounds the "training images" slider
             train_max = len(self._dataset(settings.config()).y_train)
             self._say("Set the controls, then press Train.")
+            if is_int(settings.train_size) and settings.train_size > train_max:  # a smaller folder
+                self._say(f"Set the controls, then press Train. Training images: all {train_max} of the "
+                          f"training split ({settings.train_size} were asked).")
+                settings = replace(settings, train_size=train_max)
         except DataError as err:
-            train_max = settings.train_size
+            train_max = settings.train_size if is_int(settings.train_size) else 1
             self._say(f"Cannot load the data: {err}", error=True)
         self.controls = _controls(settings, train_max)
         self.train_button = w.Button(description="Train", button_style="success", icon="play")

@@ -19,7 +19,7 @@ from hw3lib import plots
 from hw3lib.config import TrainConfig
 from hw3lib.plots import plot_live_curves
 from hw3lib.train import evaluate
-from hw3lib.widgets import OPTIMIZERS, Playground, RunSettings, prepare, subset
+from hw3lib.widgets import OPTIMIZERS, Playground, RunSettings, control_ranges, prepare, subset
 
 DATA = Path(os.environ.get("HW3_DATA", Path(__file__).parents[1] / "data"))
 HAVE_DATA = (DATA / "Data_train").is_dir() and (DATA / "Data_test").is_dir()
@@ -79,6 +79,44 @@ def test_there_is_one_control_per_setting_holding_its_value():
     assert panel.controls["optimizer"].options == tuple(OPTIMIZERS) and len(OPTIMIZERS) == 4
     bundle = panel._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle and "playground" in bundle["text/plain"]
+
+
+def test_the_controls_hold_the_ranges_of_control_ranges():
+    panel = panel_of()
+    ranges = control_ranges(60)
+    assert set(ranges) == set(panel.controls)
+    for name, widget in panel.controls.items():
+        if isinstance(ranges[name], list):  # the choices
+            values = [False, True] if name == "hflip" else [o[1] if isinstance(o, tuple) else o
+                                                            for o in widget.options]
+            assert values == ranges[name], name
+        elif name == "lr":
+            assert (10 ** widget.min, 10 ** widget.max) == ranges[name]
+        else:
+            assert (widget.min, widget.max) == ranges[name], name
+
+
+@pytest.mark.parametrize("name, value, allowed", [
+    ("epochs", 50, "an integer from 1 to 30"), ("lr", 2.0, "a number from 1e-05 to 1"),
+    ("lr", 1e-7, "a number from 1e-05 to 1"), ("conv1", 64, "an integer from 1 to 32"),
+    ("conv2", 65, "an integer from 1 to 64"), ("kernel_size", 16, "an integer from 1 to 15"),
+    ("train_size", 5, "an integer from 10 to 60"), ("train_size", 40.0, "an integer from 10 to 60"),
+    ("batch_size", 100, r"one of \[8, 16, 32, 64, 128, 256\]"),
+    ("split", "kfold", r"one of \['blocked', 'random'\]"),
+    ("image_size", 40, r"one of \[None, 16, 28, 32, 64\]")])
+def test_settings_a_control_cannot_hold_are_refused_naming_the_range(name, value, allowed):
+    """A slider would clamp them (epochs 50 to 30), and Train run other settings than asked.
+    (Kernel 16 at 64 x 64, where the model takes it.)"""
+    size = dict(image_size=64) if name == "kernel_size" else {}
+    with pytest.raises(ValueError, match=f"{name} must be {allowed}.*, got {value!r}"):
+        panel_of(replace(SMALL, **size, **{name: value}))
+
+
+def test_more_training_images_than_the_split_holds_train_on_all_of_them_and_say_so():
+    """RunSettings' default 600 on a folder of fewer images opens the panel, as before."""
+    panel = panel_of(replace(SMALL, train_size=100))
+    assert panel.controls["train_size"].value == 60
+    assert "Training images: all 60 of the training split (100 were asked)." in panel.message.value
 
 
 def test_moving_the_controls_trains_nothing():
