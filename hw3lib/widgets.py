@@ -234,12 +234,13 @@ def runs_table(runs):
     for number, run in enumerate(runs, start=1):
         s = run.settings
         epochs = f"{len(run.history['epoch'])}/{s.epochs}"
+        size = f"{s.image_size}x{s.image_size}" if s.image_size else "as stored"
         rows.append((number, s.optimizer, f"{s.lr:.2g}", s.batch_size, epochs, f"{s.conv1}-{s.conv2}",
-                     s.kernel_size, s.activation, s.pooling, s.mode, s.seed, s.train_size, s.split,
+                     s.kernel_size, s.activation, s.pooling, s.mode, size, s.seed, s.train_size, s.split,
                      s.hflip, run.best_val_acc, run.test_acc, run.seconds, run.status))
     return Table(["run", "optimizer", "lr", "batch", "epochs", "conv", "kernel", "act", "pool", "mode",
-                  "seed", "images", "split", "flips", "best val acc", "test acc", "seconds", "status"],
-                 rows)
+                  "size", "seed", "images", "split", "flips", "best val acc", "test acc", "seconds",
+                  "status"], rows)
 
 
 def _png(fig):

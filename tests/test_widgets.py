@@ -19,7 +19,8 @@ from hw3lib import plots
 from hw3lib.config import TrainConfig
 from hw3lib.plots import plot_live_curves
 from hw3lib.train import evaluate
-from hw3lib.widgets import OPTIMIZERS, Playground, RunSettings, control_ranges, prepare, subset
+from hw3lib.widgets import (OPTIMIZERS, Playground, RunRecord, RunSettings, control_ranges, prepare,
+                            runs_table, subset)
 
 DATA = Path(os.environ.get("HW3_DATA", Path(__file__).parents[1] / "data"))
 HAVE_DATA = (DATA / "Data_train").is_dir() and (DATA / "Data_test").is_dir()
@@ -203,6 +204,21 @@ def test_the_table_keeps_every_run_and_equal_settings_give_equal_runs():
     assert without_seconds(first.history) != without_seconds(second.history)
     rows = table_rows(panel)
     assert [r.split()[:2] for r in rows] == [["1", "AdamGD"], ["2", "SGD,"], ["3", "AdamGD"]]
+
+
+def test_the_table_tells_apart_runs_that_differ_in_any_one_control():
+    other = dict(lr=0.01, batch_size=8, epochs=5, optimizer="SGD", conv1=4, conv2=8, kernel_size=3,
+                 activation="tanh", pooling="avg", mode="RGB", seed=3, train_size=30, split="random",
+                 hflip=False, image_size=28)
+    assert set(other) == {f.name for f in fields(RunSettings)}
+    empty = {"epoch": [], "val_acc": []}
+    runs = [RunRecord(settings, empty, 0, 0.0, "done") for settings in
+            [SMALL] + [replace(SMALL, **{name: value}) for name, value in other.items()]]
+    rows = [line.split(None, 1)[1] for line in str(runs_table(runs)).splitlines()[1:]]  # without the number
+    assert len(set(rows)) == len(rows)
+    table = runs_table(runs[:1] + runs[-1:])
+    size = table.columns.index("size")
+    assert [row[size] for row in table.rows] == ["as stored", "28x28"]
 
 
 @pytest.mark.parametrize("optimizer, momentum", [("SGD", 0.0), ("SGD, momentum 0.9", 0.9)])
