@@ -37,6 +37,7 @@ The logic is in :class:`RunSettings` (one field per control), :func:`prepare` (t
 """
 import html
 import io
+import re
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -46,6 +47,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .checks import is_int, is_number
+from .cli import phrase_settings
 from .data import MODES, DataError, Dataset, resolve_root
 from .plots import plot_live_curves, plot_run_curves
 from .tables import Table
@@ -143,6 +145,22 @@ def check_settings(settings, train_max):
                 raise ValueError(f"{name} must be {what} from {low:g} to {high:g} in the playground"
                                  + " (the training split's size)" * (name == "train_size")
                                  + f", got {value!r}")
+
+
+def panel_phrasing(message):
+    """``message`` with each setting it names as the library does, ``TrainConfig(NAME=VALUE)``,
+    put as the panel's controls set it: ``image size 64 x 64`` (the smallest size offered that
+    is at least as large, else the largest) and ``input channels LA``; others stay as they are."""
+    def option(name, value):
+        need = re.match(r"\d+", value)
+        if name == "image_size" and need:
+            sizes = [size for _, size in IMAGE_SIZES if size]
+            size = min((size for size in sizes if size >= int(need[0])), default=max(sizes))
+            return f"image size {size} x {size}"
+        if name == "mode":
+            return f"input channels {value}"
+        return f"TrainConfig({name}={value})"
+    return phrase_settings(message, option)
 
 
 def subset(data, size, seed):
@@ -544,8 +562,10 @@ class Playground:
         self.stop_button.disabled = not running
 
     def _say(self, text, error=False):
+        """Show ``text`` in the message line, the settings it names as the controls set them
+        (:func:`panel_phrasing`)."""
         color = "#b00020" if error else "inherit"
-        self.message.value = f'<span style="color: {color}">{html.escape(text)}</span>'
+        self.message.value = f'<span style="color: {color}">{html.escape(panel_phrasing(text))}</span>'
 
     def _draw(self):
         figure = Figure(figsize=(9, 3.4))

@@ -19,8 +19,8 @@ from hw3lib import plots
 from hw3lib.config import TrainConfig
 from hw3lib.plots import plot_live_curves
 from hw3lib.train import evaluate
-from hw3lib.widgets import (OPTIMIZERS, Playground, RunRecord, RunSettings, control_ranges, prepare,
-                            runs_table, subset)
+from hw3lib.widgets import (OPTIMIZERS, Playground, RunRecord, RunSettings, control_ranges, panel_phrasing,
+                            prepare, runs_table, subset)
 
 DATA = Path(os.environ.get("HW3_DATA", Path(__file__).parents[1] / "data"))
 HAVE_DATA = (DATA / "Data_train").is_dir() and (DATA / "Data_test").is_dir()
@@ -304,13 +304,16 @@ def test_a_run_of_too_few_steps_is_told_to_train_longer_in_the_panel():
 
 # --- refusals, stops, divergence --------------------------------------------------------------
 
-@pytest.mark.parametrize("kernel", [12, 15])
+@pytest.mark.parametrize("kernel", [11, 12, 15])
 def test_a_kernel_larger_than_its_feature_map_is_refused_in_the_panel(kernel):
     panel = panel_of()
     panel.controls["kernel_size"].value = kernel
     panel.train_button.click()
     assert "Refused, nothing was trained" in panel.message.value
     assert f"kernel_size={kernel} does not fit 32x32" in panel.message.value
+    # advice the panel can follow: 34 pixels a side for kernel 11, which its image sizes are not
+    assert "Fix: larger images, e.g. image size 64 x 64, or a smaller kernel" in panel.message.value
+    assert "TrainConfig" not in panel.message.value
     assert panel.runs == [] and panel.batches == [] and panel.progress.value == 0
     assert not panel.running and not panel.train_button.disabled
 
@@ -320,6 +323,15 @@ def test_settings_refuse_what_cannot_work():
         RunSettings(optimizer="Adam").config()
     with pytest.raises(ValueError, match="train_size must be an integer from 1 to 60"):
         prepare(RunSettings(train_size=61), FakeLoad())
+
+
+def test_the_panel_names_the_settings_of_messages_as_its_controls_set_them():
+    assert panel_phrasing("Fix: larger images, e.g. TrainConfig(image_size=34).") == \
+        "Fix: larger images, e.g. image size 64 x 64."
+    assert panel_phrasing("Fix: e.g. TrainConfig(image_size=16).") == "Fix: e.g. image size 16 x 16."
+    assert panel_phrasing("Fix: e.g. TrainConfig(image_size='100x80').") == "Fix: e.g. image size 64 x 64."
+    assert panel_phrasing("Fix: TrainConfig(mode='LA').") == "Fix: input channels LA."
+    assert panel_phrasing("Fix: TrainConfig(val_fraction=0.3).") == "Fix: TrainConfig(val_fraction=0.3)."
 
 
 def test_missing_data_is_said_in_the_panel():
