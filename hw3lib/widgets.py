@@ -40,7 +40,7 @@ import io
 import re
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import ipywidgets as w
 import numpy as np
@@ -161,6 +161,16 @@ def panel_phrasing(message):
             return f"input channels {value}"
         return f"TrainConfig({name}={value})"
     return phrase_settings(message, option)
+
+
+def differences(settings, names=None, most=3):
+    """For each :class:`RunSettings` of ``settings``, the fields in which they differ (or only
+    those of ``names``), as ``"lr=0.01, image_size=28"``, the first ``most`` and "..." for more
+    (the runs table has them all); "" where all are equal."""
+    varying = [f.name for f in fields(RunSettings) if (names is None or f.name in names)
+               and len({getattr(one, f.name) for one in settings}) > 1]
+    return [", ".join([f"{name}={getattr(one, name):.2g}" if name == "lr" else f"{name}={getattr(one, name)!r}"
+                       for name in varying[:most]] + ["..."] * (len(varying) > most)) for one in settings]
 
 
 def subset(data, size, seed):
@@ -343,6 +353,7 @@ class Playground:
         self.threaded, self._load, self._datasets = threaded, load, {}
         self.runs, self.history, self.batches = [], {k: [] for k in HISTORY_KEYS}, []
         self.running, self._thread, self._stop, self._drawn = False, None, threading.Event(), 0.0
+        self._settings = None  # those of the run in progress (None: none, or a sweep)
         self.message = w.HTML()
         try:  # the training split's size bounds the "training images" slider
             train_max = len(self._dataset(settings.config()).y_train)
@@ -416,6 +427,12 @@ class Playground:
         number = len(self.runs) + 1
         self.history, self.batches, self._drawn = {k: [] for k in HISTORY_KEYS}, [], 0.0
         self._title = f"Run {number}: {settings.optimizer}, lr {settings.lr:.2g}, batch {settings.batch_size}"
+        if self.runs:  # and what else changed since the last run
+            shown = {"optimizer", "lr", "batch_size"}
+            changed = differences([self.runs[-1].settings, settings],
+                                  [f.name for f in fields(RunSettings) if f.name not in shown])[1]
+            self._title += f"; since run {number - 1}: {changed}" if changed else ""
+        self._settings = settings
         self._stop.clear()
         self._set_running(True)
         self.progress.value, self.progress.bar_style, self.progress.description = 0.0, "", "starting"
@@ -445,6 +462,7 @@ class Playground:
             self._say(f"Refused, nothing was trained: {err}", error=True)
             return
         space = {"lr": [settings.lr / 2, settings.lr, settings.lr * 2]}
+        self._settings = None
         self._stop.clear()
         self._set_running(True)
         self.progress.value, self.progress.bar_style, self.progress.description = 0.0, "", "sweep"
@@ -570,9 +588,12 @@ class Playground:
     def _draw(self):
         figure = Figure(figsize=(9, 3.4))
         if self.compare.value:
-            histories = {f"run {n}": run.history for n, run in enumerate(self.runs, start=1)}
-            if self.running:
-                histories[f"run {len(self.runs) + 1} (running)"] = self.history
+            # each run named with the settings in which the runs differ
+            runs = [(f"run {n}", run.settings, run.history) for n, run in enumerate(self.runs, start=1)]
+            if self.running and self._settings is not None:
+                runs.append((f"run {len(self.runs) + 1} (running)", self._settings, self.history))
+            histories = {f"{label}: {changed}" if changed else label: history for (label, _, history), changed
+                         in zip(runs, differences([settings for _, settings, _ in runs]))}
             plot_run_curves(histories, "Validation curves of this session's runs", splits=("val",),
                             figure=figure)
         else:

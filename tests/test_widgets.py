@@ -15,7 +15,7 @@ from datasets import png_bytes, write_banded_root
 from hw3lib.data import Dataset, DataError, dataloader, fit_normalizer, normalize
 from hw3lib.losses import CrossEntropyLoss
 from hw3lib.optim import SGD
-from hw3lib import plots
+from hw3lib import plots, widgets
 from hw3lib.config import TrainConfig
 from hw3lib.plots import plot_live_curves
 from hw3lib.train import evaluate
@@ -219,6 +219,30 @@ def test_the_table_tells_apart_runs_that_differ_in_any_one_control():
     table = runs_table(runs[:1] + runs[-1:])
     size = table.columns.index("size")
     assert [row[size] for row in table.rows] == ["as stored", "28x28"]
+
+
+def test_the_curves_name_the_settings_in_which_the_runs_differ(monkeypatch):
+    drawn = []
+    monkeypatch.setattr(widgets, "plot_run_curves", lambda histories, *a, **k: drawn.append(list(histories)))
+    panel = panel_of()
+    panel.train_button.click()
+    panel.controls["kernel_size"].value = 3
+    panel.controls["lr"].value = 0.01
+    panel.train_button.click()
+    assert panel._title == "Run 2: AdamGD, lr 0.01, batch 16; since run 1: kernel_size=3"
+    panel.controls["optimizer"].value = "SGD"
+    panel.train_button.click()
+    assert panel._title == "Run 3: SGD, lr 0.01, batch 16"
+    for name, value in dict(conv1=4, conv2=5, activation="tanh", mode="RGB").items():
+        panel.controls[name].value = value
+    panel.train_button.click()
+    assert panel._title == ("Run 4: SGD, lr 0.01, batch 16; since run 3: conv1=4, conv2=5, "
+                            "activation='tanh', ...")
+    panel.runs.pop()
+    panel.compare.value = True
+    assert drawn[-1] == ["run 1: lr=0.001, optimizer='AdamGD', kernel_size=5",
+                         "run 2: lr=0.01, optimizer='AdamGD', kernel_size=3",
+                         "run 3: lr=0.01, optimizer='SGD', kernel_size=3"]
 
 
 @pytest.mark.parametrize("optimizer, momentum", [("SGD", 0.0), ("SGD, momentum 0.9", 0.9)])
