@@ -1,8 +1,11 @@
 """Every figure the notebooks and the report show: plain functions, each returning a
 matplotlib ``Figure`` with a title and labelled axes. Show one with ``plt.show()``."""
+import math
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import ListedColormap
+from matplotlib.ticker import NullFormatter
 
 from .checks import is_number
 
@@ -415,13 +418,38 @@ def _axis_values(values):
     return {v: labels.index(_value_text(v)) for v in values}, labels
 
 
+def _log_ticks(values, inches=2.8, char_inches=0.08):
+    """Ticks for a log axis of ``values`` about ``inches`` wide whose labels
+    (:func:`_value_text`, about ``char_inches`` a character) do not overlap: the values
+    themselves when few and far enough apart, else 1-2-5, 1-3 or 1 times the powers of ten
+    within their range (the two ends, or the lowest alone, when fewer than two fall there)."""
+    low, high = min(values), max(values)
+    if low == high:
+        return [low]
+    span = 1.1 * max(math.log10(high / low), 0.3)  # about what matplotlib shows, margins and all
+
+    def readable(ticks):
+        return all(math.log10(b / a) / span * inches
+                   >= char_inches * (len(_value_text(a)) + len(_value_text(b))) / 2 + 0.1
+                   for a, b in zip(ticks, ticks[1:]))
+
+    decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+    nice = [[m * 10.0 ** k for k in decades for m in subs if low <= m * 10.0 ** k <= high]
+            for subs in ((1, 2, 5), (1, 3), (1,))]
+    for ticks in (sorted(set(values)), *nice, [low, high]):
+        if len(ticks) >= 2 and readable(ticks):
+            return ticks
+    return [low]
+
+
 def plot_sweep(params, values, names, log=(), title=None, labels=None):
     """Validation accuracy against each swept setting, one panel per name in ``names``.
 
     ``params[i]`` is a setting (dict name -> value) and ``values[i]`` its runs' validation
     accuracies (one per seed): each run is a dot at its setting's value, and a line joins the
-    mean over every run that shares that value. Names in ``log`` get a log-scale axis;
-    ``labels`` maps a name to its axis label (default: the name)."""
+    mean over every run that shares that value. Names in ``log`` get a log-scale axis, its
+    ticks chosen not to overlap (:func:`_log_ticks`); ``labels`` maps a name to its axis
+    label (default: the name)."""
     fig, axes = plt.subplots(1, len(names), squeeze=False, figsize=(3.6 * len(names) + 0.6, 3.4),
                              sharey=True)
     for ax, name in zip(axes[0], names):
@@ -437,6 +465,9 @@ def plot_sweep(params, values, names, log=(), title=None, labels=None):
             ax.set_xticks(range(len(ticks)), ticks)
         elif name in log:
             ax.set_xscale("log")
+            ticks = _log_ticks(list(position))
+            ax.set_xticks(ticks, [_value_text(float(t)) for t in ticks])
+            ax.xaxis.set_minor_formatter(NullFormatter())  # matplotlib labels them in a short range
         label = (labels or {}).get(name, name)
         ax.set(xlabel=label, title=label)
         ax.grid(alpha=0.3)
@@ -447,25 +478,29 @@ def plot_sweep(params, values, names, log=(), title=None, labels=None):
     return fig
 
 
-def plot_sweep_heatmap(params, means, x, y, title=None, labels=None, floor=0.95):
+def plot_sweep_heatmap(params, means, x, y, title=None, labels=None, floor=0.95, partial=None):
     """The mean validation accuracy over two swept settings ``x`` and ``y`` as a heat map:
     ``params[i]`` is a setting (dict name -> value), ``means[i]`` its mean over seeds; where
     other settings vary too, each cell shows the best of their means. Each cell is written
-    with its value; cells with no run are blank. ``labels`` maps a name to its axis label
-    (default: the name). The colours span ``min(floor, lowest mean)`` to 1, so that a few
-    thousandths do not look like a large difference."""
+    with its value; cells with no run are blank. ``partial[i]`` (default all False) marks a
+    setting whose runs did not all train every epoch (pruned, failed, still to run): its cell's
+    value gets an asterisk, explained under the figure. ``labels`` maps a name to its axis
+    label (default: the name). The colours span ``min(floor, lowest mean)`` to 1, so that a
+    few thousandths do not look like a large difference."""
     xs = sorted({p[x] for p in params}, key=lambda v: (isinstance(v, str), v))
     ys = sorted({p[y] for p in params}, key=lambda v: (isinstance(v, str), v))
     grid = np.full((len(ys), len(xs)), np.nan)
-    for p, m in zip(params, means):
+    marked = np.zeros(grid.shape, bool)
+    for p, m, part in zip(params, means, partial or [False] * len(params)):
         i, j = ys.index(p[y]), xs.index(p[x])
-        grid[i, j] = m if np.isnan(grid[i, j]) else max(grid[i, j], m)
+        if np.isnan(grid[i, j]) or m > grid[i, j]:
+            grid[i, j], marked[i, j] = m, part
     low = min(floor, float(np.nanmin(grid)))
-    fig, ax = plt.subplots(figsize=(1.1 * len(xs) + 2.4, 0.7 * len(ys) + 1.8))
+    fig, ax = plt.subplots(figsize=(1.1 * len(xs) + 2.4, 0.7 * len(ys) + 1.8 + 0.3 * marked.any()))
     image = ax.imshow(grid, cmap="viridis", vmin=low, vmax=1.0, aspect="auto")
     for (i, j), value in np.ndenumerate(grid):
         if not np.isnan(value):  # white on viridis's dark lower half
-            ax.text(j, i, f"{value:.3f}", ha="center", va="center", fontsize=9,
+            ax.text(j, i, f"{value:.3f}" + ("*" if marked[i, j] else ""), ha="center", va="center", fontsize=9,
                     color="white" if value < (low + 1.0) / 2 else "black")
     ax.set_xticks(range(len(xs)), [_value_text(v) for v in xs])
     ax.set_yticks(range(len(ys)), [_value_text(v) for v in ys])
@@ -473,5 +508,11 @@ def plot_sweep_heatmap(params, means, x, y, title=None, labels=None, floor=0.95)
     ax.set(xlabel=labels.get(x, x), ylabel=labels.get(y, y),
            title=title or "Mean validation accuracy over the seeds")
     fig.colorbar(image, ax=ax, label="validation accuracy")
-    fig.tight_layout()
+    if marked.any():
+        height = fig.get_figheight()
+        fig.tight_layout(rect=(0, 0.3 / height, 1, 1))
+        fig.text(0.01, 0.08 / height, "* not every run of it trained all its epochs (pruned, failed "
+                 "or still to run): the mean of those that trained", fontsize=7, wrap=True)
+    else:
+        fig.tight_layout()
     return fig

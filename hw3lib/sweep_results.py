@@ -171,7 +171,8 @@ class SweepResult:
     def heatmap(self, x=None, y=None, title=None):
         """The mean validation accuracy over two swept settings (default the first two; the
         best mean over the others) as a heat map (:func:`hw3lib.plots.plot_sweep_heatmap`),
-        its axes named by :func:`hw3lib.sweep_space.setting_label`."""
+        its axes named by :func:`hw3lib.sweep_space.setting_label`; a setting whose runs did
+        not all finish every epoch (pruned, failed, still to run) is marked with an asterisk."""
         from .plots import plot_sweep_heatmap
 
         names = list(self.sweep.space)
@@ -181,7 +182,9 @@ class SweepResult:
                              f"x={x!r}, y={y!r}")
         settings = [s for s in self.settings() if s.values]
         return plot_sweep_heatmap([s.params for s in settings], [s.mean for s in settings], x, y,
-                                  title=title, labels={x: setting_label(x), y: setting_label(y)})
+                                  title=title, labels={x: setting_label(x), y: setting_label(y)},
+                                  partial=[not s.complete or len(s.runs) < len(self.sweep.seeds)
+                                           for s in settings])
 
     def _log_names(self):
         """Settings drawn on a log scale, or listed as positive numbers spanning a factor of 10."""

@@ -34,7 +34,7 @@ from hw3lib.data import DataError
 from hw3lib.plots import plot_sweep, plot_sweep_heatmap
 from hw3lib.results import checkpoint_path, load_or_train
 from hw3lib.sweep import JOURNAL, Sweep, load_sweep, open_storage, open_study, run_sweep, work
-from hw3lib.sweep_results import Run, Setting
+from hw3lib.sweep_results import Run, Setting, SweepResult
 from hw3lib.sweep_space import setting_label
 
 REPO = Path(__file__).resolve().parents[1]
@@ -688,3 +688,36 @@ def test_plot_sweep_heatmap_names_its_axes_and_keeps_small_differences_small():
     assert ax.images[0].get_clim() == (0.95, 1.0)  # not 0.979 to 1
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0.001", "0.002"]
     assert sorted(t.get_text() for t in ax.texts) == ["0.979", "0.998", "1.000", "1.000"]
+
+
+def test_the_heatmap_marks_settings_whose_runs_did_not_all_train_every_epoch(root):
+    sweep = Sweep.define({"lr": [1e-3, 1e-2], "hflip": [True, False]}, BASE, seeds=(0, 1))
+
+    def run(lr, hflip, seed, state, acc):
+        return Run(0, {"lr": lr, "hflip": hflip}, seed, state, acc, 0.1, 1, 1, 0.0, [acc], None)
+
+    runs = [run(1e-3, True, 0, "done", 0.99), run(1e-3, True, 1, "pruned", 0.5),
+            run(1e-2, True, 0, "done", 0.98), run(1e-2, True, 1, "done", 0.96),
+            run(1e-3, False, 0, "done", 0.97)]  # its second seed not queued yet
+    fig = SweepResult(sweep, "s", runs).heatmap()
+    assert sorted(t.get_text() for t in fig.axes[0].texts) == ["0.745*", "0.970", "0.970*"]
+    [note] = fig.texts
+    assert note.get_text().startswith("* not every run of it trained all its epochs (pruned, failed")
+    unmarked = plot_sweep_heatmap([{"lr": 1, "h": 1}], [0.9], "lr", "h")
+    assert [t.get_text() for t in unmarked.axes[0].texts] == ["0.900"] and not unmarked.texts
+
+
+@pytest.mark.parametrize("lrs", [[6e-4, 6.7e-4, 8.5e-4, 2e-3, 2.2e-3, 6.2e-3],  # a sampled search's
+                                 [2.5e-4, 5e-4, 1e-3], [2e-4, 3e-4], list(np.geomspace(1e-5, 1e-1, 40)),
+                                 [1e-3, 1.1e-3, 1.2e-3, 1.3e-3]])
+def test_a_log_axis_of_the_sweep_figure_has_tick_labels_that_do_not_overlap(lrs):
+    fig = plot_sweep([{"lr": lr} for lr in lrs], [[0.9]] * len(lrs), ["lr"], log=["lr"])
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    low, high = ax.get_xlim()
+    shown = [t for t in ax.get_xticklabels(which="both") if t.get_text() and low <= t.get_position()[0] <= high]
+    assert len(shown) >= (1 if len(lrs) == 1 else 2)
+    boxes = sorted((t.get_window_extent() for t in shown), key=lambda box: box.x0)
+    assert all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:])), [t.get_text() for t in shown]
+    if lrs == [2.5e-4, 5e-4, 1e-3]:  # a grid's few values: its own values, as the table prints them
+        assert [t.get_text() for t in shown] == ["0.00025", "0.0005", "0.001"]
