@@ -95,14 +95,11 @@ class Setting:
         return self.mean is None, -(self.mean or 0.0), self.loss if self.loss is not None else np.inf
 
     def status(self, seeds):
-        """Its runs by state, and those of its ``seeds`` not queued yet: "3 done",
-        "2 done, 1 pruned", "1 running, 2 not queued"."""
-        counts = {}
-        for run in self.runs:
-            counts[run.state] = counts.get(run.state, 0) + 1
-        if seeds > len(self.runs):
-            counts["not queued"] = seeds - len(self.runs)
-        return ", ".join(f"{n} {state}" for state, n in counts.items())
+        """Its runs by state, always in the order of :data:`STATES`, and those of its ``seeds``
+        not queued yet: "3 done", "2 done, 1 pruned", "1 running, 2 not queued"."""
+        counts = {state: sum(r.state == state for r in self.runs) for state in STATES.values()}
+        counts["not queued"] = max(seeds - len(self.runs), 0)
+        return ", ".join(f"{n} {state}" for state, n in counts.items() if n)
 
 
 @dataclass(frozen=True)

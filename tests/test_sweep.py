@@ -643,6 +643,10 @@ def test_a_settings_status_counts_its_runs_by_state_and_the_seeds_not_queued_yet
     assert done.status(3) == "3 done"
     assert Setting({}, [run("done"), run("pruned"), run("done")], BASE).status(3) == "2 done, 1 pruned"
     assert Setting({}, [run("running")], BASE).status(3) == "1 running, 2 not queued"
+    # one order, whichever seed's run ended first
+    assert Setting({}, [run("pruned"), run("done")], BASE).status(2) == "1 done, 1 pruned"
+    assert Setting({}, [run("waiting"), run("failed"), run("done")], BASE).status(3) == \
+        "1 done, 1 failed, 1 waiting"
 
 
 def test_swept_settings_are_named_for_people():
