@@ -71,10 +71,14 @@ def parse_seeds(text):
     try:
         if "-" in text:
             first, last = (int(v) for v in text.split("-"))
-            return list(range(first, last + 1))
-        return [int(v) for v in text.split(",")]
+        else:
+            return [int(v) for v in text.split(",")]
     except ValueError:
         raise ValueError(f"--seeds {text!r}: give FIRST-LAST (0-4) or a list (0,1,2)") from None
+    if last < first:
+        raise ValueError(f"--seeds {text!r}: the range is reversed (no seed from {first} up to "
+                         f"{last}); give FIRST-LAST with FIRST <= LAST, e.g. {last}-{first}")
+    return list(range(first, last + 1))
 
 
 def main(argv=None):
@@ -146,6 +150,8 @@ def _sweep_command(args):
             raise ValueError(f"--set {text!r}: a sweep's seeds are --seeds (e.g. --seeds {value})")
         if name in space:
             raise ValueError(f"--set {text!r}: {name} is swept by --param; give it one or the other")
+        if name in fixed:
+            raise ValueError(f"--set {name} is given twice: give each setting once")
         fixed[name] = _value(value)
     try:
         base = TrainConfig(**fixed)

@@ -331,6 +331,11 @@ def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsy
         (["--param", "lr=1e-3", "--set", "epochs=0"], "error: --set: epochs must be an integer >= 1"),
         (["--param", "lr=1e-3", "--set", "epoch=3"], "error: --set 'epoch=3': unknown setting 'epoch'"),
         (["--param", "lr=1e-3", "--seeds", "a-b"], "error: --seeds 'a-b': give FIRST-LAST"),
+        (["--param", "lr=1e-3", "--seeds", "3-1"], "error: --seeds '3-1': the range is reversed "
+                                                   "(no seed from 3 up to 1); give FIRST-LAST with "
+                                                   "FIRST <= LAST, e.g. 1-3"),
+        (["--param", "lr=1e-3", "--set", "epochs=1", "--set", "epochs=2"],
+         "error: --set epochs is given twice: give each setting once"),
         (["--param", "lr=1e-3", "--param", "lr=5e-4"], "error: --param lr is given twice"),
         (["--param", "lr=1e-3", "--out", ""], "error: argument --out: must name a folder"),
         (["--param", "lr=1e-3", "--set", "seed=5"], "error: --set 'seed=5': a sweep's seeds are --seeds"),
