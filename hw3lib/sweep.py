@@ -62,8 +62,8 @@ import optuna
 import sqlalchemy
 from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning, UpdateFinishedTrialError
-from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
-from optuna.storages._heartbeat import get_heartbeat_thread  # what Study.optimize wraps a trial in
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._heartbeat import BaseHeartbeat, get_heartbeat_thread, is_heartbeat_enabled
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
@@ -202,13 +202,14 @@ def recover(study):
     on a database storage those whose heartbeat is stale (any machine), on any storage those
     whose worker process on this machine is gone, and those that a worker took but stopped
     before naming itself in them (:data:`UNNAMED_SECONDS` after it took them)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)
-        fail_stale_trials(study)
     storage = study._storage
+    heartbeat = isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage)
+    stale = storage._get_stale_trial_ids(study._study_id) if heartbeat else []  # as fail_stale_trials
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.user_attrs.get("worker")
-        if worker and _dead_here(worker):
+        if trial._trial_id in stale:
+            reason = f"its machine stopped answering (no heartbeat from its worker {worker})"
+        elif worker and _dead_here(worker):
             reason = f"its worker {worker} stopped before the run ended"
         elif not worker and time.time() - trial.datetime_start.timestamp() > UNNAMED_SECONDS:
             reason = "its worker stopped right after taking it, before naming itself"

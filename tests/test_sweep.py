@@ -635,6 +635,8 @@ def test_a_run_whose_machine_stopped_answering_is_failed_and_run_again(tmp_path,
     [dead] = [t for t in trials if t._trial_id == taken]
     [retry] = [t for t in trials if t.system_attrs.get("failed_trial") == dead.number]
     assert dead.state == TrialState.FAIL and retry.state == TrialState.COMPLETE
+    assert dead.user_attrs["error"] == ("its machine stopped answering (no heartbeat from its worker "
+                                        "another-machine:4242:1); queued again")
     assert retry.params == dead.system_attrs["fixed_params"] and len(trials) == 3
 
 
