@@ -93,14 +93,16 @@ class SweepError(Exception):
 
 # --- storage and study ---------------------------------------------------------------------
 
-def open_storage(storage):
+def open_storage(storage, create=True):
     """An Optuna storage: a database URL (``postgresql://...``, ``sqlite:///...``) with
-    heartbeats, or else the path of a journal file (created with its folder)."""
+    heartbeats, or else the path of a journal file (created with its folder, unless ``create``
+    is False: reading a sweep back creates nothing). A path that is no journal (a folder,
+    another file), or that cannot be created, is a ValueError naming it."""
     storage = str(storage)
     if "://" not in storage:
-        path = str(Path(storage).absolute())  # the lock links to it: a relative link would dangle
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(path, JournalFileSymlinkLock(path, LOCK_GRACE_SECONDS)))
+        return _open_journal(storage, create)
+    if not create and storage.startswith("sqlite:///") and not Path(storage[10:]).is_file():
+        raise ValueError(f"storage {storage}: no such database file")
     for attempt in range(5):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
@@ -115,12 +117,34 @@ def open_storage(storage):
             except Exception as err:  # SQLAlchemy's errors name the driver or the server
                 error = err
                 break
-    raise OSError(f"cannot open the storage {_safe_url(storage)}: {str(error).splitlines()[0]}")
+    raise OSError(f"cannot open the storage {shown_storage(storage)}: {str(error).splitlines()[0]}")
 
 
-def _safe_url(url):
-    """``url`` without its password."""
-    scheme, _, rest = url.partition("://")
+def _open_journal(given, create):
+    path = Path(given).absolute()  # the lock links to it: a relative link would dangle
+    if path.is_dir():
+        raise ValueError(f"storage {given} is a folder: give a journal file's path (e.g. "
+                         f"{Path(given) / JOURNAL}) or a database URL")
+    if not create and not path.is_file():
+        raise ValueError(f"storage {given}: no such journal file (a sweep's is OUT/{JOURNAL})")
+    try:
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path), JournalFileSymlinkLock(str(path), LOCK_GRACE_SECONDS)))
+    except OSError as err:
+        raise ValueError(f"storage {given}: cannot {'create' if create else 'read'} the journal "
+                         f"({err.strerror}); choose a writable folder") from None
+    except Exception:  # another file's bytes: UnicodeDecodeError, JSONDecodeError, KeyError, ...
+        raise ValueError(f"storage {given} is not an Optuna journal: give the journal a sweep "
+                         f"wrote (OUT/{JOURNAL}) or a database URL") from None
+
+
+def shown_storage(storage):
+    """``storage`` (a path or URL) as messages show it: a URL without its password."""
+    storage = str(storage)
+    if "://" not in storage:
+        return storage
+    scheme, _, rest = storage.partition("://")
     user, at, host = rest.rpartition("@")
     return f"{scheme}://{user.split(':')[0]}{at}{host}"
 
@@ -168,13 +192,15 @@ def _check_same(study, sweep, data_sha256, code):
     stored = study.user_attrs.get("data_sha256")
     if data_sha256 and stored and stored != data_sha256:
         raise ValueError(f"the study {study.study_name!r} was run on other data (SHA-256 {stored}, "
-                         f"this data {data_sha256}): give every worker the same data")
+                         f"this data {data_sha256}): give every machine of a sweep the same data, "
+                         "or run a sweep of this data under another study name (--study-name)")
     stored = study.user_attrs.get("code")
     if code and stored and stored != code:
         raise ValueError(f"the study {study.study_name!r} was run by other code ({stored}; this "
                          f"code is {code}), so its scores are not this code's: if you edited "
-                         "hw3lib's training code, revert it or run this code's sweep under another "
-                         "--out (or study name); every machine of a sweep needs the same hw3lib")
+                         "hw3lib's training code, revert it, or run this code's sweep under another "
+                         "study name (--study-name); every machine of a sweep needs the same hw3lib")
+    return True
 
 
 # --- workers -------------------------------------------------------------------------------
@@ -479,7 +505,8 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
         _stop_workers(procs)
         done = len(sweep_result(study).finished())
         raise KeyboardInterrupt(f"sweep {study.study_name} interrupted with {done} of {sweep.total} "
-                                f"runs finished, kept in {storage}: run it again to go on") from None
+                                f"runs finished, kept in {shown_storage(storage)}: run it again to go "
+                                "on") from None
     finally:
         bar.close()
     left = sweep.total - done
@@ -495,13 +522,14 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
 # --- reading a sweep back ----------------------------------------------------------------
 
 def load_sweep(storage, study_name):
-    """The :class:`SweepResult` of the study ``study_name`` in ``storage`` (path or URL)."""
+    """The :class:`SweepResult` of the study ``study_name`` in ``storage`` (path or URL);
+    creates nothing: a ValueError names a storage that is not there or holds no such sweep."""
     try:
-        study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+        study = optuna.load_study(study_name=study_name, storage=open_storage(storage, create=False))
     except KeyError:
-        raise ValueError(f"no study {study_name!r} in {storage}") from None
+        raise ValueError(f"no study {study_name!r} in {shown_storage(storage)}") from None
     if "sweep" not in study.user_attrs:
-        raise ValueError(f"the study {study_name!r} in {storage} is not a sweep of hw3lib")
+        raise ValueError(f"the study {study_name!r} in {shown_storage(storage)} is not a sweep of hw3lib")
     return sweep_result(study)
 
 

@@ -1,6 +1,7 @@
 """``python -m hw3lib sweep``: a hyperparameter sweep from the command line (:mod:`hw3lib.sweep`)."""
 import argparse
 import json
+import re
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -126,7 +127,10 @@ def main(argv=None):
 
 
 def _phrased(message):
-    """``message`` with the settings it names put as --set gives them."""
+    """``message`` with the settings it names put as --set gives them, and run_sweep's
+    arguments ``out`` and ``storage`` as the options --out and --storage."""
+    message = re.sub(r"^(out|storage) ", r"--\1 ", message)
+    message = re.sub(r"another (out|storage)\b", r"another --\1", message)
     return phrase_settings(message, lambda name, value: f"--set {name}={value}")
 
 

@@ -304,10 +304,12 @@ def test_a_study_of_other_data_or_other_code_is_refused(tmp_path, root):
     storage, sweep = tmp_path / JOURNAL, Sweep.define({"lr": [1e-3, 1e-2]}, BASE)
     open_study(sweep, storage, "mine", "a" * 64, "hw3lib 000000000000")
     open_study(sweep, storage, "mine", "a" * 64, "hw3lib 000000000000")  # the same: joined
-    with pytest.raises(ValueError, match="the study 'mine' was run on other data"):
+    with pytest.raises(ValueError, match="the study 'mine' was run on other data .* or run a sweep "
+                       r"of this data under another study name \(--study-name\)"):
         open_study(sweep, storage, "mine", "b" * 64, "hw3lib 000000000000")
     with pytest.raises(ValueError, match=r"the study 'mine' was run by other code \(hw3lib "
-                       r"000000000000; this code is hw3lib 111111111111\), .* under another --out"):
+                       r"000000000000; this code is hw3lib 111111111111\), .* revert it, or run this "
+                       r"code's sweep under another study name \(--study-name\)"):
         open_study(sweep, storage, "mine", "a" * 64, "hw3lib 111111111111")
     run_sweep({"lr": [1e-3]}, replace(BASE, epochs=1), out=tmp_path / "out", root=root, progress=False,
               workers=1)
@@ -323,6 +325,21 @@ def test_a_study_of_other_data_or_other_code_is_refused(tmp_path, root):
     assert len(list((tmp_path / "out" / "checkpoints" / results.run_key(results.dataset_sha256(other))).glob("*.npz"))) == 1
 
 
+def test_reading_a_sweep_back_creates_nothing_and_names_a_path_that_is_no_journal(tmp_path):
+    for path, message in [(tmp_path / "nowhere" / JOURNAL, "no such journal file"),
+                          (tmp_path, "is a folder: give a journal file's path"),
+                          (REPO / "README.md", "is not an Optuna journal")]:
+        with pytest.raises(ValueError, match=f"^storage {path}.*{message}"):
+            load_sweep(path, "x")
+    png = tmp_path / "x.png"
+    write_png(png, size=(8, 8))
+    with pytest.raises(ValueError, match=f"^storage {png} is not an Optuna journal"):
+        load_sweep(png, "x")
+    with pytest.raises(ValueError, match="no such database file"):
+        load_sweep(f"sqlite:///{tmp_path / 'none.db'}", "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.png"]  # nothing created
+
+
 def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsys):
     for argv, message in [
         (["--param", "lr=1e-3,0"], "error: lr=0: lr must be a positive finite number, got 0"),
@@ -336,6 +353,9 @@ def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsy
                                                    "FIRST <= LAST, e.g. 1-3"),
         (["--param", "lr=1e-3", "--set", "epochs=1", "--set", "epochs=2"],
          "error: --set epochs is given twice: give each setting once"),
+        (["--param", "lr=1e-3", "--storage", str(tmp_path)],
+         f"error: --storage {tmp_path} is a folder: give a journal file's path (e.g. "
+         f"{tmp_path / JOURNAL}) or a database URL"),
         (["--param", "lr=1e-3", "--param", "lr=5e-4"], "error: --param lr is given twice"),
         (["--param", "lr=1e-3", "--out", ""], "error: argument --out: must name a folder"),
         (["--param", "lr=1e-3", "--set", "seed=5"], "error: --set 'seed=5': a sweep's seeds are --seeds"),
@@ -357,7 +377,7 @@ def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsy
     a_file.touch()
     for out in (a_file, a_file / "sweep"):
         assert hw3lib_main(["sweep", "--data", str(root), "--param", "lr=1e-3", "--out", str(out)]) == 2
-        assert capsys.readouterr().err == f"error: out {out}: {a_file} is a file, not a folder; choose another out\n"
+        assert capsys.readouterr().err == f"error: --out {out}: {a_file} is a file, not a folder; choose another --out\n"
 
 
 def test_a_setting_drawn_again_is_not_trained_twice_and_an_undrawn_one_runs_instead(tmp_path, root, monkeypatch):
@@ -638,6 +658,26 @@ def test_a_run_whose_machine_stopped_answering_is_failed_and_run_again(tmp_path,
     assert dead.user_attrs["error"] == ("its machine stopped answering (no heartbeat from its worker "
                                         "another-machine:4242:1); queued again")
     assert retry.params == dead.system_attrs["fixed_params"] and len(trials) == 3
+
+
+def test_a_storage_url_is_shown_without_its_password(tmp_path, root, postgres_url, monkeypatch):
+    secret = postgres_url.replace("postgres@", "postgres:S3CRETPW@")  # trust: any password passes
+    assert sweep_module.shown_storage(secret) == postgres_url
+    with pytest.raises(ValueError, match="no study 'nope' in ") as refused:
+        load_sweep(secret, "nope")
+    assert "S3CRETPW" not in str(refused.value) and postgres_url in str(refused.value)
+
+    class Running:
+        def is_alive(self):
+            return True
+
+    monkeypatch.setattr(sweep_module, "_start_workers", lambda *args: [Running()])
+    monkeypatch.setattr(sweep_module, "_stop_workers", lambda workers: None)
+    stop = threading.Event()
+    stop.set()  # Ctrl-C
+    with pytest.raises(KeyboardInterrupt) as interrupted:
+        run_sweep({"lr": [1e-3]}, BASE, out=tmp_path, storage=secret, root=root, progress=False, stop=stop)
+    assert "S3CRETPW" not in str(interrupted.value) and f"kept in {postgres_url}:" in str(interrupted.value)
 
 
 # --- figures ---------------------------------------------------------------------------------
