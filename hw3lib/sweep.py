@@ -21,9 +21,11 @@ From a terminal: ``python -m hw3lib sweep --param lr=2.5e-4,5e-4,1e-3 --seeds 0-
   ``model.KEY`` sweeps a :class:`~hw3lib.model.LeNet5` argument. Every setting is checked by
   :class:`TrainConfig` itself before any work (a sampled range at its ends), so a bad value is
   refused with TrainConfig's message naming the field.
-- **Trials are queued once**: the process that creates the study enqueues every run (a grid:
-  each setting and seed; a sampled search: ``trials`` empty trials that TPE fills when a worker
-  takes one, which then queues its setting's other seeds). Optuna's queue hands each waiting
+- **Trials are queued once**: the process that creates the study writes the sweep's
+  definition, then enqueues every run (a grid: each setting and seed; a sampled search:
+  ``trials`` empty trials that TPE fills when a worker takes one, which then queues its
+  setting's other seeds); a creator interrupted while queueing leaves the rest to the next
+  process that opens the study (the same command). Optuna's queue hands each waiting
   trial to exactly one worker (WAITING to RUNNING is one atomic storage update), which
   ``GridSampler`` alone does not promise to several workers (its documentation says a point
   may run twice).
@@ -84,7 +86,11 @@ GRACE_SECONDS = 60      # ... older than this, and the trial is failed and queue
 POLL_SECONDS = 0.5
 STOP_SECONDS = 60       # after Ctrl-C, how long workers may take to record their runs
 UNNAMED_SECONDS = 60    # a trial RUNNING this long without its worker's name: that worker died
+CANNOT_WRITE = 3  # the exit status of a worker that stopped because it could not write a run's files
+NOT_WRITTEN = "this machine could not write the run's files; queued again"  # a run's error: see run_trial
 LOCK_GRACE_SECONDS = 30  # a journal's lock held this long was left by a killed process: broken
+DEFINE_SECONDS = 10     # a study this long without its definition: its creator stopped
+QUEUE_IDLE_SECONDS = 5  # a study's queue this long unfinished and not growing: its creator stopped
 
 
 class SweepError(Exception):
@@ -150,38 +156,86 @@ def shown_storage(storage):
 
 
 def open_study(sweep, storage, study_name=None, data_sha256=None, code=None):
-    """The study of ``sweep`` in ``storage`` (a path or URL, :func:`open_storage`): created
-    with every run queued, or loaded when it exists, after checking that it holds the same
-    sweep (and was run on the same data and by the same hw3lib code, when ``data_sha256`` and
-    ``code``, an :func:`~hw3lib.checkpoint.engine_code`, are given)."""
+    """The study of ``sweep`` in ``storage`` (a path or URL, :func:`open_storage`, or an open
+    storage): created, or loaded when it exists, after checking that it holds the same sweep
+    (and was run on the same data and by the same hw3lib code, when ``data_sha256`` and
+    ``code``, an :func:`~hw3lib.checkpoint.engine_code`, are given); with every run queued.
+
+    The definition is written first (user attributes ``data_sha256``, ``code``, ``sweep``),
+    then the runs are queued and ``queued`` set: a process that opens a study whose creator
+    was interrupted while queueing (Ctrl-C) queues the runs it lacks, so the same command goes
+    on. A study left without its definition (its creator stopped right after creating it) and
+    without trials is taken over."""
     name = study_name or sweep.name
-    store = open_storage(storage)
+    store = storage if isinstance(storage, BaseStorage) else open_storage(storage)
     try:
         study = optuna.create_study(storage=store, study_name=name, direction="maximize")
     except DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=store)
-        _check_same(study, sweep, data_sha256, code)
-        return study
-    if sweep.grid:
-        for params in sweep.settings():
-            for seed in sweep.seeds:
-                study.enqueue_trial(params, user_attrs={"seed": seed})
+        if _check_same(study, sweep, data_sha256, code):
+            _wait_for_queue(study)
     else:
-        for _ in range(sweep.trials):
-            study.enqueue_trial({}, user_attrs={"seed": sweep.seeds[0]})
-    study.set_user_attr("data_sha256", data_sha256)
-    study.set_user_attr("code", code)
-    study.set_user_attr("sweep", sweep.to_json())  # last: the study is complete
+        _define(study, sweep, data_sha256, code)
+    if not study.user_attrs.get("queued", True):  # studies of earlier hw3lib: queued before defined
+        _queue_runs(study, sweep)
+        study.set_user_attr("queued", True)
     return study
 
 
+def _define(study, sweep, data_sha256, code):
+    for key, value in (("data_sha256", data_sha256), ("code", code), ("queued", False),
+                       ("sweep", sweep.to_json())):
+        study.set_user_attr(key, value)
+
+
+def _params_of(trial):
+    """A trial's setting: its parameters, or the ones it was queued with before it ran."""
+    return trial.params or trial.system_attrs.get("fixed_params", {})
+
+
+def _queue_runs(study, sweep):
+    """Queue the runs of ``sweep`` that ``study`` lacks (all of them in a new study): a grid's
+    settings with each seed, a sampled search's ``trials`` slots (empty trials that TPE fills,
+    user attribute ``slot``). Two processes queueing at once may queue a run twice: the worker
+    that takes the later one skips it (:func:`run_trial`)."""
+    trials = study.get_trials(deepcopy=False)
+    if sweep.grid:
+        have = {(json.dumps(_params_of(t), sort_keys=True), t.user_attrs.get("seed")) for t in trials}
+        for params in sweep.settings():
+            for seed in sweep.seeds:
+                if (json.dumps(params, sort_keys=True), seed) not in have:
+                    study.enqueue_trial(params, user_attrs={"seed": seed})
+    else:
+        have = {t.user_attrs.get("slot") for t in trials}
+        for slot in range(sweep.trials):
+            if slot not in have:
+                study.enqueue_trial({}, user_attrs={"seed": sweep.seeds[0], "slot": slot})
+
+
+def _wait_for_queue(study):
+    """Wait while another process queues the runs of ``study`` (its trials grow), until it is
+    done (``queued``) or stops queueing for :data:`QUEUE_IDLE_SECONDS` (it was interrupted)."""
+    count, since = -1, time.monotonic()
+    while not study.user_attrs.get("queued", True):
+        now = len(study.get_trials(deepcopy=False))
+        if now != count:
+            count, since = now, time.monotonic()
+        elif time.monotonic() - since > QUEUE_IDLE_SECONDS:
+            return
+        time.sleep(POLL_SECONDS)
+
+
 def _check_same(study, sweep, data_sha256, code):
-    deadline = time.monotonic() + 30  # its creator may be queueing the runs right now
+    """Refuse a study that runs another sweep, or ran on other data or by other code; return
+    True, or False when the study had no definition and no trials, and is now this sweep's."""
+    deadline = time.monotonic() + DEFINE_SECONDS  # its creator may be defining it right now
     while "sweep" not in study.user_attrs:
         if time.monotonic() > deadline:
-            raise ValueError(f"the study {study.study_name!r} has no sweep definition (its creator "
-                             "stopped while setting it up, or it is not a sweep): choose another "
-                             "study name")
+            if study.get_trials(deepcopy=False):
+                raise ValueError(f"the study {study.study_name!r} is not a sweep of hw3lib (it has "
+                                 "trials but no sweep definition): choose another study name")
+            _define(study, sweep, data_sha256, code)  # its creator stopped before defining it
+            return False
         time.sleep(POLL_SECONDS)
     ours, theirs = sweep.to_json(), study.user_attrs["sweep"]
     diffs = [f"{key}: {theirs.get(key)!r} there, {ours[key]!r} here" for key in ours
@@ -263,22 +317,20 @@ def _first_attempt(trial):
     return trial.system_attrs.get("failed_trial", trial.number)
 
 
-def _repeated(study, number, params, seed):
-    """The number of an earlier run with the same ``params`` and ``seed`` as the trial
-    ``number`` (a sampler may draw a setting twice), or None."""
+def _earlier(study, number, same):
+    """The first attempt of an earlier run than the trial ``number`` for which ``same(trial)``
+    holds (not an attempt at ``number``'s own run, nor a draw left out), or None."""
     trials = study.get_trials(deepcopy=False)
-    for other in trials[:number]:
-        if (_first_attempt(other) != _first_attempt(trials[number])
-                and "repeat_of" not in other.user_attrs and other.user_attrs.get("seed") == seed
-                and (other.params or other.system_attrs.get("fixed_params")) == params):
-            return _first_attempt(other)
-    return None
+    mine = _first_attempt(trials[number])
+    return next((_first_attempt(other) for other in trials[:number]
+                 if _first_attempt(other) != mine and "repeat_of" not in other.user_attrs
+                 and same(other)), None)
 
 
 def _undrawn(study, sweep, seed):
     """In a space of finitely many settings, the first that no run with ``seed`` has (a
     sampler that keeps drawing the same ones would never end); else ``{}``, a fresh draw."""
-    drawn = [t.params or t.system_attrs.get("fixed_params") for t in study.get_trials(deepcopy=False)
+    drawn = [_params_of(t) for t in study.get_trials(deepcopy=False)
              if t.user_attrs.get("seed") == seed]
     return next((s for s in sweep.every_setting() or () if s not in drawn), {})
 
@@ -293,8 +345,7 @@ def _suggest(trial, name, dist):
 
 def _queue_seeds(study, params, seeds):
     """Queue runs of ``params`` for those of ``seeds`` that no trial has yet."""
-    have = {t.user_attrs.get("seed") for t in study.get_trials(deepcopy=False)
-            if (t.params or t.system_attrs.get("fixed_params")) == params}
+    have = {t.user_attrs.get("seed") for t in study.get_trials(deepcopy=False) if _params_of(t) == params}
     for seed in seeds:
         if seed not in have:
             study.enqueue_trial(params, user_attrs={"seed": seed})
@@ -304,14 +355,24 @@ def run_trial(study, trial, sweep, *, root=None, checkpoints=None, stop=None):
     """Train the run of ``trial`` (its setting and its ``seed`` user attribute), report the
     validation accuracy after each epoch (the pruner may stop it there) and tell the study how
     it ended: COMPLETE with its best validation accuracy, PRUNED, or FAIL with the reason
-    (a Ctrl-C or ``stop``: FAIL and queued again; in a sampled search, a setting drawn again
-    for the same seed: FAIL, the user attribute ``repeat_of`` naming the run, and another
-    drawn)."""
+    (a Ctrl-C or ``stop``: FAIL and queued again; a run queued twice, or in a sampled search a
+    setting drawn again for the same seed: FAIL, the user attribute ``repeat_of`` naming the
+    run, and for a drawn one another drawn). An OSError (this machine could not write a
+    checkpoint: a read-only folder, a full disk) fails the trial, queues it again for a
+    worker that can, and is raised: the worker stops rather than fail every run it takes."""
     trial.set_user_attr("worker", worker_id())
-    seed = trial.user_attrs["seed"]
+    seed, slot = trial.user_attrs["seed"], trial.user_attrs.get("slot")
     params = {name: _suggest(trial, name, dist) for name, dist in sweep.space.items()}
+    twin = (_earlier(study, trial.number, lambda t: t.user_attrs.get("seed") == seed and _params_of(t) == params)
+            if sweep.grid else
+            None if slot is None else _earlier(study, trial.number, lambda t: t.user_attrs.get("slot") == slot))
+    if twin is not None:  # two processes queued the same run (open_study): trained once
+        trial.set_user_attr("repeat_of", twin)
+        trial.set_user_attr("error", f"run {twin} was queued twice; this copy is left out")
+        return study.tell(trial, state=TrialState.FAIL)
     if not sweep.grid and seed == sweep.seeds[0]:
-        earlier = _repeated(study, trial.number, params, seed)
+        earlier = _earlier(study, trial.number,
+                           lambda t: t.user_attrs.get("seed") == seed and _params_of(t) == params)
         if earlier is not None:  # not trained twice: failed, left out of the results, and redrawn
             trial.set_user_attr("repeat_of", earlier)
             trial.set_user_attr("error", f"the sampler drew run {earlier}'s setting again; another drawn")

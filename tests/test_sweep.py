@@ -325,6 +325,65 @@ def test_a_study_of_other_data_or_other_code_is_refused(tmp_path, root):
     assert len(list((tmp_path / "out" / "checkpoints" / results.run_key(results.dataset_sha256(other))).glob("*.npz"))) == 1
 
 
+def interrupted_setup(monkeypatch, after):
+    """Make the study's setup stop with a Ctrl-C when it queues its ``after``-th run."""
+    enqueue, calls = optuna.Study.enqueue_trial, []
+
+    def ctrl_c(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == after:
+            raise KeyboardInterrupt
+        return enqueue(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.Study, "enqueue_trial", ctrl_c)
+
+
+@pytest.mark.parametrize("space, kwargs", [({"lr": [3e-3, 1e-2], "hflip": [True, False]}, {}),
+                                           ({"lr": FloatDistribution(1e-3, 1e-2, log=True)}, {"trials": 3})])
+def test_a_setup_interrupted_while_queueing_is_completed_by_the_same_command(tmp_path, root, monkeypatch,
+                                                                            space, kwargs):
+    sweep = Sweep.define(space, BASE, (0, 1), pruner="none", **kwargs)
+    monkeypatch.setattr(sweep_module, "QUEUE_IDLE_SECONDS", 0.5)
+    with monkeypatch.context() as patched:
+        interrupted_setup(patched, after=3)
+        with pytest.raises(KeyboardInterrupt):
+            open_study(sweep, tmp_path / JOURNAL)
+    assert len(trials_of(tmp_path / JOURNAL, sweep.name)) == 2  # two of the queue's runs
+    started = time.monotonic()
+    study = open_study(sweep, tmp_path / JOURNAL)  # the same sweep: goes on, not refused
+    assert time.monotonic() - started < 10 and study.user_attrs["queued"] is True
+    assert len(study.get_trials()) == (4 * 2 if sweep.grid else 3)  # each run (slot) queued once
+    assert open_study(sweep, tmp_path / JOURNAL).get_trials() == study.get_trials()  # nothing more
+    work(tmp_path / JOURNAL, study.study_name, root=root, checkpoints=tmp_path / "checkpoints")
+    result = load_sweep(tmp_path / JOURNAL, study.study_name)
+    assert len(result.runs) == sweep.total and {r.state for r in result.runs} == {"done"}
+    assert sorted(len(s.runs) for s in result.settings()) == [2] * (sweep.total // 2)
+
+
+def test_a_study_left_without_its_definition_by_its_creator_is_taken_over(tmp_path, root, monkeypatch):
+    sweep = Sweep.define({"lr": [3e-3, 1e-2]}, BASE, pruner="none")
+    optuna.create_study(storage=open_storage(tmp_path / JOURNAL), study_name=sweep.name)  # then Ctrl-C
+    monkeypatch.setattr(sweep_module, "DEFINE_SECONDS", 0.5)
+    study = open_study(sweep, tmp_path / JOURNAL, data_sha256="a" * 64, code="hw3lib 0")
+    assert Sweep.from_json(study.user_attrs["sweep"]) == sweep and study.user_attrs["code"] == "hw3lib 0"
+    assert len(study.get_trials()) == 2
+    other = optuna.create_study(storage=open_storage(tmp_path / JOURNAL), study_name="not a sweep")
+    other.enqueue_trial({"x": 1})
+    with pytest.raises(ValueError, match="the study 'not a sweep' is not a sweep of hw3lib"):
+        open_study(sweep, tmp_path / JOURNAL, "not a sweep")
+
+
+def test_a_run_queued_twice_by_two_processes_at_once_is_trained_once(tmp_path, root):
+    sweep = Sweep.define({"lr": [3e-3, 1e-2]}, BASE, pruner="none")
+    study = open_study(sweep, tmp_path / JOURNAL)
+    study.enqueue_trial({"lr": 1e-2}, user_attrs={"seed": 0})  # as a second setup would queue it
+    work(tmp_path / JOURNAL, study.study_name, root=root, checkpoints=tmp_path / "checkpoints")
+    twin = trials_of(tmp_path / JOURNAL, study.study_name)[-1]
+    assert (twin.state, twin.user_attrs["repeat_of"]) == (TrialState.FAIL, 1)
+    result = load_sweep(tmp_path / JOURNAL, study.study_name)
+    assert [(r.params, r.state) for r in result.runs] == [({"lr": 3e-3}, "done"), ({"lr": 1e-2}, "done")]
+
+
 def test_reading_a_sweep_back_creates_nothing_and_names_a_path_that_is_no_journal(tmp_path):
     for path, message in [(tmp_path / "nowhere" / JOURNAL, "no such journal file"),
                           (tmp_path, "is a folder: give a journal file's path"),
