@@ -43,7 +43,10 @@ From a terminal: ``python -m hw3lib sweep --param lr=2.5e-4,5e-4,1e-3 --seeds 0-
   :data:`LOCK_GRACE_SECONDS`.
 - **Failures**: a diverging run (:class:`~hw3lib.train.TrainingError`) or any other error of
   one run is recorded as a failed trial with its message (user attribute ``error``); the
-  other runs go on.
+  other runs go on. But an OSError (this machine could not write the run's checkpoint: a full
+  disk, a read-only folder) is not the run's fault: its run is failed with the reason and
+  queued again, and that worker stops (a worker here or on another machine trains it later).
+  ``out`` and the checkpoint folder are created and written to before any run is taken.
 
 The space and its checks are in :mod:`hw3lib.sweep_space`, the table, best setting and
 figures in :mod:`hw3lib.sweep_results`; this module stores, queues and runs.
@@ -55,6 +58,8 @@ import multiprocessing.connection
 import os
 import signal
 import socket
+import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -392,7 +397,7 @@ def run_trial(study, trial, sweep, *, root=None, checkpoints=None, stop=None):
             raise optuna.TrialPruned(f"validation accuracy {h['val_acc'][-1]:.3f} after epoch "
                                      f"{h['epoch'][-1]}")
 
-    state, value, retry = TrialState.FAIL, None, False
+    state, value, retry, failure = TrialState.FAIL, None, False, None
     with get_heartbeat_thread(trial._trial_id, study._storage):
         try:
             config = config_for(sweep.base, params, seed)  # a sampled value inside checked ends
@@ -408,6 +413,9 @@ def run_trial(study, trial, sweep, *, root=None, checkpoints=None, stop=None):
         except KeyboardInterrupt:
             trial.set_user_attr("error", "interrupted; queued again")
             retry = True
+        except OSError as err:  # this machine's folder or disk, not the run: another worker may
+            trial.set_user_attr("error", f"{type(err).__name__}: {err}; {NOT_WRITTEN}")
+            retry, failure = True, err
         except Exception as err:  # a diverging run (TrainingError), unreadable data, ...: recorded
             history = getattr(getattr(err, "result", None), "history", history)
             trial.set_user_attr("error", f"{type(err).__name__}: {err}")
@@ -416,6 +424,8 @@ def run_trial(study, trial, sweep, *, root=None, checkpoints=None, stop=None):
     frozen = study.tell(trial, value, state=state)
     if retry:
         _queue_again(study, frozen)
+    if failure is not None:
+        raise failure
     return frozen
 
 
@@ -454,8 +464,11 @@ def _worker_main(storage, study_name, index, root, checkpoints, parent):
         signal.signal(signum, lambda *_: stopping.set())
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     with one_blas_thread():
-        work(storage, study_name, index=index, root=root, checkpoints=checkpoints,
-             stop=lambda: stopping.is_set() or os.getppid() != parent)
+        try:
+            work(storage, study_name, index=index, root=root, checkpoints=checkpoints,
+                 stop=lambda: stopping.is_set() or os.getppid() != parent)
+        except OSError:  # recorded in its run, queued again (run_trial); the parent says so
+            sys.exit(CANNOT_WRITE)
 
 
 def _start_workers(count, storage, study_name, root, checkpoints):
@@ -515,6 +528,8 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     - ``space``: ``{name: [values]}`` (a grid) or Optuna distributions (a sampled search of
       ``trials`` settings), see :class:`Sweep`. Checked before any work: ValueError.
     - ``workers`` processes on this machine (default one per core, one BLAS thread each).
+    - ``out`` (and ``checkpoints``) are created and written to first: ValueError when they
+      cannot be, before any run is taken.
     - ``storage``: a database URL, or the journal file (default ``out/optuna-journal.log``);
       ``study_name`` defaults to :attr:`Sweep.name`, so running the same sweep again goes on
       from the trials it has and another machine with the same storage joins it.
@@ -528,24 +543,29 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
       total)`` after each look at the study.
 
     Ctrl-C, or setting the ``threading.Event`` ``stop``, stops the workers after their current
-    batch (their runs are queued again) and raises KeyboardInterrupt; :class:`SweepError` when
-    workers died with runs left.
+    batch (their runs are queued again) and raises KeyboardInterrupt, also while the study is
+    being set up (running it again goes on); :class:`SweepError` when workers died with runs
+    left, or stopped since they could not write a run's files (the run queued again).
     """
     sweep = Sweep.define(space, base, seeds, trials, pruner)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created ..."
     workers = default_workers() if workers is None else workers
     workers = integer("workers", workers)
     out = Path(out)
-    storage = str(storage if storage is not None else out / JOURNAL)
     # DataError now rather than in every run; the model's fit too, unless a swept setting changes it
     sweep.data_config().load_data(root, check_model=not any(
         name == "image_size" or name.startswith("model.") for name in sweep.space))
     sha = dataset_sha256(root)
+    # a bad storage or folder now, creating nothing it does not need, rather than in every run
+    store = open_storage(storage) if storage is not None else None
+    _writable_folder(out, "out", out)
+    if checkpoints is None:
+        _writable_folder(out / "checkpoints" / run_key(sha), "out", out)
+    else:
+        _writable_folder(Path(checkpoints), "checkpoints", Path(checkpoints))
     checkpoints = Path(checkpoints) if checkpoints is not None else out / "checkpoints" / run_key(sha)
-    in_the_way = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
-    if in_the_way is not None:
-        raise ValueError(f"out {out}: {in_the_way} is a file, not a folder; choose another out")
-    study = open_study(sweep, storage, study_name, sha, engine_code())
+    storage = str(storage if storage is not None else out / JOURNAL)
+    study = open_study(sweep, store or open_storage(storage), study_name, sha, engine_code())
     recover(study)
     procs = _start_workers(workers, storage, study.study_name, root, checkpoints)
     bar = tqdm(total=sweep.total, unit="run", desc=study.study_name, disable=not progress)
@@ -573,11 +593,38 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     left = sweep.total - done
     if left:
         codes = sorted({p.exitcode for p in procs})
+        if CANNOT_WRITE in codes:
+            raise SweepError(f"a worker stopped with {left} of {sweep.total} runs of "
+                             f"{study.study_name} not done: {_unwritten(study)}: make room or "
+                             "fix the folder's permissions, then run the sweep again to go on")
         guard = ("; workers that stop at once, from a script, mean it lacks `if __name__ == "
                  "'__main__':` around run_sweep" if done == 0 else "")
         raise SweepError(f"the workers stopped (exit status {codes}) with {left} of {sweep.total} "
                          f"runs of {study.study_name} not done: run the sweep again to go on{guard}")
     return result
+
+
+def _writable_folder(folder, option, given):
+    """Create ``folder`` and write a file in it, before any run is taken: ValueError naming the
+    ``option`` that was ``given`` when it cannot hold the runs' files."""
+    in_the_way = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if in_the_way is not None:
+        raise ValueError(f"{option} {given}: {in_the_way} is a file, not a folder; choose another {option}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as err:
+        where = "" if folder == given else f" {folder}"
+        raise ValueError(f"{option} {given}: cannot write{where or ' there'} ({err.strerror}); "
+                         "choose a writable folder") from None
+
+
+def _unwritten(study):
+    """The error of the latest run that a worker on this machine could not write (run_trial)."""
+    here = f"{socket.gethostname()}:"
+    return next((t.user_attrs["error"] for t in reversed(study.get_trials(deepcopy=False))
+                 if t.state == TrialState.FAIL and t.user_attrs.get("error", "").endswith(NOT_WRITTEN)
+                 and t.user_attrs.get("worker", "").startswith(here)), NOT_WRITTEN)
 
 
 # --- reading a sweep back ----------------------------------------------------------------

@@ -325,6 +325,75 @@ def test_a_study_of_other_data_or_other_code_is_refused(tmp_path, root):
     assert len(list((tmp_path / "out" / "checkpoints" / results.run_key(results.dataset_sha256(other))).glob("*.npz"))) == 1
 
 
+def test_an_out_or_checkpoint_folder_that_cannot_be_written_is_refused_before_any_run(tmp_path, root,
+                                                                                      monkeypatch, capsys):
+    storage = tmp_path / "elsewhere" / JOURNAL
+    monkeypatch.setattr(sweep_module, "_start_workers", lambda *args: pytest.fail("runs were taken"))
+    with pytest.raises(ValueError, match=r"^out /proc/hw3-sweep: cannot write there \(No such file"):
+        run_sweep({"lr": [1e-3]}, BASE, out="/proc/hw3-sweep", storage=storage, root=root, progress=False)
+    assert hw3lib_main(["sweep", "--param", "lr=1e-3", "--out", "/proc/hw3-sweep", "--data", str(root)]) == 2
+    assert capsys.readouterr().err.startswith("error: --out /proc/hw3-sweep: cannot write there (")
+
+    class ReadOnly:  # folders named ro* read-only (tests run as root: chmod does not make one)
+        @staticmethod
+        def TemporaryFile(dir):
+            if not Path(dir).name.startswith("ro"):
+                return tempfile.TemporaryFile(dir=dir)
+            raise OSError(30, "Read-only file system", str(dir))
+
+    monkeypatch.setattr(sweep_module, "tempfile", ReadOnly)
+    with pytest.raises(ValueError, match=r"^out .*/ro-out: cannot write there \(Read-only file system\); "
+                       "choose a writable folder"):
+        run_sweep({"lr": [1e-3]}, BASE, out=tmp_path / "ro-out", storage=storage, root=root, progress=False)
+    with pytest.raises(ValueError, match=r"^checkpoints .*/ro: cannot write there \(Read-only"):
+        run_sweep({"lr": [1e-3]}, BASE, out=tmp_path / "out", checkpoints=tmp_path / "ro", storage=storage,
+                  root=root, progress=False)
+    monkeypatch.undo()
+    (tmp_path / "out2").mkdir()
+    (tmp_path / "out2" / "checkpoints").touch()
+    with pytest.raises(ValueError, match=r"^out .*/out2: .*/out2/checkpoints is a file, not a folder"):
+        run_sweep({"lr": [1e-3]}, BASE, out=tmp_path / "out2", storage=storage, root=root, progress=False)
+    assert optuna.get_all_study_names(open_storage(storage)) == []  # no study, no run failed
+
+
+def test_a_run_this_machine_cannot_write_is_queued_again_and_its_worker_stops(tmp_path, root, monkeypatch):
+    """A full disk or a folder turned read-only mid-sweep: not the run's fault. Its run is failed
+    with the reason and queued again, the worker stops (rather than fail every run it takes), and
+    a worker that can write trains it later."""
+    sweep = Sweep.define({"lr": [3e-3, 1e-2]}, BASE, (0,), pruner="none")
+    study = open_study(sweep, tmp_path / JOURNAL)
+
+    def unwritable(config, path, **kwargs):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(sweep_module, "load_or_train", unwritable)
+    with pytest.raises(OSError, match="No space left"):
+        work(tmp_path / JOURNAL, study.study_name, root=root, checkpoints=tmp_path / "checkpoints")
+    [failed, untouched, retry] = trials_of(tmp_path / JOURNAL, study.study_name)
+    assert failed.state == TrialState.FAIL and failed.user_attrs["error"].startswith(
+        "OSError: [Errno 28] No space left on device: ")
+    assert failed.user_attrs["error"].endswith("this machine could not write the run's files; queued again")
+    assert (retry.state, retry.system_attrs["failed_trial"]) == (TrialState.WAITING, failed.number)
+    assert untouched.state == TrialState.WAITING  # the worker stopped: not failed too
+
+    class Stopped:  # a worker process that stopped so (_worker_main's exit status)
+        exitcode = sweep_module.CANNOT_WRITE
+
+        def is_alive(self):
+            return False
+
+    monkeypatch.setattr(sweep_module, "_start_workers", lambda count, *args: [Stopped()])
+    with pytest.raises(sweep_module.SweepError, match=r"a worker stopped with 2 of 2 runs of sweep-\w+ not "
+                       r"done: OSError: \[Errno 28\] No space left on device: .*; queued again: make room "
+                       "or fix the folder's permissions, then run the sweep again to go on"):
+        run_sweep({"lr": [3e-3, 1e-2]}, BASE, seeds=[0], out=tmp_path, root=root, pruner="none",
+                  progress=False)
+    monkeypatch.undo()
+    work(tmp_path / JOURNAL, study.study_name, root=root, checkpoints=tmp_path / "checkpoints")
+    result = load_sweep(tmp_path / JOURNAL, study.study_name)
+    assert [r.state for r in result.runs] == ["done", "done"] and result.failures() == []
+
+
 def interrupted_setup(monkeypatch, after):
     """Make the study's setup stop with a Ctrl-C when it queues its ``after``-th run."""
     enqueue, calls = optuna.Study.enqueue_trial, []
@@ -397,6 +466,15 @@ def test_reading_a_sweep_back_creates_nothing_and_names_a_path_that_is_no_journa
     with pytest.raises(ValueError, match="no such database file"):
         load_sweep(f"sqlite:///{tmp_path / 'none.db'}", "x")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.png"]  # nothing created
+
+
+def test_a_machine_joining_a_finished_sweep_with_a_new_out_writes_its_figures_there(tmp_path, root, capsys):
+    args = ["sweep", "--param", "lr=3e-3,1e-2", "--set", "epochs=1", *TINY_SETS, "--workers", "1",
+            "--storage", str(tmp_path / "shared" / JOURNAL), "--data", str(root), "--no-progress"]
+    assert hw3lib_main([*args, "--out", str(tmp_path / "first")]) == 0
+    capsys.readouterr()
+    assert hw3lib_main([*args, "--out", str(tmp_path / "second" / "new")]) == 0  # no run left to take
+    assert "wrote " in capsys.readouterr().out and (tmp_path / "second" / "new" / "sweep.png").stat().st_size
 
 
 def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsys):
