@@ -500,8 +500,8 @@ def plot_sweep_heatmap(params, means, x, y, title=None, labels=None, floor=0.95,
     image = ax.imshow(grid, cmap="viridis", vmin=low, vmax=1.0, aspect="auto")
     for (i, j), value in np.ndenumerate(grid):
         if not np.isnan(value):  # white on viridis's dark lower half
-            ax.text(j, i, f"{value:.3f}" + ("*" if marked[i, j] else ""), ha="center", va="center", fontsize=9,
-                    color="white" if value < (low + 1.0) / 2 else "black")
+            ax.text(j, i, f"{value:.3f}" + ("*" if marked[i, j] else ""), ha="center", va="center",
+                    fontsize=9, color="white" if value < (low + 1.0) / 2 else "black")
     ax.set_xticks(range(len(xs)), [_value_text(v) for v in xs])
     ax.set_yticks(range(len(ys)), [_value_text(v) for v in ys])
     labels = labels or {}

@@ -141,10 +141,12 @@ def _open_journal(given, create):
     try:
         if create:
             path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path), JournalFileSymlinkLock(str(path), LOCK_GRACE_SECONDS)))
+        lock = JournalFileSymlinkLock(str(path), LOCK_GRACE_SECONDS)
+        return JournalStorage(JournalFileBackend(str(path), lock))
     except OSError as err:
         raise ValueError(f"storage {given}: cannot {'create' if create else 'read'} the journal "
-                         f"({err.strerror}); choose a writable folder") from None
+                         f"({err.strerror}); "
+                         f"{'choose a writable folder' if create else 'check its permissions'}") from None
     except Exception:  # another file's bytes: UnicodeDecodeError, JSONDecodeError, KeyError, ...
         raise ValueError(f"storage {given} is not an Optuna journal: give the journal a sweep "
                          f"wrote (OUT/{JOURNAL}) or a database URL") from None
@@ -368,9 +370,9 @@ def run_trial(study, trial, sweep, *, root=None, checkpoints=None, stop=None):
     trial.set_user_attr("worker", worker_id())
     seed, slot = trial.user_attrs["seed"], trial.user_attrs.get("slot")
     params = {name: _suggest(trial, name, dist) for name, dist in sweep.space.items()}
-    twin = (_earlier(study, trial.number, lambda t: t.user_attrs.get("seed") == seed and _params_of(t) == params)
-            if sweep.grid else
-            None if slot is None else _earlier(study, trial.number, lambda t: t.user_attrs.get("slot") == slot))
+    same_run = ((lambda t: t.user_attrs.get("seed") == seed and _params_of(t) == params) if sweep.grid
+                else (lambda t: slot is not None and t.user_attrs.get("slot") == slot))
+    twin = _earlier(study, trial.number, same_run)
     if twin is not None:  # two processes queued the same run (open_study): trained once
         trial.set_user_attr("repeat_of", twin)
         trial.set_user_attr("error", f"run {twin} was queued twice; this copy is left out")
