@@ -34,13 +34,13 @@ From a terminal: ``python -m hw3lib sweep --param lr=2.5e-4,5e-4,1e-3 --seeds 0-
   processes on one machine (SQLite through SQLAlchemy answers concurrent writers with
   "database is locked"). A database URL (``postgresql://user@host/db``) lets workers on
   several machines share the study; there Optuna's heartbeat fails a trial whose machine
-  stopped answering (:data:`GRACE_SECONDS`) and queues it again.
+  stopped answering (:data:`~hw3lib.sweep_study.GRACE_SECONDS`) and queues it again.
 - **Resuming**: the study's name is a hash of the sweep's definition, so the same command on
   the same storage goes on with the trials it has. Finished runs are never repeated; a run cut
   short (Ctrl-C, or its worker killed: its process is gone, or its heartbeat is stale, or it
   never named itself in the run) is recorded as failed with the reason and queued again, and
   its checkpoint resumes it. A journal's lock left by a killed process is broken after
-  :data:`LOCK_GRACE_SECONDS`.
+  :data:`~hw3lib.sweep_study.LOCK_GRACE_SECONDS`.
 - **Failures**: a diverging run (:class:`~hw3lib.train.TrainingError`) or any other error of
   one run is recorded as a failed trial with its message (user attribute ``error``); the
   other runs go on. But an OSError (this machine could not write the run's checkpoint: a full
@@ -49,10 +49,10 @@ From a terminal: ``python -m hw3lib sweep --param lr=2.5e-4,5e-4,1e-3 --seeds 0-
   ``out`` and the checkpoint folder are created and written to before any run is taken.
 
 The space and its checks are in :mod:`hw3lib.sweep_space`, the table, best setting and
-figures in :mod:`hw3lib.sweep_results`; this module stores, queues and runs.
+figures in :mod:`hw3lib.sweep_results`, the storage and the study's queue in
+:mod:`hw3lib.sweep_study`; this module runs the workers.
 """
 import hashlib
-import json
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -66,12 +66,10 @@ import warnings
 from pathlib import Path
 
 import optuna
-import sqlalchemy
 from optuna.distributions import CategoricalDistribution, IntDistribution
-from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning, UpdateFinishedTrialError
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.storages._heartbeat import BaseHeartbeat, get_heartbeat_thread, is_heartbeat_enabled
-from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
@@ -81,187 +79,19 @@ from .download import dataset_sha256
 from .results import checkpoint_path, load_or_train, one_blas_thread, run_key
 from .sweep_results import SweepResult, run_summary, sweep_result
 from .sweep_space import PRUNERS, Sweep, config_for
+from .sweep_study import JOURNAL, POLL_SECONDS, open_storage, open_study, params_of, shown_storage
 
 __all__ = ["JOURNAL", "PRUNERS", "Sweep", "SweepError", "SweepResult", "default_workers",
            "load_sweep", "open_storage", "open_study", "recover", "run_sweep", "run_trial", "work"]
 
-JOURNAL = "optuna-journal.log"
-HEARTBEAT_SECONDS = 10  # database storages: a running trial's heartbeat, this often
-GRACE_SECONDS = 60      # ... older than this, and the trial is failed and queued again
-POLL_SECONDS = 0.5
 STOP_SECONDS = 60       # after Ctrl-C, how long workers may take to record their runs
 UNNAMED_SECONDS = 60    # a trial RUNNING this long without its worker's name: that worker died
 CANNOT_WRITE = 3  # the exit status of a worker that stopped because it could not write a run's files
 NOT_WRITTEN = "this machine could not write the run's files; queued again"  # a run's error: see run_trial
-LOCK_GRACE_SECONDS = 30  # a journal's lock held this long was left by a killed process: broken
-DEFINE_SECONDS = 10     # a study this long without its definition: its creator stopped
-QUEUE_IDLE_SECONDS = 5  # a study's queue this long unfinished and not growing: its creator stopped
 
 
 class SweepError(Exception):
     """The sweep could not finish: its workers stopped with runs left to do."""
-
-
-# --- storage and study ---------------------------------------------------------------------
-
-def open_storage(storage, create=True):
-    """An Optuna storage: a database URL (``postgresql://...``, ``sqlite:///...``) with
-    heartbeats, or else the path of a journal file (created with its folder, unless ``create``
-    is False: reading a sweep back creates nothing). A path that is no journal (a folder,
-    another file), or that cannot be created, is a ValueError naming it."""
-    storage = str(storage)
-    if "://" not in storage:
-        return _open_journal(storage, create)
-    if not create and storage.startswith("sqlite:///") and not Path(storage[10:]).is_file():
-        raise ValueError(f"storage {storage}: no such database file")
-    for attempt in range(5):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            try:
-                return RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS,
-                                  grace_period=GRACE_SECONDS,
-                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
-            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as err:
-                # machines starting together on a new database both create Optuna's tables
-                error = err
-                time.sleep(0.5 + attempt)
-            except Exception as err:  # SQLAlchemy's errors name the driver or the server
-                error = err
-                break
-    raise OSError(f"cannot open the storage {shown_storage(storage)}: {str(error).splitlines()[0]}")
-
-
-def _open_journal(given, create):
-    path = Path(given).absolute()  # the lock links to it: a relative link would dangle
-    if path.is_dir():
-        raise ValueError(f"storage {given} is a folder: give a journal file's path (e.g. "
-                         f"{Path(given) / JOURNAL}) or a database URL")
-    if not create and not path.is_file():
-        raise ValueError(f"storage {given}: no such journal file (a sweep's is OUT/{JOURNAL})")
-    try:
-        if create:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        lock = JournalFileSymlinkLock(str(path), LOCK_GRACE_SECONDS)
-        return JournalStorage(JournalFileBackend(str(path), lock))
-    except OSError as err:
-        raise ValueError(f"storage {given}: cannot {'create' if create else 'read'} the journal "
-                         f"({err.strerror}); "
-                         f"{'choose a writable folder' if create else 'check its permissions'}") from None
-    except Exception:  # another file's bytes: UnicodeDecodeError, JSONDecodeError, KeyError, ...
-        raise ValueError(f"storage {given} is not an Optuna journal: give the journal a sweep "
-                         f"wrote (OUT/{JOURNAL}) or a database URL") from None
-
-
-def shown_storage(storage):
-    """``storage`` (a path or URL) as messages show it: a URL without its password."""
-    storage = str(storage)
-    if "://" not in storage:
-        return storage
-    scheme, _, rest = storage.partition("://")
-    user, at, host = rest.rpartition("@")
-    return f"{scheme}://{user.split(':')[0]}{at}{host}"
-
-
-def open_study(sweep, storage, study_name=None, data_sha256=None, code=None):
-    """The study of ``sweep`` in ``storage`` (a path or URL, :func:`open_storage`, or an open
-    storage): created, or loaded when it exists, after checking that it holds the same sweep
-    (and was run on the same data and by the same hw3lib code, when ``data_sha256`` and
-    ``code``, an :func:`~hw3lib.checkpoint.engine_code`, are given); with every run queued.
-
-    The definition is written first (user attributes ``data_sha256``, ``code``, ``sweep``),
-    then the runs are queued and ``queued`` set: a process that opens a study whose creator
-    was interrupted while queueing (Ctrl-C) queues the runs it lacks, so the same command goes
-    on. A study left without its definition (its creator stopped right after creating it) and
-    without trials is taken over."""
-    name = study_name or sweep.name
-    store = storage if isinstance(storage, BaseStorage) else open_storage(storage)
-    try:
-        study = optuna.create_study(storage=store, study_name=name, direction="maximize")
-    except DuplicatedStudyError:
-        study = optuna.load_study(study_name=name, storage=store)
-        if _check_same(study, sweep, data_sha256, code):
-            _wait_for_queue(study)
-    else:
-        _define(study, sweep, data_sha256, code)
-    if not study.user_attrs.get("queued", True):  # studies of earlier hw3lib: queued before defined
-        _queue_runs(study, sweep)
-        study.set_user_attr("queued", True)
-    return study
-
-
-def _define(study, sweep, data_sha256, code):
-    for key, value in (("data_sha256", data_sha256), ("code", code), ("queued", False),
-                       ("sweep", sweep.to_json())):
-        study.set_user_attr(key, value)
-
-
-def _params_of(trial):
-    """A trial's setting: its parameters, or the ones it was queued with before it ran."""
-    return trial.params or trial.system_attrs.get("fixed_params", {})
-
-
-def _queue_runs(study, sweep):
-    """Queue the runs of ``sweep`` that ``study`` lacks (all of them in a new study): a grid's
-    settings with each seed, a sampled search's ``trials`` slots (empty trials that TPE fills,
-    user attribute ``slot``). Two processes queueing at once may queue a run twice: the worker
-    that takes the later one skips it (:func:`run_trial`)."""
-    trials = study.get_trials(deepcopy=False)
-    if sweep.grid:
-        have = {(json.dumps(_params_of(t), sort_keys=True), t.user_attrs.get("seed")) for t in trials}
-        for params in sweep.settings():
-            for seed in sweep.seeds:
-                if (json.dumps(params, sort_keys=True), seed) not in have:
-                    study.enqueue_trial(params, user_attrs={"seed": seed})
-    else:
-        have = {t.user_attrs.get("slot") for t in trials}
-        for slot in range(sweep.trials):
-            if slot not in have:
-                study.enqueue_trial({}, user_attrs={"seed": sweep.seeds[0], "slot": slot})
-
-
-def _wait_for_queue(study):
-    """Wait while another process queues the runs of ``study`` (its trials grow), until it is
-    done (``queued``) or stops queueing for :data:`QUEUE_IDLE_SECONDS` (it was interrupted)."""
-    count, since = -1, time.monotonic()
-    while not study.user_attrs.get("queued", True):
-        now = len(study.get_trials(deepcopy=False))
-        if now != count:
-            count, since = now, time.monotonic()
-        elif time.monotonic() - since > QUEUE_IDLE_SECONDS:
-            return
-        time.sleep(POLL_SECONDS)
-
-
-def _check_same(study, sweep, data_sha256, code):
-    """Refuse a study that runs another sweep, or ran on other data or by other code; return
-    True, or False when the study had no definition and no trials, and is now this sweep's."""
-    deadline = time.monotonic() + DEFINE_SECONDS  # its creator may be defining it right now
-    while "sweep" not in study.user_attrs:
-        if time.monotonic() > deadline:
-            if study.get_trials(deepcopy=False):
-                raise ValueError(f"the study {study.study_name!r} is not a sweep of hw3lib (it has "
-                                 "trials but no sweep definition): choose another study name")
-            _define(study, sweep, data_sha256, code)  # its creator stopped before defining it
-            return False
-        time.sleep(POLL_SECONDS)
-    ours, theirs = sweep.to_json(), study.user_attrs["sweep"]
-    diffs = [f"{key}: {theirs.get(key)!r} there, {ours[key]!r} here" for key in ours
-             if json.dumps(ours[key], sort_keys=True) != json.dumps(theirs.get(key), sort_keys=True)]
-    if diffs:
-        raise ValueError(f"the study {study.study_name!r} runs another sweep ({'; '.join(diffs)}): "
-                         "give the same settings or another study name")
-    stored = study.user_attrs.get("data_sha256")
-    if data_sha256 and stored and stored != data_sha256:
-        raise ValueError(f"the study {study.study_name!r} was run on other data (SHA-256 {stored}, "
-                         f"this data {data_sha256}): give every machine of a sweep the same data, "
-                         "or run a sweep of this data under another study name (--study-name)")
-    stored = study.user_attrs.get("code")
-    if code and stored and stored != code:
-        raise ValueError(f"the study {study.study_name!r} was run by other code ({stored}; this "
-                         f"code is {code}), so its scores are not this code's: if you edited "
-                         "hw3lib's training code, revert it, or run this code's sweep under another "
-                         "study name (--study-name); every machine of a sweep needs the same hw3lib")
-    return True
 
 
 # --- workers -------------------------------------------------------------------------------
@@ -337,7 +167,7 @@ def _earlier(study, number, same):
 def _undrawn(study, sweep, seed):
     """In a space of finitely many settings, the first that no run with ``seed`` has (a
     sampler that keeps drawing the same ones would never end); else ``{}``, a fresh draw."""
-    drawn = [_params_of(t) for t in study.get_trials(deepcopy=False)
+    drawn = [params_of(t) for t in study.get_trials(deepcopy=False)
              if t.user_attrs.get("seed") == seed]
     return next((s for s in sweep.every_setting() or () if s not in drawn), {})
 
@@ -352,7 +182,7 @@ def _suggest(trial, name, dist):
 
 def _queue_seeds(study, params, seeds):
     """Queue runs of ``params`` for those of ``seeds`` that no trial has yet."""
-    have = {t.user_attrs.get("seed") for t in study.get_trials(deepcopy=False) if _params_of(t) == params}
+    have = {t.user_attrs.get("seed") for t in study.get_trials(deepcopy=False) if params_of(t) == params}
     for seed in seeds:
         if seed not in have:
             study.enqueue_trial(params, user_attrs={"seed": seed})
@@ -370,7 +200,7 @@ def run_trial(study, trial, sweep, *, root=None, checkpoints=None, stop=None):
     trial.set_user_attr("worker", worker_id())
     seed, slot = trial.user_attrs["seed"], trial.user_attrs.get("slot")
     params = {name: _suggest(trial, name, dist) for name, dist in sweep.space.items()}
-    same_run = ((lambda t: t.user_attrs.get("seed") == seed and _params_of(t) == params) if sweep.grid
+    same_run = ((lambda t: t.user_attrs.get("seed") == seed and params_of(t) == params) if sweep.grid
                 else (lambda t: slot is not None and t.user_attrs.get("slot") == slot))
     twin = _earlier(study, trial.number, same_run)
     if twin is not None:  # two processes queued the same run (open_study): trained once
@@ -379,7 +209,7 @@ def run_trial(study, trial, sweep, *, root=None, checkpoints=None, stop=None):
         return study.tell(trial, state=TrialState.FAIL)
     if not sweep.grid and seed == sweep.seeds[0]:
         earlier = _earlier(study, trial.number,
-                           lambda t: t.user_attrs.get("seed") == seed and _params_of(t) == params)
+                           lambda t: t.user_attrs.get("seed") == seed and params_of(t) == params)
         if earlier is not None:  # not trained twice: failed, left out of the results, and redrawn
             trial.set_user_attr("repeat_of", earlier)
             trial.set_user_attr("error", f"the sampler drew run {earlier}'s setting again; another drawn")

@@ -26,7 +26,7 @@ from datasets import make_root, write_banded_root, write_png
 from conftest import missing
 from hw3lib import results
 from hw3lib import sweep as sweep_module
-from hw3lib import sweep_cli
+from hw3lib import sweep_cli, sweep_study
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.checkpoint import engine_code
 from hw3lib.config import TrainConfig
@@ -412,7 +412,7 @@ def interrupted_setup(monkeypatch, after):
 def test_a_setup_interrupted_while_queueing_is_completed_by_the_same_command(tmp_path, root, monkeypatch,
                                                                             space, kwargs):
     sweep = Sweep.define(space, BASE, (0, 1), pruner="none", **kwargs)
-    monkeypatch.setattr(sweep_module, "QUEUE_IDLE_SECONDS", 0.5)
+    monkeypatch.setattr(sweep_study, "QUEUE_IDLE_SECONDS", 0.5)
     with monkeypatch.context() as patched:
         interrupted_setup(patched, after=3)
         with pytest.raises(KeyboardInterrupt):
@@ -432,7 +432,7 @@ def test_a_setup_interrupted_while_queueing_is_completed_by_the_same_command(tmp
 def test_a_study_left_without_its_definition_by_its_creator_is_taken_over(tmp_path, root, monkeypatch):
     sweep = Sweep.define({"lr": [3e-3, 1e-2]}, BASE, pruner="none")
     optuna.create_study(storage=open_storage(tmp_path / JOURNAL), study_name=sweep.name)  # then Ctrl-C
-    monkeypatch.setattr(sweep_module, "DEFINE_SECONDS", 0.5)
+    monkeypatch.setattr(sweep_study, "DEFINE_SECONDS", 0.5)
     study = open_study(sweep, tmp_path / JOURNAL, data_sha256="a" * 64, code="hw3lib 0")
     assert Sweep.from_json(study.user_attrs["sweep"]) == sweep and study.user_attrs["code"] == "hw3lib 0"
     assert len(study.get_trials()) == 2
@@ -702,7 +702,7 @@ def test_a_run_taken_by_a_worker_that_died_before_naming_itself_is_run_again(tmp
 
 def test_a_journal_lock_left_by_a_killed_process_is_broken_after_the_grace_period(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sweep_module, "LOCK_GRACE_SECONDS", 3)
+    monkeypatch.setattr(sweep_study, "LOCK_GRACE_SECONDS", 3)
     relative = Path("sweep") / JOURNAL  # --out sweep: Optuna's lock links to the journal's path as given
     open_storage(relative)._backend._lock.acquire()  # as a process killed while writing leaves it
     assert Path(f"{relative}.lock").is_symlink() and Path(f"{relative}.lock").exists()
@@ -777,8 +777,8 @@ def test_a_run_whose_machine_stopped_answering_is_failed_and_run_again(tmp_path,
                                                                       monkeypatch):
     """Another machine took a run and died: once its heartbeat is older than the grace period,
     a worker here fails it, and the run is queued again and trained once."""
-    monkeypatch.setattr(sweep_module, "HEARTBEAT_SECONDS", 1)
-    monkeypatch.setattr(sweep_module, "GRACE_SECONDS", 2)
+    monkeypatch.setattr(sweep_study, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(sweep_study, "GRACE_SECONDS", 2)
     sweep = Sweep.define({"lr": [3e-3, 1e-2]}, BASE, pruner="none")
     study = open_study(sweep, postgres_url, "crashed")
     storage, taken = study._storage, study._pop_waiting_trial_id()  # as the other machine did
