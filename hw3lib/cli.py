@@ -47,5 +47,6 @@ def folder(text):
 
 def phrase_settings(message, option):
     """``message`` with each setting it names as the library does, ``TrainConfig(NAME=VALUE)``,
-    put as a command gives it: ``option(NAME, VALUE)`` (e.g. ``--image-size 64``)."""
-    return SETTING.sub(lambda m: option(m[1], m[2].strip("'")), message)
+    put as a command gives it: ``option(NAME, VALUE)`` (e.g. ``--image-size 64``), or as it
+    was where ``option`` gives None (a setting the command has no option for)."""
+    return SETTING.sub(lambda m: option(m[1], m[2].strip("'")) or m[0], message)

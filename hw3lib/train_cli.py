@@ -71,6 +71,12 @@ def _threads(text):
 
 # the option of each setting that the library's messages name (hw3lib.cli.phrase_settings)
 OPTIONS = {"mode": "--channels", "image_size": "--image-size", "val_fraction": "--val-fraction"}
+
+
+def phrased(message):
+    """``message`` with the settings it names put as this command's options (others as they are)."""
+    return phrase_settings(message, lambda name, value: name in OPTIONS and f"{OPTIONS[name]} {value}"
+                           or None)
 TABLE = "{:>5} {:>10} {:>9} {:>10} {:>9} {:>8}"
 
 
@@ -120,7 +126,7 @@ def main(argv=None):
     try:
         return _train_command(args)
     except (DataError, ValueError) as err:  # the library names settings as TrainConfig(NAME=VALUE)
-        err.args = (phrase_settings(str(err), lambda name, value: f"{OPTIONS[name]} {value}"),)
+        err.args = (phrased(str(err)),)
         raise
 
 

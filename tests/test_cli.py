@@ -377,3 +377,9 @@ def test_checks_that_fail_create_no_out_folder(tmp_path, capsys):
                         (["--data", root, "--resume"], "no checkpoint at")):
         code, stdout, err = run_cli(capsys, *argv, *QUICK, "--out", out)
         assert code == 2 and words in err and not out.exists()
+
+
+def test_a_setting_a_command_has_no_option_for_stays_as_the_library_names_it():
+    from hw3lib.train_cli import phrased
+    assert phrased("Fix: TrainConfig(image_size='64x64') or TrainConfig(kernel_size=3)") == (
+        "Fix: --image-size 64x64 or TrainConfig(kernel_size=3)")
