@@ -610,7 +610,7 @@ def test_an_interrupted_sweep_stops_its_workers_and_resumes_without_repeating_fi
     os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal: the parent and its workers
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130
-    assert stderr.strip().splitlines()[-1].startswith(f"error: sweep {name} interrupted with ")
+    assert stderr.strip().splitlines()[-1].startswith(f"error: sweep {name} interrupted with "), stderr
     assert stderr.strip().endswith("run it again to go on")
     interrupted = [t for t in trials_of(tmp_path / JOURNAL, name) if t.state == TrialState.FAIL]
     assert interrupted and all(t.user_attrs["error"] == "interrupted; queued again" for t in interrupted)
