@@ -291,6 +291,10 @@ def work(storage, study_name, *, index=0, root=None, checkpoints=None, stop=None
 def _worker_main(storage, study_name, index, root, checkpoints, parent):
     """A worker process: one BLAS thread; Ctrl-C or SIGTERM (or its parent gone) ends its run
     after the current batch, recorded to go on later."""
+    # tqdm's lock, made by any bar, even one switched off, is a multiprocessing lock: in a spawned
+    # process a named semaphore, which the parent's resource tracker reports as leaked, after the
+    # command's last line, when the worker is killed. A thread lock serves one process as well.
+    tqdm.set_lock(threading.RLock())
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())

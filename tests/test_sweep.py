@@ -622,6 +622,21 @@ def test_an_interrupted_sweep_stops_its_workers_and_resumes_without_repeating_fi
     assert runs(retried) == runs(interrupted)
 
 
+def test_a_worker_killed_mid_run_leaves_no_warning_after_the_last_line(tmp_path, root):
+    """A worker killed (kill -9, out of memory) held nothing that Python's resource tracker
+    reports as leaked when the command ends: a progress bar's lock was such a thing."""
+    process, _ = start_sweep(tmp_path, root)
+    name, _ = wait_until_runs_done(process, tmp_path, 1)
+    running = [t for t in trials_of(tmp_path / JOURNAL, name)
+               if t.state == TrialState.RUNNING and "worker" in t.user_attrs]
+    os.kill(int(running[0].user_attrs["worker"].split(":")[1]), signal.SIGKILL)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert "leaked" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith(f"error: sweep {name} interrupted with "), stderr
+
+
 def test_ctrl_c_while_the_workers_start_is_one_line_too(tmp_path, root):
     process, _ = start_sweep(tmp_path, root)
 
