@@ -79,7 +79,8 @@ from .download import dataset_sha256
 from .results import checkpoint_path, load_or_train, one_blas_thread, run_key
 from .sweep_results import SweepResult, run_summary, sweep_result
 from .sweep_space import PRUNERS, Sweep, config_for
-from .sweep_study import JOURNAL, POLL_SECONDS, open_storage, open_study, params_of, shown_storage
+from .sweep_study import (JOURNAL, POLL_SECONDS, first_attempt, open_storage, open_study, params_of,
+                          shown_storage)
 
 __all__ = ["JOURNAL", "PRUNERS", "Sweep", "SweepError", "SweepResult", "default_workers",
            "load_sweep", "open_storage", "open_study", "recover", "run_sweep", "run_trial", "work"]
@@ -149,18 +150,13 @@ def _queue_again(study, trial):
         RetryHeartbeatStaleTrialCallback()(study, trial)
 
 
-def _first_attempt(trial):
-    """The number of the first attempt at ``trial``'s run (a retry names it)."""
-    return trial.system_attrs.get("failed_trial", trial.number)
-
-
 def _earlier(study, number, same):
     """The first attempt of an earlier run than the trial ``number`` for which ``same(trial)``
     holds (not an attempt at ``number``'s own run, nor a draw left out), or None."""
     trials = study.get_trials(deepcopy=False)
-    mine = _first_attempt(trials[number])
-    return next((_first_attempt(other) for other in trials[:number]
-                 if _first_attempt(other) != mine and "repeat_of" not in other.user_attrs
+    mine = first_attempt(trials[number])
+    return next((first_attempt(other) for other in trials[:number]
+                 if first_attempt(other) != mine and "repeat_of" not in other.user_attrs
                  and same(other)), None)
 
 
@@ -396,10 +392,11 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     store = open_storage(storage) if storage is not None else None
     _writable_folder(out, "out", out)
     if checkpoints is None:
-        _writable_folder(out / "checkpoints" / run_key(sha), "out", out)
+        checkpoints = out / "checkpoints" / run_key(sha)
+        _writable_folder(checkpoints, "out", out)
     else:
-        _writable_folder(Path(checkpoints), "checkpoints", Path(checkpoints))
-    checkpoints = Path(checkpoints) if checkpoints is not None else out / "checkpoints" / run_key(sha)
+        checkpoints = Path(checkpoints)
+        _writable_folder(checkpoints, "checkpoints", checkpoints)
     storage = str(storage if storage is not None else out / JOURNAL)
     study = open_study(sweep, store or open_storage(storage), study_name, sha, engine_code())
     recover(study)

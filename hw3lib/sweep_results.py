@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 from .checks import is_number
 from .config import TrainConfig
 from .sweep_space import Sweep, config_for, setting_label
+from .sweep_study import first_attempt, params_of
 from .tables import Table
 
 
@@ -51,7 +52,7 @@ def _run_of(trial):
     summary = trial.user_attrs.get("run", run_summary({"epoch": []}))
     curve = [trial.intermediate_values[k] for k in sorted(trial.intermediate_values)]
     error = trial.user_attrs.get("error") if trial.state == TrialState.FAIL else None
-    return Run(trial.number, dict(trial.params or trial.system_attrs.get("fixed_params", {})),
+    return Run(trial.number, dict(params_of(trial)),
                trial.user_attrs.get("seed"), STATES[trial.state], summary["val_acc"],
                summary["val_loss"], summary["best_epoch"], summary["epochs"], summary["seconds"],
                curve, error)
@@ -205,7 +206,7 @@ def sweep_result(study):
     for trial in study.get_trials(deepcopy=False):
         if "repeat_of" in trial.user_attrs:
             continue
-        first = trial.system_attrs.get("failed_trial", trial.number)  # a retry names the first attempt
+        first = first_attempt(trial)
         if first not in latest or trial.number > latest[first].number:
             latest[first] = trial
     runs = [_run_of(t) for t in sorted(latest.values(), key=lambda t: t.number)]

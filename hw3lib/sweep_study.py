@@ -118,6 +118,11 @@ def params_of(trial):
     return trial.params or trial.system_attrs.get("fixed_params", {})
 
 
+def first_attempt(trial):
+    """The number of the first attempt at ``trial``'s run (a retry names it)."""
+    return trial.system_attrs.get("failed_trial", trial.number)
+
+
 def _queue_runs(study, sweep):
     """Queue the runs of ``sweep`` that ``study`` lacks (all of them in a new study): a grid's
     settings with each seed, a sampled search's ``trials`` slots (empty trials that TPE fills,
