@@ -10,11 +10,12 @@ loss) are kept.
 
 Typical use (a notebook)::
 
-    config = TrainConfig(epochs=24)              # the report's Adam settings by default
+    config = TrainConfig(epochs=24)              # the report's Adam settings, bias-corrected
     data = config.load_data()                    # hw3lib.data.Dataset, 70/30 split
     model = config.build_model(len(data.classes), data.image_size)
     result = fit(model, data, config, checkpoint_path="runs/lenet5/checkpoint.npz")
-    result.history["val_acc"], result.evaluate(data.X_test, data.y_test)
+    result.history["val_acc"]                    # choose on validation; then, once:
+    result.test(data.X_test, data.y_test)        # the kept weights on the test split, recorded
 
 From a terminal: ``python -m hw3lib train --epochs 24 --out runs/lenet5`` (:mod:`hw3lib.train_cli`).
 
