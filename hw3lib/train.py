@@ -41,6 +41,7 @@ from .config import TrainConfig
 from .data import dataloader, normalize
 from .images import TransparentPixels, read_image
 from .losses import CrossEntropyLoss
+from .metrics import accuracy
 from .model import LeNet5
 from .parallel import SplitBatch, check_threads
 
@@ -236,8 +237,8 @@ class FitResult:
         y_test = np.asarray(y_test)
         probs = self.predict(X_test)
         loss = CrossEntropyLoss().get(probs, y_test)
-        accuracy = float((probs.argmax(axis=1) == y_test).mean())
-        self.test_record = TestRecord(self.best_epoch, loss, accuracy, probs, sha)
+        self.test_record = TestRecord(self.best_epoch, loss, accuracy(y_test, probs.argmax(axis=1)),
+                                      probs, sha)
         self.test_evaluations += 1
         if self.checkpoint_path is not None and self.checkpoint_path.is_file():
             ckpt = load_checkpoint(self.checkpoint_path)
