@@ -10,6 +10,9 @@ from typing import Callable
 
 import numpy as np
 
+from .optim import AdamGD
+from .tables import Table
+
 
 @dataclass(frozen=True)
 class Objective:
@@ -66,6 +69,51 @@ def step_sizes(make_optimizer, gradients):
     path = run_optimizer(make_optimizer, lambda p: next(feed), np.zeros(gradients.shape[1]),
                          len(gradients))
     return -np.diff(path, axis=0)
+
+
+def correction_factor(t, beta1=0.9, beta2=0.999):
+    """``(1 - beta1^t) / sqrt(1 - beta2^t)`` at steps ``t`` (from 1; an int or an array): the
+    step of Adam without bias correction over Adam's, epsilon aside, whatever the gradients."""
+    t = np.asarray(t, dtype=np.float64)
+    return (1 - beta1**t) / np.sqrt(1 - beta2**t)
+
+
+@dataclass(frozen=True)
+class CorrectionCheck:
+    """:func:`check_bias_correction`'s result: the steps over ``lr`` of ``AdamGD`` without and
+    with bias correction under a constant gradient, ``uncorrected (T,)`` and ``corrected
+    (T,)``; the largest difference between ``uncorrected`` and :func:`correction_factor`
+    (``constant_deviation``), and on random gradients, the largest relative difference
+    between the ratio of the two optimizers' steps and that factor (``random_deviation``)."""
+
+    uncorrected: np.ndarray
+    corrected: np.ndarray
+    constant_deviation: float
+    random_deviation: float
+
+    def table(self, steps):
+        """The two step sizes at the steps ``steps`` (counted from 1), a :class:`Table`."""
+        return Table(["step / lr at step t", *map(str, steps)],
+                     [(name, *(values[t - 1] for t in steps))
+                      for name, values in (("AdamGD (report)", self.uncorrected),
+                                           ("Adam", self.corrected))], digits=2)
+
+
+def check_bias_correction(lr, beta1, beta2, epsilon, steps, rng, dims=5):
+    """``AdamGD(..., bias_correction=False)`` (the report's formula) against ``AdamGD`` fed the
+    same gradients for ``steps`` steps: a constant gradient, then ``(steps, dims)`` standard
+    normal ones drawn from ``rng``; a :class:`CorrectionCheck`."""
+    def make(bias_correction):
+        return lambda params: AdamGD(lr, beta1, beta2, epsilon, params, bias_correction=bias_correction)
+
+    factor = correction_factor(np.arange(1, steps + 1), beta1, beta2)
+    constant = np.ones((steps, 1))
+    uncorrected = step_sizes(make(False), constant)[:, 0] / lr
+    corrected = step_sizes(make(True), constant)[:, 0] / lr
+    noisy = rng.standard_normal((steps, dims))
+    ratio = step_sizes(make(False), noisy) / step_sizes(make(True), noisy)
+    return CorrectionCheck(uncorrected, corrected, float(np.abs(uncorrected - factor).max()),
+                           float(np.abs(ratio / factor[:, None] - 1).max()))
 
 
 def torch_path(grad, start, steps, make_torch_optimizer):

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from hw3lib import SGD, AdamGD, numerical_gradient
-from hw3lib.trajectories import quadratic, rosenbrock, run_optimizer, step_sizes, torch_path
+from hw3lib.trajectories import (check_bias_correction, correction_factor, quadratic, rosenbrock, run_optimizer,
+                                 step_sizes, torch_path)
 
 
 @pytest.mark.parametrize("objective", [quadratic(7.0), rosenbrock()], ids=lambda o: o.name)
@@ -58,3 +59,26 @@ def test_bad_arguments_are_refused():
         run_optimizer(lambda p: SGD(0.1, p), quadratic().grad, (0.0, 0.0), -1)
     with pytest.raises(ValueError, match=r"shape \(T, d\)"):
         step_sizes(lambda p: SGD(0.1, p), np.ones(5))
+
+
+def test_the_report_adams_step_over_adams_is_the_bias_correction_factor():
+    """Notebook 04's claim: without bias correction the step is Adam's times
+    (1 - b1^t) / sqrt(1 - b2^t), under a constant gradient and under random ones alike."""
+    assert correction_factor(1) == pytest.approx(0.1 / np.sqrt(0.001))
+    check = check_bias_correction(5e-4, 0.9, 0.999, 1e-8, 792, np.random.default_rng(0))
+    assert check.uncorrected.shape == check.corrected.shape == (792,)
+    assert check.corrected == pytest.approx(1, abs=1e-4)  # Adam steps lr under a constant gradient
+    assert check.uncorrected.argmax() + 1 == 12 and check.uncorrected[11] == pytest.approx(6.57, abs=0.005)
+    assert check.constant_deviation < 1e-5 and check.random_deviation < 1e-5
+    lines = str(check.table([1, 12, 792])).splitlines()
+    assert lines[0].split()[-3:] == ["1", "12", "792"]
+    assert lines[1].split()[-3:] == ["3.16", "6.57", "1.35"] and lines[2].split()[-3:] == ["1.00"] * 3
+
+
+def test_a_wrong_factor_shows_in_the_deviations():
+    """The deviations measure something: the same check with another beta2 for the factor is far off."""
+    t = np.arange(1, 101)
+    check = check_bias_correction(1e-3, 0.9, 0.99, 1e-8, 100, np.random.default_rng(1))
+    assert np.abs(check.uncorrected - correction_factor(t, 0.9, 0.99)).max() == pytest.approx(
+        check.constant_deviation)
+    assert np.abs(check.uncorrected - correction_factor(t, 0.9, 0.999)).max() > 0.1
