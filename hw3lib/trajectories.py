@@ -1,5 +1,6 @@
-"""Optimizers on small problems (notebook 04): 2-D test functions, the path an optimizer
-takes on them, and the step sizes it takes for a given sequence of gradients.
+"""Optimizers on small problems (notebook 04): a 2-D test function, the path an optimizer
+takes on it, the step sizes it takes for a given sequence of gradients, and the check that
+the report's AdamGD is Adam with a schedule.
 
 An optimizer is given as ``make_optimizer(params) -> optimizer``, e.g.
 ``lambda p: AdamGD(0.1, 0.9, 0.999, 1e-8, p)``; it is run on ``params = {"p": array}``
@@ -34,15 +35,6 @@ def quadratic(condition=20.0):
                      lambda x, y: 0.5 * (x * x + condition * y * y),
                      lambda p: np.array([p[0], condition * p[1]]),
                      (0.0, 0.0))
-
-
-def rosenbrock(a=1.0, b=100.0):
-    """``f = (a - x)^2 + b (y - x^2)^2``, a curved valley; minimum at ``(a, a^2)``."""
-    return Objective(f"Rosenbrock (a={a:g}, b={b:g})",
-                     lambda x, y: (a - x) ** 2 + b * (y - x * x) ** 2,
-                     lambda p: np.array([-2 * (a - p[0]) - 4 * b * p[0] * (p[1] - p[0] ** 2),
-                                         2 * b * (p[1] - p[0] ** 2)]),
-                     (a, a * a))
 
 
 def run_optimizer(make_optimizer, grad, start, steps):

@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 
 from hw3lib import SGD, AdamGD, numerical_gradient
-from hw3lib.trajectories import (check_bias_correction, correction_factor, quadratic, rosenbrock, run_optimizer,
+from hw3lib.trajectories import (check_bias_correction, correction_factor, quadratic, run_optimizer,
                                  step_sizes, torch_path)
 
 
-@pytest.mark.parametrize("objective", [quadratic(7.0), rosenbrock()], ids=lambda o: o.name)
-def test_gradients_match_finite_differences_and_vanish_at_the_minimum(objective):
+def test_the_quadratics_gradient_matches_finite_differences_and_vanishes_at_the_minimum():
+    objective = quadratic(7.0)
     for p in np.random.default_rng(0).uniform(-2, 2, size=(5, 2)):
         numeric = numerical_gradient(lambda: objective.f(*p), p)
         np.testing.assert_allclose(objective.grad(p), numeric, rtol=1e-6, atol=1e-6)
@@ -42,7 +42,7 @@ def test_uncorrected_over_corrected_step_is_a_schedule_whatever_the_gradients():
 
 def test_torch_adam_follows_the_same_path():
     torch = pytest.importorskip("torch")
-    objective = rosenbrock()
+    objective = quadratic(20.0)
     start = (-1.0, 1.5)
     ours = run_optimizer(lambda p: AdamGD(0.05, 0.9, 0.999, 1e-8, p), objective.grad, start, 60)
     theirs = torch_path(objective.grad, start, 60, lambda ps: torch.optim.Adam(ps, lr=0.05))
