@@ -186,6 +186,14 @@ class FitResult:
     classes: list | None = None
     config: TrainConfig | None = None
 
+    @property
+    def best_row(self):
+        """The history's row of the kept epoch, ``{"epoch": ..., "val_acc": ..., ...}`` (a
+        value per history column), or None when no epoch completed."""
+        if not self.best_epoch:
+            return None
+        return {key: values[self.best_epoch - 1] for key, values in self.history.items()}
+
     @classmethod
     def from_checkpoint(cls, ckpt, path):
         """The run of :class:`Checkpoint` ``ckpt``, read from ``path``, with its kept weights."""

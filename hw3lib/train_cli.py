@@ -241,7 +241,7 @@ def _train_command(args):
             kept = f"{checkpoint_path} and {history_path} keep them: go on with --resume"
         print(f"error: interrupted after {done} epoch(s); {kept}", file=sys.stderr)
         return 130
-    best = {k: v[result.best_epoch - 1] for k, v in result.history.items()}
+    best = result.best_row
     test = result.test(data.X_test, data.y_test)  # once, at the end, on the weights kept on validation
     _write_json(history_path, {**result.history, "test": dict(
         epoch=test.epoch, loss=test.loss, accuracy=test.accuracy, evaluations=result.test_evaluations)})

@@ -232,6 +232,8 @@ def test_history_rows_are_evaluation_passes_of_the_kept_weights():
     best = result.best_epoch - 1
     keys = list(zip(h["val_acc"], np.negative(h["val_loss"])))
     assert keys[best] == max(keys)
+    assert result.best_row == {key: values[best] for key, values in h.items()}
+    assert result.best_row["epoch"] == result.best_epoch
     for split in ("train", "val"):
         X, y = normalize(getattr(data, f"X_{split}"), data.mean, data.std), getattr(data, f"y_{split}")
         assert evaluate(result.model, X, y) == (h[f"{split}_loss"][best], h[f"{split}_acc"][best])
@@ -424,6 +426,7 @@ def test_stop_before_any_epoch_keeps_the_initial_weights():
     initial = params_of(model)
     result = fit(model, tiny_data(), tiny_config(), stop=lambda: True, progress=False)
     assert result.stopped == "stopped" and result.best_epoch == 0 and result.history["epoch"] == []
+    assert result.best_row is None
     assert_same_params(params_of(model), initial)
 
 
