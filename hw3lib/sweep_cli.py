@@ -166,7 +166,7 @@ def _sweep_command(args):
                        pruner=args.pruner, root=args.data, progress=not args.no_progress)
     print(result.table())
     for run in result.failures():
-        print(f"run {run.number} ({_shown(run.params)}, seed {run.seed}) failed: {_phrased(run.error)}")
+        print(f"run {run.number} ({_settings_text(run.params)}, seed {run.seed}) failed: {_phrased(run.error)}")
     matplotlib.use("Agg")
     figures = [("sweep.png", result.plot())] if space else []
     if len(space) >= 2:
@@ -175,7 +175,7 @@ def _sweep_command(args):
         figure.savefig(args.out / name, dpi=100)
     best = result.best
     if best is not None:
-        print(f"best: {_shown(best.params) or 'the base settings'}, validation accuracy {best.mean:.4f} over "
+        print(f"best: {_settings_text(best.params) or 'the base settings'}, validation accuracy {best.mean:.4f} over "
               f"{len(best.values)} seed(s)")
     wrote = ", ".join(str(args.out / name) for name, _ in figures)
     print(f"study {result.study_name}" + (f"; wrote {wrote}" if wrote else ""))
@@ -189,5 +189,5 @@ def _sweep_command(args):
     return 0
 
 
-def _shown(params):
+def _settings_text(params):
     return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())

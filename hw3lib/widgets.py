@@ -61,7 +61,7 @@ REDRAW_SECONDS = 0.5
 SWEEP_SEEDS = (0, 1)
 BATCH_SIZES = (8, 16, 32, 64, 128, 256)
 IMAGE_SIZES = (("as stored", None), ("16 x 16", 16), ("28 x 28", 28), ("32 x 32", 32), ("64 x 64", 64))
-SPLITS = (("blocked (runs of frames)", "blocked"), ("random (the report's)", "random"))
+VAL_SPLITS = (("blocked (runs of frames)", "blocked"), ("random (the report's)", "random"))
 # the panel's two columns of controls: training, then the model and its input
 CONTROL_COLUMNS = (("lr", "batch_size", "epochs", "optimizer", "train_size", "seed", "split"),
                    ("conv1", "conv2", "kernel_size", "activation", "pooling", "mode", "image_size", "hflip"))
@@ -125,7 +125,7 @@ def control_ranges(train_max):
             "optimizer": list(OPTIMIZERS), "train_size": (min(10, train_max), train_max),
             "seed": (0, 2**31 - 1), "conv1": (1, 32), "conv2": (1, 64), "kernel_size": (1, 15),
             "activation": ["relu", "tanh"], "pooling": ["max", "avg"], "mode": list(MODES),
-            "image_size": [size for _, size in IMAGE_SIZES], "split": [value for _, value in SPLITS],
+            "image_size": [size for _, size in IMAGE_SIZES], "split": [value for _, value in VAL_SPLITS],
             "hflip": [False, True]}
 
 
@@ -313,7 +313,7 @@ def _controls(s, train_max):
         # by index: a Dropdown given value=None shows no choice at all, not "as stored"
         "image_size": labelled(w.Dropdown(options=IMAGE_SIZES, index=r["image_size"].index(s.image_size)),
                                "image size"),
-        "split": choice("split", "validation split", SPLITS),
+        "split": choice("split", "validation split", VAL_SPLITS),
         "hflip": labelled(w.Checkbox(value=s.hflip), "random flips"),
     }
 
