@@ -6,7 +6,7 @@
   an evaluation (forward over 441 images, in batches of ``hw3lib.train.EVAL_BATCH``): the
   median seconds of hw3lib and of PyTorch at one thread and their ratio, with PyTorch at two
   threads beside them (noisy on a shared machine);
-- the GFLOP/s of hw3lib's training epoch (:func:`epoch_flops`) and its fraction of the
+- the GFLOP/s of hw3lib's training epoch (:func:`hw3lib.workloads.epoch_flops`) and its fraction of the
   machine's float32 matrix-product peak at one thread (:func:`matmul_peak`);
 - the peak resident memory (RSS) of the process training hw3lib's model, measured before
   PyTorch is imported, after each of a few epochs, so that growth would show
@@ -28,22 +28,22 @@ import argparse
 import importlib.util
 import os
 import resource
-import statistics
 import time
 from dataclasses import replace
 
 import numpy as np
 
+from . import grid, profiler
 from .cli import Parser, int_at_least
 from .im2col import conv2d_naive, conv2d_naive_backward
 from .layers import Conv2D, Flatten
-from .config import TrainConfig
-from .losses import CrossEntropyLoss
 from .model import LeNet5
-from .parallel import SplitBatch
+from .oracle import torch_available, torch_lenet5
+from .tables import Table
 from .train import EVAL_BATCH
+from .workloads import (BATCH, EVAL_SIZE, TRAIN_SIZE, Point, epoch_flops, hw3lib_trainer,
+                        interleaved_medians, torch_trainer)
 
-TRAIN_SIZE, EVAL_SIZE, BATCH = 1029, 441, 32  # the 70/30 split of the 1470 fruit images
 CHANNELS = (1, 4)
 
 
@@ -51,42 +51,6 @@ def epoch_data(channels, n=TRAIN_SIZE, seed=0):
     """Random images ``(n, channels, 32, 32)`` float32 and labels ``(n,)``."""
     rng = np.random.default_rng(seed)
     return rng.random((n, channels, 32, 32), dtype=np.float32), rng.integers(0, 3, n)
-
-
-def hw3lib_trainer(model, X, y, batch=BATCH, threads=1):
-    """A function of no arguments running one epoch of the report's loop (``AdamGD`` with the
-    report's settings) for ``model`` over ``X (N, C, H, W)``, ``y (N,)`` in batches of ``batch``,
-    each split over up to ``threads`` threads where that pays (:class:`hw3lib.parallel.SplitBatch`;
-    BLAS's threads are the caller's to set)."""
-    cost, optimizer = CrossEntropyLoss(), TrainConfig().build_optimizer(model.get_params())
-    net = SplitBatch(model, threads)
-
-    def run():
-        for i in range(0, len(X), batch):
-            y_pred = net.forward(X[i:i + batch])
-            cost.get(y_pred, y[i:i + batch])
-            grads = net.backward(y_pred, y[i:i + batch])
-            net.set_params(optimizer.update_params(grads, net.spread))
-    return run
-
-
-def torch_trainer(model, X, y, batch=BATCH):
-    """The same epoch for the PyTorch twin of ``model`` (same initial weights,
-    ``torch.optim.Adam`` with the same settings, ``X`` and ``y`` shared as tensors)."""
-    import torch
-
-    from .oracle import torch_lenet5
-
-    net, Xt, yt = torch_lenet5(model), torch.from_numpy(X), torch.from_numpy(y)
-    optimizer = torch.optim.Adam(net.parameters(), lr=5e-4, betas=(0.9, 0.999), eps=1e-8)
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def run():
-        for i in range(0, len(X), batch):
-            optimizer.zero_grad()
-            loss_fn(net(Xt[i:i + batch]), yt[i:i + batch]).backward()
-            optimizer.step()
-    return run
 
 
 def hw3lib_epoch(channels, n=TRAIN_SIZE):
@@ -114,8 +78,6 @@ def torch_eval(channels, n=EVAL_SIZE):
     """The same evaluation in PyTorch (``no_grad``, softmax of the logits)."""
     import torch
 
-    from .oracle import torch_lenet5
-
     X = torch.from_numpy(epoch_data(channels, n, seed=1)[0])
     net = torch_lenet5(LeNet5(in_channels=channels, seed=0))
 
@@ -137,32 +99,6 @@ def with_torch_threads(run, n):
         finally:
             torch.set_num_threads(1)
     return wrapped
-
-
-def interleaved_medians(runs, repeats, warmup=1):
-    """Time each function of ``runs`` (name -> callable) ``repeats`` times, interleaved;
-    return name -> median seconds."""
-    times = {name: [] for name in runs}
-    for rep in range(warmup + repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            if rep >= warmup:
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
-def epoch_flops(model, n_images=TRAIN_SIZE, training=True):
-    """Floating-point operations of the matrix products in one training epoch of ``model``
-    over ``n_images`` (with ``training=False``: in its forward passes), ``n_images`` times
-    :meth:`hw3lib.model.Sequential.flops`.
-
-    For LeNet5 on 4x32x32 images that is 3.78 GFLOP per 1029 images (2.33 GFLOP for 1
-    channel); counting the first layer's input gradient too, which neither hw3lib nor
-    PyTorch computes, gives 4.75 GFLOP. Elementwise work (bias, activations, pooling, loss,
-    Adam) is not counted.
-    """
-    return model.flops(training) * n_images
 
 
 def matmul_peak(size=1024, repeats=5):
@@ -273,9 +209,6 @@ def epoch_comparison(channels=1, repeats=5, naive_images=2, n=TRAIN_SIZE):
     (convolutions only, extrapolated), hw3lib and PyTorch CPU when installed, as a
     :class:`~hw3lib.tables.Table` of seconds per epoch and each one's time over hw3lib's (3
     significant digits: "820x"). BLAS (and PyTorch) should already be limited to one thread."""
-    from .oracle import torch_available
-    from .tables import Table
-
     runs = {"hw3lib (im2col)": hw3lib_epoch(channels, n)}
     if torch_available():
         runs["PyTorch CPU"] = torch_epoch(channels, n)
@@ -340,8 +273,6 @@ def blas_name():
 
 def grid_main(args, use_torch):
     """``bench --grid``: the workloads of :mod:`hw3lib.grid`, printed point by point."""
-    from . import grid
-
     points = grid.default_grid(EVAL_BATCH) if args.threads == 1 else grid.two_thread_grid()
     if args.images:
         points = [replace(p, images=args.images) for p in points]
@@ -381,10 +312,8 @@ def profile_main(args):
     """``bench --profile``: where one training step of a LeNet5 spends its time, one thread."""
     from threadpoolctl import threadpool_limits
 
-    from . import grid, profiler
-
     channels, size = parse_input(args.profile)
-    point = grid.Point(channels=channels, size=size, batch=args.batch, widths=args.widths,
+    point = Point(channels=channels, size=size, batch=args.batch, widths=args.widths,
                        images=4 * args.batch)
     model, (X, y) = point.model(), point.data()
     threadpool_limits(1)

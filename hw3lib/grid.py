@@ -1,12 +1,12 @@
 """The benchmark grid: hw3lib against PyTorch as the work grows (``python -m hw3lib bench --grid``).
 
-Each :class:`Point` is one workload: training (forward, loss, backward, Adam) over
-``images`` random images, or evaluation (forward passes only, batches of ``batch``), of a
-LeNet5 with the point's input, convolution widths and dtype. For every point a *worker
-process* is started per engine, each building its own data and model (the same weights), and
-driven over a pipe: one warm-up run, then ``rounds`` timed runs, the engines alternated round
-by round (the first engine of a round alternates too), so that the machine's slow and fast
-moments hit them alike. Each worker limits its BLAS (and PyTorch) threads before its first
+Each :class:`~hw3lib.workloads.Point` is one workload: training (forward, loss, backward,
+Adam) over ``images`` random images, or evaluation (forward passes only, batches of
+``batch``), of a LeNet5 with the point's input, convolution widths and dtype. For every point
+a *worker process* is started per engine, each building its own data and model (the same
+weights; :func:`hw3lib.workloads.make_run`), and driven over a pipe: one warm-up run, then
+``rounds`` timed runs, the engines alternated round by round (the first engine of a round
+alternates too), so that the machine's slow and fast moments hit them alike. Each worker limits its BLAS (and PyTorch) threads before its first
 run and, with more than one thread, sleeps ``PAUSE`` seconds before each timed run so that
 the other engines' spinning threads have gone idle.
 
@@ -16,7 +16,7 @@ one BLAS thread, and above one thread each batch split over threads where that p
 is one model on BLAS's threads; ``"torch"`` is PyTorch on its intra-op threads.
 
 Per point it reports the median seconds of each engine, their ratios to PyTorch, GFLOP/s of the matrix
-products (:func:`hw3lib.bench.epoch_flops`), the memory the runs add to each worker (peak
+products (:func:`hw3lib.workloads.epoch_flops`), the memory the runs add to each worker (peak
 resident memory after the data and model are built, ``VmHWM`` reset through
 ``/proc/self/clear_refs``, minus the resident memory at that moment), and flags a point as
 unstable when an engine's slowest run over its fastest exceeds ``UNSTABLE`` (1.5).
@@ -25,45 +25,15 @@ import multiprocessing
 import os
 import statistics
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-import numpy as np
+from .workloads import Point, epoch_flops, make_run
 
 PAUSE = 0.5  # seconds of sleep before each timed run with more than one thread
 UNSTABLE = 1.5  # max/min of an engine's runs above which a point is flagged
 ENGINES = ("hw3lib", "hw3lib-blas", "torch")  # in the table's order
 SHORT = {"hw3lib": "hw3lib", "hw3lib-blas": "blas", "torch": "torch"}  # in column titles
 TITLE = "task  input     batch widths   dtype"  # the titles above Point.label()
-
-
-@dataclass(frozen=True)
-class Point:
-    """One workload of the grid: ``task`` is ``"train"`` or ``"eval"``."""
-
-    task: str = "train"
-    channels: int = 1
-    size: int = 32
-    batch: int = 32
-    widths: tuple = (6, 16)
-    dtype: str = "float32"
-    images: int = 1024
-
-    def label(self):
-        image = f"{self.channels}x{self.size}x{self.size}"
-        return (f"{self.task:<5} {image:<9} b{self.batch:<3} {'(%d,%d)' % self.widths:<8} "
-                f"{self.dtype.replace('float', 'f')}")
-
-    def model(self):
-        from .model import LeNet5
-
-        return LeNet5(in_channels=self.channels, input_size=self.size, conv_channels=self.widths,
-                      seed=0, dtype=np.dtype(self.dtype))
-
-    def data(self):
-        """Random images ``(images, C, size, size)`` of the point's dtype and labels."""
-        rng = np.random.default_rng(0 if self.task == "train" else 1)
-        X = rng.random((self.images, self.channels, self.size, self.size)).astype(self.dtype)
-        return X, rng.integers(0, 3, self.images)
 
 
 COURSE = Point()  # LeNet-5 on 1x32x32, batch 32: the course's workload
@@ -90,41 +60,6 @@ def engines_for(threads, torch=True):
 def two_thread_grid():
     """The issue's two-thread points: the course's workload and 3x128x128, batch 32."""
     return [COURSE, replace(COURSE, channels=3, size=128)]
-
-
-def make_run(engine, point, threads=1):
-    """A function of no arguments running ``point`` once in ``engine`` (one of ``ENGINES``)
-    with ``threads`` threads; data, model and optimizer are built here, outside the timing.
-    BLAS's threads are the caller's to set."""
-    X, y = point.data()
-    model, b = point.model(), point.batch
-    from .bench import hw3lib_trainer, torch_trainer
-    from .parallel import SplitBatch
-
-    split = threads if engine == "hw3lib" else 1
-    if point.task == "train":
-        if engine == "torch":
-            return torch_trainer(model, X, y, b)
-        return hw3lib_trainer(model, X, y, b, threads=split)
-    if engine != "torch":
-        net = SplitBatch(model, split)
-
-        def evaluate():
-            for i in range(0, len(X), b):
-                net.forward(X[i:i + b])
-        return evaluate
-
-    import torch
-
-    from .oracle import torch_lenet5
-
-    net, Xt = torch_lenet5(model), torch.from_numpy(X)
-
-    def evaluate():
-        with torch.no_grad():
-            for i in range(0, len(X), b):
-                torch.softmax(net(Xt[i:i + b]), dim=1)
-    return evaluate
 
 
 def _memory_kb(field):
@@ -199,8 +134,6 @@ def measure_point(point, engines=None, rounds=5, threads=1):
     rounds after one warm-up); return a dict with
     the point, ``threads``, the work of one run ``gflop`` (of the matrix products), and per
     engine its ``times``, ``median``, ``gflops`` (GFLOP/s) and ``mb``."""
-    from .bench import epoch_flops
-
     engines = engines or engines_for(threads)
     workers = {engine: _start(engine, point, threads) for engine in engines}
     times = {engine: [] for engine in engines}

@@ -14,7 +14,7 @@ by a different method:
 - ``"PyTorch CPU"``: ``torch.nn.functional.conv2d`` and autograd, when PyTorch is installed.
 
 :func:`time_ladder` times the rungs in interleaved runs on one thread
-(:func:`hw3lib.bench.interleaved_medians`, ``time.perf_counter``) and reports medians,
+(:func:`hw3lib.workloads.interleaved_medians`, ``time.perf_counter``) and reports medians,
 speed-ups against the naive rung and each rung's largest error against the naive result.
 """
 import sys
@@ -24,12 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .bench import interleaved_medians
 from .im2col import conv2d_naive, conv2d_naive_backward, conv_output_size, pair
 from .layers import Conv2D
 from .oracle import torch_available
-
-TRAIN_SIZE = 1029  # 70% of the 1470 fruit images
+from .workloads import TRAIN_SIZE, interleaved_medians
 
 
 def im2col_indices(x_shape, kernel_h, kernel_w, stride=1, padding=0):

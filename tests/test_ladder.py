@@ -5,9 +5,10 @@ from conftest import config_id, image_and_window, random_configs
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from hw3lib import Conv2D, LeNet5, col2im, gradcheck_layer, im2col
-from hw3lib.ladder import (TRAIN_SIZE, ConvShape, NaiveConv2D, available_rungs, col2im_add_at,
-                           conv_problem, epoch_totals, format_error, format_ladder, im2col_fancy,
-                           lenet_conv_shapes, max_relative_error, single_thread, time_ladder)
+from hw3lib.ladder import (ConvShape, NaiveConv2D, available_rungs, col2im_add_at, conv_problem,
+                           epoch_totals, format_error, format_ladder, im2col_fancy, lenet_conv_shapes,
+                           max_relative_error, single_thread, time_ladder)
+from hw3lib.workloads import TRAIN_SIZE
 
 CONFIGS = random_configs(16, seed=11)
 
