@@ -37,55 +37,29 @@ from . import grid, profiler
 from .cli import Parser, int_at_least
 from .im2col import conv2d_naive, conv2d_naive_backward
 from .layers import Conv2D, Flatten
-from .model import LeNet5
-from .oracle import torch_available, torch_lenet5
+from .oracle import torch_available
 from .tables import Table
 from .train import EVAL_BATCH
-from .workloads import (BATCH, EVAL_SIZE, TRAIN_SIZE, Point, epoch_flops, hw3lib_trainer,
-                        interleaved_medians, torch_trainer)
+from .workloads import (BATCH, EVAL_SIZE, TRAIN_SIZE, Point, epoch_flops, interleaved_medians,
+                        make_run)
 
 CHANNELS = (1, 4)
 
 
-def epoch_data(channels, n=TRAIN_SIZE, seed=0):
-    """Random images ``(n, channels, 32, 32)`` float32 and labels ``(n,)``."""
-    rng = np.random.default_rng(seed)
-    return rng.random((n, channels, 32, 32), dtype=np.float32), rng.integers(0, 3, n)
+def bench_point(task, channels, n):
+    """The benchmark's workload: LeNet5 on ``n`` random ``(channels, 32, 32)`` float32 images,
+    ``task`` ``"train"`` in batches of ``BATCH`` or ``"eval"`` in batches of ``EVAL_BATCH``."""
+    return Point(task, channels, batch=BATCH if task == "train" else EVAL_BATCH, images=n)
 
 
 def hw3lib_epoch(channels, n=TRAIN_SIZE):
     """A function running one training epoch of a hw3lib LeNet5 (the report's loop)."""
-    return hw3lib_trainer(LeNet5(in_channels=channels, seed=0), *epoch_data(channels, n))
+    return make_run("hw3lib", bench_point("train", channels, n))
 
 
 def torch_epoch(channels, n=TRAIN_SIZE):
     """The same epoch in PyTorch (same model, initial weights, data and optimizer)."""
-    return torch_trainer(LeNet5(in_channels=channels, seed=0), *epoch_data(channels, n))
-
-
-def hw3lib_eval(channels, n=EVAL_SIZE):
-    """A function computing hw3lib's class probabilities for ``n`` images."""
-    X, _ = epoch_data(channels, n, seed=1)
-    model = LeNet5(in_channels=channels, seed=0)
-
-    def run():
-        for i in range(0, len(X), EVAL_BATCH):
-            model.forward(X[i:i + EVAL_BATCH])
-    return run
-
-
-def torch_eval(channels, n=EVAL_SIZE):
-    """The same evaluation in PyTorch (``no_grad``, softmax of the logits)."""
-    import torch
-
-    X = torch.from_numpy(epoch_data(channels, n, seed=1)[0])
-    net = torch_lenet5(LeNet5(in_channels=channels, seed=0))
-
-    def run():
-        with torch.no_grad():
-            for i in range(0, len(X), EVAL_BATCH):
-                torch.softmax(net(X[i:i + EVAL_BATCH]), dim=1)
-    return run
+    return make_run("torch", bench_point("train", channels, n))
 
 
 def with_torch_threads(run, n):
@@ -118,8 +92,8 @@ def naive_epoch(channels, images=2, n=TRAIN_SIZE):
     """Seconds per epoch of ``n`` images that the naive loops (:func:`conv2d_naive` and
     :func:`conv2d_naive_backward`) would take on LeNet5's two convolutions, measured on
     ``images`` images and scaled linearly (the loops do the same work per image)."""
-    model = LeNet5(in_channels=channels, seed=0)
-    x, seconds = epoch_data(channels, images)[0], 0.0
+    point = Point(channels=channels, images=images)
+    model, x, seconds = point.model(), point.data()[0], 0.0
     for layer in model.layers:
         if isinstance(layer, Flatten):
             break
@@ -184,17 +158,17 @@ def measure(repeats=7, channels=CHANNELS, train_size=TRAIN_SIZE, eval_size=EVAL_
         torch.set_num_threads(1)
         results["torch_version"] = f", torch {torch.__version__}"
     results["peak"] = matmul_peak()
-    tasks = (("train", hw3lib_epoch, torch_epoch, train_size), ("eval", hw3lib_eval, torch_eval, eval_size))
     two_threads = {}
     for c in channels:
-        for task, ours, theirs, size in tasks:
-            runs = {"hw3lib": ours(c, size)}
+        for task, size in (("train", train_size), ("eval", eval_size)):
+            point = bench_point(task, c, size)
+            runs = {"hw3lib": make_run("hw3lib", point)}
             if use_torch:
-                runs["torch"] = theirs(c, size)
-                two_threads[task, c] = with_torch_threads(theirs(c, size), 2)
+                runs["torch"] = make_run("torch", point)
+                two_threads[task, c] = with_torch_threads(make_run("torch", point), 2)
             row = {"task": task, "channels": c, **interleaved_medians(runs, repeats)}
             if task == "train":
-                row["flops"] = epoch_flops(LeNet5(in_channels=c), train_size)
+                row["flops"] = epoch_flops(point.model(), train_size)
                 row["naive"] = naive_epoch(c, naive_images, train_size)
             results["rows"].append(row)
     if two_threads:

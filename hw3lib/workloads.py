@@ -24,7 +24,9 @@ TRAIN_SIZE, EVAL_SIZE, BATCH = 1029, 441, 32  # the 70/30 split of the 1470 frui
 
 @dataclass(frozen=True)
 class Point:
-    """One workload of the grid: ``task`` is ``"train"`` or ``"eval"``."""
+    """One workload: ``task`` ``"train"`` or ``"eval"`` of a LeNet5 on ``images`` random
+    ``(channels, size, size)`` images of ``dtype`` in batches of ``batch``, with convolution
+    widths ``widths``."""
 
     task: str = "train"
     channels: int = 1
@@ -44,9 +46,11 @@ class Point:
                       seed=0, dtype=np.dtype(self.dtype))
 
     def data(self):
-        """Random images ``(images, C, size, size)`` of the point's dtype and labels."""
+        """Random images ``(images, C, size, size)`` of the point's dtype, uniform in [0, 1) and
+        drawn in that dtype, and labels ``(images,)`` in 0-2; seed 0 for training, 1 for
+        evaluation."""
         rng = np.random.default_rng(0 if self.task == "train" else 1)
-        X = rng.random((self.images, self.channels, self.size, self.size)).astype(self.dtype)
+        X = rng.random((self.images, self.channels, self.size, self.size), dtype=self.dtype)
         return X, rng.integers(0, 3, self.images)
 
 
