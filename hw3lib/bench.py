@@ -53,7 +53,8 @@ def bench_point(task, channels, n):
 
 
 def hw3lib_epoch(channels, n=TRAIN_SIZE):
-    """A function running one training epoch of a hw3lib LeNet5 (the report's loop)."""
+    """A function running one training epoch of a hw3lib LeNet5 (the report's loop with
+    TrainConfig's default AdamGD, :func:`hw3lib.workloads.hw3lib_trainer`)."""
     return make_run("hw3lib", bench_point("train", channels, n))
 
 

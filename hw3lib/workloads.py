@@ -55,10 +55,12 @@ class Point:
 
 
 def hw3lib_trainer(model, X, y, batch=BATCH, threads=1):
-    """A function of no arguments running one epoch of the report's loop (``AdamGD`` with the
-    report's settings) for ``model`` over ``X (N, C, H, W)``, ``y (N,)`` in batches of ``batch``,
-    each split over up to ``threads`` threads where that pays (:class:`hw3lib.parallel.SplitBatch`;
-    BLAS's threads are the caller's to set)."""
+    """A function of no arguments running one epoch of the report's loop with
+    :class:`~hw3lib.config.TrainConfig`'s default ``AdamGD`` (bias-corrected, as
+    ``torch.optim.Adam`` is and the report's formula was not) for ``model`` over
+    ``X (N, C, H, W)``, ``y (N,)`` in batches of ``batch``, each split over up to ``threads``
+    threads where that pays (:class:`hw3lib.parallel.SplitBatch`; BLAS's threads are the
+    caller's to set)."""
     cost, optimizer = CrossEntropyLoss(), TrainConfig().build_optimizer(model.get_params())
     net = SplitBatch(model, threads)
 
@@ -73,11 +75,14 @@ def hw3lib_trainer(model, X, y, batch=BATCH, threads=1):
 
 def torch_trainer(model, X, y, batch=BATCH):
     """The same epoch for the PyTorch twin of ``model`` (same initial weights,
-    ``torch.optim.Adam`` with the same settings, ``X`` and ``y`` shared as tensors)."""
+    ``torch.optim.Adam`` with ``TrainConfig()``'s ``lr``, ``beta1``, ``beta2`` and ``eps``,
+    ``X`` and ``y`` shared as tensors)."""
     import torch
 
+    config = TrainConfig()
     net, Xt, yt = torch_lenet5(model), torch.from_numpy(X), torch.from_numpy(y)
-    optimizer = torch.optim.Adam(net.parameters(), lr=5e-4, betas=(0.9, 0.999), eps=1e-8)
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, betas=(config.beta1, config.beta2),
+                                 eps=config.eps)
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def run():
