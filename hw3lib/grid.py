@@ -22,11 +22,11 @@ resident memory after the data and model are built, ``VmHWM`` reset through
 unstable when an engine's slowest run over its fastest exceeds ``UNSTABLE`` (1.5).
 """
 import multiprocessing
-import os
 import statistics
 import time
 from dataclasses import replace
 
+from .parallel import child_blas_threads
 from .workloads import Point, epoch_flops, make_run
 
 PAUSE = 0.5  # seconds of sleep before each timed run with more than one thread
@@ -103,17 +103,9 @@ def _start(engine, point, threads):
     BLAS library told its thread count before NumPy loads it."""
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
-    saved = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
-    os.environ.update({k: str(threads) for k in saved})
-    try:
+    with child_blas_threads(threads):
         process = context.Process(target=_worker, args=(child, engine, point, threads), daemon=True)
         process.start()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     child.close()
     try:
         parent.recv()  # "ready"

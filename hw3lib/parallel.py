@@ -19,7 +19,9 @@ products (:meth:`hw3lib.model.Sequential.flops`): over fewer threads than offere
 smaller, and not at all (one thread) below twice that.
 """
 import contextvars
+import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
@@ -38,6 +40,24 @@ MIN_PART_FLOPS = 0.5e9
 # two threads against one, measured on two cores: 2^15 elements 4x slower, 2^17 2x slower,
 # 2^18 0.78, 2^19 0.46, 2^20 0.45 of one thread's time.
 MIN_PIECE = 1 << 17
+BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextmanager
+def child_blas_threads(threads):
+    """A context in which the processes started get ``threads`` BLAS threads from their start:
+    the variables that BLAS libraries read when they load, set meanwhile and restored after
+    (this process's BLAS, loaded already, keeps its own)."""
+    saved = {name: os.environ.get(name) for name in BLAS_VARIABLES}
+    os.environ.update({name: str(threads) for name in BLAS_VARIABLES})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def check_threads(threads):

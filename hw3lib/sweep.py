@@ -76,6 +76,7 @@ from tqdm.auto import tqdm
 from .checkpoint import engine_code
 from .checks import integer
 from .download import dataset_sha256
+from .parallel import child_blas_threads
 from .results import checkpoint_path, load_or_train, one_blas_thread, run_key
 from .sweep_results import SweepResult, run_summary, sweep_result
 from .sweep_space import PRUNERS, Sweep, config_for
@@ -310,23 +311,16 @@ def _start_workers(count, storage, study_name, root, checkpoints):
     :func:`_stop_workers` asks again). This process ignores Ctrl-C while it starts them, for
     a few milliseconds."""
     context = multiprocessing.get_context("spawn")
-    blas = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    saved = {name: os.environ.get(name) for name in blas}
-    os.environ.update(blas)
     main = threading.current_thread() is threading.main_thread()  # the one that sets handlers
     handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # inherited: exec keeps it
     try:
         workers = [context.Process(target=_worker_main, name=f"hw3lib-sweep-{index}",
                                    args=(storage, study_name, index, root, checkpoints, os.getpid()))
                    for index in range(count)]
-        for process in workers:
-            process.start()
+        with child_blas_threads(1):
+            for process in workers:
+                process.start()
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name)
-            else:
-                os.environ[name] = value
         if main:
             signal.signal(signal.SIGINT, handler)
     return workers

@@ -1,6 +1,7 @@
 """hw3lib.parallel: batches split over threads, against one model on one thread (float64),
 the rule that keeps small batches whole, BLAS's threads, NumPy's error settings in the
 threads, training with ``fit(threads=...)`` and ``train --threads``."""
+import os
 import threading
 import warnings
 
@@ -12,7 +13,7 @@ import hw3lib.optim as optim
 import hw3lib.parallel as parallel
 from hw3lib.checkpoint import load_checkpoint
 from hw3lib.model import LeNet5
-from hw3lib.parallel import SplitBatch, check_threads
+from hw3lib.parallel import BLAS_VARIABLES, SplitBatch, check_threads, child_blas_threads
 from hw3lib.train import fit
 from test_cli import QUICK, digits_root
 from test_train import params_of, run_cli, tiny_config, tiny_data, without_seconds
@@ -248,3 +249,14 @@ def test_gradients_combined_and_updated_in_pieces_are_the_same_bit_for_bit(alway
         runs.append(params_of(fit(config.build_model(3), data, config, progress=False,
                                   threads=3).model))
     assert all(runs[0][k].tobytes() == runs[1][k].tobytes() for k in runs[0])
+
+
+def test_child_blas_threads_sets_the_variables_meanwhile_and_restores_them(monkeypatch):
+    """What the sweep's and the grid's worker processes read when their BLAS loads."""
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "7")
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    with pytest.raises(RuntimeError):
+        with child_blas_threads(2):
+            assert [os.environ[name] for name in BLAS_VARIABLES] == ["2", "2", "2"]
+            raise RuntimeError  # a process that failed to start
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "7" and "MKL_NUM_THREADS" not in os.environ
