@@ -35,8 +35,7 @@ import numpy as np
 
 from . import grid, profiler
 from .cli import Parser, int_at_least
-from .im2col import conv2d_naive, conv2d_naive_backward
-from .layers import Conv2D, Flatten
+from .ladder import lenet_conv_shapes, time_ladder
 from .oracle import torch_available
 from .tables import Table
 from .train import EVAL_BATCH
@@ -90,24 +89,13 @@ def matmul_peak(size=1024, repeats=5):
 
 
 def naive_epoch(channels, images=2, n=TRAIN_SIZE):
-    """Seconds per epoch of ``n`` images that the naive loops (:func:`conv2d_naive` and
-    :func:`conv2d_naive_backward`) would take on LeNet5's two convolutions, measured on
-    ``images`` images and scaled linearly (the loops do the same work per image)."""
-    point = Point(channels=channels, images=images)
-    model, x, seconds = point.model(), point.data()[0], 0.0
-    for layer in model.layers:
-        if isinstance(layer, Flatten):
-            break
-        if not isinstance(layer, Conv2D):  # the activations and pools between them, untimed
-            x = layer.forward(x)
-            continue
-        W, b = layer.params["W"], layer.params["b"]
-        start = time.perf_counter()
-        out = conv2d_naive(x, W, b, layer.stride, layer.padding)
-        conv2d_naive_backward(np.ones_like(out), x, W, layer.stride, layer.padding)
-        seconds += time.perf_counter() - start
-        x = out
-    return seconds * n / images
+    """Seconds per epoch of ``n`` images that the naive loops (:func:`~hw3lib.conv2d_naive` and
+    :func:`~hw3lib.conv2d_naive_backward`) would take on LeNet5's two convolutions: the ladder's
+    naive rung (:func:`~hw3lib.ladder.time_ladder`) on ``images`` images, scaled linearly
+    (the loops do the same work per image)."""
+    rows = time_ladder(lenet_conv_shapes(channels), rungs=["naive loops"], batch=images,
+                       naive_batch=images, repeats=1)
+    return sum(row["per_image"] for row in rows) * n
 
 
 def training_rss(channels, epochs=5, n=TRAIN_SIZE):
