@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 
-from .checkpoint import INTERRUPTS
+from .atomic import INTERRUPTS
 from .data import DataError
 
 # name -> ("module" or "module:function", help); the function takes argv and returns an exit status

@@ -2,24 +2,20 @@
 
 Checkpoints are ``.npz`` archives without pickled objects (loaded with ``allow_pickle=False``)
 written to a temporary file in the target's folder and renamed over the target
-(:func:`atomic_write`), so a writer killed mid-write leaves the previous checkpoint intact.
+(:func:`~hw3lib.atomic.atomic_write`), so a writer killed mid-write leaves the previous
+checkpoint intact.
 """
-import ast
-import contextlib
 import hashlib
 import json
 import math
 import os
-import signal
-import tempfile
-import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_info
 
+from .atomic import atomic_write
 from .checks import is_int, is_number
 from .config import TrainConfig
 from .model import LeNet5, architecture
@@ -27,8 +23,6 @@ from .model import LeNet5, architecture
 FORMAT = "hw3lib-checkpoint"
 FORMAT_VERSION = 2  # 2 added TrainConfig.split and the test record; 1 is read as split "random"
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
-INTERRUPTS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C and a plain `kill`
-ENGINE_ROOT = "train"  # the module whose imports within hw3lib are everything a run computes with
 
 
 @dataclass(frozen=True)
@@ -63,7 +57,8 @@ class Checkpoint:
     :class:`LeNet5` arguments; ``data_sha256`` the dataset's stamp (or ``None``);
     ``test_evaluations`` how many times the test split was evaluated during the run's life,
     ``test`` the latest such evaluation (:class:`TestRecord`, or ``None``); ``engine`` the
-    :func:`engine_stamp` of the code that trained it (``None`` in files written before it).
+    :func:`~hw3lib.engine.engine_stamp` of the code that trained it (``None`` in files written
+    before it).
     """
 
     config: TrainConfig
@@ -199,118 +194,6 @@ def test_data_sha256(X, y):
     return digest.hexdigest()
 
 
-def engine_modules(root=ENGINE_ROOT):
-    """The hw3lib modules that ``root`` imports (relative imports, also those inside functions),
-    transitively, and ``root`` itself, as their files are now: their names, sorted."""
-    return _closure(root, lambda name: _parsed(name)[0])
-
-
-def _closure(root, tree_of):
-    """``root`` and the hw3lib modules it imports, transitively, ``tree_of(name)`` giving each
-    module's syntax tree: their names, sorted."""
-    seen, todo = set(), [root]
-    while todo:
-        name = todo.pop()
-        if name not in seen:
-            seen.add(name)
-            for node in ast.walk(tree_of(name)):
-                if isinstance(node, ast.ImportFrom) and node.level == 1:
-                    todo += [node.module] if node.module else [alias.name for alias in node.names]
-    return sorted(seen)
-
-
-def _module_path(name):
-    return Path(__file__).parent / f"{name}.py"
-
-
-def _read(path):
-    """The bytes of the file ``path``, or None when it is gone."""
-    try:
-        return path.read_bytes()
-    except OSError:
-        return None
-
-
-def _syntax(source):
-    """``(tree, code)`` of a module's ``source`` bytes: its syntax tree and that tree as text (so
-    that comments and blank lines do not count; docstrings do), or, for None (a file gone) or
-    a file that does not parse, an empty tree and a line that says so."""
-    try:
-        if source is None:
-            raise FileNotFoundError
-        tree = ast.parse(source)
-        return tree, ast.dump(tree)
-    except (OSError, SyntaxError, ValueError) as err:
-        return ast.Module(body=[], type_ignores=[]), f"unreadable: {type(err).__name__}"
-
-
-def _parsed(name):
-    """:func:`_syntax` of the hw3lib module ``name`` as its file is now; parsed again only once
-    the file changed."""
-    path = _module_path(name)
-    stat = path.stat() if path.is_file() else None
-    key = (stat.st_mtime_ns, stat.st_size) if stat else None
-    if key is None or _PARSED.get(path, (None,))[0] != key:
-        _PARSED[path] = (key, *_syntax(_read(path)))
-    return _PARSED[path][1:]
-
-
-_PARSED = {}  # path -> ((mtime, size) of the file, its tree, its code)
-
-
-# The package's sources as this process imported them (importing hw3lib imports every module
-# training runs), kept as bytes: parsing them, about 0.1 s, waits for the first engine_code().
-_SOURCES = {path.stem: path.read_bytes() for path in Path(__file__).parent.glob("*.py")}
-_IMPORTED = None  # {name: code} of the engine's modules in _SOURCES, once engine_code() asked
-
-
-def _imported():
-    """``{name: code}`` of the modules training runs (:func:`engine_modules`) as this process
-    imported them, from ``_SOURCES``."""
-    global _IMPORTED
-    if _IMPORTED is None:
-        syntax = {}
-
-        def tree_of(name):
-            syntax.setdefault(name, _syntax(_SOURCES.get(name)))
-            return syntax[name][0]
-        _IMPORTED = {name: syntax[name][1] for name in _closure(ENGINE_ROOT, tree_of)}
-    return _IMPORTED
-
-
-class EngineChanged(ValueError):
-    """A module of the engine differs on disk from what this process imported and runs."""
-
-
-def engine_code():
-    """``hw3lib`` and 12 hex digits of a SHA-256 of the source of the modules that training
-    runs (:func:`engine_modules`) as this process imported them.
-
-    Raises :class:`EngineChanged` when one of those files has changed since the import (edited
-    in an open kernel, or reloaded by ``%autoreload``): what runs then has no name."""
-    imported = _imported()
-    changed = [name for name, code in imported.items()  # bytes first: no parsing when unchanged
-               if _read(_module_path(name)) != _SOURCES.get(name) and _parsed(name)[1] != code]
-    if changed:
-        files = ", ".join(f"hw3lib/{name}.py" for name in changed)
-        raise EngineChanged(f"{files} changed since this Python process imported hw3lib, so the "
-                            "code that runs is not the code on disk: restart the kernel (or the "
-                            "process) to run the edited code")
-    digest = hashlib.sha256()
-    for name, code in sorted(imported.items()):
-        digest.update(f"{name}\0{code}\0".encode())
-    return f"hw3lib {digest.hexdigest()[:12]}"
-
-
-def engine_stamp():
-    """What a run is computed with, in one line: :func:`engine_code`, NumPy's version and the
-    BLAS library's version and kernels. Training is the same bit for bit only where all of
-    them are: a checkpoint cached under another stamp holds weights this code would not compute."""
-    blas = [f"{lib['internal_api']} {lib['version']} ({lib.get('architecture') or 'generic'})"
-            for lib in threadpool_info() if lib["user_api"] == "blas"]
-    return f"{engine_code()}, numpy {np.__version__}, {', '.join(blas) or 'no BLAS'}"
-
-
 def architecture_mismatch(model, params, source, model_config=None):
     """A message naming every parameter whose shape differs between ``model`` and ``params``
     and, given a checkpoint's ``model_config``, every setting of :func:`hw3lib.model.architecture`
@@ -335,63 +218,9 @@ def architecture_mismatch(model, params, source, model_config=None):
     return None
 
 
-@contextlib.contextmanager
-def interrupts_deferred():
-    """Hold a Ctrl-C (SIGINT, also the notebook's stop button) or a SIGTERM back until the
-    block has run, then raise it; several count as one. Signals reach only the main thread; in
-    other threads, or for a signal that is ignored or left to its default, this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received = []
-    previous = {signum: signal.getsignal(signum) for signum in INTERRUPTS
-                if callable(signal.getsignal(signum))}
-    for signum in previous:
-        signal.signal(signum, lambda signum, frame: received.append((signum, frame)))
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    if received:
-        signum, frame = received[0]
-        previous[signum](signum, frame)
-
-
-def atomic_write(path, write):
-    """Call ``write(file)`` on a temporary file next to ``path``, flush it to disk, then rename
-    it over ``path``: readers see the old file or the new one, never a part. Ctrl-C waits
-    until the write is done (:func:`interrupts_deferred`). On any failure the temporary file is
-    removed and ``path`` is untouched; an OSError (a full disk, a read-only folder, ``path``
-    a folder) is raised again naming ``path`` as its ``filename``, never the temporary file."""
-    path = Path(path)
-    with interrupts_deferred():
-        try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        except OSError as err:
-            raise OSError(err.errno, err.strerror, str(path)) from err
-        try:
-            os.fchmod(fd, 0o644)
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException as err:
-            Path(tmp).unlink(missing_ok=True)
-            if isinstance(err, OSError):
-                raise OSError(err.errno, err.strerror, str(path)) from err
-            raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
 def save_checkpoint(path, checkpoint):
-    """Write ``checkpoint`` to the ``.npz`` file ``path`` atomically (see :func:`atomic_write`).
+    """Write ``checkpoint`` to the ``.npz`` file ``path`` atomically
+    (:func:`~hw3lib.atomic.atomic_write`).
 
     Arrays are stored as ``params.W1``, ``best.W1``, ``optim.m.W1``, ``mean``, ``std`` and
     ``test.probs``; all the rest as one JSON string ``meta``. Nothing is pickled. A

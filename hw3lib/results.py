@@ -5,7 +5,7 @@ Training is bit-deterministic on one machine (same settings, same data, same num
 threads: :func:`load_or_train` always trains on one), so a finished run is cached as a checkpoint under ``runs/notebooks/`` (git ignores
 ``runs/``), named after a hash of its :class:`~hw3lib.train.TrainConfig`, and reused only when
 its settings, the data's SHA-256 and the engine that trained it
-(:func:`~hw3lib.checkpoint.engine_stamp`: hw3lib's training code, NumPy, BLAS) match::
+(:func:`~hw3lib.engine.engine_stamp`: hw3lib's training code, NumPy, BLAS) match::
 
     result = load_or_train(TrainConfig())       # trains once, then loads runs/notebooks/...
     result.evaluate(data.X_test, data.y_test)   # (mean cross-entropy, accuracy)
@@ -20,8 +20,9 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from .data import normalize, resolve_root
-from .checkpoint import CheckpointError, engine_stamp, load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint
 from .download import dataset_sha256
+from .engine import engine_stamp
 from .metrics import bootstrap_interval
 from .tables import Table
 from .train import FitResult, fit
@@ -49,7 +50,7 @@ def config_key(config):
 def run_folder(root=None):
     """Where the notebooks keep the runs of the data at ``root`` (default ``$HW3_DATA``, then
     ``data/``) trained by this engine, and their sweeps: ``runs/notebooks/<12 hex digits>``,
-    named after the data's SHA-256 and :func:`~hw3lib.checkpoint.engine_stamp`. Other data
+    named after the data's SHA-256 and :func:`~hw3lib.engine.engine_stamp`. Other data
     or edited training code get a folder of their own, so that their runs and sweep scores
     never stand in for (or overwrite, test counts and all) those of this data and code, and
     going back finds these again."""
@@ -58,7 +59,7 @@ def run_folder(root=None):
 
 def run_key(data_sha256):
     """12 hex digits naming data (its :func:`~hw3lib.download.dataset_sha256`) and this engine
-    together: a SHA-256 of the two, the data's and :func:`~hw3lib.checkpoint.engine_stamp`."""
+    together: a SHA-256 of the two, the data's and :func:`~hw3lib.engine.engine_stamp`."""
     return hashlib.sha256(f"{data_sha256} {engine_stamp()}".encode()).hexdigest()[:12]
 
 
@@ -82,7 +83,7 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False, on
 
     The checkpoint at ``path`` (default :func:`checkpoint_path`) is reused when it finished
     ``config.epochs`` epochs with exactly ``config`` on data of the same SHA-256, trained by
-    this engine (:func:`~hw3lib.checkpoint.engine_stamp`); a run of the same settings, data and
+    this engine (:func:`~hw3lib.engine.engine_stamp`); a run of the same settings, data and
     engine cut short is resumed (bit-exact); anything else (absent, other settings, other data,
     edited training code, another NumPy or BLAS, unreadable) is trained afresh with one BLAS
     thread and written there; but a ValueError where that would overwrite another run whose

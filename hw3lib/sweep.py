@@ -73,9 +73,9 @@ from optuna.storages._heartbeat import BaseHeartbeat, get_heartbeat_thread, is_h
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
-from .checkpoint import engine_code
 from .checks import integer
 from .download import dataset_sha256
+from .engine import engine_code
 from .parallel import child_blas_threads
 from .results import checkpoint_path, load_or_train, one_blas_thread, run_key
 from .sweep_results import SweepResult, run_summary, sweep_result

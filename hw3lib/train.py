@@ -33,12 +33,13 @@ import numpy as np
 from tqdm.auto import tqdm
 from tqdm import autonotebook, std  # after tqdm.auto, which imports autonotebook without a warning
 
+from .atomic import interrupts_deferred
 from .checks import integer
 from .checkpoint import (HISTORY_KEYS, Checkpoint, CheckpointError, TestRecord,
-                         architecture_mismatch, engine_stamp, interrupts_deferred, load_checkpoint,
-                         save_checkpoint, test_data_sha256)
+                         architecture_mismatch, load_checkpoint, save_checkpoint, test_data_sha256)
 from .config import TrainConfig
 from .data import dataloader, normalize
+from .engine import engine_stamp
 from .images import TransparentPixels, read_image
 from .losses import CrossEntropyLoss
 from .metrics import accuracy

@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .checkpoint import atomic_write, engine_stamp, load_checkpoint
+from .atomic import atomic_write
+from .checkpoint import load_checkpoint
 from .cli import Parser, folder, phrase_settings
 from .config import TrainConfig
 from .data import MODES, SPLIT_METHODS, DataError
 from .download import dataset_sha256
+from .engine import engine_stamp
 from .images import SUFFIXES, parse_image_size
 from .parallel import check_threads
 from .learning import learning_warning

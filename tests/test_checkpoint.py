@@ -21,9 +21,10 @@ from threadpoolctl import threadpool_info
 from test_train import TINY, assert_same_params, params_of, tiny_config, tiny_data
 
 from hw3lib.model import LeNet5
-from hw3lib import checkpoint
-from hw3lib.checkpoint import (CheckpointError, atomic_write, engine_modules, engine_stamp,
-                               load_checkpoint, save_checkpoint)
+from hw3lib import engine
+from hw3lib.atomic import atomic_write
+from hw3lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from hw3lib.engine import engine_modules, engine_stamp
 from hw3lib.train import FitResult, fit
 
 
@@ -113,7 +114,7 @@ def test_a_file_written_before_the_engine_stamp_loads_without_one(saved):
 def test_the_engine_is_the_code_training_runs_numpy_and_blas():
     modules = engine_modules()
     assert {"train", "layers", "im2col", "winograd", "optim", "losses", "model", "data",
-            "images", "checkpoint"} <= set(modules)
+            "images", "checkpoint", "engine", "atomic"} <= set(modules)
     assert not {"results", "report", "plots", "widgets", "bench", "sweep"} & set(modules)
     stamp = engine_stamp()
     assert re.fullmatch(r"hw3lib [0-9a-f]{12}, numpy \S+, .+", stamp) and np.__version__ in stamp
@@ -125,8 +126,8 @@ def test_the_engine_stamp_names_the_code_as_imported_and_refuses_code_edited_sin
     package = tmp_path / "hw3lib"
     package.mkdir()
     for name in engine_modules() + ["plots"]:
-        shutil.copy(Path(checkpoint.__file__).with_name(f"{name}.py"), package)
-    monkeypatch.setattr(checkpoint, "__file__", str(package / "checkpoint.py"))
+        shutil.copy(Path(engine.__file__).with_name(f"{name}.py"), package)
+    monkeypatch.setattr(engine, "__file__", str(package / "engine.py"))
     stamp = engine_stamp()
     with open(package / "plots.py", "a") as f:  # not run in training
         f.write("PLOTS_EDITED = 1\n")
@@ -135,18 +136,18 @@ def test_the_engine_stamp_names_the_code_as_imported_and_refuses_code_edited_sin
     assert engine_stamp() == stamp
     with open(package / "im2col.py", "a") as f:  # code run in training, and not imported
         f.write("IM2COL_EDITED = 1\n")
-    with pytest.raises(checkpoint.EngineChanged, match=r"^hw3lib/im2col.py changed since this "
+    with pytest.raises(engine.EngineChanged, match=r"^hw3lib/im2col.py changed since this "
                        r"Python process imported hw3lib, .*restart the kernel"):
         engine_stamp()
     data, config = tiny_data(), tiny_config(epochs=1)
-    with pytest.raises(checkpoint.EngineChanged):  # before any work, with nothing written
+    with pytest.raises(engine.EngineChanged):  # before any work, with nothing written
         fit(config.build_model(3), data, config, checkpoint_path=tmp_path / "c.npz", progress=False)
     assert not (tmp_path / "c.npz").exists()
-    imported = {name: checkpoint._parsed(name)[1] for name in engine_modules()}  # as on restart
-    monkeypatch.setattr(checkpoint, "_IMPORTED", imported)
+    imported = {name: engine._parsed(name)[1] for name in engine_modules()}  # as on restart
+    monkeypatch.setattr(engine, "_IMPORTED", imported)
     assert engine_stamp() != stamp and engine_stamp().split(",")[1:] == stamp.split(",")[1:]
     (package / "winograd.py").rename(package / "winograd.py.away")  # a branch switched under it
-    with pytest.raises(checkpoint.EngineChanged, match="^hw3lib/winograd.py changed since"):
+    with pytest.raises(engine.EngineChanged, match="^hw3lib/winograd.py changed since"):
         engine_stamp()
 
 

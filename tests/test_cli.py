@@ -12,8 +12,9 @@ from PIL import Image
 
 from hw3lib import checkpoint, train
 from hw3lib.__main__ import main as hw3lib_main
-from hw3lib.checkpoint import engine_stamp, load_checkpoint, save_checkpoint
+from hw3lib.checkpoint import load_checkpoint, save_checkpoint
 from hw3lib.config import TrainConfig
+from hw3lib.engine import engine_stamp
 from test_checkpoint import MALFORMED, rewrite
 from test_train import DATA, HAVE_DATA, fake_root, run_cli, start_training
 

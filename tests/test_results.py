@@ -13,8 +13,9 @@ import hw3lib.download
 import hw3lib.results as results
 from hw3lib.data import normalize
 from hw3lib.model import LeNet5
-from hw3lib.checkpoint import engine_stamp, load_checkpoint, save_checkpoint
+from hw3lib.checkpoint import load_checkpoint, save_checkpoint
 from hw3lib.config import TrainConfig
+from hw3lib.engine import engine_stamp
 from hw3lib.train import fit
 
 CONFIG = TrainConfig(epochs=2, batch_size=8, lr=0.002)
