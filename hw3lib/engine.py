@@ -121,6 +121,21 @@ def engine_stamp():
     """What a run is computed with, in one line: :func:`engine_code`, NumPy's version and the
     BLAS library's version and kernels. Training is the same bit for bit only where all of
     them are: a checkpoint cached under another stamp holds weights this code would not compute."""
-    blas = [f"{lib['internal_api']} {lib['version']} ({lib.get('architecture') or 'generic'})"
-            for lib in threadpool_info() if lib["user_api"] == "blas"]
-    return f"{engine_code()}, numpy {np.__version__}, {', '.join(blas) or 'no BLAS'}"
+    return f"{engine_code()}, numpy {np.__version__}, {blas_description()}"
+
+
+def blas_description(threads=False):
+    """The BLAS libraries NumPy computes with, in words: ``"openblas 0.3.31 (Haswell)"``, or
+    with ``threads`` ``"openblas 0.3.31, Haswell kernels, 2 threads by default"`` (the threads
+    it has now); several joined by ``", "`` (``"; "`` with ``threads``), ``"no BLAS"`` for none."""
+    described = []
+    for lib in threadpool_info():
+        if lib["user_api"] == "blas":
+            name, kernels, n = (f"{lib['internal_api']} {lib['version']}",
+                                lib.get("architecture") or "generic", lib["num_threads"])
+            if threads:
+                plural = "" if n == 1 else "s"
+                described.append(f"{name}, {kernels} kernels, {n} thread{plural} by default")
+            else:
+                described.append(f"{name} ({kernels})")
+    return ("; " if threads else ", ").join(described) or "no BLAS"

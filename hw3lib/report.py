@@ -29,10 +29,8 @@ Contract with the notebook authors (one tag per cell, in the cell's ``tags`` met
 """
 import asyncio
 import copy
-import datetime
 import html
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -44,9 +42,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import nbformat
-import numpy as np
 
 from .cli import Parser, folder, int_at_least
+from .stamp import stamp_rows
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -273,40 +271,6 @@ def report_cells(name, nb):
                 output.metadata["alt"] = _caption(nb.cells, index)
         sections.setdefault(tags[0][len(TAG_PREFIX):], []).append(cell)
     return sections
-
-
-def _git(*args):
-    return subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True,
-                          check=True).stdout.strip()
-
-
-def _git_commit():
-    """The checkout's commit, and whether files differ from it."""
-    try:
-        changed = " with uncommitted changes" if _git("status", "--porcelain") else ""
-        return _git("rev-parse", "--short=12", "HEAD") + changed
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-
-
-def stamp_rows(executed, data_root=None):
-    """``(what, value)`` rows of the export's own stamp: versions, commit, dataset, time."""
-    from . import __version__
-    from .data import DataError
-    from .download import dataset_sha256
-
-    rows = [("hw3lib", f"{__version__}, commit {_git_commit()}"),
-            ("Python, NumPy", f"{platform.python_version()}, {np.__version__}"),
-            ("Platform", f"{platform.system()} {platform.machine()}")]
-    if data_root is not None:
-        try:
-            rows.append(("Dataset SHA-256", dataset_sha256(data_root)))
-        except DataError:
-            rows.append(("Dataset SHA-256", "not found"))
-    rows.append(("Notebooks", "executed from scratch by python -m hw3lib report" if executed
-                 else "stored outputs (python -m hw3lib report --no-execute)"))
-    rows.append(("Built", datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")))
-    return rows
 
 
 def _markdown(source, tags=()):

@@ -1,125 +1,20 @@
-"""What notebooks 05 and 06 compute from trained models: cached runs, the comparison with the
-original report, seeds sweeps, predictions, the misclassified images, feature maps, the stamp.
-
-Training is bit-deterministic on one machine (same settings, same data, same number of BLAS
-threads: :func:`load_or_train` always trains on one), so a finished run is cached as a checkpoint under ``runs/notebooks/`` (git ignores
-``runs/``), named after a hash of its :class:`~hw3lib.train.TrainConfig`, and reused only when
-its settings, the data's SHA-256 and the engine that trained it
-(:func:`~hw3lib.engine.engine_stamp`: hw3lib's training code, NumPy, BLAS) match::
-
-    result = load_or_train(TrainConfig())       # trains once, then loads runs/notebooks/...
-    result.evaluate(data.X_test, data.y_test)   # (mean cross-entropy, accuracy)
+"""What notebooks 05 and 06 compute from trained models (cached by :mod:`hw3lib.runs`): the
+comparison with the original report, seeds sweeps, predictions, the misclassified images,
+feature maps.
 """
-import hashlib
-import json
-import os
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
 
-from .data import normalize, resolve_root
-from .checkpoint import CheckpointError, load_checkpoint
-from .download import dataset_sha256
-from .engine import engine_stamp
+from .data import normalize
 from .metrics import bootstrap_interval
+from .runs import checkpoint_path, load_or_train
 from .tables import Table
-from .train import FitResult, fit
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-RUNS_DIR = REPO_ROOT / "runs" / "notebooks"
 # The original report's figures (4-channel RGBA input, its own AdamGD without bias correction):
 # split -> (accuracy, loss). Its losses were not computed alike: its validation loss is below
 # what a mean cross-entropy per image can be at its validation accuracy (see notebook 06).
 ORIGINAL = {"train": (0.995, 0.009), "val": (0.943, 0.0065), "test": (0.956, 1.066)}
-
-
-def one_blas_thread():
-    """A context in which BLAS uses one thread: on a shared 2-core machine two threads on
-    LeNet-5's small matrices stall at random (and runs on other thread counts differ in rounding)."""
-    return threadpool_limits(limits=1, user_api="blas")
-
-
-def config_key(config):
-    """12 hex digits naming ``config``: a SHA-256 of its settings as sorted JSON."""
-    text = json.dumps(config.to_dict(), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def run_folder(root=None):
-    """Where the notebooks keep the runs of the data at ``root`` (default ``$HW3_DATA``, then
-    ``data/``) trained by this engine, and their sweeps: ``runs/notebooks/<12 hex digits>``,
-    named after the data's SHA-256 and :func:`~hw3lib.engine.engine_stamp`. Other data
-    or edited training code get a folder of their own, so that their runs and sweep scores
-    never stand in for (or overwrite, test counts and all) those of this data and code, and
-    going back finds these again."""
-    return RUNS_DIR / run_key(dataset_sha256(root))
-
-
-def run_key(data_sha256):
-    """12 hex digits naming data (its :func:`~hw3lib.download.dataset_sha256`) and this engine
-    together: a SHA-256 of the two, the data's and :func:`~hw3lib.engine.engine_stamp`."""
-    return hashlib.sha256(f"{data_sha256} {engine_stamp()}".encode()).hexdigest()[:12]
-
-
-def checkpoint_path(config, folder=None, root=None):
-    """Where the run of ``config`` is cached: ``folder/lenet5-<config_key>.npz``, ``folder``
-    (created if missing) by default :func:`run_folder` of the data at ``root``."""
-    folder = Path(folder if folder is not None else run_folder(root))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"lenet5-{config_key(config)}.npz"
-
-
-def relative(path):
-    """``path`` as a POSIX path relative to the repository (for printing), else its name."""
-    path = Path(path).resolve()
-    return path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else path.name
-
-
-def load_or_train(config, path=None, *, data=None, root=None, progress=False, on_epoch=None, stop=None):
-    """The :class:`~hw3lib.train.FitResult` of training with ``config`` on the data at
-    ``root`` (default ``$HW3_DATA``, then ``data/``), its best weights in ``result.model``.
-
-    The checkpoint at ``path`` (default :func:`checkpoint_path`) is reused when it finished
-    ``config.epochs`` epochs with exactly ``config`` on data of the same SHA-256, trained by
-    this engine (:func:`~hw3lib.engine.engine_stamp`); a run of the same settings, data and
-    engine cut short is resumed (bit-exact); anything else (absent, other settings, other data,
-    edited training code, another NumPy or BLAS, unreadable) is trained afresh with one BLAS
-    thread and written there; but a ValueError where that would overwrite another run whose
-    test split was evaluated.
-    ``data``: the :class:`~hw3lib.data.Dataset` of ``config``, if already loaded (its folder
-    is then the root; one built by hand must be of the data at ``root``);
-    ``on_epoch`` and ``stop`` go to :func:`~hw3lib.train.fit` (a sweep reports and prunes there).
-    A Ctrl-C or ``stop`` while training raises KeyboardInterrupt; the checkpoint keeps the
-    finished epochs.
-    """
-    if data is not None and data.root is not None:  # the data's own folder names it
-        if root is not None and Path(root).resolve() != data.root.resolve():
-            raise ValueError(f"load_or_train was given data loaded from {data.root} and root "
-                             f"{root}: give one, or the same folder")
-        root = data.root
-    sha = dataset_sha256(root)  # reads every file of the data: once
-    path = Path(path) if path is not None else checkpoint_path(config, RUNS_DIR / run_key(sha))
-    ckpt = None
-    if path.is_file():
-        try:
-            ckpt = load_checkpoint(path)
-        except CheckpointError:
-            ckpt = None
-    if ckpt is not None and (ckpt.config, ckpt.data_sha256, ckpt.engine) != (config, sha, engine_stamp()):
-        ckpt = None  # trained afresh; fit refuses to overwrite a run whose test split was evaluated
-    if ckpt is not None and ckpt.epoch >= config.epochs:
-        return FitResult.from_checkpoint(ckpt, path)
-    data = data if data is not None else config.load_data(root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with one_blas_thread():
-        result = fit(config.build_model(len(data.classes), data.image_size), data, config, checkpoint_path=path,
-                     resume=ckpt, data_sha256=sha, progress=progress, on_epoch=on_epoch, stop=stop)
-    if result.stopped:
-        raise KeyboardInterrupt(f"training {relative(path)} was {result.stopped} after "
-                                f"{len(result.history['epoch'])} epoch(s); run again to resume")
-    return result
 
 
 def quoted_figures(figures):
@@ -257,63 +152,3 @@ def test_over_seeds(configs, seeds, *, root=None, folder=None, progress=False):
                      float(np.mean([record.loss for record in records]))))
     return runs, Table(["setting", "seeds", "test acc mean", "std", "95% interval", "min", "max",
                         "test loss"], rows)
-
-
-def weights_sha256(model):
-    """A SHA-256 over ``model``'s parameter arrays (names sorted, raw bytes): equal hashes,
-    equal weights bit for bit."""
-    digest = hashlib.sha256()
-    for name, value in sorted(model.get_params().items()):
-        digest.update(name.encode())
-        digest.update(np.ascontiguousarray(value).tobytes())
-    return digest.hexdigest()
-
-
-def _optimizer(config):
-    """The optimizer of ``config`` in words."""
-    if config.optimizer == "sgd":
-        return f"SGD, learning rate {config.lr:g}, momentum {config.momentum:g}"
-    kind = ("Adam with bias correction (AdamGD, as torch.optim.Adam)" if config.bias_correction
-            else "the report's AdamGD (no bias correction)")
-    return (f"{kind}, learning rate {config.lr:g}, betas {config.beta1:g}/{config.beta2:g}, "
-            f"eps {config.eps:g}")
-
-
-def _count(n, noun):
-    """``"1 thread"``, ``"2 threads"``."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def _blas():
-    libs = [f"{lib['internal_api']} {lib['version']}, {lib.get('architecture') or 'generic'} "
-            f"kernels, {_count(lib['num_threads'], 'thread')} by default"
-            for lib in threadpool_info() if lib["user_api"] == "blas"]
-    return "; ".join(libs) or "none found by threadpoolctl"
-
-
-def stamp_table(result=None, config=None, *, environment=True, data_root=None):
-    """The reproducibility stamp as a two-column :class:`Table`.
-
-    With ``environment``: the rows the report's export writes itself
-    (:func:`hw3lib.report.stamp_rows`: hw3lib version and git commit, Python and NumPy,
-    platform, the SHA-256 of the data at ``data_root``, default ``$HW3_DATA``). With a
-    ``result`` of :func:`~hw3lib.train.fit` and its ``config``: the run's own rows, its seed,
-    settings, BLAS library and threads, and the SHA-256 of its kept weights (:func:`weights_sha256`)."""
-    from .report import stamp_rows  # the export's own rows; report.py loads nbformat
-
-    if (result is None) != (config is None) or (result is None and not environment):
-        raise ValueError("stamp_table needs a result together with its config, or environment=True")
-    rows = []
-    if environment:
-        rows += [row for row in stamp_rows(True, resolve_root(data_root))
-                 if row[0] not in ("Notebooks", "Built")]
-    if result is not None:
-        rows += [("Seed", str(config.seed)),
-                 ("Optimizer", _optimizer(config)),
-                 ("Schedule", f"{config.epochs} epochs, batch {config.batch_size}, validation "
-                              f"{config.val_fraction:g} ({config.split} split)"),
-                 ("Images", f"mode {config.mode}, flips {'on' if config.hflip else 'off'}"),
-                 ("BLAS", _blas()),
-                 ("Threads", f"1 BLAS thread while training; {_count(os.cpu_count(), 'CPU core')}"),
-                 ("Weights SHA-256", weights_sha256(result.model))]
-    return Table(["item", "value"], rows)

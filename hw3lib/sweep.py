@@ -77,7 +77,7 @@ from .checks import integer
 from .download import dataset_sha256
 from .engine import engine_code
 from .parallel import child_blas_threads
-from .results import checkpoint_path, load_or_train, one_blas_thread, run_key
+from .runs import checkpoint_path, load_or_train, one_blas_thread, run_key
 from .sweep_results import SweepResult, run_summary, sweep_result
 from .sweep_space import PRUNERS, Sweep, config_for
 from .sweep_study import (JOURNAL, POLL_SECONDS, first_attempt, open_storage, open_study, params_of,
@@ -360,10 +360,10 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
       ``study_name`` defaults to :attr:`Sweep.name`, so running the same sweep again goes on
       from the trials it has and another machine with the same storage joins it.
     - checkpoints go to ``checkpoints`` (default ``out/checkpoints/<key>``, the key naming the
-      data and the engine, :func:`hw3lib.results.run_key`, so that other data, edited code or
+      data and the engine, :func:`hw3lib.runs.run_key`, so that other data, edited code or
       other BLAS kernels never overwrite these runs), one per run, named by
-      :func:`hw3lib.results.checkpoint_path`, so an interrupted run resumes and
-      :func:`~hw3lib.results.load_or_train` finds every finished run's weights.
+      :func:`hw3lib.runs.checkpoint_path`, so an interrupted run resumes and
+      :func:`~hw3lib.runs.load_or_train` finds every finished run's weights.
     - ``root``: the data (default ``$HW3_DATA``, then ``data/``); ``pruner``: see
       :meth:`Sweep.pruner_for_study`; ``progress``: a bar over runs; ``on_progress(done,
       total)`` after each look at the study.

@@ -52,7 +52,7 @@ from .data import MODES, DataError, Dataset, resolve_root
 from .plots import plot_live_curves, plot_run_curves
 from .tables import Table
 from .config import TrainConfig
-from .results import run_folder
+from .runs import run_folder
 from .sweep import SweepError, run_sweep
 from .learning import learning_warning
 from .train import HISTORY_KEYS, TrainingError, fit
@@ -338,7 +338,7 @@ class Playground:
     ``test_buttons`` holds one button per run that evaluates it on the test split
     (:meth:`test`); ``sweep_result`` the last sweep's :class:`hw3lib.sweep.SweepResult`, its
     storage and checkpoints under ``sweep_out`` (default: ``playground-sweep`` in the
-    :func:`~hw3lib.results.run_folder` of the data at ``root`` and the training code, which
+    :func:`~hw3lib.runs.run_folder` of the data at ``root`` and the training code, which
     git ignores). ``root`` holds the data folder the sweep uses (None: the panel's ``load``
     reads data the sweep cannot know).
     """

@@ -1,4 +1,5 @@
-"""hw3lib.results: cached runs (reuse, retrain, resume), tables, selections, feature maps, stamp."""
+"""hw3lib.runs, hw3lib.results and hw3lib.stamp: cached runs (reuse, retrain, resume), tables,
+selections, feature maps, the stamp."""
 import json
 import re
 from dataclasses import replace
@@ -11,11 +12,13 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import hw3lib.download
 import hw3lib.results as results
+from hw3lib import runs as runs_module
+from hw3lib import stamp as stamp_module
 from hw3lib.data import normalize
 from hw3lib.model import LeNet5
 from hw3lib.checkpoint import load_checkpoint, save_checkpoint
 from hw3lib.config import TrainConfig
-from hw3lib.engine import engine_stamp
+from hw3lib.engine import blas_description, engine_stamp
 from hw3lib.train import fit
 
 CONFIG = TrainConfig(epochs=2, batch_size=8, lr=0.002)
@@ -45,14 +48,14 @@ def root(tmp_path):
 
 @pytest.fixture
 def count_fits(monkeypatch):
-    """Counts the calls of fit inside hw3lib.results (and records their resume argument)."""
+    """Counts the calls of fit inside hw3lib.runs (and records their resume argument)."""
     calls = []
 
     def counted(*args, **kwargs):
         calls.append(kwargs.get("resume"))
         return fit(*args, **kwargs)
 
-    monkeypatch.setattr(results, "fit", counted)
+    monkeypatch.setattr(runs_module, "fit", counted)
     return calls
 
 
@@ -76,26 +79,26 @@ def test_the_training_api_is_exported_by_the_package():
 
 def test_checkpoint_path_is_named_by_the_settings_and_creates_its_folder(tmp_path):
     folder = tmp_path / "cache"
-    path = results.checkpoint_path(CONFIG, folder)
+    path = runs_module.checkpoint_path(CONFIG, folder)
     assert folder.is_dir() and path.parent == folder and path.suffix == ".npz"
-    assert path == results.checkpoint_path(TrainConfig(epochs=2, batch_size=8, lr=0.002), folder)
-    others = {results.checkpoint_path(replace(CONFIG, **change), folder)
+    assert path == runs_module.checkpoint_path(TrainConfig(epochs=2, batch_size=8, lr=0.002), folder)
+    others = {runs_module.checkpoint_path(replace(CONFIG, **change), folder)
               for change in ({"seed": 1}, {"hflip": False}, {"epochs": 3}, {"lr": 0.001})}
     assert len(others) == 4 and path not in others
-    assert results.checkpoint_path(TrainConfig()).parent.parent == results.REPO_ROOT / "runs" / "notebooks"
+    assert runs_module.checkpoint_path(TrainConfig()).parent.parent == runs_module.REPO_ROOT / "runs" / "notebooks"
 
 
 def test_relative_paths_for_printing(tmp_path):
-    assert results.relative(results.REPO_ROOT / "runs" / "a.npz") == "runs/a.npz"
-    assert results.relative(tmp_path / "b.npz") == "b.npz"
+    assert runs_module.relative(runs_module.REPO_ROOT / "runs" / "a.npz") == "runs/a.npz"
+    assert runs_module.relative(tmp_path / "b.npz") == "b.npz"
 
 
 def test_load_or_train_trains_once_then_reuses_the_checkpoint(root, tmp_path, count_fits):
-    path = results.checkpoint_path(CONFIG, tmp_path / "cache")
-    first = results.load_or_train(CONFIG, path, root=root)
+    path = runs_module.checkpoint_path(CONFIG, tmp_path / "cache")
+    first = runs_module.load_or_train(CONFIG, path, root=root)
     assert count_fits == [None] and path.is_file()
-    assert load_checkpoint(path).data_sha256 == results.dataset_sha256(root)
-    again = results.load_or_train(CONFIG, path, root=root)
+    assert load_checkpoint(path).data_sha256 == runs_module.dataset_sha256(root)
+    again = runs_module.load_or_train(CONFIG, path, root=root)
     assert count_fits == [None]  # loaded, not trained
     assert_same_run(first, again)
     data = CONFIG.load_data(root)
@@ -104,94 +107,94 @@ def test_load_or_train_trains_once_then_reuses_the_checkpoint(root, tmp_path, co
 
 def test_data_given_without_root_is_filed_under_its_own_folder(root, tmp_path, monkeypatch, count_fits):
     monkeypatch.setenv("HW3_DATA", str(root))
-    monkeypatch.setattr(results, "RUNS_DIR", tmp_path / "runs")
+    monkeypatch.setattr(runs_module, "RUNS_DIR", tmp_path / "runs")
     other = fake_root(tmp_path / "other", size=(36, 28))
-    result = results.load_or_train(CONFIG, data=CONFIG.load_data(other))
-    assert result.checkpoint_path.parent == results.run_folder(other) != results.run_folder(root)
-    assert load_checkpoint(result.checkpoint_path).data_sha256 == results.dataset_sha256(other)
-    results.load_or_train(CONFIG)  # $HW3_DATA's data: not the other folder's run
+    result = runs_module.load_or_train(CONFIG, data=CONFIG.load_data(other))
+    assert result.checkpoint_path.parent == runs_module.run_folder(other) != runs_module.run_folder(root)
+    assert load_checkpoint(result.checkpoint_path).data_sha256 == runs_module.dataset_sha256(other)
+    runs_module.load_or_train(CONFIG)  # $HW3_DATA's data: not the other folder's run
     assert len(count_fits) == 2
     with pytest.raises(ValueError, match="given data loaded from .* and root .*: give one"):
-        results.load_or_train(CONFIG, data=CONFIG.load_data(other), root=root)
+        runs_module.load_or_train(CONFIG, data=CONFIG.load_data(other), root=root)
 
 
 def test_load_or_train_reads_the_data_files_for_their_sha256_once(root, tmp_path, monkeypatch):
-    monkeypatch.setattr(results, "RUNS_DIR", tmp_path / "runs")
+    monkeypatch.setattr(runs_module, "RUNS_DIR", tmp_path / "runs")
     calls = []
-    monkeypatch.setattr(results, "dataset_sha256",
+    monkeypatch.setattr(runs_module, "dataset_sha256",
                         lambda r=None: calls.append(r) or hw3lib.download.dataset_sha256(r))
-    results.load_or_train(CONFIG, root=root)  # trains
-    results.load_or_train(CONFIG, root=root)  # loads
+    runs_module.load_or_train(CONFIG, root=root)  # trains
+    runs_module.load_or_train(CONFIG, root=root)  # loads
     assert calls == [root, root]
 
 
 def test_load_or_train_builds_the_model_for_the_datas_image_size(tmp_path):
     root = fake_root(tmp_path, size=(36, 28))
-    result = results.load_or_train(CONFIG, tmp_path / "run.npz", root=root)
+    result = runs_module.load_or_train(CONFIG, tmp_path / "run.npz", root=root)
     assert result.model.input_shape == (1, 36, 28) and len(result.history["epoch"]) == 2
 
 
 def test_load_or_train_is_bit_deterministic(root, tmp_path):
-    a = results.load_or_train(CONFIG, tmp_path / "a.npz", root=root)
-    b = results.load_or_train(CONFIG, tmp_path / "b.npz", root=root)
+    a = runs_module.load_or_train(CONFIG, tmp_path / "a.npz", root=root)
+    b = runs_module.load_or_train(CONFIG, tmp_path / "b.npz", root=root)
     assert_same_run(a, b)
 
 
 def test_other_settings_other_data_or_a_corrupt_file_train_afresh(root, tmp_path, count_fits):
     path = tmp_path / "run.npz"
-    results.load_or_train(CONFIG, path, root=root)
+    runs_module.load_or_train(CONFIG, path, root=root)
     other = replace(CONFIG, lr=0.001)
-    retrained = results.load_or_train(other, path, root=root)  # same file, other settings
+    retrained = runs_module.load_or_train(other, path, root=root)  # same file, other settings
     assert len(count_fits) == 2 and load_checkpoint(path).config == other
-    assert_same_run(retrained, results.load_or_train(other, tmp_path / "fresh.npz", root=root))
+    assert_same_run(retrained, runs_module.load_or_train(other, tmp_path / "fresh.npz", root=root))
 
     png = next((root / "Data_test" / "A").glob("*.png"))  # the data changes: its SHA-256 too
     Image.fromarray(np.zeros((32, 32), np.uint8), "L").save(png)  # opaque black
-    results.load_or_train(other, path, root=root)
-    assert len(count_fits) == 4 and load_checkpoint(path).data_sha256 == results.dataset_sha256(root)
+    runs_module.load_or_train(other, path, root=root)
+    assert len(count_fits) == 4 and load_checkpoint(path).data_sha256 == runs_module.dataset_sha256(root)
 
     path.write_bytes(b"not a checkpoint")
-    results.load_or_train(other, path, root=root)
+    runs_module.load_or_train(other, path, root=root)
     assert len(count_fits) == 5 and load_checkpoint(path).config == other
 
 
 def test_another_run_whose_test_split_was_evaluated_is_never_overwritten(root, tmp_path):
     path = tmp_path / "run.npz"
-    tested = results.load_or_train(CONFIG, path, root=root)
+    tested = runs_module.load_or_train(CONFIG, path, root=root)
     data = CONFIG.load_data(root)
     tested.test(data.X_test, data.y_test)
     before = path.read_bytes()
     with pytest.raises(ValueError, match=r"run.npz holds another run whose test split was evaluated "
                                          r"1 time\(s\); training a fresh one there would lose that record"):
-        results.load_or_train(replace(CONFIG, lr=0.001), path, root=root)
+        runs_module.load_or_train(replace(CONFIG, lr=0.001), path, root=root)
     with pytest.raises(ValueError, match="training a fresh one there would lose that record"):
         fit(CONFIG.build_model(3), CONFIG.load_data(root), CONFIG, checkpoint_path=path, progress=False)
     assert path.read_bytes() == before
-    assert results.load_or_train(CONFIG, path, root=root).test_evaluations == 1  # its own: loaded
+    assert runs_module.load_or_train(CONFIG, path, root=root).test_evaluations == 1  # its own: loaded
 
 
 def test_a_run_of_another_engine_is_trained_afresh_finished_or_cut_short(root, tmp_path, count_fits):
     path = tmp_path / "run.npz"
-    results.load_or_train(CONFIG, path, root=root)
+    runs_module.load_or_train(CONFIG, path, root=root)
     assert load_checkpoint(path).engine == engine_stamp()
     for epochs in (CONFIG.epochs, 1):  # a finished run, then one cut short after its first epoch
         ckpt = load_checkpoint(path)
         ckpt.engine, ckpt.epoch, ckpt.best_epoch = "hw3lib 000000000000, numpy 1.0", epochs, 1
         ckpt.history = {key: column[:epochs] for key, column in ckpt.history.items()}
         save_checkpoint(path, ckpt)
-        results.load_or_train(CONFIG, path, root=root)
+        runs_module.load_or_train(CONFIG, path, root=root)
         assert count_fits[-1] is None and load_checkpoint(path).engine == engine_stamp()
     assert len(count_fits) == 3
 
 
 def test_the_notebooks_runs_are_kept_apart_by_data_and_engine(root, tmp_path, monkeypatch):
-    folder = results.run_folder(root)
-    assert folder.parent == results.RUNS_DIR and folder == results.run_folder(root)
-    assert results.checkpoint_path(CONFIG, root=root).parent == folder
-    assert results.run_folder(fake_root(tmp_path / "other", size=(36, 28))) != folder
-    monkeypatch.setattr(results, "engine_stamp", lambda: "hw3lib 000000000000, numpy 1.0")
-    assert results.run_folder(root) != folder
-    notebook = json.loads((results.REPO_ROOT / "notebooks" / "06_results.ipynb").read_text())
+    folder = runs_module.run_folder(root)
+    assert folder.parent == runs_module.RUNS_DIR and folder == runs_module.run_folder(root)
+    assert runs_module.checkpoint_path(CONFIG, root=root).parent == folder
+    assert runs_module.run_folder(fake_root(tmp_path / "other", size=(36, 28))) != folder
+    monkeypatch.setattr(runs_module, "engine_stamp", lambda: "hw3lib 000000000000, numpy 1.0")
+    assert runs_module.run_folder(root) != folder
+    notebook = json.loads((runs_module.REPO_ROOT / "notebooks" / "06_results.ipynb").read_text())
     assert any("RUNS = run_folder()" in "".join(cell["source"]) for cell in notebook["cells"])
 
 
@@ -203,23 +206,23 @@ def test_a_run_cut_short_is_resumed_bit_exactly(root, tmp_path, count_fits):
             raise KeyboardInterrupt
 
     cut = fit(CONFIG.build_model(3), data, CONFIG, on_batch=interrupt, checkpoint_path=path,
-              data_sha256=results.dataset_sha256(root), progress=False)
+              data_sha256=runs_module.dataset_sha256(root), progress=False)
     assert cut.stopped == "interrupted" and load_checkpoint(path).epoch == 1
-    resumed = results.load_or_train(CONFIG, path, root=root)
+    resumed = runs_module.load_or_train(CONFIG, path, root=root)
     assert len(count_fits) == 1 and count_fits[0] is not None  # fit was given the checkpoint
-    assert_same_run(resumed, results.load_or_train(CONFIG, tmp_path / "whole.npz", root=root))
+    assert_same_run(resumed, runs_module.load_or_train(CONFIG, tmp_path / "whole.npz", root=root))
 
 
 def test_a_stopped_training_raises_keyboard_interrupt_and_keeps_its_epochs(root, tmp_path):
     done = []  # the stop flag is set once the first epoch is done
     path = tmp_path / "run.npz"
     with pytest.raises(KeyboardInterrupt, match=r"run.npz was stopped after 1 epoch\(s\); run again"):
-        results.load_or_train(CONFIG, path, root=root, on_epoch=done.append, stop=lambda: bool(done))
+        runs_module.load_or_train(CONFIG, path, root=root, on_epoch=done.append, stop=lambda: bool(done))
     assert load_checkpoint(path).epoch == 1
 
 
 def test_probabilities_and_feature_maps_use_the_training_statistics(root, tmp_path):
-    result = results.load_or_train(CONFIG, tmp_path / "run.npz", root=root)
+    result = runs_module.load_or_train(CONFIG, tmp_path / "run.npz", root=root)
     data = CONFIG.load_data(root)
     X = normalize(data.X_test, result.mean, result.std)
     probs = result.predict(data.X_test, batch_size=5)  # several batches
@@ -274,8 +277,8 @@ def test_comparison_table_puts_each_run_beside_the_original(root, tmp_path):
     data = CONFIG.load_data(root)
     other = replace(CONFIG, lr=0.001, split="random")
     data_b = other.load_data(root)
-    runs = {"a": (results.load_or_train(CONFIG, tmp_path / "a.npz", data=data, root=root), data),
-            "b": (results.load_or_train(other, tmp_path / "b.npz", root=root), data_b)}
+    runs = {"a": (runs_module.load_or_train(CONFIG, tmp_path / "a.npz", data=data, root=root), data),
+            "b": (runs_module.load_or_train(other, tmp_path / "b.npz", root=root), data_b)}
     lines = str(results.comparison_table(runs)).splitlines()
     assert lines[0].split() == ["split", "acc", "original", "acc", "a", "acc", "b", "loss",
                                 "original", "loss", "a", "loss", "b"]
@@ -323,33 +326,33 @@ def test_summary_table_lists_every_layer_and_the_total():
 
 def test_weights_sha256_names_the_weights_bit_for_bit():
     a, b = LeNet5(seed=0), LeNet5(seed=0)
-    assert results.weights_sha256(a) == results.weights_sha256(b)
+    assert stamp_module.weights_sha256(a) == stamp_module.weights_sha256(b)
     b.get_params()["b5"][0] = np.nextafter(b.get_params()["b5"][0], np.float32(1))
-    assert results.weights_sha256(a) != results.weights_sha256(b)
+    assert stamp_module.weights_sha256(a) != stamp_module.weights_sha256(b)
 
 
 def test_stamp_table_rows(root, tmp_path):
-    result = results.load_or_train(CONFIG, tmp_path / "run.npz", root=root)
-    full = dict(results.stamp_table(result, CONFIG, data_root=root).rows)
-    assert full["Dataset SHA-256"] == results.dataset_sha256(root)
+    result = runs_module.load_or_train(CONFIG, tmp_path / "run.npz", root=root)
+    full = dict(stamp_module.stamp_table(result, CONFIG, data_root=root).rows)
+    assert full["Dataset SHA-256"] == runs_module.dataset_sha256(root)
     assert full["hw3lib"].startswith("0.1.0, commit ") and full["Seed"] == "0"
     assert "Python, NumPy" in full and "Notebooks" not in full and "Built" not in full
     assert full["Optimizer"] == ("Adam with bias correction (AdamGD, as torch.optim.Adam), learning "
                                  "rate 0.002, betas 0.9/0.999, eps 1e-08")
     for changes, text in ((dict(bias_correction=False), "the report's AdamGD (no bias correction), "),
                           (dict(optimizer="sgd", momentum=0.9), "SGD, learning rate 0.002, momentum 0.9")):
-        assert results._optimizer(replace(CONFIG, **changes)).startswith(text)
+        assert stamp_module._optimizer(replace(CONFIG, **changes)).startswith(text)
     assert full["Schedule"] == "2 epochs, batch 8, validation 0.3 (blocked split)"
     assert full["Images"] == "mode L, flips on" and full["Threads"].startswith("1 BLAS thread")
     with threadpool_limits(limits=1, user_api="blas"):  # the default a process starts with here
-        assert "kernels, 1 thread by default" in results._blas()
-    assert full["Weights SHA-256"] == results.weights_sha256(result.model)
-    own = dict(results.stamp_table(result, CONFIG, environment=False).rows)
+        assert "kernels, 1 thread by default" in blas_description(threads=True)
+    assert full["Weights SHA-256"] == stamp_module.weights_sha256(result.model)
+    own = dict(stamp_module.stamp_table(result, CONFIG, environment=False).rows)
     assert list(own) == ["Seed", "Optimizer", "Schedule", "Images", "BLAS", "Threads", "Weights SHA-256"]
-    assert str(tmp_path) not in str(results.stamp_table(result, CONFIG, data_root=root))
-    env = dict(results.stamp_table(data_root=root).rows)
+    assert str(tmp_path) not in str(stamp_module.stamp_table(result, CONFIG, data_root=root))
+    env = dict(stamp_module.stamp_table(data_root=root).rows)
     assert list(env) == ["hw3lib", "Python, NumPy", "Platform", "Dataset SHA-256"]
-    for call in (lambda: results.stamp_table(result), lambda: results.stamp_table(environment=False)):
+    for call in (lambda: stamp_module.stamp_table(result), lambda: stamp_module.stamp_table(environment=False)):
         with pytest.raises(ValueError, match="needs a result together with its config"):
             call()
 
@@ -358,7 +361,7 @@ def test_the_notebooks_run_under_the_blas_kernels_of_their_stored_outputs():
     """OpenBLAS picks its kernels by CPU and they add in different orders, which notebook 06's
     stored outputs show after 24 epochs: the kernels they were made with (its stamp names them)
     must be the ones here, as the Makefile pins them for ``make test`` and ``make report``."""
-    notebook = json.loads((results.REPO_ROOT / "notebooks" / "06_results.ipynb").read_text())
+    notebook = json.loads((runs_module.REPO_ROOT / "notebooks" / "06_results.ipynb").read_text())
     stamp = next("".join(output.get("text", "")) for cell in notebook["cells"]
                  if "report:stamp" in cell.get("metadata", {}).get("tags", [])
                  for output in cell.get("outputs", []))

@@ -25,6 +25,7 @@ from optuna.trial import TrialState
 from datasets import make_root, write_banded_root, write_png
 from conftest import missing
 from hw3lib import results
+from hw3lib import runs as runs_module
 from hw3lib import sweep as sweep_module
 from hw3lib import sweep_cli, sweep_study
 from hw3lib.__main__ import main as hw3lib_main
@@ -32,7 +33,7 @@ from hw3lib.config import TrainConfig
 from hw3lib.data import DataError
 from hw3lib.engine import engine_code
 from hw3lib.plots import plot_sweep, plot_sweep_heatmap
-from hw3lib.results import checkpoint_path, load_or_train
+from hw3lib.runs import checkpoint_path, load_or_train
 from hw3lib.sweep import JOURNAL, Sweep, load_sweep, open_storage, open_study, run_sweep, work
 from hw3lib.sweep_results import Run, Setting, SweepResult
 from hw3lib.sweep_space import setting_label
@@ -82,7 +83,7 @@ def test_two_workers_on_the_journal_finish_a_grid_each_run_once_and_a_rerun_trai
     assert len(trials) == 12 == sweep.total
     assert_every_run_done_once(trials, sweep)
     assert len({t.user_attrs["worker"] for t in trials}) == 2  # both workers took runs
-    assert len(list((tmp_path / "checkpoints" / results.run_key(results.dataset_sha256(root))).glob("*.npz"))) == 12
+    assert len(list((tmp_path / "checkpoints" / runs_module.run_key(runs_module.dataset_sha256(root))).glob("*.npz"))) == 12
     assert [r.state for r in result.runs] == ["done"] * 12
     for run in result.runs:
         assert run.epochs == 12 and run.val_acc == max(run.curve) and len(run.curve) == 12
@@ -112,7 +113,7 @@ def test_notebook_06_studies_find_the_runs_of_a_sweep_in_its_checkpoint_folder(t
     grid = {"hflip": [False, True]}
     result = run_sweep(grid, BASE, seeds=[0, 1], workers=2, out=tmp_path / "sweep",
                        checkpoints=tmp_path / "runs", root=root, pruner="none", progress=False)
-    monkeypatch.setattr(results, "fit", lambda *args, **kwargs: pytest.fail("trained again"))
+    monkeypatch.setattr(runs_module, "fit", lambda *args, **kwargs: pytest.fail("trained again"))
     for run in result.runs:
         config = replace(BASE, hflip=run.params["hflip"], seed=run.seed)
         loaded = load_or_train(config, checkpoint_path(config, tmp_path / "runs"), root=root)
@@ -316,13 +317,13 @@ def test_a_study_of_other_data_or_other_code_is_refused(tmp_path, root):
     study = optuna.load_study(study_name=Sweep.define({"lr": [1e-3]}, replace(BASE, epochs=1)).name,
                               storage=open_storage(tmp_path / "out" / JOURNAL))
     assert study.user_attrs["code"] == engine_code()
-    ours = tmp_path / "out" / "checkpoints" / results.run_key(results.dataset_sha256(root))
+    ours = tmp_path / "out" / "checkpoints" / runs_module.run_key(runs_module.dataset_sha256(root))
     before = {p.name: p.read_bytes() for p in ours.iterdir()}
     other = write_banded_root(tmp_path / "other", seed=1)  # other data, another study, same --out
     run_sweep({"lr": [1e-3]}, replace(BASE, epochs=1), out=tmp_path / "out", root=other,
               study_name="other data", progress=False, workers=1)
     assert {p.name: p.read_bytes() for p in ours.iterdir()} == before  # not overwritten
-    assert len(list((tmp_path / "out" / "checkpoints" / results.run_key(results.dataset_sha256(other))).glob("*.npz"))) == 1
+    assert len(list((tmp_path / "out" / "checkpoints" / runs_module.run_key(runs_module.dataset_sha256(other))).glob("*.npz"))) == 1
 
 
 def test_an_out_or_checkpoint_folder_that_cannot_be_written_is_refused_before_any_run(tmp_path, root,

@@ -1,0 +1,111 @@
+"""The notebooks' run cache: a run trained once, kept as a checkpoint, loaded when asked again.
+
+Training is bit-deterministic on one machine (same settings, same data, same number of BLAS
+threads: :func:`load_or_train` always trains on one), so a finished run is cached as a checkpoint under ``runs/notebooks/`` (git ignores
+``runs/``), named after a hash of its :class:`~hw3lib.train.TrainConfig`, and reused only when
+its settings, the data's SHA-256 and the engine that trained it
+(:func:`~hw3lib.engine.engine_stamp`: hw3lib's training code, NumPy, BLAS) match::
+
+    result = load_or_train(TrainConfig())       # trains once, then loads runs/notebooks/...
+    result.evaluate(data.X_test, data.y_test)   # (mean cross-entropy, accuracy)
+"""
+import hashlib
+import json
+from pathlib import Path
+
+from threadpoolctl import threadpool_limits
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .download import dataset_sha256
+from .engine import engine_stamp
+from .train import FitResult, fit
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RUNS_DIR = REPO_ROOT / "runs" / "notebooks"
+
+
+def one_blas_thread():
+    """A context in which BLAS uses one thread: on a shared 2-core machine two threads on
+    LeNet-5's small matrices stall at random (and runs on other thread counts differ in rounding)."""
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def config_key(config):
+    """12 hex digits naming ``config``: a SHA-256 of its settings as sorted JSON."""
+    text = json.dumps(config.to_dict(), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def run_folder(root=None):
+    """Where the notebooks keep the runs of the data at ``root`` (default ``$HW3_DATA``, then
+    ``data/``) trained by this engine, and their sweeps: ``runs/notebooks/<12 hex digits>``,
+    named after the data's SHA-256 and :func:`~hw3lib.engine.engine_stamp`. Other data
+    or edited training code get a folder of their own, so that their runs and sweep scores
+    never stand in for (or overwrite, test counts and all) those of this data and code, and
+    going back finds these again."""
+    return RUNS_DIR / run_key(dataset_sha256(root))
+
+
+def run_key(data_sha256):
+    """12 hex digits naming data (its :func:`~hw3lib.download.dataset_sha256`) and this engine
+    together: a SHA-256 of the two, the data's and :func:`~hw3lib.engine.engine_stamp`."""
+    return hashlib.sha256(f"{data_sha256} {engine_stamp()}".encode()).hexdigest()[:12]
+
+
+def checkpoint_path(config, folder=None, root=None):
+    """Where the run of ``config`` is cached: ``folder/lenet5-<config_key>.npz``, ``folder``
+    (created if missing) by default :func:`run_folder` of the data at ``root``."""
+    folder = Path(folder if folder is not None else run_folder(root))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"lenet5-{config_key(config)}.npz"
+
+
+def relative(path):
+    """``path`` as a POSIX path relative to the repository (for printing), else its name."""
+    path = Path(path).resolve()
+    return path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else path.name
+
+
+def load_or_train(config, path=None, *, data=None, root=None, progress=False, on_epoch=None, stop=None):
+    """The :class:`~hw3lib.train.FitResult` of training with ``config`` on the data at
+    ``root`` (default ``$HW3_DATA``, then ``data/``), its best weights in ``result.model``.
+
+    The checkpoint at ``path`` (default :func:`checkpoint_path`) is reused when it finished
+    ``config.epochs`` epochs with exactly ``config`` on data of the same SHA-256, trained by
+    this engine (:func:`~hw3lib.engine.engine_stamp`); a run of the same settings, data and
+    engine cut short is resumed (bit-exact); anything else (absent, other settings, other data,
+    edited training code, another NumPy or BLAS, unreadable) is trained afresh with one BLAS
+    thread and written there; but a ValueError where that would overwrite another run whose
+    test split was evaluated.
+    ``data``: the :class:`~hw3lib.data.Dataset` of ``config``, if already loaded (its folder
+    is then the root; one built by hand must be of the data at ``root``);
+    ``on_epoch`` and ``stop`` go to :func:`~hw3lib.train.fit` (a sweep reports and prunes there).
+    A Ctrl-C or ``stop`` while training raises KeyboardInterrupt; the checkpoint keeps the
+    finished epochs.
+    """
+    if data is not None and data.root is not None:  # the data's own folder names it
+        if root is not None and Path(root).resolve() != data.root.resolve():
+            raise ValueError(f"load_or_train was given data loaded from {data.root} and root "
+                             f"{root}: give one, or the same folder")
+        root = data.root
+    sha = dataset_sha256(root)  # reads every file of the data: once
+    path = Path(path) if path is not None else checkpoint_path(config, RUNS_DIR / run_key(sha))
+    ckpt = None
+    if path.is_file():
+        try:
+            ckpt = load_checkpoint(path)
+        except CheckpointError:
+            ckpt = None
+    if ckpt is not None and (ckpt.config, ckpt.data_sha256, ckpt.engine) != (config, sha, engine_stamp()):
+        ckpt = None  # trained afresh; fit refuses to overwrite a run whose test split was evaluated
+    if ckpt is not None and ckpt.epoch >= config.epochs:
+        return FitResult.from_checkpoint(ckpt, path)
+    data = data if data is not None else config.load_data(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with one_blas_thread():
+        result = fit(config.build_model(len(data.classes), data.image_size), data, config, checkpoint_path=path,
+                     resume=ckpt, data_sha256=sha, progress=progress, on_epoch=on_epoch, stop=stop)
+    if result.stopped:
+        raise KeyboardInterrupt(f"training {relative(path)} was {result.stopped} after "
+                                f"{len(result.history['epoch'])} epoch(s); run again to resume")
+    return result
