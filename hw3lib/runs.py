@@ -1,13 +1,15 @@
 """The notebooks' run cache: a run trained once, kept as a checkpoint, loaded when asked again.
 
 Training is bit-deterministic on one machine (same settings, same data, same number of BLAS
-threads: :func:`load_or_train` always trains on one), so a finished run is cached as a checkpoint under ``runs/notebooks/`` (git ignores
-``runs/``), named after a hash of its :class:`~hw3lib.train.TrainConfig`, and reused only when
-its settings, the data's SHA-256 and the engine that trained it
-(:func:`~hw3lib.engine.engine_stamp`: hw3lib's training code, NumPy, BLAS) match::
+threads: :func:`load_or_train` always trains on one), so a finished run is cached as a
+checkpoint under ``runs/notebooks/`` (git ignores ``runs/``), named after a hash of its
+:class:`~hw3lib.config.TrainConfig`, and reused only when its settings, the data's SHA-256 and
+the engine that trained it (:func:`~hw3lib.engine.engine_stamp`: hw3lib's training code,
+NumPy, BLAS) match::
 
-    result = load_or_train(TrainConfig())       # trains once, then loads runs/notebooks/...
-    result.evaluate(data.X_test, data.y_test)   # (mean cross-entropy, accuracy)
+    result = load_or_train(TrainConfig())           # trains once, then loads runs/notebooks/...
+    record = result.test(data.X_test, data.y_test)  # the test split: evaluated once, and counted
+    record.loss, record.accuracy                    # (mean cross-entropy, accuracy)
 """
 import hashlib
 import json
