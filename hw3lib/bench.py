@@ -35,6 +35,7 @@ import numpy as np
 
 from . import grid, profiler
 from .cli import Parser, int_at_least
+from .engine import blas_description
 from .ladder import lenet_conv_shapes, time_ladder
 from .oracle import torch_available
 from .tables import Table
@@ -224,16 +225,6 @@ def report(results):
     return "\n".join(lines)
 
 
-def blas_name():
-    """The BLAS library NumPy uses and its kernel, e.g. ``"openblas 0.3.31 (Haswell)"``."""
-    from threadpoolctl import threadpool_info
-
-    for info in threadpool_info():
-        if info["user_api"] == "blas":
-            return f"{info['internal_api']} {info['version']} ({info.get('architecture')})"
-    return "no BLAS found"
-
-
 def grid_main(args, use_torch):
     """``bench --grid``: the workloads of :mod:`hw3lib.grid`, printed point by point."""
     points = grid.default_grid(EVAL_BATCH) if args.threads == 1 else grid.two_thread_grid()
@@ -247,7 +238,7 @@ def grid_main(args, use_torch):
         versions += f", torch {torch.__version__}"
     print(f"LeNet5 on random images; {args.threads} thread(s) per engine, each engine in its own "
           f"worker process; medians of {args.rounds} interleaved rounds after one warm-up\n"
-          f"{cpu_name()}, {os.cpu_count()} cores; {versions}; {blas_name()}\n"
+          f"{cpu_name()}, {os.cpu_count()} cores; {versions}; {blas_description()}\n"
           f"ratio = hw3lib / PyTorch; GF/s of the matrix products; MB = peak memory the runs add "
           f"to the worker; UNSTABLE = an engine's slowest run > {grid.UNSTABLE} x its fastest"
           + ("; hw3lib splits each batch over its threads where that pays, each on one BLAS "
@@ -287,7 +278,7 @@ def profile_main(args):
         return "-" if seconds is None else f"{seconds * 1e3:.3f}"
     print(f"Where a training step spends its time: LeNet5 on {channels}x{size}x{size} random "
           f"images, batch {args.batch}, conv widths {args.widths}, float32, 1 thread\n"
-          f"{cpu_name()}; numpy {np.__version__}; {blas_name()}; medians of {args.steps} steps "
+          f"{cpu_name()}; numpy {np.__version__}; {blas_description()}; medians of {args.steps} steps "
           f"after {profiler.WARMUP} warm-up steps, each part timed inside the training loop\n")
     print(f"{'layer, in the order the forward pass runs them':<{width}} {'forward ms':>11} "
           f"{'backward ms':>12} {'of the step':>12}")

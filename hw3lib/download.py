@@ -70,9 +70,9 @@ def compute_manifest(root: str | os.PathLike) -> dict[str, str]:
     """
     root = Path(root)
     manifest = {}
-    for folder in (folder for split in SPLITS for folder in split_folders(root, split)):
-        above = {str(folder): {os.path.realpath(folder)}}  # each folder's real path and its parents'
-        for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+    for split_dir in (found for split in SPLITS for found in split_folders(root, split)):
+        above = {str(split_dir): {os.path.realpath(split_dir)}}  # each folder's real path and its parents'
+        for dirpath, dirnames, filenames in os.walk(split_dir, followlinks=True):
             reals = above.pop(dirpath)
             dirnames[:] = [d for d in dirnames if not d.startswith(".")
                            and os.path.realpath(os.path.join(dirpath, d)) not in reals]
@@ -260,9 +260,9 @@ def download(
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     except BaseException as exc:
-        for folder in made:  # the folders made for it go too
+        for made_dir in made:  # the folders made for it go too
             with contextlib.suppress(OSError):
-                folder.rmdir()
+                made_dir.rmdir()
         if isinstance(exc, OSError):
             raise DataError(f"cannot write the download next to {dest}: {exc}. "
                             "Fix: choose a writable destination with about 10 MB free.") from exc

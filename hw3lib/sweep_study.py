@@ -84,7 +84,7 @@ def open_study(sweep, storage, study_name=None, data_sha256=None, code=None):
     """The study of ``sweep`` in ``storage`` (a path or URL, :func:`open_storage`, or an open
     storage): created, or loaded when it exists, after checking that it holds the same sweep
     (and was run on the same data and by the same hw3lib code, when ``data_sha256`` and
-    ``code``, an :func:`~hw3lib.checkpoint.engine_code`, are given); with every run queued.
+    ``code``, an :func:`~hw3lib.engine.engine_code`, are given); with every run queued.
 
     The definition is written first (user attributes ``data_sha256``, ``code``, ``sweep``),
     then the runs are queued and ``queued`` set: a process that opens a study whose creator

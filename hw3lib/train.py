@@ -301,7 +301,7 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
       run ends (``stopped="stopped"``). A KeyboardInterrupt ends it the same way
       (``stopped="interrupted"``). Either way the unfinished epoch is dropped.
     - ``checkpoint_path``: after each epoch a :class:`Checkpoint` is written there atomically,
-      stamped with the engine (:func:`~hw3lib.checkpoint.engine_stamp`; EngineChanged, a
+      stamped with the engine (:func:`~hw3lib.engine.engine_stamp`; EngineChanged, a
       ValueError, when hw3lib's training code was edited after it was imported). A fresh run
       (no ``resume``) refuses a path holding a run whose test split was evaluated: ValueError.
     - ``resume``: a checkpoint (path or :class:`Checkpoint`) of a run with the same settings
