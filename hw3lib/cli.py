@@ -45,6 +45,17 @@ def folder(text):
     return Path(text)
 
 
+def refuse_file_in_the_way(path, option, given=None):
+    """ValueError when ``path``, a folder to write in (created if missing), or a folder above it
+    is a file (or a link to nothing): the message names ``option`` as it was ``given``
+    (default: ``path``) and the file. Creates nothing."""
+    in_the_way = next((p for p in (path, *path.parents)
+                       if (p.exists() or p.is_symlink()) and not p.is_dir()), None)
+    if in_the_way is not None:
+        raise ValueError(f"{option} {given or path}: {in_the_way} is a file, not a folder; "
+                         f"choose another {option}")
+
+
 def phrase_settings(message, option):
     """``message`` with each setting it names as the library does, ``TrainConfig(NAME=VALUE)``,
     put as a command gives it: ``option(NAME, VALUE)`` (e.g. ``--image-size 64``), or as it

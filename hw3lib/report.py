@@ -43,7 +43,7 @@ from pathlib import Path
 
 import nbformat
 
-from .cli import Parser, folder, int_at_least
+from .cli import Parser, folder, int_at_least, refuse_file_in_the_way
 from .stamp import stamp_rows
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -513,10 +513,7 @@ def main(argv=None):
                         metavar="SECONDS",
                         help=f"seconds one cell may run (default: {DEFAULT_TIMEOUT})")
     args = parser.parse_args(argv)
-    existing = next(path for path in [args.out, *args.out.parents] if path.exists())
-    if not existing.is_dir():  # refused before any work, not after executing the notebooks
-        raise ValueError(f"--out {args.out} cannot be a folder: {existing} is a file; "
-                         "choose another --out")
+    refuse_file_in_the_way(args.out, "--out")  # before any work, not after executing the notebooks
     data_root = resolve_root(None)
     if not args.no_execute:
         download(data_root)  # a verified copy is left alone, an absent one fetched and verified

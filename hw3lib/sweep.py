@@ -74,6 +74,7 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from .checks import integer
+from .cli import refuse_file_in_the_way
 from .download import dataset_sha256
 from .engine import engine_code
 from .parallel import child_blas_threads
@@ -434,9 +435,7 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
 def _writable_folder(folder, option, given):
     """Create ``folder`` and write a file in it, before any run is taken: ValueError naming the
     ``option`` that was ``given`` when it cannot hold the runs' files."""
-    in_the_way = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
-    if in_the_way is not None:
-        raise ValueError(f"{option} {given}: {in_the_way} is a file, not a folder; choose another {option}")
+    refuse_file_in_the_way(folder, option, given)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=folder).close()

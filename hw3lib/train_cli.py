@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from .atomic import atomic_write
 from .checkpoint import load_checkpoint
-from .cli import Parser, folder, phrase_settings
+from .cli import Parser, folder, phrase_settings, refuse_file_in_the_way
 from .config import TrainConfig
 from .data import MODES, SPLIT_METHODS, DataError
 from .download import dataset_sha256
@@ -135,12 +135,7 @@ def main(argv=None):
 def _check_out(out, files):
     """Refuse, before any work and creating nothing, an ``out`` that could not hold a run's
     ``files``: ValueError naming ``out`` as given and the fix."""
-    blocker = next(p for p in (out, *out.parents) if p.exists() or p.is_symlink())
-    if blocker == out and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder; give a folder (it is created if "
-                         "missing)")
-    if not blocker.is_dir():
-        raise ValueError(f"--out {out}: {blocker} is a file, not a folder; give another --out")
+    refuse_file_in_the_way(out, "--out")
     for path in files:
         if path.is_dir():
             raise ValueError(f"{path} is a folder, where the run writes its {path.name}; move it "

@@ -13,6 +13,7 @@ from PIL import Image
 from hw3lib import checkpoint, train
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.checkpoint import load_checkpoint, save_checkpoint
+from hw3lib.cli import refuse_file_in_the_way
 from hw3lib.config import TrainConfig
 from hw3lib.engine import engine_stamp
 from test_checkpoint import MALFORMED, rewrite
@@ -384,3 +385,16 @@ def test_a_setting_a_command_has_no_option_for_stays_as_the_library_names_it():
     from hw3lib.train_cli import phrased
     assert phrased("Fix: TrainConfig(image_size='64x64') or TrainConfig(kernel_size=3)") == (
         "Fix: --image-size 64x64 or TrainConfig(kernel_size=3)")
+
+
+def test_a_file_or_a_dead_link_where_a_folder_must_go_is_named_and_nothing_is_created(tmp_path):
+    """The one check behind train's, sweep's and report's --out."""
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "dead").symlink_to(tmp_path / "nowhere")
+    refuse_file_in_the_way(tmp_path / "new" / "run", "--out")  # folders still to make are fine
+    assert not (tmp_path / "new").exists()
+    for path, blocker in ((tmp_path / "f", tmp_path / "f"), (tmp_path / "f" / "run", tmp_path / "f"),
+                          (tmp_path / "dead" / "run", tmp_path / "dead")):
+        with pytest.raises(ValueError) as info:
+            refuse_file_in_the_way(path, "--out", given="OUT")
+        assert str(info.value) == f"--out OUT: {blocker} is a file, not a folder; choose another --out"

@@ -358,8 +358,8 @@ def test_without_chromium_the_html_is_written_and_the_pdf_tool_named(tmp_path, m
     (["--timeout", "0"], "argument --timeout: must be an integer >= 1, got '0'"),
     (["--timeout", "-5"], "argument --timeout: must be an integer >= 1, got '-5'"),
     (["--out", ""], "argument --out: must name a folder, got an empty string"),
-    (["--out", "{file}"], "--out {file} cannot be a folder: {file} is a file"),
-    (["--out", "{file}/sub"], "--out {file}/sub cannot be a folder: {file} is a file"),
+    (["--out", "{file}"], "--out {file}: {file} is a file, not a folder; choose another --out"),
+    (["--out", "{file}/sub"], "--out {file}/sub: {file} is a file, not a folder; choose another --out"),
 ])
 def test_cli_refuses_a_bad_timeout_or_out_before_any_work(tmp_path, monkeypatch, capsys, args,
                                                           expected):
