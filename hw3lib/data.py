@@ -42,7 +42,8 @@ import numpy as np
 from .checks import integer
 from .images import MODES, SUFFIXES, DataError, parse_image_size, read_image
 
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "data"
+REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout: hw3lib/, data/, notebooks/, runs/
+DEFAULT_ROOT = REPO_ROOT / "data"
 SPLITS = {"train": "Data_train", "test": "Data_test"}  # the course's split folders
 SPLIT_FOLDERS = {split: (course, split) for split, course in SPLITS.items()}  # the names accepted
 MANIFEST_PATH = Path(__file__).with_name("fruits.sha256")  # the course's files (hw3lib.download)

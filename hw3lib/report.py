@@ -44,9 +44,9 @@ from pathlib import Path
 import nbformat
 
 from .cli import Parser, folder, int_at_least, refuse_file_in_the_way
+from .data import REPO_ROOT
 from .stamp import stamp_rows
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 OUT_DIR = REPO_ROOT / "report"
 NOTEBOOK_GLOB = "0[1-6]_*.ipynb"

@@ -18,11 +18,11 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 from .checkpoint import CheckpointError, load_checkpoint
+from .data import REPO_ROOT
 from .download import dataset_sha256
 from .engine import engine_stamp
 from .train import FitResult, fit
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 RUNS_DIR = REPO_ROOT / "runs" / "notebooks"
 
 
