@@ -265,10 +265,3 @@ def epoch_totals(rows, shapes):
         if r["shape"] in shapes:
             totals[r["rung"]] = totals.get(r["rung"], 0.0) + r["epoch"]
     return totals
-
-
-def format_error(error, tolerance):
-    """An error as text that does not change from run to run: ``"below 1e-13"`` when it is
-    under ``tolerance`` (rounding-level errors vary with the CPU, BLAS and memory alignment),
-    else the value, e.g. ``"4.2e+00"``."""
-    return f"below {tolerance:.0e}" if error < tolerance else f"{error:.1e}"

@@ -1,4 +1,5 @@
-"""Small text tables that print the same on every machine (notebooks compare them with nbval)."""
+"""Small text tables, and errors as text, that print the same on every machine (notebooks
+compare them with nbval)."""
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,3 +41,10 @@ class Table:
             "  ".join(c.ljust(w) if lft else c.rjust(w) for c, w, lft in zip(line, widths, left)).rstrip()
             for line in [list(self.columns), *cells]
         )
+
+
+def format_error(error, tolerance):
+    """An error as text that does not change from run to run: ``"below 1e-13"`` when it is
+    under ``tolerance`` (rounding-level errors vary with the CPU, BLAS and memory alignment),
+    else the value, e.g. ``"4.2e+00"``."""
+    return f"below {tolerance:.0e}" if error < tolerance else f"{error:.1e}"

@@ -1,5 +1,5 @@
 """hw3lib.tables.Table: a column with a format of its own."""
-from hw3lib.tables import Table
+from hw3lib.tables import Table, format_error
 
 
 def test_a_column_format_overrides_the_decimals_and_keeps_numbers_right_aligned():
@@ -11,3 +11,9 @@ def test_a_column_format_overrides_the_decimals_and_keeps_numbers_right_aligned(
                           "ours     0.07      1x\n"
                           "torch    0.13   1.68x\n"
                           "none     0.50       -")
+
+
+def test_format_error_hides_rounding_noise_but_shows_real_errors():
+    assert format_error(4.4e-16, 1e-12) == format_error(6.7e-16, 1e-12) == "below 1e-12"
+    assert format_error(4.2, 1e-12) == "4.2e+00"
+    assert format_error(1e-12, 1e-12) == "1.0e-12"
