@@ -152,3 +152,12 @@ def test_over_seeds(configs, seeds, *, root=None, folder=None, progress=False):
                      float(np.mean([record.loss for record in records]))))
     return runs, Table(["setting", "seeds", "test acc mean", "std", "95% interval", "min", "max",
                         "test loss"], rows)
+
+
+def seeds_table(runs):
+    """One row per setting and seed of :func:`test_over_seeds`'s ``runs``: the validation
+    accuracy at the kept epoch, the test accuracy and how many times the run's test split was
+    evaluated in its life (1: once, as it should be), a :class:`Table`."""
+    return Table(["setting", "seed", "val acc (kept epoch)", "test acc", "test evaluations"],
+                 [(label, seed, result.best_row["val_acc"], record.accuracy, result.test_evaluations)
+                  for label, by_seed in runs.items() for seed, (result, record) in by_seed.items()])

@@ -309,6 +309,11 @@ def test_test_over_seeds_tests_each_run_once_with_a_bootstrap_interval(root, tmp
         low, high = map(float, row[4].split("-"))
         assert row[:4] == (label, "3,5", acc.mean(), acc.std(ddof=1)) and low <= acc.mean() <= high
         assert row[5:7] == (acc.min(), acc.max())
+    lines = str(results.seeds_table(runs)).splitlines()
+    assert lines[0].split() == ["setting", "seed", "val", "acc", "(kept", "epoch)", "test", "acc", "test", "evaluations"]
+    assert [line.split() for line in lines[1:]] == [
+        [label, str(seed), f"{result.best_row['val_acc']:.3f}", f"{record.accuracy:.3f}", "1"]
+        for label in configs for seed, (result, record) in runs[label].items()]
     again, _ = results.test_over_seeds(configs, [3, 5], root=root, folder=tmp_path)
     assert again["one"][3][0].test_evaluations == 1  # reloaded with its record: not evaluated again
     _, single = results.test_over_seeds({"one": configs["one"]}, [3], root=root, folder=tmp_path)
