@@ -154,7 +154,7 @@ def test_over_seeds(configs, seeds, *, root=None, folder=None, progress=False):
                         "test loss"], rows)
 
 
-def seeds_table(runs):
+def per_seed_table(runs):
     """One row per setting and seed of :func:`test_over_seeds`'s ``runs``: the validation
     accuracy at the kept epoch, the test accuracy and how many times the run's test split was
     evaluated in its life (1: once, as it should be), a :class:`Table`."""

@@ -309,7 +309,7 @@ def test_test_over_seeds_tests_each_run_once_with_a_bootstrap_interval(root, tmp
         low, high = map(float, row[4].split("-"))
         assert row[:4] == (label, "3,5", acc.mean(), acc.std(ddof=1)) and low <= acc.mean() <= high
         assert row[5:7] == (acc.min(), acc.max())
-    lines = str(results.seeds_table(runs)).splitlines()
+    lines = str(results.per_seed_table(runs)).splitlines()
     assert lines[0].split() == ["setting", "seed", "val", "acc", "(kept", "epoch)", "test", "acc", "test", "evaluations"]
     assert [line.split() for line in lines[1:]] == [
         [label, str(seed), f"{result.best_row['val_acc']:.3f}", f"{record.accuracy:.3f}", "1"]
