@@ -93,26 +93,51 @@ def close_figures():
     plt.close("all")
 
 
-def split_conv(split, monkeypatch):
-    """Make every ``Conv2D`` on im2col split its windows as finely as it can: ``"one_column"``,
-    product blocks one output column wide, their windows rebuilt in backward; ``"one_row"``,
-    bands of one output row, built in one reused buffer and rebuilt in backward."""
+def split_conv(split, monkeypatch, layer=None, x_shape=None):
+    """Make every ``Conv2D`` on im2col split its work as its large inputs do, but finely:
+    ``"one_column"``, product blocks one output column wide, their windows rebuilt in
+    backward; ``"columns_kept"``, the same blocks with their windows kept for backward;
+    ``"one_row"``, bands of one output row, built in one reused buffer and rebuilt in backward;
+    ``"two_rows"``, one block in bands of two output rows (the sizes of ``layer`` on inputs of
+    ``x_shape`` decide the band's bytes)."""
     from hw3lib import layers
 
-    if split == "one_column":
-        for name, value in (("CACHE_BYTES", 0), ("MIN_COLUMNS", 1), ("WINDOW_KEEP_BYTES", 0)):
-            monkeypatch.setattr(layers, name, value)
-    else:
-        for name, value in (("WINDOW_KEEP_BYTES", 0), ("WINDOW_BAND_BYTES", 0)):
-            monkeypatch.setattr(layers, name, value)
+    settings = {"one_column": {"CACHE_BYTES": 0, "MIN_COLUMNS": 1, "WINDOW_KEEP_BYTES": 0},
+                "columns_kept": {"CACHE_BYTES": 0, "MIN_COLUMNS": 1},
+                "one_row": {"WINDOW_KEEP_BYTES": 0, "WINDOW_BAND_BYTES": 0}}
+    if split == "two_rows":
+        n, c, h, w = x_shape
+        (kh, kw), (sh, sw), (_, pw) = layer.kernel_size, layer.stride, layer.padding
+        ow = (w + 2 * pw - kw) // sw + 1
+        band = (kh + sh) * c * kw * ow * n * layer.params["W"].itemsize  # two output rows' windows
+        settings[split] = {"CACHE_BYTES": 1 << 40, "WINDOW_KEEP_BYTES": 0, "WINDOW_BAND_BYTES": band}
+    for name, value in settings[split].items():
+        monkeypatch.setattr(layers, name, value)
+
+
+def split_winograd(split, monkeypatch):
+    """Make every Winograd ``Conv2D`` run in blocks of one tile row: ``"one_tile_row_kept"``,
+    its transformed input kept for backward; ``"one_tile_row_rebuilt"``, rebuilt in backward."""
+    from hw3lib import layers
+
+    monkeypatch.setattr(layers, "TILE_BLOCK_BYTES", 0)
+    if split == "one_tile_row_rebuilt":
+        monkeypatch.setattr(layers, "KEEP_BYTES", 0)
 
 
 def assert_split(split, layer, out):
     """Check that ``layer``'s forward pass, which gave ``out (N, F, OH, OW)``, was split as
-    :func:`split_conv` asked, keeping no windows."""
+    :func:`split_conv` asked."""
+    from hw3lib.layers import _even_block
+
     oh, ow = out.shape[2:]
-    assert layer.X == []
-    if split == "one_column":
+    bands = [[rows.stop - rows.start for _, rows in block] for block in layer.bands]
+    if split in ("one_column", "columns_kept"):
         assert len(layer.blocks) == ow
+        assert len(layer.X) == (ow if split == "columns_kept" else 0)
+    elif split == "one_row":
+        assert layer.X == [] and bands == [[1] * oh] * len(layer.blocks)
     else:
-        assert [len(bands) for bands in layer.bands] == [oh] * len(layer.blocks)
+        per = _even_block(oh, 2)
+        assert layer.X == [] and len(layer.blocks) == 1
+        assert bands == [[per] * (oh // per) + ([oh % per] if oh % per else [])]

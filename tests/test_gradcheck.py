@@ -2,7 +2,7 @@
 over threads (relative error < 1e-6)."""
 import numpy as np
 import pytest
-from conftest import assert_split, split_conv
+from conftest import assert_split, split_conv, split_winograd
 
 from hw3lib import (AvgPool2D, Conv2D, CrossEntropyLoss, Dense, Flatten, LeNet5, MaxPool2D, ReLU,
                     Tanh, gradcheck, gradcheck_layer, numerical_gradient, relative_error)
@@ -38,14 +38,28 @@ def test_layer_gradients_match_finite_differences(name, layer, shape):
     assert max(errors.values()) < TOL, errors
 
 
-@pytest.mark.parametrize("split", ["one_column", "one_row"])
-def test_conv_in_blocks_of_one_output_column_or_row_matches_finite_differences(split, monkeypatch):
-    split_conv(split, monkeypatch)
+@pytest.mark.parametrize("split", ["one_column", "columns_kept", "one_row", "two_rows"])
+def test_conv_in_blocks_and_bands_matches_finite_differences(split, monkeypatch):
     layer = Conv2D(2, 3, (3, 2), stride=2, padding=1, rng=1, dtype=np.float64)
     x = RNG(5).standard_normal((2, 2, 7, 8))
+    split_conv(split, monkeypatch, layer, x.shape)
     out = layer.forward(x)
-    assert min(out.shape[2:]) > 1
+    assert out.shape[2:] == (4, 5)  # several blocks, or several bands of two rows
     assert_split(split, layer, out)
+    errors = gradcheck_layer(layer, x)
+    assert max(errors.values()) < TOL, errors
+
+
+@pytest.mark.parametrize("split", ["whole", "one_tile_row_kept", "one_tile_row_rebuilt"])
+@pytest.mark.parametrize("kernel", [2, 3, 4, 5])
+def test_winograd_conv_matches_finite_differences_for_every_kernel_and_block(kernel, split, monkeypatch):
+    if split != "whole":
+        split_winograd(split, monkeypatch)
+    layer = Conv2D(2, 3, kernel, padding=1, rng=kernel, dtype=np.float64, algorithm="winograd")
+    x = RNG(6).standard_normal((2, 2, 11, 7))
+    layer.forward(x)
+    assert len(layer.blocks) == (1 if split == "whole" else 3)  # 9-12 output rows: 3 tile rows
+    assert len(layer.V) == (0 if split == "one_tile_row_rebuilt" else len(layer.blocks))
     errors = gradcheck_layer(layer, x)
     assert max(errors.values()) < TOL, errors
 
@@ -64,12 +78,37 @@ def test_maxpool_in_blocks_of_one_output_row_matches_finite_differences(kernel, 
     assert max(errors.values()) < TOL, errors
 
 
-def test_conv_without_input_grad_returns_none_but_fills_param_grads():
-    layer = Conv2D(2, 3, 3, rng=0, dtype=np.float64)
-    layer.needs_input_grad = False
-    out = layer.forward(RNG(0).standard_normal((2, 2, 5, 5)))
-    assert layer.backward(np.ones_like(out)) is None
-    assert layer.grads["W"].shape == (3, 2, 3, 3)
+def test_conv_without_input_grad_returns_none_but_the_same_param_grads():
+    x = RNG(0).standard_normal((2, 2, 5, 5))
+    first, twin = Conv2D(2, 3, 3, rng=0, dtype=np.float64), Conv2D(2, 3, 3, rng=0, dtype=np.float64)
+    first.needs_input_grad = False
+    dout = RNG(1).standard_normal(first.forward(x).shape)
+    twin.forward(x)
+    assert first.backward(dout) is None and twin.backward(dout).shape == x.shape
+    for key in ("W", "b"):
+        np.testing.assert_array_equal(first.grads[key], twin.grads[key])
+
+
+def test_the_checks_find_a_wrong_gradient():
+    """The finite differences every layer is checked against are not the analytic gradient
+    again: a ReLU whose backward doubles its gradient and a Dense whose weight gradient is 1%
+    too large are found, and only where they are wrong."""
+    class DoubledReLU(ReLU):
+        def _backward(self, dout):
+            return 2 * super()._backward(dout)
+
+    class ScaledDense(Dense):
+        def _backward(self, dout):
+            dx = super()._backward(dout)
+            self.grads["W"] = 1.01 * self.grads["W"]
+            return dx
+
+    assert gradcheck_layer(DoubledReLU(), RNG(2).standard_normal((3, 4)))["x"] > 0.3
+    errors = gradcheck_layer(ScaledDense(4, 3, rng=0, dtype=np.float64), RNG(3).standard_normal((5, 4)))
+    assert errors["W"] > 1e-3 and errors["x"] < TOL and errors["b"] < TOL
+    # numerical_gradient itself, against a closed form: d/dx sum(x^3) = 3 x^2
+    x = RNG(4).standard_normal(6)
+    np.testing.assert_allclose(numerical_gradient(lambda: float(np.sum(x**3)), x), 3 * x**2, rtol=1e-7, atol=1e-8)
 
 
 @pytest.mark.parametrize("activation,pooling,threads", [("relu", "max", 1), ("tanh", "avg", 1),

@@ -72,11 +72,11 @@ def test_kernel_larger_than_input_is_refused_clearly():
         im2col(np.zeros((4, 4)), 2, 2)
 
 
-@pytest.mark.parametrize("split", ["one_column", "one_row"])
+@pytest.mark.parametrize("split", ["one_column", "columns_kept", "one_row", "two_rows"])
 @pytest.mark.parametrize("cfg", CONFIGS[:8], ids=config_id)
-def test_conv_in_blocks_of_one_output_column_or_row_equals_the_naive_loops(cfg, split, monkeypatch):
-    split_conv(split, monkeypatch)
+def test_conv_in_blocks_and_bands_equals_the_naive_loops(cfg, split, monkeypatch):
     x, layer = make(cfg)
+    split_conv(split, monkeypatch, layer, x.shape)
     W, b = layer.params["W"], layer.params["b"]
     out = layer.forward(x)
     assert_split(split, layer, out)

@@ -2,7 +2,7 @@
 its batch split over threads), and the report's training loop end to end."""
 import numpy as np
 import pytest
-from conftest import (config_id, random_configs, split_conv, winograd_config_id,
+from conftest import (assert_split, config_id, random_configs, split_conv, split_winograd, winograd_config_id,
                       winograd_configs)
 from datasets import DATA, HAVE_DATA
 
@@ -42,19 +42,23 @@ def check_layer(layer, torch_fn, x, params=()):
         assert_close(layer.grads[k], p.grad, f"gradient of {k}")
 
 
-@pytest.mark.parametrize("split", ["whole", "one_column", "one_row"])
+@pytest.mark.parametrize("split", ["whole", "one_column", "columns_kept", "one_row", "two_rows"])
 @pytest.mark.parametrize("cfg", random_configs(12, seed=7), ids=config_id)
 def test_conv2d(cfg, split, monkeypatch):
-    if split != "whole":
-        split_conv(split, monkeypatch)
     layer = Conv2D(cfg["c"], cfg["f"], (cfg["kh"], cfg["kw"]), cfg["stride"], cfg["padding"],
                    rng=0, dtype=np.float64)
     x = RNG(1).standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"]))
+    if split != "whole":
+        split_conv(split, monkeypatch, layer, x.shape)
+        assert_split(split, layer, layer.forward(x))
     check_layer(layer, lambda x, W, b: F.conv2d(x, W, b, cfg["stride"], cfg["padding"]), x, "Wb")
 
 
+@pytest.mark.parametrize("split", ["whole", "one_tile_row_kept", "one_tile_row_rebuilt"])
 @pytest.mark.parametrize("cfg", winograd_configs(10, seed=8), ids=winograd_config_id)
-def test_conv2d_winograd(cfg):
+def test_conv2d_winograd(cfg, split, monkeypatch):
+    if split != "whole":
+        split_winograd(split, monkeypatch)
     layer = Conv2D(cfg["c"], cfg["f"], cfg["r"], padding=cfg["padding"], rng=0, dtype=np.float64,
                    algorithm="winograd")
     x = RNG(1).standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"]))

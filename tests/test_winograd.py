@@ -3,7 +3,7 @@ against the naive loops (the finite differences are in test_gradcheck, PyTorch i
 test_torch_oracle)."""
 import numpy as np
 import pytest
-from conftest import assert_adjoint, winograd_config_id as config_id, winograd_configs
+from conftest import assert_adjoint, split_winograd, winograd_config_id as config_id, winograd_configs
 
 from hw3lib import Conv2D, conv2d_naive, conv2d_naive_backward, layers, winograd
 from hw3lib.im2col import padded_rows
@@ -87,12 +87,11 @@ def test_the_input_transform_adjoint_adds_to_what_is_there():
     np.testing.assert_allclose(drows, before + alone, rtol=1e-13, atol=1e-13)
 
 
-@pytest.mark.parametrize("split", ["whole", "one_tile_row_rebuilt"])
+@pytest.mark.parametrize("split", ["whole", "one_tile_row_kept", "one_tile_row_rebuilt"])
 @pytest.mark.parametrize("cfg", CONFIGS, ids=config_id)
 def test_winograd_conv_equals_the_naive_loops(cfg, split, monkeypatch):
-    if split == "one_tile_row_rebuilt":  # a block per tile row, transformed inputs rebuilt
-        monkeypatch.setattr(layers, "TILE_BLOCK_BYTES", 0)
-        monkeypatch.setattr(layers, "KEEP_BYTES", 0)
+    if split != "whole":
+        split_winograd(split, monkeypatch)
     rng = np.random.default_rng(6)
     x = rng.standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"]))
     layer = Conv2D(cfg["c"], cfg["f"], cfg["r"], padding=cfg["padding"], rng=0, dtype=np.float64,
@@ -101,7 +100,7 @@ def test_winograd_conv_equals_the_naive_loops(cfg, split, monkeypatch):
     out = layer.forward(x)
     tile_rows = -(-out.shape[2] // winograd.TILE)
     assert len(layer.blocks) == (tile_rows if split != "whole" else 1)
-    assert (layer.V == []) == (split != "whole")
+    assert len(layer.V) == (0 if split == "one_tile_row_rebuilt" else len(layer.blocks))
     np.testing.assert_allclose(out, conv2d_naive(x, W, b, 1, p), rtol=1e-11, atol=1e-11)
     dout = rng.standard_normal(out.shape)
     dx = layer.backward(dout)
