@@ -98,14 +98,16 @@ def test_single_thread_limits_blas_and_torch_and_restores_them():
     torch = pytest.importorskip("torch")
     before = torch.get_num_threads()
     torch.set_num_threads(2)
-    with threadpool_limits(2):
-        assert blas_threads() == {2}
-        with single_thread():
-            assert blas_threads() == {1}
-            assert torch.get_num_threads() == 1
-        assert blas_threads() == {2}
-    assert torch.get_num_threads() == 2
-    torch.set_num_threads(before)
+    try:
+        with threadpool_limits(2):
+            assert blas_threads() == {2}
+            with single_thread():
+                assert blas_threads() == {1}
+                assert torch.get_num_threads() == 1
+            assert blas_threads() == {2}
+        assert torch.get_num_threads() == 2
+    finally:  # the tests after this one run with PyTorch's threads as they were
+        torch.set_num_threads(before)
 
 
 def test_naive_layer_passes_gradcheck_and_equals_conv2d():

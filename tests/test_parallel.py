@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
 import hw3lib.optim as optim
 import hw3lib.parallel as parallel
@@ -100,13 +100,14 @@ def test_a_split_run_is_the_same_bit_for_bit_every_time(always_split):
 
 
 def test_blas_runs_one_thread_inside_and_gets_its_threads_back_after():
-    before = blas_threads()
-    with SplitBatch(model64(), 2) as split:
-        assert blas_threads() == {1}
-    assert blas_threads() == before
-    assert split.pool._shutdown
-    with SplitBatch(model64(), 1):  # one thread: BLAS is left as it was
-        assert blas_threads() == before
+    with threadpool_limits(2, user_api="blas"):  # not the one thread the Makefile sets
+        assert blas_threads() == {2}
+        with SplitBatch(model64(), 2) as split:
+            assert blas_threads() == {1}
+        assert blas_threads() == {2}
+        assert split.pool._shutdown
+        with SplitBatch(model64(), 1):  # one thread: BLAS is left as it was
+            assert blas_threads() == {2}
 
 
 class Overflowing:

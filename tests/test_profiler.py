@@ -47,8 +47,13 @@ def test_the_layers_are_restored_when_a_step_fails():
 
 
 def test_the_batches_cycle_over_the_data_and_bad_settings_are_refused():
-    result = profile_training(LeNet5(input_size=16, seed=0), *data(4), batch=4, steps=3, warmup=0)
-    assert result["step"] > 0
+    X, y = data(8)
+    profiled, plain = LeNet5(input_size=16, seed=0), LeNet5(input_size=16, seed=0)
+    profile_training(profiled, X, y, batch=4, steps=3, warmup=0)  # batches 0:4, 4:8, then 0:4 again
+    train = hw3lib_trainer(plain, np.concatenate([X, X[:4]]), np.concatenate([y, y[:4]]), batch=4)
+    train()
+    for key, value in plain.get_params().items():
+        np.testing.assert_array_equal(profiled.get_params()[key], value)
     with pytest.raises(ValueError, match="batch <= 4"):
         profile_training(LeNet5(input_size=16), *data(4), batch=5)
     with pytest.raises(ValueError, match="steps >= 1"):

@@ -77,7 +77,7 @@ def test_the_training_api_is_exported_by_the_package():
         assert getattr(hw3lib, name) is getattr(module, name) and name in hw3lib.__all__
 
 
-def test_checkpoint_path_is_named_by_the_settings_and_creates_its_folder(tmp_path):
+def test_checkpoint_path_is_named_by_the_settings_and_creates_its_folder(tmp_path, monkeypatch):
     folder = tmp_path / "cache"
     path = runs_module.checkpoint_path(CONFIG, folder)
     assert folder.is_dir() and path.parent == folder and path.suffix == ".npz"
@@ -85,7 +85,9 @@ def test_checkpoint_path_is_named_by_the_settings_and_creates_its_folder(tmp_pat
     others = {runs_module.checkpoint_path(replace(CONFIG, **change), folder)
               for change in ({"seed": 1}, {"hflip": False}, {"epochs": 3}, {"lr": 0.001})}
     assert len(others) == 4 and path not in others
-    assert runs_module.checkpoint_path(TrainConfig()).parent.parent == runs_module.REPO_ROOT / "runs" / "notebooks"
+    assert runs_module.RUNS_DIR == runs_module.REPO_ROOT / "runs" / "notebooks"
+    monkeypatch.setattr(runs_module, "RUNS_DIR", tmp_path / "runs")  # the default folder, not the checkout's
+    assert runs_module.checkpoint_path(TrainConfig()).parent.parent == tmp_path / "runs"
 
 
 def test_relative_paths_for_printing(tmp_path):
@@ -188,6 +190,7 @@ def test_a_run_of_another_engine_is_trained_afresh_finished_or_cut_short(root, t
 
 
 def test_the_notebooks_runs_are_kept_apart_by_data_and_engine(root, tmp_path, monkeypatch):
+    monkeypatch.setattr(runs_module, "RUNS_DIR", tmp_path / "runs")  # nothing made in the checkout
     folder = runs_module.run_folder(root)
     assert folder.parent == runs_module.RUNS_DIR and folder == runs_module.run_folder(root)
     assert runs_module.checkpoint_path(CONFIG, root=root).parent == folder
