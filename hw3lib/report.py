@@ -44,7 +44,8 @@ from pathlib import Path
 import nbformat
 
 from .cli import Parser, folder, int_at_least, refuse_file_in_the_way
-from .data import REPO_ROOT
+from .data import REPO_ROOT, resolve_root
+from .download import download
 from .stamp import stamp_rows
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -499,9 +500,6 @@ def build(notebooks_dir=NOTEBOOKS_DIR, out_dir=OUT_DIR, execute=True, timeout=DE
 
 def main(argv=None):
     """``python -m hw3lib report``: get the data, execute the notebooks, export the report."""
-    from .data import resolve_root
-    from .download import download
-
     parser = Parser(prog="python -m hw3lib report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--notebooks", type=folder, default=NOTEBOOKS_DIR, metavar="DIR",
                         help="folder of the notebooks 0[1-6]_*.ipynb (default: notebooks/)")

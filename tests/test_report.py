@@ -231,8 +231,8 @@ def test_executing_leaves_no_kernel_connection_file(tmp_path, monkeypatch):
 
 
 # the report command with the data check left out (the notebook below needs no data)
-REPORT_WITHOUT_DATA = """import sys, hw3lib.download
-hw3lib.download.download = lambda root: None
+REPORT_WITHOUT_DATA = """import sys, hw3lib.report
+hw3lib.report.download = lambda root: None
 from hw3lib.__main__ import main
 sys.exit(main(sys.argv[1:]))"""
 
@@ -364,7 +364,7 @@ def test_without_chromium_the_html_is_written_and_the_pdf_tool_named(tmp_path, m
 def test_cli_refuses_a_bad_timeout_or_out_before_any_work(tmp_path, monkeypatch, capsys, args,
                                                           expected):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("hw3lib.download.download", lambda root: pytest.fail("data fetched"))
+    monkeypatch.setattr("hw3lib.report.download", lambda root: pytest.fail("data fetched"))
     (tmp_path / "afile").write_text("not a folder")
     file = str(tmp_path / "afile")
     folder = write_notebooks(tmp_path / "nb", {"01_x.ipynb": one_cell_per_section("section")})
