@@ -331,10 +331,12 @@ def test_ctrl_c_ends_a_download_stalled_on_the_network_at_once(tmp_path):
              "--base-url", f"http://127.0.0.1:{server.getsockname()[1]}"],
             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
             stderr=subprocess.PIPE, text=True)
-        time.sleep(3)  # the fetches are waiting now
-        process.send_signal(signal.SIGINT)
-        interrupted = time.monotonic()
-        _, stderr = process.communicate(timeout=25)  # before the fix: ~27 s, the fetches' timeouts
+        server.settimeout(20)
+        first, _ = server.accept()  # a fetch has connected: the fetches are waiting now
+        with first:
+            process.send_signal(signal.SIGINT)
+            interrupted = time.monotonic()
+            _, stderr = process.communicate(timeout=25)  # before the fix: ~27 s, the fetches' timeouts
     assert time.monotonic() - interrupted < 10
     assert process.returncode == 130 and stderr == "error: interrupted\n"
     assert list(tmp_path.iterdir()) == []  # no destination, no staging folder
