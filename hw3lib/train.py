@@ -142,9 +142,12 @@ def check_resume(ckpt, model, data, config, data_sha256, source):
 
 
 def _raw_images(X):
-    """``X``, refused unless it holds raw images: floats in [0, 1]. Integer pixels and values
-    outside [0, 1] (8-bit ones, or images normalised already) would give answers at chance."""
+    """``X``, refused unless it holds raw images, at least one: floats in [0, 1]. Integer pixels
+    and values outside [0, 1] (8-bit ones, or images normalised already) would give answers at
+    chance."""
     X = np.asarray(X)
+    if X.ndim == 0 or len(X) == 0:
+        raise ValueError(f"expected raw images (N, C, H, W) with N >= 1, got shape {X.shape}")
     if X.dtype.kind != "f":
         raise ValueError(f"expected raw images as floats in [0, 1], got {X.dtype} values: divide "
                          "8-bit pixels by 255 (16-bit ones by 65535), or give the image files to "

@@ -468,6 +468,9 @@ def test_a_run_refuses_images_that_are_not_raw_and_files_it_cannot_take(saved, t
         for call in (run.predict, lambda X: run.evaluate(X, data.y_val)):
             with pytest.raises(ValueError, match=words):
                 call(bad)
+    for call in (run.predict, lambda X: run.test(X, data.y_val[:0])):  # no images: said, not numpy's
+        with pytest.raises(ValueError, match=r"expected raw images \(N, C, H, W\) with N >= 1, got shape \(0, 1, 12, 12\)"):
+            call(data.X_val[:0])
     grey = np.round(data.X_val[0, 0] * 255).astype(np.uint8)
     Image.fromarray(grey, "L").save(tmp_path / "one.png")
     assert run.predict_files(tmp_path / "one.png").shape == (1, 3)  # one path, not its letters
