@@ -96,14 +96,18 @@ class Sequential:
 
     def logits(self, x):
         """Forward pass ``x (N, *input_shape) -> (N, K)`` logits."""
-        if x.shape[1:] != self.input_shape:
-            raise ValueError(f"the model expects input (N, {', '.join(map(str, self.input_shape))}), "
-                             f"got {x.shape}; check the data's channel mode and image size")
+        self.check_input(x)
         self.ran = run_order(self.layers)
         for layer in self.ran:
             x = layer.forward(x)
         self.last_logits = x
         return x
+
+    def check_input(self, x):
+        """ValueError unless ``x`` has shape ``(N, *input_shape)``."""
+        if x.shape[1:] != self.input_shape:
+            raise ValueError(f"the model expects input (N, {', '.join(map(str, self.input_shape))}), "
+                             f"got {x.shape}; check the data's channel mode and image size")
 
     def backward_logits(self, dlogits):
         """Backward pass from ``dlogits (N, K)``, the gradient of the last :meth:`logits`

@@ -69,9 +69,9 @@ class SplitBatch:
     """The passes of ``model`` (a :class:`hw3lib.LeNet5`) with each batch split over up to
     ``threads`` threads, for the training loop: ``forward(X (N, C, H, W)) -> (N, K)``
     probabilities, then ``backward(y_pred, y)`` -> the gradients of the batch-mean loss, keyed
-    like ``model.backward``'s; ``get_params`` and ``set_params`` are ``model``'s own. Pass
-    :meth:`spread` to the optimizer (``optimizer.update_params(grads, net.spread)``) and its
-    update of the large parameters is split over the threads too.
+    like ``model.backward``'s; ``check_input``, ``get_params`` and ``set_params`` are
+    ``model``'s own. Pass :meth:`spread` to the optimizer (``optimizer.update_params(grads,
+    net.spread)``) and its update of the large parameters is split over the threads too.
 
     The parts are consecutive slices of the batch (:meth:`parts`) and their results are
     joined in that order, so a run is the same, bit for bit, every time with the same
@@ -163,6 +163,9 @@ class SplitBatch:
                 out += piece(g[key], part) * share
         self.spread(combine, total)
         return total
+
+    def check_input(self, X):
+        self.model.check_input(X)
 
     def get_params(self):
         return self.model.get_params()

@@ -61,6 +61,7 @@ def evaluate(model, X, y, batch_size=EVAL_BATCH):
     if len(X) == 0 or len(X) != len(y):
         raise ValueError(f"evaluate needs as many labels as images (>= 1), got {len(X)} and {len(y)}")
     integer("batch_size", batch_size)
+    model.check_input(X)  # all of X: a batch's error would name the batch's shape
     cost, loss_sum, correct = CrossEntropyLoss(), 0.0, 0
     for i in range(0, len(X), batch_size):
         probs, yb = model.forward(X[i:i + batch_size]), y[i:i + batch_size]
@@ -214,7 +215,7 @@ class FitResult:
     def predict(self, X, batch_size=EVAL_BATCH):
         """Class probabilities ``(N, K)`` of the model for raw images ``X (N, C, H, W)`` in
         [0, 1], normalised with the training split's ``mean``/``std`` first."""
-        X = normalize(_raw_images(X), self.mean, self.std)
+        X = self._normalised(X)
         return np.concatenate([self.model.forward(X[i:i + batch_size])
                                for i in range(0, len(X), batch_size)])
 
@@ -262,8 +263,19 @@ class FitResult:
     def evaluate(self, X, y, batch_size=EVAL_BATCH):
         """``(loss, accuracy)`` on raw images ``X (N, C, H, W)`` in [0, 1], normalised with the
         training split's ``mean``/``std`` first (:func:`evaluate`)."""
-        return evaluate(self.model, normalize(_raw_images(X), self.mean, self.std), np.asarray(y),
-                        batch_size)
+        return evaluate(self.model, self._normalised(X), np.asarray(y), batch_size)
+
+    def _normalised(self, X):
+        """Raw images ``X (N, C, H, W)`` in [0, 1] of the run's mode and size, normalised as in
+        training; ValueError naming the shape the run takes for any other."""
+        X = _raw_images(X)
+        if X.shape[1:] != self.model.input_shape:
+            channels, height, width = self.model.input_shape
+            raise ValueError(f"this run's model takes images (N, {channels}, {height}, {width}), got "
+                             f"{X.shape}: load them in the run's mode and size, TrainConfig(mode="
+                             f"{self.config.mode!r}, image_size='{height}x{width}'), or give the "
+                             "image files to predict_files, which reads them so")
+        return normalize(X, self.mean, self.std)
 
 
 def _refuse_to_overwrite_a_tested_run(path):

@@ -485,3 +485,23 @@ def test_a_run_refuses_images_that_are_not_raw_and_files_it_cannot_take(saved, t
                        r"of 255\), which this run, trained on mode L images, cannot take. Fix: "
                        r"flatten the image onto a background"):
         run.predict_files([tmp_path / "cut.png"])
+
+
+def test_a_run_refuses_images_of_another_shape_naming_the_shape_given_and_its_own(saved):
+    """Over one batch (256) of images of another size, predict and evaluate named the first
+    batch's shape, (256, 1, 16, 16), not the images given; hw3lib.evaluate did the same."""
+    from hw3lib import evaluate
+
+    run = FitResult.load(saved[1])
+    for X, given in ((np.zeros((300, 1, 16, 16), np.float32), r"\(300, 1, 16, 16\)"),
+                     (np.zeros((300, 3, 12, 12), np.float32), r"\(300, 3, 12, 12\)")):
+        y = np.zeros(300, int)
+        for call in (run.predict, lambda X: run.evaluate(X, y), lambda X: run.test(X, y)):
+            with pytest.raises(ValueError, match=rf"this run's model takes images \(N, 1, 12, 12\), "
+                                                 rf"got {given}: load them in the run's mode and size, "
+                                                 r"TrainConfig\(mode='L', image_size='12x12'\), or give "
+                                                 r"the image files to predict_files"):
+                call(X)
+        with pytest.raises(ValueError, match=rf"the model expects input \(N, 1, 12, 12\), got {given}"):
+            evaluate(run.model, X, y)
+    assert run.test_evaluations == saved[0].test_evaluations  # nothing was evaluated
