@@ -160,6 +160,8 @@ def split_dir(root: Path, split: str) -> Path:
         raise DataError(f"no dataset at {root}: {what}. Fix: check the path (--data, HW3_DATA); "
                         f"{_LAYOUT}.")
     held = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(held) > 6:  # a home folder given as --data: name a few, not a hundred
+        held = [f"{', '.join(held[:5])} and {len(held) - 5} other folders"]
     if root.name in (name for names in SPLIT_FOLDERS.values() for name in names):
         raise DataError(f"no dataset at {root}: it is itself a split folder. Fix: give the folder "
                         f"that holds it, {root.parent}, as the dataset.")

@@ -352,3 +352,14 @@ def test_a_transparent_grey_in_a_16_bit_image_is_kept_or_refused(tmp_path):
     np.testing.assert_allclose(X[:3, 4:], 40 / 255, rtol=1e-6)
     np.testing.assert_array_equal(X[3, :4], 0)
     np.testing.assert_array_equal(X[3, 4:], 1)
+
+
+def test_a_folder_of_many_folders_given_as_the_dataset_is_named_in_one_short_line(tmp_path):
+    """--data ~ (or /tmp) listed every folder it holds, a hundred names in one error line."""
+    for i in range(100):
+        (tmp_path / f"folder{i:03d}").mkdir()
+    with pytest.raises(DataError) as err:
+        data.load_split(tmp_path)
+    assert "(it holds folder000, folder001, folder002, folder003, folder004 and 95 other folders)" \
+        in str(err.value)
+    assert len(str(err.value)) < 500
