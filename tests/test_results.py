@@ -385,3 +385,21 @@ def test_the_notebooks_run_under_the_blas_kernels_of_their_stored_outputs():
         f"NumPy's {library} runs its {here[0]['architecture']} kernels here, but the notebooks' "
         f"stored outputs were made with its {stored} kernels, which add in another order: run the "
         f"tests with `make test`, which pins them, or set OPENBLAS_CORETYPE={stored}")
+
+
+def test_notebook_05_shows_the_model_it_trains_on_images_of_another_size(tmp_path, monkeypatch,
+                                                                         capsys):
+    """On one's own images ($HW3_DATA) of another size than 32x32, notebook 05's model table
+    (and the parameter count its text checks) showed a model for 32x32 images, not the one
+    load_or_train builds for the data."""
+    monkeypatch.setenv("HW3_DATA", str(fake_root(tmp_path, size=(36, 28))))
+    notebook = json.loads((runs_module.REPO_ROOT / "notebooks" / "05_training.ipynb").read_text())
+    cells = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    upto = next(i for i, source in enumerate(cells) if "summary_table(model)" in source)
+    namespace = {}
+    for source in cells[:upto + 1]:
+        exec("\n".join(line for line in source.splitlines() if not line.startswith("%")), namespace)
+    data = namespace["data"]
+    built = namespace["config"].build_model(len(data.classes), data.image_size)
+    assert namespace["model"].input_shape == built.input_shape == (1, 36, 28)
+    assert re.search(r"^Input +1x36x28 ", capsys.readouterr().out, re.M)
