@@ -119,9 +119,10 @@ def learning_warning(history, best_epoch, y_train, y_val, config):
                       f"the classes may not be told apart from these images")
     elif steps < VERY_FEW_STEPS or (steps < FEW_STEPS and lowest <= STILL * chance_loss):
         per_epoch = steps // len(losses)
-        advice = (f"only {steps} optimizer step(s) ({len(losses)} epoch(s) of {per_epoch} batch(es) of "
-                  f"{config.batch_size}), too few to learn: train longer, with more epochs or a smaller "
-                  f"batch size")
+        batches = (f"{per_epoch} batch(es) of {config.batch_size}" if config.batch_size < n_train
+                   else f"1 batch: all {n_train} training images, batch size {config.batch_size}")
+        advice = (f"only {steps} optimizer step(s) ({len(losses)} epoch(s) of {batches}), too few to "
+                  f"learn: train longer, with more epochs or a smaller batch size")
     elif lowest > STILL * chance_loss:
         advice = (f"the training loss stayed within {1 - STILL:.0%} of chance level in {steps} "
                   f"optimizer steps, so training longer will not help: {larger}")

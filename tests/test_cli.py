@@ -121,7 +121,8 @@ def test_a_batch_larger_than_the_training_split_is_noted_and_too_few_steps_are_s
                      "batch of all of them (one optimizer step); a smaller --batch-size gives more steps "
                      "per epoch"]
     assert code == 3 and len(err.splitlines()) == 1
-    assert err.strip().endswith("only 2 optimizer step(s) (2 epoch(s) of 1 batch(es) of 100000), too few to "
+    assert err.strip().endswith("only 2 optimizer step(s) (2 epoch(s) of 1 batch: all 24 training images, batch "
+                                "size 100000), too few to "
                                 "learn: train longer, with more epochs or a smaller batch size")
     assert "smaller one" not in err
 

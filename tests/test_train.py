@@ -557,8 +557,8 @@ def test_a_training_loss_never_below_chance_is_not_learning_even_with_good_valid
                       "the validation images: train on more, or more varied, images, or the classes may "
                       "not be told apart from these images", "learning rate"),
     # the audit's 2 epochs of one batch: too few steps, where a smaller rate would be worse
-    ([1.0911, 1.0839], dict(batch_size=100_000), "only 2 optimizer step(s) (2 epoch(s) of 1 batch(es) "
-     "of 100000), too few to learn: train longer, with more epochs or a smaller batch size", "learning rate"),
+    ([1.0911, 1.0839], dict(batch_size=100_000), "only 2 optimizer step(s) (2 epoch(s) of 1 batch: all "
+     "1029 training images, batch size 100000), too few to learn: train longer, with more epochs or a smaller batch size", "learning rate"),
     # many steps, the loss not moving from chance: the step is too small
     ([1.0985, 1.098, 1.0975, 1.097], dict(lr=1e-6), "the training loss stayed within 2% of chance level "
      "in 132 optimizer steps, so training longer will not help: learning rate 1e-06 is too small, try a "
@@ -604,7 +604,7 @@ def test_an_untrained_loss_on_unbalanced_classes_is_not_said_to_have_gone_up():
                        val_acc=[1 / 3] * len(losses))
         warning = learning.learning_warning(history, 1, y_train, y_val, TrainConfig(batch_size=256))
         assert warning.endswith(f"only {len(losses)} optimizer step(s) ({len(losses)} epoch(s) of 1 "
-                                "batch(es) of 256), too few to learn: train longer, with more epochs or "
+                                "batch: all 10 training images, batch size 256), too few to learn: train longer, with more epochs or "
                                 "a smaller batch size")
     history = dict(epoch=[1, 2], train_loss=[1.1, 1.3], val_acc=[1 / 3] * 2)  # above 1.05 x ln 3
     assert "the training loss went up (to 1.3)" in learning.learning_warning(

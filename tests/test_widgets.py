@@ -319,7 +319,8 @@ def test_a_run_of_too_few_steps_is_told_to_train_longer_in_the_panel():
     """One epoch of one batch (40 images, batches of 64): the advice follows the run's settings."""
     panel = panel_of(replace(SMALL, epochs=1, batch_size=64, lr=1e-5))
     panel.train_button.click()
-    assert panel.runs[-1].warning.endswith("only 1 optimizer step(s) (1 epoch(s) of 1 batch(es) of 64), "
+    assert panel.runs[-1].warning.endswith("only 1 optimizer step(s) (1 epoch(s) of 1 batch: all 40 training "
+                                           "images, batch size 64), "
                                            "too few to learn: train longer, with more epochs or a smaller "
                                            "batch size")
     assert "Warning: the model did not learn" in panel.message.value
