@@ -33,6 +33,15 @@ class Table:
             return f"{round(float(value), self.digits) + 0.0:.{self.digits}f}"
         return str(value)
 
+    def value(self, key: tuple, column: str):
+        """The value in ``column`` of the one row whose first values are ``key``, e.g.
+        ``pixel_stats(...).value(("train", "Pear"), "mean")``; KeyError naming the key when
+        no row or several rows start so."""
+        matches = [row for row in self.rows if tuple(row[: len(key)]) == tuple(key)]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} rows start with {key!r}; columns {self.columns}")
+        return matches[0][self.columns.index(column)]
+
     def __str__(self) -> str:
         cells = [[self._cell(v, c) for v, c in zip(row, self.columns)] for row in self.rows]
         widths = [max(len(c) for c in column) for column in zip(self.columns, *cells)]

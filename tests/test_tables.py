@@ -1,4 +1,6 @@
-"""hw3lib.tables.Table: a column with a format of its own."""
+"""hw3lib.tables.Table: a column with a format of its own, a value looked up by its row's key."""
+import pytest
+
 from hw3lib.tables import Table, format_error
 
 
@@ -17,3 +19,14 @@ def test_format_error_hides_rounding_noise_but_shows_real_errors():
     assert format_error(4.4e-16, 1e-12) == format_error(6.7e-16, 1e-12) == "below 1e-12"
     assert format_error(4.2, 1e-12) == "4.2e+00"
     assert format_error(1e-12, 1e-12) == "1.0e-12"
+
+
+def test_a_value_is_found_by_its_rows_first_values_and_a_missing_or_ambiguous_key_is_named():
+    table = Table(["split", "class", "mean"], [("train", "a", 0.5), ("train", "b", 0.25),
+                                               ("val", "a", 0.75)])
+    assert table.value(("train", "b"), "mean") == 0.25
+    assert table.value(("val",), "class") == "a"
+    with pytest.raises(KeyError, match=r"0 rows start with \('test', 'a'\)"):
+        table.value(("test", "a"), "mean")
+    with pytest.raises(KeyError, match=r"2 rows start with \('train',\)"):
+        table.value(("train",), "mean")
