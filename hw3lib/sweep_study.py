@@ -59,6 +59,8 @@ def _open_journal(given, create):
     try:
         if create:
             path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_file() and not _starts_as_journal(path):  # Optuna would append to it
+            raise ValueError(path)
         lock = JournalFileSymlinkLock(str(path), LOCK_GRACE_SECONDS)
         return JournalStorage(JournalFileBackend(str(path), lock))
     except OSError as err:
@@ -68,6 +70,20 @@ def _open_journal(given, create):
     except Exception:  # another file's bytes: UnicodeDecodeError, JSONDecodeError, KeyError, ...
         raise ValueError(f"storage {given} is not an Optuna journal: give the journal a sweep "
                          f"wrote (OUT/{JOURNAL}) or a database URL") from None
+
+
+def _starts_as_journal(path):
+    """Whether the file ``path`` is empty or starts with a journal's record (a JSON object with
+    an ``op_code``): Optuna opens a file whose only line is another file's, and appends to it."""
+    with open(path, "rb") as f:
+        first = f.readline()
+    if not first:
+        return True
+    try:
+        record = json.loads(first)
+    except ValueError:  # not JSON, or not UTF-8
+        return False
+    return isinstance(record, dict) and "op_code" in record
 
 
 def shown_storage(storage):

@@ -469,6 +469,19 @@ def test_reading_a_sweep_back_creates_nothing_and_names_a_path_that_is_no_journa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.png"]  # nothing created
 
 
+@pytest.mark.parametrize("text", [b"notes\n", b"notes", b'{"op": 1}'])
+def test_a_file_of_one_line_that_is_no_journal_is_refused_and_left_as_it_was(tmp_path, root, capsys, text):
+    notes = tmp_path / "notes.txt"  # Optuna reads past a bad last line, and appends to the file
+    notes.write_bytes(text)
+    with pytest.raises(ValueError, match=f"^storage {notes} is not an Optuna journal"):
+        load_sweep(notes, "x")
+    assert hw3lib_main(["sweep", "--param", "lr=1e-3", "--storage", str(notes), "--data", str(root),
+                        "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    assert capsys.readouterr().err == (f"error: --storage {notes} is not an Optuna journal: give the "
+                                       f"journal a sweep wrote (OUT/{JOURNAL}) or a database URL\n")
+    assert notes.read_bytes() == text
+
+
 def test_a_machine_joining_a_finished_sweep_with_a_new_out_writes_its_figures_there(tmp_path, root, capsys):
     args = ["sweep", "--param", "lr=3e-3,1e-2", "--set", "epochs=1", *TINY_SETS, "--workers", "1",
             "--storage", str(tmp_path / "shared" / JOURNAL), "--data", str(root), "--no-progress"]
