@@ -52,6 +52,7 @@ The space and its checks are in :mod:`hw3lib.sweep_space`, the table, best setti
 figures in :mod:`hw3lib.sweep_results`, the storage and the study's queue in
 :mod:`hw3lib.sweep_study`; this module runs the workers.
 """
+import copy
 import hashlib
 import multiprocessing
 import multiprocessing.connection
@@ -146,10 +147,14 @@ def recover(study):
 
 def _queue_again(study, trial):
     """Queue a failed ``trial``'s run again (Optuna's retry, which names the first attempt
-    in the new trial's ``failed_trial``), without Optuna's notice that the retry is experimental."""
+    in the new trial's ``failed_trial``), without Optuna's notice that the retry is experimental.
+    The retry keeps the user attributes but ``worker``: the failed attempt's worker, dead, would
+    have :func:`recover` fail the retry as soon as a worker takes it, before it names itself."""
+    attempt = copy.copy(trial)  # a journal's get_trial is its own record: left as it is
+    attempt.user_attrs = {k: v for k, v in trial.user_attrs.items() if k != "worker"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        RetryHeartbeatStaleTrialCallback()(study, trial)
+        RetryHeartbeatStaleTrialCallback()(study, attempt)
 
 
 def _earlier(study, number, same):

@@ -729,6 +729,23 @@ def test_a_run_taken_by_a_worker_that_died_before_naming_itself_is_run_again(tmp
     assert [(t.state, t.params) for t in retried] == [(TrialState.COMPLETE, orphan.system_attrs["fixed_params"])]
 
 
+def test_a_retry_just_taken_is_not_failed_for_the_worker_of_the_attempt_before(tmp_path):
+    """Optuna's retry copies the failed attempt's user attributes: its dead worker's name must
+    not come along, or any process's recover() fails the retry that a live worker just took."""
+    sweep = Sweep.define({"lr": [3e-3]}, BASE, (0,), pruner="none")
+    study = open_study(sweep, tmp_path / JOURNAL)
+    first = study._pop_waiting_trial_id()
+    gone = f"{socket.gethostname()}:{os.getpid()}:0"  # this pid, started at another time
+    study._storage.set_trial_user_attr(first, "worker", gone)
+    sweep_module.recover(study)
+    retry = study._pop_waiting_trial_id()  # a live worker takes it; it names itself next
+    assert study._storage.get_trial(retry).system_attrs["failed_trial"] == study._storage.get_trial(first).number
+    sweep_module.recover(study)
+    assert study._storage.get_trial(retry).state == TrialState.RUNNING
+    assert "worker" not in study._storage.get_trial(retry).user_attrs
+    assert study._storage.get_trial(first).user_attrs["worker"] == gone
+
+
 def test_a_journal_lock_left_by_a_killed_process_is_broken_after_the_grace_period(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sweep_study, "LOCK_GRACE_SECONDS", 3)
