@@ -9,6 +9,7 @@ from pathlib import Path
 
 import optuna
 import sqlalchemy
+from optuna.distributions import json_to_distribution
 from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
@@ -171,6 +172,24 @@ def _wait_for_queue(study):
         time.sleep(POLL_SECONDS)
 
 
+def _differences(theirs, ours):
+    """What differs between two sweep definitions (:meth:`Sweep.to_json`), setting by setting:
+    ``NAME: THEIRS there, OURS here``, a swept one ``swept NAME: DISTRIBUTION there, ... here``."""
+    def shown(part, value):
+        if part != "space":
+            return repr(value)
+        return "not swept" if value is None else repr(json_to_distribution(json.dumps(value)))
+
+    diffs = []
+    for part, value in ours.items():
+        other = theirs.get(part)
+        pairs = ([(name, other.get(name), value.get(name)) for name in {**other, **value}]
+                 if part in ("base", "space") and isinstance(other, dict) else [(part, other, value)])
+        diffs += [f"{'swept ' * (part == 'space')}{name}: {shown(part, a)} there, {shown(part, b)} here"
+                  for name, a, b in pairs if json.dumps(a, sort_keys=True) != json.dumps(b, sort_keys=True)]
+    return diffs
+
+
 def _check_same(study, sweep, data_sha256, code):
     """Refuse a study that runs another sweep, or ran on other data or by other code; return
     True, or False when the study had no definition and no trials, and is now this sweep's."""
@@ -183,12 +202,10 @@ def _check_same(study, sweep, data_sha256, code):
             _define(study, sweep, data_sha256, code)  # its creator stopped before defining it
             return False
         time.sleep(POLL_SECONDS)
-    ours, theirs = sweep.to_json(), study.user_attrs["sweep"]
-    diffs = [f"{key}: {theirs.get(key)!r} there, {ours[key]!r} here" for key in ours
-             if json.dumps(ours[key], sort_keys=True) != json.dumps(theirs.get(key), sort_keys=True)]
+    diffs = _differences(study.user_attrs["sweep"], sweep.to_json())
     if diffs:
         raise ValueError(f"the study {study.study_name!r} runs another sweep ({'; '.join(diffs)}): "
-                         "give the same settings or another study name")
+                         "give the same settings or another study name (--study-name)")
     stored = study.user_attrs.get("data_sha256")
     if data_sha256 and stored and stored != data_sha256:
         raise ValueError(f"the study {study.study_name!r} was run on other data (SHA-256 {stored}, "

@@ -295,10 +295,16 @@ def test_images_of_mixed_sizes_pass_the_data_check_when_image_size_is_swept(tmp_
 def test_a_study_name_holding_another_sweep_is_refused(tmp_path, root):
     storage = tmp_path / JOURNAL
     open_study(Sweep.define({"lr": [1e-3, 1e-2]}, BASE), storage, "mine")
-    with pytest.raises(ValueError, match=r"the study 'mine' runs another sweep \(space: "):
+    with pytest.raises(ValueError, match=r"the study 'mine' runs another sweep \(swept lr: "):
         open_study(Sweep.define({"lr": [1e-3, 3e-2]}, BASE), storage, "mine")
     with pytest.raises(ValueError, match="the study 'mine' runs another sweep"):
         open_study(Sweep.define({"lr": [1e-3, 1e-2]}, BASE, seeds=(0, 1)), storage, "mine")
+    with pytest.raises(ValueError) as refused:  # each setting that differs, not two whole definitions
+        open_study(Sweep.define({"lr": [1e-3, 1e-2], "hflip": [True]}, replace(BASE, epochs=5)), storage, "mine")
+    assert str(refused.value) == (
+        "the study 'mine' runs another sweep (epochs: 4 there, 5 here; swept hflip: not swept there, "
+        "CategoricalDistribution(choices=(True,)) here): give the same settings or another study "
+        "name (--study-name)")
 
 
 def test_a_study_of_other_data_or_other_code_is_refused(tmp_path, root):
