@@ -128,8 +128,8 @@ def main(argv=None):
 
 def _phrased(message):
     """``message`` with the settings it names put as --set gives them, and run_sweep's
-    arguments ``out`` and ``storage`` as the options --out and --storage."""
-    message = re.sub(r"^(out|storage) ", r"--\1 ", message)
+    arguments ``out``, ``storage``, ``seeds``, ``trials`` and ``workers`` as the options that give them."""
+    message = re.sub(r"^(out|storage|seeds|trials|workers)\b", r"--\1", message)
     message = re.sub(r"another (out|storage)\b", r"another --\1", message)
     return phrase_settings(message, lambda name, value: f"--set {name}={value}")
 

@@ -524,6 +524,11 @@ def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsy
          """list for every run with --set, e.g. --set 'model={"hidden": [4, 8]}'"""),
         (["--param", "hflip=True,False", "--set", "epochs=0"], "error: --set: epochs must be"),  # True parses
         ([], "error: nothing to sweep: name a setting"),
+        (["--param", "lr=1e-4:1e-2"], "error: --trials: a sampled search needs the number of settings"),
+        (["--param", "lr=1e-4:1e-2", "--trials", "0"], "error: --trials: a sampled search needs"),
+        (["--param", "lr=1e-3", "--trials", "2"], "error: --trials: a grid runs each of its settings once"),
+        (["--param", "lr=1e-3", "--workers", "0"], "error: --workers must be an integer >= 1, got 0"),
+        (["--param", "lr=1e-3", "--seeds", "0,0"], "error: --seeds must be a non-empty list of different seeds"),
         (["--param", "lr=1e-3", "--storage", "postgresql://me:secret@127.0.0.1:1/db"],
          "error: cannot open the storage postgresql://me@127.0.0.1:1/db: "),  # no password shown
         (["--param", "lr=1e-3", "--data", str(tmp_path / "nowhere")], "error: no dataset at "),
