@@ -27,10 +27,15 @@ def open_storage(storage, create=True):
     """An Optuna storage: a database URL (``postgresql://...``, ``sqlite:///...``) with
     heartbeats, or else the path of a journal file (created with its folder, unless ``create``
     is False: reading a sweep back creates nothing). A path that is no journal (a folder,
-    another file), or that cannot be created, is a ValueError naming it."""
+    another file), or that cannot be created, and an in-memory SQLite database, which no worker
+    process could open, are a ValueError naming it."""
     storage = str(storage)
     if "://" not in storage:
         return _open_journal(storage, create)
+    if storage.startswith("sqlite://") and storage[9:].lstrip("/").partition("?")[0] in ("", ":memory:"):
+        raise ValueError(f"storage {storage} is a database in this process's memory, which the worker "
+                         "processes cannot open: give a database file (sqlite:///PATH), a PostgreSQL "
+                         "URL or a journal file's path")
     if not create and storage.startswith("sqlite:///") and not Path(storage[10:]).is_file():
         raise ValueError(f"storage {storage}: no such database file")
     for attempt in range(5):
