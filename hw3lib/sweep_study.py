@@ -45,6 +45,10 @@ def open_storage(storage, create=True):
                 return RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS,
                                   grace_period=GRACE_SECONDS,
                                   heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
+            except sqlalchemy.exc.NoSuchModuleError:  # postgres://, a typo: "Can't load plugin"
+                raise ValueError(f"storage {shown_storage(storage)}: SQLAlchemy knows no database "
+                                 f"{storage.partition(':')[0]!r}: give postgresql://USER:PASSWORD@HOST:5432/DB, "
+                                 "sqlite:///PATH or a journal file's path") from None
             except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as err:
                 # machines starting together on a new database both create Optuna's tables
                 error = err

@@ -534,6 +534,9 @@ def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsy
         (["--param", "lr=1e-3", "--seeds", "0,0"], "error: --seeds must be a non-empty list of different seeds"),
         (["--param", "lr=1e-3", "--storage", "postgresql://me:secret@127.0.0.1:1/db"],
          "error: cannot open the storage postgresql://me@127.0.0.1:1/db: "),  # no password shown
+        (["--param", "lr=1e-3", "--storage", "postgres://me:secret@127.0.0.1:1/db"],
+         "error: --storage postgres://me@127.0.0.1:1/db: SQLAlchemy knows no database 'postgres': give "
+         "postgresql://USER:PASSWORD@HOST:5432/DB, sqlite:///PATH or a journal file's path"),
         (["--param", "lr=1e-3", "--data", str(tmp_path / "nowhere")], "error: no dataset at "),
     ]:
         assert hw3lib_main(["sweep", "--data", str(root), "--out", str(tmp_path / "out"), *argv]) == 2
