@@ -189,11 +189,12 @@ class Sweep:
         return "sweep-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def pruner_for_study(self):
-        """The Optuna pruner: ``"percentile"`` stops a run in the bottom quarter of the
-        finished runs at the same epoch (Optuna's ``PercentilePruner(75)``, which keeps the top
-        three quarters), ``"median"`` one in the bottom half, after 4
-        finished runs and a quarter of the epochs (and never at a run's last epoch, see
-        :func:`run_trial`); none with a single setting (its seeds would only prune each other)."""
+        """The Optuna pruner: ``"percentile"`` stops a run whose best so far is in the bottom
+        quarter of the done (COMPLETE) runs at the same epoch (Optuna's ``PercentilePruner(75)``,
+        which keeps the top three quarters), ``"median"`` one in the bottom half, after 4 done
+        runs (pruned and failed ones do not count) and a quarter of the epochs (and never at a
+        run's last epoch, see :func:`run_trial`); none with a single setting (its seeds would
+        only prune each other)."""
         settings = len(self.settings()) if self.grid else self.trials
         if self.pruner == "none" or settings < 2:
             return optuna.pruners.NopPruner()

@@ -214,6 +214,30 @@ def test_the_percentile_pruner_stops_the_bottom_quarter_and_the_median_the_botto
     assert pruned == stopped
 
 
+def test_the_pruner_counts_done_runs_only_and_compares_a_runs_best_so_far():
+    """README: once four runs are done (pruned and failed ones not counted), a run whose best
+    validation accuracy so far is in the bottom quarter at that epoch is stopped."""
+    study = optuna.create_study(direction="maximize", pruner=Sweep.define(
+        {"lr": [1e-3, 1e-2]}, replace(BASE, epochs=4)).pruner_for_study())
+    for state in [TrialState.PRUNED] * 3 + [TrialState.FAIL] * 3 + [TrialState.COMPLETE] * 3:
+        ended = study.ask()
+        ended.report(0.9, 1)
+        ended.report(0.9, 2)
+        study.tell(ended, 0.9 if state == TrialState.COMPLETE else None, state=state)
+    behind = study.ask()
+    behind.report(0.1, 1)
+    assert not behind.should_prune()  # three done runs
+    done = study.ask()
+    done.report(0.9, 1)
+    done.report(0.9, 2)
+    study.tell(done, 0.9)
+    assert behind.should_prune()
+    fell_back = study.ask()
+    fell_back.report(0.95, 1)
+    fell_back.report(0.1, 2)
+    assert not fell_back.should_prune()
+
+
 @pytest.mark.parametrize("epochs, first", [(4, 1), (5, 2), (6, 2), (24, 6)])
 def test_the_pruner_stops_a_run_only_once_a_quarter_of_its_epochs_are_done(epochs, first):
     pruner = Sweep.define({"lr": [1e-3, 1e-2]}, replace(BASE, epochs=epochs)).pruner_for_study()
