@@ -323,9 +323,18 @@ def _read_meta(path, arrays):
         meta = None
     if not isinstance(meta, dict):
         raise _invalid(path, "it has no meta array holding a JSON object")
-    if meta.get("format") != FORMAT or meta.get("version") not in (1, FORMAT_VERSION):
+    version = meta.get("version")
+    if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a {FORMAT} version {FORMAT_VERSION} file "
-                              f"(format {meta.get('format')!r}, version {meta.get('version')!r})")
+                              f"(format {meta.get('format')!r}, version {version!r}): another "
+                              "program wrote it; give the path of a checkpoint that `python -m "
+                              "hw3lib train` or fit wrote")
+    if is_int(version) and version > FORMAT_VERSION:
+        raise CheckpointError(f"{path} was written by a newer hw3lib (checkpoint format version "
+                              f"{version}; this one reads versions 1 to {FORMAT_VERSION}): update "
+                              "hw3lib to load it, or train afresh with this one")
+    if version not in (1, FORMAT_VERSION):
+        raise _invalid(path, f"its format version {version!r} is none that hw3lib writes")
     return meta
 
 

@@ -245,6 +245,18 @@ def test_other_files_are_refused(saved, tmp_path):
         load_checkpoint(tmp_path / "absent.npz")
 
 
+@pytest.mark.parametrize("version, words", [
+    (3, "was written by a newer hw3lib (checkpoint format version 3; this one reads versions 1 "
+        "to 2): update hw3lib to load it"),
+    (0, "is not a valid checkpoint: its format version 0 is none that hw3lib writes")])
+def test_a_checkpoint_of_another_format_version_says_why_and_what_to_do(saved, version, words):
+    _, path = saved
+    rewrite(path, set_entry("version", version))
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    assert str(err.value).startswith(f"{path} {words}")
+
+
 def rewrite(path, change):
     """Rewrite the checkpoint ``path`` after ``change(arrays, meta)`` edited its arrays and its
     decoded ``meta`` in place (an array ``meta`` replaces the latter), as any program could."""
