@@ -126,13 +126,16 @@ def _check_fit_inputs(model, data, config):
 def check_resume(ckpt, model, data, config, data_sha256, source):
     """Refuse to resume the :class:`Checkpoint` ``ckpt`` (read from ``source``, named in the
     message) with ``model``, ``data``, ``config`` and the data stamp ``data_sha256``: a
-    CheckpointError for other data, another architecture, other settings (``epochs`` aside)
-    or another training split."""
+    CheckpointError for other data, other classes (names or order), another architecture,
+    other settings (``epochs`` aside) or another training split."""
     other = ("resume with the data it was trained on (the same --data), or train afresh into "
              "another checkpoint (another --out)")
     if data_sha256 and ckpt.data_sha256 and data_sha256 != ckpt.data_sha256:
         raise CheckpointError(f"{source} was trained on other data (SHA-256 {ckpt.data_sha256}, "
                               f"this data {data_sha256}): {other}")
+    if list(ckpt.classes) != list(data.classes):
+        raise CheckpointError(f"{source} was trained on the classes {list(ckpt.classes)}, this data "
+                              f"{list(data.classes)}: {other}")
     message = architecture_mismatch(model, ckpt.params, source, ckpt.model_config)
     if message:
         raise CheckpointError(message)

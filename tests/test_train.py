@@ -446,6 +446,10 @@ def test_resume_refuses_another_run(tmp_path):
             progress=False)
     with pytest.raises(CheckpointError, match="other data"):
         fit(config.build_model(3), data, config, resume=path, data_sha256="0" * 64, progress=False)
+    # The same images under other class names: the labels would change meaning silently.
+    with pytest.raises(CheckpointError, match=r"classes \['a', 'b', 'c'\], this data \['b', 'a', 'c'\]"):
+        fit(config.build_model(3), replace(data, classes=["b", "a", "c"]), config, resume=path,
+            progress=False)
 
 
 def test_resume_refuses_another_validation_split(tmp_path):
