@@ -1,5 +1,6 @@
 """``python -m hw3lib train``: a training run from the command line, its table and JSON summary."""
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -163,6 +164,18 @@ def _check_space(out, nbytes):
                          f"with {nbytes / 1e6:.1f} MB free for the checkpoint") from None
 
 
+@contextlib.contextmanager
+def _kept_when_writing_fails(out, checkpoint_path, history_path):
+    """An OSError in the block (a full disk, a folder made read-only) as a ValueError naming
+    the file: the checkpoint and history, written whole or not at all, keep the epochs before."""
+    try:
+        yield
+    except OSError as err:
+        raise ValueError(f"cannot write {err.filename or out}: {err.strerror}; {checkpoint_path} "
+                         f"and {history_path} keep the epochs completed before. Free some space "
+                         "(or make the folder writable), then go on with --resume") from None
+
+
 def _train_command(args):
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                          mode=args.channels, image_size=args.image_size, split=args.split,
@@ -177,10 +190,10 @@ def _train_command(args):
                              "to start afresh")
         resume = load_checkpoint(checkpoint_path)
         resume.check_settings(config, str(checkpoint_path))  # before loading data
-        if resume.epoch >= config.epochs:
+        if resume.epoch > config.epochs:  # equal: nothing to train, the run is finished (its test)
             raise ValueError(f"--resume: {checkpoint_path} has trained {resume.epoch} epoch(s) "
-                             f"already, --epochs {config.epochs} asks for no more: nothing to train. "
-                             f"Give --epochs above {resume.epoch} to go on")
+                             f"already, --epochs {config.epochs} asks for fewer. Give --epochs "
+                             f"{resume.epoch} to finish it, above {resume.epoch} to go on")
     elif has_run:  # its checkpoint (and its count of test evaluations) would be lost
         raise ValueError(f"--out {args.out} already holds a run ({checkpoint_path}): go on with it "
                          "with --resume, or choose another --out (or delete it)")
@@ -219,17 +232,14 @@ def _train_command(args):
         row = [history[k][-1] for k in HISTORY_KEYS]
         tqdm.write("{:>5} {:>10.4f} {:>9.4f} {:>10.4f} {:>9.4f} {:>8.2f}".format(*row))
 
-    try:
-        result = fit(model, data, config, on_epoch=on_epoch, checkpoint_path=checkpoint_path,
-                     resume=resume, data_sha256=sha, progress=not args.no_progress,
-                     threads=args.threads)
-    except TrainingError as err:
-        _write_json(history_path, err.result.history)
-        raise
-    except OSError as err:  # a full disk: the files hold the epochs before, whole
-        raise ValueError(f"cannot write {err.filename or args.out}: {err.strerror}; {checkpoint_path} "
-                         f"and {history_path} keep the epochs completed before. Free some space "
-                         "(or make the folder writable), then go on with --resume") from None
+    with _kept_when_writing_fails(args.out, checkpoint_path, history_path):
+        try:
+            result = fit(model, data, config, on_epoch=on_epoch, checkpoint_path=checkpoint_path,
+                         resume=resume, data_sha256=sha, progress=not args.no_progress,
+                         threads=args.threads)
+        except TrainingError as err:
+            _write_json(history_path, err.result.history)
+            raise
     done = len(result.history["epoch"])
     if result.stopped:
         kept = "nothing was saved: run the same command again (without --resume)"
@@ -239,9 +249,11 @@ def _train_command(args):
         print(f"error: interrupted after {done} epoch(s); {kept}", file=sys.stderr)
         return 130
     best = result.best_row
-    test = result.test(data.X_test, data.y_test)  # once, at the end, on the weights kept on validation
-    _write_json(history_path, {**result.history, "test": dict(
-        epoch=test.epoch, loss=test.loss, accuracy=test.accuracy, evaluations=result.test_evaluations)})
+    with _kept_when_writing_fails(args.out, checkpoint_path, history_path):
+        test = result.test(data.X_test, data.y_test)  # once, at the end, on the weights kept on validation
+        _write_json(history_path, {**result.history, "test": dict(
+            epoch=test.epoch, loss=test.loss, accuracy=test.accuracy,
+            evaluations=result.test_evaluations)})
     warning = learning_warning(result.history, result.best_epoch, data.y_train, data.y_val, config)
     print(f"best validation accuracy at epoch {result.best_epoch}; test evaluated "
           f"{result.test_evaluations} time(s) in this run's life; wrote {checkpoint_path} and "

@@ -208,6 +208,36 @@ def test_a_disk_filling_up_mid_run_names_the_path_and_keeps_what_was_written(tmp
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "history.json"]
 
 
+@pytest.mark.parametrize("cut", ["disk full", "ctrl-c"])
+def test_a_test_evaluation_cut_off_at_the_end_is_finished_by_resume(tmp_path, capsys, monkeypatch, cut):
+    """The disk filling up (or a Ctrl-C) as the test record is saved, after the last epoch:
+    one line saying how to go on, and ``--resume`` with the same --epochs trains nothing,
+    evaluates the test split once and writes it; again, it reuses that evaluation."""
+    root, out = fake_root(tmp_path), tmp_path / "run"
+    savez = np.savez
+
+    def fails_at_the_test_record(file, **arrays):
+        if "test.probs" in arrays:
+            raise OSError(errno.ENOSPC, "No space left on device") if cut == "disk full" else KeyboardInterrupt
+        savez(file, **arrays)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(checkpoint.np, "savez", fails_at_the_test_record)
+        code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--out", out)
+    assert code == (2 if cut == "disk full" else 130) and len(err.splitlines()) == 1, err
+    if cut == "disk full":
+        assert f"cannot write {out / 'checkpoint.npz'}: No space left on device" in err
+        assert "--resume" in err and "Errno" not in err
+    assert load_checkpoint(out / "checkpoint.npz").test is None
+    for evaluations in (1, 1):
+        code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--resume", "--out", out)
+        assert code == 0 and "Traceback" not in err, err
+        summary = json.loads(stdout.splitlines()[-1])
+        assert summary["epochs"] == 2 and summary["test_evaluations"] == evaluations
+        assert json.loads((out / "history.json").read_text())["test"]["evaluations"] == evaluations
+    assert round(load_checkpoint(out / "checkpoint.npz").test.accuracy, 6) == summary["test_acc"]
+
+
 def test_a_command_whose_tool_is_not_installed_names_it_in_one_line(capsys, monkeypatch):
     import sys
 
@@ -282,7 +312,7 @@ def test_a_fresh_run_into_an_out_holding_a_run_is_refused_and_loses_nothing(tmp_
     code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--epochs", 2, "--resume", "--out", out)
     assert code == 2 and stdout == "" and err == (
         f"error: --resume: {out / 'checkpoint.npz'} has trained 3 epoch(s) already, --epochs 2 asks "
-        "for no more: nothing to train. Give --epochs above 3 to go on\n")
+        "for fewer. Give --epochs 3 to finish it, above 3 to go on\n")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
