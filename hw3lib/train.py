@@ -389,7 +389,7 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
                      else f"; nothing was saved to {checkpoint_path}")
         return TrainingError(f"{what} at epoch {epoch}, batch {batch}/{batches} with lr={config.lr:g}: "
                              f"training stopped{kept}{saved}. Try a smaller learning rate, e.g. "
-                             f"lr={config.lr / 10:g}")
+                             f"TrainConfig(lr={config.lr / 10:g})")
 
     bar, shown = _progress_bar(batches * max(config.epochs - first + 1, 0), progress)
     try:

@@ -73,7 +73,8 @@ def _threads(text):
 
 
 # the option of each setting that the library's messages name (hw3lib.cli.phrase_settings)
-OPTIONS = {"mode": "--channels", "image_size": "--image-size", "val_fraction": "--val-fraction"}
+OPTIONS = {"mode": "--channels", "image_size": "--image-size", "val_fraction": "--val-fraction",
+           "lr": "--lr"}
 
 
 def phrased(message):

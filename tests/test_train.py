@@ -324,7 +324,8 @@ def test_a_huge_learning_rate_stops_at_the_first_bad_batch(tmp_path):
     with pytest.raises(TrainingError, match=match) as info:
         fit(model, tiny_data(), config, checkpoint_path=tmp_path / "c.npz", progress=False)
     message = str(info.value)
-    assert "smaller learning rate, e.g. lr=1e+07" in message and "nothing was saved" in message
+    assert "smaller learning rate, e.g. TrainConfig(lr=1e+07)" in message
+    assert "nothing was saved" in message
     assert info.value.result.history["epoch"] == [] and info.value.result.best_epoch == 0
     assert_same_params(params_of(model), initial)
     assert not (tmp_path / "c.npz").exists()
@@ -336,7 +337,7 @@ def test_an_optimizer_state_that_overflowed_stops_the_run_as_divergence(tmp_path
     config = tiny_config(lr=1e5)
     with pytest.raises(TrainingError, match=r"the optimizer's state \(its gradient moments\) "
                        r"overflowed at epoch 1, batch 5/5 with lr=100000: .* nothing was saved .*"
-                       r"smaller learning rate, e.g. lr=10000"):
+                       r"smaller learning rate, e.g. TrainConfig\(lr=10000\)"):
         fit(config.build_model(3), tiny_data(), config, checkpoint_path=tmp_path / "c.npz",
             progress=False)
     assert not (tmp_path / "c.npz").exists()
@@ -730,6 +731,7 @@ def test_command_reports_missing_data_bad_resume_and_divergence_in_one_line(tmp_
     for argv, match in cases:
         code, out, err = run_cli(capsys, *argv, "--out", out_dir, "--no-progress")
         assert code == 2 and len(err.splitlines()) == 1 and match in err, err
+    assert "Try a smaller learning rate, e.g. --lr 1e+07" in err  # as the command takes it
     assert json.loads((out_dir / "history.json").read_text())["epoch"] == []
     (out_dir / "checkpoint.npz").write_bytes(b"PK\x03\x04 truncated")
     code, out, err = run_cli(capsys, "--data", root, "--resume", "--out", out_dir)
