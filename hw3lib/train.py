@@ -245,7 +245,8 @@ class FitResult:
         (raw, in [0, 1]), ``y_test (N,)``: evaluated once, then recorded.
 
         Only a new evaluation (none recorded yet for these weights and test data) adds 1 to
-        ``test_evaluations`` and, when the run has a checkpoint, is written into it."""
+        ``test_evaluations`` and, when the run has a checkpoint, is written into it first: a
+        checkpoint that cannot be written (OSError) leaves the run as it was, no figures given."""
         sha = test_data_sha256(X_test, y_test)
         record = self.test_record
         if record is not None and record.epoch == self.best_epoch and record.data_sha256 == sha:
@@ -253,15 +254,14 @@ class FitResult:
         y_test = np.asarray(y_test)
         probs = self.predict(X_test)
         loss = CrossEntropyLoss().get(probs, y_test)
-        self.test_record = TestRecord(self.best_epoch, loss, accuracy(y_test, probs.argmax(axis=1)),
-                                      probs, sha)
-        self.test_evaluations += 1
-        if self.checkpoint_path is not None and self.checkpoint_path.is_file():
-            ckpt = load_checkpoint(self.checkpoint_path)
-            ckpt.test_evaluations, ckpt.test = self.test_evaluations, self.test_record
-            with interrupts_deferred():
+        record = TestRecord(self.best_epoch, loss, accuracy(y_test, probs.argmax(axis=1)), probs, sha)
+        with interrupts_deferred():  # the checkpoint and this run count the same evaluations
+            if self.checkpoint_path is not None and self.checkpoint_path.is_file():
+                ckpt = load_checkpoint(self.checkpoint_path)
+                ckpt.test_evaluations, ckpt.test = self.test_evaluations + 1, record
                 save_checkpoint(self.checkpoint_path, ckpt)
-        return self.test_record
+            self.test_record, self.test_evaluations = record, self.test_evaluations + 1
+        return record
 
     def evaluate(self, X, y, batch_size=EVAL_BATCH):
         """``(loss, accuracy)`` on raw images ``X (N, C, H, W)`` in [0, 1], normalised with the

@@ -1,4 +1,5 @@
 """hw3lib.train: the loop, its history, refusals, divergence, interrupts, resume, the command."""
+import errno
 import json
 import os
 import signal
@@ -490,6 +491,25 @@ def test_test_split_is_evaluated_once_and_counted_in_the_checkpoint(tmp_path):
     more = fit(config.build_model(3), data, replace(config, epochs=3), checkpoint_path=path,
                resume=path, progress=False)
     assert more.test_evaluations == 2 and load_checkpoint(path).test_evaluations == 2
+
+
+def test_a_test_evaluation_that_cannot_be_recorded_gives_no_figures(tmp_path, monkeypatch):
+    """A checkpoint that cannot be written (a read-only folder, a full disk): the evaluation is
+    refused each time, never shown uncounted; once writable, it is counted once."""
+    data, config, path = tiny_data(), tiny_config(epochs=2), tmp_path / "c.npz"
+    result = fit(config.build_model(3), data, config, checkpoint_path=path, progress=False)
+
+    def read_only(*args):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train, "save_checkpoint", read_only)
+        for _ in range(2):
+            with pytest.raises(OSError, match="Read-only"):
+                result.test(data.X_test, data.y_test)
+    assert result.test_record is None and result.test_evaluations == 0
+    result.test(data.X_test, data.y_test)
+    assert result.test_evaluations == 1 and load_checkpoint(path).test_evaluations == 1
 
 
 def test_resume_of_a_finished_run_trains_nothing(tmp_path):
