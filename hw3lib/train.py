@@ -246,7 +246,8 @@ class FitResult:
 
         Only a new evaluation (none recorded yet for these weights and test data) adds 1 to
         ``test_evaluations`` and, when the run has a checkpoint, is written into it first: a
-        checkpoint that cannot be written (OSError) leaves the run as it was, no figures given."""
+        checkpoint that cannot be written (OSError) leaves the run as it was, no figures given,
+        and one trained on since this run was loaded or trained is a CheckpointError."""
         sha = test_data_sha256(X_test, y_test)
         record = self.test_record
         if record is not None and record.epoch == self.best_epoch and record.data_sha256 == sha:
@@ -256,11 +257,18 @@ class FitResult:
         loss = CrossEntropyLoss().get(probs, y_test)
         record = TestRecord(self.best_epoch, loss, accuracy(y_test, probs.argmax(axis=1)), probs, sha)
         with interrupts_deferred():  # the checkpoint and this run count the same evaluations
+            count = self.test_evaluations + 1
             if self.checkpoint_path is not None and self.checkpoint_path.is_file():
-                ckpt = load_checkpoint(self.checkpoint_path)
-                ckpt.test_evaluations, ckpt.test = self.test_evaluations + 1, record
+                ckpt, epochs = load_checkpoint(self.checkpoint_path), len(self.history["epoch"])
+                if (ckpt.epoch, ckpt.best_epoch) != (epochs, self.best_epoch):
+                    raise CheckpointError(
+                        f"{self.checkpoint_path} was trained on since this run was loaded: it holds "
+                        f"{ckpt.epoch} epoch(s) now, this run {epochs}: load it again "
+                        f"(FitResult.load) and test that")
+                count = ckpt.test_evaluations + 1  # the file's: other processes count there too
+                ckpt.test_evaluations, ckpt.test = count, record
                 save_checkpoint(self.checkpoint_path, ckpt)
-            self.test_record, self.test_evaluations = record, self.test_evaluations + 1
+            self.test_record, self.test_evaluations = record, count
         return record
 
     def evaluate(self, X, y, batch_size=EVAL_BATCH):

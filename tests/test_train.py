@@ -26,7 +26,7 @@ from hw3lib.model import LeNet5
 from hw3lib.optim import SGD, AdamGD
 from hw3lib.checkpoint import CheckpointError, load_checkpoint
 from hw3lib.config import TrainConfig
-from hw3lib.train import TrainingError, _random_hflips, evaluate, fit
+from hw3lib.train import FitResult, TrainingError, _random_hflips, evaluate, fit
 from datasets import make_root, write_png
 
 TINY = dict(input_size=12, conv_channels=(2, 4), kernel_size=3, hidden=(8, 8))
@@ -510,6 +510,23 @@ def test_a_test_evaluation_that_cannot_be_recorded_gives_no_figures(tmp_path, mo
     assert result.test_record is None and result.test_evaluations == 0
     result.test(data.X_test, data.y_test)
     assert result.test_evaluations == 1 and load_checkpoint(path).test_evaluations == 1
+
+
+def test_a_run_whose_checkpoint_trained_on_since_is_not_tested_over_it(tmp_path):
+    """A run held in memory while its checkpoint was resumed further (another process): its
+    test record would stand in the newer run's checkpoint and the count would go back."""
+    data, config, path = tiny_data(), tiny_config(epochs=2), tmp_path / "c.npz"
+    held = fit(config.build_model(3), data, config, checkpoint_path=path, progress=False)
+    held.test(data.X_test, data.y_test)
+    more = fit(config.build_model(3), data, replace(config, epochs=3), checkpoint_path=path,
+               resume=path, progress=False)
+    more.test(data.X_test, data.y_test)
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError, match=r"holds 3 epoch\(s\) now, this run 2: load it again"):
+        held.test(data.X_test[:-1], data.y_test[:-1])
+    assert path.read_bytes() == before and held.test_evaluations == 1
+    assert FitResult.load(path).test(data.X_test[:-1], data.y_test[:-1]).epoch == more.best_epoch
+    assert load_checkpoint(path).test_evaluations == 3
 
 
 def test_resume_of_a_finished_run_trains_nothing(tmp_path):
