@@ -3,6 +3,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -72,13 +73,17 @@ def _threads(text):
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
 
 
-# the option of each setting that the library's messages name (hw3lib.cli.phrase_settings)
-OPTIONS = {"mode": "--channels", "image_size": "--image-size", "val_fraction": "--val-fraction",
-           "lr": "--lr"}
+# the option that gives each setting the library's messages name (hw3lib.cli.phrase_settings)
+OPTIONS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed",
+           "split": "--split", "val_fraction": "--val-fraction", "mode": "--channels",
+           "image_size": "--image-size"}
 
 
 def phrased(message):
-    """``message`` with the settings it names put as this command's options (others as they are)."""
+    """``message`` with the settings it names put as this command's options (others as they
+    are): ``TrainConfig(NAME=VALUE)`` as ``--option VALUE``, and a leading ``NAME must ...``
+    (TrainConfig's check of a value) as ``--option must ...``."""
+    message = re.sub(r"^(\w+)(?= must )", lambda m: OPTIONS.get(m[1], m[1]), message)
     return phrase_settings(message, lambda name, value: name in OPTIONS and f"{OPTIONS[name]} {value}"
                            or None)
 TABLE = "{:>5} {:>10} {:>9} {:>10} {:>9} {:>8}"

@@ -400,7 +400,20 @@ def test_every_commands_argument_errors_are_one_line_naming_the_option(tmp_path,
 def test_a_negative_number_is_read_as_the_value_and_refused_for_what_it_is(tmp_path, capsys, value):
     assert hw3lib_main(["train", "--lr", value, "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
-    assert err == f"error: lr must be a positive finite number, got {float(value)!r}\n"
+    assert err == f"error: --lr must be a positive finite number, got {float(value)!r}\n"
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--epochs", "0"], "--epochs must be an integer >= 1, got 0"),
+    (["--batch-size", "-2"], "--batch-size must be an integer >= 1, got -2"),
+    (["--seed", "-1"], "--seed must be an integer >= 0, got -1"),
+    (["--lr", "nan"], "--lr must be a positive finite number, got nan"),
+])
+def test_a_setting_out_of_range_is_named_as_the_option_that_gave_it(tmp_path, capsys, argv, message):
+    """TrainConfig's checks name its fields (epochs, batch_size): the command names its options."""
+    assert hw3lib_main(["train", *argv, "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == f"error: {message}\n"
     assert not (tmp_path / "run").exists()
 
 
