@@ -255,11 +255,16 @@ def _train_command(args):
         print(f"error: interrupted after {done} epoch(s); {kept}", file=sys.stderr)
         return 130
     best = result.best_row
-    with _kept_when_writing_fails(args.out, checkpoint_path, history_path):
-        test = result.test(data.X_test, data.y_test)  # once, at the end, on the weights kept on validation
-        _write_json(history_path, {**result.history, "test": dict(
-            epoch=test.epoch, loss=test.loss, accuracy=test.accuracy,
-            evaluations=result.test_evaluations)})
+    try:
+        with _kept_when_writing_fails(args.out, checkpoint_path, history_path):
+            test = result.test(data.X_test, data.y_test)  # once, at the end, on the weights kept on validation
+            _write_json(history_path, {**result.history, "test": dict(
+                epoch=test.epoch, loss=test.loss, accuracy=test.accuracy,
+                evaluations=result.test_evaluations)})
+    except KeyboardInterrupt:
+        print(f"error: interrupted at the test evaluation, after {done} epoch(s); {checkpoint_path} keeps "
+              f"them: run the same command with --resume to finish the run", file=sys.stderr)
+        return 130
     warning = learning_warning(result.history, result.best_epoch, data.y_train, data.y_val, config)
     print(f"best validation accuracy at epoch {result.best_epoch}; test evaluated "
           f"{result.test_evaluations} time(s) in this run's life; wrote {checkpoint_path} and "

@@ -228,6 +228,9 @@ def test_a_test_evaluation_cut_off_at_the_end_is_finished_by_resume(tmp_path, ca
     if cut == "disk full":
         assert f"cannot write {out / 'checkpoint.npz'}: No space left on device" in err
         assert "--resume" in err and "Errno" not in err
+    else:
+        assert err == (f"error: interrupted at the test evaluation, after 2 epoch(s); {out / 'checkpoint.npz'} "
+                       "keeps them: run the same command with --resume to finish the run\n")
     assert load_checkpoint(out / "checkpoint.npz").test is None
     for evaluations in (1, 1):
         code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--resume", "--out", out)
