@@ -161,6 +161,10 @@ def _sweep_command(args):
         base = TrainConfig(**fixed)
     except ValueError as err:
         raise ValueError(f"--set: {err}") from None
+    cores = default_workers()
+    if args.workers > cores:
+        print(f"note: --workers {args.workers} on the {cores} core(s) this process may use: the workers "
+              f"share them, so the sweep runs no faster than with --workers {cores}")
     result = run_sweep(space, base, seeds=seeds, trials=args.trials, workers=args.workers,
                        out=args.out, storage=args.storage, study_name=args.study_name,
                        pruner=args.pruner, root=args.data, progress=not args.no_progress)

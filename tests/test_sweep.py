@@ -611,6 +611,16 @@ def test_the_sweep_command_prints_the_table_failures_best_and_writes_the_figures
     assert (tmp_path / "sweep.png").stat().st_size > 0 and (tmp_path / "heatmap.png").stat().st_size > 0
 
 
+def test_more_workers_than_cores_are_noted_before_the_sweep_runs(tmp_path, root, capsys, monkeypatch):
+    monkeypatch.setattr(sweep_cli, "default_workers", lambda: 1)
+    argv = ["sweep", "--param", "lr=3e-3,1e-2", "--set", "epochs=1", *TINY_SETS, "--workers", "2",
+            "--out", str(tmp_path), "--data", str(root), "--no-progress"]
+    assert hw3lib_main(argv) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "note: --workers 2 on the 1 core(s) this process may use: the workers share them, so the "
+        "sweep runs no faster than with --workers 1")
+
+
 def test_a_sweep_whose_every_run_failed_ends_with_an_error(tmp_path, root, capsys):
     argv = ["sweep", "--param", "lr=1e300,2e300", "--set", "optimizer=sgd", "--set", "epochs=1",
             *TINY_SETS, "--workers", "1", "--out", str(tmp_path), "--data", str(root), "--no-progress"]
