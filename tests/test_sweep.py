@@ -595,7 +595,9 @@ def test_a_setting_drawn_again_is_not_trained_twice_and_an_undrawn_one_runs_inst
 
 # --- the command ------------------------------------------------------------------------------
 
-def test_the_sweep_command_prints_the_table_failures_best_and_writes_the_figures(tmp_path, root, capsys):
+def test_the_sweep_command_prints_the_table_failures_best_and_writes_the_figures(tmp_path, root, capsys,
+                                                                                monkeypatch):
+    monkeypatch.setattr(sweep_cli, "default_workers", lambda: 2)  # no note of more workers than cores
     argv = ["sweep", "--param", "lr=0.01,1e300", "--param", "momentum=0,0.9", "--set", "optimizer=sgd",
             "--set", "epochs=2", *TINY_SETS, "--workers", "2",
             "--out", str(tmp_path), "--data", str(root), "--no-progress"]
