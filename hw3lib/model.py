@@ -83,10 +83,17 @@ def run_order(layers):
 
 class Sequential:
     """Layers applied in order (run in :func:`run_order`); parameters named ``W1, b1, W2, b2,
-    ...`` in the order of the layers that have them (the report's naming)."""
+    ...`` in the order of the layers that have them (the report's naming). Each layer is listed
+    once: it keeps one pass's activations for ``backward``."""
 
     def __init__(self, layers, input_shape):
         self.layers = list(layers)
+        for i, layer in enumerate(self.layers):
+            if any(layer is other for other in self.layers[:i]):
+                raise ValueError(
+                    f"{layer!r} is listed twice: a layer keeps the activations of one pass for "
+                    "backward, so its second use overwrites its first's and the gradients come "
+                    "out wrong. Fix: a new layer for each place, e.g. ReLU() twice")
         self.input_shape = tuple(input_shape)
         self.shapes = [self.input_shape]
         for layer in self.layers:

@@ -482,3 +482,14 @@ def test_lenet5_check_raises_what_building_raises(kwargs):
     LeNet5.check(input_size=(28, 36), activation="tanh", pooling="avg", in_channels=4)
     with pytest.raises(TypeError, match="unexpected keyword"):
         LeNet5.check(channels=3)
+
+
+def test_sequential_refuses_a_layer_listed_twice_whose_second_pass_spoils_the_first():
+    from hw3lib import Dense, Tanh
+    from hw3lib.model import Sequential
+    shared = Dense(4, 4, rng=0)
+    with pytest.raises(ValueError, match=r"Dense\(4, 4\) is listed twice.*Fix: a new layer"):
+        Sequential([shared, Tanh(), shared], (4,))
+    tanh = Tanh()
+    with pytest.raises(ValueError, match=r"Tanh\(\) is listed twice"):
+        Sequential([Dense(4, 4, rng=0), tanh, Dense(4, 4, rng=1), tanh], (4,))
