@@ -5,7 +5,7 @@ import inspect
 import numpy as np
 
 from .checks import integer, is_int
-from .layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Tanh, float_dtype
+from .layers import AvgPool2D, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, Tanh, float_dtype
 from .losses import CrossEntropyLoss, softmax
 
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh}
@@ -46,6 +46,18 @@ def architecture(arguments):
         hidden=_pair("hidden", arguments["hidden"], "the widths of the two hidden dense layers",
                      "(120, 84)"),
         activation=arguments["activation"], pooling=arguments["pooling"])
+
+
+def _check_layer(layer, shape):
+    """ValueError unless ``layer`` is a :class:`~hw3lib.layers.Layer` whose input axes fit one
+    sample of ``shape`` (the output of the layers before it)."""
+    if not isinstance(layer, Layer):
+        raise ValueError(f"Sequential takes layers such as ReLU(), got {layer!r}")
+    axes = layer.input_axes
+    if axes is not None and len(axes) != len(shape) + 1:
+        raise ValueError(f"{layer!r} expects input ({', '.join(map(str, axes))}), but gets "
+                         f"(N, {', '.join(map(str, shape))}): check the input_shape and that a "
+                         "Flatten() stands between the image layers and the Dense ones")
 
 
 def _output_shape(layers, input_shape):
@@ -97,6 +109,7 @@ class Sequential:
         self.input_shape = tuple(input_shape)
         self.shapes = [self.input_shape]
         for layer in self.layers:
+            _check_layer(layer, self.shapes[-1])
             self.shapes.append(layer.output_shape(self.shapes[-1]))
         self.param_layers = [layer for layer in self.layers if layer.params]
         self.ran = self.last_logits = None  # the last pass's run order and output (None: no pass yet)

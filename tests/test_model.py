@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from hw3lib import SGD, AdamGD, CrossEntropyLoss, LeNet5, optim, softmax
+from hw3lib import (SGD, AdamGD, Conv2D, CrossEntropyLoss, Dense, Flatten, LeNet5, MaxPool2D,
+                    Sequential, Tanh, optim, softmax)
 from hw3lib import model as model_module
 from hw3lib.config import TrainConfig
 
@@ -485,11 +486,29 @@ def test_lenet5_check_raises_what_building_raises(kwargs):
 
 
 def test_sequential_refuses_a_layer_listed_twice_whose_second_pass_spoils_the_first():
-    from hw3lib import Dense, Tanh
-    from hw3lib.model import Sequential
     shared = Dense(4, 4, rng=0)
     with pytest.raises(ValueError, match=r"Dense\(4, 4\) is listed twice.*Fix: a new layer"):
         Sequential([shared, Tanh(), shared], (4,))
     tanh = Tanh()
     with pytest.raises(ValueError, match=r"Tanh\(\) is listed twice"):
         Sequential([Dense(4, 4, rng=0), tanh, Dense(4, 4, rng=1), tanh], (4,))
+
+
+@pytest.mark.parametrize("layers, shape, words", [
+    (lambda: [Conv2D(3, 4, 3)], (32, 32),
+     r"Conv2D\(3, 4, .*\) expects input \(N, 3, H, W\), but gets \(N, 32, 32\)"),
+    (lambda: [Flatten(), MaxPool2D(2)], (3, 8, 8),
+     r"MaxPool2D\(.*\) expects input \(N, C, H, W\), but gets \(N, 192\)"),
+    (lambda: [Dense(192, 3)], (3, 8, 8),
+     r"Dense\(192, 3\) expects input \(N, 192\), but gets \(N, 3, 8, 8\)"),
+])
+def test_sequential_names_a_layer_given_input_with_other_axes_and_where_flatten_goes(layers, shape,
+                                                                                       words):
+    with pytest.raises(ValueError, match=words + r".*Flatten\(\)"):
+        Sequential(layers(), shape)
+
+
+@pytest.mark.parametrize("thing", [np.tanh, "relu", None])
+def test_sequential_refuses_what_is_no_layer(thing):
+    with pytest.raises(ValueError, match=f"Sequential takes layers such as ReLU\\(\\), got {thing!r}"):
+        Sequential([thing, Dense(3, 2)], (3,))
