@@ -30,14 +30,22 @@ def gradcheck(f, arrays, analytic, eps=1e-6):
 
     ``f()`` returns a scalar loss that reads the arrays in ``arrays`` (a dict name -> array);
     ``analytic`` maps the same names to their gradients. Returns ``{name: relative error}``.
+    The arrays must be float64: in float32 rounding drowns the perturbations of ``eps``.
     """
+    for name, x in arrays.items():
+        if x.dtype != np.float64:
+            raise ValueError(f"gradcheck needs float64 arrays: {name} is {x.dtype}, whose rounding "
+                             f"drowns the perturbations of eps={eps:g} (errors of 1e-2 for a right "
+                             "gradient); build the layer with dtype=np.float64 and pass "
+                             "x.astype(np.float64)")
     return {name: relative_error(analytic[name], numerical_gradient(f, x, eps))
             for name, x in arrays.items()}
 
 
 def gradcheck_layer(layer, x, seed=0, eps=1e-6):
     """Check a layer's ``dx`` and parameter gradients on the loss ``sum(forward(x) * r)``
-    with a fixed random ``r``. Use float64. Returns ``{"x": err, "W": err, "b": err}``."""
+    with a fixed random ``r``, in float64 (ValueError otherwise). Returns ``{"x": err, "W":
+    err, "b": err}``."""
     r = np.random.default_rng(seed).standard_normal(layer.forward(x).shape)
 
     def loss():
