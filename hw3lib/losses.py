@@ -22,7 +22,13 @@ def one_hot(y, num_classes, dtype=np.float32):
 
 
 def as_targets(y, y_pred):
-    """Labels as integers ``(N,)`` or one-hot ``(N, K)`` -> one-hot ``(N, K)`` in ``y_pred``'s dtype."""
+    """Labels as integers ``(N,)`` or one-hot ``(N, K)`` -> one-hot ``(N, K)`` in ``y_pred``'s dtype;
+    ValueError unless ``y_pred`` is a float array ``(N, K)``."""
+    if not (isinstance(y_pred, np.ndarray) and y_pred.ndim == 2 and y_pred.dtype.kind == "f"):
+        got = (f"dtype {y_pred.dtype} shape {y_pred.shape}" if isinstance(y_pred, np.ndarray)
+               else f"a {type(y_pred).__name__}")
+        raise ValueError(f"predictions must be probabilities (N, K) in a float NumPy array, as "
+                         f"model.forward returns them, got {got}")
     y = np.asarray(y)
     n, k = y_pred.shape
     if y.ndim == 1:

@@ -1,5 +1,6 @@
 """The report's training loop, LeNet5's behaviour, the loss and the optimizers' contracts."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -512,3 +513,13 @@ def test_sequential_names_a_layer_given_input_with_other_axes_and_where_flatten_
 def test_sequential_refuses_what_is_no_layer(thing):
     with pytest.raises(ValueError, match=f"Sequential takes layers such as ReLU\\(\\), got {thing!r}"):
         Sequential([thing, Dense(3, 2)], (3,))
+
+
+@pytest.mark.parametrize("y_pred, got", [(np.array([[1, 0]]), "dtype int64 shape (1, 2)"),
+                                         (np.array([0.5, 0.5]), "dtype float64 shape (2,)"),
+                                         ([[0.5, 0.5]], "a list")])
+def test_loss_refuses_predictions_that_are_no_float_n_by_k_array(y_pred, got):
+    for method in (CrossEntropyLoss().get, CrossEntropyLoss().backward):
+        with pytest.raises(ValueError, match=r"predictions must be probabilities \(N, K\) in a "
+                                             rf"float NumPy array.*got {re.escape(got)}"):
+            method(y_pred, [0])
