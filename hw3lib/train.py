@@ -90,7 +90,13 @@ def _rows(history):
 
 
 def _check_fit_inputs(model, data, config):
-    """Refuse data that cannot train ``model``: checked before any work starts."""
+    """Refuse a ``model`` other than a LeNet5, and data that cannot train it: checked before
+    any work starts."""
+    if not isinstance(model, LeNet5):
+        raise ValueError(f"fit trains a LeNet5 (checkpoints rebuild it from model.config), got a "
+                         f"{type(model).__name__}; train another model with a loop over batches of "
+                         "softmax(model.logits(X)), CrossEntropyLoss().backward and "
+                         "model.backward_logits")
     expected = model.input_shape
     for split in ("train", "val"):
         X, y = getattr(data, f"X_{split}"), np.asarray(getattr(data, f"y_{split}"))
@@ -310,7 +316,8 @@ def _stop_requested(stop):
 
 def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpoint_path=None,
         resume=None, data_sha256=None, progress=True, restore_best=True, threads=1):
-    """Train ``model`` on ``data`` (a :class:`hw3lib.data.Dataset`) as ``config`` says.
+    """Train ``model``, a :class:`LeNet5`, on ``data`` (a :class:`hw3lib.data.Dataset`) as
+    ``config`` says.
 
     Inputs are normalised with ``data.mean``/``data.std`` (the training split's statistics).
     Each epoch runs the report's loop on ``config.batch_size`` batches of the training split,

@@ -809,3 +809,10 @@ def test_command_on_the_real_data_two_epochs(tmp_path):
     summary = json.loads(proc.stdout.splitlines()[-1])
     assert summary["epochs"] == 2 and summary["val_acc"] > 0.85 and summary["test_acc"] > 0.6
     assert "1029 training, 441 validation, 498 test images" in proc.stdout
+
+
+def test_fit_refuses_a_model_other_than_lenet5_naming_what_trains_it():
+    from hw3lib import Dense, Flatten, Sequential
+    model = Sequential([Flatten(), Dense(144, 3, rng=0)], (1, 12, 12))
+    with pytest.raises(ValueError, match=r"fit trains a LeNet5 .*got a Sequential.*backward_logits"):
+        fit(model, tiny_data(), tiny_config(), progress=False)
