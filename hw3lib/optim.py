@@ -64,6 +64,13 @@ class Optimizer:
 
     def __init__(self, lr, params):
         _check_positive("lr", lr)
+        if not isinstance(params, dict):
+            raise ValueError(f"params must be the model's dict of arrays, model.get_params(), got "
+                             f"a {type(params).__name__}")
+        for key, p in params.items():
+            if not isinstance(p, np.ndarray):
+                raise ValueError(f"params[{key!r}] must be a NumPy array, the model's own, got a "
+                                 f"{type(p).__name__}: the optimizer updates the arrays in place")
         self.lr, self.params, self.t = float(lr), params, 0
 
     def _grad(self, grads, key):

@@ -523,3 +523,14 @@ def test_loss_refuses_predictions_that_are_no_float_n_by_k_array(y_pred, got):
         with pytest.raises(ValueError, match=r"predictions must be probabilities \(N, K\) in a "
                                              rf"float NumPy array.*got {re.escape(got)}"):
             method(y_pred, [0])
+
+
+@pytest.mark.parametrize("make", [lambda p: SGD(0.1, p), lambda p: AdamGD(0.1, 0.9, 0.999, 1e-8, p)])
+def test_optimizers_refuse_params_that_are_no_dict_of_arrays(make):
+    params = LeNet5().get_params()
+    with pytest.raises(ValueError, match=r"params must be the model's dict of arrays, "
+                                         r"model.get_params\(\), got a list"):
+        make(list(params.values()))
+    with pytest.raises(ValueError, match=r"params\['W1'\] must be a NumPy array, the model's "
+                                         r"own, got a list"):
+        make({**params, "W1": params["W1"].tolist()})
