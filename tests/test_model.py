@@ -534,3 +534,11 @@ def test_optimizers_refuse_params_that_are_no_dict_of_arrays(make):
     with pytest.raises(ValueError, match=r"params\['W1'\] must be a NumPy array, the model's "
                                          r"own, got a list"):
         make({**params, "W1": params["W1"].tolist()})
+
+
+@pytest.mark.parametrize("value, got", [("abc", "a str"), (np.zeros((6, 1, 5, 5), complex),
+                                                            "complex128 values")])
+def test_set_params_names_a_value_that_is_no_array_of_real_numbers(value, got):
+    model = LeNet5()
+    with pytest.raises(ValueError, match=rf"W1 must be an array of real numbers, got {got}"):
+        model.set_params({**model.get_params(), "W1": value})
