@@ -387,7 +387,8 @@ def test_cli_checks_the_data_before_executing(tmp_path, monkeypatch, capsys):
 
 def test_the_real_notebooks_export_with_every_section_and_no_blank_page(tmp_path):
     """The project's own notebooks 01-06, from their stored outputs: every section is filled,
-    nothing leaks, and no PDF page is empty (a forced page break after a full page makes one)."""
+    nothing leaks, no PDF page is empty (a forced page break after a full page makes one) and
+    no page starts with a figure's caption, its figure left at the foot of the page before."""
     html_path, pdf_path = build(execute=False, out_dir=tmp_path, log=lambda *a: None)
     page = html_path.read_text(encoding="utf-8")
     assert all(f'id="section-{key}"' in page for key in ("1", "2", "3", "4", "stamp"))
@@ -398,3 +399,8 @@ def test_the_real_notebooks_export_with_every_section_and_no_blank_page(tmp_path
     for number in range(1, pages + 1):
         words = run("pdftotext", "-f", str(number), "-l", str(number), str(pdf_path), "-").split()
         assert words != [str(number), "/", str(pages)], f"page {number} of {pages} is blank"
+        first = re.search(r'<word xMin="[\d.]+" yMin="([\d.]+)"[^>]*>([^<]*)<', run(
+            "pdftotext", "-bbox", "-f", str(number), "-l", str(number), str(pdf_path), "-"))
+        top = 16 / 25.4 * 72  # the 16 mm top margin of REPORT_CSS
+        assert not (first[2] == "Figure:" and float(first[1]) < top + 20), \
+            f"page {number} starts with a caption whose figure is on page {number - 1}"
