@@ -245,10 +245,12 @@ def _check_cell(where, cell):
 
 
 def _caption(cells, index):
-    """The first line of the markdown cell after ``cells[index]``, else ``"Figure"``."""
+    """The first paragraph of the markdown cell after ``cells[index]`` as one line of text
+    (its lines joined, ``*emphasis*`` and ``code`` marks dropped), else ``"Figure"``."""
     after = cells[index + 1] if index + 1 < len(cells) else None
-    lines = after.source.strip().splitlines() if after and after.cell_type == "markdown" else []
-    return lines[0][:200] if lines else "Figure"
+    source = after.source.strip() if after and after.cell_type == "markdown" else ""
+    paragraph = " ".join(source.split("\n\n")[0].split())
+    return re.sub(r"\*+([^*]+?)\*+", r"\1", paragraph).replace("`", "") or "Figure"
 
 
 def report_cells(name, nb):

@@ -22,7 +22,7 @@ from conftest import missing as missing_tool
 from hw3lib import LeNet5
 from hw3lib.__main__ import main as cli
 from hw3lib.report import (SECTIONS, TITLE, ReportError, assemble, build, execute_notebook,
-                           latex_to_mathml)
+                           latex_to_mathml, report_cells)
 
 INPUT_MARKER = "INPUT_MARKER_never_in_the_report"
 SUMMARY_TABLE = f"""# {INPUT_MARKER}
@@ -160,6 +160,18 @@ def test_html_embeds_the_tagged_figures_and_only_them(built):
         png = base64.b64decode(image["src"][len("data:image/png;base64,"):])
         assert Image.open(io.BytesIO(png)).size[0] > 100
     assert [image["alt"] for image in images] == ["Figure 1: the training loss per epoch."]
+
+
+def test_a_figure_gets_its_whole_caption_as_plain_alternative_text():
+    """A caption wrapped over several lines is one paragraph: the alt text is all of it, without
+    the markdown marks (it was its first line, '*Figure: the loss of `fit`')."""
+    png = base64.b64encode(b"\x89PNG").decode()
+    figure = new_code_cell("plt.show()", metadata={"tags": ["report:3"]}, outputs=[
+        new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"})])
+    caption = "*Figure: the loss of `fit`\nper epoch, **log** scale.*\n\nThe curve falls."
+    nb = new_notebook(cells=[figure, cell("md", caption, "report:3")])
+    [shown, _] = report_cells("01_x.ipynb", nb)["3"]
+    assert shown.outputs[0].metadata["alt"] == "Figure: the loss of fit per epoch, log scale."
 
 
 def test_html_table_values_equal_hw3lib(built):
