@@ -370,6 +370,18 @@ def test_missing_data_is_said_in_the_panel():
     assert "Cannot load the data" in panel.message.value and panel.runs == []
 
 
+def test_sweep_on_a_missing_folder_names_the_folder_not_hw3_data(tmp_path):
+    """As Train does, before any work: the sweep named its folder by the data's hash first, which
+    failed with advice for the course's data ('set HW3_DATA ..., put those two folders under
+    data/') for a root= that does not exist."""
+    panel = Playground(SMALL, root=tmp_path / "nowhere", threaded=False)
+    panel.sweep_button.click()
+    message = html.unescape(panel.message.value)
+    assert f"Cannot load the data: no dataset at {tmp_path / 'nowhere'}: the folder does not exist" in message
+    assert "HW3_DATA to a folder" not in message and panel.sweep_result is None
+    assert not panel.running and panel.progress.description == "no run yet"
+
+
 def stop_at(panel, epoch, batch):
     """Press Stop when batch ``batch`` of epoch ``epoch`` has been reported."""
     def watch(change):
@@ -484,6 +496,8 @@ def fake_sweep(monkeypatch, tmp_path):
 
 def test_sweep_goes_to_the_folder_of_the_data_and_code_and_says_when_workers_died(tmp_path, monkeypatch):
     seen = fake_sweep(monkeypatch, tmp_path)
+    for split in ("Data_train", "Data_test"):  # the sweep checks that the data's folders exist
+        (tmp_path / "mine" / split).mkdir(parents=True)
     panel = Playground(SMALL, root=tmp_path / "mine", load=FakeLoad(), threaded=False)
     panel.sweep_button.click()
     assert seen == [(tmp_path / "runs" / "mine" / "playground-sweep", tmp_path / "mine")]
@@ -519,6 +533,8 @@ def test_without_root_the_default_panel_uses_hw3_data(tmp_path, monkeypatch):
     seen = fake_sweep(monkeypatch, tmp_path)
     panel = Playground(SMALL, threaded=False)
     assert panel.root == tmp_path / "env" and "Cannot load the data" in panel.message.value
+    for split in ("Data_train", "Data_test"):  # the sweep checks that the data's folders exist
+        (tmp_path / "env" / split).mkdir(parents=True)
     panel.sweep_button.click()
     assert seen == [(tmp_path / "runs" / "env" / "playground-sweep", tmp_path / "env")]
 
