@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from hw3lib import download
+from hw3lib import data, download
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.data import DataError
 from datasets import DATA, FIRST_FILE, HAVE_DATA, NO_DATA, SEED_PNG, copy_splits, make_root, needs_data, write_png
@@ -133,7 +133,19 @@ def test_names_that_are_not_utf8_hash_by_their_bytes(tmp_path):
     assert download.dataset_sha256(root) != before
 
 
-def test_dataset_sha256_without_data(tmp_path):
+def test_dataset_sha256_without_data_names_what_this_folder_lacks(tmp_path, monkeypatch):
+    """One's own folder gets advice for one's own data; only the course's folder, the download."""
+    with pytest.raises(DataError, match=r"no dataset at .*nowhere: the folder does not exist\. Fix: "
+                                        r"check the path \(--data, HW3_DATA\)"):
+        download.dataset_sha256(tmp_path / "nowhere")
+    with pytest.raises(DataError, match=r"no train split in .*: neither .*Data_train/ nor .*train/ exists"):
+        download.dataset_sha256(tmp_path)
+    for split in ("Data_train", "Data_test"):
+        (tmp_path / split).mkdir()
+    with pytest.raises(DataError, match=r"no dataset files under .*: its split folders are empty\. Fix: put "
+                                        r"each class's images in a folder of its own"):
+        download.dataset_sha256(tmp_path)
+    monkeypatch.setattr(data, "DEFAULT_ROOT", tmp_path.resolve())  # the course's folder, empty
     with pytest.raises(DataError, match="no dataset files under .*python -m hw3lib download"):
         download.dataset_sha256(tmp_path)
 
