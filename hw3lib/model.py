@@ -94,7 +94,9 @@ def run_order(layers):
 
 
 class Sequential:
-    """Layers applied in order (run in :func:`run_order`); parameters named ``W1, b1, W2, b2,
+    """Layers applied in order (run in :func:`run_order`), the last giving ``K`` class scores
+    (logits) that ``forward`` turns into probabilities and ``backward`` differentiates through
+    the batch-mean cross-entropy, as in the report's loop; parameters named ``W1, b1, W2, b2,
     ...`` in the order of the layers that have them (the report's naming). Each layer is listed
     once: it keeps one pass's activations for ``backward``."""
 
@@ -113,6 +115,7 @@ class Sequential:
             self.shapes.append(layer.output_shape(self.shapes[-1]))
         self.param_layers = [layer for layer in self.layers if layer.params]
         self.ran = self.last_logits = None  # the last pass's run order and output (None: no pass yet)
+        self.cost = CrossEntropyLoss()
 
     def logits(self, x):
         """Forward pass ``x (N, *input_shape) -> (N, K)`` logits."""
@@ -122,6 +125,31 @@ class Sequential:
             x = layer.forward(x)
         self.last_logits = x
         return x
+
+    def forward(self, X):
+        """Class probabilities ``(N, K)``, the softmax of the last layer's output, for inputs
+        ``X (N, *input_shape)``."""
+        return softmax(self.logits(X))
+
+    def backward(self, y_pred, y):
+        """Gradients ``{"dW1": ..., "db1": ...}`` of the batch-mean cross-entropy, from the
+        probabilities ``y_pred (N, K)`` of the last ``forward`` (or a copy) and labels
+        ``y``; ValueError for any other ``y_pred``: the layers keep only the last pass's
+        activations, so gradients from another pass's output would be silently wrong."""
+        if self.last_logits is None:
+            raise ValueError(f"{type(self).__name__}.backward called before forward: run forward "
+                             "on the batch first, then backward on its output")
+        if not np.array_equal(y_pred, softmax(self.last_logits), equal_nan=True):
+            raise ValueError(
+                f"{type(self).__name__}.backward takes the probabilities that the last forward "
+                "returned, but y_pred differs from them: forward, predict or logits ran on other "
+                "images since, and the layers keep only the last pass's activations. Fix: run "
+                "forward on this batch right before backward, and predict other images after backward")
+        return self.backward_logits(self.cost.backward(y_pred, y))
+
+    def predict(self, X):
+        """Predicted labels ``(N,)``."""
+        return self.logits(X).argmax(axis=1)
 
     def check_input(self, x):
         """ValueError unless ``x`` has shape ``(N, *input_shape)``."""
@@ -231,7 +259,6 @@ class LeNet5(Sequential):
             conv_channels=conv_channels, kernel_size=kernel_size, hidden=hidden,
             activation=activation, pooling=pooling, seed=seed, dtype=dtype)
         self.num_classes = self.config["num_classes"]
-        self.cost = CrossEntropyLoss()
         act, (h1, h2) = ACTIVATIONS[activation], self.config["hidden"]
         head = [Dense(flat, h1, rng=rng, dtype=dtype), act(),
                 Dense(h1, h2, rng=rng, dtype=dtype), act(),
@@ -278,27 +305,3 @@ class LeNet5(Sequential):
                 f"{MAX_WEIGHT_BYTES / 2**30:g} GiB). Fix: shrink the images, e.g. with "
                 "TrainConfig(image_size=64)")
         return config, features, flat, rng
-
-    def forward(self, X):
-        """Class probabilities ``(N, num_classes)`` for images ``X (N, C, H, W)``."""
-        return softmax(self.logits(X))
-
-    def backward(self, y_pred, y):
-        """Gradients ``{"dW1": ..., "db1": ...}`` of the batch-mean cross-entropy, from the
-        probabilities ``y_pred (N, num_classes)`` of the last ``forward`` (or a copy) and labels
-        ``y``; ValueError for any other ``y_pred``: the layers keep only the last pass's
-        activations, so gradients from another pass's output would be silently wrong."""
-        if self.last_logits is None:
-            raise ValueError("LeNet5.backward called before forward: run forward on the batch "
-                             "first, then backward on its output")
-        if not np.array_equal(y_pred, softmax(self.last_logits), equal_nan=True):
-            raise ValueError(
-                "LeNet5.backward takes the probabilities that the last forward returned, but "
-                "y_pred differs from them: forward, predict or logits ran on other images since, "
-                "and the layers keep only the last pass's activations. Fix: run forward on this "
-                "batch right before backward, and predict other images after backward")
-        return self.backward_logits(self.cost.backward(y_pred, y))
-
-    def predict(self, X):
-        """Predicted labels ``(N,)``."""
-        return self.logits(X).argmax(axis=1)

@@ -94,9 +94,9 @@ def _check_fit_inputs(model, data, config):
     any work starts."""
     if not isinstance(model, LeNet5):
         raise ValueError(f"fit trains a LeNet5 (checkpoints rebuild it from model.config), got a "
-                         f"{type(model).__name__}; train another model with a loop over batches of "
-                         "softmax(model.logits(X)), CrossEntropyLoss().backward and "
-                         "model.backward_logits")
+                         f"{type(model).__name__}; train another model with the report's loop over "
+                         "batches (model.forward, model.backward, an optimizer's update_params; "
+                         "README: The engine)")
     expected = model.input_shape
     for split in ("train", "val"):
         X, y = getattr(data, f"X_{split}"), np.asarray(getattr(data, f"y_{split}"))

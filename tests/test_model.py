@@ -542,3 +542,26 @@ def test_set_params_names_a_value_that_is_no_array_of_real_numbers(value, got):
     model = LeNet5()
     with pytest.raises(ValueError, match=rf"W1 must be an array of real numbers, got {got}"):
         model.set_params({**model.get_params(), "W1": value})
+
+
+def test_a_sequential_of_ones_own_trains_in_the_reports_loop_with_the_gradients_of_its_logits():
+    """forward, backward and predict are Sequential's, so the README's loop trains any model
+    whose last layer gives class scores; the gradients are those of the logits' route."""
+    def custom(seed):
+        rng = RNG(seed)
+        return Sequential([Conv2D(1, 4, 3, stride=2, padding=1, rng=rng), Tanh(), MaxPool2D(2),
+                           Flatten(), Dense(4 * 8 * 8, 3, rng=rng)], (1, 32, 32))
+
+    X, y = separable_data(96)
+    model, twin = custom(0), custom(0)
+    probs = model.forward(X[:8])
+    grads = model.backward(probs, y[:8])
+    twin_grads = twin.backward_logits(CrossEntropyLoss().backward(softmax(twin.logits(X[:8])), y[:8]))
+    assert grads.keys() == twin_grads.keys() == {"dW1", "db1", "dW2", "db2"}
+    for key in grads:
+        np.testing.assert_array_equal(grads[key], twin_grads[key])
+    losses = report_loop(model, X, y, lr=5e-3, steps=40, batch_size=24)
+    assert np.mean(losses[-4:]) < 0.5 * losses[0]
+    assert (model.predict(X) == y).mean() > 0.9
+    with pytest.raises(ValueError, match=r"^Sequential.backward called before forward"):
+        custom(1).backward(probs, y[:8])
