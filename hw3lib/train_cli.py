@@ -86,6 +86,8 @@ def phrased(message):
     message = re.sub(r"^(\w+)(?= must )", lambda m: OPTIONS.get(m[1], m[1]), message)
     return phrase_settings(message, lambda name, value: name in OPTIONS and f"{OPTIONS[name]} {value}"
                            or None)
+
+
 TABLE = "{:>5} {:>10} {:>9} {:>10} {:>9} {:>8}"
 
 
