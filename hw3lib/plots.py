@@ -297,10 +297,16 @@ def plot_misclassified(X, y_true, y_pred, indices, classes, confidence=None, col
                        title="Misclassified test images"):
     """The images ``X[indices]`` (``X (N, C, H, W)`` in [0, 1], channel 0 in grey), each
     captioned with its index, its true and predicted class (labels ``(N,)`` indexing
-    ``classes``) and, given ``confidence (N,)``, the predicted class's probability."""
+    ``classes``) and, given ``confidence (N,)``, the predicted class's probability. No
+    ``indices`` (every image right) give a small figure that says so."""
     indices = np.asarray(indices, dtype=int)
     if len(indices) == 0:
-        raise ValueError("no images to show: indices is empty (no misclassified images?)")
+        fig, ax = plt.subplots(figsize=(1.25 * columns + 0.4, 1.2))
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, f"none: all {len(y_true)} images are classified correctly",
+                ha="center", va="center")
+        fig.suptitle(title)
+        return fig
     rows = -(-len(indices) // columns)
     fig, axes = plt.subplots(rows, columns, squeeze=False,
                              figsize=(1.25 * columns + 0.4, 1.55 * rows + 0.7))

@@ -66,8 +66,9 @@ def test_plot_misclassified_captions_each_image():
     assert len(fig.axes) == 3 and not fig.axes[2].axison  # one row of 3, the last empty
     no_conf = plots.plot_misclassified(X, y_true, y_pred, [1], CLASSES)
     assert no_conf.axes[0].get_xlabel() == "#1 b\n-> c"
-    with pytest.raises(ValueError, match="indices is empty"):
-        plots.plot_misclassified(X, y_true, y_pred, [], CLASSES)
+    none = plots.plot_misclassified(X, y_true, y_true, [], CLASSES)  # a run with every image right
+    assert none._suptitle.get_text() == "Misclassified test images" and not none.axes[0].axison
+    assert [t.get_text() for t in none.axes[0].texts] == ["none: all 5 images are classified correctly"]
 
 
 def test_plot_filters_one_panel_per_kernel_on_a_symmetric_scale():
