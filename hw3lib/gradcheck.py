@@ -45,12 +45,14 @@ def gradcheck(f, arrays, analytic, eps=1e-6):
 def gradcheck_layer(layer, x, seed=0, eps=1e-6):
     """Check a layer's ``dx`` and parameter gradients on the loss ``sum(forward(x) * r)``
     with a fixed random ``r``, in float64 (ValueError otherwise). Returns ``{"x": err, "W":
-    err, "b": err}``."""
+    err, "b": err}``, without ``"x"`` for a layer that skips its input gradient
+    (``needs_input_grad = False``)."""
     r = np.random.default_rng(seed).standard_normal(layer.forward(x).shape)
 
     def loss():
         return float(np.sum(layer.forward(x) * r))
 
     layer.forward(x)
-    analytic = {"x": layer.backward(r), **layer.grads}
-    return gradcheck(loss, {"x": x, **layer.params}, analytic, eps)
+    dx = layer.backward(r)
+    inputs = {} if dx is None else {"x": x}
+    return gradcheck(loss, {**inputs, **layer.params}, {"x": dx, **layer.grads}, eps)

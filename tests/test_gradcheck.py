@@ -87,6 +87,8 @@ def test_conv_without_input_grad_returns_none_but_the_same_param_grads():
     assert first.backward(dout) is None and twin.backward(dout).shape == x.shape
     for key in ("W", "b"):
         np.testing.assert_array_equal(first.grads[key], twin.grads[key])
+    errors = gradcheck_layer(first, x)  # its parameters checked, no input gradient to check
+    assert errors.keys() == {"W", "b"} and max(errors.values()) < 1e-7
 
 
 def test_the_checks_find_a_wrong_gradient():
