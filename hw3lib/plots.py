@@ -298,9 +298,15 @@ def plot_misclassified(X, y_true, y_pred, indices, classes, confidence=None, col
     """The images ``X[indices]`` (``X (N, C, H, W)`` in [0, 1], channel 0 in grey), each
     captioned with its index, its true and predicted class (labels ``(N,)`` indexing
     ``classes``) and, given ``confidence (N,)``, the predicted class's probability. No
-    ``indices`` (every image right) give a small figure that says so."""
+    ``indices`` give a small figure saying every image is right, a ValueError where
+    ``y_pred`` differs from ``y_true``."""
     indices = np.asarray(indices, dtype=int)
     if len(indices) == 0:
+        wrong = int(np.sum(np.asarray(y_true) != np.asarray(y_pred)))
+        if wrong:
+            raise ValueError(f"no images to show: indices is empty, but {wrong} of the {len(y_true)} "
+                             "images are misclassified; pass their indices, "
+                             "hw3lib.results.misclassified(y_true, probs)")
         fig, ax = plt.subplots(figsize=(1.25 * columns + 0.4, 1.2))
         ax.set_axis_off()
         ax.text(0.5, 0.5, f"none: all {len(y_true)} images are classified correctly",

@@ -69,6 +69,8 @@ def test_plot_misclassified_captions_each_image():
     none = plots.plot_misclassified(X, y_true, y_true, [], CLASSES)  # a run with every image right
     assert none._suptitle.get_text() == "Misclassified test images" and not none.axes[0].axison
     assert [t.get_text() for t in none.axes[0].texts] == ["none: all 5 images are classified correctly"]
+    with pytest.raises(ValueError, match=r"indices is empty, but 2 of the 5 images are misclassified"):
+        plots.plot_misclassified(X, y_true, y_pred, [], CLASSES)  # not "all 5 ... correctly"
 
 
 def test_plot_filters_one_panel_per_kernel_on_a_symmetric_scale():
