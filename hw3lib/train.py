@@ -290,8 +290,8 @@ class FitResult:
             channels, height, width = self.model.input_shape
             raise ValueError(f"this run's model takes images (N, {channels}, {height}, {width}), got "
                              f"{X.shape}: load them in the run's mode and size, TrainConfig(mode="
-                             f"{self.config.mode!r}, image_size='{height}x{width}'), or give the "
-                             "image files to predict_files, which reads them so")
+                             f"{self.config.mode!r}) and TrainConfig(image_size='{height}x{width}'), "
+                             "or give the image files to predict_files, which reads them so")
         return normalize(X, self.mean, self.std)
 
 

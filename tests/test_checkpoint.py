@@ -26,6 +26,7 @@ from hw3lib.atomic import atomic_write
 from hw3lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from hw3lib.engine import engine_modules, engine_stamp
 from hw3lib.train import FitResult, fit
+from hw3lib.train_cli import phrased
 
 
 @pytest.fixture
@@ -511,9 +512,11 @@ def test_a_run_refuses_images_of_another_shape_naming_the_shape_given_and_its_ow
         for call in (run.predict, lambda X: run.evaluate(X, y), lambda X: run.test(X, y)):
             with pytest.raises(ValueError, match=rf"this run's model takes images \(N, 1, 12, 12\), "
                                                  rf"got {given}: load them in the run's mode and size, "
-                                                 r"TrainConfig\(mode='L', image_size='12x12'\), or give "
-                                                 r"the image files to predict_files"):
+                                                 r"TrainConfig\(mode='L'\) and TrainConfig\(image_size="
+                                                 r"'12x12'\), or give the image files to predict_files") as err:
                 call(X)
+            # one setting in each TrainConfig(...), as the commands and the panel rephrase them
+            assert "size, --channels L and --image-size 12x12, or" in phrased(str(err.value))
         with pytest.raises(ValueError, match=rf"the model expects input \(N, 1, 12, 12\), got {given}"):
             evaluate(run.model, X, y)
     assert run.test_evaluations == saved[0].test_evaluations  # nothing was evaluated
