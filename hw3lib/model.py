@@ -180,13 +180,13 @@ class Sequential:
         return self._named(lambda layer: layer.params)
 
     def set_params(self, params):
-        """Copy ``params`` (arrays of real numbers) into the model's arrays, checking names and
-        shapes."""
+        """Copy ``params`` (arrays of real numbers, or nested lists of them) into the model's
+        arrays, checking names and shapes."""
         own = self.get_params()
         if set(params) != set(own):
             raise ValueError(f"parameter names differ: expected {sorted(own)}, got {sorted(params)}")
         for k, p in params.items():
-            if not (isinstance(p, np.ndarray) and p.dtype.kind in "iuf"):
+            if np.asarray(p).dtype.kind not in "iuf":
                 got = f"{p.dtype} values" if isinstance(p, np.ndarray) else f"a {type(p).__name__}"
                 raise ValueError(f"{k} must be an array of real numbers, got {got}")
         wrong = [f"{k}: expected {own[k].shape}, got {np.shape(params[k])}"

@@ -544,6 +544,14 @@ def test_set_params_names_a_value_that_is_no_array_of_real_numbers(value, got):
         model.set_params({**model.get_params(), "W1": value})
 
 
+def test_set_params_copies_nested_lists_and_integers_as_numpy_does():
+    model, W1 = LeNet5(), np.arange(6 * 25).reshape(6, 1, 5, 5)
+    model.set_params({**model.get_params(), "W1": W1.tolist()})
+    np.testing.assert_array_equal(model.get_params()["W1"], W1)
+    model.set_params({**model.get_params(), "W1": -W1})
+    np.testing.assert_array_equal(model.get_params()["W1"], -W1)
+
+
 def test_a_sequential_of_ones_own_trains_in_the_reports_loop_with_the_gradients_of_its_logits():
     """forward, backward and predict are Sequential's, so the README's loop trains any model
     whose last layer gives class scores; the gradients are those of the logits' route."""
