@@ -253,7 +253,8 @@ class FitResult:
         Only a new evaluation (none recorded yet for these weights and test data) adds 1 to
         ``test_evaluations`` and, when the run has a checkpoint, is written into it first: a
         checkpoint that cannot be written (OSError) leaves the run as it was, no figures given,
-        and one trained on since this run was loaded or trained is a CheckpointError."""
+        and one trained on since this run was loaded or trained, or holding another run now, is
+        a CheckpointError."""
         sha = test_data_sha256(X_test, y_test)
         record = self.test_record
         if record is not None and record.epoch == self.best_epoch and record.data_sha256 == sha:
@@ -265,17 +266,27 @@ class FitResult:
         with interrupts_deferred():  # the checkpoint and this run count the same evaluations
             count = self.test_evaluations + 1
             if self.checkpoint_path is not None and self.checkpoint_path.is_file():
-                ckpt, epochs = load_checkpoint(self.checkpoint_path), len(self.history["epoch"])
-                if (ckpt.epoch, ckpt.best_epoch) != (epochs, self.best_epoch):
-                    raise CheckpointError(
-                        f"{self.checkpoint_path} was trained on since this run was loaded: it holds "
-                        f"{ckpt.epoch} epoch(s) now, this run {epochs}: load it again "
-                        f"(FitResult.load) and test that")
+                ckpt = self._own_checkpoint()
                 count = ckpt.test_evaluations + 1  # the file's: other processes count there too
                 ckpt.test_evaluations, ckpt.test = count, record
                 save_checkpoint(self.checkpoint_path, ckpt)
             self.test_record, self.test_evaluations = record, count
         return record
+
+    def _own_checkpoint(self):
+        """The :class:`Checkpoint` at ``checkpoint_path``, which must hold this run as it is:
+        CheckpointError where it was trained on since, or holds another run now (one trained
+        afresh into it)."""
+        ckpt, epochs = load_checkpoint(self.checkpoint_path), len(self.history["epoch"])
+        if {key: values[:epochs] for key, values in ckpt.history.items()} != self.history:
+            raise CheckpointError(f"{self.checkpoint_path} holds another run now (its history differs "
+                                  "from this run's): load it (FitResult.load) to test that run")
+        if (ckpt.epoch, ckpt.best_epoch) != (epochs, self.best_epoch):
+            raise CheckpointError(
+                f"{self.checkpoint_path} was trained on since this run was loaded: it holds "
+                f"{ckpt.epoch} epoch(s) now, this run {epochs}: load it again (FitResult.load) "
+                "and test that")
+        return ckpt
 
     def evaluate(self, X, y, batch_size=EVAL_BATCH):
         """``(loss, accuracy)`` on raw images ``X (N, C, H, W)`` in [0, 1], normalised with the

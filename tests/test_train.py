@@ -529,6 +529,20 @@ def test_a_run_whose_checkpoint_trained_on_since_is_not_tested_over_it(tmp_path)
     assert load_checkpoint(path).test_evaluations == 3
 
 
+def test_a_run_whose_checkpoint_holds_another_run_now_is_not_tested_into_it(tmp_path):
+    """A fresh run trained into the path of an untested one held in memory (the same epochs and
+    kept epoch): the held run's figures would be recorded as the new run's test."""
+    data, config, path = tiny_data(), tiny_config(epochs=2), tmp_path / "c.npz"
+    held = fit(config.build_model(3), data, config, checkpoint_path=path, progress=False)
+    again = replace(config, seed=1)
+    other = fit(again.build_model(3), data, again, checkpoint_path=path, progress=False)
+    assert (other.best_epoch, len(other.history["epoch"])) == (held.best_epoch, 2)
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError, match=r"c\.npz holds another run now .*: load it \(FitResult"):
+        held.test(data.X_test, data.y_test)
+    assert path.read_bytes() == before and held.test_evaluations == 0 and held.test_record is None
+
+
 def test_resume_of_a_finished_run_trains_nothing(tmp_path):
     data, config, path = tiny_data(), tiny_config(epochs=2), tmp_path / "c.npz"
     done = fit(config.build_model(3), data, config, checkpoint_path=path, progress=False)
