@@ -250,15 +250,19 @@ class FitResult:
         """The :class:`TestRecord` of the kept weights on the test split ``X_test (N, C, H, W)``
         (raw, in [0, 1]), ``y_test (N,)``: evaluated once, then recorded.
 
-        Only a new evaluation (none recorded yet for these weights and test data) adds 1 to
-        ``test_evaluations`` and, when the run has a checkpoint, is written into it first: a
+        Only a new evaluation (none recorded yet for these weights and test data, here or in
+        the checkpoint) adds 1 to ``test_evaluations`` and, when the run has a checkpoint, is
+        written into it first: a
         checkpoint that cannot be written (OSError) leaves the run as it was, no figures given,
         and one trained on since this run was loaded or trained, or holding another run now, is
         a CheckpointError."""
         sha = test_data_sha256(X_test, y_test)
-        record = self.test_record
-        if record is not None and record.epoch == self.best_epoch and record.data_sha256 == sha:
-            return record
+
+        def recorded(record):  # an evaluation of these weights on these images
+            return record is not None and record.epoch == self.best_epoch and record.data_sha256 == sha
+
+        if recorded(self.test_record):
+            return self.test_record
         y_test = np.asarray(y_test)
         probs = self.predict(X_test)
         loss = CrossEntropyLoss().get(probs, y_test)
@@ -267,9 +271,12 @@ class FitResult:
             count = self.test_evaluations + 1
             if self.checkpoint_path is not None and self.checkpoint_path.is_file():
                 ckpt = self._own_checkpoint()
-                count = ckpt.test_evaluations + 1  # the file's: other processes count there too
-                ckpt.test_evaluations, ckpt.test = count, record
-                save_checkpoint(self.checkpoint_path, ckpt)
+                if recorded(ckpt.test):  # another process's evaluation of the same: not a new one
+                    record, count = ckpt.test, ckpt.test_evaluations
+                else:
+                    count = ckpt.test_evaluations + 1  # the file's: other processes count there too
+                    ckpt.test_evaluations, ckpt.test = count, record
+                    save_checkpoint(self.checkpoint_path, ckpt)
             self.test_record, self.test_evaluations = record, count
         return record
 

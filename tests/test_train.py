@@ -529,6 +529,19 @@ def test_a_run_whose_checkpoint_trained_on_since_is_not_tested_over_it(tmp_path)
     assert load_checkpoint(path).test_evaluations == 3
 
 
+def test_a_run_tested_by_another_process_reuses_its_record_and_does_not_count_again(tmp_path):
+    """Two processes holding the same run: the second test of its weights on the same images
+    is no new evaluation, here as when the run is loaded after the first."""
+    data, config, path = tiny_data(), tiny_config(epochs=2), tmp_path / "c.npz"
+    fit(config.build_model(3), data, config, checkpoint_path=path, progress=False)
+    first, second = FitResult.load(path), FitResult.load(path)
+    record = first.test(data.X_test, data.y_test)
+    assert second.test(data.X_test, data.y_test).accuracy == record.accuracy
+    assert second.test_evaluations == first.test_evaluations == load_checkpoint(path).test_evaluations == 1
+    assert second.test(data.X_test[:-1], data.y_test[:-1]) is not None  # other images: a new one
+    assert second.test_evaluations == load_checkpoint(path).test_evaluations == 2
+
+
 def test_a_run_whose_checkpoint_holds_another_run_now_is_not_tested_into_it(tmp_path):
     """A fresh run trained into the path of an untested one held in memory (the same epochs and
     kept epoch): the held run's figures would be recorded as the new run's test."""
