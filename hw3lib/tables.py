@@ -36,7 +36,9 @@ class Table:
     def value(self, key: tuple, column: str):
         """The value in ``column`` of the one row whose first values are ``key``, e.g.
         ``pixel_stats(...).value(("train", "Pear"), "mean")``; KeyError naming the key when
-        no row or several rows start so."""
+        no row or several rows start so, or the column when there is none of that name."""
+        if column not in self.columns:
+            raise KeyError(f"no column {column!r}; columns {self.columns}")
         matches = [row for row in self.rows if tuple(row[: len(key)]) == tuple(key)]
         if len(matches) != 1:
             raise KeyError(f"{len(matches)} rows start with {key!r}; columns {self.columns}")

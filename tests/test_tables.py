@@ -30,3 +30,5 @@ def test_a_value_is_found_by_its_rows_first_values_and_a_missing_or_ambiguous_ke
         table.value(("test", "a"), "mean")
     with pytest.raises(KeyError, match=r"2 rows start with \('train',\)"):
         table.value(("train",), "mean")
+    with pytest.raises(KeyError, match=r"no column 'std'; columns \['split', 'class', 'mean'\]"):
+        table.value(("train", "b"), "std")
