@@ -172,6 +172,12 @@ def split_dir(root: Path, split: str) -> Path:
     )
 
 
+def split_dirs(root: Path) -> dict[str, Path]:
+    """The folder of each split, ``{"train": ..., "test": ...}`` (:func:`split_dir`); DataError
+    naming what ``root`` lacks, as loading names it."""
+    return {split: split_dir(root, split) for split in SPLITS}
+
+
 def _natural_key(name: str) -> tuple[list[int | str], str]:
     """Sort key with digit runs compared as numbers: ``x_2`` before ``x_10``."""
     parts = re.split(r"(\d+)", name)

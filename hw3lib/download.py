@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from .cli import Parser, folder
 from .data import (FIX_WHERE, DEFAULT_ROOT, MANIFEST_PATH, SPLITS, DataError, is_course_data, resolve_root,
-                   split_dir, split_folders)
+                   split_dirs, split_folders)
 from .images import read_bytes
 
 SOURCE_REPO = "Joker1367/EE6550_ML"
@@ -134,8 +134,7 @@ def dataset_sha256(root: str | os.PathLike | None = None) -> str:
     root = resolve_root(root)
     manifest = compute_manifest(root)
     if not manifest:
-        for split in SPLITS:  # a missing folder named as loading names it, for this root
-            split_dir(root, split)
+        split_dirs(root)  # a missing folder named as loading names it, for this root
         raise DataError(f"no dataset files under {root}: its split folders are empty. "
                         + (FIX_WHERE if is_course_data(root) else
                            "Fix: put each class's images in a folder of its own in each split folder."))

@@ -48,7 +48,7 @@ from matplotlib.figure import Figure
 
 from .checks import is_int, is_number
 from .cli import phrase_settings
-from .data import MODES, SPLITS, DataError, Dataset, resolve_root, split_dir
+from .data import MODES, DataError, Dataset, resolve_root, split_dirs
 from .plots import plot_live_curves, plot_run_curves
 from .tables import Table
 from .config import TrainConfig
@@ -458,8 +458,7 @@ class Playground:
         settings = self.settings()
         try:
             base = settings.config()
-            for split in SPLITS:  # the data's folders, before the sweep's folder is named by its hash
-                split_dir(self.root, split)
+            split_dirs(self.root)  # the data's folders, before the sweep's folder is named by its hash
         except DataError as err:
             self._say(f"Cannot load the data: {err}", error=True)
             return
