@@ -299,7 +299,8 @@ def train_val_split(
     """Stratified split into ``(X_train, y_train, X_val, y_val)``, deterministic for ``seed``.
 
     Each class with n samples sends ``round(n * val_fraction)`` of them to validation (147 of
-    490 at 0.3); both parts keep the input order, which :func:`load_split` makes the files'
+    490 at 0.3), at most ``n - 1``: every class keeps a training image (a class of one only
+    trains); both parts keep the input order, which :func:`load_split` makes the files'
     natural order. ``split`` says which samples:
 
     - ``"blocked"`` (default): the class's samples, in input order, are cut into
@@ -323,21 +324,20 @@ def train_val_split(
     is_val = np.zeros(len(y), dtype=bool)
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)
-        count = round(len(idx) * val_fraction)
+        count = min(round(len(idx) * val_fraction), len(idx) - 1)
         if split == "random":
             is_val[rng.permutation(idx)[:count]] = True
             continue
         runs = np.array_split(idx, min(VAL_BLOCKS, len(idx)))
         chosen = np.concatenate([runs[i] for i in rng.permutation(len(runs))])
         is_val[chosen[:count]] = True
-    if is_val.all() or not is_val.any():
+    if not is_val.any():
         counts = np.unique(y, return_counts=True)[1].tolist()
-        empty = "training" if is_val.all() else "validation"
         if max(counts) < 2:  # no val_fraction helps
-            raise ValueError(f"one image per class leaves the {empty} split empty: each class's one "
-                             "image goes to training or to validation. Fix: add training images, 2 or "
-                             "more per class (dozens, for a model to learn)")
-        raise ValueError(f"val_fraction {val_fraction} of {counts} images per class leaves the {empty} "
+            raise ValueError("one image per class leaves the validation split empty: each class's one "
+                             "image trains. Fix: add training images, 2 or more per class (dozens, for "
+                             "a model to learn)")
+        raise ValueError(f"val_fraction {val_fraction} of {counts} images per class leaves the validation "
                          "split empty. Fix: choose one that sends some images to each split, e.g. "
                          "TrainConfig(val_fraction=0.3)")  # 0.3 does, for 2 or more in a class
     return X[~is_val], y[~is_val], X[is_val], y[is_val]

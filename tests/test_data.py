@@ -406,11 +406,22 @@ def test_split_rejects_bad_fraction(fraction):
         data.train_val_split(*toy(), val_fraction=fraction)
 
 
-@pytest.mark.parametrize("fraction, empty", [(0.001, "validation"), (0.999, "training")])
-def test_split_refuses_a_fraction_that_leaves_a_split_empty(fraction, empty):
-    with pytest.raises(ValueError, match=rf"val_fraction {fraction} of \[490, 490, 490\] images per class "
-                                         f"leaves the {empty} split empty"):
-        data.train_val_split(*toy(), val_fraction=fraction)
+def test_split_refuses_a_fraction_that_leaves_validation_empty():
+    with pytest.raises(ValueError, match=r"val_fraction 0.001 of \[490, 490, 490\] images per class "
+                                         "leaves the validation split empty"):
+        data.train_val_split(*toy(), val_fraction=0.001)
+
+
+@pytest.mark.parametrize("split", data.SPLIT_METHODS)
+@pytest.mark.parametrize("fraction", [0.6, 0.8, 0.999])
+def test_every_class_keeps_a_training_image_whatever_the_fraction(split, fraction):
+    """A class of 1 or 2 images (or 490 at 0.999) is never sent whole to validation, where the
+    model would never train on it: it keeps one image for training."""
+    y = np.array([0] * 490 + [1] * 2 + [2])
+    _, y_train, _, y_val = data.train_val_split(np.zeros((len(y), 1, 1, 1), np.float32), y, fraction,
+                                                split=split)
+    assert np.bincount(y_train).tolist() == [max(1, 490 - round(490 * fraction)), 1, 1]
+    assert np.bincount(y_val).tolist() == [min(489, round(490 * fraction)), 1]
 
 
 @pytest.mark.parametrize("seed", [-1, 1.5, True, "0"])
