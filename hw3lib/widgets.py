@@ -355,15 +355,16 @@ class Playground:
         self.running, self._thread, self._stop, self._drawn = False, None, threading.Event(), 0.0
         self._settings = None  # those of the run in progress (None: none, or a sweep)
         self.message = w.HTML()
-        try:  # the training split's size bounds the "training images" slider
+        self._sized = True  # whether the training split's size bounds the "training images" slider
+        try:
             train_max = len(self._dataset(settings.config()).y_train)
             self._say("Set the controls, then press Train.")
             if is_int(settings.train_size) and settings.train_size > train_max:  # a smaller folder
                 self._say(f"Set the controls, then press Train. Training images: all {train_max} of the "
                           f"training split ({settings.train_size} were asked).")
                 settings = replace(settings, train_size=train_max)
-        except DataError as err:
-            train_max = settings.train_size if is_int(settings.train_size) else 1
+        except DataError as err:  # bounded when Train first loads the data
+            self._sized, train_max = False, settings.train_size if is_int(settings.train_size) else 1
             self._say(f"Cannot load the data: {err}", error=True)
         self.controls = _controls(settings, train_max)
         self.train_button = w.Button(description="Train", button_style="success", icon="play")
@@ -417,6 +418,9 @@ class Playground:
             return
         settings = self.settings()
         try:
+            if not self._sized:  # the data did not load when the panel was made (images of two sizes, say)
+                self._size_train_control(len(self._dataset(settings.config()).y_train))
+                settings = self.settings()
             prepared = prepare(settings, self._dataset)
         except DataError as err:
             self._say(f"Cannot load the data: {err}", error=True)
@@ -524,6 +528,15 @@ class Playground:
         if self._thread is not None:
             self._thread.join(timeout)
         return not self.running
+
+    def _size_train_control(self, train_max):
+        """Bound the "training images" slider by the training split's ``train_max`` images,
+        its value cut to them."""
+        control = self.controls["train_size"]
+        with control.hold_trait_notifications():  # min, max and value checked together
+            control.min, control.max = control_ranges(train_max)["train_size"]
+            control.value = min(control.value, train_max)
+        self._sized = True
 
     def _load_root(self, config):
         return config.load_data(self.root, check_model=False)  # cached for every model the panel sets

@@ -528,6 +528,20 @@ def test_the_default_load_keeps_images_for_every_model_the_panel_may_set(tmp_pat
     assert panel.controls["train_size"].max == 9 and "Set the controls" in panel.message.value
 
 
+def test_a_folder_that_loads_only_resized_trains_on_all_its_images_once_resized(tmp_path):
+    """Photos of two sizes do not load as stored, so the panel cannot size its "training images"
+    slider when made; once "image size" is set, Train bounds it by the training split (42 here),
+    not by the 600 asked, and trains."""
+    root = write_banded_root(tmp_path / "photos", per_class=20, test_per_class=2)
+    next(root.glob("Data_train/A/*.png")).write_bytes(png_bytes(100, size=(40, 30)))
+    panel = Playground(replace(SMALL, epochs=1, train_size=600), root=root, threaded=False)
+    assert "Cannot load the data: images of different sizes" in panel.message.value
+    panel.controls["image_size"].value = 32
+    panel.train_button.click()
+    assert panel.runs[-1].status == "done", panel.message.value
+    assert panel.runs[-1].settings.train_size == panel.controls["train_size"].max == 42
+
+
 def test_without_root_the_default_panel_uses_hw3_data(tmp_path, monkeypatch):
     monkeypatch.setenv("HW3_DATA", str(tmp_path / "env"))
     seen = fake_sweep(monkeypatch, tmp_path)
