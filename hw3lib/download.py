@@ -284,6 +284,10 @@ def main_download(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-url", default=DEFAULT_BASE_URL, help="folder URL holding Data_train/")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
-    dest = download(resolve_root(args.dest), args.base_url, progress=not args.no_progress)
+    try:
+        dest = download(resolve_root(args.dest), args.base_url, progress=not args.no_progress)
+    except DataError as err:  # the library's advice names the argument base_url
+        err.args = (str(err).replace("base_url", "--base-url"),)
+        raise
     print(f"verified dataset at {dest}")
     return 0

@@ -5,6 +5,7 @@ import hashlib
 import http.server
 import itertools
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -330,6 +331,14 @@ def test_main_download_failure_is_exit_status_2(tmp_path, capsys):
     argv[1] = str(tmp_path / "new" / "deeper" / "d")  # the folders made for it are removed too
     assert hw3lib_main(argv) == 2
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("copy, cause", [("missing", "HTTP 404.*Fix: check that --base-url points at"),
+                                         ("changed", "with SHA-256 .*Fix: point --base-url at the pinned")])
+def test_main_download_advice_names_the_option_base_url(tmp_path, capsys, site, copy, cause):
+    argv = ["download", str(tmp_path / "d"), "--base-url", f"{site}/{copy}", "--no-progress"]
+    assert hw3lib_main(argv) == 2
+    assert re.search(cause, capsys.readouterr().err) and list(tmp_path.iterdir()) == []
 
 
 def test_ctrl_c_ends_a_download_stalled_on_the_network_at_once(tmp_path):
