@@ -32,7 +32,7 @@ def open_storage(storage, create=True):
     storage = str(storage)
     if "://" not in storage:
         return _open_journal(storage, create)
-    if storage.startswith("sqlite://") and storage[9:].lstrip("/").partition("?")[0] in ("", ":memory:"):
+    if _in_memory(storage):
         raise ValueError(f"storage {storage} is a database in this process's memory, which the worker "
                          "processes cannot open: give a database file (sqlite:///PATH), a PostgreSQL "
                          "URL or a journal file's path")
@@ -57,6 +57,16 @@ def open_storage(storage, create=True):
                 error = err
                 break
     raise OSError(f"cannot open the storage {shown_storage(storage)}: {str(error).splitlines()[0]}")
+
+
+def _in_memory(url):
+    """Whether the database ``url`` is SQLite in the opening process's memory (``sqlite://``,
+    ``sqlite:///:memory:``, with any driver, e.g. ``sqlite+pysqlite://``)."""
+    try:
+        url = sqlalchemy.engine.make_url(url)
+    except sqlalchemy.exc.ArgumentError:  # no URL: opening it says what is wrong
+        return False
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
 def _open_journal(given, create):
