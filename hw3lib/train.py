@@ -252,10 +252,9 @@ class FitResult:
 
         Only a new evaluation (none recorded yet for these weights and test data, here or in
         the checkpoint) adds 1 to ``test_evaluations`` and, when the run has a checkpoint, is
-        written into it first: a
-        checkpoint that cannot be written (OSError) leaves the run as it was, no figures given,
-        and one trained on since this run was loaded or trained, or holding another run now, is
-        a CheckpointError."""
+        written into it first: a checkpoint that cannot be written (OSError) leaves the run as
+        it was, no figures given, and one trained on since this run was loaded or trained, or
+        holding another run now, is a CheckpointError."""
         sha = test_data_sha256(X_test, y_test)
 
         def recorded(record):  # an evaluation of these weights on these images
