@@ -40,7 +40,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .checks import integer
-from .images import MODES, SUFFIXES, DataError, parse_image_size, read_image
+from .images import MODES, SUFFIXES, DataError, parse_image_size, read_image, sniff
 
 REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout: hw3lib/, data/, notebooks/, runs/
 DEFAULT_ROOT = REPO_ROOT / "data"
@@ -202,10 +202,24 @@ def _entries(folder: Path, want_dirs: bool) -> list[Path]:
             raise DataError(
                 f"unexpected {'folder' if is_dir else 'file'} {path}: {folder} must hold "
                 f"only {expected} (hidden files such as .DS_Store are skipped). "
-                "Fix: move it out of the dataset folder"
-                + ("." if want_dirs or is_dir else ", or convert it to PNG or JPEG if it is an image.")
+                f"Fix: {'move it out of the dataset folder.' if want_dirs or is_dir else _fix_for(path)}"
             )
     return paths
+
+
+def _fix_for(path: Path) -> str:
+    """The advice for a file whose name does not end as an image's: renaming it where its first
+    bytes are of a format hw3lib reads (a ``.jfif`` or ``.jpe`` JPEG, a suffix-less PNG),
+    else moving it out or converting it."""
+    try:
+        with open(path, "rb") as f:
+            found = sniff(f.read(16))
+    except OSError:
+        found = None
+    if found is None:
+        return "move it out of the dataset folder, or convert it to PNG or JPEG if it is an image."
+    suffix = next(s for s, fmt in SUFFIXES.items() if fmt == found)
+    return f"it is a {found} image: rename it to end in {suffix}, or move it out of the dataset folder."
 
 
 def split_files(root: Path, split: str) -> tuple[list[Path], list[int], list[str]]:

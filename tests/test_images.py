@@ -226,6 +226,14 @@ def test_other_image_names_are_read_and_other_files_refused(tmp_path):
     (root / "Data_train" / "B" / "IMG_1.HEIC").write_bytes(b"\0")
     with pytest.raises(DataError, match="unexpected file .*IMG_1.HEIC.*convert it to PNG or JPEG"):
         data.load_split(root)
+    (root / "Data_train" / "B" / "IMG_1.HEIC").unlink()
+    Image.new("RGB", (32, 32)).save(root / "Data_train" / "B" / "photo.jfif", "JPEG")
+    with pytest.raises(DataError, match="photo.jfif.*it is a JPEG image: rename it to end in .jpg"):
+        data.load_split(root)
+    (root / "Data_train" / "B" / "photo.jfif").rename(root / "Data_train" / "B" / "scan")
+    Image.new("RGB", (32, 32)).save(root / "Data_train" / "B" / "scan", "WEBP")
+    with pytest.raises(DataError, match="scan.*it is a WEBP image: rename it to end in .webp"):
+        data.load_split(root)
 
 
 def test_exif_orientation_is_applied(tmp_path):
