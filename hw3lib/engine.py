@@ -1,4 +1,5 @@
-"""The engine stamp: what a run is computed with, in one line (hw3lib's training code, NumPy, BLAS).
+"""The engine stamp: what a run is computed with, in one line (hw3lib's training code, NumPy,
+Pillow, BLAS).
 
 The code is named by a SHA-256 of the syntax trees of :data:`ENGINE_ROOT` and the hw3lib modules
 it imports, transitively, as this process imported them; a file edited since is refused
@@ -9,6 +10,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import PIL
 from threadpoolctl import threadpool_info
 
 ENGINE_ROOT = "train"  # the module whose imports within hw3lib are everything a run computes with
@@ -118,10 +120,11 @@ def engine_code():
 
 
 def engine_stamp():
-    """What a run is computed with, in one line: :func:`engine_code`, NumPy's version and the
-    BLAS library's version and kernels. Training is the same bit for bit only where all of
-    them are: a checkpoint cached under another stamp holds weights this code would not compute."""
-    return f"{engine_code()}, numpy {np.__version__}, {blas_description()}"
+    """What a run is computed with, in one line: :func:`engine_code`, the versions of NumPy and
+    of Pillow (which resizes images to a run's size) and the BLAS library's version and kernels.
+    Training is the same bit for bit only where all of them are: a checkpoint cached under
+    another stamp holds weights this code would not compute."""
+    return f"{engine_code()}, numpy {np.__version__}, pillow {PIL.__version__}, {blas_description()}"
 
 
 def blas_description(threads=False):

@@ -5,7 +5,7 @@ threads: :func:`load_or_train` always trains on one), so a finished run is cache
 checkpoint under ``runs/notebooks/`` (git ignores ``runs/``), named after a hash of its
 :class:`~hw3lib.config.TrainConfig`, and reused only when its settings, the data's SHA-256 and
 the engine that trained it (:func:`~hw3lib.engine.engine_stamp`: hw3lib's training code,
-NumPy, BLAS) match::
+NumPy, Pillow, BLAS) match::
 
     result = load_or_train(TrainConfig())           # trains once, then loads runs/notebooks/...
     record = result.test(data.X_test, data.y_test)  # the test split: evaluated once, and counted

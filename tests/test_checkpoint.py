@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import PIL
 import pytest
 from PIL import Image
 from threadpoolctl import threadpool_info
@@ -112,13 +113,14 @@ def test_a_file_written_before_the_engine_stamp_loads_without_one(saved):
     assert load_checkpoint(path).engine is None
 
 
-def test_the_engine_is_the_code_training_runs_numpy_and_blas():
+def test_the_engine_is_the_code_training_runs_numpy_pillow_and_blas():
     modules = engine_modules()
     assert {"train", "layers", "im2col", "winograd", "optim", "losses", "model", "data",
             "images", "checkpoint", "engine", "atomic"} <= set(modules)
     assert not {"results", "report", "plots", "widgets", "bench", "sweep"} & set(modules)
     stamp = engine_stamp()
-    assert re.fullmatch(r"hw3lib [0-9a-f]{12}, numpy \S+, .+", stamp) and np.__version__ in stamp
+    assert re.fullmatch(r"hw3lib [0-9a-f]{12}, numpy \S+, pillow \S+, .+", stamp)
+    assert f"numpy {np.__version__}," in stamp and f"pillow {PIL.__version__}," in stamp
     assert any(lib["internal_api"] in stamp for lib in threadpool_info() if lib["user_api"] == "blas")
 
 
