@@ -82,8 +82,10 @@ OPTIONS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "se
 def phrased(message):
     """``message`` with the settings it names put as this command's options (others as they
     are): ``TrainConfig(NAME=VALUE)`` as ``--option VALUE``, and a leading ``NAME must ...``
-    (TrainConfig's check of a value) as ``--option must ...``."""
+    (TrainConfig's check of a value) as ``--option must ...``; advice of a smaller kernel, which
+    this command has no option for (the model's settings are the sweep's and Python's), left out."""
     message = re.sub(r"^(\w+)(?= must )", lambda m: OPTIONS.get(m[1], m[1]), message)
+    message = message.replace(", or a smaller kernel_size", "")
     return phrase_settings(message, lambda name, value: name in OPTIONS and f"{OPTIONS[name]} {value}"
                            or None)
 

@@ -78,6 +78,9 @@ def test_data_advice_names_the_option_of_the_command_that_runs(tmp_path, capsys)
         assert sweep_words in err and train_words not in err and "TrainConfig(" not in err, err
     assert hw3lib_main([*sweep, "--data", str(mixed), "--set", "image_size=8"]) == 2
     assert "Fix: larger images, e.g. --set image_size=16, or" in capsys.readouterr().err
+    code, _, err = run_cli(capsys, "--data", mixed, *QUICK, "--image-size", 8, "--out", tmp_path / "run")
+    assert code == 2 and err.endswith("needs at least 16 pixels a side. Fix: larger images, e.g. "
+                                      "--image-size 16\n"), err  # no option for the kernel
 
 
 def test_val_fraction_is_an_option_and_one_image_per_class_asks_for_more(tmp_path, capsys):
