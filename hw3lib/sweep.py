@@ -52,6 +52,7 @@ The space and its checks are in :mod:`hw3lib.sweep_space`, the table, best setti
 figures in :mod:`hw3lib.sweep_results`, the storage and the study's queue in
 :mod:`hw3lib.sweep_study`; this module runs the workers.
 """
+import contextlib
 import copy
 import hashlib
 import multiprocessing
@@ -310,25 +311,31 @@ def _worker_main(storage, study_name, index, root, checkpoints, parent):
             sys.exit(CANNOT_WRITE)
 
 
-def _start_workers(count, storage, study_name, root, checkpoints):
-    """``count`` spawned worker processes (no fork after BLAS started its threads), each with
-    one BLAS thread from its start and, when started from the main thread, Ctrl-C ignored
-    until it sets its own handler (a Ctrl-C while it imports would end it with tracebacks;
-    :func:`_stop_workers` asks again). This process ignores Ctrl-C while it starts them, for
-    a few milliseconds."""
-    context = multiprocessing.get_context("spawn")
-    main = threading.current_thread() is threading.main_thread()  # the one that sets handlers
-    handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # inherited: exec keeps it
+@contextlib.contextmanager
+def _ctrl_c_ignored():
+    """A context in which this process ignores Ctrl-C, when it runs in the main thread (the one
+    that sets handlers), and the processes it starts inherit that (exec keeps it)."""
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
     try:
-        workers = [context.Process(target=_worker_main, name=f"hw3lib-sweep-{index}",
-                                   args=(storage, study_name, index, root, checkpoints, os.getpid()))
-                   for index in range(count)]
-        with child_blas_threads(1):
-            for process in workers:
-                process.start()
+        yield
     finally:
         if main:
             signal.signal(signal.SIGINT, handler)
+
+
+def _start_workers(count, storage, study_name, root, checkpoints):
+    """``count`` spawned worker processes (no fork after BLAS started its threads), each with
+    one BLAS thread from its start. Started inside :func:`_ctrl_c_ignored`, a worker ignores
+    Ctrl-C until it sets its own handler (a Ctrl-C while it imports would end it with
+    tracebacks; :func:`_stop_workers` asks again)."""
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_worker_main, name=f"hw3lib-sweep-{index}",
+                               args=(storage, study_name, index, root, checkpoints, os.getpid()))
+               for index in range(count)]
+    with child_blas_threads(1):
+        for process in workers:
+            process.start()
     return workers
 
 
@@ -400,9 +407,10 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     storage = str(storage if storage is not None else out / JOURNAL)
     study = open_study(sweep, store or open_storage(storage), study_name, sha, engine_code())
     recover(study)
-    procs = _start_workers(workers, storage, study.study_name, root, checkpoints)
-    bar = tqdm(total=sweep.total, unit="run", desc=study.study_name, disable=not progress)
+    procs, bar = [], tqdm(total=sweep.total, unit="run", desc=study.study_name, disable=not progress)
     try:
+        with _ctrl_c_ignored():  # for the milliseconds it takes; a Ctrl-C then is taken after them
+            procs = _start_workers(workers, storage, study.study_name, root, checkpoints)
         while True:
             alive = any(p.is_alive() for p in procs)
             result = sweep_result(study)
