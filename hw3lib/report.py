@@ -10,6 +10,7 @@ assembles one report notebook from their tagged cells and writes ``report/hw3_re
 Contract with the notebook authors (one tag per cell, in the cell's ``tags`` metadata):
 
 ==================  =====================================================================
+``report:summary``  the summary on the first page: the results in a few sentences
 ``report:1``        1. the CNN implementation (architecture table, Conv2D, im2col/col2im)
 ``report:2``        2. the loss function and AdamGD (formulas, the bias-correction finding)
 ``report:3``        3. results and images (curves, accuracy/loss table, confusion matrix, ...)
@@ -62,7 +63,8 @@ PROVENANCE = {  # executed -> where the numbers come from, said after INTRO
            "figure below is an output stored in them (`python -m hw3lib report --no-execute`).",
 }
 TAG_PREFIX = "report:"
-SECTIONS = {  # tag suffix -> section title, in the order of the original report
+SECTIONS = {  # tag suffix -> section title: a summary, then the original report's order
+    "summary": "Summary · 摘要",
     "1": "1. The CNN implementation · CNN 實作",
     "2": "2. The loss function and AdamGD · 損失函數與 AdamGD",
     "3": "3. Results and images · 結果與圖片",
@@ -282,8 +284,8 @@ def _markdown(source, tags=()):
 
 def assemble(notebooks, stamp, executed=True):
     """One report notebook from ``notebooks`` (``[(name, nb), ...]`` in order) and the stamp
-    rows: title, the four sections, the stamp; the introduction says whether the notebooks were
-    ``executed`` for it. Raises :class:`ReportError` for an empty section."""
+    rows: title, the summary, the four sections, the stamp; the introduction says whether the
+    notebooks were ``executed`` for it. Raises :class:`ReportError` for an empty section."""
     sections = {key: [] for key in SECTIONS}
     for name, nb in notebooks:
         for key, cells in report_cells(name, nb).items():
@@ -296,11 +298,11 @@ def assemble(notebooks, stamp, executed=True):
     table = "".join(f"<tr><th>{html.escape(what)}</th><td>{html.escape(value)}</td></tr>"
                     for what, value in stamp)
     cells = [_markdown(f'<h1 id="title">{TITLE}</h1>\n\n{INTRO}{PROVENANCE[executed]}')]
-    for number, (key, title) in enumerate(SECTIONS.items()):
-        # section 1 follows the title on page 1, sections 2-4 start new pages, the short
-        # stamp follows section 4 (a forced break there can leave a blank page before it)
+    for key, title in SECTIONS.items():
+        # the summary and section 1 follow the title on page 1, sections 2-4 start new pages,
+        # the short stamp follows section 4 (a forced break there can leave a blank page)
         cells.append(_markdown(f'<h2 id="section-{key}">{title}</h2>',
-                               tags=["newpage"] if 0 < number < 4 else []))
+                               tags=["newpage"] if key in ("2", "3", "4") else []))
         if key == "stamp":
             cells.append(_markdown(f"<table>{table}</table>"))
         cells.extend(sections[key])

@@ -74,6 +74,7 @@ def fixture_notebooks():
             imports,
             cell("code", FIGURE.format(title="training loss"), "report:3"),
             cell("md", "Figure 1: the training loss per epoch.", "report:3"),
+            cell("md", "In short: the run's test accuracy is 0.99.", "report:summary"),
             cell("code", "print('naive 1.00 s, im2col 0.01 s, ratio 100x')", "report:4"),
             cell("md", "A long equation: $$L = " + " + ".join(f"w_{{{i}}} x_{{{i}}}^2"
                                                             for i in range(40)) + "$$", "report:4"),
@@ -201,8 +202,10 @@ def test_pdf_is_a4_with_the_title_and_the_sections_in_order(pdf):
     positions = [text.find(title) for title in [TITLE, *SECTIONS.values()]]
     assert -1 not in positions and positions == sorted(positions), text[:500]
     assert "ratio 100x" in text and "seed 0" in text
+    assert "the run's test accuracy is 0.99" in run("pdftotext", "-f", "1", "-l", "1", str(pdf), "-")
     info = run("pdfinfo", str(pdf))
-    # section 1 follows the title on page 1, sections 2-4 each start a page, the stamp follows 4
+    # the summary and section 1 follow the title on page 1, sections 2-4 each start a page, the
+    # stamp follows 4
     assert "(A4)" in info and int(re.search(r"Pages:\s+(\d+)", info).group(1)) == 4
 
 
@@ -316,9 +319,9 @@ def test_urls_and_relative_paths_are_not_absolute_paths():
 
 def test_bad_tags_empty_sections_and_silent_cells_are_refused(tmp_path):
     assert "report:5" in refused(tmp_path, [cell("md", "x", "report:5")])
-    assert "has the tags ['report']; give it one of report:1" in refused(
+    assert "has the tags ['report']; give it one of report:summary, report:1" in refused(
         tmp_path, [cell("md", "x", "report")])
-    assert "no cells are tagged report:2, report:3, report:4" in refused(
+    assert "no cells are tagged report:summary, report:2, report:3, report:4" in refused(
         tmp_path, [cell("md", "x", "report:1")])
     assert "has no output" in refused(tmp_path, [cell("code", "x = 1", "report:1")])
 
