@@ -1,9 +1,10 @@
 """Layers with ``forward(x)`` and ``backward(dout) -> dx``.
 
 Parameters live in ``layer.params`` and their gradients in ``layer.grads``, both keyed
-``"W"`` and ``"b"``, in PyTorch's layouts (``Conv2D.W (F, C, kh, kw)``, ``Dense.W (out, in)``)
-so that weights can be exchanged with a PyTorch ``state_dict``. ``backward`` returns the
-gradient of whatever scalar loss ``dout`` came from; no layer rescales it.
+``"W"`` and ``"b"``, in PyTorch's layouts (``Conv2D``'s ``params["W"]`` ``(F, C, kh, kw)``,
+``Dense``'s ``(out, in)``) so that weights can be exchanged with a PyTorch ``state_dict``.
+``backward`` returns the gradient of whatever scalar loss ``dout`` came from; no layer
+rescales it.
 """
 import numpy as np
 
