@@ -185,7 +185,10 @@ class FitResult:
 
     The test split is for the end: :meth:`test` evaluates it once on the kept weights and
     records it (``test_record``), counting each real evaluation in ``test_evaluations``, also
-    in the checkpoint at ``checkpoint_path``; a later call returns the record.
+    in the checkpoint at ``checkpoint_path``; a later call returns the record. ``model_epoch``
+    names the epoch whose weights ``model`` holds when they are not the kept ones (the latest,
+    with ``restore_best=False``); such a run's test is refused, as its record would name the
+    kept epoch.
     """
 
     model: LeNet5
@@ -199,6 +202,7 @@ class FitResult:
     test_record: TestRecord | None = None
     classes: list | None = None
     config: TrainConfig | None = None
+    model_epoch: int | None = None  # the epoch whose weights ``model`` holds; None: best_epoch's
 
     @property
     def best_row(self):
@@ -255,6 +259,13 @@ class FitResult:
         written into it first: a checkpoint that cannot be written (OSError) leaves the run as
         it was, no figures given, and one trained on since this run was loaded or trained, or
         holding another run now, is a CheckpointError."""
+        if self.model_epoch not in (None, self.best_epoch):
+            raise ValueError(
+                f"this run's model holds the weights of epoch {self.model_epoch} (fit(..., "
+                f"restore_best=False)), not the kept weights of epoch {self.best_epoch}: the test "
+                "split is evaluated on the weights kept on validation, and its record names them. "
+                "Fix: test the run as fit returns it by default (restore_best=True), or load it "
+                "from its checkpoint (FitResult.load)")
         sha = test_data_sha256(X_test, y_test)
 
         def recorded(record):  # an evaluation of these weights on these images
@@ -408,7 +419,7 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
             model.set_params(best_params)
         return FitResult(model, _columns(rows), best_epoch, stopped, data.mean, data.std,
                          Path(checkpoint_path) if checkpoint_path else None, *tested,
-                         list(data.classes), config)
+                         list(data.classes), config, None if restore_best else len(rows))
 
     def diverged(what, epoch, batch):
         rows, best_epoch, _ = state

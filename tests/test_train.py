@@ -843,3 +843,21 @@ def test_fit_refuses_a_model_other_than_lenet5_naming_what_trains_it():
     model = Sequential([Flatten(), Dense(144, 3, rng=0)], (1, 12, 12))
     with pytest.raises(ValueError, match=r"fit trains a LeNet5 .*got a Sequential.*model.forward, model.backward"):
         fit(model, tiny_data(), tiny_config(), progress=False)
+
+
+def test_a_run_that_kept_its_latest_weights_is_not_tested_as_its_kept_epoch(tmp_path):
+    """fit(..., restore_best=False) leaves the latest weights in the model: their test figures
+    would be recorded (and kept in the checkpoint, for every later FitResult.load) as those
+    of the kept epoch's weights. Refused, nothing counted; the kept weights test as usual."""
+    data, path = tiny_data(), tmp_path / "c.npz"
+    config = tiny_config(epochs=4, seed=2)
+    latest = fit(config.build_model(3), data, config, checkpoint_path=path, progress=False,
+                 restore_best=False)
+    assert latest.best_epoch < 4  # the latest weights are not the kept ones
+    with pytest.raises(ValueError, match=r"holds the weights of epoch 4 .* not the kept weights of epoch"):
+        latest.test(data.X_test, data.y_test)
+    assert latest.test_evaluations == 0 and load_checkpoint(path).test is None
+    kept = FitResult.load(path)
+    record = kept.test(data.X_test, data.y_test)
+    assert (record.loss, record.accuracy) == pytest.approx(kept.evaluate(data.X_test, data.y_test))
+    assert kept.test_evaluations == 1
