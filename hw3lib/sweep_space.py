@@ -15,7 +15,9 @@ from .checks import is_int
 from .config import MODEL_KEYS, TrainConfig
 
 PRUNERS = ("percentile", "median", "none")
-DATA_SETTINGS = ("mode", "image_size", "val_fraction", "split")  # they change how the data loads
+DATA_SETTINGS = ("mode", "image_size")  # swept settings that change how the data loads
+# settings that change the validation split itself, the images every setting is scored on: not swept
+VALIDATION_SETTINGS = ("split", "val_fraction")
 # settings whose field name says little to a reader of a figure
 LABELS = {"lr": "learning rate", "hflip": "random flips", "eps": "epsilon",
           "val_fraction": "validation fraction", "split": "validation split", "mode": "channel mode"}
@@ -32,10 +34,19 @@ def _plain(value):
 
 
 def _check_name(name):
-    names = [f.name for f in fields(TrainConfig) if f.name not in ("seed", "model")]
+    names = [f.name for f in fields(TrainConfig) if f.name not in ("seed", "model", *VALIDATION_SETTINGS)]
     if name == "seed":
         raise ValueError("seed: seeds repeat every setting; give them as seeds (--seeds), not as a "
                          "swept setting")
+    if name in VALIDATION_SETTINGS:
+        why = ("the random split's images are near-copies of training frames and score highest"
+               if name == "split" else "a larger share leaves fewer images to train on, a smaller "
+               "one fewer to score with, and a noisier score wins a max more often")
+        raise ValueError(
+            f"{name}: a sweep scores every setting on the validation split, which {name} changes: "
+            f"its values would be scored on different images ({why}), so validation cannot choose "
+            f"between them. Fix it for every run, e.g. TrainConfig({name}="
+            f"{getattr(TrainConfig, name)!r}), and compare splits with hw3lib.leakage")
     if name.startswith("model.") and name[6:] in MODEL_KEYS:
         return
     if name not in names:

@@ -262,6 +262,11 @@ def test_the_pruner_stops_a_run_only_once_a_quarter_of_its_epochs_are_done(epoch
     ({"model.kernel_size": [5, 40]}, {}, "model.kernel_size=40: LeNet5 with kernel_size=40 does not fit"),
     ({"optimiser": ["adam"]}, {}, "unknown setting 'optimiser'"),
     ({"seed": [0, 1]}, {}, "seed: seeds repeat every setting"),
+    # the validation split is what every setting is scored on: the random split's leaky images
+    # would win (its validation loss is far lower), a smaller share is a noisier score
+    ({"split": ["blocked", "random"]}, {}, "split: a sweep scores every setting on the validation split"),
+    ({"lr": [1e-3], "val_fraction": [0.2, 0.3]}, {},
+     "val_fraction: a sweep scores every setting on the validation split"),
     ({"lr": []}, {}, "lr: give a non-empty list"),
     ({"lr": [1e-3, 1e-3]}, {}, "lr lists a value twice"),
     ({"lr": FloatDistribution(1e-4, 1e-2)}, {}, "trials: a sampled search needs the number"),
