@@ -357,6 +357,23 @@ def train_val_split(
     return X[~is_val], y[~is_val], X[is_val], y[is_val]
 
 
+def frame_runs(y: np.ndarray, runs: int = VAL_BLOCKS) -> np.ndarray:
+    """A run label ``(N,)`` per sample of ``y (N,)`` in :func:`load_split` order: each class's
+    samples, in order, cut into ``runs`` contiguous runs of (nearly) equal length, as the
+    "blocked" split cuts them (:func:`train_val_split`); the labels count up from 0, class by
+    class. For video frames, a run holds neighbouring near-copies: the unit to resample
+    (:func:`hw3lib.metrics.bootstrap_interval`)."""
+    y = np.asarray(y)
+    integer("runs", runs)
+    labels, first = np.empty(len(y), dtype=np.int64), 0
+    for c in np.unique(y):
+        parts = np.array_split(np.flatnonzero(y == c), min(runs, int((y == c).sum())))
+        for k, part in enumerate(parts):
+            labels[part] = first + k
+        first += len(parts)
+    return labels
+
+
 def fit_normalizer(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel ``(mean, std)``, float32 ``(C,)``, of ``X`` ``(N, C, H, W)``.
 

@@ -77,22 +77,37 @@ def metrics_table(cm, classes, digits=3):
     return Table(["class", "precision", "recall", "F1", "support"], rows, digits=digits)
 
 
-def bootstrap_interval(correct, level=0.95, resamples=2000, seed=0):
+def bootstrap_interval(correct, level=0.95, resamples=2000, seed=0, blocks=None):
     """A percentile bootstrap interval ``(low, high)`` for the mean accuracy over runs.
 
     ``correct (S, N)`` (bool) says which of N test images each of S runs (e.g. seeds)
-    classified correctly. Each of ``resamples`` rounds draws N test images with replacement,
+    classified correctly. Each of ``resamples`` rounds draws test images with replacement,
     the same images for every run, and takes the mean accuracy over the runs; the interval
     holds the central ``level`` of those means. It measures how much the figure depends on
-    which test images were drawn; the spread between the runs is the standard deviation."""
+    which test images were drawn; the spread between the runs is the standard deviation.
+
+    ``blocks (N,)``: a block label per image (:func:`hw3lib.data.frame_runs`). Neighbouring
+    frames of a video are near-copies, right or wrong together (the report's loop misses 14 of
+    15 consecutive test pears), so single images are no independent draws and resampling them
+    gives an interval too narrow; with ``blocks`` each round draws as many blocks as there
+    are, with replacement, and takes the mean over their images. None: each image its own block.
+    """
     correct = np.asarray(correct, dtype=float)
     if correct.ndim != 2 or correct.size == 0:
         raise ValueError(f"correct must be (S runs, N images) and non-empty, got shape {correct.shape}")
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level!r}")
-    rng = np.random.default_rng(seed)
     per_image = correct.mean(axis=0)  # the runs' mean accuracy on each image
-    draws = rng.integers(0, len(per_image), size=(resamples, len(per_image)))
-    means = per_image[draws].mean(axis=1)
+    if blocks is None:
+        blocks = np.arange(len(per_image))
+    blocks = np.asarray(blocks)
+    if blocks.shape != per_image.shape:
+        raise ValueError(f"blocks must hold one label per image, ({len(per_image)},), got shape "
+                         f"{blocks.shape}")
+    labels = np.unique(blocks, return_inverse=True)[1].reshape(-1)
+    sums, sizes = np.bincount(labels, per_image), np.bincount(labels)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(sizes), size=(resamples, len(sizes)))
+    means = sums[draws].sum(axis=1) / sizes[draws].sum(axis=1)
     tail = 100 * (1 - level) / 2
     return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .data import normalize
+from .data import frame_runs, normalize
 from .metrics import bootstrap_interval
 from .runs import checkpoint_path, load_or_train
 from .tables import Table
@@ -134,8 +134,9 @@ def test_over_seeds(configs, seeds, *, root=None, folder=None, progress=False):
 
     Returns ``(runs, table)``: ``runs[label][seed]`` is ``(FitResult, TestRecord)``; the
     :class:`Table` has one row per label: the seeds, the test accuracy's mean, sample standard
-    deviation over the seeds (None for one seed), 95% bootstrap interval (test images resampled,
-    :func:`hw3lib.metrics.bootstrap_interval`), min and max, and the mean test loss."""
+    deviation over the seeds (None for one seed), 95% bootstrap interval (runs of neighbouring
+    test frames resampled, 10 per class, :func:`hw3lib.data.frame_runs`, as
+    :func:`hw3lib.metrics.bootstrap_interval` says why), min and max, and the mean test loss."""
     runs, rows = {}, []
     for label, config in configs.items():
         runs[label] = {}
@@ -145,7 +146,7 @@ def test_over_seeds(configs, seeds, *, root=None, folder=None, progress=False):
             correct.append(runs[label][seed][1].probs.argmax(axis=1) == data.y_test)
         records = [record for _, record in runs[label].values()]
         acc = np.array([record.accuracy for record in records])
-        low, high = bootstrap_interval(correct)
+        low, high = bootstrap_interval(correct, blocks=frame_runs(data.y_test))
         spread = float(acc.std(ddof=1)) if len(acc) > 1 else None  # as the sweep's tables
         rows.append((label, ",".join(map(str, runs[label])), acc.mean(), spread,
                      f"{low:.3f}-{high:.3f}", acc.min(), acc.max(),

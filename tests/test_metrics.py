@@ -91,3 +91,23 @@ def test_bootstrap_interval_brackets_the_mean_and_follows_the_images():
         bootstrap_interval(correct, level=1.0)
     with pytest.raises(ValueError, match="S runs, N images"):
         bootstrap_interval(np.ones(5, bool))
+
+
+def test_bootstrap_interval_resamples_blocks_of_neighbouring_frames():
+    """Errors on runs of near-identical frames come together: resampling single images treats
+    14 neighbouring misses as 14 independent draws and gives an interval far too narrow."""
+    from hw3lib.data import frame_runs
+    from hw3lib.metrics import bootstrap_interval
+
+    y = np.repeat([0, 1, 2], 166)
+    correct = np.ones((5, len(y)), bool)
+    correct[:2, 358:372] = False  # two seeds miss one stretch of 14 frames of class 2
+    blocks = frame_runs(y)
+    assert len(np.unique(blocks)) == 30 and (np.diff(blocks) >= 0).all()
+    assert [len(np.unique(blocks[y == c])) for c in range(3)] == [10, 10, 10]
+    iid, blocked = bootstrap_interval(correct), bootstrap_interval(correct, blocks=blocks)
+    assert blocked[0] < correct.mean() <= blocked[1]
+    assert blocked[1] - blocked[0] > 2 * (iid[1] - iid[0]) and blocked[1] == 1.0
+    assert bootstrap_interval(correct, blocks=np.arange(len(y))) == iid  # one image, one block
+    with pytest.raises(ValueError, match="one label per image"):
+        bootstrap_interval(correct, blocks=blocks[:-1])

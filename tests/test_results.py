@@ -14,7 +14,8 @@ import hw3lib.download
 import hw3lib.results as results
 from hw3lib import runs as runs_module
 from hw3lib import stamp as stamp_module
-from hw3lib.data import normalize
+from hw3lib.data import frame_runs, normalize
+from hw3lib.metrics import bootstrap_interval
 from hw3lib.model import LeNet5
 from hw3lib.checkpoint import load_checkpoint, save_checkpoint
 from hw3lib.config import TrainConfig
@@ -298,9 +299,15 @@ def test_comparison_table_puts_each_run_beside_the_original(root, tmp_path):
     assert [run.test_evaluations for run, _ in runs.values()] == [1, 1]
 
 
-def test_test_over_seeds_tests_each_run_once_with_a_bootstrap_interval(root, tmp_path):
+def test_test_over_seeds_tests_each_run_once_with_a_bootstrap_interval(root, tmp_path, monkeypatch):
     configs = {"one": replace(CONFIG, epochs=1), "two": replace(CONFIG, epochs=2)}
+    asked = []
+    monkeypatch.setattr(results, "bootstrap_interval",
+                        lambda correct, **kw: asked.append(kw) or bootstrap_interval(correct, **kw))
     runs, table = results.test_over_seeds(configs, [3, 5], root=root, folder=tmp_path)
+    # runs of neighbouring test frames resampled, not single images (near-copies of each other)
+    y_test = CONFIG.load_data(root).y_test
+    assert len(asked) == 2 and all(np.array_equal(kw.get("blocks"), frame_runs(y_test)) for kw in asked)
     for (label, config), row in zip(configs.items(), table.rows):
         records = [runs[label][seed][1] for seed in (3, 5)]
         acc = np.array([r.accuracy for r in records])
