@@ -513,8 +513,11 @@ class Playground:
             self._say(f"Run {number}: {err}", error=True)
             return
         self._show_table()
+        tested = sum(r.test_acc is not None for r in self.runs)
+        caution = (f" {tested} runs of this panel are tested now: choosing among them by test "
+                   "accuracy makes the test split a validation split." if tested > 1 else "")
         self._say(f"Run {number}: test accuracy {accuracy:.3f} (best validation accuracy "
-                  f"{run.best_val_acc:.3f}, epoch {run.best_epoch}).")
+                  f"{run.best_val_acc:.3f}, epoch {run.best_epoch}).{caution}")
 
     def stop(self, _button=None):
         """What Stop does: end the run (or the sweep) after the current batch (its finished

@@ -170,10 +170,14 @@ def test_test_accuracy_is_shown_only_on_request_once_per_run():
     expected = second.result.evaluate(second.data.X_test, second.data.y_test)[1]
     assert second.test_acc == expected and second.result.test_evaluations == 1
     assert f"Run 2: test accuracy {expected:.3f}" in panel.message.value
+    assert "runs of this panel are tested" not in panel.message.value  # one run tested: no caution
     assert table_rows(panel)[1].split()[-3] == f"{expected:.3f}" and table_rows(panel)[0].split()[-3] == "-"
     assert panel.test_buttons.children[1].disabled and not panel.test_buttons.children[0].disabled
     panel.test(2)
     assert second.result.test_evaluations == 1  # asked again: the recorded evaluation, not a new one
+    buttons[0].click()
+    assert "2 runs of this panel are tested now: choosing among them by test accuracy makes the " \
+           "test split a validation split." in panel.message.value
 
 
 def test_compare_overlays_the_validation_curves_of_every_run():
