@@ -1,13 +1,23 @@
-"""All or nothing despite Ctrl-C: the signals that interrupt a command, a block run whole before
-one is raised, a file written whole or not at all."""
+"""All or nothing despite Ctrl-C and other processes: the signals that interrupt a command, a
+block run whole before one is raised, a file written whole or not at all, a file's lock."""
 import contextlib
 import os
 import signal
 import tempfile
 import threading
+import time
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+    import msvcrt
+
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C and a plain `kill`
+LOCK_TIMEOUT = 60  # seconds; a holder keeps a lock for a checkpoint's read and write
+LOCK_POLL = 0.05  # seconds between tries
+BUSY = BlockingIOError if fcntl is not None else OSError  # a lock held by another
 
 
 @contextlib.contextmanager
@@ -63,3 +73,92 @@ def atomic_write(path, write):
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+class LockTimeout(TimeoutError):
+    """A file's lock stayed held by another process (or thread) for the whole wait."""
+
+
+def lock_path(path):
+    """The lock file of ``path``: ``.NAME.lock`` beside it, hidden like :func:`atomic_write`'s
+    temporary files."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextlib.contextmanager
+def locked(path, timeout=LOCK_TIMEOUT):
+    """Hold the lock of ``path`` through the block, shared with every process and thread that
+    takes it: for a read-modify-write of ``path`` that no other may split.
+
+    The lock is the operating system's on the file :func:`lock_path` (``fcntl.flock``;
+    ``msvcrt.locking`` on Windows), so it ends with its holder: a process killed or crashed
+    holding it never blocks the next. The file is removed on release (and one left by a killed
+    process on the next release), so folders hold it only while a lock is held; on Windows, which
+    removes no open file, it may stay, empty but for a process number, and harmless.
+
+    Waiting tries every 50 ms, so Ctrl-C ends a wait at once: take the lock outside
+    :func:`interrupts_deferred`, which would hold a Ctrl-C back for the whole wait. A holder
+    keeps it for a read and a write, well under a second, so a lock held ``timeout`` seconds
+    means a holder that is alive but stopped (suspended with Ctrl-Z, paused in a debugger) or
+    hung (a stalled network drive): rather than hang too, with no word, the wait ends in
+    :class:`LockTimeout` naming the file and the holder's process number. The lock is not
+    reentrant: taken again inside the block, it waits on itself until the timeout."""
+    lock, deadline, held = lock_path(path), time.monotonic() + timeout, []
+    try:
+        while True:
+            with interrupts_deferred():  # a lock taken is always in held, and so released
+                _try_to_lock(path, lock, held)
+            if held:
+                break
+            if time.monotonic() >= deadline:
+                raise LockTimeout(f"{path} is locked by {_holder(lock)}: its lock {lock} has been "
+                                  f"held for over {timeout:g} s, where reading and writing the file "
+                                  "takes under a second. That process is likely stopped without "
+                                  "having ended (suspended with Ctrl-Z, paused in a debugger) or "
+                                  "stuck on a stalled drive: let it go on (fg, or kill -CONT) or "
+                                  "end it, which frees the lock, then try again")
+            time.sleep(LOCK_POLL)
+        yield
+    finally:
+        for fd in held:
+            if fcntl is not None:  # removed while held: whoever then takes it makes a new one
+                with contextlib.suppress(OSError):
+                    os.unlink(lock)
+            else:
+                os.lseek(fd, 0, os.SEEK_SET)
+                msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+            os.close(fd)
+
+
+def _try_to_lock(path, lock, held):
+    """Take the lock file ``lock`` of ``path`` if it is free, appending its descriptor to
+    ``held``; an OSError (a read-only folder) names ``path``."""
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, str(path)) from err
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        if os.path.samestat(os.fstat(fd), os.stat(lock)):
+            held.append(fd)
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+    except (BUSY, FileNotFoundError):  # held by another; removed by its holder meanwhile
+        pass
+    finally:
+        if fd not in held:
+            os.close(fd)
+
+
+def _holder(lock):
+    """Who holds the lock file ``lock``, in words, from the process number its holder wrote."""
+    try:
+        pid = int(Path(lock).read_text())
+    except (OSError, ValueError):
+        return "another process"
+    return f"process {pid}" + (" (this one: the lock was taken twice, or by another thread)"
+                               if pid == os.getpid() else "")
