@@ -23,6 +23,7 @@ After each epoch :func:`fit` can write a checkpoint (:mod:`hw3lib.checkpoint`); 
 from it reaches the same weights, bit for bit, as an uninterrupted run with the same settings
 (and ``threads``).
 """
+import contextlib
 import math
 import os
 import time
@@ -33,7 +34,7 @@ import numpy as np
 from tqdm.auto import tqdm
 from tqdm import autonotebook, std  # after tqdm.auto, which imports autonotebook without a warning
 
-from .atomic import interrupts_deferred
+from .atomic import interrupts_deferred, locked
 from .checks import integer
 from .checkpoint import (HISTORY_KEYS, Checkpoint, CheckpointError, TestRecord,
                          architecture_mismatch, load_checkpoint, save_checkpoint, test_data_sha256)
@@ -258,7 +259,10 @@ class FitResult:
         the checkpoint) adds 1 to ``test_evaluations`` and, when the run has a checkpoint, is
         written into it first: a checkpoint that cannot be written (OSError) leaves the run as
         it was, no figures given, and one trained on since this run was loaded or trained, or
-        holding another run now, is a CheckpointError."""
+        holding another run now, is a CheckpointError. The checkpoint is read, counted in and
+        written under its lock (:func:`~hw3lib.atomic.locked`), so processes testing or
+        training the run at the same time never lose a count (LockTimeout where another held
+        it for a minute)."""
         if self.model_epoch not in (None, self.best_epoch):
             raise ValueError(
                 f"this run's model holds the weights of epoch {self.model_epoch} (fit(..., "
@@ -277,9 +281,11 @@ class FitResult:
         probs = self.predict(X_test)
         loss = CrossEntropyLoss().get(probs, y_test)
         record = TestRecord(self.best_epoch, loss, accuracy(y_test, probs.argmax(axis=1)), probs, sha)
-        with interrupts_deferred():  # the checkpoint and this run count the same evaluations
+        on_file = self.checkpoint_path is not None and self.checkpoint_path.is_file()
+        with (_checkpoint_lock(self.checkpoint_path if on_file else None),
+              interrupts_deferred()):  # the checkpoint and this run count the same evaluations
             count = self.test_evaluations + 1
-            if self.checkpoint_path is not None and self.checkpoint_path.is_file():
+            if on_file:
                 ckpt = self._own_checkpoint()
                 if recorded(ckpt.test):  # another process's evaluation of the same: not a new one
                     record, count = ckpt.test, ckpt.test_evaluations
@@ -323,9 +329,16 @@ class FitResult:
         return normalize(X, self.mean, self.std)
 
 
+def _checkpoint_lock(path):
+    """The lock of the checkpoint ``path`` (:func:`~hw3lib.atomic.locked`), for a read-modify-write
+    of it; none for no path. Taken before interrupts are deferred, so that Ctrl-C ends a wait."""
+    return locked(path) if path is not None else contextlib.nullcontext()
+
+
 def _refuse_to_overwrite_a_tested_run(path):
     """ValueError when ``path`` holds a run whose test split was evaluated: a fresh run written
-    there would lose the record that the test-once rule counts on."""
+    there would lose the record that the test-once rule counts on. Checked before any work; each
+    write checks again (:func:`_tests_to_keep`)."""
     try:
         held = load_checkpoint(path) if path.is_file() else None
     except CheckpointError:  # no readable run: nothing to lose
@@ -334,6 +347,26 @@ def _refuse_to_overwrite_a_tested_run(path):
         raise ValueError(f"{path} holds another run whose test split was evaluated "
                          f"{held.test_evaluations} time(s); training a fresh one there would lose "
                          "that record: give another path, or resume that run")
+
+
+def _tests_to_keep(path, rows, tested):
+    """``(test_evaluations, test)`` to write into the checkpoint ``path`` with the epoch after
+    ``rows`` (the run's rows so far), the run holding ``tested``; read under the checkpoint's
+    lock. Where ``path`` holds this run (its history the start of ``rows``) tested more often,
+    those of the file: another process tested it since this one read it. ValueError where it
+    holds another run whose test split was evaluated: writing over it would lose that record."""
+    try:
+        held = load_checkpoint(path) if path.is_file() else None
+    except CheckpointError:  # no readable run: nothing to lose
+        held = None
+    if held is None or not held.test_evaluations:
+        return tested
+    if not (held.epoch <= len(rows) and held.history == _columns(rows[:held.epoch])):
+        raise ValueError(f"{path} holds another run now (or this one, trained on by another "
+                         f"process), whose test split was evaluated {held.test_evaluations} "
+                         f"time(s); saving this run's epoch {len(rows) + 1} there would lose that "
+                         "record: train into another path")
+    return tested if tested[0] >= held.test_evaluations else (held.test_evaluations, held.test)
 
 
 def _stop_requested(stop):
@@ -364,7 +397,9 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
     - ``checkpoint_path``: after each epoch a :class:`Checkpoint` is written there atomically,
       stamped with the engine (:func:`~hw3lib.engine.engine_stamp`; EngineChanged, a
       ValueError, when hw3lib's training code was edited after it was imported). A fresh run
-      (no ``resume``) refuses a path holding a run whose test split was evaluated: ValueError.
+      (no ``resume``) refuses a path holding a run whose test split was evaluated: ValueError,
+      before any work and at each write, made under the checkpoint's lock, which also keeps
+      the test evaluations another process counted into this run's checkpoint meanwhile.
     - ``resume``: a checkpoint (path or :class:`Checkpoint`) of a run with the same settings
       (``config.epochs`` may be larger) to go on from; the result equals an uninterrupted
       run's bit for bit. ``data_sha256`` stamps the checkpoint (and must match on resume).
@@ -461,8 +496,10 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
                 if _better(row, rows[best_epoch - 1] if best_epoch else None):
                     best_epoch, best_params = epoch, _copy(model.get_params())
                 history = _columns(rows + [row])
-                with interrupts_deferred():  # the checkpoint and the state describe the same epoch
+                with (_checkpoint_lock(checkpoint_path),
+                      interrupts_deferred()):  # the checkpoint and the state describe the same epoch
                     if checkpoint_path is not None:
+                        tested = _tests_to_keep(Path(checkpoint_path), rows, tested)
                         save_checkpoint(checkpoint_path, Checkpoint(
                             config, model_config, model.get_params(), best_params,
                             optimizer.state_dict(), epoch, best_epoch, history, data.mean,

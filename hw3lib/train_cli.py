@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .atomic import atomic_write
+from .atomic import LockTimeout, atomic_write
 from .checkpoint import load_checkpoint
 from .cli import Parser, folder, phrase_settings, refuse_file_in_the_way
 from .config import TrainConfig
@@ -177,9 +177,12 @@ def _check_space(out, nbytes):
 @contextlib.contextmanager
 def _kept_when_writing_fails(out, checkpoint_path, history_path):
     """An OSError in the block (a full disk, a folder made read-only) as a ValueError naming
-    the file: the checkpoint and history, written whole or not at all, keep the epochs before."""
+    the file: the checkpoint and history, written whole or not at all, keep the epochs before.
+    A LockTimeout (another process holding the checkpoint's lock) goes on as it is."""
     try:
         yield
+    except LockTimeout:
+        raise
     except OSError as err:
         raise ValueError(f"cannot write {err.filename or out}: {err.strerror}; {checkpoint_path} "
                          f"and {history_path} keep the epochs completed before. Free some space "
