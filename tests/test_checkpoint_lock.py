@@ -1,0 +1,256 @@
+"""The checkpoint's lock: processes testing and training one run at once never lose a count.
+
+Each race is made certain, not left to timing: the first process pauses inside its
+read-modify-write of the checkpoint (in save_checkpoint, after its read) until the second has
+found the lock held, or, without a lock, has done its whole read-modify-write."""
+import contextlib
+import multiprocessing
+import os
+import shutil
+import signal
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+from test_train import tiny_config, tiny_data
+
+import hw3lib.train as train
+from hw3lib.atomic import LockTimeout, lock_path, locked
+from hw3lib.checkpoint import CheckpointError, load_checkpoint
+from hw3lib.checkpoint import test_data_sha256 as sha256_of  # a name pytest leaves alone
+from hw3lib.train import FitResult, fit
+
+SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter, as another command would be
+WAIT = 60  # seconds: only a broken test waits this long
+
+
+def wait_for(condition):
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+# --- in the child processes --------------------------------------------------------------------
+
+def pause_in_save(inside, go, epoch=None):
+    """Make save_checkpoint (of ``epoch``, or any) set ``inside``, then wait for ``go``."""
+    real = train.save_checkpoint
+
+    def paused(path, ckpt):
+        if epoch in (None, ckpt.epoch):
+            inside.set()
+            assert go.wait(WAIT)
+        real(path, ckpt)
+    train.save_checkpoint = paused
+
+
+def note_a_wait(blocked):
+    """Make the checkpoint's lock set ``blocked`` when it finds the lock held, then wait for it."""
+    real = train.locked
+
+    @contextlib.contextmanager
+    def noting(path):
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(real(path, timeout=0))
+            except LockTimeout:
+                blocked.set()
+                stack.enter_context(real(path))
+            yield
+    train.locked = noting
+
+
+def child_tests(name, path, X, y, pause, blocked, out):
+    """Load the run at ``path`` and test it on ``X``, ``y``: ``(name, "tested", count, sha)``
+    or ``(name, "refused", message)`` into the queue ``out``."""
+    if pause:
+        pause_in_save(*pause)
+    if blocked:
+        note_a_wait(blocked)
+    run = FitResult.load(path)
+    try:
+        record = run.test(X, y)
+    except CheckpointError as err:
+        out.put((name, "refused", str(err)))
+    else:
+        out.put((name, "tested", run.test_evaluations, record.data_sha256))
+
+
+def child_trains(name, path, data, config, pause, blocked, out):
+    """Resume the run at ``path`` up to ``config.epochs``: ``(name, "trained", its count)``."""
+    if pause:
+        pause_in_save(*pause, epoch=config.epochs)
+    if blocked:
+        note_a_wait(blocked)
+    result = fit(config.build_model(3), data, config, checkpoint_path=path, resume=path, progress=False)
+    out.put((name, "trained", result.test_evaluations))
+
+
+def child_holds_the_lock(path, taken, release):
+    with locked(path):
+        taken.set()
+        release.wait(WAIT)
+
+
+# --- in this process ---------------------------------------------------------------------------
+
+def race(first, second):
+    """Run ``first`` (a child function and its arguments but the last three) until it pauses
+    in its save, then ``second`` until it finds the lock held or ends; then let both finish.
+    Their reports, by name, and whether ``second`` found the lock held."""
+    inside, go, blocked, out = SPAWN.Event(), SPAWN.Event(), SPAWN.Event(), SPAWN.Queue()
+    procs = [SPAWN.Process(target=first[0], args=(*first[1:], (inside, go), None, out)),
+             SPAWN.Process(target=second[0], args=(*second[1:], None, blocked, out))]
+    try:
+        procs[0].start()
+        wait_for(inside.is_set)
+        procs[1].start()
+        wait_for(lambda: blocked.is_set() or not procs[1].is_alive())
+        go.set()
+        reports = {name: report for name, *report in (out.get(timeout=WAIT) for _ in procs)}
+    finally:
+        go.set()  # a test that failed leaves no child waiting
+        for proc in procs:
+            if proc.pid is not None:
+                proc.join(WAIT)
+    assert [proc.exitcode for proc in procs] == [0, 0]
+    return reports, blocked.is_set()
+
+
+def trained_run(path):
+    """A run of 2 epochs saved at ``path``: its data and settings."""
+    data, config = tiny_data(), tiny_config(epochs=2)
+    fit(config.build_model(3), data, config, checkpoint_path=path, progress=False)
+    return data, config
+
+
+def test_two_processes_testing_one_run_at_once_count_both_evaluations(tmp_path):
+    path = tmp_path / "c.npz"
+    data, _ = trained_run(path)
+    X, y = data.X_test, data.y_test
+    reports, waited = race((child_tests, "first", path, X, y),
+                           (child_tests, "second", path, X[:-1], y[:-1]))
+    assert reports == {"first": ["tested", 1, sha256_of(X, y)],
+                       "second": ["tested", 2, sha256_of(X[:-1], y[:-1])]}
+    saved = load_checkpoint(path)
+    assert saved.test_evaluations == 2 and saved.test.data_sha256 == sha256_of(X[:-1], y[:-1])
+    assert saved.epoch == 2 and waited and not lock_path(path).exists()
+
+
+def test_a_run_tested_while_another_process_trains_it_on_keeps_the_count(tmp_path):
+    """The test pauses in its write: training on waits, then keeps the count with its epoch."""
+    path = tmp_path / "c.npz"
+    data, config = trained_run(path)
+    reports, waited = race((child_tests, "test", path, data.X_test, data.y_test),
+                           (child_trains, "train", path, data, replace(config, epochs=3)))
+    assert reports == {"test": ["tested", 1, sha256_of(data.X_test, data.y_test)],
+                       "train": ["trained", 1]}
+    saved = load_checkpoint(path)
+    assert (saved.epoch, saved.test_evaluations, saved.test.epoch) == (3, 1, 2) and waited
+
+
+def test_a_run_trained_on_while_another_process_tests_it_refuses_the_test(tmp_path):
+    """Training on pauses in its write of epoch 3: the test, of epoch 2's run, waits, then finds
+    the run trained on and gives no figures, so nothing is shown uncounted."""
+    path = tmp_path / "c.npz"
+    data, config = trained_run(path)
+    reports, waited = race((child_trains, "train", path, data, replace(config, epochs=3)),
+                           (child_tests, "test", path, data.X_test, data.y_test))
+    assert reports["train"] == ["trained", 0] and reports["test"][0] == "refused"
+    assert "trained on since this run was loaded" in reports["test"][1]
+    saved = load_checkpoint(path)
+    assert (saved.epoch, saved.test_evaluations) == (3, 0) and waited
+
+
+def test_a_run_tested_while_it_trains_on_keeps_the_count_it_read_before(tmp_path):
+    """The run was read at the start of training; tested since, its count is kept."""
+    path = tmp_path / "c.npz"
+    data, config = trained_run(path)
+
+    def test_after_epoch_3(history):
+        if len(history["epoch"]) == 3:
+            FitResult.load(path).test(data.X_test, data.y_test)
+
+    result = fit(config.build_model(3), data, replace(config, epochs=4), checkpoint_path=path,
+                 resume=path, on_epoch=test_after_epoch_3, progress=False)
+    saved = load_checkpoint(path)
+    assert (saved.epoch, saved.test_evaluations, saved.test.epoch) == (4, 1, 3)
+    assert result.test_evaluations == 1 and result.test_record.loss == saved.test.loss
+
+
+def test_a_fresh_run_never_overwrites_a_run_tested_there_since_it_started(tmp_path):
+    data, config = trained_run(tmp_path / "tested.npz")
+    FitResult.load(tmp_path / "tested.npz").test(data.X_test, data.y_test)
+    path = tmp_path / "c.npz"
+
+    def written_meanwhile(stats):
+        if stats["batch"] == 1:
+            shutil.copy(tmp_path / "tested.npz", path)
+
+    with pytest.raises(ValueError, match=r"c\.npz holds another run now .* evaluated 1 time\(s\); "
+                                         r"saving this run's epoch 1 there would lose that record"):
+        fit(config.build_model(3), data, config, checkpoint_path=path, on_batch=written_meanwhile,
+            progress=False)
+    assert path.read_bytes() == (tmp_path / "tested.npz").read_bytes()
+
+
+# --- the lock itself ---------------------------------------------------------------------------
+
+def test_a_lock_held_times_out_naming_the_holder_and_one_of_a_killed_process_does_not_block(tmp_path):
+    path = tmp_path / "c.npz"
+    taken, release = SPAWN.Event(), SPAWN.Event()
+    holder = SPAWN.Process(target=child_holds_the_lock, args=(path, taken, release))
+    holder.start()
+    try:
+        wait_for(taken.is_set)
+        with pytest.raises(LockTimeout, match=rf"c\.npz is locked by process {holder.pid}: its lock "
+                                              rf".*\.c\.npz\.lock has been held for over 0\.2 s.*Ctrl-Z"):
+            with locked(path, timeout=0.2):
+                pass
+    finally:
+        holder.kill()  # SIGKILL: no clean-up runs
+        holder.join(WAIT)
+    assert lock_path(path).exists()  # left behind, and no obstacle
+    start = time.monotonic()
+    with locked(path, timeout=5):
+        assert time.monotonic() - start < 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_ends_a_wait_for_the_lock_at_once(tmp_path):
+    path, taken, release = tmp_path / "c.npz", threading.Event(), threading.Event()
+    holder = threading.Thread(target=child_holds_the_lock, args=(path, taken, release))
+    ctrl_c = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    holder.start()
+    try:
+        taken.wait(WAIT)
+        ctrl_c.start()
+        start = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            with locked(path, timeout=WAIT):  # another thread's: the lock is the file's, not the process's
+                pass
+        assert time.monotonic() - start < 5
+    finally:
+        ctrl_c.cancel()  # a lock that did not wait: no Ctrl-C for whatever runs next
+        release.set()
+        holder.join(WAIT)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_test_interrupted_in_its_write_records_it_and_frees_the_lock(tmp_path, monkeypatch):
+    path = tmp_path / "c.npz"
+    data, _ = trained_run(path)
+    real_save = train.save_checkpoint
+
+    def save_then_sigint(path, ckpt):
+        os.kill(os.getpid(), signal.SIGINT)
+        real_save(path, ckpt)
+
+    monkeypatch.setattr(train, "save_checkpoint", save_then_sigint)
+    run = FitResult.load(path)
+    with pytest.raises(KeyboardInterrupt):
+        run.test(data.X_test, data.y_test)
+    assert run.test_evaluations == load_checkpoint(path).test_evaluations == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]
