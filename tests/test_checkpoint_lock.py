@@ -20,6 +20,7 @@ from hw3lib.atomic import LockTimeout, lock_path, locked
 from hw3lib.checkpoint import CheckpointError, load_checkpoint
 from hw3lib.checkpoint import test_data_sha256 as sha256_of  # a name pytest leaves alone
 from hw3lib.train import FitResult, fit
+from hw3lib.train_cli import _kept_when_writing_fails
 
 SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter, as another command would be
 WAIT = 60  # seconds: only a broken test waits this long
@@ -254,3 +255,9 @@ def test_a_test_interrupted_in_its_write_records_it_and_frees_the_lock(tmp_path,
         run.test(data.X_test, data.y_test)
     assert run.test_evaluations == load_checkpoint(path).test_evaluations == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]
+
+
+def test_the_command_says_a_lock_timeout_as_it_is_not_as_a_full_disk(tmp_path):
+    with pytest.raises(LockTimeout, match="^c.npz is locked by process 1$"):
+        with _kept_when_writing_fails(tmp_path, tmp_path / "c.npz", tmp_path / "history.json"):
+            raise LockTimeout("c.npz is locked by process 1")
