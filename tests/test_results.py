@@ -230,7 +230,8 @@ def test_probabilities_and_feature_maps_use_the_training_statistics(root, tmp_pa
     data = CONFIG.load_data(root)
     X = normalize(data.X_test, result.mean, result.std)
     probs = result.predict(data.X_test, batch_size=5)  # several batches
-    np.testing.assert_allclose(probs, result.model.forward(X), rtol=1e-6)
+    # batches of 5 against one of all: float32 products of other shapes round apart by ~1e-6
+    np.testing.assert_allclose(probs, result.model.forward(X), rtol=1e-5)
     maps = results.feature_maps(result, data.X_test[:2])
     conv, relu = result.model.layers[:2]
     np.testing.assert_array_equal(maps, relu.forward(conv.forward(X[:2])))
