@@ -349,12 +349,25 @@ def _refuse_to_overwrite_a_tested_run(path):
                          "that record: give another path, or resume that run")
 
 
-def _tests_to_keep(path, rows, tested):
+def _file_version(path):
+    """What changes whenever ``path`` is written (its inode, size and modification time; each
+    write replaces the file), or None for no file."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _tests_to_keep(path, rows, tested, written=None):
     """``(test_evaluations, test)`` to write into the checkpoint ``path`` with the epoch after
     ``rows`` (the run's rows so far), the run holding ``tested``; read under the checkpoint's
     lock. Where ``path`` holds this run (its history the start of ``rows``) tested more often,
     those of the file: another process tested it since this one read it. ValueError where it
-    holds another run whose test split was evaluated: writing over it would lose that record."""
+    holds another run whose test split was evaluated: writing over it would lose that record.
+    Not read where it is still the version ``written`` (:func:`_file_version`) by this run."""
+    if written is not None and _file_version(path) == written:
+        return tested  # as this run wrote it: no other process wrote since
     try:
         held = load_checkpoint(path) if path.is_file() else None
     except CheckpointError:  # no readable run: nothing to lose
@@ -443,6 +456,7 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
         tested = (0, None)
     # One tuple, replaced whole at each epoch's end, so an interrupt never leaves it half-updated.
     state = (rows, best_epoch, best_params)
+    written = None  # the version of the checkpoint this run last wrote (_file_version)
     model_config = {**getattr(model, "config", {}), "dtype": model.get_params()["W1"].dtype.name}
     first = len(rows) + 1
     batches = math.ceil(len(y_train) / config.batch_size)
@@ -499,11 +513,12 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
                 with (_checkpoint_lock(checkpoint_path),
                       interrupts_deferred()):  # the checkpoint and the state describe the same epoch
                     if checkpoint_path is not None:
-                        tested = _tests_to_keep(Path(checkpoint_path), rows, tested)
+                        tested = _tests_to_keep(Path(checkpoint_path), rows, tested, written)
                         save_checkpoint(checkpoint_path, Checkpoint(
                             config, model_config, model.get_params(), best_params,
                             optimizer.state_dict(), epoch, best_epoch, history, data.mean,
                             data.std, list(data.classes), data_sha256, *tested, engine))
+                        written = _file_version(checkpoint_path)
                     state = (rows + [row], best_epoch, best_params)
                 bar.set_postfix(val_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.3f}")
                 if on_epoch is not None:
