@@ -8,6 +8,7 @@ finished epochs) always completes and the status stays 130.
 """
 import difflib
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -34,10 +35,22 @@ def _interrupt_once(signum, frame):
     raise KeyboardInterrupt
 
 
+def _stdout_to_devnull():
+    """Point the standard output at /dev/null, so that what is still buffered for a reader that
+    went away (``| head -1``) is dropped, not raised again as Python flushes it at exit."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (a captured or replaced stdout)
+        pass
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] in (["-h"], ["--help"]):
-        print(USAGE)
+        try:
+            print(USAGE, flush=True)
+        except BrokenPipeError:  # `--help | head -1`: as argparse's help for a command, quietly
+            _stdout_to_devnull()
         return 0
     if not argv or argv[0] not in COMMANDS:
         problem = "no command given"
@@ -54,6 +67,11 @@ def main(argv=None):
         module_name, _, function = COMMANDS[argv[0]][0].partition(":")
         command = getattr(importlib.import_module(module_name), function or "main")
         return command(argv[1:]) or 0
+    except BrokenPipeError:  # `| head -1`: the reader of the output went away, not a full disk
+        _stdout_to_devnull()
+        print(f"error: the output was closed before {argv[0]} finished (a broken pipe: the program "
+              "reading it, such as head, exited)", file=sys.stderr)
+        return 2
     except ModuleNotFoundError as err:  # a tool of the report or playground, not the library's
         print(f"error: {argv[0]} needs the Python package {err.name!r}, which is not installed: "
               "install the pinned tools with `pip install -r requirements.txt` (make report "

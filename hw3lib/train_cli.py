@@ -178,10 +178,11 @@ def _check_space(out, nbytes):
 def _kept_when_writing_fails(out, checkpoint_path, history_path):
     """An OSError in the block (a full disk, a folder made read-only) as a ValueError naming
     the file: the checkpoint and history, written whole or not at all, keep the epochs before.
-    A LockTimeout (another process holding the checkpoint's lock) goes on as it is."""
+    A LockTimeout (another process holding the checkpoint's lock) or a BrokenPipeError (the reader
+    of the output gone, ``| head -1``) goes on as it is."""
     try:
         yield
-    except LockTimeout:
+    except (LockTimeout, BrokenPipeError):
         raise
     except OSError as err:
         raise ValueError(f"cannot write {err.filename or out}: {err.strerror}; {checkpoint_path} "

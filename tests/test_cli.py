@@ -448,3 +448,28 @@ def test_a_file_or_a_dead_link_where_a_folder_must_go_is_named_and_nothing_is_cr
         with pytest.raises(ValueError) as info:
             refuse_file_in_the_way(path, "--out", given="OUT")
         assert str(info.value) == f"--out OUT: {blocker} is a file, not a folder; choose another --out"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", *map(str, QUICK)]])
+def test_output_closed_by_its_reader_is_one_line_not_a_traceback_or_a_full_disk(tmp_path, argv):
+    """``python -m hw3lib ... | head -1``: the reader goes away. The top-level help ends
+    quietly, as a command's --help does; a command ends in one line saying so, status 2."""
+    import os
+    import subprocess
+    import sys
+
+    if argv[0] == "train":
+        argv += ["--data", str(fake_root(tmp_path)), "--out", str(tmp_path / "run")]
+    read, write = os.pipe()
+    os.close(read)  # every write to the output now fails with EPIPE
+    try:
+        proc = subprocess.run([sys.executable, "-m", "hw3lib", *argv], stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    if argv[0] == "--help":
+        assert (proc.returncode, proc.stderr) == (0, "")
+    else:
+        assert proc.returncode == 2 and proc.stderr == (
+            "error: the output was closed before train finished (a broken pipe: the program reading "
+            "it, such as head, exited)\n")
