@@ -109,7 +109,7 @@ def main(argv=None):
     parser.add_argument("--study-name", help="default: sweep- and a hash of the sweep's settings")
     parser.add_argument("--pruner", choices=PRUNERS, default="percentile",
                         help="stop runs clearly behind the others; default %(default)s")
-    parser.add_argument("--data", type=Path, help="folder holding Data_train/ and Data_test/ "
+    parser.add_argument("--data", type=folder, help="folder holding Data_train/ and Data_test/ "
                                                   "(default: $HW3_DATA, then data/)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)

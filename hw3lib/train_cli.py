@@ -102,7 +102,7 @@ def main(argv=None):
                     description="Train LeNet5 on the fruit images, or on your own (see below): "
                                 "--val-fraction (30%) of the training split validates, the rest trains, "
                                 "the test split tests.")
-    parser.add_argument("--data", type=Path, help="folder holding Data_train/ and Data_test/ (or "
+    parser.add_argument("--data", type=folder, help="folder holding Data_train/ and Data_test/ (or "
                                                   "train/ and test/); default: $HW3_DATA, then data/")
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="default %(default)s")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size,

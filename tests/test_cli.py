@@ -391,6 +391,8 @@ def test_resuming_a_run_of_other_code_notes_that_the_run_mixes_the_two(tmp_path,
     (["download", "--bogus"], "unrecognized arguments: --bogus"),
     (["train", "--out", ""], "argument --out: must name a folder, got an empty string"),
     (["download", ""], "argument dest: must name a folder, got an empty string"),
+    (["train", "--data", ""], "argument --data: must name a folder, got an empty string"),
+    (["sweep", "--data", "", "--seeds", "0-1"], "argument --data: must name a folder, got an empty string"),
 ])
 def test_every_commands_argument_errors_are_one_line_naming_the_option(tmp_path, capsys, monkeypatch,
                                                                        argv, option):
