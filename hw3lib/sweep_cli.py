@@ -67,8 +67,11 @@ def parse_param(text):
         raise ValueError(f"--param {text!r}: {err}") from None
 
 
+MAX_SEEDS = 10_000  # a range beyond this is a typo (0-1000000 for 0-10), not a sweep to queue
+
+
 def parse_seeds(text):
-    """``0-4`` or ``0,1,2`` as a list of seeds."""
+    """``0-4`` or ``0,1,2`` as a list of seeds (a range of at most :data:`MAX_SEEDS`)."""
     try:
         if "-" in text:
             first, last = (int(v) for v in text.split("-"))
@@ -79,6 +82,9 @@ def parse_seeds(text):
     if last < first:
         raise ValueError(f"--seeds {text!r}: the range is reversed (no seed from {first} up to "
                          f"{last}); give FIRST-LAST with FIRST <= LAST, e.g. {last}-{first}")
+    if last - first + 1 > MAX_SEEDS:
+        raise ValueError(f"--seeds {text!r}: {last - first + 1} seeds, more than a sweep takes "
+                         f"(at most {MAX_SEEDS:,}); give fewer, e.g. {first}-{first + 4}")
     return list(range(first, last + 1))
 
 

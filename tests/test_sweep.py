@@ -562,6 +562,8 @@ def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsy
         (["--param", "lr=1e-3", "--trials", "2"], "error: --trials: a grid runs each of its settings once"),
         (["--param", "lr=1e-3", "--workers", "0"], "error: --workers must be an integer >= 1, got 0"),
         (["--param", "lr=1e-3", "--seeds", "0,0"], "error: --seeds must be a non-empty list of different seeds"),
+        (["--param", "lr=1e-3", "--seeds", "0-99999999999"], "error: --seeds '0-99999999999': "
+         "100000000000 seeds, more than a sweep takes (at most 10,000); give fewer, e.g. 0-4"),
         (["--param", "lr=1e-3", "--storage", "postgresql://me:secret@127.0.0.1:1/db"],
          "error: cannot open the storage postgresql://me@127.0.0.1:1/db: "),  # no password shown
         (["--param", "lr=1e-3", "--storage", "postgres://me:secret@127.0.0.1:1/db"],
