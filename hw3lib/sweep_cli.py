@@ -70,6 +70,13 @@ def parse_param(text):
 MAX_SEEDS = 10_000  # a range beyond this is a typo (0-1000000 for 0-10), not a sweep to queue
 
 
+def _storage(text):
+    """An argparse ``type``: a journal file's path or a database URL, never empty."""
+    if not text:
+        raise argparse.ArgumentTypeError("must name a journal file or a database URL, got an empty string")
+    return text
+
+
 def parse_seeds(text):
     """``0-4`` or ``0,1,2`` as a list of seeds (a range of at most :data:`MAX_SEEDS`)."""
     try:
@@ -110,7 +117,7 @@ def main(argv=None):
                         help="worker processes on this machine; default %(default)s (one per core)")
     parser.add_argument("--out", type=folder, default=Path("runs/sweep"),
                         help="checkpoints, figures and the default storage; default %(default)s")
-    parser.add_argument("--storage", help=f"a database URL shared by several machines "
+    parser.add_argument("--storage", type=_storage, help=f"a database URL shared by several machines "
                                           f"(default: the journal file OUT/{JOURNAL})")
     parser.add_argument("--study-name", help="default: sweep- and a hash of the sweep's settings")
     parser.add_argument("--pruner", choices=PRUNERS, default="percentile",

@@ -550,6 +550,8 @@ def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsy
            "process's memory, which the worker processes cannot open: give a database file (sqlite:///PATH), ")
           for memory in ("sqlite://", "sqlite:///:memory:", "sqlite+pysqlite:///:memory:")],
         (["--param", "lr=1e-3", "--out", ""], "error: argument --out: must name a folder"),
+        (["--param", "lr=1e-3", "--storage", ""], "error: argument --storage: must name a journal file "
+         "or a database URL, got an empty string"),
         (["--param", "lr=1e-3", "--set", "seed=5"], "error: --set 'seed=5': a sweep's seeds are --seeds"),
         (["--param", "lr=1e-3", "--set", "lr=5e-4"], "error: --set 'lr=5e-4': lr is swept by --param"),
         (["--param", "model.hidden=[16,8],[8,4]"],
