@@ -34,7 +34,7 @@ from dataclasses import replace
 import numpy as np
 
 from . import grid, profiler
-from .cli import Parser, int_at_least
+from .cli import Parser, int_at_least, phrase_settings
 from .engine import blas_description
 from .ladder import lenet_conv_shapes, time_ladder
 from .oracle import torch_available
@@ -262,6 +262,15 @@ def parse_input(text):
     return int(parts[0]), int(parts[1])
 
 
+def _profile_phrased(message, channels):
+    """``message`` with an input size it advises, ``TrainConfig(image_size=S)``, as the
+    ``--profile CxSxS`` that gives it, and without advice of a smaller kernel (no option here)."""
+    def option(name, value):
+        height, _, width = value.partition("x")
+        return name == "image_size" and f"--profile {channels}x{height}x{width or height}" or None
+    return phrase_settings(message.replace(", or a smaller kernel_size", ""), option)
+
+
 def profile_main(args):
     """``bench --profile``: where one training step of a LeNet5 spends its time, one thread."""
     from threadpoolctl import threadpool_limits
@@ -269,9 +278,16 @@ def profile_main(args):
     channels, size = parse_input(args.profile)
     point = Point(channels=channels, size=size, batch=args.batch, widths=args.widths,
                        images=4 * args.batch)
-    model, (X, y) = point.model(), point.data()
-    threadpool_limits(1)
-    result = profiler.profile_training(model, X, y, args.batch, args.steps)
+    try:
+        model, (X, y) = point.model(), point.data()
+        threadpool_limits(1)
+        result = profiler.profile_training(model, X, y, args.batch, args.steps)
+    except ValueError as err:  # the model's check of the input size, named as --profile gives it
+        raise ValueError(_profile_phrased(str(err), channels)) from None
+    except MemoryError as err:
+        raise ValueError(f"--profile {args.profile} with --batch {args.batch} and --widths "
+                         f"{','.join(map(str, args.widths))} does not fit in memory ({err}); give a "
+                         f"smaller --batch, --widths or input") from None
     step, width = result["step"], max(len(repr(layer)) for layer, _, _ in result["layers"])
 
     def ms(seconds):

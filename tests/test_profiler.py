@@ -92,3 +92,19 @@ def test_bench_refuses_bad_profile_settings():
                           (["--grid", "--repeats", "3"], "--repeats applies to the benchmark, not to --grid")):
         with pytest.raises(ValueError, match=message):  # each was silently ignored
             main(argv)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--profile", "1x8x8"], "LeNet5 with kernel_size=5 does not fit 8x8 inputs: it needs at least 16 "
+                             "pixels a side. Fix: larger images, e.g. --profile 1x16x16"),
+    (["--profile", "1x32x32", "--batch", "99999999999"],
+     "--profile 1x32x32 with --batch 99999999999 and --widths 6,16 does not fit in memory ("),
+    (["--profile", "1x32x32", "--widths", "99999,99999"],
+     "--profile 1x32x32 with --batch 32 and --widths 99999,99999 does not fit in memory ("),
+])
+def test_a_profile_that_cannot_be_built_is_one_error_naming_its_options(argv, message):
+    """Not TrainConfig(image_size=16), which bench has no option for, nor a MemoryError."""
+    with pytest.raises(ValueError) as info:
+        main([*argv, "--steps", "1"])
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+    assert "TrainConfig" not in str(info.value) and "smaller kernel_size" not in str(info.value)
