@@ -34,6 +34,7 @@ from .images import read_bytes
 SOURCE_REPO = "Joker1367/EE6550_ML"
 SOURCE_COMMIT = "c2e804f9e271d0c75dbde0fd9c9b1aa1f2439d4a"
 DEFAULT_BASE_URL = f"https://raw.githubusercontent.com/{SOURCE_REPO}/{SOURCE_COMMIT}/HW2/Data"
+URL_SCHEMES = ("http", "https", "ftp", "file")  # those urllib.request fetches
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,9 @@ def download(
     that already holds a verified copy is left alone; one holding anything else raises DataError.
     """
     dest = Path(dest)
+    if urllib.parse.urlsplit(base_url).scheme not in URL_SCHEMES:  # urlopen's "unknown url type"
+        raise DataError(f"base_url {base_url!r} is not a URL. Fix: give the URL of the folder holding "
+                        f"Data_train/ and Data_test/ (default {DEFAULT_BASE_URL}).")
     if dest.exists() and not dest.is_dir():
         raise DataError(f"{dest} exists and is not a folder. Fix: choose another destination.")
     if any((dest / split_dir).exists() for split_dir in SPLITS.values()):

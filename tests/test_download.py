@@ -341,6 +341,16 @@ def test_main_download_advice_names_the_option_base_url(tmp_path, capsys, site, 
     assert re.search(cause, capsys.readouterr().err) and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("url", ["", "notaurl", "127.0.0.1:8000/data"])
+def test_a_base_url_that_is_no_url_is_named_as_the_option(tmp_path, capsys, url):
+    """Not urllib's "unknown url type: '/Data_test/...'", which names neither."""
+    assert hw3lib_main(["download", str(tmp_path / "d"), "--base-url", url, "--no-progress"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --base-url {url!r} is not a URL. Fix: give the URL of the folder holding Data_train/ "
+        f"and Data_test/ (default {download.DEFAULT_BASE_URL}).\n")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_ctrl_c_ends_a_download_stalled_on_the_network_at_once(tmp_path):
     """A server that accepts and never answers: each fetch would wait its 30 s timeout."""
     with socket.socket() as server:
