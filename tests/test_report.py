@@ -390,6 +390,15 @@ def test_cli_refuses_a_bad_timeout_or_out_before_any_work(tmp_path, monkeypatch,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "nb"], "nothing written"
 
 
+def test_cli_names_an_out_it_cannot_create_before_any_work(tmp_path, monkeypatch, capsys):
+    """Not "[Errno 2] No such file or directory: '/proc/...'", after executing every notebook."""
+    monkeypatch.setattr("hw3lib.report.find_notebooks", lambda folder: pytest.fail("notebooks read"))
+    out = "/proc/hw3-report-out"  # a folder no one can create
+    assert cli(["report", "--no-execute", "--out", out]) == 2
+    assert capsys.readouterr().err == (f"error: cannot create --out {out}: No such file or directory; "
+                                       "choose a writable folder\n")
+
+
 def test_cli_checks_the_data_before_executing(tmp_path, monkeypatch, capsys):
     (tmp_path / "data" / "Data_train").mkdir(parents=True)
     (tmp_path / "data" / "Data_train" / "stray.png").write_bytes(b"not the dataset")
