@@ -53,7 +53,8 @@ def _image_size(text):
     try:
         return parse_image_size(text)
     except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err).replace("image_size", "--image-size")) from None
+        # argparse names the option already: "argument --image-size: must be ...", as for the others
+        raise argparse.ArgumentTypeError(str(err).removeprefix("image_size ")) from None
 
 
 def _fraction(text):

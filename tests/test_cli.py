@@ -58,7 +58,9 @@ def test_mixed_sizes_are_refused_naming_the_option_and_bad_sizes_too(tmp_path, c
     assert code == 2 and len(err.splitlines()) == 1 and "--image-size" in err and "big.png is 64x64" in err
     for bad in ("0", "28x", "axb"):
         code, stdout, err = run_cli(capsys, "--data", root, "--image-size", bad, "--out", tmp_path / "run")
-        assert code == 2 and "--image-size must be" in err and len(err.splitlines()) == 1
+        assert code == 2 and len(err.splitlines()) == 1, err
+        assert err.startswith("error: argument --image-size: must be an integer S (S x S pixels) or "
+                              f"'HxW' with H, W >= 1, e.g. 32 or 28x28, got {bad!r}"), err  # named once
 
 
 def test_data_advice_names_the_option_of_the_command_that_runs(tmp_path, capsys):
