@@ -516,6 +516,9 @@ def main(argv=None):
                         metavar="SECONDS",
                         help=f"seconds one cell may run (default: {DEFAULT_TIMEOUT})")
     args = parser.parse_args(argv)
+    if args.no_execute and args.timeout != parser.get_default("timeout"):  # silently ignored otherwise
+        raise ValueError("--timeout applies to executing the notebooks, not to --no-execute: leave "
+                         "one of them out")
     refuse_file_in_the_way(args.out, "--out")  # before any work, not after executing the notebooks
     data_root = resolve_root(None)
     if not args.no_execute:
