@@ -29,11 +29,13 @@ Contract with the notebook authors (one tag per cell, in the cell's ``tags`` met
 - In the PDF, an equation, text output or table wider than the page is shrunk to fit.
 """
 import asyncio
+import contextlib
 import copy
 import html
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -438,6 +440,21 @@ def find_chromium():
     return next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
 
 
+def _kill_group(proc, wait=5.0):
+    """Kill ``proc``'s process group (Chromium and its helpers) and wait, up to ``wait``
+    seconds, until none of it is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
+
+
 def print_pdf(chromium, html_path, pdf_path, timeout=120):
     """Print ``html_path`` to ``pdf_path`` with headless ``chromium`` (A4 from the page's CSS,
     no browser header or footer, wide blocks shrunk to the width by :data:`FIT_TO_WIDTH`)."""
@@ -451,12 +468,18 @@ def print_pdf(chromium, html_path, pdf_path, timeout=120):
                "--disable-background-networking", "--disable-component-update",
                "--disable-sync", "--no-first-run", f"--user-data-dir={scratch}/profile",
                "--no-pdf-header-footer", f"--print-to-pdf={pdf_path}", printed.as_uri()]
+        # its own session: a Ctrl-C at the terminal reaches this process alone, which ends
+        # Chromium and its helpers, writing into scratch, before scratch is removed
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+            stderr = proc.communicate(timeout=timeout)[1]
         except subprocess.TimeoutExpired:
             raise ReportError(f"{chromium} did not print the PDF within {timeout} s") from None
+        finally:  # done, timed out, or a Ctrl-C or SIGTERM
+            _kill_group(proc)
     if proc.returncode or not pdf_path.is_file() or pdf_path.stat().st_size == 0:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        tail = "\n".join(stderr.strip().splitlines()[-5:])
         raise ReportError(f"{chromium} failed to print {pdf_path.name} "
                           f"(exit status {proc.returncode}):\n{tail}")
 

@@ -1,5 +1,6 @@
 """The report export: fixture notebooks -> executed -> one HTML page and an A4 PDF."""
 import base64
+import contextlib
 import html
 import io
 import os
@@ -430,3 +431,44 @@ def test_the_real_notebooks_export_with_every_section_and_no_blank_page(tmp_path
         top = 16 / 25.4 * 72  # the 16 mm top margin of REPORT_CSS
         assert not (first[2] == "Figure:" and float(first[1]) < top + 20), \
             f"page {number} starts with a caption whose figure is on page {number - 1}"
+
+
+FAKE_CHROMIUM = """#!/bin/sh
+# a Chromium whose helper goes on writing into the --user-data-dir after a Ctrl-C, as the
+# real one's do for a moment
+for arg; do case $arg in --user-data-dir=*) profile=${arg#--user-data-dir=};; esac; done
+mkdir -p "$profile/Default"
+(trap '' INT TERM; while :; do mkdir -p "$profile/Default"; : > "$profile/Default/f$$"; done) &
+: > "$profile/../started"
+sleep 60
+"""
+
+
+def test_ctrl_c_while_chromium_prints_is_130_and_leaves_no_temporary_folder(tmp_path):
+    """A Ctrl-C at the terminal reaches the whole process group: it was status 2, "error: [Errno
+    39] Directory not empty: 'Default'", with hw3-chromium-* left in the temporary folder."""
+    folder = write_notebooks(tmp_path / "nb", {"01_x.ipynb": one_cell_per_section("section")})
+    bin_dir, scratch = tmp_path / "bin", tmp_path / "tmp"
+    bin_dir.mkdir()
+    scratch.mkdir()
+    (bin_dir / "chromium").write_text(FAKE_CHROMIUM)
+    (bin_dir / "chromium").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "TMPDIR": str(scratch),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "hw3lib", "report", "--no-execute", "--notebooks",
+                             str(folder), "--out", str(tmp_path / "out")], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(scratch.glob("hw3-chromium-*/started")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C
+        _, err = proc.communicate(timeout=60)
+        time.sleep(0.2)  # a helper left running would have written again by now
+        assert (proc.returncode, err) == (130, "error: interrupted\n")
+        assert list(scratch.iterdir()) == []
+    finally:  # helpers left in this group (the fault tested) would write forever
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
