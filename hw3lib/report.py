@@ -476,8 +476,9 @@ def print_pdf(chromium, html_path, pdf_path, timeout=120):
             stderr = proc.communicate(timeout=timeout)[1]
         except subprocess.TimeoutExpired:
             raise ReportError(f"{chromium} did not print the PDF within {timeout} s") from None
-        finally:  # done, timed out, or a Ctrl-C or SIGTERM
-            _kill_group(proc)
+        finally:  # timed out, or a Ctrl-C or SIGTERM: ended with its helpers; done: as it exited
+            if proc.returncode is None:
+                _kill_group(proc)
     if proc.returncode or not pdf_path.is_file() or pdf_path.stat().st_size == 0:
         tail = "\n".join(stderr.strip().splitlines()[-5:])
         raise ReportError(f"{chromium} failed to print {pdf_path.name} "
