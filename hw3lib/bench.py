@@ -37,6 +37,7 @@ from . import grid, profiler
 from .cli import Parser, int_at_least, phrase_settings
 from .engine import blas_description
 from .ladder import lenet_conv_shapes, time_ladder
+from .model import KERNEL_ADVICE
 from .oracle import torch_available
 from .tables import Table
 from .train import EVAL_BATCH
@@ -268,7 +269,7 @@ def _profile_phrased(message, channels):
     def option(name, value):
         height, _, width = value.partition("x")
         return name == "image_size" and f"--profile {channels}x{height}x{width or height}" or None
-    return phrase_settings(message.replace(", or a smaller kernel_size", ""), option)
+    return phrase_settings(message.replace(KERNEL_ADVICE, ""), option)
 
 
 def profile_main(args):

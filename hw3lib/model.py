@@ -11,6 +11,8 @@ from .losses import CrossEntropyLoss, softmax
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh}
 POOLINGS = {"max": MaxPool2D, "avg": AvgPool2D}
 MAX_WEIGHT_BYTES = 2**31  # the largest first dense layer built: larger ones are refused
+# the advice a too-small input ends with; a command without a kernel option leaves it out
+KERNEL_ADVICE = ", or a smaller kernel_size"
 
 
 def _pair(name, value, what, example, square=False):
@@ -296,7 +298,7 @@ class LeNet5(Sequential):
             raise ValueError(
                 f"LeNet5 with kernel_size={arguments['kernel_size']} does not fit {height}x{width} "
                 f"inputs: it needs at least {side} pixels a side. Fix: larger images, e.g. "
-                f"TrainConfig(image_size={side}), or a smaller kernel_size") from None
+                f"TrainConfig(image_size={side}){KERNEL_ADVICE}") from None
         weights = flat * config["hidden"][0]
         if weights * itemsize > MAX_WEIGHT_BYTES:
             raise ValueError(

@@ -21,6 +21,7 @@ from .engine import engine_stamp
 from .images import SUFFIXES, parse_image_size
 from .parallel import check_threads
 from .learning import learning_warning
+from .model import KERNEL_ADVICE
 from .train import HISTORY_KEYS, TrainingError, check_resume, fit
 
 OWN_IMAGES = f"""\
@@ -86,7 +87,7 @@ def phrased(message):
     (TrainConfig's check of a value) as ``--option must ...``; advice of a smaller kernel, which
     this command has no option for (the model's settings are the sweep's and Python's), left out."""
     message = re.sub(r"^(\w+)(?= must )", lambda m: OPTIONS.get(m[1], m[1]), message)
-    message = message.replace(", or a smaller kernel_size", "")
+    message = message.replace(KERNEL_ADVICE, "")
     return phrase_settings(message, lambda name, value: name in OPTIONS and f"{OPTIONS[name]} {value}"
                            or None)
 
