@@ -477,7 +477,7 @@ class MaxPool2D(_Pool2D):
         """``(output rows, input rows)`` slices: the output rows in blocks whose input rows take
         about ``POOL_BLOCK_BYTES`` (at least one row), as even as the fewest blocks allow."""
         (kh, _), (sh, _) = self.kernel_size, self.stride
-        oh, row_bytes = self.out.shape[2], self.x[:, :, 0].nbytes * sh
+        oh, row_bytes = self.out.shape[2], max(self.x[:, :, 0].nbytes * sh, 1)  # 1: no channels
         per = _even_block(oh, max(POOL_BLOCK_BYTES // row_bytes, 1))
         return [(slice(i, min(oh, i + per)), slice(i * sh, (min(oh, i + per) - 1) * sh + kh))
                 for i in range(0, oh, per)]

@@ -141,6 +141,18 @@ def test_empty_batch(name, needs_input_grad, dtype):
         assert grad.shape == layer.params[key].shape and not grad.any()
 
 
+@pytest.mark.parametrize("name", [name for name in LAYERS if not name.startswith(("conv", "dense"))])
+def test_no_channels(name):
+    """C = 0 (a slice of no channels) gives empty outputs and input gradients, as N = 0 does.
+    (MaxPool2D's backward sized its blocks by the bytes of an input row, 0 here: a
+    ZeroDivisionError. PyTorch refuses such inputs.)"""
+    make, shape = LAYERS[name]
+    layer, x = make(), np.zeros((2, 0, *shape[2:]), np.float32)
+    out = layer.forward(x)
+    assert out.shape == (2, *layer.output_shape(x.shape[1:])) and out.size == 0
+    assert layer.backward(np.zeros(out.shape, np.float32)).shape == x.shape
+
+
 @pytest.mark.parametrize("make, words", [
     (lambda: Conv2D(2.5, 4, 3), "in_channels must be an integer >= 1 (the input's channels), got 2.5"),
     (lambda: Conv2D("3", 4, 3), "in_channels must be an integer >= 1 (the input's channels), got '3'"),
