@@ -86,18 +86,22 @@ class Layer:
             out = np.zeros((0, *self.output_shape(x.shape[1:])), dtype)
         else:
             out = self._forward(x)
-        self.last_out_shape = out.shape
+        self.last_out_shape, self.last_out_dtype = out.shape, out.dtype
         return out
 
     def backward(self, dout):
-        """``dout`` (a float array of the last output's shape) -> the input gradient ``dx``, of
-        the last input's shape (None where a layer skips it); fills :attr:`grads`."""
+        """``dout`` (a float array of the last output's shape, taken in its dtype) -> the input
+        gradient ``dx``, of the last input's shape (None where a layer skips it); fills
+        :attr:`grads`."""
         if self.last_out_shape is None:
             raise ValueError(f"{self!r}.backward called before forward: run forward on the batch first")
         self._check_float(dout, "backward", "gradient")
         if dout.shape != self.last_out_shape:
             raise ValueError(f"{self!r}.backward expects a gradient of shape {self.last_out_shape}, "
                              f"the shape of its last output; got {dout.shape}")
+        # in the output's dtype, as PyTorch casts it (no copy where it has it): a float32 gradient
+        # of a float64 layer would turn part of its backward pass, and its bias gradient, float32
+        dout = dout.astype(self.last_out_dtype, copy=False)
         if len(dout) == 0:
             self.grads = {key: np.zeros_like(p) for key, p in self.params.items()}
             skip = not getattr(self, "needs_input_grad", True)

@@ -8,7 +8,7 @@ from datasets import DATA, HAVE_DATA
 
 from hw3lib import (SGD, AdamGD, AvgPool2D, Conv2D, CrossEntropyLoss, Dense, Flatten, LeNet5,
                     MaxPool2D, ReLU, Tanh, softmax)
-from hw3lib import TrainConfig, fit, layers, parallel
+from hw3lib import TrainConfig, fit, gradcheck, layers, parallel
 from hw3lib.data import dataloader, normalize
 from hw3lib.oracle import torch_lenet5
 from hw3lib.parallel import SplitBatch
@@ -27,10 +27,11 @@ def assert_close(ours, theirs, what):
     np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12, err_msg=what)
 
 
-def check_layer(layer, torch_fn, x, params=()):
-    """Forward, dx and parameter gradients of ``layer`` against ``torch_fn(x, *params)``."""
+def check_layer(layer, torch_fn, x, params=(), dout=None):
+    """Forward, dx and parameter gradients of ``layer`` against ``torch_fn(x, *params)``, for
+    the output gradient ``dout`` (None: a random one)."""
     out = layer.forward(x)
-    dout = RNG(9).standard_normal(out.shape)
+    dout = RNG(9).standard_normal(out.shape) if dout is None else dout
     dx = layer.backward(dout)
     xt = T(x, True)
     pt = [T(layer.params[k], True) for k in params]
@@ -86,6 +87,30 @@ def test_maxpool_ties_route_to_the_first_maximum_like_torch():
     x = np.zeros((1, 1, 4, 4))
     x[0, 0, 2:, 2:] = [[3, 3], [3, 1]]
     check_layer(MaxPool2D(2), lambda x: F.max_pool2d(x, 2), x)
+
+
+@pytest.mark.parametrize("make, shape, torch_fn, params", [
+    (lambda: Conv2D(3, 4, 3, padding=1, rng=0, dtype=np.float64), (2, 3, 6, 5),
+     lambda x, W, b: F.conv2d(x, W, b, 1, 1), "Wb"),
+    (lambda: Conv2D(3, 4, 3, padding=1, rng=0, dtype=np.float64, algorithm="winograd"), (2, 3, 6, 5),
+     lambda x, W, b: F.conv2d(x, W, b, 1, 1), "Wb"),
+    (lambda: MaxPool2D(3, 1), (2, 3, 6, 5), lambda x: F.max_pool2d(x, 3, 1), ""),
+    (lambda: AvgPool2D(3, 1), (2, 3, 6, 5), lambda x: F.avg_pool2d(x, 3, 1), ""),
+    (lambda: Dense(7, 5, rng=0, dtype=np.float64), (6, 7), F.linear, "Wb"),
+], ids=["conv", "conv_winograd", "maxpool_overlapping", "avgpool_overlapping", "dense"])
+def test_a_float32_gradient_into_a_float64_layer_is_taken_in_float64_like_torch(
+        make, shape, torch_fn, params):
+    """PyTorch casts a gradient to its output's dtype; the layers did part of their backward
+    pass in the gradient's float32 (dx and the bias gradient float32, rounded to ~1e-7)."""
+    layer, x = make(), RNG(1).standard_normal(shape)
+    dout32 = RNG(2).standard_normal(layer.forward(x).shape).astype(np.float32)
+    check_layer(layer, torch_fn, x, params, dout=dout32)
+    layer.forward(x)
+    analytic = {"x": layer.backward(dout32), **layer.grads}
+    assert all(g.dtype == np.float64 for g in analytic.values())
+    errors = gradcheck(lambda: float(np.sum(layer.forward(x) * dout32)), {"x": x, **layer.params},
+                       analytic)
+    assert max(errors.values()) < 1e-8, errors
 
 
 def test_activations_flatten_dense():
