@@ -154,7 +154,11 @@ class Sequential:
         return self.logits(X).argmax(axis=1)
 
     def check_input(self, x):
-        """ValueError unless ``x`` has shape ``(N, *input_shape)``."""
+        """ValueError unless ``x`` is a NumPy array of shape ``(N, *input_shape)``."""
+        if not isinstance(x, np.ndarray):
+            raise ValueError(f"the model expects its input as a NumPy array (N, "
+                             f"{', '.join(map(str, self.input_shape))}), got a {type(x).__name__}; "
+                             "convert it with np.asarray(..., dtype=np.float32)")
         if x.shape[1:] != self.input_shape:
             raise ValueError(f"the model expects input (N, {', '.join(map(str, self.input_shape))}), "
                              f"got {x.shape}; check the data's channel mode and image size")

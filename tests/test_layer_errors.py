@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from hw3lib.layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Tanh
+from hw3lib.model import LeNet5, Sequential
 
 # name -> (a new layer, the shape of an input it takes)
 LAYERS = {
@@ -112,6 +113,14 @@ def test_forward_refuses_non_array(name):
     with pytest.raises(ValueError, match=r"expects the input as a float32 or float64 NumPy array, "
                                          r"got a list"):
         make().forward(np.ones(shape, np.float32).tolist())
+
+
+def test_a_model_refuses_non_array_input_as_its_layers_do():
+    for model in (LeNet5(), Sequential([Flatten(), Dense(4, 2)], input_shape=(1, 2, 2))):
+        for call in (model.forward, model.predict):
+            with pytest.raises(ValueError, match=r"expects its input as a NumPy array \(N, 1, (32, 32|2, 2)\), "
+                                                 r"got a list; convert it with np.asarray"):
+                call(np.ones((2, *model.input_shape), np.float32).tolist())
 
 
 @pytest.mark.parametrize("name", LAYERS)
