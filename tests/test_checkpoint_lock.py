@@ -279,3 +279,97 @@ def test_the_command_says_a_lock_timeout_as_it_is_not_as_a_full_disk(tmp_path):
     with pytest.raises(LockTimeout, match="^c.npz is locked by process 1$"):
         with _kept_when_writing_fails(tmp_path, tmp_path / "c.npz", tmp_path / "history.json"):
             raise LockTimeout("c.npz is locked by process 1")
+
+
+def test_the_lock_is_a_hidden_file_beside_the_path_naming_its_holder(tmp_path):
+    path = tmp_path / "run" / "c.npz"
+    path.parent.mkdir()
+    (path.parent / ".c.npz.lock").write_text("4194304123456\n")  # a killed holder's, a longer number
+    assert lock_path(path) == tmp_path / "run" / ".c.npz.lock"
+    with locked(path):
+        assert lock_path(path).read_text() == f"{os.getpid()}\n"
+    assert list(path.parent.iterdir()) == []
+
+
+def test_a_lock_taken_twice_in_one_process_times_out_at_once_saying_so(tmp_path):
+    path = tmp_path / "c.npz"
+    with locked(path):
+        start = time.monotonic()
+        with pytest.raises(LockTimeout, match=rf"locked by process {os.getpid()} \(this one: the "
+                                              r"lock was taken twice, or by another thread\)"):
+            with locked(path, timeout=0):
+                pass
+        assert time.monotonic() - start < 1
+        lock_path(path).write_text("")  # as between its holder's truncation and its write
+        with pytest.raises(LockTimeout, match=r"c\.npz is locked by another process: its lock"):
+            with locked(path, timeout=0):
+                pass
+
+
+def test_a_lock_in_a_missing_folder_names_the_path(tmp_path):
+    path = tmp_path / "missing" / "c.npz"
+    with pytest.raises(FileNotFoundError) as err:
+        with locked(path):
+            pass
+    assert err.value.filename == str(path)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files in /proc/self/fd")
+def test_waiting_for_and_taking_the_lock_leaves_no_file_open(tmp_path):
+    path = tmp_path / "c.npz"
+    before = len(os.listdir("/proc/self/fd"))
+    with locked(path):
+        with pytest.raises(LockTimeout):
+            with locked(path, timeout=0.2):  # tries about 5 times
+                pass
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def flock_after(monkeypatch, meanwhile):
+    """Make the lock's first flock call ``meanwhile(lock file)`` before it locks, as another
+    process acting between the lock file's opening and its locking would."""
+    import fcntl
+    from types import SimpleNamespace
+
+    import hw3lib.atomic as atomic
+    calls = []
+
+    def flock(fd, op):
+        calls.append(fd)
+        if len(calls) == 1:
+            meanwhile()
+        fcntl.flock(fd, op)
+    monkeypatch.setattr(atomic, "fcntl", SimpleNamespace(LOCK_EX=fcntl.LOCK_EX, LOCK_NB=fcntl.LOCK_NB,
+                                                         flock=flock))
+    return calls
+
+
+@pytest.mark.skipif(os.name == "nt", reason="fcntl.flock")
+@pytest.mark.parametrize("made_anew", [False, True], ids=["removed", "replaced"])
+def test_a_lock_file_its_holder_removed_as_it_was_taken_is_taken_anew(tmp_path, monkeypatch, made_anew):
+    """The holder released (removing the file) after this process opened it: locking the removed
+    file would hold nothing, as a third process takes the new file."""
+    path = tmp_path / "c.npz"
+    lock = lock_path(path)
+
+    def release():
+        lock.unlink()
+        if made_anew:
+            lock.write_text("")  # a third process's, not yet locked
+    calls = flock_after(monkeypatch, release)
+    with locked(path, timeout=5):
+        assert len(calls) == 2 and lock.read_text() == f"{os.getpid()}\n"
+        with pytest.raises(LockTimeout):  # the file at lock_path is the one held
+            with locked(path, timeout=0):
+                pass
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.name == "nt", reason="fcntl.flock")
+def test_ctrl_c_as_the_lock_is_taken_still_frees_it(tmp_path, monkeypatch):
+    path = tmp_path / "c.npz"
+    flock_after(monkeypatch, lambda: os.kill(os.getpid(), signal.SIGINT))
+    with pytest.raises(KeyboardInterrupt):
+        with locked(path):
+            pass
+    assert list(tmp_path.iterdir()) == []
