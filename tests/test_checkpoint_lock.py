@@ -215,6 +215,47 @@ def test_each_epoch_reads_the_checkpoint_only_when_another_wrote_it_since(tmp_pa
         on_epoch=touched_after_epoch_3, progress=False)
     assert len(reads) == 3  # resume's own read, then the first epoch's write and the one after the touch
 
+
+def test_a_fresh_run_never_overwrites_a_shorter_tested_run_put_there_since_it_started(tmp_path):
+    """The tested run has fewer epochs than the fresh one wrote: its history, not its length,
+    tells it is another run."""
+    data, other = tiny_data(), tiny_config(epochs=1, seed=1)
+    fit(other.build_model(3), data, other, checkpoint_path=tmp_path / "tested.npz", progress=False)
+    FitResult.load(tmp_path / "tested.npz").test(data.X_test, data.y_test)
+    path, config = tmp_path / "c.npz", tiny_config(epochs=2)
+
+    def written_meanwhile(stats):
+        if (stats["epoch"], stats["batch"]) == (2, 1):
+            shutil.copy(tmp_path / "tested.npz", path)
+
+    with pytest.raises(ValueError, match=r"c\.npz holds another run now .* evaluated 1 time\(s\); "
+                                         r"saving this run's epoch 2 there would lose that record"):
+        fit(config.build_model(3), data, config, checkpoint_path=path, on_batch=written_meanwhile,
+            progress=False)
+    assert path.read_bytes() == (tmp_path / "tested.npz").read_bytes()
+
+
+def test_an_older_copy_of_the_run_put_there_mid_run_never_lowers_its_count(tmp_path):
+    """The run was tested twice; a copy saved after its first test is put back while it trains
+    on: its epoch keeps the count of two, and the second test's record."""
+    path = tmp_path / "c.npz"
+    data, config = trained_run(path)
+    X, y = data.X_test, data.y_test
+    FitResult.load(path).test(X, y)
+    shutil.copy(path, tmp_path / "tested once.npz")
+    FitResult.load(path).test(X[:-1], y[:-1])
+
+    def copied_back(stats):
+        if stats["batch"] == 1:
+            shutil.copy(tmp_path / "tested once.npz", path)
+
+    fit(config.build_model(3), data, replace(config, epochs=3), checkpoint_path=path, resume=path,
+        on_batch=copied_back, progress=False)
+    saved = load_checkpoint(path)
+    assert (saved.epoch, saved.test_evaluations) == (3, 2)
+    assert saved.test.data_sha256 == sha256_of(X[:-1], y[:-1])
+
+
 # --- the lock itself ---------------------------------------------------------------------------
 
 def test_a_lock_held_times_out_naming_the_holder_and_one_of_a_killed_process_does_not_block(tmp_path):

@@ -861,3 +861,29 @@ def test_a_run_that_kept_its_latest_weights_is_not_tested_as_its_kept_epoch(tmp_
     record = kept.test(data.X_test, data.y_test)
     assert (record.loss, record.accuracy) == pytest.approx(kept.evaluate(data.X_test, data.y_test))
     assert kept.test_evaluations == 1
+
+
+def test_a_run_whose_latest_weights_are_its_kept_ones_is_tested():
+    """restore_best=False where the last epoch is also the best: the model holds the kept weights."""
+    data, config = tiny_data(), tiny_config(epochs=3)
+    run = fit(config.build_model(3), data, config, progress=False, restore_best=False)
+    assert run.best_epoch == 3  # its validation accuracy rose at the last epoch
+    record = run.test(data.X_test, data.y_test)
+    assert record.epoch == 3 and run.test_evaluations == 1
+    assert (record.loss, record.accuracy) == pytest.approx(run.evaluate(data.X_test, data.y_test))
+
+
+def test_a_run_stopped_before_it_saved_an_epoch_is_tested_with_no_checkpoint_written(tmp_path):
+    data, path = tiny_data(), tmp_path / "c.npz"
+    run = fit(tiny_config().build_model(3), data, tiny_config(), checkpoint_path=path,
+              stop=lambda: True, progress=False)
+    assert run.checkpoint_path == path and not path.exists()
+    run.test(data.X_test, data.y_test)
+    assert run.test_evaluations == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_a_fresh_run_overwrites_a_file_that_holds_no_checkpoint(tmp_path):
+    data, config, path = tiny_data(), tiny_config(epochs=1), tmp_path / "c.npz"
+    path.write_bytes(b"PK\x03\x04 truncated")  # no run in it, no test record to lose
+    fit(config.build_model(3), data, config, checkpoint_path=path, progress=False)
+    assert load_checkpoint(path).epoch == 1
