@@ -236,6 +236,14 @@ def test_other_image_names_are_read_and_other_files_refused(tmp_path):
         data.load_split(root)
 
 
+def test_a_file_that_cannot_be_opened_is_told_to_be_moved_out(tmp_path):
+    root = make_root(tmp_path)
+    (root / "Data_train" / "B" / "scan").symlink_to(tmp_path / "gone")  # a dangling link
+    with pytest.raises(DataError, match="unexpected file .*scan.*Fix: move it out of the dataset "
+                                        "folder, or convert it to PNG or JPEG if it is an image"):
+        data.load_split(root)
+
+
 def test_exif_orientation_is_applied(tmp_path):
     root = make_root(tmp_path)
     pixels = np.zeros((32, 32), np.uint8)

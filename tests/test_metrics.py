@@ -111,3 +111,35 @@ def test_bootstrap_interval_resamples_blocks_of_neighbouring_frames():
     assert bootstrap_interval(correct, blocks=np.arange(len(y))) == iid  # one image, one block
     with pytest.raises(ValueError, match="one label per image"):
         bootstrap_interval(correct, blocks=blocks[:-1])
+
+
+def test_bootstrap_interval_draws_every_image_and_weighs_blocks_by_their_images():
+    from hw3lib.data import frame_runs
+    from hw3lib.metrics import bootstrap_interval
+
+    for wrong in range(5):  # an error on any one of 5 images, the first and last too, is drawn
+        correct = np.ones((2, 5), bool)
+        correct[:, wrong] = False
+        assert bootstrap_interval(correct)[0] < 1
+    # one image, one wrong: each round's mean is 0, 0.5 or 1 (a quarter, half, a quarter)
+    assert bootstrap_interval([[True, False]], level=0.4) == (0.5, 0.5)
+    assert bootstrap_interval([[True, False]], level=0.6) == (0.0, 1.0)
+    # a wrong block of 1 image and a right one of 9: rounds of both blocks score 9/10, not 1/2
+    blocks = np.repeat([0, 1], [1, 9])
+    correct = (blocks == 1)[None]
+    assert bootstrap_interval(correct, level=0.4, blocks=blocks) == pytest.approx((0.9, 0.9))
+    # the labels only group the images: any values (as seeded, in the same order)
+    y = np.repeat([0, 1, 2], 30)
+    correct = np.random.default_rng(0).random((2, 90)) < 0.8
+    runs = frame_runs(y)
+    expected = bootstrap_interval(correct, blocks=runs)
+    assert bootstrap_interval(correct, blocks=3 + 7 * runs) == expected
+    assert bootstrap_interval(correct, blocks=[f"run {r:02d}" for r in runs]) == expected
+
+
+def test_frame_runs_of_a_class_smaller_than_the_runs_give_each_sample_its_own():
+    from hw3lib.data import frame_runs
+
+    y = np.repeat([0, 1], [3, 12])
+    assert frame_runs(y).tolist() == [0, 1, 2, 3, 3, 4, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+    assert frame_runs(y, runs=2).tolist() == [0, 0, 1] + [2] * 6 + [3] * 6
