@@ -3,6 +3,7 @@ worker processes through Optuna, on a journal file or a real PostgreSQL server; 
 killed sweeps resume; failed runs are recorded; bad settings are refused before any work.
 
 Every sweep here trains a tiny LeNet-5 on a tiny generated dataset (60 images per class)."""
+import contextlib
 import json
 import os
 import re
@@ -282,6 +283,20 @@ def test_bad_settings_are_refused_before_any_work_naming_the_setting(tmp_path, r
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):
         run_sweep(space, BASE, out=tmp_path / "out", root=root, progress=False, **kwargs)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name, values, why, fix", [
+    ("split", ["blocked", "random"], "the random split's images are near-copies of training frames",
+     "TrainConfig(split='blocked')"),
+    ("val_fraction", [0.2, 0.3], "a noisier score wins a max more often", "TrainConfig(val_fraction=0.3)"),
+])
+def test_a_swept_validation_setting_is_refused_saying_why_and_what_to_fix_instead(name, values, why, fix):
+    with pytest.raises(ValueError) as err:
+        Sweep.define({name: values}, BASE)
+    assert why in str(err.value) and f"Fix it for every run, e.g. {fix}" in str(err.value)
+    with pytest.raises(ValueError, match="unknown setting 'optimiser'") as err:
+        Sweep.define({"optimiser": ["adam"]}, BASE)
+    assert "'lr'" in str(err.value) and f"'{name}'" not in str(err.value)  # sweepable ones only
 
 
 def test_workers_that_stop_at_once_are_said_to_need_the_main_guard(tmp_path, root, monkeypatch):
@@ -746,6 +761,50 @@ def test_ctrl_c_before_the_sweep_starts_says_so(tmp_path, root, capsys, monkeypa
     monkeypatch.setattr(sweep_cli, "run_sweep", interrupted)
     assert hw3lib_main(["sweep", "--param", "lr=1e-3,5e-4", "--out", str(tmp_path), "--data", str(root)]) == 130
     assert capsys.readouterr().err == "error: interrupted: run the same command again to go on\n"
+
+
+def test_ctrl_c_the_instant_the_workers_started_stops_them_and_names_the_sweep(tmp_path, root,
+                                                                              monkeypatch):
+    """A Ctrl-C taken as soon as this process heeds it again, the workers just started."""
+    started, stopped = [object()], []
+    real = sweep_module._ctrl_c_ignored
+
+    @contextlib.contextmanager
+    def then_ctrl_c():
+        with real():
+            yield
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep_module, "_ctrl_c_ignored", then_ctrl_c)
+    monkeypatch.setattr(sweep_module, "_start_workers", lambda *args: started)
+    monkeypatch.setattr(sweep_module, "_stop_workers", stopped.append)
+    with pytest.raises(KeyboardInterrupt, match=r"^sweep \S+ interrupted with 0 of 1 runs finished"):
+        run_sweep({"lr": [1e-3]}, BASE, out=tmp_path, root=root, progress=False, workers=1)
+    assert stopped == [started]
+
+
+def test_workers_are_started_ignoring_ctrl_c_which_is_heeded_again_after():
+    """Started while Ctrl-C is ignored, a process ignores it too until it sets its own handler;
+    in a thread, which sets no handlers, nothing changes."""
+    def child_ignores_ctrl_c():
+        return subprocess.run([sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGINT) "
+                               "is signal.SIG_IGN)"], capture_output=True, text=True, check=True).stdout
+    before = signal.getsignal(signal.SIGINT)
+    with sweep_module._ctrl_c_ignored():
+        assert child_ignores_ctrl_c() == "True\n"
+    assert signal.getsignal(signal.SIGINT) is before and child_ignores_ctrl_c() == "False\n"
+    errors = []
+
+    def in_a_thread():
+        try:
+            with sweep_module._ctrl_c_ignored():
+                assert signal.getsignal(signal.SIGINT) is before
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+    thread = threading.Thread(target=in_a_thread)
+    thread.start()
+    thread.join()
+    assert errors == []
 
 
 def test_a_plain_kill_of_the_command_stops_its_workers_too(tmp_path, root):
