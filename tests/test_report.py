@@ -210,6 +210,17 @@ def test_pdf_is_a4_with_the_title_and_the_sections_in_order(pdf):
     assert "(A4)" in info and int(re.search(r"Pages:\s+(\d+)", info).group(1)) == 4
 
 
+def test_sections_2_to_4_start_a_new_page_in_the_html(built):
+    """Where no PDF can be made this still checks the breaks: the summary and section 1 follow
+    the title, sections 2-4 each start a page (the cell's tag, a CSS page break), the stamp
+    follows section 4."""
+    page = built[2]
+    assert ".celltag_newpage { break-before: page; }" in page
+    breaks = re.findall(r'<div class="[^"]*celltag_newpage[^"]*"[^>]*>.*?<h2 id="(section-[^"]+)"',
+                        page, re.S)
+    assert breaks == ["section-2", "section-3", "section-4"]
+
+
 def test_pdf_keeps_every_word_inside_the_margins(pdf):
     """Long equations and wide text outputs are shrunk to the text width, never cut."""
     words = run("pdftotext", "-bbox", str(pdf), "-")
