@@ -439,6 +439,10 @@ def test_a_setting_a_command_has_no_option_for_stays_as_the_library_names_it():
     from hw3lib.train_cli import phrased
     assert phrased("Fix: TrainConfig(image_size='64x64') or TrainConfig(kernel_size=3)") == (
         "Fix: --image-size 64x64 or TrainConfig(kernel_size=3)")
+    # a check of a setting the command has no option for keeps the setting's name
+    assert phrased("optimizer must be one of ['adam'], got 'sgd'") == (
+        "optimizer must be one of ['adam'], got 'sgd'")
+    assert phrased("val_fraction must lie in (0, 1), got 1.5") == "--val-fraction must lie in (0, 1), got 1.5"
 
 
 def test_a_file_or_a_dead_link_where_a_folder_must_go_is_named_and_nothing_is_created(tmp_path):
