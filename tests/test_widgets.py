@@ -180,6 +180,17 @@ def test_test_accuracy_is_shown_only_on_request_once_per_run():
            "test split a validation split." in panel.message.value
 
 
+def test_the_caution_counts_the_tested_runs_not_all_of_them():
+    panel = panel_of()
+    for _ in range(3):
+        panel.train_button.click()
+    panel.test(3)
+    assert "runs of this panel are tested" not in panel.message.value
+    panel.test(1)
+    assert "Run 1: test accuracy" in panel.message.value
+    assert "). 2 runs of this panel are tested now" in panel.message.value
+
+
 def test_compare_overlays_the_validation_curves_of_every_run():
     panel = panel_of()
     panel.compare.value = True
