@@ -219,6 +219,8 @@ def test_sections_2_to_4_start_a_new_page_in_the_html(built):
     breaks = re.findall(r'<div class="[^"]*celltag_newpage[^"]*"[^>]*>.*?<h2 id="(section-[^"]+)"',
                         page, re.S)
     assert breaks == ["section-2", "section-3", "section-4"]
+    assert re.findall(r'<h2 id="(section-[^"]+)"', page) == [  # the summary right after the title
+        "section-summary", "section-1", "section-2", "section-3", "section-4", "section-stamp"]
 
 
 def test_pdf_keeps_every_word_inside_the_margins(pdf):
