@@ -299,6 +299,57 @@ def test_ctrl_c_ends_a_wait_for_the_lock_at_once(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@contextlib.contextmanager
+def lock_held_by_a_thread(path):
+    taken, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=child_holds_the_lock, args=(path, taken, release))
+    holder.start()
+    try:
+        assert taken.wait(WAIT)
+        yield
+    finally:
+        release.set()
+        holder.join(WAIT)
+
+
+def test_ctrl_c_ends_a_test_waiting_for_the_lock_at_once_counting_nothing(tmp_path):
+    path = tmp_path / "c.npz"
+    data, _ = trained_run(path)
+    run = FitResult.load(path)
+    ctrl_c = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    with lock_held_by_a_thread(path):
+        start = time.monotonic()
+        ctrl_c.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                run.test(data.X_test, data.y_test)
+        finally:
+            ctrl_c.cancel()
+        assert time.monotonic() - start < 5
+    assert run.test_evaluations == load_checkpoint(path).test_evaluations == 0
+
+
+def test_ctrl_c_ends_training_waiting_for_the_lock_to_save_an_epoch_at_once(tmp_path):
+    data, config, path = tiny_data(), tiny_config(epochs=1), tmp_path / "c.npz"
+    timers = []
+
+    def ctrl_c_after_the_last_batch(stats):  # then the epoch is evaluated and waits to be saved
+        if stats["batch"] == stats["batches"]:
+            timers.append(threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)))
+            timers[0].start()
+
+    with lock_held_by_a_thread(path):
+        start = time.monotonic()
+        try:
+            result = fit(config.build_model(3), data, config, checkpoint_path=path,
+                         on_batch=ctrl_c_after_the_last_batch, progress=False)
+        finally:
+            for timer in timers:
+                timer.cancel()
+        assert time.monotonic() - start < 5
+    assert result.stopped == "interrupted" and result.history["epoch"] == [] and not path.exists()
+
+
 def test_a_test_interrupted_in_its_write_records_it_and_frees_the_lock(tmp_path, monkeypatch):
     path = tmp_path / "c.npz"
     data, _ = trained_run(path)
