@@ -197,7 +197,6 @@ def test_a_fresh_run_never_overwrites_a_run_tested_there_since_it_started(tmp_pa
     assert path.read_bytes() == (tmp_path / "tested.npz").read_bytes()
 
 
-
 def test_each_epoch_reads_the_checkpoint_only_when_another_wrote_it_since(tmp_path, monkeypatch):
     """Reading the checkpoint back before each epoch's write costs a load (4 ms at the course's
     size, 3% of an epoch): done only where the file is no longer the one this run wrote."""
