@@ -75,6 +75,7 @@ from optuna.storages._heartbeat import BaseHeartbeat, get_heartbeat_thread, is_h
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
+from .atomic import INTERRUPTS
 from .checks import integer
 from .cli import refuse_file_in_the_way
 from .download import dataset_sha256
@@ -300,7 +301,7 @@ def _worker_main(storage, study_name, index, root, checkpoints, parent):
     # command's last line, when the worker is killed. A thread lock serves one process as well.
     tqdm.set_lock(threading.RLock())
     stopping = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in INTERRUPTS:
         signal.signal(signum, lambda *_: stopping.set())
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     with one_blas_thread():
@@ -312,23 +313,27 @@ def _worker_main(storage, study_name, index, root, checkpoints, parent):
 
 
 @contextlib.contextmanager
-def _ctrl_c_ignored():
-    """A context in which this process ignores Ctrl-C, when it runs in the main thread (the one
-    that sets handlers), and the processes it starts inherit that (exec keeps it)."""
-    main = threading.current_thread() is threading.main_thread()
-    handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+def _interrupts_ignored():
+    """A context in which this process ignores Ctrl-C and SIGTERM, and so do the processes it
+    starts (exec keeps an ignored signal) until they set their own handlers. One sent meanwhile
+    is lost (an ignored signal is discarded), not deferred: press Ctrl-C again. In the main
+    thread, which sets the handlers; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handlers = {signum: signal.signal(signum, signal.SIG_IGN) for signum in INTERRUPTS}
     try:
         yield
     finally:
-        if main:
-            signal.signal(signal.SIGINT, handler)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
 
 
 def _start_workers(count, storage, study_name, root, checkpoints):
     """``count`` spawned worker processes (no fork after BLAS started its threads), each with
-    one BLAS thread from its start. Started inside :func:`_ctrl_c_ignored`, a worker ignores
-    Ctrl-C until it sets its own handler (a Ctrl-C while it imports would end it with
-    tracebacks; :func:`_stop_workers` asks again)."""
+    one BLAS thread from its start. Started inside :func:`_interrupts_ignored`, a worker ignores
+    Ctrl-C and SIGTERM until it has set its own handlers (one while it imports would end it
+    with tracebacks; :func:`_stop_workers` asks again)."""
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_worker_main, name=f"hw3lib-sweep-{index}",
                                args=(storage, study_name, index, root, checkpoints, os.getpid()))
@@ -409,7 +414,7 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     recover(study)
     procs, bar = [], tqdm(total=sweep.total, unit="run", desc=study.study_name, disable=not progress)
     try:
-        with _ctrl_c_ignored():  # for the milliseconds it takes; a Ctrl-C then is taken after them
+        with _interrupts_ignored():  # the milliseconds of the start: never cut short, none left unstopped
             procs = _start_workers(workers, storage, study.study_name, root, checkpoints)
         while True:
             alive = any(p.is_alive() for p in procs)

@@ -33,6 +33,7 @@ from hw3lib import runs as runs_module
 from hw3lib import sweep as sweep_module
 from hw3lib import sweep_cli, sweep_study
 from hw3lib.__main__ import main as hw3lib_main
+from hw3lib.atomic import INTERRUPTS
 from hw3lib.config import TrainConfig
 from hw3lib.data import DataError
 from hw3lib.engine import engine_code
@@ -767,7 +768,7 @@ def test_ctrl_c_the_instant_the_workers_started_stops_them_and_names_the_sweep(t
                                                                               monkeypatch):
     """A Ctrl-C taken as soon as this process heeds it again, the workers just started."""
     started, stopped = [object()], []
-    real = sweep_module._ctrl_c_ignored
+    real = sweep_module._interrupts_ignored
 
     @contextlib.contextmanager
     def then_ctrl_c():
@@ -775,7 +776,7 @@ def test_ctrl_c_the_instant_the_workers_started_stops_them_and_names_the_sweep(t
             yield
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sweep_module, "_ctrl_c_ignored", then_ctrl_c)
+    monkeypatch.setattr(sweep_module, "_interrupts_ignored", then_ctrl_c)
     monkeypatch.setattr(sweep_module, "_start_workers", lambda *args: started)
     monkeypatch.setattr(sweep_module, "_stop_workers", stopped.append)
     with pytest.raises(KeyboardInterrupt, match=r"^sweep \S+ interrupted with 0 of 1 runs finished"):
@@ -783,22 +784,26 @@ def test_ctrl_c_the_instant_the_workers_started_stops_them_and_names_the_sweep(t
     assert stopped == [started]
 
 
-def test_workers_are_started_ignoring_ctrl_c_which_is_heeded_again_after():
-    """Started while Ctrl-C is ignored, a process ignores it too until it sets its own handler;
-    in a thread, which sets no handlers, nothing changes."""
-    def child_ignores_ctrl_c():
-        return subprocess.run([sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGINT) "
-                               "is signal.SIG_IGN)"], capture_output=True, text=True, check=True).stdout
-    before = signal.getsignal(signal.SIGINT)
-    with sweep_module._ctrl_c_ignored():
-        assert child_ignores_ctrl_c() == "True\n"
-    assert signal.getsignal(signal.SIGINT) is before and child_ignores_ctrl_c() == "False\n"
+def test_workers_are_started_ignoring_interrupts_which_are_heeded_again_after():
+    """Ctrl-C and SIGTERM are ignored while the workers start (a SIGTERM cut the start short,
+    leaving the workers started so far unstopped), and by the processes started then, until
+    they set their own handlers; in a thread, which sets no handlers, nothing changes."""
+    def child_ignores():  # the signals a process started now ignores, from /proc
+        return int(subprocess.run([sys.executable, "-c", "import re; print(re.search(r'SigIgn:\\s*(\\w+)', "
+                                   "open('/proc/self/status').read())[1])"],
+                                  capture_output=True, text=True, check=True).stdout, 16)
+    both = (1 << signal.SIGINT - 1) | (1 << signal.SIGTERM - 1)
+    before = [signal.getsignal(signum) for signum in INTERRUPTS]
+    with sweep_module._interrupts_ignored():
+        assert [signal.getsignal(signum) for signum in INTERRUPTS] == [signal.SIG_IGN] * 2
+        assert child_ignores() & both == both
+    assert [signal.getsignal(signum) for signum in INTERRUPTS] == before and child_ignores() & both == 0
     errors = []
 
     def in_a_thread():
         try:
-            with sweep_module._ctrl_c_ignored():
-                assert signal.getsignal(signal.SIGINT) is before
+            with sweep_module._interrupts_ignored():
+                assert [signal.getsignal(signum) for signum in INTERRUPTS] == before
         except BaseException as err:  # noqa: BLE001 - reported below
             errors.append(err)
     thread = threading.Thread(target=in_a_thread)
