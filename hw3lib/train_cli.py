@@ -13,13 +13,12 @@ from tqdm.auto import tqdm
 
 from .atomic import LockTimeout, atomic_write
 from .checkpoint import load_checkpoint
-from .cli import Parser, folder, phrase_settings, refuse_file_in_the_way
+from .cli import Parser, folder, int_at_least, phrase_settings, refuse_file_in_the_way
 from .config import TrainConfig
 from .data import MODES, SPLIT_METHODS, DataError
 from .download import dataset_sha256
 from .engine import engine_stamp
 from .images import SUFFIXES, parse_image_size
-from .parallel import check_threads
 from .learning import learning_warning
 from .model import KERNEL_ADVICE
 from .train import HISTORY_KEYS, TrainingError, check_resume, fit
@@ -66,13 +65,6 @@ def _fraction(text):
     if not 0 < value < 1:  # nan too
         raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, e.g. 0.3, got {text!r}")
     return value
-
-
-def _threads(text):
-    try:
-        return check_threads(int(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
 
 
 # the option that gives each setting the library's messages name (hw3lib.cli.phrase_settings)
@@ -133,7 +125,7 @@ def main(argv=None):
                         help="output folder, default %(default)s; a fresh run refuses one that "
                              "holds a run's checkpoint.npz")
     parser.add_argument("--resume", action="store_true", help="go on from OUT/checkpoint.npz")
-    parser.add_argument("--threads", type=_threads, default=1, metavar="N",
+    parser.add_argument("--threads", type=int_at_least(1), default=1, metavar="N",
                         help="split each batch over up to N threads where that pays (large images, "
                              "wide layers; the course's 32x32 LeNet stays on one); default 1")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
