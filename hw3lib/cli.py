@@ -1,5 +1,5 @@
-"""What the commands share: an argument parser whose errors are one line, argument types, and
-the wording of settings in messages.
+"""What the commands share: an argument parser whose errors are one line, argument types, the
+checks and creation of an output folder, and the wording of settings in messages.
 
 ``python -m hw3lib`` (:mod:`hw3lib.__main__`) prints a command's ValueError as one line
 ``error: ...`` with exit status 2.
@@ -54,6 +54,15 @@ def refuse_file_in_the_way(path, option, given=None):
     if in_the_way is not None:
         raise ValueError(f"{option} {given or path}: {in_the_way} is a file, not a folder; "
                          f"choose another {option}")
+
+
+def create_out(out):
+    """Create the folder ``out`` given as ``--out`` (and its parents): ValueError naming it
+    when that fails."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create --out {out}: {err.strerror}; choose a writable folder") from None
 
 
 def phrase_settings(message, option):

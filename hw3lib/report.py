@@ -46,7 +46,7 @@ from pathlib import Path
 
 import nbformat
 
-from .cli import Parser, folder, int_at_least, refuse_file_in_the_way
+from .cli import Parser, create_out, folder, int_at_least, refuse_file_in_the_way
 from .data import REPO_ROOT, resolve_root
 from .download import download
 from .stamp import stamp_rows
@@ -547,10 +547,7 @@ def main(argv=None):
     data_root = resolve_root(None)
     if not args.no_execute:
         download(data_root)  # a verified copy is left alone, an absent one fetched and verified
-    try:  # before executing the notebooks, not after
-        args.out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ValueError(f"cannot create --out {args.out}: {err.strerror}; choose a writable folder") from None
+    create_out(args.out)  # before executing the notebooks, not after
     build(args.notebooks, args.out, execute=not args.no_execute, timeout=args.timeout,
           data_root=data_root, require_pdf=os.environ.get("HW3_REQUIRE_PDF") == "1")
     return 0

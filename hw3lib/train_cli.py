@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from .atomic import LockTimeout, atomic_write
 from .checkpoint import load_checkpoint
-from .cli import Parser, folder, int_at_least, phrase_settings, refuse_file_in_the_way
+from .cli import Parser, create_out, folder, int_at_least, phrase_settings, refuse_file_in_the_way
 from .config import TrainConfig
 from .data import MODES, SPLIT_METHODS, DataError
 from .download import dataset_sha256
@@ -147,14 +147,6 @@ def _check_out(out, files):
                              "away or give another --out")
 
 
-def _make_out(out):
-    """Create the folder ``out`` (and its parents): ValueError when that fails."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ValueError(f"cannot create --out {out}: {err.strerror}; choose a writable folder") from None
-
-
 def _check_space(out, nbytes):
     """Write and sync ``nbytes`` in ``out`` (then remove them): ValueError when the folder is
     read-only or too full for a checkpoint, before any training."""
@@ -216,7 +208,7 @@ def _train_command(args):
             mixed = (f"note: {checkpoint_path} was trained by other code ({resume.engine}); resuming "
                      f"goes on with this code ({current}), so the run mixes the two; train afresh "
                      f"into another --out for a run of this code alone")
-    _make_out(args.out)
+    create_out(args.out)
     # the checkpoint holds the latest and best weights and Adam's two moments: 4 copies
     _check_space(args.out, 4 * sum(p.nbytes for p in model.get_params().values()) + 2**20)
     height, width = data.image_size
