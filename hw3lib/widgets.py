@@ -413,22 +413,12 @@ class Playground:
     def train(self, _button=None):
         """What Train does: check the controls' settings and start a run, or say in the panel
         why not (invalid settings, missing data, a run in progress)."""
-        if self.running:
-            self._say("A run is in progress: press Stop to end it first.", error=True)
+        if self._busy():
             return
-        settings = self.settings()
-        try:
-            if not self._sized:  # the data did not load when the panel was made (images of two sizes, say)
-                self._size_train_control(len(self._dataset(settings.config()).y_train))
-                settings = self.settings()
-            prepared = prepare(settings, self._dataset)
-        except DataError as err:
-            self._say(f"Cannot load the data: {err}", error=True)
+        prepared = self._checked(self._prepare)
+        if prepared is None:
             return
-        except ValueError as err:
-            self._say(f"Refused, nothing was trained: {err}", error=True)
-            return
-        number = len(self.runs) + 1
+        settings, number = prepared.settings, len(self.runs) + 1
         self.history, self.batches, self._drawn = {k: [] for k in HISTORY_KEYS}, [], 0.0
         self._title = f"Run {number}: {settings.optimizer}, lr {settings.lr:.2g}, batch {settings.batch_size}"
         if self.runs:  # and what else changed since the last run
@@ -437,22 +427,15 @@ class Playground:
                                   [f.name for f in fields(RunSettings) if f.name not in shown])[1]
             self._title += f"; since run {number - 1}: {changed}" if changed else ""
         self._settings = settings
-        self._stop.clear()
-        self._set_running(True)
-        self.progress.value, self.progress.bar_style, self.progress.description = 0.0, "", "starting"
+        self._start("starting")
         self._say(f"Run {number}: training on {settings.train_size} images for {settings.epochs} epoch(s)...")
         self._draw()
-        if self.threaded:
-            self._thread = threading.Thread(target=self._run, args=(prepared, number), daemon=True)
-            self._thread.start()
-        else:
-            self._run(prepared, number)
+        self._go(self._run, prepared, number)
 
     def sweep(self, _button=None):
         """What Sweep does: check the controls' settings, then sweep their learning rate (x1/2,
         x1, x2) over :data:`SWEEP_SEEDS` in worker processes, or say in the panel why not."""
-        if self.running:
-            self._say("A run is in progress: press Stop to end it first.", error=True)
+        if self._busy():
             return
         if self.root is None:
             self._say("Not swept: this panel loads its data with its own load, so the sweep cannot "
@@ -460,27 +443,22 @@ class Playground:
                       "Data_train/ and Data_test/): Playground(..., load=..., root=FOLDER).", error=True)
             return
         settings = self.settings()
-        try:
-            base = settings.config()
-            split_dirs(self.root)  # the data's folders, before the sweep's folder is named by its hash
-        except DataError as err:
-            self._say(f"Cannot load the data: {err}", error=True)
-            return
-        except ValueError as err:
-            self._say(f"Refused, nothing was trained: {err}", error=True)
+        base = self._checked(lambda: self._sweep_base(settings))
+        if base is None:
             return
         space = {"lr": [settings.lr / 2, settings.lr, settings.lr * 2]}
         self._settings = None
-        self._stop.clear()
-        self._set_running(True)
-        self.progress.value, self.progress.bar_style, self.progress.description = 0.0, "", "sweep"
+        self._start("sweep")
         self._say(f"Sweep: learning rates {', '.join(f'{lr:.2g}' for lr in space['lr'])}, "
                   f"{len(SWEEP_SEEDS)} seeds each, on the whole training split of {self.root}...")
-        if self.threaded:
-            self._thread = threading.Thread(target=self._sweep, args=(space, base), daemon=True)
-            self._thread.start()
-        else:
-            self._sweep(space, base)
+        self._go(self._sweep, space, base)
+
+    def _sweep_base(self, settings):
+        """The sweep's base, ``settings``' :class:`TrainConfig`, once the data's folders at
+        ``root`` are found."""
+        config = settings.config()
+        split_dirs(self.root)  # the data's folders, before the sweep's folder is named by its hash
+        return config
 
     def _sweep(self, space, base):
         def on_progress(done, total):
@@ -593,6 +571,45 @@ class Playground:
                 self.progress.bar_style = "warning"
         else:
             self._say(f"Run {number} {record.status} before its first epoch ended: nothing to evaluate.")
+
+    def _busy(self):
+        """Whether a run or sweep is in progress, said in the panel (Train and Sweep then do nothing)."""
+        if self.running:
+            self._say("A run is in progress: press Stop to end it first.", error=True)
+        return self.running
+
+    def _checked(self, check):
+        """``check()``, or None after saying in the panel why not: data that cannot load
+        (DataError) or settings that cannot work (ValueError)."""
+        try:
+            return check()
+        except DataError as err:
+            self._say(f"Cannot load the data: {err}", error=True)
+        except ValueError as err:
+            self._say(f"Refused, nothing was trained: {err}", error=True)
+        return None
+
+    def _prepare(self):
+        """The controls' run, checked and its data loaded (:func:`prepare`), the "training
+        images" slider bounded first if the data did not load when the panel was made (images
+        of two sizes, say)."""
+        if not self._sized:
+            self._size_train_control(len(self._dataset(self.settings().config()).y_train))
+        return prepare(self.settings(), self._dataset)
+
+    def _start(self, description):
+        """Clear Stop, disable Train and Sweep, and reset the progress bar to ``description``."""
+        self._stop.clear()
+        self._set_running(True)
+        self.progress.value, self.progress.bar_style, self.progress.description = 0.0, "", description
+
+    def _go(self, work, *args):
+        """``work(*args)`` in a background thread, or here when the panel is not ``threaded``."""
+        if self.threaded:
+            self._thread = threading.Thread(target=work, args=args, daemon=True)
+            self._thread.start()
+        else:
+            work(*args)
 
     def _set_running(self, running):
         self.running = running
