@@ -1,5 +1,6 @@
-"""hw3lib.widgets, the playground panel, without a browser: build it, set the controls, press
-its buttons, check the runs, the history, the curves and the table; and plot_live_curves."""
+"""hw3lib.widgets, the playground panel, and hw3lib.playground_runs, its runs, without a
+browser: build it, set the controls, press its buttons, check the runs, the history, the curves
+and the table; and plot_live_curves."""
 import html
 import os
 import time
@@ -19,8 +20,9 @@ from hw3lib import plots, widgets
 from hw3lib.config import TrainConfig
 from hw3lib.plots import plot_live_curves
 from hw3lib.train import evaluate
-from hw3lib.widgets import (OPTIMIZERS, Playground, RunRecord, RunSettings, control_ranges, panel_phrasing,
-                            prepare, runs_table, subset)
+from hw3lib.playground_runs import (OPTIMIZERS, RunRecord, RunSettings, control_ranges, panel_phrasing,
+                                    prepare, runs_table, subset)
+from hw3lib.widgets import Playground
 
 DATA = Path(os.environ.get("HW3_DATA", Path(__file__).parents[1] / "data"))
 HAVE_DATA = (DATA / "Data_train").is_dir() and (DATA / "Data_test").is_dir()

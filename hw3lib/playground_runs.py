@@ -1,0 +1,222 @@
+"""The playground's runs (:mod:`hw3lib.widgets`), without the widgets: a run's settings, one
+field per control of the panel (:class:`RunSettings`), what each control can hold and the
+checks of a combination before any work (:func:`prepare`), training it
+(:meth:`PreparedRun.train`) into a :class:`RunRecord`, and the table of a session's runs.
+"""
+import re
+import time
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+
+from .checks import is_int, is_number
+from .cli import phrase_settings
+from .config import TrainConfig
+from .data import MODES, Dataset
+from .learning import learning_warning
+from .tables import Table
+from .train import TrainingError, fit
+
+BATCH_SIZES = (8, 16, 32, 64, 128, 256)
+IMAGE_SIZES = (("as stored", None), ("16 x 16", 16), ("28 x 28", 28), ("32 x 32", 32), ("64 x 64", 64))
+VAL_SPLITS = (("blocked (runs of frames)", "blocked"), ("random (the report's)", "random"))
+
+# the panel's optimizer choices, as TrainConfig fields
+OPTIMIZERS = {
+    "AdamGD": dict(optimizer="adam"),
+    "AdamGD, no bias correction": dict(optimizer="adam", bias_correction=False),
+    "SGD": dict(optimizer="sgd"),
+    "SGD, momentum 0.9": dict(optimizer="sgd", momentum=0.9),
+}
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """One run's hyperparameters, one field per control of the panel.
+
+    ``conv1``/``conv2`` are the two convolutions' output channels, ``mode`` the images' channel
+    mode (``"L"``, ``"LA"``, ``"RGB"``, ``"RGBA"``), ``image_size`` the size ``S`` (S x S) to
+    resize every image to (``None``: as stored), ``train_size`` how many images of the
+    training split the run trains on (drawn by ``seed``), ``split`` how validation is held out
+    (``"blocked"`` or ``"random"``), ``hflip`` whether training images are mirrored at random
+    (:class:`TrainConfig`)."""
+
+    lr: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 3
+    optimizer: str = "AdamGD"
+    conv1: int = 6
+    conv2: int = 16
+    kernel_size: int = 5
+    activation: str = "relu"
+    pooling: str = "max"
+    mode: str = "L"
+    seed: int = 0
+    train_size: int = 600
+    split: str = TrainConfig.split
+    hflip: bool = TrainConfig.hflip
+    image_size: int | None = None
+
+    def config(self):
+        """The run's :class:`TrainConfig`; ValueError names a setting that cannot work (an
+        unknown optimizer, a kernel larger than its feature map, a bad learning rate, ...)."""
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                           **OPTIMIZERS[self.optimizer], seed=self.seed, mode=self.mode,
+                           image_size=self.image_size, split=self.split, hflip=self.hflip,
+                           model=dict(conv_channels=[self.conv1, self.conv2], kernel_size=self.kernel_size,
+                                      activation=self.activation, pooling=self.pooling))
+
+
+def control_ranges(train_max):
+    """What each control can hold, by :class:`RunSettings` field: ``(low, high)`` for a slider
+    or number box, a list of the choices otherwise. ``train_max``: the training split's size."""
+    return {"lr": (1e-5, 1.0), "batch_size": list(BATCH_SIZES), "epochs": (1, 30),
+            "optimizer": list(OPTIMIZERS), "train_size": (min(10, train_max), train_max),
+            "seed": (0, 2**31 - 1), "conv1": (1, 32), "conv2": (1, 64), "kernel_size": (1, 15),
+            "activation": ["relu", "tanh"], "pooling": ["max", "avg"], "mode": list(MODES),
+            "image_size": [size for _, size in IMAGE_SIZES], "split": [value for _, value in VAL_SPLITS],
+            "hflip": [False, True]}
+
+
+def check_settings(settings, train_max):
+    """ValueError naming the first field of ``settings`` that the panel's control cannot hold
+    (:func:`control_ranges`): a slider would clamp it, and Train run other settings than asked."""
+    for name, allowed in control_ranges(train_max).items():
+        value = getattr(settings, name)
+        if isinstance(allowed, list):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed} in the playground, got {value!r}")
+        else:
+            low, high = allowed
+            integers = is_int(low)
+            if not ((is_int(value) if integers else is_number(value)) and low <= value <= high):
+                what = "an integer" if integers else "a number"
+                raise ValueError(f"{name} must be {what} from {low:g} to {high:g} in the playground"
+                                 + " (the training split's size)" * (name == "train_size")
+                                 + f", got {value!r}")
+
+
+def panel_phrasing(message):
+    """``message`` with each setting it names as the library does, ``TrainConfig(NAME=VALUE)``,
+    put as the panel's controls set it: ``image size 64 x 64`` (the smallest size offered that
+    is at least as large, else the largest) and ``input channels LA``; others stay as they are."""
+    def option(name, value):
+        need = re.match(r"\d+", value)
+        if name == "image_size" and need:
+            sizes = [size for _, size in IMAGE_SIZES if size]
+            size = min((size for size in sizes if size >= int(need[0])), default=max(sizes))
+            return f"image size {size} x {size}"
+        if name == "mode":
+            return f"input channels {value}"
+        return f"TrainConfig({name}={value})"
+    return phrase_settings(message, option)
+
+
+def differences(settings, names=None, most=3):
+    """For each :class:`RunSettings` of ``settings``, the fields in which they differ (or only
+    those of ``names``), as ``"lr=0.01, image_size=28"``, the first ``most`` and "..." for more
+    (the runs table has them all); "" where all are equal."""
+    varying = [f.name for f in fields(RunSettings) if (names is None or f.name in names)
+               and len({getattr(one, f.name) for one in settings}) > 1]
+    return [", ".join([f"{name}={getattr(one, name):.2g}" if name == "lr" else f"{name}={getattr(one, name)!r}"
+                       for name in varying[:most]] + ["..."] * (len(varying) > most)) for one in settings]
+
+
+def subset(data, size, seed):
+    """``data`` (a :class:`hw3lib.data.Dataset`) with ``size`` of its training images, drawn
+    at random by ``seed`` and kept in their order; validation, test and the normaliser (the
+    whole training split's ``mean``/``std``) stay as they are."""
+    n = len(data.y_train)
+    if not (is_int(size) and 1 <= size <= n):
+        raise ValueError(f"train_size must be an integer from 1 to {n} (the training split's size), "
+                         f"got {size!r}")
+    if size == n:
+        return data
+    keep = np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+    return replace(data, X_train=data.X_train[keep], y_train=data.y_train[keep])
+
+
+@dataclass
+class RunRecord:
+    """One finished run: its ``settings``, fit's ``history`` (dict of lists, one value per
+    completed epoch), ``best_epoch`` (0: none completed), wall-clock ``seconds`` of training,
+    ``status`` (``"done"``, ``"stopped"``, ``"interrupted"`` or ``"diverged"``), when it
+    diverged fit's ``message``, when it did not learn the ``warning`` of
+    :func:`hw3lib.learning.learning_warning`, and what :meth:`test` needs: fit's ``result`` and
+    the run's ``data``. ``test_acc`` is None until :meth:`test` is called."""
+
+    settings: RunSettings
+    history: dict
+    best_epoch: int
+    seconds: float
+    status: str
+    message: str | None = None
+    warning: str | None = None
+    result: object = field(default=None, repr=False, compare=False)
+    data: Dataset | None = field(default=None, repr=False, compare=False)
+    test_acc: float | None = None
+
+    @property
+    def best_val_acc(self):
+        return self.history["val_acc"][self.best_epoch - 1] if self.best_epoch else None
+
+    def test(self):
+        """The test accuracy of the kept weights, evaluated once (:meth:`FitResult.test`)."""
+        if not self.best_epoch:
+            raise ValueError("the run ended before its first epoch: there are no kept weights to test")
+        if self.test_acc is None:
+            self.test_acc = self.result.test(self.data.X_test, self.data.y_test).accuracy
+        return self.test_acc
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """A run whose settings passed every check: its ``config`` and its ``data`` (training
+    split cut to ``settings.train_size``)."""
+
+    settings: RunSettings
+    config: TrainConfig
+    data: Dataset
+
+    def train(self, *, on_batch=None, on_epoch=None, stop=None):
+        """Train a fresh model with :func:`fit` (``on_batch``, ``on_epoch``, ``stop`` as
+        there) and return its :class:`RunRecord`. A run that diverges is recorded, not raised."""
+        start = time.perf_counter()
+        model = self.config.build_model(len(self.data.classes), self.data.image_size)
+        message = None
+        try:
+            result = fit(model, self.data, self.config, on_batch=on_batch, on_epoch=on_epoch, stop=stop,
+                         progress=False)
+        except TrainingError as err:
+            result, message = err.result, str(err)
+        warning = learning_warning(result.history, result.best_epoch, self.data.y_train, self.data.y_val,
+                                   self.config)
+        return RunRecord(self.settings, result.history, result.best_epoch, time.perf_counter() - start,
+                         "diverged" if message else result.stopped or "done", message, warning,
+                         result, self.data)
+
+
+def prepare(settings, load):
+    """Check ``settings`` and load its data with ``load(config) -> Dataset``, before any
+    training. Raises ValueError naming what cannot work, or DataError from ``load``."""
+    config = settings.config()
+    return PreparedRun(settings, config, subset(load(config), settings.train_size, settings.seed))
+
+
+def runs_table(runs):
+    """One row per :class:`RunRecord`: the hyperparameters, the epochs done of those asked,
+    the best validation accuracy, the test accuracy of those weights ("-" until tested),
+    seconds of training and status."""
+    rows = []
+    for number, run in enumerate(runs, start=1):
+        s = run.settings
+        epochs = f"{len(run.history['epoch'])}/{s.epochs}"
+        size = f"{s.image_size}x{s.image_size}" if s.image_size else "as stored"
+        rows.append((number, s.optimizer, f"{s.lr:.2g}", s.batch_size, epochs, f"{s.conv1}-{s.conv2}",
+                     s.kernel_size, s.activation, s.pooling, s.mode, size, s.seed, s.train_size, s.split,
+                     s.hflip, run.best_val_acc, run.test_acc, run.seconds, run.status))
+    return Table(["run", "optimizer", "lr", "batch", "epochs", "conv", "kernel", "act", "pool", "mode",
+                  "size", "seed", "images", "split", "flips", "best val acc", "test acc", "seconds",
+                  "status"], rows)
