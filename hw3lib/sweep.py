@@ -205,7 +205,11 @@ def run_trial(study, trial, sweep, *, root=None, checkpoints=None, stop=None):
     trial.set_user_attr("worker", worker_id())
     seed, slot = trial.user_attrs["seed"], trial.user_attrs.get("slot")
     params = {name: _suggest(trial, name, dist) for name, dist in sweep.space.items()}
-    same_run = ((lambda t: t.user_attrs.get("seed") == seed and params_of(t) == params) if sweep.grid
+
+    def same_setting_and_seed(t):
+        return t.user_attrs.get("seed") == seed and params_of(t) == params
+
+    same_run = (same_setting_and_seed if sweep.grid
                 else (lambda t: slot is not None and t.user_attrs.get("slot") == slot))
     twin = _earlier(study, trial.number, same_run)
     if twin is not None:  # two processes queued the same run (open_study): trained once
@@ -213,8 +217,7 @@ def run_trial(study, trial, sweep, *, root=None, checkpoints=None, stop=None):
         trial.set_user_attr("error", f"run {twin} was queued twice; this copy is left out")
         return study.tell(trial, state=TrialState.FAIL)
     if not sweep.grid and seed == sweep.seeds[0]:
-        earlier = _earlier(study, trial.number,
-                           lambda t: t.user_attrs.get("seed") == seed and params_of(t) == params)
+        earlier = _earlier(study, trial.number, same_setting_and_seed)
         if earlier is not None:  # not trained twice: failed, left out of the results, and redrawn
             trial.set_user_attr("repeat_of", earlier)
             trial.set_user_attr("error", f"the sampler drew run {earlier}'s setting again; another drawn")
