@@ -40,7 +40,7 @@ COURSE = Point()  # LeNet-5 on 1x32x32, batch 32: the course's workload
 
 
 def default_grid(eval_batch):
-    """The issue's grid: batch 8-512 at 1x32x32; input 32-128 at 3 channels; wide
+    """The benchmark grid: batch 8-512 at 1x32x32; input 32-128 at 3 channels; wide
     convolutions; evaluation; float64 once; the memory point 3x128x128 batch 128."""
     three = replace(COURSE, channels=3)
     return ([replace(COURSE, batch=b) for b in (8, 32, 128, 512)]
@@ -58,7 +58,7 @@ def engines_for(threads, torch=True):
 
 
 def two_thread_grid():
-    """The issue's two-thread points: the course's workload and 3x128x128, batch 32."""
+    """The grid's two-thread points: the course's workload and 3x128x128, batch 32."""
     return [COURSE, replace(COURSE, channels=3, size=128)]
 
 
