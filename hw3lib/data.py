@@ -327,12 +327,22 @@ def train_val_split(
       split. Nearly every validation frame then has its neighbour in training, so validation
       accuracy says little about unseen data (:mod:`hw3lib.leakage` measures it).
     """
+    is_val = validation_mask(y, val_fraction, seed, split)
+    if len(X) != len(y):
+        raise ValueError(f"X and y differ in length: {len(X)} != {len(y)}")
+    return X[~is_val], y[~is_val], X[is_val], y[is_val]
+
+
+def validation_mask(y: np.ndarray, val_fraction: float = 0.3, seed: int = 0,
+                    split: str = "blocked") -> np.ndarray:
+    """A boolean ``(N,)``: which samples of ``y (N,)`` :func:`train_val_split` sends to
+    validation (the rest train), with its arguments and its errors; computed from the labels
+    alone, so it costs no copy of the images."""
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
     if split not in SPLIT_METHODS:
         raise ValueError(f"split must be one of {list(SPLIT_METHODS)}, got {split!r}")
-    if len(X) != len(y):
-        raise ValueError(f"X and y differ in length: {len(X)} != {len(y)}")
+    y = np.asarray(y)
     integer("seed", seed, 0)
     rng = np.random.default_rng(seed)
     is_val = np.zeros(len(y), dtype=bool)
@@ -354,7 +364,7 @@ def train_val_split(
         raise ValueError(f"val_fraction {val_fraction} of {counts} images per class leaves the validation "
                          "split empty. Fix: choose one that sends some images to each split, e.g. "
                          "TrainConfig(val_fraction=0.3)")  # 0.3 does, for 2 or more in a class
-    return X[~is_val], y[~is_val], X[is_val], y[is_val]
+    return is_val
 
 
 def frame_runs(y: np.ndarray, runs: int = VAL_BLOCKS) -> np.ndarray:

@@ -20,56 +20,140 @@ Typical use (notebook 01)::
     print(audit.table())
     plots.plot_leakage(audit)
 """
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .data import SPLIT_METHODS, train_val_split
+from .data import SPLIT_METHODS, validation_mask
 from .tables import Table
 
 # (images, reference): each image is compared with its nearest image in the reference
 PAIRS = ("validation -> training", "test -> training", "test -> validation")
 
 
+# The most bytes of float64 pixels converted at once, per block of images (:func:`nearest`): a
+# block of the images, a block of the reference images and their block of squared distances each
+# stay within it, so memory does not grow with the dataset.
+BLOCK_BYTES = 2**26
+
+
 def _flat(X):
     return np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+
+
+def _selected(mask, n):
+    return np.arange(n) if mask is None else np.flatnonzero(mask)
+
+
+def _nearest_many(X, X_ref, col_masks, rows=None, chunk=1024):
+    """:func:`nearest` of the ``rows`` of ``X`` (a boolean mask, None: all) to each of several
+    subsets of ``X_ref`` at once, ``col_masks`` boolean masks over ``X_ref`` (None: all): a list
+    of ``(distances, indices)``, one pair per mask, indices counted among the images it selects.
+    One pass over the images of ``X_ref`` that any mask selects serves them all.
+
+    Blocks of both arrays are converted to float64 one at a time (:data:`BLOCK_BYTES`). Rows go
+    in blocks of ``chunk`` as a single :func:`nearest` call takes them (a BLAS product's rounding
+    depends on where a row sits in its block, not on the columns), so the distances are the same
+    bits as a call per subset."""
+    rows = _selected(rows, len(X))
+    cols = [_selected(c, len(X_ref)) for c in col_masks]
+    union = cols[0] if len(cols) == 1 else np.flatnonzero(
+        np.isin(np.arange(len(X_ref)), np.concatenate(cols)))
+    features = int(np.prod(X.shape[1:]))
+    per_block = max(1, BLOCK_BYTES // (8 * max(features, 1)))
+    row_block = max(1, min(chunk, per_block))
+    col_block = max(2, min(per_block, BLOCK_BYTES // (8 * row_block)))
+    # equal blocks of columns, none of one column alone (a product with one column is a
+    # matrix-vector product, rounded differently)
+    col_blocks = np.array_split(np.arange(len(union)), -(-len(union) // col_block)) if len(union) else []
+    ranks = []  # each mask's rank of each union column, -1 where it does not select it
+    for c in cols:
+        rank = np.full(len(union), -1)
+        rank[np.searchsorted(union, c)] = np.arange(len(c))
+        ranks.append(rank)
+    best = [np.full(len(rows), np.inf) for _ in cols]
+    best_index = [np.zeros(len(rows), dtype=np.int64) for _ in cols]
+    for block in col_blocks:
+        B = _flat(X_ref[union[block]])
+        b2 = (B ** 2).sum(axis=1)
+        block_ranks = [rank[block] for rank in ranks]
+        kept = [np.flatnonzero(rank >= 0) for rank in block_ranks]
+        for start in range(0, len(rows), row_block):
+            part = _flat(X[rows[start:start + row_block]])
+            d2 = (part ** 2).sum(axis=1)[:, None] + b2[None, :] - 2 * part @ B.T
+            for q, (rank, keep) in enumerate(zip(block_ranks, kept)):
+                if not len(keep):
+                    continue
+                sub = d2 if len(keep) == len(rank) else d2[:, keep]
+                arg = sub.argmin(axis=1)
+                value = sub[np.arange(len(sub)), arg]
+                here = slice(start, start + len(part))
+                better = value < best[q][here]  # strict: the first of equal minima wins, as argmin's
+                best[q][here][better] = value[better]
+                best_index[q][here][better] = rank[keep[arg[better]]]
+    return [(np.sqrt(np.maximum(b, 0)), i) for b, i in zip(best, best_index)]
 
 
 def nearest(X, X_ref, chunk=1024):
     """``(distances, indices)``, both ``(N,)``: for each image of ``X (N, C, H, W)`` the
     Euclidean distance to its nearest image in ``X_ref (M, C, H, W)`` and that image's index.
 
-    Computed in float64 from ``|a|^2 + |b|^2 - 2 a.b``, ``chunk`` rows of ``X`` at a time."""
+    Computed in float64 from ``|a|^2 + |b|^2 - 2 a.b``, in blocks of at most ``chunk`` rows of
+    ``X`` and of :data:`BLOCK_BYTES` of float64 from either array, so memory stays bounded
+    however many images there are (time grows as N * M)."""
+    X, X_ref = _check_shapes(X, X_ref)
+    return _nearest_many(X, X_ref, [None], chunk=chunk)[0]
+
+
+def _check_shapes(X, X_ref):
     X, X_ref = np.asarray(X), np.asarray(X_ref)
     if X.ndim < 2 or X.shape[1:] != X_ref.shape[1:] or len(X_ref) == 0:
         raise ValueError(f"X {X.shape} and X_ref {X_ref.shape} must be images of one shape, "
                          "X_ref non-empty")
-    A, B = _flat(X), _flat(X_ref)
-    b2 = (B ** 2).sum(axis=1)
-    indices = np.empty(len(A), dtype=np.int64)
-    squared = np.empty(len(A))
-    for start in range(0, len(A), chunk):
-        part = A[start:start + chunk]
-        d2 = (part ** 2).sum(axis=1)[:, None] + b2[None, :] - 2 * part @ B.T
-        indices[start:start + chunk] = d2.argmin(axis=1)
-        squared[start:start + chunk] = d2[np.arange(len(part)), indices[start:start + chunk]]
-    return np.sqrt(np.maximum(squared, 0)), indices
+    return X, X_ref
+
+
+def _digests(X, dtype):
+    """A 16-byte BLAKE2b digest of each image of ``X`` as ``dtype`` bytes (one image converted
+    at a time): the key that finds candidate duplicates without holding every image's bytes."""
+    return [hashlib.blake2b(np.ascontiguousarray(image, dtype=dtype), digest_size=16).digest()
+            for image in X]
+
+
+def _exact(X, X_ref, digests, ref_digests, rows=None, cols=None):
+    """:func:`exact_duplicates` of the ``rows`` of ``X`` among the ``cols`` of ``X_ref`` (boolean
+    masks, None: all) from their :func:`_digests`; a digest match is confirmed byte for byte."""
+    index = {}
+    for j in _selected(cols, len(X_ref)):
+        index.setdefault(ref_digests[j], []).append(j)
+    found = []
+    for i in _selected(rows, len(X)):
+        matches = index.get(digests[i], ())
+        row = np.ascontiguousarray(X[i]).tobytes() if matches else None
+        found.append(any(np.ascontiguousarray(X_ref[j], dtype=X.dtype).tobytes() == row for j in matches))
+    return np.array(found, dtype=bool)
 
 
 def exact_duplicates(X, X_ref):
     """A boolean ``(N,)``: which images of ``X (N, ...)`` equal some image of ``X_ref``
-    value for value (compared as bytes, so no rounding is involved)."""
-    X, X_ref = np.ascontiguousarray(X), np.ascontiguousarray(X_ref, dtype=np.asarray(X).dtype)
-    seen = {row.tobytes() for row in X_ref.reshape(len(X_ref), -1)}
-    return np.array([row.tobytes() in seen for row in X.reshape(len(X), -1)], dtype=bool)
+    value for value (compared as bytes, so no rounding is involved). Holds a 16-byte digest per
+    image, not the images' bytes."""
+    X, X_ref = np.asarray(X), np.asarray(X_ref)
+    return _exact(X, X_ref, _digests(X, X.dtype), _digests(X_ref, X.dtype))
 
 
 def frame_step(X, y):
     """The median distance between consecutive images of each class of ``X (N, C, H, W)``
     (in the given order, by class ``y (N,)``): the default ``near`` threshold."""
-    y = np.asarray(y)
-    steps = [np.linalg.norm(np.diff(_flat(X[y == c]), axis=0), axis=1) for c in np.unique(y)]
-    steps = np.concatenate(steps) if steps else np.empty(0)
+    X, y = np.asarray(X), np.asarray(y)
+    block = max(2, BLOCK_BYTES // (8 * max(int(np.prod(X.shape[1:])), 1)))
+    steps = [np.empty(0)]
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        for start in range(0, len(idx) - 1, block - 1):  # blocks overlap by one image
+            steps.append(np.linalg.norm(np.diff(_flat(X[idx[start:start + block]]), axis=0), axis=1))
+    steps = np.concatenate(steps)
     if len(steps) == 0:
         raise ValueError("frame_step needs at least two images of one class")
     return float(np.median(steps))
@@ -140,12 +224,25 @@ def leakage_audit(X, y, X_test, *, methods=SPLIT_METHODS, seeds=(0, 1, 2), val_f
     """
     if not len(seeds):
         raise ValueError("seeds is empty: pass e.g. (0, 1, 2)")
+    y = np.asarray(y)
+    X_test, X = _check_shapes(X_test, X)
+    if len(X) != len(y):
+        raise ValueError(f"X and y differ in length: {len(X)} != {len(y)}")
     audit = LeakageAudit(frame_step(X, y) if near is None else float(near))
-    for method in methods:
-        for seed in seeds:
-            X_train, _, X_val, _ = train_val_split(X, y, val_fraction, seed, method)
-            for pair, (images, reference) in zip(PAIRS, ((X_val, X_train), (X_test, X_train),
-                                                         (X_test, X_val))):
-                audit.distances[method, seed, pair] = nearest(images, reference)[0]
-                audit.exact[method, seed, pair] = exact_duplicates(images, reference)
+    keys = [(method, seed) for method in methods for seed in seeds]
+    is_val = {key: validation_mask(y, val_fraction, key[1], key[0]) for key in keys}
+    # The test images are compared with every split's training and validation images in one
+    # pass over X; the validation images of each split with its training images.
+    to_train = [_nearest_many(X, X, [~is_val[key]], rows=is_val[key])[0] for key in keys]
+    test_to = _nearest_many(X_test, X, [m for key in keys for m in (~is_val[key], is_val[key])])
+    digests, test_digests = _digests(X, X.dtype), _digests(X_test, X_test.dtype)
+    X_digests = digests if X.dtype == X_test.dtype else _digests(X, X_test.dtype)
+    for k, key in enumerate(keys):
+        val, train = is_val[key], ~is_val[key]
+        audit.distances[(*key, PAIRS[0])] = to_train[k][0]
+        audit.exact[(*key, PAIRS[0])] = _exact(X, X, digests, digests, val, train)
+        audit.distances[(*key, PAIRS[1])] = test_to[2 * k][0]
+        audit.exact[(*key, PAIRS[1])] = _exact(X_test, X, test_digests, X_digests, None, train)
+        audit.distances[(*key, PAIRS[2])] = test_to[2 * k + 1][0]
+        audit.exact[(*key, PAIRS[2])] = _exact(X_test, X, test_digests, X_digests, None, val)
     return audit

@@ -104,3 +104,61 @@ def test_summary_table_and_figure_follow_the_audit():
     assert hist.lines[0].get_xdata()[0] == audit.near  # the threshold line
     shares = [patch.get_height() for patch in bars.patches]
     assert len(shares) == 2 * len(PAIRS) and max(shares) <= 100
+
+
+def _peak_bytes(fn):
+    """``(result, peak bytes)`` that ``fn()`` allocated on top of what was held (numpy's arrays
+    are traced too)."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        result = fn()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_stays_bounded_however_many_images(monkeypatch):
+    # A dataset's own images: the whole of X_ref in float64 (and its square) would be 32 MB
+    # here, the pairwise distances 600 x 2000 x 8 = 10 MB; blocks keep each to BLOCK_BYTES.
+    from hw3lib import leakage
+    monkeypatch.setattr(leakage, "BLOCK_BYTES", 2**20, raising=False)
+    rng = np.random.default_rng(0)
+    X_ref = rng.random((2000, 1, 32, 32), dtype=np.float32)
+    X = np.concatenate([X_ref[[5, 1999, 700]], rng.random((597, 1, 32, 32), dtype=np.float32)])
+    (distances, indices), peak = _peak_bytes(lambda: nearest(X, X_ref))
+    assert peak < 8 * 2**20, f"nearest held {peak / 2**20:.0f} MiB"
+    assert indices[:3].tolist() == [5, 1999, 700] and distances[:3].max() < 1e-3
+    sample = slice(3, 40)
+    brute = np.linalg.norm(X[sample].reshape(37, 1, -1) - X_ref.reshape(1, 2000, -1), axis=2)
+    np.testing.assert_allclose(distances[sample], brute.min(axis=1), atol=1e-9)
+    assert indices[sample].tolist() == brute.argmin(axis=1).tolist()
+    y = np.zeros(2000, dtype=np.int64)
+    step, peak = _peak_bytes(lambda: frame_step(X_ref, y))
+    assert peak < 8 * 2**20, f"frame_step held {peak / 2**20:.0f} MiB"
+    assert step == np.median(np.linalg.norm(np.diff(X_ref.reshape(2000, -1).astype(np.float64), axis=0), axis=1))
+    exact, peak = _peak_bytes(lambda: exact_duplicates(X, X_ref))  # not every image's bytes
+    assert peak < 2**20, f"exact_duplicates held {peak / 2**20:.0f} MiB"
+    assert exact.tolist() == [True] * 3 + [False] * 597
+
+
+def test_audit_compares_the_test_images_with_the_folder_once(monkeypatch):
+    # 2 methods x 3 seeds: test -> training and test -> validation of every split come from one
+    # pass over the folder's images (not 12), with the same distances as a call per pair.
+    from hw3lib import leakage
+    converted = []
+    flat = leakage._flat
+    monkeypatch.setattr(leakage, "_flat", lambda X: converted.append(len(X)) or flat(X))
+    X, y = videos(frames=60)
+    X_test = X[::5] + np.float32(0.01)
+    audit = leakage_audit(X, y, X_test)
+    converted = sum(converted) - len(X)  # less frame_step's
+    splits = 6
+    assert converted <= splits * len(X) + len(X) + len(X_test)  # val -> train per split, then test
+    monkeypatch.setattr(leakage, "_flat", flat)
+    for method in ("blocked", "random"):
+        for seed in (0, 1, 2):
+            X_train, _, X_val, _ = data.train_val_split(X, y, 0.3, seed, method)
+            for pair, images, reference in zip(PAIRS, (X_val, X_test, X_test), (X_train, X_train, X_val)):
+                assert np.array_equal(audit.distances[method, seed, pair], nearest(images, reference)[0])
+                assert np.array_equal(audit.exact[method, seed, pair], exact_duplicates(images, reference))
