@@ -50,6 +50,7 @@ MANIFEST_PATH = Path(__file__).with_name("fruits.sha256")  # the course's files 
 MAX_BYTES = 2**31  # the largest split (as float32) loaded without image_size
 # How Data_train is split into training and validation (see train_val_split).
 SPLIT_METHODS = ("blocked", "random")
+NORMALIZE_BLOCK_BYTES = 2**26  # fit_normalizer's float64 deviations, at most this much at once
 VAL_BLOCKS = 10  # "blocked": each class's files in natural order, cut into this many runs
 
 FIX_WHERE = (
@@ -390,10 +391,20 @@ def fit_normalizer(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Fit it on the training split only and apply it to every split with :func:`normalize`.
     A constant channel (the alpha of "LA"/"RGBA") gets std 1, so it normalises to 0, not NaN.
     """
-    mean = X.mean(axis=(0, 2, 3), dtype=np.float64)
-    std = X.std(axis=(0, 2, 3), dtype=np.float64)
+    # NumPy's X.std(axis=(0, 2, 3), dtype=np.float64), step by step, without its float64 copy
+    # of all of X: the deviations are squared and summed NORMALIZE_BLOCK_BYTES at a time (one
+    # block, the same bits as NumPy's; more, the sums of the blocks' sums).
+    axes, n = (0, 2, 3), X.size // X.shape[1] if X.ndim == 4 and X.shape[1] else 0
+    mean = X.mean(axis=axes, dtype=np.float64, keepdims=True)
+    step = max(1, NORMALIZE_BLOCK_BYTES // (8 * max(X[:1].size, 1)))
+    squares = 0
+    for start in range(0, max(len(X), 1), step):
+        deviation = np.asarray(X[start:start + step] - mean)
+        np.multiply(deviation, deviation, out=deviation)
+        squares = squares + deviation.sum(axis=axes, dtype=np.float64, keepdims=True)
+    std = np.sqrt(squares / n).ravel()
     std[std == 0] = 1
-    return mean.astype(np.float32), std.astype(np.float32)
+    return mean.ravel().astype(np.float32), std.astype(np.float32)
 
 
 def normalize(X: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -406,7 +417,8 @@ def normalize(X: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
             f"got mean {mean.shape}, std {std.shape}"
         )
     shape = (1, -1, 1, 1)
-    return (np.asarray(X, dtype=np.float32) - mean.reshape(shape)) / std.reshape(shape)
+    out = np.subtract(X, mean.reshape(shape), dtype=np.float32)  # one new array, divided in place
+    return np.divide(out, std.reshape(shape), out=out)
 
 
 def dataloader(

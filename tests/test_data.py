@@ -468,6 +468,40 @@ def test_normalize_does_not_upcast_and_checks_shapes():
         data.normalize(X, np.zeros(3), np.ones(3))
 
 
+def _peak_bytes(fn):
+    """``(result, peak bytes)`` that ``fn()`` allocated (numpy's arrays are traced too)."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        result = fn()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_normalizing_a_large_split_makes_no_float64_copy_of_it(monkeypatch):
+    # 40 MB of float32 images: NumPy's std in float64 would hold 80 MB more; the blocks, 1 MB
+    monkeypatch.setattr(data, "NORMALIZE_BLOCK_BYTES", 2**20, raising=False)
+    rng = np.random.default_rng(0)
+    X = rng.random((800, 3, 64, 64), dtype=np.float32)
+    (mean, std), peak = _peak_bytes(lambda: data.fit_normalizer(X))
+    assert peak < 4 * 2**20, f"fit_normalizer held {peak / 2**20:.0f} MiB"
+    np.testing.assert_allclose(std, X.std(axis=(0, 2, 3), dtype=np.float64), rtol=1e-6)
+    np.testing.assert_array_equal(mean, X.mean(axis=(0, 2, 3), dtype=np.float64).astype(np.float32))
+    Z, peak = _peak_bytes(lambda: data.normalize(X, mean, std))
+    assert peak < 1.1 * X.nbytes, f"normalize held {peak / X.nbytes:.1f} times the images"  # the result only
+    expected = (X - mean.reshape(1, -1, 1, 1)) / std.reshape(1, -1, 1, 1)
+    assert Z.dtype == np.float32 and np.array_equal(Z, expected)
+
+
+def test_one_block_normalizes_as_numpy_does():
+    rng = np.random.default_rng(1)
+    X = (rng.integers(0, 256, (1029, 1, 32, 32)) / 255).astype(np.float32)  # the course's train part
+    mean, std = data.fit_normalizer(X)
+    assert mean.tobytes() == X.mean(axis=(0, 2, 3), dtype=np.float64).astype(np.float32).tobytes()
+    assert std.tobytes() == X.std(axis=(0, 2, 3), dtype=np.float64).astype(np.float32).tobytes()
+
+
 @needs_data
 def test_load_dataset_fits_normalizer_on_train_part_only():
     ds = data.load_dataset(DATA, mode="RGBA")
