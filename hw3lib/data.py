@@ -278,19 +278,34 @@ def load_split(
     empty, corrupt or misnamed image, images of different sizes without ``image_size``, and a
     split too large for memory (over :data:`MAX_BYTES` as float32) without ``image_size``.
     """
+    (X,), y, classes = _load(root, split, mode, image_size, check_size)
+    return X, y, classes
+
+
+def _load(root, split, mode, image_size, check_size, parts=None, listing=None):
+    """:func:`load_split` with its images loaded straight into one array per part: ``parts``
+    (None: one part of all) a boolean mask over the files per part, so parting them costs no
+    copy of the images; ``listing`` :func:`split_files`'s answer, when already at hand.
+    Returns ``(arrays, y, classes)``."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
     size = parse_image_size(image_size)
     root = resolve_root(root)
-    files, labels, classes = split_files(root, split)
+    files, labels, classes = listing or split_files(root, split)
+    y = np.array(labels, dtype=np.int64)
+    masks = [np.ones(len(y), dtype=bool)] if parts is None else parts
+    part = np.zeros(len(y), dtype=np.int64)  # the part of each file, and its place there
+    place = np.zeros(len(y), dtype=np.int64)
+    for k, mask in enumerate(masks):
+        part[mask], place[mask] = k, np.arange(int(mask.sum()))
     course_root = is_course_data(root)
-    X = None
+    arrays = None
     for i, path in enumerate(files):
         course = course_root and is_course_data(root, path)
         pixels = read_image(path, mode, size, fix=_FIX_REFETCH if course else None)
-        if X is None:
+        if arrays is None:
             first, need = path, len(files) * pixels.size * 4
             if need > MAX_BYTES:
                 raise DataError(f"{len(files)} images of {pixels.shape[0]}x{pixels.shape[1]} pixels "
@@ -298,14 +313,15 @@ def load_split(
                                 "as they load, e.g. with TrainConfig(image_size=64).")
             if check_size is not None:
                 check_size(pixels.shape[:2])
-            X = np.empty((len(files), pixels.shape[2], *pixels.shape[:2]), dtype=np.float32)
-        elif pixels.shape[:2] != X.shape[2:]:
+            shape = (pixels.shape[2], *pixels.shape[:2])
+            arrays = [np.empty((int(mask.sum()), *shape), dtype=np.float32) for mask in masks]
+        elif pixels.shape[:2] != shape[1:]:
             if course:
                 raise DataError(f"{path} is {pixels.shape[0]}x{pixels.shape[1]} pixels (height x width), "
-                                f"the course's images {X.shape[2]}x{X.shape[3]}. {_FIX_REFETCH}")
-            raise DataError(_sizes_differ(first, X.shape[2:], path, pixels.shape[:2]))
-        X[i] = pixels.transpose(2, 0, 1)
-    return X, np.array(labels, dtype=np.int64), classes
+                                f"the course's images {shape[1]}x{shape[2]}. {_FIX_REFETCH}")
+            raise DataError(_sizes_differ(first, shape[1:], path, pixels.shape[:2]))
+        arrays[part[i]][place[i]] = pixels.transpose(2, 0, 1)
+    return arrays, y, classes
 
 
 def train_val_split(
@@ -460,15 +476,22 @@ def load_dataset(
     class folders or image size differ from the training split's.
     """
     root = resolve_root(root)
-    classes = split_files(root, "train")[2]
+    listing = split_files(root, "train")
+    classes = listing[2]
     if len(classes) < 2:
         raise DataError(f"{split_dir(root, 'train')} holds only the class folder {classes[0]}: a "
                         "classifier needs 2 or more. Fix: add one folder of images per class.")
-    X, y, classes = load_split(root, "train", mode, image_size, check_size)
+    # straight into the training and validation parts (a split of the loaded array would copy it)
+    try:
+        is_val = validation_mask(np.array(listing[1]), val_fraction, seed, split)
+    except ValueError:  # raised by train_val_split below, after the images have loaded, as ever
+        is_val = None
+    Xs, y, classes = _load(root, "train", mode, image_size, check_size,
+                           None if is_val is None else [~is_val, is_val], listing)
     X_test, y_test, test_classes = load_split(root, "test", mode, image_size)
-    if X_test.shape[2:] != X.shape[2:]:
+    if X_test.shape[2:] != Xs[0].shape[2:]:
         first_train, first_test = (split_files(root, split)[0][0] for split in SPLITS)
-        raise DataError(_sizes_differ(first_train, X.shape[2:], first_test, X_test.shape[2:]))
+        raise DataError(_sizes_differ(first_train, Xs[0].shape[2:], first_test, X_test.shape[2:]))
     if test_classes != classes:
         raise DataError(
             f"class folders differ between {split_dir(root, 'train')} and {split_dir(root, 'test')}: "
@@ -476,6 +499,9 @@ def load_dataset(
             f"only in test: {sorted(set(test_classes) - set(classes))}. "
             "Fix: give both splits the same class folders."
         )
-    X_train, y_train, X_val, y_val = train_val_split(X, y, val_fraction, seed, split)
+    if is_val is None:
+        X_train, y_train, X_val, y_val = train_val_split(Xs[0], y, val_fraction, seed, split)
+    else:
+        (X_train, X_val), y_train, y_val = Xs, y[~is_val], y[is_val]
     mean, std = fit_normalizer(X_train)
     return Dataset(X_train, y_train, X_val, y_val, X_test, y_test, classes, mean, std, root)

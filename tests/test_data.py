@@ -494,6 +494,24 @@ def test_normalizing_a_large_split_makes_no_float64_copy_of_it(monkeypatch):
     assert Z.dtype == np.float32 and np.array_equal(Z, expected)
 
 
+def test_load_dataset_loads_straight_into_the_training_and_validation_parts(tmp_path, monkeypatch):
+    # Splitting a loaded Data_train would hold it twice (all of it, and its two parts).
+    monkeypatch.setattr(data, "NORMALIZE_BLOCK_BYTES", 2**16, raising=False)
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 150), ("test", 20)):
+        for c in ("a", "b"):
+            (tmp_path / split / c).mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(rng.integers(0, 256, (64, 64), dtype=np.uint8)).save(tmp_path / split / c / f"{i}.png")
+    ds, peak = _peak_bytes(lambda: data.load_dataset(tmp_path, split="random", seed=3))
+    held = sum(X.nbytes for X in (ds.X_train, ds.X_val, ds.X_test))
+    assert peak < 1.3 * held, f"load_dataset held {peak / held:.1f} times its arrays"
+    X, y, _ = data.load_split(tmp_path, "train")
+    expected = data.train_val_split(X, y, 0.3, 3, "random")
+    for got, want in zip((ds.X_train, ds.y_train, ds.X_val, ds.y_val), expected):
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
 def test_one_block_normalizes_as_numpy_does():
     rng = np.random.default_rng(1)
     X = (rng.integers(0, 256, (1029, 1, 32, 32)) / 255).astype(np.float32)  # the course's train part
