@@ -1,4 +1,5 @@
 import os
+import tracemalloc
 
 import matplotlib
 import numpy as np
@@ -23,6 +24,16 @@ def missing(tool, env_var):
     if os.environ.get(env_var) == "1":
         pytest.fail(f"{env_var}=1 but {tool}")
     pytest.skip(tool)
+
+
+def peak_bytes(fn):
+    """``(fn(), the peak bytes it allocated)`` (NumPy's arrays are traced too)."""
+    tracemalloc.start()
+    try:
+        result = fn()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def random_configs(count, seed):

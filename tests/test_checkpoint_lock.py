@@ -181,20 +181,26 @@ def test_a_run_tested_while_it_trains_on_keeps_the_count_it_read_before(tmp_path
     assert result.test_evaluations == 1 and result.test_record.loss == saved.test.loss
 
 
-def test_a_fresh_run_never_overwrites_a_run_tested_there_since_it_started(tmp_path):
-    data, config = trained_run(tmp_path / "tested.npz")
-    FitResult.load(tmp_path / "tested.npz").test(data.X_test, data.y_test)
+def assert_not_written_over(tmp_path, data, config, epoch):
+    """A fresh run of ``config`` into c.npz, where the tested run tested.npz is copied in at
+    ``epoch``'s first batch, refuses to save that epoch there and leaves the copy as it is."""
     path = tmp_path / "c.npz"
 
     def written_meanwhile(stats):
-        if stats["batch"] == 1:
+        if (stats["epoch"], stats["batch"]) == (epoch, 1):
             shutil.copy(tmp_path / "tested.npz", path)
 
     with pytest.raises(ValueError, match=r"c\.npz holds another run now .* evaluated 1 time\(s\); "
-                                         r"saving this run's epoch 1 there would lose that record"):
+                                         rf"saving this run's epoch {epoch} there would lose that record"):
         fit(config.build_model(3), data, config, checkpoint_path=path, on_batch=written_meanwhile,
             progress=False)
     assert path.read_bytes() == (tmp_path / "tested.npz").read_bytes()
+
+
+def test_a_fresh_run_never_overwrites_a_run_tested_there_since_it_started(tmp_path):
+    data, config = trained_run(tmp_path / "tested.npz")
+    FitResult.load(tmp_path / "tested.npz").test(data.X_test, data.y_test)
+    assert_not_written_over(tmp_path, data, config, epoch=1)
 
 
 def test_each_epoch_reads_the_checkpoint_only_when_another_wrote_it_since(tmp_path, monkeypatch):
@@ -221,17 +227,7 @@ def test_a_fresh_run_never_overwrites_a_shorter_tested_run_put_there_since_it_st
     data, other = tiny_data(), tiny_config(epochs=1, seed=1)
     fit(other.build_model(3), data, other, checkpoint_path=tmp_path / "tested.npz", progress=False)
     FitResult.load(tmp_path / "tested.npz").test(data.X_test, data.y_test)
-    path, config = tmp_path / "c.npz", tiny_config(epochs=2)
-
-    def written_meanwhile(stats):
-        if (stats["epoch"], stats["batch"]) == (2, 1):
-            shutil.copy(tmp_path / "tested.npz", path)
-
-    with pytest.raises(ValueError, match=r"c\.npz holds another run now .* evaluated 1 time\(s\); "
-                                         r"saving this run's epoch 2 there would lose that record"):
-        fit(config.build_model(3), data, config, checkpoint_path=path, on_batch=written_meanwhile,
-            progress=False)
-    assert path.read_bytes() == (tmp_path / "tested.npz").read_bytes()
+    assert_not_written_over(tmp_path, data, tiny_config(epochs=2), epoch=2)
 
 
 def test_an_older_copy_of_the_run_put_there_mid_run_never_lowers_its_count(tmp_path):

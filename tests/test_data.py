@@ -15,8 +15,8 @@ from PIL import Image
 
 from hw3lib import data, download
 from hw3lib.data import DataError
+from conftest import peak_bytes
 from datasets import CLASSES, DATA, PNG_SIGNATURE, SEED_PNG, make_root, needs_data, write_png
-
 
 
 def grey(path: Path) -> np.ndarray:
@@ -468,27 +468,16 @@ def test_normalize_does_not_upcast_and_checks_shapes():
         data.normalize(X, np.zeros(3), np.ones(3))
 
 
-def _peak_bytes(fn):
-    """``(result, peak bytes)`` that ``fn()`` allocated (numpy's arrays are traced too)."""
-    import tracemalloc
-    tracemalloc.start()
-    try:
-        result = fn()
-        return result, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def test_normalizing_a_large_split_makes_no_float64_copy_of_it(monkeypatch):
     # 40 MB of float32 images: NumPy's std in float64 would hold 80 MB more; the blocks, 1 MB
     monkeypatch.setattr(data, "NORMALIZE_BLOCK_BYTES", 2**20, raising=False)
     rng = np.random.default_rng(0)
     X = rng.random((800, 3, 64, 64), dtype=np.float32)
-    (mean, std), peak = _peak_bytes(lambda: data.fit_normalizer(X))
+    (mean, std), peak = peak_bytes(lambda: data.fit_normalizer(X))
     assert peak < 4 * 2**20, f"fit_normalizer held {peak / 2**20:.0f} MiB"
     np.testing.assert_allclose(std, X.std(axis=(0, 2, 3), dtype=np.float64), rtol=1e-6)
     np.testing.assert_array_equal(mean, X.mean(axis=(0, 2, 3), dtype=np.float64).astype(np.float32))
-    Z, peak = _peak_bytes(lambda: data.normalize(X, mean, std))
+    Z, peak = peak_bytes(lambda: data.normalize(X, mean, std))
     assert peak < 1.1 * X.nbytes, f"normalize held {peak / X.nbytes:.1f} times the images"  # the result only
     expected = (X - mean.reshape(1, -1, 1, 1)) / std.reshape(1, -1, 1, 1)
     assert Z.dtype == np.float32 and np.array_equal(Z, expected)
@@ -503,7 +492,7 @@ def test_load_dataset_loads_straight_into_the_training_and_validation_parts(tmp_
             (tmp_path / split / c).mkdir(parents=True)
             for i in range(count):
                 Image.fromarray(rng.integers(0, 256, (64, 64), dtype=np.uint8)).save(tmp_path / split / c / f"{i}.png")
-    ds, peak = _peak_bytes(lambda: data.load_dataset(tmp_path, split="random", seed=3))
+    ds, peak = peak_bytes(lambda: data.load_dataset(tmp_path, split="random", seed=3))
     held = sum(X.nbytes for X in (ds.X_train, ds.X_val, ds.X_test))
     assert peak < 1.3 * held, f"load_dataset held {peak / held:.1f} times its arrays"
     X, y, _ = data.load_split(tmp_path, "train")

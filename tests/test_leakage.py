@@ -1,6 +1,7 @@
 """hw3lib.leakage: nearest distances, exact and near duplicates, the audit of both split methods."""
 import numpy as np
 import pytest
+from conftest import peak_bytes
 
 from hw3lib import data
 from hw3lib.leakage import PAIRS, exact_duplicates, frame_step, leakage_audit, nearest
@@ -106,18 +107,6 @@ def test_summary_table_and_figure_follow_the_audit():
     assert len(shares) == 2 * len(PAIRS) and max(shares) <= 100
 
 
-def _peak_bytes(fn):
-    """``(result, peak bytes)`` that ``fn()`` allocated on top of what was held (numpy's arrays
-    are traced too)."""
-    import tracemalloc
-    tracemalloc.start()
-    try:
-        result = fn()
-        return result, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def test_memory_stays_bounded_however_many_images(monkeypatch):
     # A dataset's own images: the whole of X_ref in float64 (and its square) would be 32 MB
     # here, the pairwise distances 600 x 2000 x 8 = 10 MB; blocks keep each to BLOCK_BYTES.
@@ -126,7 +115,7 @@ def test_memory_stays_bounded_however_many_images(monkeypatch):
     rng = np.random.default_rng(0)
     X_ref = rng.random((2000, 1, 32, 32), dtype=np.float32)
     X = np.concatenate([X_ref[[5, 1999, 700]], rng.random((597, 1, 32, 32), dtype=np.float32)])
-    (distances, indices), peak = _peak_bytes(lambda: nearest(X, X_ref))
+    (distances, indices), peak = peak_bytes(lambda: nearest(X, X_ref))
     assert peak < 8 * 2**20, f"nearest held {peak / 2**20:.0f} MiB"
     assert indices[:3].tolist() == [5, 1999, 700] and distances[:3].max() < 1e-3
     sample = slice(3, 40)
@@ -134,10 +123,10 @@ def test_memory_stays_bounded_however_many_images(monkeypatch):
     np.testing.assert_allclose(distances[sample], brute.min(axis=1), atol=1e-9)
     assert indices[sample].tolist() == brute.argmin(axis=1).tolist()
     y = np.zeros(2000, dtype=np.int64)
-    step, peak = _peak_bytes(lambda: frame_step(X_ref, y))
+    step, peak = peak_bytes(lambda: frame_step(X_ref, y))
     assert peak < 8 * 2**20, f"frame_step held {peak / 2**20:.0f} MiB"
     assert step == np.median(np.linalg.norm(np.diff(X_ref.reshape(2000, -1).astype(np.float64), axis=0), axis=1))
-    exact, peak = _peak_bytes(lambda: exact_duplicates(X, X_ref))  # not every image's bytes
+    exact, peak = peak_bytes(lambda: exact_duplicates(X, X_ref))  # not every image's bytes
     assert peak < 2**20, f"exact_duplicates held {peak / 2**20:.0f} MiB"
     assert exact.tolist() == [True] * 3 + [False] * 597
 
