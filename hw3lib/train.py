@@ -335,14 +335,20 @@ def _checkpoint_lock(path):
     return locked(path) if path is not None else contextlib.nullcontext()
 
 
+def _held_run(path):
+    """The :class:`Checkpoint` at ``path``, or None where there is no readable one (nothing to
+    lose by writing there)."""
+    try:
+        return load_checkpoint(path) if path.is_file() else None
+    except CheckpointError:
+        return None
+
+
 def _refuse_to_overwrite_a_tested_run(path):
     """ValueError when ``path`` holds a run whose test split was evaluated: a fresh run written
     there would lose the record that the test-once rule counts on. Checked before any work; each
     write checks again (:func:`_tests_to_keep`)."""
-    try:
-        held = load_checkpoint(path) if path.is_file() else None
-    except CheckpointError:  # no readable run: nothing to lose
-        held = None
+    held = _held_run(path)
     if held is not None and held.test_evaluations:
         raise ValueError(f"{path} holds another run whose test split was evaluated "
                          f"{held.test_evaluations} time(s); training a fresh one there would lose "
@@ -368,10 +374,7 @@ def _tests_to_keep(path, rows, tested, written=None):
     Not read where it is still the version ``written`` (:func:`_file_version`) by this run."""
     if written is not None and _file_version(path) == written:
         return tested  # as this run wrote it: no other process wrote since
-    try:
-        held = load_checkpoint(path) if path.is_file() else None
-    except CheckpointError:  # no readable run: nothing to lose
-        held = None
+    held = _held_run(path)
     if held is None or not held.test_evaluations:
         return tested
     if not (held.epoch <= len(rows) and held.history == _columns(rows[:held.epoch])):
