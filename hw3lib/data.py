@@ -40,7 +40,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .checks import integer
-from .images import MODES, SUFFIXES, DataError, parse_image_size, read_image, sniff
+from .images import (MODES, SUFFIXES, DataError, parse_image_size, read_image, rename_suffix,
+                     sniff)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout: hw3lib/, data/, notebooks/, runs/
 DEFAULT_ROOT = REPO_ROOT / "data"
@@ -219,8 +220,8 @@ def _fix_for(path: Path) -> str:
         found = None
     if found is None:
         return "move it out of the dataset folder, or convert it to PNG or JPEG if it is an image."
-    suffix = next(s for s, fmt in SUFFIXES.items() if fmt == found)
-    return f"it is a {found} image: rename it to end in {suffix}, or move it out of the dataset folder."
+    return (f"it is a {found} image: rename it to end in {rename_suffix(found)}, or move it out "
+            "of the dataset folder.")
 
 
 def split_files(root: Path, split: str) -> tuple[list[Path], list[int], list[str]]:

@@ -95,6 +95,11 @@ def read_bytes(path: Path) -> bytes:
         ) from exc
 
 
+def rename_suffix(fmt: str) -> str:
+    """The ending to rename a file of format ``fmt`` (a value of :data:`SUFFIXES`) to."""
+    return next(suffix for suffix, each in SUFFIXES.items() if each == fmt)
+
+
 def sniff(body: bytes) -> str | None:
     """The image format (a value of :data:`SUFFIXES`) that ``body`` starts with, or None."""
     if body[:4] == b"RIFF" and body[8:12] == b"WEBP":
@@ -119,9 +124,8 @@ def decode_image(path: Path, fix: str | None = None) -> Image.Image:
                  f"readable: {', '.join(sorted(set(SUFFIXES.values())))})")
         advice = "replace it with the image, or remove it"
     elif expected is not None and found != expected:
-        suffix = next(s for s, fmt in SUFFIXES.items() if fmt == found)
         cause = f"{path} is a {found} file, but its name says {expected}"
-        advice = f"rename it to end in {suffix} ({found} is read too)"
+        advice = f"rename it to end in {rename_suffix(found)} ({found} is read too)"
     else:
         try:
             im = Image.open(io.BytesIO(body), formats=[found])
