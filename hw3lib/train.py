@@ -54,21 +54,31 @@ class TrainingError(ValueError):
     """Training cannot go on: the loss or the weights stopped being finite numbers."""
 
 
-def evaluate(model, X, y, batch_size=EVAL_BATCH):
+def evaluate(model, X, y, batch_size=EVAL_BATCH, normalizer=None):
     """``(loss, accuracy)`` of ``model`` on normalised images ``X (N, C, H, W)`` with labels
     ``y (N,)``: the mean cross-entropy per sample and the fraction of correct predictions,
     over all N samples (batches of ``batch_size``, the last one weighted by its size).
-    Forward passes only; the weights do not change."""
+    With ``normalizer = (mean, std)``, ``X`` holds raw images, normalised batch by batch
+    (:func:`_batches`). Forward passes only; the weights do not change."""
     if len(X) == 0 or len(X) != len(y):
         raise ValueError(f"evaluate needs as many labels as images (>= 1), got {len(X)} and {len(y)}")
     integer("batch_size", batch_size)
     model.check_input(X)  # all of X: a batch's error would name the batch's shape
     cost, loss_sum, correct = CrossEntropyLoss(), 0.0, 0
-    for i in range(0, len(X), batch_size):
-        probs, yb = model.forward(X[i:i + batch_size]), y[i:i + batch_size]
+    for i, X_batch in _batches(X, batch_size, normalizer):
+        probs, yb = model.forward(X_batch), y[i:i + batch_size]
         loss_sum += cost.get(probs, yb) * len(yb)
         correct += int((probs.argmax(axis=1) == yb).sum())
     return loss_sum / len(X), correct / len(X)
+
+
+def _batches(X, batch_size, normalizer=None):
+    """``(start, X[start:start + batch_size])`` for consecutive batches of ``X (N, C, H, W)``,
+    each normalised with ``normalizer = (mean, std)`` when given: the same numbers, bit for
+    bit, as batches of ``normalize(X, mean, std)``, without a normalised copy of all of ``X``
+    (1.2 GB beside the raw images for 24,000 RGB 64x64 ones)."""
+    for i in range(0, len(X), batch_size):
+        yield i, X[i:i + batch_size] if normalizer is None else normalize(X[i:i + batch_size], *normalizer)
 
 
 def _copy(params):
@@ -228,10 +238,9 @@ class FitResult:
 
     def predict(self, X, batch_size=EVAL_BATCH):
         """Class probabilities ``(N, K)`` of the model for raw images ``X (N, C, H, W)`` in
-        [0, 1], normalised with the training split's ``mean``/``std`` first."""
-        X = self._normalised(X)
-        return np.concatenate([self.model.forward(X[i:i + batch_size])
-                               for i in range(0, len(X), batch_size)])
+        [0, 1], normalised batch by batch with the training split's ``mean``/``std``."""
+        batches = _batches(self._checked(X), batch_size, (self.mean, self.std))
+        return np.concatenate([self.model.forward(X_batch) for _, X_batch in batches])
 
     def predict_files(self, paths):
         """Class probabilities ``(N, K)`` for image files ``paths`` (or one path: ``(1, K)``)
@@ -313,12 +322,12 @@ class FitResult:
 
     def evaluate(self, X, y, batch_size=EVAL_BATCH):
         """``(loss, accuracy)`` on raw images ``X (N, C, H, W)`` in [0, 1], normalised with the
-        training split's ``mean``/``std`` first (:func:`evaluate`)."""
-        return evaluate(self.model, self._normalised(X), np.asarray(y), batch_size)
+        training split's ``mean``/``std`` batch by batch (:func:`evaluate`)."""
+        return evaluate(self.model, self._checked(X), np.asarray(y), batch_size, (self.mean, self.std))
 
-    def _normalised(self, X):
-        """Raw images ``X (N, C, H, W)`` in [0, 1] of the run's mode and size, normalised as in
-        training; ValueError naming the shape the run takes for any other."""
+    def _checked(self, X):
+        """Raw images ``X (N, C, H, W)`` in [0, 1] of the run's mode and size, to be normalised
+        as in training; ValueError naming the shape the run takes for any other."""
         X = _raw_images(X)
         if X.shape[1:] != self.model.input_shape:
             channels, height, width = self.model.input_shape
@@ -326,7 +335,7 @@ class FitResult:
                              f"{X.shape}: load them in the run's mode and size, TrainConfig(mode="
                              f"{self.config.mode!r}) and TrainConfig(image_size='{height}x{width}'), "
                              "or give the image files to predict_files, which reads them so")
-        return normalize(X, self.mean, self.std)
+        return X
 
 
 def _checkpoint_lock(path):
@@ -396,7 +405,8 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
     """Train ``model``, a :class:`LeNet5`, on ``data`` (a :class:`hw3lib.data.Dataset`) as
     ``config`` says.
 
-    Inputs are normalised with ``data.mean``/``data.std`` (the training split's statistics).
+    Inputs are normalised with ``data.mean``/``data.std`` (the training split's statistics),
+    batch by batch as they are read.
     Each epoch runs the report's loop on ``config.batch_size`` batches of the training split,
     in the order of ``dataloader(..., seed=config.seed, epoch=epoch)``, with a ``tqdm.auto``
     bar showing the running loss and accuracy (the mean over the epoch's batches so far,
@@ -446,7 +456,7 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
         ckpt = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)
         check_resume(ckpt, model, data, config, data_sha256,
                      "the checkpoint" if isinstance(resume, Checkpoint) else str(resume))
-    X_train, X_val = (normalize(X, data.mean, data.std) for X in (data.X_train, data.X_val))
+    normalizer = (data.mean, data.std)  # applied batch by batch: no normalised copy of the data
     y_train, y_val = np.asarray(data.y_train), np.asarray(data.y_val)
     optimizer = config.build_optimizer(model.get_params())
     if resume is not None:
@@ -493,7 +503,8 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
             for epoch in range(first, config.epochs + 1):
                 bar.set_description(f"epoch {epoch}/{config.epochs}")
                 start = time.perf_counter()
-                loader = dataloader(X_train, y_train, config.batch_size, seed=config.seed, epoch=epoch)
+                loader = ((normalize(X, *normalizer), y) for X, y in dataloader(
+                    data.X_train, y_train, config.batch_size, seed=config.seed, epoch=epoch))
                 if config.hflip:
                     loader = _random_hflips(loader, np.random.default_rng((config.seed, epoch, 1)))
                 if _train_epoch(net, optimizer, loader, epoch, batches, bar, on_batch, stop,
@@ -503,8 +514,8 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
                 if not all(np.isfinite(a).all() for a in optimizer.state_dict().values()):
                     raise diverged("the optimizer's state (its gradient moments) overflowed", epoch,
                                    batches)
-                train_loss, train_acc = evaluate(net, X_train, y_train)
-                val_loss, val_acc = evaluate(net, X_val, y_val)
+                train_loss, train_acc = evaluate(net, data.X_train, y_train, normalizer=normalizer)
+                val_loss, val_acc = evaluate(net, data.X_val, y_val, normalizer=normalizer)
                 if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
                     raise diverged("the evaluation loss became non-finite", epoch, batches)
                 row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,

@@ -27,6 +27,7 @@ from hw3lib.optim import SGD, AdamGD
 from hw3lib.checkpoint import CheckpointError, load_checkpoint
 from hw3lib.config import TrainConfig
 from hw3lib.train import FitResult, TrainingError, _random_hflips, evaluate, fit
+from conftest import peak_bytes
 from datasets import make_root, write_png
 
 TINY = dict(input_size=12, conv_channels=(2, 4), kernel_size=3, hidden=(8, 8))
@@ -239,6 +240,20 @@ def test_history_rows_are_evaluation_passes_of_the_kept_weights():
         X, y = normalize(getattr(data, f"X_{split}"), data.mean, data.std), getattr(data, f"y_{split}")
         assert evaluate(result.model, X, y) == (h[f"{split}_loss"][best], h[f"{split}_acc"][best])
         assert result.evaluate(getattr(data, f"X_{split}"), y) == evaluate(result.model, X, y)
+
+
+def test_training_and_evaluation_normalise_batch_by_batch_not_a_copy_of_the_data():
+    data = tiny_data(size=24, n_train=10_000, n_val=500)
+    config = tiny_config(epochs=1, model={**TINY, "input_size": 24})
+    size = data.X_train.nbytes  # 23 MB; a normalised copy of the training split is as large
+    result, peak = peak_bytes(lambda: fit(config.build_model(3), data, config, progress=False))
+    assert peak < size / 2  # 7.6 MB: batches of 256 evaluated, a model's work on them
+    for call in (lambda: result.predict(data.X_train), lambda: result.evaluate(data.X_train, data.y_train)):
+        _, peak = peak_bytes(call)
+        assert peak < size / 2
+    X = normalize(data.X_train, data.mean, data.std)  # the same numbers, bit for bit
+    assert np.array_equal(result.predict(data.X_train), np.concatenate(
+        [result.model.forward(X[i:i + 256]) for i in range(0, len(X), 256)]))
 
 
 def test_training_learns_and_is_deterministic():
