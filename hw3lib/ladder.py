@@ -31,9 +31,9 @@ from .workloads import TRAIN_SIZE, interleaved_medians
 
 
 def im2col_indices(x_shape, kernel_h, kernel_w, stride=1, padding=0):
-    """Index arrays ``(k, i, j)``, each ``(C * kh * kw, OH * OW)``: row ``r`` and column
-    ``(oh, ow)`` of one image's im2col matrix is ``x_padded[n, k[r, p], i[r, p], j[r, p]]``
-    with ``p = oh * OW + ow``."""
+    """Index arrays ``(k, i, j)``, ``k (C * kh * kw, 1)`` and ``i, j (C * kh * kw, OH * OW)``,
+    which broadcast together: row ``r`` and column ``(oh, ow)`` of one image's im2col matrix is
+    ``x_padded[n, k[r, 0], i[r, p], j[r, p]]`` with ``p = oh * OW + ow``."""
     _, c, h, w = x_shape
     (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
     oh, ow = conv_output_size((h, w), (kernel_h, kernel_w), (sh, sw), (ph, pw))
