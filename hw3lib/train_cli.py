@@ -227,10 +227,18 @@ def _train_command(args):
               f"gives more steps per epoch")
     print(TABLE.format("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"))
 
+    shown = [resume.epoch if resume else 0]  # epochs whose rows are on the screen
+
+    def show_rows(history):
+        """The rows of ``history``'s epochs not shown yet (an interrupt held back while an
+        epoch was saved ends the run before its ``on_epoch``)."""
+        for row in list(zip(*(history[k] for k in HISTORY_KEYS)))[shown[0]:]:
+            tqdm.write("{:>5} {:>10.4f} {:>9.4f} {:>10.4f} {:>9.4f} {:>8.2f}".format(*row))
+        shown[0] = len(history["epoch"])
+
     def on_epoch(history):
         _write_json(history_path, history)
-        row = [history[k][-1] for k in HISTORY_KEYS]
-        tqdm.write("{:>5} {:>10.4f} {:>9.4f} {:>10.4f} {:>9.4f} {:>8.2f}".format(*row))
+        show_rows(history)
 
     with _kept_when_writing_fails(args.out, checkpoint_path, history_path):
         try:
@@ -240,6 +248,7 @@ def _train_command(args):
         except TrainingError as err:
             _write_json(history_path, err.result.history)
             raise
+    show_rows(result.history)
     done = len(result.history["epoch"])
     if result.stopped:
         kept = "nothing was saved: run the same command again (without --resume)"

@@ -841,6 +841,25 @@ def test_command_ctrl_c_keeps_history_and_checkpoint(tmp_path):
     assert load_checkpoint(out_dir / "checkpoint.npz").history == history and history["epoch"]
 
 
+def test_command_prints_the_row_of_an_epoch_saved_as_ctrl_c_came(tmp_path, capsys, monkeypatch):
+    """Ctrl-C while epoch 2 is saved ends the run before fit's on_epoch: its row still shows."""
+    real_save = train.save_checkpoint
+
+    def save_then_sigint(path, ckpt):
+        if ckpt.epoch == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        real_save(path, ckpt)
+
+    monkeypatch.setattr(train, "save_checkpoint", save_then_sigint)
+    root, out_dir = fake_root(tmp_path), tmp_path / "run"
+    code, out, err = run_cli(capsys, "--data", root, "--epochs", 3, "--batch-size", 8,
+                             "--out", out_dir, "--no-progress")
+    assert code == 130 and "interrupted after 2 epoch(s)" in err
+    rows = [line.split()[0] for line in out.strip().splitlines()[-2:]]
+    assert rows == ["1", "2"]
+    assert json.loads((out_dir / "history.json").read_text())["epoch"] == [1, 2]
+
+
 @pytest.mark.skipif(not HAVE_DATA, reason=f"real dataset not found at {DATA}: set HW3_DATA")
 def test_command_on_the_real_data_two_epochs(tmp_path):
     """The 70/30 split's sizes, and learning well above chance (1/3) in two epochs."""
