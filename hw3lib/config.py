@@ -24,10 +24,11 @@ class TrainConfig:
     """Everything that decides a training run, checked when created.
 
     Defaults are the report's settings, ``AdamGD(lr=0.0005, beta1=0.9, beta2=0.999,
-    epsilon=1e-8)`` for 24 epochs with batch size 32, with three departures: Adam's bias
-    correction (``torch.optim.Adam``'s; the report's formula had none), and two choices made
-    on the blocked validation split: that split itself and random left-right flips of the
-    training images.
+    epsilon=1e-8)`` for 24 epochs with batch size 32, with four departures: one grey
+    channel (``mode="L"``; the report fed RGBA, the grey image three times and a constant
+    alpha), Adam's bias correction (``torch.optim.Adam``'s; the report's formula had none),
+    and two choices made on the blocked validation split: that split itself and random
+    left-right flips of the training images.
 
     - ``hflip``: mirror each training image left-right with probability 1/2, drawn from
       ``(seed, epoch)`` (validation and test images never change). Notebook 06's settings

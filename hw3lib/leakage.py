@@ -2,7 +2,8 @@
 
 A validation split is only worth choosing settings on if its images are as new to the model
 as the test images are. Frames of one video are near-copies of their neighbours, so a random
-split puts a near-copy of almost every validation image into training. The audit measures
+split leaves a neighbouring frame of most validation images in training (of about 90% in the
+fruit data's 70/30 split). The audit measures
 this for each split method of :func:`hw3lib.data.train_val_split` and several seeds:
 
 - the Euclidean distance from each validation (and test) image to its nearest training image,
