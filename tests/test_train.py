@@ -404,17 +404,22 @@ def test_interrupt_keeps_history_and_checkpoint_and_resume_is_bit_exact(tmp_path
     assert full.best_epoch == again.best_epoch == resumed.best_epoch
 
 
-def test_ctrl_c_while_saving_keeps_checkpoint_and_history_in_step(tmp_path, monkeypatch):
-    """A SIGINT that arrives while epoch 2's checkpoint is written is held back until the
-    save and the history agree, then ends the run."""
+def sigint_while_saving(monkeypatch, epoch):
+    """Send this process a SIGINT while ``fit`` writes epoch ``epoch``'s checkpoint."""
     real_save = train.save_checkpoint
 
     def save_then_sigint(path, ckpt):
-        if ckpt.epoch == 2:
+        if ckpt.epoch == epoch:
             os.kill(os.getpid(), signal.SIGINT)
         real_save(path, ckpt)
 
     monkeypatch.setattr(train, "save_checkpoint", save_then_sigint)
+
+
+def test_ctrl_c_while_saving_keeps_checkpoint_and_history_in_step(tmp_path, monkeypatch):
+    """A SIGINT that arrives while epoch 2's checkpoint is written is held back until the
+    save and the history agree, then ends the run."""
+    sigint_while_saving(monkeypatch, epoch=2)
     path = tmp_path / "c.npz"
     result = fit(tiny_config().build_model(3), tiny_data(), tiny_config(), checkpoint_path=path,
                  progress=False)
@@ -843,14 +848,7 @@ def test_command_ctrl_c_keeps_history_and_checkpoint(tmp_path):
 
 def test_command_prints_the_row_of_an_epoch_saved_as_ctrl_c_came(tmp_path, capsys, monkeypatch):
     """Ctrl-C while epoch 2 is saved ends the run before fit's on_epoch: its row still shows."""
-    real_save = train.save_checkpoint
-
-    def save_then_sigint(path, ckpt):
-        if ckpt.epoch == 2:
-            os.kill(os.getpid(), signal.SIGINT)
-        real_save(path, ckpt)
-
-    monkeypatch.setattr(train, "save_checkpoint", save_then_sigint)
+    sigint_while_saving(monkeypatch, epoch=2)
     root, out_dir = fake_root(tmp_path), tmp_path / "run"
     code, out, err = run_cli(capsys, "--data", root, "--epochs", 3, "--batch-size", 8,
                              "--out", out_dir, "--no-progress")
