@@ -107,11 +107,13 @@ def nearest(X, X_ref, chunk=1024):
     return _nearest_many(X, X_ref, [None], chunk=chunk)[0]
 
 
-def _check_shapes(X, X_ref):
+def _check_shapes(X, X_ref, names=("X", "X_ref")):
+    """``X`` and ``X_ref`` as arrays; a ValueError, naming them as the caller's arguments
+    ``names``, unless they hold images of one shape and ``X_ref`` holds at least one."""
     X, X_ref = np.asarray(X), np.asarray(X_ref)
     if X.ndim < 2 or X.shape[1:] != X_ref.shape[1:] or len(X_ref) == 0:
-        raise ValueError(f"X {X.shape} and X_ref {X_ref.shape} must be images of one shape, "
-                         "X_ref non-empty")
+        raise ValueError(f"{names[0]} {X.shape} and {names[1]} {X_ref.shape} must be images of one "
+                         f"shape, {names[1]} non-empty")
     return X, X_ref
 
 
@@ -226,7 +228,7 @@ def leakage_audit(X, y, X_test, *, methods=SPLIT_METHODS, seeds=(0, 1, 2), val_f
     if not len(seeds):
         raise ValueError("seeds is empty: pass e.g. (0, 1, 2)")
     y = np.asarray(y)
-    X_test, X = _check_shapes(X_test, X)
+    X_test, X = _check_shapes(X_test, X, names=("X_test", "X"))
     if len(X) != len(y):
         raise ValueError(f"X and y differ in length: {len(X)} != {len(y)}")
     audit = LeakageAudit(frame_step(X, y) if near is None else float(near))
