@@ -237,7 +237,8 @@ def download(
     request. Each file's SHA-256 is checked; everything lands in a temporary folder next to
     ``dest`` and is renamed into place only when complete, so a failure (HTTP error, changed
     bytes, interruption, a full disk) leaves ``dest`` as it was and removes the temporary folder. A ``dest``
-    that already holds a verified copy is left alone; one holding anything else raises DataError.
+    that already holds a verified copy is left alone; one whose Data_train/ or Data_test/ differ
+    from the manifest raises DataError; other files in ``dest`` stay, the two folders join them.
     """
     dest = Path(dest)
     if urllib.parse.urlsplit(base_url).scheme not in URL_SCHEMES:  # urlopen's "unknown url type"
