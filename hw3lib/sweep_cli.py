@@ -117,8 +117,9 @@ def main(argv=None):
                         help="worker processes on this machine; default %(default)s (one per core)")
     parser.add_argument("--out", type=folder, default=Path("runs/sweep"),
                         help="checkpoints, figures and the default storage; default %(default)s")
-    parser.add_argument("--storage", type=_storage, help=f"a database URL shared by several machines "
-                                          f"(default: the journal file OUT/{JOURNAL})")
+    parser.add_argument("--storage", type=_storage, help=f"a journal file's path, or a database URL "
+                                          f"that several machines share (default: the journal file "
+                                          f"OUT/{JOURNAL})")
     parser.add_argument("--study-name", help="default: sweep- and a hash of the sweep's settings")
     parser.add_argument("--pruner", choices=PRUNERS, default="percentile",
                         help="stop runs clearly behind the others; default %(default)s")
