@@ -79,7 +79,7 @@ def with_torch_threads(run, n):
 
 def matmul_peak(size=1024, repeats=5):
     """The best float32 matrix-product rate, GFLOP/s, of ``(size, size) @ (size, size)``
-    in ``repeats`` tries on the current BLAS threads."""
+    over ``repeats + 1`` tries (the first one included) on the current BLAS threads."""
     rng = np.random.default_rng(0)
     a, b = (rng.random((size, size), dtype=np.float32) for _ in range(2))
     best = float("inf")
