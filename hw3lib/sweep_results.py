@@ -69,7 +69,8 @@ class Setting:
 
     @property
     def values(self):
-        """The best validation accuracy of each run that trained an epoch or more."""
+        """The best validation accuracy of each done or pruned run that trained an epoch or
+        more (failed runs are left out, whatever epochs they trained)."""
         return [r.val_acc for r in self.runs if r.val_acc is not None and r.state in ("done", "pruned")]
 
     @property
@@ -87,7 +88,8 @@ class Setting:
 
     @property
     def loss(self):
-        """The mean validation loss at the runs' kept epochs; None before any run trained."""
+        """The mean validation loss at the kept epochs of every run that recorded one (failed
+        runs included, unlike :attr:`values`); None before any run trained."""
         losses = [r.val_loss for r in self.runs if r.val_loss is not None]
         return float(np.mean(losses)) if losses else None
 
