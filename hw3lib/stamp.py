@@ -33,7 +33,9 @@ def _git_commit():
 
 
 def stamp_rows(executed, data_root=None):
-    """``(what, value)`` rows of the export's own stamp: versions, commit, dataset, time."""
+    """``(what, value)`` rows of the export's own stamp: versions, commit, the SHA-256 of the
+    data at ``data_root`` (no row when None; "not found" when no data is there), whether the
+    notebooks were ``executed`` or their stored outputs used, time."""
     rows = [("hw3lib", f"{__version__}, commit {_git_commit()}"),
             ("Python, NumPy", f"{platform.python_version()}, {np.__version__}"),
             ("Platform", f"{platform.system()} {platform.machine()}")]
@@ -78,7 +80,7 @@ def stamp_table(result=None, config=None, *, environment=True, data_root=None):
 
     With ``environment``: the rows the report's export writes itself (:func:`stamp_rows`:
     hw3lib version and git commit, Python and NumPy, platform, the SHA-256 of the data at
-    ``data_root``, default ``$HW3_DATA``). With a ``result`` of :func:`~hw3lib.train.fit` and its
+    ``data_root``, default ``$HW3_DATA``, then ``data/``). With a ``result`` of :func:`~hw3lib.train.fit` and its
     ``config``: the run's own rows, its seed, settings, BLAS library and threads, and the SHA-256
     of its kept weights (:func:`weights_sha256`)."""
     if (result is None) != (config is None) or (result is None and not environment):
