@@ -114,14 +114,15 @@ def _controls(s, train_max):
 
 
 class Playground:
-    """The panel: controls, Train and Stop, a progress bar, a message line, live curves and
-    the runs table. Show it as a notebook cell's last expression.
+    """The panel: controls, Train, Stop and Sweep, a progress bar, a message line, live curves
+    and the runs table. Show it as a notebook cell's last expression.
 
     ``settings``: the controls' first values. ``root``: the data folder (holding
     ``Data_train/`` and ``Data_test/``; default ``$HW3_DATA``, then ``data/``, read when the
     panel is made), which Train and Sweep both use. ``load(config) -> Dataset`` loads the data
-    of a run's channel mode and seed for Train (default ``config.load_data(root,
-    check_model=False)``, see :meth:`TrainConfig.load_data`); each dataset is loaded once. The sweep trains in worker
+    of a run's channel mode, image size, seed and validation split for Train (default
+    ``config.load_data(root, check_model=False)``, see :meth:`TrainConfig.load_data`); each
+    such dataset is loaded once. The sweep trains in worker
     processes, which load the data themselves from ``root``: a panel given its own ``load``
     but no ``root`` does not sweep (Sweep says in the panel to pass ``root=``), since it cannot
     know which data ``load`` reads. ``threaded=True`` trains in a background thread (Stop
