@@ -68,10 +68,15 @@ class Setting:
     config: TrainConfig
 
     @property
+    def scored(self):
+        """The runs the setting is scored by: each done or pruned run that trained an epoch or
+        more (failed and unfinished runs are left out, whatever epochs they trained)."""
+        return [r for r in self.runs if r.val_acc is not None and r.state in ("done", "pruned")]
+
+    @property
     def values(self):
-        """The best validation accuracy of each done or pruned run that trained an epoch or
-        more (failed runs are left out, whatever epochs they trained)."""
-        return [r.val_acc for r in self.runs if r.val_acc is not None and r.state in ("done", "pruned")]
+        """The best validation accuracy of each :attr:`scored` run."""
+        return [r.val_acc for r in self.scored]
 
     @property
     def mean(self):
@@ -88,9 +93,9 @@ class Setting:
 
     @property
     def loss(self):
-        """The mean validation loss at the kept epochs of every run that recorded one (failed
-        runs included, unlike :attr:`values`); None before any run trained."""
-        losses = [r.val_loss for r in self.runs if r.val_loss is not None]
+        """The mean validation loss at the kept epochs of the :attr:`scored` runs, those
+        :attr:`values` counts; None before any of them trained."""
+        losses = [r.val_loss for r in self.scored]
         return float(np.mean(losses)) if losses else None
 
     def rank(self):

@@ -1022,6 +1022,17 @@ def test_a_settings_status_counts_its_runs_by_state_and_the_seeds_not_queued_yet
         "1 done, 1 failed, 1 waiting"
 
 
+def test_a_settings_accuracy_and_loss_average_the_same_runs():
+    def run(state, acc, loss):
+        return Run(0, {}, 0, state, acc, loss, 1, 1, 0.0, [acc], None)
+
+    setting = Setting({}, [run("done", 0.9, 0.3), run("pruned", 0.7, 0.5), run("failed", 0.5, 2.0),
+                           run("running", 0.6, 1.0)], BASE)
+    assert setting.values == [0.9, 0.7] and setting.mean == pytest.approx(0.8)
+    assert setting.loss == pytest.approx(0.4)  # not the failed or the running run's
+    assert Setting({}, [run("running", 0.6, 1.0)], BASE).loss is None
+
+
 def test_swept_settings_are_named_for_people():
     assert [setting_label(n) for n in ("lr", "hflip", "batch_size", "model.conv_channels")] == \
         ["learning rate", "random flips", "batch size", "conv channels"]
