@@ -19,6 +19,7 @@ from PIL import Image
 import hw3lib.learning as learning
 import hw3lib.train as train
 from hw3lib.__main__ import main as hw3lib_main
+from hw3lib.atomic import INTERRUPTS
 from hw3lib.data import Dataset, fit_normalizer, normalize
 from hw3lib.download import dataset_sha256
 from hw3lib.losses import softmax
@@ -850,8 +851,17 @@ def test_command_prints_the_row_of_an_epoch_saved_as_ctrl_c_came(tmp_path, capsy
     """Ctrl-C while epoch 2 is saved ends the run before fit's on_epoch: its row still shows."""
     sigint_while_saving(monkeypatch, epoch=2)
     root, out_dir = fake_root(tmp_path), tmp_path / "run"
-    code, out, err = run_cli(capsys, "--data", root, "--epochs", 3, "--batch-size", 8,
-                             "--out", out_dir, "--no-progress")
+    before = [signal.getsignal(signum) for signum in INTERRUPTS]
+    try:
+        code, out, err = run_cli(capsys, "--data", root, "--epochs", 3, "--batch-size", 8,
+                                 "--out", out_dir, "--no-progress")
+        # as the command's docstring says, further interrupts are ignored until the process ends:
+        # in this process, pytest's, until they are restored below (left ignored, Ctrl-C stopped
+        # working and later tests that send SIGINT, test_checkpoint_lock's, failed)
+        assert [signal.getsignal(signum) for signum in INTERRUPTS] == [signal.SIG_IGN] * 2
+    finally:
+        for signum, handler in zip(INTERRUPTS, before):
+            signal.signal(signum, handler)
     assert code == 130 and "interrupted after 2 epoch(s)" in err
     rows = [line.split()[0] for line in out.strip().splitlines()[-2:]]
     assert rows == ["1", "2"]
