@@ -20,7 +20,7 @@ import hw3lib.learning as learning
 import hw3lib.train as train
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.atomic import INTERRUPTS
-from hw3lib.data import Dataset, fit_normalizer, normalize
+from hw3lib.data import Dataset, dataloader, fit_normalizer, normalize
 from hw3lib.download import dataset_sha256
 from hw3lib.losses import softmax
 from hw3lib.model import LeNet5
@@ -295,6 +295,22 @@ def test_validation_data_never_changes_the_weights():
     assert_same_params(params_of(a.model), params_of(b.model))
     assert a.history["train_loss"] == b.history["train_loss"]
     assert a.history["val_loss"] != b.history["val_loss"]
+
+
+def test_fit_is_the_reports_loop_over_each_epochs_dataloader_batches():
+    """As fit's docstring says: each epoch the report's loop over the batches of
+    ``dataloader(..., seed=config.seed, epoch=epoch)``, normalised with the training statistics
+    (no flips here); the same weights, bit for bit, as that loop written out."""
+    data, config = tiny_data(), tiny_config(hflip=False)
+    result = fit(config.build_model(3), data, config, progress=False, restore_best=False)
+    model = config.build_model(3)
+    optimizer = config.build_optimizer(model.get_params())
+    for epoch in range(1, config.epochs + 1):
+        for X, y in dataloader(data.X_train, data.y_train, config.batch_size, seed=config.seed,
+                               epoch=epoch):
+            y_pred = model.forward(normalize(X, data.mean, data.std))
+            model.set_params(optimizer.update_params(model.backward(y_pred, y)))
+    assert_same_params(params_of(result.model), params_of(model))
 
 
 def test_on_batch_reports_running_means_weighted_by_batch_size():
