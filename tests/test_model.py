@@ -76,6 +76,19 @@ def test_same_seed_same_weights_other_seed_other_weights():
     assert not np.array_equal(a["W1"], c["W1"])
 
 
+def test_weights_are_drawn_uniformly_within_one_over_the_root_of_the_fan_in():
+    """PyTorch's default initialisation, as LeNet5's docstring says: every weight and bias of
+    a layer in U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C kh kw for a convolution (not kh
+    kw), the input width for a dense layer; the weights fill that range."""
+    model = LeNet5(in_channels=3, seed=0)
+    for layer in model.param_layers:
+        W, b = layer.params["W"], layer.params["b"]
+        bound = 1 / np.sqrt(W[0].size)  # C * kh * kw, or in_features
+        assert np.abs(W).max() <= bound and np.abs(b).max() <= bound, layer
+        assert np.abs(W).max() > 0.95 * bound, layer  # 252 weights or more: the range is filled
+        assert np.abs(W).mean() == pytest.approx(bound / 2, rel=0.1), layer
+
+
 def test_lenet5_layout_and_summary():
     model = LeNet5(in_channels=4)
     shapes = {k: v.shape for k, v in model.get_params().items()}
