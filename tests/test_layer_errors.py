@@ -182,6 +182,18 @@ def test_constructors_refuse_what_is_no_count_naming_the_argument(make, words):
     assert str(err.value).startswith(words)
 
 
+@pytest.mark.parametrize("make", [
+    lambda: Conv2D(1, 1, 3, padding=-1), lambda: Conv2D(1, 1, 3, padding=(0, -2)),
+    lambda: Conv2D(1, 1, 3, stride=0), lambda: Conv2D(1, 1, (3, 0)), lambda: MaxPool2D(2, stride=0),
+    lambda: MaxPool2D((0, 2)), lambda: AvgPool2D(2, stride=(1, -1)),
+], ids=["conv-padding", "conv-padding-w", "conv-stride", "conv-kernel", "maxpool-stride",
+        "maxpool-kernel", "avgpool-stride"])
+def test_constructors_refuse_windows_out_of_range(make):
+    """A kernel or stride below 1, or padding below 0, is refused when the layer is made."""
+    with pytest.raises(ValueError, match=r"kernel and stride must be >= 1 and padding >= 0"):
+        make()
+
+
 @pytest.mark.parametrize("make", [lambda dtype: Conv2D(1, 4, 3, dtype=dtype),
                                   lambda dtype: Dense(3, 2, dtype=dtype)])
 @pytest.mark.parametrize("dtype", [np.int64, np.int32, bool, np.float16, np.longdouble, "x"])
