@@ -36,6 +36,19 @@ def test_unstack_product_equals_unstacking_the_whole_product(cfg):
                                rtol=1e-12, atol=1e-12)
 
 
+def test_padded_rows_copies_only_what_is_not_laid_out_so_already():
+    x = np.random.default_rng(0).standard_normal((4, 3, 12, 10)).astype(np.float32)
+    rows = padded_rows(x)  # (N, C, H, W) memory: moved into (H, C, W, N)
+    assert rows.shape == (12, 3, 10, 4) and not np.shares_memory(rows, x)
+    np.testing.assert_array_equal(rows, x.transpose(2, 1, 3, 0))
+    laid_out = np.ascontiguousarray(x.transpose(2, 1, 3, 0)).transpose(3, 1, 0, 2)  # a Conv2D output's
+    assert padded_rows(laid_out).base is laid_out.base  # no copy: the same memory
+    padded = padded_rows(laid_out, 1)  # padding needs a new array, zeros around the images
+    assert padded.shape == (14, 3, 12, 4) and not np.shares_memory(padded, laid_out)
+    np.testing.assert_array_equal(padded[1:-1, :, 1:-1], rows)
+    assert not padded[0].any() and not padded[:, :, 0].any()
+
+
 def test_output_rows_are_one_view_of_the_width_windows():
     x = np.random.default_rng(0).standard_normal((4, 3, 12, 10))
     X = unfold_width(x, 3)  # kernel 5x3: output 8x8
