@@ -112,12 +112,17 @@ def locked(path, timeout=LOCK_TIMEOUT):
             if held:
                 break
             if time.monotonic() >= deadline:
-                raise LockTimeout(f"{path} is locked by {_holder(lock)}: its lock {lock} has been "
+                holder, ours = _holder(lock)
+                cause = ("The lock is not reentrant: taken again inside the block that holds "
+                         "it, it waits on itself. Take it once, around the whole read and write "
+                         "(where another thread of this process holds it, let that one finish)"
+                         if ours else
+                         "That process is likely stopped without having ended (suspended with "
+                         "Ctrl-Z, paused in a debugger) or stuck on a stalled drive: let it go on "
+                         "(fg, or kill -CONT) or end it, which frees the lock, then try again")
+                raise LockTimeout(f"{path} is locked by {holder}: its lock {lock} has been "
                                   f"held for over {timeout:g} s, where reading and writing the file "
-                                  "takes under a second. That process is likely stopped without "
-                                  "having ended (suspended with Ctrl-Z, paused in a debugger) or "
-                                  "stuck on a stalled drive: let it go on (fg, or kill -CONT) or "
-                                  "end it, which frees the lock, then try again")
+                                  f"takes under a second. {cause}")
             time.sleep(LOCK_POLL)
         yield
     finally:
@@ -155,10 +160,12 @@ def _try_to_lock(path, lock, held):
 
 
 def _holder(lock):
-    """Who holds the lock file ``lock``, in words, from the process number its holder wrote."""
+    """``(words, ours)``: who holds the lock file ``lock``, in words, from the process number its
+    holder wrote, and whether that is this process."""
     try:
         pid = int(Path(lock).read_text())
     except (OSError, ValueError):
-        return "another process"
+        return "another process", False
+    ours = pid == os.getpid()
     return f"process {pid}" + (" (this one: the lock was taken twice, or by another thread)"
-                               if pid == os.getpid() else "")
+                               if ours else ""), ours
