@@ -101,7 +101,9 @@ class TrainConfig:
         try:  # stored as JSON in checkpoints: tuples become lists here already
             object.__setattr__(self, "model", json.loads(json.dumps(self.model)))
         except TypeError as err:
-            raise ValueError(f"model arguments must be numbers, strings or lists ({err})") from None
+            raise ValueError(f"model arguments must be Python numbers, strings, lists or tuples, "
+                             f"which JSON stores ({err}); a NumPy number is none: convert it with "
+                             "int() or float()") from None
         if self.image_size and "input_size" in self.model and (
                 parse_image_size(self.model["input_size"]) != self.image_size):
             raise ValueError(f"model input_size {self.model['input_size']!r} differs from image_size "
