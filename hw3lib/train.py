@@ -438,8 +438,9 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
     Bad settings or data (wrong channel count or image size, labels outside
     ``[0, num_classes)``, a checkpoint of another run) raise ValueError before any work.
     A loss or weight that is no longer finite raises :class:`TrainingError` at that batch,
-    naming it (an optimizer state that overflowed, at the end of its epoch); the model then holds the best weights, ``error.result`` the :class:`FitResult`
-    so far, and the checkpoint file the last good epoch.
+    naming it (an optimizer state that overflowed, at the end of its epoch); the model then
+    holds the best weights (with ``restore_best``; else the latest ones), ``error.result``
+    the :class:`FitResult` so far, and the checkpoint file the last good epoch.
     """
     _check_fit_inputs(model, data, config)
     threads = check_threads(threads)
