@@ -383,14 +383,16 @@ def test_a_lock_taken_twice_in_one_process_times_out_at_once_saying_so(tmp_path)
     with locked(path):
         start = time.monotonic()
         with pytest.raises(LockTimeout, match=rf"locked by process {os.getpid()} \(this one: the "
-                                              r"lock was taken twice, or by another thread\)"):
+                                              r"lock was taken twice, or by another thread\)") as err:
             with locked(path, timeout=0):
                 pass
         assert time.monotonic() - start < 1
+        assert "not reentrant" in str(err.value) and "kill -CONT" not in str(err.value)
         lock_path(path).write_text("")  # as between its holder's truncation and its write
-        with pytest.raises(LockTimeout, match=r"c\.npz is locked by another process: its lock"):
+        with pytest.raises(LockTimeout, match=r"c\.npz is locked by another process: its lock") as err:
             with locked(path, timeout=0):
                 pass
+        assert "kill -CONT" in str(err.value) and "not reentrant" not in str(err.value)
 
 
 def test_a_lock_in_a_missing_folder_names_the_path(tmp_path):

@@ -96,6 +96,7 @@ def test_defaults_are_the_reports_plus_flips():
     (dict(model=dict(input_size=8)), "does not fit 8x8"),
     (dict(model=dict(depth=3)), "LeNet5 arguments among"),
     (dict(model=dict(hidden=np.ones(2))), "lists"),
+    (dict(model=dict(kernel_size=np.int64(3))), r"a NumPy number is none: convert it with int\(\)"),
     (dict(model=dict(activation="sigmoid")), "activation must be one of"),
     (dict(optimizer="rmsprop"), "optimizer must be one of"),
     (dict(optimizer="sgd", momentum=1.0), "momentum"),
