@@ -227,14 +227,15 @@ def _train_command(args):
               f"gives more steps per epoch")
     print(TABLE.format("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"))
 
-    shown = [resume.epoch if resume else 0]  # epochs whose rows are on the screen
+    shown = resume.epoch if resume else 0  # epochs whose rows are on the screen
 
     def show_rows(history):
         """The rows of ``history``'s epochs not shown yet (an interrupt held back while an
         epoch was saved ends the run before its ``on_epoch``)."""
-        for row in list(zip(*(history[k] for k in HISTORY_KEYS)))[shown[0]:]:
+        nonlocal shown
+        for row in list(zip(*(history[k] for k in HISTORY_KEYS)))[shown:]:
             tqdm.write("{:>5} {:>10.4f} {:>9.4f} {:>10.4f} {:>9.4f} {:>8.2f}".format(*row))
-        shown[0] = len(history["epoch"])
+        shown = len(history["epoch"])
 
     def on_epoch(history):
         _write_json(history_path, history)

@@ -87,6 +87,8 @@ def test_audit_takes_a_threshold_and_refuses_no_seeds():
     assert leakage_audit(X, y, X[:3], seeds=(0,), near=0.25).near == 0.25
     with pytest.raises(ValueError, match="seeds is empty"):
         leakage_audit(X, y, X[:3], seeds=())
+    with pytest.raises(ValueError, match=rf"X_test \(3, {X.shape[1] + 1}, .* and X \({len(X)}, "):
+        leakage_audit(X, y, np.concatenate([X[:3], X[:3, :1]], axis=1))  # names its own arguments
 
 
 def test_summary_table_and_figure_follow_the_audit():
