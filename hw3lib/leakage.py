@@ -25,6 +25,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .data import SPLIT_METHODS, validation_mask
 from .tables import Table
@@ -38,6 +39,10 @@ PAIRS = ("validation -> training", "test -> training", "test -> validation")
 # stay within it, so memory does not grow with the dataset.
 BLOCK_BYTES = 2**26
 
+# Seconds an audit runs before its progress bar shows: the course's audit (0.2 s) shows none,
+# one of 24,000 RGB 64x64 images (minutes) does.
+PROGRESS_DELAY = 2.0
+
 
 def _flat(X):
     return np.asarray(X, dtype=np.float64).reshape(len(X), -1)
@@ -47,7 +52,7 @@ def _selected(mask, n):
     return np.arange(n) if mask is None else np.flatnonzero(mask)
 
 
-def _nearest_many(X, X_ref, col_masks, rows=None, chunk=1024):
+def _nearest_many(X, X_ref, col_masks, rows=None, chunk=1024, bar=None):
     """:func:`nearest` of the ``rows`` of ``X`` (a boolean mask, None: all) to each of several
     subsets of ``X_ref`` at once, ``col_masks`` boolean masks over ``X_ref`` (None: all): a list
     of ``(distances, indices)``, one pair per mask, indices counted among the images it selects.
@@ -56,7 +61,7 @@ def _nearest_many(X, X_ref, col_masks, rows=None, chunk=1024):
     Blocks of both arrays are converted to float64 one at a time (:data:`BLOCK_BYTES`). Rows go
     in blocks of ``chunk`` as a single :func:`nearest` call takes them (a BLAS product's rounding
     depends on where a row sits in its block, not on the columns), so the distances are the same
-    bits as a call per subset."""
+    bits as a call per subset. ``bar`` (a tqdm bar, or None) counts the image pairs compared."""
     rows = _selected(rows, len(X))
     cols = [_selected(c, len(X_ref)) for c in col_masks]
     union = cols[0] if len(cols) == 1 else np.flatnonzero(
@@ -83,6 +88,8 @@ def _nearest_many(X, X_ref, col_masks, rows=None, chunk=1024):
         for start in range(0, len(rows), row_block):
             part = _flat(X[rows[start:start + row_block]])
             d2 = (part ** 2).sum(axis=1)[:, None] + b2[None, :] - 2 * part @ B.T
+            if bar is not None:
+                bar.update(d2.size)
             for q, (rank, keep) in enumerate(zip(block_ranks, kept)):
                 if not len(keep):
                     continue
@@ -215,7 +222,7 @@ class LeakageAudit:
 
 
 def leakage_audit(X, y, X_test, *, methods=SPLIT_METHODS, seeds=(0, 1, 2), val_fraction=0.3,
-                  near=None):
+                  near=None, progress=True):
     """Audit each split method of :func:`hw3lib.data.train_val_split` for each seed.
 
     ``X (N, C, H, W)``, ``y (N,)``: the training folder in :func:`~hw3lib.data.load_split`
@@ -224,6 +231,8 @@ def leakage_audit(X, y, X_test, *, methods=SPLIT_METHODS, seeds=(0, 1, 2), val_f
     the test images are compared with that split's training part, and the test images with
     its validation part (:data:`PAIRS`).
     ``near``: the near-duplicate distance, by default :func:`frame_step` of ``X, y``.
+    ``progress``: a ``tqdm.auto`` bar of the image pairs compared, shown once the audit has run
+    :data:`PROGRESS_DELAY` seconds (time grows as the number of pairs: minutes at 24,000 images).
     """
     if not len(seeds):
         raise ValueError("seeds is empty: pass e.g. (0, 1, 2)")
@@ -236,8 +245,12 @@ def leakage_audit(X, y, X_test, *, methods=SPLIT_METHODS, seeds=(0, 1, 2), val_f
     is_val = {key: validation_mask(y, val_fraction, key[1], key[0]) for key in keys}
     # The test images are compared with every split's training and validation images in one
     # pass over X; the validation images of each split with its training images.
-    to_train = [_nearest_many(X, X, [~is_val[key]], rows=is_val[key])[0] for key in keys]
-    test_to = _nearest_many(X_test, X, [m for key in keys for m in (~is_val[key], is_val[key])])
+    pairs = sum(int(is_val[key].sum()) * int((~is_val[key]).sum()) for key in keys) + len(X_test) * len(X)
+    with tqdm(total=pairs, disable=not progress, delay=PROGRESS_DELAY, unit="pair", unit_scale=True,
+              desc="leakage audit") as bar:
+        to_train = [_nearest_many(X, X, [~is_val[key]], rows=is_val[key], bar=bar)[0] for key in keys]
+        test_to = _nearest_many(X_test, X, [m for key in keys for m in (~is_val[key], is_val[key])],
+                                bar=bar)
     digests, test_digests = _digests(X, X.dtype), _digests(X_test, X_test.dtype)
     X_digests = digests if X.dtype == X_test.dtype else _digests(X, X_test.dtype)
     for k, key in enumerate(keys):

@@ -153,3 +153,30 @@ def test_audit_compares_the_test_images_with_the_folder_once(monkeypatch):
             for pair, images, reference in zip(PAIRS, (X_val, X_test, X_test), (X_train, X_train, X_val)):
                 assert np.array_equal(audit.distances[method, seed, pair], nearest(images, reference)[0])
                 assert np.array_equal(audit.exact[method, seed, pair], exact_duplicates(images, reference))
+
+
+def test_audit_counts_its_pairs_on_a_bar_that_waits_before_showing(monkeypatch, capsys):
+    # The bar counts every image pair compared (validation x training of each split, test x the
+    # folder once) and shows only once the audit has run PROGRESS_DELAY seconds.
+    from hw3lib import leakage
+    X, y = videos(frames=40)
+    X_test = X[::4] + np.float32(0.01)
+    leakage_audit(X, y, X_test, seeds=(0, 1))
+    assert capsys.readouterr().err == ""  # a fast audit: no bar
+    bars = []
+
+    class Recorded(leakage.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(leakage, "tqdm", Recorded)
+    monkeypatch.setattr(leakage, "PROGRESS_DELAY", 0)
+    leakage_audit(X, y, X_test, seeds=(0, 1))
+    pairs = sum(len(X_val) * len(X_train) for X_train, _, X_val, _ in
+                (data.train_val_split(X, y, 0.3, seed, method) for method in ("blocked", "random")
+                 for seed in (0, 1))) + len(X_test) * len(X)
+    assert [(bar.n, bar.total) for bar in bars] == [(pairs, pairs)]
+    assert "leakage audit: 100%" in capsys.readouterr().err
+    leakage_audit(X, y, X_test, seeds=(0, 1), progress=False)
+    assert len(bars) == 2 and capsys.readouterr().err == ""
