@@ -137,6 +137,10 @@ def decode_image(path: Path, fix: str | None = None) -> Image.Image:
             cause = (f"{path} is too large: {pixels:,} pixels, over the {2 * Image.MAX_IMAGE_PIXELS:,} "
                      "that Pillow reads (its guard against decompression bombs)")
             advice = "downscale it (a few thousand pixels a side at most) or remove it"
+        except Image.UnidentifiedImageError:  # corrupt, or a variant Pillow lacks
+            cause = (f"{path} is a truncated or corrupt {found} file, or a kind of {found} that Pillow "
+                     "does not read (a bit depth, sample format or compression it lacks)")
+            advice = "replace it with an intact copy, save it as an 8-bit PNG, or remove it"
         except Exception as exc:  # Pillow reports corrupt data with many exception types
             cause = f"{path} is a truncated or corrupt {found} file ({type(exc).__name__}: {exc})"
             advice = "replace it with an intact copy or remove it"

@@ -168,6 +168,15 @@ def test_empty_foreign_and_corrupt_files_say_so(tmp_path, body, cause):
         data.load_split(tmp_path)
 
 
+def test_a_file_pillow_cannot_identify_may_be_a_kind_it_lacks_not_only_corrupt(tmp_path):
+    path = make_root(tmp_path) / "Data_train" / "A" / "half.tif"
+    Image.fromarray(np.zeros((32, 32), np.uint16)).save(path, tiffinfo={339: 3})  # 16-bit floats
+    with pytest.raises(DataError, match="half.tif is a truncated or corrupt TIFF file, or a kind of "
+                                        "TIFF that Pillow does not read .*Fix: replace") as err:
+        data.load_split(tmp_path)
+    assert "BytesIO" not in str(err.value)
+
+
 def test_an_image_over_pillows_pixel_limit_is_too_large_not_corrupt(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 32x32 = 1,024 pixels, over twice 100
     make_root(tmp_path)
@@ -212,7 +221,8 @@ def test_the_course_data_gets_course_advice_and_own_data_its_own(tmp_path):
         data.load_split(course)
     bad = make_root(own) / "Data_train" / "A" / "A_train_1.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n")
-    with pytest.raises(DataError, match="Fix: replace it with an intact copy or remove it.$"):
+    with pytest.raises(DataError, match="Fix: replace it with an intact copy, save it as an 8-bit "
+                                        "PNG, or remove it.$"):
         data.load_split(own)
     assert data.is_course_data(course) and not data.is_course_data(own)
 
