@@ -9,7 +9,7 @@ channel modes of :data:`MODES`:
   frame; a photo's EXIF orientation is applied, as image viewers do.
 - **Bit depth**: 8-bit values are divided by 255, 16-bit grey values (Pillow mode ``I;16``)
   by 65535: exact, never clipped (Pillow's own ``convert("L")`` clips them at 255). Pillow
-  reads 16-bit colour PNGs, and 16-bit grey PNGs with alpha, at 8-bit precision. 32-bit
+  reads 16-bit colour PNGs, and 16-bit grey PNGs with alpha, at 8-bit precision. Signed or 32-bit
   integer and floating-point images (modes ``I`` and ``F``) have no known range and are refused.
 - **Channels**: a palette image goes through its palette to RGB (RGBA when it has
   transparency) first, as does an image with a transparent colour (PNG ``tRNS``; in a 16-bit
@@ -172,8 +172,9 @@ def to_pixels(im: Image.Image, mode: str, path: Path) -> np.ndarray:
         channels = [grey] * (3 if mode.startswith("RGB") else 1)
         return np.stack(channels + [alpha] * mode.endswith("A"), axis=-1)
     if im.mode in ("I", "F"):
-        raise DataError(f"{path} holds 32-bit {'integer' if im.mode == 'I' else 'floating-point'} "
-                        "pixels, whose range is unknown. Fix: save it with 8 or 16 bits per channel.")
+        kind = "signed or 32-bit integer" if im.mode == "I" else "32-bit floating-point"  # I: int16 too
+        raise DataError(f"{path} holds {kind} pixels, whose range is unknown. Fix: save it with "
+                        "8 or 16 bits per channel, unsigned.")
     if im.mode in ("P", "PA") or "transparency" in im.info:  # a palette, or a transparent colour
         im = im.convert("RGBA" if im.mode == "PA" or "transparency" in im.info else "RGB")
     if im.mode in ("LA", "La", "RGBA", "RGBa"):

@@ -265,12 +265,14 @@ def test_exif_orientation_is_applied(tmp_path):
     assert X[3, 0, :, -1].mean() > 0.9 and X[3, 0, 0, :].mean() < 0.6  # now the right column
 
 
-@pytest.mark.parametrize("mode, array", [("I", np.full((8, 8), 70000, np.int32)),
-                                         ("F", np.full((8, 8), 0.5, np.float32))])
-def test_32_bit_images_are_refused(tmp_path, mode, array):
+@pytest.mark.parametrize("array, tags, kind", [
+    (np.full((8, 8), 70000, np.int32), {}, "signed or 32-bit integer"),
+    (np.full((8, 8), 5, np.uint16), {339: 2}, "signed or 32-bit integer"),  # int16: not called 32-bit
+    (np.full((8, 8), 0.5, np.float32), {}, "32-bit floating-point")])
+def test_signed_and_32_bit_images_are_refused(tmp_path, array, tags, kind):
     path = make_root(tmp_path) / "Data_train" / "A" / "deep.tif"
-    Image.fromarray(array).save(path)
-    with pytest.raises(DataError, match="deep.tif holds 32-bit .* pixels.*8 or 16 bits"):
+    Image.fromarray(array).save(path, tiffinfo=tags)
+    with pytest.raises(DataError, match=f"deep.tif holds {kind} pixels.*8 or 16 bits"):
         data.load_split(tmp_path, image_size=32)
 
 
