@@ -29,6 +29,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -128,7 +129,9 @@ def decode_image(path: Path, fix: str | None = None) -> Image.Image:
         advice = f"rename it to end in {rename_suffix(found)} ({found} is read too)"
     else:
         try:
-            im = Image.open(io.BytesIO(body), formats=[found])
+            with warnings.catch_warnings():  # one under twice Pillow's limit is read: no warning
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                im = Image.open(io.BytesIO(body), formats=[found])
             im.load()
             ImageOps.exif_transpose(im, in_place=True)
             return im

@@ -1,6 +1,7 @@
 """hw3lib.images and one's own datasets: formats, bit depths, palettes, modes, sizes, layouts, advice."""
 import struct
 import tempfile
+import warnings
 import zlib
 from pathlib import Path
 
@@ -183,6 +184,14 @@ def test_an_image_over_pillows_pixel_limit_is_too_large_not_corrupt(tmp_path, mo
     with pytest.raises(DataError, match=r"A_train_0.png is too large: 1,024 pixels, over the 200 that "
                                         r"Pillow reads .*Fix: downscale it"):
         data.load_split(tmp_path)
+
+
+def test_an_image_under_twice_pillows_limit_loads_without_its_warning(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 32x32 = 1,024 pixels, under twice 1,000
+    make_root(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Pillow's DecompressionBombWarning, naming no file
+        assert data.load_split(tmp_path)[0].shape == (6, 1, 32, 32)
 
 
 def test_a_broken_symbolic_link_says_so(tmp_path):
