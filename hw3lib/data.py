@@ -53,6 +53,8 @@ MAX_BYTES = 2**31  # the largest split (as float32) loaded without image_size
 SPLIT_METHODS = ("blocked", "random")
 NORMALIZE_BLOCK_BYTES = 2**26  # fit_normalizer's float64 deviations, at most this much at once
 VAL_BLOCKS = 10  # "blocked": each class's files in natural order, cut into this many runs
+# Entries that operating systems put into folders by themselves (lower case): skipped as hidden ones are
+SYSTEM_ENTRIES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", "__macosx"})
 
 FIX_WHERE = (
     "Fix: set HW3_DATA to a folder holding Data_train/ and Data_test/, put those two folders "
@@ -161,7 +163,7 @@ def split_dir(root: Path, split: str) -> Path:
         what = "it is a file, not a folder" if root.exists() else "the folder does not exist"
         raise DataError(f"no dataset at {root}: {what}. Fix: check the path (--data, HW3_DATA); "
                         f"{_LAYOUT}.")
-    held = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    held = sorted(p.name for p in root.iterdir() if p.is_dir() and not is_skipped(p.name))
     if len(held) > 6:  # a home folder given as --data: name a few, not a hundred
         held = [f"{', '.join(held[:5])} and {len(held) - 5} other folders"]
     if root.name in (name for names in SPLIT_FOLDERS.values() for name in names):
@@ -186,11 +188,18 @@ def _natural_key(name: str) -> tuple[list[int | str], str]:
     return [int(p) if i % 2 else p for i, p in enumerate(parts)], name
 
 
+def is_skipped(name: str) -> bool:
+    """Whether a folder entry named ``name`` is left out of a dataset: hidden (``.DS_Store``,
+    ``._*``) or an operating system's own (:data:`SYSTEM_ENTRIES`: ``Thumbs.db``, ``desktop.ini``,
+    ``__MACOSX``)."""
+    return name.startswith(".") or name.lower() in SYSTEM_ENTRIES
+
+
 def _entries(folder: Path, want_dirs: bool) -> list[Path]:
-    """Non-hidden entries of ``folder``; each must be a folder (``want_dirs``) or an image file
-    (a name ending as in :data:`hw3lib.images.SUFFIXES`)."""
+    """The entries of ``folder`` but the skipped ones (:func:`is_skipped`); each must be a folder
+    (``want_dirs``) or an image file (a name ending as in :data:`hw3lib.images.SUFFIXES`)."""
     try:
-        names = [n for n in os.listdir(folder) if not n.startswith(".")]
+        names = [n for n in os.listdir(folder) if not is_skipped(n)]
     except OSError as exc:
         raise DataError(
             f"cannot list {folder}: {exc.strerror or exc}. "
@@ -203,7 +212,7 @@ def _entries(folder: Path, want_dirs: bool) -> list[Path]:
             expected = "class folders" if want_dirs else f"images ({', '.join(SUFFIXES)})"
             raise DataError(
                 f"unexpected {'folder' if is_dir else 'file'} {path}: {folder} must hold "
-                f"only {expected} (hidden files such as .DS_Store are skipped). "
+                f"only {expected} (hidden files such as .DS_Store, and Thumbs.db, are skipped). "
                 f"Fix: {'move it out of the dataset folder.' if want_dirs or is_dir else _fix_for(path)}"
             )
     return paths
@@ -273,7 +282,8 @@ def load_split(
     the images' own size, which all must share. ``check_size``, when given, is called with the
     first image's ``(H, W)`` before the others load, to refuse a size at once by raising.
 
-    Hidden entries (names starting with ".", e.g. .DS_Store) are skipped; any other entry that
+    Hidden entries (names starting with ".", e.g. .DS_Store) and an operating system's own
+    (``Thumbs.db``, ``desktop.ini``, ``__MACOSX``: :func:`is_skipped`) are skipped; any other entry that
     is not a class folder, or not an image file inside a class folder, raises DataError, as do
     a missing root or split, a split without class folders, an empty class folder, an unreadable,
     empty, corrupt or misnamed image, images of different sizes without ``image_size``, and a

@@ -214,14 +214,19 @@ def test_unlistable_folder(tmp_path, monkeypatch):
         data.load_split(root)
 
 
-def test_hidden_files_are_skipped(tmp_path):
+def test_hidden_files_and_the_operating_systems_own_are_skipped(tmp_path):
     root = make_root(tmp_path)
     (root / "Data_train" / ".DS_Store").write_bytes(b"\0")
     (root / "Data_train" / "A" / ".DS_Store").write_bytes(b"\0")
     (root / "Data_train" / "A" / "._A_train_0.png").write_bytes(b"junk")
+    (root / "Data_train" / "A" / "Thumbs.db").write_bytes(b"\0")  # Windows, in any image folder
+    (root / "Data_train" / "B" / "desktop.ini").write_bytes(b"\0")
+    (root / "Data_train" / "__MACOSX" / "A").mkdir(parents=True)  # class folders zipped on a Mac
+    (root / "Data_train" / "__MACOSX" / "A" / "._A_train_0.png").write_bytes(b"junk")
     X, y, classes = data.load_split(root)
     assert X.shape == (6, 1, 32, 32) and classes == ["A", "B"]
-    assert download.compute_manifest(root).keys().isdisjoint({"Data_train/.DS_Store", "Data_train/A/.DS_Store"})
+    assert sorted(download.compute_manifest(root)) == sorted(
+        f"{data.SPLITS[split]}/{c}/{c}_{split}_{i}.png" for split in data.SPLITS for c in "AB" for i in range(3))
 
 
 def load_as_nobody(root):
