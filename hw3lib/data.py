@@ -108,11 +108,12 @@ class Dataset:
 
 
 def resolve_root(root: str | os.PathLike | None = None) -> Path:
-    """The dataset root: ``root``, else ``$HW3_DATA``, else :data:`DEFAULT_ROOT`."""
+    """The dataset root: ``root``, else ``$HW3_DATA``, else :data:`DEFAULT_ROOT`; a leading
+    ``~`` is the home folder, as in a shell (a notebook's ``root="~/photos"`` has no shell)."""
     if root is not None:
-        return Path(root)
+        return Path(root).expanduser()
     env = os.environ.get("HW3_DATA")
-    return Path(env) if env else DEFAULT_ROOT
+    return Path(env).expanduser() if env else DEFAULT_ROOT
 
 
 @functools.cache

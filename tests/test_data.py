@@ -79,6 +79,14 @@ def test_root_from_env(monkeypatch, tmp_path):
     np.testing.assert_allclose(X[:, 0, 0, 0] * 255, [0, 10, 20, 1, 11, 21, 2, 12, 22], atol=1e-4)
 
 
+def test_a_root_starting_with_a_tilde_is_under_the_home_folder(monkeypatch, tmp_path):
+    make_root(tmp_path / "photos")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert data.load_split("~/photos")[2] == ["A", "B"]
+    monkeypatch.setenv("HW3_DATA", "~/photos")  # quoted in a shell, or set in a notebook
+    assert data.load_split()[2] == ["A", "B"]
+
+
 def test_default_root_is_repo_data_folder(monkeypatch, tmp_path):
     assert data.DEFAULT_ROOT == Path(data.__file__).resolve().parent.parent / "data"
     monkeypatch.delenv("HW3_DATA", raising=False)
