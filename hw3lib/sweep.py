@@ -454,16 +454,20 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
 
 
 def _writable_folder(folder, option, given):
-    """Create ``folder`` and write a file in it, before any run is taken: ValueError naming the
-    ``option`` that was ``given`` when it cannot hold the runs' files."""
+    """Create ``folder`` and write and sync a MiB in it (then remove it), before any run is
+    taken: ValueError naming the ``option`` that was ``given`` when it cannot hold the runs'
+    files (read-only, full: an empty file fits on a full disk)."""
     refuse_file_in_the_way(folder, option, given)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=folder).close()
+        with tempfile.TemporaryFile(dir=folder) as f:
+            f.write(bytes(2**20))
+            f.flush()
+            os.fsync(f.fileno())
     except OSError as err:
         where = "" if folder == given else f" {folder}"
         raise ValueError(f"{option} {given}: cannot write{where or ' there'} ({err.strerror}); "
-                         "choose a writable folder") from None
+                         "choose a writable folder with room for the checkpoints") from None
 
 
 def _unwritten(study):

@@ -4,6 +4,7 @@ killed sweeps resume; failed runs are recorded; bad settings are refused before 
 
 Every sweep here trains a tiny LeNet-5 on a tiny generated dataset (60 images per class)."""
 import contextlib
+import io
 import json
 import os
 import re
@@ -403,6 +404,20 @@ def test_an_out_or_checkpoint_folder_that_cannot_be_written_is_refused_before_an
     with pytest.raises(ValueError, match=r"^checkpoints .*/ro: cannot write there \(Read-only"):
         run_sweep({"lr": [1e-3]}, BASE, out=tmp_path / "out", checkpoints=tmp_path / "ro", storage=storage,
                   root=root, progress=False)
+
+    class NoRoom(io.BytesIO):
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+
+    class Full:  # folders named full* on a full disk: an empty file fits, its bytes do not
+        @staticmethod
+        def TemporaryFile(dir):
+            return NoRoom() if Path(dir).name.startswith("full") else tempfile.TemporaryFile(dir=dir)
+
+    monkeypatch.setattr(sweep_module, "tempfile", Full)
+    with pytest.raises(ValueError, match=r"^out .*/full: cannot write there \(No space left on device\); "
+                       "choose a writable folder with room"):
+        run_sweep({"lr": [1e-3]}, BASE, out=tmp_path / "full", storage=storage, root=root, progress=False)
     monkeypatch.undo()
     (tmp_path / "out2").mkdir()
     (tmp_path / "out2" / "checkpoints").touch()
