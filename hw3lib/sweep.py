@@ -443,9 +443,9 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     if left:
         codes = sorted({p.exitcode for p in procs})
         if CANNOT_WRITE in codes:
-            raise SweepError(f"a worker stopped with {left} of {sweep.total} runs of "
-                             f"{study.study_name} not done: {_unwritten(study)}: make room or "
-                             "fix the folder's permissions, then run the sweep again to go on")
+            raise SweepError(f"a worker stopped with {left} of {sweep.total} runs of {study.study_name} "
+                             f"not done: {_unwritten(study, checkpoints, storage)}: make room or fix the "
+                             "folder's permissions, then run the sweep again to go on")
         guard = ("; workers that stop at once, from a script, mean it lacks `if __name__ == "
                  "'__main__':` around run_sweep" if done == 0 else "")
         raise SweepError(f"the workers stopped (exit status {codes}) with {left} of {sweep.total} "
@@ -460,22 +460,39 @@ def _writable_folder(folder, option, given):
     refuse_file_in_the_way(folder, option, given)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder) as f:
-            f.write(bytes(2**20))
-            f.flush()
-            os.fsync(f.fileno())
+        _try_writing(folder)
     except OSError as err:
         where = "" if folder == given else f" {folder}"
         raise ValueError(f"{option} {given}: cannot write{where or ' there'} ({err.strerror}); "
                          "choose a writable folder with room for the checkpoints") from None
 
 
-def _unwritten(study):
-    """The error of the latest run that a worker on this machine could not write (run_trial)."""
+def _try_writing(folder):
+    """Write and sync a MiB in ``folder``, then remove it: OSError when it cannot hold a run's
+    files (read-only, full: an empty file fits on a full disk)."""
+    with tempfile.TemporaryFile(dir=folder) as f:
+        f.write(bytes(2**20))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _unwritten(study, checkpoints, storage):
+    """The error of the latest run that a worker on this machine could not write (run_trial);
+    when none was recorded (the journal, in a folder turned read-only or full, could not record
+    it), why ``checkpoints`` or the journal's folder cannot be written now."""
     here = f"{socket.gethostname()}:"
-    return next((t.user_attrs["error"] for t in reversed(study.get_trials(deepcopy=False))
-                 if t.state == TrialState.FAIL and t.user_attrs.get("error", "").endswith(NOT_WRITTEN)
-                 and t.user_attrs.get("worker", "").startswith(here)), NOT_WRITTEN)
+    recorded = next((t.user_attrs["error"] for t in reversed(study.get_trials(deepcopy=False))
+                     if t.state == TrialState.FAIL and t.user_attrs.get("error", "").endswith(NOT_WRITTEN)
+                     and t.user_attrs.get("worker", "").startswith(here)), None)
+    if recorded:
+        return recorded
+    journal = [] if "://" in storage else [Path(storage).parent]
+    for folder in (checkpoints, *journal):
+        try:
+            _try_writing(folder)
+        except OSError as err:
+            return f"cannot write in {folder} ({err.strerror})"
+    return NOT_WRITTEN
 
 
 # --- reading a sweep back ----------------------------------------------------------------

@@ -464,6 +464,37 @@ def test_a_run_this_machine_cannot_write_is_queued_again_and_its_worker_stops(tm
     assert [r.state for r in result.runs] == ["done", "done"] and result.failures() == []
 
 
+def test_a_folder_turned_read_only_with_the_journal_in_it_is_named_though_no_run_recorded_why(
+        tmp_path, root, monkeypatch):
+    """The journal in the same folder: the worker could record nothing, and the sweep names the
+    folder and its error from what it finds, not a bare "could not write"."""
+    read_only = threading.Event()
+
+    class Tempfile:
+        @staticmethod
+        def TemporaryFile(dir):
+            if read_only.is_set():
+                raise OSError(30, "Read-only file system", str(dir))
+            return tempfile.TemporaryFile(dir=dir)
+
+    class Stopped:  # a worker that stopped so, its run's error unrecorded
+        exitcode = sweep_module.CANNOT_WRITE
+
+        def is_alive(self):
+            return False
+
+    def start(*args):
+        read_only.set()  # mid-sweep, after the folders were checked
+        return [Stopped()]
+
+    monkeypatch.setattr(sweep_module, "tempfile", Tempfile)
+    monkeypatch.setattr(sweep_module, "_start_workers", start)
+    with pytest.raises(sweep_module.SweepError, match=r"a worker stopped with 2 of 2 runs of sweep-\w+ not "
+                       r"done: cannot write in .*/checkpoints/\w+ \(Read-only file system\): make room"):
+        run_sweep({"lr": [3e-3, 1e-2]}, BASE, seeds=[0], out=tmp_path, root=root, pruner="none",
+                  progress=False)
+
+
 def interrupted_setup(monkeypatch, after):
     """Make the study's setup stop with a Ctrl-C when it queues its ``after``-th run."""
     enqueue, calls = optuna.Study.enqueue_trial, []
