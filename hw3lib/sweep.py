@@ -447,7 +447,7 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
                              f"not done: {_unwritten(study, checkpoints, storage)}: make room or fix the "
                              "folder's permissions, then run the sweep again to go on")
         guard = ("; workers that stop at once, from a script, mean it lacks `if __name__ == "
-                 "'__main__':` around run_sweep" if done == 0 else "")
+                 "'__main__':` around run_sweep" if done == 0 and 1 in codes else "")  # not a kill's -9
         raise SweepError(f"the workers stopped (exit status {codes}) with {left} of {sweep.total} "
                          f"runs of {study.study_name} not done: run the sweep again to go on{guard}")
     return result

@@ -313,6 +313,11 @@ def test_workers_that_stop_at_once_are_said_to_need_the_main_guard(tmp_path, roo
                        r"with 1 of 1 runs .* not done: run the sweep again to go on; workers that "
                        r"stop at once, from a script, mean it lacks `if __name__ == '__main__':`"):
         run_sweep({"lr": [1e-3]}, BASE, out=tmp_path, root=root, progress=False, workers=1)
+    Dead.exitcode = -9  # killed (kill -9, the kernel out of memory): a script's guard is no cause
+    with pytest.raises(sweep_module.SweepError) as err:
+        run_sweep({"lr": [1e-3]}, BASE, out=tmp_path, root=root, progress=False, workers=1)
+    assert str(err.value).endswith("(exit status [-9]) with 1 of 1 runs of "
+                                   f"{Sweep.define({'lr': [1e-3]}, BASE).name} not done: run the sweep again to go on")
 
 
 def test_images_the_base_model_cannot_take_are_refused_at_once_unless_a_swept_setting_changes_it(
