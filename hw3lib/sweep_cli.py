@@ -140,12 +140,14 @@ def main(argv=None):
         raise
 
 
-def _phrased(message):
-    """``message`` with the settings it names put as --set gives them, and run_sweep's
-    arguments ``out``, ``storage``, ``seeds``, ``trials`` and ``workers`` as the options that give them."""
+def _phrased(message, swept=()):
+    """``message`` with the settings it names put as --set gives them (those ``swept``, a value
+    to list in their --param), and run_sweep's arguments ``out``, ``storage``, ``seeds``,
+    ``trials`` and ``workers`` as the options that give them."""
     message = re.sub(r"^(out|storage|seeds|trials|workers)\b", r"--\1", message)
     message = re.sub(r"another (out|storage)\b", r"another --\1", message)
-    return phrase_settings(message, lambda name, value: f"--set {name}={value}")
+    return phrase_settings(message, lambda name, value: f"--{'param' if name in swept else 'set'} "
+                                                        f"{name}={value}")
 
 
 def _sweep_command(args):
@@ -184,7 +186,8 @@ def _sweep_command(args):
                        pruner=args.pruner, root=args.data, progress=not args.no_progress)
     print(result.table())
     for run in result.failures():
-        print(f"run {run.number} ({_settings_text(run.params)}, seed {run.seed}) failed: {_phrased(run.error)}")
+        print(f"run {run.number} ({_settings_text(run.params)}, seed {run.seed}) failed: "
+              f"{_phrased(run.error, space)}")
     matplotlib.use("Agg")
     figures = [("sweep.png", result.plot())] if space else []
     if len(space) >= 2:
@@ -201,8 +204,8 @@ def _sweep_command(args):
     print(json.dumps(dict(study=result.study_name, best=best.params if best else None,
                           val_acc=round(best.mean, 6) if best else None, runs=counts)))
     if counts["done"] == 0 and counts["failed"]:
-        print(f"error: every run of the sweep failed (the first: {_phrased(result.failures()[0].error)})",
-              file=sys.stderr)
+        print(f"error: every run of the sweep failed (the first: "
+              f"{_phrased(result.failures()[0].error, space)})", file=sys.stderr)
         return 2
     return 0
 

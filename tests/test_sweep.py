@@ -707,6 +707,7 @@ def test_a_sweep_whose_every_run_failed_ends_with_an_error(tmp_path, root, capsy
     captured = capsys.readouterr()
     assert json.loads(captured.out.splitlines()[-1])["runs"] == {"done": 0, "pruned": 0, "failed": 2}
     assert captured.err.startswith("error: every run of the sweep failed (the first: TrainingError")
+    assert "e.g. --param lr=" in captured.err and "--set lr" not in captured.out + captured.err  # lr is swept
 
 
 # --- interrupted and killed sweeps resume --------------------------------------------------------
