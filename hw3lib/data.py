@@ -141,8 +141,13 @@ def is_course_data(root: Path, path: Path | None = None) -> bool:
 
 
 def split_folders(root: Path, split: str) -> list[Path]:
-    """The folders of ``split`` ("train" or "test") that exist under ``root``, course name first."""
-    return [root / name for name in SPLIT_FOLDERS[split] if (root / name).is_dir()]
+    """The folders of ``split`` ("train" or "test") that exist under ``root``, course name first;
+    DataError when ``root`` cannot be looked into (its permissions)."""
+    try:
+        return [root / name for name in SPLIT_FOLDERS[split] if (root / name).is_dir()]
+    except OSError as exc:  # is_dir is False for a missing folder, raises for one it may not look into
+        raise DataError(f"cannot look into {root}: {exc.strerror or exc}. Fix: make the folder "
+                        "readable (check its permissions), or give another one (--data, HW3_DATA).") from exc
 
 
 def split_dir(root: Path, split: str) -> Path:

@@ -281,6 +281,23 @@ def test_unreadable_file_real_permissions():
     assert "A_train_2.png" in outcome and "permissions" in outcome
 
 
+def test_a_root_that_cannot_be_looked_into_is_named_with_the_fix():
+    base = Path(tempfile.mkdtemp())  # under /tmp, which the user nobody can enter
+    root = base / "root"
+    try:
+        make_root(root)
+        make_root(base / "warm")
+        for path in [base, *base.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        root.chmod(0)  # nobody (and not its owner either) may look into it
+        outcome = load_as_nobody(root)
+    finally:
+        root.chmod(0o755)
+        shutil.rmtree(base)
+    assert outcome == (f"DataError: cannot look into {root}: Permission denied. Fix: make the folder "
+                       "readable (check its permissions), or give another one (--data, HW3_DATA)."), outcome
+
+
 def test_unreadable_file_simulated(tmp_path, monkeypatch):
     bad = make_root(tmp_path) / "Data_train" / "A" / "A_train_2.png"
     read_bytes = Path.read_bytes
