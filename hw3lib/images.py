@@ -110,6 +110,8 @@ def sniff(body: bytes) -> str | None:
 
 def decode_image(path: Path, fix: str | None = None) -> Image.Image:
     """Read and fully decode one image file as stored (EXIF orientation applied, first frame).
+    Pillow's warnings about it (corrupt EXIF data, say) are issued again naming ``path``; its
+    warning about an image between its pixel limit and twice that, which is read, is not.
 
     DataError names ``path`` and the cause: empty, not an image, of another format than its
     name, too large for Pillow, truncated or corrupt; ``fix`` (one sentence) replaces the advice
@@ -129,11 +131,14 @@ def decode_image(path: Path, fix: str | None = None) -> Image.Image:
         advice = f"rename it to end in {rename_suffix(found)} ({found} is read too)"
     else:
         try:
-            with warnings.catch_warnings():  # one under twice Pillow's limit is read: no warning
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
                 im = Image.open(io.BytesIO(body), formats=[found])
-            im.load()
-            ImageOps.exif_transpose(im, in_place=True)
+                im.load()
+                ImageOps.exif_transpose(im, in_place=True)
+            for warning in caught:  # Pillow's name no file ("Corrupt EXIF data")
+                if not issubclass(warning.category, Image.DecompressionBombWarning):  # under 2x: read
+                    warnings.warn(f"{path}: {warning.message}", warning.category, stacklevel=2)
             return im
         except Image.DecompressionBombError as exc:  # "Image size (N pixels) exceeds limit of ..."
             pixels = int(re.search(r"\d+", str(exc))[0])
