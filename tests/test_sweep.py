@@ -449,6 +449,7 @@ def test_a_run_this_machine_cannot_write_is_queued_again_and_its_worker_stops(tm
         "OSError: [Errno 28] No space left on device: ")
     assert failed.user_attrs["error"].endswith("this machine could not write the run's files; queued again")
     assert (retry.state, retry.system_attrs["failed_trial"]) == (TrialState.WAITING, failed.number)
+    assert retry.user_attrs == {"seed": failed.user_attrs["seed"]}  # not the attempt's error or worker
     assert untouched.state == TrialState.WAITING  # the worker stopped: not failed too
 
     class Stopped:  # a worker process that stopped so (_worker_main's exit status)
