@@ -1,4 +1,4 @@
-"""Command line: ``python -m hw3lib {bench,download,train,report,sweep} ...``.
+"""Command line: ``python -m hw3lib {bench,download,train,predict,report,sweep} ...``.
 
 Exit status: 0 done; 2 an error, said in one line ``error: ...`` (bad arguments, bad data, an
 unknown command), never a traceback; 3 ``train`` ran but the model did not learn; 130
@@ -21,6 +21,7 @@ COMMANDS = {
     "bench": ("hw3lib.bench", "time a training epoch against PyTorch"),
     "download": ("hw3lib.download:main_download", "fetch and verify the fruit dataset"),
     "train": ("hw3lib.train_cli", "train LeNet5 on the fruit data or your own images"),
+    "predict": ("hw3lib.predict_cli", "classify image files with a trained run"),
     "report": ("hw3lib.report", "execute the notebooks and export the HW3 report"),
     "sweep": ("hw3lib.sweep_cli", "train many settings and seeds in parallel (Optuna)"),
 }

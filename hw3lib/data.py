@@ -188,7 +188,7 @@ def split_dirs(root: Path) -> dict[str, Path]:
     return {split: split_dir(root, split) for split in SPLITS}
 
 
-def _natural_key(name: str) -> tuple[list[int | str], str]:
+def natural_key(name: str) -> tuple[list[int | str], str]:
     """Sort key with digit runs compared as numbers: ``x_2`` before ``x_10``."""
     parts = re.split(r"(\d+)", name)
     return [int(p) if i % 2 else p for i, p in enumerate(parts)], name
@@ -256,7 +256,7 @@ def split_files(root: Path, split: str) -> tuple[list[Path], list[int], list[str
     files: list[Path] = []
     labels: list[int] = []
     for label, class_folder in enumerate(folders):
-        images = sorted(_entries(class_folder, want_dirs=False), key=lambda p: _natural_key(p.name))
+        images = sorted(_entries(class_folder, want_dirs=False), key=lambda p: natural_key(p.name))
         if not images:
             course = is_course_data(root) and is_course_data(root, class_folder)  # not a class of one's own
             fix = _FIX_REFETCH if course else "Fix: add its images or remove the folder."

@@ -1,0 +1,92 @@
+"""``python -m hw3lib predict``: a trained run's classes for image files, one line per image."""
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .cli import Parser, int_at_least
+from .data import natural_key, is_skipped
+from .images import SUFFIXES
+from .tables import Table
+from .train import FitResult
+
+BATCH = 256  # images read and classified at a time, so that memory does not grow with the files
+
+
+def images_under(folder):
+    """Every image file under ``folder`` (a name ending as in :data:`hw3lib.images.SUFFIXES`),
+    subfolders included, in natural order of their paths; hidden and system entries
+    (:func:`hw3lib.data.is_skipped`) are left out."""
+    found = []
+    for top, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not is_skipped(d)]
+        found += [Path(top, name) for name in names
+                  if not is_skipped(name) and Path(name).suffix.lower() in SUFFIXES]
+    return sorted(found, key=lambda p: [natural_key(part) for part in p.relative_to(folder).parts])
+
+
+def image_files(paths):
+    """The image files that ``paths`` name, in order: a file as given, a folder as
+    :func:`images_under` it; ValueError for a path that does not exist or a folder that holds
+    no image."""
+    files = []
+    for path in map(Path, paths):
+        if path.is_file():
+            files.append(path)
+        elif path.is_dir():
+            found = images_under(path)
+            if not found:
+                raise ValueError(f"{path} holds no image ({', '.join(SUFFIXES)}); give image files "
+                                 "or a folder that holds some")
+            files += found
+        else:
+            raise ValueError(f"no file or folder {path}: check the path")
+    return files
+
+
+def run_path(path):
+    """The checkpoint of a run: ``path`` itself, or ``path/checkpoint.npz`` for the folder that
+    ``train --out`` wrote; ValueError naming what is missing."""
+    checkpoint = path / "checkpoint.npz" if path.is_dir() else path
+    if not checkpoint.is_file():
+        raise ValueError(f"no run at {path}: give the folder `train --out` wrote (it holds "
+                         "checkpoint.npz) or its checkpoint.npz")
+    return checkpoint
+
+
+def main(argv=None):
+    """Print each image's most likely classes and their probabilities, one row per image, or
+    with ``--json`` one JSON object per image."""
+    parser = Parser(prog="python -m hw3lib predict",
+                    formatter_class=argparse.RawDescriptionHelpFormatter,
+                    description="Classify image files with a run that `train` wrote: each image is "
+                                "read in the run's channel mode and resized to its input size.",
+                    epilog="Example:\n  python -m hw3lib predict runs/lenet5 my_pear.png photos/")
+    parser.add_argument("run", type=Path, help="the folder `train --out` wrote, or its checkpoint.npz")
+    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE",
+                        help="image files, or folders: every image under them")
+    parser.add_argument("--top", type=int_at_least(1), default=1, metavar="K",
+                        help="show the K most likely classes of each image; default 1")
+    parser.add_argument("--json", action="store_true", help="one JSON object per image instead of a table")
+    args = parser.parse_args(argv)
+    run = FitResult.load(run_path(args.run))
+    files, top = image_files(args.images), min(args.top, len(run.classes))
+    rows = []
+    for start in range(0, len(files), BATCH):
+        batch = files[start:start + BATCH]
+        probs = run.predict_files(batch)
+        for path, p in zip(batch, probs):
+            best = np.argsort(-p, kind="stable")[:top]
+            classes, probabilities = [run.classes[k] for k in best], [float(p[k]) for k in best]
+            if args.json:
+                print(json.dumps({"file": str(path), "classes": classes,
+                                  "probabilities": [round(q, 6) for q in probabilities]}))
+            else:
+                rows.append((str(path), *(value for pair in zip(classes, probabilities) for value in pair)))
+    if not args.json:
+        names = ["class", "probability"] if top == 1 else [
+            name for i in range(1, top + 1) for name in (f"class {i}", f"p {i}")]
+        print(Table(["image", *names], rows))
+    return 0

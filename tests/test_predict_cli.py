@@ -1,0 +1,81 @@
+"""``python -m hw3lib predict``: a trained run's classes for files and folders, as a table or JSON."""
+import json
+
+import numpy as np
+import pytest
+
+from hw3lib import predict_cli
+from hw3lib.__main__ import main as hw3lib_main
+from hw3lib.train import FitResult
+from test_cli import QUICK, digits_root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A run trained on 4 classes of 16x16 "digits", and the folder of its test images."""
+    base = tmp_path_factory.mktemp("predict")
+    root = digits_root(base / "digits", size=(16, 16), classes=4)
+    assert hw3lib_main(["train", "--data", str(root), *map(str, QUICK), "--out", str(base / "run")]) in (0, 3)
+    return base / "run", root / "test"
+
+
+def predict(capsys, *argv):
+    code = hw3lib_main(["predict", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_folder_is_every_image_under_it_in_natural_order_with_the_runs_probabilities(trained, capsys, tmp_path):
+    run, test = trained
+    folder = tmp_path / "photos"
+    (folder / "b").mkdir(parents=True)
+    for name, source in (("img10.png", "digit0/0.png"), ("img2.png", "digit1/1.png"), ("b/x.png", "digit2/2.png")):
+        (folder / name).write_bytes((test / source).read_bytes())
+    for skipped in ("notes.txt", ".DS_Store", "Thumbs.db", "__MACOSX/img1.png", ".hidden/img1.png"):
+        (folder / skipped).parent.mkdir(exist_ok=True)
+        (folder / skipped).write_bytes(b"not an image")
+    single = test / "digit3" / "3.png"
+    code, out, err = predict(capsys, run, single, folder)
+    assert (code, err) == (0, "")
+    files = [single, folder / "b" / "x.png", folder / "img2.png", folder / "img10.png"]  # by path
+    result = FitResult.load(run / "checkpoint.npz")
+    probs = result.predict_files(files)
+    lines = out.splitlines()
+    assert lines[0].split() == ["image", "class", "probability"] and len(lines) == 1 + len(files)
+    for line, path, p in zip(lines[1:], files, probs):
+        assert line.split() == [str(path), result.classes[p.argmax()], f"{p.max():.3f}"]
+
+
+def test_top_classes_as_json_in_batches_equal_one_batch(trained, capsys, monkeypatch):
+    run, test = trained
+    code, out, _ = predict(capsys, run / "checkpoint.npz", test, "--top", 2, "--json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    monkeypatch.setattr(predict_cli, "BATCH", 3)  # 16 images in 6 batches: the same, to rounding
+    in_batches = [json.loads(line) for line in predict(capsys, run, test, "--top", 2, "--json")[1].splitlines()]
+    assert [(row["file"], row["classes"]) for row in in_batches] == [(row["file"], row["classes"]) for row in rows]
+    np.testing.assert_allclose([row["probabilities"] for row in in_batches],
+                               [row["probabilities"] for row in rows], atol=1e-5)
+    result = FitResult.load(run / "checkpoint.npz")
+    probs = result.predict_files([row["file"] for row in rows])
+    assert code == 0 and len(rows) == 16 and rows[0]["file"].endswith("digit0/0.png")
+    for row, p in zip(rows, probs):
+        best = np.argsort(-p, kind="stable")[:2]
+        assert row["classes"] == [result.classes[k] for k in best]
+        np.testing.assert_allclose(row["probabilities"], p[best], atol=1e-6)
+    code, out, _ = predict(capsys, run, test / "digit0" / "0.png", "--top", 9)  # at most the 4 classes
+    assert out.splitlines()[0].split() == ["image", *"class 1 p 1 class 2 p 2 class 3 p 3 class 4 p 4".split()]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("{tmp}/nowhere", "{test}"), "no run at {tmp}/nowhere: give the folder `train --out` wrote"),
+    (("{tmp}", "{test}"), "no run at {tmp}: give the folder `train --out` wrote"),
+    (("{run}", "{tmp}/missing.png"), "no file or folder {tmp}/missing.png: check the path"),
+    (("{run}", "{tmp}"), "{tmp} holds no image (.png, "),
+    (("{run}", "{test}", "--top", "0"), "argument --top: must be an integer >= 1, got '0'"),
+])
+def test_errors_are_one_line_naming_the_cause(trained, capsys, tmp_path, argv, message):
+    run, test = trained
+    paths = dict(tmp=tmp_path, run=run, test=test)
+    code, out, err = predict(capsys, *(arg.format(**paths) for arg in argv))
+    assert (code, out, len(err.splitlines())) == (2, "", 1)
+    assert err.startswith("error: " + message.format(**paths)), err
