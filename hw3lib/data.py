@@ -201,16 +201,36 @@ def is_skipped(name: str) -> bool:
     return name.startswith(".") or name.lower() in SYSTEM_ENTRIES
 
 
+def files_under(folder: Path) -> Iterator[Path]:
+    """Every file under ``folder`` but those :func:`is_skipped` leaves out (or in a folder it
+    leaves out), following symbolic links to folders as :func:`load_split` does, but not a link
+    back to a folder above it (a loop); DataError for a folder that cannot be listed."""
+    def refuse(exc):  # os.walk's onerror: an unreadable folder is named, not left out
+        raise _cannot_list(exc.filename, exc) from exc
+
+    above = {os.fspath(folder): {os.path.realpath(folder)}}  # each folder's real path and its parents'
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=refuse, followlinks=True):
+        reals = above.pop(dirpath)
+        dirnames[:] = [d for d in dirnames if not is_skipped(d)
+                       and os.path.realpath(os.path.join(dirpath, d)) not in reals]
+        above.update({os.path.join(dirpath, d): reals | {os.path.realpath(os.path.join(dirpath, d))}
+                      for d in dirnames})
+        yield from (Path(dirpath, name) for name in filenames if not is_skipped(name))
+
+
+def _cannot_list(folder: Path, exc: OSError) -> DataError:
+    """The DataError for a ``folder`` that cannot be listed (``exc``)."""
+    return DataError(f"cannot list {folder}: {exc.strerror or exc}. "
+                     "Fix: make the folder readable (check its permissions).")
+
+
 def _entries(folder: Path, want_dirs: bool) -> list[Path]:
     """The entries of ``folder`` but the skipped ones (:func:`is_skipped`); each must be a folder
     (``want_dirs``) or an image file (a name ending as in :data:`hw3lib.images.SUFFIXES`)."""
     try:
         names = [n for n in os.listdir(folder) if not is_skipped(n)]
     except OSError as exc:
-        raise DataError(
-            f"cannot list {folder}: {exc.strerror or exc}. "
-            "Fix: make the folder readable (check its permissions)."
-        ) from exc
+        raise _cannot_list(folder, exc) from exc
     paths = [folder / n for n in names]
     for path in paths:
         is_dir = path.is_dir()

@@ -27,7 +27,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .cli import Parser, folder
-from .data import (FIX_WHERE, DEFAULT_ROOT, MANIFEST_PATH, SPLITS, DataError, is_course_data, is_skipped,
+from .data import (FIX_WHERE, DEFAULT_ROOT, MANIFEST_PATH, SPLITS, DataError, files_under, is_course_data,
                    resolve_root, split_dirs, split_folders)
 from .images import read_bytes
 
@@ -65,27 +65,16 @@ def _sha256(data: bytes) -> str:
 
 def compute_manifest(root: str | os.PathLike) -> dict[str, str]:
     """SHA-256 of every file under ``root``'s split folders (Data_train and Data_test, or train
-    and test: :func:`hw3lib.data.split_folders`) but those :func:`hw3lib.data.is_skipped`
-    leaves out, following symbolic links to folders
-    as :func:`hw3lib.data.load_split` does (a link back to a folder above it is not followed).
+    and test: :func:`hw3lib.data.split_folders`) as :func:`hw3lib.data.files_under` finds them:
+    those :func:`hw3lib.data.is_skipped` leaves out are not, symbolic links to folders are
+    followed as :func:`hw3lib.data.load_split` does (a link back to a folder above it is not).
 
     Returns ``{relative POSIX path: hex digest}`` sorted by path; absent folders give no entries.
     """
     root = Path(root)
-    manifest = {}
-    for split_dir in (found for split in SPLITS for found in split_folders(root, split)):
-        above = {str(split_dir): {os.path.realpath(split_dir)}}  # each folder's real path and its parents'
-        for dirpath, dirnames, filenames in os.walk(split_dir, followlinks=True):
-            reals = above.pop(dirpath)
-            dirnames[:] = [d for d in dirnames if not is_skipped(d)
-                           and os.path.realpath(os.path.join(dirpath, d)) not in reals]
-            above.update({os.path.join(dirpath, d): reals | {os.path.realpath(os.path.join(dirpath, d))}
-                          for d in dirnames})
-            for name in filenames:
-                if not is_skipped(name):
-                    path = Path(dirpath, name)
-                    manifest[path.relative_to(root).as_posix()] = _sha256(read_bytes(path))
-    return dict(sorted(manifest.items()))
+    return dict(sorted((path.relative_to(root).as_posix(), _sha256(read_bytes(path)))
+                       for split in SPLITS for split_dir in split_folders(root, split)
+                       for path in files_under(split_dir)))
 
 
 def _format_manifest(manifest: Mapping[str, str]) -> str:

@@ -1,13 +1,12 @@
 """``python -m hw3lib predict``: a trained run's classes for image files, one line per image."""
 import argparse
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from .cli import Parser, int_at_least
-from .data import natural_key, is_skipped
+from .data import files_under, natural_key
 from .images import SUFFIXES
 from .tables import Table
 from .train import FitResult
@@ -16,14 +15,10 @@ BATCH = 256  # images read and classified at a time, so that memory does not gro
 
 
 def images_under(folder):
-    """Every image file under ``folder`` (a name ending as in :data:`hw3lib.images.SUFFIXES`),
-    subfolders included, in natural order of their paths; hidden and system entries
-    (:func:`hw3lib.data.is_skipped`) are left out."""
-    found = []
-    for top, dirs, names in os.walk(folder):
-        dirs[:] = [d for d in dirs if not is_skipped(d)]
-        found += [Path(top, name) for name in names
-                  if not is_skipped(name) and Path(name).suffix.lower() in SUFFIXES]
+    """Every image file under ``folder`` (a name ending as in :data:`hw3lib.images.SUFFIXES`)
+    as :func:`hw3lib.data.files_under` finds them (links to folders followed; hidden and system
+    entries left out), in natural order of their paths."""
+    found = [path for path in files_under(folder) if path.suffix.lower() in SUFFIXES]
     return sorted(found, key=lambda p: [natural_key(part) for part in p.relative_to(folder).parts])
 
 

@@ -1,5 +1,7 @@
 """``python -m hw3lib predict``: a trained run's classes for files and folders, as a table or JSON."""
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,6 +46,32 @@ def test_a_folder_is_every_image_under_it_in_natural_order_with_the_runs_probabi
     assert lines[0].split() == ["image", "class", "probability"] and len(lines) == 1 + len(files)
     for line, path, p in zip(lines[1:], files, probs):
         assert line.split() == [str(path), result.classes[p.argmax()], f"{p.max():.3f}"]
+
+
+def test_a_folder_follows_links_to_folders_but_not_back_up_and_names_one_it_cannot_list(
+        trained, capsys, tmp_path, monkeypatch):
+    run, test = trained
+    folder, elsewhere = tmp_path / "photos", tmp_path / "elsewhere"
+    for name in ("photos/sub/x.png", "elsewhere/y.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes((test / "digit1" / "1.png").read_bytes())
+    (folder / "linked").symlink_to(elsewhere)  # a folder of photos kept elsewhere
+    (folder / "sub" / "up").symlink_to(folder)  # a loop: not followed round again
+    code, out, err = predict(capsys, run, folder)
+    assert (code, err) == (0, "")
+    assert [line.split()[0] for line in out.splitlines()[1:]] == [str(folder / "linked" / "y.png"),
+                                                                  str(folder / "sub" / "x.png")]
+    scandir = os.scandir
+
+    def unlistable(path):
+        if Path(path) == folder / "linked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", unlistable)
+    code, out, err = predict(capsys, run, folder)
+    assert (code, out) == (2, "") and err.startswith(f"error: cannot list {folder / 'linked'}: Permission "
+                                                     "denied. Fix: make the folder readable"), err
 
 
 def test_top_classes_as_json_in_batches_equal_one_batch(trained, capsys, monkeypatch):
