@@ -46,8 +46,10 @@ def run_path(path):
     ``train --out`` wrote; ValueError naming what is missing."""
     checkpoint = path / "checkpoint.npz" if path.is_dir() else path
     if not checkpoint.is_file():
-        raise ValueError(f"no run at {path}: give the folder `train --out` wrote (it holds "
-                         "checkpoint.npz) or its checkpoint.npz")
+        what = ("it holds no checkpoint.npz (train writes it as each epoch ends)" if path.is_dir()
+                else "no such file or folder")
+        raise ValueError(f"no run at {path}: {what}; give the folder `train --out` wrote, or its "
+                         "checkpoint.npz")
     return checkpoint
 
 

@@ -95,8 +95,10 @@ def test_top_classes_as_json_in_batches_equal_one_batch(trained, capsys, monkeyp
 
 
 @pytest.mark.parametrize("argv, message", [
-    (("{tmp}/nowhere", "{test}"), "no run at {tmp}/nowhere: give the folder `train --out` wrote"),
-    (("{tmp}", "{test}"), "no run at {tmp}: give the folder `train --out` wrote"),
+    (("{tmp}/nowhere", "{test}"), "no run at {tmp}/nowhere: no such file or folder; give the folder "
+                                   "`train --out` wrote, or its checkpoint.npz"),
+    (("{tmp}", "{test}"), "no run at {tmp}: it holds no checkpoint.npz (train writes it as each epoch "
+                          "ends); give the folder `train --out` wrote"),  # one stopped in its first epoch
     (("{run}", "{tmp}/missing.png"), "no file or folder {tmp}/missing.png: check the path"),
     (("{run}", "{tmp}"), "{tmp} holds no image (.png, "),
     (("{run}", "{test}", "--top", "0"), "argument --top: must be an integer >= 1, got '0'"),
