@@ -1,6 +1,7 @@
 """``python -m hw3lib predict``: a trained run's classes for image files, one line per image."""
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,8 @@ def run_path(path):
 
 def main(argv=None):
     """Print each image's most likely classes and their probabilities, one row per image, or
-    with ``--json`` one JSON object per image."""
+    with ``--json`` one JSON object per image; a note on stderr says when the run stopped before
+    its last epoch."""
     parser = Parser(prog="python -m hw3lib predict",
                     formatter_class=argparse.RawDescriptionHelpFormatter,
                     description="Classify image files with a run that `train` wrote: each image is "
@@ -69,6 +71,10 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true", help="one JSON object per image instead of a table")
     args = parser.parse_args(argv)
     run = FitResult.load(run_path(args.run))
+    trained = len(run.history["epoch"])
+    if trained < run.config.epochs:  # interrupted, or pruned by a sweep
+        print(f"note: this run stopped after {trained} of its {run.config.epochs} epochs; it predicts "
+              f"with the weights of epoch {run.best_epoch} (`train --resume` trains it on)", file=sys.stderr)
     files, top = image_files(args.images), min(args.top, len(run.classes))
     rows = []
     for start in range(0, len(files), BATCH):

@@ -1,6 +1,7 @@
 """``python -m hw3lib predict``: a trained run's classes for files and folders, as a table or JSON."""
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 
 from hw3lib import predict_cli
 from hw3lib.__main__ import main as hw3lib_main
+from hw3lib.checkpoint import load_checkpoint, save_checkpoint
 from hw3lib.train import FitResult
 from test_cli import QUICK, digits_root
 
@@ -92,6 +94,17 @@ def test_top_classes_as_json_in_batches_equal_one_batch(trained, capsys, monkeyp
         np.testing.assert_allclose(row["probabilities"], p[best], atol=1e-6)
     code, out, _ = predict(capsys, run, test / "digit0" / "0.png", "--top", 9)  # at most the 4 classes
     assert out.splitlines()[0].split() == ["image", *"class 1 p 1 class 2 p 2 class 3 p 3 class 4 p 4".split()]
+
+
+def test_a_run_that_stopped_before_its_last_epoch_is_noted(trained, capsys, tmp_path):
+    run, test = trained
+    ckpt = load_checkpoint(run / "checkpoint.npz")
+    save_checkpoint(tmp_path / "checkpoint.npz", replace(ckpt, config=replace(ckpt.config, epochs=24)))
+    code, out, err = predict(capsys, tmp_path, test / "digit0" / "0.png")
+    assert code == 0 and len(out.splitlines()) == 2
+    assert err == (f"note: this run stopped after 2 of its 24 epochs; it predicts with the weights of "
+                   f"epoch {ckpt.best_epoch} (`train --resume` trains it on)\n")
+    assert predict(capsys, run, test / "digit0" / "0.png")[2] == ""  # a finished run: no note
 
 
 @pytest.mark.parametrize("argv, message", [
