@@ -27,9 +27,10 @@ OWN_IMAGES = f"""\
 Use your own images:
   --data DIR, where DIR holds train/ and test/ (or Data_train/ and Data_test/), each with
   one folder per class (2 or more, the same in both), e.g. DIR/train/cat/001.jpg.
-  Files: {", ".join(SUFFIXES)}; hidden files (and Thumbs.db, desktop.ini,
-  __MACOSX) are skipped, anything else is refused. Any size, grey or colour, 8- or 16-bit, palette. Images of
-  different sizes need --image-size H[xW], which stretches each to that size (bilinear).
+  Files: {", ".join(SUFFIXES)}; hidden files (and Thumbs.db,
+  desktop.ini, __MACOSX) are skipped, anything else is refused. Any size, grey or colour,
+  8- or 16-bit, palette. Images of different sizes need --image-size H[xW], which
+  stretches each to that size (bilinear).
   --channels: L (grey) for grey images or when colour does not matter, RGB for colour
   photos, LA or RGBA to keep transparency. Flips (--no-hflip turns them off) suit the
   fruit images but hurt data whose mirror image means something else: digits, text.
