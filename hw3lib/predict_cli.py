@@ -24,19 +24,19 @@ def images_under(folder):
 
 
 def image_files(paths):
-    """The image files that ``paths`` name, in order: a file as given, a folder as
-    :func:`images_under` it; ValueError for a path that does not exist or a folder that holds
-    no image."""
+    """The image files that ``paths`` name, in order: a file (or a broken link, which reading
+    names) as given, a folder as :func:`images_under` it; ValueError for a path that does not
+    exist or a folder that holds no image."""
     files = []
     for path in map(Path, paths):
-        if path.is_file():
-            files.append(path)
-        elif path.is_dir():
+        if path.is_dir():
             found = images_under(path)
             if not found:
                 raise ValueError(f"{path} holds no image ({', '.join(SUFFIXES)}); give image files "
                                  "or a folder that holds some")
             files += found
+        elif path.is_file() or path.is_symlink():  # a broken link: reading it names its target
+            files.append(path)
         else:
             raise ValueError(f"no file or folder {path}: check the path")
     return files

@@ -113,11 +113,14 @@ def test_a_run_that_stopped_before_its_last_epoch_is_noted(trained, capsys, tmp_
     (("{tmp}", "{test}"), "no run at {tmp}: it holds no checkpoint.npz (train writes it as each epoch "
                           "ends); give the folder `train --out` wrote"),  # one stopped in its first epoch
     (("{run}", "{tmp}/missing.png"), "no file or folder {tmp}/missing.png: check the path"),
-    (("{run}", "{tmp}"), "{tmp} holds no image (.png, "),
+    (("{run}", "{tmp}/empty"), "{tmp}/empty holds no image (.png, "),
+    (("{run}", "{tmp}/link.png"), "{tmp}/link.png is a broken symbolic link (to {tmp}/gone.png). Fix: "),
     (("{run}", "{test}", "--top", "0"), "argument --top: must be an integer >= 1, got '0'"),
 ])
 def test_errors_are_one_line_naming_the_cause(trained, capsys, tmp_path, argv, message):
     run, test = trained
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "link.png").symlink_to(tmp_path / "gone.png")
     paths = dict(tmp=tmp_path, run=run, test=test)
     code, out, err = predict(capsys, *(arg.format(**paths) for arg in argv))
     assert (code, out, len(err.splitlines())) == (2, "", 1)
