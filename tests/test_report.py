@@ -415,6 +415,17 @@ def test_cli_names_an_out_it_cannot_create_before_any_work(tmp_path, monkeypatch
                                        "choose a writable folder\n")
 
 
+@pytest.mark.skipif(not Path("/sys").is_dir(), reason="needs Linux's /sys")
+def test_cli_names_an_out_it_cannot_write_in_before_any_work(monkeypatch, capsys):
+    """An --out that exists but is read-only (/sys, even to root) is refused before the notebooks
+    are read or executed, not with a bare "[Errno 30] ...: 'report/build'" after the first one."""
+    monkeypatch.setattr("hw3lib.report.find_notebooks", lambda folder: pytest.fail("notebooks read"))
+    assert cli(["report", "--no-execute", "--out", "/sys"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write to --out /sys: ") and err.endswith(
+        "; choose a writable folder\n"), err
+
+
 def test_cli_checks_the_data_before_executing(tmp_path, monkeypatch, capsys):
     (tmp_path / "data" / "Data_train").mkdir(parents=True)
     (tmp_path / "data" / "Data_train" / "stray.png").write_bytes(b"not the dataset")
