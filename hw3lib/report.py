@@ -80,6 +80,7 @@ DEFAULT_TIMEOUT = 1800  # seconds per cell: training is the slowest cell
 
 _WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 _TRACEBACK = "Traceback (most recent call last)"
+_WARNING = re.compile(r"^.+?:\d+: ([\w.]+: .*)$", re.MULTILINE)  # FILE:LINE: CATEGORY: MESSAGE
 # An absolute POSIX path (a '/' after a space, quote, bracket, '=' or ':' or at a line start,
 # then at least one more '/': URLs do not match) or a Windows drive path.
 _ABSOLUTE_PATH = re.compile(r"(?:^|(?<=[\s'\"(\[=:,]))(?:/[\w.~+-]+/[\w./~+-]*|[A-Za-z]:\\\w)",
@@ -231,7 +232,9 @@ def _check_cell(where, cell):
                 raise ReportError(f"{where} shows an error ({output.ename}: {output.evalue}); "
                                   "fix the cell")
             if output.output_type == "stream" and output.name == "stderr":
-                raise ReportError(f"{where} writes to stderr ({output.text.strip()[:80]!r}); "
+                warning = _WARNING.search(output.text)  # the warning, not the file that warned
+                said = warning.group(1) if warning else output.text.strip()
+                raise ReportError(f"{where} writes to stderr ({said[:120]!r}); "
                                   "fix the cause of the warning or move it out of the report")
             if _WIDGET_MIME in output.get("data", {}):
                 raise ReportError(f"{where} shows a widget, which a static report prints as "

@@ -309,6 +309,11 @@ def with_output(output, tag="report:1"):
      "absolute path '/home/ann/fruits/Data_train'"),
     (new_output("display_data", data={"text/plain": "see C:\\Users\\ann"}), "absolute path"),
     (new_output("stream", name="stderr", text="UserWarning: glyph missing\n"), "stderr"),
+    (new_output("stream", name="stderr", text=(  # the warning said, not the file that warned
+        "/home/ann/.venv/lib/python3.11/site-packages/IPython/core/pylabtools.py:158: UserWarning: "
+        "Glyph 24040 (\\N{CJK UNIFIED IDEOGRAPH-5DE8}) missing from font(s) DejaVu Sans.\n"
+        "  fig.canvas.print_figure(bytes_io, **kw)\n")),
+     "('UserWarning: Glyph 24040 (\\\\N{CJK UNIFIED IDEOGRAPH-5DE8}) missing from font(s) DejaVu Sans.')"),
     (new_output("stream", name="stdout", text="Traceback (most recent call last):\n"),
      "traceback"),
     (new_output("error", ename="KeyError", evalue="'x'", traceback=[]), "KeyError"),
