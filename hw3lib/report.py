@@ -26,7 +26,9 @@ Contract with the notebook authors (one tag per cell, in the cell's ``tags`` met
   a tagged cell an error output, a traceback, text on stderr (warnings), a widget (it would
   print as blank space) or an absolute path; a bare ``report`` tag or an unknown section; a
   section without cells.
-- In the PDF, an equation, text output or table wider than the page is shrunk to fit.
+- In the PDF, an equation, text output or table wider than the page is shrunk to fit; text
+  output that would go below 60% is wrapped instead, and such a table shrunk to 60% with its
+  cells wrapped.
 """
 import asyncio
 import contextlib
@@ -426,13 +428,17 @@ def to_html(nb, notebooks_dir):
 
 
 # Run in the copy that Chromium prints: shrink each equation, text output or table wider than
-# its column to fit (text shrunk below 60% wraps instead). The HTML itself has no JavaScript.
+# its column to fit; below 60% (unreadable) text wraps instead, a table wraps its cells at 60%.
+# The HTML itself has no JavaScript.
 FIT_TO_WIDTH = """<script>
 for (const el of document.querySelectorAll(
     'math[display="block"], .jp-RenderedText pre, .jp-RenderedHTMLCommon table')) {
   const fit = el.parentElement.clientWidth / el.scrollWidth;
   if (fit >= 1) continue;
   if (fit < 0.6 && el.tagName === "PRE") el.style.whiteSpace = "pre-wrap";
+  else if (fit < 0.6) Object.assign(el.style, {  // a table: 60%, its cells wrapped to the width
+    zoom: 0.6, tableLayout: "fixed", maxWidth: "none", overflowWrap: "anywhere",
+    width: `${el.parentElement.clientWidth / 0.6}px`});
   else el.style.zoom = fit.toFixed(3);
 }
 </script>"""

@@ -38,6 +38,10 @@ ax.plot(np.arange(10), np.random.default_rng(0).random(10))
 ax.set(title='{title}', xlabel='epoch', ylabel='loss')
 plt.show()"""
 
+WIDE_TABLE = """from IPython.display import HTML
+HTML('<table>' + ''.join('<tr>' + ''.join(f'<td>wide_{i}_{j}_value</td>' for j in range(25))
+                         + '</tr>' for i in range(3)) + '</table>')"""
+
 
 def cell(kind, source, tag=None):
     new = new_markdown_cell if kind == "md" else new_code_cell
@@ -80,6 +84,7 @@ def fixture_notebooks():
             cell("md", "A long equation: $$L = " + " + ".join(f"w_{{{i}}} x_{{{i}}}^2"
                                                             for i in range(40)) + "$$", "report:4"),
             cell("code", "print('  '.join(f'col{i:02d}' for i in range(30)))", "report:4"),
+            cell("code", WIDE_TABLE, "report:4"),
             cell("code", "print('seed 0')", "report:stamp"),
             cell("code", "import os, pathlib\nassert os.path.isabs(os.environ['HW3_DATA'])\n"
                          "assert pathlib.Path.cwd().name == 'notebooks'"),
@@ -230,6 +235,15 @@ def test_pdf_keeps_every_word_inside_the_margins(pdf):
     right_edge = page_width - 15 / 25.4 * 72  # the 15 mm right margin of REPORT_CSS
     assert "col29" in words and "w" in words
     assert max(float(x) for x in re.findall(r'xMax="([\d.]+)"', words)) <= right_edge + 1
+
+
+def test_pdf_wraps_the_cells_of_a_table_far_too_wide_rather_than_shrink_it_unreadable(pdf):
+    """25 columns of long words: shrunk to 60% (9 pt to 5.4 pt) at most, then wrapped inside its
+    cells, within the margins; shrunk to fit whole they would print under 3 pt."""
+    words = run("pdftotext", "-bbox", str(pdf), "-")
+    heights = [float(y1) - float(y0) for y0, y1 in re.findall(
+        r'yMin="([\d.]+)" xMax="[\d.]+" yMax="([\d.]+)">[^<]*(?:wide|value)', words)]
+    assert heights and min(heights) > 5, heights
 
 
 def refused(tmp_path, cells, execute=False):
