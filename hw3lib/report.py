@@ -48,6 +48,7 @@ from pathlib import Path
 
 import nbformat
 
+from .atomic import atomic_write
 from .cli import Parser, create_out, folder, int_at_least, refuse_file_in_the_way
 from .data import REPO_ROOT, resolve_root
 from .download import download
@@ -521,7 +522,8 @@ def build(notebooks_dir=NOTEBOOKS_DIR, out_dir=OUT_DIR, execute=True, timeout=DE
     build_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(report, build_dir / f"{REPORT_NAME}.ipynb")
     html_path, pdf_path = out_dir / f"{REPORT_NAME}.html", out_dir / f"{REPORT_NAME}.pdf"
-    html_path.write_text(to_html(report, notebooks_dir), encoding="utf-8")
+    page = to_html(report, notebooks_dir).encode("utf-8")
+    atomic_write(html_path, lambda f: f.write(page))  # the old report or the new, never a part
     log(f"wrote {html_path}")
     chromium = find_chromium()
     if chromium is None:

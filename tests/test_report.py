@@ -1,6 +1,7 @@
 """The report export: fixture notebooks -> executed -> one HTML page and an A4 PDF."""
 import base64
 import contextlib
+import errno
 import html
 import io
 import os
@@ -381,6 +382,21 @@ def test_the_intro_says_whether_the_notebooks_were_executed(tmp_path, built):
     page = html_path.read_text(encoding="utf-8")
     assert "were not executed for this report" in page and "output stored in them" in page
     assert "executed from scratch" not in page
+
+
+def test_a_report_cut_off_while_written_leaves_the_old_one_whole(tmp_path, monkeypatch):
+    folder = write_notebooks(tmp_path / "nb", {"01_x.ipynb": one_cell_per_section("section")})
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "hw3_report.html").write_text("the old report", encoding="utf-8")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match="No space left"):
+        build(folder, tmp_path / "out", execute=False, log=lambda *a: None)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["build", "hw3_report.html"]
+    assert (tmp_path / "out" / "hw3_report.html").read_text(encoding="utf-8") == "the old report"
 
 
 def test_without_chromium_the_html_is_written_and_the_pdf_tool_named(tmp_path, monkeypatch,
