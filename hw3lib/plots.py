@@ -4,12 +4,28 @@ import math
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import font_manager, rcParams
 from matplotlib.colors import ListedColormap
 from matplotlib.ticker import NullFormatter
 
 from .checks import is_number
 
 HIGHLIGHT = "tab:orange"
+CJK_FONT = "Noto Sans CJK TC"  # Chinese, the original report's language (fonts-noto-cjk: make system-deps)
+
+
+def draw_chinese_too():
+    """Let figures draw Chinese text: :data:`CJK_FONT` after the default sans-serif font, each
+    glyph drawn from the first font that has it (DejaVu Sans has no Chinese: matplotlib
+    warned "Glyph ... missing", which the report refuses). Done on import, only while the
+    font family is matplotlib's default and the font is installed (a family named but missing
+    would be warned about at every figure). Text inside ``$...$`` gets no fallback."""
+    if rcParams["font.family"] == ["sans-serif"] and any(
+            font.name == CJK_FONT for font in font_manager.fontManager.ttflist):
+        rcParams["font.family"] = ["sans-serif", CJK_FONT]
+
+
+draw_chinese_too()
 
 
 def _matrix(ax, values, title, highlight=None, xlabel="column", ylabel="row", fmt="{:g}"):

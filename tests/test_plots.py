@@ -1,5 +1,12 @@
 """Every figure of hw3lib.plots on small inputs: a title, labelled axes and the expected artists."""
+import io
+import os
+import warnings
+
+import matplotlib.pyplot as plt
 import numpy as np
+import pytest
+from matplotlib import font_manager, rcParams
 from matplotlib.contour import QuadContourSet
 from matplotlib.patches import Rectangle
 
@@ -85,3 +92,25 @@ def test_plot_trajectories_paths_start_minimum_and_contours():
     assert lines[3].get_xydata().tolist() == [[0.0, 0.0]]
     assert any(isinstance(c, QuadContourSet) for c in ax.collections)
     assert "one (2 steps)" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_figures_draw_chinese_with_the_cjk_font_where_it_is_installed(monkeypatch, tmp_path):
+    monkeypatch.setitem(rcParams, "font.family", ["sans-serif"])
+    installed = font_manager.fontManager.ttflist
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", [])  # not installed: left as it is
+    plots.draw_chinese_too()
+    assert rcParams["font.family"] == ["sans-serif"]
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", installed)
+    if not any(font.name == plots.CJK_FONT for font in installed) and os.environ.get("HW3_REQUIRE_PDF") != "1":
+        pytest.skip(f"{plots.CJK_FONT} is not installed; `make system-deps` installs it")
+    plots.draw_chinese_too()
+    assert rcParams["font.family"] == ["sans-serif", plots.CJK_FONT]
+    fig, ax = plt.subplots()
+    ax.set_title("訓練 loss 曲線")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Glyph 35347 ... missing from font(s) DejaVu Sans"
+        fig.savefig(io.BytesIO(), format="png")
+    plt.close(fig)
+    monkeypatch.setitem(rcParams, "font.family", ["serif"])  # a family the user chose stays
+    plots.draw_chinese_too()
+    assert rcParams["font.family"] == ["serif"]
