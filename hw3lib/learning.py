@@ -59,7 +59,10 @@ def learning_warning(history, best_epoch, y_train, y_val, config):
 
     1. the loss went up: above 1.05 x where an untrained model starts (ln K, or chance level
        where that is higher), or, still near chance (above 0.9 x), ending over 1% above its
-       first epoch's: a smaller learning rate (lr / 10);
+       first epoch's, or, over ``VERY_FEW_STEPS`` steps or more, rising from any epoch to the
+       next (a step too small lowers the loss every epoch, however little; a network that a
+       step too large has thrown back to chance level moves it up and down there): a smaller
+       learning rate (lr / 10);
     2. the loss fell well below chance (under 0.5 x, or under 0.9 x in ``FEW_STEPS`` steps or
        more) while validation did not follow: on a validation split too small for any score
        but a perfect one to count (even all but one right is as likely as ``LEARNING_LEVEL``
@@ -103,7 +106,9 @@ def learning_warning(history, best_epoch, y_train, y_val, config):
                   f"by chance")
     larger = f"learning rate {config.lr:g} is too small, try a larger one, e.g. {config.lr * 10:g}"
     untrained = max(chance_loss, math.log(len(freq)))  # about where a run's loss starts
-    if max(losses) > 1.05 * untrained or (lowest >= 0.9 * chance_loss and losses[-1] > 1.01 * losses[0]):
+    rose = losses[-1] > 1.01 * losses[0] or (
+        steps >= VERY_FEW_STEPS and any(b > a for a, b in zip(losses, losses[1:])))
+    if max(losses) > 1.05 * untrained or (lowest >= 0.9 * chance_loss and rose):
         advice = (f"the training loss went up (to {max(losses):.4g}): learning rate {config.lr:g} is "
                   f"too large, try a smaller one, e.g. {config.lr / 10:g}")
     elif lowest < 0.5 * chance_loss or (lowest < 0.9 * chance_loss and steps >= FEW_STEPS):

@@ -701,6 +701,26 @@ def test_a_loss_that_did_not_move_blames_the_learning_rate_whatever_the_step_cou
         "with more epochs or a smaller batch size")
 
 
+def test_a_loss_that_moved_up_and_down_at_chance_blames_too_large_a_rate_not_too_small():
+    """The audit's notebook 05 at LR = 0.05 and the playground at 0.1 (which notebook 07 invites):
+    Adam threw the network back to chance level in epoch 1, and its loss then rose and fell
+    there, ending below its start; it was told to try a larger rate (0.5, 1), which does no
+    better. A rate too small lowers the loss every epoch, however little."""
+    collapsed = [1.0988, 1.0993, 1.0997, 1.1014, 1.1004, 1.0991, 1.1008, 1.0997, 1.0986, 1.0990,
+                 1.1005, 1.1041, 1.1029, 1.0991, 1.0990, 1.1031, 1.1013, 1.0992, 1.0987, 1.0989,
+                 1.0991, 1.0987, 1.0986, 1.0985]
+    for losses in (collapsed, collapsed[:3]):  # 24 epochs of 33 steps, and 3
+        warning = warning_of(losses, [1 / 3] * len(losses), lr=0.05)
+        assert warning.endswith("learning rate 0.05 is too large, try a smaller one, e.g. 0.005")
+        assert "too small" not in warning
+    # a rate too small: the loss falls every epoch, by 1e-5 or so
+    assert warning_of([1.0991 - 4e-5 * k for k in range(24)], [1 / 3] * 24, lr=1e-7).endswith(
+        "learning rate 1e-07 is too small, try a larger one, e.g. 1e-06")
+    # under 20 steps a rise says nothing: too few steps to judge the rate by
+    assert "only 3 optimizer step(s)" in warning_of([1.0988, 1.0993, 1.0990], [1 / 3] * 3,
+                                                     batch_size=100_000, lr=0.05)
+
+
 def test_an_untrained_loss_on_unbalanced_classes_is_not_said_to_have_gone_up():
     """The audit's playground run: 10 training images of classes 6/2/2 (chance level 0.95, an
     untrained model starting near ln 3 = 1.099), batch 256, a loss flat or falling from there:
