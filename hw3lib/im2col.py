@@ -232,10 +232,20 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride=1, padding=0):
     return fold_width(X, x_shape, kernel_w, sw, (ph, pw))
 
 
+def _check_conv(x, W, b=None):
+    """ValueError unless ``x (N, C, H, W)``, ``W (F, C, kh, kw)`` and ``b (F,)`` agree: the loops
+    would broadcast a 1-channel ``x`` against a 3-channel ``W`` (or the reverse) and skip the
+    extra values of a longer ``b``, giving a wrong result rather than an error."""
+    _check_image(x)
+    if np.ndim(W) != 4 or W.shape[1] != x.shape[1] or (b is not None and np.shape(b) != W.shape[:1]):
+        raise ValueError(f"x {x.shape}, W {np.shape(W)} and b {'-' if b is None else np.shape(b)} do not "
+                         f"agree: x is (N, C, H, W), W (F, C, kh, kw) with x's C, b (F,)")
+
+
 def conv2d_naive(x, W, b, stride=1, padding=0):
     """Reference convolution by nested loops. ``x (N, C, H, W)``, ``W (F, C, kh, kw)``,
     ``b (F,)`` -> ``(N, F, OH, OW)``."""
-    _check_image(x)
+    _check_conv(x, W, b)
     n, c, h, w = x.shape
     f, _, kh, kw = W.shape
     (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
@@ -253,11 +263,15 @@ def conv2d_naive(x, W, b, stride=1, padding=0):
 
 def conv2d_naive_backward(dout, x, W, stride=1, padding=0):
     """Reference gradients by nested loops: ``dout (N, F, OH, OW)`` -> ``(dx, dW, db)``
-    with the shapes of ``x``, ``W`` and ``(F,)``."""
+    with the shapes of ``x``, ``W`` and ``(F,)``; ``dout`` must have the output's shape."""
+    _check_conv(x, W)
     n, c, h, w = x.shape
     f, _, kh, kw = W.shape
     (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
-    oh, ow = dout.shape[2:]
+    oh, ow = conv_output_size((h, w), (kh, kw), (sh, sw), (ph, pw))
+    if np.shape(dout) != (n, f, oh, ow):
+        raise ValueError(f"dout has shape {np.shape(dout)}, but conv2d_naive(x, W, b, stride={stride}, "
+                         f"padding={padding}) gives {(n, f, oh, ow)}")
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     dxp = np.zeros_like(xp)
     dW = np.zeros_like(W)

@@ -72,6 +72,23 @@ def test_kernel_larger_than_input_is_refused_clearly():
         im2col(np.zeros((4, 4)), 2, 2)
 
 
+def test_the_naive_loops_refuse_shapes_that_numpy_would_broadcast():
+    """Notebook 02's worked example edited: a 3-channel W on the 1-channel x gave the 1-channel
+    convolution with the channels' filters summed, a b of 2 values for 1 filter was cut short,
+    and a gradient of the wrong shape met a NumPy broadcasting error inside the loops."""
+    x, W, b = np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3)), np.zeros(1)
+    for args in ((x, np.zeros((1, 3, 3, 3)), b), (np.zeros((1, 2, 4, 4)), W, b), (x, W, np.zeros(2)),
+                 (x, W, 1.0), (x, W[0, 0], b)):
+        with pytest.raises(ValueError, match=r"do not agree: x is \(N, C, H, W\), W \(F, C, kh, kw\) "
+                                             r"with x's C, b \(F,\)"):
+            conv2d_naive(*args)
+    with pytest.raises(ValueError, match="do not agree"):
+        conv2d_naive_backward(np.zeros((1, 1, 2, 2)), x, np.zeros((1, 3, 3, 3)))
+    with pytest.raises(ValueError, match=r"dout has shape \(1, 1, 2, 2\), but conv2d_naive\(x, W, b, "
+                                         r"stride=2, padding=0\) gives \(1, 1, 1, 1\)"):
+        conv2d_naive_backward(np.zeros((1, 1, 2, 2)), x, W, stride=2)
+
+
 @pytest.mark.parametrize("split", ["one_column", "columns_kept", "one_row", "two_rows"])
 @pytest.mark.parametrize("cfg", CONFIGS[:8], ids=config_id)
 def test_conv_in_blocks_and_bands_equals_the_naive_loops(cfg, split, monkeypatch):
