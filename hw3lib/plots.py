@@ -9,6 +9,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.ticker import NullFormatter
 
 from .checks import is_number
+from .im2col import conv_output_size
 
 HIGHLIGHT = "tab:orange"
 CJK_FONT = "Noto Sans CJK TC"  # Chinese, the original report's language (fonts-noto-cjk: make system-deps)
@@ -50,13 +51,29 @@ def _window_mask(shape, top, left, kh, kw):
     return mask
 
 
+def _example_output(x, kh, kw, stride, pixel, name, given, expected):
+    """``(OH, OW)`` of a ``kh x kw`` window with ``stride`` over ``x (H, W)``; ValueError when
+    the shape ``given`` of the array ``name`` is not ``expected(OH, OW)`` or ``pixel`` lies
+    outside the output: the figure would colour another field than the output's, or none."""
+    oh, ow = conv_output_size(x.shape, (kh, kw), stride)
+    if tuple(given) != expected(oh, ow):
+        raise ValueError(f"a {kh}x{kw} kernel with stride {stride} over the {x.shape[0]}x{x.shape[1]} x "
+                         f"gives {name} of shape {expected(oh, ow)}, not {tuple(given)}: pass the kernel "
+                         f"and stride {name} was computed with, and x padded if the convolution pads")
+    if not (0 <= pixel[0] < oh and 0 <= pixel[1] < ow):
+        raise ValueError(f"pixel {tuple(pixel)} lies outside the {oh}x{ow} output")
+    return oh, ow
+
+
 def plot_conv_example(x, W, out, pixel=(0, 0), stride=1, b=None):
-    """One channel's convolution with numbers: ``x (H, W)``, kernel ``W (kh, kw)``, bias ``b``
-    (a number, named in the title when given) and ``out (OH, OW)``; the receptive field of
-    output ``pixel = (row, col)`` and that output are coloured."""
+    """One channel's convolution with numbers: ``x (H, W)`` (already padded, if the convolution
+    pads), kernel ``W (kh, kw)``, bias ``b`` (a number, named in the title when given) and
+    ``out (OH, OW)``; the receptive field of output ``pixel = (row, col)`` and that output are
+    coloured."""
     x, W, out = np.asarray(x), np.asarray(W), np.asarray(out)
     kh, kw = W.shape
     r, q = pixel
+    _example_output(x, kh, kw, stride, pixel, "out", out.shape, lambda oh, ow: (oh, ow))
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.4), width_ratios=[x.shape[1], kw, out.shape[1]])
     _matrix(axes[0], x, "input x", _window_mask(x.shape, r * stride, q * stride, kh, kw), "j", "i")
     _matrix(axes[1], W, "kernel W", None, "j'", "i'")
@@ -73,7 +90,8 @@ def plot_im2col(x, cols, kh, kw, pixel=(0, 0), stride=1, label="input x"):
     ``pixel = (row, col)`` and the column it becomes are coloured."""
     x, cols = np.asarray(x), np.asarray(cols)
     r, q = pixel
-    ow = (x.shape[1] - kw) // stride + 1
+    _, ow = _example_output(x, kh, kw, stride, pixel, "cols", cols.shape,
+                            lambda oh, ow: (kh * kw, oh * ow))
     column = np.zeros(cols.shape, bool)
     column[:, r * ow + q] = True
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), width_ratios=[x.shape[1] + 1, cols.shape[1]])

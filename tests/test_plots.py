@@ -53,6 +53,25 @@ def test_plot_im2col_colours_the_field_and_its_column():
     assert len(ax_cols.texts) == cols.size
 
 
+def test_the_worked_examples_refuse_an_output_their_geometry_does_not_give():
+    """Notebooks 02 and 03 edited: a stride-2 output drawn without stride=2, an im2col with
+    padding drawn over the unpadded x, or a pixel off the output coloured another field than
+    the output's (or none) under a title naming that pixel."""
+    x, W = np.arange(16.0).reshape(4, 4), np.ones((3, 3))
+    strided = conv2d_naive(x[None, None], W[None, None], np.zeros(1), stride=2)[0, 0]
+    with pytest.raises(ValueError, match=r"a 3x3 kernel with stride 1 over the 4x4 x gives out of shape "
+                                         r"\(2, 2\), not \(1, 1\): pass the kernel and stride out was "
+                                         r"computed with, and x padded if the convolution pads"):
+        plots.plot_conv_example(x, W, strided)
+    with pytest.raises(ValueError, match=r"pixel \(2, 0\) lies outside the 2x2 output"):
+        plots.plot_conv_example(x, W, np.zeros((2, 2)), pixel=(2, 0))
+    cols = im2col(x[None, None], 3, 3, stride=2, padding=1)
+    with pytest.raises(ValueError, match=r"gives cols of shape \(9, 1\), not \(9, 4\)"):
+        plots.plot_im2col(x, cols, 3, 3, stride=2)
+    with pytest.raises(ValueError, match=r"pixel \(-1, 1\) lies outside the 2x2 output"):
+        plots.plot_im2col(np.pad(x, 1), cols, 3, 3, pixel=(-1, 1), stride=2)
+
+
 def test_plot_ladder_one_bar_per_row_on_a_log_axis():
     rungs = (("naive", 1e-2, 1.0), ("fast", 1e-4, 100.0))
     rows = [dict(shape=s, rung=r, per_image=t, speedup=up)
