@@ -11,6 +11,7 @@ from typing import Callable
 
 import numpy as np
 
+from .checks import integer
 from .optim import AdamGD
 from .tables import Table
 
@@ -85,6 +86,10 @@ class CorrectionCheck:
 
     def table(self, steps):
         """The two step sizes at the steps ``steps`` (counted from 1), a :class:`Table`."""
+        outside = [t for t in steps if not 1 <= t <= len(self.corrected)]
+        if outside:
+            raise ValueError(f"step(s) {outside} lie outside the {len(self.corrected)} steps checked "
+                             f"(1 to {len(self.corrected)}): ask for those, or check more steps")
         return Table(["step / lr at step t", *map(str, steps)],
                      [(name, *(values[t - 1] for t in steps))
                       for name, values in (("AdamGD (report)", self.uncorrected),
@@ -95,13 +100,15 @@ def check_bias_correction(lr, beta1, beta2, epsilon, steps, rng, dims=5):
     """``AdamGD(..., bias_correction=False)`` (the report's formula) against ``AdamGD`` fed the
     same gradients for ``steps`` steps: a constant gradient, then ``(steps, dims)`` standard
     normal ones drawn from ``rng``; a :class:`CorrectionCheck`."""
+    integer("steps", steps, 1)
+
     def make(bias_correction):
         return lambda params: AdamGD(lr, beta1, beta2, epsilon, params, bias_correction=bias_correction)
 
-    factor = correction_factor(np.arange(1, steps + 1), beta1, beta2)
     constant = np.ones((steps, 1))
-    uncorrected = step_sizes(make(False), constant)[:, 0] / lr
+    uncorrected = step_sizes(make(False), constant)[:, 0] / lr  # AdamGD checks the settings first
     corrected = step_sizes(make(True), constant)[:, 0] / lr
+    factor = correction_factor(np.arange(1, steps + 1), beta1, beta2)
     noisy = rng.standard_normal((steps, dims))
     ratio = step_sizes(make(False), noisy) / step_sizes(make(True), noisy)
     return CorrectionCheck(uncorrected, corrected, float(np.abs(uncorrected - factor).max()),

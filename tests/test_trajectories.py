@@ -82,3 +82,17 @@ def test_a_wrong_factor_shows_in_the_deviations():
     assert np.abs(check.uncorrected - correction_factor(t, 0.9, 0.99)).max() == pytest.approx(
         check.constant_deviation)
     assert np.abs(check.uncorrected - correction_factor(t, 0.9, 0.999)).max() > 0.1
+
+
+def test_notebook_04s_check_with_fewer_steps_says_which_steps_it_lacks(recwarn):
+    """Notebook 04's cell with steps = 100 asks for the row of step 250: an IndexError inside
+    the table; steps = 0, NumPy's "zero-size array"; beta1 = 1 a divide-by-zero warning first."""
+    check = check_bias_correction(5e-4, 0.9, 0.999, 1e-8, 100, np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"step\(s\) \[250, 0\] lie outside the 100 steps checked \(1 to "
+                                         r"100\): ask for those, or check more steps"):
+        check.table([1, 250, 100, 0])
+    with pytest.raises(ValueError, match="steps must be an integer >= 1, got 0"):
+        check_bias_correction(5e-4, 0.9, 0.999, 1e-8, 0, np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"beta1 must be a number in \[0, 1\), got 1"):
+        check_bias_correction(5e-4, 1, 0.999, 1e-8, 10, np.random.default_rng(0))
+    assert not recwarn.list
