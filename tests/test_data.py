@@ -295,7 +295,7 @@ def test_a_root_that_cannot_be_looked_into_is_named_with_the_fix():
         root.chmod(0o755)
         shutil.rmtree(base)
     assert outcome == (f"DataError: cannot look into {root}: Permission denied. Fix: make the folder "
-                       "readable (check its permissions), or give another one (--data, HW3_DATA)."), outcome
+                       "readable (check its permissions), or give another one (--data, root= or HW3_DATA)."), outcome
 
 
 def test_unreadable_file_simulated(tmp_path, monkeypatch):

@@ -137,7 +137,7 @@ def test_names_that_are_not_utf8_hash_by_their_bytes(tmp_path):
 def test_dataset_sha256_without_data_names_what_this_folder_lacks(tmp_path, monkeypatch):
     """One's own folder gets advice for one's own data; only the course's folder, the download."""
     with pytest.raises(DataError, match=r"no dataset at .*nowhere: the folder does not exist\. Fix: "
-                                        r"check the path \(--data, HW3_DATA\)"):
+                                        r"check the path \(given as --data, root= or HW3_DATA\)"):
         download.dataset_sha256(tmp_path / "nowhere")
     with pytest.raises(DataError, match=r"no train split in .*: neither .*Data_train/ nor .*train/ exists"):
         download.dataset_sha256(tmp_path)
