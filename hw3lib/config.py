@@ -83,7 +83,10 @@ class TrainConfig:
             raise ValueError(f"lr must be a positive finite number, got {self.lr!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
-        self.build_optimizer(params={})  # checks lr, betas, eps, momentum
+        try:
+            self.build_optimizer(params={})  # checks lr, betas, eps, momentum
+        except ValueError as err:  # AdamGD's epsilon is this config's eps
+            raise ValueError(str(err).replace("epsilon must", "eps must", 1)) from None
         SGD(self.lr, {}, momentum=self.momentum)  # momentum, also where unused: it is stored
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {list(MODES)}, got {self.mode!r}")

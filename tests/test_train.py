@@ -89,7 +89,7 @@ def test_defaults_are_the_reports_plus_flips():
     (dict(lr=True), "lr"), (dict(batch_size=0), "batch_size must be an integer >= 1"),
     (dict(batch_size=-4), "batch_size"), (dict(batch_size=2.5), "batch_size"),
     (dict(epochs=0), "epochs must be an integer >= 1"), (dict(seed=-1), "seed"),
-    (dict(beta1=1.0), "beta1"), (dict(beta2=-0.1), "beta2"), (dict(eps=0.0), "epsilon"),
+    (dict(beta1=1.0), "beta1"), (dict(beta2=-0.1), "beta2"), (dict(eps=0.0), "^eps must be a positive"),
     (dict(mode="CMYK"), "mode must be one of"), (dict(val_fraction=1.0), "val_fraction"),
     (dict(split="stratified"), r"split must be one of \['blocked', 'random'\]"),
     (dict(model=dict(kernel_size=40)), "kernel_size=40 does not fit 32x32"),
