@@ -41,7 +41,7 @@ import numpy as np
 
 from .checks import integer
 from .images import (MODES, SUFFIXES, DataError, parse_image_size, read_image, rename_suffix,
-                     sniff)
+                     sniff, warnings_gathered)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout: hw3lib/, data/, notebooks/, runs/
 DEFAULT_ROOT = REPO_ROOT / "data"
@@ -319,6 +319,7 @@ def load_split(
     return X, y, classes
 
 
+@warnings_gathered()  # Pillow's warnings about the folder's files: one per kind
 def _load(root, split, mode, image_size, check_size, parts=None, listing=None):
     """:func:`load_split` with its images loaded straight into one array per part: ``parts``
     (None: one part of all) a boolean mask over the files per part, so parting them costs no

@@ -26,6 +26,8 @@ Errors are :class:`DataError` naming the file, its cause and a fix.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import io
 import os
 import re
@@ -108,10 +110,31 @@ def sniff(body: bytes) -> str | None:
     return next((fmt for sig, fmt in SIGNATURES.items() if body.startswith(sig)), None)
 
 
+# {(category, message): [paths]} of Pillow's warnings inside warnings_gathered(), else None
+_GATHERED = contextvars.ContextVar("hw3lib_image_warnings", default=None)
+
+
+@contextlib.contextmanager
+def warnings_gathered():
+    """Within it, Pillow's warnings about the files :func:`decode_image` reads are gathered,
+    and issued at the end once per kind, naming the first file and counting the others: a
+    folder of photos from one camera with an EXIF quirk gives one line, not one per photo."""
+    gathered = {}
+    token = _GATHERED.set(gathered)
+    try:
+        yield
+    finally:
+        _GATHERED.reset(token)
+    for (category, message), paths in gathered.items():
+        others = f" and {len(paths) - 1} other file(s)" if len(paths) > 1 else ""
+        warnings.warn(f"{paths[0]}{others}: {message}", category, stacklevel=3)
+
+
 def decode_image(path: Path, fix: str | None = None) -> Image.Image:
     """Read and fully decode one image file as stored (EXIF orientation applied, first frame).
-    Pillow's warnings about it (corrupt EXIF data, say) are issued again naming ``path``; its
-    warning about an image between its pixel limit and twice that, which is read, is not.
+    Pillow's warnings about it (corrupt EXIF data, say) are issued again naming ``path`` (or
+    gathered, inside :func:`warnings_gathered`); its warning about an image between its pixel
+    limit and twice that, which is read, is not.
 
     DataError names ``path`` and the cause: empty, not an image, of another format than its
     name, too large for Pillow, truncated or corrupt; ``fix`` (one sentence) replaces the advice
@@ -136,9 +159,14 @@ def decode_image(path: Path, fix: str | None = None) -> Image.Image:
                 im = Image.open(io.BytesIO(body), formats=[found])
                 im.load()
                 ImageOps.exif_transpose(im, in_place=True)
+            gathered = _GATHERED.get()
             for warning in caught:  # Pillow's name no file ("Corrupt EXIF data")
-                if not issubclass(warning.category, Image.DecompressionBombWarning):  # under 2x: read
+                if issubclass(warning.category, Image.DecompressionBombWarning):  # under 2x: read
+                    continue
+                if gathered is None:
                     warnings.warn(f"{path}: {warning.message}", warning.category, stacklevel=2)
+                else:
+                    gathered.setdefault((warning.category, str(warning.message)), []).append(path)
             return im
         except Image.DecompressionBombError as exc:  # "Image size (N pixels) exceeds limit of ..."
             pixels = int(re.search(r"\d+", str(exc))[0])

@@ -41,7 +41,7 @@ from .checkpoint import (HISTORY_KEYS, Checkpoint, CheckpointError, TestRecord,
 from .config import TrainConfig
 from .data import dataloader, normalize
 from .engine import engine_stamp
-from .images import TransparentPixels, read_image
+from .images import TransparentPixels, read_image, warnings_gathered
 from .losses import CrossEntropyLoss
 from .metrics import accuracy
 from .model import LeNet5
@@ -253,7 +253,8 @@ class FitResult:
             raise ValueError("predict_files needs at least one image file")
         mode, size = self.config.mode, self.model.input_shape[1:]
         try:
-            X = np.stack([read_image(Path(p), mode, size) for p in paths]).transpose(0, 3, 1, 2)
+            with warnings_gathered():
+                X = np.stack([read_image(Path(p), mode, size) for p in paths]).transpose(0, 3, 1, 2)
         except TransparentPixels as err:
             raise TransparentPixels(f"{str(err).partition(', which')[0]}, which this run, trained on "
                                     f"mode {mode} images, cannot take. Fix: flatten the image onto "

@@ -194,19 +194,24 @@ def test_an_image_under_twice_pillows_limit_loads_without_its_warning(tmp_path, 
         assert data.load_split(tmp_path)[0].shape == (6, 1, 32, 32)
 
 
-def test_pillows_warnings_name_the_file(tmp_path):
+def test_pillows_warnings_name_the_file_once_per_kind_for_a_folder(tmp_path):
     root = make_root(tmp_path)
-    path = root / "Data_train" / "A" / "bad_exif.jpg"
     exif = Image.Exif()
     exif[0x0112] = 6  # rotated
-    Image.new("L", (32, 32), 9).save(path, exif=exif)
-    body = bytearray(path.read_bytes())
-    at = body.find(b"Exif\0\0") + 6
-    body[at:at + 8] = b"II*\x00\xff\xff\xff\x7f"  # the first IFD far past the end of the file
-    path.write_bytes(bytes(body))
-    with pytest.warns(UserWarning) as caught:
-        assert data.load_split(tmp_path)[0].shape == (7, 1, 32, 32)
-    assert len(caught) == 1 and str(caught[0].message).startswith(f"{path}: Corrupt EXIF data")
+    paths = [root / "Data_train" / c / "bad_exif.jpg" for c in "AB"]
+    for path in paths:
+        Image.new("L", (32, 32), 9).save(path, exif=exif)
+        body = bytearray(path.read_bytes())
+        at = body.find(b"Exif\0\0") + 6
+        body[at:at + 8] = b"II*\x00\xff\xff\xff\x7f"  # the first IFD far past the end of the file
+        path.write_bytes(bytes(body))
+    with pytest.warns(UserWarning) as caught:  # one line for the folder, not one per photo
+        assert data.load_split(tmp_path)[0].shape == (8, 1, 32, 32)
+    assert len(caught) == 1
+    assert str(caught[0].message).startswith(f"{paths[0]} and 1 other file(s): Corrupt EXIF data")
+    with pytest.warns(UserWarning) as caught:  # a file read alone: named at once
+        images.read_image(paths[1], "L")
+    assert len(caught) == 1 and str(caught[0].message).startswith(f"{paths[1]}: Corrupt EXIF data")
 
 
 def test_a_broken_symbolic_link_says_so(tmp_path):

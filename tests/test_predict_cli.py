@@ -5,6 +5,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 import pytest
 
 from hw3lib import predict_cli
@@ -125,3 +126,20 @@ def test_errors_are_one_line_naming_the_cause(trained, capsys, tmp_path, argv, m
     code, out, err = predict(capsys, *(arg.format(**paths) for arg in argv))
     assert (code, out, len(err.splitlines())) == (2, "", 1)
     assert err.startswith("error: " + message.format(**paths)), err
+
+
+def test_pillows_warnings_about_many_files_are_one_line(trained, capsys, tmp_path):
+    run, test = trained
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated
+    for k in range(3):
+        path = tmp_path / f"{k}.jpg"
+        Image.open(test / "digit0" / "0.png").convert("L").save(path, exif=exif)
+        body = bytearray(path.read_bytes())
+        at = body.find(b"Exif\0\0") + 6
+        body[at:at + 8] = b"II*\x00\xff\xff\xff\x7f"  # the first IFD far past the end of the file
+        path.write_bytes(bytes(body))
+    with pytest.warns(UserWarning) as caught:
+        assert predict(capsys, run, tmp_path)[0] == 0
+    assert len(caught) == 1  # one for the folder, not one per photo
+    assert str(caught[0].message).startswith(f"{tmp_path / '0.jpg'} and 2 other file(s): Corrupt EXIF data")
