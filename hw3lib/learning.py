@@ -39,6 +39,24 @@ def _images_to_spare_one(rate):
                 None)
 
 
+def guessing_odds(accuracy, y_val):
+    """``(correct, majority, odds)`` of a validation ``accuracy`` on labels ``y_val (N,)``: the
+    images it gets right, the share of the largest class, and the chance that guessing right
+    at that share gets as many (:func:`chance_of_score`)."""
+    n = len(y_val)
+    majority = np.bincount(y_val).max() / n
+    correct = round(accuracy * n)
+    return correct, majority, chance_of_score(correct, n, majority)
+
+
+def beats_guessing(accuracy, y_val):
+    """Whether a validation ``accuracy`` on labels ``y_val (N,)`` is more than guessing gives:
+    as likely by guessing as under ``LEARNING_LEVEL`` (:func:`guessing_odds`), or, on a split
+    too small for any score to be that unlikely, every image right."""
+    correct, _, odds = guessing_odds(accuracy, y_val)
+    return odds < LEARNING_LEVEL or correct == len(y_val)
+
+
 def learning_warning(history, best_epoch, y_train, y_val, config):
     """A one-line warning (containing "chance") when a run did not learn, saying why and what to
     change, else None.
@@ -84,14 +102,12 @@ def learning_warning(history, best_epoch, y_train, y_val, config):
     if not best_epoch:
         return None
     n_val, n_train = len(y_val), len(y_train)
-    majority = np.bincount(y_val).max() / n_val
     freq = np.bincount(y_train) / n_train
     chance_loss = float(-(freq[freq > 0] * np.log(freq[freq > 0])).sum())
     best_acc, losses = history["val_acc"][best_epoch - 1], history["train_loss"]
     lowest = min(losses)
-    correct = round(best_acc * n_val)
-    odds = chance_of_score(correct, n_val, majority)
-    beats_chance = odds < LEARNING_LEVEL or correct == n_val
+    correct, majority, odds = guessing_odds(best_acc, y_val)
+    beats_chance = beats_guessing(best_acc, y_val)
     if beats_chance and lowest < chance_loss:
         return None
     steps = len(losses) * math.ceil(n_train / config.batch_size)

@@ -49,6 +49,7 @@ from matplotlib.figure import Figure
 from .checks import is_int
 from .config import TrainConfig
 from .data import MODES, DataError, resolve_root, split_dirs
+from .learning import beats_guessing
 from .playground_runs import (IMAGE_SIZES, VAL_SPLITS, RunSettings, check_settings, control_ranges,
                               differences, panel_phrasing, prepare, runs_table)
 from .plots import plot_live_curves, plot_run_curves
@@ -273,8 +274,15 @@ class Playground:
             self._set_running(False)
         best = self.sweep_result.best
         self.progress.bar_style = "success"
-        self._say(f"Sweep done: best learning rate {best.params['lr']:.2g}, mean validation accuracy "
-                  f"{best.mean:.3f} over {len(best.values)} seeds." if best else "Sweep done.")
+        said = "Sweep done."
+        if best:
+            said = (f"Sweep done: best learning rate {best.params['lr']:.2g}, mean validation accuracy "
+                    f"{best.mean:.3f} over {len(best.values)} seeds.")
+            if self._load == self._load_root and not beats_guessing(best.mean, self._dataset(base).y_val):
+                said += (" None of the rates learned: that is no more than guessing the largest class "
+                         "gives. Train one of them alone to be told why.")
+                self.progress.bar_style = "warning"
+        self._say(said)
         self.sweep_table.value = (f"<b>Sweep of the learning rate</b><pre style='font-size: 12px'>"
                                   f"{html.escape(str(self.sweep_result.table()))}</pre>")
 

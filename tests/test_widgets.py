@@ -6,6 +6,7 @@ import os
 import time
 from dataclasses import fields, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -493,6 +494,23 @@ def test_sweep_trains_three_learning_rates_with_two_seeds_each_and_shows_the_tab
     assert "Sweep done: best learning rate" in panel.message.value
     assert panel.progress.value == 1.0 and panel.progress.description == "sweep 6/6"
     assert not panel.running and not panel.sweep_button.disabled and panel.runs == []
+
+
+@pytest.mark.parametrize("accuracy, learned", [(None, False), (1.0, True)])
+def test_a_sweep_where_no_rate_beat_guessing_says_so(tmp_path, monkeypatch, accuracy, learned):
+    """Rates so large that every run falls back to chance (on the fruits from about 0.05 up):
+    the best is no better than guessing, and the panel says that none learned."""
+    root = write_banded_root(tmp_path / "data")
+    panel = Playground(SMALL, root=root, threaded=False, sweep_out=tmp_path / "sweep")
+    y_val = panel._dataset(panel.settings().config()).y_val
+    mean = np.bincount(y_val).max() / len(y_val) if accuracy is None else accuracy  # the largest class
+    best = SimpleNamespace(params={"lr": 0.4}, mean=mean, values=[mean, mean])
+    monkeypatch.setattr(widgets, "run_sweep", lambda *a, **k: SimpleNamespace(best=best, table=lambda: ""))
+    panel.sweep_button.click()
+    message = html.unescape(panel.message.value)
+    assert f"Sweep done: best learning rate 0.4, mean validation accuracy {mean:.3f}" in message
+    assert ("None of the rates learned" in message) is not learned
+    assert panel.progress.bar_style == ("success" if learned else "warning")
 
 
 def fake_sweep(monkeypatch, tmp_path):
