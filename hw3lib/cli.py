@@ -5,7 +5,9 @@ checks and creation of an output folder, and the wording of settings in messages
 ``error: ...`` with exit status 2.
 """
 import argparse
+import os
 import re
+import tempfile
 from pathlib import Path
 
 # how the library's messages name a setting to change: TrainConfig(image_size=64), TrainConfig(mode='LA')
@@ -56,13 +58,30 @@ def refuse_file_in_the_way(path, option, given=None):
                          f"choose another {option}")
 
 
-def create_out(out):
-    """Create the folder ``out`` given as ``--out`` (and its parents): ValueError naming it
-    when that fails."""
+def try_writing(folder, nbytes=0):
+    """Write and sync ``nbytes`` in a temporary file in ``folder``, then remove it: OSError
+    when the folder cannot hold them (read-only; full, for ``nbytes`` > 0: an empty file fits
+    on a full disk)."""
+    with tempfile.TemporaryFile(dir=folder) as f:
+        f.write(bytes(nbytes))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def create_out(out, room=0, purpose=None):
+    """Create the folder ``out`` given as ``--out`` (and its parents) and write ``room`` bytes
+    in it (:func:`try_writing`), before any work: ValueError naming it, and what the ``room``
+    is for (``purpose``), when either fails."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ValueError(f"cannot create --out {out}: {err.strerror}; choose a writable folder") from None
+    try:
+        try_writing(out, room)
+    except OSError as err:
+        free = f" with {room / 1e6:.1f} MB free for {purpose}" if room else ""
+        raise ValueError(f"cannot write to --out {out}: {err.strerror}; choose a writable "
+                         f"folder{free}") from None
 
 
 def phrase_settings(message, option):

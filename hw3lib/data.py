@@ -147,7 +147,8 @@ def split_folders(root: Path, split: str) -> list[Path]:
         return [root / name for name in SPLIT_FOLDERS[split] if (root / name).is_dir()]
     except OSError as exc:  # is_dir is False for a missing folder, raises for one it may not look into
         raise DataError(f"cannot look into {root}: {exc.strerror or exc}. Fix: make the folder "
-                        "readable (check its permissions), or give another one (--data, root= or HW3_DATA).") from exc
+                        "readable (check its permissions), or give another one (--data, root= or "
+                        "HW3_DATA).") from exc
 
 
 def split_dir(root: Path, split: str) -> Path:
@@ -167,8 +168,8 @@ def split_dir(root: Path, split: str) -> Path:
         raise DataError(f"no dataset at {root}: {missing}. {FIX_WHERE}")
     if not root.is_dir():
         what = "it is a file, not a folder" if root.exists() else "the folder does not exist"
-        raise DataError(f"no dataset at {root}: {what}. Fix: check the path (given as --data, root= or HW3_DATA); "
-                        f"{_LAYOUT}.")
+        raise DataError(f"no dataset at {root}: {what}. Fix: check the path (given as --data, root= "
+                        f"or HW3_DATA); {_LAYOUT}.")
     held = sorted(p.name for p in root.iterdir() if p.is_dir() and not is_skipped(p.name))
     if len(held) > 6:  # a home folder given as --data: name a few, not a hundred
         held = [f"{', '.join(held[:5])} and {len(held) - 5} other folders"]

@@ -61,7 +61,6 @@ import os
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -77,7 +76,7 @@ from tqdm.auto import tqdm
 
 from .atomic import INTERRUPTS
 from .checks import integer
-from .cli import refuse_file_in_the_way
+from .cli import refuse_file_in_the_way, try_writing
 from .download import dataset_sha256
 from .engine import engine_code
 from .parallel import child_blas_threads
@@ -92,6 +91,7 @@ __all__ = ["JOURNAL", "PRUNERS", "Sweep", "SweepError", "SweepResult", "default_
 
 STOP_SECONDS = 60       # after Ctrl-C, how long workers may take to record their runs
 UNNAMED_SECONDS = 60    # a trial RUNNING this long without its worker's name: that worker died
+ROOM = 2**20  # bytes a sweep's folders must take (written and synced) before any run starts
 CANNOT_WRITE = 3  # the exit status of a worker that stopped because it could not write a run's files
 NOT_WRITTEN = "this machine could not write the run's files; queued again"  # a run's error: see run_trial
 
@@ -455,26 +455,17 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
 
 
 def _writable_folder(folder, option, given):
-    """Create ``folder`` and write and sync a MiB in it (then remove it), before any run is
+    """Create ``folder`` and write and sync ROOM bytes in it (then remove them), before any run is
     taken: ValueError naming the ``option`` that was ``given`` when it cannot hold the runs'
     files (read-only, full: an empty file fits on a full disk)."""
     refuse_file_in_the_way(folder, option, given)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        _try_writing(folder)
+        try_writing(folder, ROOM)
     except OSError as err:
         where = "" if folder == given else f" {folder}"
         raise ValueError(f"{option} {given}: cannot write{where or ' there'} ({err.strerror}); "
                          "choose a writable folder with room for the checkpoints") from None
-
-
-def _try_writing(folder):
-    """Write and sync a MiB in ``folder``, then remove it: OSError when it cannot hold a run's
-    files (read-only, full: an empty file fits on a full disk)."""
-    with tempfile.TemporaryFile(dir=folder) as f:
-        f.write(bytes(2**20))
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _unwritten(study, checkpoints, storage):
@@ -490,7 +481,7 @@ def _unwritten(study, checkpoints, storage):
     journal = [] if "://" in storage else [Path(storage).parent]
     for folder in (checkpoints, *journal):
         try:
-            _try_writing(folder)
+            try_writing(folder, ROOM)
         except OSError as err:
             return f"cannot write in {folder} ({err.strerror})"
     return NOT_WRITTEN

@@ -2,10 +2,8 @@
 import argparse
 import contextlib
 import json
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -148,19 +146,6 @@ def _check_out(out, files):
                              "away or give another --out")
 
 
-def _check_space(out, nbytes):
-    """Write and sync ``nbytes`` in ``out`` (then remove them): ValueError when the folder is
-    read-only or too full for a checkpoint, before any training."""
-    try:
-        with tempfile.TemporaryFile(dir=out) as f:
-            f.write(bytes(nbytes))
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as err:
-        raise ValueError(f"cannot write to --out {out}: {err.strerror}; choose a writable folder "
-                         f"with {nbytes / 1e6:.1f} MB free for the checkpoint") from None
-
-
 @contextlib.contextmanager
 def _kept_when_writing_fails(out, checkpoint_path, history_path):
     """An OSError in the block (a full disk, a folder made read-only) as a ValueError naming
@@ -209,9 +194,8 @@ def _train_command(args):
             mixed = (f"note: {checkpoint_path} was trained by other code ({resume.engine}); resuming "
                      f"goes on with this code ({current}), so the run mixes the two; train afresh "
                      f"into another --out for a run of this code alone")
-    create_out(args.out)
     # the checkpoint holds the latest and best weights and Adam's two moments: 4 copies
-    _check_space(args.out, 4 * sum(p.nbytes for p in model.get_params().values()) + 2**20)
+    create_out(args.out, 4 * sum(p.nbytes for p in model.get_params().values()) + 2**20, "the checkpoint")
     height, width = data.image_size
     print(f"LeNet5 ({config.mode}, {config.channels} channel(s), {height}x{width}, "
           f"{len(data.classes)} classes) on {len(data.y_train)} training, {len(data.y_val)} validation, "

@@ -29,6 +29,7 @@ from optuna.trial import TrialState
 
 from datasets import make_root, write_banded_root, write_png
 from conftest import missing
+from hw3lib import cli as cli_module
 from hw3lib import results
 from hw3lib import runs as runs_module
 from hw3lib import sweep as sweep_module
@@ -402,7 +403,7 @@ def test_an_out_or_checkpoint_folder_that_cannot_be_written_is_refused_before_an
                 return tempfile.TemporaryFile(dir=dir)
             raise OSError(30, "Read-only file system", str(dir))
 
-    monkeypatch.setattr(sweep_module, "tempfile", ReadOnly)
+    monkeypatch.setattr(cli_module, "tempfile", ReadOnly)
     with pytest.raises(ValueError, match=r"^out .*/ro-out: cannot write there \(Read-only file system\); "
                        "choose a writable folder"):
         run_sweep({"lr": [1e-3]}, BASE, out=tmp_path / "ro-out", storage=storage, root=root, progress=False)
@@ -419,7 +420,7 @@ def test_an_out_or_checkpoint_folder_that_cannot_be_written_is_refused_before_an
         def TemporaryFile(dir):
             return NoRoom() if Path(dir).name.startswith("full") else tempfile.TemporaryFile(dir=dir)
 
-    monkeypatch.setattr(sweep_module, "tempfile", Full)
+    monkeypatch.setattr(cli_module, "tempfile", Full)
     with pytest.raises(ValueError, match=r"^out .*/full: cannot write there \(No space left on device\); "
                        "choose a writable folder with room"):
         run_sweep({"lr": [1e-3]}, BASE, out=tmp_path / "full", storage=storage, root=root, progress=False)
@@ -493,7 +494,7 @@ def test_a_folder_turned_read_only_with_the_journal_in_it_is_named_though_no_run
         read_only.set()  # mid-sweep, after the folders were checked
         return [Stopped()]
 
-    monkeypatch.setattr(sweep_module, "tempfile", Tempfile)
+    monkeypatch.setattr(cli_module, "tempfile", Tempfile)
     monkeypatch.setattr(sweep_module, "_start_workers", start)
     with pytest.raises(sweep_module.SweepError, match=r"a worker stopped with 2 of 2 runs of sweep-\w+ not "
                        r"done: cannot write in .*/checkpoints/\w+ \(Read-only file system\): make room"):
