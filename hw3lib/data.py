@@ -316,11 +316,11 @@ def load_split(
     empty, corrupt or misnamed image, images of different sizes without ``image_size``, and a
     split too large for memory (over :data:`MAX_BYTES` as float32) without ``image_size``.
     """
-    (X,), y, classes = _load(root, split, mode, image_size, check_size)
+    with warnings_gathered():  # Pillow's warnings about the split's files: one per kind
+        (X,), y, classes = _load(root, split, mode, image_size, check_size)
     return X, y, classes
 
 
-@warnings_gathered()  # Pillow's warnings about the folder's files: one per kind
 def _load(root, split, mode, image_size, check_size, parts=None, listing=None):
     """:func:`load_split` with its images loaded straight into one array per part: ``parts``
     (None: one part of all) a boolean mask over the files per part, so parting them costs no
@@ -525,8 +525,9 @@ def load_dataset(
         is_val = validation_mask(np.array(listing[1]), val_fraction, seed, split)
     except ValueError:  # raised by train_val_split below, after the images have loaded, as ever
         is_val = None
-    Xs, y, classes = _load(root, "train", mode, image_size, check_size,
-                           None if is_val is None else [~is_val, is_val], listing)
+    with warnings_gathered():
+        Xs, y, classes = _load(root, "train", mode, image_size, check_size,
+                               None if is_val is None else [~is_val, is_val], listing)
     X_test, y_test, test_classes = load_split(root, "test", mode, image_size)
     if X_test.shape[2:] != Xs[0].shape[2:]:
         first_train, first_test = (split_files(root, split)[0][0] for split in SPLITS)
