@@ -274,8 +274,11 @@ def _study_for_worker(storage, study_name, index):
     study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
     sweep = Sweep.from_json(study.user_attrs["sweep"])
     study.pruner = sweep.pruner_for_study()
-    # workers on several machines must not propose the same setting from the same history
-    seed = int(hashlib.sha256(f"{socket.gethostname()}:{index}".encode()).hexdigest()[:8], 16)
+    # workers on several machines must not propose the same setting from the same history, nor
+    # a worker started again the settings it drew before it stopped (the runs begun are counted)
+    begun = sum(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))
+    start = f"{socket.gethostname()}:{index}:{begun}"
+    seed = int(hashlib.sha256(start.encode()).hexdigest()[:8], 16)
     study.sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
     return study, sweep
 

@@ -672,6 +672,17 @@ def test_a_setting_drawn_again_is_not_trained_twice_and_an_undrawn_one_runs_inst
     assert result.failures() == []
 
 
+def test_a_sampled_sweep_started_again_draws_new_settings_not_the_ones_it_drew_before(tmp_path, root):
+    sweep = Sweep.define({"lr": FloatDistribution(1e-3, 1e-2, log=True)}, BASE, trials=4, pruner="none")
+    study = open_study(sweep, tmp_path / JOURNAL)
+    finished = lambda: sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+    work(tmp_path / JOURNAL, study.study_name, root=root, checkpoints=tmp_path, stop=lambda: finished() >= 2)
+    work(tmp_path / JOURNAL, study.study_name, root=root, checkpoints=tmp_path)  # the same worker again
+    trials = trials_of(tmp_path / JOURNAL, study.study_name)
+    assert [t.user_attrs.get("repeat_of") for t in trials] == [None] * 4
+    assert len({t.params["lr"] for t in trials}) == 4 and load_sweep(tmp_path / JOURNAL, study.study_name).failures() == []
+
+
 # --- the command ------------------------------------------------------------------------------
 
 def test_the_sweep_command_prints_the_table_failures_best_and_writes_the_figures(tmp_path, root, capsys,
