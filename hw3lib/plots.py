@@ -526,9 +526,9 @@ def plot_sweep(params, values, names, log=(), title=None, labels=None):
 
 def plot_sweep_heatmap(params, means, x, y, title=None, labels=None, floor=0.95, partial=None):
     """The mean validation accuracy over two swept settings ``x`` and ``y`` as a heat map:
-    ``params[i]`` is a setting (dict name -> value), ``means[i]`` its mean over seeds; where
-    other settings vary too, each cell shows the best of their means. Each cell is written
-    with its value; cells with no run are blank. ``partial[i]`` (default all False) marks a
+    ``params[i]`` is a setting (dict name -> value), ``means[i]`` its mean over seeds (None: no
+    run of it scored); where other settings vary too, each cell shows the best of their means.
+    Each cell is written with its value; cells with no score are blank. ``partial[i]`` (default all False) marks a
     setting whose runs did not all train every epoch (pruned, failed, still to run): its cell's
     value gets an asterisk, explained under the figure. ``labels`` maps a name to its axis
     label (default: the name). The colours span ``min(floor, lowest mean)`` to 1, so that a
@@ -539,9 +539,10 @@ def plot_sweep_heatmap(params, means, x, y, title=None, labels=None, floor=0.95,
     marked = np.zeros(grid.shape, bool)
     for p, m, part in zip(params, means, partial or [False] * len(params)):
         i, j = ys.index(p[y]), xs.index(p[x])
-        if np.isnan(grid[i, j]) or m > grid[i, j]:
+        if m is not None and (np.isnan(grid[i, j]) or m > grid[i, j]):
             grid[i, j], marked[i, j] = m, part
-    low = min(floor, float(np.nanmin(grid)))
+    scored = grid[~np.isnan(grid)]
+    low = min(floor, float(scored.min())) if scored.size else floor
     fig, ax = plt.subplots(figsize=(1.1 * len(xs) + 2.4, 0.7 * len(ys) + 1.8 + 0.3 * marked.any()))
     image = ax.imshow(grid, cmap="viridis", vmin=low, vmax=1.0, aspect="auto")
     for (i, j), value in np.ndenumerate(grid):

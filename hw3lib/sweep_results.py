@@ -177,7 +177,8 @@ class SweepResult:
         """The mean validation accuracy over two swept settings (default the first two; the
         best mean over the others) as a heat map (:func:`hw3lib.plots.plot_sweep_heatmap`),
         its axes named by :func:`hw3lib.sweep_space.setting_label`; a setting whose runs did
-        not all finish every epoch (pruned, failed, still to run) is marked with an asterisk."""
+        not all finish every epoch (pruned, failed, still to run) is marked with an asterisk, and
+        one with no score (every run failed before its first epoch ended) is blank."""
         from .plots import plot_sweep_heatmap
 
         names = list(self.sweep.space)
@@ -185,7 +186,7 @@ class SweepResult:
         if y is None or {x, y} - set(names) or x == y:
             raise ValueError(f"a heat map needs two different swept settings among {names}, got "
                              f"x={x!r}, y={y!r}")
-        settings = [s for s in self.settings() if s.values]
+        settings = self.settings()
         return plot_sweep_heatmap([s.params for s in settings], [s.mean for s in settings], x, y,
                                   title=title, labels={x: setting_label(x), y: setting_label(y)},
                                   partial=[not s.complete or len(s.runs) < len(self.sweep.seeds)

@@ -713,12 +713,14 @@ def test_more_workers_than_cores_are_noted_before_the_sweep_runs(tmp_path, root,
         "sweep runs no faster than with --workers 1")
 
 
-def test_a_sweep_whose_every_run_failed_ends_with_an_error(tmp_path, root, capsys):
-    argv = ["sweep", "--param", "lr=1e300,2e300", "--set", "optimizer=sgd", "--set", "epochs=1",
+@pytest.mark.parametrize("also", [[], ["--param", "momentum=0,0.9"]])  # with a heat map too
+def test_a_sweep_whose_every_run_failed_ends_with_an_error(tmp_path, root, capsys, also):
+    argv = ["sweep", "--param", "lr=1e300,2e300", *also, "--set", "optimizer=sgd", "--set", "epochs=1",
             *TINY_SETS, "--workers", "1", "--out", str(tmp_path), "--data", str(root), "--no-progress"]
     assert hw3lib_main(argv) == 2
     captured = capsys.readouterr()
-    assert json.loads(captured.out.splitlines()[-1])["runs"] == {"done": 0, "pruned": 0, "failed": 2}
+    failed = 4 if also else 2  # 2 x 2 settings, or 2
+    assert json.loads(captured.out.splitlines()[-1])["runs"] == {"done": 0, "pruned": 0, "failed": failed}
     assert captured.err.startswith("error: every run of the sweep failed (the first: TrainingError")
     assert "e.g. --param lr=" in captured.err and "--set lr" not in captured.out + captured.err  # lr is swept
 
@@ -1158,6 +1160,21 @@ def test_the_heatmap_marks_settings_whose_runs_did_not_all_train_every_epoch(roo
     assert note.get_text().startswith("* not every run of it trained all its epochs (pruned, failed")
     unmarked = plot_sweep_heatmap([{"lr": 1, "h": 1}], [0.9], "lr", "h")
     assert [t.get_text() for t in unmarked.axes[0].texts] == ["0.900"] and not unmarked.texts
+
+
+def test_a_setting_with_no_score_keeps_its_row_and_column_blank():
+    sweep = Sweep.define({"lr": [1e-3, 1e300], "hflip": [True, False]}, BASE)
+
+    def run(lr, hflip, state, acc):
+        return Run(0, {"lr": lr, "hflip": hflip}, 0, state, acc, 0.1, 1, 1, 0.0, [acc], None)
+
+    runs = [run(1e-3, True, "done", 0.97), run(1e300, True, "failed", None),
+            run(1e-3, False, "failed", None), run(1e300, False, "failed", None)]
+    ax = SweepResult(sweep, "s", runs).heatmap().axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.001", "1e+300"]  # every lr, one failed
+    assert [t.get_text() for t in ax.texts] == ["0.970"] and ax.images[0].get_clim() == (0.95, 1.0)
+    nothing = SweepResult(sweep, "s", [replace(r, state="failed", val_acc=None) for r in runs]).heatmap()
+    assert nothing.axes[0].images[0].get_array().mask.all() and not nothing.axes[0].texts
 
 
 @pytest.mark.parametrize("lrs", [[6e-4, 6.7e-4, 8.5e-4, 2e-3, 2.2e-3, 6.2e-3],  # a sampled search's
