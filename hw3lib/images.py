@@ -118,7 +118,11 @@ _GATHERED = contextvars.ContextVar("hw3lib_image_warnings", default=None)
 def warnings_gathered():
     """Within it, Pillow's warnings about the files :func:`decode_image` reads are gathered,
     and issued at the end once per kind, naming the first file and counting the others: a
-    folder of photos from one camera with an EXIF quirk gives one line, not one per photo."""
+    folder of photos from one camera with an EXIF quirk gives one line, not one per photo.
+    Nested in another, it gathers into the outer one."""
+    if _GATHERED.get() is not None:
+        yield
+        return
     gathered = {}
     token = _GATHERED.set(gathered)
     try:

@@ -8,7 +8,7 @@ import numpy as np
 
 from .cli import Parser, int_at_least
 from .data import files_under, natural_key
-from .images import SUFFIXES
+from .images import SUFFIXES, DataError, warnings_gathered
 from .tables import Table
 from .train import FitResult
 
@@ -42,6 +42,28 @@ def image_files(paths):
     return files
 
 
+def classified(run, files):
+    """``(path, probabilities (K,) or the DataError that reading it raised)`` for each of
+    ``files``, in order, read :data:`BATCH` at a time: a file that cannot be read is named and
+    passed over, the others are classified."""
+    for start in range(0, len(files), BATCH):
+        batch = files[start:start + BATCH]
+        try:
+            yield from zip(batch, run.predict_files(batch))
+        except DataError:  # which file: each of the batch alone, their warnings gathered as one
+            with warnings_gathered():
+                results = [_classify_one(run, path) for path in batch]
+            yield from zip(batch, results)
+
+
+def _classify_one(run, path):
+    """``path``'s probabilities ``(K,)``, or the DataError that reading it raised."""
+    try:
+        return run.predict_files([path])[0]
+    except DataError as err:
+        return err
+
+
 def run_path(path):
     """The checkpoint of a run: ``path`` itself, or ``path/checkpoint.npz`` for the folder that
     ``train --out`` wrote; ValueError naming what is missing."""
@@ -57,7 +79,8 @@ def run_path(path):
 def main(argv=None):
     """Print each image's most likely classes and their probabilities, one row per image, or
     with ``--json`` one JSON object per image; a note on stderr says when the run stopped before
-    its last epoch."""
+    its last epoch. A file that cannot be read is named on stderr and the rest classified; the
+    exit status is then 1."""
     parser = Parser(prog="python -m hw3lib predict",
                     formatter_class=argparse.RawDescriptionHelpFormatter,
                     description="Classify image files with a run that `train` wrote: each image is "
@@ -76,20 +99,25 @@ def main(argv=None):
         print(f"note: this run stopped after {trained} of its {run.config.epochs} epochs; it predicts "
               f"with the weights of epoch {run.best_epoch} (`train --resume` trains it on)", file=sys.stderr)
     files, top = image_files(args.images), min(args.top, len(run.classes))
-    rows = []
-    for start in range(0, len(files), BATCH):
-        batch = files[start:start + BATCH]
-        probs = run.predict_files(batch)
-        for path, p in zip(batch, probs):
-            best = np.argsort(-p, kind="stable")[:top]
-            classes, probabilities = [run.classes[k] for k in best], [float(p[k]) for k in best]
-            if args.json:
-                print(json.dumps({"file": str(path), "classes": classes,
-                                  "probabilities": [round(q, 6) for q in probabilities]}))
-            else:
-                rows.append((str(path), *(value for pair in zip(classes, probabilities) for value in pair)))
-    if not args.json:
+    rows, unread = [], 0
+    for path, p in classified(run, files):
+        if isinstance(p, DataError):
+            print(f"error: {p}", file=sys.stderr)
+            unread += 1
+            continue
+        best = np.argsort(-p, kind="stable")[:top]
+        classes, probabilities = [run.classes[k] for k in best], [float(p[k]) for k in best]
+        if args.json:
+            print(json.dumps({"file": str(path), "classes": classes,
+                              "probabilities": [round(q, 6) for q in probabilities]}))
+        else:
+            rows.append((str(path), *(value for pair in zip(classes, probabilities) for value in pair)))
+    if rows:
         names = ["class", "probability"] if top == 1 else [
             name for i in range(1, top + 1) for name in (f"class {i}", f"p {i}")]
         print(Table(["image", *names], rows))
+    if unread:
+        print(f"error: {unread} of {len(files)} image(s) could not be read (each named above); "
+              f"{len(files) - unread} classified", file=sys.stderr)
+        return 1
     return 0

@@ -115,31 +115,73 @@ def test_a_run_that_stopped_before_its_last_epoch_is_noted(trained, capsys, tmp_
                           "ends); give the folder `train --out` wrote"),  # one stopped in its first epoch
     (("{run}", "{tmp}/missing.png"), "no file or folder {tmp}/missing.png: check the path"),
     (("{run}", "{tmp}/empty"), "{tmp}/empty holds no image (.png, "),
-    (("{run}", "{tmp}/link.png"), "{tmp}/link.png is a broken symbolic link (to {tmp}/gone.png). Fix: "),
     (("{run}", "{test}", "--top", "0"), "argument --top: must be an integer >= 1, got '0'"),
 ])
 def test_errors_are_one_line_naming_the_cause(trained, capsys, tmp_path, argv, message):
     run, test = trained
     (tmp_path / "empty").mkdir()
-    (tmp_path / "link.png").symlink_to(tmp_path / "gone.png")
     paths = dict(tmp=tmp_path, run=run, test=test)
     code, out, err = predict(capsys, *(arg.format(**paths) for arg in argv))
     assert (code, out, len(err.splitlines())) == (2, "", 1)
     assert err.startswith("error: " + message.format(**paths)), err
 
 
-def test_pillows_warnings_about_many_files_are_one_line(trained, capsys, tmp_path):
-    run, test = trained
+def write_corrupt_exif_jpegs(folder, image, count):
+    """``count`` JPEGs of ``image`` whose EXIF data Pillow warns about."""
     exif = Image.Exif()
     exif[0x0112] = 6  # rotated
-    for k in range(3):
-        path = tmp_path / f"{k}.jpg"
-        Image.open(test / "digit0" / "0.png").convert("L").save(path, exif=exif)
+    for k in range(count):
+        path = folder / f"{k}.jpg"
+        Image.open(image).convert("L").save(path, exif=exif)
         body = bytearray(path.read_bytes())
         at = body.find(b"Exif\0\0") + 6
         body[at:at + 8] = b"II*\x00\xff\xff\xff\x7f"  # the first IFD far past the end of the file
         path.write_bytes(bytes(body))
+
+
+@pytest.mark.parametrize("unreadable", [False, True])
+def test_pillows_warnings_about_many_files_are_one_line(trained, capsys, tmp_path, unreadable):
+    run, test = trained
+    write_corrupt_exif_jpegs(tmp_path, test / "digit0" / "0.png", 3)
+    if unreadable:  # the batch is read again file by file: the warnings are still gathered
+        (tmp_path / "9.png").write_bytes(b"not an image")
     with pytest.warns(UserWarning) as caught:
-        assert predict(capsys, run, tmp_path)[0] == 0
+        assert predict(capsys, run, tmp_path)[0] == (1 if unreadable else 0)
     assert len(caught) == 1  # one for the folder, not one per photo
     assert str(caught[0].message).startswith(f"{tmp_path / '0.jpg'} and 2 other file(s): Corrupt EXIF data")
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_files_that_cannot_be_read_are_named_and_the_others_classified(trained, capsys, tmp_path,
+                                                                       monkeypatch, as_json):
+    run, test = trained
+    monkeypatch.setattr(predict_cli, "BATCH", 3)  # the bad files in the first and last batches
+    good = sorted((test / "digit1").iterdir())[:4]
+    for k, path in enumerate(good):
+        (tmp_path / f"{2 * k + 1}.png").write_bytes(path.read_bytes())
+    (tmp_path / "0.png").write_bytes(b"")
+    (tmp_path / "2.png").symlink_to(tmp_path / "gone.png")
+    (tmp_path / "8.png").write_bytes(good[0].read_bytes()[:60])  # cut short
+    code, out, err = predict(capsys, run, tmp_path, *(["--json"] if as_json else []))
+    assert code == 1
+    lines = err.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["error"] * 4, err
+    assert lines[0].startswith(f"error: {tmp_path / '0.png'} is empty (0 bytes)")
+    assert lines[1].startswith(f"error: {tmp_path / '2.png'} is a broken symbolic link (to {tmp_path / 'gone.png'})")
+    assert lines[2].startswith(f"error: {tmp_path / '8.png'} ") and "truncated" in lines[2]
+    assert lines[3] == "error: 3 of 7 image(s) could not be read (each named above); 4 classified"
+    classified = ([json.loads(line)["file"] for line in out.splitlines()] if as_json
+                  else [line.split()[0] for line in out.splitlines()[1:]])
+    assert classified == [str(tmp_path / f"{k}.png") for k in (1, 3, 5, 7)]
+    if not as_json:  # the same classes as the good files alone
+        assert out.splitlines()[1:] == [line.replace(str(path), str(tmp_path / f"{2 * k + 1}.png"))
+                                        for k, (path, line) in enumerate(zip(good, predict(
+                                            capsys, run, *good)[1].splitlines()[1:]))]
+
+
+def test_nothing_readable_is_no_table(trained, capsys, tmp_path):
+    run, _ = trained
+    (tmp_path / "a.png").write_bytes(b"")
+    assert predict(capsys, run, tmp_path / "a.png") == (
+        1, "", f"error: {tmp_path / 'a.png'} is empty (0 bytes). Fix: replace it with the image or remove it.\n"
+               "error: 1 of 1 image(s) could not be read (each named above); 0 classified\n")
