@@ -84,7 +84,9 @@ def main(argv=None):
     parser = Parser(prog="python -m hw3lib predict",
                     formatter_class=argparse.RawDescriptionHelpFormatter,
                     description="Classify image files with a run that `train` wrote: each image is "
-                                "read in the run's channel mode and resized to its input size.",
+                                "read in the run's channel mode and resized to its input size. A "
+                                "file that cannot be read is named on stderr and the others are "
+                                "classified; the exit status is then 1.",
                     epilog="Example:\n  python -m hw3lib predict runs/lenet5 my_pear.png photos/")
     parser.add_argument("run", type=Path, help="the folder `train --out` wrote, or its checkpoint.npz")
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE",
