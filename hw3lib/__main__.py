@@ -3,10 +3,9 @@
 Exit status: 0 done; 1 ``predict`` could not read some of its files (each named in a line
 ``error: ...``) and classified the others; 2 an error, said in one line ``error: ...`` (bad
 arguments, bad data, an unknown command), never a traceback; 3 ``train`` ran but the model did
-not learn; 130
-interrupted (Ctrl-C, or SIGTERM: a plain ``kill``). After the first interrupt further ones are
-ignored until the process ends, so the command's clean-up (temporary files, the files of
-finished epochs) always completes and the status stays 130.
+not learn; 130 interrupted (Ctrl-C, or SIGTERM: a plain ``kill``). After the first interrupt
+further ones are ignored until the process ends, so the command's clean-up (temporary files,
+the files of finished epochs) always completes and the status stays 130.
 """
 import difflib
 import importlib

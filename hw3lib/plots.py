@@ -528,9 +528,9 @@ def plot_sweep_heatmap(params, means, x, y, title=None, labels=None, floor=0.95,
     """The mean validation accuracy over two swept settings ``x`` and ``y`` as a heat map:
     ``params[i]`` is a setting (dict name -> value), ``means[i]`` its mean over seeds (None: no
     run of it scored); where other settings vary too, each cell shows the best of their means.
-    Each cell is written with its value; cells with no score are blank. ``partial[i]`` (default all False) marks a
-    setting whose runs did not all train every epoch (pruned, failed, still to run): its cell's
-    value gets an asterisk, explained under the figure. ``labels`` maps a name to its axis
+    Each cell is written with its value; cells with no score are blank. ``partial[i]`` (default
+    all False) marks a setting whose runs did not all train every epoch (pruned, failed, still
+    to run): its cell's value gets an asterisk, explained under the figure. ``labels`` maps a name to its axis
     label (default: the name). The colours span ``min(floor, lowest mean)`` to 1, so that a
     few thousandths do not look like a large difference."""
     xs = sorted({p[x] for p in params}, key=lambda v: (isinstance(v, str), v))
