@@ -462,3 +462,46 @@ def test_ctrl_c_as_the_lock_is_taken_still_frees_it(tmp_path, monkeypatch):
         with locked(path):
             pass
     assert list(tmp_path.iterdir()) == []
+
+
+class FakeMsvcrt:
+    """Windows' ``msvcrt.locking`` as it behaves, for the lock's Windows branch: a lock on the
+    bytes from the file's current position, held per descriptor (so two descriptors of one
+    process exclude each other), refused at once with an OSError when held (LK_NBLCK), and an
+    OSError for unlocking bytes that this descriptor does not hold."""
+    LK_UNLCK, LK_NBLCK = 0, 2
+
+    def __init__(self):
+        self.held = {}  # (file, first byte) -> descriptor
+
+    def locking(self, fd, mode, nbytes):
+        stat, at = os.fstat(fd), os.lseek(fd, 0, os.SEEK_CUR)
+        key = (stat.st_dev, stat.st_ino, at, nbytes)
+        if mode == self.LK_NBLCK:
+            if key in self.held:
+                raise PermissionError(13, "Permission denied")
+            self.held[key] = fd
+        elif self.held.get(key) == fd:
+            del self.held[key]
+        else:
+            raise PermissionError(13, "Permission denied")  # not locked here by this descriptor
+
+
+def test_on_windows_the_lock_excludes_a_second_taker_and_is_freed_where_it_was_taken(tmp_path, monkeypatch):
+    import hw3lib.atomic as atomic
+
+    windows = FakeMsvcrt()
+    monkeypatch.setattr(atomic, "fcntl", None)
+    monkeypatch.setattr(atomic, "msvcrt", windows, raising=False)
+    monkeypatch.setattr(atomic, "BUSY", OSError)
+    path = tmp_path / "c.npz"
+    with locked(path):
+        assert len(windows.held) == 1 and lock_path(path).read_text() == f"{os.getpid()}\n"
+        with pytest.raises(LockTimeout, match=r"this one: the lock was taken twice"):
+            with locked(path, timeout=0):
+                pass
+    assert windows.held == {}  # unlocked at byte 0, where it was taken, not after the number written
+    assert lock_path(path).exists()  # Windows removes no open file: it stays, harmless
+    with locked(path, timeout=0):  # and is taken again at once
+        assert len(windows.held) == 1
+    assert windows.held == {}
