@@ -254,6 +254,11 @@ def _check_cell(where, cell):
                               "relative to the repository (or not at all)")
 
 
+# A markdown cell that starts with one of these (in *emphasis* or not) captions the output above
+# it: tagged "caption", it is printed on the same page (a table's caption too, not only a figure's).
+CAPTION_STARTS = ("Table:", "Figure:")
+
+
 def _caption(cells, index):
     """The first paragraph of the markdown cell after ``cells[index]`` as one line of text
     (its lines joined, ``*emphasis*`` and ``code`` marks dropped), else ``"Figure"``."""
@@ -279,6 +284,8 @@ def report_cells(name, nb):
                               + ", ".join(TAG_PREFIX + key for key in SECTIONS))
         _check_cell(where, cell)
         cell = copy.deepcopy(cell)
+        if cell.cell_type == "markdown" and cell.source.lstrip(" \n*_").startswith(CAPTION_STARTS):
+            cell.metadata["tags"] = [*tags, "caption"]
         for output in cell.get("outputs", []):
             if "image/png" in output.get("data", {}):
                 output.metadata["alt"] = _caption(nb.cells, index)
@@ -336,6 +343,7 @@ h1, h2, h3, h4, h5, h6 { break-after: avoid; break-inside: avoid; }
 .jp-RenderedHTMLCommon p { break-inside: avoid; }
 img { max-width: 100%; height: auto; break-inside: avoid; }
 .jp-CodeCell:has(img) + .jp-MarkdownCell { break-before: avoid; } /* a caption stays with its figure */
+.celltag_caption { break-before: avoid; } /* and a table's with its table */
 .jp-OutputArea-output, .jp-Cell-outputWrapper, math[display="block"] { break-inside: avoid; }
 .jp-RenderedHTMLCommon table { width: auto; max-width: 100%; font-size: 9pt; break-inside: avoid; }
 .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { overflow-wrap: break-word; }

@@ -23,8 +23,8 @@ from conftest import missing as missing_tool
 
 from hw3lib import LeNet5
 from hw3lib.__main__ import main as cli
-from hw3lib.report import (SECTIONS, TITLE, ReportError, assemble, build, execute_notebook,
-                           latex_to_mathml, report_cells)
+from hw3lib.report import (REPORT_CSS, SECTIONS, TITLE, ReportError, assemble, build,
+                           execute_notebook, latex_to_mathml, report_cells)
 
 INPUT_MARKER = "INPUT_MARKER_never_in_the_report"
 SUMMARY_TABLE = f"""# {INPUT_MARKER}
@@ -180,6 +180,19 @@ def test_a_figure_gets_its_whole_caption_as_plain_alternative_text():
     nb = new_notebook(cells=[figure, cell("md", caption, "report:3")])
     [shown, _] = report_cells("01_x.ipynb", nb)["3"]
     assert shown.outputs[0].metadata["alt"] == "Figure: the loss of fit per epoch, log scale."
+
+
+def test_a_caption_cell_is_tagged_to_stay_with_what_it_captions():
+    """A markdown cell that starts "Table:" or "*Figure:" gets the tag "caption" (the CSS keeps it
+    on the page of the output above it); other prose does not."""
+    table = new_code_cell("print(t)", metadata={"tags": ["report:4"]}, outputs=[
+        new_output("stream", name="stdout", text="a  b\n1  2\n")])
+    nb = new_notebook(cells=[table, cell("md", "Table: a and b.", "report:4"),
+                             cell("md", "*Figure: the loss.*", "report:4"),
+                             cell("md", "The table shows it.", "report:4")])
+    tags = [c.metadata.get("tags") for c in report_cells("01_x.ipynb", nb)["4"]]
+    assert tags == [["report:4"], ["report:4", "caption"], ["report:4", "caption"], ["report:4"]]
+    assert ".celltag_caption { break-before: avoid; }" in REPORT_CSS
 
 
 def test_html_table_values_equal_hw3lib(built):
@@ -474,7 +487,8 @@ def test_cli_checks_the_data_before_executing(tmp_path, monkeypatch, capsys):
 def test_the_real_notebooks_export_with_every_section_and_no_blank_page(tmp_path):
     """The project's own notebooks 01-06, from their stored outputs: every section is filled,
     nothing leaks, no PDF page is empty (a forced page break after a full page makes one) and
-    no page starts with a figure's caption, its figure left at the foot of the page before."""
+    no page starts with a figure's or a table's caption, what it captions left at the foot of the
+    page before."""
     html_path, pdf_path = build(execute=False, out_dir=tmp_path, log=lambda *a: None)
     page = html_path.read_text(encoding="utf-8")
     assert all(f'id="section-{key}"' in page for key in ("1", "2", "3", "4", "stamp"))
@@ -488,8 +502,8 @@ def test_the_real_notebooks_export_with_every_section_and_no_blank_page(tmp_path
         first = re.search(r'<word xMin="[\d.]+" yMin="([\d.]+)"[^>]*>([^<]*)<', run(
             "pdftotext", "-bbox", "-f", str(number), "-l", str(number), str(pdf_path), "-"))
         top = 16 / 25.4 * 72  # the 16 mm top margin of REPORT_CSS
-        assert not (first[2] == "Figure:" and float(first[1]) < top + 20), \
-            f"page {number} starts with a caption whose figure is on page {number - 1}"
+        assert not (first[2] in ("Figure:", "Table:") and float(first[1]) < top + 20), \
+            f"page {number} starts with a caption whose figure or table is on page {number - 1}"
 
 
 FAKE_CHROMIUM = """#!/bin/sh
