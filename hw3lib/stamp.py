@@ -61,13 +61,13 @@ def weights_sha256(model):
 
 
 def _optimizer(config):
-    """The optimizer of ``config`` in words."""
+    """The optimizer of ``config`` in words: ``(which, its settings)``, two rows of the stamp, so
+    that the table stays narrow enough to print at full size."""
     if config.optimizer == "sgd":
-        return f"SGD, learning rate {config.lr:g}, momentum {config.momentum:g}"
-    kind = ("Adam with bias correction (AdamGD, as torch.optim.Adam)" if config.bias_correction
-            else "the report's AdamGD (no bias correction)")
-    return (f"{kind}, learning rate {config.lr:g}, betas {config.beta1:g}/{config.beta2:g}, "
-            f"eps {config.eps:g}")
+        return "SGD", f"learning rate {config.lr:g}, momentum {config.momentum:g}"
+    which = ("Adam with bias correction (AdamGD, as torch.optim.Adam)" if config.bias_correction
+             else "the report's AdamGD (no bias correction)")
+    return which, f"learning rate {config.lr:g}, betas {config.beta1:g}/{config.beta2:g}, eps {config.eps:g}"
 
 
 def _count(n, noun):
@@ -91,7 +91,7 @@ def stamp_table(result=None, config=None, *, environment=True, data_root=None):
                  if row[0] not in ("Notebooks", "Built")]
     if result is not None:
         rows += [("Seed", str(config.seed)),
-                 ("Optimizer", _optimizer(config)),
+                 *zip(("Optimizer", "Its settings"), _optimizer(config)),
                  ("Schedule", f"{config.epochs} epochs, batch {config.batch_size}, validation "
                               f"{config.val_fraction:g} ({config.split} split)"),
                  ("Images", f"mode {config.mode}, flips {'on' if config.hflip else 'off'}"),

@@ -353,18 +353,23 @@ def test_stamp_table_rows(root, tmp_path):
     assert full["Dataset SHA-256"] == runs_module.dataset_sha256(root)
     assert full["hw3lib"].startswith("0.1.0, commit ") and full["Seed"] == "0"
     assert "Python, NumPy" in full and "Notebooks" not in full and "Built" not in full
-    assert full["Optimizer"] == ("Adam with bias correction (AdamGD, as torch.optim.Adam), learning "
-                                 "rate 0.002, betas 0.9/0.999, eps 1e-08")
-    for changes, text in ((dict(bias_correction=False), "the report's AdamGD (no bias correction), "),
-                          (dict(optimizer="sgd", momentum=0.9), "SGD, learning rate 0.002, momentum 0.9")):
-        assert stamp_module._optimizer(replace(CONFIG, **changes)).startswith(text)
+    assert full["Optimizer"] == "Adam with bias correction (AdamGD, as torch.optim.Adam)"
+    assert full["Its settings"] == "learning rate 0.002, betas 0.9/0.999, eps 1e-08"
+    for changes, words in ((dict(bias_correction=False), ("the report's AdamGD (no bias correction)",
+                                                          "learning rate 0.002, betas 0.9/0.999, eps 1e-08")),
+                           (dict(optimizer="sgd", momentum=0.9), ("SGD", "learning rate 0.002, momentum 0.9"))):
+        assert stamp_module._optimizer(replace(CONFIG, **changes)) == words
     assert full["Schedule"] == "2 epochs, batch 8, validation 0.3 (blocked split)"
     assert full["Images"] == "mode L, flips on" and full["Threads"].startswith("1 BLAS thread")
     with threadpool_limits(limits=1, user_api="blas"):  # the default a process starts with here
         assert "kernels, 1 thread by default" in blas_description(threads=True)
     assert full["Weights SHA-256"] == stamp_module.weights_sha256(result.model)
     own = dict(stamp_module.stamp_table(result, CONFIG, environment=False).rows)
-    assert list(own) == ["Seed", "Optimizer", "Schedule", "Images", "BLAS", "Threads", "Weights SHA-256"]
+    assert list(own) == ["Seed", "Optimizer", "Its settings", "Schedule", "Images", "BLAS", "Threads",
+                         "Weights SHA-256"]
+    for table in (stamp_module.stamp_table(result, CONFIG, data_root=root),
+                  stamp_module.stamp_table(result, replace(CONFIG, bias_correction=False), data_root=root)):
+        assert max(map(len, str(table).splitlines())) <= 84  # prints at full size (a SHA-256 row's width)
     assert str(tmp_path) not in str(stamp_module.stamp_table(result, CONFIG, data_root=root))
     env = dict(stamp_module.stamp_table(data_root=root).rows)
     assert list(env) == ["hw3lib", "Python, NumPy", "Platform", "Dataset SHA-256"]
