@@ -173,6 +173,10 @@ def _raw_images(X):
         raise ValueError(f"expected raw images as floats in [0, 1], got {X.dtype} values: divide "
                          "8-bit pixels by 255 (16-bit ones by 65535), or give the image files to "
                          "predict_files")
+    if X.size and not np.isfinite(X).all():  # min and max would let NaN through
+        bad = np.flatnonzero(~np.isfinite(X.reshape(len(X), -1)).all(axis=1))
+        raise ValueError(f"expected raw images in [0, 1], but {len(bad)} image(s) hold NaN or "
+                         f"infinite values (the first at index {bad[0]}): fix or drop them")
     if X.size and (X.min() < 0 or X.max() > 1):
         raise ValueError(f"expected raw images in [0, 1], got values from {X.min():.3g} to "
                          f"{X.max():.3g}: divide 8-bit pixels by 255; images normalised already go "

@@ -502,6 +502,22 @@ def test_a_run_refuses_images_that_are_not_raw_and_files_it_cannot_take(saved, t
         run.predict_files([tmp_path / "cut.png"])
 
 
+def test_a_run_refuses_images_holding_nan_before_predicting_or_testing_them(saved):
+    """NaN passed the [0, 1] check (its min and max compare False): predict gave a class for a
+    NaN image, evaluate a NaN loss, and test failed in save_checkpoint's words about the test
+    record, not the images."""
+    run, data = FitResult.load(saved[1]), tiny_data()
+    for value in (np.nan, np.inf):
+        X = data.X_val.copy()
+        X[3, 0, 1, 2] = value
+        for call in (run.predict, lambda X: run.evaluate(X, data.y_val),
+                     lambda X: run.test(X, data.y_val)):
+            with pytest.raises(ValueError, match=r"1 image\(s\) hold NaN or infinite values "
+                                                 r"\(the first at index 3\)"):
+                call(X)
+    assert run.test_evaluations == load_checkpoint(saved[1]).test_evaluations == 0
+
+
 def test_a_run_refuses_images_of_another_shape_naming_the_shape_given_and_its_own(saved):
     """Over one batch (256) of images of another size, predict and evaluate named the first
     batch's shape, (256, 1, 16, 16), not the images given; hw3lib.evaluate did the same."""
