@@ -128,6 +128,11 @@ def _check_fit_inputs(model, data, config):
                              f"{model.num_classes} classes (labels 0 to {model.num_classes - 1})")
         if not np.isfinite(X).all():
             raise ValueError(f"X_{split} contains NaN or infinite values")
+        if X.dtype.kind != "f" or X.min() < 0 or X.max() > 1:  # what FitResult's test, predict take
+            raise ValueError(f"X_{split} must hold raw images as floats in [0, 1] (fit normalises "
+                             f"them with data.mean and data.std), got {X.dtype} values from "
+                             f"{X.min():.3g} to {X.max():.3g}: divide 8-bit pixels by 255 (16-bit "
+                             "ones by 65535), or load the images with TrainConfig.load_data")
     if len(data.classes) != model.num_classes:
         raise ValueError(f"the data has {len(data.classes)} classes {list(data.classes)}, the model "
                          f"{model.num_classes} outputs; build it with "

@@ -163,6 +163,12 @@ def bad_data(kind):
         return replace(data, std=np.zeros_like(data.std))
     if kind == "negative std":
         return replace(data, std=-data.std)
+    if kind == "uint8 pixels":
+        return replace(data, X_train=np.round(data.X_train * 255).astype(np.uint8))
+    if kind == "pixels to 255":
+        return replace(data, X_val=data.X_val * 255)
+    if kind == "normalised":
+        return replace(data, X_train=(data.X_train - data.mean[:, None, None]) / data.std[:, None, None])
     if kind == "nan pixel":
         X = data.X_train.copy()
         X[0, 0, 0, 0] = np.nan
@@ -176,6 +182,10 @@ def bad_data(kind):
     ("negative label", "y_val holds labels from -1"), ("float labels", "integer labels"),
     ("classes", "the data has 4 classes"), ("nan pixel", "NaN"), ("lengths", "same number"),
     ("no classes", "the data has 0 classes"), ("zero std", "std > 0"), ("negative std", "std > 0"),
+    # trained on, such images made a run that its test and predict refuse (they take raw ones)
+    ("uint8 pixels", r"X_train must hold raw images as floats in \[0, 1\].*got uint8 values"),
+    ("pixels to 255", r"X_val must hold raw images .*float32 values from .* to 255: divide 8-bit"),
+    ("normalised", r"X_train must hold raw images .*float32 values from -"),
 ])
 def test_fit_refuses_bad_data_before_any_work(tmp_path, kind, match):
     model, calls = tiny_config().build_model(3), []
