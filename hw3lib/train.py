@@ -24,6 +24,7 @@ from it reaches the same weights, bit for bit, as an uninterrupted run with the 
 (and ``threads``).
 """
 import contextlib
+import inspect
 import math
 import os
 import time
@@ -44,7 +45,7 @@ from .engine import engine_stamp
 from .images import TransparentPixels, read_image, warnings_gathered
 from .losses import CrossEntropyLoss
 from .metrics import accuracy
-from .model import LeNet5
+from .model import LeNet5, architecture
 from .parallel import SplitBatch, check_threads
 
 EVAL_BATCH = 256
@@ -143,6 +144,26 @@ def _check_fit_inputs(model, data, config):
     if not (np.isfinite(data.mean).all() and np.isfinite(data.std).all() and (data.std > 0).all()):
         raise ValueError(f"data.mean {data.mean} and data.std {data.std} must be finite, std > 0: "
                          "take them from hw3lib.data.fit_normalizer(X_train)")
+
+
+def _check_model_fits_config(model, config):
+    """ValueError unless ``model`` has the architecture that ``config`` builds
+    (:meth:`TrainConfig.build_model`; its seed aside, as the model's weights are its own): the
+    checkpoint records both, and a run whose config says another model predicts its image
+    files in the config's channel mode and cannot be resumed from ``config.build_model``."""
+    names = ("in_channels", "conv_channels", "kernel_size", "hidden", "activation", "pooling",
+             "input_size")
+    defaults = {key: p.default for key, p in inspect.signature(LeNet5).parameters.items()}
+    wanted = architecture({**defaults, **config._model_arguments(model.num_classes,
+                                                                 model.config["input_size"])})
+    differ = [f"{key} {model.config[key]!r} (the config's {wanted[key]!r})" for key in names
+              if model.config[key] != wanted[key]]
+    if differ:
+        mode = f", mode={config.mode!r}" if model.config["in_channels"] != wanted["in_channels"] else ""
+        raise ValueError(f"the model differs from the one the config builds: {'; '.join(differ)}"
+                         f"{mode}. The run would record the config's settings. Fix: build the model "
+                         "with config.build_model(len(data.classes), data.image_size), or set "
+                         "TrainConfig's mode and model to the model's")
 
 
 def check_resume(ckpt, model, data, config, data_sha256, source):
@@ -453,6 +474,8 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
     the :class:`FitResult` so far, and the checkpoint file the last good epoch.
     """
     _check_fit_inputs(model, data, config)
+    if resume is None:  # a resumed run's checkpoint names a difference first (check_resume)
+        _check_model_fits_config(model, config)
     threads = check_threads(threads)
     engine = None
     if checkpoint_path is not None:  # now, not after the first epoch's work
@@ -467,6 +490,7 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
         ckpt = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)
         check_resume(ckpt, model, data, config, data_sha256,
                      "the checkpoint" if isinstance(resume, Checkpoint) else str(resume))
+        _check_model_fits_config(model, config)
     normalizer = (data.mean, data.std)  # applied batch by batch: no normalised copy of the data
     y_train, y_val = np.asarray(data.y_train), np.asarray(data.y_val)
     optimizer = config.build_optimizer(model.get_params())

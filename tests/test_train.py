@@ -197,6 +197,28 @@ def test_fit_refuses_bad_data_before_any_work(tmp_path, kind, match):
     assert_same_params(params_of(model), before)
 
 
+@pytest.mark.parametrize("model, config, words", [
+    (lambda: LeNet5(num_classes=3, **TINY), tiny_config(mode="RGB"),
+     r"in_channels 1 \(the config's 3\), mode='RGB'"),
+    (lambda: LeNet5(num_classes=3, **{**TINY, "kernel_size": 5, "input_size": 20}),
+     tiny_config(model={**TINY, "input_size": 20}), r"kernel_size \(5, 5\) \(the config's \(3, 3\)\)"),
+    (lambda: LeNet5(num_classes=3, activation="tanh", **TINY), tiny_config(),
+     r"activation 'tanh' \(the config's 'relu'\)"),
+])
+def test_fit_refuses_a_model_other_than_the_one_its_config_builds(tmp_path, model, config, words):
+    """Trained, such a run recorded the config's settings beside the model's: its
+    predict_files read images in the config's mode (3 channels for a 1-channel model) and
+    refused them, and config.build_model could not resume it."""
+    size = 20 if config.model.get("input_size") == 20 else 12
+    with pytest.raises(ValueError, match=r"the model differs from the one the config builds: "
+                                         + words + r".*Fix: build the model with config.build_model"):
+        fit(model(), tiny_data(size=size), config, checkpoint_path=tmp_path / "c.npz",
+            progress=False)
+    assert not (tmp_path / "c.npz").exists()
+    fit(LeNet5(num_classes=3, seed=5, **TINY), tiny_data(), tiny_config(epochs=1),
+        progress=False)  # its seed aside: the weights are the model's own
+
+
 def test_numpy_numbers_in_the_settings_are_stored_as_python_numbers(tmp_path):
     config = tiny_config(epochs=np.int64(1), seed=np.int64(0), batch_size=np.int32(16), lr=np.float32(1e-3),
                          hflip=np.bool_(False), val_fraction=np.float64(0.3))
