@@ -115,6 +115,14 @@ class Sequential:
         for layer in self.layers:
             _check_layer(layer, self.shapes[-1])
             self.shapes.append(layer.output_shape(self.shapes[-1]))
+        if len(self.shapes[-1]) != 1 or self.shapes[-1][0] < 2:
+            raise ValueError(
+                f"the last layer must give K >= 2 class scores, (N, K), but the model outputs "
+                f"(N, {', '.join(map(str, self.shapes[-1]))}): "
+                + ("a softmax over one score is always 1, so the gradients are zero and it never "
+                   "learns. Fix: one output per class, e.g. Dense(..., 2) for two classes"
+                   if self.shapes[-1] == (1,) else
+                   "end with Flatten() and Dense(features, num_classes)"))
         self.param_layers = [layer for layer in self.layers if layer.params]
         self.ran = self.last_logits = None  # the last pass's run order and output (None: no pass yet)
         self.cost = CrossEntropyLoss()

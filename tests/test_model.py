@@ -522,6 +522,21 @@ def test_sequential_names_a_layer_given_input_with_other_axes_and_where_flatten_
         Sequential(layers(), shape)
 
 
+@pytest.mark.parametrize("layers, shape, words", [
+    (lambda: [Flatten(), Dense(48, 1)], (3, 4, 4),
+     r"outputs \(N, 1\): a softmax over one score is always 1.*Fix: one output per class"),
+    (lambda: [Conv2D(3, 2, 3)], (3, 4, 4),
+     r"outputs \(N, 2, 2, 2\): end with Flatten\(\) and Dense\(features, num_classes\)"),
+    (lambda: [], (3, 4, 4), r"outputs \(N, 3, 4, 4\)"),
+])
+def test_sequential_refuses_a_last_layer_that_gives_no_class_scores(layers, shape, words):
+    """Built, such a model trained silently on zero gradients (one output) or failed only in
+    backward, in the loss's words, and predicted (N, H, W) arrays of channel indices."""
+    with pytest.raises(ValueError, match=r"the last layer must give K >= 2 class scores, \(N, "
+                                         r"K\), but the model " + words):
+        Sequential(layers(), shape)
+
+
 @pytest.mark.parametrize("thing", [np.tanh, "relu", None])
 def test_sequential_refuses_what_is_no_layer(thing):
     with pytest.raises(ValueError, match=f"Sequential takes layers such as ReLU\\(\\), got {thing!r}"):
