@@ -208,7 +208,9 @@ class Conv2D(Layer):
     def output_shape(self, input_shape):
         c, h, w = input_shape
         if c != self.in_channels:
-            raise ValueError(f"{self!r} expects {self.in_channels} input channels, got {c}")
+            raise ValueError(f"{self!r} expects {self.in_channels} input channels, got {c}: the "
+                             f"input (or the layer before it) gives {c}. Fix: Conv2D({c}, "
+                             f"{self.out_channels}, ...), or check the input_shape")
         return (self.out_channels, *conv_output_size((h, w), self.kernel_size, self.stride, self.padding))
 
     def _kernel_rows(self):
@@ -567,7 +569,10 @@ class Dense(Layer):
 
     def output_shape(self, input_shape):
         if tuple(input_shape) != (self.in_features,):
-            raise ValueError(f"{self!r} expects {self.in_features} input features, got {input_shape}")
+            got = int(np.prod(input_shape))
+            raise ValueError(f"{self!r} expects {self.in_features} input features, got "
+                             f"{input_shape}: the layers before it give {got}. Fix: "
+                             f"Dense({got}, {self.out_features})")
         return (self.out_features,)
 
     def _forward(self, x):

@@ -537,6 +537,19 @@ def test_sequential_refuses_a_last_layer_that_gives_no_class_scores(layers, shap
         Sequential(layers(), shape)
 
 
+@pytest.mark.parametrize("layers, words", [
+    (lambda: [Conv2D(3, 4, 3), Flatten(), Dense(100, 3)],
+     r"Dense\(100, 3\) expects 100 input features, got \(784,\): the layers before it give "
+     r"784. Fix: Dense\(784, 3\)"),
+    (lambda: [Conv2D(1, 4, 3), Flatten(), Dense(4 * 14 * 14, 3)],
+     r"expects 1 input channels, got 3: the input \(or the layer before it\) gives 3. Fix: "
+     r"Conv2D\(3, 4, ...\), or check the input_shape"),
+])
+def test_sequential_names_the_size_a_layer_should_take(layers, words):
+    with pytest.raises(ValueError, match=words):
+        Sequential(layers(), (3, 16, 16))
+
+
 @pytest.mark.parametrize("thing", [np.tanh, "relu", None])
 def test_sequential_refuses_what_is_no_layer(thing):
     with pytest.raises(ValueError, match=f"Sequential takes layers such as ReLU\\(\\), got {thing!r}"):
