@@ -29,6 +29,11 @@ def as_targets(y, y_pred):
                else f"a {type(y_pred).__name__}")
         raise ValueError(f"predictions must be probabilities (N, K) in a float NumPy array, as "
                          f"model.forward returns them, got {got}")
+    if y_pred.size and ((y_pred < 0).any() or (y_pred > 1).any()):  # NaN passes: fit reports it
+        raise ValueError(f"predictions must be probabilities in [0, 1], as model.forward returns "
+                         f"them, got values from {np.nanmin(y_pred):.3g} to {np.nanmax(y_pred):.3g}: "
+                         "logits (model.logits, the last layer's output)? Fix: pass model.forward's "
+                         "output, or softmax(logits)")
     y = np.asarray(y)
     n, k = y_pred.shape
     if y.ndim == 1:

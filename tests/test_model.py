@@ -566,6 +566,19 @@ def test_loss_refuses_predictions_that_are_no_float_n_by_k_array(y_pred, got):
             method(y_pred, [0])
 
 
+def test_loss_refuses_logits_for_probabilities_but_lets_nan_through_to_the_caller():
+    """Given logits, get returned a loss of hundreds (log of values clipped at the smallest
+    normal number) and backward a wrong gradient, silently. NaN stays a NaN loss, which fit
+    reports as divergence with its batch."""
+    logits = np.array([[2.5, -1.0, 0.3], [-0.2, 0.1, 4.0]])
+    for method in (CrossEntropyLoss().get, CrossEntropyLoss().backward):
+        with pytest.raises(ValueError, match=r"predictions must be probabilities in \[0, 1\], "
+                                             r"as model.forward returns them, got values from -1 to "
+                                             r"4: logits.*Fix: .* softmax\(logits\)"):
+            method(logits, np.array([0, 2]))
+    assert np.isnan(CrossEntropyLoss().get(np.full((2, 3), np.nan), np.array([0, 2])))
+
+
 @pytest.mark.parametrize("make", [lambda p: SGD(0.1, p), lambda p: AdamGD(0.1, 0.9, 0.999, 1e-8, p)])
 def test_optimizers_refuse_params_that_are_no_dict_of_arrays(make):
     params = LeNet5().get_params()
