@@ -158,8 +158,16 @@ class Sequential:
         return self.backward_logits(self.cost.backward(y_pred, y))
 
     def predict(self, X):
-        """Predicted labels ``(N,)``."""
-        return self.logits(X).argmax(axis=1)
+        """Predicted labels ``(N,)``; ValueError where an image's class scores are not finite
+        (argmax would name class 0 for a NaN image)."""
+        logits = self.logits(X)
+        bad = np.flatnonzero(~np.isfinite(logits).all(axis=1))
+        if len(bad):
+            raise ValueError(f"the model's class scores for {len(bad)} image(s) are not finite "
+                             f"(the first at index {bad[0]}): their input holds NaN or infinite "
+                             "values, or the weights stopped being finite. Fix: check the images "
+                             "with np.isfinite(X).all()")
+        return logits.argmax(axis=1)
 
     def check_input(self, x):
         """ValueError unless ``x`` is a NumPy array of shape ``(N, *input_shape)``."""

@@ -566,6 +566,16 @@ def test_loss_refuses_predictions_that_are_no_float_n_by_k_array(y_pred, got):
             method(y_pred, [0])
 
 
+def test_predict_refuses_images_whose_class_scores_are_not_finite():
+    """A NaN image was predicted as class 0 (argmax of NaN scores), silently."""
+    model, X = LeNet5(), RNG(0).random((4, 1, 32, 32), dtype=np.float32)
+    assert model.predict(X).shape == (4,)
+    X[2, 0, 5, 5] = np.nan
+    with pytest.raises(ValueError, match=r"class scores for 1 image\(s\) are not finite \(the "
+                                         r"first at index 2\): their input holds NaN"):
+        model.predict(X)
+
+
 def test_loss_refuses_logits_for_probabilities_but_lets_nan_through_to_the_caller():
     """Given logits, get returned a loss of hundreds (log of values clipped at the smallest
     normal number) and backward a wrong gradient, silently. NaN stays a NaN loss, which fit
