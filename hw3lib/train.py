@@ -24,7 +24,6 @@ from it reaches the same weights, bit for bit, as an uninterrupted run with the 
 (and ``threads``).
 """
 import contextlib
-import inspect
 import math
 import os
 import time
@@ -151,15 +150,12 @@ def _check_model_fits_config(model, config):
     (:meth:`TrainConfig.build_model`; its seed aside, as the model's weights are its own): the
     checkpoint records both, and a run whose config says another model predicts its image
     files in the config's channel mode and cannot be resumed from ``config.build_model``."""
-    names = ("in_channels", "conv_channels", "kernel_size", "hidden", "activation", "pooling",
-             "input_size")
-    defaults = {key: p.default for key, p in inspect.signature(LeNet5).parameters.items()}
-    wanted = architecture({**defaults, **config._model_arguments(model.num_classes,
-                                                                 model.config["input_size"])})
-    differ = [f"{key} {model.config[key]!r} (the config's {wanted[key]!r})" for key in names
-              if model.config[key] != wanted[key]]
+    have = architecture(model.config)
+    wanted = architecture(config.build_model(model.num_classes, have["input_size"]).config)
+    differ = [f"{key} {have[key]!r} (the config's {wanted[key]!r})" for key in have
+              if have[key] != wanted[key]]
     if differ:
-        mode = f", mode={config.mode!r}" if model.config["in_channels"] != wanted["in_channels"] else ""
+        mode = f", mode={config.mode!r}" if have["in_channels"] != wanted["in_channels"] else ""
         raise ValueError(f"the model differs from the one the config builds: {'; '.join(differ)}"
                          f"{mode}. The run would record the config's settings. Fix: build the model "
                          "with config.build_model(len(data.classes), data.image_size), or set "
