@@ -12,6 +12,14 @@ from .checks import is_number
 from .im2col import conv_output_size
 
 HIGHLIGHT = "tab:orange"
+# The report (hw3lib.report) prints a figure at most PRINTED_WIDTH inches wide: its text column,
+# 50em of 13 CSS px = 650 px, under A4's 180 mm between the margins. A wider figure is shrunk to
+# that width, its text with it; every text must still print at MIN_PRINTED_PT or more. Hence
+# figures at most about 8 inches wide, their smallest text (captions under images, legends,
+# numbers in cells, small tick labels) SMALL points: 9 pt shrunk by 6.77 / 8 prints at 7.6 pt.
+PRINTED_WIDTH = 650 / 96
+MIN_PRINTED_PT = 7.0
+SMALL = 9
 CJK_FONT = "Noto Sans CJK TC"  # Chinese, the original report's language (fonts-noto-cjk: make system-deps)
 
 
@@ -172,20 +180,21 @@ def _image_panel(ax, image, xlabel, ylabel=""):
     shown = ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_xlabel(xlabel, fontsize=SMALL)
     ax.set_ylabel(ylabel)
     return shown
 
 
-def plot_samples(X, y, classes, per_class=8, seed=0, title="Sample images per class"):
+def plot_samples(X, y, classes, per_class=8, seed=0, title="Sample images per class", array_name="X"):
     """A grid of images, one row per class: ``per_class`` of each class drawn at random
     (``seed``) from ``X (N, C, H, W)`` in [0, 1], channel 0 in grey, with labels ``y (N,)``
-    indexing ``classes``. Each image is captioned with its index in ``X``."""
+    indexing ``classes``. Each image is captioned with its index in ``X``, which the figure
+    calls ``array_name`` (the caller's name for it, e.g. ``"X_train"``)."""
     if per_class < 1:
         raise ValueError(f"per_class must be at least 1, got {per_class!r}")
     rng = np.random.default_rng(seed)
     fig, axes = plt.subplots(len(classes), per_class, squeeze=False,
-                             figsize=(1.1 * per_class + 0.6, 1.3 * len(classes) + 0.8))
+                             figsize=(0.85 * per_class + 0.6, 1.1 * len(classes) + 0.8))
     for c, (name, row) in enumerate(zip(classes, axes)):
         members = np.flatnonzero(y == c)
         picks = np.sort(rng.choice(members, size=min(per_class, len(members)), replace=False))
@@ -195,7 +204,7 @@ def plot_samples(X, y, classes, per_class=8, seed=0, title="Sample images per cl
             else:
                 ax.set_axis_off()
     fig.suptitle(title)
-    fig.supxlabel("image index in X", fontsize=9)
+    fig.supxlabel(f"image index in {array_name}", fontsize=SMALL)
     fig.tight_layout()
     return fig
 
@@ -409,37 +418,39 @@ def plot_feature_maps(images, maps, labels, title="Feature maps of the first con
     return fig
 
 
-def plot_leakage(audit, title="How far held-out images are from the nearest training image"):
+def plot_leakage(audit, title="How close held-out images are to training images, and test images "
+                              "to validation images"):
     """The leakage audit (:func:`hw3lib.leakage.leakage_audit`): left, the distribution of the
     distance from each validation image to its nearest training image under each split
     method, and from each test image (all audited seeds pooled), with the near-duplicate
-    threshold ``audit.near`` marked; right, the share of near duplicates per method and pair."""
+    threshold ``audit.near`` marked; right, the share of near duplicates per method and pair
+    (:data:`hw3lib.leakage.PAIRS`, test -> validation too)."""
     methods = sorted({method for method, _, _ in audit.distances})
     pairs = list(dict.fromkeys(pair for _, _, pair in audit.distances))
     pooled = {(m, p): np.concatenate([d for (m2, _, p2), d in audit.distances.items()
                                       if (m2, p2) == (m, p)]) for m in methods for p in pairs}
-    fig, (ax_hist, ax_bar) = plt.subplots(1, 2, figsize=(11, 3.9), width_ratios=[3, 2])
+    fig, (ax_hist, ax_bar) = plt.subplots(1, 2, figsize=(8, 4.0), width_ratios=[3, 2])
     edges = np.linspace(0, max(d.max() for d in pooled.values()) * 1.02, 41)
     for k, method in enumerate(methods):
         for pair, style in ((pairs[0], "-"), (pairs[1], ":")):
             values = pooled[method, pair]
             ax_hist.stairs(np.histogram(values, edges)[0] / len(values), edges, color=f"C{k}",
-                           linestyle=style, linewidth=1.8, label=f"{method} split: {pair}")
-    ax_hist.axvline(audit.near, color="0.3", linewidth=1)
-    ax_hist.text(audit.near, ax_hist.get_ylim()[1] * 0.95, " near-duplicate threshold",
-                 fontsize=8, va="top")
+                           linestyle=style, linewidth=1.8, label=f"{method}: {pair}")
+    ax_hist.set_ylim(0, 1.8 * ax_hist.get_ylim()[1])  # room above the curves for the legend
+    ax_hist.axvline(audit.near, color="0.3", linewidth=1, label="near-duplicate threshold")
     ax_hist.set(title="distance to the nearest training image", xlabel="Euclidean distance "
                 "(pixel values in [0, 1])", ylabel="share of images")
-    ax_hist.legend(fontsize=8)
+    ax_hist.legend(fontsize=SMALL, loc="upper right", title="split: images -> nearest in",
+                   title_fontsize=SMALL)
     width = 0.8 / len(methods)
     for k, method in enumerate(methods):
         shares = [100 * np.mean(pooled[method, pair] <= audit.near) for pair in pairs]
         bars = ax_bar.bar(np.arange(len(pairs)) + (k - (len(methods) - 1) / 2) * width, shares,
                           width, color=f"C{k}", label=f"{method} split")
-        ax_bar.bar_label(bars, fmt="%.0f%%", fontsize=8)
-    ax_bar.set_xticks(range(len(pairs)), [p.replace(" -> ", "\nnear ") for p in pairs], fontsize=8)
+        ax_bar.bar_label(bars, fmt="%.0f%%", fontsize=SMALL)
+    ax_bar.set_xticks(range(len(pairs)), [p.replace(" -> ", "\nnear\n") for p in pairs], fontsize=SMALL)
     ax_bar.set(title="near duplicates", ylabel="% of images", ylim=(0, 105))
-    ax_bar.legend(fontsize=8)
+    ax_bar.legend(fontsize=SMALL)
     for ax in (ax_hist, ax_bar):
         ax.grid(alpha=0.3)
     fig.suptitle(title)

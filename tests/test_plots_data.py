@@ -39,6 +39,8 @@ def test_plot_samples_grid_rows_per_class(images):
                 np.testing.assert_array_equal(im.get_array(), X[index, 0])
                 assert im.get_clim() == (0, 1)
     assert len({ax.get_xlabel() for ax, _ in panels}) == len(panels)  # no image drawn twice
+    named = plots.plot_samples(X, y, CLASSES, per_class=1, array_name="X_train")  # as the caller calls X
+    assert named._supxlabel.get_text() == "image index in X_train"
 
 
 def test_plot_samples_is_seeded(images):
