@@ -293,7 +293,7 @@ def plot_run_curves(histories, title="Training and validation, per epoch", split
     accuracy (right); one colour per run, solid training, dashed validation (``splits`` says
     which of the two to draw). ``figure``: draw into this ``Figure`` (see
     :func:`plot_live_curves`); by default a new pyplot figure."""
-    fig = figure if figure is not None else plt.figure(figsize=(10, 3.8))
+    fig = figure if figure is not None else plt.figure(figsize=(7.5, 3.6))
     ax_loss, ax_acc = fig.subplots(1, 2)
     if not any(h["epoch"] for h in histories.values()):
         _no_run_hint((ax_loss, ax_acc), "No finished epoch yet: press Train, then compare")
@@ -313,7 +313,7 @@ def plot_run_curves(histories, title="Training and validation, per epoch", split
     ax_acc.set(title="accuracy", xlabel="epoch", ylabel="fraction correct")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
-    ax_acc.legend(fontsize=8, loc="lower right")
+    ax_acc.legend(fontsize=SMALL, loc="lower right")
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -336,7 +336,7 @@ def plot_confusion(matrices, classes, title="Confusion matrices on the test set"
     return fig
 
 
-def plot_misclassified(X, y_true, y_pred, indices, classes, confidence=None, columns=8,
+def plot_misclassified(X, y_true, y_pred, indices, classes, confidence=None, columns=6,
                        title="Misclassified test images"):
     """The images ``X[indices]`` (``X (N, C, H, W)`` in [0, 1], channel 0 in grey), each
     captioned with its index, its true and predicted class (labels ``(N,)`` indexing
@@ -358,7 +358,7 @@ def plot_misclassified(X, y_true, y_pred, indices, classes, confidence=None, col
         return fig
     rows = -(-len(indices) // columns)
     fig, axes = plt.subplots(rows, columns, squeeze=False,
-                             figsize=(1.25 * columns + 0.4, 1.55 * rows + 0.7))
+                             figsize=(1.25 * columns + 0.4, 1.5 * rows + 0.7))
     for ax in axes.flat[len(indices):]:
         ax.set_axis_off()
     for ax, i in zip(axes.flat, indices):
@@ -366,7 +366,7 @@ def plot_misclassified(X, y_true, y_pred, indices, classes, confidence=None, col
         _image_panel(ax, X[i, 0], f"#{i} {classes[y_true[i]]}\n-> {classes[y_pred[i]]}{note}")
     fig.suptitle(title)
     fig.supxlabel("index in the test set, true class -> predicted class"
-                  + ("" if confidence is None else " and its probability"), fontsize=9)
+                  + ("" if confidence is None else " and its probability"), fontsize=SMALL)
     fig.tight_layout()
     return fig
 
@@ -379,14 +379,14 @@ def plot_filters(W, title="Learned filters of the first convolution"):
         raise ValueError(f"W must be (C_out, C_in, kh, kw), got shape {W.shape}")
     c_out, c_in = W.shape[:2]
     limit = float(np.abs(W).max()) or 1.0
-    fig, axes = plt.subplots(c_in, c_out, squeeze=False, figsize=(1.3 * c_out + 1.2, 1.4 * c_in + 0.9),
+    fig, axes = plt.subplots(c_in, c_out, squeeze=False, figsize=(0.95 * c_out + 1.3, 1.1 * c_in + 0.9),
                              layout="constrained")
     for (i, o), ax in np.ndenumerate(axes):
         shown = ax.imshow(W[o, i], cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest",
                           aspect="equal")
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_xlabel(f"filter {o + 1}", fontsize=8)
+        ax.set_xlabel(f"filter {o + 1}", fontsize=SMALL)
         ax.set_ylabel(f"input channel {i + 1}" if o == 0 and c_in > 1 else "")
     fig.colorbar(shown, ax=axes.ravel().tolist(), label="weight")
     fig.suptitle(title)
@@ -403,7 +403,7 @@ def plot_feature_maps(images, maps, labels, title="Feature maps of the first con
                          f"maps {maps.shape} and {len(labels)} labels")
     n, f = maps.shape[:2]
     low, high = float(maps.min()), float(maps.max())
-    fig, axes = plt.subplots(n, f + 1, squeeze=False, figsize=(1.2 * (f + 1) + 1.2, 1.35 * n + 0.9),
+    fig, axes = plt.subplots(n, f + 1, squeeze=False, figsize=(0.9 * (f + 1) + 1.3, 1.05 * n + 0.9),
                              layout="constrained")
     for r, row in enumerate(axes):
         _image_panel(row[0], images[r, 0], "input" if r == n - 1 else "", labels[r])
@@ -412,7 +412,7 @@ def plot_feature_maps(images, maps, labels, title="Feature maps of the first con
             ax.set_xticks([])
             ax.set_yticks([])
             if r == n - 1:
-                ax.set_xlabel(f"map {c + 1}", fontsize=8)
+                ax.set_xlabel(f"map {c + 1}", fontsize=SMALL)
     fig.colorbar(shown, ax=axes[:, 1:].ravel().tolist(), label="activation")
     fig.suptitle(title)
     return fig
@@ -529,7 +529,7 @@ def plot_sweep(params, values, names, log=(), title=None, labels=None):
         ax.set(xlabel=label, title=label)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("best validation accuracy")
-    axes[0][-1].legend(fontsize=8, loc="lower right")
+    axes[0][-1].legend(fontsize=SMALL, loc="lower right")
     fig.suptitle(title or "Validation accuracy against each swept setting")
     fig.tight_layout()
     return fig
@@ -559,7 +559,7 @@ def plot_sweep_heatmap(params, means, x, y, title=None, labels=None, floor=0.95,
     for (i, j), value in np.ndenumerate(grid):
         if not np.isnan(value):  # white on viridis's dark lower half
             ax.text(j, i, f"{value:.3f}" + ("*" if marked[i, j] else ""), ha="center", va="center",
-                    fontsize=9, color="white" if value < (low + 1.0) / 2 else "black")
+                    fontsize=SMALL, color="white" if value < (low + 1.0) / 2 else "black")
     ax.set_xticks(range(len(xs)), [_value_text(v) for v in xs])
     ax.set_yticks(range(len(ys)), [_value_text(v) for v in ys])
     labels = labels or {}
@@ -570,7 +570,7 @@ def plot_sweep_heatmap(params, means, x, y, title=None, labels=None, floor=0.95,
         height = fig.get_figheight()
         fig.tight_layout(rect=(0, 0.3 / height, 1, 1))
         fig.text(0.01, 0.08 / height, "* not every run of it trained all its epochs (pruned, failed "
-                 "or still to run): the mean of those that trained", fontsize=7, wrap=True)
+                 "or still to run): the mean of those that trained", fontsize=SMALL - 1, wrap=True)
     else:
         fig.tight_layout()
     return fig
