@@ -43,13 +43,13 @@ def _matrix(ax, values, title, highlight=None, xlabel="column", ylabel="row", fm
     mask = np.zeros(values.shape, bool) if highlight is None else highlight
     ax.imshow(mask, cmap=ListedColormap(["white", HIGHLIGHT]), vmin=0, vmax=1, aspect="equal")
     for (i, j), v in np.ndenumerate(values):
-        ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=9)
+        ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=SMALL + 1)
     ax.set_xticks(range(values.shape[1]))
     ax.set_yticks(range(values.shape[0]))
     ax.set_xticks(np.arange(values.shape[1] + 1) - 0.5, minor=True)
     ax.set_yticks(np.arange(values.shape[0] + 1) - 0.5, minor=True)
     ax.grid(which="minor", color="0.7", linewidth=0.8)
-    ax.tick_params(which="both", length=0, labelsize=8)
+    ax.tick_params(which="both", length=0, labelsize=SMALL)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
 
 
@@ -82,7 +82,7 @@ def plot_conv_example(x, W, out, pixel=(0, 0), stride=1, b=None):
     kh, kw = W.shape
     r, q = pixel
     _example_output(x, kh, kw, stride, pixel, "out", out.shape, lambda oh, ow: (oh, ow))
-    fig, axes = plt.subplots(1, 3, figsize=(9, 3.4), width_ratios=[x.shape[1], kw, out.shape[1]])
+    fig, axes = plt.subplots(1, 3, figsize=(7.5, 3.2), width_ratios=[x.shape[1], kw, out.shape[1]])
     _matrix(axes[0], x, "input x", _window_mask(x.shape, r * stride, q * stride, kh, kw), "j", "i")
     _matrix(axes[1], W, "kernel W", None, "j'", "i'")
     _matrix(axes[2], out, "output y", _window_mask(out.shape, r, q, 1, 1), "q", "r")
@@ -102,10 +102,10 @@ def plot_im2col(x, cols, kh, kw, pixel=(0, 0), stride=1, label="input x"):
                             lambda oh, ow: (kh * kw, oh * ow))
     column = np.zeros(cols.shape, bool)
     column[:, r * ow + q] = True
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), width_ratios=[x.shape[1] + 1, cols.shape[1]])
-    _matrix(axes[0], x, f"{label} ({x.shape[0]}x{x.shape[1]}), field of output ({r}, {q})",
+    fig, axes = plt.subplots(1, 2, figsize=(8, 4.4), width_ratios=[x.shape[1] + 1, cols.shape[1]])
+    _matrix(axes[0], x, f"{label} ({x.shape[0]}x{x.shape[1]}),\nfield of output ({r}, {q})",
             _window_mask(x.shape, r * stride, q * stride, kh, kw), "column j", "row i")
-    _matrix(axes[1], cols, f"im2col(x): column {r * ow + q} = that field, read row by row", column,
+    _matrix(axes[1], cols, f"im2col(x): column {r * ow + q}\n= that field, read row by row", column,
             "output pixel p = r * OW + q", "kernel offset (i', j') as i' * kw + j'")
     fig.suptitle(f"Each {kh}x{kw} receptive field becomes one column of the im2col matrix")
     fig.tight_layout()
@@ -125,13 +125,13 @@ def plot_ladder(rows):
         ms = [1e3 * mine[s]["per_image"] for s in shapes if s in mine]
         ax.barh(ys, ms, height, label=rung, color=f"C{k}")
         for y, v, s in zip(ys, ms, [s for s in shapes if s in mine]):
-            ax.text(v, y, f" {mine[s]['speedup']:.0f}x", va="center", fontsize=8)
+            ax.text(v, y, f" {mine[s]['speedup']:.0f}x", va="center", fontsize=SMALL)
     ax.set_xscale("log")
     ax.set_yticks([i + 0.4 - height / 2 for i in range(len(shapes))], shapes)
     ax.invert_yaxis()
     ax.set(title="One convolution layer, forward + backward, 1 thread (speed-up vs naive loops)",
            xlabel="milliseconds per image (log scale)", ylabel="layer")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=SMALL, loc="lower right")
     fig.tight_layout()
     return fig
 
@@ -146,7 +146,7 @@ def plot_step_sizes(curves, title="Adam's first steps under a constant gradient"
     ax.set_xscale("log")
     ax.set(title=title, xlabel="step t (log scale)", ylabel="step size / learning rate")
     ax.grid(alpha=0.3)
-    fig.legend(loc="outside lower center", ncols=2, fontsize=9)  # below: clear of every curve
+    fig.legend(loc="outside lower center", ncols=2, fontsize=SMALL)  # below: clear of every curve
     return fig
 
 
@@ -170,7 +170,7 @@ def plot_trajectories(objective, paths, extent, levels=20):
     ax.plot(*objective.minimum, "k*", markersize=12, label="minimum")
     ax.set(xlim=(xmin, xmax), ylim=(ymin, ymax), title=f"Optimizer paths on the {objective.name}",
            xlabel="x", ylabel="y")
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=SMALL, loc="best")
     fig.tight_layout()
     return fig
 
