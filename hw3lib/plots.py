@@ -429,7 +429,7 @@ def plot_leakage(audit, title="How close held-out images are to training images,
     pairs = list(dict.fromkeys(pair for _, _, pair in audit.distances))
     pooled = {(m, p): np.concatenate([d for (m2, _, p2), d in audit.distances.items()
                                       if (m2, p2) == (m, p)]) for m in methods for p in pairs}
-    fig, (ax_hist, ax_bar) = plt.subplots(1, 2, figsize=(8, 4.0), width_ratios=[3, 2])
+    fig, (ax_hist, ax_bar) = plt.subplots(1, 2, figsize=(8, 3.4), width_ratios=[3, 2])
     edges = np.linspace(0, max(d.max() for d in pooled.values()) * 1.02, 41)
     for k, method in enumerate(methods):
         for pair, style in ((pairs[0], "-"), (pairs[1], ":")):
