@@ -127,7 +127,7 @@ def _check_fit_inputs(model, data, config):
             raise ValueError(f"y_{split} holds labels from {y.min()} to {y.max()}, but the model has "
                              f"{model.num_classes} classes (labels 0 to {model.num_classes - 1})")
         if not np.isfinite(X).all():
-            raise ValueError(f"X_{split} contains NaN or infinite values")
+            raise ValueError(f"X_{split}: {_nonfinite_images(X)}")
         if X.dtype.kind != "f" or X.min() < 0 or X.max() > 1:  # what FitResult's test, predict take
             raise ValueError(f"X_{split} must hold raw images as floats in [0, 1] (fit normalises "
                              f"them with data.mean and data.std), got {X.dtype} values from "
@@ -184,6 +184,14 @@ def check_resume(ckpt, model, data, config, data_sha256, source):
                               f"(mean/std differ), other data or another split: {other}")
 
 
+def _nonfinite_images(X):
+    """Words for images ``X (N, ...)`` of which some hold NaN or infinite values: how many, the
+    first, and the fix."""
+    bad = np.flatnonzero(~np.isfinite(X.reshape(len(X), -1)).all(axis=1))
+    return (f"{len(bad)} image(s) hold NaN or infinite values (the first at index {bad[0]}): fix "
+            "or drop them")
+
+
 def _raw_images(X):
     """``X``, refused unless it holds raw images, at least one: floats in [0, 1]. Integer pixels
     and values outside [0, 1] (8-bit ones, or images normalised already) would give answers at
@@ -196,9 +204,7 @@ def _raw_images(X):
                          "8-bit pixels by 255 (16-bit ones by 65535), or give the image files to "
                          "predict_files")
     if X.size and not np.isfinite(X).all():  # min and max would let NaN through
-        bad = np.flatnonzero(~np.isfinite(X.reshape(len(X), -1)).all(axis=1))
-        raise ValueError(f"expected raw images in [0, 1], but {len(bad)} image(s) hold NaN or "
-                         f"infinite values (the first at index {bad[0]}): fix or drop them")
+        raise ValueError(f"expected raw images in [0, 1], but {_nonfinite_images(X)}")
     if X.size and (X.min() < 0 or X.max() > 1):
         raise ValueError(f"expected raw images in [0, 1], got values from {X.min():.3g} to "
                          f"{X.max():.3g}: divide 8-bit pixels by 255; images normalised already go "

@@ -180,7 +180,8 @@ def bad_data(kind):
     ("channels", "the data has 3 channel\\(s\\) and the model 1"), ("size", "check the image size"),
     ("label too large", "labels from 0 to 3, but the model has 3 classes"),
     ("negative label", "y_val holds labels from -1"), ("float labels", "integer labels"),
-    ("classes", "the data has 4 classes"), ("nan pixel", "NaN"), ("lengths", "same number"),
+    ("classes", "the data has 4 classes"), ("lengths", "same number"),
+    ("nan pixel", r"X_train: 1 image\(s\) hold NaN or infinite values \(the first at index 0\): fix or drop"),
     ("no classes", "the data has 0 classes"), ("zero std", "std > 0"), ("negative std", "std > 0"),
     # trained on, such images made a run that its test and predict refuse (they take raw ones)
     ("uint8 pixels", r"X_train must hold raw images as floats in \[0, 1\].*got uint8 values"),
