@@ -1,6 +1,7 @@
 """``python -m hw3lib train``: a training run from the command line, its table and JSON summary."""
 import argparse
 import contextlib
+import dataclasses
 import json
 import re
 import sys
@@ -97,7 +98,8 @@ def main(argv=None):
                                 "the test split tests.")
     parser.add_argument("--data", type=folder, help="folder holding Data_train/ and Data_test/ (or "
                                                   "train/ and test/); default: $HW3_DATA, then data/")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="default %(default)s")
+    parser.add_argument("--epochs", type=int, help=f"default {defaults.epochs}; with --resume, the "
+                        "run's own (that of the command it was started or last resumed with)")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
                         help="default %(default)s")
     parser.add_argument("--lr", type=float, default=defaults.lr,
@@ -163,7 +165,8 @@ def _kept_when_writing_fails(out, checkpoint_path, history_path):
 
 
 def _train_command(args):
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+    epochs = TrainConfig.epochs if args.epochs is None else args.epochs  # --resume: see below
+    config = TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                          mode=args.channels, image_size=args.image_size, split=args.split,
                          hflip=args.hflip, val_fraction=args.val_fraction)
     checkpoint_path, history_path = args.out / "checkpoint.npz", args.out / "history.json"
@@ -176,6 +179,8 @@ def _train_command(args):
                              "to start afresh")
         resume = load_checkpoint(checkpoint_path)
         resume.check_settings(config, str(checkpoint_path))  # before loading data
+        if args.epochs is None:  # the run's own, not the default: `--resume` alone finishes it
+            config = dataclasses.replace(config, epochs=max(resume.config.epochs, resume.epoch))
         if resume.epoch > config.epochs:  # equal: nothing to train, the run is finished (its test)
             raise ValueError(f"--resume: {checkpoint_path} has trained {resume.epoch} epoch(s) "
                              f"already, --epochs {config.epochs} asks for fewer. Give --epochs "

@@ -324,6 +324,34 @@ def test_a_fresh_run_into_an_out_holding_a_run_is_refused_and_loses_nothing(tmp_
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+def test_resume_without_epochs_goes_on_to_the_runs_own_epochs(tmp_path, capsys, monkeypatch):
+    """A run of --epochs 3 interrupted after its first epoch, then `--resume` as the message
+    says, without --epochs: it trains epochs 2 and 3 (not the default 24) and ends as the same
+    run uninterrupted, bit for bit; again, it trains nothing."""
+    root, out = fake_root(tmp_path), tmp_path / "run"
+    settings = ("--data", root, "--batch-size", 8, "--lr", 0.002, "--no-progress")
+    assert run_cli(capsys, *settings, "--epochs", 3, "--out", tmp_path / "straight")[0] == 0
+    savez, calls = np.savez, []
+
+    def interrupted_at_the_second_epoch(file, **arrays):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        savez(file, **arrays)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(checkpoint.np, "savez", interrupted_at_the_second_epoch)
+        code, stdout, err = run_cli(capsys, *settings, "--epochs", 3, "--out", out)
+    assert code == 130 and "go on with --resume" in err and load_checkpoint(out / "checkpoint.npz").epoch == 1
+    for _ in range(2):
+        code, stdout, err = run_cli(capsys, *settings, "--resume", "--out", out)
+        assert code == 0 and json.loads(stdout.splitlines()[-1])["epochs"] == 3, err
+    resumed, straight = (load_checkpoint(path / "checkpoint.npz") for path in (out, tmp_path / "straight"))
+    assert resumed.config == straight.config and resumed.history["val_loss"] == straight.history["val_loss"]
+    for key in straight.params:
+        assert np.array_equal(resumed.params[key], straight.params[key]), key
+
+
 @pytest.mark.parametrize("case", ["no optimizer state", "history null", "best epoch beyond the last",
                                   "meta a JSON list", "wrong-shaped moment", "NaN weights"])
 def test_resuming_a_malformed_checkpoint_says_what_is_wrong_with_the_file(tmp_path, capsys, case):
