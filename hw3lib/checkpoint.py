@@ -77,13 +77,18 @@ class Checkpoint:
     test: TestRecord | None = None
     engine: str | None = None
 
+    def setting_differences(self, config):
+        """``(name, this run's value, config's value)`` for each setting in which ``config`` (a
+        :class:`TrainConfig`) differs from this run's, ``epochs`` aside, as ``to_dict`` gives them."""
+        theirs, ours = self.config.to_dict(), config.to_dict()
+        return [(k, theirs[k], ours[k]) for k in ours if k != "epochs" and ours[k] != theirs[k]]
+
     def check_settings(self, config, source="the checkpoint"):
         """Raise :class:`CheckpointError` naming each setting in which ``config`` (a
         :class:`TrainConfig`) differs from this run's, ``epochs`` aside: resuming goes on with
         the same settings only."""
-        ours, theirs = config.to_dict(), self.config.to_dict()
-        diffs = [f"{k}={theirs[k]!r} (this run: {ours[k]!r})"
-                 for k in ours if k != "epochs" and ours[k] != theirs[k]]
+        diffs = [f"{k}={theirs!r} (this run: {ours!r})"
+                 for k, theirs, ours in self.setting_differences(config)]
         if diffs:
             raise CheckpointError(f"{source} was trained with other settings: {', '.join(diffs)}; "
                                   "resume with the same settings (only epochs may change)")

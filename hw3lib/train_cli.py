@@ -84,6 +84,17 @@ def phrased(message):
                            or None)
 
 
+def as_option(name, value):
+    """A setting (a name and value of ``TrainConfig.to_dict``) as this command takes it:
+    ``--channels RGB``, ``--image-size 48x48``, ``--no-hflip``; ``name=value`` for one it has no
+    option for."""
+    if name == "hflip":
+        return "--hflip" if value else "--no-hflip"
+    if name == "image_size":
+        return "no --image-size" if value is None else f"--image-size {value[0]}x{value[1]}"
+    return f"{OPTIONS[name]} {value}" if name in OPTIONS else f"{name}={value!r}"
+
+
 TABLE = "{:>5} {:>10} {:>9} {:>10} {:>9} {:>8}"
 
 
@@ -98,34 +109,34 @@ def main(argv=None):
                                 "the test split tests.")
     parser.add_argument("--data", type=folder, help="folder holding Data_train/ and Data_test/ (or "
                                                   "train/ and test/); default: $HW3_DATA, then data/")
-    parser.add_argument("--epochs", type=int, help=f"default {defaults.epochs}; with --resume, the "
-                        "run's own (that of the command it was started or last resumed with)")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
-                        help="default %(default)s")
-    parser.add_argument("--lr", type=float, default=defaults.lr,
-                        help="Adam's learning rate, default %(default)s")
-    parser.add_argument("--seed", type=int, default=defaults.seed,
+    parser.add_argument("--epochs", type=int, help=f"default {defaults.epochs}")
+    parser.add_argument("--batch-size", type=int, help=f"default {defaults.batch_size}")
+    parser.add_argument("--lr", type=float, help=f"Adam's learning rate, default {defaults.lr}")
+    parser.add_argument("--seed", type=int,
                         help="seeds the split, the initial weights, the batch order and the flips; "
-                             "default %(default)s")
-    parser.add_argument("--split", choices=list(SPLIT_METHODS), default=defaults.split,
+                             f"default {defaults.seed}")
+    parser.add_argument("--split", choices=list(SPLIT_METHODS),
                         help="how validation is held out of Data_train: 'blocked' (whole runs of "
                              "neighbouring files, honest for video frames) or 'random' (the "
-                             "original report's); default %(default)s")
-    parser.add_argument("--val-fraction", type=_fraction, default=defaults.val_fraction, metavar="F",
+                             f"original report's); default {defaults.split}")
+    parser.add_argument("--val-fraction", type=_fraction, metavar="F",
                         help="the share of each class of the training split that validates; "
-                             "default %(default)s")
-    parser.add_argument("--channels", choices=list(MODES), default=defaults.mode,
-                        help="image mode: 1 to 4 channels; default %(default)s")
+                             f"default {defaults.val_fraction}")
+    parser.add_argument("--channels", choices=list(MODES),
+                        help=f"image mode: 1 to 4 channels; default {defaults.mode}")
     parser.add_argument("--image-size", type=_image_size, metavar="H[xW]",
                         help="resize every image to H x W pixels (H alone: square); default: the "
                              "images' own size, which all must share")
-    parser.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=defaults.hflip,
+    parser.add_argument("--hflip", action=argparse.BooleanOptionalAction,
                         help="randomly mirror training images left-right (right for the fruit, "
-                             "wrong for digits or text); default %(default)s")
+                             f"wrong for digits or text); default {defaults.hflip}")
     parser.add_argument("--out", type=folder, default=Path("runs/lenet5"),
                         help="output folder, default %(default)s; a fresh run refuses one that "
                              "holds a run's checkpoint.npz")
-    parser.add_argument("--resume", action="store_true", help="go on from OUT/checkpoint.npz")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on from OUT/checkpoint.npz, with the run's own settings: the "
+                             "options above (but --data) that are left out are the run's, and one "
+                             "given must be the run's, --epochs aside (default: the run's own)")
     parser.add_argument("--threads", type=int_at_least(1), default=1, metavar="N",
                         help="split each batch over up to N threads where that pays (large images, "
                              "wide layers; the course's 32x32 LeNet stays on one); default 1")
@@ -165,10 +176,12 @@ def _kept_when_writing_fails(out, checkpoint_path, history_path):
 
 
 def _train_command(args):
-    epochs = TrainConfig.epochs if args.epochs is None else args.epochs  # --resume: see below
-    config = TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                         mode=args.channels, image_size=args.image_size, split=args.split,
-                         hflip=args.hflip, val_fraction=args.val_fraction)
+    # the settings given as options; the others are the defaults, or on --resume the run's own
+    given = {name: value for name, value in dict(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        mode=args.channels, image_size=args.image_size, split=args.split, hflip=args.hflip,
+        val_fraction=args.val_fraction).items() if value is not None}
+    config = TrainConfig(**given)
     checkpoint_path, history_path = args.out / "checkpoint.npz", args.out / "history.json"
     _check_out(args.out, (checkpoint_path, history_path))
     has_run = checkpoint_path.exists() or checkpoint_path.is_symlink()
@@ -178,9 +191,16 @@ def _train_command(args):
             raise ValueError(f"--resume: no checkpoint at {checkpoint_path}; run without --resume "
                              "to start afresh")
         resume = load_checkpoint(checkpoint_path)
-        resume.check_settings(config, str(checkpoint_path))  # before loading data
-        if args.epochs is None:  # the run's own, not the default: `--resume` alone finishes it
-            config = dataclasses.replace(config, epochs=max(resume.config.epochs, resume.epoch))
+        config = dataclasses.replace(resume.config, **{  # `--resume` alone finishes the run
+            "epochs": max(resume.config.epochs, resume.epoch), **given})
+        differences = resume.setting_differences(config)  # before loading data
+        if differences:
+            raise ValueError(
+                f"--resume: {checkpoint_path} was trained with " + ", ".join(
+                    f"{as_option(name, theirs)} (this command: {as_option(name, ours)})"
+                    for name, theirs, ours in differences)
+                + ": leave those options out to go on with the run's own, or train afresh into "
+                  "another --out")
         if resume.epoch > config.epochs:  # equal: nothing to train, the run is finished (its test)
             raise ValueError(f"--resume: {checkpoint_path} has trained {resume.epoch} epoch(s) "
                              f"already, --epochs {config.epochs} asks for fewer. Give --epochs "

@@ -1,5 +1,6 @@
 """The command line with one's own images: --image-size, --out checked first, runs that do not
 learn, a full disk, exit statuses, unknown commands, repeated Ctrl-C."""
+import dataclasses
 import errno
 import json
 import signal
@@ -14,8 +15,10 @@ from hw3lib import checkpoint, train
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.checkpoint import load_checkpoint, save_checkpoint
 from hw3lib.cli import refuse_file_in_the_way
+from hw3lib.download import dataset_sha256
 from hw3lib.config import TrainConfig
 from hw3lib.engine import engine_stamp
+from hw3lib.train import fit
 from test_checkpoint import MALFORMED, rewrite
 from test_train import DATA, HAVE_DATA, fake_root, run_cli, start_training
 
@@ -324,12 +327,14 @@ def test_a_fresh_run_into_an_out_holding_a_run_is_refused_and_loses_nothing(tmp_
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
-def test_resume_without_epochs_goes_on_to_the_runs_own_epochs(tmp_path, capsys, monkeypatch):
-    """A run of --epochs 3 interrupted after its first epoch, then `--resume` as the message
-    says, without --epochs: it trains epochs 2 and 3 (not the default 24) and ends as the same
-    run uninterrupted, bit for bit; again, it trains nothing."""
+def test_resume_alone_goes_on_with_the_runs_own_settings(tmp_path, capsys, monkeypatch):
+    """A run of --epochs 3 (and other settings than the defaults) interrupted after its first
+    epoch, then `--resume` as the message says, without those options: it trains epochs 2 and 3
+    (not the default 24) with the run's settings and ends as the same run uninterrupted, bit for
+    bit; again, it trains nothing."""
     root, out = fake_root(tmp_path), tmp_path / "run"
-    settings = ("--data", root, "--batch-size", 8, "--lr", 0.002, "--no-progress")
+    settings = ("--data", root, "--batch-size", 8, "--lr", 0.002, "--no-hflip", "--seed", 3,
+                "--image-size", 16, "--channels", "RGB", "--no-progress")
     assert run_cli(capsys, *settings, "--epochs", 3, "--out", tmp_path / "straight")[0] == 0
     savez, calls = np.savez, []
 
@@ -344,12 +349,36 @@ def test_resume_without_epochs_goes_on_to_the_runs_own_epochs(tmp_path, capsys, 
         code, stdout, err = run_cli(capsys, *settings, "--epochs", 3, "--out", out)
     assert code == 130 and "go on with --resume" in err and load_checkpoint(out / "checkpoint.npz").epoch == 1
     for _ in range(2):
-        code, stdout, err = run_cli(capsys, *settings, "--resume", "--out", out)
+        code, stdout, err = run_cli(capsys, "--data", root, "--no-progress", "--resume", "--out", out)
         assert code == 0 and json.loads(stdout.splitlines()[-1])["epochs"] == 3, err
     resumed, straight = (load_checkpoint(path / "checkpoint.npz") for path in (out, tmp_path / "straight"))
     assert resumed.config == straight.config and resumed.history["val_loss"] == straight.history["val_loss"]
     for key in straight.params:
         assert np.array_equal(resumed.params[key], straight.params[key]), key
+
+
+def test_resume_refuses_options_other_than_the_runs_naming_them_as_options(tmp_path, capsys):
+    """Options given on --resume that differ from the run's are refused, each named as the
+    command takes it; a setting the command has no option for (a run begun in Python) is the
+    run's own, so such a run goes on from the command line too."""
+    root, out = fake_root(tmp_path), tmp_path / "run"
+    config = TrainConfig(epochs=1, batch_size=8, lr=0.002, beta1=0.8, image_size=16)
+    data = config.load_data(root)
+    fit(config.build_model(len(data.classes), data.image_size), data, config, progress=False,
+        checkpoint_path=out / "checkpoint.npz", data_sha256=dataset_sha256(root))
+    code, stdout, err = run_cli(capsys, "--data", root, "--out", out, "--resume", "--lr", 0.001,
+                                "--channels", "RGB", "--no-hflip", "--image-size", 20)
+    assert code == 2 and stdout == "" and err.startswith("error: --resume: ")
+    for said in ("--lr 0.002 (this command: --lr 0.001)", "--channels L (this command: --channels RGB)",
+                 "--hflip (this command: --no-hflip)", "--image-size 16x16 (this command: --image-size 20x20)",
+                 "leave those options out to go on with the run's own"):
+        assert said in err, said
+    assert "beta1" not in err
+    code, stdout, err = run_cli(capsys, "--data", root, "--out", out, "--resume", "--epochs", 2,
+                                "--batch-size", 8, "--no-progress")
+    assert code in (0, 3), err
+    resumed = load_checkpoint(out / "checkpoint.npz")
+    assert resumed.epoch == 2 and resumed.config == dataclasses.replace(config, epochs=2)
 
 
 @pytest.mark.parametrize("case", ["no optimizer state", "history null", "best epoch beyond the last",

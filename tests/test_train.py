@@ -857,7 +857,7 @@ def test_command_trains_writes_files_and_ends_with_a_json_line(tmp_path, capsys)
     assert json.loads(out.splitlines()[-1])["test_evaluations"] == 2  # once after each finished run
     code, out, err = run_cli(capsys, "--data", root, "--epochs", 4, "--batch-size", 8, "--lr", 0.002,
                              "--out", out_dir, "--no-progress", "--resume", "--split", "random")
-    assert code == 2 and "split='blocked' (this run: 'random')" in err and out == ""
+    assert code == 2 and "--split blocked (this command: --split random)" in err and out == ""
     code, out, err = run_cli(capsys, "--data", root, "--epochs", 6, "--batch-size", 8, "--lr", 0.002,
                              "--out", tmp_path / "random", "--no-progress", "--split", "random")
     assert code == 0 and json.loads(out.splitlines()[-1])["split"] == "random", err
