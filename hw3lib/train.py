@@ -166,7 +166,8 @@ def check_resume(ckpt, model, data, config, data_sha256, source):
     """Refuse to resume the :class:`Checkpoint` ``ckpt`` (read from ``source``, named in the
     message) with ``model``, ``data``, ``config`` and the data stamp ``data_sha256``: a
     CheckpointError for other data, other classes (names or order), another architecture,
-    other settings (``epochs`` aside) or another training split."""
+    other settings (``epochs`` aside, but not fewer than it has trained) or another training
+    split."""
     other = ("resume with the data it was trained on (the same --data), or train afresh into "
              "another checkpoint (another --out)")
     if data_sha256 and ckpt.data_sha256 and data_sha256 != ckpt.data_sha256:
@@ -179,6 +180,10 @@ def check_resume(ckpt, model, data, config, data_sha256, source):
     if message:
         raise CheckpointError(message)
     ckpt.check_settings(config, source)
+    if ckpt.epoch > config.epochs:  # equal: nothing to train, the run is finished
+        raise CheckpointError(f"{source} has trained {ckpt.epoch} epoch(s) already, config.epochs "
+                              f"{config.epochs} asks for fewer: give epochs={ckpt.epoch} to finish "
+                              f"it, more to go on")
     if not (np.array_equal(ckpt.mean, data.mean) and np.array_equal(ckpt.std, data.std)):
         raise CheckpointError(f"{source} was trained on a training split with other statistics "
                               f"(mean/std differ), other data or another split: {other}")

@@ -525,6 +525,17 @@ def test_resume_refuses_another_run(tmp_path):
             progress=False)
 
 
+def test_resume_refuses_fewer_epochs_than_the_run_has_trained(tmp_path):
+    """A run's history would be longer than its config says; the same number finishes it."""
+    data, config, path = tiny_data(), tiny_config(epochs=2), tmp_path / "c.npz"
+    fit(config.build_model(3), data, config, checkpoint_path=path, progress=False)
+    with pytest.raises(CheckpointError, match=r"trained 2 epoch\(s\) already, config.epochs 1 asks "
+                                              r"for fewer: give epochs=2 to finish it"):
+        fit(config.build_model(3), data, replace(config, epochs=1), resume=path, progress=False)
+    finished = fit(config.build_model(3), data, config, resume=path, progress=False)
+    assert finished.history["epoch"] == [1, 2]
+
+
 def test_resume_refuses_another_validation_split(tmp_path):
     data, config, path = tiny_data(), tiny_config(epochs=1, split="random"), tmp_path / "c.npz"
     fit(config.build_model(3), data, config, checkpoint_path=path, progress=False)
