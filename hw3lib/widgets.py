@@ -58,6 +58,9 @@ from .sweep import SweepError, run_sweep
 from .train import HISTORY_KEYS
 
 REDRAW_SECONDS = 0.5
+# Matplotlib is not thread-safe (its mathtext parser is shared): a redraw of the training thread and
+# one of a click in the kernel's (Compare runs) at once garble each other's tick labels, and the run fails.
+_DRAW_LOCK = threading.Lock()
 SWEEP_SEEDS = (0, 1)
 # the panel's two columns of controls: training, then the model and its input
 CONTROL_COLUMNS = (("lr", "batch_size", "epochs", "optimizer", "train_size", "seed", "split"),
@@ -427,20 +430,22 @@ class Playground:
         self.message.value = f'<span style="color: {color}">{html.escape(panel_phrasing(text))}</span>'
 
     def _draw(self):
-        figure = Figure(figsize=(9, 3.4))
-        if self.compare.value:
-            # each run named with the settings in which the runs differ
-            runs = [(f"run {n}", run.settings, run.history) for n, run in enumerate(self.runs, start=1)]
-            if self.running and self._settings is not None:
-                runs.append((f"run {len(self.runs) + 1} (running)", self._settings, self.history))
-            histories = {f"{label}: {changed}" if changed else label: history for (label, _, history), changed
-                         in zip(runs, differences([settings for _, settings, _ in runs]))}
-            plot_run_curves(histories, "Validation curves of this session's runs", splits=("val",),
-                            figure=figure)
-        else:
-            plot_live_curves(self.history, self.batches, self._title, figure=figure)
-        self.curves.value = _png(figure)
-        self._drawn = time.perf_counter()
+        """Draw the curves, one panel at a time (:data:`_DRAW_LOCK`)."""
+        with _DRAW_LOCK:
+            figure = Figure(figsize=(9, 3.4))
+            if self.compare.value:
+                # each run named with the settings in which the runs differ
+                runs = [(f"run {n}", run.settings, run.history) for n, run in enumerate(self.runs, start=1)]
+                if self.running and self._settings is not None:
+                    runs.append((f"run {len(self.runs) + 1} (running)", self._settings, self.history))
+                histories = {f"{label}: {changed}" if changed else label: history for (label, _, history), changed
+                             in zip(runs, differences([settings for _, settings, _ in runs]))}
+                plot_run_curves(histories, "Validation curves of this session's runs", splits=("val",),
+                                figure=figure)
+            else:
+                plot_live_curves(self.history, self.batches, self._title, figure=figure)
+            self.curves.value = _png(figure)
+            self._drawn = time.perf_counter()
 
     def _show_table(self):
         text = str(self.runs_table()) if self.runs else "No runs yet."

@@ -3,6 +3,7 @@ browser: build it, set the controls, press its buttons, check the runs, the hist
 and the table; and plot_live_curves."""
 import html
 import os
+import threading
 import time
 from dataclasses import fields, replace
 from pathlib import Path
@@ -475,6 +476,26 @@ def test_stop_ends_a_threaded_run_and_train_is_refused_meanwhile():
     assert run.status == "stopped" and len(run.history["epoch"]) < 30
     assert not panel.train_button.disabled and panel.stop_button.disabled
 
+
+
+def test_compare_clicked_while_a_run_redraws_waits_for_that_drawing(monkeypatch):
+    """Matplotlib is not thread-safe: the training thread's redraw and a Compare click in the
+    kernel's thread at once garbled tick labels (mathtext's ParseException) and failed the run."""
+    panel, inside, overlaps = panel_of(), threading.Event(), []
+
+    def live(*args, **kwargs):  # the training thread's redraw, slow
+        inside.set()
+        time.sleep(0.3)
+        inside.clear()
+
+    monkeypatch.setattr(widgets, "plot_live_curves", live)
+    monkeypatch.setattr(widgets, "plot_run_curves", lambda *a, **k: overlaps.append(inside.is_set()))
+    redraw = threading.Thread(target=panel._draw)
+    redraw.start()
+    assert inside.wait(10)
+    panel.compare.value = True  # the click: draws the runs' curves
+    redraw.join()
+    assert overlaps == [False]
 
 # --- the sweep ------------------------------------------------------------------------------
 
