@@ -438,6 +438,9 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     except KeyboardInterrupt:
         _stop_workers(procs)
         done = len(sweep_result(study).finished())
+        bar.update(done - bar.n)
+        if on_progress is not None:  # and the runs that finished while the workers stopped
+            on_progress(done, sweep.total)
         raise KeyboardInterrupt(f"sweep {study.study_name} interrupted with {done} of {sweep.total} "
                                 f"runs finished, kept in {shown_storage(storage)}: run it again to go "
                                 "on") from None

@@ -19,6 +19,7 @@ import time
 import tomllib
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import optuna
@@ -850,6 +851,20 @@ def test_ctrl_c_the_instant_the_workers_started_stops_them_and_names_the_sweep(t
         run_sweep({"lr": [1e-3]}, BASE, out=tmp_path, root=root, progress=False, workers=1)
     assert stopped == [started]
 
+
+def test_a_stopped_sweep_reports_the_runs_finished_while_its_workers_stopped(tmp_path, root, monkeypatch):
+    """The playground's bar said "sweep 2/6" beside "interrupted with 4 of 6 runs finished"."""
+    finished = iter([2, 4])
+    monkeypatch.setattr(sweep_module, "_start_workers", lambda *args: [SimpleNamespace(is_alive=lambda: True)])
+    monkeypatch.setattr(sweep_module, "_stop_workers", lambda procs: None)
+    monkeypatch.setattr(sweep_module, "sweep_result",
+                        lambda study: SimpleNamespace(finished=lambda n=next(finished): [None] * n))
+    stop, seen = threading.Event(), []
+    stop.set()
+    with pytest.raises(KeyboardInterrupt, match=r"interrupted with 4 of 6 runs finished"):
+        run_sweep({"lr": [1e-3, 2e-3, 3e-3]}, BASE, seeds=(0, 1), out=tmp_path, root=root, progress=False,
+                  workers=1, on_progress=lambda done, total: seen.append((done, total)), stop=stop)
+    assert seen == [(2, 6), (4, 6)]
 
 def test_workers_are_started_ignoring_interrupts_which_are_heeded_again_after():
     """Ctrl-C and SIGTERM are ignored while the workers start (a SIGTERM cut the start short,
