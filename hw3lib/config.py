@@ -143,8 +143,13 @@ class TrainConfig:
         model cannot take (a first dense layer over its limit, a kernel larger than the input)
         are refused (ValueError) from the first one, before the others load."""
         check = (lambda size: LeNet5.check(**self._model_arguments(2, size))) if check_model else None
-        return load_dataset(root, mode=self.mode, val_fraction=self.val_fraction, seed=self.seed,
-                            split=self.split, image_size=self.image_size, check_size=check)
+        return load_dataset(root, **self.data_settings(), check_size=check)
+
+    def data_settings(self):
+        """The settings that :meth:`load_data` loads with: ``mode``, ``image_size``,
+        ``val_fraction``, ``seed``, ``split`` (a :class:`hw3lib.data.Dataset`'s ``loaded_with``)."""
+        return dict(mode=self.mode, image_size=self.image_size, val_fraction=self.val_fraction,
+                    seed=self.seed, split=self.split)
 
     def to_dict(self):
         return asdict(self)

@@ -79,8 +79,8 @@ class Dataset:
     ``mean`` and ``std`` (float32 ``(C,)``) come from :func:`fit_normalizer` on ``X_train``
     only, so validation and test statistics never leak into the inputs:
     ``normalize(ds.X_val, ds.mean, ds.std)``. ``root`` is the folder it was loaded from
-    (None for one built by hand); ``held_out`` how validation was held out, ``{"val_fraction":
-    ..., "seed": ..., "split": ...}`` (None for one built by hand).
+    (None for one built by hand); ``loaded_with`` the settings it was loaded with, as
+    :meth:`hw3lib.config.TrainConfig.data_settings` gives them (None for one built by hand).
     """
 
     X_train: np.ndarray
@@ -93,7 +93,7 @@ class Dataset:
     mean: np.ndarray
     std: np.ndarray
     root: Path | None = None
-    held_out: dict | None = None
+    loaded_with: dict | None = None
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -547,4 +547,5 @@ def load_dataset(
         (X_train, X_val), y_train, y_val = Xs, y[~is_val], y[is_val]
     mean, std = fit_normalizer(X_train)
     return Dataset(X_train, y_train, X_val, y_val, X_test, y_test, classes, mean, std, root,
-                   {"val_fraction": val_fraction, "seed": seed, "split": split})
+                   dict(mode=mode, image_size=parse_image_size(image_size), val_fraction=val_fraction,
+                        seed=seed, split=split))

@@ -80,8 +80,8 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False, on
     thread and written there; but a ValueError where that would overwrite another run whose
     test split was evaluated.
     ``data``: the :class:`~hw3lib.data.Dataset` of ``config``, if already loaded (its folder
-    is then the root; one built by hand must be of the data at ``root``; ValueError for one
-    split by another seed, split or val_fraction);
+    is then the root; one built by hand must be of the data at ``root``; :func:`fit` refuses
+    one loaded with other settings than ``config``'s);
     ``on_epoch`` and ``stop`` go to :func:`~hw3lib.train.fit` (a sweep reports and prunes there).
     A Ctrl-C or ``stop`` while training raises KeyboardInterrupt; the checkpoint keeps the
     finished epochs.
@@ -91,11 +91,6 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False, on
             raise ValueError(f"load_or_train was given data loaded from {data.root} and root "
                              f"{root}: give one, or the same folder")
         root = data.root
-    held_out = {"val_fraction": config.val_fraction, "seed": config.seed, "split": config.split}
-    if data is not None and data.held_out is not None and data.held_out != held_out:
-        raise ValueError(f"load_or_train was given data split with {data.held_out}, but the config "
-                         f"says {held_out}: its run would be cached as trained on another split. Fix: "
-                         "load the config's data, data = config.load_data()")
     sha = dataset_sha256(root)  # reads every file of the data: once
     path = Path(path) if path is not None else checkpoint_path(config, RUNS_DIR / run_key(sha))
     ckpt = None

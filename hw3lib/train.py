@@ -108,6 +108,13 @@ def _check_fit_inputs(model, data, config):
                          f"{type(model).__name__}; train another model with the report's loop over "
                          "batches (model.forward, model.backward, an optimizer's update_params; "
                          "README: The engine)")
+    loaded, ours = data.loaded_with, config.data_settings()
+    if loaded is not None and loaded != ours:  # the run would record the config's settings
+        differ = [k for k in ours if loaded[k] != ours[k]]
+        words = lambda settings: ", ".join(f"{k}={settings[k]!r}" for k in differ)  # noqa: E731
+        raise ValueError(f"the data was loaded with {words(loaded)}, the config says {words(ours)}: "
+                         "the run would be recorded as trained on the config's data. Fix: load "
+                         "the config's, data = config.load_data(root)")
     expected = model.input_shape
     for split in ("train", "val"):
         X, y = getattr(data, f"X_{split}"), np.asarray(getattr(data, f"y_{split}"))
