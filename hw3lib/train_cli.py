@@ -134,9 +134,9 @@ def main(argv=None):
                         help="output folder, default %(default)s; a fresh run refuses one that "
                              "holds a run's checkpoint.npz")
     parser.add_argument("--resume", action="store_true",
-                        help="go on from OUT/checkpoint.npz, with the run's own settings: the "
-                             "options above (but --data) that are left out are the run's, and one "
-                             "given must be the run's, --epochs aside (default: the run's own)")
+                        help="go on from OUT/checkpoint.npz with the run's own settings: an "
+                             "option above (but --data) left out is the run's, one given must be "
+                             "the run's (but --epochs, to go further)")
     parser.add_argument("--threads", type=int_at_least(1), default=1, metavar="N",
                         help="split each batch over up to N threads where that pays (large images, "
                              "wide layers; the course's 32x32 LeNet stays on one); default 1")
