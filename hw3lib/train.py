@@ -96,6 +96,13 @@ def _columns(rows):
     return {key: [row[key] for row in rows] for key in HISTORY_KEYS}
 
 
+def _same_run(history, other):
+    """Whether two histories (columns) are of the same run: equal in every column but the
+    seconds, which differ when another process trained the same settings."""
+    return ({key: values for key, values in history.items() if key != "seconds"}
+            == {key: values for key, values in other.items() if key != "seconds"})
+
+
 def _rows(history):
     return [dict(zip(HISTORY_KEYS, values)) for values in zip(*(history[k] for k in HISTORY_KEYS))]
 
@@ -351,11 +358,11 @@ class FitResult:
         return record
 
     def _own_checkpoint(self):
-        """The :class:`Checkpoint` at ``checkpoint_path``, which must hold this run as it is:
-        CheckpointError where it was trained on since, or holds another run now (one trained
-        afresh into it)."""
+        """The :class:`Checkpoint` at ``checkpoint_path``, which must hold this run as it is (or
+        as another process trained the same settings, :func:`_same_run`): CheckpointError where
+        it was trained on since, or holds another run now (one trained afresh into it)."""
         ckpt, epochs = load_checkpoint(self.checkpoint_path), len(self.history["epoch"])
-        if {key: values[:epochs] for key, values in ckpt.history.items()} != self.history:
+        if not _same_run({key: values[:epochs] for key, values in ckpt.history.items()}, self.history):
             raise CheckpointError(f"{self.checkpoint_path} holds another run now (its history differs "
                                   "from this run's): load it (FitResult.load) to test that run")
         if (ckpt.epoch, ckpt.best_epoch) != (epochs, self.best_epoch):
@@ -431,7 +438,7 @@ def _tests_to_keep(path, rows, tested, written=None):
     held = _held_run(path)
     if held is None or not held.test_evaluations:
         return tested
-    if not (held.epoch <= len(rows) and held.history == _columns(rows[:held.epoch])):
+    if not (held.epoch <= len(rows) and _same_run(held.history, _columns(rows[:held.epoch]))):
         raise ValueError(f"{path} holds another run now (or this one, trained on by another "
                          f"process), whose test split was evaluated {held.test_evaluations} "
                          f"time(s); saving this run's epoch {len(rows) + 1} there would lose that "

@@ -505,3 +505,41 @@ def test_on_windows_the_lock_excludes_a_second_taker_and_is_freed_where_it_was_t
     with locked(path, timeout=0):  # and is taken again at once
         assert len(windows.held) == 1
     assert windows.held == {}
+
+
+def the_same_run_written_by_another_process(path):
+    """Write the run at ``path`` anew as another process training the same settings does: the
+    same figures, its own seconds per epoch."""
+    ckpt = load_checkpoint(path)
+    ckpt.history["seconds"] = [s + 1.0 for s in ckpt.history["seconds"]]
+    train.save_checkpoint(path, ckpt)
+
+
+def test_a_run_whose_checkpoint_another_process_trained_the_same_is_tested_into_it(tmp_path):
+    """Two processes trained the same settings into one checkpoint (notebook 05 and notebook 06's
+    sweep on a fresh checkout): the same run, its seconds aside, so the first one's test counts
+    there, where it said the file held another run."""
+    path = tmp_path / "c.npz"
+    data, config = tiny_data(), tiny_config(epochs=2)
+    first = fit(config.build_model(3), data, config, checkpoint_path=path, progress=False)
+    the_same_run_written_by_another_process(path)
+    record = first.test(data.X_test, data.y_test)
+    saved = load_checkpoint(path)
+    assert first.test_evaluations == saved.test_evaluations == 1 and saved.test.loss == record.loss
+
+
+def test_a_run_trained_on_keeps_the_test_of_the_same_run_by_another_process(tmp_path):
+    """While this run trains on, another process that trained the same settings writes its
+    epochs (other seconds) and tests them: this run's next epoch keeps that test's count."""
+    path = tmp_path / "c.npz"
+    data, config = trained_run(path)
+
+    def tested_by_another_after_epoch_3(history):
+        if len(history["epoch"]) == 3:
+            the_same_run_written_by_another_process(path)
+            FitResult.load(path).test(data.X_test, data.y_test)
+
+    fit(config.build_model(3), data, replace(config, epochs=4), checkpoint_path=path, resume=path,
+        on_epoch=tested_by_another_after_epoch_3, progress=False)
+    saved = load_checkpoint(path)
+    assert (saved.epoch, saved.test_evaluations, saved.test.epoch) == (4, 1, 3)
