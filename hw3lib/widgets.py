@@ -40,6 +40,7 @@ import html
 import io
 import threading
 import time
+import weakref
 from dataclasses import fields, replace
 
 import ipywidgets as w
@@ -61,6 +62,9 @@ REDRAW_SECONDS = 0.5
 # Matplotlib is not thread-safe (its mathtext parser is shared): a redraw of the training thread and
 # one of a click in the kernel's (Compare runs) at once garble each other's tick labels, and the run fails.
 _DRAW_LOCK = threading.Lock()
+# The panels made in this process: a new one stops those still training (a panel's cell run
+# again leaves the old panel training in its thread, its Stop button no longer shown).
+_PANELS = weakref.WeakSet()
 SWEEP_SEEDS = (0, 1)
 # the panel's two columns of controls: training, then the model and its input
 CONTROL_COLUMNS = (("lr", "batch_size", "epochs", "optimizer", "train_size", "seed", "split"),
@@ -117,6 +121,16 @@ def _controls(s, train_max):
     }
 
 
+def _stop_earlier_panels():
+    """Stop the panels of this process still training (:data:`_PANELS`); a sentence saying so
+    for the new panel's message, or ""."""
+    earlier = [panel for panel in _PANELS if panel.running]
+    for panel in earlier:
+        panel.stop()
+    return (" A panel made before this one was still training: it stops after its current batch "
+            "(its finished epochs stay in its own table)." if earlier else "")
+
+
 class Playground:
     """The panel: controls, Train, Stop and Sweep, a progress bar, a message line, live curves
     and the runs table. Show it as a notebook cell's last expression.
@@ -130,7 +144,9 @@ class Playground:
     processes, which load the data themselves from ``root``: a panel given its own ``load``
     but no ``root`` does not sweep (Sweep says in the panel to pass ``root=``), since it cannot
     know which data ``load`` reads. ``threaded=True`` trains in a background thread (Stop
-    works in a live kernel); ``False`` trains inside the Train button's handler.
+    works in a live kernel); ``False`` trains inside the Train button's handler. A new panel
+    stops the runs of this process's earlier panels still training (as when the panel's cell
+    runs again, hiding the old panel's Stop), and says so.
 
     ``runs`` holds a :class:`RunRecord` per run, ``history`` the current (or last) run's
     history, ``batches`` its rows ``(position in epochs, running loss, running accuracy)``.
@@ -156,16 +172,18 @@ class Playground:
         self._settings = None  # those of the run in progress (None: none, or a sweep)
         self.message = w.HTML()
         self._sized = True  # whether the training split's size bounds the "training images" slider
+        stopped = _stop_earlier_panels()
+        _PANELS.add(self)
         try:
             train_max = len(self._dataset(settings.config()).y_train)
-            self._say("Set the controls, then press Train.")
+            self._say(f"Set the controls, then press Train.{stopped}")
             if is_int(settings.train_size) and settings.train_size > train_max:  # a smaller folder
                 self._say(f"Set the controls, then press Train. Training images: all {train_max} of the "
-                          f"training split ({settings.train_size} were asked).")
+                          f"training split ({settings.train_size} were asked).{stopped}")
                 settings = replace(settings, train_size=train_max)
         except DataError as err:  # bounded when Train first loads the data
             self._sized, train_max = False, settings.train_size if is_int(settings.train_size) else 1
-            self._say(f"Cannot load the data: {err}", error=True)
+            self._say(f"Cannot load the data: {err}{stopped}", error=True)
         self.controls = _controls(settings, train_max)
         self.train_button = w.Button(description="Train", button_style="success", icon="play")
         self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)

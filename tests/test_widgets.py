@@ -477,6 +477,17 @@ def test_stop_ends_a_threaded_run_and_train_is_refused_meanwhile():
     assert not panel.train_button.disabled and panel.stop_button.disabled
 
 
+def test_a_new_panel_stops_an_earlier_one_still_training():
+    """The playground's cell run again while its run trains: the old panel, its Stop button no
+    longer shown, trained on in its thread; the new one stops it and says so."""
+    old = panel_of(RunSettings(**{**SMALL.__dict__, "epochs": 30, "batch_size": 8}), threaded=True)
+    old.train_button.click()
+    wait_for(lambda: old.batches)
+    new = panel_of()
+    assert old.wait(timeout=60) and old.runs[0].status == "stopped"
+    assert "A panel made before this one was still training: it stops" in new.message.value
+    assert "made before" not in panel_of().message.value  # none training now
+
 
 def test_compare_clicked_while_a_run_redraws_waits_for_that_drawing(monkeypatch):
     """Matplotlib is not thread-safe: the training thread's redraw and a Compare click in the
@@ -496,6 +507,7 @@ def test_compare_clicked_while_a_run_redraws_waits_for_that_drawing(monkeypatch)
     panel.compare.value = True  # the click: draws the runs' curves
     redraw.join()
     assert overlaps == [False]
+
 
 # --- the sweep ------------------------------------------------------------------------------
 
