@@ -15,8 +15,8 @@ from hw3lib import checkpoint, train
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.checkpoint import load_checkpoint, save_checkpoint
 from hw3lib.cli import refuse_file_in_the_way
-from hw3lib.download import dataset_sha256
 from hw3lib.config import TrainConfig
+from hw3lib.download import dataset_sha256
 from hw3lib.engine import engine_stamp
 from hw3lib.train import fit
 from test_checkpoint import MALFORMED, rewrite

@@ -126,11 +126,12 @@ def test_data_given_without_root_is_filed_under_its_own_folder(root, tmp_path, m
 def test_data_loaded_otherwise_than_the_config_is_refused_before_training(root, tmp_path, change):
     """Notebook 05's config cell run with new settings but the data of the old ones (its load
     failed, say): the run was trained on that data and cached as the new settings' run."""
-    path, (name, value) = tmp_path / "run.npz", next(iter(change.items()))
+    path, name = tmp_path / "run.npz", next(iter(change))
     match = rf"data was loaded with {name}=.*, the config says {name}=.*config.load_data\(root\)"
     with pytest.raises(ValueError, match=match):
         runs_module.load_or_train(replace(CONFIG, **change), path, data=CONFIG.load_data(root))
     assert not path.exists()
+
 
 def test_load_or_train_reads_the_data_files_for_their_sha256_once(root, tmp_path, monkeypatch):
     monkeypatch.setattr(runs_module, "RUNS_DIR", tmp_path / "runs")

@@ -866,6 +866,7 @@ def test_a_stopped_sweep_reports_the_runs_finished_while_its_workers_stopped(tmp
                   workers=1, on_progress=lambda done, total: seen.append((done, total)), stop=stop)
     assert seen == [(2, 6), (4, 6)]
 
+
 def test_workers_are_started_ignoring_interrupts_which_are_heeded_again_after():
     """Ctrl-C and SIGTERM are ignored while the workers start (a SIGTERM cut the start short,
     leaving the workers started so far unstopped), and by the processes started then, until
