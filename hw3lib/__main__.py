@@ -5,7 +5,9 @@ Exit status: 0 done; 1 ``predict`` could not read some of its files (each named 
 arguments, bad data, an unknown command), never a traceback; 3 ``train`` ran but the model did
 not learn; 130 interrupted (Ctrl-C, or SIGTERM: a plain ``kill``). After the first interrupt
 further ones are ignored until the process ends, so the command's clean-up (temporary files,
-the files of finished epochs) always completes and the status stays 130.
+the files of finished epochs) always completes and the status stays 130. As a process
+(``python -m hw3lib``, the ``hw3lib`` script: :func:`run`) an interrupt that comes after the
+command has finished is ignored too, so the status is the command's.
 """
 import difflib
 import importlib
@@ -46,7 +48,10 @@ def _stdout_to_devnull():
         pass
 
 
-def main(argv=None):
+def main(argv=None, restore_signals=True):
+    """Run the command ``argv`` (default: ``sys.argv[1:]``) -> its exit status. Ctrl-C and
+    SIGTERM interrupt it (see the module docstring); after it, their handlers are restored, or
+    with ``restore_signals=False`` (:func:`run`) ignored."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] in (["-h"], ["--help"]):
         try:
@@ -88,8 +93,15 @@ def main(argv=None):
     finally:
         if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # no interrupt came
             for signum, handler in previous.items():
-                signal.signal(signum, handler)
+                signal.signal(signum, handler if restore_signals else signal.SIG_IGN)
+
+
+def run():
+    """The process's entry point: the command's exit status, which an interrupt that comes
+    while the process exits (Python's handler, a traceback and 130; SIGTERM's default, 143)
+    cannot change."""
+    sys.exit(main(restore_signals=False))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -4,6 +4,8 @@ import dataclasses
 import errno
 import json
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -306,6 +308,26 @@ def test_repeated_interrupts_end_with_130_and_leave_no_temporary_file(tmp_path, 
     assert len(err.strip().splitlines()) == 1 and "go on with --resume" in err
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "history.json"]
     assert load_checkpoint(out / "checkpoint.npz").history == json.loads((out / "history.json").read_text())
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_after_the_command_leaves_the_process_its_status(tmp_path, signum):
+    """As a process (``run``), a Ctrl-C or SIGTERM that comes after the command finished, here
+    sent by the process to itself as ``main`` returns, changes nothing: the command's status
+    (2: the run does not exist), its one line, no traceback; not 143 or a KeyboardInterrupt."""
+    program = ("import os, sys\n"
+               "from hw3lib import __main__ as cli\n"
+               "command = cli.main\n"
+               "def main(*args, **kwargs):\n"
+               "    status = command(*args, **kwargs)\n"
+               f"    os.kill(os.getpid(), {int(signum)})\n"
+               "    return status\n"
+               "cli.main = main\n"
+               "cli.run()\n")
+    proc = subprocess.run([sys.executable, "-c", program, "predict", str(tmp_path / "no-run"),
+                           str(tmp_path / "image.png")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and len(
+        proc.stderr.splitlines()) == 1, proc.stderr
 
 
 def test_a_fresh_run_into_an_out_holding_a_run_is_refused_and_loses_nothing(tmp_path, capsys):
