@@ -57,8 +57,8 @@ class Checkpoint:
     :class:`LeNet5` arguments; ``data_sha256`` the dataset's stamp (or ``None``);
     ``test_evaluations`` how many times the test split was evaluated during the run's life,
     ``test`` the latest such evaluation (:class:`TestRecord`, or ``None``); ``engine`` the
-    :func:`~hw3lib.engine.engine_stamp` of the code that trained it (``None`` in files written
-    before it).
+    :func:`~hw3lib.engine.engine_stamp` of the code that trained it and ``threads`` the
+    ``threads`` :func:`fit` last trained it with (each ``None`` in files written before it).
     """
 
     config: TrainConfig
@@ -76,6 +76,7 @@ class Checkpoint:
     test_evaluations: int = 0
     test: TestRecord | None = None
     engine: str | None = None
+    threads: int | None = None
 
     def setting_differences(self, config):
         """``(name, this run's value, config's value)`` for each setting in which ``config`` (a
@@ -142,6 +143,8 @@ class Checkpoint:
         for name in ("data_sha256", "engine"):
             if not (getattr(self, name) is None or isinstance(getattr(self, name), str)):
                 return f"its {name} {getattr(self, name)!r} is not a string"
+        if not (self.threads is None or is_int(self.threads) and self.threads >= 1):
+            return f"its threads {self.threads!r} is no count of threads (an integer >= 1)"
         return self._test_problem(model.num_classes)
 
     def _test_problem(self, num_classes):
@@ -247,7 +250,8 @@ def save_checkpoint(path, checkpoint):
     meta = dict(format=FORMAT, version=FORMAT_VERSION, config=ckpt.config.to_dict(),
                 model_config=ckpt.model_config, epoch=int(ckpt.epoch), best_epoch=int(ckpt.best_epoch),
                 history=ckpt.history, classes=list(ckpt.classes), data_sha256=ckpt.data_sha256,
-                test_evaluations=int(ckpt.test_evaluations), test=None, engine=ckpt.engine)
+                test_evaluations=int(ckpt.test_evaluations), test=None, engine=ckpt.engine,
+                threads=ckpt.threads)
     test = {}
     if ckpt.test is not None:
         meta["test"] = dict(epoch=int(ckpt.test.epoch), loss=float(ckpt.test.loss),
@@ -373,7 +377,7 @@ def load_checkpoint(path, model=None):
                           history=meta["history"], mean=arrays["mean"], std=arrays["std"],
                           classes=meta["classes"], data_sha256=meta["data_sha256"],
                           test_evaluations=meta.get("test_evaluations", 0), test=test,
-                          engine=meta.get("engine"))
+                          engine=meta.get("engine"), threads=meta.get("threads"))
     except KeyError as err:
         raise _invalid(path, f"it has no {err.args[0]!r} entry") from None
     except (TypeError, ValueError) as err:

@@ -21,7 +21,7 @@ From a terminal: ``python -m hw3lib train --epochs 24 --out runs/lenet5`` (:mod:
 
 After each epoch :func:`fit` can write a checkpoint (:mod:`hw3lib.checkpoint`); a run resumed
 from it reaches the same weights, bit for bit, as an uninterrupted run with the same settings
-(and ``threads``).
+(and ``threads``, which the checkpoint records: :attr:`Checkpoint.threads`).
 """
 import contextlib
 import math
@@ -485,7 +485,7 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
     - ``threads``: split each batch over up to this many threads where that pays
       (:class:`hw3lib.parallel.SplitBatch`: large images or wide layers; the course's 32x32
       LeNet stays on one). A run is the same, bit for bit, every time with the same
-      ``threads``; with other ``threads`` it differs in rounding.
+      ``threads``; with other ``threads`` it differs in rounding. The checkpoint records them.
 
     Bad settings or data (wrong channel count or image size, labels outside
     ``[0, num_classes)``, a checkpoint of another run) raise ValueError before any work.
@@ -587,7 +587,8 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
                         save_checkpoint(checkpoint_path, Checkpoint(
                             config, model_config, model.get_params(), best_params,
                             optimizer.state_dict(), epoch, best_epoch, history, data.mean,
-                            data.std, list(data.classes), data_sha256, *tested, engine))
+                            data.std, list(data.classes), data_sha256, *tested, engine,
+                            threads))
                         written = _file_version(checkpoint_path)
                     state = (rows + [row], best_epoch, best_params)
                 bar.set_postfix(val_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.3f}")

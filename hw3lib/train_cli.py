@@ -137,9 +137,10 @@ def main(argv=None):
                         help="go on from OUT/checkpoint.npz with the run's own settings: an "
                              "option above (but --data) left out is the run's, one given must be "
                              "the run's (but --epochs, to go further)")
-    parser.add_argument("--threads", type=int_at_least(1), default=1, metavar="N",
+    parser.add_argument("--threads", type=int_at_least(1), metavar="N",
                         help="split each batch over up to N threads where that pays (large images, "
-                             "wide layers; the course's 32x32 LeNet stays on one); default 1")
+                             "wide layers; the course's 32x32 LeNet stays on one); default 1, on "
+                             "--resume the run's own (other counts change its rounding)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     try:
@@ -211,14 +212,20 @@ def _train_command(args):
     data = config.load_data(args.data)
     sha = dataset_sha256(args.data)
     model = config.build_model(len(data.classes), data.image_size)
-    mixed = None
+    threads = args.threads or (resume and resume.threads) or 1
+    notes = []
     if resume:
         check_resume(resume, model, data, config, sha, checkpoint_path)  # before printing
         current = engine_stamp()
         if resume.engine and resume.engine != current:  # files written before the stamp have none
-            mixed = (f"note: {checkpoint_path} was trained by other code ({resume.engine}); resuming "
-                     f"goes on with this code ({current}), so the run mixes the two; train afresh "
-                     f"into another --out for a run of this code alone")
+            notes.append(f"note: {checkpoint_path} was trained by other code ({resume.engine}); "
+                         f"resuming goes on with this code ({current}), so the run mixes the two; "
+                         "train afresh into another --out for a run of this code alone")
+        if resume.threads and resume.threads != threads:
+            notes.append(f"note: {checkpoint_path} was trained with --threads {resume.threads}; "
+                         f"going on with --threads {threads} splits its batches otherwise, so its "
+                         "numbers differ in rounding from a run on one count throughout; leave "
+                         "--threads out to go on with the run's own")
     # the checkpoint holds the latest and best weights and Adam's two moments: 4 copies
     create_out(args.out, 4 * sum(p.nbytes for p in model.get_params().values()) + 2**20, "the checkpoint")
     height, width = data.image_size
@@ -226,10 +233,10 @@ def _train_command(args):
           f"{len(data.classes)} classes) on {len(data.y_train)} training, {len(data.y_val)} validation, "
           f"{len(data.y_test)} test images; Adam lr={config.lr:g}, batch {config.batch_size}, seed "
           f"{config.seed}, {config.split} validation split, flips {'on' if config.hflip else 'off'}"
-          + (f", up to {args.threads} threads" if args.threads > 1 else "")
+          + (f", up to {threads} threads" if threads > 1 else "")
           + (f"; resuming after epoch {resume.epoch}" if resume else ""))
-    if mixed:
-        print(mixed)
+    for note in notes:
+        print(note)
     n_train = len(data.y_train)
     if config.batch_size > n_train:
         print(f"note: --batch-size {config.batch_size} is more than the {n_train} training images, so "
@@ -255,7 +262,7 @@ def _train_command(args):
         try:
             result = fit(model, data, config, on_epoch=on_epoch, checkpoint_path=checkpoint_path,
                          resume=resume, data_sha256=sha, progress=not args.no_progress,
-                         threads=args.threads)
+                         threads=threads)
         except TrainingError as err:
             _write_json(history_path, err.result.history)
             raise

@@ -45,7 +45,7 @@ def test_round_trip_keeps_everything(saved):
     assert ckpt.config == tiny_config(epochs=2) and ckpt.epoch == 2
     assert ckpt.best_epoch == result.best_epoch and ckpt.history == result.history
     assert ckpt.classes == ["a", "b", "c"] and ckpt.data_sha256 == "ab" * 32
-    assert ckpt.engine == engine_stamp()
+    assert ckpt.engine == engine_stamp() and ckpt.threads == 1
     assert np.array_equal(ckpt.mean, result.mean) and np.array_equal(ckpt.std, result.std)
     assert set(ckpt.optimizer) == {"t"} | {f"{m}.{k}" for m in "mv" for k in ckpt.params}
     assert int(ckpt.optimizer["t"]) == 2 * 5
@@ -109,8 +109,8 @@ def test_save_checkpoint_refuses_what_load_would_refuse_and_writes_nothing(saved
 
 def test_a_file_written_before_the_engine_stamp_loads_without_one(saved):
     _, path = saved
-    rewrite(path, lambda arrays, meta: meta.pop("engine"))
-    assert load_checkpoint(path).engine is None
+    rewrite(path, lambda arrays, meta: (meta.pop("engine"), meta.pop("threads")))
+    assert load_checkpoint(path).engine is None and load_checkpoint(path).threads is None
 
 
 def test_the_engine_is_the_code_training_runs_numpy_pillow_and_blas():
@@ -311,6 +311,7 @@ MALFORMED = {  # what is wrong -> (the change, words of the message)
                      "its model_config"),
     "config": (set_entry("config", {"lr": -1}), "lr must be a positive finite number"),
     "engine": (set_entry("engine", 3), "its engine 3 is not a string"),
+    "threads": (set_entry("threads", 0), "its threads 0 is no count of threads"),
     "no mean": (lambda arrays, meta: arrays.pop("mean"), "it has no 'mean' entry"),
 }
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hw3lib import checkpoint, train
+from hw3lib import checkpoint, train, train_cli
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.checkpoint import load_checkpoint, save_checkpoint
 from hw3lib.cli import refuse_file_in_the_way
@@ -377,6 +377,30 @@ def test_resume_alone_goes_on_with_the_runs_own_settings(tmp_path, capsys, monke
     assert resumed.config == straight.config and resumed.history["val_loss"] == straight.history["val_loss"]
     for key in straight.params:
         assert np.array_equal(resumed.params[key], straight.params[key]), key
+
+
+def test_resume_goes_on_with_the_runs_threads_unless_told_and_notes_another_count(
+        tmp_path, capsys, monkeypatch):
+    """The checkpoint records --threads; --resume without it goes on with the run's count (the
+    batches split as before, so the run stays bit for bit its own); another count is used,
+    with a note that the rounding changes, and recorded."""
+    root, out, given = fake_root(tmp_path), tmp_path / "run", []
+
+    def fit_recording_threads(*args, threads, **kwargs):
+        given.append(threads)
+        return fit(*args, threads=threads, **kwargs)
+
+    monkeypatch.setattr(train_cli, "fit", fit_recording_threads)
+    assert run_cli(capsys, "--data", root, *QUICK, "--threads", 2, "--out", out)[0] == 0
+    code, stdout, err = run_cli(capsys, "--data", root, "--epochs", 3, "--no-progress", "--resume",
+                                "--out", out)
+    assert code == 0 and "note:" not in stdout and "up to 2 threads" in stdout, stdout + err
+    assert given == [2, 2] and load_checkpoint(out / "checkpoint.npz").threads == 2
+    code, stdout, err = run_cli(capsys, "--data", root, "--epochs", 4, "--no-progress", "--resume",
+                                "--threads", 1, "--out", out)
+    assert code == 0 and given == [2, 2, 1] and load_checkpoint(out / "checkpoint.npz").threads == 1
+    assert (f"note: {out / 'checkpoint.npz'} was trained with --threads 2; going on with --threads 1 "
+            "splits its batches otherwise") in stdout
 
 
 def test_resume_refuses_options_other_than_the_runs_naming_them_as_options(tmp_path, capsys):
