@@ -59,9 +59,17 @@ def evaluate(model, X, y, batch_size=EVAL_BATCH, normalizer=None):
     ``y (N,)``: the mean cross-entropy per sample and the fraction of correct predictions,
     over all N samples (batches of ``batch_size``, the last one weighted by its size).
     With ``normalizer = (mean, std)``, ``X`` holds raw images, normalised batch by batch
-    (:func:`_batches`). Forward passes only; the weights do not change."""
-    if len(X) == 0 or len(X) != len(y):
-        raise ValueError(f"evaluate needs as many labels as images (>= 1), got {len(X)} and {len(y)}")
+    (:func:`_batches`). Forward passes only; the weights do not change. ValueError, before
+    any work, for images that are not finite floats, in [0, 1] with ``normalizer`` (integer
+    pixels, images normalised already), and for labels other than 1-D integers, as :func:`fit`."""
+    if normalizer is None:
+        X = _checked_images(X, raw=False, fix=", then normalise them (hw3lib.data.normalize), or "
+                            "give raw images in [0, 1] with normalizer=(mean, std)")
+    else:
+        X = _checked_images(X, fix="; images normalised already go to evaluate without normalizer")
+    y = _checked_labels(y)
+    if len(X) != len(y):
+        raise ValueError(f"evaluate needs as many labels as images, got {len(X)} and {len(y)}")
     integer("batch_size", batch_size)
     model.check_input(X)  # all of X: a batch's error would name the batch's shape
     cost, loss_sum, correct = CrossEntropyLoss(), 0.0, 0
@@ -124,7 +132,7 @@ def _check_fit_inputs(model, data, config):
                          "the config's, data = config.load_data(root)")
     expected = model.input_shape
     for split in ("train", "val"):
-        X, y = getattr(data, f"X_{split}"), np.asarray(getattr(data, f"y_{split}"))
+        X, y = getattr(data, f"X_{split}"), _checked_labels(getattr(data, f"y_{split}"), f"y_{split}")
         if X.ndim != 4 or X.shape[1:] != expected:
             hint = (f"the data has {X.shape[1]} channel(s) and the model {expected[0]}: load both "
                     f"with the same mode (TrainConfig.mode, --channels)" if X.ndim == 4 and
@@ -134,19 +142,11 @@ def _check_fit_inputs(model, data, config):
         if len(X) == 0 or len(X) != len(y):
             raise ValueError(f"X_{split} and y_{split} must hold the same number (>= 1) of samples, "
                              f"got {len(X)} and {len(y)}")
-        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"y_{split} must be 1-D integer labels, got dtype {y.dtype} "
-                             f"shape {y.shape}")
         if y.min() < 0 or y.max() >= model.num_classes:
             raise ValueError(f"y_{split} holds labels from {y.min()} to {y.max()}, but the model has "
                              f"{model.num_classes} classes (labels 0 to {model.num_classes - 1})")
-        if not np.isfinite(X).all():
-            raise ValueError(f"X_{split}: {_nonfinite_images(X)}")
-        if X.dtype.kind != "f" or X.min() < 0 or X.max() > 1:  # what FitResult's test, predict take
-            raise ValueError(f"X_{split} must hold raw images as floats in [0, 1] (fit normalises "
-                             f"them with data.mean and data.std), got {X.dtype} values from "
-                             f"{X.min():.3g} to {X.max():.3g}: divide 8-bit pixels by 255 (16-bit "
-                             "ones by 65535), or load the images with TrainConfig.load_data")
+        _checked_images(X, f"X_{split}", fix=", or load the images with TrainConfig.load_data "
+                        "(fit normalises them with data.mean and data.std)")  # as FitResult takes
     if len(data.classes) != model.num_classes:
         raise ValueError(f"the data has {len(data.classes)} classes {list(data.classes)}, the model "
                          f"{model.num_classes} outputs; build it with "
@@ -211,24 +211,32 @@ def _nonfinite_images(X):
             "or drop them")
 
 
-def _raw_images(X):
-    """``X``, refused unless it holds raw images, at least one: floats in [0, 1]. Integer pixels
-    and values outside [0, 1] (8-bit ones, or images normalised already) would give answers at
-    chance."""
+def _checked_images(X, name="X", raw=True, fix=""):
+    """``X`` as a NumPy array, refused unless it holds images ``(N, C, H, W)``, N >= 1, as
+    finite floats, in [0, 1] where ``raw``: integer pixels, NaN and images normalised twice or
+    not at all would give answers at chance or a NaN loss. The ValueError names ``name``, the
+    cause and the fix, ``fix`` (the caller's other ways) appended."""
     X = np.asarray(X)
+    what = "raw images as floats in [0, 1]" if raw else "normalised images as floats"
     if X.ndim == 0 or len(X) == 0:
-        raise ValueError(f"expected raw images (N, C, H, W) with N >= 1, got shape {X.shape}")
+        raise ValueError(f"{name} must hold {what} (N, C, H, W) with N >= 1, got shape {X.shape}")
     if X.dtype.kind != "f":
-        raise ValueError(f"expected raw images as floats in [0, 1], got {X.dtype} values: divide "
-                         "8-bit pixels by 255 (16-bit ones by 65535), or give the image files to "
-                         "predict_files")
-    if X.size and not np.isfinite(X).all():  # min and max would let NaN through
-        raise ValueError(f"expected raw images in [0, 1], but {_nonfinite_images(X)}")
-    if X.size and (X.min() < 0 or X.max() > 1):
-        raise ValueError(f"expected raw images in [0, 1], got values from {X.min():.3g} to "
-                         f"{X.max():.3g}: divide 8-bit pixels by 255; images normalised already go "
-                         "to run.model.forward")
+        raise ValueError(f"{name} must hold {what}, got {X.dtype} values: divide 8-bit pixels by "
+                         f"255 (16-bit ones by 65535){fix}")
+    if not np.isfinite(X).all():  # min and max would let NaN through
+        raise ValueError(f"{name}: {_nonfinite_images(X)}")
+    if raw and X.size and (X.min() < 0 or X.max() > 1):  # size 0: the shape check's
+        raise ValueError(f"{name} must hold {what}, got {X.dtype} values from {X.min():.3g} to "
+                         f"{X.max():.3g}: divide 8-bit pixels by 255{fix}")
     return X
+
+
+def _checked_labels(y, name="y"):
+    """``y`` as a NumPy array; ValueError naming ``name`` unless it holds 1-D integer labels."""
+    y = np.asarray(y)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{name} must be 1-D integer labels, got dtype {y.dtype} shape {y.shape}")
+    return y
 
 
 @dataclass
@@ -380,7 +388,8 @@ class FitResult:
     def _checked(self, X):
         """Raw images ``X (N, C, H, W)`` in [0, 1] of the run's mode and size, to be normalised
         as in training; ValueError naming the shape the run takes for any other."""
-        X = _raw_images(X)
+        X = _checked_images(X, fix="; images normalised already go to run.model.forward, image "
+                            "files to predict_files")
         if X.shape[1:] != self.model.input_shape:
             channels, height, width = self.model.input_shape
             raise ValueError(f"this run's model takes images (N, {channels}, {height}, {width}), got "

@@ -479,13 +479,13 @@ def test_a_run_refuses_images_that_are_not_raw_and_files_it_cannot_take(saved, t
 
     run, data = FitResult.load(saved[1]), tiny_data()
     for bad, words in ((np.round(data.X_val * 255).astype(np.uint8), "got uint8 values: divide 8-bit"),
-                       (data.X_val * 255, r"got values from .* to 255: divide 8-bit pixels by 255"),
+                       (data.X_val * 255, r"got float32 values from .* to 255: divide 8-bit pixels by 255"),
                        (data.X_val - 0.5, "images normalised already go to run.model.forward")):
         for call in (run.predict, lambda X: run.evaluate(X, data.y_val)):
             with pytest.raises(ValueError, match=words):
                 call(bad)
     for call in (run.predict, lambda X: run.test(X, data.y_val[:0])):  # no images: said, not numpy's
-        with pytest.raises(ValueError, match=r"expected raw images \(N, C, H, W\) with N >= 1, got shape \(0, 1, 12, 12\)"):
+        with pytest.raises(ValueError, match=r"X must hold raw images as floats in \[0, 1\] \(N, C, H, W\) with N >= 1, got shape \(0, 1, 12, 12\)"):
             call(data.X_val[:0])
     grey = np.round(data.X_val[0, 0] * 255).astype(np.uint8)
     Image.fromarray(grey, "L").save(tmp_path / "one.png")

@@ -246,6 +246,42 @@ def test_evaluate_refuses_a_batch_size_below_one():
         evaluate(tiny_config().build_model(3), data.X_val, data.y_val, batch_size=0)
 
 
+@pytest.mark.parametrize("normalised", [True, False], ids=["normalised", "raw with normalizer"])
+@pytest.mark.parametrize("kind, match", [
+    ("nan pixel", r"X: 1 image\(s\) hold NaN or infinite values \(the first at index 2\): fix or drop"),
+    ("inf pixel", r"X: 1 image\(s\) hold NaN or infinite values \(the first at index 2\)"),
+    ("uint8 pixels", r"got uint8 values: divide 8-bit pixels by 255"),
+    ("one-hot labels", r"y must be 1-D integer labels, got dtype int64 shape \(21, 3\)"),
+])
+def test_evaluate_refuses_what_fit_refuses_naming_the_cause_and_the_fix(kind, match, normalised):
+    """It gave a NaN loss for NaN pixels, and an accuracy of a broadcast comparison for one-hot
+    labels (2.0 for 3 images); 8-bit pixels failed in a layer's words, whose advice (a float
+    conversion) left them unnormalised."""
+    data, model = tiny_data(), tiny_config().build_model(3)
+    X, y = data.X_val.copy(), data.y_val
+    if kind.endswith("pixel"):
+        X[2, 0, 1, 1] = np.nan if kind == "nan pixel" else np.inf
+    elif kind == "uint8 pixels":
+        X = np.round(X * 255).astype(np.uint8)
+    else:
+        y = np.eye(3, dtype=np.int64)[y]
+    normalizer = (data.mean, data.std)
+    with pytest.raises(ValueError, match=match):
+        if normalised and X.dtype.kind == "f":
+            evaluate(model, normalize(X, *normalizer), y)
+        else:
+            evaluate(model, X, y, normalizer=None if normalised else normalizer)
+
+
+def test_evaluate_refuses_images_normalised_twice():
+    data, model = tiny_data(), tiny_config().build_model(3)
+    X = normalize(data.X_val, data.mean, data.std)
+    with pytest.raises(ValueError, match=r"X must hold raw images as floats in \[0, 1\], got float32 "
+                                         r"values from -.*: .*images normalised already go to "
+                                         r"evaluate without normalizer"):
+        evaluate(model, X, data.y_val, normalizer=(data.mean, data.std))
+
+
 # --- the loop and its history ---------------------------------------------------------------
 
 def test_evaluate_is_the_per_sample_mean_with_the_last_partial_batch_weighted():
