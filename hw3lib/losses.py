@@ -51,8 +51,13 @@ def as_targets(y, y_pred):
 class CrossEntropyLoss:
     """Mean cross-entropy ``-1/N sum_n sum_k y_nk log p_nk`` of probabilities ``(N, K)``.
 
-    Probabilities are clipped at the dtype's smallest normal number before the log, so the
-    loss stays finite when a probability underflows to 0.
+    Probabilities are clipped at the dtype's smallest normal number ``tiny`` before the log,
+    so the loss stays finite when a probability underflows (to 0 or a subnormal number): a
+    sample's loss reads at most ``-log(tiny)``, 87.3 in float32 and 708.4 in float64, however
+    far its label's logit lies below the others (1e4 below: 87.3, where PyTorch's
+    ``cross_entropy`` of the logits gives 1e4). The probabilities hold no more; an exact value
+    would take the logits (``model.last_logits``), which the report's ``cost.get(y_pred, y)``
+    does not get. The gradient, :meth:`backward`, is exact either way.
     """
 
     def get(self, y_pred, y):
