@@ -130,9 +130,9 @@ class Sequential:
 
     def logits(self, x):
         """Forward pass ``x (N, *input_shape) -> (N, K)`` logits, in the parameters' dtype: a
-        float ``x`` is cast to it, as PyTorch would have it cast (the layers would promote a
-        float32 model's whole pass, and its gradients, to float64 images' dtype, at about
-        twice the time)."""
+        float ``x`` is cast to it (PyTorch refuses the mix; the layers would promote a float32
+        model's whole pass, and its gradients, to float64 images' dtype, at about twice the
+        time: ``np.asarray(image) / 255`` gives float64)."""
         self.check_input(x)
         params = self.get_params()
         if params and x.dtype in DTYPES:  # other dtypes: the first layer says what it takes
