@@ -475,17 +475,19 @@ def _kill_group(proc, wait=5.0):
 
 def print_pdf(chromium, html_path, pdf_path, timeout=120):
     """Print ``html_path`` to ``pdf_path`` with headless ``chromium`` (A4 from the page's CSS,
-    no browser header or footer, wide blocks shrunk to the width by :data:`FIT_TO_WIDTH`)."""
+    no browser header or footer, wide blocks shrunk to the width by :data:`FIT_TO_WIDTH`).
+    Chromium prints into a scratch folder, and the PDF is moved into place only when it has
+    printed it all: ``pdf_path`` ends up the whole PDF or absent (an old one is removed first)."""
     pdf_path = Path(pdf_path).resolve()
     pdf_path.unlink(missing_ok=True)
     page = Path(html_path).read_text(encoding="utf-8").replace("</body>", FIT_TO_WIDTH + "</body>")
     with tempfile.TemporaryDirectory(prefix="hw3-chromium-") as scratch:
-        printed = Path(scratch, "print.html")
+        printed, pdf = Path(scratch, "print.html"), Path(scratch, "print.pdf")
         printed.write_text(page, encoding="utf-8")
         cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu",
                "--disable-background-networking", "--disable-component-update",
                "--disable-sync", "--no-first-run", f"--user-data-dir={scratch}/profile",
-               "--no-pdf-header-footer", f"--print-to-pdf={pdf_path}", printed.as_uri()]
+               "--no-pdf-header-footer", f"--print-to-pdf={pdf}", printed.as_uri()]
         # its own session: a Ctrl-C at the terminal reaches this process alone, which ends
         # Chromium and its helpers, writing into scratch, before scratch is removed
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -497,10 +499,11 @@ def print_pdf(chromium, html_path, pdf_path, timeout=120):
         finally:  # timed out, or a Ctrl-C or SIGTERM: ended with its helpers; done: as it exited
             if proc.returncode is None:
                 _kill_group(proc)
-    if proc.returncode or not pdf_path.is_file() or pdf_path.stat().st_size == 0:
-        tail = "\n".join(stderr.strip().splitlines()[-5:])
-        raise ReportError(f"{chromium} failed to print {pdf_path.name} "
-                          f"(exit status {proc.returncode}):\n{tail}")
+        if proc.returncode or not pdf.is_file() or pdf.stat().st_size == 0:
+            tail = "\n".join(stderr.strip().splitlines()[-5:])
+            raise ReportError(f"{chromium} failed to print {pdf_path.name} "
+                              f"(exit status {proc.returncode}):\n{tail}")
+        atomic_write(pdf_path, lambda f: f.write(pdf.read_bytes()))
 
 
 def build(notebooks_dir=NOTEBOOKS_DIR, out_dir=OUT_DIR, execute=True, timeout=DEFAULT_TIMEOUT,

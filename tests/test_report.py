@@ -545,3 +545,22 @@ def test_ctrl_c_while_chromium_prints_is_130_and_leaves_no_temporary_folder(tmp_
     finally:  # helpers left in this group (the fault tested) would write forever
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+HALF_A_PDF_CHROMIUM = """#!/bin/sh
+# a Chromium that writes part of the PDF, then fails (a crash, a full disk, a timeout's kill)
+for arg; do case $arg in --print-to-pdf=*) pdf=${arg#--print-to-pdf=};; esac; done
+printf '%%PDF-1.4 half a page' > "$pdf"
+exit 1
+"""
+
+
+def test_a_pdf_cut_off_while_printed_leaves_no_part_of_it(tmp_path, monkeypatch):
+    folder = write_notebooks(tmp_path / "nb", {"01_x.ipynb": one_cell_per_section("section")})
+    chromium = tmp_path / "chromium"
+    chromium.write_text(HALF_A_PDF_CHROMIUM)
+    chromium.chmod(0o755)
+    monkeypatch.setattr("hw3lib.report.find_chromium", lambda: str(chromium))
+    with pytest.raises(ReportError, match="failed to print hw3_report.pdf"):
+        build(folder, tmp_path / "out", execute=False, log=lambda *a: None)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["build", "hw3_report.html"]
