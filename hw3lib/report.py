@@ -26,6 +26,9 @@ Contract with the notebook authors (one tag per cell, in the cell's ``tags`` met
   a tagged cell an error output, a traceback, text on stderr (warnings), a widget (it would
   print as blank space) or an absolute path; a bare ``report`` tag or an unknown section; a
   section without cells.
+- The export warns (``warning: ...``, naming the notebook and cell) where a notebook's check of
+  the figures its text quotes (:func:`hw3lib.results.quoted_figures`) finds figures its run no
+  longer gives (changed settings, code or data): the report is written, and that text is stale.
 - In the PDF, an equation, text output or table wider than the page is shrunk to fit; text
   output that would go below 60% is wrapped instead, and such a table shrunk to 60% with its
   cells wrapped.
@@ -52,6 +55,7 @@ from .atomic import atomic_write
 from .cli import Parser, create_out, folder, int_at_least, refuse_file_in_the_way
 from .data import REPO_ROOT, resolve_root
 from .download import download
+from .results import STALE_FIGURES
 from .stamp import stamp_rows
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -293,6 +297,16 @@ def report_cells(name, nb):
     return sections
 
 
+def stale_text(name, nb):
+    """``"NAME, cell N (...): The text quotes figures ..."`` for each output of ``nb`` (named
+    ``name``) in which :func:`hw3lib.results.quoted_figures` says that the notebook's text
+    quotes figures its run no longer gives (run with other settings, code or data)."""
+    return [f"{_where(name, index + 1, cell)}: {line.strip()}"
+            for index, cell in enumerate(nb.cells) if cell.cell_type == "code"
+            for output in cell.get("outputs", []) if output.output_type == "stream"
+            for line in output.text.splitlines() if line.startswith(STALE_FIGURES)]
+
+
 def _markdown(source, tags=()):
     return nbformat.v4.new_markdown_cell(source, metadata={"tags": list(tags)})
 
@@ -530,6 +544,8 @@ def build(notebooks_dir=NOTEBOOKS_DIR, out_dir=OUT_DIR, execute=True, timeout=DE
             nb = nbformat.read(path, as_version=4)
         notebooks.append((path.name, nb))
     report = assemble(notebooks, stamp_rows(execute, data_root), executed=execute)
+    for stale in (line for name, nb in notebooks for line in stale_text(name, nb)):
+        log(f"warning: {stale}")  # exported all the same: the text is the author's to rewrite
     build_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(report, build_dir / f"{REPORT_NAME}.ipynb")
     html_path, pdf_path = out_dir / f"{REPORT_NAME}.html", out_dir / f"{REPORT_NAME}.pdf"

@@ -15,6 +15,8 @@ from .tables import Table
 # split -> (accuracy, loss). Its losses were not computed alike: its validation loss is below
 # what a mean cross-entropy per image can be at its validation accuracy (see notebook 06).
 ORIGINAL = {"train": (0.995, 0.009), "val": (0.943, 0.0065), "test": (0.956, 1.066)}
+# How quoted_figures begins when the text is stale: the report's export looks for it.
+STALE_FIGURES = "The text quotes figures this run does not give"
 
 
 def quoted_figures(figures):
@@ -36,8 +38,7 @@ def quoted_figures(figures):
              if str(written) != (current := now(value))]
     if not stale:
         return f"The {len(figures)} figures of the text checked here are this run's."
-    return ("The text quotes figures this run does not give; rewrite what it says about: "
-            + "; ".join(stale))
+    return f"{STALE_FIGURES}; rewrite what it says about: " + "; ".join(stale)
 
 
 def misclassified(y_true, probs, limit=None):

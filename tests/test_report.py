@@ -25,6 +25,7 @@ from hw3lib import LeNet5
 from hw3lib.__main__ import main as cli
 from hw3lib.report import (REPORT_CSS, SECTIONS, TITLE, ReportError, assemble, build,
                            execute_notebook, latex_to_mathml, report_cells)
+from hw3lib.results import quoted_figures
 
 INPUT_MARKER = "INPUT_MARKER_never_in_the_report"
 SUMMARY_TABLE = f"""# {INPUT_MARKER}
@@ -564,3 +565,18 @@ def test_a_pdf_cut_off_while_printed_leaves_no_part_of_it(tmp_path, monkeypatch)
     with pytest.raises(ReportError, match="failed to print hw3_report.pdf"):
         build(folder, tmp_path / "out", execute=False, log=lambda *a: None)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["build", "hw3_report.html"]
+
+
+def test_the_export_warns_of_text_whose_quoted_figures_the_run_no_longer_gives(tmp_path,
+                                                                               monkeypatch):
+    """A setting changed in notebook 05 (24 epochs to 10): its text still quotes the kept epoch
+    23; the notebook's check says so, and the export passes that on instead of exporting in silence."""
+    stale = quoted_figures({"the kept epoch": ("23", 10)})
+    cells = [*one_cell_per_section("section"),
+             with_output(new_output("stream", name="stdout", text=stale + "\n"), tag=None)]
+    folder = write_notebooks(tmp_path / "nb", {"05_x.ipynb": cells})
+    monkeypatch.setattr("hw3lib.report.find_chromium", lambda: None)
+    said = []
+    build(folder, tmp_path / "out", execute=False, log=said.append)
+    assert ("warning: 05_x.ipynb, cell 7 ('something()'): The text quotes figures this run does "
+            "not give; rewrite what it says about: the kept epoch 23 (this run: 10)") in said
