@@ -68,6 +68,44 @@ def relative(path):
     return path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else path.name
 
 
+ENGINE_PARTS = ("hw3lib's training code", "NumPy", "Pillow", "the BLAS library")  # engine_stamp's
+
+
+def _differences(ckpt, config, data_sha256):
+    """What differs between the run of checkpoint ``ckpt`` and one of ``config`` on the data of
+    ``data_sha256`` trained by this engine, in words: ``"other settings, other data"``..."""
+    said = [what for what, same in (("other settings", ckpt.config == config),
+                                    ("other data", ckpt.data_sha256 == data_sha256)) if not same]
+    then, now = (stamp.split(", ", len(ENGINE_PARTS) - 1) for stamp in (ckpt.engine or "", engine_stamp()))
+    said += [f"another {part} ({old or 'unknown'}; now {new})" if part != ENGINE_PARTS[0]
+             else "other training code (hw3lib's modules that training runs differ)"
+             for part, old, new in zip(ENGINE_PARTS, then + [""] * len(now), now) if old != new]
+    return ", ".join(said)
+
+
+def why_trained(config, path, data_sha256, ckpt=None):
+    """Why :func:`load_or_train` trains ``config`` at ``path`` instead of loading it, in one
+    line for the person waiting: ``ckpt`` is the checkpoint there (None: none, or unreadable).
+    A notebook's run (``path`` under :data:`RUNS_DIR`) absent from this data's and code's
+    folder is looked for in the other folders, and what made it stale is named."""
+    here = relative(path)
+    if ckpt is not None and not _differences(ckpt, config, data_sha256):
+        return f"resuming {here}, cut short after epoch {ckpt.epoch} of {config.epochs}"
+    if ckpt is not None:
+        return f"training {here} afresh: it held a run of {_differences(ckpt, config, data_sha256)}"
+    path = Path(path).resolve()
+    if path.parent.parent == RUNS_DIR.resolve():
+        for other in sorted(RUNS_DIR.glob(f"*/{path.name}")):
+            try:
+                found = load_checkpoint(other)
+            except CheckpointError:
+                continue
+            if found.config == config:
+                return (f"training {here}: {relative(other)} holds this run, trained with "
+                        f"{_differences(found, config, data_sha256)}")
+    return f"training {here}: no run of these settings on this data yet"
+
+
 def load_or_train(config, path=None, *, data=None, root=None, progress=False, on_epoch=None, stop=None):
     """The :class:`~hw3lib.train.FitResult` of training with ``config`` on the data at
     ``root`` (default ``$HW3_DATA``, then ``data/``), its best weights in ``result.model``.
@@ -82,7 +120,8 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False, on
     ``data``: the :class:`~hw3lib.data.Dataset` of ``config``, if already loaded (its folder
     is then the root; one built by hand must be of the data at ``root``; :func:`fit` refuses
     one loaded with other settings than ``config``'s);
-    ``on_epoch`` and ``stop`` go to :func:`~hw3lib.train.fit` (a sweep reports and prunes there).
+    ``on_epoch`` and ``stop`` go to :func:`~hw3lib.train.fit` (a sweep reports and prunes there);
+    with ``progress``, a line says why it trains (:func:`why_trained`) above the progress bar.
     A Ctrl-C or ``stop`` while training raises KeyboardInterrupt; the checkpoint keeps the
     finished epochs.
     """
@@ -99,10 +138,13 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False, on
             ckpt = load_checkpoint(path)
         except CheckpointError:
             ckpt = None
+    loaded = ckpt  # what the file holds, for why_trained
     if ckpt is not None and (ckpt.config, ckpt.data_sha256, ckpt.engine) != (config, sha, engine_stamp()):
         ckpt = None  # trained afresh; fit refuses to overwrite a run whose test split was evaluated
     if ckpt is not None and ckpt.epoch >= config.epochs:
         return FitResult.from_checkpoint(ckpt, path)
+    if progress:
+        print(why_trained(config, path, sha, loaded))
     data = data if data is not None else config.load_data(root)
     path.parent.mkdir(parents=True, exist_ok=True)
     with one_blas_thread():

@@ -428,3 +428,23 @@ def test_notebook_05_shows_the_model_it_trains_on_images_of_another_size(tmp_pat
     built = namespace["config"].build_model(len(data.classes), data.image_size)
     assert namespace["model"].input_shape == built.input_shape == (1, 36, 28)
     assert re.search(r"^Input +1x36x28 ", capsys.readouterr().out, re.M)
+
+
+def test_a_notebook_run_trained_afresh_says_why(root, tmp_path, monkeypatch, capsys):
+    """Edit a layer and notebook 05 trains again: the line above its progress bar says why."""
+    monkeypatch.setattr(runs_module, "RUNS_DIR", tmp_path / "runs")
+    first = runs_module.load_or_train(CONFIG, root=root, progress=True)
+    assert capsys.readouterr().out.startswith(
+        f"training {first.checkpoint_path.name}: no run of these settings on this data yet")
+    runs_module.load_or_train(CONFIG, root=root, progress=True)  # loaded: nothing said
+    assert capsys.readouterr().out == ""
+    path = tmp_path / "run.npz"
+    runs_module.load_or_train(CONFIG, path, root=root)
+    runs_module.load_or_train(replace(CONFIG, lr=0.001), path, root=root, progress=True)
+    assert capsys.readouterr().out.startswith("training run.npz afresh: it held a run of other settings\n")
+    edited = engine_stamp().replace("hw3lib ", "hw3lib 0", 1)
+    monkeypatch.setattr(runs_module, "engine_stamp", lambda: edited)
+    runs_module.load_or_train(CONFIG, root=root, progress=True)
+    said = capsys.readouterr().out.splitlines()[0]
+    assert said.endswith(" holds this run, trained with other training code (hw3lib's modules "
+                         "that training runs differ)")
