@@ -584,6 +584,9 @@ def main(argv=None):
     refuse_file_in_the_way(args.out, "--out")  # before any work, not after executing the notebooks
     data_root = resolve_root(None)
     if not args.no_execute:
+        if not (data_root / "Data_train").is_dir():  # a mistyped HW3_DATA shows here
+            where = "HW3_DATA" if os.environ.get("HW3_DATA") else "the default, as HW3_DATA is unset"
+            print(f"no dataset at {data_root} ({where}): downloading it there")
         download(data_root)  # a verified copy is left alone, an absent one fetched and verified
     create_out(args.out)  # and written in, before executing the notebooks, not after
     build(args.notebooks, args.out, execute=not args.no_execute, timeout=args.timeout,

@@ -21,6 +21,7 @@ from PIL import Image
 
 from conftest import missing as missing_tool
 
+import hw3lib.download
 from hw3lib import LeNet5
 from hw3lib.__main__ import main as cli
 from hw3lib.report import (REPORT_CSS, SECTIONS, TITLE, ReportError, assemble, build,
@@ -483,6 +484,19 @@ def test_cli_checks_the_data_before_executing(tmp_path, monkeypatch, capsys):
     assert cli(["report", "--notebooks", str(folder), "--out", str(tmp_path / "out")]) == 2
     assert "differ from the manifest" in capsys.readouterr().err
     assert not (tmp_path / "out").exists(), "nothing is executed on data that fails its check"
+
+
+def test_cli_says_where_it_downloads_a_dataset_it_does_not_find(tmp_path, monkeypatch, capsys):
+    """A mistyped HW3_DATA: the failed download must not read as a network problem alone."""
+    def offline(dest, *args, **kwargs):
+        raise hw3lib.download.DataError("could not fetch https://example.org/x.png: no network")
+
+    monkeypatch.setattr("hw3lib.report.download", offline)
+    monkeypatch.setenv("HW3_DATA", str(tmp_path / "fruit"))
+    folder = write_notebooks(tmp_path / "nb", {"01_x.ipynb": [cell("code", "x = 1")]})
+    assert cli(["report", "--notebooks", str(folder), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().out == (f"no dataset at {tmp_path / 'fruit'} (HW3_DATA): "
+                                       "downloading it there\n")
 
 
 def test_the_real_notebooks_export_with_every_section_and_no_blank_page(tmp_path):
