@@ -127,6 +127,20 @@ def engine_stamp():
     return f"{engine_code()}, numpy {np.__version__}, pillow {PIL.__version__}, {blas_description()}"
 
 
+STAMP_PARTS = ("hw3lib's training code", "NumPy", "Pillow", "BLAS library")  # engine_stamp's
+
+
+def stamp_differences(then, now):
+    """What differs between the engine stamps ``then`` (None: a file written before stamps)
+    and ``now``, in words, one phrase per part (:data:`STAMP_PARTS`) that differs:
+    ``["another NumPy (numpy 2.3.1; now numpy 2.4.6)"]``."""
+    old, new = ((stamp or "").split(", ", len(STAMP_PARTS) - 1) for stamp in (then, now))
+    old += [""] * (len(STAMP_PARTS) - len(old))
+    return [f"another {part} ({was or 'unknown'}; now {is_})" if part != STAMP_PARTS[0]
+            else "other training code (hw3lib's modules that training runs differ)"
+            for part, was, is_ in zip(STAMP_PARTS, old, new) if was != is_]
+
+
 def blas_description(threads=False):
     """The BLAS libraries NumPy computes with, in words: ``"openblas 0.3.31 (Haswell)"``, or
     with ``threads`` ``"openblas 0.3.31, Haswell kernels, 2 threads by default"`` (the threads

@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import REPO_ROOT
 from .download import dataset_sha256
-from .engine import engine_stamp
+from .engine import engine_stamp, stamp_differences
 from .train import FitResult, fit
 
 RUNS_DIR = REPO_ROOT / "runs" / "notebooks"
@@ -68,19 +68,12 @@ def relative(path):
     return path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else path.name
 
 
-ENGINE_PARTS = ("hw3lib's training code", "NumPy", "Pillow", "the BLAS library")  # engine_stamp's
-
-
 def _differences(ckpt, config, data_sha256):
     """What differs between the run of checkpoint ``ckpt`` and one of ``config`` on the data of
     ``data_sha256`` trained by this engine, in words: ``"other settings, other data"``..."""
     said = [what for what, same in (("other settings", ckpt.config == config),
                                     ("other data", ckpt.data_sha256 == data_sha256)) if not same]
-    then, now = (stamp.split(", ", len(ENGINE_PARTS) - 1) for stamp in (ckpt.engine or "", engine_stamp()))
-    said += [f"another {part} ({old or 'unknown'}; now {new})" if part != ENGINE_PARTS[0]
-             else "other training code (hw3lib's modules that training runs differ)"
-             for part, old, new in zip(ENGINE_PARTS, then + [""] * len(now), now) if old != new]
-    return ", ".join(said)
+    return ", ".join(said + stamp_differences(ckpt.engine, engine_stamp()))
 
 
 def why_trained(config, path, data_sha256, ckpt=None):

@@ -25,7 +25,7 @@ from hw3lib.model import LeNet5
 from hw3lib import engine
 from hw3lib.atomic import atomic_write
 from hw3lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from hw3lib.engine import engine_modules, engine_stamp
+from hw3lib.engine import engine_modules, engine_stamp, stamp_differences
 from hw3lib.train import FitResult, fit
 from hw3lib.train_cli import phrased
 
@@ -122,6 +122,18 @@ def test_the_engine_is_the_code_training_runs_numpy_pillow_and_blas():
     assert re.fullmatch(r"hw3lib [0-9a-f]{12}, numpy \S+, pillow \S+, .+", stamp)
     assert f"numpy {np.__version__}," in stamp and f"pillow {PIL.__version__}," in stamp
     assert any(lib["internal_api"] in stamp for lib in threadpool_info() if lib["user_api"] == "blas")
+
+
+def test_stamp_differences_name_each_part_of_the_engine_that_differs():
+    now = engine_stamp()
+    code, numpy_version, pillow, blas = now.split(", ", 3)
+    assert stamp_differences(now, now) == []
+    assert stamp_differences(f"{code}, numpy 1.0, {pillow}, {blas}", now) == [
+        f"another NumPy (numpy 1.0; now {numpy_version})"]
+    assert stamp_differences(f"hw3lib 000000000000, {numpy_version}, {pillow}, other (x)", now) == [
+        "other training code (hw3lib's modules that training runs differ)",
+        f"another BLAS library (other (x); now {blas})"]
+    assert len(stamp_differences(None, now)) == 4  # a file written before the stamp: all unknown
 
 
 def test_the_engine_stamp_names_the_code_as_imported_and_refuses_code_edited_since(
