@@ -104,7 +104,8 @@ def main(argv=None):
                                  "through Optuna; scored on the validation split. Run the same "
                                  "command again to go on after an interruption.")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUES",
-                        help="a swept setting: a TrainConfig field or model.KEY, with values "
+                        help="a swept setting: a TrainConfig field (not seed, split or "
+                             "val_fraction) or model.KEY, with values "
                              "V1,V2,... (a grid) or a range LOW:HIGH[:log] (sampled); repeatable")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a fixed setting of every run (default: TrainConfig's), e.g. epochs=12, "

@@ -1,5 +1,6 @@
 """The README's Python examples run as written (the one that trains many runs: compiled only)."""
 import re
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +8,9 @@ import pytest
 from PIL import Image
 from test_train import HAVE_DATA, tiny_config, tiny_data
 
+from hw3lib import sweep_cli
+from hw3lib.config import TrainConfig
+from hw3lib.sweep_space import _check_name
 from hw3lib.train import fit
 
 README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
@@ -44,3 +48,22 @@ def test_the_prediction_example_names_a_class_per_file(tmp_path, monkeypatch, ca
     exec(block("FitResult.load("), {})
     names = eval(capsys.readouterr().out)
     assert len(names) == 2 and set(names) <= {"a", "b", "c"}
+
+
+def test_the_sweep_section_and_help_name_every_setting_a_sweep_does_not_vary(capsys):
+    refused = []
+    for field in fields(TrainConfig):
+        try:
+            _check_name(field.name)
+        except ValueError:
+            refused.append(field.name)
+    refused.remove("model")  # swept as model.KEY
+    assert {"seed", "split", "val_fraction"} <= set(refused)
+    bullet = README[README.index("- `--param NAME=V1,V2,...`"):]
+    bullet = bullet[:bullet.index("\n- ")]
+    with pytest.raises(SystemExit):
+        sweep_cli.main(["--help"])
+    usage = " ".join(capsys.readouterr().out.split())
+    param = usage[usage.index("--param NAME=VALUES a swept"):usage.index("--set NAME=VALUE a fixed")]
+    for name in refused:
+        assert f"`{name}`" in bullet and name in param, name
