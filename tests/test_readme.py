@@ -1,4 +1,5 @@
 """The README's Python examples run as written (the one that trains many runs: compiled only)."""
+import importlib
 import re
 from dataclasses import fields
 from pathlib import Path
@@ -13,7 +14,9 @@ from hw3lib.config import TrainConfig
 from hw3lib.sweep_space import _check_name
 from hw3lib.train import fit
 
-README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+REPO = Path(__file__).parents[1]
+README = (REPO / "README.md").read_text(encoding="utf-8")
+DOCS = ("README.md", "docs/performance.md", "data/README.md", "report/README.md")
 BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
 
 
@@ -67,3 +70,19 @@ def test_the_sweep_section_and_help_name_every_setting_a_sweep_does_not_vary(cap
     param = usage[usage.index("--param NAME=VALUES a swept"):usage.index("--set NAME=VALUE a fixed")]
     for name in refused:
         assert f"`{name}`" in bullet and name in param, name
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_every_dotted_hw3lib_name_the_docs_give_exists(doc):
+    names = set(re.findall(r"\b(hw3lib(?:\.[A-Za-z_]\w*)+)", (REPO / doc).read_text(encoding="utf-8")))
+    for name in names:
+        parts, obj = name.split("."), None
+        for i in range(len(parts), 0, -1):  # the longest module, then its attributes
+            try:
+                obj, rest = importlib.import_module(".".join(parts[:i])), parts[i:]
+                break
+            except ImportError:
+                continue
+        for part in rest:
+            assert hasattr(obj, part), f"{doc} names {name}, which does not exist"
+            obj = getattr(obj, part)
