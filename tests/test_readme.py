@@ -1,5 +1,6 @@
 """The README's Python examples run as written (the one that trains many runs: compiled only)."""
 import importlib
+import inspect
 import re
 from dataclasses import fields
 from pathlib import Path
@@ -9,13 +10,14 @@ import pytest
 from PIL import Image
 from test_train import HAVE_DATA, tiny_config, tiny_data
 
-from hw3lib import sweep_cli
+from hw3lib import download, sweep_cli
 from hw3lib.config import TrainConfig
 from hw3lib.sweep_space import _check_name
 from hw3lib.train import fit
 
 REPO = Path(__file__).parents[1]
 README = (REPO / "README.md").read_text(encoding="utf-8")
+NUMBERS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 DOCS = ("README.md", "docs/performance.md", "data/README.md", "report/README.md")
 BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
 
@@ -86,3 +88,16 @@ def test_every_dotted_hw3lib_name_the_docs_give_exists(doc):
         for part in rest:
             assert hasattr(obj, part), f"{doc} names {name}, which does not exist"
             obj = getattr(obj, part)
+
+
+def test_the_data_readme_counts_the_manifests_files_and_says_how_they_are_fetched():
+    text = " ".join((REPO / "data/README.md").read_text(encoding="utf-8").split())
+    manifest = download.read_manifest()
+    per_class = {split: {path.split("/")[1] for path in manifest if path.startswith(split)}
+                 for split in ("Data_train", "Data_test")}
+    for split, first in (("Data_train", 490), ("Data_test", 166)):
+        counts = {sum(path.startswith(f"{split}/{c}/") for path in manifest) for c in per_class[split]}
+        assert counts == {first} and f"{first} per class, i = 0..{first - 1}" in text
+    assert f"the {len(manifest)} files" in text and len(per_class["Data_train"]) == 3
+    workers = inspect.signature(download.download).parameters["workers"].default
+    assert f"one request each and {dict(enumerate(NUMBERS))[workers]} at a time" in text
