@@ -1,4 +1,4 @@
-"""Benchmark: LeNet5 in hw3lib against PyTorch CPU, single-threaded, in interleaved runs.
+"""Benchmark: LeNet5 in hw3lib against PyTorch CPU in interleaved runs, on one thread (PyTorch on two as well).
 
 ``python -m hw3lib bench`` measures, in one run, for 1- and 4-channel 32x32 input:
 

@@ -49,6 +49,14 @@ def test_measure_and_report_on_tiny_inputs(use_torch):
     assert ("PyTorch is not installed" in text) != use_torch
 
 
+def test_the_help_says_that_pytorch_runs_on_two_threads_too(capsys):
+    """As measure does (its rows' "torch2"); the help once said "single-threaded"."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "single-threaded" not in text and "on one thread (PyTorch on two as well)" in text
+
+
 def test_main_refuses_zero_repeats_naming_the_option():
     with pytest.raises(ValueError, match="argument --repeats: must be an integer >= 1, got '0'"):
         main(["--repeats", "0"])
