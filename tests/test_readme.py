@@ -11,6 +11,7 @@ from PIL import Image
 from test_train import HAVE_DATA, tiny_config, tiny_data
 
 from hw3lib import download, sweep_cli
+from hw3lib.__main__ import COMMANDS
 from hw3lib.config import TrainConfig
 from hw3lib.sweep_space import _check_name
 from hw3lib.train import fit
@@ -101,3 +102,11 @@ def test_the_data_readme_counts_the_manifests_files_and_says_how_they_are_fetche
     assert f"the {len(manifest)} files" in text and len(per_class["Data_train"]) == 3
     workers = inspect.signature(download.download).parameters["workers"].default
     assert f"one request each and {dict(enumerate(NUMBERS))[workers]} at a time" in text
+
+
+def test_the_commands_that_pip_install_alone_gives_are_every_command_but_report():
+    text = " ".join(README.split())
+    sentence = text[text.index("`pip install -e .` alone gives"):]
+    sentence = sentence[:sentence.index(";")]
+    named = re.findall(r"`(\w+)`", sentence)
+    assert sorted(named) == sorted(set(COMMANDS) - {"report"}), sentence
