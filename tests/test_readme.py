@@ -2,6 +2,8 @@
 import importlib
 import inspect
 import re
+import subprocess
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -110,3 +112,15 @@ def test_the_commands_that_pip_install_alone_gives_are_every_command_but_report(
     sentence = sentence[:sentence.index(";")]
     named = re.findall(r"`(\w+)`", sentence)
     assert sorted(named) == sorted(set(COMMANDS) - {"report"}), sentence
+
+
+def test_training_and_the_commands_never_import_pytorch():
+    """README: hw3lib imports PyTorch only to compare with it, never to train."""
+    code = ("import sys; import hw3lib, hw3lib.__main__, hw3lib.runs, hw3lib.results, hw3lib.sweep, "
+            "hw3lib.widgets, hw3lib.bench; "
+            "from hw3lib.__main__ import COMMANDS; import importlib; "
+            "[importlib.import_module(m.partition(':')[0]) for m, _ in COMMANDS.values()]; "
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    assert "`hw3lib` imports it only to compare with it" in " ".join(README.split())
