@@ -143,7 +143,7 @@ class Sweep:
         values = [_values(d) for d in space.values()]
         if not grid and None not in values and math.prod(map(len, values)) < trials:
             raise ValueError(f"trials: the space holds {math.prod(map(len, values))} settings in all, "
-                             f"fewer than trials={trials}; try fewer, or list the values as a grid, "
+                             f"fewer than the {trials} trials asked for; try fewer, or list the values as a grid, "
                              "which runs each setting once")
         if pruner not in PRUNERS:
             raise ValueError(f"pruner must be one of {list(PRUNERS)}, got {pruner!r}")
