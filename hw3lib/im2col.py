@@ -168,10 +168,10 @@ def unstack_rows(S, padded_h, kernel_h, stride_h=1):
     return out
 
 
-def unstack_product(W, G, padded_h, stride_h=1, out=None):
+def unstack_product(W, G, padded_h, stride_h=1):
     """``unstack_rows(W.T @ G)`` without the ``kh`` times larger ``W.T @ G``: for kernel rows
-    ``W (F, kh, K)`` and ``G (OH, F, M)``, returns ``(Hp, K, M)`` (written into ``out`` when
-    given) with ``out[h] = sum over (oh, i) with oh * sh + i = h of W[:, i].T @ G[oh]``.
+    ``W (F, kh, K)`` and ``G (OH, F, M)``, returns ``out (Hp, K, M)``
+    with ``out[h] = sum over (oh, i) with oh * sh + i = h of W[:, i].T @ G[oh]``.
 
     Image row ``h`` is one product over the output rows that read it, a block of ``G``, so
     only the products that are needed are done: no zeros are multiplied. With stride 1 the
@@ -180,8 +180,7 @@ def unstack_product(W, G, padded_h, stride_h=1, out=None):
     are done one by one."""
     f, kh, k = W.shape
     oh, _, m = G.shape
-    if out is None:
-        out = np.empty((padded_h, k, m), dtype=np.result_type(W, G))
+    out = np.empty((padded_h, k, m), dtype=np.result_type(W, G))
     Wr = np.ascontiguousarray(W[:, ::-1].transpose(2, 1, 0))  # (K, kh, F), kernel rows reversed
     inner = range(kh - 1, oh) if stride_h == 1 else range(0)
     if inner:  # G[h - kh + 1 : h + 1] meets kernel rows kh - 1, ..., 0
