@@ -37,13 +37,14 @@ def draw_chinese_too():
 draw_chinese_too()
 
 
-def _matrix(ax, values, title, highlight=None, xlabel="column", ylabel="row", fmt="{:g}"):
-    """Draw a 2-D array as a grid of numbers; cells where ``highlight`` is True are coloured."""
+def _matrix(ax, values, title, highlight, xlabel, ylabel):
+    """Draw a 2-D array as a grid of numbers; cells where ``highlight`` (None: none) is True
+    are coloured."""
     values = np.asarray(values)
     mask = np.zeros(values.shape, bool) if highlight is None else highlight
     ax.imshow(mask, cmap=ListedColormap(["white", HIGHLIGHT]), vmin=0, vmax=1, aspect="equal")
     for (i, j), v in np.ndenumerate(values):
-        ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=SMALL + 1)
+        ax.text(j, i, f"{v:g}", ha="center", va="center", fontsize=SMALL + 1)
     ax.set_xticks(range(values.shape[1]))
     ax.set_yticks(range(values.shape[0]))
     ax.set_xticks(np.arange(values.shape[1] + 1) - 0.5, minor=True)
