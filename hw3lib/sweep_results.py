@@ -12,14 +12,16 @@ from .config import TrainConfig
 from .sweep_space import Sweep, config_for, setting_label
 from .sweep_study import first_attempt, params_of
 from .tables import Table
+from .train import epoch_rank
 
 
 def run_summary(history):
-    """A run's record from fit's ``history``: epochs done, the best epoch (highest validation
-    accuracy, then lowest loss, as fit keeps it), its accuracy and loss, training seconds."""
+    """A run's record from fit's ``history``: epochs done, the best epoch (the one fit keeps,
+    :func:`hw3lib.train.epoch_rank`), its accuracy and loss, training seconds."""
     if not history["epoch"]:
         return dict(epochs=0, best_epoch=0, val_acc=None, val_loss=None, seconds=0.0)
-    best = max(range(len(history["epoch"])), key=lambda i: (history["val_acc"][i], -history["val_loss"][i]))
+    rows = [{"val_acc": acc, "val_loss": loss} for acc, loss in zip(history["val_acc"], history["val_loss"])]
+    best = max(range(len(rows)), key=lambda i: epoch_rank(rows[i]))  # max keeps the first of equals
     return dict(epochs=len(history["epoch"]), best_epoch=best + 1, val_acc=history["val_acc"][best],
                 val_loss=history["val_loss"][best], seconds=float(sum(history["seconds"])))
 

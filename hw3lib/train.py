@@ -93,11 +93,16 @@ def _copy(params):
     return {k: v.copy() for k, v in params.items()}
 
 
+def epoch_rank(row):
+    """How :func:`fit` ranks an epoch's ``row`` of history (a dict with ``val_acc`` and
+    ``val_loss``), greater better: the higher validation accuracy, then the lower validation
+    loss. Of equal epochs fit keeps the first."""
+    return row["val_acc"], -row["val_loss"]
+
+
 def _better(row, best_row):
-    """Higher validation accuracy wins; equal accuracy, lower validation loss."""
-    def key(r):
-        return r["val_acc"], -r["val_loss"]
-    return best_row is None or key(row) > key(best_row)
+    """Whether ``row`` ranks above ``best_row`` (None: no epoch yet) by :func:`epoch_rank`."""
+    return best_row is None or epoch_rank(row) > epoch_rank(best_row)
 
 
 def _columns(rows):
