@@ -216,14 +216,16 @@ def run_trial(study, trial, sweep, *, root=None, checkpoints=None, stop=None):
     if twin is not None:  # two processes queued the same run (open_study): trained once
         trial.set_user_attr("repeat_of", twin)
         trial.set_user_attr("error", f"run {twin} was queued twice; this copy is left out")
-        return study.tell(trial, state=TrialState.FAIL)
+        study.tell(trial, state=TrialState.FAIL)
+        return
     if not sweep.grid and seed == sweep.seeds[0]:
         earlier = _earlier(study, trial.number, same_setting_and_seed)
         if earlier is not None:  # not trained twice: failed, left out of the results, and redrawn
             trial.set_user_attr("repeat_of", earlier)
             trial.set_user_attr("error", f"the sampler drew run {earlier}'s setting again; another drawn")
             study.enqueue_trial(_undrawn(study, sweep, seed), user_attrs={"seed": seed})
-            return study.tell(trial, state=TrialState.FAIL)
+            study.tell(trial, state=TrialState.FAIL)
+            return
         _queue_seeds(study, params, sweep.seeds[1:])
     history, reported = {"epoch": []}, set()
 
@@ -267,7 +269,6 @@ def run_trial(study, trial, sweep, *, root=None, checkpoints=None, stop=None):
         _queue_again(study, frozen)
     if failure is not None:
         raise failure
-    return frozen
 
 
 def _study_for_worker(storage, study_name, index):
