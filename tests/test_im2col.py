@@ -52,6 +52,19 @@ def test_im2col_layout_on_a_hand_example():
     np.testing.assert_array_equal(cols[:, 0], [0, 0, 0, 0, 0, 1, 0, 4, 5])
 
 
+def test_im2col_entries_follow_notebook_03s_index_formula():
+    """cols[(c kh + i) kw + j, (n OH + r) OW + q] = x_padded[n, c, r s + i, q s + j], the formula
+    notebook 03 states, on several images and channels, a non-square kernel, stride and padding."""
+    n, c, h, w, kh, kw, s, p = 2, 3, 7, 6, 3, 2, 2, 1
+    x = np.random.default_rng(5).standard_normal((n, c, h, w))
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    oh, ow = (h + 2 * p - kh) // s + 1, (w + 2 * p - kw) // s + 1
+    cols = im2col(x, kh, kw, stride=s, padding=p)
+    assert cols.shape == (c * kh * kw, n * oh * ow)
+    for ni, ci, i, j, r, q in np.ndindex(n, c, kh, kw, oh, ow):
+        assert cols[(ci * kh + i) * kw + j, (ni * oh + r) * ow + q] == xp[ni, ci, r * s + i, q * s + j]
+
+
 def test_col2im_counts_overlaps():
     ones = np.ones((9, 4))
     counts = col2im(ones, (1, 1, 4, 4), 3, 3)[0, 0]
