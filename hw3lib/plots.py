@@ -1,6 +1,8 @@
 """Every figure the notebooks and the report show: plain functions, each returning a
 matplotlib ``Figure`` with a title and labelled axes. Show one with ``plt.show()``."""
+import itertools
 import math
+import re
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -20,6 +22,14 @@ HIGHLIGHT = "tab:orange"
 PRINTED_WIDTH = 650 / 96
 MIN_PRINTED_PT = 7.0
 SMALL = 9
+# Colours for lines and bars told apart by colour alone (classes, rungs, optimizers): four tab10
+# colours that stay apart for colour-blind readers too. tab10's default order does not: its
+# orange, green and red (C1, C2, C3) look alike under protanopia or deuteranopia
+# (tests/test_plots_colours.py simulates both, and tritanopia).
+SERIES_COLOURS = ("C0", "C1", "C3", "C9")
+# Each optimizer keeps its colour in every figure (notebook 04's step sizes and paths): the
+# colour of a label's first word.
+OPTIMIZER_COLOURS = {"AdamGD": "C0", "Adam": "C1", "SGD": "C3", "momentum": "C9"}
 CJK_FONT = "Noto Sans CJK TC"  # Chinese, the original report's language (fonts-noto-cjk: make system-deps)
 
 
@@ -35,6 +45,18 @@ def draw_chinese_too():
 
 
 draw_chinese_too()
+
+
+def series_colours(labels, fixed=None):
+    """A colour per label, in order: ``fixed[first word of the label]`` where ``fixed`` has it
+    (e.g. :data:`OPTIMIZER_COLOURS`), else the next of :data:`SERIES_COLOURS` (then tab10's
+    others) that no label of the figure has yet."""
+    fixed = fixed or {}
+    first = [(re.match(r"\w*", str(label)).group(), label) for label in labels]
+    taken = {fixed[word] for word, _ in first if word in fixed}
+    tab10 = dict.fromkeys((*SERIES_COLOURS, *(f"C{k}" for k in range(10))))
+    spare = itertools.cycle([c for c in tab10 if c not in taken] or list(tab10))
+    return {label: fixed[word] if word in fixed else next(spare) for word, label in first}
 
 
 def _matrix(ax, values, title, highlight, xlabel, ylabel):
@@ -120,11 +142,12 @@ def plot_ladder(rows):
     rungs = list(dict.fromkeys(r["rung"] for r in rows))
     fig, ax = plt.subplots(figsize=(8, 1.0 + 0.35 * len(rows) + 0.3 * len(shapes)))
     height = 0.8 / len(rungs)
+    colours = series_colours(rungs)
     for k, rung in enumerate(rungs):
         mine = {r["shape"]: r for r in rows if r["rung"] == rung}
         ys = [i + k * height for i, s in enumerate(shapes) if s in mine]
         ms = [1e3 * mine[s]["per_image"] for s in shapes if s in mine]
-        ax.barh(ys, ms, height, label=rung, color=f"C{k}")
+        ax.barh(ys, ms, height, label=rung, color=colours[rung])
         for y, v, s in zip(ys, ms, [s for s in shapes if s in mine]):
             ax.text(v, y, f" {mine[s]['speedup']:.0f}x", va="center", fontsize=SMALL)
     ax.set_xscale("log")
@@ -139,11 +162,13 @@ def plot_ladder(rows):
 
 def plot_step_sizes(curves, title="Adam's first steps under a constant gradient"):
     """Step sizes over the first steps: ``curves`` maps a label to ``(T,)`` values for steps
-    ``t = 1..T`` (e.g. ``|p_t - p_{t-1}| / lr``); log-scaled step axis."""
+    ``t = 1..T`` (e.g. ``|p_t - p_{t-1}| / lr``); log-scaled step axis. An optimizer's curve has
+    its colour in :func:`plot_trajectories` too (:data:`OPTIMIZER_COLOURS`, by the label's first word)."""
     fig, ax = plt.subplots(figsize=(7, 4.3), layout="constrained")
+    colours = series_colours(curves, OPTIMIZER_COLOURS)
     for label, values in curves.items():
         values = np.asarray(values)
-        ax.plot(np.arange(1, len(values) + 1), values, label=label)
+        ax.plot(np.arange(1, len(values) + 1), values, label=label, color=colours[label])
     ax.set_xscale("log")
     ax.set(title=title, xlabel="step t (log scale)", ylabel="step size / learning rate")
     ax.grid(alpha=0.3)
@@ -154,7 +179,8 @@ def plot_step_sizes(curves, title="Adam's first steps under a constant gradient"
 def plot_trajectories(objective, paths, extent, levels=20):
     """Optimizer paths on a 2-D function. ``objective`` is a
     :class:`hw3lib.trajectories.Objective`, ``paths`` maps a label to a ``(K + 1, 2)`` path,
-    ``extent = (xmin, xmax, ymin, ymax)``; contours are log-spaced. The paths share their start."""
+    ``extent = (xmin, xmax, ymin, ymax)``; contours are log-spaced. The paths share their start.
+    An optimizer's path has its colour in :func:`plot_step_sizes` too (:data:`OPTIMIZER_COLOURS`)."""
     xmin, xmax, ymin, ymax = extent
     gx, gy = np.meshgrid(np.linspace(xmin, xmax, 300), np.linspace(ymin, ymax, 300))
     fz = objective.f(gx, gy)
@@ -162,9 +188,10 @@ def plot_trajectories(objective, paths, extent, levels=20):
     fig, ax = plt.subplots(figsize=(8, 5))
     ax.contour(gx, gy, fz, levels=np.geomspace(low, float(fz.max()), levels), colors="0.75",
                linewidths=0.7)
-    for k, (label, path) in enumerate(paths.items()):
+    colours = series_colours(paths, OPTIMIZER_COLOURS)
+    for label, path in paths.items():
         path = np.asarray(path)
-        ax.plot(path[:, 0], path[:, 1], "o-", color=f"C{k}", markersize=2.5, linewidth=1.2,
+        ax.plot(path[:, 0], path[:, 1], "o-", color=colours[label], markersize=2.5, linewidth=1.2,
                 label=f"{label} ({len(path) - 1} steps)")
     first = np.asarray(next(iter(paths.values())))[0]
     ax.plot(*first, "ks", markersize=6, label="start")
@@ -230,10 +257,11 @@ def plot_pixel_histograms(X, y, classes, bins=32, title="Grey levels per class")
     log-scaled shares, so the white background and the fruit both show."""
     edges = np.linspace(0, 1, bins + 1)
     fig, ax = plt.subplots(figsize=(7, 3.8))
+    colours = series_colours(range(len(classes)))
     for c, name in enumerate(classes):
         values = X[y == c].ravel()
         counts, _ = np.histogram(values, edges)
-        ax.stairs(counts / max(values.size, 1), edges, label=name, linewidth=1.6)
+        ax.stairs(counts / max(values.size, 1), edges, label=name, linewidth=1.6, color=colours[c])
     ax.set_yscale("log")
     ax.set(title=title, xlabel="grey level (0 black, 1 white)", ylabel="share of pixels (log scale)",
            xlim=(0, 1))
