@@ -328,14 +328,15 @@ def plot_run_curves(histories, title="Training and validation, per epoch", split
         _no_run_hint((ax_loss, ax_acc), "No finished epoch yet: press Train, then compare")
         fig.suptitle(title)
         return fig
+    colours = series_colours(range(len(histories)))  # the playground compares up to 4 apart
     for k, (label, history) in enumerate(histories.items()):
         for split, style in (("train", "-"), ("val", "--")):
             if split not in splits:
                 continue
             name = "training" if split == "train" else "validation"
-            ax_loss.plot(history["epoch"], history[f"{split}_loss"], style, color=f"C{k}",
+            ax_loss.plot(history["epoch"], history[f"{split}_loss"], style, color=colours[k],
                          marker="o", markersize=2.5, label=f"{label}: {name}")
-            ax_acc.plot(history["epoch"], history[f"{split}_acc"], style, color=f"C{k}",
+            ax_acc.plot(history["epoch"], history[f"{split}_acc"], style, color=colours[k],
                         marker="o", markersize=2.5, label=f"{label}: {name}")
     ax_loss.set_yscale("log")
     ax_loss.set(title="cross-entropy loss", xlabel="epoch", ylabel="loss, mean per image (log scale)")

@@ -87,3 +87,17 @@ def test_series_colours_fixed_by_first_word_then_the_spare_ones_in_order():
     assert plots.series_colours(["Adam", "x", "y"], {"Adam": "C0"}) == {"Adam": "C0", "x": "C1", "y": "C3"}
     colours = plots.series_colours(range(12))
     assert len(set(colours.values())) == 10 and colours[10] == "C0"  # tab10 spent: over again
+
+
+def test_the_playground_compares_four_runs_in_colours_that_stay_apart():
+    """Notebook 07's "compare runs" draws each run's validation curves in its own colour."""
+    epochs = list(range(1, 6))
+    history = dict(epoch=epochs, train_loss=[1.0] * 5, val_loss=[1.0] * 5, train_acc=[0.5] * 5,
+                   val_acc=[0.5] * 5)
+    fig = plots.plot_run_curves({f"run {n}": history for n in range(1, 5)}, splits=("val",))
+    entries = legend_colours(fig)
+    plt.close(fig)
+    assert len({to_rgb(c) for _, c in entries}) == 4
+    for (a, ca), (b, cb) in itertools.combinations(entries, 2):
+        for deficiency in DEFICIENCIES:
+            assert np.linalg.norm(lab(ca, deficiency) - lab(cb, deficiency)) >= APART, (a, b, deficiency)
