@@ -6,10 +6,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from matplotlib.colors import to_rgb
-from test_plots_printed import FIGURES
 
 from hw3lib import plots
 from hw3lib.trajectories import quadratic
+from test_plots_printed import FIGURES
 
 # Machado, Oliveira and Fernandes (2009), full severity, on linear RGB.
 DEFICIENCIES = {
