@@ -72,6 +72,12 @@ def evaluate(model, X, y, batch_size=EVAL_BATCH, normalizer=None):
         raise ValueError(f"evaluate needs as many labels as images, got {len(X)} and {len(y)}")
     integer("batch_size", batch_size)
     model.check_input(X)  # all of X: a batch's error would name the batch's shape
+    return _evaluate(model, X, y, batch_size, normalizer)
+
+
+def _evaluate(model, X, y, batch_size, normalizer):
+    """:func:`evaluate` of images and labels checked already (by fit, before its first epoch:
+    not again at every epoch, a pass over all of ``X``)."""
     cost, loss_sum, correct = CrossEntropyLoss(), 0.0, 0
     for i, X_batch in _batches(X, batch_size, normalizer):
         probs, yb = model.forward(X_batch), y[i:i + batch_size]
@@ -584,8 +590,8 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
                 if not all(np.isfinite(a).all() for a in optimizer.state_dict().values()):
                     raise diverged("the optimizer's state (its gradient moments) overflowed", epoch,
                                    batches)
-                train_loss, train_acc = evaluate(net, data.X_train, y_train, normalizer=normalizer)
-                val_loss, val_acc = evaluate(net, data.X_val, y_val, normalizer=normalizer)
+                train_loss, train_acc = _evaluate(net, data.X_train, y_train, EVAL_BATCH, normalizer)
+                val_loss, val_acc = _evaluate(net, data.X_val, y_val, EVAL_BATCH, normalizer)
                 if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
                     raise diverged("the evaluation loss became non-finite", epoch, batches)
                 row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,

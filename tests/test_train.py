@@ -282,6 +282,22 @@ def test_evaluate_refuses_images_normalised_twice():
         evaluate(model, X, data.y_val, normalizer=(data.mean, data.std))
 
 
+def test_fit_checks_its_images_once_not_at_every_epoch(monkeypatch):
+    """fit checks the training and validation images before its first epoch; its evaluations
+    after each epoch do not pass over all of them again (32 ms an epoch at 1024 3x128x128)."""
+    calls = []
+
+    def counted(X, *args, **kwargs):
+        calls.append(len(X))
+        return checked(X, *args, **kwargs)
+
+    checked, data = train._checked_images, tiny_data()
+    monkeypatch.setattr(train, "_checked_images", counted)
+    config = tiny_config(epochs=3)
+    fit(config.build_model(3), data, config, progress=False)
+    assert calls == [len(data.y_train), len(data.y_val)]
+
+
 # --- the loop and its history ---------------------------------------------------------------
 
 def test_evaluate_is_the_per_sample_mean_with_the_last_partial_batch_weighted():
