@@ -116,9 +116,9 @@ def main(argv=None):
                         help="seeds the split, the initial weights, the batch order and the flips; "
                              f"default {defaults.seed}")
     parser.add_argument("--split", choices=list(SPLIT_METHODS),
-                        help="how validation is held out of Data_train: 'blocked' (whole runs of "
-                             "neighbouring files, honest for video frames) or 'random' (the "
-                             f"original report's); default {defaults.split}")
+                        help="how validation is held out of the training split: 'blocked' "
+                             "(whole runs of neighbouring files, honest for video frames) or "
+                             f"'random' (the original report's); default {defaults.split}")
     parser.add_argument("--val-fraction", type=_fraction, metavar="F",
                         help="the share of each class of the training split that validates; "
                              f"default {defaults.val_fraction}")
