@@ -325,22 +325,23 @@ def _widths(text):
 def main(argv=None):
     parser = Parser(prog="python -m hw3lib bench", description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int_at_least(1), default=7,
-                        help="timed runs per implementation")
+                        help="timed runs per implementation (default %(default)s)")
     parser.add_argument("--grid", action="store_true",
                         help="measure the grid of growing workloads (hw3lib.grid) instead")
     parser.add_argument("--rounds", type=int_at_least(1), default=5,
-                        help="--grid: timed rounds per point")
+                        help="--grid: timed rounds per point (default %(default)s)")
     parser.add_argument("--threads", type=int_at_least(1), default=1,
-                        help="--grid: threads per engine (above 1: the two-thread points only)")
+                        help="--grid: threads per engine (default %(default)s; above 1: the "
+                             "two-thread points only)")
     parser.add_argument("--images", type=int_at_least(0), default=0,
-                        help="--grid: images per point instead of 1024")
+                        help="--grid: images per point (default 1024)")
     parser.add_argument("--profile", nargs="?", const="3x128x128", metavar="CxSxS",
                         help="time each layer of one training step instead, inside the training "
                              "loop, for input CxSxS (default 3x128x128)")
-    parser.add_argument("--batch", type=int_at_least(1), default=BATCH, help="--profile: batch size")
+    parser.add_argument("--batch", type=int_at_least(1), default=BATCH, help="--profile: batch size (default %(default)s)")
     parser.add_argument("--widths", type=_widths, default=(6, 16),
                         help="--profile: the two convolutions' output channels (default 6,16)")
-    parser.add_argument("--steps", type=int_at_least(1), default=20, help="--profile: timed steps")
+    parser.add_argument("--steps", type=int_at_least(1), default=20, help="--profile: timed steps (default %(default)s)")
     args = parser.parse_args(argv)
     if args.profile is not None and args.grid:
         raise ValueError("--profile and --grid are two different measurements: give one of them")

@@ -49,12 +49,17 @@ def test_measure_and_report_on_tiny_inputs(use_torch):
     assert ("PyTorch is not installed" in text) != use_torch
 
 
-def test_the_help_says_that_pytorch_runs_on_two_threads_too(capsys):
+def test_the_help_says_that_pytorch_runs_on_two_threads_too_and_each_default(capsys):
     """As measure does (its rows' "torch2"); the help once said "single-threaded"."""
     with pytest.raises(SystemExit):
         main(["--help"])
-    text = " ".join(capsys.readouterr().out.split())
+    out = capsys.readouterr().out
+    text = " ".join(out.split())
     assert "single-threaded" not in text and "on one thread (PyTorch on two as well)" in text
+    helps = {block.split()[0]: " ".join(block.split()) for block in out.split("\n  --")[1:]}
+    for option, default in (("repeats", 7), ("rounds", 5), ("threads", 1), ("images", 1024),
+                            ("batch", 32), ("steps", 20), ("widths", "6,16")):
+        assert f"(default {default})" in helps[option] or f"(default {default};" in helps[option], option
 
 
 def test_main_refuses_zero_repeats_naming_the_option():
