@@ -514,7 +514,8 @@ def load_dataset(
     ``image_size`` (``S`` or ``(H, W)``) resizes every image as it loads, and ``check_size`` sees
     the first training image's size (:func:`load_split`).
     Raises DataError when the training split holds fewer than 2 classes, or the test split's
-    class folders or image size differ from the training split's.
+    class folders (compared, like both splits' listings, before any image is read) or image
+    size differ from the training split's.
     """
     root = resolve_root(root)
     listing = split_files(root, "train")
@@ -522,6 +523,17 @@ def load_dataset(
     if len(classes) < 2:
         raise DataError(f"{split_dir(root, 'train')} holds only the class folder {classes[0]}: a "
                         "classifier needs 2 or more. Fix: add one folder of images per class.")
+    # both splits' folders are listed, and their classes compared, before any image is decoded:
+    # a missing or empty test class is named at once, not after minutes of reading images
+    test_listing = split_files(root, "test")
+    test_classes = test_listing[2]
+    if test_classes != classes:
+        raise DataError(
+            f"class folders differ between {split_dir(root, 'train')} and {split_dir(root, 'test')}: "
+            f"missing from test: {sorted(set(classes) - set(test_classes))}, "
+            f"only in test: {sorted(set(test_classes) - set(classes))}. "
+            "Fix: give both splits the same class folders."
+        )
     # straight into the training and validation parts (a split of the loaded array would copy it)
     try:
         is_val = validation_mask(np.array(listing[1]), val_fraction, seed, split)
@@ -530,17 +542,11 @@ def load_dataset(
     with warnings_gathered():
         Xs, y, classes = _load(root, "train", mode, image_size, check_size,
                                None if is_val is None else [~is_val, is_val], listing)
-    X_test, y_test, test_classes = load_split(root, "test", mode, image_size)
+    with warnings_gathered():
+        (X_test,), y_test, _ = _load(root, "test", mode, image_size, None, listing=test_listing)
     if X_test.shape[2:] != Xs[0].shape[2:]:
-        first_train, first_test = (split_files(root, split)[0][0] for split in SPLITS)
+        first_train, first_test = listing[0][0], test_listing[0][0]
         raise DataError(_sizes_differ(first_train, Xs[0].shape[2:], first_test, X_test.shape[2:]))
-    if test_classes != classes:
-        raise DataError(
-            f"class folders differ between {split_dir(root, 'train')} and {split_dir(root, 'test')}: "
-            f"missing from test: {sorted(set(classes) - set(test_classes))}, "
-            f"only in test: {sorted(set(test_classes) - set(classes))}. "
-            "Fix: give both splits the same class folders."
-        )
     if is_val is None:
         X_train, y_train, X_val, y_val = train_val_split(Xs[0], y, val_fraction, seed, split)
     else:

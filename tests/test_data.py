@@ -318,6 +318,27 @@ def test_test_classes_must_match_train_classes(tmp_path):
         data.load_dataset(tmp_path)
 
 
+@pytest.mark.parametrize("break_test_split", ["missing class", "empty class", "stray file"])
+def test_a_broken_test_split_listing_is_named_before_any_image_is_read(tmp_path, monkeypatch,
+                                                                      break_test_split):
+    """A big folder of one's own images would be decoded for minutes before the test split's
+    class folders were even listed."""
+    make_root(tmp_path, classes=("A", "B", "C"))
+    folder = tmp_path / "Data_test" / "C"
+    if break_test_split == "missing class":
+        shutil.rmtree(folder)
+    elif break_test_split == "empty class":
+        for path in folder.iterdir():
+            path.unlink()
+    else:
+        (folder / "notes.txt").write_text("hi")
+    reads = []
+    monkeypatch.setattr(data, "read_image", lambda *a, **k: reads.append(a[0]))
+    with pytest.raises(DataError, match=r"missing from test: \['C'\]|C holds no images|unexpected file"):
+        data.load_dataset(tmp_path)
+    assert reads == []
+
+
 def test_class_names_spelled_in_either_unicode_form_are_one_class(tmp_path):
     composed, decomposed = unicodedata.normalize("NFC", "Äpfel"), unicodedata.normalize("NFD", "Äpfel")
     assert composed != decomposed
