@@ -14,7 +14,7 @@ from .atomic import LockTimeout, atomic_write
 from .checkpoint import load_checkpoint
 from .cli import Parser, create_out, folder, int_at_least, phrase_settings, refuse_file_in_the_way
 from .config import TrainConfig
-from .data import MODES, SPLIT_METHODS, DataError
+from .data import MODES, SPLIT_METHODS, DataError, resolve_root, split_files
 from .download import dataset_sha256
 from .engine import engine_stamp
 from .images import SUFFIXES, parse_image_size
@@ -98,6 +98,19 @@ def as_option(name, value):
 TABLE = "{:>5} {:>10} {:>9} {:>10} {:>9} {:>8}"
 
 
+def announce_reading(root):
+    """Say on stderr how many images are about to be read from ``root``: reading a large folder
+    of photos takes minutes, before the first line on stdout. Nothing when the folders cannot be
+    listed: loading names that."""
+    try:
+        root = resolve_root(root)
+        counts = [len(split_files(root, split)[0]) for split in ("train", "test")]
+    except DataError:
+        return
+    print(f"reading {counts[0]} training and {counts[1]} test images from {root} ...",
+          file=sys.stderr, flush=True)
+
+
 def main(argv=None):
     """``python -m hw3lib train``: train, write OUT/checkpoint.npz and OUT/history.json, print a
     per-epoch table and, as the last line, one JSON object of the best model's figures."""
@@ -141,7 +154,8 @@ def main(argv=None):
                         help="split each batch over up to N threads where that pays (large images, "
                              "wide layers; the course's 32x32 LeNet stays on one); default 1, on "
                              "--resume the run's own (other counts change its rounding)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="hide the progress bar, and the line saying how many images are being read")
     args = parser.parse_args(argv)
     try:
         return _train_command(args)
@@ -209,6 +223,8 @@ def _train_command(args):
     elif has_run:  # its checkpoint (and its count of test evaluations) would be lost
         raise ValueError(f"--out {args.out} already holds a run ({checkpoint_path}): go on with it "
                          "with --resume, or choose another --out (or delete it)")
+    if not args.no_progress:
+        announce_reading(args.data)
     data = config.load_data(args.data)
     sha = dataset_sha256(args.data)
     model = config.build_model(len(data.classes), data.image_size)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hw3lib import checkpoint, train, train_cli
+from hw3lib import checkpoint, data, train, train_cli
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.checkpoint import load_checkpoint, save_checkpoint
 from hw3lib.cli import refuse_file_in_the_way
@@ -584,3 +584,23 @@ def test_output_closed_by_its_reader_is_one_line_not_a_traceback_or_a_full_disk(
         assert proc.returncode == 2 and proc.stderr == (
             "error: the output was closed before train finished (a broken pipe: the program reading "
             "it, such as head, exited)\n")
+
+
+def test_reading_the_images_is_announced_on_stderr_unless_no_progress(tmp_path, capsys, monkeypatch):
+    """A large folder of photos takes minutes to read before the first line on stdout: a line
+    says how many images are being read, before the first is decoded."""
+    root = digits_root(tmp_path / "digits", classes=2, per_class=3)
+    said = []
+    read_image = data.read_image
+
+    def reading(*args, **kwargs):  # what stderr said when the first image was decoded
+        if not said:
+            said.append(capsys.readouterr().err)
+        return read_image(*args, **kwargs)
+
+    monkeypatch.setattr(data, "read_image", reading)
+    code, stdout, err = run_cli(capsys, "--data", root, "--epochs", 1, "--out", tmp_path / "run")
+    assert code in (0, 3), err
+    assert said == [f"reading 6 training and 6 test images from {root} ...\n"]
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--out", tmp_path / "quiet")
+    assert code in (0, 3) and "reading" not in err
