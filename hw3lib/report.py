@@ -18,8 +18,9 @@ Contract with the notebook authors (one tag per cell, in the cell's ``tags`` met
 ``report:stamp``    the reproducibility stamp, after the rows the export writes itself
 ==================  =====================================================================
 
-- A tagged markdown cell is kept as narrative; its headings move two levels down (``#``
-  becomes ``###``) so that they sit under the section title.
+- A tagged markdown cell is kept as narrative; its headings move down so that they sit under
+  the section titles (``<h2>``): the shallowest heading of all tagged cells becomes ``<h3>``
+  (``#`` or ``##`` alike), the others keep their depth below it, and no level is skipped.
 - A tagged code cell shows its outputs only, never its code; it must have an output.
 - Cells go to their section in notebook order (01 to 06), then cell order.
 - The export refuses, naming the notebook and cell: a cell that raises while executing, and in
@@ -406,6 +407,17 @@ def latex_to_mathml(latex, display):
     return mathml
 
 
+_FENCED_CODE = re.compile(r"^ {0,3}(```|~~~).*?^ {0,3}\1", re.MULTILINE | re.DOTALL)
+_ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]|$)", re.MULTILINE)
+
+
+def top_heading_level(nb):
+    """The level (1-6) of the shallowest markdown heading in the markdown cells of ``nb``
+    (``#`` in fenced code is no heading), else 3."""
+    return min((len(marks) for cell in nb.cells if cell.cell_type == "markdown"
+                for marks in _ATX_HEADING.findall(_FENCED_CODE.sub("", cell.source))), default=3)
+
+
 def to_html(nb, notebooks_dir):
     """The report notebook ``nb`` as one self-contained HTML page (code hidden, images as
     base64, math as MathML); relative image links resolve against ``notebooks_dir``."""
@@ -413,11 +425,14 @@ def to_html(nb, notebooks_dir):
     from nbconvert import HTMLExporter
     from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 
+    shift = 3 - top_heading_level(nb)  # the shallowest heading goes right under the <h2>
+
     class Renderer(IPythonRenderer):
-        """Markdown headings two levels down (under the sections); math as MathML."""
+        """Markdown headings under the sections' <h2> (:func:`top_heading_level`); math as
+        MathML."""
 
         def heading(self, text, level, **attrs):
-            return super().heading(text, min(level + 2, 6), **attrs)
+            return super().heading(text, min(level + shift, 6), **attrs)
 
         def block_math(self, body):
             return latex_to_mathml(body, "block")

@@ -25,7 +25,7 @@ import hw3lib.download
 from hw3lib import LeNet5
 from hw3lib.__main__ import main as cli
 from hw3lib.report import (REPORT_CSS, SECTIONS, TITLE, ReportError, assemble, build,
-                           execute_notebook, latex_to_mathml, report_cells)
+                           execute_notebook, latex_to_mathml, report_cells, to_html)
 from hw3lib.results import quoted_figures
 
 INPUT_MARKER = "INPUT_MARKER_never_in_the_report"
@@ -359,6 +359,24 @@ def one_cell_per_section(text):
     """Code cells with stored outputs ``text`` and the section key, one per section."""
     return [with_output(new_output("stream", name="stdout", text=f"{text} {key}\n"),
                         tag=f"report:{key}") for key in SECTIONS]
+
+
+def heading_levels(page):
+    return [int(level) for level in re.findall(r"<h([1-6])[\s>]", page)]
+
+
+def test_headings_written_as_h2_in_the_notebooks_skip_no_level(tmp_path):
+    """Authors write "##" under their notebook's "#" title: it becomes <h3> right under the
+    section's <h2>, not <h4> (a skipped level); "###" under it <h4>; "#" in fenced code is no
+    heading."""
+    narrative = cell("md", "## Receptive fields\n\n```python\n# a comment\n```\n\n"
+                           "### The backward pass", "report:1")
+    nb = new_notebook(cells=[narrative, *one_cell_per_section("x")])
+    page = to_html(assemble([("01_x.ipynb", nb)], [("seed", "0")]), tmp_path)
+    levels = heading_levels(page)
+    assert levels.count(1) == 1 and levels[0] == 1
+    assert all(b <= a + 1 for a, b in zip(levels, levels[1:])), levels
+    assert "<h3>Receptive fields</h3>" in page and "<h4>The backward pass</h4>" in page
 
 
 def test_urls_and_relative_paths_are_not_absolute_paths():
