@@ -266,11 +266,13 @@ CAPTION_STARTS = ("Table:", "Figure:")
 
 def _caption(cells, index):
     """The first paragraph of the markdown cell after ``cells[index]`` as one line of text
-    (its lines joined, ``*emphasis*`` and ``code`` marks dropped), else ``"Figure"``."""
+    (its lines joined, ``*emphasis*`` and ``code`` marks and the ``$`` and ``\\`` of LaTeX
+    dropped: a screen reader reads ``$f = \\alpha x$`` as "f = alpha x"), else ``"Figure"``."""
     after = cells[index + 1] if index + 1 < len(cells) else None
     source = after.source.strip() if after and after.cell_type == "markdown" else ""
     paragraph = " ".join(source.split("\n\n")[0].split())
-    return re.sub(r"\*+([^*]+?)\*+", r"\1", paragraph).replace("`", "") or "Figure"
+    text = re.sub(r"\*+([^*]+?)\*+", r"\1", paragraph).replace("`", "")
+    return re.sub(r"\\([A-Za-z]+)", r"\1", text.replace("$", "")) or "Figure"
 
 
 def report_cells(name, nb):

@@ -184,6 +184,17 @@ def test_a_figure_gets_its_whole_caption_as_plain_alternative_text():
     assert shown.outputs[0].metadata["alt"] == "Figure: the loss of fit per epoch, log scale."
 
 
+def test_a_figure_caption_with_latex_gives_alternative_text_without_dollars():
+    """The alt text is read aloud: "$f = \\alpha x^2$" becomes "f = alpha x^2", not "dollar f"."""
+    png = base64.b64encode(b"\x89PNG").decode()
+    figure = new_code_cell("plt.show()", metadata={"tags": ["report:2"]}, outputs=[
+        new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"})])
+    caption = "*Figure: paths on $f = \\alpha x^2$ from $(-4, 1)$.*"
+    nb = new_notebook(cells=[figure, cell("md", caption, "report:2")])
+    [shown, _] = report_cells("01_x.ipynb", nb)["2"]
+    assert shown.outputs[0].metadata["alt"] == "Figure: paths on f = alpha x^2 from (-4, 1)."
+
+
 def test_a_caption_cell_is_tagged_to_stay_with_what_it_captions():
     """A markdown cell that starts "Table:" or "*Figure:" gets the tag "caption" (the CSS keeps it
     on the page of the output above it); other prose does not."""
