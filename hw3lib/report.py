@@ -20,7 +20,7 @@ Contract with the notebook authors (one tag per cell, in the cell's ``tags`` met
 
 - A tagged markdown cell is kept as narrative; its headings move down so that they sit under
   the section titles (``<h2>``): the shallowest heading of all tagged cells becomes ``<h3>``
-  (``#`` or ``##`` alike), the others keep their depth below it, and no level is skipped.
+  (``#`` or ``##`` alike), the others keep their depth below it.
 - A tagged code cell shows its outputs only, never its code; it must have an output.
 - Cells go to their section in notebook order (01 to 06), then cell order.
 - The export refuses, naming the notebook and cell: a cell that raises while executing, and in
