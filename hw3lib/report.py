@@ -355,6 +355,8 @@ body.jp-Notebook { padding: 0; max-width: 50em; margin: 0 auto; }
 h1, h2, h3, h4, h5, h6 { break-after: avoid; break-inside: avoid; }
 .jp-RenderedHTMLCommon h1 { font-size: 20pt; margin-top: 0; }
 .jp-RenderedHTMLCommon h2 { font-size: 15pt; border-bottom: 1px solid #999; padding-bottom: 2pt; }
+.jp-RenderedHTMLCommon h3 { font-size: 12.5pt; }
+.jp-RenderedHTMLCommon h4 { font-size: 11pt; }
 .celltag_newpage { break-before: page; }
 .jp-RenderedHTMLCommon > :last-child { margin-bottom: 0; }
 .jp-RenderedHTMLCommon p { break-inside: avoid; }
