@@ -172,27 +172,27 @@ def test_html_embeds_the_tagged_figures_and_only_them(built):
     assert [image["alt"] for image in images] == ["Figure 1: the training loss per epoch."]
 
 
-def test_a_figure_gets_its_whole_caption_as_plain_alternative_text():
-    """A caption wrapped over several lines is one paragraph: the alt text is all of it, without
-    the markdown marks (it was its first line, '*Figure: the loss of `fit`')."""
+def alt_text(caption):
+    """The alternative text that a figure followed by the markdown ``caption`` gets."""
     png = base64.b64encode(b"\x89PNG").decode()
     figure = new_code_cell("plt.show()", metadata={"tags": ["report:3"]}, outputs=[
         new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"})])
-    caption = "*Figure: the loss of `fit`\nper epoch, **log** scale.*\n\nThe curve falls."
     nb = new_notebook(cells=[figure, cell("md", caption, "report:3")])
     [shown, _] = report_cells("01_x.ipynb", nb)["3"]
-    assert shown.outputs[0].metadata["alt"] == "Figure: the loss of fit per epoch, log scale."
+    return shown.outputs[0].metadata["alt"]
+
+
+def test_a_figure_gets_its_whole_caption_as_plain_alternative_text():
+    """A caption wrapped over several lines is one paragraph: the alt text is all of it, without
+    the markdown marks (it was its first line, '*Figure: the loss of `fit`')."""
+    assert alt_text("*Figure: the loss of `fit`\nper epoch, **log** scale.*\n\nThe curve falls.") == (
+        "Figure: the loss of fit per epoch, log scale.")
 
 
 def test_a_figure_caption_with_latex_gives_alternative_text_without_dollars():
     """The alt text is read aloud: "$f = \\alpha x^2$" becomes "f = alpha x^2", not "dollar f"."""
-    png = base64.b64encode(b"\x89PNG").decode()
-    figure = new_code_cell("plt.show()", metadata={"tags": ["report:2"]}, outputs=[
-        new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"})])
-    caption = "*Figure: paths on $f = \\alpha x^2$ from $(-4, 1)$.*"
-    nb = new_notebook(cells=[figure, cell("md", caption, "report:2")])
-    [shown, _] = report_cells("01_x.ipynb", nb)["2"]
-    assert shown.outputs[0].metadata["alt"] == "Figure: paths on f = alpha x^2 from (-4, 1)."
+    assert alt_text("*Figure: paths on $f = \\alpha x^2$ from $(-4, 1)$.*") == (
+        "Figure: paths on f = alpha x^2 from (-4, 1).")
 
 
 def test_a_caption_cell_is_tagged_to_stay_with_what_it_captions():
