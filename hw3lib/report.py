@@ -508,7 +508,8 @@ def _kill_group(proc, wait=5.0):
 
 def print_pdf(chromium, html_path, pdf_path, timeout=120):
     """Print ``html_path`` to ``pdf_path`` with headless ``chromium`` (A4 from the page's CSS,
-    no browser header or footer, wide blocks shrunk to the width by :data:`FIT_TO_WIDTH`).
+    no browser header or footer, wide blocks shrunk to the width by :data:`FIT_TO_WIDTH`, the
+    headings as the PDF's outline: a viewer's bookmarks).
     Chromium prints into a scratch folder, and the PDF is moved into place only when it has
     printed it all: ``pdf_path`` ends up the whole PDF or absent (an old one is removed first)."""
     pdf_path = Path(pdf_path).resolve()
@@ -520,7 +521,8 @@ def print_pdf(chromium, html_path, pdf_path, timeout=120):
         cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu",
                "--disable-background-networking", "--disable-component-update",
                "--disable-sync", "--no-first-run", f"--user-data-dir={scratch}/profile",
-               "--no-pdf-header-footer", f"--print-to-pdf={pdf}", printed.as_uri()]
+               "--no-pdf-header-footer", "--generate-pdf-document-outline",
+               f"--print-to-pdf={pdf}", printed.as_uri()]
         # its own session: a Ctrl-C at the terminal reaches this process alone, which ends
         # Chromium and its helpers, writing into scratch, before scratch is removed
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -116,7 +116,7 @@ def run(*cmd):
 def missing_pdf_tools(pdf_path):
     """What the PDF checks lack here: Chromium (no PDF), poppler-utils, fonts-noto-cjk."""
     missing = ["chromium"] if pdf_path is None else []
-    missing += [tool for tool in ("pdftotext", "pdfinfo") if not shutil.which(tool)]
+    missing += [tool for tool in ("pdftotext", "pdfinfo", "pdftohtml") if not shutil.which(tool)]
     if not shutil.which("fc-match") or "NotoSansCJK" not in run("fc-match", "Noto Sans CJK TC"):
         missing.append("fonts-noto-cjk")
     return missing
@@ -240,6 +240,15 @@ def test_pdf_is_a4_with_the_title_and_the_sections_in_order(pdf):
     # the summary and section 1 follow the title on page 1, sections 2-4 each start a page, the
     # stamp follows 4
     assert "(A4)" in info and int(re.search(r"Pages:\s+(\d+)", info).group(1)) == 4
+
+
+def test_pdf_has_an_outline_of_the_title_and_the_sections(pdf):
+    """The PDF's bookmarks (a viewer's side panel) list its headings: the title, the sections in
+    order, the authors' headings under them."""
+    xml = run("pdftohtml", "-xml", "-i", "-stdout", str(pdf))
+    titles = [html.unescape(item) for item in re.findall(r'<item page="\d+">(.*?)</item>', xml)]
+    assert [t for t in titles if t in (TITLE, *SECTIONS.values())] == [TITLE, *SECTIONS.values()]
+    assert "LeNet-5 架構" in titles
 
 
 def test_sections_2_to_4_start_a_new_page_in_the_html(built):
