@@ -18,7 +18,8 @@ Arrays are ``X`` float32 ``(N, C, H, W)`` in [0, 1] and ``y`` int64 ``(N,)`` hol
 indices into the sorted class names.
 
 Errors: problems with files on disk raise :class:`DataError` (its own class, deliberately
-not a ``ValueError``) whose message names the file and the fix: the course's fixes (restore a
+not a ``ValueError``) whose message names the file (every file of a split that cannot be
+used, in one error) and the fix: the course's fixes (restore a
 file, download a fresh copy) for the course's data (:func:`is_course_data`), other advice for
 one's own. Bad arguments (unknown ``mode``/``split``, ``val_fraction`` outside (0, 1), a bad
 ``image_size`` or ``batch_size``) raise ``ValueError``.
@@ -49,6 +50,7 @@ SPLITS = {"train": "Data_train", "test": "Data_test"}  # the course's split fold
 SPLIT_FOLDERS = {split: (course, split) for split, course in SPLITS.items()}  # the names accepted
 MANIFEST_PATH = Path(__file__).with_name("fruits.sha256")  # the course's files (hw3lib.download)
 MAX_BYTES = 2**31  # the largest split (as float32) loaded without image_size
+MAX_NAMED_PROBLEMS = 20  # images that cannot be used, named in one DataError: reading stops there
 # How Data_train is split into training and validation (see train_val_split).
 SPLIT_METHODS = ("blocked", "random")
 NORMALIZE_BLOCK_BYTES = 2**26  # fit_normalizer's float64 deviations, at most this much at once
@@ -289,11 +291,21 @@ def split_files(root: Path, split: str) -> tuple[list[Path], list[int], list[str
     return files, labels, classes
 
 
-def _sizes_differ(first: Path, first_size: tuple[int, int], other: Path, size: tuple[int, int]) -> str:
-    """The message for two images of different sizes ``(H, W)``."""
-    return (f"images of different sizes: {other} is {size[0]}x{size[1]} pixels (height x width), "
-            f"{first} {first_size[0]}x{first_size[1]}. Fix: resize them as they load, e.g. with "
-            f"TrainConfig(image_size='{first_size[0]}x{first_size[1]}').")
+def _sizes_differ(sizes: dict[tuple[int, int], tuple[int, Path]]) -> str:
+    """The message for images of different sizes: ``sizes`` maps each size ``(H, W)`` to
+    ``(images of it, the first of them)``, the first size first."""
+    counts = ", ".join(f"{count} of {h}x{w} (e.g. {path})" for (h, w), (count, path) in sizes.items())
+    h, w = next(iter(sizes))
+    return (f"images of different sizes (height x width): {counts}. Fix: resize them as they "
+            f"load, e.g. with TrainConfig(image_size='{h}x{w}').")
+
+
+def _unreadable(problems: list[DataError], total: int, folder: Path, stopped: bool) -> str:
+    """The message naming each of ``problems`` (the DataErrors of a split's images, each with
+    its fix) among its ``total`` images under ``folder``; ``stopped``: reading stopped at them."""
+    more = f" (reading stopped at {len(problems)}: more may follow)" if stopped else ""
+    return "\n".join([f"{len(problems)} of the {total} images under {folder} cannot be used{more}, "
+                      "each named here with its fix:", *(f"- {p}" for p in problems)])
 
 
 def load_split(
@@ -317,6 +329,9 @@ def load_split(
     a missing root or split, a split without class folders, an empty class folder, an unreadable,
     empty, corrupt or misnamed image, images of different sizes without ``image_size``, and a
     split too large for memory (over :data:`MAX_BYTES` as float32) without ``image_size``.
+    The images that cannot be used are all named in one DataError, each with its fix (reading
+    stops at :data:`MAX_NAMED_PROBLEMS`); one alone raises its own error; different sizes are
+    counted, one file of each named.
     """
     with warnings_gathered():  # Pillow's warnings about the split's files: one per kind
         (X,), y, classes = _load(root, split, mode, image_size, check_size)
@@ -342,12 +357,21 @@ def _load(root, split, mode, image_size, check_size, parts=None, listing=None):
     for k, mask in enumerate(masks):
         part[mask], place[mask] = k, np.arange(int(mask.sum()))
     course_root = is_course_data(root)
-    arrays = None
+    arrays, problems, sizes = None, [], {}  # sizes: (H, W) -> (images of it, the first of them)
     for i, path in enumerate(files):
         course = course_root and is_course_data(root, path)
-        pixels = read_image(path, mode, size, fix=_FIX_REFETCH if course else None)
+        try:
+            pixels = read_image(path, mode, size, fix=_FIX_REFETCH if course else None)
+            if course and arrays is not None and pixels.shape[:2] != shape[1:]:
+                raise DataError(f"{path} is {pixels.shape[0]}x{pixels.shape[1]} pixels (height x "
+                                f"width), the course's images {shape[1]}x{shape[2]}. {_FIX_REFETCH}")
+        except DataError as err:  # named with the others once all are read (or too many are bad)
+            problems.append(err)
+            if len(problems) == MAX_NAMED_PROBLEMS:
+                break
+            continue
         if arrays is None:
-            first, need = path, len(files) * pixels.size * 4
+            need = len(files) * pixels.size * 4
             if need > MAX_BYTES:
                 raise DataError(f"{len(files)} images of {pixels.shape[0]}x{pixels.shape[1]} pixels "
                                 f"(e.g. {path}) take {need / 2**30:.1f} GiB as float32. Fix: shrink them "
@@ -356,12 +380,18 @@ def _load(root, split, mode, image_size, check_size, parts=None, listing=None):
                 check_size(pixels.shape[:2])
             shape = (pixels.shape[2], *pixels.shape[:2])
             arrays = [np.empty((int(mask.sum()), *shape), dtype=np.float32) for mask in masks]
-        elif pixels.shape[:2] != shape[1:]:
-            if course:
-                raise DataError(f"{path} is {pixels.shape[0]}x{pixels.shape[1]} pixels (height x width), "
-                                f"the course's images {shape[1]}x{shape[2]}. {_FIX_REFETCH}")
-            raise DataError(_sizes_differ(first, shape[1:], path, pixels.shape[:2]))
-        arrays[part[i]][place[i]] = pixels.transpose(2, 0, 1)
+        count, first = sizes.get(pixels.shape[:2], (0, path))
+        sizes[pixels.shape[:2]] = (count + 1, first)
+        if len(sizes) == 1:
+            arrays[part[i]][place[i]] = pixels.transpose(2, 0, 1)
+    stopped = len(problems) == MAX_NAMED_PROBLEMS  # then the sizes are not all counted: left out
+    if len(problems) == 1 and len(sizes) <= 1:
+        raise problems[0]
+    messages = [_unreadable(problems, len(files), split_dir(root, split), stopped)] if problems else []
+    if len(sizes) > 1 and not stopped:
+        messages.append(_sizes_differ(sizes))
+    if messages:
+        raise DataError("\n".join(messages))
     return arrays, y, classes
 
 
@@ -515,7 +545,8 @@ def load_dataset(
     the first training image's size (:func:`load_split`).
     Raises DataError when the training split holds fewer than 2 classes, or the test split's
     class folders (compared, like both splits' listings, before any image is read) or image
-    size differ from the training split's.
+    size differ from the training split's. Both splits are read before their images that cannot
+    be used are named, in one DataError (see :func:`load_split`).
     """
     root = resolve_root(root)
     listing = split_files(root, "train")
@@ -539,14 +570,23 @@ def load_dataset(
         is_val = validation_mask(np.array(listing[1]), val_fraction, seed, split)
     except ValueError:  # raised by train_val_split below, after the images have loaded, as ever
         is_val = None
-    with warnings_gathered():
-        Xs, y, classes = _load(root, "train", mode, image_size, check_size,
-                               None if is_val is None else [~is_val, is_val], listing)
-    with warnings_gathered():
-        (X_test,), y_test, _ = _load(root, "test", mode, image_size, None, listing=test_listing)
+    problems = []  # both splits' bad images, named in one error: a folder is mended in one round
+    try:
+        with warnings_gathered():
+            Xs, y, classes = _load(root, "train", mode, image_size, check_size,
+                                   None if is_val is None else [~is_val, is_val], listing)
+    except DataError as err:
+        problems.append(err)
+    try:
+        with warnings_gathered():
+            (X_test,), y_test, _ = _load(root, "test", mode, image_size, None, listing=test_listing)
+    except DataError as err:
+        problems.append(err)
+    if problems:
+        raise problems[0] if len(problems) == 1 else DataError("\n".join(map(str, problems)))
     if X_test.shape[2:] != Xs[0].shape[2:]:
-        first_train, first_test = listing[0][0], test_listing[0][0]
-        raise DataError(_sizes_differ(first_train, Xs[0].shape[2:], first_test, X_test.shape[2:]))
+        raise DataError(_sizes_differ({Xs[0].shape[2:]: (len(y), listing[0][0]),
+                                       X_test.shape[2:]: (len(y_test), test_listing[0][0])}))
     if is_val is None:
         X_train, y_train, X_val, y_val = train_val_split(Xs[0], y, val_fraction, seed, split)
     else:

@@ -443,9 +443,10 @@ class Playground:
 
     def _say(self, text, error=False):
         """Show ``text`` in the message line, the settings it names as the controls set them
-        (:func:`panel_phrasing`)."""
+        (:func:`panel_phrasing`), its lines kept (an error naming several files, one a line)."""
         color = "#b00020" if error else "inherit"
-        self.message.value = f'<span style="color: {color}">{html.escape(panel_phrasing(text))}</span>'
+        self.message.value = (f'<span style="color: {color}; white-space: pre-line">'
+                              f'{html.escape(panel_phrasing(text))}</span>')
 
     def _draw(self):
         """Draw the curves, one panel at a time (:data:`_DRAW_LOCK`)."""

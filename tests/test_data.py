@@ -15,6 +15,7 @@ from PIL import Image
 
 from hw3lib import data, download
 from hw3lib.data import DataError
+from hw3lib.images import TransparentPixels
 from conftest import peak_bytes
 from datasets import CLASSES, DATA, PNG_SIGNATURE, SEED_PNG, make_root, needs_data, write_png
 
@@ -173,15 +174,72 @@ def test_other_image_format_under_a_png_name_is_named(tmp_path):
         data.load_split(tmp_path)
 
 
-def test_images_of_different_sizes_name_two_files_and_the_option(tmp_path):
-    write_png(make_root(tmp_path) / "Data_train" / "B" / "B_train_0.png", size=(32, 31))
+def test_images_of_different_sizes_are_counted_by_size_with_a_file_of_each(tmp_path):
+    root = make_root(tmp_path)
+    write_png(root / "Data_train" / "B" / "B_train_0.png", size=(32, 31))
+    write_png(root / "Data_train" / "B" / "B_train_2.png", size=(32, 31))
     with pytest.raises(DataError) as err:
         data.load_split(tmp_path)
-    assert (f"{tmp_path / 'Data_train/B/B_train_0.png'} is 31x32 pixels (height x width), "
-            f"{tmp_path / 'Data_train/A/A_train_0.png'} 32x32" in str(err.value))
-    assert "TrainConfig(image_size='32x32')" in str(err.value)
+    assert str(err.value) == (
+        f"images of different sizes (height x width): 4 of 32x32 (e.g. "
+        f"{root / 'Data_train/A/A_train_0.png'}), 2 of 31x32 (e.g. {root / 'Data_train/B/B_train_0.png'})"
+        ". Fix: resize them as they load, e.g. with TrainConfig(image_size='32x32').")
     X, _, _ = data.load_split(tmp_path, image_size=32)
     assert X.shape == (6, 1, 32, 32)
+
+
+def test_every_image_that_cannot_be_used_is_named_in_one_error_with_its_fix(tmp_path):
+    """Not only the first: a folder with several bad files is fixed in one round."""
+    root = make_root(tmp_path, n=4)
+    folder = root / "Data_train"
+    (folder / "A" / "A_train_1.png").write_bytes(b"")
+    Image.new("L", (32, 32)).save(folder / "B" / "B_train_0.png", format="BMP")
+    Image.new("LA", (32, 32), (9, 0)).save(folder / "B" / "B_train_3.png")
+    write_png(folder / "A" / "A_train_2.png", size=(30, 32))
+    with pytest.raises(DataError) as err:
+        data.load_split(tmp_path)
+    lines = str(err.value).splitlines()
+    assert lines[0] == f"3 of the 8 images under {folder} cannot be used, each named here with its fix:"
+    assert lines[1] == f"- {folder / 'A/A_train_1.png'} is empty (0 bytes). Fix: replace it with the image or remove it."
+    assert lines[2].startswith(f"- {folder / 'B/B_train_0.png'} is a BMP file, but its name says PNG. Fix: rename")
+    assert lines[3].startswith(f"- {folder / 'B/B_train_3.png'} has transparent pixels") and "Fix: keep" in lines[3]
+    assert lines[4].startswith("images of different sizes (height x width): 4 of 32x32") and "1 of 32x30" in lines[4]
+    assert len(lines) == 5
+
+
+def test_reading_stops_at_the_most_problems_one_error_names(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "MAX_NAMED_PROBLEMS", 2)
+    root = make_root(tmp_path)
+    for name in ("A/A_train_0.png", "A/A_train_2.png", "B/B_train_1.png"):
+        (root / "Data_train" / name).write_bytes(b"not a png")
+    write_png(root / "Data_train" / "B" / "B_train_2.png", size=(30, 32))
+    with pytest.raises(DataError) as err:
+        data.load_split(tmp_path)
+    lines = str(err.value).splitlines()
+    assert lines[0] == (f"2 of the 6 images under {root / 'Data_train'} cannot be used (reading stopped "
+                        "at 2: more may follow), each named here with its fix:")
+    assert [line.split()[1] for line in lines[1:]] == [str(root / "Data_train" / n)
+                                                        for n in ("A/A_train_0.png", "A/A_train_2.png")]
+
+
+def test_load_dataset_names_both_splits_bad_images_in_one_error(tmp_path):
+    root = make_root(tmp_path)
+    for name in ("Data_train/A/A_train_1.png", "Data_train/B/B_train_0.png", "Data_test/B/B_test_2.png"):
+        (root / name).write_bytes(b"")
+    with pytest.raises(DataError) as err:
+        data.load_dataset(tmp_path)
+    lines = str(err.value).splitlines()
+    assert lines[0].startswith(f"2 of the 6 images under {root / 'Data_train'} cannot be used")
+    assert lines[3] == f"{root / 'Data_test/B/B_test_2.png'} is empty (0 bytes). Fix: replace it with the image or remove it."
+    assert len(lines) == 4
+
+
+def test_one_image_that_cannot_be_used_raises_its_own_error(tmp_path):
+    """Alone, a problem keeps its message and its class (TransparentPixels)."""
+    bad = make_root(tmp_path) / "Data_train" / "B" / "B_train_1.png"
+    Image.new("LA", (32, 32), (9, 0)).save(bad)
+    with pytest.raises(TransparentPixels, match=f"^{bad} has transparent pixels"):
+        data.load_split(tmp_path)
 
 
 @pytest.mark.parametrize("other", ["RGB", "P", "L", "I;16"])

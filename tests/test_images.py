@@ -381,8 +381,8 @@ def test_train_and_test_sizes_must_agree(tmp_path):
     for name in "AB":
         for i in range(3):
             write_png(tmp_path / "Data_test" / name / f"{name}_test_{i}.png", size=(28, 28))
-    with pytest.raises(DataError, match=r"Data_test/A/A_test_0.png is 28x28 .*Data_train/A/A_train_0.png "
-                                        r"32x32. Fix: .*TrainConfig\(image_size='32x32'\)"):
+    with pytest.raises(DataError, match=r"6 of 32x32 \(e.g. \S+/Data_train/A/A_train_0.png\), 6 of 28x28 "
+                                        r"\(e.g. \S+/Data_test/A/A_test_0.png\). Fix: .*TrainConfig\(image_size='32x32'\)"):
         data.load_dataset(tmp_path)
     assert data.load_dataset(tmp_path, image_size=28).image_size == (28, 28)
 

@@ -610,6 +610,17 @@ def test_a_folder_that_loads_only_resized_trains_on_all_its_images_once_resized(
     assert panel.runs[-1].settings.train_size == panel.controls["train_size"].max == 42
 
 
+def test_the_panel_names_every_bad_image_one_a_line(tmp_path):
+    root = write_banded_root(tmp_path / "photos", per_class=20, test_per_class=2)
+    bad = sorted(root.glob("Data_train/A/*.png"))[:2]
+    for path in bad:
+        path.write_bytes(b"")
+    panel = Playground(replace(SMALL, epochs=1), root=root, threaded=False)
+    assert "white-space: pre-line" in panel.message.value
+    lines = panel.message.value.splitlines()
+    assert "2 of the 60 images" in lines[0] and [str(p) in line for p, line in zip(bad, lines[1:])] == [True] * 2
+
+
 def test_without_root_the_default_panel_uses_hw3_data(tmp_path, monkeypatch):
     monkeypatch.setenv("HW3_DATA", str(tmp_path / "env"))
     seen = fake_sweep(monkeypatch, tmp_path)
