@@ -33,6 +33,8 @@ Contract with the notebook authors (one tag per cell, in the cell's ``tags`` met
 - In the PDF, an equation, text output or table wider than the page is shrunk to fit; text
   output that would go below 60% is wrapped instead, and such a table shrunk to 60% with its
   cells wrapped.
+- Chinese text (the original report's headings) is marked ``lang="zh-Hant"``, run by run, in a
+  page whose language stays English: screen readers and fonts treat each as what it is.
 """
 import asyncio
 import contextlib
@@ -422,9 +424,28 @@ def top_heading_level(nb):
                 for marks in _ATX_HEADING.findall(_FENCED_CODE.sub("", cell.source))), default=3)
 
 
+# Chinese characters: CJK symbols and punctuation, bopomofo, Han ideographs (extension A, the
+# unified block, compatibility, the supplementary planes), full-width forms; a run may hold spaces.
+_HAN = ("\u3000-\u303f\u3100-\u312f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff01-\uff60"
+        "\U00020000-\U0003134f")
+# markup to leave alone (a tag, a comment, a script or style with its content), else a Chinese run
+_MARKUP_OR_CHINESE = re.compile(
+    rf"(<(script|style)\b.*?</\2\s*>|<!--.*?-->|<[^>]*>)|[{_HAN}]+(?:\s+[{_HAN}]+)*", re.S | re.I)
+
+
+def mark_chinese(page):
+    """``page`` with each run of Chinese text in its body wrapped in ``<span lang="zh-Hant">``
+    (attributes, comments, scripts and styles left as they are)."""
+    head, body = page.split("<body", 1)
+    body = _MARKUP_OR_CHINESE.sub(
+        lambda m: m.group(1) or f'<span lang="zh-Hant">{m.group()}</span>', body)
+    return f"{head}<body{body}"
+
+
 def to_html(nb, notebooks_dir):
     """The report notebook ``nb`` as one self-contained HTML page (code hidden, images as
-    base64, math as MathML); relative image links resolve against ``notebooks_dir``."""
+    base64, math as MathML, Chinese marked by :func:`mark_chinese`); relative image links
+    resolve against ``notebooks_dir``."""
     from jinja2 import DictLoader, pass_context
     from nbconvert import HTMLExporter
     from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
@@ -466,7 +487,7 @@ def to_html(nb, notebooks_dir):
     if linked:
         raise ReportError(f"images {linked} could not be embedded; put them next to the "
                           "notebooks or attach them to the markdown cell")
-    return page
+    return mark_chinese(page)
 
 
 # Run in the copy that Chromium prints: shrink each equation, text output or table wider than

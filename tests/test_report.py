@@ -25,7 +25,7 @@ import hw3lib.download
 from hw3lib import LeNet5
 from hw3lib.__main__ import main as cli
 from hw3lib.report import (REPORT_CSS, SECTIONS, TITLE, ReportError, assemble, build,
-                           execute_notebook, latex_to_mathml, report_cells, to_html)
+                           execute_notebook, latex_to_mathml, mark_chinese, report_cells, to_html)
 from hw3lib.results import quoted_figures
 
 INPUT_MARKER = "INPUT_MARKER_never_in_the_report"
@@ -221,13 +221,72 @@ def test_html_hides_code_and_fetches_nothing(built):
     assert "<math" in page and "$" not in page.split("<body", 1)[1], "equations become MathML"
 
 
+def unmarked(page):
+    """``page`` without the ``<span lang="zh-Hant">`` of :func:`mark_chinese`."""
+    return re.sub(r'<span lang="zh-Hant">([^<]*)</span>', r"\1", page)
+
+
 def test_html_has_the_sections_in_order_and_demoted_headings(built):
-    page = built[2]
+    page = unmarked(built[2])
     positions = [page.index(html.escape(title, quote=False)) for title in SECTIONS.values()]
     assert positions == sorted(positions)
     before_heading = page.split("LeNet-5 架構")[0]
     assert before_heading.rsplit("<", 1)[1].startswith("h3"), "the author's # moves to ###"
     assert "ratio 100x" in page and "seed 0" in page
+
+
+class Languages(HTMLParser):
+    """The text of a page's body (``texts``) as ``(language, text)`` pairs, the language being
+    the ``lang`` of the innermost element that sets one."""
+
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+            "track", "wbr"}
+
+    def __init__(self, page):
+        super().__init__()
+        self.langs, self.texts, self.in_body = [], [], False
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        self.in_body |= tag == "body"
+        if tag not in self.VOID:
+            self.langs.append(dict(attrs).get("lang") or (self.langs or [None])[-1])
+
+    def handle_startendtag(self, tag, attrs):  # <mspace/>: nothing inside it
+        pass
+
+    def handle_endtag(self, tag):
+        if tag not in self.VOID:
+            self.langs.pop()
+
+    def handle_data(self, data):
+        if data.strip() and self.in_body:
+            self.texts.append((self.langs[-1], data.strip()))
+
+
+def test_chinese_text_is_marked_as_chinese_in_an_english_page(tmp_path):
+    """Headings, prose and printed output in Chinese each get lang="zh-Hant" (a screen reader
+    reads them as Chinese); the English around them stays English, as the page is."""
+    narrative = cell("md", "## 損失函數 (the loss)\n\nAdam 的偏差修正，見「第二節」。", "report:2")
+    printed = with_output(new_output("stream", name="stdout", text="類別 Pear: 0.99\n"), "report:3")
+    nb = new_notebook(cells=[narrative, printed, *one_cell_per_section("x")])
+    page = to_html(assemble([("01_x.ipynb", nb)], [("種子", "0")]), tmp_path)
+    assert '<html lang="en">' in page
+    body = Languages(page).texts
+    chinese = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff01-\uff60]")
+    assert {lang for lang, text in body if chinese.search(text)} == {"zh-Hant"}
+    assert {lang for lang, text in body if not chinese.search(text)} == {"en"}
+    marked = [text for lang, text in body if lang == "zh-Hant"]
+    for expected in ("損失函數", "的偏差修正，見「第二節」。", "類別", "種子", "摘要", "實作"):
+        assert expected in marked, marked
+    assert f"<title>{html.escape(TITLE)}</title>" in page, "a title holds no markup"
+
+
+def test_only_text_is_marked_as_chinese_not_markup():
+    page = ('<head><title>實作</title></head><body><img alt="圖 1"><!-- 註 -->'
+            '<style>p::before { content: "註"; }</style><p>圖 1 表 2, 3</p></body>')
+    marked = '<p><span lang="zh-Hant">圖</span> 1 <span lang="zh-Hant">表</span> 2, 3</p>'
+    assert mark_chinese(page) == page.replace("<p>圖 1 表 2, 3</p>", marked)
 
 
 def test_pdf_is_a4_with_the_title_and_the_sections_in_order(pdf):
