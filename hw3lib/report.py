@@ -491,7 +491,8 @@ def to_html(nb, notebooks_dir):
 
 
 # Run in the copy that Chromium prints: shrink each equation, text output or table wider than
-# its column to fit; below 60% (unreadable) text wraps instead, a table wraps its cells at 60%.
+# its column to fit; below 60% (unreadable) text wraps instead, a table wraps its cells at 60%,
+# an equation (which cannot wrap) shrinks all the same.
 # The HTML itself has no JavaScript.
 FIT_TO_WIDTH = """<script>
 for (const el of document.querySelectorAll(
@@ -499,7 +500,7 @@ for (const el of document.querySelectorAll(
   const fit = el.parentElement.clientWidth / el.scrollWidth;
   if (fit >= 1) continue;
   if (fit < 0.6 && el.tagName === "PRE") el.style.whiteSpace = "pre-wrap";
-  else if (fit < 0.6) Object.assign(el.style, {  // a table: 60%, its cells wrapped to the width
+  else if (fit < 0.6 && el.tagName === "TABLE") Object.assign(el.style, {  // 60%, cells wrapped
     zoom: 0.6, tableLayout: "fixed", maxWidth: "none", overflowWrap: "anywhere",
     width: `${el.parentElement.clientWidth / 0.6}px`});
   else el.style.zoom = fit.toFixed(3);

@@ -330,6 +330,9 @@ def test_pdf_keeps_every_word_inside_the_margins(pdf):
     right_edge = page_width - 15 / 25.4 * 72  # the 15 mm right margin of REPORT_CSS
     assert "col29" in words and "w" in words
     assert max(float(x) for x in re.findall(r'xMax="([\d.]+)"', words)) <= right_edge + 1
+    equation = next(line for line in run("pdftotext", "-layout", str(pdf), "-").splitlines()
+                    if line.lstrip().startswith("𝐿 ="))  # MathML's italic L
+    assert equation.count("+") == 39, f"the 40 terms, not the first few: {equation}"
 
 
 def test_pdf_wraps_the_cells_of_a_table_far_too_wide_rather_than_shrink_it_unreadable(pdf):
