@@ -31,8 +31,8 @@ Contract with the notebook authors (one tag per cell, in the cell's ``tags`` met
   the figures its text quotes (:func:`hw3lib.results.quoted_figures`) finds figures its run no
   longer gives (changed settings, code or data): the report is written, and that text is stale.
 - In the PDF, an equation, text output or table wider than the page is shrunk to fit; text
-  output that would go below 60% is wrapped instead, and such a table shrunk to 60% with its
-  cells wrapped.
+  output to 80% at most (:data:`TEXT_FLOOR`), where lines still too long wrap (paths break
+  anywhere), a table to 60% (:data:`TABLE_FLOOR`), where its cells wrap.
 - Chinese text (the original report's headings) is marked ``lang="zh-Hant"``, run by run, in a
   page whose language stays English: screen readers and fonts treat each as what it is.
 """
@@ -374,7 +374,9 @@ math { font-family: "DejaVu Math TeX Gyre", math; font-size: 1.1em; }
 math[display="block"] { margin: 0.6em 0; overflow-x: auto; }
 @media print { /* no scroll bars on paper: FIT_TO_WIDTH shrinks what is too wide */
   .jp-OutputArea, .jp-OutputArea-child, .jp-OutputArea-output, .jp-RenderedText pre, math {
-    overflow: visible !important; } }
+    overflow: visible !important; }
+  .jp-RenderedText pre { /* what is too wide at TEXT_FLOOR wraps at spaces, paths anywhere */
+    white-space: pre-wrap; word-break: normal; overflow-wrap: anywhere; } }
 mtd[columnalign="left"] { text-align: left; }
 mtd[columnalign="right"] { text-align: right; }
 """
@@ -490,19 +492,28 @@ def to_html(nb, notebooks_dir):
     return mark_chinese(page)
 
 
-# Run in the copy that Chromium prints: shrink each equation, text output or table wider than
-# its column to fit; below 60% (unreadable) text wraps instead, a table wraps its cells at 60%,
-# an equation (which cannot wrap) shrinks all the same.
+# Text output shrinks to 80% at most: code is 8.5 pt, so 6.8 pt, about a footnote's size (60%,
+# 5.1 pt, is too small to read). A4 less 15 mm margins holds the page's 650 px column: 94
+# characters of 8.5 pt DejaVu Sans Mono (0.602 em each) in an output, 117 at 80%; the notebooks'
+# widest output line has 97. A table (9 pt) shrinks to 60%: wrapping its cells breaks words.
+TEXT_FLOOR, TABLE_FLOOR = 0.8, 0.6
+# Run in the copy that Chromium prints, before the print CSS applies (the scripts see the screen's
+# layout): shrink each equation, text output or table wider than its column to fit; text output
+# to TEXT_FLOOR at most (the print CSS wraps what is still too wide), a table to TABLE_FLOOR at
+# most (its cells wrapped).
 # The HTML itself has no JavaScript.
-FIT_TO_WIDTH = """<script>
+FIT_TO_WIDTH = f"<script>\nconst TEXT = {TEXT_FLOOR}, TABLE = {TABLE_FLOOR};\n" + """\
 for (const el of document.querySelectorAll(
     'math[display="block"], .jp-RenderedText pre, .jp-RenderedHTMLCommon table')) {
-  const fit = el.parentElement.clientWidth / el.scrollWidth;
+  const box = getComputedStyle(el.parentElement);  // its content width: what fits does not wrap
+  const width = el.parentElement.clientWidth - parseFloat(box.paddingLeft)
+                - parseFloat(box.paddingRight);
+  const fit = width / el.scrollWidth;
   if (fit >= 1) continue;
-  if (fit < 0.6 && el.tagName === "PRE") el.style.whiteSpace = "pre-wrap";
-  else if (fit < 0.6 && el.tagName === "TABLE") Object.assign(el.style, {  // 60%, cells wrapped
-    zoom: 0.6, tableLayout: "fixed", maxWidth: "none", overflowWrap: "anywhere",
-    width: `${el.parentElement.clientWidth / 0.6}px`});
+  if (el.tagName === "PRE") el.style.zoom = Math.max(fit, TEXT).toFixed(3);
+  else if (el.tagName === "TABLE" && fit < TABLE) Object.assign(el.style, {  // cells wrapped
+    zoom: TABLE, tableLayout: "fixed", maxWidth: "none", overflowWrap: "anywhere",
+    width: `${width / TABLE}px`});
   else el.style.zoom = fit.toFixed(3);
 }
 </script>"""

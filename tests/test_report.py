@@ -24,7 +24,7 @@ from conftest import missing as missing_tool
 import hw3lib.download
 from hw3lib import LeNet5
 from hw3lib.__main__ import main as cli
-from hw3lib.report import (REPORT_CSS, SECTIONS, TITLE, ReportError, assemble, build,
+from hw3lib.report import (REPORT_CSS, SECTIONS, TEXT_FLOOR, TITLE, ReportError, assemble, build,
                            execute_notebook, latex_to_mathml, mark_chinese, report_cells, to_html)
 from hw3lib.results import quoted_figures
 
@@ -63,8 +63,8 @@ def write_notebooks(folder, notebooks):
 
 def fixture_notebooks():
     """Two small notebooks covering every section: a table computed by hw3lib, two figures
-    (one untagged, which must stay out), equations (one far too long for a line), a text line
-    too wide for the page, Chinese text."""
+    (one untagged, which must stay out), equations (one far too long for a line), text lines
+    too wide for the page (109, 139 and 208 characters, a path of 184), Chinese text."""
     imports = cell("code", "import matplotlib.pyplot as plt\nimport numpy as np\n"
                            "from hw3lib import LeNet5")
     return {
@@ -87,6 +87,10 @@ def fixture_notebooks():
             cell("md", "A long equation: $$L = " + " + ".join(f"w_{{{i}}} x_{{{i}}}^2"
                                                             for i in range(40)) + "$$", "report:4"),
             cell("code", "print('  '.join(f'col{i:02d}' for i in range(30)))", "report:4"),
+            cell("code", "print(' '.join(['abcdefghi'] * 11))", "report:4"),
+            cell("code", "print(' '.join(['jklmnopqr'] * 14))", "report:4"),
+            cell("code", "print('runs/' + '/'.join(f'folder{i:02d}' for i in range(20)))",
+                 "report:4"),
             cell("code", WIDE_TABLE, "report:4"),
             cell("code", "print('seed 0')", "report:stamp"),
             cell("code", "import os, pathlib\nassert os.path.isabs(os.environ['HW3_DATA'])\n"
@@ -333,6 +337,41 @@ def test_pdf_keeps_every_word_inside_the_margins(pdf):
     equation = next(line for line in run("pdftotext", "-layout", str(pdf), "-").splitlines()
                     if line.lstrip().startswith("𝐿 ="))  # MathML's italic L
     assert equation.count("+") == 39, f"the 40 terms, not the first few: {equation}"
+
+
+def monospace_words(pdf, start):
+    """``(size in pt, yMin)`` of each word of the PDF that begins with ``start``, printed in
+    DejaVu Sans Mono (its size from its width: 0.602 em a character)."""
+    words = re.findall(r'xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="[\d.]+">([^<]*)<',
+                       run("pdftotext", "-bbox", str(pdf), "-"))
+    return [((float(x1) - float(x0)) / (0.602 * len(word)), float(y0))
+            for x0, y0, x1, word in words if word.startswith(start)]
+
+
+def test_text_output_that_stays_too_wide_wraps_in_print():
+    """What shrinking to TEXT_FLOOR leaves too wide wraps, at spaces (not JupyterLab's
+    break-all), a path inside itself."""
+    print_css = re.sub(r"/\*.*?\*/", "", REPORT_CSS, flags=re.S).split("@media print", 1)[1]
+    assert re.search(r"\.jp-RenderedText pre \{\s*white-space: pre-wrap; word-break: normal; "
+                     r"overflow-wrap: anywhere; \}", print_css)
+
+
+def test_pdf_shrinks_text_output_to_80_percent_at_most_then_wraps_it(pdf):
+    """Code is 8.5 pt, and 94 characters of it fit the column: a line of 109 shrinks to fit on one
+    line (7.3 pt); lines of 139 and 208 stop at 80% (6.8 pt; 139 went down to 5.7 pt) and wrap,
+    at spaces; a path of 184 characters breaks inside itself. All within the margins (above)."""
+    code_pt = 8.5
+    fits = monospace_words(pdf, "abcdefghi")
+    assert len(fits) == 11 and len({y for _, y in fits}) == 1, fits
+    assert all(TEXT_FLOOR * code_pt < size < code_pt - 0.5 for size, _ in fits), fits
+    for start, count in (("jklmnopqr", 14), ("col", 30)):
+        wraps = monospace_words(pdf, start)
+        assert len(wraps) == count and len({y for _, y in wraps}) == 2, wraps
+        assert all(abs(size - TEXT_FLOOR * code_pt) < 0.05 for size, _ in wraps), wraps
+    path = "runs/" + "/".join(f"folder{i:02d}" for i in range(20))
+    lines = run("pdftotext", str(pdf), "-").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("runs/folder00"))
+    assert lines[start] != path and lines[start] + lines[start + 1] == path
 
 
 def test_pdf_wraps_the_cells_of_a_table_far_too_wide_rather_than_shrink_it_unreadable(pdf):
