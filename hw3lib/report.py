@@ -66,8 +66,11 @@ OUT_DIR = REPO_ROOT / "report"
 NOTEBOOK_GLOB = "0[1-6]_*.ipynb"
 REPORT_NAME = "hw3_report"
 TITLE = "HW3: CNN implementation · CNN 實作"
+# The input of notebook 06's runs, whose results the report shows: its TrainConfigs leave mode
+# ("L") and image_size (the images' own, 32x32) alone (tests/test_report.py holds them to it).
 INTRO = ("A LeNet-5 convolutional network written from scratch in NumPy and trained on three "
-         "fruit classes (Carambula, Lychee, Pear; 32×32 grey images). ")
+         "fruit classes (Carambula, Lychee, Pear) of 32×32 images, fed to it as one grey "
+         "channel. ")
 PROVENANCE = {  # executed -> where the numbers come from, said after INTRO
     True: "The notebooks 01 to 06 were executed from scratch by `python -m hw3lib report`; every "
           "number, table and figure below comes from that run.",

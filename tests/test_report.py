@@ -1,4 +1,5 @@
 """The report export: fixture notebooks -> executed -> one HTML page and an A4 PDF."""
+import ast
 import base64
 import contextlib
 import errno
@@ -16,16 +17,18 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from IPython.core.inputtransformer2 import TransformerManager
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from PIL import Image
 
 from conftest import missing as missing_tool
 
 import hw3lib.download
-from hw3lib import LeNet5
+from hw3lib import LeNet5, TrainConfig
 from hw3lib.__main__ import main as cli
-from hw3lib.report import (REPORT_CSS, SECTIONS, TEXT_FLOOR, TITLE, ReportError, assemble, build,
-                           execute_notebook, latex_to_mathml, mark_chinese, report_cells, to_html)
+from hw3lib.report import (INTRO, NOTEBOOKS_DIR, REPORT_CSS, SECTIONS, TEXT_FLOOR, TITLE,
+                           ReportError, assemble, build, execute_notebook, latex_to_mathml,
+                           mark_chinese, report_cells, to_html)
 from hw3lib.results import quoted_figures
 
 INPUT_MARKER = "INPUT_MARKER_never_in_the_report"
@@ -536,6 +539,29 @@ def test_the_intro_says_whether_the_notebooks_were_executed(tmp_path, built):
     page = html_path.read_text(encoding="utf-8")
     assert "were not executed for this report" in page and "output stored in them" in page
     assert "executed from scratch" not in page
+
+
+def code_names(notebook):
+    """Every keyword argument, attribute, name and string in the code cells of ``notebook``."""
+    nb = nbformat.read(NOTEBOOKS_DIR / notebook, as_version=4)
+    tree = ast.parse("\n".join(TransformerManager().transform_cell(cell.source)
+                               for cell in nb.cells if cell.cell_type == "code"))
+    return {getattr(node, field) for node in ast.walk(tree)
+            for field in ("arg", "attr", "id", "value") if isinstance(
+                getattr(node, field, None), str)}
+
+
+def test_the_intro_states_the_input_of_notebook_06s_runs():
+    """The intro says what notebook 06's runs, the report's results, train on: none of its
+    TrainConfigs (nor its sweeps) sets mode or image_size, so they take the defaults, one grey
+    channel and the images' own size, 32x32 (notebook 01 checks the data). Change those and this
+    fails: rewrite INTRO."""
+    assert not {"mode", "image_size", "channels"} & code_names("06_results.ipynb")
+    assert (TrainConfig().mode, TrainConfig().image_size) == ("L", None)
+    data = nbformat.read(NOTEBOOKS_DIR / "01_data_loading.ipynb", as_version=4)
+    assert any("size 32x32: 1968 files" in output.get("text", "")
+               for cell in data.cells for output in cell.get("outputs", []))
+    assert "of 32×32 images, fed to it as one grey channel" in INTRO
 
 
 def test_a_report_cut_off_while_written_leaves_the_old_one_whole(tmp_path, monkeypatch):
