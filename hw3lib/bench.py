@@ -16,7 +16,8 @@
 
 ``python -m hw3lib bench --grid`` measures instead the grid of growing workloads of
 :mod:`hw3lib.grid` (batch 8-512, input 32-128, wide convolutions, evaluation, float64, peak
-memory), each engine in its own worker process; ``--threads 2`` its two-thread points.
+memory), each engine in its own worker processes (several fresh ones per point: a
+process's speed is its own); ``--threads 2`` its two-thread points.
 ``python -m hw3lib bench --profile 3x128x128`` prints instead where one training step spends its
 time, layer by layer (:mod:`hw3lib.profiler`).
 
@@ -237,16 +238,19 @@ def grid_main(args, use_torch):
         import torch
 
         versions += f", torch {torch.__version__}"
-    print(f"LeNet5 on random images; {args.threads} thread(s) per engine, each engine in its own "
-          f"worker process; medians of {args.rounds} interleaved rounds after one warm-up\n"
+    workers = len(grid.spread(args.rounds, args.processes))
+    print(f"LeNet5 on random images; {args.threads} thread(s) per engine, each engine in worker "
+          f"processes of its own; medians of {args.rounds} interleaved rounds, spread over "
+          f"{workers} fresh worker(s) per engine and point, each after one warm-up\n"
           f"{cpu_name()}, {os.cpu_count()} cores; {versions}; {blas_description()}\n"
           f"ratio = hw3lib / PyTorch; GF/s of the matrix products; MB = peak memory the runs add "
-          f"to the worker; UNSTABLE = an engine's slowest run > {grid.UNSTABLE} x its fastest"
+          f"to a worker (the most of an engine's workers); UNSTABLE = an engine's slowest run > {grid.UNSTABLE} x its fastest"
           + ("; hw3lib splits each batch over its threads where that pays, each on one BLAS "
              "thread; blas = hw3lib on BLAS's threads alone" if args.threads > 1 else "") + "\n")
     print(grid.header(engines), flush=True)
     results = grid.run_grid(points, engines, args.rounds, args.threads,
-                            progress=lambda r: print(grid.format_row(r), flush=True))
+                            progress=lambda r: print(grid.format_row(r), flush=True),
+                            processes=args.processes)
     for engine in (None, *engines):
         steps = ", ".join(f"{a}->{b}: x{g:.1f}" for a, b, g in grid.growth(results, engine))
         if steps:
@@ -330,6 +334,9 @@ def main(argv=None):
                         help="measure the grid of growing workloads (hw3lib.grid) instead")
     parser.add_argument("--rounds", type=int_at_least(1), default=5,
                         help="--grid: timed rounds per point (default %(default)s)")
+    parser.add_argument("--processes", type=int_at_least(1), default=grid.PROCESSES,
+                        help="--grid: fresh worker processes per engine and point that the rounds "
+                             "are spread over (default %(default)s): a process's speed is its own")
     parser.add_argument("--threads", type=int_at_least(1), default=1,
                         help="--grid: threads per engine (default %(default)s; above 1: the "
                              "two-thread points only)")
@@ -346,7 +353,7 @@ def main(argv=None):
     if args.profile is not None and args.grid:
         raise ValueError("--profile and --grid are two different measurements: give one of them")
     mode = "--profile" if args.profile is not None else "--grid" if args.grid else "the benchmark"
-    for owner, names in (("the benchmark", ("repeats",)), ("--grid", ("rounds", "threads", "images")),
+    for owner, names in (("the benchmark", ("repeats",)), ("--grid", ("rounds", "processes", "threads", "images")),
                          ("--profile", ("batch", "widths", "steps"))):
         given = [name for name in names if getattr(args, name) != parser.get_default(name)]
         if given and owner != mode:  # silently ignored otherwise

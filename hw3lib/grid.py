@@ -5,8 +5,12 @@ Adam) over ``images`` random images, or evaluation (forward passes only, batches
 ``batch``), of a LeNet5 with the point's input, convolution widths and dtype. For every point
 a *worker process* is started per engine, each building its own data and model (the same
 weights; :func:`hw3lib.workloads.make_run`), and driven over a pipe: one warm-up run, then
-``rounds`` timed runs, the engines alternated round by round (the first engine of a round
-alternates too), so that the machine's slow and fast moments hit them alike. Each worker limits its BLAS (and PyTorch) threads before its first
+timed runs, the engines alternated round by round (the first engine of a round alternates
+too), so that the machine's slow and fast moments hit them alike. The ``rounds`` are spread
+over ``PROCESSES`` such sessions, one after another, each with fresh workers: a process's speed
+is its own, steady within it but not from one process to the next
+(PyTorch at 3x128x128: 2.97-4.14 s a run over 8 processes), so one worker's median would be
+one draw of it. Each worker limits its BLAS (and PyTorch) threads before its first
 run and, with more than one thread, sleeps ``PAUSE`` seconds before each timed run so that
 the other engines' spinning threads have gone idle.
 
@@ -31,6 +35,9 @@ from .workloads import Point, epoch_flops, make_run
 
 PAUSE = 0.5  # seconds of sleep before each timed run with more than one thread
 UNSTABLE = 1.5  # max/min of an engine's runs above which a point is flagged
+# fresh workers per engine and point, the rounds spread over them: a process's speed is its own
+# (PyTorch, 3x128x128: 2.97-4.14 s a run over 8 processes, each process's runs within 3%)
+PROCESSES = 3
 ENGINES = ("hw3lib", "hw3lib-blas", "torch")  # in the table's order
 SHORT = {"hw3lib": "hw3lib", "hw3lib-blas": "blas", "torch": "torch"}  # in column titles
 TITLE = "task  input     batch widths   dtype"  # the titles above Point.label()
@@ -121,12 +128,15 @@ def unstable(times):
     return max(times) / min(times) > UNSTABLE
 
 
-def measure_point(point, engines=None, rounds=5, threads=1):
-    """Time ``point`` in each engine (default :func:`engines_for` ``threads``; interleaved
-    rounds after one warm-up); return a dict with
-    the point, ``threads``, the work of one run ``gflop`` (of the matrix products), and per
-    engine its ``times``, ``median``, ``gflops`` (GFLOP/s) and ``mb``."""
-    engines = engines or engines_for(threads)
+def spread(rounds, processes):
+    """``rounds`` as even counts over at most ``processes`` workers: ``spread(7, 3) == [3, 2, 2]``."""
+    workers = min(rounds, processes)
+    return [rounds // workers + (k < rounds % workers) for k in range(workers)]
+
+
+def _session(point, engines, rounds, threads):
+    """One worker per engine: a warm-up, then ``rounds`` timed runs, the engines alternated
+    round by round; ``{engine: (times, mb)}``."""
     workers = {engine: _start(engine, point, threads) for engine in engines}
     times = {engine: [] for engine in engines}
     try:
@@ -146,6 +156,21 @@ def measure_point(point, engines=None, rounds=5, threads=1):
             process.join(timeout=30)
             if process.is_alive():
                 process.terminate()
+    return {engine: (times[engine], mb[engine]) for engine in engines}
+
+
+def measure_point(point, engines=None, rounds=5, threads=1, processes=PROCESSES):
+    """Time ``point`` in each engine (default :func:`engines_for` ``threads``): ``rounds``
+    interleaved runs, spread over ``processes`` fresh workers per engine (:func:`spread`), one
+    after another, each after its own warm-up. Returns a dict with the point, ``threads``, the
+    work of one run ``gflop`` (of the matrix products), and per engine its ``times``,
+    ``median``, ``gflops`` (GFLOP/s) and ``mb`` (the most any of its workers added)."""
+    engines = engines or engines_for(threads)
+    times, mb = {engine: [] for engine in engines}, {engine: 0.0 for engine in engines}
+    for count in spread(rounds, processes):
+        for engine, (runs, added) in _session(point, engines, count, threads).items():
+            times[engine] += runs
+            mb[engine] = max(mb[engine], added)
     flops = epoch_flops(point.model(), point.images, training=point.task == "train")
     result = {"point": point, "threads": threads, "gflop": flops / 1e9}
     for engine in engines:
@@ -155,11 +180,11 @@ def measure_point(point, engines=None, rounds=5, threads=1):
     return result
 
 
-def run_grid(points, engines=None, rounds=5, threads=1, progress=None):
+def run_grid(points, engines=None, rounds=5, threads=1, progress=None, processes=PROCESSES):
     """:func:`measure_point` for every point, in order; ``progress(result)`` after each."""
     results = []
     for point in points:
-        results.append(measure_point(point, engines, rounds, threads))
+        results.append(measure_point(point, engines, rounds, threads, processes))
         if progress:
             progress(results[-1])
     return results

@@ -61,6 +61,20 @@ def test_measure_point_runs_each_engine_in_its_worker(task):
     assert len(grid.format_row(result).split("  UNSTABLE")[0]) == len(grid.header(ENGINES))
 
 
+def test_spread_shares_the_rounds_out_evenly_over_at_most_the_processes():
+    assert grid.spread(7, 3) == [3, 2, 2] and grid.spread(6, 3) == [2, 2, 2]
+    assert grid.spread(2, 3) == [1, 1] and grid.spread(5, 1) == [5]
+
+
+def test_measure_point_spreads_the_rounds_over_fresh_workers(monkeypatch):
+    """A process's speed is its own: the rounds run in several sessions of new workers."""
+    sessions, session = [], grid._session
+    monkeypatch.setattr(grid, "_session", lambda point, engines, rounds, threads: (
+        sessions.append(rounds) or session(point, engines, rounds, threads)))
+    result = grid.measure_point(TINY, ENGINES, rounds=3, processes=2)
+    assert sessions == [2, 1] and all(len(result[e]["times"]) == 3 for e in ENGINES)
+
+
 def test_format_row_marks_unstable_engines_only():
     fake = {"point": TINY, "threads": 1,
             "hw3lib": {"times": [1.0, 2.0], "median": 1.5, "gflops": 1.0, "mb": 3.0},
@@ -86,7 +100,7 @@ def test_bench_grid_command_prints_every_point_and_the_growth(monkeypatch, capsy
     monkeypatch.setattr(grid, "default_grid", lambda eval_batch: points)
     main(["--grid", "--rounds", "1", "--images", "2"])
     out = capsys.readouterr().out
-    assert "medians of 1 interleaved rounds" in out and "cores" in out
+    assert "medians of 1 interleaved rounds, spread over 1 fresh worker(s)" in out and "cores" in out
     assert "train 3x32x32" in out and "train 3x64x64" in out
     assert "hw3lib time growth with input size (3 channels, batch 32): 32->64: x" in out
     # LeNet's work grows faster than the pixels: 5.7 times from 32x32 to 64x64 (see README)
