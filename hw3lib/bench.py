@@ -241,7 +241,8 @@ def grid_main(args, use_torch):
     workers = len(grid.spread(args.rounds, args.processes))
     print(f"LeNet5 on random images; {args.threads} thread(s) per engine, each engine in worker "
           f"processes of its own; medians of {args.rounds} interleaved rounds, spread over "
-          f"{workers} fresh worker(s) per engine and point, each after one warm-up\n"
+          f"{workers} fresh worker(s) per engine and point, each after one warm-up, its malloc "
+          f"keeping freed memory (hw3lib.grid.STEADY_MALLOC)\n"
           f"{cpu_name()}, {os.cpu_count()} cores; {versions}; {blas_description()}\n"
           f"ratio = hw3lib / PyTorch; GF/s of the matrix products; MB = peak memory the runs add "
           f"to a worker (the most of an engine's workers); UNSTABLE = an engine's slowest run > {grid.UNSTABLE} x its fastest"

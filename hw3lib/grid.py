@@ -8,11 +8,13 @@ weights; :func:`hw3lib.workloads.make_run`), and driven over a pipe: one warm-up
 timed runs, the engines alternated round by round (the first engine of a round alternates
 too), so that the machine's slow and fast moments hit them alike. The ``rounds`` are spread
 over ``PROCESSES`` such sessions, one after another, each with fresh workers: a process's speed
-is its own, steady within it but not from one process to the next
-(PyTorch at 3x128x128: 2.97-4.14 s a run over 8 processes), so one worker's median would be
-one draw of it. Each worker limits its BLAS (and PyTorch) threads before its first
-run and, with more than one thread, sleeps ``PAUSE`` seconds before each timed run so that
-the other engines' spinning threads have gone idle.
+is its own, steady within it but not always from one process to the next, so one worker's
+median would be one draw of it. The largest such spread, PyTorch's at 3x128x128 (2.97-4.14 s a
+run over 8 processes), was glibc's malloc giving freed memory back to the system and
+page-faulting it in again (up to 14,000 times a step); the workers run with
+``STEADY_MALLOC``, which keeps it (:func:`worker_environment`). Each worker limits its BLAS
+(and PyTorch) threads before its first run and, with more than one thread, sleeps ``PAUSE``
+seconds before each timed run so that the other engines' spinning threads have gone idle.
 
 The engines (``ENGINES``): ``"hw3lib"`` uses threads as training does (``fit(threads=...)``:
 one BLAS thread, and above one thread each batch split over threads where that pays,
@@ -30,14 +32,18 @@ import statistics
 import time
 from dataclasses import replace
 
-from .parallel import child_blas_threads
+from .parallel import blas_environment, child_environment
 from .workloads import Point, epoch_flops, make_run
 
 PAUSE = 0.5  # seconds of sleep before each timed run with more than one thread
 UNSTABLE = 1.5  # max/min of an engine's runs above which a point is flagged
 # fresh workers per engine and point, the rounds spread over them: a process's speed is its own
-# (PyTorch, 3x128x128: 2.97-4.14 s a run over 8 processes, each process's runs within 3%)
 PROCESSES = 3
+# glibc's malloc in every worker keeps freed memory for reuse (the largest threshold it takes,
+# 32 MiB, and no trimming under 256 MiB) instead of its default, which adapts as a process runs:
+# PyTorch at 3x128x128 then took 2.97-4.14 s a run, by the process, as a step page-faulted
+# 0-14,000 times; with these 2.95-3.07 s, no faults (hw3lib ~2.0 s either way, 0-800 faults)
+STEADY_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20)}
 ENGINES = ("hw3lib", "hw3lib-blas", "torch")  # in the table's order
 SHORT = {"hw3lib": "hw3lib", "hw3lib-blas": "blas", "torch": "torch"}  # in column titles
 TITLE = "task  input     batch widths   dtype"  # the titles above Point.label()
@@ -105,12 +111,18 @@ def _worker(conn, engine, point, threads):
     conn.close()
 
 
+def worker_environment(threads):
+    """The environment a worker starts with, read as its libraries load: ``threads`` BLAS
+    threads, and glibc's malloc keeping freed memory (``STEADY_MALLOC``)."""
+    return {**blas_environment(threads), **STEADY_MALLOC}
+
+
 def _start(engine, point, threads):
-    """A worker process for ``engine`` (spawned, so that its memory is its own), with the
-    BLAS library told its thread count before NumPy loads it."""
+    """A worker process for ``engine`` (spawned, so that its memory is its own), started with
+    :func:`worker_environment`."""
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
-    with child_blas_threads(threads):
+    with child_environment(worker_environment(threads)):
         process = context.Process(target=_worker, args=(child, engine, point, threads), daemon=True)
         process.start()
     child.close()

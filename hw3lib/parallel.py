@@ -44,12 +44,12 @@ BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @contextmanager
-def child_blas_threads(threads):
-    """A context in which the processes started get ``threads`` BLAS threads from their start:
-    the variables that BLAS libraries read when they load, set meanwhile and restored after
-    (this process's BLAS, loaded already, keeps its own)."""
-    saved = {name: os.environ.get(name) for name in BLAS_VARIABLES}
-    os.environ.update({name: str(threads) for name in BLAS_VARIABLES})
+def child_environment(variables):
+    """A context in which the processes started get the environment ``variables`` (name ->
+    value) from their start, for what libraries read when they load: set meanwhile and
+    restored after (this process's libraries, loaded already, keep what they read)."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
     try:
         yield
     finally:
@@ -58,6 +58,16 @@ def child_blas_threads(threads):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def blas_environment(threads):
+    """The environment variables that give a process ``threads`` BLAS threads as BLAS loads."""
+    return {name: str(threads) for name in BLAS_VARIABLES}
+
+
+def child_blas_threads(threads):
+    """:func:`child_environment` in which the processes started get ``threads`` BLAS threads."""
+    return child_environment(blas_environment(threads))
 
 
 def check_threads(threads):

@@ -75,6 +75,13 @@ def test_measure_point_spreads_the_rounds_over_fresh_workers(monkeypatch):
     assert sessions == [2, 1] and all(len(result[e]["times"]) == 3 for e in ENGINES)
 
 
+def test_workers_start_with_their_blas_threads_and_a_malloc_that_keeps_freed_memory():
+    env = grid.worker_environment(2)
+    assert env["OPENBLAS_NUM_THREADS"] == env["OMP_NUM_THREADS"] == "2"
+    assert env["MALLOC_MMAP_THRESHOLD_"] == str(32 * 2**20)  # glibc's largest; a larger one is ignored
+    assert env["MALLOC_TRIM_THRESHOLD_"] == str(256 * 2**20)
+
+
 def test_format_row_marks_unstable_engines_only():
     fake = {"point": TINY, "threads": 1,
             "hw3lib": {"times": [1.0, 2.0], "median": 1.5, "gflops": 1.0, "mb": 3.0},
