@@ -244,10 +244,12 @@ def grid_main(args, use_torch):
           f"{workers} fresh worker(s) per engine and point, each after one warm-up, its malloc "
           f"keeping freed memory (hw3lib.grid.STEADY_MALLOC)\n"
           f"{cpu_name()}, {os.cpu_count()} cores; {versions}; {blas_description()}\n"
-          f"ratio = hw3lib / PyTorch; GF/s of the matrix products; MB = peak memory the runs add "
+          f"ratio = hw3lib / PyTorch; GF/s = 2 x the multiply-adds of direct convolutions and "
+          f"dense layers, per second (a Winograd layer does fewer, so its GF/s can pass the "
+          f"machine's peak); MB = peak memory the runs add "
           f"to a worker (the most of an engine's workers); UNSTABLE = an engine's slowest run > {grid.UNSTABLE} x its fastest"
           + ("; hw3lib splits each batch over its threads where that pays, each on one BLAS "
-             "thread; blas = hw3lib on BLAS's threads alone" if args.threads > 1 else "") + "\n")
+             "thread; blas = hw3lib on BLAS's threads alone, blas ratio = blas / PyTorch" if args.threads > 1 else "") + "\n")
     print(grid.header(engines), flush=True)
     results = grid.run_grid(points, engines, args.rounds, args.threads,
                             progress=lambda r: print(grid.format_row(r), flush=True),

@@ -112,3 +112,14 @@ def test_bench_grid_command_prints_every_point_and_the_growth(monkeypatch, capsy
     assert "hw3lib time growth with input size (3 channels, batch 32): 32->64: x" in out
     # LeNet's work grows faster than the pixels: 5.7 times from 32x32 to 64x64 (see README)
     assert "work (GFLOP) growth with input size (3 channels, batch 32): 32->64: x5.7" in out
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bench_grid_legend_defines_every_ratio_and_says_what_gf_s_counts(monkeypatch, capsys, threads):
+    monkeypatch.setattr(grid, "default_grid", lambda eval_batch: [grid.COURSE])
+    main(["--grid", "--rounds", "1", "--images", "2", "--threads", str(threads)])
+    legend = capsys.readouterr().out.splitlines()[2]
+    for _, title in grid._ratios(grid.engines_for(threads, HAS_TORCH)):
+        assert f"{title} = " in legend
+    # the Winograd layers' GF/s count a direct convolution's work, and can pass the peak
+    assert "direct convolutions" in legend and "Winograd" in legend
