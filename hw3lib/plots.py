@@ -27,6 +27,7 @@ SMALL = 9
 # orange, green and red (C1, C2, C3) look alike under protanopia or deuteranopia
 # (tests/test_plots_colours.py simulates both, and tritanopia).
 SERIES_COLOURS = ("C0", "C1", "C3", "C9")
+LINE_STYLES = ("-", "--", ":")  # for lines that may lie on one another (the grey-level histograms)
 # Each optimizer keeps its colour in every figure (notebook 04's step sizes and paths): the
 # colour of a label's first word.
 OPTIMIZER_COLOURS = {"AdamGD": "C0", "Adam": "C1", "SGD": "C3", "momentum": "C9"}
@@ -106,11 +107,12 @@ def plot_conv_example(x, W, out, pixel=(0, 0), stride=1, b=None):
     r, q = pixel
     _example_output(x, kh, kw, stride, pixel, "out", out.shape, lambda oh, ow: (oh, ow))
     fig, axes = plt.subplots(1, 3, figsize=(7.5, 3.2), width_ratios=[x.shape[1], kw, out.shape[1]])
-    _matrix(axes[0], x, "input x", _window_mask(x.shape, r * stride, q * stride, kh, kw), "j", "i")
-    _matrix(axes[1], W, "kernel W", None, "j'", "i'")
+    # the axes named as in notebook 02's formulas: input pixel (u, v) = (r s + i, q s + j)
+    _matrix(axes[0], x, "input x", _window_mask(x.shape, r * stride, q * stride, kh, kw), "v", "u")
+    _matrix(axes[1], W, "kernel W", None, "j", "i")
     _matrix(axes[2], out, "output y", _window_mask(out.shape, r, q, 1, 1), "q", "r")
-    bias = "b" if b is None else f"b = {float(b):g}"
-    fig.suptitle(f"Output pixel ({r}, {q}) is the coloured patch of x times W, summed, plus {bias}")
+    bias = "" if b is None else f" (here {float(b):g})"
+    fig.suptitle(f"y[{r}, {q}] = the sum of the coloured patch of x times W, plus the bias b{bias}")
     fig.tight_layout()
     return fig
 
@@ -127,9 +129,9 @@ def plot_im2col(x, cols, kh, kw, pixel=(0, 0), stride=1, label="input x"):
     column[:, r * ow + q] = True
     fig, axes = plt.subplots(1, 2, figsize=(8, 4.4), width_ratios=[x.shape[1] + 1, cols.shape[1]])
     _matrix(axes[0], x, f"{label} ({x.shape[0]}x{x.shape[1]}),\nfield of output ({r}, {q})",
-            _window_mask(x.shape, r * stride, q * stride, kh, kw), "column j", "row i")
+            _window_mask(x.shape, r * stride, q * stride, kh, kw), "column", "row")
     _matrix(axes[1], cols, f"im2col(x): column {r * ow + q}\n= that field, read row by row", column,
-            "output pixel p = r * OW + q", "kernel offset (i', j') as i' * kw + j'")
+            "output pixel p = r * OW + q", "kernel offset (i, j) as i * kw + j")
     fig.suptitle(f"Each {kh}x{kw} receptive field becomes one column of the im2col matrix")
     fig.tight_layout()
     return fig
@@ -261,7 +263,9 @@ def plot_pixel_histograms(X, y, classes, bins=32, title="Grey levels per class")
     for c, name in enumerate(classes):
         values = X[y == c].ravel()
         counts, _ = np.histogram(values, edges)
-        ax.stairs(counts / max(values.size, 1), edges, label=name, linewidth=1.6, color=colours[c])
+        # line styles too, so that a line drawn over another where they agree still shows
+        ax.stairs(counts / max(values.size, 1), edges, label=name, linewidth=1.6, color=colours[c],
+                  linestyle=LINE_STYLES[c % len(LINE_STYLES)])
     ax.set_yscale("log")
     ax.set(title=title, xlabel="grey level (0 black, 1 white)", ylabel="share of pixels (log scale)",
            xlim=(0, 1))

@@ -31,8 +31,11 @@ def test_plot_conv_example_colours_the_field_and_its_output():
     out = conv2d_naive(x[None, None], W[None, None], np.zeros(1))[0, 0]
     fig = plots.plot_conv_example(x, W, out, pixel=(1, 0), b=1.0)
     assert_labelled(fig)
-    assert fig._suptitle.get_text().endswith("summed, plus b = 1")
-    ax_x, _, ax_out = fig.axes
+    assert fig._suptitle.get_text() == ("y[1, 0] = the sum of the coloured patch of x times W, "
+                                        "plus the bias b (here 1)")
+    ax_x, ax_W, ax_out = fig.axes
+    # named as in notebook 02's formulas: y[r, q] reads x[u, v] = x[r s + i, q s + j] with W[i, j]
+    assert [(ax.get_ylabel(), ax.get_xlabel()) for ax in fig.axes] == [("u", "v"), ("i", "j"), ("r", "q")]
     expected = np.zeros((4, 4), bool)
     expected[1:4, 0:3] = True
     np.testing.assert_array_equal(highlighted(ax_x), expected)
@@ -51,6 +54,7 @@ def test_plot_im2col_colours_the_field_and_its_column():
     assert mask[:, 5].all() and mask.sum() == 9
     np.testing.assert_array_equal(np.sort(x[highlighted(ax_x)]), np.sort(cols[:, 5]))
     assert len(ax_cols.texts) == cols.size
+    assert ax_cols.get_ylabel() == "kernel offset (i, j) as i * kw + j"  # notebook 03's (i, j)
 
 
 def test_the_worked_examples_refuse_an_output_their_geometry_does_not_give():

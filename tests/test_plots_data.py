@@ -78,6 +78,8 @@ def test_plot_pixel_histograms_one_normalised_line_per_class(images):
     lines = [p for p in ax.patches if isinstance(p, StepPatch)]
     assert [p.get_label() for p in lines] == CLASSES
     assert [t.get_text() for t in ax.get_legend().get_texts()] == CLASSES
+    # told apart by line style too, where one class's line lies on another's (the white bin)
+    assert len({line.get_linestyle() for line in lines}) == len(CLASSES)
     for c, line in enumerate(lines):
         shares, edges = line.get_data().values, line.get_data().edges
         np.testing.assert_allclose(edges, np.linspace(0, 1, 9))
