@@ -47,11 +47,16 @@ def _check_name(name):
             f"its values would be scored on different images ({why}), so validation cannot choose "
             f"between them. Fix it for every run, e.g. TrainConfig({name}="
             f"{getattr(TrainConfig, name)!r}), and compare splits with hw3lib.leakage")
-    if name.startswith("model.") and name[6:] in MODEL_KEYS:
+    if name == "model.input_size":  # the model is built for the data's size: it would not fit
+        raise ValueError("model.input_size: the model takes the images' size; to try other sizes, "
+                         "sweep image_size, which resizes the images as they load, e.g. "
+                         "image_size=28,32")
+    keys = [key for key in MODEL_KEYS if key != "input_size"]
+    if name.startswith("model.") and name[6:] in keys:
         return
     if name not in names:
         raise ValueError(f"unknown setting {name!r}: sweep one of {names} or model.KEY with KEY in "
-                         f"{list(MODEL_KEYS)}")
+                         f"{keys}")
 
 
 def distributions(space):

@@ -267,6 +267,9 @@ def test_the_pruner_stops_a_run_only_once_a_quarter_of_its_epochs_are_done(epoch
     ({"model.kernel_size": [5, 40]}, {}, "model.kernel_size=40: LeNet5 with kernel_size=40 does not fit"),
     ({"optimiser": ["adam"]}, {}, "unknown setting 'optimiser'"),
     ({"seed": [0, 1]}, {}, "seed: seeds repeat every setting"),
+    # the model is built for the data's size: another input_size fails every run
+    ({"model.input_size": [16, 24]}, {}, "model.input_size: the model takes the images' size; to "
+     "try other sizes, sweep image_size"),
     # the validation split is what every setting is scored on: the random split's leaky images
     # would win (its validation loss is far lower), a smaller share is a noisier score
     ({"split": ["blocked", "random"]}, {}, "split: a sweep scores every setting on the validation split"),
@@ -286,6 +289,13 @@ def test_the_pruner_stops_a_run_only_once_a_quarter_of_its_epochs_are_done(epoch
 def test_bad_settings_are_refused_before_any_work_naming_the_setting(tmp_path, root, space, kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):
         run_sweep(space, BASE, out=tmp_path / "out", root=root, progress=False, **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_fixed_model_input_size_that_is_not_the_images_is_refused_before_any_work(tmp_path, root):
+    base = TrainConfig(epochs=1, batch_size=8, model={**TINY, "input_size": 64})
+    with pytest.raises(ValueError, match=r"model input_size 64 differs from the images' size, \d+x\d+"):
+        run_sweep({"lr": [1e-3, 2e-3]}, base, out=tmp_path / "out", root=root, progress=False)
     assert not (tmp_path / "out").exists()
 
 
