@@ -69,6 +69,10 @@ def run_path(path):
     ``train --out`` wrote; ValueError naming what is missing."""
     checkpoint = path / "checkpoint.npz" if path.is_dir() else path
     if not checkpoint.is_file():
+        if (path / "checkpoints").is_dir():  # a sweep's --out: one checkpoint per run under it
+            raise ValueError(f"no run at {path}: it is a sweep's --out, which keeps one checkpoint "
+                             f"per run under {path / 'checkpoints'}; give one of those .npz files "
+                             "(the sweep's output names the best setting's)")
         what = ("it holds no checkpoint.npz (train writes it as each epoch ends)" if path.is_dir()
                 else "no such file or folder")
         raise ValueError(f"no run at {path}: {what}; give the folder `train --out` wrote, or its "

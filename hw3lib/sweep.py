@@ -54,6 +54,7 @@ figures in :mod:`hw3lib.sweep_results`, the storage and the study's queue in
 """
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import multiprocessing
 import multiprocessing.connection
@@ -375,7 +376,8 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
               storage=None, study_name=None, pruner="percentile", root=None, checkpoints=None,
               progress=True, on_progress=None, stop=None):
     """Run (or go on with) the sweep of ``space`` around ``base`` (a :class:`TrainConfig`,
-    default the report's settings) with ``seeds``; return its :class:`SweepResult`.
+    default the report's settings) with ``seeds``; return its :class:`SweepResult`
+    (with ``checkpoints``, the folder of its runs' checkpoints).
 
     - ``space``: ``{name: [values]}`` (a grid) or Optuna distributions (a sampled search of
       ``trials`` settings), see :class:`Sweep`. Checked before any work: ValueError.
@@ -458,7 +460,7 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
                  "'__main__':` around run_sweep" if done == 0 and 1 in codes else "")  # not a kill's -9
         raise SweepError(f"the workers stopped (exit status {codes}) with {left} of {sweep.total} "
                          f"runs of {study.study_name} not done: run the sweep again to go on{guard}")
-    return result
+    return dataclasses.replace(result, checkpoints=checkpoints)
 
 
 def _writable_folder(folder, option, given):

@@ -13,7 +13,9 @@ from .checks import is_number
 from .cli import Parser, folder, phrase_settings
 from .config import TrainConfig
 from .data import DataError
+from .runs import checkpoint_path
 from .sweep import JOURNAL, PRUNERS, SweepError, default_workers, run_sweep
+from .sweep_space import config_for
 
 EXAMPLES = """examples:
   python -m hw3lib sweep --param lr=2.5e-4,5e-4,1e-3 --param hflip=true,false --seeds 0-2
@@ -199,6 +201,10 @@ def _sweep_command(args):
     if best is not None:
         print(f"best: {_settings_text(best.params) or 'the base settings'}, validation accuracy {best.mean:.4f} over "
               f"{len(best.values)} seed(s)")
+        files = [checkpoint_path(config_for(result.sweep.base, best.params, run.seed), result.checkpoints)
+                 for run in best.runs]
+        shown = ", ".join(map(str, files[:3])) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+        print(f"its runs' checkpoints, one per seed (`python -m hw3lib predict` takes any): {shown}")
     wrote = ", ".join(str(args.out / name) for name, _ in figures)
     print(f"study {result.study_name}" + (f"; wrote {wrote}" if wrote else ""))
     counts = {state: sum(r.state == state for r in result.runs) for state in ("done", "pruned", "failed")}

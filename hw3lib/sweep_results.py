@@ -115,11 +115,13 @@ class Setting:
 @dataclass(frozen=True)
 class SweepResult:
     """A sweep as its study holds it (:func:`load_sweep`): its :class:`Sweep`, its
-    ``study_name`` and ``runs``, the latest attempt of each run."""
+    ``study_name`` and ``runs``, the latest attempt of each run; ``checkpoints``, the folder of
+    the runs' checkpoints, when :func:`hw3lib.sweep.run_sweep` returns it (None from a study)."""
 
     sweep: Sweep
     study_name: str
     runs: list
+    checkpoints: object = None
 
     def finished(self):
         """The runs that ended (done, pruned or failed)."""

@@ -143,7 +143,15 @@ def test_the_command_names_the_base_settings_best_of_a_sweep_of_seeds_alone(tmp_
     argv = ["sweep", "--seeds", "0-1", "--set", "epochs=1", *TINY_SETS, "--out", str(tmp_path),
             "--data", str(root), "--no-progress"]
     assert hw3lib_main(argv) == 0
-    assert "\nbest: the base settings, validation accuracy " in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "\nbest: the base settings, validation accuracy " in out
+    # the best setting's checkpoints are named, one per seed, and predict takes them
+    [line] = [line for line in out.splitlines() if line.startswith("its runs' checkpoints")]
+    files = line.split(": ", 1)[1].split(", ")
+    assert len(files) == 2 and all(Path(f).is_file() for f in files)
+    assert hw3lib_main(["predict", files[1], str(next(Path(root).rglob("*.png")))]) == 0
+    assert hw3lib_main(["predict", str(tmp_path), str(next(Path(root).rglob("*.png")))]) == 2
+    assert "it is a sweep's --out, which keeps one checkpoint per run under" in capsys.readouterr().err
 
 
 def test_a_sampled_search_draws_each_setting_once_and_runs_it_with_every_seed(tmp_path, root):
@@ -708,7 +716,7 @@ def test_the_sweep_command_prints_the_table_failures_best_and_writes_the_figures
     assert sum("failed" in line for line in out[1:5]) == 2
     failures = [line for line in out if line.startswith("run ")]
     assert len(failures) == 2 and all("lr=1e+300" in f and "failed: TrainingError" in f for f in failures)
-    assert out[-3].startswith("best: lr=0.01, momentum=")
+    assert out[-4].startswith("best: lr=0.01, momentum=") and out[-3].startswith("its runs' checkpoints")
     summary = json.loads(out[-1])
     assert summary["best"]["lr"] == 0.01 and summary["runs"] == {"done": 2, "pruned": 0, "failed": 2}
     assert (tmp_path / "sweep.png").stat().st_size > 0 and (tmp_path / "heatmap.png").stat().st_size > 0
