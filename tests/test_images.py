@@ -376,6 +376,20 @@ def test_split_folder_errors_name_the_layout(tmp_path):
         data.load_split(own / "train")
 
 
+def test_a_split_folder_named_in_other_case_is_named_with_the_rename(tmp_path):
+    for split in ("Train", "Test"):  # as many downloaded datasets name them
+        for name in ("cats", "dogs"):
+            write_png(tmp_path / "own" / split / name / "0.png")
+    with pytest.raises(DataError, match=r"no train split in \S+own: it holds Train/, but the name must "
+                                        r"be train/ \(folder names are case-sensitive\). Fix: rename "
+                                        r"\S+own/Train to \S+own/train\."):
+        data.load_dataset(tmp_path / "own")
+    (tmp_path / "own" / "Train").rename(tmp_path / "own" / "train")
+    (tmp_path / "own" / "Test").rename(tmp_path / "own" / "DATA_TEST")
+    with pytest.raises(DataError, match=r"it holds DATA_TEST/, but the name must be Data_test/"):
+        data.load_dataset(tmp_path / "own")
+
+
 def test_train_and_test_sizes_must_agree(tmp_path):
     make_root(tmp_path)
     for name in "AB":
