@@ -48,6 +48,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout: hw3lib/, dat
 DEFAULT_ROOT = REPO_ROOT / "data"
 SPLITS = {"train": "Data_train", "test": "Data_test"}  # the course's split folders
 SPLIT_FOLDERS = {split: (course, split) for split, course in SPLITS.items()}  # the names accepted
+# a validation split's folder, which a dataset may hold beside train/ and test/ (refused: unread)
+VALIDATION_FOLDERS = ("val", "valid", "validation", "data_val", "data_valid", "data_validation")
 MANIFEST_PATH = Path(__file__).with_name("fruits.sha256")  # the course's files (hw3lib.download)
 MAX_BYTES = 2**31  # the largest split (as float32) loaded without image_size
 MAX_NAMED_PROBLEMS = 20  # images that cannot be used, named in one DataError: reading stops there
@@ -571,6 +573,14 @@ def load_dataset(
             f"only in test: {sorted(set(test_classes) - set(classes))}. "
             "Fix: give both splits the same class folders."
         )
+    for name in sorted(os.listdir(root)):  # a validation folder beside them would be left out
+        if name.lower() in VALIDATION_FOLDERS and (root / name).is_dir():
+            raise DataError(
+                f"{root / name} would be left out: hw3lib reads only the train and test splits, and "
+                f"validates on a share of the training split (val_fraction, --val-fraction). Fix: "
+                f"move its images into {split_dir(root, 'train')}'s class folders (or "
+                f"{split_dir(root, 'test')}'s), or move the folder out of {root}."
+            )
     # straight into the training and validation parts (a split of the loaded array would copy it)
     try:
         is_val = validation_mask(np.array(listing[1]), val_fraction, seed, split)

@@ -390,6 +390,18 @@ def test_a_split_folder_named_in_other_case_is_named_with_the_rename(tmp_path):
         data.load_dataset(tmp_path / "own")
 
 
+@pytest.mark.parametrize("name", ["val", "Validation", "Data_val"])
+def test_a_validation_folder_beside_the_splits_is_refused_not_left_out(tmp_path, name):
+    make_root(tmp_path)
+    write_png(tmp_path / name / "A" / "0.png")
+    with pytest.raises(DataError, match=rf"\S+/{name} would be left out: hw3lib reads only the train "
+                                        r"and test splits.* Fix: move its images into \S+/Data_train's "
+                                        r"class folders"):
+        data.load_dataset(tmp_path)
+    (tmp_path / name).rename(tmp_path / "notes")  # another folder: not a split, left alone
+    assert data.load_dataset(tmp_path).classes == ["A", "B"]
+
+
 def test_train_and_test_sizes_must_agree(tmp_path):
     make_root(tmp_path)
     for name in "AB":
