@@ -175,6 +175,13 @@ def _sweep_command(args):
             raise ValueError(f"--set {text!r}: {name} is swept by --param; give it one or the other")
         if name in fixed:
             raise ValueError(f"--set {name} is given twice: give each setting once")
+        if value.startswith(("{", "[")):  # a dict or list must be JSON, not read as a string
+            try:
+                json.loads(value)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"--set {text!r}: {value} is not JSON ({err.msg}): write names and "
+                                 "strings in double quotes and lists in brackets, the whole in single "
+                                 """quotes, e.g. --set 'model={"conv_channels": [8, 16]}'""") from None
         fixed[name] = _value(value)
     try:
         base = TrainConfig(**fixed)

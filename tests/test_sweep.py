@@ -630,6 +630,14 @@ def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsy
                                                    "FIRST <= LAST, e.g. 1-3"),
         (["--param", "lr=1e-3", "--set", "epochs=1", "--set", "epochs=2"],
          "error: --set epochs is given twice: give each setting once"),
+        # a Python dict is not JSON: not "model must be a dict ..., got '{...}'"
+        (["--param", "lr=1e-3", "--set", "model={'conv_channels': [8, 16]}"],
+         "error: --set \"model={'conv_channels': [8, 16]}\": {'conv_channels': [8, 16]} is not JSON "
+         "(Expecting property name enclosed in double quotes): write names and strings in double quotes"),
+        (["--param", "lr=1e-3", "--set", 'model={"conv_channels": (8, 16)}'],
+         """error: --set 'model={"conv_channels": (8, 16)}': {"conv_channels": (8, 16)} """
+         "is not JSON (Expecting value): write names and strings in double quotes and lists in brackets, "
+         """the whole in single quotes, e.g. --set 'model={"conv_channels": [8, 16]}'"""),
         (["--param", "lr=1e-3", "--storage", str(tmp_path)],
          f"error: --storage {tmp_path} is a folder: give a journal file's path (e.g. "
          f"{tmp_path / JOURNAL}) or a database URL"),
