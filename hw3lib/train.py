@@ -193,13 +193,14 @@ def check_resume(ckpt, model, data, config, data_sha256, source):
     CheckpointError for other data, other classes (names or order), another architecture,
     other settings (``epochs`` aside, but not fewer than it has trained) or another training
     split."""
-    other = ("resume with the data it was trained on (the same --data), or train afresh into "
-             "another checkpoint (another --out)")
+    other = ("resume with the data it was trained on (the same --data: --resume does not keep "
+             "it), or train afresh into another checkpoint (another --out)")
+    this = f"this data, at {data.root}," if getattr(data, "root", None) is not None else "this data"
     if data_sha256 and ckpt.data_sha256 and data_sha256 != ckpt.data_sha256:
         raise CheckpointError(f"{source} was trained on other data (SHA-256 {ckpt.data_sha256}, "
-                              f"this data {data_sha256}): {other}")
+                              f"{this} {data_sha256}): {other}")
     if list(ckpt.classes) != list(data.classes):
-        raise CheckpointError(f"{source} was trained on the classes {list(ckpt.classes)}, this data "
+        raise CheckpointError(f"{source} was trained on the classes {list(ckpt.classes)}, {this} "
                               f"{list(data.classes)}: {other}")
     message = architecture_mismatch(model, ckpt.params, source, ckpt.model_config)
     if message:

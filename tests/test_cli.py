@@ -462,6 +462,8 @@ def test_resuming_on_other_data_is_refused_before_printing_naming_the_file(tmp_p
     assert code == 2 and stdout == "" and len(err.splitlines()) == 1
     assert err.startswith(f"error: {out / 'checkpoint.npz'} was trained on other data")
     assert "the same --data" in err and "another --out" in err
+    # which data this command read: --data left out on --resume is HW3_DATA's, not the run's
+    assert f"this data, at {other}, " in err and "--resume does not keep it" in err
 
 
 def test_resuming_a_run_of_other_code_notes_that_the_run_mixes_the_two(tmp_path, capsys):
