@@ -19,8 +19,8 @@ From a terminal: ``python -m hw3lib sweep --param lr=2.5e-4,5e-4,1e-3 --seeds 0-
   (``FloatDistribution(1e-4, 1e-2, log=True)``, ``IntDistribution``) makes it a sampled search
   of ``trials`` settings by Optuna's TPE sampler, the lists becoming categorical choices.
   ``model.KEY`` sweeps a :class:`~hw3lib.model.LeNet5` argument. Every setting is checked by
-  :class:`TrainConfig` itself before any work (a sampled range at its ends), so a bad value is
-  refused with TrainConfig's message naming the field.
+  :class:`TrainConfig` itself before any work (a sampled range at its ends), and its model
+  against the images' size, so a bad value is refused with TrainConfig's message naming the field.
 - **Trials are queued once**: the process that creates the study writes the sweep's
   definition, then enqueues every run (a grid: each setting and seed; a sampled search:
   ``trials`` empty trials that TPE fills when a worker takes one, which then queues its
@@ -56,6 +56,7 @@ import contextlib
 import copy
 import dataclasses
 import hashlib
+import itertools
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -80,10 +81,11 @@ from .checks import integer
 from .cli import refuse_file_in_the_way, try_writing
 from .download import dataset_sha256
 from .engine import engine_code
+from .model import LeNet5
 from .parallel import child_blas_threads
 from .runs import checkpoint_path, load_or_train, one_blas_thread, run_key
 from .sweep_results import SweepResult, run_summary, sweep_result
-from .sweep_space import PRUNERS, Sweep, config_for
+from .sweep_space import PRUNERS, Sweep, _ends, config_for
 from .sweep_study import (JOURNAL, POLL_SECONDS, first_attempt, open_storage, open_study, params_of,
                           shown_storage)
 
@@ -407,8 +409,16 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     workers = integer("workers", workers)
     out = Path(out)
     # DataError now rather than in every run; the model's fit too, unless a swept setting changes it
-    sweep.data_config().load_data(root, check_model=not any(
+    data = sweep.data_config().load_data(root, check_model=not any(
         name == "image_size" or name.startswith("model.") for name in sweep.space))
+    for values in itertools.product(*map(_ends, sweep.space.values())):  # as Sweep.define checks
+        params = dict(zip(sweep.space, values))  # each model against the images' own size
+        config = config_for(sweep.base, params)
+        if config.image_size is None:
+            try:
+                LeNet5.check(**config._model_arguments(2, data.image_size))
+            except ValueError as err:
+                raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in params.items())}: {err}") from None
     sha = dataset_sha256(root)
     # a bad storage or folder now, creating nothing it does not need, rather than in every run
     store = open_storage(storage) if storage is not None else None

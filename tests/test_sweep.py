@@ -300,6 +300,21 @@ def test_bad_settings_are_refused_before_any_work_naming_the_setting(tmp_path, r
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("kernels, trials", [([3, 9], None), (IntDistribution(3, 9), 2)])
+def test_a_model_setting_that_does_not_fit_the_images_own_size_is_refused_before_any_work(
+        tmp_path, kernels, trials):
+    # TrainConfig checks a model against 32x32 inputs; these images are 20x20
+    for split in ("train", "test"):
+        for name in "AB":
+            for i in range(3):
+                write_png(tmp_path / "data" / split / name / f"{i}.png", 10 * i, size=(20, 20))
+    with pytest.raises(ValueError, match=r"model.kernel_size=9: LeNet5 with kernel_size=9 does not "
+                                         r"fit 20x20 inputs"):
+        run_sweep({"model.kernel_size": kernels}, BASE, trials=trials, out=tmp_path / "out",
+                  root=tmp_path / "data", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_fixed_model_input_size_that_is_not_the_images_is_refused_before_any_work(tmp_path, root):
     base = TrainConfig(epochs=1, batch_size=8, model={**TINY, "input_size": 64})
     with pytest.raises(ValueError, match=r"model input_size 64 differs from the images' size, \d+x\d+"):
