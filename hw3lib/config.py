@@ -141,15 +141,19 @@ class TrainConfig:
         by ``split`` and ``seed`` (:func:`hw3lib.data.load_dataset`; ``root`` defaults to
         ``$HW3_DATA``, then ``data/``). With ``check_model``, images of a size this config's
         model cannot take (a first dense layer over its limit, a kernel larger than the input)
-        are refused (ValueError) from the first one, before the others load."""
-        def check(size):
-            if "input_size" in self.model and parse_image_size(self.model["input_size"]) != tuple(size):
-                raise ValueError(f"model input_size {self.model['input_size']!r} differs from the "
-                                 f"images' size, {size[0]}x{size[1]}: the model would not fit them. "
-                                 "Fix: leave input_size out (the model takes the images' size), or "
-                                 "set image_size to resize the images as they load")
-            LeNet5.check(**self._model_arguments(2, size))
-        return load_dataset(root, **self.data_settings(), check_size=check if check_model else None)
+        are refused (ValueError) from the first one, before the others load (:meth:`check_fit`)."""
+        return load_dataset(root, **self.data_settings(), check_size=self.check_fit if check_model else None)
+
+    def check_fit(self, size):
+        """ValueError unless this config's model takes images of ``size`` ``(H, W)`` as they
+        load: a fixed ``model["input_size"]`` of another size, a first dense layer over its
+        limit, a kernel larger than the input."""
+        if "input_size" in self.model and parse_image_size(self.model["input_size"]) != tuple(size):
+            raise ValueError(f"model input_size {self.model['input_size']!r} differs from the "
+                             f"images' size, {size[0]}x{size[1]}: the model would not fit them. "
+                             "Fix: leave input_size out (the model takes the images' size), or "
+                             "set image_size to resize the images as they load")
+        LeNet5.check(**self._model_arguments(2, size))
 
     def data_settings(self):
         """The settings that :meth:`load_data` loads with: ``mode``, ``image_size``,

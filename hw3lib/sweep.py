@@ -56,7 +56,6 @@ import contextlib
 import copy
 import dataclasses
 import hashlib
-import itertools
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -81,11 +80,10 @@ from .checks import integer
 from .cli import refuse_file_in_the_way, try_writing
 from .download import dataset_sha256
 from .engine import engine_code
-from .model import LeNet5
 from .parallel import child_blas_threads
 from .runs import checkpoint_path, load_or_train, one_blas_thread, run_key
 from .sweep_results import SweepResult, run_summary, sweep_result
-from .sweep_space import PRUNERS, Sweep, _ends, config_for
+from .sweep_space import PRUNERS, Sweep, config_for
 from .sweep_study import (JOURNAL, POLL_SECONDS, first_attempt, open_storage, open_study, params_of,
                           shown_storage)
 
@@ -411,14 +409,12 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     # DataError now rather than in every run; the model's fit too, unless a swept setting changes it
     data = sweep.data_config().load_data(root, check_model=not any(
         name == "image_size" or name.startswith("model.") for name in sweep.space))
-    for values in itertools.product(*map(_ends, sweep.space.values())):  # as Sweep.define checks
-        params = dict(zip(sweep.space, values))  # each model against the images' own size
-        config = config_for(sweep.base, params)
+    for setting, config in sweep.corners():  # each model against the images' own size
         if config.image_size is None:
             try:
-                LeNet5.check(**config._model_arguments(2, data.image_size))
+                config.check_fit(data.image_size)
             except ValueError as err:
-                raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in params.items())}: {err}") from None
+                raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in setting.items())}: {err}") from None
     sha = dataset_sha256(root)
     # a bad storage or folder now, creating nothing it does not need, rather than in every run
     store = open_storage(storage) if storage is not None else None

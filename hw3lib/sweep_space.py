@@ -152,9 +152,17 @@ class Sweep:
                              "which runs each setting once")
         if pruner not in PRUNERS:
             raise ValueError(f"pruner must be one of {list(PRUNERS)}, got {pruner!r}")
-        for values in itertools.product(*map(_ends, space.values())):
-            config_for(base, dict(zip(space, values)))
-        return cls(base, space, seeds, trials, pruner)
+        sweep = cls(base, space, seeds, trials, pruner)
+        sweep.corners()  # TrainConfig checks each as it builds it
+        return sweep
+
+    def corners(self):
+        """``[(setting, config), ...]`` for each setting that stands for the space when
+        checking (a grid's every setting, a range at its two ends), each ``config`` built, and so
+        checked, by :class:`TrainConfig`."""
+        settings = (dict(zip(self.space, values))
+                    for values in itertools.product(*map(_ends, self.space.values())))
+        return [(setting, config_for(self.base, setting)) for setting in settings]
 
     @property
     def grid(self):
