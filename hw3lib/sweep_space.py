@@ -18,6 +18,8 @@ PRUNERS = ("percentile", "median", "none")
 DATA_SETTINGS = ("mode", "image_size")  # swept settings that change how the data loads
 # settings that change the validation split itself, the images every setting is scored on: not swept
 VALIDATION_SETTINGS = ("split", "val_fraction")
+# LeNet5 arguments that take a list (two channel counts, two widths): fixed for every run, not swept
+LIST_MODEL_KEYS = ("conv_channels", "hidden")
 # settings whose field name says little to a reader of a figure
 LABELS = {"lr": "learning rate", "hflip": "random flips", "eps": "epsilon",
           "val_fraction": "validation fraction", "split": "validation split", "mode": "channel mode"}
@@ -25,7 +27,7 @@ LABELS = {"lr": "learning rate", "hflip": "random flips", "eps": "epsilon",
 
 def setting_label(name):
     """A swept setting's name for people: ``lr`` is "learning rate", ``hflip`` "random flips",
-    ``model.conv_channels`` "conv channels" (underscores as spaces)."""
+    ``model.kernel_size`` "kernel size" (underscores as spaces)."""
     return LABELS.get(name, name.removeprefix("model.").replace("_", " "))
 
 
@@ -51,7 +53,11 @@ def _check_name(name):
         raise ValueError("model.input_size: the model takes the images' size; to try other sizes, "
                          "sweep image_size, which resizes the images as they load, e.g. "
                          "image_size=28,32")
-    keys = [key for key in MODEL_KEYS if key != "input_size"]
+    if name.startswith("model.") and name[6:] in LIST_MODEL_KEYS:
+        example = json.dumps({name[6:]: [4, 8]})
+        raise ValueError(f"{name}: a sweep varies single values, and {name[6:]} is a list; fix it "
+                         f"for every run in the base settings' model, e.g. --set 'model={example}'")
+    keys = [key for key in MODEL_KEYS if key not in ("input_size", *LIST_MODEL_KEYS)]
     if name.startswith("model.") and name[6:] in keys:
         return
     if name not in names:

@@ -274,6 +274,10 @@ def test_the_pruner_stops_a_run_only_once_a_quarter_of_its_epochs_are_done(epoch
     ({"lr": FloatDistribution(0.0, 1e-2)}, {"trials": 2}, "lr=0.0: lr must be a positive finite number"),
     ({"model.kernel_size": [5, 40]}, {}, "model.kernel_size=40: LeNet5 with kernel_size=40 does not fit"),
     ({"optimiser": ["adam"]}, {}, "unknown setting 'optimiser'"),
+    # a list argument of LeNet5 is fixed for every run: the sweep varies single values
+    ({"model.conv_channels": [8, 16]}, {}, "model.conv_channels: a sweep varies single values, and "
+     "conv_channels is a list; fix it for every run in the base settings' model"),
+    ({"model.hidden": [(16, 8), (8, 4)]}, {}, "model.hidden: a sweep varies single values"),
     ({"seed": [0, 1]}, {}, "seed: seeds repeat every setting"),
     # the model is built for the data's size: another input_size fails every run
     ({"model.input_size": [16, 24]}, {}, "model.input_size: the model takes the images' size; to "
@@ -334,6 +338,8 @@ def test_a_swept_validation_setting_is_refused_saying_why_and_what_to_fix_instea
     with pytest.raises(ValueError, match="unknown setting 'optimiser'") as err:
         Sweep.define({"optimiser": ["adam"]}, BASE)
     assert "'lr'" in str(err.value) and f"'{name}'" not in str(err.value)  # sweepable ones only
+    assert "'kernel_size'" in str(err.value)
+    assert "'conv_channels'" not in str(err.value) and "'hidden'" not in str(err.value)  # lists
 
 
 def test_workers_that_stop_at_once_are_said_to_need_the_main_guard(tmp_path, root, monkeypatch):
