@@ -357,6 +357,16 @@ def plot_confusion(matrices, classes, title="Confusion matrices on the test set"
     """One panel per confusion matrix: ``matrices`` maps a label to ``(K, K)`` counts (rows the
     true class, columns the predicted one, :func:`hw3lib.metrics.confusion_matrix`), ``classes``
     names the K classes. Cells off the diagonal that hold errors are coloured."""
+    if not (isinstance(matrices, dict) and matrices):
+        raise ValueError(f"matrices must be a non-empty dict of label -> (K, K) confusion matrix, "
+                         f"e.g. {{'LeNet5': cm}}, got a {type(matrices).__name__}")
+    k = len(classes)
+    for label, cm in matrices.items():
+        if np.shape(cm) != (k, k):
+            raise ValueError(f"matrices[{label!r}] must be ({k}, {k}) counts, one row and column "
+                             f"per class of classes ({k}), got shape {np.shape(cm)}: pass "
+                             "hw3lib.metrics.confusion_matrix(y_true, y_pred, num_classes) and the "
+                             "class names it counts")
     fig, axes = plt.subplots(1, len(matrices), squeeze=False,
                              figsize=(3.6 * len(matrices) + 0.6, 3.8))
     for ax, (label, cm) in zip(axes[0], matrices.items()):

@@ -1,5 +1,7 @@
 """The results figures of hw3lib.plots (notebook 06) on small synthetic inputs: titles, labels,
 artists and the data they draw."""
+import re
+
 import numpy as np
 import pytest
 
@@ -51,6 +53,16 @@ def test_plot_confusion_one_panel_per_matrix_errors_coloured():
     coloured = ax.images[0].get_array()
     np.testing.assert_array_equal(coloured, [[0, 0, 1], [0, 0, 0], [1, 0, 0]])
     assert not fig.axes[1].images[0].get_array().any()  # no errors, nothing coloured
+
+
+def test_plot_confusion_refuses_a_matrix_that_does_not_fit_the_classes():
+    # a non-square matrix failed in a broadcast, a 3x3 one with two names was labelled wrongly,
+    # a bare matrix (not a dict) failed on .items()
+    for matrices, classes, named in (({"run": np.ones((3, 2))}, CLASSES, "matrices['run']"),
+                                     ({"run": np.eye(3)}, CLASSES[:2], "matrices['run']"),
+                                     (np.eye(3), CLASSES, "dict"), ({}, CLASSES, "dict")):
+        with pytest.raises(ValueError, match=re.escape(named)):
+            plots.plot_confusion(matrices, classes)
 
 
 def test_plot_misclassified_captions_each_image():
