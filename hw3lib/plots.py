@@ -215,6 +215,23 @@ def _image_panel(ax, image, xlabel, ylabel=""):
     return shown
 
 
+def _labelled_images(X, y, classes):
+    """``(X, y)`` as NumPy arrays; ValueError unless ``X`` holds images ``(N, C, H, W)`` (C of 1
+    to 4, the modes L to RGBA) and ``y`` ``N`` integer labels indexing ``classes``: else images
+    of a label would be left out, or rows of pixels drawn as images, without a word."""
+    X, y = np.asarray(X), np.asarray(y)
+    if X.ndim != 4 or not 1 <= X.shape[1] <= 4:
+        last = " (channels last? X.transpose(0, 3, 1, 2))" if X.ndim == 4 and X.shape[3] <= 4 else ""
+        raise ValueError(f"X must be images (N, C, H, W) with C of 1-4 channels, got shape "
+                         f"{X.shape}{last}")
+    if y.shape != (len(X),) or not (y.dtype.kind in "iu" and y.min(initial=0) >= 0
+                                     and y.max(initial=0) < len(classes)):
+        raise ValueError(f"y must be {len(X)} integer labels, one per image of X, each indexing the "
+                         f"{len(classes)} classes, got dtype {y.dtype} shape {y.shape}"
+                         + (f" from {y.min()} to {y.max()}" if y.size and y.dtype.kind in "iu" else ""))
+    return X, y
+
+
 def plot_samples(X, y, classes, per_class=8, seed=0, title="Sample images per class", array_name="X"):
     """A grid of images, one row per class: ``per_class`` of each class drawn at random
     (``seed``) from ``X (N, C, H, W)`` in [0, 1], channel 0 in grey, with labels ``y (N,)``
@@ -222,6 +239,7 @@ def plot_samples(X, y, classes, per_class=8, seed=0, title="Sample images per cl
     calls ``array_name`` (the caller's name for it, e.g. ``"X_train"``)."""
     if per_class < 1:
         raise ValueError(f"per_class must be at least 1, got {per_class!r}")
+    X, y = _labelled_images(X, y, classes)
     rng = np.random.default_rng(seed)
     fig, axes = plt.subplots(len(classes), per_class, squeeze=False,
                              figsize=(0.85 * per_class + 0.6, 1.1 * len(classes) + 0.8))
@@ -242,6 +260,7 @@ def plot_samples(X, y, classes, per_class=8, seed=0, title="Sample images per cl
 def plot_class_means(X, y, classes, title="Mean image per class"):
     """The mean of each class's images, ``X (N, C, H, W)`` in [0, 1] (channel 0) with labels
     ``y (N,)`` indexing ``classes``: one panel per class on one grey scale."""
+    X, y = _labelled_images(X, y, classes)
     fig, axes = plt.subplots(1, len(classes), squeeze=False, figsize=(2.2 * len(classes) + 1.0, 3.0),
                              layout="constrained")
     for c, (name, ax) in enumerate(zip(classes, axes[0])):
@@ -257,6 +276,7 @@ def plot_pixel_histograms(X, y, classes, bins=32, title="Grey levels per class")
     """Share of pixels in each of ``bins`` equal grey-level bins over [0, 1], one step line per
     class, from ``X (N, C, H, W)`` (all channels) with labels ``y (N,)`` indexing ``classes``;
     log-scaled shares, so the white background and the fruit both show."""
+    X, y = _labelled_images(X, y, classes)
     edges = np.linspace(0, 1, bins + 1)
     fig, ax = plt.subplots(figsize=(7, 3.8))
     colours = series_colours(range(len(classes)))

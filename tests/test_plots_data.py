@@ -86,3 +86,18 @@ def test_plot_pixel_histograms_one_normalised_line_per_class(images):
         assert shares.sum() == pytest.approx(1)
         expected = np.histogram(X[y == c], edges)[0] / X[y == c].size
         np.testing.assert_allclose(shares, expected)
+
+
+@pytest.mark.parametrize("plot", [plots.plot_samples, plots.plot_class_means, plots.plot_pixel_histograms])
+def test_data_figures_refuse_images_and_labels_that_do_not_fit(images, plot):
+    # each was drawn without a word (images of a label left out, image rows drawn as images)
+    # or failed in a boolean index
+    X, y = images
+    with pytest.raises(ValueError, match=r"y must be 12 integer labels.*shape \(8,\)"):
+        plot(X, y[:8], CLASSES)
+    with pytest.raises(ValueError, match=r"indexing the 2 classes.*from 0 to 2"):
+        plot(X, y, CLASSES[:2])
+    with pytest.raises(ValueError, match=r"channels last\? X.transpose\(0, 3, 1, 2\)"):
+        plot(np.zeros((12, 8, 8, 1), np.float32), y, CLASSES)  # (N, H, W, C)
+    with pytest.raises(ValueError, match=r"X must be images \(N, C, H, W\)"):
+        plot(X[:, 0], y, CLASSES)
