@@ -19,8 +19,13 @@ def numerical_gradient(f, x, eps=1e-6):
 
 
 def relative_error(a, b):
-    """``||a - b|| / (||a|| + ||b||)`` (0 when both are 0)."""
+    """``||a - b|| / (||a|| + ||b||)`` (0 when both are 0) of two arrays of one shape
+    (ValueError otherwise: a broadcast would compare other numbers, a gradient of the wrong
+    shape would pass)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"relative_error compares arrays of one shape, got {a.shape} and {b.shape}: "
+                         "a gradient must have the shape of what it is the gradient of")
     scale = np.linalg.norm(a) + np.linalg.norm(b)
     return 0.0 if scale == 0 else float(np.linalg.norm(a - b) / scale)
 

@@ -146,6 +146,13 @@ def test_relative_error_is_scale_free_and_zero_for_zeros():
     assert relative_error([1.0], [-1.0]) == pytest.approx(1.0)
 
 
+def test_relative_error_refuses_arrays_of_other_shapes():
+    # (3, 1) against (1, 3) broadcast to a (3, 3) difference; (3,) zeros against (4,) gave 0.0
+    for a, b in ((np.ones((3, 1)), np.ones((1, 3))), (np.zeros(3), np.zeros(4))):
+        with pytest.raises(ValueError, match="arrays of one shape"):
+            relative_error(a, b)
+
+
 def test_gradcheck_refuses_float32_whose_rounding_would_report_a_right_gradient_wrong():
     """In float32 the perturbations of eps = 1e-6 drown in rounding (relative errors of about
     1e-2 for Conv2D's correct gradients): refused, naming the array and the fix."""
