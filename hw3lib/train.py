@@ -39,7 +39,7 @@ from .checks import integer
 from .checkpoint import (HISTORY_KEYS, Checkpoint, CheckpointError, TestRecord,
                          architecture_mismatch, load_checkpoint, save_checkpoint, test_data_sha256)
 from .config import TrainConfig
-from .data import dataloader, normalize
+from .data import Dataset, dataloader, normalize
 from .engine import engine_stamp
 from .images import TransparentPixels, read_image, warnings_gathered
 from .losses import CrossEntropyLoss
@@ -134,6 +134,13 @@ def _check_fit_inputs(model, data, config):
                          f"{type(model).__name__}; train another model with the report's loop over "
                          "batches (model.forward, model.backward, an optimizer's update_params; "
                          "README: The engine)")
+    for name, value, kind, fix in (
+            ("data", data, Dataset, "config.load_data(root), or hw3lib.data.Dataset(X_train=..., "
+             "y_train=..., ...) for arrays of your own"),
+            ("config", config, TrainConfig, "TrainConfig(epochs=..., lr=...)")):
+        if not isinstance(value, kind):
+            raise ValueError(f"fit(model, data, config) takes a {kind.__name__} as {name}, got a "
+                             f"{type(value).__name__}. Fix: {fix}")
     loaded, ours = data.loaded_with, config.data_settings()
     if loaded is not None and loaded != ours:  # the run would record the config's settings
         differ = [k for k in ours if loaded[k] != ours[k]]
@@ -144,6 +151,9 @@ def _check_fit_inputs(model, data, config):
     expected = model.input_shape
     for split in ("train", "val"):
         X, y = getattr(data, f"X_{split}"), _checked_labels(getattr(data, f"y_{split}"), f"y_{split}")
+        if not isinstance(X, np.ndarray):  # batches are read by fancy indexing
+            raise ValueError(f"X_{split} must be a NumPy array (N, {', '.join(map(str, expected))}), "
+                             f"got a {type(X).__name__}; convert it with np.asarray(..., dtype=np.float32)")
         if X.ndim != 4 or X.shape[1:] != expected:
             hint = (f"the data has {X.shape[1]} channel(s) and the model {expected[0]}: load both "
                     f"with the same mode (TrainConfig.mode, --channels)" if X.ndim == 4 and

@@ -1020,6 +1020,19 @@ def test_fit_refuses_a_model_other_than_lenet5_naming_what_trains_it():
         fit(model, tiny_data(), tiny_config(), progress=False)
 
 
+def test_fit_refuses_data_and_config_of_other_kinds_naming_them():
+    # each failed on a missing attribute: (X, y) as data, a dict as config, the two swapped,
+    # a Dataset built by hand from lists
+    data, config = tiny_data(), tiny_config()
+    for args, match in (((( data.X_train, data.y_train), config), r"takes a Dataset as data, got a tuple"),
+                        ((data, {"epochs": 1}), r"takes a TrainConfig as config, got a dict"),
+                        ((config, data), r"takes a Dataset as data, got a TrainConfig"),
+                        ((replace(data, X_val=data.X_val.tolist()), config),
+                         r"X_val must be a NumPy array \(N, 1, 12, 12\), got a list")):
+        with pytest.raises(ValueError, match=match):
+            fit(config.build_model(3), *args, progress=False)
+
+
 def test_a_run_that_kept_its_latest_weights_is_not_tested_as_its_kept_epoch(tmp_path):
     """fit(..., restore_best=False) leaves the latest weights in the model: their test figures
     would be recorded (and kept in the checkpoint, for every later FitResult.load) as those
