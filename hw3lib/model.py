@@ -104,6 +104,15 @@ class Sequential:
     once: it keeps one pass's activations for ``backward``."""
 
     def __init__(self, layers, input_shape):
+        if isinstance(layers, Layer) or not isinstance(layers, (list, tuple)):
+            raise ValueError(f"Sequential takes a list of layers, e.g. Sequential([Flatten(), "
+                             f"Dense(784, 10)], input_shape=(1, 28, 28)), got {layers!r}")
+        if not (isinstance(input_shape, (tuple, list)) and input_shape
+                and all(is_int(size) and size >= 1 for size in input_shape)):
+            fix = f" Fix: ({input_shape},)" if is_int(input_shape) else ""
+            raise ValueError(f"input_shape must be one sample's shape without the batch axis, a "
+                             f"tuple of integers >= 1 such as (1, 32, 32) or (784,), got "
+                             f"{input_shape!r}.{fix}")
         self.layers = list(layers)
         for i, layer in enumerate(self.layers):
             if any(layer is other for other in self.layers[:i]):
@@ -111,7 +120,7 @@ class Sequential:
                     f"{layer!r} is listed twice: a layer keeps the activations of one pass for "
                     "backward, so its second use overwrites its first's and the gradients come "
                     "out wrong. Fix: a new layer for each place, e.g. ReLU() twice")
-        self.input_shape = tuple(input_shape)
+        self.input_shape = tuple(int(size) for size in input_shape)
         self.shapes = [self.input_shape]
         for layer in self.layers:
             _check_layer(layer, self.shapes[-1])

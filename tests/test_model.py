@@ -571,6 +571,20 @@ def test_sequential_refuses_what_is_no_layer(thing):
         Sequential([thing, Dense(3, 2)], (3,))
 
 
+@pytest.mark.parametrize("layers, shape, words", [
+    (lambda: [Flatten(), Dense(64, 3)], 64, r"input_shape must be .*got 64. Fix: \(64,\)"),
+    (lambda: [Flatten(), Dense(64, 3)], "1x8x8", r"input_shape must be .*got '1x8x8'"),
+    (lambda: [Flatten(), Dense(64, 3)], (1.0, 8, 8), r"input_shape must be .*got \(1.0, 8, 8\)"),
+    (lambda: [Tanh(), Flatten(), Dense(3, 3)], (-1, 3), r"input_shape must be .*got \(-1, 3\)"),
+    (lambda: Dense(64, 3), (64,), r"Sequential takes a list of layers.*got Dense\(64, 3\)"),
+])
+def test_sequential_refuses_an_input_shape_or_layers_of_another_form(layers, shape, words):
+    """Each failed inside (an int not iterable, a ufunc on strings), or was built with
+    negative sizes."""
+    with pytest.raises(ValueError, match=words):
+        Sequential(layers(), shape)
+
+
 @pytest.mark.parametrize("y_pred, got", [(np.array([[1, 0]]), "dtype int64 shape (1, 2)"),
                                          (np.array([0.5, 0.5]), "dtype float64 shape (2,)"),
                                          ([[0.5, 0.5]], "a list")])
