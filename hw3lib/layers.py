@@ -75,8 +75,8 @@ class Layer:
     def forward(self, x):
         """``x`` (a float array of :attr:`input_axes`) -> the layer's output."""
         self._check_float(x, "forward", "input")
-        axes = self.input_axes
-        if axes is not None and (x.ndim != len(axes) or any(
+        axes = self.input_axes or ("N", "...")  # any shape, but a batch axis
+        if x.ndim == 0 or self.input_axes is not None and (x.ndim != len(axes) or any(
                 size != axis for size, axis in zip(x.shape, axes) if isinstance(axis, int))):
             raise ValueError(f"{self!r} expects input ({', '.join(map(str, axes))}), "
                              f"got shape {x.shape}")

@@ -115,6 +115,13 @@ def test_forward_refuses_non_array(name):
         make().forward(np.ones(shape, np.float32).tolist())
 
 
+@pytest.mark.parametrize("name", LAYERS)
+def test_forward_refuses_a_zero_dimensional_array(name):
+    """ReLU, Tanh and Flatten, which take any shape, failed on len() of it."""
+    with pytest.raises(ValueError, match=r"expects input \(N, .*\), got shape \(\)"):
+        LAYERS[name][0]().forward(np.array(-1.0, np.float32))
+
+
 def test_a_model_refuses_non_array_input_as_its_layers_do():
     for model in (LeNet5(), Sequential([Flatten(), Dense(4, 2)], input_shape=(1, 2, 2))):
         for call in (model.forward, model.predict):
