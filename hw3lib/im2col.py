@@ -63,7 +63,15 @@ def conv_output_size(size, kernel, stride=1, padding=0):
     return (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
 
 
+def _check_array(name, a, form):
+    """ValueError naming ``name`` and its ``form`` unless ``a`` is a NumPy array."""
+    if not isinstance(a, np.ndarray):
+        raise ValueError(f"{name} must be a NumPy array {form}, got a {type(a).__name__}; convert "
+                         "it with np.asarray")
+
+
 def _check_image(x):
+    _check_array("x", x, "of images (N, C, H, W)")
     if x.ndim != 4:
         raise ValueError(f"expected images of shape (N, C, H, W), got shape {x.shape}")
 
@@ -220,6 +228,10 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride=1, padding=0):
     """The adjoint of :func:`im2col`: fold ``cols (C * kh * kw, N * OH * OW)`` back into
     ``(N, C, H, W)``, summing where receptive fields overlap (by :func:`unstack_rows` and
     :func:`fold_width`: strided slice additions, no ``np.add.at``)."""
+    if not (isinstance(x_shape, (tuple, list)) and len(x_shape) == 4 and all(is_int(v) for v in x_shape)):
+        raise ValueError(f"x_shape must be the images' shape (N, C, H, W), a tuple of 4 ints such "
+                         f"as x.shape, got {x_shape!r}")
+    _check_array("cols", cols, "(C * kh * kw, N * OH * OW), as im2col returns it")
     n, c, h, w = x_shape
     (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
     oh, ow = conv_output_size((h, w), (kernel_h, kernel_w), (sh, sw), (ph, pw))
@@ -231,13 +243,16 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride=1, padding=0):
     return fold_width(X, x_shape, kernel_w, sw, (ph, pw))
 
 
-def _check_conv(x, W, b=None):
-    """ValueError unless ``x (N, C, H, W)``, ``W (F, C, kh, kw)`` and ``b (F,)`` agree: the loops
-    would broadcast a 1-channel ``x`` against a 3-channel ``W`` (or the reverse) and skip the
-    extra values of a longer ``b``, giving a wrong result rather than an error."""
+def _check_conv(x, W, b=False):
+    """ValueError unless ``x (N, C, H, W)``, ``W (F, C, kh, kw)`` and ``b (F,)`` (False: none
+    to check) agree: the loops would broadcast a 1-channel ``x`` against a 3-channel ``W`` (or
+    the reverse) and skip the extra values of a longer ``b``, giving a wrong result rather
+    than an error."""
     _check_image(x)
-    if np.ndim(W) != 4 or W.shape[1] != x.shape[1] or (b is not None and np.shape(b) != W.shape[:1]):
-        raise ValueError(f"x {x.shape}, W {np.shape(W)} and b {'-' if b is None else np.shape(b)} do not "
+    _check_array("W", W, "(F, C, kh, kw)")
+    if W.ndim != 4 or W.shape[1] != x.shape[1] or (b is not False and np.shape(b) != W.shape[:1]):
+        got = "-" if b is False else "None" if b is None else np.shape(b)
+        raise ValueError(f"x {x.shape}, W {W.shape} and b {got} do not "
                          f"agree: x is (N, C, H, W), W (F, C, kh, kw) with x's C, b (F,)")
 
 
@@ -268,7 +283,8 @@ def conv2d_naive_backward(dout, x, W, stride=1, padding=0):
     f, _, kh, kw = W.shape
     (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
     oh, ow = conv_output_size((h, w), (kh, kw), (sh, sw), (ph, pw))
-    if np.shape(dout) != (n, f, oh, ow):
+    _check_array("dout", dout, f"{(n, f, oh, ow)}")
+    if dout.shape != (n, f, oh, ow):
         raise ValueError(f"dout has shape {np.shape(dout)}, but conv2d_naive(x, W, b, stride={stride}, "
                          f"padding={padding}) gives {(n, f, oh, ow)}")
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))

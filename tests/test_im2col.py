@@ -102,6 +102,26 @@ def test_the_naive_loops_refuse_shapes_that_numpy_would_broadcast():
         conv2d_naive_backward(np.zeros((1, 1, 2, 2)), x, W, stride=2)
 
 
+def test_the_reference_functions_refuse_lists_and_a_shape_of_another_form_naming_them():
+    """Each failed inside: on .ndim or .shape of a list, in unpacking a 3-value x_shape, or on
+    subscripting b=None."""
+    x, W, b = np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3)), np.zeros(1)
+    cols = im2col(x, 3, 3)
+    for call, match in (
+            (lambda: im2col(x.tolist(), 3, 3), r"x must be a NumPy array of images \(N, C, H, W\), got a list"),
+            (lambda: col2im(cols, (1, 4, 4), 3, 3), r"x_shape must be the images' shape \(N, C, H, W\).*got \(1, 4, 4\)"),
+            (lambda: col2im(cols, x, 3, 3), r"x_shape must be .*as x.shape"),
+            (lambda: col2im(cols.tolist(), x.shape, 3, 3), r"cols must be a NumPy array.*got a list"),
+            (lambda: conv2d_naive(x.tolist(), W, b), r"x must be a NumPy array"),
+            (lambda: conv2d_naive(x, W.tolist(), b), r"W must be a NumPy array \(F, C, kh, kw\), got a list"),
+            (lambda: conv2d_naive(x, W, None), r"b None do not agree"),
+            (lambda: conv2d_naive_backward(np.zeros((1, 1, 2, 2)).tolist(), x, W),
+             r"dout must be a NumPy array \(1, 1, 2, 2\), got a list")):
+        with pytest.raises(ValueError, match=match):
+            call()
+    np.testing.assert_array_equal(col2im(cols, list(x.shape), 3, 3), col2im(cols, x.shape, 3, 3))
+
+
 @pytest.mark.parametrize("split", ["one_column", "columns_kept", "one_row", "two_rows"])
 @pytest.mark.parametrize("cfg", CONFIGS[:8], ids=config_id)
 def test_conv_in_blocks_and_bands_equals_the_naive_loops(cfg, split, monkeypatch):
