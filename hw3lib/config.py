@@ -10,7 +10,7 @@ import numpy as np
 
 from .checks import integer
 from .data import MODES, SPLIT_METHODS, load_dataset
-from .images import parse_image_size
+from .images import check_mode, parse_image_size
 from .model import LeNet5
 from .optim import SGD, AdamGD
 
@@ -88,8 +88,7 @@ class TrainConfig:
         except ValueError as err:  # AdamGD's epsilon is this config's eps
             raise ValueError(str(err).replace("epsilon must", "eps must", 1)) from None
         SGD(self.lr, {}, momentum=self.momentum)  # momentum, also where unused: it is stored
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
+        check_mode(self.mode)
         object.__setattr__(self, "image_size", parse_image_size(self.image_size))
         if not (isinstance(self.val_fraction, (int, float)) and 0 < self.val_fraction < 1):
             raise ValueError(f"val_fraction must lie in (0, 1), got {self.val_fraction!r}")

@@ -41,8 +41,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .checks import integer
-from .images import (MODES, SUFFIXES, DataError, parse_image_size, read_image, rename_suffix,
-                     sniff, warnings_gathered)
+from .images import (MODES, SUFFIXES, DataError, check_mode, parse_image_size, read_image,
+                     rename_suffix, sniff, warnings_gathered)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout: hw3lib/, data/, notebooks/, runs/
 DEFAULT_ROOT = REPO_ROOT / "data"
@@ -353,8 +353,7 @@ def _load(root, split, mode, image_size, check_size, parts=None, listing=None):
     Returns ``(arrays, y, classes)``."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
+    check_mode(mode)
     size = parse_image_size(image_size)
     root = resolve_root(root)
     files, labels, classes = listing or split_files(root, split)

@@ -40,6 +40,13 @@ from PIL import Image, ImageOps
 from .checks import is_int
 
 MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}  # Pillow mode -> number of channels C
+
+
+def check_mode(mode):
+    """ValueError unless ``mode`` is one of :data:`MODES` (a list or dict is refused so too,
+    not failed as unhashable)."""
+    if not (isinstance(mode, str) and mode in MODES):
+        raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
 # file name ending -> format; the first ending of each format is the one to rename a file to
 SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".gif": "GIF",
             ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}

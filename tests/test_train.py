@@ -99,6 +99,7 @@ def test_defaults_are_the_reports_plus_flips():
     (dict(model=dict(kernel_size=np.int64(3))), r"a NumPy number is none: convert it with int\(\)"),
     (dict(model=dict(activation="sigmoid")), "activation must be one of"),
     (dict(optimizer="rmsprop"), "optimizer must be one of"),
+    (dict(mode=["L", "RGB"]), r"mode must be one of \['L', 'LA', 'RGB', 'RGBA'\], got \['L', 'RGB'\]"),
     (dict(optimizer="sgd", momentum=1.0), "momentum"),
     (dict(momentum=1.5), "momentum"),  # unused by Adam, but stored with the run
 ])
