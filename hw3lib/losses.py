@@ -3,7 +3,9 @@ import numpy as np
 
 
 def softmax(logits):
-    """Row-wise softmax of ``logits (N, K)``, stable for any finite logits (shifted by the row max)."""
+    """Row-wise softmax of ``logits (N, K)`` (any array-like, softmax over the last axis),
+    stable for any finite logits (shifted by the row max)."""
+    logits = np.asarray(logits)
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)

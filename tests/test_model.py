@@ -585,6 +585,11 @@ def test_sequential_refuses_an_input_shape_or_layers_of_another_form(layers, sha
         Sequential(layers(), shape)
 
 
+def test_softmax_takes_a_list_as_numpy_functions_do():
+    """It failed on list.max, where the loss names a list it refuses."""
+    np.testing.assert_allclose(softmax([[0.0, np.log(3.0)]]), [[0.25, 0.75]])
+
+
 @pytest.mark.parametrize("y_pred, got", [(np.array([[1, 0]]), "dtype int64 shape (1, 2)"),
                                          (np.array([0.5, 0.5]), "dtype float64 shape (2,)"),
                                          ([[0.5, 0.5]], "a list")])
