@@ -320,7 +320,8 @@ class FitResult:
     def predict(self, X, batch_size=EVAL_BATCH):
         """Class probabilities ``(N, K)`` of the model for raw images ``X (N, C, H, W)`` in
         [0, 1], normalised batch by batch with the training split's ``mean``/``std``."""
-        batches = _batches(self._checked(X), batch_size, (self.mean, self.std))
+        X, batch_size = self._checked(X), integer("batch_size", batch_size)  # as evaluate checks
+        batches = _batches(X, batch_size, (self.mean, self.std))
         return np.concatenate([self.model.forward(X_batch) for _, X_batch in batches])
 
     def predict_files(self, paths):

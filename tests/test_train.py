@@ -247,6 +247,15 @@ def test_evaluate_refuses_a_batch_size_below_one():
         evaluate(tiny_config().build_model(3), data.X_val, data.y_val, batch_size=0)
 
 
+def test_a_runs_predict_refuses_a_batch_size_below_one_as_evaluate_does():
+    """It failed in range() with a step of 0, or gave 0.5 batches to its loop."""
+    data, config = tiny_data(), tiny_config(epochs=1)
+    run = fit(config.build_model(3), data, config, progress=False)
+    for batch_size in (0, 2.5):
+        with pytest.raises(ValueError, match=f"batch_size must be an integer >= 1, got {batch_size}"):
+            run.predict(data.X_val, batch_size=batch_size)
+
+
 @pytest.mark.parametrize("normalised", [True, False], ids=["normalised", "raw with normalizer"])
 @pytest.mark.parametrize("kind, match", [
     ("nan pixel", r"X: 1 image\(s\) hold NaN or infinite values \(the first at index 2\): fix or drop"),
