@@ -215,7 +215,7 @@ def _image_panel(ax, image, xlabel, ylabel=""):
     return shown
 
 
-def _labelled_images(X, y, classes):
+def _labelled_images(X, y, classes, name="y"):
     """``(X, y)`` as NumPy arrays; ValueError unless ``X`` holds images ``(N, C, H, W)`` (C of 1
     to 4, the modes L to RGBA) and ``y`` ``N`` integer labels indexing ``classes``: else images
     of a label would be left out, or rows of pixels drawn as images, without a word."""
@@ -226,7 +226,7 @@ def _labelled_images(X, y, classes):
                          f"{X.shape}{last}")
     if y.shape != (len(X),) or not (y.dtype.kind in "iu" and y.min(initial=0) >= 0
                                      and y.max(initial=0) < len(classes)):
-        raise ValueError(f"y must be {len(X)} integer labels, one per image of X, each indexing the "
+        raise ValueError(f"{name} must be {len(X)} integer labels, one per image of X, each indexing the "
                          f"{len(classes)} classes, got dtype {y.dtype} shape {y.shape}"
                          + (f" from {y.min()} to {y.max()}" if y.size and y.dtype.kind in "iu" else ""))
     return X, y
@@ -407,7 +407,15 @@ def plot_misclassified(X, y_true, y_pred, indices, classes, confidence=None, col
     ``classes``) and, given ``confidence (N,)``, the predicted class's probability. No
     ``indices`` give a small figure saying every image is right, a ValueError where
     ``y_pred`` differs from ``y_true``."""
-    indices = np.asarray(indices, dtype=int)
+    X, y_true = _labelled_images(X, y_true, classes, "y_true")
+    y_pred = _labelled_images(X, y_pred, classes, "y_pred")[1]
+    indices = np.asarray(indices)
+    if indices.ndim != 1 or indices.size and not (
+            indices.dtype.kind in "iu" and 0 <= indices.min() and indices.max() < len(X)):
+        mask = " (a boolean mask? pass np.flatnonzero(mask))" if indices.dtype == bool else ""
+        raise ValueError(f"indices must be 1-D integer indices into the {len(X)} images of X, got "
+                         f"{indices.tolist() if indices.size <= 8 else indices.shape}{mask}")
+    indices = indices.astype(int)
     if len(indices) == 0:
         wrong = int(np.sum(np.asarray(y_true) != np.asarray(y_pred)))
         if wrong:

@@ -65,6 +65,19 @@ def test_plot_confusion_refuses_a_matrix_that_does_not_fit_the_classes():
             plots.plot_confusion(matrices, classes)
 
 
+def test_plot_misclassified_refuses_indices_and_labels_that_do_not_fit():
+    """A boolean mask as indices showed images 0 and 1 as the misclassified ones; an index past
+    the images, labels past the classes and probabilities as y_pred failed inside."""
+    X = np.zeros((5, 1, 4, 4))
+    y_true, y_pred = np.array([0, 1, 2, 0, 1]), np.array([0, 2, 2, 1, 1])
+    for args, match in (((y_true, y_pred, y_true != y_pred), r"a boolean mask\? pass np.flatnonzero"),
+                        ((y_true, y_pred, [7]), r"indices must be 1-D integer indices into the 5 images"),
+                        ((y_true, np.eye(3)[y_pred], [1]), r"y_pred must be 5 integer labels.*shape \(5, 3\)"),
+                        ((y_true + 1, y_pred, [1]), r"y_true must be .*indexing the 3 classes.*from 1 to 3")):
+        with pytest.raises(ValueError, match=match):
+            plots.plot_misclassified(X, *args, CLASSES)
+
+
 def test_plot_misclassified_captions_each_image():
     X = np.arange(5)[:, None, None, None] / 10 * np.ones((1, 1, 4, 4))
     y_true, y_pred = np.array([0, 1, 2, 0, 1]), np.array([0, 2, 2, 1, 1])
