@@ -221,6 +221,9 @@ class Sequential:
         """Copy ``params`` (arrays of real numbers, or nested lists of them) into the model's
         arrays, checking names and shapes."""
         own = self.get_params()
+        if not isinstance(params, dict):
+            raise ValueError(f"params must be a dict of arrays keyed {', '.join(list(own)[:2])}, ..., "
+                             f"as get_params returns it, got a {type(params).__name__}")
         if set(params) != set(own):
             raise ValueError(f"parameter names differ: expected {sorted(own)}, got {sorted(params)}")
         for k, p in params.items():

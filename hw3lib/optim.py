@@ -90,6 +90,9 @@ class Optimizer:
         """One step: every parameter updated in place from ``grads`` (keyed ``"d" + name``),
         in the pieces that ``spread`` gives (see the class docstring; default: :func:`in_turn`);
         returns ``params``."""
+        if not isinstance(grads, dict):
+            raise ValueError(f"grads must be the dict of gradients that model.backward returns, "
+                             f"keyed 'd' + each parameter's name, got a {type(grads).__name__}")
         grads = {key: self._grad(grads, key) for key in self.params}
         self.t += 1
         constants = self._constants()

@@ -164,6 +164,9 @@ def test_set_params_rejects_other_shapes_and_names():
         model.set_params(params)
     with pytest.raises(ValueError, match="names differ"):
         model.set_params({"W1": params["W1"]})
+    with pytest.raises(ValueError, match=r"params must be a dict of arrays keyed W1, b1, ..., as "
+                                         r"get_params returns it, got a NoneType"):
+        model.set_params(None)  # failed in set(None)
 
 
 def test_loss_finite_for_underflowing_probabilities_and_one_hot_labels():
@@ -282,6 +285,10 @@ def test_optimizers_name_a_missing_misshaped_or_non_array_gradient():
     with pytest.raises(ValueError, match="grad 'dW' must be a NumPy array, as model.backward "
                                          "returns, got a list; convert it with np.asarray"):
         AdamGD(1e-3, 0.9, 0.999, 1e-8, params).update_params({"dW": [0.0, 0.0]})
+    for grads in ([np.zeros(2)], None):  # failed on subscripting a list or None by a name
+        with pytest.raises(ValueError, match=r"grads must be the dict of gradients that "
+                                             rf"model.backward returns.*got a {type(grads).__name__}"):
+            SGD(0.1, params).update_params(grads)
 
 
 def test_only_layers_that_declare_they_commute_with_max_pooling_run_after_it():
