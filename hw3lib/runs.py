@@ -21,7 +21,7 @@ from .checkpoint import CheckpointError, load_checkpoint
 from .data import REPO_ROOT
 from .download import dataset_sha256
 from .engine import engine_stamp, stamp_differences
-from .train import FitResult, fit
+from .train import FitResult, check_kind, fit
 
 RUNS_DIR = REPO_ROOT / "runs" / "notebooks"
 
@@ -118,6 +118,8 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False, on
     A Ctrl-C or ``stop`` while training raises KeyboardInterrupt; the checkpoint keeps the
     finished epochs.
     """
+    check_kind("load_or_train(config, path, data=...)", config=config,
+               **({} if data is None else {"data": data}))
     if data is not None and data.root is not None:  # the data's own folder names it
         if root is not None and Path(root).resolve() != data.root.resolve():
             raise ValueError(f"load_or_train was given data loaded from {data.root} and root "

@@ -126,6 +126,21 @@ def _rows(history):
     return [dict(zip(HISTORY_KEYS, values)) for values in zip(*(history[k] for k in HISTORY_KEYS))]
 
 
+KINDS = {"data": (Dataset, "config.load_data(root), or hw3lib.data.Dataset(X_train=..., "
+                           "y_train=..., ...) for arrays of your own"),
+         "config": (TrainConfig, "TrainConfig(epochs=..., lr=...)")}
+
+
+def check_kind(call, **arguments):
+    """ValueError naming ``call`` unless each of ``arguments`` (``data``, ``config``) is of the
+    kind :data:`KINDS` gives it (a Dataset, a TrainConfig), with the way to make one."""
+    for name, value in arguments.items():
+        kind, fix = KINDS[name]
+        if not isinstance(value, kind):
+            raise ValueError(f"{call} takes a {kind.__name__} as {name}, got a "
+                             f"{type(value).__name__}. Fix: {fix}")
+
+
 def _check_fit_inputs(model, data, config):
     """Refuse a ``model`` other than a LeNet5, and data that cannot train it: checked before
     any work starts."""
@@ -134,13 +149,7 @@ def _check_fit_inputs(model, data, config):
                          f"{type(model).__name__}; train another model with the report's loop over "
                          "batches (model.forward, model.backward, an optimizer's update_params; "
                          "README: The engine)")
-    for name, value, kind, fix in (
-            ("data", data, Dataset, "config.load_data(root), or hw3lib.data.Dataset(X_train=..., "
-             "y_train=..., ...) for arrays of your own"),
-            ("config", config, TrainConfig, "TrainConfig(epochs=..., lr=...)")):
-        if not isinstance(value, kind):
-            raise ValueError(f"fit(model, data, config) takes a {kind.__name__} as {name}, got a "
-                             f"{type(value).__name__}. Fix: {fix}")
+    check_kind("fit(model, data, config)", data=data, config=config)
     loaded, ours = data.loaded_with, config.data_settings()
     if loaded is not None and loaded != ours:  # the run would record the config's settings
         differ = [k for k in ours if loaded[k] != ours[k]]

@@ -149,6 +149,16 @@ def test_load_or_train_builds_the_model_for_the_datas_image_size(tmp_path):
     assert result.model.input_shape == (1, 36, 28) and len(result.history["epoch"]) == 2
 
 
+def test_load_or_train_refuses_a_config_or_data_of_another_kind_before_any_work(tmp_path):
+    """They failed on a missing attribute (config.load_data, data.root)."""
+    data = (np.zeros((2, 1, 32, 32), np.float32), np.zeros(2, int))
+    for args, kwargs, match in (((CONFIG.to_dict(),), {}, r"takes a TrainConfig as config, got a dict"),
+                                ((CONFIG,), {"data": data}, r"takes a Dataset as data, got a tuple")):
+        with pytest.raises(ValueError, match=r"load_or_train\(config, path, data=...\) " + match):
+            runs_module.load_or_train(*args, tmp_path / "run.npz", **kwargs)
+    assert not (tmp_path / "run.npz").exists()
+
+
 def test_load_or_train_is_bit_deterministic(root, tmp_path):
     a = runs_module.load_or_train(CONFIG, tmp_path / "a.npz", root=root)
     b = runs_module.load_or_train(CONFIG, tmp_path / "b.npz", root=root)
