@@ -60,7 +60,7 @@ class RunSettings:
     def config(self):
         """The run's :class:`TrainConfig`; ValueError names a setting that cannot work (an
         unknown optimizer, a kernel larger than its feature map, a bad learning rate, ...)."""
-        if self.optimizer not in OPTIMIZERS:
+        if not (isinstance(self.optimizer, str) and self.optimizer in OPTIMIZERS):
             raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                            **OPTIMIZERS[self.optimizer], seed=self.seed, mode=self.mode,

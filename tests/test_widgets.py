@@ -365,6 +365,8 @@ def test_a_kernel_larger_than_its_feature_map_is_refused_in_the_panel(kernel):
 def test_settings_refuse_what_cannot_work():
     with pytest.raises(ValueError, match="optimizer must be one of"):
         RunSettings(optimizer="Adam").config()
+    with pytest.raises(ValueError, match=r"optimizer must be one of .*got \['AdamGD'\]"):
+        RunSettings(optimizer=["AdamGD"]).config()  # failed as unhashable
     with pytest.raises(ValueError, match="train_size must be an integer from 1 to 60"):
         prepare(RunSettings(train_size=61), FakeLoad())
 
