@@ -322,7 +322,9 @@ class LeNet5(Sequential):
         generator of ``seed`` that drew their weights, to draw the rest; ValueError for an
         argument out of range, a ``dtype`` other than float32 and float64, a kernel larger than
         its input or a first dense layer over ``MAX_WEIGHT_BYTES``."""
-        config = {**architecture(arguments), "seed": seed}
+        # an int, as TrainConfig's: the config is stored as JSON (a Generator failed at the
+        # checkpoint, after the first epoch's work)
+        config = {**architecture(arguments), "seed": integer("seed", seed, 0, "draws the initial weights")}
         itemsize = float_dtype(dtype).itemsize
         act, pool = ACTIVATIONS[config["activation"]], POOLINGS[config["pooling"]]
         (c1, c2), kernel = config["conv_channels"], config["kernel_size"]

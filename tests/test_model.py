@@ -478,6 +478,10 @@ BAD_ARGUMENTS = [  # LeNet5 arguments -> words of the message
     (dict(dtype=np.int32), "dtype must be float32 or float64 .*got <class 'numpy.int32'>"),
     (dict(dtype="float16"), "dtype must be float32 or float64 .*got 'float16'"),
     (dict(dtype="no type"), "dtype must be float32 or float64 .*got 'no type'"),
+    # NumPy's words, not naming seed; a Generator was taken, and failed at the first checkpoint
+    (dict(seed=1.5), r"seed must be an integer >= 0 \(draws the initial weights\), got 1.5"),
+    (dict(seed=-1), r"seed must be an integer >= 0 .*got -1"),
+    (dict(seed=np.random.default_rng(0)), r"seed must be an integer >= 0 .*got Generator"),
 ]
 
 
