@@ -67,6 +67,9 @@ def evaluate(model, X, y, batch_size=EVAL_BATCH, normalizer=None):
                             "give raw images in [0, 1] with normalizer=(mean, std)")
     else:
         X = _checked_images(X, fix="; images normalised already go to evaluate without normalizer")
+        if not (isinstance(normalizer, (tuple, list)) and len(normalizer) == 2):
+            raise ValueError(f"normalizer must be the pair (mean, std), e.g. (data.mean, data.std), "
+                             f"got {normalizer!r}")
     y = _checked_labels(y)
     if len(X) != len(y):
         raise ValueError(f"evaluate needs as many labels as images, got {len(X)} and {len(y)}")

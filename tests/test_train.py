@@ -247,6 +247,15 @@ def test_evaluate_refuses_a_batch_size_below_one():
         evaluate(tiny_config().build_model(3), data.X_val, data.y_val, batch_size=0)
 
 
+def test_evaluate_refuses_a_normalizer_that_is_no_mean_std_pair():
+    """(mean,) failed in normalize() on a missing argument."""
+    data = tiny_data()
+    for normalizer in ((data.mean,), data.mean):
+        with pytest.raises(ValueError, match=r"normalizer must be the pair \(mean, std\), e.g. "
+                                             r"\(data.mean, data.std\)"):
+            evaluate(tiny_config().build_model(3), data.X_val, data.y_val, normalizer=normalizer)
+
+
 def test_a_runs_predict_refuses_a_batch_size_below_one_as_evaluate_does():
     """It failed in range() with a step of 0, or gave 0.5 batches to its loop."""
     data, config = tiny_data(), tiny_config(epochs=1)
