@@ -83,6 +83,17 @@ def _window_mask(shape, top, left, kh, kw):
     return mask
 
 
+def _planes(figure, **arrays):
+    """The ``arrays`` as NumPy arrays; ValueError naming ``figure`` unless each is 2-D (one
+    channel of one image: ``x[0, 0]`` of an ``(N, C, H, W)`` batch)."""
+    arrays = {name: np.asarray(a) for name, a in arrays.items()}
+    if any(a.ndim != 2 for a in arrays.values()):
+        got = ", ".join(f"{name} {a.shape}" for name, a in arrays.items())
+        raise ValueError(f"{figure} draws one channel of one image, 2-D arrays, got {got}: pass e.g. "
+                         "x[0, 0] and W[0, 0] of (N, C, H, W) and (F, C, kh, kw) arrays")
+    return arrays.values()
+
+
 def _example_output(x, kh, kw, stride, pixel, name, given, expected):
     """``(OH, OW)`` of a ``kh x kw`` window with ``stride`` over ``x (H, W)``; ValueError when
     the shape ``given`` of the array ``name`` is not ``expected(OH, OW)`` or ``pixel`` lies
@@ -102,7 +113,7 @@ def plot_conv_example(x, W, out, pixel=(0, 0), stride=1, b=None):
     pads), kernel ``W (kh, kw)``, bias ``b`` (a number, named in the title when given) and
     ``out (OH, OW)``; the receptive field of output ``pixel = (row, col)`` and that output are
     coloured."""
-    x, W, out = np.asarray(x), np.asarray(W), np.asarray(out)
+    x, W, out = _planes("plot_conv_example", x=x, W=W, out=out)
     kh, kw = W.shape
     r, q = pixel
     _example_output(x, kh, kw, stride, pixel, "out", out.shape, lambda oh, ow: (oh, ow))
@@ -121,7 +132,7 @@ def plot_im2col(x, cols, kh, kw, pixel=(0, 0), stride=1, label="input x"):
     """im2col of one image with one channel: ``x (H, W)`` (already padded, if the convolution
     pads) and its ``cols (kh * kw, OH * OW)``; the receptive field of output
     ``pixel = (row, col)`` and the column it becomes are coloured."""
-    x, cols = np.asarray(x), np.asarray(cols)
+    x, cols = _planes("plot_im2col", x=x, cols=cols)
     r, q = pixel
     _, ow = _example_output(x, kh, kw, stride, pixel, "cols", cols.shape,
                             lambda oh, ow: (kh * kw, oh * ow))

@@ -76,6 +76,19 @@ def test_the_worked_examples_refuse_an_output_their_geometry_does_not_give():
         plots.plot_im2col(np.pad(x, 1), cols, 3, 3, pixel=(-1, 1), stride=2)
 
 
+def test_the_worked_examples_refuse_arrays_of_a_whole_batch_naming_the_channel_to_pass():
+    """Notebook 02's (N, C, H, W) arrays passed whole failed in unpacking W.shape, or named the
+    "input size" for x."""
+    x, W = np.arange(16.0).reshape(1, 1, 4, 4), np.ones((1, 1, 3, 3))
+    out = conv2d_naive(x, W, np.zeros(1))
+    with pytest.raises(ValueError, match=r"plot_conv_example draws one channel of one image, 2-D "
+                                         r"arrays, got x \(1, 1, 4, 4\), W \(1, 1, 3, 3\), out "
+                                         r"\(1, 1, 2, 2\): pass e.g. x\[0, 0\]"):
+        plots.plot_conv_example(x, W, out)
+    with pytest.raises(ValueError, match=r"plot_im2col draws one channel .*got x \(1, 1, 4, 4\)"):
+        plots.plot_im2col(x, im2col(x, 3, 3), 3, 3)
+
+
 def test_plot_ladder_one_bar_per_row_on_a_log_axis():
     rungs = (("naive", 1e-2, 1.0), ("fast", 1e-4, 100.0))
     rows = [dict(shape=s, rung=r, per_image=t, speedup=up)
