@@ -345,6 +345,10 @@ class FitResult:
         paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
         if not paths:
             raise ValueError("predict_files needs at least one image file")
+        wrong = [p for p in paths if not isinstance(p, (str, os.PathLike))]
+        if wrong:
+            raise ValueError(f"predict_files takes paths of image files (str or pathlib.Path), got "
+                             f"a {type(wrong[0]).__name__}: arrays of raw images go to predict")
         mode, size = self.config.mode, self.model.input_shape[1:]
         try:
             with warnings_gathered():

@@ -506,6 +506,9 @@ def test_a_run_refuses_images_that_are_not_raw_and_files_it_cannot_take(saved, t
         run.predict_files([])
     with pytest.raises(DataError, match=r"is a folder, not an image file. Fix: give the paths of image files"):
         run.predict_files([tmp_path])
+    with pytest.raises(ValueError, match=r"predict_files takes paths of image files \(str or "
+                                         r"pathlib.Path\), got a ndarray: arrays of raw images go to predict"):
+        run.predict_files(data.X_val)  # failed in pathlib
     alpha = np.full_like(grey, 255)
     alpha[0, 0] = 0
     Image.fromarray(np.stack([grey, alpha], -1), "LA").save(tmp_path / "cut.png")
