@@ -41,7 +41,15 @@ def as_targets(y, y_pred):
     if y.ndim == 1:
         targets = one_hot(y, k, y_pred.dtype)
     elif y.shape == (n, k):
+        if y.dtype.kind not in "biuf":
+            raise ValueError(f"one-hot labels must be numbers, got dtype {y.dtype}")
         targets = y.astype(y_pred.dtype, copy=False)
+        sums = targets.sum(axis=1)
+        if n and ((targets < 0).any() or not np.allclose(sums, 1, atol=1e-3)):
+            raise ValueError(f"one-hot labels (N, {k}) must be rows of 0s and a 1 (or of "
+                             f"probabilities >= 0) summing to 1, got rows summing from "
+                             f"{sums.min():.3g} to {sums.max():.3g}, values from {targets.min():.3g}: "
+                             "integer labels (N,) go as they are, e.g. y, not a one-hot of it")
     else:
         raise ValueError(f"labels must be (N,) integers or (N, {k}) one-hot for predictions "
                          f"{y_pred.shape}, got shape {y.shape}")

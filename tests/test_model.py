@@ -181,6 +181,20 @@ def test_loss_finite_for_underflowing_probabilities_and_one_hot_labels():
         cost.get(softmax(np.zeros((2, 3))), np.array([0, 3]))
 
 
+def test_loss_refuses_n_by_k_labels_that_are_no_one_hot_rows():
+    """They gave a loss and a gradient of other numbers without a word (5.0s: 18.6)."""
+    p = softmax(np.zeros((2, 3)))
+    for labels, words in ((np.full((2, 3), 5.0), "summing from 15 to 15"),
+                          (np.array([[1, 1, 0], [0, 1, 0]]), "summing from 1 to 2"),
+                          (np.array([[2.0, -1.0, 0.0], [0, 1, 0]]), "values from -1")):
+        for method in (CrossEntropyLoss().get, CrossEntropyLoss().backward):
+            with pytest.raises(ValueError, match=r"one-hot labels \(N, 3\) must be rows of 0s and "
+                                                 rf"a 1 .*{words}"):
+                method(p, labels)
+    smoothed = np.full((2, 3), 0.05) + np.eye(3)[[0, 1]] * 0.85  # label smoothing: rows sum to 1
+    assert np.isfinite(CrossEntropyLoss().get(p, smoothed))
+
+
 def test_report_adamgd_formula_without_bias_correction():
     p0, g = np.array([1.0, -2.0]), np.array([0.5, -0.25])
     params = {"W": p0.copy()}
