@@ -184,9 +184,12 @@ def _check_fit_inputs(model, data, config):
         raise ValueError(f"the data has {len(data.classes)} classes {list(data.classes)}, the model "
                          f"{model.num_classes} outputs; build it with "
                          f"config.build_model({len(data.classes)})")
-    if np.shape(data.mean) != (expected[0],) or np.shape(data.std) != (expected[0],):
-        raise ValueError(f"data.mean and data.std must have shape ({expected[0]},), got "
-                         f"{np.shape(data.mean)} and {np.shape(data.std)}")
+    if not all(isinstance(a, np.ndarray) and a.shape == (expected[0],) for a in (data.mean, data.std)):
+        got = [f"shape {a.shape}" if isinstance(a, np.ndarray) else f"a {type(a).__name__}"
+               for a in (data.mean, data.std)]
+        raise ValueError(f"data.mean and data.std must be NumPy arrays of shape ({expected[0]},), "
+                         f"one number per channel, got {got[0]} and {got[1]}: take them from "
+                         "hw3lib.data.fit_normalizer(X_train)")
     if not (np.isfinite(data.mean).all() and np.isfinite(data.std).all() and (data.std > 0).all()):
         raise ValueError(f"data.mean {data.mean} and data.std {data.std} must be finite, std > 0: "
                          "take them from hw3lib.data.fit_normalizer(X_train)")

@@ -1047,7 +1047,11 @@ def test_fit_refuses_data_and_config_of_other_kinds_naming_them():
                         ((data, {"epochs": 1}), r"takes a TrainConfig as config, got a dict"),
                         ((config, data), r"takes a Dataset as data, got a TrainConfig"),
                         ((replace(data, X_val=data.X_val.tolist()), config),
-                         r"X_val must be a NumPy array \(N, 1, 12, 12\), got a list")):
+                         r"X_val must be a NumPy array \(N, 1, 12, 12\), got a list"),
+                        ((replace(data, mean=[0.5], std=[0.2]), config),  # failed on list > int
+                         r"data.mean and data.std must be NumPy arrays of shape \(1,\), one number "
+                         r"per channel, got a list and a list"),
+                        ((replace(data, mean=np.array(0.5, np.float32)), config), r"got shape \(\) and shape \(1,\)")):
         with pytest.raises(ValueError, match=match):
             fit(config.build_model(3), *args, progress=False)
 
