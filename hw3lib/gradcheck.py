@@ -2,9 +2,21 @@
 import numpy as np
 
 
+def _check_float64(name, x, eps):
+    """ValueError naming ``name`` unless ``x`` is a float64 NumPy array: an integer one would
+    take no perturbation at all (a gradient of 0), a float32 one drowns it in rounding."""
+    if not (isinstance(x, np.ndarray) and x.dtype == np.float64):
+        got = x.dtype if isinstance(x, np.ndarray) else f"a {type(x).__name__}"
+        raise ValueError(f"gradcheck needs float64 arrays: {name} is {got}, whose rounding "
+                         f"drowns the perturbations of eps={eps:g} (errors of 1e-2 for a right "
+                         "gradient, or none taken at all by integers); build the layer with "
+                         "dtype=np.float64 and pass x.astype(np.float64)")
+
+
 def numerical_gradient(f, x, eps=1e-6):
-    """Central differences of the scalar ``f()`` w.r.t. the array ``x`` (perturbed in place
-    and restored), shape of ``x``."""
+    """Central differences of the scalar ``f()`` w.r.t. the float64 array ``x`` (perturbed in
+    place and restored; ValueError for another), shape of ``x``."""
+    _check_float64("x", x, eps)
     grad = np.zeros_like(x, dtype=np.float64)
     flat, gflat = x.reshape(-1), grad.reshape(-1)
     for i in range(flat.size):
@@ -37,12 +49,8 @@ def gradcheck(f, arrays, analytic, eps=1e-6):
     ``analytic`` maps the same names to their gradients. Returns ``{name: relative error}``.
     The arrays must be float64: in float32 rounding drowns the perturbations of ``eps``.
     """
-    for name, x in arrays.items():
-        if x.dtype != np.float64:
-            raise ValueError(f"gradcheck needs float64 arrays: {name} is {x.dtype}, whose rounding "
-                             f"drowns the perturbations of eps={eps:g} (errors of 1e-2 for a right "
-                             "gradient); build the layer with dtype=np.float64 and pass "
-                             "x.astype(np.float64)")
+    for name, x in arrays.items():  # all of them before any work
+        _check_float64(name, x, eps)
     return {name: relative_error(analytic[name], numerical_gradient(f, x, eps))
             for name, x in arrays.items()}
 

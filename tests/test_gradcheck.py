@@ -163,3 +163,12 @@ def test_gradcheck_refuses_float32_whose_rounding_would_report_a_right_gradient_
     with pytest.raises(ValueError, match=r"x is float32"):
         gradcheck_layer(ReLU(), x.astype(np.float32))
     assert max(gradcheck_layer(Conv2D(2, 3, 3, rng=0, dtype=np.float64), x).values()) < TOL
+
+
+def test_numerical_gradient_refuses_what_it_cannot_perturb():
+    """Integers took no perturbation (old + 1e-6 stored as old): a gradient of 0 for x**2;
+    a list failed on .reshape."""
+    x = np.array([1, 2, 3])
+    for value, got in ((x, "int64"), (x.tolist(), "a list"), (x.astype(np.float32), "float32")):
+        with pytest.raises(ValueError, match=f"gradcheck needs float64 arrays: x is {got}"):
+            numerical_gradient(lambda: float(np.sum(np.asarray(value) ** 2)), value)
