@@ -1,5 +1,5 @@
-"""What every argument check of the package counts as an integer or a number, and the check
-that refuses a bad integer by name."""
+"""What every argument check of the package counts as an integer or a number, and the checks
+that refuse a bad integer or a value that is no NumPy array by name."""
 import numpy as np
 
 
@@ -20,3 +20,11 @@ def integer(name, value, least=1, what=None):
         about = f" ({what})" if what else ""
         raise ValueError(f"{name} must be an integer >= {least}{about}, got {value!r}")
     return int(value)
+
+
+def check_array(name, value, form):
+    """ValueError naming ``name`` and the ``form`` it must have unless ``value`` is a NumPy
+    array (a list fails inside on ``.ndim``, ``.shape`` or fancy indexing)."""
+    if not isinstance(value, np.ndarray):
+        raise ValueError(f"{name} must be a NumPy array {form}, got a {type(value).__name__}; "
+                         "convert it with np.asarray")

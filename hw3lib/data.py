@@ -40,7 +40,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .checks import integer
+from .checks import check_array, integer
 from .images import (MODES, SUFFIXES, DataError, check_mode, parse_image_size, read_image,
                      rename_suffix, sniff, warnings_gathered)
 
@@ -488,7 +488,10 @@ def fit_normalizer(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # NumPy's X.std(axis=(0, 2, 3), dtype=np.float64), step by step, without its float64 copy
     # of all of X: the deviations are squared and summed NORMALIZE_BLOCK_BYTES at a time (one
     # block, the same bits as NumPy's; more, the sums of the blocks' sums).
-    axes, n = (0, 2, 3), X.size // X.shape[1] if X.ndim == 4 and X.shape[1] else 0
+    check_array("X", X, "of images (N, C, H, W)")
+    if X.ndim != 4:
+        raise ValueError(f"X must be images (N, C, H, W), got shape {X.shape}")
+    axes, n = (0, 2, 3), X.size // X.shape[1] if X.shape[1] else 0
     mean = X.mean(axis=axes, dtype=np.float64, keepdims=True)
     step = max(1, NORMALIZE_BLOCK_BYTES // (8 * max(X[:1].size, 1)))
     squares = 0
@@ -505,6 +508,7 @@ def normalize(X: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """``(X - mean) / std`` per channel, float32 ``(N, C, H, W)``; see :func:`fit_normalizer`."""
     mean = np.asarray(mean, dtype=np.float32)
     std = np.asarray(std, dtype=np.float32)
+    check_array("X", X, "of images (N, C, H, W)")
     if X.ndim != 4 or X.shape[1] != mean.size or mean.shape != std.shape:
         raise ValueError(
             f"X {X.shape} must be (N, C, H, W) with C = len(mean) = len(std); "
@@ -530,6 +534,8 @@ def dataloader(
     called, before the first batch.
     """
     integer("batch_size", batch_size)
+    check_array("X", X, "(N, ...)")  # batches are read by fancy indexing
+    check_array("y", y, "(N,)")
     if len(X) != len(y):
         raise ValueError(f"X and y differ in length: {len(X)} != {len(y)}")
     order = np.random.default_rng((seed, epoch)).permutation(len(y)) if shuffle else np.arange(len(y))

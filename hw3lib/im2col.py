@@ -19,7 +19,7 @@ are the same steps for ``(N, C, H, W)`` arrays.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .checks import is_int
+from .checks import check_array, is_int
 
 # images moved at a time when the batch goes innermost: from (N, C, H, W) memory, 2-3x faster
 # than all at once (at 128x3x128x128: 6 ms, not 18 ms), the reads staying in cache
@@ -63,15 +63,8 @@ def conv_output_size(size, kernel, stride=1, padding=0):
     return (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
 
 
-def _check_array(name, a, form):
-    """ValueError naming ``name`` and its ``form`` unless ``a`` is a NumPy array."""
-    if not isinstance(a, np.ndarray):
-        raise ValueError(f"{name} must be a NumPy array {form}, got a {type(a).__name__}; convert "
-                         "it with np.asarray")
-
-
 def _check_image(x):
-    _check_array("x", x, "of images (N, C, H, W)")
+    check_array("x", x, "of images (N, C, H, W)")
     if x.ndim != 4:
         raise ValueError(f"expected images of shape (N, C, H, W), got shape {x.shape}")
 
@@ -231,7 +224,7 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride=1, padding=0):
     if not (isinstance(x_shape, (tuple, list)) and len(x_shape) == 4 and all(is_int(v) for v in x_shape)):
         raise ValueError(f"x_shape must be the images' shape (N, C, H, W), a tuple of 4 ints such "
                          f"as x.shape, got {x_shape!r}")
-    _check_array("cols", cols, "(C * kh * kw, N * OH * OW), as im2col returns it")
+    check_array("cols", cols, "(C * kh * kw, N * OH * OW), as im2col returns it")
     n, c, h, w = x_shape
     (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
     oh, ow = conv_output_size((h, w), (kernel_h, kernel_w), (sh, sw), (ph, pw))
@@ -249,7 +242,7 @@ def _check_conv(x, W, b=False):
     the reverse) and skip the extra values of a longer ``b``, giving a wrong result rather
     than an error."""
     _check_image(x)
-    _check_array("W", W, "(F, C, kh, kw)")
+    check_array("W", W, "(F, C, kh, kw)")
     if W.ndim != 4 or W.shape[1] != x.shape[1] or (b is not False and np.shape(b) != W.shape[:1]):
         got = "-" if b is False else "None" if b is None else np.shape(b)
         raise ValueError(f"x {x.shape}, W {W.shape} and b {got} do not "
@@ -283,7 +276,7 @@ def conv2d_naive_backward(dout, x, W, stride=1, padding=0):
     f, _, kh, kw = W.shape
     (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
     oh, ow = conv_output_size((h, w), (kh, kw), (sh, sw), (ph, pw))
-    _check_array("dout", dout, f"{(n, f, oh, ow)}")
+    check_array("dout", dout, f"{(n, f, oh, ow)}")
     if dout.shape != (n, f, oh, ow):
         raise ValueError(f"dout has shape {np.shape(dout)}, but conv2d_naive(x, W, b, stride={stride}, "
                          f"padding={padding}) gives {(n, f, oh, ow)}")

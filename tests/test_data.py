@@ -668,3 +668,18 @@ def test_dataloader_accepts_numpy_int_and_checks_lengths():
     assert len(list(data.dataloader(X, y, np.int64(3)))) == 2
     with pytest.raises(ValueError, match="differ in length"):
         data.dataloader(X, y[:-1], 2)
+
+
+def test_the_array_helpers_refuse_lists_and_images_without_four_axes_naming_them():
+    """Each failed inside: on .ndim of a list, an axis out of bounds for (N, H, W), or fancy
+    indexing of a list in the dataloader's first batch."""
+    X = np.random.default_rng(0).random((4, 1, 3, 3)).astype(np.float32)
+    y = np.arange(4) % 2
+    for call, match in (
+            (lambda: data.fit_normalizer(X.tolist()), r"X must be a NumPy array of images \(N, C, H, W\), got a list"),
+            (lambda: data.fit_normalizer(X[:, 0]), r"X must be images \(N, C, H, W\), got shape \(4, 3, 3\)"),
+            (lambda: data.normalize(X.tolist(), [0.5], [0.2]), r"X must be a NumPy array of images"),
+            (lambda: data.dataloader(X.tolist(), y, 2), r"X must be a NumPy array \(N, \.\.\.\), got a list"),
+            (lambda: data.dataloader(X, y.tolist(), 2), r"y must be a NumPy array \(N,\), got a list")):
+        with pytest.raises(ValueError, match=match):
+            call()
