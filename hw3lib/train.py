@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from tqdm import autonotebook, std  # after tqdm.auto, which imports autonotebook without a warning
 
 from .atomic import interrupts_deferred, locked
-from .checks import integer
+from .checks import check_array, integer
 from .checkpoint import (HISTORY_KEYS, Checkpoint, CheckpointError, TestRecord,
                          architecture_mismatch, load_checkpoint, save_checkpoint, test_data_sha256)
 from .config import TrainConfig
@@ -163,9 +163,7 @@ def _check_fit_inputs(model, data, config):
     expected = model.input_shape
     for split in ("train", "val"):
         X, y = getattr(data, f"X_{split}"), _checked_labels(getattr(data, f"y_{split}"), f"y_{split}")
-        if not isinstance(X, np.ndarray):  # batches are read by fancy indexing
-            raise ValueError(f"X_{split} must be a NumPy array (N, {', '.join(map(str, expected))}), "
-                             f"got a {type(X).__name__}; convert it with np.asarray(..., dtype=np.float32)")
+        check_array(f"X_{split}", X, f"(N, {', '.join(map(str, expected))})")  # read by fancy indexing
         if X.ndim != 4 or X.shape[1:] != expected:
             hint = (f"the data has {X.shape[1]} channel(s) and the model {expected[0]}: load both "
                     f"with the same mode (TrainConfig.mode, --channels)" if X.ndim == 4 and
