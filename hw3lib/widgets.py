@@ -160,6 +160,9 @@ class Playground:
     """
 
     def __init__(self, settings=RunSettings(), *, root=None, load=None, threaded=True, sweep_out=None):
+        if not isinstance(settings, RunSettings):
+            raise ValueError(f"settings must be a RunSettings, the controls' first values, e.g. "
+                             f"Playground(RunSettings(lr=1e-3, epochs=3)), got a {type(settings).__name__}")
         if load is None or load is TrainConfig.load_data:  # the default: the data at root
             self.root = resolve_root(root)
             load = self._load_root

@@ -362,6 +362,12 @@ def test_a_kernel_larger_than_its_feature_map_is_refused_in_the_panel(kernel):
     assert not panel.running and not panel.train_button.disabled
 
 
+def test_a_panel_refuses_settings_that_are_no_run_settings():
+    """A dict failed on settings.config()."""
+    with pytest.raises(ValueError, match=r"settings must be a RunSettings.*got a dict"):
+        Playground({"lr": 0.1}, load=FakeLoad(), threaded=False)
+
+
 def test_settings_refuse_what_cannot_work():
     with pytest.raises(ValueError, match="optimizer must be one of"):
         RunSettings(optimizer="Adam").config()
