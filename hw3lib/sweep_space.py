@@ -139,6 +139,9 @@ class Sweep:
         if not isinstance(base, TrainConfig):
             raise ValueError(f"base must be a TrainConfig, got {type(base).__name__}")
         space = distributions(space)
+        if is_int(seeds) or isinstance(seeds, str):
+            raise ValueError(f"seeds must be a list of seeds, e.g. range(3) or [0, 1, 2], got "
+                             f"{seeds!r}" + (f": {seeds} seeds are range({seeds})" if is_int(seeds) else ""))
         seeds = tuple(_plain(s) for s in seeds)
         if not seeds or len(set(seeds)) < len(seeds):
             raise ValueError(f"seeds must be a non-empty list of different seeds, got {list(seeds)}")

@@ -294,6 +294,7 @@ def test_the_pruner_stops_a_run_only_once_a_quarter_of_its_epochs_are_done(epoch
     ({"epochs": IntDistribution(1, 3), "hflip": [True, False]}, {"trials": 7},
      "trials: the space holds 6 settings in all, fewer than the 7 trials asked for"),
     ({"lr": [1e-3]}, {"seeds": []}, "seeds must be a non-empty list"),
+    ({"lr": [1e-3]}, {"seeds": 3}, "seeds must be a list of seeds, e.g. range(3"),  # iterated an int
     ({"lr": [1e-3]}, {"seeds": [-1]}, "seed=-1: seed must be an integer >= 0"),
     ({"lr": [1e-3]}, {"workers": 0}, "workers must be an integer >= 1"),
     ({"lr": [1e-3]}, {"pruner": "hyperband"}, "pruner must be one of"),
