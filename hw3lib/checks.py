@@ -28,3 +28,25 @@ def check_array(name, value, form):
     if not isinstance(value, np.ndarray):
         raise ValueError(f"{name} must be a NumPy array {form}, got a {type(value).__name__}; "
                          "convert it with np.asarray")
+
+
+CURVE_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc")  # what a history draws
+
+
+def check_history(history, name="history"):
+    """ValueError naming ``name`` unless ``history`` is a run's history, :func:`hw3lib.train.fit`'s
+    dict of per-epoch lists (:data:`CURVE_KEYS` among them, of one length); a FitResult, or a
+    dict of several runs' histories, is named with the fix."""
+    if isinstance(getattr(history, "history", None), dict):  # a FitResult
+        raise ValueError(f"{name} must be a run's history, got a {type(history).__name__}: pass its "
+                         ".history")
+    if isinstance(history, dict) and history and "epoch" not in history and all(
+            isinstance(h, dict) and "epoch" in h for h in history.values()):
+        raise ValueError(f"{name} must be one run's history, got a dict of {len(history)} runs' "
+                         f"histories ({', '.join(map(repr, history))})")
+    if not (isinstance(history, dict) and all(k in history for k in CURVE_KEYS)
+            and len({len(history[k]) for k in CURVE_KEYS}) == 1):
+        got = ({k: len(v) if hasattr(v, "__len__") else v for k, v in history.items()}
+               if isinstance(history, dict) else f"a {type(history).__name__}")
+        raise ValueError(f"{name} must be a run's history, fit's dict of per-epoch lists of one "
+                         f"length ({', '.join(CURVE_KEYS)}), got {got}")

@@ -10,7 +10,7 @@ from matplotlib import font_manager, rcParams
 from matplotlib.colors import ListedColormap
 from matplotlib.ticker import NullFormatter
 
-from .checks import is_number
+from .checks import check_history, is_number
 from .im2col import conv_output_size
 
 HIGHLIGHT = "tab:orange"
@@ -314,6 +314,7 @@ def plot_live_curves(history, batches=(), title="Loss and accuracy", figure=None
     ``(position, running_loss, running_acc)`` per batch, ``position`` in epochs (batch 5 of
     20 in epoch 2 is 1.25). ``figure``: draw into this ``matplotlib.figure.Figure`` (one made
     without pyplot, which is safe in a background thread); by default a new pyplot figure."""
+    check_history(history)
     fig = figure if figure is not None else plt.figure(figsize=(9, 3.4))
     ax_loss, ax_acc = fig.subplots(1, 2)
     if not history["epoch"] and not len(batches):
@@ -357,6 +358,13 @@ def plot_run_curves(histories, title="Training and validation, per epoch", split
     accuracy (right); one colour per run, solid training, dashed validation (``splits`` says
     which of the two to draw). ``figure``: draw into this ``Figure`` (see
     :func:`plot_live_curves`); by default a new pyplot figure."""
+    if not isinstance(histories, dict) or "epoch" in histories:
+        one = " (one run's? pass {label: history}, e.g. {'run': result.history})" if (
+            isinstance(histories, dict) or hasattr(histories, "history")) else ""
+        raise ValueError(f"histories must map each run's label to its history, got a "
+                         f"{type(histories).__name__}{one}")
+    for label, history in histories.items():
+        check_history(history, f"histories[{label!r}]")
     fig = figure if figure is not None else plt.figure(figsize=(7.5, 3.6))
     ax_loss, ax_acc = fig.subplots(1, 2)
     if not any(h["epoch"] for h in histories.values()):

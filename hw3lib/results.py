@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from .checks import check_history
 from .data import frame_runs, normalize
 from .metrics import bootstrap_interval
 from .runs import checkpoint_path, load_or_train
@@ -109,6 +110,7 @@ def comparison_table(runs):
 def history_table(history):
     """:class:`Table` of a run's ``history``, one row per epoch: accuracies with 3 decimals,
     losses with 4 (the seconds left out: they change from run to run)."""
+    check_history(history)
     keys = ("train_loss", "train_acc", "val_loss", "val_acc")
     rows = [(epoch, *(_fixed(v, 4 if k.endswith("loss") else 3) for k, v in zip(keys, values)))
             for epoch, *values in zip(*(history[k] for k in ("epoch", *keys)))]

@@ -55,6 +55,23 @@ def test_plot_confusion_one_panel_per_matrix_errors_coloured():
     assert not fig.axes[1].images[0].get_array().any()  # no errors, nothing coloured
 
 
+def test_the_curves_refuse_what_is_no_history_naming_the_fix():
+    """One run's history as plot_run_curves' histories failed on indexing a list by a name, a
+    FitResult on .values() or subscripting, epochs of other lengths in matplotlib."""
+    from types import SimpleNamespace
+    run = SimpleNamespace(history=history(1.0))  # a FitResult's .history
+    short = {**history(1.0), "val_acc": [0.5]}
+    for call, match in (
+            (lambda: plots.plot_run_curves(history(1.0)), r"pass \{label: history\}, e.g. \{'run': result.history\}"),
+            (lambda: plots.plot_run_curves(run), r"histories must map each run's label to its history, got a SimpleNamespace"),
+            (lambda: plots.plot_run_curves({"a": short}), r"histories\['a'\] must be a run's history, .*of one length"),
+            (lambda: plots.plot_live_curves(run), r"history must be a run's history, got a SimpleNamespace: pass its .history"),
+            (lambda: plots.plot_live_curves({"a": history(1.0)}), r"must be one run's history, got a dict of 1 runs' histories \('a'\)"),
+            (lambda: plots.plot_live_curves(short), r"of one length")):
+        with pytest.raises(ValueError, match=match):
+            call()
+
+
 def test_plot_confusion_refuses_a_matrix_that_does_not_fit_the_classes():
     # a non-square matrix failed in a broadcast, a 3x3 one with two names was labelled wrongly,
     # a bare matrix (not a dict) failed on .items()

@@ -290,6 +290,14 @@ def test_misclassified_and_one_per_class_by_hand():
         results.misclassified(y, probs[:3])
 
 
+def test_history_table_refuses_what_is_no_history():
+    """A FitResult failed on subscripting."""
+    from types import SimpleNamespace
+    with pytest.raises(ValueError, match=r"history must be a run's history, got a SimpleNamespace: "
+                                         r"pass its .history"):
+        results.history_table(SimpleNamespace(history={"epoch": []}))
+
+
 def test_history_table_rounds_accuracy_to_3_and_loss_to_4_decimals():
     history = dict(epoch=[1, 2], train_loss=[0.58874, 0.00016], train_acc=[0.85234, 1.0],
                    val_loss=[0.57136, 0.00024], val_acc=[0.85261, 0.99773], seconds=[3.1, 2.9])
