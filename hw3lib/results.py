@@ -9,8 +9,10 @@ import numpy as np
 from .checks import check_history
 from .data import frame_runs, normalize
 from .metrics import bootstrap_interval
+from .model import Sequential
 from .runs import checkpoint_path, load_or_train
 from .tables import Table
+from .train import FitResult
 
 # The original report's figures (4-channel RGBA input, its own AdamGD without bias correction):
 # split -> (accuracy, loss). Its losses were not computed alike: its validation loss is below
@@ -65,6 +67,10 @@ def feature_maps(result, X, layers=2):
     """The activations ``(N, C', H', W')`` after the first ``layers`` layers of
     ``result.model`` (2: the first convolution and its activation) for raw images
     ``X (N, C, H, W)`` in [0, 1]."""
+    if not isinstance(result, FitResult):
+        raise ValueError(f"feature_maps takes a run, the FitResult that fit or load_or_train returns "
+                         f"(its model, and the mean and std its images are normalised with), got a "
+                         f"{type(result).__name__}")
     model = result.model
     if not 1 <= layers <= len(model.layers):
         raise ValueError(f"layers must lie in 1..{len(model.layers)}, got {layers}")
@@ -77,6 +83,9 @@ def feature_maps(result, X, layers=2):
 def summary_table(model):
     """:class:`Table` of ``model``'s layers (``model.summary()``): output shape per image and
     parameter count, then the total."""
+    if not isinstance(model, Sequential):
+        raise ValueError(f"summary_table takes a model (a Sequential such as LeNet5), got a "
+                         f"{type(model).__name__}" + (": pass result.model" if isinstance(model, FitResult) else ""))
     rows = [(layer, "x".join(map(str, shape)), count) for layer, shape, count in model.summary()]
     return Table(["layer", "output shape", "parameters"], rows + [("total", "", model.num_params())])
 

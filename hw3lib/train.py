@@ -44,7 +44,7 @@ from .engine import engine_stamp
 from .images import TransparentPixels, read_image, warnings_gathered
 from .losses import CrossEntropyLoss
 from .metrics import accuracy
-from .model import LeNet5, architecture
+from .model import LeNet5, Sequential, architecture
 from .parallel import SplitBatch, check_threads
 
 EVAL_BATCH = 256
@@ -62,6 +62,11 @@ def evaluate(model, X, y, batch_size=EVAL_BATCH, normalizer=None):
     (:func:`_batches`). Forward passes only; the weights do not change. ValueError, before
     any work, for images that are not finite floats, in [0, 1] with ``normalizer`` (integer
     pixels, images normalised already), and for labels other than 1-D integers, as :func:`fit`."""
+    if not isinstance(model, Sequential):
+        run = (": evaluate a run with result.evaluate(X, y) on raw images, or pass result.model"
+               if isinstance(model, FitResult) else "")
+        raise ValueError(f"evaluate takes a model (a Sequential such as LeNet5), got a "
+                         f"{type(model).__name__}{run}")
     if normalizer is None:
         X = _checked_images(X, raw=False, fix=", then normalise them (hw3lib.data.normalize), or "
                             "give raw images in [0, 1] with normalizer=(mean, std)")

@@ -20,7 +20,7 @@ from hw3lib.model import LeNet5
 from hw3lib.checkpoint import load_checkpoint, save_checkpoint
 from hw3lib.config import TrainConfig
 from hw3lib.engine import blas_description, engine_stamp
-from hw3lib.train import fit
+from hw3lib.train import evaluate, fit
 
 CONFIG = TrainConfig(epochs=2, batch_size=8, lr=0.002)
 
@@ -262,6 +262,14 @@ def test_probabilities_and_feature_maps_use_the_training_statistics(root, tmp_pa
     np.testing.assert_array_equal(everything, result.model.logits(X[:2]))
     with pytest.raises(ValueError, match="layers must lie in 1..12"):
         results.feature_maps(result, data.X_test, layers=0)
+    # the model where the run goes, the run where a model goes: each failed on an attribute
+    with pytest.raises(ValueError, match=r"feature_maps takes a run, the FitResult .*got a LeNet5"):
+        results.feature_maps(result.model, data.X_test[:2])
+    with pytest.raises(ValueError, match=r"summary_table takes a model .*got a FitResult: pass result.model"):
+        results.summary_table(result)
+    with pytest.raises(ValueError, match=r"evaluate takes a model .*got a FitResult: evaluate a run "
+                                         r"with result.evaluate\(X, y\) on raw images"):
+        evaluate(result, X, data.y_test)
 
 
 def test_quoted_figures_names_each_figure_the_text_must_change():
