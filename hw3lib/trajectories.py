@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from .checks import integer
-from .optim import AdamGD
+from .optim import AdamGD, Optimizer
 from .tables import Table
 
 
@@ -41,8 +41,10 @@ def quadratic(condition=20.0):
 def run_optimizer(make_optimizer, grad, start, steps):
     """Run ``steps`` updates from ``start (d,)`` with gradients ``grad(p) (d,)``; returns the
     path ``(steps + 1, d)``, float64, starting at ``start``."""
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
+    steps = integer("steps", steps, 0)
+    if not callable(make_optimizer) or isinstance(make_optimizer, Optimizer):
+        raise ValueError(f"make_optimizer must build the optimizer over the params dict it is "
+                         f"given, e.g. lambda p: SGD(0.05, p), got {make_optimizer!r}")
     params = {"p": np.array(start, dtype=np.float64)}
     optimizer = make_optimizer(params)
     path = [params["p"].copy()]

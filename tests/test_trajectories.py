@@ -55,8 +55,13 @@ def test_torch_adam_follows_the_same_path():
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="condition must be >= 1"):
         quadratic(0.5)
-    with pytest.raises(ValueError, match="steps must be >= 0"):
+    with pytest.raises(ValueError, match="steps must be an integer >= 0, got -1"):
         run_optimizer(lambda p: SGD(0.1, p), quadratic().grad, (0.0, 0.0), -1)
+    with pytest.raises(ValueError, match="steps must be an integer >= 0, got 5.0"):  # failed in range()
+        run_optimizer(lambda p: SGD(0.1, p), quadratic().grad, (0.0, 0.0), 5.0)
+    with pytest.raises(ValueError, match=r"make_optimizer must build the optimizer over the params "
+                                         r"dict it is given, e.g. lambda p: SGD\(0.05, p\)"):
+        run_optimizer(SGD(0.1, {"p": np.zeros(2)}), quadratic().grad, (0.0, 0.0), 5)  # not callable
     with pytest.raises(ValueError, match=r"shape \(T, d\)"):
         step_sizes(lambda p: SGD(0.1, p), np.ones(5))
 
