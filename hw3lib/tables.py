@@ -20,6 +20,13 @@ class Table:
     digits: int = 3
     formats: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        wrong = [i for i, row in enumerate(self.rows) if len(row) != len(self.columns)]
+        if wrong:
+            raise ValueError(f"each row of a Table holds one value per column ({len(self.columns)}: "
+                             f"{list(self.columns)}), but row {wrong[0]} holds {len(self.rows[wrong[0]])}: "
+                             f"{self.rows[wrong[0]]!r}")
+
     def _cell(self, value, column=None) -> str:
         if value is None:
             return "-"

@@ -32,3 +32,11 @@ def test_a_value_is_found_by_its_rows_first_values_and_a_missing_or_ambiguous_ke
         table.value(("train",), "mean")
     with pytest.raises(KeyError, match=r"no column 'std'; columns \['split', 'class', 'mean'\]"):
         table.value(("train", "b"), "std")
+
+
+def test_a_row_of_another_length_than_the_columns_is_refused_naming_it():
+    """A longer row lost its last values in print without a word, a shorter one failed with an
+    IndexError when printed."""
+    for rows, holds in (([("a", 1, 2)], "row 0 holds 3"), ([("a", 1), ("b",)], "row 1 holds 1")):
+        with pytest.raises(ValueError, match=rf"one value per column \(2: \['name', 'n'\]\), but {holds}"):
+            Table(["name", "n"], rows)
