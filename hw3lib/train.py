@@ -549,6 +549,11 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
     the :class:`FitResult` so far, and the checkpoint file the last good epoch.
     """
     _check_fit_inputs(model, data, config)
+    for name, hook in (("on_batch", on_batch), ("on_epoch", on_epoch), ("stop", stop)):
+        if not (hook is None or callable(hook) or name == "stop" and hasattr(hook, "is_set")):
+            event = ", or a threading.Event" if name == "stop" else ""
+            raise ValueError(f"{name} must be a function (or None){event}, called during the run, "
+                             f"got {hook!r}: pass the function itself, not its result")
     if resume is None:  # a resumed run's checkpoint names a difference first (check_resume)
         _check_model_fits_config(model, config)
     threads = check_threads(threads)

@@ -1039,6 +1039,19 @@ def test_fit_refuses_a_model_other_than_lenet5_naming_what_trains_it():
         fit(model, tiny_data(), tiny_config(), progress=False)
 
 
+def test_fit_refuses_hooks_that_cannot_be_called_before_any_work(tmp_path):
+    """on_epoch failed after the first epoch's work, on_batch at the first batch, stop=True at
+    once: each in Python's 'not callable'."""
+    data, config = tiny_data(), tiny_config()
+    for hook, match in (({"on_epoch": "x"}, r"on_epoch must be a function \(or None\), called "
+                         r"during the run, got 'x': pass the function itself"),
+                        ({"on_batch": 5}, r"on_batch must be a function .*got 5"),
+                        ({"stop": True}, r"stop must be a function \(or None\), or a threading.Event.*got True")):
+        with pytest.raises(ValueError, match=match):
+            fit(config.build_model(3), data, config, progress=False, checkpoint_path=tmp_path / "c.npz", **hook)
+        assert not (tmp_path / "c.npz").exists()
+
+
 def test_fit_refuses_data_and_config_of_other_kinds_naming_them():
     # each failed on a missing attribute: (X, y) as data, a dict as config, the two swapped,
     # a Dataset built by hand from lists
