@@ -200,9 +200,12 @@ class PreparedRun:
 
 def prepare(settings, load):
     """Check ``settings`` and load its data with ``load(config) -> Dataset``, before any
-    training. Raises ValueError naming what cannot work, or DataError from ``load``."""
+    training. Raises ValueError naming what cannot work (the model against the images' own size
+    too: a kernel larger than images loaded as stored), or DataError from ``load``."""
     config = settings.config()
-    return PreparedRun(settings, config, subset(load(config), settings.train_size, settings.seed))
+    data = load(config)
+    config.check_fit(data.image_size)
+    return PreparedRun(settings, config, subset(data, settings.train_size, settings.seed))
 
 
 def runs_table(runs):

@@ -604,6 +604,23 @@ def test_the_default_load_keeps_images_for_every_model_the_panel_may_set(tmp_pat
     assert panel.controls["train_size"].max == 9 and "Set the controls" in panel.message.value
 
 
+def test_a_kernel_larger_than_the_stored_images_is_refused_before_training(tmp_path):
+    """12x12 images as stored and the 5x5 kernels: TrainConfig checks the model at 32x32 when no
+    image size is set, so the run started and failed in its thread ('Run 1 failed: ValueError',
+    a traceback, the progress bar left at 'starting'); it is refused as other settings are."""
+    root = write_banded_root(tmp_path / "small", per_class=4, test_per_class=1)
+    for image in root.glob("*/*/*.png"):
+        image.write_bytes(png_bytes(100, size=(12, 12)))
+    panel = Playground(replace(SMALL, epochs=1), root=root, threaded=False)
+    panel.train_button.click()
+    message = html.unescape(panel.message.value)
+    assert "Refused, nothing was trained: LeNet5 with kernel_size=5 does not fit 12x12" in message
+    assert panel.runs == [] and panel.progress.description == "no run yet" and not panel.running
+    panel.controls["kernel_size"].value = 3
+    panel.train_button.click()
+    assert panel.runs[-1].status == "done", html.unescape(panel.message.value)
+
+
 def test_a_folder_that_loads_only_resized_trains_on_all_its_images_once_resized(tmp_path):
     """Photos of two sizes do not load as stored, so the panel cannot size its "training images"
     slider when made; once "image size" is set, Train bounds it by the training split (42 here),
