@@ -152,7 +152,8 @@ class Playground:
     history, ``batches`` its rows ``(position in epochs, running loss, running accuracy)``.
     ``compare`` (a toggle) switches the curves to the validation curves of every run;
     ``test_buttons`` holds one button per run that evaluates it on the test split
-    (:meth:`test`); ``sweep_result`` the last sweep's :class:`hw3lib.sweep.SweepResult`, its
+    (:meth:`test`); ``sweep_result`` the last sweep's :class:`hw3lib.sweep.SweepResult` (None
+    while one runs or once one ended early), its
     storage and checkpoints under ``sweep_out`` (default: ``playground-sweep`` in the
     :func:`~hw3lib.runs.run_folder` of the data at ``root`` and the training code, which
     git ignores). ``root`` holds the data folder the sweep uses (None: the panel's ``load``
@@ -269,6 +270,7 @@ class Playground:
             return
         space = {"lr": [settings.lr / 2, settings.lr, settings.lr * 2]}
         self._settings = None
+        self.sweep_result, self.sweep_table.value = None, ""  # not the last sweep's, under this one's message
         self._start("sweep")
         self._say(f"Sweep: learning rates {', '.join(f'{lr:.2g}' for lr in space['lr'])}, "
                   f"{len(SWEEP_SEEDS)} seeds each, on the whole training split of {self.root}...")

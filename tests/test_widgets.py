@@ -537,6 +537,26 @@ def test_sweep_trains_three_learning_rates_with_two_seeds_each_and_shows_the_tab
     assert not panel.running and not panel.sweep_button.disabled and panel.runs == []
 
 
+def test_a_sweep_that_ends_early_does_not_show_the_last_sweeps_table(tmp_path, monkeypatch):
+    """A second sweep, at another rate, stopped: the first one's table stayed under 'Sweep ended
+    early', its rates read as this sweep's."""
+    root = write_banded_root(tmp_path / "data")
+    panel = Playground(SMALL, root=root, load=FakeLoad(), threaded=False, sweep_out=tmp_path / "sweep")
+    first = SimpleNamespace(best=None, table=lambda: "lr 0.0005 0.001 0.002")
+    monkeypatch.setattr(widgets, "run_sweep", lambda *a, **k: first)
+    panel.sweep_button.click()
+    assert "0.0005" in panel.sweep_table.value and panel.sweep_result is first
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt("sweep interrupted with 0 of 6 runs finished")
+
+    monkeypatch.setattr(widgets, "run_sweep", stopped)
+    panel.controls["lr"].value = 0.01
+    panel.sweep_button.click()
+    assert "Sweep ended early" in panel.message.value
+    assert panel.sweep_table.value == "" and panel.sweep_result is None
+
+
 @pytest.mark.parametrize("accuracy, learned", [(None, False), (1.0, True)])
 def test_a_sweep_where_no_rate_beat_guessing_says_so(tmp_path, monkeypatch, accuracy, learned):
     """Rates so large that every run falls back to chance (on the fruits from about 0.05 up):
