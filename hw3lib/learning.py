@@ -91,7 +91,8 @@ def learning_warning(history, best_epoch, y_train, y_val, config):
        batch size (so few steps move the loss too little, at any rate, to judge the rate by);
     4. the loss did not move: the lowest above ``STILL`` (0.98) x chance, whatever the number
        of steps (20 or more): a larger learning rate (lr x 10), as training longer at this one
-       will not help;
+       will not help; after one epoch, which cannot show whether the loss moves up and down
+       (too large a rate) or falls however little (too small), train 2 or more epochs;
     5. fewer than ``FEW_STEPS`` (100) steps, the loss having fallen: train longer;
     6. else the loss hardly fell (not under 0.9 x chance) over many steps: a larger learning
        rate (lr x 10).
@@ -144,6 +145,11 @@ def learning_warning(history, best_epoch, y_train, y_val, config):
                    else f"1 batch: all {n_train} training images, batch size {config.batch_size}")
         advice = (f"only {steps} optimizer step(s) ({len(losses)} epoch(s) of {batches}), too few to "
                   f"learn: train longer, with more epochs or a smaller batch size")
+    elif lowest > STILL * chance_loss and len(losses) == 1:
+        advice = (f"the training loss stayed within {1 - STILL:.0%} of chance level in its one epoch "
+                  f"({steps} optimizer steps), which cannot tell a learning rate too small (the loss "
+                  f"then falls every epoch, however little) from one too large (it moves up and down "
+                  f"at chance level): train 2 or more epochs")
     elif lowest > STILL * chance_loss:
         advice = (f"the training loss stayed within {1 - STILL:.0%} of chance level in {steps} "
                   f"optimizer steps, so training longer will not help: {larger}")

@@ -816,6 +816,18 @@ def test_a_loss_that_did_not_move_blames_the_learning_rate_whatever_the_step_cou
         "with more epochs or a smaller batch size")
 
 
+def test_one_epoch_at_chance_level_is_told_to_train_a_second_not_a_larger_rate():
+    """The playground at Adam lr 0.1 for 1 epoch of 25 steps: the loss at chance level (thrown
+    back there by too large a step) was told 'learning rate 0.1 is too small, try ... 1'. One
+    epoch cannot show the up and down at chance that tells a step too large from one too small."""
+    warning = warning_of([1.103], [1 / 3], lr=0.1)
+    assert warning.endswith("the training loss stayed within 2% of chance level in its one epoch (33 "
+                            "optimizer steps), which cannot tell a learning rate too small (the loss then "
+                            "falls every epoch, however little) from one too large (it moves up and down "
+                            "at chance level): train 2 or more epochs")
+    assert "try a larger" not in warning and "try a smaller" not in warning
+
+
 def test_a_loss_that_moved_up_and_down_at_chance_blames_too_large_a_rate_not_too_small():
     """The audit's notebook 05 at LR = 0.05 and the playground at 0.1 (which notebook 07 invites):
     Adam threw the network back to chance level in epoch 1, and its loss then rose and fell
