@@ -641,6 +641,20 @@ def test_a_kernel_larger_than_the_stored_images_is_refused_before_training(tmp_p
     assert panel.runs[-1].status == "done", html.unescape(panel.message.value)
 
 
+def test_a_kernel_that_fits_the_stored_images_trains_though_it_would_not_fit_32x32(tmp_path):
+    """64x64 images as stored and kernel 15 (46 pixels a side needed): TrainConfig checked the
+    model at 32x32 when no image size is set, and the panel refused it as not fitting '32x32
+    inputs', images the folder does not hold."""
+    root = write_banded_root(tmp_path / "large", per_class=4, test_per_class=1)
+    for image in root.glob("*/*/*.png"):
+        image.write_bytes(png_bytes(100, size=(64, 64)))
+    panel = Playground(replace(SMALL, epochs=1), root=root, threaded=False)
+    panel.controls["kernel_size"].value = 15
+    panel.train_button.click()
+    assert panel.runs[-1].status == "done", html.unescape(panel.message.value)
+    assert panel.runs[-1].result.config.model["kernel_size"] == 15
+
+
 def test_a_folder_that_loads_only_resized_trains_on_all_its_images_once_resized(tmp_path):
     """Photos of two sizes do not load as stored, so the panel cannot size its "training images"
     slider when made; once "image size" is set, Train bounds it by the training split (42 here),
