@@ -381,6 +381,7 @@ class Playground:
             self._show_table()
             self._report(number, record)
         except BaseException as err:
+            self.progress.bar_style, self.progress.description = "danger", "failed"  # not "epoch 1/3" as if running
             self._say(f"Run {number} failed: {type(err).__name__}: {err}", error=True)
             raise
         finally:

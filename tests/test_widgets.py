@@ -452,6 +452,25 @@ def test_a_diverging_run_is_recorded_with_fits_message_not_raised():
     assert panel.progress.bar_style == "danger" and table_rows(panel)[0].endswith("diverged")
 
 
+def test_a_run_that_fails_leaves_the_progress_bar_saying_so(monkeypatch):
+    """An unexpected error in training (out of memory, say): the message said 'failed' while
+    the progress bar stayed at 'epoch 1/2', unstyled, as if the run went on."""
+    import hw3lib.playground_runs as playground_runs
+
+    def fails(*args, on_batch=None, **kwargs):
+        raise MemoryError("out of memory")
+
+    monkeypatch.setattr(playground_runs, "fit", fails)
+    panel = panel_of()
+    try:
+        panel.train_button.click()
+    except MemoryError:  # re-raised for its traceback, where the click's handler lets it through
+        pass
+    assert "Run 1 failed: MemoryError: out of memory" in panel.message.value
+    assert (panel.progress.description, panel.progress.bar_style) == ("failed", "danger")
+    assert not panel.running and not panel.train_button.disabled and panel.stop_button.disabled
+
+
 # --- the background thread ------------------------------------------------------------------
 
 def wait_for(condition, timeout=30):
