@@ -110,7 +110,10 @@ class TrainConfig:
                 parse_image_size(self.model["input_size"]) != self.image_size):
             raise ValueError(f"model input_size {self.model['input_size']!r} differs from image_size "
                              f"{self.image_size}; set only image_size")
-        LeNet5.check(**self._model_arguments(num_classes=2))  # a kernel larger than the input, ...
+        # a kernel larger than the input, ...: where the images' size is known; without
+        # image_size they load at their own, and load_data (check_fit) and the model check it
+        sized = self.image_size is not None or "input_size" in self.model
+        LeNet5.check(fit=sized, **self._model_arguments(num_classes=2))
 
     @property
     def channels(self):

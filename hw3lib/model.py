@@ -308,23 +308,31 @@ class LeNet5(Sequential):
         super().__init__(features + head, (self.config["in_channels"], *self.config["input_size"]))
 
     @classmethod
-    def check(cls, **kwargs):
+    def check(cls, fit=True, **kwargs):
         """The ValueError that ``LeNet5(**kwargs)`` would raise, without building its dense
-        layers (at large inputs, the first one is most of the model)."""
+        layers (at large inputs, the first one is most of the model). ``fit=False``: the
+        arguments alone, not whether the model fits its ``input_size`` (for images whose size
+        is not known yet)."""
         arguments = inspect.signature(cls).bind(**kwargs)
         arguments.apply_defaults()
-        cls._features(**arguments.arguments)
+        (cls._features if fit else cls._config)(**arguments.arguments)
+
+    @staticmethod
+    def _config(seed, dtype, **arguments):
+        """The model's ``config``: its :func:`architecture` and ``seed``; ValueError for an
+        argument out of range or a ``dtype`` other than float32 and float64."""
+        float_dtype(dtype)
+        # an int, as TrainConfig's: the config is stored as JSON (a Generator failed at the
+        # checkpoint, after the first epoch's work)
+        return {**architecture(arguments), "seed": integer("seed", seed, 0, "draws the initial weights")}
 
     @staticmethod
     def _features(seed, dtype, **arguments):
-        """The model's ``config`` (its :func:`architecture` and ``seed``), its layers up to
-        ``Flatten``, the number of features they give the first dense layer and the random
-        generator of ``seed`` that drew their weights, to draw the rest; ValueError for an
-        argument out of range, a ``dtype`` other than float32 and float64, a kernel larger than
-        its input or a first dense layer over ``MAX_WEIGHT_BYTES``."""
-        # an int, as TrainConfig's: the config is stored as JSON (a Generator failed at the
-        # checkpoint, after the first epoch's work)
-        config = {**architecture(arguments), "seed": integer("seed", seed, 0, "draws the initial weights")}
+        """The model's ``config`` (:meth:`_config`), its layers up to ``Flatten``, the number
+        of features they give the first dense layer and the random generator of ``seed`` that
+        drew their weights, to draw the rest; ValueError as :meth:`_config`, and for a kernel
+        larger than its input or a first dense layer over ``MAX_WEIGHT_BYTES``."""
+        config = LeNet5._config(seed, dtype, **arguments)
         itemsize = float_dtype(dtype).itemsize
         act, pool = ACTIVATIONS[config["activation"]], POOLINGS[config["pooling"]]
         (c1, c2), kernel = config["conv_channels"], config["kernel_size"]

@@ -57,19 +57,16 @@ class RunSettings:
     hflip: bool = TrainConfig.hflip
     image_size: int | None = None
 
-    def config(self, input_size=None):
+    def config(self):
         """The run's :class:`TrainConfig`; ValueError names a setting that cannot work (an
-        unknown optimizer, a kernel larger than its feature map, a bad learning rate, ...).
-        ``input_size``: the images' ``(H, W)`` as stored, which the model is checked against
-        when no ``image_size`` is set (else TrainConfig checks it at 32 x 32)."""
+        unknown optimizer, a kernel larger than its feature map, a bad learning rate, ...)."""
         if not (isinstance(self.optimizer, str) and self.optimizer in OPTIMIZERS):
             raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
-        stored = {"input_size": list(input_size)} if input_size and self.image_size is None else {}
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                            **OPTIMIZERS[self.optimizer], seed=self.seed, mode=self.mode,
                            image_size=self.image_size, split=self.split, hflip=self.hflip,
                            model=dict(conv_channels=[self.conv1, self.conv2], kernel_size=self.kernel_size,
-                                      activation=self.activation, pooling=self.pooling, **stored))
+                                      activation=self.activation, pooling=self.pooling))
 
 
 def control_ranges(train_max):
@@ -205,10 +202,9 @@ def prepare(settings, load):
     """Check ``settings`` and load its data with ``load(config) -> Dataset``, before any
     training. Raises ValueError naming what cannot work (the model against the images' own size
     too: a kernel larger than images loaded as stored), or DataError from ``load``."""
-    data = load(TrainConfig(seed=settings.seed, mode=settings.mode, image_size=settings.image_size,
-                            split=settings.split))  # the data's settings only: load keys on them
-    config = settings.config(data.image_size)  # the model checked at the images' own size
-    config.check_fit(data.image_size)
+    config = settings.config()
+    data = load(config)
+    config.check_fit(data.image_size)  # the model at the images' own size (image_size None)
     return PreparedRun(settings, config, subset(data, settings.train_size, settings.seed))
 
 

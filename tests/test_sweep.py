@@ -308,7 +308,7 @@ def test_bad_settings_are_refused_before_any_work_naming_the_setting(tmp_path, r
 @pytest.mark.parametrize("kernels, trials", [([3, 9], None), (IntDistribution(3, 9), 2)])
 def test_a_model_setting_that_does_not_fit_the_images_own_size_is_refused_before_any_work(
         tmp_path, kernels, trials):
-    # TrainConfig checks a model against 32x32 inputs; these images are 20x20
+    # the images are 20x20: kernel 9 fits 32x32 inputs, not these
     for split in ("train", "test"):
         for name in "AB":
             for i in range(3):

@@ -1,5 +1,6 @@
 """hw3lib.train: the loop, its history, refusals, divergence, interrupts, resume, the command."""
 import errno
+import itertools
 import json
 import os
 import signal
@@ -92,7 +93,7 @@ def test_defaults_are_the_reports_plus_flips():
     (dict(beta1=1.0), "beta1"), (dict(beta2=-0.1), "beta2"), (dict(eps=0.0), "^eps must be a positive"),
     (dict(mode="CMYK"), "mode must be one of"), (dict(val_fraction=1.0), "val_fraction"),
     (dict(split="stratified"), r"split must be one of \['blocked', 'random'\]"),
-    (dict(model=dict(kernel_size=40)), "kernel_size=40 does not fit 32x32"),
+    (dict(image_size=32, model=dict(kernel_size=40)), "kernel_size=40 does not fit 32x32"),
     (dict(model=dict(input_size=8)), "does not fit 8x8"),
     (dict(model=dict(depth=3)), "LeNet5 arguments among"),
     (dict(model=dict(hidden=np.ones(2))), "lists"),
@@ -106,6 +107,19 @@ def test_defaults_are_the_reports_plus_flips():
 def test_config_refuses_bad_settings(changes, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**changes)
+
+
+def test_without_image_size_the_model_is_checked_against_the_images_own_size(tmp_path):
+    """Images load at their own size when image_size is None: a kernel that fits 64x64 images
+    but not 32x32 ones is refused only where the images are 32x32, naming their size."""
+    config = TrainConfig(model={"kernel_size": 13})  # fits 64x64, not 32x32: not refused here
+    for size, split, name, i in itertools.product((64, 32), ("train", "test"), "AB", range(3)):
+        folder = tmp_path / str(size) / split / name
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.new("L", (size, size), 40 * i).save(folder / f"{i}.png")
+    assert config.load_data(tmp_path / "64").image_size == (64, 64)
+    with pytest.raises(ValueError, match="kernel_size=13 does not fit 32x32 inputs"):
+        config.load_data(tmp_path / "32")
 
 
 def test_image_size_is_normalised_checked_and_kept_in_the_checkpoint(tmp_path):

@@ -728,6 +728,7 @@ def test_sweep_refuses_bad_settings_before_any_work(tmp_path):
     panel = Playground(SMALL, root=tmp_path / "data", load=FakeLoad(), threaded=False,
                        sweep_out=tmp_path / "sweep")
     panel.controls["kernel_size"].value = 15
+    panel.controls["image_size"].value = 32  # as stored, the images' size is known when they load
     panel.sweep_button.click()
     assert "Refused, nothing was trained: LeNet5 with kernel_size=15" in panel.message.value
     assert not (tmp_path / "sweep").exists() and panel.sweep_result is None and not panel.running
