@@ -9,7 +9,6 @@ import hashlib
 import json
 import math
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -313,7 +312,11 @@ def _read_npz(path):
         if "Object arrays cannot be loaded" in str(err):  # numpy's words for a pickled array
             raise CheckpointError(f"{path} {PICKLED} ({err})") from None
         raise _corrupt(path, err) from None
-    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as err:
+    except MemoryError:
+        raise
+    except Exception as err:  # noqa: BLE001 -- whatever np.load and zipfile raise on bad bytes
+        # (BadZipFile, EOFError, NotImplementedError for a zip version or method, RuntimeError
+        # for an encryption flag, SyntaxError or tokenize's TokenError for an .npy header ...)
         raise _corrupt(path, f"{type(err).__name__}: {err}") from None
 
 

@@ -349,6 +349,37 @@ def test_random_bytes_after_pk_are_a_corrupt_file_not_a_pickle(tmp_path):
         assert "pickle" not in str(err.value)
 
 
+def _damaged(body, case):
+    """``body`` (a checkpoint's bytes) with one header field set as ``case`` names."""
+    body = bytearray(body)
+    central = body.rfind(b"PK\x01\x02")  # the last member's central directory entry
+    if case == "zip version":  # "version needed to extract"
+        body[central + 6:central + 8] = (99).to_bytes(2, "little")
+    elif case == "encrypted flag":
+        body[central + 8] |= 1
+    elif case == "compression method":
+        body[central + 10:central + 12] = (77).to_bytes(2, "little")
+    return bytes(body)
+
+
+@pytest.mark.parametrize("case", ["zip version", "encrypted flag", "compression method",
+                                  "unclosed npy header"])
+def test_a_damaged_archive_header_is_a_corrupt_file_not_a_traceback(saved, tmp_path, case):
+    _, path = saved
+    if case == "unclosed npy header":
+        header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (3,".ljust(118) + b"\n"
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr("meta.npy", b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+                       + bytes(24))
+        path.write_bytes(buf.getvalue())
+    else:
+        path.write_bytes(_damaged(path.read_bytes(), case))
+    with pytest.raises(CheckpointError, match="is truncated or corrupt") as err:
+        load_checkpoint(path)
+    assert str(path) in str(err.value) and "pickle" not in str(err.value)
+
+
 def test_what_is_no_checkpoint_is_named_for_what_it_is(tmp_path):
     cases = {"random.npz": b"\x13\x07\xc4 random bytes, no archive", "empty.npz": b""}
     for name, body in cases.items():
