@@ -113,6 +113,17 @@ def find_notebooks(folder):
     return paths
 
 
+def read_notebook(path):
+    """The notebook at ``path`` (as version 4); :class:`ReportError` naming it where it does not
+    read as one (not JSON, cut short, not a notebook's structure)."""
+    try:
+        return nbformat.read(path, as_version=4)
+    except Exception as err:  # noqa: BLE001 -- nbformat raises ValueError, ValidationError, ...
+        said = (str(err).splitlines() or [""])[0][:200]
+        raise ReportError(f"{path} does not read as a notebook ({type(err).__name__}: {said}); "
+                          "restore it (git checkout) or save it again from JupyterLab") from None
+
+
 def _where(name, index, cell):
     first = next((line.strip() for line in cell.source.splitlines() if line.strip()), "")
     return f"{name}, cell {index} ({first[:50]!r})"
@@ -186,7 +197,7 @@ def execute_notebook(path, build_dir, timeout=DEFAULT_TIMEOUT, env=None):
             return CurrentPython(data_dir=self.data_dir)
 
     path = Path(path)
-    nb = nbformat.read(path, as_version=4)
+    nb = read_notebook(path)
     current = {}
     client = NotebookClient(
         nb, timeout=timeout, kernel_manager_class=CurrentPythonKernel,
@@ -598,7 +609,7 @@ def build(notebooks_dir=NOTEBOOKS_DIR, out_dir=OUT_DIR, execute=True, timeout=DE
             nb = execute_notebook(path, build_dir, timeout, env)
             log(f"executed {path.name} in {time.perf_counter() - start:.1f} s")
         else:
-            nb = nbformat.read(path, as_version=4)
+            nb = read_notebook(path)
         notebooks.append((path.name, nb))
     report = assemble(notebooks, stamp_rows(execute, data_root), executed=execute)
     for stale in (line for name, nb in notebooks for line in stale_text(name, nb)):

@@ -759,3 +759,15 @@ def test_the_export_warns_of_text_whose_quoted_figures_the_run_no_longer_gives(t
     build(folder, tmp_path / "out", execute=False, log=said.append)
     assert ("warning: 05_x.ipynb, cell 7 ('something()'): The text quotes figures this run does "
             "not give; rewrite what it says about: the kept epoch 23 (this run: 10)") in said
+
+
+@pytest.mark.parametrize("body", ["", "{not json", "[]", '{"nbformat": 4}', "\udcff"])
+def test_a_notebook_that_does_not_read_is_named(tmp_path, capsys, body):
+    """Not "error: Notebook does not appear to be JSON: ''", naming no file."""
+    folder = write_notebooks(tmp_path / "nb", {"01_x.ipynb": one_cell_per_section("section")})
+    (folder / "02_y.ipynb").write_bytes(body.encode("utf-8", "surrogateescape"))
+    assert cli(["report", "--notebooks", str(folder), "--out", str(tmp_path / "out"),
+                "--no-execute"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {folder / '02_y.ipynb'} does not read as a notebook (")
+    assert err.count("\n") == 1 and "Traceback" not in err
