@@ -23,8 +23,8 @@ Contract with the notebook authors (one tag per cell, in the cell's ``tags`` met
   (``#`` or ``##`` alike), the others keep their depth below it.
 - A tagged code cell shows its outputs only, never its code; it must have an output.
 - Cells go to their section in notebook order (01 to 06), then cell order.
-- The export refuses, naming the notebook and cell: a cell that raises while executing, and in
-  a tagged cell an error output, a traceback, text on stderr (warnings), a widget (it would
+- The export refuses, naming the notebook and cell: a cell that raises while executing (with
+  ``--no-execute``, a stored error output in any cell), and in a tagged cell an error output, a traceback, text on stderr (warnings), a widget (it would
   print as blank space) or an absolute path; a bare ``report`` tag or an unknown section; a
   section without cells.
 - The export warns (``warning: ...``, naming the notebook and cell) where a notebook's check of
@@ -314,6 +314,23 @@ def report_cells(name, nb):
                 output.metadata["alt"] = _caption(nb.cells, index)
         sections.setdefault(tags[0][len(TAG_PREFIX):], []).append(cell)
     return sections
+
+
+def check_stored_run(name, nb):
+    """Raise :class:`ReportError` where a code cell of ``nb`` (named ``name``), tagged or not,
+    holds an error output (but one tagged ``raises-exception``, as executing allows): its stored
+    run failed there, so the outputs after it are not those of one whole run. For
+    ``--no-execute``, which exports the stored outputs as they are; executing refuses the same."""
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or "raises-exception" in cell.get("metadata", {}).get("tags", []):
+            continue
+        for output in cell.get("outputs", []):
+            if output.output_type == "error":
+                raise ReportError(
+                    f"{_where(name, index + 1, cell)} holds an error from the notebook's last run "
+                    f"({output.get('ename')}: {output.get('evalue')}), so its stored outputs are "
+                    "not those of a whole run; fix the cell and run the notebook again (Restart "
+                    "and Run All), or export without --no-execute")
 
 
 def stale_text(name, nb):
@@ -610,6 +627,7 @@ def build(notebooks_dir=NOTEBOOKS_DIR, out_dir=OUT_DIR, execute=True, timeout=DE
             log(f"executed {path.name} in {time.perf_counter() - start:.1f} s")
         else:
             nb = read_notebook(path)
+            check_stored_run(path.name, nb)
         notebooks.append((path.name, nb))
     report = assemble(notebooks, stamp_rows(execute, data_root), executed=execute)
     for stale in (line for name, nb in notebooks for line in stale_text(name, nb)):

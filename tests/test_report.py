@@ -771,3 +771,17 @@ def test_a_notebook_that_does_not_read_is_named(tmp_path, capsys, body):
     err = capsys.readouterr().err
     assert err.startswith(f"error: {folder / '02_y.ipynb'} does not read as a notebook (")
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_no_execute_refuses_a_notebook_whose_stored_run_failed_in_an_untagged_cell(tmp_path):
+    """The stored outputs after a cell that raised are not those of one whole run (executing
+    refuses that cell): --no-execute must not export them as if they were."""
+    failed = with_output(new_output("error", ename="NameError", evalue="name 'X' is not defined",
+                                    traceback=[]), tag=None)
+    message = refused(tmp_path, [failed, *one_cell_per_section("section")])
+    assert message.startswith("01_x.ipynb, cell 1 ('something()') holds an error from the "
+                              "notebook's last run (NameError: name 'X' is not defined)")
+    assert "run the notebook again" in message
+    failed.metadata["tags"] = ["raises-exception"]  # an error shown on purpose, as nbclient allows
+    write_notebooks(tmp_path / "nb", {"01_x.ipynb": [failed, *one_cell_per_section("section")]})
+    assert build(tmp_path / "nb", tmp_path / "out", execute=False, log=lambda *a: None)
