@@ -24,8 +24,10 @@ Contract with the notebook authors (one tag per cell, in the cell's ``tags`` met
 - A tagged code cell shows its outputs only, never its code; it must have an output.
 - Cells go to their section in notebook order (01 to 06), then cell order.
 - The export refuses, naming the notebook and cell: a cell that raises while executing (with
-  ``--no-execute``, a stored error output in any cell), and in a tagged cell an error output, a traceback, text on stderr (warnings), a widget (it would
-  print as blank space) or an absolute path; a bare ``report`` tag or an unknown section; a
+  ``--no-execute``, a stored error output in any cell), and in a tagged cell an error output,
+  a traceback, text on stderr (warnings), a widget (it would print as blank space) or an
+  absolute path; a bare ``report`` tag, a misspelt one (``Report:3``,
+  ``report-3``, ``reprot:3``: otherwise left out without a word) or an unknown section; a
   section without cells.
 - The export warns (``warning: ...``, naming the notebook and cell) where a notebook's check of
   the figures its text quotes (:func:`hw3lib.results.quoted_figures`) finds figures its run no
@@ -39,6 +41,7 @@ Contract with the notebook authors (one tag per cell, in the cell's ``tags`` met
 import asyncio
 import contextlib
 import copy
+import difflib
 import html
 import os
 import re
@@ -291,20 +294,32 @@ def _caption(cells, index):
     return re.sub(r"\\([A-Za-z]+)", r"\1", text.replace("$", "")) or "Figure"
 
 
+def _report_tag(tag):
+    """Whether ``tag`` is a report tag or a slip for one (``report``, ``Report:3``, ``report-3``,
+    ``reprot:3``) that would otherwise leave its cell out of the report without a word."""
+    if not isinstance(tag, str):
+        return False
+    head = re.split(r"[^a-z]", tag.strip().lower(), maxsplit=1)[0]  # "reprot" of "reprot:3"
+    return head.startswith("report") or (head.startswith("r") and  # not "export" (nbdev's)
+                                          difflib.SequenceMatcher(None, head, "report").ratio() > 0.8)
+
+
 def report_cells(name, nb):
     """Copies of the cells of ``nb`` (named ``name`` in messages) tagged for the report,
     checked, as ``{section: [cell, ...]}`` in cell order. Each PNG output gets the caption
     below it as alternative text (``output.metadata["alt"]``)."""
-    sections = {}
+    sections, known = {}, [TAG_PREFIX + key for key in SECTIONS]
     for index, cell in enumerate(nb.cells):
-        tags = [t for t in cell.get("metadata", {}).get("tags", [])
-                if t.startswith(TAG_PREFIX) or t == TAG_PREFIX.rstrip(":")]  # "report" is a slip
+        tags = cell.get("metadata", {}).get("tags", [])
+        if isinstance(tags, str):  # a hand edit: one tag where a list of them goes
+            raise ReportError(f"{_where(name, index + 1, cell)} has the tags {tags!r}, a string "
+                              f"where a list goes; write them as [{tags!r}]")
+        tags = [t for t in tags if _report_tag(t)]  # slips ("report", "Report:3") included
         if not tags:
             continue
         where = _where(name, index + 1, cell)
-        if len(tags) > 1 or tags[0][len(TAG_PREFIX):] not in SECTIONS:
-            raise ReportError(f"{where} has the tags {tags}; give it one of "
-                              + ", ".join(TAG_PREFIX + key for key in SECTIONS))
+        if len(tags) > 1 or tags[0] not in known:
+            raise ReportError(f"{where} has the tags {tags}; give it one of " + ", ".join(known))
         _check_cell(where, cell)
         cell = copy.deepcopy(cell)
         if cell.cell_type == "markdown" and cell.source.lstrip(" \n*_").startswith(CAPTION_STARTS):

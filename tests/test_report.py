@@ -785,3 +785,30 @@ def test_no_execute_refuses_a_notebook_whose_stored_run_failed_in_an_untagged_ce
     failed.metadata["tags"] = ["raises-exception"]  # an error shown on purpose, as nbclient allows
     write_notebooks(tmp_path / "nb", {"01_x.ipynb": [failed, *one_cell_per_section("section")]})
     assert build(tmp_path / "nb", tmp_path / "out", execute=False, log=lambda *a: None)
+
+
+@pytest.mark.parametrize("tag", ["Report:3", "REPORT:summary", "report-3", "report_1", "report3",
+                                 "reprot:3", "repot:2", " report:4"])
+def test_a_misspelt_report_tag_is_refused_not_left_out_without_a_word(tmp_path, tag):
+    """Left out, its cell would be missing from the report (or its section refused as empty,
+    the slip unnamed)."""
+    message = refused(tmp_path, [cell("md", "the slipped cell", tag), *one_cell_per_section("x")])
+    assert message == ("01_x.ipynb, cell 1 ('the slipped cell') has the tags "
+                       f"[{tag!r}]; give it one of report:summary, report:1, report:2, report:3, "
+                       "report:4, report:stamp")
+
+
+def test_tags_that_are_no_slip_for_a_report_tag_are_left_alone():
+    cells = [cell("md", "x", tag) for tag in ("parameters", "export", "remove-input", "repr",
+                                              "raises-exception", "caption", "newpage")]
+    nb = new_notebook(cells=[*cells, *one_cell_per_section("x")])
+    assert sum(map(len, report_cells("01_x.ipynb", nb).values())) == len(SECTIONS)
+
+
+def test_tags_written_as_a_string_are_refused_naming_the_fix():
+    nb = new_notebook(cells=[cell("md", "the slipped cell"), *one_cell_per_section("x")])
+    nb.cells[0].metadata["tags"] = "report:3"  # by hand: nbformat would refuse to write it
+    with pytest.raises(ReportError) as info:
+        report_cells("01_x.ipynb", nb)
+    message = str(info.value)
+    assert "has the tags 'report:3', a string where a list goes; write them as ['report:3']" in message
