@@ -683,6 +683,11 @@ def main(argv=None):
         raise ValueError("--timeout applies to executing the notebooks, not to --no-execute: leave "
                          "one of them out")
     refuse_file_in_the_way(args.out, "--out")  # before any work, not after executing the notebooks
+    refuse_file_in_the_way(args.out / "build", "--out", args.out)  # not "[Errno 17] File exists"
+    for name in (f"{REPORT_NAME}.html", f"{REPORT_NAME}.pdf", f"build/{REPORT_NAME}.ipynb"):
+        if (args.out / name).is_dir():
+            raise ValueError(f"--out {args.out}: {args.out / name} is a folder, where the report "
+                             f"writes its {Path(name).name}; move it away or choose another --out")
     data_root = resolve_root(None)
     if not args.no_execute:
         if not (data_root / "Data_train").is_dir():  # a mistyped HW3_DATA shows here

@@ -812,3 +812,26 @@ def test_tags_written_as_a_string_are_refused_naming_the_fix():
         report_cells("01_x.ipynb", nb)
     message = str(info.value)
     assert "has the tags 'report:3', a string where a list goes; write them as ['report:3']" in message
+
+
+@pytest.mark.parametrize("in_the_way, expected", [
+    ("build", "{out}/build is a file, not a folder; choose another --out"),
+    ("hw3_report.html/", "{out}/hw3_report.html is a folder, where the report writes its "
+                         "hw3_report.html; move it away or choose another --out"),
+    ("hw3_report.pdf/", "{out}/hw3_report.pdf is a folder, where the report writes its "
+                        "hw3_report.pdf; move it away or choose another --out"),
+])
+def test_cli_refuses_what_is_in_the_way_in_out_before_executing_anything(
+        tmp_path, monkeypatch, capsys, in_the_way, expected):
+    """Not "[Errno 17] File exists: '.../build'" (a cause it is not) or "[Errno 21] Is a
+    directory" after executing every notebook."""
+    monkeypatch.setattr("hw3lib.report.download", lambda root: pytest.fail("data fetched"))
+    monkeypatch.setattr("hw3lib.report.find_notebooks", lambda folder: pytest.fail("notebooks read"))
+    out = tmp_path / "out"
+    out.mkdir()
+    if in_the_way.endswith("/"):
+        (out / in_the_way).mkdir()
+    else:
+        (out / in_the_way).write_text("a file")
+    assert cli(["report", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == f"error: --out {out}: {expected.format(out=out)}\n"
