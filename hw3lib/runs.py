@@ -76,12 +76,16 @@ def _differences(ckpt, config, data_sha256):
     return ", ".join(said + stamp_differences(ckpt.engine, engine_stamp()))
 
 
-def why_trained(config, path, data_sha256, ckpt=None):
+def why_trained(config, path, data_sha256, ckpt=None, unreadable=None):
     """Why :func:`load_or_train` trains ``config`` at ``path`` instead of loading it, in one
-    line for the person waiting: ``ckpt`` is the checkpoint there (None: none, or unreadable).
+    line for the person waiting: ``ckpt`` is the checkpoint there (None: none, or unreadable,
+    ``unreadable`` then the :class:`~hw3lib.checkpoint.CheckpointError` that says why).
     A notebook's run (``path`` under :data:`RUNS_DIR`) absent from this data's and code's
     folder is looked for in the other folders, and what made it stale is named."""
     here = relative(path)
+    if unreadable is not None:  # not "no run yet": the file there is written over
+        said = str(unreadable).removeprefix(f"{path} ").split("; ")[0].split(". It cannot")[0]
+        return f"training {here} afresh, writing over the file there, which {said}"
     if ckpt is not None and not _differences(ckpt, config, data_sha256):
         return f"resuming {here}, cut short after epoch {ckpt.epoch} of {config.epochs}"
     if ckpt is not None:
@@ -127,19 +131,19 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False, on
         root = data.root
     sha = dataset_sha256(root)  # reads every file of the data: once
     path = Path(path) if path is not None else checkpoint_path(config, RUNS_DIR / run_key(sha))
-    ckpt = None
+    ckpt = unreadable = None
     if path.is_file():
         try:
             ckpt = load_checkpoint(path)
-        except CheckpointError:
-            ckpt = None
+        except CheckpointError as err:
+            unreadable = err
     loaded = ckpt  # what the file holds, for why_trained
     if ckpt is not None and (ckpt.config, ckpt.data_sha256, ckpt.engine) != (config, sha, engine_stamp()):
         ckpt = None  # trained afresh; fit refuses to overwrite a run whose test split was evaluated
     if ckpt is not None and ckpt.epoch >= config.epochs:
         return FitResult.from_checkpoint(ckpt, path)
     if progress:
-        print(why_trained(config, path, sha, loaded))
+        print(why_trained(config, path, sha, loaded, unreadable))
     data = data if data is not None else config.load_data(root)
     path.parent.mkdir(parents=True, exist_ok=True)
     with one_blas_thread():

@@ -438,6 +438,21 @@ def test_the_notebooks_run_under_the_blas_kernels_of_their_stored_outputs():
         f"tests with `make test`, which pins them, or set OPENBLAS_CORETYPE={stored}")
 
 
+@pytest.mark.parametrize("body, said", [
+    (b"PK\x03\x04 cut short", "which is truncated or corrupt (BadZipFile: "),
+    (b"\x80\x04K\x01.", "which holds a pickled object"),
+])
+def test_a_run_trained_over_an_unusable_file_says_so_not_that_there_was_none(
+        root, tmp_path, capsys, body, said):
+    """Not "no run of these settings on this data yet" while a file there is written over."""
+    path = tmp_path / "run.npz"
+    path.write_bytes(body)
+    runs_module.load_or_train(CONFIG, path, root=root, progress=True)
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith(f"training run.npz afresh, writing over the file there, {said}"), line
+    assert load_checkpoint(path).epoch == CONFIG.epochs
+
+
 def test_notebook_05_shows_the_model_it_trains_on_images_of_another_size(tmp_path, monkeypatch,
                                                                          capsys):
     """On one's own images ($HW3_DATA) of another size than 32x32, notebook 05's model table
