@@ -29,6 +29,8 @@ Contract with the notebook authors (one tag per cell, in the cell's ``tags`` met
   absolute path; a bare ``report`` tag, a misspelt one (``Report:3``,
   ``report-3``, ``reprot:3``: otherwise left out without a word) or an unknown section; a
   section without cells.
+- With ``--no-execute`` the export warns (``warning: ...``) naming the first code cell of a
+  notebook that its stored run did not run, or ran out of order.
 - The export warns (``warning: ...``, naming the notebook and cell) where a notebook's check of
   the figures its text quotes (:func:`hw3lib.results.quoted_figures`) finds figures its run no
   longer gives (changed settings, code or data): the report is written, and that text is stale.
@@ -348,6 +350,27 @@ def check_stored_run(name, nb):
                     "and Run All), or export without --no-execute")
 
 
+def out_of_order(name, nb):
+    """``"NAME, cell N (...): ..."`` for the first code cell of ``nb`` (named ``name``) that its
+    stored run did not run, or ran out of order (an execution count not above the one before):
+    its outputs, and those after it, may not be those of one whole run from the top. Empty cells
+    (never run) and cells tagged ``skip-execution`` aside."""
+    last = 0
+    for index, cell in enumerate(nb.cells):
+        if (cell.cell_type != "code" or not cell.source.strip()
+                or "skip-execution" in cell.get("metadata", {}).get("tags", [])):
+            continue
+        count = cell.get("execution_count")
+        if count is None or count <= last:
+            said = ("was not run" if count is None else
+                    f"was run out of order (execution count {count}, after {last})")
+            return [f"{_where(name, index + 1, cell)} {said} in the stored outputs: they may not "
+                    "be those of one whole run; Restart and Run All, or export without "
+                    "--no-execute"]
+        last = count
+    return []
+
+
 def stale_text(name, nb):
     """``"NAME, cell N (...): The text quotes figures ..."`` for each output of ``nb`` (named
     ``name``) in which :func:`hw3lib.results.quoted_figures` says that the notebook's text
@@ -645,7 +668,8 @@ def build(notebooks_dir=NOTEBOOKS_DIR, out_dir=OUT_DIR, execute=True, timeout=DE
             check_stored_run(path.name, nb)
         notebooks.append((path.name, nb))
     report = assemble(notebooks, stamp_rows(execute, data_root), executed=execute)
-    for stale in (line for name, nb in notebooks for line in stale_text(name, nb)):
+    checks = (stale_text,) if execute else (out_of_order, stale_text)
+    for stale in (line for name, nb in notebooks for check in checks for line in check(name, nb)):
         log(f"warning: {stale}")  # exported all the same: the text is the author's to rewrite
     build_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(report, build_dir / f"{REPORT_NAME}.ipynb")

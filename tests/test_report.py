@@ -835,3 +835,25 @@ def test_cli_refuses_what_is_in_the_way_in_out_before_executing_anything(
         (out / in_the_way).write_text("a file")
     assert cli(["report", "--out", str(out)]) == 2
     assert capsys.readouterr().err == f"error: --out {out}: {expected.format(out=out)}\n"
+
+
+def test_no_execute_warns_of_a_notebook_not_run_in_order_from_the_top(tmp_path):
+    """Stored outputs of cells run out of order, or after a cell never run, may not be those of
+    one run: said, as a warning naming the cell (the report is written all the same)."""
+    cells = [cell("code", "a = 1"), cell("code", "b = 2"), cell("code", ""),
+             *one_cell_per_section("section")]
+    for count, code in enumerate(c for c in cells if c.source.strip()):
+        code.execution_count = count + 1
+    said = []
+    folder = write_notebooks(tmp_path / "nb", {"01_x.ipynb": cells})
+    build(folder, tmp_path / "out", execute=False, log=said.append)
+    assert not [line for line in said if line.startswith("warning:")]  # in order; the empty cell aside
+    for counts, expected in (((9, 2), "cell 2 ('b = 2') was run out of order (execution count 2, "
+                                      "after 9) in the stored outputs"),
+                             ((1, None), "cell 2 ('b = 2') was not run in the stored outputs")):
+        cells[0].execution_count, cells[1].execution_count = counts
+        write_notebooks(folder, {"01_x.ipynb": cells})
+        said.clear()
+        assert build(folder, tmp_path / "out", execute=False, log=said.append)[0].is_file()
+        assert said[0] == (f"warning: 01_x.ipynb, {expected}: they may not be those of one whole "
+                           "run; Restart and Run All, or export without --no-execute")
