@@ -27,7 +27,7 @@ Contract with the notebook authors (one tag per cell, in the cell's ``tags`` met
   ``--no-execute``, a stored error output in any cell), and in a tagged cell an error output,
   a traceback, text on stderr (warnings), a widget (it would print as blank space) or an
   absolute path; a bare ``report`` tag, a misspelt one (``Report:3``,
-  ``report-3``, ``reprot:3``: otherwise left out without a word) or an unknown section; a
+  ``report-3``: otherwise left out without a word) or an unknown section; a
   section without cells.
 - With ``--no-execute`` the export warns (``warning: ...``) naming the first code cell of a
   notebook that its stored run did not run, or ran out of order.
@@ -43,7 +43,6 @@ Contract with the notebook authors (one tag per cell, in the cell's ``tags`` met
 import asyncio
 import contextlib
 import copy
-import difflib
 import html
 import os
 import re
@@ -297,13 +296,9 @@ def _caption(cells, index):
 
 
 def _report_tag(tag):
-    """Whether ``tag`` is a report tag or a slip for one (``report``, ``Report:3``, ``report-3``,
-    ``reprot:3``) that would otherwise leave its cell out of the report without a word."""
-    if not isinstance(tag, str):
-        return False
-    head = re.split(r"[^a-z]", tag.strip().lower(), maxsplit=1)[0]  # "reprot" of "reprot:3"
-    return head.startswith("report") or (head.startswith("r") and  # not "export" (nbdev's)
-                                          difflib.SequenceMatcher(None, head, "report").ratio() > 0.8)
+    """Whether ``tag`` is a report tag or a slip for one (``report``, ``Report:3``, ``report-3``)
+    that would otherwise leave its cell out of the report without a word."""
+    return isinstance(tag, str) and tag.strip().lower().startswith(TAG_PREFIX.rstrip(":"))
 
 
 def report_cells(name, nb):
