@@ -41,8 +41,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .checks import check_array, integer
-from .images import (MODES, SUFFIXES, DataError, check_mode, parse_image_size, read_image,
-                     rename_suffix, sniff, warnings_gathered)
+from .images import (MODES, SUFFIXES, DataError, check_mode, open_file, parse_image_size,
+                     read_image, rename_suffix, sniff, warnings_gathered)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout: hw3lib/, data/, notebooks/, runs/
 DEFAULT_ROOT = REPO_ROOT / "data"
@@ -262,9 +262,9 @@ def _fix_for(path: Path) -> str:
     bytes are of a format hw3lib reads (a ``.jfif`` or ``.jpe`` JPEG, a suffix-less PNG),
     else moving it out or converting it."""
     try:
-        with open(path, "rb") as f:
+        with open_file(path) as f:  # a named pipe is not waited on
             found = sniff(f.read(16))
-    except OSError:
+    except (OSError, DataError):
         found = None
     if found is None:
         return "move it out of the dataset folder, or convert it to PNG or JPEG if it is an image."

@@ -31,6 +31,7 @@ import contextvars
 import io
 import os
 import re
+import stat
 import warnings
 from pathlib import Path
 
@@ -83,11 +84,31 @@ def parse_image_size(value) -> tuple[int, int] | None:
                      f"e.g. 32 or 28x28, got {value!r}")
 
 
-def read_bytes(path: Path) -> bytes:
-    """The file's bytes; DataError for a broken symbolic link, a missing file (moved or deleted
-    since its folder was listed, or a wrong path), a folder or an unreadable file."""
+# what a path that is neither a regular file nor a folder is (its st_mode's S_IFMT)
+SPECIAL_FILES = {stat.S_IFIFO: "a named pipe (FIFO)", stat.S_IFSOCK: "a socket",
+                 stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device"}
+
+
+def open_file(path: Path):
+    """``path`` opened for reading in binary; DataError as :func:`read_bytes` says. A named pipe,
+    socket or device (``/dev/zero`` linked as ``img.png``) is refused before it is read, never
+    waited on (a pipe without a writer) or read without end."""
     try:
-        return path.read_bytes()
+        kind = SPECIAL_FILES.get(stat.S_IFMT(os.stat(path).st_mode))
+        if kind is not None:
+            raise DataError(f"{path} is {kind}, not an image file. Fix: replace it with the image "
+                            "file, or remove it.")
+        # O_NONBLOCK: a file swapped for a named pipe since the stat above is not waited on
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        f = os.fdopen(fd, "rb")
+        st_mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(st_mode):
+            f.close()
+            if stat.S_ISDIR(st_mode):
+                raise IsADirectoryError(21, "Is a directory", str(path))
+            raise DataError(f"{path} is {SPECIAL_FILES.get(stat.S_IFMT(st_mode), 'a special file')}, "
+                            "not an image file. Fix: replace it with the image file, or remove it.")
+        return f
     except OSError as exc:
         if isinstance(exc, IsADirectoryError):
             raise DataError(f"{path} is a folder, not an image file. Fix: give the paths of image "
@@ -103,6 +124,18 @@ def read_bytes(path: Path) -> bytes:
             f"cannot read {path}: {exc.strerror or exc}. "
             "Fix: make the file readable (check its permissions) or replace it."
         ) from exc
+
+
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes; DataError for a broken symbolic link, a missing file (moved or deleted
+    since its folder was listed, or a wrong path), a folder, a named pipe, socket or device
+    (:func:`open_file`) or an unreadable file."""
+    with open_file(path) as f:
+        try:
+            return f.read()
+        except OSError as exc:
+            raise DataError(f"cannot read {path}: {exc.strerror or exc}. Fix: make the file "
+                            "readable (check its permissions) or replace it.") from exc
 
 
 def rename_suffix(fmt: str) -> str:

@@ -35,7 +35,7 @@ def image_files(paths):
                 raise ValueError(f"{path} holds no image ({', '.join(SUFFIXES)}); give image files "
                                  "or a folder that holds some")
             files += found
-        elif path.is_file() or path.is_symlink():  # a broken link: reading it names its target
+        elif path.exists() or path.is_symlink():  # a broken link, a pipe: reading names them
             files.append(path)
         else:
             raise ValueError(f"no file or folder {path}: check the path")

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from hw3lib import data, download
+from hw3lib import data, download, images
 from hw3lib.data import DataError
 from hw3lib.images import TransparentPixels
 from conftest import peak_bytes
@@ -358,14 +358,14 @@ def test_a_root_that_cannot_be_looked_into_is_named_with_the_fix():
 
 def test_unreadable_file_simulated(tmp_path, monkeypatch):
     bad = make_root(tmp_path) / "Data_train" / "A" / "A_train_2.png"
-    read_bytes = Path.read_bytes
+    os_open = images.os.open
 
-    def fake(self):
-        if self == bad:
-            raise PermissionError(13, "Permission denied", str(self))
-        return read_bytes(self)
+    def fake(path, *args):
+        if Path(path) == bad:
+            raise PermissionError(13, "Permission denied", str(path))
+        return os_open(path, *args)
 
-    monkeypatch.setattr(Path, "read_bytes", fake)
+    monkeypatch.setattr(images.os, "open", fake)
     with pytest.raises(DataError, match=r"cannot read .*A_train_2.png: Permission denied.*permissions"):
         data.load_split(tmp_path)
 

@@ -1,4 +1,5 @@
 """hw3lib.images and one's own datasets: formats, bit depths, palettes, modes, sizes, layouts, advice."""
+import os
 import struct
 import tempfile
 import warnings
@@ -227,16 +228,33 @@ def test_a_missing_file_says_to_check_the_path_not_its_permissions(tmp_path, mon
     assert "cannot read" not in str(err.value) and "permissions" not in str(err.value)
     # a file that goes away between the folder's listing and its reading
     gone = make_root(tmp_path / "data") / "Data_train" / "A" / "A_train_2.png"
-    read_bytes = Path.read_bytes
+    os_open = images.os.open
 
-    def vanishing(self):
-        if self == gone:
-            self.unlink()
-        return read_bytes(self)
+    def vanishing(path, *args):
+        if Path(path) == gone:
+            gone.unlink()
+        return os_open(path, *args)
 
-    monkeypatch.setattr(Path, "read_bytes", vanishing)
+    monkeypatch.setattr(images.os, "open", vanishing)
     with pytest.raises(DataError, match=r"no file .*A_train_2.png: check the path.*moved or deleted"):
         data.load_split(tmp_path / "data")
+
+
+def test_a_named_pipe_or_device_is_refused_not_waited_on_or_read_without_end(tmp_path):
+    """A FIFO named img.png (no writer: reading it would wait for ever), one without an image's
+    name (sniffed for the advice), and /dev/zero linked as an image (read without end)."""
+    root = make_root(tmp_path)
+    os.mkfifo(root / "Data_train" / "A" / "img.png")
+    with pytest.raises(DataError, match=r"img.png is a named pipe \(FIFO\), not an image file"):
+        data.load_split(root)
+    (root / "Data_train" / "A" / "img.png").unlink()
+    os.mkfifo(root / "Data_train" / "A" / "img")
+    with pytest.raises(DataError, match=r"unexpected file .*img: .*Fix: move it out"):
+        data.load_split(root)
+    (root / "Data_train" / "A" / "img").unlink()
+    (root / "Data_train" / "A" / "zero.png").symlink_to("/dev/zero")
+    with pytest.raises(DataError, match=r"zero.png is a character device, not an image file"):
+        data.load_split(root)
 
 
 def test_the_course_data_gets_course_advice_and_own_data_its_own(tmp_path):

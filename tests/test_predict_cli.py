@@ -185,3 +185,11 @@ def test_nothing_readable_is_no_table(trained, capsys, tmp_path):
     assert predict(capsys, run, tmp_path / "a.png") == (
         1, "", f"error: {tmp_path / 'a.png'} is empty (0 bytes). Fix: replace it with the image or remove it.\n"
                "error: 1 of 1 image(s) could not be read (each named above); 0 classified\n")
+
+
+def test_a_named_pipe_given_or_in_a_folder_is_named_as_one_not_waited_on_or_missing(trained, capsys, tmp_path):
+    run, _ = trained
+    os.mkfifo(tmp_path / "img.png")
+    for given in (tmp_path / "img.png", tmp_path):  # the file itself: not "no file or folder"
+        code, out, err = predict(capsys, run, given)
+        assert code == 1 and f"error: {tmp_path / 'img.png'} is a named pipe (FIFO), not an image" in err, err
