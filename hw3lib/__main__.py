@@ -96,10 +96,19 @@ def main(argv=None, restore_signals=True):
                 signal.signal(signum, handler if restore_signals else signal.SIG_IGN)
 
 
+def _names_printable():
+    """Let the standard output write file names that are not UTF-8 (``bad\\xff.png``, which
+    Python holds as lone surrogates) as their own bytes, as ``ls`` does, where it would raise
+    "surrogates not allowed" (a UTF-8 locale other than C.UTF-8 makes it strict)."""
+    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="surrogateescape")
+
+
 def run():
     """The process's entry point: the command's exit status, which an interrupt that comes
     while the process exits (Python's handler, a traceback and 130; SIGTERM's default, 143)
     cannot change."""
+    _names_printable()
     sys.exit(main(restore_signals=False))
 
 

@@ -193,3 +193,20 @@ def test_a_named_pipe_given_or_in_a_folder_is_named_as_one_not_waited_on_or_miss
     for given in (tmp_path / "img.png", tmp_path):  # the file itself: not "no file or folder"
         code, out, err = predict(capsys, run, given)
         assert code == 1 and f"error: {tmp_path / 'img.png'} is a named pipe (FIFO), not an image" in err, err
+
+
+def test_a_file_name_that_is_not_utf8_is_printed_as_its_bytes_under_a_strict_utf8_output(trained, tmp_path):
+    """A photo named in Latin-1 (b'caf\\xe9.png'): under a UTF-8 locale other than C.UTF-8,
+    Python's standard output refuses the name ("surrogates not allowed"); it is written as its
+    bytes, as ls writes it, and the image classified."""
+    import subprocess
+    import sys
+    run, test = trained
+    name = os.fsencode(tmp_path) + b"/caf\xe9.png"
+    with open(name, "wb") as f:
+        f.write(next((test / "digit1").iterdir()).read_bytes())
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}
+    proc = subprocess.run([sys.executable, "-m", "hw3lib", "predict", str(run), str(tmp_path)],
+                          capture_output=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    assert name in proc.stdout.splitlines()[1]
