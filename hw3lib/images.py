@@ -131,11 +131,17 @@ def read_bytes(path: Path) -> bytes:
     since its folder was listed, or a wrong path), a folder, a named pipe, socket or device
     (:func:`open_file`) or an unreadable file."""
     with open_file(path) as f:
-        try:
-            return f.read()
-        except OSError as exc:
-            raise DataError(f"cannot read {path}: {exc.strerror or exc}. Fix: make the file "
-                            "readable (check its permissions) or replace it.") from exc
+        return _read(f, path)
+
+
+def _read(f, path: Path, size: int = -1) -> bytes:
+    """Up to ``size`` bytes (-1: all the rest) of ``f``, the file opened at ``path``; DataError
+    when they cannot be read."""
+    try:
+        return f.read(size)
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}. Fix: make the file "
+                        "readable (check its permissions) or replace it.") from exc
 
 
 def rename_suffix(fmt: str) -> str:
@@ -184,9 +190,12 @@ def decode_image(path: Path, fix: str | None = None) -> Image.Image:
     name, too large for Pillow, truncated or corrupt; ``fix`` (one sentence) replaces the advice
     that goes with it.
     """
-    body = read_bytes(path)
     expected = SUFFIXES.get(path.suffix.lower())
-    found = sniff(body)
+    with open_file(path) as f:  # the rest is read only behind an image's first bytes: a 50 GB
+        body = _read(f, path, 16)  # file of something else, named .png, is refused at once
+        found = sniff(body)
+        if found is not None and expected in (None, found):
+            body += _read(f, path)
     if not body:
         cause, advice = f"{path} is empty (0 bytes)", "replace it with the image or remove it"
     elif found is None:

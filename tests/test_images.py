@@ -257,6 +257,29 @@ def test_a_named_pipe_or_device_is_refused_not_waited_on_or_read_without_end(tmp
         data.load_split(root)
 
 
+def test_a_huge_file_that_is_not_an_image_is_refused_from_its_first_bytes_not_read_whole(
+        tmp_path, monkeypatch):
+    """A disk image or video named .png (here 1 GiB of holes): refused from its first bytes,
+    not read whole into memory first (gigabytes, or MemoryError, for a file larger than it)."""
+    root = make_root(tmp_path)
+    huge = root / "Data_train" / "A" / "huge.png"
+    with open(huge, "wb") as f:
+        f.truncate(2**30)
+    read = []
+    open_file = images.open_file
+
+    def counted(path):
+        f = open_file(path)
+        real_read = f.read
+        f.read = lambda size=-1: read.append(len(chunk := real_read(size))) or chunk
+        return f
+
+    monkeypatch.setattr(images, "open_file", counted)
+    with pytest.raises(DataError, match=r"huge.png is not an image file that hw3lib reads"):
+        images.read_image(huge, "L")
+    assert sum(read) <= 16
+
+
 def test_the_course_data_gets_course_advice_and_own_data_its_own(tmp_path):
     """A corrupt file listed in the manifest: restore or download. The same in one's own data:
     replace it, no download."""
