@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import errno
 import io
 import os
 import re
@@ -94,36 +95,36 @@ def open_file(path: Path):
     socket or device (``/dev/zero`` linked as ``img.png``) is refused before it is read, never
     waited on (a pipe without a writer) or read without end."""
     try:
-        kind = SPECIAL_FILES.get(stat.S_IFMT(os.stat(path).st_mode))
-        if kind is not None:
-            raise DataError(f"{path} is {kind}, not an image file. Fix: replace it with the image "
-                            "file, or remove it.")
-        # O_NONBLOCK: a file swapped for a named pipe since the stat above is not waited on
+        # O_NONBLOCK: a named pipe without a writer opens at once, to be refused below
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        f = os.fdopen(fd, "rb")
-        st_mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(st_mode):
-            f.close()
-            if stat.S_ISDIR(st_mode):
-                raise IsADirectoryError(21, "Is a directory", str(path))
-            raise DataError(f"{path} is {SPECIAL_FILES.get(stat.S_IFMT(st_mode), 'a special file')}, "
-                            "not an image file. Fix: replace it with the image file, or remove it.")
-        return f
     except OSError as exc:
-        if isinstance(exc, IsADirectoryError):
-            raise DataError(f"{path} is a folder, not an image file. Fix: give the paths of image "
-                            "files (e.g. those in it, sorted(Path(folder).iterdir())).") from None
-        if path.is_symlink() and not path.exists():
-            raise DataError(f"{path} is a broken symbolic link (to {os.readlink(path)}). "
-                            "Fix: point it at an existing file or remove it.") from None
-        if isinstance(exc, FileNotFoundError):
-            raise DataError(f"no file {path}: check the path (a file of a folder being read may have "
-                            "been moved or deleted meanwhile). Fix: give an existing file's path, "
-                            "or read the folder again.") from None
-        raise DataError(
-            f"cannot read {path}: {exc.strerror or exc}. "
-            "Fix: make the file readable (check its permissions) or replace it."
-        ) from exc
+        if exc.errno != errno.ENXIO:  # which a socket gives
+            raise _unreadable(path, exc) from (None if exc.errno in (errno.ENOENT, errno.EISDIR) else exc)
+        mode = os.stat(path).st_mode
+    else:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode):
+            return os.fdopen(fd, "rb")
+        os.close(fd)
+    if stat.S_ISDIR(mode):
+        raise DataError(f"{path} is a folder, not an image file. Fix: give the paths of image "
+                        "files (e.g. those in it, sorted(Path(folder).iterdir())).")
+    raise DataError(f"{path} is {SPECIAL_FILES.get(stat.S_IFMT(mode), 'a special file')}, not an "
+                    "image file. Fix: replace it with the image file, or remove it.")
+
+
+def _unreadable(path: Path, exc: OSError) -> DataError:
+    """The DataError for ``path`` that could not be opened (``exc``): a broken symbolic link, a
+    missing file, or a file it may not read."""
+    if path.is_symlink() and not path.exists():
+        return DataError(f"{path} is a broken symbolic link (to {os.readlink(path)}). "
+                         "Fix: point it at an existing file or remove it.")
+    if isinstance(exc, FileNotFoundError):
+        return DataError(f"no file {path}: check the path (a file of a folder being read may have "
+                         "been moved or deleted meanwhile). Fix: give an existing file's path, "
+                         "or read the folder again.")
+    return DataError(f"cannot read {path}: {exc.strerror or exc}. "
+                     "Fix: make the file readable (check its permissions) or replace it.")
 
 
 def read_bytes(path: Path) -> bytes:
