@@ -135,6 +135,21 @@ def cpu_name():
     return platform.processor() or platform.machine()
 
 
+NO_TORCH = "PyTorch is not installed"
+
+
+def import_torch():
+    """``(torch, None)``, or ``(None, why)`` where PyTorch is missing or installed but does not
+    import (a broken install): the benchmark then measures hw3lib alone, saying why."""
+    try:
+        import torch
+    except ImportError as err:
+        if importlib.util.find_spec("torch") is None:
+            return None, NO_TORCH
+        return None, f"PyTorch does not import ({type(err).__name__}: {err})"
+    return torch, None
+
+
 def measure(repeats=7, channels=CHANNELS, train_size=TRAIN_SIZE, eval_size=EVAL_SIZE,
             naive_images=2, rss_epochs=5, use_torch=True):
     """Everything :func:`main` prints, as a dict (see :func:`report`). BLAS should already be
@@ -145,8 +160,11 @@ def measure(repeats=7, channels=CHANNELS, train_size=TRAIN_SIZE, eval_size=EVAL_
                "torch": use_torch, "rows": [],
                "rss": {c: training_rss(c, rss_epochs, train_size) for c in channels}}
     if use_torch:
-        import torch
-
+        torch, why = import_torch()
+        use_torch = results["torch"] = torch is not None
+        if not use_torch:
+            results["torch_problem"] = why
+    if use_torch:
         torch.set_num_threads(1)
         results["torch_version"] = f", torch {torch.__version__}"
     results["peak"] = matmul_peak()
@@ -194,7 +212,8 @@ def report(results):
              f"{cpu_name()}; numpy {np.__version__}{results.get('torch_version', '')}; "
              f"float32 matrix-product peak {peak:.0f} GFLOP/s (1024^3 sgemm, 1 thread)"]
     if not torch_on:
-        lines.append("PyTorch is not installed: hw3lib alone (pip install torch==2.13.0 to compare)")
+        lines.append(f"{results.get('torch_problem', NO_TORCH)}: hw3lib alone (pip install "
+                     "torch==2.13.0 to compare)")
     tasks = {"train": f"training epoch ({results['train_size']} images, batch {BATCH})",
              "eval": f"evaluation (forward over {results['eval_size']} images, batch {EVAL_BATCH})"}
     for task, title in tasks.items():
@@ -232,12 +251,13 @@ def grid_main(args, use_torch):
     points = grid.default_grid(EVAL_BATCH) if args.threads == 1 else grid.two_thread_grid()
     if args.images:
         points = [replace(p, images=args.images) for p in points]
-    engines = grid.engines_for(args.threads, use_torch)
-    versions = f"numpy {np.__version__}"
+    versions, why = f"numpy {np.__version__}", NO_TORCH
     if use_torch:
-        import torch
-
+        torch, why = import_torch()
+        use_torch = torch is not None
+    if use_torch:
         versions += f", torch {torch.__version__}"
+    engines = grid.engines_for(args.threads, use_torch)
     workers = len(grid.spread(args.rounds, args.processes))
     print(f"LeNet5 on random images; {args.threads} thread(s) per engine, each engine in worker "
           f"processes of its own; medians of {args.rounds} interleaved rounds, spread over "
@@ -250,6 +270,8 @@ def grid_main(args, use_torch):
           f"to a worker (the most of an engine's workers); UNSTABLE = an engine's slowest run > {grid.UNSTABLE} x its fastest"
           + ("; hw3lib splits each batch over its threads where that pays, each on one BLAS "
              "thread; blas = hw3lib on BLAS's threads alone, blas ratio = blas / PyTorch" if args.threads > 1 else "") + "\n")
+    if not use_torch:
+        print(f"{why}: hw3lib alone (pip install torch==2.13.0 to compare)\n")
     print(grid.header(engines), flush=True)
     results = grid.run_grid(points, engines, args.rounds, args.threads,
                             progress=lambda r: print(grid.format_row(r), flush=True),

@@ -94,3 +94,46 @@ def test_epoch_comparison_lists_every_engine_against_hw3lib():
     assert dict((r[0], r[2]) for r in table.rows)["hw3lib (im2col)"] == 1.0
     assert all(r[1] > 0 for r in table.rows)
     assert str(table).splitlines()[2].endswith(" 1x")  # ratios to 3 significant digits
+
+
+@pytest.fixture
+def broken_torch(monkeypatch):
+    """PyTorch installed but failing to import (a broken install: a missing shared library)."""
+    import importlib.abc
+    import importlib.machinery
+    import sys
+
+    class Loader(importlib.abc.Loader):
+        def create_module(self, spec):
+            return None
+
+        def exec_module(self, module):
+            raise ImportError("libtorch_cpu.so: cannot open shared object file")
+
+    class Finder(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            return importlib.machinery.ModuleSpec(name, Loader()) if name == "torch" else None
+
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [Finder(), *sys.meta_path])
+
+
+def test_a_pytorch_that_does_not_import_leaves_hw3lib_alone_saying_why(broken_torch):
+    """As without PyTorch (README: the hw3lib figures alone), not an ImportError's traceback."""
+    results = measure(repeats=1, channels=(1,), train_size=40, eval_size=20, naive_images=1,
+                      rss_epochs=1, use_torch=True)
+    assert not results["torch"] and "torch" not in results["rows"][0]
+    text = report(results)
+    assert ("PyTorch does not import (ImportError: libtorch_cpu.so: cannot open shared object "
+            "file): hw3lib alone") in text
+
+
+def test_bench_grid_with_a_pytorch_that_does_not_import_measures_hw3lib_alone(
+        broken_torch, monkeypatch, capsys):
+    from hw3lib import grid
+
+    monkeypatch.setattr(grid, "default_grid", lambda eval_batch: [grid.COURSE])
+    main(["--grid", "--rounds", "1", "--images", "2"])
+    out = capsys.readouterr().out
+    assert "PyTorch does not import (ImportError: libtorch_cpu.so" in out
+    assert "torch s" not in out and "train 1x32x32" in out
