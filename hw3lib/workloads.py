@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import integer
 from .config import TrainConfig
 from .losses import CrossEntropyLoss
 from .model import LeNet5
@@ -138,7 +139,9 @@ def epoch_flops(model, n_images=TRAIN_SIZE, training=True):
 
 def interleaved_medians(runs, repeats, warmup=1):
     """Time each function of ``runs`` (name -> callable) ``repeats`` times, interleaved;
-    return name -> median seconds."""
+    return name -> median seconds. A ValueError names ``repeats`` or ``warmup`` unless they
+    are integers, at least 1 and 0."""
+    repeats, warmup = integer("repeats", repeats), integer("warmup", warmup, least=0)
     times = {name: [] for name in runs}
     for rep in range(warmup + repeats):
         for name, run in runs.items():

@@ -137,3 +137,16 @@ def test_bench_grid_with_a_pytorch_that_does_not_import_measures_hw3lib_alone(
     out = capsys.readouterr().out
     assert "PyTorch does not import (ImportError: libtorch_cpu.so" in out
     assert "torch s" not in out and "train 1x32x32" in out
+
+
+@pytest.mark.parametrize("repeats", [0, -1])
+def test_zero_repeats_are_refused_naming_repeats_not_an_empty_median(repeats):
+    """time_ladder and epoch_comparison (notebook 03) said 'no median for empty data'."""
+    from hw3lib.ladder import lenet_conv_shapes, time_ladder
+
+    with pytest.raises(ValueError, match=f"repeats must be an integer >= 1, got {repeats}"):
+        time_ladder(lenet_conv_shapes(1)[:1], batch=2, naive_batch=1, repeats=repeats)
+    with pytest.raises(ValueError, match=f"repeats must be an integer >= 1, got {repeats}"):
+        epoch_comparison(repeats=repeats, n=32)
+    with pytest.raises(ValueError, match="warmup must be an integer >= 0, got -1"):
+        interleaved_medians({"a": lambda: None}, 1, warmup=-1)
