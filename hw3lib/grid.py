@@ -32,6 +32,7 @@ import statistics
 import time
 from dataclasses import replace
 
+from .checks import integer
 from .parallel import blas_environment, child_environment
 from .workloads import Point, epoch_flops, make_run
 
@@ -176,8 +177,14 @@ def measure_point(point, engines=None, rounds=5, threads=1, processes=PROCESSES)
     interleaved runs, spread over ``processes`` fresh workers per engine (:func:`spread`), one
     after another, each after its own warm-up. Returns a dict with the point, ``threads``, the
     work of one run ``gflop`` (of the matrix products), and per engine its ``times``,
-    ``median``, ``gflops`` (GFLOP/s) and ``mb`` (the most any of its workers added)."""
+    ``median``, ``gflops`` (GFLOP/s) and ``mb`` (the most any of its workers added). A
+    ValueError names ``rounds``, ``processes``, ``threads`` or ``engines`` where one is not
+    a count >= 1 or a sequence of names of ``ENGINES``."""
+    rounds, processes = integer("rounds", rounds), integer("processes", processes)
+    threads = integer("threads", threads)
     engines = engines or engines_for(threads)
+    if isinstance(engines, str) or not set(engines) <= set(ENGINES):
+        raise ValueError(f"engines must be a sequence of names of {ENGINES}, got {engines!r}")
     times, mb = {engine: [] for engine in engines}, {engine: 0.0 for engine in engines}
     for count in spread(rounds, processes):
         for engine, (runs, added) in _session(point, engines, count, threads).items():

@@ -123,3 +123,17 @@ def test_bench_grid_legend_defines_every_ratio_and_says_what_gf_s_counts(monkeyp
         assert f"{title} = " in legend
     # the Winograd layers' GF/s count a direct convolution's work, and can pass the peak
     assert "direct convolutions" in legend and "Winograd" in legend
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"rounds": 0}, "rounds must be an integer >= 1, got 0"),
+    ({"processes": 0}, "processes must be an integer >= 1, got 0"),
+    ({"threads": 0}, "threads must be an integer >= 1, got 0"),
+    ({"engines": "hw3lib"}, "engines must be a sequence of names of"),
+    ({"engines": ("pytorch",)}, "engines must be a sequence of names of"),
+])
+def test_measure_point_refuses_bad_settings_naming_them_before_starting_workers(settings, message):
+    """Not 'no median for empty data', a failed worker, or a silent run of each letter as an
+    engine (a str) or of an unknown engine as hw3lib."""
+    with pytest.raises(ValueError, match=message):
+        grid.measure_point(replace(grid.COURSE, images=2), **settings)
