@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from .checks import integer
 from .im2col import conv2d_naive, conv2d_naive_backward, conv_output_size, pair
 from .layers import Conv2D
 from .oracle import torch_available
@@ -83,6 +84,11 @@ class ConvShape:
     size: int
     stride: int = 1
     padding: int = 0
+
+    def __post_init__(self):
+        for name in ("in_channels", "out_channels", "kernel", "size", "stride", "padding"):
+            integer(f"ConvShape {self.name!r}: {name}", getattr(self, name),
+                    least=0 if name == "padding" else 1)
 
 
 def lenet_conv_shapes(in_channels=1):
@@ -213,6 +219,14 @@ def time_ladder(shapes, rungs=None, batch=32, naive_batch=2, repeats=5, dtype=np
     ``images``, ``seconds`` (median per call), ``per_image``, ``epoch`` (``per_image *
     TRAIN_SIZE``), ``speedup`` (naive per image / this per image) and ``error``.
     """
+    if isinstance(rungs, str):
+        raise ValueError(f"rungs is a list of rung names, e.g. ['naive loops', 'hw3lib Conv2D'], "
+                         f"got the string {rungs!r}")
+    bad = [shape for shape in shapes if not isinstance(shape, ConvShape)]
+    if isinstance(shapes, str) or bad:
+        raise ValueError(f"shapes is a list of ConvShape (e.g. lenet_conv_shapes(1)), got "
+                         f"{shapes if isinstance(shapes, str) else bad[0]!r}")
+    batch, naive_batch = integer("batch", batch), integer("naive_batch", naive_batch)
     all_rungs = available_rungs()
     names = list(all_rungs) if rungs is None else list(rungs)
     unknown = [name for name in names if name not in all_rungs]

@@ -1,4 +1,6 @@
 """The performance ladder: the "before" im2col/col2im and every rung against the naive loops."""
+import re
+
 import numpy as np
 import pytest
 from conftest import config_id, image_and_window, random_configs
@@ -120,3 +122,17 @@ def test_naive_layer_passes_gradcheck_and_equals_conv2d():
     dout = np.random.default_rng(6).standard_normal(conv.forward(x).shape)
     np.testing.assert_allclose(naive.backward(dout), conv.backward(dout), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(naive.grads["W"], conv.grads["W"], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: time_ladder(lenet_conv_shapes(1), rungs="naive loops"), "rungs is a list of rung names"),
+    (lambda: time_ladder("conv1"), "shapes is a list of ConvShape"),
+    (lambda: time_ladder(lenet_conv_shapes(0)), "in_channels must be an integer >= 1, got 0"),
+    (lambda: time_ladder(lenet_conv_shapes(1), batch=2.0), "batch must be an integer >= 1, got 2.0"),
+    (lambda: ConvShape("x", 1, 6, 0, 32), "kernel must be an integer >= 1, got 0"),
+])
+def test_time_ladder_refuses_bad_arguments_naming_them(call, message):
+    """Not 'unknown rungs ['n', 'a', ...]', a failed reshape, an AttributeError or numpy's
+    TypeError."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call()
