@@ -86,7 +86,16 @@ def _memory_kb(field):
 
 def _worker(conn, engine, point, threads):
     """Worker process: build ``point`` for ``engine``, then answer ``"run"`` with the seconds
-    of one run and ``"stop"`` with the MB the runs added to the resident memory."""
+    of one run and ``"stop"`` with the MB the runs added to the resident memory; where the
+    point does not fit in memory, answer ``("MemoryError", message)`` and stop."""
+    try:
+        _serve(conn, engine, point, threads)
+    except MemoryError as err:
+        conn.send(("MemoryError", str(err)))
+    conn.close()
+
+
+def _serve(conn, engine, point, threads):
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1 if engine == "hw3lib" else threads)  # hw3lib's threads split batches
@@ -109,7 +118,16 @@ def _worker(conn, engine, point, threads):
         run()
         conn.send(time.perf_counter() - start)
     conn.send((_memory_kb("VmHWM") - base) / 1024)
-    conn.close()
+
+
+def _answer(conn, engine, point):
+    """The worker's next answer; a ValueError naming the point where it ran out of memory."""
+    answer = conn.recv()
+    if isinstance(answer, tuple) and answer[:1] == ("MemoryError",):
+        raise ValueError(f"the {engine} worker for {' '.join(point.label().split())}, "
+                         f"{point.images} images, does not fit in memory ({answer[1]}): give "
+                         f"fewer images (--images)")
+    return answer
 
 
 def worker_environment(threads):
@@ -128,7 +146,7 @@ def _start(engine, point, threads):
         process.start()
     child.close()
     try:
-        parent.recv()  # "ready"
+        _answer(parent, engine, point)  # "ready"
     except EOFError:
         process.join()
         raise RuntimeError(f"the {engine} worker process failed to start (exit code "
@@ -151,22 +169,23 @@ def _session(point, engines, rounds, threads):
     """One worker per engine: a warm-up, then ``rounds`` timed runs, the engines alternated
     round by round; ``{engine: (times, mb)}``."""
     workers = {engine: _start(engine, point, threads) for engine in engines}
-    times = {engine: [] for engine in engines}
+    times, finished = {engine: [] for engine in engines}, False
     try:
         for round_ in range(rounds + 1):
             order = engines if round_ % 2 == 0 else engines[::-1]
             for engine in order:
                 workers[engine][1].send("run")
-                seconds = workers[engine][1].recv()
+                seconds = _answer(workers[engine][1], engine, point)
                 if round_ > 0:
                     times[engine].append(seconds)
         mb = {}
         for engine, (process, conn) in workers.items():
             conn.send("stop")
-            mb[engine] = conn.recv()
+            mb[engine] = _answer(conn, engine, point)
+        finished = True
     finally:
         for process, conn in workers.values():
-            process.join(timeout=30)
+            process.join(timeout=30 if finished else 0)  # the others wait for a "run" otherwise
             if process.is_alive():
                 process.terminate()
     return {engine: (times[engine], mb[engine]) for engine in engines}

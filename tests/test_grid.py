@@ -137,3 +137,14 @@ def test_measure_point_refuses_bad_settings_naming_them_before_starting_workers(
     engine (a str) or of an unknown engine as hw3lib."""
     with pytest.raises(ValueError, match=message):
         grid.measure_point(replace(grid.COURSE, images=2), **settings)
+
+
+def test_a_point_that_does_not_fit_in_memory_is_an_error_naming_it_and_images(capfd):
+    """`bench --grid --images 100000000`: a one-line error (ValueError), not the worker's
+    MemoryError traceback and a RuntimeError's."""
+    point = replace(grid.COURSE, images=10**12)  # 3.6 PiB of images: past any address space
+    with pytest.raises(ValueError, match=r"the hw3lib worker for train 1x32x32 b32 \(6,16\) f32, "
+                                         r"1000000000000 images, does not fit in memory \(.*\): "
+                                         r"give fewer images \(--images\)"):
+        grid.measure_point(point, engines=("hw3lib",), rounds=1)
+    assert "Traceback" not in capfd.readouterr().err  # the worker's, on the inherited stderr
