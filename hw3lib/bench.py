@@ -286,10 +286,11 @@ def grid_main(args, use_torch):
 def parse_input(text):
     """``"CxSxS"`` (e.g. ``"3x128x128"``) -> ``(C, S)``; a ValueError naming the form otherwise."""
     parts = text.lower().split("x")
-    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts) or parts[1] != parts[2]:
+    numbers = [int(p) for p in parts if p.isascii() and p.isdigit()]  # "²".isdigit() too
+    if len(parts) != 3 or len(numbers) != 3 or min(numbers) < 1 or numbers[1] != numbers[2]:
         raise ValueError(f"--profile takes the input as CxSxS, channels and a square size "
                          f"(e.g. 3x128x128), got {text!r}")
-    return int(parts[0]), int(parts[1])
+    return numbers[0], numbers[1]
 
 
 def _profile_phrased(message, channels):

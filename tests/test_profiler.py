@@ -70,11 +70,12 @@ def test_bench_profile_prints_a_line_per_layer_and_the_whole_step(capsys):
     assert out.count("ReLU()") == 4 and "GFLOP/s" in out
 
 
-@pytest.mark.parametrize("text", ["3x16", "3x16x17", "0x16x16", "ax16x16"])
+@pytest.mark.parametrize("text", ["3x16", "3x16x17", "0x16x16", "ax16x16", "3x16x\u00b2"])
 def test_the_profile_input_must_be_channels_and_a_square_size(text):
     with pytest.raises(ValueError, match="CxSxS"):
         parse_input(text)
     assert parse_input("3X128x128") == (3, 128)
+    assert parse_input("3x016x16") == (3, 16)  # a square size, once refused as not square
 
 
 def test_bench_refuses_bad_profile_settings():
