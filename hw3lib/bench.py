@@ -366,7 +366,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int_at_least(1), default=1,
                         help="--grid: threads per engine (default %(default)s; above 1: the "
                              "two-thread points only)")
-    parser.add_argument("--images", type=int_at_least(0), default=0,
+    parser.add_argument("--images", type=int_at_least(1),
                         help="--grid: images per point (default 1024)")
     parser.add_argument("--profile", nargs="?", const="3x128x128", metavar="CxSxS",
                         help="time each layer of one training step instead, inside the training "

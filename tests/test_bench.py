@@ -150,3 +150,12 @@ def test_zero_repeats_are_refused_naming_repeats_not_an_empty_median(repeats):
         epoch_comparison(repeats=repeats, n=32)
     with pytest.raises(ValueError, match="warmup must be an integer >= 0, got -1"):
         interleaved_medians({"a": lambda: None}, 1, warmup=-1)
+
+
+def test_grid_images_zero_is_refused_not_read_as_the_default_1024(monkeypatch):
+    from hw3lib import grid
+
+    monkeypatch.setattr(grid, "run_grid", lambda points, *args, **kwargs: pytest.fail(
+        f"ran the grid with {points[0].images} images"))
+    with pytest.raises(ValueError, match="argument --images: must be an integer >= 1, got '0'"):
+        main(["--grid", "--images", "0"])
