@@ -493,7 +493,7 @@ def test_resuming_a_run_of_other_code_notes_that_the_run_mixes_the_two(tmp_path,
 
 @pytest.mark.parametrize("argv, option", [
     (["bench", "--repeats", "0"], "argument --repeats: must be an integer >= 1, got '0'"),
-    (["bench", "--images", "-1"], "argument --images: must be an integer >= 0"),
+    (["bench", "--images", "0"], "argument --images: must be an integer >= 1"),
     (["bench", "--bogus"], "unrecognized arguments: --bogus"),
     (["report", "--bogus"], "unrecognized arguments: --bogus"),
     (["download", "--bogus"], "unrecognized arguments: --bogus"),
