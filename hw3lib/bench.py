@@ -264,12 +264,7 @@ def grid_main(args, use_torch):
           f"{workers} fresh worker(s) per engine and point, each after one warm-up, its malloc "
           f"keeping freed memory (hw3lib.grid.STEADY_MALLOC)\n"
           f"{cpu_name()}, {os.cpu_count()} cores; {versions}; {blas_description()}\n"
-          f"ratio = hw3lib / PyTorch; GF/s = 2 x the multiply-adds of direct convolutions and "
-          f"dense layers, per second (a Winograd layer does fewer, so its GF/s can pass the "
-          f"machine's peak); MB = peak memory the runs add "
-          f"to a worker (the most of an engine's workers); UNSTABLE = an engine's slowest run > {grid.UNSTABLE} x its fastest"
-          + ("; hw3lib splits each batch over its threads where that pays, each on one BLAS "
-             "thread; blas = hw3lib on BLAS's threads alone, blas ratio = blas / PyTorch" if args.threads > 1 else "") + "\n")
+          f"{grid_legend(engines)}\n")
     if not use_torch:
         print(f"{why}: hw3lib alone (pip install torch==2.13.0 to compare)\n")
     print(grid.header(engines), flush=True)
@@ -281,6 +276,20 @@ def grid_main(args, use_torch):
         if steps:
             what = "work (GFLOP)" if engine is None else f"{engine} time"
             print(f"{what} growth with input size (3 channels, batch 32): {steps}")
+
+
+def grid_legend(engines):
+    """The grid table's line of definitions, of the columns that ``engines`` give it."""
+    torch, blas = "torch" in engines, "hw3lib-blas" in engines
+    return "; ".join(
+        (["ratio = hw3lib / PyTorch"] if torch else [])
+        + ["GF/s = 2 x the multiply-adds of direct convolutions and dense layers, per second (a "
+           "Winograd layer does fewer, so its GF/s can pass the machine's peak)",
+           "MB = peak memory the runs add to a worker (the most of an engine's workers)",
+           f"UNSTABLE = an engine's slowest run > {grid.UNSTABLE} x its fastest"]
+        + (["hw3lib splits each batch over its threads where that pays, each on one BLAS thread",
+            "blas = hw3lib on BLAS's threads alone" + (", blas ratio = blas / PyTorch" if torch else "")]
+           if blas else []))
 
 
 def parse_input(text):

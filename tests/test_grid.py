@@ -148,3 +148,12 @@ def test_a_point_that_does_not_fit_in_memory_is_an_error_naming_it_and_images(ca
                                          r"give fewer images \(--images\)"):
         grid.measure_point(point, engines=("hw3lib",), rounds=1)
     assert "Traceback" not in capfd.readouterr().err  # the worker's, on the inherited stderr
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_legend_defines_only_the_columns_the_table_has(threads):
+    from hw3lib.bench import grid_legend
+
+    alone = grid_legend(grid.engines_for(threads, torch=False))  # PyTorch missing: no ratio column
+    assert "ratio" not in alone and ("blas = hw3lib on BLAS's threads alone" in alone) == (threads > 1)
+    assert "GF/s = " in alone and "MB = " in alone and "UNSTABLE = " in alone
