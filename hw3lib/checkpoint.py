@@ -8,14 +8,13 @@ checkpoint intact.
 import hashlib
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .atomic import atomic_write
-from .checks import is_int, is_number
+from .checks import dead_link, is_int, is_number
 from .config import TrainConfig
 from .model import LeNet5, architecture
 
@@ -271,9 +270,9 @@ def _corrupt(path, why):
 
 def _check_file(path):
     """Refuse what is no checkpoint file by its kind and first bytes, naming what it is."""
-    if path.is_symlink() and not path.exists():
-        raise CheckpointError(f"{path} is a broken symbolic link (to {os.readlink(path)}); point it "
-                              "at a checkpoint file or remove it")
+    if dead_link(path):
+        raise CheckpointError(f"{path} is {dead_link(path)}; point it at a checkpoint file or "
+                              "remove it")
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a checkpoint file; move it away or name "
                               "the checkpoint file inside it")
@@ -353,7 +352,8 @@ def _read_meta(path, arrays):
 def load_checkpoint(path, model=None):
     """Read a checkpoint written by :func:`save_checkpoint`, never unpickling anything.
 
-    Raises :class:`CheckpointError` naming what ``path`` is instead: a broken symbolic link, a
+    Raises :class:`CheckpointError` naming what ``path`` is instead: a broken symbolic link (or one
+    in a loop), a
     folder, an unreadable or empty file, a pickled object, a file that is no checkpoint at all,
     a truncated or corrupt one, one from another program or format version, one whose contents
     do not fit together (:meth:`Checkpoint.problem`). With ``model``, also checks that its

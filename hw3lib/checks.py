@@ -1,5 +1,9 @@
-"""What every argument check of the package counts as an integer or a number, and the checks
-that refuse a bad integer or a value that is no NumPy array by name."""
+"""What every argument check of the package counts as an integer or a number, the checks
+that refuse a bad integer or a value that is no NumPy array by name, and how a symbolic link
+that leads nowhere is named."""
+import errno
+import os
+
 import numpy as np
 
 
@@ -50,3 +54,20 @@ def check_history(history, name="history"):
                if isinstance(history, dict) else f"a {type(history).__name__}")
         raise ValueError(f"{name} must be a run's history, fit's dict of per-epoch lists of one "
                          f"length ({', '.join(CURVE_KEYS)}), got {got}")
+
+
+def dead_link(path):
+    """``path`` in words when it is a symbolic link that leads to no file, ``"a broken symbolic
+    link (to gone.png)"`` or ``"a symbolic link in a loop (to b.png, which leads back to it)"``;
+    else None (no link, or a link to something that exists, readable or not)."""
+    if not os.path.islink(path):
+        return None
+    try:
+        os.stat(path)
+    except OSError as exc:
+        target = os.readlink(path)
+        if exc.errno == errno.ELOOP:
+            return f"a symbolic link in a loop (to {target}, which leads back to it)"
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return f"a broken symbolic link (to {target})"
+    return None

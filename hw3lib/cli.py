@@ -10,6 +10,8 @@ import re
 import tempfile
 from pathlib import Path
 
+from .checks import dead_link
+
 # how the library's messages name a setting to change: TrainConfig(image_size=64), TrainConfig(mode='LA')
 SETTING = re.compile(r"TrainConfig\((\w+)=([^)]*)\)")
 
@@ -54,7 +56,8 @@ def refuse_file_in_the_way(path, option, given=None):
     in_the_way = next((p for p in (path, *path.parents)
                        if (p.exists() or p.is_symlink()) and not p.is_dir()), None)
     if in_the_way is not None:
-        raise ValueError(f"{option} {given or path}: {in_the_way} is a file, not a folder; "
+        what = dead_link(in_the_way) or "a file"
+        raise ValueError(f"{option} {given or path}: {in_the_way} is {what}, not a folder; "
                          f"choose another {option}")
 
 

@@ -40,7 +40,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .checks import check_array, integer
+from .checks import check_array, dead_link, integer
 from .images import (MODES, SUFFIXES, DataError, check_mode, open_file, parse_image_size,
                      read_image, rename_suffix, sniff, warnings_gathered)
 
@@ -246,6 +246,9 @@ def _entries(folder: Path, want_dirs: bool) -> list[Path]:
         raise _cannot_list(folder, exc) from exc
     paths = [folder / n for n in names]
     for path in paths:
+        if dead_link(path) and (want_dirs or path.suffix.lower() not in SUFFIXES):  # images: read
+            raise DataError(f"{path} is {dead_link(path)}. Fix: point it at an existing "
+                            f"{'folder' if want_dirs else 'file'} or remove it.")
         is_dir = path.is_dir()
         if not (is_dir if want_dirs else not is_dir and path.suffix.lower() in SUFFIXES):
             expected = "class folders" if want_dirs else f"images ({', '.join(SUFFIXES)})"

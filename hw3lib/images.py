@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from .checks import is_int
+from .checks import dead_link, is_int
 
 MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}  # Pillow mode -> number of channels C
 
@@ -114,11 +114,11 @@ def open_file(path: Path):
 
 
 def _unreadable(path: Path, exc: OSError) -> DataError:
-    """The DataError for ``path`` that could not be opened (``exc``): a broken symbolic link, a
-    missing file, or a file it may not read."""
-    if path.is_symlink() and not path.exists():
-        return DataError(f"{path} is a broken symbolic link (to {os.readlink(path)}). "
-                         "Fix: point it at an existing file or remove it.")
+    """The DataError for ``path`` that could not be opened (``exc``): a broken symbolic link or
+    one in a loop, a missing file, or a file it may not read."""
+    if dead_link(path):
+        return DataError(f"{path} is {dead_link(path)}. Fix: point it at an existing file or "
+                         "remove it.")
     if isinstance(exc, FileNotFoundError):
         return DataError(f"no file {path}: check the path (a file of a folder being read may have "
                          "been moved or deleted meanwhile). Fix: give an existing file's path, "

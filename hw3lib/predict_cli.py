@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import dead_link
 from .cli import Parser, int_at_least
 from .data import files_under, natural_key
 from .images import SUFFIXES, DataError, warnings_gathered
@@ -74,7 +75,7 @@ def run_path(path):
                              f"per run under {path / 'checkpoints'}; give one of those .npz files "
                              "(the sweep's output names the best setting's)")
         what = ("it holds no checkpoint.npz (train writes it as each epoch ends)" if path.is_dir()
-                else "no such file or folder")
+                else f"it is {dead_link(path)}" if dead_link(path) else "no such file or folder")
         raise ValueError(f"no run at {path}: {what}; give the folder `train --out` wrote, or its "
                          "checkpoint.npz")
     return checkpoint

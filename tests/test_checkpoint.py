@@ -385,9 +385,11 @@ def test_what_is_no_checkpoint_is_named_for_what_it_is(tmp_path):
     for name, body in cases.items():
         (tmp_path / name).write_bytes(body)
     (tmp_path / "dangling.npz").symlink_to(tmp_path / "gone.npz")
+    (tmp_path / "loop.npz").symlink_to(tmp_path / "loop.npz")
     (tmp_path / "folder.npz").mkdir()
     expected = {"random.npz": "is not a checkpoint (an .npz archive", "empty.npz": "is empty (0 bytes)",
-                "dangling.npz": "is a broken symbolic link (to ", "folder.npz": "is a folder, not a checkpoint"}
+                "dangling.npz": "is a broken symbolic link (to ", "folder.npz": "is a folder, not a checkpoint",
+                "loop.npz": "is a symbolic link in a loop (to "}
     for name, words in expected.items():
         with pytest.raises(CheckpointError) as err:
             load_checkpoint(tmp_path / name)

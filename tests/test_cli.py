@@ -557,11 +557,16 @@ def test_a_file_or_a_dead_link_where_a_folder_must_go_is_named_and_nothing_is_cr
     (tmp_path / "dead").symlink_to(tmp_path / "nowhere")
     refuse_file_in_the_way(tmp_path / "new" / "run", "--out")  # folders still to make are fine
     assert not (tmp_path / "new").exists()
-    for path, blocker in ((tmp_path / "f", tmp_path / "f"), (tmp_path / "f" / "run", tmp_path / "f"),
-                          (tmp_path / "dead" / "run", tmp_path / "dead")):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    dead, loop = (f"a broken symbolic link (to {tmp_path / 'nowhere'})",
+                  f"a symbolic link in a loop (to {tmp_path / 'loop'}, which leads back to it)")
+    for path, blocker, what in ((tmp_path / "f", tmp_path / "f", "a file"),
+                                (tmp_path / "f" / "run", tmp_path / "f", "a file"),
+                                (tmp_path / "dead" / "run", tmp_path / "dead", dead),
+                                (tmp_path / "loop", tmp_path / "loop", loop)):
         with pytest.raises(ValueError) as info:
             refuse_file_in_the_way(path, "--out", given="OUT")
-        assert str(info.value) == f"--out OUT: {blocker} is a file, not a folder; choose another --out"
+        assert str(info.value) == f"--out OUT: {blocker} is {what}, not a folder; choose another --out"
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["train", *map(str, QUICK)]])

@@ -316,12 +316,27 @@ def test_other_image_names_are_read_and_other_files_refused(tmp_path):
         data.load_split(root)
 
 
-def test_a_file_that_cannot_be_opened_is_told_to_be_moved_out(tmp_path):
+def test_a_link_that_leads_nowhere_is_named_as_one_wherever_it_lies(tmp_path):
     root = make_root(tmp_path)
-    (root / "Data_train" / "B" / "scan").symlink_to(tmp_path / "gone")  # a dangling link
-    with pytest.raises(DataError, match="unexpected file .*scan.*Fix: move it out of the dataset "
-                                        "folder, or convert it to PNG or JPEG if it is an image"):
+    scan = root / "Data_train" / "B" / "scan"
+    scan.symlink_to(tmp_path / "gone")  # a dangling link, not named as an image
+    with pytest.raises(DataError, match=f"{scan} is a broken symbolic link \\(to {tmp_path / 'gone'}\\). "
+                                        "Fix: point it at an existing file or remove it"):
         data.load_split(root)
+    scan.unlink()
+    (root / "Data_train" / "C").symlink_to(root / "Data_train" / "C")  # a class folder in a loop
+    with pytest.raises(DataError, match="Data_train/C is a symbolic link in a loop .*Fix: point it "
+                                        "at an existing folder or remove it"):
+        data.load_split(root)
+    (root / "Data_train" / "C").unlink()
+    (root / "Data_train" / "A" / "x.png").symlink_to("y.png")
+    (root / "Data_train" / "A" / "y.png").symlink_to("x.png")
+    with pytest.raises(DataError) as err:
+        data.load_split(root)
+    for name, target in (("x.png", "y.png"), ("y.png", "x.png")):
+        assert (f"{root / 'Data_train' / 'A' / name} is a symbolic link in a loop (to {target}, which "
+                "leads back to it). Fix: point it at an existing file or remove it.") in str(err.value)
+    assert "broken" not in str(err.value)
 
 
 def test_exif_orientation_is_applied(tmp_path):

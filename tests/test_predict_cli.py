@@ -111,6 +111,8 @@ def test_a_run_that_stopped_before_its_last_epoch_is_noted(trained, capsys, tmp_
 @pytest.mark.parametrize("argv, message", [
     (("{tmp}/nowhere", "{test}"), "no run at {tmp}/nowhere: no such file or folder; give the folder "
                                    "`train --out` wrote, or its checkpoint.npz"),
+    (("{tmp}/loop", "{test}"), "no run at {tmp}/loop: it is a symbolic link in a loop (to {tmp}/loop, "
+                               "which leads back to it); give the folder `train --out` wrote"),
     (("{tmp}", "{test}"), "no run at {tmp}: it holds no checkpoint.npz (train writes it as each epoch "
                           "ends); give the folder `train --out` wrote"),  # one stopped in its first epoch
     (("{run}", "{tmp}/missing.png"), "no file or folder {tmp}/missing.png: check the path"),
@@ -120,6 +122,7 @@ def test_a_run_that_stopped_before_its_last_epoch_is_noted(trained, capsys, tmp_
 def test_errors_are_one_line_naming_the_cause(trained, capsys, tmp_path, argv, message):
     run, test = trained
     (tmp_path / "empty").mkdir()
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
     paths = dict(tmp=tmp_path, run=run, test=test)
     code, out, err = predict(capsys, *(arg.format(**paths) for arg in argv))
     assert (code, out, len(err.splitlines())) == (2, "", 1)
