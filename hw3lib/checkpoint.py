@@ -352,11 +352,10 @@ def _read_meta(path, arrays):
 def load_checkpoint(path, model=None):
     """Read a checkpoint written by :func:`save_checkpoint`, never unpickling anything.
 
-    Raises :class:`CheckpointError` naming what ``path`` is instead: a broken symbolic link (or one
-    in a loop), a
-    folder, an unreadable or empty file, a pickled object, a file that is no checkpoint at all,
-    a truncated or corrupt one, one from another program or format version, one whose contents
-    do not fit together (:meth:`Checkpoint.problem`). With ``model``, also checks that its
+    Raises :class:`CheckpointError` naming what ``path`` is instead: a broken symbolic link (or
+    one in a loop), a folder, an unreadable or empty file, a pickled object, a file that is no
+    checkpoint at all, a truncated or corrupt one, one from another program or format version,
+    one whose contents do not fit together (:meth:`Checkpoint.problem`). With ``model``, also checks that its
     architecture matches (the message lists the mismatched settings, such as the activation,
     and parameter shapes) and loads the best weights into it.
     """
