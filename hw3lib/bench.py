@@ -35,6 +35,7 @@ from dataclasses import replace
 import numpy as np
 
 from . import grid, profiler
+from .checks import integer
 from .cli import Parser, int_at_least, phrase_settings
 from .engine import blas_description
 from .ladder import lenet_conv_shapes, time_ladder
@@ -91,13 +92,14 @@ def matmul_peak(size=1024, repeats=5):
     return 2 * size**3 / best / 1e9
 
 
-def naive_epoch(channels, images=2, n=TRAIN_SIZE):
+def naive_epoch(channels, naive_images=2, n=TRAIN_SIZE):
     """Seconds per epoch of ``n`` images that the naive loops (:func:`~hw3lib.conv2d_naive` and
     :func:`~hw3lib.conv2d_naive_backward`) would take on LeNet5's two convolutions: the ladder's
-    naive rung (:func:`~hw3lib.ladder.time_ladder`) on ``images`` images, scaled linearly
+    naive rung (:func:`~hw3lib.ladder.time_ladder`) on ``naive_images`` images, scaled linearly
     (the loops do the same work per image)."""
-    rows = time_ladder(lenet_conv_shapes(channels), rungs=["naive loops"], batch=images,
-                       naive_batch=images, repeats=1)
+    naive_images = integer("naive_images", naive_images, what="the images the loops are timed on")
+    rows = time_ladder(lenet_conv_shapes(channels), rungs=["naive loops"], batch=naive_images,
+                       naive_batch=naive_images, repeats=1)
     return sum(row["per_image"] for row in rows) * n
 
 
@@ -156,6 +158,7 @@ def measure(repeats=7, channels=CHANNELS, train_size=TRAIN_SIZE, eval_size=EVAL_
     limited to one thread. Runs in an order that keeps the measurements apart: memory first,
     before PyTorch is imported; PyTorch on two threads last, as its second thread can keep
     spinning after a run and slow whatever runs next."""
+    integer("naive_images", naive_images, what="the images the loops are timed on")  # before any run
     results = {"repeats": repeats, "train_size": train_size, "eval_size": eval_size,
                "torch": use_torch, "rows": [],
                "rss": {c: training_rss(c, rss_epochs, train_size) for c in channels}}

@@ -152,6 +152,19 @@ def test_zero_repeats_are_refused_naming_repeats_not_an_empty_median(repeats):
         interleaved_medians({"a": lambda: None}, 1, warmup=-1)
 
 
+@pytest.mark.parametrize("naive_images", [0, 1.5])
+def test_naive_images_are_refused_by_their_own_name_before_anything_runs(monkeypatch, naive_images):
+    """epoch_comparison (notebook 03) named time_ladder's batch; measure failed after minutes."""
+    import hw3lib.bench as bench
+
+    monkeypatch.setattr(bench, "training_rss", lambda *args: pytest.fail("measured memory first"))
+    with pytest.raises(ValueError, match=f"naive_images must be an integer >= 1 \\(the images the "
+                                         f"loops are timed on\\), got {naive_images}"):
+        epoch_comparison(naive_images=naive_images, repeats=1, n=32)
+    with pytest.raises(ValueError, match="naive_images must be an integer >= 1"):
+        measure(naive_images=naive_images)
+
+
 def test_grid_images_zero_is_refused_not_read_as_the_default_1024(monkeypatch):
     from hw3lib import grid
 
