@@ -36,7 +36,7 @@ import numpy as np
 
 from . import grid, profiler
 from .checks import integer
-from .cli import Parser, int_at_least, phrase_settings
+from .cli import Parser, int_at_least, more_than_cores, phrase_settings
 from .engine import blas_description
 from .ladder import lenet_conv_shapes, time_ladder
 from .model import KERNEL_ADVICE
@@ -270,6 +270,9 @@ def grid_main(args, use_torch):
           f"{grid_legend(engines)}\n")
     if not use_torch:
         print(f"{why}: hw3lib alone (pip install torch==2.13.0 to compare)\n")
+    oversubscribed = more_than_cores("--threads", args.threads, "threads of each engine")
+    if oversubscribed:
+        print(f"{oversubscribed}: its figures measure the cores shared\n")
     print(grid.header(engines), flush=True)
     results = grid.run_grid(points, engines, args.rounds, args.threads,
                             progress=lambda r: print(grid.format_row(r), flush=True),

@@ -12,7 +12,8 @@ from tqdm.auto import tqdm
 
 from .atomic import LockTimeout, atomic_write
 from .checkpoint import load_checkpoint
-from .cli import Parser, create_out, folder, int_at_least, phrase_settings, refuse_file_in_the_way
+from .cli import (Parser, create_out, folder, int_at_least, more_than_cores, phrase_settings,
+                  refuse_file_in_the_way)
 from .config import TrainConfig
 from .data import MODES, SPLIT_METHODS, DataError, resolve_root, split_files
 from .download import dataset_sha256
@@ -229,7 +230,7 @@ def _train_command(args):
     sha = dataset_sha256(args.data)
     model = config.build_model(len(data.classes), data.image_size)
     threads = args.threads or (resume and resume.threads) or 1
-    notes = []
+    notes = [note for note in [more_than_cores("--threads", threads, "threads")] if note]
     if resume:
         check_resume(resume, model, data, config, sha, checkpoint_path)  # before printing
         current = engine_stamp()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hw3lib import checkpoint, data, train, train_cli
+from hw3lib import checkpoint, cli, data, train, train_cli
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.checkpoint import load_checkpoint, save_checkpoint
 from hw3lib.cli import refuse_file_in_the_way
@@ -392,6 +392,7 @@ def test_resume_goes_on_with_the_runs_threads_unless_told_and_notes_another_coun
         return fit(*args, threads=threads, **kwargs)
 
     monkeypatch.setattr(train_cli, "fit", fit_recording_threads)
+    monkeypatch.setattr(cli, "usable_cores", lambda: 2)  # no note of more threads than cores
     assert run_cli(capsys, "--data", root, *QUICK, "--threads", 2, "--out", out)[0] == 0
     code, stdout, err = run_cli(capsys, "--data", root, "--epochs", 3, "--no-progress", "--resume",
                                 "--out", out)

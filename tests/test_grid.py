@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from hw3lib import grid
+from hw3lib import cli, grid
 from hw3lib.bench import main
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -117,8 +117,15 @@ def test_bench_grid_command_prints_every_point_and_the_growth(monkeypatch, capsy
 @pytest.mark.parametrize("threads", [1, 2])
 def test_bench_grid_legend_defines_every_ratio_and_says_what_gf_s_counts(monkeypatch, capsys, threads):
     monkeypatch.setattr(grid, "default_grid", lambda eval_batch: [grid.COURSE])
+    monkeypatch.setattr(grid, "two_thread_grid", lambda: [grid.COURSE])
+    monkeypatch.setattr(cli, "usable_cores", lambda: 1)
     main(["--grid", "--rounds", "1", "--images", "2", "--threads", str(threads)])
-    legend = capsys.readouterr().out.splitlines()[2]
+    out = capsys.readouterr().out
+    legend = out.splitlines()[2]
+    # more threads than cores is said: the figures then measure the cores shared
+    assert (f"note: --threads 2 on the 1 core(s) this process may use: the threads of each engine "
+            "share them, so it runs no faster than with --threads 1: its figures measure the cores "
+            "shared") in out if threads == 2 else "note:" not in out
     for _, title in grid._ratios(grid.engines_for(threads, HAS_TORCH)):
         assert f"{title} = " in legend
     # the Winograd layers' GF/s count a direct convolution's work, and can pass the peak

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
+import hw3lib.cli as cli
 import hw3lib.optim as optim
 import hw3lib.parallel as parallel
 from hw3lib.checkpoint import load_checkpoint
@@ -155,12 +156,19 @@ def test_fit_on_threads_learns_as_on_one_and_repeats_itself(always_split):
     assert not any(t.name.startswith("hw3lib-split") for t in threading.enumerate())
 
 
-def test_train_command_takes_threads_and_refuses_bad_counts(tmp_path, capsys, always_split):
+def test_train_command_takes_threads_and_refuses_bad_counts(tmp_path, capsys, always_split, monkeypatch):
     root = digits_root(tmp_path / "digits", classes=3)
+    monkeypatch.setattr(cli, "usable_cores", lambda: 2)
     code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--threads", "2",
                                 "--out", tmp_path / "run")
     assert code in (0, 3), err
-    assert "up to 2 threads" in stdout.splitlines()[0]
+    assert "up to 2 threads" in stdout.splitlines()[0] and "note:" not in stdout
+    monkeypatch.setattr(cli, "usable_cores", lambda: 1)  # more threads than cores: said, not refused
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--threads", "2",
+                                "--out", tmp_path / "run1")
+    assert code in (0, 3) and stdout.splitlines()[1] == (
+        "note: --threads 2 on the 1 core(s) this process may use: the threads share them, so it "
+        "runs no faster than with --threads 1")
     for bad in ("0", "two"):
         code, stdout, err = run_cli(capsys, "--data", root, "--threads", bad, "--out", tmp_path / "r")
         assert code == 2 and len(err.splitlines()) == 1
