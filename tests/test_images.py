@@ -339,6 +339,26 @@ def test_a_link_that_leads_nowhere_is_named_as_one_wherever_it_lies(tmp_path):
     assert "broken" not in str(err.value)
 
 
+def test_a_large_jpeg_to_be_resized_is_decoded_at_a_reduced_scale_with_its_orientation(tmp_path):
+    """A phone's photo resized to 64x64 loaded 10 times slower when decoded whole first."""
+    y, x = np.mgrid[0:480, 0:640]
+    pixels = np.stack([x * 255 // 640, y * 255 // 480, (x + y) % 256], -1).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees to view: 480 wide, 640 high
+    for fmt in ("JPEG", "PNG"):
+        path = tmp_path / f"photo.{fmt.lower()}"
+        Image.fromarray(pixels).save(path, fmt, exif=exif, quality=95)
+        whole = images.decode_image(path)
+        assert whole.size == (480, 640)
+        # 1/4 of each side keeps both at least 2 x 40: 120 x 160, turned
+        assert images.decode_image(path, size=(20, 40)).size == ((120, 160) if fmt == "JPEG" else (480, 640))
+        assert images.decode_image(path, size=(100, 20)).size == ((240, 320) if fmt == "JPEG" else (480, 640))
+        for mode in ("L", "RGB"):
+            x = images.read_image(path, mode, (20, 40))
+            full = images.resize(images.to_pixels(whole, mode, path), (20, 40))
+            assert x.shape == (20, 40, len(mode)) and np.abs(x - full).max() < 3 / 255
+
+
 def test_exif_orientation_is_applied(tmp_path):
     root = make_root(tmp_path)
     pixels = np.zeros((32, 32), np.uint8)
