@@ -124,3 +124,24 @@ def test_training_and_the_commands_never_import_pytorch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     assert "`hw3lib` imports it only to compare with it" in " ".join(README.split())
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_the_command_line_block_names_every_option_of_each_command(command, capsys):
+    """README's "Command line" lists each command with every option its --help lists."""
+    module, _, function = COMMANDS[command][0].partition(":")
+    with pytest.raises(SystemExit):
+        getattr(importlib.import_module(module), function or "main")(["--help"])
+    usage = capsys.readouterr().out
+    usage = usage[:usage.index("\n\n")]  # the usage lines, before the description
+    options = set(re.findall(r"(?<![\w-])--[a-z][\w-]*", usage)) - {"--help"}
+    text = README[README.index("## Command line"):]
+    text = text[:text.index("\n```\n", text.index("```sh"))]
+    lines, own = [], False
+    for line in text.splitlines():  # the command's lines and the indented lines that go on with them
+        own = line.startswith(f"python -m hw3lib {command} ") or own and line.startswith(" ")
+        if own:
+            lines.append(line.partition("#")[0])
+    assert lines, f"README's command-line block has no line for {command}"
+    named = set(re.findall(r"(?<![\w-])--[a-z][\w-]*", "\n".join(lines)))
+    assert options <= named, f"{command}: README's command-line block lacks {sorted(options - named)}"
