@@ -106,7 +106,12 @@ def main(argv=None):
         print(f"note: this run stopped after {trained} of its {run.config.epochs} epochs; it predicts "
               f"with the weights of epoch {run.best_epoch} (`train --resume` trains it on)", file=sys.stderr)
     files, top = image_files(args.images), min(args.top, len(run.classes))
-    rows, unread = [], 0
+    names = ["class", "probability"] if top == 1 else [
+        name for i in range(1, top + 1) for name in (f"class {i}", f"p {i}")]
+    # a row as wide as any to come, so that each row prints as its image is classified
+    widest = (max(map(str, files), key=len), *(max(run.classes, key=len), 1.0) * top)
+    header, line = Table(["image", *names], [widest]).line_format()
+    unread, printed_header = 0, False
     for path, p in classified(run, files):
         if isinstance(p, DataError):
             print(f"error: {p}", file=sys.stderr)
@@ -116,13 +121,13 @@ def main(argv=None):
         classes, probabilities = [run.classes[k] for k in best], [float(p[k]) for k in best]
         if args.json:
             print(json.dumps({"file": str(path), "classes": classes,
-                              "probabilities": [round(q, 6) for q in probabilities]}))
-        else:
-            rows.append((str(path), *(value for pair in zip(classes, probabilities) for value in pair)))
-    if rows:
-        names = ["class", "probability"] if top == 1 else [
-            name for i in range(1, top + 1) for name in (f"class {i}", f"p {i}")]
-        print(Table(["image", *names], rows))
+                              "probabilities": [round(q, 6) for q in probabilities]}), flush=True)
+            continue
+        if not printed_header:
+            print(header)
+            printed_header = True
+        print(line((str(path), *(value for pair in zip(classes, probabilities) for value in pair))),
+              flush=True)
     if unread:
         print(f"error: {unread} of {len(files)} image(s) could not be read (each named above); "
               f"{len(files) - unread} classified", file=sys.stderr)

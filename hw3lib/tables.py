@@ -52,13 +52,21 @@ class Table:
         return matches[0][self.columns.index(column)]
 
     def __str__(self) -> str:
-        cells = [[self._cell(v, c) for v, c in zip(row, self.columns)] for row in self.rows]
+        header, line = self.line_format()
+        return "\n".join([header, *map(line, self.rows)])
+
+    def line_format(self, like=None):
+        """``(header, line)``: the header's line, and a function giving a row's line, the
+        columns aligned as over the rows ``like`` (default: :attr:`rows`). Rows at least as
+        wide as any to come make a table that prints each row as it comes."""
+        like = self.rows if like is None else like
+        cells = [[self._cell(v, c) for v, c in zip(row, self.columns)] for row in like]
         widths = [max(len(c) for c in column) for column in zip(self.columns, *cells)]
-        left = [all(isinstance(row[i], str) for row in self.rows) for i in range(len(self.columns))]
-        return "\n".join(
-            "  ".join(c.ljust(w) if lft else c.rjust(w) for c, w, lft in zip(line, widths, left)).rstrip()
-            for line in [list(self.columns), *cells]
-        )
+        left = [all(isinstance(row[i], str) for row in like) for i in range(len(self.columns))]
+
+        def join(texts):
+            return "  ".join(t.ljust(w) if lft else t.rjust(w) for t, w, lft in zip(texts, widths, left)).rstrip()
+        return join(self.columns), lambda row: join([self._cell(v, c) for v, c in zip(row, self.columns)])
 
 
 def format_error(error, tolerance):

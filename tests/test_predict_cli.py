@@ -213,3 +213,27 @@ def test_a_file_name_that_is_not_utf8_is_printed_as_its_bytes_under_a_strict_utf
                           capture_output=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     assert name in proc.stdout.splitlines()[1]
+
+
+def test_each_row_prints_as_its_image_is_classified_aligned_for_the_rows_to_come(trained, capsys, monkeypatch):
+    """A folder of thousands of photos printed nothing until the last was read."""
+    run, test = trained
+    files = [test / "digit0" / "0.png", test / "digit1" / "1.png"]
+    seen = []
+
+    def one_at_a_time(run, files):
+        for path in files:
+            yield path, run.predict_files([path])[0]
+            seen.append(capsys.readouterr().out)  # what was printed before the next image
+    monkeypatch.setattr(predict_cli, "classified", one_at_a_time)
+    longer = test / "digit1" / "copy with a longer name.png"
+    longer.write_bytes(files[1].read_bytes())
+    code, out, err = predict(capsys, run, *files, longer, "--top", 2)
+    assert (code, err) == (0, "")
+    lines = seen[0].splitlines()
+    assert lines[0].split() == ["image", "class", "1", "p", "1", "class", "2", "p", "2"]
+    assert len(lines) == 2 and lines[1].startswith(str(files[0]))
+    assert seen[1].startswith(str(files[1])) and seen[2].startswith(str(longer))
+    # aligned for the longest path to come: the class columns start at one place on every line
+    starts = {line.index("digit", len(str(files[0]))) for line in (seen[0].splitlines()[1], seen[1], seen[2])}
+    assert len(starts) == 1
