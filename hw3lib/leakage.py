@@ -174,8 +174,9 @@ class LeakageAudit:
     """What :func:`leakage_audit` measured.
 
     ``distances[(method, seed, pair)]`` holds each image's distance to its nearest reference
-    image ``(N,)``, ``exact[(method, seed, pair)]`` whether it is an exact duplicate (bool
-    ``(N,)``); ``pair`` is one of :data:`PAIRS`. ``near`` is the near-duplicate threshold.
+    image ``(N,)`` (0 for an exact duplicate, which is therefore always a near one too),
+    ``exact[(method, seed, pair)]`` whether it is an exact duplicate (bool ``(N,)``); ``pair`` is
+    one of :data:`PAIRS`. ``near`` is the near-duplicate threshold.
     """
 
     near: float
@@ -255,10 +256,13 @@ def leakage_audit(X, y, X_test, *, methods=SPLIT_METHODS, seeds=(0, 1, 2), val_f
     X_digests = digests if X.dtype == X_test.dtype else _digests(X, X_test.dtype)
     for k, key in enumerate(keys):
         val, train = is_val[key], ~is_val[key]
-        audit.distances[(*key, PAIRS[0])] = to_train[k][0]
-        audit.exact[(*key, PAIRS[0])] = _exact(X, X, digests, digests, val, train)
-        audit.distances[(*key, PAIRS[1])] = test_to[2 * k][0]
-        audit.exact[(*key, PAIRS[1])] = _exact(X_test, X, test_digests, X_digests, None, train)
-        audit.distances[(*key, PAIRS[2])] = test_to[2 * k + 1][0]
-        audit.exact[(*key, PAIRS[2])] = _exact(X_test, X, test_digests, X_digests, None, val)
+        exact = [_exact(X, X, digests, digests, val, train),
+                 _exact(X_test, X, test_digests, X_digests, None, train),
+                 _exact(X_test, X, test_digests, X_digests, None, val)]
+        for pair, distances, found in zip(PAIRS, (to_train[k][0], test_to[2 * k][0], test_to[2 * k + 1][0]),
+                                          exact):
+            # an exact duplicate is at distance 0, which |a|^2 + |b|^2 - 2 a.b rounds to about 1e-7:
+            # so it is a near duplicate however small ``near`` is (0 where most frames repeat)
+            distances[found] = 0
+            audit.distances[(*key, pair)], audit.exact[(*key, pair)] = distances, found
     return audit

@@ -82,6 +82,23 @@ def test_audit_finds_planted_duplicates_and_the_random_splits_leak():
     assert row[-3:] == [str(int(audit.exact[key].sum())), str(near_count), f"{10 * near_count}%"]
 
 
+def test_an_exact_duplicate_is_a_near_one_whatever_the_threshold():
+    # a class of identical (constant) images makes the median frame step, the default "near", 0;
+    # an exact copy's distance, rounded in |a|^2 + |b|^2 - 2 a.b, must still count as within it
+    rng = np.random.default_rng(0)
+    grey, noise = np.full((60, 1, 16, 16), 0.37, np.float32), rng.random((40, 1, 16, 16), np.float32)
+    X, y = np.concatenate([grey, noise]), np.repeat([0, 1], [60, 40])
+    X_test = np.concatenate([grey[:2], noise, rng.random((5, 1, 16, 16), np.float32)])
+    audit = leakage_audit(X, y, X_test, seeds=(0, 1), progress=False)
+    assert audit.near == 0
+    for key, exact in audit.exact.items():
+        near = audit.distances[key] <= audit.near
+        assert exact.any() and near[exact].all(), key
+        np.testing.assert_array_equal(audit.distances[key][exact], 0)
+    row = str(audit.table()).splitlines()[2].split()  # blocked, seed 0, test -> training
+    assert row[2:5] == ["test", "->", "training"] and row[-3] == row[-2]  # as many near as exact
+
+
 def test_audit_takes_a_threshold_and_refuses_no_seeds():
     X, y = videos(frames=20)
     assert leakage_audit(X, y, X[:3], seeds=(0,), near=0.25).near == 0.25
