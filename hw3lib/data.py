@@ -302,6 +302,31 @@ def split_files(root: Path, split: str) -> tuple[list[Path], list[int], list[str
     return files, labels, classes
 
 
+def _shared_files(train: list[Path], test: list[Path]) -> str | None:
+    """The message for files listed twice, in both splits or in the training split (the same file
+    through a symbolic or hard link, e.g. a test/ linked to train/), else None: such an image
+    would be trained on and tested or validated on. A file that cannot be looked at is left to
+    loading, which names it."""
+    seen, twice = {}, []
+    for path in (*train, *test):
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if not st.st_ino:  # a file system without file numbers (some on Windows): nothing to compare
+            return None
+        first = seen.setdefault((st.st_dev, st.st_ino), path)
+        if first != path:
+            twice.append((first, path))
+    if not twice:
+        return None
+    first, path = twice[0]
+    return (f"{len(twice)} image file(s) are listed twice, e.g. {path} is {first} (a symbolic or hard "
+            "link to the same file): the image would be trained on and also validated or tested "
+            "on. Fix: remove the link, and give the test split images of its own, none of the "
+            "training split's (no test/ yet? move about one image in five of each class there).")
+
+
 def _sizes_differ(sizes: dict[tuple[int, int], tuple[int, Path]]) -> str:
     """The message for images of different sizes: ``sizes`` maps each size ``(H, W)`` to
     ``(images of it, the first of them)``, the first size first."""
@@ -561,7 +586,8 @@ def load_dataset(
     the first training image's size (:func:`load_split`).
     Raises DataError when the training split holds fewer than 2 classes, or the test split's
     class folders (compared, like both splits' listings, before any image is read) or image
-    size differ from the training split's. Both splits are read before their images that cannot
+    size differ from the training split's, or one file is listed twice (a symbolic or hard link,
+    e.g. a test folder linked to the training one). Both splits are read before their images that cannot
     be used are named, in one DataError (see :func:`load_split`).
     """
     root = resolve_root(root)
@@ -581,6 +607,9 @@ def load_dataset(
             f"only in test: {sorted(set(test_classes) - set(classes))}. "
             "Fix: give both splits the same class folders."
         )
+    shared = _shared_files(listing[0], test_listing[0])
+    if shared:
+        raise DataError(shared)
     for name in sorted(os.listdir(root)):  # a validation folder beside them would be left out
         if name.lower() in VALIDATION_FOLDERS and (root / name).is_dir():
             raise DataError(

@@ -397,6 +397,30 @@ def test_a_broken_test_split_listing_is_named_before_any_image_is_read(tmp_path,
     assert reads == []
 
 
+@pytest.mark.parametrize("link", ["test folder", "test class folder", "hard link", "within train"])
+def test_a_file_listed_in_two_places_is_refused_before_any_image_is_read(tmp_path, monkeypatch, link):
+    """A test/ linked to train/ (a placeholder for a test split to come) would test on the
+    training images; a link inside train/ could put one image in training and validation."""
+    make_root(tmp_path, classes=("A", "B"))
+    train, test = tmp_path / "Data_train", tmp_path / "Data_test"
+    if link == "test folder":
+        shutil.rmtree(test)
+        test.symlink_to(train.name)
+    elif link == "test class folder":
+        shutil.rmtree(test / "B")
+        (test / "B").symlink_to(train / "B")
+    elif link == "hard link":
+        (test / "A" / "A_test_0.png").unlink()
+        os.link(train / "A" / "A_train_2.png", test / "A" / "A_test_0.png")
+    else:
+        (train / "B" / "B_train_9.png").symlink_to(train / "A" / "A_train_0.png")
+    reads = []
+    monkeypatch.setattr(data, "read_image", lambda *a, **k: reads.append(a[0]))
+    with pytest.raises(DataError, match=r"listed twice, e\.g\. .* is .*Data_train.* Fix: remove the link"):
+        data.load_dataset(tmp_path)
+    assert reads == []
+
+
 def test_class_names_spelled_in_either_unicode_form_are_one_class(tmp_path):
     composed, decomposed = unicodedata.normalize("NFC", "Äpfel"), unicodedata.normalize("NFD", "Äpfel")
     assert composed != decomposed
