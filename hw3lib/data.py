@@ -252,10 +252,17 @@ def _entries(folder: Path, want_dirs: bool) -> list[Path]:
         is_dir = path.is_dir()
         if not (is_dir if want_dirs else not is_dir and path.suffix.lower() in SUFFIXES):
             expected = "class folders" if want_dirs else f"images ({', '.join(SUFFIXES)})"
+            if want_dirs:
+                fix = "move it out of the dataset folder."
+            elif is_dir:  # a class's images sorted into subfolders: they are not read there
+                fix = (f"move the images in it up into {folder} (a class folder's subfolders are not "
+                       "read), then remove it; or move it out of the dataset folder.")
+            else:
+                fix = _fix_for(path)
             raise DataError(
                 f"unexpected {'folder' if is_dir else 'file'} {path}: {folder} must hold "
                 f"only {expected} (hidden files such as .DS_Store, and Thumbs.db, are skipped). "
-                f"Fix: {'move it out of the dataset folder.' if want_dirs or is_dir else _fix_for(path)}"
+                f"Fix: {fix}"
             )
     return paths
 

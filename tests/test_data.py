@@ -264,6 +264,8 @@ def test_non_image_entries_are_rejected(tmp_path, where):
     with pytest.raises(DataError, match="unexpected") as err:
         data.load_split(root)
     assert str(root / Path(where).parts[0] / Path(where).parts[1]) in str(err.value)
+    if where.endswith("sub/x.png"):  # its images are the class's: moved up, not out with it
+        assert f"Fix: move the images in it up into {root / 'Data_train' / 'A'} " in str(err.value)
 
 
 def test_unlistable_folder(tmp_path, monkeypatch):
