@@ -491,8 +491,10 @@ def validation_mask(y: np.ndarray, val_fraction: float = 0.3, seed: int = 0,
             raise ValueError("one image per class leaves the validation split empty: each class's one "
                              "image trains. Fix: add training images, 2 or more per class (dozens, for "
                              "a model to learn)")
-        raise ValueError(f"val_fraction {val_fraction} of {counts} images per class leaves the validation "
-                         "split empty. Fix: choose one that sends some images to each split, e.g. "
+        # named as TrainConfig(...), so each command names its own option (--val-fraction 0.001)
+        raise ValueError(f"TrainConfig(val_fraction={val_fraction}) of {counts} images per class leaves the "
+                         "validation split empty (each class sends round(images * fraction) of them, "
+                         "none here). Fix: choose one that sends some images to each split, e.g. "
                          "TrainConfig(val_fraction=0.3)")  # 0.3 does, for 2 or more in a class
     return is_val
 

@@ -97,8 +97,9 @@ def test_val_fraction_is_an_option_and_one_image_per_class_asks_for_more(tmp_pat
     assert code in (0, 3) and "on 4 training, 4 validation, 8 test images" in stdout, err
     assert load_checkpoint(tmp_path / "a" / "checkpoint.npz").config.val_fraction == 0.5
     code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--val-fraction", 0.1, "--out", tmp_path / "b")
-    assert code == 2 and "leaves the validation split empty. Fix: choose one that sends some images to " \
-                         "each split, e.g. --val-fraction 0.3" in err
+    assert code == 2 and "error: --val-fraction 0.1 of [4, 4] images per class leaves the validation " \
+                         "split empty" in err, err  # the option given, not the library's name for it
+    assert "Fix: choose one that sends some images to each split, e.g. --val-fraction 0.3" in err
     for bad in ("1", "0", "nan", "a"):
         code, stdout, err = run_cli(capsys, "--data", root, "--val-fraction", bad, "--out", tmp_path / "c")
         assert code == 2 and "argument --val-fraction: must be a number between 0 and 1" in err

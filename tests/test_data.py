@@ -542,8 +542,8 @@ def test_split_rejects_bad_fraction(fraction):
 
 
 def test_split_refuses_a_fraction_that_leaves_validation_empty():
-    with pytest.raises(ValueError, match=r"val_fraction 0.001 of \[490, 490, 490\] images per class "
-                                         "leaves the validation split empty"):
+    with pytest.raises(ValueError, match=r"TrainConfig\(val_fraction=0.001\) of \[490, 490, 490\] images "
+                                         "per class leaves the validation split empty"):
         data.train_val_split(*toy(), val_fraction=0.001)
 
 
