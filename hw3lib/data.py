@@ -202,8 +202,9 @@ def split_dirs(root: Path) -> dict[str, Path]:
 
 
 def natural_key(name: str) -> tuple[list[int | str], str]:
-    """Sort key with digit runs compared as numbers: ``x_2`` before ``x_10``."""
-    parts = re.split(r"(\d+)", name)
+    """Sort key with digit runs compared as numbers: ``x_2`` before ``x_10``; letters in Unicode's
+    composed form, so a name sorts alike however its accents are stored (macOS: decomposed)."""
+    parts = re.split(r"(\d+)", unicodedata.normalize("NFC", name))
     return [int(p) if i % 2 else p for i, p in enumerate(parts)], name
 
 
