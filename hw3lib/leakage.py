@@ -239,6 +239,9 @@ def leakage_audit(X, y, X_test, *, methods=SPLIT_METHODS, seeds=(0, 1, 2), val_f
         raise ValueError("seeds is empty: pass e.g. (0, 1, 2)")
     y = np.asarray(y)
     X_test, X = _check_shapes(X_test, X, names=("X_test", "X"))
+    if not len(X_test):  # its tables would take medians of nothing
+        raise ValueError(f"X_test {X_test.shape} holds no images: pass the test folder's, "
+                         "load_split(split='test')[0]")
     if len(X) != len(y):
         raise ValueError(f"X and y differ in length: {len(X)} != {len(y)}")
     audit = LeakageAudit(frame_step(X, y) if near is None else float(near))

@@ -106,6 +106,8 @@ def test_audit_takes_a_threshold_and_refuses_no_seeds():
         leakage_audit(X, y, X[:3], seeds=())
     with pytest.raises(ValueError, match=rf"X_test \(3, {X.shape[1] + 1}, .* and X \({len(X)}, "):
         leakage_audit(X, y, np.concatenate([X[:3], X[:3, :1]], axis=1))  # names its own arguments
+    with pytest.raises(ValueError, match=r"X_test \(0, 1, 4, 4\) holds no images"):
+        leakage_audit(X, y, X[:0])  # not an IndexError from a median of nothing, in its table
 
 
 def test_summary_table_and_figure_follow_the_audit():
