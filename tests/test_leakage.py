@@ -4,7 +4,7 @@ import pytest
 from conftest import peak_bytes
 
 from hw3lib import data
-from hw3lib.leakage import PAIRS, exact_duplicates, frame_step, leakage_audit, nearest
+from hw3lib.leakage import PAIRS, LeakageAudit, exact_duplicates, frame_step, leakage_audit, nearest
 
 
 def test_nearest_by_hand():
@@ -199,3 +199,15 @@ def test_audit_counts_its_pairs_on_a_bar_that_waits_before_showing(monkeypatch, 
     assert "leakage audit: 100%" in capsys.readouterr().err
     leakage_audit(X, y, X_test, seeds=(0, 1), progress=False)
     assert len(bars) == 2 and capsys.readouterr().err == ""
+
+
+def test_the_summary_gives_the_exact_duplicates_range_over_the_seeds_not_their_sum():
+    """7, 5 and 7 exact duplicates over three seeds read as 19, beside columns of ranges."""
+    audit = LeakageAudit(near=0.5)
+    for seed, (exact, other) in enumerate([(7, 0), (5, 0), (7, 0)]):
+        for pair, count in zip(PAIRS, (other, exact, other)):
+            found = np.arange(10) < count
+            audit.exact["random", seed, pair], audit.distances["random", seed, pair] = found, np.where(found, 0.0, 2.0)
+    rows = {line.split("  ")[1].strip(): line.split() for line in str(audit.summary_table()).splitlines()[1:]}
+    assert rows["test -> training"][-2:] == ["5-7", "50-70%"]
+    assert rows["validation -> training"][-2:] == ["0", "0-0%"]  # the same on every seed: one number
