@@ -628,16 +628,14 @@ def load_dataset(
                 f"move its images into {split_dir(root, 'train')}'s class folders (or "
                 f"{split_dir(root, 'test')}'s), or move the folder out of {root}."
             )
-    # straight into the training and validation parts (a split of the loaded array would copy it)
-    try:
-        is_val = validation_mask(np.array(listing[1]), val_fraction, seed, split)
-    except ValueError:  # raised by train_val_split below, after the images have loaded, as ever
-        is_val = None
+    # straight into the training and validation parts (a split of the loaded array would copy
+    # it); a split that cannot be made is refused before minutes of reading a large folder
+    is_val = validation_mask(np.array(listing[1]), val_fraction, seed, split)
     problems = []  # both splits' bad images, named in one error: a folder is mended in one round
     try:
         with warnings_gathered():
-            Xs, y, classes = _load(root, "train", mode, image_size, check_size,
-                                   None if is_val is None else [~is_val, is_val], listing)
+            Xs, y, classes = _load(root, "train", mode, image_size, check_size, [~is_val, is_val],
+                                   listing)
     except DataError as err:
         problems.append(err)
     try:
@@ -650,10 +648,7 @@ def load_dataset(
     if X_test.shape[2:] != Xs[0].shape[2:]:
         raise DataError(_sizes_differ({Xs[0].shape[2:]: (len(y), listing[0][0]),
                                        X_test.shape[2:]: (len(y_test), test_listing[0][0])}))
-    if is_val is None:
-        X_train, y_train, X_val, y_val = train_val_split(Xs[0], y, val_fraction, seed, split)
-    else:
-        (X_train, X_val), y_train, y_val = Xs, y[~is_val], y[is_val]
+    (X_train, X_val), y_train, y_val = Xs, y[~is_val], y[is_val]
     mean, std = fit_normalizer(X_train)
     return Dataset(X_train, y_train, X_val, y_val, X_test, y_test, classes, mean, std, root,
                    dict(mode=mode, image_size=parse_image_size(image_size), val_fraction=val_fraction,

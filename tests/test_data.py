@@ -550,6 +550,15 @@ def test_split_rejects_bad_fraction(fraction):
         data.train_val_split(*toy(), val_fraction=fraction)
 
 
+def test_a_fraction_that_leaves_validation_empty_is_refused_before_any_image_is_read(tmp_path, monkeypatch):
+    """A large folder was read whole, for minutes, before this was said."""
+    root = make_root(tmp_path, n=3)
+    monkeypatch.setattr(data, "read_image", lambda *args, **kwargs: pytest.fail("read an image"))
+    with pytest.raises(ValueError, match=r"TrainConfig\(val_fraction=0.1\) of \[3, 3\] images per "
+                                         "class leaves the validation split empty"):
+        data.load_dataset(root, val_fraction=0.1)
+
+
 def test_split_refuses_a_fraction_that_leaves_validation_empty():
     with pytest.raises(ValueError, match=r"TrainConfig\(val_fraction=0.001\) of \[490, 490, 490\] images "
                                          "per class leaves the validation split empty"):
