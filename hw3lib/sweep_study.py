@@ -38,13 +38,19 @@ def open_storage(storage, create=True):
                          "URL or a journal file's path")
     if not create and storage.startswith("sqlite:///") and not Path(storage[10:]).is_file():
         raise ValueError(f"storage {storage}: no such database file")
+    sqlite = _backend(storage) == "sqlite"
     for attempt in range(5):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
             try:
-                return RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS,
-                                  grace_period=GRACE_SECONDS,
-                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
+                rdb = RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS,
+                                 grace_period=GRACE_SECONDS,
+                                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(),
+                                 engine_kwargs={"connect_args": {"isolation_level": None}} if sqlite else None)
+                if sqlite:  # SQLite ignores SELECT ... FOR UPDATE: lock the file when a transaction begins
+                    sqlalchemy.event.listen(rdb.engine, "begin",
+                                            lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE"))
+                return rdb
             except sqlalchemy.exc.NoSuchModuleError:  # postgres://, a typo: "Can't load plugin"
                 raise ValueError(f"storage {shown_storage(storage)}: SQLAlchemy knows no database "
                                  f"{storage.partition(':')[0]!r}: give postgresql://USER:PASSWORD@HOST:5432/DB, "
@@ -59,14 +65,19 @@ def open_storage(storage, create=True):
     raise OSError(f"cannot open the storage {shown_storage(storage)}: {str(error).splitlines()[0]}")
 
 
+def _backend(url):
+    """The database of ``url`` (``sqlite``, ``postgresql``, ...), whatever its driver; None
+    when it is no URL (opening it says what is wrong)."""
+    try:
+        return sqlalchemy.engine.make_url(url).get_backend_name()
+    except sqlalchemy.exc.ArgumentError:
+        return None
+
+
 def _in_memory(url):
     """Whether the database ``url`` is SQLite in the opening process's memory (``sqlite://``,
     ``sqlite:///:memory:``, with any driver, e.g. ``sqlite+pysqlite://``)."""
-    try:
-        url = sqlalchemy.engine.make_url(url)
-    except sqlalchemy.exc.ArgumentError:  # no URL: opening it says what is wrong
-        return False
-    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+    return _backend(url) == "sqlite" and sqlalchemy.engine.make_url(url).database in (None, "", ":memory:")
 
 
 def _open_journal(given, create):

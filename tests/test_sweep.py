@@ -6,6 +6,7 @@ Every sweep here trains a tiny LeNet-5 on a tiny generated dataset (60 images pe
 import contextlib
 import io
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -600,6 +601,31 @@ def test_a_run_queued_twice_by_two_processes_at_once_is_trained_once(tmp_path, r
     assert (twin.state, twin.user_attrs["repeat_of"]) == (TrialState.FAIL, 1)
     result = load_sweep(tmp_path / JOURNAL, study.study_name)
     assert [(r.params, r.state) for r in result.runs] == [({"lr": 3e-3}, "done"), ({"lr": 1e-2}, "done")]
+
+
+def take_waiting_runs(storage, name, taken):
+    """A worker's loop (:func:`hw3lib.sweep.work`) without the training: take waiting trials
+    until none is left, and put their ids in the queue ``taken``."""
+    study = optuna.load_study(study_name=name, storage=open_storage(storage))
+    taken.put(list(iter(study._pop_waiting_trial_id, None)))
+
+
+def test_a_sqlite_database_hands_each_waiting_run_to_exactly_one_worker(tmp_path):
+    # SQLite ignores the SELECT ... FOR UPDATE with which Optuna takes a waiting trial: unless the
+    # file is locked as the transaction begins, two workers read it as waiting and both take it
+    storage = f"sqlite:///{tmp_path / 'sweep.db'}"
+    study = optuna.create_study(study_name="queue", storage=open_storage(storage))
+    for x in range(100):
+        study.enqueue_trial({"x": x})
+    context = multiprocessing.get_context("spawn")
+    taken = context.Queue()
+    workers = [context.Process(target=take_waiting_runs, args=(storage, "queue", taken)) for _ in range(4)]
+    for process in workers:
+        process.start()
+    ids = [trial_id for _ in workers for trial_id in taken.get(timeout=120)]
+    for process in workers:
+        process.join()
+    assert len(ids) == len(set(ids)) == 100
 
 
 def test_reading_a_sweep_back_creates_nothing_and_names_a_path_that_is_no_journal(tmp_path):
