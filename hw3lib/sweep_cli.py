@@ -210,8 +210,7 @@ def _sweep_command(args):
               f"{len(best.values)} seed(s)")
         files = [checkpoint_path(config_for(result.sweep.base, best.params, run.seed), result.checkpoints)
                  for run in best.runs]
-        shown = ", ".join(map(str, files[:3])) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
-        print(f"its runs' checkpoints, one per seed (`python -m hw3lib predict` takes any): {shown}")
+        print(_checkpoints_text(files, result.checkpoints))
     wrote = ", ".join(str(args.out / name) for name, _ in figures)
     print(f"study {result.study_name}" + (f"; wrote {wrote}" if wrote else ""))
     counts = {state: sum(r.state == state for r in result.runs) for state in ("done", "pruned", "failed")}
@@ -222,6 +221,20 @@ def _sweep_command(args):
               f"{_phrased(result.failures()[0].error, space)})", file=sys.stderr)
         return 2
     return 0
+
+
+def _checkpoints_text(files, folder):
+    """The line naming the best setting's checkpoints ``files`` that are in ``folder``: a run
+    trained on another machine of the storage, or with another --out, left its file there."""
+    here = [f for f in files if f.is_file()]
+    elsewhere = (f"{len(files) - len(here)} of its {len(files)} runs left no checkpoint in {folder} (a run "
+                 "trained on another machine, or with another --out, keeps it there)")
+    if not here:
+        return elsewhere
+    shown = ", ".join(map(str, here[:3])) + (f" and {len(here) - 3} more" if len(here) > 3 else "")
+    if len(here) < len(files):
+        return f"its runs' checkpoints here (`python -m hw3lib predict` takes any): {shown}; {elsewhere}"
+    return f"its runs' checkpoints, one per seed (`python -m hw3lib predict` takes any): {shown}"
 
 
 def _settings_text(params):

@@ -662,7 +662,12 @@ def test_a_machine_joining_a_finished_sweep_with_a_new_out_writes_its_figures_th
     assert hw3lib_main([*args, "--out", str(tmp_path / "first")]) == 0
     capsys.readouterr()
     assert hw3lib_main([*args, "--out", str(tmp_path / "second" / "new")]) == 0  # no run left to take
-    assert "wrote " in capsys.readouterr().out and (tmp_path / "second" / "new" / "sweep.png").stat().st_size
+    out = capsys.readouterr().out
+    assert "wrote " in out and (tmp_path / "second" / "new" / "sweep.png").stat().st_size
+    # the best setting's checkpoints are in the first --out: the second names none of its own
+    folder = tmp_path / "second" / "new" / "checkpoints" / runs_module.run_key(runs_module.dataset_sha256(root))
+    assert (f"\n1 of its 1 runs left no checkpoint in {folder} (a run trained on another machine, or "
+            "with another --out, keeps it there)\n") in out and not any(folder.iterdir())
 
 
 def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsys):
