@@ -139,7 +139,7 @@ def main(argv=None):
         print(f"error: {err}", file=sys.stderr)
         return 2
     except (DataError, ValueError) as err:  # the library names settings as TrainConfig(NAME=VALUE)
-        err.args = (_phrased(str(err)),)
+        err.args = (_phrased(str(err), [text.partition("=")[0].strip() for text in args.param]),)
         raise
 
 

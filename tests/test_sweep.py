@@ -721,6 +721,9 @@ def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsy
          "error: --storage postgres://me@127.0.0.1:1/db: SQLAlchemy knows no database 'postgres': give "
          "postgresql://USER:PASSWORD@HOST:5432/DB, sqlite:///PATH or a journal file's path"),
         (["--param", "lr=1e-3", "--data", str(tmp_path / "nowhere")], "error: no dataset at "),
+        # a size to try is one more value of the swept image_size, which --set would refuse
+        (["--param", "image_size=4,32"], "error: image_size=4: LeNet5 with kernel_size=5 does not fit 4x4 "
+         "inputs: it needs at least 16 pixels a side. Fix: larger images, e.g. --param image_size=16, "),
     ]:
         assert hw3lib_main(["sweep", "--data", str(root), "--out", str(tmp_path / "out"), *argv]) == 2
         err = capsys.readouterr().err
