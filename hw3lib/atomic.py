@@ -1,6 +1,7 @@
 """All or nothing despite Ctrl-C and other processes: the signals that interrupt a command, a
 block run whole before one is raised, a file written whole or not at all, a file's lock."""
 import contextlib
+import glob
 import os
 import signal
 import tempfile
@@ -73,6 +74,15 @@ def atomic_write(path, write):
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def remove_leftovers(path):
+    """Remove the temporary files that writers of ``path`` killed mid-write (SIGKILL, a power cut)
+    left beside it (:func:`atomic_write` removes its own on any error it sees). Only while
+    holding the :func:`locked` lock of ``path`` that all its writers take: no write is under way."""
+    path = Path(path)
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 class LockTimeout(TimeoutError):

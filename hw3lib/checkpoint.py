@@ -3,7 +3,8 @@
 Checkpoints are ``.npz`` archives without pickled objects (loaded with ``allow_pickle=False``)
 written to a temporary file in the target's folder and renamed over the target
 (:func:`~hw3lib.atomic.atomic_write`), so a writer killed mid-write leaves the previous
-checkpoint intact.
+checkpoint intact (and its temporary file, which :func:`hw3lib.train.fit` removes when it next
+writes that checkpoint).
 """
 import hashlib
 import json

@@ -34,7 +34,7 @@ import numpy as np
 from tqdm.auto import tqdm
 from tqdm import autonotebook, std  # after tqdm.auto, which imports autonotebook without a warning
 
-from .atomic import interrupts_deferred, locked
+from .atomic import interrupts_deferred, locked, remove_leftovers
 from .checks import check_array, integer
 from .checkpoint import (HISTORY_KEYS, Checkpoint, CheckpointError, TestRecord,
                          architecture_mismatch, load_checkpoint, save_checkpoint, test_data_sha256)
@@ -642,6 +642,7 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
                 with (_checkpoint_lock(checkpoint_path),
                       interrupts_deferred()):  # the checkpoint and the state describe the same epoch
                     if checkpoint_path is not None:
+                        remove_leftovers(checkpoint_path)  # a killed run's half-written files
                         tested = _tests_to_keep(Path(checkpoint_path), rows, tested, written)
                         save_checkpoint(checkpoint_path, Checkpoint(
                             config, model_config, model.get_params(), best_params,

@@ -8,9 +8,11 @@ import multiprocessing
 import os
 import shutil
 import signal
+import tempfile
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from test_train import tiny_config, tiny_data
@@ -543,3 +545,17 @@ def test_a_run_trained_on_keeps_the_test_of_the_same_run_by_another_process(tmp_
         on_epoch=tested_by_another_after_epoch_3, progress=False)
     saved = load_checkpoint(path)
     assert (saved.epoch, saved.test_evaluations, saved.test.epoch) == (4, 1, 3)
+
+
+def test_a_run_removes_the_half_written_checkpoints_of_a_writer_killed_mid_write(tmp_path):
+    """SIGKILL between atomic_write's temporary file and its rename leaves the file behind (a
+    sweep's worker killed, again and again): the next run of that checkpoint, holding its lock,
+    removes it, and no other file's."""
+    left = []
+    for name in ("c.npz", "d.npz"):  # as atomic_write names them
+        fd, tmp = tempfile.mkstemp(dir=tmp_path, prefix=f".{name}.", suffix=".tmp")
+        os.close(fd)
+        left.append(Path(tmp).name)
+    data, config = tiny_data(), tiny_config(epochs=1)
+    fit(config.build_model(3), data, config, checkpoint_path=tmp_path / "c.npz", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["c.npz", left[1]])
