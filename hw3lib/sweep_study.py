@@ -38,6 +38,9 @@ def open_storage(storage, create=True):
                          "URL or a journal file's path")
     if not create and storage.startswith("sqlite:///") and not Path(storage[10:]).is_file():
         raise ValueError(f"storage {storage}: no such database file")
+    if not create and not _holds_optuna(storage):  # Optuna would add its tables to the database
+        raise ValueError(f"storage {shown_storage(storage)} holds no Optuna study: give the database "
+                         "a sweep wrote to (its --storage)")
     sqlite = _backend(storage) == "sqlite"
     for attempt in range(5):
         with warnings.catch_warnings():
@@ -63,6 +66,19 @@ def open_storage(storage, create=True):
                 error = err
                 break
     raise OSError(f"cannot open the storage {shown_storage(storage)}: {str(error).splitlines()[0]}")
+
+
+def _holds_optuna(url):
+    """Whether the database ``url`` has Optuna's tables; True where it cannot be read (opening it
+    says why)."""
+    try:
+        engine = sqlalchemy.create_engine(url)
+        try:
+            return sqlalchemy.inspect(engine).has_table("version_info")
+        finally:
+            engine.dispose()
+    except Exception:
+        return True
 
 
 def _backend(url):

@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -641,6 +642,12 @@ def test_reading_a_sweep_back_creates_nothing_and_names_a_path_that_is_no_journa
     with pytest.raises(ValueError, match="no such database file"):
         load_sweep(f"sqlite:///{tmp_path / 'none.db'}", "x")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.png"]  # nothing created
+    other = tmp_path / "notes.db"  # another program's database: Optuna's tables are not added to it
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE notes (text)")
+    with pytest.raises(ValueError, match=f"^storage sqlite:///{other} holds no Optuna study"):
+        load_sweep(f"sqlite:///{other}", "x")
+    assert sqlalchemy.inspect(sqlalchemy.create_engine(f"sqlite:///{other}")).get_table_names() == ["notes"]
 
 
 @pytest.mark.parametrize("text", [b"notes\n", b"notes", b'{"op": 1}'])
@@ -1154,6 +1161,9 @@ def test_a_run_whose_machine_stopped_answering_is_failed_and_run_again(tmp_path,
 def test_a_storage_url_is_shown_without_its_password(tmp_path, root, postgres_url, monkeypatch):
     secret = postgres_url.replace("postgres@", "postgres:S3CRETPW@")  # trust: any password passes
     assert sweep_module.shown_storage(secret) == postgres_url
+    with pytest.raises(ValueError, match=f"^storage {postgres_url} holds no Optuna study"):
+        load_sweep(secret, "nope")  # and creates none of Optuna's tables there
+    open_storage(secret)  # creates them
     with pytest.raises(ValueError, match="no study 'nope' in ") as refused:
         load_sweep(secret, "nope")
     assert "S3CRETPW" not in str(refused.value) and postgres_url in str(refused.value)
