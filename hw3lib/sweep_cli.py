@@ -167,6 +167,10 @@ def _sweep_command(args):
     fixed = {}
     for text in args.set:
         name, value = _assignment(text, "--set")
+        if name.startswith("model.") and name not in names:  # as --param names a model argument
+            example = json.dumps({name[6:]: _value(value)})
+            raise ValueError(f"--set {text!r}: a fixed model argument goes in the model dict, e.g. "
+                             f"--set 'model={example}'")
         if name not in names:
             raise ValueError(f"--set {text!r}: unknown setting {name!r}; TrainConfig has {sorted(names)}")
         if name == "seed":

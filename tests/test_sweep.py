@@ -684,6 +684,8 @@ def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsy
         (["--param", "lr"], "error: --param 'lr': write NAME=VALUE"),
         (["--param", "lr=1e-3", "--set", "epochs=0"], "error: --set: epochs must be an integer >= 1"),
         (["--param", "lr=1e-3", "--set", "epoch=3"], "error: --set 'epoch=3': unknown setting 'epoch'"),
+        (["--param", "lr=1e-3", "--set", "model.kernel_size=3"], "error: --set 'model.kernel_size=3': a "
+         "fixed model argument goes in the model dict, e.g. --set 'model={\"kernel_size\": 3}'\n"),
         (["--param", "lr=1e-3", "--seeds", "a-b"], "error: --seeds 'a-b': give FIRST-LAST"),
         (["--param", "lr=1e-3", "--seeds", "3-1"], "error: --seeds '3-1': the range is reversed "
                                                    "(no seed from 3 up to 1); give FIRST-LAST with "
