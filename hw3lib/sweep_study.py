@@ -48,11 +48,9 @@ def open_storage(storage, create=True):
             try:
                 rdb = RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS,
                                  grace_period=GRACE_SECONDS,
-                                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(),
-                                 engine_kwargs={"connect_args": {"isolation_level": None}} if sqlite else None)
-                if sqlite:  # SQLite ignores SELECT ... FOR UPDATE: lock the file when a transaction begins
-                    sqlalchemy.event.listen(rdb.engine, "begin",
-                                            lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE"))
+                                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
+                if sqlite:
+                    _lock_as_transactions_begin(rdb.engine)
                 return rdb
             except sqlalchemy.exc.NoSuchModuleError:  # postgres://, a typo: "Can't load plugin"
                 raise ValueError(f"storage {shown_storage(storage)}: SQLAlchemy knows no database "
@@ -66,6 +64,16 @@ def open_storage(storage, create=True):
                 error = err
                 break
     raise OSError(f"cannot open the storage {shown_storage(storage)}: {str(error).splitlines()[0]}")
+
+
+def _lock_as_transactions_begin(engine):
+    """Make each transaction of the SQLite ``engine`` take the database's write lock as it begins
+    (SQLAlchemy's recipe): SQLite ignores the SELECT ... FOR UPDATE with which Optuna takes a
+    waiting trial, so two workers could both read it as waiting and both take it."""
+    sqlalchemy.event.listen(engine, "connect", lambda dbapi_connection, _: setattr(
+        dbapi_connection, "isolation_level", None))  # no transactions of the driver's own
+    sqlalchemy.event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE"))
+    engine.dispose()  # the connections that Optuna opened to create its tables: without the above
 
 
 def _holds_optuna(url):
