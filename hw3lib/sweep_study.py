@@ -56,14 +56,20 @@ def open_storage(storage, create=True):
                 raise ValueError(f"storage {shown_storage(storage)}: SQLAlchemy knows no database "
                                  f"{storage.partition(':')[0]!r}: give postgresql://USER:PASSWORD@HOST:5432/DB, "
                                  "sqlite:///PATH or a journal file's path") from None
-            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as err:
-                # machines starting together on a new database both create Optuna's tables
-                error = err
-                time.sleep(0.5 + attempt)
             except Exception as err:  # SQLAlchemy's errors name the driver or the server
                 error = err
-                break
+                if not _created_together(err):
+                    break
+                time.sleep(0.5 + attempt)
     raise OSError(f"cannot open the storage {shown_storage(storage)}: {str(error).splitlines()[0]}")
+
+
+def _created_together(err):
+    """Whether ``err`` is another process creating Optuna's tables in the same new database at the
+    same moment (machines, or commands, starting together): PostgreSQL's duplicate, SQLite's
+    "table ... already exists"."""
+    return (isinstance(err, (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError))
+            or isinstance(err, sqlalchemy.exc.OperationalError) and "already exists" in str(err))
 
 
 def _lock_as_transactions_begin(engine):

@@ -629,6 +629,22 @@ def test_a_sqlite_database_hands_each_waiting_run_to_exactly_one_worker(tmp_path
     assert len(ids) == len(set(ids)) == 100
 
 
+def test_two_commands_creating_one_sqlite_database_at_once_both_open_it(tmp_path, monkeypatch):
+    # the second finds a table the first created after it looked: SQLite's "already exists"
+    real, tries = sweep_study.RDBStorage, []
+
+    def racing(url, **kwargs):
+        tries.append(url)
+        if len(tries) == 1:
+            real(url, **kwargs)  # the other command, creating the tables meanwhile
+            raise sqlalchemy.exc.OperationalError("CREATE TABLE studies", {},
+                                                  sqlite3.OperationalError("table studies already exists"))
+        return real(url, **kwargs)
+    monkeypatch.setattr(sweep_study, "RDBStorage", racing)
+    storage = open_storage(f"sqlite:///{tmp_path / 'sweep.db'}")
+    assert len(tries) == 2 and optuna.create_study(storage=storage, study_name="s").study_name == "s"
+
+
 def test_reading_a_sweep_back_creates_nothing_and_names_a_path_that_is_no_journal(tmp_path):
     for path, message in [(tmp_path / "nowhere" / JOURNAL, "no such journal file"),
                           (tmp_path, "is a folder: give a journal file's path"),
