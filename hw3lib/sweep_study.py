@@ -21,6 +21,7 @@ LOCK_GRACE_SECONDS = 30  # a journal's lock held this long was left by a killed 
 DEFINE_SECONDS = 10     # a study this long without its definition: its creator stopped
 POLL_SECONDS = 0.5
 QUEUE_IDLE_SECONDS = 5  # a study's queue this long unfinished and not growing: its creator stopped
+SQLITE_WAIT_SECONDS = 60  # an SQLite database's lock waited for this long, not 5 s: many workers share it
 
 
 def open_storage(storage, create=True):
@@ -76,8 +77,11 @@ def _lock_as_transactions_begin(engine):
     """Make each transaction of the SQLite ``engine`` take the database's write lock as it begins
     (SQLAlchemy's recipe): SQLite ignores the SELECT ... FOR UPDATE with which Optuna takes a
     waiting trial, so two workers could both read it as waiting and both take it."""
-    sqlalchemy.event.listen(engine, "connect", lambda dbapi_connection, _: setattr(
-        dbapi_connection, "isolation_level", None))  # no transactions of the driver's own
+    def connected(dbapi_connection, _):
+        dbapi_connection.isolation_level = None  # no transactions of the driver's own
+        dbapi_connection.execute(f"PRAGMA busy_timeout = {SQLITE_WAIT_SECONDS * 1000}")
+
+    sqlalchemy.event.listen(engine, "connect", connected)
     sqlalchemy.event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE"))
     engine.dispose()  # the connections that Optuna opened to create its tables: without the above
 

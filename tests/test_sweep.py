@@ -629,6 +629,13 @@ def test_a_sqlite_database_hands_each_waiting_run_to_exactly_one_worker(tmp_path
     assert len(ids) == len(set(ids)) == 100
 
 
+def test_workers_wait_their_turn_for_a_sqlite_databases_lock_for_a_minute(tmp_path):
+    # each transaction takes the lock: a dozen workers on two cores wait more than SQLite's 5 s
+    engine = open_storage(f"sqlite:///{tmp_path / 'sweep.db'}").engine
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 60_000
+
+
 def test_two_commands_creating_one_sqlite_database_at_once_both_open_it(tmp_path, monkeypatch):
     # the second finds a table the first created after it looked: SQLite's "already exists"
     real, tries = sweep_study.RDBStorage, []
