@@ -31,8 +31,8 @@ From a terminal: ``python -m hw3lib sweep --param lr=2.5e-4,5e-4,1e-3 --seeds 0-
   may run twice).
 - **Storage**: by default an Optuna journal file, ``OUT/optuna-journal.log``: no server, an
   append-only log written under a file lock, the storage Optuna recommends for several
-  processes on one machine (SQLite through SQLAlchemy answers concurrent writers with
-  "database is locked"). A database URL (``postgresql://user@host/db``) lets workers on
+  processes on one machine (an SQLite file serves them too, each transaction holding its lock,
+  :func:`~hw3lib.sweep_study.open_storage`). A database URL (``postgresql://user@host/db``) lets workers on
   several machines share the study; there Optuna's heartbeat fails a trial whose machine
   stopped answering (:data:`~hw3lib.sweep_study.GRACE_SECONDS`) and queues it again.
 - **Resuming**: the study's name is a hash of the sweep's definition, so the same command on
