@@ -294,8 +294,11 @@ def work(storage, study_name, *, index=0, root=None, checkpoints=None, stop=None
         recover(study)
         trial_id = study._pop_waiting_trial_id()  # Study.ask's first step, without making a new trial
         if trial_id is not None:
-            run_trial(study, optuna.Trial(study, trial_id), sweep, root=root, checkpoints=checkpoints,
-                      stop=stop)
+            try:
+                run_trial(study, optuna.Trial(study, trial_id), sweep, root=root, checkpoints=checkpoints,
+                          stop=stop)
+            except UpdateFinishedTrialError:  # failed meanwhile, its heartbeat stale (recover): queued again
+                continue
         elif study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             time.sleep(POLL_SECONDS)
         else:

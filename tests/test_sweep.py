@@ -1036,6 +1036,26 @@ def test_runs_of_killed_workers_are_failed_and_run_again_on_resume(tmp_path, roo
                                                                  "before naming itself; queued again"))
 
 
+def test_a_worker_whose_run_was_failed_meanwhile_goes_on_to_the_next_run(tmp_path, root, monkeypatch):
+    # a machine that stopped answering for a minute (suspended, its network down) comes back to
+    # find its run failed and queued again by another machine: that run is the other's now
+    sweep = Sweep.define({"lr": [3e-3, 1e-2]}, BASE, (0,), pruner="none")
+    study = open_study(sweep, tmp_path / JOURNAL)
+    real, storage = sweep_module.load_or_train, study._storage
+
+    def failed_by_another_machine(config, path, **kwargs):
+        if config.lr == 3e-3 and not storage.get_trial(0).state.is_finished():
+            storage.set_trial_user_attr(0, "error", "its machine stopped answering; queued again")
+            storage.set_trial_state_values(0, TrialState.FAIL)
+            sweep_module._queue_again(study, storage.get_trial(0))
+        return real(config, path, **kwargs)
+    monkeypatch.setattr(sweep_module, "load_or_train", failed_by_another_machine)
+    work(tmp_path / JOURNAL, study.study_name, root=root, checkpoints=tmp_path / "checkpoints")
+    trials = trials_of(tmp_path / JOURNAL, study.study_name)
+    assert_every_run_done_once(trials, sweep)
+    assert trials[0].user_attrs["error"] == "its machine stopped answering; queued again"
+
+
 def test_a_run_taken_by_a_worker_that_died_before_naming_itself_is_run_again(tmp_path, root, monkeypatch):
     sweep = Sweep.define({"lr": [3e-3, 1e-2]}, BASE, (0,), pruner="none")
     study = open_study(sweep, tmp_path / JOURNAL)
