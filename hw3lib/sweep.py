@@ -3,7 +3,7 @@
 A *setting* gives one value to each swept field; its *seeds* repeat it (averaged in the
 table: mean and spread), they are never searched. One *run* trains one setting with one
 seed, and each run is one Optuna trial: the workers share runs, not settings, so the seeds of
-one setting train side by side on both cores, and the pruner compares runs epoch by epoch
+one setting train side by side on the cores, and the pruner compares runs epoch by epoch
 (intermediate value: the validation accuracy) and stops those clearly behind.
 
 Typical use (a notebook)::
@@ -77,7 +77,7 @@ from tqdm.auto import tqdm
 
 from .atomic import INTERRUPTS
 from .checks import integer
-from .cli import refuse_file_in_the_way, try_writing
+from .cli import refuse_file_in_the_way, try_writing, usable_cores
 from .download import dataset_sha256
 from .engine import engine_code
 from .parallel import child_blas_threads
@@ -371,8 +371,8 @@ def _stop_workers(workers):
 
 
 def default_workers():
-    """One worker per core this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """One worker per core this process may use (:func:`hw3lib.cli.usable_cores`)."""
+    return usable_cores()
 
 
 def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="runs/sweep",

@@ -10,7 +10,7 @@ import matplotlib
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from .checks import is_number
-from .cli import Parser, folder, phrase_settings
+from .cli import Parser, folder, more_than_cores, phrase_settings
 from .config import TrainConfig
 from .data import DataError
 from .runs import checkpoint_path
@@ -191,10 +191,9 @@ def _sweep_command(args):
         base = TrainConfig(**fixed)
     except ValueError as err:
         raise ValueError(f"--set: {err}") from None
-    cores = default_workers()
-    if args.workers > cores:
-        print(f"note: --workers {args.workers} on the {cores} core(s) this process may use: the workers "
-              f"share them, so the sweep runs no faster than with --workers {cores}")
+    oversubscribed = more_than_cores("--workers", args.workers, "workers")
+    if oversubscribed:
+        print(oversubscribed)
     result = run_sweep(space, base, seeds=seeds, trials=args.trials, workers=args.workers,
                        out=args.out, storage=args.storage, study_name=args.study_name,
                        pruner=args.pruner, root=args.data, progress=not args.no_progress)

@@ -802,7 +802,7 @@ def test_a_sampled_sweep_started_again_draws_new_settings_not_the_ones_it_drew_b
 
 def test_the_sweep_command_prints_the_table_failures_best_and_writes_the_figures(tmp_path, root, capsys,
                                                                                 monkeypatch):
-    monkeypatch.setattr(sweep_cli, "default_workers", lambda: 2)  # no note of more workers than cores
+    monkeypatch.setattr(cli_module, "usable_cores", lambda: 2)  # no note of more workers than cores
     argv = ["sweep", "--param", "lr=0.01,1e300", "--param", "momentum=0,0.9", "--set", "optimizer=sgd",
             "--set", "epochs=2", *TINY_SETS, "--workers", "2",
             "--out", str(tmp_path), "--data", str(root), "--no-progress"]
@@ -819,13 +819,13 @@ def test_the_sweep_command_prints_the_table_failures_best_and_writes_the_figures
 
 
 def test_more_workers_than_cores_are_noted_before_the_sweep_runs(tmp_path, root, capsys, monkeypatch):
-    monkeypatch.setattr(sweep_cli, "default_workers", lambda: 1)
+    monkeypatch.setattr(cli_module, "usable_cores", lambda: 1)
     argv = ["sweep", "--param", "lr=3e-3,1e-2", "--set", "epochs=1", *TINY_SETS, "--workers", "2",
             "--out", str(tmp_path), "--data", str(root), "--no-progress"]
     assert hw3lib_main(argv) == 0
     assert capsys.readouterr().out.splitlines()[0] == (
-        "note: --workers 2 on the 1 core(s) this process may use: the workers share them, so the "
-        "sweep runs no faster than with --workers 1")
+        "note: --workers 2 on the 1 core(s) this process may use: the workers share them, so it "
+        "runs no faster than with --workers 1")
 
 
 @pytest.mark.parametrize("also", [[], ["--param", "momentum=0,0.9"]])  # with a heat map too
