@@ -434,7 +434,8 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     procs, bar = [], tqdm(total=sweep.total, unit="run", desc=study.study_name, disable=not progress)
     try:
         with _interrupts_ignored():  # the milliseconds of the start: never cut short, none left unstopped
-            procs = _start_workers(workers, storage, study.study_name, root, checkpoints)
+            # no more workers than runs: the others would start, find nothing to do and stop
+            procs = _start_workers(min(workers, sweep.total), storage, study.study_name, root, checkpoints)
         while True:
             alive = any(p.is_alive() for p in procs)
             result = sweep_result(study)

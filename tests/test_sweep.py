@@ -818,14 +818,25 @@ def test_the_sweep_command_prints_the_table_failures_best_and_writes_the_figures
     assert (tmp_path / "sweep.png").stat().st_size > 0 and (tmp_path / "heatmap.png").stat().st_size > 0
 
 
-def test_more_workers_than_cores_are_noted_before_the_sweep_runs(tmp_path, root, capsys, monkeypatch):
+def test_more_workers_than_cores_are_noted_before_the_sweep_runs_and_no_more_than_its_runs_start(
+        tmp_path, root, capsys, monkeypatch):
     monkeypatch.setattr(cli_module, "usable_cores", lambda: 1)
+    started = []
+
+    def start_workers(count, *args):
+        started.append(count)
+        return real_start(count, *args)
+    real_start = sweep_module._start_workers
+    monkeypatch.setattr(sweep_module, "_start_workers", start_workers)
     argv = ["sweep", "--param", "lr=3e-3,1e-2", "--set", "epochs=1", *TINY_SETS, "--workers", "2",
             "--out", str(tmp_path), "--data", str(root), "--no-progress"]
     assert hw3lib_main(argv) == 0
     assert capsys.readouterr().out.splitlines()[0] == (
         "note: --workers 2 on the 1 core(s) this process may use: the workers share them, so it "
         "runs no faster than with --workers 1")
+    argv[argv.index("--workers") + 1] = "16"  # 2 runs: 2 workers, not 16 processes
+    assert hw3lib_main([*argv[:-5], "--out", str(tmp_path / "again"), *argv[-3:]]) == 0
+    assert started == [2, 2]
 
 
 @pytest.mark.parametrize("also", [[], ["--param", "momentum=0,0.9"]])  # with a heat map too
