@@ -72,11 +72,13 @@ def parse_param(text):
 MAX_SEEDS = 10_000  # a range beyond this is a typo (0-1000000 for 0-10), not a sweep to queue
 
 
-def _storage(text):
-    """An argparse ``type``: a journal file's path or a database URL, never empty."""
-    if not text:
-        raise argparse.ArgumentTypeError("must name a journal file or a database URL, got an empty string")
-    return text
+def _naming(what):
+    """An argparse ``type`` for the name of ``what``: any text but an empty or blank one."""
+    def parse(text):
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"must name {what}, got {text!r}")
+        return text
+    return parse
 
 
 def parse_seeds(text):
@@ -120,10 +122,10 @@ def main(argv=None):
                         help="worker processes on this machine; default %(default)s (one per core)")
     parser.add_argument("--out", type=folder, default=Path("runs/sweep"),
                         help="checkpoints, figures and the default storage; default %(default)s")
-    parser.add_argument("--storage", type=_storage, help=f"a journal file's path, or a database URL "
+    parser.add_argument("--storage", type=_naming("a journal file or a database URL"), help=f"a journal file's path, or a database URL "
                                           f"that several machines share (default: the journal file "
                                           f"OUT/{JOURNAL})")
-    parser.add_argument("--study-name", help="default: sweep- and a hash of the sweep's settings")
+    parser.add_argument("--study-name", type=_naming("a study"), help="default: sweep- and a hash of the sweep's settings")
     parser.add_argument("--pruner", choices=PRUNERS, default="percentile",
                         help="stop runs clearly behind the others; default %(default)s")
     parser.add_argument("--data", type=folder, help="folder holding Data_train/ and Data_test/ "

@@ -172,6 +172,8 @@ def open_study(sweep, storage, study_name=None, data_sha256=None, code=None):
     was interrupted while queueing (Ctrl-C) queues the runs it lacks, so the same command goes
     on. A study left without its definition (its creator stopped right after creating it) and
     without trials is taken over."""
+    if study_name is not None and not (isinstance(study_name, str) and study_name.strip()):
+        raise ValueError(f"study_name must name a study (or be None: {sweep.name}), got {study_name!r}")
     name = study_name or sweep.name
     store = storage if isinstance(storage, BaseStorage) else open_storage(storage)
     try:

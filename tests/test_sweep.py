@@ -403,6 +403,9 @@ def test_a_study_name_holding_another_sweep_is_refused(tmp_path, root):
         "the study 'mine' runs another sweep (epochs: 4 there, 5 here; swept hflip: not swept there, "
         "CategoricalDistribution(choices=(True,)) here): give the same settings or another study "
         "name (--study-name)")
+    for blank in ("", "  ", 3):  # "" was the default name, silently
+        with pytest.raises(ValueError, match=f"study_name must name a study \\(or be None: sweep-"):
+            open_study(Sweep.define({"lr": [1e-3, 1e-2]}, BASE), storage, blank)
 
 
 def test_a_study_of_other_data_or_other_code_is_refused(tmp_path, root):
@@ -732,7 +735,9 @@ def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsy
           for memory in ("sqlite://", "sqlite:///:memory:", "sqlite+pysqlite:///:memory:")],
         (["--param", "lr=1e-3", "--out", ""], "error: argument --out: must name a folder"),
         (["--param", "lr=1e-3", "--storage", ""], "error: argument --storage: must name a journal file "
-         "or a database URL, got an empty string"),
+         "or a database URL, got ''"),
+        (["--param", "lr=1e-3", "--study-name", " "], "error: argument --study-name: must name a study, "
+         "got ' '"),  # was the default name, silently
         (["--param", "lr=1e-3", "--set", "seed=5"], "error: --set 'seed=5': a sweep's seeds are --seeds"),
         (["--param", "lr=1e-3", "--set", "lr=5e-4"], "error: --set 'lr=5e-4': lr is swept by --param"),
         (["--param", "model.hidden=[16,8],[8,4]"],
