@@ -224,11 +224,12 @@ def download(
 
     Files are listed by the packaged manifest and fetched as ``base_url + "/" + relpath`` (by
     default the pinned commit of the course repository on GitHub), ``timeout`` seconds per
-    request. Each file's SHA-256 is checked; everything lands in a temporary folder next to
-    ``dest`` and is renamed into place only when complete, so a failure (HTTP error, changed
-    bytes, interruption, a full disk) leaves ``dest`` as it was and removes the temporary folder. A ``dest``
-    that already holds a verified copy is left alone; one whose Data_train/ or Data_test/ differ
-    from the manifest raises DataError; other files in ``dest`` stay, the two folders join them.
+    request. Each file's SHA-256 is checked; everything lands in a hidden temporary folder in
+    ``dest`` (next to it while it does not exist), on its disk, and is renamed into place only
+    when complete, so a failure (HTTP error, changed bytes, interruption, a full disk) leaves
+    ``dest`` as it was and removes the temporary folder. A ``dest`` that already holds a verified
+    copy is left alone; one whose Data_train/ or Data_test/ differ from the manifest raises
+    DataError; other files in ``dest`` stay, the two folders join them.
     """
     dest = Path(dest)
     if urllib.parse.urlsplit(base_url).scheme not in URL_SCHEMES:  # urlopen's "unknown url type"
@@ -246,9 +247,12 @@ def download(
         )
     manifest = read_manifest()
     made = [p for p in (dest.parent, *dest.parent.parents) if not p.exists()]  # deepest first
+    # staged on dest's own disk (inside it, when it exists: it may be a link or a mount point
+    # on another disk than its parent's), so that the two folders can be renamed into it
+    here = dest if dest.is_dir() else dest.parent
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.download-", dir=dest.parent))
+        here.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.download-", dir=here))
         try:
             staged = staging / "data"
             _fetch_all(manifest, base_url, staged, progress, timeout, workers)
@@ -263,7 +267,7 @@ def download(
             with contextlib.suppress(OSError):
                 made_dir.rmdir()
         if isinstance(exc, OSError):
-            raise DataError(f"cannot write the download next to {dest}: {exc}. "
+            raise DataError(f"cannot write the download in {here}: {exc}. "
                             "Fix: choose a writable destination with about 10 MB free.") from exc
         raise
     return dest

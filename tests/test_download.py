@@ -267,7 +267,7 @@ def test_download_disk_error(tmp_path, site, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Path, "write_bytes", disk_full)
-    with pytest.raises(DataError, match=r"cannot write the download next to .*No space left.*Fix: choose a writable"):
+    with pytest.raises(DataError, match=r"cannot write the download in .*No space left.*Fix: choose a writable"):
         download.download(tmp_path / "d", base_url=f"{site}/good", progress=False)
     assert list(tmp_path.iterdir()) == []
 
@@ -304,6 +304,28 @@ def test_move_into_rolls_back_half_done_move(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="could not move the downloaded files into .*dest"):
         download._move_into(staged, dest)
     assert not dest.exists() and sorted(p.name for p in staged.iterdir()) == ["Data_test", "Data_train"]
+
+
+def test_download_into_a_link_to_another_disk(tmp_path, site, monkeypatch):
+    """data/ a link to a folder on a bigger disk: the files are staged on that disk, as a rename
+    across disks fails ("Invalid cross-device link": every such download failed at the end)."""
+    other = tmp_path / "other"  # stands for the other disk
+    (other / "fruits").mkdir(parents=True)
+    dest = tmp_path / "repo" / "data"
+    dest.parent.mkdir()
+    dest.symlink_to(other / "fruits", target_is_directory=True)
+    rename = os.rename
+
+    def one_disk_only(src, dst):
+        if (other in Path(src).resolve().parents) != (other in Path(dst).resolve().parents):
+            raise OSError(18, "Invalid cross-device link")
+        rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", one_disk_only)
+    assert download.download(dest, base_url=f"{site}/good", progress=False) == dest
+    assert download.verify(other / "fruits").ok
+    assert sorted(p.name for p in (other / "fruits").iterdir()) == ["Data_test", "Data_train"]
+    assert list(dest.parent.iterdir()) == [dest]
 
 
 def test_download_times_out(tmp_path):
