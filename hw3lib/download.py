@@ -213,6 +213,31 @@ def _move_into(staged: Path, dest: Path) -> None:
         raise
 
 
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` runs (on POSIX; elsewhere assumed to, as os.kill would end it)."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: another user's
+        pass
+    return True
+
+
+def _remove_stale_staging(dest: Path) -> None:
+    """Remove the temporary folders (``.<name>.download-<pid>-*``) in or next to ``dest`` that a
+    download killed outright (SIGKILL, a power cut) left behind: those whose process is gone."""
+    prefix = f".{dest.name}.download-"
+    for here in {dest, dest.parent}:
+        with contextlib.suppress(OSError):  # absent, a file, or not readable: nothing to remove
+            for stale in here.iterdir():
+                pid = re.fullmatch(r"(\d+)-\w+", stale.name.removeprefix(prefix))
+                if stale.name.startswith(prefix) and pid and not _running(int(pid[1])):
+                    shutil.rmtree(stale, ignore_errors=True)
+
+
 def download(
     dest: str | os.PathLike,
     base_url: str = DEFAULT_BASE_URL,
@@ -227,7 +252,8 @@ def download(
     request. Each file's SHA-256 is checked; everything lands in a hidden temporary folder in
     ``dest`` (next to it while it does not exist), on its disk, and is renamed into place only
     when complete, so a failure (HTTP error, changed bytes, interruption, a full disk) leaves
-    ``dest`` as it was and removes the temporary folder. A ``dest`` that already holds a verified
+    ``dest`` as it was and removes the temporary folder (one left by a download killed outright
+    goes at the next download). A ``dest`` that already holds a verified
     copy is left alone; one whose Data_train/ or Data_test/ differ from the manifest raises
     DataError; other files in ``dest`` stay, the two folders join them.
     """
@@ -237,6 +263,7 @@ def download(
                         f"Data_train/ and Data_test/ (default {DEFAULT_BASE_URL}).")
     if dest.exists() and not dest.is_dir():
         raise DataError(f"{dest} exists and is not a folder. Fix: choose another destination.")
+    _remove_stale_staging(dest)
     if any((dest / split_dir).exists() for split_dir in SPLITS.values()):
         report = verify(dest)
         if report.ok:
@@ -252,7 +279,7 @@ def download(
     here = dest if dest.is_dir() else dest.parent
     try:
         here.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.download-", dir=here))
+        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.download-{os.getpid()}-", dir=here))
         try:
             staged = staging / "data"
             _fetch_all(manifest, base_url, staged, progress, timeout, workers)

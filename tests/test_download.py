@@ -339,6 +339,27 @@ def test_download_times_out(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_download_killed_outright_leaves_a_folder_that_the_next_removes(tmp_path, site):
+    """SIGKILL (or a power cut) gives no chance to clean up: the next download does, sparing a
+    folder whose download still runs."""
+    with socket.socket() as server:  # accepts and never answers: the download waits
+        server.bind(("127.0.0.1", 0))
+        server.listen(64)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hw3lib", "download", str(tmp_path / "d"), "--no-progress",
+             "--base-url", f"http://127.0.0.1:{server.getsockname()[1]}"],
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        server.settimeout(20)
+        server.accept()[0].close()  # a fetch has connected: the staging folder exists
+        process.kill()
+        process.wait()
+    [killed] = leftovers(tmp_path)
+    running = tmp_path / f".d.download-{os.getpid()}-abc123"  # this process: still running
+    running.mkdir()
+    assert download.download(tmp_path / "d", base_url=f"{site}/good", progress=False) == tmp_path / "d"
+    assert leftovers(tmp_path) == [running.name] and download.verify(tmp_path / "d").ok
+
+
 @needs_data
 def test_main_download_success(capsys):
     assert download.main_download([str(DATA), "--no-progress"]) == 0  # already verified: no network
