@@ -26,6 +26,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .checks import dead_link
 from .cli import Parser, folder
 from .data import (FIX_WHERE, DEFAULT_ROOT, MANIFEST_PATH, SPLITS, DataError, files_under, is_course_data,
                    resolve_root, split_dirs, split_folders)
@@ -261,8 +262,13 @@ def download(
     if urllib.parse.urlsplit(base_url).scheme not in URL_SCHEMES:  # urlopen's "unknown url type"
         raise DataError(f"base_url {base_url!r} is not a URL. Fix: give the URL of the folder holding "
                         f"Data_train/ and Data_test/ (default {DEFAULT_BASE_URL}).")
-    if dest.exists() and not dest.is_dir():
-        raise DataError(f"{dest} exists and is not a folder. Fix: choose another destination.")
+    through = next((p for p in dest.parents if p.exists() and not p.is_dir()), None)
+    problem = ("exists and is not a folder" if dest.exists() and not dest.is_dir() else
+               f"is {dead_link(dest)}" if dead_link(dest) else
+               f"lies under {through}, which is a file, not a folder" if through else None)
+    if problem:  # found before fetching, not as the folders are renamed into it
+        raise DataError(f"{dest} {problem}. Fix: choose another destination (DEST, or HW3_DATA "
+                        "when none is given).")
     _remove_stale_staging(dest)
     if any((dest / split_dir).exists() for split_dir in SPLITS.values()):
         report = verify(dest)

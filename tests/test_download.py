@@ -290,6 +290,16 @@ def test_download_dest_is_a_file(tmp_path):
         download.download(tmp_path / "f", progress=False)
 
 
+def test_download_dest_through_a_file_or_a_broken_link_is_named_before_fetching(tmp_path):
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere", target_is_directory=True)
+    with pytest.raises(DataError, match=r"f/d lies under .*f, which is a file, not a folder\. Fix: choose another"):
+        download.download(tmp_path / "f" / "d", base_url="http://127.0.0.1:9", progress=False)
+    with pytest.raises(DataError, match=r"gone is a broken symbolic link \(to .*nowhere\)\. Fix: choose another"):
+        download.download(tmp_path / "gone", base_url="http://127.0.0.1:9", progress=False)  # not "could not fetch"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f", "gone"]
+
+
 def test_move_into_rolls_back_half_done_move(tmp_path, monkeypatch):
     staged = make_root(tmp_path / "staged")
     dest = tmp_path / "dest"
