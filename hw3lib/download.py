@@ -138,10 +138,11 @@ def _fetch(url: str, timeout: float) -> bytes:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.read()
     except urllib.error.HTTPError as exc:
-        raise DataError(
-            f"{url}: HTTP {exc.code} {exc.reason}. Fix: check that base_url points at the folder "
-            f"holding Data_train/ and Data_test/ (default {DEFAULT_BASE_URL})."
-        ) from exc
+        fix = ("the server failed or limits how often it is asked (GitHub does): wait a few minutes "
+               "and run the download again" if exc.code == 429 or exc.code >= 500 else
+               "check that base_url points at the folder holding Data_train/ and Data_test/ "
+               f"(default {DEFAULT_BASE_URL})")
+        raise DataError(f"{url}: HTTP {exc.code} {exc.reason}. Fix: {fix}.") from exc
     except (OSError, http.client.HTTPException) as exc:  # URLError, timeout, reset, cut-off body
         raise DataError(
             f"could not fetch {url}: {exc}. Fix: check the network connection and run the "

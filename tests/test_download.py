@@ -159,6 +159,8 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
     def do_GET(self):
+        if self.path.startswith("/busy/"):
+            return self.send_error(429)
         if not self.path.startswith("/truncated/"):
             return super().do_GET()
         self.send_response(200)  # promise 1000 bytes, send 10, hang up
@@ -239,6 +241,13 @@ def test_download_missing_file_404_leaves_nothing(tmp_path, site):
     with pytest.raises(DataError, match=rf"{site}/missing/Data_train/Lychee/Lychee_train_5.png: HTTP 404.*Fix: check that base_url"):
         download.download(dest, base_url=f"{site}/missing", progress=False)
     assert [p.name for p in dest.iterdir()] == ["README.md"] and leftovers(tmp_path) == []
+
+
+def test_download_server_busy_says_wait_not_check_the_url(tmp_path, site):
+    with pytest.raises(DataError, match=rf"{site}/busy/.*: HTTP 429 Too Many Requests\. Fix: the server "
+                                        r"failed or limits .*wait a few minutes and run the download again"):
+        download.download(tmp_path / "d", base_url=f"{site}/busy", progress=False)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_download_cut_off_body(tmp_path, site):
