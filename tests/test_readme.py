@@ -106,6 +106,18 @@ def test_the_data_readme_counts_the_manifests_files_and_says_how_they_are_fetche
     assert f"one request each and {dict(enumerate(NUMBERS))[workers]} at a time" in text
 
 
+def test_the_readme_names_the_commands_that_download_absent_data():
+    """Only those: `train` without data stops with an error (it said "the commands download")."""
+    text = " ".join(README.split())
+    sentence = text[text.index("The dataset is read from"):]
+    sentence = sentence[:sentence.index(". ")]
+    named = set(re.findall(r"`python -m hw3lib (\w+)`", sentence)) - {"download"}
+    fetching = {name for name, (target, _) in COMMANDS.items() if name != "download" and re.search(
+        r"\bdownload\(", inspect.getsource(importlib.import_module(target.partition(":")[0])))}
+    assert named == fetching == {"report"}, sentence
+    assert "`make report`, `make test`" in sentence
+
+
 def test_the_commands_that_pip_install_alone_gives_are_every_command_but_report():
     text = " ".join(README.split())
     sentence = text[text.index("`pip install -e .` alone gives"):]
