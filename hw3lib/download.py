@@ -36,6 +36,7 @@ SOURCE_REPO = "Joker1367/EE6550_ML"
 SOURCE_COMMIT = "c2e804f9e271d0c75dbde0fd9c9b1aa1f2439d4a"
 DEFAULT_BASE_URL = f"https://raw.githubusercontent.com/{SOURCE_REPO}/{SOURCE_COMMIT}/HW2/Data"
 URL_SCHEMES = ("http", "https", "ftp", "file")  # those urllib.request fetches
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"  # how every file of the dataset begins
 
 
 @dataclass(frozen=True)
@@ -183,10 +184,14 @@ def _fetch_all(
                 if exc is not None:
                     raise exc
                 if _sha256(body) != manifest[rel]:
+                    png = body.startswith(PNG_SIGNATURE)  # else a proxy's or sign-in page's, say
+                    got = "bytes" if png else f"{len(body)} bytes that are no PNG (they begin {body[:40]!r})"
                     raise DataError(
-                        f"{urls[rel]} returned bytes with SHA-256 {_sha256(body)}, but the manifest "
-                        f"expects {manifest[rel]} for {rel}. Fix: point base_url at the pinned copy "
-                        f"(default {DEFAULT_BASE_URL})."
+                        f"{urls[rel]} returned {got} with SHA-256 {_sha256(body)}, but the manifest "
+                        f"expects {manifest[rel]} for {rel}. Fix: "
+                        + ("" if png else "sign in to the network or check the proxy, if that page "
+                           "asks for it; else ")
+                        + f"point base_url at the pinned copy (default {DEFAULT_BASE_URL})."
                     )
                 path = target / rel
                 path.parent.mkdir(parents=True, exist_ok=True)

@@ -161,6 +161,12 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
     def do_GET(self):
         if self.path.startswith("/busy/"):
             return self.send_error(429)
+        if self.path.startswith("/portal/"):  # a proxy's or Wi-Fi portal's page, with status 200
+            body = b"<html><body>Sign in to continue</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            return self.wfile.write(body)
         if not self.path.startswith("/truncated/"):
             return super().do_GET()
         self.send_response(200)  # promise 1000 bytes, send 10, hang up
@@ -247,6 +253,14 @@ def test_download_server_busy_says_wait_not_check_the_url(tmp_path, site):
     with pytest.raises(DataError, match=rf"{site}/busy/.*: HTTP 429 Too Many Requests\. Fix: the server "
                                         r"failed or limits .*wait a few minutes and run the download again"):
         download.download(tmp_path / "d", base_url=f"{site}/busy", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_of_a_page_that_is_no_png_shows_what_came(tmp_path, site):
+    with pytest.raises(DataError, match=r"portal/.* returned 45 bytes that are no PNG \(they begin "
+                                        r"b'<html><body>Sign in.*\) with SHA-256 .*Fix: sign in to the "
+                                        r"network or check the proxy.*; else point"):
+        download.download(tmp_path / "d", base_url=f"{site}/portal", progress=False)
     assert list(tmp_path.iterdir()) == []
 
 
