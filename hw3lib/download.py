@@ -216,7 +216,8 @@ def _move_into(staged: Path, dest: Path) -> None:
         if created:
             dest.rmdir()
         if isinstance(exc, OSError):
-            raise DataError(f"could not move the downloaded files into {dest}: {exc}") from exc
+            raise DataError(f"could not move the downloaded files into {dest}: {exc}. Fix: make "
+                            f"{dest} writable, or choose another destination, and download again.") from exc
         raise
 
 

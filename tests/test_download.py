@@ -334,7 +334,7 @@ def test_move_into_rolls_back_half_done_move(tmp_path, monkeypatch):
         rename(src, dst)
 
     monkeypatch.setattr(os, "rename", fail_on_test_split)
-    with pytest.raises(DataError, match="could not move the downloaded files into .*dest"):
+    with pytest.raises(DataError, match=r"could not move the downloaded files into .*dest: .*cross-device link.*\. Fix: make .*dest writable"):
         download._move_into(staged, dest)
     assert not dest.exists() and sorted(p.name for p in staged.iterdir()) == ["Data_test", "Data_train"]
 
