@@ -276,6 +276,12 @@ def download(
     if problem:  # found before fetching, not as the folders are renamed into it
         raise DataError(f"{dest} {problem}. Fix: choose another destination (DEST, or HW3_DATA "
                         "when none is given).")
+    manifest = read_manifest()
+    classes = sorted({Path(rel).parent.name for rel in manifest})
+    if any((dest / name).is_dir() for name in classes):  # HW3_DATA=.../Data_train, say
+        raise DataError(f"{dest} holds class folders ({', '.join(classes)}): it is itself a split "
+                        f"folder, where the download would nest a second copy. Fix: give the folder "
+                        f"that holds it, {dest.parent} (as DEST, or HW3_DATA when none is given).")
     _remove_stale_staging(dest)
     if any((dest / split_dir).exists() for split_dir in SPLITS.values()):
         report = verify(dest)
@@ -285,7 +291,6 @@ def download(
             f"{dest} already holds Data_train/ or Data_test/ that differ from the manifest ({report}). "
             "Fix: move or delete them, then download again."
         )
-    manifest = read_manifest()
     made = [p for p in (dest.parent, *dest.parent.parents) if not p.exists()]  # deepest first
     # staged on dest's own disk (inside it, when it exists: it may be a link or a mount point
     # on another disk than its parent's), so that the two folders can be renamed into it

@@ -323,6 +323,15 @@ def test_download_dest_through_a_file_or_a_broken_link_is_named_before_fetching(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f", "gone"]
 
 
+def test_download_into_a_split_folder_is_refused(tmp_path):
+    """HW3_DATA=.../Data_train: report's download nested a copy inside it (Data_train/Data_train)."""
+    write_png(tmp_path / "Data_train" / "Pear" / "x.png")
+    with pytest.raises(DataError, match=r"Data_train holds class folders .*: it is itself a split folder.*"
+                                        r"Fix: give the folder that holds it"):
+        download.download(tmp_path / "Data_train", base_url="http://127.0.0.1:9", progress=False)
+    assert [p.name for p in (tmp_path / "Data_train").iterdir()] == ["Pear"]
+
+
 def test_move_into_rolls_back_half_done_move(tmp_path, monkeypatch):
     staged = make_root(tmp_path / "staged")
     dest = tmp_path / "dest"
