@@ -134,6 +134,18 @@ def dataset_sha256(root: str | os.PathLike | None = None) -> str:
     return _sha256(os.fsencode(_format_manifest(manifest)))
 
 
+def course_copy_note(root: str | os.PathLike | None, sha: str) -> str | None:
+    """A note when ``root``, whose :func:`dataset_sha256` is ``sha``, holds the course's classes
+    but not its verified copy (a file missing, extra or changed): a run on it is no run of the
+    report's data. None otherwise."""
+    root = resolve_root(root)
+    if not is_course_data(root) or sha == _sha256(MANIFEST_PATH.read_bytes()):
+        return None
+    return (f"note: {root} holds the course's fruit classes, but not their verified copy "
+            f"({verify(root)}), so its results are not the report's; `python -m hw3lib download "
+            "DEST` fetches the verified copy")
+
+
 def _fetch(url: str, timeout: float) -> bytes:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:

@@ -13,6 +13,7 @@ from .checks import is_number
 from .cli import Parser, folder, more_than_cores, phrase_settings
 from .config import TrainConfig
 from .data import DataError
+from .download import course_copy_note, dataset_sha256
 from .runs import checkpoint_path
 from .sweep import JOURNAL, PRUNERS, SweepError, default_workers, run_sweep
 from .sweep_space import config_for
@@ -193,9 +194,10 @@ def _sweep_command(args):
         base = TrainConfig(**fixed)
     except ValueError as err:
         raise ValueError(f"--set: {err}") from None
-    oversubscribed = more_than_cores("--workers", args.workers, "workers")
-    if oversubscribed:
-        print(oversubscribed)
+    for note in (more_than_cores("--workers", args.workers, "workers"),
+                 course_copy_note(args.data, dataset_sha256(args.data))):
+        if note:
+            print(note)
     result = run_sweep(space, base, seeds=seeds, trials=args.trials, workers=args.workers,
                        out=args.out, storage=args.storage, study_name=args.study_name,
                        pruner=args.pruner, root=args.data, progress=not args.no_progress)

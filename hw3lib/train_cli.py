@@ -16,7 +16,7 @@ from .cli import (Parser, create_out, folder, int_at_least, more_than_cores, phr
                   refuse_file_in_the_way)
 from .config import TrainConfig
 from .data import MODES, SPLIT_METHODS, DataError, resolve_root, split_files
-from .download import dataset_sha256
+from .download import course_copy_note, dataset_sha256
 from .engine import engine_stamp
 from .images import SUFFIXES, parse_image_size
 from .learning import learning_warning
@@ -230,7 +230,8 @@ def _train_command(args):
     sha = dataset_sha256(args.data)
     model = config.build_model(len(data.classes), data.image_size)
     threads = args.threads or (resume and resume.threads) or 1
-    notes = [note for note in [more_than_cores("--threads", threads, "threads")] if note]
+    notes = [note for note in (course_copy_note(args.data, sha),
+                               more_than_cores("--threads", threads, "threads")) if note]
     if resume:
         check_resume(resume, model, data, config, sha, checkpoint_path)  # before printing
         current = engine_stamp()

@@ -456,3 +456,22 @@ def test_ctrl_c_ends_a_download_stalled_on_the_network_at_once(tmp_path):
     assert time.monotonic() - interrupted < 10
     assert process.returncode == 130 and stderr == "error: interrupted\n"
     assert list(tmp_path.iterdir()) == []  # no destination, no staging folder
+
+
+@needs_data
+def test_train_notes_a_copy_of_the_course_data_that_is_not_the_verified_one(tmp_path, capsys):
+    """A copy with a file missing trained, its results taken for the report's, without a word."""
+    assert download.course_copy_note(DATA, download.dataset_sha256(DATA)) is None  # the verified copy
+    copy = copy_splits(DATA, tmp_path / "copy")
+    (copy / "Data_train" / "Pear" / "Pear_train_7.png").unlink()
+    note = download.course_copy_note(copy, download.dataset_sha256(copy))
+    assert note == (f"note: {copy} holds the course's fruit classes, but not their verified copy (1 "
+                    "missing (first: Data_train/Pear/Pear_train_7.png)), so its results are not the "
+                    "report's; `python -m hw3lib download DEST` fetches the verified copy")
+    assert download.course_copy_note(make_root(tmp_path / "own"), "0" * 64) is None  # one's own data
+    code = hw3lib_main(["train", "--data", str(copy), "--epochs", "1", "--no-progress",
+                        "--out", str(tmp_path / "run")])
+    assert code in (0, 3) and note in capsys.readouterr().out.splitlines()
+    code = hw3lib_main(["sweep", "--param", "lr=1e-3", "--set", "epochs=1", "--workers", "1", "--data",
+                        str(copy), "--no-progress", "--out", str(tmp_path / "sweep")])
+    assert code == 0 and note in capsys.readouterr().out.splitlines()
