@@ -17,6 +17,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -147,9 +148,19 @@ def course_copy_note(root: str | os.PathLike | None, sha: str) -> str | None:
 
 
 def _fetch(url: str, timeout: float) -> bytes:
+    """The body of ``url``, within ``timeout`` seconds in all (urllib's own timeout bounds each
+    wait for a packet, so a server sending a byte at a time would never time out)."""
+    deadline = time.monotonic() + timeout
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.read()
+            body = []
+            while chunk := response.read1(1 << 16):
+                body.append(chunk)
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the response took over {timeout:g} s")
+            if getattr(response, "length", None):  # bytes announced and never sent: cut off
+                raise http.client.IncompleteRead(b"".join(body), response.length)
+            return b"".join(body)
     except urllib.error.HTTPError as exc:
         fix = ("the server failed or limits how often it is asked (GitHub does): wait a few minutes "
                "and run the download again" if exc.code == 429 or exc.code >= 500 else

@@ -167,6 +167,18 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             return self.wfile.write(body)
+        if self.path.startswith("/dribble/"):  # a byte every 50 ms: never a wait of `timeout`
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            for _ in range(1000):
+                try:
+                    self.wfile.write(b".")
+                    self.wfile.flush()
+                except OSError:  # the client gave up
+                    return
+                time.sleep(0.05)
+            return
         if not self.path.startswith("/truncated/"):
             return super().do_GET()
         self.send_response(200)  # promise 1000 bytes, send 10, hang up
@@ -268,6 +280,15 @@ def test_download_cut_off_body(tmp_path, site):
     with pytest.raises(DataError, match=rf"could not fetch {site}/truncated/.*IncompleteRead"):
         download.download(tmp_path / "d", base_url=f"{site}/truncated", progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_download_of_a_file_sent_a_byte_at_a_time_times_out(tmp_path, site):
+    """urllib's timeout bounds each wait for a packet: a trickle never timed out."""
+    start = time.monotonic()
+    with pytest.raises(DataError, match=rf"could not fetch {site}/dribble/.*: the response took over "
+                                        r"0\.5 s\. Fix: check the network connection"):
+        download.download(tmp_path / "d", base_url=f"{site}/dribble", progress=False, timeout=0.5)
+    assert time.monotonic() - start < 10 and list(tmp_path.iterdir()) == []
 
 
 def test_download_interrupted_leaves_nothing(tmp_path, site, monkeypatch):
