@@ -53,6 +53,31 @@ def random_configs(count, seed):
     return configs
 
 
+def anisotropic_configs(count, seed):
+    """Random convolution geometries whose stride or padding differs between the axes
+    (``(sh, sw)``, ``(ph, pw)``): otherwise as :func:`random_configs`, which draws one stride
+    and one padding for both, so that an axis's value used for the other goes unseen. Strides
+    of 1-3 against kernels of 1-5: rows or columns that no window reads (stride > kernel) and
+    stride-1 rows (unstack_product's stacked product) both occur."""
+    rng = np.random.default_rng(seed)
+    configs = []
+    while len(configs) < count:
+        h, w = (int(v) for v in rng.integers(5, 18, size=2))
+        kh, kw = (int(v) for v in rng.integers(1, 6, size=2))
+        sh, sw = (int(v) for v in rng.integers(1, 4, size=2))
+        ph, pw = (int(v) for v in rng.integers(0, 3, size=2))
+        if kh > h + 2 * ph or kw > w + 2 * pw or (sh, ph) == (sw, pw):
+            continue
+        configs.append(dict(n=int(rng.integers(1, 5)), c=int(rng.integers(1, 6)),
+                            f=int(rng.integers(1, 6)), h=h, w=w, kh=kh, kw=kw, stride=(sh, sw),
+                            padding=(ph, pw)))
+    return configs
+
+
+def anisotropic_config_id(cfg):
+    return "n{n}c{c}f{f}_{h}x{w}_k{kh}x{kw}_s{stride[0]}x{stride[1]}p{padding[0]}x{padding[1]}".format(**cfg)
+
+
 def winograd_configs(count, seed):
     """Random stride-1 geometries with square kernels of 2-5: batch 1-3, channels 1-4,
     inputs up to 12, padding 0-2, odd and even outputs."""
@@ -65,6 +90,14 @@ def winograd_configs(count, seed):
             configs.append(dict(n=int(rng.integers(1, 4)), c=int(rng.integers(1, 5)),
                                 f=int(rng.integers(1, 5)), h=h, w=w, r=r, padding=p))
     return configs
+
+
+# Winograd geometries (stride 1, square kernels) whose padding differs between the axes, which
+# winograd_configs never draws: one for each kernel size
+WINOGRAD_PADDING_PER_AXIS = [dict(n=2, c=2, f=3, h=9, w=7, r=2, padding=(0, 2)),
+                             dict(n=1, c=3, f=2, h=6, w=11, r=3, padding=(2, 0)),
+                             dict(n=2, c=2, f=2, h=10, w=9, r=4, padding=(1, 2)),
+                             dict(n=3, c=1, f=3, h=8, w=5, r=5, padding=(2, 1))]
 
 
 def winograd_config_id(cfg):

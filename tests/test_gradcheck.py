@@ -16,8 +16,15 @@ RNG = np.random.default_rng
 def layers():
     yield "conv", Conv2D(3, 4, 3, rng=0, dtype=np.float64), (2, 3, 7, 6)
     yield "conv_stride_pad_rect", Conv2D(2, 3, (3, 2), stride=2, padding=1, rng=1, dtype=np.float64), (2, 2, 7, 8)
+    # a stride and padding per axis; rows, then columns, that no window reads (stride > kernel)
+    yield "conv_rows_stride_over_kernel", Conv2D(2, 3, (2, 3), stride=(3, 1), padding=(0, 2), rng=4,
+                                                 dtype=np.float64), (2, 2, 11, 7)
+    yield "conv_cols_stride_over_kernel", Conv2D(2, 3, (3, 1), stride=(1, 2), padding=(2, 0), rng=5,
+                                                 dtype=np.float64), (2, 2, 7, 9)
     yield "conv_winograd_pad_odd", Conv2D(2, 3, 5, padding=1, rng=3, dtype=np.float64,
                                           algorithm="winograd"), (2, 2, 8, 7)
+    yield "conv_winograd_pad_per_axis", Conv2D(2, 3, 4, padding=(2, 0), rng=6, dtype=np.float64,
+                                               algorithm="winograd"), (2, 2, 9, 7)
     yield "maxpool", MaxPool2D(2), (2, 3, 8, 6)
     yield "maxpool_overlap", MaxPool2D(3, stride=2), (2, 2, 7, 9)
     yield "maxpool_uncovered", MaxPool2D(2), (2, 2, 7, 9)
@@ -39,12 +46,17 @@ def test_layer_gradients_match_finite_differences(name, layer, shape):
 
 
 @pytest.mark.parametrize("split", ["one_column", "columns_kept", "one_row", "two_rows"])
-def test_conv_in_blocks_and_bands_matches_finite_differences(split, monkeypatch):
-    layer = Conv2D(2, 3, (3, 2), stride=2, padding=1, rng=1, dtype=np.float64)
-    x = RNG(5).standard_normal((2, 2, 7, 8))
+@pytest.mark.parametrize("kernel,stride,padding,shape,out_hw", [
+    ((3, 2), 2, 1, (2, 2, 7, 8), (4, 5)),
+    ((2, 3), (3, 1), (0, 2), (2, 2, 11, 7), (4, 9)),  # per axis; rows that no window reads
+], ids=["stride_pad", "per_axis"])
+def test_conv_in_blocks_and_bands_matches_finite_differences(kernel, stride, padding, shape, out_hw,
+                                                             split, monkeypatch):
+    layer = Conv2D(2, 3, kernel, stride=stride, padding=padding, rng=1, dtype=np.float64)
+    x = RNG(5).standard_normal(shape)
     split_conv(split, monkeypatch, layer, x.shape)
     out = layer.forward(x)
-    assert out.shape[2:] == (4, 5)  # several blocks, or several bands of two rows
+    assert out.shape[2:] == out_hw  # several blocks, or several bands of two rows
     assert_split(split, layer, out)
     errors = gradcheck_layer(layer, x)
     assert max(errors.values()) < TOL, errors

@@ -3,12 +3,13 @@ import inspect
 
 import numpy as np
 import pytest
-from conftest import (assert_adjoint, assert_split, config_id, image_and_window, random_configs,
-                      split_conv)
+from conftest import (anisotropic_config_id, anisotropic_configs, assert_adjoint, assert_split,
+                      config_id, image_and_window, random_configs, split_conv)
 
 from hw3lib import Conv2D, col2im, conv2d_naive, conv2d_naive_backward, im2col
 
 CONFIGS = random_configs(24, seed=2)
+ANISOTROPIC = anisotropic_configs(10, seed=3)  # (sh, sw) and (ph, pw) not equal
 
 
 def make(cfg, seed=0):
@@ -122,14 +123,14 @@ def test_the_reference_functions_refuse_lists_and_a_shape_of_another_form_naming
     np.testing.assert_array_equal(col2im(cols, list(x.shape), 3, 3), col2im(cols, x.shape, 3, 3))
 
 
-@pytest.mark.parametrize("split", ["one_column", "columns_kept", "one_row", "two_rows"])
-@pytest.mark.parametrize("cfg", CONFIGS[:8], ids=config_id)
-def test_conv_in_blocks_and_bands_equals_the_naive_loops(cfg, split, monkeypatch):
+def check_split_conv_against_the_naive_loops(cfg, split, monkeypatch):
     x, layer = make(cfg)
-    split_conv(split, monkeypatch, layer, x.shape)
+    if split != "whole":
+        split_conv(split, monkeypatch, layer, x.shape)
     W, b = layer.params["W"], layer.params["b"]
     out = layer.forward(x)
-    assert_split(split, layer, out)
+    if split != "whole":
+        assert_split(split, layer, out)
     np.testing.assert_allclose(out, conv2d_naive(x, W, b, cfg["stride"], cfg["padding"]),
                                rtol=1e-12, atol=1e-12)
     dout = np.random.default_rng(1).standard_normal(out.shape)
@@ -137,3 +138,17 @@ def test_conv_in_blocks_and_bands_equals_the_naive_loops(cfg, split, monkeypatch
     dx_ref, dW_ref, db_ref = conv2d_naive_backward(dout, x, W, cfg["stride"], cfg["padding"])
     for ours, ref in ((dx, dx_ref), (layer.grads["W"], dW_ref), (layer.grads["b"], db_ref)):
         np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("split", ["one_column", "columns_kept", "one_row", "two_rows"])
+@pytest.mark.parametrize("cfg", CONFIGS[:8], ids=config_id)
+def test_conv_in_blocks_and_bands_equals_the_naive_loops(cfg, split, monkeypatch):
+    check_split_conv_against_the_naive_loops(cfg, split, monkeypatch)
+
+
+@pytest.mark.parametrize("split", ["whole", "one_column", "columns_kept", "one_row", "two_rows"])
+@pytest.mark.parametrize("cfg", ANISOTROPIC, ids=anisotropic_config_id)
+def test_conv_with_a_stride_and_padding_per_axis_equals_the_naive_loops(cfg, split, monkeypatch):
+    """random_configs draws one stride and one padding for both axes, so an axis's value used
+    for the other (the rows' stride for the columns, say) went unseen."""
+    check_split_conv_against_the_naive_loops(cfg, split, monkeypatch)

@@ -2,8 +2,9 @@
 its batch split over threads), and the report's training loop end to end."""
 import numpy as np
 import pytest
-from conftest import (assert_split, config_id, random_configs, split_conv, split_winograd, winograd_config_id,
-                      winograd_configs)
+from conftest import (WINOGRAD_PADDING_PER_AXIS, anisotropic_config_id, anisotropic_configs,
+                      assert_split, config_id, random_configs, split_conv, split_winograd,
+                      winograd_config_id, winograd_configs)
 from datasets import DATA, HAVE_DATA
 
 from hw3lib import (SGD, AdamGD, AvgPool2D, Conv2D, CrossEntropyLoss, Dense, Flatten, LeNet5,
@@ -43,8 +44,13 @@ def check_layer(layer, torch_fn, x, params=(), dout=None):
         assert_close(layer.grads[k], p.grad, f"gradient of {k}")
 
 
-@pytest.mark.parametrize("split", ["whole", "one_column", "columns_kept", "one_row", "two_rows"])
-@pytest.mark.parametrize("cfg", random_configs(12, seed=7), ids=config_id)
+CONV_SPLITS = ["whole", "one_column", "columns_kept", "one_row", "two_rows"]
+
+
+@pytest.mark.parametrize("split", CONV_SPLITS)
+@pytest.mark.parametrize("cfg", random_configs(12, seed=7) + anisotropic_configs(10, seed=12),
+                         ids=lambda cfg: (anisotropic_config_id if isinstance(cfg["stride"], tuple)
+                                          else config_id)(cfg))
 def test_conv2d(cfg, split, monkeypatch):
     layer = Conv2D(cfg["c"], cfg["f"], (cfg["kh"], cfg["kw"]), cfg["stride"], cfg["padding"],
                    rng=0, dtype=np.float64)
@@ -56,7 +62,8 @@ def test_conv2d(cfg, split, monkeypatch):
 
 
 @pytest.mark.parametrize("split", ["whole", "one_tile_row_kept", "one_tile_row_rebuilt"])
-@pytest.mark.parametrize("cfg", winograd_configs(10, seed=8), ids=winograd_config_id)
+@pytest.mark.parametrize("cfg", winograd_configs(10, seed=8) + WINOGRAD_PADDING_PER_AXIS,
+                         ids=winograd_config_id)
 def test_conv2d_winograd(cfg, split, monkeypatch):
     if split != "whole":
         split_winograd(split, monkeypatch)

@@ -3,7 +3,8 @@ against the naive loops (the finite differences are in test_gradcheck, PyTorch i
 test_torch_oracle)."""
 import numpy as np
 import pytest
-from conftest import assert_adjoint, split_winograd, winograd_config_id as config_id, winograd_configs
+from conftest import (WINOGRAD_PADDING_PER_AXIS, assert_adjoint, split_winograd,
+                      winograd_config_id as config_id, winograd_configs)
 
 from hw3lib import Conv2D, conv2d_naive, conv2d_naive_backward, layers, winograd
 from hw3lib.im2col import padded_rows
@@ -88,7 +89,7 @@ def test_the_input_transform_adjoint_adds_to_what_is_there():
 
 
 @pytest.mark.parametrize("split", ["whole", "one_tile_row_kept", "one_tile_row_rebuilt"])
-@pytest.mark.parametrize("cfg", CONFIGS, ids=config_id)
+@pytest.mark.parametrize("cfg", CONFIGS + WINOGRAD_PADDING_PER_AXIS, ids=config_id)
 def test_winograd_conv_equals_the_naive_loops(cfg, split, monkeypatch):
     if split != "whole":
         split_winograd(split, monkeypatch)
