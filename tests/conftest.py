@@ -143,12 +143,19 @@ def split_conv(split, monkeypatch, layer=None, x_shape=None):
     backward; ``"columns_kept"``, the same blocks with their windows kept for backward;
     ``"one_row"``, bands of one output row, built in one reused buffer and rebuilt in backward;
     ``"two_rows"``, one block in bands of two output rows (the sizes of ``layer`` on inputs of
-    ``x_shape`` decide the band's bytes)."""
+    ``x_shape`` decide the band's bytes); ``"two_columns"``, blocks of two output columns (one
+    for the last of an odd count), as large inputs have blocks of several columns, their windows
+    kept; ``"two_columns_rebuilt"``, the same blocks in bands of one row, rebuilt in backward in
+    one buffer that the widest block's band sizes."""
     from hw3lib import layers
 
     settings = {"one_column": {"CACHE_BYTES": 0, "MIN_COLUMNS": 1, "WINDOW_KEEP_BYTES": 0},
                 "columns_kept": {"CACHE_BYTES": 0, "MIN_COLUMNS": 1},
                 "one_row": {"WINDOW_KEEP_BYTES": 0, "WINDOW_BAND_BYTES": 0}}
+    if split.startswith("two_columns"):  # MIN_COLUMNS counts columns of N numbers each
+        settings[split] = {"CACHE_BYTES": 0, "MIN_COLUMNS": 2 * x_shape[0]}
+        if split == "two_columns_rebuilt":
+            settings[split] |= {"WINDOW_KEEP_BYTES": 0, "WINDOW_BAND_BYTES": 0}
     if split == "two_rows":
         n, c, h, w = x_shape
         (kh, kw), (sh, sw), (_, pw) = layer.kernel_size, layer.stride, layer.padding
@@ -177,6 +184,13 @@ def assert_split(split, layer, out):
     if split in ("one_column", "columns_kept"):
         assert len(layer.blocks) == ow
         assert len(layer.X) == (ow if split == "columns_kept" else 0)
+    elif split.startswith("two_columns"):
+        widths = [columns.stop - columns.start for columns in layer.blocks]
+        assert widths == [2] * (ow // 2) + [1] * (ow % 2)
+        if split == "two_columns":
+            assert len(layer.X) == len(widths) and bands == [[oh]] * len(widths)
+        else:
+            assert layer.X == [] and bands == [[1] * oh] * len(widths)
     elif split == "one_row":
         assert layer.X == [] and bands == [[1] * oh] * len(layer.blocks)
     else:

@@ -45,7 +45,8 @@ def test_layer_gradients_match_finite_differences(name, layer, shape):
     assert max(errors.values()) < TOL, errors
 
 
-@pytest.mark.parametrize("split", ["one_column", "columns_kept", "one_row", "two_rows"])
+@pytest.mark.parametrize("split", ["one_column", "columns_kept", "one_row", "two_rows", "two_columns",
+                                   "two_columns_rebuilt"])
 @pytest.mark.parametrize("kernel,stride,padding,shape,out_hw", [
     ((3, 2), 2, 1, (2, 2, 7, 8), (4, 5)),
     ((2, 3), (3, 1), (0, 2), (2, 2, 11, 7), (4, 9)),  # per axis; rows that no window reads
