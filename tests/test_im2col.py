@@ -154,3 +154,30 @@ def test_conv_with_a_stride_and_padding_per_axis_equals_the_naive_loops(cfg, spl
     """random_configs draws one stride and one padding for both axes, so an axis's value used
     for the other (the rows' stride for the columns, say) went unseen."""
     check_split_conv_against_the_naive_loops(cfg, split, monkeypatch)
+
+
+@pytest.mark.parametrize("split", ["whole", "one_column", "columns_kept", "one_row", "two_rows",
+                                   "two_columns", "two_columns_rebuilt"])
+@pytest.mark.parametrize("cfg", CONFIGS[8:12] + ANISOTROPIC[:2],
+                         ids=lambda cfg: (anisotropic_config_id if isinstance(cfg["stride"], tuple)
+                                          else config_id)(cfg))
+def test_conv_in_float32_equals_the_naive_loops_up_to_float32_rounding(cfg, split, monkeypatch):
+    """float32, the dtype training runs in, in every split: against the loops in float64 on the
+    same (float32) numbers, within 3e-6 of the largest value (test_torch_oracle says why)."""
+    x = make(cfg)[0].astype(np.float32)
+    layer = Conv2D(cfg["c"], cfg["f"], (cfg["kh"], cfg["kw"]), cfg["stride"], cfg["padding"], rng=0,
+                   algorithm="im2col")
+    if split != "whole":
+        split_conv(split, monkeypatch, layer, x.shape)
+    out = layer.forward(x)
+    if split != "whole":
+        assert_split(split, layer, out)
+    dout = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
+    dx = layer.backward(dout)
+    W, b = (layer.params[k].astype(np.float64) for k in "Wb")
+    x64, dout64 = x.astype(np.float64), dout.astype(np.float64)
+    ref = conv2d_naive(x64, W, b, cfg["stride"], cfg["padding"])
+    refs = conv2d_naive_backward(dout64, x64, W, cfg["stride"], cfg["padding"])
+    for ours, exact in zip((out, dx, layer.grads["W"], layer.grads["b"]), (ref, *refs)):
+        assert ours.dtype == np.float32
+        assert np.abs(ours - exact).max() <= 3e-6 * np.abs(exact).max()

@@ -74,6 +74,54 @@ def test_conv2d_winograd(cfg, split, monkeypatch):
     check_layer(layer, lambda x, W, b: F.conv2d(x, W, b, 1, cfg["padding"]), x, "Wb")
 
 
+def check_float32_conv(layer, x, stride, padding, bound):
+    """A float32 ``layer``'s output and gradients against PyTorch's float64 on the same numbers
+    (x, W, b and dout rounded to float32 once): float32 throughout, and each within ``bound``
+    of the largest value of the exact one."""
+    out = layer.forward(x)
+    dout = RNG(9).standard_normal(out.shape).astype(np.float32)
+    dx = layer.backward(dout)
+    xt, Wt, bt = T(x, True), T(layer.params["W"], True), T(layer.params["b"], True)
+    ref = F.conv2d(xt, Wt, bt, stride, padding)
+    ref.backward(T(dout))
+    for what, ours, theirs in (("output", out, ref), ("input gradient", dx, xt.grad),
+                               ("gradient of W", layer.grads["W"], Wt.grad),
+                               ("gradient of b", layer.grads["b"], bt.grad)):
+        theirs = theirs.detach().numpy()
+        assert ours.dtype == np.float32, what
+        assert np.abs(ours - theirs).max() <= bound * np.abs(theirs).max(), what
+
+
+@pytest.mark.parametrize("split", CONV_SPLITS)
+@pytest.mark.parametrize("cfg", random_configs(5, seed=21) + anisotropic_configs(3, seed=22),
+                         ids=lambda cfg: (anisotropic_config_id if isinstance(cfg["stride"], tuple)
+                                          else config_id)(cfg))
+def test_conv2d_in_float32(cfg, split, monkeypatch):
+    """float32, the dtype training runs in, in every split (the bands' sizes come from the
+    windows' itemsize), within 3e-6 of the largest value: float32 rounding of sums of up to a
+    thousand terms (the bias gradient's) reached 6.4e-7 here, a wrong gradient is off by far more."""
+    layer = Conv2D(cfg["c"], cfg["f"], (cfg["kh"], cfg["kw"]), cfg["stride"], cfg["padding"],
+                   rng=0, algorithm="im2col")
+    x = RNG(1).standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"])).astype(np.float32)
+    if split != "whole":
+        split_conv(split, monkeypatch, layer, x.shape)
+        assert_split(split, layer, layer.forward(x))
+    check_float32_conv(layer, x, cfg["stride"], cfg["padding"], 3e-6)
+
+
+@pytest.mark.parametrize("split", ["whole", "one_tile_row_kept", "one_tile_row_rebuilt"])
+@pytest.mark.parametrize("cfg", winograd_configs(6, seed=23) + WINOGRAD_PADDING_PER_AXIS,
+                         ids=winograd_config_id)
+def test_conv2d_winograd_in_float32(cfg, split, monkeypatch):
+    """float32 Winograd (its transforms cast to float32) for every kernel and tile block, within
+    the README's 2e-5 of the largest value."""
+    if split != "whole":
+        split_winograd(split, monkeypatch)
+    layer = Conv2D(cfg["c"], cfg["f"], cfg["r"], padding=cfg["padding"], rng=0, algorithm="winograd")
+    x = RNG(1).standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"])).astype(np.float32)
+    check_float32_conv(layer, x, 1, cfg["padding"], 2e-5)
+
+
 @pytest.mark.parametrize("kernel,stride,shape", [(2, None, (3, 4, 8, 10)), (3, 2, (2, 3, 9, 7)),
                                                  ((2, 3), (1, 2), (2, 2, 6, 9)), (2, 1, (1, 2, 5, 5)),
                                                  (2, None, (2, 2, 7, 9)), (2, 3, (1, 2, 8, 8))])

@@ -110,6 +110,28 @@ def test_winograd_conv_equals_the_naive_loops(cfg, split, monkeypatch):
         np.testing.assert_allclose(ours, ref, rtol=1e-11, atol=1e-11)
 
 
+@pytest.mark.parametrize("split", ["whole", "one_tile_row_kept", "one_tile_row_rebuilt"])
+@pytest.mark.parametrize("cfg", CONFIGS[::4] + WINOGRAD_PADDING_PER_AXIS, ids=config_id)
+def test_winograd_conv_in_float32_equals_the_naive_loops_up_to_float32_rounding(cfg, split,
+                                                                                monkeypatch):
+    """float32 (its transforms cast to float32) for every kernel and tile block: against the
+    loops in float64 on the same (float32) numbers, within 2e-5 of the largest value."""
+    if split != "whole":
+        split_winograd(split, monkeypatch)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"])).astype(np.float32)
+    layer = Conv2D(cfg["c"], cfg["f"], cfg["r"], padding=cfg["padding"], rng=0, algorithm="winograd")
+    out = layer.forward(x)
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    dx = layer.backward(dout)
+    W, b, p = layer.params["W"].astype(np.float64), layer.params["b"].astype(np.float64), cfg["padding"]
+    x64 = x.astype(np.float64)
+    refs = (conv2d_naive(x64, W, b, 1, p), *conv2d_naive_backward(dout.astype(np.float64), x64, W, 1, p))
+    for ours, exact in zip((out, dx, layer.grads["W"], layer.grads["b"]), refs):
+        assert ours.dtype == np.float32
+        assert np.abs(ours - exact).max() <= 2e-5 * np.abs(exact).max()
+
+
 @pytest.mark.parametrize("channels, kernel", [((64, 128), 5), ((256, 64), 3)])
 def test_in_float32_winograd_stays_within_2e_5_of_the_largest_value_and_im2col_within_1e_6(
         channels, kernel):
