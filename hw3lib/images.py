@@ -117,8 +117,8 @@ def open_file(path: Path):
 
 
 def _unreadable(path: Path, exc: OSError) -> DataError:
-    """The DataError for ``path`` that could not be opened (``exc``): a broken symbolic link or
-    one in a loop, a missing file, or a file it may not read."""
+    """The DataError for ``path`` that could not be opened or read (``exc``): a broken symbolic
+    link or one in a loop, a missing file, or a file it may not read."""
     if dead_link(path):
         return DataError(f"{path} is {dead_link(path)}. Fix: point it at an existing file or "
                          "remove it.")
@@ -144,8 +144,7 @@ def _read(f, path: Path, size: int = -1) -> bytes:
     try:
         return f.read(size)
     except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}. Fix: make the file "
-                        "readable (check its permissions) or replace it.") from exc
+        raise _unreadable(path, exc) from exc
 
 
 def rename_suffix(fmt: str) -> str:
