@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from .checks import integer
-from .data import MODES, SPLIT_METHODS, load_dataset
+from .data import MODES, check_validation_split, load_dataset
 from .images import check_mode, parse_image_size
 from .model import LeNet5
 from .optim import SGD, AdamGD
@@ -90,10 +90,7 @@ class TrainConfig:
         SGD(self.lr, {}, momentum=self.momentum)  # momentum, also where unused: it is stored
         check_mode(self.mode)
         object.__setattr__(self, "image_size", parse_image_size(self.image_size))
-        if not (isinstance(self.val_fraction, (int, float)) and 0 < self.val_fraction < 1):
-            raise ValueError(f"val_fraction must lie in (0, 1), got {self.val_fraction!r}")
-        if self.split not in SPLIT_METHODS:
-            raise ValueError(f"split must be one of {list(SPLIT_METHODS)}, got {self.split!r}")
+        check_validation_split(self.val_fraction, self.split)
         for name in ("bias_correction", "hflip"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")

@@ -40,7 +40,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .checks import check_array, dead_link, integer
+from .checks import check_array, dead_link, integer, is_number
 from .images import (MODES, SUFFIXES, DataError, check_mode, open_file, parse_image_size,
                      read_image, rename_suffix, sniff, warnings_gathered)
 
@@ -464,15 +464,21 @@ def train_val_split(
     return X[~is_val], y[~is_val], X[is_val], y[is_val]
 
 
+def check_validation_split(val_fraction: float, split: str) -> None:
+    """ValueError unless ``val_fraction`` is a number in (0, 1) and ``split`` one of
+    :data:`SPLIT_METHODS`."""
+    if not (is_number(val_fraction) and 0 < val_fraction < 1):
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    if split not in SPLIT_METHODS:
+        raise ValueError(f"split must be one of {list(SPLIT_METHODS)}, got {split!r}")
+
+
 def validation_mask(y: np.ndarray, val_fraction: float = 0.3, seed: int = 0,
                     split: str = "blocked") -> np.ndarray:
     """A boolean ``(N,)``: which samples of ``y (N,)`` :func:`train_val_split` sends to
     validation (the rest train), with its arguments and its errors; computed from the labels
     alone, so it costs no copy of the images."""
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
-    if split not in SPLIT_METHODS:
-        raise ValueError(f"split must be one of {list(SPLIT_METHODS)}, got {split!r}")
+    check_validation_split(val_fraction, split)
     y = np.asarray(y)
     integer("seed", seed, 0)
     rng = np.random.default_rng(seed)
