@@ -16,10 +16,10 @@ from threadpoolctl import threadpool_info
 ENGINE_ROOT = "train"  # the module whose imports within hw3lib are everything a run computes with
 
 
-def engine_modules(root=ENGINE_ROOT):
-    """The hw3lib modules that ``root`` imports (relative imports, also those inside functions),
-    transitively, and ``root`` itself, as their files are now: their names, sorted."""
-    return _closure(root, lambda name: _parsed(name)[0])
+def engine_modules():
+    """The hw3lib modules that :data:`ENGINE_ROOT` imports (relative imports, also those inside
+    functions), transitively, and it itself, as their files are now: their names, sorted."""
+    return _closure(ENGINE_ROOT, lambda name: _parsed(name)[0])
 
 
 def _closure(root, tree_of):
