@@ -429,7 +429,12 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
         checkpoints = Path(checkpoints)
         _writable_folder(checkpoints, "checkpoints", checkpoints)
     storage = str(storage if storage is not None else out / JOURNAL)
-    study = open_study(sweep, store or open_storage(storage), study_name, sha, engine_code())
+    try:
+        study = open_study(sweep, store or open_storage(storage), study_name, sha, engine_code())
+    except ValueError:  # a study of another sweep, data or code: no run folder left for it
+        with contextlib.suppress(OSError):
+            checkpoints.rmdir()  # only when empty
+        raise
     recover(study)
     procs, bar = [], tqdm(total=sweep.total, unit="run", desc=study.study_name, disable=not progress)
     try:

@@ -427,6 +427,11 @@ def test_a_study_of_other_data_or_other_code_is_refused(tmp_path, root):
     ours = tmp_path / "out" / "checkpoints" / runs_module.run_key(runs_module.dataset_sha256(root))
     before = {p.name: p.read_bytes() for p in ours.iterdir()}
     other = write_banded_root(tmp_path / "other", seed=1)  # other data, another study, same --out
+    other_key = runs_module.run_key(runs_module.dataset_sha256(other))
+    with pytest.raises(ValueError, match="was run on other data"):  # the same study: refused
+        run_sweep({"lr": [1e-3]}, replace(BASE, epochs=1), out=tmp_path / "out", root=other,
+                  progress=False, workers=1)
+    assert not (tmp_path / "out" / "checkpoints" / other_key).exists()  # no empty run folder left
     run_sweep({"lr": [1e-3]}, replace(BASE, epochs=1), out=tmp_path / "out", root=other,
               study_name="other data", progress=False, workers=1)
     assert {p.name: p.read_bytes() for p in ours.iterdir()} == before  # not overwritten
