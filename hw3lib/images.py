@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import errno
-import io
 import os
 import re
 import stat
@@ -197,51 +196,61 @@ def decode_image(path: Path, fix: str | None = None,
     that goes with it.
     """
     expected = SUFFIXES.get(path.suffix.lower())
-    with open_file(path) as f:  # the rest is read only behind an image's first bytes: a 50 GB
-        body = _read(f, path, 16)  # file of something else, named .png, is refused at once
-        found = sniff(body)
+    with open_file(path) as f:  # the rest is read only by Pillow, behind an image's first bytes:
+        head = _read(f, path, 16)  # a 50 GB file of something else, named .png, is refused at once,
+        found = sniff(head)  # and junk after an image's end is never read
         if found is not None and expected in (None, found):
-            body += _read(f, path)
-    if not body:
-        cause, advice = f"{path} is empty (0 bytes)", "replace it with the image or remove it"
-    elif found is None:
-        cause = (f"{path} is not an image file that hw3lib reads (it starts with {body[:8]!r}; "
-                 f"readable: {', '.join(sorted(set(SUFFIXES.values())))})")
-        advice = "replace it with the image, or remove it"
-    elif expected is not None and found != expected:
-        cause = f"{path} is a {found} file, but its name says {expected}"
-        advice = f"rename it to end in {rename_suffix(found)} ({found} is read too)"
-    else:
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                im = Image.open(io.BytesIO(body), formats=[found])
-                if size is not None:  # a bound for both sides, before the EXIF rotation
-                    im.draft(im.mode, (2 * max(size),) * 2)  # only JPEG's loader takes a draft
-                im.load()
-                ImageOps.exif_transpose(im, in_place=True)
-            gathered = _GATHERED.get()
-            for warning in caught:  # Pillow's name no file ("Corrupt EXIF data")
-                if issubclass(warning.category, Image.DecompressionBombWarning):  # under 2x: read
-                    continue
-                if gathered is None:
-                    warnings.warn(f"{path}: {warning.message}", warning.category, stacklevel=2)
-                else:
-                    gathered.setdefault((warning.category, str(warning.message)), []).append(path)
-            return im
-        except Image.DecompressionBombError as exc:  # "Image size (N pixels) exceeds limit of ..."
-            pixels = int(re.search(r"\d+", str(exc))[0])
-            cause = (f"{path} is too large: {pixels:,} pixels, over the {2 * Image.MAX_IMAGE_PIXELS:,} "
-                     "that Pillow reads (its guard against decompression bombs)")
-            advice = "downscale it (a few thousand pixels a side at most) or remove it"
-        except Image.UnidentifiedImageError:  # corrupt, or a variant Pillow lacks
-            cause = (f"{path} is a truncated or corrupt {found} file, or a kind of {found} that Pillow "
-                     "does not read (a bit depth, sample format or compression it lacks)")
-            advice = "replace it with an intact copy, save it as an 8-bit PNG, or remove it"
-        except Exception as exc:  # Pillow reports corrupt data with many exception types
-            cause = f"{path} is a truncated or corrupt {found} file ({type(exc).__name__}: {exc})"
-            advice = "replace it with an intact copy or remove it"
+            f.seek(0)
+            try:
+                return _decode(f, path, found, size)
+            except Image.DecompressionBombError as exc:  # "Image size (N pixels) exceeds limit of ..."
+                pixels = int(re.search(r"\d+", str(exc))[0])
+                cause = (f"{path} is too large: {pixels:,} pixels, over the {2 * Image.MAX_IMAGE_PIXELS:,} "
+                         "that Pillow reads (its guard against decompression bombs)")
+                advice = "downscale it (a few thousand pixels a side at most) or remove it"
+            except Image.UnidentifiedImageError:  # corrupt, or a variant Pillow lacks
+                cause = (f"{path} is a truncated or corrupt {found} file, or a kind of {found} that "
+                         "Pillow does not read (a bit depth, sample format or compression it lacks)")
+                advice = "replace it with an intact copy, save it as an 8-bit PNG, or remove it"
+            except OSError as exc:
+                if exc.errno is not None:  # the file could not be read (Pillow's own have none)
+                    raise _unreadable(path, exc) from exc
+                cause = f"{path} is a truncated or corrupt {found} file ({type(exc).__name__}: {exc})"
+                advice = "replace it with an intact copy or remove it"
+            except Exception as exc:  # Pillow reports corrupt data with many exception types
+                cause = f"{path} is a truncated or corrupt {found} file ({type(exc).__name__}: {exc})"
+                advice = "replace it with an intact copy or remove it"
+        elif not head:
+            cause, advice = f"{path} is empty (0 bytes)", "replace it with the image or remove it"
+        elif found is None:
+            cause = (f"{path} is not an image file that hw3lib reads (it starts with {head[:8]!r}; "
+                     f"readable: {', '.join(sorted(set(SUFFIXES.values())))})")
+            advice = "replace it with the image, or remove it"
+        else:
+            cause = f"{path} is a {found} file, but its name says {expected}"
+            advice = f"rename it to end in {rename_suffix(found)} ({found} is read too)"
     raise DataError(f"{cause}. {fix or f'Fix: {advice}.'}")
+
+
+def _decode(f, path: Path, found: str, size: tuple[int, int] | None) -> Image.Image:
+    """:func:`decode_image`'s image from the open file ``f`` of format ``found``, its Pillow
+    warnings issued again naming ``path`` (or gathered); Pillow's errors raised as they come."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        im = Image.open(f, formats=[found])
+        if size is not None:  # a bound for both sides, before the EXIF rotation
+            im.draft(im.mode, (2 * max(size),) * 2)  # only JPEG's loader takes a draft
+        im.load()
+        ImageOps.exif_transpose(im, in_place=True)
+    gathered = _GATHERED.get()
+    for warning in caught:  # Pillow's name no file ("Corrupt EXIF data")
+        if issubclass(warning.category, Image.DecompressionBombWarning):  # under 2x: read
+            continue
+        if gathered is None:
+            warnings.warn(f"{path}: {warning.message}", warning.category, stacklevel=3)
+        else:
+            gathered.setdefault((warning.category, str(warning.message)), []).append(path)
+    return im
 
 
 class TransparentPixels(DataError):

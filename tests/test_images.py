@@ -14,6 +14,7 @@ from PIL import Image
 
 from hw3lib import data, images
 from hw3lib.data import DataError
+from conftest import peak_bytes
 from datasets import make_root, write_png
 
 # how each stored kind is written: Pillow mode, numpy dtype, file formats that keep it losslessly
@@ -278,6 +279,17 @@ def test_a_huge_file_that_is_not_an_image_is_refused_from_its_first_bytes_not_re
     with pytest.raises(DataError, match=r"huge.png is not an image file that hw3lib reads"):
         images.read_image(huge, "L")
     assert sum(read) <= 16
+
+
+def test_junk_after_an_image_is_not_read(tmp_path):
+    """An image followed by a GiB of anything (a file glued to another) was read whole first."""
+    path = tmp_path / "glued.png"
+    Image.fromarray(np.arange(256, dtype=np.uint8).reshape(16, 16)).save(path)
+    with open(path, "ab") as f:
+        f.truncate(path.stat().st_size + 2**30)
+    pixels, peak = peak_bytes(lambda: images.read_image(path, "L"))
+    np.testing.assert_array_equal(pixels[..., 0] * 255, np.arange(256).reshape(16, 16))
+    assert peak < 2**20
 
 
 def test_the_course_data_gets_course_advice_and_own_data_its_own(tmp_path):
