@@ -212,12 +212,9 @@ def decode_image(path: Path, fix: str | None = None,
                 cause = (f"{path} is a truncated or corrupt {found} file, or a kind of {found} that "
                          "Pillow does not read (a bit depth, sample format or compression it lacks)")
                 advice = "replace it with an intact copy, save it as an 8-bit PNG, or remove it"
-            except OSError as exc:
-                if exc.errno is not None:  # the file could not be read (Pillow's own have none)
-                    raise _unreadable(path, exc) from exc
-                cause = f"{path} is a truncated or corrupt {found} file ({type(exc).__name__}: {exc})"
-                advice = "replace it with an intact copy or remove it"
             except Exception as exc:  # Pillow reports corrupt data with many exception types
+                if isinstance(exc, OSError) and exc.errno is not None:  # not Pillow's: unreadable
+                    raise _unreadable(path, exc) from exc
                 cause = f"{path} is a truncated or corrupt {found} file ({type(exc).__name__}: {exc})"
                 advice = "replace it with an intact copy or remove it"
         elif not head:
