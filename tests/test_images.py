@@ -1,4 +1,6 @@
 """hw3lib.images and one's own datasets: formats, bit depths, palettes, modes, sizes, layouts, advice."""
+import errno
+import io
 import os
 import struct
 import tempfile
@@ -279,6 +281,21 @@ def test_a_huge_file_that_is_not_an_image_is_refused_from_its_first_bytes_not_re
     with pytest.raises(DataError, match=r"huge.png is not an image file that hw3lib reads"):
         images.read_image(huge, "L")
     assert sum(read) <= 16
+
+
+def test_a_read_error_inside_an_image_is_named_as_one_not_as_corrupt_data(tmp_path, monkeypatch):
+    path = tmp_path / "disk.png"
+    Image.new("L", (16, 16)).save(path)
+
+    class FailingDisk(io.BufferedReader):  # the first bytes read, then the disk fails
+        def read(self, size=-1):
+            if self.tell() >= 16:
+                raise OSError(errno.EIO, "Input/output error")
+            return super().read(size)
+
+    monkeypatch.setattr(images, "open_file", lambda p: FailingDisk(io.FileIO(p)))
+    with pytest.raises(DataError, match=r"cannot read .*disk.png: Input/output error\. Fix: make the file readable"):
+        images.read_image(path, "L")
 
 
 def test_junk_after_an_image_is_not_read(tmp_path):
