@@ -331,8 +331,12 @@ class FitResult:
     @classmethod
     def load(cls, path):
         """The run saved at ``path`` by :func:`fit` or ``python -m hw3lib train`` (its
-        ``checkpoint.npz``), holding the weights it kept (FileNotFoundError for a missing
-        file, :class:`CheckpointError` for one that is no checkpoint)."""
+        ``checkpoint.npz``, or the folder holding it: ``train``'s ``--out``, as ``predict``
+        takes it), holding the weights it kept (FileNotFoundError for a missing file,
+        :class:`CheckpointError` for one that is no checkpoint)."""
+        path = Path(path)
+        if path.is_dir() and (path / "checkpoint.npz").is_file():  # train --out's folder
+            path = path / "checkpoint.npz"
         return cls.from_checkpoint(load_checkpoint(path), path)
 
     def predict(self, X, batch_size=EVAL_BATCH):

@@ -519,6 +519,19 @@ def test_a_writer_killed_at_any_moment_leaves_a_complete_checkpoint(tmp_path, de
     kill_writer(tmp_path / "big.npz", stall=False, delay=delay)
 
 
+def test_a_run_loads_from_the_folder_train_out_wrote_as_predict_takes_it(tmp_path):
+    """FitResult.load("runs/lenet5"), the folder `predict` takes, said the folder was no
+    checkpoint file and advised moving it away."""
+    data, config = tiny_data(), tiny_config(epochs=1)
+    path = tmp_path / "runs" / "lenet5" / "checkpoint.npz"
+    fit(config.build_model(3), data, config, checkpoint_path=path, progress=False)
+    for given in (path.parent, str(path.parent)):
+        run = FitResult.load(given)
+        assert run.checkpoint_path == path and run.best_epoch == 1
+    with pytest.raises(CheckpointError, match="is a folder, not a checkpoint file"):
+        FitResult.load(tmp_path / "runs")  # a folder without checkpoint.npz
+
+
 def test_a_run_refuses_images_that_are_not_raw_and_files_it_cannot_take(saved, tmp_path):
     from hw3lib.images import DataError, TransparentPixels
 
