@@ -275,7 +275,14 @@ def _checked_labels(y, name="y"):
     """``y`` as a NumPy array; ValueError naming ``name`` unless it holds 1-D integer labels."""
     y = np.asarray(y)
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"{name} must be 1-D integer labels, got dtype {y.dtype} shape {y.shape}")
+        fix = ""
+        if y.dtype.kind in "USO":  # class names, as a folder's names or a CSV give them
+            fix = (": class names? Fix: give each its index in the classes, "
+                   f"np.array([classes.index(c) for c in {name}]) with the run's or the data's "
+                   "classes (run.classes, data.classes)")
+        elif y.ndim == 1 and y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all():
+            fix = f": whole numbers as floats? Fix: {name}.astype(int)"
+        raise ValueError(f"{name} must be 1-D integer labels, got dtype {y.dtype} shape {y.shape}{fix}")
     return y
 
 
@@ -388,6 +395,9 @@ class FitResult:
                 "split is evaluated on the weights kept on validation, and its record names them. "
                 "Fix: test the run as fit returns it by default (restore_best=True), or load it "
                 "from its checkpoint (FitResult.load)")
+        X_test, y_test = self._checked(X_test), _checked_labels(y_test, "y_test")  # before any work
+        if len(X_test) != len(y_test):
+            raise ValueError(f"test needs as many labels as images, got {len(X_test)} and {len(y_test)}")
         sha = test_data_sha256(X_test, y_test)
 
         def recorded(record):  # an evaluation of these weights on these images
@@ -395,7 +405,6 @@ class FitResult:
 
         if recorded(self.test_record):
             return self.test_record
-        y_test = np.asarray(y_test)
         probs = self.predict(X_test)
         loss = CrossEntropyLoss().get(probs, y_test)
         record = TestRecord(self.best_epoch, loss, accuracy(y_test, probs.argmax(axis=1)), probs, sha)

@@ -306,6 +306,27 @@ def test_evaluate_refuses_what_fit_refuses_naming_the_cause_and_the_fix(kind, ma
             evaluate(model, X, y, normalizer=None if normalised else normalizer)
 
 
+def test_labels_given_as_class_names_or_float_numbers_are_refused_with_the_fix(tmp_path):
+    """Class names (a student's labels from folder names) were refused without a fix, and a
+    run's test refused them only after predicting, in the loss's words."""
+    data, config = tiny_data(), tiny_config(epochs=1)
+    names = np.array(data.classes)[data.y_val]
+    fix = r"class names\? Fix: give each its index in the classes, np.array\(\[classes.index\(c\) for c in "
+    with pytest.raises(ValueError, match=r"y_train must be 1-D integer labels, got dtype <U1 .*" + fix + "y_train"):
+        fit(config.build_model(3), replace(data, y_train=np.array(data.classes)[data.y_train]), config,
+            progress=False)
+    run = fit(config.build_model(3), data, config, checkpoint_path=tmp_path / "c.npz", progress=False)
+    with pytest.raises(ValueError, match=fix + r"y\]\)"):
+        run.evaluate(data.X_val, list(names))
+    with pytest.raises(ValueError, match=r"whole numbers as floats\? Fix: y.astype\(int\)"):
+        run.evaluate(data.X_val, data.y_val.astype(float))
+    with pytest.raises(ValueError, match=fix + r"y_test"):
+        run.test(data.X_val, names)
+    with pytest.raises(ValueError, match="test needs as many labels as images, got 21 and 3"):
+        run.test(data.X_val, data.y_val[:3])
+    assert run.test_evaluations == load_checkpoint(tmp_path / "c.npz").test_evaluations == 0
+
+
 def test_evaluate_refuses_images_normalised_twice():
     data, model = tiny_data(), tiny_config().build_model(3)
     X = normalize(data.X_val, data.mean, data.std)
