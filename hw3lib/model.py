@@ -192,8 +192,11 @@ class Sequential:
                              f"{', '.join(map(str, self.input_shape))}), got a {type(x).__name__}; "
                              "convert it with np.asarray(..., dtype=np.float32)")
         if x.shape[1:] != self.input_shape:
-            raise ValueError(f"the model expects input (N, {', '.join(map(str, self.input_shape))}), "
-                             f"got {x.shape}; check the data's channel mode and image size")
+            shape = self.input_shape
+            fix = ("the images are channels-last (N, H, W, C): transpose them, x.transpose(0, 3, 1, 2)"
+                   if len(shape) == 3 and x.shape[1:] == (*shape[1:], shape[0])
+                   else "check the data's channel mode and image size")
+            raise ValueError(f"the model expects input (N, {', '.join(map(str, shape))}), got {x.shape}; {fix}")
 
     def backward_logits(self, dlogits):
         """Backward pass from ``dlogits (N, K)``, the gradient of the last :meth:`logits`

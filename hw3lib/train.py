@@ -170,7 +170,8 @@ def _check_fit_inputs(model, data, config):
         X, y = getattr(data, f"X_{split}"), _checked_labels(getattr(data, f"y_{split}"), f"y_{split}")
         check_array(f"X_{split}", X, f"(N, {', '.join(map(str, expected))})")  # read by fancy indexing
         if X.ndim != 4 or X.shape[1:] != expected:
-            hint = (f"the data has {X.shape[1]} channel(s) and the model {expected[0]}: load both "
+            hint = (_CHANNELS_LAST.format(f"X_{split}") if _channels_last(X.shape, expected) else
+                    f"the data has {X.shape[1]} channel(s) and the model {expected[0]}: load both "
                     f"with the same mode (TrainConfig.mode, --channels)" if X.ndim == 4 and
                     X.shape[1] != expected[0] else "check the image size")
             raise ValueError(f"X_{split} has shape {X.shape}, the model expects (N, "
@@ -196,6 +197,15 @@ def _check_fit_inputs(model, data, config):
     if not (np.isfinite(data.mean).all() and np.isfinite(data.std).all() and (data.std > 0).all()):
         raise ValueError(f"data.mean {data.mean} and data.std {data.std} must be finite, std > 0: "
                          "take them from hw3lib.data.fit_normalizer(X_train)")
+
+
+_CHANNELS_LAST = ("the images are channels-last (N, H, W, C), as Pillow and matplotlib give "
+                  "them. Fix: {0}.transpose(0, 3, 1, 2)")
+
+
+def _channels_last(shape, expected):
+    """Whether images of ``shape`` are those of ``expected`` ``(C, H, W)`` laid out (N, H, W, C)."""
+    return len(shape) == 4 and tuple(shape[1:]) == (*expected[1:], expected[0])
 
 
 def _check_model_fits_config(model, config):
@@ -450,6 +460,9 @@ class FitResult:
                             "files to predict_files")
         if X.shape[1:] != self.model.input_shape:
             channels, height, width = self.model.input_shape
+            if _channels_last(X.shape, self.model.input_shape):
+                raise ValueError(f"this run's model takes images (N, {channels}, {height}, {width}), got "
+                                 f"{X.shape}: {_CHANNELS_LAST.format('X')}")
             raise ValueError(f"this run's model takes images (N, {channels}, {height}, {width}), got "
                              f"{X.shape}: load them in the run's mode and size, TrainConfig(mode="
                              f"{self.config.mode!r}) and TrainConfig(image_size='{height}x{width}'), "

@@ -327,6 +327,24 @@ def test_labels_given_as_class_names_or_float_numbers_are_refused_with_the_fix(t
     assert run.test_evaluations == load_checkpoint(tmp_path / "c.npz").test_evaluations == 0
 
 
+def test_channels_last_images_are_refused_with_the_transpose_that_fixes_them():
+    """(N, H, W, C) images, as Pillow gives them, were said to have H channels: 'load both
+    with the same mode' for fit, 'load them in the run's mode and size' for a run."""
+    data, config = tiny_data(channels=3), tiny_config(epochs=1, mode="RGB")
+    fix = r"the images are channels-last \(N, H, W, C\), as Pillow and matplotlib give them. Fix: "
+    with pytest.raises(ValueError, match=fix + r"X_train.transpose\(0, 3, 1, 2\)"):
+        fit(config.build_model(3), replace(data, X_train=data.X_train.transpose(0, 2, 3, 1)), config,
+            progress=False)
+    run = fit(config.build_model(3), data, config, progress=False)
+    for call in (run.predict, lambda X: run.evaluate(X, data.y_val), lambda X: run.test(X, data.y_val)):
+        with pytest.raises(ValueError, match=r"takes images \(N, 3, 12, 12\), got \(21, 12, 12, 3\): "
+                                             + fix + r"X.transpose\(0, 3, 1, 2\)"):
+            call(data.X_val.transpose(0, 2, 3, 1))
+    with pytest.raises(ValueError, match=r"got \(21, 12, 12, 3\); the images are channels-last \(N, H, W, C\): "
+                                         r"transpose them, x.transpose\(0, 3, 1, 2\)"):
+        evaluate(run.model, normalize(data.X_val, data.mean, data.std).transpose(0, 2, 3, 1), data.y_val)
+
+
 def test_evaluate_refuses_images_normalised_twice():
     data, model = tiny_data(), tiny_config().build_model(3)
     X = normalize(data.X_val, data.mean, data.std)
