@@ -197,6 +197,11 @@ def _check_fit_inputs(model, data, config):
     if not (np.isfinite(data.mean).all() and np.isfinite(data.std).all() and (data.std > 0).all()):
         raise ValueError(f"data.mean {data.mean} and data.std {data.std} must be finite, std > 0: "
                          "take them from hw3lib.data.fit_normalizer(X_train)")
+    if (data.mean < 0).any() or (data.mean > 1).any():  # the images are in [0, 1], checked above
+        raise ValueError(f"data.mean {data.mean} lies outside [0, 1], where the raw images' pixels "
+                         "lie: it was fitted on other pixels (8-bit ones, 0 to 255?), and would "
+                         "normalise these to nearly constant inputs. Fix: take mean and std from "
+                         "the images trained on, hw3lib.data.fit_normalizer(X_train)")
 
 
 _CHANNELS_LAST = ("the images are channels-last (N, H, W, C), as Pillow and matplotlib give "

@@ -178,6 +178,8 @@ def bad_data(kind):
         return replace(data, std=np.zeros_like(data.std))
     if kind == "negative std":
         return replace(data, std=-data.std)
+    if kind == "8-bit statistics":  # X divided by 255 after fit_normalizer of the 8-bit pixels
+        return replace(data, mean=data.mean * 255, std=data.std * 255)
     if kind == "uint8 pixels":
         return replace(data, X_train=np.round(data.X_train * 255).astype(np.uint8))
     if kind == "pixels to 255":
@@ -198,6 +200,8 @@ def bad_data(kind):
     ("classes", "the data has 4 classes"), ("lengths", "same number"),
     ("nan pixel", r"X_train: 1 image\(s\) hold NaN or infinite values \(the first at index 0\): fix or drop"),
     ("no classes", "the data has 0 classes"), ("zero std", "std > 0"), ("negative std", "std > 0"),
+    ("8-bit statistics", r"data.mean \[.*\] lies outside \[0, 1\], where the raw images' pixels lie: "
+                         r"it was fitted on other pixels \(8-bit ones, 0 to 255\?\).*fit_normalizer\(X_train\)"),
     # trained on, such images made a run that its test and predict refuse (they take raw ones)
     ("uint8 pixels", r"X_train must hold raw images as floats in \[0, 1\].*got uint8 values"),
     ("pixels to 255", r"X_val must hold raw images .*float32 values from .* to 255: divide 8-bit"),
@@ -639,7 +643,7 @@ def test_resume_refuses_another_run(tmp_path):
     with pytest.raises(CheckpointError, match="activation"):  # the same shapes, another model
         fit(LeNet5(num_classes=3, seed=0, activation="tanh", **TINY), data, config, resume=path, progress=False)
     with pytest.raises(CheckpointError, match="other statistics"):
-        fit(config.build_model(3), replace(data, mean=data.mean + 1), config, resume=path,
+        fit(config.build_model(3), replace(data, mean=data.mean + 0.01), config, resume=path,
             progress=False)
     with pytest.raises(CheckpointError, match="other data"):
         fit(config.build_model(3), data, config, resume=path, data_sha256="0" * 64, progress=False)
