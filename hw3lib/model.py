@@ -96,6 +96,12 @@ def run_order(layers):
     return order
 
 
+def channels_last(shape, expected):
+    """Whether images of ``shape`` are those of one sample's ``expected`` ``(C, H, W)`` laid out
+    ``(N, H, W, C)``, as Pillow and matplotlib give them."""
+    return len(shape) == 4 and len(expected) == 3 and tuple(shape[1:]) == (*expected[1:], expected[0])
+
+
 class Sequential:
     """Layers applied in order (run in :func:`run_order`), the last giving ``K`` class scores
     (logits) that ``forward`` turns into probabilities and ``backward`` differentiates through
@@ -194,8 +200,7 @@ class Sequential:
         if x.shape[1:] != self.input_shape:
             shape = self.input_shape
             fix = ("the images are channels-last (N, H, W, C): transpose them, x.transpose(0, 3, 1, 2)"
-                   if len(shape) == 3 and x.shape[1:] == (*shape[1:], shape[0])
-                   else "check the data's channel mode and image size")
+                   if channels_last(x.shape, shape) else "check the data's channel mode and image size")
             raise ValueError(f"the model expects input (N, {', '.join(map(str, shape))}), got {x.shape}; {fix}")
 
     def backward_logits(self, dlogits):

@@ -44,7 +44,7 @@ from .engine import engine_stamp
 from .images import TransparentPixels, read_image, warnings_gathered
 from .losses import CrossEntropyLoss
 from .metrics import accuracy
-from .model import LeNet5, Sequential, architecture
+from .model import LeNet5, Sequential, architecture, channels_last
 from .parallel import SplitBatch, check_threads
 
 EVAL_BATCH = 256
@@ -170,7 +170,7 @@ def _check_fit_inputs(model, data, config):
         X, y = getattr(data, f"X_{split}"), _checked_labels(getattr(data, f"y_{split}"), f"y_{split}")
         check_array(f"X_{split}", X, f"(N, {', '.join(map(str, expected))})")  # read by fancy indexing
         if X.ndim != 4 or X.shape[1:] != expected:
-            hint = (_CHANNELS_LAST.format(f"X_{split}") if _channels_last(X.shape, expected) else
+            hint = (_CHANNELS_LAST.format(f"X_{split}") if channels_last(X.shape, expected) else
                     f"the data has {X.shape[1]} channel(s) and the model {expected[0]}: load both "
                     f"with the same mode (TrainConfig.mode, --channels)" if X.ndim == 4 and
                     X.shape[1] != expected[0] else "check the image size")
@@ -206,11 +206,6 @@ def _check_fit_inputs(model, data, config):
 
 _CHANNELS_LAST = ("the images are channels-last (N, H, W, C), as Pillow and matplotlib give "
                   "them. Fix: {0}.transpose(0, 3, 1, 2)")
-
-
-def _channels_last(shape, expected):
-    """Whether images of ``shape`` are those of ``expected`` ``(C, H, W)`` laid out (N, H, W, C)."""
-    return len(shape) == 4 and tuple(shape[1:]) == (*expected[1:], expected[0])
 
 
 def _check_model_fits_config(model, config):
@@ -465,7 +460,7 @@ class FitResult:
                             "files to predict_files")
         if X.shape[1:] != self.model.input_shape:
             channels, height, width = self.model.input_shape
-            if _channels_last(X.shape, self.model.input_shape):
+            if channels_last(X.shape, self.model.input_shape):
                 raise ValueError(f"this run's model takes images (N, {channels}, {height}, {width}), got "
                                  f"{X.shape}: {_CHANNELS_LAST.format('X')}")
             raise ValueError(f"this run's model takes images (N, {channels}, {height}, {width}), got "
