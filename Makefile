@@ -28,7 +28,7 @@ ifneq ($(shell grep -qsw avx2 /proc/cpuinfo && echo avx2),)
 export OPENBLAS_CORETYPE := Haswell
 endif
 
-.PHONY: report test install install-dev data system-deps clean
+.PHONY: report test install install-dev data system-deps clean FORCE
 
 # From Debian, for the PDF and its checks: headless Chromium prints the report (and, driven by
 # Playwright, runs the playground's browser test), the fonts draw its Latin, math and Chinese
@@ -38,9 +38,16 @@ endif
 SYSTEM_PACKAGES := chromium fonts-liberation fonts-dejavu-extra fonts-noto-cjk poppler-utils postgresql
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-$(VENV)/.main: requirements.txt pyproject.toml
+# A .venv whose Python does not run (.venv/bin/python removed, or the interpreter it was made
+# with uninstalled) or is older than 3.11 (made by hand with another Python) is made afresh:
+# with its stamps in place every command failed with ".venv/bin/python: not found", and
+# `python3 -m venv` over an old one kept its python, in which pip found no numpy==2.4.6.
+VENV_OK := $(filter True,$(shell $(PY) -c 'import sys; print(sys.version_info >= (3, 11))' 2>/dev/null))
+
+$(VENV)/.main: requirements.txt pyproject.toml $(if $(VENV_OK),,FORCE)
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "hw3lib needs Python 3.11 or newer, found " + sys.version.split()[0]'
-	$(PYTHON) -m venv $(VENV)
+	$(if $(VENV_OK)$(if $(wildcard $(VENV)/*),,empty),,@echo "$(VENV): its Python does not run or is older than 3.11; making it afresh")
+	$(PYTHON) -m venv $(if $(VENV_OK),,--clear) $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .
@@ -77,3 +84,5 @@ test: system-deps $(VENV)/.dev data
 
 clean:
 	rm -rf $(VENV) report/*.html report/*.pdf report/build
+
+FORCE:

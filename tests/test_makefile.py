@@ -51,3 +51,33 @@ def test_an_absolute_hw3_data_with_spaces_and_quotes_stays_whole(tmp_path):
     given = tmp_path.resolve() / "it's a" / "fruit folder"
     assert make_sees(f"HW3_DATA={given}/") == str(given)
     assert make_sees(HW3_DATA=str(given)) == str(given)
+
+
+def venv_with(tmp_path, python):
+    """A copy of the Makefile and its requirements whose .venv is installed (both stamps newer
+    than the requirements) and whose .venv/bin/python is the shell script ``python`` (None:
+    removed); make -n's commands for ``make install-dev`` there."""
+    for name in ("Makefile", "requirements.txt", "requirements-dev.txt", "pyproject.toml"):
+        shutil.copy(REPO / name, tmp_path / name)
+    (tmp_path / ".venv/bin").mkdir(parents=True)
+    if python is not None:
+        (tmp_path / ".venv/bin/python").write_text(f"#!/bin/sh\n{python}\n")
+        (tmp_path / ".venv/bin/python").chmod(0o755)
+    for stamp in (".main", ".dev"):
+        (tmp_path / ".venv" / stamp).touch()
+        os.utime(tmp_path / ".venv" / stamp, (2e9, 2e9))  # newer than the copies
+    return subprocess.run(["make", "-n", "install-dev"], cwd=tmp_path, env=ENV, capture_output=True,
+                          text=True, check=True).stdout
+
+
+def test_an_installed_venv_is_left_alone(tmp_path):
+    assert "venv" not in venv_with(tmp_path, "echo True")
+
+
+@pytest.mark.parametrize("python", [None, "echo False", "exit 1"], ids=["removed", "too old", "broken"])
+def test_a_venv_whose_python_is_gone_or_too_old_is_made_afresh(tmp_path, python):
+    """Its stamps made make skip the install: every command then failed with ".venv/bin/python:
+    not found" (or pip found no numpy==2.4.6 for Python 3.10)."""
+    commands = venv_with(tmp_path, python)
+    assert "its Python does not run or is older than 3.11; making it afresh" in commands
+    assert "-m venv --clear .venv" in commands and "pip install --quiet -r requirements-dev.txt" in commands
