@@ -271,9 +271,8 @@ def _corrupt(path, why):
 
 def _check_file(path):
     """Refuse what is no checkpoint file by its kind and first bytes, naming what it is."""
-    if dead_link(path):
-        raise CheckpointError(f"{path} is {dead_link(path)}; point it at a checkpoint file or "
-                              "remove it")
+    if dead := dead_link(path):
+        raise CheckpointError(f"{path} is {dead}; point it at a checkpoint file or remove it")
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a checkpoint file; move it away or name "
                               "the checkpoint file inside it")

@@ -247,8 +247,9 @@ def _entries(folder: Path, want_dirs: bool) -> list[Path]:
         raise _cannot_list(folder, exc) from exc
     paths = [folder / n for n in names]
     for path in paths:
-        if dead_link(path) and (want_dirs or path.suffix.lower() not in SUFFIXES):  # images: read
-            raise DataError(f"{path} is {dead_link(path)}. Fix: point it at an existing "
+        # a dead link named as an image is named so when it is read, among the split's problems
+        if (dead := dead_link(path)) and (want_dirs or path.suffix.lower() not in SUFFIXES):
+            raise DataError(f"{path} is {dead}. Fix: point it at an existing "
                             f"{'folder' if want_dirs else 'file'} or remove it.")
         is_dir = path.is_dir()
         if not (is_dir if want_dirs else not is_dir and path.suffix.lower() in SUFFIXES):

@@ -31,13 +31,12 @@ from .checks import dead_link
 from .cli import Parser, folder
 from .data import (FIX_WHERE, DEFAULT_ROOT, MANIFEST_PATH, SPLITS, DataError, files_under, is_course_data,
                    resolve_root, split_dirs, split_folders)
-from .images import read_bytes
+from .images import read_bytes, sniff
 
 SOURCE_REPO = "Joker1367/EE6550_ML"
 SOURCE_COMMIT = "c2e804f9e271d0c75dbde0fd9c9b1aa1f2439d4a"
 DEFAULT_BASE_URL = f"https://raw.githubusercontent.com/{SOURCE_REPO}/{SOURCE_COMMIT}/HW2/Data"
 URL_SCHEMES = ("http", "https", "ftp", "file")  # those urllib.request fetches
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"  # how every file of the dataset begins
 
 
 @dataclass(frozen=True)
@@ -135,12 +134,12 @@ def dataset_sha256(root: str | os.PathLike | None = None) -> str:
     return _sha256(os.fsencode(_format_manifest(manifest)))
 
 
-def course_copy_note(root: str | os.PathLike | None, sha: str) -> str | None:
-    """A note when ``root``, whose :func:`dataset_sha256` is ``sha``, holds the course's classes
-    but not its verified copy (a file missing, extra or changed): a run on it is no run of the
-    report's data. None otherwise."""
+def course_copy_note(root: str | os.PathLike | None, sha: str | None = None) -> str | None:
+    """A note when ``root`` holds the course's classes but not its verified copy (a file
+    missing, extra or changed): a run on it is no run of the report's data. None otherwise.
+    ``sha``: its :func:`dataset_sha256`, when known (else computed, for the course's data only)."""
     root = resolve_root(root)
-    if not is_course_data(root) or sha == _sha256(MANIFEST_PATH.read_bytes()):
+    if not is_course_data(root) or (sha or dataset_sha256(root)) == _sha256(MANIFEST_PATH.read_bytes()):
         return None
     return (f"note: {root} holds the course's fruit classes, but not their verified copy "
             f"({verify(root)}), so its results are not the report's; `python -m hw3lib download "
@@ -207,7 +206,7 @@ def _fetch_all(
                 if exc is not None:
                     raise exc
                 if _sha256(body) != manifest[rel]:
-                    png = body.startswith(PNG_SIGNATURE)  # else a proxy's or sign-in page's, say
+                    png = sniff(body) == "PNG"  # as every file of the dataset; else a sign-in page, say
                     got = "bytes" if png else f"{len(body)} bytes that are no PNG (they begin {body[:40]!r})"
                     raise DataError(
                         f"{urls[rel]} returned {got} with SHA-256 {_sha256(body)}, but the manifest "
@@ -293,8 +292,9 @@ def download(
         raise DataError(f"base_url {base_url!r} is not a URL. Fix: give the URL of the folder holding "
                         f"Data_train/ and Data_test/ (default {DEFAULT_BASE_URL}).")
     through = next((p for p in dest.parents if p.exists() and not p.is_dir()), None)
+    dead = dead_link(dest)
     problem = ("exists and is not a folder" if dest.exists() and not dest.is_dir() else
-               f"is {dead_link(dest)}" if dead_link(dest) else
+               f"is {dead}" if dead else
                f"lies under {through}, which is a file, not a folder" if through else None)
     if problem:  # found before fetching, not as the folders are renamed into it
         raise DataError(f"{dest} {problem}. Fix: choose another destination (DEST, or HW3_DATA "

@@ -118,9 +118,8 @@ def open_file(path: Path):
 def _unreadable(path: Path, exc: OSError) -> DataError:
     """The DataError for ``path`` that could not be opened or read (``exc``): a broken symbolic
     link or one in a loop, a missing file, or a file it may not read."""
-    if dead_link(path):
-        return DataError(f"{path} is {dead_link(path)}. Fix: point it at an existing file or "
-                         "remove it.")
+    if dead := dead_link(path):
+        return DataError(f"{path} is {dead}. Fix: point it at an existing file or remove it.")
     if isinstance(exc, FileNotFoundError):
         return DataError(f"no file {path}: check the path (a file of a folder being read may have "
                          "been moved or deleted meanwhile). Fix: give an existing file's path, "

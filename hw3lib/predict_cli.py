@@ -74,8 +74,9 @@ def run_path(path):
             raise ValueError(f"no run at {path}: it is a sweep's --out, which keeps one checkpoint "
                              f"per run under {path / 'checkpoints'}; give one of those .npz files "
                              "(the sweep's output names the best setting's)")
+        dead = dead_link(path)
         what = ("it holds no checkpoint.npz (train writes it as each epoch ends)" if path.is_dir()
-                else f"it is {dead_link(path)}" if dead_link(path) else "no such file or folder")
+                else f"it is {dead}" if dead else "no such file or folder")
         raise ValueError(f"no run at {path}: {what}; give the folder `train --out` wrote, or its "
                          "checkpoint.npz")
     return checkpoint

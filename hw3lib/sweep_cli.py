@@ -13,7 +13,7 @@ from .checks import is_number
 from .cli import Parser, folder, more_than_cores, phrase_settings
 from .config import TrainConfig
 from .data import DataError
-from .download import course_copy_note, dataset_sha256
+from .download import course_copy_note
 from .runs import checkpoint_path
 from .sweep import JOURNAL, PRUNERS, SweepError, default_workers, run_sweep
 from .sweep_space import config_for
@@ -195,7 +195,7 @@ def _sweep_command(args):
     except ValueError as err:
         raise ValueError(f"--set: {err}") from None
     for note in (more_than_cores("--workers", args.workers, "workers"),
-                 course_copy_note(args.data, dataset_sha256(args.data))):
+                 course_copy_note(args.data)):
         if note:
             print(note)
     result = run_sweep(space, base, seeds=seeds, trials=args.trials, workers=args.workers,
