@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from .checks import dead_link
+from .images import parse_image_size
 
 # how the library's messages name a setting to change: TrainConfig(image_size=64), TrainConfig(mode='LA')
 SETTING = re.compile(r"TrainConfig\((\w+)=([^)]*)\)")
@@ -47,6 +48,45 @@ def folder(text):
     if not text:
         raise argparse.ArgumentTypeError("must name a folder, got an empty string")
     return Path(text)
+
+
+def fraction(text):
+    """An argparse ``type``: a number strictly between 0 and 1 (``--val-fraction``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0
+    if not 0 < value < 1:  # nan too
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, e.g. 0.3, got {text!r}")
+    return value
+
+
+def image_size(text):
+    """An argparse ``type``: ``H[xW]`` as ``(H, W)`` (:func:`hw3lib.images.parse_image_size`)."""
+    try:
+        return parse_image_size(text)
+    except ValueError as err:
+        # argparse names the option already: "argument --image-size: must be ...", as for the others
+        raise argparse.ArgumentTypeError(str(err).removeprefix("image_size ")) from None
+
+
+def parse_seeds(text, most, what):
+    """``--seeds`` given as ``0-4`` or ``0,1,2``, as a list of seeds; a range of more than
+    ``most`` seeds is refused as more than ``what`` (e.g. "a sweep") takes."""
+    try:
+        if "-" in text:
+            first, last = (int(v) for v in text.split("-"))
+        else:
+            return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--seeds {text!r}: give FIRST-LAST (0-4) or a list (0,1,2)") from None
+    if last < first:
+        raise ValueError(f"--seeds {text!r}: the range is reversed (no seed from {first} up to "
+                         f"{last}); give FIRST-LAST with FIRST <= LAST, e.g. {last}-{first}")
+    if last - first + 1 > most:
+        raise ValueError(f"--seeds {text!r}: {last - first + 1} seeds, more than {what} takes "
+                         f"(at most {most:,}); give fewer, e.g. {first}-{first + 4}")
+    return list(range(first, last + 1))
 
 
 def usable_cores():

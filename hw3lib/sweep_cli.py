@@ -10,7 +10,7 @@ import matplotlib
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from .checks import is_number
-from .cli import Parser, folder, more_than_cores, phrase_settings
+from .cli import Parser, folder, more_than_cores, parse_seeds, phrase_settings
 from .config import TrainConfig
 from .data import DataError
 from .download import course_copy_note
@@ -82,24 +82,6 @@ def _naming(what):
     return parse
 
 
-def parse_seeds(text):
-    """``0-4`` or ``0,1,2`` as a list of seeds (a range of at most :data:`MAX_SEEDS`)."""
-    try:
-        if "-" in text:
-            first, last = (int(v) for v in text.split("-"))
-        else:
-            return [int(v) for v in text.split(",")]
-    except ValueError:
-        raise ValueError(f"--seeds {text!r}: give FIRST-LAST (0-4) or a list (0,1,2)") from None
-    if last < first:
-        raise ValueError(f"--seeds {text!r}: the range is reversed (no seed from {first} up to "
-                         f"{last}); give FIRST-LAST with FIRST <= LAST, e.g. {last}-{first}")
-    if last - first + 1 > MAX_SEEDS:
-        raise ValueError(f"--seeds {text!r}: {last - first + 1} seeds, more than a sweep takes "
-                         f"(at most {MAX_SEEDS:,}); give fewer, e.g. {first}-{first + 4}")
-    return list(range(first, last + 1))
-
-
 def main(argv=None):
     """``python -m hw3lib sweep``: run (or go on with) a sweep, print its table, the best
     setting and the failures, write the figures, and as the last line one JSON object."""
@@ -162,7 +144,7 @@ def _sweep_command(args):
         if name in space:
             raise ValueError(f"--param {name} is given twice: list all its values in one --param")
         space[name] = values
-    seeds = parse_seeds(args.seeds)
+    seeds = parse_seeds(args.seeds, MAX_SEEDS, "a sweep")
     if not space and len(seeds) < 2:
         raise ValueError("nothing to sweep: name a setting (e.g. --param lr=2.5e-4,5e-4,1e-3) or "
                          "several seeds (--seeds 0-4)")

@@ -12,13 +12,13 @@ from tqdm.auto import tqdm
 
 from .atomic import LockTimeout, atomic_write
 from .checkpoint import load_checkpoint
-from .cli import (Parser, create_out, folder, int_at_least, more_than_cores, phrase_settings,
-                  refuse_file_in_the_way)
+from .cli import (Parser, create_out, folder, fraction, image_size, int_at_least, more_than_cores,
+                  phrase_settings, refuse_file_in_the_way)
 from .config import TrainConfig
 from .data import MODES, SPLIT_METHODS, DataError, resolve_root, split_files
 from .download import course_copy_note, dataset_sha256
 from .engine import engine_stamp
-from .images import SUFFIXES, parse_image_size
+from .images import SUFFIXES
 from .learning import learning_warning
 from .model import KERNEL_ADVICE
 from .train import HISTORY_KEYS, TrainingError, check_resume, fit
@@ -48,24 +48,6 @@ false); 130 interrupted (Ctrl-C or a plain kill; the finished epochs are kept: g
 
 def _write_json(path, obj):
     atomic_write(path, lambda f: f.write((json.dumps(obj, indent=1, allow_nan=False) + "\n").encode()))
-
-
-def _image_size(text):
-    try:
-        return parse_image_size(text)
-    except ValueError as err:
-        # argparse names the option already: "argument --image-size: must be ...", as for the others
-        raise argparse.ArgumentTypeError(str(err).removeprefix("image_size ")) from None
-
-
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0
-    if not 0 < value < 1:  # nan too
-        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, e.g. 0.3, got {text!r}")
-    return value
 
 
 # the option that gives each setting the library's messages name (hw3lib.cli.phrase_settings)
@@ -133,12 +115,12 @@ def main(argv=None):
                         help="how validation is held out of the training split: 'blocked' "
                              "(whole runs of neighbouring files, honest for video frames) or "
                              f"'random' (the original report's); default {defaults.split}")
-    parser.add_argument("--val-fraction", type=_fraction, metavar="F",
+    parser.add_argument("--val-fraction", type=fraction, metavar="F",
                         help="the share of each class of the training split that validates; "
                              f"default {defaults.val_fraction}")
     parser.add_argument("--channels", choices=list(MODES),
                         help=f"image mode: 1 to 4 channels; default {defaults.mode}")
-    parser.add_argument("--image-size", type=_image_size, metavar="H[xW]",
+    parser.add_argument("--image-size", type=image_size, metavar="H[xW]",
                         help="resize every image to H x W pixels (H alone: square); default: the "
                              "images' own size, which all must share")
     parser.add_argument("--hflip", action=argparse.BooleanOptionalAction,
