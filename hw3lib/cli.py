@@ -1,5 +1,6 @@
 """What the commands share: an argument parser whose errors are one line, argument types, the
-checks and creation of an output folder, and the wording of settings in messages.
+line announcing a long read of images, the checks and creation of an output folder, and the
+wording of settings in messages.
 
 ``python -m hw3lib`` (:mod:`hw3lib.__main__`) prints a command's ValueError as one line
 ``error: ...`` with exit status 2.
@@ -7,10 +8,12 @@ checks and creation of an output folder, and the wording of settings in messages
 import argparse
 import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 
 from .checks import dead_link
+from .data import DataError, resolve_root, split_files
 from .images import parse_image_size
 
 # how the library's messages name a setting to change: TrainConfig(image_size=64), TrainConfig(mode='LA')
@@ -87,6 +90,19 @@ def parse_seeds(text, most, what):
         raise ValueError(f"--seeds {text!r}: {last - first + 1} seeds, more than {what} takes "
                          f"(at most {most:,}); give fewer, e.g. {first}-{first + 4}")
     return list(range(first, last + 1))
+
+
+def announce_reading(root):
+    """Say on stderr how many images are about to be read from ``root``: reading a large folder
+    of photos takes minutes, before the first line on stdout. Nothing when the folders cannot be
+    listed: loading names that."""
+    try:
+        root = resolve_root(root)
+        counts = [len(split_files(root, split)[0]) for split in ("train", "test")]
+    except DataError:
+        return
+    print(f"reading {counts[0]} training and {counts[1]} test images from {root} ...",
+          file=sys.stderr, flush=True)
 
 
 def usable_cores():

@@ -12,10 +12,10 @@ from tqdm.auto import tqdm
 
 from .atomic import LockTimeout, atomic_write
 from .checkpoint import load_checkpoint
-from .cli import (Parser, create_out, folder, fraction, image_size, int_at_least, more_than_cores,
-                  phrase_settings, refuse_file_in_the_way)
+from .cli import (Parser, announce_reading, create_out, folder, fraction, image_size, int_at_least,
+                  more_than_cores, phrase_settings, refuse_file_in_the_way)
 from .config import TrainConfig
-from .data import MODES, SPLIT_METHODS, DataError, resolve_root, split_files
+from .data import MODES, SPLIT_METHODS, DataError
 from .download import course_copy_note, dataset_sha256
 from .engine import engine_stamp
 from .images import SUFFIXES
@@ -79,19 +79,6 @@ def as_option(name, value):
 
 
 TABLE = "{:>5} {:>10} {:>9} {:>10} {:>9} {:>8}"
-
-
-def announce_reading(root):
-    """Say on stderr how many images are about to be read from ``root``: reading a large folder
-    of photos takes minutes, before the first line on stdout. Nothing when the folders cannot be
-    listed: loading names that."""
-    try:
-        root = resolve_root(root)
-        counts = [len(split_files(root, split)[0]) for split in ("train", "test")]
-    except DataError:
-        return
-    print(f"reading {counts[0]} training and {counts[1]} test images from {root} ...",
-          file=sys.stderr, flush=True)
 
 
 def main(argv=None):
