@@ -1,4 +1,4 @@
-"""Command line: ``python -m hw3lib {bench,download,train,predict,report,sweep} ...``.
+"""Command line: ``python -m hw3lib {bench,download,audit,train,predict,report,sweep} ...``.
 
 Exit status: 0 done; 1 ``predict`` could not read some of its files (each named in a line
 ``error: ...``) and classified the others; 2 an error, said in one line ``error: ...`` (bad
@@ -23,6 +23,7 @@ from .data import DataError
 COMMANDS = {
     "bench": ("hw3lib.bench", "time a training epoch against PyTorch"),
     "download": ("hw3lib.download:main_download", "fetch and verify the fruit dataset"),
+    "audit": ("hw3lib.audit_cli", "audit a data folder's splits for leakage (near-copies)"),
     "train": ("hw3lib.train_cli", "train LeNet5 on the fruit data or your own images"),
     "predict": ("hw3lib.predict_cli", "classify image files with a trained run"),
     "report": ("hw3lib.report", "execute the notebooks and export the HW3 report"),

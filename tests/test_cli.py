@@ -268,7 +268,7 @@ def test_unknown_and_missing_commands_are_named(capsys):
     assert hw3lib_main(["trian"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: unknown command 'trian' (did you mean train?); the commands are "
-                          "bench, download, train, predict, report, sweep") and len(err.splitlines()) == 1
+                          "bench, download, audit, train, predict, report, sweep") and len(err.splitlines()) == 1
     assert hw3lib_main(["zzz"]) == 2 and "did you mean" not in capsys.readouterr().err
     assert hw3lib_main([]) == 2
     err = capsys.readouterr().err

@@ -211,3 +211,25 @@ def test_the_summary_gives_the_exact_duplicates_range_over_the_seeds_not_their_s
     rows = {line.split("  ")[1].strip(): line.split() for line in str(audit.summary_table()).splitlines()[1:]}
     assert rows["test -> training"][-2:] == ["5-7", "50-70%"]
     assert rows["validation -> training"][-2:] == ["0", "0-0%"]  # the same on every seed: one number
+
+
+def test_findings_say_which_split_leaks_and_which_test_images_were_trained_on():
+    X, y = videos()
+    # test: a fourth "video" of each class, unlike the training ones, and two exact copies
+    X_new, _ = videos(frames=30, seed=1)
+    X_test = np.concatenate([X_new, X[[5, 250]]])
+    audit = leakage_audit(X, y, X_test, seeds=(0, 1), progress=False)
+    blocked, random_, copies = audit.findings()
+    assert blocked.startswith("blocked split: ") and "validation is as new to the model as test" in blocked
+    assert random_.startswith("random split: ") and "validation accuracy will read higher" in random_
+    assert "--split blocked" in random_
+    _, val_share = audit.summary("random", PAIRS[0])
+    assert f"{val_share:.0%} of its validation images" in random_
+    assert audit.test_copies().tolist() == [90, 91]
+    assert copies.startswith("2 test image(s) have an exact copy in the training folder")
+    # without the copies: said so; a blocked split that leaks gets its own advice
+    audit = leakage_audit(X, y, X_new, methods=("blocked",), seeds=(0,), progress=False)
+    audit.distances["blocked", 0, PAIRS[0]][:] = 0  # as if every validation image were a copy
+    leaky, none = audit.findings()
+    assert "validation accuracy will read higher" in leaky and "file-name order" in leaky
+    assert none == "no test image has an exact copy in the training folder"

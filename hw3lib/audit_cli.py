@@ -1,0 +1,77 @@
+"""``python -m hw3lib audit``: the leakage audit of a data folder (:mod:`hw3lib.leakage`), as
+notebook 01 runs it on the fruit images: is each split's validation as new to a model as test?"""
+import argparse
+
+from .cli import Parser, announce_reading, folder, fraction, image_size, parse_seeds
+from .data import MODES, DataError, load_split, resolve_root, split_files
+from .leakage import leakage_audit
+from .train_cli import phrased  # the library's messages name settings as train's options do
+
+MAX_SEEDS = 20  # the audit's time grows with each seed; a few show the spread
+SHOWN = 10  # the test images with a copy in training named, at most
+
+DESCRIPTION = """\
+Audit a data folder for leakage: for each way of holding out validation (--split blocked and
+random) and each seed, how close the validation images and the test images sit to the images
+that train. An exact duplicate has a training image's pixels; a near duplicate is closer to a
+training image than the median distance between consecutive files of a class (a video's next
+frame). Validation chooses the epoch and the settings honestly only when its images are as new
+to the model as the test images; the last lines say whether they are, and name the test images
+that have an exact copy in the training folder. Takes the options of `train` that decide what
+the images are (--data, --channels, --image-size, --val-fraction)."""
+
+
+def main(argv=None):
+    """``python -m hw3lib audit``: print the audit's summary table and what it means."""
+    parser = Parser(prog="python -m hw3lib audit", description=DESCRIPTION,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=folder, help="folder holding Data_train/ and Data_test/ (or "
+                                                  "train/ and test/); default: $HW3_DATA, then data/")
+    parser.add_argument("--channels", choices=list(MODES), default="L",
+                        help="image mode the distances are measured in; default %(default)s")
+    parser.add_argument("--image-size", type=image_size, metavar="H[xW]",
+                        help="resize every image to H x W pixels first; default: their own size")
+    parser.add_argument("--val-fraction", type=fraction, default=0.3, metavar="F",
+                        help="the share of each class that validates; default %(default)s")
+    parser.add_argument("--seeds", default="0-2",
+                        help="the seeds of the splits audited, FIRST-LAST or a list; default %(default)s")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="hide the line saying how many images are being read, and the progress bar")
+    args = parser.parse_args(argv)
+    try:
+        return _audit(args, parse_seeds(args.seeds, MAX_SEEDS, "an audit"))
+    except (DataError, ValueError) as err:  # TrainConfig(NAME=VALUE) as --option VALUE
+        err.args = (phrased(str(err)),)
+        raise
+
+
+def _audit(args, seeds):
+    root = resolve_root(args.data)
+    if not args.no_progress:
+        announce_reading(root)
+    X, y, _ = load_split(root, "train", args.channels, args.image_size)
+    X_test, _, _ = load_split(root, "test", args.channels, args.image_size, check_size=_same_size(X))
+    audit = leakage_audit(X, y, X_test, seeds=seeds, val_fraction=args.val_fraction,
+                          progress=not args.no_progress)
+    print(f"{root}: {len(X)} images in the training folder, {len(X_test)} in the test folder, "
+          f"{'x'.join(map(str, X.shape[1:]))} (C x H x W); seeds {args.seeds}")
+    print(f"near duplicate: closer to a training image than {audit.near:.3g}, the median distance "
+          "between consecutive files of a class\n")
+    print(audit.summary_table(), end="\n\n")
+    print("\n".join(audit.findings()))
+    copies, test_files = audit.test_copies(), split_files(root, "test")[0]
+    for i in copies[:SHOWN]:
+        print(f"  {test_files[i]}")
+    if len(copies) > SHOWN:
+        print(f"  and {len(copies) - SHOWN} more")
+    return 0
+
+
+def _same_size(X):
+    """``load_split``'s ``check_size`` for the test folder: its images must have the training
+    folder's size (H, W), as distances need."""
+    def check(size):
+        if tuple(size) != X.shape[2:]:
+            raise ValueError(f"the test images are {size[0]}x{size[1]}, the training images "
+                             f"{X.shape[2]}x{X.shape[3]}: give --image-size to compare them")
+    return check

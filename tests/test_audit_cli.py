@@ -1,0 +1,67 @@
+"""``python -m hw3lib audit``: the leakage audit of a data folder from the command line."""
+import shutil
+from contextlib import nullcontext
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hw3lib import data
+from hw3lib.__main__ import main
+
+
+def write_videos(root, frames=40, test_frames=12):
+    """Each class (A, B) one "video" of 16x16 grey frames in file order, a slow random walk; its
+    test frames from a walk of their own."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", frames), ("test", test_frames)):
+        for name in "AB":
+            folder = root / data.SPLITS[split] / name
+            folder.mkdir(parents=True)
+            frame = rng.random((16, 16)) * 200
+            for i in range(n):
+                frame = np.clip(frame + rng.normal(0, 3, frame.shape), 0, 255)
+                Image.fromarray(frame.astype(np.uint8)).save(folder / f"{name}_{i}.png")
+    return root
+
+
+def test_audit_prints_the_table_and_what_it_means_naming_copied_test_images(tmp_path, capsys):
+    root = write_videos(tmp_path / "frames")
+    copied = root / "Data_test" / "B" / "B_copy.png"
+    shutil.copy(root / "Data_train" / "B" / "B_7.png", copied)
+    assert main(["audit", "--data", str(root), "--seeds", "0,1", "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    lines = out.splitlines()
+    assert lines[0] == (f"{root}: 80 images in the training folder, 25 in the test folder, "
+                        "1x16x16 (C x H x W); seeds 0,1")
+    assert lines[1].startswith("near duplicate: closer to a training image than ")
+    assert lines[3].split()[:4] == ["split", "images", "->", "nearest"]
+    assert [line.split()[0] for line in lines[4:10]] == ["blocked"] * 3 + ["random"] * 3
+    assert lines[11].startswith("blocked split: ") and lines[12].startswith("random split: ")
+    assert "validation accuracy will read higher" in lines[12]
+    assert lines[13].startswith("1 test image(s) have an exact copy in the training folder")
+    assert lines[14:] == [f"  {copied}"]
+
+
+def test_audit_announces_its_reading_and_names_options_in_errors(tmp_path, capsys):
+    root = write_videos(tmp_path / "frames", frames=6, test_frames=3)
+    assert main(["audit", "--data", str(root), "--seeds", "0"]) == 0
+    assert capsys.readouterr().err.startswith(f"reading 12 training and 6 test images from {root} ...")
+    Image.new("L", (20, 20)).save(root / "Data_test" / "A" / "A_big.png")
+    assert main(["audit", "--data", str(root), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--image-size" in err and "TrainConfig" not in err
+    assert main(["audit", "--data", str(root), "--image-size", "16", "--no-progress"]) == 0
+    for argv, said in ((["--seeds", "0-99"], "more than an audit takes (at most 20)"),
+                       (["--val-fraction", "1.5"], "argument --val-fraction: must be a number between 0 and 1")):
+        assert main(["audit", "--data", str(root), *argv]) == 2
+        assert said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["audit", "--help"]])
+def test_audit_is_listed_and_explains_itself(argv, capsys):
+    with pytest.raises(SystemExit) if argv[0] == "audit" else nullcontext():
+        main(argv)
+    out = capsys.readouterr().out
+    assert "audit" in out and "leakage" in out
