@@ -115,11 +115,11 @@ class Checkpoint:
                     f"({type(err).__name__}: {err})")
         own, channels = model.get_params(), model.input_shape[0]
         normaliser = {"mean": np.zeros(channels), "std": np.ones(channels)}
-        for prefix, arrays, expected in (
-                ("params.", self.params, own), ("best.", self.best_params, own),
-                ("optim.", self.optimizer, self.config.build_optimizer(own).state_dict()),
-                ("", {"mean": self.mean, "std": self.std}, normaliser)):
-            problem = _arrays_problem(prefix, arrays, expected)
+        for prefix, arrays, expected, exact in (
+                ("params.", self.params, own, True), ("best.", self.best_params, own, True),
+                ("optim.", self.optimizer, self.config.build_optimizer(own).state_dict(), True),
+                ("", {"mean": self.mean, "std": self.std}, normaliser, False)):
+            problem = _arrays_problem(prefix, arrays, expected, exact)
             if problem:
                 return problem
         if not (self.std > 0).all():
@@ -171,9 +171,10 @@ def _is_finite_number(value):
     return is_number(value) and math.isfinite(value)
 
 
-def _arrays_problem(prefix, arrays, expected):
+def _arrays_problem(prefix, arrays, expected, exact):
     """How the arrays ``arrays`` (named ``prefix`` + key in the file) differ from ``expected``:
-    missing or extra names, another shape or kind of number, numbers that are not finite; or None."""
+    missing or extra names, another shape or kind of number, with ``exact`` another float dtype
+    (float64 weights would be cast to a float32 model's), numbers that are not finite; or None."""
     missing = [key for key in expected if key not in arrays]
     extra = sorted(set(arrays) - set(expected))
     if missing or extra:
@@ -187,6 +188,10 @@ def _arrays_problem(prefix, arrays, expected):
             return f"{name} has shape {got.shape}, where its model and optimizer need {want.shape}"
         if got.dtype.kind != want.dtype.kind:
             return f"{name} holds {got.dtype} values, where its model and optimizer need {want.dtype}"
+        if exact and want.dtype.kind == "f" and got.dtype != want.dtype:
+            return (f"{name} holds {got.dtype} values, where its model and optimizer are "
+                    f"{want.dtype} (model_config's dtype): cast the arrays to {want.dtype}, or set "
+                    f"model_config's dtype to {got.dtype} if all of them are")
         if got.dtype.kind == "f" and not np.isfinite(got).all():
             return f"{name} holds NaN or infinite numbers"
     return None

@@ -60,6 +60,16 @@ def test_round_trip_keeps_everything(saved):
         assert "meta.npy" in z.namelist() and "params.W1.npy" in z.namelist()
 
 
+def test_a_float64_run_round_trips_in_float64(tmp_path):
+    data, config, path = tiny_data(), tiny_config(epochs=1), tmp_path / "c.npz"
+    result = fit(LeNet5(num_classes=3, dtype=np.float64, **TINY), data, config,
+                 checkpoint_path=path, progress=False)
+    ckpt = load_checkpoint(path)
+    assert ckpt.model_config["dtype"] == "float64" and ckpt.params["W1"].dtype == np.float64
+    assert_same_params(params_of(ckpt.build_model()), params_of(result.model))
+    assert ckpt.build_model().get_params()["W1"].dtype == np.float64
+
+
 def test_a_run_read_back_predicts_raw_images_and_image_files_as_in_training(saved, tmp_path):
     result, path = saved
     run, data = FitResult.load(str(path)), tiny_data()
@@ -302,6 +312,11 @@ def nan_weight(arrays, meta):
     arrays["params.W1"][0, 0, 0, 0] = np.nan
 
 
+def float64_weights(arrays, meta):
+    for key in [k for k in arrays if k.startswith(("params.", "best."))]:
+        arrays[key] = arrays[key].astype(np.float64)
+
+
 def nan_history(arrays, meta):
     meta["history"]["val_loss"][0] = float("nan")
 
@@ -315,6 +330,9 @@ MALFORMED = {  # what is wrong -> (the change, words of the message)
     "wrong-shaped moment": (set_array("optim.m.W1", np.zeros(3, np.float32)),
                             "optim.m.W1 has shape (3,), where its model and optimizer need ("),
     "NaN weights": (nan_weight, "params.W1 holds NaN or infinite numbers"),
+    "float64 weights in a float32 model": (  # were cast to float32 without a word
+        float64_weights, "params.W1 holds float64 values, where its model and optimizer are float32 "
+        "(model_config's dtype): cast the arrays to float32, or set model_config's dtype to float64"),
     "NaN in the history": (nan_history, "with a finite number in every column"),
     "mean of another shape": (set_array("mean", np.zeros(3)), "mean has shape (3,)"),
     "weights of text": (set_array("best.b1", np.array(["a", "b"])), "best.b1 holds <U1 values"),
