@@ -209,8 +209,8 @@ def test_data_sha256(X, y):
 def architecture_mismatch(model, params, source, model_config=None):
     """A message naming every parameter whose shape differs between ``model`` and ``params``
     and, given a checkpoint's ``model_config``, every setting of :func:`hw3lib.model.architecture`
-    (activation, pooling, sizes; not seed or dtype) in which it differs from the model's
-    ``config``; None where nothing differs."""
+    (activation, pooling, sizes; not seed) and the dtype in which it differs from the model's
+    (weights of another dtype would be cast); None where nothing differs."""
     own = model.get_params()
     shapes = [f"{k}: file {params[k].shape if k in params else 'missing'} vs model "
               f"{own[k].shape if k in own else 'missing'}"
@@ -218,7 +218,8 @@ def architecture_mismatch(model, params, source, model_config=None):
               if k not in own or k not in params or own[k].shape != params[k].shape]
     settings = []
     if model_config is not None and hasattr(model, "config"):
-        theirs, ours = architecture(model_config), architecture(model.config)
+        theirs = {**architecture(model_config), "dtype": model_config["dtype"]}
+        ours = {**architecture(model.config), "dtype": own["W1"].dtype.name}
         settings = [f"{k} {theirs[k]!r} in the file, {ours[k]!r} in the model"
                     for k in ours if theirs[k] != ours[k]]
     parts = [f"mismatched {what}: " + "; ".join(diffs)

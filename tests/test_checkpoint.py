@@ -193,8 +193,9 @@ def test_another_architecture_is_refused_listing_the_shapes(saved):
     (dict(pooling="avg"), "pooling 'max' in the file, 'avg' in the model"),
     (dict(activation="tanh", pooling="avg"),
      "activation 'relu' in the file, 'tanh' in the model; pooling 'max' in the file, 'avg' in the model"),
+    (dict(dtype=np.float64), "dtype 'float32' in the file, 'float64' in the model"),  # was cast
 ])
-def test_another_activation_or_pooling_is_refused_naming_the_settings(saved, settings, words):
+def test_another_activation_pooling_or_dtype_is_refused_naming_the_settings(saved, settings, words):
     _, path = saved
     model = LeNet5(num_classes=3, **TINY, **settings)
     before = params_of(model)

@@ -642,6 +642,8 @@ def test_resume_refuses_another_run(tmp_path):
         fit(wide.build_model(3), data, wide, resume=path, progress=False)
     with pytest.raises(CheckpointError, match="activation"):  # the same shapes, another model
         fit(LeNet5(num_classes=3, seed=0, activation="tanh", **TINY), data, config, resume=path, progress=False)
+    with pytest.raises(CheckpointError, match="dtype 'float32' in the file, 'float64' in the model"):
+        fit(LeNet5(num_classes=3, seed=0, dtype=np.float64, **TINY), data, config, resume=path, progress=False)
     with pytest.raises(CheckpointError, match="other statistics"):
         fit(config.build_model(3), replace(data, mean=data.mean + 0.01), config, resume=path,
             progress=False)
