@@ -286,9 +286,10 @@ def leakage_audit(X, y, X_test, *, methods=SPLIT_METHODS, seeds=(0, 1, 2), val_f
                          "load_split(split='test')[0]")
     if len(X) != len(y):
         raise ValueError(f"X and y differ in length: {len(X)} != {len(y)}")
-    audit = LeakageAudit(frame_step(X, y) if near is None else float(near))
     keys = [(method, seed) for method in methods for seed in seeds]
+    # the splits first: their errors name what is wrong with the data (one image per class)
     is_val = {key: validation_mask(y, val_fraction, key[1], key[0]) for key in keys}
+    audit = LeakageAudit(frame_step(X, y) if near is None else float(near))
     # The test images are compared with every split's training and validation images in one
     # pass over X; the validation images of each split with its training images.
     pairs = sum(int(is_val[key].sum()) * int((~is_val[key]).sum()) for key in keys) + len(X_test) * len(X)

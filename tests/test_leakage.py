@@ -110,6 +110,12 @@ def test_audit_takes_a_threshold_and_refuses_no_seeds():
         leakage_audit(X, y, X[:0])  # not an IndexError from a median of nothing, in its table
 
 
+def test_one_image_per_class_is_named_as_too_few_to_split_not_as_no_frame_step():
+    X = np.random.default_rng(0).random((3, 1, 4, 4))
+    with pytest.raises(ValueError, match="^one image per class leaves the validation split empty"):
+        leakage_audit(X, [0, 1, 2], X[:1], progress=False)  # was: frame_step needs two images
+
+
 def test_summary_table_and_figure_follow_the_audit():
     X, y = videos(frames=40)
     audit = leakage_audit(X, y, X[::7] + np.float32(0.5), seeds=(0, 1))
