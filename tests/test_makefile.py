@@ -3,6 +3,7 @@ are given (HW3_DATA, made absolute) and when it makes .venv afresh."""
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,12 +54,17 @@ def test_an_absolute_hw3_data_with_spaces_and_quotes_stays_whole(tmp_path):
     assert make_sees(HW3_DATA=str(given)) == str(given)
 
 
+def copy_makefile(folder):
+    """Copy the Makefile and the files its rules depend on into ``folder``."""
+    for name in ("Makefile", "requirements.txt", "requirements-dev.txt", "pyproject.toml"):
+        shutil.copy(REPO / name, folder / name)
+
+
 def venv_with(tmp_path, python):
     """A copy of the Makefile and its requirements whose .venv is installed (both stamps newer
     than the requirements) and whose .venv/bin/python is the shell script ``python`` (None:
     removed); make -n's commands for ``make install-dev`` there."""
-    for name in ("Makefile", "requirements.txt", "requirements-dev.txt", "pyproject.toml"):
-        shutil.copy(REPO / name, tmp_path / name)
+    copy_makefile(tmp_path)
     (tmp_path / ".venv/bin").mkdir(parents=True)
     if python is not None:
         (tmp_path / ".venv/bin/python").write_text(f"#!/bin/sh\n{python}\n")
@@ -81,3 +87,22 @@ def test_a_venv_whose_python_is_gone_or_too_old_is_made_afresh(tmp_path, python)
     commands = venv_with(tmp_path, python)
     assert "its Python does not run or is older than 3.11; making it afresh" in commands
     assert "-m venv --clear .venv" in commands and "pip install --quiet -r requirements-dev.txt" in commands
+
+
+def test_a_python_older_than_3_11_is_refused_naming_the_fix(tmp_path):
+    """It stopped with an AssertionError's traceback that named the version found, not the fix."""
+    copy_makefile(tmp_path)
+    old = tmp_path / "python 3.10"  # python3 there: this Python, reporting 3.10, running -c only
+    old.mkdir()
+    (old / "sitecustomize.py").write_text("import sys\nsys.version_info = (3, 10, 12, 'final', 0)\n"
+                                          "sys.version = '3.10.12 (reported)'\n")
+    (old / "python3").write_text(f'#!/bin/sh\n[ "$1" = -c ] || exit 3\n'
+                                 f'PYTHONPATH="{old}" exec "{sys.executable}" "$@"\n')
+    (old / "python3").chmod(0o755)
+    env = {name: value for name, value in ENV.items() if name != "PYTHON"}
+    out = subprocess.run(["make", "install"], cwd=tmp_path, capture_output=True, text=True,
+                         env={**env, "PATH": f"{old}{os.pathsep}{env['PATH']}"})
+    assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
+    assert "hw3lib needs Python 3.11 or newer, found 3.10.12 (" in out.stderr
+    assert "e.g. make install PYTHON=python3.11 (any python3.11 or newer on PATH)" in out.stderr
+    assert not (tmp_path / ".venv").exists()
