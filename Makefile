@@ -44,7 +44,9 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # `python3 -m venv` over an old one kept its python, in which pip found no numpy==2.4.6.
 VENV_OK := $(filter True,$(shell $(PY) -c 'import sys; print(sys.version_info >= (3, 11))' 2>/dev/null))
 
-$(VENV)/.main: requirements.txt pyproject.toml $(if $(VENV_OK),,FORCE)
+# hw3lib/__init__.py: it writes the version (pyproject.toml reads it), which pip install -e .
+# copies into the installed metadata.
+$(VENV)/.main: requirements.txt pyproject.toml hw3lib/__init__.py $(if $(VENV_OK),,FORCE)
 	@$(PYTHON) -c 'import sys; sys.version_info >= (3, 11) or sys.exit("hw3lib needs Python 3.11 or newer, found " + sys.version.split()[0] + " (" + sys.executable + "): run make with a newer one, e.g. make $(or $(MAKECMDGOALS),install) PYTHON=python3.11 (any python3.11 or newer on PATH)")'
 	$(if $(VENV_OK)$(if $(wildcard $(VENV)/*),,empty),,@echo "$(VENV): its Python does not run or is older than 3.11; making it afresh")
 	$(PYTHON) -m venv $(if $(VENV_OK),,--clear) $(VENV)

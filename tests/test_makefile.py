@@ -56,7 +56,9 @@ def test_an_absolute_hw3_data_with_spaces_and_quotes_stays_whole(tmp_path):
 
 def copy_makefile(folder):
     """Copy the Makefile and the files its rules depend on into ``folder``."""
-    for name in ("Makefile", "requirements.txt", "requirements-dev.txt", "pyproject.toml"):
+    (folder / "hw3lib").mkdir()
+    for name in ("Makefile", "requirements.txt", "requirements-dev.txt", "pyproject.toml",
+                 "hw3lib/__init__.py"):
         shutil.copy(REPO / name, folder / name)
 
 
@@ -72,12 +74,25 @@ def venv_with(tmp_path, python):
     for stamp in (".main", ".dev"):
         (tmp_path / ".venv" / stamp).touch()
         os.utime(tmp_path / ".venv" / stamp, (2e9, 2e9))  # newer than the copies
-    return subprocess.run(["make", "-n", "install-dev"], cwd=tmp_path, env=ENV, capture_output=True,
-                          text=True, check=True).stdout
+    return make_n(tmp_path, "install-dev")
+
+
+def make_n(folder, goal):
+    """The commands ``make -n GOAL`` gives in ``folder``."""
+    return subprocess.run(["make", "-n", goal], cwd=folder, env=ENV, capture_output=True, text=True,
+                          check=True).stdout
 
 
 def test_an_installed_venv_is_left_alone(tmp_path):
     assert "venv" not in venv_with(tmp_path, "echo True")
+
+
+def test_a_new_version_in_hw3lib_init_reinstalls_hw3lib(tmp_path):
+    """pyproject.toml reads the version from hw3lib/__init__.py and pip install -e . copies it
+    into .venv's metadata: bumping it there alone left the old one installed."""
+    venv_with(tmp_path, "echo True")
+    os.utime(tmp_path / "hw3lib/__init__.py", (3e9, 3e9))  # edited after the install
+    assert "pip install --quiet --no-deps -e ." in make_n(tmp_path, "install")
 
 
 @pytest.mark.parametrize("python", [None, "echo False", "exit 1"], ids=["removed", "too old", "broken"])
