@@ -1,5 +1,6 @@
 """All or nothing despite Ctrl-C and other processes: the signals that interrupt a command, a
-block run whole before one is raised, a file written whole or not at all, a file's lock."""
+block run whole before one is raised, a file written whole or not at all, a file's lock (waited
+for, or for long work, claimed at once or refused)."""
 import contextlib
 import glob
 import os
@@ -136,14 +137,48 @@ def locked(path, timeout=LOCK_TIMEOUT):
             time.sleep(LOCK_POLL)
         yield
     finally:
-        for fd in held:
-            if fcntl is not None:  # removed while held: whoever then takes it makes a new one
-                with contextlib.suppress(OSError):
-                    os.unlink(lock)
-            else:
-                os.lseek(fd, 0, os.SEEK_SET)
-                msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-            os.close(fd)
+        _release(lock, held)
+
+
+class LockHeld(BlockingIOError):
+    """A lock taken by :func:`claimed` is held by another process (or thread): ``holder`` names
+    it in words, ``lock`` is its lock file."""
+
+    def __init__(self, path, lock, holder):
+        super().__init__(f"{path} is locked by {holder} (its lock {lock}) for as long as its work "
+                         "lasts: let it finish, or end it, then try again")
+        self.lock, self.holder = lock, holder
+
+
+@contextlib.contextmanager
+def claimed(path):
+    """Hold the lock of ``path`` (:func:`locked`'s file and rules) through the block, or raise
+    :class:`LockHeld` at once where another holds it: for long work on ``path`` (a training run)
+    that no other may join, whose holder may keep it for hours, so that waiting would not do.
+    Like :func:`locked`'s, it ends with its holder: a process killed holding it never blocks the
+    next."""
+    lock, held = lock_path(path), []
+    try:
+        with interrupts_deferred():  # a lock taken is always in held, and so released
+            _try_to_lock(path, lock, held)
+        if not held:
+            raise LockHeld(path, lock, _holder(lock)[0])
+        yield
+    finally:
+        _release(lock, held)
+
+
+def _release(lock, held):
+    """Free the lock file ``lock`` whose descriptors (one, or none where it was not taken) are
+    ``held``."""
+    for fd in held:
+        if fcntl is not None:  # removed while held: whoever then takes it makes a new one
+            with contextlib.suppress(OSError):
+                os.unlink(lock)
+        else:
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        os.close(fd)
 
 
 def _try_to_lock(path, lock, held):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .atomic import LockTimeout, atomic_write
+from .atomic import LockHeld, LockTimeout, atomic_write, claimed
 from .checkpoint import load_checkpoint
 from .cli import (Parser, announce_reading, create_out, folder, fraction, image_size, int_at_least,
                   more_than_cores, phrase_settings, refuse_file_in_the_way)
@@ -115,7 +115,8 @@ def main(argv=None):
                              f"wrong for digits or text); default {defaults.hflip}")
     parser.add_argument("--out", type=folder, default=Path("runs/lenet5"),
                         help="output folder, default %(default)s; a fresh run refuses one that "
-                             "holds a run's checkpoint.npz")
+                             "holds a run's checkpoint.npz, and every run one that another train "
+                             "command is writing to")
     parser.add_argument("--resume", action="store_true",
                         help="go on from OUT/checkpoint.npz with the run's own settings: an "
                              "option above (but --data) left out is the run's, one given must be "
@@ -128,7 +129,8 @@ def main(argv=None):
                         help="hide the progress bar, and the line saying how many images are being read")
     args = parser.parse_args(argv)
     try:
-        return _train_command(args)
+        with contextlib.ExitStack() as claim:
+            return _train_command(args, claim)
     except (DataError, ValueError) as err:  # the library names settings as TrainConfig(NAME=VALUE)
         err.args = (phrased(str(err)),)
         raise
@@ -160,7 +162,38 @@ def _kept_when_writing_fails(out, checkpoint_path, history_path):
                          "(or make the folder writable), then go on with --resume") from None
 
 
-def _train_command(args):
+def _has_run(checkpoint_path):
+    """Whether there is a run's checkpoint at ``checkpoint_path`` (a link to nothing counts)."""
+    return checkpoint_path.exists() or checkpoint_path.is_symlink()
+
+
+def _holds_a_run(out, checkpoint_path):
+    """The error of a fresh run into ``out``, which holds a run at ``checkpoint_path``: its
+    checkpoint (and its count of test evaluations) would be lost."""
+    return ValueError(f"--out {out} already holds a run ({checkpoint_path}): go on with it with "
+                      "--resume, or choose another --out (or delete it)")
+
+
+def _claim_out(claim, out):
+    """Hold ``out`` for this command alone until ``claim`` (an ExitStack) closes, as the command
+    ends (:func:`~hw3lib.atomic.claimed`, on ``out/.run.lock``), or refuse it at once naming the
+    process whose run holds it: True once held. False where the lock cannot be made (a read-only
+    folder), which :func:`~hw3lib.cli.create_out` refuses in its own words."""
+    try:
+        claim.enter_context(claimed(out / "run"))
+    except LockHeld as err:
+        raise ValueError(f"--out {out} is in use: {err.holder} is training a run into it (it holds "
+                         f"{err.lock}); wait for it to end, or end it (Ctrl-C there keeps its "
+                         "finished epochs), then go on with --resume; or choose another "
+                         "--out") from None
+    except OSError:
+        return False
+    return True
+
+
+def _train_command(args, claim):
+    """The train command of the parsed ``args``, holding ``--out`` in ``claim`` (an ExitStack,
+    :func:`_claim_out`) to the end: from the start where it exists, else from its creation."""
     # the settings given as options; the others are the defaults, or on --resume the run's own
     given = {name: value for name, value in dict(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
@@ -169,7 +202,8 @@ def _train_command(args):
     config = TrainConfig(**given)
     checkpoint_path, history_path = args.out / "checkpoint.npz", args.out / "history.json"
     _check_out(args.out, (checkpoint_path, history_path))
-    has_run = checkpoint_path.exists() or checkpoint_path.is_symlink()
+    claimed_out = args.out.is_dir() and _claim_out(claim, args.out)  # before reading what it holds
+    has_run = _has_run(checkpoint_path)
     resume = None
     if args.resume:
         if not has_run:
@@ -190,9 +224,8 @@ def _train_command(args):
             raise ValueError(f"--resume: {checkpoint_path} has trained {resume.epoch} epoch(s) "
                              f"already, --epochs {config.epochs} asks for fewer. Give --epochs "
                              f"{resume.epoch} to finish it, above {resume.epoch} to go on")
-    elif has_run:  # its checkpoint (and its count of test evaluations) would be lost
-        raise ValueError(f"--out {args.out} already holds a run ({checkpoint_path}): go on with it "
-                         "with --resume, or choose another --out (or delete it)")
+    elif has_run:
+        raise _holds_a_run(args.out, checkpoint_path)
     if not args.no_progress:
         announce_reading(args.data)
     data = config.load_data(args.data)
@@ -215,6 +248,10 @@ def _train_command(args):
                          "--threads out to go on with the run's own")
     # the checkpoint holds the latest and best weights and Adam's two moments: 4 copies
     create_out(args.out, 4 * sum(p.nbytes for p in model.get_params().values()) + 2**20, "the checkpoint")
+    if not claimed_out:  # writable now; another run may have come to it since the checks above
+        _claim_out(claim, args.out)
+        if _has_run(checkpoint_path):
+            raise _holds_a_run(args.out, checkpoint_path)
     height, width = data.image_size
     print(f"LeNet5 ({config.mode}, {config.channels} channel(s), {height}x{width}, "
           f"{len(data.classes)} classes) on {len(data.y_train)} training, {len(data.y_val)} validation, "

@@ -3,6 +3,7 @@ learn, a full disk, exit statuses, unknown commands, repeated Ctrl-C."""
 import dataclasses
 import errno
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -349,6 +350,50 @@ def test_a_fresh_run_into_an_out_holding_a_run_is_refused_and_loses_nothing(tmp_
         f"error: --resume: {out / 'checkpoint.npz'} has trained 3 epoch(s) already, --epochs 2 asks "
         "for fewer. Give --epochs 3 to finish it, above 3 to go on\n")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_run_into_an_out_another_train_command_writes_to_is_refused_naming_it(tmp_path, capsys):
+    """While one `train` writes to --out, another (fresh or --resume) is refused at once naming
+    its process and lock, and writes nothing there; once the first is killed (SIGKILL: nothing
+    of its own clean-up runs), its lock left behind blocks nothing."""
+    root, out = fake_root(tmp_path), tmp_path / "run"
+    proc = start_training(root, out)  # --epochs 100000: trains until killed
+    try:
+        for argv in (("--lr", 0.01), ("--resume",)):
+            code, stdout, err = run_cli(capsys, "--data", root, *QUICK, *argv, "--out", out)
+            assert code == 2 and stdout == "" and err == (
+                f"error: --out {out} is in use: process {proc.pid} is training a run into it (it "
+                f"holds {out / '.run.lock'}); wait for it to end, or end it (Ctrl-C there keeps its "
+                "finished epochs), then go on with --resume; or choose another --out\n"), err
+    finally:
+        proc.kill()
+        proc.communicate(timeout=60)
+    ckpt = load_checkpoint(out / "checkpoint.npz")
+    assert ckpt.config.epochs == 100000 and ckpt.config.lr == TrainConfig().lr  # the first's alone
+    assert (out / ".run.lock").exists()
+    code, stdout, err = run_cli(capsys, "--data", root, "--epochs", ckpt.epoch + 1, "--resume",
+                                "--no-progress", "--out", out)
+    assert code in (0, 3) and json.loads(stdout.splitlines()[-1])["epochs"] == ckpt.epoch + 1, err
+    assert not (out / ".run.lock").exists()
+
+
+def test_a_run_into_a_new_out_refuses_a_run_another_command_put_there_as_it_read_the_data(
+        tmp_path, capsys, monkeypatch):
+    """--out is held from its creation where it did not exist at the checks: a run another
+    command put there meanwhile (while this one read the data) is refused, not written over."""
+    root, out = fake_root(tmp_path), tmp_path / "run"
+    assert run_cli(capsys, "--data", root, *QUICK, "--out", tmp_path / "other")[0] == 0
+
+    def another_run_comes(root):
+        shutil.copytree(tmp_path / "other", out)
+        return dataset_sha256(root)
+    monkeypatch.setattr(train_cli, "dataset_sha256", another_run_comes)
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--lr", 0.01, "--out", out)
+    assert code == 2 and stdout == "" and err == (
+        f"error: --out {out} already holds a run ({out / 'checkpoint.npz'}): go on with it with "
+        "--resume, or choose another --out (or delete it)\n")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == {
+        p.name: p.read_bytes() for p in (tmp_path / "other").iterdir()}
 
 
 def test_resume_alone_goes_on_with_the_runs_own_settings(tmp_path, capsys, monkeypatch):
