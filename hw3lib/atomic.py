@@ -80,7 +80,8 @@ def atomic_write(path, write):
 def remove_leftovers(path):
     """Remove the temporary files that writers of ``path`` killed mid-write (SIGKILL, a power cut)
     left beside it (:func:`atomic_write` removes its own on any error it sees). Only while
-    holding the :func:`locked` lock of ``path`` that all its writers take: no write is under way."""
+    holding a lock that all its writers take (the :func:`locked` lock of ``path``, or the
+    :func:`claimed` one of the work that writes it): no write is under way."""
     path = Path(path)
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         tmp.unlink(missing_ok=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .atomic import LockHeld, LockTimeout, atomic_write, claimed
+from .atomic import LockHeld, LockTimeout, atomic_write, claimed, remove_leftovers
 from .checkpoint import load_checkpoint
 from .cli import (Parser, announce_reading, create_out, folder, fraction, image_size, int_at_least,
                   more_than_cores, phrase_settings, refuse_file_in_the_way)
@@ -282,6 +282,7 @@ def _train_command(args, claim):
         _write_json(history_path, history)
         show_rows(history)
 
+    remove_leftovers(history_path)  # a killed run's half-written files (--out is held: no other writes)
     with _kept_when_writing_fails(args.out, checkpoint_path, history_path):
         try:
             result = fit(model, data, config, on_epoch=on_epoch, checkpoint_path=checkpoint_path,

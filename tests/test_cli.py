@@ -377,6 +377,17 @@ def test_a_run_into_an_out_another_train_command_writes_to_is_refused_naming_it(
     assert not (out / ".run.lock").exists()
 
 
+def test_a_run_removes_the_half_written_history_of_a_train_command_killed_mid_write(tmp_path, capsys):
+    """A SIGKILL while history.json is written leaves its temporary file; the next run into
+    --out (which it holds, so no other writes there) removes it."""
+    root, out = fake_root(tmp_path), tmp_path / "run"
+    assert run_cli(capsys, "--data", root, *QUICK, "--out", out)[0] == 0
+    (out / ".history.json.k1ll3d.tmp").write_text('{"epoch": [1, 2')
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--epochs", 3, "--resume", "--out", out)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "history.json"]
+
+
 def test_a_run_into_a_new_out_refuses_a_run_another_command_put_there_as_it_read_the_data(
         tmp_path, capsys, monkeypatch):
     """--out is held from its creation where it did not exist at the checks: a run another
