@@ -304,7 +304,12 @@ def split_files(root: Path, split: str) -> tuple[list[Path], list[int], list[str
         images = sorted(_entries(class_folder, want_dirs=False), key=lambda p: natural_key(p.name))
         if not images:
             course = is_course_data(root) and is_course_data(root, class_folder)  # not a class of one's own
-            fix = _FIX_REFETCH if course else "Fix: add its images or remove the folder."
+            # removed from one split alone, the class would be missing from the other one
+            other = "test" if split == "train" else "train"
+            namesakes = [f / class_folder.name for f in split_folders(root, other)
+                         if (f / class_folder.name).is_dir()]
+            fix = _FIX_REFETCH if course else "Fix: add its images or remove the folder" + (
+                f" and {namesakes[0]}, the class's folder in the {other} split." if namesakes else ".")
             raise DataError(f"class folder {class_folder} holds no images. {fix}")
         files += images
         labels += [label] * len(images)

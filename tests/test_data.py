@@ -727,3 +727,16 @@ def test_the_array_helpers_refuse_lists_and_images_without_four_axes_naming_them
             (lambda: data.dataloader(X, y.tolist(), 2), r"y must be a NumPy array \(N,\), got a list")):
         with pytest.raises(ValueError, match=match):
             call()
+
+
+def test_an_empty_class_folder_is_removed_from_both_splits(tmp_path):
+    """Removing the empty folder alone left its namesake in the other split: the classes differed."""
+    root = make_root(tmp_path / "own", classes=("A", "B", "C"), n=2)
+    for f in (root / "Data_test" / "B").iterdir():
+        f.unlink()
+    with pytest.raises(DataError, match=r"Data_test/B holds no images. Fix: add its images or remove the "
+                                        r"folder and .*Data_train/B, the class's folder in the train split.$"):
+        data.load_dataset(root)
+    shutil.rmtree(root / "Data_train" / "B")
+    (root / "Data_test" / "B").rmdir()
+    assert data.load_dataset(root, val_fraction=0.5).classes == ["A", "C"]
