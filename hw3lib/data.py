@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .checks import check_array, dead_link, integer, is_number
 from .images import (MODES, SUFFIXES, DataError, check_mode, open_file, parse_image_size,
@@ -59,6 +60,7 @@ NORMALIZE_BLOCK_BYTES = 2**26  # fit_normalizer's float64 deviations, at most th
 VAL_BLOCKS = 10  # "blocked": each class's files in natural order, cut into this many runs
 # Entries that operating systems put into folders by themselves (lower case): skipped as hidden ones are
 SYSTEM_ENTRIES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", "__macosx"})
+PROGRESS_DELAY = 2.0  # seconds of reading images before load_dataset's progress bar shows
 
 FIX_WHERE = (
     "Fix: set HW3_DATA to a folder holding Data_train/ and Data_test/, put those two folders "
@@ -388,11 +390,11 @@ def load_split(
     return X, y, classes
 
 
-def _load(root, split, mode, image_size, check_size, parts=None, listing=None):
+def _load(root, split, mode, image_size, check_size, parts=None, listing=None, bar=None):
     """:func:`load_split` with its images loaded straight into one array per part: ``parts``
     (None: one part of all) a boolean mask over the files per part, so parting them costs no
-    copy of the images; ``listing`` :func:`split_files`'s answer, when already at hand.
-    Returns ``(arrays, y, classes)``."""
+    copy of the images; ``listing`` :func:`split_files`'s answer, when already at hand; ``bar``
+    a tqdm bar that counts the files read. Returns ``(arrays, y, classes)``."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
     check_mode(mode)
@@ -408,6 +410,8 @@ def _load(root, split, mode, image_size, check_size, parts=None, listing=None):
     course_root = is_course_data(root)
     arrays, problems, sizes = None, [], {}  # sizes: (H, W) -> (images of it, the first of them)
     for i, path in enumerate(files):
+        if bar is not None:
+            bar.update()
         course = course_root and is_course_data(root, path)
         try:
             pixels = read_image(path, mode, size, fix=_FIX_REFETCH if course else None)
@@ -600,12 +604,14 @@ def load_dataset(
     split: str = "blocked",
     image_size=None,
     check_size=None,
+    progress: bool = False,
 ) -> Dataset:
     """Load both splits, split train stratified into train/val (:func:`train_val_split` with
     ``split`` "blocked" or "random"), fit the normaliser on train.
 
     ``image_size`` (``S`` or ``(H, W)``) resizes every image as it loads, and ``check_size`` sees
-    the first training image's size (:func:`load_split`).
+    the first training image's size (:func:`load_split`). With ``progress``, a ``tqdm.auto``
+    bar counts the images read once reading has taken :data:`PROGRESS_DELAY` seconds.
     Raises DataError when the training split holds fewer than 2 classes, or the test split's
     class folders (compared, like both splits' listings, before any image is read) or image
     size differ from the training split's, or one file is listed twice (a symbolic or hard link,
@@ -644,17 +650,20 @@ def load_dataset(
     # it); a split that cannot be made is refused before minutes of reading a large folder
     is_val = validation_mask(np.array(listing[1]), val_fraction, seed, split)
     problems = []  # both splits' bad images, named in one error: a folder is mended in one round
-    try:
-        with warnings_gathered():
-            Xs, y, classes = _load(root, "train", mode, image_size, check_size, [~is_val, is_val],
-                                   listing)
-    except DataError as err:
-        problems.append(err)
-    try:
-        with warnings_gathered():
-            (X_test,), y_test, _ = _load(root, "test", mode, image_size, None, listing=test_listing)
-    except DataError as err:
-        problems.append(err)
+    with tqdm(total=len(listing[0]) + len(test_listing[0]), disable=not progress, unit="image",
+              desc="reading", delay=PROGRESS_DELAY, leave=False) as bar:
+        try:
+            with warnings_gathered():
+                Xs, y, classes = _load(root, "train", mode, image_size, check_size, [~is_val, is_val],
+                                       listing, bar)
+        except DataError as err:
+            problems.append(err)
+        try:
+            with warnings_gathered():
+                (X_test,), y_test, _ = _load(root, "test", mode, image_size, None, listing=test_listing,
+                                             bar=bar)
+        except DataError as err:
+            problems.append(err)
     if problems:
         raise problems[0] if len(problems) == 1 else DataError("\n".join(map(str, problems)))
     if X_test.shape[2:] != Xs[0].shape[2:]:

@@ -126,7 +126,7 @@ def main(argv=None):
                              "wide layers; the course's 32x32 LeNet stays on one); default 1, on "
                              "--resume the run's own (other counts change its rounding)")
     parser.add_argument("--no-progress", action="store_true",
-                        help="hide the progress bar, and the line saying how many images are being read")
+                        help="hide the progress bars, and the line saying how many images are being read")
     args = parser.parse_args(argv)
     try:
         with contextlib.ExitStack() as claim:
@@ -228,7 +228,7 @@ def _train_command(args, claim):
         raise _holds_a_run(args.out, checkpoint_path)
     if not args.no_progress:
         announce_reading(args.data)
-    data = config.load_data(args.data)
+    data = config.load_data(args.data, progress=not args.no_progress)
     sha = dataset_sha256(args.data)
     model = config.build_model(len(data.classes), data.image_size)
     threads = args.threads or (resume and resume.threads) or 1

@@ -652,6 +652,17 @@ def test_output_closed_by_its_reader_is_one_line_not_a_traceback_or_a_full_disk(
             "it, such as head, exited)\n")
 
 
+def test_a_bar_counts_the_images_read_when_reading_takes_a_while(tmp_path, capsys, monkeypatch):
+    """30,000 images took minutes with one line on stderr, then nothing until training began."""
+    root = digits_root(tmp_path / "digits", classes=2, per_class=3)
+    monkeypatch.setattr(data, "PROGRESS_DELAY", 0)  # reading these takes no while
+    code, stdout, err = run_cli(capsys, "--data", root, "--epochs", 1, "--out", tmp_path / "run")
+    assert code in (0, 3), err
+    assert "reading:   0%|" in err and " 0/12 [" in err  # the bar (refreshed 10 times a second)
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--out", tmp_path / "quiet")
+    assert code in (0, 3) and "reading" not in err
+
+
 def test_reading_the_images_is_announced_on_stderr_unless_no_progress(tmp_path, capsys, monkeypatch):
     """A large folder of photos takes minutes to read before the first line on stdout: a line
     says how many images are being read, before the first is decoded."""
