@@ -1,16 +1,24 @@
 """Small text tables, and errors as text, that print the same on every machine (notebooks
 compare them with nbval)."""
+import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
+
+
+def display_width(text: str) -> int:
+    """The columns ``text`` takes in a terminal: a wide or full-width character (Chinese,
+    Japanese, Korean) two, a combining mark (an accent stored apart, as macOS names files) none."""
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+               for ch in text)
 
 
 @dataclass(frozen=True)
 class Table:
     """A small analysis result: ``columns`` and ``rows`` of values; ``str()`` prints it.
 
-    Text columns are left-aligned, numbers right-aligned, floats printed with ``digits``
-    decimals (a rounded -0 prints as 0), booleans as yes/no and None as "-", so the text is
+    Text columns are left-aligned, numbers right-aligned (in a terminal's columns:
+    :func:`display_width`), floats printed with ``digits`` decimals (a rounded -0 prints as 0), booleans as yes/no and None as "-", so the text is
     the same on every machine. ``formats`` maps a column to a format of its own, e.g.
     ``{"ratio": "{:.3g}x"}``.
     """
@@ -61,11 +69,12 @@ class Table:
         wide as any to come make a table that prints each row as it comes."""
         like = self.rows if like is None else like
         cells = [[self._cell(v, c) for v, c in zip(row, self.columns)] for row in like]
-        widths = [max(len(c) for c in column) for column in zip(self.columns, *cells)]
+        widths = [max(map(display_width, column)) for column in zip(self.columns, *cells)]
         left = [all(isinstance(row[i], str) for row in like) for i in range(len(self.columns))]
 
         def join(texts):
-            return "  ".join(t.ljust(w) if lft else t.rjust(w) for t, w, lft in zip(texts, widths, left)).rstrip()
+            pads = [" " * (w - display_width(t)) for t, w in zip(texts, widths)]
+            return "  ".join(t + pad if lft else pad + t for t, pad, lft in zip(texts, pads, left)).rstrip()
         return join(self.columns), lambda row: join([self._cell(v, c) for v, c in zip(row, self.columns)])
 
 

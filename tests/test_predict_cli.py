@@ -11,6 +11,7 @@ import pytest
 from hw3lib import predict_cli
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.checkpoint import load_checkpoint, save_checkpoint
+from hw3lib.tables import display_width
 from hw3lib.train import FitResult
 from test_cli import QUICK, digits_root
 
@@ -237,3 +238,18 @@ def test_each_row_prints_as_its_image_is_classified_aligned_for_the_rows_to_come
     # aligned for the longest path to come: the class columns start at one place on every line
     starts = {line.index("digit", len(str(files[0]))) for line in (seen[0].splitlines()[1], seen[1], seen[2])}
     assert len(starts) == 1
+
+
+def test_the_table_aligns_names_in_wide_characters_and_decomposed_accents(trained, capsys, tmp_path):
+    """A name in Chinese or Japanese takes two columns a character: the table was padded by
+    characters, so the columns after it slid right."""
+    run, test = trained
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("梨の写真.png", "pear.png", "Pe\u0301pin.png"):  # the last as macOS stores "Pépin"
+        (folder / name).write_bytes((test / "digit1" / "1.png").read_bytes())
+    code, out, err = predict(capsys, run, folder)
+    assert code == 0, err
+    lines = out.splitlines()
+    starts = {display_width(line[:line.index(" digit") + 1]) for line in lines[1:]}
+    assert len(lines) == 4 and starts == {display_width(lines[0][:lines[0].index("class")])}
