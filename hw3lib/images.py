@@ -286,7 +286,9 @@ def to_pixels(im: Image.Image, mode: str, path: Path) -> np.ndarray:
     except ValueError as exc:
         raise DataError(f"{path} is stored in mode {im.mode}, which Pillow cannot convert to "
                         f"{mode} ({exc}). Fix: save it as 8-bit grey or RGB.") from None
-    return pixels.reshape(im.height, im.width, -1) / 255
+    pixels = pixels.reshape(im.height, im.width, -1)
+    pixels /= 255  # in place: a photo's float32 pixels are held once, not twice
+    return pixels
 
 
 def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
