@@ -239,3 +239,12 @@ def test_findings_say_which_split_leaks_and_which_test_images_were_trained_on():
     leaky, none = audit.findings()
     assert "validation accuracy will read higher" in leaky and "file-name order" in leaky
     assert none == "no test image has an exact copy in the training folder"
+
+
+def test_findings_say_when_the_test_images_are_near_copies_of_training_images():
+    X, y = videos()
+    X_test = X[::4] + np.float32(1e-3)  # every fourth training frame, barely changed
+    audit = leakage_audit(X, y, X_test, methods=("blocked",), seeds=(0,), progress=False)
+    blocked, _ = audit.findings()
+    assert "test images are less new to the model than validation's" in blocked
+    assert "test accuracy will read higher" in blocked and "as new" not in blocked
