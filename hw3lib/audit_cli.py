@@ -36,7 +36,7 @@ def main(argv=None):
     parser.add_argument("--seeds", default="0-2",
                         help="the seeds of the splits audited, FIRST-LAST or a list; default %(default)s")
     parser.add_argument("--no-progress", action="store_true",
-                        help="hide the line saying how many images are being read, and the progress bar")
+                        help="hide the line saying how many images are being read, and the progress bars")
     args = parser.parse_args(argv)
     try:
         return _audit(args, parse_seeds(args.seeds, MAX_SEEDS, "an audit"))
@@ -46,13 +46,14 @@ def main(argv=None):
 
 
 def _audit(args, seeds):
-    root = resolve_root(args.data)
-    if not args.no_progress:
+    root, progress = resolve_root(args.data), not args.no_progress
+    if progress:
         announce_reading(root)
-    X, y, _ = load_split(root, "train", args.channels, args.image_size)
-    X_test, _, _ = load_split(root, "test", args.channels, args.image_size, check_size=_same_size(X))
+    X, y, _ = load_split(root, "train", args.channels, args.image_size, progress=progress)
+    X_test, _, _ = load_split(root, "test", args.channels, args.image_size, check_size=_same_size(X),
+                              progress=progress)
     audit = leakage_audit(X, y, X_test, seeds=seeds, val_fraction=args.val_fraction,
-                          progress=not args.no_progress)
+                          progress=progress)
     print(f"{root}: {len(X)} images in the training folder, {len(X_test)} in the test folder, "
           f"{'x'.join(map(str, X.shape[1:]))} (C x H x W); seeds {args.seeds}")
     print(f"near duplicate: closer to a training image than {audit.near:.3g}, the median distance "

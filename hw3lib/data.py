@@ -60,7 +60,7 @@ NORMALIZE_BLOCK_BYTES = 2**26  # fit_normalizer's float64 deviations, at most th
 VAL_BLOCKS = 10  # "blocked": each class's files in natural order, cut into this many runs
 # Entries that operating systems put into folders by themselves (lower case): skipped as hidden ones are
 SYSTEM_ENTRIES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", "__macosx"})
-PROGRESS_DELAY = 2.0  # seconds of reading images before load_dataset's progress bar shows
+PROGRESS_DELAY = 2.0  # seconds of reading images before a progress bar shows
 
 FIX_WHERE = (
     "Fix: set HW3_DATA to a folder holding Data_train/ and Data_test/, put those two folders "
@@ -362,7 +362,7 @@ def _unreadable(problems: list[DataError], total: int, folder: Path, stopped: bo
 
 def load_split(
     root: str | os.PathLike | None = None, split: str = "train", mode: str = "L", image_size=None,
-    check_size=None,
+    check_size=None, progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Load one split as ``(X, y, classes)``.
 
@@ -373,7 +373,9 @@ def load_split(
     or "test" (``Data_test`` or ``test``). ``image_size`` (``S`` or ``(H, W)``, see
     :func:`hw3lib.images.parse_image_size`) resizes every image to ``(H, W)``; without it, (H, W) is
     the images' own size, which all must share. ``check_size``, when given, is called with the
-    first image's ``(H, W)`` before the others load, to refuse a size at once by raising.
+    first image's ``(H, W)`` before the others load, to refuse a size at once by raising. With
+    ``progress``, a ``tqdm.auto`` bar counts the images read once reading has taken
+    :data:`PROGRESS_DELAY` seconds.
 
     Hidden entries (names starting with ".", e.g. .DS_Store) and an operating system's own
     (``Thumbs.db``, ``desktop.ini``, ``__MACOSX``: :func:`is_skipped`) are skipped; any other entry that
@@ -385,8 +387,10 @@ def load_split(
     stops at :data:`MAX_NAMED_PROBLEMS`); one alone raises its own error; different sizes are
     counted, one file of each named.
     """
-    with warnings_gathered():  # Pillow's warnings about the split's files: one per kind
-        (X,), y, classes = _load(root, split, mode, image_size, check_size)
+    # Pillow's warnings about the split's files: one per kind
+    with warnings_gathered(), tqdm(disable=not progress, unit="image", desc="reading",
+                                   delay=PROGRESS_DELAY, leave=False) as bar:
+        (X,), y, classes = _load(root, split, mode, image_size, check_size, bar=bar)
     return X, y, classes
 
 
@@ -394,13 +398,16 @@ def _load(root, split, mode, image_size, check_size, parts=None, listing=None, b
     """:func:`load_split` with its images loaded straight into one array per part: ``parts``
     (None: one part of all) a boolean mask over the files per part, so parting them costs no
     copy of the images; ``listing`` :func:`split_files`'s answer, when already at hand; ``bar``
-    a tqdm bar that counts the files read. Returns ``(arrays, y, classes)``."""
+    a tqdm bar that counts the files read (given no total, it is given theirs). Returns
+    ``(arrays, y, classes)``."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
     check_mode(mode)
     size = parse_image_size(image_size)
     root = resolve_root(root)
     files, labels, classes = listing or split_files(root, split)
+    if bar is not None and bar.total is None:
+        bar.reset(total=len(files))
     y = np.array(labels, dtype=np.int64)
     masks = [np.ones(len(y), dtype=bool)] if parts is None else parts
     part = np.zeros(len(y), dtype=np.int64)  # the part of each file, and its place there

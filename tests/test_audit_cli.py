@@ -59,6 +59,17 @@ def test_audit_announces_its_reading_and_names_options_in_errors(tmp_path, capsy
         assert said in capsys.readouterr().err
 
 
+def test_a_bar_counts_the_images_read_when_reading_takes_a_while(tmp_path, capsys, monkeypatch):
+    """A large folder of photos took minutes with one line on stderr, then nothing."""
+    root = write_videos(tmp_path / "frames", frames=6, test_frames=3)
+    monkeypatch.setattr(data, "PROGRESS_DELAY", 0)  # reading these takes no while
+    assert main(["audit", "--data", str(root), "--seeds", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "reading:   0%|" in err and " 0/12 [" in err and " 0/6 [" in err  # each split's bar
+    assert main(["audit", "--data", str(root), "--seeds", "0", "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["audit", "--help"]])
 def test_audit_is_listed_and_explains_itself(argv, capsys):
     with pytest.raises(SystemExit) if argv[0] == "audit" else nullcontext():
