@@ -3,7 +3,7 @@ notebook 01 runs it on the fruit images: is each split's validation as new to a 
 import argparse
 
 from .cli import Parser, announce_reading, folder, fraction, image_size, parse_seeds
-from .data import MODES, DataError, load_split, resolve_root, split_files
+from .data import MODES, DataError, load_split, resolve_root, split_files, validation_mask
 from .leakage import leakage_audit
 from .train_cli import phrased  # the library's messages name settings as train's options do
 
@@ -47,6 +47,8 @@ def main(argv=None):
 
 def _audit(args, seeds):
     root, progress = resolve_root(args.data), not args.no_progress
+    # a split that cannot be made (a too small --val-fraction) is refused before minutes of reading
+    validation_mask(split_files(root, "train")[1], args.val_fraction)
     if progress:
         announce_reading(root)
     X, y, _ = load_split(root, "train", args.channels, args.image_size, progress=progress)

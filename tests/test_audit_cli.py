@@ -70,6 +70,14 @@ def test_a_bar_counts_the_images_read_when_reading_takes_a_while(tmp_path, capsy
     assert capsys.readouterr().err == ""
 
 
+def test_a_split_that_cannot_be_made_is_refused_before_the_images_are_read(tmp_path, capsys, monkeypatch):
+    root = write_videos(tmp_path / "frames", frames=6, test_frames=3)
+    monkeypatch.setattr(data, "read_image", lambda *args, **kwargs: pytest.fail("an image was read"))
+    assert main(["audit", "--data", str(root), "--val-fraction", "0.01"]) == 2
+    assert capsys.readouterr().err.startswith("error: --val-fraction 0.01 of [6, 6] images per class "
+                                              "leaves the validation split empty")
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["audit", "--help"]])
 def test_audit_is_listed_and_explains_itself(argv, capsys):
     with pytest.raises(SystemExit) if argv[0] == "audit" else nullcontext():
