@@ -74,22 +74,24 @@ def image_size(text):
 
 
 def parse_seeds(text, most, what):
-    """``--seeds`` given as ``0-4`` or ``0,1,2``, as a list of seeds; a range of more than
-    ``most`` seeds is refused as more than ``what`` (e.g. "a sweep") takes."""
+    """``--seeds`` given as ``0-4`` or ``0,1,2``, as a list of seeds; more than ``most`` seeds,
+    in a range or a list, are refused as more than ``what`` (e.g. "a sweep") takes."""
     try:
         if "-" in text:
             first, last = (int(v) for v in text.split("-"))
+            count = last - first + 1
         else:
-            return [int(v) for v in text.split(",")]
+            seeds = [int(v) for v in text.split(",")]
+            first, count = seeds[0], len(seeds)
     except ValueError:
         raise ValueError(f"--seeds {text!r}: give FIRST-LAST (0-4) or a list (0,1,2)") from None
-    if last < first:
+    if count < 1:
         raise ValueError(f"--seeds {text!r}: the range is reversed (no seed from {first} up to "
                          f"{last}); give FIRST-LAST with FIRST <= LAST, e.g. {last}-{first}")
-    if last - first + 1 > most:
-        raise ValueError(f"--seeds {text!r}: {last - first + 1} seeds, more than {what} takes "
+    if count > most:
+        raise ValueError(f"--seeds {text!r}: {count} seeds, more than {what} takes "
                          f"(at most {most:,}); give fewer, e.g. {first}-{first + 4}")
-    return list(range(first, last + 1))
+    return list(range(first, last + 1)) if "-" in text else seeds
 
 
 def announce_reading(root):

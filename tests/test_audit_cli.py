@@ -54,6 +54,7 @@ def test_audit_announces_its_reading_and_names_options_in_errors(tmp_path, capsy
     assert "--image-size" in err and "TrainConfig" not in err
     assert main(["audit", "--data", str(root), "--image-size", "16", "--no-progress"]) == 0
     for argv, said in ((["--seeds", "0-99"], "more than an audit takes (at most 20)"),
+                       (["--seeds", ",".join(map(str, range(21)))], "21 seeds, more than an audit takes"),
                        (["--val-fraction", "1.5"], "argument --val-fraction: must be a number between 0 and 1")):
         assert main(["audit", "--data", str(root), *argv]) == 2
         assert said in capsys.readouterr().err
