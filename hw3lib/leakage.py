@@ -209,8 +209,10 @@ class LeakageAudit:
     def findings(self):
         """What the audit means, in sentences: for each split method, whether its validation
         images are as new to a model trained on its training images as the test images are
-        (their near-duplicate shares within :data:`NEAR_MARGIN`), or which are the less new,
-        and then how many test images have an exact copy in the training folder."""
+        (their near-duplicate shares within :data:`NEAR_MARGIN`), or which are the less new;
+        that near duplicates mean little when the files do not come in runs of near-copies (the
+        blocked split's validation images no farther from training than :attr:`near`); and how
+        many test images have an exact copy in the training folder."""
         lines = []
         for method in dict.fromkeys(key[0] for key in self.distances):
             (_, val), (_, test) = self.summary(method, PAIRS[0]), self.summary(method, PAIRS[1])
@@ -232,6 +234,15 @@ class LeakageAudit:
                    "to be neighbours in file-name order within their class folder")
             lines.append(f"{method} split: {shares}: validation accuracy will read higher than "
                          f"test accuracy, and settings chosen on it may not hold; {fix}")
+        if "blocked" in (key[0] for key in self.distances):
+            held_out = self.summary("blocked", PAIRS[0])[0]
+            if held_out <= self.near:  # e.g. independent photos: a typical pair's distance
+                lines.append(f"consecutive files of a class are no nearer each other ({self.near:.3g}) "
+                             "than the blocked split's validation images are to their nearest "
+                             f"training image ({held_out:.3g}): the files do not come in runs of "
+                             "near-identical images (video frames, bursts), so a near duplicate "
+                             "here is only an image nearer a training image than two neighbouring "
+                             "files are")
         copies = len(self.test_copies())
         lines.append(f"{copies} test image(s) have an exact copy in the training folder: the test "
                      "accuracy counts them as unseen; remove them from the test folder (or their "

@@ -236,7 +236,7 @@ def test_findings_say_which_split_leaks_and_which_test_images_were_trained_on():
     # without the copies: said so; a blocked split that leaks gets its own advice
     audit = leakage_audit(X, y, X_new, methods=("blocked",), seeds=(0,), progress=False)
     audit.distances["blocked", 0, PAIRS[0]][:] = 0  # as if every validation image were a copy
-    leaky, none = audit.findings()
+    leaky, *_, none = audit.findings()
     assert "validation accuracy will read higher" in leaky and "file-name order" in leaky
     assert none == "no test image has an exact copy in the training folder"
 
@@ -248,3 +248,15 @@ def test_findings_say_when_the_test_images_are_near_copies_of_training_images():
     blocked, _ = audit.findings()
     assert "test images are less new to the model than validation's" in blocked
     assert "test accuracy will read higher" in blocked and "as new" not in blocked
+
+
+def test_findings_say_near_duplicates_mean_little_when_files_are_not_runs_of_near_copies():
+    rng = np.random.default_rng(0)
+    X, X_test = rng.random((90, 1, 8, 8), dtype=np.float32), rng.random((30, 1, 8, 8), dtype=np.float32)
+    audit = leakage_audit(X, np.repeat(np.arange(3), 30), X_test, seeds=(0,), progress=False)
+    assert audit.summary("blocked", PAIRS[1])[1] == 1  # every image a "near duplicate"
+    *_, caveat, copies = audit.findings()
+    assert caveat.startswith("consecutive files of a class are no nearer each other")
+    assert "do not come in runs of near-identical images" in caveat
+    X, y = videos()  # frames: said nothing of
+    assert len(leakage_audit(X, y, X[::7] + 1, seeds=(0,), progress=False).findings()) == 3
