@@ -46,10 +46,11 @@ PROGRESS_DELAY = 2.0
 # A split's validation images count as less new to the model than its test images (and its
 # validation accuracy as too kind) when their share of near duplicates of training images
 # exceeds the test images' by more than this; the test images as less new than validation's
-# (and test accuracy as too kind) when theirs exceeds validation's by more than this. Frames at the two ends of a blocked split's
-# held-out runs have a neighbour in training, which on video makes about a tenth of its
-# validation images near duplicates where none of the test images may be (the fruit data:
-# random split 0.68 against 0.11 of the test images, blocked 0.11 against 0.10).
+# (and test accuracy as too kind) when theirs exceeds validation's by more than this. Frames at
+# the two ends of a blocked split's held-out runs have a neighbour in training, which on video
+# makes about a tenth of its validation images near duplicates where none of the test images
+# may be (the fruit data: random split 0.68 against 0.11 of the test images, blocked 0.11
+# against 0.10).
 NEAR_MARGIN = 0.15
 
 
