@@ -555,9 +555,11 @@ def fit_normalizer(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     axes, n = (0, 2, 3), X.size // X.shape[1] if X.shape[1] else 0
     mean = X.mean(axis=axes, dtype=np.float64, keepdims=True)
     step = max(1, NORMALIZE_BLOCK_BYTES // (8 * max(X[:1].size, 1)))
+    block = np.empty((min(step, len(X)), *X.shape[1:]))  # one float64 block, reused
     squares = 0
     for start in range(0, max(len(X), 1), step):
-        deviation = np.asarray(X[start:start + step] - mean)
+        part = X[start:start + step]
+        deviation = np.subtract(part, mean, out=block[:len(part)])
         np.multiply(deviation, deviation, out=deviation)
         squares = squares + deviation.sum(axis=axes, dtype=np.float64, keepdims=True)
     std = np.sqrt(squares / n).ravel()
