@@ -10,7 +10,7 @@ from .checks import dead_link
 from .cli import Parser, int_at_least
 from .data import files_under, natural_key
 from .images import SUFFIXES, DataError, warnings_gathered
-from .tables import Table, display_width
+from .tables import Table, display_width, escaped
 from .train import FitResult
 
 BATCH = 256  # images read and classified at a time, so that memory does not grow with the files
@@ -110,7 +110,7 @@ def main(argv=None):
     names = ["class", "probability"] if top == 1 else [
         name for i in range(1, top + 1) for name in (f"class {i}", f"p {i}")]
     # a row as wide as any to come, so that each row prints as its image is classified
-    widest = (max(map(str, files), key=display_width), *(max(run.classes, key=display_width), 1.0) * top)
+    widest = (max((escaped(str(path)) for path in files), key=display_width), *(max(run.classes, key=display_width), 1.0) * top)
     header, line = Table(["image", *names], [widest]).line_format()
     unread, printed_header = 0, False
     for path, p in classified(run, files):

@@ -1,5 +1,6 @@
 """Small text tables, and errors as text, that print the same on every machine (notebooks
 compare them with nbval)."""
+import re
 import unicodedata
 from dataclasses import dataclass, field
 
@@ -13,14 +14,23 @@ def display_width(text: str) -> int:
                for ch in text)
 
 
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0 controls (tab, newline), DEL, C1 controls
+
+
+def escaped(text: str) -> str:
+    """``text`` with each control character written as in a Python string's repr (a tab
+    ``\\t``, a newline ``\\n``, an escape ``\\x1b``), so that it prints on one line, in columns."""
+    return CONTROL.sub(lambda m: repr(m[0])[1:-1], text)
+
+
 @dataclass(frozen=True)
 class Table:
     """A small analysis result: ``columns`` and ``rows`` of values; ``str()`` prints it.
 
-    Text columns are left-aligned, numbers right-aligned (in a terminal's columns:
-    :func:`display_width`), floats printed with ``digits`` decimals (a rounded -0 prints as 0), booleans as yes/no and None as "-", so the text is
-    the same on every machine. ``formats`` maps a column to a format of its own, e.g.
-    ``{"ratio": "{:.3g}x"}``.
+    Text columns are left-aligned (control characters :func:`escaped`), numbers right-aligned
+    (in a terminal's columns: :func:`display_width`), floats printed with ``digits`` decimals
+    (a rounded -0 prints as 0), booleans as yes/no and None as "-", so the text is the same on
+    every machine. ``formats`` maps a column to a format of its own, e.g. ``{"ratio": "{:.3g}x"}``.
     """
 
     columns: list[str]
@@ -46,7 +56,7 @@ class Table:
             return str(int(value))
         if isinstance(value, (float, np.floating)):
             return f"{round(float(value), self.digits) + 0.0:.{self.digits}f}"
-        return str(value)
+        return escaped(str(value))
 
     def value(self, key: tuple, column: str):
         """The value in ``column`` of the one row whose first values are ``key``, e.g.

@@ -253,3 +253,19 @@ def test_the_table_aligns_names_in_wide_characters_and_decomposed_accents(traine
     lines = out.splitlines()
     starts = {display_width(line[:line.index(" digit") + 1]) for line in lines[1:]}
     assert len(lines) == 4 and starts == {display_width(lines[0][:lines[0].index("class")])}
+
+
+def test_a_tab_or_newline_in_a_file_name_is_printed_escaped_in_the_table_and_in_json(trained, capsys, tmp_path):
+    """A name holding a tab or a newline broke the table's row in two or shifted its columns."""
+    run, test = trained
+    names = ["a\tb.png", "c\nd.png", "e\x1bf.png"]
+    for name in names:
+        (tmp_path / name).write_bytes((test / "digit1" / "1.png").read_bytes())
+    code, out, err = predict(capsys, run, tmp_path)
+    assert code == 0, err
+    rows = out.splitlines()[1:]
+    assert [row.split()[0] for row in rows] == [f"{tmp_path}/{shown}" for shown in (r"a\tb.png", r"c\nd.png",
+                                                                                      r"e\x1bf.png")]
+    assert len({row.index(" digit") for row in rows}) == 1  # the class column starts at one place
+    as_json = [json.loads(line)["file"] for line in predict(capsys, run, tmp_path, "--json")[1].splitlines()]
+    assert as_json == [str(tmp_path / name) for name in names]
