@@ -14,6 +14,8 @@ from .tables import Table, display_width, escaped
 from .train import FitResult
 
 BATCH = 256  # images read and classified at a time, so that memory does not grow with the files
+# the image column fits paths up to this many terminal columns, or twice the median path's if more
+PATH_COLUMNS = 40
 
 
 def images_under(folder):
@@ -41,6 +43,15 @@ def image_files(paths):
         else:
             raise ValueError(f"no file or folder {path}: check the path")
     return files
+
+
+def widest_fitting(names):
+    """The widest of ``names`` (a path each, as the table shows it) that the image column fits:
+    up to :data:`PATH_COLUMNS` wide, or twice the median's width if more. A wider one (a very
+    deep path) pushes the rest of its own row right, not of every row."""
+    widths = sorted(map(display_width, names))
+    fits = max(PATH_COLUMNS, 2 * widths[len(widths) // 2])
+    return max((name for name in names if display_width(name) <= fits), key=display_width)
 
 
 def classified(run, files):
@@ -109,8 +120,9 @@ def main(argv=None):
     files, top = image_files(args.images), min(args.top, len(run.classes))
     names = ["class", "probability"] if top == 1 else [
         name for i in range(1, top + 1) for name in (f"class {i}", f"p {i}")]
-    # a row as wide as any to come, so that each row prints as its image is classified
-    widest = (max((escaped(str(path)) for path in files), key=display_width), *(max(run.classes, key=display_width), 1.0) * top)
+    # a row as wide as any to come (but for very long paths), so that each row prints as its
+    # image is classified
+    widest = (widest_fitting([escaped(str(path)) for path in files]), *(max(run.classes, key=display_width), 1.0) * top)
     header, line = Table(["image", *names], [widest]).line_format()
     unread, printed_header = 0, False
     for path, p in classified(run, files):

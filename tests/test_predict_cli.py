@@ -269,3 +269,19 @@ def test_a_tab_or_newline_in_a_file_name_is_printed_escaped_in_the_table_and_in_
     assert len({row.index(" digit") for row in rows}) == 1  # the class column starts at one place
     as_json = [json.loads(line)["file"] for line in predict(capsys, run, tmp_path, "--json")[1].splitlines()]
     assert as_json == [str(tmp_path / name) for name in names]
+
+
+def test_one_very_deep_path_overflows_its_own_row_not_every_rows_column(trained, capsys, tmp_path):
+    """One photo 300 characters deep made the image column that wide on every row."""
+    run, test = trained
+    deep = tmp_path.joinpath(*["a_folder_nested_deep"] * 15, "x.png")
+    deep.parent.mkdir(parents=True)
+    for path in (deep, tmp_path / "y.png", tmp_path / "z.png"):
+        path.write_bytes((test / "digit1" / "1.png").read_bytes())
+    code, out, err = predict(capsys, run, tmp_path)
+    assert code == 0, err
+    header, *rows = out.splitlines()
+    assert [row.split()[0] for row in rows] == [str(deep), str(tmp_path / "y.png"), str(tmp_path / "z.png")]
+    starts = {line.index(" digit") + 1 for line in rows[1:]} | {header.index("class")}
+    assert len(starts) == 1 and starts.pop() < len(str(deep))  # aligned, as wide as the short paths need
+    assert rows[0].startswith(f"{deep}  digit")
