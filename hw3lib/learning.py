@@ -57,6 +57,17 @@ def beats_guessing(accuracy, y_val):
     return odds < LEARNING_LEVEL or correct == len(y_val)
 
 
+def unvalidated_note(classes, y_val):
+    """A note naming the ``classes`` that no label of ``y_val (N,)`` holds (each class keeps a
+    training image, so a class of one image has no validation image), or None when each has one."""
+    missing = [name for k, name in enumerate(classes) if not np.any(np.asarray(y_val) == k)]
+    if missing:
+        return (f"note: no validation images of class(es) {', '.join(missing)} (too few images to "
+                "hold one out): validation accuracy, and the epoch it picks, do not measure them; "
+                "add images to them")
+    return None
+
+
 def learning_warning(history, best_epoch, y_train, y_val, config):
     """A one-line warning (containing "chance") when a run did not learn, saying why and what to
     change, else None.

@@ -19,7 +19,7 @@ from .data import MODES, SPLIT_METHODS, DataError
 from .download import course_copy_note, dataset_sha256
 from .engine import engine_stamp
 from .images import SUFFIXES
-from .learning import learning_warning
+from .learning import learning_warning, unvalidated_note
 from .model import KERNEL_ADVICE
 from .train import HISTORY_KEYS, TrainingError, check_resume, fit
 
@@ -232,7 +232,7 @@ def _train_command(args, claim):
     sha = dataset_sha256(args.data)
     model = config.build_model(len(data.classes), data.image_size)
     threads = args.threads or (resume and resume.threads) or 1
-    notes = [note for note in (course_copy_note(args.data, sha),
+    notes = [note for note in (course_copy_note(args.data, sha), unvalidated_note(data.classes, data.y_val),
                                more_than_cores("--threads", threads, "threads")) if note]
     if resume:
         check_resume(resume, model, data, config, sha, checkpoint_path)  # before printing

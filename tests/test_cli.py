@@ -125,6 +125,19 @@ def test_a_run_that_does_not_learn_warns_and_exits_3(tmp_path, capsys):
     assert "note:" not in stdout  # batches of 8 of 24 training images
 
 
+def test_a_class_with_no_validation_image_is_noted(tmp_path, capsys):
+    """A class of one image only trains: validation said nothing of it, and train said nothing."""
+    root = digits_root(tmp_path / "digits", size=(16, 16), classes=3)
+    for extra in ("1.png", "2.png", "3.png"):
+        (root / "train" / "digit0" / extra).unlink()
+    (root / "train" / "digit2" / "3.png").unlink()  # 3 images: 1 validates
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--batch-size", 2, "--out", tmp_path / "run")
+    assert code in (0, 3), err
+    notes = [line for line in stdout.splitlines() if line.startswith("note:")]
+    assert notes == ["note: no validation images of class(es) digit0 (too few images to hold one out): "
+                     "validation accuracy, and the epoch it picks, do not measure them; add images to them"]
+
+
 def test_a_batch_larger_than_the_training_split_is_noted_and_too_few_steps_are_said(tmp_path, capsys):
     """Two epochs of one batch each: the advice is to train longer, not a smaller learning rate."""
     code, stdout, err = run_cli(capsys, "--data", fake_root(tmp_path), "--batch-size", 100000, "--epochs", 2,
