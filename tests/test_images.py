@@ -379,13 +379,52 @@ def test_a_large_jpeg_to_be_resized_is_decoded_at_a_reduced_scale_with_its_orien
         Image.fromarray(pixels).save(path, fmt, exif=exif, quality=95)
         whole = images.decode_image(path)
         assert whole.size == (480, 640)
-        # 1/4 of each side keeps both at least 2 x 40: 120 x 160, turned
-        assert images.decode_image(path, size=(20, 40)).size == ((120, 160) if fmt == "JPEG" else (480, 640))
-        assert images.decode_image(path, size=(100, 20)).size == ((240, 320) if fmt == "JPEG" else (480, 640))
+        # JPEG: 1/4 of each side keeps both at least 2 x 40: 120 x 160, turned; PNG, turned, then
+        # whole factors that divide 480 and 640 keeping them 5 times 40 and 20: 2 and 5
+        assert images.decode_image(path, size=(20, 40)).size == ((120, 160) if fmt == "JPEG" else (240, 128))
+        assert images.decode_image(path, size=(100, 20)).size == ((240, 320) if fmt == "JPEG" else (120, 640))
         for mode in ("L", "RGB"):
             x = images.read_image(path, mode, (20, 40))
             full = images.resize(images.to_pixels(whole, mode, path), (20, 40))
             assert x.shape == (20, 40, len(mode)) and np.abs(x - full).max() < 3 / 255
+
+
+def photo_like(height, width, seed=0):
+    """uint8 RGB ``(height, width, 3)`` like a photo: smooth gradients, hard-edged shapes a
+    pixel or two wide at the rim, and sensor noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width] / max(height, width)
+    pixels = np.stack([120 + 60 * np.sin(a * 6 * x + p) * np.cos(b * 6 * y) for a, b, p in rng.uniform(-1, 1, (3, 3))], -1)
+    for _ in range(12):  # rectangles of a flat colour
+        (y0, y1), (x0, x1) = np.sort(rng.integers(0, height, 2)), np.sort(rng.integers(0, width, 2))
+        pixels[y0:y1, x0:x1] = rng.integers(0, 256, 3)
+    pixels = (pixels + np.roll(pixels, 1, 0) + np.roll(pixels, 1, 1)) / 3  # edges 2 pixels wide
+    return np.clip(pixels + rng.normal(0, 4, pixels.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("fmt, size, reduced", [("PNG", (28, 28), (10, 6)), ("BMP", (30, 20), (14, 6)),
+                                                ("TIFF", (9, 13), (20, 20))])  # (across, down)
+def test_a_large_image_of_another_format_is_shrunk_by_whole_factors_first_within_3_of_255(
+        tmp_path, fmt, size, reduced):
+    """A 12-megapixel PNG resized to 64x64 took a second: its float32 pixels, all of them, resized."""
+    path = tmp_path / f"photo.{fmt.lower()}"
+    Image.fromarray(photo_like(900, 1400)).save(path, fmt)
+    whole = images.decode_image(path)
+    assert images.decode_image(path, size=size).size == (1400 // reduced[0], 900 // reduced[1])
+    for mode in ("L", "RGB"):
+        full = images.resize(images.to_pixels(whole, mode, path), size)
+        assert np.abs(images.read_image(path, mode, size) - full).max() < 3 / 255
+
+
+@pytest.mark.parametrize("mode, size", [("RGB", (100, 100)), ("RGBA", (20, 20)), ("P", (20, 20))])
+def test_a_small_image_or_one_of_other_modes_is_not_shrunk_first(tmp_path, mode, size):
+    path = tmp_path / "image.png"
+    Image.fromarray(photo_like(450, 500)).convert(mode).save(path)  # under 2 x 5 times 100
+    whole = images.decode_image(path)
+    assert images.decode_image(path, size=size).size == whole.size == (500, 450)
+    channels = "RGBA" if mode == "RGBA" else "RGB"
+    assert np.array_equal(images.read_image(path, channels, size),
+                          images.resize(images.to_pixels(whole, channels, path), size))
 
 
 def test_exif_orientation_is_applied(tmp_path):
