@@ -58,8 +58,9 @@ def atomic_write(path, write):
         except OSError as err:
             raise OSError(err.errno, err.strerror, str(path)) from err
         try:
-            os.fchmod(fd, 0o644)
             with os.fdopen(fd, "wb") as f:
+                if hasattr(os, "fchmod"):  # mkstemp gives 0o600; Windows < 3.13 lacks it
+                    os.fchmod(fd, 0o644)
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())

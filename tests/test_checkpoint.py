@@ -449,6 +449,13 @@ def test_an_interrupt_twice_during_a_write_waits_for_it_and_leaves_no_temporary_
     assert [p.name for p in tmp_path.iterdir()] == ["history.json"]
 
 
+def test_a_write_works_without_os_fchmod_as_on_windows_before_python_3_13(tmp_path, monkeypatch):
+    monkeypatch.delattr(os, "fchmod")
+    atomic_write(tmp_path / "history.json", lambda f: f.write(b"{}"))
+    assert (tmp_path / "history.json").read_bytes() == b"{}"
+    assert [p.name for p in tmp_path.iterdir()] == ["history.json"]
+
+
 def test_a_failed_write_leaves_the_previous_checkpoint_and_no_temporary_file(saved, monkeypatch):
     _, path = saved
     before = path.read_bytes()
