@@ -3,6 +3,7 @@ database, creating or joining the study, writing the sweep's definition, queuein
 (safely interrupted: the same command goes on), and refusing a study of another sweep, other
 data or other code."""
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -12,7 +13,7 @@ import sqlalchemy
 from optuna.distributions import json_to_distribution
 from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalFileSymlinkLock
 
 JOURNAL = "optuna-journal.log"
 HEARTBEAT_SECONDS = 10  # database storages: a running trial's heartbeat, this often
@@ -126,7 +127,9 @@ def _open_journal(given, create):
             path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_file() and not _starts_as_journal(path):  # Optuna would append to it
             raise ValueError(path)
-        lock = JournalFileSymlinkLock(str(path), LOCK_GRACE_SECONDS)
+        # Windows makes a symbolic link only with Developer Mode or as administrator
+        lock = (JournalFileOpenLock if sys.platform == "win32" else JournalFileSymlinkLock)(
+            str(path), LOCK_GRACE_SECONDS)
         return JournalStorage(JournalFileBackend(str(path), lock))
     except OSError as err:
         raise ValueError(f"storage {given}: cannot {'create' if create else 'read'} the journal "

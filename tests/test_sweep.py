@@ -4,6 +4,7 @@ killed sweeps resume; failed runs are recorded; bad settings are refused before 
 
 Every sweep here trains a tiny LeNet-5 on a tiny generated dataset (60 images per class)."""
 import contextlib
+import errno
 import io
 import json
 import multiprocessing
@@ -1133,6 +1134,17 @@ def test_a_journal_lock_left_by_a_killed_process_is_broken_after_the_grace_perio
     writer.join(timeout=60)  # a dangling link is never broken: the writer would wait forever
     assert created and 3 <= time.monotonic() - started < 60
 
+
+
+def test_a_journal_on_windows_takes_its_lock_without_a_symbolic_link(tmp_path, monkeypatch):
+    def no_privilege(*args, **kwargs):  # Windows without Developer Mode or administrator rights
+        raise OSError(errno.EPERM, "A required privilege is not held by the client")
+
+    monkeypatch.setattr(os, "symlink", no_privilege)
+    monkeypatch.setattr(sys, "platform", "win32")
+    study = optuna.create_study(storage=open_storage(tmp_path / JOURNAL), study_name="s")
+    study.enqueue_trial({"x": 1})
+    assert len(study.get_trials()) == 1 and not Path(f"{tmp_path / JOURNAL}.lock").exists()
 
 # --- PostgreSQL, as several machines share a study --------------------------------------------
 
