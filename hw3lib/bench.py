@@ -28,7 +28,7 @@ figures are printed alone.
 import argparse
 import importlib.util
 import os
-import resource
+import sys
 import time
 from dataclasses import replace
 
@@ -45,6 +45,11 @@ from .tables import Table
 from .train import EVAL_BATCH
 from .workloads import (BATCH, EVAL_SIZE, TRAIN_SIZE, Point, epoch_flops, interleaved_medians,
                         make_run)
+
+try:
+    import resource
+except ImportError:  # Windows: the memory is not measured
+    resource = None
 
 CHANNELS = (1, 4)
 
@@ -105,15 +110,20 @@ def naive_epoch(channels, naive_images=2, n=TRAIN_SIZE):
 
 def training_rss(channels, epochs=5, n=TRAIN_SIZE):
     """Peak resident memory (MB, ``resource.getrusage``) of this process while it builds
-    hw3lib's data and model and trains ``epochs`` epochs: ``[built, after epoch 1, ...]``.
+    hw3lib's data and model and trains ``epochs`` epochs: ``[built, after epoch 1, ...]``;
+    None on Windows, which lacks ``resource``.
     Values that stop rising after the first epochs (the allocator settles within a few)
     mean that nothing allocated per batch grows.
 
     The figure is the process's high-water mark, so call this before importing PyTorch (and
     anything large), or it reports their memory instead.
     """
+    if resource is None:
+        return None
+    per_mb = 2**20 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+
     def peak_mb():
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / per_mb
 
     run = hw3lib_epoch(channels, n)
     peaks = [peak_mb()]
@@ -244,6 +254,9 @@ def report(results):
               "", "peak resident memory (RSS, MB) of this process training hw3lib, before PyTorch "
               "is imported (a high-water mark: each line includes the ones above):"]
     for c, peaks in results["rss"].items():
+        if peaks is None:
+            lines.append(f"  {c}x32x32: not measured (Python's resource module does not exist on Windows)")
+            continue
         after = ", ".join(f"{p:.0f}" for p in peaks[1:])
         lines.append(f"  {c}x32x32: {peaks[0]:.0f} with data and model built; after each epoch: {after}")
     return "\n".join(lines)

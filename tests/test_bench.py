@@ -1,12 +1,15 @@
 """The benchmark's functions on tiny inputs (a smoke test, not a timing test), its FLOP count,
 and that training allocates nothing per batch that grows from one epoch to the next."""
 import importlib.util
+import subprocess
+import sys
 import tracemalloc
+from types import SimpleNamespace
 
 import pytest
 
-from hw3lib import LeNet5
-from hw3lib.bench import epoch_comparison, hw3lib_epoch, main, measure, report
+from hw3lib import LeNet5, bench
+from hw3lib.bench import epoch_comparison, hw3lib_epoch, main, measure, report, training_rss
 from hw3lib.workloads import epoch_flops, interleaved_medians
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -172,3 +175,19 @@ def test_grid_images_zero_is_refused_not_read_as_the_default_1024(monkeypatch):
         f"ran the grid with {points[0].images} images"))
     with pytest.raises(ValueError, match="argument --images: must be an integer >= 1, got '0'"):
         main(["--grid", "--images", "0"])
+
+
+def test_peak_memory_is_in_mb_on_macos_where_ru_maxrss_counts_bytes(monkeypatch):
+    usage = SimpleNamespace(ru_maxrss=300 * 2**20)
+    monkeypatch.setattr(bench, "resource", SimpleNamespace(RUSAGE_SELF=0, getrusage=lambda who: usage))
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert training_rss(1, epochs=0, n=8) == [300]
+
+
+def test_without_the_resource_module_as_on_windows_the_benchmark_runs_and_says_memory_is_not_measured():
+    code = ("import sys; sys.modules['resource'] = None\n"
+            "from hw3lib.bench import measure, report\n"
+            "print(report(measure(repeats=1, channels=(1,), train_size=8, eval_size=8, naive_images=1, "
+            "use_torch=False)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "1x32x32: not measured (Python's resource module does not exist on Windows)" in out
