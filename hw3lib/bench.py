@@ -304,7 +304,8 @@ def grid_legend(engines):
         (["ratio = hw3lib / PyTorch"] if torch else [])
         + ["GF/s = 2 x the multiply-adds of direct convolutions and dense layers, per second (a "
            "Winograd layer does fewer, so its GF/s can pass the machine's peak)",
-           "MB = peak memory the runs add to a worker (the most of an engine's workers)",
+           "MB = peak memory the runs add to a worker (the most of an engine's workers; nan off "
+           "Linux, which alone has /proc)",
            f"UNSTABLE = an engine's slowest run > {grid.UNSTABLE} x its fastest"]
         + (["hw3lib splits each batch over its threads where that pays, each on one BLAS thread",
             "blas = hw3lib on BLAS's threads alone" + (", blas ratio = blas / PyTorch" if torch else "")]

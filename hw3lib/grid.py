@@ -77,10 +77,14 @@ def two_thread_grid():
 
 
 def _memory_kb(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
+    """``field`` of ``/proc/self/status`` in KiB; NaN where there is no /proc (macOS, Windows)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except FileNotFoundError:
+        return float("nan")
     return 0
 
 
@@ -204,17 +208,17 @@ def measure_point(point, engines=None, rounds=5, threads=1, processes=PROCESSES)
     engines = engines or engines_for(threads)
     if isinstance(engines, str) or not set(engines) <= set(ENGINES):
         raise ValueError(f"engines must be a sequence of names of {ENGINES}, got {engines!r}")
-    times, mb = {engine: [] for engine in engines}, {engine: 0.0 for engine in engines}
+    times, mb = {engine: [] for engine in engines}, {engine: [] for engine in engines}
     for count in spread(rounds, processes):
         for engine, (runs, added) in _session(point, engines, count, threads).items():
             times[engine] += runs
-            mb[engine] = max(mb[engine], added)
+            mb[engine].append(added)
     flops = epoch_flops(point.model(), point.images, training=point.task == "train")
     result = {"point": point, "threads": threads, "gflop": flops / 1e9}
     for engine in engines:
         median = statistics.median(times[engine])
         result[engine] = {"times": times[engine], "median": median, "gflops": flops / median / 1e9,
-                          "mb": mb[engine]}
+                          "mb": max(mb[engine])}  # NaN without /proc
     return result
 
 

@@ -1,6 +1,9 @@
 """The benchmark grid (``bench --grid``) on tiny points: its workers, rows, flags and growth
 lines (structure only; speed is measured by the command, never here)."""
 import importlib.util
+import math
+import multiprocessing
+import threading
 from dataclasses import replace
 
 import pytest
@@ -164,3 +167,24 @@ def test_the_legend_defines_only_the_columns_the_table_has(threads):
     alone = grid_legend(grid.engines_for(threads, torch=False))  # PyTorch missing: no ratio column
     assert "ratio" not in alone and ("blas = hw3lib on BLAS's threads alone" in alone) == (threads > 1)
     assert "GF/s = " in alone and "MB = " in alone and "UNSTABLE = " in alone
+
+
+def test_without_proc_as_on_macos_and_windows_a_worker_answers_nan_megabytes(monkeypatch):
+    def no_proc(path, *args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory", path)
+
+    monkeypatch.setattr(grid, "open", no_proc, raising=False)
+    parent, child = multiprocessing.Pipe()
+    threading.Thread(target=grid._serve, args=(child, "hw3lib", TINY, 1), daemon=True).start()
+    answers = []
+    for ask in (None, "run", "stop"):
+        if ask:
+            parent.send(ask)
+        if not parent.poll(30):  # the worker failed: it answers nothing
+            break
+        answers.append(parent.recv())
+    assert len(answers) == 3 and answers[0] == "ready" and math.isnan(answers[2])
+    monkeypatch.setattr(grid, "_session", lambda point, engines, rounds, threads: {
+        engine: ([1.0] * rounds, float("nan")) for engine in engines})
+    result = grid.measure_point(TINY, ["hw3lib"], rounds=3, processes=2)
+    assert math.isnan(result["hw3lib"]["mb"]) and grid.format_row(result).split()[-1] == "nan"
