@@ -243,7 +243,7 @@ def _move_into(staged: Path, dest: Path) -> None:
         raise
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
     """Whether a process ``pid`` runs (on POSIX; elsewhere assumed to, as os.kill would end it)."""
     if os.name != "posix":
         return True
@@ -264,7 +264,7 @@ def _remove_stale_staging(dest: Path) -> None:
         with contextlib.suppress(OSError):  # absent, a file, or not readable: nothing to remove
             for stale in here.iterdir():
                 pid = re.fullmatch(r"(\d+)-\w+", stale.name.removeprefix(prefix))
-                if stale.name.startswith(prefix) and pid and not _running(int(pid[1])):
+                if stale.name.startswith(prefix) and pid and not process_running(int(pid[1])):
                     shutil.rmtree(stale, ignore_errors=True)
 
 

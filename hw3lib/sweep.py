@@ -78,7 +78,7 @@ from tqdm.auto import tqdm
 from .atomic import INTERRUPTS
 from .checks import integer
 from .cli import refuse_file_in_the_way, try_writing, usable_cores
-from .download import dataset_sha256
+from .download import dataset_sha256, process_running
 from .engine import engine_code
 from .parallel import child_blas_threads
 from .runs import checkpoint_path, load_or_train, one_blas_thread, run_key
@@ -106,8 +106,8 @@ class SweepError(Exception):
 def _start_time(pid):
     try:  # field 22 of /proc/PID/stat, the process's start in clock ticks after boot
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except OSError:
-        return "gone"
+    except OSError:  # gone, or no /proc (macOS, Windows): whether it runs, its start unknown
+        return "running" if process_running(pid) else "gone"
 
 
 def worker_id(pid=None):

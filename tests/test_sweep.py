@@ -1146,6 +1146,17 @@ def test_a_journal_on_windows_takes_its_lock_without_a_symbolic_link(tmp_path, m
     study.enqueue_trial({"x": 1})
     assert len(study.get_trials()) == 1 and not Path(f"{tmp_path / JOURNAL}.lock").exists()
 
+
+def test_without_proc_as_on_macos_a_worker_that_is_gone_is_known_dead(monkeypatch):
+    read_text = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda path, *args, **kwargs: (
+        read_text(path, *args, **kwargs) if path.parts[1:2] != ("proc",) else open("/no/proc")))
+    process = subprocess.Popen([sys.executable, "-c", "input()"], stdin=subprocess.PIPE)
+    worker = sweep_module.worker_id(process.pid)
+    alive = sweep_module._dead_here(worker)
+    process.communicate(b"\n")
+    assert not alive and sweep_module._dead_here(worker)
+
 # --- PostgreSQL, as several machines share a study --------------------------------------------
 
 def test_the_postgres_extra_brings_the_driver_of_a_plain_postgresql_url():
