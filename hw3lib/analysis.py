@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import SPLITS, resolve_root, split_files
+from .folders import SPLITS, resolve_root, split_files
 from .images import decode_image
 from .tables import Table
 

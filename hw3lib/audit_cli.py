@@ -3,7 +3,8 @@ notebook 01 runs it on the fruit images: is each split's validation as new to a 
 import argparse
 
 from .cli import Parser, announce_reading, folder, fraction, image_size, parse_seeds
-from .data import MODES, DataError, load_split, resolve_root, split_files, validation_mask
+from .data import MODES, DataError, load_split, validation_mask
+from .folders import resolve_root, split_files
 from .leakage import leakage_audit
 from .train_cli import phrased  # the library's messages name settings as train's options do
 

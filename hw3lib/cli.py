@@ -13,7 +13,8 @@ import tempfile
 from pathlib import Path
 
 from .checks import dead_link
-from .data import DataError, resolve_root, split_files
+from .data import DataError
+from .folders import resolve_root, split_files
 from .images import parse_image_size
 
 # how the library's messages name a setting to change: TrainConfig(image_size=64), TrainConfig(mode='LA')

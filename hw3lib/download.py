@@ -29,8 +29,9 @@ from tqdm.auto import tqdm
 
 from .checks import dead_link
 from .cli import Parser, folder
-from .data import (FIX_WHERE, DEFAULT_ROOT, MANIFEST_PATH, SPLITS, DataError, files_under, is_course_data,
-                   resolve_root, split_dirs, split_folders)
+from .data import DataError
+from .folders import (FIX_WHERE, DEFAULT_ROOT, MANIFEST_PATH, SPLITS, files_under, is_course_data,
+                      resolve_root, split_dirs, split_folders)
 from .images import read_bytes, sniff
 
 SOURCE_REPO = "Joker1367/EE6550_ML"
@@ -67,8 +68,8 @@ def _sha256(data: bytes) -> str:
 
 def compute_manifest(root: str | os.PathLike) -> dict[str, str]:
     """SHA-256 of every file under ``root``'s split folders (Data_train and Data_test, or train
-    and test: :func:`hw3lib.data.split_folders`) as :func:`hw3lib.data.files_under` finds them:
-    those :func:`hw3lib.data.is_skipped` leaves out are not, symbolic links to folders are
+    and test: :func:`hw3lib.folders.split_folders`) as :func:`hw3lib.folders.files_under` finds them:
+    those :func:`hw3lib.folders.is_skipped` leaves out are not, symbolic links to folders are
     followed as :func:`hw3lib.data.load_split` does (a link back to a folder above it is not).
 
     Returns ``{relative POSIX path: hex digest}`` sorted by path; absent folders give no entries.

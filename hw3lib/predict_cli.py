@@ -8,7 +8,7 @@ import numpy as np
 
 from .checks import dead_link
 from .cli import Parser, int_at_least
-from .data import files_under, natural_key
+from .folders import files_under, natural_key
 from .images import SUFFIXES, DataError, warnings_gathered
 from .tables import Table, display_width, escaped
 from .train import FitResult
@@ -20,7 +20,7 @@ PATH_COLUMNS = 40
 
 def images_under(folder):
     """Every image file under ``folder`` (a name ending as in :data:`hw3lib.images.SUFFIXES`)
-    as :func:`hw3lib.data.files_under` finds them (links to folders followed; hidden and system
+    as :func:`hw3lib.folders.files_under` finds them (links to folders followed; hidden and system
     entries left out), in natural order of their paths."""
     found = [path for path in files_under(folder) if path.suffix.lower() in SUFFIXES]
     return sorted(found, key=lambda p: [natural_key(part) for part in p.relative_to(folder).parts])

@@ -60,8 +60,8 @@ import nbformat
 
 from .atomic import atomic_write
 from .cli import Parser, create_out, folder, int_at_least, refuse_file_in_the_way
-from .data import REPO_ROOT, resolve_root
 from .download import download
+from .folders import REPO_ROOT, resolve_root
 from .results import STALE_FIGURES
 from .stamp import stamp_rows
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 from .checkpoint import CheckpointError, load_checkpoint
-from .data import REPO_ROOT
 from .download import dataset_sha256
 from .engine import engine_stamp, stamp_differences
+from .folders import REPO_ROOT
 from .train import FitResult, check_kind, fit
 
 RUNS_DIR = REPO_ROOT / "runs" / "notebooks"

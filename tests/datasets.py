@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hw3lib import data
+from hw3lib import folders
 
 DATA = Path(os.environ.get("HW3_DATA", Path(__file__).parents[1] / "data"))
 HAVE_DATA = (DATA / "Data_train").is_dir()
@@ -38,12 +38,12 @@ def make_root(base: Path, classes=("A", "B"), n=3, test_classes=None) -> Path:
     for split, names in (("train", classes), ("test", test_classes or classes)):
         for c, name in enumerate(names):
             for i in range(n):
-                write_png(base / data.SPLITS[split] / name / f"{name}_{split}_{i}.png", 10 * i + c)
+                write_png(base / folders.SPLITS[split] / name / f"{name}_{split}_{i}.png", 10 * i + c)
     return base
 
 
 def copy_splits(src: Path, dst: Path) -> Path:
-    for split_dir in data.SPLITS.values():
+    for split_dir in folders.SPLITS.values():
         shutil.copytree(src / split_dir, dst / split_dir)
     return dst
 
@@ -54,7 +54,7 @@ def write_banded_root(base: Path, per_class=60, test_per_class=6, seed=0) -> Pat
     rng = np.random.default_rng(seed)
     for split, n in (("train", per_class), ("test", test_per_class)):
         for k, name in enumerate("ABC"):
-            folder = base / data.SPLITS[split] / name
+            folder = base / folders.SPLITS[split] / name
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(n):
                 x = (rng.random((32, 32)) * 150).astype(np.uint8)

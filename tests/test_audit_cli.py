@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hw3lib import data
+from hw3lib import data, folders
 from hw3lib.__main__ import main
 
 
@@ -16,7 +16,7 @@ def write_videos(root, frames=40, test_frames=12):
     rng = np.random.default_rng(0)
     for split, n in (("train", frames), ("test", test_frames)):
         for name in "AB":
-            folder = root / data.SPLITS[split] / name
+            folder = root / folders.SPLITS[split] / name
             folder.mkdir(parents=True)
             frame = rng.random((16, 16)) * 200
             for i in range(n):

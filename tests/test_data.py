@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from hw3lib import data, download, images
+from hw3lib import data, download, folders, images
 from hw3lib.data import DataError
 from hw3lib.images import TransparentPixels
 from conftest import peak_bytes
@@ -89,9 +89,9 @@ def test_a_root_starting_with_a_tilde_is_under_the_home_folder(monkeypatch, tmp_
 
 
 def test_default_root_is_repo_data_folder(monkeypatch, tmp_path):
-    assert data.DEFAULT_ROOT == Path(data.__file__).resolve().parent.parent / "data"
+    assert folders.DEFAULT_ROOT == Path(folders.__file__).resolve().parent.parent / "data"
     monkeypatch.delenv("HW3_DATA", raising=False)
-    monkeypatch.setattr(data, "DEFAULT_ROOT", make_root(tmp_path))
+    monkeypatch.setattr(folders, "DEFAULT_ROOT", make_root(tmp_path))
     assert data.load_split()[2] == ["A", "B"]
 
 
@@ -107,7 +107,7 @@ def test_invalid_split_or_mode(tmp_path, kwargs, words):
 
 def test_missing_default_root_says_where_to_put_the_course_data(monkeypatch, tmp_path):
     monkeypatch.delenv("HW3_DATA", raising=False)
-    monkeypatch.setattr(data, "DEFAULT_ROOT", tmp_path / "nowhere")
+    monkeypatch.setattr(folders, "DEFAULT_ROOT", tmp_path / "nowhere")
     with pytest.raises(DataError) as err:
         data.load_split()
     msg = str(err.value)
@@ -294,7 +294,7 @@ def test_hidden_files_and_the_operating_systems_own_are_skipped(tmp_path):
     X, y, classes = data.load_split(root)
     assert X.shape == (6, 1, 32, 32) and classes == ["A", "B"]
     assert sorted(download.compute_manifest(root)) == sorted(
-        f"{data.SPLITS[split]}/{c}/{c}_{split}_{i}.png" for split in data.SPLITS for c in "AB" for i in range(3))
+        f"{folders.SPLITS[split]}/{c}/{c}_{split}_{i}.png" for split in folders.SPLITS for c in "AB" for i in range(3))
 
 
 def load_as_nobody(root):
@@ -428,7 +428,7 @@ def test_file_order_is_the_same_in_either_unicode_form():
     their names came composed (Linux, Windows) or decomposed (macOS, its archives)."""
     names = ["e_2.png", "\u00e9_1.png", "f_1.png", "\u00e9_10.png", "\u00e9_9.png"]
     orders = [[unicodedata.normalize("NFC", n) for n in sorted(
-        (unicodedata.normalize(form, n) for n in names), key=data.natural_key)] for form in ("NFC", "NFD")]
+        (unicodedata.normalize(form, n) for n in names), key=folders.natural_key)] for form in ("NFC", "NFD")]
     assert orders[0] == orders[1] == ["e_2.png", "f_1.png", "\u00e9_1.png", "\u00e9_9.png", "\u00e9_10.png"]
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from hw3lib import data, download
+from hw3lib import download, folders
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.data import DataError
 from datasets import DATA, FIRST_FILE, HAVE_DATA, NO_DATA, SEED_PNG, copy_splits, make_root, needs_data, write_png
@@ -146,7 +146,7 @@ def test_dataset_sha256_without_data_names_what_this_folder_lacks(tmp_path, monk
     with pytest.raises(DataError, match=r"no dataset files under .*: its split folders are empty\. Fix: put "
                                         r"each class's images in a folder of its own"):
         download.dataset_sha256(tmp_path)
-    monkeypatch.setattr(data, "DEFAULT_ROOT", tmp_path.resolve())  # the course's folder, empty
+    monkeypatch.setattr(folders, "DEFAULT_ROOT", tmp_path.resolve())  # the course's folder, empty
     with pytest.raises(DataError, match="no dataset files under .*python -m hw3lib download"):
         download.dataset_sha256(tmp_path)
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from hw3lib import data, images
+from hw3lib import data, folders, images
 from hw3lib.data import DataError
 from conftest import peak_bytes
 from datasets import make_root, write_png
@@ -323,7 +323,7 @@ def test_the_course_data_gets_course_advice_and_own_data_its_own(tmp_path):
     with pytest.raises(DataError, match="Fix: replace it with an intact copy, save it as an 8-bit "
                                         "PNG, or remove it.$"):
         data.load_split(own)
-    assert data.is_course_data(course) and not data.is_course_data(own)
+    assert folders.is_course_data(course) and not folders.is_course_data(own)
 
 
 def test_other_image_names_are_read_and_other_files_refused(tmp_path):
