@@ -57,7 +57,6 @@ import copy
 import dataclasses
 import hashlib
 import multiprocessing
-import multiprocessing.connection
 import os
 import signal
 import socket
@@ -93,6 +92,7 @@ __all__ = ["JOURNAL", "PRUNERS", "Sweep", "SweepError", "SweepResult", "default_
 STOP_SECONDS = 60       # after Ctrl-C, how long workers may take to record their runs
 UNNAMED_SECONDS = 60    # a trial RUNNING this long without its worker's name: that worker died
 ROOM = 2**20  # bytes a sweep's folders must take (written and synced) before any run starts
+SPAWN = multiprocessing.get_context("spawn")  # the workers' start, and their stop event's
 CANNOT_WRITE = 3  # the exit status of a worker that stopped because it could not write a run's files
 NOT_WRITTEN = "this machine could not write the run's files; queued again"  # a run's error: see run_trial
 
@@ -305,9 +305,9 @@ def work(storage, study_name, *, index=0, root=None, checkpoints=None, stop=None
             return
 
 
-def _worker_main(storage, study_name, index, root, checkpoints, parent):
-    """A worker process: one BLAS thread; Ctrl-C or SIGTERM (or its parent gone) ends its run
-    after the current batch, recorded to go on later."""
+def _worker_main(storage, study_name, index, root, checkpoints, parent, stopped):
+    """A worker process: one BLAS thread; Ctrl-C or SIGTERM, the event ``stopped`` (set by its
+    parent) or its parent gone ends its run after the current batch, recorded to go on later."""
     # tqdm's lock, made by any bar, even one switched off, is a multiprocessing lock: in a spawned
     # process a named semaphore, which the parent's resource tracker reports as leaked, after the
     # command's last line, when the worker is killed. A thread lock serves one process as well.
@@ -319,7 +319,7 @@ def _worker_main(storage, study_name, index, root, checkpoints, parent):
     with one_blas_thread():
         try:
             work(storage, study_name, index=index, root=root, checkpoints=checkpoints,
-                 stop=lambda: stopping.is_set() or os.getppid() != parent)
+                 stop=lambda: stopping.is_set() or stopped.is_set() or os.getppid() != parent)
         except OSError:  # recorded in its run, queued again (run_trial); the parent says so
             sys.exit(CANNOT_WRITE)
 
@@ -341,14 +341,14 @@ def _interrupts_ignored():
             signal.signal(signum, handler)
 
 
-def _start_workers(count, storage, study_name, root, checkpoints):
+def _start_workers(count, storage, study_name, root, checkpoints, stopped):
     """``count`` spawned worker processes (no fork after BLAS started its threads), each with
-    one BLAS thread from its start. Started inside :func:`_interrupts_ignored`, a worker ignores
-    Ctrl-C and SIGTERM until it has set its own handlers (one while it imports would end it
-    with tracebacks; :func:`_stop_workers` asks again)."""
-    context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_worker_main, name=f"hw3lib-sweep-{index}",
-                               args=(storage, study_name, index, root, checkpoints, os.getpid()))
+    one BLAS thread from its start, that stop when the :data:`SPAWN` event ``stopped`` is set.
+    Started inside :func:`_interrupts_ignored`, a worker ignores Ctrl-C and SIGTERM until it has
+    set its own handlers (one while it imports would end it with tracebacks; ``stopped`` stops
+    it then)."""
+    workers = [SPAWN.Process(target=_worker_main, name=f"hw3lib-sweep-{index}",
+                             args=(storage, study_name, index, root, checkpoints, os.getpid(), stopped))
                for index in range(count)]
     with child_blas_threads(1):
         for process in workers:
@@ -357,13 +357,12 @@ def _start_workers(count, storage, study_name, root, checkpoints):
 
 
 def _stop_workers(workers):
-    """Ask the workers to stop with Ctrl-C, again each second (one still starting ignores it),
-    for up to :data:`STOP_SECONDS`; kill those left."""
+    """Wait up to :data:`STOP_SECONDS` for the workers, told to stop (their event set), to
+    record their runs and end; kill those left. Not told by a signal: on Windows ``os.kill``
+    ends a process outright, its run left RUNNING."""
     deadline = time.monotonic() + STOP_SECONDS
-    while (alive := [p for p in workers if p.is_alive()]) and time.monotonic() < deadline:
-        for process in alive:
-            os.kill(process.pid, signal.SIGINT)
-        multiprocessing.connection.wait([p.sentinel for p in alive], timeout=1)
+    for process in workers:
+        process.join(max(0.0, deadline - time.monotonic()))
     for process in workers:
         if process.is_alive():  # its run stays RUNNING until the next start recovers it
             process.kill()
@@ -436,11 +435,13 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
             checkpoints.rmdir()  # only when empty
         raise
     recover(study)
-    procs, bar = [], tqdm(total=sweep.total, unit="run", desc=study.study_name, disable=not progress)
+    procs, stopped = [], SPAWN.Event()
+    bar = tqdm(total=sweep.total, unit="run", desc=study.study_name, disable=not progress)
     try:
         with _interrupts_ignored():  # the milliseconds of the start: never cut short, none left unstopped
             # no more workers than runs: the others would start, find nothing to do and stop
-            procs = _start_workers(min(workers, sweep.total), storage, study.study_name, root, checkpoints)
+            procs = _start_workers(min(workers, sweep.total), storage, study.study_name, root, checkpoints,
+                                   stopped)
         while True:
             alive = any(p.is_alive() for p in procs)
             result = sweep_result(study)
@@ -454,6 +455,7 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
                 raise KeyboardInterrupt
             time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:
+        stopped.set()  # each worker ends its run after the current batch, recorded to go on
         _stop_workers(procs)
         done = len(sweep_result(study).finished())
         bar.update(done - bar.n)

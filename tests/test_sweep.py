@@ -1031,6 +1031,27 @@ def test_workers_are_started_ignoring_interrupts_which_are_heeded_again_after():
     assert errors == []
 
 
+def stopped_sweep(tmp_path, root):
+    """A sweep of 6 runs on 2 workers stopped once a run is done and others run; its trials."""
+    space, base, stop = {"lr": [3e-3, 1e-2, 2e-2]}, replace(BASE, epochs=20), threading.Event()
+    with pytest.raises(KeyboardInterrupt, match="interrupted with"):
+        run_sweep(space, base, seeds=[0, 1], workers=2, out=tmp_path, root=root, pruner="none",
+                  progress=False, on_progress=lambda done, total: done and stop.set(), stop=stop)
+    return trials_of(tmp_path / JOURNAL, Sweep.define(space, base, (0, 1), pruner="none").name)
+
+
+def test_a_stopped_sweep_tells_its_workers_without_a_signal_which_on_windows_ends_them(tmp_path, root,
+                                                                                       monkeypatch):
+    """On Windows os.kill ends a process outright (TerminateProcess): workers stopped with a
+    SIGINT left their runs RUNNING, and running the sweep again waited on them for ever."""
+    kill = os.kill
+    monkeypatch.setattr(os, "kill", lambda pid, signum: kill(pid, signal.SIGKILL if signum else 0))
+    trials = stopped_sweep(tmp_path, root)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    interrupted = [t for t in trials if t.state == TrialState.FAIL]
+    assert interrupted and all(t.user_attrs["error"] == "interrupted; queued again" for t in interrupted)
+
+
 def test_a_plain_kill_of_the_command_stops_its_workers_too(tmp_path, root):
     process, args = start_sweep(tmp_path, root)
     name, _ = wait_until_runs_done(process, tmp_path, 1)
