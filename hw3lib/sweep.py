@@ -121,11 +121,12 @@ def _dead_here(worker):
     return host == socket.gethostname() and worker_id(int(pid)) != worker
 
 
-def recover(study):
+def recover(study, killed=()):
     """Fail, with the reason, and queue again the runs left RUNNING by workers that stopped:
     on a database storage those whose heartbeat is stale (any machine), on any storage those
-    whose worker process on this machine is gone, and those that a worker took but stopped
-    before naming itself in them (:data:`UNNAMED_SECONDS` after it took them)."""
+    whose worker process on this machine is gone or among ``killed`` (ids of workers this
+    process killed: Windows cannot tell that a process is gone), and those that a worker took
+    but stopped before naming itself in them (:data:`UNNAMED_SECONDS` after it took them)."""
     storage = study._storage
     heartbeat = isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage)
     stale = storage._get_stale_trial_ids(study._study_id) if heartbeat else []  # as fail_stale_trials
@@ -133,7 +134,7 @@ def recover(study):
         worker = trial.user_attrs.get("worker")
         if trial._trial_id in stale:
             reason = f"its machine stopped answering (no heartbeat from its worker {worker})"
-        elif worker and _dead_here(worker):
+        elif worker and (worker in killed or _dead_here(worker)):
             reason = f"its worker {worker} stopped before the run ended"
         elif not worker and time.time() - trial.datetime_start.timestamp() > UNNAMED_SECONDS:
             reason = "its worker stopped right after taking it, before naming itself"
@@ -358,15 +359,18 @@ def _start_workers(count, storage, study_name, root, checkpoints, stopped):
 
 def _stop_workers(workers):
     """Wait up to :data:`STOP_SECONDS` for the workers, told to stop (their event set), to
-    record their runs and end; kill those left. Not told by a signal: on Windows ``os.kill``
-    ends a process outright, its run left RUNNING."""
+    record their runs and end; kill those left and return their ids (:func:`worker_id`). Not
+    told by a signal: on Windows ``os.kill`` ends a process outright, its run left RUNNING."""
     deadline = time.monotonic() + STOP_SECONDS
     for process in workers:
         process.join(max(0.0, deadline - time.monotonic()))
+    killed = []
     for process in workers:
-        if process.is_alive():  # its run stays RUNNING until the next start recovers it
+        if process.is_alive():
+            killed.append(worker_id(process.pid))  # as the worker named itself, while it runs
             process.kill()
             process.join()
+    return killed
 
 
 def default_workers():
@@ -456,7 +460,7 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
             time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:
         stopped.set()  # each worker ends its run after the current batch, recorded to go on
-        _stop_workers(procs)
+        recover(study, killed=_stop_workers(procs))  # their runs queued again, on any system
         done = len(sweep_result(study).finished())
         bar.update(done - bar.n)
         if on_progress is not None:  # and the runs that finished while the workers stopped

@@ -1031,12 +1031,19 @@ def test_workers_are_started_ignoring_interrupts_which_are_heeded_again_after():
     assert errors == []
 
 
-def stopped_sweep(tmp_path, root):
-    """A sweep of 6 runs on 2 workers stopped once a run is done and others run; its trials."""
+def stopped_sweep(tmp_path, root, before_stop=lambda: None):
+    """A sweep of 6 runs on 2 workers stopped once a run is done and others run, just after
+    ``before_stop()``; its trials."""
     space, base, stop = {"lr": [3e-3, 1e-2, 2e-2]}, replace(BASE, epochs=20), threading.Event()
+
+    def stop_after_a_run(done, total):
+        if done and not stop.is_set():
+            before_stop()
+            stop.set()
+
     with pytest.raises(KeyboardInterrupt, match="interrupted with"):
         run_sweep(space, base, seeds=[0, 1], workers=2, out=tmp_path, root=root, pruner="none",
-                  progress=False, on_progress=lambda done, total: done and stop.set(), stop=stop)
+                  progress=False, on_progress=stop_after_a_run, stop=stop)
     return trials_of(tmp_path / JOURNAL, Sweep.define(space, base, (0, 1), pruner="none").name)
 
 
@@ -1050,6 +1057,25 @@ def test_a_stopped_sweep_tells_its_workers_without_a_signal_which_on_windows_end
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     interrupted = [t for t in trials if t.state == TrialState.FAIL]
     assert interrupted and all(t.user_attrs["error"] == "interrupted; queued again" for t in interrupted)
+
+
+def test_the_runs_of_workers_killed_as_the_sweep_stops_are_queued_again_on_windows_too(tmp_path, root,
+                                                                                    monkeypatch):
+    """Workers that do not stop within STOP_SECONDS are killed; their runs stayed RUNNING until
+    a rerun found their processes gone, which on Windows nothing tells: it waited for ever."""
+    def freeze_workers():  # stuck mid-batch: they cannot heed the stop
+        for process in multiprocessing.active_children():
+            if process.name.startswith("hw3lib-sweep-"):
+                os.kill(process.pid, signal.SIGSTOP)
+
+    monkeypatch.setattr(sweep_module, "STOP_SECONDS", 0)
+    monkeypatch.setattr(sweep_module, "_dead_here", lambda worker: False)  # as on Windows
+    monkeypatch.setattr(sweep_study, "LOCK_GRACE_SECONDS", 3)  # the journal's lock, if frozen holding it
+    trials = stopped_sweep(tmp_path, root, freeze_workers)
+    assert not [t for t in trials if t.state == TrialState.RUNNING and "worker" in t.user_attrs]
+    killed = [t for t in trials if t.state == TrialState.FAIL]
+    assert killed and all(t.user_attrs["error"].endswith("stopped before the run ended; queued again")
+                          for t in killed)
 
 
 def test_a_plain_kill_of_the_command_stops_its_workers_too(tmp_path, root):
