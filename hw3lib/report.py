@@ -590,7 +590,11 @@ def find_chromium():
 
 def _kill_group(proc, wait=5.0):
     """Kill ``proc``'s process group (Chromium and its helpers) and wait, up to ``wait``
-    seconds, until none of it is left."""
+    seconds, until none of it is left; without process groups (Windows), ``proc`` alone."""
+    if not hasattr(os, "killpg"):
+        proc.kill()
+        proc.wait()
+        return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()

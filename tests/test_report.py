@@ -28,7 +28,7 @@ from hw3lib import LeNet5, TrainConfig
 from hw3lib.__main__ import main as cli
 from hw3lib.report import (INTRO, NOTEBOOKS_DIR, REPORT_CSS, SECTIONS, TEXT_FLOOR, TITLE,
                            ReportError, assemble, build, execute_notebook, latex_to_mathml,
-                           mark_chinese, report_cells, to_html)
+                           mark_chinese, print_pdf, report_cells, to_html)
 from hw3lib.results import quoted_figures
 
 INPUT_MARKER = "INPUT_MARKER_never_in_the_report"
@@ -725,6 +725,26 @@ def test_ctrl_c_while_chromium_prints_is_130_and_leaves_no_temporary_folder(tmp_
     finally:  # helpers left in this group (the fault tested) would write forever
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+HUNG_CHROMIUM = """#!/bin/sh
+# a Chromium that never prints, its pid written beside it
+echo $$ > "$(dirname "$0")/pid"
+exec sleep 60
+"""
+
+
+def test_a_hung_chromium_is_killed_where_there_are_no_process_groups(tmp_path, monkeypatch):
+    """Windows has no os.killpg: the timeout raised AttributeError and left Chromium running."""
+    chromium, page = tmp_path / "chromium", tmp_path / "report.html"
+    chromium.write_text(HUNG_CHROMIUM)
+    chromium.chmod(0o755)
+    page.write_text("<html><body>report</body></html>")
+    monkeypatch.delattr(os, "killpg")
+    with pytest.raises(ReportError, match="did not print the PDF within 1 s"):
+        print_pdf(str(chromium), page, tmp_path / "report.pdf", timeout=1)
+    with pytest.raises(ProcessLookupError):
+        os.kill(int((tmp_path / "pid").read_text()), 0)
 
 
 HALF_A_PDF_CHROMIUM = """#!/bin/sh
