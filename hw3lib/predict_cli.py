@@ -122,7 +122,8 @@ def main(argv=None):
         name for i in range(1, top + 1) for name in (f"class {i}", f"p {i}")]
     # a row as wide as any to come (but for very long paths), so that each row prints as its
     # image is classified
-    widest = (widest_fitting([escaped(str(path)) for path in files]), *(max(run.classes, key=display_width), 1.0) * top)
+    widest = (widest_fitting([escaped(str(path)) for path in files]),
+              *(max(run.classes, key=display_width), 1.0) * top)
     header, line = Table(["image", *names], [widest]).line_format()
     unread, printed_header = 0, False
     for path, p in classified(run, files):
