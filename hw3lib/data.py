@@ -127,27 +127,27 @@ def load_split(
     stops at :data:`MAX_NAMED_PROBLEMS`); one alone raises its own error; different sizes are
     counted, one file of each named.
     """
-    # Pillow's warnings about the split's files: one per kind
-    with warnings_gathered(), tqdm(disable=not progress, unit="image", desc="reading",
-                                   delay=PROGRESS_DELAY, leave=False) as bar:
-        (X,), y, classes = _load(root, split, mode, image_size, check_size, bar=bar)
-    return X, y, classes
-
-
-def _load(root, split, mode, image_size, check_size, parts=None, listing=None, bar=None):
-    """:func:`load_split` with its images loaded straight into one array per part: ``parts``
-    (None: one part of all) a boolean mask over the files per part, so parting them costs no
-    copy of the images; ``listing`` :func:`hw3lib.folders.split_files`'s answer, when already at hand; ``bar``
-    a tqdm bar that counts the files read (given no total, it is given theirs). Returns
-    ``(arrays, y, classes)``."""
-    if split not in SPLITS:
+    if split not in SPLITS:  # the settings are checked before the disk is touched
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
     check_mode(mode)
     size = parse_image_size(image_size)
     root = resolve_root(root)
-    files, labels, classes = listing or split_files(root, split)
-    if bar is not None and bar.total is None:
-        bar.reset(total=len(files))
+    listing = split_files(root, split)
+    # the bar is given its total as it is made: tqdm's reset(total=) would show it at once, not
+    # after its delay; Pillow's warnings about the split's files: one per kind
+    with warnings_gathered(), tqdm(total=len(listing[0]), disable=not progress, unit="image",
+                                   desc="reading", delay=PROGRESS_DELAY, leave=False) as bar:
+        (X,), y, classes = _load(root, split, mode, size, check_size, listing, bar)
+    return X, y, classes
+
+
+def _load(root, split, mode, size, check_size, listing, bar, parts=None):
+    """:func:`load_split` of the resolved ``root``, a checked ``mode`` and ``size`` (``(H, W)``
+    or None), with its images loaded straight into one array per part: ``listing`` is
+    :func:`hw3lib.folders.split_files`'s answer, ``bar`` a tqdm bar that counts the files read,
+    ``parts`` (None: one part of all) a boolean mask over the files per part, so parting them
+    costs no copy of the images. Returns ``(arrays, y, classes)``."""
+    files, labels, classes = listing
     y = np.array(labels, dtype=np.int64)
     masks = [np.ones(len(y), dtype=bool)] if parts is None else parts
     part = np.zeros(len(y), dtype=np.int64)  # the part of each file, and its place there
@@ -157,8 +157,7 @@ def _load(root, split, mode, image_size, check_size, parts=None, listing=None, b
     course_root = is_course_data(root)
     arrays, problems, sizes = None, [], {}  # sizes: (H, W) -> (images of it, the first of them)
     for i, path in enumerate(files):
-        if bar is not None:
-            bar.update()
+        bar.update()
         course = course_root and is_course_data(root, path)
         try:
             pixels = read_image(path, mode, size, fix=FIX_REFETCH if course else None)
@@ -367,6 +366,8 @@ def load_dataset(
     e.g. a test folder linked to the training one). Both splits are read before their images that cannot
     be used are named, in one DataError (see :func:`load_split`).
     """
+    check_mode(mode)
+    size = parse_image_size(image_size)
     root = resolve_root(root)
     listing = split_files(root, "train")
     classes = listing[2]
@@ -403,14 +404,13 @@ def load_dataset(
               desc="reading", delay=PROGRESS_DELAY, leave=False) as bar:
         try:
             with warnings_gathered():
-                Xs, y, classes = _load(root, "train", mode, image_size, check_size, [~is_val, is_val],
-                                       listing, bar)
+                Xs, y, classes = _load(root, "train", mode, size, check_size, listing, bar,
+                                       [~is_val, is_val])
         except DataError as err:
             problems.append(err)
         try:
             with warnings_gathered():
-                (X_test,), y_test, _ = _load(root, "test", mode, image_size, None, listing=test_listing,
-                                             bar=bar)
+                (X_test,), y_test, _ = _load(root, "test", mode, size, None, test_listing, bar)
         except DataError as err:
             problems.append(err)
     if problems:
@@ -421,5 +421,5 @@ def load_dataset(
     (X_train, X_val), y_train, y_val = Xs, y[~is_val], y[is_val]
     mean, std = fit_normalizer(X_train)
     return Dataset(X_train, y_train, X_val, y_val, X_test, y_test, classes, mean, std, root,
-                   dict(mode=mode, image_size=parse_image_size(image_size), val_fraction=val_fraction,
+                   dict(mode=mode, image_size=size, val_fraction=val_fraction,
                         seed=seed, split=split))

@@ -71,6 +71,12 @@ def test_a_bar_counts_the_images_read_when_reading_takes_a_while(tmp_path, capsy
     assert capsys.readouterr().err == ""
 
 
+def test_a_quick_read_shows_no_bar(tmp_path, capsys):
+    """Each split's bar showed at 0% at once, before its delay, in a log redirected to a file."""
+    root = write_videos(tmp_path / "frames", frames=6, test_frames=3)
+    assert main(["audit", "--data", str(root), "--seeds", "0"]) == 0
+    assert capsys.readouterr().err == f"reading 12 training and 6 test images from {root} ...\n"
+
 def test_a_split_that_cannot_be_made_is_refused_before_the_images_are_read(tmp_path, capsys, monkeypatch):
     root = write_videos(tmp_path / "frames", frames=6, test_frames=3)
     monkeypatch.setattr(data, "read_image", lambda *args, **kwargs: pytest.fail("an image was read"))
