@@ -127,8 +127,8 @@ def main(argv=None):
     header, line = Table(["image", *names], [widest]).line_format()
     unread, printed_header = 0, False
     for path, p in classified(run, files):
-        if isinstance(p, DataError):
-            print(f"error: {p}", file=sys.stderr)
+        if isinstance(p, DataError):  # one line, the name's control characters escaped as in the table
+            print(f"error: {escaped(str(p))}", file=sys.stderr)
             unread += 1
             continue
         best = np.argsort(-p, kind="stable")[:top]

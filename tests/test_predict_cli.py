@@ -271,6 +271,18 @@ def test_a_tab_or_newline_in_a_file_name_is_printed_escaped_in_the_table_and_in_
     assert as_json == [str(tmp_path / name) for name in names]
 
 
+def test_an_unreadable_file_with_a_newline_in_its_name_is_named_on_one_error_line(trained, capsys, tmp_path):
+    """Its `error: ...` line broke in two at the name's newline, and an escape sequence in a
+    name reached the terminal raw."""
+    run, test = trained
+    (tmp_path / "ok.png").write_bytes((test / "digit1" / "1.png").read_bytes())
+    (tmp_path / "bad\n\x1b[31m.png").write_bytes(b"junk")
+    code, out, err = predict(capsys, run, tmp_path)
+    assert code == 1
+    lines = err.splitlines()
+    assert len(lines) == 2 and all(line.startswith("error: ") for line in lines)
+    assert lines[0].startswith(f"error: {tmp_path}/bad\\n\\x1b[31m.png is not an image file")
+
 def test_one_very_deep_path_overflows_its_own_row_not_every_rows_column(trained, capsys, tmp_path):
     """One photo 300 characters deep made the image column that wide on every row."""
     run, test = trained
