@@ -12,6 +12,7 @@ from .folders import files_under, natural_key
 from .images import SUFFIXES, DataError, warnings_gathered
 from .tables import Table, display_width, escaped
 from .train import FitResult
+from .train_cli import training_into
 
 BATCH = 256  # images read and classified at a time, so that memory does not grow with the files
 # the image column fits paths up to this many terminal columns, or twice the median path's if more
@@ -112,9 +113,14 @@ def main(argv=None):
                         help="show the K most likely classes of each image; default 1")
     parser.add_argument("--json", action="store_true", help="one JSON object per image instead of a table")
     args = parser.parse_args(argv)
-    run = FitResult.load(run_path(args.run))
-    trained = len(run.history["epoch"])
-    if trained < run.config.epochs:  # interrupted, or pruned by a sweep
+    checkpoint = run_path(args.run)
+    run = FitResult.load(checkpoint)
+    trained, training = len(run.history["epoch"]), training_into(checkpoint.parent)
+    if trained < run.config.epochs and training:
+        print(f"note: this run is being trained (by process {training}): {trained} of its "
+              f"{run.config.epochs} epochs so far; it predicts with the weights of epoch "
+              f"{run.best_epoch}, the best so far", file=sys.stderr)
+    elif trained < run.config.epochs:  # interrupted, or pruned by a sweep
         print(f"note: this run stopped after {trained} of its {run.config.epochs} epochs; it predicts "
               f"with the weights of epoch {run.best_epoch} (`train --resume` trains it on)", file=sys.stderr)
     files, top = image_files(args.images), min(args.top, len(run.classes))

@@ -3,6 +3,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -10,13 +11,13 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .atomic import LockHeld, LockTimeout, atomic_write, claimed, remove_leftovers
+from .atomic import LockHeld, LockTimeout, atomic_write, claimed, lock_path, remove_leftovers
 from .checkpoint import load_checkpoint
 from .cli import (Parser, announce_reading, create_out, folder, fraction, image_size, int_at_least,
                   more_than_cores, phrase_settings, refuse_file_in_the_way)
 from .config import TrainConfig
 from .data import MODES, SPLIT_METHODS, DataError
-from .download import course_copy_note, dataset_sha256
+from .download import course_copy_note, dataset_sha256, process_running
 from .engine import engine_stamp
 from .images import SUFFIXES
 from .learning import learning_warning, unvalidated_note
@@ -174,13 +175,30 @@ def _holds_a_run(out, checkpoint_path):
                       "--resume, or choose another --out (or delete it)")
 
 
+RUN = "run"  # a train command holds OUT/.run.lock (hw3lib.atomic.claimed) for as long as it runs
+
+
+def training_into(out):
+    """The number of the process whose train command writes into ``out`` now, read from its
+    ``.run.lock`` without taking the lock (which would refuse that command's own claim meanwhile):
+    the file is there only while held, or naming a process gone where its holder was killed
+    outright. None where no train is at it, or where that cannot be told (Windows keeps the file)."""
+    if os.name != "posix":
+        return None
+    try:
+        pid = int(lock_path(out / RUN).read_text())
+    except (OSError, ValueError):  # none, or one being written
+        return None
+    return pid if process_running(pid) else None
+
+
 def _claim_out(claim, out):
     """Hold ``out`` for this command alone until ``claim`` (an ExitStack) closes, as the command
     ends (:func:`~hw3lib.atomic.claimed`, on ``out/.run.lock``), or refuse it at once naming the
     process whose run holds it: True once held. False where the lock cannot be made (a read-only
     folder), which :func:`~hw3lib.cli.create_out` refuses in its own words."""
     try:
-        claim.enter_context(claimed(out / "run"))
+        claim.enter_context(claimed(out / RUN))
     except LockHeld as err:
         raise ValueError(f"--out {out} is in use: {err.holder} is training a run into it (it holds "
                          f"{err.lock}); wait for it to end, or end it (Ctrl-C there keeps its "

@@ -10,6 +10,7 @@ import pytest
 
 from hw3lib import predict_cli
 from hw3lib.__main__ import main as hw3lib_main
+from hw3lib.atomic import claimed
 from hw3lib.checkpoint import load_checkpoint, save_checkpoint
 from hw3lib.tables import display_width
 from hw3lib.train import FitResult
@@ -107,6 +108,21 @@ def test_a_run_that_stopped_before_its_last_epoch_is_noted(trained, capsys, tmp_
     assert err == (f"note: this run stopped after 2 of its 24 epochs; it predicts with the weights of "
                    f"epoch {ckpt.best_epoch} (`train --resume` trains it on)\n")
     assert predict(capsys, run, test / "digit0" / "0.png")[2] == ""  # a finished run: no note
+
+
+def test_a_run_being_trained_is_noted_as_training_not_as_stopped(trained, capsys, tmp_path):
+    """A run that a train command was training was said to have stopped, to be trained on with
+    `train --resume`, which that command's hold on the folder refuses."""
+    run, test = trained
+    ckpt = load_checkpoint(run / "checkpoint.npz")
+    save_checkpoint(tmp_path / "checkpoint.npz", replace(ckpt, config=replace(ckpt.config, epochs=24)))
+    with claimed(tmp_path / "run"):  # as a train command holds its --out
+        code, out, err = predict(capsys, tmp_path / "checkpoint.npz", test / "digit0" / "0.png")
+    assert code == 0 and len(out.splitlines()) == 2
+    assert err == (f"note: this run is being trained (by process {os.getpid()}): 2 of its 24 epochs so "
+                   f"far; it predicts with the weights of epoch {ckpt.best_epoch}, the best so far\n")
+    (tmp_path / ".run.lock").write_text("999999999\n")  # left by a train killed outright
+    assert "this run stopped after 2" in predict(capsys, tmp_path, test / "digit0" / "0.png")[2]
 
 
 @pytest.mark.parametrize("argv, message", [
