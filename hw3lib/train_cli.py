@@ -12,7 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .atomic import LockHeld, LockTimeout, atomic_write, claimed, lock_path, remove_leftovers
-from .checkpoint import load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint
 from .cli import (Parser, announce_reading, create_out, folder, fraction, image_size, int_at_least,
                   more_than_cores, phrase_settings, refuse_file_in_the_way)
 from .config import TrainConfig
@@ -131,7 +131,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         with contextlib.ExitStack() as claim:
-            return _train_command(args, claim)
+            try:
+                return _train_command(args, claim)
+            except BrokenPipeError as err:  # `| head -3`: --out (still held) keeps what was done
+                note = _kept_note(args.out)
+                if note:
+                    err.add_note(note)
+                raise
     except (DataError, ValueError) as err:  # the library names settings as TrainConfig(NAME=VALUE)
         err.args = (phrased(str(err)),)
         raise
@@ -161,6 +167,21 @@ def _kept_when_writing_fails(out, checkpoint_path, history_path):
         raise ValueError(f"cannot write {err.filename or out}: {err.strerror}; {checkpoint_path} "
                          f"and {history_path} keep the epochs completed before. Free some space "
                          "(or make the folder writable), then go on with --resume") from None
+
+
+def _kept_note(out):
+    """What ``out`` keeps of this command's run, as the end of the error of a closed output
+    (:mod:`hw3lib.__main__` adds it), and how to finish it; None where it keeps no checkpoint."""
+    checkpoint_path, history_path = out / "checkpoint.npz", out / "history.json"
+    try:
+        ckpt = load_checkpoint(checkpoint_path)
+    except (OSError, CheckpointError):  # none saved yet
+        return None
+    if ckpt.epoch >= ckpt.config.epochs and ckpt.test and ckpt.test.epoch == ckpt.best_epoch:
+        return (f"the run had finished: {checkpoint_path} and {history_path} keep it; run the "
+                "same command with --resume to print its results")
+    return (f"{checkpoint_path} and {history_path} keep its {ckpt.epoch} finished epoch(s) of "
+            f"{ckpt.config.epochs}: run the same command with --resume to finish the run")
 
 
 def _has_run(checkpoint_path):

@@ -2,6 +2,7 @@
 learn, a full disk, exit statuses, unknown commands, repeated Ctrl-C."""
 import dataclasses
 import errno
+import io
 import json
 import shutil
 import signal
@@ -663,6 +664,40 @@ def test_output_closed_by_its_reader_is_one_line_not_a_traceback_or_a_full_disk(
         assert proc.returncode == 2 and proc.stderr == (
             "error: the output was closed before train finished (a broken pipe: the program reading "
             "it, such as head, exited)\n")
+
+
+class ReaderGoneAfter(io.StringIO):
+    """A standard output whose reader exits after ``lines`` lines (``| head -N``)."""
+
+    def __init__(self, lines):
+        super().__init__()
+        self.lines = lines
+
+    def write(self, text):
+        if self.getvalue().count("\n") >= self.lines:
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+        return super().write(text)
+
+
+@pytest.mark.parametrize("lines, kept", [
+    (3, "{out}/checkpoint.npz and {out}/history.json keep its 2 finished epoch(s) of 3: run the "
+        "same command with --resume to finish the run"),
+    (5, "the run had finished: {out}/checkpoint.npz and {out}/history.json keep it; run the same "
+        "command with --resume to print its results")])
+def test_output_closed_during_train_says_what_out_keeps_and_resume_finishes_it(
+        tmp_path, capsys, monkeypatch, lines, kept):
+    """``train ... | head -3``: the reader exits as row 2 is printed (its epoch saved) or after
+    the run's test; the error said nothing of the epochs kept in --out."""
+    out, argv = tmp_path / "run", ["--data", fake_root(tmp_path), *QUICK[2:], "--epochs", 3]
+    monkeypatch.setattr(sys, "stdout", ReaderGoneAfter(lines))
+    code, _, err = run_cli(capsys, *argv, "--out", out)
+    assert (code, err) == (2, "error: the output was closed before train finished (a broken pipe: "
+                              "the program reading it, such as head, exited); "
+                              + kept.format(out=out) + "\n")
+    assert json.loads((out / "history.json").read_text())["epoch"] == [1, 2, 3][:lines - 1]
+    monkeypatch.undo()
+    code, stdout, err = run_cli(capsys, *argv, "--out", out, "--resume")
+    assert code in (0, 3) and json.loads(stdout.splitlines()[-1])["epochs"] == 3, err
 
 
 def test_a_bar_counts_the_images_read_when_reading_takes_a_while(tmp_path, capsys, monkeypatch):
