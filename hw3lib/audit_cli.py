@@ -2,7 +2,7 @@
 notebook 01 runs it on the fruit images: is each split's validation as new to a model as test?"""
 import argparse
 
-from .cli import Parser, announce_reading, folder, fraction, image_size, parse_seeds
+from .cli import Parser, announce_reading, folder, fraction, image_size, parse_seeds, show_progress
 from .data import MODES, DataError, load_split, validation_mask
 from .folders import resolve_root, split_files
 from .leakage import leakage_audit
@@ -37,7 +37,8 @@ def main(argv=None):
     parser.add_argument("--seeds", default="0-2",
                         help="the seeds of the splits audited, FIRST-LAST or a list; default %(default)s")
     parser.add_argument("--no-progress", action="store_true",
-                        help="hide the line saying how many images are being read, and the progress bars")
+                        help="hide the line saying how many images are being read, and the progress "
+                             "bars (shown only when stderr is a terminal)")
     args = parser.parse_args(argv)
     try:
         return _audit(args, parse_seeds(args.seeds, MAX_SEEDS, "an audit"))
@@ -47,10 +48,10 @@ def main(argv=None):
 
 
 def _audit(args, seeds):
-    root, progress = resolve_root(args.data), not args.no_progress
+    root, progress = resolve_root(args.data), show_progress(args)
     # a split that cannot be made (a too small --val-fraction) is refused before minutes of reading
     validation_mask(split_files(root, "train")[1], args.val_fraction)
-    if progress:
+    if not args.no_progress:
         announce_reading(root)
     X, y, _ = load_split(root, "train", args.channels, args.image_size, progress=progress)
     X_test, _, _ = load_split(root, "test", args.channels, args.image_size, check_size=_same_size(X),

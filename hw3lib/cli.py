@@ -1,6 +1,6 @@
 """What the commands share: an argument parser whose errors are one line, argument types, the
-line announcing a long read of images, the checks and creation of an output folder, and the
-wording of settings in messages.
+line announcing a long read of images, whether to show progress bars, the checks and creation
+of an output folder, and the wording of settings in messages.
 
 ``python -m hw3lib`` (:mod:`hw3lib.__main__`) prints a command's ValueError as one line
 ``error: ...`` with exit status 2.
@@ -106,6 +106,13 @@ def announce_reading(root):
         return
     print(f"reading {counts[0]} training and {counts[1]} test images from {root} ...",
           file=sys.stderr, flush=True)
+
+
+def show_progress(args):
+    """Whether a command with ``--no-progress`` shows its progress bars: not with it, and only
+    on a terminal; redirected to a file (``2> err.log``), a bar's updates, ten a second, would
+    fill it."""
+    return not args.no_progress and sys.stderr.isatty()
 
 
 def usable_cores():

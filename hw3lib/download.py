@@ -28,7 +28,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .checks import dead_link
-from .cli import Parser, folder
+from .cli import Parser, folder, show_progress
 from .data import DataError
 from .folders import (FIX_WHERE, DEFAULT_ROOT, MANIFEST_PATH, SPLITS, files_under, is_course_data,
                       resolve_root, split_dirs, split_folders)
@@ -350,10 +350,11 @@ def main_download(argv: list[str] | None = None) -> int:
         "dest", nargs="?", type=folder, help=f"target folder (default: $HW3_DATA or {DEFAULT_ROOT})"
     )
     parser.add_argument("--base-url", default=DEFAULT_BASE_URL, help="folder URL holding Data_train/")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="hide the progress bar (shown only when stderr is a terminal)")
     args = parser.parse_args(argv)
     try:
-        dest = download(resolve_root(args.dest), args.base_url, progress=not args.no_progress)
+        dest = download(resolve_root(args.dest), args.base_url, progress=show_progress(args))
     except DataError as err:  # the library's advice names the argument base_url
         err.args = (str(err).replace("base_url", "--base-url"),)
         raise

@@ -10,7 +10,7 @@ import matplotlib
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from .checks import is_number
-from .cli import Parser, folder, more_than_cores, parse_seeds, phrase_settings
+from .cli import Parser, folder, more_than_cores, parse_seeds, phrase_settings, show_progress
 from .config import TrainConfig
 from .data import DataError
 from .download import course_copy_note
@@ -113,7 +113,8 @@ def main(argv=None):
                         help="stop runs clearly behind the others; default %(default)s")
     parser.add_argument("--data", type=folder, help="folder holding Data_train/ and Data_test/ "
                                                   "(default: $HW3_DATA, then data/)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="hide the progress bar (shown only when stderr is a terminal)")
     args = parser.parse_args(argv)
     try:  # a plain `kill` is a Ctrl-C too (hw3lib.__main__): the workers stop, their runs kept
         return _sweep_command(args)
@@ -182,7 +183,7 @@ def _sweep_command(args):
             print(note)
     result = run_sweep(space, base, seeds=seeds, trials=args.trials, workers=args.workers,
                        out=args.out, storage=args.storage, study_name=args.study_name,
-                       pruner=args.pruner, root=args.data, progress=not args.no_progress)
+                       pruner=args.pruner, root=args.data, progress=show_progress(args))
     print(result.table())
     for run in result.failures():
         print(f"run {run.number} ({_settings_text(run.params)}, seed {run.seed}) failed: "

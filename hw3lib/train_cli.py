@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from .atomic import LockHeld, LockTimeout, atomic_write, claimed, lock_path, remove_leftovers
 from .checkpoint import CheckpointError, load_checkpoint
 from .cli import (Parser, announce_reading, create_out, folder, fraction, image_size, int_at_least,
-                  more_than_cores, phrase_settings, refuse_file_in_the_way)
+                  more_than_cores, phrase_settings, refuse_file_in_the_way, show_progress)
 from .config import TrainConfig
 from .data import MODES, SPLIT_METHODS, DataError
 from .download import course_copy_note, dataset_sha256, process_running
@@ -127,7 +127,8 @@ def main(argv=None):
                              "wide layers; the course's 32x32 LeNet stays on one); default 1, on "
                              "--resume the run's own (other counts change its rounding)")
     parser.add_argument("--no-progress", action="store_true",
-                        help="hide the progress bars, and the line saying how many images are being read")
+                        help="hide the line saying how many images are being read, and the progress "
+                             "bars (shown only when stderr is a terminal)")
     args = parser.parse_args(argv)
     try:
         with contextlib.ExitStack() as claim:
@@ -267,7 +268,7 @@ def _train_command(args, claim):
         raise _holds_a_run(args.out, checkpoint_path)
     if not args.no_progress:
         announce_reading(args.data)
-    data = config.load_data(args.data, progress=not args.no_progress)
+    data = config.load_data(args.data, progress=show_progress(args))
     sha = dataset_sha256(args.data)
     model = config.build_model(len(data.classes), data.image_size)
     threads = args.threads or (resume and resume.threads) or 1
@@ -325,7 +326,7 @@ def _train_command(args, claim):
     with _kept_when_writing_fails(args.out, checkpoint_path, history_path):
         try:
             result = fit(model, data, config, on_epoch=on_epoch, checkpoint_path=checkpoint_path,
-                         resume=resume, data_sha256=sha, progress=not args.no_progress,
+                         resume=resume, data_sha256=sha, progress=show_progress(args),
                          threads=threads)
         except TrainingError as err:
             _write_json(history_path, err.result.history)

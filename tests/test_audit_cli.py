@@ -1,5 +1,6 @@
 """``python -m hw3lib audit``: the leakage audit of a data folder from the command line."""
 import shutil
+import sys
 from contextlib import nullcontext
 
 import numpy as np
@@ -61,12 +62,17 @@ def test_audit_announces_its_reading_and_names_options_in_errors(tmp_path, capsy
 
 
 def test_a_bar_counts_the_images_read_when_reading_takes_a_while(tmp_path, capsys, monkeypatch):
-    """A large folder of photos took minutes with one line on stderr, then nothing."""
+    """A large folder of photos took minutes with one line on stderr, then nothing. The bars
+    show on a terminal only: into a file (``2> err.log``) their updates, ten a second, filled it."""
     root = write_videos(tmp_path / "frames", frames=6, test_frames=3)
     monkeypatch.setattr(data, "PROGRESS_DELAY", 0)  # reading these takes no while
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     assert main(["audit", "--data", str(root), "--seeds", "0"]) == 0
     err = capsys.readouterr().err
     assert "reading:   0%|" in err and " 0/12 [" in err and " 0/6 [" in err  # each split's bar
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert main(["audit", "--data", str(root), "--seeds", "0"]) == 0
+    assert capsys.readouterr().err == f"reading 12 training and 6 test images from {root} ...\n"
     assert main(["audit", "--data", str(root), "--seeds", "0", "--no-progress"]) == 0
     assert capsys.readouterr().err == ""
 

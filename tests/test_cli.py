@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -641,6 +642,34 @@ def test_a_file_or_a_dead_link_where_a_folder_must_go_is_named_and_nothing_is_cr
         assert str(info.value) == f"--out OUT: {blocker} is {what}, not a folder; choose another --out"
 
 
+@pytest.mark.parametrize("no_progress, terminal, shown", [
+    (False, True, True), (False, False, False), (True, True, False)])
+def test_bars_show_on_a_terminal_unless_no_progress(monkeypatch, no_progress, terminal, shown):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+    assert cli.show_progress(SimpleNamespace(no_progress=no_progress)) is shown
+
+
+def test_sweep_and_download_show_their_bar_only_on_a_terminal(tmp_path, monkeypatch):
+    """Into a file (``2> err.log``) a bar's updates, ten a second, filled it."""
+    from hw3lib import download, sweep_cli
+
+    progress = []
+
+    def record(*args, **kwargs):
+        progress.append(kwargs["progress"])
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(download, "download", record)
+    monkeypatch.setattr(sweep_cli, "run_sweep", record)
+    for terminal in (True, False):
+        monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+        for argv in (["download", str(tmp_path / "d")],
+                     ["sweep", "--param", "lr=1e-3", "--out", str(tmp_path / "s"),
+                      "--data", str(fake_root(tmp_path / str(terminal)))]):
+            assert hw3lib_main(argv) == 2
+    assert progress == [True, True, False, False]
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["train", *map(str, QUICK)]])
 def test_output_closed_by_its_reader_is_one_line_not_a_traceback_or_a_full_disk(tmp_path, argv):
     """``python -m hw3lib ... | head -1``: the reader goes away. The top-level help ends
@@ -701,12 +730,20 @@ def test_output_closed_during_train_says_what_out_keeps_and_resume_finishes_it(
 
 
 def test_a_bar_counts_the_images_read_when_reading_takes_a_while(tmp_path, capsys, monkeypatch):
-    """30,000 images took minutes with one line on stderr, then nothing until training began."""
+    """30,000 images took minutes with one line on stderr, then nothing until training began.
+    The bars show on a terminal only: into a file (``2> err.log``) their updates, ten a second,
+    filled it; the line saying what is read stays."""
     root = digits_root(tmp_path / "digits", classes=2, per_class=3)
     monkeypatch.setattr(data, "PROGRESS_DELAY", 0)  # reading these takes no while
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     code, stdout, err = run_cli(capsys, "--data", root, "--epochs", 1, "--out", tmp_path / "run")
     assert code in (0, 3), err
     assert "reading:   0%|" in err and " 0/12 [" in err  # the bar (refreshed 10 times a second)
+    assert "epoch 1/1:" in err  # training's bar
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    code, stdout, err = run_cli(capsys, "--data", root, "--epochs", 1, "--out", tmp_path / "file")
+    assert code in (0, 3) and err.startswith(f"reading 6 training and 6 test images from {root} ...\n")
+    assert "%|" not in err and "epoch 1/1" not in err, err
     code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--out", tmp_path / "quiet")
     assert code in (0, 3) and "reading" not in err
 
