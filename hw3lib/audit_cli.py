@@ -2,10 +2,13 @@
 notebook 01 runs it on the fruit images: is each split's validation as new to a model as test?"""
 import argparse
 
+import numpy as np
+
 from .cli import Parser, announce_reading, folder, fraction, image_size, parse_seeds, show_progress
 from .data import MODES, DataError, load_split, validation_mask
 from .folders import resolve_root, split_files
 from .leakage import leakage_audit
+from .learning import unvalidated_note
 from .train_cli import phrased  # the library's messages name settings as train's options do
 
 MAX_SEEDS = 20  # the audit's time grows with each seed; a few show the spread
@@ -49,8 +52,9 @@ def main(argv=None):
 
 def _audit(args, seeds):
     root, progress = resolve_root(args.data), show_progress(args)
+    _, labels, classes = split_files(root, "train")
     # a split that cannot be made (a too small --val-fraction) is refused before minutes of reading
-    validation_mask(split_files(root, "train")[1], args.val_fraction)
+    is_val = validation_mask(labels, args.val_fraction)
     if not args.no_progress:
         announce_reading(root)
     X, y, _ = load_split(root, "train", args.channels, args.image_size, progress=progress)
@@ -60,6 +64,10 @@ def _audit(args, seeds):
                           progress=progress)
     print(f"{root}: {len(X)} images in the training folder, {len(X_test)} in the test folder, "
           f"{'x'.join(map(str, X.shape[1:]))} (C x H x W); seeds {args.seeds}")
+    # each class holds out as many images (none, for a class of one) under every method and seed
+    note = unvalidated_note(classes, np.asarray(labels)[is_val])
+    if note:
+        print(note)
     print(f"near duplicate: closer to a training image than {audit.near:.3g}, the median distance "
           "between consecutive files of a class\n")
     print(audit.summary_table(), end="\n\n")

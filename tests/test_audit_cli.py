@@ -45,6 +45,22 @@ def test_audit_prints_the_table_and_what_it_means_naming_copied_test_images(tmp_
     assert lines[14:] == [f"  {copied}"]
 
 
+def test_a_class_with_no_validation_image_is_noted_as_train_notes_it(tmp_path, capsys):
+    """A class of one training image validates under no split: train said so, audit nothing."""
+    root = write_videos(tmp_path / "frames", frames=6, test_frames=3)
+    for split in ("Data_train", "Data_test"):
+        (root / split / "C").mkdir()
+        Image.new("L", (16, 16), 99).save(root / split / "C" / "C_0.png")
+    assert main(["audit", "--data", str(root), "--seeds", "0,1", "--no-progress"]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == (
+        "note: no validation images of class(es) C (too few images to hold one out): validation "
+        "accuracy, and the epoch it picks, do not measure them; add images to them")
+    shutil.rmtree(root / "Data_train" / "C")
+    shutil.rmtree(root / "Data_test" / "C")
+    assert main(["audit", "--data", str(root), "--seeds", "0", "--no-progress"]) == 0
+    assert "note:" not in capsys.readouterr().out
+
+
 def test_audit_announces_its_reading_and_names_options_in_errors(tmp_path, capsys):
     root = write_videos(tmp_path / "frames", frames=6, test_frames=3)
     assert main(["audit", "--data", str(root), "--seeds", "0"]) == 0
