@@ -465,9 +465,11 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
         bar.update(done - bar.n)
         if on_progress is not None:  # and the runs that finished while the workers stopped
             on_progress(done, sweep.total)
-        raise KeyboardInterrupt(f"sweep {study.study_name} interrupted with {done} of {sweep.total} "
-                                f"runs finished, kept in {shown_storage(storage)}: run it again to go "
-                                "on") from None
+        kept = f"kept in {shown_storage(storage)}"
+        state = (f"after all {done} of its runs had finished ({kept}): run it again for their "
+                 "results, which trains nothing more" if done == sweep.total else
+                 f"with {done} of {sweep.total} runs finished, {kept}: run it again to go on")
+        raise KeyboardInterrupt(f"sweep {study.study_name} interrupted {state}") from None
     finally:
         bar.close()
     left = sweep.total - done

@@ -1003,6 +1003,19 @@ def test_a_stopped_sweep_reports_the_runs_finished_while_its_workers_stopped(tmp
     assert seen == [(2, 6), (4, 6)]
 
 
+def test_a_sweep_stopped_after_all_its_runs_finished_says_so_not_to_go_on(tmp_path, root, monkeypatch):
+    """It said "interrupted with 2 of 2 runs finished ...: run it again to go on": nothing was left."""
+    monkeypatch.setattr(sweep_module, "_start_workers", lambda *args: [SimpleNamespace(is_alive=lambda: True)])
+    monkeypatch.setattr(sweep_module, "_stop_workers", lambda procs: None)
+    monkeypatch.setattr(sweep_module, "sweep_result", lambda study: SimpleNamespace(finished=lambda: [None] * 2))
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(KeyboardInterrupt, match=r"^sweep \S+ interrupted after all 2 of its runs had "
+                                                r"finished \(kept in .+\): run it again for their "
+                                                r"results, which trains nothing more$"):
+        run_sweep({"lr": [1e-3, 2e-3]}, BASE, out=tmp_path, root=root, progress=False, workers=1, stop=stop)
+
+
 def test_workers_are_started_ignoring_interrupts_which_are_heeded_again_after():
     """Ctrl-C and SIGTERM are ignored while the workers start (a SIGTERM cut the start short,
     leaving the workers started so far unstopped), and by the processes started then, until
