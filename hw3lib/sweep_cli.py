@@ -184,6 +184,17 @@ def _sweep_command(args):
     result = run_sweep(space, base, seeds=seeds, trials=args.trials, workers=args.workers,
                        out=args.out, storage=args.storage, study_name=args.study_name,
                        pruner=args.pruner, root=args.data, progress=show_progress(args))
+    try:
+        return _report(args, space, result)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"interrupted after every run of sweep {result.study_name} had "
+                                "finished, while its results were written: run the same command "
+                                "again for them, which trains nothing more") from None
+
+
+def _report(args, space, result):
+    """Print the finished sweep ``result``'s table, failures, best setting and summary line and
+    write its figures into ``--out``: the command's exit status."""
     print(result.table())
     for run in result.failures():
         print(f"run {run.number} ({_settings_text(run.params)}, seed {run.seed}) failed: "

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -966,6 +967,20 @@ def test_ctrl_c_before_the_sweep_starts_says_so(tmp_path, root, capsys, monkeypa
     monkeypatch.setattr(sweep_cli, "run_sweep", interrupted)
     assert hw3lib_main(["sweep", "--param", "lr=1e-3,5e-4", "--out", str(tmp_path), "--data", str(root)]) == 130
     assert capsys.readouterr().err == "error: interrupted: run the same command again to go on\n"
+
+
+def test_ctrl_c_after_every_run_finished_does_not_say_to_go_on(tmp_path, root, capsys, monkeypatch):
+    """A Ctrl-C while the finished sweep's table or figures were made said "run the same command
+    again to go on", with nothing left to go on with."""
+    def interrupted():
+        raise KeyboardInterrupt
+
+    result = types.SimpleNamespace(study_name="sweep-abc", table=interrupted)
+    monkeypatch.setattr(sweep_cli, "run_sweep", lambda *args, **kwargs: result)
+    assert hw3lib_main(["sweep", "--param", "lr=1e-3,5e-4", "--out", str(tmp_path), "--data", str(root)]) == 130
+    assert capsys.readouterr().err == ("error: interrupted after every run of sweep sweep-abc had "
+                                       "finished, while its results were written: run the same "
+                                       "command again for them, which trains nothing more\n")
 
 
 def test_ctrl_c_the_instant_the_workers_started_stops_them_and_names_the_sweep(tmp_path, root,
