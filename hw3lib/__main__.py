@@ -18,6 +18,7 @@ import threading
 
 from .atomic import INTERRUPTS
 from .data import DataError
+from .tables import escaped
 
 # name -> ("module" or "module:function", help); the function takes argv and returns an exit status
 COMMANDS = {
@@ -86,8 +87,8 @@ def main(argv=None, restore_signals=True):
               "install the pinned tools with `pip install -r requirements.txt` (make report "
               "does)", file=sys.stderr)
         return 2
-    except (ValueError, OSError, DataError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ValueError, OSError, DataError) as err:  # a file name's tab or escape code as \t, \x1b
+        print(f"error: {escaped(str(err), lines=True)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

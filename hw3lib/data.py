@@ -36,6 +36,7 @@ from .checks import check_array, integer, is_number
 from .folders import (FIX_REFETCH, SPLITS, VALIDATION_FOLDERS, is_course_data, resolve_root,
                       shared_files, split_dir, split_files)
 from .images import MODES, DataError, check_mode, parse_image_size, read_image, warnings_gathered
+from .tables import escaped
 
 MAX_BYTES = 2**31  # the largest split (as float32) loaded without image_size
 MAX_NAMED_PROBLEMS = 20  # images that cannot be used, named in one DataError: reading stops there
@@ -97,7 +98,7 @@ def _unreadable(problems: list[DataError], total: int, folder: Path, stopped: bo
     its fix) among its ``total`` images under ``folder``; ``stopped``: reading stopped at them."""
     more = f" (reading stopped at {len(problems)}: more may follow)" if stopped else ""
     return "\n".join([f"{len(problems)} of the {total} images under {folder} cannot be used{more}, "
-                      "each named here with its fix:", *(f"- {p}" for p in problems)])
+                      "each named here with its fix:", *(f"- {escaped(str(p))}" for p in problems)])
 
 
 def load_split(

@@ -17,6 +17,7 @@ from .download import course_copy_note
 from .runs import checkpoint_path
 from .sweep import JOURNAL, PRUNERS, SweepError, default_workers, run_sweep
 from .sweep_space import config_for
+from .tables import escaped
 
 EXAMPLES = """examples:
   python -m hw3lib sweep --param lr=2.5e-4,5e-4,1e-3 --param hflip=true,false --seeds 0-2
@@ -119,10 +120,11 @@ def main(argv=None):
     try:  # a plain `kill` is a Ctrl-C too (hw3lib.__main__): the workers stop, their runs kept
         return _sweep_command(args)
     except KeyboardInterrupt as err:
-        print(f"error: {str(err) or 'interrupted: run the same command again to go on'}", file=sys.stderr)
+        print(f"error: {escaped(str(err), lines=True) or 'interrupted: run the same command again to go on'}",
+              file=sys.stderr)
         return 130
     except SweepError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {escaped(str(err), lines=True)}", file=sys.stderr)
         return 2
     except (DataError, ValueError) as err:  # the library names settings as TrainConfig(NAME=VALUE)
         err.args = (_phrased(str(err), [text.partition("=")[0].strip() for text in args.param]),)

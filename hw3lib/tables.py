@@ -17,10 +17,12 @@ def display_width(text: str) -> int:
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0 controls (tab, newline), DEL, C1 controls
 
 
-def escaped(text: str) -> str:
+def escaped(text: str, lines: bool = False) -> str:
     """``text`` with each control character written as in a Python string's repr (a tab
-    ``\\t``, a newline ``\\n``, an escape ``\\x1b``), so that it prints on one line, in columns."""
-    return CONTROL.sub(lambda m: repr(m[0])[1:-1], text)
+    ``\\t``, a newline ``\\n``, an escape ``\\x1b``), so that it prints on one line, in columns;
+    with ``lines``, its newlines kept (a message of several lines, such as an error listing
+    images, whose other control characters came from file names)."""
+    return CONTROL.sub(lambda m: m[0] if lines and m[0] == "\n" else repr(m[0])[1:-1], text)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from .engine import engine_stamp
 from .images import SUFFIXES
 from .learning import learning_warning, unvalidated_note
 from .model import KERNEL_ADVICE
+from .tables import escaped
 from .train import HISTORY_KEYS, TrainingError, check_resume, fit
 
 OWN_IMAGES = f"""\
@@ -338,7 +339,7 @@ def _train_command(args, claim):
         if done:
             _write_json(history_path, result.history)
             kept = f"{checkpoint_path} and {history_path} keep them: go on with --resume"
-        print(f"error: interrupted after {done} epoch(s); {kept}", file=sys.stderr)
+        print(escaped(f"error: interrupted after {done} epoch(s); {kept}"), file=sys.stderr)
         return 130
     best = result.best_row
     try:
@@ -348,8 +349,8 @@ def _train_command(args, claim):
                 epoch=test.epoch, loss=test.loss, accuracy=test.accuracy,
                 evaluations=result.test_evaluations)})
     except KeyboardInterrupt:
-        print(f"error: interrupted at the test evaluation, after {done} epoch(s); {checkpoint_path} keeps "
-              f"them: run the same command with --resume to finish the run", file=sys.stderr)
+        print(escaped(f"error: interrupted at the test evaluation, after {done} epoch(s); {checkpoint_path} "
+                      "keeps them: run the same command with --resume to finish the run"), file=sys.stderr)
         return 130
     warning = learning_warning(result.history, result.best_epoch, data.y_train, data.y_val, config)
     print(f"best validation accuracy at epoch {result.best_epoch}; test evaluated "

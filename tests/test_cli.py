@@ -292,6 +292,16 @@ def test_unknown_and_missing_commands_are_named(capsys):
     assert hw3lib_main(["--help"]) == 0 and "commands:" in capsys.readouterr().out
 
 
+def test_an_error_naming_a_folder_prints_its_control_characters_escaped(tmp_path, capsys):
+    """A tab, carriage return or escape code in a path printed raw in the error line: columns
+    broken, the line's start overwritten, the terminal told to clear itself."""
+    folder = tmp_path / "a\tb\rc\x1b[2Jd"
+    assert hw3lib_main(["train", "--data", str(folder), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "a\\tb\\rc\\x1b[2Jd" in err and "\t" not in err and "\r" not in err and "\x1b" not in err
+    assert len(err.splitlines()) == 1
+
+
 def test_ctrl_c_outside_training_is_status_130_in_one_line(tmp_path, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

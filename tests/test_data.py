@@ -207,6 +207,16 @@ def test_every_image_that_cannot_be_used_is_named_in_one_error_with_its_fix(tmp_
     assert len(lines) == 5
 
 
+def test_a_newline_in_a_bad_images_name_keeps_it_to_one_line_of_the_list(tmp_path):
+    root = make_root(tmp_path, n=4)
+    for name in ("A/A_train_1.png", "B/bad\nname.png"):
+        (root / "Data_train" / name).write_bytes(b"")
+    with pytest.raises(DataError) as err:
+        data.load_split(tmp_path)
+    lines = str(err.value).splitlines()
+    assert len(lines) == 3 and lines[2].startswith(f"- {root / 'Data_train/B/bad'}\\nname.png is empty")
+
+
 def test_reading_stops_at_the_most_problems_one_error_names(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "MAX_NAMED_PROBLEMS", 2)
     root = make_root(tmp_path)

@@ -1,7 +1,7 @@
 """hw3lib.tables.Table: a column with a format of its own, a value looked up by its row's key."""
 import pytest
 
-from hw3lib.tables import Table, format_error
+from hw3lib.tables import Table, escaped, format_error
 
 
 def test_a_column_format_overrides_the_decimals_and_keeps_numbers_right_aligned():
@@ -40,3 +40,9 @@ def test_a_row_of_another_length_than_the_columns_is_refused_naming_it():
     for rows, holds in (([("a", 1, 2)], "row 0 holds 3"), ([("a", 1), ("b",)], "row 1 holds 1")):
         with pytest.raises(ValueError, match=rf"one value per column \(2: \['name', 'n'\]\), but {holds}"):
             Table(["name", "n"], rows)
+
+
+def test_escaped_writes_control_characters_as_a_repr_does_and_keeps_newlines_when_asked():
+    assert escaped("a\tb\nc\x1b[2J\x7f") == "a\\tb\\nc\\x1b[2J\\x7f"
+    assert escaped("a\tb\nc", lines=True) == "a\\tb\nc"
+    assert escaped("Карамбола 楊桃 é") == "Карамбола 楊桃 é"
