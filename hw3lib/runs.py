@@ -11,12 +11,15 @@ NumPy, Pillow, BLAS) match::
     record = result.test(data.X_test, data.y_test)  # the test split: evaluated once, and counted
     record.loss, record.accuracy                    # (mean cross-entropy, accuracy)
 """
+import contextlib
 import hashlib
 import json
+import time
 from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
+from .atomic import LockHeld, claimed
 from .checkpoint import CheckpointError, load_checkpoint
 from .download import dataset_sha256
 from .engine import engine_stamp, stamp_differences
@@ -24,6 +27,7 @@ from .folders import REPO_ROOT
 from .train import FitResult, check_kind, fit
 
 RUNS_DIR = REPO_ROOT / "runs" / "notebooks"
+TURN_POLL = 1.0  # seconds between looks at a run another process trains
 
 
 def one_blas_thread():
@@ -131,25 +135,62 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False, on
         root = data.root
     sha = dataset_sha256(root)  # reads every file of the data: once
     path = Path(path) if path is not None else checkpoint_path(config, RUNS_DIR / run_key(sha))
-    ckpt = unreadable = None
-    if path.is_file():
-        try:
-            ckpt = load_checkpoint(path)
-        except CheckpointError as err:
-            unreadable = err
-    loaded = ckpt  # what the file holds, for why_trained
-    if ckpt is not None and (ckpt.config, ckpt.data_sha256, ckpt.engine) != (config, sha, engine_stamp()):
-        ckpt = None  # trained afresh; fit refuses to overwrite a run whose test split was evaluated
-    if ckpt is not None and ckpt.epoch >= config.epochs:
+    ckpt, _, _ = _run_at(path, config, sha)
+    if ckpt is not None and ckpt.epoch >= config.epochs:  # loaded as it is, a read-only folder too
         return FitResult.from_checkpoint(ckpt, path)
-    if progress:
-        print(why_trained(config, path, sha, loaded, unreadable))
-    data = data if data is not None else config.load_data(root)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with one_blas_thread():
-        result = fit(config.build_model(len(data.classes), data.image_size), data, config, checkpoint_path=path,
-                     resume=ckpt, data_sha256=sha, progress=progress, on_epoch=on_epoch, stop=stop)
+    with _turn_to_train(path):
+        ckpt, loaded, unreadable = _run_at(path, config, sha)  # as a process waited for left it
+        if ckpt is not None and ckpt.epoch >= config.epochs:
+            return FitResult.from_checkpoint(ckpt, path)
+        if progress:
+            print(why_trained(config, path, sha, loaded, unreadable))
+        data = data if data is not None else config.load_data(root)
+        with one_blas_thread():
+            result = fit(config.build_model(len(data.classes), data.image_size), data, config, checkpoint_path=path,
+                         resume=ckpt, data_sha256=sha, progress=progress, on_epoch=on_epoch, stop=stop)
     if result.stopped:
         raise KeyboardInterrupt(f"training {relative(path)} was {result.stopped} after "
                                 f"{len(result.history['epoch'])} epoch(s); run again to resume")
     return result
+
+
+def _run_at(path, config, data_sha256):
+    """``(ckpt, loaded, unreadable)``: the checkpoint at ``path`` where it is a run of ``config``
+    on the data of ``data_sha256`` by this engine, finished or not (else None, to train afresh:
+    :func:`~hw3lib.train.fit` refuses to overwrite a run whose test split was evaluated); what
+    the file holds, for :func:`why_trained`; the CheckpointError where it cannot be read."""
+    loaded = unreadable = None
+    if path.is_file():
+        try:
+            loaded = load_checkpoint(path)
+        except CheckpointError as err:
+            unreadable = err
+    same = loaded is not None and (loaded.config, loaded.data_sha256, loaded.engine) == (
+        config, data_sha256, engine_stamp())
+    return (loaded if same else None), loaded, unreadable
+
+
+@contextlib.contextmanager
+def _turn_to_train(path):
+    """Hold the run at ``path`` for this process through the block: where another process (two
+    notebooks run at once, a notebook beside ``make report``) trains it now, wait, saying so,
+    until it ends, so that its finished run is loaded rather than trained twice into one file.
+    The lock (:func:`~hw3lib.atomic.claimed`, on ``path`` with ``.training`` added) ends with its
+    holder."""
+    turn, waiting = path.with_name(path.name + ".training"), False
+    with contextlib.ExitStack() as held:
+        while True:
+            try:
+                held.enter_context(claimed(turn))
+                break
+            except OSError as err:
+                if not isinstance(err, LockHeld):  # no lock can be made there (a read-only
+                    break  # folder): fit then says why it cannot write the checkpoint
+                if not waiting:
+                    print(f"waiting: {err.holder} is training {relative(path)}; its run is loaded "
+                          "when it ends", flush=True)
+                    waiting = True
+                time.sleep(TURN_POLL)
+        yield
+

@@ -1,7 +1,10 @@
 """hw3lib.runs, hw3lib.results and hw3lib.stamp: cached runs (reuse, retrain, resume), tables,
 selections, feature maps, the stamp."""
 import json
+import os
 import re
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -163,6 +166,49 @@ def test_load_or_train_is_bit_deterministic(root, tmp_path):
     a = runs_module.load_or_train(CONFIG, tmp_path / "a.npz", root=root)
     b = runs_module.load_or_train(CONFIG, tmp_path / "b.npz", root=root)
     assert_same_run(a, b)
+
+
+def test_a_run_another_process_trains_is_waited_for_and_loaded_not_trained_twice(
+        root, tmp_path, count_fits, monkeypatch, capsys):
+    """Two notebooks (or a notebook beside make report) asking for one run at once both trained
+    it into the same file, the later failing at its end. Threads here: the lock is the
+    operating system's on an open file, which two threads of one process contend for too."""
+    monkeypatch.setattr(runs_module, "TURN_POLL", 0.01)
+    path, training, go_on, results = tmp_path / "run.npz", threading.Event(), threading.Event(), {}
+
+    def first_epoch(history):
+        training.set()
+        assert go_on.wait(30)
+
+    def ask(name, **kwargs):
+        results[name] = runs_module.load_or_train(CONFIG, path, root=root, **kwargs)
+
+    first = threading.Thread(target=ask, args=("first",), kwargs=dict(on_epoch=first_epoch))
+    first.start()
+    assert training.wait(30)
+    second = threading.Thread(target=ask, args=("second",))
+    second.start()
+    time.sleep(0.5)  # the second is waiting now
+    go_on.set()
+    first.join(60)
+    second.join(60)
+    assert count_fits == [None]  # trained once
+    assert_same_run(results["first"], results["second"])
+    assert capsys.readouterr().out == (f"waiting: process {os.getpid()} (this one: the lock was taken "
+                                       "twice, or by another thread) is training run.npz; its run is "
+                                       "loaded when it ends\n")
+
+
+def test_where_no_lock_can_be_made_a_run_is_still_trained_and_a_finished_one_loaded(
+        root, tmp_path, count_fits, monkeypatch):
+    """A read-only folder of finished runs (a teacher's copy) loads them as before the lock."""
+    def unlockable(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(runs_module, "claimed", unlockable)
+    first = runs_module.load_or_train(CONFIG, tmp_path / "run.npz", root=root)
+    assert_same_run(first, runs_module.load_or_train(CONFIG, tmp_path / "run.npz", root=root))
+    assert count_fits == [None]
 
 
 def test_other_settings_other_data_or_a_corrupt_file_train_afresh(root, tmp_path, count_fits):
