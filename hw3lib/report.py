@@ -279,8 +279,9 @@ def _check_cell(where, cell):
                               "relative to the repository (or not at all)")
 
 
-# A markdown cell that starts with one of these (in *emphasis* or not) captions the output above
-# it: tagged "caption", it is printed on the same page (a table's caption too, not only a figure's).
+# A markdown cell that starts with one of these (the notebooks write its label in bold) captions
+# the output above it: tagged "caption", it is printed on the same page (a table's caption too, not
+# only a figure's), its first paragraph smaller than the text.
 CAPTION_STARTS = ("Table:", "Figure:")
 
 
@@ -429,6 +430,7 @@ h1, h2, h3, h4, h5, h6 { break-after: avoid; break-inside: avoid; }
 img { max-width: 100%; height: auto; break-inside: avoid; }
 .jp-CodeCell:has(img) + .jp-MarkdownCell { break-before: avoid; } /* a caption stays with its figure */
 .celltag_caption { break-before: avoid; } /* and a table's with its table */
+.celltag_caption > p:first-child { font-size: 9.5pt; } /* the caption: celltag_ marks the cell's rendered markdown */
 .jp-OutputArea-output, .jp-Cell-outputWrapper, math[display="block"] { break-inside: avoid; }
 .jp-RenderedHTMLCommon table { width: auto; max-width: 100%; font-size: 9pt; break-inside: avoid; }
 .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { overflow-wrap: break-word; }

@@ -26,7 +26,7 @@ from conftest import missing as missing_tool
 import hw3lib.download
 from hw3lib import LeNet5, TrainConfig
 from hw3lib.__main__ import main as cli
-from hw3lib.report import (INTRO, NOTEBOOKS_DIR, REPORT_CSS, SECTIONS, TEXT_FLOOR, TITLE,
+from hw3lib.report import (CAPTION_STARTS, INTRO, NOTEBOOKS_DIR, REPORT_CSS, SECTIONS, TEXT_FLOOR, TITLE,
                            ReportError, assemble, build, execute_notebook, latex_to_mathml,
                            mark_chinese, print_pdf, report_cells, to_html)
 from hw3lib.results import quoted_figures
@@ -213,6 +213,44 @@ def test_a_caption_cell_is_tagged_to_stay_with_what_it_captions():
     tags = [c.metadata.get("tags") for c in report_cells("01_x.ipynb", nb)["4"]]
     assert tags == [["report:4"], ["report:4", "caption"], ["report:4", "caption"], ["report:4"]]
     assert ".celltag_caption { break-before: avoid; }" in REPORT_CSS
+
+
+def test_every_caption_of_the_notebooks_is_written_alike():
+    """Seven captions were "*Figure: ...*" (italic), the others upright, read as body text where
+    prose followed them (page 14's "Table: accuracy and loss ..." ran into "The report's loop
+    reproduces ..."); one caption held the discussion after it as its own first paragraph."""
+    for path in sorted(NOTEBOOKS_DIR.glob("0*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "markdown" and cell.source.lstrip(" \n*_").startswith(CAPTION_STARTS):
+                first = cell.source.split("\n\n")[0]
+                assert first.startswith(("**Figure:** ", "**Table:** ")), (path.name, first[:40])
+                assert len(first) < 400, (path.name, first[:40])
+
+
+def test_a_caption_prints_smaller_than_the_text(tmp_path):
+    def table():
+        return with_output(new_output("stream", name="stdout", text="a  b\n"), tag="report:4")
+
+    nb = new_notebook(cells=[table(), cell("md", "**Table:** the loss.\n\nThe table shows it.", "report:4"),
+                             *one_cell_per_section("x")])
+    page = to_html(assemble([("01_x.ipynb", nb)], []), tmp_path)
+    heights = {word: y1 - y0 for word, _, y0, _, y1 in printed_words(tmp_path, page)}
+    assert heights["loss."] < 0.95 * heights["shows"], heights  # 9.5 pt, the body 10.5 pt
+
+
+def printed_words(tmp_path, page):
+    """``[(word, xMin, yMin, xMax, yMax), ...]`` of the HTML ``page`` printed by
+    :func:`print_pdf`; skipped where Chromium or poppler-utils is missing (unless
+    HW3_REQUIRE_PDF=1)."""
+    from hw3lib.report import find_chromium
+    if find_chromium() is None or not shutil.which("pdftotext"):
+        missing_tool("missing chromium or poppler-utils; `make system-deps` installs them",
+                     "HW3_REQUIRE_PDF")
+    (tmp_path / "page.html").write_text(page, encoding="utf-8")
+    print_pdf(find_chromium(), tmp_path / "page.html", tmp_path / "page.pdf")
+    words = run("pdftotext", "-bbox", str(tmp_path / "page.pdf"), "-")
+    return [(html.unescape(word), *map(float, box)) for *box, word in re.findall(
+        r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)<', words)]
 
 
 def test_html_table_values_equal_hw3lib(built):
