@@ -426,6 +426,11 @@ h1, h2, h3, h4, h5, h6 { break-after: avoid; break-inside: avoid; }
 .jp-RenderedHTMLCommon h4 { font-size: 11pt; }
 .celltag_newpage { break-before: page; }
 .jp-RenderedHTMLCommon > :last-child { margin-bottom: 0; }
+/* one cell's end to the next's start: a paragraph's gap (1em of 10.5 pt), as between two
+   paragraphs of one cell, not none (prose ran on from the cell before) */
+.jp-Cell + .jp-Cell { margin-top: 10.5pt; }
+.jp-Cell + .jp-Cell:has(.celltag_caption, .jp-RenderedHTMLCommon > :is(h2, h3, h4, h5, h6):first-child) {
+  margin-top: 0; } /* a caption stays close, a heading has its own margin */
 .jp-RenderedHTMLCommon p { break-inside: avoid; }
 img { max-width: 100%; height: auto; break-inside: avoid; }
 .jp-CodeCell:has(img) + .jp-MarkdownCell { break-before: avoid; } /* a caption stays with its figure */

@@ -238,6 +238,23 @@ def test_a_caption_prints_smaller_than_the_text(tmp_path):
     assert heights["loss."] < 0.95 * heights["shows"], heights  # 9.5 pt, the body 10.5 pt
 
 
+def test_paragraphs_of_two_cells_are_as_far_apart_as_two_of_one_cell(tmp_path):
+    """Prose ran on from one cell into the next with no gap (page 14: "... its own." then "The
+    report's loop reproduces ..." read as one paragraph), where two paragraphs of one cell are a
+    blank line apart; after a printed output too. A caption stays close to what it captions."""
+    printed = with_output(new_output("stream", name="stdout", text="delta  1\n"), tag="report:3")
+    nb = new_notebook(cells=[cell("md", "alpha one.\n\nbeta two.", "report:3"),
+                             cell("md", "gamma three.", "report:3"), printed,
+                             cell("md", "Table: epsilon.", "report:3"),
+                             cell("md", "zeta four.", "report:3"), *one_cell_per_section("x")])
+    page = to_html(assemble([("01_x.ipynb", nb)], []), tmp_path)
+    top = {word: (y0, y1) for word, _, y0, _, y1 in printed_words(tmp_path, page)}
+    gap = lambda above, below: top[below][0] - top[above][1]  # noqa: E731
+    assert gap("beta", "gamma") == pytest.approx(gap("alpha", "beta"), abs=1.5)
+    assert gap("epsilon.", "zeta") == pytest.approx(gap("alpha", "beta"), abs=1.5)
+    assert gap("delta", "Table:") < gap("alpha", "beta") / 2, "the caption under its table"
+
+
 def printed_words(tmp_path, page):
     """``[(word, xMin, yMin, xMax, yMax), ...]`` of the HTML ``page`` printed by
     :func:`print_pdf`; skipped where Chromium or poppler-utils is missing (unless
