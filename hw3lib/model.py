@@ -102,6 +102,18 @@ def channels_last(shape, expected):
     return len(shape) == 4 and len(expected) == 3 and tuple(shape[1:]) == (*expected[1:], expected[0])
 
 
+def batch_axis_fix(shape, expected, name="x"):
+    """The fix for inputs of ``shape`` that are one sample of ``expected`` without the batch
+    axis, ``(C, H, W)`` (or, for one channel, a grey ``(H, W)``), in words naming the array
+    ``name``; None for any other shape."""
+    shape, expected = tuple(shape), tuple(expected)
+    if shape == expected:
+        return f"one sample without the batch axis (N, ...)? Fix: {name}[None], a batch of one"
+    if len(expected) == 3 and expected[0] == 1 and shape == expected[1:]:
+        return f"one grey image (H, W) without the batch and channel axes? Fix: {name}[None, None]"
+    return None
+
+
 class Sequential:
     """Layers applied in order (run in :func:`run_order`), the last giving ``K`` class scores
     (logits) that ``forward`` turns into probabilities and ``backward`` differentiates through
@@ -200,7 +212,8 @@ class Sequential:
         if x.shape[1:] != self.input_shape:
             shape = self.input_shape
             fix = ("the images are channels-last (N, H, W, C): transpose them, x.transpose(0, 3, 1, 2)"
-                   if channels_last(x.shape, shape) else "check the data's channel mode and image size")
+                   if channels_last(x.shape, shape) else batch_axis_fix(x.shape, shape)
+                   or "check the data's channel mode and image size")
             raise ValueError(f"the model expects input (N, {', '.join(map(str, shape))}), got {x.shape}; {fix}")
 
     def backward_logits(self, dlogits):

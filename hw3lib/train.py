@@ -44,7 +44,7 @@ from .engine import engine_stamp
 from .images import TransparentPixels, read_image, warnings_gathered
 from .losses import CrossEntropyLoss
 from .metrics import accuracy
-from .model import LeNet5, Sequential, architecture, channels_last
+from .model import LeNet5, Sequential, architecture, batch_axis_fix, channels_last
 from .parallel import SplitBatch, check_threads
 
 EVAL_BATCH = 256
@@ -463,6 +463,9 @@ class FitResult:
             if channels_last(X.shape, self.model.input_shape):
                 raise ValueError(f"this run's model takes images (N, {channels}, {height}, {width}), got "
                                  f"{X.shape}: {_CHANNELS_LAST.format('X')}")
+            if fix := batch_axis_fix(X.shape, self.model.input_shape, "X"):
+                raise ValueError(f"this run's model takes images (N, {channels}, {height}, {width}), got "
+                                 f"{X.shape}: {fix}")
             raise ValueError(f"this run's model takes images (N, {channels}, {height}, {width}), got "
                              f"{X.shape}: load them in the run's mode and size, TrainConfig(mode="
                              f"{self.config.mode!r}) and TrainConfig(image_size='{height}x{width}'), "

@@ -3,6 +3,7 @@ import errno
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -347,6 +348,20 @@ def test_channels_last_images_are_refused_with_the_transpose_that_fixes_them():
     with pytest.raises(ValueError, match=r"got \(21, 12, 12, 3\); the images are channels-last \(N, H, W, C\): "
                                          r"transpose them, x.transpose\(0, 3, 1, 2\)"):
         evaluate(run.model, normalize(data.X_val, data.mean, data.std).transpose(0, 2, 3, 1), data.y_val)
+
+
+def test_one_image_without_the_batch_axis_is_refused_with_the_fix():
+    """A single image (C, H, W), or a grey (H, W), was told to 'check the data's channel mode
+    and image size' (by a run: to load it in the mode and size it already had)."""
+    data, config = tiny_data(), tiny_config(epochs=1)
+    run = fit(config.build_model(3), data, config, progress=False)
+    X = normalize(data.X_val, data.mean, data.std)
+    for image, fix in ((X[0], r"x\[None\], a batch of one"), (X[0, 0], r"x\[None, None\]")):
+        with pytest.raises(ValueError, match=rf"got {re.escape(str(image.shape))}; .*Fix: {fix}"):
+            run.model.predict(image)
+        with pytest.raises(ValueError, match=rf"takes images \(N, 1, 12, 12\), got .*Fix: X"):
+            run.predict(data.X_val[0] if image.ndim == 3 else data.X_val[0, 0])
+    assert run.model.predict(X[0][None]).shape == (1,)
 
 
 def test_evaluate_refuses_images_normalised_twice():
