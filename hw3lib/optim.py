@@ -71,6 +71,12 @@ class Optimizer:
             if not isinstance(p, np.ndarray):
                 raise ValueError(f"params[{key!r}] must be a NumPy array, the model's own, got a "
                                  f"{type(p).__name__}: the optimizer updates the arrays in place")
+            if p.dtype.kind != "f":  # a step's fractions do not fit: NumPy refuses deep inside it
+                raise ValueError(f"params[{key!r}] must be an array of floats, the model's own, got "
+                                 f"{p.dtype} values; convert it with np.asarray(..., dtype=np.float32)")
+            if not p.flags.writeable:  # else the first step failed halfway, its state updated
+                raise ValueError(f"params[{key!r}] is read-only, but the optimizer updates the arrays "
+                                 "in place: pass the model's own, model.get_params(), or a copy, np.array(...)")
         self.lr, self.params, self.t = float(lr), params, 0
 
     def _grad(self, grads, key):

@@ -657,6 +657,14 @@ def test_optimizers_refuse_params_that_are_no_dict_of_arrays(make):
     with pytest.raises(ValueError, match=r"params\['W1'\] must be a NumPy array, the model's "
                                          r"own, got a list"):
         make({**params, "W1": params["W1"].tolist()})
+    with pytest.raises(ValueError, match=r"params\['b1'\] must be an array of floats, the model's "
+                                         r"own, got int64 values; convert it with np.asarray"):
+        make({**params, "b1": np.zeros(6, np.int64)})
+    read_only = np.zeros(6, np.float32)
+    read_only.setflags(write=False)  # failed in NumPy mid-step, the first parameters' state updated
+    with pytest.raises(ValueError, match=r"params\['b1'\] is read-only, but the optimizer updates "
+                                         r"the arrays in place: pass the model's own"):
+        make({**params, "b1": read_only})
 
 
 @pytest.mark.parametrize("value, got", [("abc", "a str"), (np.zeros((6, 1, 5, 5), complex),
