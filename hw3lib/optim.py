@@ -5,6 +5,7 @@
 and the dict is returned for the report's ``model.set_params(params)``.
 """
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -123,10 +124,12 @@ class Optimizer:
         """Copy ``state``, a :meth:`state_dict` of the same kind of optimizer over parameters
         of the same names and shapes, into this one; ValueError naming what does not fit, with
         nothing changed."""
-        own = self.state_dict()
+        own, kind = self.state_dict(), type(self).__name__
+        if not isinstance(state, Mapping):  # a path's letters were named as unexpected arrays
+            raise ValueError(f"state must be the dict of arrays that {kind}.state_dict() returns (or "
+                             f"np.load of an .npz of it), got a {type(state).__name__}")
         problem = _state_problem(state, own)
         if problem:
-            kind = type(self).__name__
             raise ValueError(f"the optimizer state does not fit this {kind}: {problem}. Load the "
                              f"state_dict() of another {kind} over the same parameters")
         self.t = int(state["t"])

@@ -284,6 +284,27 @@ def test_a_state_that_does_not_fit_is_refused_naming_what_and_nothing_changes(ca
                                     for k, v in before.items())
 
 
+@pytest.mark.parametrize("state, got", [("state.npz", "a str"), (None, "a NoneType"),
+                                        ([("t", np.array(2))], "a list")])
+def test_a_state_that_is_no_dict_is_refused_naming_what_it_is(state, got):
+    """A path was read as a state whose names were its letters ('it has the unexpected /, m,
+    p'), None and a list failed inside with a TypeError."""
+    optimizer = stepped(adam)
+    with pytest.raises(ValueError, match=rf"state must be the dict of arrays that AdamGD.state_dict\(\) "
+                                         rf"returns \(or np.load of an .npz of it\), got {got}$"):
+        optimizer.load_state_dict(state)
+    assert optimizer.t == 2
+
+
+def test_a_state_loads_from_an_npz_file_of_it(tmp_path):
+    state = stepped(adam).state_dict()
+    np.savez(tmp_path / "state.npz", **state)
+    fresh = adam({"W": np.ones((3, 4)), "b": np.ones(3)})
+    with np.load(tmp_path / "state.npz") as saved:
+        fresh.load_state_dict(saved)
+    assert fresh.t == 2 and all(np.array_equal(fresh.state_dict()[k], v) for k, v in state.items())
+
+
 def test_another_optimizers_state_is_refused_naming_the_names():
     with pytest.raises(ValueError, match="does not fit this SGD: it lacks velocity.W, velocity.b; "
                                          "it has the unexpected m.W, m.b, v.W and 1 more"):
