@@ -337,6 +337,8 @@ def dataloader(
     called, before the first batch.
     """
     integer("batch_size", batch_size)
+    integer("seed", seed, 0, "with epoch, draws the order")  # else NumPy's words, from inside it
+    integer("epoch", epoch, 0, "with seed, draws the order")
     check_array("X", X, "(N, ...)")  # batches are read by fancy indexing
     check_array("y", y, "(N,)")
     if len(X) != len(y):

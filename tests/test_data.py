@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import unicodedata
@@ -716,6 +717,16 @@ def test_dataloader_order_per_seed_and_epoch():
 def test_dataloader_rejects_bad_batch_size_at_call(batch_size):
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got"):
         data.dataloader(*toy(2, 2), batch_size)  # no next(): checked eagerly
+
+
+@pytest.mark.parametrize("name, value", [("seed", -1), ("seed", 1.5), ("seed", None), ("epoch", -2),
+                                         ("epoch", "1")])
+def test_dataloader_rejects_a_seed_or_epoch_that_draws_no_order_naming_it(name, value):
+    """They failed inside NumPy's seeding, 'expected non-negative integer' or 'SeedSequence
+    expects int or sequence of ints', naming neither."""
+    with pytest.raises(ValueError, match=rf"{name} must be an integer >= 0 \(with .*, draws the "
+                                         rf"order\), got {re.escape(repr(value))}"):
+        data.dataloader(*toy(2, 2), 2, **{name: value})
 
 
 def test_dataloader_accepts_numpy_int_and_checks_lengths():
