@@ -377,8 +377,8 @@ def stale_text(name, nb):
             for line in output.text.splitlines() if line.startswith(STALE_FIGURES)]
 
 
-def _markdown(source, tags=()):
-    return nbformat.v4.new_markdown_cell(source, metadata={"tags": list(tags)})
+def _markdown(source):
+    return nbformat.v4.new_markdown_cell(source, metadata={"tags": []})
 
 
 def assemble(notebooks, stamp, executed=True):
@@ -398,10 +398,9 @@ def assemble(notebooks, stamp, executed=True):
                     for what, value in stamp)
     cells = [_markdown(f'<h1 id="title">{TITLE}</h1>\n\n{INTRO}{PROVENANCE[executed]}')]
     for key, title in SECTIONS.items():
-        # the summary and section 1 follow the title on page 1, sections 2-4 start new pages,
-        # the short stamp follows section 4 (a forced break there can leave a blank page)
-        cells.append(_markdown(f'<h2 id="section-{key}">{title}</h2>',
-                               tags=["newpage"] if key in ("2", "3", "4") else []))
+        # the sections run on, page after page: a section that started a page of its own left
+        # the page before it up to 85% empty (section 2's last five lines alone on one)
+        cells.append(_markdown(f'<h2 id="section-{key}">{title}</h2>'))
         if key == "stamp":
             cells.append(_markdown(f"<table>{table}</table>"))
         cells.extend(sections[key])
@@ -424,7 +423,6 @@ h1, h2, h3, h4, h5, h6 { break-after: avoid; break-inside: avoid; }
 .jp-RenderedHTMLCommon h2 { font-size: 15pt; border-bottom: 1px solid #999; padding-bottom: 2pt; }
 .jp-RenderedHTMLCommon h3 { font-size: 12.5pt; }
 .jp-RenderedHTMLCommon h4 { font-size: 11pt; }
-.celltag_newpage { break-before: page; }
 .jp-RenderedHTMLCommon > :last-child { margin-bottom: 0; }
 /* one cell's end to the next's start: a paragraph's gap (1em of 10.5 pt), as between two
    paragraphs of one cell, not none (prose ran on from the cell before) */
