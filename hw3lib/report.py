@@ -435,7 +435,8 @@ img { max-width: 100%; height: auto; break-inside: avoid; }
 .celltag_caption { break-before: avoid; } /* and a table's with its table */
 .celltag_caption > p:first-child { font-size: 9.5pt; } /* the caption: celltag_ marks the cell's rendered markdown */
 .jp-OutputArea-output, .jp-Cell-outputWrapper, math[display="block"] { break-inside: avoid; }
-.jp-RenderedHTMLCommon table { width: auto; max-width: 100%; font-size: 9pt; break-inside: avoid; }
+.jp-RenderedHTMLCommon table { width: auto; max-width: 100%; font-size: 9pt; break-inside: avoid;
+  margin-left: 0; } /* at the text's margin, as the printed tables are, not Jupyter's centred */
 .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { overflow-wrap: break-word; }
 .jp-RenderedHTMLCommon td:first-child, .jp-RenderedHTMLCommon th:first-child { text-align: left; }
 .jp-RenderedText pre { white-space: pre; overflow-x: auto; }

@@ -255,6 +255,16 @@ def test_paragraphs_of_two_cells_are_as_far_apart_as_two_of_one_cell(tmp_path):
     assert gap("delta", "Table:") < gap("alpha", "beta") / 2, "the caption under its table"
 
 
+def test_a_narrow_table_starts_at_the_texts_margin(tmp_path):
+    """Jupyter's CSS centres an HTML table: the stamp's stood indented, every other table (printed
+    as text) at the margin."""
+    nb = new_notebook(cells=[cell("md", "Alpha text.\n\n<table><tr><th>beta</th><td>gamma</td></tr></table>",
+                                  "report:4"), *one_cell_per_section("x")])
+    page = to_html(assemble([("01_x.ipynb", nb)], []), tmp_path)
+    left = {word: x0 for word, x0, *_ in printed_words(tmp_path, page)}
+    assert left["beta"] == pytest.approx(left["Alpha"], abs=8), left  # a cell's padding at most
+
+
 def printed_words(tmp_path, page):
     """``[(word, xMin, yMin, xMax, yMax), ...]`` of the HTML ``page`` printed by
     :func:`print_pdf`; skipped where Chromium or poppler-utils is missing (unless
