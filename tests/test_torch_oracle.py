@@ -190,11 +190,20 @@ def test_softmax_cross_entropy_and_its_gradient(labels):
     assert_close(cost.backward(p, target), lt.grad, "gradient w.r.t. logits")
 
 
-@pytest.mark.parametrize("widths,threads", [((6, 16), 1), ((64, 128), 1), ((6, 16), 3)],
-                         ids=["im2col", "winograd_conv2", "split_over_threads"])
-def test_whole_lenet5_forward_and_parameter_gradients(widths, threads, monkeypatch):
+@pytest.mark.parametrize("widths,threads,activation,pooling", [
+    ((6, 16), 1, "relu", "max"), ((64, 128), 1, "relu", "max"), ((6, 16), 3, "relu", "max"),
+    ((6, 16), 1, "tanh", "avg"), ((6, 16), 1, "relu", "avg"), ((6, 16), 1, "tanh", "max")],
+    ids=["im2col", "winograd_conv2", "split_over_threads", "tanh_avgpool", "relu_avgpool",
+         "tanh_maxpool"])
+def test_whole_lenet5_forward_and_parameter_gradients(widths, threads, activation, pooling,
+                                                      monkeypatch):
+    """Also the options that only finite differences checked whole: Tanh and AvgPool2D."""
     monkeypatch.setattr(parallel, "MIN_PART_FLOPS", 1)  # split even this small batch
-    model = LeNet5(in_channels=4, conv_channels=widths, seed=3, dtype=np.float64)
+    model = LeNet5(in_channels=4, conv_channels=widths, activation=activation, pooling=pooling,
+                   seed=3, dtype=np.float64)
+    kinds = {type(layer).__name__ for layer in model.layers}
+    assert {"Tanh" if activation == "tanh" else "ReLU",
+            "AvgPool2D" if pooling == "avg" else "MaxPool2D"} <= kinds
     assert [layer.algorithm for layer in model.layers[::3][:2]] == (
         ["im2col", "winograd"] if widths == (64, 128) else ["im2col", "im2col"])
     net = torch_lenet5(model)
