@@ -188,13 +188,16 @@ def test_a_run_another_process_trains_is_waited_for_and_loaded_not_trained_twice
     assert training.wait(30)
     second = threading.Thread(target=ask, args=("second",))
     second.start()
-    time.sleep(0.5)  # the second is waiting now
+    out, deadline = "", time.monotonic() + 30
+    while "waiting:" not in out and time.monotonic() < deadline:  # until the second waits (a
+        out += capsys.readouterr().out  # fixed sleep let a slow second thread find the run done)
+        time.sleep(0.01)
     go_on.set()
     first.join(60)
     second.join(60)
     assert count_fits == [None]  # trained once
     assert_same_run(results["first"], results["second"])
-    assert capsys.readouterr().out == (f"waiting: process {os.getpid()} (this one: the lock was taken "
+    assert out + capsys.readouterr().out == (f"waiting: process {os.getpid()} (this one: the lock was taken "
                                        "twice, or by another thread) is training run.npz; its run is "
                                        "loaded when it ends\n")
 
