@@ -215,9 +215,14 @@ def test_settings_and_shapes_that_differ_are_named_together(saved):
 
 
 def test_settings_written_as_single_numbers_are_the_same_architecture(saved):
-    _, path = saved
+    result, path = saved
     rewrite(path, lambda arrays, meta: meta["model_config"].update(input_size=12, kernel_size=3))
-    load_checkpoint(path, LeNet5(num_classes=3, **{**TINY, "input_size": (12, 12)}))
+    model = LeNet5(num_classes=3, **{**TINY, "input_size": (12, 12)})
+    before = params_of(model)
+    ckpt = load_checkpoint(path, model)  # not refused as another architecture, and loaded
+    assert ckpt.model_config["input_size"] == 12
+    assert_same_params(params_of(model), params_of(result.model))
+    assert any(not np.array_equal(before[k], v) for k, v in params_of(model).items())
 
 
 @pytest.mark.parametrize("keep", [10, 0.5, -1])
