@@ -348,10 +348,14 @@ def test_the_report_loop_trained_by_pytorch_ends_at_the_same_weights_and_test_pr
     net = torch_lenet5(model)
     result = fit(model, data, config, progress=False, restore_best=False)
     torch_report_loop(net, data, config)
+    compared = 0
     for layer, module in zip(model.layers, net):
-        if layer.params:
-            np.testing.assert_allclose(layer.params["W"], module.weight.detach().numpy(),
-                                       rtol=1e-8, atol=1e-10)
+        if layer.params:  # the biases too: "the same weights" had left them unchecked
+            for name, theirs in (("W", module.weight), ("b", module.bias)):
+                np.testing.assert_allclose(layer.params[name], theirs.detach().numpy(),
+                                           rtol=1e-8, atol=1e-10, err_msg=name)
+                compared += 1
+    assert compared == 10  # five layers with weights and biases
     X_test = normalize(data.X_test, data.mean, data.std)
     theirs = net(T(X_test)).argmax(axis=1).numpy()
     np.testing.assert_array_equal(result.predict(data.X_test).argmax(axis=1), theirs)
