@@ -1,5 +1,6 @@
 import os
 import tracemalloc
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -15,6 +16,12 @@ def pytest_configure(config):
             raise pytest.UsageError(
                 f"HW3_REQUIRE_TORCH=1 but PyTorch is not importable ({err}): "
                 "install it with `pip install torch==2.13.0`") from None
+    # and HW3_REQUIRE_DATA=1: the tests of the real dataset must run, never be skipped for want of it
+    data = Path(os.environ.get("HW3_DATA") or Path(__file__).parents[1] / "data")
+    if os.environ.get("HW3_REQUIRE_DATA") == "1" and not all(
+            (data / split).is_dir() for split in ("Data_train", "Data_test")):
+        raise pytest.UsageError(f"HW3_REQUIRE_DATA=1 but the dataset is not at {data} (no Data_train/ "
+                                "and Data_test/ there): set HW3_DATA to its folder, or run `make data`")
 
 
 def missing(tool, env_var):

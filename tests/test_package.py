@@ -1,5 +1,6 @@
 """The package's metadata: its version is hw3lib.__version__, written in one place."""
 import importlib.metadata
+import os
 import re
 import shutil
 import subprocess
@@ -34,3 +35,15 @@ def test_the_built_metadata_takes_its_version_from_hw3lib_version(tmp_path):
     assert out.returncode == 0, out.stderr
     metadata = (tmp_path / "meta" / out.stdout.split()[-1] / "METADATA").read_text()
     assert re.search(r"(?m)^Version: 9\.8\.7$", metadata), metadata[:300]
+
+
+@pytest.mark.parametrize("required, status", [("1", pytest.ExitCode.USAGE_ERROR), ("", pytest.ExitCode.OK)])
+def test_tests_of_the_dataset_are_required_where_hw3_require_data_says_so(tmp_path, required, status):
+    """The dataset's tests skipped wherever $HW3_DATA held none; CI, which sets
+    HW3_REQUIRE_DATA=1, now stops at once instead (as for PyTorch, the PDF tools, PostgreSQL)."""
+    env = {**os.environ, "HW3_DATA": str(tmp_path / "none"), "HW3_REQUIRE_DATA": required}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:nbval", "--co",
+                           "tests/test_tables.py"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert proc.returncode == status, proc.stdout + proc.stderr
+    if required:
+        assert f"HW3_REQUIRE_DATA=1 but the dataset is not at {tmp_path / 'none'}" in proc.stderr
