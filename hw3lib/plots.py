@@ -598,8 +598,8 @@ def plot_sweep(params, values, names, log=(), title=None, labels=None):
     mean over every run that shares that value. Names in ``log`` get a log-scale axis, its
     ticks chosen not to overlap (:func:`_log_ticks`); ``labels`` maps a name to its axis
     label (default: the name)."""
-    fig, axes = plt.subplots(1, len(names), squeeze=False, figsize=(3.6 * len(names) + 0.6, 3.4),
-                             sharey=True)
+    fig, axes = plt.subplots(1, len(names), squeeze=False, figsize=(3.6 * len(names) + 0.6, 3.7),
+                             sharey=True, layout="constrained")
     for ax, name in zip(axes[0], names):
         position, ticks = _axis_values([p[name] for p in params])
         xs = [position[p[name]] for p, v in zip(params, values) for _ in v]
@@ -620,9 +620,9 @@ def plot_sweep(params, values, names, log=(), title=None, labels=None):
         ax.set(xlabel=label, title=label)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("best validation accuracy")
-    axes[0][-1].legend(fontsize=SMALL, loc="lower right")
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", ncols=2,
+               fontsize=SMALL)  # below the panels: clear of every run
     fig.suptitle(title or "Validation accuracy against each swept setting")
-    fig.tight_layout()
     return fig
 
 

@@ -1392,6 +1392,21 @@ def test_plot_sweep_draws_every_run_and_the_mean_per_value_of_each_setting():
     assert list(ax_flip.lines[1].get_ydata()) == pytest.approx([1.0, 0.725])
 
 
+@pytest.mark.parametrize("names", [["lr"], ["lr", "hflip"]])
+def test_the_sweep_figure_legend_hides_no_run(names):
+    """The legend stood inside the last panel's lower right, over the runs there: a setting's
+    worst runs (at the largest value, the lowest accuracy) were hidden behind it."""
+    params = [dict(lr=lr, hflip=flip) for lr in (5e-4, 1e-3) for flip in (False, True)]
+    fig = plot_sweep(params, [[0.873], [0.859], [0.961], [0.86]], names)
+    fig.canvas.draw()
+    legend = (fig.legends or [ax.get_legend() for ax in fig.axes if ax.get_legend()])[0]
+    box = legend.get_window_extent()
+    for ax in fig.axes:
+        for line in ax.lines:
+            for x, y in ax.transData.transform(line.get_xydata()):
+                assert not (box.x0 <= x <= box.x1 and box.y0 <= y <= box.y1), (ax.get_xlabel(), x, y)
+
+
 def test_plot_sweep_heatmap_shows_the_best_mean_of_each_pair():
     params = [dict(lr=1e-3, hflip=True, bs=8), dict(lr=1e-3, hflip=True, bs=16),
               dict(lr=1e-2, hflip=False, bs=8)]
