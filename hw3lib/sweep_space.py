@@ -152,8 +152,9 @@ class Sweep:
             raise ValueError("trials: a grid runs each of its settings once; trials counts the "
                              "settings of a sampled search (give a range, e.g. lr=1e-4:1e-2:log)")
         if not grid and not (is_int(trials) and trials >= 1):
+            given = "none given" if trials is None else f"got {trials!r}"
             raise ValueError(f"trials: a sampled search needs the number of settings to try "
-                             f"(an integer >= 1), got {trials!r}")
+                             f"(an integer >= 1), {given}")
         values = [_values(d) for d in space.values()]
         if not grid and None not in values and math.prod(map(len, values)) < trials:
             raise ValueError(f"trials: the space holds {math.prod(map(len, values))} settings in all, "

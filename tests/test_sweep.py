@@ -752,7 +752,8 @@ def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsy
          """list for every run with --set, e.g. --set 'model={"hidden": [4, 8]}'"""),
         (["--param", "hflip=True,False", "--set", "epochs=0"], "error: --set: epochs must be"),  # True parses
         ([], "error: nothing to sweep: name a setting"),
-        (["--param", "lr=1e-4:1e-2"], "error: --trials: a sampled search needs the number of settings"),
+        (["--param", "lr=1e-4:1e-2"], "error: --trials: a sampled search needs the number of settings "
+                                      "to try (an integer >= 1), none given\n"),  # not "got None"
         (["--param", "lr=1e-4:1e-2", "--trials", "0"], "error: --trials: a sampled search needs"),
         (["--param", "lr=1e-3", "--trials", "2"], "error: --trials: a grid runs each of its settings once"),
         (["--param", "lr=1e-3", "--workers", "0"], "error: --workers must be an integer >= 1, got 0"),
