@@ -10,7 +10,7 @@ from pathlib import Path
 
 import optuna
 import sqlalchemy
-from optuna.distributions import json_to_distribution
+from optuna.distributions import CategoricalDistribution, json_to_distribution
 from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalFileSymlinkLock
@@ -243,11 +243,17 @@ def _wait_for_queue(study):
 
 def _differences(theirs, ours):
     """What differs between two sweep definitions (:meth:`Sweep.to_json`), setting by setting:
-    ``NAME: THEIRS there, OURS here``, a swept one ``swept NAME: DISTRIBUTION there, ... here``."""
+    ``NAME: THEIRS there, OURS here``, a swept one ``swept NAME: VALUES there, ... here`` with
+    VALUES as ``--param`` takes them (``V1,V2`` or ``LOW:HIGH[:log]``), not Optuna's repr."""
     def shown(part, value):
         if part != "space":
             return repr(value)
-        return "not swept" if value is None else repr(json_to_distribution(json.dumps(value)))
+        if value is None:
+            return "not swept"
+        dist = json_to_distribution(json.dumps(value))
+        if isinstance(dist, CategoricalDistribution):
+            return ",".join(str(v) for v in dist.choices)
+        return f"{dist.low}:{dist.high}" + (":log" if dist.log else "")
 
     diffs = []
     for part, value in ours.items():

@@ -403,8 +403,15 @@ def test_a_study_name_holding_another_sweep_is_refused(tmp_path, root):
         open_study(Sweep.define({"lr": [1e-3, 1e-2], "hflip": [True]}, replace(BASE, epochs=5)), storage, "mine")
     assert str(refused.value) == (
         "the study 'mine' runs another sweep (epochs: 4 there, 5 here; swept hflip: not swept there, "
-        "CategoricalDistribution(choices=(True,)) here): give the same settings or another study "
-        "name (--study-name)")
+        "True here): give the same settings or another study name (--study-name)")
+    with pytest.raises(ValueError) as refused:  # as --param takes them, not Optuna's repr
+        open_study(Sweep.define({"lr": [1e-3, 3e-2]}, BASE), storage, "mine")
+    assert "(swept lr: 0.001,0.01 there, 0.001,0.03 here)" in str(refused.value)
+    open_study(Sweep.define({"lr": FloatDistribution(1e-4, 1e-2, log=True)}, BASE, trials=2), storage, "ranged")
+    with pytest.raises(ValueError) as refused:
+        open_study(Sweep.define({"lr": FloatDistribution(1e-4, 1e-1, log=True)}, BASE, trials=2), storage,
+                   "ranged")
+    assert "(swept lr: 0.0001:0.01:log there, 0.0001:0.1:log here)" in str(refused.value)
     for blank in ("", "  ", 3):  # "" was the default name, silently
         with pytest.raises(ValueError, match=f"study_name must name a study \\(or be None: sweep-"):
             open_study(Sweep.define({"lr": [1e-3, 1e-2]}, BASE), storage, blank)
