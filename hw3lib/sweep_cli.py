@@ -1,5 +1,6 @@
 """``python -m hw3lib sweep``: a hyperparameter sweep from the command line (:mod:`hw3lib.sweep`)."""
 import argparse
+import contextlib
 import json
 import re
 import sys
@@ -207,6 +208,11 @@ def _report(args, space, result):
         figures.append(("heatmap.png", result.heatmap()))
     for name, figure in figures:
         figure.savefig(args.out / name, dpi=100)
+    stale = []  # an earlier sweep's figure in this --out: not this sweep's, so not left beside it
+    for name in {"sweep.png", "heatmap.png"} - {name for name, _ in figures}:
+        with contextlib.suppress(FileNotFoundError):
+            (args.out / name).unlink()
+            stale.append(str(args.out / name))
     best = result.best
     if best is not None:
         print(f"best: {_settings_text(best.params) or 'the base settings'}, validation accuracy {best.mean:.4f} over "
@@ -215,7 +221,8 @@ def _report(args, space, result):
                  for run in best.runs]
         print(_checkpoints_text(files, result.checkpoints))
     wrote = ", ".join(str(args.out / name) for name, _ in figures)
-    print(f"study {result.study_name}" + (f"; wrote {wrote}" if wrote else ""))
+    removed = f"; removed {', '.join(sorted(stale))} (an earlier sweep's)" if stale else ""
+    print(f"study {result.study_name}" + (f"; wrote {wrote}" if wrote else "") + removed)
     counts = {state: sum(r.state == state for r in result.runs) for state in ("done", "pruned", "failed")}
     print(json.dumps(dict(study=result.study_name, best=best.params if best else None,
                           val_acc=round(best.mean, 6) if best else None, runs=counts)))

@@ -838,6 +838,24 @@ def test_the_sweep_command_prints_the_table_failures_best_and_writes_the_figures
     assert (tmp_path / "sweep.png").stat().st_size > 0 and (tmp_path / "heatmap.png").stat().st_size > 0
 
 
+def test_a_figure_of_an_earlier_sweep_in_the_same_out_is_not_left_beside_this_ones(tmp_path, root, capsys):
+    """A sweep of lr and momentum wrote heatmap.png; a sweep of lr alone in the same --out left it
+    there, a heat map of other settings beside this sweep's sweep.png; a sweep of seeds alone
+    left both figures of the sweep before."""
+    common = ["--set", "epochs=1", *TINY_SETS, "--workers", "1", "--out", str(tmp_path), "--data", str(root),
+              "--no-progress"]
+    assert hw3lib_main(["sweep", "--param", "lr=3e-3,1e-2", "--param", "momentum=0,0.9", "--set",
+                        "optimizer=sgd", *common]) == 0
+    assert (tmp_path / "heatmap.png").is_file()
+    capsys.readouterr()
+    assert hw3lib_main(["sweep", "--param", "lr=3e-3,1e-2", *common]) == 0
+    out = capsys.readouterr().out
+    assert not (tmp_path / "heatmap.png").exists() and (tmp_path / "sweep.png").is_file()
+    assert f"removed {tmp_path / 'heatmap.png'}" in out
+    assert hw3lib_main(["sweep", "--seeds", "0-1", *common]) == 0
+    assert not (tmp_path / "sweep.png").exists()
+
+
 def test_more_workers_than_cores_are_noted_before_the_sweep_runs_and_no_more_than_its_runs_start(
         tmp_path, root, capsys, monkeypatch):
     monkeypatch.setattr(cli_module, "usable_cores", lambda: 1)
