@@ -113,8 +113,8 @@ def main(argv=None):
     parser.add_argument("--study-name", type=_naming("a study"), help="default: sweep- and a hash of the sweep's settings")
     parser.add_argument("--pruner", choices=PRUNERS, default="percentile",
                         help="stop runs clearly behind the others; default %(default)s")
-    parser.add_argument("--data", type=folder, help="folder holding Data_train/ and Data_test/ "
-                                                  "(default: $HW3_DATA, then data/)")
+    parser.add_argument("--data", type=folder, help="folder holding Data_train/ and Data_test/ (or "
+                                                  "train/ and test/); default: $HW3_DATA, then data/")
     parser.add_argument("--no-progress", action="store_true",
                         help="hide the progress bar (shown only when stderr is a terminal)")
     args = parser.parse_args(argv)

@@ -856,6 +856,14 @@ def test_a_figure_of_an_earlier_sweep_in_the_same_out_is_not_left_beside_this_on
     assert not (tmp_path / "sweep.png").exists()
 
 
+def test_the_sweep_help_names_both_layouts_of_a_dataset_folder_as_train_does(capsys):
+    """sweep --help named only Data_train/ and Data_test/, though train/ and test/ work too (and
+    train's and audit's --help say so)."""
+    with pytest.raises(SystemExit):
+        hw3lib_main(["sweep", "--help"])
+    assert "(or train/ and test/)" in " ".join(capsys.readouterr().out.split())
+
+
 def test_more_workers_than_cores_are_noted_before_the_sweep_runs_and_no_more_than_its_runs_start(
         tmp_path, root, capsys, monkeypatch):
     monkeypatch.setattr(cli_module, "usable_cores", lambda: 1)
