@@ -3,7 +3,7 @@
 Exit status: 0 done; 1 ``predict`` could not read some of its files (each named in a line
 ``error: ...``) and classified the others; 2 an error, said in one line ``error: ...`` (bad
 arguments, bad data, an unknown command), never a traceback; 3 ``train`` ran but the model did
-not learn; 130 interrupted (Ctrl-C, or SIGTERM: a plain ``kill``). After the first interrupt
+not learn, or ``sweep``'s best setting did not; 130 interrupted (Ctrl-C, or SIGTERM: a plain ``kill``). After the first interrupt
 further ones are ignored until the process ends, so the command's clean-up (temporary files,
 the files of finished epochs) always completes and the status stays 130. As a process
 (``python -m hw3lib``, the ``hw3lib`` script: :func:`run`) an interrupt that comes after the

@@ -8,17 +8,22 @@ from dataclasses import fields
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 from optuna.distributions import FloatDistribution, IntDistribution
 
+from .checkpoint import CheckpointError
 from .checks import is_number
 from .cli import Parser, folder, more_than_cores, parse_seeds, phrase_settings, show_progress
 from .config import TrainConfig
-from .data import DataError
+from .data import DataError, validation_mask
 from .download import course_copy_note
+from .folders import resolve_root, split_files
+from .learning import learning_warning
 from .runs import checkpoint_path
 from .sweep import JOURNAL, PRUNERS, SweepError, default_workers, run_sweep
 from .sweep_space import config_for
 from .tables import escaped
+from .train import FitResult
 
 EXAMPLES = """examples:
   python -m hw3lib sweep --param lr=2.5e-4,5e-4,1e-3 --param hflip=true,false --seeds 0-2
@@ -224,13 +229,39 @@ def _report(args, space, result):
     removed = f"; removed {', '.join(sorted(stale))} (an earlier sweep's)" if stale else ""
     print(f"study {result.study_name}" + (f"; wrote {wrote}" if wrote else "") + removed)
     counts = {state: sum(r.state == state for r in result.runs) for state in ("done", "pruned", "failed")}
+    warning = _not_learned(result, args.data)
+    if warning:
+        print(f"warning: the best setting did not learn: {_phrased(warning, space)}", file=sys.stderr)
     print(json.dumps(dict(study=result.study_name, best=best.params if best else None,
-                          val_acc=round(best.mean, 6) if best else None, runs=counts)))
+                          val_acc=round(best.mean, 6) if best else None, runs=counts,
+                          learned=None if best is None else warning is None)))
     if counts["done"] == 0 and counts["failed"]:
         print(f"error: every run of the sweep failed (the first: "
               f"{_phrased(result.failures()[0].error, space)})", file=sys.stderr)
         return 2
-    return 0
+    return 3 if warning else 0
+
+
+def _not_learned(result, root):
+    """Where none of the best setting's runs learned, the first one's learning warning
+    (:func:`~hw3lib.learning.learning_warning`, as ``train`` gives it), each run judged against
+    its own validation split, made from the labels alone; else None, and None where a run's
+    checkpoint is not here (trained on another machine) to tell."""
+    best = result.best
+    if best is None:
+        return None
+    labels = np.asarray(split_files(resolve_root(root), "train")[1])
+    warnings = []
+    for run in best.runs:
+        config = config_for(result.sweep.base, best.params, run.seed)
+        try:
+            trained = FitResult.load(checkpoint_path(config, result.checkpoints))
+        except (OSError, CheckpointError):
+            return None
+        is_val = validation_mask(labels, config.val_fraction, config.seed, config.split)
+        warnings.append(learning_warning(trained.history, trained.best_epoch, labels[~is_val],
+                                         labels[is_val], config))
+    return None if None in warnings else warnings[0]
 
 
 def _checkpoints_text(files, folder):

@@ -144,7 +144,7 @@ def test_a_sweep_of_seeds_alone_repeats_the_base_settings(tmp_path, root):
 
 
 def test_the_command_names_the_base_settings_best_of_a_sweep_of_seeds_alone(tmp_path, root, capsys):
-    argv = ["sweep", "--seeds", "0-1", "--set", "epochs=1", *TINY_SETS, "--out", str(tmp_path),
+    argv = ["sweep", "--seeds", "0-1", "--set", "epochs=2", "--set", "lr=1e-2", *TINY_SETS, "--out", str(tmp_path),
             "--data", str(root), "--no-progress"]
     assert hw3lib_main(argv) == 0
     out = capsys.readouterr().out
@@ -823,7 +823,7 @@ def test_a_sampled_sweep_started_again_draws_new_settings_not_the_ones_it_drew_b
 def test_the_sweep_command_prints_the_table_failures_best_and_writes_the_figures(tmp_path, root, capsys,
                                                                                 monkeypatch):
     monkeypatch.setattr(cli_module, "usable_cores", lambda: 2)  # no note of more workers than cores
-    argv = ["sweep", "--param", "lr=0.01,1e300", "--param", "momentum=0,0.9", "--set", "optimizer=sgd",
+    argv = ["sweep", "--param", "lr=0.1,1e300", "--param", "momentum=0,0.9", "--set", "optimizer=sgd",
             "--set", "epochs=2", *TINY_SETS, "--workers", "2",
             "--out", str(tmp_path), "--data", str(root), "--no-progress"]
     assert hw3lib_main(argv) == 0
@@ -832,9 +832,10 @@ def test_the_sweep_command_prints_the_table_failures_best_and_writes_the_figures
     assert sum("failed" in line for line in out[1:5]) == 2
     failures = [line for line in out if line.startswith("run ")]
     assert len(failures) == 2 and all("lr=1e+300" in f and "failed: TrainingError" in f for f in failures)
-    assert out[-4].startswith("best: lr=0.01, momentum=") and out[-3].startswith("its runs' checkpoints")
+    assert out[-4].startswith("best: lr=0.1, momentum=") and out[-3].startswith("its runs' checkpoints")
     summary = json.loads(out[-1])
-    assert summary["best"]["lr"] == 0.01 and summary["runs"] == {"done": 2, "pruned": 0, "failed": 2}
+    assert summary["best"]["lr"] == 0.1 and summary["runs"] == {"done": 2, "pruned": 0, "failed": 2}
+    assert summary["learned"] is True
     assert (tmp_path / "sweep.png").stat().st_size > 0 and (tmp_path / "heatmap.png").stat().st_size > 0
 
 
@@ -842,9 +843,9 @@ def test_a_figure_of_an_earlier_sweep_in_the_same_out_is_not_left_beside_this_on
     """A sweep of lr and momentum wrote heatmap.png; a sweep of lr alone in the same --out left it
     there, a heat map of other settings beside this sweep's sweep.png; a sweep of seeds alone
     left both figures of the sweep before."""
-    common = ["--set", "epochs=1", *TINY_SETS, "--workers", "1", "--out", str(tmp_path), "--data", str(root),
+    common = ["--set", "epochs=2", *TINY_SETS, "--workers", "1", "--out", str(tmp_path), "--data", str(root),
               "--no-progress"]
-    assert hw3lib_main(["sweep", "--param", "lr=3e-3,1e-2", "--param", "momentum=0,0.9", "--set",
+    assert hw3lib_main(["sweep", "--param", "lr=0.03,0.1", "--param", "momentum=0,0.9", "--set",
                         "optimizer=sgd", *common]) == 0
     assert (tmp_path / "heatmap.png").is_file()
     capsys.readouterr()
@@ -852,8 +853,20 @@ def test_a_figure_of_an_earlier_sweep_in_the_same_out_is_not_left_beside_this_on
     out = capsys.readouterr().out
     assert not (tmp_path / "heatmap.png").exists() and (tmp_path / "sweep.png").is_file()
     assert f"removed {tmp_path / 'heatmap.png'}" in out
-    assert hw3lib_main(["sweep", "--seeds", "0-1", *common]) == 0
+    assert hw3lib_main(["sweep", "--seeds", "0-1", "--set", "lr=1e-2", *common]) == 0
     assert not (tmp_path / "sweep.png").exists()
+
+
+def test_a_sweep_whose_best_setting_did_not_learn_says_so_and_exits_3_as_train(tmp_path, root, capsys):
+    """Every run at chance (learning rates far too small) was reported best at 0.333 with status
+    0 and no word, where train warns and exits 3."""
+    argv = ["sweep", "--param", "lr=1e-9,2e-9", "--set", "epochs=1", *TINY_SETS, "--workers", "1",
+            "--out", str(tmp_path), "--data", str(root), "--no-progress"]
+    assert hw3lib_main(argv) == 3
+    out, err = capsys.readouterr()
+    assert err.startswith("warning: the best setting did not learn: the model did not learn: best "
+                          "validation accuracy 0.333") and err.count("\n") == 1, err
+    assert json.loads(out.splitlines()[-1])["learned"] is False
 
 
 def test_the_sweep_help_names_both_layouts_of_a_dataset_folder_as_train_does(capsys):
