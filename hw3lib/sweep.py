@@ -524,10 +524,13 @@ def _unwritten(study, checkpoints, storage):
 def load_sweep(storage, study_name):
     """The :class:`SweepResult` of the study ``study_name`` in ``storage`` (path or URL);
     creates nothing: a ValueError names a storage that is not there or holds no such sweep."""
+    opened = open_storage(storage, create=False)
     try:
-        study = optuna.load_study(study_name=study_name, storage=open_storage(storage, create=False))
+        study = optuna.load_study(study_name=study_name, storage=opened)
     except KeyError:
-        raise ValueError(f"no study {study_name!r} in {shown_storage(storage)}") from None
+        names = sorted(optuna.get_all_study_names(opened))
+        held = f"it holds {', '.join(map(repr, names))}" if names else "it holds no study"
+        raise ValueError(f"no study {study_name!r} in {shown_storage(storage)}: {held}") from None
     if "sweep" not in study.user_attrs:
         raise ValueError(f"the study {study_name!r} in {shown_storage(storage)} is not a sweep of hw3lib")
     return sweep_result(study)

@@ -816,6 +816,8 @@ def test_a_sampled_sweep_started_again_draws_new_settings_not_the_ones_it_drew_b
     trials = trials_of(tmp_path / JOURNAL, study.study_name)
     assert [t.user_attrs.get("repeat_of") for t in trials] == [None] * 4
     assert len({t.params["lr"] for t in trials}) == 4 and load_sweep(tmp_path / JOURNAL, study.study_name).failures() == []
+    with pytest.raises(ValueError, match=f"^no study 'nope' in .*: it holds '{study.study_name}'$"):
+        load_sweep(tmp_path / JOURNAL, "nope")  # a name mistyped: the study there is named
 
 
 # --- the command ------------------------------------------------------------------------------
@@ -1378,6 +1380,7 @@ def test_a_storage_url_is_shown_without_its_password(tmp_path, root, postgres_ur
     with pytest.raises(ValueError, match="no study 'nope' in ") as refused:
         load_sweep(secret, "nope")
     assert "S3CRETPW" not in str(refused.value) and postgres_url in str(refused.value)
+    assert str(refused.value).endswith(": it holds no study")
 
     class Running:
         def is_alive(self):
