@@ -46,6 +46,7 @@ from dataclasses import fields, replace
 import ipywidgets as w
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .checks import is_int
 from .config import TrainConfig
@@ -67,6 +68,10 @@ _DRAW_LOCK = threading.Lock()
 # again leaves the old panel training in its thread, its Stop button no longer shown).
 _PANELS = weakref.WeakSet()
 SWEEP_SEEDS = (0, 1)
+# Compare's legend, below the curves: the inches of one line; and each run's marker, by its tens
+# (runs 1-10 "o", 11-20 "s", ...: tab10's ten colours come round again at run 11)
+LEGEND_LINE_INCHES = 0.19
+COMPARE_MARKERS = ("o", "s", "^", "D", "v")
 # the panel's two columns of controls: training, then the model and its input
 CONTROL_COLUMNS = (("lr", "batch_size", "epochs", "optimizer", "train_size", "seed", "split"),
                    ("conv1", "conv2", "kernel_size", "activation", "pooling", "mode", "image_size", "hflip"))
@@ -458,20 +463,41 @@ class Playground:
     def _draw(self):
         """Draw the curves, one panel at a time (:data:`_DRAW_LOCK`)."""
         with _DRAW_LOCK:
-            figure = Figure(figsize=(9, 3.4))
-            if self.compare.value:
-                # each run named with the settings in which the runs differ
-                runs = [(f"run {n}", run.settings, run.history) for n, run in enumerate(self.runs, start=1)]
-                if self.running and self._settings is not None:
-                    runs.append((f"run {len(self.runs) + 1} (running)", self._settings, self.history))
-                histories = {f"{label}: {changed}" if changed else label: history for (label, _, history), changed
-                             in zip(runs, differences([settings for _, settings, _ in runs]))}
-                plot_run_curves(histories, "Validation curves of this session's runs", splits=("val",),
-                                figure=figure)
-            else:
-                plot_live_curves(self.history, self.batches, self._title, figure=figure)
-            self.curves.value = _png(figure)
+            self.curves.value = _png(self._figure())
             self._drawn = time.perf_counter()
+
+    def _figure(self):
+        """The curves' figure: the live curves of the current (or last) run, or with Compare
+        the validation curves of every run, their legend below the two panels (one line a run,
+        the figure as tall as they need: inside the accuracy panel, a dozen runs' legend covered
+        it), each run told apart by colour and, past tab10's ten colours, by its marker."""
+        if not self.compare.value:
+            figure = Figure(figsize=(9, 3.4))
+            plot_live_curves(self.history, self.batches, self._title, figure=figure)
+            return figure
+        # each run named with the settings in which the runs differ
+        runs = [(f"run {n}", run.settings, run.history) for n, run in enumerate(self.runs, start=1)]
+        if self.running and self._settings is not None:
+            runs.append((f"run {len(self.runs) + 1} (running)", self._settings, self.history))
+        histories = {f"{label}: {changed}" if changed else label: history for (label, _, history), changed
+                     in zip(runs, differences([settings for _, settings, _ in runs]))}
+        figure = Figure(figsize=(9, 3.4))
+        plot_run_curves(histories, "Validation curves of this session's runs", splits=("val",), figure=figure)
+        if not (len(figure.axes) == 2 and figure.axes[1].get_legend()):  # no finished epoch: a hint
+            return figure
+        legend = LEGEND_LINE_INCHES * (len(histories) + 1)
+        figure.set_size_inches(9, 3.4 + legend)
+        ax_loss, ax_acc = figure.axes
+        for ax in (ax_loss, ax_acc):
+            for k, line in enumerate(ax.get_lines()):
+                line.set(marker=COMPARE_MARKERS[k // 10 % len(COMPARE_MARKERS)], markersize=4)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # epochs, not 1.2, 1.4
+        ax_acc.get_legend().remove()
+        figure.legend(ax_acc.get_lines(), list(histories), loc="lower left", fontsize=8, frameon=False,
+                      title="validation curves (the settings in which the runs differ; all in the table)",
+                      title_fontsize=8, alignment="left")
+        figure.tight_layout(rect=(0, legend / (3.4 + legend), 1, 1))
+        return figure
 
     def _show_table(self):
         text = str(self.runs_table()) if self.runs else "No runs yet."

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from datasets import png_bytes, write_banded_root
@@ -788,3 +789,25 @@ def test_the_default_panel_learns_the_fruits():
     [run] = panel.runs
     assert panel.controls["train_size"].max == 1029 and run.settings == RunSettings()
     assert run.best_val_acc > 0.95 and run.test() > 0.9
+
+
+def test_compare_of_many_runs_keeps_its_legend_off_the_curves_and_tells_every_run_apart():
+    """A dozen runs' legend inside the accuracy panel covered it and rose into the title; runs 1
+    and 11 had one colour (tab10's ten) and one marker."""
+    panel = panel_of(replace(SMALL, epochs=1))
+    for seed in range(12):
+        panel.controls["seed"].value = seed
+        panel.train_button.click()
+    panel.compare.value = True
+    figure = panel._figure()
+    ax_loss, ax_acc = figure.axes
+    assert ax_acc.get_legend() is None
+    [legend] = figure.legends
+    assert [t.get_text() for t in legend.get_texts()] == [f"run {n}: seed={n - 1}" for n in range(1, 13)]
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    top = legend.get_window_extent(renderer).y1
+    assert all(top <= ax.get_tightbbox(renderer).y0 for ax in figure.axes)  # below the panels, labels too
+    assert legend.get_window_extent(renderer).y0 >= 0  # inside the figure
+    looks = [(line.get_color(), line.get_marker()) for line in ax_acc.get_lines()]
+    assert len(set(looks)) == 12
+    assert all(float(tick).is_integer() for tick in ax_acc.get_xticks())  # whole epochs, not 0.96, 0.98
