@@ -98,10 +98,15 @@ def check_settings(settings, train_max):
                                  + f", got {value!r}")
 
 
+# the labels of the panel's controls that set a TrainConfig field of the same name as is
+CONTROL_LABELS = {"lr": "learning rate", "batch_size": "batch size", "epochs": "epochs"}
+
+
 def panel_phrasing(message):
     """``message`` with each setting it names as the library does, ``TrainConfig(NAME=VALUE)``,
     put as the panel's controls set it: ``image size 64 x 64`` (the smallest size offered that
-    is at least as large, else the largest) and ``input channels LA``; others stay as they are."""
+    is at least as large, else the largest), ``input channels LA``, ``learning rate 0.1`` (and
+    the others of :data:`CONTROL_LABELS`); others stay as they are."""
     def option(name, value):
         need = re.match(r"\d+", value)
         if name == "image_size" and need:
@@ -110,6 +115,8 @@ def panel_phrasing(message):
             return f"image size {size} x {size}"
         if name == "mode":
             return f"input channels {value}"
+        if name in CONTROL_LABELS:  # a slider of the panel: "learning rate 0.1", not TrainConfig(lr=0.1)
+            return f"{CONTROL_LABELS[name]} {value}"
         return f"TrainConfig({name}={value})"
     return phrase_settings(message, option)
 

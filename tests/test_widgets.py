@@ -385,6 +385,9 @@ def test_the_panel_names_the_settings_of_messages_as_its_controls_set_them():
     assert panel_phrasing("Fix: e.g. TrainConfig(image_size='100x80').") == "Fix: e.g. image size 64 x 64."
     assert panel_phrasing("Fix: TrainConfig(mode='LA').") == "Fix: input channels LA."
     assert panel_phrasing("Fix: TrainConfig(val_fraction=0.3).") == "Fix: TrainConfig(val_fraction=0.3)."
+    assert panel_phrasing("Try a smaller learning rate, e.g. TrainConfig(lr=0.1)") == \
+        "Try a smaller learning rate, e.g. learning rate 0.1"
+    assert panel_phrasing("e.g. TrainConfig(epochs=12), TrainConfig(batch_size=8)") == "e.g. epochs 12, batch size 8"
 
 
 def test_missing_data_is_said_in_the_panel():
@@ -450,6 +453,7 @@ def test_a_diverging_run_is_recorded_with_fits_message_not_raised():
     [run] = panel.runs
     assert run.status == "diverged" and "Try a smaller learning rate" in run.message
     assert "diverged" in panel.message.value and "Try a smaller learning rate" in panel.message.value
+    assert "e.g. learning rate 0.1" in panel.message.value and "TrainConfig" not in panel.message.value
     assert panel.progress.bar_style == "danger" and table_rows(panel)[0].endswith("diverged")
 
 
