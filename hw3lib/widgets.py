@@ -298,7 +298,15 @@ class Playground:
             self.sweep_result = run_sweep(space, base, seeds=SWEEP_SEEDS, out=out, pruner="none",
                                           root=self.root, progress=False, on_progress=on_progress,
                                           stop=self._stop)
-        except (ValueError, OSError, DataError, SweepError, KeyboardInterrupt) as err:
+        except KeyboardInterrupt as err:
+            self.progress.bar_style = "warning"
+            if self._stop.is_set():  # Stop pressed: what the student asked for, no error
+                self._say(f"Sweep stopped: {str(err).replace('run it again', 'press Sweep lr again')}"
+                          " (with the same settings).")
+            else:
+                self._say(f"Sweep ended early: {err}", error=True)
+            return
+        except (ValueError, OSError, DataError, SweepError) as err:
             self.progress.bar_style = "warning"
             self._say(f"Sweep ended early: {err}", error=True)
             return

@@ -581,6 +581,25 @@ def test_a_sweep_that_ends_early_does_not_show_the_last_sweeps_table(tmp_path, m
     assert panel.sweep_table.value == "" and panel.sweep_result is None
 
 
+def test_a_sweep_stopped_with_stop_says_so_without_an_error_and_how_to_go_on(tmp_path, monkeypatch):
+    """Stop pressed during a sweep showed, in red, 'Sweep ended early: ... run it again to go on',
+    the command line's words, as if it had failed; a stopped run is said plainly."""
+    root = write_banded_root(tmp_path / "data")
+    panel = Playground(SMALL, root=root, load=FakeLoad(), threaded=False, sweep_out=tmp_path / "sweep")
+
+    def stopped(*args, stop, **kwargs):
+        panel.stop_button.click()
+        assert stop.is_set()
+        raise KeyboardInterrupt("sweep s interrupted with 2 of 6 runs finished, kept in j.log: run it again to go on")
+
+    monkeypatch.setattr(widgets, "run_sweep", stopped)
+    panel.sweep_button.click()
+    message = html.unescape(panel.message.value)
+    assert "Sweep stopped: sweep s interrupted with 2 of 6 runs finished" in message
+    assert "press Sweep lr again to go on (with the same settings)." in message
+    assert "#b00020" not in message and panel.progress.bar_style == "warning" and not panel.running
+
+
 @pytest.mark.parametrize("accuracy, learned", [(None, False), (1.0, True)])
 def test_a_sweep_where_no_rate_beat_guessing_says_so(tmp_path, monkeypatch, accuracy, learned):
     """Rates so large that every run falls back to chance (on the fruits from about 0.05 up):
