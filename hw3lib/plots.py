@@ -368,7 +368,7 @@ def plot_run_curves(histories, title="Training and validation, per epoch", split
     fig = figure if figure is not None else plt.figure(figsize=(7.5, 3.6))
     ax_loss, ax_acc = fig.subplots(1, 2)
     if not any(h["epoch"] for h in histories.values()):
-        _no_run_hint((ax_loss, ax_acc), "No finished epoch yet: press Train, then compare")
+        _no_run_hint((ax_loss, ax_acc), "No finished epoch yet:\npress Train, then compare")
         fig.suptitle(title)
         return fig
     colours = series_colours(range(len(histories)))  # the playground compares up to 4 apart

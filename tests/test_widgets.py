@@ -834,3 +834,16 @@ def test_compare_of_many_runs_keeps_its_legend_off_the_curves_and_tells_every_ru
     looks = [(line.get_color(), line.get_marker()) for line in ax_acc.get_lines()]
     assert len(set(looks)) == 12
     assert all(float(tick).is_integer() for tick in ax_acc.get_xticks())  # whole epochs, not 0.96, 0.98
+
+
+def test_compare_before_any_finished_epoch_says_so_inside_its_panels():
+    """The hint ran past both panels' frames, into the gap between them."""
+    panel = panel_of()
+    panel.compare.value = True
+    figure = panel._figure()
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    for ax in figure.axes:
+        [hint] = ax.texts
+        assert "press Train, then compare" in hint.get_text()
+        inside, frame = hint.get_window_extent(renderer), ax.get_window_extent(renderer)
+        assert frame.x0 < inside.x0 and inside.x1 < frame.x1
