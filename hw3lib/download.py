@@ -38,6 +38,7 @@ SOURCE_REPO = "Joker1367/EE6550_ML"
 SOURCE_COMMIT = "c2e804f9e271d0c75dbde0fd9c9b1aa1f2439d4a"
 DEFAULT_BASE_URL = f"https://raw.githubusercontent.com/{SOURCE_REPO}/{SOURCE_COMMIT}/HW2/Data"
 URL_SCHEMES = ("http", "https", "ftp", "file")  # those urllib.request fetches
+JOIN_SECONDS = 2.0  # how long a failed or interrupted download waits for its fetches to end
 
 
 @dataclass(frozen=True)
@@ -180,8 +181,10 @@ def _fetch_all(
     """Fetch every manifest file into ``target``, checking each SHA-256 before writing it.
 
     ``workers`` daemon threads fetch; this thread checks and writes. On an error or Ctrl-C it
-    returns at once: fetches still waiting on the network (up to ``timeout``) are left to end
-    on their own and never hold up the exit."""
+    returns within :data:`JOIN_SECONDS`, having waited for the fetches that end by then (offline
+    they all fail at once; Python exiting while one was still in the resolver crashed it,
+    "Segmentation fault" and exit status 139, in about one offline download in twenty); those
+    still waiting on the network (up to ``timeout``) are left to end on their own."""
     urls = {rel: f"{base_url.rstrip('/')}/{urllib.parse.quote(rel)}" for rel in manifest}
     todo, done, stop = queue.SimpleQueue(), queue.SimpleQueue(), threading.Event()
     for rel in urls:
@@ -198,8 +201,10 @@ def _fetch_all(
             except BaseException as exc:  # handed to the writing thread, raised there
                 done.put((rel, None, exc))
 
-    for _ in range(min(workers, len(urls))):
-        threading.Thread(target=fetch, daemon=True).start()
+    threads = [threading.Thread(target=fetch, daemon=True, name="hw3lib-fetch")
+               for _ in range(min(workers, len(urls)))]
+    for thread in threads:
+        thread.start()
     try:
         with tqdm(total=len(urls), disable=not progress, unit="file", desc="fruits") as bar:
             for _ in urls:
@@ -222,6 +227,9 @@ def _fetch_all(
                 bar.update()
     finally:
         stop.set()
+        deadline = time.monotonic() + JOIN_SECONDS
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _move_into(staged: Path, dest: Path) -> None:
