@@ -148,6 +148,19 @@ def course_copy_note(root: str | os.PathLike | None, sha: str | None = None) -> 
             "DEST` fetches the verified copy")
 
 
+class Unreachable(DataError):
+    """A fetch that failed for the network (no connection, a timeout, a cut-off body);
+    :func:`download` adds the fix, which names the destination."""
+
+
+def _offline_fix(dest: Path) -> str:
+    """The fix for a download that could not reach the server: the network, or a copy at hand."""
+    return ("Fix: check the network connection and run the download again. Offline, with a copy of "
+            "the data at hand: set HW3_DATA to the folder that holds its Data_train/ and Data_test/ "
+            "(`python -m hw3lib download` then only verifies it), or copy those two folders into "
+            f"{dest}.")
+
+
 def _fetch(url: str, timeout: float) -> bytes:
     """The body of ``url``, within ``timeout`` seconds in all (urllib's own timeout bounds each
     wait for a packet, so a server sending a byte at a time would never time out)."""
@@ -169,10 +182,7 @@ def _fetch(url: str, timeout: float) -> bytes:
                f"(default {DEFAULT_BASE_URL})")
         raise DataError(f"{url}: HTTP {exc.code} {exc.reason}. Fix: {fix}.") from exc
     except (OSError, http.client.HTTPException) as exc:  # URLError, timeout, reset, cut-off body
-        raise DataError(
-            f"could not fetch {url}: {exc}. Fix: check the network connection and run the "
-            "download again, or copy Data_train/ and Data_test/ by hand (see data/README.md)."
-        ) from exc
+        raise Unreachable(f"could not fetch {url}: {exc}.") from exc
 
 
 def _fetch_all(
@@ -343,6 +353,8 @@ def download(
         for made_dir in made:  # the folders made for it go too
             with contextlib.suppress(OSError):
                 made_dir.rmdir()
+        if isinstance(exc, Unreachable):
+            raise DataError(f"{exc} {_offline_fix(dest)}") from exc.__cause__
         if isinstance(exc, OSError):
             raise DataError(f"cannot write the download in {here}: {exc}. "
                             "Fix: choose a writable destination with about 10 MB free.") from exc

@@ -461,6 +461,25 @@ def test_main_download_failure_is_exit_status_2(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_offline_the_fix_names_a_copy_at_hand_and_the_destination_and_works(tmp_path, capsys, monkeypatch):
+    """Offline, "copy Data_train/ and Data_test/ by hand" said neither where to nor that HW3_DATA
+    may point at a copy kept elsewhere."""
+    monkeypatch.delenv("HW3_DATA", raising=False)
+    dest = tmp_path / "d"
+    assert hw3lib_main(["download", str(dest), "--base-url", "http://127.0.0.1:9", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: could not fetch http://127.0.0.1:9/") and err.count("\n") == 1
+    assert err.endswith("Fix: check the network connection and run the download again. Offline, "
+                        "with a copy of the data at hand: set HW3_DATA to the folder that holds its "
+                        "Data_train/ and Data_test/ (`python -m hw3lib download` then only verifies "
+                        f"it), or copy those two folders into {dest}.\n")
+    if HAVE_DATA:  # followed: a verified copy is left alone, no network needed
+        monkeypatch.setenv("HW3_DATA", str(DATA))
+        monkeypatch.setattr(download, "_fetch", lambda url, timeout: pytest.fail(f"fetched {url}"))
+        assert hw3lib_main(["download", "--no-progress"]) == 0
+        assert capsys.readouterr().out == f"verified dataset at {DATA}\n"
+
+
 @pytest.mark.parametrize("copy, cause", [("missing", "HTTP 404.*Fix: check that --base-url points at"),
                                          ("changed", "with SHA-256 .*Fix: point --base-url at the pinned")])
 def test_main_download_advice_names_the_option_base_url(tmp_path, capsys, site, copy, cause):
