@@ -30,8 +30,8 @@ from tqdm.auto import tqdm
 from .checks import dead_link
 from .cli import Parser, folder, show_progress
 from .data import DataError
-from .folders import (FIX_WHERE, DEFAULT_ROOT, MANIFEST_PATH, SPLITS, files_under, is_course_data,
-                      resolve_root, split_dirs, split_folders)
+from .folders import (FIX_WHERE, DEFAULT_ROOT, MANIFEST_PATH, SPLIT_FOLDERS, SPLITS, files_under,
+                      is_course_data, resolve_root, split_dirs, split_folders)
 from .images import read_bytes, sniff
 
 SOURCE_REPO = "Joker1367/EE6550_ML"
@@ -304,7 +304,9 @@ def download(
     ``dest`` as it was and removes the temporary folder (one left by a download killed outright
     goes at the next download). A ``dest`` that already holds a verified
     copy is left alone; one whose Data_train/ or Data_test/ differ from the manifest raises
-    DataError; other files in ``dest`` stay, the two folders join them.
+    DataError, as does one holding train/ or test/ (the split folders' other names: a copy
+    beside them would leave two folders for a split); other files in ``dest`` stay, the two
+    folders join them.
     """
     dest = Path(dest)
     if urllib.parse.urlsplit(base_url).scheme not in URL_SCHEMES:  # urlopen's "unknown url type"
@@ -324,6 +326,16 @@ def download(
         raise DataError(f"{dest} holds class folders ({', '.join(classes)}): it is itself a split "
                         f"folder, where the download would nest a second copy. Fix: give the folder "
                         f"that holds it, {dest.parent} (as DEST, or HW3_DATA when none is given).")
+    others = [dest / name for split, names in SPLIT_FOLDERS.items() for name in names
+              if name != SPLITS[split] and (dest / name).is_dir()]
+    if others and not any((dest / split_dir).exists() for split_dir in SPLITS.values()):
+        held = " and ".join(f"{p.name}/" for p in others)
+        raise DataError(
+            f"{dest} holds {held} (the split folders' other names): the download would put "
+            "Data_train/ and Data_test/ beside them, and a dataset with two folders for one split "
+            "is refused. Fix: if they hold the course's images, rename them to "
+            f"{' and '.join(f'{SPLITS[p.name]}/' for p in others)} (the download then verifies "
+            "them); else choose another destination (DEST, or HW3_DATA when none is given).")
     _remove_stale_staging(dest)
     if any((dest / split_dir).exists() for split_dir in SPLITS.values()):
         report = verify(dest)

@@ -6,6 +6,7 @@ import http.server
 import itertools
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -353,6 +354,23 @@ def test_download_into_a_split_folder_is_refused(tmp_path):
                                         r"Fix: give the folder that holds it"):
         download.download(tmp_path / "Data_train", base_url="http://127.0.0.1:9", progress=False)
     assert [p.name for p in (tmp_path / "Data_train").iterdir()] == ["Pear"]
+
+
+def test_download_beside_train_and_test_folders_is_refused_before_fetching(tmp_path, site, monkeypatch):
+    """A copy unpacked as train/ and test/ (names the loader takes too): the download fetched a
+    second copy beside them, Data_train/ and Data_test/, and the data could no longer be loaded
+    ("holds both Data_train/ and train/")."""
+    for split, name in folders.SPLITS.items():
+        shutil.copytree(DATA / name, tmp_path / split)
+    with pytest.raises(DataError, match=r"holds train/ and test/ \(the split folders' other names\).* "
+                                        r"Fix: if they hold the course's images, rename them to "
+                                        r"Data_train/ and Data_test/ \(the download then verifies"):
+        download.download(tmp_path, base_url=f"{site}/good", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["test", "train"]
+    for split, name in folders.SPLITS.items():  # the fix, followed
+        (tmp_path / split).rename(tmp_path / name)
+    monkeypatch.setattr(download, "_fetch", lambda url, timeout: pytest.fail(f"fetched {url}"))
+    assert download.download(tmp_path, progress=False) == tmp_path
 
 
 def test_move_into_rolls_back_half_done_move(tmp_path, monkeypatch):
