@@ -31,7 +31,7 @@ from .checks import dead_link
 from .cli import Parser, folder, show_progress
 from .data import DataError
 from .folders import (FIX_WHERE, DEFAULT_ROOT, MANIFEST_PATH, SPLIT_FOLDERS, SPLITS, files_under,
-                      is_course_data, resolve_root, split_dirs, split_folders)
+                      is_course_data, is_skipped, resolve_root, split_dirs, split_folders)
 from .images import read_bytes, sniff
 
 SOURCE_REPO = "Joker1367/EE6550_ML"
@@ -287,6 +287,19 @@ def _remove_stale_staging(dest: Path) -> None:
                     shutil.rmtree(stale, ignore_errors=True)
 
 
+def _split_folders_by_other_names(dest: Path) -> list[tuple[Path, str]]:
+    """The folders in ``dest`` named as a split but not as the course's, ``train/`` or
+    ``Data_Train/`` say, where the course's name (paired with each) is absent: a download would
+    fetch a second copy beside them rather than verify them."""
+    try:
+        entries = sorted(p for p in dest.iterdir() if not is_skipped(p.name) and p.is_dir())
+    except OSError:  # absent, a file, or not readable: named elsewhere
+        return []
+    return [(p, SPLITS[split]) for split, names in SPLIT_FOLDERS.items() for p in entries
+            if p.name.lower() in {name.lower() for name in names} and p.name != SPLITS[split]
+            and not (dest / SPLITS[split]).exists()]  # exists: the same folder, case-insensitively
+
+
 def download(
     dest: str | os.PathLike,
     base_url: str = DEFAULT_BASE_URL,
@@ -304,9 +317,9 @@ def download(
     ``dest`` as it was and removes the temporary folder (one left by a download killed outright
     goes at the next download). A ``dest`` that already holds a verified
     copy is left alone; one whose Data_train/ or Data_test/ differ from the manifest raises
-    DataError, as does one holding train/ or test/ (the split folders' other names: a copy
-    beside them would leave two folders for a split); other files in ``dest`` stay, the two
-    folders join them.
+    DataError, as does one holding train/ or test/ (the split folders' other names) or
+    Data_Train/ (another case) in their place: a copy beside them would leave two folders for a
+    split; other files in ``dest`` stay, the two folders join them.
     """
     dest = Path(dest)
     if urllib.parse.urlsplit(base_url).scheme not in URL_SCHEMES:  # urlopen's "unknown url type"
@@ -326,15 +339,15 @@ def download(
         raise DataError(f"{dest} holds class folders ({', '.join(classes)}): it is itself a split "
                         f"folder, where the download would nest a second copy. Fix: give the folder "
                         f"that holds it, {dest.parent} (as DEST, or HW3_DATA when none is given).")
-    others = [dest / name for split, names in SPLIT_FOLDERS.items() for name in names
-              if name != SPLITS[split] and (dest / name).is_dir()]
-    if others and not any((dest / split_dir).exists() for split_dir in SPLITS.values()):
-        held = " and ".join(f"{p.name}/" for p in others)
+    others = _split_folders_by_other_names(dest)
+    if others:  # a copy the download would not verify, and would fetch a second one beside
+        held = " and ".join(f"{p.name}/" for p, _ in others)
+        renames = " and ".join(f"{p.name}/ to {course}/" for p, course in others)
         raise DataError(
-            f"{dest} holds {held} (the split folders' other names): the download would put "
-            "Data_train/ and Data_test/ beside them, and a dataset with two folders for one split "
-            "is refused. Fix: if they hold the course's images, rename them to "
-            f"{' and '.join(f'{SPLITS[p.name]}/' for p in others)} (the download then verifies "
+            f"{dest} holds {held}, not the folder names the download fetches and verifies, "
+            "Data_train/ and Data_test/ (folder names are case-sensitive): it would fetch a second "
+            "copy beside them. "
+            f"Fix: if they hold the course's images, rename {renames} (the download then verifies "
             "them); else choose another destination (DEST, or HW3_DATA when none is given).")
     _remove_stale_staging(dest)
     if any((dest / split_dir).exists() for split_dir in SPLITS.values()):

@@ -362,15 +362,29 @@ def test_download_beside_train_and_test_folders_is_refused_before_fetching(tmp_p
     ("holds both Data_train/ and train/")."""
     for split, name in folders.SPLITS.items():
         shutil.copytree(DATA / name, tmp_path / split)
-    with pytest.raises(DataError, match=r"holds train/ and test/ \(the split folders' other names\).* "
-                                        r"Fix: if they hold the course's images, rename them to "
-                                        r"Data_train/ and Data_test/ \(the download then verifies"):
+    with pytest.raises(DataError, match=r"holds train/ and test/, not the folder names the download "
+                                        r"fetches and verifies.* Fix: if they hold the course's images, "
+                                        r"rename train/ to Data_train/ and test/ to Data_test/ \(the "
+                                        r"download then verifies"):
         download.download(tmp_path, base_url=f"{site}/good", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["test", "train"]
     for split, name in folders.SPLITS.items():  # the fix, followed
         (tmp_path / split).rename(tmp_path / name)
     monkeypatch.setattr(download, "_fetch", lambda url, timeout: pytest.fail(f"fetched {url}"))
     assert download.download(tmp_path, progress=False) == tmp_path
+
+
+def test_download_beside_a_split_folder_named_in_another_case_names_the_rename(tmp_path):
+    """Data_Train/: "1470 missing ... Fix: move or delete them", deleting a good copy, where the
+    name's case was all that was wrong."""
+    make_root(tmp_path)
+    (tmp_path / "Data_train").rename(tmp_path / "Data_Train")
+    if (tmp_path / "Data_train").exists():
+        pytest.skip("a file system that ignores case: Data_Train/ is Data_train/")
+    with pytest.raises(DataError, match=r"holds Data_Train/, not the folder names .*case-sensitive.* "
+                                        r"rename Data_Train/ to Data_train/ \(the download then"):
+        download.download(tmp_path, base_url="http://127.0.0.1:9", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Data_Train", "Data_test"]
 
 
 def test_move_into_rolls_back_half_done_move(tmp_path, monkeypatch):
