@@ -112,6 +112,14 @@ def split_dir(root: Path, split: str) -> Path:
     if found:
         raise DataError(f"{root} holds both {found[0].name}/ and {found[1].name}/: which is the "
                         f"{split} split? Fix: merge them into one of the two.")
+    held = (sorted(p.name for p in root.iterdir() if p.is_dir() and not is_skipped(p.name))
+            if root.is_dir() else [])
+    cased = [name for name in held if name.lower() in (split, SPLITS[split].lower())]
+    if cased:  # Train/ for train/ (the course's data too, Data_Train/): names are case-sensitive here
+        right = SPLITS[split] if cased[0].lower() == SPLITS[split].lower() else split
+        raise DataError(f"no {split} split in {root}: it holds {cased[0]}/, but the name must be "
+                        f"{right}/ (folder names are case-sensitive). Fix: rename {root / cased[0]} "
+                        f"to {root / right}.")
     if is_course_data(root):
         missing = (f"folder {root / SPLITS[split]} does not exist" if root.is_dir()
                    else "the folder does not exist")
@@ -120,13 +128,6 @@ def split_dir(root: Path, split: str) -> Path:
         what = "it is a file, not a folder" if root.exists() else "the folder does not exist"
         raise DataError(f"no dataset at {root}: {what}. Fix: check the path (given as --data, root= "
                         f"or HW3_DATA); {_LAYOUT}.")
-    held = sorted(p.name for p in root.iterdir() if p.is_dir() and not is_skipped(p.name))
-    cased = [name for name in held if name.lower() in (split, SPLITS[split].lower())]
-    if cased:  # Train/ for train/: folder names are case-sensitive here
-        right = SPLITS[split] if cased[0].lower() == SPLITS[split].lower() else split
-        raise DataError(f"no {split} split in {root}: it holds {cased[0]}/, but the name must be "
-                        f"{right}/ (folder names are case-sensitive). Fix: rename {root / cased[0]} "
-                        f"to {root / right}.")
     if len(held) > 6:  # a home folder given as --data: name a few, not a hundred
         held = [f"{', '.join(held[:5])} and {len(held) - 5} other folders"]
     if root.name in (name for names in SPLIT_FOLDERS.values() for name in names):

@@ -602,3 +602,13 @@ def test_an_image_is_held_once_as_float32_while_it_is_read(tmp_path):
     assert np.array_equal(pixels, rgb.astype(np.float32) / 255)
     _, peak = peak_bytes(lambda: images.read_image(path, "RGB", (8, 8)))
     assert peak < 1.5 * pixels.nbytes, f"read_image held {peak / pixels.nbytes:.1f} times the image"
+
+
+def test_the_course_data_with_a_split_folder_in_other_case_is_named_with_the_rename(tmp_path):
+    """The course's data said "folder .../Data_train does not exist. Fix: set HW3_DATA ...", of a
+    copy holding its images as Data_Train/: a download beside it, not the rename."""
+    write_png(tmp_path / "fruits" / "Data_Train" / "Pear" / "Pear_train_0.png")
+    write_png(tmp_path / "fruits" / "Data_test" / "Pear" / "Pear_test_0.png")
+    with pytest.raises(DataError, match=r"no train split in \S+fruits: it holds Data_Train/, but the name "
+                                        r"must be Data_train/ \(folder names are case-sensitive\)"):
+        data.load_dataset(tmp_path / "fruits")
