@@ -61,7 +61,7 @@ import nbformat
 from .atomic import atomic_write
 from .cli import Parser, create_out, folder, int_at_least, refuse_file_in_the_way
 from .download import download
-from .folders import REPO_ROOT, resolve_root
+from .folders import REPO_ROOT, resolve_root, split_folders
 from .results import STALE_FIGURES
 from .stamp import stamp_rows
 
@@ -719,7 +719,8 @@ def main(argv=None):
                              f"writes its {Path(name).name}; move it away or choose another --out")
     data_root = resolve_root(None)
     if not args.no_execute:
-        if not (data_root / "Data_train").is_dir():  # a mistyped HW3_DATA shows here
+        if not split_folders(data_root, "train"):  # a mistyped HW3_DATA shows here (a train/
+            # copy does not: the download names its rename)
             where = "HW3_DATA" if os.environ.get("HW3_DATA") else "the default, as HW3_DATA is unset"
             print(f"no dataset at {data_root} ({where}): downloading it there")
         download(data_root)  # a verified copy is left alone, an absent one fetched and verified

@@ -722,6 +722,9 @@ def test_cli_says_where_it_downloads_a_dataset_it_does_not_find(tmp_path, monkey
     assert cli(["report", "--notebooks", str(folder), "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().out == (f"no dataset at {tmp_path / 'fruit'} (HW3_DATA): "
                                        "downloading it there\n")
+    (tmp_path / "fruit" / "train").mkdir(parents=True)  # a copy under the loader's other names:
+    assert cli(["report", "--notebooks", str(folder), "--out", str(tmp_path / "out")]) == 2
+    assert "downloading it there" not in capsys.readouterr().out  # not said, then refused to rename
 
 
 def test_the_real_notebooks_export_with_every_section_and_no_blank_page(tmp_path):
