@@ -218,7 +218,8 @@ def prepare(settings, load):
 def runs_table(runs):
     """One row per :class:`RunRecord`: the hyperparameters, the epochs done of those asked,
     the best validation accuracy, the test accuracy of those weights ("-" until tested),
-    seconds of training and status."""
+    seconds of training and status ("did not learn" for a finished run with a learning warning:
+    the warning said once in the panel's message line, the table keeps it)."""
     rows = []
     for number, run in enumerate(runs, start=1):
         s = run.settings
@@ -226,7 +227,8 @@ def runs_table(runs):
         size = f"{s.image_size}x{s.image_size}" if s.image_size else "as stored"
         rows.append((number, s.optimizer, f"{s.lr:.2g}", s.batch_size, epochs, f"{s.conv1}-{s.conv2}",
                      s.kernel_size, s.activation, s.pooling, s.mode, size, s.seed, s.train_size, s.split,
-                     s.hflip, run.best_val_acc, run.test_acc, run.seconds, run.status))
+                     s.hflip, run.best_val_acc, run.test_acc, run.seconds,
+                     "did not learn" if run.status == "done" and run.warning else run.status))
     return Table(["run", "optimizer", "lr", "batch", "epochs", "conv", "kernel", "act", "pool", "mode",
                   "size", "seed", "images", "split", "flips", "best val acc", "test acc", "seconds",
                   "status"], rows)

@@ -64,7 +64,6 @@ def table_rows(panel):
     """The runs table's text lines after the header."""
     return str(panel.runs_table()).splitlines()[1:]
 
-
 def without_seconds(history):
     return {k: v for k, v in history.items() if k != "seconds"}
 
@@ -176,7 +175,8 @@ def test_test_accuracy_is_shown_only_on_request_once_per_run():
     assert second.test_acc == expected and second.result.test_evaluations == 1
     assert f"Run 2: test accuracy {expected:.3f}" in panel.message.value
     assert "runs of this panel are tested" not in panel.message.value  # one run tested: no caution
-    assert table_rows(panel)[1].split()[-3] == f"{expected:.3f}" and table_rows(panel)[0].split()[-3] == "-"
+    table = panel.runs_table()
+    assert [row[table.columns.index("test acc")] for row in table.rows] == [None, expected]  # None: "-"
     assert panel.test_buttons.children[1].disabled and not panel.test_buttons.children[0].disabled
     panel.test(2)
     assert second.result.test_evaluations == 1  # asked again: the recorded evaluation, not a new one
@@ -326,6 +326,7 @@ def test_a_run_that_does_not_learn_is_said_in_the_panel():
     panel.train_button.click()
     record = panel.runs[-1]
     assert record.status == "done" and "chance" in record.warning
+    assert panel.runs_table().rows[-1][-1] == "did not learn"  # the message line's warning goes, the table keeps it
     assert "Warning: the model did not learn" in panel.message.value
     assert "learning rate 1 is too large, try a smaller one, e.g. 0.1." in panel.message.value
     assert panel.progress.bar_style == "warning"
@@ -492,7 +493,7 @@ def test_a_threaded_run_equals_a_synchronous_one():
     assert threaded.wait(timeout=60)
     assert without_seconds(threaded.runs[0].history) == without_seconds(synchronous.runs[0].history)
     assert threaded.runs[0].test() == synchronous.runs[0].test()
-    assert table_rows(threaded)[0].split()[:-2] == table_rows(synchronous)[0].split()[:-2]
+    assert threaded.runs_table().rows[0][:-2] == synchronous.runs_table().rows[0][:-2]  # but seconds
 
 
 def test_stop_ends_a_threaded_run_and_train_is_refused_meanwhile():
