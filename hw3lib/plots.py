@@ -14,7 +14,7 @@ from .checks import check_history, is_number
 from .im2col import conv_output_size
 
 HIGHLIGHT = "tab:orange"
-# The report (hw3lib.report) prints a figure at most PRINTED_WIDTH inches wide: its text column,
+# The report (hw3lib.export) prints a figure at most PRINTED_WIDTH inches wide: its text column,
 # 50em of 13 CSS px = 650 px, under A4's 180 mm between the margins. A wider figure is shrunk to
 # that width, its text with it; every text must still print at MIN_PRINTED_PT or more. Hence
 # figures at most about 8 inches wide, their smallest text (captions under images, legends,

@@ -26,7 +26,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from conftest import missing
 
-from hw3lib.report import find_chromium
+from hw3lib.export import find_chromium
 
 ROOT = Path(__file__).parents[1]
 NOTEBOOK = ROOT / "notebooks" / "07_playground.ipynb"

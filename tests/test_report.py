@@ -26,9 +26,11 @@ from conftest import missing as missing_tool
 import hw3lib.download
 from hw3lib import LeNet5, TrainConfig
 from hw3lib.__main__ import main as cli
-from hw3lib.report import (CAPTION_STARTS, INTRO, NOTEBOOKS_DIR, REPORT_CSS, SECTIONS, TEXT_FLOOR, TITLE,
-                           ReportError, assemble, build, execute_notebook, latex_to_mathml,
-                           mark_chinese, print_pdf, report_cells, to_html)
+from hw3lib.export import (REPORT_CSS, TEXT_FLOOR, latex_to_mathml, mark_chinese, print_pdf,
+                           to_html)
+from hw3lib.notebooks import ReportError, execute_notebook
+from hw3lib.report import (CAPTION_STARTS, INTRO, NOTEBOOKS_DIR, SECTIONS, TITLE, assemble, build,
+                           report_cells)
 from hw3lib.results import quoted_figures
 
 INPUT_MARKER = "INPUT_MARKER_never_in_the_report"
@@ -269,7 +271,7 @@ def printed_words(tmp_path, page):
     """``[(word, xMin, yMin, xMax, yMax), ...]`` of the HTML ``page`` printed by
     :func:`print_pdf`; skipped where Chromium or poppler-utils is missing (unless
     HW3_REQUIRE_PDF=1)."""
-    from hw3lib.report import find_chromium
+    from hw3lib.export import find_chromium
     if find_chromium() is None or not shutil.which("pdftotext"):
         missing_tool("missing chromium or poppler-utils; `make system-deps` installs them",
                      "HW3_REQUIRE_PDF")

@@ -451,7 +451,7 @@ def test_in_a_notebook_the_saved_progress_bar_shows_the_end_of_the_run(tmp_path)
     saved as the bar ended (100%), not as it started (0%)."""
     import nbformat
 
-    from hw3lib.report import execute_notebook
+    from hw3lib.notebooks import execute_notebook
 
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
             "from test_train import tiny_config, tiny_data\n"
