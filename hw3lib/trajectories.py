@@ -54,6 +54,23 @@ def run_optimizer(make_optimizer, grad, start, steps):
     return np.array(path)
 
 
+def path_table(objective, paths):
+    """The paths of :func:`run_optimizer` on ``objective``, one line each under its name (the
+    keys of ``paths``, a dict of ``(steps + 1, d)`` arrays of the same length): the length of
+    the first step and ``f`` at the last point, as a fixed-width text table."""
+    lengths = {len(path) for path in paths.values()}
+    if len(lengths) != 1 or min(lengths) < 2:
+        raise ValueError(f"paths must be one or more paths of the same number of steps (at least "
+                         f"1), got {({name: len(path) - 1 for name, path in paths.items()})} steps")
+    steps, width = lengths.pop() - 1, max(map(len, ["optimizer", *paths])) + 2
+    lines = [f"{'optimizer':<{width}} {'first step':>10} {f'f after {steps} steps':>17}"]
+    for name, path in paths.items():
+        path = np.asarray(path, dtype=np.float64)
+        lines.append(f"{name:<{width}} {np.linalg.norm(path[1] - path[0]):>10.3f} "
+                     f"{objective.f(*path[-1]):>17.2e}")
+    return "\n".join(lines)
+
+
 def step_sizes(make_optimizer, gradients):
     """The update ``p_{t-1} - p_t`` at each step when the optimizer is fed ``gradients
     (T, d)`` in turn (whatever ``p`` is); returns ``(T, d)``."""

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from hw3lib import SGD, AdamGD, numerical_gradient
-from hw3lib.trajectories import (check_bias_correction, correction_factor, quadratic, run_optimizer,
-                                 step_sizes, torch_path)
+from hw3lib.trajectories import (check_bias_correction, correction_factor, path_table, quadratic,
+                                 run_optimizer, step_sizes, torch_path)
 
 
 def test_the_quadratics_gradient_matches_finite_differences_and_vanishes_at_the_minimum():
@@ -19,6 +19,24 @@ def test_sgd_path_on_the_quadratic_is_the_closed_form():
     path = run_optimizer(lambda p: SGD(0.05, p), quadratic(10.0).grad, (3.0, -1.0), 20)
     t = np.arange(21)
     np.testing.assert_allclose(path, np.stack([3 * 0.95**t, -(0.5**t)], axis=1), rtol=1e-12)
+
+
+def test_the_path_table_gives_each_paths_first_step_and_last_value():
+    """Notebook 04's table of the optimizers' paths on the quadratic: SGD's first step from
+    (3, -1) is lr * grad = 0.05 * (3, -10), and after 20 steps f is that of the closed form."""
+    objective = quadratic(10.0)
+    paths = {"SGD, lr 0.05": run_optimizer(lambda p: SGD(0.05, p), objective.grad, (3.0, -1.0), 20),
+             "standing still": np.tile([3.0, -1.0], (21, 1))}
+    lines = path_table(objective, paths).splitlines()
+    assert lines[0] == "optimizer        first step  f after 20 steps"
+    first, last = 0.05 * np.hypot(3, 10), objective.f(3 * 0.95**20, -(0.5**20))
+    assert lines[1] == f"SGD, lr 0.05     {first:>10.3f} {last:>17.2e}" and f"{first:.3f}" == "0.522"
+    assert lines[2] == f"standing still        0.000 {objective.f(3.0, -1.0):>17.2e}"
+    assert lines[2].endswith(" 9.50e+00")
+    with pytest.raises(ValueError, match=r"the same number of steps.*\{'a': 20, 'b': 3\}"):
+        path_table(objective, {"a": paths["SGD, lr 0.05"], "b": np.zeros((4, 2))})
+    with pytest.raises(ValueError, match="at least 1"):
+        path_table(objective, {"a": np.zeros((1, 2))})
 
 
 def test_adam_step_sizes_under_a_constant_gradient():
