@@ -279,3 +279,24 @@ def epoch_totals(rows, shapes):
         if r["shape"] in shapes:
             totals[r["rung"]] = totals.get(r["rung"], 0.0) + r["epoch"]
     return totals
+
+
+def format_epoch_totals(rows, channels=(1, 4)):
+    """For each input channel count in ``channels``, one line: LeNet-5's two convolutions
+    (:func:`lenet_conv_shapes`), forward and backward, over one training epoch of
+    :data:`~hw3lib.workloads.TRAIN_SIZE` images, by the naive loops (minutes) and by
+    ``hw3lib Conv2D`` (seconds), and how many times slower the loops are. ``rows`` come from
+    :func:`time_ladder` run on those shapes with both rungs."""
+    rungs, lines = ("naive loops", "hw3lib Conv2D"), []
+    for c in channels:
+        names = [shape.name for shape in lenet_conv_shapes(c)]
+        missing = [f"{name} by {rung}" for name in names for rung in rungs
+                   if not any((r["shape"], r["rung"]) == (name, rung) for r in rows)]
+        if missing:
+            raise ValueError(f"the rows hold no time for {', '.join(missing)}: time them with "
+                             f"time_ladder(lenet_conv_shapes({c}), rungs={list(rungs)})")
+        totals = epoch_totals(rows, names)
+        naive, fast = totals["naive loops"], totals["hw3lib Conv2D"]
+        lines.append(f"{c}-channel input, conv1 + conv2, one epoch ({TRAIN_SIZE} images): "
+                     f"loops {naive / 60:.1f} min, im2col {fast:.2f} s, {naive / fast:.0f}x")
+    return "\n".join(lines)

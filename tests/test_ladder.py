@@ -8,7 +8,8 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from hw3lib import Conv2D, LeNet5, col2im, gradcheck_layer, im2col
 from hw3lib.ladder import (ConvShape, NaiveConv2D, available_rungs, col2im_add_at, conv_problem,
-                           epoch_totals, format_ladder, im2col_fancy, lenet_conv_shapes,
+                           epoch_totals, format_epoch_totals, format_ladder, im2col_fancy,
+                           lenet_conv_shapes,
                            max_relative_error, single_thread, time_ladder)
 from hw3lib.workloads import TRAIN_SIZE
 
@@ -73,6 +74,25 @@ def test_time_ladder_rows_speedups_and_errors():
     assert len(table.splitlines()) == len(rows) + 1 and "tiny s2" in table
     totals = epoch_totals(rows, ["tiny", "tiny s2"])
     assert totals["naive loops"] == pytest.approx(rows[0]["epoch"] + rows[len(rungs)]["epoch"])
+
+
+def test_epoch_totals_of_lenets_convolutions_in_minutes_seconds_and_their_ratio():
+    """Notebook 02's summary of the ladder: conv1 + conv2 per epoch, loops against Conv2D."""
+    epochs = {("conv1 (1x32x32)", "naive loops"): 45.0, ("conv1 (1x32x32)", "hw3lib Conv2D"): 0.05,
+              ("conv1 (4x32x32)", "naive loops"): 105.0, ("conv1 (4x32x32)", "hw3lib Conv2D"): 0.5,
+              ("conv2 (6x14x14)", "naive loops"): 15.0, ("conv2 (6x14x14)", "hw3lib Conv2D"): 0.03}
+    rows = [dict(shape=shape, rung=rung, epoch=epoch) for (shape, rung), epoch in epochs.items()]
+    rows.append(dict(shape="conv2 (6x14x14)", rung="PyTorch CPU", epoch=1.0))  # another rung
+    assert format_epoch_totals(rows).splitlines() == [
+        f"1-channel input, conv1 + conv2, one epoch ({TRAIN_SIZE} images): loops 1.0 min, "
+        "im2col 0.08 s, 750x",
+        f"4-channel input, conv1 + conv2, one epoch ({TRAIN_SIZE} images): loops 2.0 min, "
+        "im2col 0.53 s, 226x"]
+    assert format_epoch_totals(rows, channels=(4,)).startswith("4-channel input")
+    with pytest.raises(ValueError, match=r"no time for conv1 \(4x32x32\) by naive loops, conv1 "
+                                         r"\(4x32x32\) by hw3lib Conv2D: time them with "
+                                         r"time_ladder\(lenet_conv_shapes\(4\)"):
+        format_epoch_totals([r for r in rows if r["shape"] != "conv1 (4x32x32)"])
 
 
 def test_time_ladder_reports_float32_rounding_as_error():
