@@ -25,7 +25,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .checks import integer
-from .im2col import conv2d_naive, conv2d_naive_backward, conv_output_size, pair
+from .im2col import col2im, conv2d_naive, conv2d_naive_backward, conv_output_size, im2col, pair
 from .layers import Conv2D
 from .oracle import torch_available
 from .workloads import TRAIN_SIZE, interleaved_medians
@@ -177,6 +177,44 @@ def torch_rung(x, W, b, dout, stride, padding):
         out.backward(dt)
         return out.detach().numpy(), *(t.grad.numpy() for t in leaves)
     return run
+
+
+ADD_AT, SLICES = "np.add.at", "strided slices (hw3lib.col2im)"  # the folds time_col2im times
+
+
+@dataclass(frozen=True)
+class Col2imTimes:
+    """:func:`time_col2im`'s result: the shapes of the columns folded and of the image batch
+    they fold into, their dtype's name, and the median seconds of each fold, ``seconds``
+    (:data:`ADD_AT` and :data:`SLICES`); ``str()`` prints them with the ratio."""
+
+    cols_shape: tuple
+    x_shape: tuple
+    dtype: str
+    seconds: dict
+
+    @property
+    def ratio(self):
+        """How many times longer ``np.add.at`` takes than ``hw3lib.col2im``."""
+        return self.seconds[ADD_AT] / self.seconds[SLICES]
+
+    def __str__(self):
+        return "\n".join([f"col2im of cols {self.cols_shape} into x {self.x_shape}, {self.dtype}:",
+                          *(f"  {name:<32} {1e3 * s:7.2f} ms" for name, s in self.seconds.items()),
+                          f"  ratio {self.ratio:.1f}x"])
+
+
+def time_col2im(shape, batch=32, repeats=7, dtype=np.float32, seed=0):
+    """Time the col2im of the columns of ``batch`` random images of ``shape`` (a
+    :class:`ConvShape`) by ``np.add.at`` (:func:`col2im_add_at`) and by :func:`hw3lib.col2im`,
+    on one thread, each the median of ``repeats`` interleaved runs; a :class:`Col2imTimes`."""
+    x = conv_problem(shape, batch, dtype, seed)[0]
+    geometry = (shape.kernel, shape.kernel, shape.stride, shape.padding)
+    cols = im2col(x, *geometry)
+    with single_thread():
+        seconds = interleaved_medians({ADD_AT: lambda: col2im_add_at(cols, x.shape, *geometry),
+                                       SLICES: lambda: col2im(cols, x.shape, *geometry)}, repeats)
+    return Col2imTimes(cols.shape, x.shape, np.dtype(dtype).name, seconds)
 
 
 def available_rungs():

@@ -7,10 +7,11 @@ from conftest import config_id, image_and_window, random_configs
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from hw3lib import Conv2D, LeNet5, col2im, gradcheck_layer, im2col
-from hw3lib.ladder import (ConvShape, NaiveConv2D, available_rungs, col2im_add_at, conv_problem,
+from hw3lib.ladder import (ADD_AT, SLICES, Col2imTimes, ConvShape, NaiveConv2D, available_rungs,
+                           col2im_add_at, conv_problem,
                            epoch_totals, format_epoch_totals, format_ladder, im2col_fancy,
                            lenet_conv_shapes,
-                           max_relative_error, single_thread, time_ladder)
+                           max_relative_error, single_thread, time_col2im, time_ladder)
 from hw3lib.workloads import TRAIN_SIZE
 
 CONFIGS = random_configs(16, seed=11)
@@ -93,6 +94,23 @@ def test_epoch_totals_of_lenets_convolutions_in_minutes_seconds_and_their_ratio(
                                          r"\(4x32x32\) by hw3lib Conv2D: time them with "
                                          r"time_ladder\(lenet_conv_shapes\(4\)"):
         format_epoch_totals([r for r in rows if r["shape"] != "conv1 (4x32x32)"])
+
+
+def test_col2im_times_print_each_fold_in_ms_and_their_ratio():
+    """Notebook 03's timing of np.add.at against hw3lib.col2im, on set times and on a run."""
+    times = Col2imTimes((150, 3200), (32, 6, 14, 14), "float32", {ADD_AT: 4.71e-3, SLICES: 0.44e-3})
+    assert str(times) == ("col2im of cols (150, 3200) into x (32, 6, 14, 14), float32:\n"
+                          "  np.add.at                           4.71 ms\n"
+                          "  strided slices (hw3lib.col2im)      0.44 ms\n"
+                          "  ratio 10.7x")
+    run = time_col2im(ConvShape("tiny s2", 2, 3, 3, 6, 2, 1), batch=2, repeats=1, dtype=np.float64)
+    assert (run.cols_shape, run.x_shape, run.dtype) == ((18, 18), (2, 2, 6, 6), "float64")
+    assert list(run.seconds) == [ADD_AT, SLICES] and min(run.seconds.values()) > 0
+    assert run.ratio == pytest.approx(run.seconds[ADD_AT] / run.seconds[SLICES])
+    lines = str(run).splitlines()
+    assert lines[0] == "col2im of cols (18, 18) into x (2, 2, 6, 6), float64:" and len(lines) == 4
+    assert re.fullmatch(r"  np\.add\.at +\d+\.\d\d ms", lines[1])
+    assert re.fullmatch(r"  ratio \d+\.\dx", lines[3])
 
 
 def test_time_ladder_reports_float32_rounding_as_error():
