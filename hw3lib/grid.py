@@ -28,8 +28,11 @@ resident memory after the data and model are built, ``VmHWM`` reset through
 unstable when an engine's slowest run over its fastest exceeds ``UNSTABLE`` (1.5).
 """
 import multiprocessing
+import signal
 import statistics
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 
 from .checks import integer
@@ -91,11 +94,15 @@ def _memory_kb(field):
 def _worker(conn, engine, point, threads):
     """Worker process: build ``point`` for ``engine``, then answer ``"run"`` with the seconds
     of one run and ``"stop"`` with the MB the runs added to the resident memory; where the
-    point does not fit in memory, answer ``("MemoryError", message)`` and stop."""
+    point does not fit in memory, answer ``("MemoryError", message)`` and stop. It ignores
+    Ctrl-C (started so by :func:`_start`: the terminal sends it to the whole process group),
+    which the parent answers by terminating it, and stops quietly where the parent is gone."""
     try:
         _serve(conn, engine, point, threads)
     except MemoryError as err:
         conn.send(("MemoryError", str(err)))
+    except (EOFError, BrokenPipeError):  # the parent went away (interrupted): nothing to answer
+        pass
     conn.close()
 
 
@@ -140,12 +147,29 @@ def worker_environment(threads):
     return {**blas_environment(threads), **STEADY_MALLOC}
 
 
+@contextmanager
+def _sigint_ignored():
+    """A context in which this process ignores Ctrl-C, and so do the processes it starts (exec
+    keeps an ignored signal, and Python then sets no handler of its own): a worker's Ctrl-C,
+    sent by the terminal to the whole process group, would end it with a KeyboardInterrupt's
+    traceback, where the parent alone should stop (it terminates its workers, SIGTERM). One
+    sent meanwhile, while a process starts, is lost. In the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if handler is None else handler)
+
+
 def _start(engine, point, threads):
     """A worker process for ``engine`` (spawned, so that its memory is its own), started with
     :func:`worker_environment`."""
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
-    with child_environment(worker_environment(threads)):
+    with child_environment(worker_environment(threads)), _sigint_ignored():
         process = context.Process(target=_worker, args=(child, engine, point, threads), daemon=True)
         process.start()
     child.close()

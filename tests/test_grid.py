@@ -188,3 +188,25 @@ def test_without_proc_as_on_macos_and_windows_a_worker_answers_nan_megabytes(mon
         engine: ([1.0] * rounds, float("nan")) for engine in engines})
     result = grid.measure_point(TINY, ["hw3lib"], rounds=3, processes=2)
     assert math.isnan(result["hw3lib"]["mb"]) and grid.format_row(result).split()[-1] == "nan"
+
+
+def test_a_ctrl_c_sent_to_the_workers_too_leaves_them_quiet_and_the_parent_stops_them(capfd):
+    """The terminal sends Ctrl-C to the whole process group: each worker printed a
+    KeyboardInterrupt's traceback (or, the parent gone, an EOFError's) below 'error: interrupted'.
+    A worker ignores it, still answers, and stops quietly when its parent goes away."""
+    import os
+    import signal
+    import time
+
+    process, conn = grid._start("hw3lib", TINY, 1)
+    try:
+        os.kill(process.pid, signal.SIGINT)
+        time.sleep(0.5)
+        conn.send("run")
+        assert conn.poll(30) and isinstance(conn.recv(), float)
+    finally:
+        conn.close()  # as a parent that was interrupted: the worker finds its pipe closed
+        process.join(30)
+    assert process.exitcode == 0
+    assert "Traceback" not in capfd.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # this process's is restored
