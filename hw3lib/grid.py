@@ -35,6 +35,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import replace
 
+import numpy as np
+
 from .checks import integer
 from .parallel import blas_environment, child_environment
 from .workloads import Point, epoch_flops, make_run
@@ -232,6 +234,12 @@ def measure_point(point, engines=None, rounds=5, threads=1, processes=PROCESSES)
     engines = engines or engines_for(threads)
     if isinstance(engines, str) or not set(engines) <= set(ENGINES):
         raise ValueError(f"engines must be a sequence of names of {ENGINES}, got {engines!r}")
+    images_bytes = point.images * point.channels * point.size ** 2 * np.dtype(point.dtype).itemsize
+    if images_bytes > np.iinfo(np.intp).max:  # numpy's "Maximum allowed dimension exceeded"
+        raise ValueError(f"the point {' '.join(point.label().split())}, {point.images} images, "
+                         f"does not fit in memory (its images alone would take "
+                         f"{images_bytes / 2**60:.3g} EiB, more than any array can hold): give "
+                         f"fewer images (--images)")
     times, mb = {engine: [] for engine in engines}, {engine: [] for engine in engines}
     for count in spread(rounds, processes):
         for engine, (runs, added) in _session(point, engines, count, threads).items():

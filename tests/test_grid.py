@@ -210,3 +210,14 @@ def test_a_ctrl_c_sent_to_the_workers_too_leaves_them_quiet_and_the_parent_stops
     assert process.exitcode == 0
     assert "Traceback" not in capfd.readouterr().err
     assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # this process's is restored
+
+
+def test_images_past_any_array_are_refused_naming_images_before_starting_workers(monkeypatch):
+    """`bench --grid --images 99999999999999999999`: the worker's ValueError traceback ('Maximum
+    allowed dimension exceeded') and a RuntimeError's, as no MemoryError came."""
+    monkeypatch.setattr(grid, "_session", lambda *args: pytest.fail("started workers"))
+    point = replace(grid.COURSE, images=10**20)
+    with pytest.raises(ValueError, match=r"the point train 1x32x32 b32 \(6,16\) f32, "
+                                         r"100000000000000000000 images, does not fit in memory "
+                                         r"\(.*\): give fewer images \(--images\)"):
+        grid.measure_point(point, engines=("hw3lib",), rounds=1)
