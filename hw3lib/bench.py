@@ -338,6 +338,15 @@ def profile_main(args):
     channels, size = parse_input(args.profile)
     point = Point(channels=channels, size=size, batch=args.batch, widths=args.widths,
                        images=4 * args.batch)
+    too_big = (f"--profile {args.profile} with --batch {args.batch} and --widths "
+               f"{','.join(map(str, args.widths))} does not fit in memory")
+    first, second = args.widths
+    least = {"its images": point.images * channels * size**2 * 4,  # float32
+             "its convolutions' weights": (first * channels + second * first) * 25 * 8}  # float64 drawn
+    for what, nbytes in least.items():  # numpy would say "Maximum allowed dimension exceeded"
+        if nbytes > np.iinfo(np.intp).max:  # or fail on an int past int64 (a TypeError)
+            raise ValueError(f"{too_big} ({what} alone would take {nbytes / 2**60:.3g} EiB, more "
+                             f"than any array can hold); give a smaller --batch, --widths or input")
     try:
         model, (X, y) = point.model(), point.data()
         threadpool_limits(1)
@@ -345,9 +354,7 @@ def profile_main(args):
     except ValueError as err:  # the model's check of the input size, named as --profile gives it
         raise ValueError(_profile_phrased(str(err), channels)) from None
     except MemoryError as err:
-        raise ValueError(f"--profile {args.profile} with --batch {args.batch} and --widths "
-                         f"{','.join(map(str, args.widths))} does not fit in memory ({err}); give a "
-                         f"smaller --batch, --widths or input") from None
+        raise ValueError(f"{too_big} ({err}); give a smaller --batch, --widths or input") from None
     step, width = result["step"], max(len(repr(layer)) for layer, _, _ in result["layers"])
 
     def ms(seconds):

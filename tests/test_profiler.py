@@ -102,6 +102,13 @@ def test_bench_refuses_bad_profile_settings():
      "--profile 1x32x32 with --batch 99999999999 and --widths 6,16 does not fit in memory ("),
     (["--profile", "1x32x32", "--widths", "99999,99999"],
      "--profile 1x32x32 with --batch 32 and --widths 99999,99999 does not fit in memory ("),
+    # past int64: numpy's "Maximum allowed dimension exceeded", or a TypeError's traceback
+    (["--profile", "99999999999999999999x32x32"],
+     "--profile 99999999999999999999x32x32 with --batch 32 and --widths 6,16 does not fit in memory ("),
+    (["--profile", "1x32x32", "--batch", "99999999999999999999"],
+     "--profile 1x32x32 with --batch 99999999999999999999 and --widths 6,16 does not fit in memory ("),
+    (["--profile", "1x32x32", "--widths", "6,99999999999999999999"],
+     "--profile 1x32x32 with --batch 32 and --widths 6,99999999999999999999 does not fit in memory ("),
 ])
 def test_a_profile_that_cannot_be_built_is_one_error_naming_its_options(argv, message):
     """Not TrainConfig(image_size=16), which bench has no option for, nor a MemoryError."""
