@@ -227,6 +227,11 @@ def report(results):
     if not torch_on:
         lines.append(f"{results.get('torch_problem', NO_TORCH)}: hw3lib alone (pip install "
                      "torch==2.13.0 to compare)")
+    lines.append("; ".join(
+        ["s = seconds, lower is faster"]
+        + (["ratio = hw3lib s / the torch s before it (below 1: hw3lib is faster)"] if torch_on else [])
+        + ["GFLOP/s = hw3lib's GFLOP (matrix products) per second", "of peak = GFLOP/s / the "
+           "peak above", "x hw3lib = naive loops s / hw3lib s"]))
     tasks = {"train": f"training epoch ({results['train_size']} images, batch {BATCH})",
              "eval": f"evaluation (forward over {results['eval_size']} images, batch {EVAL_BATCH})"}
     for task, title in tasks.items():

@@ -191,3 +191,18 @@ def test_without_the_resource_module_as_on_windows_the_benchmark_runs_and_says_m
             "use_torch=False)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "1x32x32: not measured (Python's resource module does not exist on Windows)" in out
+
+
+@pytest.mark.parametrize("use_torch", [False, True])
+def test_the_report_says_what_each_ratio_divides_and_which_way_is_faster(use_torch):
+    """The table's two 'ratio' columns, 'of peak' and 'x hw3lib' were not defined anywhere in
+    the output (the grid's legend defines its ratio)."""
+    row = {"task": "train", "channels": 1, "hw3lib": 0.05, "flops": 2.33e9, "naive": 50.0}
+    results = {"repeats": 1, "train_size": 1029, "eval_size": 441, "torch": use_torch,
+               "peak": 100.0, "rss": {}, "rows": [row, {"task": "eval", "channels": 1, "hw3lib": 0.01}]}
+    if use_torch:
+        for r in results["rows"]:
+            r.update(torch=0.1, torch2=0.08)
+    text = report(results)
+    assert ("ratio = hw3lib s / the torch s before it (below 1: hw3lib is faster)" in text) == use_torch
+    assert "of peak = GFLOP/s / the peak above" in text and "x hw3lib = naive loops s / hw3lib s" in text
