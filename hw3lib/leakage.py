@@ -201,6 +201,20 @@ class LeakageAudit:
         near = [np.mean(self.distances[k] <= self.near) for k in keys]
         return float(np.mean(medians)), float(np.mean(near))
 
+    def held_out_summary(self, methods):
+        """Two lines per split method of ``methods``, in their order: the :meth:`summary` of its
+        validation and of the test images, the median distance to the nearest training image and
+        the share of near duplicates, side by side."""
+        lines = []
+        for method in methods:
+            (val_median, val_near), (test_median, test_near) = (self.summary(method, pair)
+                                                                for pair in PAIRS[:2])
+            lines += [f"{method} split, median distance to the nearest training image (share of "
+                      "near duplicates):",
+                      f"  validation {val_median:.2f} ({100 * val_near:.0f}%), "
+                      f"test {test_median:.2f} ({100 * test_near:.0f}%)"]
+        return "\n".join(lines)
+
     def test_copies(self):
         """The indices of the test images whose pixels equal an image of the training folder
         (any split's training or validation part): ``(K,)``."""

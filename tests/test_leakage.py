@@ -260,3 +260,16 @@ def test_findings_say_near_duplicates_mean_little_when_files_are_not_runs_of_nea
     assert "do not come in runs of near-identical images" in caveat
     X, y = videos()  # frames: said nothing of
     assert len(leakage_audit(X, y, X[::7] + 1, seeds=(0,), progress=False).findings()) == 3
+
+
+def test_held_out_summary_sets_validation_beside_test_per_method_in_the_order_given():
+    audit = LeakageAudit(near=1.0)
+    for seed, (val, test) in enumerate([([0.5, 2.0, 3.0], [4.0, 5.0, 6.0]), ([0.5, 0.75, 4.0], [1.0, 5.0, 7.0])]):
+        for method in ("blocked", "random"):
+            audit.distances[method, seed, PAIRS[0]] = np.array(val) * (2 if method == "blocked" else 1)
+            audit.distances[method, seed, PAIRS[1]] = np.array(test)
+    assert audit.held_out_summary(("random", "blocked")).splitlines() == [
+        "random split, median distance to the nearest training image (share of near duplicates):",
+        "  validation 1.38 (50%), test 5.00 (17%)",  # medians 2.0 and 0.75, shares 1/3 and 2/3
+        "blocked split, median distance to the nearest training image (share of near duplicates):",
+        "  validation 2.75 (33%), test 5.00 (17%)"]  # twice as far: 1.0 still near
