@@ -4,12 +4,11 @@ import argparse
 
 import numpy as np
 
-from .cli import Parser, announce_reading, folder, fraction, image_size, parse_seeds, show_progress
+from .cli import Parser, announce_reading, folder, fraction, image_size, parse_seeds, phrased, show_progress
 from .data import MODES, DataError, load_split, validation_mask
 from .folders import resolve_root, split_files
 from .leakage import leakage_audit
 from .learning import unvalidated_note
-from .train_cli import phrased  # the library's messages name settings as train's options do
 
 MAX_SEEDS = 20  # the audit's time grows with each seed; a few show the spread
 SHOWN = 10  # the test images with a copy in training named, at most

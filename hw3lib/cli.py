@@ -1,6 +1,7 @@
 """What the commands share: an argument parser whose errors are one line, argument types, the
 line announcing a long read of images, whether to show progress bars, the checks and creation
-of an output folder, and the wording of settings in messages.
+of an output folder, the wording of settings in messages (as train's options, too), and whether
+a train command is writing into a folder.
 
 ``python -m hw3lib`` (:mod:`hw3lib.__main__`) prints a command's ValueError as one line
 ``error: ...`` with exit status 2.
@@ -12,13 +13,20 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .atomic import lock_path
 from .checks import dead_link
 from .data import DataError
 from .folders import resolve_root, split_files
 from .images import parse_image_size
+from .model import KERNEL_ADVICE
 
 # how the library's messages name a setting to change: TrainConfig(image_size=64), TrainConfig(mode='LA')
 SETTING = re.compile(r"TrainConfig\((\w+)=([^)]*)\)")
+# the option of the train command (and of audit, which shares some) that gives each setting
+TRAIN_OPTIONS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed",
+                 "split": "--split", "val_fraction": "--val-fraction", "mode": "--channels",
+                 "image_size": "--image-size"}
+RUN = "run"  # a train command holds OUT/.run.lock (hw3lib.atomic.claimed) for as long as it runs
 
 
 class Parser(argparse.ArgumentParser):
@@ -173,3 +181,41 @@ def phrase_settings(message, option):
     put as a command gives it: ``option(NAME, VALUE)`` (e.g. ``--image-size 64``), or as it
     was where ``option`` gives None (a setting the command has no option for)."""
     return SETTING.sub(lambda m: option(m[1], m[2].strip("'")) or m[0], message)
+
+
+def phrased(message):
+    """``message`` with the settings it names put as train's options (others as they are):
+    ``TrainConfig(NAME=VALUE)`` as ``--option VALUE``, and a leading ``NAME must ...``
+    (TrainConfig's check of a value) as ``--option must ...``; advice of a smaller kernel, which
+    train has no option for (the model's settings are the sweep's and Python's), left out."""
+    message = re.sub(r"^(\w+)(?= must )", lambda m: TRAIN_OPTIONS.get(m[1], m[1]), message)
+    message = message.replace(KERNEL_ADVICE, "")
+    return phrase_settings(message, lambda name, value: name in TRAIN_OPTIONS
+                           and f"{TRAIN_OPTIONS[name]} {value}" or None)
+
+
+def process_running(pid: int) -> bool:
+    """Whether a process ``pid`` runs (on POSIX; elsewhere assumed to, as os.kill would end it)."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: another user's
+        pass
+    return True
+
+
+def training_into(out):
+    """The number of the process whose train command writes into ``out`` now, read from its
+    ``.run.lock`` without taking the lock (which would refuse that command's own claim meanwhile):
+    the file is there only while held, or naming a process gone where its holder was killed
+    outright. None where no train is at it, or where that cannot be told (Windows keeps the file)."""
+    if os.name != "posix":
+        return None
+    try:
+        pid = int(lock_path(out / RUN).read_text())
+    except (OSError, ValueError):  # none, or one being written
+        return None
+    return pid if process_running(pid) else None

@@ -28,7 +28,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .checks import dead_link
-from .cli import Parser, folder, show_progress
+from .cli import Parser, folder, process_running, show_progress
 from .data import DataError
 from .folders import (FIX_WHERE, DEFAULT_ROOT, MANIFEST_PATH, SPLIT_FOLDERS, SPLITS, files_under,
                       is_course_data, is_skipped, resolve_root, split_dirs, split_folders)
@@ -260,19 +260,6 @@ def _move_into(staged: Path, dest: Path) -> None:
             raise DataError(f"could not move the downloaded files into {dest}: {exc}. Fix: make "
                             f"{dest} writable, or choose another destination, and download again.") from exc
         raise
-
-
-def process_running(pid: int) -> bool:
-    """Whether a process ``pid`` runs (on POSIX; elsewhere assumed to, as os.kill would end it)."""
-    if os.name != "posix":
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: another user's
-        pass
-    return True
 
 
 def _remove_stale_staging(dest: Path) -> None:

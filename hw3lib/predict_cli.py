@@ -7,12 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from .checks import dead_link
-from .cli import Parser, int_at_least
+from .cli import Parser, int_at_least, training_into
 from .folders import files_under, natural_key
 from .images import SUFFIXES, DataError, warnings_gathered
 from .tables import Table, display_width, escaped
 from .train import FitResult
-from .train_cli import training_into
 
 BATCH = 256  # images read and classified at a time, so that memory does not grow with the files
 # the image column fits paths up to this many terminal columns, or twice the median path's if more

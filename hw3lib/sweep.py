@@ -76,8 +76,8 @@ from tqdm.auto import tqdm
 
 from .atomic import INTERRUPTS
 from .checks import integer
-from .cli import refuse_file_in_the_way, try_writing, usable_cores
-from .download import dataset_sha256, process_running
+from .cli import process_running, refuse_file_in_the_way, try_writing, usable_cores
+from .download import dataset_sha256
 from .engine import engine_code
 from .parallel import child_blas_threads
 from .runs import checkpoint_path, load_or_train, one_blas_thread, run_key

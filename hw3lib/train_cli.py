@@ -3,25 +3,22 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import os
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .atomic import LockHeld, LockTimeout, atomic_write, claimed, lock_path, remove_leftovers
+from .atomic import LockHeld, LockTimeout, atomic_write, claimed, remove_leftovers
 from .checkpoint import CheckpointError, load_checkpoint
-from .cli import (Parser, announce_reading, create_out, folder, fraction, image_size, int_at_least,
-                  more_than_cores, phrase_settings, refuse_file_in_the_way, show_progress)
+from .cli import (RUN, TRAIN_OPTIONS, Parser, announce_reading, create_out, folder, fraction, image_size,
+                  int_at_least, more_than_cores, phrased, refuse_file_in_the_way, show_progress)
 from .config import TrainConfig
 from .data import MODES, SPLIT_METHODS, DataError
-from .download import course_copy_note, dataset_sha256, process_running
+from .download import course_copy_note, dataset_sha256
 from .engine import engine_stamp
 from .images import SUFFIXES
 from .learning import learning_warning, unvalidated_note
-from .model import KERNEL_ADVICE
 from .tables import escaped
 from .train import HISTORY_KEYS, TrainingError, check_resume, fit
 
@@ -52,23 +49,6 @@ def _write_json(path, obj):
     atomic_write(path, lambda f: f.write((json.dumps(obj, indent=1, allow_nan=False) + "\n").encode()))
 
 
-# the option that gives each setting the library's messages name (hw3lib.cli.phrase_settings)
-OPTIONS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed",
-           "split": "--split", "val_fraction": "--val-fraction", "mode": "--channels",
-           "image_size": "--image-size"}
-
-
-def phrased(message):
-    """``message`` with the settings it names put as this command's options (others as they
-    are): ``TrainConfig(NAME=VALUE)`` as ``--option VALUE``, and a leading ``NAME must ...``
-    (TrainConfig's check of a value) as ``--option must ...``; advice of a smaller kernel, which
-    this command has no option for (the model's settings are the sweep's and Python's), left out."""
-    message = re.sub(r"^(\w+)(?= must )", lambda m: OPTIONS.get(m[1], m[1]), message)
-    message = message.replace(KERNEL_ADVICE, "")
-    return phrase_settings(message, lambda name, value: name in OPTIONS and f"{OPTIONS[name]} {value}"
-                           or None)
-
-
 def as_option(name, value):
     """A setting (a name and value of ``TrainConfig.to_dict``) as this command takes it:
     ``--channels RGB``, ``--image-size 48x48``, ``--no-hflip``; ``name=value`` for one it has no
@@ -77,7 +57,7 @@ def as_option(name, value):
         return "--hflip" if value else "--no-hflip"
     if name == "image_size":
         return "no --image-size" if value is None else f"--image-size {value[0]}x{value[1]}"
-    return f"{OPTIONS[name]} {value}" if name in OPTIONS else f"{name}={value!r}"
+    return f"{TRAIN_OPTIONS[name]} {value}" if name in TRAIN_OPTIONS else f"{name}={value!r}"
 
 
 TABLE = "{:>5} {:>10} {:>9} {:>10} {:>9} {:>8}"
@@ -196,23 +176,6 @@ def _holds_a_run(out, checkpoint_path):
     checkpoint (and its count of test evaluations) would be lost."""
     return ValueError(f"--out {out} already holds a run ({checkpoint_path}): go on with it with "
                       "--resume, or choose another --out (or delete it)")
-
-
-RUN = "run"  # a train command holds OUT/.run.lock (hw3lib.atomic.claimed) for as long as it runs
-
-
-def training_into(out):
-    """The number of the process whose train command writes into ``out`` now, read from its
-    ``.run.lock`` without taking the lock (which would refuse that command's own claim meanwhile):
-    the file is there only while held, or naming a process gone where its holder was killed
-    outright. None where no train is at it, or where that cannot be told (Windows keeps the file)."""
-    if os.name != "posix":
-        return None
-    try:
-        pid = int(lock_path(out / RUN).read_text())
-    except (OSError, ValueError):  # none, or one being written
-        return None
-    return pid if process_running(pid) else None
 
 
 def _claim_out(claim, out):

@@ -625,7 +625,7 @@ def test_checks_that_fail_create_no_out_folder(tmp_path, capsys):
 
 
 def test_a_setting_a_command_has_no_option_for_stays_as_the_library_names_it():
-    from hw3lib.train_cli import phrased
+    from hw3lib.cli import phrased
     assert phrased("Fix: TrainConfig(image_size='64x64') or TrainConfig(kernel_size=3)") == (
         "Fix: --image-size 64x64 or TrainConfig(kernel_size=3)")
     # a check of a setting the command has no option for keeps the setting's name
