@@ -17,8 +17,8 @@ import sys
 import threading
 
 from .atomic import INTERRUPTS
+from .cli import print_error
 from .data import DataError
-from .tables import escaped
 
 # name -> ("module" or "module:function", help); the function takes argv and returns an exit status
 COMMANDS = {
@@ -88,7 +88,7 @@ def main(argv=None, restore_signals=True):
               "does)", file=sys.stderr)
         return 2
     except (ValueError, OSError, DataError) as err:  # a file name's tab or escape code as \t, \x1b
-        print(f"error: {escaped(str(err), lines=True)}", file=sys.stderr)
+        print_error(str(err))
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -1,10 +1,10 @@
 """What the commands share: an argument parser whose errors are one line, argument types, the
 line announcing a long read of images, whether to show progress bars, the checks and creation
-of an output folder, the wording of settings in messages (as train's options, too), and whether
-a train command is writing into a folder.
+of an output folder, the wording of settings in messages (as train's options, too), whether
+a train command is writing into a folder, and the printing of errors.
 
 ``python -m hw3lib`` (:mod:`hw3lib.__main__`) prints a command's ValueError as one line
-``error: ...`` with exit status 2.
+``error: ...`` (:func:`print_error`) with exit status 2.
 """
 import argparse
 import os
@@ -19,6 +19,7 @@ from .data import DataError
 from .folders import resolve_root, split_files
 from .images import parse_image_size
 from .model import KERNEL_ADVICE
+from .tables import escaped
 
 # how the library's messages name a setting to change: TrainConfig(image_size=64), TrainConfig(mode='LA')
 SETTING = re.compile(r"TrainConfig\((\w+)=([^)]*)\)")
@@ -40,6 +41,13 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message):
         raise ValueError(f"{message} ({self.prog} --help lists the options)")
+
+
+def print_error(message, lines=True):
+    """Print ``message`` on stderr as ``error: MESSAGE``, its control characters escaped
+    (:func:`hw3lib.tables.escaped`: a file name's tab or escape code as ``\\t``, ``\\x1b``) but
+    its newlines, or with ``lines=False`` its newlines too (a message that must stay one line)."""
+    print(f"error: {escaped(message, lines=lines)}", file=sys.stderr)
 
 
 def int_at_least(low):

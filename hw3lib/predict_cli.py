@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .checks import dead_link
-from .cli import Parser, int_at_least, training_into
+from .cli import Parser, int_at_least, print_error, training_into
 from .folders import files_under, natural_key
 from .images import SUFFIXES, DataError, warnings_gathered
 from .tables import Table, display_width, escaped
@@ -133,7 +133,7 @@ def main(argv=None):
     unread, printed_header = 0, False
     for path, p in classified(run, files):
         if isinstance(p, DataError):  # one line, the name's control characters escaped as in the table
-            print(f"error: {escaped(str(p))}", file=sys.stderr)
+            print_error(str(p), lines=False)
             unread += 1
             continue
         best = np.argsort(-p, kind="stable")[:top]

@@ -13,7 +13,7 @@ from optuna.distributions import FloatDistribution, IntDistribution
 
 from .checkpoint import CheckpointError
 from .checks import is_number
-from .cli import Parser, folder, more_than_cores, parse_seeds, phrase_settings, show_progress
+from .cli import Parser, folder, more_than_cores, parse_seeds, phrase_settings, print_error, show_progress
 from .config import TrainConfig
 from .data import DataError, validation_mask
 from .download import course_copy_note
@@ -22,7 +22,6 @@ from .learning import learning_warning
 from .runs import checkpoint_path
 from .sweep import JOURNAL, PRUNERS, SweepError, default_workers, run_sweep
 from .sweep_space import config_for
-from .tables import escaped
 from .train import FitResult
 
 EXAMPLES = """examples:
@@ -126,11 +125,10 @@ def main(argv=None):
     try:  # a plain `kill` is a Ctrl-C too (hw3lib.__main__): the workers stop, their runs kept
         return _sweep_command(args)
     except KeyboardInterrupt as err:
-        print(f"error: {escaped(str(err), lines=True) or 'interrupted: run the same command again to go on'}",
-              file=sys.stderr)
+        print_error(str(err) or "interrupted: run the same command again to go on")
         return 130
     except SweepError as err:
-        print(f"error: {escaped(str(err), lines=True)}", file=sys.stderr)
+        print_error(str(err))
         return 2
     except (DataError, ValueError) as err:  # the library names settings as TrainConfig(NAME=VALUE)
         err.args = (_phrased(str(err), [text.partition("=")[0].strip() for text in args.param]),)

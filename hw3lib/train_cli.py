@@ -12,14 +12,14 @@ from tqdm.auto import tqdm
 from .atomic import LockHeld, LockTimeout, atomic_write, claimed, remove_leftovers
 from .checkpoint import CheckpointError, load_checkpoint
 from .cli import (RUN, TRAIN_OPTIONS, Parser, announce_reading, create_out, folder, fraction, image_size,
-                  int_at_least, more_than_cores, phrased, refuse_file_in_the_way, show_progress)
+                  int_at_least, more_than_cores, phrased, print_error, refuse_file_in_the_way,
+                  show_progress)
 from .config import TrainConfig
 from .data import MODES, SPLIT_METHODS, DataError
 from .download import course_copy_note, dataset_sha256
 from .engine import engine_stamp
 from .images import SUFFIXES
 from .learning import learning_warning, unvalidated_note
-from .tables import escaped
 from .train import HISTORY_KEYS, TrainingError, check_resume, fit
 
 OWN_IMAGES = f"""\
@@ -302,7 +302,7 @@ def _train_command(args, claim):
         if done:
             _write_json(history_path, result.history)
             kept = f"{checkpoint_path} and {history_path} keep them: go on with --resume"
-        print(escaped(f"error: interrupted after {done} epoch(s); {kept}"), file=sys.stderr)
+        print_error(f"interrupted after {done} epoch(s); {kept}", lines=False)
         return 130
     best = result.best_row
     try:
@@ -312,8 +312,8 @@ def _train_command(args, claim):
                 epoch=test.epoch, loss=test.loss, accuracy=test.accuracy,
                 evaluations=result.test_evaluations)})
     except KeyboardInterrupt:
-        print(escaped(f"error: interrupted at the test evaluation, after {done} epoch(s); {checkpoint_path} "
-                      "keeps them: run the same command with --resume to finish the run"), file=sys.stderr)
+        print_error(f"interrupted at the test evaluation, after {done} epoch(s); {checkpoint_path} keeps "
+                    "them: run the same command with --resume to finish the run", lines=False)
         return 130
     warning = learning_warning(result.history, result.best_epoch, data.y_train, data.y_val, config)
     print(f"best validation accuracy at epoch {result.best_epoch}; test evaluated "
