@@ -28,6 +28,11 @@ TRAIN_OPTIONS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr
                  "split": "--split", "val_fraction": "--val-fraction", "mode": "--channels",
                  "image_size": "--image-size"}
 RUN = "run"  # a train command holds OUT/.run.lock (hw3lib.atomic.claimed) for as long as it runs
+# seconds by which a train may seem to have started after writing its lock file (training_into):
+# the boot's time is in whole seconds, some file systems' times are coarse, and the clock's
+# corrections since shift the two (NTP slews it up to 0.5 ms a second, ~2 s an hour); a process
+# that got a killed train's number within this of the train's start is still taken for it
+WRITER_SLACK = 60
 
 
 class Parser(argparse.ArgumentParser):
@@ -215,15 +220,40 @@ def process_running(pid: int) -> bool:
     return True
 
 
+def start_ticks(pid):
+    """When process ``pid`` started, in clock ticks after boot (field 22 of Linux's
+    ``/proc/PID/stat``): OSError where it is gone, or where there is no ``/proc``."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+
+
+def _start_seconds(pid):
+    """When process ``pid`` started, in seconds since the epoch (:func:`start_ticks` after the
+    boot's ``btime`` in ``/proc/stat``); None where that cannot be told."""
+    try:
+        ticks = start_ticks(pid)
+        boot = re.search(r"^btime (\d+)$", Path("/proc/stat").read_text(), re.MULTILINE)
+    except OSError:
+        return None
+    return int(boot[1]) + ticks / os.sysconf("SC_CLK_TCK") if boot else None
+
+
 def training_into(out):
     """The number of the process whose train command writes into ``out`` now, read from its
     ``.run.lock`` without taking the lock (which would refuse that command's own claim meanwhile):
     the file is there only while held, or naming a process gone where its holder was killed
-    outright. None where no train is at it, or where that cannot be told (Windows keeps the file)."""
+    outright, or another that got its number since. A process that started after the file was
+    written (by more than :data:`WRITER_SLACK`) cannot have written it; where its start cannot be
+    told (no ``/proc``: macOS), any process of that number is taken for the train. None where no
+    train is at it, or where that cannot be told (Windows keeps the file)."""
     if os.name != "posix":
         return None
+    lock = lock_path(out / RUN)
     try:
-        pid = int(lock_path(out / RUN).read_text())
+        pid = int(lock.read_text())
+        written = lock.stat().st_mtime  # after the read: a newer file's time never hides its writer
     except (OSError, ValueError):  # none, or one being written
         return None
-    return pid if process_running(pid) else None
+    if not process_running(pid):
+        return None
+    started = _start_seconds(pid)
+    return None if started is not None and started > written + WRITER_SLACK else pid

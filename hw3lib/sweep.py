@@ -76,7 +76,7 @@ from tqdm.auto import tqdm
 
 from .atomic import INTERRUPTS
 from .checks import integer
-from .cli import process_running, refuse_file_in_the_way, try_writing, usable_cores
+from .cli import process_running, refuse_file_in_the_way, start_ticks, try_writing, usable_cores
 from .download import dataset_sha256
 from .engine import engine_code
 from .parallel import child_blas_threads
@@ -104,8 +104,8 @@ class SweepError(Exception):
 # --- workers -------------------------------------------------------------------------------
 
 def _start_time(pid):
-    try:  # field 22 of /proc/PID/stat, the process's start in clock ticks after boot
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    try:
+        return str(start_ticks(pid))
     except OSError:  # gone, or no /proc (macOS, Windows): whether it runs, its start unknown
         return "running" if process_running(pid) else "gone"
 

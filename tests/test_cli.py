@@ -4,6 +4,7 @@ import dataclasses
 import errno
 import io
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -400,6 +401,29 @@ def test_a_run_into_an_out_another_train_command_writes_to_is_refused_naming_it(
                                 "--no-progress", "--out", out)
     assert code in (0, 3) and json.loads(stdout.splitlines()[-1])["epochs"] == ckpt.epoch + 1, err
     assert not (out / ".run.lock").exists()
+
+
+def no_proc(pid):
+    """:func:`hw3lib.cli.start_ticks` where there is no /proc (macOS)."""
+    raise FileNotFoundError(2, "No such file or directory", f"/proc/{pid}/stat")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs Linux's /proc")
+def test_a_killed_trains_lock_is_not_taken_for_a_process_that_got_its_number_later(tmp_path, monkeypatch):
+    """A train killed outright (SIGKILL) leaves OUT/.run.lock naming it; a process that got its
+    number later, long after the file was written, was taken for the train, still training."""
+    lock = tmp_path / ".run.lock"
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as child:
+        try:
+            lock.write_text(f"{child.pid}\n")  # after the child started: it may be the train
+            assert cli.training_into(tmp_path) == child.pid
+            an_hour_before = time.time() - 3600  # written an hour before the child started
+            os.utime(lock, (an_hour_before, an_hour_before))
+            assert cli.training_into(tmp_path) is None
+            monkeypatch.setattr(cli, "start_ticks", no_proc)
+            assert cli.training_into(tmp_path) == child.pid  # its start unknown: as before
+        finally:
+            child.kill()
 
 
 def test_a_run_removes_the_half_written_history_of_a_train_command_killed_mid_write(tmp_path, capsys):
