@@ -19,6 +19,7 @@ from .data import DataError
 from .folders import resolve_root, split_files
 from .images import parse_image_size
 from .model import KERNEL_ADVICE
+from .processes import process_running, start_seconds
 from .tables import escaped
 
 # how the library's messages name a setting to change: TrainConfig(image_size=64), TrainConfig(mode='LA')
@@ -207,36 +208,6 @@ def phrased(message):
                            and f"{TRAIN_OPTIONS[name]} {value}" or None)
 
 
-def process_running(pid: int) -> bool:
-    """Whether a process ``pid`` runs (on POSIX; elsewhere assumed to, as os.kill would end it)."""
-    if os.name != "posix":
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: another user's
-        pass
-    return True
-
-
-def start_ticks(pid):
-    """When process ``pid`` started, in clock ticks after boot (field 22 of Linux's
-    ``/proc/PID/stat``): OSError where it is gone, or where there is no ``/proc``."""
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-
-
-def _start_seconds(pid):
-    """When process ``pid`` started, in seconds since the epoch (:func:`start_ticks` after the
-    boot's ``btime`` in ``/proc/stat``); None where that cannot be told."""
-    try:
-        ticks = start_ticks(pid)
-        boot = re.search(r"^btime (\d+)$", Path("/proc/stat").read_text(), re.MULTILINE)
-    except OSError:
-        return None
-    return int(boot[1]) + ticks / os.sysconf("SC_CLK_TCK") if boot else None
-
-
 def training_into(out):
     """The number of the process whose train command writes into ``out`` now, read from its
     ``.run.lock`` without taking the lock (which would refuse that command's own claim meanwhile):
@@ -255,5 +226,5 @@ def training_into(out):
         return None
     if not process_running(pid):
         return None
-    started = _start_seconds(pid)
+    started = start_seconds(pid)
     return None if started is not None and started > written + WRITER_SLACK else pid

@@ -28,11 +28,12 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .checks import dead_link
-from .cli import Parser, folder, process_running, show_progress
+from .cli import Parser, folder, show_progress
 from .data import DataError
 from .folders import (FIX_WHERE, DEFAULT_ROOT, MANIFEST_PATH, SPLIT_FOLDERS, SPLITS, files_under,
                       is_course_data, is_skipped, resolve_root, split_dirs, split_folders)
 from .images import read_bytes, sniff
+from .processes import process_running
 
 SOURCE_REPO = "Joker1367/EE6550_ML"
 SOURCE_COMMIT = "c2e804f9e271d0c75dbde0fd9c9b1aa1f2439d4a"

@@ -76,10 +76,11 @@ from tqdm.auto import tqdm
 
 from .atomic import INTERRUPTS
 from .checks import integer
-from .cli import process_running, refuse_file_in_the_way, start_ticks, try_writing, usable_cores
+from .cli import refuse_file_in_the_way, try_writing, usable_cores
 from .download import dataset_sha256
 from .engine import engine_code
 from .parallel import child_blas_threads
+from .processes import process_running, start_ticks
 from .runs import checkpoint_path, load_or_train, one_blas_thread, run_key
 from .sweep_results import SweepResult, run_summary, sweep_result
 from .sweep_space import PRUNERS, Sweep, config_for

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hw3lib import checkpoint, cli, data, train, train_cli
+from hw3lib import checkpoint, cli, data, processes, train, train_cli
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.checkpoint import load_checkpoint, save_checkpoint
 from hw3lib.cli import refuse_file_in_the_way
@@ -404,7 +404,7 @@ def test_a_run_into_an_out_another_train_command_writes_to_is_refused_naming_it(
 
 
 def no_proc(pid):
-    """:func:`hw3lib.cli.start_ticks` where there is no /proc (macOS)."""
+    """:func:`hw3lib.processes.start_ticks` where there is no /proc (macOS)."""
     raise FileNotFoundError(2, "No such file or directory", f"/proc/{pid}/stat")
 
 
@@ -420,7 +420,7 @@ def test_a_killed_trains_lock_is_not_taken_for_a_process_that_got_its_number_lat
             an_hour_before = time.time() - 3600  # written an hour before the child started
             os.utime(lock, (an_hour_before, an_hour_before))
             assert cli.training_into(tmp_path) is None
-            monkeypatch.setattr(cli, "start_ticks", no_proc)
+            monkeypatch.setattr(processes, "start_ticks", no_proc)
             assert cli.training_into(tmp_path) == child.pid  # its start unknown: as before
         finally:
             child.kill()
