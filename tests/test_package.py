@@ -1,4 +1,6 @@
-"""The package's metadata: its version is hw3lib.__version__, written in one place."""
+"""The package's metadata (its version is hw3lib.__version__, written in one place) and its
+shape (imports that run downhill)."""
+import ast
 import importlib.metadata
 import os
 import re
@@ -8,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+import hw3lib
 
 REPO = Path(__file__).parents[1]
 
@@ -47,3 +51,37 @@ def test_tests_of_the_dataset_are_required_where_hw3_require_data_says_so(tmp_pa
     assert proc.returncode == status, proc.stdout + proc.stderr
     if required:
         assert f"HW3_REQUIRE_DATA=1 but the dataset is not at {tmp_path / 'none'}" in proc.stderr
+
+
+def _imports(path, modules):
+    """The hw3lib modules (of ``modules``, their names) that the module file ``path`` imports:
+    relative imports, those inside functions too; ``from . import NAME`` of a name that is not a
+    module imports the package's ``__init__``."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            names.update([node.module] if node.module else
+                         [alias.name if alias.name in modules else "__init__" for alias in node.names])
+    return names
+
+
+def test_the_package_imports_run_downhill_without_a_cycle():
+    """hw3lib is one flat folder whose modules import one another only downhill: a cycle (two
+    modules importing each other, directly or through others) is a module with two ideas or a
+    helper in the wrong place."""
+    paths = sorted(Path(hw3lib.__file__).parent.glob("*.py"))
+    graph = {path.stem: _imports(path, {p.stem for p in paths}) for path in paths}
+    order, state = [], {}  # state: 1 while a module's imports are walked, 2 once done
+
+    def walk(name, path):
+        if state.get(name) == 1:
+            raise AssertionError(f"an import cycle: {' -> '.join(path[path.index(name):] + [name])}")
+        if not state.get(name):
+            state[name] = 1
+            for imported in sorted(graph.get(name, ())):
+                walk(imported, path + [name])
+            state[name] = 2
+            order.append(name)
+    for name in graph:
+        walk(name, [])
+    assert sorted(order) == sorted(graph)
