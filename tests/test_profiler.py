@@ -5,7 +5,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from hw3lib import LeNet5
+from hw3lib import LeNet5, bench, grid
 from hw3lib.bench import main, parse_input
 from hw3lib.layers import MaxPool2D, ReLU
 from hw3lib.profiler import profile_training, timed_layers
@@ -93,6 +93,25 @@ def test_bench_refuses_bad_profile_settings():
                           (["--grid", "--repeats", "3"], "--repeats applies to the benchmark, not to --grid")):
         with pytest.raises(ValueError, match=message):  # each was silently ignored
             main(argv)
+
+
+AT_DEFAULT = {"the benchmark": ["--repeats", "7"],
+              "--grid": ["--rounds", "5", "--processes", str(grid.PROCESSES), "--threads", "1",
+                         "--images", "1024"],
+              "--profile": ["--batch", "32", "--widths", "6,16", "--steps", "20"]}
+MODES = {"the benchmark": [], "--grid": ["--grid"], "--profile": ["--profile"]}
+
+
+@pytest.mark.parametrize("mode, owner, option, value", [
+    (mode, owner, *options[i:i + 2]) for mode in MODES for owner, options in AT_DEFAULT.items()
+    if owner != mode for i in range(0, len(options), 2)])
+def test_an_option_another_mode_ignores_is_refused_at_its_default_value_too(
+        monkeypatch, mode, owner, option, value):
+    """``--grid --batch 32`` was accepted, 32 being --batch's default, where --batch 33 was refused."""
+    for runner in ("measure", "grid_main", "profile_main"):
+        monkeypatch.setattr(bench, runner, lambda *args, **kwargs: pytest.fail(f"{mode} ran"))
+    with pytest.raises(ValueError, match=f"{option} applies to {owner}, not to {mode}: leave it out"):
+        main([*MODES[mode], option, value])
 
 
 @pytest.mark.parametrize("argv, message", [
