@@ -360,26 +360,35 @@ def profile_main(args):
         raise ValueError(_profile_phrased(str(err), channels)) from None
     except MemoryError as err:
         raise ValueError(f"{too_big} ({err}); give a smaller --batch, --widths or input") from None
-    step, width = result["step"], max(len(repr(layer)) for layer, _, _ in result["layers"])
+    step, rest = result["step"], "the rest: softmax, loss, batch slices, timers"
+    title = "layer, in the order the forward pass runs them"
+    width = max(len(name) for name in [*(repr(layer) for layer, _, _ in result["layers"]), rest, title])
+    heads = ("forward ms", "backward ms", "total ms", "of the step")
 
     def ms(seconds):
         return "-" if seconds is None else f"{seconds * 1e3:.3f}"
+
+    def row(name, cells):
+        """A line of the table, each cell right-aligned under its heading (9 wide at least: 99999.999 ms)."""
+        return f"{name:<{width}}" + "".join(f"  {cell:>{max(len(head), 9)}}" for cell, head in zip(cells, heads))
+
+    def line(name, seconds, forward="", backward=""):
+        """A part's row: ``forward`` and ``backward`` (formatted) where the part has both, its
+        ``seconds`` in all and their share of the step."""
+        return row(name, (forward, backward, ms(seconds), f"{seconds / step:.0%}"))
     print(f"Where a training step spends its time: LeNet5 on {channels}x{size}x{size} random "
           f"images, batch {args.batch}, conv widths {args.widths}, float32, 1 thread\n"
           f"{cpu_name()}; numpy {np.__version__}; {blas_description()}; medians of {args.steps} steps "
           f"after {profiler.WARMUP} warm-up steps, each part timed inside the training loop\n")
-    print(f"{'layer, in the order the forward pass runs them':<{width}} {'forward ms':>11} "
-          f"{'backward ms':>12} {'of the step':>12}")
+    print(row(title, heads))
     for layer, forward, backward in result["layers"]:
-        share = ((forward or 0) + (backward or 0)) / step
-        print(f"{layer!r:<{width}} {ms(forward):>11} {ms(backward):>12} {share:12.0%}")
+        print(line(repr(layer), (forward or 0) + (backward or 0), ms(forward), ms(backward)))
     parts = sum((f or 0) + (b or 0) for _, f, b in result["layers"]) + result["update"]
     flops = model.flops() * args.batch
-    for name, seconds in (("AdamGD's update", result["update"]),
-                          ("the rest: softmax, loss, batch slices, timers", step - parts)):
-        print(f"{name:<{width}} {ms(seconds):>11} {'':>12} {seconds / step:12.0%}")
-    print(f"{'the whole step':<{width}} {ms(step):>11} {'':>12} {1:12.0%}   "
-          f"({flops / 1e9:.3f} GFLOP of products, {flops / step / 1e9:.1f} GFLOP/s)")
+    print(line("AdamGD's update", result["update"]))
+    print(line(rest, step - parts))
+    print(f"{line('the whole step', step)}   ({flops / 1e9:.3f} GFLOP of products, "
+          f"{flops / step / 1e9:.1f} GFLOP/s)")
 
 
 def _widths(text):

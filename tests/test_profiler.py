@@ -70,6 +70,24 @@ def test_bench_profile_prints_a_line_per_layer_and_the_whole_step(capsys):
     assert out.count("ReLU()") == 4 and "GFLOP/s" in out
 
 
+def test_bench_profile_puts_each_number_under_the_heading_that_says_what_it_is(capsys):
+    """The update's and the whole step's ms were printed under "forward ms"."""
+    main(["--profile", "3x16x16", "--batch", "2", "--steps", "2", "--widths", "4,8"])
+    lines = capsys.readouterr().out.splitlines()
+    head = next(line for line in lines if line.startswith("layer, in the order"))
+    names = ("forward ms", "backward ms", "total ms", "of the step")
+    ends = [head.index(name) + len(name) for name in names]
+    starts = [head.index(names[0]) - 1, *ends[:-1]]  # right-aligned cells, each up to its heading's end
+    for line in lines[lines.index(head) + 1:]:
+        cell = {name: line[start:end].strip() for name, start, end in zip(names, starts, ends)}
+        assert cell["of the step"].endswith("%"), line
+        if line.startswith(("AdamGD's update", "the rest", "the whole step")):
+            assert cell["forward ms"] == cell["backward ms"] == "" and float(cell["total ms"]) > 0, line
+        else:
+            assert float(cell["total ms"]) == pytest.approx(
+                float(cell["forward ms"]) + float(cell["backward ms"]), abs=2e-3), line
+
+
 @pytest.mark.parametrize("text", ["3x16", "3x16x17", "0x16x16", "ax16x16", "3x16x\u00b2"])
 def test_the_profile_input_must_be_channels_and_a_square_size(text):
     with pytest.raises(ValueError, match="CxSxS"):
