@@ -31,6 +31,8 @@ LINE_STYLES = ("-", "--", ":")  # for lines that may lie on one another (the gre
 # Each optimizer keeps its colour in every figure (notebook 04's step sizes and paths): the
 # colour of a label's first word.
 OPTIMIZER_COLOURS = {"AdamGD": "C0", "Adam": "C1", "SGD": "C3", "momentum": "C9"}
+# a legend below a figure's panels (legend_below): the inches of one line of its text
+LEGEND_LINE_INCHES = 0.19
 CJK_FONT = "Noto Sans CJK TC"  # Chinese, the original report's language (fonts-noto-cjk: make system-deps)
 
 
@@ -306,6 +308,18 @@ def plot_pixel_histograms(X, y, classes, bins=32, title="Grey levels per class")
     return fig
 
 
+def legend_below(figure, handles, labels, lines, **options):
+    """Put the legend of ``handles`` and ``labels`` below the panels of ``figure``, which grows by
+    ``lines`` lines of text to hold it (inside a panel, a legend covers the curves that run
+    there); ``options`` go to ``Figure.legend``. Lays the figure out (``tight_layout``)."""
+    width, height = figure.get_size_inches()
+    room = LEGEND_LINE_INCHES * lines
+    figure.set_size_inches(width, height + room)
+    legend = figure.legend(handles, labels, **{"loc": "lower left", "fontsize": 8, "frameon": False, **options})
+    figure.tight_layout(rect=(0, room / (height + room), 1, 1))
+    return legend
+
+
 def plot_live_curves(history, batches=(), title="Loss and accuracy", figure=None):
     """Loss and accuracy of one training run, drawn while it runs (the playground's curves).
 
@@ -313,7 +327,8 @@ def plot_live_curves(history, batches=(), title="Loss and accuracy", figure=None
     val_loss, val_acc``), one value per completed epoch; ``batches`` holds rows
     ``(position, running_loss, running_acc)`` per batch, ``position`` in epochs (batch 5 of
     20 in epoch 2 is 1.25). ``figure``: draw into this ``matplotlib.figure.Figure`` (one made
-    without pyplot, which is safe in a background thread); by default a new pyplot figure."""
+    without pyplot, which is safe in a background thread); by default a new pyplot figure. The
+    legend stands below the panels (:func:`legend_below`), clear of a run's low accuracies."""
     check_history(history)
     fig = figure if figure is not None else plt.figure(figsize=(9, 3.4))
     ax_loss, ax_acc = fig.subplots(1, 2)
@@ -338,9 +353,8 @@ def plot_live_curves(history, batches=(), title="Loss and accuracy", figure=None
         ax.grid(alpha=0.3)
     ax_loss.set(title="cross-entropy loss", xlabel="epoch", ylabel="loss (mean per image)")
     ax_acc.set(title="accuracy", xlabel="epoch", ylabel="fraction correct", ylim=(0, 1.05))
-    ax_acc.legend(fontsize=8, loc="lower right")
     fig.suptitle(title)
-    fig.tight_layout()
+    legend_below(fig, *ax_acc.get_legend_handles_labels(), lines=1, ncols=3)  # clear of low accuracies
     return fig
 
 

@@ -55,7 +55,7 @@ from .folders import resolve_root, split_dirs
 from .learning import beats_guessing
 from .playground_runs import (IMAGE_SIZES, VAL_SPLITS, RunSettings, check_settings, control_ranges,
                               differences, panel_phrasing, prepare, runs_table)
-from .plots import plot_live_curves, plot_run_curves
+from .plots import legend_below, plot_live_curves, plot_run_curves
 from .runs import run_folder
 from .sweep import SweepError, run_sweep
 from .train import HISTORY_KEYS
@@ -68,9 +68,8 @@ _DRAW_LOCK = threading.Lock()
 # again leaves the old panel training in its thread, its Stop button no longer shown).
 _PANELS = weakref.WeakSet()
 SWEEP_SEEDS = (0, 1)
-# Compare's legend, below the curves: the inches of one line; and each run's marker, by its tens
-# (runs 1-10 "o", 11-20 "s", ...: tab10's ten colours come round again at run 11)
-LEGEND_LINE_INCHES = 0.19
+# Compare's marker of each run, by its tens (runs 1-10 "o", 11-20 "s", ...: tab10's ten colours
+# come round again at run 11)
 COMPARE_MARKERS = ("o", "s", "^", "D", "v")
 # the panel's two columns of controls: training, then the model and its input
 CONTROL_COLUMNS = (("lr", "batch_size", "epochs", "optimizer", "train_size", "seed", "split"),
@@ -475,8 +474,8 @@ class Playground:
             self._drawn = time.perf_counter()
 
     def _figure(self):
-        """The curves' figure: the live curves of the current (or last) run, or with Compare
-        the validation curves of every run, their legend below the two panels (one line a run,
+        """The curves' figure, its legend below the two panels: the live curves of the current
+        (or last) run, or with Compare the validation curves of every run (the legend one line a run,
         the figure as tall as they need: inside the accuracy panel, a dozen runs' legend covered
         it), each run told apart by colour and, past tab10's ten colours, by its marker."""
         if not self.compare.value:
@@ -493,18 +492,15 @@ class Playground:
         plot_run_curves(histories, "Validation curves of this session's runs", splits=("val",), figure=figure)
         if not (len(figure.axes) == 2 and figure.axes[1].get_legend()):  # no finished epoch: a hint
             return figure
-        legend = LEGEND_LINE_INCHES * (len(histories) + 1)
-        figure.set_size_inches(9, 3.4 + legend)
         ax_loss, ax_acc = figure.axes
         for ax in (ax_loss, ax_acc):
             for k, line in enumerate(ax.get_lines()):
                 line.set(marker=COMPARE_MARKERS[k // 10 % len(COMPARE_MARKERS)], markersize=4)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # epochs, not 1.2, 1.4
         ax_acc.get_legend().remove()
-        figure.legend(ax_acc.get_lines(), list(histories), loc="lower left", fontsize=8, frameon=False,
-                      title="validation curves (the settings in which the runs differ; all in the table)",
-                      title_fontsize=8, alignment="left")
-        figure.tight_layout(rect=(0, legend / (3.4 + legend), 1, 1))
+        legend_below(figure, ax_acc.get_lines(), list(histories), lines=len(histories) + 1,
+                     title="validation curves (the settings in which the runs differ; all in the table)",
+                     title_fontsize=8, alignment="left")
         return figure
 
     def _show_table(self):

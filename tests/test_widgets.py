@@ -793,7 +793,21 @@ def test_plot_live_curves_draws_batches_with_a_gap_per_epoch_and_the_epoch_point
         assert list(train.get_ydata()) == history[f"train_{name}"]
         assert list(val.get_ydata()) == history[f"val_{name}"]
         assert ax.get_xlim() == pytest.approx((0, 2.06))
-    assert [t.get_text() for t in ax_acc.get_legend().get_texts()][2].startswith("validation")
+    [legend] = fig.legends
+    assert [t.get_text() for t in legend.get_texts()][2].startswith("validation")
+
+
+def test_the_live_legend_stands_below_the_panels_clear_of_a_low_accuracy():
+    """It stood in the accuracy panel's lower right, over the curves of a run stuck near chance."""
+    low = dict(epoch=[1, 2, 3], train_loss=[1.1, 1.1, 1.1], train_acc=[0.3, 0.32, 0.34],
+               val_loss=[1.1, 1.1, 1.1], val_acc=[0.3, 0.33, 0.35], seconds=[0.1] * 3)
+    figure = plot_live_curves(low, [(e / 2, 1.1, 0.3) for e in range(1, 7)], figure=Figure(figsize=(9, 3.4)))
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    [legend] = [ax.get_legend() for ax in figure.axes if ax.get_legend()] + figure.legends
+    box, frame = legend.get_window_extent(renderer), figure.bbox
+    assert all(not box.overlaps(ax.get_window_extent(renderer)) for ax in figure.axes)
+    assert all(box.y1 <= ax.get_tightbbox(renderer).y0 for ax in figure.axes)  # below the tick labels too
+    assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0  # all of it shown
 
 
 def test_plot_live_curves_draws_an_empty_run_into_a_given_figure_off_pyplot():
