@@ -36,7 +36,7 @@ import numpy as np
 
 from . import grid, profiler
 from .checks import integer
-from .cli import Parser, int_at_least, more_than_cores, phrase_settings
+from .cli import Parser, int_at_least, more_than_cores, parse_given, phrase_settings
 from .engine import blas_description
 from .ladder import lenet_conv_shapes, time_ladder
 from .model import KERNEL_ADVICE
@@ -427,19 +427,14 @@ def main(argv=None):
     parser.add_argument("--steps", type=int_at_least(1), default=20, help="--profile: timed steps (default %(default)s)")
     owners = (("the benchmark", ("repeats",)), ("--grid", ("rounds", "processes", "threads", "images")),
               ("--profile", ("batch", "widths", "steps")))
-    # None until given (argparse sets a default only where the namespace lacks the name), so that
-    # an option given at its default value is told from one left out
-    args = parser.parse_args(argv, argparse.Namespace(**{name: None for _, names in owners for name in names}))
+    args, given = parse_given(parser, argv, [name for _, names in owners for name in names])
     if args.profile is not None and args.grid:
         raise ValueError("--profile and --grid are two different measurements: give one of them")
     mode = "--profile" if args.profile is not None else "--grid" if args.grid else "the benchmark"
     for owner, names in owners:
-        given = [name for name in names if getattr(args, name) is not None]
-        if given and owner != mode:  # silently ignored otherwise
-            raise ValueError(f"--{given[0]} applies to {owner}, not to {mode}: leave it out")
-        for name in names:
-            if getattr(args, name) is None:
-                setattr(args, name, parser.get_default(name))
+        ignored = [name for name in names if name in given]
+        if ignored and owner != mode:  # silently ignored otherwise
+            raise ValueError(f"--{ignored[0]} applies to {owner}, not to {mode}: leave it out")
     if args.profile is not None:  # "--profile=" too: parse_input refuses it
         return profile_main(args)
     use_torch = importlib.util.find_spec("torch") is not None

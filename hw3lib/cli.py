@@ -56,6 +56,18 @@ def print_error(message, lines=True):
     print(f"error: {escaped(message, lines=lines)}", file=sys.stderr)
 
 
+def parse_given(parser, argv, names):
+    """``(args, given)``: ``parser``'s arguments from ``argv``, and the set of the options
+    ``names`` (their destinations) given on the command line, at their default value too, so
+    that a command can refuse one that it would ignore; those left out take their defaults."""
+    # argparse sets a default only where the namespace lacks the name: None marks one left out
+    args = parser.parse_args(argv, argparse.Namespace(**dict.fromkeys(names)))
+    given = {name for name in names if getattr(args, name) is not None}
+    for name in set(names) - given:
+        setattr(args, name, parser.get_default(name))
+    return args, given
+
+
 def int_at_least(low):
     """An argparse ``type``: an integer >= ``low``."""
     def parse(text):

@@ -57,7 +57,7 @@ from pathlib import Path
 import nbformat
 
 from .atomic import atomic_write
-from .cli import Parser, create_out, folder, int_at_least, refuse_file_in_the_way
+from .cli import Parser, create_out, folder, int_at_least, parse_given, refuse_file_in_the_way
 from .download import download
 from .export import PDF_INSTALL, REPORT_NAME, find_chromium, print_pdf, to_html
 from .folders import REPO_ROOT, resolve_root, split_folders
@@ -342,8 +342,8 @@ def main(argv=None):
     parser.add_argument("--timeout", type=int_at_least(1), default=DEFAULT_TIMEOUT,
                         metavar="SECONDS",
                         help=f"seconds one cell may run (default: {DEFAULT_TIMEOUT})")
-    args = parser.parse_args(argv)
-    if args.no_execute and args.timeout != parser.get_default("timeout"):  # silently ignored otherwise
+    args, given = parse_given(parser, argv, ["timeout"])
+    if args.no_execute and "timeout" in given:  # silently ignored otherwise
         raise ValueError("--timeout applies to executing the notebooks, not to --no-execute: leave "
                          "one of them out")
     refuse_file_in_the_way(args.out, "--out")  # before any work, not after executing the notebooks

@@ -666,6 +666,8 @@ def test_without_chromium_the_html_is_written_and_the_pdf_tool_named(tmp_path, m
     (["--out", ""], "argument --out: must name a folder, got an empty string"),
     (["--no-execute", "--timeout", "5"], "--timeout applies to executing the notebooks, not to "
                                          "--no-execute: leave one of them out"),
+    (["--no-execute", "--timeout", "1800"], "--timeout applies to executing the notebooks, not to "
+                                            "--no-execute: leave one of them out"),  # its default
     (["--out", "{file}"], "--out {file}: {file} is a file, not a folder; choose another --out"),
     (["--out", "{file}/sub"], "--out {file}/sub: {file} is a file, not a folder; choose another --out"),
 ])
