@@ -79,8 +79,8 @@ def main(argv=None, restore_signals=True):
     except BrokenPipeError as err:  # `| head -1`: the reader of the output went away, not a full disk
         _stdout_to_devnull()
         kept = "".join(f"; {note}" for note in getattr(err, "__notes__", ()))  # what train kept
-        print(f"error: the output was closed before {argv[0]} finished (a broken pipe: the program "
-              f"reading it, such as head, exited){kept}", file=sys.stderr)
+        print_error(f"the output was closed before {argv[0]} finished (a broken pipe: the program "
+                    f"reading it, such as head, exited){kept}", lines=False)
         return 2
     except ModuleNotFoundError as err:  # a tool of the report or playground, not the library's
         print(f"error: {argv[0]} needs the Python package {err.name!r}, which is not installed: "

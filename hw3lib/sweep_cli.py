@@ -234,8 +234,8 @@ def _report(args, space, result):
                           val_acc=round(best.mean, 6) if best else None, runs=counts,
                           learned=None if best is None else warning is None)))
     if counts["done"] == 0 and counts["failed"]:
-        print(f"error: every run of the sweep failed (the first: "
-              f"{_phrased(result.failures()[0].error, space)})", file=sys.stderr)
+        print_error(f"every run of the sweep failed (the first: "
+                    f"{_phrased(result.failures()[0].error, space)})")
         return 2
     return 3 if warning else 0
 

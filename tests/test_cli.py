@@ -763,6 +763,16 @@ def test_output_closed_during_train_says_what_out_keeps_and_resume_finishes_it(
     assert code in (0, 3) and json.loads(stdout.splitlines()[-1])["epochs"] == 3, err
 
 
+def test_output_closed_during_train_escapes_the_out_it_names(tmp_path, capsys, monkeypatch):
+    """The broken pipe's line names --out: a tab or escape code in it printed raw, where every
+    other error line escapes them."""
+    out = tmp_path / "a\tb\x1b[2Jrun"
+    monkeypatch.setattr(sys, "stdout", ReaderGoneAfter(3))
+    code, _, err = run_cli(capsys, "--data", fake_root(tmp_path), *QUICK[2:], "--epochs", 3, "--out", out)
+    assert code == 2 and "\x1b" not in err and "\t" not in err.rstrip("\n")
+    assert f"{tmp_path}/a\\tb\\x1b[2Jrun/checkpoint.npz" in err, err
+
+
 def test_a_bar_counts_the_images_read_when_reading_takes_a_while(tmp_path, capsys, monkeypatch):
     """30,000 images took minutes with one line on stderr, then nothing until training began.
     The bars show on a terminal only: into a file (``2> err.log``) their updates, ten a second,
