@@ -15,6 +15,7 @@ def display_width(text: str) -> int:
 
 
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0 controls (tab, newline), DEL, C1 controls
+NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?%?")  # 12, -0.125, 1e-03, 45%
 
 
 def escaped(text: str, lines: bool = False) -> str:
@@ -25,14 +26,25 @@ def escaped(text: str, lines: bool = False) -> str:
     return CONTROL.sub(lambda m: m[0] if lines and m[0] == "\n" else repr(m[0])[1:-1], text)
 
 
+def numeric(value) -> bool:
+    """Whether ``value`` belongs in a right-aligned column of numbers: an int or float (not a
+    bool: it prints as yes/no), a text that reads as one (a number formatted before: ``"0.1234"``,
+    ``"1e-03"``, ``"45%"``) or a missing value (None, ``"-"``, ``""``)."""
+    if isinstance(value, str):
+        return value in ("-", "") or NUMBER.fullmatch(value) is not None
+    return value is None or (isinstance(value, (int, float, np.integer, np.floating))
+                             and not isinstance(value, bool))
+
+
 @dataclass(frozen=True)
 class Table:
     """A small analysis result: ``columns`` and ``rows`` of values; ``str()`` prints it.
 
-    Text columns are left-aligned (control characters :func:`escaped`), numbers right-aligned
-    (in a terminal's columns: :func:`display_width`), floats printed with ``digits`` decimals
-    (a rounded -0 prints as 0), booleans as yes/no and None as "-", so the text is the same on
-    every machine. ``formats`` maps a column to a format of its own, e.g. ``{"ratio": "{:.3g}x"}``.
+    Columns of numbers (:func:`numeric`) are right-aligned, their header too, other columns
+    left-aligned (control characters :func:`escaped`), in a terminal's columns
+    (:func:`display_width`); floats are printed with ``digits`` decimals (a rounded -0 prints
+    as 0), booleans as yes/no and None as "-", so the text is the same on every machine.
+    ``formats`` maps a column to a format of its own, e.g. ``{"ratio": "{:.3g}x"}``.
     """
 
     columns: list[str]
@@ -82,7 +94,7 @@ class Table:
         like = self.rows if like is None else like
         cells = [[self._cell(v, c) for v, c in zip(row, self.columns)] for row in like]
         widths = [max(map(display_width, column)) for column in zip(self.columns, *cells)]
-        left = [all(isinstance(row[i], str) for row in like) for i in range(len(self.columns))]
+        left = [not all(numeric(row[i]) for row in like) for i in range(len(self.columns))]
 
         def join(texts):
             pads = [" " * (w - display_width(t)) for t, w in zip(texts, widths)]

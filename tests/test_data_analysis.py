@@ -31,9 +31,9 @@ def test_table_formats_and_aligns():
     rows = [("a", 3, 0.12345, True), ("bbb", np.int64(12), np.float32(-2.5), False)]
     table = Table(["name", "n", "x", "ok"], rows)
     assert str(table) == (
-        "name   n       x   ok\n"
+        "name   n       x  ok\n"
         "a      3   0.123  yes\n"
-        "bbb   12  -2.500   no"
+        "bbb   12  -2.500  no"
     )
 
 

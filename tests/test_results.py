@@ -360,8 +360,8 @@ def test_history_table_rounds_accuracy_to_3_and_loss_to_4_decimals():
                    val_loss=[0.57136, 0.00024], val_acc=[0.85261, 0.99773], seconds=[3.1, 2.9])
     assert str(results.history_table(history)).splitlines() == [
         "epoch  train loss  train acc  val loss  val acc",
-        "    1  0.5887      0.852      0.5714    0.853",
-        "    2  0.0002      1.000      0.0002    0.998",
+        "    1      0.5887      0.852    0.5714    0.853",
+        "    2      0.0002      1.000    0.0002    0.998",
     ]
 
 

@@ -15,6 +15,17 @@ def test_a_column_format_overrides_the_decimals_and_keeps_numbers_right_aligned(
                           "none     0.50       -")
 
 
+def test_a_column_of_numbers_formatted_before_is_right_aligned_as_numbers_are():
+    """Numbers passed as text ("0.1234", "1e-03", "45%"; missing "-" or None) were left-aligned
+    as words: their digits did not line up. A column of any other text stays left-aligned."""
+    table = Table(["epoch", "loss", "lr", "near", "test", "kept", "flips"],
+                  [(1, "2.3026", "1e-03", "5%", None, "3,4", True),
+                   (10, "0.0412", "0.0003", "45%", "-", "10", False)])
+    assert str(table) == ("epoch    loss      lr  near  test  kept  flips\n"
+                          "    1  2.3026   1e-03    5%     -  3,4   yes\n"
+                          "   10  0.0412  0.0003   45%     -  10    no")
+
+
 def test_format_error_hides_rounding_noise_but_shows_real_errors():
     assert format_error(4.4e-16, 1e-12) == format_error(6.7e-16, 1e-12) == "below 1e-12"
     assert format_error(4.2, 1e-12) == "4.2e+00"
