@@ -12,6 +12,7 @@ from matplotlib.ticker import NullFormatter
 
 from .checks import check_history, is_number
 from .im2col import conv_output_size
+from .tables import value_text
 
 HIGHLIGHT = "tab:orange"
 # The report (hw3lib.export) prints a figure at most PRINTED_WIDTH inches wide: its text column,
@@ -563,26 +564,18 @@ def plot_leakage(audit, title="How close held-out images are to training images,
     return fig
 
 
-def _value_text(value):
-    """A setting's value as a tick label: booleans no/yes (as the tables print them), floats
-    with 3 significant digits."""
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
 def _axis_values(values):
     """Positions for ``values`` on an axis: the numbers themselves when all are numbers
     (booleans not), else 0, 1, ... in sorted order of their text, with the tick labels."""
     if all(is_number(v) for v in values):
         return {v: v for v in values}, None
-    labels = sorted({_value_text(v) for v in values})
-    return {v: labels.index(_value_text(v)) for v in values}, labels
+    labels = sorted({value_text(v) for v in values})
+    return {v: labels.index(value_text(v)) for v in values}, labels
 
 
 def _log_ticks(values, inches=2.8, char_inches=0.08):
     """Ticks for a log axis of ``values`` about ``inches`` wide whose labels
-    (:func:`_value_text`, about ``char_inches`` a character) do not overlap: the values
+    (:func:`value_text`, about ``char_inches`` a character) do not overlap: the values
     themselves when few and far enough apart, else 1-2-5, 1-3 or 1 times the powers of ten
     within their range (the two ends, or the lowest alone, when fewer than two fall there)."""
     low, high = min(values), max(values)
@@ -592,7 +585,7 @@ def _log_ticks(values, inches=2.8, char_inches=0.08):
 
     def readable(ticks):
         return all(math.log10(b / a) / span * inches
-                   >= char_inches * (len(_value_text(a)) + len(_value_text(b))) / 2 + 0.1
+                   >= char_inches * (len(value_text(a)) + len(value_text(b))) / 2 + 0.1
                    for a, b in zip(ticks, ticks[1:]))
 
     decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
@@ -628,7 +621,7 @@ def plot_sweep(params, values, names, log=(), title=None, labels=None):
         elif name in log:
             ax.set_xscale("log")
             ticks = _log_ticks(list(position))
-            ax.set_xticks(ticks, [_value_text(float(t)) for t in ticks])
+            ax.set_xticks(ticks, [value_text(float(t)) for t in ticks])
             ax.xaxis.set_minor_formatter(NullFormatter())  # matplotlib labels them in a short range
         label = (labels or {}).get(name, name)
         ax.set(xlabel=label, title=label)
@@ -665,8 +658,8 @@ def plot_sweep_heatmap(params, means, x, y, title=None, labels=None, floor=0.95,
         if not np.isnan(value):  # white on viridis's dark lower half
             ax.text(j, i, f"{value:.3f}" + ("*" if marked[i, j] else ""), ha="center", va="center",
                     fontsize=SMALL, color="white" if value < (low + 1.0) / 2 else "black")
-    ax.set_xticks(range(len(xs)), [_value_text(v) for v in xs])
-    ax.set_yticks(range(len(ys)), [_value_text(v) for v in ys])
+    ax.set_xticks(range(len(xs)), [value_text(v) for v in xs])
+    ax.set_yticks(range(len(ys)), [value_text(v) for v in ys])
     labels = labels or {}
     ax.set(xlabel=labels.get(x, x), ylabel=labels.get(y, y),
            title=title or "Mean validation accuracy over the seeds")

@@ -22,6 +22,7 @@ from .learning import learning_warning
 from .runs import checkpoint_path
 from .sweep import JOURNAL, PRUNERS, SweepError, default_workers, run_sweep
 from .sweep_space import config_for
+from .tables import value_text
 from .train import FitResult
 
 EXAMPLES = """examples:
@@ -277,4 +278,5 @@ def _checkpoints_text(files, folder):
 
 
 def _settings_text(params):
-    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+    """Settings in the table's words (:func:`~hw3lib.tables.value_text`): ``hflip=no, lr=0.00123``."""
+    return ", ".join(f"{k}={value_text(v)}" for k, v in params.items())

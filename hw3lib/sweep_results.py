@@ -11,7 +11,7 @@ from .checks import is_number
 from .config import TrainConfig
 from .sweep_space import Sweep, config_for, setting_label
 from .sweep_study import first_attempt, params_of
-from .tables import Table
+from .tables import Table, value_text
 from .train import epoch_rank
 
 
@@ -158,7 +158,7 @@ class SweepResult:
         rows = []
         for s in sorted(self.settings(), key=Setting.rank):
             seconds = [float(np.mean([r.seconds for r in s.runs]))] if timings else []
-            rows.append((*(_shown(s.params[name]) for name in self.sweep.space),
+            rows.append((*(value_text(s.params[name]) for name in self.sweep.space),
                          s.mean, s.spread, min(s.values, default=None), max(s.values, default=None),
                          None if s.loss is None else f"{s.loss:.4f}",
                          ",".join(str(r.best_epoch) for r in s.runs), *seconds,
@@ -204,11 +204,6 @@ class SweepResult:
                 return len(numbers) == len(d.choices) and min(numbers) > 0 and max(numbers) >= 10 * min(numbers)
             return d.log
         return [name for name, d in self.sweep.space.items() if log(d)]
-
-
-def _shown(value):
-    """A setting's value for the table: floats with 3 significant digits (sampled ones have more)."""
-    return f"{value:.3g}" if isinstance(value, float) else value
 
 
 def sweep_result(study):

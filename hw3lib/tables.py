@@ -36,6 +36,15 @@ def numeric(value) -> bool:
                              and not isinstance(value, bool))
 
 
+def value_text(value) -> str:
+    """A setting's value as people read it, in a table, a line or a tick label: a boolean
+    yes/no (as :class:`Table` prints one), a float with 3 significant digits (a sampled one
+    has more), else ``str``."""
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 @dataclass(frozen=True)
 class Table:
     """A small analysis result: ``columns`` and ``rows`` of values; ``str()`` prints it.

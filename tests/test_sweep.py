@@ -841,6 +841,19 @@ def test_the_sweep_command_prints_the_table_failures_best_and_writes_the_figures
     assert (tmp_path / "sweep.png").stat().st_size > 0 and (tmp_path / "heatmap.png").stat().st_size > 0
 
 
+def test_the_table_and_the_best_line_say_a_settings_value_in_the_same_words(tmp_path, root, capsys):
+    """The table said no and 0.00123 where the best line said hflip=False and lr=0.00123456
+    (its JSON line keeps false and every digit)."""
+    argv = ["sweep", "--param", "hflip=false", "--param", "lr=0.00123456", "--set", "epochs=1", *TINY_SETS,
+            "--workers", "1", "--out", str(tmp_path), "--data", str(root), "--no-progress"]
+    assert hw3lib_main(argv) in (0, 3)  # 3: one epoch did not learn, which does not matter here
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:2] == ["hflip", "lr"] and out[1].split()[:2] == ["no", "0.00123"]
+    [best] = [line for line in out if line.startswith("best: ")]
+    assert best.startswith("best: hflip=no, lr=0.00123, validation accuracy ")
+    assert json.loads(out[-1])["best"] == {"hflip": False, "lr": 0.00123456}
+
+
 def test_a_figure_of_an_earlier_sweep_in_the_same_out_is_not_left_beside_this_ones(tmp_path, root, capsys):
     """A sweep of lr and momentum wrote heatmap.png; a sweep of lr alone in the same --out left it
     there, a heat map of other settings beside this sweep's sweep.png; a sweep of seeds alone
