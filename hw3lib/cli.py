@@ -16,7 +16,7 @@ from pathlib import Path
 from .atomic import lock_path
 from .checks import dead_link
 from .data import DataError
-from .folders import resolve_root, split_files
+from .folders import SPLITS, resolve_root, split_files, split_folders
 from .images import parse_image_size
 from .model import KERNEL_ADVICE
 from .processes import process_running, start_seconds
@@ -174,6 +174,21 @@ def refuse_file_in_the_way(path, option, given=None):
         what = dead_link(in_the_way) or "a file"
         raise ValueError(f"{option} {given or path}: {in_the_way} is {what}, not a folder; "
                          f"choose another {option}")
+
+
+def refuse_out_in_data(out, data, option="--out"):
+    """ValueError when ``out`` (the folder given as ``option``) is, or lies in, a split folder of
+    the dataset at ``data`` (``--data``; None: ``$HW3_DATA``, then ``data/``): the files written
+    there would become part of the dataset, which every later read of it refuses (or reads as a
+    class). Creates nothing; a dataset that cannot be found is left for loading to name."""
+    root, where = resolve_root(data), Path(out).resolve()
+    for split in SPLITS:
+        for folder in split_folders(root, split):
+            if where.is_relative_to(folder.resolve()):
+                raise ValueError(f"{option} {out} is inside the dataset's {split} split folder "
+                                 f"{folder}: the run's files written there would become part of "
+                                 f"the dataset and break it. Choose an {option} outside {folder} "
+                                 f"(e.g. {root / 'runs'})")
 
 
 def try_writing(folder, nbytes=0):

@@ -13,6 +13,7 @@ from .atomic import LockHeld, LockTimeout, atomic_write, claimed, remove_leftove
 from .checkpoint import CheckpointError, load_checkpoint
 from .cli import (RUN, TRAIN_OPTIONS, Parser, announce_reading, create_out, folder, fraction, image_size,
                   int_at_least, more_than_cores, phrased, print_error, refuse_file_in_the_way,
+                  refuse_out_in_data,
                   show_progress)
 from .config import TrainConfig
 from .data import MODES, SPLIT_METHODS, DataError
@@ -125,10 +126,12 @@ def main(argv=None):
         raise
 
 
-def _check_out(out, files):
+def _check_out(out, files, data):
     """Refuse, before any work and creating nothing, an ``out`` that could not hold a run's
-    ``files``: ValueError naming ``out`` as given and the fix."""
+    ``files``, or lies in a split folder of the dataset at ``data`` (``--data``): ValueError
+    naming ``out`` as given and the fix."""
     refuse_file_in_the_way(out, "--out")
+    refuse_out_in_data(out, data)
     for path in files:
         if path.is_dir():
             raise ValueError(f"{path} is a folder, where the run writes its {path.name}; move it "
@@ -205,7 +208,7 @@ def _train_command(args, claim):
         val_fraction=args.val_fraction).items() if value is not None}
     config = TrainConfig(**given)
     checkpoint_path, history_path = args.out / "checkpoint.npz", args.out / "history.json"
-    _check_out(args.out, (checkpoint_path, history_path))
+    _check_out(args.out, (checkpoint_path, history_path), args.data)
     claimed_out = args.out.is_dir() and _claim_out(claim, args.out)  # before reading what it holds
     has_run = _has_run(checkpoint_path)
     resume = None

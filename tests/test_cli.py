@@ -648,6 +648,26 @@ def test_checks_that_fail_create_no_out_folder(tmp_path, capsys):
         assert code == 2 and words in err and not out.exists()
 
 
+@pytest.mark.parametrize("inside, split", [("Data_train", "train"), ("Data_test/A/run", "test")])
+def test_an_out_inside_a_split_folder_of_the_data_is_refused_before_it_breaks_the_data(
+        tmp_path, capsys, monkeypatch, inside, split):
+    """Such an --out trained, then its checkpoint.npz and history.json in the dataset refused
+    every later run on it, --resume included."""
+    root = fake_root(tmp_path)
+    before = dataset_sha256(root)
+    for data in (["--data", root], []):  # given, or $HW3_DATA's
+        monkeypatch.setenv("HW3_DATA", str(root))
+        code, stdout, err = run_cli(capsys, *data, *QUICK, "--out", root / inside)
+        folder = root / f"Data_{split}"
+        assert code == 2 and stdout == "" and err == (
+            f"error: --out {root / inside} is inside the dataset's {split} split folder {folder}: "
+            "the run's files written there would become part of the dataset and break it. Choose "
+            f"an --out outside {folder} (e.g. {root / 'runs'})\n")
+    assert dataset_sha256(root) == before and not (root / "Data_test/A/run").exists()
+    code, _, err = run_cli(capsys, "--data", root, *QUICK, "--out", root / "runs")  # beside: fine
+    assert code == 0, err
+
+
 def test_a_setting_a_command_has_no_option_for_stays_as_the_library_names_it():
     from hw3lib.cli import phrased
     assert phrased("Fix: TrainConfig(image_size='64x64') or TrainConfig(kernel_size=3)") == (
