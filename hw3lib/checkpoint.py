@@ -104,7 +104,8 @@ class Checkpoint:
         return LeNet5(dtype=np.dtype(kwargs.pop("dtype")), **kwargs)
 
     def problem(self):
-        """What makes this checkpoint unusable, in words, or None: weights, optimizer state or
+        """What makes this checkpoint unusable, in words, or None: a ``model_config`` of another
+        architecture than ``config`` builds (its mode's channels, its ``model``), weights, optimizer state or
         normalisation that do not fit the model of ``model_config`` and the optimizer of
         ``config``, numbers that are not finite, a history that is not one row per epoch up to
         ``epoch`` (``best_epoch`` among them), classes or a test record that do not fit."""
@@ -113,6 +114,12 @@ class Checkpoint:
         except (KeyError, TypeError, ValueError) as err:
             return (f"its model_config {self.model_config!r} builds no model "
                     f"({type(err).__name__}: {err})")
+        differences = self.config.architecture_differences(model.config)
+        if differences:  # fit refuses such a pair: the file was edited, or written by hand
+            return ("its model_config and config disagree on the model: " + "; ".join(
+                f"{key} {have!r} in model_config, {wanted!r} by config" for key, have, wanted
+                in differences) + f" (config's mode {self.config.mode!r})" * any(
+                key == "in_channels" for key, _, _ in differences))
         own, channels = model.get_params(), model.input_shape[0]
         normaliser = {"mean": np.zeros(channels), "std": np.ones(channels)}
         for prefix, arrays, expected, exact in (

@@ -11,7 +11,7 @@ import numpy as np
 from .checks import integer
 from .data import MODES, check_validation_split, load_dataset
 from .images import check_mode, parse_image_size
-from .model import LeNet5
+from .model import LeNet5, architecture
 from .optim import SGD, AdamGD
 
 # LeNet5 arguments that TrainConfig.model may set; the rest come from the data and the seed.
@@ -130,6 +130,15 @@ class TrainConfig:
         ``(H, W)`` is ``input_size`` (pass the data's, :attr:`hw3lib.data.Dataset.image_size`),
         else ``image_size``, else 32 x 32; ``model["input_size"]`` overrides them."""
         return LeNet5(**self._model_arguments(num_classes, input_size))
+
+    def architecture_differences(self, arguments):
+        """``(name, the model's, this config's)`` for each setting of
+        :func:`~hw3lib.model.architecture` in which the :class:`LeNet5` of ``arguments`` (its
+        ``config``) differs from the one this config builds for as many classes and images of
+        its size (the seed aside: weights are the model's own)."""
+        have = architecture(arguments)
+        wanted = architecture(self.build_model(have["num_classes"], have["input_size"]).config)
+        return [(key, have[key], wanted[key]) for key in have if have[key] != wanted[key]]
 
     def _model_arguments(self, num_classes, input_size=None):
         return {"in_channels": self.channels, "num_classes": num_classes, "seed": self.seed,

@@ -44,7 +44,7 @@ from .engine import engine_stamp
 from .images import TransparentPixels, read_image, warnings_gathered
 from .losses import CrossEntropyLoss
 from .metrics import accuracy
-from .model import LeNet5, Sequential, architecture, batch_axis_fix, channels_last
+from .model import LeNet5, Sequential, batch_axis_fix, channels_last
 from .parallel import SplitBatch, check_threads
 
 EVAL_BATCH = 256
@@ -213,12 +213,10 @@ def _check_model_fits_config(model, config):
     (:meth:`TrainConfig.build_model`; its seed aside, as the model's weights are its own): the
     checkpoint records both, and a run whose config says another model predicts its image
     files in the config's channel mode and cannot be resumed from ``config.build_model``."""
-    have = architecture(model.config)
-    wanted = architecture(config.build_model(model.num_classes, have["input_size"]).config)
-    differ = [f"{key} {have[key]!r} (the config's {wanted[key]!r})" for key in have
-              if have[key] != wanted[key]]
-    if differ:
-        mode = f", mode={config.mode!r}" if have["in_channels"] != wanted["in_channels"] else ""
+    differences = config.architecture_differences(model.config)
+    if differences:
+        differ = [f"{key} {have!r} (the config's {wanted!r})" for key, have, wanted in differences]
+        mode = f", mode={config.mode!r}" if any(key == "in_channels" for key, _, _ in differences) else ""
         raise ValueError(f"the model differs from the one the config builds: {'; '.join(differ)}"
                          f"{mode}. The run would record the config's settings. Fix: build the model "
                          "with config.build_model(len(data.classes), data.image_size), or set "

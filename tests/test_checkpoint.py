@@ -349,6 +349,15 @@ MALFORMED = {  # what is wrong -> (the change, words of the message)
     "engine": (set_entry("engine", 3), "its engine 3 is not a string"),
     "threads": (set_entry("threads", 0), "its threads 0 is no count of threads"),
     "no mean": (lambda arrays, meta: arrays.pop("mean"), "it has no 'mean' entry"),
+    # loaded, predict read image files in the config's mode and refused them for the model's
+    "config of another mode than the model": (
+        lambda arrays, meta: meta["config"].update(mode="RGB"),
+        "its model_config and config disagree on the model: in_channels 1 in model_config, 3 by "
+        "config (config's mode 'RGB')"),
+    # loaded, it predicted with an activation its weights were not trained with
+    "model_config of another activation than the config": (
+        lambda arrays, meta: meta["model_config"].update(activation="tanh"),
+        "activation 'tanh' in model_config, 'relu' by config"),
 }
 
 
