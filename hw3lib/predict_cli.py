@@ -78,8 +78,11 @@ def _classify_one(run, path):
 
 def run_path(path):
     """The checkpoint of a run: ``path`` itself, or ``path/checkpoint.npz`` for the folder that
-    ``train --out`` wrote; ValueError naming what is missing."""
+    ``train --out`` wrote (whatever is there, for loading to name); ValueError naming what is
+    missing."""
     checkpoint = path / "checkpoint.npz" if path.is_dir() else path
+    if checkpoint != path and (checkpoint.exists() or checkpoint.is_symlink()):
+        return checkpoint  # a folder or a broken link there: load_checkpoint names it
     if not checkpoint.is_file():
         if (path / "checkpoints").is_dir():  # a sweep's --out: one checkpoint per run under it
             raise ValueError(f"no run at {path}: it is a sweep's --out, which keeps one checkpoint "

@@ -125,6 +125,25 @@ def test_a_run_being_trained_is_noted_as_training_not_as_stopped(trained, capsys
     assert "this run stopped after 2" in predict(capsys, tmp_path, test / "digit0" / "0.png")[2]
 
 
+@pytest.mark.parametrize("inside, message", [
+    ("folder", "{out}/checkpoint.npz is a folder, not a checkpoint file; move it away"),
+    ("broken link", "{out}/checkpoint.npz is a broken symbolic link (to {out}/gone.npz); point it at"),
+])
+def test_what_stands_in_a_runs_folder_as_its_checkpoint_is_named(trained, capsys, tmp_path, inside,
+                                                                  message):
+    """It was "no run at OUT: it holds no checkpoint.npz", which it held, as a folder or a link."""
+    run, test = trained
+    out = tmp_path / "run"
+    out.mkdir()
+    if inside == "folder":
+        (out / "checkpoint.npz").mkdir()
+    else:
+        (out / "checkpoint.npz").symlink_to(out / "gone.npz")
+    code, stdout, err = predict(capsys, out, test)
+    assert (code, stdout, len(err.splitlines())) == (2, "", 1)
+    assert err.startswith("error: " + message.format(out=out)), err
+
+
 @pytest.mark.parametrize("argv, message", [
     (("{tmp}/nowhere", "{test}"), "no run at {tmp}/nowhere: no such file or folder; give the folder "
                                    "`train --out` wrote, or its checkpoint.npz"),
