@@ -176,7 +176,16 @@ def _has_run(checkpoint_path):
 
 def _holds_a_run(out, checkpoint_path):
     """The error of a fresh run into ``out``, which holds a run at ``checkpoint_path``: its
-    checkpoint (and its count of test evaluations) would be lost."""
+    checkpoint (and its count of test evaluations) would be lost. One that cannot be loaded
+    (so not resumed either) is named as :func:`load_checkpoint` names it."""
+    try:
+        load_checkpoint(checkpoint_path)
+    except CheckpointError as err:
+        return ValueError(f"--out {out} already holds {checkpoint_path}, which a fresh run would "
+                          f"write over and --resume cannot go on with ({err}). Move that file "
+                          "away, or choose another --out")
+    except OSError:  # gone meanwhile, or unreadable: refused as a run all the same
+        pass
     return ValueError(f"--out {out} already holds a run ({checkpoint_path}): go on with it with "
                       "--resume, or choose another --out (or delete it)")
 

@@ -378,6 +378,20 @@ def test_a_fresh_run_into_an_out_holding_a_run_is_refused_and_loses_nothing(tmp_
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+def test_a_fresh_run_into_an_out_holding_a_file_resume_cannot_read_says_so_not_to_resume(tmp_path, capsys):
+    """It said "already holds a run: go on with it with --resume", which then refused the file."""
+    root, out = fake_root(tmp_path), tmp_path / "run"
+    out.mkdir()
+    np.savez(out / "checkpoint.npz", weights=np.zeros(3))  # another program's .npz
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--out", out)
+    assert code == 2 and stdout == "" and len(err.splitlines()) == 1
+    assert err.startswith(f"error: --out {out} already holds {out / 'checkpoint.npz'}, which a fresh "
+                          "run would write over and --resume cannot go on with ("
+                          f"{out / 'checkpoint.npz'} is not a valid checkpoint: it has no meta array")
+    assert err.endswith("). Move that file away, or choose another --out\n") and "--resume," not in err
+    assert list(np.load(out / "checkpoint.npz")) == ["weights"]
+
+
 def test_a_run_into_an_out_another_train_command_writes_to_is_refused_naming_it(tmp_path, capsys):
     """While one `train` writes to --out, another (fresh or --resume) is refused at once naming
     its process and lock, and writes nothing there; once the first is killed (SIGKILL: nothing
