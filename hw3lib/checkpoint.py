@@ -37,7 +37,9 @@ class TestRecord:
     accuracy: float
     probs: np.ndarray
     data_sha256: str
-PICKLED = "holds a pickled object; checkpoints are loaded with allow_pickle=False and never unpickle"
+PICKLED = ("holds a pickled object, which checkpoints never unpickle (loaded with allow_pickle=False: "
+           "unpickling runs whatever code the file names); give a checkpoint that `python -m hw3lib "
+           "train` or fit wrote, or train afresh")
 
 
 class CheckpointError(ValueError):
@@ -322,7 +324,7 @@ def _read_npz(path):
         raise
     except ValueError as err:
         if "Object arrays cannot be loaded" in str(err):  # numpy's words for a pickled array
-            raise CheckpointError(f"{path} {PICKLED} ({err})") from None
+            raise CheckpointError(f"{path} {PICKLED}") from None
         raise _corrupt(path, err) from None
     except MemoryError:
         raise

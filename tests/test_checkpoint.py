@@ -252,11 +252,14 @@ def test_pickled_objects_are_refused_and_never_unpickled(saved, tmp_path):
     buf = io.BytesIO()
     np.savez(buf, **arrays)  # numpy pickles the object array
     path.write_bytes(buf.getvalue())
-    with pytest.raises(CheckpointError, match="pickled object"):
+    fix = "; give a checkpoint that `python -m hw3lib train` or fit wrote, or train afresh"
+    with pytest.raises(CheckpointError, match="pickled object") as err:
         load_checkpoint(path)
+    assert str(err.value).endswith(fix)  # it named the cause alone
     path.write_bytes(pickle.dumps(Trap(marker)))
-    with pytest.raises(CheckpointError, match="pickled object"):
+    with pytest.raises(CheckpointError, match="pickled object") as err:
         load_checkpoint(path)
+    assert str(err.value).endswith(fix)
     assert not marker.exists()
 
 
