@@ -246,7 +246,13 @@ class Sequential:
             raise ValueError(f"params must be a dict of arrays keyed {', '.join(list(own)[:2])}, ..., "
                              f"as get_params returns it, got a {type(params).__name__}")
         if set(params) != set(own):
-            raise ValueError(f"parameter names differ: expected {sorted(own)}, got {sorted(params)}")
+            fix = ""
+            if {f"best.{k}" for k in own} <= set(params):  # np.load of a checkpoint
+                fix = (": these are a checkpoint's arrays. Fix: hw3lib.checkpoint.load_checkpoint("
+                       "path, model) loads its kept weights into the model (and returns the "
+                       "checkpoint, whose mean and std normalise the inputs), or "
+                       "hw3lib.train.FitResult.load(path) the whole run, which predicts raw images")
+            raise ValueError(f"parameter names differ: expected {sorted(own)}, got {sorted(params)}{fix}")
         for k, p in params.items():
             if np.asarray(p).dtype.kind not in "iuf":
                 got = f"{p.dtype} values" if isinstance(p, np.ndarray) else f"a {type(p).__name__}"

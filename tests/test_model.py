@@ -169,6 +169,20 @@ def test_set_params_rejects_other_shapes_and_names():
         model.set_params(None)  # failed in set(None)
 
 
+def test_set_params_given_a_checkpoints_arrays_names_the_loader(tmp_path):
+    """set_params(dict(np.load(checkpoint))) listed the names that differ, and no way to load it."""
+    model = LeNet5()
+    own = model.get_params()
+    arrays = {"meta": np.array("{}"), "mean": np.zeros(1), **{f"{group}.{k}": v for k, v in own.items()
+                                                             for group in ("params", "best")}}
+    with pytest.raises(ValueError, match=r"names differ: .*: these are a checkpoint's arrays. Fix: "
+                                         r"hw3lib.checkpoint.load_checkpoint\(path, model\) loads"):
+        model.set_params(arrays)
+    with pytest.raises(ValueError) as err:
+        model.set_params({"W1": own["W1"]})
+    assert "checkpoint" not in str(err.value)
+
+
 def test_loss_finite_for_underflowing_probabilities_and_one_hot_labels():
     cost = CrossEntropyLoss()
     for dtype in (np.float32, np.float64):
