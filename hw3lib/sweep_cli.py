@@ -13,7 +13,8 @@ from optuna.distributions import FloatDistribution, IntDistribution
 
 from .checkpoint import CheckpointError
 from .checks import is_number
-from .cli import Parser, folder, more_than_cores, parse_seeds, phrase_settings, print_error, show_progress
+from .cli import (Parser, folder, more_than_cores, parse_seeds, phrase_settings, print_error,
+                  refuse_out_in_data, show_progress)
 from .config import TrainConfig
 from .data import DataError, validation_mask
 from .download import course_copy_note
@@ -184,6 +185,7 @@ def _sweep_command(args):
         base = TrainConfig(**fixed)
     except ValueError as err:
         raise ValueError(f"--set: {err}") from None
+    refuse_out_in_data(args.out, args.data)  # its checkpoints would become part of the data
     for note in (more_than_cores("--workers", args.workers, "workers"),
                  course_copy_note(args.data)):
         if note:

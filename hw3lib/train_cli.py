@@ -13,8 +13,7 @@ from .atomic import LockHeld, LockTimeout, atomic_write, claimed, remove_leftove
 from .checkpoint import CheckpointError, load_checkpoint
 from .cli import (RUN, TRAIN_OPTIONS, Parser, announce_reading, create_out, folder, fraction, image_size,
                   int_at_least, more_than_cores, phrased, print_error, refuse_file_in_the_way,
-                  refuse_out_in_data,
-                  show_progress)
+                  refuse_out_in_data, show_progress)
 from .config import TrainConfig
 from .data import MODES, SPLIT_METHODS, DataError
 from .download import course_copy_note, dataset_sha256

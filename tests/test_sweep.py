@@ -913,6 +913,18 @@ def test_more_workers_than_cores_are_noted_before_the_sweep_runs_and_no_more_tha
     assert started == [2, 2]
 
 
+def test_an_out_inside_a_split_folder_of_the_data_is_refused_before_any_run(tmp_path, capsys):
+    """A sweep's checkpoints written into train/ or test/ would become part of the dataset, which
+    every later read of it then refuses."""
+    root = write_banded_root(tmp_path / "data")
+    out = root / "Data_train" / "sweep"
+    argv = ["sweep", "--param", "lr=1e-3,2e-3", "--set", "epochs=1", *TINY_SETS, "--workers", "1",
+            "--out", str(out), "--data", str(root), "--no-progress"]
+    assert hw3lib_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --out {out} is inside the dataset's train split folder") and not out.exists()
+
+
 @pytest.mark.parametrize("also", [[], ["--param", "momentum=0,0.9"]])  # with a heat map too
 def test_a_sweep_whose_every_run_failed_ends_with_an_error(tmp_path, root, capsys, also):
     argv = ["sweep", "--param", "lr=1e300,2e300", *also, "--set", "optimizer=sgd", "--set", "epochs=1",
