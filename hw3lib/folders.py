@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from .checks import dead_link
-from .images import SUFFIXES, DataError, open_file, rename_suffix, sniff
+from .images import SUFFIXES, DataError, open_file, other_format, rename_suffix, sniff
 
 REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout: hw3lib/, data/, notebooks/, runs/
 DEFAULT_ROOT = REPO_ROOT / "data"
@@ -217,12 +217,17 @@ def _entries(folder: Path, want_dirs: bool) -> list[Path]:
 def _fix_for(path: Path) -> str:
     """The advice for a file whose name does not end as an image's: renaming it where its first
     bytes are of a format hw3lib reads (a ``.jfif`` or ``.jpe`` JPEG, a suffix-less PNG),
+    converting it where they are of another image format (:func:`hw3lib.images.other_format`),
     else moving it out or converting it."""
     try:
         with open_file(path) as f:  # a named pipe is not waited on
-            found = sniff(f.read(16))
+            head = f.read(16)
     except (OSError, DataError):
-        found = None
+        head = b""
+    found = sniff(head)
+    if other := other_format(head):
+        return (f"it is an image in the {other} format, which hw3lib does not read: convert it to "
+                "PNG or JPEG, or move it out of the dataset folder.")
     if found is None:
         return "move it out of the dataset folder, or convert it to PNG or JPEG if it is an image."
     return (f"it is a {found} image: rename it to end in {rename_suffix(found)}, or move it out "

@@ -5,8 +5,9 @@ channel modes of :data:`MODES`:
 
 - **Formats**: PNG, JPEG, BMP, GIF, TIFF and WebP (the names of :data:`SUFFIXES`), recognised
   by their first bytes. A file whose bytes are of another format than its name says (a JPEG
-  named ``.png``) is refused naming both. Animated GIFs and multi-page TIFFs give their first
-  frame; a photo's EXIF orientation is applied, as image viewers do.
+  named ``.png``) is refused naming both; one of an image format not read (a phone's HEIC, a
+  PSD: :func:`other_format`) naming that format, to convert. Animated GIFs and multi-page
+  TIFFs give their first frame; a photo's EXIF orientation is applied, as image viewers do.
 - **Bit depth**: 8-bit values are divided by 255, 16-bit grey values (Pillow mode ``I;16``)
   by 65535: exact, never clipped (Pillow's own ``convert("L")`` clips them at 255). Pillow
   reads 16-bit colour PNGs, and 16-bit grey PNGs with alpha, at 8-bit precision. Signed or 32-bit
@@ -60,6 +61,14 @@ SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".gif
             ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
 SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"BM": "BMP", b"GIF87a": "GIF",
               b"GIF89a": "GIF", b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
+READABLE = ", ".join(sorted(set(SUFFIXES.values())))  # the formats read, for messages
+# the first bytes of image formats that hw3lib does not read -> their names, so such a file is named
+# an image to convert, not "not an image" (a HEIF's or AVIF's brand follows "ftyp": see other_format)
+OTHER_SIGNATURES = {b"8BPS": "Photoshop (PSD)", b"\x00\x00\x01\x00": "Windows icon (ICO)",
+                    b"\xffO\xffQ": "JPEG 2000", b"\x00\x00\x00\x0cjP  \r\n\x87\n": "JPEG 2000",
+                    b"\xff\n": "JPEG XL", b"\x00\x00\x00\x0cJXL \r\n\x87\n": "JPEG XL", b"qoif": "QOI"}
+HEIF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"heim": "HEIC", b"heis": "HEIC", b"hevc": "HEIC",
+               b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF"}
 RESAMPLE = Image.Resampling.BILINEAR
 # an 8-bit grey or RGB image other than a JPEG, to be resized, is first shrunk by whole factors
 # while each side stays at least this many times its size: within 3/255 of the pixels resized whole
@@ -164,6 +173,17 @@ def sniff(body: bytes) -> str | None:
     return next((fmt for sig, fmt in SIGNATURES.items() if body.startswith(sig)), None)
 
 
+def other_format(head: bytes) -> str | None:
+    """The name of the image format hw3lib does not read that ``head`` (a file's first 16 bytes)
+    starts with: HEIC/HEIF/AVIF (phones' photos), PSD, ICO, JPEG 2000, JPEG XL, QOI, or a
+    Netpbm image (PBM/PGM/PPM); None for any other."""
+    if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
+        return HEIF_BRANDS[head[8:12]]
+    if re.match(rb"P[1-6]\s", head):
+        return "Netpbm (PBM/PGM/PPM)"
+    return next((name for sig, name in OTHER_SIGNATURES.items() if head.startswith(sig)), None)
+
+
 # {(category, message): [paths]} of Pillow's warnings inside warnings_gathered(), else None
 _GATHERED = contextvars.ContextVar("hw3lib_image_warnings", default=None)
 
@@ -226,9 +246,13 @@ def decode_image(path: Path, fix: str | None = None,
                 advice = "replace it with an intact copy or remove it"
         elif not head:
             cause, advice = f"{path} is empty (0 bytes)", "replace it with the image or remove it"
+        elif other := other_format(head):
+            cause = (f"{path} is an image in the {other} format, which hw3lib does not read "
+                     f"(it reads {READABLE})")
+            advice = "convert it to PNG or JPEG, or remove it"
         elif found is None:
             cause = (f"{path} is not an image file that hw3lib reads (it starts with {head[:8]!r}; "
-                     f"readable: {', '.join(sorted(set(SUFFIXES.values())))})")
+                     f"readable: {READABLE})")
             advice = "replace it with the image, or remove it"
         else:
             cause = f"{path} is a {found} file, but its name says {expected}"

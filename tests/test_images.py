@@ -173,6 +173,25 @@ def test_empty_foreign_and_corrupt_files_say_so(tmp_path, body, cause):
         data.load_split(tmp_path)
 
 
+@pytest.mark.parametrize("head, name", [(b"\0\0\0\x18ftypheic\0\0\0\0mif1", "HEIC"),
+                                        (b"\0\0\0\x1cftypavif\0\0\0\0", "AVIF"),
+                                        (b"P6\n8 8\n255\n", "Netpbm \\(PBM/PGM/PPM\\)"),
+                                        (b"8BPS\0\x01", "Photoshop \\(PSD\\)")],
+                         ids=["HEIC", "AVIF", "PPM", "PSD"])
+def test_an_image_of_a_format_not_read_is_named_as_one_to_convert(tmp_path, head, name):
+    """An iPhone's HEIC photo (named .jpg by some exports) was "not an image file", to "replace
+    with the image"; in a class folder, under its own name, "convert it ... if it is an image"."""
+    root = make_root(tmp_path)
+    (root / "Data_train" / "A" / "IMG_1.jpg").write_bytes(head + bytes(64))
+    with pytest.raises(DataError, match=f"IMG_1.jpg is an image in the {name} format, which hw3lib "
+                                        "does not read .*Fix: convert it to PNG or JPEG, or remove it"):
+        data.load_split(root)
+    (root / "Data_train" / "A" / "IMG_1.jpg").rename(root / "Data_train" / "A" / "IMG_1.HEIC")
+    with pytest.raises(DataError, match=f"IMG_1.HEIC.*Fix: it is an image in the {name} format, "
+                                        "which hw3lib does not read: convert it to PNG or JPEG"):
+        data.load_split(root)
+
+
 def test_a_file_pillow_cannot_identify_may_be_a_kind_it_lacks_not_only_corrupt(tmp_path):
     path = make_root(tmp_path) / "Data_train" / "A" / "half.tif"
     Image.fromarray(np.zeros((32, 32), np.uint16)).save(path, tiffinfo={339: 3})  # 16-bit floats
