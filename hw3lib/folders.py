@@ -199,7 +199,10 @@ def _entries(folder: Path, want_dirs: bool) -> list[Path]:
         is_dir = path.is_dir()
         if not (is_dir if want_dirs else not is_dir and path.suffix.lower() in SUFFIXES):
             expected = "class folders" if want_dirs else f"images ({', '.join(SUFFIXES)})"
-            if want_dirs:
+            if want_dirs and path.suffix.lower() in SUFFIXES:  # a split's images not sorted by class
+                fix = (f"move it into the folder of its class, {folder / '<class>' / path.name}: "
+                       f"an image directly in {folder} has no class.")
+            elif want_dirs:
                 fix = "move it out of the dataset folder."
             elif is_dir:  # a class's images sorted into subfolders: they are not read there
                 fix = (f"move the images in it up into {folder} (a class folder's subfolders are not "

@@ -133,6 +133,16 @@ def test_split_without_class_folders(tmp_path):
         data.load_split(tmp_path)
 
 
+def test_an_image_directly_in_a_split_folder_is_to_be_moved_into_its_class_folder(tmp_path):
+    """It was to be moved "out of the dataset folder", as if it did not belong to the data."""
+    write_png(make_root(tmp_path) / "Data_train" / "cat_7.png")
+    folder = tmp_path / "Data_train"
+    with pytest.raises(DataError, match=f"unexpected file {folder / 'cat_7.png'}: .*Fix: move it into "
+                                        f"the folder of its class, {folder / '<class>' / 'cat_7.png'}: "
+                                        f"an image directly in {folder} has no class.$"):
+        data.load_split(tmp_path)
+
+
 def test_a_dataset_needs_two_classes(tmp_path):
     with pytest.raises(DataError, match="holds only the class folder A: a classifier needs 2 or more"):
         data.load_dataset(make_root(tmp_path, classes=("A",)))
