@@ -128,16 +128,33 @@ def split_dir(root: Path, split: str) -> Path:
         what = "it is a file, not a folder" if root.exists() else "the folder does not exist"
         raise DataError(f"no dataset at {root}: {what}. Fix: check the path (given as --data, root= "
                         f"or HW3_DATA); {_LAYOUT}.")
-    if len(held) > 6:  # a home folder given as --data: name a few, not a hundred
-        held = [f"{', '.join(held[:5])} and {len(held) - 5} other folders"]
     if root.name in (name for names in SPLIT_FOLDERS.values() for name in names):
         raise DataError(f"no dataset at {root}: it is itself a split folder. Fix: give the folder "
                         f"that holds it, {root.parent}, as the dataset.")
+    if held and all(_holds_images(root / name) for name in held):  # DIR/<class>/..., no splits
+        shown = ", ".join(held[:5]) + (" ..." if len(held) > 5 else "")
+        raise DataError(f"no {split} split in {root}: it holds class folders of images ({shown}) "
+                        f"directly. Fix: move them into {root / 'train'}/, then move about one image "
+                        f"in five of each class into {root / 'test'}/<class>/ (the test split), "
+                        f"e.g. {root / 'test' / held[0]}/.")
+    if len(held) > 6:  # a home folder given as --data: name a few, not a hundred
+        held = [f"{', '.join(held[:5])} and {len(held) - 5} other folders"]
     raise DataError(
         f"no {split} split in {root}: neither {root / SPLITS[split]}/ nor {root / split}/ exists"
         + (f" (it holds {', '.join(held)})" if held else "") + f". Fix: {_LAYOUT}"
         + ("; keep some images of each class apart for testing, e.g. one in five." if split == "test" else ".")
     )
+
+
+def _holds_images(folder: Path) -> bool:
+    """Whether ``folder`` holds an image file directly (a name ending as in
+    :data:`hw3lib.images.SUFFIXES`, not :func:`is_skipped`); False where it cannot be listed."""
+    try:
+        with os.scandir(folder) as entries:
+            return any(Path(e.name).suffix.lower() in SUFFIXES and not is_skipped(e.name)
+                       for e in entries)
+    except OSError:
+        return False
 
 
 def split_dirs(root: Path) -> dict[str, Path]:

@@ -530,9 +530,16 @@ def test_split_folder_errors_name_the_layout(tmp_path):
     with pytest.raises(DataError, match=r"no test split in .*own: neither .*Data_test/ nor .*test/ "
                                         r"exists \(it holds train\). Fix: .*one in five"):
         data.load_dataset(own)
-    for name in ("cats", "dogs"):
+    for name in ("cats", "dogs"):  # torchvision's ImageFolder layout: told where to move them
         write_png(tmp_path / "flat" / name / "0.png")
-    with pytest.raises(DataError, match=r"no train split in .*flat: neither .* exists \(it holds cats, dogs\)"):
+    (tmp_path / "flat" / "cats" / ".DS_Store").write_bytes(b"\0")
+    with pytest.raises(DataError, match=r"no train split in \S+flat: it holds class folders of images "
+                                        r"\(cats, dogs\) directly. Fix: move them into \S+flat/train/, "
+                                        r"then move about one image in five of each class into "
+                                        r"\S+flat/test/<class>/"):
+        data.load_split(tmp_path / "flat")
+    (tmp_path / "flat" / "Documents").mkdir()  # a home folder with some images is not taken for one
+    with pytest.raises(DataError, match=r"neither .* exists \(it holds Documents, cats, dogs\)"):
         data.load_split(tmp_path / "flat")
     with pytest.raises(DataError, match=r"it is itself a split folder. Fix: give the folder that holds "
                                         r"it, .*own, as the dataset"):
