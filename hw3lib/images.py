@@ -14,7 +14,8 @@ channel modes of :data:`MODES`:
   integer and floating-point images (modes ``I`` and ``F``) have no known range and are refused.
 - **Channels**: a palette image goes through its palette to RGB (RGBA when it has
   transparency) first, as does an image with a transparent colour (PNG ``tRNS``; in a 16-bit
-  grey image, its pixels of that value get alpha 0). Colour becomes grey by Pillow's ITU-R 601-2 luma,
+  grey image, its pixels of that value get alpha 0), and a Lab colour image to RGB (Pillow's only
+  conversion of Lab). Colour becomes grey by Pillow's ITU-R 601-2 luma,
   ``L = 0.299 R + 0.587 G + 0.114 B``; grey becomes colour by repeating it; an image without
   alpha gets alpha 1. An image with transparent pixels is refused for a mode without alpha
   ("L", "RGB"), which would show whatever colour those pixels hide.
@@ -322,6 +323,8 @@ def to_pixels(im: Image.Image, mode: str, path: Path) -> np.ndarray:
         kind = "signed or 32-bit integer" if im.mode == "I" else "32-bit floating-point"  # I: int16 too
         raise DataError(f"{path} holds {kind} pixels, whose range is unknown. Fix: save it with "
                         "8 or 16 bits per channel, unsigned.")
+    if im.mode == "LAB":  # a Lab colour TIFF (Photoshop's): Pillow converts it to RGB alone
+        im = im.convert("RGB")
     if im.mode in ("P", "PA") or "transparency" in im.info:  # a palette, or a transparent colour
         im = im.convert("RGBA" if im.mode == "PA" or "transparency" in im.info else "RGB")
     if im.mode in ("LA", "La", "RGBA", "RGBa"):
