@@ -29,14 +29,18 @@ def images_under(folder):
 def image_files(paths):
     """The image files that ``paths`` name, in order: a file (or a broken link, which reading
     names) as given, a folder as :func:`images_under` it; ValueError for a path that does not
-    exist or a folder that holds no image."""
+    exist or a folder that holds no image (naming one of its other files, if any)."""
     files = []
     for path in map(Path, paths):
         if path.is_dir():
             found = images_under(path)
             if not found:
-                raise ValueError(f"{path} holds no image ({', '.join(SUFFIXES)}); give image files "
-                                 "or a folder that holds some")
+                others = list(files_under(path))  # a phone's HEIC photos, say
+                held = (f": its {len(others)} file(s) have other names, e.g. "
+                        f"{others[0].relative_to(path)} (convert images of other formats to PNG or "
+                        "JPEG)" if others else "")
+                raise ValueError(f"{path} holds no image ({', '.join(SUFFIXES)}){held}; give image "
+                                 "files or a folder that holds some")
             files += found
         elif path.exists() or path.is_symlink():  # a broken link, a pipe: reading names them
             files.append(path)

@@ -153,11 +153,16 @@ def test_what_stands_in_a_runs_folder_as_its_checkpoint_is_named(trained, capsys
                           "ends); give the folder `train --out` wrote"),  # one stopped in its first epoch
     (("{run}", "{tmp}/missing.png"), "no file or folder {tmp}/missing.png: check the path"),
     (("{run}", "{tmp}/empty"), "{tmp}/empty holds no image (.png, "),
+    (("{run}", "{tmp}/iphone"), "{tmp}/iphone holds no image (.png, .jpg, .jpeg, .bmp, .gif, .tif, "
+                                ".tiff, .webp): its 1 file(s) have other names, e.g. IMG_1.HEIC (convert "
+                                "images of other formats to PNG or JPEG); give image files"),
     (("{run}", "{test}", "--top", "0"), "argument --top: must be an integer >= 1, got '0'"),
 ])
 def test_errors_are_one_line_naming_the_cause(trained, capsys, tmp_path, argv, message):
     run, test = trained
     (tmp_path / "empty").mkdir()
+    (tmp_path / "iphone").mkdir()
+    (tmp_path / "iphone" / "IMG_1.HEIC").write_bytes(b"\0\0\0\x18ftypheic")
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
     paths = dict(tmp=tmp_path, run=run, test=test)
     code, out, err = predict(capsys, *(arg.format(**paths) for arg in argv))
