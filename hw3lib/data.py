@@ -382,12 +382,19 @@ def load_dataset(
     test_listing = split_files(root, "test")
     test_classes = test_listing[2]
     if test_classes != classes:
-        raise DataError(
-            f"class folders differ between {split_dir(root, 'train')} and {split_dir(root, 'test')}: "
-            f"missing from test: {sorted(set(classes) - set(test_classes))}, "
-            f"only in test: {sorted(set(test_classes) - set(classes))}. "
-            "Fix: give both splits the same class folders."
-        )
+        train_dir, test_dir = split_dir(root, "train"), split_dir(root, "test")
+        missing, extra = sorted(set(classes) - set(test_classes)), sorted(set(test_classes) - set(classes))
+        found, fixes = [], []
+        if missing:
+            found.append(f"missing from test: {missing}")
+            fixes.append("move about one image in five of each missing class into its own folder in "
+                         f"{test_dir}, e.g. {test_dir / missing[0]}")
+        if extra:
+            found.append(f"only in test: {extra}")
+            fixes.append("give each class only in test its training images, e.g. in "
+                         f"{train_dir / extra[0]}, or remove its test folder")
+        raise DataError(f"class folders differ between {train_dir} and {test_dir}: {', '.join(found)}. "
+                        f"Fix: give both splits the same class folders: {'; '.join(fixes)}.")
     shared = shared_files(listing[0], test_listing[0])
     if shared:
         raise DataError(shared)

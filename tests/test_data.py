@@ -395,7 +395,14 @@ def test_unreadable_file_simulated(tmp_path, monkeypatch):
 
 def test_test_classes_must_match_train_classes(tmp_path):
     make_root(tmp_path, classes=("A", "B", "C"), test_classes=("A", "B", "D"))
-    with pytest.raises(DataError, match=r"missing from test: \['C'\], only in test: \['D'\]"):
+    with pytest.raises(DataError, match=r"missing from test: \['C'\], only in test: \['D'\]. Fix: give "
+                                        r"both splits the same class folders: move about one image in "
+                                        r"five of each missing class into its own folder in \S+, e.g. "
+                                        r"\S+Data_test/C; give each class only in test its training "
+                                        r"images, e.g. in \S+Data_train/D, or remove its test folder.$"):
+        data.load_dataset(tmp_path)
+    shutil.rmtree(tmp_path / "Data_test" / "D")  # a class missing from test alone: "only in test: []" was said
+    with pytest.raises(DataError, match=r"missing from test: \['C'\]. Fix: .*, e.g. \S+Data_test/C.$"):
         data.load_dataset(tmp_path)
 
 
