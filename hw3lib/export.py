@@ -48,7 +48,8 @@ h1, h2, h3, h4, h5, h6 { break-after: avoid; break-inside: avoid; }
 .jp-Cell + .jp-Cell { margin-top: 10.5pt; }
 .jp-Cell + .jp-Cell:has(.celltag_caption, .jp-RenderedHTMLCommon > :is(h2, h3, h4, h5, h6):first-child) {
   margin-top: 0; } /* a caption stays close, a heading has its own margin */
-.jp-RenderedHTMLCommon p { break-inside: avoid; }
+.jp-RenderedHTMLCommon p { orphans: 3; widows: 3; } /* a paragraph runs on to the next page, not
+   whole to it, which left the rest of a page empty; at least three lines on each */
 img { max-width: 100%; height: auto; break-inside: avoid; }
 .jp-CodeCell:has(img) + .jp-MarkdownCell { break-before: avoid; } /* a caption stays with its figure */
 .celltag_caption { break-before: avoid; } /* and a table's with its table */
