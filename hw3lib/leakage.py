@@ -53,6 +53,13 @@ PROGRESS_DELAY = 2.0
 # against 0.10).
 NEAR_MARGIN = 0.15
 
+# The files of a class are taken as out of order (near-identical images that are not neighbours
+# in file-name order: random names, several videos interleaved) when consecutive files sit this
+# many times farther apart than an image sits from its nearest image in the training folder
+# (:attr:`LeakageAudit.neighbour`). In frame order the two are alike (the fruit data: 1.28 and
+# 1.20); independent images (random smooth patterns) came within 1.7 of it; shuffled frames 7.
+ORDER_RATIO = 3.0
+
 
 def _flat(X):
     return np.asarray(X, dtype=np.float64).reshape(len(X), -1)
@@ -186,12 +193,23 @@ class LeakageAudit:
     ``distances[(method, seed, pair)]`` holds each image's distance to its nearest reference
     image ``(N,)`` (0 for an exact duplicate, which is therefore always a near one too),
     ``exact[(method, seed, pair)]`` whether it is an exact duplicate (bool ``(N,)``); ``pair`` is
-    one of :data:`PAIRS`. ``near`` is the near-duplicate threshold.
+    one of :data:`PAIRS`. ``near`` is the near-duplicate threshold; ``step`` the
+    :func:`frame_step` of the training folder and ``neighbour`` the median distance from one of
+    its images to the nearest image of the other half of it (a seeded random half), which
+    :meth:`findings` compare to tell whether the files come in frame order (None: not measured).
     """
 
     near: float
     distances: dict = field(default_factory=dict)
     exact: dict = field(default_factory=dict)
+    step: float | None = None
+    neighbour: float | None = None
+
+    def out_of_order(self):
+        """Whether consecutive files of a class sit over :data:`ORDER_RATIO` times farther apart
+        (:attr:`step`) than an image from its nearest image in the folder (:attr:`neighbour`):
+        near-identical images that are not neighbours in file-name order."""
+        return self.step is not None and self.step > ORDER_RATIO * self.neighbour
 
     def summary(self, method, pair):
         """``(median distance, near-duplicate fraction)`` of ``pair`` under ``method``, each the
@@ -226,13 +244,20 @@ class LeakageAudit:
         images are as new to a model trained on its training images as the test images are
         (their near-duplicate shares within :data:`NEAR_MARGIN`), or which are the less new;
         that near duplicates mean little when the files do not come in runs of near-copies (the
-        blocked split's validation images no farther from training than :attr:`near`); and how
+        blocked split's validation images no farther from training than :attr:`near`), or, where
+        the files are out of frame order (:meth:`out_of_order`), that no split can be judged
+        until they are renamed (the shares then count unrelated images as near); and how
         many test images have an exact copy in the training folder."""
-        lines = []
+        lines, shuffled = [], self.out_of_order()
         for method in dict.fromkeys(key[0] for key in self.distances):
-            (_, val), (_, test) = self.summary(method, PAIRS[0]), self.summary(method, PAIRS[1])
+            (val_median, val), (test_median, test) = (self.summary(method, pair) for pair in PAIRS[:2])
             shares = (f"{val:.0%} of its validation images are near duplicates of a training "
                       f"image, {test:.0%} of the test images")
+            if shuffled:  # the threshold is a step between unrelated images: the shares say nothing
+                lines.append(f"{method} split: {shares}, against a threshold that the file order "
+                             "makes too large (below); the median distance to the nearest training "
+                             f"image is {val_median:.3g} for validation, {test_median:.3g} for test")
+                continue
             if test > val + NEAR_MARGIN:  # the test folder holds near-copies of training images
                 lines.append(f"{method} split: {shares}: the test images are less new to the model "
                              "than validation's, so test accuracy will read higher than accuracy "
@@ -249,7 +274,16 @@ class LeakageAudit:
                    "to be neighbours in file-name order within their class folder")
             lines.append(f"{method} split: {shares}: validation accuracy will read higher than "
                          f"test accuracy, and settings chosen on it may not hold; {fix}")
-        if "blocked" in (key[0] for key in self.distances):
+        if shuffled:
+            lines.append(f"consecutive files of a class sit {self.step / self.neighbour:.1f} times "
+                         f"farther apart ({self.step:.3g}) than an image from its nearest image in "
+                         f"the training folder ({self.neighbour:.3g}): near-identical images (frames "
+                         "of a video, bursts) are not neighbours in file-name order (random names, "
+                         "several videos interleaved, numbers that do not count the frames), so the "
+                         "blocked split cannot hold them out together and whether validation is as "
+                         "new as test cannot be told. Fix: name each class's files so that they sort "
+                         "video by video, in frame order (e.g. video03_frame0007.png), and audit again")
+        elif "blocked" in (key[0] for key in self.distances):
             held_out = self.summary("blocked", PAIRS[0])[0]
             if held_out <= self.near:  # e.g. independent photos: a typical pair's distance
                 lines.append(f"consecutive files of a class are no nearer each other ({self.near:.3g}) "
@@ -322,15 +356,21 @@ def leakage_audit(X, y, X_test, *, methods=SPLIT_METHODS, seeds=(0, 1, 2), val_f
     keys = [(method, seed) for method in methods for seed in seeds]
     # the splits first: their errors name what is wrong with the data (one image per class)
     is_val = {key: validation_mask(y, val_fraction, key[1], key[0]) for key in keys}
-    audit = LeakageAudit(frame_step(X, y) if near is None else float(near))
+    step = frame_step(X, y)
+    audit = LeakageAudit(step if near is None else float(near), step=step)
+    half = np.zeros(len(X), dtype=bool)  # each image against the other half (frame_step: 2 or more)
+    half[np.random.default_rng(0).permutation(len(X))[:len(X) // 2]] = True
     # The test images are compared with every split's training and validation images in one
     # pass over X; the validation images of each split with its training images.
-    pairs = sum(int(is_val[key].sum()) * int((~is_val[key]).sum()) for key in keys) + len(X_test) * len(X)
+    pairs = (sum(int(is_val[key].sum()) * int((~is_val[key]).sum()) for key in keys)
+             + len(X_test) * len(X) + 2 * int(half.sum()) * int((~half).sum()))
     with tqdm(total=pairs, disable=not progress, delay=PROGRESS_DELAY, unit="pair", unit_scale=True,
               desc="leakage audit") as bar:
         to_train = [_nearest_many(X, X, [~is_val[key]], rows=is_val[key], bar=bar)[0] for key in keys]
         test_to = _nearest_many(X_test, X, [m for key in keys for m in (~is_val[key], is_val[key])],
                                 bar=bar)
+        audit.neighbour = float(np.median(np.concatenate(
+            [_nearest_many(X, X, [~rows], rows=rows, bar=bar)[0][0] for rows in (half, ~half)])))
     digests, test_digests = _digests(X, X.dtype), _digests(X_test, X_test.dtype)
     X_digests = digests if X.dtype == X_test.dtype else _digests(X, X_test.dtype)
     for k, key in enumerate(keys):

@@ -160,7 +160,8 @@ def test_memory_stays_bounded_however_many_images(monkeypatch):
 
 def test_audit_compares_the_test_images_with_the_folder_once(monkeypatch):
     # 2 methods x 3 seeds: test -> training and test -> validation of every split come from one
-    # pass over the folder's images (not 12), with the same distances as a call per pair.
+    # pass over the folder's images (not 12), with the same distances as a call per pair; one
+    # more pass compares each half of the folder with the other (the file-order check).
     from hw3lib import leakage
     converted = []
     flat = leakage._flat
@@ -170,7 +171,7 @@ def test_audit_compares_the_test_images_with_the_folder_once(monkeypatch):
     audit = leakage_audit(X, y, X_test)
     converted = sum(converted) - len(X)  # less frame_step's
     splits = 6
-    assert converted <= splits * len(X) + len(X) + len(X_test)  # val -> train per split, then test
+    assert converted <= splits * len(X) + len(X) + len(X_test) + 2 * len(X)  # val -> train per split, test, halves
     monkeypatch.setattr(leakage, "_flat", flat)
     for method in ("blocked", "random"):
         for seed in (0, 1, 2):
@@ -182,7 +183,8 @@ def test_audit_compares_the_test_images_with_the_folder_once(monkeypatch):
 
 def test_audit_counts_its_pairs_on_a_bar_that_waits_before_showing(monkeypatch, capsys):
     # The bar counts every image pair compared (validation x training of each split, test x the
-    # folder once) and shows only once the audit has run PROGRESS_DELAY seconds.
+    # folder once, each half of the folder x the other) and shows only once the audit has run
+    # PROGRESS_DELAY seconds.
     from hw3lib import leakage
     X, y = videos(frames=40)
     X_test = X[::4] + np.float32(0.01)
@@ -200,7 +202,7 @@ def test_audit_counts_its_pairs_on_a_bar_that_waits_before_showing(monkeypatch, 
     leakage_audit(X, y, X_test, seeds=(0, 1))
     pairs = sum(len(X_val) * len(X_train) for X_train, _, X_val, _ in
                 (data.train_val_split(X, y, 0.3, seed, method) for method in ("blocked", "random")
-                 for seed in (0, 1))) + len(X_test) * len(X)
+                 for seed in (0, 1))) + len(X_test) * len(X) + 2 * (len(X) // 2) * (len(X) - len(X) // 2)
     assert [(bar.n, bar.total) for bar in bars] == [(pairs, pairs)]
     assert "leakage audit: 100%" in capsys.readouterr().err
     leakage_audit(X, y, X_test, seeds=(0, 1), progress=False)
@@ -273,3 +275,19 @@ def test_held_out_summary_sets_validation_beside_test_per_method_in_the_order_gi
         "  validation 1.38 (50%), test 5.00 (17%)",  # medians 2.0 and 0.75, shares 1/3 and 2/3
         "blocked split, median distance to the nearest training image (share of near duplicates):",
         "  validation 2.75 (33%), test 5.00 (17%)"]  # twice as far: 1.0 still near
+
+
+def test_findings_say_so_when_frames_are_not_in_file_name_order_instead_of_passing_validation():
+    """Frames named at random (or videos interleaved) made the near threshold a step between
+    unrelated frames: every image counted as near, and validation was passed "as new" as test
+    while it sat far nearer to training."""
+    X, y = videos()
+    order = np.concatenate([np.random.default_rng(1).permutation(np.flatnonzero(y == c)) for c in range(3)])
+    audit = leakage_audit(X[order], y, videos(frames=30, seed=1)[0], seeds=(0,), progress=False)
+    assert audit.out_of_order()
+    blocked, random_, order_line, _ = audit.findings()
+    assert not any("as new to the model as test" in line for line in (blocked, random_))
+    assert "the median distance to the nearest training image is" in blocked
+    assert order_line.startswith("consecutive files of a class sit") and "not neighbours in file-name order" in order_line
+    assert "Fix: name each class's files so that they sort video by video" in order_line
+    assert not leakage_audit(X, y, videos(frames=30, seed=1)[0], seeds=(0,), progress=False).out_of_order()
