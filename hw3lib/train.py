@@ -313,7 +313,8 @@ class FitResult:
     in the checkpoint at ``checkpoint_path``; a later call returns the record. ``model_epoch``
     names the epoch whose weights ``model`` holds when they are not the kept ones (the latest,
     with ``restore_best=False``); such a run's test is refused, as its record would name the
-    kept epoch.
+    kept epoch. ``test_sha256`` names the test split (:func:`~hw3lib.checkpoint.test_data_sha256`)
+    that :meth:`evaluate` hands to :meth:`test`: fit's ``data.X_test``, or a loaded run's recorded one.
     """
 
     model: LeNet5
@@ -328,6 +329,7 @@ class FitResult:
     classes: list | None = None
     config: TrainConfig | None = None
     model_epoch: int | None = None  # the epoch whose weights ``model`` holds; None: best_epoch's
+    test_sha256: str | None = None
 
     @property
     def best_row(self):
@@ -341,7 +343,8 @@ class FitResult:
     def from_checkpoint(cls, ckpt, path):
         """The run of :class:`Checkpoint` ``ckpt``, read from ``path``, with its kept weights."""
         return cls(ckpt.build_model(), ckpt.history, ckpt.best_epoch, None, ckpt.mean, ckpt.std,
-                   Path(path), ckpt.test_evaluations, ckpt.test, list(ckpt.classes), ckpt.config)
+                   Path(path), ckpt.test_evaluations, ckpt.test, list(ckpt.classes), ckpt.config,
+                   test_sha256=ckpt.test.data_sha256 if ckpt.test else None)
 
     @classmethod
     def load(cls, path):
@@ -448,8 +451,13 @@ class FitResult:
 
     def evaluate(self, X, y, batch_size=EVAL_BATCH):
         """``(loss, accuracy)`` on raw images ``X (N, C, H, W)`` in [0, 1], normalised with the
-        training split's ``mean``/``std`` batch by batch (:func:`evaluate`)."""
-        return evaluate(self.model, self._checked(X), np.asarray(y), batch_size, (self.mean, self.std))
+        training split's ``mean``/``std`` batch by batch (:func:`evaluate`). The run's test split
+        (:attr:`test_sha256`) is :meth:`test`'s: evaluated once and counted, then its record's."""
+        X, y = self._checked(X), np.asarray(y)
+        if self.test_sha256 is not None and test_data_sha256(X, y) == self.test_sha256:
+            record = self.test(X, y)
+            return record.loss, record.accuracy
+        return evaluate(self.model, X, y, batch_size, (self.mean, self.std))
 
     def _checked(self, X):
         """Raw images ``X (N, C, H, W)`` in [0, 1] of the run's mode and size, to be normalised
@@ -599,6 +607,7 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
                      "the checkpoint" if isinstance(resume, Checkpoint) else str(resume))
         _check_model_fits_config(model, config)
     normalizer = (data.mean, data.std)  # applied batch by batch: no normalised copy of the data
+    test_sha256 = test_data_sha256(data.X_test, data.y_test)  # the split FitResult.evaluate counts
     y_train, y_val = np.asarray(data.y_train), np.asarray(data.y_val)
     optimizer = config.build_optimizer(model.get_params())
     if resume is not None:
@@ -623,7 +632,7 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
             model.set_params(best_params)
         return FitResult(model, _columns(rows), best_epoch, stopped, data.mean, data.std,
                          Path(checkpoint_path) if checkpoint_path else None, *tested,
-                         list(data.classes), config, None if restore_best else len(rows))
+                         list(data.classes), config, None if restore_best else len(rows), test_sha256)
 
     def diverged(what, epoch, batch):
         rows, best_epoch, _ = state

@@ -1197,3 +1197,18 @@ def test_a_fresh_run_overwrites_a_file_that_holds_no_checkpoint(tmp_path):
     path.write_bytes(b"PK\x03\x04 truncated")  # no run in it, no test record to lose
     fit(config.build_model(3), data, config, checkpoint_path=path, progress=False)
     assert load_checkpoint(path).epoch == 1
+
+
+def test_evaluate_on_the_run_s_test_split_is_the_counted_test_evaluation(tmp_path):
+    """run.evaluate(data.X_test, data.y_test) looked at the test split as often as called and
+    counted none of it; it is now run.test: evaluated once, counted, then the record."""
+    data, config, path = tiny_data(), tiny_config(epochs=2), tmp_path / "c.npz"
+    result = fit(config.build_model(3), data, config, checkpoint_path=path, progress=False)
+    result.evaluate(data.X_val, data.y_val)
+    assert result.test_evaluations == 0  # validation is free to look at
+    loss, acc = result.evaluate(data.X_test, data.y_test)
+    assert result.test_evaluations == 1 and load_checkpoint(path).test_evaluations == 1
+    assert (loss, acc) == (result.test_record.loss, result.test_record.accuracy)
+    assert result.evaluate(data.X_test, data.y_test) == (loss, acc) and result.test_evaluations == 1
+    loaded = FitResult.load(path)  # the loaded run knows its test split by the record
+    assert loaded.evaluate(data.X_test, data.y_test) == (loss, acc) and loaded.test_evaluations == 1
