@@ -70,12 +70,15 @@ def _audit(args, seeds):
     print(f"near duplicate: closer to a training image than {audit.near:.3g}, the median distance "
           "between consecutive files of a class\n")
     print(audit.summary_table(), end="\n\n")
-    print("\n".join(audit.findings()))
-    copies, test_files = audit.test_copies(), split_files(root, "test")[0]
-    for i in copies[:SHOWN]:
-        print(f"  {test_files[i]}")
-    if len(copies) > SHOWN:
-        print(f"  and {len(copies) - SHOWN} more")
+    test_files = split_files(root, "test")[0]
+    for line in audit.findings():  # each count of test images followed by their names
+        print(line)
+        found = (audit.test_copies() if "exact copy in the training folder:" in line
+                 else audit.test_mirrors() if "mirror image" in line else ())
+        for i in found[:SHOWN]:
+            print(f"  {test_files[i]}")
+        if len(found) > SHOWN:
+            print(f"  and {len(found) - SHOWN} more")
     return 0
 
 

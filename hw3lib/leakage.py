@@ -197,6 +197,8 @@ class LeakageAudit:
     :func:`frame_step` of the training folder and ``neighbour`` the median distance from one of
     its images to the nearest image of the other half of it (a seeded random half), which
     :meth:`findings` compare to tell whether the files come in frame order (None: not measured).
+    ``mirrored`` (bool ``(M,)``, None: not measured) says which test images equal a training-folder
+    image flipped left-right, as training with flips shows it.
     """
 
     near: float
@@ -204,6 +206,7 @@ class LeakageAudit:
     exact: dict = field(default_factory=dict)
     step: float | None = None
     neighbour: float | None = None
+    mirrored: np.ndarray | None = None
 
     def out_of_order(self):
         """Whether consecutive files of a class sit over :data:`ORDER_RATIO` times farther apart
@@ -237,7 +240,16 @@ class LeakageAudit:
         """The indices of the test images whose pixels equal an image of the training folder
         (any split's training or validation part): ``(K,)``."""
         method, seed, _ = next(iter(self.exact))
-        return np.flatnonzero(self.exact[method, seed, PAIRS[1]] | self.exact[method, seed, PAIRS[2]])
+        return np.flatnonzero(self._copied())
+
+    def _copied(self):
+        method, seed, _ = next(iter(self.exact))
+        return self.exact[method, seed, PAIRS[1]] | self.exact[method, seed, PAIRS[2]]
+
+    def test_mirrors(self):
+        """The indices of the test images that are no exact copy of a training-folder image but
+        its mirror image (flipped left-right): ``(K,)``, empty where :attr:`mirrored` is None."""
+        return np.flatnonzero(self.mirrored & ~self._copied()) if self.mirrored is not None else np.empty(0, int)
 
     def findings(self):
         """What the audit means, in sentences: for each split method, whether its validation
@@ -297,6 +309,12 @@ class LeakageAudit:
                      "accuracy counts them as unseen; remove them from the test folder (or their "
                      "copies from the training folder)" if copies else
                      "no test image has an exact copy in the training folder")
+        mirrors = len(self.test_mirrors())
+        if mirrors:
+            lines.append(f"{mirrors} test image(s) are the mirror image (flipped left-right) of an "
+                         "image in the training folder: training with flips (--hflip, the default) "
+                         "shows the model that very image, so test accuracy counts it as unseen; "
+                         "remove them from the test folder (or train with --no-hflip)")
         return lines
 
     def summary_table(self):
@@ -373,6 +391,8 @@ def leakage_audit(X, y, X_test, *, methods=SPLIT_METHODS, seeds=(0, 1, 2), val_f
             [_nearest_many(X, X, [~rows], rows=rows, bar=bar)[0][0] for rows in (half, ~half)])))
     digests, test_digests = _digests(X, X.dtype), _digests(X_test, X_test.dtype)
     X_digests = digests if X.dtype == X_test.dtype else _digests(X, X_test.dtype)
+    flipped = X_test[..., ::-1]
+    audit.mirrored = _exact(flipped, X, _digests(flipped, X_test.dtype), X_digests)
     for k, key in enumerate(keys):
         val, train = is_val[key], ~is_val[key]
         exact = [_exact(X, X, digests, digests, val, train),

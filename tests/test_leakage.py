@@ -291,3 +291,16 @@ def test_findings_say_so_when_frames_are_not_in_file_name_order_instead_of_passi
     assert order_line.startswith("consecutive files of a class sit") and "not neighbours in file-name order" in order_line
     assert "Fix: name each class's files so that they sort video by video" in order_line
     assert not leakage_audit(X, y, videos(frames=30, seed=1)[0], seeds=(0,), progress=False).out_of_order()
+
+
+def test_findings_name_test_images_that_are_training_images_flipped():
+    """A mirrored training image in the test folder went unnoticed, though training with flips
+    (the default) shows the model that very image."""
+    X, y = videos()
+    X_new, _ = videos(frames=30, seed=1)
+    X_test = np.concatenate([X_new, X[[7]][..., ::-1], X[[8]]])
+    audit = leakage_audit(X, y, X_test, seeds=(0,), progress=False)
+    assert audit.test_mirrors().tolist() == [90] and audit.test_copies().tolist() == [91]
+    mirrors = audit.findings()[-1]
+    assert mirrors.startswith("1 test image(s) are the mirror image") and "--no-hflip" in mirrors
+    assert not any("mirror" in line for line in leakage_audit(X, y, X_new, seeds=(0,), progress=False).findings())
