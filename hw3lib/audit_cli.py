@@ -14,14 +14,16 @@ MAX_SEEDS = 20  # the audit's time grows with each seed; a few show the spread
 SHOWN = 10  # the test images with a copy in training named, at most
 
 DESCRIPTION = """\
-Audit a data folder for leakage: for each way of holding out validation (--split blocked and
-random) and each seed, how close the validation images and the test images sit to the images
-that train. An exact duplicate has a training image's pixels; a near duplicate is closer to a
-training image than the median distance between consecutive files of a class (a video's next
-frame). Validation chooses the epoch and the settings honestly only when its images are as new
-to the model as the test images; the last lines say whether they are, and name the test images
-that have an exact copy in the training folder. Takes the options of `train` that decide what
-the images are (--data, --channels, --image-size, --val-fraction)."""
+Audit a data folder for leakage: for each way of holding out validation
+(--split blocked and random) and each seed, how close the validation images and
+the test images sit to the images that train. An exact duplicate has a training
+image's pixels; a near duplicate is closer to a training image than the median
+distance between consecutive files of a class (a video's next frame).
+Validation chooses the epoch and the settings honestly only when its images are
+as new to the model as the test images; the last lines say whether they are,
+and name the test images that have an exact copy in the training folder. Takes
+the options of `train` that decide what the images are (--data, --channels,
+--image-size, --val-fraction)."""
 
 
 def main(argv=None):

@@ -107,9 +107,9 @@ def main(argv=None):
     exit status is then 1."""
     parser = Parser(prog="python -m hw3lib predict",
                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                    description="Classify image files with a run that `train` wrote: each image is "
-                                "read in the run's channel mode and resized to its input size. A "
-                                "file that cannot be read is named on stderr and the others are "
+                    description="Classify image files with a run that `train` wrote: each image\n"
+                                "is read in the run's channel mode and resized to its input size.\n"
+                                "A file that cannot be read is named on stderr and the others are\n"
                                 "classified; the exit status is then 1.",
                     epilog="Example:\n  python -m hw3lib predict runs/lenet5 my_pear.png photos/")
     parser.add_argument("run", type=Path, help="the folder `train --out` wrote, or its checkpoint.npz")

@@ -27,11 +27,15 @@ from .tables import value_text
 from .train import FitResult
 
 EXAMPLES = """examples:
-  python -m hw3lib sweep --param lr=2.5e-4,5e-4,1e-3 --param hflip=true,false --seeds 0-2
-  python -m hw3lib sweep --param lr=1e-4:1e-2:log --param batch_size=16,32,64 --trials 20
-  python -m hw3lib sweep --param model.kernel_size=3,5 --set epochs=12 --workers 2
+  python -m hw3lib sweep --param lr=2.5e-4,5e-4,1e-3 --param hflip=true,false \\
+      --seeds 0-2
+  python -m hw3lib sweep --param lr=1e-4:1e-2:log --param batch_size=16,32,64 \\
+      --trials 20
+  python -m hw3lib sweep --param model.kernel_size=3,5 --set epochs=12 \\
+      --workers 2
 several machines share one study through a database (the same command on each):
-  python -m hw3lib sweep --param lr=1e-4:1e-2:log --trials 40 --storage postgresql://USER:PASSWORD@HOST/DB
+  python -m hw3lib sweep --param lr=1e-4:1e-2:log --trials 40 \\
+      --storage postgresql://USER:PASSWORD@HOST/DB
 """
 
 
@@ -95,9 +99,9 @@ def main(argv=None):
     setting and the failures, write the figures, and as the last line one JSON object."""
     parser = Parser(prog="python -m hw3lib sweep", epilog=EXAMPLES,
                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                     description="Train LeNet5 with many settings, several seeds each, in parallel, "
-                                 "through Optuna; scored on the validation split. Run the same "
-                                 "command again to go on after an interruption.")
+                     description="Train LeNet5 with many settings, several seeds each, in "
+                                 "parallel, through\nOptuna; scored on the validation split. Run "
+                                 "the same command again to go on\nafter an interruption.")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUES",
                         help="a swept setting: a TrainConfig field (not seed, split or "
                              "val_fraction) or model.KEY, with values "

@@ -24,24 +24,27 @@ from .train import HISTORY_KEYS, TrainingError, check_resume, fit
 
 OWN_IMAGES = f"""\
 Use your own images:
-  --data DIR, where DIR holds train/ and test/ (or Data_train/ and Data_test/), each with
-  one folder per class (2 or more, the same in both), e.g. DIR/train/cat/001.jpg.
-  Files: {", ".join(SUFFIXES)}; hidden files (and Thumbs.db,
-  desktop.ini, __MACOSX) are skipped, anything else is refused. Any size, grey or colour,
-  8- or 16-bit, palette. Images of different sizes need --image-size H[xW], which
-  stretches each to that size (bilinear).
-  --channels: L (grey) for grey images or when colour does not matter, RGB for colour
-  photos, LA or RGBA to keep transparency. Flips (--no-hflip turns them off) suit the
-  fruit images but hurt data whose mirror image means something else: digits, text.
-  --val-fraction of each class of train/ (30% by default, drawn by --seed) validates, the
-  rest trains; test/ tests. Example:
-    python -m hw3lib train --data ~/digits --image-size 28 --no-hflip --out runs/digits
+  --data DIR, where DIR holds train/ and test/ (or Data_train/ and Data_test/),
+  each with one folder per class (2 or more, the same in both), e.g.
+  DIR/train/cat/001.jpg.
+  Files: {", ".join(SUFFIXES)}; hidden files (and
+  Thumbs.db, desktop.ini, __MACOSX) are skipped, anything else is refused. Any
+  size, grey or colour, 8- or 16-bit, palette. Images of different sizes need
+  --image-size H[xW], which stretches each to that size (bilinear).
+  --channels: L (grey) for grey images or when colour does not matter, RGB for
+  colour photos, LA or RGBA to keep transparency. Flips (--no-hflip turns them
+  off) suit the fruit images but hurt data whose mirror image means something
+  else: digits, text.
+  --val-fraction of each class of train/ (30% by default, drawn by --seed)
+  validates, the rest trains; test/ tests. Example:
+    python -m hw3lib train --data ~/digits --image-size 28 --no-hflip \\
+        --out runs/digits
 
-Exit status: 0 done; 2 an error (one line "error: ...": bad option, data or --out); 3 the
-model did not learn (validation accuracy not clearly above chance, or the training loss never
-below it; a "warning:" line says so, why, and what to change, and the JSON line holds "learned":
-false); 130 interrupted (Ctrl-C or a plain kill; the finished epochs are kept: go on with
---resume).
+Exit status: 0 done; 2 an error (one line "error: ...": bad option, data or
+--out); 3 the model did not learn (validation accuracy not clearly above
+chance, or the training loss never below it; a "warning:" line says so, why,
+and what to change, and the JSON line holds "learned": false); 130 interrupted
+(Ctrl-C or a plain kill; the finished epochs are kept: go on with --resume).
 """
 
 
@@ -69,9 +72,9 @@ def main(argv=None):
     defaults = TrainConfig()
     parser = Parser(prog="python -m hw3lib train", epilog=OWN_IMAGES,
                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                    description="Train LeNet5 on the fruit images, or on your own (see below): "
-                                "--val-fraction (30%) of the training split validates, the rest trains, "
-                                "the test split tests.")
+                    description="Train LeNet5 on the fruit images, or on your own (see below):\n"
+                                "--val-fraction (30%) of the training split validates, the rest\n"
+                                "trains, the test split tests.")
     parser.add_argument("--data", type=folder, help="folder holding Data_train/ and Data_test/ (or "
                                                   "train/ and test/); default: $HW3_DATA, then data/")
     parser.add_argument("--epochs", type=int, help=f"default {defaults.epochs}")

@@ -138,13 +138,27 @@ def test_training_and_the_commands_never_import_pytorch():
     assert "`hw3lib` imports it only to compare with it" in " ".join(README.split())
 
 
-@pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_the_command_line_block_names_every_option_of_each_command(command, capsys):
-    """README's "Command line" lists each command with every option its --help lists."""
+def command_help(command, capsys):
+    """What ``python -m hw3lib COMMAND --help`` prints."""
     module, _, function = COMMANDS[command][0].partition(":")
     with pytest.raises(SystemExit):
         getattr(importlib.import_module(module), function or "main")(["--help"])
-    usage = capsys.readouterr().out
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_commands_help_fits_an_80_column_terminal(command, capsys, monkeypatch):
+    """argparse wraps the options to the terminal; the descriptions, notes and examples that
+    a command gives as they are must fit too, or the terminal breaks them mid-word."""
+    monkeypatch.setenv("COLUMNS", "80")
+    for line in command_help(command, capsys).splitlines():
+        assert len(line) <= 80, f"{command} --help: {line}"
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_the_command_line_block_names_every_option_of_each_command(command, capsys):
+    """README's "Command line" lists each command with every option its --help lists."""
+    usage = command_help(command, capsys)
     usage = usage[:usage.index("\n\n")]  # the usage lines, before the description
     options = set(re.findall(r"(?<![\w-])--[a-z][\w-]*", usage)) - {"--help"}
     text = README[README.index("## Command line"):]
