@@ -4,7 +4,7 @@ import argparse
 
 import numpy as np
 
-from .cli import Parser, announce_reading, folder, fraction, image_size, parse_seeds, phrased, show_progress
+from .cli import Parser, add_data_option, announce_reading, fraction, image_size, parse_seeds, phrased, show_progress
 from .data import MODES, DataError, load_split, validation_mask
 from .folders import resolve_root, split_files
 from .leakage import leakage_audit
@@ -30,8 +30,7 @@ def main(argv=None):
     """``python -m hw3lib audit``: print the audit's summary table and what it means."""
     parser = Parser(prog="python -m hw3lib audit", description=DESCRIPTION,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=folder, help="folder holding Data_train/ and Data_test/ (or "
-                                                  "train/ and test/); default: $HW3_DATA, then data/")
+    add_data_option(parser)
     parser.add_argument("--channels", choices=list(MODES), default="L",
                         help="image mode the distances are measured in; default %(default)s")
     parser.add_argument("--image-size", type=image_size, metavar="H[xW]",

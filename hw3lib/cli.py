@@ -1,6 +1,6 @@
-"""What the commands share: an argument parser whose errors are one line, argument types, the
-line announcing a long read of images, whether to show progress bars, the checks and creation
-of an output folder, the wording of settings in messages (as train's options, too), whether
+"""What the commands share: an argument parser whose errors are one line, the --data option,
+argument types, the line announcing a long read of images, whether to show progress bars, the
+checks and creation of an output folder, the wording of settings in messages (as train's options, too), whether
 a train command is writing into a folder, and the printing of errors.
 
 ``python -m hw3lib`` (:mod:`hw3lib.__main__`) prints a command's ValueError as one line
@@ -16,7 +16,7 @@ from pathlib import Path
 from .atomic import lock_path
 from .checks import dead_link
 from .data import DataError
-from .folders import SPLITS, resolve_root, split_files, split_folders
+from .folders import DEFAULT_ROOT, SPLITS, resolve_root, split_files, split_folders
 from .images import parse_image_size
 from .model import KERNEL_ADVICE
 from .processes import process_running, start_seconds
@@ -66,6 +66,14 @@ def parse_given(parser, argv, names):
     for name in set(names) - given:
         setattr(args, name, parser.get_default(name))
     return args, given
+
+
+def add_data_option(parser):
+    """Add ``--data``, the dataset's folder, to ``parser``, its default named as
+    :func:`~hw3lib.folders.resolve_root` finds it (the repository's ``data/``, wherever the
+    command runs)."""
+    parser.add_argument("--data", type=folder, help="folder holding Data_train/ and Data_test/ (or "
+                                                  f"train/ and test/); default: $HW3_DATA, then {DEFAULT_ROOT}")
 
 
 def int_at_least(low):

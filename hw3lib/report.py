@@ -334,9 +334,9 @@ def main(argv=None):
     """``python -m hw3lib report``: get the data, execute the notebooks, export the report."""
     parser = Parser(prog="python -m hw3lib report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--notebooks", type=folder, default=NOTEBOOKS_DIR, metavar="DIR",
-                        help="folder of the notebooks 0[1-6]_*.ipynb (default: notebooks/)")
+                        help="folder of the notebooks 0[1-6]_*.ipynb (default: %(default)s)")
     parser.add_argument("--out", type=folder, default=OUT_DIR, metavar="DIR",
-                        help="folder for hw3_report.html/.pdf and build/ (default: report/)")
+                        help="folder for hw3_report.html/.pdf and build/ (default: %(default)s)")
     parser.add_argument("--no-execute", action="store_true",
                         help="export the notebooks' stored outputs instead of executing them")
     parser.add_argument("--timeout", type=int_at_least(1), default=DEFAULT_TIMEOUT,

@@ -13,7 +13,7 @@ from optuna.distributions import FloatDistribution, IntDistribution
 
 from .checkpoint import CheckpointError
 from .checks import is_number
-from .cli import (Parser, folder, more_than_cores, parse_seeds, phrase_settings, print_error,
+from .cli import (Parser, add_data_option, folder, more_than_cores, parse_seeds, phrase_settings, print_error,
                   refuse_out_in_data, show_progress)
 from .config import TrainConfig
 from .data import DataError, validation_mask
@@ -123,8 +123,7 @@ def main(argv=None):
     parser.add_argument("--study-name", type=_naming("a study"), help="default: sweep- and a hash of the sweep's settings")
     parser.add_argument("--pruner", choices=PRUNERS, default="percentile",
                         help="stop runs clearly behind the others; default %(default)s")
-    parser.add_argument("--data", type=folder, help="folder holding Data_train/ and Data_test/ (or "
-                                                  "train/ and test/); default: $HW3_DATA, then data/")
+    add_data_option(parser)
     parser.add_argument("--no-progress", action="store_true",
                         help="hide the progress bar (shown only when stderr is a terminal)")
     args = parser.parse_args(argv)

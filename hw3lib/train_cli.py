@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from .atomic import LockHeld, LockTimeout, atomic_write, claimed, remove_leftovers
 from .checkpoint import CheckpointError, load_checkpoint
-from .cli import (RUN, TRAIN_OPTIONS, Parser, announce_reading, create_out, folder, fraction, image_size,
+from .cli import (RUN, TRAIN_OPTIONS, Parser, add_data_option, announce_reading, create_out, folder, fraction, image_size,
                   int_at_least, more_than_cores, phrased, print_error, refuse_file_in_the_way,
                   refuse_out_in_data, show_progress)
 from .config import TrainConfig
@@ -75,8 +75,7 @@ def main(argv=None):
                     description="Train LeNet5 on the fruit images, or on your own (see below):\n"
                                 "--val-fraction (30%) of the training split validates, the rest\n"
                                 "trains, the test split tests.")
-    parser.add_argument("--data", type=folder, help="folder holding Data_train/ and Data_test/ (or "
-                                                  "train/ and test/); default: $HW3_DATA, then data/")
+    add_data_option(parser)
     parser.add_argument("--epochs", type=int, help=f"default {defaults.epochs}")
     parser.add_argument("--batch-size", type=int, help=f"default {defaults.batch_size}")
     parser.add_argument("--lr", type=float, help=f"Adam's learning rate, default {defaults.lr}")

@@ -15,6 +15,7 @@ from test_train import HAVE_DATA, tiny_config, tiny_data
 from hw3lib import download, sweep_cli
 from hw3lib.__main__ import COMMANDS
 from hw3lib.config import TrainConfig
+from hw3lib.folders import DEFAULT_ROOT, REPO_ROOT
 from hw3lib.sweep_space import _check_name
 from hw3lib.train import fit
 
@@ -153,6 +154,17 @@ def test_every_commands_help_fits_an_80_column_terminal(command, capsys, monkeyp
     monkeypatch.setenv("COLUMNS", "80")
     for line in command_help(command, capsys).splitlines():
         assert len(line) <= 80, f"{command} --help: {line}"
+
+
+@pytest.mark.parametrize("command, folders", [
+    *((command, [DEFAULT_ROOT]) for command in ("train", "audit", "sweep", "download")),
+    ("report", [REPO_ROOT / "notebooks", REPO_ROOT / "report"])])
+def test_a_default_folder_of_the_repository_is_named_by_its_path(command, folders, capsys):
+    """Not as data/ or report/, which read as folders of the one the command runs in, as
+    train's --out runs/lenet5 is: run elsewhere, the command reads and writes the repository's."""
+    text = "".join(command_help(command, capsys).split())  # a path may break where a line does
+    for folder in folders:
+        assert str(folder) in text, f"{command} --help does not name its default {folder}"
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
