@@ -404,27 +404,29 @@ def _widths(text):
 
 def main(argv=None):
     parser = Parser(prog="python -m hw3lib bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int_at_least(1), default=7,
+    parser.add_argument("--repeats", type=int_at_least(1), metavar="N", default=7,
                         help="timed runs per implementation (default %(default)s)")
     parser.add_argument("--grid", action="store_true",
                         help="measure the grid of growing workloads (hw3lib.grid) instead")
-    parser.add_argument("--rounds", type=int_at_least(1), default=5,
+    parser.add_argument("--rounds", type=int_at_least(1), metavar="N", default=5,
                         help="--grid: timed rounds per point (default %(default)s)")
-    parser.add_argument("--processes", type=int_at_least(1), default=grid.PROCESSES,
+    parser.add_argument("--processes", type=int_at_least(1), metavar="N", default=grid.PROCESSES,
                         help="--grid: fresh worker processes per engine and point that the rounds "
                              "are spread over (default %(default)s): a process's speed is its own")
-    parser.add_argument("--threads", type=int_at_least(1), default=1,
+    parser.add_argument("--threads", type=int_at_least(1), metavar="N", default=1,
                         help="--grid: threads per engine (default %(default)s; above 1: the "
                              "two-thread points only)")
-    parser.add_argument("--images", type=int_at_least(1),
+    parser.add_argument("--images", type=int_at_least(1), metavar="N",
                         help="--grid: images per point (default 1024)")
     parser.add_argument("--profile", nargs="?", const="3x128x128", metavar="CxSxS",
                         help="time each layer of one training step instead, inside the training "
                              "loop, for input CxSxS (default 3x128x128)")
-    parser.add_argument("--batch", type=int_at_least(1), default=BATCH, help="--profile: batch size (default %(default)s)")
-    parser.add_argument("--widths", type=_widths, default=(6, 16),
+    parser.add_argument("--batch", type=int_at_least(1), metavar="B", default=BATCH,
+                        help="--profile: batch size (default %(default)s)")
+    parser.add_argument("--widths", type=_widths, default=(6, 16), metavar="F1,F2",
                         help="--profile: the two convolutions' output channels (default 6,16)")
-    parser.add_argument("--steps", type=int_at_least(1), default=20, help="--profile: timed steps (default %(default)s)")
+    parser.add_argument("--steps", type=int_at_least(1), metavar="N", default=20,
+                        help="--profile: timed steps (default %(default)s)")
     owners = (("the benchmark", ("repeats",)), ("--grid", ("rounds", "processes", "threads", "images")),
               ("--profile", ("batch", "widths", "steps")))
     args, given = parse_given(parser, argv, [name for _, names in owners for name in names])

@@ -72,7 +72,7 @@ def add_data_option(parser):
     """Add ``--data``, the dataset's folder, to ``parser``, its default named as
     :func:`~hw3lib.folders.resolve_root` finds it (the repository's ``data/``, wherever the
     command runs)."""
-    parser.add_argument("--data", type=folder, help="folder holding Data_train/ and Data_test/ (or "
+    parser.add_argument("--data", type=folder, metavar="DIR", help="folder holding Data_train/ and Data_test/ (or "
                                                   f"train/ and test/); default: $HW3_DATA, then {DEFAULT_ROOT}")
 
 

@@ -382,7 +382,7 @@ def main_download(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "dest", nargs="?", type=folder, help=f"target folder; default: $HW3_DATA, then {DEFAULT_ROOT}"
     )
-    parser.add_argument("--base-url", default=DEFAULT_BASE_URL, help="folder URL holding Data_train/")
+    parser.add_argument("--base-url", default=DEFAULT_BASE_URL, metavar="URL", help="folder URL holding Data_train/")
     parser.add_argument("--no-progress", action="store_true",
                         help="hide the progress bar (shown only when stderr is a terminal)")
     args = parser.parse_args(argv)

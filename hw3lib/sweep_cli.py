@@ -112,15 +112,16 @@ def main(argv=None):
                              "val_fraction=0.2")
     parser.add_argument("--seeds", default="0",
                         help="the seeds of every setting, FIRST-LAST or a list; default 0")
-    parser.add_argument("--trials", type=int, help="a sampled search: how many settings to try")
-    parser.add_argument("--workers", type=int, default=default_workers(),
+    parser.add_argument("--trials", type=int, metavar="N", help="a sampled search: how many settings to try")
+    parser.add_argument("--workers", type=int, default=default_workers(), metavar="N",
                         help="worker processes on this machine; default %(default)s (one per core)")
     parser.add_argument("--out", type=folder, default=Path("runs/sweep"),
                         help="checkpoints, figures and the default storage; default %(default)s")
-    parser.add_argument("--storage", type=_naming("a journal file or a database URL"), help=f"a journal file's path, or a database URL "
-                                          f"that several machines share (default: the journal file "
-                                          f"OUT/{JOURNAL})")
-    parser.add_argument("--study-name", type=_naming("a study"), help="default: sweep- and a hash of the sweep's settings")
+    parser.add_argument("--storage", type=_naming("a journal file or a database URL"), metavar="URL",
+                        help="a journal file's path, or a database URL that several machines "
+                             f"share (default: the journal file OUT/{JOURNAL})")
+    parser.add_argument("--study-name", type=_naming("a study"), metavar="NAME",
+                        help="default: sweep- and a hash of the sweep's settings")
     parser.add_argument("--pruner", choices=PRUNERS, default="percentile",
                         help="stop runs clearly behind the others; default %(default)s")
     add_data_option(parser)

@@ -167,9 +167,25 @@ def test_a_default_folder_of_the_repository_is_named_by_its_path(command, folder
         assert str(folder) in text, f"{command} --help does not name its default {folder}"
 
 
+def option_values(text):
+    """``{option: the value it is shown with}`` in usage lines, for each option shown with one:
+    ``--lr LR`` gives "LR", ``[--split {blocked,random}]`` and ``--split blocked|random`` both
+    "blocked|random"."""
+    tokens = text.split()
+    values = {}
+    for token, following in zip(tokens, [*tokens[1:], ""]):
+        option = token.lstrip("[")
+        if re.fullmatch(r"--[a-z][\w-]*", option) and following and not following.startswith(
+                ("-", "[-", "|", "...")):
+            values[option] = following.strip("[]{}").replace(",", "|")
+    return values
+
+
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_the_command_line_block_names_every_option_of_each_command(command, capsys):
-    """README's "Command line" lists each command with every option its --help lists."""
+    """README's "Command line" lists each command with every option its --help lists, each
+    value by the name its --help gives it (``--threads N`` in both, not ``--threads THREADS``
+    in one), or by an example (``--seeds 0-4``)."""
     usage = command_help(command, capsys)
     usage = usage[:usage.index("\n\n")]  # the usage lines, before the description
     options = set(re.findall(r"(?<![\w-])--[a-z][\w-]*", usage)) - {"--help"}
@@ -183,3 +199,7 @@ def test_the_command_line_block_names_every_option_of_each_command(command, caps
     assert lines, f"README's command-line block has no line for {command}"
     named = set(re.findall(r"(?<![\w-])--[a-z][\w-]*", "\n".join(lines)))
     assert options <= named, f"{command}: README's command-line block lacks {sorted(options - named)}"
+    shown = option_values("\n".join(lines))
+    for option, value in option_values(usage).items():
+        readme = shown.get(option, "")
+        assert readme[:1].isdigit() or readme == value, f"{command}: README {option} {readme}, --help {value}"
