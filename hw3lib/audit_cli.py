@@ -1,6 +1,7 @@
 """``python -m hw3lib audit``: the leakage audit of a data folder (:mod:`hw3lib.leakage`), as
 notebook 01 runs it on the fruit images: is each split's validation as new to a model as test?"""
 import argparse
+import textwrap
 
 import numpy as np
 
@@ -12,6 +13,7 @@ from .learning import unvalidated_note
 
 MAX_SEEDS = 20  # the audit's time grows with each seed; a few show the spread
 SHOWN = 10  # the test images with a copy in training named, at most
+WIDTH = 79  # the sentences of the audit wrapped to fit an 80-column terminal
 
 DESCRIPTION = """\
 Audit a data folder for leakage: for each way of holding out validation
@@ -68,12 +70,12 @@ def _audit(args, seeds):
     note = unvalidated_note(classes, np.asarray(labels)[is_val])
     if note:
         print(note)
-    print(f"near duplicate: closer to a training image than {audit.near:.3g}, the median distance "
-          "between consecutive files of a class\n")
+    print(_wrapped(f"near duplicate: closer to a training image than {audit.near:.3g}, the median "
+                   "distance between consecutive files of a class"), end="\n\n")
     print(audit.summary_table(), end="\n\n")
     test_files = split_files(root, "test")[0]
     for line in audit.findings():  # each count of test images followed by their names
-        print(line)
+        print(_wrapped(line))
         found = (audit.test_copies() if "exact copy in the training folder:" in line
                  else audit.test_mirrors() if "mirror image" in line else ())
         for i in found[:SHOWN]:
@@ -81,6 +83,13 @@ def _audit(args, seeds):
         if len(found) > SHOWN:
             print(f"  and {len(found) - SHOWN} more")
     return 0
+
+
+def _wrapped(sentence):
+    """``sentence`` in lines of at most :data:`WIDTH` columns, each after the first indented
+    (a path or number never broken)."""
+    return textwrap.fill(sentence, WIDTH, subsequent_indent="  ", break_long_words=False,
+                         break_on_hyphens=False)
 
 
 def _same_size(X):

@@ -33,16 +33,21 @@ def test_audit_prints_the_table_and_what_it_means_naming_copied_test_images(tmp_
     assert main(["audit", "--data", str(root), "--seeds", "0,1", "--no-progress"]) == 0
     out, err = capsys.readouterr()
     assert err == ""
-    lines = out.splitlines()
+    header, table, meaning = out.split("\n\n")
+    lines = header.splitlines()
     assert lines[0] == (f"{root}: 80 images in the training folder, 25 in the test folder, "
                         "1x16x16 (C x H x W); seeds 0,1")
     assert lines[1].startswith("near duplicate: closer to a training image than ")
-    assert lines[3].split()[:4] == ["split", "images", "->", "nearest"]
-    assert [line.split()[0] for line in lines[4:10]] == ["blocked"] * 3 + ["random"] * 3
-    assert lines[11].startswith("blocked split: ") and lines[12].startswith("random split: ")
-    assert "validation accuracy will read higher" in lines[12]
-    assert lines[13].startswith("1 test image(s) have an exact copy in the training folder")
-    assert lines[14:] == [f"  {copied}"]
+    rows = table.splitlines()
+    assert rows[0].split()[:4] == ["split", "images", "->", "nearest"]
+    assert [row.split()[0] for row in rows[1:]] == ["blocked"] * 3 + ["random"] * 3
+    sentences = [line for line in meaning.splitlines() if not line.startswith(" ")]
+    assert [s.split(":")[0] for s in sentences[:2]] == ["blocked split", "random split"]
+    assert "validation accuracy will read higher" in " ".join(meaning.split())
+    assert sentences[2].startswith("1 test image(s) have an exact copy in the training folder")
+    assert meaning.splitlines()[-1] == f"  {copied}"
+    # the sentences fit an 80-column terminal (the first line names the folder)
+    assert max(len(line) for line in out.splitlines()[1:] if str(root) not in line) <= 80
 
 
 def test_a_class_with_no_validation_image_is_noted_as_train_notes_it(tmp_path, capsys):
