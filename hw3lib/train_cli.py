@@ -96,7 +96,7 @@ def main(argv=None):
                              "images' own size, which all must share")
     parser.add_argument("--hflip", action=argparse.BooleanOptionalAction,
                         help="randomly mirror training images left-right (right for the fruit, "
-                             f"wrong for digits or text); default {defaults.hflip}")
+                             f"wrong for digits or text); default {'on' if defaults.hflip else 'off'}")
     parser.add_argument("--out", type=folder, default=Path("runs/lenet5"),
                         help="output folder, default %(default)s; a fresh run refuses one that "
                              "holds a run's checkpoint.npz, and every run one that another train "

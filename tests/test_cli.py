@@ -321,6 +321,7 @@ def test_help_tells_how_to_use_own_images_and_the_exit_statuses(capsys):
                   "--channels", "digits", "python -m hw3lib train --data", "Exit status", "3 the model did"):
         assert words in text, words
     assert "--val-fraction (30%) of the training split validates" in text and "%%" not in text
+    assert "default on" in " ".join(text.split()) and "default True" not in text  # --hflip, in words
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
