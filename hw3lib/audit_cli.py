@@ -6,11 +6,13 @@ import textwrap
 import numpy as np
 
 from .cli import Parser, add_data_option, announce_reading, fraction, image_size, parse_seeds, phrased, show_progress
+from .config import TrainConfig
 from .data import MODES, DataError, load_split, validation_mask
 from .folders import resolve_root, split_files
 from .leakage import leakage_audit
 from .learning import unvalidated_note
 
+DEFAULTS = TrainConfig()  # train's settings: the audit's defaults are theirs, as its splits are
 MAX_SEEDS = 20  # the audit's time grows with each seed; a few show the spread
 SHOWN = 10  # the test images with a copy in training named, at most
 WIDTH = 79  # the sentences of the audit wrapped to fit an 80-column terminal
@@ -33,11 +35,11 @@ def main(argv=None):
     parser = Parser(prog="python -m hw3lib audit", description=DESCRIPTION,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_option(parser)
-    parser.add_argument("--channels", choices=list(MODES), default="L",
+    parser.add_argument("--channels", choices=list(MODES), default=DEFAULTS.mode,
                         help="image mode the distances are measured in; default %(default)s")
     parser.add_argument("--image-size", type=image_size, metavar="H[xW]",
                         help="resize every image to H x W pixels first; default: their own size")
-    parser.add_argument("--val-fraction", type=fraction, default=0.3, metavar="F",
+    parser.add_argument("--val-fraction", type=fraction, default=DEFAULTS.val_fraction, metavar="F",
                         help="the share of each class that validates; default %(default)s")
     parser.add_argument("--seeds", default="0-2",
                         help="the seeds of the splits audited, FIRST-LAST or a list; default %(default)s")
