@@ -58,8 +58,10 @@ class Checkpoint:
     :class:`LeNet5` arguments; ``data_sha256`` the dataset's stamp (or ``None``);
     ``test_evaluations`` how many times the test split was evaluated during the run's life,
     ``test`` the latest such evaluation (:class:`TestRecord`, or ``None``); ``engine`` the
-    :func:`~hw3lib.engine.engine_stamp` of the code that trained it and ``threads`` the
-    ``threads`` :func:`fit` last trained it with (each ``None`` in files written before it).
+    :func:`~hw3lib.engine.engine_stamp` of the code that trained it, ``threads`` the
+    ``threads`` :func:`fit` last trained it with and ``test_sha256`` the
+    :func:`test_data_sha256` of the test split :func:`fit` was given (each ``None`` in files
+    written before it: unknown).
     """
 
     config: TrainConfig
@@ -78,6 +80,7 @@ class Checkpoint:
     test: TestRecord | None = None
     engine: str | None = None
     threads: int | None = None
+    test_sha256: str | None = None
 
     def setting_differences(self, config):
         """``(name, this run's value, config's value)`` for each setting in which ``config`` (a
@@ -148,7 +151,7 @@ class Checkpoint:
         if not (isinstance(self.classes, list) and len(self.classes) == model.num_classes
                 and all(isinstance(c, str) for c in self.classes)):
             return f"its classes {self.classes!r} are not {model.num_classes} names, one per output"
-        for name in ("data_sha256", "engine"):
+        for name in ("data_sha256", "engine", "test_sha256"):
             if not (getattr(self, name) is None or isinstance(getattr(self, name), str)):
                 return f"its {name} {getattr(self, name)!r} is not a string"
         if not (self.threads is None or is_int(self.threads) and self.threads >= 1):
@@ -265,7 +268,7 @@ def save_checkpoint(path, checkpoint):
                 model_config=ckpt.model_config, epoch=int(ckpt.epoch), best_epoch=int(ckpt.best_epoch),
                 history=ckpt.history, classes=list(ckpt.classes), data_sha256=ckpt.data_sha256,
                 test_evaluations=int(ckpt.test_evaluations), test=None, engine=ckpt.engine,
-                threads=ckpt.threads)
+                threads=ckpt.threads, test_sha256=ckpt.test_sha256)
     test = {}
     if ckpt.test is not None:
         meta["test"] = dict(epoch=int(ckpt.test.epoch), loss=float(ckpt.test.loss),
@@ -394,7 +397,8 @@ def load_checkpoint(path, model=None):
                           history=meta["history"], mean=arrays["mean"], std=arrays["std"],
                           classes=meta["classes"], data_sha256=meta["data_sha256"],
                           test_evaluations=meta.get("test_evaluations", 0), test=test,
-                          engine=meta.get("engine"), threads=meta.get("threads"))
+                          engine=meta.get("engine"), threads=meta.get("threads"),
+                          test_sha256=meta.get("test_sha256"))
     except KeyError as err:
         raise _invalid(path, f"it has no {err.args[0]!r} entry") from None
     except (TypeError, ValueError) as err:

@@ -314,7 +314,8 @@ class FitResult:
     names the epoch whose weights ``model`` holds when they are not the kept ones (the latest,
     with ``restore_best=False``); such a run's test is refused, as its record would name the
     kept epoch. ``test_sha256`` names the test split (:func:`~hw3lib.checkpoint.test_data_sha256`)
-    that :meth:`evaluate` hands to :meth:`test`: fit's ``data.X_test``, or a loaded run's recorded one.
+    that :meth:`evaluate` hands to :meth:`test`: fit's ``data.X_test``, or a loaded run's (its
+    checkpoint's ``test_sha256``, else its test record's; None: unknown, evaluated uncounted).
     """
 
     model: LeNet5
@@ -344,7 +345,7 @@ class FitResult:
         """The run of :class:`Checkpoint` ``ckpt``, read from ``path``, with its kept weights."""
         return cls(ckpt.build_model(), ckpt.history, ckpt.best_epoch, None, ckpt.mean, ckpt.std,
                    Path(path), ckpt.test_evaluations, ckpt.test, list(ckpt.classes), ckpt.config,
-                   test_sha256=ckpt.test.data_sha256 if ckpt.test else None)
+                   test_sha256=ckpt.test_sha256 or (ckpt.test.data_sha256 if ckpt.test else None))
 
     @classmethod
     def load(cls, path):
@@ -684,7 +685,7 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
                             config, model_config, model.get_params(), best_params,
                             optimizer.state_dict(), epoch, best_epoch, history, data.mean,
                             data.std, list(data.classes), data_sha256, *tested, engine,
-                            threads))
+                            threads, test_sha256))
                         written = _file_version(checkpoint_path)
                     state = (rows + [row], best_epoch, best_params)
                 bar.set_postfix(val_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.3f}")

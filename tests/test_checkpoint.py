@@ -123,6 +123,16 @@ def test_a_file_written_before_the_engine_stamp_loads_without_one(saved):
     assert load_checkpoint(path).engine is None and load_checkpoint(path).threads is None
 
 
+def test_a_file_written_before_the_test_split_digest_loads_its_test_split_as_unknown(saved):
+    _, path = saved
+    rewrite(path, lambda arrays, meta: meta.pop("test_sha256"))
+    assert load_checkpoint(path).test_sha256 is None
+    run, data = FitResult.load(path), tiny_data()
+    assert run.test_sha256 is None  # untested: no record names it either
+    run.evaluate(data.X_test, data.y_test)
+    assert run.test_evaluations == 0 and load_checkpoint(path).test_evaluations == 0
+
+
 def test_the_engine_is_the_code_training_runs_numpy_pillow_and_blas():
     modules = engine_modules()
     assert {"train", "layers", "im2col", "winograd", "optim", "losses", "model", "data",
@@ -351,6 +361,7 @@ MALFORMED = {  # what is wrong -> (the change, words of the message)
     "config": (set_entry("config", {"lr": -1}), "lr must be a positive finite number"),
     "engine": (set_entry("engine", 3), "its engine 3 is not a string"),
     "threads": (set_entry("threads", 0), "its threads 0 is no count of threads"),
+    "test_sha256": (set_entry("test_sha256", 3), "its test_sha256 3 is not a string"),
     "no mean": (lambda arrays, meta: arrays.pop("mean"), "it has no 'mean' entry"),
     # loaded, predict read image files in the config's mode and refused them for the model's
     "config of another mode than the model": (

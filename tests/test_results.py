@@ -107,8 +107,9 @@ def test_load_or_train_trains_once_then_reuses_the_checkpoint(root, tmp_path, co
     again = runs_module.load_or_train(CONFIG, path, root=root)
     assert count_fits == [None]  # loaded, not trained
     assert_same_run(first, again)
-    data = CONFIG.load_data(root)
-    assert first.evaluate(data.X_test, data.y_test) == again.evaluate(data.X_test, data.y_test)
+    data = CONFIG.load_data(root)  # the loaded run, untested, counts its test split too
+    assert again.evaluate(data.X_test, data.y_test) == first.evaluate(data.X_test, data.y_test)
+    assert again.test_evaluations == first.test_evaluations == load_checkpoint(path).test_evaluations == 1
 
 
 def test_data_given_without_root_is_filed_under_its_own_folder(root, tmp_path, monkeypatch, count_fits):

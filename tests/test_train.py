@@ -28,6 +28,7 @@ from hw3lib.losses import softmax
 from hw3lib.model import LeNet5
 from hw3lib.optim import SGD, AdamGD
 from hw3lib.checkpoint import CheckpointError, load_checkpoint
+from hw3lib.checkpoint import test_data_sha256 as split_sha256  # a name pytest does not collect
 from hw3lib.config import TrainConfig
 from hw3lib.train import FitResult, TrainingError, _random_hflips, evaluate, fit
 from conftest import peak_bytes
@@ -1212,3 +1213,21 @@ def test_evaluate_on_the_run_s_test_split_is_the_counted_test_evaluation(tmp_pat
     assert result.evaluate(data.X_test, data.y_test) == (loss, acc) and result.test_evaluations == 1
     loaded = FitResult.load(path)  # the loaded run knows its test split by the record
     assert loaded.evaluate(data.X_test, data.y_test) == (loss, acc) and loaded.test_evaluations == 1
+
+
+def test_a_loaded_untested_run_s_evaluate_on_its_test_split_is_counted(tmp_path):
+    """A run loaded before its first test knew no test split (only a test record named one):
+    its evaluate on it was uncounted. Every epoch's checkpoint records the split's digest now,
+    a resumed run's too."""
+    data, config, path = tiny_data(), tiny_config(epochs=1), tmp_path / "c.npz"
+    fit(config.build_model(3), data, config, checkpoint_path=path, progress=False)
+    digest = split_sha256(data.X_test, data.y_test)
+    assert load_checkpoint(path).test_sha256 == digest
+    fit(config.build_model(3), data, replace(config, epochs=2), resume=path, checkpoint_path=path,
+        progress=False)
+    ckpt = load_checkpoint(path)
+    assert (ckpt.epoch, ckpt.test_sha256, ckpt.test_evaluations) == (2, digest, 0)
+    loaded = FitResult.load(path)
+    loss, acc = loaded.evaluate(data.X_test, data.y_test)
+    assert loaded.test_evaluations == 1 and load_checkpoint(path).test_evaluations == 1
+    assert (loss, acc) == (loaded.test_record.loss, loaded.test_record.accuracy)
