@@ -227,8 +227,8 @@ def check_resume(ckpt, model, data, config, data_sha256, source):
     """Refuse to resume the :class:`Checkpoint` ``ckpt`` (read from ``source``, named in the
     message) with ``model``, ``data``, ``config`` and the data stamp ``data_sha256``: a
     CheckpointError for other data, other classes (names or order), another architecture,
-    other settings (``epochs`` aside, but not fewer than it has trained) or another training
-    split."""
+    other settings (``epochs`` aside, but not fewer than it has trained), another training
+    split or another test split than the one it records (:attr:`Checkpoint.test_sha256`)."""
     other = ("resume with the data it was trained on (the same --data: --resume does not keep "
              "it), or train afresh into another checkpoint (another --out)")
     this = f"this data, at {data.root}," if getattr(data, "root", None) is not None else "this data"
@@ -249,6 +249,10 @@ def check_resume(ckpt, model, data, config, data_sha256, source):
     if not (np.array_equal(ckpt.mean, data.mean) and np.array_equal(ckpt.std, data.std)):
         raise CheckpointError(f"{source} was trained on a training split with other statistics "
                               f"(mean/std differ), other data or another split: {other}")
+    if ckpt.test_sha256 and ckpt.test_sha256 != (digest := test_data_sha256(data.X_test, data.y_test)):
+        raise CheckpointError(f"{source} was trained with another test split (SHA-256 "
+                              f"{ckpt.test_sha256}, {this} {digest}), which its test evaluations "
+                              f"count: {other}")
 
 
 def _nonfinite_images(X):

@@ -690,6 +690,20 @@ def test_resume_refuses_another_validation_split(tmp_path):
         fit(config.build_model(3), data, replace(config, split="blocked"), resume=path, progress=False)
 
 
+def test_resume_refuses_another_test_split_than_the_checkpoint_records(tmp_path):
+    """A run resumed with another test split (data built by hand, no data_sha256 to tell) wrote
+    that split's digest over the one its test evaluations count."""
+    data, config, path = tiny_data(), tiny_config(epochs=1), tmp_path / "c.npz"
+    fit(config.build_model(3), data, config, checkpoint_path=path, progress=False)
+    digest = split_sha256(data.X_test, data.y_test)
+    other = replace(data, X_test=data.X_test[::-1].copy())
+    with pytest.raises(CheckpointError, match=f"trained with another test split \\(SHA-256 {digest}, "
+                                              "this data [0-9a-f]{64}\\), which its test evaluations count"):
+        fit(config.build_model(3), other, replace(config, epochs=2), resume=path, checkpoint_path=path,
+            progress=False)
+    assert load_checkpoint(path).test_sha256 == digest
+
+
 def test_a_version_1_checkpoint_reads_as_the_random_split(tmp_path):
     data, config, path = tiny_data(), tiny_config(epochs=1), tmp_path / "c.npz"
     fit(config.build_model(3), data, config, checkpoint_path=path, progress=False)
