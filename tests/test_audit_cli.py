@@ -50,6 +50,24 @@ def test_audit_prints_the_table_and_what_it_means_naming_copied_test_images(tmp_
     assert max(len(line) for line in out.splitlines()[1:] if str(root) not in line) <= 80
 
 
+def test_audit_names_a_mirrored_test_image_under_its_sentence_and_a_copy_under_its_own(tmp_path, capsys):
+    """Each sentence that counts test images is followed by their names, the copies' under the
+    copies' sentence and the mirror images' under theirs."""
+    root = write_videos(tmp_path / "frames")
+    copied, mirrored = root / "Data_test" / "A" / "A_copy.png", root / "Data_test" / "B" / "B_mirror.png"
+    shutil.copy(root / "Data_train" / "A" / "A_3.png", copied)
+    with Image.open(root / "Data_train" / "B" / "B_7.png") as im:
+        im.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(mirrored)
+    assert main(["audit", "--data", str(root), "--seeds", "0", "--no-progress"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    starts = [i for i, line in enumerate(lines) if line[:1].isdigit()]
+    copies, mirrors = (next(i for i in starts if words in " ".join(lines[i:i + 4]))
+                       for words in ("exact copy in the training folder", "the mirror image"))
+    assert lines[copies].startswith("1 test image(s)") and lines[mirrors].startswith("1 test image(s)")
+    assert f"  {copied}" in lines[copies:mirrors] and f"  {mirrored}" not in lines[copies:mirrors]
+    assert lines[-1] == f"  {mirrored}"
+
+
 def test_a_class_with_no_validation_image_is_noted_as_train_notes_it(tmp_path, capsys):
     """A class of one training image validates under no split: train said so, audit nothing."""
     root = write_videos(tmp_path / "frames", frames=6, test_frames=3)
