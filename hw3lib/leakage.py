@@ -239,10 +239,10 @@ class LeakageAudit:
     def test_copies(self):
         """The indices of the test images whose pixels equal an image of the training folder
         (any split's training or validation part): ``(K,)``."""
-        method, seed, _ = next(iter(self.exact))
         return np.flatnonzero(self._copied())
 
     def _copied(self):
+        """Which test images equal an image of the training folder: bool ``(M,)``."""
         method, seed, _ = next(iter(self.exact))
         return self.exact[method, seed, PAIRS[1]] | self.exact[method, seed, PAIRS[2]]
 
