@@ -1,7 +1,8 @@
 """What the commands share: an argument parser whose errors are one line, the --data option,
 argument types, the line announcing a long read of images, whether to show progress bars, the
-checks and creation of an output folder, the wording of settings in messages (as train's options, too), whether
-a train command is writing into a folder, and the printing of errors.
+checks and creation of an output folder (not inside the dataset), the wording of settings in
+messages (as train's options, too), whether a train command is writing into a folder, and the
+printing of errors.
 
 ``python -m hw3lib`` (:mod:`hw3lib.__main__`) prints a command's ValueError as one line
 ``error: ...`` (:func:`print_error`) with exit status 2.
@@ -72,8 +73,9 @@ def add_data_option(parser):
     """Add ``--data``, the dataset's folder, to ``parser``, its default named as
     :func:`~hw3lib.folders.resolve_root` finds it (the repository's ``data/``, wherever the
     command runs)."""
-    parser.add_argument("--data", type=folder, metavar="DIR", help="folder holding Data_train/ and Data_test/ (or "
-                                                  f"train/ and test/); default: $HW3_DATA, then {DEFAULT_ROOT}")
+    parser.add_argument("--data", type=folder, metavar="DIR",
+                        help="folder holding Data_train/ and Data_test/ (or train/ and test/); "
+                             f"default: $HW3_DATA, then {DEFAULT_ROOT}")
 
 
 def int_at_least(low):
