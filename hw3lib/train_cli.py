@@ -11,9 +11,9 @@ from tqdm.auto import tqdm
 
 from .atomic import LockHeld, LockTimeout, atomic_write, claimed, remove_leftovers
 from .checkpoint import CheckpointError, load_checkpoint
-from .cli import (RUN, TRAIN_OPTIONS, Parser, add_data_option, announce_reading, create_out, folder, fraction, image_size,
-                  int_at_least, more_than_cores, phrased, print_error, refuse_file_in_the_way,
-                  refuse_out_in_data, show_progress)
+from .cli import (RUN, TRAIN_OPTIONS, Parser, add_data_option, announce_reading, create_out, folder,
+                  fraction, image_size, int_at_least, more_than_cores, phrased, print_error,
+                  refuse_file_in_the_way, refuse_out_in_data, show_progress)
 from .config import TrainConfig
 from .data import MODES, SPLIT_METHODS, DataError
 from .download import course_copy_note, dataset_sha256
