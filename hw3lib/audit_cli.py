@@ -5,7 +5,8 @@ import textwrap
 
 import numpy as np
 
-from .cli import Parser, add_data_option, announce_reading, fraction, image_size, parse_seeds, phrased, show_progress
+from .cli import (Parser, add_data_option, announce_reading, fraction, image_size, parse_seeds, phrased,
+                  show_progress)
 from .config import TrainConfig
 from .data import MODES, DataError, load_split, validation_mask
 from .folders import resolve_root, split_files
