@@ -287,7 +287,9 @@ class LeakageAudit:
             lines.append(f"{method} split: {shares}: validation accuracy will read higher than "
                          f"test accuracy, and settings chosen on it may not hold; {fix}")
         if shuffled:
-            lines.append(f"consecutive files of a class sit {self.step / self.neighbour:.1f} times "
+            # a neighbour of 0: most images have an exact copy elsewhere in the folder (no ratio)
+            times = f"{self.step / self.neighbour:.1f} times " if self.neighbour else ""
+            lines.append(f"consecutive files of a class sit {times}"
                          f"farther apart ({self.step:.3g}) than an image from its nearest image in "
                          f"the training folder ({self.neighbour:.3g}): near-identical images (frames "
                          "of a video, bursts) are not neighbours in file-name order (random names, "

@@ -304,3 +304,15 @@ def test_findings_name_test_images_that_are_training_images_flipped():
     mirrors = audit.findings()[-1]
     assert mirrors.startswith("1 test image(s) are the mirror image") and "--no-hflip" in mirrors
     assert not any("mirror" in line for line in leakage_audit(X, y, X_new, seeds=(0,), progress=False).findings())
+
+
+def test_findings_name_files_out_of_order_when_most_images_have_an_exact_copy_elsewhere():
+    """Black-and-white images (0 and 1: every distance exact), each four times but never next
+    to a copy: the nearest image is at 0, and the findings divided by it (ZeroDivisionError)."""
+    base = (np.random.default_rng(1).random((10, 1, 8, 8)) > 0.5).astype(np.float32)
+    X, y = np.concatenate([base[:5]] * 4 + [base[5:]] * 4), np.repeat([0, 1], 20)
+    audit = leakage_audit(X, y, np.full((3, 1, 8, 8), 0.5, np.float32), seeds=(0,), progress=False)
+    assert audit.neighbour == 0 and audit.out_of_order()
+    order_line = audit.findings()[-2]
+    assert order_line.startswith("consecutive files of a class sit farther apart (")
+    assert "not neighbours in file-name order" in order_line
