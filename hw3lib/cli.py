@@ -17,7 +17,7 @@ from pathlib import Path
 from .atomic import lock_path
 from .checks import dead_link
 from .data import DataError
-from .folders import DEFAULT_ROOT, SPLITS, resolve_root, split_files, split_folders
+from .folders import DEFAULT_ROOT, SPLIT_FOLDERS, SPLITS, resolve_root, split_files, split_folders
 from .images import parse_image_size
 from .model import KERNEL_ADVICE
 from .processes import process_running, start_seconds
@@ -190,15 +190,24 @@ def refuse_out_in_data(out, data, option="--out"):
     """ValueError when ``out`` (the folder given as ``option``) is, or lies in, a split folder of
     the dataset at ``data`` (``--data``; None: ``$HW3_DATA``, then ``data/``): the files written
     there would become part of the dataset, which every later read of it refuses (or reads as a
-    class). Creates nothing; a dataset that cannot be found is left for loading to name."""
+    class); or where it is, or lies in, the split's folder of the other name (``train/`` beside
+    ``Data_train/``), which creating it would make a second folder of that split. Creates
+    nothing; a dataset that cannot be found is left for loading to name."""
     root, where = resolve_root(data), Path(out).resolve()
     for split in SPLITS:
-        for folder in split_folders(root, split):
+        found = split_folders(root, split)
+        for folder in found:
             if where.is_relative_to(folder.resolve()):
                 raise ValueError(f"{option} {out} is inside the dataset's {split} split folder "
                                  f"{folder}: the run's files written there would become part of "
                                  f"the dataset and break it. Choose an {option} outside {folder} "
                                  f"(e.g. {root / 'runs'})")
+        for folder in (root / name for name in SPLIT_FOLDERS[split]):
+            if found and folder not in found and where.is_relative_to(folder.resolve()):
+                raise ValueError(f"{option} {out} would create {folder}, a second {split} split "
+                                 f"folder beside the dataset's {found[0]}: a dataset holding both "
+                                 f"is refused by every later read of it. Choose an {option} "
+                                 f"outside {folder} (e.g. {root / 'runs'})")
 
 
 def try_writing(folder, nbytes=0):

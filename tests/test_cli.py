@@ -683,6 +683,20 @@ def test_an_out_inside_a_split_folder_of_the_data_is_refused_before_it_breaks_th
     assert code == 0, err
 
 
+@pytest.mark.parametrize("inside, split", [("train", "train"), ("test/run", "test")])
+def test_an_out_that_would_make_a_second_split_folder_of_the_data_is_refused(tmp_path, capsys, inside, split):
+    """The data's Data_train/ and Data_test/ were checked, not train/ and test/ beside them: such
+    an --out trained, and the dataset then held both folders of a split, which every later read
+    of it (--resume too) refused."""
+    root = fake_root(tmp_path)
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--out", root / inside)
+    assert code == 2 and stdout == "" and err == (
+        f"error: --out {root / inside} would create {root / split}, a second {split} split folder "
+        f"beside the dataset's {root / f'Data_{split}'}: a dataset holding both is refused by every "
+        f"later read of it. Choose an --out outside {root / split} (e.g. {root / 'runs'})\n")
+    assert not (root / split).exists()
+
+
 def test_a_setting_a_command_has_no_option_for_stays_as_the_library_names_it():
     from hw3lib.cli import phrased
     assert phrased("Fix: TrainConfig(image_size='64x64') or TrainConfig(kernel_size=3)") == (
