@@ -119,7 +119,11 @@ class Checkpoint:
         except (KeyError, TypeError, ValueError) as err:
             return (f"its model_config {self.model_config!r} builds no model "
                     f"({type(err).__name__}: {err})")
-        differences = self.config.architecture_differences(model.config)
+        try:
+            differences = self.config.architecture_differences(model.config)
+        except (KeyError, TypeError, ValueError) as err:  # e.g. its kernel too large for those inputs
+            return ("its model_config and config disagree on the model: config builds none for "
+                    f"model_config's inputs ({type(err).__name__}: {err})")
         if differences:  # fit refuses such a pair: the file was edited, or written by hand
             return ("its model_config and config disagree on the model: " + "; ".join(
                 f"{key} {have!r} in model_config, {wanted!r} by config" for key, have, wanted

@@ -372,6 +372,12 @@ MALFORMED = {  # what is wrong -> (the change, words of the message)
     "model_config of another activation than the config": (
         lambda arrays, meta: meta["model_config"].update(activation="tanh"),
         "activation 'tanh' in model_config, 'relu' by config"),
+    # a config whose model does not fit the model_config's 12x12 inputs: a bare ValueError (from
+    # building it) that named no file
+    "config of a kernel too large for the model_config's inputs": (
+        lambda arrays, meta: meta["config"].update(model={"kernel_size": 7}),
+        "its model_config and config disagree on the model: config builds none for model_config's "
+        "inputs (ValueError: LeNet5 with kernel_size=7 does not fit 12x12 inputs"),
 }
 
 
