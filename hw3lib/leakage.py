@@ -256,11 +256,14 @@ class LeakageAudit:
         images are as new to a model trained on its training images as the test images are
         (their near-duplicate shares within :data:`NEAR_MARGIN`), or which are the less new;
         that near duplicates mean little when the files do not come in runs of near-copies (the
-        blocked split's validation images no farther from training than :attr:`near`), or, where
-        the files are out of frame order (:meth:`out_of_order`), that no split can be judged
-        until they are renamed (the shares then count unrelated images as near); and how
+        blocked split's validation images no farther from training than :attr:`near`, where that
+        is the step between files, no ``near`` given), or, where the files are out of frame order
+        (:meth:`out_of_order`) and the threshold is their step, that no split can be judged until
+        they are renamed (the shares then count unrelated images as near); and how
         many test images have an exact copy in the training folder."""
-        lines, shuffled = [], self.out_of_order()
+        # out of order, the frame step is no near threshold; a threshold given (near=) still is
+        stepped = self.step is None or self.near == self.step  # None: an audit made by hand
+        lines, shuffled = [], self.out_of_order() and stepped
         for method in dict.fromkeys(key[0] for key in self.distances):
             (val_median, val), (test_median, test) = (self.summary(method, pair) for pair in PAIRS[:2])
             shares = (f"{val:.0%} of its validation images are near duplicates of a training "
@@ -297,7 +300,7 @@ class LeakageAudit:
                          "blocked split cannot hold them out together and whether validation is as "
                          "new as test cannot be told. Fix: name each class's files so that they sort "
                          "video by video, in frame order (e.g. video03_frame0007.png), and audit again")
-        elif "blocked" in (key[0] for key in self.distances):
+        elif "blocked" in (key[0] for key in self.distances) and stepped:  # near: the step between files
             held_out = self.summary("blocked", PAIRS[0])[0]
             if held_out <= self.near:  # e.g. independent photos: a typical pair's distance
                 lines.append(f"consecutive files of a class are no nearer each other ({self.near:.3g}) "

@@ -316,3 +316,21 @@ def test_findings_name_files_out_of_order_when_most_images_have_an_exact_copy_el
     order_line = audit.findings()[-2]
     assert order_line.startswith("consecutive files of a class sit farther apart (")
     assert "not neighbours in file-name order" in order_line
+
+
+def test_a_near_threshold_given_is_kept_for_the_verdicts_when_files_are_out_of_order():
+    """Out of frame order, the findings said the shares were counted "against a threshold that
+    the file order makes too large" and gave no verdict, though the threshold was the one given
+    (near=), not the step between files; and the caveat named that threshold as the distance
+    between consecutive files."""
+    X, y = videos()
+    order = np.concatenate([np.random.default_rng(1).permutation(np.flatnonzero(y == c)) for c in range(3)])
+    X_test = videos(frames=30, seed=1)[0]
+    step = leakage_audit(X[order], y, X_test, seeds=(0,), progress=False)
+    audit = leakage_audit(X[order], y, X_test, seeds=(0,), near=step.neighbour, progress=False)
+    assert audit.out_of_order()
+    findings = audit.findings()
+    assert not any("threshold that the file order makes too large" in line for line in findings)
+    assert not any(line.startswith("consecutive files of a class") for line in findings)  # near is no step
+    random_ = next(line for line in findings if line.startswith("random split"))
+    assert "validation accuracy will read higher than test accuracy" in random_, findings
