@@ -457,7 +457,9 @@ class FitResult:
     def evaluate(self, X, y, batch_size=EVAL_BATCH):
         """``(loss, accuracy)`` on raw images ``X (N, C, H, W)`` in [0, 1], normalised with the
         training split's ``mean``/``std`` batch by batch (:func:`evaluate`). The run's test split
-        (:attr:`test_sha256`) is :meth:`test`'s: evaluated once and counted, then its record's."""
+        (:attr:`test_sha256`) is :meth:`test`'s: evaluated once and counted, then its record's,
+        and refused as :meth:`test` refuses it where ``model`` holds other weights than the kept
+        epoch's (``fit(..., restore_best=False)``)."""
         X, y = self._checked(X), np.asarray(y)
         if self.test_sha256 is not None and test_data_sha256(X, y) == self.test_sha256:
             record = self.test(X, y)
