@@ -112,7 +112,9 @@ def main(argv=None):
                              "val_fraction=0.2")
     parser.add_argument("--seeds", default="0",
                         help="the seeds of every setting, FIRST-LAST or a list; default 0")
-    parser.add_argument("--trials", type=int, metavar="N", help="a sampled search: how many settings to try")
+    parser.add_argument("--trials", type=int, metavar="N",
+                        help="how many settings a sampled search tries: needed where a --param is a "
+                             "range (lr=1e-4:1e-2:log), refused for a grid of lists alone")
     parser.add_argument("--workers", type=int, default=default_workers(), metavar="N",
                         help="worker processes on this machine; default %(default)s (one per core)")
     parser.add_argument("--out", type=folder, default=Path("runs/sweep"),

@@ -59,6 +59,16 @@ def test_the_prediction_example_names_a_class_per_file(tmp_path, monkeypatch, ca
     assert len(names) == 2 and set(names) <= {"a", "b", "c"}
 
 
+def test_the_sweep_help_says_when_trials_is_needed_and_when_refused(capsys):
+    """--trials said only "a sampled search: how many settings to try", not that a range needs it
+    and a grid of lists refuses it, as the command then says in an error."""
+    with pytest.raises(SystemExit):
+        sweep_cli.main(["--help"])
+    usage = " ".join(capsys.readouterr().out.split())
+    trials = usage[usage.index("--trials N how"):usage.index("--workers N worker")]
+    assert "range" in trials and "refused for a grid" in trials, trials
+
+
 def test_the_sweep_section_and_help_name_every_setting_a_sweep_does_not_vary(capsys):
     refused = []
     for field in fields(TrainConfig):
