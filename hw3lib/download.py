@@ -380,7 +380,8 @@ def main_download(argv: list[str] | None = None) -> int:
     failure raises DataError, which ``python -m hw3lib`` prints as one line, exit status 2."""
     parser = Parser(prog="python -m hw3lib download", description="Fetch and verify the fruit images.")
     parser.add_argument(
-        "dest", nargs="?", type=folder, help=f"target folder; default: $HW3_DATA, then {DEFAULT_ROOT}"
+        "dest", nargs="?", type=folder, metavar="DEST",
+        help=f"target folder; default: $HW3_DATA, then {DEFAULT_ROOT}"
     )
     parser.add_argument("--base-url", default=DEFAULT_BASE_URL, metavar="URL", help="folder URL holding Data_train/")
     parser.add_argument("--no-progress", action="store_true",

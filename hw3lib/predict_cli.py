@@ -112,7 +112,8 @@ def main(argv=None):
                                 "A file that cannot be read is named on stderr and the others are\n"
                                 "classified; the exit status is then 1.",
                     epilog="Example:\n  python -m hw3lib predict runs/lenet5 my_pear.png photos/")
-    parser.add_argument("run", type=Path, help="the folder `train --out` wrote, or its checkpoint.npz")
+    parser.add_argument("run", type=Path, metavar="RUN",
+                        help="the folder `train --out` wrote, or its checkpoint.npz")
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE",
                         help="image files, or folders: every image under them")
     parser.add_argument("--top", type=int_at_least(1), default=1, metavar="K",

@@ -620,7 +620,7 @@ def test_resuming_a_run_of_other_code_notes_that_the_run_mixes_the_two(tmp_path,
     (["report", "--bogus"], "unrecognized arguments: --bogus"),
     (["download", "--bogus"], "unrecognized arguments: --bogus"),
     (["train", "--out", ""], "argument --out: must name a folder, got an empty string"),
-    (["download", ""], "argument dest: must name a folder, got an empty string"),
+    (["download", ""], "argument DEST: must name a folder, got an empty string"),
     (["train", "--data", ""], "argument --data: must name a folder, got an empty string"),
     (["sweep", "--data", "", "--seeds", "0-1"], "argument --data: must name a folder, got an empty string"),
 ])

@@ -14,6 +14,7 @@ from test_train import HAVE_DATA, tiny_config, tiny_data
 
 from hw3lib import download, sweep_cli
 from hw3lib.__main__ import COMMANDS
+from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.config import TrainConfig
 from hw3lib.folders import DEFAULT_ROOT, REPO_ROOT
 from hw3lib.sweep_space import _check_name
@@ -57,6 +58,16 @@ def test_the_prediction_example_names_a_class_per_file(tmp_path, monkeypatch, ca
     exec(block("FitResult.load("), {})
     names = eval(capsys.readouterr().out)
     assert len(names) == 2 and set(names) <= {"a", "b", "c"}
+
+
+@pytest.mark.parametrize("command, positional", [("predict", "RUN IMAGE"), ("download", "[DEST]")])
+def test_the_helps_name_positional_arguments_as_the_command_line_block_does(command, positional, capsys):
+    """The helps said ``run`` and ``dest`` where the README writes RUN and DEST."""
+    block = README[README.index(f"python -m hw3lib {command} "):]
+    assert positional.split()[0] in block.split("\n", 1)[0]
+    with pytest.raises(SystemExit):
+        hw3lib_main([command, "--help"])
+    assert positional in capsys.readouterr().out.split("\n\n", 1)[0]
 
 
 def test_the_sweep_help_says_when_trials_is_needed_and_when_refused(capsys):
