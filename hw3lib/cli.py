@@ -61,12 +61,12 @@ def parse_given(parser, argv, names):
     """``(args, given)``: ``parser``'s arguments from ``argv``, and the set of the options
     ``names`` (their destinations) given on the command line, at their default value too, so
     that a command can refuse one that it would ignore; those left out take their defaults."""
-    # argparse sets a default only where the namespace lacks the name: None marks one left out
-    args = parser.parse_args(argv, argparse.Namespace(**dict.fromkeys(names)))
-    given = {name for name in names if getattr(args, name) is not None}
-    for name in set(names) - given:
-        setattr(args, name, parser.get_default(name))
-    return args, given
+    # argparse sets a default only where the namespace lacks the name: a mark left there is an
+    # option left out; the arguments themselves come from a plain parse (defaults as argparse
+    # gives them, a string default through its type too)
+    left_out = object()
+    marked = parser.parse_args(argv, argparse.Namespace(**dict.fromkeys(names, left_out)))
+    return parser.parse_args(argv), {name for name in names if getattr(marked, name) is not left_out}
 
 
 def add_data_option(parser):

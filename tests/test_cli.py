@@ -859,3 +859,14 @@ def test_reading_the_images_is_announced_on_stderr_unless_no_progress(tmp_path, 
     assert said == [f"reading 6 training and 6 test images from {root} ...\n"]
     code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--out", tmp_path / "quiet")
     assert code in (0, 3) and "reading" not in err
+
+
+def test_parse_given_tells_an_option_given_at_its_default_and_converts_defaults_as_argparse_does():
+    """It filled an option left out with its raw default: a string default skipped its type."""
+    parser = cli.Parser(prog="x")
+    parser.add_argument("--n", type=int, default="3")
+    parser.add_argument("--m", type=int, default=5)
+    args, given = cli.parse_given(parser, [], ["n", "m"])
+    assert (args.n, args.m, given) == (3, 5, set())
+    args, given = cli.parse_given(parser, ["--n", "3", "--m", "5"], ["n", "m"])
+    assert (args.n, args.m, given) == (3, 5, {"n", "m"})
