@@ -60,6 +60,16 @@ NEAR_MARGIN = 0.15
 # 1.20); independent images (random smooth patterns) came within 1.7 of it; shuffled frames 7.
 ORDER_RATIO = 3.0
 
+# The images of each half of a folder that :func:`file_order_note` looks up in the other half
+# (the audit looks up every image): enough for a median, and a check before training that costs
+# 0.2 ms an image at RGB 64x64 (5 seconds at 24,000 images, a whole audit minutes), most of it
+# converting the other half to float64.
+ORDER_SAMPLE = 256
+
+# How to name files so that the blocked split holds near-identical images out together.
+ORDER_FIX = ("name each class's files so that they sort video by video, in frame order (e.g. "
+             "video03_frame0007.png)")
+
 
 def _flat(X):
     return np.asarray(X, dtype=np.float64).reshape(len(X), -1)
@@ -186,6 +196,62 @@ def frame_step(X, y):
     return float(np.median(steps))
 
 
+def neighbour_distance(X, sample=None, bar=None):
+    """The median distance from an image of ``X (N, C, H, W)`` (N >= 2) to its nearest image in
+    the other half of ``X`` (a seeded random half; each half's images looked up in the other).
+    ``sample``: look up at most this many images of each half (seeded), None: all of them.
+    ``bar`` (a tqdm bar, or None) counts the image pairs compared."""
+    rng = np.random.default_rng(0)
+    half = np.zeros(len(X), dtype=bool)
+    half[rng.permutation(len(X))[:len(X) // 2]] = True
+    distances = []
+    for rows in (half, ~half):
+        looked_up = rows
+        if sample is not None and rows.sum() > sample:
+            looked_up = np.zeros(len(X), dtype=bool)
+            looked_up[rng.choice(np.flatnonzero(rows), sample, replace=False)] = True
+        distances.append(_nearest_many(X, X, [~rows], rows=looked_up, bar=bar)[0][0])
+    return float(np.median(np.concatenate(distances)))
+
+
+def files_out_of_order(step, neighbour):
+    """Whether consecutive files of a class sit over :data:`ORDER_RATIO` times farther apart
+    (``step``, :func:`frame_step`) than an image from its nearest image (``neighbour``,
+    :func:`neighbour_distance`): near-identical images that are not neighbours in file-name
+    order."""
+    return step > ORDER_RATIO * neighbour
+
+
+def order_sentence(step, neighbour):
+    """The start of a sentence saying that consecutive files of a class sit ``step`` apart
+    (:func:`frame_step`), far more than an image from its nearest image (``neighbour``,
+    :func:`neighbour_distance`): near-identical images are not neighbours in file-name order."""
+    # a neighbour of 0: most images have an exact copy elsewhere in the folder (no ratio)
+    times = f"{step / neighbour:.1f} times " if neighbour else ""
+    return (f"consecutive files of a class sit {times}farther apart ({step:.3g}) than an image "
+            f"from its nearest image in the training folder ({neighbour:.3g}): near-identical "
+            "images (frames of a video, bursts) are not neighbours in file-name order (random "
+            "names, several videos interleaved, numbers that do not count the frames)")
+
+
+def file_order_note(X, y):
+    """A note when the images ``X (N, C, H, W)`` of labels ``y (N,)``, in file order (the
+    training part of :func:`~hw3lib.data.load_dataset`'s blocked split keeps it), are out of
+    frame order (:func:`files_out_of_order`), the nearest images of
+    :data:`ORDER_SAMPLE` images per half looked up: the blocked split then holds out images
+    whose near-copies train. None otherwise, or when no class has two images."""
+    y = np.asarray(y)
+    if len(y) < 2 or np.unique(y, return_counts=True)[1].max() < 2:
+        return None
+    step, neighbour = frame_step(X, y), neighbour_distance(X, ORDER_SAMPLE)
+    if not files_out_of_order(step, neighbour):
+        return None
+    return (f"note: {order_sentence(step, neighbour)}, so the blocked validation split holds out "
+            "images whose near-copies train: validation accuracy, and the epoch and settings "
+            f"chosen on it, will read higher than on new images. Fix: {ORDER_FIX}; `python -m "
+            "hw3lib audit` measures it")
+
+
 @dataclass
 class LeakageAudit:
     """What :func:`leakage_audit` measured.
@@ -209,10 +275,8 @@ class LeakageAudit:
     mirrored: np.ndarray | None = None
 
     def out_of_order(self):
-        """Whether consecutive files of a class sit over :data:`ORDER_RATIO` times farther apart
-        (:attr:`step`) than an image from its nearest image in the folder (:attr:`neighbour`):
-        near-identical images that are not neighbours in file-name order."""
-        return self.step is not None and self.step > ORDER_RATIO * self.neighbour
+        """:func:`files_out_of_order` of :attr:`step` and :attr:`neighbour` (False where not measured)."""
+        return self.step is not None and files_out_of_order(self.step, self.neighbour)
 
     def summary(self, method, pair):
         """``(median distance, near-duplicate fraction)`` of ``pair`` under ``method``, each the
@@ -290,16 +354,9 @@ class LeakageAudit:
             lines.append(f"{method} split: {shares}: validation accuracy will read higher than "
                          f"test accuracy, and settings chosen on it may not hold; {fix}")
         if shuffled:
-            # a neighbour of 0: most images have an exact copy elsewhere in the folder (no ratio)
-            times = f"{self.step / self.neighbour:.1f} times " if self.neighbour else ""
-            lines.append(f"consecutive files of a class sit {times}"
-                         f"farther apart ({self.step:.3g}) than an image from its nearest image in "
-                         f"the training folder ({self.neighbour:.3g}): near-identical images (frames "
-                         "of a video, bursts) are not neighbours in file-name order (random names, "
-                         "several videos interleaved, numbers that do not count the frames), so the "
-                         "blocked split cannot hold them out together and whether validation is as "
-                         "new as test cannot be told. Fix: name each class's files so that they sort "
-                         "video by video, in frame order (e.g. video03_frame0007.png), and audit again")
+            lines.append(f"{order_sentence(self.step, self.neighbour)}, so the blocked split "
+                         "cannot hold them out together and whether validation is as new as test "
+                         f"cannot be told. Fix: {ORDER_FIX}, and audit again")
         elif "blocked" in (key[0] for key in self.distances) and stepped:  # near: the step between files
             held_out = self.summary("blocked", PAIRS[0])[0]
             if held_out <= self.near:  # e.g. independent photos: a typical pair's distance
@@ -381,19 +438,17 @@ def leakage_audit(X, y, X_test, *, methods=SPLIT_METHODS, seeds=(0, 1, 2), val_f
     is_val = {key: validation_mask(y, val_fraction, key[1], key[0]) for key in keys}
     step = frame_step(X, y)
     audit = LeakageAudit(step if near is None else float(near), step=step)
-    half = np.zeros(len(X), dtype=bool)  # each image against the other half (frame_step: 2 or more)
-    half[np.random.default_rng(0).permutation(len(X))[:len(X) // 2]] = True
     # The test images are compared with every split's training and validation images in one
-    # pass over X; the validation images of each split with its training images.
+    # pass over X; the validation images of each split with its training images; each image
+    # with the other half of X (neighbour_distance; frame_step needs 2 images or more).
     pairs = (sum(int(is_val[key].sum()) * int((~is_val[key]).sum()) for key in keys)
-             + len(X_test) * len(X) + 2 * int(half.sum()) * int((~half).sum()))
+             + len(X_test) * len(X) + 2 * (len(X) // 2) * (len(X) - len(X) // 2))
     with tqdm(total=pairs, disable=not progress, delay=PROGRESS_DELAY, unit="pair", unit_scale=True,
               desc="leakage audit") as bar:
         to_train = [_nearest_many(X, X, [~is_val[key]], rows=is_val[key], bar=bar)[0] for key in keys]
         test_to = _nearest_many(X_test, X, [m for key in keys for m in (~is_val[key], is_val[key])],
                                 bar=bar)
-        audit.neighbour = float(np.median(np.concatenate(
-            [_nearest_many(X, X, [~rows], rows=rows, bar=bar)[0][0] for rows in (half, ~half)])))
+        audit.neighbour = neighbour_distance(X, bar=bar)
     digests, test_digests = _digests(X, X.dtype), _digests(X_test, X_test.dtype)
     X_digests = digests if X.dtype == X_test.dtype else _digests(X, X_test.dtype)
     flipped = X_test[..., ::-1]

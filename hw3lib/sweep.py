@@ -79,6 +79,7 @@ from .checks import integer
 from .cli import refuse_file_in_the_way, try_writing, usable_cores
 from .download import dataset_sha256
 from .engine import engine_code
+from .leakage import file_order_note
 from .parallel import child_blas_threads
 from .processes import process_running, start_ticks
 from .runs import checkpoint_path, load_or_train, one_blas_thread, run_key
@@ -381,7 +382,7 @@ def default_workers():
 
 def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="runs/sweep",
               storage=None, study_name=None, pruner="percentile", root=None, checkpoints=None,
-              progress=True, on_progress=None, stop=None):
+              progress=True, on_progress=None, on_note=None, stop=None):
     """Run (or go on with) the sweep of ``space`` around ``base`` (a :class:`TrainConfig`,
     default the report's settings) with ``seeds``; return its :class:`SweepResult`
     (with ``checkpoints``, the folder of its runs' checkpoints).
@@ -401,7 +402,9 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
       :func:`~hw3lib.runs.load_or_train` finds every finished run's weights.
     - ``root``: the data (default ``$HW3_DATA``, then ``data/``); ``pruner``: see
       :meth:`Sweep.pruner_for_study`; ``progress``: a bar over runs; ``on_progress(done,
-      total)`` after each look at the study.
+      total)`` after each look at the study; ``on_note(text)`` (e.g. ``print``) before any run,
+      with :func:`hw3lib.leakage.file_order_note` where it has one and a run holds out the
+      blocked split (not looked for without ``on_note``).
 
     Ctrl-C, or setting the ``threading.Event`` ``stop``, stops the workers after their current
     batch (their runs are queued again) and raises KeyboardInterrupt, also while the study is
@@ -422,6 +425,10 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
                 config.check_fit(data.image_size)
             except ValueError as err:
                 raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in setting.items())}: {err}") from None
+    if on_note is not None and any(config.split == "blocked" for _, config in sweep.corners()):
+        note = file_order_note(data.X_train, data.y_train)
+        if note:
+            on_note(note)
     sha = dataset_sha256(root)
     # a bad storage or folder now, creating nothing it does not need, rather than in every run
     store = open_storage(storage) if storage is not None else None

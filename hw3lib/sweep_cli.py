@@ -198,7 +198,8 @@ def _sweep_command(args):
             print(note)
     result = run_sweep(space, base, seeds=seeds, trials=args.trials, workers=args.workers,
                        out=args.out, storage=args.storage, study_name=args.study_name,
-                       pruner=args.pruner, root=args.data, progress=show_progress(args))
+                       pruner=args.pruner, root=args.data, progress=show_progress(args),
+                       on_note=print)
     try:
         return _report(args, space, result)
     except KeyboardInterrupt:

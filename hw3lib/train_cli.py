@@ -20,6 +20,7 @@ from .download import course_copy_note, dataset_sha256
 from .engine import engine_stamp
 from .images import SUFFIXES
 from .learning import learning_warning, unvalidated_note
+from .leakage import file_order_note
 from .train import HISTORY_KEYS, TrainingError, check_resume, fit
 
 OWN_IMAGES = f"""\
@@ -250,6 +251,7 @@ def _train_command(args, claim):
     model = config.build_model(len(data.classes), data.image_size)
     threads = args.threads or (resume and resume.threads) or 1
     notes = [note for note in (course_copy_note(args.data, sha), unvalidated_note(data.classes, data.y_val),
+                               config.split == "blocked" and file_order_note(data.X_train, data.y_train),
                                more_than_cores("--threads", threads, "threads")) if note]
     if resume:
         check_resume(resume, model, data, config, sha, checkpoint_path)  # before printing

@@ -61,3 +61,32 @@ def write_banded_root(base: Path, per_class=60, test_per_class=6, seed=0) -> Pat
                 x[k * 10:k * 10 + 10] += 100
                 Image.fromarray(x, "L").save(folder / f"{name}_{split}_{i}.png")
     return base
+
+
+def write_videos(root, frames=40, test_frames=12):
+    """Each class (A, B) one "video" of 16x16 grey frames in file order, a slow random walk; its
+    test frames from a walk of their own."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", frames), ("test", test_frames)):
+        for name in "AB":
+            folder = root / folders.SPLITS[split] / name
+            folder.mkdir(parents=True)
+            frame = rng.random((16, 16)) * 200
+            for i in range(n):
+                frame = np.clip(frame + rng.normal(0, 3, frame.shape), 0, 255)
+                Image.fromarray(frame.astype(np.uint8)).save(folder / f"{name}_{i}.png")
+    return root
+
+
+def name_at_random(root: Path, seed=0) -> Path:
+    """Rename each training class folder's files of ``root`` in a random order (``0007.png``), as
+    files named by a camera's counter across videos or by hashes are read: no longer in frame
+    order."""
+    rng = np.random.default_rng(seed)
+    for folder in (root / folders.SPLITS["train"]).iterdir():
+        files = sorted(folder.iterdir())
+        for file, k in zip(files, rng.permutation(len(files))):
+            file.rename(folder / f"{k:04d}{file.suffix}.renaming")
+        for file in folder.iterdir():
+            file.rename(folder / file.stem)
+    return root

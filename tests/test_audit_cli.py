@@ -9,21 +9,7 @@ from PIL import Image
 
 from hw3lib import data, folders
 from hw3lib.__main__ import main
-
-
-def write_videos(root, frames=40, test_frames=12):
-    """Each class (A, B) one "video" of 16x16 grey frames in file order, a slow random walk; its
-    test frames from a walk of their own."""
-    rng = np.random.default_rng(0)
-    for split, n in (("train", frames), ("test", test_frames)):
-        for name in "AB":
-            folder = root / folders.SPLITS[split] / name
-            folder.mkdir(parents=True)
-            frame = rng.random((16, 16)) * 200
-            for i in range(n):
-                frame = np.clip(frame + rng.normal(0, 3, frame.shape), 0, 255)
-                Image.fromarray(frame.astype(np.uint8)).save(folder / f"{name}_{i}.png")
-    return root
+from datasets import write_videos
 
 
 def test_audit_prints_the_table_and_what_it_means_naming_copied_test_images(tmp_path, capsys):

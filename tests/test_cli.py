@@ -25,6 +25,7 @@ from hw3lib.config import TrainConfig
 from hw3lib.download import dataset_sha256
 from hw3lib.engine import engine_stamp
 from hw3lib.train import fit
+from datasets import name_at_random, write_videos
 from test_checkpoint import MALFORMED, rewrite
 from test_train import DATA, HAVE_DATA, fake_root, run_cli, start_training
 
@@ -139,6 +140,23 @@ def test_a_class_with_no_validation_image_is_noted(tmp_path, capsys):
     notes = [line for line in stdout.splitlines() if line.startswith("note:")]
     assert notes == ["note: no validation images of class(es) digit0 (too few images to hold one out): "
                      "validation accuracy, and the epoch it picks, do not measure them; add images to them"]
+
+
+def test_frames_named_out_of_order_are_noted_where_the_blocked_split_holds_them_out(tmp_path, capsys):
+    """Frames named at random: the blocked split held out frames whose neighbours trained, and
+    train said nothing (only audit told)."""
+    root = name_at_random(write_videos(tmp_path / "frames", frames=60, test_frames=6))
+    notes = {}
+    for split in ("blocked", "random"):
+        code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--split", split,
+                                    "--out", tmp_path / split)
+        assert code in (0, 3), err
+        notes[split] = [line for line in stdout.splitlines() if line.startswith("note:")]
+    assert len(notes["blocked"]) == 1 and "not neighbours in file-name order" in notes["blocked"][0]
+    assert notes["random"] == []  # it holds out neighbours of training frames whatever the order
+    code, stdout, err = run_cli(capsys, "--data", write_videos(tmp_path / "in_order", frames=60, test_frames=6),
+                                *QUICK, "--out", tmp_path / "in_order_run")
+    assert "note:" not in stdout
 
 
 def test_a_batch_larger_than_the_training_split_is_noted_and_too_few_steps_are_said(tmp_path, capsys):

@@ -4,7 +4,8 @@ import pytest
 from conftest import peak_bytes
 
 from hw3lib import data
-from hw3lib.leakage import PAIRS, LeakageAudit, exact_duplicates, frame_step, leakage_audit, nearest
+from hw3lib.leakage import (ORDER_SAMPLE, PAIRS, LeakageAudit, exact_duplicates, file_order_note, frame_step,
+                            leakage_audit, nearest, neighbour_distance)
 
 
 def test_nearest_by_hand():
@@ -334,3 +335,33 @@ def test_a_near_threshold_given_is_kept_for_the_verdicts_when_files_are_out_of_o
     assert not any(line.startswith("consecutive files of a class") for line in findings)  # near is no step
     random_ = next(line for line in findings if line.startswith("random split"))
     assert "validation accuracy will read higher than test accuracy" in random_, findings
+
+
+def shuffled_within_classes(X, y, seed=1):
+    """``X, y`` with each class's images in a random order, as files named at random are read."""
+    order = np.concatenate([np.random.default_rng(seed).permutation(np.flatnonzero(y == c))
+                            for c in np.unique(y)])
+    return X[order], y[order]
+
+
+def test_file_order_note_names_frames_out_of_order_and_not_frames_in_order_or_independent_images():
+    """train held out the blocked split of frames named at random without a word (only audit
+    told): near-copies of each validation frame trained, and validation read too high."""
+    X, y = videos(frames=300)
+    note = file_order_note(*shuffled_within_classes(X, y))
+    assert note.startswith("note: consecutive files of a class sit ") and "not neighbours in file-name order" in note
+    assert "validation accuracy, and the epoch and settings chosen on it, will read higher" in note
+    assert "Fix: name each class's files so that they sort video by video" in note
+    assert file_order_note(X, y) is None  # frames in order
+    independent = np.random.default_rng(2).random((600, 1, 4, 4)).astype(np.float32)
+    assert file_order_note(independent, np.repeat([0, 1], 300)) is None
+    assert file_order_note(X[:3], np.arange(3)) is None  # no class of two images: nothing to tell
+
+
+def test_neighbour_distance_is_the_audits_and_a_sample_of_it_comes_close():
+    X, y = shuffled_within_classes(*videos(frames=300))
+    audit = leakage_audit(X, y, X[:5], seeds=(0,), progress=False)
+    assert neighbour_distance(X) == audit.neighbour
+    assert len(X) // 2 > ORDER_SAMPLE  # the sample is a part of each half
+    assert neighbour_distance(X, ORDER_SAMPLE) == pytest.approx(audit.neighbour, rel=0.1)
+    assert neighbour_distance(X, ORDER_SAMPLE) != audit.neighbour

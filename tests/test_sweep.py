@@ -32,7 +32,7 @@ import sqlalchemy
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from datasets import make_root, write_banded_root, write_png
+from datasets import make_root, name_at_random, write_banded_root, write_png, write_videos
 from conftest import missing
 from hw3lib import cli as cli_module
 from hw3lib import results
@@ -911,6 +911,20 @@ def test_more_workers_than_cores_are_noted_before_the_sweep_runs_and_no_more_tha
     argv[argv.index("--workers") + 1] = "16"  # 2 runs: 2 workers, not 16 processes
     assert hw3lib_main([*argv[:-5], "--out", str(tmp_path / "again"), *argv[-3:]]) == 0
     assert started == [2, 2]
+
+
+def test_frames_named_out_of_order_are_noted_before_the_sweep_runs_where_a_run_holds_out_the_blocked_split(
+        tmp_path, capsys):
+    """Frames named at random: every run's blocked split held out frames whose neighbours
+    trained, and the sweep said nothing (train says so)."""
+    root = name_at_random(write_videos(tmp_path / "frames", frames=60, test_frames=6))
+    argv = ["sweep", "--param", "lr=1e-3,2e-3", "--set", "epochs=1", *TINY_SETS, "--workers", "1",
+            "--data", str(root), "--no-progress"]
+    assert hw3lib_main([*argv, "--out", str(tmp_path / "blocked")]) in (0, 3)
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("note: consecutive files of a class sit ") and "not neighbours in file-name order" in first
+    assert hw3lib_main([*argv, "--set", "split=random", "--out", str(tmp_path / "random")]) in (0, 3)
+    assert "note:" not in capsys.readouterr().out
 
 
 def test_an_out_inside_a_split_folder_of_the_data_is_refused_before_any_run(tmp_path, capsys):
