@@ -274,7 +274,8 @@ def _train_command(args, claim):
     height, width = data.image_size
     print(f"LeNet5 ({config.mode}, {config.channels} channel(s), {height}x{width}, "
           f"{len(data.classes)} classes) on {len(data.y_train)} training, {len(data.y_val)} validation, "
-          f"{len(data.y_test)} test images; Adam lr={config.lr:g}, batch {config.batch_size}, seed "
+          f"{len(data.y_test)} test images")
+    print(f"Adam lr={config.lr:g}, batch {config.batch_size}, seed "
           f"{config.seed}, {config.split} validation split, flips {'on' if config.hflip else 'off'}"
           + (f", up to {threads} threads" if threads > 1 else "")
           + (f"; resuming after epoch {resume.epoch}" if resume else ""))

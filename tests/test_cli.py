@@ -621,7 +621,7 @@ def test_resuming_a_run_of_other_code_notes_that_the_run_mixes_the_two(tmp_path,
     assert notes == [f"note: {path} was trained by other code (hw3lib 0123456789ab, numpy 1.0.0, openblas "
                      f"0.0.1 (Generic)); resuming goes on with this code ({engine_stamp()}), so the run "
                      "mixes the two; train afresh into another --out for a run of this code alone"]
-    assert stdout.splitlines()[1] == notes[0] and "resuming after epoch 3" in stdout.splitlines()[0]
+    assert stdout.splitlines()[2] == notes[0] and "resuming after epoch 3" in stdout.splitlines()[1]
     assert load_checkpoint(path).engine == engine_stamp()
     # a checkpoint written before the stamp existed has no engine: no note
     ckpt = load_checkpoint(path)
@@ -810,13 +810,13 @@ class ReaderGoneAfter(io.StringIO):
 
 
 @pytest.mark.parametrize("lines, kept", [
-    (3, "{out}/checkpoint.npz and {out}/history.json keep its 2 finished epoch(s) of 3: run the "
+    (4, "{out}/checkpoint.npz and {out}/history.json keep its 2 finished epoch(s) of 3: run the "
         "same command with --resume to finish the run"),
-    (5, "the run had finished: {out}/checkpoint.npz and {out}/history.json keep it; run the same "
+    (6, "the run had finished: {out}/checkpoint.npz and {out}/history.json keep it; run the same "
         "command with --resume to print its results")])
 def test_output_closed_during_train_says_what_out_keeps_and_resume_finishes_it(
         tmp_path, capsys, monkeypatch, lines, kept):
-    """``train ... | head -3``: the reader exits as row 2 is printed (its epoch saved) or after
+    """``train ... | head -4``: the reader exits as row 2 is printed (its epoch saved) or after
     the run's test; the error said nothing of the epochs kept in --out."""
     out, argv = tmp_path / "run", ["--data", fake_root(tmp_path), *QUICK[2:], "--epochs", 3]
     monkeypatch.setattr(sys, "stdout", ReaderGoneAfter(lines))
@@ -824,7 +824,7 @@ def test_output_closed_during_train_says_what_out_keeps_and_resume_finishes_it(
     assert (code, err) == (2, "error: the output was closed before train finished (a broken pipe: "
                               "the program reading it, such as head, exited); "
                               + kept.format(out=out) + "\n")
-    assert json.loads((out / "history.json").read_text())["epoch"] == [1, 2, 3][:lines - 1]
+    assert json.loads((out / "history.json").read_text())["epoch"] == [1, 2, 3][:lines - 2]
     monkeypatch.undo()
     code, stdout, err = run_cli(capsys, *argv, "--out", out, "--resume")
     assert code in (0, 3) and json.loads(stdout.splitlines()[-1])["epochs"] == 3, err

@@ -1017,8 +1017,11 @@ def test_command_trains_writes_files_and_ends_with_a_json_line(tmp_path, capsys)
                              "--out", out_dir, "--no-progress")
     assert code == 0, err
     lines = out.strip().splitlines()
-    assert lines[1].split() == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
-    assert [line.split()[0] for line in lines[2:4]] == ["1", "2"]
+    assert lines[0] == ("LeNet5 (L, 1 channel(s), 32x32, 3 classes) on 24 training, 12 validation, "
+                        "18 test images") and max(map(len, lines[:2])) < 100
+    assert lines[1] == "Adam lr=0.002, batch 8, seed 0, blocked validation split, flips on"
+    assert lines[2].split() == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
+    assert [line.split()[0] for line in lines[3:5]] == ["1", "2"]
     summary = json.loads(lines[-1])
     assert {"train_acc", "val_acc", "test_acc", "train_loss", "val_loss", "test_loss", "epochs",
             "seconds_per_epoch"} <= set(summary) and summary["epochs"] == 2
