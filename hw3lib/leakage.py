@@ -198,8 +198,8 @@ def frame_step(X, y):
 
 def neighbour_distance(X, sample=None, bar=None):
     """The median distance from an image of ``X (N, C, H, W)`` (N >= 2) to its nearest image in
-    the other half of ``X`` (a seeded random half; each half's images looked up in the other).
-    ``sample``: look up at most this many images of each half (seeded), None: all of them.
+    the other half of ``X`` (a seeded random half; each half's images looked up in the other; an
+    exact copy at 0). ``sample``: look up at most this many images of each half (seeded), None: all of them.
     ``bar`` (a tqdm bar, or None) counts the image pairs compared."""
     rng = np.random.default_rng(0)
     half = np.zeros(len(X), dtype=bool)
@@ -210,7 +210,11 @@ def neighbour_distance(X, sample=None, bar=None):
         if sample is not None and rows.sum() > sample:
             looked_up = np.zeros(len(X), dtype=bool)
             looked_up[rng.choice(np.flatnonzero(rows), sample, replace=False)] = True
-        distances.append(_nearest_many(X, X, [~rows], rows=looked_up, bar=bar)[0][0])
+        distance, index = _nearest_many(X, X, [~rows], rows=looked_up, bar=bar)[0]
+        # an exact copy is at distance 0, which |a|^2 + |b|^2 - 2 a.b rounds to about 1e-7
+        pairs = zip(np.flatnonzero(looked_up), np.flatnonzero(~rows)[index])
+        distance[[np.array_equal(X[i], X[j]) for i, j in pairs]] = 0
+        distances.append(distance)
     return float(np.median(np.concatenate(distances)))
 
 
@@ -226,12 +230,21 @@ def order_sentence(step, neighbour):
     """The start of a sentence saying that consecutive files of a class sit ``step`` apart
     (:func:`frame_step`), far more than an image from its nearest image (``neighbour``,
     :func:`neighbour_distance`): near-identical images are not neighbours in file-name order."""
-    # a neighbour of 0: most images have an exact copy elsewhere in the folder (no ratio)
-    times = f"{step / neighbour:.1f} times " if neighbour else ""
-    return (f"consecutive files of a class sit {times}farther apart ({step:.3g}) than an image "
-            f"from its nearest image in the training folder ({neighbour:.3g}): near-identical "
-            "images (frames of a video, bursts) are not neighbours in file-name order (random "
-            "names, several videos interleaved, numbers that do not count the frames)")
+    causes = "random names, several videos interleaved, numbers that do not count the frames"
+    if not neighbour:  # most images have an exact copy elsewhere in the folder (no ratio)
+        return (f"most images of the training folder have an exact copy in it (files saved twice, "
+                f"repeated frames), yet consecutive files of a class sit {step:.3g} apart: the "
+                f"copies are not neighbours in file-name order ({causes})")
+    return (f"consecutive files of a class sit {step / neighbour:.1f} times farther apart "
+            f"({step:.3g}) than an image from its nearest image in the training folder "
+            f"({neighbour:.3g}): near-identical images (frames of a video, bursts) are not "
+            f"neighbours in file-name order ({causes})")
+
+
+def order_fix(neighbour):
+    """How to fix files out of frame order (:func:`order_sentence` of ``neighbour``): where
+    most images have an exact copy (``neighbour`` 0), first remove the copies."""
+    return ("" if neighbour else "remove the extra copies (each image once), then ") + ORDER_FIX
 
 
 def file_order_note(X, y):
@@ -248,7 +261,7 @@ def file_order_note(X, y):
         return None
     return (f"note: {order_sentence(step, neighbour)}, so the blocked validation split holds out "
             "images whose near-copies train: validation accuracy, and the epoch and settings "
-            f"chosen on it, will read higher than on new images. Fix: {ORDER_FIX}; `python -m "
+            f"chosen on it, will read higher than on new images. Fix: {order_fix(neighbour)}; `python -m "
             "hw3lib audit` measures it")
 
 
@@ -356,7 +369,7 @@ class LeakageAudit:
         if shuffled:
             lines.append(f"{order_sentence(self.step, self.neighbour)}, so the blocked split "
                          "cannot hold them out together and whether validation is as new as test "
-                         f"cannot be told. Fix: {ORDER_FIX}, and audit again")
+                         f"cannot be told. Fix: {order_fix(self.neighbour)}, and audit again")
         elif "blocked" in (key[0] for key in self.distances) and stepped:  # near: the step between files
             held_out = self.summary("blocked", PAIRS[0])[0]
             if held_out <= self.near:  # e.g. independent photos: a typical pair's distance

@@ -315,8 +315,9 @@ def test_findings_name_files_out_of_order_when_most_images_have_an_exact_copy_el
     audit = leakage_audit(X, y, np.full((3, 1, 8, 8), 0.5, np.float32), seeds=(0,), progress=False)
     assert audit.neighbour == 0 and audit.out_of_order()
     order_line = audit.findings()[-2]
-    assert order_line.startswith("consecutive files of a class sit farther apart (")
-    assert "not neighbours in file-name order" in order_line
+    assert order_line.startswith("most images of the training folder have an exact copy in it")
+    assert "the copies are not neighbours in file-name order" in order_line
+    assert "Fix: remove the extra copies (each image once), then name each class's files" in order_line
 
 
 def test_a_near_threshold_given_is_kept_for_the_verdicts_when_files_are_out_of_order():
@@ -365,3 +366,17 @@ def test_neighbour_distance_is_the_audits_and_a_sample_of_it_comes_close():
     assert len(X) // 2 > ORDER_SAMPLE  # the sample is a part of each half
     assert neighbour_distance(X, ORDER_SAMPLE) == pytest.approx(audit.neighbour, rel=0.1)
     assert neighbour_distance(X, ORDER_SAMPLE) != audit.neighbour
+
+
+def test_exact_copies_are_at_distance_0_and_the_note_says_to_remove_them():
+    """Random images each saved twice, the copies sorted apart ("Copy of ..."): the nearest
+    image's distance rounded to 1.2e-07, not 0, and the note read "26908476.1 times farther
+    apart (3.21) than ... (1.19e-07)" and said only to rename the files."""
+    X = np.random.default_rng(0).random((100, 1, 8, 8)).astype(np.float32)
+    X, y = np.concatenate([X[:50], X[:50], X[50:], X[50:]]), np.repeat([0, 1], 100)
+    assert neighbour_distance(X) == neighbour_distance(X, ORDER_SAMPLE) == 0
+    note = file_order_note(X, y)
+    assert note.startswith("note: most images of the training folder have an exact copy in it"), note
+    assert "times" not in note and "e-0" not in note
+    assert "Fix: remove the extra copies (each image once), then name each class's files" in note
+    assert neighbour_distance(X[np.r_[:50, 100:150]]) > 0  # each image once
