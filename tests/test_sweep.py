@@ -922,7 +922,7 @@ def test_frames_named_out_of_order_are_noted_before_the_sweep_runs_where_a_run_h
             "--data", str(root), "--no-progress"]
     assert hw3lib_main([*argv, "--out", str(tmp_path / "blocked")]) in (0, 3)
     first = capsys.readouterr().out.splitlines()[0]
-    assert first.startswith("note: consecutive files of a class sit ") and "not neighbours in file-name order" in first
+    assert first.startswith("note: consecutive files of class A (and of B) sit ") and "not neighbours in file-name order" in first
     assert hw3lib_main([*argv, "--set", "split=random", "--out", str(tmp_path / "random")]) in (0, 3)
     assert "note:" not in capsys.readouterr().out
 
