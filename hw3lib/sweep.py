@@ -426,7 +426,7 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
             except ValueError as err:
                 raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in setting.items())}: {err}") from None
     if on_note is not None and any(config.split == "blocked" for _, config in sweep.corners()):
-        note = file_order_note(data.X_train, data.y_train, data.classes)
+        note = file_order_note(data.X_train, data.y_train, data.X_test, data.classes)
         if note:
             on_note(note)
     sha = dataset_sha256(root)

@@ -250,8 +250,8 @@ def _train_command(args, claim):
     sha = dataset_sha256(args.data)
     model = config.build_model(len(data.classes), data.image_size)
     threads = args.threads or (resume and resume.threads) or 1
-    notes = [note for note in (course_copy_note(args.data, sha), unvalidated_note(data.classes, data.y_val),
-                               config.split == "blocked" and file_order_note(data.X_train, data.y_train, data.classes),
+    order = config.split == "blocked" and file_order_note(data.X_train, data.y_train, data.X_test, data.classes)
+    notes = [note for note in (course_copy_note(args.data, sha), unvalidated_note(data.classes, data.y_val), order,
                                more_than_cores("--threads", threads, "threads")) if note]
     if resume:
         check_resume(resume, model, data, config, sha, checkpoint_path)  # before printing

@@ -349,14 +349,15 @@ def test_file_order_note_names_frames_out_of_order_and_not_frames_in_order_or_in
     """train held out the blocked split of frames named at random without a word (only audit
     told): near-copies of each validation frame trained, and validation read too high."""
     X, y = videos(frames=300)
-    note = file_order_note(*shuffled_within_classes(X, y))
+    X_test = videos(frames=30, seed=1)[0]  # other videos
+    note = file_order_note(*shuffled_within_classes(X, y), X_test)
     assert note.startswith("note: consecutive files of class 0 (and of 1, 2) sit ") and "not neighbours in file-name order" in note
     assert "validation accuracy, and the epoch and settings chosen on it, will read higher" in note
     assert "Fix: name each class's files so that they sort video by video" in note
-    assert file_order_note(X, y) is None  # frames in order
+    assert file_order_note(X, y, X_test) is None  # frames in order
     independent = np.random.default_rng(2).random((600, 1, 4, 4)).astype(np.float32)
-    assert file_order_note(independent, np.repeat([0, 1], 300)) is None
-    assert file_order_note(X[:3], np.arange(3)) is None  # no class of two images: nothing to tell
+    assert file_order_note(independent, np.repeat([0, 1], 300), independent[:30] + 0.01) is None
+    assert file_order_note(X[:3], np.arange(3), X_test) is None  # no class of two images: nothing to tell
 
 
 def test_neighbour_distance_is_the_audits_and_a_sample_of_it_comes_close():
@@ -375,7 +376,7 @@ def test_exact_copies_are_at_distance_0_and_the_note_says_to_remove_them():
     X = np.random.default_rng(0).random((100, 1, 8, 8)).astype(np.float32)
     X, y = np.concatenate([X[:50], X[:50], X[50:], X[50:]]), np.repeat([0, 1], 100)
     assert neighbour_distance(X) == neighbour_distance(X, ORDER_SAMPLE) == 0
-    note = file_order_note(X, y)
+    note = file_order_note(X, y, np.random.default_rng(1).random((10, 1, 8, 8)))
     assert note.startswith("note: most images of the training folder have an exact copy in it"), note
     assert "times" not in note and "e-0" not in note
     assert "Fix: remove the extra copies (each image once), then name each class's files" in note
@@ -388,10 +389,29 @@ def test_file_order_note_names_the_one_class_of_several_whose_files_are_out_of_o
     frames beside their trained neighbours (the audit: 51% of them near duplicates)."""
     X, y = videos(frames=300)
     order = np.concatenate([np.random.default_rng(1).permutation(300), np.arange(300, 900)])
-    note = file_order_note(X[order], y, ["Carambula", "Lychee", "Pear"])
+    X_test = videos(frames=30, seed=1)[0]
+    note = file_order_note(X[order], y, X_test, ["Carambula", "Lychee", "Pear"])
     assert note.startswith("note: consecutive files of class Carambula sit "), note
-    shuffled = file_order_note(*shuffled_within_classes(X, y), ["Carambula", "Lychee", "Pear"])
+    shuffled = file_order_note(*shuffled_within_classes(X, y), X_test, ["Carambula", "Lychee", "Pear"])
     assert shuffled.startswith("note: consecutive files of class Carambula (and of Lychee, Pear) sit ")
     # many small classes of independent images: too few of a class looked up to judge it alone
     many = np.random.default_rng(3).random((2000, 1, 4, 4)).astype(np.float32)
-    assert file_order_note(many, np.repeat(np.arange(200), 10)) is None
+    assert file_order_note(many, np.repeat(np.arange(200), 10), many[:30] + 0.01) is None
+
+
+def test_independent_images_dense_enough_that_each_has_a_close_one_are_not_out_of_order():
+    """Plain images of random colours, as independent renders: each has a nearer image in the
+    folder than its next file (4 times), which read as frames out of order, though the test
+    images, drawn alike, have images as near: the note and the audit said to rename videos there
+    are none of."""
+    rng = np.random.default_rng(0)
+    X, X_test = (np.broadcast_to(rng.random((n, 3, 1, 1)), (n, 3, 4, 4)).astype(np.float32) for n in (600, 60))
+    y = np.repeat([0, 1], 300)
+    step, neighbour = frame_step(X, y), neighbour_distance(X)
+    assert step > 3 * neighbour  # by the step alone, out of order
+    assert file_order_note(X, y, X_test) is None
+    audit = leakage_audit(X, y, X_test, seeds=(0,), progress=False)
+    assert not audit.out_of_order() and audit.test_neighbour < 1.5 * audit.neighbour
+    assert any("the files do not come in runs of near-identical images" in line for line in audit.findings())
+    far = X_test + np.float32(1)  # test images unlike any of the folder's: its close pairs leak
+    assert file_order_note(X, y, far).startswith("note: consecutive files of class 0 (and of 1) sit ")
