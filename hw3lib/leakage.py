@@ -252,17 +252,18 @@ def files_out_of_order(step, neighbour, test):
     return step > ORDER_RATIO * neighbour and test > ORDER_TEST_RATIO * neighbour
 
 
-def order_sentence(step, neighbour, of="a class"):
+def order_sentence(step, neighbour, of="a class", folder="training"):
     """The start of a sentence saying that consecutive files of ``of`` sit ``step`` apart
     (:func:`frame_step`), far more than an image from its nearest image (``neighbour``,
-    :func:`neighbour_distance`): near-identical images are not neighbours in file-name order."""
+    :func:`neighbour_distance`) in the ``folder`` folder: near-identical images are not
+    neighbours in file-name order."""
     causes = "random names, several videos interleaved, numbers that do not count the frames"
     if not neighbour:  # most images have an exact copy elsewhere in the folder (no ratio)
-        return (f"most images of the training folder have an exact copy in it (files saved twice, "
+        return (f"most images of the {folder} folder have an exact copy in it (files saved twice, "
                 f"repeated frames), yet consecutive files of {of} sit {step:.3g} apart: the "
                 f"copies are not neighbours in file-name order ({causes})")
     return (f"consecutive files of {of} sit {step / neighbour:.1f} times farther apart "
-            f"({step:.3g}) than an image from its nearest image in the training folder "
+            f"({step:.3g}) than an image from its nearest image in the {folder} folder "
             f"({neighbour:.3g}): near-identical images (frames of a video, bursts) are not "
             f"neighbours in file-name order ({causes})")
 
@@ -276,19 +277,36 @@ def order_fix(neighbour):
 def file_order_note(X, y, X_test, classes=None):
     """A note when the images ``X (N, C, H, W)`` of labels ``y (N,)``, in file order (the
     training part of :func:`~hw3lib.data.load_dataset`'s blocked split keeps it), are out of
-    frame order (:func:`files_out_of_order`; ``X_test (M, C, H, W)``: the test images), the
-    nearest images of :data:`ORDER_SAMPLE` images per half, and of as many test images, looked
-    up: the blocked split then holds out images whose near-copies train. Judged
-    class by class where :data:`ORDER_CLASS_SAMPLE` of a class's images were looked up (one class
-    out of order of several), naming those classes (``classes``: the names by label; default the
-    labels), and over the whole folder. None where none is out of order."""
+    frame order (:func:`order_finding` with the test images ``X_test (M, C, H, W)``): the
+    blocked split then holds out images whose near-copies train. None otherwise."""
+    found = order_finding(X, y, classes, X_test)
+    if found is None:
+        return None
+    of, step, neighbour = found
+    return (f"note: {order_sentence(step, neighbour, of)}, so the blocked validation split holds "
+            "out images whose near-copies train: validation accuracy, and the epoch and settings "
+            f"chosen on it, will read higher than on new images. Fix: {order_fix(neighbour)}; "
+            "`python -m hw3lib audit` measures it")
+
+
+def order_finding(X, y, classes=None, X_test=None):
+    """``(of, step, neighbour)`` where the images ``X (N, C, H, W)`` of labels ``y (N,)``, in
+    file order, are out of frame order (:func:`files_out_of_order`), None where not: ``of`` names
+    the classes out of order ("class A (and of B)", by ``classes``, the names by label, default
+    the labels) or "a class" (the folder as a whole), ``step`` and ``neighbour`` are the first's.
+    Judged class by class where :data:`ORDER_CLASS_SAMPLE` of a class's images were looked up,
+    and over the whole folder; the nearest images of :data:`ORDER_SAMPLE` images per half looked
+    up, and of as many test images ``X_test (M, C, H, W)`` (None: by the step alone, as for the
+    order of the test folder itself)."""
     y = np.asarray(y)
     if len(y) < 2:
         return None
     looked_up, distances = _neighbour_distances(X, ORDER_SAMPLE)
-    X_test = np.asarray(X_test)
-    tests = np.random.default_rng(0).permutation(len(X_test))[:ORDER_SAMPLE]
-    test = np.median(nearest(X_test[np.sort(tests)], X)[0])
+    test = np.inf
+    if X_test is not None:
+        X_test = np.asarray(X_test)
+        tests = np.random.default_rng(0).permutation(len(X_test))[:ORDER_SAMPLE]
+        test = np.median(nearest(X_test[np.sort(tests)], X)[0])
     labels = np.unique(y)
     steps = {c: _steps(X, np.flatnonzero(y == c)) for c in labels}
     groups = [[c] for c in labels if (y[looked_up] == c).sum() >= ORDER_CLASS_SAMPLE] + [labels]
@@ -305,10 +323,7 @@ def file_order_note(X, y, X_test, classes=None):
     name = lambda c: str(c if classes is None else classes[c])
     of = ("a class" if group is labels else f"class {name(group[0])}"
           + (f" (and of {', '.join(map(name, others))})" if others else ""))
-    return (f"note: {order_sentence(step, neighbour, of)}, so the blocked validation split holds "
-            "out images whose near-copies train: validation accuracy, and the epoch and settings "
-            f"chosen on it, will read higher than on new images. Fix: {order_fix(neighbour)}; "
-            "`python -m hw3lib audit` measures it")
+    return of, float(step), float(neighbour)
 
 
 @dataclass

@@ -2,12 +2,14 @@
 comparison with the original report, seeds sweeps, predictions, the misclassified images,
 feature maps.
 """
+import warnings
 from dataclasses import replace
 
 import numpy as np
 
 from .checks import check_history
 from .data import frame_runs, normalize
+from .leakage import order_finding, order_fix, order_sentence
 from .metrics import bootstrap_interval
 from .model import Sequential
 from .runs import checkpoint_path, load_or_train
@@ -148,7 +150,9 @@ def test_over_seeds(configs, seeds, *, root=None, folder=None, progress=False):
     :class:`Table` has one row per label: the seeds, the test accuracy's mean, sample standard
     deviation over the seeds (None for one seed), 95% bootstrap interval (runs of neighbouring
     test frames resampled, 10 per class, :func:`hw3lib.data.frame_runs`, as
-    :func:`hw3lib.metrics.bootstrap_interval` says why), min and max, and the mean test loss."""
+    :func:`hw3lib.metrics.bootstrap_interval` says why), min and max, and the mean test loss.
+    A warning where the test files are out of frame order (:func:`hw3lib.leakage.order_finding`):
+    their runs are then no runs of near-copies, and the interval too narrow."""
     runs, rows = {}, []
     for label, config in configs.items():
         runs[label] = {}
@@ -163,6 +167,13 @@ def test_over_seeds(configs, seeds, *, root=None, folder=None, progress=False):
         rows.append((label, ",".join(map(str, runs[label])), acc.mean(), spread,
                      f"{low:.3f}-{high:.3f}", acc.min(), acc.max(),
                      float(np.mean([record.loss for record in records]))))
+    order = order_finding(data.X_test, data.y_test, data.classes)
+    if order:
+        of, step, neighbour = order
+        warnings.warn(f"{order_sentence(step, neighbour, of, 'test')}, so the 95% intervals, which "
+                      "resample runs of consecutive test files as runs of near-copies right or wrong "
+                      "together, come out too narrow (as if each image were an independent draw). "
+                      f"Fix: {order_fix(neighbour)}", stacklevel=2)
     return runs, Table(["setting", "seeds", "test acc mean", "std", "95% interval", "min", "max",
                         "test loss"], rows)
 

@@ -78,12 +78,12 @@ def write_videos(root, frames=40, test_frames=12):
     return root
 
 
-def name_at_random(root: Path, seed=0) -> Path:
-    """Rename each training class folder's files of ``root`` in a random order (``0007.png``), as
-    files named by a camera's counter across videos or by hashes are read: no longer in frame
+def name_at_random(root: Path, seed=0, split="train") -> Path:
+    """Rename each class folder's files of ``root``'s ``split`` in a random order (``0007.png``),
+    as files named by a camera's counter across videos or by hashes are read: no longer in frame
     order."""
     rng = np.random.default_rng(seed)
-    for folder in (root / folders.SPLITS["train"]).iterdir():
+    for folder in (root / folders.SPLITS[split]).iterdir():
         files = sorted(folder.iterdir())
         for file, k in zip(files, rng.permutation(len(files))):
             file.rename(folder / f"{k:04d}{file.suffix}.renaming")

@@ -5,6 +5,7 @@ import os
 import re
 import threading
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from hw3lib.checkpoint import load_checkpoint, save_checkpoint
 from hw3lib.config import TrainConfig
 from hw3lib.engine import blas_description, engine_stamp
 from hw3lib.train import evaluate, fit
+from datasets import name_at_random, write_videos
 
 CONFIG = TrainConfig(epochs=2, batch_size=8, lr=0.002)
 
@@ -417,6 +419,23 @@ def test_test_over_seeds_tests_each_run_once_with_a_bootstrap_interval(root, tmp
     assert again["one"][3][0].test_evaluations == 1  # reloaded with its record: not evaluated again
     _, single = results.test_over_seeds({"one": configs["one"]}, [3], root=root, folder=tmp_path)
     assert single.rows[0][3] is None  # no spread over a single seed
+
+
+def test_test_over_seeds_warns_that_its_interval_is_too_narrow_where_test_files_are_out_of_frame_order(tmp_path):
+    """Test frames named at random: the interval resampled "runs" of unrelated frames, as narrow
+    as single images', and said nothing."""
+    config = replace(CONFIG, epochs=1)
+    in_order = write_videos(tmp_path / "in_order", frames=40, test_frames=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        results.test_over_seeds({"one": config}, [0], root=in_order, folder=tmp_path / "a")
+    shuffled = name_at_random(write_videos(tmp_path / "shuffled", frames=40, test_frames=100), split="test")
+    with pytest.warns(UserWarning) as caught:
+        results.test_over_seeds({"one": config}, [0], root=shuffled, folder=tmp_path / "b")
+    message = str(caught[0].message)
+    assert message.startswith("consecutive files of class A (and of B) sit ") and "in the test folder" in message
+    assert "the 95% intervals" in message and "come out too narrow" in message
+    assert "Fix: name each class's files so that they sort video by video" in message
 
 
 def test_summary_table_lists_every_layer_and_the_total():
