@@ -302,28 +302,31 @@ def order_finding(X, y, classes=None, X_test=None):
     if len(y) < 2:
         return None
     looked_up, distances = _neighbour_distances(X, ORDER_SAMPLE)
+    looked_up = y[looked_up]  # the labels of the images looked up
     test = np.inf
     if X_test is not None:
         X_test = np.asarray(X_test)
         tests = np.random.default_rng(0).permutation(len(X_test))[:ORDER_SAMPLE]
         test = np.median(nearest(X_test[np.sort(tests)], X)[0])
-    labels = np.unique(y)
-    steps = {c: _steps(X, np.flatnonzero(y == c)) for c in labels}
-    groups = [[c] for c in labels if (y[looked_up] == c).sum() >= ORDER_CLASS_SAMPLE] + [labels]
-    found = []  # (labels, step, neighbour) of each group out of order: the classes first
-    for group in groups:
+    steps = {c: _steps(X, np.flatnonzero(y == c)) for c in np.unique(y)}
+
+    def judged(group):
+        """``(step, neighbour)`` of the classes ``group`` where out of order, else None."""
         group_steps = np.concatenate([steps[c] for c in group])
-        if len(group_steps):
-            step, neighbour = np.median(group_steps), np.median(distances[np.isin(y[looked_up], group)])
-            if files_out_of_order(step, neighbour, test):
-                found.append((group, step, neighbour))
-    if not found:
-        return None
-    (group, step, neighbour), others = found[0], [g[0] for g, _, _ in found[1:] if g is not labels]
-    name = lambda c: str(c if classes is None else classes[c])
-    of = ("a class" if group is labels else f"class {name(group[0])}"
-          + (f" (and of {', '.join(map(name, others))})" if others else ""))
-    return of, float(step), float(neighbour)
+        if not len(group_steps):
+            return None
+        step = float(np.median(group_steps))
+        neighbour = float(np.median(distances[np.isin(looked_up, group)]))
+        return (step, neighbour) if files_out_of_order(step, neighbour, test) else None
+
+    found = [(str(c if classes is None else classes[c]), judged([c])) for c in steps
+             if (looked_up == c).sum() >= ORDER_CLASS_SAMPLE]
+    found = [(name, measured) for name, measured in found if measured]
+    if found:
+        (name, measured), others = found[0], [other for other, _ in found[1:]]
+        return (f"class {name}" + (f" (and of {', '.join(others)})" if others else ""), *measured)
+    whole = judged(list(steps))
+    return None if whole is None else ("a class", *whole)
 
 
 @dataclass
