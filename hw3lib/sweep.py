@@ -40,7 +40,8 @@ From a terminal: ``python -m hw3lib sweep --param lr=2.5e-4,5e-4,1e-3 --seeds 0-
   short (Ctrl-C, or its worker killed: its process is gone, or its heartbeat is stale, or it
   never named itself in the run) is recorded as failed with the reason and queued again, and
   its checkpoint resumes it. A journal's lock left by a killed process is broken after
-  :data:`~hw3lib.sweep_study.LOCK_GRACE_SECONDS`.
+  :data:`~hw3lib.sweep_study.LOCK_GRACE_SECONDS`, and a record it left cut short is dropped by
+  the next write.
 - **Failures**: a diverging run (:class:`~hw3lib.train.TrainingError`) or any other error of
   one run is recorded as a failed trial with its message (user attribute ``error``); the
   other runs go on. But an OSError (this machine could not write the run's checkpoint: a full

@@ -3,6 +3,7 @@ database, creating or joining the study, writing the sweep's definition, queuein
 (safely interrupted: the same command goes on), and refusing a study of another sweep, other
 data or other code."""
 import json
+import os
 import sys
 import time
 import warnings
@@ -130,7 +131,7 @@ def _open_journal(given, create):
         # Windows makes a symbolic link only with Developer Mode or as administrator
         lock = (JournalFileOpenLock if sys.platform == "win32" else JournalFileSymlinkLock)(
             str(path), LOCK_GRACE_SECONDS)
-        return JournalStorage(JournalFileBackend(str(path), lock))
+        return JournalStorage(_JournalFile(str(path), lock))
     except OSError as err:
         raise ValueError(f"storage {given}: cannot {'create' if create else 'read'} the journal "
                          f"({err.strerror}); "
@@ -140,6 +141,38 @@ def _open_journal(given, create):
                          f"wrote (OUT/{JOURNAL}) or a database URL") from None
 
 
+class _JournalFile(JournalFileBackend):
+    """Optuna's journal file, whose every append first cuts off a last line left unfinished (its
+    writer killed, or the disk full, mid-write), which Optuna's readers skip as not yet written:
+    appended to, it would join the next record into a line that no process could read again."""
+
+    def append_logs(self, logs):
+        text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)
+        self._lock.acquire()  # as Optuna's append: every writer holds it while it writes
+        try:
+            with open(self._file_path, "r+b") as f:
+                f.truncate(_whole_lines(f))
+                f.seek(0, os.SEEK_END)
+                f.write(text.encode())
+                f.flush()
+                os.fsync(f.fileno())
+        finally:
+            self._lock.release()
+
+
+def _whole_lines(f, chunk=4096):
+    """The length of the open file ``f`` up to the end of its last whole line (its last newline)."""
+    end = f.seek(0, os.SEEK_END)
+    while end > 0:
+        start = max(0, end - chunk)
+        f.seek(start)
+        newline = f.read(end - start).rfind(b"\n")
+        if newline >= 0:
+            return start + newline + 1
+        end = start
+    return 0
+
+
 def _starts_as_journal(path):
     """Whether the file ``path`` is empty or starts with a journal's record (a JSON object with
     an ``op_code``): Optuna opens a file whose only line is another file's, and appends to it."""
@@ -147,6 +180,8 @@ def _starts_as_journal(path):
         first = f.readline()
     if not first:
         return True
+    if not first.endswith(b"\n"):  # its first record, cut short as it was written
+        return first.startswith(b'{"op_code":')
     try:
         record = json.loads(first)
     except ValueError:  # not JSON, or not UTF-8
