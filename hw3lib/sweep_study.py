@@ -132,6 +132,8 @@ def _open_journal(given, create):
         lock = (JournalFileOpenLock if sys.platform == "win32" else JournalFileSymlinkLock)(
             str(path), LOCK_GRACE_SECONDS)
         return JournalStorage(_JournalFile(str(path), lock))
+    except DamagedJournal:
+        raise
     except OSError as err:
         raise ValueError(f"storage {given}: cannot {'create' if create else 'read'} the journal "
                          f"({err.strerror}); "
@@ -141,10 +143,22 @@ def _open_journal(given, create):
                          f"wrote (OUT/{JOURNAL}) or a database URL") from None
 
 
+class DamagedJournal(ValueError):
+    """A journal with a line that is no record (edited, or written over): Optuna cannot read it."""
+
+
 class _JournalFile(JournalFileBackend):
     """Optuna's journal file, whose every append first cuts off a last line left unfinished (its
     writer killed, or the disk full, mid-write), which Optuna's readers skip as not yet written:
-    appended to, it would join the next record into a line that no process could read again."""
+    appended to, it would join the next record into a line that no process could read again.
+    A line that is no record is a :class:`DamagedJournal` naming it and what to do, not
+    Optuna's JSON error."""
+
+    def read_logs(self, log_number_from):
+        try:
+            yield from super().read_logs(log_number_from)
+        except ValueError:  # json's error, or Optuna's "Invalid log format."
+            raise DamagedJournal(_damaged(self._file_path)) from None
 
     def append_logs(self, logs):
         text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)
@@ -158,6 +172,27 @@ class _JournalFile(JournalFileBackend):
                 os.fsync(f.fileno())
         finally:
             self._lock.release()
+
+
+def _damaged(path):
+    """What :class:`DamagedJournal` says of the journal at ``path``: which line, and what to do."""
+    with open(path, "rb") as f:
+        number = next((n for n, line in enumerate(f, 1) if _record(line) is None), None)
+    line = f"its line {number}" if number else "a line"
+    return (f"the journal {path} cannot be read: {line} is not a whole record (edited, or written "
+            "over): undo the edit (a blank line too), restore the file from a copy, or move it aside "
+            "and run the same command again, "
+            "which starts the sweep afresh (a run whose checkpoint is kept loads or resumes it "
+            "rather than training again)")
+
+
+def _record(line):
+    """The journal record (a JSON object) that ``line`` holds, else None."""
+    try:
+        record = json.loads(line)
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _whole_lines(f, chunk=4096):
@@ -182,11 +217,7 @@ def _starts_as_journal(path):
         return True
     if not first.endswith(b"\n"):  # its first record, cut short as it was written
         return first.startswith(b'{"op_code":')
-    try:
-        record = json.loads(first)
-    except ValueError:  # not JSON, or not UTF-8
-        return False
-    return isinstance(record, dict) and "op_code" in record
+    return "op_code" in (_record(first) or {})
 
 
 def shown_storage(storage):

@@ -1311,6 +1311,25 @@ def test_a_journal_record_cut_short_by_a_crash_or_a_full_disk_is_dropped_not_joi
     optuna.create_study(storage=opened, study_name="after")  # appended on a line of its own
     assert optuna.get_all_study_names(open_storage(journal)) == [*["s"][:whole], "after"]
 
+def test_a_journal_with_a_line_that_is_no_record_names_the_line_and_what_to_do(tmp_path, root, capsys):
+    journal = tmp_path / JOURNAL
+    for name in "stu":
+        optuna.create_study(storage=open_storage(journal), study_name=name)
+    lines = journal.read_bytes().splitlines(keepends=True)
+    journal.write_bytes(lines[0] + lines[1][:30] + b"\n" + lines[2])  # an edit that cut a record
+    blank = tmp_path / "blank.log"  # an edit that left a blank line at the end, written after
+    blank.write_bytes(b"".join(lines) + b"\n")
+    with pytest.raises(ValueError, match=f"^the journal {blank} cannot be read: its line 4 is not a whole"):
+        optuna.create_study(storage=open_storage(blank), study_name="v")
+    said = (f"the journal {journal} cannot be read: its line 2 is not a whole record (edited, or "
+            "written over): undo the edit (a blank line too), restore the file from a copy, or move it "
+            "aside and run the same command again")
+    with pytest.raises(ValueError, match=f"^{re.escape(said)}"):
+        load_sweep(journal, "s")
+    assert hw3lib_main(["sweep", "--param", "lr=1e-3", "--data", str(root), "--out", str(tmp_path),
+                        "--no-progress"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {said}")
+
 
 def test_a_journal_on_windows_takes_its_lock_without_a_symbolic_link(tmp_path, monkeypatch):
     def no_privilege(*args, **kwargs):  # Windows without Developer Mode or administrator rights
