@@ -16,6 +16,8 @@ from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalFileSymlinkLock
 
+from .cli import refuse_file_in_the_way
+
 JOURNAL = "optuna-journal.log"
 HEARTBEAT_SECONDS = 10  # database storages: a running trial's heartbeat, this often
 GRACE_SECONDS = 60      # ... older than this, and the trial is failed and queued again
@@ -27,9 +29,10 @@ SQLITE_WAIT_SECONDS = 60  # an SQLite database's lock waited for this long, not 
 
 
 def open_storage(storage, create=True):
-    """An Optuna storage: a database URL (``postgresql://...``, ``sqlite:///...``) with
-    heartbeats, or else the path of a journal file (created with its folder, unless ``create``
-    is False: reading a sweep back creates nothing). A path that is no journal (a folder,
+    """An Optuna storage: a database URL (``postgresql://...``, ``sqlite:///...``: an SQLite
+    file, like a journal, created with its folder) with heartbeats, or else the path of a
+    journal file (created with its folder, unless ``create`` is False: reading a sweep back
+    creates nothing). A path that is no journal (a folder,
     another file), or that cannot be created, and an in-memory SQLite database, which no worker
     process could open, are a ValueError naming it."""
     storage = str(storage)
@@ -41,10 +44,13 @@ def open_storage(storage, create=True):
                          "URL or a journal file's path")
     if not create and storage.startswith("sqlite:///") and not Path(storage[10:]).is_file():
         raise ValueError(f"storage {storage}: no such database file")
+    sqlite = _backend(storage) == "sqlite"
+    database = sqlite and sqlalchemy.engine.make_url(storage).database
+    if create and database and not database.startswith("file:"):  # else SQLite's "unable to open database file"
+        _make_file(Path(database), shown_storage(storage), "database")
     if not create and not _holds_optuna(storage):  # Optuna would add its tables to the database
         raise ValueError(f"storage {shown_storage(storage)} holds no Optuna study: give the database "
                          "a sweep wrote to (its --storage)")
-    sqlite = _backend(storage) == "sqlite"
     for attempt in range(5):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
@@ -123,9 +129,9 @@ def _open_journal(given, create):
                          f"{Path(given) / JOURNAL}) or a database URL")
     if not create and not path.is_file():
         raise ValueError(f"storage {given}: no such journal file (a sweep's is OUT/{JOURNAL})")
+    if create:
+        _make_file(path, given, "journal")
     try:
-        if create:
-            path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_file() and not _starts_as_journal(path):  # Optuna would append to it
             raise ValueError(path)
         # Windows makes a symbolic link only with Developer Mode or as administrator
@@ -141,6 +147,19 @@ def _open_journal(given, create):
     except Exception:  # another file's bytes: UnicodeDecodeError, JSONDecodeError, KeyError, ...
         raise ValueError(f"storage {given} is not an Optuna journal: give the journal a sweep "
                          f"wrote (OUT/{JOURNAL}) or a database URL") from None
+
+
+def _make_file(path, given, what):
+    """Create the file ``path`` (the storage ``given``'s ``what``: its journal, its database) and
+    its folder, where missing: a ValueError naming the storage where they cannot be created."""
+    refuse_file_in_the_way(path.parent, "storage", given)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            open(path, "ab").close()
+    except OSError as err:
+        raise ValueError(f"storage {given}: cannot create the {what} ({err.strerror}); choose a "
+                         "writable folder") from None
 
 
 class DamagedJournal(ValueError):

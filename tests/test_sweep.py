@@ -669,6 +669,25 @@ def test_two_commands_creating_one_sqlite_database_at_once_both_open_it(tmp_path
     assert len(tries) == 2 and optuna.create_study(storage=storage, study_name="s").study_name == "s"
 
 
+def test_an_sqlite_file_is_created_with_its_folder_as_a_journal_is_or_refused_naming_why(tmp_path):
+    for name in ("sweep.db", "journal.log"):
+        assert not (tmp_path / "new" / name).exists()
+    url = f"sqlite:///{tmp_path / 'new' / 'sweep.db'}"  # SQLite said "unable to open database file"
+    assert optuna.create_study(storage=open_storage(url), study_name="s").study_name == "s"
+    assert optuna.create_study(storage=open_storage(tmp_path / "new" / "journal.log"), study_name="s")
+    (tmp_path / "file").touch()
+    for storage in (f"sqlite:///{tmp_path / 'file' / 'sweep.db'}", tmp_path / "file" / JOURNAL):
+        with pytest.raises(ValueError, match=f"^storage {re.escape(str(storage))}: {tmp_path / 'file'} is "
+                           "a file, not a folder; choose another storage"):
+            open_storage(storage)
+    (tmp_path / "ro").mkdir()
+    os.chmod(tmp_path / "ro", 0o500)
+    if not os.access(tmp_path / "ro", os.W_OK):  # read-only but to root
+        with pytest.raises(ValueError, match=r"^storage sqlite:///.*/ro/sweep.db: cannot create the "
+                           r"database \(Permission denied\); choose a writable folder"):
+            open_storage(f"sqlite:///{tmp_path / 'ro' / 'sweep.db'}")
+
+
 def test_reading_a_sweep_back_creates_nothing_and_names_a_path_that_is_no_journal(tmp_path):
     for path, message in [(tmp_path / "nowhere" / JOURNAL, "no such journal file"),
                           (tmp_path, "is a folder: give a journal file's path"),
