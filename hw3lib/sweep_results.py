@@ -152,12 +152,13 @@ class SweepResult:
         """:class:`~hw3lib.tables.Table`, best first: the swept settings, the validation
         accuracy's mean, spread (standard deviation), min and max over the seeds, the mean
         validation loss at the kept epochs (the tie-break of :attr:`best`) and each seed's
-        kept epoch, the mean training seconds per run (unless ``timings`` is False: they
-        change from machine to machine), the runs of the seeds by state
+        kept epoch, the mean training seconds of the runs that trained an epoch or more (unless
+        ``timings`` is False: they change from machine to machine), the runs of the seeds by state
         (:meth:`Setting.status`)."""
         rows = []
         for s in sorted(self.settings(), key=Setting.rank):
-            seconds = [float(np.mean([r.seconds for r in s.runs]))] if timings else []
+            trained = [r.seconds for r in s.runs if r.epochs]  # not one waiting, or failed at once
+            seconds = [float(np.mean(trained)) if trained else None] if timings else []
             rows.append((*(value_text(s.params[name]) for name in self.sweep.space),
                          s.mean, s.spread, min(s.values, default=None), max(s.values, default=None),
                          None if s.loss is None else f"{s.loss:.4f}",

@@ -1512,6 +1512,19 @@ def test_a_settings_accuracy_and_loss_average_the_same_runs():
     assert Setting({}, [run("running", 0.6, 1.0)], BASE).loss is None
 
 
+def test_the_seconds_per_run_average_the_runs_that_trained_not_those_waiting_or_failed_at_once():
+    def run(lr, seed, state, epochs, seconds):
+        return Run(seed, {"lr": lr}, seed, state, 0.9 if epochs else None, 0.3 if epochs else None,
+                   epochs, epochs, seconds, [0.9] * epochs, None)
+
+    sweep = Sweep.define({"lr": [1e-3, 1e-2]}, BASE, seeds=(0, 1, 2))
+    result = SweepResult(sweep, "s", [run(1e-3, 0, "done", 4, 8.0), run(1e-3, 1, "pruned", 2, 4.0),
+                                      run(1e-3, 2, "waiting", 0, 0.0), run(1e-2, 0, "failed", 0, 0.0)])
+    rows = {row.split()[0]: row.split() for row in str(result.table()).splitlines()[1:]}
+    assert rows["0.001"][6:8] == ["4,2,0", "6.000"]  # not 4.000, the waiting run's 0 s counted
+    assert rows["0.01"][6:8] == ["0", "-"]
+
+
 def test_swept_settings_are_named_for_people():
     assert [setting_label(n) for n in ("lr", "hflip", "batch_size", "model.conv_channels")] == \
         ["learning rate", "random flips", "batch size", "conv channels"]
