@@ -25,6 +25,7 @@ from .download import dataset_sha256
 from .engine import engine_stamp, stamp_differences
 from .folders import REPO_ROOT
 from .train import FitResult, check_kind, fit
+from .train import _stop_requested as stop_requested
 
 RUNS_DIR = REPO_ROOT / "runs" / "notebooks"
 TURN_POLL = 1.0  # seconds between looks at a run another process trains
@@ -123,8 +124,8 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False, on
     one loaded with other settings than ``config``'s);
     ``on_epoch`` and ``stop`` go to :func:`~hw3lib.train.fit` (a sweep reports and prunes there);
     with ``progress``, a line says why it trains (:func:`why_trained`) above the progress bar.
-    A Ctrl-C or ``stop`` while training raises KeyboardInterrupt; the checkpoint keeps the
-    finished epochs.
+    A Ctrl-C or ``stop`` while training (or waiting for another process that trains it) raises
+    KeyboardInterrupt; the checkpoint keeps the finished epochs.
     """
     check_kind("load_or_train(config, path, data=...)", config=config,
                **({} if data is None else {"data": data}))
@@ -139,7 +140,7 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False, on
     if ckpt is not None and ckpt.epoch >= config.epochs:  # loaded as it is, a read-only folder too
         return FitResult.from_checkpoint(ckpt, path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _turn_to_train(path):
+    with _turn_to_train(path, stop):
         ckpt, loaded, unreadable = _run_at(path, config, sha)  # as a process waited for left it
         if ckpt is not None and ckpt.epoch >= config.epochs:
             return FitResult.from_checkpoint(ckpt, path)
@@ -172,10 +173,11 @@ def _run_at(path, config, data_sha256):
 
 
 @contextlib.contextmanager
-def _turn_to_train(path):
+def _turn_to_train(path, stop=None):
     """Hold the run at ``path`` for this process through the block: where another process (two
     notebooks run at once, a notebook beside ``make report``) trains it now, wait, saying so,
-    until it ends, so that its finished run is loaded rather than trained twice into one file.
+    until it ends, so that its finished run is loaded rather than trained twice into one file;
+    ``stop`` (as :func:`~hw3lib.train.fit` takes it) set meanwhile raises KeyboardInterrupt.
     The lock (:func:`~hw3lib.atomic.claimed`, on ``path`` with ``.training`` added) ends with its
     holder."""
     turn, waiting = path.with_name(path.name + ".training"), False
@@ -187,6 +189,9 @@ def _turn_to_train(path):
             except OSError as err:
                 if not isinstance(err, LockHeld):  # no lock can be made there (a read-only
                     break  # folder): fit then says why it cannot write the checkpoint
+                if stop_requested(stop):  # a sweep's worker told to stop: not after that run
+                    raise KeyboardInterrupt(f"stopped while {err.holder} trained {relative(path)}; "
+                                            "run again to load or resume it") from None
                 if not waiting:
                     print(f"waiting: {err.holder} is training {relative(path)}; its run is loaded "
                           "when it ends", flush=True)

@@ -40,7 +40,7 @@ from hw3lib import runs as runs_module
 from hw3lib import sweep as sweep_module
 from hw3lib import sweep_cli, sweep_study
 from hw3lib.__main__ import main as hw3lib_main
-from hw3lib.atomic import INTERRUPTS
+from hw3lib.atomic import INTERRUPTS, claimed
 from hw3lib.config import TrainConfig
 from hw3lib.data import DataError
 from hw3lib.engine import engine_code
@@ -1238,6 +1238,24 @@ def test_runs_of_killed_workers_are_failed_and_run_again_on_resume(tmp_path, roo
         assert by_number[t.number].state == TrialState.FAIL
         assert by_number[t.number].user_attrs["error"].endswith(("stopped before the run ended; queued again",
                                                                  "before naming itself; queued again"))
+
+
+def test_a_worker_told_to_stop_while_another_process_trains_its_run_stops_at_once(tmp_path, root):
+    path, raised = checkpoint_path(BASE, tmp_path), []  # two sweeps on one --out share checkpoints
+
+    def take_the_run():
+        try:
+            load_or_train(BASE, path, root=root, stop=lambda: True)  # as a worker after Ctrl-C
+        except KeyboardInterrupt as err:
+            raised.append(str(err))
+
+    with claimed(path.with_name(path.name + ".training")):  # another process trains it
+        waiting = threading.Thread(target=take_the_run, daemon=True)
+        waiting.start()
+        waiting.join(timeout=10)  # it waited for that run to end: the sweep killed it after a minute
+        assert raised == [f"stopped while process {os.getpid()} (this one: the lock was taken twice, or "
+                          f"by another thread) trained {path.name}; run again to load or resume it"]
+    assert not path.exists()
 
 
 def test_a_worker_whose_run_was_failed_meanwhile_goes_on_to_the_next_run(tmp_path, root, monkeypatch):
