@@ -237,12 +237,12 @@ def _report(args, space, result):
     removed = f"; removed {', '.join(sorted(stale))} (an earlier sweep's)" if stale else ""
     print(f"study {result.study_name}" + (f"; wrote {wrote}" if wrote else "") + removed)
     counts = {state: sum(r.state == state for r in result.runs) for state in ("done", "pruned", "failed")}
-    warning = _not_learned(result, args.data)
+    warning, judged = _not_learned(result, args.data)
     if warning:
         print(f"warning: the best setting did not learn: {_phrased(warning, space)}", file=sys.stderr)
     print(json.dumps(dict(study=result.study_name, best=best.params if best else None,
                           val_acc=round(best.mean, 6) if best else None, runs=counts,
-                          learned=None if best is None else warning is None)))
+                          learned=warning is None if judged else None)))
     if counts["done"] == 0 and counts["failed"]:
         print_error(f"every run of the sweep failed (the first: "
                     f"{_phrased(result.failures()[0].error, space)})")
@@ -251,13 +251,14 @@ def _report(args, space, result):
 
 
 def _not_learned(result, root):
-    """Where none of the best setting's runs learned, the first one's learning warning
-    (:func:`~hw3lib.learning.learning_warning`, as ``train`` gives it), each run judged against
-    its own validation split, made from the labels alone; else None, and None where a run's
-    checkpoint is not here (trained on another machine) to tell."""
+    """``(warning, judged)``: where none of the best setting's runs learned, the first one's
+    learning warning (:func:`~hw3lib.learning.learning_warning`, as ``train`` gives it), each run
+    judged against its own validation split, made from the labels alone, else None; ``judged``
+    False (and no warning) where there is no best setting, or a run's checkpoint is not here
+    (trained on another machine) to tell (the JSON line's ``"learned": null``)."""
     best = result.best
     if best is None:
-        return None
+        return None, False
     labels = np.asarray(split_files(resolve_root(root), "train")[1])
     warnings = []
     for run in best.runs:
@@ -265,11 +266,11 @@ def _not_learned(result, root):
         try:
             trained = FitResult.load(checkpoint_path(config, result.checkpoints))
         except (OSError, CheckpointError):
-            return None
+            return None, False
         is_val = validation_mask(labels, config.val_fraction, config.seed, config.split)
         warnings.append(learning_warning(trained.history, trained.best_epoch, labels[~is_val],
                                          labels[is_val], config))
-    return None if None in warnings else warnings[0]
+    return (None if None in warnings else warnings[0]), True
 
 
 def _checkpoints_text(files, folder):

@@ -734,6 +734,7 @@ def test_a_machine_joining_a_finished_sweep_with_a_new_out_writes_its_figures_th
     folder = tmp_path / "second" / "new" / "checkpoints" / runs_module.run_key(runs_module.dataset_sha256(root))
     assert (f"\n1 of its 1 runs left no checkpoint in {folder} (a run trained on another machine, or "
             "with another --out, keeps it there)\n") in out and not any(folder.iterdir())
+    assert json.loads(out.splitlines()[-1])["learned"] is None  # not true: its runs are not here to tell
 
 
 def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsys):
