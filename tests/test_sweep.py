@@ -597,6 +597,19 @@ def test_a_setup_interrupted_while_queueing_is_completed_by_the_same_command(tmp
     assert sorted(len(s.runs) for s in result.settings()) == [2] * (sweep.total // 2)
 
 
+def test_a_run_whose_lines_were_deleted_from_the_journal_is_queued_again_by_the_same_command(tmp_path):
+    sweep = Sweep.define({"lr": [1e-3, 2e-3]}, BASE, (0, 1), pruner="none")
+    journal = tmp_path / JOURNAL
+    open_study(sweep, journal)
+    lines = journal.read_text().splitlines(keepends=True)
+    last = max(i for i, line in enumerate(lines) if json.loads(line)["op_code"] == 4)  # a trial made
+    journal.write_text("".join(lines[:last] + lines[last + 1:]))  # deleted by hand, to tidy up
+    assert len(trials_of(journal, sweep.name)) == 3  # the sweep would stop, "run it again to go on"
+    study = open_study(sweep, journal)
+    assert sorted((t.system_attrs["fixed_params"]["lr"], t.user_attrs["seed"]) for t in study.trials) \
+        == [(lr, seed) for lr in (1e-3, 2e-3) for seed in (0, 1)]
+
+
 def test_a_study_left_without_its_definition_by_its_creator_is_taken_over(tmp_path, root, monkeypatch):
     sweep = Sweep.define({"lr": [3e-3, 1e-2]}, BASE, pruner="none")
     optuna.create_study(storage=open_storage(tmp_path / JOURNAL), study_name=sweep.name)  # then Ctrl-C
