@@ -258,8 +258,8 @@ def open_study(sweep, storage, study_name=None, data_sha256=None, code=None):
     The definition is written first (user attributes ``data_sha256``, ``code``, ``sweep``),
     then the runs are queued and ``queued`` set: a process that opens a study whose creator
     was interrupted while queueing (Ctrl-C), or whose journal lost a run's lines (an edit),
-    queues the runs it lacks, so the same command goes on. A study left without its definition (its creator stopped right after creating it) and
-    without trials is taken over."""
+    queues the runs it lacks, so the same command goes on. A study left without its definition
+    (its creator stopped right after creating it) and without trials is taken over."""
     if study_name is not None and not (isinstance(study_name, str) and study_name.strip()):
         raise ValueError(f"study_name must name a study (or be None: {sweep.name}), got {study_name!r}")
     name = study_name or sweep.name
