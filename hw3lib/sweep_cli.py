@@ -11,6 +11,7 @@ import matplotlib
 import numpy as np
 from optuna.distributions import FloatDistribution, IntDistribution
 
+from .atomic import atomic_write
 from .checkpoint import CheckpointError
 from .checks import is_number
 from .cli import (Parser, add_data_option, folder, more_than_cores, parse_seeds, phrase_settings, print_error,
@@ -219,8 +220,8 @@ def _report(args, space, result):
     figures = [("sweep.png", result.plot())] if space else []
     if len(space) >= 2:
         figures.append(("heatmap.png", result.heatmap()))
-    for name, figure in figures:
-        figure.savefig(args.out / name, dpi=100)
+    for name, figure in figures:  # whole or not at all: two sweeps on one --out may end together
+        atomic_write(args.out / name, lambda file: figure.savefig(file, format="png", dpi=100))
     stale = []  # an earlier sweep's figure in this --out: not this sweep's, so not left beside it
     for name in {"sweep.png", "heatmap.png"} - {name for name, _ in figures}:
         with contextlib.suppress(FileNotFoundError):

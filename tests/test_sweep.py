@@ -25,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
+import matplotlib.figure
 import numpy as np
 import optuna
 import pytest
@@ -923,6 +924,24 @@ def test_the_sweep_help_names_both_layouts_of_a_dataset_folder_as_train_does(cap
     with pytest.raises(SystemExit):
         hw3lib_main(["sweep", "--help"])
     assert "(or train/ and test/)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_figure_is_written_whole_or_not_at_all(tmp_path, root, capsys, monkeypatch):
+    """sweep.png was written in place: a full disk (or a second sweep on the same --out ending
+    at once) left a part of it, which no viewer opens."""
+    argv = ["sweep", "--param", "lr=3e-3,1e-2", "--set", "epochs=1", *TINY_SETS, "--workers", "1",
+            "--out", str(tmp_path), "--data", str(root), "--no-progress"]
+    assert hw3lib_main(argv) == 0
+    before = (tmp_path / "sweep.png").read_bytes()
+
+    def disk_full(figure, file, **kwargs):
+        (file.write if hasattr(file, "write") else Path(file).write_bytes)(b"\x89PNG half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", disk_full)
+    assert hw3lib_main(argv) == 2  # the runs are loaded, the figure cannot be written
+    assert "No space left on device" in capsys.readouterr().err
+    assert (tmp_path / "sweep.png").read_bytes() == before
+    assert not [path for path in tmp_path.iterdir() if path.name.endswith(".tmp")]
 
 
 def test_more_workers_than_cores_are_noted_before_the_sweep_runs_and_no_more_than_its_runs_start(
