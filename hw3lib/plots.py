@@ -597,20 +597,27 @@ def _log_ticks(values, inches=2.8, char_inches=0.08):
     return [low]
 
 
-def plot_sweep(params, values, names, log=(), title=None, labels=None):
+def plot_sweep(params, values, names, log=(), title=None, labels=None, pruned=None):
     """Validation accuracy against each swept setting, one panel per name in ``names``.
 
     ``params[i]`` is a setting (dict name -> value) and ``values[i]`` its runs' validation
-    accuracies (one per seed): each run is a dot at its setting's value, and a line joins the
-    mean over every run that shares that value. Names in ``log`` get a log-scale axis, its
-    ticks chosen not to overlap (:func:`_log_ticks`); ``labels`` maps a name to its axis
-    label (default: the name)."""
+    accuracies (one per seed): each run is a dot at its setting's value (hollow where
+    ``pruned[i][k]``, default all False: a run stopped early, its best epoch's accuracy so
+    far), and a line joins the mean over every run that shares that value. Names in ``log``
+    get a log-scale axis, its ticks chosen not to overlap (:func:`_log_ticks`); ``labels``
+    maps a name to its axis label (default: the name)."""
     fig, axes = plt.subplots(1, len(names), squeeze=False, figsize=(3.6 * len(names) + 0.6, 3.7),
                              sharey=True, layout="constrained")
+    pruned = pruned or [[False] * len(v) for v in values]
     for ax, name in zip(axes[0], names):
         position, ticks = _axis_values([p[name] for p in params])
-        xs = [position[p[name]] for p, v in zip(params, values) for _ in v]
-        ax.plot(xs, [a for v in values for a in v], "o", color="C0", alpha=0.5, label="a run (one seed)")
+        runs = [(position[p[name]], a, cut) for p, v, cuts in zip(params, values, pruned)
+                for a, cut in zip(v, cuts)]
+        for stopped, style in ((False, dict(label="a run (one seed)")),
+                               (True, dict(label="a run pruned (stopped early)", markerfacecolor="none"))):
+            chosen = [(x, a) for x, a, cut in runs if cut == stopped]
+            if chosen or not stopped:
+                ax.plot([x for x, _ in chosen], [a for _, a in chosen], "o", color="C0", alpha=0.5, **style)
         by_x = {}
         for p, v in zip(params, values):
             by_x.setdefault(position[p[name]], []).extend(v)

@@ -168,7 +168,8 @@ class SweepResult:
                       "kept epochs", *(["s/run"] if timings else []), "runs"], rows)
 
     def plot(self, title=None):
-        """Validation accuracy against each swept setting (:func:`hw3lib.plots.plot_sweep`)."""
+        """Validation accuracy against each swept setting (:func:`hw3lib.plots.plot_sweep`), a
+        pruned run's dot hollow."""
         from .plots import plot_sweep  # matplotlib: not loaded by the worker processes
 
         if not self.sweep.space:
@@ -176,7 +177,8 @@ class SweepResult:
         settings = self.settings()
         return plot_sweep([s.params for s in settings], [s.values for s in settings],
                           list(self.sweep.space), log=self._log_names(), title=title,
-                          labels={name: setting_label(name) for name in self.sweep.space})
+                          labels={name: setting_label(name) for name in self.sweep.space},
+                          pruned=[[r.state == "pruned" for r in s.scored] for s in settings])
 
     def heatmap(self, x=None, y=None, title=None):
         """The mean validation accuracy over two swept settings (default the first two; the

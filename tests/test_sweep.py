@@ -1596,6 +1596,18 @@ def test_plot_sweep_draws_every_run_and_the_mean_per_value_of_each_setting():
     assert list(ax_flip.lines[1].get_ydata()) == pytest.approx([1.0, 0.725])
 
 
+def test_plot_sweep_draws_a_pruned_run_hollow_and_says_so():
+    """A pruned run's accuracy (its best epoch before it was stopped) was drawn as any run's,
+    though it is no finished run's score; only the heat map marked it."""
+    params = [dict(lr=1e-3), dict(lr=1e-2)]
+    fig = plot_sweep(params, [[0.9, 0.8], [0.5, 0.7]], ["lr"], pruned=[[False, False], [True, False]])
+    (ax,) = fig.axes
+    full, cut, _ = ax.lines
+    assert list(full.get_ydata()) == [0.9, 0.8, 0.7] and list(cut.get_ydata()) == [0.5]
+    assert cut.get_markerfacecolor() == "none" and full.get_markerfacecolor() != "none"
+    assert "a run pruned (stopped early)" in [t.get_text() for t in fig.legends[0].get_texts()]
+
+
 @pytest.mark.parametrize("names", [["lr"], ["lr", "hflip"]])
 def test_the_sweep_figure_legend_hides_no_run(names):
     """The legend stood inside the last panel's lower right, over the runs there: a setting's
@@ -1651,6 +1663,8 @@ def test_the_heatmap_marks_settings_whose_runs_did_not_all_train_every_epoch(roo
     assert note.get_text().startswith("* not every run of it trained all its epochs (pruned, failed")
     unmarked = plot_sweep_heatmap([{"lr": 1, "h": 1}], [0.9], "lr", "h")
     assert [t.get_text() for t in unmarked.axes[0].texts] == ["0.900"] and not unmarked.texts
+    cut = SweepResult(sweep, "s", runs).plot().axes[0].lines[1]  # the pruned run, hollow
+    assert list(cut.get_ydata()) == [0.5] and cut.get_markerfacecolor() == "none"
 
 
 def test_a_setting_with_no_score_keeps_its_row_and_column_blank():
