@@ -162,11 +162,11 @@ def test_train_command_takes_threads_and_refuses_bad_counts(tmp_path, capsys, al
     code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--threads", "2",
                                 "--out", tmp_path / "run")
     assert code in (0, 3), err
-    assert "up to 2 threads" in stdout.splitlines()[0] and "note:" not in stdout
+    assert "up to 2 threads" in stdout.splitlines()[1] and "note:" not in stdout
     monkeypatch.setattr(cli, "usable_cores", lambda: 1)  # more threads than cores: said, not refused
     code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--threads", "2",
                                 "--out", tmp_path / "run1")
-    assert code in (0, 3) and stdout.splitlines()[1] == (
+    assert code in (0, 3) and stdout.splitlines()[2] == (
         "note: --threads 2 on the 1 core(s) this process may use: the threads share them, so it "
         "runs no faster than with --threads 1")
     for bad in ("0", "two"):
