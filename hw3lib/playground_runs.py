@@ -151,8 +151,10 @@ class RunRecord:
     completed epoch), ``best_epoch`` (0: none completed), wall-clock ``seconds`` of training,
     ``status`` (``"done"``, ``"stopped"``, ``"interrupted"`` or ``"diverged"``), when it
     diverged fit's ``message``, when it did not learn the ``warning`` of
-    :func:`hw3lib.learning.learning_warning`, and what :meth:`test` needs: fit's ``result`` and
-    the run's ``data``. ``test_acc`` is None until :meth:`test` is called."""
+    :func:`hw3lib.learning.learning_warning`, and what :meth:`test` needs: fit's ``result`` (its
+    model holding the kept weights only, not the activations of its last batch) and the run's
+    ``test_split`` ``(X_test, y_test)``, not its training images: a session keeps every run, and
+    those held megabytes a run. ``test_acc`` is None until :meth:`test` is called."""
 
     settings: RunSettings
     history: dict
@@ -162,7 +164,7 @@ class RunRecord:
     message: str | None = None
     warning: str | None = None
     result: object = field(default=None, repr=False, compare=False)
-    data: Dataset | None = field(default=None, repr=False, compare=False)
+    test_split: tuple | None = field(default=None, repr=False, compare=False)
     test_acc: float | None = None
 
     @property
@@ -174,7 +176,7 @@ class RunRecord:
         if not self.best_epoch:
             raise ValueError("the run ended before its first epoch: there are no kept weights to test")
         if self.test_acc is None:
-            self.test_acc = self.result.test(self.data.X_test, self.data.y_test).accuracy
+            self.test_acc = self.result.test(*self.test_split).accuracy
         return self.test_acc
 
 
@@ -200,9 +202,11 @@ class PreparedRun:
             result, message = err.result, str(err)
         warning = learning_warning(result.history, result.best_epoch, self.data.y_train, self.data.y_val,
                                    self.config)
+        kept = self.config.build_model(len(self.data.classes), self.data.image_size)  # no activations
+        kept.set_params(result.model.get_params())
         return RunRecord(self.settings, result.history, result.best_epoch, time.perf_counter() - start,
                          "diverged" if message else result.stopped or "done", message, warning,
-                         result, self.data)
+                         replace(result, model=kept), (self.data.X_test, self.data.y_test))
 
 
 def prepare(settings, load):

@@ -171,7 +171,7 @@ def test_test_accuracy_is_shown_only_on_request_once_per_run():
     assert not any(b.disabled for b in buttons) and first.result.test_evaluations == 0
     buttons[1].click()
     assert first.test_acc is None and second.test_acc == second.result.test_record.accuracy
-    expected = second.result.evaluate(second.data.X_test, second.data.y_test)[1]
+    expected = second.result.evaluate(*second.test_split)[1]
     assert second.test_acc == expected and second.result.test_evaluations == 1
     assert f"Run 2: test accuracy {expected:.3f}" in panel.message.value
     assert "runs of this panel are tested" not in panel.message.value  # one run tested: no caution
@@ -281,6 +281,38 @@ def test_sgd_runs_take_plain_sgd_steps(optimizer, momentum):
         model.set_params(optimizer.update_params(model.backward(y_pred, y)))
     expected = evaluate(model, normalize(data.X_val, data.mean, data.std), data.y_val)
     assert (record.history["val_loss"][0], record.history["val_acc"][0]) == expected
+
+
+def array_bytes(obj):
+    """The bytes of the numpy arrays that ``obj`` reaches through its fields, dicts, lists and tuples."""
+    seen, stack, total = set(), [obj], 0
+    while stack:
+        one = stack.pop()
+        if id(one) in seen:
+            continue
+        seen.add(id(one))
+        if isinstance(one, np.ndarray):
+            total += one.nbytes
+        elif isinstance(one, dict):
+            stack.extend(one.values())
+        elif isinstance(one, (list, tuple)):
+            stack.extend(one)
+        elif hasattr(one, "__dict__"):
+            stack.extend(vars(one).values())
+    return total
+
+
+def test_a_run_keeps_its_weights_and_test_split_not_its_training_images_or_activations():
+    """A session keeps every run: each kept its copy of the training images drawn for it and
+    the model's activations of its last batch, megabytes a run (85 MB at RGBA 64 x 64), so
+    a session of runs grew without end."""
+    load = FakeLoad()
+    record = prepare(SMALL, load).train()
+    data = load(SMALL.config())
+    needed = sum(p.nbytes for p in record.result.model.get_params().values()) + data.X_test.nbytes \
+        + data.y_test.nbytes + data.mean.nbytes + data.std.nbytes
+    assert array_bytes(record) <= needed
+    assert record.test() == record.result.evaluate(data.X_test, data.y_test)[1]
 
 
 def test_adam_with_and_without_bias_correction_differ():
@@ -653,7 +685,7 @@ def test_the_default_load_trains_and_sweeps_the_data_at_root_not_hw3_data(tmp_pa
     assert panel.root == root
     assert panel.controls["train_size"].max == len(SMALL.config().load_data(root).y_train)
     panel.train_button.click()
-    assert panel.runs[-1].status == "done" and panel.runs[-1].data.classes == ["A", "B", "C"]
+    assert panel.runs[-1].status == "done" and panel.runs[-1].result.classes == ["A", "B", "C"]
     panel.sweep_button.click()
     assert seen == [(tmp_path / "runs" / "mine" / "playground-sweep", root)]
 
