@@ -68,6 +68,9 @@ _DRAW_LOCK = threading.Lock()
 # again leaves the old panel training in its thread, its Stop button no longer shown).
 _PANELS = weakref.WeakSet()
 SWEEP_SEEDS = (0, 1)
+# the datasets a panel keeps loaded, the last used: one per mode, image size, seed and split
+# (RGBA 64 x 64 holds 130 MB of the fruits), so that trying seed after seed does not keep them all
+DATASETS_KEPT = 3
 # Compare's marker of each run, by its tens (runs 1-10 "o", 11-20 "s", ...: tab10's ten colours
 # come round again at run 11)
 COMPARE_MARKERS = ("o", "s", "^", "D", "v")
@@ -144,8 +147,8 @@ class Playground:
     ``Data_train/`` and ``Data_test/``; default ``$HW3_DATA``, then ``data/``, read when the
     panel is made), which Train and Sweep both use. ``load(config) -> Dataset`` loads the data
     of a run's channel mode, image size, seed and validation split for Train (default
-    ``config.load_data(root, check_model=False)``, see :meth:`TrainConfig.load_data`); each
-    such dataset is loaded once. The sweep trains in worker
+    ``config.load_data(root, check_model=False)``, see :meth:`TrainConfig.load_data`); the
+    last :data:`DATASETS_KEPT` datasets used stay loaded. The sweep trains in worker
     processes, which load the data themselves from ``root``: a panel given its own ``load``
     but no ``root`` does not sweep (Sweep says in the panel to pass ``root=``), since it cannot
     know which data ``load`` reads. ``threaded=True`` trains in a background thread (Stop
@@ -366,10 +369,14 @@ class Playground:
         return config.load_data(self.root, check_model=False)  # cached for every model the panel sets
 
     def _dataset(self, config):
+        """The data of ``config`` from ``load``, loaded again only once the panel has used
+        :data:`DATASETS_KEPT` others since."""
         key = (config.mode, config.image_size, config.seed, config.val_fraction, config.split)
-        if key not in self._datasets:
-            self._datasets[key] = self._load(config)
-        return self._datasets[key]
+        data = self._datasets.pop(key) if key in self._datasets else self._load(config)
+        self._datasets[key] = data  # the last used, last
+        for oldest in list(self._datasets)[:-DATASETS_KEPT]:
+            del self._datasets[oldest]
+        return data
 
     def _run(self, prepared, number):
         epochs = prepared.config.epochs
