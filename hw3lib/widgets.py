@@ -307,13 +307,16 @@ class Playground:
                           " (with the same settings).")
             else:
                 self._say(f"Sweep ended early: {err}", error=True)
-            return
         except (ValueError, OSError, DataError, SweepError) as err:
             self.progress.bar_style = "warning"
             self._say(f"Sweep ended early: {err}", error=True)
-            return
+        else:  # reported before Train comes back, which a run started then would see overwritten
+            self._report_sweep(base)
         finally:
             self._set_running(False)
+
+    def _report_sweep(self, base):
+        """Say the finished sweep's best learning rate, whether it learned, and show its table."""
         best = self.sweep_result.best
         self.progress.bar_style = "success"
         said = "Sweep done."

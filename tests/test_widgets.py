@@ -663,6 +663,22 @@ def test_a_sweep_where_no_rate_beat_guessing_says_so(tmp_path, monkeypatch, accu
     assert panel.progress.bar_style == ("success" if learned else "warning")
 
 
+def test_a_finished_sweep_is_reported_before_train_is_enabled_again(tmp_path, monkeypatch):
+    """Train came back while the sweep's thread still loaded the data to judge its best rate:
+    a run started then had its message and progress bar overwritten by "Sweep done"."""
+    root = write_banded_root(tmp_path / "data")
+    panel = Playground(SMALL, root=root, threaded=False, sweep_out=tmp_path / "sweep")
+    best = SimpleNamespace(params={"lr": 0.4}, mean=1.0, values=[1.0, 1.0])
+    monkeypatch.setattr(widgets, "run_sweep", lambda *a, **k: SimpleNamespace(best=best, table=lambda: ""))
+    panel._datasets.clear()  # the data to judge the best rate by is loaded again after the sweep
+    said = []
+    panel.message.observe(lambda change: said.append((panel.running, html.unescape(change["new"]))), "value")
+    panel.sweep_button.click()
+    running, last = said[-1]
+    assert "Sweep done: best learning rate 0.4" in last and running  # said before Train came back
+    assert not panel.running and not panel.train_button.disabled and panel.progress.bar_style == "success"
+
+
 def fake_sweep(monkeypatch, tmp_path):
     """Replace run_folder (a folder per data root) and run_sweep (workers that die at once);
     returns the list of ``(out, root)`` of each sweep started."""
