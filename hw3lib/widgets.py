@@ -398,6 +398,7 @@ class Playground:
 
         try:
             record = prepared.train(on_batch=on_batch, on_epoch=on_epoch, stop=self._stop)
+            self._settings = None  # in the table now, no longer the run in progress of Compare
             self.runs.append(record)
             self.history = record.history
             self._draw()

@@ -265,6 +265,20 @@ def test_the_curves_name_the_settings_in_which_the_runs_differ(monkeypatch):
                          "run 3: lr=0.01, optimizer='SGD', kernel_size=3"]
 
 
+def test_compare_drawn_as_a_run_ends_shows_it_once_not_also_as_running(monkeypatch):
+    """The curves drawn when a run ended named it twice, as run 2 and as "run 3 (running)" with
+    run 2's curves, until Compare was pressed again."""
+    drawn = []
+    monkeypatch.setattr(widgets, "plot_run_curves", lambda histories, *a, **k: drawn.append(list(histories)))
+    panel = panel_of(replace(SMALL, epochs=1))
+    panel.compare.value = True
+    panel.train_button.click()
+    assert drawn[-1] == ["run 1"]
+    panel.controls["lr"].value = 0.01
+    panel.train_button.click()
+    assert "run 2 (running): lr=0.01" in drawn[-2] and drawn[-1] == ["run 1: lr=0.001", "run 2: lr=0.01"]
+
+
 @pytest.mark.parametrize("optimizer, momentum", [("SGD", 0.0), ("SGD, momentum 0.9", 0.9)])
 def test_sgd_runs_take_plain_sgd_steps(optimizer, momentum):
     """An SGD run of the panel is exactly the report's loop with hw3lib.SGD."""
