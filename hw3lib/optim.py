@@ -164,8 +164,15 @@ def pieces(a, part=None):
 
 def piece(a, part):
     """The elements ``part`` (a slice; None: all) of ``a`` flattened, as a view: a ValueError
-    for a slice of an array that flattens only into a copy, whose update would be lost."""
-    return a if part is None else np.reshape(a, -1, copy=False)[part]
+    for a slice of an array that flattens only into a copy (one not C-contiguous), whose
+    update would be lost. (Not ``np.reshape(a, -1, copy=False)``: NumPy 2.0, which the
+    package allows, has no ``copy`` there.)"""
+    if part is None:
+        return a
+    if not a.flags.c_contiguous:
+        raise ValueError(f"a piece of an array of shape {a.shape} and strides {a.strides}: it "
+                         "flattens only into a copy, whose update would be lost; pass it whole (None)")
+    return a.reshape(-1)[part]
 
 
 def flush_subnormals(*arrays):

@@ -739,3 +739,17 @@ def test_a_sequential_of_ones_own_trains_in_the_reports_loop_with_the_gradients_
     assert (model.predict(X) == y).mean() > 0.9
     with pytest.raises(ValueError, match=r"^Sequential.backward called before forward"):
         custom(1).backward(probs, y[:8])
+
+
+def test_an_update_in_pieces_runs_on_numpy_2_0_whose_reshape_has_no_copy_argument(monkeypatch):
+    """pyproject allows numpy>=2.0; np.reshape took ``copy`` from 2.1 on, so a step over a
+    parameter of more than optim.PIECE elements failed there with a TypeError."""
+    def reshape_of_numpy_2_0(a, newshape, order="C"):
+        return np.asarray(a).reshape(newshape, order=order)
+    monkeypatch.setattr(np, "reshape", reshape_of_numpy_2_0)
+    monkeypatch.setattr(optim, "PIECE", 5)
+    params = {"W": np.zeros((4, 6), dtype=np.float32)}
+    AdamGD(0.1, 0.9, 0.999, 1e-8, params).update_params({"dW": np.ones((4, 6), dtype=np.float32)})
+    np.testing.assert_allclose(params["W"], -0.1, rtol=1e-5)
+    with pytest.raises(ValueError, match="flattens only into a copy"):
+        optim.piece(np.zeros((3, 4)).T, slice(0, 5))
