@@ -162,7 +162,13 @@ class SplitBatch:
         """Gradients of the batch-mean loss over the batch of the last :meth:`forward`."""
         if len(self._parts) == 1:
             return self.model.backward(y_pred, y)
-        grads = self._run("backward", y_pred, np.asarray(y))
+        y, n = np.asarray(y), self._parts[-1].stop
+        if len(y_pred) != n or y.ndim == 0 or len(y) != n:  # else the parts' slices would drop
+            # the extra labels and weigh the parts' gradients by the wrong shares, silently
+            raise ValueError(f"{len(y_pred)} predictions and {y.shape[0] if y.ndim else 'no'} "
+                             f"labels for the last forward's batch of {n} images: pass its "
+                             "output and the labels of the same images")
+        grads = self._run("backward", y_pred, y)
         shares = [(part.stop - part.start) / len(y) for part in self._parts]
         total = {key: np.empty(g.shape, g.dtype) for key, g in grads[0].items()}
 

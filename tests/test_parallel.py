@@ -269,3 +269,18 @@ def test_child_blas_threads_sets_the_variables_meanwhile_and_restores_them(monke
             assert [os.environ[name] for name in BLAS_VARIABLES] == ["2", "2", "2"]
             raise RuntimeError  # a process that failed to start
     assert os.environ["OPENBLAS_NUM_THREADS"] == "7" and "MKL_NUM_THREADS" not in os.environ
+
+
+@pytest.mark.parametrize("labels", [5, 3], ids=["one too many", "one too few"])
+def test_labels_of_another_batch_size_are_refused_as_on_one_thread(always_split, labels):
+    """A label too many was dropped by the parts' slices and the parts' gradients weighed by
+    their share of 5 images, not 4: gradients 0.8 times the right ones, silently (one thread
+    refuses); one too few was refused naming a part's sizes, '2 predictions but 1 labels'."""
+    X, y = batch(4)
+    with SplitBatch(model64(), 2) as split:
+        probs = split.forward(X)
+        with pytest.raises(ValueError, match=f"4 predictions and {labels} labels for the last "
+                                             "forward's batch of 4 images"):
+            split.backward(probs, np.resize(y, labels))
+        assert set(split.backward(probs, y)) == {"d" + k for k in model64().get_params()}
+
