@@ -160,6 +160,9 @@ class SplitBatch:
 
     def backward(self, y_pred, y):
         """Gradients of the batch-mean loss over the batch of the last :meth:`forward`."""
+        if self._parts is None:
+            raise ValueError("SplitBatch.backward called before forward: run forward on the batch "
+                             "first, then backward on its output")
         if len(self._parts) == 1:
             return self.model.backward(y_pred, y)
         y, n = np.asarray(y), self._parts[-1].stop

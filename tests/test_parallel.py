@@ -284,3 +284,8 @@ def test_labels_of_another_batch_size_are_refused_as_on_one_thread(always_split,
             split.backward(probs, np.resize(y, labels))
         assert set(split.backward(probs, y)) == {"d" + k for k in model64().get_params()}
 
+
+def test_backward_before_forward_is_refused_clearly():
+    X, y = batch(4)
+    with SplitBatch(model64(), 2) as split, pytest.raises(ValueError, match="before forward"):
+        split.backward(np.full((4, 3), 1 / 3), y)
