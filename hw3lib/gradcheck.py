@@ -17,16 +17,17 @@ def numerical_gradient(f, x, eps=1e-6):
     """Central differences of the scalar ``f()`` w.r.t. the float64 array ``x`` (perturbed in
     place and restored; ValueError for another), shape of ``x``."""
     _check_float64("x", x, eps)
-    grad = np.zeros_like(x, dtype=np.float64)
-    flat, gflat = x.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
+    grad = np.zeros(x.shape, dtype=np.float64)
+    # by index, not through x.reshape(-1): that is a copy for an x that is not C-contiguous
+    # (Fortran order, transposed, flipped), whose perturbations f() would never see
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + eps
         plus = f()
-        flat[i] = old - eps
+        x[i] = old - eps
         minus = f()
-        flat[i] = old
-        gflat[i] = (plus - minus) / (2 * eps)
+        x[i] = old
+        grad[i] = (plus - minus) / (2 * eps)
     return grad
 
 

@@ -185,3 +185,18 @@ def test_numerical_gradient_refuses_what_it_cannot_perturb():
     for value, got in ((x, "int64"), (x.tolist(), "a list"), (x.astype(np.float32), "float32")):
         with pytest.raises(ValueError, match=f"gradcheck needs float64 arrays: x is {got}"):
             numerical_gradient(lambda: float(np.sum(np.asarray(value) ** 2)), value)
+
+
+@pytest.mark.parametrize("layout", ["fortran", "transposed", "flipped"])
+def test_finite_differences_perturb_an_array_that_is_not_c_contiguous(layout):
+    """x.reshape(-1) copied such an x: f() never saw the perturbations, the numerical gradient
+    was 0 and gradcheck_layer reported a right gradient wrong (relative error 1.0)."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 4))
+    x = {"fortran": np.asfortranarray(x), "transposed": x.transpose(0, 1, 3, 2),
+         "flipped": x[..., ::-1]}[layout]
+    before = x.copy()
+    assert gradcheck_layer(ReLU(), x)["x"] < 1e-7
+    assert gradcheck_layer(Conv2D(3, 2, 3, rng=0, dtype=np.float64), x)["x"] < 1e-7
+    a = np.arange(6.0).reshape(2, 3).T
+    np.testing.assert_allclose(numerical_gradient(lambda: float((a ** 2).sum()), a), 2 * a, rtol=1e-6)
+    assert np.array_equal(x, before)  # restored
