@@ -281,8 +281,10 @@ def conv2d_naive_backward(dout, x, W, stride=1, padding=0):
         raise ValueError(f"dout has shape {np.shape(dout)}, but conv2d_naive(x, W, b, stride={stride}, "
                          f"padding={padding}) gives {(n, f, oh, ow)}")
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    dxp = np.zeros_like(xp)
-    dW = np.zeros_like(W)
+    # in the dtype of the products summed, not x's or W's: uint8 images could not hold them
+    dtype = np.result_type(dout, x, W)
+    dxp = np.zeros(xp.shape, dtype=dtype)
+    dW = np.zeros(W.shape, dtype=dtype)
     for s in range(n):
         for k in range(f):
             for r in range(oh):

@@ -181,3 +181,18 @@ def test_conv_in_float32_equals_the_naive_loops_up_to_float32_rounding(cfg, spli
     for ours, exact in zip((out, dx, layer.grads["W"], layer.grads["b"]), (ref, *refs)):
         assert ours.dtype == np.float32
         assert np.abs(ours - exact).max() <= 3e-6 * np.abs(exact).max()
+
+
+def test_the_naive_backward_takes_integer_images_as_the_forward_does():
+    """conv2d_naive takes uint8 images (its output is float), but its backward summed the
+    gradient into an array of x's dtype: 'Cannot cast ufunc add output from float64 to uint8';
+    and a float32 x took a float64 gradient rounded to float32."""
+    rng = np.random.default_rng(0)
+    x, W = rng.integers(0, 256, (2, 1, 5, 4)).astype(np.uint8), rng.standard_normal((2, 1, 3, 3))
+    dout = rng.standard_normal(conv2d_naive(x, W, np.zeros(2), padding=1).shape)
+    dx, dW, db = conv2d_naive_backward(dout, x, W, padding=1)
+    exact = conv2d_naive_backward(dout, x.astype(np.float64), W, padding=1)
+    for got, want in zip((dx, dW, db), exact):
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, want)
+    assert conv2d_naive_backward(dout, x.astype(np.float32), W, padding=1)[0].dtype == np.float64
