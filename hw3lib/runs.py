@@ -24,8 +24,7 @@ from .checkpoint import CheckpointError, load_checkpoint
 from .download import dataset_sha256
 from .engine import engine_stamp, stamp_differences
 from .folders import REPO_ROOT
-from .train import FitResult, check_kind, fit
-from .train import _stop_requested as stop_requested
+from .train import FitResult, check_kind, fit, stop_requested
 
 RUNS_DIR = REPO_ROOT / "runs" / "notebooks"
 TURN_POLL = 1.0  # seconds between looks at a run another process trains

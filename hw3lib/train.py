@@ -542,7 +542,9 @@ def _tests_to_keep(path, rows, tested, written=None):
     return tested if tested[0] >= held.test_evaluations else (held.test_evaluations, held.test)
 
 
-def _stop_requested(stop):
+def stop_requested(stop):
+    """Whether ``stop`` (as :func:`fit` takes it: None, a ``threading.Event`` or a callable)
+    asks to stop."""
     if stop is None:
         return False
     return stop.is_set() if hasattr(stop, "is_set") else bool(stop())
@@ -750,6 +752,6 @@ def _train_epoch(model, optimizer, loader, epoch, batches, bar, on_batch, stop, 
         if on_batch is not None:
             on_batch(dict(epoch=epoch, batch=batch, batches=batches, loss=loss,
                           running_loss=loss_sum / seen, running_acc=correct / seen))
-        if _stop_requested(stop):
+        if stop_requested(stop):
             return True
     return False
