@@ -29,6 +29,8 @@ Contract with the notebook authors (one tag per cell, in the cell's ``tags`` met
   absolute path; a bare ``report`` tag, a misspelt one (``Report:3``,
   ``report-3``: otherwise left out without a word) or an unknown section; a
   section without cells.
+- With ``--no-execute`` the stamp names the data that the stored outputs were computed from
+  (:func:`stored_data_sha256`), not the data at ``HW3_DATA`` when exporting.
 - With ``--no-execute`` the export warns (``warning: ...``) naming the first code cell of a
   notebook that its stored run did not run, or ran out of order.
 - The export warns (``warning: ...``, naming the notebook and cell) where a notebook's check of
@@ -48,6 +50,7 @@ run (:func:`check_stored_run`, :func:`out_of_order`, :func:`stale_text`), the re
 :mod:`hw3lib.notebooks`; the HTML page and the PDF, :mod:`hw3lib.export`.
 """
 import copy
+import hashlib
 import html
 import os
 import re
@@ -60,7 +63,7 @@ from .atomic import atomic_write
 from .cli import Parser, create_out, folder, int_at_least, parse_given, refuse_file_in_the_way
 from .download import download
 from .export import PDF_INSTALL, REPORT_NAME, find_chromium, print_pdf, to_html
-from .folders import REPO_ROOT, resolve_root, split_folders
+from .folders import MANIFEST_PATH, REPO_ROOT, resolve_root, split_folders
 from .notebooks import DEFAULT_TIMEOUT, ReportError, cell_label, execute_notebook, read_notebook
 from .results import STALE_FIGURES
 from .stamp import stamp_rows
@@ -251,6 +254,26 @@ def stale_text(name, nb):
             for line in output.text.splitlines() if line.startswith(STALE_FIGURES)]
 
 
+# A "Dataset SHA-256" row of a stored stamp_table() output: the data that run was computed from.
+_STORED_DATA_SHA = re.compile(r"^Dataset SHA-256 +(\S+(?: \S+)*)\s*$", re.MULTILINE)
+
+
+def stored_data_sha256(notebooks):
+    """The data the stored outputs of ``notebooks`` (``[(name, nb), ...]``) were computed from,
+    for the stamp of ``--no-execute``: each SHA-256 that a stored stamp (:func:`hw3lib.stamp.
+    stamp_table`, notebook 06) names, said to be the course's copy or not; the data at
+    ``HW3_DATA`` when exporting may be another."""
+    course = hashlib.sha256(MANIFEST_PATH.read_bytes()).hexdigest()
+    found = dict.fromkeys(match.group(1) for _, nb in notebooks for cell in nb.cells
+                          if cell.cell_type == "code" for output in cell.get("outputs", [])
+                          if output.output_type == "stream"
+                          for match in _STORED_DATA_SHA.finditer(output.text))
+    if not found:
+        return "not named in the stored outputs (notebook 06 prints it)"
+    return "; ".join(f"{sha}, {'the course' if sha == course else 'not the course'}'s data"
+                     if len(sha) == 64 else sha for sha in found)
+
+
 def _markdown(source):
     return nbformat.v4.new_markdown_cell(source, metadata={"tags": []})
 
@@ -307,7 +330,10 @@ def build(notebooks_dir=NOTEBOOKS_DIR, out_dir=OUT_DIR, execute=True, timeout=DE
             nb = read_notebook(path)
             check_stored_run(path.name, nb)
         notebooks.append((path.name, nb))
-    report = assemble(notebooks, stamp_rows(execute, data_root), executed=execute)
+    # the data the stored outputs came from, not that at HW3_DATA now
+    stamp = (stamp_rows(True, data_root) if execute else
+             stamp_rows(False, data_sha256=stored_data_sha256(notebooks)))
+    report = assemble(notebooks, stamp, executed=execute)
     checks = (stale_text,) if execute else (out_of_order, stale_text)
     for stale in (line for name, nb in notebooks for check in checks for line in check(name, nb)):
         log(f"warning: {stale}")  # exported all the same: the text is the author's to rewrite

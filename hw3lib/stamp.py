@@ -33,14 +33,17 @@ def _git_commit():
         return "unknown (not a git checkout)"
 
 
-def stamp_rows(executed, data_root=None):
+def stamp_rows(executed, data_root=None, data_sha256=None):
     """``(what, value)`` rows of the export's own stamp: versions, commit, the SHA-256 of the
-    data at ``data_root`` (no row when None; "not found" when no data is there), whether the
-    notebooks were ``executed`` or their stored outputs used, time."""
+    data at ``data_root`` (no row when None; "not found" when no data is there) or, as given,
+    ``data_sha256`` (the data the stored outputs were computed from), whether the notebooks were
+    ``executed`` or their stored outputs used, time."""
     rows = [("hw3lib", f"{__version__}, commit {_git_commit()}"),
             ("Python, NumPy", f"{platform.python_version()}, {np.__version__}"),
             ("Platform", f"{platform.system()} {platform.machine()}")]
-    if data_root is not None:
+    if data_sha256 is not None:
+        rows.append(("Dataset SHA-256", data_sha256))
+    elif data_root is not None:
         try:
             rows.append(("Dataset SHA-256", dataset_sha256(data_root)))
         except DataError:

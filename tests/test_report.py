@@ -3,6 +3,7 @@ import ast
 import base64
 import contextlib
 import errno
+import hashlib
 import html
 import io
 import os
@@ -960,3 +961,30 @@ def test_no_execute_warns_of_a_notebook_not_run_in_order_from_the_top(tmp_path):
         assert build(folder, tmp_path / "out", execute=False, log=said.append)[0].is_file()
         assert said[0] == (f"warning: 01_x.ipynb, {expected}: they may not be those of one whole "
                            "run; Restart and Run All, or export without --no-execute")
+
+
+def test_no_execute_stamps_the_data_its_stored_outputs_came_from_not_hw3_data(tmp_path,
+                                                                              monkeypatch):
+    """Notebooks run on one's own images, exported with --no-execute where HW3_DATA is the
+    course's copy (or unset): the stamp named the course's data beside numbers that are not its
+    run. It names the data of the stored stamp (notebook 06's stamp_table()), and whose it is."""
+    from hw3lib.folders import MANIFEST_PATH
+    course = hashlib.sha256(MANIFEST_PATH.read_bytes()).hexdigest()
+    own = "ab" * 32
+    stamp = with_output(new_output("stream", name="stdout", text=(
+        f"item             value\nDataset SHA-256  {own}\nPlatform  Linux\n")), tag=None)
+    folder = write_notebooks(tmp_path / "nb", {"06_x.ipynb": [*one_cell_per_section("s"), stamp]})
+    monkeypatch.setattr("hw3lib.report.find_chromium", lambda: None)
+    monkeypatch.setattr("hw3lib.stamp.dataset_sha256", lambda root: course)  # HW3_DATA's
+    html_path, _ = build(folder, tmp_path / "out", execute=False, data_root=tmp_path,
+                         log=lambda *a: None)
+    page = html_path.read_text(encoding="utf-8")
+    assert f"<th>Dataset SHA-256</th><td>{own}, not the course's data</td>" in page
+    assert course not in page
+    stamp.outputs[0].text = stamp.outputs[0].text.replace(own, course)
+    write_notebooks(folder, {"06_x.ipynb": [*one_cell_per_section("s"), stamp]})
+    page = build(folder, tmp_path / "out", execute=False, log=lambda *a: None)[0].read_text("utf-8")
+    assert f"<th>Dataset SHA-256</th><td>{course}, the course's data</td>" in page
+    folder = write_notebooks(tmp_path / "nb2", {"06_x.ipynb": one_cell_per_section("s")})
+    page = build(folder, tmp_path / "out", execute=False, log=lambda *a: None)[0].read_text("utf-8")
+    assert "<th>Dataset SHA-256</th><td>not named in the stored outputs" in page
