@@ -36,6 +36,7 @@ Contract with the notebook authors (one tag per cell, in the cell's ``tags`` met
 - The export warns (``warning: ...``, naming the notebook and cell) where a notebook's check of
   the figures its text quotes (:func:`hw3lib.results.quoted_figures`) finds figures its run no
   longer gives (changed settings, code or data): the report is written, and that text is stale.
+  The report lists these warnings too, under its introduction.
 - In the PDF, an equation, text output or table wider than the page is shrunk to fit; text
   output to 80% at most (:data:`hw3lib.export.TEXT_FLOOR`), where lines still too long wrap
   (paths break anywhere), a table to 60% (:data:`hw3lib.export.TABLE_FLOOR`), where its cells
@@ -83,6 +84,9 @@ PROVENANCE = {  # executed -> where the numbers come from, said after INTRO
     False: "The notebooks 01 to 06 were not executed for this report: every number, table and "
            "figure below is an output stored in them (`python -m hw3lib report --no-execute`).",
 }
+# Said above the export's warnings in the report itself, not only on the terminal.
+WARNINGS_SAID = ("Warning: the export found outputs below that the text does not describe, or "
+                 "that may not be those of one whole run:")
 TAG_PREFIX = "report:"
 SECTIONS = {  # tag suffix -> section title: a summary, then the original report's order
     "summary": "Summary · 摘要",
@@ -278,10 +282,12 @@ def _markdown(source):
     return nbformat.v4.new_markdown_cell(source, metadata={"tags": []})
 
 
-def assemble(notebooks, stamp, executed=True):
+def assemble(notebooks, stamp, executed=True, warnings=()):
     """One report notebook from ``notebooks`` (``[(name, nb), ...]`` in order) and the stamp
     rows: title, the summary, the four sections, the stamp; the introduction says whether the
-    notebooks were ``executed`` for it. Raises :class:`ReportError` for an empty section."""
+    notebooks were ``executed`` for it, and lists the export's ``warnings`` (stale text, cells
+    run out of order), so that the page handed in says so too. Raises :class:`ReportError` for
+    an empty section."""
     sections = {key: [] for key in SECTIONS}
     for name, nb in notebooks:
         for key, cells in report_cells(name, nb).items():
@@ -294,6 +300,10 @@ def assemble(notebooks, stamp, executed=True):
     table = "".join(f"<tr><th>{html.escape(what)}</th><td>{html.escape(value)}</td></tr>"
                     for what, value in stamp)
     cells = [_markdown(f'<h1 id="title">{TITLE}</h1>\n\n{INTRO}{PROVENANCE[executed]}')]
+    if warnings:  # one HTML block: no markdown or math read into the cells' labels
+        cells.append(_markdown(f'<div id="warnings"><p><strong>{WARNINGS_SAID}</strong></p><ul>'
+                               + "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+                               + "</ul></div>"))
     for key, title in SECTIONS.items():
         # the sections run on, page after page: a section that started a page of its own left
         # the page before it up to 85% empty (section 2's last five lines alone on one)
@@ -333,10 +343,11 @@ def build(notebooks_dir=NOTEBOOKS_DIR, out_dir=OUT_DIR, execute=True, timeout=DE
     # the data the stored outputs came from, not that at HW3_DATA now
     stamp = (stamp_rows(True, data_root) if execute else
              stamp_rows(False, data_sha256=stored_data_sha256(notebooks)))
-    report = assemble(notebooks, stamp, executed=execute)
     checks = (stale_text,) if execute else (out_of_order, stale_text)
-    for stale in (line for name, nb in notebooks for check in checks for line in check(name, nb)):
+    warnings = [line for name, nb in notebooks for check in checks for line in check(name, nb)]
+    for stale in warnings:
         log(f"warning: {stale}")  # exported all the same: the text is the author's to rewrite
+    report = assemble(notebooks, stamp, executed=execute, warnings=warnings)
     build_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(report, build_dir / f"{REPORT_NAME}.ipynb")
     html_path, pdf_path = out_dir / f"{REPORT_NAME}.html", out_dir / f"{REPORT_NAME}.pdf"

@@ -988,3 +988,27 @@ def test_no_execute_stamps_the_data_its_stored_outputs_came_from_not_hw3_data(tm
     folder = write_notebooks(tmp_path / "nb2", {"06_x.ipynb": one_cell_per_section("s")})
     page = build(folder, tmp_path / "out", execute=False, log=lambda *a: None)[0].read_text("utf-8")
     assert "<th>Dataset SHA-256</th><td>not named in the stored outputs" in page
+
+
+def test_the_report_itself_lists_the_exports_warnings_under_its_introduction(tmp_path,
+                                                                             monkeypatch):
+    """Notebook 05 run with another setting, exported: the warning scrolled by on the terminal
+    (inside `make report`'s output) while the page handed in showed the new numbers beside text
+    quoting the old ones in silence. The page says it too; one without warnings says nothing."""
+    stale = quoted_figures({"the kept epoch": ("23", 10)})
+    cells = [*one_cell_per_section("section"),
+             with_output(new_output("stream", name="stdout", text=stale + "\n"), tag=None)]
+    folder = write_notebooks(tmp_path / "nb", {"05_x.ipynb": cells})
+    monkeypatch.setattr("hw3lib.report.find_chromium", lambda: None)
+    page = build(folder, tmp_path / "out", execute=False, log=lambda *a: None)[0].read_text("utf-8")
+    intro, summary = page.index('id="title"'), page.index('id="section-summary"')
+    warned = page.index('id="warnings"')
+    assert intro < warned < summary
+    assert ("<li>05_x.ipynb, cell 7 ('something()'): The text quotes figures this run does not "
+            "give; rewrite what it says about: the kept epoch 23 (this run: 10)</li>") in page
+    cells = one_cell_per_section("section")
+    for count, code in enumerate(c for c in cells if c.cell_type == "code"):
+        code.execution_count = count + 1  # run in order: nothing to warn of
+    folder = write_notebooks(tmp_path / "nb2", {"05_x.ipynb": cells})
+    page = build(folder, tmp_path / "out", execute=False, log=lambda *a: None)[0].read_text("utf-8")
+    assert 'id="warnings"' not in page and "Warning:" not in page
