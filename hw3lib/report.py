@@ -62,9 +62,10 @@ import nbformat
 
 from .atomic import atomic_write
 from .cli import Parser, create_out, folder, int_at_least, parse_given, refuse_file_in_the_way
-from .download import download
+from .download import download, verify
 from .export import PDF_INSTALL, REPORT_NAME, find_chromium, print_pdf, to_html
-from .folders import MANIFEST_PATH, REPO_ROOT, resolve_root, split_folders
+from .folders import MANIFEST_PATH, REPO_ROOT, SPLITS, resolve_root, split_folders
+from .images import DataError
 from .notebooks import DEFAULT_TIMEOUT, ReportError, cell_label, execute_notebook, read_notebook
 from .results import STALE_FIGURES
 from .stamp import stamp_rows
@@ -367,6 +368,20 @@ def build(notebooks_dir=NOTEBOOKS_DIR, out_dir=OUT_DIR, execute=True, timeout=DE
     return html_path, pdf_path
 
 
+def check_course_copy(root, where):
+    """DataError unless the Data_train/ and Data_test/ at ``root`` (found by ``where``, in words)
+    are the course's verified copy: the report executes the notebooks on the course's data
+    only, and one's own images there must not be moved or deleted for it."""
+    report = verify(root)
+    if not report.ok:
+        raise DataError(
+            f"{root} ({where}) holds Data_train/ or Data_test/ that differ from the manifest "
+            f"({report}): the report executes the notebooks on the course's data only. Fix: point "
+            "HW3_DATA at a verified copy of it (`python -m hw3lib download DEST` fetches one into "
+            "another folder), or export the notebooks' stored outputs as they are with "
+            "--no-execute; the images there can stay as they are")
+
+
 def main(argv=None):
     """``python -m hw3lib report``: get the data, execute the notebooks, export the report."""
     parser = Parser(prog="python -m hw3lib report", description=__doc__.split("\n\n")[0])
@@ -391,10 +406,12 @@ def main(argv=None):
                              f"writes its {Path(name).name}; move it away or choose another --out")
     data_root = resolve_root(None)
     if not args.no_execute:
+        where = "HW3_DATA" if os.environ.get("HW3_DATA") else "the default, as HW3_DATA is unset"
         if not split_folders(data_root, "train"):  # a mistyped HW3_DATA shows here (a train/
             # copy does not: the download names its rename)
-            where = "HW3_DATA" if os.environ.get("HW3_DATA") else "the default, as HW3_DATA is unset"
             print(f"no dataset at {data_root} ({where}): downloading it there")
+        elif any((data_root / name).exists() for name in SPLITS.values()):
+            check_course_copy(data_root, where)  # not the download's "move or delete them"
         download(data_root)  # a verified copy is left alone, an absent one fetched and verified
     create_out(args.out)  # and written in, before executing the notebooks, not after
     build(args.notebooks, args.out, execute=not args.no_execute, timeout=args.timeout,

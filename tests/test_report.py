@@ -732,6 +732,28 @@ def test_cli_checks_the_data_before_executing(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "out").exists(), "nothing is executed on data that fails its check"
 
 
+def test_cli_refuses_ones_own_images_without_advising_to_delete_them(tmp_path, monkeypatch,
+                                                                     capsys):
+    """HW3_DATA at one's own images (which the notebooks take): the report said "Fix: move or
+    delete them, then download again". It says that the report runs on the course's data, and
+    how to export without deleting anything."""
+    own = tmp_path / "mine"
+    for split in ("Data_train", "Data_test"):
+        (own / split / "Apple").mkdir(parents=True)
+        Image.new("L", (64, 64)).save(own / split / "Apple" / "a.png")
+    monkeypatch.setenv("HW3_DATA", str(own))
+    monkeypatch.setattr("hw3lib.report.download", lambda root: pytest.fail("download reached"))
+    folder = write_notebooks(tmp_path / "nb", {"01_x.ipynb": [cell("code", "x = 1")]})
+    assert cli(["report", "--notebooks", str(folder), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {own} (HW3_DATA) holds Data_train/ or Data_test/ that differ "
+                          "from the manifest (")
+    assert "the report executes the notebooks on the course's data only" in err
+    assert "--no-execute" in err and "delete" not in err
+    assert sorted(p.name for p in own.iterdir()) == ["Data_test", "Data_train"]
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_says_where_it_downloads_a_dataset_it_does_not_find(tmp_path, monkeypatch, capsys):
     """A mistyped HW3_DATA: the failed download must not read as a network problem alone."""
     def offline(dest, *args, **kwargs):
