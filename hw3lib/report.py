@@ -32,7 +32,8 @@ Contract with the notebook authors (one tag per cell, in the cell's ``tags`` met
 - With ``--no-execute`` the stamp names the data that the stored outputs were computed from
   (:func:`stored_data_sha256`), not the data at ``HW3_DATA`` when exporting.
 - With ``--no-execute`` the export warns (``warning: ...``) naming the first code cell of a
-  notebook that its stored run did not run, or ran out of order.
+  notebook that its stored run did not run, or ran out of order or after code the notebook does
+  not hold (execution counts not 1, 2, 3, ...: Restart and Run All gives those).
 - The export warns (``warning: ...``, naming the notebook and cell) where a notebook's check of
   the figures its text quotes (:func:`hw3lib.results.quoted_figures`) finds figures its run no
   longer gives (changed settings, code or data): the report is written, and that text is stale.
@@ -230,18 +231,25 @@ def check_stored_run(name, nb):
 
 def out_of_order(name, nb):
     """``"NAME, cell N (...): ..."`` for the first code cell of ``nb`` (named ``name``) that its
-    stored run did not run, or ran out of order (an execution count not above the one before):
-    its outputs, and those after it, may not be those of one whole run from the top. Empty cells
-    (never run) and cells tagged ``skip-execution`` aside."""
+    stored run did not run, ran out of order (an execution count not above the one before), or
+    ran after code the notebook does not hold (a count that skips one: a cell deleted since, or
+    run twice; a first cell's count above 1: the kernel ran code before it): its outputs, and
+    those after it, may not be those of one whole run from the top, which counts 1, 2, 3, ...
+    Empty cells (the kernel counts no run of them) and cells tagged ``skip-execution`` that
+    were not run aside."""
     last = 0
     for index, cell in enumerate(nb.cells):
-        if (cell.cell_type != "code" or not cell.source.strip()
-                or "skip-execution" in cell.get("metadata", {}).get("tags", [])):
+        if cell.cell_type != "code" or not cell.source.strip():
             continue
         count = cell.get("execution_count")
-        if count is None or count <= last:
+        if count is None and "skip-execution" in cell.get("metadata", {}).get("tags", []):
+            continue
+        if count is None or count != last + 1:
             said = ("was not run" if count is None else
-                    f"was run out of order (execution count {count}, after {last})")
+                    f"was run out of order (execution count {count}, after {last})" if count <= last
+                    else f"was run after code the notebook does not hold (execution count {count}, "
+                         + (f"after {last}: a cell deleted since, or run twice)" if last else
+                            "the first: the kernel ran code before it)"))
             return [f"{cell_label(name, index + 1, cell)} {said} in the stored outputs: they may not "
                     "be those of one whole run; Restart and Run All, or export without "
                     "--no-execute"]

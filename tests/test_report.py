@@ -970,14 +970,24 @@ def test_no_execute_warns_of_a_notebook_not_run_in_order_from_the_top(tmp_path):
              *one_cell_per_section("section")]
     for count, code in enumerate(c for c in cells if c.source.strip()):
         code.execution_count = count + 1
+    cells[2].execution_count = 2  # an empty cell run: the kernel gives it the count before, 2
     said = []
     folder = write_notebooks(tmp_path / "nb", {"01_x.ipynb": cells})
     build(folder, tmp_path / "out", execute=False, log=said.append)
     assert not [line for line in said if line.startswith("warning:")]  # in order; the empty cell aside
-    for counts, expected in (((9, 2), "cell 2 ('b = 2') was run out of order (execution count 2, "
-                                      "after 9) in the stored outputs"),
-                             ((1, None), "cell 2 ('b = 2') was not run in the stored outputs")):
-        cells[0].execution_count, cells[1].execution_count = counts
+    # counts of the cells a = 1, b = 2 and the first section's (cell 4, 'something()')
+    for counts, expected in (((1, 2, 1), "cell 4 ('something()') was run out of order (execution "
+                                         "count 1, after 2) in the stored outputs"),  # restarted
+                             ((1, None, 3), "cell 2 ('b = 2') was not run in the stored outputs"),
+                             # a scratch cell (EPOCHS = 3, say) run between them, deleted since:
+                             # the outputs are not those of the code that the notebook holds
+                             ((1, 3, 4), "cell 2 ('b = 2') was run after code the notebook does "
+                                         "not hold (execution count 3, after 1: a cell deleted "
+                                         "since, or run twice) in the stored outputs"),
+                             ((9, 2, 3), "cell 1 ('a = 1') was run after code the notebook does "
+                                         "not hold (execution count 9, the first: the kernel ran "
+                                         "code before it) in the stored outputs")):
+        cells[0].execution_count, cells[1].execution_count, cells[3].execution_count = counts
         write_notebooks(folder, {"01_x.ipynb": cells})
         said.clear()
         assert build(folder, tmp_path / "out", execute=False, log=said.append)[0].is_file()
