@@ -30,7 +30,8 @@ Contract with the notebook authors (one tag per cell, in the cell's ``tags`` met
   ``report-3``: otherwise left out without a word) or an unknown section; a
   section without cells.
 - With ``--no-execute`` the stamp names the data that the stored outputs were computed from
-  (:func:`stored_data_sha256`), not the data at ``HW3_DATA`` when exporting.
+  (:func:`stored_data_sha256`), not the data at ``HW3_DATA`` when exporting, and the export
+  warns where that is not the course's data (:func:`other_data`).
 - With ``--no-execute`` the export warns (``warning: ...``) naming the first code cell of a
   notebook that its stored run did not run, or ran out of order or after code the notebook does
   not hold (execution counts not 1, 2, 3, ...: Restart and Run All gives those).
@@ -47,9 +48,9 @@ Contract with the notebook authors (one tag per cell, in the cell's ``tags`` met
 
 This module holds the report's own content: which notebooks (:func:`find_notebooks`), the
 sections and the cells chosen for them and checked (:func:`report_cells`), the checks of a stored
-run (:func:`check_stored_run`, :func:`out_of_order`, :func:`stale_text`), the report notebook
-(:func:`assemble`), :func:`build` and the command (:func:`main`). Executing a notebook is
-:mod:`hw3lib.notebooks`; the HTML page and the PDF, :mod:`hw3lib.export`.
+run (:func:`check_stored_run`, :func:`out_of_order`, :func:`other_data`, :func:`stale_text`), the
+report notebook (:func:`assemble`), :func:`build` and the command (:func:`main`). Executing a
+notebook is :mod:`hw3lib.notebooks`; the HTML page and the PDF, :mod:`hw3lib.export`.
 """
 import copy
 import hashlib
@@ -271,20 +272,39 @@ def stale_text(name, nb):
 _STORED_DATA_SHA = re.compile(r"^Dataset SHA-256 +(\S+(?: \S+)*)\s*$", re.MULTILINE)
 
 
+def _stored_data(nb):
+    """``(cell index, SHA-256)`` for each data SHA-256 that a stored stamp (:func:`hw3lib.stamp.
+    stamp_table`, notebook 06) in ``nb`` names: the data its outputs were computed from."""
+    return [(index, match.group(1)) for index, cell in enumerate(nb.cells)
+            if cell.cell_type == "code" for output in cell.get("outputs", [])
+            if output.output_type == "stream" for match in _STORED_DATA_SHA.finditer(output.text)]
+
+
+def _course_sha256():
+    return hashlib.sha256(MANIFEST_PATH.read_bytes()).hexdigest()
+
+
 def stored_data_sha256(notebooks):
     """The data the stored outputs of ``notebooks`` (``[(name, nb), ...]``) were computed from,
-    for the stamp of ``--no-execute``: each SHA-256 that a stored stamp (:func:`hw3lib.stamp.
-    stamp_table`, notebook 06) names, said to be the course's copy or not; the data at
-    ``HW3_DATA`` when exporting may be another."""
-    course = hashlib.sha256(MANIFEST_PATH.read_bytes()).hexdigest()
-    found = dict.fromkeys(match.group(1) for _, nb in notebooks for cell in nb.cells
-                          if cell.cell_type == "code" for output in cell.get("outputs", [])
-                          if output.output_type == "stream"
-                          for match in _STORED_DATA_SHA.finditer(output.text))
+    for the stamp of ``--no-execute``: each SHA-256 that a stored stamp names, said to be the
+    course's copy or not; the data at ``HW3_DATA`` when exporting may be another."""
+    course = _course_sha256()
+    found = dict.fromkeys(sha for _, nb in notebooks for _, sha in _stored_data(nb))
     if not found:
         return "not named in the stored outputs (notebook 06 prints it)"
     return "; ".join(f"{sha}, {'the course' if sha == course else 'not the course'}'s data"
                      if len(sha) == 64 else sha for sha in found)
+
+
+def other_data(name, nb):
+    """``"NAME, cell N (...): ..."`` for each stored stamp of ``nb`` (named ``name``) naming data
+    other than the course's: its outputs, which the report shows as the course's results (its
+    introduction names the course's images), were computed from other images."""
+    course = _course_sha256()
+    return [f"{cell_label(name, index + 1, nb.cells[index])}: the stored outputs were computed "
+            f"from data other than the course's (Dataset SHA-256 {sha}), so they are not the "
+            "course's results; run the notebooks on the course's data, or export without "
+            "--no-execute" for index, sha in _stored_data(nb) if len(sha) == 64 and sha != course]
 
 
 def _markdown(source):
@@ -295,8 +315,8 @@ def assemble(notebooks, stamp, executed=True, warnings=()):
     """One report notebook from ``notebooks`` (``[(name, nb), ...]`` in order) and the stamp
     rows: title, the summary, the four sections, the stamp; the introduction says whether the
     notebooks were ``executed`` for it, and lists the export's ``warnings`` (stale text, cells
-    run out of order), so that the page handed in says so too. Raises :class:`ReportError` for
-    an empty section."""
+    run out of order, other data), so that the page handed in says so too. Raises
+    :class:`ReportError` for an empty section."""
     sections = {key: [] for key in SECTIONS}
     for name, nb in notebooks:
         for key, cells in report_cells(name, nb).items():
@@ -352,7 +372,7 @@ def build(notebooks_dir=NOTEBOOKS_DIR, out_dir=OUT_DIR, execute=True, timeout=DE
     # the data the stored outputs came from, not that at HW3_DATA now
     stamp = (stamp_rows(True, data_root) if execute else
              stamp_rows(False, data_sha256=stored_data_sha256(notebooks)))
-    checks = (stale_text,) if execute else (out_of_order, stale_text)
+    checks = (stale_text,) if execute else (out_of_order, other_data, stale_text)
     warnings = [line for name, nb in notebooks for check in checks for line in check(name, nb)]
     for stale in warnings:
         log(f"warning: {stale}")  # exported all the same: the text is the author's to rewrite

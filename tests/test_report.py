@@ -1044,3 +1044,30 @@ def test_the_report_itself_lists_the_exports_warnings_under_its_introduction(tmp
     folder = write_notebooks(tmp_path / "nb2", {"05_x.ipynb": cells})
     page = build(folder, tmp_path / "out", execute=False, log=lambda *a: None)[0].read_text("utf-8")
     assert 'id="warnings"' not in page and "Warning:" not in page
+
+
+def test_no_execute_warns_of_stored_outputs_computed_from_other_data(tmp_path, monkeypatch):
+    """Notebooks run on one's own images, exported with --no-execute: the report's introduction
+    names the course's 32x32 fruit images above numbers computed from others. The export says so,
+    on the terminal and in the report; the course's data gives no such warning."""
+    from hw3lib.folders import MANIFEST_PATH
+    course = hashlib.sha256(MANIFEST_PATH.read_bytes()).hexdigest()
+    own = "ab" * 32
+    stamp = with_output(new_output("stream", name="stdout", text=f"Dataset SHA-256  {own}\n"),
+                        tag=None)
+    cells = [*one_cell_per_section("s"), stamp]
+    for count, code in enumerate(cells):
+        code.execution_count = count + 1
+    folder = write_notebooks(tmp_path / "nb", {"06_x.ipynb": cells})
+    monkeypatch.setattr("hw3lib.report.find_chromium", lambda: None)
+    said = []
+    page = build(folder, tmp_path / "out", execute=False, log=said.append)[0].read_text("utf-8")
+    warning = ("06_x.ipynb, cell 7 ('something()'): the stored outputs were computed from data "
+               f"other than the course's (Dataset SHA-256 {own}), so they are not the course's "
+               "results; run the notebooks on the course's data, or export without --no-execute")
+    assert f"warning: {warning}" in said and f"<li>{warning}</li>" in page
+    stamp.outputs[0].text = f"Dataset SHA-256  {course}\n"
+    write_notebooks(folder, {"06_x.ipynb": cells})
+    said.clear()
+    build(folder, tmp_path / "out", execute=False, log=said.append)
+    assert not [line for line in said if line.startswith("warning:")]
