@@ -137,12 +137,17 @@ def dataset_sha256(root: str | os.PathLike | None = None) -> str:
     return _sha256(os.fsencode(_format_manifest(manifest)))
 
 
+def course_sha256() -> str:
+    """The :func:`dataset_sha256` of the course's verified copy (its manifest's SHA-256)."""
+    return _sha256(MANIFEST_PATH.read_bytes())
+
+
 def course_copy_note(root: str | os.PathLike | None, sha: str | None = None) -> str | None:
     """A note when ``root`` holds the course's classes but not its verified copy (a file
     missing, extra or changed): a run on it is no run of the report's data. None otherwise.
     ``sha``: its :func:`dataset_sha256`, when known (else computed, for the course's data only)."""
     root = resolve_root(root)
-    if not is_course_data(root) or (sha or dataset_sha256(root)) == _sha256(MANIFEST_PATH.read_bytes()):
+    if not is_course_data(root) or (sha or dataset_sha256(root)) == course_sha256():
         return None
     return (f"note: {root} holds the course's fruit classes, but not their verified copy "
             f"({verify(root)}), so its results are not the report's; `python -m hw3lib download "

@@ -53,7 +53,6 @@ report notebook (:func:`assemble`), :func:`build` and the command (:func:`main`)
 notebook is :mod:`hw3lib.notebooks`; the HTML page and the PDF, :mod:`hw3lib.export`.
 """
 import copy
-import hashlib
 import html
 import os
 import re
@@ -64,9 +63,9 @@ import nbformat
 
 from .atomic import atomic_write
 from .cli import Parser, create_out, folder, int_at_least, parse_given, refuse_file_in_the_way
-from .download import download, verify
+from .download import course_sha256, download, verify
 from .export import PDF_INSTALL, REPORT_NAME, find_chromium, print_pdf, to_html
-from .folders import MANIFEST_PATH, REPO_ROOT, SPLITS, resolve_root, split_folders
+from .folders import REPO_ROOT, SPLITS, resolve_root, split_folders
 from .images import DataError
 from .notebooks import DEFAULT_TIMEOUT, ReportError, cell_label, execute_notebook, read_notebook
 from .results import STALE_FIGURES
@@ -280,15 +279,11 @@ def _stored_data(nb):
             if output.output_type == "stream" for match in _STORED_DATA_SHA.finditer(output.text)]
 
 
-def _course_sha256():
-    return hashlib.sha256(MANIFEST_PATH.read_bytes()).hexdigest()
-
-
 def stored_data_sha256(notebooks):
     """The data the stored outputs of ``notebooks`` (``[(name, nb), ...]``) were computed from,
     for the stamp of ``--no-execute``: each SHA-256 that a stored stamp names, said to be the
     course's copy or not; the data at ``HW3_DATA`` when exporting may be another."""
-    course = _course_sha256()
+    course = course_sha256()
     found = dict.fromkeys(sha for _, nb in notebooks for _, sha in _stored_data(nb))
     if not found:
         return "not named in the stored outputs (notebook 06 prints it)"
@@ -300,7 +295,7 @@ def other_data(name, nb):
     """``"NAME, cell N (...): ..."`` for each stored stamp of ``nb`` (named ``name``) naming data
     other than the course's: its outputs, which the report shows as the course's results (its
     introduction names the course's images), were computed from other images."""
-    course = _course_sha256()
+    course = course_sha256()
     return [f"{cell_label(name, index + 1, nb.cells[index])}: the stored outputs were computed "
             f"from data other than the course's (Dataset SHA-256 {sha}), so they are not the "
             "course's results; run the notebooks on the course's data, or export without "
