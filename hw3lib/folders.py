@@ -101,6 +101,14 @@ def split_folders(root: Path, split: str) -> list[Path]:
                         "HW3_DATA).") from exc
 
 
+def _relative(root):
+    """Where a relative ``root`` was looked for, said after "does not exist": from the working
+    folder, which for a notebook is the notebook's own (``HW3_DATA=data/fruits`` set in the
+    repository does not reach from ``notebooks/``); nothing for an absolute one."""
+    return "" if root.is_absolute() else (f" (a relative path, looked for in the working folder "
+                                          f"{Path.cwd()}: give an absolute path)")
+
+
 def split_dir(root: Path, split: str) -> Path:
     """The folder of ``split``: ``Data_train``/``Data_test`` or ``train``/``test`` under ``root``.
 
@@ -122,10 +130,10 @@ def split_dir(root: Path, split: str) -> Path:
                         f"to {root / right}.")
     if is_course_data(root):
         missing = (f"folder {root / SPLITS[split]} does not exist" if root.is_dir()
-                   else "the folder does not exist")
+                   else f"the folder does not exist{_relative(root)}")
         raise DataError(f"no dataset at {root}: {missing}. {FIX_WHERE}")
     if not root.is_dir():
-        what = "it is a file, not a folder" if root.exists() else "the folder does not exist"
+        what = "it is a file, not a folder" if root.exists() else f"the folder does not exist{_relative(root)}"
         raise DataError(f"no dataset at {root}: {what}. Fix: check the path (given as --data, root= "
                         f"or HW3_DATA); {_LAYOUT}.")
     if root.name in (name for names in SPLIT_FOLDERS.values() for name in names):

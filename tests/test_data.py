@@ -122,6 +122,19 @@ def test_missing_own_root_gets_own_advice_not_the_download(tmp_path):
     msg = str(err.value)
     assert f"no dataset at {tmp_path / 'nowhere'}: the folder does not exist" in msg
     assert "check the path" in msg and "train/ and test/" in msg and "download" not in msg
+    assert "relative path" not in msg
+
+
+def test_a_relative_root_that_does_not_exist_is_named_with_the_working_folder(tmp_path, monkeypatch):
+    """HW3_DATA=data/fruits, set in the repository, seen from notebooks/ (a notebook's working
+    folder): "no dataset at data/fruits: the folder does not exist", though it does, elsewhere."""
+    monkeypatch.chdir(tmp_path)
+    for root in ("data/fruits", "fruits/Data_train/.."):
+        monkeypatch.setenv("HW3_DATA", root)
+        with pytest.raises(DataError) as err:
+            data.load_split()
+        assert (f"no dataset at {root}: the folder does not exist (a relative path, looked for in "
+                f"the working folder {tmp_path}: give an absolute path)") in str(err.value)
     (tmp_path / "images.zip").write_bytes(b"PK")
     with pytest.raises(DataError, match=r"no dataset at .*images.zip: it is a file, not a folder\. Fix"):
         data.load_split(tmp_path / "images.zip")
