@@ -22,8 +22,14 @@ def images_under(folder):
     """Every image file under ``folder`` (a name ending as in :data:`hw3lib.images.SUFFIXES`)
     as :func:`hw3lib.folders.files_under` finds them (links to folders followed; hidden and system
     entries left out), in natural order of their paths."""
-    found = [path for path in files_under(folder) if path.suffix.lower() in SUFFIXES]
-    return sorted(found, key=lambda p: [natural_key(part) for part in p.relative_to(folder).parts])
+    return in_natural_order([path for path in files_under(folder) if path.suffix.lower() in SUFFIXES],
+                            folder)
+
+
+def in_natural_order(paths, folder):
+    """``paths`` under ``folder`` sorted by their paths relative to it, folder by folder in
+    natural order (:func:`~hw3lib.folders.natural_key`), not in the order the file system lists them."""
+    return sorted(paths, key=lambda p: [natural_key(part) for part in p.relative_to(folder).parts])
 
 
 def image_files(paths):
@@ -35,7 +41,7 @@ def image_files(paths):
         if path.is_dir():
             found = images_under(path)
             if not found:
-                others = list(files_under(path))  # a phone's HEIC photos, say
+                others = in_natural_order(files_under(path), path)  # a phone's HEIC photos, say
                 held = (f": its {len(others)} file(s) have other names, e.g. "
                         f"{others[0].relative_to(path)} (convert images of other formats to PNG or "
                         "JPEG)" if others else "")

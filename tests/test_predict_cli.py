@@ -341,3 +341,14 @@ def test_one_very_deep_path_overflows_its_own_row_not_every_rows_column(trained,
     starts = {line.index(" digit") + 1 for line in rows[1:]} | {header.index("class")}
     assert len(starts) == 1 and starts.pop() < len(str(deep))  # aligned, as wide as the short paths need
     assert rows[0].startswith(f"{deep}  digit")
+
+
+@pytest.mark.parametrize("listed", [list, lambda found: list(found)[::-1]], ids=["listed", "reversed"])
+def test_a_folder_without_images_names_its_first_file_in_natural_order_however_the_file_system_lists_them(
+        tmp_path, monkeypatch, listed):
+    for name in ("IMG_10.HEIC", "IMG_2.HEIC", "notes.txt"):
+        (tmp_path / name).touch()
+    walk = predict_cli.files_under
+    monkeypatch.setattr(predict_cli, "files_under", lambda folder: listed(walk(folder)))
+    with pytest.raises(ValueError, match=r"its 3 file\(s\) have other names, e\.g\. IMG_2\.HEIC "):
+        predict_cli.image_files([tmp_path])
