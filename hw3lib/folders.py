@@ -212,7 +212,9 @@ def _entries(folder: Path, want_dirs: bool) -> list[Path]:
     """The entries of ``folder`` but the skipped ones (:func:`is_skipped`); each must be a folder
     (``want_dirs``) or an image file (a name ending as in :data:`hw3lib.images.SUFFIXES`)."""
     try:
-        names = [n for n in os.listdir(folder) if not is_skipped(n)]
+        # in natural order, so that a folder holding two wrong entries names the same one
+        # however the file system lists them
+        names = sorted((n for n in os.listdir(folder) if not is_skipped(n)), key=natural_key)
     except OSError as exc:
         raise _cannot_list(folder, exc) from exc
     paths = [folder / n for n in names]

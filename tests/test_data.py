@@ -792,3 +792,14 @@ def test_an_empty_class_folder_is_removed_from_both_splits(tmp_path):
     shutil.rmtree(root / "Data_train" / "B")
     (root / "Data_test" / "B").rmdir()
     assert data.load_dataset(root, val_fraction=0.5).classes == ["A", "C"]
+
+
+@pytest.mark.parametrize("listed", [list, lambda names: names[::-1]], ids=["listed", "reversed"])
+def test_the_entry_refused_in_a_folder_is_the_same_however_the_file_system_lists_them(tmp_path, monkeypatch, listed):
+    root = make_root(tmp_path)
+    for name in ("notes_10.txt", "notes_2.txt"):
+        (root / "Data_train" / "A" / name).touch()
+    listdir = os.listdir
+    monkeypatch.setattr(folders.os, "listdir", lambda folder: listed(listdir(folder)))
+    with pytest.raises(DataError, match=r"unexpected file .*notes_2\.txt: "):
+        folders.split_files(root, "train")
