@@ -104,13 +104,15 @@ def channels_last(shape, expected):
 
 def batch_axis_fix(shape, expected, name="x"):
     """The fix for inputs of ``shape`` that are one sample of ``expected`` without the batch
-    axis, ``(C, H, W)`` (or, for one channel, a grey ``(H, W)``), in words naming the array
-    ``name``; None for any other shape."""
+    axis, ``(C, H, W)`` (or, for one channel, a grey ``(H, W)``), or grey images ``(N, H, W)``
+    without the channel axis, in words naming the array ``name``; None for any other shape."""
     shape, expected = tuple(shape), tuple(expected)
     if shape == expected:
         return f"one sample without the batch axis (N, ...)? Fix: {name}[None], a batch of one"
     if len(expected) == 3 and expected[0] == 1 and shape == expected[1:]:
         return f"one grey image (H, W) without the batch and channel axes? Fix: {name}[None, None]"
+    if len(expected) == 3 and expected[0] == 1 and len(shape) == 3 and shape[1:] == expected[1:]:
+        return f"grey images (N, H, W) without the channel axis? Fix: {name}[:, None]"
     return None
 
 

@@ -173,7 +173,8 @@ def _check_fit_inputs(model, data, config):
             hint = (_CHANNELS_LAST.format(f"X_{split}") if channels_last(X.shape, expected) else
                     f"the data has {X.shape[1]} channel(s) and the model {expected[0]}: load both "
                     f"with the same mode (TrainConfig.mode, --channels)" if X.ndim == 4 and
-                    X.shape[1] != expected[0] else "check the image size")
+                    X.shape[1] != expected[0] else batch_axis_fix(X.shape, expected, f"X_{split}")
+                    or "check the image size")
             raise ValueError(f"X_{split} has shape {X.shape}, the model expects (N, "
                              f"{', '.join(map(str, expected))}); {hint}")
         if len(X) == 0 or len(X) != len(y):

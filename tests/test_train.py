@@ -365,6 +365,24 @@ def test_one_image_without_the_batch_axis_is_refused_with_the_fix():
     assert run.model.predict(X[0][None]).shape == (1,)
 
 
+def test_grey_images_without_the_channel_axis_are_refused_with_the_fix():
+    """Grey images (N, H, W), as stacking 2-D images gives them, were told to 'check the image
+    size' (fit), 'check the data's channel mode and image size' (the model) or to load them
+    in the run's mode and size (a run): the mode and size they had already."""
+    data, config = tiny_data(), tiny_config(epochs=1)
+    with pytest.raises(ValueError, match=r"X_train has shape \(\d+, 12, 12\), .*without the channel "
+                                         r"axis\? Fix: X_train\[:, None\]"):
+        fit(config.build_model(3), replace(data, X_train=data.X_train[:, 0]), config, progress=False)
+    run = fit(config.build_model(3), data, config, progress=False)
+    with pytest.raises(ValueError, match=r"got \(21, 12, 12\); grey images \(N, H, W\) without the "
+                                         r"channel axis\? Fix: x\[:, None\]"):
+        run.model.predict(normalize(data.X_val, data.mean, data.std)[:, 0])
+    for call in (run.predict, lambda X: run.evaluate(X, data.y_val), lambda X: run.test(X, data.y_val)):
+        with pytest.raises(ValueError, match=r"takes images \(N, 1, 12, 12\), got \(21, 12, 12\): .*Fix: "
+                                             r"X\[:, None\]"):
+            call(data.X_val[:, 0])
+
+
 def test_evaluate_refuses_images_normalised_twice():
     data, model = tiny_data(), tiny_config().build_model(3)
     X = normalize(data.X_val, data.mean, data.std)
