@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .checks import check_history
+from .checks import check_history, is_int
 from .data import frame_runs, normalize
 from .leakage import order_finding, order_fix, order_sentence
 from .metrics import bootstrap_interval
@@ -74,9 +74,9 @@ def feature_maps(result, X, layers=2):
                          f"(its model, and the mean and std its images are normalised with), got a "
                          f"{type(result).__name__}")
     model = result.model
-    if not 1 <= layers <= len(model.layers):
-        raise ValueError(f"layers must lie in 1..{len(model.layers)}, got {layers}")
-    out = normalize(X, result.mean, result.std)
+    if not (is_int(layers) and 1 <= layers <= len(model.layers)):
+        raise ValueError(f"layers must lie in 1..{len(model.layers)}, an integer, got {layers!r}")
+    out = normalize(result._checked(X), result.mean, result.std)  # raw images, as predict takes
     for layer in model.layers[:layers]:
         out = layer.forward(out)
     return out

@@ -314,6 +314,15 @@ def test_probabilities_and_feature_maps_use_the_training_statistics(root, tmp_pa
     np.testing.assert_array_equal(everything, result.model.logits(X[:2]))
     with pytest.raises(ValueError, match="layers must lie in 1..12"):
         results.feature_maps(result, data.X_test, layers=0)
+    # 8-bit pixels were normalised as if in [0, 1], giving maps without an error; grey images
+    # (N, H, W) and a layers of another type failed inside numpy or Python's comparisons
+    with pytest.raises(ValueError, match=r"X must hold raw images as floats in \[0, 1\], got uint8"):
+        results.feature_maps(result, (data.X_test[:2] * 255).astype(np.uint8))
+    with pytest.raises(ValueError, match=r"got \(2, 32, 32\): .*Fix: X\[:, None\]"):
+        results.feature_maps(result, data.X_test[:2, 0])
+    for layers in ("2", 1.5):
+        with pytest.raises(ValueError, match=rf"layers must lie in 1..12, an integer, got {layers!r}"):
+            results.feature_maps(result, data.X_test[:2], layers=layers)
     # the model where the run goes, the run where a model goes: each failed on an attribute
     with pytest.raises(ValueError, match=r"feature_maps takes a run, the FitResult .*got a LeNet5"):
         results.feature_maps(result.model, data.X_test[:2])
