@@ -8,11 +8,13 @@ from dataclasses import replace
 import numpy as np
 
 from .checks import check_history, is_int
+from .checkpoint import TestRecord
 from .data import frame_runs, normalize
 from .leakage import order_finding, order_fix, order_sentence
 from .metrics import bootstrap_interval
 from .model import Sequential
 from .runs import checkpoint_path, load_or_train
+from .config import TrainConfig
 from .tables import Table
 from .train import FitResult
 
@@ -130,6 +132,8 @@ def history_table(history):
 
 def _runs(config, seeds, root, folder, progress):
     """``{seed: (FitResult, Dataset)}``: ``config`` trained (or loaded) once per seed."""
+    if is_int(seeds):
+        raise ValueError(f"seeds must be the seeds to train, e.g. range({seeds}), got {seeds!r}")
     seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds is empty: pass e.g. range(3)")
@@ -153,6 +157,11 @@ def test_over_seeds(configs, seeds, *, root=None, folder=None, progress=False):
     :func:`hw3lib.metrics.bootstrap_interval` says why), min and max, and the mean test loss.
     A warning where the test files are out of frame order (:func:`hw3lib.leakage.order_finding`):
     their runs are then no runs of near-copies, and the interval too narrow."""
+    if not (isinstance(configs, dict) and configs and all(isinstance(c, TrainConfig) for c in configs.values())):
+        got = ({label: type(c).__name__ for label, c in configs.items()} if isinstance(configs, dict)
+               else f"a {type(configs).__name__}")
+        raise ValueError(f"configs must map each setting's label to its TrainConfig, e.g. "
+                         f"{{'chosen': config}}, got {got}")
     runs, rows = {}, []
     for label, config in configs.items():
         runs[label] = {}
@@ -182,6 +191,12 @@ def per_seed_table(runs):
     """One row per setting and seed of :func:`test_over_seeds`'s ``runs``: the validation
     accuracy at the kept epoch, the test accuracy and how many times the run's test split was
     evaluated in its life (1: once, as it should be), a :class:`Table`."""
+    if not (isinstance(runs, dict) and all(isinstance(by_seed, dict) and all(
+            isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], FitResult)
+            and isinstance(pair[1], TestRecord) for pair in by_seed.values()) for by_seed in runs.values())):
+        raise ValueError("runs must be test_over_seeds's runs, label -> {seed: (FitResult, TestRecord)}, "
+                         "each run with the record of its test: pass the runs test_over_seeds returns "
+                         "(a run of your own: (result, result.test(data.X_test, data.y_test)))")
     return Table(["setting", "seed", "val acc (kept epoch)", "test acc", "test evaluations"],
                  [(label, seed, result.best_row["val_acc"], record.accuracy, result.test_evaluations)
                   for label, by_seed in runs.items() for seed, (result, record) in by_seed.items()])

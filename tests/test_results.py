@@ -430,6 +430,23 @@ def test_test_over_seeds_tests_each_run_once_with_a_bootstrap_interval(root, tmp
     assert single.rows[0][3] is None  # no spread over a single seed
 
 
+def test_test_over_seeds_and_per_seed_table_refuse_arguments_of_another_form_before_any_work(tmp_path):
+    """No configs failed with an UnboundLocalError, a TrainConfig for configs and a FitResult
+    for runs with an AttributeError ('items'), seeds=3 with 'int' object is not iterable, and
+    an untested run in per_seed_table with 'NoneType' object has no attribute 'accuracy'."""
+    for configs in ({}, CONFIG, {"one": CONFIG.to_dict()}):
+        with pytest.raises(ValueError, match=r"configs must map each setting's label to its TrainConfig"):
+            results.test_over_seeds(configs, [0], folder=tmp_path)
+    with pytest.raises(ValueError, match=r"seeds must be the seeds to train, e.g. range\(3\), got 3"):
+        results.test_over_seeds({"one": CONFIG}, 3, folder=tmp_path)
+    assert not any(tmp_path.iterdir())
+    run = object.__new__(results.FitResult)  # a run, untested: no record beside it
+    for runs in ({"one": {0: (run, None)}}, {"one": run}, [run]):
+        with pytest.raises(ValueError, match=r"runs must be test_over_seeds's runs, label -> \{seed: "
+                                             r"\(FitResult, TestRecord\)\}.*result.test\(data.X_test"):
+            results.per_seed_table(runs)
+
+
 def test_test_over_seeds_warns_that_its_interval_is_too_narrow_where_test_files_are_out_of_frame_order(tmp_path):
     """Test frames named at random: the interval resampled "runs" of unrelated frames, as narrow
     as single images', and said nothing."""
