@@ -7,14 +7,14 @@ from dataclasses import replace
 
 import numpy as np
 
-from .checks import check_history, is_int
 from .checkpoint import TestRecord
+from .checks import check_history, is_int
+from .config import TrainConfig
 from .data import frame_runs, normalize
 from .leakage import order_finding, order_fix, order_sentence
 from .metrics import bootstrap_interval
 from .model import Sequential
 from .runs import checkpoint_path, load_or_train
-from .config import TrainConfig
 from .tables import Table
 from .train import FitResult
 
@@ -78,7 +78,7 @@ def feature_maps(result, X, layers=2):
     model = result.model
     if not (is_int(layers) and 1 <= layers <= len(model.layers)):
         raise ValueError(f"layers must lie in 1..{len(model.layers)}, an integer, got {layers!r}")
-    out = normalize(result._checked(X), result.mean, result.std)  # raw images, as predict takes
+    out = normalize(result.checked_images(X), result.mean, result.std)  # raw images, as predict takes
     for layer in model.layers[:layers]:
         out = layer.forward(out)
     return out

@@ -366,7 +366,7 @@ class FitResult:
     def predict(self, X, batch_size=EVAL_BATCH):
         """Class probabilities ``(N, K)`` of the model for raw images ``X (N, C, H, W)`` in
         [0, 1], normalised batch by batch with the training split's ``mean``/``std``."""
-        X, batch_size = self._checked(X), integer("batch_size", batch_size)  # as evaluate checks
+        X, batch_size = self.checked_images(X), integer("batch_size", batch_size)  # as evaluate checks
         batches = _batches(X, batch_size, (self.mean, self.std))
         return np.concatenate([self.model.forward(X_batch) for _, X_batch in batches])
 
@@ -412,7 +412,7 @@ class FitResult:
                 "split is evaluated on the weights kept on validation, and its record names them. "
                 "Fix: test the run as fit returns it by default (restore_best=True), or load it "
                 "from its checkpoint (FitResult.load)")
-        X_test, y_test = self._checked(X_test), _checked_labels(y_test, "y_test")  # before any work
+        X_test, y_test = self.checked_images(X_test), _checked_labels(y_test, "y_test")  # before any work
         if len(X_test) != len(y_test):
             raise ValueError(f"test needs as many labels as images, got {len(X_test)} and {len(y_test)}")
         sha = test_data_sha256(X_test, y_test)
@@ -461,13 +461,13 @@ class FitResult:
         (:attr:`test_sha256`) is :meth:`test`'s: evaluated once and counted, then its record's,
         and refused as :meth:`test` refuses it where ``model`` holds other weights than the kept
         epoch's (``fit(..., restore_best=False)``)."""
-        X, y = self._checked(X), np.asarray(y)
+        X, y = self.checked_images(X), np.asarray(y)
         if self.test_sha256 is not None and test_data_sha256(X, y) == self.test_sha256:
             record = self.test(X, y)
             return record.loss, record.accuracy
         return evaluate(self.model, X, y, batch_size, (self.mean, self.std))
 
-    def _checked(self, X):
+    def checked_images(self, X):
         """Raw images ``X (N, C, H, W)`` in [0, 1] of the run's mode and size, to be normalised
         as in training; ValueError naming the shape the run takes for any other."""
         X = _checked_images(X, fix="; images normalised already go to run.model.forward, image "
