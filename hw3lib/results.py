@@ -8,9 +8,9 @@ from dataclasses import replace
 import numpy as np
 
 from .checkpoint import TestRecord
-from .checks import check_history, is_int
+from .checks import check_history, integer, is_int
 from .config import TrainConfig
-from .data import frame_runs, normalize
+from .data import Dataset, frame_runs, normalize
 from .leakage import order_finding, order_fix, order_sentence
 from .metrics import bootstrap_interval
 from .model import Sequential
@@ -55,12 +55,17 @@ def misclassified(y_true, probs, limit=None):
     if probs.ndim != 2 or len(probs) != len(y_true):
         raise ValueError(f"probs must be (N, K) for N = len(y_true) = {len(y_true)} labels, got "
                          f"{probs.shape}")
+    if limit is not None:
+        limit = integer("limit", limit, 0, "how many indices at most")
     return np.flatnonzero(probs.argmax(axis=1) != y_true)[:limit]
 
 
 def one_per_class(y, num_classes):
     """The index of the first sample of each class ``0..num_classes-1`` in ``y (N,)``."""
-    y = np.asarray(y)
+    y, num_classes = np.asarray(y), integer("num_classes", num_classes)
+    if y.ndim != 1:
+        raise ValueError(f"y must be labels (N,), got shape {y.shape}"
+                         + (": one-hot labels? Fix: y.argmax(axis=1)" if y.ndim == 2 else ""))
     missing = [k for k in range(num_classes) if not (y == k).any()]
     if missing:
         raise ValueError(f"no sample of class(es) {missing} in y; pass labels holding every class")
@@ -112,6 +117,10 @@ def comparison_table(runs):
     training, validation and test splits: the original report's (:data:`ORIGINAL`, as it
     printed them) beside those of each run in ``runs`` (label -> ``(FitResult, Dataset)``,
     each run measured on its own data's splits)."""
+    if not (isinstance(runs, dict) and all(isinstance(pair, tuple) and len(pair) == 2 and isinstance(
+            pair[0], FitResult) and isinstance(pair[1], Dataset) for pair in runs.values())):
+        raise ValueError("runs must map each run's label to the run and its data, (FitResult, "
+                         "Dataset), e.g. {'chosen': (result, data)}")
     measured = {label: _measure(result, data) for label, (result, data) in runs.items()}
     rows = [(split, f"{orig_acc:g}", *(_fixed(measured[label][split][1], 3) for label in runs),
              f"{orig_loss:g}", *(f"{measured[label][split][0]:.1e}" for label in runs))

@@ -359,6 +359,22 @@ def test_misclassified_and_one_per_class_by_hand():
         results.misclassified(y, probs[:3])
 
 
+@pytest.mark.parametrize("call, said", [
+    (lambda: results.misclassified([0, 1], np.eye(2), limit=2.5), "limit must be an integer >= 0"),
+    (lambda: results.misclassified([0, 1], np.eye(2), limit=-1), "limit must be an integer >= 0"),
+    (lambda: results.one_per_class([0, 1, 2], "3"), "num_classes must be an integer >= 1"),
+    (lambda: results.one_per_class(np.eye(3), 3), r"one-hot labels\? Fix: y.argmax\(axis=1\)"),
+    (lambda: results.comparison_table({"a": object()}), r"\(FitResult, Dataset\), e.g."),
+    (lambda: results.comparison_table([]), r"\(FitResult, Dataset\), e.g."),
+])
+def test_results_helpers_refuse_arguments_of_another_form(call, said):
+    """A float limit failed inside a slice and a negative one was taken as a slice from the
+    end; a string num_classes failed in range(); one-hot labels were said to miss a class; a
+    run without its data failed to unpack."""
+    with pytest.raises(ValueError, match=said):
+        call()
+
+
 def test_history_table_refuses_what_is_no_history():
     """A FitResult failed on subscripting."""
     from types import SimpleNamespace
