@@ -380,6 +380,9 @@ def plot_run_curves(histories, title="Training and validation, per epoch", split
                          f"{type(histories).__name__}{one}")
     for label, history in histories.items():
         check_history(history, f"histories[{label!r}]")
+    if isinstance(splits, str) or not splits or not set(splits) <= {"train", "val"}:
+        raise ValueError(f"splits must name the curves to draw, ('train', 'val') or one of them "
+                         f"as ('val',), got {splits!r}")
     fig = figure if figure is not None else plt.figure(figsize=(7.5, 3.6))
     ax_loss, ax_acc = fig.subplots(1, 2)
     if not any(h["epoch"] for h in histories.values()):
@@ -414,6 +417,9 @@ def plot_confusion(matrices, classes, title="Confusion matrices on the test set"
     if not (isinstance(matrices, dict) and matrices):
         raise ValueError(f"matrices must be a non-empty dict of label -> (K, K) confusion matrix, "
                          f"e.g. {{'LeNet5': cm}}, got a {type(matrices).__name__}")
+    if isinstance(classes, str):
+        raise ValueError(f"classes must list the class names, e.g. data.classes, got the string "
+                         f"{classes!r}")
     k = len(classes)
     for label, cm in matrices.items():
         if np.shape(cm) != (k, k):

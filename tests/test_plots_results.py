@@ -82,6 +82,20 @@ def test_plot_confusion_refuses_a_matrix_that_does_not_fit_the_classes():
             plots.plot_confusion(matrices, classes)
 
 
+def test_plot_confusion_refuses_class_names_as_one_string():
+    """classes="ABC" labelled the three classes A, B and C without a word."""
+    with pytest.raises(ValueError, match="classes must list the class names, e.g. data.classes"):
+        plots.plot_confusion({"run": np.eye(3)}, "ABC")
+
+
+@pytest.mark.parametrize("splits", [("test",), (), "val", ("train", "valid")])
+def test_plot_run_curves_refuses_splits_it_cannot_draw(splits):
+    """splits=("test",) drew empty panels without a word; "val", a string, worked by chance of
+    substring tests."""
+    with pytest.raises(ValueError, match=r"splits must name the curves to draw, \('train', 'val'\)"):
+        plots.plot_run_curves({"run": history(1.0)}, splits=splits)
+
+
 def test_plot_misclassified_refuses_indices_and_labels_that_do_not_fit():
     """A boolean mask as indices showed images 0 and 1 as the misclassified ones; an index past
     the images, labels past the classes and probabilities as y_pred failed inside."""
