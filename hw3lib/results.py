@@ -33,6 +33,11 @@ def quoted_figures(figures):
     gives "none in this run"). The narrative is written for the stored results; retrained with
     other code, data or settings, the runs may differ, and this line names each checked figure
     that the text must change."""
+    if not (isinstance(figures, dict) and all(isinstance(pair, tuple) and len(pair) == 2
+                                              for pair in figures.values())):
+        raise ValueError("figures must map each figure's name to (as the text writes it, as this run "
+                         "gives it), e.g. {'test accuracy': ('0.956', lambda: f'{acc:.3f}')}")
+
     def now(value):
         if callable(value):
             try:

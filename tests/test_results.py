@@ -366,11 +366,13 @@ def test_misclassified_and_one_per_class_by_hand():
     (lambda: results.one_per_class(np.eye(3), 3), r"one-hot labels\? Fix: y.argmax\(axis=1\)"),
     (lambda: results.comparison_table({"a": object()}), r"\(FitResult, Dataset\), e.g."),
     (lambda: results.comparison_table([]), r"\(FitResult, Dataset\), e.g."),
+    (lambda: results.quoted_figures([("acc", "0.956")]), r"figures must map each figure's name to"),
+    (lambda: results.quoted_figures({"acc": "0.956"}), r"figures must map each figure's name to"),
 ])
 def test_results_helpers_refuse_arguments_of_another_form(call, said):
     """A float limit failed inside a slice and a negative one was taken as a slice from the
     end; a string num_classes failed in range(); one-hot labels were said to miss a class; a
-    run without its data failed to unpack."""
+    run without its data, or a figure without its two forms, failed to unpack."""
     with pytest.raises(ValueError, match=said):
         call()
 
