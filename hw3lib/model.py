@@ -63,6 +63,30 @@ def _check_layer(layer, shape):
                          "Flatten() stands between the image layers and the Dense ones")
 
 
+def _layer_shapes(layers, input_shape):
+    """``[input_shape, shape after layer 1, ...]`` for one sample; ValueError where a layer
+    does not fit the shape it gets."""
+    shapes = [input_shape]
+    for layer in layers:
+        _check_layer(layer, shapes[-1])
+        shapes.append(layer.output_shape(shapes[-1]))
+    return shapes
+
+
+def _refuse_a_batch_axis(layers, input_shape):
+    """ValueError saying that ``input_shape`` holds the batch axis where ``layers``, which do
+    not fit it, fit it without its first size."""
+    if len(input_shape) < 2:
+        return
+    try:
+        _layer_shapes(layers, input_shape[1:])
+    except ValueError:
+        return
+    raise ValueError(f"input_shape {input_shape} looks like a batch's shape: it is one sample's "
+                     f"shape, without the batch axis, and the layers fit {input_shape[1:]}. Fix: "
+                     f"input_shape={input_shape[1:]}") from None
+
+
 def _output_shape(layers, input_shape):
     """The shape that ``layers`` give one input of ``input_shape``; ValueError where it does
     not fit a layer."""
@@ -141,10 +165,11 @@ class Sequential:
                     "backward, so its second use overwrites its first's and the gradients come "
                     "out wrong. Fix: a new layer for each place, e.g. ReLU() twice")
         self.input_shape = tuple(int(size) for size in input_shape)
-        self.shapes = [self.input_shape]
-        for layer in self.layers:
-            _check_layer(layer, self.shapes[-1])
-            self.shapes.append(layer.output_shape(self.shapes[-1]))
+        try:
+            self.shapes = _layer_shapes(self.layers, self.input_shape)
+        except ValueError:
+            _refuse_a_batch_axis(self.layers, self.input_shape)
+            raise
         if len(self.shapes[-1]) != 1 or self.shapes[-1][0] < 2:
             raise ValueError(
                 f"the last layer must give K >= 2 class scores, (N, K), but the model outputs "

@@ -625,6 +625,21 @@ def test_sequential_names_the_size_a_layer_should_take(layers, words):
         Sequential(layers(), (3, 16, 16))
 
 
+@pytest.mark.parametrize("layers, shape", [
+    (lambda: [Conv2D(1, 4, 3), Tanh(), Flatten(), Dense(4 * 6 * 6, 3)], (8, 1, 8, 8)),
+    (lambda: [Flatten(), Dense(64, 3)], (8, 1, 8, 8)),
+    (lambda: [Dense(64, 3)], (8, 64)),
+])
+def test_sequential_says_when_the_input_shape_holds_the_batch_axis(layers, shape):
+    """A batch's shape was told to change the first Dense layer (``Fix: Dense(512, 3)``) or to
+    add a Flatten(), not to drop the batch axis."""
+    with pytest.raises(ValueError, match=re.escape(
+            f"input_shape {shape} looks like a batch's shape: it is one sample's shape, without "
+            f"the batch axis, and the layers fit {shape[1:]}. Fix: input_shape={shape[1:]}")):
+        Sequential(layers(), shape)
+    assert Sequential(layers(), shape[1:]).shapes[-1] == (3,)
+
+
 @pytest.mark.parametrize("thing", [np.tanh, "relu", None])
 def test_sequential_refuses_what_is_no_layer(thing):
     with pytest.raises(ValueError, match=f"Sequential takes layers such as ReLU\\(\\), got {thing!r}"):
