@@ -462,6 +462,7 @@ class FitResult:
         and refused as :meth:`test` refuses it where ``model`` holds other weights than the kept
         epoch's (``fit(..., restore_best=False)``)."""
         X, y = self.checked_images(X), np.asarray(y)
+        batch_size = integer("batch_size", batch_size)  # before the test split's path, which takes none
         if self.test_sha256 is not None and test_data_sha256(X, y) == self.test_sha256:
             record = self.test(X, y)
             return record.loss, record.accuracy

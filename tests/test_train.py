@@ -1250,6 +1250,18 @@ def test_evaluate_on_the_run_s_test_split_is_the_counted_test_evaluation(tmp_pat
     assert loaded.evaluate(data.X_test, data.y_test) == (loss, acc) and loaded.test_evaluations == 1
 
 
+def test_evaluate_refuses_a_bad_batch_size_on_the_run_s_test_split_too(tmp_path):
+    """On the test split, evaluate went to test, which takes no batch size: batch_size=0 was
+    ignored there and refused on any other images."""
+    data, config = tiny_data(), tiny_config(epochs=1)
+    result = fit(config.build_model(3), data, config, checkpoint_path=tmp_path / "c.npz",
+                 progress=False)
+    for X, y in ((data.X_val, data.y_val), (data.X_test, data.y_test)):
+        with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
+            result.evaluate(X, y, batch_size=0)
+    assert result.test_evaluations == 0
+
+
 def test_a_loaded_untested_run_s_evaluate_on_its_test_split_is_counted(tmp_path):
     """A run loaded before its first test knew no test split (only a test record named one):
     its evaluate on it was uncounted. Every epoch's checkpoint records the split's digest now,
