@@ -143,7 +143,9 @@ class SplitBatch:
 
     def _side_by_side(self, calls):
         """The results of ``calls`` (functions of no arguments), the first run on this thread,
-        the others in the pool (with this thread's NumPy error settings)."""
+        the others in the pool (with this thread's NumPy error settings); none for no calls."""
+        if not calls:
+            return []
         later = [self.pool.submit(contextvars.copy_context().run, call) for call in calls[1:]]
         return [calls[0]()] + [future.result() for future in later]
 

@@ -13,7 +13,9 @@ import hw3lib.cli as cli
 import hw3lib.optim as optim
 import hw3lib.parallel as parallel
 from hw3lib.checkpoint import load_checkpoint
-from hw3lib.model import LeNet5
+from hw3lib.layers import Flatten
+from hw3lib.model import LeNet5, Sequential
+from hw3lib.optim import SGD
 from hw3lib.parallel import BLAS_VARIABLES, SplitBatch, check_threads, child_blas_threads
 from hw3lib.train import fit
 from test_cli import QUICK, digits_root
@@ -247,6 +249,16 @@ def test_one_thread_does_every_piece_itself_in_order(monkeypatch):
     assert [(key, part) for key, part, _ in done] == [
         ("W", slice(0, 4)), ("W", slice(4, 8)), ("W", slice(8, 10)), ("b", None)]
     assert {thread for _, _, thread in done} == {threading.current_thread()}
+
+
+def test_a_model_without_parameters_trains_on_threads_as_on_one(always_split):
+    """Its optimizer's step spread no arrays, and the split's side-by-side run of no calls
+    failed with an IndexError."""
+    model = Sequential([Flatten()], input_shape=(3,))
+    X, y = np.random.default_rng(0).random((4, 3)), np.array([0, 1, 2, 0])
+    with SplitBatch(model, 2) as net:
+        grads = net.backward(net.forward(X), y)
+        assert grads == {} and SGD(0.1, params=model.get_params()).update_params(grads, net.spread) == {}
 
 
 def test_gradients_combined_and_updated_in_pieces_are_the_same_bit_for_bit(always_split,
