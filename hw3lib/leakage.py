@@ -399,7 +399,9 @@ class LeakageAudit:
     def findings(self):
         """What the audit means, in sentences: for each split method, whether its validation
         images are as new to a model trained on its training images as the test images are
-        (their near-duplicate shares within :data:`NEAR_MARGIN`), or which are the less new;
+        (their near-duplicate shares within :data:`NEAR_MARGIN`), or which are the less new, the
+        newest validation of the audited methods counting as new images too (a test folder of
+        the training videos' frames is as near as a random split's validation: both read high);
         that near duplicates mean little when the files do not come in runs of near-copies (the
         blocked split's validation images no farther from training than :attr:`near`, where that
         is the step between files, no ``near`` given), or, where the files are out of frame order
@@ -409,7 +411,12 @@ class LeakageAudit:
         # out of order, the frame step is no near threshold; a threshold given (near=) still is
         stepped = self.step is None or self.near == self.step  # None: an audit made by hand
         lines, shuffled = [], self.out_of_order() and stepped
-        for method in dict.fromkeys(key[0] for key in self.distances):
+        methods = list(dict.fromkeys(key[0] for key in self.distances))
+        # the newest validation of all the methods: a split whose validation or test images are
+        # far nearer to training than it reads high, even where the two are alike (a test
+        # folder of frames of the training videos)
+        newest, other = min((self.summary(method, PAIRS[0])[1], method) for method in methods)
+        for method in methods:
             (val_median, val), (test_median, test) = (self.summary(method, pair) for pair in PAIRS[:2])
             shares = (f"{val:.0%} of its validation images are near duplicates of a training "
                       f"image, {test:.0%} of the test images")
@@ -418,22 +425,29 @@ class LeakageAudit:
                              "makes too large (below); the median distance to the nearest training "
                              f"image is {val_median:.3g} for validation, {test_median:.3g} for test")
                 continue
-            if test > val + NEAR_MARGIN:  # the test folder holds near-copies of training images
-                lines.append(f"{method} split: {shares}: the test images are less new to the model "
-                             "than validation's, so test accuracy will read higher than accuracy "
-                             "on new images; give the test folder images of its own (other "
-                             "videos, other bursts), not near-copies of training images")
-                continue
-            if val <= test + NEAR_MARGIN:
-                lines.append(f"{method} split: {shares}: validation is as new to the model as "
-                             "test, so it can choose the epoch and the settings")
-                continue
             fix = ("--split blocked holds out whole runs of neighbouring files instead"
                    if method == "random" else
                    "near-identical images (bursts, frames of one video) held out together need "
                    "to be neighbours in file-name order within their class folder")
-            lines.append(f"{method} split: {shares}: validation accuracy will read higher than "
-                         f"test accuracy, and settings chosen on it may not hold; {fix}")
+            own_test = ("give the test folder images of its own (other videos, other bursts), not "
+                        "near-copies of training images")
+            val_high = val > min(test, newest) + NEAR_MARGIN
+            test_high = test > min(val, newest) + NEAR_MARGIN  # the test folder holds near-copies
+            if val_high and test_high:
+                lines.append(f"{method} split: {shares}, against {newest:.0%} of the {other} split's "
+                             "validation images: validation and test accuracy will both read "
+                             "higher than accuracy on new images, and settings chosen on this "
+                             f"validation may not hold; {fix}, and {own_test}")
+            elif test_high:
+                lines.append(f"{method} split: {shares}: the test images are less new to the model "
+                             "than validation's, so test accuracy will read higher than accuracy "
+                             f"on new images; {own_test}")
+            elif val_high:
+                lines.append(f"{method} split: {shares}: validation accuracy will read higher than "
+                             f"test accuracy, and settings chosen on it may not hold; {fix}")
+            else:
+                lines.append(f"{method} split: {shares}: validation is as new to the model as "
+                             "test, so it can choose the epoch and the settings")
         if shuffled:
             lines.append(f"{order_sentence(self.step, self.neighbour)}, so the blocked split "
                          "cannot hold them out together and whether validation is as new as test "

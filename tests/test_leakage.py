@@ -415,3 +415,28 @@ def test_independent_images_dense_enough_that_each_has_a_close_one_are_not_out_o
     assert any("the files do not come in runs of near-identical images" in line for line in audit.findings())
     far = X_test + np.float32(1)  # test images unlike any of the folder's: its close pairs leak
     assert file_order_note(X, y, far).startswith("note: consecutive files of class 0 (and of 1) sit ")
+
+
+def test_a_test_folder_of_the_same_videos_passes_no_split_that_is_as_leaky_as_it():
+    """Every fourth frame of the training videos in the test folder: the random split's
+    validation images (52-62% near duplicates) were said to be "as new to the model as test, so
+    it can choose the epoch and the settings", or only the test images were said to be too near,
+    though the blocked split's validation (1%) showed both near-copies of training frames."""
+    X, y = videos(frames=120)
+    test = np.arange(len(y)) % 4 == 3
+    audit = leakage_audit(X[~test], y[~test], X[test], seeds=(0, 1), progress=False)
+    blocked, random_, _ = audit.findings()
+    assert "the test images are less new to the model than validation's" in blocked
+    assert "validation and test accuracy will both read higher than accuracy on new images" in random_
+    assert "77% of the test images, against 1% of the blocked split's validation images" in random_
+    assert "--split blocked" in random_ and "give the test folder images of its own" in random_
+    assert "can choose" not in random_
+    # the test images as near as the random split's validation: not "as new, so it can choose"
+    audit = LeakageAudit(near=1.0)
+    near, far = [0.5] * 6 + [2.0] * 4, [2.0] * 10  # 60% and 0% near duplicates
+    for method, val, test in (("blocked", far, near), ("random", near, near)):
+        for pair, d in zip(PAIRS, (val, test, test)):
+            audit.distances[method, 0, pair], audit.exact[method, 0, pair] = np.array(d), np.zeros(10, bool)
+    random_ = audit.findings()[1]
+    assert "60% of the test images, against 0% of the blocked split's validation images" in random_
+    assert "can choose" not in random_ and "will both read higher" in random_, random_
