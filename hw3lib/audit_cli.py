@@ -66,7 +66,7 @@ def _audit(args, seeds):
     X_test, _, _ = load_split(root, "test", args.channels, args.image_size, check_size=_same_size(X),
                               progress=progress)
     audit = leakage_audit(X, y, X_test, seeds=seeds, val_fraction=args.val_fraction,
-                          progress=progress)
+                          classes=classes, progress=progress)
     print(f"{root}: {len(X)} images in the training folder, {len(X_test)} in the test folder, "
           f"{'x'.join(map(str, X.shape[1:]))} (C x H x W); seeds {args.seeds}")
     # each class holds out as many images (none, for a class of one) under every method and seed

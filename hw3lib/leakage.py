@@ -197,8 +197,18 @@ def exact_duplicates(X, X_ref):
 def frame_step(X, y):
     """The median distance between consecutive images of each class of ``X (N, C, H, W)``
     (in the given order, by class ``y (N,)``): the default ``near`` threshold."""
-    X, y = np.asarray(X), np.asarray(y)
-    steps = np.concatenate([np.empty(0)] + [_steps(X, np.flatnonzero(y == c)) for c in np.unique(y)])
+    return _median_step(_class_steps(np.asarray(X), np.asarray(y)))
+
+
+def _class_steps(X, y):
+    """``{label: the distances between its consecutive images (n - 1,)}`` for each class of
+    ``y (N,)`` in ``X (N, C, H, W)``."""
+    return {c: _steps(X, np.flatnonzero(y == c)) for c in np.unique(y)}
+
+
+def _median_step(steps):
+    """:func:`frame_step` of :func:`_class_steps`'s ``steps``."""
+    steps = np.concatenate([np.empty(0), *steps.values()])
     if len(steps) == 0:
         raise ValueError("frame_step needs at least two images of one class")
     return float(np.median(steps))
@@ -282,11 +292,16 @@ def file_order_note(X, y, X_test, classes=None):
     found = order_finding(X, y, classes, X_test)
     if found is None:
         return None
-    of, step, neighbour = found
-    return (f"note: {order_sentence(step, neighbour, of)}, so the blocked validation split holds "
-            "out images whose near-copies train: validation accuracy, and the epoch and settings "
-            f"chosen on it, will read higher than on new images. Fix: {order_fix(neighbour)}; "
-            "`python -m hw3lib audit` measures it")
+    return f"note: {order_consequence(*found)}; `python -m hw3lib audit` measures it"
+
+
+def order_consequence(of, step, neighbour):
+    """What files of ``of`` out of frame order (:func:`order_finding`'s ``(of, step,
+    neighbour)``) do to the blocked split, and the fix: :func:`file_order_note`'s and the
+    audit's words."""
+    return (f"{order_sentence(step, neighbour, of)}, so the blocked validation split holds out "
+            "images whose near-copies train: validation accuracy, and the epoch and settings "
+            f"chosen on it, will read higher than on new images. Fix: {order_fix(neighbour)}")
 
 
 def order_finding(X, y, classes=None, X_test=None):
@@ -302,13 +317,19 @@ def order_finding(X, y, classes=None, X_test=None):
     if len(y) < 2:
         return None
     looked_up, distances = _neighbour_distances(X, ORDER_SAMPLE)
-    looked_up = y[looked_up]  # the labels of the images looked up
     test = np.inf
     if X_test is not None:
         X_test = np.asarray(X_test)
         tests = np.random.default_rng(0).permutation(len(X_test))[:ORDER_SAMPLE]
         test = np.median(nearest(X_test[np.sort(tests)], X)[0])
-    steps = {c: _steps(X, np.flatnonzero(y == c)) for c in np.unique(y)}
+    return _judged_order(y, looked_up, distances, test, _class_steps(X, y), classes)
+
+
+def _judged_order(y, looked_up, distances, test, steps, classes):
+    """:func:`order_finding` from its measurements: ``looked_up, distances`` as
+    :func:`_neighbour_distances` gives them, ``test`` the test images' median distance to their
+    nearest image of the folder, ``steps`` :func:`_class_steps`."""
+    looked_up = y[looked_up]  # the labels of the images looked up
 
     def judged(group):
         """``(step, neighbour)`` of the classes ``group`` where out of order, else None."""
@@ -343,7 +364,9 @@ class LeakageAudit:
     ``test_neighbour`` is the median distance from a test image to its nearest image of the
     training folder (None: not measured).
     ``mirrored`` (bool ``(M,)``, None: not measured) says which test images equal a training-folder
-    image flipped left-right, as training with flips shows it.
+    image flipped left-right, as training with flips shows it. ``disordered`` is
+    :func:`order_finding` of the training folder, ``(of, step, neighbour)``: its files out of
+    frame order judged class by class, as ``train`` notes them (None: in order, or not measured).
     """
 
     near: float
@@ -353,6 +376,7 @@ class LeakageAudit:
     neighbour: float | None = None
     test_neighbour: float | None = None
     mirrored: np.ndarray | None = None
+    disordered: tuple | None = None
 
     def out_of_order(self):
         """:func:`files_out_of_order` of :attr:`step`, :attr:`neighbour` and :attr:`test_neighbour`
@@ -406,11 +430,14 @@ class LeakageAudit:
         blocked split's validation images no farther from training than :attr:`near`, where that
         is the step between files, no ``near`` given), or, where the files are out of frame order
         (:meth:`out_of_order`) and the threshold is their step, that no split can be judged until
-        they are renamed (the shares then count unrelated images as near); and how
-        many test images have an exact copy in the training folder."""
+        they are renamed (the shares then count unrelated images as near), or, where only some
+        classes are (:attr:`disordered`, whose near-copies a threshold set by the others' steps
+        may not count), that the blocked split cannot choose until they are; and how many test
+        images have an exact copy in the training folder."""
         # out of order, the frame step is no near threshold; a threshold given (near=) still is
         stepped = self.step is None or self.near == self.step  # None: an audit made by hand
         lines, shuffled = [], self.out_of_order() and stepped
+        disordered = self.disordered if stepped and not shuffled else None
         methods = list(dict.fromkeys(key[0] for key in self.distances))
         # the newest validation of all the methods: a split whose validation or test images are
         # far nearer to training than it reads high, even where the two are alike (a test
@@ -445,6 +472,11 @@ class LeakageAudit:
             elif val_high:
                 lines.append(f"{method} split: {shares}: validation accuracy will read higher than "
                              f"test accuracy, and settings chosen on it may not hold; {fix}")
+            elif method == "blocked" and disordered:
+                lines.append(f"{method} split: {shares}: validation is as new to the model as "
+                             f"test by these shares, but the files of {disordered[0]} are out of "
+                             "frame order (below), so it is no judge of the epoch or the settings "
+                             "until they are renamed")
             else:
                 lines.append(f"{method} split: {shares}: validation is as new to the model as "
                              "test, so it can choose the epoch and the settings")
@@ -452,6 +484,8 @@ class LeakageAudit:
             lines.append(f"{order_sentence(self.step, self.neighbour)}, so the blocked split "
                          "cannot hold them out together and whether validation is as new as test "
                          f"cannot be told. Fix: {order_fix(self.neighbour)}, and audit again")
+        elif disordered and "blocked" in methods:
+            lines.append(f"{order_consequence(*disordered)}, and audit again")
         elif "blocked" in (key[0] for key in self.distances) and stepped:  # near: the step between files
             held_out = self.summary("blocked", PAIRS[0])[0]
             if held_out <= self.near:  # e.g. independent photos: a typical pair's distance
@@ -507,7 +541,7 @@ class LeakageAudit:
 
 
 def leakage_audit(X, y, X_test, *, methods=SPLIT_METHODS, seeds=(0, 1, 2), val_fraction=0.3,
-                  near=None, progress=True):
+                  near=None, classes=None, progress=True):
     """Audit each split method of :func:`hw3lib.data.train_val_split` for each seed.
 
     ``X (N, C, H, W)``, ``y (N,)``: the training folder in :func:`~hw3lib.data.load_split`
@@ -516,6 +550,7 @@ def leakage_audit(X, y, X_test, *, methods=SPLIT_METHODS, seeds=(0, 1, 2), val_f
     the test images are compared with that split's training part, and the test images with
     its validation part (:data:`PAIRS`).
     ``near``: the near-duplicate distance, by default :func:`frame_step` of ``X, y``.
+    ``classes``: the names of the labels, which the findings name (default the labels).
     ``progress``: a ``tqdm.auto`` bar of the image pairs compared, shown once the audit has run
     :data:`PROGRESS_DELAY` seconds (time grows as the number of pairs: minutes at 24,000 images).
     """
@@ -531,7 +566,8 @@ def leakage_audit(X, y, X_test, *, methods=SPLIT_METHODS, seeds=(0, 1, 2), val_f
     keys = [(method, seed) for method in methods for seed in seeds]
     # the splits first: their errors name what is wrong with the data (one image per class)
     is_val = {key: validation_mask(y, val_fraction, key[1], key[0]) for key in keys}
-    step = frame_step(X, y)
+    steps = _class_steps(X, y)
+    step = _median_step(steps)  # frame_step's
     audit = LeakageAudit(step if near is None else float(near), step=step)
     # The test images are compared with every split's training and validation images in one
     # pass over X; the validation images of each split with its training images; each image
@@ -543,7 +579,8 @@ def leakage_audit(X, y, X_test, *, methods=SPLIT_METHODS, seeds=(0, 1, 2), val_f
         to_train = [_nearest_many(X, X, [~is_val[key]], rows=is_val[key], bar=bar)[0] for key in keys]
         test_to = _nearest_many(X_test, X, [m for key in keys for m in (~is_val[key], is_val[key])],
                                 bar=bar)
-        audit.neighbour = neighbour_distance(X, bar=bar)
+        looked_up, neighbours = _neighbour_distances(X, bar=bar)
+        audit.neighbour = float(np.median(neighbours))  # neighbour_distance's
     digests, test_digests = _digests(X, X.dtype), _digests(X_test, X_test.dtype)
     X_digests = digests if X.dtype == X_test.dtype else _digests(X, X_test.dtype)
     flipped = X_test[..., ::-1]
@@ -561,4 +598,6 @@ def leakage_audit(X, y, X_test, *, methods=SPLIT_METHODS, seeds=(0, 1, 2), val_f
             audit.distances[(*key, pair)], audit.exact[(*key, pair)] = distances, found
     # the test images' nearest in the whole training folder: in one split's training or validation part
     audit.test_neighbour = float(np.median(np.minimum(test_to[0][0], test_to[1][0])))
+    # class by class, as train notes it (:func:`order_finding`, here of every image)
+    audit.disordered = _judged_order(y, looked_up, neighbours, audit.test_neighbour, steps, classes)
     return audit

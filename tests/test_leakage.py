@@ -440,3 +440,24 @@ def test_a_test_folder_of_the_same_videos_passes_no_split_that_is_as_leaky_as_it
     random_ = audit.findings()[1]
     assert "60% of the test images, against 0% of the blocked split's validation images" in random_
     assert "can choose" not in random_ and "will both read higher" in random_, random_
+
+
+def test_the_audit_names_one_class_out_of_frame_order_as_train_notes_it():
+    """A large class of slow frames in order beside a small one named at random: train noted the
+    small class out of order ("`python -m hw3lib audit` measures it"), while the audit, judging
+    the folder as a whole against the large class's step, passed the blocked split as "as new
+    to the model as test, so it can choose the epoch and the settings"."""
+    def walk(rng, frames, step):
+        return (rng.random((1, 1, 4, 4)) * 5 + np.cumsum(rng.normal(0, step, (frames, 1, 4, 4)), axis=0)).astype(np.float32)
+    rng = np.random.default_rng(0)
+    X = np.concatenate([walk(rng, 600, 0.02), walk(rng, 100, 0.1)[rng.permutation(100)]])
+    y, X_test = np.repeat([0, 1], [600, 100]), np.concatenate([walk(rng, 60, 0.02), walk(rng, 20, 0.1)])
+    audit = leakage_audit(X, y, X_test, seeds=(0,), classes=["Apple", "Banana"], progress=False)
+    assert not audit.out_of_order()  # the folder as a whole: in order
+    blocked, random_, order_line, _ = audit.findings()
+    assert "can choose" not in blocked and "the files of class Banana are out of frame order" in blocked
+    assert "validation accuracy will read higher" in random_  # its verdict stands
+    assert order_line.startswith("consecutive files of class Banana sit ")
+    assert "will read higher than on new images" in order_line and order_line.endswith("and audit again")
+    X_in_order = np.concatenate([X[:600], walk(rng, 100, 0.1)])
+    assert leakage_audit(X_in_order, y, X_test, seeds=(0,), progress=False).disordered is None
