@@ -1262,6 +1262,19 @@ def test_evaluate_refuses_a_bad_batch_size_on_the_run_s_test_split_too(tmp_path)
     assert result.test_evaluations == 0
 
 
+def test_the_test_split_in_another_dtype_is_the_same_counted_split(tmp_path):
+    """Its digest was of the arrays' bytes: float64 images or int32 labels were another split,
+    evaluated as often as asked and counted never."""
+    data, config = tiny_data(), tiny_config(epochs=1)
+    result = fit(config.build_model(3), data, config, checkpoint_path=tmp_path / "c.npz",
+                 progress=False)
+    first = result.evaluate(data.X_test, data.y_test)
+    for X, y in ((data.X_test.astype(np.float64), data.y_test),
+                 (data.X_test, data.y_test.astype(np.int32))):
+        assert split_sha256(X, y) == result.test_sha256
+        assert result.evaluate(X, y) == first and result.test_evaluations == 1
+
+
 def test_a_loaded_untested_run_s_evaluate_on_its_test_split_is_counted(tmp_path):
     """A run loaded before its first test knew no test split (only a test record named one):
     its evaluate on it was uncounted. Every epoch's checkpoint records the split's digest now,
