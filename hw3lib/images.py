@@ -14,7 +14,8 @@ channel modes of :data:`MODES`:
   integer and floating-point images (modes ``I`` and ``F``) have no known range and are refused.
 - **Channels**: a palette image goes through its palette to RGB (RGBA when it has
   transparency) first, as does an image with a transparent colour (PNG ``tRNS``; in a 16-bit
-  grey image, its pixels of that value get alpha 0), and a Lab colour image to RGB (Pillow's only
+  grey image, its pixels of that value get alpha 0; in a 16-bit colour one, read at 8 bits,
+  those of its colour at 8 bits), and a Lab colour image to RGB (Pillow's only
   conversion of Lab). Colour becomes grey by Pillow's ITU-R 601-2 luma,
   ``L = 0.299 R + 0.587 G + 0.114 B``; grey becomes colour by repeating it; an image without
   alpha gets alpha 1. An image with transparent pixels is refused for a mode without alpha
@@ -267,6 +268,8 @@ def _decode(f, path: Path, found: str, size: tuple[int, int] | None) -> Image.Im
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         im = Image.open(f, formats=[found])
+        if found == "PNG" and "transparency" in im.info:
+            im.info["transparency"] = _png_transparency(im)
         if size is not None:  # a bound for both sides, before the EXIF rotation
             im.draft(im.mode, (2 * max(size),) * 2)  # only JPEG's loader takes a draft
         im.load()
@@ -282,6 +285,16 @@ def _decode(f, path: Path, found: str, size: tuple[int, int] | None) -> Image.Im
         else:
             gathered.setdefault((warning.category, str(warning.message)), []).append(path)
     return im
+
+
+def _png_transparency(im: Image.Image):
+    """The transparent grey or colour (tRNS) of the PNG ``im``, not yet loaded, at the scale of
+    the pixels Pillow decodes: it keeps the value as stored, but spreads 2- and 4-bit grey pixels
+    over 0-255 and reads 16-bit colour at 8 bits (its high byte), so that none of them matched."""
+    value, rawmode = im.info["transparency"], im.tile[0][3]
+    if rawmode in ("L;2", "L;4"):
+        return value * 255 // (2 ** int(rawmode[2]) - 1)
+    return tuple(v >> 8 for v in value) if rawmode == "RGB;16B" else value
 
 
 def _reduced(im: Image.Image, size: tuple[int, int]) -> Image.Image:

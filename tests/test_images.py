@@ -124,14 +124,21 @@ def test_16_bit_grey_is_scaled_not_clipped(tmp_path):
     assert (X == 1).mean() < 0.01 and len(np.unique(X)) == 1024
 
 
-def png16(pixels, colour_type):
-    """A 16-bit PNG (Pillow writes none in colour) of ``pixels (H, W, C)``."""
+def png_bytes(pixels, colour_type, depth=16, transparent=()):
+    """A PNG of a kind Pillow writes none of: ``pixels (H, W, C)`` at ``depth`` bits (1 to 16),
+    with the grey or colour ``transparent`` (stored values: a PNG tRNS) when given."""
     def chunk(kind, body):
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
     h, w = pixels.shape[:2]
-    rows = b"".join(b"\0" + row.astype(">u2").tobytes() for row in pixels)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    if depth < 8:  # each value's last `depth` bits, packed from the left of each row
+        rows = [np.packbits(np.unpackbits(row.astype(np.uint8)[:, None], axis=1)[:, 8 - depth:])
+                for row in pixels.reshape(h, -1)]
+    else:
+        rows = [row.astype(">u2" if depth == 16 else np.uint8) for row in pixels]
+    trns = chunk(b"tRNS", struct.pack(f">{len(transparent)}H", *transparent)) if transparent else b""
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, colour_type, 0, 0, 0))
+            + trns + chunk(b"IDAT", zlib.compress(b"".join(b"\0" + row.tobytes() for row in rows)))
+            + chunk(b"IEND", b""))
 
 
 @pytest.mark.parametrize("mode, colour_type, channels", [("LA", 4, 2), ("RGB", 2, 3), ("RGBA", 6, 4)])
@@ -142,7 +149,7 @@ def test_16_bit_colour_and_grey_with_alpha_are_scaled_at_8_bit_precision(tmp_pat
     if mode.endswith("A"):
         pixels[..., -1] = 65535
     path = tmp_path / "deep.png"
-    path.write_bytes(png16(pixels, colour_type))
+    path.write_bytes(png_bytes(pixels, colour_type))
     got = images.read_image(path, mode)
     np.testing.assert_allclose(got, pixels / 65535, rtol=0, atol=1 / 255)
     np.testing.assert_array_equal(got * 255, np.round(got * 255))  # 8-bit steps
@@ -498,6 +505,25 @@ def test_a_transparent_colour_counts_as_transparency(tmp_path):
         data.load_split(tmp_path)
     X = data.load_split(tmp_path, mode="LA")[0]
     np.testing.assert_allclose(X[3], np.broadcast_to([[[7 / 255]], [[0]]], (2, 32, 32)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("depth, colour_type, key, others", [
+    (2, 0, [1], [[0], [2], [3]]), (4, 0, [9], [[0], [8], [15]]),  # Pillow spreads these over 0-255
+    (16, 2, [40000, 1000, 65535], [[0, 1000, 65535], [40000, 0, 0]])])  # and these to 8 bits, not tRNS
+def test_a_transparent_colour_of_a_low_bit_grey_or_16_bit_colour_png_counts_as_transparency(
+        tmp_path, depth, colour_type, key, others):
+    """Their PNG tRNS value is stored at the pixels' depth, which Pillow's decoder rescales
+    but leaves their transparent value as stored: the transparent pixels came out opaque, and
+    were read in mode L without the refusal that any other transparent image gets."""
+    step = 1 + len(others)  # every step-th pixel of a row is the key
+    pixels = np.array([key, *others] * 4)[None].repeat(3, axis=0).reshape(3, 4 * step, -1)
+    path = tmp_path / "key.png"
+    path.write_bytes(png_bytes(pixels, colour_type, depth, transparent=key))
+    with pytest.raises(DataError, match="key.png has transparent pixels"):
+        images.read_image(path, "L")
+    alpha = images.read_image(path, "RGBA")[..., 3]
+    np.testing.assert_array_equal(alpha[:, ::step], 0)
+    assert (alpha == 0).sum() == alpha[:, ::step].size  # and no other pixel
 
 
 @pytest.mark.parametrize("value, size", [(28, (28, 28)), ("64", (64, 64)), ("28x32", (28, 32)),
