@@ -9,7 +9,8 @@ channel modes of :data:`MODES`:
   PSD: :func:`other_format`) naming that format, to convert. Animated GIFs and multi-page
   TIFFs give their first frame; a photo's EXIF orientation is applied, as image viewers do.
 - **Bit depth**: 8-bit values are divided by 255, 16-bit grey values (Pillow mode ``I;16``)
-  by 65535: exact, never clipped (Pillow's own ``convert("L")`` clips them at 255). Pillow
+  by 65535: exact, never clipped (Pillow's own ``convert("L")`` clips them at 255), and
+  inverted where a TIFF stores them white-is-zero (which Pillow leaves as stored). Pillow
   reads 16-bit colour PNGs, and 16-bit grey PNGs with alpha, at 8-bit precision. Signed or 32-bit
   integer and floating-point images (modes ``I`` and ``F``) have no known range and are refused.
 - **Channels**: a palette image goes through its palette to RGB (RGBA when it has
@@ -71,6 +72,7 @@ OTHER_SIGNATURES = {b"8BPS": "Photoshop (PSD)", b"\x00\x00\x01\x00": "Windows ic
                     b"\xff\n": "JPEG XL", b"\x00\x00\x00\x0cJXL \r\n\x87\n": "JPEG XL", b"qoif": "QOI"}
 HEIF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"heim": "HEIC", b"heis": "HEIC", b"hevc": "HEIC",
                b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF"}
+TIFF_PHOTOMETRIC = 262  # the TIFF tag saying what a grey pixel's value means (0: WhiteIsZero)
 RESAMPLE = Image.Resampling.BILINEAR
 # an 8-bit grey or RGB image other than a JPEG, to be resized, is first shrunk by whole factors
 # while each side stays at least this many times its size: within 3/255 of the pixels resized whole
@@ -274,6 +276,8 @@ def _decode(f, path: Path, found: str, size: tuple[int, int] | None) -> Image.Im
             im.draft(im.mode, (2 * max(size),) * 2)  # only JPEG's loader takes a draft
         im.load()
         ImageOps.exif_transpose(im, in_place=True)
+        if found == "TIFF":
+            im = _tiff_corrected(im)
         if size is not None and found != "JPEG":
             im = _reduced(im, size)
     gathered = _GATHERED.get()
@@ -284,6 +288,15 @@ def _decode(f, path: Path, found: str, size: tuple[int, int] | None) -> Image.Im
             warnings.warn(f"{path}: {warning.message}", warning.category, stacklevel=3)
         else:
             gathered.setdefault((warning.category, str(warning.message)), []).append(path)
+    return im
+
+
+def _tiff_corrected(im: Image.Image) -> Image.Image:
+    """The loaded TIFF ``im`` as its file means it where Pillow reads it otherwise: 16-bit grey
+    stored white-is-zero (photometric 0: 0 is white), which Pillow inverts only at 8 bits or
+    fewer, inverted; any other as it is."""
+    if im.mode.startswith("I;16") and im.tag_v2.get(TIFF_PHOTOMETRIC) == 0:
+        return Image.fromarray(65535 - np.asarray(im, dtype=np.uint16))
     return im
 
 

@@ -488,6 +488,19 @@ def test_signed_and_32_bit_images_are_refused(tmp_path, array, tags, kind):
         data.load_split(tmp_path, image_size=32)
 
 
+def test_a_16_bit_white_is_zero_tiff_is_read_as_its_grey_not_its_negative(tmp_path):
+    """TIFF's photometric 0 (WhiteIsZero: 0 is white), which Pillow undoes for 8-bit grey but
+    leaves as stored for 16-bit: a scan read as its photographic negative."""
+    stored = np.array([[0, 1000, 65535]], np.uint16)
+    path = tmp_path / "scan.tif"
+    Image.fromarray(stored).save(path, tiffinfo={262: 0})
+    # shown turned a quarter clockwise (EXIF orientation 6): the orientation is still applied
+    Image.fromarray(stored).save(tmp_path / "turned.tif", tiffinfo={262: 0, 0x0112: 6})
+    np.testing.assert_allclose(images.read_image(path, "L")[..., 0], 1 - stored / 65535, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(images.read_image(tmp_path / "turned.tif", "L")[..., 0],
+                               1 - stored.T / 65535, rtol=0, atol=1e-7)
+
+
 def test_transparency_is_kept_or_refused_never_dropped(tmp_path):
     path = make_root(tmp_path) / "Data_train" / "A" / "icon.png"
     Image.new("RGBA", (32, 32), (200, 0, 0, 0)).save(path)
