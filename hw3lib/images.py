@@ -12,7 +12,8 @@ channel modes of :data:`MODES`:
   by 65535: exact, never clipped (Pillow's own ``convert("L")`` clips them at 255), and
   inverted where a TIFF stores them white-is-zero (which Pillow leaves as stored). Pillow
   reads 16-bit colour PNGs, and 16-bit grey PNGs with alpha, at 8-bit precision. Signed or 32-bit
-  integer and floating-point images (modes ``I`` and ``F``) have no known range and are refused.
+  integer and floating-point images (modes ``I`` and ``F``, and signed 8-bit TIFFs, which Pillow
+  reads as unsigned) have no known range and are refused.
 - **Channels**: a palette image goes through its palette to RGB (RGBA when it has
   transparency) first, as does an image with a transparent colour (PNG ``tRNS``; in a 16-bit
   grey image, its pixels of that value get alpha 0; in a 16-bit colour one, read at 8 bits,
@@ -73,6 +74,7 @@ OTHER_SIGNATURES = {b"8BPS": "Photoshop (PSD)", b"\x00\x00\x01\x00": "Windows ic
 HEIF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"heim": "HEIC", b"heis": "HEIC", b"hevc": "HEIC",
                b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF"}
 TIFF_PHOTOMETRIC = 262  # the TIFF tag saying what a grey pixel's value means (0: WhiteIsZero)
+TIFF_SAMPLE_FORMAT = 339  # the TIFF tag saying how values are stored (2: signed integers)
 RESAMPLE = Image.Resampling.BILINEAR
 # an 8-bit grey or RGB image other than a JPEG, to be resized, is first shrunk by whole factors
 # while each side stays at least this many times its size: within 3/255 of the pixels resized whole
@@ -294,9 +296,13 @@ def _decode(f, path: Path, found: str, size: tuple[int, int] | None) -> Image.Im
 def _tiff_corrected(im: Image.Image) -> Image.Image:
     """The loaded TIFF ``im`` as its file means it where Pillow reads it otherwise: 16-bit grey
     stored white-is-zero (photometric 0: 0 is white), which Pillow inverts only at 8 bits or
-    fewer, inverted; any other as it is."""
+    fewer, inverted; signed 8-bit grey, which Pillow reads as unsigned ("L": -1 as 255), in mode
+    ``I``, which :func:`to_pixels` refuses as it does Pillow's other signed images; any other as
+    it is."""
     if im.mode.startswith("I;16") and im.tag_v2.get(TIFF_PHOTOMETRIC) == 0:
         return Image.fromarray(65535 - np.asarray(im, dtype=np.uint16))
+    if im.mode == "L" and 2 in im.tag_v2.get(TIFF_SAMPLE_FORMAT, ()):  # 2: signed integers
+        return im.convert("I")
     return im
 
 

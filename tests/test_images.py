@@ -480,6 +480,7 @@ def test_exif_orientation_is_applied(tmp_path):
 @pytest.mark.parametrize("array, tags, kind", [
     (np.full((8, 8), 70000, np.int32), {}, "signed or 32-bit integer"),
     (np.full((8, 8), 5, np.uint16), {339: 2}, "signed or 32-bit integer"),  # int16: not called 32-bit
+    (np.full((8, 8), 251, np.uint8), {339: 2}, "signed or 32-bit integer"),  # int8 -5: Pillow read 251
     (np.full((8, 8), 0.5, np.float32), {}, "32-bit floating-point")])
 def test_signed_and_32_bit_images_are_refused(tmp_path, array, tags, kind):
     path = make_root(tmp_path) / "Data_train" / "A" / "deep.tif"
