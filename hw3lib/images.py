@@ -380,10 +380,12 @@ def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
                                 .resize(size[::-1], RESAMPLE)) for c in range(pixels.shape[2])], axis=-1)
 
 
-def read_image(path: Path, mode: str, size: tuple[int, int] | None = None,
-               fix: str | None = None) -> np.ndarray:
+def read_image(path: str | os.PathLike, mode: str, size=None, fix: str | None = None) -> np.ndarray:
     """One image file as float32 ``(H, W, C)`` in [0, 1], ``C = MODES[mode]``, resized to
-    ``size`` ``(H, W)`` when given. DataError names the file and the cause; ``fix`` replaces
-    the advice for a problem with the file itself (:func:`decode_image`)."""
+    ``size`` (``S`` or ``(H, W)``: :func:`parse_image_size`) when given. DataError names the
+    file and the cause; ``fix`` replaces the advice for a problem with the file itself
+    (:func:`decode_image`); ValueError for a bad ``mode`` or ``size``, before the file is read."""
+    check_mode(mode)
+    path, size = Path(path), parse_image_size(size)
     pixels = to_pixels(decode_image(path, fix, size), mode, path)
     return pixels if size is None else resize(pixels, size)

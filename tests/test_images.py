@@ -540,6 +540,19 @@ def test_a_transparent_colour_of_a_low_bit_grey_or_16_bit_colour_png_counts_as_t
     assert (alpha == 0).sum() == alpha[:, ::step].size  # and no other pixel
 
 
+def test_read_image_takes_a_path_as_a_string_and_checks_its_mode_and_size_before_the_file(tmp_path):
+    """A bad mode or size was blamed on the file ("stored in mode RGB, which Pillow cannot
+    convert to rgb"; size=16: "a truncated or corrupt PNG file"), a str path failed inside."""
+    path = tmp_path / "x.png"
+    Image.new("RGB", (4, 6), (10, 20, 30)).save(path)
+    assert images.read_image(str(path), "L").shape == (6, 4, 1)
+    assert images.read_image(path, "RGB", 16).shape == images.read_image(path, "RGB", "16x16").shape == (16, 16, 3)
+    with pytest.raises(ValueError, match=r"mode must be one of \['L', 'LA', 'RGB', 'RGBA'\], got 'rgb'"):
+        images.read_image(path, "rgb")
+    with pytest.raises(ValueError, match="image_size must be an integer S"):
+        images.read_image(path, "L", 0)
+
+
 @pytest.mark.parametrize("value, size", [(28, (28, 28)), ("64", (64, 64)), ("28x32", (28, 32)),
                                          ("28X32", (28, 32)), ([28, 32], (28, 32)), (None, None)])
 def test_parse_image_size(value, size):
