@@ -33,8 +33,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .checks import check_array, integer, is_number
-from .folders import (FIX_REFETCH, SPLITS, VALIDATION_FOLDERS, is_course_data, resolve_root,
-                      shared_files, split_dir, split_files)
+from .folders import (FIX_REFETCH, SPLITS, dataset_files, is_course_data, resolve_root, split_dir,
+                      split_files)
 from .images import MODES, DataError, check_mode, parse_image_size, read_image, warnings_gathered
 from .tables import escaped
 
@@ -363,49 +363,15 @@ def load_dataset(
     ``image_size`` (``S`` or ``(H, W)``) resizes every image as it loads, and ``check_size`` sees
     the first training image's size (:func:`load_split`). With ``progress``, a ``tqdm.auto``
     bar counts the images read once reading has taken :data:`PROGRESS_DELAY` seconds.
-    Raises DataError when the training split holds fewer than 2 classes, or the test split's
-    class folders (compared, like both splits' listings, before any image is read) or image
-    size differ from the training split's, or one file is listed twice (a symbolic or hard link,
-    e.g. a test folder linked to the training one). Both splits are read before their images that cannot
-    be used are named, in one DataError (see :func:`load_split`).
+    Raises DataError where the folders are no dataset (:func:`hw3lib.folders.dataset_files`,
+    before any image is read) or the test split's image size differs from the training
+    split's. Both splits are read before their images that cannot be used are named, in one
+    DataError (see :func:`load_split`).
     """
     check_mode(mode)
     size = parse_image_size(image_size)
     root = resolve_root(root)
-    listing = split_files(root, "train")
-    classes = listing[2]
-    if len(classes) < 2:
-        raise DataError(f"{split_dir(root, 'train')} holds only the class folder {classes[0]}: a "
-                        "classifier needs 2 or more. Fix: add one folder of images per class.")
-    # both splits' folders are listed, and their classes compared, before any image is decoded:
-    # a missing or empty test class is named at once, not after minutes of reading images
-    test_listing = split_files(root, "test")
-    test_classes = test_listing[2]
-    if test_classes != classes:
-        train_dir, test_dir = split_dir(root, "train"), split_dir(root, "test")
-        missing, extra = sorted(set(classes) - set(test_classes)), sorted(set(test_classes) - set(classes))
-        found, fixes = [], []
-        if missing:
-            found.append(f"missing from test: {missing}")
-            fixes.append("move about one image in five of each missing class into its own folder in "
-                         f"{test_dir}, e.g. {test_dir / missing[0]}")
-        if extra:
-            found.append(f"only in test: {extra}")
-            fixes.append("give each class only in test its training images, e.g. in "
-                         f"{train_dir / extra[0]}, or remove its test folder")
-        raise DataError(f"class folders differ between {train_dir} and {test_dir}: {', '.join(found)}. "
-                        f"Fix: give both splits the same class folders: {'; '.join(fixes)}.")
-    shared = shared_files(listing[0], test_listing[0])
-    if shared:
-        raise DataError(shared)
-    for name in sorted(os.listdir(root)):  # a validation folder beside them would be left out
-        if name.lower() in VALIDATION_FOLDERS and (root / name).is_dir():
-            raise DataError(
-                f"{root / name} would be left out: hw3lib reads only the train and test splits, and "
-                f"validates on a share of the training split (val_fraction, --val-fraction). Fix: "
-                f"move its images into {split_dir(root, 'train')}'s class folders (or "
-                f"{split_dir(root, 'test')}'s), or move the folder out of {root}."
-            )
+    listing, test_listing = dataset_files(root)
     # straight into the training and validation parts (a split of the loaded array would copy
     # it); a split that cannot be made is refused before minutes of reading a large folder
     is_val = validation_mask(np.array(listing[1]), val_fraction, seed, split)

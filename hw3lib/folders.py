@@ -296,6 +296,47 @@ def split_files(root: Path, split: str) -> tuple[list[Path], list[int], list[str
     return files, labels, classes
 
 
+def dataset_files(root: Path) -> tuple[tuple, tuple]:
+    """Both splits' :func:`split_files` (train's, test's) of the dataset at ``root``, once they
+    make a dataset: DataError where the training split holds fewer than 2 classes, the test
+    split's class folders differ from it, a file is listed twice (:func:`shared_files`) or a
+    validation folder stands beside the splits. Only listed, no image read: a missing test
+    class is named at once, not after minutes of reading images."""
+    listing = split_files(root, "train")
+    classes = listing[2]
+    if len(classes) < 2:
+        raise DataError(f"{split_dir(root, 'train')} holds only the class folder {classes[0]}: a "
+                        "classifier needs 2 or more. Fix: add one folder of images per class.")
+    test_listing = split_files(root, "test")
+    test_classes = test_listing[2]
+    if test_classes != classes:
+        train_dir, test_dir = split_dir(root, "train"), split_dir(root, "test")
+        missing, extra = sorted(set(classes) - set(test_classes)), sorted(set(test_classes) - set(classes))
+        found, fixes = [], []
+        if missing:
+            found.append(f"missing from test: {missing}")
+            fixes.append("move about one image in five of each missing class into its own folder in "
+                         f"{test_dir}, e.g. {test_dir / missing[0]}")
+        if extra:
+            found.append(f"only in test: {extra}")
+            fixes.append("give each class only in test its training images, e.g. in "
+                         f"{train_dir / extra[0]}, or remove its test folder")
+        raise DataError(f"class folders differ between {train_dir} and {test_dir}: {', '.join(found)}. "
+                        f"Fix: give both splits the same class folders: {'; '.join(fixes)}.")
+    shared = shared_files(listing[0], test_listing[0])
+    if shared:
+        raise DataError(shared)
+    for name in sorted(os.listdir(root)):  # a validation folder beside them would be left out
+        if name.lower() in VALIDATION_FOLDERS and (root / name).is_dir():
+            raise DataError(
+                f"{root / name} would be left out: hw3lib reads only the train and test splits, and "
+                f"validates on a share of the training split (val_fraction, --val-fraction). Fix: "
+                f"move its images into {split_dir(root, 'train')}'s class folders (or "
+                f"{split_dir(root, 'test')}'s), or move the folder out of {root}."
+            )
+    return listing, test_listing
+
+
 def shared_files(train: list[Path], test: list[Path]) -> str | None:
     """The message for files listed twice, in both splits or in the training split (the same file
     through a symbolic or hard link, e.g. a test/ linked to train/), else None: such an image
