@@ -9,7 +9,7 @@ from .cli import (Parser, add_data_option, announce_reading, fraction, image_siz
                   show_progress)
 from .config import TrainConfig
 from .data import MODES, DataError, load_split, validation_mask
-from .folders import resolve_root, split_files
+from .folders import dataset_files, resolve_root
 from .leakage import leakage_audit
 from .learning import unvalidated_note
 
@@ -57,7 +57,7 @@ def main(argv=None):
 
 def _audit(args, seeds):
     root, progress = resolve_root(args.data), show_progress(args)
-    _, labels, classes = split_files(root, "train")
+    (_, labels, classes), (test_files, _, _) = dataset_files(root)  # refused as train refuses it
     # a split that cannot be made (a too small --val-fraction) is refused before minutes of reading
     is_val = validation_mask(labels, args.val_fraction)
     if not args.no_progress:
@@ -76,7 +76,6 @@ def _audit(args, seeds):
     print(_wrapped(f"near duplicate: closer to a training image than {audit.near:.3g}, the median "
                    "distance between consecutive files of a class"), end="\n\n")
     print(audit.summary_table(), end="\n\n")
-    test_files = split_files(root, "test")[0]
     for line in audit.findings():  # each count of test images followed by their names
         print(_wrapped(line))
         found = (audit.test_copies() if "exact copy in the training folder:" in line

@@ -116,6 +116,25 @@ def test_a_split_that_cannot_be_made_is_refused_before_the_images_are_read(tmp_p
                                               "leaves the validation split empty")
 
 
+@pytest.mark.parametrize("break_it, said", [
+    (lambda root: shutil.rmtree(root / "Data_test" / "B"), "class folders differ between"),
+    (lambda root: shutil.rmtree(root / "Data_train" / "B"), "holds only the class folder A"),
+    (lambda root: (root / "val" / "A").mkdir(parents=True), "would be left out"),
+    (lambda root: (root / "Data_test" / "A" / "A_link.png").symlink_to(
+        root / "Data_train" / "A" / "A_0.png"), "listed twice"),
+])
+def test_audit_refuses_the_folders_that_train_refuses_before_reading_images(tmp_path, capsys,
+                                                                            monkeypatch, break_it, said):
+    """It audited them, and passed or faulted splits that train would then refuse to make."""
+    root = write_videos(tmp_path / "frames", frames=6, test_frames=3)
+    break_it(root)
+    monkeypatch.setattr(data, "read_image", lambda *args, **kwargs: pytest.fail("an image was read"))
+    assert main(["audit", "--data", str(root), "--no-progress"]) == 2
+    assert said in capsys.readouterr().err
+    with pytest.raises(data.DataError, match=said):
+        data.load_dataset(root)
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["audit", "--help"]])
 def test_audit_is_listed_and_explains_itself(argv, capsys):
     with pytest.raises(SystemExit) if argv[0] == "audit" else nullcontext():
