@@ -185,7 +185,8 @@ def _release(lock, held):
 
 def _try_to_lock(path, lock, held):
     """Take the lock file ``lock`` of ``path`` if it is free, appending its descriptor to
-    ``held``; an OSError (a read-only folder) names ``path``."""
+    ``held``; an OSError (a read-only folder, a full disk: no room for the process number)
+    names ``path``."""
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as err:
@@ -201,6 +202,8 @@ def _try_to_lock(path, lock, held):
             os.write(fd, f"{os.getpid()}\n".encode())
     except (BUSY, FileNotFoundError):  # held by another; removed by its holder meanwhile
         pass
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, str(path)) from err
     finally:
         if fd not in held:
             os.close(fd)

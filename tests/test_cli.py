@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hw3lib import checkpoint, cli, data, processes, train, train_cli
+from hw3lib import atomic, checkpoint, cli, data, processes, train, train_cli
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.checkpoint import load_checkpoint, save_checkpoint
 from hw3lib.cli import refuse_file_in_the_way
@@ -236,17 +236,24 @@ def test_a_full_or_read_only_out_is_refused_before_training(tmp_path, capsys, mo
     assert list((tmp_path / "run").iterdir()) == []
 
 
-def test_a_disk_filling_up_mid_run_names_the_path_and_keeps_what_was_written(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("full_at", ["checkpoint", "its lock"])
+def test_a_disk_filling_up_mid_run_names_the_path_and_keeps_what_was_written(tmp_path, capsys, monkeypatch,
+                                                                            full_at):
+    """The disk fills up at epoch 2: as the checkpoint is written, or before, as its lock file
+    is given the process number (on a full disk the first write to fail; it named --out)."""
     root, out = fake_root(tmp_path), tmp_path / "run"
-    savez, calls = np.savez, []
+    savez, write, calls = np.savez, os.write, []
 
-    def fills_up(file, **arrays):
+    def fills_up(*args, **arrays):
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == (2 if full_at == "checkpoint" else 3):  # a lock: --out's, then epoch 1's
             raise OSError(errno.ENOSPC, "No space left on device")
-        savez(file, **arrays)
+        return (savez if full_at == "checkpoint" else write)(*args, **arrays)
 
-    monkeypatch.setattr(checkpoint.np, "savez", fills_up)
+    if full_at == "checkpoint":
+        monkeypatch.setattr(checkpoint.np, "savez", fills_up)
+    else:
+        monkeypatch.setattr(atomic, "os", SimpleNamespace(**{**vars(os), "write": fills_up}))
     code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--epochs", 3, "--out", out)
     assert code == 2 and len(err.splitlines()) == 1
     assert f"cannot write {out / 'checkpoint.npz'}: No space left on device" in err and "--resume" in err
