@@ -310,6 +310,9 @@ def _train_command(args, claim):
                          threads=threads)
         except TrainingError as err:
             _write_json(history_path, err.result.history)
+            if _has_run(checkpoint_path):  # which --resume goes on with at the run's own --lr
+                err.args = (f"{err}, in a fresh run into another --out (--resume goes on with "
+                            f"{checkpoint_path}'s own --lr {config.lr:g})",)
             raise
     show_rows(result.history)
     done = len(result.history["epoch"])

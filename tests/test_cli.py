@@ -4,6 +4,7 @@ import dataclasses
 import errno
 import io
 import json
+import math
 import os
 import shutil
 import signal
@@ -260,6 +261,25 @@ def test_a_disk_filling_up_mid_run_names_the_path_and_keeps_what_was_written(tmp
     assert load_checkpoint(out / "checkpoint.npz").epoch == 1
     assert json.loads((out / "history.json").read_text())["epoch"] == [1]
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "history.json"]
+
+
+def test_a_run_diverging_after_a_saved_epoch_says_to_take_a_smaller_lr_into_another_out(
+        tmp_path, capsys, monkeypatch):
+    """--resume refuses another --lr and a fresh run an --out holding a run: the advice says
+    where a smaller learning rate can go."""
+    root, out, evaluate, calls = fake_root(tmp_path), tmp_path / "run", train._evaluate, []
+
+    def nan_at_epoch_2(*args):
+        calls.append(1)
+        return (math.nan, 0.0) if len(calls) == 3 else evaluate(*args)  # train's, val's, train's
+
+    monkeypatch.setattr(train, "_evaluate", nan_at_epoch_2)
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--out", out)
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.endswith(f"{out / 'checkpoint.npz'} keeps epoch 1. Try a smaller learning rate, e.g. --lr "
+                        "0.0002, in a fresh run into another --out (--resume goes on with "
+                        f"{out / 'checkpoint.npz'}'s own --lr 0.002)\n"), err
+    assert load_checkpoint(out / "checkpoint.npz").epoch == 1
 
 
 @pytest.mark.parametrize("cut", ["disk full", "ctrl-c"])
