@@ -49,7 +49,12 @@ and what to change, and the JSON line holds "learned": false); 130 interrupted
 """
 
 
-def _write_json(path, obj):
+def _write_history(path, history, evaluations=0, test=None):
+    """Write ``history`` (fit's columns) to the JSON file ``path``, with the run's latest test
+    record ``test`` (a :class:`~hw3lib.checkpoint.TestRecord`, or None: none yet) and its count
+    of test evaluations as ``"test"``, kept while a --resume trains on."""
+    obj = history if test is None else {**history, "test": dict(
+        epoch=test.epoch, loss=test.loss, accuracy=test.accuracy, evaluations=evaluations)}
     atomic_write(path, lambda f: f.write((json.dumps(obj, indent=1, allow_nan=False) + "\n").encode()))
 
 
@@ -289,6 +294,7 @@ def _train_command(args, claim):
     print(TABLE.format("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"))
 
     shown = resume.epoch if resume else 0  # epochs whose rows are on the screen
+    tested = (resume.test_evaluations, resume.test) if resume else ()
 
     def show_rows(history):
         """The rows of ``history``'s epochs not shown yet (an interrupt held back while an
@@ -299,7 +305,7 @@ def _train_command(args, claim):
         shown = len(history["epoch"])
 
     def on_epoch(history):
-        _write_json(history_path, history)
+        _write_history(history_path, history, *tested)
         show_rows(history)
 
     remove_leftovers(history_path)  # a killed run's half-written files (--out is held: no other writes)
@@ -309,7 +315,8 @@ def _train_command(args, claim):
                          resume=resume, data_sha256=sha, progress=show_progress(args),
                          threads=threads)
         except TrainingError as err:
-            _write_json(history_path, err.result.history)
+            _write_history(history_path, err.result.history, err.result.test_evaluations,
+                           err.result.test_record)
             if _has_run(checkpoint_path):  # which --resume goes on with at the run's own --lr
                 err.args = (f"{err}, in a fresh run into another --out (--resume goes on with "
                             f"{checkpoint_path}'s own --lr {config.lr:g})",)
@@ -319,7 +326,7 @@ def _train_command(args, claim):
     if result.stopped:
         kept = "nothing was saved: run the same command again (without --resume)"
         if done:
-            _write_json(history_path, result.history)
+            _write_history(history_path, result.history, result.test_evaluations, result.test_record)
             kept = f"{checkpoint_path} and {history_path} keep them: go on with --resume"
         print_error(f"interrupted after {done} epoch(s); {kept}", lines=False)
         return 130
@@ -327,9 +334,7 @@ def _train_command(args, claim):
     try:
         with _kept_when_writing_fails(args.out, checkpoint_path, history_path):
             test = result.test(data.X_test, data.y_test)  # once, at the end, on the weights kept on validation
-            _write_json(history_path, {**result.history, "test": dict(
-                epoch=test.epoch, loss=test.loss, accuracy=test.accuracy,
-                evaluations=result.test_evaluations)})
+            _write_history(history_path, result.history, result.test_evaluations, test)
     except KeyboardInterrupt:
         print_error(f"interrupted at the test evaluation, after {done} epoch(s); {checkpoint_path} keeps "
                     "them: run the same command with --resume to finish the run", lines=False)

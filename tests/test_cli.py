@@ -282,6 +282,31 @@ def test_a_run_diverging_after_a_saved_epoch_says_to_take_a_smaller_lr_into_anot
     assert load_checkpoint(out / "checkpoint.npz").epoch == 1
 
 
+@pytest.mark.parametrize("end", ["ctrl-c", "divergence"])
+def test_a_resume_training_a_tested_run_on_keeps_its_test_record_in_history_json(
+        tmp_path, capsys, monkeypatch, end):
+    """history.json, rewritten at each epoch, kept the checkpoint's test record only once the
+    run finished again: one cut short in between showed a run whose test split was never seen."""
+    root, out = fake_root(tmp_path), tmp_path / "run"
+    assert run_cli(capsys, "--data", root, *QUICK, "--out", out)[0] == 0
+    recorded = json.loads((out / "history.json").read_text())["test"]
+    evaluate, calls = train._evaluate, []
+
+    def cut_at_epoch_4(*args):
+        calls.append(1)
+        if len(calls) == 3:  # epoch 3's train and val, then epoch 4's train
+            if end == "ctrl-c":
+                raise KeyboardInterrupt
+            return math.nan, 0.0
+        return evaluate(*args)
+
+    monkeypatch.setattr(train, "_evaluate", cut_at_epoch_4)
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--epochs", 4, "--resume", "--out", out)
+    assert code == (130 if end == "ctrl-c" else 2), err
+    history = json.loads((out / "history.json").read_text())
+    assert history["epoch"] == [1, 2, 3] and history["test"] == recorded and recorded["evaluations"] == 1
+
+
 @pytest.mark.parametrize("cut", ["disk full", "ctrl-c"])
 def test_a_test_evaluation_cut_off_at_the_end_is_finished_by_resume(tmp_path, capsys, monkeypatch, cut):
     """The disk filling up (or a Ctrl-C) as the test record is saved, after the last epoch:
