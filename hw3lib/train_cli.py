@@ -148,7 +148,8 @@ def _check_out(out, files, data):
 @contextlib.contextmanager
 def _kept_when_writing_fails(out, checkpoint_path, history_path):
     """An OSError in the block (a full disk, a folder made read-only) as a ValueError naming
-    the file: the checkpoint and history, written whole or not at all, keep the epochs before.
+    the file: the checkpoint and history, written whole or not at all, keep the epochs before
+    (none where no checkpoint was saved: the command is run again, not resumed).
     A LockTimeout (another process holding the checkpoint's lock) or a BrokenPipeError (the reader
     of the output gone, ``| head -1``) goes on as it is."""
     try:
@@ -156,9 +157,12 @@ def _kept_when_writing_fails(out, checkpoint_path, history_path):
     except (LockTimeout, BrokenPipeError):
         raise
     except OSError as err:
-        raise ValueError(f"cannot write {err.filename or out}: {err.strerror}; {checkpoint_path} "
-                         f"and {history_path} keep the epochs completed before. Free some space "
-                         "(or make the folder writable), then go on with --resume") from None
+        kept, then = (f"{checkpoint_path} and {history_path} keep the epochs completed before",
+                      "go on with --resume")
+        if not _has_run(checkpoint_path):
+            kept, then = "no epoch was saved", "run the same command again"
+        raise ValueError(f"cannot write {err.filename or out}: {err.strerror}; {kept}. Free some "
+                         f"space (or make the folder writable), then {then}") from None
 
 
 def _kept_note(out):

@@ -237,26 +237,33 @@ def test_a_full_or_read_only_out_is_refused_before_training(tmp_path, capsys, mo
     assert list((tmp_path / "run").iterdir()) == []
 
 
-@pytest.mark.parametrize("full_at", ["checkpoint", "its lock"])
+@pytest.mark.parametrize("full_at", ["checkpoint", "its lock", "first checkpoint"])
 def test_a_disk_filling_up_mid_run_names_the_path_and_keeps_what_was_written(tmp_path, capsys, monkeypatch,
                                                                             full_at):
     """The disk fills up at epoch 2: as the checkpoint is written, or before, as its lock file
-    is given the process number (on a full disk the first write to fail; it named --out)."""
+    is given the process number (on a full disk the first write to fail; it named --out); or
+    at epoch 1, when no checkpoint is there for --resume (it said to go on with it)."""
     root, out = fake_root(tmp_path), tmp_path / "run"
     savez, write, calls = np.savez, os.write, []
 
     def fills_up(*args, **arrays):
-        calls.append(1)
-        if len(calls) == (2 if full_at == "checkpoint" else 3):  # a lock: --out's, then epoch 1's
+        calls.append(1)  # the locks written: --out's, then epoch 1's, then epoch 2's
+        if len(calls) == {"checkpoint": 2, "its lock": 3, "first checkpoint": 1}[full_at]:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return (savez if full_at == "checkpoint" else write)(*args, **arrays)
+        return (write if full_at == "its lock" else savez)(*args, **arrays)
 
-    if full_at == "checkpoint":
-        monkeypatch.setattr(checkpoint.np, "savez", fills_up)
-    else:
+    if full_at == "its lock":
         monkeypatch.setattr(atomic, "os", SimpleNamespace(**{**vars(os), "write": fills_up}))
+    else:
+        monkeypatch.setattr(checkpoint.np, "savez", fills_up)
     code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--epochs", 3, "--out", out)
     assert code == 2 and len(err.splitlines()) == 1
+    if full_at == "first checkpoint":
+        assert err == (f"error: cannot write {out / 'checkpoint.npz'}: No space left on device; no epoch "
+                       "was saved. Free some space (or make the folder writable), then run the same "
+                       "command again\n")
+        assert not (out / "checkpoint.npz").exists()
+        return
     assert f"cannot write {out / 'checkpoint.npz'}: No space left on device" in err and "--resume" in err
     assert load_checkpoint(out / "checkpoint.npz").epoch == 1
     assert json.loads((out / "history.json").read_text())["epoch"] == [1]
