@@ -344,9 +344,12 @@ def _train_command(args, claim):
                     "them: run the same command with --resume to finish the run", lines=False)
         return 130
     warning = learning_warning(result.history, result.best_epoch, data.y_train, data.y_val, config)
+    # a finished run resumed: no epoch trained, its recorded test shown, its checkpoint not written
+    wrote = (f"{history_path}; {checkpoint_path} was left as it was"
+             if resume and done == resume.epoch and test is resume.test
+             else f"{checkpoint_path} and {history_path}")
     print(f"best validation accuracy at epoch {result.best_epoch}; test evaluated "
-          f"{result.test_evaluations} time(s) in this run's life; wrote {checkpoint_path} and "
-          f"{history_path}")
+          f"{result.test_evaluations} time(s) in this run's life; wrote {wrote}")
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     print(json.dumps(dict(train_acc=round(best["train_acc"], 6), val_acc=round(best["val_acc"], 6),

@@ -314,6 +314,22 @@ def test_a_resume_training_a_tested_run_on_keeps_its_test_record_in_history_json
     assert history["epoch"] == [1, 2, 3] and history["test"] == recorded and recorded["evaluations"] == 1
 
 
+def test_resuming_a_finished_run_says_its_checkpoint_was_left_as_it_was(tmp_path, capsys):
+    """The line of the files written named the checkpoint, which a resume that trains nothing
+    and shows the recorded test does not write."""
+    root, out = fake_root(tmp_path), tmp_path / "run"
+    assert run_cli(capsys, "--data", root, *QUICK, "--out", out)[0] == 0
+    before = (out / "checkpoint.npz").stat().st_mtime_ns
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--resume", "--out", out)
+    assert code == 0 and (out / "checkpoint.npz").stat().st_mtime_ns == before, err
+    assert stdout.splitlines()[-2].endswith(f"test evaluated 1 time(s) in this run's life; wrote "
+                                            f"{out / 'history.json'}; {out / 'checkpoint.npz'} was "
+                                            "left as it was")
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--epochs", 3, "--resume", "--out", out)
+    assert code == 0 and stdout.splitlines()[-2].endswith(
+        f"wrote {out / 'checkpoint.npz'} and {out / 'history.json'}"), err
+
+
 @pytest.mark.parametrize("cut", ["disk full", "ctrl-c"])
 def test_a_test_evaluation_cut_off_at_the_end_is_finished_by_resume(tmp_path, capsys, monkeypatch, cut):
     """The disk filling up (or a Ctrl-C) as the test record is saved, after the last epoch:
