@@ -264,12 +264,12 @@ def _train_command(args, claim):
                                more_than_cores("--threads", threads, "threads")) if note]
     if resume:
         check_resume(resume, model, data, config, sha, checkpoint_path)  # before printing
-        current = engine_stamp()
-        if resume.engine and resume.engine != current:  # files written before the stamp have none
+        current, trains_on = engine_stamp(), resume.epoch < config.epochs  # a finished run: no epoch
+        if trains_on and resume.engine and resume.engine != current:  # files before the stamp have none
             notes.append(f"note: {checkpoint_path} was trained by other code ({resume.engine}); "
                          f"resuming goes on with this code ({current}), so the run mixes the two; "
                          "train afresh into another --out for a run of this code alone")
-        if resume.threads and resume.threads != threads:
+        if trains_on and resume.threads and resume.threads != threads:
             notes.append(f"note: {checkpoint_path} was trained with --threads {resume.threads}; "
                          f"going on with --threads {threads} splits its batches otherwise, so its "
                          "numbers differ in rounding from a run on one count throughout; leave "

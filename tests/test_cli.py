@@ -617,6 +617,10 @@ def test_resume_goes_on_with_the_runs_threads_unless_told_and_notes_another_coun
     assert code == 0 and given == [2, 2, 1] and load_checkpoint(out / "checkpoint.npz").threads == 1
     assert (f"note: {out / 'checkpoint.npz'} was trained with --threads 2; going on with --threads 1 "
             "splits its batches otherwise") in stdout
+    # finished, it trains no batch: no note of batches split otherwise
+    code, stdout, err = run_cli(capsys, "--data", root, "--no-progress", "--resume", "--threads", 2,
+                                "--out", out)
+    assert code == 0 and given == [2, 2, 1, 2] and "note:" not in stdout, stdout + err
 
 
 def test_resume_refuses_options_other_than_the_runs_naming_them_as_options(tmp_path, capsys):
