@@ -57,7 +57,7 @@ NEAR_MARGIN = 0.15
 # in file-name order: random names, several videos interleaved) when consecutive files sit this
 # many times farther apart than an image sits from its nearest image in the training folder
 # (:attr:`LeakageAudit.neighbour`). In frame order the two are alike (the fruit data: 1.28 and
-# 1.20); independent images (random smooth patterns) came within 1.7 of it; shuffled frames 7.
+# 1.20); independent images (random smooth patterns) came within 1.7 of it; shuffled frames 6-7 (two shuffles).
 ORDER_RATIO = 3.0
 
 # Near-copies in the training folder leak only where new images have none: files out of frame
