@@ -5,8 +5,8 @@ import textwrap
 
 import numpy as np
 
-from .cli import (Parser, add_data_option, announce_reading, fraction, image_size, parse_seeds, phrased,
-                  show_progress)
+from .cli import (Parser, add_data_option, add_progress_option, announce_reading, fraction, image_size, parse_seeds,
+                  phrased, show_progress)
 from .config import TrainConfig
 from .data import MODES, DataError, load_split, validation_mask
 from .folders import dataset_files, resolve_root
@@ -44,9 +44,7 @@ def main(argv=None):
                         help="the share of each class that validates; default %(default)s")
     parser.add_argument("--seeds", default="0-2",
                         help="the seeds of the splits audited, FIRST-LAST or a list; default %(default)s")
-    parser.add_argument("--no-progress", action="store_true",
-                        help="hide the line saying how many images are being read, and the progress "
-                             "bars (shown only when stderr is a terminal)")
+    add_progress_option(parser, reads_images=True)
     args = parser.parse_args(argv)
     try:
         return _audit(args, parse_seeds(args.seeds, MAX_SEEDS, "an audit"))

@@ -152,6 +152,15 @@ def announce_reading(root):
           file=sys.stderr, flush=True)
 
 
+def add_progress_option(parser, reads_images=False):
+    """Add ``--no-progress`` to ``parser`` (:func:`show_progress` reads it); ``reads_images``:
+    the command also announces its read of the images (:func:`announce_reading`), hidden too."""
+    hidden = ("the line saying how many images are being read, and the progress bars" if reads_images
+              else "the progress bar")
+    parser.add_argument("--no-progress", action="store_true",
+                        help=f"hide {hidden} (shown only when stderr is a terminal)")
+
+
 def show_progress(args):
     """Whether a command with ``--no-progress`` shows its progress bars: not with it, and only
     on a terminal; redirected to a file (``2> err.log``), a bar's updates, ten a second, would

@@ -28,7 +28,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .checks import dead_link
-from .cli import Parser, folder, show_progress
+from .cli import Parser, add_progress_option, folder, show_progress
 from .data import DataError
 from .folders import (FIX_WHERE, DEFAULT_ROOT, MANIFEST_PATH, SPLIT_FOLDERS, SPLITS, files_under,
                       is_course_data, is_skipped, resolve_root, split_dirs, split_folders)
@@ -389,8 +389,7 @@ def main_download(argv: list[str] | None = None) -> int:
         help=f"target folder; default: $HW3_DATA, then {DEFAULT_ROOT}"
     )
     parser.add_argument("--base-url", default=DEFAULT_BASE_URL, metavar="URL", help="folder URL holding Data_train/")
-    parser.add_argument("--no-progress", action="store_true",
-                        help="hide the progress bar (shown only when stderr is a terminal)")
+    add_progress_option(parser)
     args = parser.parse_args(argv)
     try:
         dest = download(resolve_root(args.dest), args.base_url, progress=show_progress(args))

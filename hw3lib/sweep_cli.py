@@ -14,8 +14,8 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from .atomic import atomic_write
 from .checkpoint import CheckpointError
 from .checks import is_number
-from .cli import (Parser, add_data_option, folder, more_than_cores, parse_seeds, phrase_settings, print_error,
-                  refuse_out_in_data, show_progress)
+from .cli import (Parser, add_data_option, add_progress_option, folder, more_than_cores, parse_seeds, phrase_settings,
+                  print_error, refuse_out_in_data, show_progress)
 from .config import TrainConfig
 from .data import DataError, validation_mask
 from .download import course_copy_note
@@ -128,8 +128,7 @@ def main(argv=None):
     parser.add_argument("--pruner", choices=PRUNERS, default="percentile",
                         help="stop runs clearly behind the others; default %(default)s")
     add_data_option(parser)
-    parser.add_argument("--no-progress", action="store_true",
-                        help="hide the progress bar (shown only when stderr is a terminal)")
+    add_progress_option(parser)
     args = parser.parse_args(argv)
     try:  # a plain `kill` is a Ctrl-C too (hw3lib.__main__): the workers stop, their runs kept
         return _sweep_command(args)

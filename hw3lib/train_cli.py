@@ -11,8 +11,8 @@ from tqdm.auto import tqdm
 
 from .atomic import LockHeld, LockTimeout, atomic_write, claimed, remove_leftovers
 from .checkpoint import CheckpointError, load_checkpoint
-from .cli import (RUN, TRAIN_OPTIONS, Parser, add_data_option, announce_reading, create_out, folder,
-                  fraction, image_size, int_at_least, more_than_cores, phrased, print_error,
+from .cli import (RUN, TRAIN_OPTIONS, Parser, add_data_option, add_progress_option, announce_reading, create_out,
+                  folder, fraction, image_size, int_at_least, more_than_cores, phrased, print_error,
                   refuse_file_in_the_way, refuse_out_in_data, show_progress)
 from .config import TrainConfig
 from .data import MODES, SPLIT_METHODS, DataError
@@ -115,9 +115,7 @@ def main(argv=None):
                         help="split each batch over up to N threads where that pays (large images, "
                              "wide layers; the course's 32x32 LeNet stays on one); default 1, on "
                              "--resume the run's own (other counts change its rounding)")
-    parser.add_argument("--no-progress", action="store_true",
-                        help="hide the line saying how many images are being read, and the progress "
-                             "bars (shown only when stderr is a terminal)")
+    add_progress_option(parser, reads_images=True)
     args = parser.parse_args(argv)
     try:
         with contextlib.ExitStack() as claim:
