@@ -20,10 +20,10 @@ from .atomic import INTERRUPTS
 from .cli import print_error
 from .data import DataError
 
-# name -> ("module" or "module:function", help); the function takes argv and returns an exit status
+# name -> (the module whose main(argv) runs it and returns its exit status, help)
 COMMANDS = {
     "bench": ("hw3lib.bench", "time a training epoch against PyTorch"),
-    "download": ("hw3lib.download:main_download", "fetch and verify the fruit dataset"),
+    "download": ("hw3lib.download_cli", "fetch and verify the fruit dataset"),
     "audit": ("hw3lib.audit_cli", "audit a data folder's splits for leakage (near-copies)"),
     "train": ("hw3lib.train_cli", "train LeNet5 on the fruit data or your own images"),
     "predict": ("hw3lib.predict_cli", "classify image files with a trained run"),
@@ -73,9 +73,7 @@ def main(argv=None, restore_signals=True):
     previous = {signum: signal.signal(signum, _interrupt_once)
                 for signum in (INTERRUPTS if main_thread else ())}
     try:
-        module_name, _, function = COMMANDS[argv[0]][0].partition(":")
-        command = getattr(importlib.import_module(module_name), function or "main")
-        return command(argv[1:]) or 0
+        return importlib.import_module(COMMANDS[argv[0]][0]).main(argv[1:]) or 0
     except BrokenPipeError as err:  # `| head -1`: the reader of the output went away, not a full disk
         _stdout_to_devnull()
         kept = "".join(f"; {note}" for note in getattr(err, "__notes__", ()))  # what train kept

@@ -28,9 +28,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .checks import dead_link
-from .cli import Parser, add_progress_option, folder, show_progress
 from .data import DataError
-from .folders import (FIX_WHERE, DEFAULT_ROOT, MANIFEST_PATH, SPLIT_FOLDERS, SPLITS, files_under,
+from .folders import (FIX_WHERE, MANIFEST_PATH, SPLIT_FOLDERS, SPLITS, files_under,
                       is_course_data, is_skipped, resolve_root, split_dirs, split_folders)
 from .images import read_bytes, sniff
 from .processes import process_running
@@ -378,23 +377,3 @@ def download(
                             "Fix: choose a writable destination with about 10 MB free.") from exc
         raise
     return dest
-
-
-def main_download(argv: list[str] | None = None) -> int:
-    """``python -m hw3lib download [DEST]``: fetch and verify the dataset. Exit status 0; a
-    failure raises DataError, which ``python -m hw3lib`` prints as one line, exit status 2."""
-    parser = Parser(prog="python -m hw3lib download", description="Fetch and verify the fruit images.")
-    parser.add_argument(
-        "dest", nargs="?", type=folder, metavar="DEST",
-        help=f"target folder; default: $HW3_DATA, then {DEFAULT_ROOT}"
-    )
-    parser.add_argument("--base-url", default=DEFAULT_BASE_URL, metavar="URL", help="folder URL holding Data_train/")
-    add_progress_option(parser)
-    args = parser.parse_args(argv)
-    try:
-        dest = download(resolve_root(args.dest), args.base_url, progress=show_progress(args))
-    except DataError as err:  # the library's advice names the argument base_url
-        err.args = (str(err).replace("base_url", "--base-url"),)
-        raise
-    print(f"verified dataset at {dest}")
-    return 0

@@ -831,7 +831,7 @@ def test_bars_show_on_a_terminal_unless_no_progress(monkeypatch, no_progress, te
 
 def test_sweep_and_download_show_their_bar_only_on_a_terminal(tmp_path, monkeypatch):
     """Into a file (``2> err.log``) a bar's updates, ten a second, filled it."""
-    from hw3lib import download, sweep_cli
+    from hw3lib import download_cli, sweep_cli
 
     progress = []
 
@@ -839,7 +839,7 @@ def test_sweep_and_download_show_their_bar_only_on_a_terminal(tmp_path, monkeypa
         progress.append(kwargs["progress"])
         raise ValueError("stop here")
 
-    monkeypatch.setattr(download, "download", record)
+    monkeypatch.setattr(download_cli, "download", record)
     monkeypatch.setattr(sweep_cli, "run_sweep", record)
     for terminal in (True, False):
         monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)

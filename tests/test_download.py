@@ -479,7 +479,7 @@ def test_a_failed_download_waits_for_its_fetches_that_end_soon(tmp_path, monkeyp
 
 @needs_data
 def test_main_download_success(capsys):
-    assert download.main_download([str(DATA), "--no-progress"]) == 0  # already verified: no network
+    assert hw3lib_main(["download", str(DATA), "--no-progress"]) == 0  # already verified: no network
     assert f"verified dataset at {DATA}" in capsys.readouterr().out
 
 

@@ -135,7 +135,7 @@ def test_the_readme_names_the_commands_that_download_absent_data():
     sentence = sentence[:sentence.index(". ")]
     named = set(re.findall(r"`python -m hw3lib (\w+)`", sentence)) - {"download"}
     fetching = {name for name, (target, _) in COMMANDS.items() if name != "download" and re.search(
-        r"\bdownload\(", inspect.getsource(importlib.import_module(target.partition(":")[0])))}
+        r"\bdownload\(", inspect.getsource(importlib.import_module(target)))}
     assert named == fetching == {"report"}, sentence
     assert "`make report`, `make test`" in sentence
 
@@ -153,7 +153,7 @@ def test_training_and_the_commands_never_import_pytorch():
     code = ("import sys; import hw3lib, hw3lib.__main__, hw3lib.runs, hw3lib.results, hw3lib.sweep, "
             "hw3lib.widgets, hw3lib.bench; "
             "from hw3lib.__main__ import COMMANDS; import importlib; "
-            "[importlib.import_module(m.partition(':')[0]) for m, _ in COMMANDS.values()]; "
+            "[importlib.import_module(m) for m, _ in COMMANDS.values()]; "
             "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -162,9 +162,8 @@ def test_training_and_the_commands_never_import_pytorch():
 
 def command_help(command, capsys):
     """What ``python -m hw3lib COMMAND --help`` prints."""
-    module, _, function = COMMANDS[command][0].partition(":")
     with pytest.raises(SystemExit):
-        getattr(importlib.import_module(module), function or "main")(["--help"])
+        importlib.import_module(COMMANDS[command][0]).main(["--help"])
     return capsys.readouterr().out
 
 
