@@ -58,10 +58,12 @@ def gradcheck(f, arrays, analytic, eps=1e-6):
 
 def gradcheck_layer(layer, x, seed=0, eps=1e-6):
     """Check a layer's ``dx`` and parameter gradients on the loss ``sum(forward(x) * r)``
-    with a fixed random ``r``, in float64 (ValueError otherwise). Returns ``{"x": err}`` and
-    an entry per parameter (``{"x": err, "W": err, "b": err}`` for ``Conv2D`` and ``Dense``,
-    ``{"x": err}`` for a layer without parameters), without ``"x"`` for a layer that skips its
-    input gradient (``needs_input_grad = False``)."""
+    for an input ``x`` as the layer takes it (``(N, C, H, W)`` for a convolution or a pool,
+    ``(N, D)`` for ``Dense``), ``r`` a fixed random array of the output's shape, in float64
+    (ValueError otherwise). Returns ``{"x": err}`` and an entry per parameter (``{"x": err,
+    "W": err, "b": err}`` for ``Conv2D`` and ``Dense``, ``{"x": err}`` for a layer without
+    parameters), without ``"x"`` for a layer that skips its input gradient
+    (``needs_input_grad = False``)."""
     r = np.random.default_rng(seed).standard_normal(layer.forward(x).shape)
 
     def loss():

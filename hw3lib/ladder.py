@@ -130,8 +130,9 @@ class NaiveConv2D:
         return dx
 
 
-# Each rung: (x, W, b, dout, stride, padding) -> a function of no arguments returning
-# (out, dx, dW, db). Setup (building a layer, converting to tensors) stays outside the timing.
+# Each rung: (x (N, C, H, W), W (F, C, kh, kw), b (F,), dout (N, F, OH, OW), stride, padding) ->
+# a function of no arguments returning (out (N, F, OH, OW), dx (N, C, H, W), dW (F, C, kh, kw),
+# db (F,)). Setup (building a layer, converting to tensors) stays outside the timing.
 
 def _layer_run(layer, x, dout):
     def run():

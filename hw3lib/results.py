@@ -66,7 +66,8 @@ def misclassified(y_true, probs, limit=None):
 
 
 def one_per_class(y, num_classes):
-    """The index of the first sample of each class ``0..num_classes-1`` in ``y (N,)``."""
+    """The index of the first sample of each class ``0..num_classes-1`` in ``y (N,)``:
+    ``(num_classes,)``."""
     y, num_classes = np.asarray(y), integer("num_classes", num_classes)
     if y.ndim != 1:
         raise ValueError(f"y must be labels (N,), got shape {y.shape}"

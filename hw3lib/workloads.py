@@ -76,8 +76,8 @@ def hw3lib_trainer(model, X, y, batch=BATCH, threads=1):
 
 def torch_trainer(model, X, y, batch=BATCH):
     """The same epoch for the PyTorch twin of ``model`` (same initial weights,
-    ``torch.optim.Adam`` with ``TrainConfig()``'s ``lr``, ``beta1``, ``beta2`` and ``eps``,
-    ``X`` and ``y`` shared as tensors)."""
+    ``torch.optim.Adam`` with ``TrainConfig()``'s ``lr``, ``beta1``, ``beta2`` and ``eps``)
+    over ``X (N, C, H, W)`` and int64 labels ``y (N,)``, shared with PyTorch as tensors."""
     import torch
 
     config = TrainConfig()
