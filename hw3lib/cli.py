@@ -195,8 +195,8 @@ def refuse_file_in_the_way(path, option, given=None):
                          f"choose another {option}")
 
 
-def refuse_out_in_data(out, data, option="--out"):
-    """ValueError when ``out`` (the folder given as ``option``) is, or lies in, a split folder of
+def refuse_out_in_data(out, data):
+    """ValueError when ``out`` (the folder given as ``--out``) is, or lies in, a split folder of
     the dataset at ``data`` (``--data``; None: ``$HW3_DATA``, then ``data/``): the files written
     there would become part of the dataset, which every later read of it refuses (or reads as a
     class); or where it is, or lies in, the split's folder of the other name (``train/`` beside
@@ -207,15 +207,15 @@ def refuse_out_in_data(out, data, option="--out"):
         found = split_folders(root, split)
         for folder in found:
             if where.is_relative_to(folder.resolve()):
-                raise ValueError(f"{option} {out} is inside the dataset's {split} split folder "
+                raise ValueError(f"--out {out} is inside the dataset's {split} split folder "
                                  f"{folder}: the run's files written there would become part of "
-                                 f"the dataset and break it. Choose an {option} outside {folder} "
+                                 f"the dataset and break it. Choose an --out outside {folder} "
                                  f"(e.g. {root / 'runs'})")
         for folder in (root / name for name in SPLIT_FOLDERS[split]):
             if found and folder not in found and where.is_relative_to(folder.resolve()):
-                raise ValueError(f"{option} {out} would create {folder}, a second {split} split "
+                raise ValueError(f"--out {out} would create {folder}, a second {split} split "
                                  f"folder beside the dataset's {found[0]}: a dataset holding both "
-                                 f"is refused by every later read of it. Choose an {option} "
+                                 "is refused by every later read of it. Choose an --out "
                                  f"outside {folder} (e.g. {root / 'runs'})")
 
 
