@@ -198,7 +198,8 @@ def _load(root, split, mode, size, check_size, listing, bar, parts=None):
 def train_val_split(
     X: np.ndarray, y: np.ndarray, val_fraction: float = 0.3, seed: int = 0, split: str = "blocked"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Stratified split into ``(X_train, y_train, X_val, y_val)``, deterministic for ``seed``.
+    """Stratified split of ``X (N, C, H, W)``, ``y (N,)`` into ``(X_train, y_train, X_val,
+    y_val)``, deterministic for ``seed``.
 
     Each class with n samples sends ``round(n * val_fraction)`` of them to validation (147 of
     490 at 0.3), at most ``n - 1``: every class keeps a training image (a class of one only
@@ -330,7 +331,8 @@ def dataloader(
     seed: int = 0,
     epoch: int = 0,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield ``(X_batch, y_batch)`` covering every sample exactly once, last partial batch included.
+    """Yield ``(X_batch (B, C, H, W), y_batch (B,))`` from ``X (N, C, H, W)``, ``y (N,)``, ``B``
+    at most ``batch_size``, covering every sample exactly once, last partial batch included.
 
     With ``shuffle`` the order comes from ``np.random.default_rng((seed, epoch))``: the same
     for the same ``(seed, epoch)``, different from epoch to epoch. Arguments are checked when

@@ -71,12 +71,13 @@ class CrossEntropyLoss:
     """
 
     def get(self, y_pred, y):
-        """The loss (a Python float) of probabilities ``y_pred (N, K)`` for labels ``y``."""
+        """The loss (a Python float) of probabilities ``y_pred (N, K)`` for labels ``y (N,)``
+        (or one-hot ``(N, K)``)."""
         targets = as_targets(y, y_pred)
         tiny = np.finfo(y_pred.dtype).tiny
         return float(-(targets * np.log(np.maximum(y_pred, tiny))).sum() / y_pred.shape[0])
 
     def backward(self, y_pred, y):
-        """Gradient of the loss w.r.t. the *logits* that ``y_pred = softmax(logits)`` came
-        from: ``(y_pred - y) / N``, shape ``(N, K)``."""
+        """Gradient of the loss w.r.t. the *logits* that ``y_pred (N, K) = softmax(logits)``
+        came from, for labels ``y (N,)`` (or one-hot ``(N, K)``): ``(y_pred - y) / N``, ``(N, K)``."""
         return (y_pred - as_targets(y, y_pred)) / y_pred.shape[0]

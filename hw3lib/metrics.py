@@ -34,7 +34,8 @@ def accuracy(y_true, y_pred):
 
 
 def confusion_matrix(y_true, y_pred, num_classes):
-    """``(K, K)`` int64 counts, ``K = num_classes``: entry ``[i, j]`` is the number of samples
+    """``(K, K)`` int64 counts of labels ``y_true (N,)`` against ``y_pred (N,)``, ``K =
+    num_classes``: entry ``[i, j]`` is the number of samples
     of true class ``i`` predicted as class ``j`` (rows true, columns predicted)."""
     y_true, y_pred = _check_pair(y_true, y_pred)
     for name, y in (("y_true", y_true), ("y_pred", y_pred)):

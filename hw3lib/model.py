@@ -205,7 +205,7 @@ class Sequential:
     def backward(self, y_pred, y):
         """Gradients ``{"dW1": ..., "db1": ...}`` of the batch-mean cross-entropy, from the
         probabilities ``y_pred (N, K)`` of the last ``forward`` (or a copy) and labels
-        ``y``; ValueError for any other ``y_pred``: the layers keep only the last pass's
+        ``y (N,)``; ValueError for any other ``y_pred``: the layers keep only the last pass's
         activations, so gradients from another pass's output would be silently wrong."""
         if self.last_logits is None:
             raise ValueError(f"{type(self).__name__}.backward called before forward: run forward "
@@ -219,8 +219,8 @@ class Sequential:
         return self.backward_logits(self.cost.backward(y_pred, y))
 
     def predict(self, X):
-        """Predicted labels ``(N,)``; ValueError where an image's class scores are not finite
-        (argmax would name class 0 for a NaN image)."""
+        """Predicted labels ``(N,)`` of inputs ``X (N, *input_shape)``; ValueError where an
+        image's class scores are not finite (argmax would name class 0 for a NaN image)."""
         logits = self.logits(X)
         bad = np.flatnonzero(~np.isfinite(logits).all(axis=1))
         if len(bad):

@@ -155,13 +155,15 @@ class SplitBatch:
                                    for replica, part in zip(self.replicas, self._parts)])
 
     def forward(self, X):
+        """Probabilities ``(N, K)`` of ``X (N, C, H, W)``, each part on its own replica."""
         self._parts = self.parts(len(X))
         if len(self._parts) == 1:
             return self.model.forward(X)
         return np.concatenate(self._run("forward", X))
 
     def backward(self, y_pred, y):
-        """Gradients of the batch-mean loss over the batch of the last :meth:`forward`."""
+        """Gradients of the batch-mean loss over the batch of the last :meth:`forward`, from its
+        probabilities ``y_pred (N, K)`` and labels ``y (N,)``, keyed as ``model.backward``'s."""
         if self._parts is None:
             raise ValueError("SplitBatch.backward called before forward: run forward on the batch "
                              "first, then backward on its output")

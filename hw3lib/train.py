@@ -456,7 +456,7 @@ class FitResult:
         return ckpt
 
     def evaluate(self, X, y, batch_size=EVAL_BATCH):
-        """``(loss, accuracy)`` on raw images ``X (N, C, H, W)`` in [0, 1], normalised with the
+        """``(loss, accuracy)`` on raw images ``X (N, C, H, W)`` in [0, 1] with labels ``y (N,)``, normalised with the
         training split's ``mean``/``std`` batch by batch (:func:`evaluate`). The run's test split
         (:attr:`test_sha256`) is :meth:`test`'s: evaluated once and counted, then its record's,
         and refused as :meth:`test` refuses it where ``model`` holds other weights than the kept
