@@ -456,11 +456,11 @@ class FitResult:
         return ckpt
 
     def evaluate(self, X, y, batch_size=EVAL_BATCH):
-        """``(loss, accuracy)`` on raw images ``X (N, C, H, W)`` in [0, 1] with labels ``y (N,)``, normalised with the
-        training split's ``mean``/``std`` batch by batch (:func:`evaluate`). The run's test split
-        (:attr:`test_sha256`) is :meth:`test`'s: evaluated once and counted, then its record's,
-        and refused as :meth:`test` refuses it where ``model`` holds other weights than the kept
-        epoch's (``fit(..., restore_best=False)``)."""
+        """``(loss, accuracy)`` on raw images ``X (N, C, H, W)`` in [0, 1] with labels ``y (N,)``,
+        normalised with the training split's ``mean``/``std`` batch by batch (:func:`evaluate`).
+        The run's test split (:attr:`test_sha256`) is :meth:`test`'s: evaluated once and
+        counted, then its record's, and refused as :meth:`test` refuses it where ``model`` holds
+        other weights than the kept epoch's (``fit(..., restore_best=False)``)."""
         X, y = self.checked_images(X), np.asarray(y)
         batch_size = integer("batch_size", batch_size)  # before the test split's path, which takes none
         if self.test_sha256 is not None and test_data_sha256(X, y) == self.test_sha256:
