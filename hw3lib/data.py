@@ -156,7 +156,8 @@ def _load(root, split, mode, size, check_size, listing, bar, parts=None):
     for k, mask in enumerate(masks):
         part[mask], place[mask] = k, np.arange(int(mask.sum()))
     course_root = is_course_data(root)
-    arrays, problems, sizes = None, [], {}  # sizes: (H, W) -> (images of it, the first of them)
+    arrays = shape = None  # one array per part, of images (C, H, W), made at the first image
+    problems, sizes = [], {}  # sizes: (H, W) -> (images of it, the first of them)
     for i, path in enumerate(files):
         bar.update()
         course = course_root and is_course_data(root, path)
