@@ -216,9 +216,12 @@ def _arrays_problem(prefix, arrays, expected, exact):
 def test_data_sha256(X, y):
     """A SHA-256 over test images ``X (N, C, H, W)`` and labels ``y (N,)`` (their values as
     float32 and int64, and their shapes): the same split in another dtype (float64 images,
-    int32 labels) is the same split."""
+    int32 labels) is the same split. Arrays of other kinds (class names, fractional labels)
+    are hashed as they are, for the checks of images and labels to name."""
     digest = hashlib.sha256()
-    for array in (np.ascontiguousarray(X, "<f4"), np.ascontiguousarray(y, "<i8")):
+    for array, kinds, dtype in ((X, "f", "<f4"), (y, "iu", "<i8")):
+        array = np.asarray(array)
+        array = np.ascontiguousarray(array, dtype if array.dtype.kind in kinds else None)
         digest.update(str((array.dtype.str, array.shape)).encode())
         digest.update(array.data)  # the bytes in place: no copy of the images
     return digest.hexdigest()
