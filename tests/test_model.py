@@ -217,6 +217,27 @@ def test_report_adamgd_formula_without_bias_correction():
     np.testing.assert_allclose(params["W"], p0 - 0.1 * m / (np.sqrt(v) + 1e-8), rtol=1e-14)
 
 
+@pytest.mark.parametrize("bias_correction", [True, False])
+def test_adamgd_follows_the_textbook_formula_with_an_epsilon_that_matters(bias_correction):
+    """Ten steps against Adam written out (Kingma and Ba; the report's formula without bias
+    correction), without PyTorch: with eps = 1e-8 against gradients of about 1, eps added to
+    sqrt(v) or to sqrt(v_hat) gave the same numbers, so only the PyTorch oracle saw which."""
+    lr, b1, b2, eps = 0.01, 0.9, 0.999, 0.05
+    rng = np.random.default_rng(0)
+    p, grads = rng.standard_normal(5), rng.standard_normal((10, 5)) * 0.1
+    params = {"W": p.copy()}
+    adam = AdamGD(lr, b1, b2, eps, params, bias_correction=bias_correction)
+    m = v = np.zeros(5)
+    for t, g in enumerate(grads, start=1):
+        adam.update_params({"dW": g.copy()})
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        if bias_correction:
+            p = p - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+        else:
+            p = p - lr * m / (np.sqrt(v) + eps)
+        np.testing.assert_allclose(params["W"], p, rtol=1e-12, atol=0, err_msg=f"step {t}")
+
+
 @pytest.mark.parametrize("kwargs,match", [
     (dict(lr=0.0), "lr"), (dict(lr=float("nan")), "lr"), (dict(lr=-1), "lr"),
     (dict(beta1=1.0), "beta1"), (dict(beta2=-0.1), "beta2"), (dict(epsilon=0), "epsilon"),
