@@ -7,6 +7,7 @@ import pickle
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -488,6 +489,28 @@ def test_a_write_works_without_os_fchmod_as_on_windows_before_python_3_13(tmp_pa
     atomic_write(tmp_path / "history.json", lambda f: f.write(b"{}"))
     assert (tmp_path / "history.json").read_bytes() == b"{}"
     assert [p.name for p in tmp_path.iterdir()] == ["history.json"]
+
+
+def test_a_write_reaches_the_disk_before_its_rename_and_the_rename_after_it(tmp_path, monkeypatch):
+    """atomic_write's durability: the file is flushed to disk (fsync) before it is renamed over
+    the old one, and the folder after (the rename itself); and it is readable by all (0o644, as
+    open() makes files), not mkstemp's 0o600. Dropping either fsync or the chmod passed."""
+    events, fsync, replace = [], os.fsync, os.replace
+
+    def fsync_noted(fd):
+        events.append("fsync folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
+        fsync(fd)
+
+    def replace_noted(src, dst):
+        events.append("rename")
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync_noted)
+    monkeypatch.setattr(os, "replace", replace_noted)
+    atomic_write(tmp_path / "history.json", lambda f: f.write(b"{}"))
+    assert events == ["fsync file", "rename", "fsync folder"]
+    if hasattr(os, "fchmod"):
+        assert stat.S_IMODE((tmp_path / "history.json").stat().st_mode) == 0o644
 
 
 def test_a_failed_write_leaves_the_previous_checkpoint_and_no_temporary_file(saved, monkeypatch):
