@@ -307,6 +307,18 @@ def test_findings_name_test_images_that_are_training_images_flipped():
     assert not any("mirror" in line for line in leakage_audit(X, y, X_new, seeds=(0,), progress=False).findings())
 
 
+def test_a_copied_image_that_is_its_own_mirror_image_is_named_a_copy_not_a_mirror_too():
+    """A left-right symmetric training image in the test folder equals its own mirror image: it
+    is one exact copy, and no mirror (test_mirrors leaves out the copies; counting it in both
+    passed)."""
+    X, y = videos()
+    X[9] = (X[9] + X[9][..., ::-1]) / 2  # symmetric
+    X_test = np.concatenate([videos(frames=30, seed=1)[0], X[[7]][..., ::-1], X[[9]]])
+    audit = leakage_audit(X, y, X_test, seeds=(0,), progress=False)
+    assert audit.test_mirrors().tolist() == [90] and audit.test_copies().tolist() == [91]
+    assert audit.findings()[-1].startswith("1 test image(s) are the mirror image")
+
+
 def test_findings_name_files_out_of_order_when_most_images_have_an_exact_copy_elsewhere():
     """Black-and-white images (0 and 1: every distance exact), each four times but never next
     to a copy: the nearest image is at 0, and the findings divided by it (ZeroDivisionError)."""
