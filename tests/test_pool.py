@@ -5,7 +5,7 @@ in a Conv2D output's memory layout."""
 import numpy as np
 import pytest
 
-from hw3lib import AvgPool2D, MaxPool2D, layers
+from hw3lib import AvgPool2D, Flatten, MaxPool2D, layers
 
 GEOMETRIES = [(2, None, (2, 3, 8, 6)),         # tiles the input: written, no zero fill
               (2, None, (2, 2, 7, 9)),         # disjoint, the last row and column uncovered
@@ -67,3 +67,25 @@ def test_a_window_holding_nan_gives_nan_and_sends_its_gradient_nowhere():
     assert np.isnan(out[..., 0]).all() and out[..., 1] == 5.0
     dx = layer.backward(np.ones_like(out))
     assert dx.tolist() == [[[[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]]]]
+
+
+def laid_out_hcwn(a):
+    """Whether ``a (N, C, H, W)`` has a Conv2D output's memory layout, ``(H, C, W, N)``."""
+    return a.transpose(2, 1, 3, 0).flags.c_contiguous
+
+
+@pytest.mark.parametrize("kernel,stride,shape", GEOMETRIES)
+@pytest.mark.parametrize("cls", [MaxPool2D, AvgPool2D])
+def test_pools_and_flatten_keep_a_conv_outputs_memory_layout(kernel, stride, shape, cls):
+    """As _Pool2D and Flatten say: a Conv2D output's (H, C, W, N) layout goes through the pool's
+    output and gradient, and Flatten's gradient, so the layers before them read contiguous runs
+    of N; each could return C order (a slower backward pass, same numbers) and every test passed."""
+    rng = np.random.default_rng(0)
+    x = np.ascontiguousarray(rng.standard_normal(shape).transpose(2, 1, 3, 0)).transpose(3, 1, 0, 2)
+    pool, flatten = cls(kernel, stride), Flatten()
+    out = pool.forward(x)
+    flat = flatten.forward(out)
+    dout = flatten.backward(rng.standard_normal(flat.shape))
+    assert laid_out_hcwn(out) and laid_out_hcwn(dout)
+    assert laid_out_hcwn(pool.backward(dout))
+    assert laid_out_hcwn(pool.backward(np.ascontiguousarray(dout)))  # a gradient in C order too
