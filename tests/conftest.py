@@ -85,6 +85,27 @@ def anisotropic_config_id(cfg):
     return "n{n}c{c}f{f}_{h}x{w}_k{kh}x{kw}_s{stride[0]}x{stride[1]}p{padding[0]}x{padding[1]}".format(**cfg)
 
 
+def pool_configs(count, seed):
+    """Random pooling geometries: batch 1-3, channels 1-3, non-square inputs 1-12, kernels
+    1-4 per axis, strides 1-4 per axis (gaps where stride > kernel, overlaps where less) or
+    None (the kernel), the kernel always fitting."""
+    rng = np.random.default_rng(seed)
+    configs = []
+    while len(configs) < count:
+        kernel = tuple(int(v) for v in rng.integers(1, 5, size=2))
+        h, w = (int(v) for v in rng.integers(1, 13, size=2))
+        if kernel[0] <= h and kernel[1] <= w and kernel != (1, 1):
+            stride = None if rng.random() < 0.25 else tuple(int(v) for v in rng.integers(1, 5, size=2))
+            configs.append(dict(n=int(rng.integers(1, 4)), c=int(rng.integers(1, 4)), h=h, w=w,
+                                kernel=kernel, stride=stride))
+    return configs
+
+
+def pool_config_id(cfg):
+    stride = "k" if cfg["stride"] is None else "{}x{}".format(*cfg["stride"])
+    return "n{n}c{c}_{h}x{w}_k{kernel[0]}x{kernel[1]}_s".format(**cfg) + stride
+
+
 def winograd_configs(count, seed):
     """Random stride-1 geometries with square kernels of 2-5: batch 1-3, channels 1-4,
     inputs up to 12, padding 0-2, odd and even outputs."""

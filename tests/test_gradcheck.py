@@ -1,8 +1,10 @@
-"""Finite differences in float64 for every layer and for the whole LeNet5, also with its batch split
-over threads (relative error < 1e-6)."""
+"""Finite differences in float64 for every layer, on set and on random geometries, and for the
+whole LeNet5, also with its batch split over threads (relative error < 1e-6)."""
 import numpy as np
 import pytest
-from conftest import assert_split, split_conv, split_winograd
+from conftest import (WINOGRAD_PADDING_PER_AXIS, anisotropic_config_id, anisotropic_configs,
+                      assert_split, config_id, pool_config_id, pool_configs, random_configs,
+                      split_conv, split_winograd, winograd_config_id, winograd_configs)
 
 from hw3lib import (AvgPool2D, Conv2D, CrossEntropyLoss, Dense, Flatten, LeNet5, MaxPool2D, ReLU,
                     Tanh, gradcheck, gradcheck_layer, numerical_gradient, relative_error)
@@ -42,6 +44,35 @@ def test_layer_gradients_match_finite_differences(name, layer, shape):
     x = RNG(5).standard_normal(shape)
     errors = gradcheck_layer(layer, x)
     assert set(errors) == {"x", *layer.params}
+    assert max(errors.values()) < TOL, errors
+
+
+@pytest.mark.parametrize("cfg", random_configs(12, seed=41) + anisotropic_configs(8, seed=42),
+                         ids=lambda cfg: (anisotropic_config_id if isinstance(cfg["stride"], tuple)
+                                          else config_id)(cfg))
+def test_conv_on_random_geometries_matches_finite_differences(cfg):
+    """Random strides and paddings, one for both axes and one per axis: the set geometries above
+    are a handful, the PyTorch oracle (optional) the only other check of random ones."""
+    layer = Conv2D(cfg["c"], cfg["f"], (cfg["kh"], cfg["kw"]), cfg["stride"], cfg["padding"],
+                   rng=0, dtype=np.float64, algorithm="im2col")
+    errors = gradcheck_layer(layer, RNG(7).standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"])))
+    assert set(errors) == {"x", "W", "b"} and max(errors.values()) < TOL, errors
+
+
+@pytest.mark.parametrize("cfg", winograd_configs(10, seed=43) + WINOGRAD_PADDING_PER_AXIS,
+                         ids=winograd_config_id)
+def test_winograd_conv_on_random_geometries_matches_finite_differences(cfg):
+    layer = Conv2D(cfg["c"], cfg["f"], cfg["r"], padding=cfg["padding"], rng=0, dtype=np.float64,
+                   algorithm="winograd")
+    errors = gradcheck_layer(layer, RNG(8).standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"])))
+    assert set(errors) == {"x", "W", "b"} and max(errors.values()) < TOL, errors
+
+
+@pytest.mark.parametrize("cfg", pool_configs(12, seed=32), ids=pool_config_id)
+@pytest.mark.parametrize("cls", [MaxPool2D, AvgPool2D])
+def test_pools_on_random_geometries_match_finite_differences(cfg, cls):
+    layer = cls(cfg["kernel"], cfg["stride"])
+    errors = gradcheck_layer(layer, RNG(9).standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"])))
     assert max(errors.values()) < TOL, errors
 
 

@@ -3,8 +3,8 @@ its batch split over threads), and the report's training loop end to end."""
 import numpy as np
 import pytest
 from conftest import (WINOGRAD_PADDING_PER_AXIS, anisotropic_config_id, anisotropic_configs,
-                      assert_split, config_id, random_configs, split_conv, split_winograd,
-                      winograd_config_id, winograd_configs)
+                      assert_split, config_id, pool_config_id, pool_configs, random_configs,
+                      split_conv, split_winograd, winograd_config_id, winograd_configs)
 from datasets import DATA, HAVE_DATA
 
 from hw3lib import (SGD, AdamGD, AvgPool2D, Conv2D, CrossEntropyLoss, Dense, Flatten, LeNet5,
@@ -127,6 +127,15 @@ def test_conv2d_winograd_in_float32(cfg, split, monkeypatch):
                                                  (2, None, (2, 2, 7, 9)), (2, 3, (1, 2, 8, 8))])
 def test_pools(kernel, stride, shape):
     x = RNG(2).standard_normal(shape)
+    check_layer(MaxPool2D(kernel, stride), lambda x: F.max_pool2d(x, kernel, stride), x)
+    check_layer(AvgPool2D(kernel, stride), lambda x: F.avg_pool2d(x, kernel, stride), x)
+
+
+@pytest.mark.parametrize("cfg", pool_configs(12, seed=31), ids=pool_config_id)
+def test_pools_on_random_geometries(cfg):
+    """Random kernels and strides per axis (gaps, overlaps, uncovered edges), ties included."""
+    x = RNG(2).standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"])).round(1)
+    kernel, stride = cfg["kernel"], cfg["stride"]
     check_layer(MaxPool2D(kernel, stride), lambda x: F.max_pool2d(x, kernel, stride), x)
     check_layer(AvgPool2D(kernel, stride), lambda x: F.avg_pool2d(x, kernel, stride), x)
 
