@@ -465,6 +465,20 @@ def test_training_learns_and_is_deterministic():
     assert other.history["train_loss"] != first.history["train_loss"]
 
 
+def test_of_epochs_ranked_equal_fit_keeps_the_first(monkeypatch):
+    """Epochs of the same validation accuracy and loss (epoch_rank's ties): fit keeps the first,
+    as its docstring says; keeping the last of them passed every test."""
+    data, config = tiny_data(), tiny_config(epochs=3)
+    one = fit(config.build_model(3), data, replace(config, epochs=1), progress=False)
+    evaluated = train._evaluate
+    monkeypatch.setattr(train, "_evaluate", lambda net, X, *args: (
+        (0.5, 0.75) if X is data.X_val else evaluated(net, X, *args)))  # every epoch alike
+    tied = fit(config.build_model(3), data, config, progress=False)
+    assert tied.history["val_acc"] == [0.75] * 3 and tied.history["val_loss"] == [0.5] * 3
+    assert tied.best_epoch == 1
+    assert_same_params(params_of(tied.model), params_of(one.model))
+
+
 def test_in_a_notebook_the_saved_progress_bar_shows_the_end_of_the_run(tmp_path):
     """The bar is a widget there; its plain text, what a notebook shows without widgets, is
     saved as the bar ended (100%), not as it started (0%)."""
