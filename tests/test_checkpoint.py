@@ -354,6 +354,13 @@ MALFORMED = {  # what is wrong -> (the change, words of the message)
         float64_weights, "params.W1 holds float64 values, where its model and optimizer are float32 "
         "(model_config's dtype): cast the arrays to float32, or set model_config's dtype to float64"),
     "NaN in the history": (nan_history, "with a finite number in every column"),
+    # three checks that no case reached: each could go and every test passed
+    "history epochs not counting from 1": (
+        lambda arrays, meta: meta["history"].update(epoch=[2, 1]),
+        "its history is not epochs 1 to 2 with a finite number"),
+    "std of zero": (set_array("std", np.zeros(1, np.float32)), "its std holds a number <= 0"),
+    "step count below 0": (set_array("optim.t", np.array(-5)),
+                           "its optimizer step count optim.t is -5, below 0"),
     "mean of another shape": (set_array("mean", np.zeros(3)), "mean has shape (3,)"),
     "weights of text": (set_array("best.b1", np.array(["a", "b"])), "best.b1 holds <U1 values"),
     "classes": (set_entry("classes", ["a"]), "its classes ['a'] are not 3 names"),
