@@ -11,7 +11,7 @@ from .checkpoint import TestRecord
 from .checks import check_history, integer, is_int
 from .config import TrainConfig
 from .data import Dataset, frame_runs, normalize
-from .leakage import order_finding, order_fix, order_sentence
+from .file_order import order_finding, order_fix, order_sentence
 from .metrics import bootstrap_interval
 from .model import Sequential
 from .runs import checkpoint_path, load_or_train
@@ -170,7 +170,7 @@ def test_over_seeds(configs, seeds, *, root=None, folder=None, progress=False):
     deviation over the seeds (None for one seed), 95% bootstrap interval (runs of neighbouring
     test frames resampled, 10 per class, :func:`hw3lib.data.frame_runs`, as
     :func:`hw3lib.metrics.bootstrap_interval` says why), min and max, and the mean test loss.
-    A warning where the test files are out of frame order (:func:`hw3lib.leakage.order_finding`):
+    A warning where the test files are out of frame order (:func:`hw3lib.file_order.order_finding`):
     their runs are then no runs of near-copies, and the interval too narrow."""
     if not (isinstance(configs, dict) and configs and all(isinstance(c, TrainConfig) for c in configs.values())):
         got = ({label: type(c).__name__ for label, c in configs.items()} if isinstance(configs, dict)

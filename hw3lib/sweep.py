@@ -80,7 +80,7 @@ from .checks import integer
 from .cli import refuse_file_in_the_way, try_writing, usable_cores
 from .download import dataset_sha256
 from .engine import engine_code
-from .leakage import file_order_note
+from .file_order import file_order_note
 from .parallel import child_blas_threads
 from .processes import process_running, start_ticks
 from .runs import checkpoint_path, load_or_train, one_blas_thread, run_key
@@ -404,7 +404,7 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     - ``root``: the data (default ``$HW3_DATA``, then ``data/``); ``pruner``: see
       :meth:`Sweep.pruner_for_study`; ``progress``: a bar over runs; ``on_progress(done,
       total)`` after each look at the study; ``on_note(text)`` (e.g. ``print``) before any run,
-      with :func:`hw3lib.leakage.file_order_note` where it has one and a run holds out the
+      with :func:`hw3lib.file_order.file_order_note` where it has one and a run holds out the
       blocked split (not looked for without ``on_note``).
 
     Ctrl-C, or setting the ``threading.Event`` ``stop``, stops the workers after their current

@@ -18,9 +18,9 @@ from .config import TrainConfig
 from .data import MODES, SPLIT_METHODS, DataError
 from .download import course_copy_note, dataset_sha256
 from .engine import engine_stamp
+from .file_order import file_order_note
 from .images import SUFFIXES
 from .learning import learning_warning, unvalidated_note
-from .leakage import file_order_note
 from .train import HISTORY_KEYS, TrainingError, check_resume, fit
 
 OWN_IMAGES = f"""\

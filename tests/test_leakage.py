@@ -1,11 +1,13 @@
-"""hw3lib.leakage: nearest distances, exact and near duplicates, the audit of both split methods."""
+"""hw3lib.leakage, hw3lib.distances and hw3lib.file_order: nearest distances, exact and near
+duplicates, the order of a folder's files, the audit of both split methods."""
 import numpy as np
 import pytest
 from conftest import peak_bytes
 
 from hw3lib import data
-from hw3lib.leakage import (ORDER_SAMPLE, PAIRS, LeakageAudit, exact_duplicates, file_order_note, frame_step,
-                            leakage_audit, nearest, neighbour_distance)
+from hw3lib.distances import exact_duplicates, frame_step, nearest, neighbour_distance
+from hw3lib.file_order import ORDER_SAMPLE, file_order_note
+from hw3lib.leakage import PAIRS, LeakageAudit, leakage_audit
 
 
 def test_nearest_by_hand():
@@ -138,8 +140,8 @@ def test_summary_table_and_figure_follow_the_audit():
 def test_memory_stays_bounded_however_many_images(monkeypatch):
     # A dataset's own images: the whole of X_ref in float64 (and its square) would be 32 MB
     # here, the pairwise distances 600 x 2000 x 8 = 10 MB; blocks keep each to BLOCK_BYTES.
-    from hw3lib import leakage
-    monkeypatch.setattr(leakage, "BLOCK_BYTES", 2**20, raising=False)
+    from hw3lib import distances
+    monkeypatch.setattr(distances, "BLOCK_BYTES", 2**20)
     rng = np.random.default_rng(0)
     X_ref = rng.random((2000, 1, 32, 32), dtype=np.float32)
     X = np.concatenate([X_ref[[5, 1999, 700]], rng.random((597, 1, 32, 32), dtype=np.float32)])
@@ -163,17 +165,17 @@ def test_audit_compares_the_test_images_with_the_folder_once(monkeypatch):
     # 2 methods x 3 seeds: test -> training and test -> validation of every split come from one
     # pass over the folder's images (not 12), with the same distances as a call per pair; one
     # more pass compares each half of the folder with the other (the file-order check).
-    from hw3lib import leakage
+    from hw3lib import distances
     converted = []
-    flat = leakage._flat
-    monkeypatch.setattr(leakage, "_flat", lambda X: converted.append(len(X)) or flat(X))
+    flat = distances._flat
+    monkeypatch.setattr(distances, "_flat", lambda X: converted.append(len(X)) or flat(X))
     X, y = videos(frames=60)
     X_test = X[::5] + np.float32(0.01)
     audit = leakage_audit(X, y, X_test)
     converted = sum(converted) - len(X)  # less frame_step's
     splits = 6
     assert converted <= splits * len(X) + len(X) + len(X_test) + 2 * len(X)  # val -> train per split, test, halves
-    monkeypatch.setattr(leakage, "_flat", flat)
+    monkeypatch.setattr(distances, "_flat", flat)
     for method in ("blocked", "random"):
         for seed in (0, 1, 2):
             X_train, _, X_val, _ = data.train_val_split(X, y, 0.3, seed, method)
