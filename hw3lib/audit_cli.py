@@ -6,12 +6,13 @@ import textwrap
 import numpy as np
 
 from .cli import (Parser, add_data_option, add_progress_option, announce_reading, fraction, image_size, parse_seeds,
-                  phrased, show_progress)
+                  show_progress)
 from .config import TrainConfig
 from .data import MODES, DataError, load_split, validation_mask
 from .folders import dataset_files, resolve_root
 from .leakage import leakage_audit
 from .learning import unvalidated_note
+from .phrasing import phrased
 
 DEFAULTS = TrainConfig()  # train's settings: the audit's defaults are theirs, as its splits are
 MAX_SEEDS = 20  # the audit's time grows with each seed; a few show the spread

@@ -36,11 +36,13 @@ import numpy as np
 
 from . import grid, profiler
 from .checks import integer
-from .cli import Parser, int_at_least, more_than_cores, parse_given, phrase_settings
+from .cli import Parser, int_at_least, parse_given
+from .cores import more_than_cores
 from .engine import blas_description
 from .ladder import lenet_conv_shapes, time_ladder
 from .model import KERNEL_ADVICE
 from .oracle import torch_available
+from .phrasing import phrase_settings
 from .tables import Table
 from .train import EVAL_BATCH
 from .workloads import (BATCH, EVAL_SIZE, TRAIN_SIZE, Point, epoch_flops, interleaved_medians,

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from .checks import is_int, is_number
-from .cli import phrase_settings
 from .config import TrainConfig
 from .data import MODES, Dataset
 from .learning import learning_warning
+from .phrasing import phrase_settings
 from .tables import Table
 from .train import TrainingError, fit
 

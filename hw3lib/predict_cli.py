@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from .checks import dead_link
-from .cli import Parser, int_at_least, print_error, training_into
+from .cli import Parser, int_at_least, print_error
 from .folders import files_under, natural_key
 from .images import SUFFIXES, DataError, warnings_gathered
+from .out_folders import training_into
 from .tables import Table, display_width, escaped
 from .train import FitResult
 

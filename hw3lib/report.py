@@ -62,12 +62,13 @@ from pathlib import Path
 import nbformat
 
 from .atomic import atomic_write
-from .cli import Parser, create_out, folder, int_at_least, parse_given, refuse_file_in_the_way
+from .cli import Parser, folder, int_at_least, parse_given
 from .download import course_sha256, download, verify
 from .export import PDF_INSTALL, REPORT_NAME, find_chromium, print_pdf, to_html
 from .folders import REPO_ROOT, SPLITS, resolve_root, split_folders
 from .images import DataError
 from .notebooks import DEFAULT_TIMEOUT, ReportError, cell_label, execute_notebook, read_notebook
+from .out_folders import create_out, refuse_file_in_the_way
 from .results import STALE_FIGURES
 from .stamp import stamp_rows
 

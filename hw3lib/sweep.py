@@ -77,10 +77,11 @@ from tqdm.auto import tqdm
 
 from .atomic import INTERRUPTS
 from .checks import integer
-from .cli import refuse_file_in_the_way, try_writing, usable_cores
+from .cores import usable_cores
 from .download import dataset_sha256
 from .engine import engine_code
 from .file_order import file_order_note
+from .out_folders import refuse_file_in_the_way, try_writing
 from .parallel import child_blas_threads
 from .processes import process_running, start_ticks
 from .runs import checkpoint_path, load_or_train, one_blas_thread, run_key
@@ -377,7 +378,7 @@ def _stop_workers(workers):
 
 
 def default_workers():
-    """One worker per core this process may use (:func:`hw3lib.cli.usable_cores`)."""
+    """One worker per core this process may use (:func:`hw3lib.cores.usable_cores`)."""
     return usable_cores()
 
 

@@ -14,13 +14,15 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from .atomic import atomic_write
 from .checkpoint import CheckpointError
 from .checks import is_number
-from .cli import (Parser, add_data_option, add_progress_option, folder, more_than_cores, parse_seeds, phrase_settings,
-                  print_error, refuse_out_in_data, show_progress)
+from .cli import Parser, add_data_option, add_progress_option, folder, parse_seeds, print_error, show_progress
 from .config import TrainConfig
+from .cores import more_than_cores
 from .data import DataError, validation_mask
 from .download import course_copy_note
 from .folders import resolve_root, split_files
 from .learning import learning_warning
+from .out_folders import refuse_out_in_data
+from .phrasing import phrase_settings
 from .runs import checkpoint_path
 from .sweep import JOURNAL, PRUNERS, SweepError, default_workers, run_sweep
 from .sweep_space import config_for

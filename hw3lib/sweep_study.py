@@ -16,7 +16,7 @@ from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalFileSymlinkLock
 
-from .cli import refuse_file_in_the_way
+from .out_folders import refuse_file_in_the_way
 
 JOURNAL = "optuna-journal.log"
 HEARTBEAT_SECONDS = 10  # database storages: a running trial's heartbeat, this often

@@ -11,16 +11,18 @@ from tqdm.auto import tqdm
 
 from .atomic import LockHeld, LockTimeout, atomic_write, claimed, remove_leftovers
 from .checkpoint import CheckpointError, load_checkpoint
-from .cli import (RUN, TRAIN_OPTIONS, Parser, add_data_option, add_progress_option, announce_reading, create_out,
-                  folder, fraction, image_size, int_at_least, more_than_cores, phrased, print_error,
-                  refuse_file_in_the_way, refuse_out_in_data, show_progress)
+from .cli import (Parser, add_data_option, add_progress_option, announce_reading, folder, fraction, image_size,
+                  int_at_least, print_error, show_progress)
 from .config import TrainConfig
+from .cores import more_than_cores
 from .data import MODES, SPLIT_METHODS, DataError
 from .download import course_copy_note, dataset_sha256
 from .engine import engine_stamp
 from .file_order import file_order_note
 from .images import SUFFIXES
 from .learning import learning_warning, unvalidated_note
+from .out_folders import RUN, create_out, refuse_file_in_the_way, refuse_out_in_data
+from .phrasing import TRAIN_OPTIONS, phrased
 from .train import HISTORY_KEYS, TrainingError, check_resume, fit
 
 OWN_IMAGES = f"""\
@@ -203,7 +205,7 @@ def _claim_out(claim, out):
     """Hold ``out`` for this command alone until ``claim`` (an ExitStack) closes, as the command
     ends (:func:`~hw3lib.atomic.claimed`, on ``out/.run.lock``), or refuse it at once naming the
     process whose run holds it: True once held. False where the lock cannot be made (a read-only
-    folder), which :func:`~hw3lib.cli.create_out` refuses in its own words."""
+    folder), which :func:`~hw3lib.out_folders.create_out` refuses in its own words."""
     try:
         claim.enter_context(claimed(out / RUN))
     except LockHeld as err:

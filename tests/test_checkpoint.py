@@ -27,8 +27,8 @@ from hw3lib import engine
 from hw3lib.atomic import atomic_write
 from hw3lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from hw3lib.engine import engine_modules, engine_stamp, stamp_differences
+from hw3lib.phrasing import phrased
 from hw3lib.train import FitResult, fit
-from hw3lib.cli import phrased
 
 
 @pytest.fixture

@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hw3lib import atomic, checkpoint, cli, data, processes, train, train_cli
+from hw3lib import atomic, checkpoint, cli, cores, data, out_folders, processes, train, train_cli
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.checkpoint import load_checkpoint, save_checkpoint
-from hw3lib.cli import refuse_file_in_the_way
 from hw3lib.config import TrainConfig
 from hw3lib.download import dataset_sha256
 from hw3lib.engine import engine_stamp
+from hw3lib.out_folders import refuse_file_in_the_way
 from hw3lib.train import fit
 from datasets import name_at_random, write_videos
 from test_checkpoint import MALFORMED, rewrite
@@ -524,12 +524,12 @@ def test_a_killed_trains_lock_is_not_taken_for_a_process_that_got_its_number_lat
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as child:
         try:
             lock.write_text(f"{child.pid}\n")  # after the child started: it may be the train
-            assert cli.training_into(tmp_path) == child.pid
+            assert out_folders.training_into(tmp_path) == child.pid
             an_hour_before = time.time() - 3600  # written an hour before the child started
             os.utime(lock, (an_hour_before, an_hour_before))
-            assert cli.training_into(tmp_path) is None
+            assert out_folders.training_into(tmp_path) is None
             monkeypatch.setattr(processes, "start_ticks", no_proc)
-            assert cli.training_into(tmp_path) == child.pid  # its start unknown: as before
+            assert out_folders.training_into(tmp_path) == child.pid  # its start unknown: as before
         finally:
             child.kill()
 
@@ -606,7 +606,7 @@ def test_resume_goes_on_with_the_runs_threads_unless_told_and_notes_another_coun
         return fit(*args, threads=threads, **kwargs)
 
     monkeypatch.setattr(train_cli, "fit", fit_recording_threads)
-    monkeypatch.setattr(cli, "usable_cores", lambda: 2)  # no note of more threads than cores
+    monkeypatch.setattr(cores, "usable_cores", lambda: 2)  # no note of more threads than cores
     assert run_cli(capsys, "--data", root, *QUICK, "--threads", 2, "--out", out)[0] == 0
     code, stdout, err = run_cli(capsys, "--data", root, "--epochs", 3, "--no-progress", "--resume",
                                 "--out", out)
@@ -795,7 +795,7 @@ def test_an_out_that_would_make_a_second_split_folder_of_the_data_is_refused(tmp
 
 
 def test_a_setting_a_command_has_no_option_for_stays_as_the_library_names_it():
-    from hw3lib.cli import phrased
+    from hw3lib.phrasing import phrased
     assert phrased("Fix: TrainConfig(image_size='64x64') or TrainConfig(kernel_size=3)") == (
         "Fix: --image-size 64x64 or TrainConfig(kernel_size=3)")
     # a check of a setting the command has no option for keeps the setting's name

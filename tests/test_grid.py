@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from hw3lib import cli, grid
+from hw3lib import cores, grid
 from hw3lib.bench import main
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -121,7 +121,7 @@ def test_bench_grid_command_prints_every_point_and_the_growth(monkeypatch, capsy
 def test_bench_grid_legend_defines_every_ratio_and_says_what_gf_s_counts(monkeypatch, capsys, threads):
     monkeypatch.setattr(grid, "default_grid", lambda eval_batch: [grid.COURSE])
     monkeypatch.setattr(grid, "two_thread_grid", lambda: [grid.COURSE])
-    monkeypatch.setattr(cli, "usable_cores", lambda: 1)
+    monkeypatch.setattr(cores, "usable_cores", lambda: 1)
     main(["--grid", "--rounds", "1", "--images", "2", "--threads", str(threads)])
     out = capsys.readouterr().out
     legend = out.splitlines()[2]

@@ -85,3 +85,15 @@ def test_the_package_imports_run_downhill_without_a_cycle():
     for name in graph:
         walk(name, [])
     assert sorted(order) == sorted(graph)
+
+
+def test_only_the_commands_import_the_command_line_helpers():
+    """sweep, sweep_study and playground_runs, library modules, imported hw3lib.cli (the commands'
+    helpers) for its output-folder checks and its wording of settings: an import uphill. Only
+    ``__main__`` and the modules that run its commands may import cli."""
+    from hw3lib.__main__ import COMMANDS
+    paths = sorted(Path(hw3lib.__file__).parent.glob("*.py"))
+    modules = {path.stem for path in paths}
+    commands = {"__main__"} | {module.removeprefix("hw3lib.") for module, _ in COMMANDS.values()}
+    importers = {path.stem for path in paths if "cli" in _imports(path, modules)}
+    assert importers <= commands, f"library modules import hw3lib.cli: {sorted(importers - commands)}"

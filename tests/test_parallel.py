@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
-import hw3lib.cli as cli
+import hw3lib.cores as cores
 import hw3lib.optim as optim
 import hw3lib.parallel as parallel
 from hw3lib.checkpoint import load_checkpoint
@@ -160,12 +160,12 @@ def test_fit_on_threads_learns_as_on_one_and_repeats_itself(always_split):
 
 def test_train_command_takes_threads_and_refuses_bad_counts(tmp_path, capsys, always_split, monkeypatch):
     root = digits_root(tmp_path / "digits", classes=3)
-    monkeypatch.setattr(cli, "usable_cores", lambda: 2)
+    monkeypatch.setattr(cores, "usable_cores", lambda: 2)
     code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--threads", "2",
                                 "--out", tmp_path / "run")
     assert code in (0, 3), err
     assert "up to 2 threads" in stdout.splitlines()[1] and "note:" not in stdout
-    monkeypatch.setattr(cli, "usable_cores", lambda: 1)  # more threads than cores: said, not refused
+    monkeypatch.setattr(cores, "usable_cores", lambda: 1)  # more threads than cores: said, not refused
     code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--threads", "2",
                                 "--out", tmp_path / "run1")
     assert code in (0, 3) and stdout.splitlines()[2] == (

@@ -35,7 +35,7 @@ from optuna.trial import TrialState
 
 from datasets import make_root, name_at_random, write_banded_root, write_png, write_videos
 from conftest import missing
-from hw3lib import cli as cli_module
+from hw3lib import cores, out_folders
 from hw3lib import results
 from hw3lib import runs as runs_module
 from hw3lib import sweep as sweep_module
@@ -464,7 +464,7 @@ def test_an_out_or_checkpoint_folder_that_cannot_be_written_is_refused_before_an
                 return tempfile.TemporaryFile(dir=dir)
             raise OSError(30, "Read-only file system", str(dir))
 
-    monkeypatch.setattr(cli_module, "tempfile", ReadOnly)
+    monkeypatch.setattr(out_folders, "tempfile", ReadOnly)
     with pytest.raises(ValueError, match=r"^out .*/ro-out: cannot write there \(Read-only file system\); "
                        "choose a writable folder"):
         run_sweep({"lr": [1e-3]}, BASE, out=tmp_path / "ro-out", storage=storage, root=root, progress=False)
@@ -481,7 +481,7 @@ def test_an_out_or_checkpoint_folder_that_cannot_be_written_is_refused_before_an
         def TemporaryFile(dir):
             return NoRoom() if Path(dir).name.startswith("full") else tempfile.TemporaryFile(dir=dir)
 
-    monkeypatch.setattr(cli_module, "tempfile", Full)
+    monkeypatch.setattr(out_folders, "tempfile", Full)
     with pytest.raises(ValueError, match=r"^out .*/full: cannot write there \(No space left on device\); "
                        "choose a writable folder with room"):
         run_sweep({"lr": [1e-3]}, BASE, out=tmp_path / "full", storage=storage, root=root, progress=False)
@@ -555,7 +555,7 @@ def test_a_folder_turned_read_only_with_the_journal_in_it_is_named_though_no_run
         read_only.set()  # mid-sweep, after the folders were checked
         return [Stopped()]
 
-    monkeypatch.setattr(cli_module, "tempfile", Tempfile)
+    monkeypatch.setattr(out_folders, "tempfile", Tempfile)
     monkeypatch.setattr(sweep_module, "_start_workers", start)
     with pytest.raises(sweep_module.SweepError, match=r"a worker stopped with 2 of 2 runs of sweep-\w+ not "
                        r"done: cannot write in .*/checkpoints/\w+ \(Read-only file system\): make room"):
@@ -858,7 +858,7 @@ def test_a_sampled_sweep_started_again_draws_new_settings_not_the_ones_it_drew_b
 
 def test_the_sweep_command_prints_the_table_failures_best_and_writes_the_figures(tmp_path, root, capsys,
                                                                                 monkeypatch):
-    monkeypatch.setattr(cli_module, "usable_cores", lambda: 2)  # no note of more workers than cores
+    monkeypatch.setattr(cores, "usable_cores", lambda: 2)  # no note of more workers than cores
     argv = ["sweep", "--param", "lr=0.1,1e300", "--param", "momentum=0,0.9", "--set", "optimizer=sgd",
             "--set", "epochs=2", *TINY_SETS, "--workers", "2",
             "--out", str(tmp_path), "--data", str(root), "--no-progress"]
@@ -946,7 +946,7 @@ def test_a_figure_is_written_whole_or_not_at_all(tmp_path, root, capsys, monkeyp
 
 def test_more_workers_than_cores_are_noted_before_the_sweep_runs_and_no_more_than_its_runs_start(
         tmp_path, root, capsys, monkeypatch):
-    monkeypatch.setattr(cli_module, "usable_cores", lambda: 1)
+    monkeypatch.setattr(cores, "usable_cores", lambda: 1)
     started = []
 
     def start_workers(count, *args):

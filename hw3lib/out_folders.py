@@ -1,0 +1,103 @@
+"""The folder a command writes into (``--out``): refused where a file is in its way or where it
+lies in the dataset, created and tried for room before any work, and whether a train command is
+writing into it now.
+"""
+import os
+import tempfile
+from pathlib import Path
+
+from .atomic import lock_path
+from .checks import dead_link
+from .folders import SPLIT_FOLDERS, SPLITS, resolve_root, split_folders
+from .processes import process_running, start_seconds
+
+RUN = "run"  # a train command holds OUT/.run.lock (hw3lib.atomic.claimed) for as long as it runs
+# seconds by which a train may seem to have started after writing its lock file (training_into):
+# the boot's time is in whole seconds, some file systems' times are coarse, and the clock's
+# corrections since shift the two (NTP slews it up to 0.5 ms a second, ~2 s an hour); a process
+# that got a killed train's number within this of the train's start is still taken for it
+WRITER_SLACK = 60
+
+
+def refuse_file_in_the_way(path, option, given=None):
+    """ValueError when ``path``, a folder to write in (created if missing), or a folder above it
+    is a file (or a link to nothing): the message names ``option`` as it was ``given``
+    (default: ``path``) and the file. Creates nothing."""
+    in_the_way = next((p for p in (path, *path.parents)
+                       if (p.exists() or p.is_symlink()) and not p.is_dir()), None)
+    if in_the_way is not None:
+        what = dead_link(in_the_way) or "a file"
+        raise ValueError(f"{option} {given or path}: {in_the_way} is {what}, not a folder; "
+                         f"choose another {option}")
+
+
+def refuse_out_in_data(out, data):
+    """ValueError when ``out`` (the folder given as ``--out``) is, or lies in, a split folder of
+    the dataset at ``data`` (``--data``; None: ``$HW3_DATA``, then ``data/``): the files written
+    there would become part of the dataset, which every later read of it refuses (or reads as a
+    class); or where it is, or lies in, the split's folder of the other name (``train/`` beside
+    ``Data_train/``), which creating it would make a second folder of that split. Creates
+    nothing; a dataset that cannot be found is left for loading to name."""
+    root, where = resolve_root(data), Path(out).resolve()
+    for split in SPLITS:
+        found = split_folders(root, split)
+        for folder in found:
+            if where.is_relative_to(folder.resolve()):
+                raise ValueError(f"--out {out} is inside the dataset's {split} split folder "
+                                 f"{folder}: the run's files written there would become part of "
+                                 f"the dataset and break it. Choose an --out outside {folder} "
+                                 f"(e.g. {root / 'runs'})")
+        for folder in (root / name for name in SPLIT_FOLDERS[split]):
+            if found and folder not in found and where.is_relative_to(folder.resolve()):
+                raise ValueError(f"--out {out} would create {folder}, a second {split} split "
+                                 f"folder beside the dataset's {found[0]}: a dataset holding both "
+                                 "is refused by every later read of it. Choose an --out "
+                                 f"outside {folder} (e.g. {root / 'runs'})")
+
+
+def try_writing(folder, nbytes=0):
+    """Write and sync ``nbytes`` in a temporary file in ``folder``, then remove it: OSError
+    when the folder cannot hold them (read-only; full, for ``nbytes`` > 0: an empty file fits
+    on a full disk)."""
+    with tempfile.TemporaryFile(dir=folder) as f:
+        f.write(bytes(nbytes))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def create_out(out, room=0, purpose=None):
+    """Create the folder ``out`` given as ``--out`` (and its parents) and write ``room`` bytes
+    in it (:func:`try_writing`), before any work: ValueError naming it, and what the ``room``
+    is for (``purpose``), when either fails."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create --out {out}: {err.strerror}; choose a writable folder") from None
+    try:
+        try_writing(out, room)
+    except OSError as err:
+        free = f" with {room / 1e6:.1f} MB free for {purpose}" if room else ""
+        raise ValueError(f"cannot write to --out {out}: {err.strerror}; choose a writable "
+                         f"folder{free}") from None
+
+
+def training_into(out):
+    """The number of the process whose train command writes into ``out`` now, read from its
+    ``.run.lock`` without taking the lock (which would refuse that command's own claim meanwhile):
+    the file is there only while held, or naming a process gone where its holder was killed
+    outright, or another that got its number since. A process that started after the file was
+    written (by more than :data:`WRITER_SLACK`) cannot have written it; where its start cannot be
+    told (no ``/proc``: macOS), any process of that number is taken for the train. None where no
+    train is at it, or where that cannot be told (Windows keeps the file)."""
+    if os.name != "posix":
+        return None
+    lock = lock_path(out / RUN)
+    try:
+        pid = int(lock.read_text())
+        written = lock.stat().st_mtime  # after the read: a newer file's time never hides its writer
+    except (OSError, ValueError):  # none, or one being written
+        return None
+    if not process_running(pid):
+        return None
+    started = start_seconds(pid)
+    return None if started is not None and started > written + WRITER_SLACK else pid
