@@ -8,7 +8,8 @@ from .optim import SGD, AdamGD
 from .tables import Table
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .train import evaluate, fit
+from .train import fit
+from .trained import evaluate
 
 __version__ = "0.1.0"
 __all__ = [

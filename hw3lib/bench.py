@@ -3,7 +3,7 @@
 ``python -m hw3lib bench`` measures, in one run, for 1- and 4-channel 32x32 input:
 
 - a training epoch (1029 random images, batch 32, float32: forward, loss, backward, Adam) and
-  an evaluation (forward over 441 images, in batches of ``hw3lib.train.EVAL_BATCH``): the
+  an evaluation (forward over 441 images, in batches of ``hw3lib.evaluation.EVAL_BATCH``): the
   median seconds of hw3lib and of PyTorch at one thread and their ratio, with PyTorch at two
   threads beside them (noisy on a shared machine);
 - the GFLOP/s of hw3lib's training epoch (:func:`hw3lib.workloads.epoch_flops`) and its fraction of the
@@ -44,7 +44,7 @@ from .model import KERNEL_ADVICE
 from .oracle import torch_available
 from .phrasing import phrase_settings
 from .tables import Table
-from .train import EVAL_BATCH
+from .evaluation import EVAL_BATCH
 from .workloads import (BATCH, EVAL_SIZE, TRAIN_SIZE, Point, epoch_flops, interleaved_medians,
                         make_run)
 

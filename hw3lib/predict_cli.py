@@ -12,7 +12,7 @@ from .folders import files_under, natural_key
 from .images import SUFFIXES, DataError, warnings_gathered
 from .out_folders import training_into
 from .tables import Table, display_width, escaped
-from .train import FitResult
+from .trained import FitResult
 
 BATCH = 256  # images read and classified at a time, so that memory does not grow with the files
 # the image column fits paths up to this many terminal columns, or twice the median path's if more

@@ -16,7 +16,7 @@ from .metrics import bootstrap_interval
 from .model import Sequential
 from .runs import checkpoint_path, load_or_train
 from .tables import Table
-from .train import FitResult
+from .trained import FitResult
 
 # The original report's figures (4-channel RGBA input, its own AdamGD without bias correction):
 # split -> (accuracy, loss). Its losses were not computed alike: its validation loss is below

@@ -24,7 +24,8 @@ from .checkpoint import CheckpointError, load_checkpoint
 from .download import dataset_sha256
 from .engine import engine_stamp, stamp_differences
 from .folders import REPO_ROOT
-from .train import FitResult, check_kind, fit, stop_requested
+from .train import check_kind, fit, stop_requested
+from .trained import FitResult
 
 RUNS_DIR = REPO_ROOT / "runs" / "notebooks"
 TURN_POLL = 1.0  # seconds between looks at a run another process trains
@@ -108,7 +109,7 @@ def why_trained(config, path, data_sha256, ckpt=None, unreadable=None):
 
 
 def load_or_train(config, path=None, *, data=None, root=None, progress=False, on_epoch=None, stop=None):
-    """The :class:`~hw3lib.train.FitResult` of training with ``config`` on the data at
+    """The :class:`~hw3lib.trained.FitResult` of training with ``config`` on the data at
     ``root`` (default ``$HW3_DATA``, then ``data/``), its best weights in ``result.model``.
 
     The checkpoint at ``path`` (default :func:`checkpoint_path`) is reused when it finished

@@ -27,7 +27,7 @@ from .runs import checkpoint_path
 from .sweep import JOURNAL, PRUNERS, SweepError, default_workers, run_sweep
 from .sweep_space import config_for
 from .tables import value_text
-from .train import FitResult
+from .trained import FitResult
 
 EXAMPLES = """examples:
   python -m hw3lib sweep --param lr=2.5e-4,5e-4,1e-3 --param hflip=true,false \\

@@ -6,7 +6,8 @@ The loop of each epoch is the report's (``forward``, ``cost.get``, ``backward``,
 epoch's updates the model is *evaluated* on the training and the validation split alike
 (forward passes only: no backward pass, no update on validation data), and that row goes
 into the history; the weights with the best validation accuracy (ties: the lower validation
-loss) are kept.
+loss) are kept. The evaluation itself is :mod:`hw3lib.evaluation`'s, and the run that
+:func:`fit` returns, :class:`~hw3lib.trained.FitResult`, :mod:`hw3lib.trained`'s.
 
 Typical use (a notebook)::
 
@@ -23,84 +24,31 @@ After each epoch :func:`fit` can write a checkpoint (:mod:`hw3lib.checkpoint`); 
 from it reaches the same weights, bit for bit, as an uninterrupted run with the same settings
 (and ``threads``, which the checkpoint records: :attr:`Checkpoint.threads`).
 """
-import contextlib
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 from tqdm import autonotebook, std  # after tqdm.auto, which imports autonotebook without a warning
 
-from .atomic import interrupts_deferred, locked, remove_leftovers
-from .checks import check_array, integer
-from .checkpoint import (HISTORY_KEYS, Checkpoint, CheckpointError, TestRecord,
-                         architecture_mismatch, load_checkpoint, save_checkpoint, test_data_sha256)
+from .atomic import interrupts_deferred, remove_leftovers
+from .checks import check_array
+from .checkpoint import (HISTORY_KEYS, Checkpoint, CheckpointError, architecture_mismatch,
+                         load_checkpoint, save_checkpoint, test_data_sha256)
 from .config import TrainConfig
 from .data import Dataset, dataloader, normalize
 from .engine import engine_stamp
-from .images import TransparentPixels, read_image, warnings_gathered
+from .evaluation import CHANNELS_LAST, EVAL_BATCH, checked_images, checked_labels, evaluate_checked
 from .losses import CrossEntropyLoss
-from .metrics import accuracy
-from .model import LeNet5, Sequential, batch_axis_fix, channels_last
+from .model import LeNet5, batch_axis_fix, channels_last
 from .parallel import SplitBatch, check_threads
-
-EVAL_BATCH = 256
+from .trained import FitResult, checkpoint_lock, same_run
 
 
 class TrainingError(ValueError):
     """Training cannot go on: the loss or the weights stopped being finite numbers."""
-
-
-def evaluate(model, X, y, batch_size=EVAL_BATCH, normalizer=None):
-    """``(loss, accuracy)`` of ``model`` on normalised images ``X (N, C, H, W)`` with labels
-    ``y (N,)``: the mean cross-entropy per sample and the fraction of correct predictions,
-    over all N samples (batches of ``batch_size``, the last one weighted by its size).
-    With ``normalizer = (mean, std)``, ``X`` holds raw images, normalised batch by batch
-    (:func:`_batches`). Forward passes only; the weights do not change. ValueError, before
-    any work, for images that are not finite floats, in [0, 1] with ``normalizer`` (integer
-    pixels, images normalised already), and for labels other than 1-D integers, as :func:`fit`."""
-    if not isinstance(model, Sequential):
-        run = (": evaluate a run with result.evaluate(X, y) on raw images, or pass result.model"
-               if isinstance(model, FitResult) else "")
-        raise ValueError(f"evaluate takes a model (a Sequential such as LeNet5), got a "
-                         f"{type(model).__name__}{run}")
-    if normalizer is None:
-        X = _checked_images(X, raw=False, fix=", then normalise them (hw3lib.data.normalize), or "
-                            "give raw images in [0, 1] with normalizer=(mean, std)")
-    else:
-        X = _checked_images(X, fix="; images normalised already go to evaluate without normalizer")
-        if not (isinstance(normalizer, (tuple, list)) and len(normalizer) == 2):
-            raise ValueError(f"normalizer must be the pair (mean, std), e.g. (data.mean, data.std), "
-                             f"got {normalizer!r}")
-    y = _checked_labels(y)
-    if len(X) != len(y):
-        raise ValueError(f"evaluate needs as many labels as images, got {len(X)} and {len(y)}")
-    integer("batch_size", batch_size)
-    model.check_input(X)  # all of X: a batch's error would name the batch's shape
-    return _evaluate(model, X, y, batch_size, normalizer)
-
-
-def _evaluate(model, X, y, batch_size, normalizer):
-    """:func:`evaluate` of images and labels checked already (by fit, before its first epoch:
-    not again at every epoch, a pass over all of ``X``)."""
-    cost, loss_sum, correct = CrossEntropyLoss(), 0.0, 0
-    for i, X_batch in _batches(X, batch_size, normalizer):
-        probs, yb = model.forward(X_batch), y[i:i + batch_size]
-        loss_sum += cost.get(probs, yb) * len(yb)
-        correct += int((probs.argmax(axis=1) == yb).sum())
-    return loss_sum / len(X), correct / len(X)
-
-
-def _batches(X, batch_size, normalizer=None):
-    """``(start, X[start:start + batch_size])`` for consecutive batches of ``X (N, C, H, W)``,
-    each normalised with ``normalizer = (mean, std)`` when given: the same numbers, bit for
-    bit, as batches of ``normalize(X, mean, std)``, without a normalised copy of all of ``X``
-    (1.2 GB beside the raw images for 24,000 RGB 64x64 ones)."""
-    for i in range(0, len(X), batch_size):
-        yield i, X[i:i + batch_size] if normalizer is None else normalize(X[i:i + batch_size], *normalizer)
 
 
 def _copy(params):
@@ -121,13 +69,6 @@ def _better(row, best_row):
 
 def _columns(rows):
     return {key: [row[key] for row in rows] for key in HISTORY_KEYS}
-
-
-def _same_run(history, other):
-    """Whether two histories (columns) are of the same run: equal in every column but the
-    seconds, which differ when another process trained the same settings."""
-    return ({key: values for key, values in history.items() if key != "seconds"}
-            == {key: values for key, values in other.items() if key != "seconds"})
 
 
 def _rows(history):
@@ -167,10 +108,10 @@ def _check_fit_inputs(model, data, config):
                          "the config's, data = config.load_data(root)")
     expected = model.input_shape
     for split in ("train", "val"):
-        X, y = getattr(data, f"X_{split}"), _checked_labels(getattr(data, f"y_{split}"), f"y_{split}")
+        X, y = getattr(data, f"X_{split}"), checked_labels(getattr(data, f"y_{split}"), f"y_{split}")
         check_array(f"X_{split}", X, f"(N, {', '.join(map(str, expected))})")  # read by fancy indexing
         if X.ndim != 4 or X.shape[1:] != expected:
-            hint = (_CHANNELS_LAST.format(f"X_{split}") if channels_last(X.shape, expected) else
+            hint = (CHANNELS_LAST.format(f"X_{split}") if channels_last(X.shape, expected) else
                     f"the data has {X.shape[1]} channel(s) and the model {expected[0]}: load both "
                     f"with the same mode (TrainConfig.mode, --channels)" if X.ndim == 4 and
                     X.shape[1] != expected[0] else batch_axis_fix(X.shape, expected, f"X_{split}")
@@ -183,8 +124,8 @@ def _check_fit_inputs(model, data, config):
         if y.min() < 0 or y.max() >= model.num_classes:
             raise ValueError(f"y_{split} holds labels from {y.min()} to {y.max()}, but the model has "
                              f"{model.num_classes} classes (labels 0 to {model.num_classes - 1})")
-        _checked_images(X, f"X_{split}", fix=", or load the images with TrainConfig.load_data "
-                        "(fit normalises them with data.mean and data.std)")  # as FitResult takes
+        checked_images(X, f"X_{split}", fix=", or load the images with TrainConfig.load_data "
+                       "(fit normalises them with data.mean and data.std)")  # as FitResult takes
     if len(data.classes) != model.num_classes:
         raise ValueError(f"the data has {len(data.classes)} classes {list(data.classes)}, the model "
                          f"{model.num_classes} outputs; build it with "
@@ -203,10 +144,6 @@ def _check_fit_inputs(model, data, config):
                          "lie: it was fitted on other pixels (8-bit ones, 0 to 255?), and would "
                          "normalise these to nearly constant inputs. Fix: take mean and std from "
                          "the images trained on, hw3lib.data.fit_normalizer(X_train)")
-
-
-_CHANNELS_LAST = ("the images are channels-last (N, H, W, C), as Pillow and matplotlib give "
-                  "them. Fix: {0}.transpose(0, 3, 1, 2)")
 
 
 def _check_model_fits_config(model, config):
@@ -256,244 +193,6 @@ def check_resume(ckpt, model, data, config, data_sha256, source):
                               f"count: {other}")
 
 
-def _nonfinite_images(X):
-    """Words for images ``X (N, ...)`` of which some hold NaN or infinite values: how many, the
-    first, and the fix."""
-    bad = np.flatnonzero(~np.isfinite(X.reshape(len(X), -1)).all(axis=1))
-    return (f"{len(bad)} image(s) hold NaN or infinite values (the first at index {bad[0]}): fix "
-            "or drop them")
-
-
-def _checked_images(X, name="X", raw=True, fix=""):
-    """``X`` as a NumPy array, refused unless it holds images ``(N, C, H, W)``, N >= 1, as
-    finite floats, in [0, 1] where ``raw``: integer pixels, NaN and images normalised twice or
-    not at all would give answers at chance or a NaN loss. The ValueError names ``name``, the
-    cause and the fix, ``fix`` (the caller's other ways) appended."""
-    X = np.asarray(X)
-    what = "raw images as floats in [0, 1]" if raw else "normalised images as floats"
-    if X.ndim == 0 or len(X) == 0:
-        raise ValueError(f"{name} must hold {what} (N, C, H, W) with N >= 1, got shape {X.shape}")
-    if X.dtype.kind != "f":
-        raise ValueError(f"{name} must hold {what}, got {X.dtype} values: divide 8-bit pixels by "
-                         f"255 (16-bit ones by 65535){fix}")
-    if not np.isfinite(X).all():  # min and max would let NaN through
-        raise ValueError(f"{name}: {_nonfinite_images(X)}")
-    if raw and X.size and (X.min() < 0 or X.max() > 1):  # size 0: the shape check's
-        raise ValueError(f"{name} must hold {what}, got {X.dtype} values from {X.min():.3g} to "
-                         f"{X.max():.3g}: divide 8-bit pixels by 255{fix}")
-    return X
-
-
-def _checked_labels(y, name="y"):
-    """``y`` as a NumPy array; ValueError naming ``name`` unless it holds 1-D integer labels."""
-    y = np.asarray(y)
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-        fix = ""
-        if y.dtype.kind in "USO":  # class names, as a folder's names or a CSV give them
-            fix = (": class names? Fix: give each its index in the classes, "
-                   f"np.array([classes.index(c) for c in {name}]) with the run's or the data's "
-                   "classes (run.classes, data.classes)")
-        elif y.ndim == 1 and y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all():
-            fix = f": whole numbers as floats? Fix: {name}.astype(int)"
-        raise ValueError(f"{name} must be 1-D integer labels, got dtype {y.dtype} shape {y.shape}{fix}")
-    return y
-
-
-@dataclass
-class FitResult:
-    """What :func:`fit` returns.
-
-    ``model`` holds the best validation weights (those of ``best_epoch``; 0 when no epoch
-    completed: the initial weights; the latest with ``fit(..., restore_best=False)``); ``history`` maps each of ``epoch, train_loss, train_acc,
-    val_loss, val_acc, seconds`` to one value per completed epoch (JSON-serialisable);
-    ``stopped`` is ``None`` for a run that finished, ``"interrupted"`` (KeyboardInterrupt) or
-    ``"stopped"`` (the ``stop`` flag); ``mean``/``std`` normalise inputs for :meth:`evaluate`;
-    ``classes`` names the model's outputs and ``config`` is the run's :class:`TrainConfig`.
-    :meth:`load` reads a run back from its checkpoint; :meth:`predict`, :meth:`predict_files`
-    and :meth:`evaluate` take raw images and normalise them as in training (the bare ``model``
-    expects normalised ones).
-
-    The test split is for the end: :meth:`test` evaluates it once on the kept weights and
-    records it (``test_record``), counting each real evaluation in ``test_evaluations``, also
-    in the checkpoint at ``checkpoint_path``; a later call returns the record. ``model_epoch``
-    names the epoch whose weights ``model`` holds when they are not the kept ones (the latest,
-    with ``restore_best=False``); such a run's test is refused, as its record would name the
-    kept epoch. ``test_sha256`` names the test split (:func:`~hw3lib.checkpoint.test_data_sha256`)
-    that :meth:`evaluate` hands to :meth:`test`: fit's ``data.X_test``, or a loaded run's (its
-    checkpoint's ``test_sha256``, else its test record's; None: unknown, evaluated uncounted).
-    """
-
-    model: LeNet5
-    history: dict
-    best_epoch: int
-    stopped: str | None
-    mean: np.ndarray
-    std: np.ndarray
-    checkpoint_path: Path | None = None
-    test_evaluations: int = 0
-    test_record: TestRecord | None = None
-    classes: list | None = None
-    config: TrainConfig | None = None
-    model_epoch: int | None = None  # the epoch whose weights ``model`` holds; None: best_epoch's
-    test_sha256: str | None = None
-
-    @property
-    def best_row(self):
-        """The history's row of the kept epoch, ``{"epoch": ..., "val_acc": ..., ...}`` (a
-        value per history column), or None when no epoch completed."""
-        if not self.best_epoch:
-            return None
-        return {key: values[self.best_epoch - 1] for key, values in self.history.items()}
-
-    @classmethod
-    def from_checkpoint(cls, ckpt, path):
-        """The run of :class:`Checkpoint` ``ckpt``, read from ``path``, with its kept weights."""
-        return cls(ckpt.build_model(), ckpt.history, ckpt.best_epoch, None, ckpt.mean, ckpt.std,
-                   Path(path), ckpt.test_evaluations, ckpt.test, list(ckpt.classes), ckpt.config,
-                   test_sha256=ckpt.test_sha256 or (ckpt.test.data_sha256 if ckpt.test else None))
-
-    @classmethod
-    def load(cls, path):
-        """The run saved at ``path`` by :func:`fit` or ``python -m hw3lib train`` (its
-        ``checkpoint.npz``, or the folder holding it: ``train``'s ``--out``, as ``predict``
-        takes it), holding the weights it kept (FileNotFoundError for a missing file,
-        :class:`CheckpointError` for one that is no checkpoint)."""
-        path = Path(path)
-        if path.is_dir() and (path / "checkpoint.npz").is_file():  # train --out's folder
-            path = path / "checkpoint.npz"
-        return cls.from_checkpoint(load_checkpoint(path), path)
-
-    def predict(self, X, batch_size=EVAL_BATCH):
-        """Class probabilities ``(N, K)`` of the model for raw images ``X (N, C, H, W)`` in
-        [0, 1], normalised batch by batch with the training split's ``mean``/``std``."""
-        X, batch_size = self.checked_images(X), integer("batch_size", batch_size)  # as evaluate checks
-        batches = _batches(X, batch_size, (self.mean, self.std))
-        return np.concatenate([self.model.forward(X_batch) for _, X_batch in batches])
-
-    def predict_files(self, paths):
-        """Class probabilities ``(N, K)`` for image files ``paths`` (or one path: ``(1, K)``)
-        of any format, size and bit depth :func:`~hw3lib.images.read_image` reads, each read in
-        the run's channel mode and resized to the model's input size;
-        ``[self.classes[k] for k in probs.argmax(axis=1)]`` names them. DataError names a file
-        that cannot be read."""
-        paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-        if not paths:
-            raise ValueError("predict_files needs at least one image file")
-        wrong = [p for p in paths if not isinstance(p, (str, os.PathLike))]
-        if wrong:
-            raise ValueError(f"predict_files takes paths of image files (str or pathlib.Path), got "
-                             f"a {type(wrong[0]).__name__}: arrays of raw images go to predict")
-        mode, size = self.config.mode, self.model.input_shape[1:]
-        try:
-            with warnings_gathered():
-                X = np.stack([read_image(Path(p), mode, size) for p in paths]).transpose(0, 3, 1, 2)
-        except TransparentPixels as err:
-            raise TransparentPixels(f"{str(err).partition(', which')[0]}, which this run, trained on "
-                                    f"mode {mode} images, cannot take. Fix: flatten the image onto "
-                                    "a background (e.g. white, as the fruit images have) first") from None
-        return self.predict(X)
-
-    def test(self, X_test, y_test):
-        """The :class:`TestRecord` of the kept weights on the test split ``X_test (N, C, H, W)``
-        (raw, in [0, 1]), ``y_test (N,)``: evaluated once, then recorded.
-
-        Only a new evaluation (none recorded yet for these weights and test data, here or in
-        the checkpoint) adds 1 to ``test_evaluations`` and, when the run has a checkpoint, is
-        written into it first: a checkpoint that cannot be written (OSError) leaves the run as
-        it was, no figures given, and one trained on since this run was loaded or trained, or
-        holding another run now, is a CheckpointError. The checkpoint is read, counted in and
-        written under its lock (:func:`~hw3lib.atomic.locked`), so processes testing or
-        training the run at the same time never lose a count (LockTimeout where another held
-        it for a minute)."""
-        if self.model_epoch not in (None, self.best_epoch):
-            raise ValueError(
-                f"this run's model holds the weights of epoch {self.model_epoch} (fit(..., "
-                f"restore_best=False)), not the kept weights of epoch {self.best_epoch}: the test "
-                "split is evaluated on the weights kept on validation, and its record names them. "
-                "Fix: test the run as fit returns it by default (restore_best=True), or load it "
-                "from its checkpoint (FitResult.load)")
-        X_test, y_test = self.checked_images(X_test), _checked_labels(y_test, "y_test")  # before any work
-        if len(X_test) != len(y_test):
-            raise ValueError(f"test needs as many labels as images, got {len(X_test)} and {len(y_test)}")
-        sha = test_data_sha256(X_test, y_test)
-
-        def recorded(record):  # an evaluation of these weights on these images
-            return record is not None and record.epoch == self.best_epoch and record.data_sha256 == sha
-
-        if recorded(self.test_record):
-            return self.test_record
-        probs = self.predict(X_test)
-        loss = CrossEntropyLoss().get(probs, y_test)
-        record = TestRecord(self.best_epoch, loss, accuracy(y_test, probs.argmax(axis=1)), probs, sha)
-        on_file = self.checkpoint_path is not None and self.checkpoint_path.is_file()
-        with (_checkpoint_lock(self.checkpoint_path if on_file else None),
-              interrupts_deferred()):  # the checkpoint and this run count the same evaluations
-            count = self.test_evaluations + 1
-            if on_file:
-                ckpt = self._own_checkpoint()
-                if recorded(ckpt.test):  # another process's evaluation of the same: not a new one
-                    record, count = ckpt.test, ckpt.test_evaluations
-                else:
-                    count = ckpt.test_evaluations + 1  # the file's: other processes count there too
-                    ckpt.test_evaluations, ckpt.test = count, record
-                    save_checkpoint(self.checkpoint_path, ckpt)
-            self.test_record, self.test_evaluations = record, count
-        return record
-
-    def _own_checkpoint(self):
-        """The :class:`Checkpoint` at ``checkpoint_path``, which must hold this run as it is (or
-        as another process trained the same settings, :func:`_same_run`): CheckpointError where
-        it was trained on since, or holds another run now (one trained afresh into it)."""
-        ckpt, epochs = load_checkpoint(self.checkpoint_path), len(self.history["epoch"])
-        if not _same_run({key: values[:epochs] for key, values in ckpt.history.items()}, self.history):
-            raise CheckpointError(f"{self.checkpoint_path} holds another run now (its history differs "
-                                  "from this run's): load it (FitResult.load) to test that run")
-        if (ckpt.epoch, ckpt.best_epoch) != (epochs, self.best_epoch):
-            raise CheckpointError(
-                f"{self.checkpoint_path} was trained on since this run was loaded: it holds "
-                f"{ckpt.epoch} epoch(s) now, this run {epochs}: load it again (FitResult.load) "
-                "and test that")
-        return ckpt
-
-    def evaluate(self, X, y, batch_size=EVAL_BATCH):
-        """``(loss, accuracy)`` on raw images ``X (N, C, H, W)`` in [0, 1] with labels ``y (N,)``,
-        normalised with the training split's ``mean``/``std`` batch by batch (:func:`evaluate`).
-        The run's test split (:attr:`test_sha256`) is :meth:`test`'s: evaluated once and
-        counted, then its record's, and refused as :meth:`test` refuses it where ``model`` holds
-        other weights than the kept epoch's (``fit(..., restore_best=False)``)."""
-        X, y = self.checked_images(X), np.asarray(y)
-        batch_size = integer("batch_size", batch_size)  # before the test split's path, which takes none
-        if self.test_sha256 is not None and test_data_sha256(X, y) == self.test_sha256:
-            record = self.test(X, y)
-            return record.loss, record.accuracy
-        return evaluate(self.model, X, y, batch_size, (self.mean, self.std))
-
-    def checked_images(self, X):
-        """Raw images ``X (N, C, H, W)`` in [0, 1] of the run's mode and size, to be normalised
-        as in training; ValueError naming the shape the run takes for any other."""
-        X = _checked_images(X, fix="; images normalised already go to run.model.forward, image "
-                            "files to predict_files")
-        if X.shape[1:] != self.model.input_shape:
-            channels, height, width = self.model.input_shape
-            if channels_last(X.shape, self.model.input_shape):
-                raise ValueError(f"this run's model takes images (N, {channels}, {height}, {width}), got "
-                                 f"{X.shape}: {_CHANNELS_LAST.format('X')}")
-            if fix := batch_axis_fix(X.shape, self.model.input_shape, "X"):
-                raise ValueError(f"this run's model takes images (N, {channels}, {height}, {width}), got "
-                                 f"{X.shape}: {fix}")
-            raise ValueError(f"this run's model takes images (N, {channels}, {height}, {width}), got "
-                             f"{X.shape}: load them in the run's mode and size, TrainConfig(mode="
-                             f"{self.config.mode!r}) and TrainConfig(image_size='{height}x{width}'), "
-                             "or give the image files to predict_files, which reads them so")
-        return X
-
-
-def _checkpoint_lock(path):
-    """The lock of the checkpoint ``path`` (:func:`~hw3lib.atomic.locked`), for a read-modify-write
-    of it; none for no path. Taken before interrupts are deferred, so that Ctrl-C ends a wait."""
-    return locked(path) if path is not None else contextlib.nullcontext()
-
-
 def _held_run(path):
     """The :class:`Checkpoint` at ``path``, or None where there is no readable one (nothing to
     lose by writing there)."""
@@ -536,7 +235,7 @@ def _tests_to_keep(path, rows, tested, written=None):
     held = _held_run(path)
     if held is None or not held.test_evaluations:
         return tested
-    if not (held.epoch <= len(rows) and _same_run(held.history, _columns(rows[:held.epoch]))):
+    if not (held.epoch <= len(rows) and same_run(held.history, _columns(rows[:held.epoch]))):
         raise ValueError(f"{path} holds another run now (or this one, trained on by another "
                          f"process), whose test split was evaluated {held.test_evaluations} "
                          f"time(s); saving this run's epoch {len(rows) + 1} there would lose that "
@@ -563,8 +262,8 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
     in the order of ``dataloader(..., seed=config.seed, epoch=epoch)``, with a ``tqdm.auto``
     bar showing the running loss and accuracy (the mean over the epoch's batches so far,
     before their updates). Then the history gets one row: the loss and accuracy of an
-    evaluation pass (:func:`evaluate`) over the training and the validation split, and the
-    epoch's seconds (training and evaluation).
+    evaluation pass (:func:`~hw3lib.trained.evaluate`) over the training and the validation
+    split, and the epoch's seconds (training and evaluation).
 
     - ``on_batch(stats)`` after each batch, ``stats`` a dict of ``epoch, batch, batches,
       loss`` (this batch's) and ``running_loss, running_acc``; ``on_epoch(history)`` after
@@ -676,8 +375,8 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
                 if not all(np.isfinite(a).all() for a in optimizer.state_dict().values()):
                     raise diverged("the optimizer's state (its gradient moments) overflowed", epoch,
                                    batches)
-                train_loss, train_acc = _evaluate(net, data.X_train, y_train, EVAL_BATCH, normalizer)
-                val_loss, val_acc = _evaluate(net, data.X_val, y_val, EVAL_BATCH, normalizer)
+                train_loss, train_acc = evaluate_checked(net, data.X_train, y_train, EVAL_BATCH, normalizer)
+                val_loss, val_acc = evaluate_checked(net, data.X_val, y_val, EVAL_BATCH, normalizer)
                 if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
                     raise diverged("the evaluation loss became non-finite", epoch, batches)
                 row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
@@ -686,7 +385,7 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
                 if _better(row, rows[best_epoch - 1] if best_epoch else None):
                     best_epoch, best_params = epoch, _copy(model.get_params())
                 history = _columns(rows + [row])
-                with (_checkpoint_lock(checkpoint_path),
+                with (checkpoint_lock(checkpoint_path),
                       interrupts_deferred()):  # the checkpoint and the state describe the same epoch
                     if checkpoint_path is not None:
                         remove_leftovers(checkpoint_path)  # a killed run's half-written files

@@ -28,7 +28,8 @@ from hw3lib.atomic import atomic_write
 from hw3lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from hw3lib.engine import engine_modules, engine_stamp, stamp_differences
 from hw3lib.phrasing import phrased
-from hw3lib.train import FitResult, fit
+from hw3lib.train import fit
+from hw3lib.trained import FitResult
 
 
 @pytest.fixture
@@ -136,8 +137,8 @@ def test_a_file_written_before_the_test_split_digest_loads_its_test_split_as_unk
 
 def test_the_engine_is_the_code_training_runs_numpy_pillow_and_blas():
     modules = engine_modules()
-    assert {"train", "layers", "im2col", "winograd", "optim", "losses", "model", "data",
-            "images", "checkpoint", "engine", "atomic"} <= set(modules)
+    assert {"train", "trained", "evaluation", "layers", "im2col", "winograd", "optim", "losses",
+            "model", "data", "images", "checkpoint", "engine", "atomic"} <= set(modules)
     assert not {"results", "report", "plots", "widgets", "bench", "sweep"} & set(modules)
     stamp = engine_stamp()
     assert re.fullmatch(r"hw3lib [0-9a-f]{12}, numpy \S+, pillow \S+, .+", stamp)

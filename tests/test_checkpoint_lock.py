@@ -18,10 +18,12 @@ import pytest
 from test_train import tiny_config, tiny_data
 
 import hw3lib.train as train
+import hw3lib.trained as trained
 from hw3lib.atomic import LockTimeout, lock_path, locked
 from hw3lib.checkpoint import CheckpointError, load_checkpoint
 from hw3lib.checkpoint import test_data_sha256 as sha256_of  # a name pytest leaves alone
-from hw3lib.train import FitResult, fit
+from hw3lib.train import fit
+from hw3lib.trained import FitResult
 from hw3lib.train_cli import _kept_when_writing_fails
 
 SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter, as another command would be
@@ -38,7 +40,8 @@ def wait_for(condition):
 # --- in the child processes --------------------------------------------------------------------
 
 def pause_in_save(inside, go, epoch=None):
-    """Make save_checkpoint (of ``epoch``, or any) set ``inside``, then wait for ``go``."""
+    """Make save_checkpoint (of ``epoch``, or any) set ``inside``, then wait for ``go``: as fit
+    (hw3lib.train) and a run's test (hw3lib.trained) call it."""
     real = train.save_checkpoint
 
     def paused(path, ckpt):
@@ -46,12 +49,12 @@ def pause_in_save(inside, go, epoch=None):
             inside.set()
             assert go.wait(WAIT)
         real(path, ckpt)
-    train.save_checkpoint = paused
+    train.save_checkpoint = trained.save_checkpoint = paused
 
 
 def note_a_wait(blocked):
     """Make the checkpoint's lock set ``blocked`` when it finds the lock held, then wait for it."""
-    real = train.locked
+    real = trained.locked
 
     @contextlib.contextmanager
     def noting(path):
@@ -62,7 +65,7 @@ def note_a_wait(blocked):
                 blocked.set()
                 stack.enter_context(real(path))
             yield
-    train.locked = noting
+    trained.locked = noting
 
 
 def child_tests(name, path, X, y, pause, blocked, out):
@@ -350,13 +353,13 @@ def test_ctrl_c_ends_training_waiting_for_the_lock_to_save_an_epoch_at_once(tmp_
 def test_a_test_interrupted_in_its_write_records_it_and_frees_the_lock(tmp_path, monkeypatch):
     path = tmp_path / "c.npz"
     data, _ = trained_run(path)
-    real_save = train.save_checkpoint
+    real_save = trained.save_checkpoint
 
     def save_then_sigint(path, ckpt):
         os.kill(os.getpid(), signal.SIGINT)
         real_save(path, ckpt)
 
-    monkeypatch.setattr(train, "save_checkpoint", save_then_sigint)
+    monkeypatch.setattr(trained, "save_checkpoint", save_then_sigint)
     run = FitResult.load(path)
     with pytest.raises(KeyboardInterrupt):
         run.test(data.X_test, data.y_test)

@@ -274,13 +274,13 @@ def test_a_run_diverging_after_a_saved_epoch_says_to_take_a_smaller_lr_into_anot
         tmp_path, capsys, monkeypatch):
     """--resume refuses another --lr and a fresh run an --out holding a run: the advice says
     where a smaller learning rate can go."""
-    root, out, evaluate, calls = fake_root(tmp_path), tmp_path / "run", train._evaluate, []
+    root, out, evaluate, calls = fake_root(tmp_path), tmp_path / "run", train.evaluate_checked, []
 
     def nan_at_epoch_2(*args):
         calls.append(1)
         return (math.nan, 0.0) if len(calls) == 3 else evaluate(*args)  # train's, val's, train's
 
-    monkeypatch.setattr(train, "_evaluate", nan_at_epoch_2)
+    monkeypatch.setattr(train, "evaluate_checked", nan_at_epoch_2)
     code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--out", out)
     assert code == 2 and len(err.splitlines()) == 1
     assert err.endswith(f"{out / 'checkpoint.npz'} keeps epoch 1. Try a smaller learning rate, e.g. --lr "
@@ -297,7 +297,7 @@ def test_a_resume_training_a_tested_run_on_keeps_its_test_record_in_history_json
     root, out = fake_root(tmp_path), tmp_path / "run"
     assert run_cli(capsys, "--data", root, *QUICK, "--out", out)[0] == 0
     recorded = json.loads((out / "history.json").read_text())["test"]
-    evaluate, calls = train._evaluate, []
+    evaluate, calls = train.evaluate_checked, []
 
     def cut_at_epoch_4(*args):
         calls.append(1)
@@ -307,7 +307,7 @@ def test_a_resume_training_a_tested_run_on_keeps_its_test_record_in_history_json
             return math.nan, 0.0
         return evaluate(*args)
 
-    monkeypatch.setattr(train, "_evaluate", cut_at_epoch_4)
+    monkeypatch.setattr(train, "evaluate_checked", cut_at_epoch_4)
     code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--epochs", 4, "--resume", "--out", out)
     assert code == (130 if end == "ctrl-c" else 2), err
     history = json.loads((out / "history.json").read_text())

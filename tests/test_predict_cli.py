@@ -13,7 +13,7 @@ from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.atomic import claimed
 from hw3lib.checkpoint import load_checkpoint, save_checkpoint
 from hw3lib.tables import display_width
-from hw3lib.train import FitResult
+from hw3lib.trained import FitResult
 from test_cli import QUICK, digits_root
 
 

@@ -20,6 +20,7 @@ from PIL import Image
 
 import hw3lib.learning as learning
 import hw3lib.train as train
+import hw3lib.trained as trained
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.atomic import INTERRUPTS
 from hw3lib.data import Dataset, dataloader, fit_normalizer, normalize
@@ -30,7 +31,8 @@ from hw3lib.optim import SGD, AdamGD
 from hw3lib.checkpoint import CheckpointError, load_checkpoint
 from hw3lib.checkpoint import test_data_sha256 as split_sha256  # a name pytest does not collect
 from hw3lib.config import TrainConfig
-from hw3lib.train import FitResult, TrainingError, _random_hflips, evaluate, fit
+from hw3lib.train import TrainingError, _random_hflips, fit
+from hw3lib.trained import FitResult, evaluate
 from conftest import peak_bytes
 from datasets import make_root, write_png
 
@@ -401,8 +403,8 @@ def test_fit_checks_its_images_once_not_at_every_epoch(monkeypatch):
         calls.append(len(X))
         return checked(X, *args, **kwargs)
 
-    checked, data = train._checked_images, tiny_data()
-    monkeypatch.setattr(train, "_checked_images", counted)
+    checked, data = train.checked_images, tiny_data()
+    monkeypatch.setattr(train, "checked_images", counted)
     config = tiny_config(epochs=3)
     fit(config.build_model(3), data, config, progress=False)
     assert calls == [len(data.y_train), len(data.y_val)]
@@ -470,8 +472,8 @@ def test_of_epochs_ranked_equal_fit_keeps_the_first(monkeypatch):
     as its docstring says; keeping the last of them passed every test."""
     data, config = tiny_data(), tiny_config(epochs=3)
     one = fit(config.build_model(3), data, replace(config, epochs=1), progress=False)
-    evaluated = train._evaluate
-    monkeypatch.setattr(train, "_evaluate", lambda net, X, *args: (
+    evaluated = train.evaluate_checked
+    monkeypatch.setattr(train, "evaluate_checked", lambda net, X, *args: (
         (0.5, 0.75) if X is data.X_val else evaluated(net, X, *args)))  # every epoch alike
     tied = fit(config.build_model(3), data, config, progress=False)
     assert tied.history["val_acc"] == [0.75] * 3 and tied.history["val_loss"] == [0.5] * 3
@@ -777,7 +779,7 @@ def test_a_test_evaluation_that_cannot_be_recorded_gives_no_figures(tmp_path, mo
         raise OSError(errno.EROFS, "Read-only file system", str(path))
 
     with monkeypatch.context() as patch:
-        patch.setattr(train, "save_checkpoint", read_only)
+        patch.setattr(trained, "save_checkpoint", read_only)
         for _ in range(2):
             with pytest.raises(OSError, match="Read-only"):
                 result.test(data.X_test, data.y_test)

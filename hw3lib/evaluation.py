@@ -1,0 +1,83 @@
+"""Evaluating a model: its loss and accuracy over batches of images (:func:`evaluate_checked`),
+and the checks of images and labels that training, evaluation and a run's predictions share.
+
+:func:`~hw3lib.trained.evaluate` checks its inputs with these, then evaluates;
+:func:`~hw3lib.train.fit` checks its data once, before its first epoch, and evaluates each
+epoch without checking again.
+"""
+import numpy as np
+
+from .data import normalize
+from .losses import CrossEntropyLoss
+
+EVAL_BATCH = 256
+
+
+def evaluate_checked(model, X, y, batch_size, normalizer):
+    """``(loss, accuracy)`` as :func:`~hw3lib.trained.evaluate` gives it, of images
+    ``X (N, C, H, W)`` and labels ``y (N,)`` checked already (by fit, before its first epoch:
+    not again at every epoch, a pass over all of ``X``)."""
+    cost, loss_sum, correct = CrossEntropyLoss(), 0.0, 0
+    for i, X_batch in image_batches(X, batch_size, normalizer):
+        probs, yb = model.forward(X_batch), y[i:i + batch_size]
+        loss_sum += cost.get(probs, yb) * len(yb)
+        correct += int((probs.argmax(axis=1) == yb).sum())
+    return loss_sum / len(X), correct / len(X)
+
+
+def image_batches(X, batch_size, normalizer=None):
+    """``(start, X[start:start + batch_size])`` for consecutive batches of ``X (N, C, H, W)``,
+    each normalised with ``normalizer = (mean, std)`` when given: the same numbers, bit for
+    bit, as batches of ``normalize(X, mean, std)``, without a normalised copy of all of ``X``
+    (1.2 GB beside the raw images for 24,000 RGB 64x64 ones)."""
+    for i in range(0, len(X), batch_size):
+        yield i, X[i:i + batch_size] if normalizer is None else normalize(X[i:i + batch_size], *normalizer)
+
+
+def _nonfinite_images(X):
+    """Words for images ``X (N, ...)`` of which some hold NaN or infinite values: how many, the
+    first, and the fix."""
+    bad = np.flatnonzero(~np.isfinite(X.reshape(len(X), -1)).all(axis=1))
+    return (f"{len(bad)} image(s) hold NaN or infinite values (the first at index {bad[0]}): fix "
+            "or drop them")
+
+
+def checked_images(X, name="X", raw=True, fix=""):
+    """``X`` as a NumPy array, refused unless it holds images ``(N, C, H, W)``, N >= 1, as
+    finite floats, in [0, 1] where ``raw``: integer pixels, NaN and images normalised twice or
+    not at all would give answers at chance or a NaN loss. The ValueError names ``name``, the
+    cause and the fix, ``fix`` (the caller's other ways) appended."""
+    X = np.asarray(X)
+    what = "raw images as floats in [0, 1]" if raw else "normalised images as floats"
+    if X.ndim == 0 or len(X) == 0:
+        raise ValueError(f"{name} must hold {what} (N, C, H, W) with N >= 1, got shape {X.shape}")
+    if X.dtype.kind != "f":
+        raise ValueError(f"{name} must hold {what}, got {X.dtype} values: divide 8-bit pixels by "
+                         f"255 (16-bit ones by 65535){fix}")
+    if not np.isfinite(X).all():  # min and max would let NaN through
+        raise ValueError(f"{name}: {_nonfinite_images(X)}")
+    if raw and X.size and (X.min() < 0 or X.max() > 1):  # size 0: the shape check's
+        raise ValueError(f"{name} must hold {what}, got {X.dtype} values from {X.min():.3g} to "
+                         f"{X.max():.3g}: divide 8-bit pixels by 255{fix}")
+    return X
+
+
+def checked_labels(y, name="y"):
+    """``y`` as a NumPy array ``(N,)``; ValueError naming ``name`` unless it holds 1-D integer
+    labels."""
+    y = np.asarray(y)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        fix = ""
+        if y.dtype.kind in "USO":  # class names, as a folder's names or a CSV give them
+            fix = (": class names? Fix: give each its index in the classes, "
+                   f"np.array([classes.index(c) for c in {name}]) with the run's or the data's "
+                   "classes (run.classes, data.classes)")
+        elif y.ndim == 1 and y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all():
+            fix = f": whole numbers as floats? Fix: {name}.astype(int)"
+        raise ValueError(f"{name} must be 1-D integer labels, got dtype {y.dtype} shape {y.shape}{fix}")
+    return y
+
+
+# The fix for channels-last images, ``{0}`` the array's name (e.g. ``X_train``).
+CHANNELS_LAST = ("the images are channels-last (N, H, W, C), as Pillow and matplotlib give "
+                 "them. Fix: {0}.transpose(0, 3, 1, 2)")
