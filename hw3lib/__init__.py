@@ -9,7 +9,7 @@ from .tables import Table
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .train import fit
-from .trained import evaluate
+from .evaluation import evaluate
 
 __version__ = "0.1.0"
 __all__ = [

@@ -1,20 +1,52 @@
-"""Evaluating a model: its loss and accuracy over batches of images (:func:`evaluate_checked`),
-and the checks of images and labels that training, evaluation and a run's predictions share.
+"""Evaluating a model: its loss and accuracy over batches of images (:func:`evaluate`), and
+the checks of images and labels that training, evaluation and a run's predictions share.
 
-:func:`~hw3lib.trained.evaluate` checks its inputs with these, then evaluates;
+:func:`evaluate` checks its inputs with these, then evaluates (:func:`evaluate_checked`);
 :func:`~hw3lib.train.fit` checks its data once, before its first epoch, and evaluates each
 epoch without checking again.
 """
 import numpy as np
 
+from .checks import integer
 from .data import normalize
 from .losses import CrossEntropyLoss
+from .model import Sequential
 
 EVAL_BATCH = 256
 
 
+def evaluate(model, X, y, batch_size=EVAL_BATCH, normalizer=None):
+    """``(loss, accuracy)`` of ``model`` on normalised images ``X (N, C, H, W)`` with labels
+    ``y (N,)``: the mean cross-entropy per sample and the fraction of correct predictions,
+    over all N samples (batches of ``batch_size``, the last one weighted by its size).
+    With ``normalizer = (mean, std)``, ``X`` holds raw images, normalised batch by batch
+    (:func:`image_batches`). Forward passes only; the weights do not change.
+    ValueError, before any work, for images that are not finite floats, in [0, 1] with
+    ``normalizer`` (integer pixels, images normalised already), and for labels other than 1-D
+    integers, as :func:`~hw3lib.train.fit`."""
+    if not isinstance(model, Sequential):
+        run = (": evaluate a run with result.evaluate(X, y) on raw images, or pass result.model"
+               if isinstance(getattr(model, "model", None), Sequential) else "")  # a FitResult
+        raise ValueError(f"evaluate takes a model (a Sequential such as LeNet5), got a "
+                         f"{type(model).__name__}{run}")
+    if normalizer is None:
+        X = checked_images(X, raw=False, fix=", then normalise them (hw3lib.data.normalize), or "
+                           "give raw images in [0, 1] with normalizer=(mean, std)")
+    else:
+        X = checked_images(X, fix="; images normalised already go to evaluate without normalizer")
+        if not (isinstance(normalizer, (tuple, list)) and len(normalizer) == 2):
+            raise ValueError(f"normalizer must be the pair (mean, std), e.g. (data.mean, data.std), "
+                             f"got {normalizer!r}")
+    y = checked_labels(y)
+    if len(X) != len(y):
+        raise ValueError(f"evaluate needs as many labels as images, got {len(X)} and {len(y)}")
+    integer("batch_size", batch_size)
+    model.check_input(X)  # all of X: a batch's error would name the batch's shape
+    return evaluate_checked(model, X, y, batch_size, normalizer)
+
+
 def evaluate_checked(model, X, y, batch_size, normalizer):
-    """``(loss, accuracy)`` as :func:`~hw3lib.trained.evaluate` gives it, of images
+    """``(loss, accuracy)`` as :func:`evaluate` gives it, of images
     ``X (N, C, H, W)`` and labels ``y (N,)`` checked already (by fit, before its first epoch:
     not again at every epoch, a pass over all of ``X``)."""
     cost, loss_sum, correct = CrossEntropyLoss(), 0.0, 0

@@ -262,7 +262,7 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
     in the order of ``dataloader(..., seed=config.seed, epoch=epoch)``, with a ``tqdm.auto``
     bar showing the running loss and accuracy (the mean over the epoch's batches so far,
     before their updates). Then the history gets one row: the loss and accuracy of an
-    evaluation pass (:func:`~hw3lib.trained.evaluate`) over the training and the validation
+    evaluation pass (:func:`~hw3lib.evaluation.evaluate`) over the training and the validation
     split, and the epoch's seconds (training and evaluation).
 
     - ``on_batch(stats)`` after each batch, ``stats`` a dict of ``epoch, batch, batches,

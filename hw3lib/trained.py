@@ -1,7 +1,6 @@
 """A trained run, :class:`FitResult`: what :func:`~hw3lib.train.fit` returns and
 :meth:`FitResult.load` reads back from its checkpoint; it predicts, evaluates and tests raw
-images. And :func:`evaluate`, a model's loss and accuracy, here beside the run because it
-refuses a FitResult with the way to evaluate one.
+images.
 
 A run's test is counted into its checkpoint under the checkpoint's lock (:func:`checkpoint_lock`),
 as fit writes its epochs; :func:`same_run` tells whether the checkpoint still holds this run.
@@ -17,42 +16,11 @@ from .atomic import interrupts_deferred, locked
 from .checks import integer
 from .checkpoint import CheckpointError, TestRecord, load_checkpoint, save_checkpoint, test_data_sha256
 from .config import TrainConfig
-from .evaluation import (CHANNELS_LAST, EVAL_BATCH, checked_images, checked_labels, evaluate_checked,
-                         image_batches)
+from .evaluation import CHANNELS_LAST, EVAL_BATCH, checked_images, checked_labels, evaluate, image_batches
 from .images import TransparentPixels, read_image, warnings_gathered
 from .losses import CrossEntropyLoss
 from .metrics import accuracy
-from .model import LeNet5, Sequential, batch_axis_fix, channels_last
-
-
-def evaluate(model, X, y, batch_size=EVAL_BATCH, normalizer=None):
-    """``(loss, accuracy)`` of ``model`` on normalised images ``X (N, C, H, W)`` with labels
-    ``y (N,)``: the mean cross-entropy per sample and the fraction of correct predictions,
-    over all N samples (batches of ``batch_size``, the last one weighted by its size).
-    With ``normalizer = (mean, std)``, ``X`` holds raw images, normalised batch by batch
-    (:func:`~hw3lib.evaluation.image_batches`). Forward passes only; the weights do not change.
-    ValueError, before any work, for images that are not finite floats, in [0, 1] with
-    ``normalizer`` (integer pixels, images normalised already), and for labels other than 1-D
-    integers, as :func:`~hw3lib.train.fit`."""
-    if not isinstance(model, Sequential):
-        run = (": evaluate a run with result.evaluate(X, y) on raw images, or pass result.model"
-               if isinstance(model, FitResult) else "")
-        raise ValueError(f"evaluate takes a model (a Sequential such as LeNet5), got a "
-                         f"{type(model).__name__}{run}")
-    if normalizer is None:
-        X = checked_images(X, raw=False, fix=", then normalise them (hw3lib.data.normalize), or "
-                           "give raw images in [0, 1] with normalizer=(mean, std)")
-    else:
-        X = checked_images(X, fix="; images normalised already go to evaluate without normalizer")
-        if not (isinstance(normalizer, (tuple, list)) and len(normalizer) == 2):
-            raise ValueError(f"normalizer must be the pair (mean, std), e.g. (data.mean, data.std), "
-                             f"got {normalizer!r}")
-    y = checked_labels(y)
-    if len(X) != len(y):
-        raise ValueError(f"evaluate needs as many labels as images, got {len(X)} and {len(y)}")
-    integer("batch_size", batch_size)
-    model.check_input(X)  # all of X: a batch's error would name the batch's shape
-    return evaluate_checked(model, X, y, batch_size, normalizer)
+from .model import LeNet5, batch_axis_fix, channels_last
 
 
 def same_run(history, other):

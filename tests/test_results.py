@@ -25,7 +25,7 @@ from hw3lib.checkpoint import load_checkpoint, save_checkpoint
 from hw3lib.config import TrainConfig
 from hw3lib.engine import blas_description, engine_stamp
 from hw3lib.train import fit
-from hw3lib.trained import evaluate
+from hw3lib.evaluation import evaluate
 from datasets import name_at_random, write_videos
 
 CONFIG = TrainConfig(epochs=2, batch_size=8, lr=0.002)

@@ -32,7 +32,8 @@ from hw3lib.checkpoint import CheckpointError, load_checkpoint
 from hw3lib.checkpoint import test_data_sha256 as split_sha256  # a name pytest does not collect
 from hw3lib.config import TrainConfig
 from hw3lib.train import TrainingError, _random_hflips, fit
-from hw3lib.trained import FitResult, evaluate
+from hw3lib.evaluation import evaluate
+from hw3lib.trained import FitResult
 from conftest import peak_bytes
 from datasets import make_root, write_png
 

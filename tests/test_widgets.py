@@ -22,7 +22,7 @@ from hw3lib.optim import SGD
 from hw3lib import plots, widgets
 from hw3lib.config import TrainConfig
 from hw3lib.plots import plot_live_curves
-from hw3lib.trained import evaluate
+from hw3lib.evaluation import evaluate
 from hw3lib.playground_runs import (OPTIMIZERS, RunRecord, RunSettings, control_ranges, panel_phrasing,
                                     prepare, runs_table, subset)
 from hw3lib.widgets import Playground
