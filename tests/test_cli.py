@@ -289,6 +289,25 @@ def test_a_run_diverging_after_a_saved_epoch_says_to_take_a_smaller_lr_into_anot
     assert load_checkpoint(out / "checkpoint.npz").epoch == 1
 
 
+def test_a_resume_training_a_tested_run_on_keeps_its_test_record_at_every_epoch(tmp_path, capsys,
+                                                                                  monkeypatch):
+    """history.json is rewritten at each epoch; a resume killed outright between two (no handler
+    runs) leaves the last of them, which must still show the run's test record."""
+    root, out = fake_root(tmp_path), tmp_path / "run"
+    assert run_cli(capsys, "--data", root, *QUICK, "--out", out)[0] == 0
+    recorded, seen = json.loads((out / "history.json").read_text())["test"], []
+
+    def fit_reading_the_history_each_epoch(*args, on_epoch, **kwargs):
+        def on_epoch_then_read(history):
+            on_epoch(history)
+            seen.append(json.loads((out / "history.json").read_text()).get("test"))
+        return fit(*args, on_epoch=on_epoch_then_read, **kwargs)
+
+    monkeypatch.setattr(train_cli, "fit", fit_reading_the_history_each_epoch)
+    assert run_cli(capsys, "--data", root, *QUICK, "--epochs", 4, "--resume", "--out", out)[0] == 0
+    assert seen == [recorded, recorded]
+
+
 @pytest.mark.parametrize("end", ["ctrl-c", "divergence"])
 def test_a_resume_training_a_tested_run_on_keeps_its_test_record_in_history_json(
         tmp_path, capsys, monkeypatch, end):
