@@ -39,7 +39,7 @@ from .checks import integer
 from .cli import Parser, int_at_least, parse_given
 from .cores import more_than_cores
 from .engine import blas_description
-from .ladder import lenet_conv_shapes, time_ladder
+from .ladder import lenet_conv_shapes, single_thread, time_ladder
 from .model import KERNEL_ADVICE
 from .oracle import torch_available
 from .phrasing import phrase_settings
@@ -207,12 +207,14 @@ def epoch_comparison(channels=1, repeats=5, naive_images=2, n=TRAIN_SIZE):
     """One training epoch of LeNet5 (``n`` random images, batch 32) by the naive loops
     (convolutions only, extrapolated), hw3lib and PyTorch CPU when installed, as a
     :class:`~hw3lib.tables.Table` of seconds per epoch and each one's time over hw3lib's (3
-    significant digits: "820x"). BLAS (and PyTorch) should already be limited to one thread."""
+    significant digits: "820x"), each on one thread, BLAS's and PyTorch's
+    (:func:`hw3lib.ladder.single_thread`, which sets PyTorch's threads once it is imported)."""
     runs = {"hw3lib (im2col)": hw3lib_epoch(channels, n)}
-    if torch_available():
+    if torch_available():  # imports PyTorch, so that single_thread below limits it too
         runs["PyTorch CPU"] = torch_epoch(channels, n)
-    seconds = {"naive loops (convolutions only)": naive_epoch(channels, naive_images, n),
-               **interleaved_medians(runs, repeats)}
+    with single_thread():
+        seconds = {"naive loops (convolutions only)": naive_epoch(channels, naive_images, n),
+                   **interleaved_medians(runs, repeats)}
     ours = seconds["hw3lib (im2col)"]
     return Table(["engine", "s/epoch", "x hw3lib"],
                  [(name, s, s / ours) for name, s in seconds.items()], digits=2,

@@ -99,6 +99,38 @@ def test_epoch_comparison_lists_every_engine_against_hw3lib():
     assert str(table).splitlines()[2].endswith(" 1x")  # ratios to 3 significant digits
 
 
+@pytest.mark.skipif(not HAS_TORCH, reason="PyTorch is not installed")
+def test_epoch_comparison_runs_both_engines_on_one_thread_whatever_the_caller_set(monkeypatch):
+    """It left the threads to its caller, whose single_thread() could not limit a PyTorch not
+    imported yet: in a fresh process PyTorch then ran on all the cores."""
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    seen = {}
+
+    def spy(name, make):
+        def made(*args):
+            run = make(*args)
+
+            def timed():
+                seen.setdefault(name, set()).add(
+                    (torch.get_num_threads(), max(p["num_threads"] for p in threadpool_info())))
+                run()
+            return timed
+        monkeypatch.setattr(bench, name, made)
+    spy("hw3lib_epoch", bench.hw3lib_epoch)
+    spy("torch_epoch", bench.torch_epoch)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with threadpool_limits(2):
+            epoch_comparison(channels=1, repeats=1, naive_images=1, n=64)
+        assert torch.get_num_threads() == 2  # the caller's setting, restored
+    finally:
+        torch.set_num_threads(before)
+    assert seen == {"hw3lib_epoch": {(1, 1)}, "torch_epoch": {(1, 1)}}, seen
+
+
 @pytest.fixture
 def broken_torch(monkeypatch):
     """PyTorch installed but failing to import (a broken install: a missing shared library)."""
