@@ -29,6 +29,7 @@ import argparse
 import importlib.util
 import os
 import sys
+import textwrap
 import time
 from dataclasses import replace
 
@@ -54,6 +55,7 @@ except ImportError:  # Windows: the memory is not measured
     resource = None
 
 CHANNELS = (1, 4)
+COLUMNS = 80  # the width of a terminal that --profile's output fits
 
 
 def bench_point(task, channels, n):
@@ -364,9 +366,10 @@ def profile_main(args):
         raise ValueError(_profile_phrased(str(err), channels)) from None
     except MemoryError as err:
         raise ValueError(f"{too_big} ({err}); give a smaller --batch, --widths or input") from None
-    step, rest = result["step"], "the rest: softmax, loss, batch slices, timers"
-    title = "layer, in the order the forward pass runs them"
-    width = max(len(name) for name in [*(repr(layer) for layer, _, _ in result["layers"]), rest, title])
+    step, rest = result["step"], "the rest (below)"
+    title = "layer, in forward order"
+    labels = [profiler.layer_label(layer) for layer, _, _ in result["layers"]]
+    width = max(len(name) for name in [*labels, rest, title])
     heads = ("forward ms", "backward ms", "total ms", "of the step")
 
     def ms(seconds):
@@ -380,19 +383,21 @@ def profile_main(args):
         """A part's row: ``forward`` and ``backward`` (formatted) where the part has both, its
         ``seconds`` in all and their share of the step."""
         return row(name, (forward, backward, ms(seconds), f"{seconds / step:.0%}"))
-    print(f"Where a training step spends its time: LeNet5 on {channels}x{size}x{size} random "
-          f"images, batch {args.batch}, conv widths {args.widths}, float32, 1 thread\n"
-          f"{cpu_name()}; numpy {np.__version__}; {blas_description()}; medians of {args.steps} steps "
-          f"after {profiler.WARMUP} warm-up steps, each part timed inside the training loop\n")
+    print(textwrap.fill(f"Where a training step spends its time: LeNet5 on {channels}x{size}x{size} "
+                        f"random images, batch {args.batch}, conv widths {args.widths}, float32, "
+                        f"1 thread; medians of {args.steps} steps after {profiler.WARMUP} warm-up "
+                        f"steps, each part timed inside the training loop", COLUMNS))
+    print(textwrap.fill(f"{cpu_name()}; numpy {np.__version__}; {blas_description()}", COLUMNS) + "\n")
     print(row(title, heads))
-    for layer, forward, backward in result["layers"]:
-        print(line(repr(layer), (forward or 0) + (backward or 0), ms(forward), ms(backward)))
+    for label, (_, forward, backward) in zip(labels, result["layers"]):
+        print(line(label, (forward or 0) + (backward or 0), ms(forward), ms(backward)))
     parts = sum((f or 0) + (b or 0) for _, f, b in result["layers"]) + result["update"]
     flops = model.flops() * args.batch
     print(line("AdamGD's update", result["update"]))
     print(line(rest, step - parts))
-    print(f"{line('the whole step', step)}   ({flops / 1e9:.3f} GFLOP of products, "
-          f"{flops / step / 1e9:.1f} GFLOP/s)")
+    print(line("the whole step", step))
+    print(f"\nthe whole step: {flops / 1e9:.3f} GFLOP of products, {flops / step / 1e9:.1f} GFLOP/s\n"
+          f"the rest: softmax, loss, batch slices, timers")
 
 
 def _widths(text):

@@ -13,11 +13,36 @@ from collections import defaultdict
 from contextlib import contextmanager
 
 from .config import TrainConfig
+from .layers import AvgPool2D, Conv2D, MaxPool2D
 from .losses import CrossEntropyLoss
 from .model import run_order
 
 PHASES = ("forward", "backward")
 WARMUP = 3  # steps run before the timed ones
+
+
+def layer_label(layer):
+    """A short name of ``layer`` for the profile's table, which must fit 80 columns:
+    a convolution's or pool's kernel as ``5x5``, its stride and padding only where not the
+    default (1 and 0; a pool's stride its kernel), Winograd where a convolution uses it:
+    ``Conv2D(6, 16, 5x5)``, ``Conv2D(32, 64, 5x5, winograd)``, ``MaxPool2D(2x2)``; any other
+    layer as its ``repr``."""
+    def size(pair):
+        return "x".join(map(str, pair))
+    if isinstance(layer, Conv2D):
+        parts, stride = [str(layer.in_channels), str(layer.out_channels)], (1, 1)
+    elif isinstance(layer, (MaxPool2D, AvgPool2D)):
+        parts, stride = [], layer.kernel_size
+    else:
+        return repr(layer)
+    parts.append(size(layer.kernel_size))
+    if tuple(layer.stride) != tuple(stride):
+        parts.append(f"stride {size(layer.stride)}")
+    if any(getattr(layer, "padding", ())):
+        parts.append(f"padding {size(layer.padding)}")
+    if getattr(layer, "algorithm", None) == "winograd":
+        parts.append("winograd")
+    return f"{type(layer).__name__}({', '.join(parts)})"
 
 
 @contextmanager

@@ -7,8 +7,8 @@ import pytest
 
 from hw3lib import LeNet5, bench, grid
 from hw3lib.bench import main, parse_input
-from hw3lib.layers import MaxPool2D, ReLU
-from hw3lib.profiler import profile_training, timed_layers
+from hw3lib.layers import Conv2D, MaxPool2D, ReLU
+from hw3lib.profiler import layer_label, profile_training, timed_layers
 from hw3lib.workloads import hw3lib_trainer
 
 
@@ -63,9 +63,9 @@ def test_the_batches_cycle_over_the_data_and_bad_settings_are_refused():
 def test_bench_profile_prints_a_line_per_layer_and_the_whole_step(capsys):
     main(["--profile", "3x16x16", "--batch", "2", "--steps", "2", "--widths", "4,8"])
     out = capsys.readouterr().out
-    assert "LeNet5 on 3x16x16 random images, batch 2, conv widths (4, 8)" in out
-    for layer in ("Conv2D(3, 4,", "Conv2D(4, 8,", "MaxPool2D(", "Dense(8, 120)", "AdamGD's update",
-                  "the whole step"):
+    assert "LeNet5 on 3x16x16 random images, batch 2, conv widths (4, 8)" in " ".join(out.split())
+    for layer in ("Conv2D(3, 4, 5x5)", "Conv2D(4, 8, 5x5)", "MaxPool2D(2x2)", "Dense(8, 120)",
+                  "AdamGD's update", "the whole step"):
         assert layer in out
     assert out.count("ReLU()") == 4 and "GFLOP/s" in out
 
@@ -74,11 +74,11 @@ def test_bench_profile_puts_each_number_under_the_heading_that_says_what_it_is(c
     """The update's and the whole step's ms were printed under "forward ms"."""
     main(["--profile", "3x16x16", "--batch", "2", "--steps", "2", "--widths", "4,8"])
     lines = capsys.readouterr().out.splitlines()
-    head = next(line for line in lines if line.startswith("layer, in the order"))
+    head = next(line for line in lines if line.startswith("layer, in forward order"))
     names = ("forward ms", "backward ms", "total ms", "of the step")
     ends = [head.index(name) + len(name) for name in names]
     starts = [head.index(names[0]) - 1, *ends[:-1]]  # right-aligned cells, each up to its heading's end
-    for line in lines[lines.index(head) + 1:]:
+    for line in lines[lines.index(head) + 1:lines.index("")]:
         cell = {name: line[start:end].strip() for name, start, end in zip(names, starts, ends)}
         assert cell["of the step"].endswith("%"), line
         if line.startswith(("AdamGD's update", "the rest", "the whole step")):
@@ -86,6 +86,23 @@ def test_bench_profile_puts_each_number_under_the_heading_that_says_what_it_is(c
         else:
             assert float(cell["total ms"]) == pytest.approx(
                 float(cell["forward ms"]) + float(cell["backward ms"]), abs=2e-3), line
+
+
+def test_bench_profile_fits_an_80_column_terminal_and_names_the_machine(capsys):
+    """Its rows were 113 columns wide (each Conv2D named by its whole repr), its heading 138."""
+    main(["--profile", "3x16x16", "--batch", "2", "--steps", "1", "--widths", "64,128"])
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80, out
+    assert "Conv2D(64, 128, 5x5, winograd)" in out and bench.cpu_name() in out
+
+
+@pytest.mark.parametrize("layer, label", [
+    (Conv2D(3, 6, 5), "Conv2D(3, 6, 5x5)"),
+    (Conv2D(3, 6, (3, 5), stride=2, padding=1), "Conv2D(3, 6, 3x5, stride 2x2, padding 1x1)"),
+    (MaxPool2D(2), "MaxPool2D(2x2)"), (MaxPool2D(3, 2), "MaxPool2D(3x3, stride 2x2)"),
+    (ReLU(), "ReLU()")])
+def test_the_profile_names_each_layer_short_with_what_is_not_a_default(layer, label):
+    assert layer_label(layer) == label
 
 
 @pytest.mark.parametrize("text", ["3x16", "3x16x17", "0x16x16", "ax16x16", "3x16x\u00b2"])
