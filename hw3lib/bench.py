@@ -294,6 +294,11 @@ def grid_main(args, use_torch):
           f"{grid_legend(engines)}\n")
     if not use_torch:
         print(f"{why}: hw3lib alone (pip install torch==2.13.0 to compare)\n")
+    batches = sorted({p.batch for p in points if p.batch > p.images})
+    if batches:  # the row would name a batch that never ran
+        print(f"note: --images {args.images} is fewer than the batch of some points "
+              f"({', '.join(f'b{b}' for b in batches)}): each of those runs its {args.images} "
+              f"images as one batch, so its row measures batch {args.images}, not the one it names\n")
     oversubscribed = more_than_cores("--threads", args.threads, "threads of each engine")
     if oversubscribed:
         print(f"{oversubscribed}: its figures measure the cores shared\n")

@@ -117,6 +117,19 @@ def test_bench_grid_command_prints_every_point_and_the_growth(monkeypatch, capsy
     assert "work (GFLOP) growth with input size (3 channels, batch 32): 32->64: x5.7" in out
 
 
+def test_bench_grid_says_when_images_are_fewer_than_a_points_batch(monkeypatch, capsys):
+    """`--images 64` ran the b128 and b512 rows as one batch of 64, under their own names."""
+    points = [grid.COURSE, replace(grid.COURSE, batch=2), replace(grid.COURSE, batch=128)]
+    monkeypatch.setattr(grid, "default_grid", lambda eval_batch: points)
+    main(["--grid", "--rounds", "1", "--images", "2"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert ("note: --images 2 is fewer than the batch of some points (b32, b128): each of those "
+            "runs its 2 images as one batch, so its row measures batch 2, not the one it names") in out
+    monkeypatch.setattr(grid, "default_grid", lambda eval_batch: points[1:2])
+    main(["--grid", "--rounds", "1", "--images", "2"])
+    assert "note: --images" not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_bench_grid_legend_defines_every_ratio_and_says_what_gf_s_counts(monkeypatch, capsys, threads):
     monkeypatch.setattr(grid, "default_grid", lambda eval_batch: [grid.COURSE])
@@ -128,7 +141,7 @@ def test_bench_grid_legend_defines_every_ratio_and_says_what_gf_s_counts(monkeyp
     # more threads than cores is said: the figures then measure the cores shared
     assert (f"note: --threads 2 on the 1 core(s) this process may use: the threads of each engine "
             "share them, so it runs no faster than with --threads 1: its figures measure the cores "
-            "shared") in out if threads == 2 else "note:" not in out
+            "shared") in out if threads == 2 else "note: --threads" not in out
     for _, title in grid._ratios(grid.engines_for(threads, HAS_TORCH)):
         assert f"{title} = " in legend
     # the Winograd layers' GF/s count a direct convolution's work, and can pass the peak
