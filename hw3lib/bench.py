@@ -332,9 +332,12 @@ def parse_input(text):
     """``"CxSxS"`` (e.g. ``"3x128x128"``) -> ``(C, S)``; a ValueError naming the form otherwise."""
     parts = text.lower().split("x")
     numbers = [int(p) for p in parts if p.isascii() and p.isdigit()]  # "²".isdigit() too
-    if len(parts) != 3 or len(numbers) != 3 or min(numbers) < 1 or numbers[1] != numbers[2]:
+    why = ("" if len(parts) != 3 or len(numbers) != 3 else
+           ": the channels and the size must be at least 1" if min(numbers) < 1 else
+           f": {numbers[1]} high but {numbers[2]} wide, not square" if numbers[1] != numbers[2] else None)
+    if why is not None:
         raise ValueError(f"--profile takes the input as CxSxS, channels and a square size "
-                         f"(e.g. 3x128x128), got {text!r}")
+                         f"(e.g. 3x128x128), got {text!r}{why}")
     return numbers[0], numbers[1]
 
 

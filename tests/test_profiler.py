@@ -113,6 +113,15 @@ def test_the_profile_input_must_be_channels_and_a_square_size(text):
     assert parse_input("3x016x16") == (3, 16)  # a square size, once refused as not square
 
 
+@pytest.mark.parametrize("text, why", [("0x32x32", "the channels and the size must be at least 1"),
+                                       ("3x0x0", "the channels and the size must be at least 1"),
+                                       ("3x32x33", "32 high but 33 wide, not square")])
+def test_the_profile_input_error_says_what_is_wrong_with_numbers_of_the_right_form(text, why):
+    """`--profile 0x32x32` was told only the form CxSxS, which it has."""
+    with pytest.raises(ValueError, match=f"got '{text}': {why}$"):
+        parse_input(text)
+
+
 def test_bench_refuses_bad_profile_settings():
     with pytest.raises(ValueError, match="argument --widths: takes two positive channel counts"):
         main(["--profile", "--widths", "6"])
