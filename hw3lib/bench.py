@@ -228,7 +228,8 @@ def report(results):
     torch_on, peak = results["torch"], results["peak"]
     lines = [f"LeNet5, float32, random 32x32 images; medians of {results['repeats']} interleaved "
              f"runs, 1 thread unless marked",
-             f"{cpu_name()}; numpy {np.__version__}{results.get('torch_version', '')}; "
+             f"{cpu_name()}, {os.cpu_count()} cores; numpy {np.__version__}"
+             f"{results.get('torch_version', '')}; {blas_description()}",
              f"float32 matrix-product peak {peak:.0f} GFLOP/s (1024^3 sgemm, 1 thread)"]
     if not torch_on:
         lines.append(f"{results.get('torch_problem', NO_TORCH)}: hw3lib alone (pip install "

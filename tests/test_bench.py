@@ -1,6 +1,7 @@
 """The benchmark's functions on tiny inputs (a smoke test, not a timing test), its FLOP count,
 and that training allocates nothing per batch that grows from one epoch to the next."""
 import importlib.util
+import os
 import subprocess
 import sys
 import tracemalloc
@@ -238,3 +239,15 @@ def test_the_report_says_what_each_ratio_divides_and_which_way_is_faster(use_tor
     text = report(results)
     assert ("ratio = hw3lib s / the torch s before it (below 1: hw3lib is faster)" in text) == use_torch
     assert "of peak = GFLOP/s / the peak above" in text and "x hw3lib = naive loops s / hw3lib s" in text
+
+
+def test_the_report_names_the_blas_kernels_and_cores_beside_the_processor():
+    """README says the kernels (SkylakeX or Haswell, twice the peak or half) are named in each
+    table; the bench's named the processor alone."""
+    from hw3lib.engine import blas_description
+
+    results = {"repeats": 1, "train_size": 8, "eval_size": 8, "torch": False, "peak": 100.0,
+               "rss": {}, "rows": []}
+    machine = report(results).splitlines()[1]
+    assert machine.startswith(f"{bench.cpu_name()}, {os.cpu_count()} cores; numpy ")
+    assert machine.endswith(f"; {blas_description()}")
