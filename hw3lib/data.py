@@ -43,7 +43,8 @@ MAX_NAMED_PROBLEMS = 20  # images that cannot be used, named in one DataError: r
 # How Data_train is split into training and validation (see train_val_split).
 SPLIT_METHODS = ("blocked", "random")
 NORMALIZE_BLOCK_BYTES = 2**26  # fit_normalizer's float64 deviations, at most this much at once
-VAL_BLOCKS = 10  # "blocked": each class's files in natural order, cut into this many runs
+VAL_BLOCKS = 10  # "blocked": each class's files in natural order, cut into this many runs,
+MIN_RUN = 5  # but none shorter than this many files: a small class is cut into fewer, longer runs
 PROGRESS_DELAY = 2.0  # seconds of reading images before a progress bar shows
 
 @dataclass(frozen=True)
@@ -208,11 +209,14 @@ def train_val_split(
     natural order. ``split`` says which samples:
 
     - ``"blocked"`` (default): the class's samples, in input order, are cut into
-      :data:`VAL_BLOCKS` contiguous runs of (nearly) equal length; runs drawn in a seeded order
-      go to validation whole until the count is reached (the last one cut short if needed).
+      :data:`VAL_BLOCKS` contiguous runs of (nearly) equal length (fewer where runs would be
+      shorter than :data:`MIN_RUN`: :func:`run_count`); runs drawn in a seeded order go to
+      validation whole until the count is reached (the last one cut short if needed).
       The fruit images are frames of videos, so neighbouring files are near-copies: holding
       out whole runs keeps a validation image's neighbours out of training (10 runs of 49 per
-      class at 0.3: 3 runs to validation).
+      class at 0.3: 3 runs to validation), but for the images at a run's two ends: a class of
+      12 in 10 runs of 1 or 2 would hold out 4 images that all sit at a run's end, as a random
+      split's do; in 2 runs of 6, at most 2 of them do.
     - ``"random"``: ``round(n * val_fraction)`` samples drawn at random, the original report's
       split. Nearly every validation frame then has its neighbour in training, so validation
       accuracy says little about unseen data (:mod:`hw3lib.leakage` measures it).
@@ -248,7 +252,7 @@ def validation_mask(y: np.ndarray, val_fraction: float = 0.3, seed: int = 0,
         if split == "random":
             is_val[rng.permutation(idx)[:count]] = True
             continue
-        runs = np.array_split(idx, min(VAL_BLOCKS, len(idx)))
+        runs = np.array_split(idx, run_count(len(idx)))
         chosen = np.concatenate([runs[i] for i in rng.permutation(len(runs))])
         is_val[chosen[:count]] = True
     if not is_val.any():
@@ -265,10 +269,17 @@ def validation_mask(y: np.ndarray, val_fraction: float = 0.3, seed: int = 0,
     return is_val
 
 
+def run_count(n: int, runs: int = VAL_BLOCKS) -> int:
+    """How many contiguous runs the "blocked" split cuts a class of ``n`` samples into:
+    ``runs``, or fewer where each would hold under :data:`MIN_RUN` samples (at least one run)."""
+    return max(1, min(runs, n // MIN_RUN))
+
+
 def frame_runs(y: np.ndarray, runs: int = VAL_BLOCKS) -> np.ndarray:
     """A run label ``(N,)`` per sample of ``y (N,)`` in :func:`load_split` order: each class's
-    samples, in order, cut into ``runs`` contiguous runs of (nearly) equal length, as the
-    "blocked" split cuts them (:func:`train_val_split`); the labels count up from 0, class by
+    samples, in order, cut into ``runs`` contiguous runs of (nearly) equal length (a class of
+    fewer samples, one run each), as the "blocked" split cuts a class of ``runs *``
+    :data:`MIN_RUN` or more (:func:`train_val_split`); the labels count up from 0, class by
     class. For video frames, a run holds neighbouring near-copies: the unit to resample
     (:func:`hw3lib.metrics.bootstrap_interval`)."""
     y = np.asarray(y)
