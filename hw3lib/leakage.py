@@ -191,7 +191,7 @@ class LeakageAudit:
                          f"cannot be told. Fix: {order_fix(self.neighbour)}, and audit again")
         elif disordered and "blocked" in methods:
             lines.append(f"{order_consequence(*disordered)}, and audit again")
-        elif "blocked" in (key[0] for key in self.distances) and stepped:  # near: the step between files
+        elif "blocked" in methods and stepped:  # near: the step between files
             held_out = self.summary("blocked", PAIRS[0])[0]
             if held_out <= self.near:  # e.g. independent photos: a typical pair's distance
                 lines.append(f"consecutive files of a class are no nearer each other ({self.near:.3g}) "
