@@ -174,9 +174,11 @@ class LeakageAudit:
                 lines.append(f"{method} split: {shares}: the test images are less new to the model "
                              "than validation's, so test accuracy will read higher than accuracy "
                              f"on new images; {own_test}")
-            elif val_high:
+            elif val_high:  # than test, or only than the newest validation (test as near as it)
+                than = ("test accuracy" if val > test + NEAR_MARGIN else "accuracy on new images "
+                        f"({newest:.0%} of the {other} split's validation images are near duplicates)")
                 lines.append(f"{method} split: {shares}: validation accuracy will read higher than "
-                             f"test accuracy, and settings chosen on it may not hold; {fix}")
+                             f"{than}, and settings chosen on it may not hold; {fix}")
             elif method == "blocked" and disordered:
                 lines.append(f"{method} split: {shares}: validation is as new to the model as "
                              f"test by these shares, but the files of {disordered[0]} are out of "

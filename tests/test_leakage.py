@@ -456,6 +456,22 @@ def test_a_test_folder_of_the_same_videos_passes_no_split_that_is_as_leaky_as_it
     assert "can choose" not in random_ and "will both read higher" in random_, random_
 
 
+def test_a_validation_as_near_as_test_but_nearer_than_another_split_s_is_not_said_to_beat_test():
+    """Test 20%, the blocked split's validation 10%, the random split's 30% near duplicates:
+    within the margin of test, the random split's validation was said to "read higher than test
+    accuracy"; it reads higher than the newer validation, which is what the sentence says now."""
+    audit = LeakageAudit(near=1.0)
+    for method, val_near, test_near in (("blocked", 1, 2), ("random", 3, 2)):
+        val, test = [0.5] * val_near + [2.0] * (10 - val_near), [0.5] * test_near + [2.0] * (10 - test_near)
+        for pair, d in zip(PAIRS, (val, test, test)):
+            audit.distances[method, 0, pair], audit.exact[method, 0, pair] = np.array(d), np.zeros(10, bool)
+    blocked, random_ = audit.findings()[:2]
+    assert "can choose" in blocked
+    assert ("validation accuracy will read higher than accuracy on new images (10% of the blocked "
+            "split's validation images are near duplicates)") in random_, random_
+    assert "than test accuracy" not in random_
+
+
 def test_the_audit_names_one_class_out_of_frame_order_as_train_notes_it():
     """A large class of slow frames in order beside a small one named at random: train noted the
     small class out of order ("`python -m hw3lib audit` measures it"), while the audit, judging
