@@ -210,7 +210,8 @@ def train_val_split(
 
     - ``"blocked"`` (default): the class's samples, in input order, are cut into
       :data:`VAL_BLOCKS` contiguous runs of (nearly) equal length (fewer where runs would be
-      shorter than :data:`MIN_RUN`: :func:`run_count`); runs drawn in a seeded order go to
+      shorter than :data:`MIN_RUN`: :func:`run_count`, starting then at a seeded file, a run
+      going on from the class's last file to its first); runs drawn in a seeded order go to
       validation whole until the count is reached (the last one cut short if needed).
       The fruit images are frames of videos, so neighbouring files are near-copies: holding
       out whole runs keeps a validation image's neighbours out of training (10 runs of 49 per
@@ -252,7 +253,10 @@ def validation_mask(y: np.ndarray, val_fraction: float = 0.3, seed: int = 0,
         if split == "random":
             is_val[rng.permutation(idx)[:count]] = True
             continue
-        runs = np.array_split(idx, run_count(len(idx)))
+        runs = run_count(len(idx))
+        if runs < VAL_BLOCKS:  # a small class's few runs start at a seeded file: seeds hold out others
+            idx = np.roll(idx, -int(rng.integers(len(idx))))
+        runs = np.array_split(idx, runs)
         chosen = np.concatenate([runs[i] for i in rng.permutation(len(runs))])
         is_val[chosen[:count]] = True
     if not is_val.any():
@@ -269,10 +273,11 @@ def validation_mask(y: np.ndarray, val_fraction: float = 0.3, seed: int = 0,
     return is_val
 
 
-def run_count(n: int, runs: int = VAL_BLOCKS) -> int:
+def run_count(n: int) -> int:
     """How many contiguous runs the "blocked" split cuts a class of ``n`` samples into:
-    ``runs``, or fewer where each would hold under :data:`MIN_RUN` samples (at least one run)."""
-    return max(1, min(runs, n // MIN_RUN))
+    :data:`VAL_BLOCKS`, or fewer where each would hold under :data:`MIN_RUN` samples (at least
+    one run)."""
+    return max(1, min(VAL_BLOCKS, n // MIN_RUN))
 
 
 def frame_runs(y: np.ndarray, runs: int = VAL_BLOCKS) -> np.ndarray:
