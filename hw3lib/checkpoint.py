@@ -223,7 +223,7 @@ def test_data_sha256(X, y):
         array = np.asarray(array)
         array = np.ascontiguousarray(array, dtype if array.dtype.kind in kinds else None)
         digest.update(str((array.dtype.str, array.shape)).encode())
-        digest.update(array.data)  # the bytes in place: no copy of the images
+        digest.update(array.data)  # the bytes in place: no copy of float32 images
     return digest.hexdigest()
 
 

@@ -278,7 +278,7 @@ class Sequential:
                 fix = (": these are a checkpoint's arrays. Fix: hw3lib.checkpoint.load_checkpoint("
                        "path, model) loads its kept weights into the model (and returns the "
                        "checkpoint, whose mean and std normalise the inputs), or "
-                       "hw3lib.train.FitResult.load(path) the whole run, which predicts raw images")
+                       "hw3lib.trained.FitResult.load(path) the whole run, which predicts raw images")
             raise ValueError(f"parameter names differ: expected {sorted(own)}, got {sorted(params)}{fix}")
         for k, p in params.items():
             if np.asarray(p).dtype.kind not in "iuf":

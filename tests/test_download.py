@@ -478,12 +478,12 @@ def test_a_failed_download_waits_for_its_fetches_that_end_soon(tmp_path, monkeyp
 
 
 @needs_data
-def test_main_download_success(capsys):
+def test_download_command_success(capsys):
     assert hw3lib_main(["download", str(DATA), "--no-progress"]) == 0  # already verified: no network
     assert f"verified dataset at {DATA}" in capsys.readouterr().out
 
 
-def test_main_download_failure_is_exit_status_2(tmp_path, capsys):
+def test_download_command_failure_is_exit_status_2(tmp_path, capsys):
     argv = ["download", str(tmp_path / "d"), "--base-url", "http://127.0.0.1:9", "--no-progress"]
     assert hw3lib_main(argv) == 2
     assert "error: could not fetch http://127.0.0.1:9/" in capsys.readouterr().err
@@ -514,7 +514,7 @@ def test_offline_the_fix_names_a_copy_at_hand_and_the_destination_and_works(tmp_
 
 @pytest.mark.parametrize("copy, cause", [("missing", "HTTP 404.*Fix: check that --base-url points at"),
                                          ("changed", "with SHA-256 .*Fix: point --base-url at the pinned")])
-def test_main_download_advice_names_the_option_base_url(tmp_path, capsys, site, copy, cause):
+def test_download_command_advice_names_the_option_base_url(tmp_path, capsys, site, copy, cause):
     argv = ["download", str(tmp_path / "d"), "--base-url", f"{site}/{copy}", "--no-progress"]
     assert hw3lib_main(argv) == 2
     assert re.search(cause, capsys.readouterr().err) and list(tmp_path.iterdir()) == []
