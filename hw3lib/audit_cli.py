@@ -1,22 +1,28 @@
 """``python -m hw3lib audit``: the leakage audit of a data folder (:mod:`hw3lib.leakage`), as
 notebook 01 runs it on the fruit images: is each split's validation as new to a model as test?"""
 import argparse
+import csv
+import io
 import textwrap
+from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write
 from .cli import (Parser, add_data_option, add_progress_option, announce_reading, fraction, image_size, parse_seeds,
                   show_progress)
 from .config import TrainConfig
 from .data import MODES, DataError, load_split, validation_mask
-from .folders import dataset_files, resolve_root
+from .folders import dataset_files, resolve_root, split_dir
 from .leakage import leakage_audit
 from .learning import unvalidated_note
+from .out_folders import split_folder_holding
 from .phrasing import phrased
+from .tables import Table
 
 DEFAULTS = TrainConfig()  # train's settings: the audit's defaults are theirs, as its splits are
 MAX_SEEDS = 20  # the audit's time grows with each seed; a few show the spread
-SHOWN = 10  # the test images with a copy in training named, at most
+SHOWN = 10  # the test images with a copy (or a near one) in training named, at most
 WIDTH = 79  # the sentences of the audit wrapped to fit an 80-column terminal
 
 DESCRIPTION = """\
@@ -27,7 +33,9 @@ image's pixels; a near duplicate is closer to a training image than the median
 distance between consecutive files of a class (a video's next frame).
 Validation chooses the epoch and the settings honestly only when its images are
 as new to the model as the test images; the last lines say whether they are,
-and name the test images that have an exact copy in the training folder. Takes
+name the test images that have an exact copy in the training folder, and list
+the test images that are near duplicates of a training image, each beside its
+nearest training image, the nearest first (--list FILE writes them all). Takes
 the options of `train` that decide what the images are (--data, --channels,
 --image-size, --val-fraction)."""
 
@@ -45,10 +53,17 @@ def main(argv=None):
                         help="the share of each class that validates; default %(default)s")
     parser.add_argument("--seeds", default="0-2",
                         help="the seeds of the splits audited, FIRST-LAST or a list; default %(default)s")
+    parser.add_argument("--list", type=Path, metavar="FILE",
+                        help="write every test image that is a near duplicate of a training image, "
+                             "its nearest training image and their distance, to FILE (CSV, the "
+                             "nearest first)")
     add_progress_option(parser, reads_images=True)
     args = parser.parse_args(argv)
     try:
-        return _audit(args, parse_seeds(args.seeds, MAX_SEEDS, "an audit"))
+        seeds = parse_seeds(args.seeds, MAX_SEEDS, "an audit")
+        if args.list:
+            _check_list(args.list, args.data)
+        return _audit(args, seeds)
     except (DataError, ValueError) as err:  # TrainConfig(NAME=VALUE) as --option VALUE
         err.args = (phrased(str(err)),)
         raise
@@ -56,7 +71,7 @@ def main(argv=None):
 
 def _audit(args, seeds):
     root, progress = resolve_root(args.data), show_progress(args)
-    (_, labels, classes), (test_files, _, _) = dataset_files(root)  # refused as train refuses it
+    (files, labels, classes), (test_files, _, _) = dataset_files(root)  # refused as train refuses it
     # a split that cannot be made (a too small --val-fraction) is refused before minutes of reading
     is_val = validation_mask(labels, args.val_fraction)
     if not args.no_progress:
@@ -83,7 +98,56 @@ def _audit(args, seeds):
             print(f"  {test_files[i]}")
         if len(found) > SHOWN:
             print(f"  and {len(found) - SHOWN} more")
+    near = [(test_files[i], files[j], d) for i, j, d in zip(*audit.test_near_copies())]
+    if args.list:
+        _write_list(args.list, near)
+    print(_wrapped(_near_copies_sentence(audit, len(near), args.list)))
+    if near:  # paths in their split folders, which the columns name: a row fits 80 columns
+        folders = [split_dir(root, split) for split in ("test", "train")]
+        print(Table(["distance", f"test image ({folders[0].name}/)", f"nearest training image ({folders[1].name}/)"],
+                    [(d, test.relative_to(folders[0]), train.relative_to(folders[1]))
+                     for test, train, d in near[:SHOWN]]))
+    if len(near) > SHOWN:
+        print(f"and {len(near) - SHOWN} more" + ("" if args.list else " (--list FILE writes them all)"))
     return 0
+
+
+def _near_copies_sentence(audit, count, listed):
+    """The sentence that counts the test images within ``audit.near`` of a training image and
+    says how they are listed (in the CSV file ``listed``, or None)."""
+    if not count:
+        return "no test image is a near duplicate of an image in the training folder"
+    unfit = (", against a threshold that the file order makes too large (above): most may be no copies"
+             if audit.near_too_large() else "")
+    written = f"; {listed} lists all {count}" if listed else ""
+    return (f"{count} test image(s) are near duplicates of an image in the training folder{unfit}; "
+            f"each beside its nearest training image, the nearest first{written}:")
+
+
+def _check_list(path, data):
+    """Refuse, before any image is read, a ``--list`` ``path`` that cannot be written: in a
+    folder that does not exist, a folder itself, or inside the dataset (``--data`` ``data``),
+    which it would break."""
+    inside = split_folder_holding(path, data)
+    if inside:
+        raise ValueError(f"--list {path} is inside the dataset's {inside[0]} split folder {inside[1]}: "
+                         "the file would become part of the dataset and break it. Give a file "
+                         "outside the dataset's split folders")
+    if path.is_dir():
+        raise ValueError(f"--list {path} is a folder: give the name of a file to write, e.g. {path / 'near.csv'}")
+    if not path.parent.is_dir():
+        raise ValueError(f"--list {path}: the folder {path.parent} does not exist; create it or give "
+                         "another file")
+
+
+def _write_list(path, near):
+    """Write ``near``, ``(test file, its nearest training file, distance)`` tuples, to the CSV
+    file ``path`` (a header row, one row each), whole or not at all."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["test_image", "nearest_training_image", "distance"])
+    writer.writerows((test, train, f"{d:.6g}") for test, train, d in near)
+    atomic_write(path, lambda f: f.write(text.getvalue().encode()))
 
 
 def _wrapped(sentence):

@@ -65,8 +65,10 @@ class LeakageAudit:
     distance from one of its images to the nearest image of the other half of it (a seeded
     random half), which
     :meth:`findings` compare to tell whether the files come in frame order (None: not measured).
-    ``test_neighbour`` is the median distance from a test image to its nearest image of the
-    training folder (None: not measured).
+    ``test_nearest`` is ``(distances, indices)``, both ``(M,)``: each test image's distance to
+    its nearest image of the training folder (any split's training or validation part; 0 for an
+    exact copy) and that image's index in the folder (None: not measured); ``test_neighbour`` is
+    the median of those distances (None: not measured).
     ``mirrored`` (bool ``(M,)``, None: not measured) says which test images equal a training-folder
     image flipped left-right, as training with flips shows it. ``disordered`` is
     :func:`~hw3lib.file_order.order_finding` of the training folder, ``(of, step, neighbour)``:
@@ -79,6 +81,7 @@ class LeakageAudit:
     exact: dict = field(default_factory=dict)
     step: float | None = None
     neighbour: float | None = None
+    test_nearest: tuple | None = None
     test_neighbour: float | None = None
     mirrored: np.ndarray | None = None
     disordered: tuple | None = None
@@ -87,6 +90,11 @@ class LeakageAudit:
         """:func:`~hw3lib.file_order.files_out_of_order` of :attr:`step`, :attr:`neighbour` and
         :attr:`test_neighbour` (False where not measured)."""
         return self.step is not None and files_out_of_order(self.step, self.neighbour, self.test_neighbour)
+
+    def near_too_large(self):
+        """Whether :attr:`near` is the step between files that are out of frame order
+        (:meth:`out_of_order`): a threshold that counts unrelated images as near."""
+        return self.out_of_order() and self.near == self.step
 
     def summary(self, method, pair):
         """``(median distance, near-duplicate fraction)`` of ``pair`` under ``method``, each the
@@ -120,6 +128,18 @@ class LeakageAudit:
         method, seed, _ = next(iter(self.exact))
         return self.exact[method, seed, PAIRS[1]] | self.exact[method, seed, PAIRS[2]]
 
+    def test_near_copies(self):
+        """The test images within :attr:`near` of an image of the training folder (near
+        duplicates, exact copies among them at 0), the nearest first: ``(test indices, their
+        nearest training-folder images' indices, distances)``, each ``(K,)``; empty where
+        :attr:`test_nearest` is None."""
+        if self.test_nearest is None:
+            return np.empty(0, int), np.empty(0, int), np.empty(0)
+        distances, indices = self.test_nearest
+        near = np.flatnonzero(distances <= self.near)
+        near = near[np.argsort(distances[near], kind="stable")]  # ties in file order
+        return near, indices[near], distances[near]
+
     def test_mirrors(self):
         """The indices of the test images that are no exact copy of a training-folder image but
         its mirror image (flipped left-right): ``(K,)``, empty where :attr:`mirrored` is None."""
@@ -141,7 +161,7 @@ class LeakageAudit:
         images have an exact copy in the training folder."""
         # out of order, the frame step is no near threshold; a threshold given (near=) still is
         stepped = self.step is None or self.near == self.step  # None: an audit made by hand
-        lines, shuffled = [], self.out_of_order() and stepped
+        lines, shuffled = [], self.near_too_large()
         disordered = self.disordered if stepped and not shuffled else None
         methods = list(dict.fromkeys(key[0] for key in self.distances))
         # the newest validation of all the methods: a split whose validation or test images are
@@ -305,8 +325,13 @@ def leakage_audit(X, y, X_test, *, methods=SPLIT_METHODS, seeds=(0, 1, 2), val_f
             # so it is a near duplicate however small ``near`` is (0 where most frames repeat)
             distances[found] = 0
             audit.distances[(*key, pair)], audit.exact[(*key, pair)] = distances, found
-    # the test images' nearest in the whole training folder: in one split's training or validation part
-    audit.test_neighbour = float(np.median(np.minimum(test_to[0][0], test_to[1][0])))
+    # the test images' nearest in the whole training folder: in the first split's training or
+    # validation part (an exact copy's distance set to 0 above), indices counted in the folder
+    (train_d, train_i), (val_d, val_i), val = test_to[0], test_to[1], is_val[keys[0]]
+    in_val = val_d < train_d
+    audit.test_nearest = (np.where(in_val, val_d, train_d),
+                          np.where(in_val, np.flatnonzero(val)[val_i], np.flatnonzero(~val)[train_i]))
+    audit.test_neighbour = float(np.median(audit.test_nearest[0]))
     # class by class, as train notes it (order_finding, here of every image)
     audit.disordered = judged_order(y, looked_up, neighbours, audit.test_neighbour, steps, classes)
     return audit

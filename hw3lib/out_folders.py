@@ -31,22 +31,32 @@ def refuse_file_in_the_way(path, option, given=None):
                          f"choose another {option}")
 
 
+def split_folder_holding(path, data):
+    """``(split, folder)`` where ``path`` is, or lies in, the split folder ``folder`` of the
+    dataset at ``data`` (``--data``; None: ``$HW3_DATA``, then ``data/``), None where it lies in
+    none: a file written there would become part of the dataset, which every later read of it
+    refuses (or reads as a class)."""
+    where = Path(path).resolve()
+    return next(((split, folder) for split in SPLITS for folder in split_folders(resolve_root(data), split)
+                 if where.is_relative_to(folder.resolve())), None)
+
+
 def refuse_out_in_data(out, data):
     """ValueError when ``out`` (the folder given as ``--out``) is, or lies in, a split folder of
-    the dataset at ``data`` (``--data``; None: ``$HW3_DATA``, then ``data/``): the files written
-    there would become part of the dataset, which every later read of it refuses (or reads as a
-    class); or where it is, or lies in, the split's folder of the other name (``train/`` beside
-    ``Data_train/``), which creating it would make a second folder of that split. Creates
-    nothing; a dataset that cannot be found is left for loading to name."""
+    the dataset at ``data`` (:func:`split_folder_holding`); or where it is, or lies in, the
+    split's folder of the other name (``train/`` beside ``Data_train/``), which creating it would
+    make a second folder of that split. Creates nothing; a dataset that cannot be found is left
+    for loading to name."""
     root, where = resolve_root(data), Path(out).resolve()
+    inside = split_folder_holding(out, data)
+    if inside:
+        split, folder = inside
+        raise ValueError(f"--out {out} is inside the dataset's {split} split folder "
+                         f"{folder}: the run's files written there would become part of "
+                         f"the dataset and break it. Choose an --out outside {folder} "
+                         f"(e.g. {root / 'runs'})")
     for split in SPLITS:
         found = split_folders(root, split)
-        for folder in found:
-            if where.is_relative_to(folder.resolve()):
-                raise ValueError(f"--out {out} is inside the dataset's {split} split folder "
-                                 f"{folder}: the run's files written there would become part of "
-                                 f"the dataset and break it. Choose an --out outside {folder} "
-                                 f"(e.g. {root / 'runs'})")
         for folder in (root / name for name in SPLIT_FOLDERS[split]):
             if found and folder not in found and where.is_relative_to(folder.resolve()):
                 raise ValueError(f"--out {out} would create {folder}, a second {split} split "

@@ -1,13 +1,15 @@
 """``python -m hw3lib audit``: the leakage audit of a data folder from the command line."""
+import csv
 import shutil
 import sys
 from contextlib import nullcontext
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from hw3lib import data, folders
+from hw3lib import audit_cli, data, folders
 from hw3lib.__main__ import main
 from datasets import write_videos
 
@@ -31,7 +33,8 @@ def test_audit_prints_the_table_and_what_it_means_naming_copied_test_images(tmp_
     assert [s.split(":")[0] for s in sentences[:2]] == ["blocked split", "random split"]
     assert "validation accuracy will read higher" in " ".join(meaning.split())
     assert sentences[2].startswith("1 test image(s) have an exact copy in the training folder")
-    assert meaning.splitlines()[-1] == f"  {copied}"
+    assert meaning.splitlines()[meaning.splitlines().index(f"  {copied}") + 1] == sentences[3]
+    assert sentences[3].startswith("1 test image(s) are near duplicates of an image in the training folder")
     # the sentences fit an 80-column terminal (the first line names the folder)
     assert max(len(line) for line in out.splitlines()[1:] if str(root) not in line) <= 80
 
@@ -51,7 +54,94 @@ def test_audit_names_a_mirrored_test_image_under_its_sentence_and_a_copy_under_i
                        for words in ("exact copy in the training folder", "the mirror image"))
     assert lines[copies].startswith("1 test image(s)") and lines[mirrors].startswith("1 test image(s)")
     assert f"  {copied}" in lines[copies:mirrors] and f"  {mirrored}" not in lines[copies:mirrors]
-    assert lines[-1] == f"  {mirrored}"
+    assert lines[mirrors:].index(f"  {mirrored}") <= 4  # after its sentence's lines
+
+
+def test_audit_lists_test_frames_of_training_videos_beside_their_nearest_training_frame(tmp_path, capsys,
+                                                                                       monkeypatch):
+    """It counted the test images near training images (a share of them) but named none: frames
+    of the training videos in the test folder are listed beside the frame next to them, the
+    nearest first, as many as fit on the terminal, all of them in --list's CSV file."""
+    root = write_videos(tmp_path / "frames")
+    train, test = root / "Data_train", root / "Data_test"
+    for name in ("A/A_10.png", "A/A_20.png", "B/B_30.png"):  # held out of the training videos
+        (train / name).rename(test / name.replace("_", "_held_"))
+    shutil.copy(train / "B" / "B_7.png", test / "B" / "B_copy.png")
+    monkeypatch.setattr(audit_cli, "SHOWN", 2)
+    listed = tmp_path / "near.csv"
+    assert main(["audit", "--data", str(root), "--seeds", "0", "--no-progress", "--list", str(listed)]) == 0
+    with listed.open(newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["test_image", "nearest_training_image", "distance"]
+    assert rows[1][:2] == [str(test / "B" / "B_copy.png"), str(train / "B" / "B_7.png")] and rows[1][2] == "0"
+    neighbours = {test / "A" / "A_held_10.png": ("A_9.png", "A_11.png"),
+                  test / "A" / "A_held_20.png": ("A_19.png", "A_21.png"),
+                  test / "B" / "B_held_30.png": ("B_29.png", "B_31.png")}
+    # a frame one step from its neighbours is near where the step is under the median one; the
+    # test walks' own frames are far
+    assert {Path(row[0]) for row in rows[2:]} <= set(neighbours) and len(rows) - 1 >= 3
+    for test_file, train_file, _ in rows[2:]:
+        assert Path(train_file).name in neighbours[Path(test_file)]
+    distances = [float(row[2]) for row in rows[1:]]
+    assert distances == sorted(distances)
+    lines, count = capsys.readouterr().out.splitlines(), len(rows) - 1
+    start = next(i for i, line in enumerate(lines)
+                 if line.startswith(f"{count} test image(s) are near duplicates"))
+    assert f"{listed} lists all {count}:" in " ".join(" ".join(lines[start:start + 4]).split())
+    table = lines[lines.index(next(line for line in lines[start:] if line.startswith("distance"))):]
+    assert table[0].split() == ["distance", "test", "image", "(Data_test/)", "nearest", "training", "image",
+                                "(Data_train/)"]
+    assert [row.split()[1:] for row in table[1:3]] == [
+        [str(Path(test_file).relative_to(test)), str(Path(train_file).relative_to(train))]
+        for test_file, train_file, _ in rows[1:3]]
+    assert table[1].split()[0] == "0.000" and table[3:] == [f"and {count - 2} more"]
+    assert main(["audit", "--data", str(root), "--seeds", "0", "--no-progress"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"and {count - 2} more (--list FILE writes them all)"
+
+
+def test_near_copies_counted_against_the_step_of_files_out_of_order_are_said_to_be_no_copies(tmp_path, capsys):
+    """Files named at random make the near threshold the step between unrelated frames: the
+    findings say so, and the near copies listed against it are said to be mostly no copies."""
+    root = write_videos(tmp_path / "frames")
+    for folder in (root / "Data_train" / name for name in "AB"):
+        files = sorted(folder.iterdir())
+        for i, path in enumerate(files):
+            path.rename(folder / f"tmp_{i}.png")
+        for i, new in enumerate(np.random.default_rng(0).permutation(len(files))):
+            (folder / f"tmp_{i}.png").rename(folder / f"{folder.name}_{new}.png")
+    shutil.copy(root / "Data_train" / "B" / "B_7.png", root / "Data_test" / "B" / "B_copy.png")
+    assert main(["audit", "--data", str(root), "--seeds", "0", "--no-progress"]) == 0
+    meaning = " ".join(capsys.readouterr().out.split())
+    assert "not neighbours in file-name order" in meaning
+    assert ("near duplicates of an image in the training folder, against a threshold that the file "
+            "order makes too large (above): most may be no copies;") in meaning
+
+
+def test_audit_says_when_no_test_image_is_near_a_training_image_and_writes_an_empty_list(tmp_path, capsys):
+    root = write_videos(tmp_path / "frames", frames=6, test_frames=3)
+    listed = tmp_path / "near.csv"
+    assert main(["audit", "--data", str(root), "--seeds", "0", "--no-progress", "--list", str(listed)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "no test image is a near duplicate of an image in the training folder")
+    assert listed.read_text() == "test_image,nearest_training_image,distance\n"
+
+
+@pytest.mark.parametrize("where, said", [
+    ("frames/Data_test/near.csv", "is inside the dataset's test split folder"),
+    ("frames/Data_train", "is inside the dataset's train split folder"),
+    ("lists", "is a folder: give the name of a file to write"),
+    ("missing/near.csv", "does not exist; create it or give another file"),
+])
+def test_a_list_that_cannot_be_written_is_refused_before_the_images_are_read(tmp_path, capsys, monkeypatch,
+                                                                            where, said):
+    """One in the dataset would break it: every later read refuses a CSV file among the images."""
+    root = write_videos(tmp_path / "frames", frames=6, test_frames=3)
+    (tmp_path / "lists").mkdir()
+    monkeypatch.setattr(data, "read_image", lambda *args, **kwargs: pytest.fail("an image was read"))
+    assert main(["audit", "--data", str(root), "--no-progress", "--list", str(tmp_path / where)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --list {tmp_path / where}") and said in err
+    assert not (root / "Data_test" / "near.csv").exists()
 
 
 def test_a_class_with_no_validation_image_is_noted_as_train_notes_it(tmp_path, capsys):

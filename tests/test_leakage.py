@@ -287,7 +287,7 @@ def test_findings_say_so_when_frames_are_not_in_file_name_order_instead_of_passi
     X, y = videos()
     order = np.concatenate([np.random.default_rng(1).permutation(np.flatnonzero(y == c)) for c in range(3)])
     audit = leakage_audit(X[order], y, videos(frames=30, seed=1)[0], seeds=(0,), progress=False)
-    assert audit.out_of_order()
+    assert audit.out_of_order() and audit.near_too_large()  # the near copies the audit lists, too
     blocked, random_, order_line, _ = audit.findings()
     assert not any("as new to the model as test" in line for line in (blocked, random_))
     assert "the median distance to the nearest training image is" in blocked
@@ -344,7 +344,7 @@ def test_a_near_threshold_given_is_kept_for_the_verdicts_when_files_are_out_of_o
     X_test = videos(frames=30, seed=1)[0]
     step = leakage_audit(X[order], y, X_test, seeds=(0,), progress=False)
     audit = leakage_audit(X[order], y, X_test, seeds=(0,), near=step.neighbour, progress=False)
-    assert audit.out_of_order()
+    assert audit.out_of_order() and not audit.near_too_large()
     findings = audit.findings()
     assert not any("threshold that the file order makes too large" in line for line in findings)
     assert not any(line.startswith("consecutive files of a class") for line in findings)  # near is no step
@@ -491,3 +491,21 @@ def test_the_audit_names_one_class_out_of_frame_order_as_train_notes_it():
     assert "will read higher than on new images" in order_line and order_line.endswith("and audit again")
     X_in_order = np.concatenate([X[:600], walk(rng, 100, 0.1)])
     assert leakage_audit(X_in_order, y, X_test, seeds=(0,), progress=False).disordered is None
+
+
+def test_near_copies_name_each_test_images_nearest_in_the_whole_training_folder():
+    """The test images within ``near`` of a training-folder image, the nearest first, each with
+    that image's index in the folder, whichever split's training or validation part holds it."""
+    X, y = videos()
+    X_far, _ = videos(frames=5, seed=1)
+    X_test = np.concatenate([X_far + np.float32(50), X[[250]] + np.float32(1e-3), X[[5]] + np.float32(2e-3),
+                             X[[120]]])
+    audit = leakage_audit(X, y, X_test, seeds=(0, 1), progress=False)
+    brute = np.linalg.norm((X_test[:, None] - X[None]).reshape(len(X_test), len(X), -1), axis=2)
+    np.testing.assert_allclose(audit.test_nearest[0][:-1], brute.min(axis=1)[:-1], atol=1e-4)
+    assert audit.test_nearest[1].tolist() == brute.argmin(axis=1).tolist()
+    tests, trains, distances = audit.test_near_copies()
+    assert tests.tolist() == [17, 15, 16] and trains.tolist() == [120, 250, 5]  # the exact copy first
+    assert distances[0] == 0 and 0 < distances[1] <= distances[2] <= audit.near
+    in_val = data.validation_mask(y, 0.3, 0, "blocked")
+    assert in_val[[250, 5, 120]].any() and not in_val[[250, 5, 120]].all()  # found in both parts
