@@ -101,6 +101,26 @@ def split_folders(root: Path, split: str) -> list[Path]:
                         "HW3_DATA).") from exc
 
 
+def test_splits_holding(paths) -> dict[Path, Path]:
+    """``{root: its test split folder}`` of each dataset whose test split folder (``Data_test/``
+    or ``test/`` beside a training split folder) holds one of ``paths``, as given or with its
+    links resolved (a folder linked to the test split is the split), in the order found."""
+    found, looked = {}, {}
+
+    def test_folder(folder):  # whether ``folder`` is a dataset's test split folder, each folder looked at once
+        if folder not in looked:
+            looked[folder] = folder.name in SPLIT_FOLDERS["test"] and bool(split_folders(folder.parent, "train"))
+        return looked[folder]
+
+    parents = dict.fromkeys(form.parent for path in map(Path, paths)
+                            for form in (Path(os.path.abspath(path)), path.resolve()))
+    for parent in parents:
+        for folder in (parent, *parent.parents):
+            if test_folder(folder):
+                found.setdefault(folder.parent, folder)
+    return found
+
+
 def _relative(root):
     """Where a relative ``root`` was looked for, said after "does not exist": from the working
     folder, which for a notebook is the notebook's own (``HW3_DATA=data/fruits`` set in the

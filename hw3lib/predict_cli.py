@@ -6,9 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .checkpoint import test_data_sha256
 from .checks import dead_link
 from .cli import Parser, int_at_least, print_error
-from .folders import files_under, natural_key
+from .data import load_split
+from .folders import files_under, natural_key, test_splits_holding
 from .images import SUFFIXES, DataError, warnings_gathered
 from .out_folders import training_into
 from .tables import Table, display_width, escaped
@@ -87,6 +89,31 @@ def _classify_one(run, path):
         return err
 
 
+def count_test_split(run, files):
+    """Where ``files`` touch the run's own test split (a dataset's test split folder holds one of
+    them, and its images and labels, read in the run's mode and size, are the ones its checkpoint
+    names, :attr:`~hw3lib.trained.FitResult.test_sha256`), evaluate it as
+    :meth:`~hw3lib.trained.FitResult.test` does, before any image is classified: the kept weights'
+    first look at the test split is counted into the checkpoint, a later one not. A note on
+    stderr names a new count; a run that knows no test split (an old checkpoint) counts nothing."""
+    if run.test_sha256 is None:
+        return
+    for root, folder in test_splits_holding(files).items():
+        try:
+            X, y, _ = load_split(root, "test", run.config.mode, run.config.image_size)
+        except DataError:  # no split that the run was tested on: it would have read
+            continue
+        if test_data_sha256(X, y) != run.test_sha256:  # another dataset's, or resized otherwise
+            continue
+        before = run.test_evaluations
+        run.test(X, y)
+        if run.test_evaluations > before:
+            print(f"note: {folder} is this run's test split: predicting its images is a test evaluation "
+                  f"of the weights of epoch {run.best_epoch}, counted in {run.checkpoint_path}; test "
+                  f"evaluated {run.test_evaluations} time(s) in this run's life", file=sys.stderr)
+        return
+
+
 def run_path(path):
     """The checkpoint of a run: ``path`` itself, or ``path/checkpoint.npz`` for the folder that
     ``train --out`` wrote (whatever is there, for loading to name); ValueError naming what is
@@ -117,7 +144,9 @@ def main(argv=None):
                     description="Classify image files with a run that `train` wrote: each image\n"
                                 "is read in the run's channel mode and resized to its input size.\n"
                                 "A file that cannot be read is named on stderr and the others are\n"
-                                "classified; the exit status is then 1.",
+                                "classified; the exit status is then 1. Images of the run's own\n"
+                                "test split are a test evaluation, counted into the run's\n"
+                                "checkpoint the first time its kept weights see them (a note says so).",
                     epilog="Example:\n  python -m hw3lib predict runs/lenet5 my_pear.png photos/")
     parser.add_argument("run", type=Path, metavar="RUN",
                         help="the folder `train --out` wrote, or its checkpoint.npz")
@@ -138,6 +167,7 @@ def main(argv=None):
         print(f"note: this run stopped after {trained} of its {run.config.epochs} epochs; it predicts "
               f"with the weights of epoch {run.best_epoch} (`train --resume` trains it on)", file=sys.stderr)
     files, top = image_files(args.images), min(args.top, len(run.classes))
+    count_test_split(run, files)
     names = ["class", "probability"] if top == 1 else [
         name for i in range(1, top + 1) for name in (f"class {i}", f"p {i}")]
     # a row as wide as any to come (but for very long paths), so that each row prints as its

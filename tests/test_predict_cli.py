@@ -110,6 +110,49 @@ def test_a_run_that_stopped_before_its_last_epoch_is_noted(trained, capsys, tmp_
     assert predict(capsys, run, test / "digit0" / "0.png")[2] == ""  # a finished run: no note
 
 
+def test_predicting_the_runs_own_test_split_is_a_test_evaluation_counted_once_for_its_weights(
+        trained, capsys, tmp_path):
+    """train counted each test evaluation into the checkpoint, but predict on the test folder (a
+    look at the test images' classes, as good as their accuracy) counted none: a run stopped
+    early could be tested on its kept weights through predict, uncounted, and trained on or not."""
+    run, test = trained
+    ckpt = load_checkpoint(run / "checkpoint.npz")
+    untested = replace(ckpt, test=None, test_evaluations=0)  # stopped before its test, say
+    out = tmp_path / "run"
+    out.mkdir()
+    save_checkpoint(out / "checkpoint.npz", untested)
+    elsewhere = tmp_path / "copied.png"  # a copy of a test image outside the dataset: not the split
+    elsewhere.write_bytes((test / "digit1" / "1.png").read_bytes())
+    assert predict(capsys, out, elsewhere)[::2] == (0, "")
+    assert load_checkpoint(out / "checkpoint.npz").test_evaluations == 0
+    code, rows, err = predict(capsys, out, test / "digit1" / "1.png")  # one image of the split
+    assert code == 0 and len(rows.splitlines()) == 2
+    assert err == (f"note: {test} is this run's test split: predicting its images is a test evaluation of "
+                   f"the weights of epoch {ckpt.best_epoch}, counted in {out / 'checkpoint.npz'}; test "
+                   "evaluated 1 time(s) in this run's life\n")
+    counted = load_checkpoint(out / "checkpoint.npz")
+    assert counted.test_evaluations == 1 and counted.test.epoch == ckpt.best_epoch
+    assert counted.test.accuracy == ckpt.test.accuracy  # the evaluation train made of the same weights
+    for again in (test, test.parent):  # the same weights again, the split or the dataset holding it
+        assert predict(capsys, out, again)[::2] == (0, "")
+    assert load_checkpoint(out / "checkpoint.npz").test_evaluations == 1
+    save_checkpoint(out / "checkpoint.npz", untested)
+    assert "test evaluated 1 time(s)" in predict(capsys, out, test.parent)[2]  # the dataset's folder
+    save_checkpoint(out / "checkpoint.npz", untested)
+    linked = tmp_path / "linked"
+    linked.symlink_to(test)
+    assert "test evaluated 1 time(s)" in predict(capsys, out, linked / "digit0")[2]  # through a link
+
+
+def test_another_datasets_test_folder_is_not_the_runs_test_split(trained, capsys, tmp_path):
+    run, test = trained
+    ckpt = load_checkpoint(run / "checkpoint.npz")
+    save_checkpoint(tmp_path / "checkpoint.npz", replace(ckpt, test=None, test_evaluations=0))
+    other = digits_root(tmp_path / "other", size=(16, 16), classes=4, per_class=3)
+    assert predict(capsys, tmp_path, other / "test")[::2] == (0, "")
+    assert load_checkpoint(tmp_path / "checkpoint.npz").test_evaluations == 0
+
+
 def test_a_run_being_trained_is_noted_as_training_not_as_stopped(trained, capsys, tmp_path):
     """A run that a train command was training was said to have stopped, to be trained on with
     `train --resume`, which that command's hold on the folder refuses."""
