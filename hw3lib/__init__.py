@@ -1,7 +1,8 @@
 """hw3lib: a LeNet-style CNN written from scratch in NumPy (the HW3 course report)."""
 from .gradcheck import gradcheck, gradcheck_layer, numerical_gradient, relative_error
 from .im2col import col2im, conv2d_naive, conv2d_naive_backward, conv_output_size, im2col
-from .layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Tanh
+from .layers import AvgPool2D, Dense, Flatten, MaxPool2D, ReLU, Tanh
+from .conv import Conv2D
 from .losses import CrossEntropyLoss, softmax
 from .model import LeNet5, Sequential
 from .optim import SGD, AdamGD

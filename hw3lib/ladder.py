@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from .checks import integer
 from .im2col import col2im, conv2d_naive, conv2d_naive_backward, conv_output_size, im2col, pair
-from .layers import Conv2D
+from .conv import Conv2D
 from .oracle import torch_available
 from .workloads import TRAIN_SIZE, interleaved_medians
 

@@ -5,8 +5,8 @@ import inspect
 import numpy as np
 
 from .checks import integer, is_int
-from .layers import (DTYPES, AvgPool2D, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, Tanh,
-                     float_dtype)
+from .conv import Conv2D
+from .layers import DTYPES, AvgPool2D, Dense, Flatten, Layer, MaxPool2D, ReLU, Tanh, float_dtype
 from .losses import CrossEntropyLoss, softmax
 
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh}

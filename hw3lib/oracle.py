@@ -19,7 +19,8 @@ def torch_lenet5(model):
     import torch
     from torch import nn
 
-    from .layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Tanh
+    from .conv import Conv2D
+    from .layers import AvgPool2D, Dense, Flatten, MaxPool2D, ReLU, Tanh
 
     def twin(layer):
         if isinstance(layer, Conv2D):

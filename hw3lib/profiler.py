@@ -13,7 +13,8 @@ from collections import defaultdict
 from contextlib import contextmanager
 
 from .config import TrainConfig
-from .layers import AvgPool2D, Conv2D, MaxPool2D
+from .conv import Conv2D
+from .layers import AvgPool2D, MaxPool2D
 from .losses import CrossEntropyLoss
 from .model import run_order
 

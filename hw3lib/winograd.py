@@ -8,7 +8,7 @@ becomes ``t * t`` matrix products ``(F, C) @ (C, tiles)``: a 5x5 kernel costs 64
 multiplications per 4x4 outputs instead of 400. The transforms are extra passes over memory
 (``V`` holds ``t * t / m^2`` numbers per input channel and output position, 4 for a 5x5
 kernel), so this pays only when the products dominate, in wide layers
-(:class:`~hw3lib.layers.Conv2D` decides). With the points 0, 1, -1, 2, -2, 1/2, -1/2 its
+(:class:`~hw3lib.conv.Conv2D` decides). With the points 0, 1, -1, 2, -2, 1/2, -1/2 its
 float32 outputs and gradients differ from the exact ones by up to 2e-5 of the largest value
 (measured 2e-6 to 1.6e-5 over 16-512 input channels and kernels 2-5), im2col's by under
 1e-6 (tests/test_winograd.py checks both).

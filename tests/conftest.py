@@ -175,7 +175,7 @@ def split_conv(split, monkeypatch, layer=None, x_shape=None):
     for the last of an odd count), as large inputs have blocks of several columns, their windows
     kept; ``"two_columns_rebuilt"``, the same blocks in bands of one row, rebuilt in backward in
     one buffer that the widest block's band sizes."""
-    from hw3lib import layers
+    from hw3lib import conv
 
     settings = {"one_column": {"CACHE_BYTES": 0, "MIN_COLUMNS": 1, "WINDOW_KEEP_BYTES": 0},
                 "columns_kept": {"CACHE_BYTES": 0, "MIN_COLUMNS": 1},
@@ -191,17 +191,17 @@ def split_conv(split, monkeypatch, layer=None, x_shape=None):
         band = (kh + sh) * c * kw * ow * n * layer.params["W"].itemsize  # two output rows' windows
         settings[split] = {"CACHE_BYTES": 1 << 40, "WINDOW_KEEP_BYTES": 0, "WINDOW_BAND_BYTES": band}
     for name, value in settings[split].items():
-        monkeypatch.setattr(layers, name, value)
+        monkeypatch.setattr(conv, name, value)
 
 
 def split_winograd(split, monkeypatch):
     """Make every Winograd ``Conv2D`` run in blocks of one tile row: ``"one_tile_row_kept"``,
     its transformed input kept for backward; ``"one_tile_row_rebuilt"``, rebuilt in backward."""
-    from hw3lib import layers
+    from hw3lib import conv
 
-    monkeypatch.setattr(layers, "TILE_BLOCK_BYTES", 0)
+    monkeypatch.setattr(conv, "TILE_BLOCK_BYTES", 0)
     if split == "one_tile_row_rebuilt":
-        monkeypatch.setattr(layers, "KEEP_BYTES", 0)
+        monkeypatch.setattr(conv, "KEEP_BYTES", 0)
 
 
 def assert_split(split, layer, out):
@@ -222,6 +222,6 @@ def assert_split(split, layer, out):
     elif split == "one_row":
         assert layer.X == [] and bands == [[1] * oh] * len(layer.blocks)
     else:
-        per = min(oh, 2)  # bands of two rows, one left over for odd OH (not hw3lib's _even_block)
+        per = min(oh, 2)  # bands of two rows, one left over for odd OH (not hw3lib's even_block)
         assert layer.X == [] and len(layer.blocks) == 1
         assert bands == [[per] * (oh // per) + ([oh % per] if oh % per else [])]

@@ -137,8 +137,8 @@ def test_a_file_written_before_the_test_split_digest_loads_its_test_split_as_unk
 
 def test_the_engine_is_the_code_training_runs_numpy_pillow_and_blas():
     modules = engine_modules()
-    assert {"train", "trained", "evaluation", "layers", "im2col", "winograd", "optim", "losses",
-            "model", "data", "images", "checkpoint", "engine", "atomic"} <= set(modules)
+    assert {"train", "trained", "evaluation", "conv", "layers", "im2col", "winograd", "optim",
+            "losses", "model", "data", "images", "checkpoint", "engine", "atomic"} <= set(modules)
     assert not {"results", "report", "plots", "widgets", "bench", "sweep"} & set(modules)
     stamp = engine_stamp()
     assert re.fullmatch(r"hw3lib [0-9a-f]{12}, numpy \S+, pillow \S+, .+", stamp)

@@ -4,7 +4,8 @@ integers; and runs an empty batch (N = 0)."""
 import numpy as np
 import pytest
 
-from hw3lib.layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Tanh
+from hw3lib.conv import Conv2D
+from hw3lib.layers import AvgPool2D, Dense, Flatten, MaxPool2D, ReLU, Tanh
 from hw3lib.model import LeNet5, Sequential
 
 # name -> (a new layer, the shape of an input it takes)
