@@ -18,7 +18,7 @@ import threading
 
 from .atomic import INTERRUPTS
 from .cli import print_error
-from .data import DataError
+from .images import DataError
 
 # name -> (the module whose main(argv) runs it and returns its exit status, help)
 COMMANDS = {

@@ -12,8 +12,9 @@ from .atomic import atomic_write
 from .cli import (Parser, add_data_option, add_progress_option, announce_reading, fraction, image_size, parse_seeds,
                   show_progress)
 from .config import TrainConfig
-from .data import MODES, DataError, load_split, validation_mask
+from .data import load_split, validation_mask
 from .folders import dataset_files, resolve_root, split_dir
+from .images import MODES, DataError
 from .leakage import leakage_audit
 from .learning import unvalidated_note
 from .out_folders import split_folder_holding

@@ -12,9 +12,8 @@ import re
 import sys
 from pathlib import Path
 
-from .data import DataError
 from .folders import DEFAULT_ROOT, resolve_root, split_files
-from .images import parse_image_size
+from .images import DataError, parse_image_size
 from .tables import escaped
 
 

@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from .checks import integer
-from .data import MODES, check_validation_split, load_dataset
-from .images import check_mode, parse_image_size
+from .data import check_validation_split, load_dataset
+from .images import MODES, check_mode, parse_image_size
 from .model import LeNet5, architecture
 from .optim import SGD, AdamGD
 

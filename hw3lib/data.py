@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from .checks import check_array, integer, is_number
 from .folders import (FIX_REFETCH, SPLITS, dataset_files, is_course_data, resolve_root, split_dir,
                       split_files)
-from .images import MODES, DataError, check_mode, parse_image_size, read_image, warnings_gathered
+from .images import DataError, check_mode, parse_image_size, read_image, warnings_gathered
 from .tables import escaped
 
 MAX_BYTES = 2**31  # the largest split (as float32) loaded without image_size

@@ -3,7 +3,7 @@
 :data:`MANIFEST_PATH` (``hw3lib/fruits.sha256``) lists the SHA-256 of all 1968 files in
 ``sha256sum`` format, written by :func:`write_manifest` and checked by :func:`verify` and
 :func:`download`; :func:`dataset_sha256` stamps checkpoints with the data they were trained on.
-Failures raise :class:`hw3lib.data.DataError` naming the file or URL and the fix.
+Failures raise :class:`hw3lib.images.DataError` naming the file or URL and the fix.
 """
 
 from __future__ import annotations
@@ -28,10 +28,9 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .checks import dead_link
-from .data import DataError
 from .folders import (FIX_WHERE, MANIFEST_PATH, SPLIT_FOLDERS, SPLITS, files_under,
                       is_course_data, is_skipped, resolve_root, split_dirs, split_folders)
-from .images import read_bytes, sniff
+from .images import DataError, read_bytes, sniff
 from .processes import process_running
 
 SOURCE_REPO = "Joker1367/EE6550_ML"

@@ -1,8 +1,8 @@
 """``python -m hw3lib download``: fetch and verify the course's fruit images (:mod:`hw3lib.download`)."""
 from .cli import Parser, add_progress_option, folder, show_progress
-from .data import DataError
 from .download import DEFAULT_BASE_URL, download
 from .folders import DEFAULT_ROOT, resolve_root
+from .images import DataError
 
 
 def main(argv=None):

@@ -11,7 +11,8 @@ import numpy as np
 
 from .checks import is_int, is_number
 from .config import TrainConfig
-from .data import MODES, Dataset
+from .data import Dataset
+from .images import MODES
 from .learning import learning_warning
 from .phrasing import phrase_settings
 from .tables import Table

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .data import DataError
 from .download import dataset_sha256
 from .engine import blas_description
 from .folders import resolve_root
+from .images import DataError
 from .tables import Table
 
 

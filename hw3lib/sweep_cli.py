@@ -17,9 +17,10 @@ from .checks import is_number
 from .cli import Parser, add_data_option, add_progress_option, folder, parse_seeds, print_error, show_progress
 from .config import TrainConfig
 from .cores import more_than_cores
-from .data import DataError, validation_mask
+from .data import validation_mask
 from .download import course_copy_note
 from .folders import resolve_root, split_files
+from .images import DataError
 from .learning import learning_warning
 from .out_folders import refuse_out_in_data
 from .phrasing import phrase_settings

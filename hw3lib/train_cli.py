@@ -15,11 +15,11 @@ from .cli import (Parser, add_data_option, add_progress_option, announce_reading
                   int_at_least, print_error, show_progress)
 from .config import TrainConfig
 from .cores import more_than_cores
-from .data import MODES, SPLIT_METHODS, DataError
+from .data import SPLIT_METHODS
 from .download import course_copy_note, dataset_sha256
 from .engine import engine_stamp
 from .file_order import file_order_note
-from .images import SUFFIXES
+from .images import MODES, SUFFIXES, DataError
 from .learning import learning_warning, unvalidated_note
 from .out_folders import RUN, create_out, refuse_file_in_the_way, refuse_out_in_data
 from .phrasing import TRAIN_OPTIONS, phrased

@@ -50,8 +50,8 @@ from matplotlib.ticker import MaxNLocator
 
 from .checks import is_int
 from .config import TrainConfig
-from .data import MODES, DataError
 from .folders import resolve_root, split_dirs
+from .images import MODES, DataError
 from .learning import beats_guessing
 from .playground_runs import (IMAGE_SIZES, VAL_SPLITS, RunSettings, check_settings, control_ranges,
                               differences, panel_phrasing, prepare, runs_table)

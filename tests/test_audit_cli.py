@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from hw3lib import audit_cli, data, folders
+from hw3lib.images import DataError
 from hw3lib.__main__ import main
 from datasets import write_videos
 
@@ -221,7 +222,7 @@ def test_audit_refuses_the_folders_that_train_refuses_before_reading_images(tmp_
     monkeypatch.setattr(data, "read_image", lambda *args, **kwargs: pytest.fail("an image was read"))
     assert main(["audit", "--data", str(root), "--no-progress"]) == 2
     assert said in capsys.readouterr().err
-    with pytest.raises(data.DataError, match=said):
+    with pytest.raises(DataError, match=said):
         data.load_dataset(root)
 
 

@@ -15,8 +15,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from hw3lib import data, download, folders, images
-from hw3lib.data import DataError
-from hw3lib.images import TransparentPixels
+from hw3lib.images import DataError, TransparentPixels
 from conftest import peak_bytes
 from datasets import CLASSES, DATA, PNG_SIGNATURE, SEED_PNG, make_root, needs_data, write_png
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from hw3lib import analysis, data, download
-from hw3lib.data import DataError
+from hw3lib.images import DataError
 from hw3lib.tables import Table
 
 DATA = Path(os.environ.get("HW3_DATA", Path(__file__).parents[1] / "data"))

@@ -21,7 +21,7 @@ import pytest
 
 from hw3lib import download, folders
 from hw3lib.__main__ import main as hw3lib_main
-from hw3lib.data import DataError
+from hw3lib.images import DataError
 from datasets import DATA, FIRST_FILE, HAVE_DATA, NO_DATA, SEED_PNG, copy_splits, make_root, needs_data, write_png
 
 

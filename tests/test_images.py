@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from hw3lib import data, folders, images
-from hw3lib.data import DataError
+from hw3lib.images import DataError
 from conftest import peak_bytes
 from datasets import make_root, write_png
 

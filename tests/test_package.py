@@ -87,6 +87,37 @@ def test_the_package_imports_run_downhill_without_a_cycle():
     assert sorted(order) == sorted(graph)
 
 
+def _defined(path):
+    """The names that the module file ``path`` defines at its top level: functions, classes and
+    assigned names."""
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name))
+    return names
+
+
+def test_the_names_hw3lib_images_defines_are_imported_from_it():
+    """DataError and MODES, defined in hw3lib.images, were imported through hw3lib.data too (which
+    re-exported MODES without using it) by half the package and the tests: two places to look
+    for one name. The package and its tests import them from images."""
+    package = Path(hw3lib.__file__).parent
+    names = _defined(package / "images.py")
+    through = []
+    for path in sorted(package.glob("*.py")) + sorted((REPO / "tests").glob("*.py")):
+        own = _defined(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                module = node.module if node.level == 1 else node.module.removeprefix("hw3lib.")
+                if (node.level == 1 or node.module.startswith("hw3lib.")) and module != "images":
+                    through += [f"{path.name}: from {'.' * node.level}{node.module} import {alias.name}"
+                                for alias in node.names if alias.name in names - own]
+    assert not through, f"import these from hw3lib.images, which defines them: {through}"
+
+
 def test_only_the_commands_import_the_command_line_helpers():
     """sweep, sweep_study and playground_runs, library modules, imported hw3lib.cli (the commands'
     helpers) for its output-folder checks and its wording of settings: an import uphill. Only

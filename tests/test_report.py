@@ -24,11 +24,11 @@ from PIL import Image
 
 from conftest import missing as missing_tool
 
-import hw3lib.download
 from hw3lib import LeNet5, TrainConfig
 from hw3lib.__main__ import main as cli
 from hw3lib.export import (REPORT_CSS, TEXT_FLOOR, latex_to_mathml, mark_chinese, print_pdf,
                            to_html)
+from hw3lib.images import DataError
 from hw3lib.notebooks import ReportError, execute_notebook
 from hw3lib.report import (CAPTION_STARTS, INTRO, NOTEBOOKS_DIR, SECTIONS, TITLE, assemble, build,
                            report_cells)
@@ -757,7 +757,7 @@ def test_cli_refuses_ones_own_images_without_advising_to_delete_them(tmp_path, m
 def test_cli_says_where_it_downloads_a_dataset_it_does_not_find(tmp_path, monkeypatch, capsys):
     """A mistyped HW3_DATA: the failed download must not read as a network problem alone."""
     def offline(dest, *args, **kwargs):
-        raise hw3lib.download.DataError("could not fetch https://example.org/x.png: no network")
+        raise DataError("could not fetch https://example.org/x.png: no network")
 
     monkeypatch.setattr("hw3lib.report.download", offline)
     monkeypatch.setenv("HW3_DATA", str(tmp_path / "fruit"))

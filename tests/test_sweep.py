@@ -43,8 +43,8 @@ from hw3lib import sweep_cli, sweep_study
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.atomic import INTERRUPTS, claimed
 from hw3lib.config import TrainConfig
-from hw3lib.data import DataError
 from hw3lib.engine import engine_code
+from hw3lib.images import DataError
 from hw3lib.plots import plot_sweep, plot_sweep_heatmap
 from hw3lib.runs import checkpoint_path, load_or_train
 from hw3lib.sweep import JOURNAL, Sweep, load_sweep, open_storage, open_study, run_sweep, work

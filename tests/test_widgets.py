@@ -16,7 +16,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from datasets import png_bytes, write_banded_root
-from hw3lib.data import Dataset, DataError, dataloader, fit_normalizer, normalize
+from hw3lib.data import Dataset, dataloader, fit_normalizer, normalize
+from hw3lib.images import DataError
 from hw3lib.losses import CrossEntropyLoss
 from hw3lib.optim import SGD
 from hw3lib import plots, widgets
