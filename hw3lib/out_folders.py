@@ -1,6 +1,6 @@
-"""The folder a command writes into (``--out``): refused where a file is in its way or where it
-lies in the dataset, created and tried for room before any work, and whether a train command is
-writing into it now.
+"""The folder a command writes into (``--out``): refused where a file is in its way, where it
+lies in the dataset or is a folder it would litter (the file system's root, the home folder),
+created and tried for room before any work, and whether a train command is writing into it now.
 """
 import os
 import tempfile
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .atomic import lock_path
 from .checks import dead_link
-from .folders import SPLIT_FOLDERS, SPLITS, resolve_root, split_folders
+from .folders import SPLIT_FOLDERS, SPLITS, VALIDATION_FOLDERS, resolve_root, split_folders
 from .processes import process_running, start_seconds
 
 RUN = "run"  # a train command holds OUT/.run.lock (hw3lib.atomic.claimed) for as long as it runs
@@ -41,12 +41,39 @@ def split_folder_holding(path, data):
                  if where.is_relative_to(folder.resolve())), None)
 
 
+def refuse_out(out, data, example):
+    """The checks of an ``out`` given as ``--out`` (by train, sweep and report), before any work
+    and creating nothing: :func:`refuse_file_in_the_way`, :func:`refuse_loose_files` (with
+    ``example``) and :func:`refuse_out_in_data` (the dataset at ``data``). ValueError."""
+    refuse_file_in_the_way(out, "--out")
+    refuse_loose_files(out, example)
+    refuse_out_in_data(out, data)
+
+
+def refuse_loose_files(out, example):
+    """ValueError when ``out`` is the file system's root or the home folder itself: every
+    command writes its files straight into ``--out`` (train its checkpoint.npz and history.json,
+    sweep its journal, checkpoints/ and figures, report its HTML and build/), not into a folder
+    of their own, so they would lie loose among everything else there. ``example``: a folder to
+    give instead."""
+    where = Path(out).resolve()
+    home = Path.home().resolve()
+    what = ("the file system's root" if where == Path(where.anchor)
+            else f"your home folder {home}" if where == home else None)
+    if what:
+        raise ValueError(f"--out {out} is {what}: the command writes its files straight into "
+                         "--out, not into a folder of their own, so they would lie loose among "
+                         f"everything else there. Give a folder for them alone, e.g. --out {example}")
+
+
 def refuse_out_in_data(out, data):
     """ValueError when ``out`` (the folder given as ``--out``) is, or lies in, a split folder of
     the dataset at ``data`` (:func:`split_folder_holding`); or where it is, or lies in, the
     split's folder of the other name (``train/`` beside ``Data_train/``), which creating it would
-    make a second folder of that split. Creates nothing; a dataset that cannot be found is left
-    for loading to name."""
+    make a second folder of that split; or in a folder of the root's that a read of the dataset
+    refuses (:func:`_refused_folder`). Creates nothing; a dataset that cannot be found is left
+    for loading to name. The dataset's root itself, and any other folder in it, are fine: a
+    read of the dataset looks at its split folders alone."""
     root, where = resolve_root(data), Path(out).resolve()
     inside = split_folder_holding(out, data)
     if inside:
@@ -63,6 +90,29 @@ def refuse_out_in_data(out, data):
                                  f"folder beside the dataset's {found[0]}: a dataset holding both "
                                  "is refused by every later read of it. Choose an --out "
                                  f"outside {folder} (e.g. {root / 'runs'})")
+    if where != root.resolve() and where.is_relative_to(root.resolve()):
+        top = root / where.relative_to(root.resolve()).parts[0]  # the root's folder that holds --out
+        why = _refused_folder(top.name)
+        if why:
+            raise ValueError(f"--out {out} would put the run's files in {top}, {why}. Choose an "
+                             f"--out outside {top} (e.g. {root / 'runs'})")
+
+
+def _refused_folder(name):
+    """Why a folder ``name`` in a dataset's root breaks the dataset (None where it does not): a
+    validation split's name, which every read of the dataset refuses as a split it would leave
+    out (:func:`hw3lib.folders.dataset_files`), or a split folder's name in other letter case,
+    which is that split folder where the file system ignores case (macOS's, Windows')."""
+    if name.lower() in VALIDATION_FOLDERS:
+        return ("a validation split's folder, which every later read of the dataset refuses (its "
+                "images would be left out)")
+    split = next((split for names in SPLIT_FOLDERS.values() for split in names
+                  if split.lower() == name.lower() and split != name), None)
+    if split:
+        return (f"whose name is the split folder name {split} in other letter case: where the file "
+                "system ignores case (macOS's, Windows') it is that split folder, and the run's "
+                "files would become part of the dataset")
+    return None
 
 
 def try_writing(folder, nbytes=0):

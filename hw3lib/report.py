@@ -68,7 +68,7 @@ from .export import PDF_INSTALL, REPORT_NAME, find_chromium, print_pdf, to_html
 from .folders import REPO_ROOT, SPLITS, resolve_root, split_folders
 from .images import DataError
 from .notebooks import DEFAULT_TIMEOUT, ReportError, cell_label, execute_notebook, read_notebook
-from .out_folders import create_out, refuse_file_in_the_way
+from .out_folders import create_out, refuse_file_in_the_way, refuse_out
 from .results import STALE_FIGURES
 from .stamp import stamp_rows
 
@@ -422,7 +422,7 @@ def main(argv=None):
     if args.no_execute and "timeout" in given:  # silently ignored otherwise
         raise ValueError("--timeout applies to executing the notebooks, not to --no-execute: leave "
                          "one of them out")
-    refuse_file_in_the_way(args.out, "--out")  # before any work, not after executing the notebooks
+    refuse_out(args.out, None, Path.home() / "hw3-report")  # before any work, not after the notebooks
     refuse_file_in_the_way(args.out / "build", "--out", args.out)  # not "[Errno 17] File exists"
     for name in (f"{REPORT_NAME}.html", f"{REPORT_NAME}.pdf", f"build/{REPORT_NAME}.ipynb"):
         if (args.out / name).is_dir():

@@ -22,7 +22,7 @@ from .download import course_copy_note
 from .folders import resolve_root, split_files
 from .images import DataError
 from .learning import learning_warning
-from .out_folders import refuse_out_in_data
+from .out_folders import refuse_out
 from .phrasing import phrase_settings
 from .runs import checkpoint_path
 from .sweep import JOURNAL, PRUNERS, SweepError, default_workers, run_sweep
@@ -194,7 +194,7 @@ def _sweep_command(args):
         base = TrainConfig(**fixed)
     except ValueError as err:
         raise ValueError(f"--set: {err}") from None
-    refuse_out_in_data(args.out, args.data)  # its checkpoints would become part of the data
+    refuse_out(args.out, args.data, Path.home() / "runs" / "sweep")  # before any work
     for note in (more_than_cores("--workers", args.workers, "workers"),
                  course_copy_note(args.data)):
         if note:

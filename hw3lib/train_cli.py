@@ -21,7 +21,7 @@ from .engine import engine_stamp
 from .file_order import file_order_note
 from .images import MODES, SUFFIXES, DataError
 from .learning import learning_warning, unvalidated_note
-from .out_folders import RUN, create_out, refuse_file_in_the_way, refuse_out_in_data
+from .out_folders import RUN, create_out, refuse_out
 from .phrasing import TRAIN_OPTIONS, phrased
 from .train import HISTORY_KEYS, TrainingError, check_resume, fit
 
@@ -135,10 +135,10 @@ def main(argv=None):
 
 def _check_out(out, files, data):
     """Refuse, before any work and creating nothing, an ``out`` that could not hold a run's
-    ``files``, or lies in a split folder of the dataset at ``data`` (``--data``): ValueError
+    ``files``, would leave them loose (the file system's root, the home folder) or would break
+    the dataset at ``data`` (``--data``; :func:`~hw3lib.out_folders.refuse_out`): ValueError
     naming ``out`` as given and the fix."""
-    refuse_file_in_the_way(out, "--out")
-    refuse_out_in_data(out, data)
+    refuse_out(out, data, Path.home() / "runs" / "lenet5")
     for path in files:
         if path.is_dir():
             raise ValueError(f"{path} is a folder, where the run writes its {path.name}; move it "

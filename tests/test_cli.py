@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -811,6 +812,64 @@ def test_an_out_that_would_make_a_second_split_folder_of_the_data_is_refused(tmp
         f"beside the dataset's {root / f'Data_{split}'}: a dataset holding both is refused by every "
         f"later read of it. Choose an --out outside {root / split} (e.g. {root / 'runs'})\n")
     assert not (root / split).exists()
+
+
+@pytest.mark.parametrize("inside, why", [
+    ("val", "a validation split's folder, which every later read of the dataset refuses (its images "
+            "would be left out)"),
+    ("Validation/run", None),
+    ("Data_Train", "whose name is the split folder name Data_train in other letter case: where the "
+                   "file system ignores case (macOS's, Windows') it is that split folder, and the "
+                   "run's files would become part of the dataset"),
+    ("TEST/run", None)])
+def test_an_out_in_a_folder_of_the_data_root_that_breaks_the_data_is_refused(tmp_path, capsys, inside, why):
+    """--out root/val trained, and every later train and audit of the dataset refused it (a
+    validation folder its images would be left out of); root/Data_Train is the training split
+    where the file system ignores case. The root itself, and another folder in it, stay fine:
+    a read of the dataset looks at its split folders alone."""
+    root = fake_root(tmp_path)
+    top = root / inside.split("/")[0]
+    for command in (["train", *map(str, QUICK)], ["sweep", "--param", "lr=1e-3,5e-4", "--no-progress"]):
+        assert hw3lib_main([*command, "--data", str(root), "--out", str(root / inside)]) == 2
+        stdout, err = capsys.readouterr()
+        assert stdout == "" and err.startswith(f"error: --out {root / inside} would put the run's files in "
+                                               f"{top}, ") and err.endswith(
+            f". Choose an --out outside {top} (e.g. {root / 'runs'})\n"), err
+        assert why is None or why in err
+        assert not top.exists()
+    assert run_cli(capsys, "--data", root, *QUICK, "--out", root)[0] == 0  # beside the split folders
+    code, _, err = run_cli(capsys, "--data", root, *QUICK, "--out", tmp_path / "after")  # still a dataset
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("command", [["train"], ["sweep", "--param", "lr=1e-3,5e-4"], ["report", "--no-execute"]])
+def test_an_out_that_would_leave_the_files_loose_in_the_home_folder_is_refused(tmp_path, capsys, monkeypatch,
+                                                                                command):
+    """Every command writes straight into --out: `--out ~` left checkpoint.npz and history.json
+    (a sweep's journal, checkpoints/ and figures, the report's files) loose in the home folder."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    example = {"train": home / "runs" / "lenet5", "sweep": home / "runs" / "sweep",
+               "report": home / "hw3-report"}[command[0]]
+    data = [] if command[0] == "report" else ["--data", str(fake_root(tmp_path))]
+    assert hw3lib_main([*command, *data, "--out", str(home)]) == 2
+    stdout, err = capsys.readouterr()
+    assert stdout == "" and err == (
+        f"error: --out {home} is your home folder {home}: the command writes its files straight into "
+        "--out, not into a folder of their own, so they would lie loose among everything else there. "
+        f"Give a folder for them alone, e.g. --out {example}\n")
+    assert list(home.iterdir()) == []
+
+
+def test_the_file_systems_root_as_out_is_refused():
+    """Checked on the rule alone: a command given `--out /` wrote there where it could (as root)."""
+    with pytest.raises(ValueError) as refused:
+        out_folders.refuse_loose_files(Path("/"), Path("/home/me/runs/lenet5"))
+    assert str(refused.value) == (
+        "--out / is the file system's root: the command writes its files straight into --out, not "
+        "into a folder of their own, so they would lie loose among everything else there. Give a "
+        "folder for them alone, e.g. --out /home/me/runs/lenet5")
 
 
 def test_a_setting_a_command_has_no_option_for_stays_as_the_library_names_it():
