@@ -134,10 +134,22 @@ def run_path(path):
     return checkpoint
 
 
+def diverged(checkpoint, epochs):
+    """Whether the ``history.json`` that ``train`` wrote beside ``checkpoint`` records that the
+    run diverged after its ``epochs`` (the checkpoint's count: a later ``--resume`` rewrote it
+    otherwise); False where there is none, or it cannot be read."""
+    try:
+        history = json.loads(checkpoint.with_name("history.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(history, dict) and "diverged" in history and len(history.get("epoch", ())) == epochs
+
+
 def main(argv=None):
     """Print each image's most likely classes and their probabilities, one row per image, or
     with ``--json`` one JSON object per image; a note on stderr says when the run stopped before
-    its last epoch. A file that cannot be read is named on stderr and the rest classified; the
+    its last epoch (and how to go on: ``train --resume``, or where it diverged a smaller
+    ``--lr`` afresh). A file that cannot be read is named on stderr and the rest classified; the
     exit status is then 1."""
     parser = Parser(prog="python -m hw3lib predict",
                     formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -163,6 +175,13 @@ def main(argv=None):
         print(f"note: this run is being trained (by process {training}): {trained} of its "
               f"{run.config.epochs} epochs so far; it predicts with the weights of epoch "
               f"{run.best_epoch}, the best so far", file=sys.stderr)
+    elif trained < run.config.epochs and diverged(checkpoint, trained):
+        lr = run.config.lr
+        print(f"note: this run diverged after {trained} of its {run.config.epochs} epochs (its loss "
+              f"or weights stopped being finite at --lr {lr:g}, {checkpoint.with_name('history.json')} "
+              f"says); it predicts with the weights of epoch {run.best_epoch}. `train --resume` would "
+              "diverge again (the same batches from the same weights): train afresh into another "
+              f"--out with a smaller --lr, e.g. --lr {lr / 10:g}", file=sys.stderr)
     elif trained < run.config.epochs:  # interrupted, or pruned by a sweep
         print(f"note: this run stopped after {trained} of its {run.config.epochs} epochs; it predicts "
               f"with the weights of epoch {run.best_epoch} (`train --resume` trains it on)", file=sys.stderr)

@@ -51,12 +51,16 @@ and what to change, and the JSON line holds "learned": false); 130 interrupted
 """
 
 
-def _write_history(path, history, evaluations=0, test=None):
+def _write_history(path, history, evaluations=0, test=None, diverged=None):
     """Write ``history`` (fit's columns) to the JSON file ``path``, with the run's latest test
     record ``test`` (a :class:`~hw3lib.checkpoint.TestRecord`, or None: none yet) and its count
-    of test evaluations as ``"test"``, kept while a --resume trains on."""
+    of test evaluations as ``"test"``, kept while a --resume trains on; and where the run
+    diverged after these epochs, the error's message ``diverged`` as ``"diverged"`` (which
+    ``predict`` reads: a --resume would diverge again)."""
     obj = history if test is None else {**history, "test": dict(
         epoch=test.epoch, loss=test.loss, accuracy=test.accuracy, evaluations=evaluations)}
+    if diverged is not None:
+        obj = {**obj, "diverged": diverged}
     atomic_write(path, lambda f: f.write((json.dumps(obj, indent=1, allow_nan=False) + "\n").encode()))
 
 
@@ -320,7 +324,7 @@ def _train_command(args, claim):
                          threads=threads)
         except TrainingError as err:
             _write_history(history_path, err.result.history, err.result.test_evaluations,
-                           err.result.test_record)
+                           err.result.test_record, phrased(str(err)))
             if _has_run(checkpoint_path):  # which --resume goes on with at the run's own --lr
                 err.args = (f"{err}, in a fresh run into another --out (--resume goes on with "
                             f"{checkpoint_path}'s own --lr {config.lr:g})",)

@@ -1,5 +1,6 @@
 """``python -m hw3lib predict``: a trained run's classes for files and folders, as a table or JSON."""
 import json
+import math
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -8,7 +9,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from hw3lib import predict_cli
+from hw3lib import predict_cli, train
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.atomic import claimed
 from hw3lib.checkpoint import load_checkpoint, save_checkpoint
@@ -151,6 +152,34 @@ def test_another_datasets_test_folder_is_not_the_runs_test_split(trained, capsys
     other = digits_root(tmp_path / "other", size=(16, 16), classes=4, per_class=3)
     assert predict(capsys, tmp_path, other / "test")[::2] == (0, "")
     assert load_checkpoint(tmp_path / "checkpoint.npz").test_evaluations == 0
+
+
+def test_a_run_that_diverged_is_noted_with_a_smaller_lr_not_resume(trained, capsys, tmp_path, monkeypatch):
+    """The note said `train --resume` trains it on, which goes on from the same weights over the
+    same batches at the same --lr, and diverges again."""
+    run, test = trained
+    evaluate, calls = train.evaluate_checked, []
+
+    def nan_at_epoch_2(*args):
+        calls.append(1)
+        return (math.nan, 0.0) if len(calls) == 3 else evaluate(*args)  # train's, val's, train's
+
+    monkeypatch.setattr(train, "evaluate_checked", nan_at_epoch_2)
+    out = tmp_path / "diverged"
+    assert hw3lib_main(["train", "--data", str(test.parent), *map(str, QUICK), "--out", str(out)]) == 2
+    monkeypatch.undo()
+    capsys.readouterr()
+    image = tmp_path / "0.png"  # outside the test split, whose images would be a test evaluation
+    image.write_bytes((test / "digit0" / "0.png").read_bytes())
+    code, stdout, err = predict(capsys, out, image)
+    assert code == 0 and len(stdout.splitlines()) == 2
+    assert err == (f"note: this run diverged after 1 of its 2 epochs (its loss or weights stopped being "
+                   f"finite at --lr 0.002, {out / 'history.json'} says); it predicts with the weights of "
+                   "epoch 1. `train --resume` would diverge again (the same batches from the same "
+                   "weights): train afresh into another --out with a smaller --lr, e.g. --lr 0.0002\n")
+    history = json.loads((out / "history.json").read_text())
+    (out / "history.json").write_text(json.dumps({**history, "epoch": [1, 2]}))  # not this checkpoint's
+    assert "this run stopped after 1 of its 2 epochs" in predict(capsys, out, image)[2]
 
 
 def test_a_run_being_trained_is_noted_as_training_not_as_stopped(trained, capsys, tmp_path):
