@@ -35,8 +35,9 @@ From a terminal: ``python -m hw3lib sweep --param lr=2.5e-4,5e-4,1e-3 --seeds 0-
   :func:`~hw3lib.sweep_study.open_storage`). A database URL (``postgresql://user@host/db``) lets workers on
   several machines share the study; there Optuna's heartbeat fails a trial whose machine
   stopped answering (:data:`~hw3lib.sweep_study.GRACE_SECONDS`) and queues it again.
-- **Resuming**: the study's name is a hash of the sweep's definition, so the same command on
-  the same storage goes on with the trials it has. Finished runs are never repeated; a run cut
+- **Resuming**: the study's name is a hash of the sweep's definition (but a sampled search's
+  ``trials``, so that more of them go on with the same study), so the same command on the
+  same storage goes on with the trials it has. Finished runs are never repeated; a run cut
   short (Ctrl-C, or its worker killed: its process is gone, or its heartbeat is stale, or it
   never named itself in the run) is recorded as failed with the reason and queued again, and
   its checkpoint resumes it. A journal's lock left by a killed process is broken after

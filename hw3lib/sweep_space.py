@@ -218,8 +218,10 @@ class Sweep:
 
     @property
     def name(self):
-        """The default study name: ``sweep-`` and 12 hex digits of a hash of the definition."""
-        text = json.dumps(self.to_json(), sort_keys=True)
+        """The default study name: ``sweep-`` and 12 hex digits of a hash of the definition but
+        its ``trials``, so that more trials go on with the same study
+        (:func:`~hw3lib.sweep_study.open_study`); a grid's, None, hashed as ever."""
+        text = json.dumps({**self.to_json(), "trials": None}, sort_keys=True)
         return "sweep-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def pruner_for_study(self):

@@ -259,7 +259,9 @@ def open_study(sweep, storage, study_name=None, data_sha256=None, code=None):
     then the runs are queued and ``queued`` set: a process that opens a study whose creator
     was interrupted while queueing (Ctrl-C), or whose journal lost a run's lines (an edit),
     queues the runs it lacks, so the same command goes on. A study left without its definition
-    (its creator stopped right after creating it) and without trials is taken over."""
+    (its creator stopped right after creating it) and without trials is taken over. A sampled
+    search asking for more ``trials`` than its study holds goes on with it, its definition
+    raised to them and the trials it lacks queued; fewer is refused (its trials would all run)."""
     if study_name is not None and not (isinstance(study_name, str) and study_name.strip()):
         raise ValueError(f"study_name must name a study (or be None: {sweep.name}), got {study_name!r}")
     name = study_name or sweep.name
@@ -351,8 +353,9 @@ def _differences(theirs, ours):
 
 
 def _check_same(study, sweep, data_sha256, code):
-    """Refuse a study that runs another sweep, or ran on other data or by other code; return
-    True, or False when the study had no definition and no trials, and is now this sweep's."""
+    """Refuse a study that runs another sweep (a sampled search's fewer trials too; more raise
+    its definition's), or ran on other data or by other code; return True, or False when the
+    study had no definition and no trials, and is now this sweep's."""
     deadline = time.monotonic() + DEFINE_SECONDS  # its creator may be defining it right now
     while "sweep" not in study.user_attrs:
         if time.monotonic() > deadline:
@@ -362,7 +365,9 @@ def _check_same(study, sweep, data_sha256, code):
             _define(study, sweep, data_sha256, code)  # its creator stopped before defining it
             return False
         time.sleep(POLL_SECONDS)
-    diffs = _differences(study.user_attrs["sweep"], sweep.to_json())
+    theirs, ours = study.user_attrs["sweep"], sweep.to_json()
+    sampled = theirs.get("trials") is not None and sweep.trials is not None  # its trials may grow
+    diffs = _differences(theirs, {**ours, "trials": theirs["trials"]} if sampled else ours)
     if diffs:
         raise ValueError(f"the study {study.study_name!r} runs another sweep ({'; '.join(diffs)}): "
                          "give the same settings or another study name (--study-name)")
@@ -377,4 +382,11 @@ def _check_same(study, sweep, data_sha256, code):
                          f"code is {code}), so its scores are not this code's: if you edited "
                          "hw3lib's training code, revert it, or run this code's sweep under another "
                          "study name (--study-name); every machine of a sweep needs the same hw3lib")
+    if sampled and sweep.trials < theirs["trials"]:
+        raise ValueError(f"trials: the study {study.study_name!r} holds {theirs['trials']} trials, more "
+                         f"than the {sweep.trials} asked for, and runs them all: ask for "
+                         f"{theirs['trials']} or more to go on with it, or run a sweep of "
+                         f"{sweep.trials} under another study name (--study-name)")
+    if sampled and sweep.trials > theirs["trials"]:  # the trials it lacks are queued next
+        study.set_user_attr("sweep", ours)
     return True

@@ -854,6 +854,30 @@ def test_a_sampled_sweep_started_again_draws_new_settings_not_the_ones_it_drew_b
         load_sweep(tmp_path / JOURNAL, "nope")  # a name mistyped: the study there is named
 
 
+def test_more_trials_go_on_with_the_same_study_and_fewer_are_refused(tmp_path, root, capsys):
+    """The study's name hashed --trials: a sampled search given more started a new study, its
+    runs done ignored, and one given more under its --study-name was refused as another sweep."""
+    argv = ["sweep", "--param", "lr=1e-3:1e-2:log", "--set", "epochs=2", *TINY_SETS, "--pruner", "none",
+            "--workers", "1", "--out", str(tmp_path), "--data", str(root), "--no-progress"]
+    assert hw3lib_main([*argv, "--trials", "2"]) in (0, 3)
+    first = json.loads(capsys.readouterr().out.splitlines()[-1])
+    trials = trials_of(tmp_path / JOURNAL, first["study"])
+    assert hw3lib_main([*argv, "--trials", "3"]) in (0, 3)
+    more = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert more["study"] == first["study"] and more["runs"] == {"done": 3, "pruned": 0, "failed": 0}
+    grown = trials_of(tmp_path / JOURNAL, first["study"])
+    assert [(t.params, t.state) for t in grown[:2]] == [(t.params, t.state) for t in trials]  # kept
+    assert len(grown) == 3 and len({t.params["lr"] for t in grown}) == 3
+    assert hw3lib_main([*argv, "--trials", "3", "--study-name", first["study"]]) in (0, 3)  # as it is
+    capsys.readouterr()
+    assert hw3lib_main([*argv, "--trials", "2"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --trials: the study '{first['study']}' holds 3 trials, more than the 2 asked for, and "
+        "runs them all: ask for 3 or more to go on with it, or run a sweep of 2 under another study "
+        "name (--study-name)\n")
+    assert len(trials_of(tmp_path / JOURNAL, first["study"])) == 3
+
+
 # --- the command ------------------------------------------------------------------------------
 
 def test_the_sweep_command_prints_the_table_failures_best_and_writes_the_figures(tmp_path, root, capsys,
