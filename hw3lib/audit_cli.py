@@ -91,10 +91,11 @@ def _audit(args, seeds):
     print(_wrapped(f"near duplicate: closer to a training image than {audit.near:.3g}, the median "
                    "distance between consecutive files of a class"), end="\n\n")
     print(audit.summary_table(), end="\n\n")
-    for line in audit.findings():  # each count of test images followed by their names
+    copy_findings = audit.copy_findings()
+    for line in audit.findings()[:-len(copy_findings)]:
         print(_wrapped(line))
-        found = (audit.test_copies() if "exact copy in the training folder:" in line
-                 else audit.test_mirrors() if "mirror image" in line else ())
+    for line, found in copy_findings:  # each count of test images followed by their names
+        print(_wrapped(line))
         for i in found[:SHOWN]:
             print(f"  {test_files[i]}")
         if len(found) > SHOWN:

@@ -158,7 +158,7 @@ class LeakageAudit:
         they are renamed (the shares then count unrelated images as near), or, where only some
         classes are (:attr:`disordered`, whose near-copies a threshold set by the others' steps
         may not count), that the blocked split cannot choose until they are; and how many test
-        images have an exact copy in the training folder."""
+        images have an exact copy (or a mirror image) in the training folder (:meth:`copy_findings`)."""
         # out of order, the frame step is no near threshold; a threshold given (near=) still is
         stepped = self.step is None or self.near == self.step  # None: an audit made by hand
         lines, shuffled = [], self.near_too_large()
@@ -222,18 +222,23 @@ class LeakageAudit:
                              "near-identical images (video frames, bursts), so a near duplicate "
                              "here is only an image nearer a training image than two neighbouring "
                              "files are")
-        copies = len(self.test_copies())
-        lines.append(f"{copies} test image(s) have an exact copy in the training folder: the test "
-                     "accuracy counts them as unseen; remove them from the test folder (or their "
-                     "copies from the training folder)" if copies else
-                     "no test image has an exact copy in the training folder")
-        mirrors = len(self.test_mirrors())
-        if mirrors:
-            lines.append(f"{mirrors} test image(s) are the mirror image (flipped left-right) of an "
-                         "image in the training folder: training with flips (--hflip, the default) "
-                         "shows the model that very image, so test accuracy counts it as unseen; "
-                         "remove them from the test folder (or train with --no-hflip)")
-        return lines
+        return lines + [sentence for sentence, _ in self.copy_findings()]
+
+    def copy_findings(self):
+        """The last of :meth:`findings`, each with the test images it counts: ``(sentence,
+        indices (K,))`` for the exact copies of training-folder images (a sentence even when
+        there are none), then, where there are any, for the mirror images."""
+        copies, mirrors = self.test_copies(), self.test_mirrors()
+        found = [(f"{len(copies)} test image(s) have an exact copy in the training folder: the "
+                  "test accuracy counts them as unseen; remove them from the test folder (or their "
+                  "copies from the training folder)" if len(copies) else
+                  "no test image has an exact copy in the training folder", copies)]
+        if len(mirrors):
+            found.append((f"{len(mirrors)} test image(s) are the mirror image (flipped left-right) "
+                          "of an image in the training folder: training with flips (--hflip, the "
+                          "default) shows the model that very image, so test accuracy counts it as "
+                          "unseen; remove them from the test folder (or train with --no-hflip)", mirrors))
+        return found
 
     def summary_table(self):
         """:class:`Table`, one row per split method and pair, over the audited seeds: the

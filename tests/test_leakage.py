@@ -306,6 +306,10 @@ def test_findings_name_test_images_that_are_training_images_flipped():
     assert audit.test_mirrors().tolist() == [90] and audit.test_copies().tolist() == [91]
     mirrors = audit.findings()[-1]
     assert mirrors.startswith("1 test image(s) are the mirror image") and "--no-hflip" in mirrors
+    # each count's images beside its sentence, which the audit lists under it (it matched wording)
+    (copy_line, copies), (mirror_line, mirrored) = audit.copy_findings()
+    assert audit.findings()[-2:] == [copy_line, mirror_line]
+    assert copies.tolist() == [91] and mirrored.tolist() == [90]
     assert not any("mirror" in line for line in leakage_audit(X, y, X_new, seeds=(0,), progress=False).findings())
 
 
