@@ -192,6 +192,10 @@ def other_format(head: bytes) -> str | None:
 
 # {(category, message): [paths]} of Pillow's warnings inside warnings_gathered(), else None
 _GATHERED = contextvars.ContextVar("hw3lib_image_warnings", default=None)
+# True on a thread while read_on_thread reads
+_ON_THREAD = contextvars.ContextVar("hw3lib_reading_thread", default=False)
+# on such a thread, the list its decode_image catches warnings into, else None
+_THREAD_CAUGHT = contextvars.ContextVar("hw3lib_thread_warnings", default=None)
 
 
 @contextlib.contextmanager
@@ -212,6 +216,81 @@ def warnings_gathered():
     for (category, message), paths in gathered.items():
         others = f" and {len(paths) - 1} other file(s)" if len(paths) > 1 else ""
         warnings.warn(f"{paths[0]}{others}: {message}", category, stacklevel=3)
+
+
+@contextlib.contextmanager
+def warnings_on_threads():
+    """Within it, images may be read on other threads (:func:`read_on_thread`); entered by the
+    thread that starts them. ``warnings.catch_warnings``, with which :func:`decode_image` catches
+    Pillow's warnings alone, swaps the process's filters and is not safe on several threads at
+    once; instead, within this every warning passes the filters (as while an image decodes
+    alone: here, on every thread, for the whole time) and one raised while a thread decodes an
+    image goes to that thread's own list; any other is shown as usual."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        show = warnings.showwarning
+
+        def route(message, category, filename, lineno, file=None, line=None):
+            caught = _THREAD_CAUGHT.get()
+            if caught is None:
+                show(message, category, filename, lineno, file, line)
+            else:
+                caught.append(warnings.WarningMessage(message, category, filename, lineno, file, line))
+
+        warnings.showwarning = route
+        yield
+
+
+def read_on_thread(path: str | os.PathLike, mode: str, size=None, fix: str | None = None):
+    """:func:`read_image` on a thread within :func:`warnings_on_threads`: ``(pixels or the
+    DataError, warnings)``, ``warnings`` Pillow's about the file for :func:`gather_warnings`,
+    called by the thread that started it in file order, so that the file a warning names first
+    is the first in order, whichever thread finished first."""
+    gathered = {}
+    tokens = _ON_THREAD.set(True), _GATHERED.set(gathered)
+    try:
+        return read_image(path, mode, size, fix), gathered
+    except DataError as err:
+        return err, gathered
+    finally:
+        _ON_THREAD.reset(tokens[0])
+        _GATHERED.reset(tokens[1])
+
+
+def gather_warnings(gathered: dict) -> None:
+    """Pillow's warnings that :func:`read_on_thread` returned, gathered as :func:`decode_image`
+    gathers them (issued naming their file outside :func:`warnings_gathered`)."""
+    for (category, message), paths in gathered.items():
+        for path in paths:
+            _report(path, category, message)
+
+
+def _report(path: Path, category, message: str) -> None:
+    """Pillow's warning ``message`` about ``path`` gathered within :func:`warnings_gathered`, else
+    issued naming the file (from :func:`decode_image`, attributed to its caller)."""
+    gathered = _GATHERED.get()
+    if gathered is None:
+        warnings.warn(f"{path}: {message}", category, stacklevel=4)
+    else:
+        gathered.setdefault((category, message), []).append(path)
+
+
+@contextlib.contextmanager
+def _caught_warnings():
+    """The list of the warnings (``warnings.WarningMessage``) raised within it, whatever the
+    filters: on a thread of :func:`read_on_thread`, this thread's alone (see
+    :func:`warnings_on_threads`); elsewhere by ``warnings.catch_warnings``."""
+    if not _ON_THREAD.get():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield caught
+        return
+    caught = []
+    token = _THREAD_CAUGHT.set(caught)
+    try:
+        yield caught
+    finally:
+        _THREAD_CAUGHT.reset(token)
 
 
 def decode_image(path: Path, fix: str | None = None,
@@ -269,8 +348,7 @@ def decode_image(path: Path, fix: str | None = None,
 def _decode(f, path: Path, found: str, size: tuple[int, int] | None) -> Image.Image:
     """:func:`decode_image`'s image from the open file ``f`` of format ``found``, its Pillow
     warnings issued again naming ``path`` (or gathered); Pillow's errors raised as they come."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with _caught_warnings() as caught:
         im = Image.open(f, formats=[found])
         if found == "PNG" and "transparency" in im.info:
             im.info["transparency"] = _png_transparency(im)
@@ -282,14 +360,9 @@ def _decode(f, path: Path, found: str, size: tuple[int, int] | None) -> Image.Im
             im = _tiff_corrected(im)
         if size is not None and found != "JPEG":
             im = _reduced(im, size)
-    gathered = _GATHERED.get()
     for warning in caught:  # Pillow's name no file ("Corrupt EXIF data")
-        if issubclass(warning.category, Image.DecompressionBombWarning):  # under 2x: read
-            continue
-        if gathered is None:
-            warnings.warn(f"{path}: {warning.message}", warning.category, stacklevel=3)
-        else:
-            gathered.setdefault((warning.category, str(warning.message)), []).append(path)
+        if not issubclass(warning.category, Image.DecompressionBombWarning):  # under 2x: read
+            _report(path, warning.category, str(warning.message))
     return im
 
 

@@ -120,7 +120,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int_at_least(1), metavar="N",
                         help="split each batch over up to N threads where that pays (large images, "
                              "wide layers; the course's 32x32 LeNet stays on one); default 1, on "
-                             "--resume the run's own (other counts change its rounding)")
+                             "--resume the run's own (other counts change its rounding); also "
+                             "the threads reading the images, default one per core (up to 8)")
     add_progress_option(parser, reads_images=True)
     args = parser.parse_args(argv)
     try:
@@ -259,7 +260,7 @@ def _train_command(args, claim):
         raise _holds_a_run(args.out, checkpoint_path)
     if not args.no_progress:
         announce_reading(args.data)
-    data = config.load_data(args.data, progress=show_progress(args))
+    data = config.load_data(args.data, progress=show_progress(args), threads=args.threads)
     sha = dataset_sha256(args.data)
     model = config.build_model(len(data.classes), data.image_size)
     threads = args.threads or (resume and resume.threads) or 1

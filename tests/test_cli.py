@@ -643,6 +643,16 @@ def test_resume_goes_on_with_the_runs_threads_unless_told_and_notes_another_coun
     assert code == 0 and given == [2, 2, 1, 2] and "note:" not in stdout, stdout + err
 
 
+def test_threads_read_the_images_too_and_one_per_core_without_it(tmp_path, capsys, monkeypatch):
+    root, given = fake_root(tmp_path), []
+    reading_threads = data.reading_threads
+    monkeypatch.setattr(data, "reading_threads", lambda threads: given.append(threads) or reading_threads(threads))
+    for option in (["--threads", 3], []):
+        code, stdout, err = run_cli(capsys, "--data", root, *QUICK, *option, "--out", tmp_path / f"run{len(given)}")
+        assert code == 0, stdout + err
+    assert given == [3, None]  # None: one per core, up to 8 (data.reading_threads)
+
+
 def test_resume_refuses_options_other_than_the_runs_naming_them_as_options(tmp_path, capsys):
     """Options given on --resume that differ from the run's are refused, each named as the
     command takes it; a setting the command has no option for (a run begun in Python) is the

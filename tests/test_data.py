@@ -4,8 +4,12 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import tempfile
+import threading
+import time
 import unicodedata
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +21,8 @@ from PIL import Image
 from hw3lib import data, download, folders, images
 from hw3lib.images import DataError, TransparentPixels
 from conftest import peak_bytes
-from datasets import CLASSES, DATA, PNG_SIGNATURE, SEED_PNG, make_root, needs_data, write_png
+from datasets import (CLASSES, DATA, PNG_SIGNATURE, SEED_PNG, make_root, needs_data, write_banded_root,
+                      write_png)
 
 
 def grey(path: Path) -> np.ndarray:
@@ -820,3 +825,127 @@ def test_the_entry_refused_in_a_folder_is_the_same_however_the_file_system_lists
     monkeypatch.setattr(folders.os, "listdir", lambda folder: listed(listdir(folder)))
     with pytest.raises(DataError, match=r"unexpected file .*notes_2\.txt: "):
         folders.split_files(root, "train")
+
+
+# ---------------------------------------------------------------- reading on several threads
+
+
+@pytest.fixture
+def threaded(monkeypatch):
+    """Small files are read on several threads too (else the tests' would stay on one)."""
+    monkeypatch.setattr(data, "MIN_THREADED_BYTES", 0)
+
+
+def test_several_threads_load_the_same_arrays_in_the_same_order(tmp_path, threaded):
+    root = write_banded_root(tmp_path / "banded", per_class=25)
+    mixed = make_root(tmp_path / "mixed", n=5)
+    Image.new("RGB", (40, 20), (90, 40, 10)).save(mixed / "Data_train" / "B" / "B_train_3.png")
+    for settings in (dict(root=root), dict(root=root, mode="RGB", image_size=(20, 24)),
+                     dict(root=mixed, mode="LA", image_size=32)):
+        one = data.load_split(**settings, threads=1)
+        for threads in (2, 3, 8):
+            for got, want in zip(data.load_split(**settings, threads=threads), one):
+                assert np.array_equal(got, want) and np.asarray(got).dtype == np.asarray(want).dtype
+    one, three = data.load_dataset(root, threads=1), data.load_dataset(root, threads=3)
+    for name in ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test", "mean", "std"):
+        assert getattr(three, name).tobytes() == getattr(one, name).tobytes(), name
+
+
+def bad_files(root):
+    """Several images of ``root``'s training split that cannot be used, of different kinds."""
+    folder = root / "Data_train"
+    (folder / "A" / "A_train_1.png").write_bytes(b"")
+    Image.new("L", (32, 32)).save(folder / "B" / "B_train_0.png", format="BMP")
+    Image.new("LA", (32, 32), (9, 0)).save(folder / "B" / "B_train_3.png")
+    (folder / "B" / "B_train_5.png").write_bytes(b"not a png")
+    write_png(folder / "A" / "A_train_2.png", size=(30, 32))
+    write_png(folder / "A" / "A_train_6.png", size=(30, 32))
+
+
+@pytest.mark.parametrize("most", [20, 3, 1])
+def test_several_threads_name_the_same_bad_images_and_count_as_many(tmp_path, threaded, monkeypatch, most):
+    """The same message (every problem in file order, the stop at MAX_NAMED_PROBLEMS, the sizes
+    counted) and the same count of files read on the progress bar."""
+    monkeypatch.setattr(data, "MAX_NAMED_PROBLEMS", most)
+    bad_files(make_root(tmp_path, n=8))
+    bars = []
+    tqdm = data.tqdm
+    monkeypatch.setattr(data, "tqdm", lambda **kw: bars.append(tqdm(**kw)) or bars[-1])
+    raised = []
+    for threads in (1, 2, 4):
+        with pytest.raises(DataError) as err:
+            data.load_split(tmp_path, progress=True, threads=threads)  # a bar counts when shown
+        raised.append((type(err.value), str(err.value), bars[-1].n))
+    assert raised[1] == raised[0] and raised[2] == raised[0]
+    assert raised[0][2] == {20: 16, 3: 12, 1: 2}[most]
+    with pytest.raises(DataError) as err:  # both splits' problems, in one error
+        data.load_dataset(tmp_path, threads=3)
+    with pytest.raises(DataError) as one:
+        data.load_dataset(tmp_path, threads=1)
+    assert str(err.value) == str(one.value)
+
+
+def test_several_threads_refuse_a_size_from_the_first_image_and_stop(tmp_path, threaded, monkeypatch):
+    root = make_root(tmp_path, n=40)
+    read = []
+    read_image = images.read_image
+    monkeypatch.setattr(images, "read_image", lambda *a: read.append(a[0]) or read_image(*a))
+    seen = []
+
+    def refuse(size):
+        seen.append(size)
+        raise ValueError("too small")
+
+    with pytest.raises(ValueError, match="too small"):
+        data.load_split(root, check_size=refuse, threads=2)
+    assert seen == [(32, 32)] and 1 <= len(read) <= 1 + 2 * data.AHEAD  # the rest never read
+    monkeypatch.setattr(data, "MAX_BYTES", 32 * 32 * 4 * 79)
+    with pytest.raises(DataError, match=r"^80 images of 32x32 pixels \(e.g. .*A_train_0.png\) take"):
+        data.load_split(root, threads=2)
+
+
+def test_ctrl_c_while_reading_on_threads_stops_them(tmp_path, threaded, monkeypatch):
+    root = make_root(tmp_path, n=100)
+    read = []
+    read_image = images.read_image
+
+    def slow(*args):
+        time.sleep(0.02)
+        read.append(args[0])
+        return read_image(*args)
+
+    monkeypatch.setattr(images, "read_image", slow)
+    show = warnings.showwarning
+    ctrl_c = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    ctrl_c.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            data.load_split(root, threads=2)
+    finally:
+        ctrl_c.cancel()
+    assert time.perf_counter() - start < 1.5  # all 200 files take 2 s
+    count = len(read)
+    time.sleep(0.1)
+    assert len(read) == count < 200  # the files not begun were cancelled, and no thread reads on
+    assert not [t for t in threading.enumerate() if t.name.startswith("hw3lib-read")]
+    assert warnings.showwarning is show
+
+
+@pytest.mark.parametrize("threads", [0, -2, 1.5, "2", True, None])
+def test_threads_must_be_a_count_of_one_or_more(tmp_path, threads):
+    """Refused before the disk is touched (no folder here); None: one per core, up to 8."""
+    if threads is None:
+        assert data.reading_threads(None) == min(len(os.sched_getaffinity(0)), data.MAX_THREADS)
+        return
+    message = rf"^threads must be an integer >= 1 \(the threads that read the images.*got {re.escape(repr(threads))}$"
+    for load in (data.load_split, data.load_dataset):
+        with pytest.raises(ValueError, match=message):
+            load(tmp_path / "none", threads=threads)
+
+
+def test_small_files_are_read_on_one_thread(tmp_path, monkeypatch):
+    """Handing the course's 1 KB PNGs to threads costs more than it saves."""
+    root = make_root(tmp_path)
+    monkeypatch.setattr(data, "ThreadPoolExecutor", None)  # a pool would fail
+    assert data.load_split(root, threads=4)[0].shape == (6, 1, 32, 32)

@@ -231,23 +231,30 @@ def test_an_image_over_pillows_pixel_limit_is_too_large_not_corrupt(tmp_path, mo
 
 def test_an_image_under_twice_pillows_limit_loads_without_its_warning(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 32x32 = 1,024 pixels, under twice 1,000
+    monkeypatch.setattr(data, "MIN_THREADED_BYTES", 0)  # its small files on threads too
     make_root(tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Pillow's DecompressionBombWarning, naming no file
-        assert data.load_split(tmp_path)[0].shape == (6, 1, 32, 32)
+        for threads in (1, 2):
+            assert data.load_split(tmp_path, threads=threads)[0].shape == (6, 1, 32, 32)
+
+
+def write_bad_exif(path: Path) -> None:
+    """A 32x32 JPEG whose EXIF data Pillow warns about ("Corrupt EXIF data")."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated
+    Image.new("L", (32, 32), 9).save(path, format="JPEG", exif=exif)
+    body = bytearray(path.read_bytes())
+    at = body.find(b"Exif\0\0") + 6
+    body[at:at + 8] = b"II*\x00\xff\xff\xff\x7f"  # the first IFD far past the end of the file
+    path.write_bytes(bytes(body))
 
 
 def test_pillows_warnings_name_the_file_once_per_kind_for_a_folder(tmp_path):
     root = make_root(tmp_path)
-    exif = Image.Exif()
-    exif[0x0112] = 6  # rotated
     paths = [root / "Data_train" / c / "bad_exif.jpg" for c in "AB"]
     for path in paths:
-        Image.new("L", (32, 32), 9).save(path, exif=exif)
-        body = bytearray(path.read_bytes())
-        at = body.find(b"Exif\0\0") + 6
-        body[at:at + 8] = b"II*\x00\xff\xff\xff\x7f"  # the first IFD far past the end of the file
-        path.write_bytes(bytes(body))
+        write_bad_exif(path)
     with pytest.warns(UserWarning) as caught:  # one line for the folder, not one per photo
         assert data.load_split(tmp_path)[0].shape == (8, 1, 32, 32)
     assert len(caught) == 1
@@ -255,6 +262,30 @@ def test_pillows_warnings_name_the_file_once_per_kind_for_a_folder(tmp_path):
     with pytest.warns(UserWarning) as caught:  # a file read alone: named at once
         images.read_image(paths[1], "L")
     assert len(caught) == 1 and str(caught[0].message).startswith(f"{paths[1]}: Corrupt EXIF data")
+
+
+def test_pillows_warnings_on_threads_are_gathered_once_naming_the_first_file(tmp_path, monkeypatch):
+    """Read on several threads at once, the warnings are caught by the thread that raised them
+    (``warnings.catch_warnings`` is not thread-safe) and gathered in file order."""
+    monkeypatch.setattr(data, "MIN_THREADED_BYTES", 0)
+    root = make_root(tmp_path, n=30)
+    for c in "AB":
+        for i in range(0, 30, 3):
+            write_bad_exif(root / "Data_train" / c / f"{c}_train_{i}.jpg")
+            (root / "Data_train" / c / f"{c}_train_{i}.png").unlink()
+    filters, show = list(warnings.filters), warnings.showwarning
+    for threads in (1, *[2, 5] * 5):  # several times: which thread warns when varies
+        with pytest.warns(UserWarning) as caught:
+            assert data.load_split(tmp_path, threads=threads)[0].shape == (60, 1, 32, 32)
+        assert len(caught) == 1, [str(w.message) for w in caught]
+        assert str(caught[0].message).startswith(f"{root / 'Data_train/A/A_train_0.jpg'} and 19 other "
+                                                 "file(s): Corrupt EXIF data")
+    assert warnings.filters == filters and warnings.showwarning is show  # as they were
+    with warnings.catch_warnings(record=True) as outside:  # warnings outside reading are shown
+        warnings.simplefilter("always")
+        with images.warnings_on_threads():
+            warnings.warn("not Pillow's")
+    assert [str(w.message) for w in outside] == ["not Pillow's"]
 
 
 def test_a_broken_symbolic_link_says_so(tmp_path):
