@@ -120,7 +120,9 @@ def _near_copies_sentence(audit, count, listed):
     if not count:
         return "no test image is a near duplicate of an image in the training folder"
     unfit = (", against a threshold that the file order makes too large (above): most may be no copies"
-             if audit.near_too_large() else "")
+             if audit.near_too_large() else
+             ", by a threshold that the files' lack of runs makes a typical distance (above): most "
+             "may be no copies" if audit.no_runs() else "")
     written = f"; {listed} lists all {count}" if listed else ""
     return (f"{count} test image(s) are near duplicates of an image in the training folder{unfit}; "
             f"each beside its nearest training image, the nearest first{written}:")

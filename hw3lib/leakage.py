@@ -96,6 +96,19 @@ class LeakageAudit:
         (:meth:`out_of_order`): a threshold that counts unrelated images as near."""
         return self.out_of_order() and self.near == self.step
 
+    def no_runs(self):
+        """Whether the files do not come in runs of near-identical images (e.g. independent
+        photos): the blocked split's validation images no farther from their nearest training
+        image than :attr:`near`, the step between files, so that a near duplicate is only an
+        image nearer a training image than two neighbouring files are. False where the blocked
+        split was not audited, a threshold was given (``near=``) or the files are out of frame
+        order (:meth:`near_too_large`)."""
+        stepped = self.step is None or self.near == self.step  # None: an audit made by hand
+        measured = any(key[0] == "blocked" for key in self.distances)
+        if not (stepped and measured) or self.near_too_large():
+            return False
+        return self.summary("blocked", PAIRS[0])[0] <= self.near
+
     def summary(self, method, pair):
         """``(median distance, near-duplicate fraction)`` of ``pair`` under ``method``, each the
         mean over the audited seeds."""
@@ -213,15 +226,14 @@ class LeakageAudit:
                          f"cannot be told. Fix: {order_fix(self.neighbour)}, and audit again")
         elif disordered and "blocked" in methods:
             lines.append(f"{order_consequence(*disordered)}, and audit again")
-        elif "blocked" in methods and stepped:  # near: the step between files
+        elif self.no_runs():
             held_out = self.summary("blocked", PAIRS[0])[0]
-            if held_out <= self.near:  # e.g. independent photos: a typical pair's distance
-                lines.append(f"consecutive files of a class are no nearer each other ({self.near:.3g}) "
-                             "than the blocked split's validation images are to their nearest "
-                             f"training image ({held_out:.3g}): the files do not come in runs of "
-                             "near-identical images (video frames, bursts), so a near duplicate "
-                             "here is only an image nearer a training image than two neighbouring "
-                             "files are")
+            lines.append(f"consecutive files of a class are no nearer each other ({self.near:.3g}) "
+                         "than the blocked split's validation images are to their nearest "
+                         f"training image ({held_out:.3g}): the files do not come in runs of "
+                         "near-identical images (video frames, bursts), so a near duplicate "
+                         "here is only an image nearer a training image than two neighbouring "
+                         "files are")
         return lines + [sentence for sentence, _ in self.copy_findings()]
 
     def copy_findings(self):

@@ -118,6 +118,24 @@ def test_near_copies_counted_against_the_step_of_files_out_of_order_are_said_to_
             "order makes too large (above): most may be no copies;") in meaning
 
 
+def test_near_copies_counted_against_the_step_of_independent_images_are_said_to_be_no_copies(tmp_path, capsys):
+    """Independent images (no runs of near-copies) make the near threshold a typical distance:
+    every test image was listed as a near duplicate of a training image, without a word that the
+    findings above had just said such a near duplicate means little here."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 40), ("test", 10)):
+        for name in "AB":
+            folder = tmp_path / "photos" / folders.SPLITS[split] / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray((rng.random((16, 16)) * 255).astype(np.uint8)).save(folder / f"{name}_{i}.png")
+    assert main(["audit", "--data", str(tmp_path / "photos"), "--seeds", "0", "--no-progress"]) == 0
+    meaning = " ".join(capsys.readouterr().out.split())
+    assert "the files do not come in runs of near-identical images" in meaning
+    assert ("near duplicates of an image in the training folder, by a threshold that the files' lack "
+            "of runs makes a typical distance (above): most may be no copies;") in meaning
+
+
 def test_audit_says_when_no_test_image_is_near_a_training_image_and_writes_an_empty_list(tmp_path, capsys):
     root = write_videos(tmp_path / "frames", frames=6, test_frames=3)
     listed = tmp_path / "near.csv"
