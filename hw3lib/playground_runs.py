@@ -149,9 +149,10 @@ def subset(data, size, seed):
 @dataclass
 class RunRecord:
     """One finished run: its ``settings``, fit's ``history`` (dict of lists, one value per
-    completed epoch), ``best_epoch`` (0: none completed), wall-clock ``seconds`` of training,
-    ``status`` (``"done"``, ``"stopped"``, ``"interrupted"`` or ``"diverged"``), when it
-    diverged fit's ``message``, when it did not learn the ``warning`` of
+    completed epoch), ``best_epoch`` (0: none completed, or no weights kept), wall-clock
+    ``seconds`` of training, ``status`` (``"done"``, ``"stopped"``, ``"interrupted"``,
+    ``"diverged"`` or ``"failed"``: an error ended it), when it diverged fit's ``message`` (when
+    it failed, the error's), when it did not learn the ``warning`` of
     :func:`hw3lib.learning.learning_warning`, and what :meth:`test` needs: fit's ``result`` (its
     model holding the kept weights only, not the activations of its last batch) and the run's
     ``test_split`` ``(X_test, y_test)``, not its training images: a session keeps every run, and
@@ -175,7 +176,9 @@ class RunRecord:
     def test(self):
         """The test accuracy of the kept weights, evaluated once (:meth:`FitResult.test`)."""
         if not self.best_epoch:
-            raise ValueError("the run ended before its first epoch: there are no kept weights to test")
+            raise ValueError(f"the run failed ({self.message}): there are no kept weights to test"
+                             if self.status == "failed" else
+                             "the run ended before its first epoch: there are no kept weights to test")
         if self.test_acc is None:
             self.test_acc = self.result.test(*self.test_split).accuracy
         return self.test_acc

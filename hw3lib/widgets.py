@@ -53,8 +53,8 @@ from .config import TrainConfig
 from .folders import resolve_root, split_dirs
 from .images import MODES, DataError
 from .learning import beats_guessing
-from .playground_runs import (IMAGE_SIZES, VAL_SPLITS, RunSettings, check_settings, control_ranges,
-                              differences, panel_phrasing, prepare, runs_table)
+from .playground_runs import (IMAGE_SIZES, VAL_SPLITS, RunRecord, RunSettings, check_settings,
+                              control_ranges, differences, panel_phrasing, prepare, runs_table)
 from .plots import legend_below, plot_live_curves, plot_run_curves
 from .runs import run_folder
 from .sweep import SweepError, run_sweep
@@ -396,22 +396,30 @@ class Playground:
             self.history = history
             self._draw()
 
+        start, failure = time.perf_counter(), None
         try:
-            record = prepared.train(on_batch=on_batch, on_epoch=on_epoch, stop=self._stop)
+            try:
+                record = prepared.train(on_batch=on_batch, on_epoch=on_epoch, stop=self._stop)
+            except BaseException as err:  # in the table too: the next run does not take its number
+                failure = err
+                record = RunRecord(prepared.settings, self.history, 0, time.perf_counter() - start, "failed",
+                                   f"{type(err).__name__}: {err}")
             self._settings = None  # in the table now, no longer the run in progress of Compare
             self.runs.append(record)
             self.history = record.history
             self._draw()
             self._show_table()
             self._report(number, record)
-        except BaseException as err:
-            self.progress.bar_style, self.progress.description = "danger", "failed"  # not "epoch 1/3" as if running
-            self._say(f"Run {number} failed: {type(err).__name__}: {err}", error=True)
-            raise
+            if failure is not None:
+                raise failure  # for its traceback
         finally:
             self._set_running(False)
 
     def _report(self, number, record):
+        if record.status == "failed":
+            self.progress.bar_style, self.progress.description = "danger", "failed"  # not "epoch 1/3" as if running
+            self._say(f"Run {number} failed: {record.message}", error=True)
+            return
         done = len(record.history["epoch"])
         self.progress.bar_style = {"done": "success", "diverged": "danger"}.get(record.status, "warning")
         self.progress.description = f"{record.status} {done}/{record.settings.epochs}"

@@ -537,6 +537,33 @@ def test_a_run_that_fails_leaves_the_progress_bar_saying_so(monkeypatch):
     assert not panel.running and not panel.train_button.disabled and panel.stop_button.disabled
 
 
+
+def test_a_run_that_fails_is_in_the_table_and_the_next_run_takes_the_next_number(monkeypatch):
+    """The failed run went nowhere: the next one was "Run 1" again, its number the failed one's."""
+    import hw3lib.playground_runs as playground_runs
+
+    fit = playground_runs.fit
+
+    def fails_in_epoch_2(*args, on_epoch=None, **kwargs):
+        on_epoch({"epoch": [1], "train_loss": [1.0], "train_acc": [0.5], "val_loss": [1.1], "val_acc": [0.4],
+                  "seconds": [0.1]})
+        raise MemoryError("out of memory")
+
+    monkeypatch.setattr(playground_runs, "fit", fails_in_epoch_2)
+    panel = panel_of()
+    panel.train_button.click()  # its traceback logged by the click's handler
+    monkeypatch.setattr(playground_runs, "fit", fit)
+    panel.train_button.click()
+    assert "Run 2 done after 2 epoch(s)" in panel.message.value
+    failed, done = panel.runs
+    assert (failed.status, failed.message, failed.best_val_acc) == ("failed", "MemoryError: out of memory", None)
+    assert table_rows(panel)[0].split()[4] == "1/2" and table_rows(panel)[0].endswith("failed")
+    assert panel.test_buttons.children[0].disabled and not panel.test_buttons.children[1].disabled
+    panel.test(1)
+    assert "Run 1: the run failed (MemoryError: out of memory): there are no kept weights" in panel.message.value
+    panel.compare.value = True  # its finished epoch among the validation curves
+    assert [t.get_text() for t in panel._figure().legends[0].get_texts()] == ["run 1", "run 2"]
+
 # --- the background thread ------------------------------------------------------------------
 
 def wait_for(condition, timeout=30):
