@@ -50,7 +50,7 @@ from matplotlib.ticker import MaxNLocator
 
 from .checks import is_int
 from .config import TrainConfig
-from .folders import resolve_root, split_dirs
+from .folders import dataset_files, resolve_root, split_dirs
 from .images import MODES, DataError
 from .learning import beats_guessing
 from .playground_runs import (IMAGE_SIZES, VAL_SPLITS, RunRecord, RunSettings, check_settings,
@@ -129,6 +129,20 @@ def _controls(s, train_max):
     }
 
 
+def _files_stamp(root):
+    """The dataset's files at ``root`` (:func:`dataset_files`, none read), each as ``(path,
+    size, modification time)``: another stamp, the folder changed on disk."""
+    def size_and_time(path):
+        try:
+            stat = path.stat()
+        except OSError:  # a broken link, say, which loading names with its fix
+            return None, None
+        return stat.st_size, stat.st_mtime_ns
+
+    (train, _, _), (test, _, _) = dataset_files(root)
+    return tuple((str(path), *size_and_time(path)) for path in train + test)
+
+
 def _stop_earlier_panels():
     """Stop the panels of this process still training (:data:`_PANELS`); a sentence saying so
     for the new panel's message, or ""."""
@@ -148,9 +162,10 @@ class Playground:
     panel is made), which Train and Sweep both use. ``load(config) -> Dataset`` loads the data
     of a run's channel mode, image size, seed and validation split for Train (default
     ``config.load_data(root, check_model=False)``, see :meth:`TrainConfig.load_data`); the
-    last :data:`DATASETS_KEPT` datasets used stay loaded. The sweep trains in worker
-    processes, which load the data themselves from ``root``: a panel given its own ``load``
-    but no ``root`` does not sweep (Sweep says in the panel to pass ``root=``), since it cannot
+    last :data:`DATASETS_KEPT` datasets used stay loaded (the default's until the files at
+    ``root`` change on disk: Train then reads them again, as the sweep does). The sweep trains
+    in worker processes, which load the data themselves from ``root``: a panel given its own
+    ``load`` but no ``root`` does not sweep (Sweep says in the panel to pass ``root=``), since it cannot
     know which data ``load`` reads. ``threaded=True`` trains in a background thread (Stop
     works in a live kernel); ``False`` trains inside the Train button's handler. A new panel
     stops the runs of this process's earlier panels still training (as when the panel's cell
@@ -183,7 +198,7 @@ class Playground:
         self.running, self._thread, self._stop, self._drawn = False, None, threading.Event(), 0.0
         self._settings = None  # those of the run in progress (None: none, or a sweep)
         self.message = w.HTML()
-        self._sized = True  # whether the training split's size bounds the "training images" slider
+        self._stamp = None  # the files at root as last read (_files_stamp), with the default load
         stopped = _stop_earlier_panels()
         _PANELS.add(self)
         try:
@@ -194,7 +209,7 @@ class Playground:
                           f"training split ({settings.train_size} were asked).{stopped}")
                 settings = replace(settings, train_size=train_max)
         except DataError as err:  # bounded when Train first loads the data
-            self._sized, train_max = False, settings.train_size if is_int(settings.train_size) else 1
+            train_max = settings.train_size if is_int(settings.train_size) else 1
             self._say(f"Cannot load the data: {err}{stopped}", error=True)
         self.controls = _controls(settings, train_max)
         self.train_button = w.Button(description="Train", button_style="success", icon="play")
@@ -245,9 +260,10 @@ class Playground:
         why not (invalid settings, missing data, a run in progress)."""
         if self._busy():
             return
-        prepared = self._checked(self._prepare)
-        if prepared is None:
+        checked = self._checked(self._prepare)
+        if checked is None:
             return
+        prepared, reread = checked
         settings, number = prepared.settings, len(self.runs) + 1
         self.history, self.batches, self._drawn = {k: [] for k in HISTORY_KEYS}, [], 0.0
         self._title = f"Run {number}: {settings.optimizer}, lr {settings.lr:.2g}, batch {settings.batch_size}"
@@ -258,7 +274,8 @@ class Playground:
             self._title += f"; since run {number - 1}: {changed}" if changed else ""
         self._settings = settings
         self._start("starting")
-        self._say(f"Run {number}: training on {settings.train_size} images for {settings.epochs} epoch(s)...")
+        self._say(f"Run {number}: training on {settings.train_size} images for {settings.epochs} epoch(s)..."
+                  f"{reread}")
         self._draw()
         self._go(self._run, prepared, number)
 
@@ -366,14 +383,19 @@ class Playground:
         with control.hold_trait_notifications():  # min, max and value checked together
             control.min, control.max = control_ranges(train_max)["train_size"]
             control.value = min(control.value, train_max)
-        self._sized = True
 
     def _load_root(self, config):
         return config.load_data(self.root, check_model=False)  # cached for every model the panel sets
 
     def _dataset(self, config):
-        """The data of ``config`` from ``load``, loaded again only once the panel has used
-        :data:`DATASETS_KEPT` others since."""
+        """The data of ``config`` from ``load``, loaded again once the panel has used
+        :data:`DATASETS_KEPT` others since, or (the default load) once the files at ``root``
+        changed on disk: Train reads what the sweep's workers read."""
+        if self._load == self._load_root:
+            stamp = _files_stamp(self.root)
+            if stamp != self._stamp:
+                self._datasets.clear()
+                self._stamp = stamp
         key = (config.mode, config.image_size, config.seed, config.val_fraction, config.split)
         data = self._datasets.pop(key) if key in self._datasets else self._load(config)
         self._datasets[key] = data  # the last used, last
@@ -453,12 +475,20 @@ class Playground:
         return None
 
     def _prepare(self):
-        """The controls' run, checked and its data loaded (:func:`prepare`), the "training
-        images" slider bounded first if the data did not load when the panel was made (images
-        of two sizes, say)."""
-        if not self._sized:
-            self._size_train_control(len(self._dataset(self.settings().config()).y_train))
-        return prepare(self.settings(), self._dataset)
+        """The controls' run, checked and its data loaded (:func:`prepare`), and a sentence for
+        the panel when the files at ``root`` changed on disk since last read, else "". The
+        "training images" slider is bounded by the training split first wherever its size
+        changed: data that did not load when the panel was made (images of two sizes, say), a
+        folder that grew or shrank."""
+        stamp = self._stamp
+        data = self._dataset(self.settings().config())
+        train_max = len(data.y_train)
+        if self.controls["train_size"].max != train_max:
+            self._size_train_control(train_max)
+        changed = stamp is not None and self._stamp != stamp
+        return prepare(self.settings(), lambda _config: data), (
+            f" The files at {self.root} changed since they were read: read again, {train_max} "
+            "training images now (earlier runs trained on the files as they were)." if changed else "")
 
     def _start(self, description):
         """Clear Stop, disable Train and Sweep, and reset the progress bar to ``description``."""

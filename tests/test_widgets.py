@@ -15,7 +15,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from datasets import png_bytes, write_banded_root
+from datasets import png_bytes, write_banded_root, write_png
 from hw3lib.data import Dataset, dataloader, fit_normalizer, normalize
 from hw3lib.images import DataError
 from hw3lib.losses import CrossEntropyLoss
@@ -815,6 +815,36 @@ def test_a_folder_that_loads_only_resized_trains_on_all_its_images_once_resized(
     assert panel.runs[-1].status == "done", panel.message.value
     assert panel.runs[-1].settings.train_size == panel.controls["train_size"].max == 42
 
+
+def test_train_reads_the_folder_again_once_its_files_changed_as_the_sweep_does(tmp_path):
+    """Train trained on the images the panel had read first, the sweep's workers on the files
+    as they are: images added to the folder (or removed) were left out of every run, and a
+    smaller folder refused "training images" at the slider's old maximum."""
+    root = write_banded_root(tmp_path / "mine", per_class=20, test_per_class=2)
+    panel = Playground(replace(SMALL, epochs=1, train_size=42), root=root, threaded=False)
+    said = []
+    panel.message.observe(lambda change: said.append(html.unescape(change["new"])), "value")
+    panel.train_button.click()
+    assert len(panel.runs[-1].test_split[1]) == 6 and not any("changed" in line for line in said)
+    for split, per_class in (("Data_train", 10), ("Data_test", 2)):
+        for name in "ABC":
+            for i in range(per_class):
+                write_png(root / split / name / f"{name}_new_{i}.png", 100 + 50 * (name == "B"))
+    panel.train_button.click()
+    grown = len(SMALL.config().load_data(root).y_train)
+    assert panel.runs[-1].status == "done" and len(panel.runs[-1].test_split[1]) == 12
+    assert panel.controls["train_size"].max == grown > 42 and panel.controls["train_size"].value == 42
+    assert f"The files at {root} changed since they were read: read again, {grown} training images now" in said[-2]
+    for path in sorted(root.glob("Data_train/*/*.png"))[::3]:
+        path.unlink()
+    panel.controls["train_size"].value = grown
+    panel.train_button.click()
+    shrunk = len(SMALL.config().load_data(root).y_train)
+    assert panel.runs[-1].status == "done", said[-1]
+    assert panel.runs[-1].settings.train_size == panel.controls["train_size"].max == shrunk < grown
+    (root / "Data_train" / "A" / "A_link.png").symlink_to(tmp_path / "nowhere.png")  # named as loading names it
+    panel.train_button.click()
+    assert "A_link.png is a broken symbolic link" in html.unescape(panel.message.value)
 
 def test_the_panel_names_every_bad_image_one_a_line(tmp_path):
     root = write_banded_root(tmp_path / "photos", per_class=20, test_per_class=2)
