@@ -303,9 +303,11 @@ class Playground:
 
     def _sweep_base(self, settings):
         """The sweep's base, ``settings``' :class:`TrainConfig`, once the data's folders at
-        ``root`` are found."""
+        ``root`` are found and its model takes the data's images (a kernel larger than images
+        loaded as stored is refused here, as Train refuses it, not by the sweep once started)."""
         config = settings.config()
         split_dirs(self.root)  # the data's folders, before the sweep's folder is named by its hash
+        config.check_fit(self._dataset(config).image_size)
         return config
 
     def _sweep(self, space, base):

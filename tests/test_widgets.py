@@ -862,8 +862,7 @@ def test_without_root_the_default_panel_uses_hw3_data(tmp_path, monkeypatch):
     seen = fake_sweep(monkeypatch, tmp_path)
     panel = Playground(SMALL, threaded=False)
     assert panel.root == tmp_path / "env" and "Cannot load the data" in panel.message.value
-    for split in ("Data_train", "Data_test"):  # the sweep checks that the data's folders exist
-        (tmp_path / "env" / split).mkdir(parents=True)
+    write_banded_root(tmp_path / "env", per_class=4, test_per_class=1)  # the sweep checks the model fits its images
     panel.sweep_button.click()
     assert seen == [(tmp_path / "runs" / "env" / "playground-sweep", tmp_path / "env")]
 
@@ -891,6 +890,18 @@ def test_sweep_refuses_bad_settings_before_any_work(tmp_path):
     assert "Refused, nothing was trained: LeNet5 with kernel_size=15" in panel.message.value
     assert not (tmp_path / "sweep").exists() and panel.sweep_result is None and not panel.running
 
+
+
+def test_sweep_refuses_a_kernel_larger_than_the_stored_images_as_train_does(tmp_path):
+    """With "image size" as stored, the sweep started (its progress bar, its folder) and its
+    thread said "Sweep ended early" for a kernel that Train refuses before any work."""
+    root = write_banded_root(tmp_path / "data", per_class=20, test_per_class=2)
+    panel = Playground(replace(SMALL, kernel_size=15), root=root, threaded=False, sweep_out=tmp_path / "sweep")
+    panel.sweep_button.click()
+    message = html.unescape(panel.message.value)
+    assert "Refused, nothing was trained: LeNet5 with kernel_size=15 does not fit 32x32" in message
+    assert "image size 64 x 64" in message and "ended early" not in message
+    assert not (tmp_path / "sweep").exists() and panel.progress.description == "no run yet"
 
 # --- subset and the curves ------------------------------------------------------------------
 
