@@ -156,7 +156,9 @@ class RunRecord:
     :func:`hw3lib.learning.learning_warning`, and what :meth:`test` needs: fit's ``result`` (its
     model holding the kept weights only, not the activations of its last batch) and the run's
     ``test_split`` ``(X_test, y_test)``, not its training images: a session keeps every run, and
-    those held megabytes a run. ``test_acc`` is None until :meth:`test` is called."""
+    those held megabytes a run. ``test_acc`` is None until :meth:`test` is called. ``data``
+    names the data it trained on (the panel's: a stamp of its folder's files as read; None:
+    not known)."""
 
     settings: RunSettings
     history: dict
@@ -168,6 +170,7 @@ class RunRecord:
     result: object = field(default=None, repr=False, compare=False)
     test_split: tuple | None = field(default=None, repr=False, compare=False)
     test_acc: float | None = None
+    data: object = field(default=None, repr=False)
 
     @property
     def best_val_acc(self):
@@ -227,16 +230,22 @@ def runs_table(runs):
     """One row per :class:`RunRecord`: the hyperparameters, the epochs done of those asked,
     the best validation accuracy, the test accuracy of those weights ("-" until tested),
     seconds of training and status ("did not learn" for a finished run with a learning warning:
-    the warning said once in the panel's message line, the table keeps it)."""
+    the warning said once in the panel's message line, the table keeps it); and, once they
+    trained on more than one data (a folder's files changed between runs), which data each
+    trained on, numbered 1, 2, ... in the order of the runs."""
+    numbers = {}
+    for run in runs:
+        numbers.setdefault(run.data, len(numbers) + 1)
+    data = len(numbers) > 1
     rows = []
     for number, run in enumerate(runs, start=1):
         s = run.settings
         epochs = f"{len(run.history['epoch'])}/{s.epochs}"
         size = f"{s.image_size}x{s.image_size}" if s.image_size else "as stored"
         rows.append((number, s.optimizer, f"{s.lr:.2g}", s.batch_size, epochs, f"{s.conv1}-{s.conv2}",
-                     s.kernel_size, s.activation, s.pooling, s.mode, size, s.seed, s.train_size, s.split,
-                     s.hflip, run.best_val_acc, run.test_acc, run.seconds,
+                     s.kernel_size, s.activation, s.pooling, s.mode, size, s.seed, s.train_size,
+                     *[numbers[run.data]] * data, s.split, s.hflip, run.best_val_acc, run.test_acc, run.seconds,
                      "did not learn" if run.status == "done" and run.warning else run.status))
     return Table(["run", "optimizer", "lr", "batch", "epochs", "conv", "kernel", "act", "pool", "mode",
-                  "size", "seed", "images", "split", "flips", "best val acc", "test acc", "seconds",
-                  "status"], rows)
+                  "size", "seed", "images", *["data"] * data, "split", "flips", "best val acc", "test acc",
+                  "seconds", "status"], rows)

@@ -277,7 +277,7 @@ class Playground:
         self._say(f"Run {number}: training on {settings.train_size} images for {settings.epochs} epoch(s)..."
                   f"{reread}")
         self._draw()
-        self._go(self._run, prepared, number)
+        self._go(self._run, prepared, number, self._stamp)
 
     def sweep(self, _button=None):
         """What Sweep does: check the controls' settings, then sweep their learning rate (x1/2,
@@ -405,7 +405,7 @@ class Playground:
             del self._datasets[oldest]
         return data
 
-    def _run(self, prepared, number):
+    def _run(self, prepared, number, data):
         epochs = prepared.config.epochs
 
         def on_batch(stats):
@@ -428,6 +428,7 @@ class Playground:
                 failure = err
                 record = RunRecord(prepared.settings, self.history, 0, time.perf_counter() - start, "failed",
                                    f"{type(err).__name__}: {err}")
+            record.data = data
             self._settings = None  # in the table now, no longer the run in progress of Compare
             self.runs.append(record)
             self.history = record.history
@@ -490,7 +491,8 @@ class Playground:
         changed = stamp is not None and self._stamp != stamp
         return prepare(self.settings(), lambda _config: data), (
             f" The files at {self.root} changed since they were read: read again, {train_max} "
-            "training images now (earlier runs trained on the files as they were)." if changed else "")
+            "training images now (the table's data column tells the runs on them from earlier runs)."
+            if changed else "")
 
     def _start(self, description):
         """Clear Stop, disable Train and Sweep, and reset the progress bar to ``description``."""

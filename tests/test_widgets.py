@@ -846,6 +846,25 @@ def test_train_reads_the_folder_again_once_its_files_changed_as_the_sweep_does(t
     panel.train_button.click()
     assert "A_link.png is a broken symbolic link" in html.unescape(panel.message.value)
 
+def test_the_table_tells_runs_on_the_files_before_a_change_from_those_after(tmp_path):
+    """Runs on the folder before and after its files changed read as the same data in the
+    table, their accuracies compared as if only the settings differed."""
+    root = write_banded_root(tmp_path / "mine", per_class=20, test_per_class=2)
+    panel = Playground(replace(SMALL, epochs=1), root=root, threaded=False)
+    panel.train_button.click()
+    panel.train_button.click()
+    assert "data" not in panel.runs_table().columns  # one data: no column
+    (root / "Data_train" / "A" / "A_broken.png").write_bytes(b"")
+    panel.train_button.click()  # refused: no run on these files, no number for them
+    assert "Cannot load the data" in panel.message.value and len(panel.runs) == 2
+    (root / "Data_train" / "A" / "A_broken.png").unlink()
+    write_png(root / "Data_train" / "A" / "A_new.png", 200)
+    panel.train_button.click()
+    panel.train_button.click()
+    table = panel.runs_table()
+    assert [row[table.columns.index("data")] for row in table.rows] == [1, 1, 2, 2]
+    assert table.columns[table.columns.index("data") - 1] == "images" and "data" in panel.table.value
+
 def test_the_panel_names_every_bad_image_one_a_line(tmp_path):
     root = write_banded_root(tmp_path / "photos", per_class=20, test_per_class=2)
     bad = sorted(root.glob("Data_train/A/*.png"))[:2]
