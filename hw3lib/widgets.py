@@ -6,8 +6,8 @@ Nothing trains when a control moves. **Train** reads every control into a
 :class:`RunSettings`, checks the combination before any work (a kernel larger than its feature
 map, say, is refused with a message in the panel, never a traceback) and trains with
 :func:`hw3lib.train.fit` in a background thread, so **Stop** ends the run after the current
-batch. The progress bar and the loss and accuracy curves update during the run (curves: every
-epoch and at most every :data:`REDRAW_SECONDS` within one); the runs table gets one row per
+batch. The progress bar and the loss and accuracy curves update during the run (curves: at
+most every :data:`REDRAW_SECONDS`, and when it ends); the runs table gets one row per
 run (hyperparameters, best validation accuracy, seconds). **Compare** overlays the validation
 curves of the session's runs. The test split is kept for the end: a run's test accuracy is
 evaluated only when asked for, with that run's **Test** button, once.
@@ -408,17 +408,20 @@ class Playground:
     def _run(self, prepared, number, data):
         epochs = prepared.config.epochs
 
+        def redraw():  # a drawing takes about 0.1 s: once an epoch, it took 2/3 of a run of short epochs
+            if time.perf_counter() - self._drawn >= REDRAW_SECONDS:
+                self._draw()
+
         def on_batch(stats):
             position = stats["epoch"] - 1 + stats["batch"] / stats["batches"]
             self.batches.append((position, stats["running_loss"], stats["running_acc"]))
             self.progress.value = position / epochs
             self.progress.description = f"epoch {stats['epoch']}/{epochs}"
-            if time.perf_counter() - self._drawn >= REDRAW_SECONDS:
-                self._draw()
+            redraw()
 
         def on_epoch(history):
             self.history = history
-            self._draw()
+            redraw()
 
         start, failure = time.perf_counter(), None
         try:
