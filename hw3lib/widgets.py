@@ -399,6 +399,8 @@ class Playground:
                 self._datasets.clear()
                 self._stamp = stamp
         key = (config.mode, config.image_size, config.seed, config.val_fraction, config.split)
+        if key not in self._datasets:  # said while the kernel reads, seconds for a folder of photos
+            self._say(f"Reading the images{f' of {self.root}' if self.root else ''}...")
         data = self._datasets.pop(key) if key in self._datasets else self._load(config)
         self._datasets[key] = data  # the last used, last
         for oldest in list(self._datasets)[:-DATASETS_KEPT]:

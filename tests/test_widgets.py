@@ -358,6 +358,23 @@ def test_the_data_of_a_mode_and_seed_is_loaded_once_and_the_model_follows_the_mo
     assert [run.status for run in panel.runs] == ["done"] * 3
 
 
+def test_the_panel_says_it_reads_the_images_while_it_does():
+    """Train read a folder of photos (seconds, a minute) with the last run's message still shown
+    and nothing else moving."""
+    fake, said, made = FakeLoad(), [], []
+
+    def load(config):
+        said.extend(html.unescape(panel.message.value) for panel in made)
+        return fake(config)
+
+    panel = panel_of(load=load)
+    made.append(panel)
+    panel.controls["seed"].value = 1
+    panel.train_button.click()
+    assert "Reading the images..." in said[-1] and "Run 1 done" in panel.message.value
+    panel.train_button.click()  # loaded already: read no more
+    assert len(said) == 1
+
 def test_the_panel_keeps_the_data_of_its_last_seeds_not_of_every_seed_tried():
     """Each seed draws its own split, so each was a dataset kept for the session: 130 MB more a
     seed at RGBA 64 x 64."""
