@@ -15,6 +15,7 @@ from .data import Dataset
 from .images import MODES
 from .learning import learning_warning
 from .phrasing import phrase_settings
+from .runs import one_blas_thread
 from .tables import Table
 from .train import TrainingError, fit
 
@@ -198,13 +199,17 @@ class PreparedRun:
 
     def train(self, *, on_batch=None, on_epoch=None, stop=None):
         """Train a fresh model with :func:`fit` (``on_batch``, ``on_epoch``, ``stop`` as
-        there) and return its :class:`RunRecord`. A run that diverges is recorded, not raised."""
+        there) on one BLAS thread, as the sweep's workers and the notebooks' runs train (other
+        thread counts round otherwise: the panel's run of a sweep's settings and seed gave
+        other accuracies than the sweep's), and return its :class:`RunRecord`. A run that
+        diverges is recorded, not raised."""
         start = time.perf_counter()
         model = self.config.build_model(len(self.data.classes), self.data.image_size)
         message = None
         try:
-            result = fit(model, self.data, self.config, on_batch=on_batch, on_epoch=on_epoch, stop=stop,
-                         progress=False)
+            with one_blas_thread():
+                result = fit(model, self.data, self.config, on_batch=on_batch, on_epoch=on_epoch, stop=stop,
+                             progress=False)
         except TrainingError as err:
             result, message = err.result, str(err)
         warning = learning_warning(result.history, result.best_epoch, self.data.y_train, self.data.y_val,
