@@ -23,6 +23,7 @@ from .images import MODES, SUFFIXES, DataError
 from .learning import learning_warning, unvalidated_note
 from .out_folders import RUN, create_out, refuse_out
 from .phrasing import TRAIN_OPTIONS, phrased
+from .runs import one_blas_thread
 from .train import HISTORY_KEYS, TrainingError, check_resume, fit
 
 OWN_IMAGES = f"""\
@@ -320,9 +321,10 @@ def _train_command(args, claim):
     remove_leftovers(history_path)  # a killed run's half-written files (--out is held: no other writes)
     with _kept_when_writing_fails(args.out, checkpoint_path, history_path):
         try:
-            result = fit(model, data, config, on_epoch=on_epoch, checkpoint_path=checkpoint_path,
-                         resume=resume, data_sha256=sha, progress=show_progress(args),
-                         threads=threads)
+            with one_blas_thread():  # the notebooks' and sweeps' rounding, whatever the shell says
+                result = fit(model, data, config, on_epoch=on_epoch, checkpoint_path=checkpoint_path,
+                             resume=resume, data_sha256=sha, progress=show_progress(args),
+                             threads=threads)
         except TrainingError as err:
             _write_history(history_path, err.result.history, err.result.test_evaluations,
                            err.result.test_record, phrased(str(err)))

@@ -653,6 +653,24 @@ def test_threads_read_the_images_too_and_one_per_core_without_it(tmp_path, capsy
     assert given == [3, None]  # None: one per core, up to 8 (data.reading_threads)
 
 
+def test_train_runs_on_one_blas_thread_whatever_the_environment_gives(tmp_path, capsys, monkeypatch):
+    """In a shell without OPENBLAS_NUM_THREADS=1 (only make sets it), BLAS took a thread per core:
+    train's run then rounded otherwise than the notebooks' and the sweeps' runs of its settings
+    (which train on one BLAS thread), and two threads stall at random on shared machines."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert blas, "NumPy's BLAS (OpenBLAS in its wheels) is one threadpoolctl sets"
+    seen, fit_ = [], train_cli.fit
+    monkeypatch.setattr(train_cli, "fit", lambda *a, **k: seen.append(
+        [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]) or fit_(*a, **k))
+    with threadpool_limits(limits=2, user_api="blas"):  # as a 2-core shell gives it
+        code, stdout, err = run_cli(capsys, "--data", fake_root(tmp_path), *QUICK, "--out", tmp_path / "run")
+        assert code == 0, stdout + err
+        assert {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"} == {2}  # given back
+    assert seen == [[1] * len(blas)]
+
+
 def test_resume_refuses_options_other_than_the_runs_naming_them_as_options(tmp_path, capsys):
     """Options given on --resume that differ from the run's are refused, each named as the
     command takes it; a setting the command has no option for (a run begun in Python) is the
