@@ -70,6 +70,12 @@ def child_blas_threads(threads):
     return child_environment(blas_environment(threads))
 
 
+def one_blas_thread():
+    """A context in which BLAS uses one thread: on a shared 2-core machine two threads on
+    LeNet-5's small matrices stall at random (and runs on other thread counts differ in rounding)."""
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def check_threads(threads):
     """``threads`` as an int >= 1, or a ValueError that says what was wrong."""
     return integer("threads", threads)

@@ -14,8 +14,8 @@ from .config import TrainConfig
 from .data import Dataset
 from .images import MODES
 from .learning import learning_warning
+from .parallel import one_blas_thread
 from .phrasing import phrase_settings
-from .runs import one_blas_thread
 from .tables import Table
 from .train import TrainingError, fit
 

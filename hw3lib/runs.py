@@ -17,24 +17,17 @@ import json
 import time
 from pathlib import Path
 
-from threadpoolctl import threadpool_limits
-
 from .atomic import LockHeld, claimed
 from .checkpoint import CheckpointError, load_checkpoint
 from .download import dataset_sha256
 from .engine import engine_stamp, stamp_differences
 from .folders import REPO_ROOT
+from .parallel import one_blas_thread
 from .train import check_kind, fit, stop_requested
 from .trained import FitResult
 
 RUNS_DIR = REPO_ROOT / "runs" / "notebooks"
 TURN_POLL = 1.0  # seconds between looks at a run another process trains
-
-
-def one_blas_thread():
-    """A context in which BLAS uses one thread: on a shared 2-core machine two threads on
-    LeNet-5's small matrices stall at random (and runs on other thread counts differ in rounding)."""
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def config_key(config):

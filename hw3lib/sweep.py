@@ -83,9 +83,9 @@ from .download import dataset_sha256
 from .engine import engine_code
 from .file_order import file_order_note
 from .out_folders import refuse_file_in_the_way, try_writing
-from .parallel import child_blas_threads
+from .parallel import child_blas_threads, one_blas_thread
 from .processes import process_running, start_ticks
-from .runs import checkpoint_path, load_or_train, one_blas_thread, run_key
+from .runs import checkpoint_path, load_or_train, run_key
 from .sweep_results import SweepResult, run_summary, sweep_result
 from .sweep_space import PRUNERS, Sweep, config_for
 from .sweep_study import (JOURNAL, POLL_SECONDS, first_attempt, open_storage, open_study, params_of,

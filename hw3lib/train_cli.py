@@ -22,8 +22,8 @@ from .file_order import file_order_note
 from .images import MODES, SUFFIXES, DataError
 from .learning import learning_warning, unvalidated_note
 from .out_folders import RUN, create_out, refuse_out
+from .parallel import one_blas_thread
 from .phrasing import TRAIN_OPTIONS, phrased
-from .runs import one_blas_thread
 from .train import HISTORY_KEYS, TrainingError, check_resume, fit
 
 OWN_IMAGES = f"""\
