@@ -3,6 +3,7 @@ browser: build it, set the controls, press its buttons, check the runs, the hist
 and the table; and plot_live_curves."""
 import html
 import os
+import shutil
 import threading
 import time
 from dataclasses import fields, replace
@@ -766,6 +767,32 @@ def test_a_finished_sweep_is_reported_before_train_is_enabled_again(tmp_path, mo
     assert "Sweep done: best learning rate 0.4" in last and running  # said before Train came back
     assert not panel.running and not panel.train_button.disabled and panel.progress.bar_style == "success"
 
+
+
+@pytest.mark.parametrize("damage", ["removed", "corrupted"])
+def test_a_data_folder_broken_during_a_sweep_leaves_its_report_and_train_names_the_fix(tmp_path, monkeypatch,
+                                                                                      damage):
+    """The report read the data again to judge the best rate: a folder broken while the sweep
+    trained raised there, the message left at "Sweep: ..." (or "Reading the images...") and a
+    traceback shown. The sweep trained on the files as they were; Train then says what broke."""
+    root = write_banded_root(tmp_path / "data")
+    panel = Playground(SMALL, root=root, threaded=False, sweep_out=tmp_path / "sweep")
+    best = SimpleNamespace(params={"lr": 0.4}, mean=1.0, values=[1.0, 1.0])
+
+    def breaking(*args, **kwargs):
+        if damage == "removed":
+            shutil.rmtree(root / "Data_train")
+        else:
+            (root / "Data_train" / "A" / "A_train_0.png").write_bytes(b"not a png")
+        return SimpleNamespace(best=best, table=lambda: "")
+
+    monkeypatch.setattr(widgets, "run_sweep", breaking)
+    panel.sweep_button.click()
+    assert "Sweep done: best learning rate 0.4, mean validation accuracy 1.000" in panel.message.value
+    assert not panel.running and panel.progress.bar_style == "success"
+    panel.train_button.click()
+    message = html.unescape(panel.message.value)
+    assert "Cannot load the data: " in message and "Fix: " in message and not panel.running
 
 def fake_sweep(monkeypatch, tmp_path):
     """Replace run_folder (a folder per data root) and run_sweep (workers that die at once);
