@@ -10,7 +10,8 @@ batch. The progress bar and the loss and accuracy curves update during the run (
 most every :data:`REDRAW_SECONDS`, and when it ends); the runs table gets one row per
 run (hyperparameters, best validation accuracy, seconds). **Compare** overlays the validation
 curves of the session's runs. The test split is kept for the end: a run's test accuracy is
-evaluated only when asked for, with that run's **Test** button, once.
+evaluated only when asked for, with that run's **Test** button (off while a run or sweep
+trains), once.
 
 In a notebook::
 
@@ -360,7 +361,10 @@ class Playground:
                                   f"{html.escape(str(self.sweep_result.table()))}</pre>")
 
     def test(self, number):
-        """Evaluate run ``number`` (1-based) on the test split, once, and show it in the table."""
+        """Evaluate run ``number`` (1-based) on the test split, once, and show it in the table;
+        not while a run or sweep goes on (said in the panel), whose message it would replace."""
+        if self._busy():
+            return
         run = self.runs[number - 1]
         try:
             accuracy = run.test()
@@ -523,9 +527,12 @@ class Playground:
             work(*args)
 
     def _set_running(self, running):
-        self.running = running
+        """Train, Sweep and the Test buttons off while a run or sweep goes on, Stop on; ``running``
+        set once the buttons show it (a test started as a run ends finds its buttons built)."""
         self.train_button.disabled = self.sweep_button.disabled = running
         self.stop_button.disabled = not running
+        self._show_test_buttons(running)
+        self.running = running
 
     def _say(self, text, error=False):
         """Show ``text`` in the message line, the settings it names as the controls set them
@@ -574,11 +581,16 @@ class Playground:
         text = str(self.runs_table()) if self.runs else "No runs yet."
         self.table.value = (f"<b>Runs of this session</b><pre style='font-size: 12px; overflow-x: auto'>"
                             f"{html.escape(text)}</pre>")
+        self._show_test_buttons(self.running)
+
+    def _show_test_buttons(self, running):
+        """A Test button per run, off for a run tested or without kept weights, and all off while
+        ``running`` (a test then replaced the run's message in the panel)."""
         buttons = []
         for number, run in enumerate(self.runs, start=1):
             tested = run.test_acc is not None
             button = w.Button(description=f"Test run {number}", icon="check" if tested else "flask",
-                              disabled=tested or not run.best_epoch,
+                              disabled=running or tested or not run.best_epoch,
                               tooltip="evaluate this run's kept weights on the test split, once")
             button.on_click(lambda _button, number=number: self.test(number))
             buttons.append(button)

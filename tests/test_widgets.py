@@ -644,6 +644,26 @@ def test_stop_ends_a_threaded_run_and_train_is_refused_meanwhile():
     assert not panel.train_button.disabled and panel.stop_button.disabled
 
 
+
+def test_the_test_buttons_are_off_while_a_run_trains():
+    """Testing run 1 while run 2 trained replaced run 2's "training..." message, and both
+    threads rebuilt the Test buttons."""
+    panel = panel_of(threaded=True)
+    panel.train_button.click()
+    assert panel.wait(timeout=60) and not panel.test_buttons.children[0].disabled
+    panel.controls["epochs"].value, panel.controls["batch_size"].value = 30, 8
+    panel.train_button.click()
+    wait_for(lambda: panel.batches)
+    assert [b.disabled for b in panel.test_buttons.children] == [True]
+    panel.test(1)
+    assert "A run is in progress" in panel.message.value and panel.runs[0].test_acc is None
+    panel.stop_button.click()
+    assert panel.wait(timeout=60)
+    assert [b.description for b in panel.test_buttons.children] == ["Test run 1", "Test run 2"]
+    assert not panel.test_buttons.children[0].disabled
+    panel.test(1)
+    assert "Run 1: test accuracy" in panel.message.value
+
 def test_a_new_panel_stops_an_earlier_one_still_training():
     """The playground's cell run again while its run trains: the old panel, its Stop button no
     longer shown, trained on in its thread; the new one stops it and says so."""
