@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
-from .checks import is_int, is_number
+from .checks import is_int
 from .config import TrainConfig
 from .data import Dataset
 from .images import MODES
@@ -20,6 +20,11 @@ from .tables import Table
 from .train import TrainingError, fit
 
 BATCH_SIZES = (8, 16, 32, 64, 128, 256)
+# the learning rates of the panel's slider, 1e-5 to 1, ten a decade (the rounded Renard series):
+# exact decimals, as `train --lr` reads them. A logarithmic slider steps its exponent: its
+# 10**-3.3 = 0.000501 read 5.0e-4 and trained another rate than 5e-4, which no step reached
+LR_MANTISSAS = ("1", "1.2", "1.5", "2", "2.5", "3", "4", "5", "6", "8")
+LEARNING_RATES = tuple(float(f"{m}e{e}") for e in range(-5, 0) for m in LR_MANTISSAS) + (1.0,)
 IMAGE_SIZES = (("as stored", None), ("16 x 16", 16), ("28 x 28", 28), ("32 x 32", 32), ("64 x 64", 64))
 VAL_SPLITS = (("blocked (runs of frames)", "blocked"), ("random (the report's)", "random"))
 
@@ -72,9 +77,10 @@ class RunSettings:
 
 
 def control_ranges(train_max):
-    """What each control can hold, by :class:`RunSettings` field: ``(low, high)`` for a slider
-    or number box, a list of the choices otherwise. ``train_max``: the training split's size."""
-    return {"lr": (1e-5, 1.0), "batch_size": list(BATCH_SIZES), "epochs": (1, 30),
+    """What each control can hold, by :class:`RunSettings` field: ``(low, high)`` for an
+    integer slider or number box, a list of the choices otherwise (the learning rate's slider
+    too: :data:`LEARNING_RATES`). ``train_max``: the training split's size."""
+    return {"lr": list(LEARNING_RATES), "batch_size": list(BATCH_SIZES), "epochs": (1, 30),
             "optimizer": list(OPTIMIZERS), "train_size": (min(10, train_max), train_max),
             "seed": (0, 2**31 - 1), "conv1": (1, 32), "conv2": (1, 64), "kernel_size": (1, 15),
             "activation": ["relu", "tanh"], "pooling": ["max", "avg"], "mode": list(MODES),
@@ -84,18 +90,20 @@ def control_ranges(train_max):
 
 def check_settings(settings, train_max):
     """ValueError naming the first field of ``settings`` that the panel's control cannot hold
-    (:func:`control_ranges`): a slider would clamp it, and Train run other settings than asked."""
+    (:func:`control_ranges`): a slider would clamp it (or move it to its nearest step), and Train
+    run other settings than asked."""
     for name, allowed in control_ranges(train_max).items():
         value = getattr(settings, name)
         if isinstance(allowed, list):
             if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed} in the playground, got {value!r}")
+                choices = (f"one of the slider's steps, {', '.join(LR_MANTISSAS[:-1])} or {LR_MANTISSAS[-1]} "
+                           f"times a power of ten from {min(allowed):g} to {max(allowed):g}"
+                           if name == "lr" else f"one of {allowed}")
+                raise ValueError(f"{name} must be {choices} in the playground, got {value!r}")
         else:
             low, high = allowed
-            integers = is_int(low)
-            if not ((is_int(value) if integers else is_number(value)) and low <= value <= high):
-                what = "an integer" if integers else "a number"
-                raise ValueError(f"{name} must be {what} from {low:g} to {high:g} in the playground"
+            if not (is_int(value) and low <= value <= high):
+                raise ValueError(f"{name} must be an integer from {low} to {high} in the playground"
                                  + " (the training split's size)" * (name == "train_size")
                                  + f", got {value!r}")
 

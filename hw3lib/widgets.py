@@ -45,7 +45,6 @@ import weakref
 from dataclasses import fields, replace
 
 import ipywidgets as w
-import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -109,8 +108,8 @@ def _controls(s, train_max):
 
     modes = [(f"{mode} ({c} channel{'s' * (c > 1)})", mode) for mode, c in MODES.items()]
     return {
-        "lr": labelled(w.FloatLogSlider(value=s.lr, base=10, min=np.log10(r["lr"][0]), max=np.log10(r["lr"][1]),
-                                        step=0.1, readout_format=".1e"), "learning rate"),
+        "lr": labelled(w.SelectionSlider(options=[(f"{lr:.2g}", lr) for lr in r["lr"]], value=s.lr),
+                       "learning rate"),
         "batch_size": labelled(w.SelectionSlider(options=r["batch_size"], value=s.batch_size), "batch size"),
         "epochs": ints("epochs", "epochs"),
         "optimizer": choice("optimizer", "optimizer"),

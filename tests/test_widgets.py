@@ -98,15 +98,16 @@ def test_the_controls_hold_the_ranges_of_control_ranges():
             values = [False, True] if name == "hflip" else [o[1] if isinstance(o, tuple) else o
                                                             for o in widget.options]
             assert values == ranges[name], name
-        elif name == "lr":
-            assert (10 ** widget.min, 10 ** widget.max) == ranges[name]
         else:
             assert (widget.min, widget.max) == ranges[name], name
 
 
+LR_STEPS = r"one of the slider's steps, 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten from 1e-05 to 1"
+
+
 @pytest.mark.parametrize("name, value, allowed", [
-    ("epochs", 50, "an integer from 1 to 30"), ("lr", 2.0, "a number from 1e-05 to 1"),
-    ("lr", 1e-7, "a number from 1e-05 to 1"), ("conv1", 64, "an integer from 1 to 32"),
+    ("epochs", 50, "an integer from 1 to 30"), ("lr", 2.0, LR_STEPS), ("lr", 1e-7, LR_STEPS),
+    ("lr", 3.3e-4, LR_STEPS), ("conv1", 64, "an integer from 1 to 32"),
     ("conv2", 65, "an integer from 1 to 64"), ("kernel_size", 16, "an integer from 1 to 15"),
     ("train_size", 5, "an integer from 10 to 60"), ("train_size", 40.0, "an integer from 10 to 60"),
     ("batch_size", 100, r"one of \[8, 16, 32, 64, 128, 256\]"),
@@ -118,6 +119,25 @@ def test_settings_a_control_cannot_hold_are_refused_naming_the_range(name, value
     size = dict(image_size=64) if name == "kernel_size" else {}
     with pytest.raises(ValueError, match=f"{name} must be {allowed}.*, got {value!r}"):
         panel_of(replace(SMALL, **size, **{name: value}))
+
+
+def test_the_learning_rate_slider_steps_through_exact_decimals_as_train_lr_reads_them():
+    """A logarithmic slider stepped its exponent by 0.1: the browser moved 5e-4, the course's
+    rate, to 10**-3.3 = 0.000501..., which read 5.0e-4 and 0.0005 in the table but trained
+    another rate than `train --lr 5e-4`. Each step is now the decimal its label shows."""
+    panel = panel_of(replace(SMALL, lr=5e-4))
+    slider = panel.controls["lr"]
+    labels = [label for label, _ in slider.options]
+    assert [value for _, value in slider.options] == [float(label) for label in labels]
+    assert labels[:11] == ["1e-05", "1.2e-05", "1.5e-05", "2e-05", "2.5e-05", "3e-05", "4e-05", "5e-05",
+                           "6e-05", "8e-05", "0.0001"] and labels[-1] == "1"
+    assert slider.label == "0.0005" and panel.settings().lr == 5e-4
+    slider.index += 1  # what moving it one step does in the browser
+    assert slider.label == "0.0006" and panel.settings().lr == 6e-4 == float("6e-4")
+    slider.index -= 1
+    panel.train_button.click()
+    [run] = panel.runs
+    assert run.settings.lr == TrainConfig(lr=5e-4).lr == 5e-4 and table_rows(panel)[0].split()[2] == "0.0005"
 
 
 def test_more_training_images_than_the_split_holds_train_on_all_of_them_and_say_so():
