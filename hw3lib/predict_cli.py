@@ -11,6 +11,7 @@ from .checks import dead_link
 from .cli import Parser, int_at_least, print_error
 from .data import load_split
 from .folders import files_under, natural_key, test_splits_holding
+from .history_file import diverged, diverged_advice
 from .images import SUFFIXES, DataError, warnings_gathered
 from .out_folders import training_into
 from .tables import Table, display_width, escaped
@@ -134,17 +135,6 @@ def run_path(path):
     return checkpoint
 
 
-def diverged(checkpoint, epochs):
-    """Whether the ``history.json`` that ``train`` wrote beside ``checkpoint`` records that the
-    run diverged after its ``epochs`` (the checkpoint's count: a later ``--resume`` rewrote it
-    otherwise); False where there is none, or it cannot be read."""
-    try:
-        history = json.loads(checkpoint.with_name("history.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(history, dict) and "diverged" in history and len(history.get("epoch", ())) == epochs
-
-
 def main(argv=None):
     """Print each image's most likely classes and their probabilities, one row per image, or
     with ``--json`` one JSON object per image; a note on stderr says when the run stopped before
@@ -179,9 +169,8 @@ def main(argv=None):
         lr = run.config.lr
         print(f"note: this run diverged after {trained} of its {run.config.epochs} epochs (its loss "
               f"or weights stopped being finite at --lr {lr:g}, {checkpoint.with_name('history.json')} "
-              f"says); it predicts with the weights of epoch {run.best_epoch}. `train --resume` would "
-              "diverge again (the same batches from the same weights): train afresh into another "
-              f"--out with a smaller --lr, e.g. --lr {lr / 10:g}", file=sys.stderr)
+              f"says); it predicts with the weights of epoch {run.best_epoch}. {diverged_advice(lr)}",
+              file=sys.stderr)
     elif trained < run.config.epochs:  # interrupted, or pruned by a sweep
         print(f"note: this run stopped after {trained} of its {run.config.epochs} epochs; it predicts "
               f"with the weights of epoch {run.best_epoch} (`train --resume` trains it on)", file=sys.stderr)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .atomic import LockHeld, LockTimeout, atomic_write, claimed, remove_leftovers
+from .atomic import LockHeld, LockTimeout, claimed, remove_leftovers
 from .checkpoint import CheckpointError, load_checkpoint
 from .cli import (Parser, add_data_option, add_progress_option, announce_reading, folder, fraction, image_size,
                   int_at_least, print_error, show_progress)
@@ -19,6 +19,7 @@ from .data import SPLIT_METHODS
 from .download import course_copy_note, dataset_sha256
 from .engine import engine_stamp
 from .file_order import file_order_note
+from .history_file import diverged, diverged_advice, write_history
 from .images import MODES, SUFFIXES, DataError
 from .learning import learning_warning, unvalidated_note
 from .out_folders import RUN, create_out, refuse_out
@@ -50,19 +51,6 @@ chance, or the training loss never below it; a "warning:" line says so, why,
 and what to change, and the JSON line holds "learned": false); 130 interrupted
 (Ctrl-C or a plain kill; the finished epochs are kept: go on with --resume).
 """
-
-
-def _write_history(path, history, evaluations=0, test=None, diverged=None):
-    """Write ``history`` (fit's columns) to the JSON file ``path``, with the run's latest test
-    record ``test`` (a :class:`~hw3lib.checkpoint.TestRecord`, or None: none yet) and its count
-    of test evaluations as ``"test"``, kept while a --resume trains on; and where the run
-    diverged after these epochs, the error's message ``diverged`` as ``"diverged"`` (which
-    ``predict`` reads: a --resume would diverge again)."""
-    obj = history if test is None else {**history, "test": dict(
-        epoch=test.epoch, loss=test.loss, accuracy=test.accuracy, evaluations=evaluations)}
-    if diverged is not None:
-        obj = {**obj, "diverged": diverged}
-    atomic_write(path, lambda f: f.write((json.dumps(obj, indent=1, allow_nan=False) + "\n").encode()))
 
 
 def as_option(name, value):
@@ -237,7 +225,7 @@ def _train_command(args, claim):
     _check_out(args.out, (checkpoint_path, history_path), args.data)
     claimed_out = args.out.is_dir() and _claim_out(claim, args.out)  # before reading what it holds
     has_run = _has_run(checkpoint_path)
-    resume = None
+    resume = divergence = None  # a resumed run's recorded divergence, kept in its history.json
     if args.resume:
         if not has_run:
             raise ValueError(f"--resume: no checkpoint at {checkpoint_path}; run without --resume "
@@ -257,6 +245,12 @@ def _train_command(args, claim):
             raise ValueError(f"--resume: {checkpoint_path} has trained {resume.epoch} epoch(s) "
                              f"already, --epochs {config.epochs} asks for fewer. Give --epochs "
                              f"{resume.epoch} to finish it, above {resume.epoch} to go on")
+        divergence = diverged(checkpoint_path, resume.epoch)
+        if divergence and resume.epoch < config.epochs:
+            raise ValueError(f"--resume: {checkpoint_path} diverged at --lr {config.lr:g} after "
+                             f"{resume.epoch} epoch(s) ({history_path} says). "
+                             f"{diverged_advice(config.lr)}; or give --epochs {resume.epoch} to "
+                             "finish the run with the epochs it has (and test them)")
     elif has_run:
         raise _holds_a_run(args.out, checkpoint_path)
     if not args.no_progress:
@@ -315,7 +309,7 @@ def _train_command(args, claim):
         shown = len(history["epoch"])
 
     def on_epoch(history):
-        _write_history(history_path, history, *tested)
+        write_history(history_path, history, *tested)
         show_rows(history)
 
     remove_leftovers(history_path)  # a killed run's half-written files (--out is held: no other writes)
@@ -326,8 +320,8 @@ def _train_command(args, claim):
                              resume=resume, data_sha256=sha, progress=show_progress(args),
                              threads=threads)
         except TrainingError as err:
-            _write_history(history_path, err.result.history, err.result.test_evaluations,
-                           err.result.test_record, phrased(str(err)))
+            write_history(history_path, err.result.history, err.result.test_evaluations,
+                          err.result.test_record, phrased(str(err)))
             if _has_run(checkpoint_path):  # which --resume goes on with at the run's own --lr
                 err.args = (f"{err}, in a fresh run into another --out (--resume goes on with "
                             f"{checkpoint_path}'s own --lr {config.lr:g})",)
@@ -337,7 +331,7 @@ def _train_command(args, claim):
     if result.stopped:
         kept = "nothing was saved: run the same command again (without --resume)"
         if done:
-            _write_history(history_path, result.history, result.test_evaluations, result.test_record)
+            write_history(history_path, result.history, result.test_evaluations, result.test_record)
             kept = f"{checkpoint_path} and {history_path} keep them: go on with --resume"
         print_error(f"interrupted after {done} epoch(s); {kept}", lines=False)
         return 130
@@ -345,7 +339,7 @@ def _train_command(args, claim):
     try:
         with _kept_when_writing_fails(args.out, checkpoint_path, history_path):
             test = result.test(data.X_test, data.y_test)  # once, at the end, on the weights kept on validation
-            _write_history(history_path, result.history, result.test_evaluations, test)
+            write_history(history_path, result.history, result.test_evaluations, test, divergence)
     except KeyboardInterrupt:
         print_error(f"interrupted at the test evaluation, after {done} epoch(s); {checkpoint_path} keeps "
                     "them: run the same command with --resume to finish the run", lines=False)

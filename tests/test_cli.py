@@ -290,6 +290,39 @@ def test_a_run_diverging_after_a_saved_epoch_says_to_take_a_smaller_lr_into_anot
     assert load_checkpoint(out / "checkpoint.npz").epoch == 1
 
 
+def test_a_resume_of_a_run_that_diverged_is_refused_before_reading_the_data_unless_it_trains_no_epoch(
+        tmp_path, capsys, monkeypatch):
+    """--resume went on from the same weights over the same batches at the run's own --lr, which it
+    cannot change, and diverged again. Finishing the run with the epochs it has trains none: that
+    one goes on, and keeps the record of the divergence."""
+    root, out, evaluate, calls = fake_root(tmp_path), tmp_path / "run", train.evaluate_checked, []
+
+    def nan_at_epoch_2(*args):
+        calls.append(1)
+        return (math.nan, 0.0) if len(calls) == 3 else evaluate(*args)  # train's, val's, train's
+
+    monkeypatch.setattr(train, "evaluate_checked", nan_at_epoch_2)
+    assert run_cli(capsys, "--data", root, *QUICK, "--out", out)[0] == 2
+    monkeypatch.undo()
+    with monkeypatch.context() as patched:
+        patched.setattr(TrainConfig, "load_data", lambda *args, **kwargs: pytest.fail("read the data"))
+        for epochs in ((), ("--epochs", 5)):
+            code, stdout, err = run_cli(capsys, "--data", root, *QUICK[2:], *epochs, "--resume", "--out", out)
+            assert code == 2 and stdout == "" and err == (
+                f"error: --resume: {out / 'checkpoint.npz'} diverged at --lr 0.002 after 1 epoch(s) "
+                f"({out / 'history.json'} says). `train --resume` would diverge again (the same batches "
+                "from the same weights): train afresh into another --out with a smaller --lr, e.g. --lr "
+                "0.0002; or give --epochs 1 to finish the run with the epochs it has (and test them)\n")
+    code, stdout, err = run_cli(capsys, "--data", root, "--epochs", 1, "--resume", "--no-progress", "--out", out)
+    assert code in (0, 3) and json.loads(stdout.splitlines()[-1])["epochs"] == 1, err
+    assert "diverged" in json.loads((out / "history.json").read_text())
+    assert "diverged at --lr 0.002 after 1 epoch(s)" in run_cli(capsys, "--data", root, "--resume", "--out", out)[2]
+    history = json.loads((out / "history.json").read_text())  # not this checkpoint's epochs: trained on
+    (out / "history.json").write_text(json.dumps({**history, "epoch": [1, 2]}))
+    code, stdout, err = run_cli(capsys, "--data", root, "--resume", "--no-progress", "--out", out)
+    assert code in (0, 3) and json.loads(stdout.splitlines()[-1])["epochs"] == 2, err
+
+
 def test_a_resume_training_a_tested_run_on_keeps_its_test_record_at_every_epoch(tmp_path, capsys,
                                                                                   monkeypatch):
     """history.json is rewritten at each epoch; a resume killed outright between two (no handler
