@@ -4,13 +4,12 @@ import argparse
 import csv
 import io
 import textwrap
-from pathlib import Path
 
 import numpy as np
 
 from .atomic import atomic_write
-from .cli import (Parser, add_data_option, add_progress_option, announce_reading, fraction, image_size, parse_seeds,
-                  show_progress)
+from .cli import (Parser, add_data_option, add_progress_option, announce_reading, file_or_folder, fraction,
+                  image_size, parse_seeds, show_progress)
 from .config import TrainConfig
 from .data import load_split, validation_mask
 from .folders import dataset_files, resolve_root, split_dir
@@ -54,7 +53,7 @@ def main(argv=None):
                         help="the share of each class that validates; default %(default)s")
     parser.add_argument("--seeds", default="0-2",
                         help="the seeds of the splits audited, FIRST-LAST or a list; default %(default)s")
-    parser.add_argument("--list", type=Path, metavar="FILE",
+    parser.add_argument("--list", type=file_or_folder, metavar="FILE",
                         help="write every test image that is a near duplicate of a training image, "
                              "its nearest training image and their distance, to FILE (CSV, the "
                              "nearest first)")

@@ -8,7 +8,7 @@ import numpy as np
 
 from .checkpoint import test_data_sha256
 from .checks import dead_link
-from .cli import Parser, int_at_least, print_error
+from .cli import Parser, file_or_folder, int_at_least, print_error
 from .data import load_split
 from .folders import files_under, natural_key, test_splits_holding
 from .history_file import diverged, diverged_advice
@@ -150,9 +150,9 @@ def main(argv=None):
                                 "test split are a test evaluation, counted into the run's\n"
                                 "checkpoint the first time its kept weights see them (a note says so).",
                     epilog="Example:\n  python -m hw3lib predict runs/lenet5 my_pear.png photos/")
-    parser.add_argument("run", type=Path, metavar="RUN",
+    parser.add_argument("run", type=file_or_folder, metavar="RUN",
                         help="the folder `train --out` wrote, or its checkpoint.npz")
-    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE",
+    parser.add_argument("images", nargs="+", type=file_or_folder, metavar="IMAGE",
                         help="image files, or folders: every image under them")
     parser.add_argument("--top", type=int_at_least(1), default=1, metavar="K",
                         help="show the K most likely classes of each image; default 1")

@@ -14,7 +14,8 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from .atomic import atomic_write
 from .checkpoint import CheckpointError
 from .checks import is_number
-from .cli import Parser, add_data_option, add_progress_option, folder, parse_seeds, print_error, show_progress
+from .cli import (Parser, add_data_option, add_progress_option, file_or_folder, folder, parse_seeds, print_error,
+                  show_progress)
 from .config import TrainConfig
 from .cores import more_than_cores
 from .data import validation_mask
@@ -98,6 +99,13 @@ def _naming(what):
     return parse
 
 
+def _storage(text):
+    """An argparse ``type`` for ``--storage``: a database URL as given, or a journal file's path
+    (:func:`~hw3lib.cli.file_or_folder`: a leading ``~`` the home folder)."""
+    text = _naming("a journal file or a database URL")(text)
+    return text if "://" in text else str(file_or_folder(text))
+
+
 def main(argv=None):
     """``python -m hw3lib sweep``: run (or go on with) a sweep, print its table, the best
     setting and the failures, write the figures, and as the last line one JSON object."""
@@ -123,7 +131,7 @@ def main(argv=None):
                         help="worker processes on this machine; default %(default)s (one per core)")
     parser.add_argument("--out", type=folder, default=Path("runs/sweep"),
                         help="checkpoints, figures and the default storage; default %(default)s")
-    parser.add_argument("--storage", type=_naming("a journal file or a database URL"), metavar="URL",
+    parser.add_argument("--storage", type=_storage, metavar="URL",
                         help="a journal file's path, or a database URL that several machines "
                              f"share (default: the journal file OUT/{JOURNAL})")
     parser.add_argument("--study-name", type=_naming("a study"), metavar="NAME",

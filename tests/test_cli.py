@@ -923,6 +923,56 @@ def test_an_out_that_would_leave_the_files_loose_in_the_home_folder_is_refused(t
     assert list(home.iterdir()) == []
 
 
+class Parsed(Exception):
+    """A command's parsed arguments (``args[0]``), raised before it does anything with them."""
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--data", "~/digits", "--out", "~/runs/x"],
+    ["sweep", "--param", "lr=1e-3", "--out", "~/sweep", "--storage", "~/journal.log"],
+    ["report", "--notebooks", "~/notebooks", "--out", "~/report"],
+    ["audit", "--list", "~/near.csv"],
+    ["predict", "~/runs/x", "~/pear.png", "~"],
+    ["download", "~/fruits"],
+])
+def test_every_path_of_every_command_takes_a_leading_tilde_for_the_home_folder(tmp_path, monkeypatch, argv):
+    """--data expanded it (as the library does), the others made a folder named ~ in the current
+    one, where the path came quoted (`--out '~'`) or from Python, with no shell to expand it."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    parse = cli.Parser.parse_args
+
+    def parse_then_stop(parser, *args, **kwargs):
+        raise Parsed(parse(parser, *args, **kwargs))
+
+    monkeypatch.setattr(cli.Parser, "parse_args", parse_then_stop)
+    with pytest.raises(Parsed) as parsed:
+        hw3lib_main(argv)
+    values = [v for value in vars(parsed.value.args[0]).values()
+              for v in (value if isinstance(value, list) else [value])]
+    assert sorted(str(v) for v in values if str(v).startswith(str(tmp_path))) == sorted(
+        str(tmp_path) + arg[1:] for arg in argv if arg.startswith("~"))
+
+
+def test_a_tilde_of_no_known_user_is_refused_not_taken_for_a_folder(capsys):
+    """--data '~nobody' ended in a traceback (pathlib's RuntimeError), --out '~nobody' made a folder."""
+    for option in ("--data", "--out"):
+        assert hw3lib_main(["train", option, "~no-such-user-hw3/x"]) == 2
+        assert capsys.readouterr()[1] == (
+            f"error: argument {option}: '~no-such-user-hw3/x': this machine has no user 'no-such-user-hw3', "
+            "whose home folder a leading ~no-such-user-hw3 is; for a folder named ~no-such-user-hw3, give "
+            "./~no-such-user-hw3/x (python -m hw3lib train --help lists the options)\n")
+
+
+def test_train_into_an_out_of_a_leading_tilde_from_python_writes_into_the_home_folder(tmp_path, capsys,
+                                                                                     monkeypatch):
+    home, root = tmp_path / "home", fake_root(tmp_path)
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(capsys, "--data", root, *QUICK, "--out", "~/runs/x")[0] == 0
+    assert (home / "runs" / "x" / "checkpoint.npz").is_file() and not (tmp_path / "~").exists()
+
+
 def test_the_file_systems_root_as_out_is_refused():
     """Checked on the rule alone: a command given `--out /` wrote there where it could (as root)."""
     with pytest.raises(ValueError) as refused:
