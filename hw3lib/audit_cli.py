@@ -16,7 +16,7 @@ from .folders import dataset_files, resolve_root, split_dir
 from .images import MODES, DataError
 from .leakage import leakage_audit
 from .learning import unvalidated_note
-from .out_folders import split_folder_holding
+from .out_folders import refuse_file_in_data
 from .phrasing import phrased
 from .tables import Table
 
@@ -131,11 +131,7 @@ def _check_list(path, data):
     """Refuse, before any image is read, a ``--list`` ``path`` that cannot be written: in a
     folder that does not exist, a folder itself, or inside the dataset (``--data`` ``data``),
     which it would break."""
-    inside = split_folder_holding(path, data)
-    if inside:
-        raise ValueError(f"--list {path} is inside the dataset's {inside[0]} split folder {inside[1]}: "
-                         "the file would become part of the dataset and break it. Give a file "
-                         "outside the dataset's split folders")
+    refuse_file_in_data(path, data, "--list")
     if path.is_dir():
         raise ValueError(f"--list {path} is a folder: give the name of a file to write, e.g. {path / 'near.csv'}")
     if not path.parent.is_dir():

@@ -41,6 +41,17 @@ def split_folder_holding(path, data):
                  if where.is_relative_to(folder.resolve())), None)
 
 
+def refuse_file_in_data(path, data, option):
+    """ValueError when the file ``path`` that a command writes, given as ``option`` (audit's
+    ``--list``, sweep's journal file ``--storage``), lies in a split folder of the dataset at
+    ``data`` (:func:`split_folder_holding`), which it would break. Creates nothing."""
+    inside = split_folder_holding(path, data)
+    if inside:
+        raise ValueError(f"{option} {path} is inside the dataset's {inside[0]} split folder {inside[1]}: "
+                         "the file would become part of the dataset and break it. Give a file "
+                         "outside the dataset's split folders")
+
+
 def refuse_out(out, data, example):
     """The checks of an ``out`` given as ``--out`` (by train, sweep and report), before any work
     and creating nothing: :func:`refuse_file_in_the_way`, :func:`refuse_loose_files` (with

@@ -23,7 +23,7 @@ from .download import course_copy_note
 from .folders import resolve_root, split_files
 from .images import DataError
 from .learning import learning_warning
-from .out_folders import refuse_out
+from .out_folders import refuse_file_in_data, refuse_out
 from .phrasing import phrase_settings
 from .runs import checkpoint_path
 from .sweep import JOURNAL, PRUNERS, SweepError, default_workers, run_sweep
@@ -203,6 +203,8 @@ def _sweep_command(args):
     except ValueError as err:
         raise ValueError(f"--set: {err}") from None
     refuse_out(args.out, args.data, Path.home() / "runs" / "sweep")  # before any work
+    if args.storage and "://" not in args.storage:  # a journal file, which the sweep creates
+        refuse_file_in_data(Path(args.storage), args.data, "--storage")
     for note in (more_than_cores("--workers", args.workers, "workers"),
                  course_copy_note(args.data)):
         if note:

@@ -1015,6 +1015,21 @@ def test_an_out_inside_a_split_folder_of_the_data_is_refused_before_any_run(tmp_
     assert err.startswith(f"error: --out {out} is inside the dataset's train split folder") and not out.exists()
 
 
+def test_a_journal_inside_a_split_folder_of_the_data_is_refused_before_any_run(tmp_path, capsys):
+    """--out and audit's --list were refused there, --storage's journal file was created in it, and
+    every run of the sweep (and every later read of the dataset) then refused the dataset."""
+    root = write_banded_root(tmp_path / "data")
+    journal = root / "Data_train" / "A" / JOURNAL
+    argv = ["sweep", "--param", "lr=1e-3", "--set", "epochs=1", *TINY_SETS, "--workers", "1",
+            "--out", str(tmp_path / "out"), "--storage", str(journal), "--data", str(root), "--no-progress"]
+    assert hw3lib_main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"error: --storage {journal} is inside the dataset's train split folder {root / 'Data_train'}: "
+        "the file would become part of the dataset and break it. Give a file outside the dataset's "
+        "split folders\n")
+    assert not journal.exists() and not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("also", [[], ["--param", "momentum=0,0.9"]])  # with a heat map too
 def test_a_sweep_whose_every_run_failed_ends_with_an_error(tmp_path, root, capsys, also):
     argv = ["sweep", "--param", "lr=1e300,2e300", *also, "--set", "optimizer=sgd", "--set", "epochs=1",
