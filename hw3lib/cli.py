@@ -8,12 +8,10 @@ wording of settings in messages :mod:`hw3lib.phrasing`'s, the note of more threa
 ``error: ...`` (:func:`print_error`) with exit status 2.
 """
 import argparse
-import os
 import re
 import sys
-from pathlib import Path
 
-from .folders import DEFAULT_ROOT, resolve_root, split_files
+from .folders import DEFAULT_ROOT, home_path, resolve_root, split_files
 from .images import DataError, parse_image_size
 from .tables import escaped
 
@@ -76,16 +74,12 @@ def file_or_folder(text):
     """An argparse ``type``: a path, a leading ``~`` (or ``~USER``) the home folder as a shell
     makes it, for every path option of every command alike: one quoted (``--out '~/runs'``) or
     given from Python has no shell to expand it, and would be a folder named ``~`` in the current
-    one. A ``~USER`` of no known user is refused, rather than taken for such a folder."""
-    expanded = os.path.expanduser(text)
-    if expanded.startswith("~"):  # not expanded: no such user, or no home folder at all
-        user = Path(text).parts[0][1:]
-        if not user:
-            raise argparse.ArgumentTypeError(f"{text!r}: a leading ~ is your home folder, which "
-                                             "neither $HOME nor the user database names; give the path in full")
-        raise argparse.ArgumentTypeError(f"{text!r}: this machine has no user {user!r}, whose home folder "
-                                         f"a leading ~{user} is; for a folder named ~{user}, give ./{text}")
-    return Path(expanded)
+    one. A ``~USER`` of no known user is refused, rather than taken for such a folder
+    (:func:`hw3lib.folders.home_path`, the rule of ``HW3_DATA`` and ``root=`` too)."""
+    try:
+        return home_path(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def folder(text):

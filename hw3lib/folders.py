@@ -57,13 +57,33 @@ _LAYOUT = (
 )
 
 
+def home_path(path: str | os.PathLike, given: str | None = None) -> Path:
+    """``path`` with a leading ``~`` (or ``~USER``) made the home folder, as a shell makes it;
+    ValueError where no home folder is known for it (a ``~USER`` of no user this machine knows,
+    or a ``~`` that neither ``$HOME`` nor the user database names), naming it as ``given``
+    (default: the path quoted) and the fix, rather than taking it for a folder named ``~USER``."""
+    text = os.fspath(path)
+    expanded = os.path.expanduser(text)
+    if not expanded.startswith("~"):
+        return Path(expanded)
+    user = Path(text).parts[0][1:]
+    given = given or repr(text)
+    if not user:
+        raise ValueError(f"{given}: a leading ~ is your home folder, which neither $HOME nor the user "
+                         "database names; give the path in full")
+    # in full: a relative ~USER/... would be expanded again where it is read (resolve_root)
+    raise ValueError(f"{given}: this machine has no user {user!r}, whose home folder a leading ~{user} "
+                     f"is; for a folder named ~{user}, give its full path {os.path.abspath(text)}")
+
+
 def resolve_root(root: str | os.PathLike | None = None) -> Path:
     """The dataset root: ``root``, else ``$HW3_DATA``, else :data:`DEFAULT_ROOT`; a leading
-    ``~`` is the home folder, as in a shell (a notebook's ``root="~/photos"`` has no shell)."""
+    ``~`` is the home folder, as in a shell (a notebook's ``root="~/photos"`` has no shell):
+    ValueError for one of no known home folder (:func:`home_path`)."""
     if root is not None:
-        return Path(root).expanduser()
+        return home_path(Path(root), f"the dataset folder {os.fspath(root)!r} (--data or root=)")
     env = os.environ.get("HW3_DATA")
-    return Path(env).expanduser() if env else DEFAULT_ROOT
+    return home_path(Path(env), f"HW3_DATA={env!r}") if env else DEFAULT_ROOT
 
 
 @functools.cache

@@ -953,14 +953,16 @@ def test_every_path_of_every_command_takes_a_leading_tilde_for_the_home_folder(t
         str(tmp_path) + arg[1:] for arg in argv if arg.startswith("~"))
 
 
-def test_a_tilde_of_no_known_user_is_refused_not_taken_for_a_folder(capsys):
-    """--data '~nobody' ended in a traceback (pathlib's RuntimeError), --out '~nobody' made a folder."""
+def test_a_tilde_of_no_known_user_is_refused_not_taken_for_a_folder(capsys, tmp_path, monkeypatch):
+    """--data '~nobody' ended in a traceback (pathlib's RuntimeError), --out '~nobody' made a folder.
+    The advice is the full path: ./~nobody/x, as a Path ~nobody/x, was expanded again as --data."""
+    monkeypatch.chdir(tmp_path)
     for option in ("--data", "--out"):
         assert hw3lib_main(["train", option, "~no-such-user-hw3/x"]) == 2
         assert capsys.readouterr()[1] == (
             f"error: argument {option}: '~no-such-user-hw3/x': this machine has no user 'no-such-user-hw3', "
             "whose home folder a leading ~no-such-user-hw3 is; for a folder named ~no-such-user-hw3, give "
-            "./~no-such-user-hw3/x (python -m hw3lib train --help lists the options)\n")
+            f"its full path {tmp_path}/~no-such-user-hw3/x (python -m hw3lib train --help lists the options)\n")
 
 
 def test_train_into_an_out_of_a_leading_tilde_from_python_writes_into_the_home_folder(tmp_path, capsys,

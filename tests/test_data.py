@@ -93,6 +93,25 @@ def test_a_root_starting_with_a_tilde_is_under_the_home_folder(monkeypatch, tmp_
     assert data.load_split()[2] == ["A", "B"]
 
 
+def test_a_root_of_a_tilde_of_no_known_user_is_refused_in_one_line(monkeypatch, tmp_path):
+    """HW3_DATA='~nobody' (or root=) ended in pathlib's RuntimeError traceback; the message is the
+    command line's (cli.file_or_folder), and its advice, the full path, is read as a folder."""
+    monkeypatch.chdir(tmp_path)
+    full = f"give its full path {tmp_path / '~no-such-user-hw3' / 'x'}"
+    monkeypatch.setenv("HW3_DATA", "~no-such-user-hw3/x")
+    with pytest.raises(ValueError) as refused:
+        data.load_split()
+    assert str(refused.value) == (
+        "HW3_DATA='~no-such-user-hw3/x': this machine has no user 'no-such-user-hw3', whose home "
+        f"folder a leading ~no-such-user-hw3 is; for a folder named ~no-such-user-hw3, {full}")
+    with pytest.raises(ValueError) as refused:
+        data.load_split(Path("./~no-such-user-hw3/x"))  # a Path drops the ./, as --data's did
+    assert str(refused.value).startswith("the dataset folder '~no-such-user-hw3/x' (--data or root=): "
+                                         "this machine has no user") and str(refused.value).endswith(full)
+    make_root(tmp_path / "~no-such-user-hw3" / "x")
+    assert data.load_split(tmp_path / "~no-such-user-hw3" / "x")[2] == ["A", "B"]
+
+
 def test_default_root_is_repo_data_folder(monkeypatch, tmp_path):
     assert folders.DEFAULT_ROOT == Path(folders.__file__).resolve().parent.parent / "data"
     monkeypatch.delenv("HW3_DATA", raising=False)
