@@ -41,15 +41,14 @@ def split_folder_holding(path, data):
                  if where.is_relative_to(folder.resolve())), None)
 
 
-def refuse_file_in_data(path, data, option):
+def refuse_file_in_data(path, data, option, given=None):
     """ValueError when the file ``path`` that a command writes, given as ``option`` (audit's
-    ``--list``, sweep's journal file ``--storage``), lies in a split folder of the dataset at
-    ``data`` (:func:`split_folder_holding`), which it would break. Creates nothing."""
-    inside = split_folder_holding(path, data)
-    if inside:
-        raise ValueError(f"{option} {path} is inside the dataset's {inside[0]} split folder {inside[1]}: "
-                         "the file would become part of the dataset and break it. Give a file "
-                         "outside the dataset's split folders")
+    ``--list``, sweep's ``--storage``: its journal file, its SQLite database file) as ``given``
+    (default: ``path``), would break the dataset at ``data``: where its folder, created if
+    missing, is one that an ``--out`` may not be (:func:`refuse_out_in_data`'s rule). A file in
+    the dataset's root itself, whatever its name, is fine. Creates nothing."""
+    _refuse_in_data(path, data, f"{option} {given or path}", lambda folder: f"Give a file outside {folder}",
+                    file=True)
 
 
 def refuse_out(out, data, example):
@@ -85,32 +84,39 @@ def refuse_out_in_data(out, data):
     refuses (:func:`_refused_folder`). Creates nothing; a dataset that cannot be found is left
     for loading to name. The dataset's root itself, and any other folder in it, are fine: a
     read of the dataset looks at its split folders alone."""
-    root, where = resolve_root(data), Path(out).resolve()
-    inside = split_folder_holding(out, data)
+    example = resolve_root(data) / "runs"
+    _refuse_in_data(out, data, f"--out {out}", lambda folder: f"Choose an --out outside {folder} (e.g. {example})")
+
+
+def _refuse_in_data(path, data, given, fix, file=False):
+    """The rule of :func:`refuse_out_in_data` for the folder ``path``, or with ``file`` for the
+    folder of the file ``path`` (the file itself where it is a split folder's), given as ``given``
+    (e.g. "--out runs/x"): the ValueError says so, and ``fix`` (a function of the dataset's
+    folder that it must stay out of, saying so)."""
+    root, where = resolve_root(data), (Path(path).parent if file else Path(path)).resolve()
+    files = "the file" if file else "the run's files"
+    inside = split_folder_holding(path, data)
     if inside:
-        split, folder = inside
-        raise ValueError(f"--out {out} is inside the dataset's {split} split folder "
-                         f"{folder}: the run's files written there would become part of "
-                         f"the dataset and break it. Choose an --out outside {folder} "
-                         f"(e.g. {root / 'runs'})")
+        split, held = inside
+        raise ValueError(f"{given} is inside the dataset's {split} split folder {held}: {files} "
+                         f"written there would become part of the dataset and break it. "
+                         + fix(held))
     for split in SPLITS:
         found = split_folders(root, split)
-        for folder in (root / name for name in SPLIT_FOLDERS[split]):
-            if found and folder not in found and where.is_relative_to(folder.resolve()):
-                raise ValueError(f"--out {out} would create {folder}, a second {split} split "
-                                 f"folder beside the dataset's {found[0]}: a dataset holding both "
-                                 "is refused by every later read of it. Choose an --out "
-                                 f"outside {folder} (e.g. {root / 'runs'})")
+        for other in (root / name for name in SPLIT_FOLDERS[split]):
+            if found and other not in found and where.is_relative_to(other.resolve()):
+                raise ValueError(f"{given} would create {other}, a second {split} split folder "
+                                 f"beside the dataset's {found[0]}: a dataset holding both is "
+                                 "refused by every later read of it. " + fix(other))
     if where != root.resolve() and where.is_relative_to(root.resolve()):
-        top = root / where.relative_to(root.resolve()).parts[0]  # the root's folder that holds --out
-        why = _refused_folder(top.name)
+        top = root / where.relative_to(root.resolve()).parts[0]  # the root's folder that holds it
+        why = _refused_folder(top.name, files)
         if why:
-            raise ValueError(f"--out {out} would put the run's files in {top}, {why}. Choose an "
-                             f"--out outside {top} (e.g. {root / 'runs'})")
+            raise ValueError(f"{given} would put {files} in {top}, {why}. " + fix(top))
 
 
-def _refused_folder(name):
-    """Why a folder ``name`` in a dataset's root breaks the dataset (None where it does not): a
+def _refused_folder(name, files):
+    """Why a folder ``name`` in a dataset's root, holding ``files``, breaks the dataset (None where it does not): a
     validation split's name, which every read of the dataset refuses as a split it would leave
     out (:func:`hw3lib.folders.dataset_files`), or a split folder's name in other letter case,
     which is that split folder where the file system ignores case (macOS's, Windows')."""
@@ -121,8 +127,8 @@ def _refused_folder(name):
                   if split.lower() == name.lower() and split != name), None)
     if split:
         return (f"whose name is the split folder name {split} in other letter case: where the file "
-                "system ignores case (macOS's, Windows') it is that split folder, and the run's "
-                "files would become part of the dataset")
+                f"system ignores case (macOS's, Windows') it is that split folder, and {files} "
+                "would become part of the dataset")
     return None
 
 

@@ -14,8 +14,7 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from .atomic import atomic_write
 from .checkpoint import CheckpointError
 from .checks import is_number
-from .cli import (Parser, add_data_option, add_progress_option, file_or_folder, folder, parse_seeds, print_error,
-                  show_progress)
+from .cli import Parser, add_data_option, add_progress_option, folder, parse_seeds, print_error, show_progress
 from .config import TrainConfig
 from .cores import more_than_cores
 from .data import validation_mask
@@ -28,6 +27,7 @@ from .phrasing import phrase_settings
 from .runs import checkpoint_path
 from .sweep import JOURNAL, PRUNERS, SweepError, default_workers, run_sweep
 from .sweep_space import config_for
+from .sweep_study import home_storage, storage_file
 from .tables import value_text
 from .trained import FitResult
 
@@ -100,10 +100,13 @@ def _naming(what):
 
 
 def _storage(text):
-    """An argparse ``type`` for ``--storage``: a database URL as given, or a journal file's path
-    (:func:`~hw3lib.cli.file_or_folder`: a leading ``~`` the home folder)."""
-    text = _naming("a journal file or a database URL")(text)
-    return text if "://" in text else str(file_or_folder(text))
+    """An argparse ``type`` for ``--storage``: a journal file's path or a database URL, a leading
+    ``~`` of the journal's or SQLite database's path the home folder
+    (:func:`~hw3lib.sweep_study.home_storage`)."""
+    try:
+        return home_storage(_naming("a journal file or a database URL")(text))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def main(argv=None):
@@ -203,8 +206,9 @@ def _sweep_command(args):
     except ValueError as err:
         raise ValueError(f"--set: {err}") from None
     refuse_out(args.out, args.data, Path.home() / "runs" / "sweep")  # before any work
-    if args.storage and "://" not in args.storage:  # a journal file, which the sweep creates
-        refuse_file_in_data(Path(args.storage), args.data, "--storage")
+    storage_in = args.storage and storage_file(args.storage)  # a journal or SQLite file, which the sweep creates
+    if storage_in:
+        refuse_file_in_data(storage_in, args.data, "--storage", args.storage)
     for note in (more_than_cores("--workers", args.workers, "workers"),
                  course_copy_note(args.data)):
         if note:

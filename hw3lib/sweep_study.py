@@ -16,6 +16,7 @@ from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalFileSymlinkLock
 
+from .folders import home_path
 from .out_folders import refuse_file_in_the_way
 
 JOURNAL = "optuna-journal.log"
@@ -42,12 +43,12 @@ def open_storage(storage, create=True):
         raise ValueError(f"storage {storage} is a database in this process's memory, which the worker "
                          "processes cannot open: give a database file (sqlite:///PATH), a PostgreSQL "
                          "URL or a journal file's path")
-    if not create and storage.startswith("sqlite:///") and not Path(storage[10:]).is_file():
+    database = storage_file(storage)  # an SQLite database's file
+    if not create and database and not database.is_file():
         raise ValueError(f"storage {storage}: no such database file")
+    if create and database:  # else SQLite's "unable to open database file"
+        _make_file(database, shown_storage(storage), "database")
     sqlite = _backend(storage) == "sqlite"
-    database = sqlite and sqlalchemy.engine.make_url(storage).database
-    if create and database and not database.startswith("file:"):  # else SQLite's "unable to open database file"
-        _make_file(Path(database), shown_storage(storage), "database")
     if not create and not _holds_optuna(storage):  # Optuna would add its tables to the database
         raise ValueError(f"storage {shown_storage(storage)} holds no Optuna study: give the database "
                          "a sweep wrote to (its --storage)")
@@ -71,6 +72,30 @@ def open_storage(storage, create=True):
                     break
                 time.sleep(0.5 + attempt)
     raise OSError(f"cannot open the storage {shown_storage(storage)}: {str(error).splitlines()[0]}")
+
+
+def storage_file(storage):
+    """The file that ``storage`` (a journal file's path or a database URL) keeps its study in:
+    the journal file, or an SQLite database's (``sqlite:///PATH``, with any driver); None for a
+    database of a server, one in memory, or an SQLite ``file:`` URI (its path read by SQLite)."""
+    storage = str(storage)
+    if "://" not in storage:
+        return Path(storage)
+    database = _backend(storage) == "sqlite" and sqlalchemy.engine.make_url(storage).database
+    return Path(database) if database and database != ":memory:" and not database.startswith("file:") else None
+
+
+def home_storage(storage):
+    """``storage`` with a leading ``~`` (or ``~USER``) of its file (:func:`storage_file`) made the
+    home folder, as a shell makes it (:func:`hw3lib.folders.home_path`: ValueError for one of no
+    known home folder); a database URL of no such file as given."""
+    storage = str(storage)
+    if "://" not in storage:
+        return str(home_path(storage))
+    url = sqlalchemy.engine.make_url(storage) if storage_file(storage) else None
+    if url is None or not url.database.startswith("~"):
+        return storage
+    return url.set(database=str(home_path(url.database))).render_as_string(hide_password=False)
 
 
 def _created_together(err):

@@ -3,6 +3,7 @@ worker processes through Optuna, on a journal file or a real PostgreSQL server; 
 killed sweeps resume; failed runs are recorded; bad settings are refused before any work.
 
 Every sweep here trains a tiny LeNet-5 on a tiny generated dataset (60 images per class)."""
+import argparse
 import contextlib
 import errno
 import io
@@ -1025,9 +1026,54 @@ def test_a_journal_inside_a_split_folder_of_the_data_is_refused_before_any_run(t
     assert hw3lib_main(argv) == 2
     assert capsys.readouterr().err == (
         f"error: --storage {journal} is inside the dataset's train split folder {root / 'Data_train'}: "
-        "the file would become part of the dataset and break it. Give a file outside the dataset's "
-        "split folders\n")
+        "the file written there would become part of the dataset and break it. Give a file outside "
+        f"{root / 'Data_train'}\n")
     assert not journal.exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("storage, folder, why", [
+    ("val/" + JOURNAL, "val", "would put the file in {folder}, a validation split's folder"),
+    ("train/" + JOURNAL, "train", "would create {folder}, a second train split folder"),
+    ("sqlite:///{root}/Data_test/sweep.db", "Data_test", "is inside the dataset's test split folder {folder}"),
+    ("sqlite+pysqlite:///{root}/Validation/sweep.db", "Validation", "would put the file in {folder}, a validation"),
+])
+def test_a_storage_file_where_an_out_would_break_the_data_is_refused_before_any_run(tmp_path, capsys, storage,
+                                                                                  folder, why):
+    """--out was refused in val/ (which every read of the dataset refuses) and in a train/ beside
+    Data_train/ (a second training split); --storage's journal was not, nor an SQLite database
+    file anywhere. The rule is --out's, for the file's folder."""
+    root = make_root(tmp_path / "data")
+    storage = storage.format(root=root) if "://" in storage else str(root / storage)
+    argv = ["sweep", "--param", "lr=1e-3", "--out", str(tmp_path / "out"), "--storage", storage,
+            "--data", str(root), "--no-progress"]
+    assert hw3lib_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --storage {storage} " + why.format(folder=root / folder)), err
+    assert err.endswith(f"Give a file outside {root / folder}\n"), err
+    assert not (root / folder).exists() or folder == "Data_test"
+    assert not (tmp_path / "out").exists() and not list((root / "Data_test").glob("*.db"))
+
+
+def test_a_storage_file_in_the_data_root_itself_is_fine(tmp_path):
+    """A read of the dataset looks at its split folders alone: a file named val or train there is none."""
+    root = make_root(tmp_path / "data")
+    for name in (JOURNAL, "val", "train", "Data_Train"):
+        out_folders.refuse_file_in_data(root / name, root, "--storage")
+
+
+@pytest.mark.parametrize("storage, expanded", [
+    ("~/sweep.db", "{home}/sweep.db"),
+    ("sqlite:///~/sweeps/sweep.db", "sqlite:///{home}/sweeps/sweep.db"),
+    ("sqlite+pysqlite:///~/sweep.db?timeout=5", "sqlite+pysqlite:///{home}/sweep.db?timeout=5"),
+    ("sqlite:///sweeps/~/sweep.db", "sqlite:///sweeps/~/sweep.db"),
+    ("postgresql://me:secret@host/~db", "postgresql://me:secret@host/~db"),
+])
+def test_a_storage_files_leading_tilde_is_the_home_folder(tmp_path, monkeypatch, storage, expanded):
+    """sqlite:///~/sweep.db was a folder named ~ in the current one, as a journal's ~ once was."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert sweep_cli._storage(storage) == expanded.format(home=tmp_path)
+    with pytest.raises(argparse.ArgumentTypeError, match="this machine has no user 'no-such-user-hw3'"):
+        sweep_cli._storage("sqlite:///~no-such-user-hw3/sweep.db")
 
 
 @pytest.mark.parametrize("also", [[], ["--param", "momentum=0,0.9"]])  # with a heat map too
