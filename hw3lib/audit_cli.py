@@ -16,7 +16,7 @@ from .folders import dataset_files, resolve_root, split_dir
 from .images import MODES, DataError
 from .leakage import leakage_audit
 from .learning import unvalidated_note
-from .out_folders import refuse_file_in_data
+from .out_folders import refuse_file_in_data, refuse_file_in_the_way
 from .phrasing import phrased
 from .tables import Table
 
@@ -129,11 +129,12 @@ def _near_copies_sentence(audit, count, listed):
 
 def _check_list(path, data):
     """Refuse, before any image is read, a ``--list`` ``path`` that cannot be written: in a
-    folder that does not exist, a folder itself, or inside the dataset (``--data`` ``data``),
-    which it would break."""
+    folder that does not exist or is a file, a folder itself, or inside the dataset (``--data``
+    ``data``), which it would break."""
     refuse_file_in_data(path, data, "--list")
     if path.is_dir():
         raise ValueError(f"--list {path} is a folder: give the name of a file to write, e.g. {path / 'near.csv'}")
+    refuse_file_in_the_way(path.parent, "--list", path)  # not "the folder ... does not exist"
     if not path.parent.is_dir():
         raise ValueError(f"--list {path}: the folder {path.parent} does not exist; create it or give "
                          "another file")

@@ -150,12 +150,15 @@ def test_audit_says_when_no_test_image_is_near_a_training_image_and_writes_an_em
     ("frames/Data_train", "is inside the dataset's train split folder"),
     ("lists", "is a folder: give the name of a file to write"),
     ("missing/near.csv", "does not exist; create it or give another file"),
+    ("a_file/near.csv", "a_file is a file, not a folder; choose another --list"),  # not "does not exist"
+    ("a_file/sub/near.csv", "a_file is a file, not a folder; choose another --list"),
 ])
 def test_a_list_that_cannot_be_written_is_refused_before_the_images_are_read(tmp_path, capsys, monkeypatch,
                                                                             where, said):
     """One in the dataset would break it: every later read refuses a CSV file among the images."""
     root = write_videos(tmp_path / "frames", frames=6, test_frames=3)
     (tmp_path / "lists").mkdir()
+    (tmp_path / "a_file").write_text("")
     monkeypatch.setattr(data, "read_image", lambda *args, **kwargs: pytest.fail("an image was read"))
     assert main(["audit", "--data", str(root), "--no-progress", "--list", str(tmp_path / where)]) == 2
     err = capsys.readouterr().err
