@@ -8,6 +8,7 @@ wording of settings in messages :mod:`hw3lib.phrasing`'s, the note of more threa
 ``error: ...`` (:func:`print_error`) with exit status 2.
 """
 import argparse
+import os
 import re
 import sys
 
@@ -74,12 +75,17 @@ def file_or_folder(text):
     """An argparse ``type``: a path, a leading ``~`` (or ``~USER``) the home folder as a shell
     makes it, for every path option of every command alike: one quoted (``--out '~/runs'``) or
     given from Python has no shell to expand it, and would be a folder named ``~`` in the current
-    one. A ``~USER`` of no known user is refused, rather than taken for such a folder
+    one. A ``~USER`` of no known user is refused, rather than taken for such a folder, and a
+    file named with a trailing ``/`` (a folder's), as a shell says "Not a directory"
     (:func:`hw3lib.folders.home_path`, the rule of ``HW3_DATA`` and ``root=`` too)."""
     try:
-        return home_path(text)
+        path = home_path(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+    if text.endswith(("/", os.sep)) and path.exists() and not path.is_dir():  # a Path drops the /
+        raise argparse.ArgumentTypeError(f"{text!r}: {path} is a file, not a folder, as its trailing / "
+                                         f"says; give {text.rstrip('/' + os.sep)}")
+    return path
 
 
 def folder(text):

@@ -965,6 +965,15 @@ def test_a_tilde_of_no_known_user_is_refused_not_taken_for_a_folder(capsys, tmp_
             f"its full path {tmp_path}/~no-such-user-hw3/x (python -m hw3lib train --help lists the options)\n")
 
 
+def test_a_file_named_with_a_trailing_slash_is_refused(tmp_path, capsys):
+    """predict ckpt.npz/ read the file, where a shell says "Not a directory"."""
+    (tmp_path / "ckpt.npz").write_bytes(b"")
+    assert hw3lib_main(["predict", f"{tmp_path}/ckpt.npz/", "x.png"]) == 2
+    assert capsys.readouterr()[1] == (
+        f"error: argument RUN: '{tmp_path}/ckpt.npz/': {tmp_path}/ckpt.npz is a file, not a folder, as "
+        f"its trailing / says; give {tmp_path}/ckpt.npz (python -m hw3lib predict --help lists the options)\n")
+
+
 def test_train_into_an_out_of_a_leading_tilde_from_python_writes_into_the_home_folder(tmp_path, capsys,
                                                                                      monkeypatch):
     home, root = tmp_path / "home", fake_root(tmp_path)
