@@ -159,6 +159,8 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true", help="one JSON object per image instead of a table")
     args = parser.parse_args(argv)
     checkpoint = run_path(args.run)
+    if checkpoint.is_file():  # a linked checkpoint: its run's own file, folder and lock, which a count writes
+        checkpoint = checkpoint.resolve()
     run = FitResult.load(checkpoint)
     trained, training = len(run.history["epoch"]), training_into(checkpoint.parent)
     if trained < run.config.epochs and training:

@@ -182,6 +182,23 @@ def test_a_run_that_diverged_is_noted_with_a_smaller_lr_not_resume(trained, caps
     assert "this run stopped after 1 of its 2 epochs" in predict(capsys, out, image)[2]
 
 
+def test_a_linked_checkpoint_counts_the_test_split_into_the_file_it_links_to(trained, capsys, tmp_path):
+    """The count was written through the link's path: the link became a copy holding the count,
+    and the run it linked to (whose train merges counts under its own lock) never had it."""
+    run, test = trained
+    ckpt = load_checkpoint(run / "checkpoint.npz")
+    real = tmp_path / "run"
+    real.mkdir()
+    save_checkpoint(real / "checkpoint.npz", replace(ckpt, test=None, test_evaluations=0))
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "checkpoint.npz").symlink_to(real / "checkpoint.npz")
+    err = predict(capsys, linked, test / "digit0" / "0.png")[2]
+    assert f"counted in {real / 'checkpoint.npz'};" in err
+    assert (linked / "checkpoint.npz").is_symlink()
+    assert load_checkpoint(real / "checkpoint.npz").test_evaluations == 1
+
+
 def test_a_run_being_trained_is_noted_as_training_not_as_stopped(trained, capsys, tmp_path):
     """A run that a train command was training was said to have stopped, to be trained on with
     `train --resume`, which that command's hold on the folder refuses."""
