@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import test_data_sha256
+from .checkpoint import CheckpointError, test_data_sha256
 from .checks import dead_link
 from .cli import Parser, file_or_folder, int_at_least, print_error
 from .data import load_split
@@ -96,7 +96,9 @@ def count_test_split(run, files):
     names, :attr:`~hw3lib.trained.FitResult.test_sha256`), evaluate it as
     :meth:`~hw3lib.trained.FitResult.test` does, before any image is classified: the kept weights'
     first look at the test split is counted into the checkpoint, a later one not. A note on
-    stderr names a new count; a run that knows no test split (an old checkpoint) counts nothing."""
+    stderr names a new count, or why the checkpoint could not take it (read-only, or trained on
+    since it was loaded: the images are classified all the same); a run that knows no test split
+    (an old checkpoint) counts nothing."""
     if run.test_sha256 is None:
         return
     for root, folder in test_splits_holding(files).items():
@@ -107,7 +109,12 @@ def count_test_split(run, files):
         if test_data_sha256(X, y) != run.test_sha256:  # another dataset's, or resized otherwise
             continue
         before = run.test_evaluations
-        run.test(X, y)
+        try:
+            run.test(X, y)
+        except (OSError, CheckpointError) as err:  # read-only, or its train wrote an epoch since the load
+            print(f"note: {folder} is this run's test split, but this look at it could not be counted in "
+                  f"{run.checkpoint_path}: {err}. Its images are classified uncounted.", file=sys.stderr)
+            return
         if run.test_evaluations > before:
             print(f"note: {folder} is this run's test split: predicting its images is a test evaluation "
                   f"of the weights of epoch {run.best_epoch}, counted in {run.checkpoint_path}; test "

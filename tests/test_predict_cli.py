@@ -10,6 +10,7 @@ from PIL import Image
 import pytest
 
 from hw3lib import predict_cli, train
+from hw3lib import trained as trained_module
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.atomic import claimed
 from hw3lib.checkpoint import load_checkpoint, save_checkpoint
@@ -197,6 +198,40 @@ def test_a_linked_checkpoint_counts_the_test_split_into_the_file_it_links_to(tra
     assert f"counted in {real / 'checkpoint.npz'};" in err
     assert (linked / "checkpoint.npz").is_symlink()
     assert load_checkpoint(real / "checkpoint.npz").test_evaluations == 1
+
+
+@pytest.mark.parametrize("cannot", ["read-only", "trained on since loaded"])
+def test_a_test_split_look_that_cannot_be_counted_is_noted_and_the_images_classified(
+        trained, capsys, tmp_path, monkeypatch, cannot):
+    """A checkpoint that could not take the count (a read-only run, or one its train wrote an
+    epoch into while predict read the split) ended predict in an error, nothing classified."""
+    run, test = trained
+    ckpt = load_checkpoint(run / "checkpoint.npz")
+    untested = replace(ckpt, test=None, test_evaluations=0)
+    out = tmp_path / "run"
+    out.mkdir()
+    if cannot == "read-only":  # as chmod would for another user than root
+        save_checkpoint(out / "checkpoint.npz", untested)
+
+        def denied(path, checkpoint):
+            raise PermissionError(13, "Permission denied", str(path))
+
+        monkeypatch.setattr(trained_module, "save_checkpoint", denied)
+    else:
+        save_checkpoint(out / "checkpoint.npz", replace(untested, epoch=1, best_epoch=1, history={
+            key: values[:1] for key, values in untested.history.items()}))
+        listed = predict_cli.image_files
+
+        def trained_on(paths):  # the train writes its next epoch meanwhile
+            save_checkpoint(out / "checkpoint.npz", untested)
+            return listed(paths)
+
+        monkeypatch.setattr(predict_cli, "image_files", trained_on)
+    code, rows, err = predict(capsys, out, test / "digit0" / "0.png")
+    assert code == 0 and len(rows.splitlines()) == 2
+    assert (f"note: {test} is this run's test split, but this look at it could not be counted in "
+            f"{out / 'checkpoint.npz'}: ") in err
+    assert err.endswith(" Its images are classified uncounted.\n")
 
 
 def test_a_run_being_trained_is_noted_as_training_not_as_stopped(trained, capsys, tmp_path):
