@@ -44,6 +44,7 @@ import errno
 import os
 import re
 import stat
+import threading
 import warnings
 from pathlib import Path
 
@@ -192,10 +193,11 @@ def other_format(head: bytes) -> str | None:
 
 # {(category, message): [paths]} of Pillow's warnings inside warnings_gathered(), else None
 _GATHERED = contextvars.ContextVar("hw3lib_image_warnings", default=None)
-# True on a thread while read_on_thread reads
-_ON_THREAD = contextvars.ContextVar("hw3lib_reading_thread", default=False)
-# on such a thread, the list its decode_image catches warnings into, else None
+# on a thread while decode_image decodes, the list it catches warnings into, else None
 _THREAD_CAUGHT = contextvars.ContextVar("hw3lib_thread_warnings", default=None)
+# warnings_on_threads' hold on the process's filters: [its catch_warnings, threads within it]
+_ROUTING_LOCK = threading.Lock()
+_ROUTING = [None, 0]
 
 
 @contextlib.contextmanager
@@ -221,24 +223,40 @@ def warnings_gathered():
 @contextlib.contextmanager
 def warnings_on_threads():
     """Within it, images may be read on other threads (:func:`read_on_thread`); entered by the
-    thread that starts them. ``warnings.catch_warnings``, with which :func:`decode_image` catches
-    Pillow's warnings alone, swaps the process's filters and is not safe on several threads at
-    once; instead, within this every warning passes the filters (as while an image decodes
-    alone: here, on every thread, for the whole time) and one raised while a thread decodes an
-    image goes to that thread's own list; any other is shown as usual."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("always")
-        show = warnings.showwarning
-
-        def route(message, category, filename, lineno, file=None, line=None):
-            caught = _THREAD_CAUGHT.get()
-            if caught is None:
-                show(message, category, filename, lineno, file, line)
-            else:
-                caught.append(warnings.WarningMessage(message, category, filename, lineno, file, line))
-
-        warnings.showwarning = route
+    thread that starts them. ``warnings.catch_warnings``, with which :func:`decode_image` once
+    caught Pillow's warnings alone, swaps the process's filters and is not safe on several
+    threads at once (two overlapping reads left the process with the first one's filters);
+    instead, while any thread is within this every warning passes the filters (as while an image
+    decodes alone: here, on every thread, for the whole time) and one raised while a thread
+    decodes an image goes to that thread's own list; any other is shown as usual. The first
+    thread in swaps the filters, the last out puts them back."""
+    with _ROUTING_LOCK:
+        if not _ROUTING[1]:
+            catcher = warnings.catch_warnings()
+            catcher.__enter__()
+            warnings.simplefilter("always")
+            warnings.showwarning = _router(warnings.showwarning)
+            _ROUTING[0] = catcher
+        _ROUTING[1] += 1
+    try:
         yield
+    finally:
+        with _ROUTING_LOCK:
+            _ROUTING[1] -= 1
+            if not _ROUTING[1]:
+                _ROUTING[0].__exit__(None, None, None)
+
+
+def _router(show):
+    """A ``warnings.showwarning`` that puts a warning raised within :func:`_caught_warnings` in
+    its list, and shows any other with ``show``."""
+    def route(message, category, filename, lineno, file=None, line=None):
+        caught = _THREAD_CAUGHT.get()
+        if caught is None:
+            show(message, category, filename, lineno, file, line)
+        else:
+            caught.append(warnings.WarningMessage(message, category, filename, lineno, file, line))
+    return route
 
 
 def read_on_thread(path: str | os.PathLike, mode: str, size=None, fix: str | None = None):
@@ -247,14 +265,13 @@ def read_on_thread(path: str | os.PathLike, mode: str, size=None, fix: str | Non
     called by the thread that started it in file order, so that the file a warning names first
     is the first in order, whichever thread finished first."""
     gathered = {}
-    tokens = _ON_THREAD.set(True), _GATHERED.set(gathered)
+    token = _GATHERED.set(gathered)
     try:
         return read_image(path, mode, size, fix), gathered
     except DataError as err:
         return err, gathered
     finally:
-        _ON_THREAD.reset(tokens[0])
-        _GATHERED.reset(tokens[1])
+        _GATHERED.reset(token)
 
 
 def gather_warnings(gathered: dict) -> None:
@@ -277,20 +294,16 @@ def _report(path: Path, category, message: str) -> None:
 
 @contextlib.contextmanager
 def _caught_warnings():
-    """The list of the warnings (``warnings.WarningMessage``) raised within it, whatever the
-    filters: on a thread of :func:`read_on_thread`, this thread's alone (see
-    :func:`warnings_on_threads`); elsewhere by ``warnings.catch_warnings``."""
-    if not _ON_THREAD.get():
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            yield caught
-        return
+    """The list of the warnings (``warnings.WarningMessage``) raised on this thread within it,
+    whatever the filters (:func:`warnings_on_threads`): another thread's, reading or training
+    meanwhile, are not this image's."""
     caught = []
-    token = _THREAD_CAUGHT.set(caught)
-    try:
-        yield caught
-    finally:
-        _THREAD_CAUGHT.reset(token)
+    with warnings_on_threads():
+        token = _THREAD_CAUGHT.set(caught)
+        try:
+            yield caught
+        finally:
+            _THREAD_CAUGHT.reset(token)
 
 
 def decode_image(path: Path, fix: str | None = None,

@@ -4,6 +4,7 @@ import io
 import os
 import struct
 import tempfile
+import threading
 import warnings
 import zlib
 from pathlib import Path
@@ -286,6 +287,53 @@ def test_pillows_warnings_on_threads_are_gathered_once_naming_the_first_file(tmp
         with images.warnings_on_threads():
             warnings.warn("not Pillow's")
     assert [str(w.message) for w in outside] == ["not Pillow's"]
+
+
+def test_overlapping_reads_on_two_threads_leave_the_warnings_filters_as_they_were():
+    """Each read swapped the process's filters with its own catch_warnings: entered by two
+    threads and left in the order entered, the second put back the first's ("always" and its
+    router) for good."""
+    filters, show = list(warnings.filters), warnings.showwarning
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first():
+        with images.warnings_on_threads():
+            first_in.set()
+            second_in.wait(5)
+        first_out.set()
+
+    def second():
+        first_in.wait(5)
+        with images.warnings_on_threads():
+            second_in.set()
+            first_out.wait(5)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert warnings.filters == filters and warnings.showwarning is show
+
+
+def test_another_threads_warning_while_an_image_decodes_is_not_the_images(tmp_path, monkeypatch):
+    """A training thread's warning (numpy's overflow, say) raised while the kernel's thread
+    decoded an image was caught with the image's and issued naming its file."""
+    path = tmp_path / "a.png"
+    write_png(path)
+    pillow_open = Image.open
+
+    def open_while_another_warns(*args, **kwargs):
+        other = threading.Thread(target=warnings.warn, args=("the training thread's",))
+        other.start()
+        other.join()
+        return pillow_open(*args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", open_while_another_warns)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        images.read_image(path, "L")
+    assert [str(w.message) for w in caught] == ["the training thread's"]
 
 
 def test_a_broken_symbolic_link_says_so(tmp_path):
