@@ -459,11 +459,11 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
                                    stopped)
         while True:
             alive = any(p.is_alive() for p in procs)
-            result = sweep_result(study)
-            done = len(result.finished())
+            result = sweep_result(study)  # its definition as stored: another sweep may raise its trials
+            done, bar.total = len(result.finished()), result.sweep.total
             bar.update(done - bar.n)
             if on_progress is not None:
-                on_progress(done, sweep.total)
+                on_progress(done, result.sweep.total)
             if not alive:
                 break
             if stop is not None and stop.is_set():
@@ -472,27 +472,29 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     except KeyboardInterrupt:
         stopped.set()  # each worker ends its run after the current batch, recorded to go on
         recover(study, killed=_stop_workers(procs))  # their runs queued again, on any system
-        done = len(sweep_result(study).finished())
+        result = sweep_result(study)
+        done, total = len(result.finished()), result.sweep.total
         bar.update(done - bar.n)
         if on_progress is not None:  # and the runs that finished while the workers stopped
-            on_progress(done, sweep.total)
+            on_progress(done, total)
         kept = f"kept in {shown_storage(storage)}"
         state = (f"after all {done} of its runs had finished ({kept}): run it again for their "
-                 "results, which trains nothing more" if done == sweep.total else
-                 f"with {done} of {sweep.total} runs finished, {kept}: run it again to go on")
+                 "results, which trains nothing more" if done == total else
+                 f"with {done} of {total} runs finished, {kept}: run it again to go on")
         raise KeyboardInterrupt(f"sweep {study.study_name} interrupted {state}") from None
     finally:
         bar.close()
-    left = sweep.total - done
+    total = result.sweep.total  # the study's: more trials asked meanwhile by another sweep are run too
+    left = total - done
     if left:
         codes = sorted({p.exitcode for p in procs})
         if CANNOT_WRITE in codes:
-            raise SweepError(f"a worker stopped with {left} of {sweep.total} runs of {study.study_name} "
+            raise SweepError(f"a worker stopped with {left} of {total} runs of {study.study_name} "
                              f"not done: {_unwritten(study, checkpoints, storage)}: make room or fix the "
                              "folder's permissions, then run the sweep again to go on")
         guard = ("; workers that stop at once, from a script, mean it lacks `if __name__ == "
                  "'__main__':` around run_sweep" if done == 0 and 1 in codes else "")  # not a kill's -9
-        raise SweepError(f"the workers stopped (exit status {codes}) with {left} of {sweep.total} "
+        raise SweepError(f"the workers stopped (exit status {codes}) with {left} of {total} "
                          f"runs of {study.study_name} not done: run the sweep again to go on{guard}")
     return dataclasses.replace(result, checkpoints=checkpoints)
 

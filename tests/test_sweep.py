@@ -160,6 +160,25 @@ def test_the_command_names_the_base_settings_best_of_a_sweep_of_seeds_alone(tmp_
     assert "it is a sweep's --out, which keeps one checkpoint per run under" in capsys.readouterr().err
 
 
+def test_a_sweep_whose_trials_another_sweep_raised_meanwhile_ends_with_them_all(tmp_path, root, monkeypatch):
+    """Another sweep of the same space with more --trials, started while this one ran, queued
+    the trials it lacked, which this one's workers ran too: done counted past this sweep's own
+    total, and it ended in "the workers stopped ... with -1 of 2 runs ... not done"."""
+    space = {"lr": FloatDistribution(1e-3, 3e-2, log=True)}
+    opened = sweep_module.open_study
+
+    def raised_meanwhile(sweep, storage, *args):
+        study = opened(sweep, storage, *args)
+        opened(Sweep.define(space, BASE, (0,), 3, pruner="none"), storage, *args)  # `--trials 3`
+        return study
+
+    monkeypatch.setattr(sweep_module, "open_study", raised_meanwhile)
+    progress = []
+    result = run_sweep(space, BASE, trials=2, workers=1, out=tmp_path, root=root, progress=False,
+                       pruner="none", on_progress=lambda done, total: progress.append((done, total)))
+    assert len(result.runs) == 3 and progress[-1] == (3, 3)
+
+
 def test_a_sampled_search_draws_each_setting_once_and_runs_it_with_every_seed(tmp_path, root):
     space = {"lr": FloatDistribution(1e-3, 3e-2, log=True), "hflip": [True, False]}
     result = run_sweep(space, BASE, seeds=[0, 1], trials=3, workers=2, out=tmp_path, root=root,
@@ -1234,7 +1253,8 @@ def test_a_stopped_sweep_reports_the_runs_finished_while_its_workers_stopped(tmp
     monkeypatch.setattr(sweep_module, "_start_workers", lambda *args: [SimpleNamespace(is_alive=lambda: True)])
     monkeypatch.setattr(sweep_module, "_stop_workers", lambda procs: None)
     monkeypatch.setattr(sweep_module, "sweep_result",
-                        lambda study: SimpleNamespace(finished=lambda n=next(finished): [None] * n))
+                        lambda study: SimpleNamespace(finished=lambda n=next(finished): [None] * n,
+                                                      sweep=SimpleNamespace(total=6)))
     stop, seen = threading.Event(), []
     stop.set()
     with pytest.raises(KeyboardInterrupt, match=r"interrupted with 4 of 6 runs finished"):
@@ -1247,7 +1267,8 @@ def test_a_sweep_stopped_after_all_its_runs_finished_says_so_not_to_go_on(tmp_pa
     """It said "interrupted with 2 of 2 runs finished ...: run it again to go on": nothing was left."""
     monkeypatch.setattr(sweep_module, "_start_workers", lambda *args: [SimpleNamespace(is_alive=lambda: True)])
     monkeypatch.setattr(sweep_module, "_stop_workers", lambda procs: None)
-    monkeypatch.setattr(sweep_module, "sweep_result", lambda study: SimpleNamespace(finished=lambda: [None] * 2))
+    monkeypatch.setattr(sweep_module, "sweep_result", lambda study: SimpleNamespace(
+        finished=lambda: [None] * 2, sweep=SimpleNamespace(total=2)))
     stop = threading.Event()
     stop.set()
     with pytest.raises(KeyboardInterrupt, match=r"^sweep \S+ interrupted after all 2 of its runs had "
