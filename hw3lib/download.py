@@ -186,7 +186,11 @@ def _fetch(url: str, timeout: float) -> bytes:
                f"(default {DEFAULT_BASE_URL})")
         raise DataError(f"{url}: HTTP {exc.code} {exc.reason}. Fix: {fix}.") from exc
     except (OSError, http.client.HTTPException) as exc:  # URLError, timeout, reset, cut-off body
-        raise Unreachable(f"could not fetch {url}: {exc}.") from exc
+        # a wait for a packet, the connection or the headers included, as the whole response is
+        # said (urllib says "<urlopen error timed out>" of the first ones)
+        timed_out = isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError)
+        why = f"the response took over {timeout:g} s" if timed_out else exc
+        raise Unreachable(f"could not fetch {url}: {why}.") from exc
 
 
 def _fetch_all(
