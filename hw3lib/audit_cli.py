@@ -3,6 +3,7 @@ notebook 01 runs it on the fruit images: is each split's validation as new to a 
 import argparse
 import csv
 import io
+import os
 import textwrap
 
 import numpy as np
@@ -53,7 +54,7 @@ def main(argv=None):
                         help="the share of each class that validates; default %(default)s")
     parser.add_argument("--seeds", default="0-2",
                         help="the seeds of the splits audited, FIRST-LAST or a list; default %(default)s")
-    parser.add_argument("--list", type=file_or_folder, metavar="FILE",
+    parser.add_argument("--list", type=_list_file, metavar="FILE",
                         help="write every test image that is a near duplicate of a training image, "
                              "its nearest training image and their distance, to FILE (CSV, the "
                              "nearest first)")
@@ -125,6 +126,15 @@ def _near_copies_sentence(audit, count, listed):
     written = f"; {listed} lists all {count}" if listed else ""
     return (f"{count} test image(s) are near duplicates of an image in the training folder{unfit}; "
             f"each beside its nearest training image, the nearest first{written}:")
+
+
+def _list_file(text):
+    """``--list``'s argparse ``type``: :func:`~hw3lib.cli.file_or_folder`, but a name ending in
+    ``/`` (a folder's, which a Path drops) is refused: it wrote a file of the folder's name."""
+    if text.endswith(("/", os.sep)):
+        raise argparse.ArgumentTypeError(f"{text!r} names a folder (its trailing /): give the name of a "
+                                         f"file to write, e.g. {text}near.csv")
+    return file_or_folder(text)
 
 
 def _check_list(path, data):

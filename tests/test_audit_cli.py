@@ -166,6 +166,15 @@ def test_a_list_that_cannot_be_written_is_refused_before_the_images_are_read(tmp
     assert not (root / "Data_test" / "near.csv").exists()
 
 
+def test_a_list_named_as_a_folder_with_a_trailing_slash_is_refused(tmp_path, capsys):
+    """A Path drops the trailing /: `--list newdir/` wrote a file named newdir."""
+    root = write_videos(tmp_path / "frames", frames=6, test_frames=3)
+    assert main(["audit", "--data", str(root), "--no-progress", "--list", f"{tmp_path / 'newdir'}/"]) == 2
+    assert not (tmp_path / "newdir").exists()
+    assert f"names a folder (its trailing /): give the name of a file to write, e.g. {tmp_path / 'newdir'}/near.csv" \
+        in capsys.readouterr().err
+
+
 def test_a_class_with_no_validation_image_is_noted_as_train_notes_it(tmp_path, capsys):
     """A class of one training image validates under no split: train said so, audit nothing."""
     root = write_videos(tmp_path / "frames", frames=6, test_frames=3)
