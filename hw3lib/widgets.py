@@ -344,9 +344,10 @@ class Playground:
 
     def _report_sweep(self, y_val):
         """Say the finished sweep's best learning rate, whether it learned (judged by the
-        validation labels ``y_val``, when not None), and show its table."""
-        best = self.sweep_result.best
-        self.progress.bar_style = "success"
+        validation labels ``y_val``, when not None) and how many of its runs failed (the first's
+        error), and show its table."""
+        best, failed = self.sweep_result.best, self.sweep_result.failures()
+        self.progress.bar_style = "warning" if failed else "success"
         said = "Sweep done."
         if best:
             said = (f"Sweep done: best learning rate {best.params['lr']:.2g}, mean validation accuracy "
@@ -355,7 +356,11 @@ class Playground:
                 said += (" None of the rates learned: that is no more than guessing the largest class "
                          "gives. Train one of them alone to be told why.")
                 self.progress.bar_style = "warning"
-        self._say(said)
+        every = len(failed) == len(self.sweep_result.runs)
+        if failed:  # each in the table with its error; the first said here, as `sweep` says it
+            said += (f" {'Every run' if every else f'{len(failed)} of its {len(self.sweep_result.runs)} runs'} "
+                     f"failed (the first: {failed[0].error}).")
+        self._say(said, error=bool(failed) and every)
         self.sweep_table.value = (f"<b>Sweep of the learning rate</b><pre style='font-size: 12px'>"
                                   f"{html.escape(str(self.sweep_result.table()))}</pre>")
 

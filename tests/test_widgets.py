@@ -741,7 +741,7 @@ def test_a_sweep_that_ends_early_does_not_show_the_last_sweeps_table(tmp_path, m
     early', its rates read as this sweep's."""
     root = write_banded_root(tmp_path / "data")
     panel = Playground(SMALL, root=root, load=FakeLoad(), threaded=False, sweep_out=tmp_path / "sweep")
-    first = SimpleNamespace(best=None, table=lambda: "lr 0.0005 0.001 0.002")
+    first = SimpleNamespace(best=None, table=lambda: "lr 0.0005 0.001 0.002", failures=list, runs=[])
     monkeypatch.setattr(widgets, "run_sweep", lambda *a, **k: first)
     panel.sweep_button.click()
     assert "0.0005" in panel.sweep_table.value and panel.sweep_result is first
@@ -784,12 +784,29 @@ def test_a_sweep_where_no_rate_beat_guessing_says_so(tmp_path, monkeypatch, accu
     y_val = panel._dataset(panel.settings().config()).y_val
     mean = np.bincount(y_val).max() / len(y_val) if accuracy is None else accuracy  # the largest class
     best = SimpleNamespace(params={"lr": 0.4}, mean=mean, values=[mean, mean])
-    monkeypatch.setattr(widgets, "run_sweep", lambda *a, **k: SimpleNamespace(best=best, table=lambda: ""))
+    monkeypatch.setattr(widgets, "run_sweep", lambda *a, **k: SimpleNamespace(best=best, table=lambda: "", failures=list, runs=[]))
     panel.sweep_button.click()
     message = html.unescape(panel.message.value)
     assert f"Sweep done: best learning rate 0.4, mean validation accuracy {mean:.3f}" in message
     assert ("None of the rates learned" in message) is not learned
     assert panel.progress.bar_style == ("success" if learned else "warning")
+
+
+@pytest.mark.parametrize("failed", [1, 4])
+def test_a_sweep_whose_runs_failed_says_how_many_and_the_first_error(tmp_path, monkeypatch, failed):
+    """Every run of a sweep failing (its workers unable to read the data, say) left the panel at
+    "Sweep done." with nothing more: the reasons were only in the sweep's table."""
+    root = write_banded_root(tmp_path / "data")
+    panel = Playground(SMALL, root=root, threaded=False, sweep_out=tmp_path / "sweep")
+    runs = [SimpleNamespace(error=f"cannot read image {i}") for i in range(failed)] + [SimpleNamespace()] * (4 - failed)
+    best = SimpleNamespace(params={"lr": 0.4}, mean=1.0, values=[1.0, 1.0]) if failed < 4 else None
+    monkeypatch.setattr(widgets, "run_sweep", lambda *a, **k: SimpleNamespace(
+        best=best, table=lambda: "", failures=lambda: runs[:failed], runs=runs))
+    panel.sweep_button.click()
+    message = html.unescape(panel.message.value)
+    said = "Every run" if failed == 4 else "1 of its 4 runs"
+    assert f"{said} failed (the first: cannot read image 0)." in message
+    assert ("#b00020" in message) is (failed == 4) and panel.progress.bar_style == "warning"
 
 
 def test_a_finished_sweep_is_reported_before_train_is_enabled_again(tmp_path, monkeypatch):
@@ -798,7 +815,7 @@ def test_a_finished_sweep_is_reported_before_train_is_enabled_again(tmp_path, mo
     root = write_banded_root(tmp_path / "data")
     panel = Playground(SMALL, root=root, threaded=False, sweep_out=tmp_path / "sweep")
     best = SimpleNamespace(params={"lr": 0.4}, mean=1.0, values=[1.0, 1.0])
-    monkeypatch.setattr(widgets, "run_sweep", lambda *a, **k: SimpleNamespace(best=best, table=lambda: ""))
+    monkeypatch.setattr(widgets, "run_sweep", lambda *a, **k: SimpleNamespace(best=best, table=lambda: "", failures=list, runs=[]))
     panel._datasets.clear()  # the data to judge the best rate by is loaded again after the sweep
     said = []
     panel.message.observe(lambda change: said.append((panel.running, html.unescape(change["new"]))), "value")
@@ -824,7 +841,7 @@ def test_a_data_folder_broken_during_a_sweep_leaves_its_report_and_train_names_t
             shutil.rmtree(root / "Data_train")
         else:
             (root / "Data_train" / "A" / "A_train_0.png").write_bytes(b"not a png")
-        return SimpleNamespace(best=best, table=lambda: "")
+        return SimpleNamespace(best=best, table=lambda: "", failures=list, runs=[])
 
     monkeypatch.setattr(widgets, "run_sweep", breaking)
     panel.sweep_button.click()
