@@ -287,6 +287,59 @@ def test_whole_lenet5_forward_and_parameter_gradients(widths, threads, activatio
         assert_close(grads[f"db{i}"], module.bias.grad, f"db{i}")
 
 
+TIED_IMAGES = {"binary": lambda rng, shape: rng.integers(0, 2, shape).astype(float),
+               "constant": lambda rng, shape: np.full(shape, 0.7),
+               "rounded": lambda rng, shape: rng.standard_normal(shape).round()}
+
+
+@pytest.mark.parametrize("channels,size,kernel,widths,activation,pooling,images,batch,threads", [
+    (1, (13, 29), 3, (6, 16), "relu", "max", "binary", 7, 1),
+    (3, (16, 19), 5, (64, 128), "tanh", "max", "constant", 2, 3),
+    (2, (10, 22), (3, 7), (40, 64), "relu", "avg", "rounded", 33, 3),
+    (4, (7, 7), 2, (6, 16), "relu", "max", "binary", 1, 1),
+    (2, (17, 16), 4, (40, 64), "relu", "max", "rounded", 33, 1)],
+    ids=["13x29_binary", "smallest_rows_winograd_constant", "smallest_rect_kernel",
+         "smallest_7x7_batch_of_one", "odd_rows_winograd_ties"])
+def test_whole_lenet5_on_odd_non_square_and_smallest_inputs_with_ties_and_three_adam_steps(
+        channels, size, kernel, widths, activation, pooling, images, batch, threads, monkeypatch):
+    """Inputs of other sizes than 32x32 (odd, non-square, the smallest a kernel allows: a
+    pooling that drops an edge row or column), images with ties in every max-pool window,
+    batches of 1 and 33: logits, loss, every gradient and the weights after three Adam steps
+    against the twin, in float64."""
+    monkeypatch.setattr(parallel, "MIN_PART_FLOPS", 1)  # split even these small batches
+    model = LeNet5(in_channels=channels, input_size=size, kernel_size=kernel, conv_channels=widths,
+                   activation=activation, pooling=pooling, seed=5, dtype=np.float64)
+    if size[0] == 3 * np.atleast_1d(kernel)[0] + 1:  # the smallest: a row fewer is refused
+        with pytest.raises(ValueError, match="does not fit"):
+            LeNet5(in_channels=channels, input_size=(size[0] - 1, size[1]), kernel_size=kernel)
+    net = torch_lenet5(model)
+    rng = RNG(11)
+    opt = AdamGD(0.01, 0.9, 0.999, 1e-8, model.get_params())
+    topt = torch.optim.Adam(net.parameters(), lr=0.01, betas=(0.9, 0.999), eps=1e-8)
+    with SplitBatch(model, threads) as split:
+        for _ in range(3):
+            X, y = TIED_IMAGES[images](rng, (batch, channels, *size)), rng.integers(0, 3, batch)
+            p = split.forward(X)
+            grads = split.backward(p, y)
+            topt.zero_grad()
+            logits = net(T(X))
+            loss = F.cross_entropy(logits, torch.from_numpy(y))
+            loss.backward()
+            assert_close(p, torch.softmax(logits, 1), "probabilities")
+            assert CrossEntropyLoss().get(p, y) == pytest.approx(loss.item(), rel=1e-12)
+            modules = [m for m in net if hasattr(m, "weight")]
+            for i, module in enumerate(modules, start=1):
+                assert_close(grads[f"dW{i}"], module.weight.grad, f"dW{i}")
+                assert_close(grads[f"db{i}"], module.bias.grad, f"db{i}")
+            opt.update_params(grads, split.spread)
+            topt.step()
+    params = model.get_params()
+    for i, module in enumerate(modules, start=1):  # 1e-8: a millionth of a step of lr 0.01
+        for name, theirs in ((f"W{i}", module.weight), (f"b{i}", module.bias)):
+            np.testing.assert_allclose(params[name], theirs.detach().numpy(), rtol=0, atol=1e-8,
+                                       err_msg=name)
+
+
 def run_steps(make_ours, make_theirs, steps=50):
     """``steps`` updates of a small model's parameters by our optimizer and by torch's on the
     same quadratic-ish loss gradients; returns both parameter sets."""
