@@ -42,8 +42,10 @@ def confusion_matrix(y_true, y_pred, num_classes):
         if y.min() < 0 or y.max() >= num_classes:
             raise ValueError(f"{name} holds labels from {y.min()} to {y.max()}, outside [0, "
                              f"{num_classes}); pass num_classes = the number of classes")
-    return np.bincount(y_true * num_classes + y_pred, minlength=num_classes ** 2).reshape(
-        num_classes, num_classes).astype(np.int64)
+    # int64 before the arithmetic: in narrower labels (uint8, int8) true * K + pred wraps around
+    cell = y_true.astype(np.int64) * num_classes + y_pred
+    return np.bincount(cell, minlength=num_classes ** 2).reshape(num_classes, num_classes).astype(
+        np.int64)
 
 
 def _ratio(num, den):

@@ -27,6 +27,18 @@ def test_confusion_matrix_rows_true_columns_predicted():
                                   [[1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
 
 
+
+@pytest.mark.parametrize("dtype, k", [(np.uint8, 17), (np.int8, 12), (np.int16, 200)])
+def test_confusion_matrix_of_narrow_integer_labels(dtype, k):
+    # true * k + pred overflowed the labels' own dtype: uint8 labels 16 of 17 classes counted
+    # in cell (1, 15), int8 ones of 12 classes gave bincount's "no negative elements"
+    y_true, y_pred = np.array([k - 1, 0, k - 1], dtype), np.array([k - 1, 0, 0], dtype)
+    expected = np.zeros((k, k), np.int64)
+    expected[k - 1, k - 1] = expected[0, 0] = expected[k - 1, 0] = 1
+    cm = confusion_matrix(y_true, y_pred, k)
+    np.testing.assert_array_equal(cm, expected)
+    assert cm.dtype == np.int64
+
 def test_per_class_by_hand():
     m = per_class(CM)
     # precision = diagonal / column sums (3, 3, 4); recall = diagonal / row sums (4, 3, 3)
