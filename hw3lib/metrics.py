@@ -8,6 +8,7 @@ mean. A ratio with a zero denominator (a class never predicted, or absent) is re
 """
 import numpy as np
 
+from .checks import integer
 from .tables import Table
 
 
@@ -100,6 +101,7 @@ def bootstrap_interval(correct, level=0.95, resamples=2000, seed=0, blocks=None)
         raise ValueError(f"correct must be (S runs, N images) and non-empty, got shape {correct.shape}")
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    resamples = integer("resamples", resamples, what="the bootstrap's rounds, e.g. 2000")
     per_image = correct.mean(axis=0)  # the runs' mean accuracy on each image
     if blocks is None:
         blocks = np.arange(len(per_image))

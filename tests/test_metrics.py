@@ -103,6 +103,8 @@ def test_bootstrap_interval_brackets_the_mean_and_follows_the_images():
         bootstrap_interval(correct, level=1.0)
     with pytest.raises(ValueError, match="S runs, N images"):
         bootstrap_interval(np.ones(5, bool))
+    with pytest.raises(ValueError, match=r"resamples must be an integer >= 1 \(the bootstrap's rounds"):
+        bootstrap_interval(correct, resamples=0)  # was numpy's IndexError of an empty percentile
 
 
 def test_bootstrap_interval_resamples_blocks_of_neighbouring_frames():
