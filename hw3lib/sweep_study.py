@@ -35,8 +35,9 @@ def open_storage(storage, create=True):
     journal file (created with its folder, unless ``create`` is False: reading a sweep back
     creates nothing). A path that is no journal (a folder,
     another file), or that cannot be created, and an in-memory SQLite database, which no worker
-    process could open, are a ValueError naming it."""
-    storage = str(storage)
+    process could open, are a ValueError naming it. A leading ``~`` of its file is the home
+    folder (:func:`home_storage`), from Python as on the command line."""
+    storage = home_storage(storage)
     if "://" not in storage:
         return _open_journal(storage, create)
     if _in_memory(storage):

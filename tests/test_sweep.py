@@ -1095,6 +1095,16 @@ def test_a_storage_files_leading_tilde_is_the_home_folder(tmp_path, monkeypatch,
         sweep_cli._storage("sqlite:///~no-such-user-hw3/sweep.db")
 
 
+@pytest.mark.parametrize("storage", ["~/sweeps/j.log", "sqlite:///~/sweeps/sweep.db"])
+def test_a_storage_given_from_python_with_a_leading_tilde_is_in_the_home_folder(tmp_path, monkeypatch, storage):
+    """run_sweep(storage="~/...") from a notebook made a folder named ~ in the working folder:
+    only the command line's --storage expanded it."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    open_storage(storage)
+    assert (tmp_path / "home" / "sweeps").is_dir() and not (tmp_path / "~").exists()
+
+
 @pytest.mark.parametrize("also", [[], ["--param", "momentum=0,0.9"]])  # with a heat map too
 def test_a_sweep_whose_every_run_failed_ends_with_an_error(tmp_path, root, capsys, also):
     argv = ["sweep", "--param", "lr=1e300,2e300", *also, "--set", "optimizer=sgd", "--set", "epochs=1",
