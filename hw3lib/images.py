@@ -225,10 +225,10 @@ def warnings_on_threads():
     """Within it, images may be read on other threads (:func:`read_on_thread`); entered by the
     thread that starts them. ``warnings.catch_warnings`` swaps the process's filters and is not
     safe on several threads at once (two overlapping reads left the process with the first
-    one's filters); instead, while any thread is within this every warning passes the filters (as while an image
-    decodes alone: here, on every thread, for the whole time) and one raised while a thread
-    decodes an image goes to that thread's own list; any other is shown as usual. The first
-    thread in swaps the filters, the last out puts them back."""
+    one's filters); instead, while any thread is within this every warning passes the filters
+    (as while an image decodes alone: here, on every thread, for the whole time) and one raised
+    while a thread decodes an image goes to that thread's own list; any other is shown as usual.
+    The first thread in swaps the filters, the last out puts them back."""
     with _ROUTING_LOCK:
         if not _ROUTING[1]:
             catcher = warnings.catch_warnings()

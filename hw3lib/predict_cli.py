@@ -98,8 +98,10 @@ def count_test_split(run, files):
     first look at the test split is counted into the checkpoint, a later one not. A note on
     stderr names a new count, or why the checkpoint could not take it (read-only, or trained on
     since it was loaded: the images are classified all the same); a run that knows no test split
-    (an old checkpoint) counts nothing."""
-    if run.test_sha256 is None:
+    (an old checkpoint), or whose kept weights it records tested on it, reads nothing."""
+    record = run.test_record  # the kept weights tested on this split already: nothing to count
+    if run.test_sha256 is None or (record is not None and record.epoch == run.best_epoch
+                                   and record.data_sha256 == run.test_sha256):
         return
     for root, folder in test_splits_holding(files).items():
         try:

@@ -146,6 +146,14 @@ def test_predicting_the_runs_own_test_split_is_a_test_evaluation_counted_once_fo
     assert "test evaluated 1 time(s)" in predict(capsys, out, linked / "digit0")[2]  # through a link
 
 
+def test_a_run_whose_kept_weights_are_tested_reads_no_test_split_to_count(trained, capsys, monkeypatch):
+    """A finished run, its kept weights tested by train, counts nothing new: predict read the
+    whole test split on every call all the same, seconds for a folder of photos."""
+    run, test = trained
+    monkeypatch.setattr(predict_cli, "load_split", lambda *a, **k: pytest.fail("the test split was read"))
+    assert predict(capsys, run, test / "digit1" / "1.png")[::2] == (0, "")
+
+
 def test_another_datasets_test_folder_is_not_the_runs_test_split(trained, capsys, tmp_path):
     run, test = trained
     ckpt = load_checkpoint(run / "checkpoint.npz")
