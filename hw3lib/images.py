@@ -200,6 +200,18 @@ _ROUTING_LOCK = threading.Lock()
 _ROUTING = [None, 0]
 
 
+class _Decoding(type):
+    """The metaclass of :class:`_WhileDecoding`."""
+
+    def __subclasscheck__(cls, category):
+        return _THREAD_CAUGHT.get() is not None
+
+
+class _WhileDecoding(Warning, metaclass=_Decoding):
+    """As a warnings filter's category, every warning raised on a thread while
+    :func:`decode_image` decodes there (:func:`_caught_warnings`), and none other."""
+
+
 @contextlib.contextmanager
 def warnings_gathered():
     """Within it, Pillow's warnings about the files :func:`decode_image` reads are gathered,
@@ -225,15 +237,15 @@ def warnings_on_threads():
     """Within it, images may be read on other threads (:func:`read_on_thread`); entered by the
     thread that starts them. ``warnings.catch_warnings`` swaps the process's filters and is not
     safe on several threads at once (two overlapping reads left the process with the first
-    one's filters); instead, while any thread is within this every warning passes the filters
-    (as while an image decodes alone: here, on every thread, for the whole time) and one raised
-    while a thread decodes an image goes to that thread's own list; any other is shown as usual.
-    The first thread in swaps the filters, the last out puts them back."""
+    one's filters); instead, while any thread is within this, a warning raised on a thread
+    while it decodes an image passes the filters and goes to that thread's own list (a filter
+    for :class:`_WhileDecoding` comes first); any other meets the caller's filters, on every
+    thread, as on one. The first thread in adds that filter, the last out puts them back."""
     with _ROUTING_LOCK:
         if not _ROUTING[1]:
             catcher = warnings.catch_warnings()
             catcher.__enter__()
-            warnings.simplefilter("always")
+            warnings.simplefilter("always", _WhileDecoding)
             warnings.showwarning = _router(warnings.showwarning)
             _ROUTING[0] = catcher
         _ROUTING[1] += 1

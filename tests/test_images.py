@@ -1,7 +1,9 @@
 """hw3lib.images and one's own datasets: formats, bit depths, palettes, modes, sizes, layouts, advice."""
 import errno
+import functools
 import io
 import os
+import re
 import struct
 import tempfile
 import threading
@@ -314,6 +316,49 @@ def test_overlapping_reads_on_two_threads_leave_the_warnings_filters_as_they_wer
     for thread in threads:
         thread.join()
     assert warnings.filters == filters and warnings.showwarning is show
+
+
+def test_a_read_on_threads_honours_the_callers_warnings_filters_as_one_thread_does(tmp_path, monkeypatch):
+    """While images were read on threads every warning passed the filters on every thread: a
+    warning raised while reading, outside Pillow's decoding, that the caller ignored was shown,
+    and one they made an error was only shown. Each filter gives what it gives on one thread."""
+    monkeypatch.setattr(data, "MIN_THREADED_BYTES", 0)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow's DecompressionBombWarning: dropped
+    root = make_root(tmp_path, n=10)
+    for i in range(0, 10, 3):
+        write_bad_exif(root / "Data_train" / "A" / f"A_train_{i}.jpg")
+        (root / "Data_train" / "A" / f"A_train_{i}.png").unlink()
+    to_pixels = images.to_pixels
+
+    def warning_to_pixels(im, mode, path):  # numpy's overflow, say, on the reading thread
+        if path.name == "B_train_5.png":
+            warnings.warn("while reading", RuntimeWarning)
+        return to_pixels(im, mode, path)
+
+    monkeypatch.setattr(images, "to_pixels", warning_to_pixels)
+
+    def outcome(action, category, threads):
+        """What the load gives and the warnings shown, Pillow's cause cut after its kind."""
+        cut = functools.partial(re.sub, r"(EXIF data).*", r"\1")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.simplefilter(action, category)
+            try:
+                data.load_split(tmp_path, threads=threads)
+                result = "loaded"
+            except Warning as err:
+                result = cut(f"raised {type(err).__name__}: {err}")
+        return result, [cut(str(w.message)) for w in caught]
+
+    exif = f"{root / 'Data_train/A/A_train_0.jpg'} and 3 other file(s): Corrupt EXIF data"
+    for action, category, expected in [
+            ("ignore", RuntimeWarning, ("loaded", [exif])),
+            ("error", RuntimeWarning, ("raised RuntimeWarning: while reading", [])),
+            ("ignore", UserWarning, ("loaded", ["while reading"])),
+            ("error", UserWarning, (f"raised UserWarning: {exif}", ["while reading"])),
+            ("error", Image.DecompressionBombWarning, ("loaded", ["while reading", exif]))]:
+        for threads in (1, 2, 5):
+            assert outcome(action, category, threads) == expected, (action, category, threads)
 
 
 def test_another_threads_warning_while_an_image_decodes_is_not_the_images(tmp_path, monkeypatch):
