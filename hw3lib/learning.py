@@ -52,9 +52,11 @@ def guessing_odds(accuracy, y_val):
 def beats_guessing(accuracy, y_val):
     """Whether a validation ``accuracy`` on labels ``y_val (N,)`` is more than guessing gives:
     as likely by guessing as under ``LEARNING_LEVEL`` (:func:`guessing_odds`), or, on a split
-    too small for any score to be that unlikely, every image right."""
-    correct, _, odds = guessing_odds(accuracy, y_val)
-    return odds < LEARNING_LEVEL or correct == len(y_val)
+    of two or more classes too small for any score to be that unlikely, every image right.
+    False on a split of one class, whatever the score: always answering that class gets every
+    image right, so no score on it is more than guessing gives."""
+    correct, majority, odds = guessing_odds(accuracy, y_val)
+    return odds < LEARNING_LEVEL or (correct == len(y_val) and majority < 1)
 
 
 def unvalidated_note(classes, y_val):
@@ -75,7 +77,8 @@ def learning_warning(history, best_epoch, y_train, y_val, config):
     A run learned when guessing right at the rate of always the validation split's largest
     class would get as many validation images right as its best epoch with a chance under
     ``LEARNING_LEVEL``, 0.001 (a one-sided binomial tail, :func:`chance_of_score`; on a split
-    too small for any score to be that unlikely, when every image is right), and its training
+    too small for any score to be that unlikely, when every image is right, unless all its
+    images are of one class: :func:`beats_guessing`), and its training
     loss fell below chance level: the loss of always predicting the training split's class
     frequencies (their entropy: ln K for K balanced classes, where an untrained model starts,
     its outputs about uniform; less for unbalanced ones). (Chance level rather than the first
@@ -86,26 +89,28 @@ def learning_warning(history, best_epoch, y_train, y_val, config):
     :class:`hw3lib.config.TrainConfig`: its ``batch_size`` and ``lr``) show, ``steps`` being
     the run's optimizer steps (epochs x batches per epoch):
 
-    1. the loss went up: above 1.05 x where an untrained model starts (ln K, or chance level
+    1. the validation images are all of one class (the others too small to hold one out), on
+       which no score shows learning: more images for the others, or a larger validation fraction;
+    2. the loss went up: above 1.05 x where an untrained model starts (ln K, or chance level
        where that is higher), or, still near chance (above 0.9 x), ending over 1% above its
        first epoch's, or, over ``VERY_FEW_STEPS`` steps or more, rising from any epoch to the
        next (a step too small lowers the loss every epoch, however little; a network that a
        step too large has thrown back to chance level moves it up and down there): a smaller
        learning rate (lr / 10);
-    2. the loss fell well below chance (under 0.5 x, or under 0.9 x in ``FEW_STEPS`` steps or
+    3. the loss fell well below chance (under 0.5 x, or under 0.9 x in ``FEW_STEPS`` steps or
        more) while validation did not follow: on a validation split too small for any score
        but a perfect one to count (even all but one right is as likely as ``LEARNING_LEVEL``
        by guessing), that the split is too small: more images; else the model fits training
        images it does not generalise from: more, or more varied, training images, or the
        classes may not be told apart from these images;
-    3. fewer than ``VERY_FEW_STEPS`` (20) steps: train longer, with more epochs or a smaller
+    4. fewer than ``VERY_FEW_STEPS`` (20) steps: train longer, with more epochs or a smaller
        batch size (so few steps move the loss too little, at any rate, to judge the rate by);
-    4. the loss did not move: the lowest above ``STILL`` (0.98) x chance, whatever the number
+    5. the loss did not move: the lowest above ``STILL`` (0.98) x chance, whatever the number
        of steps (20 or more): a larger learning rate (lr x 10), as training longer at this one
        will not help; after one epoch, which cannot show whether the loss moves up and down
        (too large a rate) or falls however little (too small), train 2 or more epochs;
-    5. fewer than ``FEW_STEPS`` (100) steps, the loss having fallen: train longer;
-    6. else the loss hardly fell (not under 0.9 x chance) over many steps: a larger learning
+    6. fewer than ``FEW_STEPS`` (100) steps, the loss having fallen: train longer;
+    7. else the loss hardly fell (not under 0.9 x chance) over many steps: a larger learning
        rate (lr x 10).
 
     ``history`` and ``best_epoch`` are :func:`fit`'s; ``y_*`` int labels ``(N,)``. None when
@@ -136,7 +141,12 @@ def learning_warning(history, best_epoch, y_train, y_val, config):
     untrained = max(chance_loss, math.log(len(freq)))  # about where a run's loss starts
     rose = losses[-1] > 1.01 * losses[0] or (
         steps >= VERY_FEW_STEPS and any(b > a for a, b in zip(losses, losses[1:])))
-    if max(losses) > 1.05 * untrained or (lowest >= 0.9 * chance_loss and rose):
+    if majority == 1:
+        advice = ("the validation images are all of one class, so always answering it gets every one "
+                  "right and no score on them shows learning: add images to the other classes, or hold "
+                  f"out a larger fraction of each class than {config.val_fraction:g} (a class holds out "
+                  "round(images x fraction) of its images, keeping one for training)")
+    elif max(losses) > 1.05 * untrained or (lowest >= 0.9 * chance_loss and rose):
         advice = (f"the training loss went up (to {max(losses):.4g}): learning rate {config.lr:g} is "
                   f"too large, try a smaller one, e.g. {config.lr / 10:g}")
     elif lowest < 0.5 * chance_loss or (lowest < 0.9 * chance_loss and steps >= FEW_STEPS):

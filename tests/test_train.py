@@ -1017,6 +1017,23 @@ def test_a_validation_split_too_small_to_show_learning_is_said_not_a_failure_to_
     assert "(on 9 or more validation images" in warning_of([0.5, 0.01], [5 / 6], n_train=14, n_val=6)
 
 
+def test_a_perfect_score_on_a_validation_split_of_one_class_is_not_learning():
+    """Classes of one image keep it for training: the validation images may all be of one class,
+    which always answering it gets all right. Every image right counted as learning there."""
+    y_train, y_val = np.array([0] * 8 + [1]), np.zeros(3, dtype=np.int64)
+    assert not learning.beats_guessing(1.0, y_val) and learning.beats_guessing(1.0, np.arange(4) % 2)
+    history = dict(epoch=[1, 2], train_loss=[0.5, 0.01], val_acc=[1.0, 1.0])
+    warning = learning.learning_warning(history, 2, y_train, y_val, TrainConfig(batch_size=32, lr=5e-4))
+    assert warning.startswith("the model did not learn: best validation accuracy 1.000 (3 of 3 images) "
+                              "is not clearly above chance, 1.000 for always the largest class")
+    assert warning.endswith("the validation images are all of one class, so always answering it gets "
+                            "every one right and no score on them shows learning: add images to the "
+                            "other classes, or hold out a larger fraction of each class than 0.3 (a "
+                            "class holds out round(images x fraction) of its images, keeping one for "
+                            "training)")
+    assert "too small" not in warning and "\n" not in warning
+
+
 def test_a_run_that_learned_gets_no_warning_and_one_without_epochs_none():
     assert warning_of([0.9, 0.3], [0.6, 0.95]) is None
     assert learning.learning_warning(dict(epoch=[], train_loss=[], val_acc=[]), 0, np.arange(9) % 3,
