@@ -211,6 +211,7 @@ class Playground:
         except DataError as err:  # bounded when Train first loads the data
             train_max = settings.train_size if is_int(settings.train_size) else 1
             self._say(f"Cannot load the data: {err}{stopped}", error=True)
+        self._trained_on = self._stamp  # the files the last run trained on (before any: as first read)
         self.controls = _controls(settings, train_max)
         self.train_button = w.Button(description="Train", button_style="success", icon="play")
         self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
@@ -277,6 +278,7 @@ class Playground:
         self._say(f"Run {number}: training on {settings.train_size} images for {settings.epochs} epoch(s)..."
                   f"{reread}")
         self._draw()
+        self._trained_on = self._stamp
         self._go(self._run, prepared, number, self._stamp)
 
     def sweep(self, _button=None):
@@ -501,16 +503,16 @@ class Playground:
 
     def _prepare(self):
         """The controls' run, checked and its data loaded (:func:`prepare`), and a sentence for
-        the panel when the files at ``root`` changed on disk since last read, else "". The
-        "training images" slider is bounded by the training split first wherever its size
+        the panel when the files at ``root`` differ from those the last run trained on (before
+        any run, those read as the panel was made), whether Train or Sweep read them, else "".
+        The "training images" slider is bounded by the training split first wherever its size
         changed: data that did not load when the panel was made (images of two sizes, say), a
         folder that grew or shrank."""
-        stamp = self._stamp
         data = self._dataset(self.settings().config())
         train_max = len(data.y_train)
         if self.controls["train_size"].max != train_max:
             self._size_train_control(train_max)
-        changed = stamp is not None and self._stamp != stamp
+        changed = self._trained_on is not None and self._stamp != self._trained_on
         return prepare(self.settings(), lambda _config: data), (
             f" The files at {self.root} changed since they were read: read again, {train_max} "
             "training images now (the table's data column tells the runs on them from earlier runs)."

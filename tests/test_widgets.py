@@ -976,6 +976,29 @@ def test_train_reads_the_folder_again_once_its_files_changed_as_the_sweep_does(t
     panel.train_button.click()
     assert "A_link.png is a broken symbolic link" in html.unescape(panel.message.value)
 
+def test_train_says_the_files_changed_when_a_sweep_read_them_first(tmp_path, monkeypatch):
+    """The sentence compared the files with those last read, by either button: a Sweep that
+    read the changed files first left Train's run on them unsaid, though the table numbered
+    its data apart from the run before."""
+    root = write_banded_root(tmp_path / "mine", per_class=20, test_per_class=2)
+    panel = Playground(replace(SMALL, epochs=1), root=root, threaded=False, sweep_out=tmp_path / "sweep")
+    monkeypatch.setattr(widgets, "run_sweep", lambda *a, **k: SimpleNamespace(
+        best=None, table=lambda: "", failures=list, runs=[]))
+    said = []
+    panel.message.observe(lambda change: said.append(html.unescape(change["new"])), "value")
+    panel.train_button.click()
+    write_png(root / "Data_train" / "A" / "A_new.png", 200)
+    panel.sweep_button.click()
+    assert "Sweep done." in said[-1]
+    for run in (2, 3):
+        said.clear()
+        panel.train_button.click()
+        assert panel.runs[-1].status == "done", said[-1]
+        assert any(f"The files at {root} changed since they were read" in line for line in said) is (run == 2)
+    table = panel.runs_table()
+    assert [row[table.columns.index("data")] for row in table.rows] == [1, 2, 2]
+
+
 def test_the_table_tells_runs_on_the_files_before_a_change_from_those_after(tmp_path):
     """Runs on the folder before and after its files changed read as the same data in the
     table, their accuracies compared as if only the settings differed."""
