@@ -41,12 +41,13 @@ def _interrupt_once(signum, frame):
     raise KeyboardInterrupt
 
 
-def _stdout_to_devnull():
-    """Point the standard output at /dev/null, so that what is still buffered for a reader that
-    went away (``| head -1``) is dropped, not raised again as Python flushes it at exit."""
+def _to_devnull(stream):
+    """Point ``stream`` (the standard output or error) at /dev/null, so that what is still
+    buffered for a reader that went away (``| head -1``) is dropped, not raised again as Python
+    flushes it at exit."""
     try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except (OSError, ValueError):  # no file descriptor (a captured or replaced stdout)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+    except (OSError, ValueError):  # no file descriptor (a captured or replaced stream)
         pass
 
 
@@ -59,7 +60,7 @@ def main(argv=None, restore_signals=True):
         try:
             print(USAGE, flush=True)
         except BrokenPipeError:  # `--help | head -1`: as argparse's help for a command, quietly
-            _stdout_to_devnull()
+            _to_devnull(sys.stdout)
         return 0
     if not argv or argv[0] not in COMMANDS:
         problem = "no command given"
@@ -75,10 +76,13 @@ def main(argv=None, restore_signals=True):
     try:
         return importlib.import_module(COMMANDS[argv[0]][0]).main(argv[1:]) or 0
     except BrokenPipeError as err:  # `| head -1`: the reader of the output went away, not a full disk
-        _stdout_to_devnull()
+        _to_devnull(sys.stdout)
         kept = "".join(f"; {note}" for note in getattr(err, "__notes__", ()))  # what train kept
-        print_error(f"the output was closed before {argv[0]} finished (a broken pipe: the program "
-                    f"reading it, such as head, exited){kept}", lines=False)
+        try:
+            print_error(f"the output was closed before {argv[0]} finished (a broken pipe: the "
+                        f"program reading it, such as head, exited){kept}", lines=False)
+        except BrokenPipeError:  # `2>&1 | head -1`: the errors' reader is gone too (not Python's 1)
+            _to_devnull(sys.stderr)
         return 2
     except ModuleNotFoundError as err:  # a tool of the report or playground, not the library's
         print(f"error: {argv[0]} needs the Python package {err.name!r}, which is not installed: "
