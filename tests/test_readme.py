@@ -140,6 +140,22 @@ def test_the_readme_names_the_commands_that_download_absent_data():
     assert "`make report`, `make test`" in sentence
 
 
+@pytest.mark.parametrize("empty, told", [(False, "check the path"), (True, "a dataset folder holds")])
+def test_the_readme_says_what_a_hw3_data_of_a_missing_or_empty_folder_is_told(
+        tmp_path, monkeypatch, capsys, empty, told):
+    """README said every command but report says how to get absent data (`python -m hw3lib
+    download`); one whose HW3_DATA names a missing or empty folder, which may be meant for one's
+    own images, is told to check the path or what a dataset folder holds."""
+    if empty:
+        (tmp_path / "fruits").mkdir()
+    monkeypatch.setenv("HW3_DATA", str(tmp_path / "fruits"))
+    assert hw3lib_main(["audit", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert told in err and "download" not in err, err
+    text = " ".join(README.split())
+    assert "where `$HW3_DATA` names a missing or empty folder" in text and told in text
+
+
 def test_the_commands_that_pip_install_alone_gives_are_every_command_but_report():
     text = " ".join(README.split())
     sentence = text[text.index("`pip install -e .` alone gives"):]
