@@ -99,6 +99,19 @@ def test_the_sweep_section_and_help_name_every_setting_a_sweep_does_not_vary(cap
         assert f"`{name}`" in bullet and name in param, name
 
 
+def test_the_sweep_section_gives_the_default_seeds_the_help_gives(capsys):
+    """The command-line block shows ``--seeds 0-4`` as an example, and the section named no
+    default: a sweep runs one seed, 0, unless told."""
+    with pytest.raises(SystemExit):
+        sweep_cli.main(["--help"])
+    usage = " ".join(capsys.readouterr().out.split())
+    seeds = usage[usage.index("--seeds SEEDS the"):usage.index("--trials N how")]
+    default = re.search(r"default (\S+)", seeds).group(1)
+    bullet = README[README.index("- `--param NAME=V1,V2,...`"):]
+    bullet = " ".join(bullet[:bullet.index("\n- ")].split())
+    assert f"(`--seeds`, default {default}," in bullet, seeds
+
+
 @pytest.mark.parametrize("doc", DOCS)
 def test_every_dotted_hw3lib_name_the_docs_give_exists(doc):
     names = set(re.findall(r"\b(hw3lib(?:\.[A-Za-z_]\w*)+)", (REPO / doc).read_text(encoding="utf-8")))
