@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from test_train import HAVE_DATA, tiny_config, tiny_data
 
-from hw3lib import download, sweep_cli
+from hw3lib import download, sweep_cli, sweep_results
 from hw3lib.__main__ import COMMANDS
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.config import TrainConfig
@@ -110,6 +110,16 @@ def test_the_sweep_section_gives_the_default_seeds_the_help_gives(capsys):
     bullet = README[README.index("- `--param NAME=V1,V2,...`"):]
     bullet = " ".join(bullet[:bullet.index("\n- ")].split())
     assert f"(`--seeds`, default {default}," in bullet, seeds
+
+
+def test_the_sweep_section_lists_the_run_states_in_the_tables_order():
+    """README listed the states up to "waiting", then quoted "2 not queued" as one of them."""
+    states = ", ".join(sweep_results.STATES.values())
+    assert f"always in the order {states}, then the seeds not queued yet:" in " ".join(README.split())
+    runs = [sweep_results.Run(n, {}, n, state, None, None, 0, 0, 0.0, [], None)
+            for n, state in enumerate(reversed(sweep_results.STATES.values()))]
+    status = sweep_results.Setting({}, runs, TrainConfig()).status(len(runs) + 2)
+    assert status == f"{', '.join(f'1 {state}' for state in sweep_results.STATES.values())}, 2 not queued"
 
 
 @pytest.mark.parametrize("doc", DOCS)
