@@ -244,17 +244,16 @@ def _report(args, space, result):
             (args.out / name).unlink()
             stale.append(str(args.out / name))
     best = result.best
+    kept = _kept_here(result)
     if best is not None:
         print(f"best: {_settings_text(best.params) or 'the base settings'}, validation accuracy {best.mean:.4f} over "
               f"{len(best.values)} seed(s)")
-        files = [checkpoint_path(config_for(result.sweep.base, best.params, run.seed), result.checkpoints)
-                 for run in best.runs]
-        print(_checkpoints_text(files, result.checkpoints))
+        print(_checkpoints_text(kept, result.checkpoints))
     wrote = ", ".join(str(args.out / name) for name, _ in figures)
     removed = f"; removed {', '.join(sorted(stale))} (an earlier sweep's)" if stale else ""
     print(f"study {result.study_name}" + (f"; wrote {wrote}" if wrote else "") + removed)
     counts = {state: sum(r.state == state for r in result.runs) for state in ("done", "pruned", "failed")}
-    warning, judged = _not_learned(result, args.data)
+    warning, judged = _not_learned(kept, args.data)
     if warning:
         print(f"warning: the best setting did not learn: {_phrased(warning, space)}", file=sys.stderr)
     print(json.dumps(dict(study=result.study_name, best=best.params if best else None,
@@ -267,39 +266,55 @@ def _report(args, space, result):
     return 3 if warning else 0
 
 
-def _not_learned(result, root):
-    """``(warning, judged)``: where none of the best setting's runs learned, the first one's
-    learning warning (:func:`~hw3lib.learning.learning_warning`, as ``train`` gives it), each run
-    judged against its own validation split, made from the labels alone, else None; ``judged``
-    False (and no warning) where there is no best setting, or a run's checkpoint is not here
-    (trained on another machine) to tell (the JSON line's ``"learned": null``)."""
-    best = result.best
-    if best is None:
+def _kept_here(result):
+    """``[(config, path, run), ...]`` for each run of the best setting (none without one): its
+    settings, its checkpoint's path in ``result.checkpoints`` and the
+    :class:`~hw3lib.trained.FitResult` kept there, None where no finished run is there: no file
+    or an unreadable one (trained on another machine or with another --out), or one cut short
+    here (interrupted, then finished elsewhere), whose weights and history are not the run the
+    table scored."""
+    best, kept = result.best, []
+    for run in best.runs if best is not None else []:
+        config = config_for(result.sweep.base, best.params, run.seed)
+        path = checkpoint_path(config, result.checkpoints)
+        try:
+            trained = FitResult.load(path)
+        except (OSError, CheckpointError):
+            trained = None
+        finished = trained is not None and len(trained.history["epoch"]) >= config.epochs
+        kept.append((config, path, trained if finished else None))
+    return kept
+
+
+def _not_learned(kept, root):
+    """``(warning, judged)``: where none of the best setting's runs ``kept`` (:func:`_kept_here`)
+    learned, the first one's learning warning (:func:`~hw3lib.learning.learning_warning`, as
+    ``train`` gives it), each run judged against its own validation split, made from the labels
+    alone, else None; ``judged`` False (and no warning) where there is no best setting, or a
+    run's finished checkpoint is not here (trained on another machine) to tell (the JSON line's
+    ``"learned": null``)."""
+    if not kept or any(trained is None for _, _, trained in kept):
         return None, False
     labels = np.asarray(split_files(resolve_root(root), "train")[1])
     warnings = []
-    for run in best.runs:
-        config = config_for(result.sweep.base, best.params, run.seed)
-        try:
-            trained = FitResult.load(checkpoint_path(config, result.checkpoints))
-        except (OSError, CheckpointError):
-            return None, False
+    for config, _, trained in kept:
         is_val = validation_mask(labels, config.val_fraction, config.seed, config.split)
         warnings.append(learning_warning(trained.history, trained.best_epoch, labels[~is_val],
                                          labels[is_val], config))
     return (None if None in warnings else warnings[0]), True
 
 
-def _checkpoints_text(files, folder):
-    """The line naming the best setting's checkpoints ``files`` that are in ``folder``: a run
-    trained on another machine of the storage, or with another --out, left its file there."""
-    here = [f for f in files if f.is_file()]
-    elsewhere = (f"{len(files) - len(here)} of its {len(files)} runs left no checkpoint in {folder} (a run "
-                 "trained on another machine, or with another --out, keeps it there)")
+def _checkpoints_text(kept, folder):
+    """The line naming the best setting's finished checkpoints in ``folder`` (``kept``, as
+    :func:`_kept_here` gives them): a run trained on another machine of the storage, or with
+    another --out, left its file there."""
+    here = [path for _, path, trained in kept if trained is not None]
+    elsewhere = (f"{len(kept) - len(here)} of its {len(kept)} runs left no finished checkpoint in {folder} "
+                 "(a run trained on another machine, or with another --out, keeps it there)")
     if not here:
         return elsewhere
     shown = ", ".join(map(str, here[:3])) + (f" and {len(here) - 3} more" if len(here) > 3 else "")
-    if len(here) < len(files):
+    if len(here) < len(kept):
         return f"its runs' checkpoints here (`python -m hw3lib predict` takes any): {shown}; {elsewhere}"
     return f"its runs' checkpoints, one per seed (`python -m hw3lib predict` takes any): {shown}"
 

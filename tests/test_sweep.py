@@ -766,9 +766,34 @@ def test_a_machine_joining_a_finished_sweep_with_a_new_out_writes_its_figures_th
     assert "wrote " in out and (tmp_path / "second" / "new" / "sweep.png").stat().st_size
     # the best setting's checkpoints are in the first --out: the second names none of its own
     folder = tmp_path / "second" / "new" / "checkpoints" / runs_module.run_key(runs_module.dataset_sha256(root))
-    assert (f"\n1 of its 1 runs left no checkpoint in {folder} (a run trained on another machine, or "
+    assert (f"\n1 of its 1 runs left no finished checkpoint in {folder} (a run trained on another machine, or "
             "with another --out, keeps it there)\n") in out and not any(folder.iterdir())
     assert json.loads(out.splitlines()[-1])["learned"] is None  # not true: its runs are not here to tell
+
+
+def test_a_run_cut_short_here_and_finished_elsewhere_is_not_named_as_its_checkpoint(tmp_path, root, capsys):
+    """A run interrupted on this machine and finished by another one (or another --out) leaves
+    its first epochs here: the best line names no such file for predict, nor judges it learned."""
+    args = ["sweep", "--param", "lr=3e-3", "--seeds", "0-1", "--set", "epochs=2", *TINY_SETS, "--workers", "1",
+            "--storage", str(tmp_path / "shared" / JOURNAL), "--data", str(root), "--no-progress"]
+    assert hw3lib_main([*args, "--out", str(tmp_path / "elsewhere")]) == 0
+    folder = tmp_path / "here" / "checkpoints" / runs_module.run_key(runs_module.dataset_sha256(root))
+    config = replace(BASE, epochs=2, seed=1)
+
+    def interrupted(history):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # this machine's attempt, stopped after its first epoch
+        load_or_train(config, checkpoint_path(config, folder), root=root, on_epoch=interrupted)
+    seed0 = checkpoint_path(replace(config, seed=0), folder)
+    shutil.copy(tmp_path / "elsewhere" / "checkpoints" / folder.name / seed0.name, seed0)  # and a finished one
+    capsys.readouterr()
+    assert hw3lib_main([*args, "--out", str(tmp_path / "here")]) == 0  # no run left to take
+    out = capsys.readouterr().out
+    assert (f"\nits runs' checkpoints here (`python -m hw3lib predict` takes any): {seed0}; 1 of its 2 runs "
+            f"left no finished checkpoint in {folder} (a run trained on another machine, or with another "
+            "--out, keeps it there)\n") in out
+    assert json.loads(out.splitlines()[-1])["learned"] is None
 
 
 def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsys):
