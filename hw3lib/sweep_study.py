@@ -72,7 +72,12 @@ def open_storage(storage, create=True):
                 if not _created_together(err):
                     break
                 time.sleep(0.5 + attempt)
-    raise OSError(f"cannot open the storage {shown_storage(storage)}: {str(error).splitlines()[0]}")
+    raise StorageError(f"cannot open the storage {shown_storage(storage)}: {str(error).splitlines()[0]}")
+
+
+class StorageError(OSError):
+    """A database that cannot be opened: its server unreachable or refusing the connection (one
+    more than PostgreSQL's ``max_connections``), a file SQLite cannot open."""
 
 
 def storage_file(storage):

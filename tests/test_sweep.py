@@ -552,6 +552,22 @@ def test_a_run_this_machine_cannot_write_is_queued_again_and_its_worker_stops(tm
     assert [r.state for r in result.runs] == ["done", "done"] and result.failures() == []
 
 
+def test_workers_that_cannot_open_the_database_say_so_not_that_they_could_not_write(tmp_path, root, monkeypatch):
+    """A PostgreSQL server refusing the workers' connections (past its max_connections, which the
+    command that opened it did not reach) is not a full disk or a read-only folder."""
+    real_start, refused = sweep_module._start_workers, "postgresql://me:secret@127.0.0.1:1/db"
+    monkeypatch.setattr(sweep_module, "_start_workers",
+                        lambda count, storage, *args: real_start(count, refused, *args))
+    with pytest.raises(sweep_module.SweepError) as stopped:
+        run_sweep({"lr": [3e-3, 1e-2]}, BASE, seeds=[0], workers=2, out=tmp_path, root=root, pruner="none",
+                  progress=False)
+    assert re.fullmatch(r"a worker stopped with 2 of 2 runs of sweep-\w+ not done: cannot open the storage "
+                        r"postgresql://me@127.0.0.1:1/db: \(psycopg.OperationalError\) .*Connection refused "
+                        r"\(each worker holds connections of its own, and a database server refuses those past "
+                        r"its limit, PostgreSQL's max_connections: give fewer workers \(--workers\) or raise "
+                        r"it\), then run the sweep again to go on", str(stopped.value))
+
+
 def test_a_folder_turned_read_only_with_the_journal_in_it_is_named_though_no_run_recorded_why(
         tmp_path, root, monkeypatch):
     """The journal in the same folder: the worker could record nothing, and the sweep names the
