@@ -88,8 +88,8 @@ from .processes import process_running, start_ticks
 from .runs import checkpoint_path, load_or_train, run_key
 from .sweep_results import SweepResult, run_summary, sweep_result
 from .sweep_space import PRUNERS, Sweep, config_for
-from .sweep_study import (JOURNAL, POLL_SECONDS, StorageError, first_attempt, open_storage, open_study,
-                          params_of, shown_storage)
+from .sweep_study import (JOURNAL, POLL_SECONDS, STORAGE_ERRORS, StorageError, first_attempt, open_storage,
+                          open_study, params_of, shown_storage, storage_lost)
 
 __all__ = ["JOURNAL", "PRUNERS", "Sweep", "SweepError", "SweepResult", "default_workers",
            "load_sweep", "open_storage", "open_study", "recover", "run_sweep", "run_trial", "work"]
@@ -99,7 +99,7 @@ UNNAMED_SECONDS = 60    # a trial RUNNING this long without its worker's name: t
 ROOM = 2**20  # bytes a sweep's folders must take (written and synced) before any run starts
 SPAWN = multiprocessing.get_context("spawn")  # the workers' start, and their stop event's
 CANNOT_WRITE = 3  # the exit status of a worker that stopped because it could not write a run's files
-NO_STORAGE = 4    # ... that could not open the storage (a database refusing more connections)
+NO_STORAGE = 4    # ... that could not open the storage or lost it (a database refusing connections)
 NOT_WRITTEN = "this machine could not write the run's files; queued again"  # a run's error: see run_trial
 
 
@@ -210,7 +210,9 @@ def run_trial(study, trial, sweep, *, root=None, checkpoints=None, stop=None):
     setting drawn again for the same seed: FAIL, the user attribute ``repeat_of`` naming the
     run, and for a drawn one another drawn). An OSError (this machine could not write a
     checkpoint: a read-only folder, a full disk) fails the trial, queues it again for a
-    worker that can, and is raised: the worker stops rather than fail every run it takes."""
+    worker that can, and is raised: the worker stops rather than fail every run it takes. A
+    database lost meanwhile (:data:`~hw3lib.sweep_study.STORAGE_ERRORS`) is raised, the run
+    left RUNNING: :func:`recover` queues it again once its worker is gone."""
     trial.set_user_attr("worker", worker_id())
     seed, slot = trial.user_attrs["seed"], trial.user_attrs.get("slot")
     params = {name: _suggest(trial, name, dist) for name, dist in sweep.space.items()}
@@ -267,6 +269,8 @@ def run_trial(study, trial, sweep, *, root=None, checkpoints=None, stop=None):
         except OSError as err:  # this machine's folder or disk, not the run: another worker may
             trial.set_user_attr("error", f"{type(err).__name__}: {err}; {NOT_WRITTEN}")
             retry, failure = True, err
+        except STORAGE_ERRORS:  # the database lost, not the run: left running, to be recovered
+            raise
         except Exception as err:  # a diverging run (TrainingError), unreadable data, ...: recorded
             history = getattr(getattr(err, "result", None), "history", history)
             trial.set_user_attr("error", f"{type(err).__name__}: {err}")
@@ -312,11 +316,12 @@ def work(storage, study_name, *, index=0, root=None, checkpoints=None, stop=None
             return
 
 
-def _worker_main(storage, study_name, index, root, checkpoints, parent, stopped, unopened):
+def _worker_main(storage, study_name, index, root, checkpoints, parent, stopped, storage_error):
     """A worker process: one BLAS thread; Ctrl-C or SIGTERM, the event ``stopped`` (set by its
     parent) or its parent gone ends its run after the current batch, recorded to go on later.
-    A storage it cannot open ends it at once, its error written into the shared ``unopened``
-    (a :data:`SPAWN` array of characters) for the parent to tell, unless another's is there."""
+    A database storage it cannot open, or loses, ends it, the reason written into the shared
+    ``storage_error`` (a :data:`SPAWN` array of characters) for the parent to tell, unless
+    another worker's is there."""
     # tqdm's lock, made by any bar, even one switched off, is a multiprocessing lock: in a spawned
     # process a named semaphore, which the parent's resource tracker reports as leaked, after the
     # command's last line, when the worker is killed. A thread lock serves one process as well.
@@ -329,10 +334,13 @@ def _worker_main(storage, study_name, index, root, checkpoints, parent, stopped,
         try:
             work(storage, study_name, index=index, root=root, checkpoints=checkpoints,
                  stop=lambda: stopping.is_set() or stopped.is_set() or os.getppid() != parent)
-        except StorageError as err:  # not its files: no run taken
-            with unopened.get_lock():
-                if not unopened.value:
-                    unopened.value = str(err).encode()[:len(unopened) - 1]
+        except (StorageError, *STORAGE_ERRORS) as err:  # not its files: its run is recovered later
+            reason = (f"{err} (each worker holds connections of its own, and a database server "
+                      "refuses those past its limit, PostgreSQL's max_connections: give fewer workers "
+                      "(--workers) or raise it)" if isinstance(err, StorageError) else storage_lost(storage, err))
+            with storage_error.get_lock():
+                if not storage_error.value:
+                    storage_error.value = reason.encode()[:len(storage_error) - 1]
             sys.exit(NO_STORAGE)
         except OSError:  # recorded in its run, queued again (run_trial); the parent says so
             sys.exit(CANNOT_WRITE)
@@ -355,16 +363,16 @@ def _interrupts_ignored():
             signal.signal(signum, handler)
 
 
-def _start_workers(count, storage, study_name, root, checkpoints, stopped, unopened):
+def _start_workers(count, storage, study_name, root, checkpoints, stopped, storage_error):
     """``count`` spawned worker processes (no fork after BLAS started its threads), each with
     one BLAS thread from its start, that stop when the :data:`SPAWN` event ``stopped`` is set
-    (``unopened``: see :func:`_worker_main`).
+    (``storage_error``: see :func:`_worker_main`).
     Started inside :func:`_interrupts_ignored`, a worker ignores Ctrl-C and SIGTERM until it has
     set its own handlers (one while it imports would end it with tracebacks; ``stopped`` stops
     it then)."""
     workers = [SPAWN.Process(target=_worker_main, name=f"hw3lib-sweep-{index}",
                              args=(storage, study_name, index, root, checkpoints, os.getpid(), stopped,
-                                   unopened))
+                                   storage_error))
                for index in range(count)]
     with child_blas_threads(1):
         for process in workers:
@@ -422,8 +430,8 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     Ctrl-C, or setting the ``threading.Event`` ``stop``, stops the workers after their current
     batch (their runs are queued again) and raises KeyboardInterrupt, also while the study is
     being set up (running it again goes on); :class:`SweepError` when workers died with runs
-    left, or stopped since they could not write a run's files (the run queued again) or open
-    the storage (a database server refusing their connections).
+    left, or stopped since they could not write a run's files (the run queued again), or open
+    or keep the storage (a database server refusing their connections, restarted, gone).
     """
     sweep = Sweep.define(space, base, seeds, trials, pruner)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created ..."
@@ -461,13 +469,13 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
             checkpoints.rmdir()  # only when empty
         raise
     recover(study)
-    procs, stopped, unopened = [], SPAWN.Event(), SPAWN.Array("c", 1000)
+    procs, stopped, storage_error = [], SPAWN.Event(), SPAWN.Array("c", 1000)
     bar = tqdm(total=sweep.total, unit="run", desc=study.study_name, disable=not progress)
     try:
         with _interrupts_ignored():  # the milliseconds of the start: never cut short, none left unstopped
             # no more workers than runs: the others would start, find nothing to do and stop
             procs = _start_workers(min(workers, sweep.total), storage, study.study_name, root, checkpoints,
-                                   stopped, unopened)
+                                   stopped, storage_error)
         while True:
             alive = any(p.is_alive() for p in procs)
             result = sweep_result(study)  # its definition as stored: another sweep may raise its trials
@@ -493,18 +501,20 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
                  "results, which trains nothing more" if done == total else
                  f"with {done} of {total} runs finished, {kept}: run it again to go on")
         raise KeyboardInterrupt(f"sweep {study.study_name} interrupted {state}") from None
+    except STORAGE_ERRORS as err:  # a database server restarted or gone: its workers lose it too
+        stopped.set()
+        _stop_workers(procs)
+        raise SweepError(f"{storage_lost(storage, err)}: the workers stopped; run the sweep again to go "
+                         "on once it answers (a run cut short resumes from its checkpoint)") from None
     finally:
         bar.close()
     total = result.sweep.total  # the study's: more trials asked meanwhile by another sweep are run too
     left = total - done
     if left:
         codes = sorted({p.exitcode for p in procs})
-        if NO_STORAGE in codes:  # this process opened it: its workers' connections were refused
+        if NO_STORAGE in codes:
             raise SweepError(f"a worker stopped with {left} of {total} runs of {study.study_name} not done: "
-                             f"{unopened.value.decode(errors='replace')} (each worker holds connections of "
-                             "its own, and a database server refuses those past its limit, PostgreSQL's "
-                             "max_connections: give fewer workers (--workers) or raise it), then run the "
-                             "sweep again to go on")
+                             f"{storage_error.value.decode(errors='replace')}; run the sweep again to go on")
         if CANNOT_WRITE in codes:
             raise SweepError(f"a worker stopped with {left} of {total} runs of {study.study_name} "
                              f"not done: {_unwritten(study, checkpoints, storage)}: make room or fix the "

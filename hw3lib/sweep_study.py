@@ -12,7 +12,7 @@ from pathlib import Path
 import optuna
 import sqlalchemy
 from optuna.distributions import CategoricalDistribution, json_to_distribution
-from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning
+from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning, StorageInternalError
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalFileSymlinkLock
 
@@ -78,6 +78,18 @@ def open_storage(storage, create=True):
 class StorageError(OSError):
     """A database that cannot be opened: its server unreachable or refusing the connection (one
     more than PostgreSQL's ``max_connections``), a file SQLite cannot open."""
+
+
+# what an open database storage raises when it is lost mid-sweep (its server restarted, stopped
+# or unreachable): SQLAlchemy's error, or Optuna's around it where it commits
+STORAGE_ERRORS = (sqlalchemy.exc.OperationalError, StorageInternalError)
+
+
+def storage_lost(storage, err):
+    """The words for ``err``, one of :data:`STORAGE_ERRORS` from ``storage``: "lost the storage
+    URL (the database's reason)", not Optuna's "invalid data in the commit" around it."""
+    cause = err.__cause__ if isinstance(err, StorageInternalError) and err.__cause__ else err
+    return f"lost the storage {shown_storage(storage)} ({str(cause).splitlines()[0]})"
 
 
 def storage_file(storage):

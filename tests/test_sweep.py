@@ -565,7 +565,72 @@ def test_workers_that_cannot_open_the_database_say_so_not_that_they_could_not_wr
                         r"postgresql://me@127.0.0.1:1/db: \(psycopg.OperationalError\) .*Connection refused "
                         r"\(each worker holds connections of its own, and a database server refuses those past "
                         r"its limit, PostgreSQL's max_connections: give fewer workers \(--workers\) or raise "
-                        r"it\), then run the sweep again to go on", str(stopped.value))
+                        r"it\); run the sweep again to go on", str(stopped.value))
+
+
+def lost_database():
+    """What Optuna raises where its database went away mid-commit (a server restarted)."""
+    try:
+        raise sqlalchemy.exc.OperationalError("COMMIT", {}, Exception("terminating connection due to "
+                                                                        "administrator command"))
+    except sqlalchemy.exc.OperationalError as err:
+        try:
+            raise optuna.exceptions.StorageInternalError("An exception is raised during the commit. "
+                                                         "This typically happens due to invalid data") from err
+        except optuna.exceptions.StorageInternalError as internal:
+            return internal
+
+
+def test_a_database_lost_mid_run_is_not_the_runs_failure(tmp_path, root, monkeypatch):
+    """A PostgreSQL server restarted while a run reported its epoch: the run was failed for good
+    with Optuna's "invalid data in the commit", its setting never best. The worker now stops,
+    saying why, and the run, left running, is queued again once its worker is gone."""
+    sweep = Sweep.define({"lr": [3e-3, 1e-2]}, BASE, (0,), pruner="none")
+    study = open_study(sweep, tmp_path / JOURNAL)
+
+    def restarted(config, path, **kwargs):
+        raise lost_database()
+
+    monkeypatch.setattr(sweep_module, "load_or_train", restarted)
+    with pytest.raises(optuna.exceptions.StorageInternalError):
+        work(tmp_path / JOURNAL, study.study_name, root=root, checkpoints=tmp_path / "checkpoints")
+    assert [t.state for t in trials_of(tmp_path / JOURNAL, study.study_name)] == [TrialState.RUNNING,
+                                                                                 TrialState.WAITING]
+    monkeypatch.setattr(sweep_module, "work", lambda *args, **kwargs: restarted(None, None))
+    monkeypatch.setattr(sweep_module.signal, "signal", lambda *args: None)  # the worker's handlers: not here
+    told = sweep_module.SPAWN.Array("c", 1000)
+    with pytest.raises(SystemExit) as stopped:
+        sweep_module._worker_main("postgresql://me:secret@db/sweeps", "s", 0, root, tmp_path, os.getppid(),
+                                  sweep_module.SPAWN.Event(), told)
+    assert stopped.value.code == sweep_module.NO_STORAGE
+    assert told.value.decode() == ("lost the storage postgresql://me@db/sweeps ((builtins.Exception) "
+                                   "terminating connection due to administrator command)")
+
+
+def test_a_database_lost_while_the_sweep_runs_stops_it_saying_so(tmp_path, root, monkeypatch):
+    started = []
+
+    class Running:  # a worker process, which stops when told
+        exitcode = 0
+
+        def is_alive(self):
+            return False
+
+        def join(self, timeout=None):
+            started.append("joined")
+
+    def reading(study):
+        raise lost_database()
+
+    monkeypatch.setattr(sweep_module, "_start_workers", lambda *args: [Running()])
+    monkeypatch.setattr(sweep_module, "sweep_result", reading)
+    with pytest.raises(sweep_module.SweepError) as lost:
+        run_sweep({"lr": [3e-3, 1e-2]}, BASE, out=tmp_path, root=root, pruner="none", progress=False)
+    assert str(lost.value) == (f"lost the storage {tmp_path / JOURNAL} ((builtins.Exception) terminating "
+                               "connection due to administrator command): the workers stopped; run the "
+                               "sweep again to go on once it answers (a run cut short resumes from its "
+                               "checkpoint)")
+    assert started == ["joined"]
 
 
 def test_a_folder_turned_read_only_with_the_journal_in_it_is_named_though_no_run_recorded_why(
