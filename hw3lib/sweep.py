@@ -116,15 +116,32 @@ def _start_time(pid):
         return "running" if process_running(pid) else "gone"
 
 
+def _machine():
+    """This machine as worker ids name it: its host name and, on Linux, 8 hex digits of its boot
+    and of the PID namespace that process numbers belong to (:func:`_dead_here`)."""
+    try:
+        boot, space = Path("/proc/sys/kernel/random/boot_id").read_text().strip(), os.readlink("/proc/self/ns/pid")
+    except OSError:  # no /proc (macOS, Windows)
+        return socket.gethostname()
+    return f"{socket.gethostname()}/{hashlib.sha256(f'{boot} {space}'.encode()).hexdigest()[:8]}"
+
+
 def worker_id(pid=None):
-    """``host:pid:start``, naming a process on this machine even after its pid is reused."""
+    """``machine:pid:start`` (:func:`_machine`), naming a process on this machine even after its
+    pid is reused."""
     pid = pid or os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
+    return f"{_machine()}:{pid}:{_start_time(pid)}"
 
 
-def _dead_here(worker):
-    host, pid, _ = worker.split(":")
-    return host == socket.gethostname() and worker_id(int(pid)) != worker
+def _dead_here(worker, exact=False):
+    """Whether the process ``worker`` (:func:`worker_id`) was on this machine and is gone. With
+    ``exact`` (a database, which machines of one host name may share: cloned machines, containers
+    on one host's network) only a worker of this boot and PID namespace counts as this machine's;
+    another is judged by its heartbeat. Else (a journal, which one machine holds, without
+    heartbeats) any of this host name does: this machine's before a reboot, or an earlier hw3lib's."""
+    machine, pid, start = worker.rsplit(":", 2)
+    here = machine == _machine() or not exact and machine.split("/")[0] == socket.gethostname()
+    return here and _start_time(int(pid)) != start
 
 
 def recover(study, killed=()):
@@ -140,7 +157,7 @@ def recover(study, killed=()):
         worker = trial.user_attrs.get("worker")
         if trial._trial_id in stale:
             reason = f"its machine stopped answering (no heartbeat from its worker {worker})"
-        elif worker and (worker in killed or _dead_here(worker)):
+        elif worker and (worker in killed or _dead_here(worker, exact=heartbeat)):
             reason = f"its worker {worker} stopped before the run ended"
         elif not worker and time.time() - trial.datetime_start.timestamp() > UNNAMED_SECONDS:
             reason = "its worker stopped right after taking it, before naming itself"
@@ -290,7 +307,7 @@ def _study_for_worker(storage, study_name, index):
     # workers on several machines must not propose the same setting from the same history, nor
     # a worker started again the settings it drew before it stopped (the runs begun are counted)
     begun = sum(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))
-    start = f"{socket.gethostname()}:{index}:{begun}"
+    start = f"{_machine()}:{index}:{begun}"
     seed = int(hashlib.sha256(start.encode()).hexdigest()[:8], 16)
     study.sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
     return study, sweep
@@ -544,7 +561,7 @@ def _unwritten(study, checkpoints, storage):
     """The error of the latest run that a worker on this machine could not write (run_trial);
     when none was recorded (the journal, in a folder turned read-only or full, could not record
     it), why ``checkpoints`` or the journal's folder cannot be written now."""
-    here = f"{socket.gethostname()}:"
+    here = f"{_machine()}:"
     recorded = next((t.user_attrs["error"] for t in reversed(study.get_trials(deepcopy=False))
                      if t.state == TrialState.FAIL and t.user_attrs.get("error", "").endswith(NOT_WRITTEN)
                      and t.user_attrs.get("worker", "").startswith(here)), None)

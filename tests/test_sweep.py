@@ -1634,6 +1634,34 @@ def test_a_journal_on_windows_takes_its_lock_without_a_symbolic_link(tmp_path, m
     assert len(study.get_trials()) == 1 and not Path(f"{tmp_path / JOURNAL}.lock").exists()
 
 
+@pytest.mark.skipif(not Path("/proc/self/ns/pid").exists(), reason="Linux's PID namespaces")
+def test_a_worker_of_another_machine_of_this_host_name_on_a_database_is_left_to_its_heartbeat(
+        tmp_path, monkeypatch):
+    """Machines cloned from one image, or containers on one host's network, share a host name: on
+    a database they share, a worker of the other one (its process number no process here) was
+    taken for a dead worker of this machine, and its run failed and queued again, on and on. A
+    journal, which one machine holds, without heartbeats, still counts any worker of this host
+    name as its own (a reboot gives the machine another boot id), an earlier hw3lib's too."""
+    readlink, pid = os.readlink, f":{2**22 + 1}:"  # above Linux's largest process number: none here
+
+    def running_elsewhere():  # a worker that runs with that number, as worker_id named it
+        return sweep_module.worker_id(os.getpid()).replace(f":{os.getpid()}:", pid)
+
+    with monkeypatch.context() as other:  # a process in another PID namespace
+        other.setattr(os, "readlink", lambda path: "pid:[1]" if path == "/proc/self/ns/pid" else readlink(path))
+        theirs = running_elsewhere()
+    sweep = Sweep.define({"lr": [3e-3]}, BASE, (0,), pruner="none")
+    for storage in (f"sqlite:///{tmp_path / 'sweep.db'}", tmp_path / JOURNAL):
+        journal = "://" not in str(storage)
+        for worker, dead in [(theirs, journal), (running_elsewhere(), True),
+                             (f"{socket.gethostname()}{pid}1", journal)]:  # an earlier hw3lib's
+            study = open_study(sweep, storage, f"s{len(optuna.get_all_study_names(open_storage(storage)))}")
+            taken = study._pop_waiting_trial_id()
+            study._storage.set_trial_user_attr(taken, "worker", worker)
+            sweep_module.recover(study)
+            assert (study._storage.get_trial(taken).state == TrialState.FAIL) is dead, (storage, worker)
+
+
 def test_without_proc_as_on_macos_a_worker_that_is_gone_is_known_dead(monkeypatch):
     read_text = Path.read_text
     monkeypatch.setattr(Path, "read_text", lambda path, *args, **kwargs: (
