@@ -283,13 +283,16 @@ def _starts_as_journal(path):
 
 
 def shown_storage(storage):
-    """``storage`` (a path or URL) as messages show it: a URL without its password."""
+    """``storage`` (a path or URL) as messages show it: a URL without its password, given before
+    its host or as its query's ``password`` (``postgresql://me@host/db?password=...``)."""
     storage = str(storage)
     if "://" not in storage:
         return storage
     scheme, _, rest = storage.partition("://")
     user, at, host = rest.rpartition("@")
-    return f"{scheme}://{user.split(':')[0]}{at}{host}"
+    host, _, query = host.partition("?")
+    kept = "&".join(p for p in query.split("&") if p and p.partition("=")[0] != "password")
+    return f"{scheme}://{user.split(':')[0]}{at}{host}" + (f"?{kept}" if kept else "")
 
 
 def open_study(sweep, storage, study_name=None, data_sha256=None, code=None):

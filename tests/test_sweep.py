@@ -852,6 +852,17 @@ def test_a_machine_joining_a_finished_sweep_with_a_new_out_writes_its_figures_th
     assert json.loads(out.splitlines()[-1])["learned"] is None  # not true: its runs are not here to tell
 
 
+def test_a_password_given_in_the_storage_urls_query_is_not_shown_either(tmp_path, root, capsys):
+    """libpq takes the password as a query parameter too: README promises it is never shown."""
+    url = "postgresql://me@127.0.0.1:1/db?sslmode=disable&password=s3cret&connect_timeout=1"
+    assert hw3lib_main(["sweep", "--param", "lr=1e-3", "--storage", url, "--out", str(tmp_path),
+                        "--data", str(root), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot open the storage postgresql://me@127.0.0.1:1/db?sslmode=disable&"
+                          "connect_timeout=1: ") and "s3cret" not in err
+    assert sweep_module.shown_storage("postgresql://me:pw@host/db?password=s3cret") == "postgresql://me@host/db"
+
+
 def test_a_run_cut_short_here_and_finished_elsewhere_is_not_named_as_its_checkpoint(tmp_path, root, capsys):
     """A run interrupted on this machine and finished by another one (or another --out) leaves
     its first epochs here: the best line names no such file for predict, nor judges it learned."""
