@@ -9,6 +9,7 @@ Failures raise :class:`hw3lib.images.DataError` naming the file or URL and the f
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import http.client
 import os
@@ -250,8 +251,14 @@ def _fetch_all(
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
+class Taken(DataError):
+    """A split folder that another process (a second download, say) put into the destination
+    while this download fetched."""
+
+
 def _move_into(staged: Path, dest: Path) -> None:
-    """Rename ``staged``/Data_train and Data_test into ``dest``, undoing a half-done move."""
+    """Rename ``staged``/Data_train and Data_test into ``dest``, undoing a half-done move;
+    :class:`Taken` where one is there by then."""
     created = not dest.exists()
     dest.mkdir(exist_ok=True)
     moved = []
@@ -260,10 +267,15 @@ def _move_into(staged: Path, dest: Path) -> None:
             os.rename(staged / split_dir, dest / split_dir)
             moved.append(split_dir)
     except BaseException as exc:
-        for split_dir in moved:
-            os.rename(dest / split_dir, staged / split_dir)
+        for back in moved:
+            os.rename(dest / back, staged / back)
         if created:
-            dest.rmdir()
+            with contextlib.suppress(OSError):  # not empty: another process's folder came in
+                dest.rmdir()
+        if isinstance(exc, OSError) and exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            raise Taken(f"{dest / split_dir} appeared while this download ran (another download "
+                        f"into {dest}, say). Fix: run the download again once the other has "
+                        "ended: it then verifies that copy.") from exc
         if isinstance(exc, OSError):
             raise DataError(f"could not move the downloaded files into {dest}: {exc}. Fix: make "
                             f"{dest} writable, or choose another destination, and download again.") from exc
@@ -366,7 +378,11 @@ def download(
             report = verify(staged, manifest)  # re-read from disk: what gets renamed is what was checked
             if not report.ok:
                 raise DataError(f"the files written to {staged} fail verification ({report}). Fix: retry.")
-            _move_into(staged, dest)
+            try:
+                _move_into(staged, dest)
+            except Taken:  # another download into dest ended first: done, if its copy is whole
+                if not verify(dest).ok:
+                    raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     except BaseException as exc:

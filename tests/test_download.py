@@ -403,6 +403,31 @@ def test_move_into_rolls_back_half_done_move(tmp_path, monkeypatch):
     assert not dest.exists() and sorted(p.name for p in staged.iterdir()) == ["Data_test", "Data_train"]
 
 
+@pytest.mark.parametrize("whole", [True, False])
+def test_two_downloads_into_one_folder(tmp_path, site, monkeypatch, whole):
+    """The second to end found the first's Data_train/ in place: "could not move the downloaded
+    files into DEST: Directory not empty. Fix: make DEST writable", a folder that was writable
+    and held a verified copy."""
+    dest = tmp_path / "d"
+    fetch_all = download._fetch_all
+
+    def other_download_ends_first(*args):
+        fetch_all(*args)
+        copy_splits(DATA, dest)  # the other download's rename
+        if not whole:
+            (dest / FIRST_FILE).unlink()
+
+    monkeypatch.setattr(download, "_fetch_all", other_download_ends_first)
+    if whole:
+        assert download.download(dest, base_url=f"{site}/good", progress=False) == dest
+    else:
+        with pytest.raises(DataError, match=rf"{dest / 'Data_train'} appeared while this download ran "
+                                            r"\(another download into .*run the download again once"):
+            download.download(dest, base_url=f"{site}/good", progress=False)
+    assert leftovers(tmp_path) == [] and leftovers(dest) == []
+    assert download.verify(dest).ok == whole
+
+
 def test_download_into_a_link_to_another_disk(tmp_path, site, monkeypatch):
     """data/ a link to a folder on a bigger disk: the files are staged on that disk, as a rename
     across disks fails ("Invalid cross-device link": every such download failed at the end)."""
