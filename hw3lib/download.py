@@ -251,14 +251,9 @@ def _fetch_all(
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
-class Taken(DataError):
-    """A split folder that another process (a second download, say) put into the destination
-    while this download fetched."""
-
-
-def _move_into(staged: Path, dest: Path) -> None:
-    """Rename ``staged``/Data_train and Data_test into ``dest``, undoing a half-done move;
-    :class:`Taken` where one is there by then."""
+def _move_into(staged: Path, dest: Path) -> bool:
+    """Rename ``staged``/Data_train and Data_test into ``dest``, undoing a half-done move; False
+    where one of them is there by then (another download's, say), True once moved."""
     created = not dest.exists()
     dest.mkdir(exist_ok=True)
     moved = []
@@ -273,13 +268,39 @@ def _move_into(staged: Path, dest: Path) -> None:
             with contextlib.suppress(OSError):  # not empty: another process's folder came in
                 dest.rmdir()
         if isinstance(exc, OSError) and exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
-            raise Taken(f"{dest / split_dir} appeared while this download ran (another download "
-                        f"into {dest}, say). Fix: run the download again once the other has "
-                        "ended: it then verifies that copy.") from exc
+            return False
         if isinstance(exc, OSError):
             raise DataError(f"could not move the downloaded files into {dest}: {exc}. Fix: make "
                             f"{dest} writable, or choose another destination, and download again.") from exc
         raise
+    return True
+
+
+def _to_restore(dest: Path, manifest: Mapping[str, str]) -> dict[str, str]:
+    """The manifest's entries that ``dest``'s Data_train/ and Data_test/ lack or hold changed
+    (an earlier download or copy cut short, a damaged image): :func:`download` fetches them
+    and puts them in place. DataError where those folders hold files the manifest does not
+    list (one's own, which it leaves alone), or where one of them is a file."""
+    for split_dir in SPLITS.values():
+        if (dest / split_dir).exists() and not (dest / split_dir).is_dir():
+            raise DataError(f"{dest / split_dir} is a file, where the download puts a folder. "
+                            "Fix: move or delete it, then download again.")
+    report = verify(dest, manifest)
+    if report.extra:
+        raise DataError(
+            f"{dest} already holds Data_train/ or Data_test/ that differ from the manifest ({report}), "
+            "with files it does not list, which the download leaves alone. Fix: move or delete those "
+            "files (or the two folders, if they hold other data), then download again: it fetches "
+            "the files missing and replaces the changed ones."
+        )
+    return {rel: manifest[rel] for rel in report.missing + report.changed}
+
+
+def _restore(staged: Path, dest: Path, rels) -> None:
+    """Move the files ``rels`` from ``staged`` into ``dest``, each replacing its namesake at once."""
+    for rel in rels:
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged / rel, dest / rel)
 
 
 def _remove_stale_staging(dest: Path) -> None:
@@ -323,10 +344,12 @@ def download(
     when complete, so a failure (HTTP error, changed bytes, interruption, a full disk) leaves
     ``dest`` as it was and removes the temporary folder (one left by a download killed outright
     goes at the next download). A ``dest`` that already holds a verified
-    copy is left alone; one whose Data_train/ or Data_test/ differ from the manifest raises
-    DataError, as does one holding train/ or test/ (the split folders' other names) or
-    Data_Train/ (another case) in their place: a copy beside them would leave two folders for a
-    split; other files in ``dest`` stay, the two folders join them.
+    copy is left alone; one whose Data_train/ or Data_test/ lack files of the manifest or hold
+    them changed (a copy cut short, a damaged image) gets those files alone, fetched and checked
+    as above, each then replacing its namesake at once; one whose folders hold files the
+    manifest does not list (one's own) raises DataError, as does one holding train/ or test/
+    (the split folders' other names) or Data_Train/ (another case) in their place: a copy beside
+    them would leave two folders for a split; other files in ``dest`` stay, the two folders join them.
     """
     dest = Path(dest)
     if urllib.parse.urlsplit(base_url).scheme not in URL_SCHEMES:  # urlopen's "unknown url type"
@@ -357,14 +380,10 @@ def download(
             f"Fix: if they hold the course's images, rename {renames} (the download then verifies "
             "them); else choose another destination (DEST, or HW3_DATA when none is given).")
     _remove_stale_staging(dest)
-    if any((dest / split_dir).exists() for split_dir in SPLITS.values()):
-        report = verify(dest)
-        if report.ok:
-            return dest
-        raise DataError(
-            f"{dest} already holds Data_train/ or Data_test/ that differ from the manifest ({report}). "
-            "Fix: move or delete them, then download again."
-        )
+    fresh = not any((dest / split_dir).exists() for split_dir in SPLITS.values())
+    wanted = manifest if fresh else _to_restore(dest, manifest)
+    if not wanted:  # a verified copy
+        return dest
     made = [p for p in (dest.parent, *dest.parent.parents) if not p.exists()]  # deepest first
     # staged on dest's own disk (inside it, when it exists: it may be a link or a mount point
     # on another disk than its parent's), so that the two folders can be renamed into it
@@ -374,15 +393,12 @@ def download(
         staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.download-{os.getpid()}-", dir=here))
         try:
             staged = staging / "data"
-            _fetch_all(manifest, base_url, staged, progress, timeout, workers)
-            report = verify(staged, manifest)  # re-read from disk: what gets renamed is what was checked
+            _fetch_all(wanted, base_url, staged, progress, timeout, workers)
+            report = verify(staged, wanted)  # re-read from disk: what gets moved is what was checked
             if not report.ok:
                 raise DataError(f"the files written to {staged} fail verification ({report}). Fix: retry.")
-            try:
-                _move_into(staged, dest)
-            except Taken:  # another download into dest ended first: done, if its copy is whole
-                if not verify(dest).ok:
-                    raise
+            if not (fresh and _move_into(staged, dest)):  # a copy there (another download's, say)
+                _restore(staged, dest, _to_restore(dest, manifest))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     except BaseException as exc:

@@ -435,7 +435,7 @@ def main(argv=None):
             # copy does not: the download names its rename)
             print(f"no dataset at {data_root} ({where}): downloading it there")
         elif any((data_root / name).exists() for name in SPLITS.values()):
-            check_course_copy(data_root, where)  # not the download's "move or delete them"
+            check_course_copy(data_root, where)  # refused, not completed as the download would
         download(data_root)  # a verified copy is left alone, an absent one fetched and verified
     create_out(args.out)  # and written in, before executing the notebooks, not after
     build(args.notebooks, args.out, execute=not args.no_execute, timeout=args.timeout,

@@ -21,6 +21,7 @@ import pytest
 
 from hw3lib import download, folders
 from hw3lib.__main__ import main as hw3lib_main
+from hw3lib.data import load_split
 from hw3lib.images import DataError
 from datasets import DATA, FIRST_FILE, HAVE_DATA, NO_DATA, SEED_PNG, copy_splits, make_root, needs_data, write_png
 
@@ -407,7 +408,7 @@ def test_move_into_rolls_back_half_done_move(tmp_path, monkeypatch):
 def test_two_downloads_into_one_folder(tmp_path, site, monkeypatch, whole):
     """The second to end found the first's Data_train/ in place: "could not move the downloaded
     files into DEST: Directory not empty. Fix: make DEST writable", a folder that was writable
-    and held a verified copy."""
+    and held a verified copy (or one the files fetched complete)."""
     dest = tmp_path / "d"
     fetch_all = download._fetch_all
 
@@ -418,14 +419,57 @@ def test_two_downloads_into_one_folder(tmp_path, site, monkeypatch, whole):
             (dest / FIRST_FILE).unlink()
 
     monkeypatch.setattr(download, "_fetch_all", other_download_ends_first)
-    if whole:
-        assert download.download(dest, base_url=f"{site}/good", progress=False) == dest
-    else:
-        with pytest.raises(DataError, match=rf"{dest / 'Data_train'} appeared while this download ran "
-                                            r"\(another download into .*run the download again once"):
-            download.download(dest, base_url=f"{site}/good", progress=False)
-    assert leftovers(tmp_path) == [] and leftovers(dest) == []
-    assert download.verify(dest).ok == whole
+    assert download.download(dest, base_url=f"{site}/good", progress=False) == dest
+    assert leftovers(tmp_path) == [] and leftovers(dest) == [] and download.verify(dest).ok
+
+
+def fetched_files(monkeypatch) -> list[str]:
+    """The URLs that download fetches from now on, as a list it fills."""
+    urls, fetch = [], download._fetch
+    monkeypatch.setattr(download, "_fetch", lambda url, timeout: urls.append(url) or fetch(url, timeout))
+    return urls
+
+
+def test_download_completes_a_copy_cut_short_or_damaged(tmp_path, site, monkeypatch):
+    """A copy with a split missing, a file missing and an image damaged was refused ("move or
+    delete them, then download again"), where train's advice for the damaged image is to fetch
+    a fresh copy with `python -m hw3lib download`: a third step, and all 1968 files again."""
+    dest = tmp_path / "data"
+    shutil.copytree(DATA / "Data_train", dest / "Data_train")
+    (dest / "Data_train" / "Pear" / "Pear_train_7.png").unlink()
+    damaged = dest / "Data_train" / "Lychee" / "Lychee_train_5.png"
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    (dest / "notes.md").write_text("kept")
+    monkeypatch.setenv("HW3_DATA", str(dest))
+    with pytest.raises(DataError, match=r"Lychee_train_5.png is a truncated or corrupt PNG file.*Fix: "
+                                        r".*fetch a fresh copy with `python -m hw3lib download`"):
+        load_split(split="train")
+    urls = fetched_files(monkeypatch)
+    assert hw3lib_main(["download", "--base-url", f"{site}/good", "--no-progress"]) == 0
+    assert sorted(url.removeprefix(f"{site}/good/") for url in urls) == sorted(
+        [rel for rel in download.read_manifest() if rel.startswith("Data_test/")]
+        + ["Data_train/Lychee/Lychee_train_5.png", "Data_train/Pear/Pear_train_7.png"])
+    assert download.verify(dest).ok and (dest / "notes.md").read_text() == "kept"
+    assert leftovers(dest) == [] and leftovers(tmp_path) == []
+    load_split(split="train")
+
+
+@pytest.mark.parametrize("own", ["Data_train/Pear/notes.txt", "Data_test/Kiwi/kiwi_0.png"])
+def test_download_leaves_a_copy_with_files_of_ones_own_alone(tmp_path, own):
+    dest = copy_splits(DATA, tmp_path / "data") if HAVE_DATA else tmp_path / "data"
+    write_png(dest / own)
+    (dest / FIRST_FILE).unlink(missing_ok=True)
+    with pytest.raises(DataError, match=rf"differ from the manifest \(.*1 extra \(first: {own}\)\), with "
+                                        r"files it does not list.*Fix: move or delete those files"):
+        download.download(dest, base_url="http://127.0.0.1:9", progress=False)
+    assert (dest / own).is_file() and not (dest / FIRST_FILE).exists()
+
+
+def test_download_where_a_split_folder_is_a_file(tmp_path):
+    (tmp_path / "Data_test").write_text("x")
+    with pytest.raises(DataError, match=r"Data_test is a file, where the download puts a folder\. "
+                                        r"Fix: move or delete it"):
+        download.download(tmp_path, base_url="http://127.0.0.1:9", progress=False)
 
 
 def test_download_into_a_link_to_another_disk(tmp_path, site, monkeypatch):
