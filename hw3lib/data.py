@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from .checks import check_array, integer, is_number
 from .cores import usable_cores
-from .folders import (FIX_REFETCH, SPLITS, dataset_files, is_course_data, resolve_root, split_dir,
+from .folders import (SPLITS, dataset_files, fix_refetch, is_course_data, resolve_root, split_dir,
                       split_files)
 from .images import (DataError, check_mode, gather_warnings, parse_image_size, read_image, read_on_thread,
                      warnings_gathered, warnings_on_threads)
@@ -228,7 +228,8 @@ def _load(root, split, mode, size, check_size, listing, bar, threads, parts=None
     course = [course_root and is_course_data(root, path) for path in files]
     arrays = shape = None  # one array per part, of images (C, H, W), made at the first image
     problems, sizes = [], {}  # sizes: (H, W) -> (images of it, the first of them)
-    fixes = [FIX_REFETCH if c else None for c in course]
+    fix = fix_refetch(root)
+    fixes = [fix if c else None for c in course]
     with contextlib.closing(_read_all(files, fixes, mode, size, threads)) as read:
         for i, (path, pixels) in enumerate(zip(files, read)):
             bar.update()
@@ -237,7 +238,7 @@ def _load(root, split, mode, size, check_size, listing, bar, threads, parts=None
                     raise pixels
                 if course[i] and arrays is not None and pixels.shape[:2] != shape[1:]:
                     raise DataError(f"{path} is {pixels.shape[0]}x{pixels.shape[1]} pixels (height x "
-                                    f"width), the course's images {shape[1]}x{shape[2]}. {FIX_REFETCH}")
+                                    f"width), the course's images {shape[1]}x{shape[2]}. {fix}")
             except DataError as err:  # named with the others once all are read (or too many are bad)
                 problems.append(err)
                 if len(problems) == MAX_NAMED_PROBLEMS:

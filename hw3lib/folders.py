@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shlex
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -47,14 +48,17 @@ FIX_WHERE = (
     f"under {DEFAULT_ROOT}, or fetch them with `python -m hw3lib download` "
     "(hw3lib.download.download(dest))."
 )
-FIX_REFETCH = (
-    "Fix: restore the original file (hw3lib.download.verify(root) lists what differs) "
-    "or fetch a fresh copy with `python -m hw3lib download`."
-)
 _LAYOUT = (
     "a dataset folder holds train/ and test/ (or Data_train/ and Data_test/), each with one "
     "folder of images per class (README: Use your own images)"
 )
+
+
+def fix_refetch(root: Path) -> str:
+    """The fix for a damaged or missing file of the course's data under ``root``: the download
+    named with ``root``, which a ``--data`` or ``root=`` other than ``$HW3_DATA`` is not."""
+    return ("Fix: restore the original file (hw3lib.download.verify(root) lists what differs) "
+            f"or fetch a fresh copy with `python -m hw3lib download {shlex.quote(os.fspath(root))}`.")
 
 
 def home_path(path: str | os.PathLike, given: str | None = None) -> Path:
@@ -328,7 +332,7 @@ def split_files(root: Path, split: str) -> tuple[list[Path], list[int], list[str
             other = "test" if split == "train" else "train"
             namesakes = [f / class_folder.name for f in split_folders(root, other)
                          if (f / class_folder.name).is_dir()]
-            fix = FIX_REFETCH if course else "Fix: add its images or remove the folder" + (
+            fix = fix_refetch(root) if course else "Fix: add its images or remove the folder" + (
                 f" and {namesakes[0]}, the class's folder in the {other} split." if namesakes else ".")
             raise DataError(f"class folder {class_folder} holds no images. {fix}")
         files += images

@@ -6,6 +6,7 @@ import http.server
 import itertools
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -442,7 +443,7 @@ def test_download_completes_a_copy_cut_short_or_damaged(tmp_path, site, monkeypa
     (dest / "notes.md").write_text("kept")
     monkeypatch.setenv("HW3_DATA", str(dest))
     with pytest.raises(DataError, match=r"Lychee_train_5.png is a truncated or corrupt PNG file.*Fix: "
-                                        r".*fetch a fresh copy with `python -m hw3lib download`"):
+                                        r".*fetch a fresh copy with `python -m hw3lib download"):
         load_split(split="train")
     urls = fetched_files(monkeypatch)
     assert hw3lib_main(["download", "--base-url", f"{site}/good", "--no-progress"]) == 0
@@ -452,6 +453,22 @@ def test_download_completes_a_copy_cut_short_or_damaged(tmp_path, site, monkeypa
     assert download.verify(dest).ok and (dest / "notes.md").read_text() == "kept"
     assert leftovers(dest) == [] and leftovers(tmp_path) == []
     load_split(split="train")
+
+
+def test_the_fix_for_a_damaged_course_image_names_the_folder_read(tmp_path, site, monkeypatch):
+    """`train --data X`: the fix said `python -m hw3lib download`, which fetched into $HW3_DATA
+    (or data/), never X, whose damaged image stayed."""
+    dest = copy_splits(DATA, tmp_path / "my fruits")
+    damaged = dest / FIRST_FILE
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    monkeypatch.setenv("HW3_DATA", str(tmp_path / "elsewhere"))
+    with pytest.raises(DataError) as err:
+        load_split(dest, "test")
+    command = re.search(r"`python -m hw3lib download ([^`]*)`", str(err.value))
+    assert command, err.value
+    assert hw3lib_main(["download", *shlex.split(command[1]), "--base-url", f"{site}/good", "--no-progress"]) == 0
+    assert download.verify(dest).ok and not (tmp_path / "elsewhere").exists()
+    load_split(dest, "test")
 
 
 @pytest.mark.parametrize("own", ["Data_train/Pear/notes.txt", "Data_test/Kiwi/kiwi_0.png"])
