@@ -38,6 +38,7 @@ SOURCE_REPO = "Joker1367/EE6550_ML"
 SOURCE_COMMIT = "c2e804f9e271d0c75dbde0fd9c9b1aa1f2439d4a"
 DEFAULT_BASE_URL = f"https://raw.githubusercontent.com/{SOURCE_REPO}/{SOURCE_COMMIT}/HW2/Data"
 URL_SCHEMES = ("http", "https", "ftp", "file")  # those urllib.request fetches
+PNG_END = b"\0\0\0\0IEND\xaeB`\x82"  # the chunk that ends every PNG
 JOIN_SECONDS = 2.0  # how long a failed or interrupted download waits for its fetches to end
 
 
@@ -232,6 +233,9 @@ def _fetch_all(
                     raise exc
                 if _sha256(body) != manifest[rel]:
                     png = sniff(body) == "PNG"  # as every file of the dataset; else a sign-in page, say
+                    if png and not body.endswith(PNG_END):  # cut off where no length was announced
+                        raise Unreachable(f"could not fetch {urls[rel]}: the response broke off after "
+                                          f"{len(body)} bytes, before the PNG's end.")
                     got = "bytes" if png else f"{len(body)} bytes that are no PNG (they begin {body[:40]!r})"
                     raise DataError(
                         f"{urls[rel]} returned {got} with SHA-256 {_sha256(body)}, but the manifest "

@@ -182,6 +182,13 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
                     return
                 time.sleep(0.05)
             return
+        if self.path.startswith("/halved/"):  # half the file, no length announced, then hang up
+            body = Path(self.directory, "good", self.path.removeprefix("/halved/")).read_bytes()
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body[:len(body) // 2])
+            self.close_connection = True
+            return
         if not self.path.startswith("/truncated/"):
             return super().do_GET()
         self.send_response(200)  # promise 1000 bytes, send 10, hang up
@@ -282,6 +289,15 @@ def test_download_of_a_page_that_is_no_png_shows_what_came(tmp_path, site):
 def test_download_cut_off_body(tmp_path, site):
     with pytest.raises(DataError, match=rf"could not fetch {site}/truncated/.*IncompleteRead"):
         download.download(tmp_path / "d", base_url=f"{site}/truncated", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_of_a_png_cut_off_where_no_length_was_announced(tmp_path, site):
+    """It said the server sent other bytes than the manifest's, "Fix: point base_url at the
+    pinned copy", the copy it was pointed at."""
+    with pytest.raises(DataError, match=rf"could not fetch {site}/halved/.*: the response broke off after "
+                                        r"\d+ bytes, before the PNG's end\. Fix: check the network connection"):
+        download.download(tmp_path / "d", base_url=f"{site}/halved", progress=False)
     assert list(tmp_path.iterdir()) == []
 
 
