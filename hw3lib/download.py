@@ -284,11 +284,7 @@ def _to_restore(dest: Path, manifest: Mapping[str, str]) -> dict[str, str]:
     """The manifest's entries that ``dest``'s Data_train/ and Data_test/ lack or hold changed
     (an earlier download or copy cut short, a damaged image): :func:`download` fetches them
     and puts them in place. DataError where those folders hold files the manifest does not
-    list (one's own, which it leaves alone), or where one of them is a file."""
-    for split_dir in SPLITS.values():
-        if (dest / split_dir).exists() and not (dest / split_dir).is_dir():
-            raise DataError(f"{dest / split_dir} is a file, where the download puts a folder. "
-                            "Fix: move or delete it, then download again.")
+    list (one's own, which it leaves alone)."""
     report = verify(dest, manifest)
     if report.extra:
         raise DataError(
@@ -383,6 +379,11 @@ def download(
             "copy beside them. "
             f"Fix: if they hold the course's images, rename {renames} (the download then verifies "
             "them); else choose another destination (DEST, or HW3_DATA when none is given).")
+    for split_dir in (dest / name for name in SPLITS.values()):  # found before fetching, not after
+        what = dead_link(split_dir) or (split_dir.exists() and not split_dir.is_dir() and "a file")
+        if what:
+            raise DataError(f"{split_dir} is {what}, where the download puts a folder. Fix: move or "
+                            "delete it, then download again.")
     _remove_stale_staging(dest)
     fresh = not any((dest / split_dir).exists() for split_dir in SPLITS.values())
     wanted = manifest if fresh else _to_restore(dest, manifest)

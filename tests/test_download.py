@@ -498,9 +498,20 @@ def test_download_leaves_a_copy_with_files_of_ones_own_alone(tmp_path, own):
     assert (dest / own).is_file() and not (dest / FIRST_FILE).exists()
 
 
-def test_download_where_a_split_folder_is_a_file(tmp_path):
-    (tmp_path / "Data_test").write_text("x")
-    with pytest.raises(DataError, match=r"Data_test is a file, where the download puts a folder\. "
+@pytest.mark.parametrize("copy", [False, True])
+@pytest.mark.parametrize("what", ["a file", "a broken symbolic link"])
+def test_download_where_a_split_folder_is_a_file_or_a_broken_link(tmp_path, copy, what):
+    """A broken link named Data_train/ was found once all was fetched: "could not move the
+    downloaded files ...: Not a directory. Fix: make DEST writable" (beside a Data_test/ to
+    complete, "cannot write the download ...: File exists. Fix: choose a writable destination")."""
+    if copy:
+        make_root(tmp_path, classes=("Pear",), n=1)
+        shutil.rmtree(tmp_path / "Data_train")
+    if what == "a file":
+        (tmp_path / "Data_train").write_text("x")
+    else:
+        (tmp_path / "Data_train").symlink_to(tmp_path / "gone", target_is_directory=True)
+    with pytest.raises(DataError, match=rf"Data_train is {what}.*, where the download puts a folder\. "
                                         r"Fix: move or delete it"):
         download.download(tmp_path, base_url="http://127.0.0.1:9", progress=False)
 
