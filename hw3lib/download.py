@@ -15,6 +15,7 @@ import http.client
 import os
 import queue
 import re
+import shlex
 import shutil
 import tempfile
 import threading
@@ -149,9 +150,11 @@ def course_copy_note(root: str | os.PathLike | None, sha: str | None = None) -> 
     root = resolve_root(root)
     if not is_course_data(root) or (sha or dataset_sha256(root)) == course_sha256():
         return None
+    report = verify(root)
+    fix = ("`python -m hw3lib download DEST` fetches it into another folder" if report.extra else
+           f"`python -m hw3lib download {shlex.quote(os.fspath(root))}` restores it there")
     return (f"note: {root} holds the course's fruit classes, but not their verified copy "
-            f"({verify(root)}), so its results are not the report's; `python -m hw3lib download "
-            "DEST` fetches the verified copy")
+            f"({report}), so its results are not the report's; {fix}")
 
 
 class Unreachable(DataError):

@@ -677,7 +677,11 @@ def test_train_notes_a_copy_of_the_course_data_that_is_not_the_verified_one(tmp_
     note = download.course_copy_note(copy, download.dataset_sha256(copy))
     assert note == (f"note: {copy} holds the course's fruit classes, but not their verified copy (1 "
                     "missing (first: Data_train/Pear/Pear_train_7.png)), so its results are not the "
-                    "report's; `python -m hw3lib download DEST` fetches the verified copy")
+                    f"report's; `python -m hw3lib download {copy}` restores it there")
+    copy_splits(copy, tmp_path / "extra")
+    write_png(tmp_path / "extra" / "Data_train" / "Pear" / "mine.png")  # one's own: left alone
+    assert download.course_copy_note(tmp_path / "extra").endswith(
+        "`python -m hw3lib download DEST` fetches it into another folder")
     assert download.course_copy_note(make_root(tmp_path / "own"), "0" * 64) is None  # one's own data
     code = hw3lib_main(["train", "--data", str(copy), "--epochs", "1", "--no-progress",
                         "--out", str(tmp_path / "run")])
