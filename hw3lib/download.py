@@ -38,6 +38,8 @@ from .processes import process_running
 SOURCE_REPO = "Joker1367/EE6550_ML"
 SOURCE_COMMIT = "c2e804f9e271d0c75dbde0fd9c9b1aa1f2439d4a"
 DEFAULT_BASE_URL = f"https://raw.githubusercontent.com/{SOURCE_REPO}/{SOURCE_COMMIT}/HW2/Data"
+CHECK_BASE_URL = ("check that base_url points at the folder holding Data_train/ and Data_test/ "
+                  f"(default {DEFAULT_BASE_URL})")
 URL_SCHEMES = ("http", "https", "ftp", "file")  # those urllib.request fetches
 PNG_END = b"\0\0\0\0IEND\xaeB`\x82"  # the chunk that ends every PNG
 JOIN_SECONDS = 2.0  # how long a failed or interrupted download waits for its fetches to end
@@ -186,14 +188,16 @@ def _fetch(url: str, timeout: float) -> bytes:
             return b"".join(body)
     except urllib.error.HTTPError as exc:
         fix = ("the server failed or limits how often it is asked (GitHub does): wait a few minutes "
-               "and run the download again" if exc.code == 429 or exc.code >= 500 else
-               "check that base_url points at the folder holding Data_train/ and Data_test/ "
-               f"(default {DEFAULT_BASE_URL})")
+               "and run the download again" if exc.code == 429 or exc.code >= 500 else CHECK_BASE_URL)
         raise DataError(f"{url}: HTTP {exc.code} {exc.reason}. Fix: {fix}.") from exc
     except (OSError, http.client.HTTPException) as exc:  # URLError, timeout, reset, cut-off body
+        reason = getattr(exc, "reason", None)
+        if urllib.parse.urlsplit(url).scheme == "file":  # a file absent or unreadable: no network
+            raise DataError(f"could not read {url}: {getattr(reason, 'strerror', None) or reason or exc}. "
+                            f"Fix: {CHECK_BASE_URL}.") from exc
         # a wait for a packet, the connection or the headers included, as the whole response is
         # said (urllib says "<urlopen error timed out>" of the first ones)
-        timed_out = isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError)
+        timed_out = isinstance(exc, TimeoutError) or isinstance(reason, TimeoutError)
         why = f"the response took over {timeout:g} s" if timed_out else exc
         raise Unreachable(f"could not fetch {url}: {why}.") from exc
 

@@ -628,6 +628,16 @@ def test_offline_the_fix_names_a_copy_at_hand_and_the_destination_and_works(tmp_
         assert capsys.readouterr().out == f"verified dataset at {DATA}\n"
 
 
+def test_a_file_url_of_a_folder_that_lacks_a_file_names_the_url_not_the_network(tmp_path):
+    """It said "Fix: check the network connection", of a folder on this machine."""
+    served = make_root(tmp_path / "served", classes=("Pear",), n=1)  # none of the course's files
+    with pytest.raises(DataError, match=r"could not read file://.*served/Data_test/Carambula/"
+                                        r"Carambula_test_\d+\.png: No such file or directory\. Fix: check "
+                                        r"that base_url points at the folder holding Data_train/"):
+        download.download(tmp_path / "d", base_url=served.as_uri(), progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["served"]
+
+
 @pytest.mark.parametrize("copy, cause", [("missing", "HTTP 404.*Fix: check that --base-url points at"),
                                          ("changed", "with SHA-256 .*Fix: point --base-url at the pinned")])
 def test_download_command_advice_names_the_option_base_url(tmp_path, capsys, site, copy, cause):
