@@ -304,10 +304,22 @@ def _to_restore(dest: Path, manifest: Mapping[str, str]) -> dict[str, str]:
 
 
 def _restore(staged: Path, dest: Path, rels) -> None:
-    """Move the files ``rels`` from ``staged`` into ``dest``, each replacing its namesake at once."""
+    """Move the files ``rels`` from ``staged`` into ``dest``, each replacing its namesake at once
+    (copied beside it first where its folder is on another disk, through a link)."""
     for rel in rels:
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staged / rel, dest / rel)
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(staged / rel, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            part = target.with_name(f".{target.name}.part")
+            try:
+                shutil.copyfile(staged / rel, part)
+                os.replace(part, target)
+            finally:
+                part.unlink(missing_ok=True)
 
 
 def _remove_stale_staging(dest: Path) -> None:

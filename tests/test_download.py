@@ -538,6 +538,28 @@ def test_download_into_a_link_to_another_disk(tmp_path, site, monkeypatch):
     assert list(dest.parent.iterdir()) == [dest]
 
 
+def test_download_completes_a_split_folder_linked_to_another_disk(tmp_path, site, monkeypatch):
+    """data/Data_train a link to a folder on another disk, a file missing there: the file fetched
+    was renamed across disks, "Invalid cross-device link. Fix: choose a writable destination"."""
+    other = copy_splits(DATA, tmp_path / "other")  # stands for the other disk
+    (other / "Data_train" / "Pear" / "Pear_train_3.png").unlink()
+    dest = tmp_path / "data"
+    dest.mkdir()
+    (dest / "Data_train").symlink_to(other / "Data_train", target_is_directory=True)
+    shutil.copytree(DATA / "Data_test", dest / "Data_test")
+    rename = os.replace
+
+    def one_disk_only(src, dst):
+        if (other in Path(src).resolve().parents) != (other in Path(dst).resolve().parents):
+            raise OSError(18, "Invalid cross-device link")
+        rename(src, dst)
+
+    monkeypatch.setattr(os, "replace", one_disk_only)
+    assert download.download(dest, base_url=f"{site}/good", progress=False) == dest
+    assert download.verify(dest).ok
+    assert not [name for name in os.listdir(other / "Data_train" / "Pear") if name.startswith(".")]
+
+
 def test_download_times_out(tmp_path):
     """A wait for the headers that timed out was said as urllib says it, "<urlopen error timed
     out>", where a slow body is "the response took over 1 s" (the dribble test failed so on a
