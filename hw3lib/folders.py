@@ -365,8 +365,12 @@ def dataset_files(root: Path) -> tuple[tuple, tuple]:
             found.append(f"only in test: {extra}")
             fixes.append("give each class only in test its training images, e.g. in "
                          f"{train_dir / extra[0]}, or remove its test folder")
+        # a class folder of the course's gone from one split: fetched, not made of the other's images
+        course = is_course_data(root) and all(is_course_data(root, folder / name) for folder, names
+                                              in ((test_dir, missing), (train_dir, extra)) for name in names)
         raise DataError(f"class folders differ between {train_dir} and {test_dir}: {', '.join(found)}. "
-                        f"Fix: give both splits the same class folders: {'; '.join(fixes)}.")
+                        + (fix_refetch(root) if course else
+                           f"Fix: give both splits the same class folders: {'; '.join(fixes)}."))
     shared = shared_files(listing[0], test_listing[0])
     if shared:
         raise DataError(shared)

@@ -487,6 +487,20 @@ def test_the_fix_for_a_damaged_course_image_names_the_folder_read(tmp_path, site
     load_split(dest, "test")
 
 
+@pytest.mark.parametrize("split", ["Data_test", "Data_train"])
+def test_a_class_folder_of_the_course_gone_from_a_split_gets_the_download_that_restores_it(
+        tmp_path, site, split):
+    """Data_test/Lychee/ gone: "Fix: ... move about one image in five of each missing class into
+    its own folder in Data_test", which makes a copy that is not the course's, its test images
+    taken from training."""
+    dest = copy_splits(DATA, tmp_path / "data")
+    shutil.rmtree(dest / split / "Lychee")
+    with pytest.raises(DataError, match=r"class folders differ .*Fix: restore .*`python -m hw3lib download "):
+        folders.dataset_files(dest)
+    argv = ["download", str(dest), "--base-url", f"{site}/good", "--no-progress"]
+    assert hw3lib_main(argv) == 0 and download.verify(dest).ok
+
+
 @pytest.mark.parametrize("own", ["Data_train/Pear/notes.txt", "Data_test/Kiwi/kiwi_0.png"])
 def test_download_leaves_a_copy_with_files_of_ones_own_alone(tmp_path, own):
     dest = copy_splits(DATA, tmp_path / "data") if HAVE_DATA else tmp_path / "data"
