@@ -57,7 +57,7 @@ _LAYOUT = (
 def fix_refetch(root: Path) -> str:
     """The fix for a damaged or missing file of the course's data under ``root``: the download
     named with ``root``, which a ``--data`` or ``root=`` other than ``$HW3_DATA`` is not."""
-    return ("Fix: restore the original file (hw3lib.download.verify(root) lists what differs) "
+    return ("Fix: restore the original files (hw3lib.download.verify(root) lists what differs) "
             f"or fetch a fresh copy with `python -m hw3lib download {shlex.quote(os.fspath(root))}`.")
 
 
@@ -175,7 +175,8 @@ def split_dir(root: Path, split: str) -> Path:
     if is_course_data(root):
         missing = (f"folder {root / SPLITS[split]} does not exist" if root.is_dir()
                    else f"the folder does not exist{_relative(root)}")
-        raise DataError(f"no dataset at {root}: {missing}. {FIX_WHERE}")
+        cut_short = any((root / name).is_dir() for name in SPLITS.values())  # the other split is here
+        raise DataError(f"no dataset at {root}: {missing}. {fix_refetch(root) if cut_short else FIX_WHERE}")
     if not root.is_dir():
         what = "it is a file, not a folder" if root.exists() else f"the folder does not exist{_relative(root)}"
         raise DataError(f"no dataset at {root}: {what}. Fix: check the path (given as --data, root= "

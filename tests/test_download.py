@@ -478,13 +478,19 @@ def test_the_fix_for_a_damaged_course_image_names_the_folder_read(tmp_path, site
     damaged = dest / FIRST_FILE
     damaged.write_bytes(damaged.read_bytes()[:100])
     monkeypatch.setenv("HW3_DATA", str(tmp_path / "elsewhere"))
+    follow_the_fix(lambda: load_split(dest, "test"), site)
+    assert download.verify(dest).ok and not (tmp_path / "elsewhere").exists()
+
+
+def follow_the_fix(read, site):
+    """``read()`` fails with a fix naming a download: run as given (from the test's server), it
+    restores the data, which ``read()`` then reads."""
     with pytest.raises(DataError) as err:
-        load_split(dest, "test")
+        read()
     command = re.search(r"`python -m hw3lib download ([^`]*)`", str(err.value))
     assert command, err.value
     assert hw3lib_main(["download", *shlex.split(command[1]), "--base-url", f"{site}/good", "--no-progress"]) == 0
-    assert download.verify(dest).ok and not (tmp_path / "elsewhere").exists()
-    load_split(dest, "test")
+    read()
 
 
 @pytest.mark.parametrize("split", ["Data_test", "Data_train"])
@@ -495,10 +501,17 @@ def test_a_class_folder_of_the_course_gone_from_a_split_gets_the_download_that_r
     taken from training."""
     dest = copy_splits(DATA, tmp_path / "data")
     shutil.rmtree(dest / split / "Lychee")
-    with pytest.raises(DataError, match=r"class folders differ .*Fix: restore .*`python -m hw3lib download "):
-        folders.dataset_files(dest)
-    argv = ["download", str(dest), "--base-url", f"{site}/good", "--no-progress"]
-    assert hw3lib_main(argv) == 0 and download.verify(dest).ok
+    follow_the_fix(lambda: folders.dataset_files(dest), site)
+
+
+@pytest.mark.parametrize("split", ["Data_test", "Data_train"])
+def test_a_split_of_the_course_gone_gets_the_download_that_restores_it(tmp_path, site, monkeypatch, split):
+    """Data_test/ gone, read with --data: the fix was `python -m hw3lib download` (into $HW3_DATA
+    or data/), beside setting HW3_DATA or copying the data under data/."""
+    monkeypatch.setenv("HW3_DATA", str(tmp_path / "elsewhere"))
+    dest = copy_splits(DATA, tmp_path / "data")
+    shutil.rmtree(dest / split)
+    follow_the_fix(lambda: folders.dataset_files(dest), site)
 
 
 @pytest.mark.parametrize("own", ["Data_train/Pear/notes.txt", "Data_test/Kiwi/kiwi_0.png"])
