@@ -56,6 +56,7 @@ import copy
 import html
 import os
 import re
+import shlex
 import time
 from pathlib import Path
 
@@ -398,9 +399,11 @@ def check_course_copy(root, where):
     only, and one's own images there must not be moved or deleted for it."""
     report = verify(root)
     if not report.ok:
+        restore = ("" if report.extra else  # the course's files alone, which the download restores
+                   f"`python -m hw3lib download {shlex.quote(os.fspath(root))}` restores it there; or ")
         raise DataError(
             f"{root} ({where}) holds Data_train/ or Data_test/ that differ from the manifest "
-            f"({report}): the report executes the notebooks on the course's data only. Fix: point "
+            f"({report}): the report executes the notebooks on the course's data only. Fix: {restore}point "
             "HW3_DATA at a verified copy of it (`python -m hw3lib download DEST` fetches one into "
             "another folder), or export the notebooks' stored outputs as they are with "
             "--no-execute; the images there can stay as they are")

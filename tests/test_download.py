@@ -488,7 +488,7 @@ def follow_the_fix(read, site):
     with pytest.raises(DataError) as err:
         read()
     command = re.search(r"`python -m hw3lib download ([^`]*)`", str(err.value))
-    assert command, err.value
+    assert command and command[1] != "DEST", err.value  # a folder named, not one to choose
     assert hw3lib_main(["download", *shlex.split(command[1]), "--base-url", f"{site}/good", "--no-progress"]) == 0
     read()
 
@@ -512,6 +512,16 @@ def test_a_split_of_the_course_gone_gets_the_download_that_restores_it(tmp_path,
     dest = copy_splits(DATA, tmp_path / "data")
     shutil.rmtree(dest / split)
     follow_the_fix(lambda: folders.dataset_files(dest), site)
+
+
+def test_the_reports_fix_for_a_course_copy_cut_short_restores_it(tmp_path, site):
+    """`python -m hw3lib report` refused it with "point HW3_DATA at a verified copy of it
+    (`python -m hw3lib download DEST` fetches one into another folder)": two steps, not one."""
+    from hw3lib.report import check_course_copy
+
+    dest = copy_splits(DATA, tmp_path / "data")
+    (dest / FIRST_FILE).unlink()
+    follow_the_fix(lambda: check_course_copy(dest, "HW3_DATA"), site)
 
 
 @pytest.mark.parametrize("own", ["Data_train/Pear/notes.txt", "Data_test/Kiwi/kiwi_0.png"])
