@@ -447,10 +447,11 @@ def fetched_files(monkeypatch) -> list[str]:
     return urls
 
 
-def test_download_completes_a_copy_cut_short_or_damaged(tmp_path, site, monkeypatch):
+def test_download_completes_a_copy_cut_short_or_damaged(tmp_path, site, monkeypatch, capsys):
     """A copy with a split missing, a file missing and an image damaged was refused ("move or
     delete them, then download again"), where train's advice for the damaged image is to fetch
-    a fresh copy with `python -m hw3lib download`: a third step, and all 1968 files again."""
+    a fresh copy with `python -m hw3lib download`: a third step, and all 1968 files again. The
+    command says what it replaced (an image may have been changed on purpose)."""
     dest = tmp_path / "data"
     shutil.copytree(DATA / "Data_train", dest / "Data_train")
     (dest / "Data_train" / "Pear" / "Pear_train_7.png").unlink()
@@ -462,7 +463,13 @@ def test_download_completes_a_copy_cut_short_or_damaged(tmp_path, site, monkeypa
                                         r".*fetch a fresh copy with `python -m hw3lib download"):
         load_split(split="train")
     urls = fetched_files(monkeypatch)
+    capsys.readouterr()
     assert hw3lib_main(["download", "--base-url", f"{site}/good", "--no-progress"]) == 0
+    missing = sorted(rel for rel in download.read_manifest() if rel.startswith("Data_test/"))
+    assert capsys.readouterr().out == (
+        f"restored the course's files that {dest} lacked or held changed ({len(missing) + 1} missing "
+        f"(first: {missing[0]}), 1 changed (first: Data_train/Lychee/Lychee_train_5.png))\n"
+        f"verified dataset at {dest}\n")
     assert sorted(url.removeprefix(f"{site}/good/") for url in urls) == sorted(
         [rel for rel in download.read_manifest() if rel.startswith("Data_test/")]
         + ["Data_train/Lychee/Lychee_train_5.png", "Data_train/Pear/Pear_train_7.png"])
