@@ -176,10 +176,12 @@ def _queue_again(study, trial):
     """Queue a failed ``trial``'s run again (Optuna's retry, which names the first attempt
     in the new trial's ``failed_trial``), without Optuna's notice that the retry is experimental.
     The retry keeps the user attributes but ``worker`` (the failed attempt's worker, dead, would
-    have :func:`recover` fail the retry as soon as a worker takes it, before it names itself)
-    and ``error`` (the attempt's, which a retry that completes would show as its own)."""
+    have :func:`recover` fail the retry as soon as a worker takes it, before it names itself),
+    ``error`` (the attempt's, which a retry that completes would show as its own) and ``run``
+    (the attempt's summary, which the waiting retry would show as its results: the retry resumes
+    from the checkpoint and, once it ends, sums up every epoch of it)."""
     attempt = copy.copy(trial)  # a journal's get_trial is its own record: left as it is
-    attempt.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in ("worker", "error")}
+    attempt.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in ("worker", "error", "run")}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         RetryHeartbeatStaleTrialCallback()(study, attempt)

@@ -1293,6 +1293,22 @@ def test_an_interrupted_sweep_stops_its_workers_and_resumes_without_repeating_fi
     assert runs(retried) == runs(interrupted)
 
 
+def test_a_run_queued_again_shows_as_waiting_until_it_resumes_from_its_checkpoint(tmp_path, root):
+    """A run queued again after Ctrl-C kept the interrupted attempt's summary: the table showed
+    the waiting run with its kept epoch and seconds, as if it had results."""
+    sweep = Sweep.define({"lr": [3e-3]}, BASE, (0,), pruner="none")
+    study = open_study(sweep, tmp_path / JOURNAL)
+    two_epochs = lambda: len(study._storage.get_trial(0).intermediate_values) >= 2  # then Ctrl-C
+    work(tmp_path / JOURNAL, study.study_name, root=root, checkpoints=tmp_path, stop=two_epochs)
+    result = load_sweep(tmp_path / JOURNAL, study.study_name)
+    [run] = result.runs
+    assert (run.state, run.epochs, run.best_epoch, run.val_acc, run.seconds) == ("waiting", 0, 0, None, 0.0)
+    assert str(result.table()).splitlines()[1].split() == ["0.003", *"-----", "0", "-", "1", "waiting"]
+    work(tmp_path / JOURNAL, study.study_name, root=root, checkpoints=tmp_path)
+    [run] = load_sweep(tmp_path / JOURNAL, study.study_name).runs  # resumed: every epoch counted
+    assert (run.state, run.epochs, len(run.curve)) == ("done", 4, 4) and run.best_epoch >= 1
+
+
 def test_a_worker_killed_mid_run_leaves_no_warning_after_the_last_line(tmp_path, root):
     """A worker killed (kill -9, out of memory) held nothing that Python's resource tracker
     reports as leaked when the command ends: a progress bar's lock was such a thing."""
