@@ -188,13 +188,12 @@ def _queue_again(study, trial):
 
 
 def _earlier(study, number, same):
-    """The first attempt of an earlier run than the trial ``number`` for which ``same(trial)``
-    holds (not an attempt at ``number``'s own run, nor a draw left out), or None."""
+    """The first attempt of an earlier run than the trial ``number`` for which ``same(trial,
+    mine)`` holds, ``mine`` being that trial as stored (not an attempt at its own run), or None."""
     trials = study.get_trials(deepcopy=False)
-    mine = first_attempt(trials[number])
+    mine = trials[number]
     return next((first_attempt(other) for other in trials[:number]
-                 if first_attempt(other) != mine and "repeat_of" not in other.user_attrs
-                 and same(other)), None)
+                 if first_attempt(other) != first_attempt(mine) and same(other, mine)), None)
 
 
 def _undrawn(study, sweep, seed):
@@ -225,28 +224,31 @@ def run_trial(study, trial, sweep, *, root=None, checkpoints=None, stop=None):
     """Train the run of ``trial`` (its setting and its ``seed`` user attribute), report the
     validation accuracy after each epoch (the pruner may stop it there) and tell the study how
     it ended: COMPLETE with its best validation accuracy, PRUNED, or FAIL with the reason
-    (a Ctrl-C or ``stop``: FAIL and queued again; a run queued twice, or in a sampled search a
-    setting drawn again for the same seed: FAIL, the user attribute ``repeat_of`` naming the
-    run, and for a drawn one another drawn). An OSError (this machine could not write a
-    checkpoint: a read-only folder, a full disk) fails the trial, queues it again for a
-    worker that can, and is raised: the worker stops rather than fail every run it takes. A
-    database lost meanwhile (:data:`~hw3lib.sweep_study.STORAGE_ERRORS`) is raised, the run
-    left RUNNING: :func:`recover` queues it again once its worker is gone."""
+    (a Ctrl-C or ``stop``: FAIL and queued again; a run queued twice, its copy drawing nothing,
+    or in a sampled search a setting drawn again for the same seed: FAIL, the user attribute
+    ``repeat_of`` naming the run, and for a drawn one another drawn). An OSError (this machine
+    could not write a checkpoint: a read-only folder, a full disk) fails the trial, queues it
+    again for a worker that can, and is raised: the worker stops rather than fail every run it
+    takes. A database lost meanwhile (:data:`~hw3lib.sweep_study.STORAGE_ERRORS`) is raised,
+    the run left RUNNING: :func:`recover` queues it again once its worker is gone."""
     trial.set_user_attr("worker", worker_id())
     seed, slot = trial.user_attrs["seed"], trial.user_attrs.get("slot")
-    params = {name: _suggest(trial, name, dist) for name, dist in sweep.space.items()}
 
-    def same_setting_and_seed(t):
-        return t.user_attrs.get("seed") == seed and params_of(t) == params
+    def same_setting_and_seed(t, mine):  # a draw left out is no run of its setting
+        return ("repeat_of" not in t.user_attrs and t.user_attrs.get("seed") == seed
+                and params_of(t) == params_of(mine))
 
-    same_run = (same_setting_and_seed if sweep.grid
-                else (lambda t: slot is not None and t.user_attrs.get("slot") == slot))
-    twin = _earlier(study, trial.number, same_run)
+    def same_slot(t, _):  # the slot's first trial holds it, its draw left out or not
+        return slot is not None and t.user_attrs.get("slot") == slot
+
+    # before any draw: a copy's draw, left out, would count as drawn (_undrawn) and never be trained
+    twin = _earlier(study, trial.number, same_setting_and_seed if sweep.grid else same_slot)
     if twin is not None:  # two processes queued the same run (open_study): trained once
         trial.set_user_attr("repeat_of", twin)
         trial.set_user_attr("error", f"run {twin} was queued twice; this copy is left out")
         study.tell(trial, state=TrialState.FAIL)
         return
+    params = {name: _suggest(trial, name, dist) for name, dist in sweep.space.items()}
     if not sweep.grid and seed == sweep.seeds[0]:
         earlier = _earlier(study, trial.number, same_setting_and_seed)
         if earlier is not None:  # not trained twice: failed, left out of the results, and redrawn

@@ -346,7 +346,7 @@ def _queue_runs(study, sweep):
     """Queue the runs of ``sweep`` that ``study`` lacks (all of them in a new study): a grid's
     settings with each seed, a sampled search's ``trials`` slots (empty trials that TPE fills,
     user attribute ``slot``). Two processes queueing at once may queue a run twice: the worker
-    that takes the later one skips it (:func:`run_trial`)."""
+    that takes the later one skips it, before drawing a setting (:func:`run_trial`)."""
     trials = study.get_trials(deepcopy=False)
     if sweep.grid:
         have = {(json.dumps(params_of(t), sort_keys=True), t.user_attrs.get("seed")) for t in trials}

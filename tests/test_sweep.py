@@ -978,6 +978,35 @@ def test_a_setting_drawn_again_is_not_trained_twice_and_an_undrawn_one_runs_inst
     assert result.failures() == []
 
 
+def test_a_run_two_commands_queued_at_once_draws_nothing_so_every_setting_is_drawn_once(tmp_path, root,
+                                                                                        monkeypatch):
+    """The later copy of a run queued twice drew a setting before it was left out, which
+    _undrawn then counted as drawn: that setting was never trained; and the copy of a run whose
+    draw was left out (drawn again) ran as a run of its own, one more than --trials. Either kept
+    the sweep drawing for ever, with a sampler that draws the same setting."""
+    class Scripted(optuna.samplers.RandomSampler):  # 2 for trial 1 (a copy), else 1
+        def sample_independent(self, study, trial, name, distribution):
+            return distribution.high if trial.number == 1 else distribution.low
+
+    monkeypatch.setattr(optuna.samplers, "TPESampler", lambda **kwargs: Scripted())
+    sweep = Sweep.define({"epochs": IntDistribution(1, 2)}, BASE, trials=2, pruner="none")
+    study = optuna.create_study(storage=open_storage(tmp_path / JOURNAL), study_name=sweep.name)
+    sweep_study._define(study, sweep, None, None)
+    calls = {command: [] for command in "AB"}
+    for command in "AB":  # each reads the study before the other queues: both queue every slot
+        queued = lambda *args, **kwargs: calls[command].append((args, kwargs))
+        sweep_study._queue_runs(SimpleNamespace(get_trials=lambda **_: [], enqueue_trial=queued), sweep)
+    for pair in zip(calls["A"], calls["B"]):  # their writes interleaved: slot 0 twice, slot 1 twice
+        for args, kwargs in pair:
+            study.enqueue_trial(*args, **kwargs)
+    work(tmp_path / JOURNAL, study.study_name, root=root, checkpoints=tmp_path,
+         stop=lambda: len(study.get_trials(deepcopy=False)) > 8)  # else it draws 1 for ever
+    trials = trials_of(tmp_path / JOURNAL, study.study_name)
+    assert_every_run_done_once(trials, Sweep.define({"epochs": [1, 2]}, BASE, pruner="none"))
+    copies = [t for t in trials if t.user_attrs.get("error", "").endswith("queued twice; this copy is left out")]
+    assert [(t.number, t.user_attrs["slot"], t.params) for t in copies] == [(1, 0, {}), (3, 1, {})]
+
+
 def test_a_sampled_sweep_started_again_draws_new_settings_not_the_ones_it_drew_before(tmp_path, root):
     sweep = Sweep.define({"lr": FloatDistribution(1e-3, 1e-2, log=True)}, BASE, trials=4, pruner="none")
     study = open_study(sweep, tmp_path / JOURNAL)
