@@ -2,7 +2,8 @@
 
 :func:`to_html` renders the report notebook (:func:`hw3lib.report.assemble`) as one HTML page
 styled by :data:`REPORT_CSS`: code hidden, figures embedded as base64, equations as MathML
-(:func:`latex_to_mathml`), markdown headings moved under the sections' ``<h2>``
+(:func:`latex_to_mathml`), each inline one on one line with the punctuation touching it
+(:func:`keep_math_words`), markdown headings moved under the sections' ``<h2>``
 (:func:`top_heading_level`), Chinese text marked ``lang="zh-Hant"`` (:func:`mark_chinese`); no
 JavaScript, nothing fetched. :func:`print_pdf` prints that page to an A4 PDF with headless
 Chromium (:func:`find_chromium`), shrinking what is wider than the page
@@ -61,6 +62,7 @@ img { max-width: 100%; height: auto; break-inside: avoid; }
 .jp-RenderedHTMLCommon td:first-child, .jp-RenderedHTMLCommon th:first-child { text-align: left; }
 .jp-RenderedText pre { white-space: pre; overflow-x: auto; }
 math { font-family: "DejaVu Math TeX Gyre", math; font-size: 1.1em; }
+.math-word { white-space: nowrap; } /* keep_math_words */
 math[display="block"] { margin: 0.6em 0; overflow-x: auto; }
 @media print { /* no scroll bars on paper: FIT_TO_WIDTH shrinks what is too wide */
   .jp-OutputArea, .jp-OutputArea-child, .jp-OutputArea-output, .jp-RenderedText pre, math {
@@ -134,9 +136,21 @@ def mark_chinese(page):
     return f"{head}<body{body}"
 
 
+# An inline equation with the text touching it on either side ("(", "),", "."): one word.
+_MATH_WORD = re.compile(r'(?:[^\s<>]*<math\b[^>]*\bdisplay="inline".*?</math>)+[^\s<>]*', re.S)
+
+
+def keep_math_words(page):
+    """``page`` with each inline equation and the punctuation touching it wrapped in
+    ``<span class="math-word">``, which does not break: Chromium broke a line between an
+    equation and the comma after it, or the "(" before it, as it does not within a word."""
+    return _MATH_WORD.sub(lambda m: f'<span class="math-word">{m.group()}</span>', page)
+
+
 def to_html(nb, notebooks_dir):
     """The report notebook ``nb`` as one self-contained HTML page (code hidden, images as
-    base64, math as MathML, Chinese marked by :func:`mark_chinese`); relative image links
+    base64, math as MathML, kept on one line with the punctuation touching it by
+    :func:`keep_math_words`, Chinese marked by :func:`mark_chinese`); relative image links
     resolve against ``notebooks_dir``."""
     from jinja2 import DictLoader, pass_context
     from nbconvert import HTMLExporter
@@ -179,7 +193,7 @@ def to_html(nb, notebooks_dir):
     if linked:
         raise ReportError(f"images {linked} could not be embedded; put them next to the "
                           "notebooks or attach them to the markdown cell")
-    return mark_chinese(page)
+    return mark_chinese(keep_math_words(page))
 
 
 # Text output shrinks to 80% at most: code is 8.5 pt, so 6.8 pt, about a footnote's size (60%,

@@ -284,6 +284,16 @@ def test_a_long_paragraph_breaks_across_pages_rather_than_leave_a_page_half_empt
     assert not re.search(r"\.jp-RenderedHTMLCommon p \{[^}]*break-inside: avoid", REPORT_CSS)
 
 
+def test_no_line_breaks_between_an_equation_and_the_punctuation_touching_it(tmp_path):
+    """Chromium broke a line between an inline equation and the comma after it (the report's
+    page 5 had a line begin ", without m̂t"), or after the "(" before one."""
+    text = " ".join(f"{'abcdefghijklm'[:k % 13 + 1]} $x$, $i$, ($y$ q" for k in range(200))
+    nb = new_notebook(cells=[cell("md", text, "report:1"), *one_cell_per_section("x")])
+    assert printed_words(tmp_path, to_html(assemble([("01_x.ipynb", nb)], []), tmp_path))
+    lines = run("pdftotext", str(tmp_path / "page.pdf"), "-").splitlines()
+    assert not [line for line in lines if line.startswith(",") or line.endswith("(")]
+
+
 def printed_words(tmp_path, page):
     """``[(word, xMin, yMin, xMax, yMax), ...]`` of the HTML ``page`` printed by
     :func:`print_pdf`; skipped where Chromium or poppler-utils is missing (unless
