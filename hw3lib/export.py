@@ -11,6 +11,7 @@ Chromium (:func:`find_chromium`), shrinking what is wider than the page
 :class:`hw3lib.notebooks.ReportError`.
 """
 import contextlib
+import html
 import os
 import re
 import shutil
@@ -89,14 +90,31 @@ _TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 """
 
 
+# what a sign may follow and still be a binary operator: a closing bracket, a bar (it closes as
+# often as it opens), a postfix operator
+_ENDS_A_TERM = frozenset(")]}⟩⌉⌋|‖!′″")
+# an operator, then a + or − right after it (latex2mathml writes both as character references)
+_SIGN_AFTER_OPERATOR = re.compile(r"(<mo\b[^>]*>([^<]*)</mo>)<mo>(&#x02212;|&#x0002B;)</mo>")
+
+
+def _mark_signs(mathml):
+    """``mathml`` with each + or − right after another operator (an opening bracket, "=", ",")
+    in the prefix form, set close to what follows as in TeX: latex2mathml leaves it infix,
+    spaced as the minus of a − b ("( − 4, 1)")."""
+    return _SIGN_AFTER_OPERATOR.sub(
+        lambda m: m.group() if html.unescape(m.group(2)) in _ENDS_A_TERM
+        else f'{m.group(1)}<mo form="prefix">{m.group(3)}</mo>', mathml)
+
+
 def latex_to_mathml(latex, display):
     """MathML for a LaTeX formula, ``display`` ``"block"`` or ``"inline"``; Chromium and
-    Firefox render it without JavaScript. ``aligned`` is read as ``align*``."""
+    Firefox render it without JavaScript. ``aligned`` is read as ``align*``; a sign after an
+    operator is one (:func:`_mark_signs`)."""
     from latex2mathml.converter import convert
 
     source = latex.replace("{aligned}", "{align*}")
     try:
-        mathml = convert(source, display=display)
+        mathml = _mark_signs(convert(source, display=display))
         ET.fromstring(mathml)
         unknown = re.search(r">(\\[A-Za-z]+)<", mathml)  # latex2mathml prints these as text
         if unknown:

@@ -294,6 +294,17 @@ def test_no_line_breaks_between_an_equation_and_the_punctuation_touching_it(tmp_
     assert not [line for line in lines if line.startswith(",") or line.endswith("(")]
 
 
+def test_a_sign_after_an_operator_is_set_close_to_its_number(tmp_path):
+    """latex2mathml wrote the minus of (-4, 1) as that of a - b, spaced on both sides: the
+    report printed "( − 4, 1)" and "= − 0.875"; a binary minus keeps its spaces."""
+    nb = new_notebook(cells=[cell("md", "Alpha $(-4, 1)$ beta $y = -0.875$ gamma $(a+b) - c$ end.",
+                                  "report:1"), *one_cell_per_section("x")])
+    words = [word for word, *_ in printed_words(tmp_path, to_html(assemble([("01_x.ipynb", nb)], []),
+                                                                  tmp_path))]
+    assert words[words.index("Alpha"):words.index("end.")] == [
+        "Alpha", "(−4,", "1)", "beta", "𝑦", "=", "−0.875", "gamma", "(𝑎", "+", "𝑏)", "−", "𝑐"]
+
+
 def printed_words(tmp_path, page):
     """``[(word, xMin, yMin, xMax, yMax), ...]`` of the HTML ``page`` printed by
     :func:`print_pdf`; skipped where Chromium or poppler-utils is missing (unless
