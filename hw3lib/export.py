@@ -106,15 +106,34 @@ def _mark_signs(mathml):
         else f'{m.group(1)}<mo form="prefix">{m.group(3)}</mo>', mathml)
 
 
+# a function's name as latex2mathml writes \log, \ln, ...: after what ends a term, if it does
+# (not an operator), and before its "(", if it has one
+_FUNCTION_NAME = re.compile(r"(</(?!mo>)m\w+>)?(<mi>(?:arccos|arcsin|arctan|arg|cos|cosh|cot|coth|"
+                            r"csc|deg|dim|exp|hom|ker|lg|ln|log|sec|sin|sinh|tan|tanh)</mi>)"
+                            r"(<mo[^>]*>&#x00028;)?")
+THIN_SPACE = '<mspace width="0.167em"></mspace>'
+
+
+def _space_functions(mathml):
+    """``mathml`` with a thin space around each function's name (\\log, \\ln, ...), as TeX
+    sets it: after a term before it, and before its argument but a "(": latex2mathml wrote
+    none, so Y log p printed as "Ylogp"."""
+    def spaced(match):
+        before, name, paren = match.groups()
+        return (before + THIN_SPACE if before else "") + name + (paren or THIN_SPACE)
+    return _FUNCTION_NAME.sub(spaced, mathml)
+
+
 def latex_to_mathml(latex, display):
     """MathML for a LaTeX formula, ``display`` ``"block"`` or ``"inline"``; Chromium and
     Firefox render it without JavaScript. ``aligned`` is read as ``align*``; a sign after an
-    operator is one (:func:`_mark_signs`)."""
+    operator is one (:func:`_mark_signs`), a function's name is followed by a space
+    (:func:`_space_functions`)."""
     from latex2mathml.converter import convert
 
     source = latex.replace("{aligned}", "{align*}")
     try:
-        mathml = _mark_signs(convert(source, display=display))
+        mathml = _space_functions(_mark_signs(convert(source, display=display)))
         ET.fromstring(mathml)
         unknown = re.search(r">(\\[A-Za-z]+)<", mathml)  # latex2mathml prints these as text
         if unknown:

@@ -305,6 +305,17 @@ def test_a_sign_after_an_operator_is_set_close_to_its_number(tmp_path):
         "Alpha", "(−4,", "1)", "beta", "𝑦", "=", "−0.875", "gamma", "(𝑎", "+", "𝑏)", "−", "𝑐"]
 
 
+def test_a_functions_name_is_spaced_from_the_terms_around_it(tmp_path):
+    """latex2mathml wrote \\log and \\ln with no space: the report's loss printed as
+    "Y_nk logp_nk", and "ln2 = 0.69"; as in TeX, none before a "("."""
+    nb = new_notebook(cells=[cell("md", r"Alpha $Y \log p$ beta $\ln 2$ gamma $\log(x)$ end.",
+                                  "report:1"), *one_cell_per_section("x")])
+    words = [word for word, *_ in printed_words(tmp_path, to_html(assemble([("01_x.ipynb", nb)], []),
+                                                                  tmp_path))]
+    assert words[words.index("Alpha"):words.index("end.")] == [
+        "Alpha", "𝑌", "log", "𝑝", "beta", "ln", "2", "gamma", "log(𝑥)"]
+
+
 def printed_words(tmp_path, page):
     """``[(word, xMin, yMin, xMax, yMax), ...]`` of the HTML ``page`` printed by
     :func:`print_pdf`; skipped where Chromium or poppler-utils is missing (unless
