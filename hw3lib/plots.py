@@ -65,7 +65,8 @@ def series_colours(labels, fixed=None):
 
 def _matrix(ax, values, title, highlight, xlabel, ylabel):
     """Draw a 2-D array as a grid of numbers; cells where ``highlight`` (None: none) is True
-    are coloured."""
+    are coloured. A y label of one letter (an index: "i") stands upright: turned, beside a
+    tick label it read as a sign ("i 1" as "-1")."""
     values = np.asarray(values)
     mask = np.zeros(values.shape, bool) if highlight is None else highlight
     ax.imshow(mask, cmap=ListedColormap(["white", HIGHLIGHT]), vmin=0, vmax=1, aspect="equal")
@@ -77,7 +78,9 @@ def _matrix(ax, values, title, highlight, xlabel, ylabel):
     ax.set_yticks(np.arange(values.shape[0] + 1) - 0.5, minor=True)
     ax.grid(which="minor", color="0.7", linewidth=0.8)
     ax.tick_params(which="both", length=0, labelsize=SMALL)
-    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.set(title=title, xlabel=xlabel)
+    upright = dict(rotation=0, ha="right", va="center", labelpad=10) if len(ylabel) == 1 else {}
+    ax.set_ylabel(ylabel, **upright)
 
 
 def _window_mask(shape, top, left, kh, kw):

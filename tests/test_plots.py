@@ -36,6 +36,8 @@ def test_plot_conv_example_colours_the_field_and_its_output():
     ax_x, ax_W, ax_out = fig.axes
     # named as in notebook 02's formulas: y[r, q] reads x[u, v] = x[r s + i, q s + j] with W[i, j]
     assert [(ax.get_ylabel(), ax.get_xlabel()) for ax in fig.axes] == [("u", "v"), ("i", "j"), ("r", "q")]
+    # upright: turned, the kernel's "i" beside its tick label "1" read as "-1"
+    assert [ax.yaxis.label.get_rotation() for ax in fig.axes] == [0, 0, 0]
     expected = np.zeros((4, 4), bool)
     expected[1:4, 0:3] = True
     np.testing.assert_array_equal(highlighted(ax_x), expected)
@@ -55,6 +57,7 @@ def test_plot_im2col_colours_the_field_and_its_column():
     np.testing.assert_array_equal(np.sort(x[highlighted(ax_x)]), np.sort(cols[:, 5]))
     assert len(ax_cols.texts) == cols.size
     assert ax_cols.get_ylabel() == "kernel offset (i, j) as i * kw + j"  # notebook 03's (i, j)
+    assert [ax.yaxis.label.get_rotation() for ax in fig.axes] == [90, 90]  # words, turned
 
 
 def test_the_worked_examples_refuse_an_output_their_geometry_does_not_give():
