@@ -61,6 +61,8 @@ img { max-width: 100%; height: auto; break-inside: avoid; }
   margin-left: 0; } /* at the text's margin, as the printed tables are, not Jupyter's centred */
 .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { overflow-wrap: break-word; }
 .jp-RenderedHTMLCommon td:first-child, .jp-RenderedHTMLCommon th:first-child { text-align: left; }
+.jp-RenderedHTMLCommon th:has(+ td) { white-space: nowrap; } /* a row's name (the stamp's) stays
+   whole: beside a long value it broke as "Dataset SHA-" over "256" */
 .jp-RenderedText pre { white-space: pre; overflow-x: auto; }
 math { font-family: "DejaVu Math TeX Gyre", math; font-size: 1.1em; }
 .math-word { white-space: nowrap; } /* keep_math_words */

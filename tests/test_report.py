@@ -268,6 +268,14 @@ def test_a_narrow_table_starts_at_the_texts_margin(tmp_path):
     assert left["beta"] == pytest.approx(left["Alpha"], abs=8), left  # a cell's padding at most
 
 
+def test_a_rows_name_stays_whole_beside_a_long_value(tmp_path):
+    """The stamp's "Dataset SHA-256" broke as "Dataset SHA-" over "256" beside its long value."""
+    sha = "d158e3aaabe2747549e4f3d59202323d2dc7abb340b971928970e25f548e3cbe, the course's data"
+    page = to_html(assemble([("01_x.ipynb", new_notebook(cells=one_cell_per_section("x")))],
+                            [("Dataset SHA-256", sha)]), tmp_path)
+    assert "SHA-256" in [word for word, *_ in printed_words(tmp_path, page)]
+
+
 def test_a_long_paragraph_breaks_across_pages_rather_than_leave_a_page_half_empty(tmp_path):
     """Paragraphs could not break (``break-inside: avoid``): a long one that did not fit the
     rest of a page moved whole to the next, leaving that rest empty (the report's page 19 of
