@@ -126,17 +126,31 @@ def _space_functions(mathml):
     return _FUNCTION_NAME.sub(spaced, mathml)
 
 
+MATHML = "http://www.w3.org/1998/Math/MathML"
+_SCRIPTED = ("msub", "msup", "msubsup", "munder", "mover", "munderover")
+
+
+def _tight_scripts(mathml):
+    """``mathml`` with no space around the operators of sub- and superscripts, as TeX sets
+    them: latex2mathml left them spaced as on the line, "θ_{t − 1}", "∑_{n = 1}", "g_{n, f}"."""
+    root = ET.fromstring(mathml.replace(f' xmlns="{MATHML}"', "", 1))  # tags without a prefix
+    for scripted in (e for e in root.iter() if e.tag in _SCRIPTED):
+        for mo in (mo for script in scripted[1:] for mo in script.iter("mo")):
+            mo.set("lspace", "0")
+            mo.set("rspace", "0")
+    return ET.tostring(root, encoding="unicode").replace("<math", f'<math xmlns="{MATHML}"', 1)
+
+
 def latex_to_mathml(latex, display):
     """MathML for a LaTeX formula, ``display`` ``"block"`` or ``"inline"``; Chromium and
     Firefox render it without JavaScript. ``aligned`` is read as ``align*``; a sign after an
-    operator is one (:func:`_mark_signs`), a function's name is followed by a space
-    (:func:`_space_functions`)."""
+    operator is one (:func:`_mark_signs`), a function's name is spaced
+    (:func:`_space_functions`), scripts are tight (:func:`_tight_scripts`)."""
     from latex2mathml.converter import convert
 
     source = latex.replace("{aligned}", "{align*}")
     try:
-        mathml = _space_functions(_mark_signs(convert(source, display=display)))
-        ET.fromstring(mathml)
+        mathml = _tight_scripts(_space_functions(_mark_signs(convert(source, display=display))))
         unknown = re.search(r">(\\[A-Za-z]+)<", mathml)  # latex2mathml prints these as text
         if unknown:
             raise ValueError(f"unknown command {unknown.group(1)}")
