@@ -12,6 +12,7 @@ Chromium (:func:`find_chromium`), shrinking what is wider than the page
 """
 import contextlib
 import html
+import itertools
 import os
 import re
 import shutil
@@ -128,16 +129,19 @@ def _space_functions(mathml):
 
 MATHML = "http://www.w3.org/1998/Math/MathML"
 _SCRIPTED = ("msub", "msup", "msubsup", "munder", "mover", "munderover")
+_ORDINARY = ("/", ".", "|", "‖")  # symbols that TeX sets without space, MathML as operators
 
 
 def _tight_scripts(mathml):
-    """``mathml`` with no space around the operators of sub- and superscripts, as TeX sets
-    them: latex2mathml left them spaced as on the line, "θ_{t − 1}", "∑_{n = 1}", "g_{n, f}"."""
+    """``mathml`` with no space around the operators of sub- and superscripts, nor around
+    /, . and bars, as TeX sets them: latex2mathml left them spaced as on the line, "θ_{t − 1}",
+    "∑_{n = 1}", "g_{n, f}", "1 / (1 − μ)", "W .reshape", "max | a |"."""
     root = ET.fromstring(mathml.replace(f' xmlns="{MATHML}"', "", 1))  # tags without a prefix
-    for scripted in (e for e in root.iter() if e.tag in _SCRIPTED):
-        for mo in (mo for script in scripted[1:] for mo in script.iter("mo")):
-            mo.set("lspace", "0")
-            mo.set("rspace", "0")
+    scripts = (mo for scripted in root.iter() if scripted.tag in _SCRIPTED
+               for script in scripted[1:] for mo in script.iter("mo"))
+    for mo in itertools.chain(scripts, (mo for mo in root.iter("mo") if mo.text in _ORDINARY)):
+        mo.set("lspace", "0")
+        mo.set("rspace", "0")
     return ET.tostring(root, encoding="unicode").replace("<math", f'<math xmlns="{MATHML}"', 1)
 
 

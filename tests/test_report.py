@@ -325,14 +325,18 @@ def test_a_functions_name_is_spaced_from_the_terms_around_it(tmp_path):
 
 
 def test_the_operators_of_a_script_are_set_tight(tmp_path):
-    """latex2mathml spaced the operators of sub- and superscripts as on the line: the report
-    printed "θ_{t − 1}", "∑_{n = 1}" and "g_{n, f, r, q}", where TeX sets them tight."""
-    nb = new_notebook(cells=[cell("md", r"Alpha $\theta_{t-1}$ beta $g_{n,f}$ gamma $a - b$ end.",
+    """latex2mathml spaced the operators of sub- and superscripts as on the line, and /, . and
+    | as operators: the report printed "θ_{t − 1}", "∑_{n = 1}", "g_{n, f, r, q}", "1 / (1 − μ)",
+    "W .reshape" and "max | a − b |", where TeX sets them tight."""
+    nb = new_notebook(cells=[cell("md", r"Alpha $\theta_{t-1}$ beta $g_{n,f}$ gamma $a - b$ "
+                                        r"delta $1/(1-\mu)$ epsilon $W.\mathrm{reshape}$ "
+                                        r"zeta $\max|a - b|$ end.",
                                   "report:1"), *one_cell_per_section("x")])
     words = [word for word, *_ in printed_words(tmp_path, to_html(assemble([("01_x.ipynb", nb)], []),
                                                                   tmp_path))]
     assert words[words.index("Alpha"):words.index("end.")] == [
-        "Alpha", "𝜃", "𝑡−1", "beta", "𝑔", "𝑛,𝑓", "gamma", "𝑎", "−", "𝑏"]
+        "Alpha", "𝜃", "𝑡−1", "beta", "𝑔", "𝑛,𝑓", "gamma", "𝑎", "−", "𝑏", "delta", "1/(1",
+        "−", "𝜇)", "epsilon", "𝑊.reshape", "zeta", "max", "|𝑎", "−", "𝑏|"]
 
 
 def printed_words(tmp_path, page):
