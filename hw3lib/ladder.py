@@ -301,12 +301,13 @@ def time_ladder(shapes, rungs=None, batch=32, naive_batch=2, repeats=5, dtype=np
 
 
 def format_ladder(rows):
-    """The rows of :func:`time_ladder` as a fixed-width text table."""
+    """The rows of :func:`time_ladder` as a fixed-width text table, its columns two spaces
+    apart or more (a header of several words, "max rel err", stays one column's)."""
     lines = [f"{'layer':<17} {'rung':<24} {'images':>6} {'ms/image':>10} {'s/epoch':>9} "
-             f"{'speed-up':>9} {'max rel err':>11}"]
+             f"{'speed-up':>9}  {'max rel err':>11}"]
     for r in rows:
         lines.append(f"{r['shape']:<17} {r['rung']:<24} {r['images']:>6} "
-                     f"{1e3 * r['per_image']:>10.3f} {r['epoch']:>9.2f} {r['speedup']:>8.0f}x "
+                     f"{1e3 * r['per_image']:>10.3f} {r['epoch']:>9.2f} {r['speedup']:>8.0f}x  "
                      f"{r['error']:>11.1e}")
     return "\n".join(lines)
 

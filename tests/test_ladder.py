@@ -73,6 +73,9 @@ def test_time_ladder_rows_speedups_and_errors():
     assert rows[1]["speedup"] == pytest.approx(naive_tiny / rows[1]["per_image"])
     table = format_ladder(rows)
     assert len(table.splitlines()) == len(rows) + 1 and "tiny s2" in table
+    header = table.splitlines()[0]  # its columns apart: "speed-up max rel err" read as one phrase
+    assert re.split(r"\s{2,}", header) == ["layer", "rung", "images", "ms/image", "s/epoch",
+                                           "speed-up", "max rel err"]
     totals = epoch_totals(rows, ["tiny", "tiny s2"])
     assert totals["naive loops"] == pytest.approx(rows[0]["epoch"] + rows[len(rungs)]["epoch"])
 
