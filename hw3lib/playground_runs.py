@@ -133,12 +133,23 @@ def panel_phrasing(message):
 
 def differences(settings, names=None, most=3):
     """For each :class:`RunSettings` of ``settings``, the fields in which they differ (or only
-    those of ``names``), as ``"lr=0.01, image_size=28"``, the first ``most`` and "..." for more
-    (the runs table has them all); "" where all are equal."""
+    those of ``names``), as ``"lr=0.01, image_size=28"``: ``most`` of them, first those that
+    tell the most settings apart, then the first in field order, shown in field order, and "..."
+    for more (the runs table has them all); "" where all are equal."""
     varying = [f.name for f in fields(RunSettings) if (names is None or f.name in names)
                and len({getattr(one, f.name) for one in settings}) > 1]
+
+    def told_apart(chosen):
+        return len({tuple(getattr(one, name) for name in chosen) for one in settings})
+
+    chosen = []
+    while len(chosen) < most and told_apart(chosen) < told_apart(varying):
+        chosen.append(max((name for name in varying if name not in chosen),
+                          key=lambda name: told_apart([*chosen, name])))
+    chosen += [name for name in varying if name not in chosen][:most - len(chosen)]
     return [", ".join([f"{name}={getattr(one, name):.2g}" if name == "lr" else f"{name}={getattr(one, name)!r}"
-                       for name in varying[:most]] + ["..."] * (len(varying) > most)) for one in settings]
+                       for name in varying if name in chosen] + ["..."] * (len(varying) > most))
+            for one in settings]
 
 
 def subset(data, size, seed):

@@ -26,8 +26,8 @@ from hw3lib import plots, widgets
 from hw3lib.config import TrainConfig
 from hw3lib.plots import plot_live_curves
 from hw3lib.evaluation import evaluate
-from hw3lib.playground_runs import (OPTIMIZERS, RunRecord, RunSettings, control_ranges, panel_phrasing,
-                                    prepare, runs_table, subset)
+from hw3lib.playground_runs import (OPTIMIZERS, RunRecord, RunSettings, control_ranges, differences,
+                                    panel_phrasing, prepare, runs_table, subset)
 from hw3lib.widgets import Playground
 
 DATA = Path(os.environ.get("HW3_DATA", Path(__file__).parents[1] / "data"))
@@ -286,6 +286,21 @@ def test_the_curves_name_the_settings_in_which_the_runs_differ(monkeypatch):
     assert drawn[-1] == ["run 1: lr=0.001, optimizer='AdamGD', kernel_size=5",
                          "run 2: lr=0.01, optimizer='AdamGD', kernel_size=3",
                          "run 3: lr=0.01, optimizer='SGD', kernel_size=3"]
+
+
+def test_compare_names_each_run_by_settings_that_tell_it_apart_from_the_others():
+    """Compare's legend showed the first three settings that vary in field order: runs that
+    differed from each other only in a later one (the image size) read alike, "run 3: lr=0.003,
+    batch_size=64, optimizer='SGD', ..." twice."""
+    runs = [replace(SMALL, lr=1e-3), replace(SMALL, lr=3e-3, mode="RGB", image_size=64),
+            replace(SMALL, lr=3e-3, batch_size=64, optimizer="SGD", split="random"),
+            replace(SMALL, lr=3e-3, batch_size=64, optimizer="SGD", split="random", image_size=16)]
+    labels = differences(runs)
+    assert len(set(labels)) == len(labels)
+    assert labels[3] == "lr=0.003, batch_size=64, image_size=16, ..."
+    assert differences(runs[2:]) == ["image_size=None", "image_size=16"]
+    assert differences(runs[:2]) == ["lr=0.001, mode='L', image_size=None",  # two: field order
+                                     "lr=0.003, mode='RGB', image_size=64"]
 
 
 def test_compare_drawn_as_a_run_ends_shows_it_once_not_also_as_running(monkeypatch):
