@@ -189,10 +189,18 @@ class SweepResult:
         from .plots import plot_sweep_heatmap
 
         names = list(self.sweep.space)
+        if not names:
+            raise ValueError("a sweep of seeds alone has no setting to draw a heat map over")
         x, y = x or names[0], y or (names[1] if len(names) > 1 else None)
-        if y is None or {x, y} - set(names) or x == y:
-            raise ValueError(f"a heat map needs two different swept settings among {names}, got "
-                             f"x={x!r}, y={y!r}")
+        unswept = [name for name in (x, y) if name is not None and name not in names]
+        if len(names) < 2:
+            said = f"{unswept[0]} is not swept" if unswept else f"only {names[0]} is swept"
+            raise ValueError(f"a heat map needs 2 swept settings, x and y: {said}. Fix: sweep 2 "
+                             f"settings, or draw this one with .plot()")
+        if unswept:
+            raise ValueError(f"{unswept[0]} is not swept: choose x and y among {names}")
+        if x == y:
+            raise ValueError(f"x and y must differ: 2 of {names}, got {x!r} twice")
         settings = self.settings()
         return plot_sweep_heatmap([s.params for s in settings], [s.mean for s in settings], x, y,
                                   title=title, labels={x: setting_label(x), y: setting_label(y)},

@@ -1973,6 +1973,23 @@ def test_the_heatmap_marks_settings_whose_runs_did_not_all_train_every_epoch(roo
     assert list(cut.get_ydata()) == [0.5] and cut.get_markerfacecolor() == "none"
 
 
+def test_a_heatmap_it_cannot_draw_says_what_to_draw_instead():
+    """Notebook 06's study with its grid cut to the learning rate alone: study.heatmap("lr",
+    "hflip") said "a heat map needs two different swept settings among ['lr'], got x='lr',
+    y='hflip'", and not what to do."""
+    one = SweepResult(Sweep.define({"lr": [1e-3, 1e-2]}, BASE), "s", [])
+    with pytest.raises(ValueError, match=r"hflip is not swept.*sweep 2 settings.*or draw this one with "
+                                         r"\.plot\(\)"):
+        one.heatmap("lr", "hflip")
+    with pytest.raises(ValueError, match=r"only lr is swept.*\.plot\(\)"):
+        one.heatmap()
+    two = SweepResult(Sweep.define({"lr": [1e-3, 1e-2], "hflip": [True, False]}, BASE), "s", [])
+    with pytest.raises(ValueError, match=r"momentum is not swept: choose x and y among \['lr', 'hflip'\]"):
+        two.heatmap("lr", "momentum")
+    with pytest.raises(ValueError, match=r"x and y must differ"):
+        two.heatmap("lr", "lr")
+
+
 def test_a_setting_with_no_score_keeps_its_row_and_column_blank():
     sweep = Sweep.define({"lr": [1e-3, 1e300], "hflip": [True, False]}, BASE)
 
