@@ -655,9 +655,10 @@ def plot_sweep_heatmap(params, means, x, y, title=None, labels=None, floor=0.95,
     run of it scored); where other settings vary too, each cell shows the best of their means.
     Each cell is written with its value; cells with no score are blank. ``partial[i]`` (default
     all False) marks a setting whose runs did not all train every epoch (pruned, failed, still
-    to run): its cell's value gets an asterisk, explained under the figure. ``labels`` maps a name to its axis
-    label (default: the name). The colours span ``min(floor, lowest mean)`` to 1, so that a
-    few thousandths do not look like a large difference."""
+    to run): its cell's value gets an asterisk, explained under the figure, where a note also
+    names the other settings that vary. ``labels`` maps a name to its label (default: the name). The
+    colours span ``min(floor, lowest mean)`` to 1, so that a few thousandths do not look like
+    a large difference."""
     xs = sorted({p[x] for p in params}, key=lambda v: (isinstance(v, str), v))
     ys = sorted({p[y] for p in params}, key=lambda v: (isinstance(v, str), v))
     grid = np.full((len(ys), len(xs)), np.nan)
@@ -668,7 +669,14 @@ def plot_sweep_heatmap(params, means, x, y, title=None, labels=None, floor=0.95,
             grid[i, j], marked[i, j] = m, part
     scored = grid[~np.isnan(grid)]
     low = min(floor, float(scored.min())) if scored.size else floor
-    fig, ax = plt.subplots(figsize=(1.1 * len(xs) + 2.4, 0.7 * len(ys) + 1.8 + 0.3 * marked.any()))
+    labels = labels or {}
+    others = [labels.get(name, name) for name in dict.fromkeys(name for p in params for name in p)
+              if name not in (x, y) and len({p.get(name) for p in params}) > 1]
+    notes = [f"each cell: the best mean over the {' and '.join(others)}, which "
+             f"{'vary' if len(others) > 1 else 'varies'} too (the table has each)"] if others else []
+    notes += ["* not every run of it trained all its epochs (pruned, failed or still to run): the "
+              "mean of those that trained"] if marked.any() else []
+    fig, ax = plt.subplots(figsize=(1.1 * len(xs) + 2.4, 0.7 * len(ys) + 1.8 + 0.3 * len(notes)))
     image = ax.imshow(grid, cmap="viridis", vmin=low, vmax=1.0, aspect="auto")
     for (i, j), value in np.ndenumerate(grid):
         if not np.isnan(value):  # white on viridis's dark lower half
@@ -676,15 +684,11 @@ def plot_sweep_heatmap(params, means, x, y, title=None, labels=None, floor=0.95,
                     fontsize=SMALL, color="white" if value < (low + 1.0) / 2 else "black")
     ax.set_xticks(range(len(xs)), [value_text(v) for v in xs])
     ax.set_yticks(range(len(ys)), [value_text(v) for v in ys])
-    labels = labels or {}
     ax.set(xlabel=labels.get(x, x), ylabel=labels.get(y, y),
            title=title or "Mean validation accuracy over the seeds")
     fig.colorbar(image, ax=ax, label="validation accuracy")
-    if marked.any():
-        height = fig.get_figheight()
-        fig.tight_layout(rect=(0, 0.3 / height, 1, 1))
-        fig.text(0.01, 0.08 / height, "* not every run of it trained all its epochs (pruned, failed "
-                 "or still to run): the mean of those that trained", fontsize=SMALL - 1, wrap=True)
-    else:
-        fig.tight_layout()
+    height = fig.get_figheight()
+    fig.tight_layout(rect=(0, 0.3 * len(notes) / height, 1, 1))
+    for k, note in enumerate(reversed(notes)):  # the first the highest
+        fig.text(0.01, (0.08 + 0.3 * k) / height, note, fontsize=SMALL - 1, wrap=True)
     return fig

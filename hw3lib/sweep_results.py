@@ -203,7 +203,7 @@ class SweepResult:
             raise ValueError(f"x and y must differ: 2 of {names}, got {x!r} twice")
         settings = self.settings()
         return plot_sweep_heatmap([s.params for s in settings], [s.mean for s in settings], x, y,
-                                  title=title, labels={x: setting_label(x), y: setting_label(y)},
+                                  title=title, labels={name: setting_label(name) for name in names},
                                   partial=[not s.complete or len(s.runs) < len(self.sweep.seeds)
                                            for s in settings])
 

@@ -1943,6 +1943,26 @@ def test_plot_sweep_heatmap_shows_the_best_mean_of_each_pair():
     assert ax.images[0].get_clim() == (0.75, 1.0)  # from the lowest mean, below 0.95
 
 
+def test_a_heatmap_of_a_sweep_of_three_settings_says_each_cell_is_the_best_over_the_third():
+    """Notebook 06's study with a third setting in its grid: each cell of study.heatmap("lr",
+    "hflip") showed the best mean over the batch sizes, under a title and a colour bar saying
+    the mean validation accuracy, and nothing said that the batch size was chosen per cell."""
+    sweep = Sweep.define({"lr": [1e-3, 1e-2], "hflip": [True], "batch_size": [16, 32]}, BASE)
+
+    def run(lr, batch_size, acc):
+        return Run(0, {"lr": lr, "hflip": True, "batch_size": batch_size}, 0, "done", acc, 0.1, 1, 1,
+                   0.0, [acc], None)
+
+    fig = SweepResult(sweep, "s", [run(1e-3, 16, 0.9), run(1e-3, 32, 0.8), run(1e-2, 16, 0.7),
+                                   run(1e-2, 32, 0.95)]).heatmap("lr", "hflip")
+    assert sorted(t.get_text() for t in fig.axes[0].texts) == ["0.900", "0.950"]
+    [note] = fig.texts
+    assert note.get_text() == "each cell: the best mean over the batch size, which varies too (the table has each)"
+    two = plot_sweep_heatmap([dict(lr=1, h=1, bs=8), dict(lr=2, h=1, bs=8)], [0.9, 0.8], "lr", "h",
+                             partial=[True, False])
+    assert [t.get_text()[:16] for t in two.texts] == ["* not every run "]  # bs=8 throughout: no note
+
+
 def test_plot_sweep_heatmap_names_its_axes_and_keeps_small_differences_small():
     params = [dict(lr=lr, hflip=flip) for flip in (False, True) for lr in (1e-3, 2e-3)]
     fig = plot_sweep_heatmap(params, [0.979, 0.998, 1.0, 1.0], "lr", "hflip",
