@@ -53,6 +53,15 @@ def quoted_figures(figures):
     return f"{STALE_FIGURES}; rewrite what it says about: " + "; ".join(stale)
 
 
+def seeds_text(seeds):
+    """Seeds as a text writes them: ``"0-4"`` for a run of two or more consecutive ones, else
+    listed, ``"0, 3"`` (``"2"`` for one)."""
+    seeds = [integer("a seed", seed, 0) for seed in seeds]
+    if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
 def misclassified(y_true, probs, limit=None):
     """Indices ``(M,)``, in increasing order, of the samples whose most probable class in
     ``probs (N, K)`` differs from ``y_true (N,)``; at most ``limit`` of them."""

@@ -603,3 +603,15 @@ def test_a_notebook_run_trained_afresh_says_why(root, tmp_path, monkeypatch, cap
     said = capsys.readouterr().out.splitlines()[0]
     assert said.endswith(" holds this run, trained with other training code (hw3lib's modules "
                          "that training runs differ)")
+
+
+@pytest.mark.parametrize("seeds, text", [(range(5), "0-4"), (range(3), "0-2"), ([3, 4], "3-4"),
+                                         ([0, 3], "0, 3"), ([4, 3], "4, 3"), ([2], "2"), ([], "")])
+def test_seeds_text_writes_a_run_of_seeds_as_notebook_06_does(seeds, text):
+    """Notebook 06's text says "seeds 0-4" and "seeds 0-2"; its check quotes them so."""
+    assert results.seeds_text(seeds) == text
+
+
+def test_seeds_text_refuses_what_is_no_seed():
+    with pytest.raises(ValueError, match="a seed must be an integer >= 0, got -1"):
+        results.seeds_text([0, -1])
