@@ -107,6 +107,13 @@ class SweepError(Exception):
     """The sweep could not finish: its workers stopped with runs left to do."""
 
 
+class NotLearnedWarning(UserWarning):
+    """:func:`run_sweep`'s best setting did not learn (:attr:`SweepResult.not_learned`)."""
+
+
+NOT_LEARNED = "the best setting did not learn"  # the warning's start, in Python and the sweep command
+
+
 # --- workers -------------------------------------------------------------------------------
 
 def _start_time(pid):
@@ -427,7 +434,7 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
               progress=True, on_progress=None, on_note=None, stop=None):
     """Run (or go on with) the sweep of ``space`` around ``base`` (a :class:`TrainConfig`,
     default the report's settings) with ``seeds``; return its :class:`SweepResult`
-    (with ``checkpoints``, the folder of its runs' checkpoints).
+    (with ``checkpoints``, the folder of its runs' checkpoints, and ``root``).
 
     - ``space``: ``{name: [values]}`` (a grid) or Optuna distributions (a sampled search of
       ``trials`` settings), see :class:`Sweep`. Checked before any work: ValueError.
@@ -448,6 +455,8 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
       with :func:`hw3lib.file_order.file_order_note` where it has one and a run holds out the
       blocked split (not looked for without ``on_note``).
 
+    A :class:`NotLearnedWarning` where the best setting did not learn (its validation accuracy
+    no better than guessing: :attr:`SweepResult.learned`, :attr:`SweepResult.not_learned`).
     Ctrl-C, or setting the ``threading.Event`` ``stop``, stops the workers after their current
     batch (their runs are queued again) and raises KeyboardInterrupt, also while the study is
     being set up (running it again goes on); :class:`SweepError` when workers died with runs
@@ -544,7 +553,10 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
                  "'__main__':` around run_sweep" if done == 0 and 1 in codes else "")  # not a kill's -9
         raise SweepError(f"the workers stopped (exit status {codes}) with {left} of {total} "
                          f"runs of {study.study_name} not done: run the sweep again to go on{guard}")
-    return dataclasses.replace(result, checkpoints=checkpoints)
+    result = dataclasses.replace(result, checkpoints=checkpoints, root=root)
+    if result.not_learned:
+        warnings.warn(f"{NOT_LEARNED}: {result.not_learned}", NotLearnedWarning, stacklevel=2)
+    return result
 
 
 def _writable_folder(folder, option, given):

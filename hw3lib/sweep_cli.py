@@ -4,32 +4,25 @@ import contextlib
 import json
 import re
 import sys
+import warnings
 from dataclasses import fields
 from pathlib import Path
 
 import matplotlib
-import numpy as np
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from .atomic import atomic_write
-from .checkpoint import CheckpointError
 from .checks import is_number
 from .cli import Parser, add_data_option, add_progress_option, folder, parse_seeds, print_error, show_progress
 from .config import TrainConfig
 from .cores import more_than_cores
-from .data import validation_mask
 from .download import course_copy_note
-from .folders import resolve_root, split_files
 from .images import DataError
-from .learning import learning_warning
 from .out_folders import refuse_file_in_data, refuse_out
 from .phrasing import phrase_settings
-from .runs import checkpoint_path
-from .sweep import JOURNAL, PRUNERS, SweepError, default_workers, run_sweep
-from .sweep_space import config_for
+from .sweep import JOURNAL, NOT_LEARNED, PRUNERS, NotLearnedWarning, SweepError, default_workers, run_sweep
 from .sweep_study import home_storage, storage_file
 from .tables import value_text
-from .trained import FitResult
 
 EXAMPLES = """examples:
   python -m hw3lib sweep --param lr=2.5e-4,5e-4,1e-3 --param hflip=true,false \\
@@ -213,10 +206,12 @@ def _sweep_command(args):
                  course_copy_note(args.data)):
         if note:
             print(note)
-    result = run_sweep(space, base, seeds=seeds, trials=args.trials, workers=args.workers,
-                       out=args.out, storage=args.storage, study_name=args.study_name,
-                       pruner=args.pruner, root=args.data, progress=show_progress(args),
-                       on_note=print)
+    with warnings.catch_warnings():  # _report says it, in the command's words
+        warnings.simplefilter("ignore", NotLearnedWarning)
+        result = run_sweep(space, base, seeds=seeds, trials=args.trials, workers=args.workers,
+                           out=args.out, storage=args.storage, study_name=args.study_name,
+                           pruner=args.pruner, root=args.data, progress=show_progress(args),
+                           on_note=print)
     try:
         return _report(args, space, result)
     except KeyboardInterrupt:
@@ -244,69 +239,29 @@ def _report(args, space, result):
             (args.out / name).unlink()
             stale.append(str(args.out / name))
     best = result.best
-    kept = _kept_here(result)
     if best is not None:
         print(f"best: {_settings_text(best.params) or 'the base settings'}, validation accuracy {best.mean:.4f} over "
               f"{len(best.values)} seed(s)")
-        print(_checkpoints_text(kept, result.checkpoints))
+        print(_checkpoints_text(result.best_checkpoints, result.checkpoints))
     wrote = ", ".join(str(args.out / name) for name, _ in figures)
     removed = f"; removed {', '.join(sorted(stale))} (an earlier sweep's)" if stale else ""
     print(f"study {result.study_name}" + (f"; wrote {wrote}" if wrote else "") + removed)
     counts = {state: sum(r.state == state for r in result.runs) for state in ("done", "pruned", "failed")}
-    warning, judged = _not_learned(kept, args.data)
-    if warning:
-        print(f"warning: the best setting did not learn: {_phrased(warning, space)}", file=sys.stderr)
+    if result.not_learned:
+        print(f"warning: {NOT_LEARNED}: {_phrased(result.not_learned, space)}", file=sys.stderr)
     print(json.dumps(dict(study=result.study_name, best=best.params if best else None,
                           val_acc=round(best.mean, 6) if best else None, runs=counts,
-                          learned=warning is None if judged else None)))
+                          learned=result.learned)))
     if counts["done"] == 0 and counts["failed"]:
         print_error(f"every run of the sweep failed (the first: "
                     f"{_phrased(result.failures()[0].error, space)})")
         return 2
-    return 3 if warning else 0
-
-
-def _kept_here(result):
-    """``[(config, path, run), ...]`` for each run of the best setting (none without one): its
-    settings, its checkpoint's path in ``result.checkpoints`` and the
-    :class:`~hw3lib.trained.FitResult` kept there, None where no finished run is there: no file
-    or an unreadable one (trained on another machine or with another --out), or one cut short
-    here (interrupted, then finished elsewhere), whose weights and history are not the run the
-    table scored."""
-    best, kept = result.best, []
-    for run in best.runs if best is not None else []:
-        config = config_for(result.sweep.base, best.params, run.seed)
-        path = checkpoint_path(config, result.checkpoints)
-        try:
-            trained = FitResult.load(path)
-        except (OSError, CheckpointError):
-            trained = None
-        finished = trained is not None and len(trained.history["epoch"]) >= config.epochs
-        kept.append((config, path, trained if finished else None))
-    return kept
-
-
-def _not_learned(kept, root):
-    """``(warning, judged)``: where none of the best setting's runs ``kept`` (:func:`_kept_here`)
-    learned, the first one's learning warning (:func:`~hw3lib.learning.learning_warning`, as
-    ``train`` gives it), each run judged against its own validation split, made from the labels
-    alone, else None; ``judged`` False (and no warning) where there is no best setting, or a
-    run's finished checkpoint is not here (trained on another machine) to tell (the JSON line's
-    ``"learned": null``)."""
-    if not kept or any(trained is None for _, _, trained in kept):
-        return None, False
-    labels = np.asarray(split_files(resolve_root(root), "train")[1])
-    warnings = []
-    for config, _, trained in kept:
-        is_val = validation_mask(labels, config.val_fraction, config.seed, config.split)
-        warnings.append(learning_warning(trained.history, trained.best_epoch, labels[~is_val],
-                                         labels[is_val], config))
-    return (None if None in warnings else warnings[0]), True
+    return 3 if result.not_learned else 0
 
 
 def _checkpoints_text(kept, folder):
     """The line naming the best setting's finished checkpoints in ``folder`` (``kept``, as
-    :func:`_kept_here` gives them): a run trained on another machine of the storage, or with
+    :attr:`~hw3lib.sweep_results.SweepResult.best_checkpoints` gives them): a run trained on another machine of the storage, or with
     another --out, left its file there."""
     here = [path for _, path, trained in kept if trained is not None]
     elsewhere = (f"{len(kept) - len(here)} of its {len(kept)} runs left no finished checkpoint in {folder} "

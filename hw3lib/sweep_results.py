@@ -2,17 +2,24 @@
 setting, the table, the best setting and the figures."""
 import json
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
+from .checkpoint import CheckpointError
 from .checks import is_number
 from .config import TrainConfig
+from .data import validation_mask
+from .folders import resolve_root, split_files
+from .learning import learning_warning
+from .runs import checkpoint_path
 from .sweep_space import Sweep, config_for, setting_label
 from .sweep_study import first_attempt, params_of
 from .tables import Table, value_text
 from .train import epoch_rank
+from .trained import FitResult
 
 
 def run_summary(history):
@@ -116,12 +123,14 @@ class Setting:
 class SweepResult:
     """A sweep as its study holds it (:func:`load_sweep`): its :class:`Sweep`, its
     ``study_name`` and ``runs``, the latest attempt of each run; ``checkpoints``, the folder of
-    the runs' checkpoints, when :func:`hw3lib.sweep.run_sweep` returns it (None from a study)."""
+    the runs' checkpoints, and ``root``, the data they trained on (None: ``$HW3_DATA``, then
+    ``data/``), when :func:`hw3lib.sweep.run_sweep` returns it (checkpoints None from a study)."""
 
     sweep: Sweep
     study_name: str
     runs: list
     checkpoints: object = None
+    root: object = None
 
     def finished(self):
         """The runs that ended (done, pruned or failed)."""
@@ -147,6 +156,60 @@ class SweepResult:
         if not done:
             return None
         return min(done, key=Setting.rank)
+
+    @cached_property
+    def best_checkpoints(self):
+        """``[(config, path, trained), ...]`` for each run of :attr:`best` (none without one or
+        without ``checkpoints``): its settings, its checkpoint's path in ``checkpoints`` and the
+        :class:`~hw3lib.trained.FitResult` kept there, None where no finished run is there: no
+        file or an unreadable one (trained on another machine or into another folder), or one
+        cut short here (interrupted, then finished elsewhere), whose weights and history are
+        not the run the table scored."""
+        best, kept = self.best, []
+        for run in best.runs if best is not None and self.checkpoints is not None else []:
+            config = config_for(self.sweep.base, best.params, run.seed)
+            path = checkpoint_path(config, self.checkpoints)
+            try:
+                trained = FitResult.load(path)
+            except (OSError, CheckpointError):
+                trained = None
+            finished = trained is not None and len(trained.history["epoch"]) >= config.epochs
+            kept.append((config, path, trained if finished else None))
+        return kept
+
+    @cached_property
+    def _learning(self):
+        """``(warning, judged)``: where none of :attr:`best`'s runs learned, the first one's
+        learning warning (:func:`~hw3lib.learning.learning_warning`, as ``train`` gives it),
+        each run judged against its own validation split, made from the labels alone, else
+        None; ``judged`` False (and no warning) where there is no best setting, or a run's
+        finished checkpoint is not in ``checkpoints`` (:attr:`best_checkpoints`) to tell."""
+        kept = self.best_checkpoints
+        if not kept or any(trained is None for _, _, trained in kept):
+            return None, False
+        labels = np.asarray(split_files(resolve_root(self.root), "train")[1])
+        found = []
+        for config, _, trained in kept:
+            is_val = validation_mask(labels, config.val_fraction, config.seed, config.split)
+            found.append(learning_warning(trained.history, trained.best_epoch, labels[~is_val],
+                                          labels[is_val], config))
+        return (None if None in found else found[0]), True
+
+    @property
+    def learned(self):
+        """Whether :attr:`best` learned: False where none of its runs' validation accuracy is
+        clearly above guessing (:func:`~hw3lib.learning.learning_warning`, :attr:`not_learned`
+        says why), True where one is; None where there is no best setting, or its runs'
+        finished checkpoints are not here to tell (trained on another machine, or a study
+        read back by :func:`~hw3lib.sweep.load_sweep`)."""
+        warning, judged = self._learning
+        return warning is None if judged else None
+
+    @property
+    def not_learned(self):
+        """Where :attr:`best` did not learn (:attr:`learned` False), why and what to change, in
+        ``TrainConfig``'s words; else None."""
+        return self._learning[0]
 
     def table(self, timings=True):
         """:class:`~hw3lib.tables.Table`, best first: the swept settings, the validation

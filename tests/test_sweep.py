@@ -1108,6 +1108,20 @@ def test_a_sweep_whose_best_setting_did_not_learn_says_so_and_exits_3_as_train(t
     assert json.loads(out.splitlines()[-1])["learned"] is False
 
 
+def test_a_sweep_from_python_whose_best_setting_did_not_learn_warns_and_says_so(tmp_path, root):
+    """From Python (as notebook 06 runs it) such a sweep gave no sign of it, only the sweep
+    command judged it: now run_sweep warns and its result tells (the command's judgement)."""
+    with pytest.warns(sweep_module.NotLearnedWarning, match="^the best setting did not learn: the "
+                      "model did not learn: best validation accuracy 0.333"):
+        result = run_sweep({"lr": [1e-9, 2e-9]}, replace(BASE, epochs=1), out=tmp_path, root=root,
+                           progress=False, workers=1)
+    assert result.learned is False
+    assert result.not_learned.startswith("the model did not learn: best validation accuracy 0.333")
+    assert len(result.best_checkpoints) == 1 and result.best_checkpoints[0][2] is not None
+    read_back = load_sweep(tmp_path / JOURNAL, result.study_name)  # no checkpoints to judge by
+    assert read_back.learned is None and read_back.not_learned is None
+
+
 def test_the_sweep_help_names_both_layouts_of_a_dataset_folder_as_train_does(capsys):
     """sweep --help named only Data_train/ and Data_test/, though train/ and test/ work too (and
     train's and audit's --help say so)."""
