@@ -25,7 +25,14 @@ BATCH_SIZES = (8, 16, 32, 64, 128, 256)
 # 10**-3.3 = 0.000501 read 5.0e-4 and trained another rate than 5e-4, which no step reached
 LR_MANTISSAS = ("1", "1.2", "1.5", "2", "2.5", "3", "4", "5", "6", "8")
 LEARNING_RATES = tuple(float(f"{m}e{e}") for e in range(-5, 0) for m in LR_MANTISSAS) + (1.0,)
-IMAGE_SIZES = (("as stored", None), ("16 x 16", 16), ("28 x 28", 28), ("32 x 32", 32), ("64 x 64", 64))
+
+
+def size_label(image_size):
+    """An ``image_size`` as the panel's control shows it: "as stored" for None, else "28 x 28"."""
+    return "as stored" if image_size is None else f"{image_size} x {image_size}"
+
+
+IMAGE_SIZES = tuple((size_label(size), size) for size in (None, 16, 28, 32, 64))
 VAL_SPLITS = (("blocked (runs of frames)", "blocked"), ("random (the report's)", "random"))
 
 # the panel's optimizer choices, as TrainConfig fields
@@ -135,7 +142,8 @@ def differences(settings, names=None, most=3):
     """For each :class:`RunSettings` of ``settings``, the fields in which they differ (or only
     those of ``names``), as ``"lr=0.01, image_size=28"``: ``most`` of them, first those that
     tell the most settings apart, then the first in field order, shown in field order, and "..."
-    for more (the runs table has them all); "" where all are equal."""
+    for more (the runs table has them all); "" where all are equal. The image size is said as
+    the panel's control says it (:func:`size_label`): ``image_size=as stored``, not None."""
     varying = [f.name for f in fields(RunSettings) if (names is None or f.name in names)
                and len({getattr(one, f.name) for one in settings}) > 1]
 
@@ -147,8 +155,12 @@ def differences(settings, names=None, most=3):
         chosen.append(max((name for name in varying if name not in chosen),
                           key=lambda name: told_apart([*chosen, name])))
     chosen += [name for name in varying if name not in chosen][:most - len(chosen)]
-    return [", ".join([f"{name}={getattr(one, name):.2g}" if name == "lr" else f"{name}={getattr(one, name)!r}"
-                       for name in varying if name in chosen] + ["..."] * (len(varying) > most))
+    def said(one, name):
+        value = getattr(one, name)
+        return f"{value:.2g}" if name == "lr" else size_label(value) if name == "image_size" else repr(value)
+
+    return [", ".join([f"{name}={said(one, name)}" for name in varying if name in chosen]
+                      + ["..."] * (len(varying) > most))
             for one in settings]
 
 
@@ -251,7 +263,8 @@ def prepare(settings, load):
 
 
 def runs_table(runs):
-    """One row per :class:`RunRecord`: the hyperparameters, the epochs done of those asked,
+    """One row per :class:`RunRecord`: the hyperparameters (the image size in the panel's words,
+    :func:`size_label`), the epochs done of those asked,
     the best validation accuracy, the test accuracy of those weights ("-" until tested),
     seconds of training and status ("did not learn" for a finished run with a learning warning:
     the warning said once in the panel's message line, the table keeps it); and, once they
@@ -265,11 +278,10 @@ def runs_table(runs):
     for number, run in enumerate(runs, start=1):
         s = run.settings
         epochs = f"{len(run.history['epoch'])}/{s.epochs}"
-        size = f"{s.image_size}x{s.image_size}" if s.image_size else "as stored"
         rows.append((number, s.optimizer, f"{s.lr:.2g}", s.batch_size, epochs, f"{s.conv1}-{s.conv2}",
-                     s.kernel_size, s.activation, s.pooling, s.mode, size, s.seed, s.train_size,
-                     *[numbers[run.data]] * data, s.split, s.hflip, run.best_val_acc, run.test_acc, run.seconds,
-                     "did not learn" if run.status == "done" and run.warning else run.status))
+                     s.kernel_size, s.activation, s.pooling, s.mode, size_label(s.image_size), s.seed,
+                     s.train_size, *[numbers[run.data]] * data, s.split, s.hflip, run.best_val_acc, run.test_acc,
+                     run.seconds, "did not learn" if run.status == "done" and run.warning else run.status))
     return Table(["run", "optimizer", "lr", "batch", "epochs", "conv", "kernel", "act", "pool", "mode",
                   "size", "seed", "images", *["data"] * data, "split", "flips", "best val acc", "test acc",
                   "seconds", "status"], rows)

@@ -261,7 +261,7 @@ def test_the_table_tells_apart_runs_that_differ_in_any_one_control():
     assert len(set(rows)) == len(rows)
     table = runs_table(runs[:1] + runs[-1:])
     size = table.columns.index("size")
-    assert [row[size] for row in table.rows] == ["as stored", "28x28"]
+    assert [row[size] for row in table.rows] == ["as stored", "28 x 28"]
 
 
 def test_the_curves_name_the_settings_in_which_the_runs_differ(monkeypatch):
@@ -297,10 +297,27 @@ def test_compare_names_each_run_by_settings_that_tell_it_apart_from_the_others()
             replace(SMALL, lr=3e-3, batch_size=64, optimizer="SGD", split="random", image_size=16)]
     labels = differences(runs)
     assert len(set(labels)) == len(labels)
-    assert labels[3] == "lr=0.003, batch_size=64, image_size=16, ..."
-    assert differences(runs[2:]) == ["image_size=None", "image_size=16"]
-    assert differences(runs[:2]) == ["lr=0.001, mode='L', image_size=None",  # two: field order
-                                     "lr=0.003, mode='RGB', image_size=64"]
+    assert labels[3] == "lr=0.003, batch_size=64, image_size=16 x 16, ..."
+    assert differences(runs[2:]) == ["image_size=as stored", "image_size=16 x 16"]
+    assert differences(runs[:2]) == ["lr=0.001, mode='L', image_size=as stored",  # two: field order
+                                     "lr=0.003, mode='RGB', image_size=64 x 64"]
+
+
+def test_a_runs_title_and_the_runs_table_say_the_image_size_as_the_panels_control():
+    """A run's title and Compare's legend wrote image_size=None (and image_size=28) where the
+    panel's control says "as stored" ("28 x 28"), and the table wrote 28x28."""
+    panel = panel_of()
+    panel.train_button.click()
+    panel.controls["image_size"].value = 32
+    panel.train_button.click()
+    assert panel._title == "Run 2: AdamGD, lr 0.001, batch 16; since run 1: image_size=32 x 32"
+    panel.controls["image_size"].index = 0  # as stored, as a click chooses it
+    panel.train_button.click()
+    assert panel._title == "Run 3: AdamGD, lr 0.001, batch 16; since run 2: image_size=as stored"
+    table = panel.runs_table()
+    size = table.columns.index("size")
+    assert [row[size] for row in table.rows] == ["as stored", "32 x 32", "as stored"]
+    assert [panel.controls["image_size"].options[k][0] for k in (0, 3)] == ["as stored", "32 x 32"]
 
 
 def test_compare_drawn_as_a_run_ends_shows_it_once_not_also_as_running(monkeypatch):
