@@ -90,6 +90,7 @@ from .sweep_results import SweepResult, run_summary, sweep_result
 from .sweep_space import PRUNERS, Sweep, config_for
 from .sweep_study import (JOURNAL, POLL_SECONDS, STORAGE_ERRORS, StorageError, first_attempt, open_storage,
                           open_study, params_of, shown_storage, storage_lost)
+from .train import OneBatchWarning, one_batch_note
 
 __all__ = ["JOURNAL", "PRUNERS", "Sweep", "SweepError", "SweepResult", "default_workers",
            "load_sweep", "open_storage", "open_study", "recover", "run_sweep", "run_trial", "work"]
@@ -358,6 +359,7 @@ def _worker_main(storage, study_name, index, root, checkpoints, parent, stopped,
     for signum in INTERRUPTS:
         signal.signal(signum, lambda *_: stopping.set())
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.simplefilter("ignore", OneBatchWarning)  # run_sweep said it once, before any run
     with one_blas_thread():
         try:
             work(storage, study_name, index=index, root=root, checkpoints=checkpoints,
@@ -453,7 +455,9 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
       :meth:`Sweep.pruner_for_study`; ``progress``: a bar over runs; ``on_progress(done,
       total)`` after each look at the study; ``on_note(text)`` (e.g. ``print``) before any run,
       with :func:`hw3lib.file_order.file_order_note` where it has one and a run holds out the
-      blocked split (not looked for without ``on_note``).
+      blocked split (not looked for without ``on_note``), and with
+      :func:`hw3lib.train.one_batch_note` where a batch size is more than the training images
+      (without ``on_note``: a :class:`~hw3lib.train.OneBatchWarning`; not one from each run).
 
     A :class:`NotLearnedWarning` where the best setting did not learn (its validation accuracy
     no better than guessing: :attr:`SweepResult.learned`, :attr:`SweepResult.not_learned`).
@@ -477,6 +481,12 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
                 config.check_fit(data.image_size)
             except ValueError as err:
                 raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in setting.items())}: {err}") from None
+    # every run trains on as many images: said once here, not by each worker's fit
+    one_batch = one_batch_note(max(config.batch_size for _, config in sweep.corners()), len(data.y_train))
+    if one_batch and on_note is not None:
+        on_note(f"note: {one_batch}")
+    elif one_batch:
+        warnings.warn(one_batch, OneBatchWarning, stacklevel=2)
     if on_note is not None and any(config.split == "blocked" for _, config in sweep.corners()):
         note = file_order_note(data.X_train, data.y_train, data.X_test, data.classes)
         if note:

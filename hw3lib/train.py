@@ -27,6 +27,7 @@ from it reaches the same weights, bit for bit, as an uninterrupted run with the 
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,20 @@ from .trained import FitResult, checkpoint_lock, same_run
 
 class TrainingError(ValueError):
     """Training cannot go on: the loss or the weights stopped being finite numbers."""
+
+
+class OneBatchWarning(UserWarning):
+    """:func:`fit`'s batch size is more than its training images (:func:`one_batch_note`)."""
+
+
+def one_batch_note(batch_size, n_train, name="batch_size"):
+    """Where ``batch_size`` is more than the ``n_train`` training images, a note saying that each
+    epoch is then one batch of all of them, naming the setting as ``name`` (train's
+    ``--batch-size``); else None."""
+    if batch_size <= n_train:
+        return None
+    return (f"{name} {batch_size} is more than the {n_train} training images, so each epoch is one "
+            f"batch of all of them (one optimizer step); a smaller {name} gives more steps per epoch")
 
 
 def _copy(params):
@@ -286,6 +301,8 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
       LeNet stays on one). A run is the same, bit for bit, every time with the same
       ``threads``; with other ``threads`` it differs in rounding. The checkpoint records them.
 
+    A ``config.batch_size`` larger than the training split warns once (:class:`OneBatchWarning`):
+    each epoch is then one batch, one optimizer step.
     Bad settings or data (wrong channel count or image size, labels outside
     ``[0, num_classes)``, a checkpoint of another run) raise ValueError before any work.
     A loss or weight that is no longer finite raises :class:`TrainingError` at that batch,
@@ -334,6 +351,9 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
     model_config = {**getattr(model, "config", {}), "dtype": model.get_params()["W1"].dtype.name}
     first = len(rows) + 1
     batches = math.ceil(len(y_train) / config.batch_size)
+    note = one_batch_note(config.batch_size, len(y_train))
+    if note:
+        warnings.warn(note, OneBatchWarning, stacklevel=2)
     stopped = None
 
     def snapshot():

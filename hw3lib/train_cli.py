@@ -4,6 +4,7 @@ import contextlib
 import dataclasses
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from .learning import learning_warning, unvalidated_note
 from .out_folders import RUN, create_out, refuse_out
 from .parallel import one_blas_thread
 from .phrasing import TRAIN_OPTIONS, phrased
-from .train import HISTORY_KEYS, TrainingError, check_resume, fit
+from .train import HISTORY_KEYS, OneBatchWarning, TrainingError, check_resume, fit, one_batch_note
 
 OWN_IMAGES = f"""\
 Use your own images:
@@ -290,11 +291,9 @@ def _train_command(args, claim):
           + (f"; resuming after epoch {resume.epoch}" if resume else ""))
     for note in notes:
         print(note)
-    n_train = len(data.y_train)
-    if config.batch_size > n_train:
-        print(f"note: --batch-size {config.batch_size} is more than the {n_train} training images, so "
-              f"each epoch is one batch of all of them (one optimizer step); a smaller --batch-size "
-              f"gives more steps per epoch")
+    one_batch = one_batch_note(config.batch_size, len(data.y_train), "--batch-size")
+    if one_batch:
+        print(f"note: {one_batch}")
     print(TABLE.format("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"))
 
     shown = resume.epoch if resume else 0  # epochs whose rows are on the screen
@@ -315,7 +314,9 @@ def _train_command(args, claim):
     remove_leftovers(history_path)  # a killed run's half-written files (--out is held: no other writes)
     with _kept_when_writing_fails(args.out, checkpoint_path, history_path):
         try:
-            with one_blas_thread():  # the notebooks' and sweeps' rounding, whatever the shell says
+            # one BLAS thread: the notebooks' and sweeps' rounding, whatever the shell says
+            with one_blas_thread(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", OneBatchWarning)  # noted above, in train's words
                 result = fit(model, data, config, on_epoch=on_epoch, checkpoint_path=checkpoint_path,
                              resume=resume, data_sha256=sha, progress=show_progress(args),
                              threads=threads)

@@ -51,6 +51,7 @@ from hw3lib.runs import checkpoint_path, load_or_train
 from hw3lib.sweep import JOURNAL, Sweep, load_sweep, open_storage, open_study, run_sweep, work
 from hw3lib.sweep_results import Run, Setting, SweepResult
 from hw3lib.sweep_space import setting_label
+from hw3lib.train import OneBatchWarning
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(conv_channels=[3, 4], hidden=[16, 8])
@@ -1120,6 +1121,25 @@ def test_a_sweep_from_python_whose_best_setting_did_not_learn_warns_and_says_so(
     assert len(result.best_checkpoints) == 1 and result.best_checkpoints[0][2] is not None
     read_back = load_sweep(tmp_path / JOURNAL, result.study_name)  # no checkpoints to judge by
     assert read_back.learned is None and read_back.not_learned is None
+
+
+def test_a_batch_larger_than_the_training_split_is_noted_once_by_the_sweep_not_by_each_run(tmp_path, root,
+                                                                                            capfd):
+    """fit warns of it (OneBatchWarning): each worker's runs printed that Python warning, file
+    and line, into the sweep command's output; the sweep notes it once, before any run."""
+    argv = ["sweep", "--param", "lr=1e-3,2e-3", "--set", "batch_size=100000", "--set", "epochs=1",
+            *TINY_SETS[2:], "--workers", "2", "--out", str(tmp_path), "--data", str(root), "--no-progress"]
+    assert hw3lib_main(argv) in (0, 3)  # 3: one step does not learn, which does not matter here
+    out, err = capfd.readouterr()
+    noted = [line for line in out.splitlines() if "100000" in line]
+    assert len(noted) == 1 and re.fullmatch(
+        r"note: batch_size 100000 is more than the \d+ training images, so each epoch is one batch of "
+        r"all of them \(one optimizer step\); a smaller batch_size gives more steps per epoch", noted[0]), noted
+    assert "Warning" not in err, err
+    with (pytest.warns(OneBatchWarning, match=noted[0].removeprefix("note: ").split(",")[0]),  # from Python
+          pytest.warns(sweep_module.NotLearnedWarning)):
+        run_sweep({"lr": [1e-3]}, replace(BASE, batch_size=100000, epochs=1), out=tmp_path / "py", root=root,
+                  progress=False, workers=1)
 
 
 def test_the_sweep_help_names_both_layouts_of_a_dataset_folder_as_train_does(capsys):

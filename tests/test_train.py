@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from dataclasses import replace
 from fractions import Fraction
 from math import comb
@@ -87,6 +88,23 @@ def test_defaults_are_the_reports_plus_flips():
     assert c.hflip and c.bias_correction and c.mode == "L" and c.val_fraction == 0.3
     assert c.split == "blocked"
     assert c.build_model(3).input_shape == (1, 32, 32)
+
+
+def test_a_batch_larger_than_the_training_split_warns_once_from_python():
+    """fit with batch_size 1000 on 48 training images trained one full batch an epoch without a
+    word from Python (only the train command noted it): one warning now, for the whole run."""
+    data = tiny_data()
+    config = tiny_config(batch_size=1000, epochs=2)
+    with pytest.warns(UserWarning) as caught:
+        result = fit(config.build_model(3, data.image_size), data, config, progress=False)
+    assert [(w.category, str(w.message)) for w in caught] == [(train.OneBatchWarning,
+        "batch_size 1000 is more than the 48 training images, so each epoch is one batch of all of "
+        "them (one optimizer step); a smaller batch_size gives more steps per epoch")]
+    assert caught[0].filename == __file__ and len(result.history["epoch"]) == 2  # the caller's line
+    config = tiny_config(batch_size=48, epochs=1)  # one batch of them all, as asked: no word
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit(config.build_model(3, data.image_size), data, config, progress=False)
 
 
 @pytest.mark.parametrize("changes, match", [
