@@ -7,6 +7,7 @@ checkpoint intact (and its temporary file, which :func:`hw3lib.train.fit` remove
 writes that checkpoint).
 """
 import hashlib
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -105,8 +106,7 @@ class Checkpoint:
         return model
 
     def _fresh_model(self):
-        kwargs = dict(self.model_config)
-        return LeNet5(dtype=np.dtype(kwargs.pop("dtype")), **kwargs)
+        return model_of(self.model_config)
 
     def problem(self):
         """What makes this checkpoint unusable, in words, or None: a ``model_config`` of another
@@ -227,22 +227,54 @@ def test_data_sha256(X, y):
     return digest.hexdigest()
 
 
+def model_of(model_config):
+    """The :class:`LeNet5` (fresh weights) of a checkpoint's ``model_config``."""
+    kwargs = dict(model_config)
+    return LeNet5(dtype=np.dtype(kwargs.pop("dtype")), **kwargs)
+
+
+def _layout(layer):
+    """What decides ``layer``'s computation besides its parameters' shapes: its kind and window
+    (``None`` for no layer)."""
+    return type(layer), *(getattr(layer, name, None) for name in ("kernel_size", "stride", "padding"))
+
+
+def _layer_differences(model, theirs, most=3):
+    """Words for the input shape and each layer in which ``model``, a ``Sequential`` of one's own
+    (no ``config``), differs from ``theirs``, a checkpoint's :class:`LeNet5`: another activation
+    or pooling, window or input size computes otherwise with weights of the same shapes. The
+    first ``most`` layers that differ are named, the others counted."""
+    words = [f"input {theirs.input_shape} in the file, {model.input_shape} in the model"
+             ] if model.input_shape != theirs.input_shape else []
+    name = lambda layer: "no layer" if layer is None else repr(layer)  # noqa: E731
+    layers = [f"layer {i} {name(file)} in the file, {name(own)} in the model"
+              for i, (file, own) in enumerate(itertools.zip_longest(theirs.layers, model.layers), 1)
+              if _layout(file) != _layout(own)]
+    more = [f"{len(layers) - most} more layer(s)"] if len(layers) > most else []
+    return words + layers[:most] + more
+
+
 def architecture_mismatch(model, params, source, model_config=None):
     """A message naming every parameter whose shape differs between ``model`` and ``params``
     and, given a checkpoint's ``model_config``, every setting of :func:`hw3lib.model.architecture`
     (activation, pooling, sizes; not seed) and the dtype in which it differs from the model's
-    (weights of another dtype would be cast); None where nothing differs."""
+    (weights of another dtype would be cast), or, for a ``Sequential`` of one's own, its input
+    shape and each layer that differs from the checkpoint's LeNet5 in kind or window; None where
+    nothing differs."""
     own = model.get_params()
     shapes = [f"{k}: file {params[k].shape if k in params else 'missing'} vs model "
               f"{own[k].shape if k in own else 'missing'}"
               for k in sorted(set(own) | set(params))
               if k not in own or k not in params or own[k].shape != params[k].shape]
     settings = []
-    if model_config is not None and hasattr(model, "config"):
-        theirs = {**architecture(model_config), "dtype": model_config["dtype"]}
-        ours = {**architecture(model.config), "dtype": own["W1"].dtype.name}
+    if model_config is not None:
+        theirs, ours = {"dtype": model_config["dtype"]}, {"dtype": own["W1"].dtype.name if own else None}
+        if hasattr(model, "config"):
+            theirs, ours = {**architecture(model_config), **theirs}, {**architecture(model.config), **ours}
+        else:
+            settings = _layer_differences(model, model_of(model_config))
         settings = [f"{k} {theirs[k]!r} in the file, {ours[k]!r} in the model"
-                    for k in ours if theirs[k] != ours[k]]
+                    for k in ours if theirs[k] != ours[k]] + settings
     parts = [f"mismatched {what}: " + "; ".join(diffs)
              for what, diffs in (("settings", settings), ("parameters", shapes)) if diffs]
     if parts:

@@ -22,7 +22,9 @@ from PIL import Image
 from threadpoolctl import threadpool_info
 from test_train import TINY, assert_same_params, params_of, tiny_config, tiny_data
 
-from hw3lib.model import LeNet5
+from hw3lib.conv import Conv2D
+from hw3lib.layers import AvgPool2D, Dense, Flatten, MaxPool2D, ReLU, Tanh
+from hw3lib.model import LeNet5, Sequential
 from hw3lib import engine
 from hw3lib.atomic import atomic_write
 from hw3lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -217,6 +219,42 @@ def test_another_activation_pooling_or_dtype_is_refused_naming_the_settings(save
                                f"{words}. Build the model with the checkpoint's settings "
                                "(Checkpoint.build_model()) or train it afresh")
     assert_same_params(params_of(model), before)  # nothing loaded
+
+
+def own_lenet(act=ReLU, pool=MaxPool2D, size=12, dtype=np.float32, algorithm="auto"):
+    """A Sequential of one's own with the parameter shapes of the TINY LeNet5."""
+    return Sequential([Conv2D(1, 2, 3, dtype=dtype, algorithm=algorithm), act(), pool(2),
+                       Conv2D(2, 4, 3, dtype=dtype), act(), pool(2), Flatten(),
+                       Dense(4, 8, dtype=dtype), act(), Dense(8, 8, dtype=dtype), act(),
+                       Dense(8, 3, dtype=dtype)], (1, size, size))
+
+
+@pytest.mark.parametrize("model,words", [
+    (lambda: own_lenet(act=Tanh), "layer 2 ReLU() in the file, Tanh() in the model; layer 5 ReLU() "
+     "in the file, Tanh() in the model; layer 9 ReLU() in the file, Tanh() in the model; 1 more layer(s)"),
+    (lambda: own_lenet(pool=AvgPool2D), "layer 3 MaxPool2D(kernel_size=(2, 2), stride=(2, 2)) in the "
+     "file, AvgPool2D(kernel_size=(2, 2), stride=(2, 2)) in the model; layer 6 MaxPool2D"),
+    (lambda: own_lenet(size=13), "input (1, 12, 12) in the file, (1, 13, 13) in the model"),
+    (lambda: own_lenet(dtype=np.float64), "dtype 'float32' in the file, 'float64' in the model"),
+])
+def test_a_sequential_of_ones_own_that_computes_otherwise_is_refused_naming_its_layers(saved, model,
+                                                                                     words):
+    """Weights of the same shapes as the file's, but another activation, pooling, input size or
+    dtype: loaded silently before, they computed something else."""
+    _, path = saved
+    model = model()
+    before = params_of(model)
+    with pytest.raises(CheckpointError, match="another architecture; mismatched settings: ") as info:
+        load_checkpoint(path, model)
+    assert words in str(info.value)
+    assert_same_params(params_of(model), before)  # nothing loaded
+
+
+def test_a_sequential_of_ones_own_with_the_files_layers_loads(saved):
+    result, path = saved
+    for model in (own_lenet(), own_lenet(algorithm="im2col")):
+        load_checkpoint(path, model)
+        assert_same_params(params_of(model), params_of(result.model))
 
 
 def test_settings_and_shapes_that_differ_are_named_together(saved):
