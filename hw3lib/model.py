@@ -120,6 +120,19 @@ def run_order(layers):
     return order
 
 
+def _check_skipped_input_grads(order):
+    """ValueError where a layer that skips its input gradient (``needs_input_grad = False``) has
+    layers with parameters before it in the run ``order``: the backward pass stops at it, and
+    their gradients would be the last pass's (or missing), silently."""
+    for i, layer in enumerate(order):
+        before = [other for other in order[:i] if other.params]
+        if not getattr(layer, "needs_input_grad", True) and before:
+            raise ValueError(f"{layer!r} skips its input gradient (needs_input_grad = False), but "
+                             f"{before[-1]!r} before it has parameters, whose gradients need it. "
+                             "Fix: needs_input_grad = False only on the first layer with "
+                             "parameters; set it True on this one")
+
+
 def channels_last(shape, expected):
     """Whether images of ``shape`` are those of one sample's ``expected`` ``(C, H, W)`` laid out
     ``(N, H, W, C)``, as Pillow and matplotlib give them."""
@@ -249,6 +262,7 @@ class Sequential:
         if self.ran is None:
             raise ValueError(f"{type(self).__name__}.backward_logits called before logits: run "
                              "logits (or forward) on the batch first")
+        _check_skipped_input_grads(self.ran)
         d = dlogits
         for layer in reversed(self.ran):
             d = layer.backward(d)

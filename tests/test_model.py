@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hw3lib import (SGD, AdamGD, Conv2D, CrossEntropyLoss, Dense, Flatten, LeNet5, MaxPool2D,
-                    Sequential, Tanh, optim, softmax)
+                    ReLU, Sequential, Tanh, optim, softmax)
 from hw3lib import model as model_module
 from hw3lib.config import TrainConfig
 
@@ -775,6 +775,24 @@ def test_a_sequential_of_ones_own_trains_in_the_reports_loop_with_the_gradients_
     assert (model.predict(X) == y).mean() > 0.9
     with pytest.raises(ValueError, match=r"^Sequential.backward called before forward"):
         custom(1).backward(probs, y[:8])
+
+
+def test_a_layer_skipping_its_input_gradient_after_layers_with_parameters_is_refused():
+    """Their gradients need it: the backward pass stopped there and returned the last pass's
+    gradients for the layers before it, silently."""
+    first, second = Conv2D(1, 2, 3, rng=RNG(0)), Conv2D(2, 2, 3, rng=RNG(1))
+    model = Sequential([MaxPool2D(2), first, ReLU(), second, Flatten(), Dense(2 * 4 * 4, 3)], (1, 16, 16))
+    X, y = RNG(2).standard_normal((4, 1, 16, 16)).astype(np.float32), np.array([0, 1, 2, 0])
+    model.backward(model.forward(X), y)
+    first.needs_input_grad = False  # the first layer with parameters may skip it
+    assert set(model.backward(model.forward(X), y)) == {"dW1", "db1", "dW2", "db2", "dW3", "db3"}
+    first.needs_input_grad, second.needs_input_grad = True, False
+    probs = model.forward(X[::-1].copy())
+    with pytest.raises(ValueError, match=re.escape(
+            f"{second!r} skips its input gradient (needs_input_grad = False), but {first!r} before "
+            "it has parameters, whose gradients need it. Fix: needs_input_grad = False only on the "
+            "first layer with parameters; set it True on this one")):
+        model.backward(probs, y)
 
 
 def test_an_update_in_pieces_runs_on_numpy_2_0_whose_reshape_has_no_copy_argument(monkeypatch):
