@@ -120,6 +120,20 @@ def run_order(layers):
     return order
 
 
+def _refuse_mixed_dtypes(layers):
+    """ValueError where the weights of ``layers`` are not all of one dtype: a model computes in
+    its weights' dtype, and one of float32 and float64 layers ran in float64, its float32
+    layers' gradients float64 and its PyTorch twin in float32."""
+    first = {}  # each dtype's first layer
+    for layer in layers:
+        for p in layer.params.values():
+            first.setdefault(p.dtype.name, layer)
+    if len(first) > 1:
+        mixed = " and ".join(f"{dtype} ({layer!r})" for dtype, layer in first.items())
+        raise ValueError(f"the layers' weights mix {mixed}: a model computes in one dtype. Fix: "
+                         "build every layer with the same dtype, e.g. dtype=np.float64 on each")
+
+
 def _check_skipped_input_grads(order):
     """ValueError where a layer that skips its input gradient (``needs_input_grad = False``) has
     layers with parameters before it in the run ``order``: the backward pass stops at it, and
@@ -192,6 +206,7 @@ class Sequential:
                    if self.shapes[-1] == (1,) else
                    "end with Flatten() and Dense(features, num_classes)"))
         self.param_layers = [layer for layer in self.layers if layer.params]
+        _refuse_mixed_dtypes(self.param_layers)
         self.ran = self.last_logits = None  # the last pass's run order and output (None: no pass yet)
         self.cost = CrossEntropyLoss()
 

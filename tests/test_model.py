@@ -85,6 +85,16 @@ def test_images_in_another_float_dtype_are_taken_in_the_models():
                    for k, g in model.backward(p_other, y).items())
 
 
+def test_a_sequential_of_float32_and_float64_layers_is_refused_naming_a_layer_of_each():
+    """It ran in float64, the float32 layers' gradients float64, and its PyTorch twin (in the
+    first weights' dtype) in float32."""
+    conv, dense = Conv2D(1, 2, 3, rng=0), Dense(72, 2, rng=0, dtype=np.float64)
+    with pytest.raises(ValueError, match=re.escape(
+            f"the layers' weights mix float32 ({conv!r}) and float64 ({dense!r}): a model computes "
+            "in one dtype. Fix: build every layer with the same dtype, e.g. dtype=np.float64 on each")):
+        Sequential([conv, ReLU(), Flatten(), dense], (1, 8, 8))
+
+
 def test_same_seed_same_weights_other_seed_other_weights():
     a, b, c = LeNet5(seed=5).get_params(), LeNet5(seed=5).get_params(), LeNet5(seed=6).get_params()
     assert all(np.array_equal(a[k], b[k]) for k in a)
