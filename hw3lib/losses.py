@@ -17,7 +17,9 @@ def one_hot(y, num_classes, dtype=np.float32):
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"labels must be a 1-D integer array, got dtype {y.dtype} shape {y.shape}")
     if y.size and (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(f"labels must lie in [0, {num_classes - 1}], got min {y.min()} max {y.max()}")
+        fix = (f": the model gives {num_classes} class scores. Fix: one output per class, its last "
+               f"layer e.g. Dense(..., {y.max() + 1})" if y.min() >= 0 else "")
+        raise ValueError(f"labels must lie in [0, {num_classes - 1}], got min {y.min()} max {y.max()}{fix}")
     out = np.zeros((y.size, num_classes), dtype=dtype)
     out[np.arange(y.size), y] = 1
     return out

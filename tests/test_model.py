@@ -205,6 +205,19 @@ def test_loss_finite_for_underflowing_probabilities_and_one_hot_labels():
         cost.get(softmax(np.zeros((2, 3))), np.array([0, 3]))
 
 
+def test_labels_of_more_classes_than_the_model_gives_scores_name_its_last_layer():
+    model = Sequential([Flatten(), Dense(16, 2, rng=0)], (1, 4, 4))
+    X, y = RNG(0).random((4, 1, 4, 4)).astype(np.float32), np.array([0, 1, 2, 0])
+    probs = model.forward(X)
+    words = ("labels must lie in [0, 1], got min 0 max 2: the model gives 2 class scores. Fix: one "
+             "output per class, its last layer e.g. Dense(..., 3)")
+    for call in (CrossEntropyLoss().get, model.backward):
+        with pytest.raises(ValueError, match=re.escape(words)):
+            call(probs, y)
+    with pytest.raises(ValueError, match=r"got min -1 max 1$"):  # no model to fix for these
+        CrossEntropyLoss().get(probs, y - 1)
+
+
 def test_loss_refuses_n_by_k_labels_that_are_no_one_hot_rows():
     """They gave a loss and a gradient of other numbers without a word (5.0s: 18.6)."""
     p = softmax(np.zeros((2, 3)))
