@@ -113,7 +113,11 @@ class Conv2D(Layer):
             raise ValueError(f"{self!r} expects {self.in_channels} input channels, got {c}: the "
                              f"input (or the layer before it) gives {c}. Fix: Conv2D({c}, "
                              f"{self.out_channels}, ...), or check the input_shape")
-        return (self.out_channels, *conv_output_size((h, w), self.kernel_size, self.stride, self.padding))
+        try:
+            size = conv_output_size((h, w), self.kernel_size, self.stride, self.padding)
+        except ValueError as err:  # which of a network's convolutions
+            raise ValueError(f"{self!r}: {err}") from None
+        return (self.out_channels, *size)
 
     def _kernel_rows(self):
         """``W`` in the row order of :func:`~hw3lib.im2col.stack_rows`: ``(F, kh, C * kw)``."""

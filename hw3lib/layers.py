@@ -133,6 +133,10 @@ class _Pool2D(Layer):
 
     def output_shape(self, input_shape):
         c, h, w = input_shape
+        if self.kernel_size[0] > h or self.kernel_size[1] > w:  # conv_output_size's fix names padding
+            raise ValueError(f"{self!r} does not fit its {h}x{w} input (a pool has no padding). Fix: "
+                             "a smaller kernel_size, or a larger input (fewer pools and convolutions "
+                             "before it)")
         return (c, *conv_output_size((h, w), self.kernel_size, self.stride))
 
     def _slices(self, x_shape):

@@ -663,6 +663,15 @@ def test_sequential_refuses_a_last_layer_that_gives_no_class_scores(layers, shap
     (lambda: [Conv2D(1, 4, 3), Flatten(), Dense(4 * 14 * 14, 3)],
      r"expects 1 input channels, got 3: the input \(or the layer before it\) gives 3. Fix: "
      r"Conv2D\(3, 4, ...\), or check the input_shape"),
+    # a window too large for what the layers before it leave: which layer, and a fix it takes
+    (lambda: [Conv2D(3, 4, 3), MaxPool2D(2), Conv2D(4, 4, 3), MaxPool2D(2), MaxPool2D(2), MaxPool2D(2),
+              Flatten(), Dense(4, 3)],
+     r"^MaxPool2D\(kernel_size=\(2, 2\), stride=\(2, 2\)\) does not fit its 1x1 input \(a pool has "
+     r"no padding\). Fix: a smaller kernel_size, or a larger input \(fewer pools and convolutions "
+     r"before it\)$"),
+    (lambda: [Conv2D(3, 4, 5, stride=2), Conv2D(4, 4, 3), Conv2D(4, 4, 5), Flatten(), Dense(4, 3)],
+     r"^Conv2D\(4, 4, kernel_size=\(5, 5\), stride=\(1, 1\), padding=\(0, 0\)\): a 5x5 kernel does "
+     r"not fit a 4x4 input with padding \(0, 0\): use a smaller kernel, more padding or a larger input$"),
 ])
 def test_sequential_names_the_size_a_layer_should_take(layers, words):
     with pytest.raises(ValueError, match=words):
