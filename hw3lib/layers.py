@@ -49,6 +49,7 @@ class Layer:
     def __init__(self):
         self.params, self.grads = {}, {}
         self.last_out_shape = None  # the shape of the last output, which backward's gradient has
+        self.passes = 0  # forward passes so far: a model checks that none ran since its own
 
     def forward(self, x):
         """``x`` (a float array of :attr:`input_axes`) -> the layer's output."""
@@ -65,6 +66,7 @@ class Layer:
         else:
             out = self._forward(x)
         self.last_out_shape, self.last_out_dtype = out.shape, out.dtype
+        self.passes += 1
         return out
 
     def backward(self, dout):

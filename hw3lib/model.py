@@ -172,7 +172,7 @@ class Sequential:
     (logits) that ``forward`` turns into probabilities and ``backward`` differentiates through
     the batch-mean cross-entropy, as in the report's loop; parameters named ``W1, b1, W2, b2,
     ...`` in the order of the layers that have them (the report's naming). Each layer is listed
-    once: it keeps one pass's activations for ``backward``."""
+    once, in one model: it keeps one pass's activations for ``backward``."""
 
     def __init__(self, layers, input_shape):
         if isinstance(layers, Layer) or not isinstance(layers, (list, tuple)):
@@ -222,6 +222,7 @@ class Sequential:
         self.ran = run_order(self.layers)
         for layer in self.ran:
             x = layer.forward(x)
+        self.layer_passes = [layer.passes for layer in self.ran]
         self.last_logits = x
         return x
 
@@ -278,6 +279,13 @@ class Sequential:
             raise ValueError(f"{type(self).__name__}.backward_logits called before logits: run "
                              "logits (or forward) on the batch first")
         _check_skipped_input_grads(self.ran)
+        for layer, passes in zip(self.ran, self.layer_passes):
+            if layer.passes != passes:
+                raise ValueError(
+                    f"{layer!r} ran another forward pass since this model's last one (a layer "
+                    "shared with another model, or called directly): it keeps that pass's "
+                    "activations, so the gradients would be wrong. Fix: give each model layers "
+                    "of its own, and run forward on the batch right before backward")
         d = dlogits
         for layer in reversed(self.ran):
             d = layer.backward(d)

@@ -809,6 +809,26 @@ def test_a_sequential_of_ones_own_trains_in_the_reports_loop_with_the_gradients_
         custom(1).backward(probs, y[:8])
 
 
+def test_backward_refuses_a_layer_that_ran_another_pass_since_the_models_forward():
+    """A layer shared with another model, or called directly, keeps that pass's activations:
+    the gradients came out silently wrong."""
+    conv = Conv2D(1, 2, 3, rng=RNG(0), dtype=np.float64)
+    model = Sequential([conv, ReLU(), Flatten(), Dense(72, 3, rng=RNG(1), dtype=np.float64)], (1, 8, 8))
+    other = Sequential([conv, Tanh(), Flatten(), Dense(72, 2, rng=RNG(2), dtype=np.float64)], (1, 8, 8))
+    X, X_other = RNG(3).standard_normal((4, 1, 8, 8)), RNG(4).standard_normal((4, 1, 8, 8))
+    y = np.array([0, 1, 2, 0])
+    right = model.backward(model.forward(X), y)["dW1"].copy()
+    words = re.escape(f"{conv!r} ran another forward pass since this model's last one (a layer shared "
+                      "with another model, or called directly)")
+    for peek in (other.forward, conv.forward):
+        probs = model.forward(X)
+        peek(X_other)
+        with pytest.raises(ValueError, match=words):
+            model.backward(probs, y)
+    probs = model.forward(X)  # forward again: its own pass
+    np.testing.assert_array_equal(model.backward(probs, y)["dW1"], right)
+
+
 def test_a_layer_skipping_its_input_gradient_after_layers_with_parameters_is_refused():
     """Their gradients need it: the backward pass stopped there and returned the last pass's
     gradients for the layers before it, silently."""
