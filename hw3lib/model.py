@@ -55,7 +55,11 @@ def _check_layer(layer, shape):
     """ValueError unless ``layer`` is a :class:`~hw3lib.layers.Layer` whose input axes fit one
     sample of ``shape`` (the output of the layers before it)."""
     if not isinstance(layer, Layer):
-        raise ValueError(f"Sequential takes layers such as ReLU(), got {layer!r}")
+        kind = type(layer)
+        what = (f". Fix: {layer.__name__}(), an instance" if isinstance(layer, type) and
+                issubclass(layer, Layer) else f", a {kind.__module__}.{kind.__qualname__}: hw3lib's "
+                "own layers only (hw3lib.ReLU, hw3lib.Conv2D, ...)")
+        raise ValueError(f"Sequential takes layers such as ReLU(), got {layer!r}{what}")
     axes = layer.input_axes
     if axes is not None and len(axes) != len(shape) + 1:
         raise ValueError(f"{layer!r} expects input ({', '.join(map(str, axes))}), but gets "

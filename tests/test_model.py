@@ -699,6 +699,19 @@ def test_sequential_refuses_what_is_no_layer(thing):
         Sequential([thing, Dense(3, 2)], (3,))
 
 
+def test_sequential_names_what_a_layer_of_another_kind_is_and_the_fix_for_a_layer_class():
+    """PyTorch's ReLU() printed as ours: 'takes layers such as ReLU(), got ReLU()'."""
+    class TorchLike:  # as torch.nn.ReLU prints
+        def __repr__(self):
+            return "ReLU()"
+
+    for thing, words in ((TorchLike(), f"got ReLU(), a test_model.{TorchLike.__qualname__}: hw3lib's "
+                          "own layers only (hw3lib.ReLU, hw3lib.Conv2D, ...)"),
+                         (Tanh, f"got {Tanh!r}. Fix: Tanh(), an instance")):
+        with pytest.raises(ValueError, match=re.escape(f"Sequential takes layers such as ReLU(), {words}")):
+            Sequential([Flatten(), Dense(3, 2), thing], (3,))
+
+
 @pytest.mark.parametrize("layers, shape, words", [
     (lambda: [Flatten(), Dense(64, 3)], 64, r"input_shape must be .*got 64. Fix: \(64,\)"),
     (lambda: [Flatten(), Dense(64, 3)], "1x8x8", r"input_shape must be .*got '1x8x8'"),
