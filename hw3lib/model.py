@@ -1,6 +1,7 @@
 """LeNet-5 with the report's interface: ``forward``, ``backward``, ``get_params``, ``set_params``."""
 import copy
 import inspect
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -307,12 +308,14 @@ class Sequential:
         return self._named(lambda layer: layer.params)
 
     def set_params(self, params):
-        """Copy ``params`` (arrays of real numbers, or nested lists of them) into the model's
-        arrays, checking names and shapes."""
+        """Copy ``params`` (arrays of real numbers, or nested lists of them, in a dict or another
+        mapping such as ``np.load`` of an ``.npz`` file that ``np.savez(path, **get_params())``
+        wrote) into the model's arrays, checking names and shapes."""
         own = self.get_params()
-        if not isinstance(params, dict):
+        if not isinstance(params, Mapping):
             raise ValueError(f"params must be a dict of arrays keyed {', '.join(list(own)[:2])}, ..., "
                              f"as get_params returns it, got a {type(params).__name__}")
+        params = dict(params)  # an npz file reads its arrays once
         if set(params) != set(own):
             fix = ""
             if {f"best.{k}" for k in own} <= set(params):  # np.load of a checkpoint
