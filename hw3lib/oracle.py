@@ -14,8 +14,9 @@ def torch_available():
 
 
 def torch_lenet5(model):
-    """A ``torch.nn.Sequential`` equal to the hw3lib ``LeNet5`` ``model`` (same layers, same
-    weights, same dtype); it outputs logits. Layer ``i`` of both models correspond."""
+    """A ``torch.nn.Sequential`` equal to the hw3lib ``model`` (a ``LeNet5`` or another
+    ``Sequential``: same layers, same weights, same dtype); it outputs logits. Layer ``i`` of
+    both models correspond."""
     import torch
     from torch import nn
 
@@ -33,8 +34,9 @@ def torch_lenet5(model):
             return kinds[type(layer)](layer.kernel_size, layer.stride)
         return {ReLU: nn.ReLU, Tanh: nn.Tanh, Flatten: nn.Flatten}[type(layer)]()
 
-    dtype = model.get_params()["W1"].dtype
-    net = nn.Sequential(*[twin(layer) for layer in model.layers]).to(getattr(torch, dtype.name))
+    net, params = nn.Sequential(*[twin(layer) for layer in model.layers]), model.get_params()
+    if params:  # a model without weights computes in its input's dtype, as its twin does
+        net.to(getattr(torch, params["W1"].dtype.name))
     load_into_torch(model, net)
     return net
 

@@ -421,3 +421,32 @@ def test_the_report_loop_trained_by_pytorch_ends_at_the_same_weights_and_test_pr
     X_test = normalize(data.X_test, data.mean, data.std)
     theirs = net(T(X_test)).argmax(axis=1).numpy()
     np.testing.assert_array_equal(result.predict(data.X_test).argmax(axis=1), theirs)
+
+
+def test_a_sequential_of_ones_own_takes_one_adam_step_as_its_twin_and_one_without_weights_has_one():
+    """Networks of one's own (README: The engine) against the twin torch_lenet5 builds: Tanh,
+    AvgPool2D, strides, padding, 1x1 and Winograd convolutions, a ReLU that runs after the
+    max-pools that follow it; a model without weights had no twin (KeyError 'W1')."""
+    from hw3lib import Sequential
+    rng = RNG(0)
+    model = Sequential([
+        Conv2D(2, 40, 3, padding=1, rng=rng, dtype=np.float64, algorithm="winograd"), ReLU(),
+        MaxPool2D(3, stride=2), Conv2D(40, 6, 1, rng=rng, dtype=np.float64), Tanh(), AvgPool2D(2),
+        Conv2D(6, 4, 2, stride=2, padding=1, rng=rng, dtype=np.float64), Flatten(),
+        Dense(4 * 2 * 2, 3, rng=rng, dtype=np.float64)], (2, 10, 10))
+    X, y = RNG(1).standard_normal((5, 2, 10, 10)), np.array([0, 1, 2, 2, 0])
+    net = torch_lenet5(model)
+    probs = model.forward(X)
+    grads = model.backward(probs, y)
+    logits = net(T(X))
+    F.cross_entropy(logits, torch.tensor(y)).backward()
+    assert_close(probs, torch.softmax(logits, 1), "probabilities")
+    optimizer = AdamGD(1e-2, 0.9, 0.999, 1e-8, model.get_params())
+    model.set_params(optimizer.update_params(grads))
+    torch.optim.Adam(net.parameters(), lr=1e-2).step()
+    theirs = [p for module in net if hasattr(module, "weight") for p in (module.weight, module.bias)]
+    for (key, ours), param in zip(model.get_params().items(), theirs):
+        np.testing.assert_allclose(ours, param.detach().numpy(), rtol=1e-7, atol=1e-9, err_msg=key)
+    pools = Sequential([ReLU(), MaxPool2D(2), Flatten()], (3, 2, 2))
+    X = RNG(2).standard_normal((5, 3, 2, 2))
+    assert_close(pools.logits(X), torch_lenet5(pools)(T(X)), "without weights")
