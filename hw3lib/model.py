@@ -172,6 +172,19 @@ def batch_axis_fix(shape, expected, name="x"):
     return None
 
 
+def _reshape_fix(shape, expected):
+    """The fix for inputs of ``shape`` whose samples hold as many numbers as one sample of
+    ``expected`` in another shape: images for a model that takes them flat (Dense layers
+    only), or flat images for one that takes images; None for any other shape."""
+    flat, takes_flat = len(shape) == 2, len(expected) == 1
+    if len(shape) < 2 or flat == takes_flat or np.prod(shape[1:]) != np.prod(expected):
+        return None
+    if takes_flat:
+        return (f"images for a model of flat inputs? Fix: x.reshape(len(x), -1), or begin the "
+                f"model with Flatten() and input_shape={tuple(shape[1:])}")
+    return f"flat images? Fix: x.reshape(len(x), {', '.join(map(str, expected))})"
+
+
 class Sequential:
     """Layers applied in order (run in :func:`run_order`), the last giving ``K`` class scores
     (logits) that ``forward`` turns into probabilities and ``backward`` differentiates through
@@ -274,7 +287,7 @@ class Sequential:
             shape = self.input_shape
             fix = ("the images are channels-last (N, H, W, C): transpose them, x.transpose(0, 3, 1, 2)"
                    if channels_last(x.shape, shape) else batch_axis_fix(x.shape, shape)
-                   or "check the data's channel mode and image size")
+                   or _reshape_fix(x.shape, shape) or "check the data's channel mode and image size")
             raise ValueError(f"the model expects input (N, {', '.join(map(str, shape))}), got {x.shape}; {fix}")
 
     def backward_logits(self, dlogits):

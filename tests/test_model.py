@@ -704,6 +704,21 @@ def test_sequential_says_when_the_input_shape_holds_the_batch_axis(layers, shape
     assert Sequential(layers(), shape[1:]).shapes[-1] == (3,)
 
 
+def test_input_of_another_shape_with_the_numbers_of_a_sample_names_the_reshape():
+    """Images for a model of Dense layers only (or flat images for one of images) were told to
+    'check the data's channel mode and image size'."""
+    X = RNG(0).random((4, 1, 8, 8)).astype(np.float32)
+    flat, images = (Sequential([Dense(64, 3)], (64,)),
+                    Sequential([Flatten(), Dense(64, 3)], (1, 8, 8)))
+    for model, x, fixed, fix in (
+            (flat, X, X.reshape(len(X), -1), "images for a model of flat inputs? Fix: "
+             "x.reshape(len(x), -1), or begin the model with Flatten() and input_shape=(1, 8, 8)"),
+            (images, X.reshape(4, -1), X, "flat images? Fix: x.reshape(len(x), 1, 8, 8)")):
+        with pytest.raises(ValueError, match=re.escape(f"got {x.shape}; {fix}")):
+            model.forward(x)
+        assert model.forward(fixed).shape == (4, 3)  # the fix
+
+
 @pytest.mark.parametrize("thing", [np.tanh, "relu", None])
 def test_sequential_refuses_what_is_no_layer(thing):
     with pytest.raises(ValueError, match=f"Sequential takes layers such as ReLU\\(\\), got {thing!r}"):
