@@ -193,15 +193,30 @@ def mark_chinese(page):
     return f"{head}<body{body}"
 
 
-# An inline equation with the text touching it on either side ("(", "),", "."): one word.
-_MATH_WORD = re.compile(r'(?:[^\s<>]*<math\b[^>]*\bdisplay="inline".*?</math>)+[^\s<>]*', re.S)
+_INLINE_MATH = re.compile(r'<math\b[^>]*\bdisplay="inline".*?</math>', re.S)
+_TOUCHING = re.compile(r"[^\s<>]*")  # text touching an equation: no space, no tag between
 
 
 def keep_math_words(page):
-    """``page`` with each inline equation and the punctuation touching it wrapped in
-    ``<span class="math-word">``, which does not break: Chromium broke a line between an
-    equation and the comma after it, or the "(" before it, as it does not within a word."""
-    return _MATH_WORD.sub(lambda m: f'<span class="math-word">{m.group()}</span>', page)
+    """``page`` with each inline equation and the text touching it on either side ("(",
+    "),", an equation right after) wrapped in ``<span class="math-word">``, which does not
+    break: Chromium broke a line between an equation and the comma after it, or the "("
+    before it, as it does not within a word. In time linear in the page: found from each
+    ``<math``, not by a pattern tried at every character (the page's images, base64 runs of
+    up to ~200 KB with no space, took it 4 minutes)."""
+    pieces, done = [], 0
+    for math in _INLINE_MATH.finditer(page):
+        if math.start() < done:  # within the word before
+            continue
+        start = math.start()
+        while start > done and not page[start - 1].isspace() and page[start - 1] not in "<>":
+            start -= 1
+        end = _TOUCHING.match(page, math.end()).end()
+        while (more := _INLINE_MATH.match(page, end)):
+            end = _TOUCHING.match(page, more.end()).end()
+        pieces += [page[done:start], f'<span class="math-word">{page[start:end]}</span>']
+        done = end
+    return "".join(pieces) + page[done:]
 
 
 def to_html(nb, notebooks_dir):

@@ -26,8 +26,8 @@ from conftest import missing as missing_tool
 
 from hw3lib import LeNet5, TrainConfig
 from hw3lib.__main__ import main as cli
-from hw3lib.export import (REPORT_CSS, TEXT_FLOOR, latex_to_mathml, mark_chinese, print_pdf,
-                           to_html)
+from hw3lib.export import (REPORT_CSS, TEXT_FLOOR, keep_math_words, latex_to_mathml, mark_chinese,
+                           print_pdf, to_html)
 from hw3lib.images import DataError
 from hw3lib.notebooks import ReportError, execute_notebook
 from hw3lib.report import (CAPTION_STARTS, INTRO, NOTEBOOKS_DIR, SECTIONS, TITLE, assemble, build,
@@ -337,6 +337,27 @@ def test_the_operators_of_a_script_are_set_tight(tmp_path):
     assert words[words.index("Alpha"):words.index("end.")] == [
         "Alpha", "𝜃", "𝑡−1", "beta", "𝑔", "𝑛,𝑓", "gamma", "𝑎", "−", "𝑏", "delta", "1/(1",
         "−", "𝜇)", "epsilon", "𝑊.reshape", "zeta", "max", "|𝑎", "−", "𝑏|"]
+
+
+def test_equations_are_kept_with_their_punctuation_in_time_linear_in_the_page():
+    """The span of an equation and the text touching it, as one word: the pattern that found
+    them was tried at every character of the page's images, base64 runs of ~200 KB with no
+    space or tag, in time growing with the square of each run (the report's export took 4
+    minutes): a run of 400,000 here would take hours. The alarm, 100 times what a linear
+    pass needs, fails the test rather than hang it."""
+    math = '<math display="inline"><mi>x</mi></math>'
+    image = f'<img src="data:image/png;base64,{"A" * 400_000}">'
+    page = f"<p>{image}({math}, {math}{math}.) <b>{math}</b> a{math}b</p>{image}"
+    previous = signal.signal(signal.SIGALRM, lambda *_: pytest.fail("keep_math_words took over 10 s"))
+    signal.alarm(10)
+    try:
+        kept = keep_math_words(page)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    words = re.findall(r'<span class="math-word">(.*?)</span>', kept)
+    assert words == [f"({math},", f"{math}{math}.)", math, f"a{math}b"]
+    assert re.sub(r'</?span[^>]*>', "", kept) == page
 
 
 def printed_words(tmp_path, page):
