@@ -388,6 +388,7 @@ def test_workers_that_stop_at_once_are_said_to_need_the_main_guard(tmp_path, roo
                                    f"{Sweep.define({'lr': [1e-3]}, BASE).name} not done: run the sweep again to go on")
 
 
+@pytest.mark.filterwarnings("ignore::hw3lib.train.OneBatchWarning")  # a few images, fewer than a batch
 def test_images_the_base_model_cannot_take_are_refused_at_once_unless_a_swept_setting_changes_it(
         tmp_path, monkeypatch):
     small = make_root(tmp_path / "small")
@@ -401,6 +402,7 @@ def test_images_the_base_model_cannot_take_are_refused_at_once_unless_a_swept_se
             run_sweep(space, BASE, out=tmp_path / "b", root=small, progress=False, workers=1)
 
 
+@pytest.mark.filterwarnings("ignore::hw3lib.train.OneBatchWarning")  # a few images, fewer than a batch
 def test_images_of_mixed_sizes_pass_the_data_check_when_image_size_is_swept(tmp_path, monkeypatch):
     mixed = make_root(tmp_path / "mixed")
     write_png(sorted(mixed.glob("*/*/*.png"))[-1], size=(40, 36))
@@ -439,6 +441,7 @@ def test_a_study_name_holding_another_sweep_is_refused(tmp_path, root):
             open_study(Sweep.define({"lr": [1e-3, 1e-2]}, BASE), storage, blank)
 
 
+@pytest.mark.filterwarnings("ignore::hw3lib.sweep.NotLearnedWarning")  # its one-epoch runs learn nothing, as the test needs no more
 def test_a_study_of_other_data_or_other_code_is_refused(tmp_path, root):
     storage, sweep = tmp_path / JOURNAL, Sweep.define({"lr": [1e-3, 1e-2]}, BASE)
     open_study(sweep, storage, "mine", "a" * 64, "hw3lib 000000000000")

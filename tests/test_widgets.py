@@ -495,6 +495,7 @@ def test_a_run_that_does_not_learn_is_said_in_the_panel():
     assert panel.runs[-1].warning is None and "Warning" not in panel.message.value
 
 
+@pytest.mark.filterwarnings("ignore::hw3lib.train.OneBatchWarning")  # a few images, fewer than a batch
 def test_a_run_of_too_few_steps_is_told_to_train_longer_in_the_panel():
     """One epoch of one batch (40 images, batches of 64): the advice follows the run's settings."""
     panel = panel_of(replace(SMALL, epochs=1, batch_size=64, lr=1e-5))
@@ -909,6 +910,7 @@ def test_sweep_goes_to_the_folder_of_the_data_and_code_and_says_when_workers_die
     assert "Sweep ended early: the workers stopped" in panel.message.value and not panel.running
 
 
+@pytest.mark.filterwarnings("ignore::hw3lib.train.OneBatchWarning")  # a few images, fewer than a batch
 @pytest.mark.parametrize("load", [None, TrainConfig.load_data])
 def test_the_default_load_trains_and_sweeps_the_data_at_root_not_hw3_data(tmp_path, monkeypatch, load):
     monkeypatch.setenv("HW3_DATA", str(tmp_path / "not-this-data"))
@@ -933,6 +935,7 @@ def test_the_default_load_keeps_images_for_every_model_the_panel_may_set(tmp_pat
     assert panel.controls["train_size"].max == 9 and "Set the controls" in panel.message.value
 
 
+@pytest.mark.filterwarnings("ignore::hw3lib.train.OneBatchWarning")  # a few images, fewer than a batch
 def test_a_kernel_larger_than_the_stored_images_is_refused_before_training(tmp_path):
     """12x12 images as stored and the 5x5 kernels: TrainConfig checks the model at 32x32 when no
     image size is set, so the run started and failed in its thread ('Run 1 failed: ValueError',
@@ -950,6 +953,7 @@ def test_a_kernel_larger_than_the_stored_images_is_refused_before_training(tmp_p
     assert panel.runs[-1].status == "done", html.unescape(panel.message.value)
 
 
+@pytest.mark.filterwarnings("ignore::hw3lib.train.OneBatchWarning")  # a few images, fewer than a batch
 def test_a_kernel_that_fits_the_stored_images_trains_though_it_would_not_fit_32x32(tmp_path):
     """64x64 images as stored and kernel 15 (46 pixels a side needed): TrainConfig checked the
     model at 32x32 when no image size is set, and the panel refused it as not fitting '32x32
