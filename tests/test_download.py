@@ -560,6 +560,19 @@ def test_download_where_a_split_folder_is_a_file_or_a_broken_link(tmp_path, copy
         download.download(tmp_path, base_url="http://127.0.0.1:9", progress=False)
 
 
+def one_disk_only(monkeypatch, name, other):
+    """``os.<name>`` (rename or replace) failing as across disks between ``other`` (standing for
+    another disk) and the rest."""
+    move = getattr(os, name)
+
+    def within_a_disk(src, dst):
+        if (other in Path(src).resolve().parents) != (other in Path(dst).resolve().parents):
+            raise OSError(18, "Invalid cross-device link")
+        move(src, dst)
+
+    monkeypatch.setattr(os, name, within_a_disk)
+
+
 def test_download_into_a_link_to_another_disk(tmp_path, site, monkeypatch):
     """data/ a link to a folder on a bigger disk: the files are staged on that disk, as a rename
     across disks fails ("Invalid cross-device link": every such download failed at the end)."""
@@ -568,14 +581,7 @@ def test_download_into_a_link_to_another_disk(tmp_path, site, monkeypatch):
     dest = tmp_path / "repo" / "data"
     dest.parent.mkdir()
     dest.symlink_to(other / "fruits", target_is_directory=True)
-    rename = os.rename
-
-    def one_disk_only(src, dst):
-        if (other in Path(src).resolve().parents) != (other in Path(dst).resolve().parents):
-            raise OSError(18, "Invalid cross-device link")
-        rename(src, dst)
-
-    monkeypatch.setattr(os, "rename", one_disk_only)
+    one_disk_only(monkeypatch, "rename", other)
     assert download.download(dest, base_url=f"{site}/good", progress=False) == dest
     assert download.verify(other / "fruits").ok
     assert sorted(p.name for p in (other / "fruits").iterdir()) == ["Data_test", "Data_train"]
@@ -591,14 +597,7 @@ def test_download_completes_a_split_folder_linked_to_another_disk(tmp_path, site
     dest.mkdir()
     (dest / "Data_train").symlink_to(other / "Data_train", target_is_directory=True)
     shutil.copytree(DATA / "Data_test", dest / "Data_test")
-    rename = os.replace
-
-    def one_disk_only(src, dst):
-        if (other in Path(src).resolve().parents) != (other in Path(dst).resolve().parents):
-            raise OSError(18, "Invalid cross-device link")
-        rename(src, dst)
-
-    monkeypatch.setattr(os, "replace", one_disk_only)
+    one_disk_only(monkeypatch, "replace", other)
     assert download.download(dest, base_url=f"{site}/good", progress=False) == dest
     assert download.verify(dest).ok
     assert not [name for name in os.listdir(other / "Data_train" / "Pear") if name.startswith(".")]
