@@ -13,6 +13,7 @@ from .checks import is_number
 from .config import TrainConfig
 from .data import validation_mask
 from .folders import resolve_root, split_files
+from .images import DataError
 from .learning import learning_warning
 from .runs import checkpoint_path
 from .sweep_space import Sweep, config_for, setting_label
@@ -183,11 +184,15 @@ class SweepResult:
         learning warning (:func:`~hw3lib.learning.learning_warning`, as ``train`` gives it),
         each run judged against its own validation split, made from the labels alone, else
         None; ``judged`` False (and no warning) where there is no best setting, or a run's
-        finished checkpoint is not in ``checkpoints`` (:attr:`best_checkpoints`) to tell."""
+        finished checkpoint is not in ``checkpoints`` (:attr:`best_checkpoints`), or the data
+        at ``root`` no longer reads (changed or gone since the runs trained), to tell."""
         kept = self.best_checkpoints
         if not kept or any(trained is None for _, _, trained in kept):
             return None, False
-        labels = np.asarray(split_files(resolve_root(self.root), "train")[1])
+        try:
+            labels = np.asarray(split_files(resolve_root(self.root), "train")[1])
+        except (DataError, OSError):  # a sweep that trained is not failed for it
+            return None, False
         found = []
         for config, _, trained in kept:
             is_val = validation_mask(labels, config.val_fraction, config.seed, config.split)

@@ -52,7 +52,6 @@ from .checks import is_int
 from .config import TrainConfig
 from .folders import dataset_files, resolve_root, split_dirs
 from .images import MODES, DataError
-from .learning import beats_guessing
 from .playground_runs import (IMAGE_SIZES, VAL_SPLITS, RunRecord, RunSettings, check_settings,
                               control_ranges, differences, panel_phrasing, prepare, runs_table)
 from .plots import legend_below, plot_live_curves, plot_run_curves
@@ -295,32 +294,25 @@ class Playground:
         checked = self._checked(lambda: self._sweep_base(settings))
         if checked is None:
             return
-        base, y_val = checked
+        base = checked
         space = {"lr": [settings.lr / 2, settings.lr, settings.lr * 2]}
         self._settings = None
         self.sweep_result, self.sweep_table.value = None, ""  # not the last sweep's, under this one's message
         self._start("sweep")
         self._say(f"Sweep: learning rates {', '.join(f'{lr:.2g}' for lr in space['lr'])}, "
                   f"{len(SWEEP_SEEDS)} seeds each, on the whole training split of {self.root}...")
-        self._go(self._sweep, space, base, y_val)
+        self._go(self._sweep, space, base)
 
     def _sweep_base(self, settings):
         """The sweep's base, ``settings``' :class:`TrainConfig`, once the data's folders at
         ``root`` are found and its model takes the data's images (a kernel larger than images
-        loaded as stored is refused here, as Train refuses it, not by the sweep once started),
-        and the validation labels ``(N,)`` to judge its best rate by (None: the panel's own
-        ``load`` may read other data than the sweep's). Read now, not once the sweep is done: a
-        folder broken meanwhile would fail the report of a sweep that trained. Any seed's labels
-        judge the sweep's runs of every seed: the seed picks which images of a class go to
-        validation, not how many (:func:`hw3lib.data.validation_mask`), and
-        :func:`beats_guessing` needs only the count of each class."""
+        loaded as stored is refused here, as Train refuses it, not by the sweep once started)."""
         config = settings.config()
         split_dirs(self.root)  # the data's folders, before the sweep's folder is named by its hash
-        data = self._dataset(config)
-        config.check_fit(data.image_size)
-        return config, data.y_val if self._load == self._load_root else None
+        config.check_fit(self._dataset(config).image_size)
+        return config
 
-    def _sweep(self, space, base, y_val):
+    def _sweep(self, space, base):
         def on_progress(done, total):
             self.progress.value, self.progress.description = done / total, f"sweep {done}/{total}"
 
@@ -340,23 +332,22 @@ class Playground:
             self.progress.bar_style = "warning"
             self._say(f"Sweep ended early: {err}", error=True)
         else:  # reported before Train comes back, which a run started then would see overwritten
-            self._report_sweep(y_val)
+            self._report_sweep()
         finally:
             self._set_running(False)
 
-    def _report_sweep(self, y_val):
-        """Say the finished sweep's best learning rate, whether it learned (judged by the
-        validation labels ``y_val``, when not None) and how many of its runs failed (the first's
-        error), and show its table."""
+    def _report_sweep(self):
+        """Say the finished sweep's best learning rate, whether it learned (as the sweep judges
+        it, :attr:`~hw3lib.sweep_results.SweepResult.learned`, each run against its own
+        validation split) and how many of its runs failed (the first's error), and show its table."""
         best, failed = self.sweep_result.best, self.sweep_result.failures()
         self.progress.bar_style = "warning" if failed else "success"
         said = "Sweep done."
         if best:
             said = (f"Sweep done: best learning rate {best.params['lr']:.2g}, mean validation accuracy "
                     f"{best.mean:.3f} over {len(best.values)} seeds.")
-            if y_val is not None and not beats_guessing(best.mean, y_val):
-                said += (" None of the rates learned: that is no more than guessing the largest class "
-                         "gives. Train one of them alone to be told why.")
+            if self.sweep_result.learned is False:
+                said += f" None of the rates learned. Warning: {self.sweep_result.not_learned}."
                 self.progress.bar_style = "warning"
         every = len(failed) == len(self.sweep_result.runs)
         if failed:  # each in the table with its error; the first said here, as `sweep` says it

@@ -1124,6 +1124,10 @@ def test_a_sweep_from_python_whose_best_setting_did_not_learn_warns_and_says_so(
     assert len(result.best_checkpoints) == 1 and result.best_checkpoints[0][2] is not None
     read_back = load_sweep(tmp_path / JOURNAL, result.study_name)  # no checkpoints to judge by
     assert read_back.learned is None and read_back.not_learned is None
+    # the data gone since the runs trained (a folder broken during the playground's sweep): the
+    # sweep is not failed at its end for it (a DataError once every run had trained), only not judged
+    gone = replace(result, root=tmp_path / "gone")
+    assert gone.learned is None and gone.not_learned is None
 
 
 def test_a_batch_larger_than_the_training_split_is_noted_once_by_the_sweep_not_by_each_run(tmp_path, root,
