@@ -18,9 +18,10 @@ DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # the floats that layers 
 
 
 def float_dtype(dtype):
-    """``dtype`` as a NumPy dtype; ValueError unless it is float32 or float64."""
+    """``dtype`` as a NumPy dtype; ValueError unless it is float32 or float64 (None, which
+    NumPy takes for float64, is no dtype here)."""
     try:
-        if np.dtype(dtype) in DTYPES:
+        if dtype is not None and np.dtype(dtype) in DTYPES:
             return np.dtype(dtype)
     except TypeError:  # no dtype at all
         pass

@@ -204,7 +204,7 @@ def test_constructors_refuse_windows_out_of_range(make):
 
 @pytest.mark.parametrize("make", [lambda dtype: Conv2D(1, 4, 3, dtype=dtype),
                                   lambda dtype: Dense(3, 2, dtype=dtype)])
-@pytest.mark.parametrize("dtype", [np.int64, np.int32, bool, np.float16, np.longdouble, "x"])
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, bool, np.float16, np.longdouble, "x", None])
 def test_constructors_refuse_a_dtype_other_than_float32_and_float64(make, dtype):
     """An integer dtype would draw all-zero weights that no optimizer can update."""
     with pytest.raises(ValueError, match=r"dtype must be float32 or float64 \(the weights' "
