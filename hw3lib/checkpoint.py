@@ -432,7 +432,9 @@ def load_checkpoint(path, model=None):
             group, _, name = key.partition(".")
             if group in groups:
                 groups[group][name] = value
-        ckpt = Checkpoint(config=TrainConfig(**meta["config"]), model_config=meta["model_config"],
+        # a file written before TrainConfig had a dtype records its model's alone
+        config = TrainConfig(**{"dtype": meta["model_config"]["dtype"], **meta["config"]})
+        ckpt = Checkpoint(config=config, model_config=meta["model_config"],
                           params=groups["params"], best_params=groups["best"],
                           optimizer=groups["optim"], epoch=meta["epoch"], best_epoch=meta["best_epoch"],
                           history=meta["history"], mean=arrays["mean"], std=arrays["std"],

@@ -11,6 +11,7 @@ import numpy as np
 from .checks import integer
 from .data import check_validation_split, load_dataset
 from .images import MODES, check_mode, parse_image_size
+from .layers import float_dtype
 from .model import LeNet5, architecture
 from .optim import SGD, AdamGD
 
@@ -54,6 +55,8 @@ class TrainConfig:
       (:func:`hw3lib.data.load_split`); the model is built for the data's size.
     - ``model``: further :class:`LeNet5` arguments (``conv_channels``, ``kernel_size``,
       ``hidden``, ``activation``, ``pooling``, ``input_size``).
+    - ``dtype``: the weights' precision, ``"float32"`` or ``"float64"`` (about twice the time;
+      for numerical checks): the model computes in it, the images cast to it batch by batch.
     """
 
     epochs: int = 24
@@ -72,6 +75,7 @@ class TrainConfig:
     hflip: bool = True
     model: dict = field(default_factory=dict)
     image_size: tuple | None = None
+    dtype: str = "float32"
 
     def __post_init__(self):
         for f in fields(self):  # numpy numbers as Python's: the settings are stored as JSON
@@ -89,6 +93,7 @@ class TrainConfig:
             raise ValueError(str(err).replace("epsilon must", "eps must", 1)) from None
         SGD(self.lr, {}, momentum=self.momentum)  # momentum, also where unused: it is stored
         check_mode(self.mode)
+        object.__setattr__(self, "dtype", float_dtype(self.dtype).name)
         object.__setattr__(self, "image_size", parse_image_size(self.image_size))
         check_validation_split(self.val_fraction, self.split)
         for name in ("bias_correction", "hflip"):
@@ -142,7 +147,7 @@ class TrainConfig:
 
     def _model_arguments(self, num_classes, input_size=None):
         return {"in_channels": self.channels, "num_classes": num_classes, "seed": self.seed,
-                "input_size": input_size or self.image_size or 32, **self.model}
+                "input_size": input_size or self.image_size or 32, "dtype": self.dtype, **self.model}
 
     def load_data(self, root=None, check_model=True, progress=False, threads=None):
         """The data in this ``mode`` and ``image_size``, split ``1 - val_fraction : val_fraction``

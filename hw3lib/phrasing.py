@@ -10,7 +10,7 @@ SETTING = re.compile(r"TrainConfig\((\w+)=([^)]*)\)")
 # the option of the train command (and of audit, which shares some) that gives each setting
 TRAIN_OPTIONS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed",
                  "split": "--split", "val_fraction": "--val-fraction", "mode": "--channels",
-                 "image_size": "--image-size"}
+                 "image_size": "--image-size", "dtype": "--dtype"}
 
 
 def phrase_settings(message, option):

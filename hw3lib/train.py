@@ -167,13 +167,16 @@ def _check_model_fits_config(model, config):
     checkpoint records both, and a run whose config says another model predicts its image
     files in the config's channel mode and cannot be resumed from ``config.build_model``."""
     differences = config.architecture_differences(model.config)
+    params = model.get_params()
+    if params and params["W1"].dtype != config.dtype:  # the run would record config.dtype
+        differences.append(("dtype", params["W1"].dtype.name, config.dtype))
     if differences:
         differ = [f"{key} {have!r} (the config's {wanted!r})" for key, have, wanted in differences]
         mode = f", mode={config.mode!r}" if any(key == "in_channels" for key, _, _ in differences) else ""
         raise ValueError(f"the model differs from the one the config builds: {'; '.join(differ)}"
                          f"{mode}. The run would record the config's settings. Fix: build the model "
                          "with config.build_model(len(data.classes), data.image_size), or set "
-                         "TrainConfig's mode and model to the model's")
+                         "TrainConfig's mode, model and dtype to the model's")
 
 
 def check_resume(ckpt, model, data, config, data_sha256, source):

@@ -22,6 +22,7 @@ from .engine import engine_stamp
 from .file_order import file_order_note
 from .history_file import diverged, diverged_advice, write_history
 from .images import MODES, SUFFIXES, DataError
+from .layers import DTYPES
 from .learning import learning_warning, unvalidated_note
 from .out_folders import RUN, create_out, refuse_out
 from .parallel import one_blas_thread
@@ -99,6 +100,9 @@ def main(argv=None):
     parser.add_argument("--hflip", action=argparse.BooleanOptionalAction,
                         help="randomly mirror training images left-right (right for the fruit, "
                              f"wrong for digits or text); default {'on' if defaults.hflip else 'off'}")
+    parser.add_argument("--dtype", choices=[dtype.name for dtype in DTYPES],
+                        help="the weights' precision: float64 takes about twice the time, for "
+                             f"numerical checks; default {defaults.dtype}")
     parser.add_argument("--out", type=folder, default=Path("runs/lenet5"),
                         help="output folder, default %(default)s; a fresh run refuses one that "
                              "holds a run's checkpoint.npz, and every run one that another train "
@@ -220,7 +224,7 @@ def _train_command(args, claim):
     given = {name: value for name, value in dict(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         mode=args.channels, image_size=args.image_size, split=args.split, hflip=args.hflip,
-        val_fraction=args.val_fraction).items() if value is not None}
+        val_fraction=args.val_fraction, dtype=args.dtype).items() if value is not None}
     config = TrainConfig(**given)
     checkpoint_path, history_path = args.out / "checkpoint.npz", args.out / "history.json"
     _check_out(args.out, (checkpoint_path, history_path), args.data)
@@ -282,7 +286,8 @@ def _train_command(args, claim):
         if _has_run(checkpoint_path):
             raise _holds_a_run(args.out, checkpoint_path)
     height, width = data.image_size
-    print(f"LeNet5 ({config.mode}, {config.channels} channel(s), {height}x{width}, "
+    precision = "" if config.dtype == TrainConfig.dtype else f", {config.dtype}"
+    print(f"LeNet5 ({config.mode}, {config.channels} channel(s), {height}x{width}{precision}, "
           f"{len(data.classes)} classes) on {len(data.y_train)} training, {len(data.y_val)} validation, "
           f"{len(data.y_test)} test images")
     print(f"Adam lr={config.lr:g}, batch {config.batch_size}, seed "

@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -65,13 +66,23 @@ def test_round_trip_keeps_everything(saved):
 
 
 def test_a_float64_run_round_trips_in_float64(tmp_path):
-    data, config, path = tiny_data(), tiny_config(epochs=1), tmp_path / "c.npz"
-    result = fit(LeNet5(num_classes=3, dtype=np.float64, **TINY), data, config,
-                 checkpoint_path=path, progress=False)
+    data, config, path = tiny_data(), tiny_config(epochs=1, dtype="float64"), tmp_path / "c.npz"
+    result = fit(config.build_model(3), data, config, checkpoint_path=path, progress=False)
     ckpt = load_checkpoint(path)
     assert ckpt.model_config["dtype"] == "float64" and ckpt.params["W1"].dtype == np.float64
+    assert ckpt.config.dtype == "float64"
     assert_same_params(params_of(ckpt.build_model()), params_of(result.model))
     assert ckpt.build_model().get_params()["W1"].dtype == np.float64
+
+
+def test_a_float64_checkpoint_written_before_the_config_had_a_dtype_reads_as_float64(tmp_path):
+    """Such a file records float64 in its model_config alone: its config is float64, so that
+    resuming it builds (from the config) the model it was trained as."""
+    data, config, path = tiny_data(), tiny_config(epochs=1, dtype="float64"), tmp_path / "c.npz"
+    fit(config.build_model(3), data, config, checkpoint_path=path, progress=False)
+    rewrite(path, lambda arrays, meta: meta["config"].pop("dtype"))
+    assert load_checkpoint(path).config.dtype == "float64"
+    fit(config.build_model(3), data, replace(config, epochs=2), resume=path, progress=False)
 
 
 def test_a_run_read_back_predicts_raw_images_and_image_files_as_in_training(saved, tmp_path):

@@ -714,10 +714,11 @@ def test_resume_refuses_options_other_than_the_runs_naming_them_as_options(tmp_p
     fit(config.build_model(len(data.classes), data.image_size), data, config, progress=False,
         checkpoint_path=out / "checkpoint.npz", data_sha256=dataset_sha256(root))
     code, stdout, err = run_cli(capsys, "--data", root, "--out", out, "--resume", "--lr", 0.001,
-                                "--channels", "RGB", "--no-hflip", "--image-size", 20)
+                                "--channels", "RGB", "--no-hflip", "--image-size", 20, "--dtype", "float64")
     assert code == 2 and stdout == "" and err.startswith("error: --resume: ")
     for said in ("--lr 0.002 (this command: --lr 0.001)", "--channels L (this command: --channels RGB)",
                  "--hflip (this command: --no-hflip)", "--image-size 16x16 (this command: --image-size 20x20)",
+                 "--dtype float32 (this command: --dtype float64)",
                  "leave those options out to go on with the run's own"):
         assert said in err, said
     assert "beta1" not in err
@@ -726,6 +727,17 @@ def test_resume_refuses_options_other_than_the_runs_naming_them_as_options(tmp_p
     assert code in (0, 3), err
     resumed = load_checkpoint(out / "checkpoint.npz")
     assert resumed.epoch == 2 and resumed.config == dataclasses.replace(config, epochs=2)
+
+
+def test_dtype_float64_trains_in_float64_and_says_so(tmp_path, capsys):
+    root, out = fake_root(tmp_path), tmp_path / "run"
+    code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--out", out, "--dtype", "float64")
+    assert code in (0, 3), err
+    assert ", float64, " in stdout.splitlines()[0]
+    ckpt = load_checkpoint(out / "checkpoint.npz")
+    assert ckpt.config.dtype == "float64" and ckpt.params["W1"].dtype == np.float64
+    assert run_cli(capsys, "--data", root, *QUICK, "--out", tmp_path / "f32")[1].splitlines()[0].count(
+        "float") == 0  # the default goes unsaid
 
 
 @pytest.mark.parametrize("case", ["no optimizer state", "history null", "best epoch beyond the last",

@@ -126,10 +126,23 @@ def test_a_batch_larger_than_the_training_split_warns_once_from_python():
     (dict(mode=["L", "RGB"]), r"mode must be one of \['L', 'LA', 'RGB', 'RGBA'\], got \['L', 'RGB'\]"),
     (dict(optimizer="sgd", momentum=1.0), "momentum"),
     (dict(momentum=1.5), "momentum"),  # unused by Adam, but stored with the run
+    (dict(dtype="float16"), r"dtype must be float32 or float64 \(the weights' precision\), got 'float16'"),
+    (dict(dtype=None), "dtype must be float32 or float64"),
 ])
 def test_config_refuses_bad_settings(changes, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**changes)
+
+
+def test_a_float64_config_trains_a_float64_model_and_records_its_dtype(tmp_path):
+    """The weights, the gradients and Adam's moments in float64; the settings stored as JSON."""
+    config = tiny_config(epochs=1, dtype=np.float64)
+    assert config.dtype == "float64" and config.build_model(3).get_params()["W1"].dtype == np.float64
+    result = fit(config.build_model(3), tiny_data(), config, checkpoint_path=tmp_path / "c.npz",
+                 progress=False)
+    ckpt = load_checkpoint(tmp_path / "c.npz")
+    assert ckpt.config == config and {a.dtype for a in ckpt.optimizer.values() if a.size > 1} == {np.dtype(np.float64)}
+    assert result.model.get_params()["W1"].dtype == np.float64
 
 
 def test_without_image_size_the_model_is_checked_against_the_images_own_size(tmp_path):
@@ -247,6 +260,10 @@ def test_fit_refuses_bad_data_before_any_work(tmp_path, kind, match):
      tiny_config(model={**TINY, "input_size": 20}), r"kernel_size \(5, 5\) \(the config's \(3, 3\)\)"),
     (lambda: LeNet5(num_classes=3, activation="tanh", **TINY), tiny_config(),
      r"activation 'tanh' \(the config's 'relu'\)"),
+    (lambda: LeNet5(num_classes=3, dtype=np.float64, **TINY), tiny_config(),
+     r"dtype 'float64' \(the config's 'float32'\)"),
+    (lambda: LeNet5(num_classes=3, **TINY), tiny_config(dtype="float64"),
+     r"dtype 'float32' \(the config's 'float64'\)"),
 ])
 def test_fit_refuses_a_model_other_than_the_one_its_config_builds(tmp_path, model, config, words):
     """Trained, such a run recorded the config's settings beside the model's: its
