@@ -17,7 +17,7 @@ from .learning import learning_warning
 from .parallel import one_blas_thread
 from .phrasing import phrase_settings
 from .tables import Table
-from .train import TrainingError, fit
+from .train import TrainingError, fit, one_batch_note
 
 BATCH_SIZES = (8, 16, 32, 64, 128, 256)
 # the learning rates of the panel's slider, 1e-5 to 1, ten a decade (the rounded Renard series):
@@ -185,7 +185,8 @@ class RunRecord:
     ``seconds`` of training, ``status`` (``"done"``, ``"stopped"``, ``"interrupted"``,
     ``"diverged"`` or ``"failed"``: an error ended it), when it diverged fit's ``message`` (when
     it failed, the error's), when it did not learn the ``warning`` of
-    :func:`hw3lib.learning.learning_warning`, and what :meth:`test` needs: fit's ``result`` (its
+    :func:`hw3lib.learning.learning_warning`, its ``note`` where each epoch was one batch
+    (:func:`~hw3lib.train.one_batch_note`), and what :meth:`test` needs: fit's ``result`` (its
     model holding the kept weights only, not the activations of its last batch) and the run's
     ``test_split`` ``(X_test, y_test)``, not its training images: a session keeps every run, and
     those held megabytes a run. ``test_acc`` is None until :meth:`test` is called. ``data``
@@ -199,6 +200,7 @@ class RunRecord:
     status: str
     message: str | None = None
     warning: str | None = None
+    note: str | None = None
     result: object = field(default=None, repr=False, compare=False)
     test_split: tuple | None = field(default=None, repr=False, compare=False)
     test_acc: float | None = None
@@ -249,6 +251,7 @@ class PreparedRun:
         kept.set_params(result.model.get_params())
         return RunRecord(self.settings, result.history, result.best_epoch, time.perf_counter() - start,
                          "diverged" if message else result.stopped or "done", message, warning,
+                         one_batch_note(self.config.batch_size, len(self.data.y_train), "batch size"),
                          replace(result, model=kept), (self.data.X_test, self.data.y_test))
 
 

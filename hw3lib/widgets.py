@@ -41,6 +41,7 @@ import html
 import io
 import threading
 import time
+import warnings
 import weakref
 from dataclasses import fields, replace
 
@@ -56,8 +57,8 @@ from .playground_runs import (IMAGE_SIZES, VAL_SPLITS, RunRecord, RunSettings, c
                               control_ranges, differences, panel_phrasing, prepare, runs_table)
 from .plots import legend_below, plot_live_curves, plot_run_curves
 from .runs import run_folder
-from .sweep import SweepError, run_sweep
-from .train import HISTORY_KEYS
+from .sweep import NotLearnedWarning, SweepError, run_sweep
+from .train import HISTORY_KEYS, OneBatchWarning
 
 REDRAW_SECONDS = 0.5
 # Matplotlib is not thread-safe (its mathtext parser is shared): a redraw of the training thread and
@@ -152,6 +153,17 @@ def _stop_earlier_panels():
             "(its finished epochs stay in its own table)." if earlier else "")
 
 
+def _ignore_warnings_the_panel_says():
+    """Ignore the warnings that the panel's own calls raise and its message line says (a run's
+    one-batch note, a sweep's "did not learn"): warned from its thread too, they showed twice,
+    once as a Python warning under the panel. Not with ``catch_warnings``, which is not
+    thread-safe (it would hide the notebook's other warnings while a run trains), and not on
+    import, which a ``catch_warnings`` around it (pytest's collection) undoes: as a panel is
+    made, on the kernel's thread. Other callers' warnings stay as they were."""
+    warnings.filterwarnings("ignore", category=OneBatchWarning, module=r"hw3lib\.playground_runs\Z")
+    warnings.filterwarnings("ignore", category=NotLearnedWarning, module=r"hw3lib\.widgets\Z")
+
+
 class Playground:
     """The panel: controls, Train, Stop and Sweep, a progress bar, a message line, live curves
     and the runs table. Show it as a notebook cell's last expression.
@@ -191,6 +203,7 @@ class Playground:
             load = self._load_root
         else:  # a load of its own: the sweep knows its data only when told its root
             self.root = None if root is None else resolve_root(root)
+        _ignore_warnings_the_panel_says()
         self.sweep_out, self.sweep_result = sweep_out, None
         self.threaded, self._load, self._datasets = threaded, load, {}
         self.runs, self.history, self.batches = [], {k: [] for k in HISTORY_KEYS}, []
@@ -468,7 +481,8 @@ class Playground:
         elif record.best_epoch:
             self._say(f"Run {number} {record.status} after {done} epoch(s) in {record.seconds:.1f} s: best "
                       f"validation accuracy {record.best_val_acc:.3f} (epoch {record.best_epoch})."
-                      + (f" Warning: {record.warning}." if record.warning else ""),
+                      + (f" Warning: {record.warning}." if record.warning else "")
+                      + (f" Note: {record.note}." if record.note else ""),
                       error=bool(record.warning))
             if record.warning:
                 self.progress.bar_style = "warning"

@@ -6,6 +6,7 @@ import os
 import shutil
 import threading
 import time
+import warnings
 from dataclasses import fields, replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,6 +27,7 @@ from hw3lib import plots, widgets
 from hw3lib.config import TrainConfig
 from hw3lib.plots import plot_live_curves
 from hw3lib.evaluation import evaluate
+from hw3lib.train import OneBatchWarning
 from hw3lib.playground_runs import (OPTIMIZERS, RunRecord, RunSettings, control_ranges, differences,
                                     panel_phrasing, prepare, runs_table, subset)
 from hw3lib.widgets import Playground
@@ -495,11 +497,17 @@ def test_a_run_that_does_not_learn_is_said_in_the_panel():
     assert panel.runs[-1].warning is None and "Warning" not in panel.message.value
 
 
-@pytest.mark.filterwarnings("ignore::hw3lib.train.OneBatchWarning")  # a few images, fewer than a batch
 def test_a_run_of_too_few_steps_is_told_to_train_longer_in_the_panel():
-    """One epoch of one batch (40 images, batches of 64): the advice follows the run's settings."""
+    """One epoch of one batch (40 images, batches of 64): the advice follows the run's settings.
+    That each epoch is one batch is said in the panel, not again as a Python warning under it."""
     panel = panel_of(replace(SMALL, epochs=1, batch_size=64, lr=1e-5))
-    panel.train_button.click()
+    with warnings.catch_warnings(record=True) as seen:
+        panel.train_button.click()
+    assert seen == [], [(w.category, w.filename, str(w.message)[:80]) for w in seen]
+    assert ("Note: batch size 64 is more than the 40 training images, so each epoch is one batch of all "
+            "of them (one optimizer step); a smaller batch size gives more steps per epoch.") in panel.message.value
+    with pytest.warns(OneBatchWarning):  # the notebook's own code is still warned
+        warnings.warn("each epoch is one batch", OneBatchWarning)
     assert panel.runs[-1].warning.endswith("only 1 optimizer step(s) (1 epoch(s) of 1 batch: all 40 training "
                                            "images, batch size 64), "
                                            "too few to learn: train longer, with more epochs or a smaller "
@@ -767,6 +775,16 @@ def test_sweep_trains_three_learning_rates_with_two_seeds_each_and_shows_the_tab
     assert "Sweep done: best learning rate" in panel.message.value
     assert panel.progress.value == 1.0 and panel.progress.description == "sweep 6/6"
     assert not panel.running and not panel.sweep_button.disabled and panel.runs == []
+
+
+def test_a_sweep_where_no_rate_learned_says_it_in_the_panel_not_again_as_a_warning(tmp_path):
+    root = write_banded_root(tmp_path / "data")
+    panel = Playground(RunSettings(**{**SMALL.__dict__, "lr": 1e-5, "epochs": 1}), root=root, load=FakeLoad(),
+                       threaded=False, sweep_out=tmp_path / "sweep")
+    with warnings.catch_warnings(record=True) as seen:
+        panel.sweep_button.click()
+    assert panel.sweep_result.learned is False and "None of the rates learned" in panel.message.value
+    assert seen == [], [(w.category, w.filename, str(w.message)[:80]) for w in seen]
 
 
 def test_a_sweep_that_ends_early_does_not_show_the_last_sweeps_table(tmp_path, monkeypatch):
