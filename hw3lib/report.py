@@ -23,6 +23,9 @@ Contract with the notebook authors (one tag per cell, in the cell's ``tags`` met
   (``#`` or ``##`` alike), the others keep their depth below it.
 - A tagged code cell shows its outputs only, never its code; it must have an output.
 - Cells go to their section in notebook order (01 to 06), then cell order.
+- The introduction names the network, the classes, the images' size and channels of the run
+  whose :func:`hw3lib.stamp.stamp_table` a ``report:stamp`` cell prints (notebook 06's chosen
+  setting), as its rows say (:func:`introduction`): what the run used, whatever its settings.
 - The export refuses, naming the notebook and cell: a cell that raises while executing (with
   ``--no-execute``, a stored error output in any cell), and in a tagged cell an error output,
   a traceback, text on stderr (warnings), a widget (it would print as blank space) or an
@@ -47,10 +50,11 @@ Contract with the notebook authors (one tag per cell, in the cell's ``tags`` met
   page whose language stays English: screen readers and fonts treat each as what it is.
 
 This module holds the report's own content: which notebooks (:func:`find_notebooks`), the
-sections and the cells chosen for them and checked (:func:`report_cells`), the checks of a stored
-run (:func:`check_stored_run`, :func:`out_of_order`, :func:`other_data`, :func:`stale_text`), the
-report notebook (:func:`assemble`), :func:`build` and the command (:func:`main`). Executing a
-notebook is :mod:`hw3lib.notebooks`; the HTML page and the PDF, :mod:`hw3lib.export`.
+sections and the cells chosen for them and checked (:func:`report_cells`), the introduction
+(:func:`introduction`), the checks of a stored run (:func:`check_stored_run`,
+:func:`out_of_order`, :func:`other_data`, :func:`stale_text`), the report notebook
+(:func:`assemble`), :func:`build` and the command (:func:`main`). Executing a notebook is
+:mod:`hw3lib.notebooks`; the HTML page and the PDF, :mod:`hw3lib.export`.
 """
 import copy
 import html
@@ -77,16 +81,20 @@ NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 OUT_DIR = REPO_ROOT / "report"
 NOTEBOOK_GLOB = "0[1-6]_*.ipynb"
 TITLE = "HW3: CNN implementation · CNN 實作"
-# The input of notebook 06's runs, whose results the report shows: its TrainConfigs leave mode
-# ("L") and image_size (the images' own, 32x32) alone (tests/test_report.py holds them to it).
-INTRO = ("A LeNet-5 convolutional network written from scratch in NumPy and trained on three "
-         "fruit classes (Carambula, Lychee, Pear) of 32×32 images, fed to it as one grey "
-         "channel. ")
-PROVENANCE = {  # executed -> where the numbers come from, said after INTRO
-    True: "The notebooks 01 to 06 were executed from scratch by `python -m hw3lib report`; every "
-          "number, table and figure below comes from that run.",
+# The introduction's first sentence (introduction()): the network, and what the run that the
+# report's stamp names (notebook 06's stamp_table(result, config)) was trained on, from its rows.
+INTRO = ("A {network} written from scratch in NumPy and trained on {count} classes ({names}) of "
+         "{height}×{width} images, fed to it as {channels}. ")
+INTRO_UNSTAMPED = "A convolutional network written from scratch in NumPy. "  # no stamped run, or several
+CHANNELS = {"L": "one grey channel", "LA": "two channels, grey and alpha",  # mode -> in words
+            "RGB": "three colour channels (RGB)", "RGBA": "four channels, RGB and alpha"}
+NUMBER_WORDS = ("two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+PROVENANCE = {  # executed -> where the numbers come from, said after the intro (HTML)
+    True: "The notebooks 01 to 06 were executed from scratch by <code>python -m hw3lib "
+          "report</code>; every number, table and figure below comes from that run.",
     False: "The notebooks 01 to 06 were not executed for this report: every number, table and "
-           "figure below is an output stored in them (`python -m hw3lib report --no-execute`).",
+           "figure below is an output stored in them (<code>python -m hw3lib report "
+           "--no-execute</code>).",
 }
 # Said above the export's warnings in the report itself, not only on the terminal.
 WARNINGS_SAID = ("Warning: the export found outputs below that the text does not describe, or "
@@ -296,12 +304,48 @@ def stored_data_sha256(notebooks):
 def other_data(name, nb):
     """``"NAME, cell N (...): ..."`` for each stored stamp of ``nb`` (named ``name``) naming data
     other than the course's: its outputs, which the report shows as the course's results (its
-    introduction names the course's images), were computed from other images."""
+    text discusses the course's images), were computed from other images."""
     course = course_sha256()
     return [f"{cell_label(name, index + 1, nb.cells[index])}: the stored outputs were computed "
             f"from data other than the course's (Dataset SHA-256 {sha}), so they are not the "
             "course's results; run the notebooks on the course's data, or export without "
             "--no-execute" for index, sha in _stored_data(nb) if len(sha) == 64 and sha != course]
+
+
+# The rows of a run's stamp (hw3lib.stamp.stamp_table) that the introduction quotes, as printed:
+# "Classes          3: Carambula, Lychee, Pear", "Images  32x32, mode L, flips on", "Model  LeNet-5".
+_RUN_ROW = re.compile(r"^(Classes|Images|Model) {2,}(\S.*?)\s*$", re.MULTILINE)
+_CLASSES = re.compile(r"(\d+): (.+)")
+_IMAGES = re.compile(r"(\d+)x(\d+), mode (\w+),")
+
+
+def _stamped_input(text):
+    """The introduction's fields from a run's stamp printed in ``text``, or None where its
+    ``Classes``, ``Images`` or ``Model`` row is missing or not as the stamp writes it."""
+    rows = dict(_RUN_ROW.findall(text))
+    classes = _CLASSES.fullmatch(rows.get("Classes", ""))
+    images = _IMAGES.match(rows.get("Images", ""))
+    model, _, changes = rows.get("Model", "").partition(" but ")
+    if not (classes and images and images.group(3) in CHANNELS and model == "LeNet-5"):
+        return None
+    count = int(classes.group(1))
+    return dict(network="LeNet-5 convolutional network" + (f", but {changes}," if changes else ""),
+                count=NUMBER_WORDS[count - 2] if 2 <= count <= len(NUMBER_WORDS) + 1 else count,
+                names=classes.group(2), height=images.group(1), width=images.group(2),
+                channels=CHANNELS[images.group(3)])
+
+
+def introduction(notebooks):
+    """The report's first sentence, from the run stamped in the cells of ``notebooks`` (``[(name,
+    nb), ...]``) tagged ``report:stamp`` (notebook 06's :func:`hw3lib.stamp.stamp_table` of the
+    chosen setting's run): the network, the classes, the images' size fed to it and its
+    channels, as that run had them, whatever the notebook's settings and data. Without one
+    stamped run (none, or several that differ), the network alone (:data:`INTRO_UNSTAMPED`)."""
+    found = {tuple(fields.items()) for _, nb in notebooks for cell in nb.cells
+             if TAG_PREFIX + "stamp" in cell.get("metadata", {}).get("tags", [])
+             for output in cell.get("outputs", []) if output.output_type == "stream"
+             if (fields := _stamped_input(output.text))}
+    return INTRO.format(**dict(found.pop())) if len(found) == 1 else INTRO_UNSTAMPED
 
 
 def _markdown(source):
@@ -310,10 +354,10 @@ def _markdown(source):
 
 def assemble(notebooks, stamp, executed=True, warnings=()):
     """One report notebook from ``notebooks`` (``[(name, nb), ...]`` in order) and the stamp
-    rows: title, the summary, the four sections, the stamp; the introduction says whether the
-    notebooks were ``executed`` for it, and lists the export's ``warnings`` (stale text, cells
-    run out of order, other data), so that the page handed in says so too. Raises
-    :class:`ReportError` for an empty section."""
+    rows: title, the summary, the four sections, the stamp; the introduction says what the
+    stamped run trained on (:func:`introduction`), whether the notebooks were ``executed`` for
+    it, and lists the export's ``warnings`` (stale text, cells run out of order, other data),
+    so that the page handed in says so too. Raises :class:`ReportError` for an empty section."""
     sections = {key: [] for key in SECTIONS}
     for name, nb in notebooks:
         for key, cells in report_cells(name, nb).items():
@@ -325,7 +369,9 @@ def assemble(notebooks, stamp, executed=True, warnings=()):
                           "report needs at least one (see hw3lib/report.py)")
     table = "".join(f"<tr><th>{html.escape(what)}</th><td>{html.escape(value)}</td></tr>"
                     for what, value in stamp)
-    cells = [_markdown(f'<h1 id="title">{TITLE}</h1>\n\n{INTRO}{PROVENANCE[executed]}')]
+    # HTML: a class's name is no markdown or math
+    intro = f"{html.escape(introduction(notebooks))}{PROVENANCE[executed]}"
+    cells = [_markdown(f'<h1 id="title">{TITLE}</h1>\n\n<p id="introduction">{intro}</p>')]
     if warnings:  # one HTML block: no markdown or math read into the cells' labels
         cells.append(_markdown(f'<div id="warnings"><p><strong>{WARNINGS_SAID}</strong></p><ul>'
                                + "".join(f"<li>{html.escape(w)}</li>" for w in warnings)

@@ -1,11 +1,13 @@
 """The reproducibility stamp: what made a report or a run, as rows of a table (hw3lib's version
-and commit, Python, NumPy, the platform, the data's SHA-256; a run's settings, BLAS and weights).
+and commit, Python, NumPy, the platform, the data's SHA-256; a run's settings, classes, input,
+model, BLAS and weights).
 """
 import datetime
 import hashlib
 import os
 import platform
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +76,24 @@ def _optimizer(config):
     return which, f"learning rate {config.lr:g}, betas {config.beta1:g}/{config.beta2:g}, eps {config.eps:g}"
 
 
+def _setting(key, value):
+    """A model setting ``key`` as the stamp writes its ``value``: a size ``5x5``, another pair
+    ``6/16``, else as it is."""
+    if not isinstance(value, tuple):
+        return str(value)
+    return ("x" if key.endswith("size") else "/").join(map(str, value))
+
+
+def model_text(model, config):
+    """``model`` (a run's :class:`~hw3lib.model.LeNet5`, trained with ``config``) in words:
+    ``"LeNet-5"``, or ``"LeNet-5 but conv_channels 8/32 (LeNet-5: 6/16)"`` naming each setting in
+    which it differs from the LeNet5 that the defaults build for its channels, classes and size."""
+    differences = replace(config, model={}).architecture_differences(model.config)
+    changed = ", ".join(f"{key} {_setting(key, have)} (LeNet-5: {_setting(key, default)})"
+                        for key, have, default in differences)
+    return f"LeNet-5 but {changed}" if changed else "LeNet-5"
+
+
 def _count(n, noun):
     """``"1 thread"``, ``"2 threads"``."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
@@ -85,8 +105,10 @@ def stamp_table(result=None, config=None, *, environment=True, data_root=None):
     With ``environment``: the rows the report's export writes itself (:func:`stamp_rows`:
     hw3lib version and git commit, Python and NumPy, platform, the SHA-256 of the data at
     ``data_root``, default ``$HW3_DATA``, then ``data/``). With a ``result`` of :func:`~hw3lib.train.fit` and its
-    ``config``: the run's own rows, its seed, settings, BLAS library and threads, and the SHA-256
-    of its kept weights (:func:`weights_sha256`)."""
+    ``config``: the run's own rows, its seed, settings, classes, the input its model takes (size,
+    mode) and the model (:func:`model_text`), BLAS library and threads, and the SHA-256 of its
+    kept weights (:func:`weights_sha256`). The report's introduction quotes the ``Classes``,
+    ``Images`` and ``Model`` rows of the run it stamps (:func:`hw3lib.report.introduction`)."""
     if (result is None) != (config is None) or (result is None and not environment):
         raise ValueError("stamp_table needs a result together with its config, or environment=True")
     rows = []
@@ -98,7 +120,10 @@ def stamp_table(result=None, config=None, *, environment=True, data_root=None):
                  *zip(("Optimizer", "Its settings"), _optimizer(config)),
                  ("Schedule", f"{config.epochs} epochs, batch {config.batch_size}, validation "
                               f"{config.val_fraction:g} ({config.split} split)"),
-                 ("Images", f"mode {config.mode}, flips {'on' if config.hflip else 'off'}"),
+                 ("Classes", f"{len(result.classes)}: {', '.join(result.classes)}"),
+                 ("Images", "{}x{}, mode {}, flips {}".format(
+                     *result.model.config["input_size"], config.mode, "on" if config.hflip else "off")),
+                 ("Model", model_text(result.model, config)),
                  ("BLAS", blas_description(threads=True)),
                  ("Threads", f"1 BLAS thread while training; {_count(os.cpu_count(), 'CPU core')}"),
                  ("Weights SHA-256", weights_sha256(result.model))]

@@ -1,5 +1,4 @@
 """The report export: fixture notebooks -> executed -> one HTML page and an A4 PDF."""
-import ast
 import base64
 import contextlib
 import errno
@@ -17,8 +16,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
-from IPython.core.inputtransformer2 import TransformerManager
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from PIL import Image
 
@@ -30,9 +29,11 @@ from hw3lib.export import (REPORT_CSS, TEXT_FLOOR, keep_math_words, latex_to_mat
                            print_pdf, to_html)
 from hw3lib.images import DataError
 from hw3lib.notebooks import ReportError, execute_notebook
-from hw3lib.report import (CAPTION_STARTS, INTRO, NOTEBOOKS_DIR, SECTIONS, TITLE, assemble, build,
-                           report_cells)
+from hw3lib.report import (CAPTION_STARTS, INTRO_UNSTAMPED, NOTEBOOKS_DIR, SECTIONS, TITLE, assemble,
+                           build, introduction, report_cells)
 from hw3lib.results import quoted_figures
+from hw3lib.stamp import stamp_table
+from hw3lib.trained import FitResult
 
 INPUT_MARKER = "INPUT_MARKER_never_in_the_report"
 SUMMARY_TABLE = f"""# {INPUT_MARKER}
@@ -696,27 +697,56 @@ def test_the_intro_says_whether_the_notebooks_were_executed(tmp_path, built):
     assert "executed from scratch" not in page
 
 
-def code_names(notebook):
-    """Every keyword argument, attribute, name and string in the code cells of ``notebook``."""
-    nb = nbformat.read(NOTEBOOKS_DIR / notebook, as_version=4)
-    tree = ast.parse("\n".join(TransformerManager().transform_cell(cell.source)
-                               for cell in nb.cells if cell.cell_type == "code"))
-    return {getattr(node, field) for node in ast.walk(tree)
-            for field in ("arg", "attr", "id", "value") if isinstance(
-                getattr(node, field, None), str)}
+COURSE_INTRO = ("A LeNet-5 convolutional network written from scratch in NumPy and trained on three "
+                "classes (Carambula, Lychee, Pear) of 32×32 images, fed to it as one grey channel. ")
 
 
-def test_the_intro_states_the_input_of_notebook_06s_runs():
-    """The intro says what notebook 06's runs, the report's results, train on: none of its
-    TrainConfigs (nor its sweeps) sets mode or image_size, so they take the defaults, one grey
-    channel and the images' own size, 32x32 (notebook 01 checks the data). Change those and this
-    fails: rewrite INTRO."""
-    assert not {"mode", "image_size", "channels"} & code_names("06_results.ipynb")
-    assert (TrainConfig().mode, TrainConfig().image_size) == ("L", None)
-    data = nbformat.read(NOTEBOOKS_DIR / "01_data_loading.ipynb", as_version=4)
-    assert any("size 32x32: 1968 files" in output.get("text", "")
-               for cell in data.cells for output in cell.get("outputs", []))
-    assert "of 32×32 images, fed to it as one grey channel" in INTRO
+def stamp_cell(config, classes, size):
+    """A cell tagged report:stamp holding notebook 06's stamp (stamp_table) of a run of ``config``
+    on ``classes`` of images ``size`` (untrained: the stamp names its input, not its weights)."""
+    model = config.build_model(len(classes), size)
+    run = FitResult(model, {}, 0, None, np.zeros(1), np.ones(1), classes=list(classes), config=config)
+    return with_output(new_output("stream", name="stdout", text=(
+        f"{stamp_table(run, config, environment=False)}\n")), tag="report:stamp")
+
+
+def test_the_intro_states_what_the_stamped_run_trained_on():
+    """The intro was one fixed sentence naming the course's three classes of 32x32 images in one
+    grey channel, whatever notebook 06 was set to and read: a run on RGB images at 64x64, on other
+    classes, with wider convolutions, handed in a report whose first sentence was wrong. It says
+    what the run of the report's stamp (notebook 06's chosen setting) trained on."""
+    course = stamp_cell(TrainConfig(), ["Carambula", "Lychee", "Pear"], (32, 32))
+    assert introduction([("06", new_notebook(cells=[course]))]) == COURSE_INTRO
+    own = stamp_cell(TrainConfig(mode="RGB", image_size=64, model={"conv_channels": [8, 32]}),
+                     ["cat", "dog", "fox", "owl", "yak"], (64, 64))
+    assert introduction([("06", new_notebook(cells=[own]))]) == (
+        "A LeNet-5 convolutional network, but conv_channels 8/32 (LeNet-5: 6/16), written from "
+        "scratch in NumPy and trained on five classes (cat, dog, fox, owl, yak) of 64×64 images, "
+        "fed to it as three colour channels (RGB). ")
+    many = stamp_cell(TrainConfig(mode="LA"), [f"c{i}" for i in range(12)], (28, 36))
+    assert introduction([("06", new_notebook(cells=[many]))]).endswith(
+        "12 classes (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11) of 28×36 images, fed to it "
+        "as two channels, grey and alpha. ")
+    untagged = stamp_cell(TrainConfig(), ["a", "b"], (32, 32))
+    untagged.metadata["tags"] = []
+    for cells in ([], [untagged], [course, own]):  # no stamped run, or two that differ
+        assert introduction([("06", new_notebook(cells=cells))]) == INTRO_UNSTAMPED
+    assert introduction([("05", new_notebook(cells=[course])), ("06", new_notebook(cells=[course]))]) == COURSE_INTRO
+
+
+def test_the_report_starts_with_the_intro_of_its_stamped_run_its_class_names_as_text(tmp_path,
+                                                                                     monkeypatch):
+    """A class folder's name is no markdown, HTML or math: "$5 bill" stays a dollar, not an
+    equation."""
+    stamp = stamp_cell(TrainConfig(), ["$5 bill", "*star*", "<b>"], (32, 32))
+    cells = [c for c in one_cell_per_section("s") if "report:stamp" not in c.metadata["tags"]]
+    folder = write_notebooks(tmp_path / "nb", {"06_x.ipynb": [*cells, stamp]})
+    monkeypatch.setattr("hw3lib.report.find_chromium", lambda: None)
+    page = build(folder, tmp_path / "out", execute=False, log=lambda *a: None)[0].read_text("utf-8")
+    assert ('<p id="introduction">A LeNet-5 convolutional network written from scratch in NumPy '
+            "and trained on three classes ($5 bill, *star*, &lt;b&gt;) of 32×32 images, fed to it "
+            "as one grey channel. The notebooks 01 to 06 were not executed for this report") in page
+    assert "<math" not in page.split('id="section-summary"')[0]
 
 
 def test_a_report_cut_off_while_written_leaves_the_old_one_whole(tmp_path, monkeypatch):
@@ -1123,8 +1153,8 @@ def test_the_report_itself_lists_the_exports_warnings_under_its_introduction(tmp
 
 
 def test_no_execute_warns_of_stored_outputs_computed_from_other_data(tmp_path, monkeypatch):
-    """Notebooks run on one's own images, exported with --no-execute: the report's introduction
-    names the course's 32x32 fruit images above numbers computed from others. The export says so,
+    """Notebooks run on one's own images, exported with --no-execute: the report's text, written
+    about the course's fruit images, stands above numbers computed from others. The export says so,
     on the terminal and in the report; the course's data gives no such warning."""
     from hw3lib.folders import MANIFEST_PATH
     course = hashlib.sha256(MANIFEST_PATH.read_bytes()).hexdigest()

@@ -512,13 +512,14 @@ def test_stamp_table_rows(root, tmp_path):
                            (dict(optimizer="sgd", momentum=0.9), ("SGD", "learning rate 0.002, momentum 0.9"))):
         assert stamp_module._optimizer(replace(CONFIG, **changes)) == words
     assert full["Schedule"] == "2 epochs, batch 8, validation 0.3 (blocked split)"
-    assert full["Images"] == "mode L, flips on" and full["Threads"].startswith("1 BLAS thread")
+    assert full["Classes"] == "3: A, B, C" and full["Model"] == "LeNet-5"
+    assert full["Images"] == "32x32, mode L, flips on" and full["Threads"].startswith("1 BLAS thread")
     with threadpool_limits(limits=1, user_api="blas"):  # the default a process starts with here
         assert "kernels, 1 thread by default" in blas_description(threads=True)
     assert full["Weights SHA-256"] == stamp_module.weights_sha256(result.model)
     own = dict(stamp_module.stamp_table(result, CONFIG, environment=False).rows)
-    assert list(own) == ["Seed", "Optimizer", "Its settings", "Schedule", "Images", "BLAS", "Threads",
-                         "Weights SHA-256"]
+    assert list(own) == ["Seed", "Optimizer", "Its settings", "Schedule", "Classes", "Images", "Model",
+                         "BLAS", "Threads", "Weights SHA-256"]
     for table in (stamp_module.stamp_table(result, CONFIG, data_root=root),
                   stamp_module.stamp_table(result, replace(CONFIG, bias_correction=False), data_root=root)):
         assert max(map(len, str(table).splitlines())) <= 84  # prints at full size (a SHA-256 row's width)
@@ -528,6 +529,18 @@ def test_stamp_table_rows(root, tmp_path):
     for call in (lambda: stamp_module.stamp_table(result), lambda: stamp_module.stamp_table(environment=False)):
         with pytest.raises(ValueError, match="needs a result together with its config"):
             call()
+
+
+def test_the_stamp_names_the_input_and_the_model_of_a_run_other_than_the_defaults(tmp_path):
+    """The stamp said "mode L, flips on" of a run's images: not their size, nor its classes, nor
+    a model other than LeNet-5's, which the report's introduction names from it."""
+    config = replace(CONFIG, epochs=1, mode="RGB", image_size=40,
+                     model={"conv_channels": (4, 8), "kernel_size": 3, "pooling": "avg"})
+    result = runs_module.load_or_train(config, tmp_path / "run.npz", root=fake_root(tmp_path))
+    rows = dict(stamp_module.stamp_table(result, config, environment=False).rows)
+    assert rows["Classes"] == "3: A, B, C" and rows["Images"] == "40x40, mode RGB, flips on"
+    assert rows["Model"] == ("LeNet-5 but conv_channels 4/8 (LeNet-5: 6/16), kernel_size 3x3 "
+                             "(LeNet-5: 5x5), pooling avg (LeNet-5: max)")
 
 
 def test_the_notebooks_run_under_the_blas_kernels_of_their_stored_outputs():
