@@ -749,6 +749,13 @@ def test_the_report_starts_with_the_intro_of_its_stamped_run_its_class_names_as_
     assert "<math" not in page.split('id="section-summary"')[0]
 
 
+def test_the_stored_notebook_06_stamps_the_course_input_the_intro_names():
+    """The intro of the report of the stored notebooks, as the course's defaults train: three
+    classes of 32x32 images in one grey channel, LeNet-5 as it is."""
+    notebook = nbformat.read(NOTEBOOKS_DIR / "06_results.ipynb", as_version=4)
+    assert introduction([("06_results.ipynb", notebook)]) == COURSE_INTRO
+
+
 def test_a_report_cut_off_while_written_leaves_the_old_one_whole(tmp_path, monkeypatch):
     folder = write_notebooks(tmp_path / "nb", {"01_x.ipynb": one_cell_per_section("section")})
     (tmp_path / "out").mkdir()
