@@ -13,6 +13,7 @@ import errno
 import hashlib
 import http.client
 import os
+import posixpath
 import queue
 import re
 import shlex
@@ -293,6 +294,14 @@ def _to_restore(dest: Path, manifest: Mapping[str, str]) -> dict[str, str]:
     and puts them in place. DataError where those folders hold files the manifest does not
     list (one's own, which it leaves alone)."""
     report = verify(dest, manifest)
+    renames = _class_folders_in_another_case(report, manifest)
+    if renames:  # the course's images, under a name the manifest does not list
+        raise DataError(
+            f"{dest} holds {' and '.join(f'{held}/' for held, _ in renames)}: the course's "
+            f"{' and '.join(f'{course}/' for _, course in renames)} in another case (folder names are "
+            "case-sensitive), which the download would not verify but fetch again beside. Fix: rename "
+            + " and ".join(f"{dest / held} to {dest / course}" for held, course in renames)
+            + ", then download again (it verifies them).")
     if report.extra:
         raise DataError(
             f"{dest} already holds Data_train/ or Data_test/ that differ from the manifest ({report}), "
@@ -301,6 +310,18 @@ def _to_restore(dest: Path, manifest: Mapping[str, str]) -> dict[str, str]:
             "the files missing and replaces the changed ones."
         )
     return {rel: manifest[rel] for rel in report.missing + report.changed}
+
+
+def _class_folders_in_another_case(report: VerifyReport, manifest: Mapping[str, str]) -> list[tuple[str, str]]:
+    """``(folder, the course's name)`` for each folder of ``report``'s extra files named as a class
+    folder of the course's in another case (``Data_train/lychee`` for ``Data_train/Lychee``)
+    where the course's holds none of its files."""
+    missing = set(report.missing)
+    course = {posixpath.dirname(rel) for rel in manifest}
+    empty = course - {posixpath.dirname(rel) for rel in manifest if rel not in missing}
+    by_case = {folder.lower(): folder for folder in empty}
+    return sorted({(folder, by_case[folder.lower()]) for folder in map(posixpath.dirname, report.extra)
+                   if folder.lower() in by_case and folder not in course})
 
 
 def _restore(staged: Path, dest: Path, rels) -> None:
