@@ -24,7 +24,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -288,11 +288,11 @@ def _move_into(staged: Path, dest: Path) -> bool:
     return True
 
 
-def _to_restore(dest: Path, manifest: Mapping[str, str]) -> dict[str, str]:
-    """The manifest's entries that ``dest``'s Data_train/ and Data_test/ lack or hold changed
-    (an earlier download or copy cut short, a damaged image): :func:`download` fetches them
-    and puts them in place. DataError where those folders hold files the manifest does not
-    list (one's own, which it leaves alone)."""
+def _to_restore(dest: Path, manifest: Mapping[str, str]) -> VerifyReport:
+    """:func:`verify`'s report on ``dest``'s Data_train/ and Data_test/, whose files missing or
+    changed (an earlier download or copy cut short, a damaged image) :func:`download` fetches
+    and puts in place. DataError where those folders hold files the manifest does not list
+    (one's own, which it leaves alone)."""
     report = verify(dest, manifest)
     renames = _class_folders_in_another_case(report, manifest)
     if renames:  # the course's images, under a name the manifest does not list
@@ -309,7 +309,7 @@ def _to_restore(dest: Path, manifest: Mapping[str, str]) -> dict[str, str]:
             "files (or the two folders, if they hold other data), then download again: it fetches "
             "the files missing and replaces the changed ones."
         )
-    return {rel: manifest[rel] for rel in report.missing + report.changed}
+    return report
 
 
 def _class_folders_in_another_case(report: VerifyReport, manifest: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -324,10 +324,11 @@ def _class_folders_in_another_case(report: VerifyReport, manifest: Mapping[str, 
                    if folder.lower() in by_case and folder not in course})
 
 
-def _restore(staged: Path, dest: Path, rels) -> None:
-    """Move the files ``rels`` from ``staged`` into ``dest``, each replacing its namesake at once
-    (copied beside it first where its folder is on another disk, through a link)."""
-    for rel in rels:
+def _restore(staged: Path, dest: Path, report: VerifyReport) -> None:
+    """Move the files that ``report`` (on ``dest``) finds missing or changed from ``staged`` into
+    ``dest``, each replacing its namesake at once (copied beside it first where its folder is
+    on another disk, through a link)."""
+    for rel in report.missing + report.changed:
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -374,6 +375,7 @@ def download(
     progress: bool = True,
     timeout: float = 30.0,
     workers: int = 8,
+    on_restore: Callable[[VerifyReport], object] | None = None,
 ) -> Path:
     """Fetch the 1968 images into ``dest``/Data_train and ``dest``/Data_test; return ``dest``.
 
@@ -390,6 +392,9 @@ def download(
     manifest does not list (one's own) raises DataError, as does one holding train/ or test/
     (the split folders' other names) or Data_Train/ (another case) in their place: a copy beside
     them would leave two folders for a split; other files in ``dest`` stay, the two folders join them.
+    ``on_restore(report)``, once such files are in place: :func:`verify`'s report on the copy
+    before (what it lacked or held changed; e.g. to say so, as an image may have been changed on
+    purpose).
     """
     dest = Path(dest)
     if urllib.parse.urlsplit(base_url).scheme not in URL_SCHEMES:  # urlopen's "unknown url type"
@@ -426,7 +431,8 @@ def download(
                             "delete it, then download again.")
     _remove_stale_staging(dest)
     fresh = not any((dest / split_dir).exists() for split_dir in SPLITS.values())
-    wanted = manifest if fresh else _to_restore(dest, manifest)
+    before = None if fresh else _to_restore(dest, manifest)
+    wanted = manifest if fresh else {rel: manifest[rel] for rel in before.missing + before.changed}
     if not wanted:  # a verified copy
         return dest
     made = [p for p in (dest.parent, *dest.parent.parents) if not p.exists()]  # deepest first
@@ -456,4 +462,6 @@ def download(
             raise DataError(f"cannot write the download in {here}: {exc}. "
                             "Fix: choose a writable destination with about 10 MB free.") from exc
         raise
+    if before is not None and on_restore is not None:
+        on_restore(before)
     return dest

@@ -679,6 +679,16 @@ def test_download_command_success(capsys):
     assert f"verified dataset at {DATA}" in capsys.readouterr().out
 
 
+@needs_data
+def test_download_command_verifies_a_copy_once(monkeypatch):
+    """The command verified the copy to say what it would restore, then download verified it
+    again (~50 ms for the 1968 files)."""
+    read, compute = [], download.compute_manifest
+    monkeypatch.setattr(download, "compute_manifest", lambda root: read.append(root) or compute(root))
+    assert hw3lib_main(["download", str(DATA), "--no-progress"]) == 0
+    assert read == [DATA]
+
+
 def test_download_command_failure_is_exit_status_2(tmp_path, capsys):
     argv = ["download", str(tmp_path / "d"), "--base-url", "http://127.0.0.1:9", "--no-progress"]
     assert hw3lib_main(argv) == 2
