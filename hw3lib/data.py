@@ -106,12 +106,24 @@ def _sizes_differ(sizes: dict[tuple[int, int], tuple[int, Path]]) -> str:
             f"load, e.g. with TrainConfig(image_size='{h}x{w}').")
 
 
-def _unreadable(problems: list[DataError], total: int, folder: Path, stopped: bool) -> str:
-    """The message naming each of ``problems`` (the DataErrors of a split's images, each with
+class _ListedError(DataError):
+    """A DataError of several lines (:func:`_listed`), each with its control characters escaped."""
+
+
+def _listed(parts) -> _ListedError:
+    """One DataError of ``parts``, each a message of one line or a :class:`_ListedError`, whose
+    lines it keeps: a line's control characters escaped (:func:`hw3lib.tables.escaped`), so that
+    a newline in a path it names is written ``\\n``, not taken for the start of another line."""
+    return _ListedError("\n".join(line for part in parts for line in (
+        str(part).split("\n") if isinstance(part, _ListedError) else [escaped(str(part))])))
+
+
+def _unreadable(problems: list[DataError], total: int, folder: Path, stopped: bool) -> _ListedError:
+    """The error naming each of ``problems`` (the DataErrors of a split's images, each with
     its fix) among its ``total`` images under ``folder``; ``stopped``: reading stopped at them."""
     more = f" (reading stopped at {len(problems)}: more may follow)" if stopped else ""
-    return "\n".join([f"{len(problems)} of the {total} images under {folder} cannot be used{more}, "
-                      "each named here with its fix:", *(f"- {escaped(str(p))}" for p in problems)])
+    return _listed([f"{len(problems)} of the {total} images under {folder} cannot be used{more}, "
+                    "each named here with its fix:", *(f"- {p}" for p in problems)])
 
 
 def load_split(
@@ -265,7 +277,7 @@ def _load(root, split, mode, size, check_size, listing, bar, threads, parts=None
     if len(sizes) > 1 and not stopped:
         messages.append(_sizes_differ(sizes))
     if messages:
-        raise DataError("\n".join(messages))
+        raise _listed(messages)
     return arrays, y, classes
 
 
@@ -484,7 +496,7 @@ def load_dataset(
         except DataError as err:
             problems.append(err)
     if problems:
-        raise problems[0] if len(problems) == 1 else DataError("\n".join(map(str, problems)))
+        raise problems[0] if len(problems) == 1 else _listed(problems)
     if X_test.shape[2:] != Xs[0].shape[2:]:
         raise DataError(_sizes_differ({Xs[0].shape[2:]: (len(y), listing[0][0]),
                                        X_test.shape[2:]: (len(y_test), test_listing[0][0])}))

@@ -264,6 +264,24 @@ def test_a_newline_in_a_bad_images_name_keeps_it_to_one_line_of_the_list(tmp_pat
     assert len(lines) == 3 and lines[2].startswith(f"- {root / 'Data_train/B/bad'}\\nname.png is empty")
 
 
+def test_a_newline_in_a_path_keeps_each_line_of_an_error_of_both_splits_to_one_line(tmp_path):
+    """Beside the list of bad images, the folder it names, the sizes' example images and the
+    test split's bad image were written raw: a newline in their paths split their lines."""
+    root = make_root(tmp_path / "my\nfruits", n=4)
+    (root / "Data_train" / "B" / "bad.png").write_bytes(b"")
+    write_png(root / "Data_train" / "B" / "big\none.png", size=(40, 40))
+    (root / "Data_test" / "A" / "bad\ntest.png").write_bytes(b"")
+    with pytest.raises(DataError) as err:
+        data.load_dataset(root)
+    escaped = str(root).replace("\n", "\\n")
+    lines = str(err.value).splitlines()
+    assert len(lines) == 4, lines
+    assert lines[0].startswith(f"1 of the 10 images under {escaped}/Data_train cannot be used")
+    assert lines[1].startswith(f"- {escaped}/Data_train/B/bad.png is empty")
+    assert f"1 of 40x40 (e.g. {escaped}/Data_train/B/big\\none.png)" in lines[2]
+    assert lines[3].startswith(f"{escaped}/Data_test/A/bad\\ntest.png is empty")
+
+
 def test_reading_stops_at_the_most_problems_one_error_names(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "MAX_NAMED_PROBLEMS", 2)
     root = make_root(tmp_path)
