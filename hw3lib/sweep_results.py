@@ -59,7 +59,9 @@ class Run:
 
 
 def _run_of(trial):
-    summary = trial.user_attrs.get("run", run_summary({"epoch": []}))
+    # a run not ended has no summary yet (a retry that an earlier hw3lib queued kept its attempt's)
+    summary = trial.user_attrs.get("run") if trial.state.is_finished() else None
+    summary = summary or run_summary({"epoch": []})
     curve = [trial.intermediate_values[k] for k in sorted(trial.intermediate_values)]
     error = trial.user_attrs.get("error") if trial.state == TrialState.FAIL else None
     return Run(trial.number, dict(params_of(trial)),

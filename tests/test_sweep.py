@@ -1379,6 +1379,20 @@ def test_a_run_queued_again_shows_as_waiting_until_it_resumes_from_its_checkpoin
     assert (run.state, run.epochs, len(run.curve)) == ("done", 4, 4) and run.best_epoch >= 1
 
 
+def test_a_waiting_retry_that_an_earlier_hw3lib_queued_shows_no_results(tmp_path):
+    """A run queued again by an hw3lib from before retries dropped the attempt's summary kept it:
+    in such a study the table still showed the waiting run with its kept epoch and seconds."""
+    sweep = Sweep.define({"lr": [3e-3]}, BASE, (0,), pruner="none")
+    study = open_study(sweep, tmp_path / JOURNAL)
+    [waiting] = study.get_trials(deepcopy=False)
+    kept = dict(epochs=2, best_epoch=2, val_acc=0.5, val_loss=1.0, seconds=3.0)  # the attempt's
+    study._storage.set_trial_user_attr(waiting._trial_id, "run", kept)
+    result = load_sweep(tmp_path / JOURNAL, study.study_name)
+    [run] = result.runs
+    assert (run.state, run.epochs, run.best_epoch, run.val_acc, run.seconds) == ("waiting", 0, 0, None, 0.0)
+    assert str(result.table()).splitlines()[1].split() == ["0.003", *"-----", "0", "-", "1", "waiting"]
+
+
 def test_a_worker_killed_mid_run_leaves_no_warning_after_the_last_line(tmp_path, root):
     """A worker killed (kill -9, out of memory) held nothing that Python's resource tracker
     reports as leaked when the command ends: a progress bar's lock was such a thing."""
