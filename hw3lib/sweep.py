@@ -206,9 +206,11 @@ def _earlier(study, number, same):
 
 def _undrawn(study, sweep, seed):
     """In a space of finitely many settings, the first that no run with ``seed`` has (a
-    sampler that keeps drawing the same ones would never end); else ``{}``, a fresh draw."""
+    sampler that keeps drawing the same ones would never end); else ``{}``, a fresh draw. A
+    trial left out is no run: a copy of a run queued twice drew a setting in a study that an
+    earlier hw3lib wrote."""
     drawn = [params_of(t) for t in study.get_trials(deepcopy=False)
-             if t.user_attrs.get("seed") == seed]
+             if t.user_attrs.get("seed") == seed and "repeat_of" not in t.user_attrs]
     return next((s for s in sweep.every_setting() or () if s not in drawn), {})
 
 

@@ -1011,6 +1011,28 @@ def test_a_run_two_commands_queued_at_once_draws_nothing_so_every_setting_is_dra
     assert [(t.number, t.user_attrs["slot"], t.params) for t in copies] == [(1, 0, {}), (3, 1, {})]
 
 
+def test_a_copy_that_an_earlier_hw3lib_let_draw_leaves_its_setting_to_be_drawn(tmp_path, root, monkeypatch):
+    """In a study from before copies drew nothing, the later copy of a run queued twice holds
+    the setting it drew before it was left out: _undrawn counted it as drawn, so that setting
+    was never trained (the sweep drew on for ever, with a sampler that draws the same one)."""
+    class Same(optuna.samplers.RandomSampler):
+        def sample_independent(self, study, trial, name, distribution):
+            return distribution.low
+
+    monkeypatch.setattr(optuna.samplers, "TPESampler", lambda **kwargs: Same())
+    space = {"epochs": IntDistribution(1, 2)}
+    sweep = Sweep.define(space, BASE, trials=2, pruner="none")
+    study = open_study(sweep, tmp_path / JOURNAL)  # slots 0 and 1 queued
+    study.add_trial(optuna.trial.create_trial(  # slot 0's copy, as such an hw3lib left it
+        state=TrialState.FAIL, params={"epochs": 2}, distributions=space,
+        user_attrs={"seed": sweep.seeds[0], "slot": 0, "repeat_of": 0,
+                    "error": "run 0 was queued twice; this copy is left out"}))
+    work(tmp_path / JOURNAL, study.study_name, root=root, checkpoints=tmp_path,
+         stop=lambda: len(study.get_trials(deepcopy=False)) > 8)  # else it draws 1 for ever
+    assert_every_run_done_once(trials_of(tmp_path / JOURNAL, study.study_name),
+                               Sweep.define({"epochs": [1, 2]}, BASE, pruner="none"))
+
+
 def test_a_sampled_sweep_started_again_draws_new_settings_not_the_ones_it_drew_before(tmp_path, root):
     sweep = Sweep.define({"lr": FloatDistribution(1e-3, 1e-2, log=True)}, BASE, trials=4, pruner="none")
     study = open_study(sweep, tmp_path / JOURNAL)
