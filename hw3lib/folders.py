@@ -54,10 +54,12 @@ _LAYOUT = (
 )
 
 
-def fix_refetch(root: Path) -> str:
+def fix_refetch(root: Path, first: str | None = None) -> str:
     """The fix for a damaged or missing file of the course's data under ``root``: the download
-    named with ``root``, which a ``--data`` or ``root=`` other than ``$HW3_DATA`` is not."""
-    return ("Fix: restore the original files (hw3lib.download.verify(root) lists what differs) "
+    named with ``root``, which a ``--data`` or ``root=`` other than ``$HW3_DATA`` is not;
+    ``first``: a step to take before it (a rename)."""
+    restore = f"{first}, then restore" if first else "restore"
+    return (f"Fix: {restore} the original files (hw3lib.download.verify(root) lists what differs) "
             f"or fetch a fresh copy with `python -m hw3lib download {shlex.quote(os.fspath(root))}`.")
 
 
@@ -357,7 +359,18 @@ def dataset_files(root: Path) -> tuple[tuple, tuple]:
     if test_classes != classes:
         train_dir, test_dir = split_dir(root, "train"), split_dir(root, "test")
         missing, extra = sorted(set(classes) - set(test_classes)), sorted(set(test_classes) - set(classes))
+        cased = _in_another_case(missing, extra)
+        missing = [name for name in missing if name not in cased]
+        extra = [name for name in extra if name not in cased.values()]
         found, fixes = [], []
+        if cased:  # lychee/ in train, Lychee/ in test: one class, the rename to the course's name or train's
+            found.append(f"in another case in test: {list(cased.values())} for {list(cased)} in train "
+                         "(class names are case-sensitive)")
+            fixes.append("rename " + " and ".join(
+                f"{train_dir / name} to {train_dir / other} (the course's name)"
+                if is_course_data(root, train_dir / other) else
+                f"{test_dir / other} to {test_dir / name} (the training split's name)"
+                for name, other in cased.items()))
         if missing:
             found.append(f"missing from test: {missing}")
             fixes.append("move about one image in five of each missing class into its own folder in "
@@ -367,10 +380,11 @@ def dataset_files(root: Path) -> tuple[tuple, tuple]:
             fixes.append("give each class only in test its training images, e.g. in "
                          f"{train_dir / extra[0]}, or remove its test folder")
         # a class folder of the course's gone from one split: fetched, not made of the other's images
-        course = is_course_data(root) and all(is_course_data(root, folder / name) for folder, names
-                                              in ((test_dir, missing), (train_dir, extra)) for name in names)
+        course = bool(missing or extra) and is_course_data(root) and all(
+            is_course_data(root, folder / name) for folder, names in ((test_dir, missing), (train_dir, extra))
+            for name in names)
         raise DataError(f"class folders differ between {train_dir} and {test_dir}: {', '.join(found)}. "
-                        + (fix_refetch(root) if course else
+                        + (fix_refetch(root, fixes[0] if cased else None) if course else
                            f"Fix: give both splits the same class folders: {'; '.join(fixes)}."))
     shared = shared_files(listing[0], test_listing[0])
     if shared:
@@ -384,6 +398,13 @@ def dataset_files(root: Path) -> tuple[tuple, tuple]:
                 f"{split_dir(root, 'test')}'s), or move the folder out of {root}."
             )
     return listing, test_listing
+
+
+def _in_another_case(train: list[str], test: list[str]) -> dict[str, str]:
+    """``{train's class name: test's}`` for each class of one split alone whose name is one of
+    the other's in another case (``lychee`` and ``Lychee``): one class, under two names."""
+    by_case = {name.casefold(): name for name in test}
+    return {name: by_case.pop(name.casefold()) for name in train if name.casefold() in by_case}
 
 
 def shared_files(train: list[Path], test: list[Path]) -> str | None:

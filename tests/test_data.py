@@ -460,6 +460,29 @@ def test_test_classes_must_match_train_classes(tmp_path):
         data.load_dataset(tmp_path)
 
 
+def test_a_class_folder_named_in_another_case_in_one_split_is_named_with_the_rename(tmp_path):
+    """cat/ in train and Cat/ in test were two classes, 'missing from test: ['cat'], only in test:
+    ['Cat']', to be fixed by moving images between the splits; the rename is named: to the
+    training split's name, or for the course's data to the course's."""
+    own = make_root(tmp_path / "own", classes=("cat", "Dog"), test_classes=("Cat", "Dog"))
+    with pytest.raises(DataError, match=re.escape(
+            "in another case in test: ['Cat'] for ['cat'] in train (class names are case-sensitive). Fix: "
+            f"give both splits the same class folders: rename {own}/Data_test/Cat to {own}/Data_test/cat "
+            "(the training split's name).") + "$"):
+        data.load_dataset(own)
+    (own / "Data_test" / "Cat").rename(own / "Data_test" / "cat")  # the fix, followed
+    assert data.load_dataset(own).classes == ["Dog", "cat"]
+    course = make_root(tmp_path / "course", classes=("Carambula", "lychee", "Pear"), n=1,
+                       test_classes=("Carambula", "Lychee", "Pear"))
+    rename = f"rename {course}/Data_train/lychee to {course}/Data_train/Lychee (the course's name)"
+    with pytest.raises(DataError, match=re.escape(f"Fix: give both splits the same class folders: {rename}.") + "$"):
+        data.load_dataset(course)
+    shutil.rmtree(course / "Data_test" / "Pear")  # and a class folder of the course's gone: fetched
+    with pytest.raises(DataError, match=re.escape(f"missing from test: ['Pear']. Fix: {rename}, then restore "
+                                                  "the original files")):
+        data.load_dataset(course)
+
+
 @pytest.mark.parametrize("break_test_split", ["missing class", "empty class", "stray file"])
 def test_a_broken_test_split_listing_is_named_before_any_image_is_read(tmp_path, monkeypatch,
                                                                       break_test_split):
