@@ -153,9 +153,13 @@ def course_copy_note(root: str | os.PathLike | None, sha: str | None = None) -> 
     root = resolve_root(root)
     if not is_course_data(root) or (sha or dataset_sha256(root)) == course_sha256():
         return None
-    report = verify(root)
-    fix = ("`python -m hw3lib download DEST` fetches it into another folder" if report.extra else
-           f"`python -m hw3lib download {shlex.quote(os.fspath(root))}` restores it there")
+    manifest = read_manifest()
+    report = verify(root, manifest)
+    renames = _class_folders_in_another_case(report, manifest)
+    download_here = f"`python -m hw3lib download {shlex.quote(os.fspath(root))}`"
+    fix = (f"{_rename(root, renames)} (folder names are case-sensitive), then {download_here} verifies it"
+           if renames else "`python -m hw3lib download DEST` fetches it into another folder" if report.extra
+           else f"{download_here} restores it there")
     return (f"note: {root} holds the course's fruit classes, but not their verified copy "
             f"({report}), so its results are not the report's; {fix}")
 
@@ -299,9 +303,8 @@ def _to_restore(dest: Path, manifest: Mapping[str, str]) -> VerifyReport:
         raise DataError(
             f"{dest} holds {' and '.join(f'{held}/' for held, _ in renames)}: the course's "
             f"{' and '.join(f'{course}/' for _, course in renames)} in another case (folder names are "
-            "case-sensitive), which the download would not verify but fetch again beside. Fix: rename "
-            + " and ".join(f"{dest / held} to {dest / course}" for held, course in renames)
-            + ", then download again (it verifies them).")
+            f"case-sensitive), which the download would not verify but fetch again beside. Fix: "
+            f"{_rename(dest, renames)}, then download again (it verifies them).")
     if report.extra:
         raise DataError(
             f"{dest} already holds Data_train/ or Data_test/ that differ from the manifest ({report}), "
@@ -322,6 +325,11 @@ def _class_folders_in_another_case(report: VerifyReport, manifest: Mapping[str, 
     by_case = {folder.lower(): folder for folder in empty}
     return sorted({(folder, by_case[folder.lower()]) for folder in map(posixpath.dirname, report.extra)
                    if folder.lower() in by_case and folder not in course})
+
+
+def _rename(root: Path, renames: list[tuple[str, str]]) -> str:
+    """The fix for :func:`_class_folders_in_another_case`'s ``renames`` under ``root``."""
+    return "rename " + " and ".join(f"{root / held} to {root / course}" for held, course in renames)
 
 
 def _restore(staged: Path, dest: Path, report: VerifyReport) -> None:

@@ -420,6 +420,23 @@ def test_download_beside_a_class_folder_named_in_another_case_names_the_rename(d
     assert download.verify(dest).ok
 
 
+def test_the_note_on_a_copy_whose_class_folder_is_named_in_another_case_names_the_rename(data_copy):
+    """Data_train/lychee/ and Data_test/lychee/ trained (the classes match) with the note
+    "`download DEST` fetches it into another folder", where the name's case was all that was wrong."""
+    root = data_copy
+    for split in ("Data_train", "Data_test"):
+        (root / split / "Lychee").rename(root / split / "lychee")
+    if (root / "Data_train" / "Lychee").exists():
+        pytest.skip("a file system that ignores case: lychee/ is Lychee/")
+    assert download.course_copy_note(root).endswith(
+        f"; rename {root}/Data_test/lychee to {root}/Data_test/Lychee and {root}/Data_train/lychee to "
+        f"{root}/Data_train/Lychee (folder names are case-sensitive), then `python -m hw3lib download "
+        f"{root}` verifies it")
+    for split in ("Data_train", "Data_test"):  # the fix, followed
+        (root / split / "lychee").rename(root / split / "Lychee")
+    assert download.course_copy_note(root) is None
+
+
 def test_move_into_rolls_back_half_done_move(tmp_path, monkeypatch):
     staged = make_root(tmp_path / "staged")
     dest = tmp_path / "dest"
