@@ -10,8 +10,10 @@ import numpy as np
 from .checkpoint import TestRecord
 from .checks import check_history, integer, is_int
 from .config import TrainConfig
+from .conv import Conv2D
 from .data import Dataset, frame_runs, normalize
 from .file_order import order_finding, order_fix, order_sentence
+from .layers import Flatten
 from .metrics import bootstrap_interval
 from .model import Sequential
 from .runs import checkpoint_path, load_or_train
@@ -104,14 +106,64 @@ def feature_maps(result, X, layers=2):
     return out
 
 
+def _check_model(name, model):
+    if not isinstance(model, Sequential):
+        raise ValueError(f"{name} takes a model (a Sequential such as LeNet5), got a "
+                         f"{type(model).__name__}" + (": pass result.model" if isinstance(model, FitResult) else ""))
+
+
 def summary_table(model):
     """:class:`Table` of ``model``'s layers (``model.summary()``): output shape per image and
     parameter count, then the total."""
-    if not isinstance(model, Sequential):
-        raise ValueError(f"summary_table takes a model (a Sequential such as LeNet5), got a "
-                         f"{type(model).__name__}" + (": pass result.model" if isinstance(model, FitResult) else ""))
+    _check_model("summary_table", model)
     rows = [(layer, "x".join(map(str, shape)), count) for layer, shape, count in model.summary()]
     return Table(["layer", "output shape", "parameters"], rows + [("total", "", model.num_params())])
+
+
+def maps_text(model):
+    """What ``model``'s convolutions make of one image, as notebook 06 writes it: the first
+    convolution's filters and their maps, then the size of the maps the dense layers take (after
+    the last pooling), ``"6 filters 5x5, 6 maps 28x28, pooled down to 5x5"`` for LeNet-5 on 32x32
+    images."""
+    _check_model("maps_text", model)
+    first = next((i for i, layer in enumerate(model.layers) if isinstance(layer, Conv2D)), None)
+    flat = next((i for i, layer in enumerate(model.layers) if isinstance(layer, Flatten)), None)
+    if first is None or flat is None or flat < first:
+        raise ValueError("maps_text takes a model with a Conv2D and, after it, a Flatten, such as LeNet5")
+    filters, _, height, width = model.layers[first].params["W"].shape
+    maps, pooled = model.shapes[first + 1], model.shapes[flat]
+    return (f"{filters} filters {height}x{width}, {maps[0]} maps {maps[1]}x{maps[2]}, pooled down to "
+            + "x".join(map(str, pooled[1:])))
+
+
+def errors_text(cm, classes):
+    """The errors of a confusion matrix ``cm (K, K)`` (rows true, columns predicted class; the
+    ``K`` names in ``classes``), the most frequent first, as ``"Pear as Lychee 14, Lychee as
+    Pear 2"``; ``"none"`` without errors."""
+    cm, classes = np.asarray(cm), list(classes)
+    if cm.shape != (len(classes), len(classes)):
+        raise ValueError(f"cm must be a (K, K) confusion matrix of the K = {len(classes)} classes "
+                         f"{classes}, got shape {cm.shape}")
+    cells = sorted(((i, j) for i, j in np.argwhere(cm) if i != j), key=lambda cell: -cm[cell])
+    return ", ".join(f"{classes[i]} as {classes[j]} {cm[i, j]}" for i, j in cells) or "none"
+
+
+def runs_text(y):
+    """How :func:`~hw3lib.data.frame_runs` cuts labels ``y (N,)`` into runs of frames, as
+    notebook 06 writes it: ``"166 per class, 10 runs each, 30 in all"`` (where classes differ,
+    each class's count or runs, ``"160/166/172 per class"``)."""
+    y = np.asarray(y)
+    if y.ndim != 1 or not len(y):
+        raise ValueError(f"y must be labels (N,), N >= 1, got shape {y.shape}")
+    runs = frame_runs(y)
+    classes = np.unique(y)
+
+    def each(values):
+        return str(values[0]) if len(set(values)) == 1 else "/".join(map(str, values))
+
+    return (f"{each([int((y == c).sum()) for c in classes])} per class, "
+            f"{each([len(np.unique(runs[y == c])) for c in classes])} runs each, "
+            f"{len(np.unique(runs))} in all")
 
 
 def _fixed(value, digits):

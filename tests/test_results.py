@@ -20,7 +20,8 @@ from hw3lib import runs as runs_module
 from hw3lib import stamp as stamp_module
 from hw3lib.data import frame_runs, normalize
 from hw3lib.metrics import bootstrap_interval
-from hw3lib.model import LeNet5
+from hw3lib.layers import Dense, Flatten
+from hw3lib.model import LeNet5, Sequential
 from hw3lib.checkpoint import load_checkpoint, save_checkpoint
 from hw3lib.config import TrainConfig
 from hw3lib.engine import blas_description, engine_stamp
@@ -348,6 +349,21 @@ def test_quoted_figures_names_each_figure_the_text_must_change():
         "(this run: 18); rate 0.002 (this run: 0.001)")
 
 
+def test_the_facts_notebook_06_words_are_computed_from_the_run():
+    """Its text said "six 5x5 filters", "six 28x28 maps", "pooled down to 5x5", "pears taken for
+    lychees" and "166 frames cut into 10 runs" unchecked, stale in silence for another mode, size,
+    network or dataset."""
+    assert results.maps_text(LeNet5()) == "6 filters 5x5, 6 maps 28x28, pooled down to 5x5"
+    assert results.maps_text(LeNet5(in_channels=3, input_size=40, conv_channels=(8, 16), kernel_size=3)) == (
+        "8 filters 3x3, 8 maps 38x38, pooled down to 8x8")
+    cm = np.array([[5, 0, 0], [2, 5, 0], [0, 14, 3]])
+    assert results.errors_text(cm, ["Carambula", "Lychee", "Pear"]) == "Pear as Lychee 14, Lychee as Carambula 2"
+    assert results.errors_text(np.diag([3, 4]), "AB") == "none"
+    assert results.runs_text(np.repeat([0, 1, 2], 166)) == "166 per class, 10 runs each, 30 in all"
+    assert results.runs_text(np.repeat([0, 1, 2], [160, 166, 5])) == (
+        "160/166/5 per class, 10/10/5 runs each, 25 in all")
+
+
 def test_misclassified_and_one_per_class_by_hand():
     probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.5, 0.4], [0.3, 0.3, 0.4], [0.2, 0.7, 0.1]])
     y = np.array([0, 2, 2, 0])  # predicted 0, 1, 2, 1: samples 1 and 3 are wrong
@@ -369,6 +385,10 @@ def test_misclassified_and_one_per_class_by_hand():
     (lambda: results.comparison_table([]), r"\(FitResult, Dataset\), e.g."),
     (lambda: results.quoted_figures([("acc", "0.956")]), r"figures must map each figure's name to"),
     (lambda: results.quoted_figures({"acc": "0.956"}), r"figures must map each figure's name to"),
+    (lambda: results.maps_text(np.eye(3)), r"maps_text takes a model \(a Sequential"),
+    (lambda: results.maps_text(Sequential([Flatten(), Dense(4, 2)], (1, 2, 2))), "with a Conv2D and, after it, a Flatten"),
+    (lambda: results.errors_text(np.eye(2), "ABC"), r"\(K, K\) confusion matrix of the K = 3 classes"),
+    (lambda: results.runs_text(np.eye(3)), r"y must be labels \(N,\)"),
 ])
 def test_results_helpers_refuse_arguments_of_another_form(call, said):
     """A float limit failed inside a slice and a negative one was taken as a slice from the
