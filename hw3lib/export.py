@@ -77,6 +77,9 @@ mtd[columnalign="left"] { text-align: left; }
 mtd[columnalign="right"] { text-align: right; }
 """
 
+# The outputs that the HTML shows as an <img>, each with its alt text (output.metadata["alt"]):
+# nbconvert's own wrote "No description has been provided for this image" for JPEG and SVG.
+IMAGES = ("image/png", "image/jpeg", "image/svg+xml")
 _TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js -%}{%- endblock html_head_js -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
@@ -84,12 +87,17 @@ _TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_css -%}
 <style type="text/css">{{ resources.report_css }}</style>
 {%- endblock html_head_css -%}
-{%- block data_png scoped -%}
+{%- macro image(output, mime, base64) -%}
 <div class="jp-RenderedImage jp-OutputArea-output">
-<img src="data:image/png;base64,{{ output.data['image/png'] | escape_html }}"
+<img src="data:{{ mime }};base64,{{ base64 | escape_html }}"
      alt="{{ output.metadata.alt | escape_html }}">
 </div>
-{%- endblock data_png -%}
+{%- endmacro -%}
+{%- block data_png scoped -%}{{ image(output, 'image/png', output.data['image/png']) }}{%- endblock -%}
+{%- block data_jpg scoped -%}{{ image(output, 'image/jpeg', output.data['image/jpeg']) }}{%- endblock -%}
+{%- block data_svg scoped -%}
+{{ image(output, 'image/svg+xml', output.data['image/svg+xml'] | text_base64) }}
+{%- endblock -%}
 """
 
 

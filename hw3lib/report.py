@@ -69,7 +69,7 @@ import nbformat
 from .atomic import atomic_write
 from .cli import Parser, folder, int_at_least, parse_given
 from .download import course_sha256, download, verify
-from .export import PDF_INSTALL, REPORT_NAME, find_chromium, print_pdf, to_html
+from .export import IMAGES, PDF_INSTALL, REPORT_NAME, find_chromium, print_pdf, to_html
 from .folders import REPO_ROOT, SPLITS, resolve_root, split_folders
 from .images import DataError
 from .notebooks import DEFAULT_TIMEOUT, ReportError, cell_label, execute_notebook, read_notebook
@@ -197,8 +197,9 @@ def _report_tag(tag):
 
 def report_cells(name, nb):
     """Copies of the cells of ``nb`` (named ``name`` in messages) tagged for the report,
-    checked, as ``{section: [cell, ...]}`` in cell order. Each PNG output gets the caption
-    below it as alternative text (``output.metadata["alt"]``)."""
+    checked, as ``{section: [cell, ...]}`` in cell order. Each image output (PNG, JPEG or SVG:
+    :data:`hw3lib.export.IMAGES`) gets the caption below it as alternative text
+    (``output.metadata["alt"]``)."""
     sections, known = {}, [TAG_PREFIX + key for key in SECTIONS]
     for index, cell in enumerate(nb.cells):
         tags = cell.get("metadata", {}).get("tags", [])
@@ -216,7 +217,7 @@ def report_cells(name, nb):
         if cell.cell_type == "markdown" and cell.source.lstrip(" \n*_").startswith(CAPTION_STARTS):
             cell.metadata["tags"] = [*tags, "caption"]
         for output in cell.get("outputs", []):
-            if "image/png" in output.get("data", {}):
+            if any(mime in output.get("data", {}) for mime in IMAGES):
                 output.metadata["alt"] = _caption(nb.cells, index)
         sections.setdefault(tags[0][len(TAG_PREFIX):], []).append(cell)
     return sections

@@ -206,6 +206,24 @@ def test_a_figure_caption_with_latex_gives_alternative_text_without_dollars():
         "Figure: paths on f = alpha x^2 from (-4, 1).")
 
 
+def test_a_figure_in_svg_or_jpeg_gets_its_caption_as_alternative_text_too(tmp_path):
+    """A figure shown as SVG (``%config InlineBackend.figure_formats = ['svg']``) or JPEG was
+    exported with nbconvert's "No description has been provided for this image", the caption
+    under it unused: a screen reader said that instead of what the figure shows."""
+    jpeg = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(jpeg, "JPEG")
+    figures = {"image/svg+xml": '<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>',
+               "image/jpeg": base64.b64encode(jpeg.getvalue()).decode()}
+    cells = [c for n, (mime, data) in enumerate(figures.items()) for c in (
+        with_output(new_output("display_data", data={mime: data, "text/plain": "<Figure>"}), "report:3"),
+        cell("md", f"**Figure:** curve {n}.", "report:3"))]
+    page = to_html(assemble([("01_x.ipynb", new_notebook(cells=cells + one_cell_per_section("x")))],
+                            []), tmp_path)
+    images = Page(page).images
+    assert [image["src"].split(";")[0] for image in images] == ["data:image/svg+xml", "data:image/jpeg"]
+    assert [image["alt"] for image in images] == ["Figure: curve 0.", "Figure: curve 1."]
+
+
 def test_a_caption_cell_is_tagged_to_stay_with_what_it_captions():
     """A markdown cell that starts "Table:" or "*Figure:" gets the tag "caption" (the CSS keeps it
     on the page of the output above it); other prose does not."""
