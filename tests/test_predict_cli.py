@@ -101,6 +101,29 @@ def test_top_classes_as_json_in_batches_equal_one_batch(trained, capsys, monkeyp
     assert out.splitlines()[0].split() == ["image", *"class 1 p 1 class 2 p 2 class 3 p 3 class 4 p 4".split()]
 
 
+def test_images_are_classified_in_batches_whose_largest_layer_output_is_bounded(trained, capsys, monkeypatch):
+    # 256 images at a time whatever the run's image size: a 256x256 run's forward pass over them
+    # held 2.3 GB, a 512x512 one's over 5 GB. The batches shrink to BATCH_BYTES of the model's
+    # largest layer output (here 3 images of 6x12x12 float32 maps), with the same answers.
+    from hw3lib import TrainConfig
+    run, test = trained
+    rows = predict(capsys, run, test, "--json")[1].splitlines()
+    sizes = []
+    predict_files = FitResult.predict_files
+    monkeypatch.setattr(FitResult, "predict_files", lambda self, files: sizes.append(len(files))
+                        or predict_files(self, files))
+    monkeypatch.setattr(predict_cli, "BATCH_BYTES", 3 * 6 * 12 * 12 * 4 + 1, raising=False)
+    in_batches = predict(capsys, run, test, "--json")[1].splitlines()
+    assert sizes == [3] * 5 + [1]
+    for row, small in zip(map(json.loads, rows), map(json.loads, in_batches), strict=True):
+        assert row["file"] == small["file"] and row["classes"] == small["classes"]
+        np.testing.assert_allclose(row["probabilities"], small["probabilities"], atol=1e-5)
+    monkeypatch.undo()
+    shrunk = [predict_cli.batch_size(TrainConfig(mode="RGB").build_model(3, (size, size)))
+              for size in (32, 128, 256, 512)]
+    assert shrunk == [256, 256, 88, 21]
+
+
 def test_a_run_that_stopped_before_its_last_epoch_is_noted(trained, capsys, tmp_path):
     run, test = trained
     ckpt = load_checkpoint(run / "checkpoint.npz")
