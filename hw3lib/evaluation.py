@@ -5,6 +5,8 @@ the checks of images and labels that training, evaluation and a run's prediction
 :func:`~hw3lib.train.fit` checks its data once, before its first epoch, and evaluates each
 epoch without checking again.
 """
+import math
+
 import numpy as np
 
 from .checks import integer
@@ -13,12 +15,27 @@ from .losses import CrossEntropyLoss
 from .model import Sequential
 
 EVAL_BATCH = 256
+# ... and at most this many bytes of a batch's largest layer output (eval_batch), so that memory
+# does not grow with the image size either: 256 RGB images of 256x256 took 1.2 GB to evaluate,
+# of 512x512 4.7 GB. The course's 32x32 and the grid's sizes (up to 128x128) stay at 256.
+EVAL_BYTES = 2**27
 
 
-def evaluate(model, X, y, batch_size=EVAL_BATCH, normalizer=None):
+def eval_batch(model):
+    """How many images a batch of ``model``'s forward passes takes in evaluation and prediction:
+    :data:`EVAL_BATCH`, fewer where their largest layer output (the input, a convolution's maps),
+    in the weights' dtype, would pass :data:`EVAL_BYTES` (88 RGB images of 256x256, 21 of
+    512x512 in float32), at least one."""
+    itemsize = max((p.dtype.itemsize for p in model.get_params().values()), default=4)
+    largest = max(math.prod(shape) for shape in model.shapes) * itemsize
+    return max(1, min(EVAL_BATCH, EVAL_BYTES // largest))
+
+
+def evaluate(model, X, y, batch_size=None, normalizer=None):
     """``(loss, accuracy)`` of ``model`` on normalised images ``X (N, C, H, W)`` with labels
     ``y (N,)``: the mean cross-entropy per sample and the fraction of correct predictions,
-    over all N samples (batches of ``batch_size``, the last one weighted by its size).
+    over all N samples (batches of ``batch_size``, default :func:`eval_batch`, the last one
+    weighted by its size).
     With ``normalizer = (mean, std)``, ``X`` holds raw images, normalised batch by batch
     (:func:`image_batches`). Forward passes only; the weights do not change.
     ValueError, before any work, for images that are not finite floats, in [0, 1] with
@@ -40,7 +57,7 @@ def evaluate(model, X, y, batch_size=EVAL_BATCH, normalizer=None):
     y = checked_labels(y)
     if len(X) != len(y):
         raise ValueError(f"evaluate needs as many labels as images, got {len(X)} and {len(y)}")
-    integer("batch_size", batch_size)
+    batch_size = eval_batch(model) if batch_size is None else integer("batch_size", batch_size)
     model.check_input(X)  # all of X: a batch's error would name the batch's shape
     return evaluate_checked(model, X, y, batch_size, normalizer)
 

@@ -1,7 +1,6 @@
 """``python -m hw3lib predict``: a trained run's classes for image files, one line per image."""
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from .checkpoint import CheckpointError, test_data_sha256
 from .checks import dead_link
 from .cli import Parser, file_or_folder, int_at_least, print_error
 from .data import load_split
+from .evaluation import eval_batch
 from .folders import files_under, natural_key, test_splits_holding
 from .history_file import diverged, diverged_advice
 from .images import SUFFIXES, DataError, warnings_gathered
@@ -18,11 +18,6 @@ from .out_folders import training_into
 from .tables import Table, display_width, escaped
 from .trained import FitResult
 
-BATCH = 256  # images read and classified at a time, so that memory does not grow with the files
-# and at most this many bytes of the model's largest layer output (its input, a convolution's
-# maps) per batch, so that memory does not grow with the run's image size either: 256 images
-# at 256x256 took 2.3 GB to classify, at 512x512 over 5 GB (:func:`batch_size`)
-BATCH_BYTES = 2**27
 # the image column fits paths up to this many terminal columns, or twice the median path's if more
 PATH_COLUMNS = 40
 
@@ -73,20 +68,13 @@ def widest_fitting(names):
     return max((name for name in names if display_width(name) <= fits), key=display_width)
 
 
-def batch_size(model):
-    """How many images :func:`classified` reads and classifies at a time with ``model``:
-    :data:`BATCH`, fewer where their largest layer output, in the weights' dtype, would pass
-    :data:`BATCH_BYTES` (88 at RGB 256x256, 21 at 512x512), at least one."""
-    itemsize = max((p.dtype.itemsize for p in model.get_params().values()), default=4)
-    largest = max(math.prod(shape) for shape in model.shapes) * itemsize
-    return max(1, min(BATCH, BATCH_BYTES // largest))
-
-
 def classified(run, files):
     """``(path, probabilities (K,) or the DataError that reading it raised)`` for each of
-    ``files``, in order, read :func:`batch_size` at a time: a file that cannot be read is named
-    and passed over, the others are classified."""
-    step = batch_size(run.model)
+    ``files``, in order, read as many at a time as a batch of the model's evaluation takes
+    (:func:`~hw3lib.evaluation.eval_batch`), so that memory grows neither with the files nor
+    with the run's image size: a file that cannot be read is named and passed over, the others
+    are classified."""
+    step = eval_batch(run.model)
     for start in range(0, len(files), step):
         batch = files[start:start + step]
         try:

@@ -41,7 +41,7 @@ from .checkpoint import (HISTORY_KEYS, Checkpoint, CheckpointError, architecture
 from .config import TrainConfig
 from .data import Dataset, dataloader, normalize
 from .engine import engine_stamp
-from .evaluation import CHANNELS_LAST, EVAL_BATCH, checked_images, checked_labels, evaluate_checked
+from .evaluation import CHANNELS_LAST, checked_images, checked_labels, eval_batch, evaluate_checked
 from .losses import CrossEntropyLoss
 from .model import LeNet5, batch_axis_fix, channels_last
 from .parallel import SplitBatch, check_threads
@@ -339,6 +339,7 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
     normalizer = (data.mean, data.std)  # applied batch by batch: no normalised copy of the data
     test_sha256 = test_data_sha256(data.X_test, data.y_test)  # the split FitResult.evaluate counts
     y_train, y_val = np.asarray(data.y_train), np.asarray(data.y_val)
+    eval_size = eval_batch(model)
     optimizer = config.build_optimizer(model.get_params())
     if resume is not None:
         model.set_params(ckpt.params)
@@ -398,8 +399,8 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
                 if not all(np.isfinite(a).all() for a in optimizer.state_dict().values()):
                     raise diverged("the optimizer's state (its gradient moments) overflowed", epoch,
                                    batches)
-                train_loss, train_acc = evaluate_checked(net, data.X_train, y_train, EVAL_BATCH, normalizer)
-                val_loss, val_acc = evaluate_checked(net, data.X_val, y_val, EVAL_BATCH, normalizer)
+                train_loss, train_acc = evaluate_checked(net, data.X_train, y_train, eval_size, normalizer)
+                val_loss, val_acc = evaluate_checked(net, data.X_val, y_val, eval_size, normalizer)
                 if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
                     raise diverged("the evaluation loss became non-finite", epoch, batches)
                 row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,

@@ -16,7 +16,7 @@ from .atomic import interrupts_deferred, locked
 from .checks import integer
 from .checkpoint import CheckpointError, TestRecord, load_checkpoint, save_checkpoint, test_data_sha256
 from .config import TrainConfig
-from .evaluation import CHANNELS_LAST, EVAL_BATCH, checked_images, checked_labels, evaluate, image_batches
+from .evaluation import CHANNELS_LAST, checked_images, checked_labels, eval_batch, evaluate, image_batches
 from .images import TransparentPixels, read_image, warnings_gathered
 from .losses import CrossEntropyLoss
 from .metrics import accuracy
@@ -94,10 +94,12 @@ class FitResult:
             path = path / "checkpoint.npz"
         return cls.from_checkpoint(load_checkpoint(path), path)
 
-    def predict(self, X, batch_size=EVAL_BATCH):
+    def predict(self, X, batch_size=None):
         """Class probabilities ``(N, K)`` of the model for raw images ``X (N, C, H, W)`` in
-        [0, 1], normalised batch by batch with the training split's ``mean``/``std``."""
-        X, batch_size = self.checked_images(X), integer("batch_size", batch_size)  # as evaluate checks
+        [0, 1], normalised batch by batch (``batch_size`` images, default
+        :func:`~hw3lib.evaluation.eval_batch`) with the training split's ``mean``/``std``."""
+        X = self.checked_images(X)
+        batch_size = eval_batch(self.model) if batch_size is None else integer("batch_size", batch_size)
         batches = image_batches(X, batch_size, (self.mean, self.std))
         return np.concatenate([self.model.forward(X_batch) for _, X_batch in batches])
 
@@ -186,14 +188,15 @@ class FitResult:
                 "and test that")
         return ckpt
 
-    def evaluate(self, X, y, batch_size=EVAL_BATCH):
+    def evaluate(self, X, y, batch_size=None):
         """``(loss, accuracy)`` on raw images ``X (N, C, H, W)`` in [0, 1] with labels ``y (N,)``,
         normalised with the training split's ``mean``/``std`` batch by batch (:func:`evaluate`).
         The run's test split (:attr:`test_sha256`) is :meth:`test`'s: evaluated once and
         counted, then its record's, and refused as :meth:`test` refuses it where ``model`` holds
         other weights than the kept epoch's (``fit(..., restore_best=False)``)."""
         X, y = self.checked_images(X), np.asarray(y)
-        batch_size = integer("batch_size", batch_size)  # before the test split's path, which takes none
+        if batch_size is not None:  # checked before the test split's path, which takes none
+            batch_size = integer("batch_size", batch_size)
         if self.test_sha256 is not None and test_data_sha256(X, y) == self.test_sha256:
             record = self.test(X, y)
             return record.loss, record.accuracy

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from hw3lib import predict_cli, train
+from hw3lib import evaluation, predict_cli, train
 from hw3lib import trained as trained_module
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.atomic import claimed
@@ -85,7 +85,7 @@ def test_top_classes_as_json_in_batches_equal_one_batch(trained, capsys, monkeyp
     run, test = trained
     code, out, _ = predict(capsys, run / "checkpoint.npz", test, "--top", 2, "--json")
     rows = [json.loads(line) for line in out.splitlines()]
-    monkeypatch.setattr(predict_cli, "BATCH", 3)  # 16 images in 6 batches: the same, to rounding
+    monkeypatch.setattr(evaluation, "EVAL_BATCH", 3)  # 16 images in 6 batches: the same, to rounding
     in_batches = [json.loads(line) for line in predict(capsys, run, test, "--top", 2, "--json")[1].splitlines()]
     assert [(row["file"], row["classes"]) for row in in_batches] == [(row["file"], row["classes"]) for row in rows]
     np.testing.assert_allclose([row["probabilities"] for row in in_batches],
@@ -103,7 +103,7 @@ def test_top_classes_as_json_in_batches_equal_one_batch(trained, capsys, monkeyp
 
 def test_images_are_classified_in_batches_whose_largest_layer_output_is_bounded(trained, capsys, monkeypatch):
     # 256 images at a time whatever the run's image size: a 256x256 run's forward pass over them
-    # held 2.3 GB, a 512x512 one's over 5 GB. The batches shrink to BATCH_BYTES of the model's
+    # held 2.3 GB, a 512x512 one's over 5 GB. The batches shrink to EVAL_BYTES of the model's
     # largest layer output (here 3 images of 6x12x12 float32 maps), with the same answers.
     from hw3lib import TrainConfig
     run, test = trained
@@ -112,16 +112,16 @@ def test_images_are_classified_in_batches_whose_largest_layer_output_is_bounded(
     predict_files = FitResult.predict_files
     monkeypatch.setattr(FitResult, "predict_files", lambda self, files: sizes.append(len(files))
                         or predict_files(self, files))
-    monkeypatch.setattr(predict_cli, "BATCH_BYTES", 3 * 6 * 12 * 12 * 4 + 1, raising=False)
+    monkeypatch.setattr(evaluation, "EVAL_BYTES", 3 * 6 * 12 * 12 * 4 + 1)
     in_batches = predict(capsys, run, test, "--json")[1].splitlines()
     assert sizes == [3] * 5 + [1]
     for row, small in zip(map(json.loads, rows), map(json.loads, in_batches), strict=True):
         assert row["file"] == small["file"] and row["classes"] == small["classes"]
         np.testing.assert_allclose(row["probabilities"], small["probabilities"], atol=1e-5)
     monkeypatch.undo()
-    shrunk = [predict_cli.batch_size(TrainConfig(mode="RGB").build_model(3, (size, size)))
-              for size in (32, 128, 256, 512)]
-    assert shrunk == [256, 256, 88, 21]
+    shrunk = [evaluation.eval_batch(TrainConfig(mode="RGB", dtype=dtype).build_model(3, (size, size)))
+              for dtype in ("float32", "float64") for size in (32, 128, 256, 512)]
+    assert shrunk == [256, 256, 88, 21, 256, 181, 44, 10]
 
 
 def test_a_run_that_stopped_before_its_last_epoch_is_noted(trained, capsys, tmp_path):
@@ -354,7 +354,7 @@ def test_pillows_warnings_about_many_files_are_one_line(trained, capsys, tmp_pat
 def test_files_that_cannot_be_read_are_named_and_the_others_classified(trained, capsys, tmp_path,
                                                                        monkeypatch, as_json):
     run, test = trained
-    monkeypatch.setattr(predict_cli, "BATCH", 3)  # the bad files in the first and last batches
+    monkeypatch.setattr(evaluation, "EVAL_BATCH", 3)  # the bad files in the first and last batches
     good = sorted((test / "digit1").iterdir())[:4]
     for k, path in enumerate(good):
         (tmp_path / f"{2 * k + 1}.png").write_bytes(path.read_bytes())

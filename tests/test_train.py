@@ -491,6 +491,28 @@ def test_training_and_evaluation_normalise_batch_by_batch_not_a_copy_of_the_data
         [result.model.forward(X[i:i + 256]) for i in range(0, len(X), 256)]))
 
 
+def test_evaluation_batches_hold_at_most_eval_bytes_of_the_largest_layer_output(monkeypatch):
+    """256 images at a time whatever their size: evaluating RGB images of 256x256 took 1.2 GB,
+    of 512x512 4.7 GB, in fit's epochs, evaluate, predict and test alike. Here batches of 5
+    images of 2x10x10 float32 maps, with the same losses, accuracies and probabilities."""
+    import hw3lib.evaluation as evaluation
+
+    data, config = tiny_data(), tiny_config(epochs=1)
+    whole = fit(config.build_model(3), data, config, progress=False)
+    monkeypatch.setattr(evaluation, "EVAL_BYTES", 5 * 2 * 10 * 10 * 4 + 1)
+    sizes, forward = [], LeNet5.forward
+    monkeypatch.setattr(LeNet5, "forward", lambda self, X: sizes.append(len(X)) or forward(self, X))
+    result = fit(config.build_model(3), data, config, progress=False)
+    evaluated = [5] * 9 + [3] + [5] * 4 + [1]  # the epoch's 48 training and 21 validation images
+    assert sizes[-len(evaluated):] == evaluated and max(sizes) == config.batch_size
+    sizes.clear()
+    probs = result.predict(data.X_val)
+    assert sizes == [5] * 4 + [1]
+    np.testing.assert_allclose(result.history["val_loss"], whole.history["val_loss"], rtol=1e-6)
+    assert result.history["val_acc"] == whole.history["val_acc"]
+    np.testing.assert_allclose(probs, whole.predict(data.X_val), rtol=1e-5, atol=1e-7)
+
+
 def test_training_learns_and_is_deterministic():
     data, config = tiny_data(), tiny_config(epochs=6, lr=0.02)
     first = fit(config.build_model(3), data, config, progress=False)
