@@ -106,6 +106,10 @@ def _sizes_differ(sizes: dict[tuple[int, int], tuple[int, Path]]) -> str:
             f"load, e.g. with TrainConfig(image_size='{h}x{w}').")
 
 
+class _SplitTooLarge(DataError):
+    """A split too large for memory without ``image_size``: its fix holds for the other split too."""
+
+
 class _ListedError(DataError):
     """A DataError of several lines (:func:`_listed`), each with its control characters escaped."""
 
@@ -259,7 +263,7 @@ def _load(root, split, mode, size, check_size, listing, bar, threads, parts=None
             if arrays is None:
                 need = len(files) * pixels.size * 4
                 if need > MAX_BYTES:
-                    raise DataError(f"{len(files)} images of {pixels.shape[0]}x{pixels.shape[1]} pixels "
+                    raise _SplitTooLarge(f"{len(files)} images of {pixels.shape[0]}x{pixels.shape[1]} pixels "
                                     f"(e.g. {path}) take {need / 2**30:.1f} GiB as float32. Fix: shrink "
                                     "them as they load, e.g. with TrainConfig(image_size=64).")
                 if check_size is not None:
@@ -488,6 +492,8 @@ def load_dataset(
             with warnings_gathered():
                 Xs, y, classes = _load(root, "train", mode, size, check_size, listing, bar, threads,
                                        [~is_val, is_val])
+        except _SplitTooLarge:
+            raise  # its fix, a smaller image_size, is the test split's too: not read for nothing
         except DataError as err:
             problems.append(err)
         try:

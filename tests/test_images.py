@@ -774,6 +774,12 @@ def test_a_split_too_large_for_memory_asks_for_image_size(tmp_path, monkeypatch)
     with pytest.raises(DataError, match=r"6 images of 32x32 pixels .* TrainConfig\(image_size=64\)"):
         data.load_split(make_root(tmp_path))
     assert data.load_split(tmp_path, image_size=8)[0].shape == (6, 1, 8, 8)
+    read = []
+    read_image = data.read_image  # what one reading thread calls
+    monkeypatch.setattr(data, "read_image", lambda *a: read.append(a[0]) or read_image(*a))
+    with pytest.raises(DataError, match=r"^6 images of 32x32 pixels"):  # its fix is the test split's too
+        data.load_dataset(tmp_path, threads=1)
+    assert read and all("Data_train" in str(path) for path in read)  # the test split not read for nothing
 
 
 def test_a_transparent_grey_in_a_16_bit_image_is_kept_or_refused(tmp_path):
