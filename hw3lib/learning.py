@@ -14,6 +14,8 @@ FEW_STEPS = 100  # fewer optimizer steps, the loss having moved: a run too short
 # to ~0.3% off chance level
 VERY_FEW_STEPS = 20
 STILL = 0.98  # a lowest training loss above STILL x chance: the loss did not move (under 2%)
+# a validation split with this share or more of one class: a score must beat always answering it
+UNBALANCED = 0.9
 
 
 def chance_of_score(correct, n, rate):
@@ -100,9 +102,10 @@ def learning_warning(history, best_epoch, y_train, y_val, config):
     3. the loss fell well below chance (under 0.5 x, or under 0.9 x in ``FEW_STEPS`` steps or
        more) while validation did not follow: on a validation split too small for any score
        but a perfect one to count (even all but one right is as likely as ``LEARNING_LEVEL``
-       by guessing), that the split is too small: more images; else the model fits training
-       images it does not generalise from: more, or more varied, training images, or the
-       classes may not be told apart from these images;
+       by guessing), that the split is too small: more images; on one of ``UNBALANCED`` (0.9)
+       or more of one class, that always answering it scores nearly as well: balanced classes;
+       else the model fits training images it does not generalise from: more, or more varied,
+       training images, or the classes may not be told apart from these images;
     4. fewer than ``VERY_FEW_STEPS`` (20) steps: train longer, with more epochs or a smaller
        batch size (so few steps move the loss too little, at any rate, to judge the rate by);
     5. the loss did not move: the lowest above ``STILL`` (0.98) x chance, whatever the number
@@ -156,6 +159,12 @@ def learning_warning(history, best_epoch, y_train, y_val, config):
                       f"{n_val} images is too small to show learning unless every image is right: "
                       f"add images" + (f" (on {enough} or more validation images, one may be wrong)"
                                        if enough else ""))
+        elif majority >= UNBALANCED:
+            advice = (f"the model fits its {n_train} training images, but {majority:.1%} of the "
+                      f"validation images are of one class, so always answering it scores "
+                      f"{majority:.3f} and a model must beat that by more than these images show: "
+                      f"give the other classes more images (or the largest fewer), and see each "
+                      f"class's recall (hw3lib.metrics.metrics_table)")
         else:
             advice = (f"the model fits its {n_train} training images but does not generalise from "
                       f"them to the validation images: train on more, or more varied, images, or "

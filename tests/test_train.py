@@ -1074,6 +1074,23 @@ def test_a_validation_split_too_small_to_show_learning_is_said_not_a_failure_to_
     assert "(on 9 or more validation images" in warning_of([0.5, 0.01], [5 / 6], n_train=14, n_val=6)
 
 
+def test_a_validation_split_mostly_of_one_class_is_said_to_be_unbalanced_not_a_failure_to_generalise():
+    """20,000 images of one class and 50 of another: 0.999 on validation against 0.998 for
+    always the largest class was told that the model does not generalise, or that the classes
+    may not be told apart, where the cause is the classes' balance."""
+    y_train, y_val = np.array([0] * 14_000 + [1] * 35), np.array([0] * 6000 + [1] * 15)
+    history = dict(epoch=[1, 2], train_loss=[0.05, 0.002], val_acc=[0.998, 6009 / 6015])
+    warning = learning.learning_warning(history, 2, y_train, y_val, TrainConfig())
+    assert warning.endswith("the model fits its 14035 training images, but 99.8% of the validation images "
+                            "are of one class, so always answering it scores 0.998 and a model must beat that "
+                            "by more than these images show: give the other classes more images (or the "
+                            "largest fewer), and see each class's recall (hw3lib.metrics.metrics_table)")
+    assert "generalise" not in warning
+    y_val = np.array([0] * 5400 + [1] * 615)  # 89.8% of one class: balanced enough, as before
+    history["val_acc"] = [0.898, 5410 / 6015]
+    assert "does not generalise" in learning.learning_warning(history, 2, y_train, y_val, TrainConfig())
+
+
 def test_a_perfect_score_on_a_validation_split_of_one_class_is_not_learning():
     """Classes of one image keep it for training: the validation images may all be of one class,
     which always answering it gets all right. Every image right counted as learning there."""
