@@ -6,6 +6,7 @@ import numpy as np
 
 
 def torch_available():
+    """True when PyTorch can be imported (it is then imported), else False."""
     try:
         import torch  # noqa: F401
     except ImportError:
