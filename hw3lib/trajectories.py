@@ -40,7 +40,9 @@ def quadratic(condition=20.0):
 
 def run_optimizer(make_optimizer, grad, start, steps):
     """Run ``steps`` updates from ``start (d,)`` with gradients ``grad(p) (d,)``; returns the
-    path ``(steps + 1, d)``, float64, starting at ``start``."""
+    path ``(steps + 1, d)``, float64, starting at ``start``. ``make_optimizer(params)`` builds
+    the optimizer over the dict ``{"p": ...}`` it is given, e.g. ``lambda p: SGD(0.05, p)``
+    (ValueError for an optimizer itself or anything not callable)."""
     steps = integer("steps", steps, 0)
     if not callable(make_optimizer) or isinstance(make_optimizer, Optimizer):
         raise ValueError(f"make_optimizer must build the optimizer over the params dict it is "
@@ -72,8 +74,9 @@ def path_table(objective, paths):
 
 
 def step_sizes(make_optimizer, gradients):
-    """The update ``p_{t-1} - p_t`` at each step when the optimizer is fed ``gradients
-    (T, d)`` in turn (whatever ``p`` is); returns ``(T, d)``."""
+    """The update ``p_{t-1} - p_t`` at each step when the optimizer that ``make_optimizer``
+    builds (as for :func:`run_optimizer`) is fed ``gradients (T, d)`` in turn (whatever ``p``
+    is); returns ``(T, d)``."""
     gradients = np.asarray(gradients, dtype=np.float64)
     if gradients.ndim != 2:
         raise ValueError(f"gradients must have shape (T, d), got {gradients.shape}")
