@@ -225,6 +225,12 @@ def _runs(config, seeds, root, folder, progress):
 def test_over_seeds(configs, seeds, *, root=None, folder=None, progress=False):
     """Train (or load) each :class:`TrainConfig` of ``configs`` (label -> config) once per
     seed and evaluate each run's kept weights on the test split, once (:meth:`FitResult.test`).
+    ``seeds``: an iterable such as ``range(5)``; ``root``: the data (default ``$HW3_DATA``,
+    then ``data/``); ``folder``: where the runs are cached (default: the
+    :func:`~hw3lib.runs.run_folder` of the data at ``root``; a sweep's ``checkpoints`` finds
+    its runs), each at its :func:`~hw3lib.runs.checkpoint_path`; ``progress``: as
+    :func:`~hw3lib.runs.load_or_train`'s. ValueError for ``configs`` other than a non-empty
+    dict of them, and for ``seeds`` that are an int or empty.
 
     Returns ``(runs, table)``: ``runs[label][seed]`` is ``(FitResult, TestRecord)``; the
     :class:`Table` has one row per label: the seeds, the test accuracy's mean, sample standard
