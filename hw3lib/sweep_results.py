@@ -92,6 +92,7 @@ class Setting:
 
     @property
     def mean(self):
+        """The mean of :attr:`values` over the seeds; None before a run was scored."""
         return float(np.mean(self.values)) if self.values else None
 
     @property
@@ -101,6 +102,8 @@ class Setting:
 
     @property
     def complete(self):
+        """Whether each of the setting's :attr:`runs` is done (none pruned, failed, running or
+        waiting; seeds not queued yet have no run here)."""
         return all(r.state == "done" for r in self.runs)
 
     @property
@@ -140,6 +143,7 @@ class SweepResult:
         return [r for r in self.runs if r.state in ("done", "pruned", "failed")]
 
     def failures(self):
+        """The runs that failed."""
         return [r for r in self.runs if r.state == "failed"]
 
     def settings(self):
