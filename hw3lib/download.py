@@ -56,6 +56,7 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
+        """True when no file is missing, extra or changed."""
         return not (self.missing or self.extra or self.changed)
 
     def __str__(self) -> str:
@@ -389,7 +390,8 @@ def download(
 
     Files are listed by the packaged manifest and fetched as ``base_url + "/" + relpath`` (by
     default the pinned commit of the course repository on GitHub), ``timeout`` seconds per
-    request. Each file's SHA-256 is checked; everything lands in a hidden temporary folder in
+    request, on ``workers`` threads, with a progress bar unless ``progress`` is False. Each
+    file's SHA-256 is checked; everything lands in a hidden temporary folder in
     ``dest`` (next to it while it does not exist), on its disk, and is renamed into place only
     when complete, so a failure (HTTP error, changed bytes, interruption, a full disk) leaves
     ``dest`` as it was and removes the temporary folder (one left by a download killed outright
