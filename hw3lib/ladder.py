@@ -130,10 +130,6 @@ class NaiveConv2D:
         return dx
 
 
-# Each rung: (x (N, C, H, W), W (F, C, kh, kw), b (F,), dout (N, F, OH, OW), stride, padding) ->
-# a function of no arguments returning (out (N, F, OH, OW), dx (N, C, H, W), dW (F, C, kh, kw),
-# db (F,)). Setup (building a layer, converting to tensors) stays outside the timing.
-
 def _layer_run(layer, x, dout):
     def run():
         out = layer.forward(x)
@@ -143,10 +139,13 @@ def _layer_run(layer, x, dout):
 
 
 def naive_rung(x, W, b, dout, stride, padding):
+    """A rung (:func:`available_rungs`): the naive loops, :class:`NaiveConv2D`."""
     return _layer_run(NaiveConv2D(W, b, stride, padding), x, dout)
 
 
 def fancy_rung(x, W, b, dout, stride, padding):
+    """A rung (:func:`available_rungs`): im2col by fancy indexing (:func:`im2col_fancy`), one
+    matrix product, col2im by ``np.add.at`` (:func:`col2im_add_at`)."""
     f, kh, kw = W.shape[0], W.shape[2], W.shape[3]
     n, oh, ow = dout.shape[0], dout.shape[2], dout.shape[3]
     W_mat = W.reshape(f, -1)
@@ -162,12 +161,14 @@ def fancy_rung(x, W, b, dout, stride, padding):
 
 
 def hw3lib_rung(x, W, b, dout, stride, padding):
+    """A rung (:func:`available_rungs`): :class:`hw3lib.Conv2D`."""
     layer = Conv2D(W.shape[1], W.shape[0], W.shape[2:], stride, padding, dtype=W.dtype)
     layer.params["W"][...], layer.params["b"][...] = W, b
     return _layer_run(layer, x, dout)
 
 
 def torch_rung(x, W, b, dout, stride, padding):
+    """A rung (:func:`available_rungs`): PyTorch's ``conv2d`` and autograd, on CPU."""
     import torch
 
     xt, Wt, bt, dt = (torch.from_numpy(np.ascontiguousarray(a)) for a in (x, W, b, dout))
@@ -219,7 +220,12 @@ def time_col2im(shape, batch=32, repeats=7, dtype=np.float32, seed=0):
 
 
 def available_rungs():
-    """Rung name -> rung factory; PyTorch's only when it is installed."""
+    """Rung name -> rung factory; PyTorch's only when it is installed.
+
+    A rung takes ``(x (N, C, H, W), W (F, C, kh, kw), b (F,), dout (N, F, OH, OW), stride,
+    padding)`` and returns a function of no arguments returning ``(out (N, F, OH, OW),
+    dx (N, C, H, W), dW (F, C, kh, kw), db (F,))``. Setup (building a layer, converting to
+    tensors) stays outside the timing."""
     rungs = {"naive loops": naive_rung, "fancy index + np.add.at": fancy_rung,
              "hw3lib Conv2D": hw3lib_rung}
     if torch_available():
