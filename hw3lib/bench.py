@@ -421,6 +421,9 @@ def _widths(text):
 
 
 def main(argv=None):
+    """``python -m hw3lib bench``: time one training epoch of hw3lib against PyTorch and print
+    the report; with ``--grid`` the grid of growing workloads (:func:`grid_main`), with
+    ``--profile`` one training step layer by layer (:func:`profile_main`)."""
     parser = Parser(prog="python -m hw3lib bench", description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int_at_least(1), metavar="N", default=7,
                         help="timed runs per implementation (default %(default)s)")

@@ -208,6 +208,7 @@ class RunRecord:
 
     @property
     def best_val_acc(self):
+        """The validation accuracy at :attr:`best_epoch`; None where that is 0."""
         return self.history["val_acc"][self.best_epoch - 1] if self.best_epoch else None
 
     def test(self):

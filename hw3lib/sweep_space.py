@@ -176,6 +176,7 @@ class Sweep:
 
     @property
     def grid(self):
+        """True for a grid (no ``trials``), False for a sampled search."""
         return self.trials is None
 
     def settings(self):
@@ -213,6 +214,7 @@ class Sweep:
 
     @classmethod
     def from_json(cls, d):
+        """The sweep that :meth:`to_json` gave ``d`` of."""
         space = {name: json_to_distribution(json.dumps(j)) for name, j in d["space"].items()}
         return cls(TrainConfig(**d["base"]), space, tuple(d["seeds"]), d["trials"], d["pruner"])
 

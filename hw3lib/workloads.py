@@ -38,11 +38,13 @@ class Point:
     images: int = 1024
 
     def label(self):
+        """The point as one fixed-width line: task, input, batch, widths and dtype."""
         image = f"{self.channels}x{self.size}x{self.size}"
         return (f"{self.task:<5} {image:<9} b{self.batch:<3} {'(%d,%d)' % self.widths:<8} "
                 f"{self.dtype.replace('float', 'f')}")
 
     def model(self):
+        """A fresh :class:`LeNet5` of the point's input, widths and dtype, seed 0."""
         return LeNet5(in_channels=self.channels, input_size=self.size, conv_channels=self.widths,
                       seed=0, dtype=np.dtype(self.dtype))
 
