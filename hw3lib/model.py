@@ -190,7 +190,11 @@ class Sequential:
     (logits) that ``forward`` turns into probabilities and ``backward`` differentiates through
     the batch-mean cross-entropy, as in the report's loop; parameters named ``W1, b1, W2, b2,
     ...`` in the order of the layers that have them (the report's naming). Each layer is listed
-    once, in one model: it keeps one pass's activations for ``backward``."""
+    once, in one model: it keeps one pass's activations for ``backward``.
+
+    ``input_shape`` is one sample's shape without the batch axis: ``(C, H, W)`` for images,
+    ``(D,)`` for vectors. ValueError, when built, where the layers do not fit it one after
+    another or the last one gives other than ``(K,)`` scores, ``K >= 2``."""
 
     def __init__(self, layers, input_shape):
         if isinstance(layers, Layer) or not isinstance(layers, (list, tuple)):
@@ -350,6 +354,7 @@ class Sequential:
                 np.copyto(p, params[k])
 
     def num_params(self):
+        """The number of parameters (weights and biases) of all layers."""
         return sum(p.size for p in self.get_params().values())
 
     def flops(self, training=True):
@@ -393,7 +398,8 @@ class LeNet5(Sequential):
     """LeNet-5 for ``(N, in_channels, H, W)`` images, ``H, W = input_size``:
 
     conv k x k -> c1, activation, pool 2 -> conv k x k -> c2, activation, pool 2 -> flatten ->
-    dense h1, activation -> dense h2, activation -> dense ``num_classes`` -> softmax.
+    dense h1, activation -> dense h2, activation -> dense ``num_classes`` -> softmax, with
+    ``k = kernel_size``, ``(c1, c2) = conv_channels`` and ``(h1, h2) = hidden``.
 
     ``activation`` is ``"relu"`` or ``"tanh"``, ``pooling`` ``"max"`` or ``"avg"`` (``"tanh"``
     with ``"avg"`` is the classic variant of the report's source). Weights are drawn from
