@@ -178,4 +178,6 @@ class TrainConfig:
                     seed=self.seed, split=self.split)
 
     def to_dict(self):
+        """The fields as a dict of JSON-serialisable values, from which ``TrainConfig(**d)``
+        builds an equal config again (also after a JSON round trip)."""
         return asdict(self)
