@@ -96,7 +96,8 @@ class Optimizer:
     def update_params(self, grads, spread=None):
         """One step: every parameter updated in place from ``grads`` (keyed ``"d" + name``),
         in the pieces that ``spread`` gives (see the class docstring; default: :func:`in_turn`);
-        returns ``params``."""
+        returns ``params``. ValueError for ``grads`` that is not a dict or holds a gradient that
+        is not an array of its parameter's shape, KeyError for one missing."""
         if not isinstance(grads, dict):
             raise ValueError(f"grads must be the dict of gradients that model.backward returns, "
                              f"keyed 'd' + each parameter's name, got a {type(grads).__name__}")
@@ -189,7 +190,12 @@ def flush_subnormals(*arrays):
 
 class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum, as ``torch.optim.SGD``:
-    ``v = momentum * v + g``; ``p -= lr * v``."""
+    ``v = momentum * v + g``; ``p -= lr * v``.
+
+    ``params``: the model's dict of arrays (``model.get_params()``), which
+    :meth:`update_params` updates in place. ValueError for an ``lr`` that is not a positive
+    number, a ``momentum`` outside [0, 1), or ``params`` other than a dict of writable float
+    NumPy arrays."""
 
     def __init__(self, lr, params, momentum=0.0):
         super().__init__(lr, params)
@@ -218,6 +224,11 @@ class AdamGD(Optimizer):
     - ``bias_correction=True`` (default, equal to ``torch.optim.Adam``):
       ``p -= lr * m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``;
     - ``bias_correction=False``: the report's formula ``p -= lr * m / (sqrt(v) + eps)``.
+
+    ``b1, b2, eps`` are ``beta1, beta2, epsilon``; ``params``: the model's dict of arrays
+    (``model.get_params()``), which :meth:`update_params` updates in place. ValueError for an
+    ``lr`` or ``epsilon`` that is not a positive number, betas outside [0, 1), or ``params``
+    other than a dict of writable float NumPy arrays.
     """
 
     def __init__(self, lr, beta1, beta2, epsilon, params, bias_correction=True):
