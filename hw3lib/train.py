@@ -277,11 +277,11 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
     Inputs are normalised with ``data.mean``/``data.std`` (the training split's statistics),
     batch by batch as they are read.
     Each epoch runs the report's loop on ``config.batch_size`` batches of the training split,
-    in the order of ``dataloader(..., seed=config.seed, epoch=epoch)``, with a ``tqdm.auto``
-    bar showing the running loss and accuracy (the mean over the epoch's batches so far,
-    before their updates). Then the history gets one row: the loss and accuracy of an
-    evaluation pass (:func:`~hw3lib.evaluation.evaluate`) over the training and the validation
-    split, and the epoch's seconds (training and evaluation).
+    in the order of ``dataloader(..., seed=config.seed, epoch=epoch)``, with (``progress``, the
+    default) a ``tqdm.auto`` bar showing the running loss and accuracy (the mean per image over
+    the epoch's batches so far, each before its update). Then the history gets one row: the
+    loss and accuracy of an evaluation pass (:func:`~hw3lib.evaluation.evaluate`) over the
+    training and the validation split, and the epoch's seconds (training and evaluation).
 
     - ``on_batch(stats)`` after each batch, ``stats`` a dict of ``epoch, batch, batches,
       loss`` (this batch's) and ``running_loss, running_acc``; ``on_epoch(history)`` after
