@@ -190,8 +190,9 @@ def _layout_of(ref, a):
 
 
 class MaxPool2D(_Pool2D):
-    """Max over each window: ``(N, C, H, W) -> (N, C, OH, OW)``; the gradient goes to the
-    first maximum of each window, as in PyTorch. A window holding NaN gives NaN, as in
+    """Max over each window: ``(N, C, H, W) -> (N, C, OH, OW)``, windows of ``kernel_size`` every
+    ``stride`` (default: ``kernel_size``), each an int or an ``(h, w)`` pair; the gradient goes
+    to the first maximum of each window, as in PyTorch. A window holding NaN gives NaN, as in
     PyTorch, but its gradient goes nowhere (PyTorch's goes to the window's last NaN): finding
     the NaNs would cost the backward pass more work on every window, and training stops on the
     NaN loss anyway. The gradient is routed by products with bool masks, so an infinite or NaN
@@ -234,7 +235,8 @@ class MaxPool2D(_Pool2D):
 
 
 class AvgPool2D(_Pool2D):
-    """Mean over each window: ``(N, C, H, W) -> (N, C, OH, OW)``."""
+    """Mean over each window: ``(N, C, H, W) -> (N, C, OH, OW)``, windows of ``kernel_size``
+    every ``stride`` (default: ``kernel_size``), each an int or an ``(h, w)`` pair."""
 
     def _forward(self, x):
         out = self._pool(x, np.add)
@@ -303,7 +305,9 @@ class Flatten(Layer):
 class Dense(Layer):
     """Fully connected: ``(N, in) -> (N, out)``, ``y = x @ W.T + b`` with ``W (out, in)``.
 
-    Initialised like PyTorch's ``nn.Linear``, ``U(-1/sqrt(in), 1/sqrt(in))``.
+    ``in = in_features``, ``out = out_features``. Initialised like PyTorch's ``nn.Linear``,
+    ``U(-1/sqrt(in), 1/sqrt(in))``, drawn by ``np.random.default_rng(rng)`` (a seed, a
+    Generator or None), in ``dtype``, float32 or float64.
     """
 
     def __init__(self, in_features, out_features, rng=None, dtype=np.float32):
