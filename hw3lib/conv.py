@@ -34,7 +34,11 @@ KEEP_BYTES = 32 << 20  # and keeps its transformed input up to this size in all 
 
 class Conv2D(Layer):
     """2-D convolution as matrix products, over im2col columns or, in wide layers, Winograd's
-    tiles: ``(N, C, H, W) -> (N, F, OH, OW)``.
+    tiles: ``(N, C, H, W) -> (N, F, OH, OW)``, ``C = in_channels``, ``F = out_channels``;
+    ``kernel_size``, ``stride`` and ``padding`` (zeros on each side) are each an int or an
+    ``(h, w)`` pair; ``W (F, C, kh, kw)`` and ``b (F,)`` are drawn by
+    ``np.random.default_rng(rng)`` (a seed, a Generator or None) in ``dtype``, float32 or
+    float64.
 
     The input is laid out image row by image row with the batch innermost
     (:func:`~hw3lib.im2col.padded_rows`, ``(Hp, C, Wp, N)``) and its width windows are copied
