@@ -83,8 +83,29 @@ def compute_manifest(root: str | os.PathLike) -> dict[str, str]:
     """
     root = Path(root)
     return dict(sorted((path.relative_to(root).as_posix(), _sha256(read_bytes(path)))
-                       for split in SPLITS for split_dir in split_folders(root, split)
-                       for path in files_under(split_dir)))
+                       for path in _hashed_files(root)))
+
+
+def _hashed_files(root: Path):
+    """The files of :func:`compute_manifest`, in no particular order, none read."""
+    return (path for split in SPLITS for split_dir in split_folders(root, split)
+            for path in files_under(split_dir))
+
+
+def files_stamp(root: str | os.PathLike | None = None) -> tuple:
+    """A cheap stamp of the files that :func:`dataset_sha256` hashes at ``root`` (default
+    ``$HW3_DATA``, then ``data/``), none read: each as ``(path, size, modification time,
+    change time)``, sorted. It differs once a file is added, removed, renamed or written (a
+    write sets the change time, which no copy or ``touch`` sets back; Windows has none, its
+    files' creation time stands there), so a SHA-256 or images read while it holds still hold."""
+    def size_and_times(path):
+        try:
+            stat = path.stat()
+        except OSError:  # a broken link, say, which loading names with its fix
+            return None, None, None
+        return stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+
+    return tuple(sorted((str(path), *size_and_times(path)) for path in _hashed_files(resolve_root(root))))
 
 
 def _format_manifest(manifest: Mapping[str, str]) -> str:

@@ -17,17 +17,20 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from .atomic import LockHeld, claimed
 from .checkpoint import CheckpointError, load_checkpoint
-from .download import dataset_sha256
+from .download import dataset_sha256, files_stamp
 from .engine import engine_stamp, stamp_differences
-from .folders import REPO_ROOT
+from .folders import REPO_ROOT, resolve_root
 from .parallel import one_blas_thread
 from .train import check_kind, fit, stop_requested
 from .trained import FitResult
 
 RUNS_DIR = REPO_ROOT / "runs" / "notebooks"
 TURN_POLL = 1.0  # seconds between looks at a run another process trains
+_KNOWN = {}  # known_data's last read: the files' stamp and SHA-256, the data setting and its Dataset
 
 
 def config_key(config):
@@ -101,7 +104,33 @@ def why_trained(config, path, data_sha256, ckpt=None, unreadable=None):
     return f"training {here}: no run of these settings on this data yet"
 
 
-def load_or_train(config, path=None, *, data=None, root=None, progress=False, on_epoch=None, stop=None):
+def known_data(config, root=None):
+    """``(data, sha)``: the :class:`~hw3lib.data.Dataset` of ``config`` at ``root`` and its
+    :func:`~hw3lib.download.dataset_sha256`, for :func:`load_or_train` (``data=``,
+    ``data_sha256=``). A sweep's worker trains run after run on one folder: the files are read
+    and hashed once, and again only once their :func:`~hw3lib.download.files_stamp` changes
+    (a file added, removed or written), so that a run never pairs data with the SHA-256 of other
+    files. Kept in this process: the SHA-256, and the Dataset of the last data setting
+    (:meth:`~hw3lib.config.TrainConfig.data_settings`), its arrays read-only (each run trains on
+    the images as read)."""
+    files = (resolve_root(root).resolve(), files_stamp(root))  # taken before any file is read
+    if _KNOWN.get("files") != files:
+        _KNOWN.clear()  # the Dataset freed before another is read
+        _KNOWN.update(files=files, sha=dataset_sha256(root))
+    if _KNOWN.get("settings") != config.data_settings():
+        _KNOWN.pop("data", None)
+        data = config.load_data(root)
+        for array in vars(data).values():
+            if isinstance(array, np.ndarray):
+                array.flags.writeable = False
+        _KNOWN.update(settings=config.data_settings(), data=data)
+    else:
+        config.check_fit(_KNOWN["data"].image_size)  # as loading checks it, for this config's model
+    return _KNOWN["data"], _KNOWN["sha"]
+
+
+def load_or_train(config, path=None, *, data=None, data_sha256=None, root=None, progress=False, on_epoch=None,
+                  stop=None):
     """The :class:`~hw3lib.trained.FitResult` of training with ``config`` on the data at
     ``root`` (default ``$HW3_DATA``, then ``data/``), its best weights in ``result.model``.
 
@@ -114,7 +143,9 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False, on
     test split was evaluated.
     ``data``: the :class:`~hw3lib.data.Dataset` of ``config``, if already loaded (its folder
     is then the root; one built by hand must be of the data at ``root``; :func:`fit` refuses
-    one loaded with other settings than ``config``'s);
+    one loaded with other settings than ``config``'s); ``data_sha256``: its files'
+    :func:`~hw3lib.download.dataset_sha256`, given with ``data`` (:func:`known_data`), else
+    they are read again to hash them;
     ``on_epoch`` and ``stop`` go to :func:`~hw3lib.train.fit` (a sweep reports and prunes there);
     with ``progress``, a line says why it trains (:func:`why_trained`) above the progress bar.
     A Ctrl-C or ``stop`` while training (or waiting for another process that trains it) raises
@@ -127,7 +158,10 @@ def load_or_train(config, path=None, *, data=None, root=None, progress=False, on
             raise ValueError(f"load_or_train was given data loaded from {data.root} and root "
                              f"{root}: give one, or the same folder")
         root = data.root
-    sha = dataset_sha256(root)  # reads every file of the data: once
+    if data_sha256 is not None and data is None:
+        raise ValueError("load_or_train was given data_sha256 without data: give the data it "
+                         "is the SHA-256 of, e.g. data, data_sha256 = known_data(config, root)")
+    sha = data_sha256 or dataset_sha256(root)  # reads every file of the data: once
     path = Path(path) if path is not None else checkpoint_path(config, RUNS_DIR / run_key(sha))
     ckpt, _, _ = _run_at(path, config, sha)
     if ckpt is not None and ckpt.epoch >= config.epochs:  # loaded as it is, a read-only folder too

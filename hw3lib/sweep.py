@@ -85,7 +85,7 @@ from .file_order import file_order_note
 from .out_folders import refuse_file_in_the_way, try_writing
 from .parallel import child_blas_threads, one_blas_thread
 from .processes import process_running, start_ticks
-from .runs import checkpoint_path, load_or_train, run_key
+from .runs import checkpoint_path, known_data, load_or_train, run_key
 from .sweep_results import SweepResult, run_summary, sweep_result
 from .sweep_space import PRUNERS, Sweep, config_for
 from .sweep_study import (JOURNAL, POLL_SECONDS, STORAGE_ERRORS, StorageError, first_attempt, open_storage,
@@ -285,7 +285,8 @@ def run_trial(study, trial, sweep, *, root=None, checkpoints=None, stop=None):
     with get_heartbeat_thread(trial._trial_id, study._storage):
         try:
             config = config_for(sweep.base, params, seed)  # a sampled value inside checked ends
-            result = load_or_train(config, checkpoint_path(config, checkpoints), root=root,
+            data, sha = known_data(config, root)  # read and hashed once per worker, not once a run
+            result = load_or_train(config, checkpoint_path(config, checkpoints), data=data, data_sha256=sha,
                                    on_epoch=on_epoch, stop=stop)
             history = result.history
             state, value = TrialState.COMPLETE, run_summary(history)["val_acc"]

@@ -51,7 +51,8 @@ from matplotlib.ticker import MaxNLocator
 
 from .checks import is_int
 from .config import TrainConfig
-from .folders import dataset_files, resolve_root, split_dirs
+from .download import files_stamp
+from .folders import resolve_root, split_dirs
 from .images import MODES, DataError
 from .playground_runs import (IMAGE_SIZES, VAL_SPLITS, RunRecord, RunSettings, check_settings,
                               control_ranges, differences, panel_phrasing, prepare, runs_table)
@@ -129,20 +130,6 @@ def _controls(s, train_max):
     }
 
 
-def _files_stamp(root):
-    """The dataset's files at ``root`` (:func:`dataset_files`, none read), each as ``(path,
-    size, modification time)``: another stamp, the folder changed on disk."""
-    def size_and_time(path):
-        try:
-            stat = path.stat()
-        except OSError:  # a broken link, say, which loading names with its fix
-            return None, None
-        return stat.st_size, stat.st_mtime_ns
-
-    (train, _, _), (test, _, _) = dataset_files(root)
-    return tuple((str(path), *size_and_time(path)) for path in train + test)
-
-
 def _stop_earlier_panels():
     """Stop the panels of this process still training (:data:`_PANELS`); a sentence saying so
     for the new panel's message, or ""."""
@@ -210,7 +197,7 @@ class Playground:
         self.running, self._thread, self._stop, self._drawn = False, None, threading.Event(), 0.0
         self._settings = None  # those of the run in progress (None: none, or a sweep)
         self.message = w.HTML()
-        self._stamp = None  # the files at root as last read (_files_stamp), with the default load
+        self._stamp = None  # the files at root as last read (files_stamp), with the default load
         stopped = _stop_earlier_panels()
         _PANELS.add(self)
         try:
@@ -417,7 +404,7 @@ class Playground:
         :data:`DATASETS_KEPT` others since, or (the default load) once the files at ``root``
         changed on disk: Train reads what the sweep's workers read."""
         if self._load == self._load_root:
-            stamp = _files_stamp(self.root)
+            stamp = files_stamp(self.root)
             if stamp != self._stamp:
                 self._datasets.clear()
                 self._stamp = stamp

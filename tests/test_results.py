@@ -129,6 +129,62 @@ def test_data_given_without_root_is_filed_under_its_own_folder(root, tmp_path, m
         runs_module.load_or_train(CONFIG, data=CONFIG.load_data(other), root=root)
 
 
+@pytest.fixture
+def count_reads(monkeypatch):
+    """Counts the hashes and loads of the data inside hw3lib.runs, its known_data forgotten."""
+    calls = {"hashes": 0, "loads": 0}
+
+    def hashed(root):
+        calls["hashes"] += 1
+        return hw3lib.download.dataset_sha256(root)
+
+    def loaded(self, *args, **kwargs):
+        calls["loads"] += 1
+        return load_data(self, *args, **kwargs)
+
+    load_data = TrainConfig.load_data
+    monkeypatch.setattr(runs_module, "_KNOWN", {})
+    monkeypatch.setattr(runs_module, "dataset_sha256", hashed)
+    monkeypatch.setattr(TrainConfig, "load_data", loaded)
+    return calls
+
+
+def test_known_data_is_read_and_hashed_once_until_a_file_is_written_though_its_size_and_time_stay(
+        tmp_path, count_reads):
+    """A sweep's worker read and hashed every file of the data for each of its runs."""
+    root = tmp_path / "data"
+    for split in ("train", "test"):
+        for name in "ABC":
+            (root / f"Data_{split}" / name).mkdir(parents=True)
+            for i in range(4):  # uncompressed: a PNG of 32x32 grey pixels takes as many bytes whatever they are
+                Image.new("L", (32, 32), 40 * i + ord(name)).save(root / f"Data_{split}" / name / f"{i}.png",
+                                                                  compress_level=0)
+    data, sha = runs_module.known_data(CONFIG, root)
+    assert sha == hw3lib.download.dataset_sha256(root) and not data.X_train.flags.writeable
+    assert runs_module.known_data(replace(CONFIG, lr=0.01), root) == (data, sha)  # another run's setting
+    assert count_reads == {"hashes": 1, "loads": 1}
+    other, same = runs_module.known_data(replace(CONFIG, seed=1), root)  # another split: loaded, not hashed
+    assert same == sha and other.loaded_with["seed"] == 1
+    assert count_reads == {"hashes": 1, "loads": 2}
+    image = root / "Data_train" / "A" / "0.png"  # written again, of the same size and modification time
+    before = image.stat()
+    Image.new("L", (32, 32), 255).save(image, compress_level=0)
+    os.utime(image, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert image.stat().st_size == before.st_size and image.stat().st_mtime_ns == before.st_mtime_ns
+    changed, new_sha = runs_module.known_data(replace(CONFIG, seed=1), root)
+    assert count_reads == {"hashes": 2, "loads": 3}
+    assert new_sha == hw3lib.download.dataset_sha256(root) != sha and changed.X_train.max() > other.X_train.max()
+
+
+def test_a_known_sha256_given_with_the_data_is_not_computed_again(root, tmp_path, count_reads):
+    data, sha = runs_module.known_data(CONFIG, root)
+    result = runs_module.load_or_train(CONFIG, tmp_path / "run.npz", data=data, data_sha256=sha)
+    assert count_reads == {"hashes": 1, "loads": 1}
+    assert load_checkpoint(result.checkpoint_path).data_sha256 == sha
+    with pytest.raises(ValueError, match="given data_sha256 without data: give the data it is the SHA-256 of"):
+        runs_module.load_or_train(CONFIG, tmp_path / "run.npz", data_sha256=sha, root=root)
+
+
 @pytest.mark.parametrize("change", [dict(seed=1), dict(split="random"), dict(val_fraction=0.5),
                                     dict(image_size=16), dict(mode="RGB")])
 def test_data_loaded_otherwise_than_the_config_is_refused_before_training(root, tmp_path, change):

@@ -216,6 +216,37 @@ def test_a_diverging_run_is_recorded_as_failed_with_its_reason_and_the_others_fi
     assert str(result.table()).splitlines()[-1].split()[-2:] == ["2", "failed"]
 
 
+def test_a_worker_reads_and_hashes_the_data_once_not_once_a_run_and_again_once_a_file_changed(
+        tmp_path, root, monkeypatch):
+    """Each run read and hashed every file of the data again: seconds a run for a large folder.
+    A file written between runs must still be read and hashed again, its runs stamped so."""
+    data = shutil.copytree(root, tmp_path / "data")
+    reads, fits, load_data, fit = [], [], TrainConfig.load_data, runs_module.fit
+
+    def hashed(where):
+        reads.append("hash")
+        return sweep_module.dataset_sha256(where)
+
+    def loaded(self, *args, **kwargs):
+        reads.append("load")
+        return load_data(self, *args, **kwargs)
+
+    def fitted(*args, **kwargs):
+        fits.append(kwargs["data_sha256"])
+        if len(fits) == 2:  # after the second run: a file written
+            write_png(data / "Data_train" / "A" / "A_train_0.png", 200)
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(runs_module, "_KNOWN", {})  # as a fresh worker
+    monkeypatch.setattr(runs_module, "dataset_sha256", hashed)
+    monkeypatch.setattr(TrainConfig, "load_data", loaded)
+    monkeypatch.setattr(runs_module, "fit", fitted)
+    result = run_here(tmp_path, data, {"lr": [1e-3, 2e-3, 3e-3]}, seeds=(0,))
+    assert [r.state for r in result.runs] == ["done"] * 3
+    assert reads == ["hash", "load", "hash", "load"]  # the first run's, and the third's after the change
+    assert fits[0] == fits[1] != fits[2] == sweep_module.dataset_sha256(data)
+
+
 def replace_base(**changes):
     return TrainConfig(**{**BASE.to_dict(), **changes})
 
