@@ -39,7 +39,7 @@ from .checks import check_array
 from .checkpoint import (HISTORY_KEYS, Checkpoint, CheckpointError, architecture_mismatch,
                          load_checkpoint, save_checkpoint, test_data_sha256)
 from .config import TrainConfig
-from .data import Dataset, dataloader, normalize
+from .data import PROGRESS_DELAY, Dataset, dataloader, normalize
 from .engine import engine_stamp
 from .evaluation import CHANNELS_LAST, checked_images, checked_labels, eval_batch, evaluate_checked
 from .losses import CrossEntropyLoss
@@ -281,7 +281,10 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
     default) a ``tqdm.auto`` bar showing the running loss and accuracy (the mean per image over
     the epoch's batches so far, each before its update). Then the history gets one row: the
     loss and accuracy of an evaluation pass (:func:`~hw3lib.evaluation.evaluate`) over the
-    training and the validation split, and the epoch's seconds (training and evaluation).
+    training and the validation split, and the epoch's seconds (training and evaluation). With
+    ``progress``, a second bar counts the images evaluated once the evaluation has taken
+    :data:`~hw3lib.data.PROGRESS_DELAY` seconds (seconds each epoch at 16,000 RGB 64x64 images),
+    and goes when it ends.
 
     - ``on_batch(stats)`` after each batch, ``stats`` a dict of ``epoch, batch, batches,
       loss`` (this batch's) and ``running_loss, running_acc``; ``on_epoch(history)`` after
@@ -399,8 +402,12 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
                 if not all(np.isfinite(a).all() for a in optimizer.state_dict().values()):
                     raise diverged("the optimizer's state (its gradient moments) overflowed", epoch,
                                    batches)
-                train_loss, train_acc = evaluate_checked(net, data.X_train, y_train, eval_size, normalizer)
-                val_loss, val_acc = evaluate_checked(net, data.X_val, y_val, eval_size, normalizer)
+                with tqdm(total=len(y_train) + len(y_val), disable=not progress, unit="image",
+                          desc=f"evaluating epoch {epoch}", delay=PROGRESS_DELAY, leave=False) as counter:
+                    counted = _Counted(net, counter)
+                    train_loss, train_acc = evaluate_checked(counted, data.X_train, y_train, eval_size,
+                                                             normalizer)
+                    val_loss, val_acc = evaluate_checked(counted, data.X_val, y_val, eval_size, normalizer)
                 if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
                     raise diverged("the evaluation loss became non-finite", epoch, batches)
                 row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
@@ -446,6 +453,18 @@ def _progress_bar(total, progress):
 
     bar = tqdm(total=total, unit="batch", display=False)
     return bar, display(bar.container, display_id=True)
+
+
+class _Counted:
+    """``model``'s forward passes, each counting its images on the tqdm bar ``counter``."""
+
+    def __init__(self, model, counter):
+        self.model, self.counter = model, counter
+
+    def forward(self, X):
+        out = self.model.forward(X)
+        self.counter.update(len(X))
+        return out
 
 
 def _random_hflips(loader, rng):

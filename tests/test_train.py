@@ -557,6 +557,27 @@ def test_in_a_notebook_the_saved_progress_bar_shows_the_end_of_the_run(tmp_path)
     assert "100%" in output.data["text/plain"] and "15/15" in output.data["text/plain"]
 
 
+def test_a_bar_counts_the_images_evaluated_after_each_epoch_when_that_takes_a_while(capsys, monkeypatch):
+    """At 16,000 RGB 64x64 images each epoch's evaluation took seconds after its bar had stopped,
+    with nothing moving on the screen. A second bar counts the images evaluated once that has
+    taken PROGRESS_DELAY seconds, and goes; the training bar ends as it did, the numbers the same."""
+    data, config = tiny_data(), tiny_config(epochs=2)
+    quiet = fit(config.build_model(3), data, config, progress=False)
+    capsys.readouterr()
+    fit(config.build_model(3), data, config)  # tiny: evaluated well within the delay
+    err = capsys.readouterr().err
+    assert "epoch 2/2: 100%" in err and "evaluating" not in err
+    monkeypatch.setattr(train, "PROGRESS_DELAY", 0)
+    shown = fit(config.build_model(3), data, config)
+    err = capsys.readouterr().err
+    assert all(f"evaluating epoch {epoch}:   0%|" in err for epoch in (1, 2))
+    assert " 0/69 [" in err  # 48 training and 21 validation images
+    last = [text for text in err.split("\r") if text.strip()][-1]
+    assert last.startswith("epoch 2/2: 100%") and "val_acc=" in last, last
+    assert {k: v for k, v in shown.history.items() if k != "seconds"} == {
+        k: v for k, v in quiet.history.items() if k != "seconds"}
+
+
 def test_validation_data_never_changes_the_weights():
     data, config = tiny_data(), tiny_config()
     shuffled = replace(data, y_val=np.roll(data.y_val, 1), X_val=data.X_val[::-1].copy())
