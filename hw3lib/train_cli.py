@@ -261,7 +261,7 @@ def _train_command(args, claim):
     if not args.no_progress:
         announce_reading(args.data)
     data = config.load_data(args.data, progress=show_progress(args), threads=args.threads)
-    sha = dataset_sha256(args.data)
+    sha = dataset_sha256(args.data, progress=show_progress(args))
     model = config.build_model(len(data.classes), data.image_size)
     threads = args.threads or (resume and resume.threads) or 1
     order = config.split == "blocked" and file_order_note(data.X_train, data.y_train, data.X_test, data.classes)

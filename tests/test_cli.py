@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hw3lib import atomic, checkpoint, cli, cores, data, out_folders, processes, train, train_cli
+from hw3lib import atomic, checkpoint, cli, cores, data, download, out_folders, processes, train, train_cli
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.checkpoint import load_checkpoint, save_checkpoint
 from hw3lib.config import TrainConfig
@@ -605,9 +605,9 @@ def test_a_run_into_a_new_out_refuses_a_run_another_command_put_there_as_it_read
     root, out = fake_root(tmp_path), tmp_path / "run"
     assert run_cli(capsys, "--data", root, *QUICK, "--out", tmp_path / "other")[0] == 0
 
-    def another_run_comes(root):
+    def another_run_comes(root, **kwargs):
         shutil.copytree(tmp_path / "other", out)
-        return dataset_sha256(root)
+        return dataset_sha256(root, **kwargs)
     monkeypatch.setattr(train_cli, "dataset_sha256", another_run_comes)
     code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--lr", 0.01, "--out", out)
     assert code == 2 and stdout == "" and err == (
@@ -1152,6 +1152,22 @@ def test_a_bar_counts_the_images_read_when_reading_takes_a_while(tmp_path, capsy
     assert "%|" not in err and "epoch 1/1" not in err, err
     code, stdout, err = run_cli(capsys, "--data", root, *QUICK, "--out", tmp_path / "quiet")
     assert code in (0, 3) and "reading" not in err
+
+
+def test_after_reading_train_shows_its_checks_of_the_data_when_they_take_a_while(tmp_path, capsys, monkeypatch):
+    """After reading 20,000 images train hashed every byte of them, seconds with nothing on the
+    screen: on a terminal a bar shows once that has taken PROGRESS_DELAY seconds, never on a
+    tiny folder, nor into a file."""
+    root = digits_root(tmp_path / "digits", classes=2, per_class=3)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, _, err = run_cli(capsys, "--data", root, "--epochs", 1, "--out", tmp_path / "tiny")
+    assert code in (0, 3) and "epoch 1/1:" in err and "hashing" not in err, err
+    monkeypatch.setattr(download, "PROGRESS_DELAY", 0)
+    code, _, err = run_cli(capsys, "--data", root, "--epochs", 1, "--out", tmp_path / "run")
+    assert code in (0, 3) and "hashing:   0%|          | 0/12 [" in err, err
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    code, _, err = run_cli(capsys, "--data", root, "--epochs", 1, "--out", tmp_path / "file")
+    assert code in (0, 3) and "hashing" not in err, err
 
 
 def test_reading_the_images_is_announced_on_stderr_unless_no_progress(tmp_path, capsys, monkeypatch):

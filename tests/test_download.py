@@ -112,6 +112,19 @@ def test_dataset_sha256_follows_content_and_env(tmp_path, monkeypatch):
     assert download.dataset_sha256(root) != before
 
 
+def test_a_bar_counts_the_files_hashed_when_hashing_takes_a_while(tmp_path, capsys, monkeypatch):
+    """train hashes every byte of the data after reading it: seconds at 20,000 images, with
+    nothing on the screen. A bar counts the files once hashing has taken PROGRESS_DELAY seconds
+    (a tiny folder shows none), and goes; the hash is the same."""
+    root = make_root(tmp_path)
+    quiet = download.dataset_sha256(root)
+    assert download.dataset_sha256(root, progress=True) == quiet
+    assert "hashing" not in capsys.readouterr().err
+    monkeypatch.setattr(download, "PROGRESS_DELAY", 0)
+    assert download.dataset_sha256(root, progress=True) == quiet
+    assert "hashing:   0%|          | 0/12 [" in capsys.readouterr().err  # 2 classes of 3, 2 splits
+
+
 def test_manifest_follows_symlinked_folders_as_the_loader_does_and_stops_at_a_cycle(tmp_path):
     real = make_root(tmp_path / "real", n=2)
     linked = tmp_path / "linked"
