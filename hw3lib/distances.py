@@ -89,15 +89,16 @@ def _masked_argmin(d2, floor, out):
     return np.fmax(d2, floor, out=out).argmin(axis=1)
 
 
-def nearest(X, X_ref, chunk=1024):
+def nearest(X, X_ref, chunk=1024, bar=None):
     """``(distances, indices)``, both ``(N,)``: for each image of ``X (N, C, H, W)`` the
     Euclidean distance to its nearest image in ``X_ref (M, C, H, W)`` and that image's index.
 
     Computed in float64 from ``|a|^2 + |b|^2 - 2 a.b``, in blocks of at most ``chunk`` rows of
     ``X`` and of :data:`BLOCK_BYTES` of float64 from either array, so memory stays bounded
-    however many images there are (time grows as N * M)."""
+    however many images there are (time grows as N * M). ``bar`` (a tqdm bar, or None) counts
+    the image pairs compared."""
     X, X_ref = check_shapes(X, X_ref)
-    return nearest_many(X, X_ref, [None], chunk=chunk)[0]
+    return nearest_many(X, X_ref, [None], chunk=chunk, bar=bar)[0]
 
 
 def check_shapes(X, X_ref, names=("X", "X_ref")):
@@ -178,6 +179,14 @@ def neighbour_distance(X, sample=None, bar=None):
     exact copy at 0). ``sample``: look up at most this many images of each half (seeded), None:
     all of them. ``bar`` (a tqdm bar, or None) counts the image pairs compared."""
     return float(np.median(neighbour_distances(X, sample, bar)[1]))
+
+
+def neighbour_pairs(n, sample=None):
+    """How many image pairs :func:`neighbour_distances` compares among ``n`` images, looking up
+    at most ``sample`` images of each half (None: all of them)."""
+    half, other = n // 2, n - n // 2
+    looked_up = (lambda k: k) if sample is None else (lambda k: min(k, sample))  # noqa: E731
+    return looked_up(half) * other + looked_up(other) * half
 
 
 def neighbour_distances(X, sample=None, bar=None):

@@ -9,8 +9,10 @@ interleaved). ``train`` and ``sweep`` note it before training (:func:`file_order
 audit (:mod:`hw3lib.leakage`) and the results (:mod:`hw3lib.results`) say it in words.
 """
 import numpy as np
+from tqdm.auto import tqdm
 
-from .distances import class_steps, nearest, neighbour_distances
+from .data import PROGRESS_DELAY
+from .distances import class_steps, nearest, neighbour_distances, neighbour_pairs
 
 # The files of a class are taken as out of order (near-identical images that are not neighbours
 # in file-name order: random names, several videos interleaved) when consecutive files sit this
@@ -76,12 +78,18 @@ def order_fix(neighbour):
     return ("" if neighbour else "remove the extra copies (each image once), then ") + ORDER_FIX
 
 
-def file_order_note(X, y, X_test, classes=None):
+def file_order_note(X, y, X_test, classes=None, progress=False, delay=None):
     """A note when the images ``X (N, C, H, W)`` of labels ``y (N,)``, in file order (the
     training part of :func:`~hw3lib.data.load_dataset`'s blocked split keeps it), are out of
     frame order (:func:`order_finding` with the test images ``X_test (M, C, H, W)``): the
-    blocked split then holds out images whose near-copies train. None otherwise."""
-    found = order_finding(X, y, classes, X_test)
+    blocked split then holds out images whose near-copies train. None otherwise.
+    With ``progress``, a ``tqdm.auto`` bar counts the image pairs compared once the check has
+    taken ``delay`` seconds (None: :data:`~hw3lib.data.PROGRESS_DELAY`; less where other work
+    went before it with nothing on the screen): 4 s at 16,000 RGB 64x64 images."""
+    pairs = neighbour_pairs(len(X), ORDER_SAMPLE) + min(ORDER_SAMPLE, len(X_test)) * len(X)
+    with tqdm(total=pairs, disable=not progress, unit="pair", unit_scale=True, desc="checking file order",
+              delay=PROGRESS_DELAY if delay is None else delay, leave=False) as bar:
+        found = order_finding(X, y, classes, X_test, bar)
     if found is None:
         return None
     return f"note: {order_consequence(*found)}; `python -m hw3lib audit` measures it"
@@ -96,7 +104,7 @@ def order_consequence(of, step, neighbour):
             f"chosen on it, will read higher than on new images. Fix: {order_fix(neighbour)}")
 
 
-def order_finding(X, y, classes=None, X_test=None):
+def order_finding(X, y, classes=None, X_test=None, bar=None):
     """``(of, step, neighbour)`` where the images ``X (N, C, H, W)`` of labels ``y (N,)``, in
     file order, are out of frame order (:func:`files_out_of_order`), None where not: ``of`` names
     the classes out of order ("class A (and of B)", by ``classes``, the names by label, default
@@ -104,16 +112,17 @@ def order_finding(X, y, classes=None, X_test=None):
     Judged class by class where :data:`ORDER_CLASS_SAMPLE` of a class's images were looked up,
     and over the whole folder; the nearest images of :data:`ORDER_SAMPLE` images per half looked
     up, and of as many test images ``X_test (M, C, H, W)`` (None: by the step alone, as for the
-    order of the test folder itself)."""
+    order of the test folder itself). ``bar`` (a tqdm bar, or None) counts the image pairs
+    compared."""
     y = np.asarray(y)
     if len(y) < 2:
         return None
-    looked_up, distances = neighbour_distances(X, ORDER_SAMPLE)
+    looked_up, distances = neighbour_distances(X, ORDER_SAMPLE, bar)
     test = np.inf
     if X_test is not None:
         X_test = np.asarray(X_test)
         tests = np.random.default_rng(0).permutation(len(X_test))[:ORDER_SAMPLE]
-        test = np.median(nearest(X_test[np.sort(tests)], X)[0])
+        test = np.median(nearest(X_test[np.sort(tests)], X, bar=bar)[0])
     return judged_order(y, looked_up, distances, test, class_steps(X, y), classes)
 
 

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from .data import SPLIT_METHODS, validation_mask
 from .distances import (check_shapes, class_steps, duplicates_by_digest, image_digests, median_step, nearest_many,
-                        neighbour_distances)
+                        neighbour_distances, neighbour_pairs)
 from .file_order import files_out_of_order, judged_order, order_consequence, order_fix, order_sentence
 from .tables import Table
 
@@ -319,7 +319,7 @@ def leakage_audit(X, y, X_test, *, methods=SPLIT_METHODS, seeds=(0, 1, 2), val_f
     # pass over X; the validation images of each split with its training images; each image
     # with the other half of X (neighbour_distance; frame_step needs 2 images or more).
     pairs = (sum(int(is_val[key].sum()) * int((~is_val[key]).sum()) for key in keys)
-             + len(X_test) * len(X) + 2 * (len(X) // 2) * (len(X) - len(X) // 2))
+             + len(X_test) * len(X) + neighbour_pairs(len(X)))
     with tqdm(total=pairs, disable=not progress, delay=PROGRESS_DELAY, unit="pair", unit_scale=True,
               desc="leakage audit") as bar:
         to_train = [nearest_many(X, X, [~is_val[key]], rows=is_val[key], bar=bar)[0] for key in keys]

@@ -1155,19 +1155,24 @@ def test_a_bar_counts_the_images_read_when_reading_takes_a_while(tmp_path, capsy
 
 
 def test_after_reading_train_shows_its_checks_of_the_data_when_they_take_a_while(tmp_path, capsys, monkeypatch):
-    """After reading 20,000 images train hashed every byte of them, seconds with nothing on the
-    screen: on a terminal a bar shows once that has taken PROGRESS_DELAY seconds, never on a
+    """After reading 20,000 images train hashed every byte of them and checked their file order,
+    seconds with nothing on the screen: on a terminal a bar shows once PROGRESS_DELAY seconds
+    have gone (since reading ended: the hash's count against the order check's), never on a
     tiny folder, nor into a file."""
     root = digits_root(tmp_path / "digits", classes=2, per_class=3)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     code, _, err = run_cli(capsys, "--data", root, "--epochs", 1, "--out", tmp_path / "tiny")
-    assert code in (0, 3) and "epoch 1/1:" in err and "hashing" not in err, err
+    assert code in (0, 3) and "epoch 1/1:" in err and "hashing" not in err and "file order" not in err, err
     monkeypatch.setattr(download, "PROGRESS_DELAY", 0)
+    monkeypatch.setattr(train_cli, "PROGRESS_DELAY", 0.2)
+    monkeypatch.setattr(train_cli, "dataset_sha256", lambda *args, **kwargs: (
+        time.sleep(0.2), dataset_sha256(*args, **kwargs))[1])  # hashing takes the delay
     code, _, err = run_cli(capsys, "--data", root, "--epochs", 1, "--out", tmp_path / "run")
     assert code in (0, 3) and "hashing:   0%|          | 0/12 [" in err, err
+    assert "checking file order:   0%|" in err
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
     code, _, err = run_cli(capsys, "--data", root, "--epochs", 1, "--out", tmp_path / "file")
-    assert code in (0, 3) and "hashing" not in err, err
+    assert code in (0, 3) and "hashing" not in err and "file order" not in err, err
 
 
 def test_reading_the_images_is_announced_on_stderr_unless_no_progress(tmp_path, capsys, monkeypatch):

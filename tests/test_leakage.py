@@ -398,6 +398,34 @@ def test_file_order_note_names_frames_out_of_order_and_not_frames_in_order_or_in
     assert file_order_note(X[:3], np.arange(3), X_test) is None  # no class of two images: nothing to tell
 
 
+def test_file_order_note_counts_its_pairs_on_a_bar_that_waits_before_showing(monkeypatch, capsys):
+    """train checked the file order of 16,000 RGB 64x64 images for 4 s with nothing on the
+    screen: a bar counts the image pairs compared (the images looked up in each half of the
+    folder x the other half, the test images looked up x the folder), shown once the check has
+    run PROGRESS_DELAY seconds, and cleared at its end; the note is the same."""
+    from hw3lib import file_order
+    X, y = shuffled_within_classes(*videos(frames=300))
+    X_test = videos(frames=30, seed=1)[0]
+    note = file_order_note(X, y, X_test, progress=True)
+    assert note and capsys.readouterr().err == ""  # a fast check: no bar
+    bars = []
+
+    class Recorded(file_order.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(file_order, "tqdm", Recorded)
+    monkeypatch.setattr(file_order, "PROGRESS_DELAY", 0)
+    assert file_order_note(X, y, X_test, progress=True) == note
+    assert len(X) % 2 == 0 and len(X) // 2 > ORDER_SAMPLE > len(X_test)
+    pairs = 2 * ORDER_SAMPLE * (len(X) // 2) + len(X_test) * len(X)
+    assert [(bar.n, bar.total) for bar in bars] == [(pairs, pairs)]
+    assert "checking file order:" in capsys.readouterr().err
+    file_order_note(X, y, X_test)
+    assert len(bars) == 2 and capsys.readouterr().err == ""
+
+
 def test_neighbour_distance_is_the_audits_and_a_sample_of_it_comes_close():
     X, y = shuffled_within_classes(*videos(frames=300))
     audit = leakage_audit(X, y, X[:5], seeds=(0,), progress=False)
