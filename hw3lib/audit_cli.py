@@ -72,11 +72,12 @@ def main(argv=None):
 
 def _audit(args, seeds):
     root, progress = resolve_root(args.data), show_progress(args)
-    (files, labels, classes), (test_files, _, _) = dataset_files(root)  # refused as train refuses it
+    listing = dataset_files(root)  # refused as train refuses it
+    (files, labels, classes), (test_files, _, _) = listing
     # a split that cannot be made (a too small --val-fraction) is refused before minutes of reading
     is_val = validation_mask(labels, args.val_fraction)
     if not args.no_progress:
-        announce_reading(root)
+        announce_reading(root, listing)
     X, y, _ = load_split(root, "train", args.channels, args.image_size, progress=progress)
     X_test, _, _ = load_split(root, "test", args.channels, args.image_size, check_size=_same_size(X),
                               progress=progress)

@@ -137,13 +137,15 @@ def parse_seeds(text, most, what):
     return list(range(first, last + 1)) if "-" in text else seeds
 
 
-def announce_reading(root):
+def announce_reading(root, files=None):
     """Say on stderr how many images are about to be read from ``root``: reading a large folder
-    of photos takes minutes, before the first line on stdout. Nothing when the folders cannot be
-    listed: loading names that."""
+    of photos takes minutes, before the first line on stdout. ``files``: its
+    :func:`~hw3lib.folders.dataset_files`, where listed already (None: listed here). Nothing
+    when the folders cannot be listed: loading names that."""
     try:
         root = resolve_root(root)
-        counts = [len(split_files(root, split)[0]) for split in ("train", "test")]
+        counts = ([len(split[0]) for split in files] if files else
+                  [len(split_files(root, split)[0]) for split in ("train", "test")])
     except DataError:
         return
     print(f"reading {counts[0]} training and {counts[1]} test images from {root} ...",

@@ -149,16 +149,17 @@ class TrainConfig:
         return {"in_channels": self.channels, "num_classes": num_classes, "seed": self.seed,
                 "input_size": input_size or self.image_size or 32, "dtype": self.dtype, **self.model}
 
-    def load_data(self, root=None, check_model=True, progress=False, threads=None):
+    def load_data(self, root=None, check_model=True, progress=False, threads=None, files=None):
         """The data in this ``mode`` and ``image_size``, split ``1 - val_fraction : val_fraction``
         by ``split`` and ``seed`` (:func:`hw3lib.data.load_dataset`; ``root`` defaults to
         ``$HW3_DATA``, then ``data/``). With ``check_model``, images of a size this config's
         model cannot take (a first dense layer over its limit, a kernel larger than the input)
         are refused (ValueError) from the first one, before the others load (:meth:`check_fit`);
         with ``progress``, a bar counts the images read when reading takes a while; ``threads``
-        read them (None: one per core, up to 8: :func:`hw3lib.data.reading_threads`)."""
+        read them (None: one per core, up to 8: :func:`hw3lib.data.reading_threads`); ``files``:
+        ``root``'s :func:`hw3lib.folders.dataset_files`, where listed already (None: listed here)."""
         return load_dataset(root, **self.data_settings(), check_size=self.check_fit if check_model else None,
-                            progress=progress, threads=threads)
+                            progress=progress, threads=threads, files=files)
 
     def check_fit(self, size):
         """ValueError unless this config's model takes images of ``size`` ``(H, W)`` as they

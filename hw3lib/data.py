@@ -464,6 +464,7 @@ def load_dataset(
     check_size=None,
     progress: bool = False,
     threads: int | None = None,
+    files: tuple | None = None,
 ) -> Dataset:
     """Load both splits, split train stratified into train/val (:func:`train_val_split` with
     ``split`` "blocked" or "random"), fit the normaliser on train.
@@ -471,7 +472,9 @@ def load_dataset(
     ``image_size`` (``S`` or ``(H, W)``) resizes every image as it loads, and ``check_size`` sees
     the first training image's size (:func:`load_split`). With ``progress``, a ``tqdm.auto``
     bar counts the images read once reading has taken :data:`PROGRESS_DELAY` seconds;
-    ``threads`` read them (:func:`reading_threads`).
+    ``threads`` read them (:func:`reading_threads`). ``files``: ``root``'s
+    :func:`~hw3lib.folders.dataset_files`, where the caller listed them already (None: listed
+    here).
     Raises DataError where the folders are no dataset (:func:`hw3lib.folders.dataset_files`,
     before any image is read) or the test split's image size differs from the training
     split's. Both splits are read before their images that cannot be used are named, in one
@@ -481,7 +484,7 @@ def load_dataset(
     size = parse_image_size(image_size)
     threads = reading_threads(threads)
     root = resolve_root(root)
-    listing, test_listing = dataset_files(root)
+    listing, test_listing = dataset_files(root) if files is None else files
     # straight into the training and validation parts (a split of the loaded array would copy
     # it); a split that cannot be made is refused before minutes of reading a large folder
     is_val = validation_mask(np.array(listing[1]), val_fraction, seed, split)

@@ -21,6 +21,7 @@ from .data import PROGRESS_DELAY, SPLIT_METHODS
 from .download import course_copy_note, dataset_sha256
 from .engine import engine_stamp
 from .file_order import file_order_note
+from .folders import dataset_files, resolve_root
 from .history_file import diverged, diverged_advice, write_history
 from .images import MODES, SUFFIXES, DataError
 from .layers import DTYPES
@@ -259,9 +260,13 @@ def _train_command(args, claim):
                              "finish the run with the epochs it has (and test them)")
     elif has_run:
         raise _holds_a_run(args.out, checkpoint_path)
+    try:  # listed once, for the line announcing the read and for the read itself
+        files = dataset_files(resolve_root(args.data))
+    except DataError:
+        files = None  # loading lists them again, and names what is wrong
     if not args.no_progress:
-        announce_reading(args.data)
-    data = config.load_data(args.data, progress=show_progress(args), threads=args.threads)
+        announce_reading(args.data, files)
+    data = config.load_data(args.data, progress=show_progress(args), threads=args.threads, files=files)
     checks = time.monotonic()  # the checks after reading: their bars show within one PROGRESS_DELAY
     sha = dataset_sha256(args.data, progress=show_progress(args))
     model = config.build_model(len(data.classes), data.image_size)

@@ -262,3 +262,17 @@ def test_audit_is_listed_and_explains_itself(argv, capsys):
         main(argv)
     out = capsys.readouterr().out
     assert "audit" in out and "leakage" in out
+
+
+def test_the_line_announcing_the_read_counts_the_listing_the_audit_made(tmp_path, capsys, monkeypatch):
+    """The audit lists both splits before reading (refused as train refuses them); the line
+    saying how many images it reads listed them again."""
+    from hw3lib import cli
+    root = write_videos(tmp_path / "frames", frames=6, test_frames=3)
+
+    def listed_again(*args):
+        raise AssertionError("the folders were listed again to announce the read")
+
+    monkeypatch.setattr(cli, "split_files", listed_again)
+    assert main(["audit", "--data", str(root), "--seeds", "0"]) == 0
+    assert capsys.readouterr().err == f"reading 12 training and 6 test images from {root} ...\n"

@@ -1175,6 +1175,25 @@ def test_after_reading_train_shows_its_checks_of_the_data_when_they_take_a_while
     assert code in (0, 3) and "hashing" not in err and "file order" not in err, err
 
 
+def test_train_lists_the_folders_once(tmp_path, capsys, monkeypatch):
+    """The line announcing the read listed both splits, then loading listed them again: a second
+    each at 25,000 files before the first image was read. One listing serves both now."""
+    from hw3lib import folders
+    root = digits_root(tmp_path / "digits", classes=2, per_class=3)
+    listed = []
+
+    def split_files(*args):
+        listed.append(args[1])
+        return folders_split_files(*args)
+
+    folders_split_files = folders.split_files
+    monkeypatch.setattr(folders, "split_files", split_files)
+    monkeypatch.setattr(cli, "split_files", split_files)
+    code, _, err = run_cli(capsys, "--data", root, "--epochs", 1, "--out", tmp_path / "run")
+    assert code in (0, 3) and err.startswith(f"reading 6 training and 6 test images from {root} ...\n")
+    assert listed == ["train", "test"]
+
+
 def test_reading_the_images_is_announced_on_stderr_unless_no_progress(tmp_path, capsys, monkeypatch):
     """A large folder of photos takes minutes to read before the first line on stdout: a line
     says how many images are being read, before the first is decoded."""
