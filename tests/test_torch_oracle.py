@@ -404,9 +404,9 @@ def torch_report_loop(net, data, config):
 def test_the_report_loop_trained_by_pytorch_ends_at_the_same_weights_and_test_predictions():
     """README's "Results": the report's loop (random split, no flips, 24 epochs, seed 0) in
     hw3lib and in PyTorch, from the same initial weights on the same batches, in float64."""
-    config = TrainConfig(split="random", hflip=False)
+    config = TrainConfig(split="random", hflip=False, dtype="float64")
     data = config.load_data(DATA)
-    model = LeNet5(seed=config.seed, dtype=np.float64)
+    model = config.build_model()
     net = torch_lenet5(model)
     result = fit(model, data, config, progress=False, restore_best=False)
     torch_report_loop(net, data, config)
