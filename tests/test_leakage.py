@@ -10,6 +10,20 @@ from hw3lib.file_order import ORDER_SAMPLE, file_order_note
 from hw3lib.leakage import PAIRS, LeakageAudit, leakage_audit
 
 
+def recorded_bars(monkeypatch, module):
+    """The tqdm bars that ``module`` makes from now on, each shown at once (no PROGRESS_DELAY)."""
+    bars = []
+
+    class Recorded(module.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(module, "tqdm", Recorded)
+    monkeypatch.setattr(module, "PROGRESS_DELAY", 0)
+    return bars
+
+
 def test_nearest_by_hand():
     X_ref = np.zeros((2, 1, 1, 2))
     X_ref[1, 0, 0] = [3, 4]
@@ -213,15 +227,7 @@ def test_audit_counts_its_pairs_on_a_bar_that_waits_before_showing(monkeypatch, 
     X_test = X[::4] + np.float32(0.01)
     leakage_audit(X, y, X_test, seeds=(0, 1))
     assert capsys.readouterr().err == ""  # a fast audit: no bar
-    bars = []
-
-    class Recorded(leakage.tqdm):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            bars.append(self)
-
-    monkeypatch.setattr(leakage, "tqdm", Recorded)
-    monkeypatch.setattr(leakage, "PROGRESS_DELAY", 0)
+    bars = recorded_bars(monkeypatch, leakage)
     leakage_audit(X, y, X_test, seeds=(0, 1))
     pairs = sum(len(X_val) * len(X_train) for X_train, _, X_val, _ in
                 (data.train_val_split(X, y, 0.3, seed, method) for method in ("blocked", "random")
@@ -408,15 +414,7 @@ def test_file_order_note_counts_its_pairs_on_a_bar_that_waits_before_showing(mon
     X_test = videos(frames=30, seed=1)[0]
     note = file_order_note(X, y, X_test, progress=True)
     assert note and capsys.readouterr().err == ""  # a fast check: no bar
-    bars = []
-
-    class Recorded(file_order.tqdm):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            bars.append(self)
-
-    monkeypatch.setattr(file_order, "tqdm", Recorded)
-    monkeypatch.setattr(file_order, "PROGRESS_DELAY", 0)
+    bars = recorded_bars(monkeypatch, file_order)
     assert file_order_note(X, y, X_test, progress=True) == note
     assert len(X) % 2 == 0 and len(X) // 2 > ORDER_SAMPLE > len(X_test)
     pairs = 2 * ORDER_SAMPLE * (len(X) // 2) + len(X_test) * len(X)
