@@ -400,6 +400,7 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
                                 diverged):
                     stopped = "stopped"
                     break
+                bar.refresh()  # its last batches, drawn within tqdm's interval, shown while evaluating
                 if not all(np.isfinite(a).all() for a in optimizer.state_dict().values()):
                     raise diverged("the optimizer's state (its gradient moments) overflowed", epoch,
                                    batches)

@@ -558,6 +558,17 @@ def test_in_a_notebook_the_saved_progress_bar_shows_the_end_of_the_run(tmp_path)
     assert "100%" in output.data["text/plain"] and "15/15" in output.data["text/plain"]
 
 
+def test_the_training_bar_shows_the_whole_epoch_while_it_is_evaluated(capsys, monkeypatch):
+    """tqdm draws at most every 0.1 s: the bar stood at a batch before the last (344/350 at
+    16,000 images) through the epoch's evaluation, as if training had stuck."""
+    data, config = tiny_data(), tiny_config(epochs=1)  # 48 images, batches of 10: 5
+    seen, evaluate_checked = [], train.evaluate_checked
+    monkeypatch.setattr(train, "evaluate_checked", lambda *a: seen.append(capsys.readouterr().err)
+                        or evaluate_checked(*a))
+    fit(config.build_model(3), data, config)
+    assert "5/5 [" in seen[0].split("\r")[-1]
+
+
 def test_the_evaluation_bar_is_made_only_once_the_evaluation_takes_a_while(monkeypatch):
     """In a notebook a bar is a widget, kept in the notebook's file whether shown or not:
     made for every epoch and hidden by tqdm's delay, they added 270 KB to notebook 05."""
