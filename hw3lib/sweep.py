@@ -79,6 +79,7 @@ from tqdm.auto import tqdm
 from .atomic import INTERRUPTS
 from .checks import integer
 from .cores import usable_cores
+from .data import PROGRESS_DELAY
 from .download import dataset_sha256
 from .engine import engine_code
 from .file_order import file_order_note
@@ -455,10 +456,11 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
       :func:`hw3lib.runs.checkpoint_path`, so an interrupted run resumes and
       :func:`~hw3lib.runs.load_or_train` finds every finished run's weights.
     - ``root``: the data (default ``$HW3_DATA``, then ``data/``); ``pruner``: see
-      :meth:`Sweep.pruner_for_study`; ``progress``: a bar over runs; ``on_progress(done,
-      total)`` after each look at the study; ``on_note(text)`` (e.g. ``print``) before any run,
-      with :func:`hw3lib.file_order.file_order_note` where it has one and a run holds out the
-      blocked split (not looked for without ``on_note``), and with
+      :meth:`Sweep.pruner_for_study`; ``progress``: as train's, bars over the images read, the
+      files hashed and the file order checked (each shown once it takes a while) and over the
+      runs; ``on_progress(done, total)`` after each look at the study; ``on_note(text)`` (e.g.
+      ``print``) before any run, with :func:`hw3lib.file_order.file_order_note` where it has
+      one and a run holds out the blocked split (not looked for without ``on_note``), and with
       :func:`hw3lib.train.one_batch_note` where a batch size is more than the training images
       (without ``on_note``: a :class:`~hw3lib.train.OneBatchWarning`; not one from each run).
 
@@ -477,13 +479,15 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     out = Path(out)
     # DataError now rather than in every run; the model's fit too, unless a swept setting changes it
     data = sweep.data_config().load_data(root, check_model=not any(
-        name == "image_size" or name.startswith("model.") for name in sweep.space))
+        name == "image_size" or name.startswith("model.") for name in sweep.space), progress=progress)
     for setting, config in sweep.corners():  # each model against the images' own size
         if config.image_size is None:
             try:
                 config.check_fit(data.image_size)
             except ValueError as err:
                 raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in setting.items())}: {err}") from None
+    checks = time.monotonic()  # the checks after reading: their bars show within one PROGRESS_DELAY, as train's
+    sha = dataset_sha256(root, progress=progress)
     # every run trains on as many images: said once here, not by each worker's fit
     one_batch = one_batch_note(max(config.batch_size for _, config in sweep.corners()), len(data.y_train))
     if one_batch and on_note is not None:
@@ -491,10 +495,10 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     elif one_batch:
         warnings.warn(one_batch, OneBatchWarning, stacklevel=2)
     if on_note is not None and any(config.split == "blocked" for _, config in sweep.corners()):
-        note = file_order_note(data.X_train, data.y_train, data.X_test, data.classes)
+        note = file_order_note(data.X_train, data.y_train, data.X_test, data.classes, progress,
+                               delay=max(0.0, PROGRESS_DELAY - (time.monotonic() - checks)))
         if note:
             on_note(note)
-    sha = dataset_sha256(root)
     # a bad storage or folder now, creating nothing it does not need, rather than in every run
     store = open_storage(storage) if storage is not None else None
     _writable_folder(out, "out", out)

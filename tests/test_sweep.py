@@ -1263,6 +1263,29 @@ def test_frames_named_out_of_order_are_noted_before_the_sweep_runs_where_a_run_h
     assert "note:" not in capsys.readouterr().out
 
 
+def test_before_its_runs_the_sweep_shows_its_reading_hashing_and_file_order_check_as_train_does(
+        tmp_path, root, capsys, monkeypatch):
+    """train shows a bar for its read of the images, its hash of the files and its check of their
+    order once each takes a while; the sweep, doing the same before any run, showed none of them:
+    minutes of nothing on the screen at a large folder. On a terminal it shows them now (never
+    into a file, nor with --no-progress)."""
+    from hw3lib import data, download
+
+    def stop(*args, **kwargs):  # after the checks, before any worker starts
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(sweep_module, "open_study", stop)
+    for module in (data, download, sweep_module):  # each bar at once
+        monkeypatch.setattr(module, "PROGRESS_DELAY", 0)
+    argv = ["sweep", "--param", "lr=1e-3,2e-3", *TINY_SETS, "--data", str(root)]
+    for terminal, quiet in ((True, []), (False, []), (True, ["--no-progress"])):
+        monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+        assert hw3lib_main([*argv, *quiet, "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        bars = ["reading:" in err, "hashing:" in err, "checking file order:" in err]
+        assert bars == [terminal and not quiet] * 3, err
+
+
 def test_an_out_inside_a_split_folder_of_the_data_is_refused_before_any_run(tmp_path, capsys):
     """A sweep's checkpoints written into train/ or test/ would become part of the dataset, which
     every later read of it then refuses."""
