@@ -19,7 +19,7 @@ from .cores import more_than_cores
 from .download import course_copy_note
 from .images import DataError
 from .out_folders import refuse_file_in_data, refuse_out
-from .phrasing import phrase_settings
+from .phrasing import TRAIN_OPTIONS, phrase_settings
 from .sweep import JOURNAL, NOT_LEARNED, PRUNERS, NotLearnedWarning, SweepError, default_workers, run_sweep
 from .sweep_study import home_storage, storage_file
 from .tables import value_text
@@ -48,11 +48,22 @@ def _value(text):
         return text
 
 
+# the settings as train's options name them where TrainConfig's field has another name
+TRAIN_NAMES = {option.removeprefix("--"): name for name, option in TRAIN_OPTIONS.items()
+               if option.removeprefix("--") != name}
+
+
 def _assignment(text, option):
+    """``NAME=VALUE`` given to ``option`` (--set, --param) as ``(name, value)``; a name as train's
+    options give it (``channels``, ``image-size``) is refused, naming the setting."""
     name, equals, value = text.partition("=")
     if not equals or not name or not value:
         raise ValueError(f"{option} {text!r}: write NAME=VALUE")
-    return name.strip(), value.strip()
+    name, value = name.strip(), value.strip()
+    if name in TRAIN_NAMES:
+        raise ValueError(f"{option} {text!r}: train's --{name} is the setting {TRAIN_NAMES[name]} here "
+                         f"(a sweep names settings as TrainConfig does): {option} {TRAIN_NAMES[name]}={value}")
+    return name, value
 
 
 def parse_param(text):

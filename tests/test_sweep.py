@@ -930,6 +930,15 @@ def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsy
         (["--param", "lr"], "error: --param 'lr': write NAME=VALUE"),
         (["--param", "lr=1e-3", "--set", "epochs=0"], "error: --set: epochs must be an integer >= 1"),
         (["--param", "lr=1e-3", "--set", "epoch=3"], "error: --set 'epoch=3': unknown setting 'epoch'"),
+        # train's option names, which a user of train types first: the setting named, not 17 fields
+        (["--param", "lr=1e-3", "--set", "channels=RGB"], "error: --set 'channels=RGB': train's --channels "
+         "is the setting mode here (a sweep names settings as TrainConfig does): --set mode=RGB\n"),
+        (["--param", "image-size=28,32"], "error: --param 'image-size=28,32': train's --image-size is the "
+         "setting image_size here (a sweep names settings as TrainConfig does): --param image_size=28,32\n"),
+        (["--param", "lr=1e-3", "--set", "val-fraction=0.2"], "error: --set 'val-fraction=0.2': train's "
+         "--val-fraction is the setting val_fraction here"),
+        (["--param", "batch-size=8,16"], "error: --param 'batch-size=8,16': train's --batch-size is the "
+         "setting batch_size here"),
         (["--param", "lr=1e-3", "--set", "model.kernel_size=3"], "error: --set 'model.kernel_size=3': a "
          "fixed model argument goes in the model dict, e.g. --set 'model={\"kernel_size\": 3}'\n"),
         (["--param", "lr=1e-3", "--seeds", "a-b"], "error: --seeds 'a-b': give FIRST-LAST"),
