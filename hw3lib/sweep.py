@@ -83,6 +83,7 @@ from .data import PROGRESS_DELAY
 from .download import dataset_sha256
 from .engine import engine_code
 from .file_order import file_order_note
+from .folders import dataset_files, resolve_root
 from .out_folders import refuse_file_in_the_way, try_writing
 from .parallel import child_blas_threads, one_blas_thread
 from .processes import process_running, start_ticks
@@ -437,7 +438,7 @@ def default_workers():
 
 def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="runs/sweep",
               storage=None, study_name=None, pruner="percentile", root=None, checkpoints=None,
-              progress=True, on_progress=None, on_note=None, stop=None):
+              progress=True, on_progress=None, on_note=None, on_reading=None, stop=None):
     """Run (or go on with) the sweep of ``space`` around ``base`` (a :class:`TrainConfig`,
     default the report's settings) with ``seeds``; return its :class:`SweepResult`
     (with ``checkpoints``, the folder of its runs' checkpoints, and ``root``).
@@ -463,6 +464,8 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
       one and a run holds out the blocked split (not looked for without ``on_note``), and with
       :func:`hw3lib.train.one_batch_note` where a batch size is more than the training images
       (without ``on_note``: a :class:`~hw3lib.train.OneBatchWarning`; not one from each run).
+    - ``on_reading(root, files)`` before the images are read, with their listing
+      (:func:`~hw3lib.folders.dataset_files`), e.g. :func:`hw3lib.cli.announce_reading`.
 
     A :class:`NotLearnedWarning` where the best setting did not learn (its validation accuracy
     no better than guessing: :attr:`SweepResult.learned`, :attr:`SweepResult.not_learned`).
@@ -478,8 +481,12 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     workers = integer("workers", workers)
     out = Path(out)
     # DataError now rather than in every run; the model's fit too, unless a swept setting changes it
+    files = dataset_files(resolve_root(root))  # listed once, for on_reading and the read itself
+    if on_reading is not None:
+        on_reading(root, files)
     data = sweep.data_config().load_data(root, check_model=not any(
-        name == "image_size" or name.startswith("model.") for name in sweep.space), progress=progress)
+        name == "image_size" or name.startswith("model.") for name in sweep.space), progress=progress,
+        files=files)
     for setting, config in sweep.corners():  # each model against the images' own size
         if config.image_size is None:
             try:

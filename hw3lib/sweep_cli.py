@@ -13,7 +13,8 @@ from optuna.distributions import FloatDistribution, IntDistribution
 
 from .atomic import atomic_write
 from .checks import is_number
-from .cli import Parser, add_data_option, add_progress_option, folder, parse_seeds, print_error, show_progress
+from .cli import (Parser, add_data_option, add_progress_option, announce_reading, folder, parse_seeds, print_error,
+                  show_progress)
 from .config import TrainConfig
 from .cores import more_than_cores
 from .download import course_copy_note
@@ -146,7 +147,7 @@ def main(argv=None):
     parser.add_argument("--pruner", choices=PRUNERS, default="percentile",
                         help="stop runs clearly behind the others; default %(default)s")
     add_data_option(parser)
-    add_progress_option(parser)
+    add_progress_option(parser, reads_images=True)
     args = parser.parse_args(argv)
     try:  # a plain `kill` is a Ctrl-C too (hw3lib.__main__): the workers stop, their runs kept
         return _sweep_command(args)
@@ -222,7 +223,7 @@ def _sweep_command(args):
         result = run_sweep(space, base, seeds=seeds, trials=args.trials, workers=args.workers,
                            out=args.out, storage=args.storage, study_name=args.study_name,
                            pruner=args.pruner, root=args.data, progress=show_progress(args),
-                           on_note=print)
+                           on_note=print, on_reading=None if args.no_progress else announce_reading)
     try:
         return _report(args, space, result)
     except KeyboardInterrupt:

@@ -510,7 +510,9 @@ def test_an_out_or_checkpoint_folder_that_cannot_be_written_is_refused_before_an
     with pytest.raises(ValueError, match=r"^out /proc/hw3-sweep: cannot write there \(No such file"):
         run_sweep({"lr": [1e-3]}, BASE, out="/proc/hw3-sweep", storage=storage, root=root, progress=False)
     assert hw3lib_main(["sweep", "--param", "lr=1e-3", "--out", "/proc/hw3-sweep", "--data", str(root)]) == 2
-    assert capsys.readouterr().err.startswith("error: --out /proc/hw3-sweep: cannot write there (")
+    err = capsys.readouterr().err  # after the line saying how many images it read, as train's
+    assert err.startswith("reading ") and err.count("\n") == 2
+    assert err.splitlines()[1].startswith("error: --out /proc/hw3-sweep: cannot write there (")
 
     class ReadOnly:  # folders named ro* read-only (tests run as root: chmod does not make one)
         @staticmethod
@@ -992,7 +994,9 @@ def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsy
         (["--param", "image_size=4,32"], "error: image_size=4: LeNet5 with kernel_size=5 does not fit 4x4 "
          "inputs: it needs at least 16 pixels a side. Fix: larger images, e.g. --param image_size=16, "),
     ]:
-        assert hw3lib_main(["sweep", "--data", str(root), "--out", str(tmp_path / "out"), *argv]) == 2
+        # --no-progress: without it, the line saying how many images are read goes before some
+        assert hw3lib_main(["sweep", "--data", str(root), "--out", str(tmp_path / "out"), "--no-progress",
+                            *argv]) == 2
         err = capsys.readouterr().err
         assert err.startswith(message) and err.count("\n") == 1, err
     assert not (tmp_path / "out").exists()
@@ -1293,6 +1297,35 @@ def test_before_its_runs_the_sweep_shows_its_reading_hashing_and_file_order_chec
         err = capsys.readouterr().err
         bars = ["reading:" in err, "hashing:" in err, "checking file order:" in err]
         assert bars == [terminal and not quiet] * 3, err
+
+
+def test_the_sweep_says_how_many_images_it_reads_as_train_does_listing_the_folders_once(
+        tmp_path, root, capsys, monkeypatch):
+    """train (and audit) say on stderr how many images they are about to read, minutes of work
+    at a large folder before the first line; the sweep, reading the same images, said nothing.
+    It says it now, unless --no-progress, from the one listing its read uses too."""
+    from hw3lib import cli, folders
+    listed = []
+
+    def split_files(*args):
+        listed.append(args[1])
+        return folders_split_files(*args)
+
+    def stop(*args, **kwargs):  # after the read, before any worker starts
+        raise ValueError("stop here")
+
+    folders_split_files = folders.split_files
+    monkeypatch.setattr(folders, "split_files", split_files)
+    monkeypatch.setattr(cli, "split_files", split_files)
+    monkeypatch.setattr(sweep_module, "open_study", stop)
+    argv = ["sweep", "--param", "lr=1e-3,2e-3", *TINY_SETS, "--data", str(root), "--out", str(tmp_path)]
+    assert hw3lib_main(argv) == 2
+    counts = [len(list((Path(root) / split).rglob("*.png"))) for split in ("Data_train", "Data_test")]
+    assert capsys.readouterr().err.startswith(
+        f"reading {counts[0]} training and {counts[1]} test images from {root} ...\n")
+    assert listed == ["train", "test"]
+    assert hw3lib_main([*argv, "--no-progress"]) == 2
+    assert "reading" not in capsys.readouterr().err
 
 
 def test_an_out_inside_a_split_folder_of_the_data_is_refused_before_any_run(tmp_path, capsys):
