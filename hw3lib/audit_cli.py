@@ -78,9 +78,10 @@ def _audit(args, seeds):
     is_val = validation_mask(labels, args.val_fraction)
     if not args.no_progress:
         announce_reading(root, listing)
-    X, y, _ = load_split(root, "train", args.channels, args.image_size, progress=progress)
+    # the files listed are the ones read: the names printed are those of the images measured
+    X, y, _ = load_split(root, "train", args.channels, args.image_size, progress=progress, files=listing[0])
     X_test, _, _ = load_split(root, "test", args.channels, args.image_size, check_size=_same_size(X),
-                              progress=progress)
+                              progress=progress, files=listing[1])
     audit = leakage_audit(X, y, X_test, seeds=seeds, val_fraction=args.val_fraction,
                           classes=classes, progress=progress)
     print(f"{root}: {len(X)} images in the training folder, {len(X_test)} in the test folder, "

@@ -132,7 +132,7 @@ def _unreadable(problems: list[DataError], total: int, folder: Path, stopped: bo
 
 def load_split(
     root: str | os.PathLike | None = None, split: str = "train", mode: str = "L", image_size=None,
-    check_size=None, progress: bool = False, threads: int | None = None,
+    check_size=None, progress: bool = False, threads: int | None = None, files: tuple | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Load one split as ``(X, y, classes)``.
 
@@ -146,7 +146,9 @@ def load_split(
     first image's ``(H, W)`` before the others load, to refuse a size at once by raising. With
     ``progress``, a ``tqdm.auto`` bar counts the images read once reading has taken
     :data:`PROGRESS_DELAY` seconds. ``threads`` read the images (:func:`reading_threads`; the
-    arrays, order and errors are the same for any count).
+    arrays, order and errors are the same for any count). ``files``: the split's
+    :func:`~hw3lib.folders.split_files`, where the caller listed it already (None: listed here),
+    so that the images read are the files it names.
 
     Hidden entries (names starting with ".", e.g. .DS_Store) and an operating system's own
     (``Thumbs.db``, ``desktop.ini``, ``__MACOSX``: :func:`hw3lib.folders.is_skipped`) are skipped; any other entry that
@@ -164,7 +166,7 @@ def load_split(
     size = parse_image_size(image_size)
     threads = reading_threads(threads)
     root = resolve_root(root)
-    listing = split_files(root, split)
+    listing = split_files(root, split) if files is None else files
     # the bar is given its total as it is made: tqdm's reset(total=) would show it at once, not
     # after its delay; Pillow's warnings about the split's files: one per kind
     with warnings_gathered(), tqdm(total=len(listing[0]), disable=not progress, unit="image",

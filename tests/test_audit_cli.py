@@ -276,3 +276,29 @@ def test_the_line_announcing_the_read_counts_the_listing_the_audit_made(tmp_path
     monkeypatch.setattr(cli, "split_files", listed_again)
     assert main(["audit", "--data", str(root), "--seeds", "0"]) == 0
     assert capsys.readouterr().err == f"reading 12 training and 6 test images from {root} ...\n"
+
+
+def test_the_audit_lists_the_folders_once_and_names_the_images_it_read(tmp_path, capsys, monkeypatch):
+    """The audit listed both splits (dataset_files, for the names it prints), then reading listed
+    each again (load_split): a second at 25,000 files, and a file added in between, over minutes
+    of reading, was measured but not listed, so that the names printed were those of other images.
+    Train lists once; the audit reads the files of its one listing now."""
+    from hw3lib import cli
+    root = write_videos(tmp_path / "frames", frames=6, test_frames=3)
+    listed = []
+
+    def split_files(*args):
+        listed.append(args[1])
+        return folders_split_files(*args)
+
+    def announce_then_add(*args):  # a file comes into the test split after the listing
+        announce(*args)
+        shutil.copy(root / "Data_test" / "A" / "A_0.png", root / "Data_test" / "A" / "A_00.png")
+
+    folders_split_files, announce = folders.split_files, audit_cli.announce_reading
+    for module in (folders, cli, data):
+        monkeypatch.setattr(module, "split_files", split_files)
+    monkeypatch.setattr(audit_cli, "announce_reading", announce_then_add)
+    assert main(["audit", "--data", str(root), "--seeds", "0"]) == 0
+    assert listed == ["train", "test"]
+    assert capsys.readouterr().out.startswith(f"{root}: 12 images in the training folder, 6 in the test folder")
