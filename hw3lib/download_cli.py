@@ -1,6 +1,6 @@
 """``python -m hw3lib download``: fetch and verify the course's fruit images (:mod:`hw3lib.download`)."""
 from .cli import Parser, add_progress_option, folder, show_progress
-from .download import DEFAULT_BASE_URL, download
+from .download import DEFAULT_BASE_URL, SOURCE_COMMIT, SOURCE_REPO, download
 from .folders import DEFAULT_ROOT, resolve_root
 from .images import DataError
 
@@ -13,7 +13,9 @@ def main(argv=None):
         "dest", nargs="?", type=folder, metavar="DEST",
         help=f"target folder; default: $HW3_DATA, then {DEFAULT_ROOT}"
     )
-    parser.add_argument("--base-url", default=DEFAULT_BASE_URL, metavar="URL", help="folder URL holding Data_train/")
+    parser.add_argument("--base-url", default=DEFAULT_BASE_URL, metavar="URL",
+                        help="folder URL holding Data_train/ and Data_test/; default: the course's, "
+                             f"HW2/Data of github.com/{SOURCE_REPO} at commit {SOURCE_COMMIT[:12]}")
     add_progress_option(parser)
     args = parser.parse_args(argv)
     dest = resolve_root(args.dest)

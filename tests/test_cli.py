@@ -1034,6 +1034,34 @@ def test_a_file_or_a_dead_link_where_a_folder_must_go_is_named_and_nothing_is_cr
         assert str(info.value) == f"--out OUT: {blocker} is {what}, not a folder; choose another --out"
 
 
+def command_parsers(monkeypatch):
+    """Each command's argument parser, as its main builds it: {command: Parser}."""
+    import argparse
+    import importlib
+    from hw3lib.__main__ import COMMANDS
+    parsers = {}
+
+    def record(self, *args, **kwargs):
+        parsers[self.prog.split()[-1]] = self
+        raise SystemExit
+
+    monkeypatch.setattr(cli.Parser, "parse_args", record)
+    for name, (module, _) in COMMANDS.items():
+        with pytest.raises(SystemExit):
+            importlib.import_module(module).main([])
+    return {name: [a for a in parser._actions if not isinstance(a, argparse._HelpAction)]
+            for name, parser in parsers.items()}
+
+
+def test_every_option_that_has_a_default_says_it_in_its_help(monkeypatch):
+    """download's --base-url said only "folder URL holding Data_train/": the one option of all the
+    commands whose help left its default out."""
+    unsaid = [(name, action.dest) for name, actions in command_parsers(monkeypatch).items()
+              for action in actions if action.default not in (None, False, [])
+              and "default" not in action.help]
+    assert unsaid == []
+
+
 @pytest.mark.parametrize("no_progress, terminal, shown", [
     (False, True, True), (False, False, False), (True, True, False)])
 def test_bars_show_on_a_terminal_unless_no_progress(monkeypatch, no_progress, terminal, shown):
