@@ -35,6 +35,12 @@ EXAMPLES = """examples:
 several machines share one study through a database (the same command on each):
   python -m hw3lib sweep --param lr=1e-4:1e-2:log --trials 40 \\
       --storage postgresql://USER:PASSWORD@HOST/DB
+
+Exit status: 0 done; 2 an error (one line "error: ...": bad option, data, --out
+or storage; or every run failed); 3 none of the best setting's runs learned
+(train's test, run by run; a "warning:" line says so, and the JSON line holds
+"learned": false); 130 interrupted (Ctrl-C or a plain kill; the finished runs
+are kept: run the same command again to go on).
 """
 
 

@@ -1,7 +1,9 @@
 """The command line with one's own images: --image-size, --out checked first, runs that do not
 learn, a full disk, exit statuses, unknown commands, repeated Ctrl-C."""
+import argparse
 import dataclasses
 import errno
+import importlib
 import io
 import json
 import math
@@ -20,7 +22,7 @@ import pytest
 from PIL import Image
 
 from hw3lib import atomic, checkpoint, cli, cores, data, download, out_folders, processes, train, train_cli
-from hw3lib.__main__ import main as hw3lib_main
+from hw3lib.__main__ import COMMANDS, main as hw3lib_main
 from hw3lib.checkpoint import load_checkpoint, save_checkpoint
 from hw3lib.config import TrainConfig
 from hw3lib.download import dataset_sha256
@@ -1036,9 +1038,6 @@ def test_a_file_or_a_dead_link_where_a_folder_must_go_is_named_and_nothing_is_cr
 
 def command_parsers(monkeypatch):
     """Each command's argument parser, as its main builds it: {command: Parser}."""
-    import argparse
-    import importlib
-    from hw3lib.__main__ import COMMANDS
     parsers = {}
 
     def record(self, *args, **kwargs):
@@ -1049,17 +1048,27 @@ def command_parsers(monkeypatch):
     for name, (module, _) in COMMANDS.items():
         with pytest.raises(SystemExit):
             importlib.import_module(module).main([])
-    return {name: [a for a in parser._actions if not isinstance(a, argparse._HelpAction)]
-            for name, parser in parsers.items()}
+    return parsers
 
 
 def test_every_option_that_has_a_default_says_it_in_its_help(monkeypatch):
     """download's --base-url said only "folder URL holding Data_train/": the one option of all the
     commands whose help left its default out."""
-    unsaid = [(name, action.dest) for name, actions in command_parsers(monkeypatch).items()
-              for action in actions if action.default not in (None, False, [])
+    unsaid = [(name, action.dest) for name, parser in command_parsers(monkeypatch).items()
+              for action in parser._actions if action.default not in (None, False, [], argparse.SUPPRESS)
               and "default" not in action.help]
     assert unsaid == []
+
+
+def test_the_commands_with_an_exit_status_of_their_own_say_it_in_their_help(monkeypatch):
+    """train's --help said that 3 is a model that did not learn; the sweep, which exits 3 when
+    none of its best setting's runs learned, said nothing of it."""
+    helps = {name: " ".join(parser.format_help().split()) for name, parser in command_parsers(monkeypatch).items()}
+    assert "3 the model did not learn" in helps["train"]
+    assert "3 none of the best setting's runs learned" in helps["sweep"]
+    assert "the exit status is then 1" in helps["predict"]
+    for name in ("train", "sweep"):
+        assert "130 interrupted (Ctrl-C or a plain kill;" in helps[name]
 
 
 @pytest.mark.parametrize("no_progress, terminal, shown", [
