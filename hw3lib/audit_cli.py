@@ -49,7 +49,8 @@ def main(argv=None):
     parser.add_argument("--channels", choices=list(MODES), default=DEFAULTS.mode,
                         help="image mode the distances are measured in; default %(default)s")
     parser.add_argument("--image-size", type=image_size, metavar="H[xW]",
-                        help="resize every image to H x W pixels first; default: their own size")
+                        help="resize every image to H x W pixels (H alone: square) first; default: "
+                             "their own size")
     parser.add_argument("--val-fraction", type=fraction, default=DEFAULTS.val_fraction, metavar="F",
                         help="the share of each class that validates; default %(default)s")
     parser.add_argument("--seeds", default="0-2",

@@ -1060,6 +1060,21 @@ def test_every_option_that_has_a_default_says_it_in_its_help(monkeypatch):
     assert unsaid == []
 
 
+def test_an_option_that_several_commands_take_is_read_and_explained_alike(monkeypatch):
+    """The options that train shares with audit and sweep (--data, --channels, --image-size,
+    --val-fraction, --no-progress, ...) take the same values in every command; audit's --image-size
+    never said that H alone is a square, which train's says."""
+    shared = {}
+    for name, parser in command_parsers(monkeypatch).items():
+        for action in parser._actions:
+            for option in action.option_strings:
+                shared.setdefault(option, []).append(action)
+    for option in ("--data", "--channels", "--image-size", "--val-fraction", "--no-progress"):
+        actions = shared[option]
+        assert len(actions) > 1 and len({(a.type, tuple(a.choices or ()), a.metavar) for a in actions}) == 1
+    assert all("(H alone: square)" in action.help for action in shared["--image-size"])
+
+
 def test_the_commands_with_an_exit_status_of_their_own_say_it_in_their_help(monkeypatch):
     """train's --help said that 3 is a model that did not learn; the sweep, which exits 3 when
     none of its best setting's runs learned, said nothing of it."""
