@@ -181,9 +181,12 @@ CAPTION_STARTS = ("Table:", "Figure:")
 def _caption(cells, index):
     """The first paragraph of the markdown cell after ``cells[index]`` as one line of text
     (its lines joined, ``*emphasis*`` and ``code`` marks and the ``$`` and ``\\`` of LaTeX
-    dropped: a screen reader reads ``$f = \\alpha x$`` as "f = alpha x"), else ``"Figure"``."""
+    dropped: a screen reader reads ``$f = \\alpha x$`` as "f = alpha x"), else (no markdown
+    cell there, or one that opens with a heading, which names what follows) ``"Figure"``."""
     after = cells[index + 1] if index + 1 < len(cells) else None
     source = after.source.strip() if after and after.cell_type == "markdown" else ""
+    if source.startswith("#"):
+        source = ""
     paragraph = " ".join(source.split("\n\n")[0].split())
     text = re.sub(r"\*+([^*]+?)\*+", r"\1", paragraph).replace("`", "")
     return re.sub(r"\\([A-Za-z]+)", r"\1", text.replace("$", "")) or "Figure"

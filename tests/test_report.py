@@ -200,6 +200,11 @@ def test_a_figure_gets_its_whole_caption_as_plain_alternative_text():
         "Figure: the loss of fit per epoch, log scale.")
 
 
+def test_a_figure_followed_by_a_heading_gets_no_heading_as_alternative_text():
+    """A heading names the section after the figure, not the figure ("## Next" was read aloud)."""
+    assert alt_text("## The loss function\n\nThe loss is ...") == "Figure"
+
+
 def test_a_figure_caption_with_latex_gives_alternative_text_without_dollars():
     """The alt text is read aloud: "$f = \\alpha x^2$" becomes "f = alpha x^2", not "dollar f"."""
     assert alt_text("*Figure: paths on $f = \\alpha x^2$ from $(-4, 1)$.*") == (
