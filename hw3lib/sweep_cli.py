@@ -13,8 +13,8 @@ from optuna.distributions import FloatDistribution, IntDistribution
 
 from .atomic import atomic_write
 from .checks import is_number
-from .cli import (Parser, add_data_option, add_progress_option, announce_reading, folder, parse_seeds, print_error,
-                  show_progress)
+from .cli import (Parser, add_data_option, add_progress_option, announce_reading, folder, int_at_least,
+                  parse_seeds, print_error, show_progress)
 from .config import TrainConfig
 from .cores import more_than_cores
 from .download import course_copy_note
@@ -138,10 +138,10 @@ def main(argv=None):
                              "val_fraction=0.2")
     parser.add_argument("--seeds", default="0",
                         help="the seeds of every setting, FIRST-LAST or a list; default 0")
-    parser.add_argument("--trials", type=int, metavar="N",
+    parser.add_argument("--trials", type=int_at_least(1), metavar="N",
                         help="how many settings a sampled search tries: needed where a --param is a "
                              "range (lr=1e-4:1e-2:log), refused for a grid of lists alone")
-    parser.add_argument("--workers", type=int, default=default_workers(), metavar="N",
+    parser.add_argument("--workers", type=int_at_least(1), default=default_workers(), metavar="N",
                         help="worker processes on this machine; default %(default)s (one per core)")
     parser.add_argument("--out", type=folder, default=Path("runs/sweep"),
                         help="checkpoints, figures and the default storage; default %(default)s")

@@ -81,10 +81,10 @@ def main(argv=None):
                                 "--val-fraction (30%) of the training split validates, the rest\n"
                                 "trains, the test split tests.")
     add_data_option(parser)
-    parser.add_argument("--epochs", type=int, metavar="N", help=f"default {defaults.epochs}")
-    parser.add_argument("--batch-size", type=int, metavar="B", help=f"default {defaults.batch_size}")
+    parser.add_argument("--epochs", type=int_at_least(1), metavar="N", help=f"default {defaults.epochs}")
+    parser.add_argument("--batch-size", type=int_at_least(1), metavar="B", help=f"default {defaults.batch_size}")
     parser.add_argument("--lr", type=float, help=f"Adam's learning rate, default {defaults.lr}")
-    parser.add_argument("--seed", type=int, metavar="S",
+    parser.add_argument("--seed", type=int_at_least(0), metavar="S",
                         help="seeds the split, the initial weights, the batch order and the flips; "
                              f"default {defaults.seed}")
     parser.add_argument("--split", choices=list(SPLIT_METHODS),

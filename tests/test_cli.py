@@ -834,17 +834,30 @@ def test_a_negative_number_is_read_as_the_value_and_refused_for_what_it_is(tmp_p
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--epochs", "0"], "--epochs must be an integer >= 1, got 0"),
-    (["--batch-size", "-2"], "--batch-size must be an integer >= 1, got -2"),
-    (["--seed", "-1"], "--seed must be an integer >= 0, got -1"),
-    (["--lr", "nan"], "--lr must be a positive finite number, got nan"),
-])
-def test_a_setting_out_of_range_is_named_as_the_option_that_gave_it(tmp_path, capsys, argv, message):
-    """TrainConfig's checks name its fields (epochs, batch_size): the command names its options."""
-    assert hw3lib_main(["train", *argv, "--out", str(tmp_path / "run")]) == 2
-    assert capsys.readouterr().err == f"error: {message}\n"
+def test_a_setting_out_of_range_is_named_as_the_option_that_gave_it(tmp_path, capsys):
+    """TrainConfig's checks name its fields (lr, batch_size): the command names its options."""
+    assert hw3lib_main(["train", "--lr", "nan", "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == "error: --lr must be a positive finite number, got nan\n"
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command, option, least, value", [
+    ("train", "--epochs", 1, "x"), ("train", "--epochs", 1, "0"), ("train", "--batch-size", 1, "2.5"),
+    ("train", "--batch-size", 1, "-2"), ("train", "--seed", 0, "x"), ("train", "--seed", 0, "-1"),
+    ("train", "--threads", 1, "0"), ("sweep", "--workers", 1, "x"), ("sweep", "--workers", 1, "0"),
+    ("sweep", "--trials", 1, "0"), ("bench", "--repeats", 1, "x"), ("predict", "--top", 1, "x"),
+    ("report", "--timeout", 1, "0"),
+])
+def test_every_integer_option_refuses_a_bad_value_in_the_same_words(tmp_path, capsys, monkeypatch,
+                                                                     command, option, least, value):
+    """train's --epochs x and sweep's --workers x said argparse's "invalid int value: 'x'", and
+    their 0 was refused later in other words, where bench, predict and report said "must be an
+    integer >= 1, got 'x'"."""
+    monkeypatch.chdir(tmp_path)
+    assert hw3lib_main([command, option, value]) == 2
+    assert capsys.readouterr() == ("", f"error: argument {option}: must be an integer >= {least}, got "
+                                       f"{value!r} (python -m hw3lib {command} --help lists the options)\n")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_checks_that_fail_create_no_out_folder(tmp_path, capsys):
@@ -1073,6 +1086,12 @@ def test_an_option_that_several_commands_take_is_read_and_explained_alike(monkey
         actions = shared[option]
         assert len(actions) > 1 and len({(a.type, tuple(a.choices or ()), a.metavar) for a in actions}) == 1
     assert all("(H alone: square)" in action.help for action in shared["--image-size"])
+
+
+def test_no_option_reads_a_plain_int(monkeypatch):
+    """An integer option takes :func:`hw3lib.cli.int_at_least`, whose words every command shares."""
+    assert [(name, action.dest) for name, parser in command_parsers(monkeypatch).items()
+            for action in parser._actions if action.type is int] == []
 
 
 def test_the_commands_with_an_exit_status_of_their_own_say_it_in_their_help(monkeypatch):

@@ -978,9 +978,9 @@ def test_the_sweep_command_refuses_bad_options_in_one_line(tmp_path, root, capsy
         ([], "error: nothing to sweep: name a setting"),
         (["--param", "lr=1e-4:1e-2"], "error: --trials: a sampled search needs the number of settings "
                                       "to try (an integer >= 1), none given\n"),  # not "got None"
-        (["--param", "lr=1e-4:1e-2", "--trials", "0"], "error: --trials: a sampled search needs"),
+        (["--param", "lr=1e-4:1e-2", "--trials", "0"], "error: argument --trials: must be an integer >= 1, got '0'"),
         (["--param", "lr=1e-3", "--trials", "2"], "error: --trials: a grid runs each of its settings once"),
-        (["--param", "lr=1e-3", "--workers", "0"], "error: --workers must be an integer >= 1, got 0"),
+        (["--param", "lr=1e-3", "--workers", "0"], "error: argument --workers: must be an integer >= 1, got '0'"),
         (["--param", "lr=1e-3", "--seeds", "0,0"], "error: --seeds must be a non-empty list of different seeds"),
         (["--param", "lr=1e-3", "--seeds", "0-99999999999"], "error: --seeds '0-99999999999': "
          "100000000000 seeds, more than a sweep takes (at most 10,000); give fewer, e.g. 0-4"),

@@ -1221,10 +1221,10 @@ def test_command_trains_writes_files_and_ends_with_a_json_line(tmp_path, capsys)
 
 @pytest.mark.parametrize("argv, match", [
     (["--lr", "nan"], "--lr must be a positive finite number"), (["--lr", "0"], "--lr must be"),
-    (["--lr", "-0.1"], "--lr must be"), (["--batch-size", "0"], "--batch-size must be"),
-    (["--epochs", "0"], "--epochs must be"), (["--epochs", "two"], "invalid int value: 'two'"),
+    (["--lr", "-0.1"], "--lr must be"), (["--batch-size", "0"], "argument --batch-size: must be"),
+    (["--epochs", "0"], "argument --epochs: must be"), (["--epochs", "two"], "must be an integer >= 1, got 'two'"),
     (["--channels", "CMYK"], "invalid choice: 'CMYK'"), (["--bogus"], "unrecognized arguments"),
-    (["--seed", "-2"], "--seed must be"),
+    (["--seed", "-2"], "argument --seed: must be"),
 ])
 def test_command_refuses_bad_arguments_in_one_line(tmp_path, capsys, argv, match):
     code, out, err = run_cli(capsys, *argv, "--out", tmp_path / "run")
