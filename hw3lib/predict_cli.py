@@ -8,7 +8,7 @@ import numpy as np
 
 from .checkpoint import CheckpointError, test_data_sha256
 from .checks import dead_link
-from .cli import Parser, file_or_folder, int_at_least, print_error
+from .cli import Parser, add_progress_option, file_or_folder, int_at_least, print_error, show_progress
 from .data import load_split
 from .evaluation import eval_batch
 from .folders import files_under, natural_key, test_splits_holding
@@ -93,7 +93,7 @@ def _classify_one(run, path):
         return err
 
 
-def count_test_split(run, files):
+def count_test_split(run, files, progress=False):
     """Where ``files`` touch the run's own test split (a dataset's test split folder holds one of
     them, and its images and labels, read in the run's mode and size, are the ones its checkpoint
     names, :attr:`~hw3lib.trained.FitResult.test_sha256`), evaluate it as
@@ -101,14 +101,15 @@ def count_test_split(run, files):
     first look at the test split is counted into the checkpoint, a later one not. A note on
     stderr names a new count, or why the checkpoint could not take it (read-only, or trained on
     since it was loaded: the images are classified all the same); a run that knows no test split
-    (an old checkpoint), or whose kept weights it records tested on it, reads nothing."""
+    (an old checkpoint), or whose kept weights it records tested on it, reads nothing. With
+    ``progress``, a bar counts the split's images as :func:`~hw3lib.data.load_split` reads them."""
     record = run.test_record  # the kept weights tested on this split already: nothing to count
     if run.test_sha256 is None or (record is not None and record.epoch == run.best_epoch
                                    and record.data_sha256 == run.test_sha256):
         return
     for root, folder in test_splits_holding(files).items():
         try:
-            X, y, _ = load_split(root, "test", run.config.mode, run.config.image_size)
+            X, y, _ = load_split(root, "test", run.config.mode, run.config.image_size, progress=progress)
         except DataError:  # no split that the run was tested on: it would have read
             continue
         if test_data_sha256(X, y) != run.test_sha256:  # another dataset's, or resized otherwise
@@ -169,6 +170,7 @@ def main(argv=None):
     parser.add_argument("--top", type=int_at_least(1), default=1, metavar="K",
                         help="show the K most likely classes of each image; default 1")
     parser.add_argument("--json", action="store_true", help="one JSON object per image instead of a table")
+    add_progress_option(parser)
     args = parser.parse_args(argv)
     checkpoint = run_path(args.run)
     if checkpoint.is_file():  # a linked checkpoint: its run's own file, folder and lock, which a count writes
@@ -189,7 +191,7 @@ def main(argv=None):
         print(f"note: this run stopped after {trained} of its {run.config.epochs} epochs; it predicts "
               f"with the weights of epoch {run.best_epoch} (`train --resume` trains it on)", file=sys.stderr)
     files, top = image_files(args.images), min(args.top, len(run.classes))
-    count_test_split(run, files)
+    count_test_split(run, files, progress=show_progress(args))
     names = ["class", "probability"] if top == 1 else [
         name for i in range(1, top + 1) for name in (f"class {i}", f"p {i}")]
     # a row as wide as any to come (but for very long paths), so that each row prints as its

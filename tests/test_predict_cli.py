@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -175,6 +176,25 @@ def test_a_run_whose_kept_weights_are_tested_reads_no_test_split_to_count(traine
     run, test = trained
     monkeypatch.setattr(predict_cli, "load_split", lambda *a, **k: pytest.fail("the test split was read"))
     assert predict(capsys, run, test / "digit1" / "1.png")[::2] == (0, "")
+
+
+def test_reading_the_test_split_shows_its_bar_on_a_terminal_unless_no_progress(trained, capsys, tmp_path,
+                                                                             monkeypatch):
+    """predict read a run's whole test split to count its look, minutes for a folder of photos,
+    with no bar, and had no --no-progress, unlike train, audit, sweep and download."""
+    run, test = trained
+    save_checkpoint(tmp_path / "checkpoint.npz", replace(load_checkpoint(run / "checkpoint.npz"), test=None))
+    shown = []
+
+    def record(*args, progress=False, **kwargs):
+        shown.append(progress)
+        raise predict_cli.DataError("not read here")  # not the run's split: nothing counted
+
+    monkeypatch.setattr(predict_cli, "load_split", record)
+    for terminal, given in ((True, []), (False, []), (True, ["--no-progress"])):
+        monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+        assert predict(capsys, tmp_path, test / "digit1" / "1.png", *given)[0] == 0
+    assert shown == [True, False, False]
 
 
 def test_another_datasets_test_folder_is_not_the_runs_test_split(trained, capsys, tmp_path):
