@@ -185,8 +185,9 @@ def neighbour_pairs(n, sample=None):
     """How many image pairs :func:`neighbour_distances` compares among ``n`` images, looking up
     at most ``sample`` images of each half (None: all of them)."""
     half, other = n // 2, n - n // 2
-    looked_up = (lambda k: k) if sample is None else (lambda k: min(k, sample))  # noqa: E731
-    return looked_up(half) * other + looked_up(other) * half
+    if sample is not None:  # each half's images looked up in the other
+        return min(half, sample) * other + min(other, sample) * half
+    return 2 * half * other
 
 
 def neighbour_distances(X, sample=None, bar=None):

@@ -8,6 +8,8 @@ while the test images sit far from the folder, are out of order (random names, s
 interleaved). ``train`` and ``sweep`` note it before training (:func:`file_order_note`), the leakage
 audit (:mod:`hw3lib.leakage`) and the results (:mod:`hw3lib.results`) say it in words.
 """
+import time
+
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -78,17 +80,19 @@ def order_fix(neighbour):
     return ("" if neighbour else "remove the extra copies (each image once), then ") + ORDER_FIX
 
 
-def file_order_note(X, y, X_test, classes=None, progress=False, delay=None):
+def file_order_note(X, y, X_test, classes=None, progress=False, quiet_since=None):
     """A note when the images ``X (N, C, H, W)`` of labels ``y (N,)``, in file order (the
     training part of :func:`~hw3lib.data.load_dataset`'s blocked split keeps it), are out of
     frame order (:func:`order_finding` with the test images ``X_test (M, C, H, W)``): the
     blocked split then holds out images whose near-copies train. None otherwise.
-    With ``progress``, a ``tqdm.auto`` bar counts the image pairs compared once the check has
-    taken ``delay`` seconds (None: :data:`~hw3lib.data.PROGRESS_DELAY`; less where other work
-    went before it with nothing on the screen): 4 s at 16,000 RGB 64x64 images."""
+    With ``progress``, a ``tqdm.auto`` bar counts the image pairs compared (4 s at 16,000 RGB
+    64x64 images) once the screen has been silent :data:`~hw3lib.data.PROGRESS_DELAY` seconds:
+    from ``quiet_since`` (a :func:`time.monotonic`, where other work without a bar went before
+    the check, e.g. hashing), else from the check's start."""
     pairs = neighbour_pairs(len(X), ORDER_SAMPLE) + min(ORDER_SAMPLE, len(X_test)) * len(X)
+    silent = 0.0 if quiet_since is None else time.monotonic() - quiet_since
     with tqdm(total=pairs, disable=not progress, unit="pair", unit_scale=True, desc="checking file order",
-              delay=PROGRESS_DELAY if delay is None else delay, leave=False) as bar:
+              delay=max(0.0, PROGRESS_DELAY - silent), leave=False) as bar:
         found = order_finding(X, y, classes, X_test, bar)
     if found is None:
         return None

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from .data import SPLIT_METHODS, validation_mask
+from .data import PROGRESS_DELAY, SPLIT_METHODS, validation_mask
 from .distances import (check_shapes, class_steps, duplicates_by_digest, image_digests, median_step, nearest_many,
                         neighbour_distances, neighbour_pairs)
 from .file_order import files_out_of_order, judged_order, order_consequence, order_fix, order_sentence
@@ -37,10 +37,6 @@ from .tables import Table
 
 # (images, reference): each image is compared with its nearest image in the reference
 PAIRS = ("validation -> training", "test -> training", "test -> validation")
-
-# Seconds an audit runs before its progress bar shows: the course's audit (0.2 s) shows none,
-# one of 24,000 RGB 64x64 images (minutes) does.
-PROGRESS_DELAY = 2.0
 
 # A split's validation images count as less new to the model than its test images (and its
 # validation accuracy as too kind) when their share of near duplicates of training images

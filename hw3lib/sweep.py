@@ -79,7 +79,6 @@ from tqdm.auto import tqdm
 from .atomic import INTERRUPTS
 from .checks import integer
 from .cores import usable_cores
-from .data import PROGRESS_DELAY
 from .download import dataset_sha256
 from .engine import engine_code
 from .file_order import file_order_note
@@ -503,7 +502,7 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
         warnings.warn(one_batch, OneBatchWarning, stacklevel=2)
     if on_note is not None and any(config.split == "blocked" for _, config in sweep.corners()):
         note = file_order_note(data.X_train, data.y_train, data.X_test, data.classes, progress,
-                               delay=max(0.0, PROGRESS_DELAY - (time.monotonic() - checks)))
+                               quiet_since=checks)
         if note:
             on_note(note)
     # a bad storage or folder now, creating nothing it does not need, rather than in every run

@@ -17,7 +17,7 @@ from .cli import (Parser, add_data_option, add_progress_option, announce_reading
                   int_at_least, print_error, show_progress)
 from .config import TrainConfig
 from .cores import more_than_cores
-from .data import PROGRESS_DELAY, SPLIT_METHODS
+from .data import SPLIT_METHODS
 from .download import course_copy_note, dataset_sha256
 from .engine import engine_stamp
 from .file_order import file_order_note
@@ -272,8 +272,7 @@ def _train_command(args, claim):
     model = config.build_model(len(data.classes), data.image_size)
     threads = args.threads or (resume and resume.threads) or 1
     order = config.split == "blocked" and file_order_note(
-        data.X_train, data.y_train, data.X_test, data.classes, show_progress(args),
-        delay=max(0.0, PROGRESS_DELAY - (time.monotonic() - checks)))
+        data.X_train, data.y_train, data.X_test, data.classes, show_progress(args), quiet_since=checks)
     notes = [note for note in (course_copy_note(args.data, sha), unvalidated_note(data.classes, data.y_val), order,
                                more_than_cores("--threads", threads, "threads")) if note]
     if resume:

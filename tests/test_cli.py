@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hw3lib import atomic, checkpoint, cli, cores, data, download, out_folders, processes, train, train_cli
+from hw3lib import atomic, checkpoint, cli, cores, data, download, file_order, out_folders, processes, train, train_cli
 from hw3lib.__main__ import COMMANDS, main as hw3lib_main
 from hw3lib.checkpoint import load_checkpoint, save_checkpoint
 from hw3lib.config import TrainConfig
@@ -1235,7 +1235,7 @@ def test_after_reading_train_shows_its_checks_of_the_data_when_they_take_a_while
     code, _, err = run_cli(capsys, "--data", root, "--epochs", 1, "--out", tmp_path / "tiny")
     assert code in (0, 3) and "epoch 1/1:" in err and "hashing" not in err and "file order" not in err, err
     monkeypatch.setattr(download, "PROGRESS_DELAY", 0)
-    monkeypatch.setattr(train_cli, "PROGRESS_DELAY", 0.2)
+    monkeypatch.setattr(file_order, "PROGRESS_DELAY", 0.2)  # counted from the hash's start
     monkeypatch.setattr(train_cli, "dataset_sha256", lambda *args, **kwargs: (
         time.sleep(0.2), dataset_sha256(*args, **kwargs))[1])  # hashing takes the delay
     code, _, err = run_cli(capsys, "--data", root, "--epochs", 1, "--out", tmp_path / "run")

@@ -1282,13 +1282,13 @@ def test_before_its_runs_the_sweep_shows_its_reading_hashing_and_file_order_chec
     order once each takes a while; the sweep, doing the same before any run, showed none of them:
     minutes of nothing on the screen at a large folder. On a terminal it shows them now (never
     into a file, nor with --no-progress)."""
-    from hw3lib import data, download
+    from hw3lib import data, download, file_order
 
     def stop(*args, **kwargs):  # after the checks, before any worker starts
         raise ValueError("stop here")
 
     monkeypatch.setattr(sweep_module, "open_study", stop)
-    for module in (data, download, sweep_module):  # each bar at once
+    for module in (data, download, file_order):  # each bar at once
         monkeypatch.setattr(module, "PROGRESS_DELAY", 0)
     argv = ["sweep", "--param", "lr=1e-3,2e-3", *TINY_SETS, "--data", str(root)]
     for terminal, quiet in ((True, []), (False, []), (True, ["--no-progress"])):
