@@ -6,14 +6,16 @@ Parameters live in ``layer.params`` and their gradients in ``layer.grads``, both
 ``backward`` returns the gradient of whatever scalar loss ``dout`` came from; no layer
 rescales it. The convolution, :class:`~hw3lib.conv.Conv2D`, is a module of its own above this one.
 """
+import functools
+
 import numpy as np
 
 from .checks import integer
 from .im2col import check_window, conv_output_size, pair
 
-POOL_BLOCK_BYTES = 1 << 20  # MaxPool2D's backward runs in blocks of output rows reading this much
-# input (training epochs at 3x128x128, batch 32, on an Intel Xeon: 0.96-0.97 of their time in
-# one block; blocks of 2 MiB 0.97, 512 KiB 0.98, 256 KiB 1.00)
+POOL_BLOCK_BYTES = 1 << 20  # MaxPool2D's forward runs in blocks of output rows reading this much
+# input (3x128x128, batch 32, on the faster AVX-512 EPYC, inside the training loop: a step of
+# 31.4-31.6 ms against 32.2-32.5 in one block; the pools as fast in blocks of 2 MiB, slower in 512 KiB)
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # the floats that layers compute in
 
 
@@ -143,11 +145,9 @@ class _Pool2D(Layer):
         return (c, *conv_output_size((h, w), self.kernel_size, self.stride))
 
     def _slices(self, x_shape):
-        """The index of ``x (N, C, H, W)`` that each window offset ``(i, j)`` reads."""
-        (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        oh, ow = conv_output_size(x_shape[2:], (kh, kw), (sh, sw))
-        return [(slice(None), slice(None), slice(i, i + sh * oh, sh), slice(j, j + sw * ow, sw))
-                for i in range(kh) for j in range(kw)]
+        """The index of ``x (N, C, H, W)`` that each window offset ``(i, j)`` reads, in
+        row-major order."""
+        return _window_slices(tuple(x_shape[2:]), self.kernel_size, self.stride)
 
     def _pool(self, x, combine):
         """Combine each window of ``x (N, C, H, W)`` by the ufunc ``combine`` (``np.maximum``,
@@ -164,6 +164,11 @@ class _Pool2D(Layer):
             combine(out, rows[..., j : j + sw * ow : sw], out=out)
         return out
 
+    def _keep_layout(self, x):
+        """Keep the shape and memory layout of ``x`` for :meth:`_gradient_buffer`, not ``x``
+        itself: its memory (a whole convolution output) is freed once the forward pass is done."""
+        self.x_shape, self.x_order = x.shape, np.argsort(np.abs(x.strides), kind="stable")[::-1]
+
     def _gradient_buffer(self, dtype):
         """``(dx, disjoint)``: an array for the input gradient in the input's layout, and whether
         the windows are disjoint, so that each window offset's gradient can be written into its
@@ -172,11 +177,22 @@ class _Pool2D(Layer):
         once and ``dx`` needs no zero fill."""
         disjoint = all(s >= k for s, k in zip(self.stride, self.kernel_size))
         covers = self.stride == self.kernel_size and all(
-            size % k == 0 for size, k in zip(self.x.shape[2:], self.kernel_size))
-        return (np.empty_like if covers else np.zeros_like)(self.x, dtype=dtype), disjoint
+            size % k == 0 for size, k in zip(self.x_shape[2:], self.kernel_size))
+        dx = (np.empty if covers else np.zeros)([self.x_shape[a] for a in self.x_order], dtype)
+        return dx.transpose(np.argsort(self.x_order)), disjoint
 
     def __repr__(self):
         return f"{type(self).__name__}(kernel_size={self.kernel_size}, stride={self.stride})"
+
+
+@functools.lru_cache(maxsize=256)
+def _window_slices(size, kernel, stride):
+    """:meth:`_Pool2D._slices` for an input of ``size (H, W)``, computed once per geometry (a
+    pool's forward and backward passes each ask)."""
+    (kh, kw), (sh, sw) = kernel, stride
+    oh, ow = conv_output_size(size, kernel, stride)
+    return tuple((slice(None), slice(None), slice(i, i + sh * oh, sh), slice(j, j + sw * ow, sw))
+                 for i in range(kh) for j in range(kw))
 
 
 def _layout_of(ref, a):
@@ -192,46 +208,91 @@ def _layout_of(ref, a):
 class MaxPool2D(_Pool2D):
     """Max over each window: ``(N, C, H, W) -> (N, C, OH, OW)``, windows of ``kernel_size`` every
     ``stride`` (default: ``kernel_size``), each an int or an ``(h, w)`` pair; the gradient goes
-    to the first maximum of each window, as in PyTorch. A window holding NaN gives NaN, as in
-    PyTorch, but its gradient goes nowhere (PyTorch's goes to the window's last NaN): finding
-    the NaNs would cost the backward pass more work on every window, and training stops on the
-    NaN loss anyway. The gradient is routed by products with bool masks, so an infinite or NaN
-    ``dout`` gives NaN (``inf * 0``) to the window's other inputs too, where PyTorch gives 0:
-    ``np.where`` would make the backward pass 2-3.5x slower, even a check of ``dout`` for
+    to the first maximum of each window in row-major order, as in PyTorch. The forward pass
+    records which offset of its window that is (``first``, a byte per output for windows of up
+    to 256 inputs), so that the backward pass reads neither the input nor the output again, and
+    the input is not kept. A window holding NaN gives NaN,
+    as in PyTorch, but its gradient goes to one of its inputs, not always PyTorch's (the
+    window's last NaN): finding the NaNs would cost every window more work, and training stops
+    on the NaN loss anyway. The gradient is routed by products with bool masks, so an infinite
+    or NaN ``dout`` gives NaN (``inf * 0``) to the window's other inputs too, where PyTorch gives
+    0: ``np.where`` would make the backward pass 2-3.5x slower, even a check of ``dout`` for
     non-finite values 5-11% (float32, batch 32, 6x124x124 and 16x28x28 inputs); such a gradient
     comes only from a diverged run, whose weights then stop being finite either way."""
 
     def _forward(self, x):
-        self.x, self.out = x, self._pool(x, np.maximum)
-        return self.out
+        """In blocks of output rows (:meth:`_row_blocks`), so that each offset is read from the
+        cache when it is compared with the maximum so far."""
+        blocks = self._row_blocks(x)
+        if len(blocks) == 1:
+            out, first = self._window_max(x)
+        else:
+            parts = [self._window_max(x[:, :, x_rows]) for _, x_rows in blocks]
+            out, first = (np.concatenate(arrays, axis=2) for arrays in zip(*parts))
+        self._keep_layout(x)
+        self.out, self.first = out, first
+        return out
+
+    def _window_max(self, x):
+        """``(max, first)`` of each window of ``x (N, C, H, W)``, each ``(N, C, OH, OW)`` in
+        ``x``'s memory layout: the maximum, and the offset ``i * kw + j`` of the first input
+        holding it. Window row by window row: a later row's offsets are numbered above every
+        earlier one's, so taking a row's offset where its maximum is strictly greater is a
+        maximum of the two offsets."""
+        (kh, kw) = self.kernel_size
+        dtype, slices = np.min_scalar_type(kh * kw - 1), self._slices(x.shape)
+        out, first = _row_max(x, slices[:kw], dtype)
+        for i in range(1, kh):
+            row, row_first = _row_max(x, slices[i * kw:(i + 1) * kw], dtype)
+            row_first += np.asarray(i * kw, dtype)
+            row_first *= _offsets(row > out, dtype)
+            np.maximum(out, row, out=out)
+            np.maximum(first, row_first, out=first)
+        return out, first
 
     def _backward(self, dout):
-        """In blocks of output rows (:meth:`_row_blocks`), so that a block's output, gradient
-        and masks stay in the cache across the window's offsets."""
         dout = _layout_of(self.out, dout)
         dx, disjoint = self._gradient_buffer(dout.dtype)
-        for rows, x_rows in self._row_blocks():
-            x, dx_rows = self.x[:, :, x_rows], dx[:, :, x_rows]
-            out, d = self.out[:, :, rows], dout[:, :, rows]
-            free = np.ones_like(out, dtype=bool)  # windows whose maximum has no gradient yet
-            for index in self._slices(x.shape):
-                hit = x[index] == out
-                hit &= free
-                free ^= hit
-                if disjoint:  # a product with a bool mask (see the class docstring)
-                    np.multiply(d, hit, out=dx_rows[index])
-                else:  # overlapping windows: add, also across blocks
-                    dx_rows[index] += d * hit
+        for offset, index in enumerate(self._slices(self.x_shape)):
+            hit = self.first == offset
+            if disjoint:  # a product with a bool mask (see the class docstring)
+                np.multiply(dout, hit, out=dx[index])
+            else:  # overlapping windows: add
+                dx[index] += dout * hit
         return dx
 
-    def _row_blocks(self):
-        """``(output rows, input rows)`` slices: the output rows in blocks whose input rows take
-        about ``POOL_BLOCK_BYTES`` (at least one row), as even as the fewest blocks allow."""
-        (kh, _), (sh, _) = self.kernel_size, self.stride
-        oh, row_bytes = self.out.shape[2], max(self.x[:, :, 0].nbytes * sh, 1)  # 1: no channels
+    def _row_blocks(self, x):
+        """``(output rows, input rows)`` slices of ``x (N, C, H, W)``: the output rows in blocks
+        whose input rows take about ``POOL_BLOCK_BYTES`` (at least one row), as even as the
+        fewest blocks allow."""
+        if x.nbytes <= POOL_BLOCK_BYTES:
+            return [(slice(None), slice(None))]
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        (n, c, h, w), oh = x.shape, conv_output_size(x.shape[2:], (kh, kw), (sh, sw))[0]
+        row_bytes = n * c * w * x.itemsize * sh
         per = even_block(oh, max(POOL_BLOCK_BYTES // row_bytes, 1))
         return [(slice(i, min(oh, i + per)), slice(i * sh, (min(oh, i + per) - 1) * sh + kh))
                 for i in range(0, oh, per)]
+
+
+def _row_max(x, offsets, dtype):
+    """``(max, first)``: the maximum of one window row's ``offsets`` (indexes of ``x``, strided
+    slices of one shape), and the index of the first offset holding it, in ``dtype``."""
+    if len(offsets) == 1:
+        best = x[offsets[0]].copy(order="K")
+        return best, np.zeros_like(best, dtype=dtype)
+    best = np.maximum(x[offsets[0]], x[offsets[1]])
+    first = _offsets(np.not_equal(best, x[offsets[0]]), dtype)  # 1 where the second is greater
+    for j in range(2, len(offsets)):
+        greater = x[offsets[j]] > best
+        np.maximum(best, x[offsets[j]], out=best)
+        np.maximum(first, _offsets(greater, dtype) * np.asarray(j, dtype), out=first)
+    return best, first
+
+
+def _offsets(mask, dtype):
+    """A bool mask as 0 and 1 in the unsigned integer ``dtype`` (a view where it is 1 byte)."""
+    return mask.view(dtype) if dtype.itemsize == 1 else mask.astype(dtype)
 
 
 class AvgPool2D(_Pool2D):
@@ -241,13 +302,14 @@ class AvgPool2D(_Pool2D):
     def _forward(self, x):
         out = self._pool(x, np.add)
         out /= self.kernel_size[0] * self.kernel_size[1]
-        self.x, self.out = x, out
+        self._keep_layout(x)
+        self.out = out
         return out
 
     def _backward(self, dout):
         share = _layout_of(self.out, dout) / (self.kernel_size[0] * self.kernel_size[1])
         dx, disjoint = self._gradient_buffer(share.dtype)
-        for index in self._slices(self.x.shape):
+        for index in self._slices(self.x_shape):
             if disjoint:
                 dx[index] = share
             else:

@@ -2,6 +2,8 @@
 gradient routed to each window's first maximum; for windows that tile the input (the fast path
 with no zero fill), that leave pixels uncovered, that leave gaps, that overlap, and for inputs
 in a Conv2D output's memory layout."""
+import weakref
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,8 @@ GEOMETRIES = [(2, None, (2, 3, 8, 6)),         # tiles the input: written, no ze
               (2, None, (2, 2, 7, 9)),         # disjoint, the last row and column uncovered
               (2, 3, (1, 2, 8, 8)),            # gaps between the windows
               (3, 2, (2, 2, 7, 9)),            # overlapping
-              ((2, 3), (1, 2), (1, 2, 5, 9))]  # rectangular, overlapping rows
+              ((2, 3), (1, 2), (1, 2, 5, 9)),  # rectangular, overlapping rows
+              ((16, 17), (1, 16), (1, 2, 17, 33))]  # 272 offsets: more than a byte numbers
 
 
 def windows(shape, kernel, stride):
@@ -58,15 +61,31 @@ def test_pool_equals_naive_loops(kernel, stride, shape, kind, cls, layout, block
     np.testing.assert_allclose(layer.backward(dout), ref_dx, rtol=1e-12, atol=1e-12)
 
 
-def test_a_window_holding_nan_gives_nan_and_sends_its_gradient_nowhere():
+@pytest.mark.parametrize("window", [[[np.nan, 2.0], [0.0, 1.0]], [[1.0, np.nan], [0.0, 2.0]],
+                                    [[1.0, 2.0], [np.nan, 0.0]], [[1.0, 0.0], [2.0, np.nan]],
+                                    [[np.nan, np.nan], [np.nan, np.nan]]])
+def test_a_window_holding_nan_gives_nan_and_sends_its_gradient_to_one_input(window):
     """As MaxPool2D's docstring says (PyTorch sends it to the window's last NaN); the other
     windows are untouched."""
-    x = np.array([[[[1.0, np.nan, 3.0, 4.0], [0.0, 2.0, 5.0, 3.0]]]])
+    x = np.array([[[[*window[0], 3.0, 4.0], [*window[1], 5.0, 3.0]]]])
     layer = MaxPool2D(2)
     out = layer.forward(x)
     assert np.isnan(out[..., 0]).all() and out[..., 1] == 5.0
-    dx = layer.backward(np.ones_like(out))
-    assert dx.tolist() == [[[[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]]]]
+    dx = layer.backward(np.full_like(out, 7.0))
+    assert sorted(dx[..., :2].ravel().tolist()) == [0.0, 0.0, 0.0, 7.0]
+    assert dx[..., 2:].tolist() == [[[[0.0, 0.0], [7.0, 0.0]]]]
+
+
+def test_maxpool_keeps_no_reference_to_its_input():
+    """The backward pass needs only the input's shape and layout, so a convolution's whole
+    output is freed after the forward pass (it was kept until the next batch)."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 6))
+    layer = MaxPool2D(2)
+    out = layer.forward(x)
+    input_freed = weakref.ref(x)
+    del x
+    assert input_freed() is None
+    assert layer.backward(np.ones_like(out)).shape == (2, 3, 8, 6)
 
 
 def laid_out_hcwn(a):

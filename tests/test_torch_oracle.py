@@ -124,7 +124,8 @@ def test_conv2d_winograd_in_float32(cfg, split, monkeypatch):
 
 @pytest.mark.parametrize("kernel,stride,shape", [(2, None, (3, 4, 8, 10)), (3, 2, (2, 3, 9, 7)),
                                                  ((2, 3), (1, 2), (2, 2, 6, 9)), (2, 1, (1, 2, 5, 5)),
-                                                 (2, None, (2, 2, 7, 9)), (2, 3, (1, 2, 8, 8))])
+                                                 (2, None, (2, 2, 7, 9)), (2, 3, (1, 2, 8, 8)),
+                                                 ((16, 17), (1, 16), (1, 2, 17, 33))])
 def test_pools(kernel, stride, shape):
     x = RNG(2).standard_normal(shape)
     check_layer(MaxPool2D(kernel, stride), lambda x: F.max_pool2d(x, kernel, stride), x)
