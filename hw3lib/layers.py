@@ -226,9 +226,11 @@ class MaxPool2D(_Pool2D):
         blocks = self._row_blocks(x)
         if len(blocks) == 1:
             out, first = self._window_max(x)
-        else:
-            parts = [self._window_max(x[:, :, x_rows]) for _, x_rows in blocks]
-            out, first = (np.concatenate(arrays, axis=2) for arrays in zip(*parts))
+        else:  # into arrays in x's layout (np.concatenate's would be in C order)
+            out = np.empty_like(x[self._slices(x.shape)[0]], order="K")
+            first = np.empty_like(out, dtype=self._offset_dtype())
+            for rows, x_rows in blocks:
+                out[:, :, rows], first[:, :, rows] = self._window_max(x[:, :, x_rows])
         self._keep_layout(x)
         self.out, self.first = out, first
         return out
@@ -239,8 +241,7 @@ class MaxPool2D(_Pool2D):
         holding it. Window row by window row: a later row's offsets are numbered above every
         earlier one's, so taking a row's offset where its maximum is strictly greater is a
         maximum of the two offsets."""
-        (kh, kw) = self.kernel_size
-        dtype, slices = np.min_scalar_type(kh * kw - 1), self._slices(x.shape)
+        (kh, kw), dtype, slices = self.kernel_size, self._offset_dtype(), self._slices(x.shape)
         out, first = _row_max(x, slices[:kw], dtype)
         for i in range(1, kh):
             row, row_first = _row_max(x, slices[i * kw:(i + 1) * kw], dtype)
@@ -249,6 +250,10 @@ class MaxPool2D(_Pool2D):
             np.maximum(out, row, out=out)
             np.maximum(first, row_first, out=first)
         return out, first
+
+    def _offset_dtype(self):
+        """The unsigned integers that number a window's offsets (uint8 up to 256 of them)."""
+        return np.min_scalar_type(self.kernel_size[0] * self.kernel_size[1] - 1)
 
     def _backward(self, dout):
         dout = _layout_of(self.out, dout)

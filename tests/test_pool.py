@@ -95,10 +95,15 @@ def laid_out_hcwn(a):
 
 @pytest.mark.parametrize("kernel,stride,shape", GEOMETRIES)
 @pytest.mark.parametrize("cls", [MaxPool2D, AvgPool2D])
-def test_pools_and_flatten_keep_a_conv_outputs_memory_layout(kernel, stride, shape, cls):
+@pytest.mark.parametrize("block_bytes", [layers.POOL_BLOCK_BYTES, 1], ids=["one block", "a row a block"])
+def test_pools_and_flatten_keep_a_conv_outputs_memory_layout(kernel, stride, shape, cls, block_bytes,
+                                                            monkeypatch):
     """As _Pool2D and Flatten say: a Conv2D output's (H, C, W, N) layout goes through the pool's
     output and gradient, and Flatten's gradient, so the layers before them read contiguous runs
-    of N; each could return C order (a slower backward pass, same numbers) and every test passed."""
+    of N; each could return C order (a slower backward pass, same numbers) and every test passed.
+    (MaxPool2D's forward pass in blocks joined them in C order: the backward pass at batch 512
+    took 11 times as long.)"""
+    monkeypatch.setattr(layers, "POOL_BLOCK_BYTES", block_bytes)
     rng = np.random.default_rng(0)
     x = np.ascontiguousarray(rng.standard_normal(shape).transpose(2, 1, 3, 0)).transpose(3, 1, 0, 2)
     pool, flatten = cls(kernel, stride), Flatten()
