@@ -150,8 +150,8 @@ class _Pool2D(Layer):
         return _window_slices(tuple(x_shape[2:]), self.kernel_size, self.stride)
 
     def _pool(self, x, combine):
-        """Combine each window of ``x (N, C, H, W)`` by the ufunc ``combine`` (``np.maximum``,
-        ``np.add``) -> ``(N, C, OH, OW)``, separably: first over the window's rows, whole image
+        """Combine each window of ``x (N, C, H, W)`` by the ufunc ``combine`` (``np.add`` for
+        :class:`AvgPool2D`) -> ``(N, C, OH, OW)``, separably: first over the window's rows, whole image
         rows at a time, then over its columns; ``kh + kw - 2`` operations, the first ones on
         long contiguous runs (about twice the speed of ``kh * kw - 1`` on strided slices)."""
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
@@ -211,14 +211,14 @@ class MaxPool2D(_Pool2D):
     to the first maximum of each window in row-major order, as in PyTorch. The forward pass
     records which offset of its window that is (``first``, a byte per output for windows of up
     to 256 inputs), so that the backward pass reads neither the input nor the output again, and
-    the input is not kept. A window holding NaN gives NaN,
-    as in PyTorch, but its gradient goes to one of its inputs, not always PyTorch's (the
-    window's last NaN): finding the NaNs would cost every window more work, and training stops
-    on the NaN loss anyway. The gradient is routed by products with bool masks, so an infinite
-    or NaN ``dout`` gives NaN (``inf * 0``) to the window's other inputs too, where PyTorch gives
-    0: ``np.where`` would make the backward pass 2-3.5x slower, even a check of ``dout`` for
-    non-finite values 5-11% (float32, batch 32, 6x124x124 and 16x28x28 inputs); such a gradient
-    comes only from a diverged run, whose weights then stop being finite either way."""
+    the input is not kept. A window holding NaN gives NaN, as in PyTorch, but its gradient goes
+    to one of its inputs, not always PyTorch's (the window's last NaN): finding the NaNs would
+    cost every window more work, and training stops on the NaN loss anyway. The gradient is
+    routed by products with bool masks, so an infinite or NaN ``dout`` gives NaN (``inf * 0``)
+    to the window's other inputs too, where PyTorch gives 0: ``np.where`` would make the
+    backward pass 2-3.5x slower, even a check of ``dout`` for non-finite values 5-11% (float32,
+    batch 32, 6x124x124 and 16x28x28 inputs); such a gradient comes only from a diverged run,
+    whose weights then stop being finite either way."""
 
     def _forward(self, x):
         """In blocks of output rows (:meth:`_row_blocks`), so that each offset is read from the
