@@ -142,17 +142,30 @@ def try_writing(folder, nbytes=0):
         os.fsync(f.fileno())
 
 
-def create_out(out, room=0, purpose=None):
+def make_folder(folder, room=0, create=True):
+    """Create the folder ``folder`` (and those above it) and write ``room`` bytes in it
+    (:func:`try_writing`): the OSError where either fails. Without ``create``, that error but a
+    full disk's, creating nothing (a check before the work that tells the room): an empty file
+    tried in ``folder`` where it exists, else a folder made, and removed, in the nearest above."""
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
+        try_writing(folder, room)
+    elif folder.is_dir():
+        try_writing(folder)
+    else:
+        os.rmdir(tempfile.mkdtemp(dir=next(p for p in folder.absolute().parents if p.is_dir())))
+
+
+def create_out(out, room=0, purpose=None, create=True):
     """Create the folder ``out`` given as ``--out`` (and its parents) and write ``room`` bytes
-    in it (:func:`try_writing`), before any work: ValueError naming it, and what the ``room``
-    is for (``purpose``), when either fails."""
+    in it (:func:`make_folder`), before any work: ValueError naming it, and what the ``room``
+    is for (``purpose``), when either fails; without ``create``, the same refusals but a full
+    disk's, creating nothing."""
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        make_folder(out, room, create)
     except OSError as err:
-        raise ValueError(f"cannot create --out {out}: {err.strerror}; choose a writable folder") from None
-    try:
-        try_writing(out, room)
-    except OSError as err:
+        if not out.is_dir():
+            raise ValueError(f"cannot create --out {out}: {err.strerror}; choose a writable folder") from None
         free = f" with {room / 1e6:.1f} MB free for {purpose}" if room else ""
         raise ValueError(f"cannot write to --out {out}: {err.strerror}; choose a writable "
                          f"folder{free}") from None

@@ -137,13 +137,15 @@ def main(argv=None):
 def _check_out(out, files, data):
     """Refuse, before any work and creating nothing, an ``out`` that could not hold a run's
     ``files``, would leave them loose (the file system's root, the home folder) or would break
-    the dataset at ``data`` (``--data``; :func:`~hw3lib.out_folders.refuse_out`): ValueError
-    naming ``out`` as given and the fix."""
+    the dataset at ``data`` (``--data``; :func:`~hw3lib.out_folders.refuse_out`), or that could
+    not be created or written in (:func:`~hw3lib.out_folders.create_out`, which tries its room
+    once the data tells it): ValueError naming ``out`` as given and the fix."""
     refuse_out(out, data, Path.home() / "runs" / "lenet5")
     for path in files:
         if path.is_dir():
             raise ValueError(f"{path} is a folder, where the run writes its {path.name}; move it "
                              "away or give another --out")
+    create_out(out, create=False)
 
 
 @contextlib.contextmanager

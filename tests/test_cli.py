@@ -226,6 +226,22 @@ def test_out_that_cannot_hold_a_run_is_refused_at_once(tmp_path, capsys, case):
         assert not (out / "history.json").is_file()
 
 
+@pytest.mark.parametrize("out, error", [
+    ("/proc/hw3-run", "cannot create --out /proc/hw3-run: No such file or directory; choose a writable folder"),
+    ("/proc/hw3-run/sub", "cannot create --out /proc/hw3-run/sub: No such file or directory; choose a "
+                          "writable folder"),
+    pytest.param("/sys", "cannot write to --out /sys: Permission denied; choose a writable folder",
+                 marks=pytest.mark.skipif(not Path("/sys").is_dir(), reason="needs Linux's /sys")),
+])
+def test_an_out_that_cannot_be_created_or_written_in_is_refused_before_any_image_is_read(
+        tmp_path, capsys, monkeypatch, out, error):
+    """It was refused as the checkpoint's room was tried, after the images were read and hashed
+    (minutes of a large folder). Folders no one can create or write in, root too (/sys)."""
+    root = fake_root(tmp_path)
+    monkeypatch.setattr(data, "read_image", lambda *args, **kwargs: pytest.fail("an image was read"))
+    assert run_cli(capsys, "--data", root, *QUICK[:-1], "--out", out) == (2, "", f"error: {error}\n")
+
+
 @pytest.mark.parametrize("problem", [(errno.ENOSPC, "No space left on device"),
                                      (errno.EROFS, "Read-only file system"),
                                      (errno.EACCES, "Permission denied")])
