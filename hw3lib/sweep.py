@@ -83,7 +83,7 @@ from .download import dataset_sha256
 from .engine import engine_code
 from .file_order import file_order_note
 from .folders import dataset_files, resolve_root
-from .out_folders import refuse_file_in_the_way, try_writing
+from .out_folders import make_folder, refuse_file_in_the_way, try_writing
 from .parallel import child_blas_threads, one_blas_thread
 from .processes import process_running, start_ticks
 from .runs import checkpoint_path, known_data, load_or_train, run_key
@@ -445,9 +445,11 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     - ``space``: ``{name: [values]}`` (a grid) or Optuna distributions (a sampled search of
       ``trials`` settings), see :class:`Sweep`. Checked before any work: ValueError.
     - ``workers`` processes on this machine (default one per core, one BLAS thread each).
-    - ``out`` (and ``checkpoints``) are created and written to first: ValueError when they
-      cannot be, before any run is taken.
-    - ``storage``: a database URL, or the journal file (default ``out/optuna-journal.log``);
+    - ``out`` (and ``checkpoints``): ValueError where they cannot be created or written in,
+      before the data is read (creating nothing), and where they lack room, once it is; they are
+      created before any run is taken.
+    - ``storage``: a database URL, or the journal file (default ``out/optuna-journal.log``),
+      opened before the data is read (once it is found: opening creates its file);
       ``study_name`` defaults to :attr:`Sweep.name`, so running the same sweep again goes on
       from the trials it has and another machine with the same storage joins it.
     - checkpoints go to ``checkpoints`` (default ``out/checkpoints/<key>``, the key naming the
@@ -479,8 +481,13 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     workers = default_workers() if workers is None else workers
     workers = integer("workers", workers)
     out = Path(out)
+    for folder, option, given in _folders(out, checkpoints):  # creating nothing, before the data is read
+        _writable_folder(folder, option, given, create=False)
     # DataError now rather than in every run; the model's fit too, unless a swept setting changes it
     files = dataset_files(resolve_root(root))  # listed once, for on_reading and the read itself
+    # a bad storage before the data is read, rather than after or in every run; opening creates
+    # a journal or SQLite file, so only once the data is found
+    store = open_storage(storage) if storage is not None else None
     if on_reading is not None:
         on_reading(root, files)
     data = sweep.data_config().load_data(root, check_model=not any(
@@ -505,15 +512,10 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
                                quiet_since=checks)
         if note:
             on_note(note)
-    # a bad storage or folder now, creating nothing it does not need, rather than in every run
-    store = open_storage(storage) if storage is not None else None
-    _writable_folder(out, "out", out)
-    if checkpoints is None:
-        checkpoints = out / "checkpoints" / run_key(sha)
-        _writable_folder(checkpoints, "out", out)
-    else:
-        checkpoints = Path(checkpoints)
-        _writable_folder(checkpoints, "checkpoints", checkpoints)
+    folders = _folders(out, checkpoints, sha)  # created and tried for room before any run is taken
+    for folder, option, given in folders:
+        _writable_folder(folder, option, given)
+    checkpoints = folders[-1][0]
     storage = str(storage if storage is not None else out / JOURNAL)
     try:
         study = open_study(sweep, store or open_storage(storage), study_name, sha, engine_code())
@@ -582,14 +584,25 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     return result
 
 
-def _writable_folder(folder, option, given):
+def _folders(out, checkpoints, sha=None):
+    """The folders a sweep into ``out`` writes, as ``(folder, option, given)`` for
+    :func:`_writable_folder`: ``out`` and ``checkpoints``, by default ``out/checkpoints/KEY``, KEY
+    naming the data of ``sha`` and the engine (:func:`hw3lib.runs.run_key`); without ``sha``
+    (the data not read yet), the folder above it."""
+    if checkpoints is not None:
+        return [(out, "out", out), (Path(checkpoints), "checkpoints", Path(checkpoints))]
+    kept = out / "checkpoints"
+    return [(out, "out", out), (kept / run_key(sha) if sha else kept, "out", out)]
+
+
+def _writable_folder(folder, option, given, create=True):
     """Create ``folder`` and write and sync ROOM bytes in it (then remove them), before any run is
     taken: ValueError naming the ``option`` that was ``given`` when it cannot hold the runs'
-    files (read-only, full: an empty file fits on a full disk)."""
+    files (read-only, full: an empty file fits on a full disk); without ``create``, the same
+    refusals but a full disk's, creating nothing (:func:`~hw3lib.out_folders.make_folder`)."""
     refuse_file_in_the_way(folder, option, given)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        try_writing(folder, ROOM)
+        make_folder(folder, ROOM, create)
     except OSError as err:
         where = "" if folder == given else f" {folder}"
         raise ValueError(f"{option} {given}: cannot write{where or ' there'} ({err.strerror}); "

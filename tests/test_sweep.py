@@ -36,7 +36,7 @@ from optuna.trial import TrialState
 
 from datasets import make_root, name_at_random, write_banded_root, write_png, write_videos
 from conftest import missing
-from hw3lib import cores, out_folders
+from hw3lib import cores, data, out_folders
 from hw3lib import results
 from hw3lib import runs as runs_module
 from hw3lib import sweep as sweep_module
@@ -505,35 +505,49 @@ def test_a_study_of_other_data_or_other_code_is_refused(tmp_path, root):
 
 def test_an_out_or_checkpoint_folder_that_cannot_be_written_is_refused_before_any_run(tmp_path, root,
                                                                                       monkeypatch, capsys):
+    """Before the images are read (it was after them and their hashing: minutes of a large
+    folder), creating nothing; a full disk, whose room the data tells, once they are."""
     storage = tmp_path / "elsewhere" / JOURNAL
     monkeypatch.setattr(sweep_module, "_start_workers", lambda *args: pytest.fail("runs were taken"))
-    with pytest.raises(ValueError, match=r"^out /proc/hw3-sweep: cannot write there \(No such file"):
-        run_sweep({"lr": [1e-3]}, BASE, out="/proc/hw3-sweep", storage=storage, root=root, progress=False)
-    assert hw3lib_main(["sweep", "--param", "lr=1e-3", "--out", "/proc/hw3-sweep", "--data", str(root)]) == 2
-    err = capsys.readouterr().err  # after the line saying how many images it read, as train's
-    assert err.startswith("reading ") and err.count("\n") == 2
-    assert err.splitlines()[1].startswith("error: --out /proc/hw3-sweep: cannot write there (")
 
     class ReadOnly:  # folders named ro* read-only (tests run as root: chmod does not make one)
+        mkdtemp = staticmethod(tempfile.mkdtemp)
+
         @staticmethod
         def TemporaryFile(dir):
             if not Path(dir).name.startswith("ro"):
                 return tempfile.TemporaryFile(dir=dir)
             raise OSError(30, "Read-only file system", str(dir))
 
-    monkeypatch.setattr(out_folders, "tempfile", ReadOnly)
-    with pytest.raises(ValueError, match=r"^out .*/ro-out: cannot write there \(Read-only file system\); "
-                       "choose a writable folder"):
-        run_sweep({"lr": [1e-3]}, BASE, out=tmp_path / "ro-out", storage=storage, root=root, progress=False)
-    with pytest.raises(ValueError, match=r"^checkpoints .*/ro: cannot write there \(Read-only"):
-        run_sweep({"lr": [1e-3]}, BASE, out=tmp_path / "out", checkpoints=tmp_path / "ro", storage=storage,
-                  root=root, progress=False)
+    with monkeypatch.context() as patched:
+        patched.setattr(data, "read_image", lambda *args, **kwargs: pytest.fail("an image was read"))
+        with pytest.raises(ValueError, match=r"^out /proc/hw3-sweep: cannot write there \(No such file"):
+            run_sweep({"lr": [1e-3]}, BASE, out="/proc/hw3-sweep", storage=storage, root=root, progress=False)
+        assert hw3lib_main(["sweep", "--param", "lr=1e-3", "--out", "/proc/hw3-sweep", "--data", str(root)]) == 2
+        assert capsys.readouterr().err == ("error: --out /proc/hw3-sweep: cannot write there (No such file or "
+                                           "directory); choose a writable folder with room for the checkpoints\n")
+        (tmp_path / "out2").mkdir()
+        (tmp_path / "out2" / "checkpoints").touch()
+        with pytest.raises(ValueError, match=r"^out .*/out2: .*/out2/checkpoints is a file, not a folder"):
+            run_sweep({"lr": [1e-3]}, BASE, out=tmp_path / "out2", storage=storage, root=root, progress=False)
+        patched.setattr(out_folders, "tempfile", ReadOnly)
+        (tmp_path / "ro-out").mkdir()
+        (tmp_path / "ro").mkdir()
+        with pytest.raises(ValueError, match=r"^out .*/ro-out: cannot write there \(Read-only file system\); "
+                           "choose a writable folder"):
+            run_sweep({"lr": [1e-3]}, BASE, out=tmp_path / "ro-out", storage=storage, root=root, progress=False)
+        with pytest.raises(ValueError, match=r"^checkpoints .*/ro: cannot write there \(Read-only"):
+            run_sweep({"lr": [1e-3]}, BASE, out=tmp_path / "out", checkpoints=tmp_path / "ro", storage=storage,
+                      root=root, progress=False)
+        assert not (tmp_path / "out").exists()
 
     class NoRoom(io.BytesIO):
         def write(self, data):
             raise OSError(28, "No space left on device")
 
     class Full:  # folders named full* on a full disk: an empty file fits, its bytes do not
+        mkdtemp = staticmethod(tempfile.mkdtemp)
+
         @staticmethod
         def TemporaryFile(dir):
             return NoRoom() if Path(dir).name.startswith("full") else tempfile.TemporaryFile(dir=dir)
@@ -543,11 +557,35 @@ def test_an_out_or_checkpoint_folder_that_cannot_be_written_is_refused_before_an
                        "choose a writable folder with room"):
         run_sweep({"lr": [1e-3]}, BASE, out=tmp_path / "full", storage=storage, root=root, progress=False)
     monkeypatch.undo()
-    (tmp_path / "out2").mkdir()
-    (tmp_path / "out2" / "checkpoints").touch()
-    with pytest.raises(ValueError, match=r"^out .*/out2: .*/out2/checkpoints is a file, not a folder"):
-        run_sweep({"lr": [1e-3]}, BASE, out=tmp_path / "out2", storage=storage, root=root, progress=False)
     assert optuna.get_all_study_names(open_storage(storage)) == []  # no study, no run failed
+
+
+@pytest.mark.parametrize("storage, error", [
+    ("/proc/hw3-sweep/" + JOURNAL, "--storage /proc/hw3-sweep/{journal}: cannot create the journal (No such "
+     "file or directory); choose a writable folder\n"),
+    ("{tmp}/a_file/" + JOURNAL, "--storage {tmp}/a_file/{journal}: {tmp}/a_file is a file, not a folder; "
+     "choose another --storage\n"),
+    ("{tmp}/a_file", "--storage {tmp}/a_file is not an Optuna journal: give the journal a sweep wrote "
+     "(OUT/{journal}) or a database URL\n"),
+    ("sqlite:////proc/hw3-sweep/sweep.db", "--storage sqlite:////proc/hw3-sweep/sweep.db: cannot create the "
+     "database (No such file or directory); choose a writable folder\n"),
+    ("sqlite://", "--storage sqlite:// is a database in this process's memory, which the worker processes "
+     "cannot open: "),
+    ("postgres://me:secret@127.0.0.1:1/db", "--storage postgres://me@127.0.0.1:1/db: SQLAlchemy knows no "
+     "database 'postgres': "),
+    ("postgresql://me:secret@127.0.0.1:1/db", "cannot open the storage postgresql://me@127.0.0.1:1/db: "),
+])
+def test_a_storage_that_cannot_be_created_or_opened_is_refused_before_any_image_is_read(
+        tmp_path, root, monkeypatch, capsys, storage, error):
+    """It was opened after the images were read and hashed: minutes of a large folder."""
+    (tmp_path / "a_file").write_text("not a journal\n")
+    monkeypatch.setattr(data, "read_image", lambda *args, **kwargs: pytest.fail("an image was read"))
+    storage = storage.format(tmp=tmp_path)
+    assert hw3lib_main(["sweep", "--param", "lr=1e-3", "--out", str(tmp_path / "out"), "--storage", storage,
+                        "--data", str(root)]) == 2
+    err = capsys.readouterr().err  # nor the line announcing the read
+    assert err.startswith("error: " + error.format(tmp=tmp_path, journal=JOURNAL)) and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_run_this_machine_cannot_write_is_queued_again_and_its_worker_stops(tmp_path, root, monkeypatch):
@@ -677,6 +715,8 @@ def test_a_folder_turned_read_only_with_the_journal_in_it_is_named_though_no_run
     read_only = threading.Event()
 
     class Tempfile:
+        mkdtemp = staticmethod(tempfile.mkdtemp)
+
         @staticmethod
         def TemporaryFile(dir):
             if read_only.is_set():
