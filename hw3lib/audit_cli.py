@@ -17,7 +17,7 @@ from .folders import dataset_files, resolve_root, split_dir
 from .images import MODES, DataError
 from .leakage import leakage_audit
 from .learning import unvalidated_note
-from .out_folders import refuse_file_in_data, refuse_file_in_the_way
+from .out_folders import refuse_file_in_data, refuse_file_in_the_way, try_writing
 from .phrasing import phrased
 from .tables import Table
 
@@ -142,8 +142,9 @@ def _list_file(text):
 
 def _check_list(path, data):
     """Refuse, before any image is read, a ``--list`` ``path`` that cannot be written: in a
-    folder that does not exist or is a file, a folder itself, or inside the dataset (``--data``
-    ``data``), which it would break."""
+    folder that does not exist, is a file or cannot be written in (the OSError that writing it
+    would raise), a folder itself, or inside the dataset (``--data`` ``data``), which it would
+    break."""
     refuse_file_in_data(path, data, "--list")
     if path.is_dir():
         raise ValueError(f"--list {path} is a folder: give the name of a file to write, e.g. {path / 'near.csv'}")
@@ -151,6 +152,10 @@ def _check_list(path, data):
     if not path.parent.is_dir():
         raise ValueError(f"--list {path}: the folder {path.parent} does not exist; create it or give "
                          "another file")
+    try:
+        try_writing(path.parent)
+    except OSError as err:  # as :func:`~hw3lib.atomic.atomic_write` names it, after the audit
+        raise OSError(err.errno, err.strerror, str(path)) from None
 
 
 def _write_list(path, near):

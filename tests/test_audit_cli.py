@@ -166,6 +166,21 @@ def test_a_list_that_cannot_be_written_is_refused_before_the_images_are_read(tmp
     assert not (root / "Data_test" / "near.csv").exists()
 
 
+@pytest.mark.parametrize("listed, error", [
+    ("/proc/near.csv", "[Errno 2] No such file or directory: '/proc/near.csv'"),
+    pytest.param("/sys/near.csv", "[Errno 13] Permission denied: '/sys/near.csv'",
+                 marks=pytest.mark.skipif(not Path("/sys").is_dir(), reason="needs Linux's /sys")),
+])
+def test_a_list_in_a_folder_that_cannot_be_written_in_is_refused_before_the_images_are_read(
+        tmp_path, capsys, monkeypatch, listed, error):
+    """It was refused as the file was written, after the whole audit. Folders no one can write
+    in, root too."""
+    root = write_videos(tmp_path / "frames", frames=6, test_frames=3)
+    monkeypatch.setattr(data, "read_image", lambda *args, **kwargs: pytest.fail("an image was read"))
+    assert main(["audit", "--data", str(root), "--list", listed]) == 2
+    assert capsys.readouterr() == ("", f"error: {error}\n")
+
+
 def test_a_list_named_as_a_folder_with_a_trailing_slash_is_refused(tmp_path, capsys):
     """A Path drops the trailing /: `--list newdir/` wrote a file named newdir."""
     root = write_videos(tmp_path / "frames", frames=6, test_frames=3)
