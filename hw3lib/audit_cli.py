@@ -142,9 +142,8 @@ def _list_file(text):
 
 def _check_list(path, data):
     """Refuse, before any image is read, a ``--list`` ``path`` that cannot be written: in a
-    folder that does not exist, is a file or cannot be written in (the OSError that writing it
-    would raise), a folder itself, or inside the dataset (``--data`` ``data``), which it would
-    break."""
+    folder that does not exist, is a file or cannot be written in, a folder itself, or inside
+    the dataset (``--data`` ``data``), which it would break."""
     refuse_file_in_data(path, data, "--list")
     if path.is_dir():
         raise ValueError(f"--list {path} is a folder: give the name of a file to write, e.g. {path / 'near.csv'}")
@@ -154,8 +153,9 @@ def _check_list(path, data):
                          "another file")
     try:
         try_writing(path.parent)
-    except OSError as err:  # as :func:`~hw3lib.atomic.atomic_write` names it, after the audit
-        raise OSError(err.errno, err.strerror, str(path)) from None
+    except OSError as err:
+        raise ValueError(f"--list {path}: cannot write in {path.parent} ({err.strerror}); give a "
+                         "file in a folder you can write in") from None
 
 
 def _write_list(path, near):

@@ -167,8 +167,10 @@ def test_a_list_that_cannot_be_written_is_refused_before_the_images_are_read(tmp
 
 
 @pytest.mark.parametrize("listed, error", [
-    ("/proc/near.csv", "[Errno 2] No such file or directory: '/proc/near.csv'"),
-    pytest.param("/sys/near.csv", "[Errno 13] Permission denied: '/sys/near.csv'",
+    ("/proc/near.csv", "--list /proc/near.csv: cannot write in /proc (No such file or directory); "
+                       "give a file in a folder you can write in"),
+    pytest.param("/sys/near.csv", "--list /sys/near.csv: cannot write in /sys (Permission denied); "
+                 "give a file in a folder you can write in",
                  marks=pytest.mark.skipif(not Path("/sys").is_dir(), reason="needs Linux's /sys")),
 ])
 def test_a_list_in_a_folder_that_cannot_be_written_in_is_refused_before_the_images_are_read(
