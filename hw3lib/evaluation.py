@@ -6,11 +6,13 @@ the checks of images and labels that training, evaluation and a run's prediction
 epoch without checking again.
 """
 import math
+import time
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .checks import integer
-from .data import normalize
+from .data import PROGRESS_DELAY, normalize
 from .losses import CrossEntropyLoss
 from .model import Sequential
 
@@ -29,6 +31,38 @@ def eval_batch(model):
     itemsize = max((p.dtype.itemsize for p in model.get_params().values()), default=4)
     largest = max(math.prod(shape) for shape in model.shapes) * itemsize
     return max(1, min(EVAL_BATCH, EVAL_BYTES // largest))
+
+
+class CountedForward:
+    """``model`` whose forward passes over ``total`` images are counted on a ``tqdm.auto`` bar
+    labelled ``desc`` (with ``progress``), made once they have taken
+    :data:`~hw3lib.data.PROGRESS_DELAY` seconds, not before: in a notebook a bar is a widget,
+    kept in the notebook's file whether shown or not (one per epoch of fit's evaluations, 270 KB
+    over notebook 05's 24). Use it as a context manager, or :meth:`close` it."""
+
+    def __init__(self, model, total, desc, progress):
+        self.model, self.total, self.desc, self.progress = model, total, desc, progress
+        self.start, self.done, self.bar = time.perf_counter(), 0, None
+
+    def forward(self, X):
+        out = self.model.forward(X)
+        self.done += len(X)
+        if self.bar is not None:
+            self.bar.update(len(X))
+        elif self.progress and time.perf_counter() - self.start >= PROGRESS_DELAY:
+            self.bar = tqdm(total=self.total, initial=self.done, unit="image", leave=False,
+                            desc=self.desc)
+        return out
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def evaluate(model, X, y, batch_size=None, normalizer=None):

@@ -102,7 +102,8 @@ def count_test_split(run, files, progress=False):
     stderr names a new count, or why the checkpoint could not take it (read-only, or trained on
     since it was loaded: the images are classified all the same); a run that knows no test split
     (an old checkpoint), or whose kept weights it records tested on it, reads nothing. With
-    ``progress``, a bar counts the split's images as :func:`~hw3lib.data.load_split` reads them."""
+    ``progress``, a bar counts the split's images as :func:`~hw3lib.data.load_split` reads them,
+    and another as they are evaluated, once that takes a while."""
     record = run.test_record  # the kept weights tested on this split already: nothing to count
     if run.test_sha256 is None or (record is not None and record.epoch == run.best_epoch
                                    and record.data_sha256 == run.test_sha256):
@@ -116,7 +117,7 @@ def count_test_split(run, files, progress=False):
             continue
         before = run.test_evaluations
         try:
-            run.test(X, y)
+            run.test(X, y, progress=progress)
         except (OSError, CheckpointError) as err:  # read-only, or its train wrote an epoch since the load
             print(f"note: {folder} is this run's test split, but this look at it could not be counted in "
                   f"{run.checkpoint_path}: {err}. Its images are classified uncounted.", file=sys.stderr)

@@ -24,7 +24,6 @@ After each epoch :func:`fit` can write a checkpoint (:mod:`hw3lib.checkpoint`); 
 from it reaches the same weights, bit for bit, as an uninterrupted run with the same settings
 (and ``threads``, which the checkpoint records: :attr:`Checkpoint.threads`).
 """
-import contextlib
 import math
 import os
 import time
@@ -40,9 +39,10 @@ from .checks import check_array
 from .checkpoint import (HISTORY_KEYS, Checkpoint, CheckpointError, architecture_mismatch,
                          load_checkpoint, save_checkpoint, test_data_sha256)
 from .config import TrainConfig
-from .data import PROGRESS_DELAY, Dataset, dataloader, normalize
+from .data import Dataset, dataloader, normalize
 from .engine import engine_stamp
-from .evaluation import CHANNELS_LAST, checked_images, checked_labels, eval_batch, evaluate_checked
+from .evaluation import (CHANNELS_LAST, CountedForward, checked_images, checked_labels, eval_batch,
+                         evaluate_checked)
 from .losses import CrossEntropyLoss
 from .model import LeNet5, batch_axis_fix, channels_last
 from .parallel import SplitBatch, check_threads
@@ -404,7 +404,8 @@ def fit(model, data, config, *, on_batch=None, on_epoch=None, stop=None, checkpo
                 if not all(np.isfinite(a).all() for a in optimizer.state_dict().values()):
                     raise diverged("the optimizer's state (its gradient moments) overflowed", epoch,
                                    batches)
-                with contextlib.closing(_Counted(net, len(y_train) + len(y_val), epoch, progress)) as counted:
+                with CountedForward(net, len(y_train) + len(y_val), f"evaluating epoch {epoch}",
+                                    progress) as counted:
                     train_loss, train_acc = evaluate_checked(counted, data.X_train, y_train, eval_size,
                                                              normalizer)
                     val_loss, val_acc = evaluate_checked(counted, data.X_val, y_val, eval_size, normalizer)
@@ -453,31 +454,6 @@ def _progress_bar(total, progress):
 
     bar = tqdm(total=total, unit="batch", display=False)
     return bar, display(bar.container, display_id=True)
-
-
-class _Counted:
-    """``model``'s forward passes over an epoch's ``total`` evaluated images, counted on a
-    ``tqdm.auto`` bar (with ``progress``) made once they have taken :data:`PROGRESS_DELAY`
-    seconds, not before: in a notebook a bar is a widget, kept in the notebook's file whether
-    shown or not (one per epoch, 270 KB over notebook 05's 24)."""
-
-    def __init__(self, model, total, epoch, progress):
-        self.model, self.total, self.epoch, self.progress = model, total, epoch, progress
-        self.start, self.done, self.bar = time.perf_counter(), 0, None
-
-    def forward(self, X):
-        out = self.model.forward(X)
-        self.done += len(X)
-        if self.bar is not None:
-            self.bar.update(len(X))
-        elif self.progress and time.perf_counter() - self.start >= PROGRESS_DELAY:
-            self.bar = tqdm(total=self.total, initial=self.done, unit="image", leave=False,
-                            desc=f"evaluating epoch {self.epoch}")
-        return out
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _random_hflips(loader, rng):

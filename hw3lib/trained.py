@@ -16,7 +16,8 @@ from .atomic import interrupts_deferred, locked
 from .checks import integer
 from .checkpoint import CheckpointError, TestRecord, load_checkpoint, save_checkpoint, test_data_sha256
 from .config import TrainConfig
-from .evaluation import CHANNELS_LAST, checked_images, checked_labels, eval_batch, evaluate, image_batches
+from .evaluation import (CHANNELS_LAST, CountedForward, checked_images, checked_labels, eval_batch,
+                         evaluate, image_batches)
 from .images import TransparentPixels, read_image, warnings_gathered
 from .losses import CrossEntropyLoss
 from .metrics import accuracy
@@ -94,14 +95,17 @@ class FitResult:
             path = path / "checkpoint.npz"
         return cls.from_checkpoint(load_checkpoint(path), path)
 
-    def predict(self, X, batch_size=None):
+    def predict(self, X, batch_size=None, progress=False):
         """Class probabilities ``(N, K)`` of the model for raw images ``X (N, C, H, W)`` in
         [0, 1], normalised batch by batch (``batch_size`` images, default
-        :func:`~hw3lib.evaluation.eval_batch`) with the training split's ``mean``/``std``."""
+        :func:`~hw3lib.evaluation.eval_batch`) with the training split's ``mean``/``std``; with
+        ``progress``, counted on a bar once that takes a while
+        (:class:`~hw3lib.evaluation.CountedForward`)."""
         X = self.checked_images(X)
         batch_size = eval_batch(self.model) if batch_size is None else integer("batch_size", batch_size)
         batches = image_batches(X, batch_size, (self.mean, self.std))
-        return np.concatenate([self.model.forward(X_batch) for _, X_batch in batches])
+        with CountedForward(self.model, len(X), "evaluating", progress) as model:
+            return np.concatenate([model.forward(X_batch) for _, X_batch in batches])
 
     def predict_files(self, paths):
         """Class probabilities ``(N, K)`` for image files ``paths`` (or one path: ``(1, K)``)
@@ -126,9 +130,10 @@ class FitResult:
                                     "a background (e.g. white, as the fruit images have) first") from None
         return self.predict(X)
 
-    def test(self, X_test, y_test):
+    def test(self, X_test, y_test, progress=False):
         """The :class:`TestRecord` of the kept weights on the test split ``X_test (N, C, H, W)``
-        (raw, in [0, 1]), ``y_test (N,)``: evaluated once, then recorded.
+        (raw, in [0, 1]), ``y_test (N,)``: evaluated once (with ``progress``, on a bar once that
+        takes a while, as :meth:`predict`), then recorded.
 
         Only a new evaluation (none recorded yet for these weights and test data, here or in
         the checkpoint) adds 1 to ``test_evaluations`` and, when the run has a checkpoint, is
@@ -155,7 +160,7 @@ class FitResult:
 
         if recorded(self.test_record):
             return self.test_record
-        probs = self.predict(X_test)
+        probs = self.predict(X_test, progress=progress)
         loss = CrossEntropyLoss().get(probs, y_test)
         record = TestRecord(self.best_epoch, loss, accuracy(y_test, probs.argmax(axis=1)), probs, sha)
         on_file = self.checkpoint_path is not None and self.checkpoint_path.is_file()

@@ -197,6 +197,27 @@ def test_reading_the_test_split_shows_its_bar_on_a_terminal_unless_no_progress(t
     assert shown == [True, False, False]
 
 
+def test_evaluating_the_test_split_shows_its_bar_once_it_takes_a_while_on_a_terminal(trained, capsys, tmp_path,
+                                                                                 monkeypatch):
+    """predict's evaluation of a run's test split, forward passes over thousands of images, showed
+    no bar where train's evaluations show theirs once they take PROGRESS_DELAY seconds."""
+    run, test = trained
+    ckpt = load_checkpoint(run / "checkpoint.npz")
+    untested = replace(ckpt, test=None)
+    bar = "evaluating:"
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    save_checkpoint(tmp_path / "checkpoint.npz", untested)
+    err = predict(capsys, tmp_path, test / "digit1" / "1.png")[2]
+    assert "is this run's test split" in err and bar not in err  # a quick evaluation: no bar
+    monkeypatch.setattr(evaluation, "PROGRESS_DELAY", 0)  # this evaluation takes no while
+    for terminal, given, shown in ((True, [], True), (False, [], False), (True, ["--no-progress"], False)):
+        monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+        save_checkpoint(tmp_path / "checkpoint.npz", untested)
+        code, out, err = predict(capsys, tmp_path, test / "digit1" / "1.png", *given)
+        assert code == 0 and len(out.splitlines()) == 2 and "is this run's test split" in err
+        assert (bar in err) is shown, err
+
+
 def test_another_datasets_test_folder_is_not_the_runs_test_split(trained, capsys, tmp_path):
     run, test = trained
     ckpt = load_checkpoint(run / "checkpoint.npz")

@@ -20,6 +20,7 @@ from tqdm import tqdm
 import pytest
 from PIL import Image
 
+import hw3lib.evaluation as evaluation
 import hw3lib.learning as learning
 import hw3lib.train as train
 import hw3lib.trained as trained
@@ -589,7 +590,7 @@ def test_a_bar_counts_the_images_evaluated_after_each_epoch_when_that_takes_a_wh
     fit(config.build_model(3), data, config)  # tiny: evaluated well within the delay
     err = capsys.readouterr().err
     assert "epoch 2/2: 100%" in err and "evaluating" not in err
-    monkeypatch.setattr(train, "PROGRESS_DELAY", 0)
+    monkeypatch.setattr(evaluation, "PROGRESS_DELAY", 0)
     shown = fit(config.build_model(3), data, config)
     err = capsys.readouterr().err
     assert all(f"evaluating epoch {epoch}:  " in err for epoch in (1, 2))
