@@ -118,6 +118,7 @@ def known_data(config, root=None):
         _KNOWN.clear()  # the Dataset freed before another is read
         _KNOWN.update(files=files, sha=dataset_sha256(root))
     if _KNOWN.get("settings") != config.data_settings():
+        _KNOWN.pop("settings", None)  # with its Dataset: a load that fails leaves neither
         _KNOWN.pop("data", None)
         data = config.load_data(root)
         for array in vars(data).values():

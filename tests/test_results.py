@@ -27,6 +27,7 @@ from hw3lib.config import TrainConfig
 from hw3lib.engine import blas_description, engine_stamp
 from hw3lib.train import fit
 from hw3lib.evaluation import evaluate
+from hw3lib.images import DataError
 from datasets import name_at_random, write_videos
 
 CONFIG = TrainConfig(epochs=2, batch_size=8, lr=0.002)
@@ -174,6 +175,23 @@ def test_known_data_is_read_and_hashed_once_until_a_file_is_written_though_its_s
     changed, new_sha = runs_module.known_data(replace(CONFIG, seed=1), root)
     assert count_reads == {"hashes": 2, "loads": 3}
     assert new_sha == hw3lib.download.dataset_sha256(root) != sha and changed.X_train.max() > other.X_train.max()
+
+
+def test_known_data_that_failed_to_load_leaves_the_data_loaded_before_to_be_read_again(root, count_reads):
+    """A load that failed (images with transparent pixels in mode L, as a sweep over mode meets
+    them) left the earlier data setting recorded without its Dataset: the next run of that
+    setting failed with KeyError: 'data' instead of training."""
+    image = root / "Data_train" / "A" / "0.png"
+    pixels = np.array(Image.open(image))
+    pixels[0, 0, 1] = 0  # one transparent pixel
+    Image.fromarray(pixels, "LA").save(image)
+    la = replace(CONFIG, mode="LA")
+    data, sha = runs_module.known_data(la, root)
+    with pytest.raises(DataError, match="transparent pixels"):
+        runs_module.known_data(replace(CONFIG, mode="L"), root)
+    again, same = runs_module.known_data(la, root)
+    assert same == sha and again.loaded_with == data.loaded_with and count_reads == {"hashes": 1, "loads": 3}
+    assert all(np.array_equal(getattr(again, k), getattr(data, k)) for k in ("X_train", "X_val", "X_test"))
 
 
 def test_a_known_sha256_given_with_the_data_is_not_computed_again(root, tmp_path, count_reads):
