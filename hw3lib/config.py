@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from .checks import integer
-from .data import check_validation_split, load_dataset
+from .data import check_validation_split, load_dataset, read_images, split_images
 from .images import MODES, check_mode, parse_image_size
 from .layers import float_dtype
 from .model import LeNet5, architecture
@@ -161,6 +161,28 @@ class TrainConfig:
         return load_dataset(root, **self.data_settings(), check_size=self.check_fit if check_model else None,
                             progress=progress, threads=threads, files=files)
 
+    def read_images(self, root=None, check_model=True, progress=False, threads=None, files=None):
+        """The images :meth:`load_data` loads, read but not yet split into training and
+        validation images (:func:`hw3lib.data.read_images`, with :meth:`read_settings` and
+        :meth:`load_data`'s arguments): configs of the same :meth:`read_settings` share them,
+        and :meth:`split_images` makes each one's data."""
+        return read_images(root, **self.read_settings(), check_size=self.check_fit if check_model else None,
+                           progress=progress, threads=threads, files=files)
+
+    def split_images(self, images, check_model=True):
+        """:meth:`load_data`'s data made from ``images`` (a :class:`hw3lib.data.DecodedImages`
+        of :meth:`read_images`, this config's or another's of the same :meth:`read_settings`)
+        without reading the files again: the same arrays, bit for bit
+        (:func:`hw3lib.data.split_images`). ValueError for images read with other settings, and
+        with ``check_model`` (:meth:`check_fit`) for images this config's model cannot take."""
+        if images.read_with != self.read_settings():
+            raise ValueError(f"the images were read with {images.read_with}, the config reads with "
+                             f"{self.read_settings()}. Fix: split the config's own images, "
+                             "config.split_images(config.read_images(root))")
+        if check_model:
+            self.check_fit(images.image_size)
+        return split_images(images, self.val_fraction, self.seed, self.split)
+
     def check_fit(self, size):
         """ValueError unless this config's model takes images of ``size`` ``(H, W)`` as they
         load: a fixed ``model["input_size"]`` of another size, a first dense layer over its
@@ -172,11 +194,16 @@ class TrainConfig:
                              "set image_size to resize the images as they load")
         LeNet5.check(**self._model_arguments(2, size))
 
+    def read_settings(self):
+        """The settings that :meth:`read_images` reads with: ``mode``, ``image_size`` (a
+        :class:`hw3lib.data.DecodedImages`' ``read_with``); the others of :meth:`data_settings`
+        only split the images read."""
+        return dict(mode=self.mode, image_size=self.image_size)
+
     def data_settings(self):
         """The settings that :meth:`load_data` loads with: ``mode``, ``image_size``,
         ``val_fraction``, ``seed``, ``split`` (a :class:`hw3lib.data.Dataset`'s ``loaded_with``)."""
-        return dict(mode=self.mode, image_size=self.image_size, val_fraction=self.val_fraction,
-                    seed=self.seed, split=self.split)
+        return dict(**self.read_settings(), val_fraction=self.val_fraction, seed=self.seed, split=self.split)
 
     def to_dict(self):
         """The fields as a dict of JSON-serialisable values, from which ``TrainConfig(**d)``

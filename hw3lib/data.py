@@ -10,6 +10,12 @@ palettes through their palette, colour to grey by luma), so a split may mix them
 Arrays are ``X`` float32 ``(N, C, H, W)`` in [0, 1] and ``y`` int64 ``(N,)`` holding
 indices into the sorted class names.
 
+Loading is two steps: :func:`read_images` reads and decodes both splits
+(:class:`DecodedImages`), :func:`split_images` splits the training images into training and
+validation images and fits the normaliser (:class:`Dataset`); :func:`load_dataset` does both
+in one call. Runs that differ only in the split (``val_fraction``, ``seed``, ``split``) are read
+once and split each (:func:`hw3lib.runs.known_data`).
+
 Errors: problems with files on disk raise :class:`DataError` (its own class, deliberately
 not a ``ValueError``) whose message names the file (every file of a split that cannot be
 used, in one error) and the fix: the course's fixes (restore a
@@ -95,6 +101,33 @@ class Dataset:
             "val": (self.X_val, self.y_val),
             "test": (self.X_test, self.y_test),
         }
+
+
+@dataclass(frozen=True)
+class DecodedImages:
+    """Both splits' images from :func:`read_images`, before the training images are split into
+    training and validation images (:func:`split_images`): what runs that differ only in the
+    split (``val_fraction``, ``seed``, ``split``) share.
+
+    ``X`` float32 ``(N, C, H, W)`` in [0, 1] and ``y`` int64 ``(N,)``: all the training split's
+    images, in :func:`load_split` order; ``X_test``, ``y_test``: the test split's; ``classes``
+    the sorted class names; ``root`` the folder read; ``read_with`` the settings read with,
+    ``mode`` and ``image_size`` (``(H, W)`` or None), as
+    :meth:`hw3lib.config.TrainConfig.read_settings` gives them.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    classes: list[str]
+    root: Path
+    read_with: dict
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """``(H, W)`` of the images."""
+        return tuple(self.X.shape[2:])
 
 
 def _sizes_differ(sizes: dict[tuple[int, int], tuple[int, Path]]) -> str:
@@ -456,6 +489,41 @@ def dataloader(
     return ((X[idx], y[idx]) for idx in np.split(order, range(batch_size, len(y), batch_size)))
 
 
+def read_images(
+    root: str | os.PathLike | None = None,
+    mode: str = "L",
+    image_size=None,
+    check_size=None,
+    progress: bool = False,
+    threads: int | None = None,
+    files: tuple | None = None,
+) -> DecodedImages:
+    """The read step of :func:`load_dataset`: both splits' images, read and decoded but not yet
+    split into training and validation images, which :func:`split_images` does for each
+    ``val_fraction``, ``seed`` and ``split`` without reading the files again.
+
+    The arguments, errors and progress bar are :func:`load_dataset`'s, but a ``val_fraction``
+    that leaves a class's validation images empty is refused by :func:`split_images`, after
+    the reading.
+    """
+    root, size, threads, files = _reading(root, mode, image_size, threads, files)
+    (X,), y, classes, X_test, y_test = _read_both(root, mode, size, check_size, files, progress, threads)
+    return DecodedImages(X, y, X_test, y_test, classes, root, dict(mode=mode, image_size=size))
+
+
+def split_images(images: DecodedImages, val_fraction: float = 0.3, seed: int = 0,
+                 split: str = "blocked") -> Dataset:
+    """The split step of :func:`load_dataset`: the :class:`Dataset` of ``images``
+    (:func:`read_images`) with their training images split stratified into train/val
+    (:func:`train_val_split`), the normaliser fitted on train; the same arrays, bit for bit, as
+    :func:`load_dataset` with the same settings gives. ``images``' arrays are not copied but
+    for the two parts of the training images, so a Dataset's ``X_test`` is ``images.X_test``."""
+    is_val = validation_mask(images.y, val_fraction, seed, split)
+    parts = images.X[~is_val], images.X[is_val]
+    return _dataset(parts, images.y, is_val, images.X_test, images.y_test, images.classes, images.root,
+                    dict(**images.read_with, val_fraction=val_fraction, seed=seed, split=split))
+
+
 def load_dataset(
     root: str | os.PathLike | None = None,
     mode: str = "L",
@@ -469,7 +537,10 @@ def load_dataset(
     files: tuple | None = None,
 ) -> Dataset:
     """Load both splits, split train stratified into train/val (:func:`train_val_split` with
-    ``split`` "blocked" or "random"), fit the normaliser on train.
+    ``split`` "blocked" or "random"), fit the normaliser on train: :func:`read_images`, then
+    :func:`split_images`, in one call that reads the training images straight into their two
+    parts, so that none is held twice (runs that differ only in the split read once and split
+    the images each: :func:`hw3lib.runs.known_data`).
 
     ``image_size`` (``S`` or ``(H, W)``) resizes every image as it loads, and ``check_size`` sees
     the first training image's size (:func:`load_split`). With ``progress``, a ``tqdm.auto``
@@ -480,23 +551,40 @@ def load_dataset(
     Raises DataError where the folders are no dataset (:func:`hw3lib.folders.dataset_files`,
     before any image is read) or the test split's image size differs from the training
     split's. Both splits are read before their images that cannot be used are named, in one
-    DataError (see :func:`load_split`).
+    DataError (see :func:`load_split`). A split that cannot be made (:func:`validation_mask`)
+    is refused before any image is read.
     """
+    root, size, threads, files = _reading(root, mode, image_size, threads, files)
+    # straight into the training and validation parts (a split of the loaded array would copy
+    # it); a split that cannot be made is refused before minutes of reading a large folder
+    is_val = validation_mask(np.array(files[0][1]), val_fraction, seed, split)
+    parts, y, classes, X_test, y_test = _read_both(root, mode, size, check_size, files, progress, threads,
+                                                   [~is_val, is_val])
+    return _dataset(parts, y, is_val, X_test, y_test, classes, root, dict(
+        mode=mode, image_size=size, val_fraction=val_fraction, seed=seed, split=split))
+
+
+def _reading(root, mode, image_size, threads, files):
+    """``(root, size, threads, files)``: the settings of :func:`read_images` and
+    :func:`load_dataset` checked, the root resolved and its files listed where not given."""
     check_mode(mode)
     size = parse_image_size(image_size)
     threads = reading_threads(threads)
     root = resolve_root(root)
-    listing, test_listing = dataset_files(root) if files is None else files
-    # straight into the training and validation parts (a split of the loaded array would copy
-    # it); a split that cannot be made is refused before minutes of reading a large folder
-    is_val = validation_mask(np.array(listing[1]), val_fraction, seed, split)
+    return root, size, threads, dataset_files(root) if files is None else files
+
+
+def _read_both(root, mode, size, check_size, files, progress, threads, parts=None):
+    """Both splits of ``root`` read with checked settings (:func:`_reading`) on one bar:
+    ``(arrays, y, classes, X_test, y_test)``, the training images in one array per mask of
+    ``parts`` (:func:`_load`). The errors are :func:`load_dataset`'s."""
+    listing, test_listing = files
     problems = []  # both splits' bad images, named in one error: a folder is mended in one round
     with tqdm(total=len(listing[0]) + len(test_listing[0]), disable=not progress, unit="image",
               desc="reading", delay=PROGRESS_DELAY, leave=False) as bar:
         try:
             with warnings_gathered():
-                Xs, y, classes = _load(root, "train", mode, size, check_size, listing, bar, threads,
-                                       [~is_val, is_val])
+                Xs, y, classes = _load(root, "train", mode, size, check_size, listing, bar, threads, parts)
         except _SplitTooLarge:
             raise  # its fix, a smaller image_size, is the test split's too: not read for nothing
         except DataError as err:
@@ -511,8 +599,14 @@ def load_dataset(
     if X_test.shape[2:] != Xs[0].shape[2:]:
         raise DataError(_sizes_differ({Xs[0].shape[2:]: (len(y), listing[0][0]),
                                        X_test.shape[2:]: (len(y_test), test_listing[0][0])}))
-    (X_train, X_val), y_train, y_val = Xs, y[~is_val], y[is_val]
+    return Xs, y, classes, X_test, y_test
+
+
+def _dataset(parts, y, is_val, X_test, y_test, classes, root, loaded_with):
+    """The :class:`Dataset` of the training images' two ``parts`` ``(X_train, X_val)``, split
+    from labels ``y`` by the mask ``is_val``, and the test split, its normaliser fitted on
+    ``X_train``."""
+    X_train, X_val = parts
     mean, std = fit_normalizer(X_train)
-    return Dataset(X_train, y_train, X_val, y_val, X_test, y_test, classes, mean, std, root,
-                   dict(mode=mode, image_size=size, val_fraction=val_fraction,
-                        seed=seed, split=split))
+    return Dataset(X_train, y[~is_val], X_val, y[is_val], X_test, y_test, classes, mean, std, root,
+                   loaded_with)

@@ -30,7 +30,7 @@ from .trained import FitResult
 
 RUNS_DIR = REPO_ROOT / "runs" / "notebooks"
 TURN_POLL = 1.0  # seconds between looks at a run another process trains
-_KNOWN = {}  # known_data's last read: the files' stamp and SHA-256, the data setting and its Dataset
+_KNOWN = {}  # known_data's last read: the files' stamp and SHA-256, the images read, the Dataset
 
 
 def config_key(config):
@@ -110,24 +110,35 @@ def known_data(config, root=None):
     ``data_sha256=``). A sweep's worker trains run after run on one folder: the files are read
     and hashed once, and again only once their :func:`~hw3lib.download.files_stamp` changes
     (a file added, removed or written), so that a run never pairs data with the SHA-256 of other
-    files. Kept in this process: the SHA-256, and the Dataset of the last data setting
-    (:meth:`~hw3lib.config.TrainConfig.data_settings`), its arrays read-only (each run trains on
-    the images as read)."""
+    files. Kept in this process: the SHA-256; the images of the last read setting
+    (:meth:`~hw3lib.config.TrainConfig.read_images`: runs that differ only in ``seed``,
+    ``val_fraction`` or ``split``, a sweep's seeds, are read once and split each); and the
+    Dataset of the last data setting (:meth:`~hw3lib.config.TrainConfig.data_settings`), their
+    arrays read-only (each run trains on the images as read)."""
     files = (resolve_root(root).resolve(), files_stamp(root))  # taken before any file is read
     if _KNOWN.get("files") != files:
-        _KNOWN.clear()  # the Dataset freed before another is read
+        _KNOWN.clear()  # the images freed before others are read
         _KNOWN.update(files=files, sha=dataset_sha256(root))
-    if _KNOWN.get("settings") != config.data_settings():
-        _KNOWN.pop("settings", None)  # with its Dataset: a load that fails leaves neither
+    images = _KNOWN.get("images")
+    if images is None or images.read_with != config.read_settings():
+        _KNOWN.pop("images", None)  # freed before others are read (a read that fails leaves none)
         _KNOWN.pop("data", None)
-        data = config.load_data(root)
-        for array in vars(data).values():
-            if isinstance(array, np.ndarray):
-                array.flags.writeable = False
-        _KNOWN.update(settings=config.data_settings(), data=data)
+        images = _KNOWN["images"] = _read_only(config.read_images(root))
+    data = _KNOWN.get("data")
+    if data is None or data.loaded_with != config.data_settings():
+        _KNOWN.pop("data", None)
+        data = _KNOWN["data"] = _read_only(config.split_images(images))
     else:
-        config.check_fit(_KNOWN["data"].image_size)  # as loading checks it, for this config's model
-    return _KNOWN["data"], _KNOWN["sha"]
+        config.check_fit(data.image_size)  # as splitting checks it, for this config's model
+    return data, _KNOWN["sha"]
+
+
+def _read_only(arrays):
+    """``arrays`` (a DecodedImages or a Dataset), its arrays made read-only."""
+    for array in vars(arrays).values():
+        if isinstance(array, np.ndarray):
+            array.flags.writeable = False
+    return arrays
 
 
 def load_or_train(config, path=None, *, data=None, data_sha256=None, root=None, progress=False, on_epoch=None,

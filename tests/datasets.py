@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hw3lib import folders
+from hw3lib import data, folders, images
 
 DATA = Path(os.environ.get("HW3_DATA", Path(__file__).parents[1] / "data"))
 HAVE_DATA = (DATA / "Data_train").is_dir()
@@ -90,3 +90,17 @@ def name_at_random(root: Path, seed=0, split="train") -> Path:
         for file in folder.iterdir():
             file.rename(folder / file.stem)
     return root
+
+
+def count_decodes(monkeypatch) -> list:
+    """The paths of the image files decoded from now on (:func:`hw3lib.images.read_image`,
+    called by hw3lib.data on one thread or through ``read_on_thread`` on several), in order."""
+    decoded, read_image = [], images.read_image
+
+    def counted(path, *args, **kwargs):
+        decoded.append(Path(path))
+        return read_image(path, *args, **kwargs)
+
+    monkeypatch.setattr(data, "read_image", counted)
+    monkeypatch.setattr(images, "read_image", counted)
+    return decoded

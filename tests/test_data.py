@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from hw3lib import data, download, folders, images
+from hw3lib.config import TrainConfig
 from hw3lib.images import DataError, TransparentPixels
 from conftest import peak_bytes
 from datasets import (CLASSES, DATA, PNG_SIGNATURE, SEED_PNG, make_root, needs_data, write_banded_root,
@@ -776,6 +777,51 @@ def test_load_dataset_loads_straight_into_the_training_and_validation_parts(tmp_
     expected = data.train_val_split(X, y, 0.3, 3, "random")
     for got, want in zip((ds.X_train, ds.y_train, ds.X_val, ds.y_val), expected):
         assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+def assert_same_dataset(got, want):
+    """Every field of the Datasets ``got`` and ``want`` equal, the arrays bit for bit (dtype,
+    shape, layout and bytes)."""
+    for name, value in vars(want).items():
+        other = getattr(got, name)
+        if isinstance(value, np.ndarray):
+            assert (other.dtype, other.shape, other.flags.c_contiguous, other.tobytes()) == (
+                value.dtype, value.shape, value.flags.c_contiguous, value.tobytes()), name
+        else:
+            assert other == value, name
+
+
+@pytest.mark.parametrize("split", data.SPLIT_METHODS)
+def test_images_read_once_and_split_are_load_datasets_data_bit_for_bit(tmp_path, split):
+    """Runs that differ only in the split (a sweep's seeds) each read every file again: the read
+    step's images, split for each seed and fraction, are load_dataset's, bit for bit (a small
+    class, cut into fewer runs from a seeded file, among them)."""
+    root = write_banded_root(tmp_path, per_class=30, test_per_class=4)
+    for image in sorted((root / "Data_train" / "C").iterdir())[12:]:
+        image.unlink()
+    images = data.read_images(root, mode="RGB", image_size=(24, 20))
+    assert (images.X.shape, images.image_size, images.read_with) == (
+        (72, 3, 24, 20), (24, 20), dict(mode="RGB", image_size=(24, 20)))
+    for seed in (0, 1, 7):
+        for fraction in (0.1, 0.3, 0.55):
+            got = data.split_images(images, fraction, seed, split)
+            assert_same_dataset(got, data.load_dataset(root, "RGB", fraction, seed, split, image_size=(24, 20)))
+            assert got.X_test is images.X_test
+    with pytest.raises(ValueError, match=r"TrainConfig\(val_fraction=0.001\) of \[30, 30, 12\] images"):
+        data.split_images(images, 0.001)
+
+
+def test_a_config_splits_the_images_of_its_own_read_settings_only(tmp_path):
+    root = write_banded_root(tmp_path, per_class=10, test_per_class=2)
+    images = TrainConfig(seed=1).read_images(root)
+    assert_same_dataset(TrainConfig(seed=2, split="random").split_images(images),
+                        TrainConfig(seed=2, split="random").load_data(root))
+    with pytest.raises(ValueError, match=r"the images were read with \{'mode': 'L', 'image_size': None\}, "
+                                         r"the config reads with \{'mode': 'RGB', .*Fix: split the config's own"):
+        TrainConfig(mode="RGB").split_images(images)
+    with pytest.raises(ValueError, match="kernel_size=15 does not fit 32x32"):  # as load_data refuses them
+        TrainConfig(model={"kernel_size": 15}).split_images(images)
+    assert len(TrainConfig(model={"kernel_size": 15}).split_images(images, check_model=False).y_val) == 9
 
 
 def test_one_block_normalizes_as_numpy_does():

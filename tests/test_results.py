@@ -132,21 +132,21 @@ def test_data_given_without_root_is_filed_under_its_own_folder(root, tmp_path, m
 
 @pytest.fixture
 def count_reads(monkeypatch):
-    """Counts the hashes and loads of the data inside hw3lib.runs, its known_data forgotten."""
-    calls = {"hashes": 0, "loads": 0}
+    """Counts the hashes and reads of the data inside hw3lib.runs, its known_data forgotten."""
+    calls = {"hashes": 0, "reads": 0}
 
     def hashed(root):
         calls["hashes"] += 1
         return hw3lib.download.dataset_sha256(root)
 
-    def loaded(self, *args, **kwargs):
-        calls["loads"] += 1
-        return load_data(self, *args, **kwargs)
+    def read(self, *args, **kwargs):
+        calls["reads"] += 1
+        return read_images(self, *args, **kwargs)
 
-    load_data = TrainConfig.load_data
+    read_images = TrainConfig.read_images
     monkeypatch.setattr(runs_module, "_KNOWN", {})
     monkeypatch.setattr(runs_module, "dataset_sha256", hashed)
-    monkeypatch.setattr(TrainConfig, "load_data", loaded)
+    monkeypatch.setattr(TrainConfig, "read_images", read)
     return calls
 
 
@@ -163,17 +163,17 @@ def test_known_data_is_read_and_hashed_once_until_a_file_is_written_though_its_s
     data, sha = runs_module.known_data(CONFIG, root)
     assert sha == hw3lib.download.dataset_sha256(root) and not data.X_train.flags.writeable
     assert runs_module.known_data(replace(CONFIG, lr=0.01), root) == (data, sha)  # another run's setting
-    assert count_reads == {"hashes": 1, "loads": 1}
-    other, same = runs_module.known_data(replace(CONFIG, seed=1), root)  # another split: loaded, not hashed
-    assert same == sha and other.loaded_with["seed"] == 1
-    assert count_reads == {"hashes": 1, "loads": 2}
+    assert count_reads == {"hashes": 1, "reads": 1}
+    other, same = runs_module.known_data(replace(CONFIG, seed=1), root)  # another split: split, not read
+    assert same == sha and other.loaded_with["seed"] == 1 and not other.X_train.flags.writeable
+    assert count_reads == {"hashes": 1, "reads": 1}
     image = root / "Data_train" / "A" / "0.png"  # written again, of the same size and modification time
     before = image.stat()
     Image.new("L", (32, 32), 255).save(image, compress_level=0)
     os.utime(image, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert image.stat().st_size == before.st_size and image.stat().st_mtime_ns == before.st_mtime_ns
     changed, new_sha = runs_module.known_data(replace(CONFIG, seed=1), root)
-    assert count_reads == {"hashes": 2, "loads": 3}
+    assert count_reads == {"hashes": 2, "reads": 2}
     assert new_sha == hw3lib.download.dataset_sha256(root) != sha and changed.X_train.max() > other.X_train.max()
 
 
@@ -190,14 +190,14 @@ def test_known_data_that_failed_to_load_leaves_the_data_loaded_before_to_be_read
     with pytest.raises(DataError, match="transparent pixels"):
         runs_module.known_data(replace(CONFIG, mode="L"), root)
     again, same = runs_module.known_data(la, root)
-    assert same == sha and again.loaded_with == data.loaded_with and count_reads == {"hashes": 1, "loads": 3}
+    assert same == sha and again.loaded_with == data.loaded_with and count_reads == {"hashes": 1, "reads": 3}
     assert all(np.array_equal(getattr(again, k), getattr(data, k)) for k in ("X_train", "X_val", "X_test"))
 
 
 def test_a_known_sha256_given_with_the_data_is_not_computed_again(root, tmp_path, count_reads):
     data, sha = runs_module.known_data(CONFIG, root)
     result = runs_module.load_or_train(CONFIG, tmp_path / "run.npz", data=data, data_sha256=sha)
-    assert count_reads == {"hashes": 1, "loads": 1}
+    assert count_reads == {"hashes": 1, "reads": 1}
     assert load_checkpoint(result.checkpoint_path).data_sha256 == sha
     with pytest.raises(ValueError, match="given data_sha256 without data: give the data it is the SHA-256 of"):
         runs_module.load_or_train(CONFIG, tmp_path / "run.npz", data_sha256=sha, root=root)

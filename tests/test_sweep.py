@@ -34,7 +34,7 @@ import sqlalchemy
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from datasets import make_root, name_at_random, write_banded_root, write_png, write_videos
+from datasets import count_decodes, make_root, name_at_random, write_banded_root, write_png, write_videos
 from conftest import missing
 from hw3lib import cores, data, out_folders
 from hw3lib import results
@@ -43,6 +43,7 @@ from hw3lib import sweep as sweep_module
 from hw3lib import sweep_cli, sweep_study
 from hw3lib.__main__ import main as hw3lib_main
 from hw3lib.atomic import INTERRUPTS, claimed
+from hw3lib.checkpoint import load_checkpoint
 from hw3lib.config import TrainConfig
 from hw3lib.engine import engine_code
 from hw3lib.images import DataError
@@ -221,15 +222,15 @@ def test_a_worker_reads_and_hashes_the_data_once_not_once_a_run_and_again_once_a
     """Each run read and hashed every file of the data again: seconds a run for a large folder.
     A file written between runs must still be read and hashed again, its runs stamped so."""
     data = shutil.copytree(root, tmp_path / "data")
-    reads, fits, load_data, fit = [], [], TrainConfig.load_data, runs_module.fit
+    reads, fits, read_images, fit = [], [], TrainConfig.read_images, runs_module.fit
 
     def hashed(where):
         reads.append("hash")
         return sweep_module.dataset_sha256(where)
 
-    def loaded(self, *args, **kwargs):
-        reads.append("load")
-        return load_data(self, *args, **kwargs)
+    def read(self, *args, **kwargs):
+        reads.append("read")
+        return read_images(self, *args, **kwargs)
 
     def fitted(*args, **kwargs):
         fits.append(kwargs["data_sha256"])
@@ -239,12 +240,37 @@ def test_a_worker_reads_and_hashes_the_data_once_not_once_a_run_and_again_once_a
 
     monkeypatch.setattr(runs_module, "_KNOWN", {})  # as a fresh worker
     monkeypatch.setattr(runs_module, "dataset_sha256", hashed)
-    monkeypatch.setattr(TrainConfig, "load_data", loaded)
+    monkeypatch.setattr(TrainConfig, "read_images", read)
     monkeypatch.setattr(runs_module, "fit", fitted)
     result = run_here(tmp_path, data, {"lr": [1e-3, 2e-3, 3e-3]}, seeds=(0,))
     assert [r.state for r in result.runs] == ["done"] * 3
-    assert reads == ["hash", "load", "hash", "load"]  # the first run's, and the third's after the change
+    assert reads == ["hash", "read", "hash", "read"]  # the first run's, and the third's after the change
     assert fits[0] == fits[1] != fits[2] == sweep_module.dataset_sha256(data)
+
+
+def test_a_worker_decodes_the_images_once_for_all_seeds_and_trains_each_as_on_its_own_loaded_data(
+        tmp_path, root, monkeypatch):
+    """Each seed draws another validation split, and a worker read and decoded every image again
+    for each (about 10 s a run for 25,000 images). It decodes them once and splits them per seed;
+    each run's checkpoint is the one trained on the data loaded for its seed alone, bit for bit."""
+    monkeypatch.setattr(runs_module, "_KNOWN", {})  # as a fresh worker
+    decoded = count_decodes(monkeypatch)
+    result = run_here(tmp_path, root, {}, seeds=(0, 1, 2))
+    assert [r.state for r in result.runs] == ["done"] * 3
+    files = sorted(path.resolve() for path in root.glob("*/*/*.png"))
+    assert sorted(path.resolve() for path in decoded) == files, f"{len(decoded)} decoded of {len(files)} files"
+    for seed in (0, 1, 2):
+        config = replace(BASE, seed=seed)
+        swept = load_checkpoint(checkpoint_path(config, tmp_path / "checkpoints"))
+        alone = load_checkpoint(load_or_train(config, tmp_path / "alone" / f"{seed}.npz",
+                                              data=config.load_data(root)).checkpoint_path)
+        for name in ("params", "best_params", "optimizer"):
+            mine, theirs = getattr(swept, name), getattr(alone, name)
+            assert mine.keys() == theirs.keys() and all(
+                mine[k].tobytes() == theirs[k].tobytes() for k in mine), (seed, name)
+        assert swept.mean.tobytes() == alone.mean.tobytes() and swept.std.tobytes() == alone.std.tobytes()
+        assert {k: v for k, v in swept.history.items() if k != "seconds"} == {
+            k: v for k, v in alone.history.items() if k != "seconds"}
 
 
 def replace_base(**changes):
