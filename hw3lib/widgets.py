@@ -158,10 +158,12 @@ class Playground:
     ``settings``: the controls' first values. ``root``: the data folder (holding
     ``Data_train/`` and ``Data_test/``; default ``$HW3_DATA``, then ``data/``, read when the
     panel is made), which Train and Sweep both use. ``load(config) -> Dataset`` loads the data
-    of a run's channel mode, image size, seed and validation split for Train (default
-    ``config.load_data(root, check_model=False)``, see :meth:`TrainConfig.load_data`); the
-    last :data:`DATASETS_KEPT` datasets used stay loaded (the default's until the files at
-    ``root`` change on disk: Train then reads them again, as the sweep does). The sweep trains
+    of a run's channel mode, image size, seed and validation split for Train (default: that of
+    ``config.load_data(root, check_model=False)``, see :meth:`TrainConfig.load_data`, split
+    from the images of the last mode and image size read, so that another seed or split reads
+    no file again); the last :data:`DATASETS_KEPT` datasets used stay loaded (the default's
+    until the files at ``root`` change on disk: Train then reads them again, as the sweep
+    does). The sweep trains
     in worker processes, which load the data themselves from ``root``: a panel given its own
     ``load`` but no ``root`` does not sweep (Sweep says in the panel to pass ``root=``), since it cannot
     know which data ``load`` reads. ``threaded=True`` trains in a background thread (Stop
@@ -192,7 +194,7 @@ class Playground:
             self.root = None if root is None else resolve_root(root)
         _ignore_warnings_the_panel_says()
         self.sweep_out, self.sweep_result = sweep_out, None
-        self.threaded, self._load, self._datasets = threaded, load, {}
+        self.threaded, self._load, self._datasets, self._images = threaded, load, {}, None
         self.runs, self.history, self.batches = [], {k: [] for k in HISTORY_KEYS}, []
         self.running, self._thread, self._stop, self._drawn = False, None, threading.Event(), 0.0
         self._settings = None  # those of the run in progress (None: none, or a sweep)
@@ -397,7 +399,17 @@ class Playground:
             control.value = min(control.value, train_max)
 
     def _load_root(self, config):
-        return config.load_data(self.root, check_model=False)  # cached for every model the panel sets
+        """The data of ``config`` at ``root`` (for every model the panel sets), split from the
+        images of the last mode and image size read (:meth:`TrainConfig.read_images`): another
+        seed or split reads no file again."""
+        if not self._holds_images(config):
+            self._images = None  # freed before others are read
+            self._images = config.read_images(self.root, check_model=False)
+        return config.split_images(self._images, check_model=False)
+
+    def _holds_images(self, config):
+        """Whether the panel holds the images ``config`` splits (the default load)."""
+        return self._images is not None and self._images.read_with == config.read_settings()
 
     def _dataset(self, config):
         """The data of ``config`` from ``load``, loaded again once the panel has used
@@ -407,9 +419,10 @@ class Playground:
             stamp = files_stamp(self.root)
             if stamp != self._stamp:
                 self._datasets.clear()
+                self._images = None
                 self._stamp = stamp
         key = (config.mode, config.image_size, config.seed, config.val_fraction, config.split)
-        if key not in self._datasets:  # said while the kernel reads, seconds for a folder of photos
+        if key not in self._datasets and not self._holds_images(config):  # seconds for a folder of photos
             self._say(f"Reading the images{f' of {self.root}' if self.root else ''}...")
         data = self._datasets.pop(key) if key in self._datasets else self._load(config)
         self._datasets[key] = data  # the last used, last

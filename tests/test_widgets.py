@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from datasets import png_bytes, write_banded_root, write_png
+from datasets import count_decodes, png_bytes, write_banded_root, write_png
 from hw3lib.data import Dataset, dataloader, fit_normalizer, normalize
 from hw3lib.images import DataError
 from hw3lib.losses import CrossEntropyLoss
@@ -945,6 +945,36 @@ def test_the_default_load_trains_and_sweeps_the_data_at_root_not_hw3_data(tmp_pa
     assert panel.runs[-1].status == "done" and panel.runs[-1].result.classes == ["A", "B", "C"]
     panel.sweep_button.click()
     assert seen == [(tmp_path / "runs" / "mine" / "playground-sweep", root)]
+
+
+@pytest.mark.filterwarnings("ignore::hw3lib.train.OneBatchWarning")  # a few images, fewer than a batch
+def test_the_default_load_decodes_the_images_once_for_every_seed_and_split_tried(tmp_path, monkeypatch):
+    """Each seed and split method holds out other images, and the panel read and decoded every
+    file again for each (seconds a seed for a folder of photos): it splits the images it read,
+    the data of each as TrainConfig.load_data loads it; another mode or image size, or files
+    changed on disk, are read again."""
+    root = write_banded_root(tmp_path / "mine", per_class=20, test_per_class=2)
+    files = len(list(root.glob("*/*/*.png")))
+    decoded = count_decodes(monkeypatch)
+    panel = Playground(replace(SMALL, epochs=1, train_size=10), root=root, threaded=False)
+    said, say = [], panel._say
+    panel._say = lambda text, **kwargs: (said.append(text), say(text, **kwargs))
+    for seed, split in ((1, "blocked"), (2, "blocked"), (2, "random"), (3, "random")):
+        panel.controls["seed"].value, panel.controls["split"].value = seed, split
+        panel.train_button.click()
+    assert [run.status for run in panel.runs] == ["done"] * 4 and len(decoded) == files
+    assert not [text for text in said if text.startswith("Reading the images")]  # none read
+    config = panel.settings().config()
+    expected = config.load_data(root, check_model=False)
+    got = panel._dataset(config)
+    assert all(np.array_equal(getattr(got, k), getattr(expected, k)) for k in ("X_train", "X_val", "y_val", "mean"))
+    decoded.clear()  # load_data's
+    panel.controls["mode"].value = "RGB"
+    panel.train_button.click()
+    assert len(decoded) == files and [text for text in said if text.startswith("Reading the images")]
+    write_png(next(root.glob("Data_train/A/*.png")), 30)
+    panel.train_button.click()
+    assert len(decoded) == 2 * files and [run.status for run in panel.runs] == ["done"] * 6
 
 
 def test_the_default_load_keeps_images_for_every_model_the_panel_may_set(tmp_path):
