@@ -1232,6 +1232,7 @@ def test_a_bar_counts_the_images_read_when_reading_takes_a_while(tmp_path, capsy
     code, stdout, err = run_cli(capsys, "--data", root, "--epochs", 1, "--out", tmp_path / "run")
     assert code in (0, 3), err
     assert "reading:   0%|" in err and " 0/12 [" in err  # the bar (refreshed 10 times a second)
+    assert "fitting mean and std:   0%|" in err and " 0/4 [" in err  # the training images'
     assert "epoch 1/1:" in err  # training's bar
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
     code, stdout, err = run_cli(capsys, "--data", root, "--epochs", 1, "--out", tmp_path / "file")

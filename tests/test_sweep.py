@@ -1361,8 +1361,8 @@ def test_before_its_runs_the_sweep_shows_its_reading_hashing_and_file_order_chec
         monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
         assert hw3lib_main([*argv, *quiet, "--out", str(tmp_path / "out")]) == 2
         err = capsys.readouterr().err
-        bars = ["reading:" in err, "hashing:" in err, "checking file order:" in err]
-        assert bars == [terminal and not quiet] * 3, err
+        bars = ["reading:" in err, "fitting mean and std:" in err, "hashing:" in err, "checking file order:" in err]
+        assert bars == [terminal and not quiet] * 4, err
 
 
 def test_the_sweep_says_how_many_images_it_reads_as_train_does_listing_the_folders_once(
