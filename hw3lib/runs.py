@@ -31,6 +31,10 @@ from .trained import FitResult
 RUNS_DIR = REPO_ROOT / "runs" / "notebooks"
 TURN_POLL = 1.0  # seconds between looks at a run another process trains
 _KNOWN = {}  # known_data's last read: the files' stamp and SHA-256, the images read, the Dataset
+# known_data keeps a read's decoded images for the next split only up to this size: beside a
+# run's Dataset they hold the training images twice (25,000 RGB 64x64 images: 1.2 GB, in every
+# worker); larger ones are read again for each split, as each was before
+KEEP_IMAGES_BYTES = 2**30
 
 
 def config_key(config):
@@ -112,9 +116,10 @@ def known_data(config, root=None):
     (a file added, removed or written), so that a run never pairs data with the SHA-256 of other
     files. Kept in this process: the SHA-256; the images of the last read setting
     (:meth:`~hw3lib.config.TrainConfig.read_images`: runs that differ only in ``seed``,
-    ``val_fraction`` or ``split``, a sweep's seeds, are read once and split each); and the
-    Dataset of the last data setting (:meth:`~hw3lib.config.TrainConfig.data_settings`), their
-    arrays read-only (each run trains on the images as read)."""
+    ``val_fraction`` or ``split``, a sweep's seeds, are read once and split each), while they
+    take at most :data:`KEEP_IMAGES_BYTES`; and the Dataset of the last data setting
+    (:meth:`~hw3lib.config.TrainConfig.data_settings`), their arrays read-only (each run trains
+    on the images as read)."""
     files = (resolve_root(root).resolve(), files_stamp(root))  # taken before any file is read
     if _KNOWN.get("files") != files:
         _KNOWN.clear()  # the images freed before others are read
@@ -128,6 +133,8 @@ def known_data(config, root=None):
     if data is None or data.loaded_with != config.data_settings():
         _KNOWN.pop("data", None)
         data = _KNOWN["data"] = _read_only(config.split_images(images))
+        if images.X.nbytes + images.X_test.nbytes > KEEP_IMAGES_BYTES:
+            del _KNOWN["images"]  # the training images held once, by the Dataset
     else:
         config.check_fit(data.image_size)  # as splitting checks it, for this config's model
     return data, _KNOWN["sha"]

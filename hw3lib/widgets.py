@@ -57,7 +57,7 @@ from .images import MODES, DataError
 from .playground_runs import (IMAGE_SIZES, VAL_SPLITS, RunRecord, RunSettings, check_settings,
                               control_ranges, differences, panel_phrasing, prepare, runs_table)
 from .plots import legend_below, plot_live_curves, plot_run_curves
-from .runs import run_folder
+from .runs import KEEP_IMAGES_BYTES, run_folder
 from .sweep import NotLearnedWarning, SweepError, run_sweep
 from .train import HISTORY_KEYS, OneBatchWarning
 
@@ -401,11 +401,15 @@ class Playground:
     def _load_root(self, config):
         """The data of ``config`` at ``root`` (for every model the panel sets), split from the
         images of the last mode and image size read (:meth:`TrainConfig.read_images`): another
-        seed or split reads no file again."""
+        seed or split reads no file again, where the images take at most
+        :data:`~hw3lib.runs.KEEP_IMAGES_BYTES`."""
         if not self._holds_images(config):
             self._images = None  # freed before others are read
             self._images = config.read_images(self.root, check_model=False)
-        return config.split_images(self._images, check_model=False)
+        data = config.split_images(self._images, check_model=False)
+        if self._images.X.nbytes + self._images.X_test.nbytes > KEEP_IMAGES_BYTES:
+            self._images = None  # as a sweep's worker: too large to hold twice
+        return data
 
     def _holds_images(self, config):
         """Whether the panel holds the images ``config`` splits (the default load)."""

@@ -273,6 +273,20 @@ def test_a_worker_decodes_the_images_once_for_all_seeds_and_trains_each_as_on_it
             k: v for k, v in alone.history.items() if k != "seconds"}
 
 
+def test_a_worker_decodes_the_images_for_each_seed_where_keeping_them_would_cost_too_much_memory(
+        tmp_path, root, monkeypatch):
+    """Kept beside a run's split, the decoded images hold the training images twice: above
+    KEEP_IMAGES_BYTES a worker reads them again for each seed, as before, and trains the same."""
+    monkeypatch.setattr(runs_module, "_KNOWN", {})
+    monkeypatch.setattr(runs_module, "KEEP_IMAGES_BYTES", 0)
+    decoded = count_decodes(monkeypatch)
+    result = run_here(tmp_path, root, {}, seeds=(0, 1, 2))
+    assert [r.state for r in result.runs] == ["done"] * 3
+    assert "images" not in runs_module._KNOWN
+    files = sorted(path.resolve() for path in root.glob("*/*/*.png"))
+    assert sorted(path.resolve() for path in decoded) == sorted(files * 3)
+
+
 def replace_base(**changes):
     return TrainConfig(**{**BASE.to_dict(), **changes})
 

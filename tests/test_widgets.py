@@ -977,6 +977,23 @@ def test_the_default_load_decodes_the_images_once_for_every_seed_and_split_tried
     assert len(decoded) == 2 * files and [run.status for run in panel.runs] == ["done"] * 6
 
 
+def test_the_default_load_reads_again_for_each_seed_where_keeping_the_images_would_cost_too_much(
+        tmp_path, monkeypatch):
+    """Beside the datasets it keeps, the panel's decoded images hold the training images once
+    more: above KEEP_IMAGES_BYTES it reads them for each seed, as a sweep's worker does."""
+    root = write_banded_root(tmp_path / "mine", per_class=20, test_per_class=2)
+    files = len(list(root.glob("*/*/*.png")))
+    monkeypatch.setattr(widgets, "KEEP_IMAGES_BYTES", 0)
+    decoded = count_decodes(monkeypatch)
+    panel = Playground(replace(SMALL, epochs=1, train_size=10), root=root, threaded=False)
+    for seed in (1, 2):
+        panel.controls["seed"].value = seed
+        panel.train_button.click()
+    assert [run.status for run in panel.runs] == ["done"] * 2
+    assert len(decoded) == 3 * files  # as the panel is made (its first settings), then each seed
+    assert panel._images is None
+
+
 def test_the_default_load_keeps_images_for_every_model_the_panel_may_set(tmp_path):
     """12x12 images are too small for the panel's 5x5 kernels, not for 3x3 ones: the panel loads
     them (its data serve every model), as TrainConfig.load_data without check_model does."""
