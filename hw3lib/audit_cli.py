@@ -12,7 +12,7 @@ from .atomic import atomic_write
 from .cli import (Parser, add_data_option, add_progress_option, announce_reading, file_or_folder, fraction,
                   image_size, parse_seeds, show_progress)
 from .config import TrainConfig
-from .data import load_split, validation_mask
+from .data import read_images, validation_mask
 from .folders import dataset_files, resolve_root, split_dir
 from .images import MODES, DataError
 from .leakage import leakage_audit
@@ -79,10 +79,10 @@ def _audit(args, seeds):
     is_val = validation_mask(labels, args.val_fraction)
     if not args.no_progress:
         announce_reading(root, listing)
-    # the files listed are the ones read: the names printed are those of the images measured
-    X, y, _ = load_split(root, "train", args.channels, args.image_size, progress=progress, files=listing[0])
-    X_test, _, _ = load_split(root, "test", args.channels, args.image_size, check_size=_same_size(X),
-                              progress=progress, files=listing[1])
+    # the files listed are the ones read: the names printed are those of the images measured;
+    # read as train reads them, on one bar, the training images unsplit
+    images = read_images(root, args.channels, args.image_size, progress=progress, files=listing)
+    X, y, X_test = images.X, images.y, images.X_test
     audit = leakage_audit(X, y, X_test, seeds=seeds, val_fraction=args.val_fraction,
                           classes=classes, progress=progress)
     print(f"{root}: {len(X)} images in the training folder, {len(X_test)} in the test folder, "
@@ -173,13 +173,3 @@ def _wrapped(sentence):
     (a path or number never broken)."""
     return textwrap.fill(sentence, WIDTH, subsequent_indent="  ", break_long_words=False,
                          break_on_hyphens=False)
-
-
-def _same_size(X):
-    """``load_split``'s ``check_size`` for the test folder: its images must have the training
-    folder's size (H, W), as distances need."""
-    def check(size):
-        if tuple(size) != X.shape[2:]:
-            raise ValueError(f"the test images are {size[0]}x{size[1]}, the training images "
-                             f"{X.shape[2]}x{X.shape[3]}: give --image-size to compare them")
-    return check

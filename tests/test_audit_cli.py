@@ -225,14 +225,16 @@ def test_audit_announces_its_reading_and_names_options_in_errors(tmp_path, capsy
 
 
 def test_a_bar_counts_the_images_read_when_reading_takes_a_while(tmp_path, capsys, monkeypatch):
-    """A large folder of photos took minutes with one line on stderr, then nothing. The bars
-    show on a terminal only: into a file (``2> err.log``) their updates, ten a second, filled it."""
+    """A large folder of photos took minutes with one line on stderr, then nothing. The bar
+    shows on a terminal only: into a file (``2> err.log``) its updates, ten a second, filled it.
+    One bar over both splits, as train's (there was one a split, the test's after a delay of
+    its own)."""
     root = write_videos(tmp_path / "frames", frames=6, test_frames=3)
     monkeypatch.setattr(data, "PROGRESS_DELAY", 0)  # reading these takes no while
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     assert main(["audit", "--data", str(root), "--seeds", "0"]) == 0
     err = capsys.readouterr().err
-    assert "reading:   0%|" in err and " 0/12 [" in err and " 0/6 [" in err  # each split's bar
+    assert "reading:   0%|" in err and " 0/18 [" in err and " 0/12 [" not in err  # one bar
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
     assert main(["audit", "--data", str(root), "--seeds", "0"]) == 0
     assert capsys.readouterr().err == f"reading 12 training and 6 test images from {root} ...\n"
@@ -319,3 +321,15 @@ def test_the_audit_lists_the_folders_once_and_names_the_images_it_read(tmp_path,
     assert main(["audit", "--data", str(root), "--seeds", "0"]) == 0
     assert listed == ["train", "test"]
     assert capsys.readouterr().out.startswith(f"{root}: 12 images in the training folder, 6 in the test folder")
+
+
+def test_test_images_of_another_size_are_refused_with_the_option_that_resizes_both(tmp_path, capsys):
+    """As train refuses them (it reads as train reads), naming a file of each size and the
+    --image-size that makes them comparable."""
+    root = write_videos(tmp_path / "frames", frames=6, test_frames=3)
+    for path in (root / "Data_test").rglob("*.png"):
+        Image.open(path).resize((20, 20)).save(path)
+    assert main(["audit", "--data", str(root), "--seeds", "0"]) == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith("error: images of different sizes (height x width): 12 of 16x16") \
+        and "6 of 20x20" in err and err.endswith("Fix: resize them as they load, e.g. with --image-size 16x16.")
