@@ -256,10 +256,13 @@ class MaxPool2D(_Pool2D):
         return np.min_scalar_type(self.kernel_size[0] * self.kernel_size[1] - 1)
 
     def _backward(self, dout):
+        """The offsets from the last: where windows overlap, a pixel adds its windows'
+        gradients in the order of the outputs, as PyTorch does (the same sums bit for bit)."""
         dout = _layout_of(self.out, dout)
         dx, disjoint = self._gradient_buffer(dout.dtype)
-        for offset, index in enumerate(self._slices(self.x_shape)):
-            hit = self.first == offset
+        slices = self._slices(self.x_shape)
+        for offset in reversed(range(len(slices))):
+            index, hit = slices[offset], self.first == offset
             if disjoint:  # a product with a bool mask (see the class docstring)
                 np.multiply(dout, hit, out=dx[index])
             else:  # overlapping windows: add

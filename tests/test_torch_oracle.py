@@ -149,6 +149,22 @@ def test_maxpool_in_blocks_of_one_output_row(kernel, stride, shape, monkeypatch)
     check_layer(MaxPool2D(kernel, stride), lambda x: F.max_pool2d(x, kernel, stride), x)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kernel,stride,shape", [(3, 1, (2, 3, 9, 8)), ((4, 3), (1, 2), (1, 2, 10, 11)),
+                                                 ((2, 5), (2, 1), (3, 1, 7, 12))])
+def test_overlapping_maxpool_gradients_equal_torchs_bit_for_bit(kernel, stride, shape, dtype):
+    """A pixel that is the maximum of several windows adds their gradients in the order of the
+    outputs, as PyTorch does; added offset by offset from the first, sums of three or more
+    differed in the last bit."""
+    rng = RNG(4)
+    x = rng.integers(-1, 2, shape).astype(dtype)  # few values: a pixel is the maximum of many windows
+    layer = MaxPool2D(kernel, stride)
+    dout = rng.standard_normal(layer.forward(x).shape).astype(dtype)
+    xt = torch.from_numpy(x).requires_grad_()
+    F.max_pool2d(xt, kernel, stride).backward(torch.from_numpy(dout))
+    np.testing.assert_array_equal(layer.backward(dout), xt.grad.numpy())
+
+
 def test_maxpool_ties_route_to_the_first_maximum_like_torch():
     x = np.zeros((1, 1, 4, 4))
     x[0, 0, 2:, 2:] = [[3, 3], [3, 1]]
