@@ -124,19 +124,19 @@ def known_data(config, root=None):
     if _KNOWN.get("files") != files:
         _KNOWN.clear()  # the images freed before others are read
         _KNOWN.update(files=files, sha=dataset_sha256(root))
+    known = _KNOWN.get("data")  # looked at first: kept also where its images were not
+    if known is not None and known.loaded_with == config.data_settings():
+        config.check_fit(known.image_size)  # as splitting checks it, for this config's model
+        return known, _KNOWN["sha"]
+    del known  # with _KNOWN's, freed before others are read or split
+    _KNOWN.pop("data", None)
     images = _KNOWN.get("images")
     if images is None or images.read_with != config.read_settings():
         _KNOWN.pop("images", None)  # freed before others are read (a read that fails leaves none)
-        _KNOWN.pop("data", None)
         images = _KNOWN["images"] = _read_only(config.read_images(root))
-    data = _KNOWN.get("data")
-    if data is None or data.loaded_with != config.data_settings():
-        _KNOWN.pop("data", None)
-        data = _KNOWN["data"] = _read_only(config.split_images(images))
-        if images.X.nbytes + images.X_test.nbytes > KEEP_IMAGES_BYTES:
-            del _KNOWN["images"]  # the training images held once, by the Dataset
-    else:
-        config.check_fit(data.image_size)  # as splitting checks it, for this config's model
+    data = _KNOWN["data"] = _read_only(config.split_images(images))
+    if images.X.nbytes + images.X_test.nbytes > KEEP_IMAGES_BYTES:
+        del _KNOWN["images"]  # the training images held once, by the Dataset
     return data, _KNOWN["sha"]
 
 

@@ -177,6 +177,19 @@ def test_known_data_is_read_and_hashed_once_until_a_file_is_written_though_its_s
     assert new_sha == hw3lib.download.dataset_sha256(root) != sha and changed.X_train.max() > other.X_train.max()
 
 
+def test_known_data_too_large_to_keep_its_images_still_keeps_its_dataset(tmp_path, count_reads, monkeypatch):
+    """Above KEEP_IMAGES_BYTES the decoded images are let go once split, and every run after,
+    a sweep's over the learning rate with one seed, read and decoded every file again, though
+    the Dataset of its setting was kept."""
+    monkeypatch.setattr(runs_module, "KEEP_IMAGES_BYTES", 0)
+    root = write_videos(tmp_path / "data", frames=12, test_frames=2)
+    data, sha = runs_module.known_data(CONFIG, root)
+    assert runs_module.known_data(replace(CONFIG, lr=0.01), root) == (data, sha)
+    assert count_reads == {"hashes": 1, "reads": 1} and "images" not in runs_module._KNOWN
+    other, _ = runs_module.known_data(replace(CONFIG, seed=1), root)  # another split: read again
+    assert count_reads["reads"] == 2 and other.loaded_with["seed"] == 1
+
+
 def test_known_data_that_failed_to_load_leaves_the_data_loaded_before_to_be_read_again(root, count_reads):
     """A load that failed (images with transparent pixels in mode L, as a sweep over mode meets
     them) left the earlier data setting recorded without its Dataset: the next run of that
