@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from .checks import integer
-from .data import check_validation_split, load_dataset, read_images, split_images
+from .data import check_decoded, check_validation_split, load_dataset, read_images, split_images
 from .images import MODES, check_mode, parse_image_size
 from .layers import float_dtype
 from .model import LeNet5, architecture
@@ -175,6 +175,7 @@ class TrainConfig:
         without reading the files again: the same arrays, bit for bit
         (:func:`hw3lib.data.split_images`). ValueError for images read with other settings, and
         with ``check_model`` (:meth:`check_fit`) for images this config's model cannot take."""
+        check_decoded(images)
         if images.read_with != self.read_settings():
             raise ValueError(f"the images were read with {images.read_with}, the config reads with "
                              f"{self.read_settings()}. Fix: split the config's own images, "

@@ -523,10 +523,19 @@ def split_images(images: DecodedImages, val_fraction: float = 0.3, seed: int = 0
     (:func:`train_val_split`), the normaliser fitted on train; the same arrays, bit for bit, as
     :func:`load_dataset` with the same settings gives. ``images``' arrays are not copied but
     for the two parts of the training images, so a Dataset's ``X_test`` is ``images.X_test``."""
+    check_decoded(images)
     is_val = validation_mask(images.y, val_fraction, seed, split)
     parts = images.X[~is_val], images.X[is_val]
     return _dataset(parts, images.y, is_val, images.X_test, images.y_test, images.classes, images.root,
                     dict(**images.read_with, val_fraction=val_fraction, seed=seed, split=split))
+
+
+def check_decoded(images) -> None:
+    """ValueError unless ``images`` is a :class:`DecodedImages` (of :func:`read_images`)."""
+    if not isinstance(images, DecodedImages):
+        split = ": a Dataset is split already" if isinstance(images, Dataset) else ""
+        raise ValueError(f"split_images takes the images that read_images returns (a DecodedImages), "
+                         f"got a {type(images).__name__}{split}")
 
 
 def load_dataset(

@@ -847,6 +847,11 @@ def test_a_config_splits_the_images_of_its_own_read_settings_only(tmp_path):
     with pytest.raises(ValueError, match="kernel_size=15 does not fit 32x32"):  # as load_data refuses them
         TrainConfig(model={"kernel_size": 15}).split_images(images)
     assert len(TrainConfig(model={"kernel_size": 15}).split_images(images, check_model=False).y_val) == 9
+    dataset = TrainConfig().load_data(root)  # split already: an AttributeError on read_with, on .X
+    for split in (TrainConfig().split_images, data.split_images):
+        with pytest.raises(ValueError, match="split_images takes the images that read_images returns "
+                                             r"\(a DecodedImages\), got a Dataset: a Dataset is split already"):
+            split(dataset)
 
 
 def test_one_block_normalizes_as_numpy_does():
