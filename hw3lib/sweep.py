@@ -89,8 +89,8 @@ from .processes import process_running, start_ticks
 from .runs import checkpoint_path, known_data, load_or_train, run_key
 from .sweep_results import SweepResult, run_summary, sweep_result
 from .sweep_space import PRUNERS, Sweep, config_for
-from .sweep_study import (JOURNAL, POLL_SECONDS, STORAGE_ERRORS, StorageError, first_attempt, open_storage,
-                          open_study, params_of, shown_storage, storage_lost)
+from .sweep_study import (JOURNAL, POLL_SECONDS, STORAGE_ERRORS, StorageError, check_study, first_attempt,
+                          open_storage, open_study, params_of, shown_storage, storage_lost)
 from .train import OneBatchWarning, one_batch_note
 
 __all__ = ["JOURNAL", "PRUNERS", "Sweep", "SweepError", "SweepResult", "default_workers",
@@ -486,8 +486,12 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     # DataError now rather than in every run; the model's fit too, unless a swept setting changes it
     files = dataset_files(resolve_root(root))  # listed once, for on_reading and the read itself
     # a bad storage before the data is read, rather than after or in every run; opening creates
-    # a journal or SQLite file, so only once the data is found
+    # a journal or SQLite file, so only once the data is found (the default journal where it is)
+    if storage is None and (out / JOURNAL).is_file():
+        storage = out / JOURNAL
     store = open_storage(storage) if storage is not None else None
+    if store is not None:  # a study of another sweep or code, before the data is read
+        check_study(sweep, store, study_name, engine_code())
     if on_reading is not None:
         on_reading(root, files)
     data = sweep.data_config().load_data(root, check_model=not any(

@@ -308,9 +308,7 @@ def open_study(sweep, storage, study_name=None, data_sha256=None, code=None):
     (its creator stopped right after creating it) and without trials is taken over. A sampled
     search asking for more ``trials`` than its study holds goes on with it, its definition
     raised to them and the trials it lacks queued; fewer is refused (its trials would all run)."""
-    if study_name is not None and not (isinstance(study_name, str) and study_name.strip()):
-        raise ValueError(f"study_name must name a study (or be None: {sweep.name}), got {study_name!r}")
-    name = study_name or sweep.name
+    name = _study_name(sweep, study_name)
     store = storage if isinstance(storage, BaseStorage) else open_storage(storage)
     try:
         study = optuna.create_study(storage=store, study_name=name, direction="maximize")
@@ -398,6 +396,26 @@ def _differences(theirs, ours):
     return diffs
 
 
+def check_study(sweep, storage, study_name=None, code=None):
+    """Refuse, before the data is read and changing nothing, what :func:`open_study` would
+    refuse of a study already defined in ``storage`` (an open storage) but its data: another
+    sweep, other ``code``, fewer trials. Nothing where the study does not exist or has no
+    definition yet (:func:`open_study` waits for it)."""
+    try:
+        study = optuna.load_study(study_name=_study_name(sweep, study_name), storage=storage)
+    except KeyError:  # no such study
+        return
+    if "sweep" in study.user_attrs:
+        _refuse_another(study, sweep, None, code)
+
+
+def _study_name(sweep, study_name):
+    """``study_name``, or the sweep's own name for None; ValueError for anything but a name."""
+    if study_name is not None and not (isinstance(study_name, str) and study_name.strip()):
+        raise ValueError(f"study_name must name a study (or be None: {sweep.name}), got {study_name!r}")
+    return study_name or sweep.name
+
+
 def _check_same(study, sweep, data_sha256, code):
     """Refuse a study that runs another sweep (a sampled search's fewer trials too; more raise
     its definition's), or ran on other data or by other code; return True, or False when the
@@ -411,6 +429,15 @@ def _check_same(study, sweep, data_sha256, code):
             _define(study, sweep, data_sha256, code)  # its creator stopped before defining it
             return False
         time.sleep(POLL_SECONDS)
+    if _refuse_another(study, sweep, data_sha256, code):  # the trials it lacks are queued next
+        study.set_user_attr("sweep", sweep.to_json())
+    return True
+
+
+def _refuse_another(study, sweep, data_sha256, code):
+    """Refuse the defined ``study`` where it runs another sweep, ran on other data (where
+    ``data_sha256`` is given) or by other code, or holds more trials than a sampled ``sweep``
+    asks for; return whether it holds fewer (its definition is then to be raised)."""
     theirs, ours = study.user_attrs["sweep"], sweep.to_json()
     sampled = theirs.get("trials") is not None and sweep.trials is not None  # its trials may grow
     diffs = _differences(theirs, {**ours, "trials": theirs["trials"]} if sampled else ours)
@@ -433,6 +460,4 @@ def _check_same(study, sweep, data_sha256, code):
                          f"than the {sweep.trials} asked for, and runs them all: ask for "
                          f"{theirs['trials']} or more to go on with it, or run a sweep of "
                          f"{sweep.trials} under another study name (--study-name)")
-    if sampled and sweep.trials > theirs["trials"]:  # the trials it lacks are queued next
-        study.set_user_attr("sweep", ours)
-    return True
+    return sampled and sweep.trials > theirs["trials"]

@@ -628,6 +628,29 @@ def test_a_storage_that_cannot_be_created_or_opened_is_refused_before_any_image_
     assert not (tmp_path / "out").exists()
 
 
+def test_a_study_of_another_sweep_or_code_or_a_damaged_journal_is_refused_before_any_image_is_read(
+        tmp_path, root, monkeypatch):
+    """They were found after the images were read and hashed, minutes of a large folder; only a
+    study of other data needs the images (their SHA-256) to be told."""
+    out = tmp_path / "out"
+    out.mkdir()
+    open_study(Sweep.define({"lr": [1e-3, 1e-2]}, BASE), out / JOURNAL, "mine")
+    open_study(Sweep.define({"lr": [1e-3, 1e-2]}, BASE), out / JOURNAL, "coded", None, "hw3lib 000000000000")
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / JOURNAL).write_text("not a journal\n")
+    monkeypatch.setattr(data, "read_image", lambda *args, **kwargs: pytest.fail("an image was read"))
+    with pytest.raises(ValueError, match=r"^the study 'mine' runs another sweep \(swept lr: "):
+        run_sweep({"lr": [1e-3]}, BASE, out=out, study_name="mine", root=root, progress=False)
+    with pytest.raises(ValueError, match=r"^the study 'coded' was run by other code \(hw3lib 000000000000; "):
+        run_sweep({"lr": [1e-3, 1e-2]}, BASE, out=out, study_name="coded", root=root, progress=False)
+    with pytest.raises(ValueError, match=r"damaged/optuna-journal.log is not an Optuna journal"):
+        run_sweep({"lr": [1e-3]}, BASE, out=tmp_path / "damaged", root=root, progress=False)
+    with pytest.raises(ValueError, match=r"^the study 'mine' runs another sweep"):  # a given storage too
+        run_sweep({"lr": [1e-3]}, BASE, out=tmp_path / "elsewhere", storage=out / JOURNAL,
+                  study_name="mine", root=root, progress=False)
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def test_a_run_this_machine_cannot_write_is_queued_again_and_its_worker_stops(tmp_path, root, monkeypatch):
     """A full disk or a folder turned read-only mid-sweep: not the run's fault. Its run is failed
     with the reason and queued again, the worker stops (rather than fail every run it takes), and
