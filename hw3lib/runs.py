@@ -135,9 +135,16 @@ def known_data(config, root=None):
         _KNOWN.pop("images", None)  # freed before others are read (a read that fails leaves none)
         images = _KNOWN["images"] = _read_only(config.read_images(root))
     data = _KNOWN["data"] = _read_only(config.split_images(images))
-    if images.X.nbytes + images.X_test.nbytes > KEEP_IMAGES_BYTES:
+    if not worth_keeping(images):
         del _KNOWN["images"]  # the training images held once, by the Dataset
     return data, _KNOWN["sha"]
+
+
+def worth_keeping(images):
+    """Whether the decoded ``images`` (a :class:`~hw3lib.data.DecodedImages`) are kept for the
+    next split, by :func:`known_data` and the playground: while they take at most
+    :data:`KEEP_IMAGES_BYTES`."""
+    return images.X.nbytes + images.X_test.nbytes <= KEEP_IMAGES_BYTES
 
 
 def _read_only(arrays):

@@ -57,7 +57,7 @@ from .images import MODES, DataError
 from .playground_runs import (IMAGE_SIZES, VAL_SPLITS, RunRecord, RunSettings, check_settings,
                               control_ranges, differences, panel_phrasing, prepare, runs_table)
 from .plots import legend_below, plot_live_curves, plot_run_curves
-from .runs import KEEP_IMAGES_BYTES, run_folder
+from .runs import run_folder, worth_keeping
 from .sweep import NotLearnedWarning, SweepError, run_sweep
 from .train import HISTORY_KEYS, OneBatchWarning
 
@@ -407,7 +407,7 @@ class Playground:
             self._images = None  # freed before others are read
             self._images = config.read_images(self.root, check_model=False)
         data = config.split_images(self._images, check_model=False)
-        if self._images.X.nbytes + self._images.X_test.nbytes > KEEP_IMAGES_BYTES:
+        if not worth_keeping(self._images):
             self._images = None  # as a sweep's worker: too large to hold twice
         return data
 
