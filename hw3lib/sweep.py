@@ -89,8 +89,8 @@ from .processes import process_running, start_ticks
 from .runs import checkpoint_path, known_data, load_or_train, run_key
 from .sweep_results import SweepResult, run_summary, sweep_result
 from .sweep_space import PRUNERS, Sweep, config_for
-from .sweep_study import (JOURNAL, POLL_SECONDS, STORAGE_ERRORS, StorageError, check_study, first_attempt,
-                          open_storage, open_study, params_of, shown_storage, storage_lost)
+from .sweep_study import (JOURNAL, POLL_SECONDS, STORAGE_ERRORS, StorageError, check_study, checked_study_name,
+                          first_attempt, open_storage, open_study, params_of, shown_storage, storage_lost)
 from .train import OneBatchWarning, one_batch_note
 
 __all__ = ["JOURNAL", "PRUNERS", "Sweep", "SweepError", "SweepResult", "default_workers",
@@ -480,6 +480,7 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created ..."
     workers = default_workers() if workers is None else workers
     workers = integer("workers", workers)
+    study_name = checked_study_name(sweep, study_name)
     out = Path(out)
     for folder, option, given in _folders(out, checkpoints):  # creating nothing, before the data is read
         _writable_folder(folder, option, given, create=False)

@@ -308,7 +308,7 @@ def open_study(sweep, storage, study_name=None, data_sha256=None, code=None):
     (its creator stopped right after creating it) and without trials is taken over. A sampled
     search asking for more ``trials`` than its study holds goes on with it, its definition
     raised to them and the trials it lacks queued; fewer is refused (its trials would all run)."""
-    name = _study_name(sweep, study_name)
+    name = checked_study_name(sweep, study_name)
     store = storage if isinstance(storage, BaseStorage) else open_storage(storage)
     try:
         study = optuna.create_study(storage=store, study_name=name, direction="maximize")
@@ -402,14 +402,14 @@ def check_study(sweep, storage, study_name=None, code=None):
     sweep, other ``code``, fewer trials. Nothing where the study does not exist or has no
     definition yet (:func:`open_study` waits for it)."""
     try:
-        study = optuna.load_study(study_name=_study_name(sweep, study_name), storage=storage)
+        study = optuna.load_study(study_name=checked_study_name(sweep, study_name), storage=storage)
     except KeyError:  # no such study
         return
     if "sweep" in study.user_attrs:
         _refuse_another(study, sweep, None, code)
 
 
-def _study_name(sweep, study_name):
+def checked_study_name(sweep, study_name):
     """``study_name``, or the sweep's own name for None; ValueError for anything but a name."""
     if study_name is not None and not (isinstance(study_name, str) and study_name.strip()):
         raise ValueError(f"study_name must name a study (or be None: {sweep.name}), got {study_name!r}")

@@ -651,6 +651,18 @@ def test_a_study_of_another_sweep_or_code_or_a_damaged_journal_is_refused_before
     assert not (tmp_path / "elsewhere").exists()
 
 
+def test_a_study_name_that_names_no_study_is_refused_before_anything_is_read_or_created(
+        tmp_path, root, monkeypatch):
+    """It was checked as the study was opened: after every image was read and hashed, with
+    --out and its checkpoint folder made and the journal created."""
+    monkeypatch.setattr(data, "read_image", lambda *args, **kwargs: pytest.fail("an image was read"))
+    for storage in (None, tmp_path / "elsewhere" / JOURNAL):
+        with pytest.raises(ValueError, match=r"^study_name must name a study \(or be None: sweep-"):
+            run_sweep({"lr": [1e-3]}, BASE, out=tmp_path / "out", storage=storage, study_name=" ", root=root,
+                      progress=False)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "elsewhere").exists()
+
+
 def test_a_run_this_machine_cannot_write_is_queued_again_and_its_worker_stops(tmp_path, root, monkeypatch):
     """A full disk or a folder turned read-only mid-sweep: not the run's fault. Its run is failed
     with the reason and queued again, the worker stops (rather than fail every run it takes), and
