@@ -76,11 +76,14 @@ def test_a_window_holding_nan_gives_nan_and_sends_its_gradient_to_one_input(wind
     assert dx[..., 2:].tolist() == [[[[0.0, 0.0], [7.0, 0.0]]]]
 
 
-def test_maxpool_keeps_no_reference_to_its_input():
+@pytest.mark.parametrize("cls", [MaxPool2D, AvgPool2D])
+@pytest.mark.parametrize("block_bytes", [layers.POOL_BLOCK_BYTES, 1], ids=["one block", "a row a block"])
+def test_pools_keep_no_reference_to_their_input(cls, block_bytes, monkeypatch):
     """The backward pass needs only the input's shape and layout, so a convolution's whole
     output is freed after the forward pass (it was kept until the next batch)."""
+    monkeypatch.setattr(layers, "POOL_BLOCK_BYTES", block_bytes)
     x = np.random.default_rng(0).standard_normal((2, 3, 8, 6))
-    layer = MaxPool2D(2)
+    layer = cls(2)
     out = layer.forward(x)
     input_freed = weakref.ref(x)
     del x
