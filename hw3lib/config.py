@@ -176,7 +176,7 @@ class TrainConfig:
         (:func:`hw3lib.data.split_images`). ValueError for images read with other settings, and
         with ``check_model`` (:meth:`check_fit`) for images this config's model cannot take."""
         check_decoded(images)
-        if images.read_with != self.read_settings():
+        if not self.reads_like(images):
             raise ValueError(f"the images were read with {images.read_with}, the config reads with "
                              f"{self.read_settings()}. Fix: split the config's own images, "
                              "config.split_images(config.read_images(root))")
@@ -194,6 +194,11 @@ class TrainConfig:
                              "Fix: leave input_size out (the model takes the images' size), or "
                              "set image_size to resize the images as they load")
         LeNet5.check(**self._model_arguments(2, size))
+
+    def reads_like(self, images):
+        """Whether ``images`` (a :class:`hw3lib.data.DecodedImages`) were read with this
+        config's :meth:`read_settings`, so that :meth:`split_images` takes them."""
+        return images.read_with == self.read_settings()
 
     def read_settings(self):
         """The settings that :meth:`read_images` reads with: ``mode``, ``image_size`` (a

@@ -507,9 +507,9 @@ def read_images(
     split into training and validation images, which :func:`split_images` does for each
     ``val_fraction``, ``seed`` and ``split`` without reading the files again.
 
-    The arguments, errors and progress bar are :func:`load_dataset`'s, but a ``val_fraction``
+    The arguments, errors and reading bar are :func:`load_dataset`'s, but a ``val_fraction``
     that leaves a class's validation images empty is refused by :func:`split_images`, after
-    the reading.
+    the reading, which fits the mean and std without a bar.
     """
     root, size, threads, files = _reading(root, mode, image_size, threads, files)
     (X,), y, classes, X_test, y_test = _read_both(root, mode, size, check_size, files, progress, threads)

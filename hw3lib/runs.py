@@ -131,7 +131,7 @@ def known_data(config, root=None):
     del known  # with _KNOWN's, freed before others are read or split
     _KNOWN.pop("data", None)
     images = _KNOWN.get("images")
-    if images is None or images.read_with != config.read_settings():
+    if images is None or not config.reads_like(images):
         _KNOWN.pop("images", None)  # freed before others are read (a read that fails leaves none)
         images = _KNOWN["images"] = _read_only(config.read_images(root))
     data = _KNOWN["data"] = _read_only(config.split_images(images))

@@ -413,7 +413,7 @@ class Playground:
 
     def _holds_images(self, config):
         """Whether the panel holds the images ``config`` splits (the default load)."""
-        return self._images is not None and self._images.read_with == config.read_settings()
+        return self._images is not None and config.reads_like(self._images)
 
     def _dataset(self, config):
         """The data of ``config`` from ``load``, loaded again once the panel has used
