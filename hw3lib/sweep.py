@@ -489,8 +489,17 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     # a bad storage before the data is read, rather than after or in every run; opening creates
     # a journal or SQLite file, so only once the data is found (the default journal where it is)
     if storage is None and (out / JOURNAL).is_file():
+        try:
+            store = open_storage(out / JOURNAL)
+        except ValueError as err:  # its advice names --storage, which was not given
+            if "is not an Optuna journal" not in str(err):
+                raise
+            raise ValueError(f"out {out}: {out / JOURNAL}, the journal of the sweeps there, is "
+                             "not an Optuna journal (damaged, or another program's file): move "
+                             "it away to start afresh, or give another out") from None
         storage = out / JOURNAL
-    store = open_storage(storage) if storage is not None else None
+    else:
+        store = open_storage(storage) if storage is not None else None
     if store is not None:  # a study of another sweep or code, before the data is read
         check_study(sweep, store, study_name, engine_code())
     if on_reading is not None:

@@ -643,8 +643,12 @@ def test_a_study_of_another_sweep_or_code_or_a_damaged_journal_is_refused_before
         run_sweep({"lr": [1e-3]}, BASE, out=out, study_name="mine", root=root, progress=False)
     with pytest.raises(ValueError, match=r"^the study 'coded' was run by other code \(hw3lib 000000000000; "):
         run_sweep({"lr": [1e-3, 1e-2]}, BASE, out=out, study_name="coded", root=root, progress=False)
-    with pytest.raises(ValueError, match=r"damaged/optuna-journal.log is not an Optuna journal"):
+    with pytest.raises(ValueError) as refused:  # not --storage's advice: none was given
         run_sweep({"lr": [1e-3]}, BASE, out=tmp_path / "damaged", root=root, progress=False)
+    assert str(refused.value) == (
+        f"out {tmp_path / 'damaged'}: {tmp_path / 'damaged' / JOURNAL}, the journal of the sweeps "
+        "there, is not an Optuna journal (damaged, or another program's file): move it away to "
+        "start afresh, or give another out")
     with pytest.raises(ValueError, match=r"^the study 'mine' runs another sweep"):  # a given storage too
         run_sweep({"lr": [1e-3]}, BASE, out=tmp_path / "elsewhere", storage=out / JOURNAL,
                   study_name="mine", root=root, progress=False)
