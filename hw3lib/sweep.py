@@ -89,8 +89,9 @@ from .processes import process_running, start_ticks
 from .runs import checkpoint_path, known_data, load_or_train, run_key
 from .sweep_results import SweepResult, run_summary, sweep_result
 from .sweep_space import PRUNERS, Sweep, config_for
-from .sweep_study import (JOURNAL, POLL_SECONDS, STORAGE_ERRORS, StorageError, check_study, checked_study_name,
-                          first_attempt, open_storage, open_study, params_of, shown_storage, storage_lost)
+from .sweep_study import (JOURNAL, POLL_SECONDS, STORAGE_ERRORS, NotAJournal, StorageError, check_study,
+                          checked_study_name, first_attempt, open_storage, open_study, params_of,
+                          shown_storage, storage_lost)
 from .train import OneBatchWarning, one_batch_note
 
 __all__ = ["JOURNAL", "PRUNERS", "Sweep", "SweepError", "SweepResult", "default_workers",
@@ -491,9 +492,7 @@ def run_sweep(space, base=None, *, seeds=(0,), trials=None, workers=None, out="r
     if storage is None and (out / JOURNAL).is_file():
         try:
             store = open_storage(out / JOURNAL)
-        except ValueError as err:  # its advice names --storage, which was not given
-            if "is not an Optuna journal" not in str(err):
-                raise
+        except NotAJournal:  # its advice names --storage, which was not given
             raise ValueError(f"out {out}: {out / JOURNAL}, the journal of the sweeps there, is "
                              "not an Optuna journal (damaged, or another program's file): move "
                              "it away to start afresh, or give another out") from None

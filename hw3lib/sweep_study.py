@@ -188,8 +188,8 @@ def _open_journal(given, create):
                          f"({err.strerror}); "
                          f"{'choose a writable folder' if create else 'check its permissions'}") from None
     except Exception:  # another file's bytes: UnicodeDecodeError, JSONDecodeError, KeyError, ...
-        raise ValueError(f"storage {given} is not an Optuna journal: give the journal a sweep "
-                         f"wrote (OUT/{JOURNAL}) or a database URL") from None
+        raise NotAJournal(f"storage {given} is not an Optuna journal: give the journal a sweep "
+                          f"wrote (OUT/{JOURNAL}) or a database URL") from None
 
 
 def _make_file(path, given, what):
@@ -203,6 +203,10 @@ def _make_file(path, given, what):
     except OSError as err:
         raise ValueError(f"storage {given}: cannot create the {what} ({err.strerror}); choose a "
                          "writable folder") from None
+
+
+class NotAJournal(ValueError):
+    """A file given as a journal that holds another file's bytes."""
 
 
 class DamagedJournal(ValueError):

@@ -161,10 +161,10 @@ class Playground:
     of a run's channel mode, image size, seed and validation split for Train (default: that of
     ``config.load_data(root, check_model=False)``, see :meth:`TrainConfig.load_data`, split
     from the images of the last mode and image size read, so that another seed or split reads
-    no file again, where they take at most :data:`~hw3lib.runs.KEEP_IMAGES_BYTES`); the last :data:`DATASETS_KEPT` datasets used stay loaded (the default's
-    until the files at ``root`` change on disk: Train then reads them again, as the sweep
-    does). The sweep trains
-    in worker processes, which load the data themselves from ``root``: a panel given its own
+    no file again, where they take at most :data:`~hw3lib.runs.KEEP_IMAGES_BYTES`); the last
+    :data:`DATASETS_KEPT` datasets used stay loaded (the default's until the files at ``root``
+    change on disk: Train then reads them again, as the sweep does). The sweep trains in
+    worker processes, which load the data themselves from ``root``: a panel given its own
     ``load`` but no ``root`` does not sweep (Sweep says in the panel to pass ``root=``), since it cannot
     know which data ``load`` reads. ``threaded=True`` trains in a background thread (Stop
     works in a live kernel); ``False`` trains inside the Train button's handler. A new panel
