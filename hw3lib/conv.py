@@ -6,16 +6,15 @@ import numpy as np
 
 from . import winograd
 from .checks import integer
-from .im2col import (check_window, conv_output_size, fold_windows, pair, padded_rows, stack_rows,
-                     unstack_product, width_windows)
+from .im2col import (check_window, conv_output_size, fold_windows, kernel_columns, pair,
+                     padded_rows, stack_rows, stride_phases, unstack_product, width_windows)
 from .layers import Layer, even_block, float_dtype, uniform_weights
 
 CACHE_BYTES = 256 << 10  # a block of windows this size stays in a core's L2 cache across output rows
 MIN_COLUMNS = 256  # but no narrower product blocks: below this BLAS overheads cost more than misses
 # (than 512: 10-24% faster at batch 128 and over, where OpenBLAS ran a 16-filter product at
 # about 190 GFLOP/s 320-384 columns wide and about 120 at 512)
-WINDOW_KEEP_BYTES = 16 << 20  # im2col keeps its windows up to this size in all for backward,
-WINDOW_BAND_BYTES = 2 << 20  # and builds larger ones this much at a time, in one buffer that
+WINDOW_BAND_BYTES = 2 << 20  # im2col builds its windows this much at a time, in one buffer that
 # stays in the cache (training at 3x128x128, batch 32, on an Intel Xeon: the first convolution's
 # forward pass 0.77 of its time, epochs 0.92-0.98; bands of 1 MiB the same, of 512 KiB 0.97-0.99;
 # keeping only up to 8 MiB: 1x32x32 at batch 512, 9 MB of windows, 1.02)
@@ -43,22 +42,23 @@ class Conv2D(Layer):
     The input is laid out image row by image row with the batch innermost
     (:func:`~hw3lib.im2col.padded_rows`, ``(Hp, C, Wp, N)``) and its width windows are copied
     once (:func:`~hw3lib.im2col.width_windows`); the im2col matrix of each output row is then a
-    contiguous block of them (:func:`~hw3lib.im2col.stack_rows`), so the forward pass, the
-    weight gradient and the input gradient are each one stacked product over the output rows,
-    ``(F, kh C kw) @ (kh C kw, OW N)`` and its transposes, as wide as the batch. The input
-    gradient goes back through :func:`~hw3lib.im2col.unstack_product` (no zeros multiplied)
-    and :func:`~hw3lib.im2col.fold_windows`. The output is a view whose memory is laid out
+    contiguous block of them (:func:`~hw3lib.im2col.stack_rows`), so the forward pass is one
+    stacked product over the output rows, ``(F, kh C kw) @ (kh C kw, OW N)``, as wide as the
+    batch. The weight gradient needs no windows: what each kernel column reads is a view of
+    the rows themselves (:func:`~hw3lib.im2col.kernel_columns`), and its ``kw`` products
+    ``G[oh] @ V[j, oh].T`` over the output rows read the input in place. The input gradient
+    goes back through :func:`~hw3lib.im2col.unstack_product` (no zeros multiplied) and
+    :func:`~hw3lib.im2col.fold_windows`. The output is a view whose memory is laid out
     ``(OH, F, OW, N)``, the layout the next layers, the next ``Conv2D`` and the backward pass
     read without copying; with the batch innermost, every copy and every elementwise step runs
     over contiguous runs of ``N`` numbers or more, however narrow the images.
 
     The products run in blocks of output columns sized for the cache (:meth:`_column_blocks`).
-    The windows (``kw`` copies of the input) are built block by block and kept for the
-    backward pass when they take at most ``WINDOW_KEEP_BYTES`` in all. Larger ones are built a
-    band of output rows at a time (:meth:`_row_bands`), into one buffer of about
-    ``WINDOW_BAND_BYTES`` that stays in the cache, right before the products that read them,
-    and rebuilt so in the backward pass: one more copy, but they are never written out to
-    memory and read back (at 3x128x128, batch 32, conv1's take 30 MB; at batch 128, 122 MB).
+    The windows (``kw`` copies of the input) are built a band of output rows at a time
+    (:meth:`_row_bands`), into one buffer of about ``WINDOW_BAND_BYTES`` that stays in the
+    cache, right before the products that read them: they are never written out to memory
+    and read back, nor kept for the backward pass (at 3x128x128, batch 32, conv1's would take
+    30 MB; at batch 128, 122 MB).
 
     ``algorithm="winograd"`` computes the same convolution with Winograd's F(4x4, r x r)
     (:mod:`~hw3lib.winograd`; stride 1, square kernels of 2-5): fewer multiplications for
@@ -140,27 +140,21 @@ class Conv2D(Layer):
         per = even_block(ow, most)
         return [slice(i, min(ow, i + per)) for i in range(0, ow, per)]
 
-    def _row_bands(self, oh, n, most_bytes):
+    def _row_bands(self, oh, n):
         """For each column block (:attr:`blocks`), its ``oh`` output rows in bands whose
-        windows take at most ``most_bytes`` (but at least one output row), as even as
+        windows take at most ``WINDOW_BAND_BYTES`` (but at least one output row), as even as
         the fewest bands allow: a list per block of ``(image rows read, output rows)`` slice
         pairs; and the numbers in the largest band's windows."""
         (kh, kw), sh = self.kernel_size, self.stride[0]
         bands, largest = [], 0
         for columns in self.blocks:
             row = self.in_channels * kw * (columns.stop - columns.start) * n  # numbers per image row
-            most = (most_bytes // (row * self.rows.itemsize) - kh) // sh + 1
+            most = (WINDOW_BAND_BYTES // (row * self.rows.itemsize) - kh) // sh + 1
             per = even_block(oh, max(most, 1))
             outs = [slice(o, min(o + per, oh)) for o in range(0, oh, per)]
             bands.append([(slice(r.start * sh, (r.stop - 1) * sh + kh), r) for r in outs])
             largest = max(largest, ((per - 1) * sh + kh) * row)
         return bands, largest
-
-    def _band_windows(self, rows_in, columns, buffer):
-        """The windows ``(rows, C * kw, columns * N)`` of the padded rows ``rows_in`` for the
-        output columns ``columns``, written into ``buffer`` (None: a new array)."""
-        (_, kw), (_, sw) = self.kernel_size, self.stride
-        return width_windows(self.rows[rows_in], kw, sw, columns, buffer)
 
     def _tile_blocks(self, out_hw, n):
         """Blocks of output tile rows (``m = winograd.TILE`` high) as ``(padded rows read,
@@ -194,23 +188,17 @@ class Conv2D(Layer):
     def _im2col_forward(self, out_hw, n):
         """The output ``(OH, F, OW * N)`` without bias, as products over the windows, block by
         block and band by band (see the class docstring)."""
-        (oh, ow), (kh, kw), sh = out_hw, self.kernel_size, self.stride[0]
-        hp, c = self.rows.shape[:2]
+        (oh, ow), (kh, kw), (sh, sw) = out_hw, self.kernel_size, self.stride
         self.blocks = self._column_blocks(n, ow)
-        keep = hp * c * kw * ow * n * self.rows.itemsize <= WINDOW_KEEP_BYTES  # one band a block
-        self.bands, self.largest_band = self._row_bands(oh, n, WINDOW_KEEP_BYTES if keep
-                                                        else WINDOW_BAND_BYTES)
-        buffer = None if keep else np.empty(self.largest_band, dtype=self.rows.dtype)
+        self.bands, largest = self._row_bands(oh, n)
+        buffer = np.empty(largest, dtype=self.rows.dtype)
         W = self._kernel_rows().reshape(self.out_channels, -1)
         out = np.empty((oh, self.out_channels, ow * n), dtype=np.result_type(W, self.rows))
-        self.X = []  # the blocks' windows, when kept for backward
         for columns, bands in zip(self.blocks, self.bands):
             block = out[..., columns.start * n : columns.stop * n]  # (OH, F, columns*N)
             for rows_in, rows_out in bands:
-                X = self._band_windows(rows_in, columns, buffer)
+                X = width_windows(self.rows[rows_in], kw, sw, columns, buffer)  # (rows, C*kw, b*N)
                 np.matmul(W, stack_rows(X, kh, sh), out=block[rows_out])
-                if keep:
-                    self.X.append(X)
         return out
 
     def _winograd_forward(self, out_hw, n):
@@ -249,23 +237,17 @@ class Conv2D(Layer):
         the padded rows ``(Hp, C, Wp, N)``, None unless ``needs_input_grad``."""
         (kh, kw), (sh, sw), f = self.kernel_size, self.stride, self.out_channels
         drows = np.zeros_like(self.rows, dtype=G.dtype) if self.needs_input_grad else None
-        dW_T, W = 0, self._kernel_rows()  # (kh*C*kw, F), (F, kh, C*kw)
-        products = np.empty((len(G), W[0].size, f), dtype=np.result_type(self.rows, G))
-        buffer = None if self.X else np.empty(self.largest_band, dtype=self.rows.dtype)
-        kept = iter(self.X)
-        for columns, bands in zip(self.blocks, self.bands):
+        W, phases = self._kernel_rows(), stride_phases(self.rows, sw)  # (F, kh, C*kw)
+        dW = np.zeros((kw, f, kh * self.in_channels), dtype=np.result_type(self.rows, G))
+        for columns in self.blocks:
             Gb = G[..., columns.start * n : columns.stop * n]  # (OH, F, columns*N)
-            for rows_in, rows_out in bands:
-                X = next(kept) if self.X else self._band_windows(rows_in, columns, buffer)
-                # dW.T = sum over output rows of S[oh] @ G[oh].T: with OpenBLAS about twice the
-                # speed of G[oh] @ S[oh].T, whose long, skinny transposed operand suits it less
-                Gt = Gb[rows_out].transpose(0, 2, 1)
-                np.matmul(stack_rows(X, kh, sh), Gt, out=products[rows_out])
-            dW_T = dW_T + products.sum(axis=0)
+            # dW[.., j] = sum over output rows of G[oh] @ V[j, oh].T, V read in place
+            for js, V in kernel_columns(phases, self.kernel_size, self.stride, columns):
+                dW[js] += np.matmul(Gb, V.transpose(0, 1, 3, 2)).sum(axis=1)
             if drows is not None:
                 dX = unstack_product(W, Gb, len(self.rows), sh)  # (Hp, C*kw, columns*N)
                 fold_windows(dX, drows, kw, sw, columns)
-        dW = dW_T.T.reshape(f, kh, self.in_channels, kw).transpose(0, 2, 1, 3).copy()
+        dW = dW.reshape(kw, f, kh, self.in_channels).transpose(1, 3, 2, 0).copy()
         return dW, drows
 
     def _winograd_backward(self, G, n):

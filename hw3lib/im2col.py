@@ -115,6 +115,48 @@ def width_windows(rows, kernel_w, stride_w=1, columns=None, buffer=None):
     return X.reshape(hp, c * kernel_w, count * n)
 
 
+def stride_phases(rows, stride_w):
+    """The padded rows ``(Hp, C, Wp, N)`` with their columns dealt into ``sw`` stride phases,
+    ``(Hp, C, sw, ceil(Wp / sw), N)``: column ``w`` of phase ``p`` is column ``w * sw + p`` of
+    the rows (zeros past ``Wp``). A view for stride 1, else one copy of the rows (not ``kw``).
+    In a phase, the columns that a kernel column reads for consecutive output columns are
+    consecutive, so what it reads is a view (:func:`kernel_columns`)."""
+    hp, c, wp, n = rows.shape
+    if stride_w == 1:
+        return np.ascontiguousarray(rows).reshape(hp, c, 1, wp, n)
+    phases = np.zeros((hp, c, stride_w, -(-wp // stride_w), n), dtype=rows.dtype)
+    for p in range(min(stride_w, wp)):
+        column = rows[:, :, p::stride_w]
+        phases[:, :, p, : column.shape[2]] = column
+    return phases
+
+
+def kernel_columns(phases, kernel, stride, columns):
+    """What each kernel column reads for the output columns ``columns`` (a slice with a start
+    and a stop), as read-only views of ``phases`` (:func:`stride_phases`): a list of ``(js,
+    V)``, ``js`` the slice of the kernel columns in one stride phase (all ``kw`` for stride 1)
+    and ``V (len(js), OH, kh * C, OWb * N)`` with, for ``j = js[q]``,
+    ``V[q, oh, i * C + c, ow * N + n] = rows[oh * sh + i, c, (columns.start + ow) * sw + j, n]``.
+
+    Each ``V[q, oh]`` is ``kh * C`` runs of ``OWb * N`` contiguous numbers, equally spaced: a
+    matrix BLAS reads in place. Together they are the rows ``(i, c, j)`` of
+    :func:`stack_rows` over :func:`width_windows`, without its ``kw`` copies of the input."""
+    hp, c, sw, wq, n = phases.shape
+    (kh, kw), (sh, _) = pair(kernel, "kernel_size"), pair(stride, "stride")
+    oh, count = (hp - kh) // sh + 1, columns.stop - columns.start
+    # the strides of C order, from the shape: NumPy's own may be anything along an axis of 1
+    s_n = phases.itemsize
+    s_w, s_c = n * s_n, sw * wq * n * s_n
+    s_h = c * s_c
+    views = []
+    for p in range(min(sw, kw)):
+        js = slice(p, kw, sw)  # kernel column p + q * sw reads column first + ow + q of phase p
+        views.append((js, np.lib.stride_tricks.as_strided(
+            phases[:, :, p, columns.start :], (len(range(p, kw, sw)), oh, kh * c, count * n),
+            (s_w, sh * s_h, s_c, s_n), writeable=False)))
+    return views
+
+
 def fold_windows(X, rows, kernel_w, stride_w=1, columns=None):
     """The adjoint of :func:`width_windows`: adds ``X (Hp, C * kw, OWb * N)`` onto the padded
     rows ``rows (Hp, C, Wp, N)`` it was read from, in place (``kw`` strided slice additions,

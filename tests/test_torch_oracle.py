@@ -44,8 +44,8 @@ def check_layer(layer, torch_fn, x, params=(), dout=None):
         assert_close(layer.grads[k], p.grad, f"gradient of {k}")
 
 
-CONV_SPLITS = ["whole", "one_column", "columns_kept", "one_row", "two_rows", "two_columns",
-               "two_columns_rebuilt"]
+CONV_SPLITS = ["whole", "one_column", "one_row", "two_rows", "two_columns",
+               "two_columns_one_row"]
 
 
 @pytest.mark.parametrize("split", CONV_SPLITS)

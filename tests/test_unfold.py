@@ -1,11 +1,13 @@
 """The row-stacked lowering under Conv2D: unfold_width and stack_rows, their adjoints
-fold_width and unstack_rows, unstack_product, and what is copied."""
+fold_width and unstack_rows, unstack_product, the kernel columns' views, and what is copied."""
 import numpy as np
 import pytest
-from conftest import assert_adjoint, config_id, image_and_window, random_configs
+from conftest import (anisotropic_configs, assert_adjoint, config_id, image_and_window,
+                      random_configs)
 
-from hw3lib.im2col import (fold_width, im2col, padded_rows, stack_rows, unfold_width,
-                           unstack_product, unstack_rows, width_windows)
+from hw3lib.im2col import (fold_width, im2col, kernel_columns, padded_rows, stack_rows,
+                           stride_phases, unfold_width, unstack_product, unstack_rows,
+                           width_windows)
 
 CONFIGS = random_configs(12, seed=11)
 
@@ -34,6 +36,44 @@ def test_unstack_product_equals_unstacking_the_whole_product(cfg):
     whole = np.matmul(W.reshape(cfg["f"], -1).T, G)  # (OH, kh*K, M): kh times larger
     np.testing.assert_allclose(unstack_product(W, G, len(X), s), unstack_rows(whole, len(X), kh, s),
                                rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS + anisotropic_configs(8, seed=13),
+                         ids=lambda cfg: str(sorted(cfg.items())))
+def test_kernel_columns_are_the_im2col_rows_of_each_kernel_column(cfg):
+    """Each kernel column's views over the stride phases hold the rows ``(i, c, j)`` of
+    stack_rows over width_windows, for column blocks that start anywhere, without a copy
+    for stride 1."""
+    _, x, (kh, kw, s, p) = image_and_window(cfg, seed=7)
+    (sh, sw), (ph, pw) = ((s, s) if isinstance(s, int) else s), ((p, p) if isinstance(p, int) else p)
+    rows = padded_rows(x, (ph, pw))
+    phases = stride_phases(rows, sw)
+    assert np.shares_memory(phases, rows) == (sw == 1)
+    ow = (rows.shape[2] - kw) // sw + 1
+    for columns in (slice(0, ow), slice(ow // 2, ow), slice(ow - 1, ow)):
+        S = stack_rows(width_windows(rows, kw, sw, columns), kh, sh)  # (OH, kh*C*kw, b*N)
+        S = S.reshape(len(S), kh, cfg["c"], kw, -1)
+        seen = []
+        for js, V in kernel_columns(phases, (kh, kw), (sh, sw), columns):
+            assert not V.flags.writeable
+            for q, j in enumerate(range(kw)[js]):
+                np.testing.assert_array_equal(V[q], S[:, :, :, j].reshape(V.shape[1:]))
+                seen.append(j)
+        assert sorted(seen) == list(range(kw))
+
+
+def test_kernel_columns_read_by_the_layout_not_by_numpys_strides_of_axes_of_one():
+    """One image of one channel: NumPy may give its axes of length 1 any stride, and a view
+    built from those strides read other memory (a whole LeNet5 trained on one 7x7 image,
+    and batches split over threads into parts of one image, went wrong)."""
+    x = np.random.default_rng(0).standard_normal((1, 1, 9, 8))
+    rows = padded_rows(x)  # no copy: x's memory already is (H, C, W, N)
+    assert rows.strides[1] != rows.strides[2] * rows.shape[2]  # NumPy's stride of C is x's
+    columns = slice(0, 8 - 3 + 1)
+    (js, V), = kernel_columns(stride_phases(rows, 1), (2, 3), (1, 1), columns)
+    S = stack_rows(width_windows(rows, 3, 1, columns), 2).reshape(8, 2, 1, 3, -1)
+    for j in range(3):
+        np.testing.assert_array_equal(V[j], S[:, :, :, j].reshape(V.shape[1:]))
 
 
 def test_padded_rows_copies_only_what_is_not_laid_out_so_already():
