@@ -16,8 +16,7 @@ MIN_COLUMNS = 256  # but no narrower product blocks: below this BLAS overheads c
 # about 190 GFLOP/s 320-384 columns wide and about 120 at 512)
 WINDOW_BAND_BYTES = 2 << 20  # im2col builds its windows this much at a time, in one buffer that
 # stays in the cache (training at 3x128x128, batch 32, on an Intel Xeon: the first convolution's
-# forward pass 0.77 of its time, epochs 0.92-0.98; bands of 1 MiB the same, of 512 KiB 0.97-0.99;
-# keeping only up to 8 MiB: 1x32x32 at batch 512, 9 MB of windows, 1.02)
+# forward pass 0.77 of its time, epochs 0.92-0.98; bands of 1 MiB the same, of 512 KiB 0.97-0.99)
 ALGORITHMS = ("auto", "im2col", "winograd")
 # "auto" takes Winograd for kernels of 3-5 where the channel counts' harmonic mean 2 C F / (C + F)
 # is at least this: its transforms cost in proportion to C + F, the multiplications it saves to
@@ -45,8 +44,9 @@ class Conv2D(Layer):
     contiguous block of them (:func:`~hw3lib.im2col.stack_rows`), so the forward pass is one
     stacked product over the output rows, ``(F, kh C kw) @ (kh C kw, OW N)``, as wide as the
     batch. The weight gradient needs no windows: what each kernel column reads is a view of
-    the rows themselves (:func:`~hw3lib.im2col.kernel_columns`), and its ``kw`` products
-    ``G[oh] @ V[j, oh].T`` over the output rows read the input in place. The input gradient
+    the rows themselves (:func:`~hw3lib.im2col.kernel_columns`; with a stride along the width,
+    of one copy of them dealt into stride phases), and its ``kw`` products ``G[oh] @ V[j,
+    oh].T`` over the output rows read the input in place. The input gradient
     goes back through :func:`~hw3lib.im2col.unstack_product` (no zeros multiplied) and
     :func:`~hw3lib.im2col.fold_windows`. The output is a view whose memory is laid out
     ``(OH, F, OW, N)``, the layout the next layers, the next ``Conv2D`` and the backward pass
@@ -242,7 +242,8 @@ class Conv2D(Layer):
         for columns in self.blocks:
             Gb = G[..., columns.start * n : columns.stop * n]  # (OH, F, columns*N)
             # dW[.., j] = sum over output rows of G[oh] @ V[j, oh].T, V read in place
-            for js, V in kernel_columns(phases, self.kernel_size, self.stride, columns):
+            for js, V in kernel_columns(phases, self.rows.shape[2], self.kernel_size, self.stride,
+                                        columns):
                 dW[js] += np.matmul(Gb, V.transpose(0, 1, 3, 2)).sum(axis=1)
             if drows is not None:
                 dX = unstack_product(W, Gb, len(self.rows), sh)  # (Hp, C*kw, columns*N)

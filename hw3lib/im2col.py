@@ -131,19 +131,24 @@ def stride_phases(rows, stride_w):
     return phases
 
 
-def kernel_columns(phases, kernel, stride, columns):
-    """What each kernel column reads for the output columns ``columns`` (a slice with a start
-    and a stop), as read-only views of ``phases`` (:func:`stride_phases`): a list of ``(js,
-    V)``, ``js`` the slice of the kernel columns in one stride phase (all ``kw`` for stride 1)
-    and ``V (len(js), OH, kh * C, OWb * N)`` with, for ``j = js[q]``,
-    ``V[q, oh, i * C + c, ow * N + n] = rows[oh * sh + i, c, (columns.start + ow) * sw + j, n]``.
+def kernel_columns(phases, padded_w, kernel, stride=1, columns=None):
+    """What each kernel column reads for the output columns ``columns`` (a slice; None: all),
+    as read-only views of ``phases`` (:func:`stride_phases` of rows ``padded_w`` wide): a list
+    of ``(js, V)``, ``js`` the slice of the kernel columns in one stride phase (all ``kw`` for
+    stride 1) and ``V (len(js), OH, kh * C, OWb * N)`` with, for ``j = js[q]``,
+    ``V[q, oh, i * C + c, ow * N + n] = rows[oh * sh + i, c, (first + ow) * sw + j, n]``,
+    ``first`` the first column of ``columns``.
 
     Each ``V[q, oh]`` is ``kh * C`` runs of ``OWb * N`` contiguous numbers, equally spaced: a
     matrix BLAS reads in place. Together they are the rows ``(i, c, j)`` of
     :func:`stack_rows` over :func:`width_windows`, without its ``kw`` copies of the input."""
     hp, c, sw, wq, n = phases.shape
     (kh, kw), (sh, _) = pair(kernel, "kernel_size"), pair(stride, "stride")
-    oh, count = (hp - kh) // sh + 1, columns.stop - columns.start
+    oh = (hp - kh) // sh + 1
+    if -(-padded_w // sw) != wq:
+        raise ValueError(f"phases {phases.shape} are not the stride phases of rows {padded_w} wide "
+                         f"at stride {sw}: pass the padded rows' width, rows.shape[2]")
+    first, count = _window_span((hp, c, padded_w, n), kw, sw, columns)
     # the strides of C order, from the shape: NumPy's own may be anything along an axis of 1
     s_n = phases.itemsize
     s_w, s_c = n * s_n, sw * wq * n * s_n
@@ -152,7 +157,7 @@ def kernel_columns(phases, kernel, stride, columns):
     for p in range(min(sw, kw)):
         js = slice(p, kw, sw)  # kernel column p + q * sw reads column first + ow + q of phase p
         views.append((js, np.lib.stride_tricks.as_strided(
-            phases[:, :, p, columns.start :], (len(range(p, kw, sw)), oh, kh * c, count * n),
+            phases[:, :, p, first:], (len(range(p, kw, sw)), oh, kh * c, count * n),
             (s_w, sh * s_h, s_c, s_n), writeable=False)))
     return views
 

@@ -54,12 +54,26 @@ def test_kernel_columns_are_the_im2col_rows_of_each_kernel_column(cfg):
         S = stack_rows(width_windows(rows, kw, sw, columns), kh, sh)  # (OH, kh*C*kw, b*N)
         S = S.reshape(len(S), kh, cfg["c"], kw, -1)
         seen = []
-        for js, V in kernel_columns(phases, (kh, kw), (sh, sw), columns):
+        for js, V in kernel_columns(phases, rows.shape[2], (kh, kw), (sh, sw), columns):
             assert not V.flags.writeable
             for q, j in enumerate(range(kw)[js]):
                 np.testing.assert_array_equal(V[q], S[:, :, :, j].reshape(V.shape[1:]))
                 seen.append(j)
         assert sorted(seen) == list(range(kw))
+
+
+def test_kernel_columns_clamp_the_columns_asked_for_to_the_output_and_check_the_width():
+    """Columns past the output's last are not read (views past the rows' memory would read
+    whatever lies there), None is all of them, and a width the phases do not have is refused."""
+    rows = padded_rows(np.random.default_rng(1).standard_normal((2, 2, 6, 7)))  # 7 wide
+    phases = stride_phases(rows, 2)
+    whole = kernel_columns(phases, 7, 3, 2)  # output columns 0, 1, 2
+    for columns in (None, slice(0, 50), slice(-3, None)):
+        for (js, V), (_, W) in zip(kernel_columns(phases, 7, 3, 2, columns), whole):
+            np.testing.assert_array_equal(V, W)
+    assert whole[0][1].shape[-1] == 3 * 2  # 3 output columns of 2 images
+    with pytest.raises(ValueError, match="not the stride phases of rows 9 wide"):
+        kernel_columns(phases, 9, 3, 2)
 
 
 def test_kernel_columns_read_by_the_layout_not_by_numpys_strides_of_axes_of_one():
@@ -70,7 +84,7 @@ def test_kernel_columns_read_by_the_layout_not_by_numpys_strides_of_axes_of_one(
     rows = padded_rows(x)  # no copy: x's memory already is (H, C, W, N)
     assert rows.strides[1] != rows.strides[2] * rows.shape[2]  # NumPy's stride of C is x's
     columns = slice(0, 8 - 3 + 1)
-    (js, V), = kernel_columns(stride_phases(rows, 1), (2, 3), (1, 1), columns)
+    (js, V), = kernel_columns(stride_phases(rows, 1), 8, (2, 3), (1, 1), columns)
     S = stack_rows(width_windows(rows, 3, 1, columns), 2).reshape(8, 2, 1, 3, -1)
     for j in range(3):
         np.testing.assert_array_equal(V[j], S[:, :, :, j].reshape(V.shape[1:]))
