@@ -21,9 +21,14 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .checks import check_array, is_int
 
-# images moved at a time when the batch goes innermost: from (N, C, H, W) memory, 2-3x faster
-# than all at once (at 128x3x128x128: 6 ms, not 18 ms), the reads staying in cache
-BATCH_BLOCK = 16
+# images and image rows moved at a time when the batch goes innermost (padded_rows), so that
+# the reads stay in the cache: from (N, C, H, W) memory, 2-3x faster than all at once (at
+# 128x3x128x128: 6 ms, not 18 ms); 8 images 16 rows at a time, against 16 images all rows, on
+# the faster AVX-512 EPYC (inside the training loop): 1.0 ms against 1.4 at 3x128x128, batch
+# 32, 0.06 against 0.07 at 3x32x32, 4.9-5.2 against 5.3-5.4 at batch 128 (8 images all rows:
+# 6.3-6.5, a destination line written in two passes far apart)
+BATCH_BLOCK = 8
+ROW_BLOCK = 16
 
 
 def pair(value, name="value"):
@@ -80,8 +85,11 @@ def padded_rows(x, padding=0):
     if not (ph or pw) and x_rows.flags.c_contiguous:
         return x_rows
     rows = (np.zeros if ph or pw else np.empty)((h + 2 * ph, c, w + 2 * pw, n), dtype=x.dtype)
-    for i in range(0, n, BATCH_BLOCK):
-        rows[ph : ph + h, :, pw : pw + w, i : i + BATCH_BLOCK] = x_rows[..., i : i + BATCH_BLOCK]
+    for r in range(0, h, ROW_BLOCK):
+        to = slice(ph + r, ph + min(h, r + ROW_BLOCK))
+        for i in range(0, n, BATCH_BLOCK):
+            block = x_rows[r : r + ROW_BLOCK, ..., i : i + BATCH_BLOCK]
+            rows[to, :, pw : pw + w, i : i + BATCH_BLOCK] = block
     return rows
 
 

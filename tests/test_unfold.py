@@ -90,6 +90,16 @@ def test_kernel_columns_read_by_the_layout_not_by_numpys_strides_of_axes_of_one(
         np.testing.assert_array_equal(V[j], S[:, :, :, j].reshape(V.shape[1:]))
 
 
+@pytest.mark.parametrize("n, h", [(1, 1), (8, 16), (9, 17), (19, 37)])
+def test_padded_rows_in_blocks_of_images_and_rows_equals_padding_then_moving_the_batch(n, h):
+    """Batches and heights that the blocks of BATCH_BLOCK images and ROW_BLOCK rows cut with
+    remainders, with and without padding."""
+    x = np.random.default_rng(n + h).standard_normal((n, 2, h, 5)).astype(np.float32)
+    for ph, pw in ((0, 0), (2, 1)):
+        expected = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))).transpose(2, 1, 3, 0)
+        np.testing.assert_array_equal(padded_rows(x, (ph, pw)), expected)
+
+
 def test_padded_rows_copies_only_what_is_not_laid_out_so_already():
     x = np.random.default_rng(0).standard_normal((4, 3, 12, 10)).astype(np.float32)
     rows = padded_rows(x)  # (N, C, H, W) memory: moved into (H, C, W, N)
