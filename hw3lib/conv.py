@@ -2,7 +2,10 @@
 (:mod:`hw3lib.im2col`) or, in wide layers, over Winograd's tiles (:mod:`hw3lib.winograd`), in
 blocks cut to the sizes below.
 """
+import functools
+
 import numpy as np
+from threadpoolctl import threadpool_info
 
 from . import winograd
 from .checks import integer
@@ -14,9 +17,18 @@ CACHE_BYTES = 256 << 10  # a block of windows this size stays in a core's L2 cac
 MIN_COLUMNS = 256  # but no narrower product blocks: below this BLAS overheads cost more than misses
 # (than 512: 10-24% faster at batch 128 and over, where OpenBLAS ran a 16-filter product at
 # about 190 GFLOP/s 320-384 columns wide and about 120 at 512)
-WINDOW_BAND_BYTES = 2 << 20  # im2col builds its windows this much at a time, in one buffer that
+WINDOW_KEEP_BYTES = 16 << 20  # im2col keeps its windows up to this size in all for backward,
+WINDOW_BAND_BYTES = 2 << 20  # and builds larger ones this much at a time, in one buffer that
 # stays in the cache (training at 3x128x128, batch 32, on an Intel Xeon: the first convolution's
-# forward pass 0.77 of its time, epochs 0.92-0.98; bands of 1 MiB the same, of 512 KiB 0.97-0.99)
+# forward pass 0.77 of its time, epochs 0.92-0.98; bands of 1 MiB the same, of 512 KiB 0.97-0.99;
+# keeping only up to 8 MiB: 1x32x32 at batch 512, 9 MB of windows, 1.02)
+WEIGHT_GRADIENTS = ("auto", "views", "windows")
+WEIGHT_GRADIENT = "auto"  # im2col's weight gradient from views of the input or from its windows;
+# "auto" takes views where OpenBLAS runs these kernels, which multiply matrices of up to 100^3
+# multiply-adds without packing them: on the faster AVX-512 EPYC, training at 3x128x128, batch
+# 32, 0.91 of the time, 3x32x32 0.98; with OpenBLAS's Haswell kernels views took 1.2-1.3 times
+# the windows' time (the products' small results, 6 x 15 for LeNet's first convolution, packed)
+SMALL_MATRIX_KERNELS = ("skylakex", "cooperlake", "sapphirerapids")
 ALGORITHMS = ("auto", "im2col", "winograd")
 # "auto" takes Winograd for kernels of 3-5 where the channel counts' harmonic mean 2 C F / (C + F)
 # is at least this: its transforms cost in proportion to C + F, the multiplications it saves to
@@ -30,6 +42,25 @@ TILE_BLOCK_BYTES = 4 << 20  # Winograd runs in blocks of tile rows whose product
 KEEP_BYTES = 32 << 20  # and keeps its transformed input up to this size in all for backward
 
 
+def weight_gradient_from_views():
+    """Whether im2col's weight gradient reads views of the input (True) or its windows:
+    ``WEIGHT_GRADIENT``, with ``"auto"`` resolved by the BLAS that NumPy computes with (views
+    where it is OpenBLAS running one of ``SMALL_MATRIX_KERNELS``)."""
+    if WEIGHT_GRADIENT not in WEIGHT_GRADIENTS:
+        raise ValueError(f"hw3lib.conv.WEIGHT_GRADIENT must be one of {WEIGHT_GRADIENTS}, got "
+                         f"{WEIGHT_GRADIENT!r}")
+    return WEIGHT_GRADIENT == "views" or WEIGHT_GRADIENT == "auto" and _blas_has_small_kernels()
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_has_small_kernels():
+    """Whether NumPy's BLAS is OpenBLAS running one of ``SMALL_MATRIX_KERNELS`` (its kernels
+    are chosen once, when it loads)."""
+    return any(lib["internal_api"] == "openblas"
+               and str(lib.get("architecture")).lower() in SMALL_MATRIX_KERNELS
+               for lib in threadpool_info() if lib["user_api"] == "blas")
+
+
 class Conv2D(Layer):
     """2-D convolution as matrix products, over im2col columns or, in wide layers, Winograd's
     tiles: ``(N, C, H, W) -> (N, F, OH, OW)``, ``C = in_channels``, ``F = out_channels``;
@@ -41,24 +72,27 @@ class Conv2D(Layer):
     The input is laid out image row by image row with the batch innermost
     (:func:`~hw3lib.im2col.padded_rows`, ``(Hp, C, Wp, N)``) and its width windows are copied
     once (:func:`~hw3lib.im2col.width_windows`); the im2col matrix of each output row is then a
-    contiguous block of them (:func:`~hw3lib.im2col.stack_rows`), so the forward pass is one
-    stacked product over the output rows, ``(F, kh C kw) @ (kh C kw, OW N)``, as wide as the
-    batch. The weight gradient needs no windows: what each kernel column reads is a view of
-    the rows themselves (:func:`~hw3lib.im2col.kernel_columns`; with a stride along the width,
-    of one copy of them dealt into stride phases), and its ``kw`` products ``G[oh] @ V[j,
-    oh].T`` over the output rows read the input in place. The input gradient
-    goes back through :func:`~hw3lib.im2col.unstack_product` (no zeros multiplied) and
-    :func:`~hw3lib.im2col.fold_windows`. The output is a view whose memory is laid out
+    contiguous block of them (:func:`~hw3lib.im2col.stack_rows`), so the forward pass and the
+    weight gradient are each one stacked product over the output rows, ``(F, kh C kw) @ (kh C
+    kw, OW N)`` and ``(kh C kw, OW N) @ (OW N, F)``, as wide as the batch. Where the BLAS
+    multiplies small matrices without packing them (:func:`weight_gradient_from_views`), the
+    weight gradient reads the input in place instead: what each kernel column reads is a view
+    of the rows (:func:`~hw3lib.im2col.kernel_columns`; with a stride along the width, of one
+    copy of them dealt into stride phases), ``kw`` products ``G[oh] @ V[j, oh].T`` with no
+    windows. The input gradient goes back through :func:`~hw3lib.im2col.unstack_product` (no
+    zeros multiplied) and :func:`~hw3lib.im2col.fold_windows`. The output is a view whose memory is laid out
     ``(OH, F, OW, N)``, the layout the next layers, the next ``Conv2D`` and the backward pass
     read without copying; with the batch innermost, every copy and every elementwise step runs
     over contiguous runs of ``N`` numbers or more, however narrow the images.
 
     The products run in blocks of output columns sized for the cache (:meth:`_column_blocks`).
-    The windows (``kw`` copies of the input) are built a band of output rows at a time
+    The windows (``kw`` copies of the input) are built block by block and, where the weight
+    gradient reads them, kept for the backward pass when they take at most
+    ``WINDOW_KEEP_BYTES`` in all. Others are built a band of output rows at a time
     (:meth:`_row_bands`), into one buffer of about ``WINDOW_BAND_BYTES`` that stays in the
-    cache, right before the products that read them: they are never written out to memory
-    and read back, nor kept for the backward pass (at 3x128x128, batch 32, conv1's would take
-    30 MB; at batch 128, 122 MB).
+    cache, right before the products that read them (and rebuilt so for a weight gradient
+    from windows): never written out to memory and read back (at 3x128x128, batch 32, conv1's
+    take 30 MB; at batch 128, 122 MB).
 
     ``algorithm="winograd"`` computes the same convolution with Winograd's F(4x4, r x r)
     (:mod:`~hw3lib.winograd`; stride 1, square kernels of 2-5): fewer multiplications for
@@ -140,21 +174,27 @@ class Conv2D(Layer):
         per = even_block(ow, most)
         return [slice(i, min(ow, i + per)) for i in range(0, ow, per)]
 
-    def _row_bands(self, oh, n):
+    def _row_bands(self, oh, n, most_bytes):
         """For each column block (:attr:`blocks`), its ``oh`` output rows in bands whose
-        windows take at most ``WINDOW_BAND_BYTES`` (but at least one output row), as even as
+        windows take at most ``most_bytes`` (but at least one output row), as even as
         the fewest bands allow: a list per block of ``(image rows read, output rows)`` slice
         pairs; and the numbers in the largest band's windows."""
         (kh, kw), sh = self.kernel_size, self.stride[0]
         bands, largest = [], 0
         for columns in self.blocks:
             row = self.in_channels * kw * (columns.stop - columns.start) * n  # numbers per image row
-            most = (WINDOW_BAND_BYTES // (row * self.rows.itemsize) - kh) // sh + 1
+            most = (most_bytes // (row * self.rows.itemsize) - kh) // sh + 1
             per = even_block(oh, max(most, 1))
             outs = [slice(o, min(o + per, oh)) for o in range(0, oh, per)]
             bands.append([(slice(r.start * sh, (r.stop - 1) * sh + kh), r) for r in outs])
             largest = max(largest, ((per - 1) * sh + kh) * row)
         return bands, largest
+
+    def _band_windows(self, rows_in, columns, buffer):
+        """The windows ``(rows, C * kw, columns * N)`` of the padded rows ``rows_in`` for the
+        output columns ``columns``, written into ``buffer`` (None: a new array)."""
+        (_, kw), (_, sw) = self.kernel_size, self.stride
+        return width_windows(self.rows[rows_in], kw, sw, columns, buffer)
 
     def _tile_blocks(self, out_hw, n):
         """Blocks of output tile rows (``m = winograd.TILE`` high) as ``(padded rows read,
@@ -188,17 +228,23 @@ class Conv2D(Layer):
     def _im2col_forward(self, out_hw, n):
         """The output ``(OH, F, OW * N)`` without bias, as products over the windows, block by
         block and band by band (see the class docstring)."""
-        (oh, ow), (kh, kw), (sh, sw) = out_hw, self.kernel_size, self.stride
-        self.blocks = self._column_blocks(n, ow)
-        self.bands, largest = self._row_bands(oh, n)
-        buffer = np.empty(largest, dtype=self.rows.dtype)
+        (oh, ow), (kh, kw), sh = out_hw, self.kernel_size, self.stride[0]
+        hp, c = self.rows.shape[:2]
+        self.blocks, self.views = self._column_blocks(n, ow), weight_gradient_from_views()
+        keep = not self.views and hp * c * kw * ow * n * self.rows.itemsize <= WINDOW_KEEP_BYTES
+        self.bands, self.largest_band = self._row_bands(oh, n, WINDOW_KEEP_BYTES if keep
+                                                        else WINDOW_BAND_BYTES)
+        buffer = None if keep else np.empty(self.largest_band, dtype=self.rows.dtype)
         W = self._kernel_rows().reshape(self.out_channels, -1)
         out = np.empty((oh, self.out_channels, ow * n), dtype=np.result_type(W, self.rows))
+        self.X = []  # the blocks' windows, when kept for backward
         for columns, bands in zip(self.blocks, self.bands):
             block = out[..., columns.start * n : columns.stop * n]  # (OH, F, columns*N)
             for rows_in, rows_out in bands:
-                X = width_windows(self.rows[rows_in], kw, sw, columns, buffer)  # (rows, C*kw, b*N)
+                X = self._band_windows(rows_in, columns, buffer)
                 np.matmul(W, stack_rows(X, kh, sh), out=block[rows_out])
+                if keep:
+                    self.X.append(X)
         return out
 
     def _winograd_forward(self, out_hw, n):
@@ -235,21 +281,51 @@ class Conv2D(Layer):
     def _im2col_backward(self, G, n):
         """``(dW (F, C, kh, kw), drows)`` from ``G (OH, F, OW * N)``: ``drows`` the gradient of
         the padded rows ``(Hp, C, Wp, N)``, None unless ``needs_input_grad``."""
-        (kh, kw), (sh, sw), f = self.kernel_size, self.stride, self.out_channels
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
         drows = np.zeros_like(self.rows, dtype=G.dtype) if self.needs_input_grad else None
-        W, phases = self._kernel_rows(), stride_phases(self.rows, sw)  # (F, kh, C*kw)
-        dW = np.zeros((kw, f, kh * self.in_channels), dtype=np.result_type(self.rows, G))
-        for columns in self.blocks:
+        W, dW = self._kernel_rows(), 0  # (F, kh, C*kw)
+        block_gradient = self._view_products(G) if self.views else self._window_products(G)
+        for columns, bands in zip(self.blocks, self.bands):
             Gb = G[..., columns.start * n : columns.stop * n]  # (OH, F, columns*N)
-            # dW[.., j] = sum over output rows of G[oh] @ V[j, oh].T, V read in place
-            for js, V in kernel_columns(phases, self.rows.shape[2], self.kernel_size, self.stride,
-                                        columns):
-                dW[js] += np.matmul(Gb, V.transpose(0, 1, 3, 2)).sum(axis=1)
+            dW = dW + block_gradient(Gb, columns, bands)
             if drows is not None:
                 dX = unstack_product(W, Gb, len(self.rows), sh)  # (Hp, C*kw, columns*N)
                 fold_windows(dX, drows, kw, sw, columns)
-        dW = dW.reshape(kw, f, kh, self.in_channels).transpose(1, 3, 2, 0).copy()
-        return dW, drows
+        return np.ascontiguousarray(dW), drows
+
+    def _view_products(self, G):
+        """A function ``(Gb, columns, bands) ->`` the weight gradient ``(F, C, kh, kw)`` of one
+        column block, ``Gb (OH, F, columns * N)``, from views of the input
+        (:func:`~hw3lib.im2col.kernel_columns`): ``dW[..., j] = sum over output rows of
+        Gb[oh] @ V[j, oh].T``, ``V`` read in place."""
+        (kh, kw), f, c = self.kernel_size, self.out_channels, self.in_channels
+        dW = np.empty((kw, f, kh * c), dtype=np.result_type(self.rows, G))
+        phases = stride_phases(self.rows, self.stride[1])
+
+        def block_products(Gb, columns, bands):
+            for js, V in kernel_columns(phases, self.rows.shape[2], self.kernel_size,
+                                        self.stride, columns):
+                dW[js] = np.matmul(Gb, V.transpose(0, 1, 3, 2)).sum(axis=1)
+            return dW.reshape(kw, f, kh, c).transpose(1, 3, 2, 0)
+        return block_products
+
+    def _window_products(self, G):
+        """A function ``(Gb, columns, bands) ->`` the weight gradient ``(F, C, kh, kw)`` of one
+        column block from its windows, kept or rebuilt band by band in one buffer:
+        ``dW.T = sum over output rows of S[oh] @ Gb[oh].T``, with OpenBLAS about twice the speed
+        of ``Gb[oh] @ S[oh].T``, whose long, skinny transposed operand suits it less."""
+        (kh, kw), sh, f, c = self.kernel_size, self.stride[0], self.out_channels, self.in_channels
+        products = np.empty((len(G), kh * c * kw, f), dtype=np.result_type(self.rows, G))
+        buffer = None if self.X else np.empty(self.largest_band, dtype=self.rows.dtype)
+        kept = iter(self.X)
+
+        def block_products(Gb, columns, bands):
+            for rows_in, rows_out in bands:
+                X = next(kept) if self.X else self._band_windows(rows_in, columns, buffer)
+                np.matmul(stack_rows(X, kh, sh), Gb[rows_out].transpose(0, 2, 1),
+                          out=products[rows_out])
+            return products.sum(axis=0).T.reshape(f, kh, c, kw).transpose(0, 2, 1, 3)
+        return block_products
 
     def _winograd_backward(self, G, n):
         """:meth:`_im2col_backward` for the Winograd products: each step's adjoint in turn,

@@ -165,28 +165,42 @@ def close_figures():
     plt.close("all")
 
 
+# every way split_conv splits a Conv2D's work, both weight gradients (windows and views)
+CONV_SPLITS = ["one_column", "columns_kept", "one_row", "two_rows", "two_columns",
+               "two_columns_rebuilt", "views_one_column", "views_one_row", "views_two_rows",
+               "views_two_columns"]
+
+
 def split_conv(split, monkeypatch, layer=None, x_shape=None):
     """Make every ``Conv2D`` on im2col split its work as its large inputs do, but finely:
-    ``"one_column"``, product blocks one output column wide; ``"one_row"``, bands of one
-    output row, built in one reused buffer; ``"two_rows"``, one block in bands of two output
-    rows (the sizes of ``layer`` on inputs of ``x_shape`` decide the band's bytes);
-    ``"two_columns"``, blocks of two output columns (one for the last of an odd count), as
-    large inputs have blocks of several columns; ``"two_columns_one_row"``, the same blocks in
-    bands of one row, in one buffer that the widest block's band sizes."""
+    ``"one_column"``, product blocks one output column wide, their windows rebuilt in
+    backward; ``"columns_kept"``, the same blocks with their windows kept for backward;
+    ``"one_row"``, bands of one output row, built in one reused buffer and rebuilt in backward;
+    ``"two_rows"``, one block in bands of two output rows (the sizes of ``layer`` on inputs of
+    ``x_shape`` decide the band's bytes); ``"two_columns"``, blocks of two output columns (one
+    for the last of an odd count), as large inputs have blocks of several columns, their windows
+    kept; ``"two_columns_rebuilt"``, the same blocks in bands of one row, rebuilt in backward in
+    one buffer that the widest block's band sizes. These take the weight gradient from the
+    windows; ``"views_"`` and one of them takes it from views of the input (no window kept)."""
     from hw3lib import conv
 
-    settings = {"one_column": {"CACHE_BYTES": 0, "MIN_COLUMNS": 1},
-                "one_row": {"WINDOW_BAND_BYTES": 0}}
+    views = split.startswith("views_")
+    monkeypatch.setattr(conv, "WEIGHT_GRADIENT", "views" if views else "windows")
+    split = split.removeprefix("views_")
+
+    settings = {"one_column": {"CACHE_BYTES": 0, "MIN_COLUMNS": 1, "WINDOW_KEEP_BYTES": 0},
+                "columns_kept": {"CACHE_BYTES": 0, "MIN_COLUMNS": 1},
+                "one_row": {"WINDOW_KEEP_BYTES": 0, "WINDOW_BAND_BYTES": 0}}
     if split.startswith("two_columns"):  # MIN_COLUMNS counts columns of N numbers each
         settings[split] = {"CACHE_BYTES": 0, "MIN_COLUMNS": 2 * x_shape[0]}
-        if split == "two_columns_one_row":
-            settings[split] |= {"WINDOW_BAND_BYTES": 0}
+        if split == "two_columns_rebuilt":
+            settings[split] |= {"WINDOW_KEEP_BYTES": 0, "WINDOW_BAND_BYTES": 0}
     if split == "two_rows":
         n, c, h, w = x_shape
         (kh, kw), (sh, sw), (_, pw) = layer.kernel_size, layer.stride, layer.padding
         ow = (w + 2 * pw - kw) // sw + 1
         band = (kh + sh) * c * kw * ow * n * layer.params["W"].itemsize  # two output rows' windows
-        settings[split] = {"CACHE_BYTES": 1 << 40, "WINDOW_BAND_BYTES": band}
+        settings[split] = {"CACHE_BYTES": 1 << 40, "WINDOW_KEEP_BYTES": 0, "WINDOW_BAND_BYTES": band}
     for name, value in settings[split].items():
         monkeypatch.setattr(conv, name, value)
 
@@ -206,16 +220,23 @@ def assert_split(split, layer, out):
     :func:`split_conv` asked."""
     oh, ow = out.shape[2:]
     bands = [[rows.stop - rows.start for _, rows in block] for block in layer.bands]
-    if split == "one_column":
+    views = split.startswith("views_")
+    split = split.removeprefix("views_")
+    assert layer.views == views
+    if split in ("one_column", "columns_kept"):
         assert len(layer.blocks) == ow
+        assert len(layer.X) == (ow if split == "columns_kept" and not views else 0)
     elif split.startswith("two_columns"):
         widths = [columns.stop - columns.start for columns in layer.blocks]
         assert widths == [2] * (ow // 2) + [1] * (ow % 2)
-        per = 1 if split == "two_columns_one_row" else oh
-        assert bands == [[per] * (oh // per)] * len(widths)
+        if split == "two_columns":
+            kept = 0 if views else len(widths)  # a weight gradient from views keeps no window
+            assert len(layer.X) == kept and bands == [[oh]] * len(widths)
+        else:
+            assert layer.X == [] and bands == [[1] * oh] * len(widths)
     elif split == "one_row":
-        assert bands == [[1] * oh] * len(layer.blocks)
+        assert layer.X == [] and bands == [[1] * oh] * len(layer.blocks)
     else:
         per = min(oh, 2)  # bands of two rows, one left over for odd OH (not hw3lib's even_block)
-        assert len(layer.blocks) == 1
+        assert layer.X == [] and len(layer.blocks) == 1
         assert bands == [[per] * (oh // per) + ([oh % per] if oh % per else [])]

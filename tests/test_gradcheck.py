@@ -2,9 +2,10 @@
 whole LeNet5, also with its batch split over threads (relative error < 1e-6)."""
 import numpy as np
 import pytest
-from conftest import (WINOGRAD_PADDING_PER_AXIS, anisotropic_config_id, anisotropic_configs,
-                      assert_split, config_id, pool_config_id, pool_configs, random_configs,
-                      split_conv, split_winograd, winograd_config_id, winograd_configs)
+from conftest import (CONV_SPLITS, WINOGRAD_PADDING_PER_AXIS, anisotropic_config_id,
+                      anisotropic_configs, assert_split, config_id, pool_config_id, pool_configs,
+                      random_configs, split_conv, split_winograd, winograd_config_id,
+                      winograd_configs)
 
 from hw3lib import (AvgPool2D, Conv2D, CrossEntropyLoss, Dense, Flatten, LeNet5, MaxPool2D, ReLU,
                     Tanh, gradcheck, gradcheck_layer, numerical_gradient, relative_error)
@@ -77,8 +78,7 @@ def test_pools_on_random_geometries_match_finite_differences(cfg, cls):
     assert max(errors.values()) < TOL, errors
 
 
-@pytest.mark.parametrize("split", ["one_column", "one_row", "two_rows", "two_columns",
-                                   "two_columns_one_row"])
+@pytest.mark.parametrize("split", CONV_SPLITS)
 @pytest.mark.parametrize("kernel,stride,padding,shape,out_hw", [
     ((3, 2), 2, 1, (2, 2, 7, 8), (4, 5)),
     ((2, 3), (3, 1), (0, 2), (2, 2, 11, 7), (4, 9)),  # per axis; rows that no window reads

@@ -3,8 +3,8 @@ import inspect
 
 import numpy as np
 import pytest
-from conftest import (anisotropic_config_id, anisotropic_configs, assert_adjoint, assert_split,
-                      config_id, image_and_window, random_configs, split_conv)
+from conftest import (CONV_SPLITS, anisotropic_config_id, anisotropic_configs, assert_adjoint,
+                      assert_split, config_id, image_and_window, random_configs, split_conv)
 
 from hw3lib import Conv2D, col2im, conv2d_naive, conv2d_naive_backward, im2col
 
@@ -157,15 +157,13 @@ def check_split_conv_against_the_naive_loops(cfg, split, monkeypatch):
         np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("split", ["one_column", "one_row", "two_rows", "two_columns",
-                                   "two_columns_one_row"])
+@pytest.mark.parametrize("split", CONV_SPLITS)
 @pytest.mark.parametrize("cfg", CONFIGS[:8], ids=config_id)
 def test_conv_in_blocks_and_bands_equals_the_naive_loops(cfg, split, monkeypatch):
     check_split_conv_against_the_naive_loops(cfg, split, monkeypatch)
 
 
-@pytest.mark.parametrize("split", ["whole", "one_column", "one_row", "two_rows",
-                                   "two_columns", "two_columns_one_row"])
+@pytest.mark.parametrize("split", ["whole", *CONV_SPLITS])
 @pytest.mark.parametrize("cfg", ANISOTROPIC, ids=anisotropic_config_id)
 def test_conv_with_a_stride_and_padding_per_axis_equals_the_naive_loops(cfg, split, monkeypatch):
     """random_configs draws one stride and one padding for both axes, so an axis's value used
@@ -173,8 +171,7 @@ def test_conv_with_a_stride_and_padding_per_axis_equals_the_naive_loops(cfg, spl
     check_split_conv_against_the_naive_loops(cfg, split, monkeypatch)
 
 
-@pytest.mark.parametrize("split", ["whole", "one_column", "one_row", "two_rows",
-                                   "two_columns", "two_columns_one_row"])
+@pytest.mark.parametrize("split", ["whole", *CONV_SPLITS])
 @pytest.mark.parametrize("cfg", CONFIGS[8:12] + ANISOTROPIC[:2],
                          ids=lambda cfg: (anisotropic_config_id if isinstance(cfg["stride"], tuple)
                                           else config_id)(cfg))
@@ -213,3 +210,37 @@ def test_the_naive_backward_takes_integer_images_as_the_forward_does():
         assert got.dtype == np.float64
         np.testing.assert_array_equal(got, want)
     assert conv2d_naive_backward(dout, x.astype(np.float32), W, padding=1)[0].dtype == np.float64
+
+
+@pytest.mark.parametrize("blas, views", [
+    ([{"user_api": "blas", "internal_api": "openblas", "architecture": "SkylakeX"}], True),
+    ([{"user_api": "blas", "internal_api": "openblas", "architecture": "SapphireRapids"}], True),
+    ([{"user_api": "blas", "internal_api": "openblas", "architecture": "Haswell"}], False),
+    ([{"user_api": "blas", "internal_api": "openblas", "architecture": None}], False),
+    ([{"user_api": "blas", "internal_api": "mkl"}], False),
+    ([{"user_api": "openmp", "internal_api": "openmp"}], False),
+    ([], False),
+])
+def test_the_weight_gradient_reads_views_only_where_openblas_runs_its_small_matrix_kernels(
+        blas, views, monkeypatch):
+    """"auto" takes views of the input with OpenBLAS's AVX-512 kernels, which multiply small
+    matrices without packing them, and windows with any other BLAS (with OpenBLAS's Haswell
+    kernels views took 1.2-1.3 times the windows' time); the two settings force either."""
+    from hw3lib import conv
+
+    monkeypatch.setattr(conv, "threadpool_info", lambda: blas)
+    conv._blas_has_small_kernels.cache_clear()
+    try:
+        assert conv.weight_gradient_from_views() is views
+        layer = Conv2D(2, 3, 3, rng=0, algorithm="im2col")
+        layer.forward(np.ones((2, 2, 6, 6), dtype=np.float32))
+        assert layer.views is views
+        for setting in ("views", "windows"):
+            monkeypatch.setattr(conv, "WEIGHT_GRADIENT", setting)
+            assert conv.weight_gradient_from_views() is (setting == "views")
+        monkeypatch.setattr(conv, "WEIGHT_GRADIENT", "view")
+        words = r"WEIGHT_GRADIENT must be one of \('auto', 'views', 'windows'\), got 'view'"
+        with pytest.raises(ValueError, match=words):
+            conv.weight_gradient_from_views()
+    finally:
+        conv._blas_has_small_kernels.cache_clear()

@@ -2,9 +2,10 @@
 its batch split over threads), and the report's training loop end to end."""
 import numpy as np
 import pytest
-from conftest import (WINOGRAD_PADDING_PER_AXIS, anisotropic_config_id, anisotropic_configs,
-                      assert_split, config_id, pool_config_id, pool_configs, random_configs,
-                      split_conv, split_winograd, winograd_config_id, winograd_configs)
+from conftest import (CONV_SPLITS, WINOGRAD_PADDING_PER_AXIS, anisotropic_config_id,
+                      anisotropic_configs, assert_split, config_id, pool_config_id, pool_configs,
+                      random_configs, split_conv, split_winograd, winograd_config_id,
+                      winograd_configs)
 from datasets import DATA, HAVE_DATA
 
 from hw3lib import (SGD, AdamGD, AvgPool2D, Conv2D, CrossEntropyLoss, Dense, Flatten, LeNet5,
@@ -44,11 +45,10 @@ def check_layer(layer, torch_fn, x, params=(), dout=None):
         assert_close(layer.grads[k], p.grad, f"gradient of {k}")
 
 
-CONV_SPLITS = ["whole", "one_column", "one_row", "two_rows", "two_columns",
-               "two_columns_one_row"]
 
 
-@pytest.mark.parametrize("split", CONV_SPLITS)
+
+@pytest.mark.parametrize("split", ["whole", *CONV_SPLITS])
 @pytest.mark.parametrize("cfg", random_configs(12, seed=7) + anisotropic_configs(10, seed=12),
                          ids=lambda cfg: (anisotropic_config_id if isinstance(cfg["stride"], tuple)
                                           else config_id)(cfg))
@@ -92,7 +92,7 @@ def check_float32_conv(layer, x, stride, padding, bound):
         assert np.abs(ours - theirs).max() <= bound * np.abs(theirs).max(), what
 
 
-@pytest.mark.parametrize("split", CONV_SPLITS)
+@pytest.mark.parametrize("split", ["whole", *CONV_SPLITS])
 @pytest.mark.parametrize("cfg", random_configs(5, seed=21) + anisotropic_configs(3, seed=22),
                          ids=lambda cfg: (anisotropic_config_id if isinstance(cfg["stride"], tuple)
                                           else config_id)(cfg))
