@@ -151,8 +151,11 @@ def kernel_columns(phases, padded_w, kernel, stride=1, columns=None):
     matrix BLAS reads in place. Together they are the rows ``(i, c, j)`` of
     :func:`stack_rows` over :func:`width_windows`, without its ``kw`` copies of the input."""
     hp, c, sw, wq, n = phases.shape
-    (kh, kw), (sh, _) = pair(kernel, "kernel_size"), pair(stride, "stride")
+    (kh, kw), (sh, stride_w) = pair(kernel, "kernel_size"), pair(stride, "stride")
     oh = (hp - kh) // sh + 1
+    if stride_w != sw:
+        raise ValueError(f"phases {phases.shape} are dealt into {sw} stride phases, but the stride "
+                         f"along the width is {stride_w}: pass stride_phases(rows, {stride_w})")
     if -(-padded_w // sw) != wq:
         raise ValueError(f"phases {phases.shape} are not the stride phases of rows {padded_w} wide "
                          f"at stride {sw}: pass the padded rows' width, rows.shape[2]")

@@ -5,7 +5,7 @@ import pytest
 from conftest import (anisotropic_configs, assert_adjoint, config_id, image_and_window,
                       random_configs)
 
-from hw3lib.im2col import (fold_width, im2col, kernel_columns, padded_rows, stack_rows,
+from hw3lib.im2col import (fold_width, im2col, kernel_columns, padded_rows, pair, stack_rows,
                            stride_phases, unfold_width, unstack_product, unstack_rows,
                            width_windows)
 
@@ -74,6 +74,16 @@ def test_kernel_columns_clamp_the_columns_asked_for_to_the_output_and_check_the_
     assert whole[0][1].shape[-1] == 3 * 2  # 3 output columns of 2 images
     with pytest.raises(ValueError, match="not the stride phases of rows 9 wide"):
         kernel_columns(phases, 9, 3, 2)
+
+
+def test_kernel_columns_refuse_phases_of_another_stride_than_the_one_asked_for():
+    """The phases decide the stride the views read at: one along the width that differs from
+    theirs would be silently replaced by theirs."""
+    rows = padded_rows(np.random.default_rng(2).standard_normal((2, 2, 6, 9)))
+    for stride, sw in (((1, 2), 1), (1, 2), ((2, 3), 2)):
+        with pytest.raises(ValueError, match=rf"dealt into {sw} stride phases, but the stride "
+                                             rf"along the width is {pair(stride)[1]}"):
+            kernel_columns(stride_phases(rows, sw), 9, 3, stride)
 
 
 def test_kernel_columns_read_by_the_layout_not_by_numpys_strides_of_axes_of_one():
