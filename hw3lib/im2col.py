@@ -153,6 +153,9 @@ def kernel_columns(phases, padded_w, kernel, stride=1, columns=None):
     hp, c, sw, wq, n = phases.shape
     (kh, kw), (sh, stride_w) = pair(kernel, "kernel_size"), pair(stride, "stride")
     oh = (hp - kh) // sh + 1
+    if not phases.flags.c_contiguous:  # the views' strides are those of C order (below)
+        raise ValueError(f"phases {phases.shape} must be C-contiguous, as stride_phases returns "
+                         "them: pass its array itself, not a view of it")
     if stride_w != sw:
         raise ValueError(f"phases {phases.shape} are dealt into {sw} stride phases, but the stride "
                          f"along the width is {stride_w}: pass stride_phases(rows, {stride_w})")

@@ -86,6 +86,16 @@ def test_kernel_columns_refuse_phases_of_another_stride_than_the_one_asked_for()
             kernel_columns(stride_phases(rows, sw), 9, 3, stride)
 
 
+def test_kernel_columns_refuse_phases_not_laid_out_in_c_order():
+    """The views' strides are those of C order, so other memory would read the wrong numbers,
+    or past the array's end."""
+    rows = padded_rows(np.random.default_rng(3).standard_normal((2, 2, 6, 9)))
+    phases = stride_phases(rows, 2)
+    for other in (np.asfortranarray(phases), phases[::-1], phases[:, :1]):
+        with pytest.raises(ValueError, match="must be C-contiguous, as stride_phases returns"):
+            kernel_columns(other, 9, 3, 2)
+
+
 def test_kernel_columns_read_by_the_layout_not_by_numpys_strides_of_axes_of_one():
     """One image of one channel: NumPy may give its axes of length 1 any stride, and a view
     built from those strides read other memory (a whole LeNet5 trained on one 7x7 image,
