@@ -152,7 +152,7 @@ def kernel_columns(phases, padded_w, kernel, stride=1, columns=None):
     :func:`stack_rows` over :func:`width_windows`, without its ``kw`` copies of the input."""
     hp, c, sw, wq, n = phases.shape
     (kh, kw), (sh, stride_w) = pair(kernel, "kernel_size"), pair(stride, "stride")
-    oh = (hp - kh) // sh + 1
+    oh, _ = conv_output_size((hp, padded_w), (kh, kw), (sh, stride_w))  # checks the fit
     if not phases.flags.c_contiguous:  # the views' strides are those of C order (below)
         raise ValueError(f"phases {phases.shape} must be C-contiguous, as stride_phases returns "
                          "them: pass its array itself, not a view of it")

@@ -96,6 +96,15 @@ def test_kernel_columns_refuse_phases_not_laid_out_in_c_order():
             kernel_columns(other, 9, 3, 2)
 
 
+@pytest.mark.parametrize("kernel", [(7, 3), (3, 10), (8, 3)])
+def test_kernel_columns_refuse_a_kernel_larger_than_the_rows(kernel):
+    """Views of no output row or column (or an error about negative dimensions) said nothing
+    of what was wrong."""
+    rows = padded_rows(np.random.default_rng(4).standard_normal((2, 2, 6, 9)))
+    with pytest.raises(ValueError, match=rf"a {kernel[0]}x{kernel[1]} kernel does not fit a 6x9"):
+        kernel_columns(stride_phases(rows, 1), 9, kernel)
+
+
 def test_kernel_columns_read_by_the_layout_not_by_numpys_strides_of_axes_of_one():
     """One image of one channel: NumPy may give its axes of length 1 any stride, and a view
     built from those strides read other memory (a whole LeNet5 trained on one 7x7 image,
