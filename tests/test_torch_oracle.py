@@ -45,9 +45,6 @@ def check_layer(layer, torch_fn, x, params=(), dout=None):
         assert_close(layer.grads[k], p.grad, f"gradient of {k}")
 
 
-
-
-
 @pytest.mark.parametrize("split", ["whole", *CONV_SPLITS])
 @pytest.mark.parametrize("cfg", random_configs(12, seed=7) + anisotropic_configs(10, seed=12),
                          ids=lambda cfg: (anisotropic_config_id if isinstance(cfg["stride"], tuple)
