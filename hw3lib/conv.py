@@ -17,7 +17,8 @@ CACHE_BYTES = 256 << 10  # a block of windows this size stays in a core's L2 cac
 MIN_COLUMNS = 256  # but no narrower product blocks: below this BLAS overheads cost more than misses
 # (than 512: 10-24% faster at batch 128 and over, where OpenBLAS ran a 16-filter product at
 # about 190 GFLOP/s 320-384 columns wide and about 120 at 512)
-WINDOW_KEEP_BYTES = 16 << 20  # im2col keeps its windows up to this size in all for backward,
+WINDOW_KEEP_BYTES = 16 << 20  # im2col keeps windows up to this size in all for a weight gradient
+# from windows (WEIGHT_GRADIENT below),
 WINDOW_BAND_BYTES = 2 << 20  # and builds larger ones this much at a time, in one buffer that
 # stays in the cache (training at 3x128x128, batch 32, on an Intel Xeon: the first convolution's
 # forward pass 0.77 of its time, epochs 0.92-0.98; bands of 1 MiB the same, of 512 KiB 0.97-0.99;
@@ -54,11 +55,21 @@ def weight_gradient_from_views():
 
 @functools.lru_cache(maxsize=1)
 def _blas_has_small_kernels():
-    """Whether NumPy's BLAS is OpenBLAS running one of ``SMALL_MATRIX_KERNELS`` (its kernels
-    are chosen once, when it loads)."""
+    """Whether NumPy computes with OpenBLAS (the BLAS its build names) and the OpenBLAS loaded
+    runs one of ``SMALL_MATRIX_KERNELS`` (chosen once, when it loads; threadpoolctl reports
+    it). Another library's OpenBLAS beside a NumPy on MKL does not count."""
+    if "openblas" not in _numpy_blas_name().lower():
+        return False
     return any(lib["internal_api"] == "openblas"
                and str(lib.get("architecture")).lower() in SMALL_MATRIX_KERNELS
                for lib in threadpool_info() if lib["user_api"] == "blas")
+
+
+def _numpy_blas_name():
+    """The BLAS that NumPy was built with, as its build configuration names it
+    (``"scipy-openblas"`` in NumPy's wheels), or ``""`` where it does not say."""
+    blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
+    return str(blas.get("name", ""))
 
 
 class Conv2D(Layer):
@@ -80,10 +91,11 @@ class Conv2D(Layer):
     of the rows (:func:`~hw3lib.im2col.kernel_columns`; with a stride along the width, of one
     copy of them dealt into stride phases), ``kw`` products ``G[oh] @ V[j, oh].T`` with no
     windows. The input gradient goes back through :func:`~hw3lib.im2col.unstack_product` (no
-    zeros multiplied) and :func:`~hw3lib.im2col.fold_windows`. The output is a view whose memory is laid out
-    ``(OH, F, OW, N)``, the layout the next layers, the next ``Conv2D`` and the backward pass
-    read without copying; with the batch innermost, every copy and every elementwise step runs
-    over contiguous runs of ``N`` numbers or more, however narrow the images.
+    zeros multiplied) and :func:`~hw3lib.im2col.fold_windows`. The output is a view whose
+    memory is laid out ``(OH, F, OW, N)``, the layout the next layers, the next ``Conv2D`` and
+    the backward pass read without copying; with the batch innermost, every copy and every
+    elementwise step runs over contiguous runs of ``N`` numbers or more, however narrow the
+    images.
 
     The products run in blocks of output columns sized for the cache (:meth:`_column_blocks`).
     The windows (``kw`` copies of the input) are built block by block and, where the weight

@@ -14,7 +14,9 @@ stacked matrix product over output rows, each as large as the whole batch; the f
 ``kh`` times larger, exists only when ``im2col`` is asked for it. The adjoints
 :func:`unstack_rows` (or :func:`unstack_product`, which folds a product without building it)
 and :func:`fold_windows` carry gradients back. :func:`unfold_width` and :func:`fold_width`
-are the same steps for ``(N, C, H, W)`` arrays.
+are the same steps for ``(N, C, H, W)`` arrays. :func:`kernel_columns` gives the rows of the
+im2col matrix that each kernel column reads as views of the padded rows (over
+:func:`stride_phases` for a stride along the width), without the windows' copies.
 """
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view

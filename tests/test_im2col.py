@@ -229,6 +229,7 @@ def test_the_weight_gradient_reads_views_only_where_openblas_runs_its_small_matr
     from hw3lib import conv
 
     monkeypatch.setattr(conv, "threadpool_info", lambda: blas)
+    monkeypatch.setattr(conv, "_numpy_blas_name", lambda: "scipy-openblas")
     conv._blas_has_small_kernels.cache_clear()
     try:
         assert conv.weight_gradient_from_views() is views
@@ -244,3 +245,20 @@ def test_the_weight_gradient_reads_views_only_where_openblas_runs_its_small_matr
             conv.weight_gradient_from_views()
     finally:
         conv._blas_has_small_kernels.cache_clear()
+
+
+def test_another_librarys_openblas_beside_a_numpy_on_another_blas_does_not_choose_views(monkeypatch):
+    """threadpoolctl reports every BLAS loaded in the process: an OpenBLAS on AVX-512 kernels
+    that another library loaded says nothing of the products of a NumPy built on MKL."""
+    from hw3lib import conv
+
+    skylakex = [{"user_api": "blas", "internal_api": "openblas", "architecture": "SkylakeX"}]
+    monkeypatch.setattr(conv, "threadpool_info", lambda: skylakex)
+    try:
+        for name, views in (("mkl", False), ("accelerate", False), ("", False), ("openblas", True)):
+            monkeypatch.setattr(conv, "_numpy_blas_name", lambda: name)
+            conv._blas_has_small_kernels.cache_clear()
+            assert conv.weight_gradient_from_views() is views, name
+    finally:
+        conv._blas_has_small_kernels.cache_clear()
+    assert "openblas" in conv._numpy_blas_name()  # this NumPy's wheel: scipy-openblas
